@@ -1,0 +1,86 @@
+"""Helpers shared by the benchmarks: MariaDB set-up and JSON results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import pymysql
+from sqlalchemy.engine import URL
+
+HOST = os.environ.get("HYBRIDWB_TEST_MYSQL_HOST", "127.0.0.1")
+RESULTS = Path(__file__).parent / "results"
+
+
+def admin_url(db: str) -> URL:
+    return URL.create(
+        "mysql+pymysql",
+        username="root",
+        host=HOST,
+        port=3306,
+        database=db,
+        query={"charset": "utf8mb4"},
+    )
+
+
+def ro_url(db: str) -> URL:
+    return URL.create(
+        "mysql+pymysql",
+        username="hybridwb_ro",
+        password="hybridwb_ro_pw",
+        host=HOST,
+        port=3306,
+        database=db,
+        query={"charset": "utf8mb4"},
+    )
+
+
+def ensure_sample(db: str, customers: int) -> None:
+    """Load the sample shop into `db` unless it already holds that many customers."""
+    from hybridwb.source.sample import load
+
+    conn = pymysql.connect(host=HOST, user="root", autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4")
+        try:
+            cur.execute(f"SELECT COUNT(*) FROM `{db}`.customers")
+            have = cur.fetchone()[0]
+        except pymysql.err.ProgrammingError:
+            have = 0
+    conn.close()
+    if have != customers:
+        started = time.perf_counter()
+        load(admin_url(db), customers)
+        print(f"loaded {customers:,} customers in {time.perf_counter() - started:.1f} s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": statistics.median(values),
+        "p95": percentile(values, 0.95),
+        "mean": statistics.fmean(values),
+        "n": len(values),
+    }
+
+
+def write(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    data = {
+        "benchmark": name,
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        **data,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    return path

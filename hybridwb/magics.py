@@ -1,0 +1,228 @@
+"""IPython front end: `%load_ext hybridwb`, `%%mysql`, `%%platform`, `%hybridwb`.
+
+Magics parse their input (pure functions below, tested on their own), make one workbench
+call and present the result. Expected errors become `UsageError`: one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from sqlalchemy import text
+
+from hybridwb.errors import HybridwbError
+from hybridwb.source import RowsCut
+from hybridwb.workbench import Workbench, connect
+
+_TEMPLATE_BIND = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*(?:\|\s*(\w+)\s*)?\}\}")
+
+
+@dataclass(frozen=True)
+class CellArgs:
+    output: str | None = None
+    limit: int | None = None
+    timeout: float | None = None
+    explain: bool = False
+    write: bool = False
+
+
+def parse_args(line: str, *, allow_write: bool = False) -> CellArgs:
+    """Parse `-o NAME --limit N --timeout S --explain [--write]` from a magic line."""
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"Cannot read the options: {exc}.") from None
+    values: dict[str, Any] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in ("--explain", "--write"):
+            if word == "--write" and not allow_write:
+                raise UsageError("--write is only for %%platform; the source is read-only.")
+            values[word[2:]] = True
+            i += 1
+            continue
+        if word not in ("-o", "--out", "--limit", "--timeout"):
+            raise UsageError(
+                f"Unknown option {word!r}; use -o NAME, --limit N, --timeout SECONDS, --explain."
+            )
+        if i + 1 >= len(words):
+            raise UsageError(f"{word} needs a value.")
+        value = words[i + 1]
+        if word in ("-o", "--out"):
+            if not value.isidentifier():
+                raise UsageError(f"-o needs a Python name, not {value!r}.")
+            values["output"] = value
+        elif word == "--limit":
+            if not value.isdigit() or int(value) <= 0:
+                raise UsageError(f"--limit needs a positive whole number, not {value!r}.")
+            values["limit"] = int(value)
+        else:
+            try:
+                values["timeout"] = float(value)
+            except ValueError:
+                raise UsageError(f"--timeout needs seconds, not {value!r}.") from None
+            if values["timeout"] <= 0:
+                raise UsageError("--timeout must be more than 0 seconds.")
+        i += 2
+    return CellArgs(**values)
+
+
+def bind_cell(
+    cell: str,
+    namespace: Mapping[str, Any],
+    identifiers: Callable[[], set[str]] | None = None,
+    quote: str = "`",
+) -> tuple[str, dict[str, Any]]:
+    """Turn `:name` and `{{ name }}` into bound parameters taken from the namespace.
+
+    `{{ name | ident }}` splices an identifier, but only one that exists in the live schema
+    (`identifiers()`), quoted; every other value travels as a bound parameter.
+    """
+    known: set[str] | None = None
+
+    def template(match: re.Match[str]) -> str:
+        nonlocal known
+        name, flt = match.group(1), match.group(2)
+        if flt is None:
+            return f":{name}"
+        if flt != "ident":
+            raise UsageError(
+                f"Unknown filter |{flt}; the only filter is |ident (a table or column name)."
+            )
+        if name not in namespace:
+            raise UsageError(f"{name} is not defined in the notebook; set it first.")
+        value = namespace[name]
+        if known is None:
+            known = identifiers() if identifiers else set()
+        if not isinstance(value, str) or value not in known:
+            raise UsageError(
+                f"{value!r} is not a table or column of the source; |ident only takes live names."
+            )
+        return f"{quote}{value}{quote}"
+
+    sql = _TEMPLATE_BIND.sub(template, cell)
+    names = set(text(sql)._bindparams)
+    missing = sorted(n for n in names if n not in namespace)
+    if missing:
+        raise UsageError(
+            f":{missing[0]} is not defined in the notebook; set {missing[0]} = ... first."
+        )
+    return sql, {n: namespace[n] for n in names}
+
+
+@magics_class
+class HybridwbMagics(Magics):
+    def __init__(self, shell: Any, wb: Workbench) -> None:
+        super().__init__(shell)
+        self.wb = wb
+
+    def _present(self, df: Any, args: CellArgs) -> Any:
+        meta = df.attrs.get("hybridwb", {})
+        note = " (cut at the row cap)" if meta.get("truncated") else ""
+        print(f"{meta.get('rows', len(df)):,} rows in {meta.get('elapsed_ms', 0):.1f} ms{note}")
+        if args.output:
+            self.shell.user_ns[args.output] = df
+        return df
+
+    @cell_magic
+    def mysql(self, line: str, cell: str) -> Any:
+        """Run read-only SQL (MySQL dialect) on the source: -o NAME --limit N --timeout S --explain."""
+        args = parse_args(line)
+        source = self.wb.source
+        try:
+            sql, params = bind_cell(cell, self.shell.user_ns, lambda: _live_identifiers(self.wb))
+            if args.explain:
+                sql = "EXPLAIN " + sql
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RowsCut)  # _present says it in the output
+                df = source.sql(sql, params, limit=args.limit, timeout=args.timeout)
+        except HybridwbError as exc:
+            raise UsageError(str(exc)) from None
+        return self._present(df, args)
+
+    @cell_magic
+    def platform(self, line: str, cell: str) -> Any:
+        """Run SQL on the platform store; statements that write need --write."""
+        args = parse_args(line, allow_write=True)
+        try:
+            sql, params = bind_cell(cell, self.shell.user_ns)
+            df = self.wb.store.sql(sql, params, write=args.write, limit=args.limit)
+        except HybridwbError as exc:
+            raise UsageError(str(exc)) from None
+        return self._present(df, args)
+
+    @line_magic("platform")
+    def platform_line(self, line: str) -> Any:
+        """%platform workflows|templates|variables|mappings|runs — list them."""
+        what = line.strip()
+        try:
+            return self.wb.store.listing(what)
+        except HybridwbError as exc:
+            raise UsageError(str(exc)) from None
+
+    @line_magic
+    def hybridwb(self, line: str) -> Any:
+        """%hybridwb status | doctor | flush"""
+        what = line.strip() or "status"
+        try:
+            if what == "status":
+                print(self.wb.status_line())
+                return None
+            if what == "doctor":
+                from hybridwb.doctor import run_doctor
+
+                report = run_doctor(self.wb)
+                print(report.render())
+                return None
+        except HybridwbError as exc:
+            raise UsageError(str(exc)) from None
+        raise UsageError(f"Unknown command {what!r}; use status or doctor.")
+
+
+def _live_identifiers(wb: Workbench) -> set[str]:
+    names = set(wb.source.table_names())
+    for table in list(names):
+        names.update(wb.source.column_names(table))
+    return names
+
+
+def register_jupysql(wb: Workbench) -> bool:
+    """Give jupysql the same guarded engine under the alias `mysql`, when jupysql is there."""
+    try:
+        from sql.connection import ConnectionManager
+    except ImportError:
+        return False
+    ConnectionManager.set(wb.source.engine, displaycon=False, alias="mysql")
+    return True
+
+
+def load(ipython: Any, wb: Workbench | None = None) -> Workbench:
+    try:
+        wb = wb if wb is not None else connect()
+    except HybridwbError as exc:
+        raise UsageError(str(exc)) from None
+    ipython.register_magics(HybridwbMagics(ipython, wb))
+    ipython.user_ns.setdefault("wb", wb)
+    print(wb.status_line())
+    try:
+        register_jupysql(wb)
+    except Exception as exc:  # jupysql is optional; say why it is not wired
+        print(f"hybridwb: jupysql not registered ({type(exc).__name__}); %%mysql works.")
+    return wb
+
+
+def unload(ipython: Any) -> None:
+    wb = ipython.user_ns.get("wb")
+    if isinstance(wb, Workbench):
+        wb.close()
+
+
+__all__ = ["CellArgs", "HybridwbMagics", "bind_cell", "load", "parse_args"]

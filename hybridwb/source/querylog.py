@@ -1,0 +1,75 @@
+"""QueryLog: one entry per statement, with the original platform's fields.
+
+Entries hold the *normalized* statement (literals replaced by `?`), so no customer data
+lands in a log. The log buffers in memory and hands batches to a sink (the platform store
+persists them); it never makes a round trip per query.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class QueryLogEntry:
+    database: str
+    query: str
+    executionTime: float
+    resultCount: int
+    status: str  # success | error
+    errorMessage: str | None = None
+    kind: str = "mysql"
+    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class QueryLogSink(Protocol):
+    def write_query_logs(self, entries: list[QueryLogEntry]) -> None: ...
+
+
+class QueryLog:
+    """A bounded in-memory log that flushes to a sink in batches."""
+
+    def __init__(self, maxlen: int = 10_000, batch_size: int = 200) -> None:
+        self.entries: deque[QueryLogEntry] = deque(maxlen=maxlen)
+        self._pending: list[QueryLogEntry] = []
+        self.batch_size = batch_size
+        self.sink: QueryLogSink | None = None
+        self._lock = threading.Lock()
+
+    def record(self, entry: QueryLogEntry) -> None:
+        with self._lock:
+            self.entries.append(entry)
+            if self.sink is None:
+                return
+            self._pending.append(entry)
+            if len(self._pending) < self.batch_size:
+                return
+            batch, self._pending = self._pending, []
+        self._write(batch)
+
+    def flush(self) -> int:
+        """Hand what is pending to the sink; returns how many entries were written."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if batch:
+            self._write(batch)
+        return len(batch)
+
+    def _write(self, batch: list[QueryLogEntry]) -> None:
+        assert self.sink is not None
+        try:
+            self.sink.write_query_logs(batch)
+        except Exception:
+            # logging must never break a query; keep the batch for the next flush
+            with self._lock:
+                self._pending[:0] = batch
+
+    def __len__(self) -> int:
+        return len(self.entries)

@@ -1,0 +1,121 @@
+"""The workbench: one object holding config, source, store and mappings (the public API)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from hybridwb.config import Settings, load_settings
+from hybridwb.source import ConnectionInfo, QueryLog, Source
+
+if TYPE_CHECKING:
+    from hybridwb.platform.store import Store
+
+
+class Workbench:
+    """Everything an analyst or a scheduled run needs, reached from one object.
+
+    Constructing it does no I/O: connections open on first use.
+    """
+
+    def __init__(self, settings: Settings, *, source: Source | None = None) -> None:
+        self.settings = settings
+        self.querylog = QueryLog()
+        self.source = (
+            source if source is not None else Source.from_settings(settings, self.querylog)
+        )
+        self.source.querylog = self.querylog
+
+    def __repr__(self) -> str:
+        return f"Workbench(source={self.source!r}, store={self.store_description!r})"
+
+    # -- source ----------------------------------------------------------------------------
+    def sql(
+        self,
+        query: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        timeout: float | None = None,
+    ) -> pd.DataFrame:
+        """Run one read-only statement on the source (MySQL dialect, `:name` binds)."""
+        return self.source.sql(query, params, limit=limit, timeout=timeout)
+
+    def test_connection(self) -> ConnectionInfo:
+        """Reach the source and report flavour, version, latency, read-only state and grants."""
+        return self.source.test_connection()
+
+    def ensure_sample(self, customers: int | None = None, *, rebuild: bool = False) -> Path | None:
+        """Build the embedded sample source when it is the configured source and missing."""
+        if not self.settings.source_is_sample:
+            return None
+        path = self.settings.sample_path
+        if rebuild or not path.is_file():
+            from hybridwb.source.sample import build_sqlite
+
+            self.source.close()
+            build_sqlite(path, customers or self.settings.sample_customers)
+        return path
+
+    # -- store -----------------------------------------------------------------------------
+    @cached_property
+    def store(self) -> Store:
+        """The platform store (SQLite, Postgres or Supabase REST), opened on first use."""
+        from hybridwb.platform.store import open_store
+
+        store = open_store(self.settings)
+        self.querylog.sink = store
+        return store
+
+    @property
+    def store_description(self) -> str:
+        url = self.settings.store_sqlalchemy_url()
+        if url is None:
+            return f"supabase-rest:{self.settings.supabase_url}"
+        return url.render_as_string(hide_password=True)
+
+    # -- presentation ----------------------------------------------------------------------
+    def status_line(self) -> str:
+        """One short line: where the source and store are and whether the source is safe."""
+        info = self.test_connection()
+        if info.status != "ok":
+            return f"hybridwb: source FAILED — {info.error}"
+        safety = "read-only" if info.read_only else "NOT read-only"
+        if info.can_write:
+            safety += ", account CAN WRITE: " + ", ".join(info.write_privileges[:3])
+        where = "embedded sample" if self.settings.source_is_sample else repr(self.source)[8:-2]
+        return (
+            f"hybridwb: source {info.flavour} {info.version.split('-')[0]} ({where}, {safety}, "
+            f"{info.latency_ms:.0f} ms) · store {self.store_description}"
+        )
+
+    def close(self) -> None:
+        self.querylog.flush()
+        self.source.close()
+        if "store" in self.__dict__:
+            self.store.close()
+
+
+def connect(
+    source: str | None = None,
+    store: str | None = None,
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    **settings: Any,
+) -> Workbench:
+    """Build a workbench from arguments, environment, `.env` and `[tool.hybridwb]`.
+
+    With nothing configured the source is the embedded sample shop (built on first use)
+    and the store an SQLite file under `.hybridwb/`.
+    """
+    loaded = load_settings(
+        Path(cwd) if cwd is not None else None, env, source_url=source, store_url=store, **settings
+    )
+    wb = Workbench(loaded)
+    wb.ensure_sample()
+    return wb

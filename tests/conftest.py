@@ -1,0 +1,120 @@
+"""Shared fixtures: a clean environment, the sample shop on SQLite and on real MariaDB."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+from sqlalchemy.engine import URL
+
+from hybridwb.source.sample import build_sqlite, load
+
+MYSQL_HOST = os.environ.get("HYBRIDWB_TEST_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("HYBRIDWB_TEST_MYSQL_PORT", "3306"))
+RO_USER = os.environ.get("HYBRIDWB_TEST_MYSQL_RO_USER", "hybridwb_ro")
+RO_PASSWORD = os.environ.get("HYBRIDWB_TEST_MYSQL_RO_PASSWORD", "hybridwb_ro_pw")
+PG_URL = os.environ.get("HYBRIDWB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/")
+CLEARED_PREFIXES = ("MYSQL_", "SUPABASE_", "HYBRIDWB_", "NEXT_PUBLIC_SUPABASE_")
+SAMPLE_CUSTOMERS = 2000
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's configuration; each works in its own directory."""
+    for name in list(os.environ):
+        if name.startswith(CLEARED_PREFIXES) and not name.startswith("HYBRIDWB_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sample") / "sample.db"
+    build_sqlite(path, SAMPLE_CUSTOMERS)
+    return path
+
+
+def _admin() -> pymysql.Connection:
+    try:
+        return pymysql.connect(
+            host=MYSQL_HOST,
+            port=MYSQL_PORT,
+            user="root",
+            password="",
+            charset="utf8mb4",
+            autocommit=True,
+        )
+    except pymysql.err.OperationalError as exc:  # pragma: no cover - the set-up script prevents it
+        pytest.fail(
+            f"MariaDB is not reachable at {MYSQL_HOST}:{MYSQL_PORT} ({exc}); run `make services`."
+        )
+
+
+def admin_url(database: str) -> URL:
+    return URL.create(
+        "mysql+pymysql",
+        username="root",
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        database=database,
+        query={"charset": "utf8mb4"},
+    )
+
+
+def ro_url(database: str) -> URL:
+    return URL.create(
+        "mysql+pymysql",
+        username=RO_USER,
+        password=RO_PASSWORD,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        database=database,
+        query={"charset": "utf8mb4"},
+    )
+
+
+@pytest.fixture(scope="session")
+def mysql_db() -> Iterator[str]:
+    """A MariaDB database with the sample shop, created for this test session and dropped after."""
+    name = f"hybridwb_t_{uuid.uuid4().hex[:8]}"
+    conn = _admin()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        load(admin_url(name), SAMPLE_CUSTOMERS)
+        yield name
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+@pytest.fixture
+def mysql_admin() -> Iterator[pymysql.Connection]:
+    conn = _admin()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_db() -> Iterator[URL]:
+    """A PostgreSQL database for this test session, dropped after."""
+    import psycopg
+
+    name = f"hybridwb_t_{uuid.uuid4().hex[:8]}"
+    base = URL.create("postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432)
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.set(database=name)
+    finally:
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,59 @@
+"""The `hybridwb` command: every command has help; the demo runs on a fresh directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from hybridwb.cli import main
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, cmd in group.commands.items():
+        found.append((*prefix, name))
+        if isinstance(cmd, click.Group):
+            found.extend(all_commands(cmd, (*prefix, name)))
+    return found
+
+
+@pytest.mark.parametrize("path", all_commands(main), ids=" ".join)
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+    cmd = main
+    for name in path:
+        cmd = cmd.commands[name]
+    assert cmd.help, f"{' '.join(path)} has no help text"
+
+
+def test_demo_builds_the_sample_and_runs_queries(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--customers", "300"])
+    assert result.exit_code == 0, result.output
+    assert "Customers by grade" in result.output
+    assert "read-only" in result.output
+    assert (tmp_path / ".hybridwb" / "sample.db").is_file()
+
+
+def test_test_connection_json(tmp_path: Path, sample_db: Path) -> None:
+    (tmp_path / ".hybridwb").mkdir()
+    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
+    result = CliRunner().invoke(main, ["test-connection", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["status"] == "ok" and info["read_only"] is True
+
+
+def test_unreachable_source_exits_non_zero_without_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HYBRIDWB_SOURCE_URL", "mysql+pymysql://u:pw-secret@127.0.0.1:3399/x")
+    result = CliRunner().invoke(main, ["test-connection"])
+    assert result.exit_code == 1
+    assert "Cannot reach MySQL" in result.output
+    assert "Traceback" not in result.output and "pw-secret" not in result.output

@@ -1,0 +1,146 @@
+"""%load_ext hybridwb and %%mysql through a real InteractiveShell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+import hybridwb
+from hybridwb.magics import bind_cell, load, parse_args
+from tests.conftest import ro_url
+
+
+class RaisingShell(InteractiveShell):
+    """A shell whose cells raise their errors, so tests see them."""
+
+    def run_cell(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        result = super().run_cell(*args, **kwargs)
+        result.raise_error()
+        return result
+
+
+@pytest.fixture
+def shell(sample_db: Path, tmp_path: Path) -> RaisingShell:
+    sh = RaisingShell()
+    home = tmp_path / ".hybridwb"
+    home.mkdir()
+    (home / "sample.db").write_bytes(sample_db.read_bytes())
+    sh.run_cell("%load_ext hybridwb")
+    yield sh
+    sh.run_cell("%unload_ext hybridwb")
+    RaisingShell.clear_instance()
+
+
+def test_load_ext_prints_one_status_line(
+    shell: RaisingShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.run_cell("%hybridwb status")
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("hybridwb: source SQLite") and "read-only" in out
+    assert len(out.splitlines()) == 1
+
+
+def test_mysql_cell_binds_from_the_namespace(shell: RaisingShell) -> None:
+    shell.run_cell("grade = 'VIP'")
+    shell.run_cell("%%mysql -o vip\nSELECT customer_id, grade FROM customers WHERE grade = :grade")
+    vip = shell.user_ns["vip"]
+    assert isinstance(vip, pd.DataFrame) and set(vip["grade"]) == {"VIP"}
+
+
+def test_template_braces_bind_too(shell: RaisingShell) -> None:
+    shell.run_cell("g = 'GOLD'")
+    result = shell.run_cell("%%mysql --limit 5\nSELECT grade FROM customers WHERE grade = {{ g }}")
+    assert set(result.result["grade"]) == {"GOLD"}
+    assert len(result.result) == 5
+
+
+def test_value_that_looks_like_sql_stays_a_value(shell: RaisingShell) -> None:
+    shell.run_cell("evil = \"x' OR '1'='1\"")
+    result = shell.run_cell("%%mysql\nSELECT * FROM customers WHERE name = {{ evil }}")
+    assert len(result.result) == 0
+
+
+def test_ident_filter_only_takes_live_names(shell: RaisingShell) -> None:
+    shell.run_cell("col = 'grade'")
+    result = shell.run_cell("%%mysql\nSELECT {{ col | ident }} FROM customers LIMIT 2")
+    assert list(result.result.columns) == ["grade"]
+    shell.run_cell("col = 'grade; DROP TABLE customers'")
+    with pytest.raises(UsageError, match="not a table or column"):
+        shell.run_cell("%%mysql\nSELECT {{ col | ident }} FROM customers")
+
+
+def test_expected_errors_are_usage_errors_without_traceback(shell: RaisingShell) -> None:
+    with pytest.raises(UsageError, match="Refused"):
+        shell.run_cell("%%mysql\nDELETE FROM customers")
+    with pytest.raises(UsageError, match="not defined in the notebook"):
+        shell.run_cell("%%mysql\nSELECT * FROM customers WHERE grade = :nope")
+    with pytest.raises(UsageError, match="empty"):
+        shell.run_cell("%%mysql\n   ")
+
+
+def test_explain_option_shows_the_plan(shell: RaisingShell) -> None:
+    result = shell.run_cell("%%mysql --explain\nSELECT * FROM customers WHERE customer_id = 1")
+    assert len(result.result) >= 1
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("--limit x", "positive whole number"),
+        ("-o 1x", "Python name"),
+        ("--bogus", "Unknown option"),
+        ("--timeout", "needs a value"),
+        ("--timeout -1", "more than 0"),
+        ("--write", "only for %%platform"),
+    ],
+    ids=["limit", "out", "unknown", "no-value", "negative-timeout", "write"],
+)
+def test_bad_options_are_explained(line: str, words: str) -> None:
+    with pytest.raises(UsageError, match=words):
+        parse_args(line)
+
+
+def test_parse_args_reads_every_option() -> None:
+    args = parse_args("-o df --limit 10 --timeout 2.5 --explain")
+    assert (args.output, args.limit, args.timeout, args.explain) == ("df", 10, 2.5, True)
+
+
+def test_bind_cell_is_pure() -> None:
+    sql, params = bind_cell(
+        "SELECT * FROM t WHERE a = {{ x }} AND b = :y AND c = '12:30'",
+        {"x": 1, "y": "z", "other": 3},
+    )
+    assert sql == "SELECT * FROM t WHERE a = :x AND b = :y AND c = '12:30'"
+    assert params == {"x": 1, "y": "z"}
+
+
+@pytest.mark.mysql
+def test_mysql_magic_on_mariadb(mysql_db: str, tmp_path: Path) -> None:
+    sh = RaisingShell()
+    try:
+        load(sh, hybridwb.connect(source=ro_url(mysql_db).render_as_string(hide_password=False)))
+        sh.run_cell("ids = [1, 2, 3]")
+        result = sh.run_cell(
+            "%%mysql\nSELECT customer_id FROM customers WHERE customer_id IN :ids ORDER BY 1"
+        )
+        assert result.result["customer_id"].tolist() == [1, 2, 3]
+        with pytest.raises(UsageError, match="READ ONLY|Refused"):
+            sh.run_cell("%%mysql\nSELECT * FROM customers FOR UPDATE")
+    finally:
+        RaisingShell.clear_instance()
+
+
+def test_jupysql_gets_the_same_guarded_engine(shell: RaisingShell) -> None:
+    from sql.connection import ConnectionManager
+
+    assert "mysql" in ConnectionManager.connections
+    shell.run_cell("%load_ext sql")
+    shell.run_cell("%sql mysql")
+    result = shell.run_cell("%sql SELECT COUNT(*) AS n FROM customers")
+    assert list(result.result.dict()["n"]) == [2000]
+    with pytest.raises(Exception, match="Refused"):
+        shell.run_cell("%sql DELETE FROM customers")
