@@ -49,6 +49,25 @@ def test_connection(as_json: bool) -> None:
 
 
 @main.command()
+@click.option(
+    "--sql", "as_sql", is_flag=True, help="Print the Postgres SQL instead of applying it."
+)
+@friendly
+def init(as_sql: bool) -> None:
+    """Create or upgrade the platform store's schema and seed data (idempotent)."""
+    if as_sql:
+        from hybridwb.platform.migrate import sql_script
+
+        click.echo(sql_script())
+        return
+    report = hybridwb.connect().store.init()
+    click.echo(
+        f"store schema {report['from'] or 'none'} -> {report['to']} on {report['backend']}; "
+        f"{report['seeded']} seed rows added"
+    )
+
+
+@main.command()
 @click.option("--customers", default=10_000, show_default=True, help="Sample shop size.")
 @friendly
 def demo(customers: int) -> None:

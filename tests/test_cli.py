@@ -57,3 +57,16 @@ def test_unreachable_source_exits_non_zero_without_traceback(
     assert result.exit_code == 1
     assert "Cannot reach MySQL" in result.output
     assert "Traceback" not in result.output and "pw-secret" not in result.output
+
+
+def test_init_twice_changes_nothing_the_second_time() -> None:
+    first = CliRunner().invoke(main, ["init"])
+    second = CliRunner().invoke(main, ["init"])
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert "0 seed rows added" in second.output
+
+
+def test_init_sql_prints_the_migration() -> None:
+    result = CliRunner().invoke(main, ["init", "--sql"])
+    assert result.exit_code == 0
+    assert "CREATE TABLE workflows" in result.output

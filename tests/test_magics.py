@@ -144,3 +144,25 @@ def test_jupysql_gets_the_same_guarded_engine(shell: RaisingShell) -> None:
     assert list(result.result.dict()["n"]) == [2000]
     with pytest.raises(Exception, match="Refused"):
         shell.run_cell("%sql DELETE FROM customers")
+
+
+def test_platform_magic_reads_and_guards_writes(shell: RaisingShell) -> None:
+    result = shell.run_cell(
+        "%%platform -o tpl\nSELECT name, message_type FROM message_templates ORDER BY name"
+    )
+    assert len(shell.user_ns["tpl"]) == 2 and list(result.result.columns) == [
+        "name",
+        "message_type",
+    ]
+    with pytest.raises(UsageError, match="--write"):
+        shell.run_cell("%%platform\nDELETE FROM message_templates")
+    shell.run_cell("n = '가입 환영 (SMS)'")
+    shell.run_cell(
+        "%%platform --write\nUPDATE message_templates SET usage_count = 5 WHERE name = :n"
+    )
+    assert shell.run_cell("%platform templates").result["usage_count"].max() == 5
+
+
+def test_platform_listing_rejects_unknown_names(shell: RaisingShell) -> None:
+    with pytest.raises(UsageError, match="Unknown listing"):
+        shell.run_cell("%platform everything")

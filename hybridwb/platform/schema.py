@@ -1,0 +1,211 @@
+"""The platform store's schema, defined once for every backend.
+
+The original platform's tables keep their columns (`workflows`, `message_templates`); the
+workbench adds what it needs. JSON is JSONB on Postgres; ids are UUIDs everywhere.
+Alembic migrations under `migrations/` move a database forward to this shape.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _id() -> Column:
+    return Column("id", Uuid, primary_key=True, default=uuid.uuid4)
+
+
+def _created() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False, default=now)
+
+
+def _updated() -> Column:
+    return Column("updated_at", DateTime(timezone=True), nullable=False, default=now, onupdate=now)
+
+
+workflows = Table(
+    "workflows",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text),
+    Column("status", String(20), nullable=False, default="draft"),
+    Column("trigger_type", String(20), nullable=False, default="manual"),
+    Column("trigger_config", Json, nullable=False, default=dict),
+    Column("target_config", Json, nullable=False, default=dict),
+    Column("message_config", Json, nullable=False, default=dict),
+    Column("variables", Json, nullable=False, default=dict),
+    Column("schedule_config", Json, nullable=False, default=dict),
+    Column("notebook", String(300)),
+    _created(),
+    _updated(),
+)
+
+template_categories = Table(
+    "template_categories",
+    metadata,
+    _id(),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("description", Text),
+    _created(),
+)
+
+message_templates = Table(
+    "message_templates",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("category", String(100)),
+    Column("message_type", String(20), nullable=False, default="SMS"),
+    Column("content", Text, nullable=False),
+    Column("variables", Json, nullable=False, default=list),
+    Column("usage_count", Integer, nullable=False, default=0),
+    _created(),
+    _updated(),
+)
+
+table_mappings = Table(
+    "table_mappings",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False),
+    Column("config", Json, nullable=False),
+    Column("is_active", Boolean, nullable=False, default=True),
+    Column("version", Integer, nullable=False, default=1),
+    _created(),
+    _updated(),
+    UniqueConstraint("name", "version", name="uq_table_mappings_name_version"),
+)
+
+individual_variables = Table(
+    "individual_variables",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("source_type", String(20), nullable=False),  # field | constant | expression
+    Column("source", Text, nullable=False),
+    Column("default_value", Text),
+    Column("fallback_value", Text),
+    Column("formatter", String(100)),
+    Column("description", Text),
+    Column("usage_count", Integer, nullable=False, default=0),
+    Column("last_used_at", DateTime(timezone=True)),
+    _created(),
+    _updated(),
+)
+
+workflow_runs = Table(
+    "workflow_runs",
+    metadata,
+    _id(),
+    Column("workflow_id", Uuid, ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(20), nullable=False, default="queued"),
+    Column("parameters", Json, nullable=False, default=dict),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("target_count", Integer, nullable=False, default=0),
+    Column("rendered_count", Integer, nullable=False, default=0),
+    Column("skipped_count", Integer, nullable=False, default=0),
+    Column("failed_count", Integer, nullable=False, default=0),
+    Column("sent_count", Integer, nullable=False, default=0),
+    Column("missing_variables", Json, nullable=False, default=list),
+    Column("stats", Json, nullable=False, default=dict),
+    Column("report_path", String(500)),
+    Column("error", Text),
+    _created(),
+    Index("ix_workflow_runs_workflow", "workflow_id", "created_at"),
+)
+
+send_records = Table(
+    "send_records",
+    metadata,
+    _id(),
+    Column("run_id", Uuid, ForeignKey("workflow_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("workflow_id", Uuid, nullable=False),
+    Column("target_key", String(200), nullable=False),
+    Column("recipient", String(300)),
+    Column("channel", String(20), nullable=False, default="outbox"),
+    Column("content", Text),
+    Column("status", String(20), nullable=False, default="queued"),
+    Column("error", Text),
+    _created(),
+    UniqueConstraint("run_id", "target_key", name="uq_send_records_run_target"),
+)
+
+query_logs = Table(
+    "query_logs",
+    metadata,
+    _id(),
+    Column("timestamp", DateTime(timezone=True), nullable=False, default=now),
+    Column("database", String(200)),
+    Column("query", Text, nullable=False),
+    Column("execution_time", Float, nullable=False),
+    Column("result_count", Integer, nullable=False, default=0),
+    Column("status", String(20), nullable=False),
+    Column("error_message", Text),
+    Column("kind", String(30), nullable=False, default="mysql"),
+    Index("ix_query_logs_timestamp", "timestamp"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    _id(),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("entity", String(60), nullable=False),
+    Column("entity_id", String(64)),
+    Column("before", Json),
+    Column("after", Json),
+    Column("at", DateTime(timezone=True), nullable=False, default=now),
+    Index("ix_audit_log_entity", "entity", "entity_id"),
+)
+
+user_settings = Table(
+    "user_settings",
+    metadata,
+    _id(),
+    Column("user_name", String(200), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("value", Json),
+    _updated(),
+    UniqueConstraint("user_name", "key", name="uq_user_settings_user_key"),
+)
+
+schedule_locks = Table(
+    "schedule_locks",
+    metadata,
+    Column("workflow_id", Uuid, primary_key=True),
+    Column("scheduled_for", DateTime(timezone=True), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("run_id", Uuid),
+    Column("locked_at", DateTime(timezone=True), nullable=False, default=now),
+)
+
+TABLES = [t.name for t in metadata.sorted_tables]

@@ -1,0 +1,224 @@
+"""`Store`: the platform's own database behind one interface, whatever the backend."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pandas as pd
+import sqlglot
+from sqlalchemy import bindparam, text
+from sqlalchemy.exc import DBAPIError
+from sqlglot import exp
+
+from hybridwb.config import Settings
+from hybridwb.errors import BindError, StoreError, ValidationError
+from hybridwb.platform import migrate
+from hybridwb.platform.backend import Backend, Op, SqlBackend
+from hybridwb.platform.repos import Mappings, Runs, Templates, Variables, Workflows
+from hybridwb.platform.schema import now
+from hybridwb.source.querylog import QueryLogEntry
+
+SEED_CATEGORIES = [
+    ("welcome", "가입 환영"),
+    ("renewal", "구독 갱신 안내"),
+    ("payment", "결제 안내"),
+    ("marketing", "마케팅"),
+]
+SEED_TEMPLATES = [
+    {
+        "name": "가입 환영 (SMS)",
+        "category": "welcome",
+        "message_type": "SMS",
+        "content": "{{ 고객명 }}님, 가입을 환영합니다!",
+        "variables": ["고객명"],
+    },
+    {
+        "name": "구독 만료 안내 (알림톡)",
+        "category": "renewal",
+        "message_type": "alimtalk",
+        "content": "#{고객명}님, 구독이 #{만료일}에 만료됩니다. 갱신을 원하시면 앱에서 확인해 주세요.",
+        "variables": ["고객명", "만료일"],
+    },
+]
+LISTINGS = {
+    "workflows": ("workflows", ["name", "status", "trigger_type", "updated_at"]),
+    "templates": (
+        "message_templates",
+        ["name", "category", "message_type", "usage_count", "updated_at"],
+    ),
+    "variables": (
+        "individual_variables",
+        ["name", "source_type", "source", "usage_count", "last_used_at"],
+    ),
+    "mappings": ("table_mappings", ["name", "version", "is_active", "updated_at"]),
+    "runs": (
+        "workflow_runs",
+        ["id", "workflow_id", "status", "target_count", "sent_count", "created_at"],
+    ),
+}
+
+
+class Store:
+    """Workflows, templates, variables, mappings, runs, logs. Constructing it does no I/O."""
+
+    def __init__(self, backend: Backend, actor: str | None = None) -> None:
+        self.backend = backend
+        self.workflows = Workflows(backend, actor)
+        self.templates = Templates(backend, actor)
+        self.variables = Variables(backend, actor)
+        self.mappings = Mappings(backend, actor)
+        self.runs = Runs(backend)
+
+    def __repr__(self) -> str:
+        return f"Store({self.backend.name})"
+
+    @property
+    def is_sql(self) -> bool:
+        return isinstance(self.backend, SqlBackend)
+
+    def _sql_backend(self, what: str) -> SqlBackend:
+        if not isinstance(self.backend, SqlBackend):
+            raise StoreError(
+                f"{what} needs a SQL connection to the store; set SUPABASE_DB_URL "
+                "(Supabase: Project Settings -> Database -> Connection string)."
+            )
+        return self.backend
+
+    # -- schema ----------------------------------------------------------------------------
+    def init(self, seed: bool = True) -> dict[str, Any]:
+        """Create or upgrade the schema and seed it; running it twice changes nothing."""
+        backend = self._sql_backend("hybridwb init")
+        with backend.errors(), backend.engine.begin() as conn:
+            before, after = migrate.upgrade(conn)
+        seeded = self.seed() if seed else 0
+        return {"from": before, "to": after, "seeded": seeded, "backend": backend.name}
+
+    def schema_version(self) -> str | None:
+        backend = self._sql_backend("Reading the schema version")
+        with backend.errors(), backend.engine.connect() as conn:
+            return migrate.current(conn)
+
+    def seed(self) -> int:
+        """Template categories and example templates, each added only when missing."""
+        added = 0
+        ops: list[Op] = []
+        for name, description in SEED_CATEGORIES:
+            if not self.backend.select("template_categories", {"name": name}):
+                ops.append(
+                    Op(
+                        "insert",
+                        "template_categories",
+                        {
+                            "id": uuid.uuid4(),
+                            "name": name,
+                            "description": description,
+                            "created_at": now(),
+                        },
+                    )
+                )
+        if ops:
+            self.backend.apply(ops)
+            added += len(ops)
+        for template in SEED_TEMPLATES:
+            if not self.backend.select("message_templates", {"name": template["name"]}):
+                self.templates.create(**template)
+                added += 1
+        return added
+
+    # -- logs ------------------------------------------------------------------------------
+    def write_query_logs(self, entries: list[QueryLogEntry]) -> None:
+        """Persist a batch of QueryLog entries in one round trip."""
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "timestamp": e.timestamp,
+                "database": e.database,
+                "query": e.query,
+                "execution_time": e.executionTime,
+                "result_count": e.resultCount,
+                "status": e.status,
+                "error_message": e.errorMessage,
+                "kind": e.kind,
+            }
+            for e in entries
+        ]
+        self.backend.insert_ignore("query_logs", rows, ["id"])
+
+    # -- SQL and listings ------------------------------------------------------------------
+    def sql(
+        self,
+        query: str,
+        params: dict[str, Any] | None = None,
+        *,
+        write: bool = False,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Run SQL on the store; statements that change anything need write=True."""
+        backend = self._sql_backend("%%platform")
+        if not query or not query.strip():
+            raise ValidationError("The query is empty; write one SQL statement.")
+        dialect = "postgres" if backend.name == "postgresql" else "sqlite"
+        try:
+            statements = [s for s in sqlglot.parse(query, read=dialect) if s is not None]
+        except sqlglot.errors.SqlglotError:
+            statements = []
+        reads = all(
+            isinstance(s, exp.Select | exp.SetOperation | exp.Show | exp.Describe)
+            and not s.find(exp.Insert, exp.Update, exp.Delete)
+            for s in statements
+        )
+        if len(statements) != 1:
+            raise ValidationError("Write exactly one statement per %%platform cell.")
+        if not reads and not write:
+            raise ValidationError("This statement changes the store; add --write to run it.")
+        clause = text(query)
+        names = set(clause._bindparams)
+        params = {k: v for k, v in (params or {}).items() if k in names}
+        missing = sorted(names - params.keys())
+        if missing:
+            raise BindError(f":{missing[0]} has no value; define it first.")
+        lists = [
+            bindparam(k, expanding=True) for k, v in params.items() if isinstance(v, list | tuple)
+        ]
+        if lists:
+            clause = clause.bindparams(*lists)
+        try:
+            with backend.errors(), backend.engine.begin() as conn:
+                result = conn.execute(clause, params)
+                if result.returns_rows:
+                    rows = result.fetchmany(limit) if limit else result.fetchall()
+                    df = pd.DataFrame.from_records(
+                        [tuple(r) for r in rows], columns=list(result.keys())
+                    )
+                else:
+                    df = pd.DataFrame({"rows_affected": [result.rowcount]})
+        except DBAPIError as exc:  # pragma: no cover - errors() translates
+            raise StoreError(str(exc.orig)) from exc
+        df.attrs["hybridwb"] = {"rows": len(df), "elapsed_ms": 0.0, "truncated": False}
+        return df
+
+    def listing(self, what: str) -> pd.DataFrame:
+        """`%platform workflows|templates|variables|mappings|runs` as a DataFrame."""
+        if what not in LISTINGS:
+            raise ValidationError(f"Unknown listing {what!r}; use one of {', '.join(LISTINGS)}.")
+        table, cols = LISTINGS[what]
+        rows = self.backend.select(table, order_by="created_at", desc=True, limit=1000)
+        return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def open_store(settings: Settings, actor: str | None = None) -> Store:
+    """The store the settings name: a SQL URL when given, else Supabase REST, else SQLite."""
+    url = settings.store_sqlalchemy_url()
+    secrets = settings.secret_values()
+    if url is None:
+        from hybridwb.platform.rest import RestBackend
+
+        return Store(RestBackend.from_settings(settings), actor)
+    store = Store(SqlBackend(url, secrets), actor)
+    if url.get_backend_name() == "sqlite":
+        store.init()  # the embedded store is ours to create
+    return store

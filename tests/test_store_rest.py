@@ -1,0 +1,211 @@
+"""Contract tests for the Supabase REST backend.
+
+No PostgREST server runs here, so these tests check, at the HTTP seam (respx), the exact
+requests supabase-py sends for every store operation, and how answers are handled.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import respx
+
+from hybridwb.errors import AuthError, StoreError, ValidationError
+from hybridwb.platform.rest import RestBackend
+from hybridwb.platform.store import Store
+
+BASE = "https://proj.supabase.co"
+REST = f"{BASE}/rest/v1"
+SERVICE_KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJl"
+ANON_KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.YW5vbnNpZw"
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=REST, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store(
+        RestBackend(BASE, SERVICE_KEY, "SUPABASE_SERVICE_ROLE_KEY", base_delay=0), actor="tester"
+    )
+
+
+def query(request: httpx.Request) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(str(request.url)).query)
+
+
+def prefer(request: httpx.Request) -> set[str]:
+    return {p.strip() for p in request.headers.get("prefer", "").split(",") if p.strip()}
+
+
+def test_get_by_name_is_a_filtered_select(api: respx.MockRouter, store: Store) -> None:
+    wid = str(uuid.uuid4())
+    route = api.get("/workflows").respond(200, json=[{"id": wid, "name": "welcome"}])
+    assert store.workflows.get("welcome")["id"] == wid
+    request = route.calls.last.request
+    assert request.method == "GET"
+    assert query(request) == {"select": ["*"], "name": ["eq.welcome"]}
+    assert request.headers["apikey"] == SERVICE_KEY
+    assert request.headers["authorization"] == f"Bearer {SERVICE_KEY}"
+
+
+def test_get_by_id_filters_on_id(api: respx.MockRouter, store: Store) -> None:
+    wid = str(uuid.uuid4())
+    route = api.get("/workflows").respond(200, json=[{"id": wid, "name": "w"}])
+    store.workflows.get(wid)
+    assert query(route.calls.last.request)["id"] == [f"eq.{wid}"]
+
+
+def test_create_checks_the_name_then_inserts_entity_and_audit(
+    api: respx.MockRouter, store: Store
+) -> None:
+    api.get("/workflows").respond(200, json=[])
+    wf_insert = api.post("/workflows").respond(201)
+    audit_insert = api.post("/audit_log").respond(201)
+    row = store.workflows.create(name="welcome", trigger_config={"a": 1})
+    request = wf_insert.calls.last.request
+    assert request.method == "POST"
+    assert prefer(request) == {"return=minimal"}
+    body = json.loads(request.content)
+    assert body["name"] == "welcome" and body["trigger_config"] == {"a": 1}
+    assert body["id"] == str(row["id"]) and body["status"] == "draft"
+    audit = json.loads(audit_insert.calls.last.request.content)
+    assert (
+        audit["action"] == "create"
+        and audit["entity"] == "workflow"
+        and audit["entity_id"] == str(row["id"])
+    )
+
+
+def test_update_patches_by_id(api: respx.MockRouter, store: Store) -> None:
+    wid = str(uuid.uuid4())
+    api.get("/workflows").respond(
+        200,
+        json=[
+            {
+                "id": wid,
+                "name": "w",
+                "status": "draft",
+                "trigger_type": "manual",
+                "trigger_config": {},
+                "target_config": {},
+                "message_config": {},
+                "variables": {},
+                "schedule_config": {},
+                "description": None,
+                "notebook": None,
+            }
+        ],
+    )
+    patch = api.patch("/workflows").respond(204)
+    api.post("/audit_log").respond(201)
+    store.workflows.update(wid, status="active")
+    request = patch.calls.last.request
+    assert query(request) == {"id": [f"eq.{wid}"]}
+    body = json.loads(request.content)
+    assert body["status"] == "active" and "updated_at" in body and "name" not in body
+
+
+def test_delete_is_by_id(api: respx.MockRouter, store: Store) -> None:
+    wid = str(uuid.uuid4())
+    api.get("/message_templates").respond(200, json=[{"id": wid, "name": "t"}])
+    route = api.delete("/message_templates").respond(204)
+    api.post("/audit_log").respond(201)
+    store.templates.delete("t")
+    assert route.calls.last.request.method == "DELETE"
+    assert query(route.calls.last.request) == {"id": [f"eq.{wid}"]}
+
+
+def test_send_records_are_chunked_upserts_that_ignore_duplicates(
+    api: respx.MockRouter, store: Store
+) -> None:
+    route = api.post("/send_records").mock(
+        side_effect=lambda req: httpx.Response(201, json=json.loads(req.content)[:-1])
+    )
+    run, wf = uuid.uuid4(), uuid.uuid4()
+    records = [{"run_id": run, "workflow_id": wf, "target_key": str(i)} for i in range(2500)]
+    inserted = store.runs.add_records(records)
+    assert len(route.calls) == 3
+    sizes = [len(json.loads(c.request.content)) for c in route.calls]
+    assert sizes == [1000, 1000, 500]
+    request = route.calls[0].request
+    assert query(request) == {
+        "on_conflict": ["run_id,target_key"],
+        "columns": [query(request)["columns"][0]],
+    }
+    assert {"resolution=ignore-duplicates", "return=representation"} <= prefer(request)
+    assert inserted == 2497  # what the server said it inserted
+
+
+def test_count_is_a_head_request_with_exact_count(api: respx.MockRouter, store: Store) -> None:
+    route = api.head("/send_records").respond(200, headers={"content-range": "0-0/42"})
+    assert store.runs.record_count(uuid.uuid4()) == 42
+    request = route.calls.last.request
+    assert "count=exact" in prefer(request)
+    assert query(request)["select"] == ["id"]
+
+
+def test_server_errors_are_retried_with_backoff(api: respx.MockRouter, store: Store) -> None:
+    route = api.get("/workflows").mock(
+        side_effect=[httpx.Response(502, text="bad gateway"), httpx.Response(200, json=[])]
+    )
+    assert store.workflows.list() == []
+    assert len(route.calls) == 2
+
+
+def test_invalid_key_is_an_auth_error_naming_the_key(api: respx.MockRouter, store: Store) -> None:
+    route = api.get("/workflows").respond(
+        401, json={"message": "Invalid API key", "hint": "Double check your key"}
+    )
+    with pytest.raises(AuthError, match="SUPABASE_SERVICE_ROLE_KEY") as info:
+        store.workflows.list()
+    assert SERVICE_KEY not in str(info.value)
+    assert len(route.calls) == 1  # auth errors are not retried
+
+
+def test_expired_key_says_so(api: respx.MockRouter, store: Store) -> None:
+    api.get("/workflows").respond(401, json={"code": "PGRST303", "message": "JWT expired"})
+    with pytest.raises(AuthError, match="has expired"):
+        store.workflows.list()
+
+
+def test_anon_key_blocked_by_rls_points_to_the_service_role(api: respx.MockRouter) -> None:
+    anon = Store(RestBackend(BASE, ANON_KEY, "SUPABASE_ANON_KEY", base_delay=0))
+    api.get("/workflows").respond(200, json=[])
+    api.post("/workflows").respond(
+        403, json={"code": "42501", "message": "new row violates row-level security policy"}
+    )
+    with pytest.raises(AuthError, match="SUPABASE_SERVICE_ROLE_KEY"):
+        anon.workflows.create(name="x")
+
+
+def test_unique_violation_is_a_validation_error_and_not_retried(
+    api: respx.MockRouter, store: Store
+) -> None:
+    api.get("/workflows").respond(200, json=[])
+    route = api.post("/workflows").respond(
+        409, json={"code": "23505", "message": "duplicate key", "details": "Key (name)=(w)"}
+    )
+    with pytest.raises(ValidationError, match="already exists"):
+        store.workflows.create(name="w")
+    assert len(route.calls) == 1
+
+
+def test_rest_store_cannot_run_sql(store: Store) -> None:
+    with pytest.raises(StoreError, match="SUPABASE_DB_URL"):
+        store.sql("SELECT 1")
+
+
+def test_missing_key_is_explained() -> None:
+    from hybridwb.config import load_settings
+
+    with pytest.raises(StoreError, match="SUPABASE_SERVICE_ROLE_KEY"):
+        RestBackend.from_settings(load_settings(env={"SUPABASE_URL": BASE}))
