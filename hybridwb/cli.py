@@ -77,5 +77,76 @@ def demo(customers: int) -> None:
     run_demo(customers, echo=click.echo)
 
 
+@main.group()
+def mappings() -> None:
+    """Table mappings: discover, suggest, show, check, schema."""
+
+
+@mappings.command("discover")
+@friendly
+def mappings_discover() -> None:
+    """List the source's tables with row estimates, keys and indexes."""
+    for info in hybridwb.connect().mappings.discover():
+        kind = "view" if info.is_view else "table"
+        click.echo(
+            f"{info.name:30} {kind:5} ~{info.rows_estimate or 0:>10,} rows  "
+            f"pk={','.join(info.primary_key) or '-'}  indexed={','.join(sorted(info.indexed_leading_columns())) or '-'}"
+        )
+
+
+@mappings.command("suggest")
+@click.argument("table")
+@click.option("--save", is_flag=True, help="Save the suggestion to the mapping file.")
+@friendly
+def mappings_suggest(table: str, save: bool) -> None:
+    """Suggest a mapping for TABLE (types, roles, display names, PII, relations)."""
+    wb = hybridwb.connect()
+    mapping = wb.mappings.suggest(table)
+    click.echo(
+        json.dumps(
+            {table: mapping.model_dump(mode="json", exclude_defaults=True)},
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
+    if save:
+        wb.mappings.save(table, mapping)
+        click.echo(f"saved to {wb.mappings.path}")
+
+
+@mappings.command("show")
+@click.argument("table", required=False)
+@friendly
+def mappings_show(table: str | None) -> None:
+    """Show the mapping file (or one TABLE)."""
+    wb = hybridwb.connect()
+    data = wb.mappings.load().dump()
+    if table:
+        name, _ = wb.mappings.resolve(table)
+        data = {name: data[name]}
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@mappings.command("check")
+@friendly
+def mappings_check() -> None:
+    """Compare the mappings with the live schema; exit 1 on errors."""
+    findings = hybridwb.connect().mappings.check()
+    for finding in findings:
+        click.echo(f"{finding.severity.upper():7} {finding.message}")
+    if not findings:
+        click.echo("OK      mappings match the live schema")
+    if any(f.severity == "error" for f in findings):
+        sys.exit(1)
+
+
+@mappings.command("schema")
+def mappings_schema() -> None:
+    """Print the JSON Schema of table-mappings.json."""
+    from hybridwb.mapping.model import json_schema
+
+    click.echo(json.dumps(json_schema(), ensure_ascii=False, indent=2))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -30,6 +30,8 @@ ENV_NAMES: dict[str, str] = {
     "HYBRIDWB_SOURCE_URL": "source_url",
     "HYBRIDWB_STORE_URL": "store_url",
     "HYBRIDWB_HOME": "home",
+    "HYBRIDWB_MAPPINGS": "mappings_path",
+    "HYBRIDWB_REPORTS": "reports_dir",
     "HYBRIDWB_ROW_CAP": "row_cap",
     "HYBRIDWB_STATEMENT_TIMEOUT": "statement_timeout",
     "MYSQL_HOST": "mysql_host",
@@ -64,6 +66,8 @@ class Settings(BaseModel):
     source_url: SecretStr | None = None
     store_url: SecretStr | None = None
     home: Path = Path(".hybridwb")
+    mappings_path: Path = Path("mappings/table-mappings.json")
+    reports_dir: Path = Path("reports")
     mysql_host: str | None = None
     mysql_port: int = 3306
     mysql_user: str | None = None
@@ -235,8 +239,13 @@ def load_settings(
     for values, where in reversed(layers):
         merged.update(values)
         origins.update(where)
-    home = Path(merged.get("home", ".hybridwb"))
-    merged["home"] = home if home.is_absolute() else cwd / home
+    for key, default in (
+        ("home", ".hybridwb"),
+        ("mappings_path", "mappings/table-mappings.json"),
+        ("reports_dir", "reports"),
+    ):
+        path = Path(merged.get(key, default))
+        merged[key] = path if path.is_absolute() else cwd / path
     try:
         return Settings(**merged, origins=origins)
     except ValidationError as exc:

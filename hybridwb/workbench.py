@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from hybridwb.config import Settings, load_settings
+from hybridwb.mapping import MappingService
 from hybridwb.source import ConnectionInfo, QueryLog, Source
 
 if TYPE_CHECKING:
@@ -60,6 +61,11 @@ class Workbench:
             self.source.close()
             build_sqlite(path, customers or self.settings.sample_customers)
         return path
+
+    @cached_property
+    def mappings(self) -> MappingService:
+        """Table mappings: discover, suggest, get, save, activate, deactivate, check."""
+        return MappingService(self.source, lambda: self.store, self.settings.mappings_path)
 
     # -- store -----------------------------------------------------------------------------
     @cached_property

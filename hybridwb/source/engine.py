@@ -22,7 +22,7 @@ from hybridwb.source import guard
 _PYFORMAT = re.compile(r"%\(\w+\)s|%s")
 #: schema pragmas SQLAlchemy's inspector sends to the (query_only) SQLite sample
 _SQLITE_SCHEMA_PRAGMA = re.compile(
-    r"^\s*PRAGMA\s+(main\.)?(table_x?info|index_list|index_x?info|foreign_key_list)\(",
+    r"^\s*PRAGMA\s+(\"?(main|temp)\"?\.)?(table_x?info|index_list|index_x?info|foreign_key_list)\s*\(",
     re.IGNORECASE,
 )
 

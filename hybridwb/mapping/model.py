@@ -1,0 +1,114 @@
+"""The mapping model: `mappings/table-mappings.json`, validated with pydantic.
+
+The original platform's shape loads unchanged (`displayName`, `description`, `fields` with
+`displayName`, `type`, `filterable`); hybridwb adds optional keys per field (`role`,
+`searchable`, `pii`, `aliases`) and per table (`key`, `isActive`, `relations`). A dump
+writes back only what was set, so an original file round-trips byte for byte in content.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import ValidationError as PydanticError
+
+from hybridwb.errors import ValidationError
+
+FieldType = Literal["string", "number", "date", "datetime", "boolean"]
+Role = Literal["id", "name", "phone", "email", "date", "amount", "status", "text", "flag", "other"]
+FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
+ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class FieldMapping(_Model):
+    displayName: str = Field(min_length=1)
+    type: FieldType = "string"
+    filterable: bool = False
+    role: Role | None = None
+    searchable: bool = False
+    pii: bool = False
+    aliases: list[str] = Field(default_factory=list)
+
+
+class Relation(_Model):
+    table: str
+    localField: str
+    foreignField: str
+    kind: Literal["many-to-one", "one-to-many"] = "one-to-many"
+    orderBy: str | None = None
+
+
+class TableMapping(_Model):
+    displayName: str = Field(min_length=1)
+    description: str = ""
+    fields: dict[str, FieldMapping]
+    key: str | None = None
+    isActive: bool = True
+    relations: list[Relation] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TableMapping:
+        seen: dict[str, str] = {}
+        for name, field in self.fields.items():
+            other = seen.get(field.displayName)
+            if other is not None:
+                raise ValueError(
+                    f"fields {other!r} and {name!r} share the display name {field.displayName!r}; "
+                    "give each field its own"
+                )
+            seen[field.displayName] = name
+        if self.key is not None and self.key not in self.fields:
+            raise ValueError(f"key {self.key!r} is not one of the mapped fields")
+        return self
+
+    def field_by_label(self, label: str) -> str | None:
+        """The field whose name, display name or alias is `label`."""
+        for name, field in self.fields.items():
+            if label == name or label == field.displayName or label in field.aliases:
+                return name
+        return None
+
+
+class MappingFile(RootModel[dict[str, TableMapping]]):
+    def tables(self) -> dict[str, TableMapping]:
+        return self.root
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+def parse(data: Any, source: str = "mapping") -> MappingFile:
+    """Validate mapping data or raise one error naming the JSON path and what is wrong."""
+    if isinstance(data, str | bytes):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                f"{source} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); nothing was saved."
+            ) from None
+    try:
+        return MappingFile.model_validate(data)
+    except PydanticError as exc:
+        err = exc.errors()[0]
+        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "is not a known key"
+        elif err["type"] == "missing":
+            msg = "is required"
+        elif err["type"] == "literal_error":
+            msg = msg.replace("Input should be", "must be") + f" (got {err.get('input')!r})"
+        raise ValidationError(f"{source}: {path} {msg}; nothing was saved.", path=path) from None
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema of table-mappings.json."""
+    schema = MappingFile.model_json_schema()
+    schema["title"] = "hybridwb table mappings"
+    return schema
