@@ -12,8 +12,10 @@ import pandas as pd
 from hybridwb.config import Settings, load_settings
 from hybridwb.mapping import MappingService
 from hybridwb.source import ConnectionInfo, QueryLog, Source
+from hybridwb.templating import TemplateService
 
 if TYPE_CHECKING:
+    from hybridwb.platform.repos import Variables
     from hybridwb.platform.store import Store
 
 
@@ -66,6 +68,16 @@ class Workbench:
     def mappings(self) -> MappingService:
         """Table mappings: discover, suggest, get, save, activate, deactivate, check."""
         return MappingService(self.source, lambda: self.store, self.settings.mappings_path)
+
+    @cached_property
+    def templates(self) -> TemplateService:
+        """Template library, variable extraction, automatic mapping and rendering."""
+        return TemplateService(lambda: self.store, self.mappings)
+
+    @property
+    def variables(self) -> Variables:
+        """Individually managed variables (the original /api/supabase/individual-variables)."""
+        return self.store.variables
 
     # -- store -----------------------------------------------------------------------------
     @cached_property

@@ -118,3 +118,24 @@ def pg_db() -> Iterator[URL]:
             "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
         ) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def shop(sample_db: Path, tmp_path: Path) -> Iterator[object]:
+    """A workbench on the SQLite sample with the shipped mapping file, in a fresh directory."""
+    import shutil
+
+    import hybridwb
+
+    (tmp_path / ".hybridwb").mkdir(exist_ok=True)
+    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
+    (tmp_path / "mappings").mkdir(exist_ok=True)
+    shutil.copy(
+        REPO / "mappings" / "table-mappings.json", tmp_path / "mappings" / "table-mappings.json"
+    )
+    wb = hybridwb.connect()
+    yield wb
+    wb.close()

@@ -1,0 +1,103 @@
+"""Formatters messaging needs (pure). Each takes None and empty values without failing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+#: what each formatter needs from its input ("any" takes everything)
+ACCEPTS: dict[str, tuple[str, ...]] = {
+    "phone_mask": ("string", "number"),
+    "won": ("number",),
+    "date_ko": ("date", "datetime"),
+    "date_iso": ("date", "datetime"),
+    "honorific": ("string",),
+    "truncate": ("string", "number", "date", "datetime", "boolean"),
+}
+
+
+def phone_mask(value: Any) -> str:
+    """010-1234-5678 -> 010-****-5678; a value that is not a phone number is hidden."""
+    if value is None or str(value).strip() == "":
+        return ""
+    digits = re.sub(r"\D", "", str(value))
+    if len(digits) == 11:
+        return f"{digits[:3]}-****-{digits[7:]}"
+    if len(digits) == 10:
+        return f"{digits[:3]}-***-{digits[6:]}"
+    return "***"
+
+
+def won(value: Any) -> str:
+    """12000 -> 12,000원; text that is not a number is returned unchanged."""
+    if value is None or str(value).strip() == "":
+        return ""
+    try:
+        number = Decimal(str(value).replace(",", "").strip())
+    except InvalidOperation:
+        return str(value)
+    if number == number.to_integral_value():
+        return f"{int(number):,}원"
+    return f"{number:,.2f}원"
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if value is None or str(value).strip() == "":
+        return None
+    text = str(value).strip()
+    for parse in (dt.datetime.fromisoformat, dt.date.fromisoformat):
+        try:
+            parsed = parse(
+                text.replace(" ", "T", 1) if parse is dt.datetime.fromisoformat else text[:10]
+            )
+        except ValueError:
+            continue
+        return parsed.date() if isinstance(parsed, dt.datetime) else parsed
+    return None
+
+
+def date_ko(value: Any) -> str:
+    """2026-11-25 -> 2026년 11월 25일."""
+    day = _as_date(value)
+    if day is None:
+        return "" if value is None else str(value)
+    return f"{day.year}년 {day.month}월 {day.day}일"
+
+
+def date_iso(value: Any) -> str:
+    day = _as_date(value)
+    if day is None:
+        return "" if value is None else str(value)
+    return day.isoformat()
+
+
+def honorific(value: Any, suffix: str = "님") -> str:
+    """홍길동 -> 홍길동님; an empty name becomes 고객님 rather than a bare 님."""
+    name = "" if value is None else str(value).strip()
+    if not name:
+        return "고객" + suffix
+    return name if name.endswith(suffix) else name + suffix
+
+
+def truncate(value: Any, length: int = 20, end: str = "…") -> str:
+    text = "" if value is None else str(value)
+    if length <= 0:
+        return ""
+    return text if len(text) <= length else text[: max(0, length - len(end))] + end
+
+
+FORMATTERS: dict[str, Callable[..., str]] = {
+    "phone_mask": phone_mask,
+    "won": won,
+    "date_ko": date_ko,
+    "date_iso": date_iso,
+    "honorific": honorific,
+    "truncate": truncate,
+}

@@ -1,0 +1,184 @@
+"""Automatic variable mapping (pure): each template variable -> its source, or why not.
+
+The documented order, first match wins; two matches at the same step are *ambiguous*:
+
+1. an individual variable of that name;
+2. a field of the main table whose name, display name or alias is the variable
+   (`customer.name` / `customers.name` / `고객.고객명` also work through the table's
+   name or display name);
+3. a field of a related table (a relation of the main mapping), e.g. the latest
+   subscription's `ends_at` for `#{만료일}`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hybridwb.mapping.model import TableMapping
+from hybridwb.templating.formatters import ACCEPTS
+from hybridwb.templating.parse import VariableUse
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # variable | field | relation
+    table: str | None = None
+    field: str | None = None
+    variable: dict[str, Any] | None = None
+    field_type: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "variable" and self.variable is not None:
+            return f"individual variable {self.variable['name']} ({self.variable['source_type']}: {self.variable['source']})"
+        return f"{self.table}.{self.field}"
+
+
+@dataclass
+class VariableStatus:
+    name: str
+    status: str  # mapped | fallback | missing | ambiguous | type mismatch
+    source: Source | None = None
+    candidates: list[str] = field(default_factory=list)
+    warning: str | None = None
+    filters: tuple[str, ...] = ()
+
+
+@dataclass
+class Report:
+    table: str
+    variables: list[VariableStatus]
+
+    @property
+    def completeness(self) -> float:
+        if not self.variables:
+            return 100.0
+        good = sum(v.status in ("mapped", "fallback") for v in self.variables)
+        return round(100.0 * good / len(self.variables), 1)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [v.warning for v in self.variables if v.warning]
+
+    def get(self, name: str) -> VariableStatus:
+        return next(v for v in self.variables if v.name == name)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "variable": v.name,
+                "source": v.source.describe() if v.source else "",
+                "status": v.status,
+                "warning": v.warning or "",
+            }
+            for v in self.variables
+        ]
+
+
+def _fields_matching(mapping: TableMapping, label: str) -> list[str]:
+    return [n for n, f in mapping.fields.items() if label in (n, f.displayName, *f.aliases)]
+
+
+def match_one(
+    use_name: str,
+    table: str,
+    mappings: dict[str, TableMapping],
+    individual: dict[str, dict[str, Any]],
+) -> tuple[list[Source], int]:
+    """Candidates for one variable, and the step (1-3) that found them (0: none)."""
+    if use_name in individual:
+        return [Source("variable", variable=individual[use_name])], 1
+    main = mappings[table]
+    prefix, _, rest = use_name.rpartition(".")
+    if prefix:
+        for name, mapping in mappings.items():
+            singular = name[:-1] if name.endswith("s") else name
+            if prefix in (name, singular, mapping.displayName):
+                found = _fields_matching(mapping, rest)
+                kind = "field" if name == table else "relation"
+                if found:
+                    return [
+                        Source(kind, name, f, field_type=mapping.fields[f].type) for f in found
+                    ], 2 if kind == "field" else 3
+        return [], 0
+    direct = _fields_matching(main, use_name)
+    if direct:
+        return [Source("field", table, f, field_type=main.fields[f].type) for f in direct], 2
+    related: list[Source] = []
+    for rel in main.relations:
+        other = mappings.get(rel.table)
+        if other is None or not other.isActive:
+            continue
+        related += [
+            Source("relation", rel.table, f, field_type=other.fields[f].type)
+            for f in _fields_matching(other, use_name)
+        ]
+    return related, 3 if related else 0
+
+
+def automap(
+    uses: list[VariableUse],
+    table: str,
+    mappings: dict[str, TableMapping],
+    individual: dict[str, dict[str, Any]] | None = None,
+) -> Report:
+    """The completeness report of a template's variables against the mappings."""
+    individual = individual or {}
+    seen: dict[str, VariableStatus] = {}
+    for use in uses:
+        if use.name in seen:
+            continue
+        candidates, _ = match_one(use.name, table, mappings, individual)
+        filters = tuple(f for f in use.filters if f in ACCEPTS)
+        if not candidates:
+            status = VariableStatus(
+                use.name,
+                "missing",
+                warning=f"{use.name}: no mapped field or individual variable has this name; "
+                "add an alias in the mapping or create an individual variable.",
+                filters=filters,
+            )
+        elif len(candidates) > 1:
+            where = [c.describe() for c in candidates]
+            status = VariableStatus(
+                use.name,
+                "ambiguous",
+                candidates=where,
+                warning=f"{use.name}: matches {', '.join(where)}; create an individual variable to choose one.",
+                filters=filters,
+            )
+        else:
+            source = candidates[0]
+            status = VariableStatus(use.name, "mapped", source, filters=filters)
+            var = source.variable or {}
+            formatter = var.get("formatter") or (filters[0] if filters else None)
+            if source.kind == "variable" and var.get("source_type") == "field":
+                tbl, _, fld = str(var["source"]).partition(".")
+                mapping = mappings.get(tbl)
+                if mapping is None or fld not in mapping.fields:
+                    if var.get("fallback_value") or var.get("default_value"):
+                        status.status = "fallback"
+                        status.warning = f"{use.name}: {var['source']} is not mapped; its fallback value is used."
+                    else:
+                        status.status = "missing"
+                        status.warning = f"{use.name}: its individual variable points at {var['source']}, which is not mapped."
+                else:
+                    source = Source("variable", tbl, fld, var, mapping.fields[fld].type)
+                    status.source = source
+            if (
+                status.status == "mapped"
+                and formatter in ACCEPTS
+                and source.field_type
+                and source.field_type not in ACCEPTS[formatter]
+            ):
+                status.status = "type mismatch"
+                status.warning = f"{use.name}: formatter {formatter} needs {' or '.join(ACCEPTS[formatter])}, but {source.describe()} is {source.field_type}."
+        seen[use.name] = status
+    return Report(table, list(seen.values()))
+
+
+def fallback_for(status: VariableStatus) -> str | None:
+    var = status.source.variable if status.source else None
+    if var:
+        return var.get("fallback_value") or var.get("default_value")
+    return None

@@ -1,0 +1,59 @@
+"""Message sizes (pure): characters, EUC-KR bytes, and the message type that fits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LIMITS = {"SMS": 90, "LMS": 2000}  # bytes in EUC-KR
+CHAR_LIMITS = {"alimtalk": 1000}
+
+
+@dataclass(frozen=True)
+class Size:
+    chars: int
+    bytes: int
+    fits: str  # SMS | LMS | too long
+    unencodable: list[str] = field(default_factory=list)
+
+
+def euc_kr_size(text: str) -> Size:
+    """Bytes in EUC-KR as Python encodes them. Characters outside KS X 1001 are reported:
+    Python spells rare syllables (똠) as 8-byte jamo sequences many phones show badly, and
+    cannot encode others (emoji) at all, which are counted as 2 bytes."""
+    total = 0
+    bad: list[str] = []
+    for ch in text:
+        try:
+            size = len(ch.encode("euc-kr"))
+        except UnicodeEncodeError:
+            size = 2
+        total += size
+        if size > 2 or (size == 2 and not _encodable(ch)):
+            if ch not in bad:
+                bad.append(ch)
+    fits = "SMS" if total <= LIMITS["SMS"] else "LMS" if total <= LIMITS["LMS"] else "too long"
+    return Size(len(text), total, fits, bad)
+
+
+def type_warnings(size: Size, message_type: str) -> list[str]:
+    warnings: list[str] = []
+    if message_type in LIMITS and size.bytes > LIMITS[message_type]:
+        warnings.append(
+            f"{size.bytes} bytes is over the {message_type} limit of {LIMITS[message_type]}; "
+            f"send it as {size.fits if size.fits != 'too long' else 'a shorter message'}."
+        )
+    if message_type in CHAR_LIMITS and size.chars > CHAR_LIMITS[message_type]:
+        warnings.append(
+            f"{size.chars} characters is over the {message_type} limit of {CHAR_LIMITS[message_type]}."
+        )
+    if size.unencodable and message_type in LIMITS:
+        warnings.append(f"Not in EUC-KR (may break on phones): {''.join(size.unencodable)}")
+    return warnings
+
+
+def _encodable(ch: str) -> bool:
+    try:
+        ch.encode("euc-kr")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -1,0 +1,170 @@
+"""Template parsing (pure): variables of `#{}` and Jinja2 templates, the sandbox, rendering.
+
+Two syntaxes live side by side: Jinja2 (`{{ 고객명 }}`, `{{ customer.name | won }}`,
+conditionals) and KakaoTalk's `#{변수}`. `#{x}` is rewritten to a Jinja lookup, so one
+sandboxed engine renders both. The sandbox refuses private attributes at parse time and
+at render time; the environment has no globals to reach through.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from hybridwb.errors import TemplateError
+from hybridwb.templating.formatters import FORMATTERS
+
+HASH_VAR = re.compile(r"#\{\s*([^{}#]+?)\s*\}")
+HASH_CONTEXT = "kakao__vars"
+
+
+@dataclass(frozen=True)
+class VariableUse:
+    name: str  # 고객명, customer.name
+    syntax: str  # jinja | hash
+    line: int
+    column: int
+    filters: tuple[str, ...] = ()
+
+
+def _env() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+    env.globals.clear()  # no cycler, joiner, namespace, range, lipsum, dict to reach through
+    env.filters.update(FORMATTERS)
+    return env
+
+
+ENV = _env()
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    return line, column
+
+
+def to_jinja(text: str) -> str:
+    """Rewrite `#{name}` as a Jinja lookup so one engine renders both syntaxes."""
+    return HASH_VAR.sub(lambda m: "{{ " + HASH_CONTEXT + "[" + repr(m.group(1)) + "] }}", text)
+
+
+def _dotted(node: nodes.Node) -> str | None:
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr):
+        base = _dotted(node.node)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+@lru_cache(maxsize=512)
+def _parse(text: str) -> nodes.Template:
+    try:
+        tree = ENV.parse(to_jinja(text))
+    except TemplateSyntaxError as exc:
+        line = exc.lineno or 1
+        lines = text.splitlines() or [""]
+        src = lines[min(line, len(lines)) - 1]
+        column = max(src.find("{{"), src.find("{%"), 0) + 1
+        raise TemplateError(
+            f"The template does not parse at line {line}, column {column}: {exc.message}. Check the {{ }} and {{% %}} pairs.",
+            line=line,
+            column=column,
+        ) from None
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        attr = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+        if (
+            isinstance(attr, str)
+            and attr.startswith("_")
+            and not (isinstance(node.node, nodes.Name) and node.node.name == HASH_CONTEXT)
+        ):
+            raise TemplateError(
+                f"The template reaches for {attr!r}, which templates may not touch; use only variables.",
+                attribute=attr,
+            )
+    return tree
+
+
+def variables(text: str) -> list[VariableUse]:
+    """Every variable the template uses, with where it occurs, in order of appearance."""
+    if not isinstance(text, str):
+        raise TemplateError(f"A template is text, not {type(text).__name__}.")
+    tree = _parse(text)
+    uses: list[VariableUse] = []
+    for match in HASH_VAR.finditer(text):
+        uses.append(VariableUse(match.group(1), "hash", *_position(text, match.start())))
+    declared = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    seen_nodes: set[int] = set()
+    filters_of: dict[int, list[str]] = {}
+    for flt in tree.find_all(nodes.Filter):
+        if flt.node is not None:
+            filters_of.setdefault(id(flt.node), []).append(flt.name)
+    for node in tree.find_all((nodes.Getattr, nodes.Name)):
+        if id(node) in seen_nodes:
+            continue
+        name = _dotted(node)
+        if isinstance(node, nodes.Getattr):
+            inner: Any = node.node
+            while isinstance(inner, nodes.Getattr):
+                seen_nodes.add(id(inner))
+                inner = inner.node
+            seen_nodes.add(id(inner))
+        if not name or name.split(".")[0] in declared or name.split(".")[0] == HASH_CONTEXT:
+            continue
+        if isinstance(node, nodes.Name) and node.ctx != "load":
+            continue
+        index = _find(text, name.split(".")[-1])
+        uses.append(
+            VariableUse(name, "jinja", *_position(text, index), tuple(filters_of.get(id(node), ())))
+        )
+    uses.sort(key=lambda u: (u.line, u.column))
+    return uses
+
+
+def _find(text: str, word: str) -> int:
+    for match in re.finditer(r"\{\{.*?\}\}|\{%.*?%\}", text, re.DOTALL):
+        at = match.group(0).find(word)
+        if at >= 0:
+            return match.start() + at
+    return max(text.find(word), 0)
+
+
+def names(text: str) -> list[str]:
+    """The distinct variable names, in order of first use."""
+    return list(dict.fromkeys(u.name for u in variables(text)))
+
+
+def render(text: str, values: dict[str, Any]) -> str:
+    """Render with the sandbox; `values` maps each variable name (dotted or not) to a value."""
+    tree_context: dict[str, Any] = {HASH_CONTEXT: {}}
+    for name, value in values.items():
+        tree_context[HASH_CONTEXT][name] = value
+        parts = name.split(".")
+        target = tree_context
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                break
+        else:
+            target[parts[-1]] = value
+    _parse(text)
+    try:
+        return ENV.from_string(to_jinja(text)).render(tree_context)
+    except SecurityError as exc:
+        raise TemplateError(
+            f"The template tried something unsafe and was stopped: {exc}."
+        ) from None
+    except UndefinedError as exc:
+        raise TemplateError(
+            f"The template uses a value that was not given: {exc.message}."
+        ) from None
+    except (TypeError, ValueError) as exc:
+        raise TemplateError(f"The template failed to render: {exc}.") from None

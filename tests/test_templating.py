@@ -1,0 +1,220 @@
+"""Templates: both syntaxes, the sandbox, matching, formatters, sizes, rendering."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from hybridwb.errors import TemplateError, ValidationError
+from hybridwb.templating import euc_kr_size, names, render, variables
+from hybridwb.templating.formatters import date_iso, date_ko, honorific, phone_mask, truncate, won
+from hybridwb.templating.message import type_warnings
+
+
+def test_hash_and_jinja_variables_in_one_template() -> None:
+    text = "#{고객명}님,\n구독이 {{ 만료일 | date_ko }}에 만료됩니다. {{ customer.phone }}"
+    uses = variables(text)
+    assert [(u.name, u.syntax, u.line) for u in uses] == [
+        ("고객명", "hash", 1),
+        ("만료일", "jinja", 2),
+        ("customer.phone", "jinja", 2),
+    ]
+    assert uses[0].column == 1
+    assert uses[1].filters == ("date_ko",)
+    assert names("#{a} {{ a }} {{ b }}") == ["a", "b"]
+
+
+def test_loop_variables_are_not_template_variables() -> None:
+    assert names("{% for x in items %}{{ x }}{% endfor %}{% set y = 1 %}{{ y }}") == ["items"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ x.__dict__ }}",
+        "{{ x['__class__'] }}",
+        "{{ joiner.__init__ }}",
+        "{{ lipsum.__globals__ }}",
+    ],
+    ids=["mro", "cycler-globals", "dict", "subscript", "joiner", "lipsum"],
+)
+def test_sandbox_escapes_are_refused(text: str) -> None:
+    with pytest.raises(TemplateError):
+        render(text, {"x": "a"})
+
+
+def test_globals_are_gone_at_render_time() -> None:
+    with pytest.raises(TemplateError, match="not given"):
+        render("{{ range(10) }}", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("안녕 {{ 고객명 ", 1), ("첫 줄\n{% if x %}열린 채로", 2), ("{{ }}", 1), ("{% endfor %}", 1)],
+    ids=["unclosed", "unclosed-block", "empty", "stray-end"],
+)
+def test_unparseable_template_names_line_and_column(text: str, line: int) -> None:
+    with pytest.raises(TemplateError, match=f"line {line}, column") as info:
+        variables(text)
+    assert info.value.line == line
+    assert "\n" not in str(info.value)
+
+
+def test_render_both_syntaxes() -> None:
+    out = render(
+        "#{고객명}님 {% if vip %}VIP {% endif %}{{ 금액 | won }}",
+        {"고객명": "홍길동", "vip": True, "금액": 12000},
+    )
+    assert out == "홍길동님 VIP 12,000원"
+
+
+@pytest.mark.parametrize(
+    ("fn", "value", "expected"),
+    [
+        (phone_mask, "010-1234-5678", "010-****-5678"),
+        (phone_mask, "01012345678", "010-****-5678"),
+        (phone_mask, "0212345678", "021-***-5678"),
+        (phone_mask, "not a phone", "***"),
+        (phone_mask, None, ""),
+        (phone_mask, "", ""),
+        (won, 12000, "12,000원"),
+        (won, 0, "0원"),
+        (won, "1,500", "1,500원"),
+        (won, 12.5, "12.50원"),
+        (won, None, ""),
+        (won, "abc", "abc"),
+        (date_ko, dt.date(2026, 11, 25), "2026년 11월 25일"),
+        (date_ko, "2026-11-25 09:30:00", "2026년 11월 25일"),
+        (date_ko, None, ""),
+        (date_ko, "soon", "soon"),
+        (date_iso, dt.datetime(2026, 1, 2, 3, 4), "2026-01-02"),
+        (honorific, "홍길동", "홍길동님"),
+        (honorific, "홍길동님", "홍길동님"),
+        (honorific, "", "고객님"),
+        (honorific, None, "고객님"),
+        (truncate, "가나다라마바사", "가나다라…"),
+        (truncate, None, ""),
+        (truncate, 0, "0"),
+    ],
+    ids=lambda v: repr(v)[:20] if not callable(v) else v.__name__,
+)
+def test_formatters_on_edge_values(fn, value, expected) -> None:  # type: ignore[no-untyped-def]
+    args = (value, 5) if fn is truncate else (value,)
+    assert fn(*args) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["안녕하세요", "abc 123", "홍길동님, 구독이 2026년 11월 25일에 만료됩니다.", "", "€ 가"],
+    ids=["korean", "ascii", "sentence", "empty", "euro"],
+)
+def test_byte_count_matches_pythons_euc_kr(text: str) -> None:
+    assert euc_kr_size(text).bytes == len(text.encode("euc-kr"))
+    assert euc_kr_size(text).chars == len(text)
+
+
+def test_characters_outside_euc_kr_are_reported() -> None:
+    size = euc_kr_size("안녕 😀 똠")
+    assert size.unencodable == ["😀", "똠"]
+    assert size.bytes == len("안녕  ".encode("euc-kr")) + 2 + len("똠".encode("euc-kr"))
+
+
+def test_message_type_fits_and_warns() -> None:
+    short, long = euc_kr_size("가" * 45), euc_kr_size("가" * 46)
+    assert short.fits == "SMS" and short.bytes == 90
+    assert long.fits == "LMS"
+    assert type_warnings(long, "SMS") and "over the SMS limit" in type_warnings(long, "SMS")[0]
+    assert type_warnings(euc_kr_size("가" * 1001), "LMS")[0].startswith("2002 bytes")
+
+
+# -- with the store and the mappings -----------------------------------------------------
+TEMPLATE = "#{고객명}님, 구독이 {{ 만료일 | date_ko }}에 만료됩니다. 등급: {{ customer.grade }}"
+
+
+def test_automap_by_display_name_field_and_relation(shop) -> None:  # type: ignore[no-untyped-def]
+    report = shop.templates.automap(TEMPLATE)
+    got = {v.name: (v.status, v.source.describe()) for v in report.variables}
+    assert got["고객명"] == ("mapped", "customers.name")
+    assert got["만료일"] == ("mapped", "subscriptions.ends_at")
+    assert got["customer.grade"] == ("mapped", "customers.grade")
+    assert report.completeness == 100
+
+
+def test_missing_and_ambiguous_are_reported_not_guessed(shop) -> None:  # type: ignore[no-untyped-def]
+    report = shop.templates.automap("#{별명} #{상태}")
+    assert (
+        report.get("별명").status == "missing"
+        and "individual variable" in report.get("별명").warning
+    )
+    main_first = report.get("상태")  # customers.status; subscriptions calls its own 구독 상태
+    assert (main_first.status, main_first.source.describe()) == ("mapped", "customers.status")
+    report = shop.templates.automap("#{customer_id}")
+    assert report.get("customer_id").status == "mapped"  # the main table wins before relations
+    assert report.completeness == 100
+
+
+def test_relation_ambiguity_is_reported(shop) -> None:  # type: ignore[no-untyped-def]
+    report = shop.templates.automap("#{subscription_id}")  # in payments and subscriptions
+    status = report.get("subscription_id")
+    assert status.status == "ambiguous"
+    assert len(status.candidates) == 2
+
+
+def test_individual_variable_wins_and_formats(shop) -> None:  # type: ignore[no-untyped-def]
+    shop.variables.create(
+        name="만료일", source_type="field", source="subscriptions.ends_at", formatter="date_ko"
+    )
+    shop.variables.create(name="회사명", source_type="constant", source="하이브리드")
+    shop.variables.create(name="연간요금", source_type="expression", source="monthly_fee * 12")
+    report = shop.templates.automap("#{만료일} #{회사명}")
+    assert report.get("만료일").source.kind == "variable"
+    row = shop.sql("SELECT * FROM customers WHERE customer_id = 1").to_dict("records")[0]
+    related = shop.templates.related(report, [row])[0]
+    out = shop.templates.render("#{고객명}님 #{만료일}까지, #{회사명}", row, related=related)
+    assert out.skipped is None
+    assert "년" in out.text and "하이브리드" in out.text
+
+
+def test_type_mismatch_is_reported(shop) -> None:  # type: ignore[no-untyped-def]
+    report = shop.templates.automap("{{ 고객명 | won }}")
+    assert report.get("고객명").status == "type mismatch"
+    assert "won needs number" in report.get("고객명").warning
+
+
+def test_strict_mode_skips_and_fallback_mode_fills(shop) -> None:  # type: ignore[no-untyped-def]
+    row = {"customer_id": 9, "name": None, "grade": "VIP"}
+    strict = shop.templates.render("#{고객명}님 안녕하세요", row, mode="strict")
+    assert strict.text is None and strict.skipped == "missing 고객명"
+    loose = shop.templates.render("#{고객명}님 안녕하세요", row, mode="fallback")
+    assert loose.text == "님 안녕하세요" and any("No value" in w for w in loose.warnings)
+    shop.variables.create(
+        name="고객명", source_type="field", source="customers.name", fallback_value="고객"
+    )
+    assert (
+        shop.templates.render("#{고객명}님 안녕하세요", row, mode="strict").text
+        == "고객님 안녕하세요"
+    )
+    with pytest.raises(ValidationError, match="mode must be"):
+        shop.templates.render("x", row, mode="loose")
+
+
+def test_render_reports_size_and_type_warning(shop) -> None:  # type: ignore[no-untyped-def]
+    row = {"name": "홍길동"}
+    out = shop.templates.render("#{고객명}님 " + "가" * 60, row, message_type="SMS")
+    assert out.size.fits == "LMS" and any("over the SMS limit" in w for w in out.warnings)
+
+
+def test_template_library_crud_extracts_variables(shop) -> None:  # type: ignore[no-untyped-def]
+    created = shop.templates.create(
+        "만료 안내", "#{고객명}님 {{ 만료일 }}", message_type="alimtalk", category="renewal"
+    )
+    assert created["variables"] == ["고객명", "만료일"]
+    updated = shop.templates.update("만료 안내", content="#{고객명}님")
+    assert updated["variables"] == ["고객명"]
+    with pytest.raises(TemplateError):
+        shop.templates.create("깨진 템플릿", "{{ 고객명 ")
+    assert [t["name"] for t in shop.templates.list()].count("깨진 템플릿") == 0
+    shop.templates.delete("만료 안내")
