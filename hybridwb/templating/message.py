@@ -25,12 +25,12 @@ def euc_kr_size(text: str) -> Size:
     for ch in text:
         try:
             size = len(ch.encode("euc-kr"))
+            outside = size > 2
         except UnicodeEncodeError:
-            size = 2
+            size, outside = 2, True
         total += size
-        if size > 2 or (size == 2 and not _encodable(ch)):
-            if ch not in bad:
-                bad.append(ch)
+        if outside and ch not in bad:
+            bad.append(ch)
     fits = "SMS" if total <= LIMITS["SMS"] else "LMS" if total <= LIMITS["LMS"] else "too long"
     return Size(len(text), total, fits, bad)
 
@@ -49,11 +49,3 @@ def type_warnings(size: Size, message_type: str) -> list[str]:
     if size.unencodable and message_type in LIMITS:
         warnings.append(f"Not in EUC-KR (may break on phones): {''.join(size.unencodable)}")
     return warnings
-
-
-def _encodable(ch: str) -> bool:
-    try:
-        ch.encode("euc-kr")
-    except UnicodeEncodeError:
-        return False
-    return True
