@@ -77,6 +77,43 @@ def demo(customers: int) -> None:
     run_demo(customers, echo=click.echo)
 
 
+@main.command()
+@click.argument("table")
+@click.argument("term")
+@click.option("--limit", default=20, show_default=True, help="Rows per page.")
+@click.option("--page", default=None, help="The page token printed by the previous page.")
+@click.option("--allow-scan", is_flag=True, help="Run predicates that would scan a large table.")
+@friendly
+def search(table: str, term: str, limit: int, page: str | None, allow_scan: bool) -> None:
+    """Search TABLE (name or display name) for TERM: ids, phones, emails, name prefixes."""
+    result = hybridwb.connect().search(table, term, limit=limit, page=page, allow_scan=allow_scan)
+    click.echo(result.rows.to_string(index=False) if len(result) else "no matches")
+    click.echo(
+        f"-- {len(result)} rows, {result.meta['elapsed_ms']:.1f} ms, predicates: {', '.join(result.meta['predicates']) or '-'}"
+    )
+    if result.next_page:
+        click.echo(f"-- next page: --page {result.next_page}")
+
+
+@main.group()
+def targets() -> None:
+    """Target definitions: preview."""
+
+
+@targets.command("preview")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@friendly
+def targets_preview(file: str) -> None:
+    """Count, sample and quality statistics for the definition in FILE (JSON)."""
+    from pathlib import Path
+
+    preview = hybridwb.connect().targets.preview(Path(file).read_text(encoding="utf-8"))
+    click.echo(f"targets: {preview.count_text}")
+    click.echo(preview.sample.to_string(index=False))
+    for key, value in preview.quality.items():
+        click.echo(f"{key:22} {value}")
+
+
 @main.group()
 def mappings() -> None:
     """Table mappings: discover, suggest, show, check, schema."""

@@ -11,7 +11,9 @@ import pandas as pd
 
 from hybridwb.config import Settings, load_settings
 from hybridwb.mapping import MappingService
+from hybridwb.search import SearchService
 from hybridwb.source import ConnectionInfo, QueryLog, Source
+from hybridwb.targets import TargetService
 from hybridwb.templating import TemplateService
 
 if TYPE_CHECKING:
@@ -68,6 +70,16 @@ class Workbench:
     def mappings(self) -> MappingService:
         """Table mappings: discover, suggest, get, save, activate, deactivate, check."""
         return MappingService(self.source, lambda: self.store, self.settings.mappings_path)
+
+    @cached_property
+    def search(self) -> SearchService:
+        """`wb.search(table, term, limit=20, page=None, allow_scan=False)`."""
+        return SearchService(self.mappings)
+
+    @cached_property
+    def targets(self) -> TargetService:
+        """Target definitions: validate, preview (count, sample, quality), iter."""
+        return TargetService(self.mappings, self.search)
 
     @cached_property
     def templates(self) -> TemplateService:
