@@ -50,6 +50,10 @@ class Workbench:
         """Run one read-only statement on the source (MySQL dialect, `:name` binds)."""
         return self.source.sql(query, params, limit=limit, timeout=timeout)
 
+    def clear_cache(self) -> None:
+        """Forget cached query results (previews cache for 30 s)."""
+        self.source.clear_cache()
+
     def test_connection(self) -> ConnectionInfo:
         """Reach the source and report flavour, version, latency, read-only state and grants."""
         return self.source.test_connection()

@@ -82,7 +82,8 @@ class MappingService:
 
     def suggest(self, table: str) -> TableMapping:
         info = self.describe(table)
-        sample = self.sample(table, 50).to_dict("records")
+        name = self._live_table(table)
+        sample = self.source.records(f"SELECT * FROM `{name}` LIMIT 50")
         others = [
             discovery.describe(self.source, t) for t in self.source.table_names() if t != table
         ]

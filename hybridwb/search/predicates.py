@@ -152,7 +152,11 @@ def plan(
                     {p: escape_like(term) + "%"},
                     cheap,
                 )
-        elif f.type == "string" and role in ("status", None, "other"):
+        elif (
+            f.type == "string"
+            and role in ("status", None, "other")
+            and any(ch.isalpha() for ch in term)
+        ):
             add(fname, "equal", f"{col} = :{p}", {p: term}, cheap)
         elif f.type in ("date", "datetime"):
             try:
@@ -166,15 +170,14 @@ def plan(
                 {f"{p}a": day, f"{p}b": day + dt.timedelta(days=1)},
                 cheap,
             )
-        elif f.type == "number":
-            if re.fullmatch(r"-?\d+(\.\d+)?", term):
-                add(
-                    fname,
-                    "number",
-                    f"{col} = :{p}",
-                    {p: float(term) if "." in term else int(term)},
-                    cheap,
-                )
+        elif f.type == "number" and re.fullmatch(r"-?\d+(\.\d+)?", term):
+            add(
+                fname,
+                "number",
+                f"{col} = :{p}",
+                {p: float(term) if "." in term else int(term)},
+                cheap,
+            )
     return out
 
 

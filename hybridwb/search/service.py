@@ -125,8 +125,7 @@ class SearchService:
             )
         after = decode_token(page, name, term) if page else None
         sql, params = predicates.keyset_sql(name, columns, key, plan.predicates, after, int(limit))
-        df = self.mappings.source.sql(sql, params)
-        raw = df.to_dict("records")
+        raw = self.mappings.source.records(sql, params)
         next_page = None
         if len(raw) > limit:
             raw = raw[:limit]

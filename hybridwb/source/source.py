@@ -163,6 +163,7 @@ class Source:
             self.secrets.append(str(url.password))
         self.pool_size = pool_size
         self.facts = SessionFacts()
+        self._cache: dict[tuple[Any, ...], tuple[float, list[str], list[Any], bool]] = {}
         self._engine: Engine | None = None
         self._ctx = catalogue.Context(
             host=f"{url.host}:{url.port or 3306}" if url.host else str(url.database),
@@ -255,12 +256,63 @@ class Source:
         *,
         limit: int | None = None,
         timeout: float | None = None,
+        cache_ttl: float | None = None,
     ) -> pd.DataFrame:
         """Run one read statement with bound parameters; returns a DataFrame.
 
         At most `limit` rows (default: the configured cap) come back; when rows were cut a
         `RowsCut` warning says so and `df.attrs["hybridwb"]["truncated"]` is True.
         """
+        started = time.perf_counter()
+        keys, rows, truncated = self._run(query, params, limit, timeout, cache_ttl)
+        df = pd.DataFrame.from_records(rows, columns=keys)
+        elapsed = (time.perf_counter() - started) * 1000
+        df.attrs["hybridwb"] = {"rows": len(df), "elapsed_ms": elapsed, "truncated": truncated}
+        return df
+
+    def records(
+        self,
+        query: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        timeout: float | None = None,
+        cache_ttl: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Like `sql`, as plain dicts: missing values stay None (a DataFrame makes them
+        NaN), and no DataFrame is built — what rendering and streaming want."""
+        keys, rows, _ = self._run(query, params, limit, timeout, cache_ttl)
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def _run(
+        self,
+        query: str,
+        params: Mapping[str, Any] | None,
+        limit: int | None,
+        timeout: float | None,
+        cache_ttl: float | None = None,
+    ) -> tuple[list[str], list[Any], bool]:
+        """Guard, bind, execute, cap and log one statement (the path every read takes).
+
+        With `cache_ttl`, an identical statement with identical parameters within that many
+        seconds is answered from an in-process cache (previews use it; search does not)."""
+        cache_key = None
+        if cache_ttl:
+            cache_key = (query, repr(sorted((params or {}).items())), limit)
+            hit = self._cache.get(cache_key)
+            if hit and hit[0] > time.monotonic():
+                return hit[1], hit[2], hit[3]
+        keys, rows, truncated = self._run_uncached(query, params, limit, timeout)
+        if cache_key is not None and cache_ttl:
+            self._cache[cache_key] = (time.monotonic() + cache_ttl, keys, rows, truncated)
+        return keys, rows, truncated
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def _run_uncached(
+        self, query: str, params: Mapping[str, Any] | None, limit: int | None, timeout: float | None
+    ) -> tuple[list[str], list[Any], bool]:
         started = time.perf_counter()
         normalized = guard.normalize(query) if isinstance(query, str) else "<not text>"
         try:
@@ -278,18 +330,15 @@ class Source:
         truncated = len(rows) > cap
         if truncated:
             rows = rows[:cap]
-        df = pd.DataFrame.from_records(rows, columns=keys)
-        elapsed = (time.perf_counter() - started) * 1000
-        df.attrs["hybridwb"] = {"rows": len(df), "elapsed_ms": elapsed, "truncated": truncated}
-        self._log(normalized, started, len(df), None)
+        self._log(normalized, started, len(rows), None)
         if truncated:
             warnings.warn(
                 f"Showing the first {cap:,} rows; the rest were cut. "
                 "Add a WHERE or LIMIT, or pass a larger limit.",
                 RowsCut,
-                stacklevel=2,
+                stacklevel=3,
             )
-        return df
+        return keys, rows, truncated
 
     def _execute(
         self, clause: Any, params: dict[str, Any], cap: int, timeout: float | None

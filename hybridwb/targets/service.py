@@ -105,20 +105,24 @@ class TargetService:
             dict(plan.params),
         )
 
-    def preview(self, definition: Any, sample: int = 20) -> Preview:
+    def preview(self, definition: Any, sample: int = 20, cache_ttl: float | None = 30.0) -> Preview:
         """Count (exact up to a limit, else an estimate that says so), a sample, quality."""
         plan = self.plan(definition)
         source = self.mappings.source
         if plan.sql is not None:
-            df = source.sql(plan.sql, plan.params, limit=QUALITY_SAMPLE)
+            df = source.sql(plan.sql, plan.params, limit=QUALITY_SAMPLE, cache_ttl=cache_ttl)
             return Preview(
                 len(df), len(df) < QUALITY_SAMPLE, df.head(sample), quality(df, plan.recipient)
             )
         inner, params = self._select(plan, limit=EXACT_COUNT_LIMIT + 1)
-        counted = int(source.sql(f"SELECT COUNT(*) AS n FROM ({inner}) AS c", params)["n"].iloc[0])
+        counted = int(
+            source.sql(f"SELECT COUNT(*) AS n FROM ({inner}) AS c", params, cache_ttl=cache_ttl)[
+                "n"
+            ].iloc[0]
+        )
         exact = counted <= EXACT_COUNT_LIMIT
         head_sql, params = self._select(plan, limit=QUALITY_SAMPLE)
-        df = source.sql(head_sql, params)
+        df = source.sql(head_sql, params, cache_ttl=cache_ttl)
         return Preview(
             counted if exact else EXACT_COUNT_LIMIT,
             exact,
@@ -135,7 +139,7 @@ class TargetService:
         plan = self.plan(definition)
         source = self.mappings.source
         if plan.sql is not None:
-            yield from _chunks(source.sql(plan.sql, plan.params).to_dict("records"), batch_size)
+            yield from _chunks(source.records(plan.sql, plan.params), batch_size)
             return
         after: Any = None
         while True:
@@ -145,7 +149,7 @@ class TargetService:
                 extra = f" AND {_q(plan.key or '')} > :after_key"
                 params_extra["after_key"] = after
             sql, params = self._select(plan, extra, limit=batch_size)
-            rows = source.sql(sql, {**params, **params_extra}).to_dict("records")
+            rows = source.records(sql, {**params, **params_extra})
             if not rows:
                 return
             yield rows

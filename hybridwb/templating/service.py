@@ -144,12 +144,12 @@ class TemplateService:
             )
             best: dict[Any, dict[str, Any]] = {}
             for start in range(0, len(keys), chunk):
-                df = self.mappings.source.sql(
+                recs = self.mappings.source.records(
                     f"SELECT * FROM `{rel.table}` WHERE `{rel.foreignField}` IN :keys",
                     {"keys": keys[start : start + chunk]},
                     limit=10_000_000,
                 )
-                for rec in df.to_dict("records"):
+                for rec in recs:
                     key = rec[rel.foreignField]
                     held = best.get(key)
                     if held is None or (

@@ -1,0 +1,495 @@
+"""Search and targets: predicates (pure), the sample shop, and real MariaDB with EXPLAIN."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pymysql
+import pytest
+
+import hybridwb
+from hybridwb.errors import NotFound, ValidationError
+from hybridwb.mapping.model import parse as parse_mapping
+from hybridwb.search import predicates
+from hybridwb.source.sample import phone_for
+from tests.conftest import REPO, ro_url
+
+MAPPING = parse_mapping(
+    (REPO / "mappings" / "table-mappings.json").read_text(encoding="utf-8")
+).tables()["customers"]
+INDEXED = {"customer_id", "phone", "email", "name", "grade", "created_at"}
+
+
+@pytest.mark.parametrize(
+    ("term", "kinds"),
+    [
+        ("42", {"customer_id:id"}),
+        ("010-1234-5678", {"phone:phone"}),
+        ("01012345678", {"customer_id:id", "phone:phone"}),
+        ("+82 10-1234-5678", {"phone:phone"}),
+        ("0101234", {"customer_id:id", "phone:phone"}),
+        ("kim@example.com", {"email:email"}),
+        ("kim", {"name:prefix", "email:email", "grade:equal"}),
+        ("김민", {"name:prefix", "grade:equal"}),
+        ("2026-11-25", {"created_at:date"}),
+    ],
+    ids=[
+        "id",
+        "phone-dashed",
+        "phone-digits",
+        "phone-intl",
+        "phone-prefix",
+        "email",
+        "latin",
+        "korean-prefix",
+        "date",
+    ],
+)
+def test_predicate_by_role(term: str, kinds: set[str]) -> None:
+    plan = predicates.plan(MAPPING, term, INDEXED, large=False)
+    assert {f"{p.field}:{p.kind}" for p in plan.predicates} >= kinds
+
+
+def test_phone_is_tried_in_both_stored_formats() -> None:
+    plan = predicates.plan(MAPPING, "01012345678", INDEXED)
+    phone = next(p for p in plan.predicates if p.kind == "phone")
+    assert set(phone.params.values()) == {"010-1234-5678", "01012345678"}
+
+
+def test_unindexed_field_on_a_large_table_is_refused_unless_allowed() -> None:
+    plan = predicates.plan(MAPPING, "VIP", {"customer_id"}, large=True)
+    assert "grade" in plan.refused and not any(p.field == "grade" for p in plan.predicates)
+    plan = predicates.plan(MAPPING, "VIP", {"customer_id"}, large=True, allow_scan=True)
+    assert any(p.field == "grade" and not p.indexed for p in plan.predicates)
+
+
+@pytest.mark.parametrize(
+    "term",
+    ["100%", "a_b", "\\", "!", "' OR 1=1 --"],
+    ids=["percent", "underscore", "backslash", "escape-char", "quote"],
+)
+def test_like_wildcards_are_literal(term: str) -> None:
+    escaped = predicates.escape_like(term)
+    assert "%" not in escaped.replace("!%", "") and "_" not in escaped.replace("!_", "")
+
+
+HOSTILE = [
+    "'",
+    '"',
+    "%",
+    "_",
+    "\\",
+    "\x00",
+    "가" * 10_000,
+    "😀",
+    "김a",
+    "%' OR '1'='1",
+    "`; DROP TABLE customers; --",
+]
+
+
+@pytest.mark.parametrize(
+    "term",
+    HOSTILE,
+    ids=[
+        "quote",
+        "dquote",
+        "percent",
+        "underscore",
+        "backslash",
+        "nul",
+        "10k",
+        "emoji",
+        "mixed",
+        "injection",
+        "backtick",
+    ],
+)
+def test_hostile_terms_are_literal_text(shop, term: str) -> None:  # type: ignore[no-untyped-def]
+    result = shop.search("customers", term)
+    assert len(result) == 0
+    assert shop.sql("SELECT COUNT(*) AS n FROM customers")["n"].iloc[0] == 2000
+
+
+def test_search_by_each_role_on_the_sample(shop) -> None:  # type: ignore[no-untyped-def]
+    row = shop.sql("SELECT * FROM customers WHERE customer_id = 7").to_dict("records")[0]
+    assert shop.search("customers", "7").raw_rows[0]["customer_id"] == 7
+    digits = phone_for(7).replace("-", "")
+    assert 7 in [r["customer_id"] for r in shop.search("customers", digits).raw_rows]
+    assert 7 in [r["customer_id"] for r in shop.search("customers", phone_for(7)).raw_rows]
+    assert 7 in [r["customer_id"] for r in shop.search("customers", row["email"]).raw_rows]
+    by_name = shop.search("고객 정보", row["name"], limit=50)
+    assert 7 in [r["customer_id"] for r in by_name.raw_rows]
+    assert "고객명" in by_name.rows.columns and by_name.meta["index_used"] is True
+
+
+def test_keyset_pages_have_no_duplicates_or_gaps(shop) -> None:  # type: ignore[no-untyped-def]
+    expected = set(
+        shop.sql("SELECT customer_id FROM customers WHERE name LIKE '김%'")["customer_id"]
+    )
+    seen: list[int] = []
+    page = None
+    while True:
+        result = shop.search("customers", "김", limit=37, page=page)
+        seen += [r["customer_id"] for r in result.raw_rows]
+        page = result.next_page
+        if page is None:
+            break
+    assert len(seen) == len(set(seen)) and set(seen) == expected
+
+
+def test_foreign_page_token_is_refused(shop) -> None:  # type: ignore[no-untyped-def]
+    token = shop.search("customers", "김", limit=5).next_page
+    with pytest.raises(ValidationError, match="another search"):
+        shop.search("customers", "이", page=token)
+    with pytest.raises(ValidationError, match="not one hybridwb made"):
+        shop.search("customers", "김", page="garbage!!")
+
+
+def test_variables_from_a_chosen_row(shop) -> None:  # type: ignore[no-untyped-def]
+    row = shop.search("customers", "7").raw_rows[0]
+    variables = shop.search.variables("customers", row)
+    assert variables["고객명"] == variables["name"] == row["name"]
+    assert variables["이름"] == row["name"]  # alias
+
+
+def test_search_bad_input(shop) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NotFound):
+        shop.search("nope", "x")
+    with pytest.raises(ValidationError, match="limit"):
+        shop.search("customers", "x", limit=0)
+    with pytest.raises(ValidationError, match="must be text"):
+        shop.search("customers", 42)
+
+
+# -- targets -----------------------------------------------------------------------------
+VIP = {
+    "table": "customers",
+    "where": {
+        "all": [
+            {"field": "등급", "op": "in", "value": ["VIP"]},
+            {"field": "status", "op": "eq", "value": "active"},
+        ]
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"field": "grade", "op": "eq", "value": "VIP"},
+        {"field": "grade", "op": "ne", "value": "VIP"},
+        {"field": "grade", "op": "in", "value": ["VIP", "GOLD"]},
+        {"field": "grade", "op": "not_in", "value": ["VIP"]},
+        {"field": "customer_id", "op": "gt", "value": 1990},
+        {"field": "customer_id", "op": "gte", "value": 1990},
+        {"field": "customer_id", "op": "lt", "value": 10},
+        {"field": "customer_id", "op": "lte", "value": 10},
+        {"field": "customer_id", "op": "between", "value": [5, 15]},
+        {"field": "name", "op": "prefix", "value": "김"},
+        {"field": "phone", "op": "is_null"},
+        {"field": "phone", "op": "not_null"},
+        {"field": "created_at", "op": "gte", "value": "2026-01-01T00:00:00"},
+        {
+            "any": [
+                {"field": "grade", "op": "eq", "value": "VIP"},
+                {"field": "customer_id", "op": "eq", "value": 1},
+            ]
+        },
+    ],
+    ids=[
+        "eq",
+        "ne",
+        "in",
+        "not_in",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "between",
+        "prefix",
+        "is_null",
+        "not_null",
+        "datetime",
+        "or-group",
+    ],
+)
+def test_each_operator_matches_plain_sql(shop, where: dict) -> None:  # type: ignore[no-untyped-def]
+    definition = {"table": "customers", "where": where, "exclude_opt_out": False}
+    got = sorted(r["customer_id"] for batch in shop.targets.iter(definition, 250) for r in batch)
+    preview = shop.targets.preview(definition)
+    assert preview.exact and preview.count == len(got)
+    everyone = shop.source.records("SELECT * FROM customers")
+    assert got == sorted(r["customer_id"] for r in everyone if _matches(r, where))
+
+
+def _matches(row: dict, node: dict) -> bool:
+    if "all" in node:
+        return all(_matches(row, c) for c in node["all"])
+    if "any" in node:
+        return any(_matches(row, c) for c in node["any"])
+    v, op, x = row[node["field"]], node["op"], node.get("value")
+    return (
+        {
+            "eq": lambda: v == x,
+            "ne": lambda: v is not None and v != x,
+            "in": lambda: v in x,
+            "not_in": lambda: v is not None and v not in x,
+            "gt": lambda: v > x,
+            "gte": lambda: v >= x,
+            "lt": lambda: v < x,
+            "lte": lambda: v <= x,
+            "between": lambda: x[0] <= v <= x[1],
+            "prefix": lambda: v is not None and v.startswith(x),
+            "is_null": lambda: v is None,
+            "not_null": lambda: v is not None,
+        }[op]()
+        if not (op == "gte" and isinstance(x, str))
+        else str(v) >= x.replace("T", " ")
+    )
+
+
+@pytest.mark.parametrize(
+    ("definition", "words"),
+    [
+        (
+            {"table": "customers", "where": {"field": "nickname", "op": "eq", "value": 1}},
+            "no mapped field 'nickname'",
+        ),
+        (
+            {"table": "customers", "where": {"field": "customer_id", "op": "eq", "value": "abc"}},
+            "is not a number",
+        ),
+        (
+            {"table": "customers", "where": {"field": "grade", "op": "gt", "value": "A"}},
+            "does not apply to a string",
+        ),
+        (
+            {"table": "customers", "where": {"field": "grade", "op": "like", "value": "A"}},
+            "must be one of",
+        ),
+        (
+            {"table": "customers", "where": {"field": "grade", "op": "in", "value": []}},
+            "non-empty list",
+        ),
+        (
+            {
+                "table": "customers",
+                "where": {"field": "customer_id", "op": "between", "value": [1]},
+            },
+            "between needs",
+        ),
+        ({"table": "customers", "sql": "SELECT 1"}, "either 'table'"),
+        ({"sql": "DELETE FROM customers"}, "Refused"),
+        ("{oops", "not valid JSON"),
+    ],
+    ids=[
+        "unknown-field",
+        "wrong-type",
+        "op-for-type",
+        "unknown-op",
+        "empty-in",
+        "between-shape",
+        "both",
+        "write-sql",
+        "json",
+    ],
+)
+def test_bad_definitions_are_explained(shop, definition, words: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(hybridwb.HybridwbError, match=words):
+        shop.targets.validate(definition)
+
+
+def test_preview_quality_statistics(shop) -> None:  # type: ignore[no-untyped-def]
+    preview = shop.targets.preview({"table": "customers", "exclude_opt_out": False})
+    q = preview.quality
+    assert preview.count == 2000 and preview.exact
+    expected_missing = int(
+        shop.sql("SELECT COUNT(*) AS n FROM customers WHERE phone IS NULL")["n"].iloc[0]
+    )
+    assert q["missing_phone"] == expected_missing > 0
+    assert q["marketing_opt_out"] > 0 and q["invalid_phone"] == 0
+    opted = shop.targets.preview({"table": "customers"})
+    assert opted.count == 2000 - q["marketing_opt_out"]
+    assert "marketing_opt_out" in opted.quality and opted.quality["marketing_opt_out"] == 0
+
+
+def test_saved_query_target(shop) -> None:  # type: ignore[no-untyped-def]
+    definition = {
+        "sql": "SELECT customer_id, name, phone FROM customers WHERE grade = :g",
+        "params": {"g": "VIP"},
+    }
+    preview = shop.targets.preview(definition)
+    assert preview.count > 0 and set(preview.sample.columns) == {"customer_id", "name", "phone"}
+
+
+def test_keyword_target(shop) -> None:  # type: ignore[no-untyped-def]
+    rows = [
+        r
+        for b in shop.targets.iter(
+            {"table": "customers", "keyword": "김", "exclude_opt_out": False}
+        )
+        for r in b
+    ]
+    assert rows and all(r["name"].startswith("김") for r in rows)
+
+
+def test_search_widget_drives_like_a_person(shop) -> None:  # type: ignore[no-untyped-def]
+    from hybridwb.widgets import search
+
+    widget = search(shop, "customers")
+    assert ("고객 정보 (customers)", "customers") in widget.table.options
+    widget.term.value = "김"
+    widget.run()
+    assert "고객명" in widget.grid.value and widget.next_button.disabled is False
+    first = widget.result.raw_rows[0]["customer_id"]
+    widget.next_page()
+    assert widget.result.raw_rows[0]["customer_id"] > first and widget.prev_button.disabled is False
+    widget.previous_page()
+    assert widget.result.raw_rows[0]["customer_id"] == first
+    widget.rows.value = (0,)
+    widget.show_variables()
+    assert "고객명" in widget.variables.value
+    widget.use_as_targets()
+    assert widget.targets == [first]
+
+
+def test_target_preview_widget(shop) -> None:  # type: ignore[no-untyped-def]
+    from hybridwb.widgets import target_preview
+
+    widget = target_preview(shop, VIP)
+    widget.run()
+    assert "명" in widget.count.value and "missing_phone" in widget.quality.value
+    widget.editor.value = (
+        '{"table": "customers", "where": {"field": "nick", "op": "eq", "value": 1}}'
+    )
+    widget.run()
+    assert "no mapped field" in widget.message.value
+
+
+# -- real MariaDB ------------------------------------------------------------------------
+@pytest.fixture
+def maria(mysql_db: str, tmp_path):  # type: ignore[no-untyped-def]
+    import shutil
+
+    (tmp_path / "mappings").mkdir(exist_ok=True)
+    shutil.copy(
+        REPO / "mappings" / "table-mappings.json", tmp_path / "mappings" / "table-mappings.json"
+    )
+    wb = hybridwb.connect(source=ro_url(mysql_db).render_as_string(hide_password=False))
+    yield wb
+    wb.close()
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("kind", ["id", "phone", "phone-digits", "email", "name"])
+def test_explain_shows_an_index(maria, kind: str) -> None:  # type: ignore[no-untyped-def]
+    row = maria.sql("SELECT * FROM customers WHERE customer_id = 11").to_dict("records")[0]
+    term = {
+        "id": "11",
+        "phone": phone_for(11),
+        "phone-digits": phone_for(11).replace("-", ""),
+        "email": row["email"],
+        "name": row["name"],
+    }[kind]
+    mapping = maria.mappings.get("customers")
+    info = maria.search.table_info("customers")
+    plan = predicates.plan(mapping, term, info.indexed_leading_columns(), large=True)
+    sql, params = predicates.keyset_sql(
+        "customers", list(mapping.fields), "customer_id", plan.predicates, None, 20
+    )
+    explain = maria.sql("EXPLAIN " + sql, params)
+    scans = explain[explain["table"] == "customers"]
+    proven_empty = explain["Extra"].fillna("").str.contains("Impossible|no matching row").sum()
+    assert len(scans) + proven_empty >= len(plan.predicates) > 0
+    assert len(scans) > 0 and (scans["type"] != "ALL").all(), explain.to_string()
+    assert scans["key"].notna().all()
+    assert 11 in [r["customer_id"] for r in maria.search("customers", term).raw_rows]
+
+
+@pytest.mark.mysql
+def test_keyset_walk_survives_concurrent_inserts(
+    mysql_db: str, mysql_admin: pymysql.Connection, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    with mysql_admin.cursor() as cur:
+        cur.execute(f"USE `{mysql_db}`")
+        cur.execute(
+            "CREATE TABLE walkers (walker_id INT PRIMARY KEY, name VARCHAR(50), KEY ix_name (name))"
+        )
+        cur.executemany(
+            "INSERT INTO walkers VALUES (%s, %s)", [(i * 2, f"김{i:05d}") for i in range(1, 10_001)]
+        )
+    try:
+        wb = hybridwb.connect(source=ro_url(mysql_db).render_as_string(hide_password=False))
+        wb.mappings.save(
+            "walkers",
+            {
+                "displayName": "걷는 사람",
+                "key": "walker_id",
+                "fields": {
+                    "walker_id": {
+                        "displayName": "ID",
+                        "type": "number",
+                        "role": "id",
+                        "filterable": True,
+                    },
+                    "name": {
+                        "displayName": "이름",
+                        "role": "name",
+                        "filterable": True,
+                        "searchable": True,
+                    },
+                },
+            },
+        )
+        stop = threading.Event()
+
+        def writer() -> None:
+            conn = pymysql.connect(
+                host="127.0.0.1", user="root", database=mysql_db, autocommit=True
+            )
+            n = 0
+            with conn.cursor() as cur:
+                while not stop.is_set() and n < 2000:
+                    n += 1
+                    cur.execute(
+                        "INSERT INTO walkers VALUES (%s, %s)", (n * 2 + 1, f"김new{n}")
+                    )  # odd ids, between pages
+                    time.sleep(0.001)
+            conn.close()
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        seen: list[int] = []
+        page = None
+        while True:
+            result = wb.search("walkers", "김", limit=250, page=page)
+            seen += [r["walker_id"] for r in result.raw_rows]
+            page = result.next_page
+            if page is None:
+                break
+        stop.set()
+        thread.join()
+        assert len(seen) == len(set(seen)), "duplicates"
+        assert {i * 2 for i in range(1, 10_001)} <= set(seen), "gaps"
+        wb.close()
+    finally:
+        with mysql_admin.cursor() as cur:
+            cur.execute(f"DROP TABLE `{mysql_db}`.walkers")
+
+
+def test_preview_cache_is_used_and_clearable(shop) -> None:  # type: ignore[no-untyped-def]
+    before = len(shop.querylog)
+    shop.targets.preview(VIP)
+    ran = len(shop.querylog) - before
+    shop.targets.preview(VIP)
+    assert len(shop.querylog) - before == ran  # answered from the cache
+    shop.clear_cache()
+    shop.targets.preview(VIP)
+    assert len(shop.querylog) - before == 2 * ran
+    shop.search("customers", "김")  # warms the schema facts
+    warm = len(shop.querylog)
+    shop.search("customers", "김")
+    shop.search("customers", "김")
+    assert len(shop.querylog) - warm == 2  # search is never cached
