@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -74,7 +75,8 @@ def demo(customers: int) -> None:
     """Build the embedded sample shop and run the main job on it."""
     from hybridwb.demo import run_demo
 
-    run_demo(customers, echo=click.echo)
+    wb = run_demo(customers, echo=click.echo)
+    wb.close()
 
 
 @main.command()
@@ -93,6 +95,89 @@ def search(table: str, term: str, limit: int, page: str | None, allow_scan: bool
     )
     if result.next_page:
         click.echo(f"-- next page: --page {result.next_page}")
+
+
+@main.command()
+@click.argument("workflow", required=False)
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="A notebook parameter.",
+)
+@click.option("--dry-run", is_flag=True, help="Render and report; write no send records.")
+@click.option("--limit", type=int, default=None, help="At most this many targets.")
+@click.option("--resume", "resume", default=None, metavar="RUN_ID", help="Continue a failed run.")
+@click.option("--due", is_flag=True, help="Run every scheduled workflow whose time has come.")
+@friendly
+def run(
+    workflow: str | None,
+    parameters: tuple[tuple[str, str], ...],
+    dry_run: bool,
+    limit: int | None,
+    resume: str | None,
+    due: bool,
+) -> None:
+    """Run WORKFLOW's notebook with papermill (or --resume RUN_ID, or --due)."""
+    import socket
+
+    wb = hybridwb.connect()
+    if due:
+        runs = wb.workflows.run_due(owner=f"{socket.gethostname()}:{os.getpid()}")
+        for r in runs:
+            click.echo(f"{r['status']:10} run {r['id']}  report {r.get('report_path')}")
+        if not runs:
+            click.echo("nothing is due")
+        if any(r["status"] != "succeeded" for r in runs):
+            sys.exit(1)
+        return
+    if not workflow and not resume:
+        raise click.UsageError("Name a WORKFLOW, or use --resume RUN_ID or --due.")
+    params = {name: _parse_value(value) for name, value in parameters}
+    final = wb.workflows.run(workflow, params, dry_run=dry_run, limit=limit, resume=resume)
+    click.echo(
+        f"run {final['id']}: {final['status']} · targets {final.get('target_count', 0):,} · "
+        f"records {final.get('sent_count', 0):,} · skipped {final.get('skipped_count', 0):,}"
+    )
+    click.echo(f"report: {final.get('report_path')}")
+    if final["status"] != "succeeded":
+        click.echo(f"error: {final.get('error')}", err=True)
+        click.echo(f"resume with: hybridwb run --resume {final['id']}", err=True)
+        sys.exit(1)
+
+
+def _parse_value(value: str) -> Any:
+    """-p values are JSON when they parse as JSON (numbers, true, null), else text."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+@main.command()
+@click.option("--interval", default=30.0, show_default=True, help="Seconds between checks.")
+@click.option("--once", is_flag=True, help="Check once and exit (what cron does).")
+@friendly
+def schedule(interval: float, once: bool) -> None:
+    """A long-running scheduler: runs due workflows, once per scheduled time."""
+    import socket
+    import time
+
+    wb = hybridwb.connect()
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    click.echo(f"scheduler {owner} checking every {interval:g} s (Ctrl-C stops)")
+    try:
+        while True:
+            for r in wb.workflows.run_due(owner=owner):
+                click.echo(f"{r['status']:10} run {r['id']}  report {r.get('report_path')}")
+            if once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        click.echo("scheduler stopped")
 
 
 @main.group()

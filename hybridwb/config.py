@@ -32,6 +32,7 @@ ENV_NAMES: dict[str, str] = {
     "HYBRIDWB_HOME": "home",
     "HYBRIDWB_MAPPINGS": "mappings_path",
     "HYBRIDWB_REPORTS": "reports_dir",
+    "HYBRIDWB_WORKFLOWS": "workflows_dir",
     "HYBRIDWB_ROW_CAP": "row_cap",
     "HYBRIDWB_STATEMENT_TIMEOUT": "statement_timeout",
     "MYSQL_HOST": "mysql_host",
@@ -68,6 +69,7 @@ class Settings(BaseModel):
     home: Path = Path(".hybridwb")
     mappings_path: Path = Path("mappings/table-mappings.json")
     reports_dir: Path = Path("reports")
+    workflows_dir: Path = Path("notebooks/workflows")
     mysql_host: str | None = None
     mysql_port: int = 3306
     mysql_user: str | None = None

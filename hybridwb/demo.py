@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import hybridwb
+from hybridwb.errors import NotFound
 
 DEMO_QUERIES = [
     (
@@ -28,10 +29,56 @@ DEMO_QUERIES = [
         None,
     ),
 ]
+DEMO_WORKFLOW = "demo-renewal-notice"
+DEMO_TEMPLATE = "데모 구독 만료 안내"
+
+
+def ensure_mappings(wb: hybridwb.Workbench, echo: Callable[[str], object]) -> None:
+    """Map the sample tables from suggestions when no mapping exists yet."""
+    for table in ("customers", "subscriptions", "payments"):
+        try:
+            wb.mappings.get(table)
+        except NotFound:
+            wb.mappings.save(table, wb.mappings.suggest(table))
+            echo(f"mapped {table} (suggested) -> {wb.mappings.path}")
+
+
+def ensure_workflow(wb: hybridwb.Workbench) -> dict:
+    try:
+        wb.templates.get(DEMO_TEMPLATE)
+    except NotFound:
+        wb.templates.create(
+            DEMO_TEMPLATE,
+            "#{고객명}님, 이용 중인 {{ 요금제 }} 구독이 {{ 만료일 | date_ko }}에 만료됩니다. 앱에서 갱신해 주세요.",
+            message_type="LMS",
+            category="renewal",
+        )
+    try:
+        return wb.workflows.get(DEMO_WORKFLOW)
+    except NotFound:
+        return wb.workflows.create(
+            DEMO_WORKFLOW,
+            description="VIP·GOLD 활성 고객에게 구독 만료 안내",
+            target_config={
+                "table": "customers",
+                "where": {
+                    "all": [
+                        {"field": "grade", "op": "in", "value": ["VIP", "GOLD"]},
+                        {"field": "status", "op": "eq", "value": "active"},
+                    ]
+                },
+            },
+            message_config={"template": DEMO_TEMPLATE, "mode": "strict"},
+            trigger_type="schedule",
+            schedule_config={"cron": "0 9 * * *", "timezone": "Asia/Seoul"},
+        )
 
 
 def run_demo(
-    customers: int = 10_000, echo: Callable[[str], object] = print, cwd: Path | None = None
+    customers: int = 10_000,
+    echo: Callable[[str], object] = print,
+    cwd: Path | None = None,
+    run: bool = True,
 ) -> hybridwb.Workbench:
     wb = hybridwb.connect(cwd=cwd)
     if wb.settings.source_is_sample:
@@ -43,4 +90,19 @@ def run_demo(
         meta = df.attrs["hybridwb"]
         echo(f"\n## {title} ({meta['rows']} rows, {meta['elapsed_ms']:.1f} ms)")
         echo(df.to_string(index=False))
+    report = wb.store.init()
+    echo(f"\nplatform store: schema {report['to']} on {report['backend']}")
+    ensure_mappings(wb, echo)
+    wf = ensure_workflow(wb)
+    if run:
+        echo(f"\nRunning workflow {wf['name']!r} with papermill ...")
+        final = wb.workflows.run(wf["id"], progress=False)
+        echo(
+            f"run {final['id']}: {final['status']} · targets {final['target_count']:,} · "
+            f"send records {final['sent_count']:,} · skipped {final['skipped_count']:,}"
+        )
+        if final.get("error"):
+            echo(f"error: {final['error']}")
+        echo(f"report: {final['report_path']}")
+        echo(f"notebook: {Path(str(final['report_path'])).with_suffix('.ipynb')}")
     return wb

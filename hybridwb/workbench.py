@@ -15,6 +15,7 @@ from hybridwb.search import SearchService
 from hybridwb.source import ConnectionInfo, QueryLog, Source
 from hybridwb.targets import TargetService
 from hybridwb.templating import TemplateService
+from hybridwb.workflows import WorkflowService
 
 if TYPE_CHECKING:
     from hybridwb.platform.repos import Variables
@@ -84,6 +85,11 @@ class Workbench:
     def targets(self) -> TargetService:
         """Target definitions: validate, preview (count, sample, quality), iter."""
         return TargetService(self.mappings, self.search)
+
+    @cached_property
+    def workflows(self) -> WorkflowService:
+        """Workflows: CRUD, papermill runs, resume, schedules."""
+        return WorkflowService(self)
 
     @cached_property
     def templates(self) -> TemplateService:

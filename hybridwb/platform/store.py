@@ -126,6 +126,28 @@ class Store:
                 added += 1
         return added
 
+    # -- schedules -------------------------------------------------------------------------
+    def claim_schedule(self, workflow_id: Any, scheduled_for: Any, owner: str) -> bool:
+        """Take the lock for one workflow at one scheduled time; False if someone has it.
+
+        The lock is a row keyed by (workflow, time): the primary key lets exactly one
+        claimant insert it, on SQLite and Postgres alike, and it outlives the process, so
+        a second cron call a minute later cannot run the same slot again.
+        """
+        from hybridwb.platform.repos import as_uuid
+
+        row = {
+            "workflow_id": as_uuid(workflow_id),
+            "scheduled_for": scheduled_for,
+            "owner": owner,
+            "run_id": None,
+            "locked_at": now(),
+        }
+        return (
+            self.backend.insert_ignore("schedule_locks", [row], ["workflow_id", "scheduled_for"])
+            == 1
+        )
+
     # -- logs ------------------------------------------------------------------------------
     def write_query_logs(self, entries: list[QueryLogEntry]) -> None:
         """Persist a batch of QueryLog entries in one round trip."""
