@@ -1,0 +1,358 @@
+"""Workflows end to end: real kernels through papermill, faults in the middle of real runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pymysql
+import pytest
+
+import hybridwb
+from hybridwb.errors import ValidationError
+from tests.conftest import REPO, ro_url
+
+HYBRIDWB = str(Path(sys.executable).parent / "hybridwb")
+TEMPLATE = "테스트 안내"
+TARGET = {"table": "customers", "where": {"field": "grade", "op": "in", "value": ["VIP", "GOLD"]}}
+
+
+def make_workflow(wb: hybridwb.Workbench, name: str = "test-campaign", **extra) -> dict:  # type: ignore[no-untyped-def]
+    try:
+        wb.templates.get(TEMPLATE)
+    except hybridwb.NotFound:
+        wb.templates.create(
+            TEMPLATE, "#{고객명}님 안녕하세요. 등급: {{ 등급 }}", message_type="SMS"
+        )
+    return wb.workflows.create(
+        name, target_config=TARGET, message_config={"template": TEMPLATE, "mode": "strict"}, **extra
+    )
+
+
+def expected_targets(wb: hybridwb.Workbench) -> set[str]:
+    rows = wb.source.records(
+        "SELECT customer_id FROM customers WHERE grade IN ('VIP', 'GOLD') AND marketing_opt_in = 1 AND phone IS NOT NULL AND name IS NOT NULL"
+    )
+    return {str(r["customer_id"]) for r in rows}
+
+
+def assert_exactly_once(wb: hybridwb.Workbench, run_id: object) -> None:
+    records = wb.store.runs.records(run_id)
+    keys = [r["target_key"] for r in records]
+    assert len(keys) == len(set(keys)), "a target has two records"
+    assert set(keys) == expected_targets(wb), "a target is missing a record"
+
+
+def test_run_writes_records_report_and_statistics(shop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    wf = make_workflow(shop)
+    final = shop.workflows.run(wf["name"], progress=False)
+    assert final["status"] == "succeeded", final["error"]
+    assert_exactly_once(shop, final["id"])
+    assert (
+        final["sent_count"] == len(expected_targets(shop))
+        and final["target_count"] >= final["sent_count"]
+    )
+    assert (
+        final["stats"]["messages_per_s"] > 0
+        and final["stats"]["skipped_by_reason"].get("no recipient", 0) >= 0
+    )
+    notebook = tmp_path / "reports" / "test-campaign" / f"{final['id']}.ipynb"
+    html = notebook.with_suffix(".html")
+    assert notebook.is_file() and html.is_file()
+    text = html.read_text(encoding="utf-8")
+    assert "succeeded" in text and f"{final['sent_count']:,}" in text and "<svg" in text
+    executed = json.loads(notebook.read_text(encoding="utf-8"))
+    assert any(
+        "injected-parameters" in c.get("metadata", {}).get("tags", []) for c in executed["cells"]
+    )
+    assert shop.templates.get(TEMPLATE)["usage_count"] == 1
+    record = shop.store.runs.records(final["id"])[0]
+    assert (
+        record["status"] == "queued"
+        and record["channel"] == "outbox"
+        and "님 안녕하세요" in record["content"]
+    )
+
+
+def test_dry_run_writes_no_records(shop) -> None:  # type: ignore[no-untyped-def]
+    wf = make_workflow(shop)
+    final = shop.workflows.run(wf["id"], dry_run=True, limit=50, progress=False)
+    assert final["status"] == "succeeded" and final["dry_run"] is True
+    assert final["target_count"] == 50 and final["rendered_count"] > 0
+    assert shop.store.runs.record_count(final["id"]) == 0
+    assert shop.templates.get(TEMPLATE)["usage_count"] == 0
+
+
+@pytest.mark.mysql
+def test_secrets_never_reach_the_notebook_or_report(mysql_db: str, tmp_path: Path) -> None:
+    from tests.conftest import RO_PASSWORD
+
+    (tmp_path / "mappings").mkdir(exist_ok=True)
+    shutil.copy(
+        REPO / "mappings" / "table-mappings.json", tmp_path / "mappings" / "table-mappings.json"
+    )
+    wb = hybridwb.connect(source=ro_url(mysql_db).render_as_string(hide_password=False))
+    wf = make_workflow(wb)
+    final = wb.workflows.run(wf["id"], limit=5, progress=False)
+    assert final["status"] == "succeeded", final["error"]
+    for path in (tmp_path / "reports" / "test-campaign").iterdir():
+        assert RO_PASSWORD not in path.read_text(encoding="utf-8"), path
+    assert RO_PASSWORD not in str(wb.store.sql("SELECT * FROM workflow_runs").to_dict("records"))
+    wb.close()
+
+
+def test_broken_workflow_fails_with_its_error_and_keeps_the_notebook(shop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    wf = make_workflow(shop)
+    shop.templates.update(
+        TEMPLATE, content="#{고객명}님 {{ 등급 | truncate('x') }}"
+    )  # fails at render time
+    final = shop.workflows.run(wf["id"], progress=False)
+    assert final["status"] == "failed"
+    assert "TemplateError" in final["error"]
+    assert (tmp_path / "reports" / "test-campaign" / f"{final['id']}.ipynb").is_file()
+    shop.templates.update(TEMPLATE, content="#{고객명}님")
+    good = shop.workflows.run(wf["id"], limit=3, progress=False)
+    with pytest.raises(ValidationError, match="already succeeded"):
+        shop.workflows.run(None, resume=good["id"])
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        (
+            {
+                "target_config": {
+                    "table": "customers",
+                    "where": {"field": "nick", "op": "eq", "value": 1},
+                }
+            },
+            "no mapped field",
+        ),
+        ({"message_config": {"template": "없는 템플릿"}}, "No template"),
+        ({"message_config": {"content": "{{ 고객명 "}}, "does not parse"),
+        ({"message_config": {"content": "x", "mode": "loose"}}, "strict' or 'fallback"),
+        ({"message_config": {"content": "x", "channel": "sms-gateway"}}, "outbox"),
+        ({"trigger_type": "schedule", "schedule_config": {"cron": "sometimes"}}, "cron"),
+    ],
+    ids=["target", "template", "content", "mode", "channel", "cron"],
+)
+def test_bad_workflow_configs_are_refused(shop, fields: dict, words: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(hybridwb.HybridwbError, match=words):
+        shop.workflows.create("bad", **fields)
+    assert shop.workflows.list() == []
+
+
+def test_cli_run_exit_status(shop) -> None:  # type: ignore[no-untyped-def]
+    make_workflow(shop)
+    ok = subprocess.run(
+        [HYBRIDWB, "run", "test-campaign", "--limit", "10", "-p", "batch_size", "5"],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "succeeded" in ok.stdout and "report:" in ok.stdout
+    missing = subprocess.run([HYBRIDWB, "run", "no-such-workflow"], capture_output=True, text=True)
+    assert (
+        missing.returncode == 1
+        and "No workflow" in missing.stderr
+        and "Traceback" not in missing.stderr
+    )
+
+
+def _children(pid: int, pattern: str) -> list[int]:
+    out = subprocess.run(
+        ["pgrep", "-P", str(pid), "-f", pattern], capture_output=True, text=True
+    ).stdout
+    return [int(x) for x in out.split()]
+
+
+def _wait_for_records(
+    wb: hybridwb.Workbench, minimum: int, proc: subprocess.Popen, timeout: float = 60
+) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = wb.store.runs.list()
+        if runs and wb.store.runs.record_count(runs[0]["id"]) >= minimum:
+            return str(runs[0]["id"])
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError("the run wrote no records in time")
+
+
+def _slow_run(*extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            HYBRIDWB,
+            "run",
+            "test-campaign",
+            "-p",
+            "batch_size",
+            "20",
+            "-p",
+            "batch_pause",
+            "0.25",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _resume(run_id: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [HYBRIDWB, "run", "--resume", run_id, "-p", "batch_pause", "0"],
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_killed_kernel_then_resume_is_exactly_once(shop) -> None:  # type: ignore[no-untyped-def]
+    make_workflow(shop)
+    proc = _slow_run()
+    run_id = _wait_for_records(shop, 40, proc)
+    kernels = _children(proc.pid, "ipykernel")
+    assert kernels, "no kernel found"
+    for pid in kernels:
+        os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out + err
+    assert shop.store.runs.get(run_id)["status"] == "failed"
+    partial = shop.store.runs.record_count(run_id)
+    assert 0 < partial < len(expected_targets(shop))
+    resumed = _resume(run_id)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert shop.store.runs.get(run_id)["status"] == "succeeded"
+    assert_exactly_once(shop, run_id)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_postgres_stopped_mid_run_then_resume(
+    sample_db: Path, tmp_path: Path, pg_db, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / ".hybridwb").mkdir(exist_ok=True)
+    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
+    (tmp_path / "mappings").mkdir(exist_ok=True)
+    shutil.copy(
+        REPO / "mappings" / "table-mappings.json", tmp_path / "mappings" / "table-mappings.json"
+    )
+    with psycopg.connect(
+        f"host=127.0.0.1 user=postgres dbname={pg_db.database}", autocommit=True
+    ) as conn:
+        conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    monkeypatch.setenv("HYBRIDWB_STORE_URL", pg_db.render_as_string(hide_password=False))
+    wb = hybridwb.connect()
+    wb.store.init()
+    make_workflow(wb)
+    version = os.listdir("/etc/postgresql")[0]
+    proc = _slow_run()
+    run_id = _wait_for_records(wb, 40, proc)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop", "-m", "fast"],
+        check=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 1, out + err
+    finally:
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True
+        )
+    for _ in range(50):
+        if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"]).returncode == 0:
+            break
+        time.sleep(0.2)
+    assert wb.store.runs.get(run_id)["status"] in (
+        "running",
+        "failed",
+    )  # the store was down: may be unmarked
+    resumed = _resume(run_id)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_exactly_once(wb, run_id)
+    wb.close()
+
+
+@pytest.mark.slow
+@pytest.mark.mysql
+def test_mysql_connections_killed_mid_run(
+    mysql_db: str, mysql_admin: pymysql.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mappings").mkdir(exist_ok=True)
+    shutil.copy(
+        REPO / "mappings" / "table-mappings.json", tmp_path / "mappings" / "table-mappings.json"
+    )
+    monkeypatch.setenv(
+        "HYBRIDWB_SOURCE_URL", ro_url(mysql_db).render_as_string(hide_password=False)
+    )
+    wb = hybridwb.connect()
+    make_workflow(wb)
+    proc = _slow_run()
+    run_id = _wait_for_records(wb, 20, proc)
+    killed = 0
+    while proc.poll() is None and killed < 5:
+        with mysql_admin.cursor() as cur:
+            cur.execute(
+                "SELECT id FROM information_schema.processlist WHERE user = 'hybridwb_ro' AND db = %s",
+                (mysql_db,),
+            )
+            for (conn_id,) in cur.fetchall():
+                try:
+                    cur.execute(f"KILL {int(conn_id)}")
+                    killed += 1
+                except pymysql.err.OperationalError:
+                    pass
+        time.sleep(0.3)
+    proc.communicate(timeout=180)
+    assert killed > 0
+    if wb.store.runs.get(run_id)["status"] != "succeeded":
+        resumed = _resume(run_id)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_exactly_once(wb, run_id)
+    wb.close()
+
+
+def test_two_schedulers_never_run_the_same_slot_twice(shop) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    cron = f"{now.minute} * * * *"
+    make_workflow(
+        shop,
+        status="active",
+        trigger_type="schedule",
+        schedule_config={"cron": cron, "timezone": "Asia/Seoul"},
+    )
+    assert [wf["name"] for wf, _ in shop.workflows.due()] == ["test-campaign"]
+    procs = [
+        subprocess.Popen(
+            [HYBRIDWB, "run", "--due"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    runs = shop.store.runs.list()
+    assert len(runs) == 1, outs
+    assert sum("nothing is due" in out for out, _ in outs) == 1
+    again = subprocess.run([HYBRIDWB, "run", "--due"], capture_output=True, text=True)
+    assert "nothing is due" in again.stdout and len(shop.store.runs.list()) == 1
+
+
+def test_inactive_or_manual_workflows_are_never_due(shop) -> None:  # type: ignore[no-untyped-def]
+    make_workflow(shop, "manual-one")
+    make_workflow(
+        shop,
+        "paused-one",
+        status="paused",
+        trigger_type="schedule",
+        schedule_config={"cron": "* * * * *"},
+    )
+    assert shop.workflows.due() == []
