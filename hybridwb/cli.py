@@ -180,6 +180,47 @@ def schedule(interval: float, once: bool) -> None:
         click.echo("scheduler stopped")
 
 
+@main.command()
+def doctor() -> None:
+    """Check configuration, both connections, the read-only guarantee, schema, RLS, drift, runs."""
+    from hybridwb.observability import run_doctor
+
+    try:
+        wb = hybridwb.connect()
+    except hybridwb.HybridwbError as exc:
+        click.echo(f"FAIL  configuration    {exc}")
+        sys.exit(1)
+    report = run_doctor(wb)
+    click.echo(report.render())
+    wb.close()
+    if report.failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--out",
+    "out",
+    default="reports/stats.html",
+    show_default=True,
+    help="Where to write the HTML page.",
+)
+@friendly
+def stats(out: str) -> None:
+    """Query success rate, latency, errors, slowest queries and runs per day, as HTML."""
+    from pathlib import Path
+
+    from hybridwb.observability import collect, render_html
+
+    collected = collect(hybridwb.connect())
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(collected), encoding="utf-8")
+    rate = "—" if collected.success_rate is None else f"{collected.success_rate:.2%}"
+    avg = "—" if collected.avg_ms is None else f"{collected.avg_ms:.1f} ms"
+    click.echo(f"{collected.queries:,} queries · success {rate} · average {avg} → {path}")
+
+
 @main.group()
 def targets() -> None:
     """Target definitions: preview."""

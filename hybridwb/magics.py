@@ -177,7 +177,7 @@ class HybridwbMagics(Magics):
                 print(self.wb.status_line())
                 return None
             if what == "doctor":
-                from hybridwb.doctor import run_doctor
+                from hybridwb.observability import run_doctor
 
                 report = run_doctor(self.wb)
                 print(report.render())

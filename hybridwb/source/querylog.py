@@ -46,16 +46,18 @@ class QueryLog:
     def record(self, entry: QueryLogEntry) -> None:
         with self._lock:
             self.entries.append(entry)
-            if self.sink is None:
-                return
-            self._pending.append(entry)
-            if len(self._pending) < self.batch_size:
+            self._pending.append(entry)  # kept until a sink (the store) takes them
+            if len(self._pending) > self.entries.maxlen:  # type: ignore[operator]
+                del self._pending[: len(self._pending) - self.entries.maxlen]  # type: ignore[operator]
+            if self.sink is None or len(self._pending) < self.batch_size:
                 return
             batch, self._pending = self._pending, []
         self._write(batch)
 
     def flush(self) -> int:
         """Hand what is pending to the sink; returns how many entries were written."""
+        if self.sink is None:
+            return 0
         with self._lock:
             batch, self._pending = self._pending, []
         if batch:

@@ -137,6 +137,13 @@ def _find(text: str, word: str) -> int:
     return max(text.find(word), 0)
 
 
+@lru_cache(maxsize=256)
+def _compiled(text: str) -> Any:
+    """Parse (and check) once, compile once: a run renders one template many times."""
+    _parse(text)
+    return ENV.from_string(to_jinja(text))
+
+
 def names(text: str) -> list[str]:
     """The distinct variable names, in order of first use."""
     return list(dict.fromkeys(u.name for u in variables(text)))
@@ -155,9 +162,8 @@ def render(text: str, values: dict[str, Any]) -> str:
                 break
         else:
             target[parts[-1]] = value
-    _parse(text)
     try:
-        return ENV.from_string(to_jinja(text)).render(tree_context)
+        return _compiled(text).render(tree_context)
     except SecurityError as exc:
         raise TemplateError(
             f"The template tried something unsafe and was stopped: {exc}."

@@ -1,0 +1,143 @@
+"""Monitoring from the persisted QueryLog and workflow runs: numbers and an HTML page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from hybridwb.workbench import Workbench
+
+#: the original platform's success metrics
+TARGET_SUCCESS = 0.99
+TARGET_AVG_MS = 2000.0
+
+
+@dataclass
+class Stats:
+    queries: int
+    success_rate: float | None
+    avg_ms: float | None
+    latency_by_kind: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    slowest: list[dict[str, Any]] = field(default_factory=list)
+    runs_by_day: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def meets_success(self) -> bool | None:
+        return None if self.success_rate is None else self.success_rate >= TARGET_SUCCESS
+
+    @property
+    def meets_latency(self) -> bool | None:
+        return None if self.avg_ms is None else self.avg_ms <= TARGET_AVG_MS
+
+
+def collect(wb: Workbench, limit: int = 50_000) -> Stats:
+    """Read the logs and runs through the store (any backend) and summarize them."""
+    wb.querylog.flush()
+    logs = pd.DataFrame(
+        wb.store.backend.select("query_logs", order_by="timestamp", desc=True, limit=limit)
+    )
+    runs = pd.DataFrame(
+        wb.store.backend.select("workflow_runs", order_by="created_at", desc=True, limit=limit)
+    )
+    if logs.empty:
+        stats = Stats(0, None, None)
+    else:
+        ok = logs["status"] == "success"
+        by_kind = logs.groupby("kind")["execution_time"]
+        stats = Stats(
+            queries=len(logs),
+            success_rate=float(ok.mean()),
+            avg_ms=float(logs["execution_time"].mean()),
+            latency_by_kind=[
+                {
+                    "kind": k,
+                    "queries": int(s.size),
+                    "p50_ms": round(float(s.quantile(0.5)), 2),
+                    "p95_ms": round(float(s.quantile(0.95)), 2),
+                }
+                for k, s in by_kind
+            ],
+            errors=[
+                {"error": str(e)[:120], "count": int(n)}
+                for e, n in logs.loc[~ok, "error_message"]
+                .fillna("unknown")
+                .str.split(";")
+                .str[0]
+                .value_counts()
+                .head(10)
+                .items()
+            ],
+            slowest=[
+                {
+                    "query": q[:160],
+                    "runs": int(g.size),
+                    "avg_ms": round(float(g.mean()), 2),
+                    "max_ms": round(float(g.max()), 2),
+                }
+                for q, g in sorted(
+                    logs.groupby("query")["execution_time"], key=lambda kv: -kv[1].mean()
+                )[:10]
+            ],
+        )
+    if not runs.empty:
+        runs["day"] = pd.to_datetime(runs["created_at"], utc=True).dt.strftime("%Y-%m-%d")
+        table = runs.groupby(["day", "status"]).size().unstack(fill_value=0)
+        stats.runs_by_day = [
+            {"day": day, **{k: int(v) for k, v in row.items()}}
+            for day, row in table.sort_index().iterrows()
+        ]
+    return stats
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p><em>none</em></p>"
+    cols = list(rows[0])
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(r.get(c, '')))}</td>" for c in cols) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _bars(rows: list[dict[str, Any]], label: str, value: str) -> str:
+    if not rows:
+        return ""
+    top = max(float(r[value]) for r in rows) or 1.0
+    parts = []
+    for i, r in enumerate(rows):
+        w = int(300 * float(r[value]) / top)
+        y = 8 + i * 24
+        parts.append(
+            f'<text x="0" y="{y + 13}" font-size="11">{escape(str(r[label]))}</text>'
+            f'<rect x="120" y="{y}" width="{w}" height="16" fill="#0969da"/><text x="{125 + w}" y="{y + 13}" font-size="11">{r[value]}</text>'
+        )
+    return f'<svg width="520" height="{16 + 24 * len(rows)}">{"".join(parts)}</svg>'
+
+
+def render_html(stats: Stats) -> str:
+    def verdict(ok: bool | None) -> str:
+        return "—" if ok is None else ("✅ met" if ok else "❌ missed")
+
+    success = "—" if stats.success_rate is None else f"{stats.success_rate:.2%}"
+    avg = "—" if stats.avg_ms is None else f"{stats.avg_ms:,.1f} ms"
+    return f"""<!doctype html><html lang="ko"><head><meta charset="utf-8"><title>hybridwb stats</title>
+<style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}td,th{{padding:2px 8px;text-align:left}}</style></head><body>
+<h1>hybridwb monitoring</h1>
+<table class="targets">
+<tr><th>metric</th><th>measured</th><th>target</th><th></th></tr>
+<tr><td>query success rate</td><td class="success">{success}</td><td>≥ {TARGET_SUCCESS:.0%}</td><td>{verdict(stats.meets_success)}</td></tr>
+<tr><td>average response</td><td class="avg">{avg}</td><td>≤ {TARGET_AVG_MS / 1000:g} s</td><td>{verdict(stats.meets_latency)}</td></tr>
+<tr><td>queries logged</td><td>{stats.queries:,}</td><td></td><td></td></tr>
+</table>
+<h2>Latency by kind</h2>{_table(stats.latency_by_kind)}{_bars(stats.latency_by_kind, "kind", "p95_ms")}
+<h2>Errors</h2>{_table(stats.errors)}
+<h2>Slowest normalized queries</h2>{_table(stats.slowest)}
+<h2>Runs per day</h2>{_table(stats.runs_by_day)}
+</body></html>"""
