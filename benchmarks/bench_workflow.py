@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import contextlib
+
 import psycopg
 from _common import ensure_sample, ro_url, write
 
@@ -36,10 +38,8 @@ def child(work: str, upto: int) -> None:
 
     wb = hybridwb.connect()
     name = f"bench-{upto}"
-    try:
+    with contextlib.suppress(hybridwb.NotFound):
         wb.workflows.delete(name)
-    except hybridwb.NotFound:
-        pass
     wf = wb.workflows.create(
         name,
         target_config={
