@@ -21,6 +21,27 @@ from hybridwb.errors import HybridwbError
 from hybridwb.source import RowsCut
 from hybridwb.workbench import Workbench, connect
 
+
+class MagicError(UsageError):
+    """An expected error in a magic: one line, no traceback, and still an *error*.
+
+    IPython prints a plain `UsageError` to stderr and reports nothing a notebook runner
+    sees; this subclass renders as a one-line error output, so nbval and papermill fail
+    a guide or a workflow whose cell fails, while a person sees just the message.
+    """
+
+    def __init__(self, message: str, kind: str = "UsageError") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{self.kind}: {self}"]
+
+
+def _fail(exc: HybridwbError) -> MagicError:
+    return MagicError(str(exc), type(exc).__name__)
+
+
 _TEMPLATE_BIND = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*(?:\|\s*(\w+)\s*)?\}\}")
 
 
@@ -38,39 +59,39 @@ def parse_args(line: str, *, allow_write: bool = False) -> CellArgs:
     try:
         words = shlex.split(line)
     except ValueError as exc:
-        raise UsageError(f"Cannot read the options: {exc}.") from None
+        raise MagicError(f"Cannot read the options: {exc}.") from None
     values: dict[str, Any] = {}
     i = 0
     while i < len(words):
         word = words[i]
         if word in ("--explain", "--write"):
             if word == "--write" and not allow_write:
-                raise UsageError("--write is only for %%platform; the source is read-only.")
+                raise MagicError("--write is only for %%platform; the source is read-only.")
             values[word[2:]] = True
             i += 1
             continue
         if word not in ("-o", "--out", "--limit", "--timeout"):
-            raise UsageError(
+            raise MagicError(
                 f"Unknown option {word!r}; use -o NAME, --limit N, --timeout SECONDS, --explain."
             )
         if i + 1 >= len(words):
-            raise UsageError(f"{word} needs a value.")
+            raise MagicError(f"{word} needs a value.")
         value = words[i + 1]
         if word in ("-o", "--out"):
             if not value.isidentifier():
-                raise UsageError(f"-o needs a Python name, not {value!r}.")
+                raise MagicError(f"-o needs a Python name, not {value!r}.")
             values["output"] = value
         elif word == "--limit":
             if not value.isdigit() or int(value) <= 0:
-                raise UsageError(f"--limit needs a positive whole number, not {value!r}.")
+                raise MagicError(f"--limit needs a positive whole number, not {value!r}.")
             values["limit"] = int(value)
         else:
             try:
                 values["timeout"] = float(value)
             except ValueError:
-                raise UsageError(f"--timeout needs seconds, not {value!r}.") from None
+                raise MagicError(f"--timeout needs seconds, not {value!r}.") from None
             if values["timeout"] <= 0:
-                raise UsageError("--timeout must be more than 0 seconds.")
+                raise MagicError("--timeout must be more than 0 seconds.")
         i += 2
     return CellArgs(**values)
 
@@ -94,16 +115,16 @@ def bind_cell(
         if flt is None:
             return f":{name}"
         if flt != "ident":
-            raise UsageError(
+            raise MagicError(
                 f"Unknown filter |{flt}; the only filter is |ident (a table or column name)."
             )
         if name not in namespace:
-            raise UsageError(f"{name} is not defined in the notebook; set it first.")
+            raise MagicError(f"{name} is not defined in the notebook; set it first.")
         value = namespace[name]
         if known is None:
             known = identifiers() if identifiers else set()
         if not isinstance(value, str) or value not in known:
-            raise UsageError(
+            raise MagicError(
                 f"{value!r} is not a table or column of the source; |ident only takes live names."
             )
         return f"{quote}{value}{quote}"
@@ -112,7 +133,7 @@ def bind_cell(
     names = set(text(sql)._bindparams)
     missing = sorted(n for n in names if n not in namespace)
     if missing:
-        raise UsageError(
+        raise MagicError(
             f":{missing[0]} is not defined in the notebook; set {missing[0]} = ... first."
         )
     return sql, {n: namespace[n] for n in names}
@@ -145,7 +166,7 @@ class HybridwbMagics(Magics):
                 warnings.simplefilter("ignore", RowsCut)  # _present says it in the output
                 df = source.sql(sql, params, limit=args.limit, timeout=args.timeout)
         except HybridwbError as exc:
-            raise UsageError(str(exc)) from None
+            raise _fail(exc) from None
         return self._present(df, args)
 
     @cell_magic
@@ -156,7 +177,7 @@ class HybridwbMagics(Magics):
             sql, params = bind_cell(cell, self.shell.user_ns)
             df = self.wb.store.sql(sql, params, write=args.write, limit=args.limit)
         except HybridwbError as exc:
-            raise UsageError(str(exc)) from None
+            raise _fail(exc) from None
         return self._present(df, args)
 
     @line_magic("platform")
@@ -166,7 +187,7 @@ class HybridwbMagics(Magics):
         try:
             return self.wb.store.listing(what)
         except HybridwbError as exc:
-            raise UsageError(str(exc)) from None
+            raise _fail(exc) from None
 
     @line_magic
     def hybridwb(self, line: str) -> Any:
@@ -183,8 +204,8 @@ class HybridwbMagics(Magics):
                 print(report.render())
                 return None
         except HybridwbError as exc:
-            raise UsageError(str(exc)) from None
-        raise UsageError(f"Unknown command {what!r}; use status or doctor.")
+            raise _fail(exc) from None
+        raise MagicError(f"Unknown command {what!r}; use status or doctor.")
 
 
 def _live_identifiers(wb: Workbench) -> set[str]:
@@ -208,9 +229,12 @@ def load(ipython: Any, wb: Workbench | None = None) -> Workbench:
     try:
         wb = wb if wb is not None else connect()
     except HybridwbError as exc:
-        raise UsageError(str(exc)) from None
+        raise _fail(exc) from None
     ipython.register_magics(HybridwbMagics(ipython, wb))
+    import hybridwb
+
     ipython.user_ns.setdefault("wb", wb)
+    ipython.user_ns.setdefault("hybridwb", hybridwb)
     print(wb.status_line())
     try:
         register_jupysql(wb)

@@ -1,0 +1,123 @@
+"""The guides are the documentation: they must run, on the embedded sample and on real servers.
+
+Each pass runs `pytest --nbval-lax notebooks/guides` in a subprocess with its own home,
+mapping file and reports directory, so the repository is never written to.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import REPO, ro_url
+
+GUIDES = REPO / "notebooks" / "guides"
+
+
+def run_guides(
+    tmp_path: Path,
+    sample_db: Path | None,
+    extra_env: dict[str, str],
+    paths: list[Path] | None = None,
+) -> subprocess.CompletedProcess:
+    home = tmp_path / ".hybridwb"
+    home.mkdir(exist_ok=True)
+    if sample_db is not None:
+        (home / "sample.db").write_bytes(sample_db.read_bytes())
+    mappings = tmp_path / "mappings" / "table-mappings.json"
+    mappings.parent.mkdir(exist_ok=True)
+    shutil.copy(REPO / "mappings" / "table-mappings.json", mappings)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HYBRIDWB_", "MYSQL_", "SUPABASE_"))
+    }
+    env.update(
+        HYBRIDWB_HOME=str(home),
+        HYBRIDWB_MAPPINGS=str(mappings),
+        HYBRIDWB_REPORTS=str(tmp_path / "reports"),
+        HYBRIDWB_WORKFLOWS=str(REPO / "notebooks" / "workflows"),
+        **extra_env,
+    )
+    targets = [str(p) for p in (paths or [GUIDES])]
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--nbval-cell-timeout=300",
+            *targets,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_guides_exist() -> None:
+    names = sorted(p.name for p in GUIDES.glob("*.ipynb"))
+    assert len(names) == 6 and names[0].startswith("01_")
+
+
+def test_guides_have_no_committed_outputs() -> None:
+    import nbformat
+
+    for path in GUIDES.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
+
+
+@pytest.mark.slow
+def test_guides_run_on_the_embedded_sample(tmp_path: Path, sample_db: Path) -> None:
+    result = run_guides(tmp_path, sample_db, {})
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "failed" not in result.stdout.splitlines()[-1]
+
+
+@pytest.mark.slow
+@pytest.mark.mysql
+@pytest.mark.postgres
+def test_guides_run_on_mariadb_and_postgres(tmp_path: Path, mysql_db: str, pg_db) -> None:  # type: ignore[no-untyped-def]
+    with psycopg.connect(
+        f"host=127.0.0.1 user=postgres dbname={pg_db.database}", autocommit=True
+    ) as conn:
+        conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    env = {
+        "HYBRIDWB_SOURCE_URL": ro_url(mysql_db).render_as_string(hide_password=False),
+        "HYBRIDWB_STORE_URL": pg_db.render_as_string(hide_password=False),
+    }
+    init = subprocess.run(
+        [str(Path(sys.executable).parent / "hybridwb"), "init"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    assert init.returncode == 0, init.stdout + init.stderr  # a team runs this once per store
+    result = run_guides(tmp_path, None, env)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_a_broken_guide_fails_the_build(tmp_path: Path, sample_db: Path) -> None:
+    import nbformat
+
+    broken = nbformat.v4.new_notebook()
+    broken.cells = [
+        nbformat.v4.new_code_cell("%load_ext hybridwb"),
+        nbformat.v4.new_code_cell("%%mysql\nSELECT * FROM no_such_table"),
+    ]
+    path = tmp_path / "broken_guide.ipynb"
+    nbformat.write(broken, path)
+    result = run_guides(tmp_path, sample_db, {}, [path])
+    assert result.returncode != 0
+    assert "no_such_table" in result.stdout
