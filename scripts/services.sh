@@ -72,3 +72,15 @@ BEGIN
 END $$;
 SQL
 say "PostgreSQL ready (Supabase roles anon, authenticated, service_role)"
+
+# -- Chromium for the browser tests (Debian's package; Playwright never downloads one) ---
+if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing chromium and Korean fonts from apt for the browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    (apt-get update -qq >/dev/null && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
+      || say "could not install chromium; the browser tests will be skipped and say why"
+  else
+    say "chromium is missing and I am not root; the browser tests will be skipped (apt-get install chromium)"
+  fi
+fi
