@@ -8,13 +8,13 @@ writes back only what was set, so an original file round-trips byte for byte in 
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
+from hybridwb.validation import first_error, load_json
 
 FieldType = Literal["string", "number", "date", "datetime", "boolean"]
 Role = Literal["id", "name", "phone", "email", "date", "amount", "status", "text", "flag", "other"]
@@ -85,26 +85,14 @@ class MappingFile(RootModel[dict[str, TableMapping]]):
 
 def parse(data: Any, source: str = "mapping") -> MappingFile:
     """Validate mapping data or raise one error naming the JSON path and what is wrong."""
-    if isinstance(data, str | bytes):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(
-                f"{source} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); nothing was saved."
-            ) from None
+    data = load_json(data, source)
     try:
         return MappingFile.model_validate(data)
     except PydanticError as exc:
-        err = exc.errors()[0]
-        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "is not a known key"
-        elif err["type"] == "missing":
-            msg = "is required"
-        elif err["type"] == "literal_error":
-            msg = msg.replace("Input should be", "must be") + f" (got {err.get('input')!r})"
-        raise ValidationError(f"{source}: {path} {msg}; nothing was saved.", path=path) from None
+        path, msg = first_error(exc)
+        raise ValidationError(
+            f"{source}: {path or '(top level)'} {msg}; nothing was saved.", path=path
+        ) from None
 
 
 def json_schema() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
+from hybridwb.validation import first_error
 
 MESSAGE_TYPES = ("SMS", "LMS", "alimtalk", "email", "push")
 
@@ -120,14 +121,7 @@ def validate(model: type[_Model], entity: str, data: dict[str, Any]) -> dict[str
     try:
         return model(**data).model_dump()
     except PydanticError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
-            msg = "is required"
-        elif err["type"] == "extra_forbidden":
-            msg = "is not a known field"
-        elif err["type"] == "literal_error":
-            msg = msg.replace("Input should be", "must be")
+        loc, msg = first_error(exc)
+        msg = msg.replace("is not a known key", "is not a known field")
         field = f"{entity}.{loc}" if loc else entity
         raise ValidationError(f"{field} {msg}; nothing was saved.", field=loc or None) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from hybridwb.errors import NotFound, ValidationError
@@ -13,15 +13,16 @@ from hybridwb.platform.models import MappingIn, TemplateIn, VariableIn, Workflow
 from hybridwb.platform.schema import now
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """UUIDs and dates as text, recursively: what JSON columns and PostgREST accept."""
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -57,8 +58,8 @@ class Repository:
                 "action": action,
                 "entity": self.entity,
                 "entity_id": str(entity_id),
-                "before": _jsonable(before),
-                "after": _jsonable(after),
+                "before": jsonable(before),
+                "after": jsonable(after),
                 "at": now(),
             },
         )
@@ -256,7 +257,7 @@ class Runs:
             "id": uuid.uuid4(),
             "workflow_id": as_uuid(workflow_id),
             "status": "queued",
-            "parameters": _jsonable(parameters or {}),
+            "parameters": jsonable(parameters or {}),
             "dry_run": dry_run,
             "started_at": None,
             "finished_at": None,
@@ -326,4 +327,4 @@ class Runs:
 
 
 def _jsonable_json(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: (_jsonable(v) if isinstance(v, dict | list) else v) for k, v in fields.items()}
+    return {k: (jsonable(v) if isinstance(v, dict | list) else v) for k, v in fields.items()}

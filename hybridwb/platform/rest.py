@@ -8,11 +8,8 @@ SQL, multi-table transactions — needs `SUPABASE_DB_URL`; the errors say so.
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import Callable
-from datetime import date, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -20,22 +17,10 @@ import httpx
 from hybridwb.config import Settings
 from hybridwb.errors import AuthError, StoreError, ValidationError
 from hybridwb.platform.backend import Op
+from hybridwb.platform.repos import jsonable
 
 T = TypeVar("T")
 CHUNK = 1000
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready values for PostgREST."""
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 class RestBackend:
@@ -145,7 +130,7 @@ class RestBackend:
     ) -> list[dict[str, Any]]:
         query = self.client.table(table).select("*")
         for key, value in (where or {}).items():
-            query = query.is_(key, "null") if value is None else query.eq(key, _plain(value))
+            query = query.is_(key, "null") if value is None else query.eq(key, jsonable(value))
         if order_by:
             query = query.order(order_by, desc=desc)
         if limit:
@@ -155,7 +140,7 @@ class RestBackend:
     def count(self, table: str, where: dict[str, Any] | None = None) -> int:
         query = self.client.table(table).select("id", count="exact", head=True)
         for key, value in (where or {}).items():
-            query = query.eq(key, _plain(value))
+            query = query.eq(key, jsonable(value))
         return int(self._call(query.execute).count or 0)
 
     def apply(self, ops: list[Op]) -> None:
@@ -165,23 +150,23 @@ class RestBackend:
             tbl = self.client.table(op.table)
             if op.kind == "insert":
                 self._call(
-                    tbl.insert(_plain(op.values), returning="minimal").execute, idempotent=False
+                    tbl.insert(jsonable(op.values), returning="minimal").execute, idempotent=False
                 )
                 continue
             query = (
-                tbl.update(_plain(op.values), returning="minimal")
+                tbl.update(jsonable(op.values), returning="minimal")
                 if op.kind == "update"
                 else tbl.delete(returning="minimal")
             )
             for key, value in (op.where or {}).items():
-                query = query.eq(key, _plain(value))
+                query = query.eq(key, jsonable(value))
             self._call(query.execute)
 
     def insert_ignore(self, table: str, rows: list[dict[str, Any]], conflict: list[str]) -> int:
         """Chunked upserts that ignore duplicates on the conflict key."""
         inserted = 0
         for start in range(0, len(rows), CHUNK):
-            chunk = [_plain(r) for r in rows[start : start + CHUNK]]
+            chunk = [jsonable(r) for r in rows[start : start + CHUNK]]
             query = self.client.table(table).upsert(
                 chunk,
                 on_conflict=",".join(conflict),
@@ -195,4 +180,4 @@ class RestBackend:
         return None
 
 
-__all__ = ["RestBackend", "json"]
+__all__ = ["RestBackend"]

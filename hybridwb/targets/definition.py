@@ -8,7 +8,6 @@ values only — identifiers come from the mapping.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -17,6 +16,7 @@ from pydantic import ValidationError as PydanticError
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.model import TableMapping
 from hybridwb.search.predicates import LIKE_ESCAPE, escape_like
+from hybridwb.validation import first_error, load_json
 
 Op = Literal[
     "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "prefix", "is_null", "not_null"
@@ -89,22 +89,14 @@ def parse(data: Any) -> TargetDefinition:
     """A definition from a dict or JSON text, or one clear error naming the path."""
     if isinstance(data, TargetDefinition):
         return data
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(
-                f"The target definition is not valid JSON ({exc.msg} at line {exc.lineno})."
-            ) from None
+    data = load_json(data, "The target definition")
     try:
         return TargetDefinition.model_validate(data)
     except PydanticError as exc:
-        err = exc.errors()[0]
-        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "literal_error":
+        path, msg = first_error(exc)
+        if "must be" in msg and ".op" in f".{path}":
             msg = "must be one of " + ", ".join(Op.__args__)  # type: ignore[attr-defined]
-        raise ValidationError(f"target.{path}: {msg}.", path=path) from None
+        raise ValidationError(f"target.{path or '(top level)'}: {msg}.", path=path) from None
 
 
 def _coerce(value: Any, ftype: str, where: str) -> Any:

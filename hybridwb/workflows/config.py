@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
+from hybridwb.validation import first_error
 
 
 class MessageConfig(BaseModel):
@@ -32,14 +33,12 @@ class MessageConfig(BaseModel):
 def message_config(data: dict[str, Any]) -> MessageConfig:
     try:
         return MessageConfig.model_validate(data).check()
-    except (PydanticError, ValueError) as exc:
-        if isinstance(exc, PydanticError):
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "string_pattern_mismatch":
-                msg = "must be 'strict' or 'fallback'"
-            raise ValidationError(
-                f"workflow.message_config.{where} {msg}; nothing was saved."
-            ) from None
+    except PydanticError as exc:
+        where, msg = first_error(exc)
+        if where == "mode":
+            msg = "must be 'strict' or 'fallback'"
+        raise ValidationError(
+            f"workflow.message_config.{where} {msg}; nothing was saved."
+        ) from None
+    except ValueError as exc:
         raise ValidationError(f"workflow.message_config: {exc}; nothing was saved.") from None

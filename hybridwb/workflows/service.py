@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -76,7 +77,7 @@ class WorkflowService:
         Resumable: targets that already have a record in this run are skipped, and a
         record is keyed by (run, target), so a re-run can neither lose nor double one.
         """
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # plain text: readable in the saved notebook and the terminal
 
         started = time.perf_counter()
         wf = self.get(workflow)
@@ -94,7 +95,9 @@ class WorkflowService:
         counts: Counter[str] = Counter()
         skipped: Counter[str] = Counter()
         targets = rendered = written = 0
-        bar = tqdm(total=limit, unit="target", desc=wf["name"], disable=not progress)
+        bar = tqdm(
+            total=limit, unit="target", desc=wf["name"], disable=not progress, mininterval=0.5
+        )
         for batch in self.wb.targets.iter(wf["target_config"], batch_size):
             if limit is not None:
                 batch = batch[: max(0, limit - targets)]
@@ -237,8 +240,11 @@ class WorkflowService:
                     str(output),
                     parameters=pm_params,
                     kernel_name="python3",
+                    kernel_manager_class=_ipc_kernel_manager(),
                     execution_timeout=cell_timeout,
                     progress_bar=False,
+                    # the kernel's tqdm bar (targets processed) streams to this terminal
+                    stderr_file=sys.stderr if progress else None,
                     cwd=str(Path.cwd()),
                 )
             except pm.PapermillExecutionError as exc:
@@ -319,6 +325,19 @@ class WorkflowService:
                 continue
             runs.append(self.run(wf["id"], {"as_of": scheduled_for.isoformat()}, **kwargs))
         return runs
+
+
+def _ipc_kernel_manager() -> type:
+    """Kernels talk over local IPC sockets, not TCP ports on the machine."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+    return IPCKernelManager
 
 
 def _tick() -> Any:
