@@ -320,3 +320,14 @@ def test_rest_only_store_explains_what_sql_needs(tmp_path: Path) -> None:
         st.sql("SELECT 1")
     with pytest.raises(StoreError, match="SUPABASE_DB_URL"):
         st.init()
+
+
+@pytest.mark.postgres
+def test_no_server_side_prepared_statements_for_the_transaction_pooler(pg_db: URL) -> None:
+    backend = SqlBackend(pg_db)
+    raw = backend.engine.raw_connection()
+    try:
+        assert raw.driver_connection.prepare_threshold is None
+    finally:
+        raw.close()
+        backend.close()
