@@ -9,7 +9,7 @@ import pymysql
 import pytest
 
 import hybridwb
-from hybridwb.errors import NotFound, ValidationError
+from hybridwb.errors import NotFound, ScanRefused, ValidationError
 from hybridwb.mapping.model import parse as parse_mapping
 from hybridwb.search import predicates
 from hybridwb.source.sample import phone_for
@@ -493,3 +493,101 @@ def test_preview_cache_is_used_and_clearable(shop) -> None:  # type: ignore[no-u
     shop.search("customers", "김")
     shop.search("customers", "김")
     assert len(shop.querylog) - warm == 2  # search is never cached
+
+
+@pytest.mark.mysql
+def test_fulltext_index_is_used_for_text(
+    mysql_db: str, mysql_admin: pymysql.Connection, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    with mysql_admin.cursor() as cur:
+        cur.execute(f"USE `{mysql_db}`")
+        cur.execute(
+            "CREATE TABLE notes (note_id INT PRIMARY KEY, body TEXT, FULLTEXT KEY ft_body (body)) ENGINE=InnoDB"
+        )
+        cur.executemany(
+            "INSERT INTO notes VALUES (%s, %s)",
+            [
+                (1, "renewal reminder for premium plan"),
+                (2, "welcome coupon"),
+                (3, "premium upgrade"),
+            ],
+        )
+    try:
+        wb = hybridwb.connect(source=ro_url(mysql_db).render_as_string(hide_password=False))
+        wb.mappings.save(
+            "notes",
+            {
+                "displayName": "메모",
+                "key": "note_id",
+                "fields": {
+                    "note_id": {
+                        "displayName": "ID",
+                        "type": "number",
+                        "role": "id",
+                        "filterable": True,
+                    },
+                    "body": {"displayName": "내용", "role": "text", "searchable": True},
+                },
+            },
+        )
+        result = wb.search("notes", "premium")
+        assert "body:fulltext" in result.meta["predicates"]
+        assert sorted(r["note_id"] for r in result.raw_rows) == [1, 3]
+        wb.close()
+    finally:
+        with mysql_admin.cursor() as cur:
+            cur.execute(f"DROP TABLE `{mysql_db}`.notes")
+
+
+def test_scan_on_a_large_table_is_refused_until_allowed(
+    shop, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from hybridwb.search import service
+
+    mapping = shop.mappings.get("customers").model_dump(mode="json", exclude_unset=True)
+    mapping["fields"]["city"]["filterable"] = True  # no index on city
+    shop.mappings.save("customers", mapping)
+    monkeypatch.setattr(service, "SCAN_THRESHOLD", 100)  # the 2,000-row sample counts as large
+    result = shop.search("customers", "서울")
+    assert (
+        result.meta["refused_scan"] == ["city"] and "city:prefix" not in result.meta["predicates"]
+    )
+    result = shop.search("customers", "서울", allow_scan=True)
+    assert result.meta["scanned"] is True and "city:prefix" in result.meta["predicates"]
+    only_city = {
+        "displayName": "고객",
+        "key": "customer_id",
+        "fields": {
+            "customer_id": {
+                "displayName": "ID",
+                "type": "number",
+                "role": "id",
+                "filterable": True,
+            },
+            "city": {"displayName": "도시", "filterable": True},
+        },
+    }
+    shop.mappings.save("customers", only_city)
+    with pytest.raises(ScanRefused, match="allow_scan=True"):
+        shop.search("customers", "서울")
+
+
+def test_cli_targets_preview(shop, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from hybridwb.cli import main
+
+    path = tmp_path / "vip.json"
+    path.write_text(_json.dumps(VIP, ensure_ascii=False), encoding="utf-8")
+    result = CliRunner().invoke(main, ["targets", "preview", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "targets:" in result.output and "missing_phone" in result.output
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        '{"table": "customers", "where": {"field": "nick", "op": "eq", "value": 1}}',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["targets", "preview", str(bad)])
+    assert result.exit_code == 1 and "no mapped field" in result.output

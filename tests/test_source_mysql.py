@@ -199,3 +199,9 @@ def test_engine_guard_covers_other_callers(source: Source) -> None:
 def test_one_megabyte_query_is_refused_before_sending(source: Source) -> None:
     with pytest.raises(QueryError, match="limit is"):
         source.sql("SELECT 1 FROM customers WHERE name IN (" + ",".join(["'x'"] * 300_000) + ")")
+
+
+def test_unknown_database_names_the_setting(mysql_db: str) -> None:
+    src = Source(ro_url("hybridwb_no_such_db"))
+    with pytest.raises(ConnectionFailed, match="MYSQL_DATABASE"):
+        src.sql("SELECT 1")

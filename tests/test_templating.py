@@ -218,3 +218,22 @@ def test_template_library_crud_extracts_variables(shop) -> None:  # type: ignore
         shop.templates.create("깨진 템플릿", "{{ 고객명 ")
     assert [t["name"] for t in shop.templates.list()].count("깨진 템플릿") == 0
     shop.templates.delete("만료 안내")
+
+
+def test_variable_preview_widget_driven_in_python(shop) -> None:  # type: ignore[no-untyped-def]
+    from hybridwb.widgets import preview
+
+    widget = preview("#{고객명}님, #{별명} 안녕하세요", shop)
+    assert "50%" in widget.completeness.value and "missing" in widget.mapping.value
+    assert widget.assign_variable.options == ("별명",)
+    widget.assign("별명", "customers.city")  # assign a field to the missing variable
+    assert "100%" in widget.completeness.value
+    widget.customer.value = "7"
+    widget.find("7")
+    widget.customers.value = widget.customers.options[0][1]
+    assert "안녕하세요" in widget.rendered.value and "bytes (EUC-KR)" in widget.size.value
+    widget.editor.value = "#{고객명}님 " + "가" * 60
+    assert "fits LMS" in widget.size.value and "over the SMS limit" in widget.warnings.value
+    widget.mode.value = "strict"
+    widget.editor.value = "{{ 고객명 "
+    assert "does not parse" in widget.completeness.value

@@ -356,3 +356,45 @@ def test_inactive_or_manual_workflows_are_never_due(shop) -> None:  # type: igno
         schedule_config={"cron": "* * * * *"},
     )
     assert shop.workflows.due() == []
+
+
+def test_individual_variables_count_their_use_per_run(shop) -> None:  # type: ignore[no-untyped-def]
+    shop.variables.create(name="회사명", source_type="constant", source="하이브리드")
+    shop.templates.create("회사 안내", "#{고객명}님, #{회사명}입니다.")
+    wf = shop.workflows.create(
+        "company", target_config=TARGET, message_config={"template": "회사 안내"}
+    )
+    assert shop.workflows.run(wf["id"], limit=20, progress=False)["status"] == "succeeded"
+    usage = {u["name"]: u for u in shop.variables.usage()}
+    assert usage["회사명"]["usage_count"] == 1 and usage["회사명"]["last_used_at"] is not None
+
+
+def test_a_workflow_can_name_its_own_notebook(shop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import nbformat
+
+    nb = nbformat.read(REPO / "notebooks" / "workflows" / "campaign.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("print('custom notebook ran')"))
+    custom = tmp_path / "custom.ipynb"
+    nbformat.write(nb, custom)
+    wf = make_workflow(shop, notebook=str(custom))
+    final = shop.workflows.run(wf["id"], limit=5, progress=False)
+    assert final["status"] == "succeeded"
+    executed = (tmp_path / "reports" / "test-campaign" / f"{final['id']}.ipynb").read_text(
+        encoding="utf-8"
+    )
+    assert "custom notebook ran" in executed
+
+
+def test_schedule_once_runs_what_is_due(shop) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    make_workflow(
+        shop,
+        status="active",
+        trigger_type="schedule",
+        schedule_config={"cron": f"{now.minute} * * * *", "timezone": "UTC"},
+    )
+    result = subprocess.run(
+        [HYBRIDWB, "schedule", "--once"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "succeeded" in result.stdout and len(shop.store.runs.list()) == 1

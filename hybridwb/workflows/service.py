@@ -166,8 +166,16 @@ class WorkflowService:
             missing_variables=missing,
             stats=stats,
         )
-        if template is not None and not dry_run:
-            store.templates.increment_usage(template["id"])
+        if not dry_run:
+            if template is not None:
+                store.templates.increment_usage(template["id"])
+            for status in report.variables:  # individual variables' usage statistics
+                if (
+                    status.source is not None
+                    and status.source.kind == "variable"
+                    and status.source.variable
+                ):
+                    store.variables.record_use(status.source.variable["id"])
         return stats
 
     # -- papermill -------------------------------------------------------------------------
