@@ -75,6 +75,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, sample_db: Path) -> Iterator[d
     }
     nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
     nbformat.write(nb, root / "widgets.ipynb")
+    shutil.copy(REPO / "notebooks" / "guides" / "01_getting_started.ipynb", root / "guide.ipynb")
     port, token = free_port(), secrets.token_hex(16)
     env = {
         k: v
@@ -216,3 +217,23 @@ def test_variable_preview_in_the_browser(page) -> None:  # type: ignore[no-untyp
     assert "님," in text and "회원 혜택 안내입니다." in text
     assert "bytes (EUC-KR)" in out.inner_text()
     out.screenshot(path=str(SHOTS / "04-variable-preview.png"))
+
+
+def test_a_guide_runs_in_jupyterlab(page, lab: dict) -> None:  # type: ignore[no-untyped-def]
+    guide = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    guide.set_default_timeout(60_000)
+    guide.goto(f"{lab['url']}/lab/tree/guide.ipynb?token={lab['token']}")
+    guide.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible")
+    time.sleep(2)
+    guide.click("text=Run", timeout=30_000)
+    guide.click("text=Run All Cells")
+    guide.wait_for_function("document.body.innerText.includes('hybridwb: source SQLite')")
+    guide.wait_for_function("document.querySelectorAll('.jp-OutputArea-output table').length >= 3")
+    assert "embedded sample, read-only" in guide.inner_text("body")
+    assert (
+        not guide.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        .filter(has_text="Error")
+        .count()
+    )
+    guide.screenshot(path=str(SHOTS / "00-guide.png"), full_page=True)
+    guide.close()

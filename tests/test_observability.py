@@ -142,3 +142,12 @@ def test_hybridwb_doctor_magic(shop, capsys: pytest.CaptureFixture[str]) -> None
         assert "OK    source" in out
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_broken_configuration_fails_doctor(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.hybridwb]\nmysql_hots = 'db'\n", encoding="utf-8"
+    )
+    result = subprocess.run([HYBRIDWB, "doctor"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "FAIL  configuration" in result.stdout and "mysql_hots" in result.stdout
