@@ -85,7 +85,7 @@ def describe(source: Source, table: str, estimates: dict[str, int] | None = None
             table=table,
         ) from None
     except DBAPIError as exc:
-        raise source._translate(exc, None) from exc
+        raise source.translate_error(exc) from exc
     return TableInfo(
         name=table,
         rows_estimate=(estimates or {}).get(table),

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import re
 import sqlite3
 import time
 import warnings
@@ -18,11 +15,11 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlglot import exp
-from sqlglot.errors import ErrorLevel, SqlglotError
 
 from hybridwb.config import Settings, scrub
-from hybridwb.errors import BindError, HybridwbError, TranspileError
+from hybridwb.errors import BindError, HybridwbError
 from hybridwb.source import catalogue, guard
+from hybridwb.source.binds import check_params
 from hybridwb.source.engine import (
     SessionFacts,
     is_sqlite,
@@ -32,8 +29,7 @@ from hybridwb.source.engine import (
 )
 from hybridwb.source.grants import write_privileges
 from hybridwb.source.querylog import QueryLog, QueryLogEntry
-
-BIND_TYPES = (str, int, float, bool, decimal.Decimal, dt.date, dt.datetime, dt.time, bytes)
+from hybridwb.source.transpile import to_sqlite
 
 
 class RowsCut(UserWarning):
@@ -58,77 +54,6 @@ class ConnectionInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def check_params(names: set[str], params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Each bind the query uses must have a value of a type a driver can send."""
-    params = dict(params or {})
-    missing = sorted(names - params.keys())
-    if missing:
-        raise BindError(
-            f"The query uses :{missing[0]} but no value was given; "
-            f"pass params={{'{missing[0]}': ...}}.",
-            name=missing[0],
-        )
-    unused = sorted(params.keys() - names)
-    if unused:
-        raise BindError(
-            f"Parameter {unused[0]!r} is not used by the query; remove it or add :{unused[0]}.",
-            name=unused[0],
-        )
-    for name, value in params.items():
-        items = value if isinstance(value, list | tuple | set | frozenset) else [value]
-        for item in items:
-            if item is not None and not isinstance(item, BIND_TYPES):
-                raise BindError(
-                    f"Parameter {name!r} is a {type(item).__name__}; "
-                    "bind a str, number, date, or a list of them.",
-                    name=name,
-                )
-        if isinstance(value, set | frozenset | tuple):
-            params[name] = list(value)
-        if isinstance(value, list | set | frozenset | tuple) and not value:
-            raise BindError(f"Parameter {name!r} is an empty list; IN () matches nothing.")
-    return params
-
-
-_SHOW_TABLES = re.compile(r"^\s*SHOW\s+(FULL\s+)?TABLES\s*;?\s*$", re.IGNORECASE)
-_DESCRIBE = re.compile(r"^\s*(DESCRIBE|DESC)\s+`?([\w가-힣]+)`?\s*;?\s*$", re.IGNORECASE)
-
-
-def to_sqlite(checked: guard.Checked, expression: exp.Expression) -> str:
-    """MySQL dialect -> SQLite for the embedded sample; a clear error when impossible."""
-    if checked.kind == "show":
-        if _SHOW_TABLES.match(checked.sql):
-            return (
-                "SELECT name AS Tables_in_sample FROM sqlite_master "
-                "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name"
-            )
-        raise TranspileError(
-            "This SHOW has no equivalent on the embedded sample; only SHOW TABLES works there."
-        )
-    if checked.kind == "describe":
-        match = _DESCRIBE.match(checked.sql)
-        if match:
-            table = match.group(2).replace("'", "''")
-            return (
-                "SELECT name AS Field, type AS Type, "
-                "CASE WHEN \"notnull\" THEN 'NO' ELSE 'YES' END AS \"Null\", "
-                f"CASE WHEN pk THEN 'PRI' ELSE '' END AS Key FROM pragma_table_info('{table}')"
-            )
-        if isinstance(expression.this, exp.Select | exp.SetOperation):
-            return "EXPLAIN QUERY PLAN " + to_sqlite(
-                guard.Checked(checked.sql, expression.this, "select", checked.tokens),
-                expression.this,
-            )
-        raise TranspileError("This DESCRIBE/EXPLAIN has no equivalent on the embedded sample.")
-    try:
-        return expression.sql(dialect="sqlite", unsupported_level=ErrorLevel.RAISE)
-    except SqlglotError as exc:
-        raise TranspileError(
-            f"This MySQL query cannot run on the embedded sample ({exc}); "
-            "rewrite that part or connect a MySQL source."
-        ) from exc
 
 
 class Source:
@@ -361,12 +286,13 @@ class Source:
             except DBAPIError as exc:
                 if attempt == 1 and catalogue.is_retryable(exc):
                     continue
-                raise self._translate(exc, timeout) from exc
+                raise self.translate_error(exc, timeout) from exc
             except SQLAlchemyError as exc:
-                raise self._translate(exc, timeout) from exc
+                raise self.translate_error(exc, timeout) from exc
         raise AssertionError("unreachable")
 
-    def _translate(self, exc: BaseException, timeout: float | None) -> HybridwbError:
+    def translate_error(self, exc: BaseException, timeout: float | None = None) -> HybridwbError:
+        """A driver error as a one-line hybridwb error, secrets scrubbed."""
         ctx = catalogue.Context(
             self._ctx.host, self._ctx.database, self._ctx.user, timeout or self.statement_timeout
         )
@@ -471,7 +397,7 @@ class Source:
                     self.database,
                 )
         except (DBAPIError, SQLAlchemyError) as exc:
-            err = self._translate(exc, None)
+            err = self.translate_error(exc, None)
             return ConnectionInfo(
                 "error",
                 latency_ms=(time.perf_counter() - started) * 1000,
@@ -491,7 +417,7 @@ class Source:
             insp = inspect(self.engine)
             return sorted(insp.get_table_names() + insp.get_view_names())
         except DBAPIError as exc:
-            raise self._translate(exc, None) from exc
+            raise self.translate_error(exc, None) from exc
 
     def column_names(self, table: str) -> list[str]:
         from sqlalchemy import inspect
@@ -499,7 +425,7 @@ class Source:
         try:
             return [c["name"] for c in inspect(self.engine).get_columns(table)]
         except DBAPIError as exc:
-            raise self._translate(exc, None) from exc
+            raise self.translate_error(exc, None) from exc
 
 
 def _runner(conn: Connection) -> Any:
