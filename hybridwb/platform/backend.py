@@ -237,13 +237,12 @@ class SqlBackend:
 
             def run() -> int:
                 stmt = sqlite_insert(tbl).on_conflict_do_nothing(index_elements=conflict)
+                inserted = 0
                 with self.engine.begin() as conn:
-                    before = conn.execute(select(func.count()).select_from(tbl)).scalar_one()
                     for start in range(0, len(rows), 5000):
-                        conn.execute(stmt, rows[start : start + 5000])
-                    return int(
-                        conn.execute(select(func.count()).select_from(tbl)).scalar_one() - before
-                    )
+                        # sqlite3 sums rowcount over executemany: the rows really inserted
+                        inserted += conn.execute(stmt, rows[start : start + 5000]).rowcount
+                return inserted
 
         with self.errors():
             return retrying(run)
