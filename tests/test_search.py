@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pymysql
 import pytest
@@ -408,41 +410,54 @@ def test_explain_shows_an_index(maria, kind: str) -> None:  # type: ignore[no-un
     assert 11 in [r["customer_id"] for r in maria.search("customers", term).raw_rows]
 
 
+@contextmanager
+def mapped_table(
+    mysql_db: str, admin: pymysql.Connection, ddl: str, rows: list[tuple], mapping: dict
+) -> Iterator[hybridwb.Workbench]:
+    """A table made for one test on MariaDB, its mapping saved, dropped afterwards."""
+    name = mapping["name"]
+    with admin.cursor() as cur:
+        cur.execute(f"USE `{mysql_db}`")
+        cur.execute(ddl)
+        marks = ", ".join(["%s"] * len(rows[0]))
+        cur.executemany(f"INSERT INTO `{name}` VALUES ({marks})", rows)
+    wb = hybridwb.connect(source=ro_url(mysql_db).render_as_string(hide_password=False))
+    try:
+        wb.mappings.save(name, mapping["config"])
+        yield wb
+    finally:
+        wb.close()
+        with admin.cursor() as cur:
+            cur.execute(f"DROP TABLE `{mysql_db}`.`{name}`")
+
+
+def _id_and(field: str, role: str, key: str, label: str) -> dict:
+    return {
+        "displayName": label,
+        "key": key,
+        "fields": {
+            key: {"displayName": "ID", "type": "number", "role": "id", "filterable": True},
+            field: {
+                "displayName": "내용",
+                "role": role,
+                "filterable": role == "name",
+                "searchable": True,
+            },
+        },
+    }
+
+
 @pytest.mark.mysql
 def test_keyset_walk_survives_concurrent_inserts(
     mysql_db: str, mysql_admin: pymysql.Connection, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    with mysql_admin.cursor() as cur:
-        cur.execute(f"USE `{mysql_db}`")
-        cur.execute(
-            "CREATE TABLE walkers (walker_id INT PRIMARY KEY, name VARCHAR(50), KEY ix_name (name))"
-        )
-        cur.executemany(
-            "INSERT INTO walkers VALUES (%s, %s)", [(i * 2, f"김{i:05d}") for i in range(1, 10_001)]
-        )
-    try:
-        wb = hybridwb.connect(source=ro_url(mysql_db).render_as_string(hide_password=False))
-        wb.mappings.save(
-            "walkers",
-            {
-                "displayName": "걷는 사람",
-                "key": "walker_id",
-                "fields": {
-                    "walker_id": {
-                        "displayName": "ID",
-                        "type": "number",
-                        "role": "id",
-                        "filterable": True,
-                    },
-                    "name": {
-                        "displayName": "이름",
-                        "role": "name",
-                        "filterable": True,
-                        "searchable": True,
-                    },
-                },
-            },
-        )
+    with mapped_table(
+        mysql_db,
+        mysql_admin,
+        "CREATE TABLE walkers (walker_id INT PRIMARY KEY, name VARCHAR(50), KEY ix_name (name))",
+        [(i * 2, f"김{i:05d}") for i in range(1, 10_001)],
+        {"name": "walkers", "config": _id_and("name", "name", "walker_id", "걷는 사람")},
+    ) as wb:
         stop = threading.Event()
 
         def writer() -> None:
@@ -473,10 +488,6 @@ def test_keyset_walk_survives_concurrent_inserts(
         thread.join()
         assert len(seen) == len(set(seen)), "duplicates"
         assert {i * 2 for i in range(1, 10_001)} <= set(seen), "gaps"
-        wb.close()
-    finally:
-        with mysql_admin.cursor() as cur:
-            cur.execute(f"DROP TABLE `{mysql_db}`.walkers")
 
 
 def test_preview_cache_is_used_and_clearable(shop) -> None:  # type: ignore[no-untyped-def]
@@ -499,44 +510,16 @@ def test_preview_cache_is_used_and_clearable(shop) -> None:  # type: ignore[no-u
 def test_fulltext_index_is_used_for_text(
     mysql_db: str, mysql_admin: pymysql.Connection, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    with mysql_admin.cursor() as cur:
-        cur.execute(f"USE `{mysql_db}`")
-        cur.execute(
-            "CREATE TABLE notes (note_id INT PRIMARY KEY, body TEXT, FULLTEXT KEY ft_body (body)) ENGINE=InnoDB"
-        )
-        cur.executemany(
-            "INSERT INTO notes VALUES (%s, %s)",
-            [
-                (1, "renewal reminder for premium plan"),
-                (2, "welcome coupon"),
-                (3, "premium upgrade"),
-            ],
-        )
-    try:
-        wb = hybridwb.connect(source=ro_url(mysql_db).render_as_string(hide_password=False))
-        wb.mappings.save(
-            "notes",
-            {
-                "displayName": "메모",
-                "key": "note_id",
-                "fields": {
-                    "note_id": {
-                        "displayName": "ID",
-                        "type": "number",
-                        "role": "id",
-                        "filterable": True,
-                    },
-                    "body": {"displayName": "내용", "role": "text", "searchable": True},
-                },
-            },
-        )
+    with mapped_table(
+        mysql_db,
+        mysql_admin,
+        "CREATE TABLE notes (note_id INT PRIMARY KEY, body TEXT, FULLTEXT KEY ft_body (body)) ENGINE=InnoDB",
+        [(1, "renewal reminder for premium plan"), (2, "welcome coupon"), (3, "premium upgrade")],
+        {"name": "notes", "config": _id_and("body", "text", "note_id", "메모")},
+    ) as wb:
         result = wb.search("notes", "premium")
         assert "body:fulltext" in result.meta["predicates"]
         assert sorted(r["note_id"] for r in result.raw_rows) == [1, 3]
-        wb.close()
-    finally:
-        with mysql_admin.cursor() as cur:
-            cur.execute(f"DROP TABLE `{mysql_db}`.notes")
 
 
 def test_scan_on_a_large_table_is_refused_until_allowed(

@@ -42,6 +42,16 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     st.close()
 
 
+@pytest.fixture
+def pg_store(pg_db: URL) -> Iterator[Store]:
+    """A fresh, initialised store on the session's PostgreSQL database."""
+    _reset_pg(pg_db)
+    st = Store(SqlBackend(pg_db))
+    st.init()
+    yield st
+    st.close()
+
+
 def audit(store: Store) -> list[tuple[str, str]]:
     df = store.sql("SELECT action, entity FROM audit_log ORDER BY at")
     return list(zip(df["action"], df["entity"], strict=True))
@@ -239,10 +249,8 @@ def test_listings(store: Store) -> None:
 
 
 @pytest.mark.postgres
-def test_row_level_security_by_role(pg_db: URL) -> None:
-    _reset_pg(pg_db)
-    st = Store(SqlBackend(pg_db))
-    st.init()
+def test_row_level_security_by_role(pg_store: Store) -> None:
+    st = pg_store
     st.workflows.create(name="secret plan")
     with st.backend.engine.connect() as conn:
         rls = conn.execute(
@@ -259,14 +267,11 @@ def test_row_level_security_by_role(pg_db: URL) -> None:
         with pytest.raises(Exception, match="permission denied"):
             conn.execute(text("SELECT count(*) FROM workflows"))
         conn.rollback()
-    st.close()
 
 
 @pytest.mark.postgres
-def test_postgres_restart_between_operations(pg_db: URL) -> None:
-    _reset_pg(pg_db)
-    st = Store(SqlBackend(pg_db))
-    st.init()
+def test_postgres_restart_between_operations(pg_store: Store) -> None:
+    st = pg_store
     st.workflows.create(name="before restart")
     version = subprocess.run(
         ["ls", "/etc/postgresql"], capture_output=True, text=True, check=True
@@ -278,7 +283,6 @@ def test_postgres_restart_between_operations(pg_db: URL) -> None:
     )
     st.workflows.create(name="after restart")
     assert {w["name"] for w in st.workflows.list()} == {"before restart", "after restart"}
-    st.close()
 
 
 @pytest.mark.postgres
