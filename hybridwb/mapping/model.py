@@ -17,7 +17,24 @@ from hybridwb.errors import ValidationError
 from hybridwb.validation import first_error, load_json
 
 FieldType = Literal["string", "number", "date", "datetime", "boolean"]
-Role = Literal["id", "name", "phone", "email", "date", "amount", "status", "text", "flag", "other"]
+Role = Literal[
+    "id",  # the table's own key
+    "reference",  # a foreign key to another table (never searched as the id)
+    "name",  # a full name
+    "first_name",
+    "last_name",
+    "phone",
+    "email",
+    "date",
+    "amount",
+    "status",
+    "text",
+    "flag",
+    "consent",  # marketing (advertising) consent flag
+    "night_consent",  # separate consent for advertising between 21:00 and 08:00 KST
+    "other",
+]
+Channel = Literal["sms", "email", "other"]
 FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
 ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
 
@@ -42,6 +59,13 @@ class Relation(_Model):
     foreignField: str
     kind: Literal["many-to-one", "one-to-many"] = "one-to-many"
     orderBy: str | None = None
+    # the path segment this relation is reached by (`address` in `address.phone`);
+    # defaults to the related table's name
+    name: str | None = None
+
+    @property
+    def path_name(self) -> str:
+        return self.name or self.table
 
 
 class TableMapping(_Model):
@@ -51,6 +75,14 @@ class TableMapping(_Model):
     key: str | None = None
     isActive: bool = True
     relations: list[Relation] = Field(default_factory=list)
+    # Audience roles (nothing in the code names an audience table): an audience table's rows
+    # can be targets; `key` must then be its primary key or a unique index. The paths below
+    # are a field name or a dotted path through to-one relations (`address.phone`).
+    audience: bool = False
+    recipient: str | None = None  # the channel address (phone, email, ...)
+    channel: Channel = "sms"
+    consent: str | None = None  # marketing consent flag (truthy = consented)
+    nightConsent: str | None = None  # night-time (21-08 KST) advertising consent flag
 
     @model_validator(mode="after")
     def _consistent(self) -> TableMapping:
