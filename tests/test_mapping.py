@@ -13,8 +13,11 @@ from click.testing import CliRunner
 import hybridwb
 from hybridwb.cli import main
 from hybridwb.errors import NotFound, ValidationError
+from hybridwb.mapping import discovery
 from hybridwb.mapping.model import json_schema, parse
-from tests.conftest import ro_url
+from hybridwb.source import Source
+from tests import realshop
+from tests.conftest import MYSQL_HOST, MYSQL_PORT, SEL_PASSWORD, SEL_USER, ro_url, sel_url
 
 REPO = Path(__file__).resolve().parents[1]
 ORIGINAL = {
@@ -270,3 +273,103 @@ def test_shipped_file_can_be_copied_for_a_user(tmp_path: Path) -> None:
     target.parent.mkdir()
     shutil.copy(REPO / "mappings" / "table-mappings.json", target)
     assert parse(target.read_text(encoding="utf-8")).tables()
+
+
+# -- realshop: a Sakila-like schema read through a SELECT-only account -----------------------
+def _sel_source(database: str) -> Source:
+    return Source(sel_url(database))
+
+
+def test_realshop_account_has_select_and_nothing_else(realshop_db: str) -> None:
+    conn = pymysql.connect(
+        host=MYSQL_HOST, port=MYSQL_PORT, user=SEL_USER, password=SEL_PASSWORD, database=realshop_db
+    )
+    with conn.cursor() as cur:
+        cur.execute("SHOW GRANTS")
+        grants = " ".join(row[0] for row in cur.fetchall())
+        assert "SHOW VIEW" not in grants and "GRANT SELECT ON" in grants
+        with pytest.raises(pymysql.err.OperationalError):
+            cur.execute("SHOW CREATE VIEW customer_list")
+    conn.close()
+
+
+def test_discovery_on_a_select_only_account_sees_the_whole_schema(
+    realshop_db: str, mysql_admin: pymysql.Connection
+) -> None:
+    """Tables, views, columns, keys, indexes and foreign keys, compared with what root sees in
+    information_schema (the oracle), read through an account that cannot SHOW VIEW."""
+    source = _sel_source(realshop_db)
+    try:
+        found = {t.name: t for t in discovery.discover(source)}
+    finally:
+        source.close()
+    with mysql_admin.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s",
+            (realshop_db,),
+        )
+        kinds = dict(cur.fetchall())
+        cur.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS"
+            " WHERE TABLE_SCHEMA=%s",
+            (realshop_db,),
+        )
+        columns = {(t, c): ty.upper() for t, c, ty in cur.fetchall()}
+        cur.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME"
+            " FROM information_schema.KEY_COLUMN_USAGE"
+            " WHERE TABLE_SCHEMA=%s AND REFERENCED_TABLE_NAME IS NOT NULL",
+            (realshop_db,),
+        )
+        fks = set(cur.fetchall())
+        cur.execute(
+            "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX)"
+            " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s"
+            " GROUP BY TABLE_NAME, INDEX_NAME, NON_UNIQUE",
+            (realshop_db,),
+        )
+        indexes = {(t, i, not nu, cols) for t, i, nu, cols in cur.fetchall()}
+    assert set(found) == set(kinds) == set(realshop.TABLES) | set(realshop.VIEWS)
+    assert (
+        {n for n, t in found.items() if t.is_view}
+        == {n for n, k in kinds.items() if k == "VIEW"}
+        == {"customer_list"}
+    )
+    assert {(t, c.name): c.type for t, info in found.items() for c in info.columns} == columns
+    assert {
+        (t, col, fk["referred_table"], ref)
+        for t, info in found.items()
+        for fk in info.foreign_keys
+        for col, ref in zip(fk["constrained_columns"], fk["referred_columns"], strict=True)
+    } == fks
+    got_indexes = {
+        (t, i["name"], i["unique"], ",".join(i["column_names"]))
+        for t, info in found.items()
+        for i in info.indexes
+    } | {
+        (t, "PRIMARY", True, ",".join(info.primary_key))
+        for t, info in found.items()
+        if info.primary_key
+    }
+    assert got_indexes == indexes
+    assert found["audit_trail"].primary_key == []
+    assert found["customer"].comment == "고객"
+    assert found["customer"].column("marketing_opt_in").comment == "광고수신동의"
+    assert found["customer_list"].rows_estimate is None
+    assert (found["customer"].rows_estimate or 0) > 0
+
+
+def test_describe_one_view_on_a_select_only_account(realshop_db: str) -> None:
+    source = _sel_source(realshop_db)
+    try:
+        info = discovery.describe(source, "customer_list")
+        with pytest.raises(NotFound, match="no table 'nope'"):
+            discovery.describe(source, "nope")
+    finally:
+        source.close()
+    assert info.is_view and [c.name for c in info.columns] == [
+        "customer_id",
+        "name",
+        "phone",
+        "city",
+    ]
