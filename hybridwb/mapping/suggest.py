@@ -86,7 +86,7 @@ def field_type(sql_type: str) -> str:
     t = sql_type.upper().strip()
     if t.startswith(("TINYINT(1)", "BOOL", "BIT(1)")) or t == "BIT":
         return "boolean"
-    if any(k in t for k in ("INT", "DECIMAL", "NUMERIC", "FLOAT", "DOUBLE", "REAL")):
+    if any(k in t for k in ("INT", "DECIMAL", "NUMERIC", "FLOAT", "DOUBLE", "REAL", "BIT")):
         return "number"
     if "DATETIME" in t or "TIMESTAMP" in t:
         return "datetime"

@@ -1,7 +1,9 @@
 """ipywidgets front ends. Each takes the workbench and holds no logic of its own.
 
 Constructors build controls only; the factory functions below load the first data, so a
-widget object can be created and driven in tests without a database round trip.
+widget object can be created and driven in tests without a database round trip. The widget
+classes live in private modules (`_search.py` …): a public submodule named like its factory
+would replace the function on the package at first import, and the second call would fail.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def target_preview(wb: Workbench | None = None, definition: Any = None) -> Any:
     return widget
 
 
-def preview(template: str = "", wb: Workbench | None = None, table: str = "customers") -> Any:
+def preview(template: str = "", wb: Workbench | None = None, table: str | None = None) -> Any:
+    """The variable preview on `table`, by default the mapped audience table."""
     from hybridwb.widgets._preview import VariablePreview
 
     widget = VariablePreview(_workbench(wb), table=table)
