@@ -598,3 +598,151 @@ def test_saved_suggestions_have_no_type_drift(schema_wb: tuple) -> None:
     assert all(wb.mappings.get(audience).fields[c].type == "boolean" for c in booleans)
     findings = [f for f in wb.mappings.check() if f.severity != "info"]
     assert findings == []
+
+
+# -- realshop workbench: save checks, one source's mappings, delete ---------------------------
+@pytest.fixture
+def real(realshop_db: str, tmp_path: Path) -> hybridwb.Workbench:
+    """A workbench on realshop (SELECT-only) in a directory that also holds the repository's
+    sample mappings at the default path, as in a clone of the repository."""
+    (tmp_path / "mappings").mkdir(exist_ok=True)
+    shutil.copy(REPO / "mappings" / "table-mappings.json", tmp_path / "mappings")
+    wb = hybridwb.connect(source=sel_url(realshop_db).render_as_string(hide_password=False))
+    yield wb
+    wb.close()
+
+
+def _customer(real: hybridwb.Workbench, **changes: object) -> dict:
+    data = real.mappings.suggest("customer").model_dump(mode="json", exclude_unset=True)
+    data.update(changes)
+    return data
+
+
+def _files(root: Path) -> dict[str, dict]:
+    return {
+        str(p.relative_to(root)): json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted((root / "mappings").rglob("*.json"))
+    }
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"key": "first_name"}, "customer.first_name: the audience key is not a primary key"),
+        ({"key": "store_id"}, "not a primary key or unique index"),
+        ({"key": None}, "an audience table needs a key"),
+        ({"recipient": None}, "needs the field messages go to"),
+        ({"recipient": "store.phone"}, "store has no column 'phone'"),
+        ({"recipient": "nope.phone"}, "'nope' is not a to-one relation of customer"),
+        ({"recipient": "payment.amount"}, "'payment' is not a to-one relation"),
+        ({"consent": "opt_in"}, "'opt_in' is not a mapped field of customer"),
+    ],
+    ids=[
+        "key-not-unique",
+        "key-is-a-reference",
+        "no-key",
+        "no-recipient",
+        "no-such-column",
+        "no-such-relation",
+        "to-many-path",
+        "consent-not-a-field",
+    ],
+)
+def test_audience_mapping_is_checked_against_the_live_schema_on_save(
+    real: hybridwb.Workbench, tmp_path: Path, changes: dict, words: str
+) -> None:
+    before = _files(tmp_path)
+    with pytest.raises(ValidationError, match=words) as caught:
+        real.mappings.save("customer", _customer(real, **changes))
+    assert "\n" not in str(caught.value) and "Nothing was saved" in str(caught.value)
+    assert _files(tmp_path) == before  # the file on disk is untouched
+
+
+@pytest.mark.mysql
+def test_audience_key_may_be_a_unique_index(
+    real: hybridwb.Workbench, mysql_admin, realshop_db
+) -> None:  # type: ignore[no-untyped-def]
+    with mysql_admin.cursor() as cur:
+        cur.execute(
+            "SELECT NON_UNIQUE FROM information_schema.STATISTICS"
+            " WHERE TABLE_SCHEMA=%s AND TABLE_NAME='customer' AND COLUMN_NAME='email'",
+            (realshop_db,),
+        )
+        assert cur.fetchone()[0] == 0  # the oracle: email has a unique index
+    assert real.mappings.save("customer", _customer(real, key="email")).key == "email"
+
+
+@pytest.mark.mysql
+def test_sample_mappings_never_apply_to_another_database(
+    real: hybridwb.Workbench, tmp_path: Path, sample_db: Path
+) -> None:
+    shipped = (REPO / "mappings" / "table-mappings.json").read_bytes()
+    assert real.mappings.tables() == {}
+    assert [f.message for f in real.mappings.check()] == []
+    out = CliRunner().invoke(
+        main,
+        ["mappings", "check"],
+        env={"HYBRIDWB_SOURCE_URL": real.source.url.render_as_string(hide_password=False)},
+    )
+    assert out.exit_code == 0 and "gone" not in out.output, out.output
+    from hybridwb.observability.doctor import run_doctor
+
+    report = run_doctor(real)
+    assert report.status_of("mapping drift") == "OK", report.render()
+    assert "gone from the source" not in report.render()
+    real.mappings.save("customer", _customer(real))
+    files = _files(tmp_path)
+    mine = [name for name, data in files.items() if data.get("$source") == real.mappings.identity]
+    assert mine == [str(real.mappings.path.relative_to(tmp_path))] and "sources" in mine[0]
+    assert set(files[mine[0]]) == {"$source", "customer"}
+    assert (tmp_path / "mappings" / "table-mappings.json").read_bytes() == shipped
+    # the sample in the same directory and store still sees only its own mappings
+    (tmp_path / ".hybridwb").mkdir(exist_ok=True)
+    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
+    sample = hybridwb.connect()
+    assert set(sample.mappings.tables()) == set(json.loads(shipped))
+    (tmp_path / "mappings" / "table-mappings.json").unlink()  # now from the store mirror
+    assert "customer" not in sample.mappings.tables()
+    sample.close()
+    real.mappings.path.unlink()
+    assert set(real.mappings.tables()) == {"customer"}  # its own mirror, stamped
+
+
+@pytest.mark.mysql
+def test_delete_a_mapping_through_api_cli_and_editor(
+    real: hybridwb.Workbench, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    real.mappings.save("customer", _customer(real))
+    real.mappings.save("payment", real.mappings.suggest("payment"))
+    real.mappings.delete("payment")
+    assert set(_files(tmp_path)[str(real.mappings.path.relative_to(tmp_path))]) == {
+        "$source",
+        "customer",
+    }
+    store = sqlite3.connect(tmp_path / ".hybridwb" / "platform.db")
+    active = store.execute(
+        "SELECT is_active FROM table_mappings WHERE name='payment' ORDER BY version DESC"
+    ).fetchone()
+    assert not active[0]
+    with pytest.raises(NotFound, match="No mapping for 'payment'"):
+        real.mappings.delete("payment")
+    env = {"HYBRIDWB_SOURCE_URL": real.source.url.render_as_string(hide_password=False)}
+    out = CliRunner().invoke(main, ["mappings", "delete", "고객"], env=env)
+    assert out.exit_code == 0, out.output
+    assert "customer" not in _files(tmp_path)[str(real.mappings.path.relative_to(tmp_path))]
+    bad = CliRunner().invoke(main, ["mappings", "delete", "nope"], env=env)
+    assert bad.exit_code == 1 and "No mapping for 'nope'" in bad.output
+    assert "Traceback" not in bad.output
+    from hybridwb.widgets import mapping_editor
+
+    real.mappings.save("customer", _customer(real))
+    editor = mapping_editor(real, "customer")
+    assert editor.audience.value and editor.recipient.value == "address.phone"
+    assert editor.delete()
+    assert "customer" not in _files(tmp_path)[str(real.mappings.path.relative_to(tmp_path))]
+    assert "suggestion" in editor.message.value or "deleted" in editor.message.value
+    assert not editor.delete()  # nothing left to delete: one line, no exception
+    assert "No mapping for &#x27;customer" in editor.message.value
