@@ -14,7 +14,8 @@ import hybridwb
 from hybridwb.cli import main
 from hybridwb.errors import NotFound, ValidationError
 from hybridwb.mapping import discovery, suggest
-from hybridwb.mapping.model import json_schema, parse
+from hybridwb.mapping.drift import check_table
+from hybridwb.mapping.model import FieldMapping, TableMapping, json_schema, parse
 from hybridwb.source import Source
 from tests import realshop
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, SEL_PASSWORD, SEL_USER, ro_url, sel_url
@@ -743,3 +744,30 @@ def test_delete_a_mapping_through_api_cli_and_editor(
     assert "suggestion" in editor.message.value or "deleted" in editor.message.value
     assert not editor.delete()  # nothing left to delete: one line, no exception
     assert "No mapping for &#x27;customer" in editor.message.value
+
+
+@pytest.mark.parametrize(
+    ("column_type", "mapped", "drift"),
+    [
+        ("TINYINT(1)", "boolean", False),
+        ("TINYINT(1)", "number", False),
+        ("SMALLINT", "boolean", False),  # a flag kept in a SMALLINT (the sample shop)
+        ("DATETIME", "date", False),
+        ("VARCHAR(10)", "date", False),
+        ("VARCHAR(10)", "number", True),
+        ("INT", "string", True),
+        ("DATE", "boolean", True),
+    ],
+    ids=lambda v: str(v),
+)
+def test_type_drift_only_when_the_mapped_type_no_longer_fits(
+    column_type: str, mapped: str, drift: bool
+) -> None:
+    live = discovery.TableInfo(
+        "t", None, [discovery.ColumnInfo("c", column_type, True)], primary_key=["c"]
+    )
+    mapping = TableMapping(
+        displayName="T", fields={"c": FieldMapping(displayName="C", type=mapped)}
+    )
+    kinds = [f.kind for f in check_table("t", mapping, live)]
+    assert ("type-changed" in kinds) is drift

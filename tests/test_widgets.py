@@ -42,6 +42,7 @@ def test_widget_modules_never_shadow_the_factories() -> None:
 @pytest.fixture
 def real(realshop_db: str, tmp_path: Path) -> Iterator[hybridwb.Workbench]:
     wb = hybridwb.connect(source=sel_url(realshop_db).render_as_string(hide_password=False))
+    wb.mappings.save("address", wb.mappings.suggest("address"))  # mapped first, not people
     wb.mappings.save("customer", wb.mappings.suggest("customer"))
     yield wb
     wb.close()
