@@ -71,3 +71,18 @@ def test_preview_without_an_audience_says_what_to_do(sample_db: Path, tmp_path: 
     widget = widgets.preview("#{고객명}님", wb)
     assert "marked as the audience" in widget.completeness.value
     wb.close()
+
+
+@pytest.mark.mysql
+def test_mapping_editor_keeps_the_audience_roles_on_save(real: hybridwb.Workbench) -> None:
+    before = json.loads(real.mappings.path.read_text(encoding="utf-8"))["customer"]
+    editor = widgets.mapping_editor(real, "customer")
+    editor.row("first_name").display.value = "이름 (first)"
+    assert editor.save(), editor.message.value
+    after = json.loads(real.mappings.path.read_text(encoding="utf-8"))["customer"]
+    roles = ("audience", "key", "recipient", "channel", "consent", "nightConsent", "relations")
+    assert {k: after.get(k) for k in roles} == {k: before.get(k) for k in roles}
+    assert (
+        after["recipient"] == "address.phone"
+        and after["fields"]["first_name"]["displayName"] == "이름 (first)"
+    )
