@@ -302,6 +302,7 @@ def test_discovery_on_a_select_only_account_sees_the_whole_schema(
     source = _sel_source(realshop_db)
     try:
         found = {t.name: t for t in discovery.discover(source)}
+        estimates = discovery.row_estimates(source)
     finally:
         source.close()
     with mysql_admin.cursor() as cur:
@@ -358,6 +359,7 @@ def test_discovery_on_a_select_only_account_sees_the_whole_schema(
     assert found["customer"].column("marketing_opt_in").comment == "광고수신동의"
     assert found["customer_list"].rows_estimate is None
     assert (found["customer"].rows_estimate or 0) > 0
+    assert set(estimates) == {n for n, k in kinds.items() if k == "BASE TABLE"}
 
 
 def test_describe_one_view_on_a_select_only_account(realshop_db: str) -> None:
