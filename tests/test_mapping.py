@@ -773,3 +773,51 @@ def test_type_drift_only_when_the_mapped_type_no_longer_fits(
     )
     kinds = [f.kind for f in check_table("t", mapping, live)]
     assert ("type-changed" in kinds) is drift
+
+
+@pytest.mark.parametrize(
+    ("table", "columns", "role"),
+    [
+        ("store", ["store_id", "name"], "text"),
+        ("product", ["product_id", "name", "price"], "text"),
+        ("customer_list", ["customer_id", "name", "phone"], "name"),
+        ("members", ["member_id", "name"], "name"),
+        ("accounts", ["account_id", "name", "email"], "name"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_name_column_is_a_person_only_in_a_people_table(
+    table: str, columns: list[str], role: str
+) -> None:
+    info = discovery.TableInfo(
+        table,
+        None,
+        [discovery.ColumnInfo(c, "VARCHAR(40)", True) for c in columns],
+        primary_key=[columns[0]],
+    )
+    field = suggest.suggest_fields(info, [])["name"]
+    assert field.role == role and field.pii is (role == "name")
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (
+            {
+                "relations": [
+                    {"table": "address", "localField": "a", "foreignField": "a", "name": "home"},
+                    {"table": "home", "localField": "a", "foreignField": "a"},
+                ]
+            },
+            "two relations are both reached as 'home'",
+        ),
+        ({"recipient": "address..phone"}, "recipient 'address..phone' must be a field"),
+        ({"consent": "opt in"}, "consent 'opt in' must be a field"),
+        ({"nightConsent": ""}, "nightConsent '' must be a field"),
+    ],
+    ids=["duplicate-relation-name", "empty-hop", "space", "empty"],
+)
+def test_malformed_relations_and_paths_are_refused(extra: dict, words: str) -> None:
+    data = {"t": {"displayName": "T", "fields": {"a": {"displayName": "A"}}, **extra}}
+    with pytest.raises(ValidationError, match=words):
+        parse(data)
