@@ -821,3 +821,37 @@ def test_malformed_relations_and_paths_are_refused(extra: dict, words: str) -> N
     data = {"t": {"displayName": "T", "fields": {"a": {"displayName": "A"}}, **extra}}
     with pytest.raises(ValidationError, match=words):
         parse(data)
+
+
+@pytest.mark.mysql
+def test_every_realshop_suggestion_saves_and_checks_clean(real: hybridwb.Workbench) -> None:
+    """On a SELECT-only account: discover, suggest and save every table and view, then the
+    drift check has nothing to say; the file on disk holds exactly those tables."""
+    out = CliRunner().invoke(
+        main,
+        ["mappings", "discover"],
+        env={"HYBRIDWB_SOURCE_URL": real.source.url.render_as_string(hide_password=False)},
+    )
+    assert out.exit_code == 0, out.output
+    assert "customer_list" in out.output and "view" in out.output
+    names = [info.name for info in real.mappings.discover()]
+    assert set(names) == set(realshop.TABLES) | set(realshop.VIEWS)
+    for name in names:
+        real.mappings.save(name, real.mappings.suggest(name))
+    assert [f.message for f in real.mappings.check() if f.severity != "info"] == []
+    on_disk = json.loads(real.mappings.path.read_text(encoding="utf-8"))
+    assert set(on_disk) == {"$source", *names}
+
+
+@pytest.mark.mysql
+def test_a_file_stamped_for_another_source_is_never_overwritten(
+    real: hybridwb.Workbench,
+) -> None:
+    path = real.mappings.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    foreign = {"$source": "mysql://elsewhere:3306/shop", "t": {"displayName": "T", "fields": {}}}
+    path.write_text(json.dumps(foreign), encoding="utf-8")
+    assert real.mappings.tables() == {}
+    with pytest.raises(ValidationError, match="holds the mappings of mysql://elsewhere"):
+        real.mappings.save("customer", _customer(real))
+    assert json.loads(path.read_text(encoding="utf-8")) == foreign

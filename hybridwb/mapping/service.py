@@ -289,6 +289,12 @@ class MappingService:
     def _write(self, mappings: MappingFile) -> None:
         """Atomically: a half-written mapping file is never left behind."""
         path = self.path
+        stamp = _stamp_of(path) if path.is_file() else None
+        if stamp is not None and stamp != self.identity:
+            raise ValidationError(
+                f"{path} holds the mappings of {stamp}, not of {self.identity}; move it away "
+                "(or set HYBRIDWB_MAPPINGS to another file). Nothing was saved."
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         data = mappings.dump()
         if self.identity != SAMPLE:
