@@ -123,6 +123,10 @@ def test_suggestions_on_the_sample_shop(wb: hybridwb.Workbench) -> None:
     assert ("subscriptions", "one-to-many", "ends_at") in subs
     payments = wb.mappings.suggest("payments")
     assert payments.fields["amount"].role == "amount"
+    assert payments.fields["customer_id"].role == "reference"
+    assert customers.audience and customers.recipient == "phone" and customers.channel == "sms"
+    assert customers.consent == "marketing_opt_in" and customers.nightConsent is None
+    assert not payments.audience and not wb.mappings.suggest("subscriptions").audience
 
 
 def test_save_writes_file_and_store_mirror(wb: hybridwb.Workbench, tmp_path: Path) -> None:
