@@ -86,3 +86,16 @@ def test_mapping_editor_keeps_the_audience_roles_on_save(real: hybridwb.Workbenc
         after["recipient"] == "address.phone"
         and after["fields"]["first_name"]["displayName"] == "이름 (first)"
     )
+
+
+@pytest.mark.mysql
+def test_schema_browser_shows_views_and_foreign_keys(realshop_db: str) -> None:
+    wb = hybridwb.connect(source=sel_url(realshop_db).render_as_string(hide_password=False))
+    browser = widgets.schema_browser(wb)
+    assert ("customer_list (view)", "customer_list") in browser.tables.options
+    browser.tables.value = "customer"
+    assert "→ address.address_id" in browser.columns.value  # fk_customer_address in the DDL
+    assert "idx_customer_name" in browser.indexes.value
+    browser.tables.value = "customer_list"  # a view, on an account without SHOW VIEW
+    assert "city" in browser.columns.value and "error" not in browser.message.value
+    wb.close()
