@@ -727,8 +727,9 @@ def test_delete_a_mapping_through_api_cli_and_editor(
         "customer",
     }
     store = sqlite3.connect(tmp_path / ".hybridwb" / "platform.db")
-    active = store.execute(
-        "SELECT is_active FROM table_mappings WHERE name='payment' ORDER BY version DESC"
+    active = store.execute(  # the mirror row is keyed by source: never the sample's `payment`
+        "SELECT is_active FROM table_mappings WHERE name=? ORDER BY version DESC",
+        (f"{real.mappings.identity}/payment",),
     ).fetchone()
     assert not active[0]
     with pytest.raises(NotFound, match="No mapping for 'payment'"):
