@@ -2,8 +2,11 @@
 
 The original platform's shape loads unchanged (`displayName`, `description`, `fields` with
 `displayName`, `type`, `filterable`); hybridwb adds optional keys per field (`role`,
-`searchable`, `pii`, `aliases`) and per table (`key`, `isActive`, `relations`). A dump
-writes back only what was set, so an original file round-trips byte for byte in content.
+`searchable`, `pii`, `aliases`) and per table (`key`, `isActive`, `relations`, and the
+audience roles `audience`, `recipient`, `channel`, `consent`, `nightConsent`). A file of
+another source than the sample shop names it in a top-level `"$source"` (see
+`service.py`); `parse` ignores that key. A dump writes back only what was set, so an
+original file round-trips byte for byte in content.
 """
 
 from __future__ import annotations
