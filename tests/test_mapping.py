@@ -860,3 +860,14 @@ def test_a_file_stamped_for_another_source_is_never_overwritten(
     with pytest.raises(ValidationError, match="holds the mappings of mysql://elsewhere"):
         real.mappings.save("customer", _customer(real))
     assert json.loads(path.read_text(encoding="utf-8")) == foreign
+
+
+@pytest.mark.mysql
+def test_check_reports_an_audience_key_that_is_not_unique(real: hybridwb.Workbench) -> None:
+    """A file edited by hand (not through save) with a non-unique audience key is drift."""
+    real.mappings.save("customer", _customer(real))
+    data = json.loads(real.mappings.path.read_text(encoding="utf-8"))
+    data["customer"]["key"] = "last_name"
+    real.mappings.path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    found = [(f.kind, f.severity) for f in real.mappings.check() if f.field == "last_name"]
+    assert ("key-not-unique", "error") in found
