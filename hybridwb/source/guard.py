@@ -13,6 +13,7 @@ and, as a safety net, by an engine event for statements that reach the engine an
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlglot
@@ -201,8 +202,11 @@ def _check_tree(expression: exp.Expression) -> None:
                 raise _refuse(f"{name}() is not allowed", "Remove the call.")
 
 
-def check(sql: object) -> Checked:
-    """Admit one read statement or raise `ReadOnlyViolation` / `QueryError`."""
+def check(sql: object, *, allowed_functions: Iterable[str] = ()) -> Checked:
+    """Admit one read statement or raise `ReadOnlyViolation` / `QueryError`.
+
+    `allowed_functions`: stored functions a DBA vetted (stub until stored-function
+    detection lands here)."""
     text = check_text(sql)
     try:
         tokens = _DIALECT.tokenize(text)
