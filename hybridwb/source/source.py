@@ -41,7 +41,7 @@ from hybridwb.source.engine import (
     sqlite_engine,
 )
 from hybridwb.source.execute import run_mysql
-from hybridwb.source.grants import write_privileges
+from hybridwb.source import grants as grants_
 from hybridwb.source.querylog import QueryLog, QueryLogEntry
 from hybridwb.source.transpile import expand_lists, to_sqlite
 
@@ -69,6 +69,7 @@ class ConnectionInfo:
     statement_timeout: float | None = None
     database: str = ""
     error: str | None = None
+    revokes: list[str] = field(default_factory=list)  # what to run to make the grants safe
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -458,8 +459,19 @@ class Source:
                 limit = float(run(f"SELECT @@session.{variable}")[0][0])
                 if self.facts.flavour == "MySQL":
                     limit = limit / 1000
-                grants = [str(r[0]) for r in run("SHOW GRANTS")]
-                writes = write_privileges(grants)
+                found = grants_.review(
+                    grants_.expand(
+                        lambda role: [
+                            str(r[0])
+                            for r in run(
+                                "SHOW GRANTS" if role is None else grants_.show_grants_for(role)
+                            )
+                        ],
+                        (DBAPIError, pymysql.err.Error),
+                    ),
+                    self.allowed_functions,
+                )
+                writes = list(dict.fromkeys(f.describe() for f in found))
                 cipher = run("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
                 ssl = bool(cipher and cipher[0][1])
                 return ConnectionInfo(
@@ -473,6 +485,7 @@ class Source:
                     ssl,
                     limit,
                     self.database,
+                    revokes=[f.revoke for f in found],
                 )
         except (DBAPIError, SQLAlchemyError, pymysql.err.Error, sqlite3.Error) as exc:
             err = self.translate_error(exc, None)
