@@ -14,10 +14,8 @@ import pymysql
 import pytest
 from sqlalchemy.engine import URL
 
-from hybridwb.observability.doctor import _source
-from hybridwb.observability.doctor import Report
-from hybridwb.source import Source
-from hybridwb.source import grants
+from hybridwb.observability.doctor import Report, _source
+from hybridwb.source import Source, grants
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 
 U = "`u`@`%`"

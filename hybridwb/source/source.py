@@ -32,6 +32,7 @@ from sqlglot import exp
 from hybridwb.config import Settings, scrub
 from hybridwb.errors import BindError, HybridwbError, QueryError
 from hybridwb.source import catalogue, guard
+from hybridwb.source import grants as grants_
 from hybridwb.source.binds import Bind, check_params, find_binds, to_pyformat
 from hybridwb.source.engine import (
     SessionFacts,
@@ -41,7 +42,6 @@ from hybridwb.source.engine import (
     sqlite_engine,
 )
 from hybridwb.source.execute import run_mysql
-from hybridwb.source import grants as grants_
 from hybridwb.source.querylog import QueryLog, QueryLogEntry
 from hybridwb.source.transpile import expand_lists, to_sqlite
 
