@@ -45,7 +45,7 @@ class Finding:
 
     def describe(self) -> str:
         via = f" through role {self.via_role}" if self.via_role else ""
-        return f"{self.privilege} ON {self.on}{via}"
+        return f"{self.privilege}{via}"
 
 
 @dataclass(frozen=True)
