@@ -170,3 +170,9 @@ def test_statement_kind(sql: str, kind: str) -> None:
 def test_limit_is_seen_in_the_tree() -> None:
     assert guard.check("SELECT 1 FROM t LIMIT 5 ROWS EXAMINED 100").has_limit
     assert not guard.check("SELECT 1 FROM t").has_limit
+
+
+@pytest.mark.parametrize("sql", ["SELECT DATE_ADD()", "SELECT DATE_SUB(1)"])
+def test_a_call_sqlglot_cannot_build_is_a_syntax_error(sql: str) -> None:
+    with pytest.raises(QueryError, match="Syntax error"):
+        guard.check(sql)

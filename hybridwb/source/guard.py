@@ -378,6 +378,34 @@ def _check_tokens(tokens: list[Token], allowed: frozenset[str]) -> None:
         )
 
 
+def _arguments(tokens: list[Token], open_: int, close: int | None) -> int:
+    """How many arguments stand between the parentheses at `open_` and `close`."""
+    if close is None or close == open_ + 1:
+        return 0
+    depth, count = 0, 1
+    for tok in tokens[open_ + 1 : close]:
+        if tok.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif tok.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif tok.token_type == TokenType.COMMA and depth == 0:
+            count += 1
+    return count
+
+
+def _in_place(name: str, prev: Token | None, prev_word: str) -> bool:
+    """Words that are syntax only in one place (elsewhere they call a stored function)."""
+    if name == "AGAINST":  # MATCH (cols) AGAINST (...)
+        return prev is not None and prev.token_type == TokenType.R_PAREN
+    if name == "COLUMNS":  # JSON_TABLE(doc, '$[*]' COLUMNS (...)), NESTED PATH '$' COLUMNS
+        return prev is not None and prev.token_type == TokenType.STRING
+    if name == "OF":  # MEMBER OF (json)
+        return prev_word == "MEMBER"
+    if name == "JSON_TABLE":  # a table function: only after FROM / JOIN
+        return prev_word in ("FROM", "JOIN") or prev_word.endswith(" JOIN")
+    return False
+
+
 def _check_call(tokens: list[Token], i: int, close: int | None, allowed: frozenset[str]) -> None:
     """`tokens[i]` stands right before "(": a call, unless it is syntax (types, clauses)."""
     tok = tokens[i]
@@ -386,6 +414,8 @@ def _check_call(tokens: list[Token], i: int, close: int | None, allowed: frozens
     if quoted and tok.token_type not in (TokenType.IDENTIFIER, TokenType.STRING):
         return  # a number or a hex literal before "(" is a syntax error, not a call
     name = tok.text.upper() if quoted else tok.text.upper().split()[-1]  # `ORDER BY` is one token
+    if not quoted and tok.text.upper().split() == ["MEMBER", "OF"]:
+        return  # `x MEMBER OF (json)` (one token to sqlglot)
     if not quoted and not any(c.isalnum() or c in "_$" or ord(c) > 127 for c in name):
         return  # an operator or a bracket before "(" (`= (`, `, (`, `((`)
     qualified = prev is not None and prev.token_type == TokenType.DOT
@@ -402,9 +432,16 @@ def _check_call(tokens: list[Token], i: int, close: int | None, allowed: frozens
     if name.lower() in allowed:
         return
     if not quoted and not qualified:
-        if name in builtins.BUILTINS or name in builtins.SYNTAX:
+        if name in builtins.ARITY:
+            low, high = builtins.ARITY[name]
+            args = _arguments(tokens, i + 1, close)
+            if args >= low and (high is None or args <= high):
+                return
+        elif name in builtins.BUILTINS or name in builtins.SYNTAX:
             return
         prev_word = _word(prev)
+        if _in_place(name, prev, prev_word):
+            return
         if prev_word in ("WITH", "RECURSIVE", "AS"):
             return  # a CTE's column list, an alias's column list or a type
         if (
@@ -443,6 +480,12 @@ def _parse(tokens: list[Token], text: str) -> exp.Expression:
     except RecursionError as exc:
         raise QueryError(
             "The query is nested too deeply to check; flatten it (a CTE per level)."
+        ) from exc
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+        # sqlglot fails this way on some wrong calls (e.g. `DATE_ADD()`): still a syntax error
+        raise QueryError(
+            "Syntax error: the statement cannot be read (check the arguments of each call). "
+            "Fix the SQL (MySQL dialect)."
         ) from exc
     statements = [s for s in statements if s is not None]
     if len(statements) != 1:
