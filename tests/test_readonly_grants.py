@@ -180,7 +180,7 @@ def _info(user: str, password: str, db: str):  # type: ignore[no-untyped-def]
         port=MYSQL_PORT,
         database=db,
     )
-    source = Source(url, pool_size=1)
+    source = Source(url, pool_size=1, use_guard=False, read_only_session=False)  # grants alone
     try:
         return source.test_connection()
     finally:
