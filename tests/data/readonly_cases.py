@@ -401,10 +401,12 @@ for i, sql in enumerate(
         "SELECT SLEEP /* gap */ (3)",
         "SELECT SLEEP\n(3)",
         "SELECT `sleep`(3)",
-        "SELECT 1--1, SLEEP(3)",
     ]
 ):
     _a("sleep-benchmark", f"spelling-{i:02d}", sql, "can sleep, lock")
+# `--1` is no comment to MySQL; sqlglot < 30 reads one, and the gap audit then refuses the
+# text as read differently: either way a ReadOnlyViolation
+_a("sleep-benchmark", "spelling-minus-minus", "SELECT 1--1, SLEEP(3)", "")
 
 # -- other dangerous built-ins (files, replication waits, sequences) ---------------------------
 for i, sql in enumerate(
