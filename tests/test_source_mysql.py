@@ -561,7 +561,11 @@ def test_one_engine_for_a_hundred_threads(mysql_db: str, mysql_admin: pymysql.Co
     src = Source(ro_url(mysql_db), pool_size=2, max_overflow=3)
     try:
         with ThreadPoolExecutor(100) as pool:
-            results = list(pool.map(lambda _: len(src.sql("SELECT COUNT(*) AS n FROM seq_1_to_200000")), range(100)))
+            results = list(
+                pool.map(
+                    lambda _: len(src.sql("SELECT COUNT(*) AS n FROM seq_1_to_200000")), range(100)
+                )
+            )
         with mysql_admin.cursor() as cur:
             cur.execute(
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s AND USER = %s",
