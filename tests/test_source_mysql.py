@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -401,7 +402,7 @@ def test_statement_text_is_never_rewritten(mysql_db: str, mysql_admin: pymysql.C
     """What the server ran is the approved text, byte for byte (its own query log says so)."""
     src = Source(admin_url(mysql_db), row_cap=50, pool_size=1)
     marker = f"/* hwb-{uuid.uuid4().hex} */"
-    sql = f"SELECT customer_id FROM customers {marker} WHERE grade = :g"
+    sql = f"select customer_id from customers {marker} where grade = :g"
     try:
         with mysql_admin.cursor() as cur:
             cur.execute("SELECT @@general_log, @@log_output")
@@ -559,13 +560,17 @@ def test_server_errors_are_logged_and_raised_without_values(
 
 def test_one_engine_for_a_hundred_threads(mysql_db: str, mysql_admin: pymysql.Connection) -> None:
     src = Source(ro_url(mysql_db), pool_size=2, max_overflow=3)
+    start = threading.Barrier(100)
+
+    def first_use(_: int) -> tuple[int, Any]:
+        start.wait()  # all threads meet a fresh source at once
+        engine = src.engine
+        return len(src.sql("SELECT COUNT(*) AS n FROM seq_1_to_200000")), engine
+
     try:
         with ThreadPoolExecutor(100) as pool:
-            results = list(
-                pool.map(
-                    lambda _: len(src.sql("SELECT COUNT(*) AS n FROM seq_1_to_200000")), range(100)
-                )
-            )
+            outcomes = list(pool.map(first_use, range(100)))
+        results = [n for n, _ in outcomes]
         with mysql_admin.cursor() as cur:
             cur.execute(
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s AND USER = %s",
@@ -575,4 +580,5 @@ def test_one_engine_for_a_hundred_threads(mysql_db: str, mysql_admin: pymysql.Co
     finally:
         src.close()
     assert results == [1] * 100
-    assert open_now <= 2 + 3
+    assert len({id(engine) for _, engine in outcomes}) == 1
+    assert open_now <= 2 + 3  # the server saw one pool, within its budget
