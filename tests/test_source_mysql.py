@@ -453,16 +453,17 @@ def _raw_session(raw: Any) -> tuple[int, float]:
     return int(read_only), float(limit)
 
 
+@pytest.mark.parametrize("use_guard", [True, False], ids=["guard-on", "guard-off"])
 @pytest.mark.parametrize("function", ["hwb_make_writable", "hwb_make_rw_tx", "hwb_unlimit"])
 @pytest.mark.usefixtures("session_changers")
 def test_allowlisted_function_cannot_leave_the_session_writable(
-    mysql_db: str, function: str
+    mysql_db: str, function: str, use_guard: bool
 ) -> None:
     src = Source(
         admin_url(mysql_db),
         statement_timeout=7,
         pool_size=1,
-        use_guard=False,
+        use_guard=use_guard,
         allowed_functions=[function],
     )
     try:
@@ -582,3 +583,13 @@ def test_one_engine_for_a_hundred_threads(mysql_db: str, mysql_admin: pymysql.Co
     assert results == [1] * 100
     assert len({id(engine) for _, engine in outcomes}) == 1
     assert open_now <= 2 + 3  # the server saw one pool, within its budget
+
+
+def test_session_layer_switch_turns_read_only_off(mysql_db: str) -> None:
+    """`read_only_session=False` is the switch the per-layer tests use; it must really be off."""
+    src = Source(admin_url(mysql_db), read_only_session=False, statement_timeout=7)
+    try:
+        df = src.sql("SELECT @@session.tx_read_only AS ro, @@session.max_statement_time AS t")
+    finally:
+        src.close()
+    assert (int(df["ro"].iloc[0]), float(df["t"].iloc[0])) == (0, 7.0)
