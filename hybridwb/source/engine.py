@@ -155,19 +155,9 @@ def verify_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) 
     )
 
 
-def mysql_engine(
-    url: URL,
-    facts: SessionFacts,
-    *,
-    policy: SessionPolicy,
-    connect_timeout: int,
-    read_timeout: int,
-    ssl_ca: str | None = None,
-    ssl_mode: str | None = None,
-    use_guard: bool = True,
-    pool_size: int = 5,
-    max_overflow: int = 10,
-) -> Engine:
+def mysql_connect_args(
+    connect_timeout: int, read_timeout: int, ssl_ca: str | None, ssl_mode: str | None
+) -> dict[str, Any]:
     connect_args: dict[str, Any] = {
         "connect_timeout": connect_timeout,
         "read_timeout": read_timeout,
@@ -188,6 +178,25 @@ def mysql_engine(
         elif mode == "VERIFY_CA":
             context.check_hostname = False
         connect_args["ssl"] = context
+    return connect_args
+
+
+def side_engine(url: URL, connect_args: dict[str, Any]) -> Engine:
+    """Unpooled connections for `KILL QUERY` (ending a statement past the row cap): they
+    never wait for, or take the place of, a pooled connection."""
+    return create_engine(url, poolclass=NullPool, hide_parameters=True, connect_args=connect_args)
+
+
+def mysql_engine(
+    url: URL,
+    facts: SessionFacts,
+    *,
+    policy: SessionPolicy,
+    connect_args: dict[str, Any],
+    use_guard: bool = True,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+) -> Engine:
     engine = create_engine(
         url,
         # no pre-ping: the SET on checkout is the ping (a dead connection is replaced)

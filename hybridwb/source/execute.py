@@ -45,6 +45,7 @@ class Outcome:
 
 def run_mysql(
     engine: Engine,
+    side: Engine,
     facts: SessionFacts,
     default: SessionPolicy,
     policy: SessionPolicy,
@@ -59,7 +60,7 @@ def run_mysql(
         raw = conn.connection.dbapi_connection
         try:
             return _run_on(
-                engine, conn, raw, facts, default, policy, prepared, params, cap, use_guard
+                side, conn, raw, facts, default, policy, prepared, params, cap, use_guard
             )
         except pymysql.err.Error as exc:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
@@ -69,7 +70,7 @@ def run_mysql(
 
 
 def _run_on(
-    engine: Engine,
+    side: Engine,
     conn: Connection,
     raw: Any,
     facts: SessionFacts,
@@ -93,8 +94,9 @@ def _run_on(
     keys = [str(d[0]) for d in cursor.description] if cursor.description else []
     rows = list(cursor.fetchmany(cap + 1)) if keys else []
     ended = False
-    if len(rows) > cap and _still_streaming(cursor):
-        ended = _end_statement(engine, conn, raw, cursor)
+    if len(rows) > cap and _still_streaming(cursor) and cursor.fetchone() is not None:
+        # more than cap + 1 rows are coming (an explicit LIMIT overrides sql_select_limit)
+        ended = _end_statement(side, conn, raw, cursor)
     if conn.invalidated:
         return Outcome(keys, rows[:cap], len(rows) > cap, ended)
     cursor.close()
@@ -108,11 +110,11 @@ def _still_streaming(cursor: Any) -> bool:
     return bool(result is not None and result.unbuffered_active)
 
 
-def _end_statement(engine: Engine, conn: Connection, raw: Any, cursor: Any) -> bool:
+def _end_statement(side_engine: Engine, conn: Connection, raw: Any, cursor: Any) -> bool:
     """Stop the server sending more rows; drop the connection when that cannot be done."""
     try:
         thread_id = raw.thread_id()
-        side = engine.raw_connection()
+        side = side_engine.raw_connection()
         try:
             side_cursor = side.cursor()
             side_cursor.execute("KILL QUERY %s", (thread_id,))

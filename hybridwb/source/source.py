@@ -38,11 +38,13 @@ from hybridwb.source.engine import (
     SessionFacts,
     SessionPolicy,
     is_sqlite,
+    mysql_connect_args,
     mysql_engine,
+    side_engine,
     sqlite_engine,
 )
 from hybridwb.source.execute import run_mysql
-from hybridwb.source.querylog import QueryLog, QueryLogEntry
+from hybridwb.source.querylog import QueryLog, QueryLogEntry, log_text, log_text_of
 from hybridwb.source.transpile import expand_lists, to_sqlite
 
 #: cached rows in total across all cached results (bounded memory), and the longest TTL
@@ -146,6 +148,7 @@ class Source:
         )
         self._lock = threading.Lock()
         self._engine: Engine | None = None
+        self._side_engine: Engine | None = None
         self._ctx = catalogue.Context(
             host=f"{url.host}:{url.port or 3306}" if url.host else str(url.database),
             database=str(url.database or ""),
@@ -203,14 +206,15 @@ class Source:
                     f"The sample database {path} does not exist; run `hybridwb demo`."
                 )
             return sqlite_engine(path, self.facts, use_guard=self.use_guard)
+        connect_args = mysql_connect_args(
+            self.connect_timeout, self.read_timeout, self.ssl_ca, self.ssl_mode
+        )
+        self._side_engine = side_engine(self.url, connect_args)
         return mysql_engine(
             self.url,
             self.facts,
             policy=self.policy,
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            ssl_ca=self.ssl_ca,
-            ssl_mode=self.ssl_mode,
+            connect_args=connect_args,
             use_guard=self.use_guard,
             pool_size=self.pool_size,
             max_overflow=self.max_overflow,
@@ -221,6 +225,9 @@ class Source:
             if self._engine is not None:
                 self._engine.dispose()
                 self._engine = None
+            if self._side_engine is not None:
+                self._side_engine.dispose()
+                self._side_engine = None
 
     # -- reading ---------------------------------------------------------------------------
     def prepare(self, query: object, limit: object = None) -> Prepared:
@@ -319,16 +326,19 @@ class Source:
         values: list[Any] = []
         error: HybridwbError | None = None
         try:
-            normalized = guard.normalize(query) if isinstance(query, str) else normalized
             seconds = None if timeout is None else _seconds(timeout, "timeout", self.ceiling)
             prepared = self.prepare(query, limit)
             if prepared.checked.tokens:
-                normalized = prepared.checked.normalized()
+                normalized = log_text(prepared.checked.tokens)
+            else:
+                normalized = log_text_of(query)
             bound = check_params(prepared.names, params)
             values = _flat_values(bound)
             keys, rows, truncated = self._execute(prepared, bound, seconds, values)
         except HybridwbError as exc:
             error = exc
+            if normalized == "<not text>":
+                normalized = log_text_of(query)
         except RecursionError:
             error = QueryError("The query is nested too deeply to check; simplify it.")
         if error is not None:
@@ -359,8 +369,10 @@ class Source:
             try:
                 if self.is_sqlite:
                     return self._execute_sqlite(prepared, params, timeout)
+                engine = self.engine
                 outcome = run_mysql(
-                    self.engine,
+                    engine,
+                    self._side_engine or engine,
                     self.facts,
                     self.policy,
                     self.policy.with_query(timeout, cap + 1),
