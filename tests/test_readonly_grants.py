@@ -144,6 +144,19 @@ def test_privileges_held_through_nested_roles_are_found() -> None:
     ]
 
 
+def test_a_role_whose_grants_cannot_be_read_is_a_finding() -> None:
+    class Denied(Exception):
+        pass
+
+    def fetch(role: str | None) -> list[str]:
+        if role is None:
+            return ["GRANT `r` TO `u`@`%`", "GRANT USAGE ON *.* TO `u`@`%`"]
+        raise Denied(role)
+
+    found = grants.review(grants.expand(fetch, (Denied,)))
+    assert [f.revoke for f in found] == ["REVOKE `r` FROM `u`@`%`"]
+
+
 def test_role_names_are_only_used_as_the_server_quoted_them() -> None:
     assert grants.show_grants_for("`r``x`") == "SHOW GRANTS FOR `r``x`"
     with pytest.raises(ValueError):
@@ -253,3 +266,21 @@ def _report_grants(report: Report, info) -> None:  # type: ignore[no-untyped-def
     _source(_WB, report)  # type: ignore[arg-type]
     grants_item = [c for c in report.checks if c.name == "account grants"]
     assert grants_item and all("run: REVOKE" in c.fix for c in grants_item if c.status == "FAIL")
+
+
+@pytest.mark.mysql
+def test_privilege_of_a_granted_but_inactive_role_fails(
+    account: tuple[str, str, pymysql.cursors.Cursor], mysql_db: str
+) -> None:
+    """Not a default role: SHOW GRANTS lists only `GRANT role TO user`, yet the user may
+    `SET ROLE` it from any client — the role's grants must be fetched and reviewed."""
+    user, password, cur = account
+    role = f"hb_r1_{user.rsplit('_', 1)[-1]}"
+    cur.execute(f"CREATE ROLE {role}")
+    cur.execute(f"GRANT INSERT ON `{mysql_db}`.* TO {role}")
+    cur.execute(f"GRANT {role} TO '{user}'@'%'")
+    info = _info(user, password, mysql_db)
+    assert info.revokes == [f"REVOKE `{role}` FROM `{user}`@`%`"]
+    cur.execute(f"SET DEFAULT ROLE {role} FOR '{user}'@'%'")  # active: its grants are read
+    info = _info(user, password, mysql_db)
+    assert info.revokes == [f"REVOKE INSERT ON `{mysql_db}`.* FROM `{role}`"]

@@ -192,13 +192,14 @@ def roles(lines: Collection[str]) -> list[str]:
 def expand(
     fetch: Callable[[str | None], list[str]],
     errors: tuple[type[BaseException], ...] = (),
-) -> dict[str | None, list[str]]:
+) -> dict[str | None, list[str] | None]:
     """`SHOW GRANTS` of the account (`fetch(None)`) and of every role it holds, recursively
     (`fetch(role)` runs `SHOW GRANTS FOR role`). A role the server will not show (MariaDB
     refuses `SHOW GRANTS FOR` a role granted only through another role) raises one of
-    `errors` and is skipped: its grants already appear in its parent's lines."""
-    found: dict[str | None, list[str]] = {None: fetch(None)}
-    todo = roles(found[None])
+    `errors`; its lines are None (`review` reports it unless its grants appear elsewhere: the
+    active role's nested roles show up in the account's own lines)."""
+    found: dict[str | None, list[str] | None] = {None: fetch(None)}
+    todo = roles(found[None] or [])
     while todo and len(found) <= MAX_ROLES:
         role = todo.pop(0)
         if role in found:
@@ -206,25 +207,46 @@ def expand(
         try:
             found[role] = fetch(role)
         except errors:
-            found[role] = []
+            found[role] = None
             continue
-        todo.extend(r for r in roles(found[role]) if r not in found)
+        todo.extend(r for r in roles(found[role] or []) if r not in found)
     return found
 
 
 def review(
-    grants: Mapping[str | None, list[str]], allowed_functions: Collection[str] = ()
+    grants: Mapping[str | None, list[str] | None], allowed_functions: Collection[str] = ()
 ) -> list[Finding]:
-    """Every finding in the account's grants (`grants[None]`) and its roles' grants."""
+    """Every finding in the account's grants (`grants[None]`) and its roles' grants. A role
+    whose grants could not be read (None) and appear nowhere else is itself a finding: MariaDB
+    shows a role's grants only while it is active, and the account may `SET ROLE` it."""
     found: list[Finding] = []
+    granted_to: dict[str, str] = {}
+    seen: set[str] = set()
     for lines in grants.values():
-        for line in lines:
+        for line in lines or []:
             parsed = parse(line)
-            if isinstance(parsed, Grant):
-                role = parsed.grantee if "@" not in parsed.grantee else None
-                for finding in unsafe(parsed, allowed_functions, role):
-                    if finding not in found:
-                        found.append(finding)
+            if isinstance(parsed, RoleGrant):
+                for role in parsed.roles:
+                    granted_to.setdefault(role, parsed.grantee)
+            if not isinstance(parsed, Grant):
+                continue
+            seen.add(parsed.grantee)
+            role = parsed.grantee if "@" not in parsed.grantee else None
+            for finding in unsafe(parsed, allowed_functions, role):
+                if finding not in found:
+                    found.append(finding)
+    for role, lines in grants.items():
+        if role is not None and lines is None and role not in seen:
+            grantee = granted_to.get(role, "CURRENT_USER")
+            found.append(
+                Finding(
+                    "ROLE (its grants cannot be read while it is not active)",
+                    role,
+                    grantee,
+                    f"REVOKE {role} FROM {grantee}",
+                    role,
+                )
+            )
     return found
 
 
