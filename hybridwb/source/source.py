@@ -9,6 +9,7 @@ embedded SQLite sample runs transpiled SQL.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import sqlite3
 import threading
@@ -22,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 import pymysql
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
@@ -50,6 +51,8 @@ from hybridwb.source.transpile import expand_lists, to_sqlite
 #: cached rows in total across all cached results (bounded memory), and the longest TTL
 CACHE_ROWS = 200_000
 CACHE_MAX_TTL = 300.0
+#: statements the guard admitted, remembered by text
+PREPARED_STATEMENTS = 512
 
 
 class RowsCut(UserWarning):
@@ -145,6 +148,7 @@ class Source:
         self._cache: TTLCache[tuple[Any, ...], tuple[float, list[str], list[Any], bool]] = TTLCache(
             maxsize=CACHE_ROWS, ttl=CACHE_MAX_TTL, getsizeof=lambda v: len(v[2]) + 1
         )
+        self._prepared: LRUCache[str, Prepared] = LRUCache(maxsize=PREPARED_STATEMENTS)
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._side_engine: Engine | None = None
@@ -230,8 +234,17 @@ class Source:
 
     # -- reading ---------------------------------------------------------------------------
     def prepare(self, query: object, limit: object = None) -> Prepared:
-        """Guard one statement and find its binds (pure apart from nothing: no I/O)."""
+        """Guard one statement and find its binds (no I/O).
+
+        Admitted statements are remembered by their exact text (a bounded LRU): the guard's
+        decision depends on nothing else, and searches and previews repeat the same text
+        with different values."""
         cap = self.row_cap if limit is None else _positive_int(limit, "limit")
+        if isinstance(query, str):
+            with self._lock:
+                hit = self._prepared.get(query)
+            if hit is not None:
+                return dataclasses.replace(hit, cap=cap)
         try:
             text_ = guard.check_text(query)
             tokens = None
@@ -245,7 +258,10 @@ class Source:
             raise QueryError(
                 "The query is nested too deeply to check; simplify it (fewer nested brackets)."
             ) from None
-        return Prepared(text_, checked, binds, cap)
+        prepared = Prepared(text_, checked, binds, cap)
+        with self._lock:
+            self._prepared[text_] = prepared
+        return prepared
 
     def sql(
         self,
