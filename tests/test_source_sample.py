@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cachetools import TTLCache
 from sqlalchemy.engine import URL
 
 from hybridwb.errors import BindError, QueryError, QueryTimeout, ReadOnlyViolation, TranspileError
 from hybridwb.source import RowsCut, Source
 from hybridwb.source.binds import find_binds, only_values_differ, to_pyformat, tokenize
+from hybridwb.source.cache import ResultCache
 from tests.conftest import SAMPLE_CUSTOMERS
 
 
@@ -250,10 +250,10 @@ def test_bad_input_is_a_one_line_error(
 
 def test_cache_is_bounded_and_evicts(sample_db: Path) -> None:
     source = Source(URL.create("sqlite", database=str(sample_db)))
-    source._cache = TTLCache(maxsize=3_000, ttl=300, getsizeof=source._cache.getsizeof)
+    source._cache = ResultCache(max_rows=3_000)
     for n in range(10):
         source.sql(f"SELECT * FROM customers WHERE customer_id > {n}", cache_ttl=60)
-    assert source._cache.currsize <= 3_000
+    assert source._cache.rows <= 3_000
     assert len(source._cache) == 1  # ~2,000 rows each: older results were evicted
 
 

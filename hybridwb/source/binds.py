@@ -233,3 +233,24 @@ def _skip_value(final: list[Token], j: int) -> int:
             j += 1
     end = _skip_one(final, j)
     return end
+
+
+def positive_int_arg(value: object, name: str) -> int:
+    """A row count argument (`limit`, `row_cap`): a positive int, never a bool or a str."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BindError(f"{name} must be a positive whole number of rows, not {value!r}.")
+    return value
+
+
+def seconds_arg(value: object, name: str, ceiling: float | None) -> float:
+    """A time argument: a finite number of seconds above 0 and at most `ceiling`."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BindError(f"{name} must be a number of seconds, not {value!r}.")
+    if value <= 0:
+        raise BindError(f"{name} must be more than 0 seconds, not {value!r}.")
+    if ceiling is not None and value > ceiling:
+        raise BindError(
+            f"{name}={value:g} is above the configured limit of {ceiling:g} seconds; "
+            "ask for less (the limit is set by statement_timeout)."
+        )
+    return float(value)
