@@ -99,7 +99,9 @@ def test_statement_time_limit_ends_sleep_on_the_server(
         assert time.monotonic() - started < 4
         with mysql_admin.cursor() as cur:
             cur.execute(
-                "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(5)%'"
+                "SELECT COUNT(*) FROM information_schema.processlist "
+                "WHERE info LIKE 'SELECT SLEEP(5)%%' AND db = %s",
+                (mysql_db,),
             )
             assert cur.fetchone()[0] == 0
         # the session default comes back after a per-query timeout

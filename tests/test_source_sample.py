@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cachetools import TTLCache
 from sqlalchemy.engine import URL
 
 from hybridwb.errors import BindError, QueryError, QueryTimeout, ReadOnlyViolation, TranspileError
 from hybridwb.source import RowsCut, Source
-from hybridwb.source.binds import find_binds, to_pyformat
+from hybridwb.source.binds import find_binds, only_values_differ, to_pyformat, tokenize
+from hybridwb.source.cache import ResultCache
 from tests.conftest import SAMPLE_CUSTOMERS
 
 
@@ -250,10 +250,10 @@ def test_bad_input_is_a_one_line_error(
 
 def test_cache_is_bounded_and_evicts(sample_db: Path) -> None:
     source = Source(URL.create("sqlite", database=str(sample_db)))
-    source._cache = TTLCache(maxsize=3_000, ttl=300, getsizeof=source._cache.getsizeof)
+    source._cache = ResultCache(max_rows=3_000)
     for n in range(10):
         source.sql(f"SELECT * FROM customers WHERE customer_id > {n}", cache_ttl=60)
-    assert source._cache.currsize <= 3_000
+    assert source._cache.rows <= 3_000
     assert len(source._cache) == 1  # ~2,000 rows each: older results were evicted
 
 
@@ -265,3 +265,48 @@ def test_cache_answers_within_its_ttl_only(sample_db: Path) -> None:
     time.sleep(0.25)
     source.sql("SELECT COUNT(*) AS n FROM customers", cache_ttl=0.2)
     assert len(source.querylog.entries) == 2
+
+
+@pytest.mark.parametrize(
+    ("approved", "final", "same"),
+    [
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = 'it\\'s'", True),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = -1.5e+10", True),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = NULL", True),
+        ("SELECT a FROM t WHERE x IN :v", "SELECT a FROM t WHERE x IN ('a',-1,NULL)", True),
+        ("SELECT a FROM t WHERE x = :v /* c */", "SELECT a FROM t WHERE x = X'00' /* c */", True),
+        (
+            "SELECT a FROM t WHERE x = ':a/x:b'",
+            "SELECT a FROM t WHERE x = '' OR 1=1 INTO OUTFILE'/x'#''",
+            False,
+        ),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = 1 INTO OUTFILE '/x'", False),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = SLEEP(1)", False),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = (1, SLEEP(1))", False),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = 1 /*! SLEEP(1) */", False),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = @v", False),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = - - 1", False),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = 1 LIMIT 1", False),
+    ],
+    ids=[
+        "string",
+        "signed-number",
+        "null",
+        "list",
+        "hex-and-comment",
+        "bind-in-literal-attack",
+        "into-outfile",
+        "function",
+        "function-in-list",
+        "executable-comment",
+        "variable",
+        "double-sign",
+        "extra-clause",
+    ],
+)
+def test_final_text_matches_only_when_just_values_replaced_binds(
+    approved: str, final: str, same: bool
+) -> None:
+    """The fast path of the final-text check: anything but literals in the bind places is
+    checked in full."""
+    assert only_values_differ(tokenize(approved), find_binds(approved), tokenize(final)) is same

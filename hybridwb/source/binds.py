@@ -162,3 +162,95 @@ def _check_value(name: str, item: object) -> None:
         raise BindError(f"Parameter {name!r} is {item}; bind a finite number.", name=name)
     if isinstance(item, decimal.Decimal) and not item.is_finite():
         raise BindError(f"Parameter {name!r} is {item}; bind a finite number.", name=name)
+
+
+_VALUE_TOKENS = frozenset(
+    {
+        TokenType.STRING,
+        TokenType.NUMBER,
+        TokenType.NATIONAL_STRING,
+        TokenType.HEX_STRING,
+        TokenType.BIT_STRING,
+        TokenType.BYTE_STRING,
+        TokenType.NULL,
+    }
+)
+
+
+def only_values_differ(approved: list[Token], binds: list[Bind], final: list[Token]) -> bool:
+    """True when `final` tokenizes as `approved` with each bind replaced by a value: one
+    literal (a sign allowed before a number) or a parenthesized list of them, and every other
+    token, comment included, the same. Then the final text parses as the approved statement
+    with literals in place of placeholders, and checking it again would decide nothing new."""
+    bind_starts = {b.start for b in binds}
+    i = j = 0
+    while i < len(approved):
+        tok = approved[i]
+        if tok.token_type == TokenType.COLON and tok.start in bind_starts:
+            end = _skip_value(final, j)
+            # a comment after `:name` belongs to the value's last token in the final text
+            if end < 0 or tok.comments or final[end - 1].comments != approved[i + 1].comments:
+                return False
+            i, j = i + 2, end
+            continue
+        if j >= len(final) or not _same(tok, final[j]):
+            return False
+        i += 1
+        j += 1
+    return j == len(final)
+
+
+def _same(a: Token, b: Token) -> bool:
+    return a.token_type == b.token_type and a.text == b.text and a.comments == b.comments
+
+
+def _skip_one(final: list[Token], j: int) -> int:
+    """The index after one literal at `j` (with its sign), or -1."""
+    if j < len(final) and final[j].token_type in (TokenType.DASH, TokenType.PLUS):
+        if final[j].comments:
+            return -1
+        j += 1
+    if j < len(final) and final[j].token_type in _VALUE_TOKENS:
+        return j + 1
+    return -1
+
+
+def _skip_value(final: list[Token], j: int) -> int:
+    """The index after a literal or a `(literal, ...)` list at `j`, or -1; only the last
+    token may carry comments (checked by the caller)."""
+    if j < len(final) and final[j].token_type == TokenType.L_PAREN:
+        j += 1
+        while True:
+            if final[j - 1].comments:
+                return -1
+            j = _skip_one(final, j)
+            if j < 0 or j >= len(final) or final[j - 1].comments:
+                return -1
+            if final[j].token_type == TokenType.R_PAREN:
+                return j + 1
+            if final[j].token_type != TokenType.COMMA:
+                return -1
+            j += 1
+    end = _skip_one(final, j)
+    return end
+
+
+def positive_int_arg(value: object, name: str) -> int:
+    """A row count argument (`limit`, `row_cap`): a positive int, never a bool or a str."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BindError(f"{name} must be a positive whole number of rows, not {value!r}.")
+    return value
+
+
+def seconds_arg(value: object, name: str, ceiling: float | None) -> float:
+    """A time argument: a finite number of seconds above 0 and at most `ceiling`."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BindError(f"{name} must be a number of seconds, not {value!r}.")
+    if value <= 0:
+        raise BindError(f"{name} must be more than 0 seconds, not {value!r}.")
+    if ceiling is not None and value > ceiling:
+        raise BindError(
+            f"{name}={value:g} is above the configured limit of {ceiling:g} seconds; "
+            "ask for less (the limit is set by statement_timeout)."
+        )
+    return float(value)

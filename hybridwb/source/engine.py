@@ -33,6 +33,7 @@ from sqlglot import exp
 
 from hybridwb.errors import BindError, ReadOnlyViolation
 from hybridwb.source import guard
+from hybridwb.source.binds import only_values_differ
 
 _PYFORMAT = re.compile(r"%\(\w+\)s|%s")
 #: schema pragmas SQLAlchemy's inspector sends to the (query_only) SQLite sample
@@ -256,18 +257,35 @@ def _install_final_text_guard(engine: Engine, policy: SessionPolicy) -> None:
         if many:
             raise ReadOnlyViolation("Refused: executemany is for writes; hybridwb only reads.")
         final = final_text(cursor, statement, parameters, context)
-        guard_final_text(final, policy, approved=None, whole_result=True)
+        guard_final_text(final, policy, whole_result=True)
         return final, None
 
 
 def guard_final_text(
-    final: str, policy: SessionPolicy, *, approved: str | None, whole_result: bool
+    final: str,
+    policy: SessionPolicy,
+    *,
+    approved: Any = None,
+    whole_result: bool,
 ) -> None:
-    """The guard on the text the driver sends. `approved` is a text the guard already
-    admitted (checking the same bytes twice is skipped); `whole_result` callers (pandas,
-    jupysql) read every row at once, so a LIMIT above the cap is refused for them."""
-    if final == approved:
-        return
+    """The guard on the text the driver sends.
+
+    `approved` is what `Source` already admitted (its text, tokens and binds): when the final
+    text is that text, or tokenizes as it with only the binds replaced by literals, the
+    decision is the same and the parse is skipped; anything else is checked in full.
+    `whole_result` callers (pandas, jupysql) read every row at once, so a LIMIT above the cap
+    is refused for them."""
+    if approved is not None:
+        if final == approved.sql:
+            return
+        try:
+            tokens = guard._DIALECT.tokenize(final)
+        except Exception:  # the full check below says what is wrong
+            tokens = []
+        if tokens and only_values_differ(
+            list(approved.checked.tokens), list(approved.binds), tokens
+        ):
+            return
     checked = guard.check(final, allowed_functions=policy.allowed_functions)
     if whole_result:
         refuse_large_limit(checked, policy.select_limit - 1)

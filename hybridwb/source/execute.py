@@ -14,11 +14,13 @@ server nor the client ever produces or holds the whole result.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
 import pymysql
 from sqlalchemy import Connection, Engine
+from sqlglot.tokens import TokenType
 
 from hybridwb.errors import ReadOnlyViolation
 from hybridwb.source.engine import (
@@ -87,7 +89,8 @@ def _run_on(
     if use_guard:
         # the exact text PyMySQL would send, guarded here, then sent with no parameters
         final = cursor.mogrify(prepared.driver_text, params)
-        guard_final_text(final, policy, approved=prepared.sql, whole_result=False)
+        approved = prepared if prepared.checked.tokens else None
+        guard_final_text(final, policy, approved=approved, whole_result=False)
         cursor.execute(final)
     else:
         cursor.execute(prepared.driver_text, params)
@@ -100,9 +103,27 @@ def _run_on(
     if conn.invalidated:
         return Outcome(keys, rows[:cap], len(rows) > cap, ended)
     cursor.close()
-    if policy.read_only:
+    if policy.read_only and (ended or may_run_server_code(prepared, policy, use_guard)):
         _verify(conn, raw, facts, policy)
     return Outcome(keys, rows[:cap], len(rows) > cap, ended)
+
+
+def may_run_server_code(prepared: Any, policy: SessionPolicy, use_guard: bool) -> bool:
+    """Whether the statement can call code that changes the session: an allowlisted stored
+    function, or anything at all when the guard is off (nothing vetted the text).
+
+    Other statements are not read back: the connection goes straight back to the pool and
+    the next checkout sets the session again before anything runs on it."""
+    if not use_guard:
+        return True
+    if not policy.allowed_functions:
+        return False
+    allowed = {name.upper() for name in policy.allowed_functions}
+    tokens = prepared.checked.tokens
+    return any(
+        tok.text.upper() in allowed and nxt.token_type == TokenType.L_PAREN
+        for tok, nxt in itertools.pairwise(tokens)
+    )
 
 
 def _still_streaming(cursor: Any) -> bool:

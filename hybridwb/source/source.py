@@ -8,8 +8,7 @@ embedded SQLite sample runs transpiled SQL.
 
 from __future__ import annotations
 
-import contextlib
-import math
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -22,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 import pymysql
-from cachetools import TTLCache
+from cachetools import LRUCache
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
@@ -33,7 +32,15 @@ from hybridwb.config import Settings, scrub
 from hybridwb.errors import BindError, HybridwbError, QueryError
 from hybridwb.source import catalogue, guard
 from hybridwb.source import grants as grants_
-from hybridwb.source.binds import Bind, check_params, find_binds, to_pyformat
+from hybridwb.source.binds import (
+    Bind,
+    check_params,
+    find_binds,
+    positive_int_arg,
+    seconds_arg,
+    to_pyformat,
+)
+from hybridwb.source.cache import ResultCache
 from hybridwb.source.engine import (
     SessionFacts,
     SessionPolicy,
@@ -47,9 +54,8 @@ from hybridwb.source.execute import run_mysql
 from hybridwb.source.querylog import QueryLog, QueryLogEntry, log_text, log_text_of
 from hybridwb.source.transpile import expand_lists, to_sqlite
 
-#: cached rows in total across all cached results (bounded memory), and the longest TTL
-CACHE_ROWS = 200_000
-CACHE_MAX_TTL = 300.0
+#: statements the guard admitted, remembered by text
+PREPARED_STATEMENTS = 512
 
 
 class RowsCut(UserWarning):
@@ -121,8 +127,8 @@ class Source:
         max_overflow: int = 10,
     ) -> None:
         self.url = url
-        self.row_cap = _positive_int(row_cap, "row_cap")
-        self.statement_timeout = _seconds(statement_timeout, "statement_timeout", None)
+        self.row_cap = positive_int_arg(row_cap, "row_cap")
+        self.statement_timeout = seconds_arg(statement_timeout, "statement_timeout", None)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.ssl_ca = ssl_ca
@@ -143,9 +149,8 @@ class Source:
             select_limit=self.row_cap + 1,
             allowed_functions=self.allowed_functions,
         )
-        self._cache: TTLCache[tuple[Any, ...], tuple[float, list[str], list[Any], bool]] = TTLCache(
-            maxsize=CACHE_ROWS, ttl=CACHE_MAX_TTL, getsizeof=lambda v: len(v[2]) + 1
-        )
+        self._cache = ResultCache()
+        self._prepared: LRUCache[str, Prepared] = LRUCache(maxsize=PREPARED_STATEMENTS)
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._side_engine: Engine | None = None
@@ -231,8 +236,17 @@ class Source:
 
     # -- reading ---------------------------------------------------------------------------
     def prepare(self, query: object, limit: object = None) -> Prepared:
-        """Guard one statement and find its binds (pure apart from nothing: no I/O)."""
-        cap = self.row_cap if limit is None else _positive_int(limit, "limit")
+        """Guard one statement and find its binds (no I/O).
+
+        Admitted statements are remembered by their exact text (a bounded LRU): the guard's
+        decision depends on nothing else, and searches and previews repeat the same text
+        with different values."""
+        cap = self.row_cap if limit is None else positive_int_arg(limit, "limit")
+        if isinstance(query, str):
+            with self._lock:
+                hit = self._prepared.get(query)
+            if hit is not None:
+                return dataclasses.replace(hit, cap=cap)
         try:
             text_ = guard.check_text(query)
             tokens = None
@@ -246,7 +260,10 @@ class Source:
             raise QueryError(
                 "The query is nested too deeply to check; simplify it (fewer nested brackets)."
             ) from None
-        return Prepared(text_, checked, binds, cap)
+        prepared = Prepared(text_, checked, binds, cap)
+        with self._lock:
+            self._prepared[text_] = prepared
+        return prepared
 
     def sql(
         self,
@@ -296,27 +313,19 @@ class Source:
         With `cache_ttl`, an identical statement with identical parameters within that many
         seconds is answered from a bounded in-process cache (previews use it)."""
         if cache_ttl is not None:
-            cache_ttl = _seconds(cache_ttl, "cache_ttl", CACHE_MAX_TTL)
-        cache_key = None
-        if cache_ttl:
-            try:
-                cache_key = (query, repr(sorted(dict(params or {}).items())), limit, timeout)
-                hash(cache_key)
-            except TypeError:
-                cache_key = None
-            with self._lock:
-                hit = self._cache.get(cache_key) if cache_key is not None else None
-            if hit and hit[0] > time.monotonic():
-                return hit[1], hit[2], hit[3]
-        keys, rows, truncated = self._run_uncached(query, params, limit, timeout)
-        if cache_key is not None and cache_ttl:
-            with self._lock, contextlib.suppress(ValueError):  # larger than the whole cache
-                self._cache[cache_key] = (time.monotonic() + cache_ttl, keys, rows, truncated)
-        return keys, rows, truncated
+            cache_ttl = seconds_arg(cache_ttl, "cache_ttl", self._cache.max_ttl)
+        key = ResultCache.key(query, params, limit, timeout) if cache_ttl else None
+        if key is not None:
+            hit = self._cache.get(key)
+            if hit is not None:
+                return hit
+        result = self._run_uncached(query, params, limit, timeout)
+        if key is not None and cache_ttl:
+            self._cache.put(key, result, cache_ttl)
+        return result
 
     def clear_cache(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        self._cache.clear()
 
     def _run_uncached(
         self, query: str, params: Mapping[str, Any] | None, limit: int | None, timeout: float | None
@@ -326,7 +335,7 @@ class Source:
         values: list[Any] = []
         error: HybridwbError | None = None
         try:
-            seconds = None if timeout is None else _seconds(timeout, "timeout", self.ceiling)
+            seconds = None if timeout is None else seconds_arg(timeout, "timeout", self.ceiling)
             prepared = self.prepare(query, limit)
             if prepared.checked.tokens:
                 normalized = log_text(prepared.checked.tokens)
@@ -544,25 +553,6 @@ def _runner(conn: Connection) -> Any:
             cursor.close()
 
     return run
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise BindError(f"{name} must be a positive whole number of rows, not {value!r}.")
-    return value
-
-
-def _seconds(value: object, name: str, ceiling: float | None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BindError(f"{name} must be a number of seconds, not {value!r}.")
-    if value <= 0:
-        raise BindError(f"{name} must be more than 0 seconds, not {value!r}.")
-    if ceiling is not None and value > ceiling:
-        raise BindError(
-            f"{name}={value:g} is above the configured limit of {ceiling:g} seconds; "
-            "ask for less (the limit is set by statement_timeout)."
-        )
-    return float(value)
 
 
 def _flat_values(params: Mapping[str, Any]) -> list[Any]:
