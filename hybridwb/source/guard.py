@@ -306,9 +306,7 @@ def _kind(tokens: list[Token]) -> tuple[str, int]:
         what = f"{first} {inner or _word(tokens[j]) if j < len(tokens) else ''}".strip()
         raise _refuse(f"{what} is not a read statement", "EXPLAIN a SELECT, or DESCRIBE a table.")
     name = first or (tokens[0].text.upper() if tokens else "")
-    raise _refuse(
-        f"{name} is not a read statement", "Use SELECT, SHOW, DESCRIBE or EXPLAIN SELECT."
-    )
+    raise _refuse(f"{name} is not a read statement", "Use SELECT, SHOW, DESCRIBE or EXPLAIN.")
 
 
 def _is_describe_target(rest: list[Token]) -> bool:
@@ -373,7 +371,7 @@ def _check_tokens(tokens: list[Token], allowed: frozenset[str]) -> None:
             _check_call(tokens, i, closes.get(i + 1), allowed)
     if depth > MAX_NESTING:
         raise QueryError(
-            f"The query nests parentheses {depth} deep; the limit is {MAX_NESTING}. "
+            f"The query is nested {depth} parentheses deep; the limit is {MAX_NESTING}. "
             "Flatten it (a CTE per level)."
         )
 
@@ -424,7 +422,7 @@ def _check_call(tokens: list[Token], i: int, close: int | None, allowed: frozens
     base = name.rsplit(".", 1)[-1]
     if base in DANGEROUS_FUNCTIONS:
         raise _refuse(
-            f"{base}() can sleep, lock, wait, read server files or change state",
+            f"{base}() can sleep, lock, read server files or change state",
             "Remove the call.",
         )
     if base == "LAST_INSERT_ID" and close is not None and close > i + 2:

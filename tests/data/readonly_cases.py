@@ -519,7 +519,7 @@ _a(
     "deep-nesting",
     "parens-3000",
     "SELECT " + "(" * 3000 + "1" + ")" * 3000,
-    "nests",
+    "nested",
     error=QueryError,
     guard_error=QueryError,
 )
@@ -550,7 +550,7 @@ _a(
     "deep-nesting",
     "calls-100",
     "SELECT " + "ABS(" * 100 + "1" + ")" * 100,
-    "nests",
+    "nested",
     error=QueryError,
     guard_error=QueryError,
 )
