@@ -247,6 +247,11 @@ def _audit_gap(text: str, start: int, end: int) -> None:
             )
 
 
+def _ident(ch: str) -> bool:
+    """A character MySQL allows in an unquoted identifier."""
+    return ch.isalnum() or ch in "_$" or ord(ch) > 127
+
+
 def _line_end(text: str, i: int, end: int) -> int:
     nl = text.find("\n", i)
     return end if nl < 0 or nl >= end else nl + 1
@@ -534,6 +539,13 @@ def check(sql: object, *, allowed_functions: Collection[str] = ()) -> Checked:
     kind, start = _kind(tokens)  # first: a refusal names the statement the user wrote
     pos = 0
     for tok in tokens:
+        if pos == tok.start and pos > 0 and _ident(text[pos - 1]) and _ident(text[pos]):
+            # MySQL reads `1abs` or `a$b` as one identifier: two tokens there are a misreading
+            raise _refuse(
+                f"the text near {text[max(0, pos - 6) : pos + 6]!r} reads differently to MySQL "
+                "than to the guard",
+                "Put a space between the two words.",
+            )
         _audit_gap(text, pos, tok.start)
         pos = tok.end + 1
     _audit_gap(text, pos, len(text))
