@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from hybridwb.config import load_settings
-from hybridwb.errors import NotFound, StoreError, ValidationError
+from hybridwb.errors import NotFound, ReadOnlyViolation, StoreError, ValidationError
 from hybridwb.platform import migrate
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.store import Store, open_store
@@ -227,7 +227,7 @@ def test_query_log_is_persisted_in_batches(store: Store) -> None:
 
 
 def test_platform_sql_reads_and_needs_write_for_changes(store: Store) -> None:
-    with pytest.raises(ValidationError, match="--write"):
+    with pytest.raises(ReadOnlyViolation, match="--write"):
         store.sql("DELETE FROM workflows")
     with pytest.raises(ValidationError, match="empty"):
         store.sql("  ")
