@@ -9,7 +9,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from hybridwb.config import load_settings
@@ -246,27 +245,6 @@ def test_listings(store: Store) -> None:
     assert len(store.listing("templates")) == 2
     with pytest.raises(ValidationError, match="Unknown listing"):
         store.listing("nothing")
-
-
-@pytest.mark.postgres
-def test_row_level_security_by_role(pg_store: Store) -> None:
-    st = pg_store
-    st.workflows.create(name="secret plan")
-    with st.backend.engine.connect() as conn:
-        rls = conn.execute(
-            text(
-                "SELECT bool_and(relrowsecurity) FROM pg_class WHERE relname IN ('workflows', 'send_records', 'audit_log')"
-            )
-        ).scalar()
-        assert rls is True
-        conn.execute(text("SET ROLE authenticated"))
-        assert conn.execute(text("SELECT count(*) FROM workflows")).scalar() == 1
-        conn.execute(text("SET ROLE service_role"))
-        assert conn.execute(text("SELECT count(*) FROM workflows")).scalar() == 1
-        conn.execute(text("SET ROLE anon"))
-        with pytest.raises(Exception, match="permission denied"):
-            conn.execute(text("SELECT count(*) FROM workflows"))
-        conn.rollback()
 
 
 @pytest.mark.postgres
