@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from IPython.core.error import UsageError
 from sqlalchemy.engine import URL
 from sqlglot import exp
 
@@ -23,6 +24,7 @@ from hybridwb.platform import console, readonly
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.readonly import Verdict, classify
 from hybridwb.platform.store import Store
+from tests.test_magics import RaisingShell, shell  # noqa: F401 - the shell fixture
 from tests.test_store import _reset_pg
 
 ATTACKS = {
@@ -338,3 +340,22 @@ def test_bad_arguments_are_one_line_errors(lite: Store, kwargs: dict, words: str
     with pytest.raises((ValidationError, StoreError, Exception), match=words) as info:
         lite.sql("SELECT 1", **kwargs)
     assert type(info.value).__module__ == "hybridwb.errors"
+
+
+def test_platform_magic_write_is_audited_and_reads_refuse_locks(
+    shell: RaisingShell,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db = tmp_path / ".hybridwb" / "platform.db"
+    shell.run_cell("n = '가입 환영 (SMS)'")
+    shell.run_cell(
+        "%%platform --write\nUPDATE message_templates SET usage_count = 7 WHERE name = :n"
+    )
+    assert "1 rows changed (audited)" in capsys.readouterr().out
+    with sqlite3.connect(db) as conn:
+        audited = conn.execute("SELECT actor, after FROM audit_log WHERE action = 'sql'").fetchall()
+        assert conn.execute("SELECT max(usage_count) FROM message_templates").fetchone() == (7,)
+    assert len(audited) == 1 and "UPDATE message_templates" in audited[0][1]
+    with pytest.raises(UsageError, match="load_extension"):
+        shell.run_cell("%%platform\nSELECT load_extension('/tmp/x.so')")
