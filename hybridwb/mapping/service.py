@@ -56,9 +56,10 @@ class MappingService:
 
     def resolve(self, table: str) -> tuple[str, TableMapping]:
         """(table name, mapping) by table name or display name."""
-        mapping = self.get(table)
-        name = next(n for n, m in self.tables().items() if m is mapping)
-        return name, mapping
+        tables = self.tables()  # one load: a store-mirror load builds new objects each time
+        if table not in tables:
+            table = next((n for n, m in tables.items() if m.displayName == table), table)
+        return table, tables.get(table) or self.get(table)
 
     # -- the live schema -------------------------------------------------------------------
     def discover(self) -> list[discovery.TableInfo]:
