@@ -24,7 +24,8 @@ Revises: 0002
 
 from __future__ import annotations
 
-from alembic import op
+import sqlalchemy as sa
+from alembic import context, op
 
 from hybridwb.platform.schema import TABLES
 
@@ -59,16 +60,27 @@ def _policy(table: str, command: str) -> str:
     return _q(f"{table}_authenticated_{command.lower()}")
 
 
+def _existing() -> list[str]:
+    """Our tables that exist now: 0001 creates the tables of the current schema module, so
+    on an older database a table a later revision adds is not there yet (offline, for
+    `hybridwb init --sql`, every table is, as 0001 has just created them)."""
+    if context.is_offline_mode():
+        return list(TABLES)
+    have = set(sa.inspect(op.get_bind()).get_table_names())
+    return [t for t in TABLES if t in have]
+
+
 def upgrade() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
-    for table in [*TABLES, "alembic_version"]:
+    tables = _existing()
+    for table in [*tables, "alembic_version"]:
         t = _q(table)
         op.execute(f"DROP POLICY IF EXISTS {_q(table + '_service_role_all')} ON {t}")
         op.execute(f"DROP POLICY IF EXISTS {_q(table + '_authenticated_rw')} ON {t}")
         op.execute(f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY")
         op.execute(f"REVOKE ALL ON {t} FROM anon, authenticated, PUBLIC")
-    for table in TABLES:
+    for table in tables:
         t = _q(table)
         op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO service_role")
         op.execute(
