@@ -85,6 +85,8 @@ def integrity_message(exc: IntegrityError) -> tuple[str, str | None]:
     diag = getattr(orig, "diag", None)
     constraint = getattr(diag, "constraint_name", None)
     detail = getattr(diag, "message_detail", None) or str(orig)
+    if detail.startswith("Failing row contains"):  # the whole row: customer values
+        detail = str(orig).splitlines()[0]
     match = _SQLITE_UNIQUE.search(str(orig))
     if match:
         cols = [c.split(".")[-1] for c in match.group(1).split(", ")]
@@ -115,7 +117,7 @@ class SqlBackend:
         base_delay: float = 0.2,
     ) -> None:
         self._password = SecretStr(str(url.password)) if url.password is not None else None
-        self.url = url.set(password=None)
+        self.url = url._replace(password=None)  # .set(password=None) keeps it
         self.name = url.get_backend_name()
         self._secrets = [SecretStr(s) for s in [*(secrets or []), *self._raw_password()] if s]
         #: the schema revision this code needs; checked once, on first use (None: no check)
