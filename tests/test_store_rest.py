@@ -254,6 +254,7 @@ def test_insert_is_retried_only_when_the_server_never_processed_it(
 def test_insert_is_not_sent_twice_when_it_may_have_been_processed(
     api: respx.MockRouter, store: Store, answer: object
 ) -> None:
+    """And when the row is not there afterwards, the failure is reported."""
     route = _create_with(api, store, [answer, httpx.Response(201)])
     with pytest.raises(StoreError) as info:
         store.workflows.create(name="w")
@@ -308,3 +309,27 @@ def test_the_key_is_not_a_plain_attribute(store: Store) -> None:
     plain = [v for v in vars(store.backend).values() if isinstance(v, str)]
     assert SERVICE_KEY not in plain
     assert SERVICE_KEY not in repr(vars(store.backend))
+
+
+def test_an_insert_whose_answer_was_lost_reports_the_row_it_wrote(
+    api: respx.MockRouter, store: Store
+) -> None:
+    """502 after the server wrote the row: not sent again; the row is found by its id."""
+    written: dict[str, object] = {}
+
+    def insert(request: httpx.Request) -> httpx.Response:
+        written.update(json.loads(request.content))
+        return httpx.Response(502, text="bad gateway")
+
+    def lookup(request: httpx.Request) -> httpx.Response:
+        wanted = query(request).get("id", [""])[0]
+        found = written and wanted == f"eq.{written['id']}"
+        return httpx.Response(200, json=[written] if found else [])
+
+    api.get("/workflows").mock(side_effect=lookup)
+    route = api.post("/workflows").mock(side_effect=insert)
+    audit = api.post("/audit_log").respond(201)
+    row = store.workflows.create(name="w")
+    assert len(route.calls) == 1
+    assert written["id"] == str(row["id"])
+    assert len(audit.calls) == 1

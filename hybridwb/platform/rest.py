@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from hybridwb.config import Settings
-from hybridwb.errors import AuthError, StoreError, ValidationError
+from hybridwb.errors import AuthError, HybridwbError, StoreError, ValidationError
 from hybridwb.platform.backend import Op
 from hybridwb.platform.repos import jsonable
 
@@ -127,15 +127,19 @@ class RestBackend:
         try:
             return retrying(query.execute), retrying.statistics.get("attempt_number", 1)
         except APIError as exc:
-            raise self._translate(
-                str(exc.code or ""), str(exc.message or ""), exc.details
-            ) from None
+            error = self._translate(str(exc.code or ""), str(exc.message or ""), exc.details)
+            error.maybe_processed = str(exc.code or "") in MAYBE_PROCESSED  # type: ignore[attr-defined]
+            raise error from None
         except httpx.TransportError as exc:
-            raise StoreError(
+            error = StoreError(
                 f"Supabase did not answer ({type(exc).__name__}) at {self.description}; "
                 "check the network and SUPABASE_URL. Is the project running?",
                 cause=type(exc).__name__,
-            ) from None
+            )
+            error.maybe_processed = not isinstance(  # type: ignore[attr-defined]
+                exc, httpx.ConnectError | httpx.ConnectTimeout
+            )
+            raise error from None
 
     def _translate(self, code: str, message: str, details: Any) -> Exception:
         text = message.replace(self._key.get_secret_value(), "***")
@@ -193,7 +197,7 @@ class RestBackend:
         for op in ops:
             tbl = self.client.table(op.table)
             if op.kind == "insert":
-                self._call(tbl.insert(jsonable(op.values), returning="minimal"), idempotent=False)
+                self._insert_once(op)
                 continue
             query = (
                 tbl.update(jsonable(op.values), returning="minimal")
@@ -203,6 +207,22 @@ class RestBackend:
             for key, value in (op.where or {}).items():
                 query = query.eq(key, jsonable(value))
             self._call(query)
+
+    def _insert_once(self, op: Op) -> None:
+        """Insert without ever sending it twice; when the answer was lost after the server
+        may have written the row, look the row up by its (client-made) id and report what
+        really happened."""
+        values = jsonable(op.values or {})
+        try:
+            self._call(
+                self.client.table(op.table).insert(values, returning="minimal"), idempotent=False
+            )
+        except HybridwbError as exc:
+            if not getattr(exc, "maybe_processed", False) or "id" not in values:
+                raise
+            if not self.select(op.table, {"id": values["id"]}):
+                raise
+            # the first request did write the row: that is a success
 
     def insert_ignore(self, table: str, rows: list[dict[str, Any]], conflict: list[str]) -> int:
         """Chunked upserts that ignore duplicates on the conflict key."""
