@@ -97,3 +97,11 @@ def test_an_uninitialised_postgres_store_says_run_init(pg_db: URL) -> None:
     st.init()
     assert st.workflows.list() == []
     st.close()
+
+
+def test_init_on_a_fresh_directory_reports_the_creation(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["init"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"store schema none -> {migrate.head_revision()} on sqlite; 6 seed rows" in result.output
+    again = CliRunner().invoke(main, ["init"], catch_exceptions=False)
+    assert "0 seed rows" in again.output

@@ -65,6 +65,7 @@ class Store:
     def __init__(self, backend: Backend, actor: str | None = None) -> None:
         self.backend = backend
         self.actor = actor or getpass.getuser()
+        self._created: dict[str, Any] | None = None
         self.workflows = Workflows(backend, actor)
         self.templates = Templates(backend, actor)
         self.variables = Variables(backend, actor)
@@ -94,6 +95,9 @@ class Store:
             before, after = migrate.upgrade(conn)
         backend.expect_schema = None  # just brought to head
         seeded = self.seed() if seed else 0
+        created, self._created = self._created, None
+        if created:  # this process created the embedded store a moment ago: say so
+            before, seeded = created["from"], seeded + created["seeded"]
         return {"from": before, "to": after, "seeded": seeded, "backend": backend.name}
 
     def schema_version(self) -> str | None:
@@ -217,5 +221,5 @@ def open_store(settings: Settings, actor: str | None = None) -> Store:
     backend = SqlBackend(url, secrets, expect_schema=migrate.head_revision())
     store = Store(backend, actor)
     if backend.name == "sqlite" and url.database and not Path(url.database).exists():
-        store.init()
+        store._created = store.init()
     return store
