@@ -360,3 +360,17 @@ def test_platform_magic_write_is_audited_and_reads_refuse_locks(
     assert len(audited) == 1 and "UPDATE message_templates" in audited[0][1]
     with pytest.raises(UsageError, match="load_extension"):
         shell.run_cell("%%platform\nSELECT load_extension('/tmp/x.so')")
+
+
+def test_a_big_read_is_cut_at_the_row_cap_and_says_so(
+    lite: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console, "ROW_CAP", 50)
+    query = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 1000) SELECT x FROM c"
+    )
+    df = lite.sql(query)
+    assert len(df) == 50 and df.attrs["hybridwb"]["truncated"] is True
+    assert len(lite.sql(query, limit=10)) == 10
+    small = lite.sql("SELECT 1 AS one")
+    assert small.attrs["hybridwb"]["truncated"] is False

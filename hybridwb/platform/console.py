@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 30.0
 MAX_TIMEOUT = 600.0
+#: rows a store read returns at most (the result says when it was cut)
+ROW_CAP = 100_000
 
 
 def _clause(query: str, params: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
@@ -54,10 +56,12 @@ def _timeout(timeout: float | None) -> float:
     return min(float(timeout), MAX_TIMEOUT)
 
 
-def _limit(limit: int | None) -> int | None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+def _limit(limit: int | None) -> int:
+    if limit is None:
+        return ROW_CAP
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
         raise ValidationError(f"limit must be a positive whole number, not {limit!r}.")
-    return limit
+    return min(limit, ROW_CAP)
 
 
 def redacted(tree: exp.Expression, dialect: str) -> str:
@@ -91,16 +95,13 @@ def _set_limits(conn: Connection, backend: SqlBackend, seconds: float, *, read: 
     return undo
 
 
-def _frame(result: Any, limit: int | None) -> pd.DataFrame:
+def _frame(result: Any, limit: int) -> pd.DataFrame:
+    """At most `limit` rows (fetching one more tells whether the result was cut)."""
     if not result.returns_rows:
         return pd.DataFrame({"rows_affected": [result.rowcount]})
-    rows = result.fetchmany(limit + 1) if limit else result.fetchall()
-    truncated = bool(limit and len(rows) > limit)
-    df = pd.DataFrame.from_records(
-        [tuple(r) for r in rows[:limit] if r is not None] if limit else [tuple(r) for r in rows],
-        columns=list(result.keys()),
-    )
-    df.attrs["hybridwb"] = {"rows": len(df), "elapsed_ms": 0.0, "truncated": truncated}
+    rows = result.fetchmany(limit + 1)
+    df = pd.DataFrame.from_records([tuple(r) for r in rows[:limit]], columns=list(result.keys()))
+    df.attrs["hybridwb"] = {"rows": len(df), "elapsed_ms": 0.0, "truncated": len(rows) > limit}
     return df
 
 
