@@ -273,3 +273,26 @@ def test_a_real_duplicate_id_is_still_refused(store: Store) -> None:
     with pytest.raises(ValidationError, match="nothing was saved"):
         store.backend.apply([Op("insert", "workflows", {**row, "name": "two"})])
     assert count(store, "workflows") == 1
+
+
+def test_the_retrying_helper_retries_transient_errors_only(tmp_path: Path) -> None:
+    from hybridwb.platform.backend import retrying
+
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise DBAPIError(None, None, locked_error(tmp_path))  # type: ignore[arg-type]
+        return "ok"
+
+    assert retrying(flaky, base_delay=0) == "ok" and len(calls) == 2
+    calls.clear()
+
+    def broken() -> str:
+        calls.append(1)
+        raise DBAPIError(None, None, sqlite_error("SELEC 1", tmp_path))  # type: ignore[arg-type]
+
+    with pytest.raises(DBAPIError):
+        retrying(broken, base_delay=0)
+    assert len(calls) == 1

@@ -17,11 +17,8 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import SecretStr
 from sqlalchemy import (
-    JSON,
-    Column,
     Connection,
     Engine,
-    MetaData,
     Table,
     and_,
     create_engine,
@@ -31,14 +28,13 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 from hybridwb.errors import AuthError, HybridwbError, QueryTimeout, StoreError, ValidationError
-from hybridwb.platform import schema
+from hybridwb.platform import idempotent, schema
 from hybridwb.platform.retry import attempt_number, is_connectivity, is_transient, sql_retrying
 
 T = TypeVar("T")
@@ -97,6 +93,12 @@ def integrity_message(exc: IntegrityError) -> tuple[str, str | None]:
             return f"refers to a row that does not exist ({constraint})", None
         return f"{detail.strip()}".replace("Key ", "").rstrip("."), field
     return str(orig).splitlines()[0], None
+
+
+def retrying(fn: Callable[[], T], attempts: int = 3, base_delay: float = 0.2) -> T:
+    """Run `fn`, retried on transient faults only (retry.py decides which); for callers
+    that open their own transaction. `fn` must be safe to run again (idempotent)."""
+    return sql_retrying(attempts, base_delay)(fn)
 
 
 class SqlBackend:
@@ -326,7 +328,7 @@ class SqlBackend:
                         self._insert(tbl).values(**values).on_conflict_do_nothing(index_elements=pk)
                     )
                     if conn.execute(stmt).rowcount == 0 and not (
-                        attempt > 1 and self._is_ours(conn, tbl, values)
+                        attempt > 1 and idempotent.is_ours(conn, tbl, values)
                     ):
                         raise ValidationError(
                             f"{op.table} already has a row with this key; nothing was saved.",
@@ -341,21 +343,6 @@ class SqlBackend:
 
         self.run(run, write=True)
 
-    @staticmethod
-    def _identity(tbl: Table, row: dict[str, Any]) -> Any:
-        """A WHERE matching `row` exactly on its key and its plain (non-JSON) columns."""
-        cols = [
-            c
-            for c in tbl.columns
-            if c.name in row and not isinstance(c.type, JSON) and c.name not in ("id",)
-        ]
-        keys = [c for c in tbl.primary_key.columns if c.name in row]
-        return and_(*(c == row[c.name] for c in {*keys, *cols}))
-
-    def _is_ours(self, conn: Connection, tbl: Table, row: dict[str, Any]) -> bool:
-        stmt = select(func.count()).select_from(tbl).where(self._identity(tbl, row))
-        return int(conn.execute(stmt).scalar_one()) == 1
-
     def insert_ignore(self, table: str, rows: list[dict[str, Any]], conflict: list[str]) -> int:
         """Insert rows, skipping those whose `conflict` key exists; returns rows inserted.
 
@@ -367,68 +354,16 @@ class SqlBackend:
 
         def run(conn: Connection, attempt: int) -> int:
             if self.name == "postgresql":
-                inserted = self._copy_ignore(conn, tbl, rows, conflict)
+                inserted = idempotent.copy_ignore(conn, tbl, rows, conflict)
             else:
                 stmt = self._insert(tbl).on_conflict_do_nothing(index_elements=conflict)
                 inserted = 0
                 for start in range(0, len(rows), 5000):
                     # sqlite3 sums rowcount over executemany: the rows really inserted
                     inserted += conn.execute(stmt, rows[start : start + 5000]).rowcount
-            return inserted if attempt == 1 else self._count_ours(conn, tbl, rows)
+            return inserted if attempt == 1 else idempotent.count_ours(conn, tbl, rows)
 
         return self.run(run, write=True)
-
-    def _count_ours(self, conn: Connection, tbl: Table, rows: list[dict[str, Any]]) -> int:
-        if "id" in tbl.c and all("id" in r for r in rows):
-            found = 0
-            for start in range(0, len(rows), 1000):
-                ids = [r["id"] for r in rows[start : start + 1000]]
-                stmt = select(func.count()).select_from(tbl).where(tbl.c.id.in_(ids))
-                found += int(conn.execute(stmt).scalar_one())
-            return found
-        return sum(self._is_ours(conn, tbl, r) for r in rows)
-
-    def _copy_ignore(
-        self, conn: Connection, tbl: Table, rows: list[dict[str, Any]], conflict: list[str]
-    ) -> int:
-        """COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING (Postgres)."""
-        from psycopg import sql
-        from psycopg.types.json import Jsonb
-
-        cols = [c.name for c in tbl.columns]
-        json_cols = {
-            i
-            for i, c in enumerate(tbl.columns)
-            if isinstance(c.type.dialect_impl(conn.dialect), JSONB)
-        }
-        load = Table(
-            f"_load_{tbl.name}", MetaData(), *(Column(c.name, c.type) for c in tbl.columns)
-        )
-        names = sql.SQL(", ").join(map(sql.Identifier, cols))
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        with raw.cursor() as cur:
-            cur.execute(
-                sql.SQL(
-                    "CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP"
-                ).format(sql.Identifier(load.name), sql.Identifier(tbl.name))
-            )
-            with cur.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(load.name), names)
-            ) as copy:
-                for row in rows:
-                    values = [row.get(c) for c in cols]
-                    for i in json_cols:
-                        if values[i] is not None:
-                            values[i] = Jsonb(values[i])
-                    copy.write_row(values)
-        stmt = (
-            pg_insert(tbl)
-            .from_select(cols, select(load))
-            .on_conflict_do_nothing(index_elements=conflict)
-            .execution_options(preserve_rowcount=True)
-        )
-        return int(conn.execute(stmt).rowcount)
 
     def insert_row_by_row(
         self, table: str, rows: Iterable[dict[str, Any]], conflict: list[str]
@@ -447,4 +382,4 @@ def _code(exc: DBAPIError) -> str | None:
     return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", None)
 
 
-__all__ = ["Backend", "Op", "SQLAlchemyError", "SqlBackend"]
+__all__ = ["Backend", "Op", "SQLAlchemyError", "SqlBackend", "retrying"]
