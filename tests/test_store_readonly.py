@@ -374,3 +374,19 @@ def test_a_big_read_is_cut_at_the_row_cap_and_says_so(
     assert len(lite.sql(query, limit=10)) == 10
     small = lite.sql("SELECT 1 AS one")
     assert small.attrs["hybridwb"]["truncated"] is False
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["SELECT pg_advisory_lock(1)", "SELECT * INTO t FROM workflows", "DELETE FROM workflows"],
+    ids=["lock", "into", "delete"],
+)
+def test_a_refused_statement_is_never_sent(lite: Store, query: str) -> None:
+    from sqlalchemy import event
+
+    sent: list[str] = []
+    engine = lite.backend.engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", lambda c, cur, stmt, *a: sent.append(stmt))
+    with pytest.raises(ReadOnlyViolation):
+        lite.sql(query)
+    assert sent == []
