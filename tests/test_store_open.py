@@ -105,3 +105,25 @@ def test_init_on_a_fresh_directory_reports_the_creation(tmp_path: Path) -> None:
     assert f"store schema none -> {migrate.head_revision()} on sqlite; 6 seed rows" in result.output
     again = CliRunner().invoke(main, ["init"], catch_exceptions=False)
     assert "0 seed rows" in again.output
+
+
+def test_kernels_starting_at_once_all_get_the_whole_embedded_store(tmp_path: Path) -> None:
+    """Four processes open a fresh directory at the same moment: none sees a half-made
+    store, and the seed rows exist once."""
+    script = (
+        "from pathlib import Path\n"
+        "from hybridwb.config import load_settings\n"
+        "from hybridwb.platform.store import open_store\n"
+        f"st = open_store(load_settings(Path({str(tmp_path)!r}), env={{}}))\n"
+        "print(len(st.templates.list()))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0]
+    assert outputs == ["2"] * 4
+    db = tmp_path / ".hybridwb" / "platform.db"
+    assert version(db) == migrate.head_revision()
+    assert [p.name for p in db.parent.iterdir() if p.name.endswith(".tmp")] == []

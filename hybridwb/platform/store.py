@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import getpass
+import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import inspect, select
+from sqlalchemy.engine import URL
 
 from hybridwb.config import Settings
 from hybridwb.errors import StoreError, ValidationError
@@ -96,7 +98,9 @@ class Store:
         backend.expect_schema = None  # just brought to head
         seeded = self.seed() if seed else 0
         created, self._created = self._created, None
-        if created:  # this process created the embedded store a moment ago: say so
+        if (
+            created and before == after
+        ):  # this process created the embedded store a moment ago: say so
             before, seeded = created["from"], seeded + created["seeded"]
         return {"from": before, "to": after, "seeded": seeded, "backend": backend.name}
 
@@ -221,5 +225,26 @@ def open_store(settings: Settings, actor: str | None = None) -> Store:
     backend = SqlBackend(url, secrets, expect_schema=migrate.head_revision())
     store = Store(backend, actor)
     if backend.name == "sqlite" and url.database and not Path(url.database).exists():
-        store._created = store.init()
+        store._created = _create_sqlite(Path(url.database), actor)
     return store
+
+
+def _create_sqlite(path: Path, actor: str | None) -> dict[str, Any] | None:
+    """Create an SQLite store whole, or not at all: migrated and seeded under a temporary
+    name, then linked into place only if no other process got there first (two kernels
+    starting at once never see a half-made store). None when another process won."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fresh = Store(SqlBackend(URL.create("sqlite", database=str(tmp))), actor)
+    try:
+        report: dict[str, Any] | None = fresh.init()
+        fresh.close()
+        try:
+            os.link(tmp, path)  # atomic, and fails if the store exists by now
+        except FileExistsError:
+            report = None
+    finally:
+        fresh.close()
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+    return report
