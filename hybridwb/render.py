@@ -40,7 +40,7 @@ _STYLE = """
 """
 
 _TEMPLATE = """<style>{{ style }}</style>
-<table class="hybridwb-table" style="word-break: keep-all">
+<table class="hybridwb hybridwb-table" style="word-break: keep-all">
 <caption>{{ caption }}</caption>
 <thead><tr>{% for h in headers %}<th title="{{ h.name }}">{{ h.label }}</th>{% endfor %}</tr></thead>
 <tbody>
