@@ -400,3 +400,13 @@ def test_the_mapping_editor_has_headers_full_names_and_samples(
     assert phone not in editor.row("phone").sample.value  # pii: masked
     editor.row("phone").pii.value = False
     assert phone in editor.row("phone").sample.value
+
+
+def test_the_monitor_reads_in_the_dark_theme_without_glyph_fonts(
+    shop: hybridwb.Workbench,
+) -> None:
+    shop.search("customers", "김", limit=5)  # something in the query log
+    html = widgets.monitor(shop).page.value
+    assert "hybridwb-table" in html and "var(--jp-" in html
+    assert "latency by kind" in html and "word-break: keep-all" in html
+    assert not any(glyph in html for glyph in "✅❌✔✘")
