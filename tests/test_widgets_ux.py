@@ -49,16 +49,24 @@ def _pii(tmp_path: Path, *ids: int) -> list[str]:
 
 @pytest.fixture
 def statements(shop: hybridwb.Workbench) -> Iterator[list[str]]:
-    """Every statement the source sends (an event on the real engine, not a mock)."""
+    """Every statement SQLite runs for the source, traced by sqlite3 itself on each new
+    connection (the source sends its text on raw cursors, past SQLAlchemy's events)."""
     sent: list[str] = []
 
-    def spy(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(statement)
+    def trace(dbapi_conn: Any, record: Any) -> None:
+        dbapi_conn.set_trace_callback(sent.append)
 
     engine = shop.source.engine
-    sa.event.listen(engine, "before_cursor_execute", spy)
+    sa.event.listen(engine, "connect", trace)
     yield sent
-    sa.event.remove(engine, "before_cursor_execute", spy)
+    sa.event.remove(engine, "connect", trace)
+
+
+def test_the_statement_trace_sees_a_search(
+    shop: hybridwb.Workbench, statements: list[str]
+) -> None:
+    shop.search("customers", "김", limit=5)
+    assert any("customers" in s for s in statements)
 
 
 # -- constructors ---------------------------------------------------------------------------
@@ -410,3 +418,17 @@ def test_the_monitor_reads_in_the_dark_theme_without_glyph_fonts(
     assert "hybridwb-table" in html and "var(--jp-" in html
     assert "latency by kind" in html and "word-break: keep-all" in html
     assert not any(glyph in html for glyph in "✅❌✔✘")
+
+
+def test_the_live_count_previews_each_distinct_definition_once(
+    shop: hybridwb.Workbench, statements: list[str]
+) -> None:
+    b = widgets.target_builder(shop)
+    row = b.condition()
+    row.field.value, row.op.value, row.value.value = "f:grade", "eq", "VIP"
+    before = len(statements)
+    row.value.value = "VIP"  # no change: no new statement
+    b.join.value = "any"  # one group: the definition is the same
+    assert len(statements) == before
+    row.value.value = "GOLD"
+    assert len(statements) > before

@@ -273,6 +273,7 @@ class TargetBuilder(w.VBox):
         self.panel = PreviewPanel()
         self.picks: list[tuple[str, Any]] = []
         self._quiet = False
+        self._previewed: dict[str, Any] | None = None
         self.table.observe(lambda _: self._table_changed(), names="value")
         self.join.observe(lambda _: self.changed(), names="value")
         self.opt_out.observe(lambda _: self.changed(), names="value")
@@ -419,8 +420,8 @@ class TargetBuilder(w.VBox):
             + "</pre></details>"
         )
         self.message.value = ""
-        if self.live.value and self.table.value:
-            self.run()
+        if self.live.value and self.table.value and data != self._previewed:
+            self.run()  # one preview per distinct definition, not one per control event
 
     def run(self) -> bool:
         """Preview the definition: count, exclusions by reason, sample, SQL."""
@@ -430,6 +431,7 @@ class TargetBuilder(w.VBox):
             self.message.value = status(str(exc), "error")
             self.panel.clear()
             return False
+        self._previewed = data
         return self.panel.show(self.wb, data)
 
     @property
