@@ -62,9 +62,7 @@ def statements(shop: hybridwb.Workbench) -> Iterator[list[str]]:
     sa.event.remove(engine, "connect", trace)
 
 
-def test_the_statement_trace_sees_a_search(
-    shop: hybridwb.Workbench, statements: list[str]
-) -> None:
+def test_the_statement_trace_sees_a_search(shop: hybridwb.Workbench, statements: list[str]) -> None:
     shop.search("customers", "김", limit=5)
     assert any("customers" in s for s in statements)
 
@@ -426,9 +424,10 @@ def test_the_live_count_previews_each_distinct_definition_once(
     b = widgets.target_builder(shop)
     row = b.condition()
     row.field.value, row.op.value, row.value.value = "f:grade", "eq", "VIP"
-    before = len(statements)
-    row.value.value = "VIP"  # no change: no new statement
+    b.panel.count.value = "previewed before"  # a re-preview would replace it
+    row.value.value = "VIP"  # no change
     b.join.value = "any"  # one group: the definition is the same
-    assert len(statements) == before
+    assert b.panel.count.value == "previewed before"
+    before = len(statements)
     row.value.value = "GOLD"
-    assert len(statements) > before
+    assert "대상" in b.panel.count.value and len(statements) > before
