@@ -75,6 +75,7 @@ class Selection:
     root: str
     base: Any
     key_name: str | None
+    prefix: str = "j"
     joins: dict[tuple[Hop, ...], Any] = field(default_factory=dict)
 
     @property
@@ -93,7 +94,7 @@ class Selection:
                 )
             prefix = tuple(hops[: i + 1])
             if prefix not in self.joins:
-                alias = self.resolver.table(hop.target).alias(f"j{len(self.joins) + 1}")
+                alias = self.resolver.table(hop.target).alias(f"{self.prefix}{len(self.joins) + 1}")
                 self.resolver.column(table, hop.local)
                 self.resolver.column(hop.target, hop.foreign)
                 self.joins[prefix] = alias
@@ -172,9 +173,13 @@ class Resolver:
             )
         return name
 
-    def selection(self, root: str) -> Selection:
+    def selection(self, root: str, alias: str | None = None) -> Selection:
+        """The root table (aliased when given, for subqueries) ready for to-one joins."""
         mapping = self.graph.mapping(root)
-        return Selection(self, root, self.table(root), mapping.key)
+        base = self.table(root)
+        if alias is not None:
+            return Selection(self, root, base.alias(alias), mapping.key, prefix=f"{alias}j")
+        return Selection(self, root, base, mapping.key)
 
     # -- values ----------------------------------------------------------------------------
     def fetch(
