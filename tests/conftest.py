@@ -185,3 +185,22 @@ def shop(sample_db: Path, tmp_path: Path) -> Iterator[object]:
     wb = hybridwb.connect()
     yield wb
     wb.close()
+
+
+def install_sample_mappings(root: Path, source_url: URL | None = None) -> Path:
+    """The repository's sample-shop mappings, installed for the sample or — for the sample
+    shop loaded into MariaDB — stamped as that database's (mappings belong to one source)."""
+    import json
+
+    from hybridwb.mapping.model import SOURCE_KEY
+    from hybridwb.mapping.service import SAMPLE, source_identity
+    from hybridwb.source import Source
+
+    data = json.loads((REPO / "mappings" / "table-mappings.json").read_text(encoding="utf-8"))
+    identity = SAMPLE if source_url is None else source_identity(Source(source_url))
+    if identity != SAMPLE:
+        data = {SOURCE_KEY: identity, **data}
+    path = root / "mappings" / "table-mappings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    return path
