@@ -77,7 +77,8 @@ class Plan:
     ) -> Any:
         """SELECT the target rows in key order (after a key, at most n, within keys)."""
         if self.sql is not None:
-            saved = sa.text(self.sql).columns(*(sa.column(c) for c in self.columns))
+            saved = _bound_text(self.sql, self.params)
+            saved = saved.columns(*(sa.column(c) for c in self.columns))
             sub = saved.subquery("saved")
             key = sub.c[self.key]
             stmt = sa.select(sub)
@@ -114,7 +115,6 @@ class TargetService:
         matching row has a recipient. Raises one clear error."""
         d = parse(definition)
         plan = self.plan(d, now=now)
-        source = self.mappings.source
         if plan.recipient is None:
             raise ValidationError(
                 f"target: {plan.table} has no recipient field; set 'recipient' in the "
@@ -124,13 +124,15 @@ class TargetService:
         any_row = sa.select(base.c[plan.key]).limit(limit(1))
         recipient = base.c[plan.recipient]
         with_recipient = any_row.where(recipient.is_not(None), recipient != "")
-        if plan.definition.keyword is None and not self._rows(*compile_sql(with_recipient), 1):
-            if self._rows(*compile_sql(any_row), 1):
-                raise ValidationError(
-                    f"target: no matching row has a recipient in {plan.recipient!r}; "
-                    "every message would be skipped. Choose another recipient field."
-                )
-        _ = source
+        if (
+            plan.definition.keyword is None
+            and not self._rows(*compile_sql(with_recipient), 1)
+            and self._rows(*compile_sql(any_row), 1)
+        ):
+            raise ValidationError(
+                f"target: no matching row has a recipient in {plan.recipient!r}; "
+                "every message would be skipped. Choose another recipient field."
+            )
         return d
 
     def plan(self, definition: Any, *, now: dt.datetime | None = None) -> Plan:
@@ -321,7 +323,7 @@ class TargetService:
 
     def _page(self, plan: Plan, **kw: Any) -> list[dict[str, Any]]:
         sql, params = compile_sql(plan.statement(**kw))
-        rows = self.mappings.source.records(sql, {**params, **plan.params}, limit=kw["n"])
+        rows = self.mappings.source.records(sql, params, limit=kw["n"])
         keys = [r[plan.key] for r in rows]
         if len(set(keys)) != len(keys):
             raise ValidationError(
@@ -349,6 +351,20 @@ class TargetService:
                 break
         if pending:
             yield pending
+
+
+def _bound_text(sql: str, params: dict[str, Any]) -> Any:
+    """The saved query as a Core text clause with its parameters bound."""
+    clause = sa.text(sql)
+    names = set(clause._bindparams)
+    missing = sorted(names - set(params))
+    if missing:
+        raise ValidationError(
+            f"target.params: the saved query needs a value for :{missing[0]}; add it to params."
+        )
+    return clause.bindparams(
+        *(sa.bindparam(k, params[k], expanding=isinstance(params[k], list)) for k in names)
+    )
 
 
 def is_scan(row: dict[str, Any]) -> bool:
