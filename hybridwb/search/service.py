@@ -180,7 +180,14 @@ class SearchService:
                 name, key, self._labelled(pd.DataFrame(columns=columns), mapping), [], None, meta
             )
         sql, params = search_sql.keyset(
-            self.resolver, name, columns, key, plan.predicates, after, limit + 1
+            self.resolver,
+            name,
+            columns,
+            key,
+            plan.predicates,
+            after,
+            limit + 1,
+            info if large and not self.mappings.source.is_sqlite else None,
         )
         self.last_statement = (sql, params)
         raw = self.mappings.source.records(sql, params, limit=limit + 1)
