@@ -33,7 +33,7 @@ from sqlalchemy.engine import URL
 
 import hybridwb
 
-LAST = "김이박최정강조윤장백"
+LAST = ["김", "이", "박", "최", "백", "DOE", "SMITH", "JONES", "BROWN", "LEE"]
 FIRST = ["지훈", "민준", "서연", "지우", "하은", "JANE", "JOHN", "MARY", "LINDA", "SUSAN"]
 SEL_USER, SEL_PASSWORD = "hybridwb_sel", "hybridwb_sel_pw"
 
@@ -207,9 +207,9 @@ def main() -> None:
             "phone_digits": run(digits, exact=True),
             "phone_82": run(intl82, exact=True),
             "email": run(email, exact=True),
-            "full_name_korean": run(lambda i: LAST[i % 10] + FIRST[(i // 10) % 5]),
-            "full_name_latin": run(lambda i: f"{FIRST[5 + i % 5]} {FIRST[5 + (i // 5) % 5]}"),
-            "one_char_prefix": run(lambda i: LAST[i % 10]),
+            "full_name_korean": run(lambda i: LAST[i % 5] + FIRST[(i // 10) % 5]),
+            "full_name_latin": run(lambda i: f"{FIRST[5 + i % 5]} {LAST[5 + (i // 7) % 5]}"),
+            "one_char_prefix": run(lambda i: LAST[i % 5]),
         }
         results = {kind: timed(fn, args.n) for kind, fn in kinds.items()}
         worst = max(r["p95"] for r in results.values())

@@ -207,7 +207,8 @@ def plan(
         if len(words) == 2:
             splits = [(words[0], words[1]), (words[1], words[0])]
         elif len(words) == 1 and _hangul(term) and len(term) >= 2:
-            splits = [(term[:i], term[i:]) for i in (1, 2) if i < len(term)]
+            # a one-character surname; a two-character one (남궁, 선우) only with 4+ characters
+            splits = [(term[:i], term[i:]) for i in (1, 2) if len(term) - i >= 2 or i == 1]
         label = f"{last.path}+{first.path}"
         for a, b in splits:
             # a Korean name is written last-first; a Latin one first-last or last-first
