@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from hybridwb.errors import ScanRefused, ValidationError
 from hybridwb.mapping.graph import Path
 from hybridwb.mapping.resolve import (
-    Resolver,
     Selection,
     audience_table,
     compile_sql,
@@ -106,7 +105,7 @@ class TargetService:
     def __init__(self, mappings: MappingService, search: SearchService) -> None:
         self.mappings = mappings
         self.search = search
-        self.resolver = Resolver(mappings)
+        self.resolver = search.resolver  # one resolver (and schema cache) for both
 
     # -- planning ---------------------------------------------------------------------------
     def validate(self, definition: Any, *, now: dt.datetime | None = None) -> TargetDefinition:
