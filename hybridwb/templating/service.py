@@ -80,14 +80,28 @@ class TemplateService:
 
     # -- the library (message_templates) ---------------------------------------------------
     def create(
-        self, name: str, content: str, message_type: str = "SMS", category: str | None = None
+        self,
+        name: str,
+        content: str,
+        message_type: str = "SMS",
+        category: str | None = None,
+        *,
+        advertising: bool = False,
+        sender: str | None = None,
     ) -> dict[str, Any]:
+        """Save a template; an advertising one must follow 정보통신망법 제50조 first."""
+        if advertising:
+            from hybridwb.workflows import advertising as ad_rules
+
+            ad_rules.check(content, sender)
         return self._store().templates.create(
             name=name,
             content=content,
             message_type=message_type,
             category=category,
             variables=parse.names(content),
+            advertising=advertising,
+            sender=sender,
         )
 
     def get(self, key: Any) -> dict[str, Any]:
@@ -99,6 +113,11 @@ class TemplateService:
     def update(self, key: Any, **fields: Any) -> dict[str, Any]:
         if "content" in fields:
             fields["variables"] = parse.names(fields["content"])
+        merged = {**self.get(key), **fields}
+        if merged.get("advertising"):
+            from hybridwb.workflows import advertising as ad_rules
+
+            ad_rules.check(merged["content"], merged.get("sender"))
         return self._store().templates.update(key, **fields)
 
     def delete(self, key: Any) -> None:
@@ -112,12 +131,31 @@ class TemplateService:
     def individual(self) -> dict[str, dict[str, Any]]:
         return {v["name"]: v for v in self._store().variables.list()}
 
-    def automap(self, text: str, table: str = "customers") -> matching.Report:
-        """Each variable -> its source and status, with completeness and warnings."""
-        name, _ = self.mappings.resolve(table)
+    def automap(self, text: str, table: str | None = None) -> matching.Report:
+        """Each variable -> its source and status, with completeness and warnings.
+
+        Without a table, the audience table of the mappings (marked `audience`, else the
+        one mapped table with a recipient)."""
+        name, _ = self.mappings.resolve(table or self.audience_table())
         return matching.automap(
             parse.variables(text), name, self.mappings.tables(), self.individual()
         )
+
+    def audience_table(self) -> str:
+        """The table whose rows are recipients, from the mapping roles (never a constant)."""
+        tables = self.mappings.tables()
+        marked = [n for n, m in tables.items() if m.audience]
+        if not marked:
+            marked = [
+                n
+                for n, m in tables.items()
+                if m.recipient or any(f.role in ("phone", "email") for f in m.fields.values())
+            ]
+        if not marked:
+            raise ValidationError(
+                "No mapped table has recipients; mark one with 'audience': true and a 'recipient'."
+            )
+        return marked[0]
 
     def related(
         self, report: matching.Report, rows: list[dict[str, Any]], chunk: int = 1000
@@ -167,7 +205,7 @@ class TemplateService:
         text: str,
         row: dict[str, Any],
         *,
-        table: str = "customers",
+        table: str | None = None,
         mode: str = "strict",
         message_type: str = "SMS",
         related: dict[str, dict[str, Any]] | None = None,
