@@ -283,10 +283,10 @@ def final_status(
             f"{counts['pending']:,} targets wait for 08:00 KST (no night-time consent); "
             f"resume with: hybridwb run --resume {run['id']} after then"
         )
+    if dry_run:  # rendered targets stay pending: a dry run writes no records
+        return "succeeded", None
     if counts["pending"]:
         return "failed", f"{counts['pending']:,} frozen targets were not processed; resume the run"
-    if dry_run:
-        return "succeeded", None
     if counts["targets"] == 0:
         return "empty", "no targets matched the workflow's target definition"
     if counts["records"] == 0:
