@@ -61,7 +61,7 @@ def target_preview(wb: Workbench | None = None, definition: Any = None) -> Any:
     return widget
 
 
-def preview(template: str = "", wb: Workbench | None = None, table: str | None = None) -> Any:
+def preview(template: str = "", wb: Workbench | None = None, table: str = "customers") -> Any:
     from hybridwb.widgets.preview import VariablePreview
 
     widget = VariablePreview(_workbench(wb), table=table)

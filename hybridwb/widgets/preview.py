@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 
 
 class VariablePreview(w.VBox):
-    def __init__(self, wb: Workbench, table: str | None = None) -> None:
+    def __init__(self, wb: Workbench, table: str = "customers") -> None:
         self.wb = wb
-        self._table = table  # None: the audience table from the mapping roles, on first use
+        self.table = table
         self.editor = w.Textarea(
             placeholder="#{고객명}님, 구독이 #{만료일}에 만료됩니다.",
             layout=w.Layout(width="100%", height="90px"),
@@ -60,10 +60,6 @@ class VariablePreview(w.VBox):
                 self.warnings,
             ]
         )
-
-    @property
-    def table(self) -> str:
-        return self._table or self.wb.templates.audience_table()
 
     def update(self) -> None:
         text = self.editor.value
