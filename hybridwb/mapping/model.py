@@ -35,6 +35,8 @@ Role = Literal[
     "other",
 ]
 Channel = Literal["sms", "email", "other"]
+#: the top-level key naming the source a mapping file belongs to (absent: the sample shop)
+SOURCE_KEY = "$source"
 FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
 ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
 
@@ -118,6 +120,8 @@ class MappingFile(RootModel[dict[str, TableMapping]]):
 def parse(data: Any, source: str = "mapping") -> MappingFile:
     """Validate mapping data or raise one error naming the JSON path and what is wrong."""
     data = load_json(data, source)
+    if isinstance(data, dict) and SOURCE_KEY in data:
+        data = {k: v for k, v in data.items() if k != SOURCE_KEY}
     try:
         return MappingFile.model_validate(data)
     except PydanticError as exc:
@@ -131,4 +135,10 @@ def json_schema() -> dict[str, Any]:
     """The published JSON Schema of table-mappings.json."""
     schema = MappingFile.model_json_schema()
     schema["title"] = "hybridwb table mappings"
+    schema["properties"] = {
+        SOURCE_KEY: {
+            "type": "string",
+            "description": "the source these mappings belong to (absent: the sample shop)",
+        }
+    }
     return schema
