@@ -5,7 +5,7 @@ A target definition names a mapped table (or, for a saved query, the mapping mar
 recipient (the channel address: `recipient`, else the one field whose role matches the
 channel), and the marketing and night-time consent flags. Paths may be a field or a dotted
 path through to-one relations (`address.phone`); `fetch()` is the one place that reads
-them, so moving to the shared relation resolver is one change.
+them, through the shared relation resolver (mapping/resolve.py).
 """
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.model import TableMapping
+from hybridwb.mapping.resolve import Resolver, compile_sql
 
 CHANNEL_ROLE = {"sms": "phone", "email": "email"}
 
@@ -107,43 +110,27 @@ def coerce_key(audience: Audience, key: str) -> Any:
     return key
 
 
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def fetch(
-    source: Any, mappings: Any, audience: Audience, keys: list[str]
-) -> dict[str, dict[str, Any]]:
-    """The audience rows for these keys, each with its dotted paths filled in:
-    {key text: row}. One query for the table and one per to-one relation used."""
+def fetch(resolver: Resolver, audience: Audience, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The audience rows for these keys (whatever the target conditions say now), each with
+    its dotted paths filled in by the one resolver: {key text: row}. One statement, built
+    with SQLAlchemy Core and quoted by the dialect; to-one paths are LEFT JOINs."""
     if not keys:
         return {}
-    mapping = mappings.get(audience.table)
-    cols = ", ".join(_q(c) for c in mapping.fields)
-    rows = source.records(
-        f"SELECT {cols} FROM {_q(audience.table)} WHERE {_q(audience.key)} IN :keys",
-        {"keys": [coerce_key(audience, k) for k in keys]},
-        limit=len(keys) + 1,
+    sel = resolver.selection(audience.table)
+    mapping = resolver.graph.mapping(audience.table)
+    cols = [sel.base.c[c] for c in mapping.fields]
+    for dotted in audience.paths:
+        if "." in dotted:
+            path = resolver.path(audience.table, dotted, to_one=True)
+            cols.append(sel.column(path).label(dotted))
+    stmt = (
+        sa.select(*cols)
+        .select_from(sel.from_clause())
+        .where(sel.key.in_([coerce_key(audience, k) for k in keys]))
     )
-    out = {str(r[audience.key]): r for r in rows}
-    for relation_name in {p.split(".", 1)[0] for p in audience.paths if "." in p}:
-        rel = next(r for r in mapping.relations if r.path_name == relation_name)
-        related_mapping = mappings.get(rel.table)
-        wanted = {r[rel.localField] for r in out.values() if r.get(rel.localField) is not None}
-        if not wanted:
-            continue
-        rcols = ", ".join(_q(c) for c in related_mapping.fields)
-        found = source.records(
-            f"SELECT {rcols} FROM {_q(rel.table)} WHERE {_q(rel.foreignField)} IN :keys",
-            {"keys": sorted(wanted, key=str)},
-            limit=len(wanted) * 2 + 1,
-        )
-        by_key = {f[rel.foreignField]: f for f in found}
-        for row in out.values():
-            other = by_key.get(row.get(rel.localField)) or {}
-            for field, value in other.items():
-                row[f"{relation_name}.{field}"] = value
-    return out
+    sql, params = compile_sql(stmt)
+    rows = resolver.mappings.source.records(sql, params, limit=len(keys) + 1)
+    return {str(r[audience.key]): r for r in rows}
 
 
 def value(row: dict[str, Any], path: str | None) -> Any:

@@ -13,9 +13,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import HybridwbError, ValidationError
+from hybridwb.mapping.resolve import Resolver
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import advertising, audience, policies
 from hybridwb.workflows.config import message_config
@@ -76,6 +78,10 @@ class Processor:
     targets: TargetService
     templates: TemplateService
 
+    @cached_property
+    def resolver(self) -> Resolver:
+        return Resolver(self.mappings)
+
     def freeze(
         self,
         wf: dict[str, Any],
@@ -100,7 +106,7 @@ class Processor:
                     )
                 keys = [str(r[aud.key]) for r in rows]
                 if "." in aud.recipient or aud.recipient not in rows[0]:
-                    full = audience.fetch(self.source, self.mappings, aud, keys)
+                    full = audience.fetch(self.resolver, aud, keys)
                     values = [audience.value(full.get(k, {}), aud.recipient) for k in keys]
                 else:
                     values = [r.get(aud.recipient) for r in rows]
@@ -177,7 +183,7 @@ class Processor:
                 break
             after = batch[-1]["seq"]
             keys = [t["target_key"] for t in batch]
-            rows = audience.fetch(self.source, self.mappings, aud, keys)
+            rows = audience.fetch(self.resolver, aud, keys)
             candidates = []
             skips: list[tuple[str, str]] = []
             for t in batch:
