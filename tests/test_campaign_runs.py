@@ -73,7 +73,7 @@ def member(i: int) -> tuple:
     if i % 25 == 1 and i > 1:  # shares the previous member's phone
         mobile = f"010-{1000 + i - 1:04d}-{i - 1:04d}"
     name = "회\x00원" if i == 7 else f"회원{i}"  # one unreadable row
-    return (i, name, mobile, 0 if i % 3 == 0 else 1, 1 if i % 4 == 0 else 0, "A" if i % 2 else "B")
+    return (i, name, mobile, 0 if i % 3 == 0 else 1, 1 if i % 4 == 1 else 0, "A" if i % 2 else "B")
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def frozen_keys(store: URL, run_id: object) -> set[str]:
 
 
 def eligible(
-    db: str, where: str = "tier = 'A'", ad: bool = False, night: bool = False
+    db: str, where: str = "tier = 'A' AND ad_ok = 1", ad: bool = False, night: bool = False
 ) -> dict[str, str]:
     """{key: phone digits} the source says should get a message: a phone, a readable name,
     consent for ads (and night consent at night), one message per phone (lowest key)."""

@@ -154,6 +154,17 @@ class Runner:
         writable_dir(out_dir)
         campaigns = Campaigns(store.backend)
         owner = this_owner()
+        pm_params = check_parameters(  # again where the notebook is built: stored ones too
+            {
+                **params,
+                "workflow": str(wf["id"]),
+                "run_id": str(run_id),
+                "owner": owner,
+                "dry_run": dry_run,
+                "limit": limit,
+                "now": now.isoformat() if now else params.get("now"),
+            }
+        )
         held = campaigns.acquire(wf["id"], run_id, owner, stale_after)
         if held is not None:
             raise RunRefused(
@@ -173,17 +184,6 @@ class Runner:
             raise
         beat.start()
         output = out_dir / f"{run_id}.ipynb"
-        pm_params = check_parameters(
-            {
-                **params,
-                "workflow": str(wf["id"]),
-                "run_id": str(run_id),
-                "owner": owner,
-                "dry_run": dry_run,
-                "limit": limit,
-                "now": now.isoformat() if now else params.get("now"),
-            }
-        )
         error: str | None = None
         try:
             with context.ipc_directory() as ipc:
