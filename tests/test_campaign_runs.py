@@ -425,7 +425,8 @@ def test_sigkill_then_resume_completes_exactly_the_frozen_set(
 ) -> None:  # type: ignore[no-untyped-def]
     wf = crm.workflows.create("crash", target_config=TIER_A, message_config={"template": "안내"})
     frozen_expected = {
-        str(r[0]) for r in my(crm_db, "SELECT member_no FROM members WHERE tier = 'A'")
+        str(r[0])
+        for r in my(crm_db, "SELECT member_no FROM members WHERE tier = 'A' AND ad_ok = 1")
     }
     sendable = eligible(crm_db)
     proc = _slow("crash")
