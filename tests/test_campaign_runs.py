@@ -193,7 +193,7 @@ def eligible(
     rows = my(
         db,
         f"SELECT member_no, mobile, full_name, ad_ok, night_ok FROM members WHERE {where} ORDER BY member_no",
-    )  # noqa: S608 - test oracle
+    )
     out: dict[str, str] = {}
     seen: set[str] = set()
     for key, mobile, name, ad_ok, night_ok in rows:
