@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import String, and_, any_, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from hybridwb.errors import StoreError
 from hybridwb.platform import schema
@@ -224,25 +225,46 @@ class Campaigns:
         self.set_state(rid, frozen_at=now(), frozen_count=count)
         return count
 
-    def pending(self, run_id: Any, after_seq: int, limit: int) -> list[dict[str, Any]]:
-        """The next frozen targets in order that have neither a record nor an exclusion."""
+    def pending(
+        self, run_id: Any, after_seq: int, limit: int, *, check_done: bool = True
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The next `limit` frozen targets after `after_seq` that have neither a record nor
+        an exclusion, and the last seq looked at. Index range reads, no anti-join.
+        `check_done=False` only on a run's first pass, when nothing can be done yet (the
+        workflow's lock makes this process the only writer)."""
         rid = as_uuid(run_id)
         t, r, s = T["run_targets"], T["send_records"], T["run_skips"]
         stmt = (
             select(t.c.seq, t.c.target_key, t.c.recipient)
-            .where(
-                t.c.run_id == rid,
-                t.c.seq > after_seq,
-                ~exists().where(r.c.run_id == rid, r.c.target_key == t.c.target_key),
-                ~exists().where(s.c.run_id == rid, s.c.target_key == t.c.target_key),
-            )
+            .where(t.c.run_id == rid, t.c.seq > after_seq)
             .order_by(t.c.seq)
             .limit(limit)
         )
 
-        def read() -> list[dict[str, Any]]:
+        def read() -> tuple[list[dict[str, Any]], int]:
             with self.backend.engine.connect() as conn:
-                return [dict(row._mapping) for row in conn.execute(stmt)]
+                rows = [dict(row._mapping) for row in conn.execute(stmt)]
+                if not rows:
+                    return [], after_seq
+                last = rows[-1]["seq"]
+                done: set[str] = set()
+                for table in (
+                    (r, s) if check_done else ()
+                ):  # done keys of this seq range: a join, not a key list
+                    done.update(
+                        conn.execute(
+                            select(t.c.target_key)
+                            .join(
+                                table,
+                                and_(
+                                    table.c.run_id == t.c.run_id,
+                                    table.c.target_key == t.c.target_key,
+                                ),
+                            )
+                            .where(t.c.run_id == rid, t.c.seq > after_seq, t.c.seq <= last)
+                        ).scalars()
+                    )
+            return [row for row in rows if row["target_key"] not in done], last
 
         return self._run(read)
 
@@ -302,6 +324,13 @@ class Campaigns:
         }
 
     # -- the store's own history, for send policies ----------------------------------------
+    def _one_of(self, column: Any, values: list[str]) -> Any:
+        """`column IN values`: one array parameter on Postgres (thousands of placeholders
+        cost more to send than the lookup), a plain IN list on SQLite."""
+        if self.backend.name == "postgresql":
+            return column == any_(bindparam("values", values, type_=ARRAY(String)))
+        return column.in_(values)
+
     def history(
         self, recipients: list[str], workflow_id: Any, since: datetime | None
     ) -> list[dict[str, Any]]:
@@ -315,10 +344,10 @@ class Campaigns:
         if since is not None:
             scope = or_(scope, r.c.created_at >= since)
         out: list[dict[str, Any]] = []
-        for start in range(0, len(recipients), 1000):
-            chunk = recipients[start : start + 1000]
+        for start in range(0, len(recipients), CHUNK):
+            chunk = recipients[start : start + CHUNK]
             stmt = select(r.c.recipient, r.c.workflow_id, r.c.run_id, r.c.created_at).where(
-                and_(r.c.recipient.in_(chunk), scope)
+                and_(self._one_of(r.c.recipient, chunk), scope)
             )
 
             def read(stmt: Any = stmt) -> list[dict[str, Any]]:

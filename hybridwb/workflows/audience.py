@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.model import TableMapping
-from hybridwb.mapping.resolve import Resolver, compile_sql
+from hybridwb.mapping.resolve import compile_sql
 
 CHANNEL_ROLE = {"sms": "phone", "email": "email"}
 
@@ -110,27 +110,28 @@ def coerce_key(audience: Audience, key: str) -> Any:
     return key
 
 
-def fetch(resolver: Resolver, audience: Audience, keys: list[str]) -> dict[str, dict[str, Any]]:
-    """The audience rows for these keys (whatever the target conditions say now), each with
-    its dotted paths filled in by the one resolver: {key text: row}. One statement, built
-    with SQLAlchemy Core and quoted by the dialect; to-one paths are LEFT JOINs."""
+def fetch(source: Any, plan: Any, audience: Audience, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The current rows of these frozen targets that still match the target definition,
+    with their to-one paths (`address.phone`) resolved by the plan's joins: {key text: row}.
+
+    Frozen batches are in key order, so one key-range statement (`key BETWEEN first AND
+    last`) fetches a batch; keyword targets (not in key order) use the key list. Built with
+    SQLAlchemy Core and quoted by the dialect; a row missing here has left the source or no
+    longer qualifies, and the run counts it as changed."""
     if not keys:
         return {}
-    sel = resolver.selection(audience.table)
-    mapping = resolver.graph.mapping(audience.table)
-    cols = [sel.base.c[c] for c in mapping.fields]
-    for dotted in audience.paths:
-        if "." in dotted:
-            path = resolver.path(audience.table, dotted, to_one=True)
-            cols.append(sel.column(path).label(dotted))
-    stmt = (
-        sa.select(*cols)
-        .select_from(sel.from_clause())
-        .where(sel.key.in_([coerce_key(audience, k) for k in keys]))
-    )
+    wanted = [coerce_key(audience, k) for k in keys]
+    if plan.definition.keyword is not None:
+        stmt = plan.statement(keys=wanted)
+    else:
+        inner = plan.statement().subquery("frozen")
+        key = inner.c[plan.key]
+        lo, hi = min(wanted), max(wanted)
+        stmt = sa.select(inner).where(key >= lo, key <= hi).order_by(key)
     sql, params = compile_sql(stmt)
-    rows = resolver.mappings.source.records(sql, params, limit=len(keys) + 1)
-    return {str(r[audience.key]): r for r in rows}
+    rows = source.records(sql, {**params, **plan.params}, limit=max(10 * len(keys), 10_000))
+    keep = set(keys)
+    return {k: r for r in rows if (k := str(r[plan.key])) in keep}
 
 
 def value(row: dict[str, Any], path: str | None) -> Any:

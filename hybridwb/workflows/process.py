@@ -13,11 +13,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import HybridwbError, ValidationError
-from hybridwb.mapping.resolve import Resolver
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import advertising, audience, policies
 from hybridwb.workflows.config import message_config
@@ -78,10 +76,6 @@ class Processor:
     targets: TargetService
     templates: TemplateService
 
-    @cached_property
-    def resolver(self) -> Resolver:
-        return Resolver(self.mappings)
-
     def freeze(
         self,
         wf: dict[str, Any],
@@ -89,12 +83,15 @@ class Processor:
         aud: audience.Audience,
         limit: int | None,
         batch_size: int,
+        now: datetime | None = None,
     ) -> int:
         """Store every target's key and recipient with the run (idempotent, whole or none)."""
 
+        plan = self.targets.plan(wf["target_config"], now=now)
+
         def batches() -> Iterator[list[tuple[str, str | None]]]:
             seen = 0
-            for rows in self.targets.iter(wf["target_config"], batch_size):
+            for rows in self.targets.iter(wf["target_config"], batch_size, now=now):
                 if limit is not None:
                     rows = rows[: max(0, limit - seen)]
                 if not rows:
@@ -105,11 +102,8 @@ class Processor:
                         f"The target query must return the key {aud.key!r}; add it to the SELECT."
                     )
                 keys = [str(r[aud.key]) for r in rows]
-                if "." in aud.recipient or aud.recipient not in rows[0]:
-                    full = audience.fetch(self.resolver, aud, keys)
-                    values = [audience.value(full.get(k, {}), aud.recipient) for k in keys]
-                else:
-                    values = [r.get(aud.recipient) for r in rows]
+                column = plan.recipient or aud.recipient
+                values = [r.get(column) for r in rows]
                 yield [
                     (k, None if _has_nul(v) else policies.normalize(aud.channel, v))
                     for k, v in zip(keys, values, strict=True)
@@ -159,7 +153,8 @@ class Processor:
         store.runs.update(run["id"], status="running", started_at=run.get("started_at") or now)
         state = campaigns.state(run["id"])
         if state.get("frozen_at") is None:
-            self.freeze(wf, run["id"], aud, limit, batch_size)
+            self.freeze(wf, run["id"], aud, limit, batch_size, now)
+        plan = self.targets.plan(wf["target_config"], now=now)
         report = self.templates.automap(msg.text, aud.table)
         rules = policies.Rules(
             wf["id"], run["id"], now, cfg.policy, msg.advertising, cfg.quiet_hours
@@ -172,18 +167,25 @@ class Processor:
         sizes: Counter[str] = Counter()
         size_bytes: Counter[str] = Counter()
         samples: list[dict[str, Any]] = []
-        total = campaigns.counts(run["id"])["pending"]
+        before = campaigns.counts(run["id"])
+        total = before["pending"]
+        first_pass = before["records"] == 0 and before["skipped"] == 0
         bar = tqdm(
             total=total, unit="target", desc=wf["name"], disable=not progress, mininterval=0.5
         )
-        after = 0
+        after = last = 0
         while True:
-            batch = campaigns.pending(run["id"], after, batch_size)
+            batch, after = campaigns.pending(
+                run["id"], after, batch_size, check_done=not first_pass
+            )
             if not batch:
-                break
-            after = batch[-1]["seq"]
+                if after == last:
+                    break
+                last = after
+                continue
+            last = after
             keys = [t["target_key"] for t in batch]
-            rows = audience.fetch(self.resolver, aud, keys)
+            rows = audience.fetch(self.source, plan, aud, keys)
             candidates = []
             skips: list[tuple[str, str]] = []
             for t in batch:
@@ -192,7 +194,9 @@ class Processor:
                     skips.append((t["target_key"], policies.BAD_ROW))  # never blocks the run
                     continue
                 recipient = (
-                    policies.normalize(aud.channel, audience.value(row, aud.recipient))
+                    policies.normalize(
+                        aud.channel, audience.value(row, plan.recipient or aud.recipient)
+                    )
                     if row is not None
                     else None
                 )
@@ -202,7 +206,7 @@ class Processor:
                     policies.Candidate(
                         t["target_key"],
                         recipient,
-                        audience.value(row or {}, aud.consent),
+                        audience.value(row or {}, plan.consent or aud.consent),
                         audience.value(row or {}, aud.night_consent),
                         present=row is not None,
                     )
