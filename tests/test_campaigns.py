@@ -356,3 +356,36 @@ def test_samples_are_masked() -> None:
     for secret in ("김민준", "1234", "5678", "kim@"):
         assert secret not in masked
     assert "님," in masked and "example.com" in masked
+
+
+def test_run_due_gives_back_the_slot_of_a_run_that_raises_and_runs_the_rest() -> None:
+    from hybridwb.workflows.scheduler import run_due
+
+    now = datetime(2026, 3, 2, 0, 0, 30, tzinfo=UTC)
+    rows = [
+        {
+            "id": n,
+            "name": n,
+            "trigger_type": "schedule",
+            "status": "active",
+            "schedule_config": {"cron": "* * * * *", "timezone": "UTC"},
+        }
+        for n in ("boom", "fine")
+    ]
+    claimed, released = [], []
+
+    def run(wf_id: str, params: dict, **kw: object) -> dict:
+        if wf_id == "boom":
+            raise RuntimeError("kernel exploded")
+        return {"id": wf_id, "status": "succeeded"}
+
+    runs, problems = run_due(
+        rows,
+        lambda w, t, o: claimed.append(w) or True,
+        lambda w, t: released.append(w),
+        run,
+        "me",
+        now,
+    )
+    assert [r["id"] for r in runs] == ["fine"] and claimed == ["boom", "fine"]
+    assert released == ["boom"] and "slot released" in problems[0]
