@@ -164,7 +164,8 @@ def run(
         click.echo(f"warning: {final['report_error']}", err=True)
     if final["status"] not in OK_STATUSES:
         click.echo(f"{final['status']}: {final.get('error')}", err=True)
-        click.echo(f"resume with: hybridwb run --resume {final['id']}", err=True)
+        if final["status"] != "empty":
+            click.echo(f"resume with: hybridwb run --resume {final['id']}", err=True)
         sys.exit(1)
     if final["status"] == "waiting":
         click.echo(f"waiting: {final.get('error')}")

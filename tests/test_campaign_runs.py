@@ -497,19 +497,24 @@ def test_sigkill_then_resume_completes_exactly_the_frozen_set(
 
 def test_two_concurrent_runs_of_one_workflow_give_one_run(crm, pg_store: URL) -> None:  # type: ignore[no-untyped-def]
     wf = crm.workflows.create("twice", target_config=TIER_A, message_config={"template": "안내"})
+    other = crm.workflows.create("other", target_config=TIER_A, message_config={"template": "안내"})
     procs = [
         subprocess.Popen(
-            [HYBRIDWB, "run", "twice"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [HYBRIDWB, "run", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        for _ in range(2)
+        for name in ("twice", "twice", "other")
     ]
     outs = [p.communicate(timeout=180) for p in procs]
-    codes = sorted(p.returncode for p in procs)
-    assert codes == [0, 1], outs
-    assert any("already has an active run" in err for _, err in outs), outs
+    assert sorted(p.returncode for p in procs[:2]) == [0, 1], outs
+    assert any("already has an active run" in err for _, err in outs[:2]), outs
     assert pg(
         pg_store, "SELECT count(*) FROM workflow_runs WHERE workflow_id = %s", (str(wf["id"]),)
     ) == [(1,)]
+    # a concurrent run of another workflow has its own kernel sockets and succeeds
+    assert procs[2].returncode == 0, outs[2]
+    assert pg(
+        pg_store, "SELECT status FROM workflow_runs WHERE workflow_id = %s", (str(other["id"]),)
+    ) == [("succeeded",)]
 
 
 # -- 4. advertising: refused when unlawful, consent and quiet hours ------------------------------

@@ -111,7 +111,7 @@ def decide(
             reason = NO_CONSENT
         elif night and not truthy(c.night_consent):
             reason = WAIT if rules.quiet_hours == "wait" else QUIET
-        elif False:
+        elif policy.once_per_recipient and c.recipient in earlier_wf:
             reason = ONCE
         elif c.recipient in cooling:
             reason = COOLDOWN
