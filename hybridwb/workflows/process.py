@@ -152,7 +152,7 @@ class Processor:
         beat()
         store.runs.update(run["id"], status="running", started_at=run.get("started_at") or now)
         state = campaigns.state(run["id"])
-        if True:
+        if state.get("frozen_at") is None:
             self.freeze(wf, run["id"], aud, limit, batch_size, now)
         plan = self.targets.plan(wf["target_config"], now=now)
         report = self.templates.automap(msg.text, aud.table)
