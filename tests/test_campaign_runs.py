@@ -278,8 +278,8 @@ def test_supabase_rest_settings_reach_the_kernel(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
-            "import json, hashlib\nfrom hybridwb.workflows import kernel_workbench\n"
-            "s = kernel_workbench().settings\n"
+            "import json, hashlib\nfrom hybridwb.workflows import run_settings\n"
+            "s = run_settings()\n"
             "open('seen.json', 'w').write(json.dumps({'url': s.supabase_url, 'cap': s.row_cap, "
             "'key': hashlib.sha256(s.supabase_service_role_key.get_secret_value().encode()).hexdigest()}))"
         )

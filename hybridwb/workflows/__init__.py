@@ -14,7 +14,7 @@ scheduler.py   due workflows, each slot once
 report.py      the HTML report (pure)
 """
 
-from hybridwb.workflows.context import kernel_workbench
+from hybridwb.workflows.context import run_settings
 from hybridwb.workflows.crud import WorkflowService
 
-__all__ = ["WorkflowService", "kernel_workbench"]
+__all__ = ["WorkflowService", "run_settings"]

@@ -17,15 +17,12 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import SecretStr
 
 from hybridwb.config import Settings
 from hybridwb.errors import ConfigError
-
-if TYPE_CHECKING:
-    from hybridwb.workbench import Workbench
 
 ENV_VAR = "HYBRIDWB_RUN_SETTINGS"
 #: configuration a kernel must not pick up from the parent's environment besides ENV_VAR
@@ -63,17 +60,12 @@ def kernel_env(settings: Settings, base: Mapping[str, str] | None = None) -> dic
     return env
 
 
-def kernel_workbench() -> Workbench:
-    """Inside a run's kernel: the workbench of the parent's exact settings.
-
-    Outside a run (a notebook opened by hand) it is `hybridwb.connect()`.
-    """
-    from hybridwb.workbench import Workbench, connect
-
+def run_settings() -> Settings | None:
+    """Inside a run's kernel: the parent's exact settings; None outside a run (a notebook
+    opened by hand then uses `hybridwb.connect()`). The notebook builds the workbench, so
+    workflows never import the workbench."""
     payload = os.environ.get(ENV_VAR)
-    if not payload:
-        return connect()
-    return Workbench(settings_from_payload(payload))
+    return settings_from_payload(payload) if payload else None
 
 
 def kernel_manager_class(env: dict[str, str], ipc_dir: Path) -> type:
