@@ -28,6 +28,10 @@ NEW_COLUMNS = {
 
 
 def upgrade() -> None:
+    if op.get_context().as_sql:
+        # an offline script starts from an empty database, where 0001 already created
+        # every table, column and index of the schema module: nothing to add here
+        return
     bind = op.get_bind()
     inspector = sa.inspect(bind)
     existing = set(inspector.get_table_names())
