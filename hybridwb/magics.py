@@ -15,10 +15,11 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from sqlalchemy import text
+from sqlglot.tokens import TokenType
 
 from hybridwb.errors import HybridwbError
 from hybridwb.source import RowsCut
+from hybridwb.source.binds import find_binds, tokenize
 from hybridwb.workbench import Workbench, connect
 
 
@@ -127,10 +128,26 @@ def bind_cell(
             raise MagicError(
                 f"{value!r} is not a table or column of the source; |ident only takes live names."
             )
-        return f"{quote}{value}{quote}"
+        return quote + value.replace(quote, quote * 2) + quote
 
-    sql = _TEMPLATE_BIND.sub(template, cell)
-    names = set(text(sql)._bindparams)
+    try:
+        tokens = tokenize(cell)
+    except HybridwbError as exc:
+        raise _fail(exc) from None
+    # a {{ }} inside a string literal, a quoted name or a comment is text, not a bind
+    code_starts = {t.start for t in tokens if t.token_type == TokenType.L_BRACE}
+    pieces: list[str] = []
+    pos = 0
+    for match in _TEMPLATE_BIND.finditer(cell):
+        if match.start() not in code_starts:
+            continue
+        pieces += [cell[pos : match.start()], template(match)]
+        pos = match.end()
+    sql = "".join(pieces) + cell[pos:]
+    try:
+        names = {b.name for b in find_binds(sql)}
+    except HybridwbError as exc:
+        raise _fail(exc) from None
     missing = sorted(n for n in names if n not in namespace)
     if missing:
         raise MagicError(
@@ -171,13 +188,25 @@ class HybridwbMagics(Magics):
 
     @cell_magic
     def platform(self, line: str, cell: str) -> Any:
-        """Run SQL on the platform store; statements that write need --write."""
+        """Run SQL on the platform store: -o NAME --limit N --timeout S [--write].
+
+        Reads run read-only with a time limit; a statement that changes anything needs
+        --write and is recorded in the store's audit_log in the same transaction."""
         args = parse_args(line, allow_write=True)
+        if args.explain:
+            raise MagicError("--explain is only for %%mysql; use EXPLAIN in the statement.")
         try:
             sql, params = bind_cell(cell, self.shell.user_ns)
-            df = self.wb.store.sql(sql, params, write=args.write, limit=args.limit)
+            df = self.wb.store.sql(
+                sql, params, write=args.write, limit=args.limit, timeout=args.timeout
+            )
         except HybridwbError as exc:
             raise _fail(exc) from None
+        if args.write and "rows_affected" in df:
+            print(f"{int(df['rows_affected'].iloc[0]):,} rows changed (audited)")
+            if args.output:
+                self.shell.user_ns[args.output] = df
+            return df
         return self._present(df, args)
 
     @line_magic("platform")

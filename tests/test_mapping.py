@@ -14,7 +14,8 @@ import hybridwb
 from hybridwb.cli import main
 from hybridwb.errors import NotFound, ValidationError
 from hybridwb.mapping import discovery, suggest
-from hybridwb.mapping.model import json_schema, parse
+from hybridwb.mapping.drift import check_table
+from hybridwb.mapping.model import FieldMapping, TableMapping, json_schema, parse
 from hybridwb.source import Source
 from tests import realshop
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, SEL_PASSWORD, SEL_USER, ro_url, sel_url
@@ -122,6 +123,10 @@ def test_suggestions_on_the_sample_shop(wb: hybridwb.Workbench) -> None:
     assert ("subscriptions", "one-to-many", "ends_at") in subs
     payments = wb.mappings.suggest("payments")
     assert payments.fields["amount"].role == "amount"
+    assert payments.fields["customer_id"].role == "reference"
+    assert customers.audience and customers.recipient == "phone" and customers.channel == "sms"
+    assert customers.consent == "marketing_opt_in" and customers.nightConsent is None
+    assert not payments.audience and not wb.mappings.suggest("subscriptions").audience
 
 
 def test_save_writes_file_and_store_mirror(wb: hybridwb.Workbench, tmp_path: Path) -> None:
@@ -301,6 +306,7 @@ def test_discovery_on_a_select_only_account_sees_the_whole_schema(
     source = _sel_source(realshop_db)
     try:
         found = {t.name: t for t in discovery.discover(source)}
+        estimates = discovery.row_estimates(source)
     finally:
         source.close()
     with mysql_admin.cursor() as cur:
@@ -357,22 +363,20 @@ def test_discovery_on_a_select_only_account_sees_the_whole_schema(
     assert found["customer"].column("marketing_opt_in").comment == "광고수신동의"
     assert found["customer_list"].rows_estimate is None
     assert (found["customer"].rows_estimate or 0) > 0
+    assert set(estimates) == {n for n, k in kinds.items() if k == "BASE TABLE"}
 
 
 def test_describe_one_view_on_a_select_only_account(realshop_db: str) -> None:
     source = _sel_source(realshop_db)
     try:
         info = discovery.describe(source, "customer_list")
+        names = source.column_names("customer_list")  # what the magics complete with
         with pytest.raises(NotFound, match="no table 'nope'"):
             discovery.describe(source, "nope")
     finally:
         source.close()
-    assert info.is_view and [c.name for c in info.columns] == [
-        "customer_id",
-        "name",
-        "phone",
-        "city",
-    ]
+    view = ["customer_id", "name", "phone", "city"]
+    assert info.is_view and [c.name for c in info.columns] == view and names == view
 
 
 # -- suggestion rules (pure) -------------------------------------------------------------------
@@ -598,3 +602,272 @@ def test_saved_suggestions_have_no_type_drift(schema_wb: tuple) -> None:
     assert all(wb.mappings.get(audience).fields[c].type == "boolean" for c in booleans)
     findings = [f for f in wb.mappings.check() if f.severity != "info"]
     assert findings == []
+
+
+# -- realshop workbench: save checks, one source's mappings, delete ---------------------------
+@pytest.fixture
+def real(realshop_db: str, tmp_path: Path) -> hybridwb.Workbench:
+    """A workbench on realshop (SELECT-only) in a directory that also holds the repository's
+    sample mappings at the default path, as in a clone of the repository."""
+    (tmp_path / "mappings").mkdir(exist_ok=True)
+    shutil.copy(REPO / "mappings" / "table-mappings.json", tmp_path / "mappings")
+    wb = hybridwb.connect(source=sel_url(realshop_db).render_as_string(hide_password=False))
+    yield wb
+    wb.close()
+
+
+def _customer(real: hybridwb.Workbench, **changes: object) -> dict:
+    data = real.mappings.suggest("customer").model_dump(mode="json", exclude_unset=True)
+    data.update(changes)
+    return data
+
+
+def _files(root: Path) -> dict[str, dict]:
+    return {
+        str(p.relative_to(root)): json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted((root / "mappings").rglob("*.json"))
+    }
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"key": "first_name"}, "customer.first_name: the audience key is not a primary key"),
+        ({"key": "store_id"}, "not a primary key or unique index"),
+        ({"key": None}, "an audience table needs a key"),
+        ({"recipient": None}, "needs the field messages go to"),
+        ({"recipient": "store.phone"}, "store has no column 'phone'"),
+        ({"recipient": "nope.phone"}, "'nope' is not a to-one relation of customer"),
+        ({"recipient": "payment.amount"}, "'payment' is not a to-one relation"),
+        ({"consent": "opt_in"}, "'opt_in' is not a mapped field of customer"),
+    ],
+    ids=[
+        "key-not-unique",
+        "key-is-a-reference",
+        "no-key",
+        "no-recipient",
+        "no-such-column",
+        "no-such-relation",
+        "to-many-path",
+        "consent-not-a-field",
+    ],
+)
+def test_audience_mapping_is_checked_against_the_live_schema_on_save(
+    real: hybridwb.Workbench, tmp_path: Path, changes: dict, words: str
+) -> None:
+    before = _files(tmp_path)
+    with pytest.raises(ValidationError, match=words) as caught:
+        real.mappings.save("customer", _customer(real, **changes))
+    assert "\n" not in str(caught.value) and "Nothing was saved" in str(caught.value)
+    assert _files(tmp_path) == before  # the file on disk is untouched
+
+
+@pytest.mark.mysql
+def test_audience_key_may_be_a_unique_index(
+    real: hybridwb.Workbench, mysql_admin, realshop_db
+) -> None:  # type: ignore[no-untyped-def]
+    with mysql_admin.cursor() as cur:
+        cur.execute(
+            "SELECT NON_UNIQUE FROM information_schema.STATISTICS"
+            " WHERE TABLE_SCHEMA=%s AND TABLE_NAME='customer' AND COLUMN_NAME='email'",
+            (realshop_db,),
+        )
+        assert cur.fetchone()[0] == 0  # the oracle: email has a unique index
+    assert real.mappings.save("customer", _customer(real, key="email")).key == "email"
+
+
+@pytest.mark.mysql
+def test_sample_mappings_never_apply_to_another_database(
+    real: hybridwb.Workbench, tmp_path: Path, sample_db: Path
+) -> None:
+    shipped = (REPO / "mappings" / "table-mappings.json").read_bytes()
+    assert real.mappings.tables() == {}
+    assert [f.message for f in real.mappings.check()] == []
+    out = CliRunner().invoke(
+        main,
+        ["mappings", "check"],
+        env={"HYBRIDWB_SOURCE_URL": real.source.url.render_as_string(hide_password=False)},
+    )
+    assert out.exit_code == 0 and "gone" not in out.output, out.output
+    from hybridwb.observability.doctor import run_doctor
+
+    report = run_doctor(real)
+    assert report.status_of("mapping drift") == "OK", report.render()
+    assert "gone from the source" not in report.render()
+    real.mappings.save("customer", _customer(real))
+    files = _files(tmp_path)
+    mine = [name for name, data in files.items() if data.get("$source") == real.mappings.identity]
+    assert mine == [str(real.mappings.path.relative_to(tmp_path))] and "sources" in mine[0]
+    assert set(files[mine[0]]) == {"$source", "customer"}
+    assert (tmp_path / "mappings" / "table-mappings.json").read_bytes() == shipped
+    # the sample in the same directory and store still sees only its own mappings
+    (tmp_path / ".hybridwb").mkdir(exist_ok=True)
+    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
+    sample = hybridwb.connect()
+    assert set(sample.mappings.tables()) == set(json.loads(shipped))
+    (tmp_path / "mappings" / "table-mappings.json").unlink()  # now from the store mirror
+    assert sample.mappings.tables() == {}  # nothing of realshop's mirror
+    sample.close()
+    real.mappings.path.unlink()
+    assert set(real.mappings.tables()) == {"customer"}  # its own mirror, stamped
+
+
+@pytest.mark.mysql
+def test_delete_a_mapping_through_api_cli_and_editor(
+    real: hybridwb.Workbench, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    real.mappings.save("customer", _customer(real))
+    real.mappings.save("payment", real.mappings.suggest("payment"))
+    real.mappings.delete("payment")
+    assert set(_files(tmp_path)[str(real.mappings.path.relative_to(tmp_path))]) == {
+        "$source",
+        "customer",
+    }
+    store = sqlite3.connect(tmp_path / ".hybridwb" / "platform.db")
+    active = store.execute(  # the mirror row is keyed by source: never the sample's `payment`
+        "SELECT is_active FROM table_mappings WHERE name=? ORDER BY version DESC",
+        (f"{real.mappings.identity}/payment",),
+    ).fetchone()
+    assert not active[0]
+    with pytest.raises(NotFound, match="No mapping for 'payment'"):
+        real.mappings.delete("payment")
+    env = {"HYBRIDWB_SOURCE_URL": real.source.url.render_as_string(hide_password=False)}
+    out = CliRunner().invoke(main, ["mappings", "delete", "고객"], env=env)
+    assert out.exit_code == 0, out.output
+    assert "customer" not in _files(tmp_path)[str(real.mappings.path.relative_to(tmp_path))]
+    bad = CliRunner().invoke(main, ["mappings", "delete", "nope"], env=env)
+    assert bad.exit_code == 1 and "No mapping for 'nope'" in bad.output
+    assert "Traceback" not in bad.output
+    from hybridwb.widgets import mapping_editor
+
+    real.mappings.save("customer", _customer(real))
+    editor = mapping_editor(real, "customer")
+    assert editor.audience.value and editor.recipient.value == "address.phone"
+    assert editor.delete()
+    assert "customer" not in _files(tmp_path)[str(real.mappings.path.relative_to(tmp_path))]
+    assert "suggestion" in editor.message.value or "deleted" in editor.message.value
+    assert not editor.delete()  # nothing left to delete: one line, no exception
+    assert "No mapping for &#x27;customer" in editor.message.value
+
+
+@pytest.mark.parametrize(
+    ("column_type", "mapped", "drift"),
+    [
+        ("TINYINT(1)", "boolean", False),
+        ("TINYINT(1)", "number", False),
+        ("SMALLINT", "boolean", False),  # a flag kept in a SMALLINT (the sample shop)
+        ("DATETIME", "date", False),
+        ("VARCHAR(10)", "date", False),
+        ("VARCHAR(10)", "number", True),
+        ("INT", "string", True),
+        ("DATE", "boolean", True),
+    ],
+    ids=lambda v: str(v),
+)
+def test_type_drift_only_when_the_mapped_type_no_longer_fits(
+    column_type: str, mapped: str, drift: bool
+) -> None:
+    live = discovery.TableInfo(
+        "t", None, [discovery.ColumnInfo("c", column_type, True)], primary_key=["c"]
+    )
+    mapping = TableMapping(
+        displayName="T", fields={"c": FieldMapping(displayName="C", type=mapped)}
+    )
+    kinds = [f.kind for f in check_table("t", mapping, live)]
+    assert ("type-changed" in kinds) is drift
+
+
+@pytest.mark.parametrize(
+    ("table", "columns", "role"),
+    [
+        ("store", ["store_id", "name"], "text"),
+        ("product", ["product_id", "name", "price"], "text"),
+        ("customer_list", ["customer_id", "name", "phone"], "name"),
+        ("members", ["member_id", "name"], "name"),
+        ("accounts", ["account_id", "name", "email"], "name"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_name_column_is_a_person_only_in_a_people_table(
+    table: str, columns: list[str], role: str
+) -> None:
+    info = discovery.TableInfo(
+        table,
+        None,
+        [discovery.ColumnInfo(c, "VARCHAR(40)", True) for c in columns],
+        primary_key=[columns[0]],
+    )
+    field = suggest.suggest_fields(info, [])["name"]
+    assert field.role == role and field.pii is (role == "name")
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (
+            {
+                "relations": [
+                    {"table": "address", "localField": "a", "foreignField": "a", "name": "home"},
+                    {"table": "home", "localField": "a", "foreignField": "a"},
+                ]
+            },
+            "two relations are both reached as 'home'",
+        ),
+        ({"recipient": "address..phone"}, "recipient 'address..phone' must be a field"),
+        ({"consent": "opt in"}, "consent 'opt in' must be a field"),
+        ({"nightConsent": ""}, "nightConsent '' must be a field"),
+    ],
+    ids=["duplicate-relation-name", "empty-hop", "space", "empty"],
+)
+def test_malformed_relations_and_paths_are_refused(extra: dict, words: str) -> None:
+    data = {"t": {"displayName": "T", "fields": {"a": {"displayName": "A"}}, **extra}}
+    with pytest.raises(ValidationError, match=words):
+        parse(data)
+
+
+@pytest.mark.mysql
+def test_every_realshop_suggestion_saves_and_checks_clean(real: hybridwb.Workbench) -> None:
+    """On a SELECT-only account: discover, suggest and save every table and view, then the
+    drift check has nothing to say; the file on disk holds exactly those tables."""
+    out = CliRunner().invoke(
+        main,
+        ["mappings", "discover"],
+        env={"HYBRIDWB_SOURCE_URL": real.source.url.render_as_string(hide_password=False)},
+    )
+    assert out.exit_code == 0, out.output
+    assert "customer_list" in out.output and "view" in out.output
+    names = [info.name for info in real.mappings.discover()]
+    assert set(names) == set(realshop.TABLES) | set(realshop.VIEWS)
+    for name in names:
+        real.mappings.save(name, real.mappings.suggest(name))
+    assert [f.message for f in real.mappings.check() if f.severity != "info"] == []
+    on_disk = json.loads(real.mappings.path.read_text(encoding="utf-8"))
+    assert set(on_disk) == {"$source", *names}
+
+
+@pytest.mark.mysql
+def test_a_file_stamped_for_another_source_is_never_overwritten(
+    real: hybridwb.Workbench,
+) -> None:
+    path = real.mappings.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    foreign = {"$source": "mysql://elsewhere:3306/shop", "t": {"displayName": "T", "fields": {}}}
+    path.write_text(json.dumps(foreign), encoding="utf-8")
+    assert real.mappings.tables() == {}
+    with pytest.raises(ValidationError, match="holds the mappings of mysql://elsewhere"):
+        real.mappings.save("customer", _customer(real))
+    assert json.loads(path.read_text(encoding="utf-8")) == foreign
+
+
+@pytest.mark.mysql
+def test_check_reports_an_audience_key_that_is_not_unique(real: hybridwb.Workbench) -> None:
+    """A file edited by hand (not through save) with a non-unique audience key is drift."""
+    real.mappings.save("customer", _customer(real))
+    data = json.loads(real.mappings.path.read_text(encoding="utf-8"))
+    data["customer"]["key"] = "last_name"
+    real.mappings.path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    found = [(f.kind, f.severity) for f in real.mappings.check() if f.field == "last_name"]
+    assert ("key-not-unique", "error") in found

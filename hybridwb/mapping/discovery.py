@@ -120,6 +120,11 @@ _KEY_USAGE = Table(
 )
 
 
+def _current(table: Table) -> Any:
+    """Rows of an information_schema table about the connection's own database."""
+    return table.c.TABLE_SCHEMA == func.database()  # noqa: SIM300 (a column, not a constant)
+
+
 def _read(source: Source, statement: Any) -> list[Any]:
     """Run one information_schema SELECT on the source, errors translated."""
     try:
@@ -288,11 +293,13 @@ def row_estimates(source: Source) -> dict[str, int]:
             df = source.sql(f'SELECT COUNT(*) AS n FROM "{name}"')
             out[name] = int(df["n"].iloc[0])
         return out
-    return {
-        name: info.rows_estimate
-        for name, info in _mysql_schema(source).items()
-        if info.rows_estimate is not None
-    }
+    rows = _read(
+        source,
+        select(_TABLES.c.TABLE_NAME, _TABLES.c.TABLE_ROWS).where(
+            _current(_TABLES), _TABLES.c.TABLE_TYPE != "VIEW"
+        ),
+    )
+    return {str(name): int(n) for name, n in rows if n is not None}
 
 
 def describe(source: Source, table: str, estimates: dict[str, int] | None = None) -> TableInfo:

@@ -2,12 +2,16 @@
 
 The original platform's shape loads unchanged (`displayName`, `description`, `fields` with
 `displayName`, `type`, `filterable`); hybridwb adds optional keys per field (`role`,
-`searchable`, `pii`, `aliases`) and per table (`key`, `isActive`, `relations`). A dump
-writes back only what was set, so an original file round-trips byte for byte in content.
+`searchable`, `pii`, `aliases`) and per table (`key`, `isActive`, `relations`, and the
+audience roles `audience`, `recipient`, `channel`, `consent`, `nightConsent`). A file of
+another source than the sample shop names it in a top-level `"$source"` (see
+`service.py`); `parse` ignores that key. A dump writes back only what was set, so an
+original file round-trips byte for byte in content.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
@@ -37,6 +41,8 @@ Role = Literal[
 Channel = Literal["sms", "email", "other"]
 #: the top-level key naming the source a mapping file belongs to (absent: the sample shop)
 SOURCE_KEY = "$source"
+#: a field, or relation names then a field: `phone`, `address.phone`
+PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
 ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
 
@@ -99,6 +105,20 @@ class TableMapping(_Model):
             seen[field.displayName] = name
         if self.key is not None and self.key not in self.fields:
             raise ValueError(f"key {self.key!r} is not one of the mapped fields")
+        names: set[str] = set()
+        for relation in self.relations:
+            if relation.path_name in names:
+                raise ValueError(
+                    f"two relations are both reached as {relation.path_name!r}; "
+                    "give one of them another name"
+                )
+            names.add(relation.path_name)
+        for attr in ("recipient", "consent", "nightConsent"):
+            path = getattr(self, attr)
+            if path is not None and not PATH.fullmatch(path):
+                raise ValueError(
+                    f"{attr} {path!r} must be a field or a dotted path such as address.phone"
+                )
         return self
 
     def field_by_label(self, label: str) -> str | None:

@@ -99,14 +99,25 @@ class MappingService:
             self._cache = (path, mtime, loaded)
             return loaded
         mirrored = {
-            name: {k: v for k, v in config.items() if k != SOURCE_KEY}
+            self._table_of(name): {k: v for k, v in config.items() if k != SOURCE_KEY}
             for name, config in self._store().mappings.active().items()
-            if self._mine(config)
+            if self._mine(name, config)
         }
         return parse(mirrored, "store mirror") if mirrored else MappingFile({})
 
-    def _mine(self, config: dict[str, Any]) -> bool:
+    # The store mirror keys rows by name only: the sample's under the table name (as the
+    # original platform did), any other source's under `<identity>/<table>` and stamped, so
+    # two sources with a `customers` table never version or (de)activate each other's.
+    def _mirror_name(self, table: str) -> str:
+        return table if self.identity == SAMPLE else f"{self.identity}/{table}"
+
+    def _table_of(self, name: str) -> str:
+        return name if self.identity == SAMPLE else name[len(self.identity) + 1 :]
+
+    def _mine(self, name: str, config: dict[str, Any]) -> bool:
         """Whether a mirrored mapping belongs to this source (unstamped ones are the sample's)."""
+        if self.identity != SAMPLE and not name.startswith(f"{self.identity}/"):
+            return False
         return config.get(SOURCE_KEY, SAMPLE) == self.identity
 
     def tables(self) -> dict[str, TableMapping]:
@@ -128,9 +139,10 @@ class MappingService:
 
     def resolve(self, table: str) -> tuple[str, TableMapping]:
         """(table name, mapping) by table name or display name."""
-        mapping = self.get(table)
-        name = next(n for n, m in self.tables().items() if m is mapping)
-        return name, mapping
+        tables = self.tables()  # one load: a store-mirror load builds new objects each time
+        if table not in tables:
+            table = next((n for n, m in tables.items() if m.displayName == table), table)
+        return table, tables.get(table) or self.get(table)
 
     def audience(self, table: str | None = None) -> tuple[str, TableMapping]:
         """The audience table: `table` when given, else the first active mapping marked
@@ -269,7 +281,7 @@ class MappingService:
 
     def _mirror(self, table: str, config: dict[str, Any], active: bool) -> None:
         stamped = config if self.identity == SAMPLE else {SOURCE_KEY: self.identity, **config}
-        self._store().mappings.save(table, stamped, active)
+        self._store().mappings.save(self._mirror_name(table), stamped, active)
 
     def delete(self, table: str) -> None:
         """Remove a table's mapping from the file; the store mirror keeps its history but
@@ -279,16 +291,23 @@ class MappingService:
         del data[name]
         self._write(parse(data, str(self.path)))
         store = self._store()
+        mirrored = self._mirror_name(name)
         try:
-            latest = store.mappings.get(name)
+            latest = store.mappings.get(mirrored)
         except NotFound:
             return
-        if latest.get("is_active") and self._mine(latest.get("config") or {}):
-            store.mappings.set_active(name, False)
+        if latest.get("is_active") and self._mine(mirrored, latest.get("config") or {}):
+            store.mappings.set_active(mirrored, False)
 
     def _write(self, mappings: MappingFile) -> None:
         """Atomically: a half-written mapping file is never left behind."""
         path = self.path
+        stamp = _stamp_of(path) if path.is_file() else None
+        if stamp is not None and stamp != self.identity:
+            raise ValidationError(
+                f"{path} holds the mappings of {stamp}, not of {self.identity}; move it away "
+                "(or set HYBRIDWB_MAPPINGS to another file). Nothing was saved."
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         data = mappings.dump()
         if self.identity != SAMPLE:
@@ -308,7 +327,7 @@ class MappingService:
         self._write(merged)
         store = self._store()
         try:
-            store.mappings.set_active(name, active)
+            store.mappings.set_active(self._mirror_name(name), active)
         except NotFound:
             self._mirror(name, merged.dump()[name], active)
         return merged.tables()[name]

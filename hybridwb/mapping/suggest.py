@@ -296,12 +296,31 @@ def suggest_relations(info: TableInfo, others: list[TableInfo]) -> list[Relation
     return relations
 
 
+PEOPLE_TABLES = re.compile(
+    r"customer|client|member|user|person|people|contact|subscriber|patient|student|employee"
+    r"|고객|회원|사용자|인원",
+    re.IGNORECASE,
+)
+
+
+def is_people(info: TableInfo, sample: list[dict[str, Any]]) -> bool:
+    """A table about people: a people-like name, or person/contact columns beside `name`."""
+    if PEOPLE_TABLES.search(info.name) or PEOPLE_TABLES.search(info.comment or ""):
+        return True
+    for col in info.columns:
+        role = role_for(col.name, field_type(col.type), [r.get(col.name) for r in sample], False)
+        if role in ("first_name", "last_name", "phone", "email"):
+            return True
+    return False
+
+
 def suggest_fields(info: TableInfo, sample: list[dict[str, Any]]) -> dict[str, FieldMapping]:
     cheap = info.indexed_leading_columns()
     key = info.primary_key[0] if len(info.primary_key) == 1 else None
     references = {c for fk in info.foreign_keys for c in fk.get("constrained_columns") or []}
     fields: dict[str, FieldMapping] = {}
     used: set[str] = set()
+    people = is_people(info, sample)
     for col in info.columns:
         ftype = field_type(col.type)
         role = role_for(
@@ -312,6 +331,8 @@ def suggest_fields(info: TableInfo, sample: list[dict[str, Any]]) -> dict[str, F
             is_reference=col.name in references,
             comment=col.comment,
         )
+        if role == "name" and col.name.lower() in FULL_NAMES and not people:
+            role = "text"  # a store's or a product's name is not a person's
         label = display_name(col.name, col.comment, info.name)
         if label in used:
             label = f"{label} ({col.name})"

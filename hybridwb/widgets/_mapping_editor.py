@@ -122,7 +122,7 @@ class MappingEditor(w.VBox):
         self.display.value = mapping.displayName
         self.description.value = mapping.description
         self.active.value = mapping.isActive
-        self._extra = mapping.model_dump(mode="json", include={"relations"}, exclude_unset=False)
+        self._extra = mapping.model_dump(mode="json", include={"relations"}, exclude_unset=True)
         self.key.options = ["", *mapping.fields]
         self.key.value = mapping.key or ""
         self.audience.value = mapping.audience
