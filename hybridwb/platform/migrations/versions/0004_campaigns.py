@@ -4,7 +4,7 @@ Idempotent on purpose: 0001 creates every table of the current schema module, so
 database these tables and columns already exist when this revision runs.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 from hybridwb.platform import schema
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
