@@ -47,8 +47,15 @@ def upgrade() -> None:
         op.create_table(name, *[c._copy() for c in table.columns], *uniques)
         if bind.dialect.name == "postgresql":
             # exclusions and frozen sets hold recipients: the service role only
+            # (as 0003 does for the tables it finds: the service role only)
             op.execute(f'ALTER TABLE "{name}" ENABLE ROW LEVEL SECURITY')
             op.execute(f'REVOKE ALL ON "{name}" FROM PUBLIC')
+            op.execute(
+                "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') "
+                f'THEN REVOKE ALL ON "{name}" FROM anon, authenticated; '
+                f'GRANT SELECT, INSERT, UPDATE, DELETE ON "{name}" TO service_role; '
+                "END IF; END $$"
+            )
     for table_name, columns in NEW_COLUMNS.items():
         have = {c["name"] for c in inspector.get_columns(table_name)}
         for column in columns:
