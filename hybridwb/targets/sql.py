@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Hop
@@ -129,7 +130,7 @@ class Builder:
     def _span(self, value: Any, where: str) -> dt.timedelta:
         try:
             span = value if isinstance(value, Span) else Span.model_validate(value)
-        except Exception:  # noqa: BLE001 - pydantic's error becomes one message
+        except PydanticError:
             raise ValidationError(
                 f'{where}: give the span as {{"days": N}} or {{"hours": N}} (N > 0).'
             ) from None
@@ -206,9 +207,7 @@ class Builder:
             measure = _AGG[node.aggregate](inner.column(path))
             if node.aggregate == "sum":
                 measure = sa.func.coalesce(measure, 0)  # no rows: a total of 0, not unknown
-        sub = (
-            sa.select(measure).select_from(inner.from_clause()).where(*conds).scalar_subquery()
-        )
+        sub = sa.select(measure).select_from(inner.from_clause()).where(*conds).scalar_subquery()
         if node.op == "between":
             if not isinstance(node.value, list) or len(node.value) != 2:
                 raise ValidationError(f"{where}: between needs [low, high].")

@@ -149,7 +149,10 @@ class TemplateService:
         paths = [
             v.source.path
             for v in report.variables
-            if v.source is not None and v.source.path is not None and v.source.path.hops
+            if v.status in ("mapped", "type mismatch")
+            and v.source is not None
+            and v.source.path is not None
+            and v.source.path.hops
         ]
         if not paths or not rows:
             return [{} for _ in rows]
