@@ -91,7 +91,9 @@ def _wb(src_db: str, store: str, monkeypatch: pytest.MonkeyPatch) -> hybridwb.Wo
 
 
 @pytest.fixture
-def crm(src_db: str, pg_store: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[hybridwb.Workbench]:
+def crm(
+    src_db: str, pg_store: URL, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[hybridwb.Workbench]:
     wb = _wb(src_db, pg_store.render_as_string(hide_password=False), monkeypatch)
     yield wb
     wb.close()
@@ -130,11 +132,15 @@ def test_one_phone_in_three_spellings_is_messaged_once(crm, src_db: str, pg_stor
     )
     source = dict(my(src_db, "SELECT member_no, mobile FROM members"))
     phones = [phone_digits(source[int(k)]) for (k,) in rows]
-    assert len(phones) == len(set(phones)), f"one phone got {len(phones) - len(set(phones)) + 1} messages: {sorted(phones)}"
+    assert len(phones) == len(set(phones)), (
+        f"one phone got {len(phones) - len(set(phones)) + 1} messages: {sorted(phones)}"
+    )
 
 
 # -- F2 -----------------------------------------------------------------------------------------
-def test_resume_sends_to_the_frozen_recipient_not_a_new_one(crm, src_db: str, pg_store: URL) -> None:  # type: ignore[no-untyped-def]
+def test_resume_sends_to_the_frozen_recipient_not_a_new_one(
+    crm, src_db: str, pg_store: URL
+) -> None:  # type: ignore[no-untyped-def]
     """The first pass freezes (key, recipient). A target left waiting at night whose phone
     is changed in the source before the 08:00 resume gets its message at the NEW phone —
     an address that was never in the frozen set (process.py builds the Candidate from the
@@ -148,7 +154,9 @@ def test_resume_sends_to_the_frozen_recipient_not_a_new_one(crm, src_db: str, pg
     night = subprocess.run(
         [HYBRIDWB, "run", wf["name"], "--now", NIGHT], capture_output=True, text=True, timeout=180
     )
-    (run_id,) = pg(pg_store, "SELECT id FROM workflow_runs WHERE workflow_id = %s", (str(wf["id"]),))[0]
+    (run_id,) = pg(
+        pg_store, "SELECT id FROM workflow_runs WHERE workflow_id = %s", (str(wf["id"]),)
+    )[0]
     assert "waiting" in night.stdout, night.stdout + night.stderr
     conn = _admin()
     with conn.cursor() as cur:
@@ -207,7 +215,9 @@ def test_frequency_cap_with_now_in_seoul_time_on_the_sqlite_store(
             "SELECT count(*) FROM send_records r JOIN workflows w ON w.id = r.workflow_id "
             "WHERE w.name = 'capped'"
         ).fetchone()[0]
-    assert again == 0, f"{again} recipients messaged twice within a 1-day cap\n{out.stdout}{out.stderr}"
+    assert again == 0, (
+        f"{again} recipients messaged twice within a 1-day cap\n{out.stdout}{out.stderr}"
+    )
     assert capped
 
 
@@ -233,4 +243,3 @@ def test_the_store_migrations_have_one_head(tmp_path: Path) -> None:
     with sqlite3.connect(store) as oracle:
         tables = {r[0] for r in oracle.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"run_targets", "run_skips", "run_locks", "send_records"} <= tables
-

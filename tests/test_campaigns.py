@@ -162,13 +162,31 @@ def test_a_recipient_twice_in_one_batch_is_sent_once_and_counts_against_the_cap(
 @pytest.mark.parametrize(
     ("channel", "raw", "expected"),
     [
-        ("sms", "010-1234-5678", "01012345678"),
-        ("sms", "+82 10-1234-5678", "01012345678"),
+        ("sms", "010-1234-5678", "+821012345678"),
+        ("sms", "+82 10-1234-5678", "+821012345678"),
+        ("sms", "+82 (0)10-1234-5678", "+821012345678"),
+        ("sms", "0082-10-1234-5678", "+821012345678"),
+        ("sms", "821012345678", "+821012345678"),
+        ("sms", "+821012345678", "+821012345678"),
+        ("sms", "+1 415 555 0100", "+14155550100"),
+        ("sms", "#1", "1"),
         ("sms", "  ", None),
         ("email", " Kim@Example.COM ", "kim@example.com"),
         ("other", None, None),
     ],
-    ids=["dashes", "country-code", "blank", "email-case", "none"],
+    ids=[
+        "dashes",
+        "country-code",
+        "trunk-zero-in-brackets",
+        "00-international-prefix",
+        "country-code-digits",
+        "already-canonical",
+        "foreign",
+        "unparsable-digits-only",
+        "blank",
+        "email-case",
+        "none",
+    ],
 )
 def test_recipients_are_normalized_so_history_matches(
     channel: str, raw: object, expected: object
@@ -389,3 +407,43 @@ def test_run_due_gives_back_the_slot_of_a_run_that_raises_and_runs_the_rest() ->
     )
     assert [r["id"] for r in runs] == ["fine"] and claimed == ["boom", "fine"]
     assert released == ["boom"] and "slot released" in problems[0]
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ["01012345678", "00821012345678", "001012345678", "+821012345678"],
+    ids=["old-national-digits", "old-00-prefix", "old-trunk-zero", "canonical"],
+)
+def test_history_stored_in_an_earlier_spelling_still_matches_the_canonical_phone(
+    stored: str,
+) -> None:
+    """Rows written before phones were E.164 are found and count as the same phone."""
+    spellings = policies.stored_spellings("sms", ["+821012345678"])
+    assert spellings[stored] == "+821012345678"
+    history = [rec(spellings[stored])]
+    rules = policies.Rules(WF, RUN, NOW, SendPolicy(once_per_recipient=True), False)
+    assert policies.decide([cand("+821012345678")], history, rules) == [policies.ONCE]
+
+
+@pytest.mark.parametrize(
+    ("hours_ago", "naive", "expected"),
+    [
+        (20, True, policies.CAP),
+        (20, False, policies.CAP),
+        (30, True, None),
+        (30, False, None),
+    ],
+    ids=["naive-20h-inside", "aware-20h-inside", "naive-30h-outside", "aware-30h-outside"],
+)
+def test_the_cap_window_is_one_instant_whatever_the_offset_of_now(
+    hours_ago: int, naive: bool, expected: str | None
+) -> None:
+    """SQLite hands back naive UTC timestamps; `now` may carry +09:00 (`--now`)."""
+    from zoneinfo import ZoneInfo
+
+    sent = NOW - timedelta(hours=hours_ago)
+    history = [{**rec("+821012345678"), "created_at": sent.replace(tzinfo=None) if naive else sent}]
+    seoul_now = NOW.astimezone(ZoneInfo("Asia/Seoul"))
+    policy = SendPolicy(frequency_cap=FrequencyCap(messages=1, days=1))
+    rules = policies.Rules(WF, RUN, seoul_now, policy, False)
+    assert policies.decide([cand("+821012345678")], history, rules) == [expected]

@@ -12,7 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, and_, any_, bindparam, delete, func, or_, select, update
@@ -49,12 +49,17 @@ def owner_alive(owner: str | None) -> bool | None:
     return True
 
 
+def as_utc(at: datetime) -> datetime:
+    """`at` in UTC. A naive time is a store timestamp, and those are UTC (SQLite hands them
+    back naive), so it is labelled UTC; an aware one is converted. The one place that
+    decides this, for every comparison of a store timestamp with a clock."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 def is_stale(lock: dict[str, Any], at: datetime, stale_after: float) -> bool:
     """A lock whose heartbeat stopped, or whose owner is a dead process on this host."""
-    beat = lock["heartbeat_at"]
-    if beat.tzinfo is None:  # SQLite returns naive UTC
-        beat = beat.replace(tzinfo=at.tzinfo)
-    return owner_alive(lock["owner"]) is False or (at - beat).total_seconds() > stale_after
+    beat = as_utc(lock["heartbeat_at"])
+    return owner_alive(lock["owner"]) is False or (as_utc(at) - beat).total_seconds() > stale_after
 
 
 class Campaigns:
@@ -341,8 +346,8 @@ class Campaigns:
         r = T["send_records"]
         wf = as_uuid(workflow_id)
         scope = r.c.workflow_id == wf
-        if since is not None:
-            scope = or_(scope, r.c.created_at >= since)
+        if since is not None:  # stored UTC (naive on SQLite): compare in UTC
+            scope = or_(scope, r.c.created_at >= as_utc(since))
         out: list[dict[str, Any]] = []
         for start in range(0, len(recipients), CHUNK):
             chunk = recipients[start : start + CHUNK]
@@ -359,11 +364,11 @@ class Campaigns:
 
 
 def window_start(at: datetime, days: float | None) -> datetime | None:
-    return None if not days else at - timedelta(days=days)
+    return None if not days else as_utc(at) - timedelta(days=days)
 
 
 def new_run_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-__all__ = ["Campaigns", "is_stale", "owner_alive", "this_owner"]
+__all__ = ["Campaigns", "as_utc", "is_stale", "owner_alive", "this_owner"]

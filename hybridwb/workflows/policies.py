@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import phonenumbers
+
+from hybridwb.platform.campaigns import as_utc
 from hybridwb.workflows.advertising import is_night, truthy
 from hybridwb.workflows.config import SendPolicy
 
@@ -32,23 +35,69 @@ POLICY_REASONS = (ONCE, COOLDOWN, CAP, DUPLICATE)
 CONSENT_REASONS = (NO_CONSENT, QUIET)
 
 _NOT_DIGIT = re.compile(r"\D")
+_IDD = re.compile(r"^\s*00")  # "0082-10-…": 00 + country code, as dialled abroad
+REGION = "KR"  # numbers written without a country code are Korean
+
+
+def _phone(text: str) -> str | None:
+    """One phone in E.164 (`+821055550001`) however it is spelled; digits only when
+    phonenumbers cannot read it as a number."""
+    spellings = [text]
+    if _IDD.match(text):
+        spellings.append("+" + text.lstrip()[2:])
+    possible = None
+    for spelling in spellings:
+        try:
+            number = phonenumbers.parse(spelling, REGION)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        if possible is None and phonenumbers.is_possible_number(number):
+            possible = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return possible or _NOT_DIGIT.sub("", text) or None
 
 
 def normalize(channel: str, recipient: Any) -> str | None:
-    """One spelling per address, so history matches: digits of a phone, lower-case email."""
+    """One spelling per address, so history matches: E.164 phone, lower-case email.
+
+    Idempotent, so a stored (already canonical) recipient normalizes to itself."""
     if recipient is None:
         return None
     text = str(recipient).strip()
     if not text:
         return None
     if channel == "sms":
-        digits = _NOT_DIGIT.sub("", text)
-        if digits.startswith("82") and len(digits) > 10:
-            digits = "0" + digits[2:]
-        return digits or None
+        return _phone(text)
     if channel == "email":
         return text.lower()
     return text
+
+
+def stored_spellings(channel: str, canonical: list[str]) -> dict[str, str]:
+    """{spelling: canonical} of how these recipients may be stored in send_records: the
+    canonical form, and for phones what earlier versions stored (national digits such as
+    `01055550001`, `00821055550001`, `001055550001`), so old history still matches."""
+    out = {c: c for c in canonical}
+    if channel != "sms":
+        return out
+    for c in canonical:
+        if not c.startswith("+"):
+            continue
+        digits = c[1:]
+        legacy = {digits, "00" + digits}
+        try:
+            number = phonenumbers.parse(c)
+        except phonenumbers.NumberParseException:  # pragma: no cover - c came from _phone
+            number = None
+        if number is not None:
+            national = _NOT_DIGIT.sub(
+                "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+            )
+            legacy |= {national, "0" + national}
+        for spelling in legacy:
+            out.setdefault(spelling, c)
+    return out
 
 
 @dataclass(frozen=True)
@@ -70,16 +119,12 @@ class Candidate:
     present: bool = True  # the source row still exists
 
 
-def _aware(at: datetime, like: datetime) -> datetime:
-    return at.replace(tzinfo=like.tzinfo) if at.tzinfo is None and like.tzinfo else at
-
-
 def decide(
     candidates: list[Candidate], history: list[dict[str, Any]], rules: Rules
 ) -> list[str | None]:
     """One decision per candidate, in order; later candidates see earlier ones' sends."""
     policy = rules.policy
-    now = rules.now
+    now = as_utc(rules.now)  # windows in UTC; naive store timestamps are UTC
     cap = policy.frequency_cap
     cap_since = now - timedelta(days=cap.days) if cap else None
     cool_since = now - timedelta(days=policy.cooldown_days) if policy.cooldown_days else None
@@ -90,7 +135,7 @@ def decide(
     in_window: Counter[str] = Counter()
     for h in history:
         rec = h["recipient"]
-        at = _aware(h["created_at"], now)
+        at = as_utc(h["created_at"])
         if str(h["run_id"]) == run:
             in_run.add(rec)
         elif str(h["workflow_id"]) == wf:

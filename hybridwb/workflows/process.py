@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import HybridwbError, ValidationError
-from hybridwb.platform.campaigns import Campaigns
+from hybridwb.platform.campaigns import Campaigns, as_utc
 from hybridwb.workflows import advertising, audience, policies
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.report import mask_text
@@ -160,9 +160,10 @@ class Processor:
             wf["id"], run["id"], now, cfg.policy, msg.advertising, cfg.quiet_hours
         )
         cap = cfg.policy.frequency_cap
-        since = now - _days(cap.days) if cap else None
+        utc_now = as_utc(now)  # store timestamps are UTC; a `--now` in +09:00 is the same instant
+        since = utc_now - _days(cap.days) if cap else None
         if cfg.policy.cooldown_days:
-            since = min(since or now, now - _days(cfg.policy.cooldown_days))
+            since = min(since or utc_now, utc_now - _days(cfg.policy.cooldown_days))
         rendered = waiting = changed = 0
         sizes: Counter[str] = Counter()
         size_bytes: Counter[str] = Counter()
@@ -193,14 +194,18 @@ class Processor:
                 if row is not None and _has_nul(*row.values()):
                     skips.append((t["target_key"], policies.BAD_ROW))  # never blocks the run
                     continue
-                recipient = (
+                # the frozen recipient is the contract: a resume sends there, never to an
+                # address the source holds now (that one was not in the frozen set)
+                frozen = t["recipient"]
+                current = (
                     policies.normalize(
                         aud.channel, audience.value(row, plan.recipient or aud.recipient)
                     )
                     if row is not None
                     else None
                 )
-                if row is None or recipient != t["recipient"]:
+                recipient = frozen if current == frozen else policies.normalize(aud.channel, frozen)
+                if row is None or current != recipient:
                     changed += 1
                 candidates.append(
                     policies.Candidate(
@@ -211,9 +216,13 @@ class Processor:
                         present=row is not None,
                     )
                 )
-            history = campaigns.history(
-                [c.recipient for c in candidates if c.recipient], wf["id"], since
+            spellings = policies.stored_spellings(
+                aud.channel, sorted({c.recipient for c in candidates if c.recipient})
             )
+            history = [
+                {**h, "recipient": spellings.get(h["recipient"], h["recipient"])}
+                for h in campaigns.history(list(spellings), wf["id"], since)
+            ]
             decisions = policies.decide(candidates, history, rules)
             todo: list[tuple[policies.Candidate, dict[str, Any]]] = []
             for c, reason in zip(candidates, decisions, strict=True):
