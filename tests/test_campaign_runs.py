@@ -352,6 +352,39 @@ def test_second_once_per_recipient_run_writes_zero_and_exits_non_zero(
     ) == [(0,)]
 
 
+@pytest.mark.parametrize(
+    "old_spelling",
+    [lambda p: p[1:], lambda p: "0" + p[3:]],
+    ids=["country-code-digits", "national-digits"],
+)
+def test_records_stored_before_phones_were_e164_still_count_as_messaged(
+    old_spelling, crm, crm_db: str, pg_store: URL
+) -> None:  # type: ignore[no-untyped-def]
+    """send_records written by an earlier version hold digits (`01010010001`); a
+    once-per-recipient re-run must still see those phones as messaged."""
+    wf = crm.workflows.create(
+        "once-old",
+        target_config=TIER_A,
+        message_config={"template": "안내", "policy": {"once_per_recipient": True}},
+    )
+    first = crm.workflows.run(wf["id"], progress=False)
+    assert first["status"] == "succeeded", first["error"]
+    stored = pg(
+        pg_store, "SELECT id, recipient FROM send_records WHERE run_id = %s", (str(first["id"]),)
+    )
+    assert stored and all(r.startswith("+82") for _, r in stored)
+    for rid, recipient in stored:
+        pg(
+            pg_store,
+            "UPDATE send_records SET recipient = %s WHERE id = %s RETURNING id",
+            (old_spelling(recipient), rid),
+        )
+    second = crm.workflows.run(wf["id"], progress=False)
+    assert pg(
+        pg_store, "SELECT count(*) FROM send_records WHERE run_id = %s", (str(second["id"]),)
+    ) == [(0,)]
+
+
 def test_frequency_cap_counts_messages_of_every_workflow(crm, crm_db: str, pg_store: URL) -> None:  # type: ignore[no-untyped-def]
     a = crm.workflows.create("tier-a", target_config=TIER_A, message_config={"template": "안내"})
     everyone = {"table": "members", "where": {"field": "tier", "op": "in", "value": ["A", "B"]}}
