@@ -7,6 +7,7 @@ parallel test session. `stop()` is idempotent and always runs at teardown.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -266,7 +267,11 @@ class PrivatePostgres:
     def is_up(self) -> bool:
         try:
             with psycopg.connect(
-                host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", connect_timeout=2
+                host="127.0.0.1",
+                port=self.port,
+                user="postgres",
+                dbname="postgres",
+                connect_timeout=2,
             ):
                 return True
         except psycopg.OperationalError:
@@ -277,7 +282,13 @@ class PrivatePostgres:
         if not (self.datadir / "postmaster.pid").exists():
             return
         self._as_postgres(
-            str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop",
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-m",
+            "fast",
+            "-w",
+            "stop",
             check=False,
         )
 
@@ -285,10 +296,8 @@ class PrivatePostgres:
         pid_file = self.datadir / "postmaster.pid"
         if pid_file.exists():
             pid = int(pid_file.read_text().split()[0])
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def restart(self) -> None:
         self.stop()

@@ -6,6 +6,7 @@ the source), never from what hybridwb reports about itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -110,8 +111,18 @@ class FaultLab:
 
     def start(self, *extra: str, pause: float = 0.25, batch: int = 20) -> subprocess.Popen:
         return subprocess.Popen(
-            [HYBRIDWB, "run", WORKFLOW, "-p", "batch_size", str(batch), "-p", "batch_pause",
-             str(pause), *extra],
+            [
+                HYBRIDWB,
+                "run",
+                WORKFLOW,
+                "-p",
+                "batch_size",
+                str(batch),
+                "-p",
+                "batch_pause",
+                str(pause),
+                *extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -158,10 +169,8 @@ class FaultLab:
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def kernel_pids(parent: int) -> list[int]:
@@ -185,10 +194,8 @@ def wait_gone(pids: list[int], timeout: float = 30) -> None:
             return
         time.sleep(0.2)
     for pid in pids:  # an orphan that outlived its parent: a leak to report, not to keep
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     raise AssertionError(f"kernel processes {pids} outlived their run by {timeout:.0f} s")
 
 
@@ -206,11 +213,11 @@ def lab(private_mariadb, private_pg, private_store: URL, tmp_path: Path) -> Iter
         [HYBRIDWB, "init"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
     )
     assert init.returncode == 0, init.stdout + init.stderr
-    wb = hybridwb.connect(
-        source=env["HYBRIDWB_SOURCE_URL"], store=env["HYBRIDWB_STORE_URL"]
-    )
+    wb = hybridwb.connect(source=env["HYBRIDWB_SOURCE_URL"], store=env["HYBRIDWB_STORE_URL"])
     try:
-        wb.templates.create(TEMPLATE, "#{고객명}님 안녕하세요. 등급: {{ 등급 }}", message_type="SMS")
+        wb.templates.create(
+            TEMPLATE, "#{고객명}님 안녕하세요. 등급: {{ 등급 }}", message_type="SMS"
+        )
         wb.workflows.create(
             WORKFLOW,
             target_config=TARGET,

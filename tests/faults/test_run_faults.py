@@ -147,7 +147,9 @@ def test_postgres_stopped_for_ten_seconds_then_resume(lab: FaultLab) -> None:
 
 
 def _mount_read_only(path: Path) -> None:
-    done = subprocess.run(["mount", "--bind", "-o", "ro", str(path), str(path)], capture_output=True)
+    done = subprocess.run(
+        ["mount", "--bind", "-o", "ro", str(path), str(path)], capture_output=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot bind-mount read-only here ({done.stderr.decode().strip()})")
 
