@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format bench services clean
+.PHONY: demo test lint typecheck mutation format bench services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,16 @@ test: $(VENV)/.dev services
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy over hybridwb/ (configuration in pyproject.toml [tool.mypy])
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+# Not part of `make test`: mutates the modules that carry guarantees and runs their fast
+# tests against each mutant; scores go to benchmarks/results/mutation.json.
+# MODULES="guard binds" limits the run; MUTATION_BUDGET=seconds per module (default 300).
+mutation: $(VENV)/.dev services
+	$(BIN)/python benchmarks/mutation.py $(MODULES)
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format .
