@@ -85,11 +85,12 @@ def run_module(name: str, budget: float) -> dict[str, object]:
     path, tests = MODULES[name]
     repo = _copy_tree()
     runner = (
-        f"{sys.executable} -m pytest -x -q -p no:cacheprovider "
+        f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p pytest_timeout "
         f"--timeout 120 {' '.join(tests)}"
     )
     started = time.monotonic()
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    # plugins load only when named: halves the start-up that dominates each mutant's run
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     try:
         proc = subprocess.run(
             [
