@@ -40,8 +40,16 @@ MODULES: dict[str, tuple[str, list[str]]] = {
 }
 GOAL = 0.90
 IGNORED = shutil.ignore_patterns(
-    ".venv", ".git", ".mutmut-cache", "__pycache__", ".pytest_cache", ".ruff_cache",
-    ".mypy_cache", "reports", ".hybridwb", "node_modules",
+    ".venv",
+    ".git",
+    ".mutmut-cache",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".mypy_cache",
+    "reports",
+    ".hybridwb",
+    "node_modules",
 )
 
 
