@@ -17,7 +17,6 @@ import pandas as pd
 import pymysql
 import pytest
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
 
 from hybridwb.errors import (
     BindError,
@@ -493,7 +492,7 @@ def test_engine_user_holding_a_connection_gets_the_session_back(mysql_db: str) -
             with pytest.raises(ReadOnlyViolation):
                 conn.exec_driver_sql("SELECT hwb_make_writable()")
             assert _raw_session(conn.connection.dbapi_connection) == (1, 7.0)
-            with pytest.raises(OperationalError, match="READ ONLY"):
+            with pytest.raises(ReadOnlyViolation, match="READ ONLY"):
                 conn.exec_driver_sql("CREATE TABLE hwb_should_not_exist (id INT)")
     finally:
         src.close()
@@ -595,3 +594,28 @@ def test_session_layer_switch_turns_read_only_off(mysql_db: str) -> None:
     finally:
         src.close()
     assert (int(df["ro"].iloc[0]), float(df["t"].iloc[0])) == (0, 7.0)
+
+
+def test_engine_errors_carry_no_values(root_source: Source) -> None:
+    """pandas on wb.engine: the sent text holds the value; the error shows neither."""
+    with pytest.raises(QueryError) as info:
+        pd.read_sql(
+            "SELECT no_such_column FROM customers WHERE email = %(e)s",
+            root_source.engine,
+            params={"e": "kim.secret@example.com"},
+        )
+    assert "kim.secret" not in str(info.value)
+    assert "no_such_column" in str(info.value)
+    assert info.value.code == 1054  # SQLAlchemy chains the driver error (not detachable here)
+
+
+def test_engine_refuses_a_limit_above_the_cap(mysql_db: str) -> None:
+    """pandas buffers a whole result: an explicit LIMIT past the cap is refused there."""
+    src = Source(admin_url(mysql_db), row_cap=100)
+    try:
+        with pytest.raises(ReadOnlyViolation, match="row cap"):
+            pd.read_sql("SELECT seq FROM seq_1_to_1000000 LIMIT 1000000", src.engine)
+        assert len(pd.read_sql("SELECT seq FROM seq_1_to_1000000", src.engine)) == 101
+        assert len(pd.read_sql("SELECT seq FROM seq_1_to_1000000 LIMIT 50", src.engine)) == 50
+    finally:
+        src.close()

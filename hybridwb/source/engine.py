@@ -197,6 +197,7 @@ def mysql_engine(
     use_guard: bool = True,
     pool_size: int = 5,
     max_overflow: int = 10,
+    error_context: Any = None,
 ) -> Engine:
     engine = create_engine(
         url,
@@ -244,7 +245,24 @@ def mysql_engine(
         _install_final_text_guard(engine, policy)
     if policy.read_only:
         _install_session_check(engine, facts, policy)
+    if error_context is not None:
+        _install_error_translation(engine, error_context)
     return engine
+
+
+def _install_error_translation(engine: Engine, error_context: Any) -> None:
+    """Server errors on the engine (pandas, jupysql) as one-line hybridwb errors.
+
+    The text sent holds the values (the driver pasted them in), and SQLAlchemy's own error
+    would print it; the translated error carries the server's message with literals removed
+    and no statement."""
+    from hybridwb.source import catalogue
+
+    @event.listens_for(engine, "handle_error")
+    def _translate(context: Any) -> None:
+        exc = context.original_exception
+        if isinstance(exc, pymysql.err.Error):
+            raise catalogue.translate(exc, error_context) from None
 
 
 def _install_final_text_guard(engine: Engine, policy: SessionPolicy) -> None:

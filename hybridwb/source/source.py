@@ -223,6 +223,7 @@ class Source:
             use_guard=self.use_guard,
             pool_size=self.pool_size,
             max_overflow=self.max_overflow,
+            error_context=self._ctx,
         )
 
     def close(self) -> None:
