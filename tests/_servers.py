@@ -8,6 +8,7 @@ parallel test session. `stop()` is idempotent and always runs at teardown.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,13 +42,19 @@ def free_port() -> int:
 
 def _wait(check, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
-    last: Exception | None = None
+    last = ""
     while time.monotonic() < deadline:
         try:
             if check():
                 return
         except Exception as exc:  # not up yet
-            last = exc
+            last = str(exc)  # not the exception: its frames would keep the socket alive
+            del exc
+            # a driver that failed half-way may leave its socket to the collector: collect
+            # it here, quietly, instead of as a ResourceWarning in some later test
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                gc.collect()
         time.sleep(0.2)
     raise RuntimeError(f"{what} did not come up in {timeout:.0f} s ({last})")
 

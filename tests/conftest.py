@@ -285,6 +285,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 "required here (installed, or HYBRIDWB_REQUIRE_BROWSER=1)",
                 red=True,
             )
+
+
 def install_sample_mappings(root: Path, source_url: URL | None = None) -> Path:
     """The repository's sample-shop mappings, installed for the sample or — for the sample
     shop loaded into MariaDB — stamped as that database's (mappings belong to one source)."""
@@ -295,7 +297,13 @@ def install_sample_mappings(root: Path, source_url: URL | None = None) -> Path:
     from hybridwb.source import Source
 
     data = json.loads((REPO / "mappings" / "table-mappings.json").read_text(encoding="utf-8"))
-    identity = SAMPLE if source_url is None else source_identity(Source(source_url))
+    identity = SAMPLE
+    if source_url is not None:
+        source = Source(source_url)
+        try:
+            identity = source_identity(source)
+        finally:
+            source.close()  # an unclosed pool is a ResourceWarning (an error in this suite)
     if identity != SAMPLE:
         data = {SOURCE_KEY: identity, **data}
     path = root / "mappings" / "table-mappings.json"

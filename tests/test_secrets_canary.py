@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 import traceback
@@ -31,7 +30,7 @@ from sqlalchemy.engine import URL
 
 import hybridwb
 from tests._servers import free_port
-from tests.conftest import MYSQL_CANARY, PG_CANARY, PRIVATE_RO_USER, REPO
+from tests.conftest import MYSQL_CANARY, PG_CANARY, PRIVATE_RO_USER, install_sample_mappings
 
 pytestmark = [pytest.mark.secrets, pytest.mark.slow]
 
@@ -185,11 +184,11 @@ def _write_route(
     raise AssertionError(route)
 
 
-def _prepare(root: Path) -> None:
-    (root / "mappings").mkdir(exist_ok=True)
-    shutil.copy(
-        REPO / "mappings" / "table-mappings.json", root / "mappings" / "table-mappings.json"
-    )
+def _prepare(root: Path, mariadb=None) -> None:  # type: ignore[no-untyped-def]
+    """The sample mappings stamped for the private MariaDB's `shop` (a source's mappings
+    belong to that source)."""
+    url = mariadb.url(PRIVATE_RO_USER, MYSQL_CANARY, "shop") if mariadb is not None else None
+    install_sample_mappings(root, url)
     (root / "target.json").write_text(
         json.dumps(
             {"table": "customers", "where": {"field": "grade", "op": "in", "value": ["VIP"]}}
@@ -206,7 +205,7 @@ def needles(private_mariadb) -> Needles:  # type: ignore[no-untyped-def]
 def _project(
     tmp_path: Path, route: str, mariadb, store: URL, *, fields: bool = False
 ) -> CanaryProject:  # type: ignore[no-untyped-def]
-    _prepare(tmp_path)
+    _prepare(tmp_path, mariadb)
     source = mariadb.url(PRIVATE_RO_USER, MYSQL_CANARY, "shop").render_as_string(
         hide_password=False
     )
@@ -391,7 +390,7 @@ def _frame_leaks(exc: BaseException, needles: Needles) -> dict[str, list[str]]:
 def test_source_errors_leak_no_password_anywhere(
     tmp_path: Path, private_mariadb, private_store: URL, case: str
 ) -> None:  # type: ignore[no-untyped-def]
-    _prepare(tmp_path)
+    _prepare(tmp_path, private_mariadb)
     source = _bad_sources(private_mariadb)[case]
     store = private_store.render_as_string(hide_password=False)
     leaks: dict[str, list[str]] = {}
@@ -464,7 +463,7 @@ def test_store_errors_leak_no_password_anywhere(tmp_path: Path, private_pg, case
 def test_api_objects_and_debug_logs_leak_nothing(
     tmp_path: Path, private_mariadb, private_pg, private_store: URL, needles: Needles
 ) -> None:  # type: ignore[no-untyped-def]
-    _prepare(tmp_path)
+    _prepare(tmp_path, private_mariadb)
     source = private_mariadb.url(PRIVATE_RO_USER, MYSQL_CANARY, "shop").render_as_string(
         hide_password=False
     )

@@ -149,9 +149,7 @@ def _kind(value: Any) -> str:
         if "aggregate" in value:
             return "aggregate"
         return "condition"
-    return {Group: "group", Exists: "exists", Aggregate: "aggregate"}.get(
-        type(value), "condition"
-    )
+    return {Group: "group", Exists: "exists", Aggregate: "aggregate"}.get(type(value), "condition")
 
 
 _TAGS = {"group", "exists", "aggregate", "condition"}

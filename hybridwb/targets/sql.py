@@ -206,9 +206,7 @@ class Builder:
             measure = _AGG[node.aggregate](inner.column(path))
             if node.aggregate == "sum":
                 measure = sa.func.coalesce(measure, 0)  # no rows: a total of 0, not unknown
-        sub = (
-            sa.select(measure).select_from(inner.from_clause()).where(*conds).scalar_subquery()
-        )
+        sub = sa.select(measure).select_from(inner.from_clause()).where(*conds).scalar_subquery()
         if node.op == "between":
             if not isinstance(node.value, list) or len(node.value) != 2:
                 raise ValidationError(f"{where}: between needs [low, high].")

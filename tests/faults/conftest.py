@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 import hybridwb
-from tests.conftest import MYSQL_CANARY, PRIVATE_RO_USER, REPO
+from tests.conftest import MYSQL_CANARY, PRIVATE_RO_USER, install_sample_mappings
 
 HYBRIDWB = str(Path(sys.executable).parent / "hybridwb")
 WORKFLOW = "fault-campaign"
@@ -158,6 +157,16 @@ class FaultLab:
             timeout=timeout,
         )
 
+    def cli(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [HYBRIDWB, *argv],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            cwd=self.cwd,
+            timeout=timeout,
+        )
+
     def finish(self, proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -203,10 +212,7 @@ def wait_gone(pids: list[int], timeout: float = 30) -> None:
 def lab(private_mariadb, private_pg, private_store: URL, tmp_path: Path) -> Iterator[FaultLab]:  # type: ignore[no-untyped-def]
     private_mariadb.start()
     private_pg.start()
-    (tmp_path / "mappings").mkdir(exist_ok=True)
-    shutil.copy(
-        REPO / "mappings" / "table-mappings.json", tmp_path / "mappings" / "table-mappings.json"
-    )
+    install_sample_mappings(tmp_path, private_mariadb.url(PRIVATE_RO_USER, MYSQL_CANARY, "shop"))
     lab = FaultLab(private_mariadb, private_pg, private_store, tmp_path)
     env = lab.env()
     init = subprocess.run(
