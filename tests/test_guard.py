@@ -138,7 +138,7 @@ def test_three_thousand_parentheses_are_a_query_error_not_a_recursion_error() ->
     with pytest.raises(QueryError) as info:
         guard.check("SELECT " + "(" * 3000 + "1" + ")" * 3000)
     assert type(info.value) is QueryError
-    assert "3000 deep" in str(info.value)
+    assert "nested 3000 parentheses deep" in str(info.value)
 
 
 def test_syntax_error_carries_its_position() -> None:

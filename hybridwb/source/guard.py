@@ -247,6 +247,11 @@ def _audit_gap(text: str, start: int, end: int) -> None:
             )
 
 
+def _ident(ch: str) -> bool:
+    """A character MySQL allows in an unquoted identifier."""
+    return ch.isalnum() or ch in "_$" or ord(ch) > 127
+
+
 def _line_end(text: str, i: int, end: int) -> int:
     nl = text.find("\n", i)
     return end if nl < 0 or nl >= end else nl + 1
@@ -306,9 +311,7 @@ def _kind(tokens: list[Token]) -> tuple[str, int]:
         what = f"{first} {inner or _word(tokens[j]) if j < len(tokens) else ''}".strip()
         raise _refuse(f"{what} is not a read statement", "EXPLAIN a SELECT, or DESCRIBE a table.")
     name = first or (tokens[0].text.upper() if tokens else "")
-    raise _refuse(
-        f"{name} is not a read statement", "Use SELECT, SHOW, DESCRIBE or EXPLAIN SELECT."
-    )
+    raise _refuse(f"{name} is not a read statement", "Use SELECT, SHOW, DESCRIBE or EXPLAIN.")
 
 
 def _is_describe_target(rest: list[Token]) -> bool:
@@ -373,7 +376,7 @@ def _check_tokens(tokens: list[Token], allowed: frozenset[str]) -> None:
             _check_call(tokens, i, closes.get(i + 1), allowed)
     if depth > MAX_NESTING:
         raise QueryError(
-            f"The query nests parentheses {depth} deep; the limit is {MAX_NESTING}. "
+            f"The query is nested {depth} parentheses deep; the limit is {MAX_NESTING}. "
             "Flatten it (a CTE per level)."
         )
 
@@ -424,7 +427,7 @@ def _check_call(tokens: list[Token], i: int, close: int | None, allowed: frozens
     base = name.rsplit(".", 1)[-1]
     if base in DANGEROUS_FUNCTIONS:
         raise _refuse(
-            f"{base}() can sleep, lock, wait, read server files or change state",
+            f"{base}() can sleep, lock, read server files or change state",
             "Remove the call.",
         )
     if base == "LAST_INSERT_ID" and close is not None and close > i + 2:
@@ -536,6 +539,13 @@ def check(sql: object, *, allowed_functions: Collection[str] = ()) -> Checked:
     kind, start = _kind(tokens)  # first: a refusal names the statement the user wrote
     pos = 0
     for tok in tokens:
+        if pos == tok.start and pos > 0 and _ident(text[pos - 1]) and _ident(text[pos]):
+            # MySQL reads `1abs` or `a$b` as one identifier: two tokens there are a misreading
+            raise _refuse(
+                f"the text near {text[max(0, pos - 6) : pos + 6]!r} reads differently to MySQL "
+                "than to the guard",
+                "Put a space between the two words.",
+            )
         _audit_gap(text, pos, tok.start)
         pos = tok.end + 1
     _audit_gap(text, pos, len(text))

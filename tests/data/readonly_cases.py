@@ -453,6 +453,9 @@ for i, call in enumerate(
         "date_trunc('day', NOW())",
         "array_agg(1)",
         "regexp_like('a', 'b')",
+        "1abs(1)",  # MySQL: one identifier `1abs`, a stored function
+        "hb$abs(1)",
+        "_abs(1)",
         "any_value(1)",
         "st_transform(1, 2)",
         "to_json(1)",
@@ -504,8 +507,8 @@ for i, (sql, words) in enumerate(
         ("SELECT SL\u200bEEP(3)", "not a built-in"),  # zero-width space
         ("SELECT \uff33\uff2c\uff25\uff25\uff30(3)", "not a built-in"),  # fullwidth
         ("SELECT hb_\u200bwrite()", "not a built-in"),
-        ("SELECT 1\u037e DELETE FROM customers", "Syntax error"),  # Greek question mark
-        ("SELECT 1\uff1b DELETE FROM customers", "Syntax error"),  # fullwidth semicolon
+        ("SELECT 1\u037e DELETE FROM customers", "reads differently"),  # Greek question mark
+        ("SELECT 1\uff1b DELETE FROM customers", "reads differently"),  # fullwidth semicolon
         ("SELECT \u202eSLEEP(3)", "not a built-in"),  # right-to-left override
         ("SELECT 1 \u2013\u2013 x\n, SLEEP(3)", "can sleep"),  # en dashes: no comment
         ("SELECT 1 \ufe63\ufe63 x\n, SLEEP(3)", "can sleep"),
@@ -519,7 +522,7 @@ _a(
     "deep-nesting",
     "parens-3000",
     "SELECT " + "(" * 3000 + "1" + ")" * 3000,
-    "nests",
+    "nested",
     error=QueryError,
     guard_error=QueryError,
 )
@@ -550,7 +553,7 @@ _a(
     "deep-nesting",
     "calls-100",
     "SELECT " + "ABS(" * 100 + "1" + ")" * 100,
-    "nests",
+    "nested",
     error=QueryError,
     guard_error=QueryError,
 )
