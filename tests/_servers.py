@@ -49,12 +49,12 @@ def _wait(check, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-u
                 return
         except Exception as exc:  # not up yet
             last = str(exc)  # not the exception: its frames would keep the socket alive
-            del exc
-            # a driver that failed half-way may leave its socket to the collector: collect
-            # it here, quietly, instead of as a ResourceWarning in some later test
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ResourceWarning)
-                gc.collect()
+        # a driver that failed half-way may leave its socket to the collector: collect it
+        # here (outside the except block, where the traceback is gone), quietly, instead of
+        # as a ResourceWarning in some later test
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
         time.sleep(0.2)
     raise RuntimeError(f"{what} did not come up in {timeout:.0f} s ({last})")
 

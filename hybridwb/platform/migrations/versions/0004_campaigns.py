@@ -15,7 +15,7 @@ from alembic import op
 from hybridwb.platform import schema
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"  # after main's 0003 (RLS by need); was "0002" on the campaigns branch
 branch_labels = None
 depends_on = None
 
