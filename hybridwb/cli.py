@@ -39,7 +39,8 @@ def main() -> None:
 @friendly
 def test_connection(as_json: bool) -> None:
     """Reach the source and report flavour, latency, read-only state and grants."""
-    info = hybridwb.connect().test_connection()
+    with hybridwb.connect() as wb:
+        info = wb.test_connection()
     if as_json:
         click.echo(json.dumps(info.as_dict(), ensure_ascii=False, default=str))
     else:
@@ -61,7 +62,8 @@ def init(as_sql: bool) -> None:
 
         click.echo(sql_script())
         return
-    report = hybridwb.connect().store.init()
+    with hybridwb.connect() as wb:
+        report = wb.store.init()
     click.echo(
         f"store schema {report['from'] or 'none'} -> {report['to']} on {report['backend']}; "
         f"{report['seeded']} seed rows added"
@@ -75,8 +77,10 @@ def demo(customers: int) -> None:
     """Build the embedded sample shop and run the main job on it."""
     from hybridwb.demo import run_demo
 
-    wb = run_demo(customers, echo=click.echo)
-    wb.close()
+    if customers <= 0:
+        raise click.BadParameter("must be a positive number of customers", param_hint="--customers")
+    with run_demo(customers, echo=click.echo):
+        pass
 
 
 @main.command()
@@ -88,7 +92,8 @@ def demo(customers: int) -> None:
 @friendly
 def search(table: str, term: str, limit: int, page: str | None, allow_scan: bool) -> None:
     """Search TABLE (name or display name) for TERM: ids, phones, emails, name prefixes."""
-    result = hybridwb.connect().search(table, term, limit=limit, page=page, allow_scan=allow_scan)
+    with hybridwb.connect() as wb:
+        result = wb.search(table, term, limit=limit, page=page, allow_scan=allow_scan)
     click.echo(result.rows.to_string(index=False) if len(result) else "no matches")
     click.echo(
         f"-- {len(result)} rows, {result.meta['elapsed_ms']:.1f} ms, predicates: {', '.join(result.meta['predicates']) or '-'}"
@@ -190,9 +195,9 @@ def doctor() -> None:
     except hybridwb.HybridwbError as exc:
         click.echo(f"FAIL  configuration    {exc}")
         sys.exit(1)
-    report = run_doctor(wb)
+    with wb:
+        report = run_doctor(wb)
     click.echo(report.render())
-    wb.close()
     if report.failed:
         sys.exit(1)
 
@@ -212,7 +217,9 @@ def stats(out: str) -> None:
 
     from hybridwb.observability import collect, render_html
 
-    collected = collect(hybridwb.connect())
+    with hybridwb.connect() as wb:
+        wb.querylog.flush()  # this process's own queries count too
+        collected = collect(wb)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(collected), encoding="utf-8")
@@ -233,7 +240,12 @@ def targets_preview(file: str) -> None:
     """Count, sample and quality statistics for the definition in FILE (JSON)."""
     from pathlib import Path
 
-    preview = hybridwb.connect().targets.preview(Path(file).read_text(encoding="utf-8"))
+    try:
+        text = Path(file).read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file} is not UTF-8 text; save it as UTF-8.") from None
+    with hybridwb.connect() as wb:
+        preview = wb.targets.preview(text)
     click.echo(f"targets: {preview.count_text}")
     click.echo(preview.sample.to_string(index=False))
     for key, value in preview.quality.items():

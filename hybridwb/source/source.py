@@ -13,10 +13,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.engine import URL
+from pydantic import SecretStr
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlglot import exp
 
-from hybridwb.config import Settings, scrub
+from hybridwb.config import Secrets, Settings, scrub
 from hybridwb.errors import BindError, HybridwbError
 from hybridwb.source import catalogue, guard
 from hybridwb.source.binds import check_params
@@ -74,7 +75,9 @@ class Source:
         secrets: list[str] | None = None,
         pool_size: int = 5,
     ) -> None:
-        self.url = url
+        # the password lives only in a SecretStr: vars(source) holds no plain secret
+        self._password = SecretStr(str(url.password)) if url.password else None
+        self.url = url._replace(password=None)
         self.row_cap = row_cap
         self.statement_timeout = statement_timeout
         self.connect_timeout = connect_timeout
@@ -83,9 +86,8 @@ class Source:
         self.ssl_mode = ssl_mode
         self.querylog = querylog if querylog is not None else QueryLog()
         self.use_guard = use_guard
-        self.secrets = list(secrets or [])
-        if url.password:
-            self.secrets.append(str(url.password))
+        self.secrets = Secrets(secrets or ())
+        self.secrets.add(url.password)
         self.pool_size = pool_size
         self.facts = SessionFacts()
         self._cache: dict[tuple[Any, ...], tuple[float, list[str], list[Any], bool]] = {}
@@ -111,7 +113,8 @@ class Source:
         )
 
     def __repr__(self) -> str:
-        return f"Source({self.url.render_as_string(hide_password=True)!r})"
+        shown = self.url.set(password="***") if self._password else self.url
+        return f"Source({shown.render_as_string(hide_password=True)!r})"
 
     # -- connections -----------------------------------------------------------------------
     @property
@@ -137,7 +140,9 @@ class Source:
                 self._engine = sqlite_engine(path, self.facts, use_guard=self.use_guard)
             else:
                 self._engine = mysql_engine(
-                    self.url,
+                    self.url.set(
+                        password=self._password.get_secret_value() if self._password else None
+                    ),
                     self.facts,
                     statement_timeout=self.statement_timeout,
                     connect_timeout=self.connect_timeout,
@@ -286,9 +291,9 @@ class Source:
             except DBAPIError as exc:
                 if attempt == 1 and catalogue.is_retryable(exc):
                     continue
-                raise self.translate_error(exc, timeout) from exc
+                raise self.translate_error(exc, timeout) from None
             except SQLAlchemyError as exc:
-                raise self.translate_error(exc, timeout) from exc
+                raise self.translate_error(exc, timeout) from None
         raise AssertionError("unreachable")
 
     def translate_error(self, exc: BaseException, timeout: float | None = None) -> HybridwbError:
@@ -297,8 +302,9 @@ class Source:
             self._ctx.host, self._ctx.database, self._ctx.user, timeout or self.statement_timeout
         )
         err = catalogue.translate(exc, ctx)
-        err.message = scrub(err.message, self.secrets)
-        return err
+        # from_cause keeps the cause's type and code but none of its frames (they hold
+        # the password in the driver's locals); callers raise it `from None`
+        return type(err).from_cause(exc, scrub(err.message, self.secrets), **err.fields)
 
     @contextmanager
     def _time_limit(self, conn: Connection, timeout: float | None) -> Iterator[None]:
@@ -417,7 +423,7 @@ class Source:
             insp = inspect(self.engine)
             return sorted(insp.get_table_names() + insp.get_view_names())
         except DBAPIError as exc:
-            raise self.translate_error(exc, None) from exc
+            raise self.translate_error(exc, None) from None
 
     def column_names(self, table: str) -> list[str]:
         from sqlalchemy import inspect
@@ -425,7 +431,7 @@ class Source:
         try:
             return [c["name"] for c in inspect(self.engine).get_columns(table)]
         except DBAPIError as exc:
-            raise self.translate_error(exc, None) from exc
+            raise self.translate_error(exc, None) from None
 
 
 def _runner(conn: Connection) -> Any:
