@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
+from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.engine import URL
-from pydantic import SecretStr
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlglot import exp
 
