@@ -115,7 +115,9 @@ class Workbench:
     @cached_property
     def templates(self) -> TemplateService:
         """Template library, variable extraction, automatic mapping and rendering."""
-        return TemplateService(lambda: self.store, self.mappings)
+        service = TemplateService(lambda: self.store, self.mappings)
+        service.limits = self.settings.message_limits
+        return service
 
     @property
     def variables(self) -> Variables:

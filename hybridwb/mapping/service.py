@@ -33,7 +33,7 @@ class MappingService:
             mtime = self.path.stat().st_mtime
             if self._cache and self._cache[0] == mtime:
                 return self._cache[1]
-            loaded = parse(self.path.read_text(encoding="utf-8"), str(self.path))
+            loaded = parse(self.path.read_bytes(), str(self.path))  # bytes: UTF-8 checked there
             self._cache = (mtime, loaded)
             return loaded
         mirrored = self._store().mappings.active()

@@ -46,20 +46,46 @@ class Report:
 
 
 def run_doctor(wb: Workbench) -> Report:
-    """Never raises: every problem becomes a line."""
+    """Never raises: every problem becomes a line (an unexpected one names its section)."""
     report = Report()
+    for section in (_configuration, _budget, _source, _store, _mappings, _runs):
+        try:
+            section(wb, report)
+        except HybridwbError as exc:
+            report.add(section.__name__.strip("_"), "FAIL", str(exc).splitlines()[0])
+        except Exception as exc:  # doctor is where a broken set-up is diagnosed: keep going
+            scrubbed = wb.settings.secret_values().scrub(
+                str(exc).splitlines()[0] if str(exc) else ""
+            )
+            report.add(
+                section.__name__.strip("_"),
+                "FAIL",
+                f"{type(exc).__name__}: {scrubbed}",
+                "this is a hybridwb bug; please report it with this line",
+            )
+    return report
+
+
+def _configuration(wb: Workbench, report: Report) -> None:
     settings = wb.settings
     described = settings.describe()
     origins = sorted({v.rsplit("(", 1)[-1].rstrip(")") for v in described.values()})
     report.add("configuration", "OK", f"{len(described)} settings from {', '.join(origins)}")
+    report.add("project", "OK", f"{settings.project_root}")
     for key in ("source_url", "mysql_host", "store_url", "supabase_url", "supabase_db_url"):
         if key in described:
             report.add("configuration", "OK", f"{key} = {described[key]}")
-    _source(wb, report)
-    _store(wb, report)
-    _mappings(wb, report)
-    _runs(wb, report)
-    return report
+
+
+def _budget(wb: Workbench, report: Report) -> None:
+    s = wb.settings
+    report.add(
+        "connection budget",
+        "OK",
+        f"at most {s.connection_budget} source connections per process "
+        f"(pool_size {s.pool_size} + max_overflow {s.max_overflow}); "
+        "N processes hold up to N x that",
+    )
 
 
 def _source(wb: Workbench, report: Report) -> None:

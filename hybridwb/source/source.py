@@ -74,6 +74,7 @@ class Source:
         use_guard: bool = True,
         secrets: list[str] | None = None,
         pool_size: int = 5,
+        max_overflow: int = 5,
     ) -> None:
         # the password lives only in a SecretStr: vars(source) holds no plain secret
         self._password = SecretStr(str(url.password)) if url.password else None
@@ -89,6 +90,7 @@ class Source:
         self.secrets = Secrets(secrets or ())
         self.secrets.add(url.password)
         self.pool_size = pool_size
+        self.max_overflow = max_overflow
         self.facts = SessionFacts()
         self._cache: dict[tuple[Any, ...], tuple[float, list[str], list[Any], bool]] = {}
         self._engine: Engine | None = None
@@ -110,6 +112,8 @@ class Source:
             ssl_mode=settings.mysql_ssl_mode,
             querylog=querylog,
             secrets=settings.secret_values(),
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
         )
 
     def __repr__(self) -> str:
@@ -151,6 +155,7 @@ class Source:
                     ssl_mode=self.ssl_mode,
                     use_guard=self.use_guard,
                     pool_size=self.pool_size,
+                    max_overflow=self.max_overflow,
                 )
         return self._engine
 
