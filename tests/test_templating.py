@@ -333,3 +333,8 @@ def test_message_limits_come_from_settings(shop) -> None:  # type: ignore[no-unt
     with hybridwb.connect(env={"HYBRIDWB_LMS_MAX_BYTES": "100"}) as wb:
         out = wb.templates.render(text, {"name": "김"}, message_type="LMS")
     assert out.skipped and "limit of 100" in out.skipped
+
+
+def test_recursive_macro_is_stopped_by_the_call_depth_bound() -> None:
+    with pytest.raises(TemplateError, match="calls macros more than"):
+        render("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", {})
