@@ -13,6 +13,7 @@ import click
 
 import hybridwb
 from hybridwb.errors import HybridwbError
+from hybridwb.extras import require
 
 
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -79,8 +80,46 @@ def demo(customers: int) -> None:
 
     if customers <= 0:
         raise click.BadParameter("must be a positive number of customers", param_hint="--customers")
+    for module in ("faker", "papermill", "ipykernel"):
+        require(module, "hybridwb demo")
     with run_demo(customers, echo=click.echo):
         pass
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--print-only", is_flag=True, help="Print the command and its set-up instead of starting it."
+)
+@click.argument("jupyter_args", nargs=-1, type=click.UNPROCESSED)
+@friendly
+def lab(print_only: bool, jupyter_args: tuple[str, ...]) -> None:
+    """Open JupyterLab on the project, with the hybridwb extension loaded in every kernel."""
+    require("jupyterlab", "hybridwb lab")
+    with hybridwb.connect() as wb:  # builds the embedded sample when it is the source
+        root = wb.settings.project_root
+        ipython_dir = wb.settings.home / "ipython"
+    profile = ipython_dir / "profile_default"
+    try:
+        profile.mkdir(parents=True, exist_ok=True)
+        (profile / "ipython_config.py").write_text(
+            "# written by `hybridwb lab`: every kernel of this lab loads hybridwb\n"
+            "c.InteractiveShellApp.extensions = ['hybridwb']\n",
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        raise click.ClickException(
+            f"Cannot write {profile} ({exc.strerror}); check its permissions."
+        ) from None
+    env = {**os.environ, "IPYTHONDIR": str(ipython_dir), "HYBRIDWB_HOME": str(root)}
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *jupyter_args]
+    if print_only:
+        click.echo(" ".join(command))
+        click.echo(f"IPYTHONDIR={ipython_dir}")
+        click.echo(f"HYBRIDWB_HOME={root}")
+        return
+    import subprocess
+
+    sys.exit(subprocess.run(command, env=env, check=False).returncode)
 
 
 @main.command()

@@ -10,7 +10,8 @@ Precedence, highest first (documented in the README, pinned by tests):
 
 The project root is found the way git finds its repository: from the working directory
 upwards, the first folder holding a `pyproject.toml` with `[tool.hybridwb]` or a
-`.hybridwb/` folder (or `HYBRIDWB_HOME`). So a kernel started in `notebooks/guides/`, the
+`.hybridwb/` folder (or `HYBRIDWB_HOME`). The search stops below the home and temp
+folders, so a stray `.hybridwb/` there never captures unrelated work. So a kernel started in `notebooks/guides/`, the
 CLI and papermill runs share one mapping file, store and reports folder.
 
 Secrets live only in `SecretStr` holders (`Secrets` for the scrub list); URLs are parsed by
@@ -20,7 +21,9 @@ every URL this module renders mask them.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -271,10 +274,21 @@ def find_project_root(cwd: Path, env: Mapping[str, str | None]) -> Path:
         path = path if path.is_absolute() else cwd / path
         # compatibility: HYBRIDWB_HOME once named the .hybridwb data folder itself
         return path.parent if path.name == PROJECT_MARKER else path
+    ceilings = _ceilings()
     for folder in (cwd, *cwd.parents):
+        if folder != cwd and folder.resolve() in ceilings:
+            break  # a stray .hybridwb/ in the home or temp folder is no project
         if (folder / PROJECT_MARKER).is_dir() or _has_tool_section(folder / "pyproject.toml"):
             return folder
     return cwd
+
+
+def _ceilings() -> set[Path]:
+    """Folders the upward search never enters (like GIT_CEILING_DIRECTORIES)."""
+    found = {Path(tempfile.gettempdir()).resolve(), Path("/")}
+    with contextlib.suppress(RuntimeError, KeyError):
+        found.add(Path.home().resolve())
+    return found
 
 
 def _has_tool_section(path: Path) -> bool:

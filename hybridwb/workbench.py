@@ -15,6 +15,7 @@ import pandas as pd
 
 from hybridwb.config import Settings, load_settings
 from hybridwb.errors import ConfigError, HybridwbError
+from hybridwb.extras import require
 from hybridwb.mapping import MappingService
 from hybridwb.search import SearchService
 from hybridwb.source import ConnectionInfo, QueryLog, Source
@@ -42,6 +43,7 @@ class Workbench:
                 f"Workbench needs Settings, not {type(settings).__name__}; use hybridwb.connect()."
             )
         self.settings = settings
+        settings.store_sqlalchemy_url()  # a bad store URL or missing driver fails here, no I/O
         self.querylog = QueryLog()
         self.source = (
             source if source is not None else Source.from_settings(settings, self.querylog)
@@ -86,6 +88,7 @@ class Workbench:
             return None
         path = self.settings.sample_path
         if rebuild or not path.is_file():
+            require("faker", "The embedded sample shop")
             from hybridwb.source.sample import build_sqlite
 
             self.source.close()
