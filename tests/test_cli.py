@@ -161,3 +161,14 @@ def test_demo_without_the_demo_extra_says_the_pip_line(tmp_path: Path) -> None:
     )
     assert out.returncode == 1
     assert "pip install 'hybridwb[demo]'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_doctor_never_raises_on_an_unexpected_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CA file that does not exist fails inside the driver set-up with a raw OSError."""
+    monkeypatch.setenv("MYSQL_HOST", "127.0.0.1")
+    monkeypatch.setenv("MYSQL_READ_USER", "nobody")
+    monkeypatch.setenv("MYSQL_SSL_CA", "/nonexistent/ca.pem")
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "FAIL  source" in result.output and "Traceback" not in result.output
