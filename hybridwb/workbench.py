@@ -84,6 +84,10 @@ class Workbench:
 
     def ensure_sample(self, customers: int | None = None, *, rebuild: bool = False) -> Path | None:
         """Build the embedded sample source when it is the configured source and missing."""
+        if customers is not None and (
+            not isinstance(customers, int) or isinstance(customers, bool) or customers <= 0
+        ):
+            raise ConfigError(f"customers must be a positive whole number, not {customers!r}.")
         if not self.settings.source_is_sample:
             return None
         path = self.settings.sample_path

@@ -79,12 +79,26 @@ def _configuration(wb: Workbench, report: Report) -> None:
 
 def _budget(wb: Workbench, report: Report) -> None:
     s = wb.settings
-    report.add(
-        "connection budget",
-        "OK",
+    line = (
         f"at most {s.connection_budget} source connections per process "
         f"(pool_size {s.pool_size} + max_overflow {s.max_overflow}); "
-        "N processes hold up to N x that",
+        "N processes hold up to N x that"
+    )
+    if s.source_is_sample:
+        report.add("connection budget", "OK", line)
+        return
+    try:
+        allowed = int(wb.source.records("SELECT @@max_connections AS m", limit=1)[0]["m"])
+    except (HybridwbError, KeyError, IndexError, TypeError, ValueError):
+        report.add("connection budget", "OK", line)
+        return
+    fits = allowed // s.connection_budget
+    status = "OK" if fits >= 2 else "WARN"
+    report.add(
+        "connection budget",
+        status,
+        f"{line}; the server allows {allowed}, room for {fits} such processes",
+        "lower HYBRIDWB_POOL_SIZE / HYBRIDWB_MAX_OVERFLOW",
     )
 
 
