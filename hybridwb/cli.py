@@ -260,8 +260,13 @@ def stats(out: str) -> None:
         wb.querylog.flush()  # this process's own queries count too
         collected = collect(wb)
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(collected), encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_html(collected), encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(
+            f"Cannot write {path} ({exc.strerror}); choose another --out."
+        ) from None
     rate = "—" if collected.success_rate is None else f"{collected.success_rate:.2%}"
     avg = "—" if collected.avg_ms is None else f"{collected.avg_ms:.1f} ms"
     click.echo(f"{collected.queries:,} queries · success {rate} · average {avg} → {path}")

@@ -172,3 +172,10 @@ def test_doctor_never_raises_on_an_unexpected_failure(monkeypatch: pytest.Monkey
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "FAIL  source" in result.output and "Traceback" not in result.output
+
+
+def test_stats_into_an_unwritable_place_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    result = CliRunner().invoke(main, ["stats", "--out", str(tmp_path / "file" / "s.html")])
+    assert result.exit_code == 1 and "Cannot write" in result.output
+    assert "Traceback" not in result.output
