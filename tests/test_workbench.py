@@ -97,13 +97,19 @@ def test_a_kernel_in_a_subfolder_uses_the_projects_files(
     assert not (guides / ".hybridwb").exists()
 
 
-def test_project_root_without_marker_is_the_working_directory(tmp_path: Path) -> None:
+def test_project_root_without_marker_is_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hybridwb import config
     from hybridwb.config import find_project_root
 
     (tmp_path / "a" / "b").mkdir(parents=True)
     assert find_project_root(tmp_path / "a" / "b", {}) == tmp_path / "a" / "b"
-    (tmp_path / ".hybridwb").mkdir()
-    assert find_project_root(tmp_path / "a" / "b", {}) == tmp_path
+    (tmp_path / "a" / ".hybridwb").mkdir()
+    assert find_project_root(tmp_path / "a" / "b", {}) == tmp_path / "a"
+    # a stray .hybridwb/ in a ceiling folder (home, temp) is not a project
+    monkeypatch.setattr(config, "_ceilings", lambda: {(tmp_path / "a").resolve(), Path("/")})
+    assert find_project_root(tmp_path / "a" / "b", {}) == tmp_path / "a" / "b"
     # compatibility: HYBRIDWB_HOME naming the data folder means its parent is the root
     env = {"HYBRIDWB_HOME": str(tmp_path / "x" / ".hybridwb")}
     assert find_project_root(tmp_path / "a", env) == tmp_path / "x"
