@@ -209,3 +209,24 @@ def test_pymysql_really_has_the_password_in_its_locals(canary_account: str) -> N
             traceback.TracebackException.from_exception(exc, capture_locals=True).format()
         )
     assert CANARY in text
+
+
+def test_ipython_xmode_verbose_shows_no_canary(
+    canary_account: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The report's case: IPython's Verbose traceback prints every frame's variables."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    class VerboseShell(InteractiveShell):
+        pass
+
+    shell = VerboseShell()
+    shell.run_line_magic("xmode", "Verbose")
+    shell.user_ns["wb"] = connect_through("argument", canary_account, tmp_path, CANARY + "x")
+    result = shell.run_cell("df = wb.sql('SELECT 1')")
+    printed = capsys.readouterr()
+    text = printed.out + printed.err
+    assert isinstance(result.error_in_exec, ConnectionFailed)
+    assert "ConnectionFailed" in text and "self" in text  # the verbose frames were printed
+    assert CANARY not in text and CANARY.split("#")[1] not in text
+    shell.user_ns["wb"].close()
