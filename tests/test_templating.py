@@ -260,6 +260,9 @@ HOSTILE = {
     "replace-blowup": "{% set a = 'x' * 1000 %}{{ a | replace('x', a) | replace('x', a) }}",
     "doubling-concat": "{% set a = 'x' * 60000 %}{% set b = a + a %}{{ b }}",
     "long-output": "{% for i in 'x' * 5000 %}{{ 'yyyyyyyyyy' }}{% endfor %}",
+    "huge-range": "{% for i in range(10**9) %}{% endfor %}",
+    "loop-over-repeat": "{% for i in [0] * 99999 %}{% for j in [0] * 99999 %}{% endfor %}{% endfor %}",
+    "int-multiply-chain": "{% set a = 9 ** 500 %}{{ a * a * a * a * a * a * a * a * a }}",
     "template-too-long": "x" * 5_000_000,
 }
 
