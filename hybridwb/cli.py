@@ -112,6 +112,8 @@ def lab(print_only: bool, jupyter_args: tuple[str, ...]) -> None:
         ) from None
     env = {**os.environ, "IPYTHONDIR": str(ipython_dir), "HYBRIDWB_HOME": str(root)}
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *jupyter_args]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in command:
+        command.append("--allow-root")  # containers often run as root; JupyterLab refuses it
     if print_only:
         click.echo(" ".join(command))
         click.echo(f"IPYTHONDIR={ipython_dir}")
