@@ -230,3 +230,34 @@ def test_ipython_xmode_verbose_shows_no_canary(
     assert "ConnectionFailed" in text and "self" in text  # the verbose frames were printed
     assert CANARY not in text and CANARY.split("#")[1] not in text
     shell.user_ns["wb"].close()
+
+
+@pytest.mark.slow
+def test_failed_workflow_run_leaks_no_canary_into_run_report_or_notebook(
+    canary_account: str, tmp_path: Path, sample_db: Path
+) -> None:
+    """The report's repro: a password with an unencoded @ and #, a run that fails on it."""
+    import shutil
+    import sqlite3
+
+    from hybridwb.demo import DEMO_WORKFLOW, ensure_workflow
+    from tests.conftest import REPO
+
+    (tmp_path / ".hybridwb").mkdir()
+    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
+    (tmp_path / "mappings").mkdir()
+    shutil.copy(REPO / "mappings" / "table-mappings.json", tmp_path / "mappings")
+    with hybridwb.connect(cwd=tmp_path, env={}) as setup:
+        setup.store.init()
+        ensure_workflow(setup)
+    wb = connect_through("env-url", canary_account, tmp_path, password=CANARY + "x")
+    final = wb.workflows.run(DEMO_WORKFLOW, progress=False)
+    wb.close()
+    assert final["status"] == "failed"
+    with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as conn:
+        stored = [str(r[0]) for r in conn.execute("SELECT error FROM workflow_runs")]
+    report = Path(str(final["report_path"]))
+    texts = [str(final), *stored, report.read_text(encoding="utf-8")]
+    texts.append(report.with_suffix(".ipynb").read_text(encoding="utf-8"))
+    for text in texts:
+        assert CANARY not in text and CANARY.split("#")[1] not in text
