@@ -300,7 +300,7 @@ def targets_preview(file: str) -> None:
 
 @main.group()
 def mappings() -> None:
-    """Table mappings: discover, suggest, show, check, schema."""
+    """Table mappings: discover, suggest, show, check, delete, schema."""
 
 
 @mappings.command("discover")
@@ -359,6 +359,17 @@ def mappings_check() -> None:
         click.echo("OK      mappings match the live schema")
     if any(f.severity == "error" for f in findings):
         sys.exit(1)
+
+
+@mappings.command("delete")
+@click.argument("table")
+@friendly
+def mappings_delete(table: str) -> None:
+    """Delete the mapping of TABLE (for this source only)."""
+    wb = hybridwb.connect()
+    name, _ = wb.mappings.resolve(table)
+    wb.mappings.delete(name)
+    click.echo(f"deleted the mapping of {name} from {wb.mappings.path}")
 
 
 @mappings.command("schema")

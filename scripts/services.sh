@@ -6,6 +6,9 @@ set -euo pipefail
 
 MYSQL_RO_USER=${HYBRIDWB_TEST_MYSQL_RO_USER:-hybridwb_ro}
 MYSQL_RO_PASSWORD=${HYBRIDWB_TEST_MYSQL_RO_PASSWORD:-hybridwb_ro_pw}
+# SELECT and nothing else (no SHOW VIEW), like a real production read account
+MYSQL_SEL_USER=${HYBRIDWB_TEST_MYSQL_SEL_USER:-hybridwb_sel}
+MYSQL_SEL_PASSWORD=${HYBRIDWB_TEST_MYSQL_SEL_PASSWORD:-hybridwb_sel_pw}
 
 say() { echo "services: $*"; }
 need_root() {
@@ -44,9 +47,13 @@ CREATE USER IF NOT EXISTS '${MYSQL_RO_USER}'@'%' IDENTIFIED BY '${MYSQL_RO_PASSW
 CREATE USER IF NOT EXISTS '${MYSQL_RO_USER}'@'localhost' IDENTIFIED BY '${MYSQL_RO_PASSWORD}';
 GRANT SELECT, SHOW VIEW ON \`hybridwb\_%\`.* TO '${MYSQL_RO_USER}'@'%';
 GRANT SELECT, SHOW VIEW ON \`hybridwb\_%\`.* TO '${MYSQL_RO_USER}'@'localhost';
+CREATE USER IF NOT EXISTS '${MYSQL_SEL_USER}'@'%' IDENTIFIED BY '${MYSQL_SEL_PASSWORD}';
+CREATE USER IF NOT EXISTS '${MYSQL_SEL_USER}'@'localhost' IDENTIFIED BY '${MYSQL_SEL_PASSWORD}';
+GRANT SELECT ON \`hybridwb\_%\`.* TO '${MYSQL_SEL_USER}'@'%';
+GRANT SELECT ON \`hybridwb\_%\`.* TO '${MYSQL_SEL_USER}'@'localhost';
 CREATE DATABASE IF NOT EXISTS hybridwb_demo CHARACTER SET utf8mb4;
 SQL
-say "MariaDB ready (read-only account ${MYSQL_RO_USER})"
+say "MariaDB ready (read-only account ${MYSQL_RO_USER}, SELECT-only account ${MYSQL_SEL_USER})"
 
 # -- PostgreSQL ------------------------------------------------------------------------
 if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then apt_install PostgreSQL postgresql; fi

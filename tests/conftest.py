@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+import realshop  # tests/realshop.py (pytest puts tests/ on sys.path: no __init__.py)
 from sqlalchemy.engine import URL
 
 from hybridwb.source.sample import build_sqlite, load
@@ -17,6 +18,10 @@ MYSQL_HOST = os.environ.get("HYBRIDWB_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("HYBRIDWB_TEST_MYSQL_PORT", "3306"))
 RO_USER = os.environ.get("HYBRIDWB_TEST_MYSQL_RO_USER", "hybridwb_ro")
 RO_PASSWORD = os.environ.get("HYBRIDWB_TEST_MYSQL_RO_PASSWORD", "hybridwb_ro_pw")
+# SELECT and nothing else (no SHOW VIEW): what a production read account really has
+SEL_USER = os.environ.get("HYBRIDWB_TEST_MYSQL_SEL_USER", "hybridwb_sel")
+SEL_PASSWORD = os.environ.get("HYBRIDWB_TEST_MYSQL_SEL_PASSWORD", "hybridwb_sel_pw")
+REALSHOP_CUSTOMERS = 2000
 PG_URL = os.environ.get("HYBRIDWB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/")
 CLEARED_PREFIXES = ("MYSQL_", "SUPABASE_", "HYBRIDWB_", "NEXT_PUBLIC_SUPABASE_")
 SAMPLE_CUSTOMERS = 2000
@@ -75,6 +80,47 @@ def ro_url(database: str) -> URL:
         database=database,
         query={"charset": "utf8mb4"},
     )
+
+
+def sel_url(database: str) -> URL:
+    """The SELECT-only account (GRANT SELECT ON `hybridwb\\_%`.* and nothing else)."""
+    return URL.create(
+        "mysql+pymysql",
+        username=SEL_USER,
+        password=SEL_PASSWORD,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        database=database,
+        query={"charset": "utf8mb4"},
+    )
+
+
+def ensure_select_only_account(conn: pymysql.Connection) -> None:
+    """Create the SELECT-only test account when scripts/services.sh has not (idempotent)."""
+    with conn.cursor() as cur:
+        for host in ("%", "localhost"):
+            cur.execute(
+                "CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (SEL_USER, host, SEL_PASSWORD)
+            )
+            cur.execute("GRANT SELECT ON `hybridwb\\_%%`.* TO %s@%s", (SEL_USER, host))
+
+
+@pytest.fixture(scope="session")
+def realshop_db() -> Iterator[str]:
+    """A MariaDB database with the Sakila-like realshop (tests/realshop.py), read through
+    `sel_url(name)`; created for this test session and dropped after."""
+    name = f"hybridwb_r_{uuid.uuid4().hex[:8]}"
+    conn = _admin()
+    ensure_select_only_account(conn)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        realshop.build(conn, name, REALSHOP_CUSTOMERS)
+        yield name
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -139,3 +185,22 @@ def shop(sample_db: Path, tmp_path: Path) -> Iterator[object]:
     wb = hybridwb.connect()
     yield wb
     wb.close()
+
+
+def install_sample_mappings(root: Path, source_url: URL | None = None) -> Path:
+    """The repository's sample-shop mappings, installed for the sample or — for the sample
+    shop loaded into MariaDB — stamped as that database's (mappings belong to one source)."""
+    import json
+
+    from hybridwb.mapping.model import SOURCE_KEY
+    from hybridwb.mapping.service import SAMPLE, source_identity
+    from hybridwb.source import Source
+
+    data = json.loads((REPO / "mappings" / "table-mappings.json").read_text(encoding="utf-8"))
+    identity = SAMPLE if source_url is None else source_identity(Source(source_url))
+    if identity != SAMPLE:
+        data = {SOURCE_KEY: identity, **data}
+    path = root / "mappings" / "table-mappings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    return path

@@ -7,15 +7,15 @@ mapping file and reports directory, so the repository is never written to.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
-from tests.conftest import REPO, ro_url
+from tests.conftest import REPO, install_sample_mappings, ro_url
 
 GUIDES = REPO / "notebooks" / "guides"
 
@@ -30,9 +30,8 @@ def run_guides(
     home.mkdir(exist_ok=True)
     if sample_db is not None:
         (home / "sample.db").write_bytes(sample_db.read_bytes())
-    mappings = tmp_path / "mappings" / "table-mappings.json"
-    mappings.parent.mkdir(exist_ok=True)
-    shutil.copy(REPO / "mappings" / "table-mappings.json", mappings)
+    source = extra_env.get("HYBRIDWB_SOURCE_URL")  # mappings belong to one source
+    mappings = install_sample_mappings(tmp_path, make_url(source) if source else None)
     env = {
         k: v
         for k, v in os.environ.items()

@@ -13,8 +13,12 @@ from click.testing import CliRunner
 import hybridwb
 from hybridwb.cli import main
 from hybridwb.errors import NotFound, ValidationError
-from hybridwb.mapping.model import json_schema, parse
-from tests.conftest import ro_url
+from hybridwb.mapping import discovery, suggest
+from hybridwb.mapping.drift import check_table
+from hybridwb.mapping.model import FieldMapping, TableMapping, json_schema, parse
+from hybridwb.source import Source
+from tests import realshop
+from tests.conftest import MYSQL_HOST, MYSQL_PORT, SEL_PASSWORD, SEL_USER, ro_url, sel_url
 
 REPO = Path(__file__).resolve().parents[1]
 ORIGINAL = {
@@ -119,6 +123,10 @@ def test_suggestions_on_the_sample_shop(wb: hybridwb.Workbench) -> None:
     assert ("subscriptions", "one-to-many", "ends_at") in subs
     payments = wb.mappings.suggest("payments")
     assert payments.fields["amount"].role == "amount"
+    assert payments.fields["customer_id"].role == "reference"
+    assert customers.audience and customers.recipient == "phone" and customers.channel == "sms"
+    assert customers.consent == "marketing_opt_in" and customers.nightConsent is None
+    assert not payments.audience and not wb.mappings.suggest("subscriptions").audience
 
 
 def test_save_writes_file_and_store_mirror(wb: hybridwb.Workbench, tmp_path: Path) -> None:
@@ -270,3 +278,596 @@ def test_shipped_file_can_be_copied_for_a_user(tmp_path: Path) -> None:
     target.parent.mkdir()
     shutil.copy(REPO / "mappings" / "table-mappings.json", target)
     assert parse(target.read_text(encoding="utf-8")).tables()
+
+
+# -- realshop: a Sakila-like schema read through a SELECT-only account -----------------------
+def _sel_source(database: str) -> Source:
+    return Source(sel_url(database))
+
+
+def test_realshop_account_has_select_and_nothing_else(realshop_db: str) -> None:
+    conn = pymysql.connect(
+        host=MYSQL_HOST, port=MYSQL_PORT, user=SEL_USER, password=SEL_PASSWORD, database=realshop_db
+    )
+    with conn.cursor() as cur:
+        cur.execute("SHOW GRANTS")
+        grants = " ".join(row[0] for row in cur.fetchall())
+        assert "SHOW VIEW" not in grants and "GRANT SELECT ON" in grants
+        with pytest.raises(pymysql.err.OperationalError):
+            cur.execute("SHOW CREATE VIEW customer_list")
+    conn.close()
+
+
+def test_discovery_on_a_select_only_account_sees_the_whole_schema(
+    realshop_db: str, mysql_admin: pymysql.Connection
+) -> None:
+    """Tables, views, columns, keys, indexes and foreign keys, compared with what root sees in
+    information_schema (the oracle), read through an account that cannot SHOW VIEW."""
+    source = _sel_source(realshop_db)
+    try:
+        found = {t.name: t for t in discovery.discover(source)}
+        estimates = discovery.row_estimates(source)
+    finally:
+        source.close()
+    with mysql_admin.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s",
+            (realshop_db,),
+        )
+        kinds = dict(cur.fetchall())
+        cur.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS"
+            " WHERE TABLE_SCHEMA=%s",
+            (realshop_db,),
+        )
+        columns = {(t, c): ty.upper() for t, c, ty in cur.fetchall()}
+        cur.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME"
+            " FROM information_schema.KEY_COLUMN_USAGE"
+            " WHERE TABLE_SCHEMA=%s AND REFERENCED_TABLE_NAME IS NOT NULL",
+            (realshop_db,),
+        )
+        fks = set(cur.fetchall())
+        cur.execute(
+            "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX)"
+            " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s"
+            " GROUP BY TABLE_NAME, INDEX_NAME, NON_UNIQUE",
+            (realshop_db,),
+        )
+        indexes = {(t, i, not nu, cols) for t, i, nu, cols in cur.fetchall()}
+    assert set(found) == set(kinds) == set(realshop.TABLES) | set(realshop.VIEWS)
+    assert (
+        {n for n, t in found.items() if t.is_view}
+        == {n for n, k in kinds.items() if k == "VIEW"}
+        == {"customer_list"}
+    )
+    assert {(t, c.name): c.type for t, info in found.items() for c in info.columns} == columns
+    assert {
+        (t, col, fk["referred_table"], ref)
+        for t, info in found.items()
+        for fk in info.foreign_keys
+        for col, ref in zip(fk["constrained_columns"], fk["referred_columns"], strict=True)
+    } == fks
+    got_indexes = {
+        (t, i["name"], i["unique"], ",".join(i["column_names"]))
+        for t, info in found.items()
+        for i in info.indexes
+    } | {
+        (t, "PRIMARY", True, ",".join(info.primary_key))
+        for t, info in found.items()
+        if info.primary_key
+    }
+    assert got_indexes == indexes
+    assert found["audit_trail"].primary_key == []
+    assert found["customer"].comment == "고객"
+    assert found["customer"].column("marketing_opt_in").comment == "광고수신동의"
+    assert found["customer_list"].rows_estimate is None
+    assert (found["customer"].rows_estimate or 0) > 0
+    assert set(estimates) == {n for n, k in kinds.items() if k == "BASE TABLE"}
+
+
+def test_describe_one_view_on_a_select_only_account(realshop_db: str) -> None:
+    source = _sel_source(realshop_db)
+    try:
+        info = discovery.describe(source, "customer_list")
+        names = source.column_names("customer_list")  # what the magics complete with
+        with pytest.raises(NotFound, match="no table 'nope'"):
+            discovery.describe(source, "nope")
+    finally:
+        source.close()
+    view = ["customer_id", "name", "phone", "city"]
+    assert info.is_view and [c.name for c in info.columns] == view and names == view
+
+
+# -- suggestion rules (pure) -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("sql_type", "expected"),
+    [
+        ("TINYINT(1)", "boolean"),
+        ("tinyint(1) unsigned", "boolean"),
+        ("BOOLEAN", "boolean"),
+        ("BIT(1)", "boolean"),
+        ("TINYINT(4)", "number"),
+        ("TINYINT", "number"),
+        ("SMALLINT", "number"),
+        ("DECIMAL(10,2)", "number"),
+        ("DATETIME", "datetime"),
+        ("TIMESTAMP", "datetime"),
+        ("DATE", "date"),
+        ("VARCHAR(45)", "string"),
+    ],
+    ids=lambda v: str(v),
+)
+def test_field_type_from_the_stated_column_type(sql_type: str, expected: str) -> None:
+    assert suggest.field_type(sql_type) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "ftype", "values", "kwargs", "role"),
+    [
+        ("customer_id", "number", [], {"is_key": True}, "id"),
+        ("store_id", "number", [], {"is_reference": True}, "reference"),
+        ("customer_id", "number", [], {}, "reference"),  # not this table's key
+        ("id", "number", [], {"is_reference": True}, "reference"),
+        ("first_name", "string", ["JANE"], {}, "first_name"),
+        ("last_name", "string", ["DOE"], {}, "last_name"),
+        ("name", "string", ["백지훈"], {}, "name"),
+        ("nickname_kr", "string", ["백지훈", "김민준"], {}, "name"),
+        ("marketing_opt_in", "boolean", [1, 0], {}, "consent"),
+        ("sms_agree", "boolean", [], {}, "consent"),
+        ("email_agree_yn", "string", ["Y", "N"], {}, "consent"),
+        ("광고수신동의", "boolean", [], {}, "consent"),
+        ("flag_a", "boolean", [], {"comment": "광고수신동의"}, "consent"),
+        ("night_opt_in", "boolean", [], {}, "night_consent"),
+        ("야간수신동의", "number", [0, 1], {}, "night_consent"),
+        ("agree_date", "datetime", [], {}, "date"),
+        ("accept_language", "string", ["ko-KR", "en"], {}, "text"),
+        ("active", "boolean", [1], {}, "flag"),
+        ("phone", "string", ["02-123-4567"], {}, "phone"),
+        ("contact", "string", ["+82 10-1234-5678", "821012345678"], {}, "phone"),
+        ("hotel", "string", ["Hilton"], {}, "text"),
+        ("email", "string", [], {}, "email"),
+        ("amount", "number", [], {}, "amount"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_role_for_a_column(name: str, ftype: str, values: list, kwargs: dict, role: str) -> None:
+    is_key = kwargs.pop("is_key", False)
+    assert suggest.role_for(name, ftype, values, is_key, **kwargs) == role
+
+
+@pytest.mark.parametrize(
+    ("column", "referred", "name"),
+    [
+        ("address_id", "address", "address"),
+        ("billing_address_id", "address", "billing_address"),
+        ("id", "store", "store"),
+        ("cust_no", "customer", "cust"),
+    ],
+)
+def test_relation_is_named_by_its_column(column: str, referred: str, name: str) -> None:
+    assert suggest.relation_name(column, referred) == name
+
+
+# -- suggestion quality against information_schema (the oracle) -------------------------------
+def _oracle(conn: pymysql.Connection, database: str) -> dict:
+    """What information_schema says, read as root with hand-written SQL."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, COLUMN_KEY"
+            " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s",
+            (database,),
+        )
+        columns = {(t, c): (ct.lower(), dt.lower(), key) for t, c, ct, dt, key in cur.fetchall()}
+        cur.execute(
+            "SELECT TABLE_NAME, GROUP_CONCAT(COLUMN_NAME) FROM information_schema.STATISTICS"
+            " WHERE TABLE_SCHEMA=%s AND INDEX_NAME='PRIMARY' GROUP BY TABLE_NAME",
+            (database,),
+        )
+        pks = {t: cols.split(",") for t, cols in cur.fetchall()}
+        cur.execute(
+            "SELECT TABLE_NAME, INDEX_NAME, GROUP_CONCAT(COLUMN_NAME) FROM information_schema.STATISTICS"
+            " WHERE TABLE_SCHEMA=%s AND NON_UNIQUE=0 GROUP BY TABLE_NAME, INDEX_NAME",
+            (database,),
+        )
+        unique = {(t, cols) for t, _, cols in cur.fetchall()}
+        cur.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME"
+            " FROM information_schema.KEY_COLUMN_USAGE"
+            " WHERE TABLE_SCHEMA=%s AND REFERENCED_TABLE_NAME IS NOT NULL",
+            (database,),
+        )
+        fks = set(cur.fetchall())
+        cur.execute(
+            "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s",
+            (database,),
+        )
+        kinds = dict(cur.fetchall())
+    return {"columns": columns, "pks": pks, "unique": unique, "fks": fks, "kinds": kinds}
+
+
+SCHEMAS = {
+    # schema -> (fixture, url maker, expected audience table and roles)
+    "sample": (
+        "mysql_db",
+        ro_url,
+        "customers",
+        {"key": "customer_id", "recipient": "phone", "consent": "marketing_opt_in"},
+    ),
+    "realshop": (
+        "realshop_db",
+        sel_url,
+        "customer",
+        {
+            "key": "customer_id",
+            "recipient": "address.phone",
+            "consent": "marketing_opt_in",
+            "nightConsent": "night_opt_in",
+        },
+    ),
+}
+
+
+@pytest.fixture(params=sorted(SCHEMAS))
+def schema_wb(request: pytest.FixtureRequest, mysql_admin: pymysql.Connection) -> tuple:
+    fixture, url, audience, roles = SCHEMAS[request.param]
+    database = request.getfixturevalue(fixture)
+    wb = hybridwb.connect(source=url(database).render_as_string(hide_password=False))
+    request.addfinalizer(wb.close)
+    return wb, _oracle(mysql_admin, database), audience, roles
+
+
+@pytest.mark.mysql
+def test_suggestions_agree_with_information_schema(schema_wb: tuple) -> None:
+    """Types, id/reference roles, relations and searchability, table by table, compared with
+    what information_schema says (not with the code's own discovery)."""
+    wb, oracle, _, _ = schema_wb
+    for table, kind in oracle["kinds"].items():
+        mapping = wb.mappings.suggest(table)
+        pk = oracle["pks"].get(table, [])
+        fk_columns = {c for t, c, _, _ in oracle["fks"] if t == table}
+        for name, field in mapping.fields.items():
+            column_type, data_type, _ = oracle["columns"][(table, name)]
+            where = f"{table}.{name}"
+            if column_type.startswith("tinyint(1)"):
+                assert field.type == "boolean", where
+            elif data_type in ("int", "smallint", "tinyint", "bigint", "decimal", "mediumint"):
+                assert field.type == "number", where
+            elif data_type in ("datetime", "timestamp"):
+                assert field.type == "datetime", where
+            if name in fk_columns:
+                assert field.role == "reference" and not field.searchable, where
+            if pk == [name]:
+                assert field.role == "id", where
+            elif field.role == "id":
+                pytest.fail(f"{where} is suggested as the id but is not the primary key")
+            if field.role in ("email", "phone", "name", "first_name", "last_name"):
+                assert field.searchable and field.pii, where
+        to_one = {
+            (r.table, r.localField, r.foreignField)
+            for r in mapping.relations
+            if r.kind == "many-to-one"
+        }
+        declared = {(rt, c, rc) for t, c, rt, rc in oracle["fks"] if t == table}
+        assert declared <= to_one, table
+        to_many = {
+            (r.table, r.localField, r.foreignField): r
+            for r in mapping.relations
+            if r.kind == "one-to-many"
+        }
+        pointing = {(t, rc, c) for t, c, rt, rc in oracle["fks"] if rt == table}
+        assert pointing <= set(to_many), table
+        for (other, _, _), rel in to_many.items():
+            if rel.orderBy is not None:
+                assert oracle["columns"][(other, rel.orderBy)][1] in (
+                    "date",
+                    "datetime",
+                    "timestamp",
+                )
+        assert len({r.path_name for r in mapping.relations}) == len(mapping.relations)
+        if kind == "VIEW" or not pk:
+            assert not mapping.audience, table
+
+
+@pytest.mark.mysql
+def test_audience_is_suggested_for_the_people_table(schema_wb: tuple) -> None:
+    wb, oracle, audience, roles = schema_wb
+    mapping = wb.mappings.suggest(audience)
+    assert mapping.audience
+    assert {k: getattr(mapping, k) for k in roles} == roles
+    # the key is a primary key or unique index, per information_schema
+    assert [mapping.key] == oracle["pks"][audience] or (audience, mapping.key) in oracle["unique"]
+    # the recipient path ends in a live column reached through a declared foreign key
+    *hops, leaf = mapping.recipient.split(".")
+    here = audience
+    for hop in hops:
+        rel = next(r for r in mapping.relations if r.path_name == hop)
+        assert (here, rel.localField, rel.table, rel.foreignField) in oracle["fks"]
+        here = rel.table
+    assert (here, leaf) in oracle["columns"]
+    saved = wb.mappings.save(audience, mapping)
+    assert saved.audience and saved.recipient == mapping.recipient
+
+
+@pytest.mark.mysql
+def test_saved_suggestions_have_no_type_drift(schema_wb: tuple) -> None:
+    """tinyint(1) suggested as boolean is not reported as drift (drift and suggest agree)."""
+    wb, oracle, audience, _ = schema_wb
+    wb.mappings.save(audience, wb.mappings.suggest(audience))
+    booleans = [
+        c
+        for (t, c), (ct, _, _) in oracle["columns"].items()
+        if t == audience and ct.startswith("tinyint(1)")
+    ]
+    assert all(wb.mappings.get(audience).fields[c].type == "boolean" for c in booleans)
+    findings = [f for f in wb.mappings.check() if f.severity != "info"]
+    assert findings == []
+
+
+# -- realshop workbench: save checks, one source's mappings, delete ---------------------------
+@pytest.fixture
+def real(realshop_db: str, tmp_path: Path) -> hybridwb.Workbench:
+    """A workbench on realshop (SELECT-only) in a directory that also holds the repository's
+    sample mappings at the default path, as in a clone of the repository."""
+    (tmp_path / "mappings").mkdir(exist_ok=True)
+    shutil.copy(REPO / "mappings" / "table-mappings.json", tmp_path / "mappings")
+    wb = hybridwb.connect(source=sel_url(realshop_db).render_as_string(hide_password=False))
+    yield wb
+    wb.close()
+
+
+def _customer(real: hybridwb.Workbench, **changes: object) -> dict:
+    data = real.mappings.suggest("customer").model_dump(mode="json", exclude_unset=True)
+    data.update(changes)
+    return data
+
+
+def _files(root: Path) -> dict[str, dict]:
+    return {
+        str(p.relative_to(root)): json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted((root / "mappings").rglob("*.json"))
+    }
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"key": "first_name"}, "customer.first_name: the audience key is not a primary key"),
+        ({"key": "store_id"}, "not a primary key or unique index"),
+        ({"key": None}, "an audience table needs a key"),
+        ({"recipient": None}, "needs the field messages go to"),
+        ({"recipient": "store.phone"}, "store has no column 'phone'"),
+        ({"recipient": "nope.phone"}, "'nope' is not a to-one relation of customer"),
+        ({"recipient": "payment.amount"}, "'payment' is not a to-one relation"),
+        ({"consent": "opt_in"}, "'opt_in' is not a mapped field of customer"),
+    ],
+    ids=[
+        "key-not-unique",
+        "key-is-a-reference",
+        "no-key",
+        "no-recipient",
+        "no-such-column",
+        "no-such-relation",
+        "to-many-path",
+        "consent-not-a-field",
+    ],
+)
+def test_audience_mapping_is_checked_against_the_live_schema_on_save(
+    real: hybridwb.Workbench, tmp_path: Path, changes: dict, words: str
+) -> None:
+    before = _files(tmp_path)
+    with pytest.raises(ValidationError, match=words) as caught:
+        real.mappings.save("customer", _customer(real, **changes))
+    assert "\n" not in str(caught.value) and "Nothing was saved" in str(caught.value)
+    assert _files(tmp_path) == before  # the file on disk is untouched
+
+
+@pytest.mark.mysql
+def test_audience_key_may_be_a_unique_index(
+    real: hybridwb.Workbench, mysql_admin, realshop_db
+) -> None:  # type: ignore[no-untyped-def]
+    with mysql_admin.cursor() as cur:
+        cur.execute(
+            "SELECT NON_UNIQUE FROM information_schema.STATISTICS"
+            " WHERE TABLE_SCHEMA=%s AND TABLE_NAME='customer' AND COLUMN_NAME='email'",
+            (realshop_db,),
+        )
+        assert cur.fetchone()[0] == 0  # the oracle: email has a unique index
+    assert real.mappings.save("customer", _customer(real, key="email")).key == "email"
+
+
+@pytest.mark.mysql
+def test_sample_mappings_never_apply_to_another_database(
+    real: hybridwb.Workbench, tmp_path: Path, sample_db: Path
+) -> None:
+    shipped = (REPO / "mappings" / "table-mappings.json").read_bytes()
+    assert real.mappings.tables() == {}
+    assert [f.message for f in real.mappings.check()] == []
+    out = CliRunner().invoke(
+        main,
+        ["mappings", "check"],
+        env={"HYBRIDWB_SOURCE_URL": real.source.url.render_as_string(hide_password=False)},
+    )
+    assert out.exit_code == 0 and "gone" not in out.output, out.output
+    from hybridwb.observability.doctor import run_doctor
+
+    report = run_doctor(real)
+    assert report.status_of("mapping drift") == "OK", report.render()
+    assert "gone from the source" not in report.render()
+    real.mappings.save("customer", _customer(real))
+    files = _files(tmp_path)
+    mine = [name for name, data in files.items() if data.get("$source") == real.mappings.identity]
+    assert mine == [str(real.mappings.path.relative_to(tmp_path))] and "sources" in mine[0]
+    assert set(files[mine[0]]) == {"$source", "customer"}
+    assert (tmp_path / "mappings" / "table-mappings.json").read_bytes() == shipped
+    # the sample in the same directory and store still sees only its own mappings
+    (tmp_path / ".hybridwb").mkdir(exist_ok=True)
+    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
+    sample = hybridwb.connect()
+    assert set(sample.mappings.tables()) == set(json.loads(shipped))
+    (tmp_path / "mappings" / "table-mappings.json").unlink()  # now from the store mirror
+    assert sample.mappings.tables() == {}  # nothing of realshop's mirror
+    sample.close()
+    real.mappings.path.unlink()
+    assert set(real.mappings.tables()) == {"customer"}  # its own mirror, stamped
+
+
+@pytest.mark.mysql
+def test_delete_a_mapping_through_api_cli_and_editor(
+    real: hybridwb.Workbench, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    real.mappings.save("customer", _customer(real))
+    real.mappings.save("payment", real.mappings.suggest("payment"))
+    real.mappings.delete("payment")
+    assert set(_files(tmp_path)[str(real.mappings.path.relative_to(tmp_path))]) == {
+        "$source",
+        "customer",
+    }
+    store = sqlite3.connect(tmp_path / ".hybridwb" / "platform.db")
+    active = store.execute(  # the mirror row is keyed by source: never the sample's `payment`
+        "SELECT is_active FROM table_mappings WHERE name=? ORDER BY version DESC",
+        (f"{real.mappings.identity}/payment",),
+    ).fetchone()
+    assert not active[0]
+    with pytest.raises(NotFound, match="No mapping for 'payment'"):
+        real.mappings.delete("payment")
+    env = {"HYBRIDWB_SOURCE_URL": real.source.url.render_as_string(hide_password=False)}
+    out = CliRunner().invoke(main, ["mappings", "delete", "고객"], env=env)
+    assert out.exit_code == 0, out.output
+    assert "customer" not in _files(tmp_path)[str(real.mappings.path.relative_to(tmp_path))]
+    bad = CliRunner().invoke(main, ["mappings", "delete", "nope"], env=env)
+    assert bad.exit_code == 1 and "No mapping for 'nope'" in bad.output
+    assert "Traceback" not in bad.output
+    from hybridwb.widgets import mapping_editor
+
+    real.mappings.save("customer", _customer(real))
+    editor = mapping_editor(real, "customer")
+    assert editor.audience.value and editor.recipient.value == "address.phone"
+    assert editor.delete()
+    assert "customer" not in _files(tmp_path)[str(real.mappings.path.relative_to(tmp_path))]
+    assert "suggestion" in editor.message.value or "deleted" in editor.message.value
+    assert not editor.delete()  # nothing left to delete: one line, no exception
+    assert "No mapping for &#x27;customer" in editor.message.value
+
+
+@pytest.mark.parametrize(
+    ("column_type", "mapped", "drift"),
+    [
+        ("TINYINT(1)", "boolean", False),
+        ("TINYINT(1)", "number", False),
+        ("SMALLINT", "boolean", False),  # a flag kept in a SMALLINT (the sample shop)
+        ("DATETIME", "date", False),
+        ("VARCHAR(10)", "date", False),
+        ("VARCHAR(10)", "number", True),
+        ("INT", "string", True),
+        ("DATE", "boolean", True),
+    ],
+    ids=lambda v: str(v),
+)
+def test_type_drift_only_when_the_mapped_type_no_longer_fits(
+    column_type: str, mapped: str, drift: bool
+) -> None:
+    live = discovery.TableInfo(
+        "t", None, [discovery.ColumnInfo("c", column_type, True)], primary_key=["c"]
+    )
+    mapping = TableMapping(
+        displayName="T", fields={"c": FieldMapping(displayName="C", type=mapped)}
+    )
+    kinds = [f.kind for f in check_table("t", mapping, live)]
+    assert ("type-changed" in kinds) is drift
+
+
+@pytest.mark.parametrize(
+    ("table", "columns", "role"),
+    [
+        ("store", ["store_id", "name"], "text"),
+        ("product", ["product_id", "name", "price"], "text"),
+        ("customer_list", ["customer_id", "name", "phone"], "name"),
+        ("members", ["member_id", "name"], "name"),
+        ("accounts", ["account_id", "name", "email"], "name"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_name_column_is_a_person_only_in_a_people_table(
+    table: str, columns: list[str], role: str
+) -> None:
+    info = discovery.TableInfo(
+        table,
+        None,
+        [discovery.ColumnInfo(c, "VARCHAR(40)", True) for c in columns],
+        primary_key=[columns[0]],
+    )
+    field = suggest.suggest_fields(info, [])["name"]
+    assert field.role == role and field.pii is (role == "name")
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (
+            {
+                "relations": [
+                    {"table": "address", "localField": "a", "foreignField": "a", "name": "home"},
+                    {"table": "home", "localField": "a", "foreignField": "a"},
+                ]
+            },
+            "two relations are both reached as 'home'",
+        ),
+        ({"recipient": "address..phone"}, "recipient 'address..phone' must be a field"),
+        ({"consent": "opt in"}, "consent 'opt in' must be a field"),
+        ({"nightConsent": ""}, "nightConsent '' must be a field"),
+    ],
+    ids=["duplicate-relation-name", "empty-hop", "space", "empty"],
+)
+def test_malformed_relations_and_paths_are_refused(extra: dict, words: str) -> None:
+    data = {"t": {"displayName": "T", "fields": {"a": {"displayName": "A"}}, **extra}}
+    with pytest.raises(ValidationError, match=words):
+        parse(data)
+
+
+@pytest.mark.mysql
+def test_every_realshop_suggestion_saves_and_checks_clean(real: hybridwb.Workbench) -> None:
+    """On a SELECT-only account: discover, suggest and save every table and view, then the
+    drift check has nothing to say; the file on disk holds exactly those tables."""
+    out = CliRunner().invoke(
+        main,
+        ["mappings", "discover"],
+        env={"HYBRIDWB_SOURCE_URL": real.source.url.render_as_string(hide_password=False)},
+    )
+    assert out.exit_code == 0, out.output
+    assert "customer_list" in out.output and "view" in out.output
+    names = [info.name for info in real.mappings.discover()]
+    assert set(names) == set(realshop.TABLES) | set(realshop.VIEWS)
+    for name in names:
+        real.mappings.save(name, real.mappings.suggest(name))
+    assert [f.message for f in real.mappings.check() if f.severity != "info"] == []
+    on_disk = json.loads(real.mappings.path.read_text(encoding="utf-8"))
+    assert set(on_disk) == {"$source", *names}
+
+
+@pytest.mark.mysql
+def test_a_file_stamped_for_another_source_is_never_overwritten(
+    real: hybridwb.Workbench,
+) -> None:
+    path = real.mappings.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    foreign = {"$source": "mysql://elsewhere:3306/shop", "t": {"displayName": "T", "fields": {}}}
+    path.write_text(json.dumps(foreign), encoding="utf-8")
+    assert real.mappings.tables() == {}
+    with pytest.raises(ValidationError, match="holds the mappings of mysql://elsewhere"):
+        real.mappings.save("customer", _customer(real))
+    assert json.loads(path.read_text(encoding="utf-8")) == foreign
+
+
+@pytest.mark.mysql
+def test_check_reports_an_audience_key_that_is_not_unique(real: hybridwb.Workbench) -> None:
+    """A file edited by hand (not through save) with a non-unique audience key is drift."""
+    real.mappings.save("customer", _customer(real))
+    data = json.loads(real.mappings.path.read_text(encoding="utf-8"))
+    data["customer"]["key"] = "last_name"
+    real.mappings.path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    found = [(f.kind, f.severity) for f in real.mappings.check() if f.field == "last_name"]
+    assert ("key-not-unique", "error") in found

@@ -373,12 +373,9 @@ def test_target_preview_widget(shop) -> None:  # type: ignore[no-untyped-def]
 # -- real MariaDB ------------------------------------------------------------------------
 @pytest.fixture
 def maria(mysql_db: str, tmp_path):  # type: ignore[no-untyped-def]
-    import shutil
+    from tests.conftest import install_sample_mappings
 
-    (tmp_path / "mappings").mkdir(exist_ok=True)
-    shutil.copy(
-        REPO / "mappings" / "table-mappings.json", tmp_path / "mappings" / "table-mappings.json"
-    )
+    install_sample_mappings(tmp_path, ro_url(mysql_db))
     wb = hybridwb.connect(source=ro_url(mysql_db).render_as_string(hide_password=False))
     yield wb
     wb.close()

@@ -18,7 +18,7 @@ import pytest
 
 import hybridwb
 from hybridwb.errors import ValidationError
-from tests.conftest import REPO, ro_url
+from tests.conftest import REPO, install_sample_mappings, ro_url
 
 HYBRIDWB = str(Path(sys.executable).parent / "hybridwb")
 TEMPLATE = "테스트 안내"
@@ -95,10 +95,7 @@ def test_dry_run_writes_no_records(shop) -> None:  # type: ignore[no-untyped-def
 def test_secrets_never_reach_the_notebook_or_report(mysql_db: str, tmp_path: Path) -> None:
     from tests.conftest import RO_PASSWORD
 
-    (tmp_path / "mappings").mkdir(exist_ok=True)
-    shutil.copy(
-        REPO / "mappings" / "table-mappings.json", tmp_path / "mappings" / "table-mappings.json"
-    )
+    install_sample_mappings(tmp_path, ro_url(mysql_db))
     wb = hybridwb.connect(source=ro_url(mysql_db).render_as_string(hide_password=False))
     wf = make_workflow(wb)
     final = wb.workflows.run(wf["id"], limit=5, progress=False)
@@ -287,10 +284,7 @@ def test_postgres_stopped_mid_run_then_resume(
 def test_mysql_connections_killed_mid_run(
     mysql_db: str, mysql_admin: pymysql.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "mappings").mkdir(exist_ok=True)
-    shutil.copy(
-        REPO / "mappings" / "table-mappings.json", tmp_path / "mappings" / "table-mappings.json"
-    )
+    install_sample_mappings(tmp_path, ro_url(mysql_db))
     monkeypatch.setenv(
         "HYBRIDWB_SOURCE_URL", ro_url(mysql_db).render_as_string(hide_password=False)
     )

@@ -1,12 +1,20 @@
-"""Schema discovery on the read-only source: tables, row estimates, columns, keys, indexes."""
+"""Schema discovery on the read-only source: tables, views, columns, keys, indexes, comments.
+
+On MySQL/MariaDB everything comes from `information_schema` with plain SELECTs, so an account
+with `GRANT SELECT` and nothing else can discover a schema with views (SQLAlchemy's inspector
+sends `SHOW CREATE TABLE`, which needs `SHOW VIEW` on a view). Four queries describe the
+whole schema; `describe(table)` runs the same queries filtered to one table. The SQLite sample
+is described by SQLAlchemy's inspector (PRAGMAs, no privileges there).
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import inspect
-from sqlalchemy.exc import DBAPIError, NoSuchTableError
+from sqlalchemy import Column, Integer, MetaData, String, Table, and_, func, inspect, select
+from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 
 from hybridwb.errors import NotFound
 from hybridwb.source import Source
@@ -15,7 +23,7 @@ from hybridwb.source import Source
 @dataclass
 class ColumnInfo:
     name: str
-    type: str
+    type: str  # the column type as the server states it, upper-cased: TINYINT(1), VARCHAR(45)
     nullable: bool
     comment: str | None = None
 
@@ -26,7 +34,9 @@ class TableInfo:
     rows_estimate: int | None
     columns: list[ColumnInfo]
     primary_key: list[str]
+    # {"name", "column_names", "unique", "type"} like SQLAlchemy's inspector
     indexes: list[dict[str, Any]] = field(default_factory=list)
+    # {"name", "constrained_columns", "referred_table", "referred_columns"}
     foreign_keys: list[dict[str, Any]] = field(default_factory=list)
     is_view: bool = False
     comment: str | None = None
@@ -49,41 +59,202 @@ class TableInfo:
                 cols.update(c for c in index.get("column_names") or [] if c)
         return cols
 
+    def unique_keys(self) -> list[list[str]]:
+        """The primary key and every unique index, as column lists: what identifies a row."""
+        keys = [list(self.primary_key)] if self.primary_key else []
+        keys += [list(i["column_names"]) for i in self.indexes if i.get("unique")]
+        return keys
 
-def row_estimates(source: Source) -> dict[str, int]:
-    """Cheap row counts: information_schema on MySQL, COUNT(*) on the small sample."""
-    if source.is_sqlite:
-        out = {}
-        for name in source.table_names():
-            df = source.sql(f'SELECT COUNT(*) AS n FROM "{name}"')
-            out[name] = int(df["n"].iloc[0])
-        return out
-    df = source.sql(
-        "SELECT TABLE_NAME AS name, TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+    def is_unique(self, column: str) -> bool:
+        """Whether `column` alone identifies a row (a one-column primary key or unique index)."""
+        return [column] in self.unique_keys()
+
+    def column(self, name: str) -> ColumnInfo | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+# -- information_schema as SQLAlchemy Core tables (only the columns read here) ----------------
+_IS = MetaData(schema="information_schema")
+_TABLES = Table(
+    "TABLES",
+    _IS,
+    Column("TABLE_SCHEMA", String),
+    Column("TABLE_NAME", String),
+    Column("TABLE_TYPE", String),
+    Column("TABLE_ROWS", Integer),
+    Column("TABLE_COMMENT", String),
+)
+_COLUMNS = Table(
+    "COLUMNS",
+    _IS,
+    Column("TABLE_SCHEMA", String),
+    Column("TABLE_NAME", String),
+    Column("COLUMN_NAME", String),
+    Column("ORDINAL_POSITION", Integer),
+    Column("COLUMN_TYPE", String),
+    Column("IS_NULLABLE", String),
+    Column("COLUMN_COMMENT", String),
+)
+_STATISTICS = Table(
+    "STATISTICS",
+    _IS,
+    Column("TABLE_SCHEMA", String),
+    Column("TABLE_NAME", String),
+    Column("INDEX_NAME", String),
+    Column("NON_UNIQUE", Integer),
+    Column("SEQ_IN_INDEX", Integer),
+    Column("COLUMN_NAME", String),
+    Column("INDEX_TYPE", String),
+)
+_KEY_USAGE = Table(
+    "KEY_COLUMN_USAGE",
+    _IS,
+    Column("TABLE_SCHEMA", String),
+    Column("TABLE_NAME", String),
+    Column("CONSTRAINT_NAME", String),
+    Column("COLUMN_NAME", String),
+    Column("ORDINAL_POSITION", Integer),
+    Column("REFERENCED_TABLE_SCHEMA", String),
+    Column("REFERENCED_TABLE_NAME", String),
+    Column("REFERENCED_COLUMN_NAME", String),
+)
+
+
+def _current(table: Table) -> Any:
+    """Rows of an information_schema table about the connection's own database."""
+    return table.c.TABLE_SCHEMA == func.database()  # noqa: SIM300 (a column, not a constant)
+
+
+def _read(source: Source, statement: Any) -> list[Any]:
+    """Run one information_schema SELECT on the source, errors translated."""
+    try:
+        with source.engine.connect() as conn:
+            rows = list(conn.execute(statement))
+            conn.rollback()
+            return rows
+    except (DBAPIError, SQLAlchemyError) as exc:
+        raise source.translate_error(exc) from exc
+
+
+def _mysql_schema(source: Source, only: str | None = None) -> dict[str, TableInfo]:
+    """Every table and view of the current database (or just `only`), in four SELECTs."""
+
+    def scoped(table: Table) -> Any:
+        cond = func.database() == table.c.TABLE_SCHEMA
+        return and_(cond, only == table.c.TABLE_NAME) if only is not None else cond
+
+    tables = _read(
+        source,
+        select(
+            _TABLES.c.TABLE_NAME,
+            _TABLES.c.TABLE_TYPE,
+            _TABLES.c.TABLE_ROWS,
+            _TABLES.c.TABLE_COMMENT,
+        )
+        .where(scoped(_TABLES))
+        .order_by(_TABLES.c.TABLE_NAME),
     )
-    return {
-        str(r.name): int(r.n) for r in df.itertuples() if r.n == r.n and r.n is not None
-    }  # views: NULL
+    out: dict[str, TableInfo] = {}
+    for name, kind, rows, comment in tables:
+        view = str(kind).upper() == "VIEW"
+        out[str(name)] = TableInfo(
+            name=str(name),
+            rows_estimate=None if view or rows is None else int(rows),
+            columns=[],
+            primary_key=[],
+            is_view=view,
+            comment=None if view or not comment else str(comment),
+        )
+    if not out:
+        return out
+    for table, column, ctype, nullable, comment in _read(
+        source,
+        select(
+            _COLUMNS.c.TABLE_NAME,
+            _COLUMNS.c.COLUMN_NAME,
+            _COLUMNS.c.COLUMN_TYPE,
+            _COLUMNS.c.IS_NULLABLE,
+            _COLUMNS.c.COLUMN_COMMENT,
+        )
+        .where(scoped(_COLUMNS))
+        .order_by(_COLUMNS.c.TABLE_NAME, _COLUMNS.c.ORDINAL_POSITION),
+    ):
+        if str(table) in out:
+            out[str(table)].columns.append(
+                ColumnInfo(str(column), str(ctype).upper(), nullable == "YES", comment or None)
+            )
+    indexes: dict[tuple[str, str], dict[str, Any]] = {}
+    for table, index, non_unique, column, itype in _read(
+        source,
+        select(
+            _STATISTICS.c.TABLE_NAME,
+            _STATISTICS.c.INDEX_NAME,
+            _STATISTICS.c.NON_UNIQUE,
+            _STATISTICS.c.COLUMN_NAME,
+            _STATISTICS.c.INDEX_TYPE,
+        )
+        .where(scoped(_STATISTICS))
+        .order_by(_STATISTICS.c.TABLE_NAME, _STATISTICS.c.INDEX_NAME, _STATISTICS.c.SEQ_IN_INDEX),
+    ):
+        if str(table) not in out:
+            continue
+        if index == "PRIMARY":
+            out[str(table)].primary_key.append(str(column))
+            continue
+        entry = indexes.setdefault(
+            (str(table), str(index)),
+            {"name": str(index), "column_names": [], "unique": not int(non_unique), "type": itype},
+        )
+        entry["column_names"].append(str(column))
+    for (table, _), entry in indexes.items():
+        out[table].indexes.append(entry)
+    fks: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
+    for table, constraint, column, ref_table, ref_column in _read(
+        source,
+        select(
+            _KEY_USAGE.c.TABLE_NAME,
+            _KEY_USAGE.c.CONSTRAINT_NAME,
+            _KEY_USAGE.c.COLUMN_NAME,
+            _KEY_USAGE.c.REFERENCED_TABLE_NAME,
+            _KEY_USAGE.c.REFERENCED_COLUMN_NAME,
+        )
+        .where(
+            scoped(_KEY_USAGE),
+            _KEY_USAGE.c.REFERENCED_TABLE_NAME.is_not(None),
+            func.database() == _KEY_USAGE.c.REFERENCED_TABLE_SCHEMA,
+        )
+        .order_by(
+            _KEY_USAGE.c.TABLE_NAME, _KEY_USAGE.c.CONSTRAINT_NAME, _KEY_USAGE.c.ORDINAL_POSITION
+        ),
+    ):
+        if str(table) not in out:
+            continue
+        fk = fks[(str(table), str(constraint))]
+        if not fk:
+            fk.update(
+                name=str(constraint),
+                constrained_columns=[],
+                referred_table=str(ref_table),
+                referred_columns=[],
+                referred_schema=None,
+            )
+        fk["constrained_columns"].append(str(column))
+        fk["referred_columns"].append(str(ref_column))
+    for (table, _), fk in fks.items():
+        out[table].foreign_keys.append(fk)
+    return out
 
 
-def describe(source: Source, table: str, estimates: dict[str, int] | None = None) -> TableInfo:
-    """Everything the mapping tools need to know about one table or view."""
+def _sqlite_describe(source: Source, table: str, estimates: dict[str, int] | None) -> TableInfo:
     insp = inspect(source.engine)
     try:
-        columns = insp.get_columns(table)
         views = set(insp.get_view_names())
+        columns = insp.get_columns(table)
         pk = insp.get_pk_constraint(table).get("constrained_columns") or []
         indexes = [] if table in views else insp.get_indexes(table)
         fks = [] if table in views else insp.get_foreign_keys(table)
-        try:
-            comment = insp.get_table_comment(table).get("text")
-        except NotImplementedError:
-            comment = None
     except NoSuchTableError:
-        raise NotFound(
-            f"The source has no table {table!r}; list them with wb.mappings.discover().",
-            table=table,
-        ) from None
+        raise _no_table(table) from None
     except DBAPIError as exc:
         raise source.translate_error(exc) from exc
     return TableInfo(
@@ -94,13 +265,58 @@ def describe(source: Source, table: str, estimates: dict[str, int] | None = None
             for c in columns
         ],
         primary_key=list(pk),
-        indexes=indexes,
+        indexes=[
+            {
+                "name": i.get("name"),
+                "column_names": list(i.get("column_names") or []),
+                "unique": bool(i.get("unique")),
+                "type": None,
+            }
+            for i in indexes
+        ],
         foreign_keys=fks,
         is_view=table in views,
-        comment=comment,
     )
 
 
+def _no_table(table: str) -> NotFound:
+    return NotFound(
+        f"The source has no table {table!r}; list them with wb.mappings.discover().", table=table
+    )
+
+
+def row_estimates(source: Source) -> dict[str, int]:
+    """Cheap row counts: information_schema on MySQL, COUNT(*) on the small sample."""
+    if source.is_sqlite:
+        out = {}
+        for name in source.table_names():
+            df = source.sql(f'SELECT COUNT(*) AS n FROM "{name}"')
+            out[name] = int(df["n"].iloc[0])
+        return out
+    rows = _read(
+        source,
+        select(_TABLES.c.TABLE_NAME, _TABLES.c.TABLE_ROWS).where(
+            _current(_TABLES), _TABLES.c.TABLE_TYPE != "VIEW"
+        ),
+    )
+    return {str(name): int(n) for name, n in rows if n is not None}
+
+
+def describe(source: Source, table: str, estimates: dict[str, int] | None = None) -> TableInfo:
+    """Everything the mapping tools need to know about one table or view."""
+    if not isinstance(table, str) or not table:
+        raise _no_table(str(table))
+    if source.is_sqlite:
+        return _sqlite_describe(source, table, estimates)
+    found = _mysql_schema(source, only=table).get(table)
+    if found is None:
+        raise _no_table(table)
+    return found
+
+
 def discover(source: Source) -> list[TableInfo]:
-    estimates = row_estimates(source)
-    return [describe(source, name, estimates) for name in source.table_names()]
+    """Every table and view of the source, described."""
+    if source.is_sqlite:
+        estimates = row_estimates(source)
+        return [describe(source, name, estimates) for name in source.table_names()]
+    return list(_mysql_schema(source).values())

@@ -1,4 +1,8 @@
-"""Drift between a mapping and the live schema (pure)."""
+"""Drift between a mapping and the live schema (pure).
+
+A type is drift only when the mapped type no longer fits the column (`suggest.compatible`):
+a `tinyint(1)` mapped as boolean, or a flag kept in a SMALLINT mapped as boolean, is fine.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,14 @@ from dataclasses import dataclass
 
 from hybridwb.mapping.discovery import TableInfo
 from hybridwb.mapping.model import TableMapping
-from hybridwb.mapping.suggest import field_type
+from hybridwb.mapping.suggest import compatible
 
 
 @dataclass(frozen=True)
 class Finding:
     table: str
     field: str | None
-    kind: str  # table-missing | column-dropped | type-changed | column-added
+    kind: str  # table-missing | column-dropped | type-changed | column-added | key-not-unique
     message: str
     severity: str  # error | warning | info
 
@@ -43,7 +47,7 @@ def check_table(name: str, mapping: TableMapping, live: TableInfo | None) -> lis
                     "error",
                 )
             )
-        elif field_type(col.type) != fm.type:
+        elif not compatible(col.type, fm.type):
             findings.append(
                 Finding(
                     name,
@@ -53,6 +57,9 @@ def check_table(name: str, mapping: TableMapping, live: TableInfo | None) -> lis
                     "warning",
                 )
             )
+    problem = key_problem(name, mapping, live)
+    if problem:
+        findings.append(Finding(name, mapping.key, "key-not-unique", problem, "error"))
     for col in live.columns:
         if col.name not in mapping.fields:
             findings.append(
@@ -65,3 +72,25 @@ def check_table(name: str, mapping: TableMapping, live: TableInfo | None) -> lis
                 )
             )
     return findings
+
+
+def key_problem(name: str, mapping: TableMapping, live: TableInfo) -> str | None:
+    """Why an audience table's key cannot identify a recipient, or None when it can.
+
+    Targets are paged and frozen by key, so a key that is not a primary key or unique index
+    in the live schema would lose or repeat people at batch boundaries."""
+    if not mapping.audience:
+        return None
+    if mapping.key is None:
+        pk = ", ".join(live.primary_key) or "none"
+        return (
+            f"{name}: an audience table needs a key; set key to its primary key ({pk}) "
+            "or a unique indexed column."
+        )
+    if not live.is_unique(mapping.key):
+        unique = ", ".join(",".join(cols) for cols in live.unique_keys() if len(cols) == 1)
+        return (
+            f"{name}.{mapping.key}: the audience key is not a primary key or unique index in the "
+            f"live table; use one that is ({unique or 'the table has none: add one'})."
+        )
+    return None

@@ -2,12 +2,16 @@
 
 The original platform's shape loads unchanged (`displayName`, `description`, `fields` with
 `displayName`, `type`, `filterable`); hybridwb adds optional keys per field (`role`,
-`searchable`, `pii`, `aliases`) and per table (`key`, `isActive`, `relations`). A dump
-writes back only what was set, so an original file round-trips byte for byte in content.
+`searchable`, `pii`, `aliases`) and per table (`key`, `isActive`, `relations`, and the
+audience roles `audience`, `recipient`, `channel`, `consent`, `nightConsent`). A file of
+another source than the sample shop names it in a top-level `"$source"` (see
+`service.py`); `parse` ignores that key. A dump writes back only what was set, so an
+original file round-trips byte for byte in content.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
@@ -35,6 +39,10 @@ Role = Literal[
     "other",
 ]
 Channel = Literal["sms", "email", "other"]
+#: the top-level key naming the source a mapping file belongs to (absent: the sample shop)
+SOURCE_KEY = "$source"
+#: a field, or relation names then a field: `phone`, `address.phone`
+PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
 ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
 
@@ -97,6 +105,20 @@ class TableMapping(_Model):
             seen[field.displayName] = name
         if self.key is not None and self.key not in self.fields:
             raise ValueError(f"key {self.key!r} is not one of the mapped fields")
+        names: set[str] = set()
+        for relation in self.relations:
+            if relation.path_name in names:
+                raise ValueError(
+                    f"two relations are both reached as {relation.path_name!r}; "
+                    "give one of them another name"
+                )
+            names.add(relation.path_name)
+        for attr in ("recipient", "consent", "nightConsent"):
+            path = getattr(self, attr)
+            if path is not None and not PATH.fullmatch(path):
+                raise ValueError(
+                    f"{attr} {path!r} must be a field or a dotted path such as address.phone"
+                )
         return self
 
     def field_by_label(self, label: str) -> str | None:
@@ -118,6 +140,8 @@ class MappingFile(RootModel[dict[str, TableMapping]]):
 def parse(data: Any, source: str = "mapping") -> MappingFile:
     """Validate mapping data or raise one error naming the JSON path and what is wrong."""
     data = load_json(data, source)
+    if isinstance(data, dict) and SOURCE_KEY in data:
+        data = {k: v for k, v in data.items() if k != SOURCE_KEY}
     try:
         return MappingFile.model_validate(data)
     except PydanticError as exc:
@@ -131,4 +155,10 @@ def json_schema() -> dict[str, Any]:
     """The published JSON Schema of table-mappings.json."""
     schema = MappingFile.model_json_schema()
     schema["title"] = "hybridwb table mappings"
+    schema["properties"] = {
+        SOURCE_KEY: {
+            "type": "string",
+            "description": "the source these mappings belong to (absent: the sample shop)",
+        }
+    }
     return schema

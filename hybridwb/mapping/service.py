@@ -1,21 +1,66 @@
-"""`wb.mappings`: discover, suggest, get, save, activate, check — file first, store mirrored."""
+"""`wb.mappings`: discover, suggest, get, save, delete, activate, check — file first, store mirrored.
+
+Mappings belong to one source. The sample shop's live in the configured file
+(`mappings/table-mappings.json`, the original platform's shape, unstamped); any other
+source's carry its identity (`"$source": "mysql://host:port/database"`) and live in
+`mappings/sources/<identity>.json` next to it — or in the configured file itself when that
+file is stamped with this source. So the repository's sample mappings never apply to
+another database, and two databases never share (or overwrite) each other's mappings.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import literal_column, select, table
+from sqlalchemy.dialects import mysql
+
 from hybridwb.errors import NotFound, ValidationError
 from hybridwb.mapping import discovery, drift, suggest
-from hybridwb.mapping.model import MappingFile, TableMapping, json_schema, parse
+from hybridwb.mapping.model import SOURCE_KEY, MappingFile, TableMapping, json_schema, parse
 from hybridwb.source import Source
 
 if TYPE_CHECKING:
     from hybridwb.platform.store import Store
+
+SAMPLE = "sample"
+SAMPLE_ROWS = 50
+
+
+def source_identity(source: Source) -> str:
+    """Who the mappings belong to: `sample`, or `mysql://host:port/database` (no user, no
+    password: the same database reached by two accounts shares its mappings)."""
+    if source.is_sqlite:
+        return SAMPLE
+    url = source.url
+    return f"mysql://{url.host or 'localhost'}:{url.port or 3306}/{url.database or ''}"
+
+
+def identity_slug(identity: str) -> str:
+    """A file name for a source identity: `mysql-127.0.0.1-3306-shop`."""
+    return re.sub(r"[^0-9A-Za-z._]+", "-", identity).strip("-.") or "source"
+
+
+def _stamp_of(path: Path) -> str | None:
+    """The `$source` a mapping file names, None when unstamped (or unreadable: load says why)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    stamp = data.get(SOURCE_KEY) if isinstance(data, dict) else None
+    return stamp if isinstance(stamp, str) else None
+
+
+def _select_all(name: str, rows: int) -> str:
+    """`SELECT * FROM <name> LIMIT n`, the identifier quoted by the dialect."""
+    query = select(literal_column("*")).select_from(table(name)).limit(int(rows))
+    return str(query.compile(dialect=mysql.dialect(), compile_kwargs={"literal_binds": True}))
 
 
 class MappingService:
@@ -24,25 +69,63 @@ class MappingService:
     def __init__(self, source: Source, store: Callable[[], Store], path: Path) -> None:
         self.source = source
         self._store = store
-        self.path = path
-        self._cache: tuple[float, MappingFile] | None = None
+        self.configured = path
+        self.identity = source_identity(source)
+        self._cache: tuple[Path, float, MappingFile] | None = None
+
+    def __repr__(self) -> str:
+        return f"MappingService(source={self.identity!r}, path={str(self.path)!r})"
+
+    @property
+    def path(self) -> Path:
+        """This source's mapping file (see the module docstring)."""
+        stamp = _stamp_of(self.configured) if self.configured.is_file() else None
+        if stamp == self.identity or (stamp is None and self.identity == SAMPLE):
+            return self.configured
+        return self.configured.parent / "sources" / f"{identity_slug(self.identity)}.json"
 
     # -- reading ---------------------------------------------------------------------------
     def load(self) -> MappingFile:
-        if self.path.is_file():
-            mtime = self.path.stat().st_mtime
-            if self._cache and self._cache[0] == mtime:
-                return self._cache[1]
-            loaded = parse(self.path.read_bytes(), str(self.path))  # bytes: UTF-8 checked there
-            self._cache = (mtime, loaded)
+        path = self.path
+        if path.is_file():
+            mtime = path.stat().st_mtime
+            if self._cache and self._cache[:2] == (path, mtime):
+                return self._cache[2]
+            raw = path.read_bytes()  # bytes: UTF-8 is checked by parse
+            stamp = _stamp_of(path)
+            if stamp is not None and stamp != self.identity:
+                return MappingFile({})  # another source's file copied here by hand
+            loaded = parse(raw, str(path))
+            self._cache = (path, mtime, loaded)
             return loaded
-        mirrored = self._store().mappings.active()
+        mirrored = {
+            self._table_of(name): {k: v for k, v in config.items() if k != SOURCE_KEY}
+            for name, config in self._store().mappings.active().items()
+            if self._mine(name, config)
+        }
         return parse(mirrored, "store mirror") if mirrored else MappingFile({})
+
+    # The store mirror keys rows by name only: the sample's under the table name (as the
+    # original platform did), any other source's under `<identity>/<table>` and stamped, so
+    # two sources with a `customers` table never version or (de)activate each other's.
+    def _mirror_name(self, table: str) -> str:
+        return table if self.identity == SAMPLE else f"{self.identity}/{table}"
+
+    def _table_of(self, name: str) -> str:
+        return name if self.identity == SAMPLE else name[len(self.identity) + 1 :]
+
+    def _mine(self, name: str, config: dict[str, Any]) -> bool:
+        """Whether a mirrored mapping belongs to this source (unstamped ones are the sample's)."""
+        if self.identity != SAMPLE and not name.startswith(f"{self.identity}/"):
+            return False
+        return config.get(SOURCE_KEY, SAMPLE) == self.identity
 
     def tables(self) -> dict[str, TableMapping]:
         return self.load().tables()
 
     def get(self, table: str) -> TableMapping:
+        if not isinstance(table, str) or not table.strip():
+            raise ValidationError("Name the table as text, e.g. wb.mappings.get('customer').")
         tables = self.tables()
         if table in tables:
             return tables[table]
@@ -60,6 +143,19 @@ class MappingService:
         name = next(n for n, m in self.tables().items() if m is mapping)
         return name, mapping
 
+    def audience(self, table: str | None = None) -> tuple[str, TableMapping]:
+        """The audience table: `table` when given, else the first active mapping marked
+        `audience` (nothing in hybridwb assumes a table name)."""
+        if table is not None:
+            return self.resolve(table)
+        for name, mapping in self.tables().items():
+            if mapping.audience and mapping.isActive:
+                return name, mapping
+        raise NotFound(
+            "No mapped table is marked as the audience; save a people table's mapping with "
+            '"audience": true (wb.mappings.suggest(TABLE) proposes it).'
+        )
+
     # -- the live schema -------------------------------------------------------------------
     def discover(self) -> list[discovery.TableInfo]:
         return discovery.discover(self.source)
@@ -70,28 +166,45 @@ class MappingService:
 
     def sample(self, table: str, rows: int = 5) -> Any:
         """A few rows through the guarded source (the identifier comes from the live schema)."""
+        if not isinstance(rows, int) or not 1 <= rows <= 1000:
+            raise ValidationError(f"rows must be a number from 1 to 1000, not {rows!r}.")
         name = self._live_table(table)
-        return self.source.sql(f"SELECT * FROM `{name}` LIMIT {int(rows)}")
+        return self.source.sql(_select_all(name, rows))
 
     def _live_table(self, table: str) -> str:
-        if table not in self.source.table_names():
+        if not isinstance(table, str) or table not in self.source.table_names():
             raise NotFound(
                 f"The source has no table {table!r}; see wb.mappings.discover().", table=table
             )
         return table
 
     def suggest(self, table: str) -> TableMapping:
-        info = self.describe(table)
+        """A mapping proposed from the live schema and 50 sample rows (not saved)."""
         name = self._live_table(table)
-        sample = self.source.records(f"SELECT * FROM `{name}` LIMIT 50")
-        others = [
-            discovery.describe(self.source, t) for t in self.source.table_names() if t != table
-        ]
-        return suggest.suggest(info, sample, others)
+        schema = {info.name: info for info in self.discover()}
+        if name not in schema:  # pragma: no cover - listed a moment ago
+            raise NotFound(f"The source has no table {table!r}.", table=table)
+        info = schema[name]
+        sample = self.source.records(_select_all(name, SAMPLE_ROWS))
+        related = {fk["referred_table"] for fk in info.foreign_keys} - {name}
+        samples = {
+            other: self.source.records(_select_all(other, SAMPLE_ROWS))
+            for other in sorted(related)
+            if other in schema
+        }
+        others = [i for n, i in schema.items() if n != name]
+        return suggest.suggest(info, sample, others, samples)
 
     # -- writing ---------------------------------------------------------------------------
     def save(self, table: str, mapping: TableMapping | dict[str, Any]) -> TableMapping:
-        """Validate against the model and the live table, then write the file and the mirror."""
+        """Validate against the model and the live schema, then write the file and the mirror.
+
+        An audience table's key must be a primary key or unique index of the live table, and
+        its recipient and consent paths must lead to live columns; nothing is saved otherwise."""
+        if not isinstance(mapping, (TableMapping, dict)):
+            raise ValidationError(
+                f"Give the mapping as a dict or a TableMapping, not {type(mapping).__name__}."
+            )
         data = (
             mapping.model_dump(mode="json", exclude_unset=True)
             if isinstance(mapping, TableMapping)
@@ -101,24 +214,108 @@ class MappingService:
         merged = parse({**current, table: data}, str(self.path))
         live = self.describe(table)
         columns = {c.name for c in live.columns}
-        for field in merged.tables()[table].fields:
+        saved = merged.tables()[table]
+        for field in saved.fields:
             if field not in columns:
                 raise ValidationError(
                     f"{table}.fields.{field}: no such column in the live table; remove it or fix the name. Nothing was saved.",
                     path=f"{table}.fields.{field}",
                 )
+        problem = drift.key_problem(table, saved, live)
+        if problem:
+            raise ValidationError(f"{problem} Nothing was saved.", path=f"{table}.key")
+        self._check_paths(table, saved, merged)
         self._write(merged)
-        self._store().mappings.save(table, merged.dump()[table], merged.tables()[table].isActive)
+        self._mirror(table, merged.dump()[table], saved.isActive)
         return merged.tables()[table]
+
+    def _check_paths(self, table: str, mapping: TableMapping, merged: MappingFile) -> None:
+        """recipient / consent / nightConsent: a field, or to-one relations then a live column."""
+        if mapping.audience and not mapping.recipient:
+            raise ValidationError(
+                f"{table}.recipient: an audience table needs the field messages go to "
+                "(a phone or email field, or a path such as address.phone). Nothing was saved.",
+                path=f"{table}.recipient",
+            )
+        for attr in ("recipient", "consent", "nightConsent"):
+            path = getattr(mapping, attr)
+            if path is None:
+                continue
+            current, here = mapping, table
+            *hops, leaf = path.split(".")
+            for hop in hops:
+                rel = next(
+                    (
+                        r
+                        for r in current.relations
+                        if r.path_name == hop and r.kind == "many-to-one"
+                    ),
+                    None,
+                )
+                if rel is None:
+                    raise ValidationError(
+                        f"{table}.{attr} {path!r}: {hop!r} is not a to-one relation of {here}; "
+                        "use a field or a path through many-to-one relations. Nothing was saved.",
+                        path=f"{table}.{attr}",
+                    )
+                here = rel.table
+                nxt = merged.tables().get(here)
+                if nxt is None and hop != hops[-1]:
+                    raise ValidationError(
+                        f"{table}.{attr} {path!r}: map {here} first (the path goes through it). "
+                        "Nothing was saved.",
+                        path=f"{table}.{attr}",
+                    )
+                current = nxt or current
+            if not hops and leaf not in mapping.fields:
+                raise ValidationError(
+                    f"{table}.{attr}: {leaf!r} is not a mapped field of {table}. Nothing was saved.",
+                    path=f"{table}.{attr}",
+                )
+            if hops and self.describe(here).column(leaf) is None:
+                raise ValidationError(
+                    f"{table}.{attr} {path!r}: {here} has no column {leaf!r}. Nothing was saved.",
+                    path=f"{table}.{attr}",
+                )
+
+    def _mirror(self, table: str, config: dict[str, Any], active: bool) -> None:
+        stamped = config if self.identity == SAMPLE else {SOURCE_KEY: self.identity, **config}
+        self._store().mappings.save(self._mirror_name(table), stamped, active)
+
+    def delete(self, table: str) -> None:
+        """Remove a table's mapping from the file; the store mirror keeps its history but
+        marks it inactive, so it never comes back as this source's mapping."""
+        name, _ = self.resolve(table)
+        data = self.load().dump()
+        del data[name]
+        self._write(parse(data, str(self.path)))
+        store = self._store()
+        mirrored = self._mirror_name(name)
+        try:
+            latest = store.mappings.get(mirrored)
+        except NotFound:
+            return
+        if latest.get("is_active") and self._mine(mirrored, latest.get("config") or {}):
+            store.mappings.set_active(mirrored, False)
 
     def _write(self, mappings: MappingFile) -> None:
         """Atomically: a half-written mapping file is never left behind."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(mappings.dump(), ensure_ascii=False, indent=2) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".table-mappings.", suffix=".tmp")
+        path = self.path
+        stamp = _stamp_of(path) if path.is_file() else None
+        if stamp is not None and stamp != self.identity:
+            raise ValidationError(
+                f"{path} holds the mappings of {stamp}, not of {self.identity}; move it away "
+                "(or set HYBRIDWB_MAPPINGS to another file). Nothing was saved."
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = mappings.dump()
+        if self.identity != SAMPLE:
+            data = {SOURCE_KEY: self.identity, **data}
+        text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".table-mappings.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, self.path)
+        os.replace(tmp, path)
         self._cache = None
 
     def _set_active(self, table: str, active: bool) -> TableMapping:
@@ -129,9 +326,9 @@ class MappingService:
         self._write(merged)
         store = self._store()
         try:
-            store.mappings.set_active(name, active)
+            store.mappings.set_active(self._mirror_name(name), active)
         except NotFound:
-            store.mappings.save(name, merged.dump()[name], active)
+            self._mirror(name, merged.dump()[name], active)
         return merged.tables()[name]
 
     def activate(self, table: str) -> TableMapping:
@@ -141,12 +338,11 @@ class MappingService:
         return self._set_active(table, False)
 
     def check(self) -> list[drift.Finding]:
-        """Every mapped table against the live schema."""
-        live_names = set(self.source.table_names())
+        """Every mapped table of this source against the live schema."""
+        schema = {info.name: info for info in self.discover()}
         findings: list[drift.Finding] = []
         for name, mapping in self.tables().items():
-            live = discovery.describe(self.source, name) if name in live_names else None
-            findings.extend(drift.check_table(name, mapping, live))
+            findings.extend(drift.check_table(name, mapping, schema.get(name)))
         return findings
 
     @staticmethod

@@ -1,4 +1,19 @@
-"""Mapping suggestions for a table (pure): types, roles, PII, display names, relations."""
+"""Mapping suggestions for a table (pure): types, roles, PII, display names, relations, audience.
+
+Everything here is a plain function over `TableInfo` (the live schema) and a few sample rows,
+so the rules are unit-tested without a database. The rules, in the order they apply:
+
+- the one-column primary key is the `id`; a foreign key (or another `*_id` column) is a
+  `reference`, never an `id`, so searching "5" never finds the row whose *address* is 5;
+- `tinyint(1)` / BOOLEAN / BIT(1) are booleans; consent flags (`marketing_opt_in`, `sms_agree`,
+  `광고수신동의`, `night_opt_in`, `야간수신동의` …) get the roles `consent` / `night_consent`;
+- person names are `name`, `first_name` or `last_name`; names, phones and emails are searchable;
+- foreign keys become named relations both ways (to-one `address`, to-many `payment` ordered
+  by its date column);
+- a people-like table (names plus a phone or email, here or one to-one hop away, and a key
+  that is a primary key or unique index) is suggested as the audience, with its recipient
+  (`address.phone` when the phone lives in the address) and consent paths.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +29,8 @@ KOREAN_NAMES = {
     "customer_id": "고객ID",
     "name": "고객명",
     "customer_name": "고객명",
+    "first_name": "이름",
+    "last_name": "성",
     "phone": "휴대폰번호",
     "mobile": "휴대폰번호",
     "phone_number": "휴대폰번호",
@@ -26,6 +43,7 @@ KOREAN_NAMES = {
     "city": "도시",
     "address": "주소",
     "marketing_opt_in": "마케팅 수신 동의",
+    "night_opt_in": "야간 광고 수신 동의",
     "plan": "요금제",
     "started_at": "시작일",
     "ends_at": "만료일",
@@ -38,16 +56,37 @@ KOREAN_NAMES = {
     "payment_id": "결제ID",
     "order_id": "주문ID",
 }
-PHONE = re.compile(r"^(\+?82-?|0)1[016789]-?\d{3,4}-?\d{4}$")
+PHONE = re.compile(r"^(\+?82[- ]?|0)1[016789][- ]?\d{3,4}[- ]?\d{4}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 KOREAN_NAME = re.compile(r"^[가-힣]{2,4}$")
 
+FULL_NAMES = {"name", "full_name", "fullname", "customer_name", "member_name", "user_name"}
+FIRST_NAMES = {"first_name", "firstname", "given_name", "forename", "fname", "first_nm"}
+LAST_NAMES = {"last_name", "lastname", "surname", "family_name", "lname", "last_nm"}
+# night-time advertising consent (checked before the general consent words)
+NIGHT_CONSENT = re.compile(r"night|야간", re.IGNORECASE)
+CONSENT = re.compile(
+    r"opt_?in|agree|consent|accept|수신\s*동의|수신동의|광고\s*동의|마케팅\s*동의|수신\s*여부|동의",
+    re.IGNORECASE,
+)
+CONSENT_NAMES = re.compile(
+    r"(^|_)(opt_?in|agree[ds]?|agreement|consent(ed)?|accept(ed)?|allow(ed)?|receive)(_|$)"
+    r"|^(sms|email|mail|push|ad|ads|marketing|promo(tion)?)_(ok|yn|flag)$"
+    r"|수신|동의",
+    re.IGNORECASE,
+)
+PERSON_ROLES = ("name", "first_name", "last_name")
+CONTACT_ROLES = ("phone", "email")
+SEARCHABLE_ROLES = ("id", "name", "first_name", "last_name", "phone", "email")
+PII_ROLES = ("name", "first_name", "last_name", "phone", "email")
+
 
 def field_type(sql_type: str) -> str:
-    t = sql_type.upper()
-    if t.startswith(("TINYINT(1)", "BOOL", "BIT")):
+    """The mapping type of a column type as the server states it (`tinyint(1)` is boolean)."""
+    t = sql_type.upper().strip()
+    if t.startswith(("TINYINT(1)", "BOOL", "BIT(1)")) or t == "BIT":
         return "boolean"
-    if any(k in t for k in ("INT", "DECIMAL", "NUMERIC", "FLOAT", "DOUBLE", "REAL")):
+    if any(k in t for k in ("INT", "DECIMAL", "NUMERIC", "FLOAT", "DOUBLE", "REAL", "BIT")):
         return "number"
     if "DATETIME" in t or "TIMESTAMP" in t:
         return "datetime"
@@ -56,32 +95,86 @@ def field_type(sql_type: str) -> str:
     return "string"
 
 
+#: mapping types a column type may be mapped as without drift (a tinyint(1) used as a small
+#: number, a date shown as a datetime, a date kept in a varchar)
+COMPATIBLE = {
+    "boolean": {"boolean", "number"},
+    "number": {"number", "boolean"},
+    "datetime": {"datetime", "date"},
+    "date": {"date", "datetime"},
+    "string": {"string", "date", "datetime"},
+}
+
+
+def compatible(sql_type: str, mapped: str) -> bool:
+    """Whether a column of `sql_type` may be mapped as `mapped` (drift agrees with this)."""
+    return mapped in COMPATIBLE[field_type(sql_type)]
+
+
 def _share(values: Iterable[Any], pattern: re.Pattern[str]) -> float:
     vals = [str(v) for v in values if v not in (None, "")]
     return sum(bool(pattern.match(v)) for v in vals) / len(vals) if vals else 0.0
 
 
-def role_for(name: str, ftype: str, values: list[Any], is_key: bool) -> str:
+FLAG_VALUES = {"y", "n", "yes", "no", "true", "false", "t", "f", "0", "1", "동의", "미동의"}
+
+
+def _flaglike(values: Iterable[Any]) -> bool:
+    """Text values that are all yes/no answers (`Y`/`N`, `동의`): a flag kept in a varchar."""
+    vals = [str(v).strip().lower() for v in values if v not in (None, "")]
+    return bool(vals) and all(v in FLAG_VALUES for v in vals)
+
+
+def is_consent(name: str, comment: str | None = None) -> str | None:
+    """`consent`, `night_consent` or None for a column name (and its comment)."""
+    words = f"{name} {comment or ''}"
+    if not (CONSENT_NAMES.search(name) or CONSENT.search(comment or "")):
+        return None
+    return "night_consent" if NIGHT_CONSENT.search(words) else "consent"
+
+
+def role_for(
+    name: str,
+    ftype: str,
+    values: list[Any],
+    is_key: bool,
+    *,
+    is_reference: bool = False,
+    comment: str | None = None,
+) -> str:
+    """The role of one column; see the module docstring for the order of the rules."""
     low = name.lower()
-    if is_key or low == "id" or low.endswith("_id"):
+    note = comment or ""
+    if is_key or (low == "id" and not is_reference):
         return "id"
-    if "phone" in low or "mobile" in low or "tel" in low or _share(values, PHONE) > 0.8:
-        return "phone"
-    if "email" in low or "mail" in low or _share(values, EMAIL) > 0.8:
-        return "email"
-    if (
-        low in ("name", "customer_name", "full_name")
-        or low.endswith("_name")
-        or _share(values, KOREAN_NAME) > 0.8
-    ):
-        return "name"
+    if is_reference or low.endswith("_id"):
+        return "reference"
     if ftype in ("date", "datetime"):
         return "date"
-    if ftype == "boolean" or low.endswith("_opt_in") or low.startswith(("is_", "has_")):
+    consent = is_consent(name, comment)
+    if consent and (ftype in ("boolean", "number") or _flaglike(values)):
+        return consent
+    if low in FIRST_NAMES:
+        return "first_name"
+    if low in LAST_NAMES:
+        return "last_name"
+    if (
+        "phone" in low
+        or "mobile" in low
+        or re.search(r"(^|_)(tel|hp|cell)(_|$)", low)
+        or re.search(r"전화|휴대폰|핸드폰|연락처", note)
+        or (ftype == "string" and _share(values, PHONE) > 0.8)
+    ):
+        return "phone"
+    if "email" in low or "e_mail" in low or "이메일" in note or _share(values, EMAIL) > 0.8:
+        return "email"
+    if low in FULL_NAMES or (ftype == "string" and _share(values, KOREAN_NAME) > 0.8):
+        return "name"
+    if ftype == "boolean" or low.startswith(("is_", "has_")):
         return "flag"
     if ftype == "number" and any(k in low for k in ("amount", "fee", "price", "total", "balance")):
         return "amount"
-    if low in ("status", "grade", "state", "type", "plan", "method") or low.endswith(
+    if low in ("status", "grade", "state", "type", "plan", "method", "active") or low.endswith(
         ("_status", "_type")
     ):
         return "status"
@@ -102,22 +195,144 @@ def display_name(column: str, comment: str | None, table: str) -> str:
     return KOREAN_NAMES.get(column.lower(), readable(column))
 
 
-def suggest(
-    info: TableInfo, sample: list[dict[str, Any]], others: list[TableInfo] | None = None
-) -> TableMapping:
-    """A mapping for one table from its schema and a few sample rows.
+def relation_name(column: str, referred_table: str) -> str:
+    """The path segment of a to-one relation: `address_id` -> `address`."""
+    low = column.lower()
+    for suffix in ("_id", "_no", "_key", "id"):
+        if low.endswith(suffix) and len(low) > len(suffix):
+            return column[: -len(suffix)].rstrip("_") or referred_table
+    return referred_table
 
-    `filterable` is true only where an index (or the primary key) leads with the column;
-    `others` (the rest of the schema) turns foreign keys and `*_id` names into relations,
-    both ways: a customer's subscriptions are one-to-many, ordered by their latest date.
-    """
+
+def _order_by(other: TableInfo, foreign_field: str) -> str | None:
+    """The date column to take the "latest" related row by: one indexed after the foreign key
+    first, then any indexed date, then any date column."""
+    dates = [c.name for c in other.columns if field_type(c.type) in ("date", "datetime")]
+    if not dates:
+        return None
+    for index in other.indexes:
+        cols = index.get("column_names") or []
+        if len(cols) > 1 and cols[0] == foreign_field and cols[1] in dates:
+            return str(cols[1])
+    lead = other.indexed_leading_columns()
+    return next((d for d in dates if d in lead), dates[0])
+
+
+def suggest_relations(info: TableInfo, others: list[TableInfo]) -> list[Relation]:
+    """Named relations from foreign keys (both directions), and from `*_id` columns that name
+    another table's key where the schema declares no foreign key."""
+    relations: list[Relation] = []
+    names: set[str] = set()
+    columns = {c.name for c in info.columns}
+
+    def add(rel: Relation) -> None:
+        base, n = rel.path_name, 2
+        while rel.path_name in names or rel.path_name in columns:
+            rel.name = f"{base}_{n}"
+            n += 1
+        names.add(rel.path_name)
+        relations.append(rel)
+
+    for fk in info.foreign_keys:
+        if len(fk.get("constrained_columns") or []) != 1:
+            continue
+        local = fk["constrained_columns"][0]
+        add(
+            Relation(
+                table=fk["referred_table"],
+                localField=local,
+                foreignField=fk["referred_columns"][0],
+                kind="many-to-one",
+                name=relation_name(local, fk["referred_table"]),
+            )
+        )
+    linked = {r.localField for r in relations}
+    key = info.primary_key[0] if len(info.primary_key) == 1 else None
+    for other in others:
+        if other.name == info.name:
+            continue
+        pk = other.primary_key
+        for col in info.columns:  # this table names the other one's key, without a foreign key
+            if (
+                len(pk) == 1
+                and col.name == pk[0]
+                and col.name != key
+                and col.name not in linked
+                and col.name.endswith("_id")
+                and not other.is_view
+            ):
+                add(
+                    Relation(
+                        table=other.name,
+                        localField=col.name,
+                        foreignField=pk[0],
+                        kind="many-to-one",
+                        name=relation_name(col.name, other.name),
+                    )
+                )
+        if key is None or other.is_view:
+            continue
+        declared = [
+            fk
+            for fk in other.foreign_keys
+            if fk.get("referred_table") == info.name
+            and fk.get("referred_columns") == [key]
+            and len(fk.get("constrained_columns") or []) == 1
+        ]
+        pointing = [fk["constrained_columns"][0] for fk in declared]
+        if not declared and key in {c.name for c in other.columns} and other.primary_key != [key]:
+            pointing = [key]  # a same-named key column without a declared foreign key
+        for foreign in pointing:
+            add(
+                Relation(
+                    table=other.name,
+                    localField=key,
+                    foreignField=foreign,
+                    kind="one-to-many",
+                    orderBy=_order_by(other, foreign),
+                    name=other.name,
+                )
+            )
+    return relations
+
+
+PEOPLE_TABLES = re.compile(
+    r"customer|client|member|user|person|people|contact|subscriber|patient|student|employee"
+    r"|고객|회원|사용자|인원",
+    re.IGNORECASE,
+)
+
+
+def is_people(info: TableInfo, sample: list[dict[str, Any]]) -> bool:
+    """A table about people: a people-like name, or person/contact columns beside `name`."""
+    if PEOPLE_TABLES.search(info.name) or PEOPLE_TABLES.search(info.comment or ""):
+        return True
+    for col in info.columns:
+        role = role_for(col.name, field_type(col.type), [r.get(col.name) for r in sample], False)
+        if role in ("first_name", "last_name", "phone", "email"):
+            return True
+    return False
+
+
+def suggest_fields(info: TableInfo, sample: list[dict[str, Any]]) -> dict[str, FieldMapping]:
     cheap = info.indexed_leading_columns()
     key = info.primary_key[0] if len(info.primary_key) == 1 else None
+    references = {c for fk in info.foreign_keys for c in fk.get("constrained_columns") or []}
     fields: dict[str, FieldMapping] = {}
     used: set[str] = set()
+    people = is_people(info, sample)
     for col in info.columns:
         ftype = field_type(col.type)
-        role = role_for(col.name, ftype, [row.get(col.name) for row in sample], col.name == key)
+        role = role_for(
+            col.name,
+            ftype,
+            [row.get(col.name) for row in sample],
+            col.name == key,
+            is_reference=col.name in references,
+            comment=col.comment,
+        )
+        if role == "name" and col.name.lower() in FULL_NAMES and not people:
+            role = "text"  # a store's or a product's name is not a person's
         label = display_name(col.name, col.comment, info.name)
         if label in used:
             label = f"{label} ({col.name})"
@@ -127,63 +342,94 @@ def suggest(
             type=ftype,  # type: ignore[arg-type]
             filterable=col.name in cheap,
             role=role,  # type: ignore[arg-type]
-            searchable=role in ("id", "name", "phone", "email") and col.name in cheap,
-            pii=role in ("name", "phone", "email")
-            or "birth" in col.name.lower()
-            or "address" in col.name.lower(),
+            searchable=role in SEARCHABLE_ROLES,
+            pii=role in PII_ROLES
+            or (role != "reference" and any(k in col.name.lower() for k in ("birth", "address"))),
         )
-    relations = [
-        Relation(
-            table=fk["referred_table"],
-            localField=fk["constrained_columns"][0],
-            foreignField=fk["referred_columns"][0],
-            kind="many-to-one",
-        )
-        for fk in info.foreign_keys
-        if len(fk.get("constrained_columns") or []) == 1
-    ]
-    linked = {r.localField for r in relations}
-    for other in others or []:
-        pk = other.primary_key
-        if other.name == info.name:
-            continue
-        for col in info.columns:  # this table points at the other one
-            if (
-                len(pk) == 1
-                and col.name == pk[0]
-                and col.name != key
-                and col.name not in linked
-                and col.name.endswith("_id")
-            ):
-                relations.append(
-                    Relation(
-                        table=other.name,
-                        localField=col.name,
-                        foreignField=pk[0],
-                        kind="many-to-one",
-                    )
-                )
-        if key is None:
-            continue
-        points_here = any(
-            fk.get("referred_table") == info.name for fk in other.foreign_keys
-        ) or key in {c.name for c in other.columns}
-        if points_here and key in {c.name for c in other.columns}:
-            dates = [c.name for c in other.columns if field_type(c.type) in ("date", "datetime")]
-            cheap = other.indexed_leading_columns()
-            order = next((d for d in dates if d in cheap), dates[0] if dates else None)
-            relations.append(
-                Relation(
-                    table=other.name,
-                    localField=key,
-                    foreignField=key,
-                    kind="one-to-many",
-                    orderBy=order,
-                )
-            )
+    return fields
+
+
+def _audience_key(info: TableInfo) -> str | None:
+    """The primary key when it is one column, else the first one-column unique index."""
+    for cols in info.unique_keys():
+        if len(cols) == 1:
+            return cols[0]
+    return None
+
+
+def suggest_audience(
+    info: TableInfo,
+    fields: dict[str, FieldMapping],
+    relations: list[Relation],
+    others: list[TableInfo],
+    samples: dict[str, list[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """Audience roles for a people-like table (else {}): key, recipient, channel, consents."""
+    roles = {name: f.role for name, f in fields.items()}
+    key = _audience_key(info)
+    if key is None or info.is_view or not any(r in PERSON_ROLES for r in roles.values()):
+        return {}
+    recipient = next((n for n, r in roles.items() if r == "phone"), None)
+    channel = "sms"
+    if recipient is None:  # a phone one to-one hop away (the customer's address)
+        by_name = {o.name: o for o in others}
+        for rel in relations:
+            other = by_name.get(rel.table)
+            if rel.kind != "many-to-one" or other is None:
+                continue
+            other_fields = suggest_fields(other, (samples or {}).get(other.name, []))
+            phone = next((n for n, f in other_fields.items() if f.role == "phone"), None)
+            if phone:
+                recipient = f"{rel.path_name}.{phone}"
+                break
+    if recipient is None:
+        recipient = next((n for n, r in roles.items() if r == "email"), None)
+        channel = "email"
+    if recipient is None:
+        return {}
+    out: dict[str, Any] = {
+        "audience": True,
+        "key": key,
+        "recipient": recipient,
+        "channel": channel,
+    }
+    consent = next((n for n, r in roles.items() if r == "consent"), None)
+    night = next((n for n, r in roles.items() if r == "night_consent"), None)
+    if consent:
+        out["consent"] = consent
+    if night:
+        out["nightConsent"] = night
+    return out
+
+
+def suggest(
+    info: TableInfo,
+    sample: list[dict[str, Any]],
+    others: list[TableInfo] | None = None,
+    samples: dict[str, list[dict[str, Any]]] | None = None,
+) -> TableMapping:
+    """A mapping for one table from its schema, a few sample rows and the rest of the schema.
+
+    `filterable` is true only where an index (or the primary key) leads with the column;
+    `others` turns foreign keys into relations both ways and lets the audience's recipient be
+    found in a related table; `samples` are a few rows of those tables, by name.
+    """
+    others = others or []
+    fields = suggest_fields(info, sample)
+    relations = suggest_relations(info, others)
+    audience = suggest_audience(info, fields, relations, others, samples)
+    key = audience.get("key") or (info.primary_key[0] if len(info.primary_key) == 1 else None)
+    if key is not None and key not in fields:
+        key = None
     table_label = info.comment or KOREAN_TABLES.get(info.name, readable(info.name))
+    extra = {k: v for k, v in audience.items() if k != "key"}
     return TableMapping(
-        displayName=table_label, description="", fields=fields, key=key, relations=relations
+        displayName=table_label,
+        description="",
+        fields=fields,
+        key=key,
+        relations=relations,
+        **extra,
     )
 
 

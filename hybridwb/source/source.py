@@ -431,10 +431,29 @@ class Source:
             raise self.translate_error(exc, None) from None
 
     def column_names(self, table: str) -> list[str]:
-        from sqlalchemy import inspect
+        """Column names in table order. On MySQL from information_schema: SELECT is enough
+        there, while the inspector's SHOW CREATE TABLE needs SHOW VIEW on a view."""
+        from sqlalchemy import column, func, inspect, select
+        from sqlalchemy import table as sql_table
 
         try:
-            return [c["name"] for c in inspect(self.engine).get_columns(table)]
+            if self.is_sqlite:
+                return [c["name"] for c in inspect(self.engine).get_columns(table)]
+            cols = sql_table(
+                "COLUMNS",
+                column("TABLE_SCHEMA"),
+                column("TABLE_NAME"),
+                column("COLUMN_NAME"),
+                column("ORDINAL_POSITION"),
+                schema="information_schema",
+            )
+            query = (
+                select(cols.c.COLUMN_NAME)
+                .where(cols.c.TABLE_SCHEMA == func.database(), cols.c.TABLE_NAME == table)  # noqa: SIM300
+                .order_by(cols.c.ORDINAL_POSITION)
+            )
+            with self.engine.connect() as conn:
+                return [str(name) for (name,) in conn.execute(query)]
         except DBAPIError as exc:
             raise self.translate_error(exc, None) from None
 

@@ -1,7 +1,9 @@
 """ipywidgets front ends. Each takes the workbench and holds no logic of its own.
 
 Constructors build controls only; the factory functions below load the first data, so a
-widget object can be created and driven in tests without a database round trip.
+widget object can be created and driven in tests without a database round trip. The widget
+classes live in private modules (`_search.py` …): a public submodule named like its factory
+would replace the function on the package at first import, and the second call would fail.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def _workbench(wb: Workbench | None) -> Workbench:
 
 
 def schema_browser(wb: Workbench | None = None) -> Any:
-    from hybridwb.widgets.schema import SchemaBrowser
+    from hybridwb.widgets._schema import SchemaBrowser
 
     widget = SchemaBrowser(_workbench(wb))
     widget.refresh()
@@ -37,7 +39,7 @@ def schema_browser(wb: Workbench | None = None) -> Any:
 
 
 def mapping_editor(wb: Workbench | None = None, table: str | None = None) -> Any:
-    from hybridwb.widgets.mapping_editor import MappingEditor
+    from hybridwb.widgets._mapping_editor import MappingEditor
 
     widget = MappingEditor(_workbench(wb))
     widget.refresh(table)
@@ -45,7 +47,7 @@ def mapping_editor(wb: Workbench | None = None, table: str | None = None) -> Any
 
 
 def search(wb: Workbench | None = None, table: str | None = None) -> Any:
-    from hybridwb.widgets.search import SearchWidget
+    from hybridwb.widgets._search import SearchWidget
 
     widget = SearchWidget(_workbench(wb))
     widget.refresh(table)
@@ -53,7 +55,7 @@ def search(wb: Workbench | None = None, table: str | None = None) -> Any:
 
 
 def target_preview(wb: Workbench | None = None, definition: Any = None) -> Any:
-    from hybridwb.widgets.targets import TargetPreview
+    from hybridwb.widgets._targets import TargetPreview
 
     widget = TargetPreview(_workbench(wb))
     if definition is not None:
@@ -61,8 +63,9 @@ def target_preview(wb: Workbench | None = None, definition: Any = None) -> Any:
     return widget
 
 
-def preview(template: str = "", wb: Workbench | None = None, table: str = "customers") -> Any:
-    from hybridwb.widgets.preview import VariablePreview
+def preview(template: str = "", wb: Workbench | None = None, table: str | None = None) -> Any:
+    """The variable preview on `table`, by default the mapped audience table."""
+    from hybridwb.widgets._preview import VariablePreview
 
     widget = VariablePreview(_workbench(wb), table=table)
     widget.editor.value = template
@@ -71,7 +74,7 @@ def preview(template: str = "", wb: Workbench | None = None, table: str = "custo
 
 
 def monitor(wb: Workbench | None = None) -> Any:
-    from hybridwb.widgets.monitor import Monitor
+    from hybridwb.widgets._monitor import Monitor
 
     widget = Monitor(_workbench(wb))
     widget.refresh()

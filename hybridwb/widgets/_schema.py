@@ -41,7 +41,11 @@ class SchemaBrowser(w.VBox):
             self.message.value = status(str(exc), "error")
             return
         self.tables.options = [
-            (f"{i.name} (~{i.rows_estimate or 0:,} rows)", i.name) for i in infos
+            (
+                f"{i.name} (view)" if i.is_view else f"{i.name} (~{i.rows_estimate or 0:,} rows)",
+                i.name,
+            )
+            for i in infos
         ]
         self.message.value = status(f"{len(infos)} tables", "info")
 
@@ -55,13 +59,18 @@ class SchemaBrowser(w.VBox):
             self.message.value = status(str(exc), "error")
             return
         pk = set(info.primary_key)
+        refers = {
+            col: f"→ {fk['referred_table']}.{ref}"
+            for fk in info.foreign_keys
+            for col, ref in zip(fk["constrained_columns"], fk["referred_columns"], strict=False)
+        }
         self.columns.value = table(
             [
                 {
                     "column": c.name,
                     "type": c.type,
                     "null": "YES" if c.nullable else "NO",
-                    "key": "PRI" if c.name in pk else "",
+                    "key": "PRI" if c.name in pk else refers.get(c.name, ""),
                     "comment": c.comment or "",
                 }
                 for c in info.columns

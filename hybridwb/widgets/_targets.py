@@ -19,7 +19,7 @@ class TargetPreview(w.VBox):
         self.wb = wb
         self.editor = w.Textarea(
             layout=w.Layout(width="100%", height="140px"),
-            placeholder='{"table": "customers", "where": {...}}',
+            placeholder='{"table": "TABLE", "where": {...}}',
         )
         self.run_button = w.Button(
             description="미리보기 (preview)", icon="eye", button_style="primary"

@@ -1,4 +1,5 @@
-"""The mapping editor: per field display name, type, role and flags; validate and save."""
+"""The mapping editor: per field display name, type, role and flags; the audience roles
+(key, recipient, channel, consent paths); validate, save and delete."""
 
 from __future__ import annotations
 
@@ -56,14 +57,26 @@ class MappingEditor(w.VBox):
         self.display = w.Text(description="표시 이름")
         self.description = w.Text(description="설명", layout=w.Layout(width="500px"))
         self.active = w.Checkbox(description="active", value=True)
+        self.audience = w.Checkbox(description="audience (수신 대상)", value=False)
+        self.key = w.Dropdown(options=[""], value="", description="key")
+        self.recipient = w.Text(description="recipient", placeholder="phone 또는 address.phone")
+        self.channel = w.Dropdown(
+            options=["sms", "email", "other"], value="sms", description="채널"
+        )
+        self.consent = w.Text(description="consent", placeholder="marketing_opt_in")
+        self.night_consent = w.Text(description="night", placeholder="night_opt_in")
         self.rows: list[FieldRow] = []
         self.fields = w.VBox()
         self.validate_button = w.Button(description="검증 (validate)", icon="check")
         self.save_button = w.Button(description="저장 (save)", icon="save", button_style="primary")
+        self.delete_button = w.Button(
+            description="삭제 (delete)", icon="trash", button_style="danger"
+        )
         self.message = w.HTML()
         self._extra: dict[str, Any] = {}
         self.validate_button.on_click(lambda _: self.validate())
         self.save_button.on_click(lambda _: self.save())
+        self.delete_button.on_click(lambda _: self.delete())
         self.table.observe(lambda change: self.load(change["new"]), names="value")
         super().__init__(
             [
@@ -71,8 +84,10 @@ class MappingEditor(w.VBox):
                 self.display,
                 self.description,
                 self.active,
+                w.HBox([self.audience, self.key, self.channel]),
+                w.HBox([self.recipient, self.consent, self.night_consent]),
                 self.fields,
-                w.HBox([self.validate_button, self.save_button]),
+                w.HBox([self.validate_button, self.save_button, self.delete_button]),
                 self.message,
             ]
         )
@@ -107,9 +122,14 @@ class MappingEditor(w.VBox):
         self.display.value = mapping.displayName
         self.description.value = mapping.description
         self.active.value = mapping.isActive
-        self._extra = mapping.model_dump(
-            mode="json", include={"key", "relations"}, exclude_unset=False
-        )
+        self._extra = mapping.model_dump(mode="json", include={"relations"}, exclude_unset=True)
+        self.key.options = ["", *mapping.fields]
+        self.key.value = mapping.key or ""
+        self.audience.value = mapping.audience
+        self.recipient.value = mapping.recipient or ""
+        self.channel.value = mapping.channel
+        self.consent.value = mapping.consent or ""
+        self.night_consent.value = mapping.nightConsent or ""
         self.rows = [FieldRow(name, f) for name, f in mapping.fields.items()]
         self.fields.children = self.rows
 
@@ -123,10 +143,20 @@ class MappingEditor(w.VBox):
             "fields": {r.name: r.value() for r in self.rows},
             "isActive": self.active.value,
         }
-        if self._extra.get("key"):
-            data["key"] = self._extra["key"]
+        if self.key.value:
+            data["key"] = self.key.value
         if self._extra.get("relations"):
             data["relations"] = self._extra["relations"]
+        if self.audience.value:
+            data["audience"] = True
+            data["channel"] = self.channel.value
+        for name, control in (
+            ("recipient", self.recipient),
+            ("consent", self.consent),
+            ("nightConsent", self.night_consent),
+        ):
+            if control.value.strip():
+                data[name] = control.value.strip()
         return data
 
     def validate(self) -> bool:
@@ -149,4 +179,16 @@ class MappingEditor(w.VBox):
         self.message.value = status(
             f"saved {self.table.value} to {self.wb.mappings.path.name}", "ok"
         )
+        return True
+
+    def delete(self) -> bool:
+        """Delete the table's saved mapping; the editor then shows a fresh suggestion."""
+        name = self.table.value
+        try:
+            self.wb.mappings.delete(name)
+        except HybridwbError as exc:
+            self.message.value = status(str(exc), "error")
+            return False
+        self.load(name)
+        self.message.value = status(f"deleted the mapping of {name}", "ok")
         return True

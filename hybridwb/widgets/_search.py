@@ -61,8 +61,10 @@ class SearchWidget(w.VBox):
         self.table.options = [
             (f"{m.displayName} ({name})", name) for name, m in tables.items() if m.isActive
         ]
-        if table or tables:
-            self.table.value = table or next(iter(tables))
+        active = [name for name, m in tables.items() if m.isActive]
+        if table or active:  # by default the audience table, else the first mapped one
+            audience = [name for name in active if tables[name].audience]
+            self.table.value = table or (audience or active)[0]
 
     def run(self, page: str | None = None) -> None:
         if page is None:

@@ -1,4 +1,6 @@
-"""The variable preview: template editor, live mapping table, customer picker, rendered text."""
+"""The variable preview: template editor, live mapping table, recipient picker, rendered text.
+
+Works on any mapped table; the factory picks the audience table from the mapping."""
 
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ if TYPE_CHECKING:
 
 
 class VariablePreview(w.VBox):
-    def __init__(self, wb: Workbench, table: str = "customers") -> None:
+    def __init__(self, wb: Workbench, table: str | None = None) -> None:
         self.wb = wb
-        self.table = table
+        self._table = table  # None: the audience table from the mapping roles, on first use
         self.editor = w.Textarea(
             placeholder="#{고객명}님, 구독이 #{만료일}에 만료됩니다.",
             layout=w.Layout(width="100%", height="90px"),
@@ -60,6 +62,10 @@ class VariablePreview(w.VBox):
                 self.warnings,
             ]
         )
+
+    @property
+    def table(self) -> str:
+        return self._table or self.wb.mappings.audience()[0]
 
     def update(self) -> None:
         text = self.editor.value
