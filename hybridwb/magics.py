@@ -171,13 +171,25 @@ class HybridwbMagics(Magics):
 
     @cell_magic
     def platform(self, line: str, cell: str) -> Any:
-        """Run SQL on the platform store; statements that write need --write."""
+        """Run SQL on the platform store: -o NAME --limit N --timeout S [--write].
+
+        Reads run read-only with a time limit; a statement that changes anything needs
+        --write and is recorded in the store's audit_log in the same transaction."""
         args = parse_args(line, allow_write=True)
+        if args.explain:
+            raise MagicError("--explain is only for %%mysql; use EXPLAIN in the statement.")
         try:
             sql, params = bind_cell(cell, self.shell.user_ns)
-            df = self.wb.store.sql(sql, params, write=args.write, limit=args.limit)
+            df = self.wb.store.sql(
+                sql, params, write=args.write, limit=args.limit, timeout=args.timeout
+            )
         except HybridwbError as exc:
             raise _fail(exc) from None
+        if args.write and "rows_affected" in df:
+            print(f"{int(df['rows_affected'].iloc[0]):,} rows changed (audited)")
+            if args.output:
+                self.shell.user_ns[args.output] = df
+            return df
         return self._present(df, args)
 
     @line_magic("platform")

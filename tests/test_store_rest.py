@@ -137,10 +137,12 @@ def test_send_records_are_chunked_upserts_that_ignore_duplicates(
     sizes = [len(json.loads(c.request.content)) for c in route.calls]
     assert sizes == [1000, 1000, 500]
     request = route.calls[0].request
-    assert query(request) == {
-        "on_conflict": ["run_id,target_key"],
-        "columns": [query(request)["columns"][0]],
-    }
+    params = query(request)
+    assert params["on_conflict"] == ["run_id,target_key"]
+    assert set(params) == {"on_conflict", "columns"}
+    sent_columns = {c.strip('"') for c in params["columns"][0].split(",")}
+    assert sent_columns == set(json.loads(request.content)[0])
+    assert {"run_id", "workflow_id", "target_key", "id"} <= sent_columns
     assert {"resolution=ignore-duplicates", "return=representation"} <= prefer(request)
     assert inserted == 2497  # what the server said it inserted
 
@@ -209,3 +211,125 @@ def test_missing_key_is_explained() -> None:
 
     with pytest.raises(StoreError, match="SUPABASE_SERVICE_ROLE_KEY"):
         RestBackend.from_settings(load_settings(env={"SUPABASE_URL": BASE}))
+
+
+# -- retries: transient only, and never a blind second insert ---------------------------
+
+
+def _create_with(api: respx.MockRouter, store: Store, answers: list[object]) -> respx.Route:
+    api.get("/workflows").respond(200, json=[])
+    api.post("/audit_log").respond(201)
+    return api.post("/workflows").mock(side_effect=answers)
+
+
+@pytest.mark.parametrize(
+    ("answers", "calls"),
+    [
+        ([httpx.Response(503), httpx.Response(201)], 2),
+        ([httpx.ConnectError("refused"), httpx.Response(201)], 2),
+        (
+            [
+                httpx.Response(503, json={"code": "PGRST001", "message": "db down"}),
+                httpx.Response(201),
+            ],
+            2,
+        ),
+    ],
+    ids=["503-before-processing", "connect-error", "pgrst-connection-error"],
+)
+def test_insert_is_retried_only_when_the_server_never_processed_it(
+    api: respx.MockRouter, store: Store, answers: list[object], calls: int
+) -> None:
+    route = _create_with(api, store, answers)
+    store.workflows.create(name="w")
+    assert len(route.calls) == calls
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [httpx.Response(502, text="bad gateway"), httpx.Response(504), httpx.ReadTimeout("slow"),
+     httpx.Response(500, json={"code": "XX000", "message": "boom"})],
+    ids=["502", "504", "read-timeout", "500"],
+)  # fmt: skip
+def test_insert_is_not_sent_twice_when_it_may_have_been_processed(
+    api: respx.MockRouter, store: Store, answer: object
+) -> None:
+    """And when the row is not there afterwards, the failure is reported."""
+    route = _create_with(api, store, [answer, httpx.Response(201)])
+    with pytest.raises(StoreError) as info:
+        store.workflows.create(name="w")
+    assert len(route.calls) == 1
+    assert "\n" not in str(info.value) and SERVICE_KEY not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "calls"), [(400, 1), (404, 1), (409, 1), (503, 3)], ids=["400", "404", "409", "503"]
+)
+def test_reads_retry_transient_answers_only(
+    api: respx.MockRouter, store: Store, status: int, calls: int
+) -> None:
+    route = api.get("/workflows").respond(status, json={"code": str(status), "message": "x"})
+    with pytest.raises(StoreError):
+        store.workflows.list()
+    assert len(route.calls) == calls
+
+
+def test_unreachable_supabase_says_so_without_userinfo(api: respx.MockRouter) -> None:
+    backend = RestBackend(
+        "https://user:hunter22@proj.supabase.co", SERVICE_KEY, "SUPABASE_SERVICE_ROLE_KEY",
+        base_delay=0,
+    )  # fmt: skip
+    api.get("/workflows").mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(StoreError, match="Is the project running") as info:
+        Store(backend).workflows.list()
+    assert "hunter22" not in str(info.value) and "user:" not in str(info.value)
+    assert "hunter22" not in repr(backend) and "***@proj.supabase.co" in repr(backend)
+
+
+def test_a_retried_upsert_reports_the_rows_this_call_wrote(
+    api: respx.MockRouter, store: Store
+) -> None:
+    """The first answer is lost (502) after the server wrote the rows; the retry inserts
+    nothing new, and the re-check by id counts them as this call's own."""
+    upsert = api.post("/send_records").mock(
+        side_effect=[httpx.Response(502), httpx.Response(201, json=[])]
+    )
+    recheck = api.head("/send_records").respond(200, headers={"content-range": "0-0/3"})
+    run, wf = uuid.uuid4(), uuid.uuid4()
+    records = [{"run_id": run, "workflow_id": wf, "target_key": str(i)} for i in range(3)]
+    assert store.runs.add_records(records) == 3
+    assert len(upsert.calls) == 2
+    sent = json.loads(upsert.calls[0].request.content)
+    assert json.loads(upsert.calls[1].request.content) == sent  # the same ids both times
+    ids = query(recheck.calls.last.request)["id"][0]
+    assert ids == "in.(" + ",".join(r["id"] for r in sent) + ")"
+
+
+def test_the_key_is_not_a_plain_attribute(store: Store) -> None:
+    plain = [v for v in vars(store.backend).values() if isinstance(v, str)]
+    assert SERVICE_KEY not in plain
+    assert SERVICE_KEY not in repr(vars(store.backend))
+
+
+def test_an_insert_whose_answer_was_lost_reports_the_row_it_wrote(
+    api: respx.MockRouter, store: Store
+) -> None:
+    """502 after the server wrote the row: not sent again; the row is found by its id."""
+    written: dict[str, object] = {}
+
+    def insert(request: httpx.Request) -> httpx.Response:
+        written.update(json.loads(request.content))
+        return httpx.Response(502, text="bad gateway")
+
+    def lookup(request: httpx.Request) -> httpx.Response:
+        wanted = query(request).get("id", [""])[0]
+        found = written and wanted == f"eq.{written['id']}"
+        return httpx.Response(200, json=[written] if found else [])
+
+    api.get("/workflows").mock(side_effect=lookup)
+    route = api.post("/workflows").mock(side_effect=insert)
+    audit = api.post("/audit_log").respond(201)
+    row = store.workflows.create(name="w")
+    assert len(route.calls) == 1
+    assert written["id"] == str(row["id"])
+    assert len(audit.calls) == 1

@@ -139,9 +139,10 @@ class MappingService:
 
     def resolve(self, table: str) -> tuple[str, TableMapping]:
         """(table name, mapping) by table name or display name."""
-        mapping = self.get(table)
-        name = next(n for n, m in self.tables().items() if m is mapping)
-        return name, mapping
+        tables = self.tables()  # one load: a store-mirror load builds new objects each time
+        if table not in tables:
+            table = next((n for n, m in tables.items() if m.displayName == table), table)
+        return table, tables.get(table) or self.get(table)
 
     def audience(self, table: str | None = None) -> tuple[str, TableMapping]:
         """The audience table: `table` when given, else the first active mapping marked

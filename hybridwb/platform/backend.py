@@ -8,21 +8,34 @@ transaction-mode pooler); `RestBackend` (rest.py) serves Supabase's REST API. Re
 from __future__ import annotations
 
 import re
-import time
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
-from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, select, update
-from sqlalchemy.dialects.postgresql import JSONB
+from pydantic import SecretStr
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
-from hybridwb.errors import AuthError, StoreError, ValidationError
-from hybridwb.platform import schema
+from hybridwb.errors import AuthError, HybridwbError, QueryTimeout, StoreError, ValidationError
+from hybridwb.platform import idempotent, schema
+from hybridwb.platform.retry import attempt_number, is_connectivity, is_transient, sql_retrying
 
 T = TypeVar("T")
 
@@ -68,6 +81,8 @@ def integrity_message(exc: IntegrityError) -> tuple[str, str | None]:
     diag = getattr(orig, "diag", None)
     constraint = getattr(diag, "constraint_name", None)
     detail = getattr(diag, "message_detail", None) or str(orig)
+    if detail.startswith("Failing row contains"):  # the whole row: customer values
+        detail = str(orig).splitlines()[0]
     match = _SQLITE_UNIQUE.search(str(orig))
     if match:
         cols = [c.split(".")[-1] for c in match.group(1).split(", ")]
@@ -81,63 +96,126 @@ def integrity_message(exc: IntegrityError) -> tuple[str, str | None]:
 
 
 def retrying(fn: Callable[[], T], attempts: int = 3, base_delay: float = 0.2) -> T:
-    """Run `fn`, retrying transient connection faults with backoff (never constraint errors)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except IntegrityError:
-            raise
-        except (OperationalError, DBAPIError) as exc:
-            transient = exc.connection_invalidated or isinstance(exc, OperationalError)
-            if not transient or attempt == attempts:
-                raise
-            time.sleep(base_delay * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")
+    """Run `fn`, retried on transient faults only (retry.py decides which); for callers
+    that open their own transaction. `fn` must be safe to run again (idempotent)."""
+    return sql_retrying(attempts, base_delay)(fn)
 
 
 class SqlBackend:
-    """SQLite or Postgres through SQLAlchemy Core."""
+    """SQLite or Postgres through SQLAlchemy Core.
 
-    def __init__(self, url: URL, secrets: list[str] | None = None) -> None:
-        self.url = url
+    Secrets are held only in `SecretStr`s (the URL keeps no password; `repr` and `vars`
+    show none), errors are raised with a scrubbed message `from None` (a traceback with
+    locals cannot reach the driver's frames), and engines hide bound parameters.
+    """
+
+    def __init__(
+        self,
+        url: URL,
+        secrets: list[str] | None = None,
+        *,
+        expect_schema: str | None = None,
+        attempts: int = 3,
+        base_delay: float = 0.2,
+    ) -> None:
+        self._password = SecretStr(str(url.password)) if url.password is not None else None
+        self.url = url._replace(password=None)  # .set(password=None) keeps it
         self.name = url.get_backend_name()
-        self.secrets = secrets or []
+        self._secrets = [SecretStr(s) for s in [*(secrets or []), *self._raw_password()] if s]
+        #: the schema revision this code needs; checked once, on first use (None: no check)
+        self.expect_schema = expect_schema
+        self.attempts = attempts
+        self.base_delay = base_delay
         self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SqlBackend({self.description})"
+
+    @property
+    def description(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    def _raw_password(self) -> list[str]:
+        return [self._password.get_secret_value()] if self._password is not None else []
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            raw = secret.get_secret_value()
+            if len(raw) >= 3:
+                text = text.replace(raw, "***")
+        return text
 
     @property
     def engine(self) -> Engine:
-        if self._engine is None:
-            if self.name == "sqlite":
-                from pathlib import Path
-
-                if self.url.database:
-                    Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-                self._engine = create_engine(self.url, connect_args={"timeout": 30})
-
-                @event.listens_for(self._engine, "connect")
-                def _pragmas(dbapi_conn: Any, record: Any) -> None:
-                    cur = dbapi_conn.cursor()
-                    cur.execute("PRAGMA foreign_keys = ON")
-                    cur.execute("PRAGMA journal_mode = WAL")
-                    cur.execute("PRAGMA busy_timeout = 30000")
-                    cur.close()
-
-            elif self.name == "postgresql":
-                # prepare_threshold=None: no server-side prepared statements, which
-                # Supabase's transaction-mode pooler (pgbouncer/supavisor) cannot keep
-                self._engine = create_engine(
-                    self.url,
-                    pool_pre_ping=True,
-                    pool_size=5,
-                    max_overflow=10,
-                    connect_args={"prepare_threshold": None, "connect_timeout": 10},
-                )
-            else:
-                raise StoreError(
-                    f"The platform store must be SQLite or Postgres, not {self.name}; "
-                    "set HYBRIDWB_STORE_URL or SUPABASE_DB_URL."
-                )
+        with self._lock:
+            if self._engine is None:
+                self._engine = self._create_engine()
         return self._engine
+
+    def _create_engine(self) -> Engine:
+        url = self.url.set(password=self._raw_password()[0]) if self._password else self.url
+        if self.name == "sqlite":
+            if self.url.database:
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA foreign_keys = ON")
+                cur.execute("PRAGMA journal_mode = WAL")
+                cur.execute("PRAGMA busy_timeout = 30000")
+                cur.close()
+
+            return engine
+        if self.name == "postgresql":
+            # prepare_threshold=None: no server-side prepared statements, which
+            # Supabase's transaction-mode pooler (pgbouncer/supavisor) cannot keep
+            return create_engine(
+                url,
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=10,
+                hide_parameters=True,
+                connect_args={"prepare_threshold": None, "connect_timeout": 10},
+            )
+        raise StoreError(
+            f"The platform store must be SQLite or Postgres, not {self.name}; "
+            "set HYBRIDWB_STORE_URL or SUPABASE_DB_URL."
+        )
+
+    def ready(self) -> Engine:
+        """The engine, after checking once that the schema is the one this code needs.
+
+        Opening a store never migrates it (only `hybridwb init` does); an older or newer
+        schema is a one-line error instead of a confusing "no such column" later.
+        """
+        engine = self.engine
+        if self.expect_schema is None:
+            return engine
+        stmt = select(schema.alembic_version.c.version_num)
+        with self.errors():
+            for attempt in sql_retrying(self.attempts, self.base_delay):
+                with attempt, engine.connect() as conn:
+                    try:
+                        found = conn.execute(stmt).scalar()
+                    except (OperationalError, DBAPIError) as exc:
+                        if is_transient(exc):
+                            raise
+                        found = None  # no alembic_version table: never initialised
+        if found != self.expect_schema:
+            where = self.description
+            if found is None:
+                raise StoreError(
+                    f"The platform store at {where} has no schema yet; run `hybridwb init`."
+                )
+            raise StoreError(
+                f"The platform store at {where} has schema {found}, this hybridwb needs "
+                f"{self.expect_schema}; run `hybridwb init` (or upgrade hybridwb if it is newer)."
+            )
+        self.expect_schema = None
+        return engine
 
     def close(self) -> None:
         if self._engine is not None:
@@ -146,27 +224,62 @@ class SqlBackend:
 
     @contextmanager
     def errors(self) -> Iterator[None]:
-        """Translate driver errors into store errors users can act on."""
+        """Translate driver errors into store errors users can act on.
+
+        Raised `from None` with a scrubbed message: the driver's frames (which hold the
+        connection parameters) never travel with the error; type and code stay as fields.
+        """
         try:
             yield
         except IntegrityError as exc:
             what, field = integrity_message(exc)
-            raise ValidationError(f"{what}; nothing was saved.", field=field) from exc
+            raise ValidationError(
+                f"{self.scrub(what)}; nothing was saved.", field=field, code=_code(exc)
+            ) from None
         except DBAPIError as exc:
-            text = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
-            for secret in self.secrets:
-                text = text.replace(secret, "***")
-            if "password authentication failed" in text or (
-                "role" in text and "does not exist" in text
-            ):
-                raise AuthError(
-                    f"The platform store refused the login: {text}. Check SUPABASE_DB_URL."
-                ) from exc
-            if isinstance(exc, OperationalError):
-                raise StoreError(
-                    f"The platform store is unreachable: {text}. Is it running?"
-                ) from exc
-            raise StoreError(f"The platform store failed: {text}.") from exc
+            raise self.translate(exc) from None
+
+    def translate(self, exc: DBAPIError) -> HybridwbError:
+        text = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+        text = self.scrub(text)
+        fields = {"cause": type(exc.orig or exc).__name__, "code": _code(exc)}
+        if "password authentication failed" in text or (
+            "role" in text and "does not exist" in text
+        ):
+            return AuthError(
+                f"The platform store refused the login: {text}. Check SUPABASE_DB_URL.", **fields
+            )
+        if fields["code"] == "57014" or "interrupted" in text:
+            return QueryTimeout(
+                "The store statement ran past its time limit and was stopped; "
+                "narrow it or pass a larger timeout.",
+                **fields,
+            )
+        if is_connectivity(exc):
+            return StoreError(
+                f"The platform store is unreachable ({self.description}): {text}. Is it running?",
+                **fields,
+            )
+        if is_transient(exc):
+            return StoreError(
+                f"The platform store stayed busy after {self.attempts} tries: {text}. Try again.",
+                **fields,
+            )
+        return StoreError(f"The platform store failed: {text}.", **fields)
+
+    def run(self, fn: Callable[[Connection, int], T], *, write: bool = False) -> T:
+        """`fn(conn, attempt)` in one transaction (or connection), retried on transient faults."""
+        engine = self.ready()
+        with self.errors():
+            for attempt in sql_retrying(self.attempts, self.base_delay):
+                with attempt:
+                    number = attempt_number(attempt)
+                    if write:
+                        with engine.begin() as conn:
+                            return fn(conn, number)
+                    with engine.connect() as conn:
+                        return fn(conn, number)
+        raise AssertionError("unreachable")  # pragma: no cover - tenacity re-raises
 
     @staticmethod
     def _where(table: Any, where: dict[str, Any] | None) -> Any:
@@ -188,94 +301,69 @@ class SqlBackend:
             stmt = stmt.order_by(col.desc() if desc else col)
         if limit:
             stmt = stmt.limit(limit)
-
-        def run() -> list[dict[str, Any]]:
-            with self.engine.connect() as conn:
-                return [dict(r._mapping) for r in conn.execute(stmt)]
-
-        with self.errors():
-            return retrying(run)
+        return self.run(lambda conn, _: [dict(r._mapping) for r in conn.execute(stmt)])
 
     def count(self, table: str, where: dict[str, Any] | None = None) -> int:
         tbl = schema.metadata.tables[table]
         stmt = select(func.count()).select_from(tbl).where(self._where(tbl, where))
+        return self.run(lambda conn, _: int(conn.execute(stmt).scalar_one()))
 
-        def run() -> int:
-            with self.engine.connect() as conn:
-                return int(conn.execute(stmt).scalar_one())
-
-        with self.errors():
-            return retrying(run)
+    def _insert(self, tbl: Table) -> Any:
+        # preserve_rowcount: SQLAlchemy keeps rowcount of INSERTs only when asked
+        ins = sqlite_insert(tbl) if self.name == "sqlite" else pg_insert(tbl)
+        return ins.execution_options(preserve_rowcount=True)
 
     def apply(self, ops: list[Op]) -> None:
-        def run() -> None:
-            with self.engine.begin() as conn:
-                for op in ops:
-                    tbl = schema.metadata.tables[op.table]
-                    if op.kind == "insert":
-                        conn.execute(insert(tbl).values(**(op.values or {})))
-                    elif op.kind == "update":
-                        conn.execute(
-                            update(tbl)
-                            .where(self._where(tbl, op.where))
-                            .values(**(op.values or {}))
-                        )
-                    else:
-                        conn.execute(delete(tbl).where(self._where(tbl, op.where)))
+        """All ops in one transaction. Inserts skip a row whose primary key exists and then
+        check it is this write's own row: a retry after a lost commit acknowledgement
+        reports success instead of a false "already exists"."""
 
-        with self.errors():
-            retrying(run)
+        def run(conn: Connection, attempt: int) -> None:
+            for op in ops:
+                tbl = schema.metadata.tables[op.table]
+                if op.kind == "insert":
+                    values = op.values or {}
+                    pk = [c.name for c in tbl.primary_key.columns]
+                    stmt = (
+                        self._insert(tbl).values(**values).on_conflict_do_nothing(index_elements=pk)
+                    )
+                    if conn.execute(stmt).rowcount == 0 and not (
+                        attempt > 1 and idempotent.is_ours(conn, tbl, values)
+                    ):
+                        raise ValidationError(
+                            f"{op.table} already has a row with this key; nothing was saved.",
+                            field=pk[-1],
+                        )
+                elif op.kind == "update":
+                    conn.execute(
+                        update(tbl).where(self._where(tbl, op.where)).values(**(op.values or {}))
+                    )
+                else:
+                    conn.execute(delete(tbl).where(self._where(tbl, op.where)))
+
+        self.run(run, write=True)
 
     def insert_ignore(self, table: str, rows: list[dict[str, Any]], conflict: list[str]) -> int:
-        """Insert rows, skipping those whose `conflict` key exists; returns rows inserted."""
+        """Insert rows, skipping those whose `conflict` key exists; returns rows inserted.
+
+        On a retry the count comes from a re-check of which rows are this call's own, so a
+        lost commit acknowledgement does not turn "inserted" into "already there"."""
         if not rows:
             return 0
         tbl = schema.metadata.tables[table]
-        if self.name == "postgresql":
-            run = lambda: self._copy_ignore(tbl, rows, conflict)  # noqa: E731
-        else:
 
-            def run() -> int:
-                stmt = sqlite_insert(tbl).on_conflict_do_nothing(index_elements=conflict)
+        def run(conn: Connection, attempt: int) -> int:
+            if self.name == "postgresql":
+                inserted = idempotent.copy_ignore(conn, tbl, rows, conflict)
+            else:
+                stmt = self._insert(tbl).on_conflict_do_nothing(index_elements=conflict)
                 inserted = 0
-                with self.engine.begin() as conn:
-                    for start in range(0, len(rows), 5000):
-                        # sqlite3 sums rowcount over executemany: the rows really inserted
-                        inserted += conn.execute(stmt, rows[start : start + 5000]).rowcount
-                return inserted
+                for start in range(0, len(rows), 5000):
+                    # sqlite3 sums rowcount over executemany: the rows really inserted
+                    inserted += conn.execute(stmt, rows[start : start + 5000]).rowcount
+            return inserted if attempt == 1 else idempotent.count_ours(conn, tbl, rows)
 
-        with self.errors():
-            return retrying(run)
-
-    def _copy_ignore(self, tbl: Any, rows: list[dict[str, Any]], conflict: list[str]) -> int:
-        """COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING (Postgres)."""
-        from psycopg.types.json import Jsonb
-
-        cols = [c.name for c in tbl.columns]
-        json_cols = {
-            i
-            for i, c in enumerate(tbl.columns)
-            if isinstance(c.type.dialect_impl(self.engine.dialect), JSONB)
-        }
-        quoted = ", ".join(f'"{c}"' for c in cols)
-        with self.engine.begin() as conn:
-            raw = conn.connection.dbapi_connection
-            with raw.cursor() as cur:
-                cur.execute(
-                    f'CREATE TEMPORARY TABLE "_load_{tbl.name}" (LIKE "{tbl.name}" INCLUDING DEFAULTS) ON COMMIT DROP'
-                )
-                with cur.copy(f'COPY "_load_{tbl.name}" ({quoted}) FROM STDIN') as copy:
-                    for row in rows:
-                        values = [row.get(c) for c in cols]
-                        for i in json_cols:
-                            if values[i] is not None:
-                                values[i] = Jsonb(values[i])
-                        copy.write_row(values)
-                cur.execute(
-                    f'INSERT INTO "{tbl.name}" ({quoted}) SELECT {quoted} FROM "_load_{tbl.name}" '
-                    f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
-                )
-                return int(cur.rowcount)
+        return self.run(run, write=True)
 
     def insert_row_by_row(
         self, table: str, rows: Iterable[dict[str, Any]], conflict: list[str]
@@ -288,6 +376,10 @@ class SqlBackend:
             with self.engine.begin() as conn:
                 n += conn.execute(stmt.values(**row)).rowcount
         return n
+
+
+def _code(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", None)
 
 
 __all__ = ["Backend", "Op", "SQLAlchemyError", "SqlBackend", "retrying"]

@@ -8,19 +8,36 @@ SQL, multi-table transactions — needs `SUPABASE_DB_URL`; the errors say so.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from pydantic import SecretStr
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from hybridwb.config import Settings
-from hybridwb.errors import AuthError, StoreError, ValidationError
+from hybridwb.errors import AuthError, HybridwbError, StoreError, ValidationError
 from hybridwb.platform.backend import Op
 from hybridwb.platform.repos import jsonable
 
 T = TypeVar("T")
 CHUNK = 1000
+#: answers given before the request was processed: safe to repeat any request
+NOT_PROCESSED = frozenset({"503", "520", "PGRST000", "PGRST001", "PGRST002", "PGRST003"})
+#: gateway answers that may come after the server did the work: repeat only idempotent ones
+MAYBE_PROCESSED = frozenset({"502", "504"})
+
+
+def mask_userinfo(url: str) -> str:
+    """The URL with any user:password@ replaced by ***@ (SUPABASE_URL should have none)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 class RestBackend:
@@ -38,7 +55,8 @@ class RestBackend:
         self.key_name = key_name
         self.retries = retries
         self.base_delay = base_delay
-        self._key = key
+        self._key = SecretStr(key)
+        self.description = f"supabase-rest:{mask_userinfo(url)}"
         try:
             self.client = create_client(url, key)
         except Exception as exc:
@@ -47,7 +65,7 @@ class RestBackend:
             ) from None
 
     def __repr__(self) -> str:
-        return f"RestBackend(key={self.key_name})"
+        return f"RestBackend({self.description}, key={self.key_name})"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RestBackend:
@@ -70,31 +88,61 @@ class RestBackend:
         )
 
     # -- error handling --------------------------------------------------------------------
-    def _call(self, fn: Callable[[], T], *, idempotent: bool = True) -> T:
+    def _call(self, query: Any, *, idempotent: bool = True) -> Any:
+        return self._execute(query, idempotent=idempotent)[0]
+
+    def _execute(self, query: Any, *, idempotent: bool = True) -> tuple[Any, int]:
+        """Execute a postgrest request, retried with tenacity on transient faults only.
+
+        supabase-py's own retry is switched off so that one policy decides: a request that
+        never reached the server (connect error) or was refused before processing (503,
+        PostgREST's PGRST000-003) may always be repeated; a read timeout or a 502/504 only
+        when repeating cannot change the outcome (`idempotent`: reads, updates by key,
+        deletes, upserts that ignore duplicates). A plain insert is never sent twice on a
+        reply that might have come after the row was written.
+        """
         from postgrest.exceptions import APIError
 
-        for attempt in range(1, self.retries + 1):
-            try:
-                return fn()
-            except APIError as exc:
+        if hasattr(query, "retry"):
+            query = query.retry(False)
+
+        def transient(exc: BaseException) -> bool:
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                return True
+            if isinstance(exc, httpx.TransportError):
+                return idempotent
+            if isinstance(exc, APIError):
                 code = str(exc.code or "")
-                message = str(exc.message or "")
-                transient = code.isdigit() and len(code) == 3 and code.startswith("5")
-                if transient and attempt < self.retries:
-                    time.sleep(self.base_delay * 2 ** (attempt - 1))
-                    continue
-                raise self._translate(code, message, exc.details) from None
-            except httpx.TransportError as exc:
-                if attempt < self.retries and idempotent:
-                    time.sleep(self.base_delay * 2 ** (attempt - 1))
-                    continue
-                raise StoreError(
-                    f"Supabase did not answer ({type(exc).__name__}); check the network and SUPABASE_URL."
-                ) from None
-        raise AssertionError("unreachable")
+                if code in NOT_PROCESSED:
+                    return True
+                return idempotent and code in MAYBE_PROCESSED
+            return False
+
+        retrying = Retrying(
+            retry=retry_if_exception(transient),
+            stop=stop_after_attempt(max(1, self.retries)),
+            wait=wait_exponential(multiplier=self.base_delay, max=5),
+            reraise=True,
+        )
+        try:
+            return retrying(query.execute), retrying.statistics.get("attempt_number", 1)
+        except APIError as exc:
+            error = self._translate(str(exc.code or ""), str(exc.message or ""), exc.details)
+            error.maybe_processed = str(exc.code or "") in MAYBE_PROCESSED  # type: ignore[attr-defined]
+            raise error from None
+        except httpx.TransportError as exc:
+            error = StoreError(
+                f"Supabase did not answer ({type(exc).__name__}) at {self.description}; "
+                "check the network and SUPABASE_URL. Is the project running?",
+                cause=type(exc).__name__,
+            )
+            error.maybe_processed = not isinstance(  # type: ignore[attr-defined]
+                exc, httpx.ConnectError | httpx.ConnectTimeout
+            )
+            raise error from None
 
     def _translate(self, code: str, message: str, details: Any) -> Exception:
-        text = message.replace(self._key, "***")
+        text = message.replace(self._key.get_secret_value(), "***")
         if "JWT expired" in text or code == "PGRST303":
             return AuthError(
                 f"The {self.key_name} has expired; copy a fresh key from the Supabase dashboard."
@@ -135,13 +183,13 @@ class RestBackend:
             query = query.order(order_by, desc=desc)
         if limit:
             query = query.limit(limit)
-        return list(self._call(query.execute).data)
+        return list(self._call(query).data)
 
     def count(self, table: str, where: dict[str, Any] | None = None) -> int:
         query = self.client.table(table).select("id", count="exact", head=True)
         for key, value in (where or {}).items():
             query = query.eq(key, jsonable(value))
-        return int(self._call(query.execute).count or 0)
+        return int(self._call(query).count or 0)
 
     def apply(self, ops: list[Op]) -> None:
         """One request per op, in order. PostgREST has no multi-request transaction, so the
@@ -149,9 +197,7 @@ class RestBackend:
         for op in ops:
             tbl = self.client.table(op.table)
             if op.kind == "insert":
-                self._call(
-                    tbl.insert(jsonable(op.values), returning="minimal").execute, idempotent=False
-                )
+                self._insert_once(op)
                 continue
             query = (
                 tbl.update(jsonable(op.values), returning="minimal")
@@ -160,7 +206,23 @@ class RestBackend:
             )
             for key, value in (op.where or {}).items():
                 query = query.eq(key, jsonable(value))
-            self._call(query.execute)
+            self._call(query)
+
+    def _insert_once(self, op: Op) -> None:
+        """Insert without ever sending it twice; when the answer was lost after the server
+        may have written the row, look the row up by its (client-made) id and report what
+        really happened."""
+        values = jsonable(op.values or {})
+        try:
+            self._call(
+                self.client.table(op.table).insert(values, returning="minimal"), idempotent=False
+            )
+        except HybridwbError as exc:
+            if not getattr(exc, "maybe_processed", False) or "id" not in values:
+                raise
+            if not self.select(op.table, {"id": values["id"]}):
+                raise
+            # the first request did write the row: that is a success
 
     def insert_ignore(self, table: str, rows: list[dict[str, Any]], conflict: list[str]) -> int:
         """Chunked upserts that ignore duplicates on the conflict key."""
@@ -173,11 +235,23 @@ class RestBackend:
                 ignore_duplicates=True,
                 returning="representation",
             )
-            inserted += len(self._call(query.execute).data or [])
+            response, attempts = self._execute(query)
+            if attempts == 1 or not all("id" in r for r in chunk):
+                inserted += len(response.data or [])
+            else:  # a retry: an earlier try may have written rows; count this call's own
+                inserted += self._count_ids(table, [r["id"] for r in chunk])
         return inserted
+
+    def _count_ids(self, table: str, ids: list[Any]) -> int:
+        found = 0
+        for start in range(0, len(ids), 100):
+            query = self.client.table(table).select("id", count="exact", head=True)
+            query = query.in_("id", [str(i) for i in ids[start : start + 100]])
+            found += int(self._call(query).count or 0)
+        return found
 
     def close(self) -> None:
         return None
 
 
-__all__ = ["RestBackend"]
+__all__ = ["RestBackend", "mask_userinfo"]

@@ -209,3 +209,11 @@ schedule_locks = Table(
 )
 
 TABLES = [t.name for t in metadata.sorted_tables]
+
+#: alembic's bookkeeping table, read to check the schema without importing alembic; kept
+#: out of `metadata` so that migrations never create or drop it as one of ours
+alembic_version = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), primary_key=True),
+)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import sqlglot
-from sqlalchemy import bindparam, text
-from sqlalchemy.exc import DBAPIError
-from sqlglot import exp
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import URL
 
 from hybridwb.config import Settings
-from hybridwb.errors import BindError, StoreError, ValidationError
-from hybridwb.platform import migrate
+from hybridwb.errors import StoreError, ValidationError
+from hybridwb.platform import migrate, schema
 from hybridwb.platform.backend import Backend, Op, SqlBackend
+from hybridwb.platform.console import run_sql
 from hybridwb.platform.repos import Mappings, Runs, Templates, Variables, Workflows
 from hybridwb.platform.schema import now
 from hybridwb.source.querylog import QueryLogEntry
@@ -64,6 +66,8 @@ class Store:
 
     def __init__(self, backend: Backend, actor: str | None = None) -> None:
         self.backend = backend
+        self.actor = actor or getpass.getuser()
+        self._created: dict[str, Any] | None = None
         self.workflows = Workflows(backend, actor)
         self.templates = Templates(backend, actor)
         self.variables = Variables(backend, actor)
@@ -91,13 +95,22 @@ class Store:
         backend = self._sql_backend("hybridwb init")
         with backend.errors(), backend.engine.begin() as conn:
             before, after = migrate.upgrade(conn)
+        backend.expect_schema = None  # just brought to head
         seeded = self.seed() if seed else 0
+        created, self._created = self._created, None
+        if (
+            created and before == after
+        ):  # this process created the embedded store a moment ago: say so
+            before, seeded = created["from"], seeded + created["seeded"]
         return {"from": before, "to": after, "seeded": seeded, "backend": backend.name}
 
     def schema_version(self) -> str | None:
         backend = self._sql_backend("Reading the schema version")
+        stmt = select(schema.alembic_version.c.version_num)
         with backend.errors(), backend.engine.connect() as conn:
-            return migrate.current(conn)
+            if not inspect(conn).has_table(schema.alembic_version.name):
+                return None
+            return conn.execute(stmt).scalar()
 
     def seed(self) -> int:
         """Template categories and example templates, each added only when missing."""
@@ -175,50 +188,14 @@ class Store:
         *,
         write: bool = False,
         limit: int | None = None,
+        timeout: float | None = None,
     ) -> pd.DataFrame:
-        """Run SQL on the store; statements that change anything need write=True."""
+        """Run SQL on the store: reads read-only and time-limited; writes need write=True
+        and are audited (see console.py)."""
         backend = self._sql_backend("%%platform")
-        if not query or not query.strip():
-            raise ValidationError("The query is empty; write one SQL statement.")
-        dialect = "postgres" if backend.name == "postgresql" else "sqlite"
-        try:
-            statements = [s for s in sqlglot.parse(query, read=dialect) if s is not None]
-        except sqlglot.errors.SqlglotError:
-            statements = []
-        reads = all(
-            isinstance(s, exp.Select | exp.SetOperation | exp.Show | exp.Describe)
-            and not s.find(exp.Insert, exp.Update, exp.Delete)
-            for s in statements
+        return run_sql(
+            backend, query, params, write=write, limit=limit, timeout=timeout, actor=self.actor
         )
-        if len(statements) != 1:
-            raise ValidationError("Write exactly one statement per %%platform cell.")
-        if not reads and not write:
-            raise ValidationError("This statement changes the store; add --write to run it.")
-        clause = text(query)
-        names = set(clause._bindparams)
-        params = {k: v for k, v in (params or {}).items() if k in names}
-        missing = sorted(names - params.keys())
-        if missing:
-            raise BindError(f":{missing[0]} has no value; define it first.")
-        lists = [
-            bindparam(k, expanding=True) for k, v in params.items() if isinstance(v, list | tuple)
-        ]
-        if lists:
-            clause = clause.bindparams(*lists)
-        try:
-            with backend.errors(), backend.engine.begin() as conn:
-                result = conn.execute(clause, params)
-                if result.returns_rows:
-                    rows = result.fetchmany(limit) if limit else result.fetchall()
-                    df = pd.DataFrame.from_records(
-                        [tuple(r) for r in rows], columns=list(result.keys())
-                    )
-                else:
-                    df = pd.DataFrame({"rows_affected": [result.rowcount]})
-        except DBAPIError as exc:  # pragma: no cover - errors() translates
-            raise StoreError(str(exc.orig)) from exc
-        df.attrs["hybridwb"] = {"rows": len(df), "elapsed_ms": 0.0, "truncated": False}
-        return df
 
     def listing(self, what: str) -> pd.DataFrame:
         """`%platform workflows|templates|variables|mappings|runs` as a DataFrame."""
@@ -233,14 +210,41 @@ class Store:
 
 
 def open_store(settings: Settings, actor: str | None = None) -> Store:
-    """The store the settings name: a SQL URL when given, else Supabase REST, else SQLite."""
+    """The store the settings name: a SQL URL when given, else Supabase REST, else SQLite.
+
+    Opening never migrates: the schema is compared with this code's on first use and a
+    mismatch says "run `hybridwb init`". The one exception is an SQLite file that does not
+    exist yet — the embedded store is ours to create, once.
+    """
     url = settings.store_sqlalchemy_url()
     secrets = settings.secret_values()
     if url is None:
         from hybridwb.platform.rest import RestBackend
 
         return Store(RestBackend.from_settings(settings), actor)
-    store = Store(SqlBackend(url, secrets), actor)
-    if url.get_backend_name() == "sqlite":
-        store.init()  # the embedded store is ours to create
+    backend = SqlBackend(url, secrets, expect_schema=migrate.head_revision())
+    store = Store(backend, actor)
+    if backend.name == "sqlite" and url.database and not Path(url.database).exists():
+        store._created = _create_sqlite(Path(url.database), actor)
     return store
+
+
+def _create_sqlite(path: Path, actor: str | None) -> dict[str, Any] | None:
+    """Create an SQLite store whole, or not at all: migrated and seeded under a temporary
+    name, then linked into place only if no other process got there first (two kernels
+    starting at once never see a half-made store). None when another process won."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fresh = Store(SqlBackend(URL.create("sqlite", database=str(tmp))), actor)
+    try:
+        report: dict[str, Any] | None = fresh.init()
+        fresh.close()
+        try:
+            os.link(tmp, path)  # atomic, and fails if the store exists by now
+        except FileExistsError:
+            report = None
+    finally:
+        fresh.close()
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+    return report

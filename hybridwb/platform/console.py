@@ -1,0 +1,171 @@
+"""`%%platform` / `store.sql`: SQL typed by a person, run on the platform store.
+
+Reads pass two layers, each holding on its own:
+
+1. the guard (readonly.py) admits only plain SELECTs calling harmless functions, and
+   refuses the rest before anything is sent;
+2. the read runs in a `READ ONLY` transaction with `SET LOCAL statement_timeout` on
+   Postgres (then rolls back, so even a session setting changed inside it is undone), or
+   under `PRAGMA query_only` with a time limit on SQLite.
+
+Statements that write need `write=True` (`--write`); they run in one transaction together
+with an `audit_log` row, like every other store write. Literals are removed from the
+audited text, so no customer value lands in the audit log.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy import Connection, bindparam, func, insert, select, text
+from sqlglot import exp
+
+from hybridwb.errors import BindError, ValidationError
+from hybridwb.platform import schema
+from hybridwb.platform.readonly import classify, refusal
+from hybridwb.platform.schema import now
+
+if TYPE_CHECKING:
+    from hybridwb.platform.backend import SqlBackend
+
+DEFAULT_TIMEOUT = 30.0
+MAX_TIMEOUT = 600.0
+#: rows a store read returns at most (the result says when it was cut)
+ROW_CAP = 100_000
+
+
+def _clause(query: str, params: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    clause = text(query)
+    names = set(clause._bindparams)
+    given = {k: v for k, v in (params or {}).items() if k in names}
+    missing = sorted(names - given.keys())
+    if missing:
+        raise BindError(f":{missing[0]} has no value; define it first.")
+    lists = [bindparam(k, expanding=True) for k, v in given.items() if isinstance(v, list | tuple)]
+    return (clause.bindparams(*lists) if lists else clause), given
+
+
+def _timeout(timeout: float | None) -> float:
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ValidationError(f"timeout must be a positive number of seconds, not {timeout!r}.")
+    return min(float(timeout), MAX_TIMEOUT)
+
+
+def _limit(limit: int | None) -> int:
+    if limit is None:
+        return ROW_CAP
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise ValidationError(f"limit must be a positive whole number, not {limit!r}.")
+    return min(limit, ROW_CAP)
+
+
+def redacted(tree: exp.Expression, dialect: str) -> str:
+    """The statement with every literal replaced by `?` (for the audit log)."""
+    if isinstance(tree, exp.Command):
+        return f"{tree.name} …"
+    return tree.transform(
+        lambda node: exp.Placeholder() if isinstance(node, exp.Literal) else node
+    ).sql(dialect)
+
+
+def _set_limits(conn: Connection, backend: SqlBackend, seconds: float, *, read: bool) -> Any:
+    """Session limits for this one transaction; returns an undo for SQLite."""
+    if backend.name == "postgresql":
+        if read:
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.execute(select(func.set_config("statement_timeout", f"{int(seconds * 1000)}", True)))
+        return lambda: None
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    deadline = time.monotonic() + seconds
+    raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    if read:
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+
+    def undo() -> None:
+        raw.set_progress_handler(None, 0)
+        if read:
+            conn.exec_driver_sql("PRAGMA query_only = OFF")
+
+    return undo
+
+
+def _frame(result: Any, limit: int) -> pd.DataFrame:
+    """At most `limit` rows (fetching one more tells whether the result was cut)."""
+    if not result.returns_rows:
+        return pd.DataFrame({"rows_affected": [result.rowcount]})
+    rows = result.fetchmany(limit + 1)
+    df = pd.DataFrame.from_records([tuple(r) for r in rows[:limit]], columns=list(result.keys()))
+    df.attrs["hybridwb"] = {"rows": len(df), "elapsed_ms": 0.0, "truncated": len(rows) > limit}
+    return df
+
+
+def run_sql(
+    backend: SqlBackend,
+    query: str,
+    params: dict[str, Any] | None = None,
+    *,
+    write: bool = False,
+    limit: int | None = None,
+    timeout: float | None = None,
+    actor: str = "hybridwb",
+) -> pd.DataFrame:
+    """Run one statement; reads read-only and time-limited, writes audited."""
+    if not isinstance(query, str):
+        raise ValidationError("The query must be SQL text.")
+    if params is not None and not isinstance(params, dict):
+        raise BindError("params must be a dict of name -> value.")
+    dialect = "postgres" if backend.name == "postgresql" else "sqlite"
+    tree, verdict = classify(query, dialect)
+    if not verdict.read and not write:
+        raise refusal(verdict)
+    seconds, limit = _timeout(timeout), _limit(limit)
+    clause, given = _clause(query, params)
+    started = time.perf_counter()
+
+    def read(conn: Connection, _: int) -> pd.DataFrame:
+        undo = _set_limits(conn, backend, seconds, read=True)
+        try:
+            return _frame(conn.execute(clause, given), limit)
+        finally:
+            conn.rollback()  # nothing to keep: also undoes any setting changed inside
+            undo()
+
+    def change(conn: Connection) -> pd.DataFrame:
+        undo = _set_limits(conn, backend, seconds, read=False)
+        try:
+            df = _frame(conn.execute(clause, given), limit)
+        finally:
+            undo()
+        affected = int(df["rows_affected"].iloc[0]) if "rows_affected" in df else len(df)
+        conn.execute(
+            insert(schema.audit_log).values(
+                id=uuid.uuid4(),
+                actor=actor,
+                action="sql",
+                entity="sql",
+                entity_id=None,
+                before=None,
+                after={"statement": redacted(tree, dialect), "rows": affected},
+                at=now(),
+            )
+        )
+        return df
+
+    if verdict.read:
+        df = backend.run(read)
+    else:
+        engine = backend.ready()
+        with backend.errors(), engine.begin() as conn:
+            df = change(conn)
+    meta = df.attrs.setdefault("hybridwb", {"rows": len(df), "truncated": False})
+    meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
+    return df
+
+
+__all__ = ["redacted", "run_sql"]

@@ -1,0 +1,78 @@
+"""Idempotent writes: inserts that skip an existing key, and the re-check that tells a
+retried write which rows are its own.
+
+Every row hybridwb writes carries an id made by the client (or a natural key). After a
+lost commit acknowledgement the retry finds the row already there; comparing the stored
+row with the intended one (key and plain columns) tells "my earlier try wrote it" from
+"someone else's row", so the caller is told the truth: saved, or already taken.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column, Connection, MetaData, Table, and_, func, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+
+def identity(tbl: Table, row: dict[str, Any]) -> Any:
+    """A WHERE matching `row` exactly on its key and its plain (non-JSON) columns."""
+    cols = [c for c in tbl.columns if c.name in row and not isinstance(c.type, JSON)]
+    return and_(*(c == row[c.name] for c in cols))
+
+
+def is_ours(conn: Connection, tbl: Table, row: dict[str, Any]) -> bool:
+    stmt = select(func.count()).select_from(tbl).where(identity(tbl, row))
+    return int(conn.execute(stmt).scalar_one()) == 1
+
+
+def count_ours(conn: Connection, tbl: Table, rows: list[dict[str, Any]]) -> int:
+    """How many of `rows` are in the table as written by this call (by id when there is one)."""
+    if "id" in tbl.c and all("id" in r for r in rows):
+        found = 0
+        for start in range(0, len(rows), 1000):
+            ids = [r["id"] for r in rows[start : start + 1000]]
+            stmt = select(func.count()).select_from(tbl).where(tbl.c.id.in_(ids))
+            found += int(conn.execute(stmt).scalar_one())
+        return found
+    return sum(is_ours(conn, tbl, r) for r in rows)
+
+
+def copy_ignore(
+    conn: Connection, tbl: Table, rows: list[dict[str, Any]], conflict: list[str]
+) -> int:
+    """COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING (Postgres)."""
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+
+    cols = [c.name for c in tbl.columns]
+    json_cols = {
+        i for i, c in enumerate(tbl.columns) if isinstance(c.type.dialect_impl(conn.dialect), JSONB)
+    }
+    load = Table(f"_load_{tbl.name}", MetaData(), *(Column(c.name, c.type) for c in tbl.columns))
+    names = sql.SQL(", ").join(map(sql.Identifier, cols))
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        cur.execute(
+            sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+                sql.Identifier(load.name), sql.Identifier(tbl.name)
+            )
+        )
+        with cur.copy(
+            sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(load.name), names)
+        ) as copy:
+            for row in rows:
+                values = [row.get(c) for c in cols]
+                for i in json_cols:
+                    if values[i] is not None:
+                        values[i] = Jsonb(values[i])
+                copy.write_row(values)
+    stmt = (
+        pg_insert(tbl)
+        .from_select(cols, select(load))
+        .on_conflict_do_nothing(index_elements=conflict)
+        .execution_options(preserve_rowcount=True)
+    )
+    return int(conn.execute(stmt).rowcount)
