@@ -46,8 +46,8 @@ ENV_NAMES: dict[str, str] = {
     "HYBRIDWB_WORKFLOWS": "workflows_dir",
     "HYBRIDWB_ROW_CAP": "row_cap",
     "HYBRIDWB_STATEMENT_TIMEOUT": "statement_timeout",
-    "HYBRIDWB_POOL_SIZE": "pool_size",
-    "HYBRIDWB_MAX_OVERFLOW": "max_overflow",
+    "HYBRIDWB_POOL_SIZE": "source_pool_size",
+    "HYBRIDWB_MAX_OVERFLOW": "source_max_overflow",
     "HYBRIDWB_SMS_MAX_BYTES": "sms_max_bytes",
     "HYBRIDWB_LMS_MAX_BYTES": "lms_max_bytes",
     "MYSQL_HOST": "mysql_host",
@@ -139,9 +139,11 @@ class Settings(BaseModel):
     connect_timeout: int = Field(5, gt=0)
     read_timeout: int = Field(600, gt=0)
     sample_customers: int = Field(10_000, gt=0)
-    #: connection budget per process for the source: pool_size + max_overflow connections
-    pool_size: int = Field(5, ge=1, le=1000)
-    max_overflow: int = Field(5, ge=0, le=1000)
+    #: stored functions a DBA vetted; every other non-built-in function call is refused
+    allowed_functions: list[str] = Field(default_factory=list)
+    #: source connection budget per process: pool_size kept open + max_overflow on demand
+    source_pool_size: int = Field(5, gt=0, le=100)
+    source_max_overflow: int = Field(10, ge=1, le=100)
     #: the longest message each type may render to, in EUC-KR bytes
     sms_max_bytes: int = Field(90, gt=0, le=100_000)
     lms_max_bytes: int = Field(2000, gt=0, le=100_000)
@@ -159,7 +161,7 @@ class Settings(BaseModel):
     @property
     def connection_budget(self) -> int:
         """Source connections one process may hold at most (`pool_size + max_overflow`)."""
-        return self.pool_size + self.max_overflow
+        return self.source_pool_size + self.source_max_overflow
 
     @property
     def message_limits(self) -> dict[str, int]:

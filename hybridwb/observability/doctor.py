@@ -81,7 +81,7 @@ def _budget(wb: Workbench, report: Report) -> None:
     s = wb.settings
     line = (
         f"at most {s.connection_budget} source connections per process "
-        f"(pool_size {s.pool_size} + max_overflow {s.max_overflow}); "
+        f"(source_pool_size {s.source_pool_size} + source_max_overflow {s.source_max_overflow}); "
         "N processes hold up to N x that"
     )
     if s.source_is_sample:
@@ -130,12 +130,12 @@ def _source(wb: Workbench, report: Report) -> None:
     if info.can_write:
         report.add(
             "account grants",
-            "WARN",
-            f"THE ACCOUNT CAN WRITE: {', '.join(info.write_privileges)}",
-            "use an account with SELECT only (GRANT SELECT ON db.* TO ...)",
+            "FAIL",
+            f"the account holds more than SELECT/SHOW VIEW: {'; '.join(info.write_privileges)}",
+            "run: " + "; ".join(info.revokes),
         )
     else:
-        report.add("account grants", "OK", "SELECT only")
+        report.add("account grants", "OK", "SELECT / SHOW VIEW only (roles included)")
     host = wb.source.url.host
     if info.ssl:
         report.add("ssl", "OK", "connection encrypted")
