@@ -208,6 +208,11 @@ def main() -> None:
         url = URL.create(
             "mysql+pymysql", username=user, password=password, host=HOST, port=3306, database=db
         ).render_as_string(hide_password=False)
+        import hybridwb
+
+        with hybridwb.connect(source=url, cwd=work) as setup:  # store schema and the mapping
+            setup.store.init()
+            setup.mappings.save("customers", setup.mappings.suggest("customers"))
         results: dict[str, Any] = {"customers": args.customers, "load_seconds": round(loaded_s, 1)}
 
         sampler = ConnectionSampler(user)
