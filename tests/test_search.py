@@ -414,11 +414,11 @@ def test_search_widget_drives_like_a_person(shop) -> None:  # type: ignore[no-un
     assert widget.result.raw_rows[0]["customer_id"] > first and widget.prev_button.disabled is False
     widget.previous_page()
     assert widget.result.raw_rows[0]["customer_id"] == first
-    widget.rows.value = (0,)
+    widget.check(first)
     widget.show_variables()
     assert "고객명" in widget.variables.value
     widget.use_as_targets()
-    assert widget.targets == [first]
+    assert widget.targets == [("customers", first)]
 
 
 def test_target_preview_widget(shop) -> None:  # type: ignore[no-untyped-def]
