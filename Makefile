@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format bench services clean
+.PHONY: demo test lint format bench services clean guard-range
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ format: $(VENV)/.dev
 
 bench: $(VENV)/.dev services
 	$(BIN)/python benchmarks/run.py
+
+guard-range: $(VENV)/.dev
+	bash scripts/sqlglot_range.sh
 
 clean:
 	rm -rf $(VENV) .hybridwb reports/demo .pytest_cache

@@ -86,6 +86,11 @@ class Settings(BaseModel):
     connect_timeout: int = Field(5, gt=0)
     read_timeout: int = Field(600, gt=0)
     sample_customers: int = Field(10_000, gt=0)
+    #: stored functions a DBA vetted; every other non-built-in function call is refused
+    allowed_functions: list[str] = Field(default_factory=list)
+    #: source connection budget per process: pool_size kept open + max_overflow on demand
+    source_pool_size: int = Field(5, gt=0, le=100)
+    source_max_overflow: int = Field(10, ge=1, le=100)
     #: where each value came from ("env", ".env", "pyproject", "argument"); for `doctor`
     origins: dict[str, str] = Field(default_factory=dict)
 

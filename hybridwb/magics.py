@@ -15,10 +15,11 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from sqlalchemy import text
+from sqlglot.tokens import TokenType
 
 from hybridwb.errors import HybridwbError
 from hybridwb.source import RowsCut
+from hybridwb.source.binds import find_binds, tokenize
 from hybridwb.workbench import Workbench, connect
 
 
@@ -127,10 +128,26 @@ def bind_cell(
             raise MagicError(
                 f"{value!r} is not a table or column of the source; |ident only takes live names."
             )
-        return f"{quote}{value}{quote}"
+        return quote + value.replace(quote, quote * 2) + quote
 
-    sql = _TEMPLATE_BIND.sub(template, cell)
-    names = set(text(sql)._bindparams)
+    try:
+        tokens = tokenize(cell)
+    except HybridwbError as exc:
+        raise _fail(exc) from None
+    # a {{ }} inside a string literal, a quoted name or a comment is text, not a bind
+    code_starts = {t.start for t in tokens if t.token_type == TokenType.L_BRACE}
+    pieces: list[str] = []
+    pos = 0
+    for match in _TEMPLATE_BIND.finditer(cell):
+        if match.start() not in code_starts:
+            continue
+        pieces += [cell[pos : match.start()], template(match)]
+        pos = match.end()
+    sql = "".join(pieces) + cell[pos:]
+    try:
+        names = {b.name for b in find_binds(sql)}
+    except HybridwbError as exc:
+        raise _fail(exc) from None
     missing = sorted(n for n in names if n not in namespace)
     if missing:
         raise MagicError(

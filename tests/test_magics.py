@@ -118,6 +118,49 @@ def test_bind_cell_is_pure() -> None:
     assert params == {"x": 1, "y": "z"}
 
 
+@pytest.mark.parametrize(
+    ("cell", "sql", "names"),
+    [
+        ("SELECT '{{ a }}' AS x", "SELECT '{{ a }}' AS x", []),
+        ("SELECT ':a' AS x, {{ b }} AS y", "SELECT ':a' AS x, :b AS y", ["b"]),
+        ("SELECT 1 -- {{ a }}\nFROM t", "SELECT 1 -- {{ a }}\nFROM t", []),
+        ("SELECT `{{ a }}` FROM t", "SELECT `{{ a }}` FROM t", []),
+        ("SELECT {{a}}, {{ b }}", "SELECT :a, :b", ["a", "b"]),
+    ],
+    ids=["braces-in-string", "colon-in-string", "braces-in-comment", "braces-in-backticks", "both"],
+)
+def test_binds_in_a_cell_are_found_outside_quotes_only(
+    cell: str, sql: str, names: list[str]
+) -> None:
+    got_sql, params = bind_cell(cell, {"a": " OR 1=1 INTO OUTFILE", "b": "#"})
+    assert got_sql == sql
+    assert sorted(params) == names
+
+
+@pytest.mark.mysql
+def test_braces_inside_a_literal_cannot_write_a_file(mysql_db: str, tmp_path: Path) -> None:
+    """The issue's attack through %%mysql: {{ a }} inside quotes stays text."""
+    import shutil
+    import tempfile
+
+    from tests.conftest import admin_url
+
+    drop = Path(tempfile.mkdtemp(prefix="hwb-outfile-"))  # a place the server can write
+    drop.chmod(0o777)
+    sh = RaisingShell()
+    try:
+        load(sh, hybridwb.connect(source=admin_url(mysql_db).render_as_string(hide_password=False)))
+        sh.user_ns.update(a=" OR 1=1 INTO OUTFILE", b="#")
+        result = sh.run_cell(
+            f"%%mysql\nSELECT customer_id FROM customers WHERE name = '{{{{ a }}}}{drop}/x{{{{ b }}}}'"
+        )
+        assert len(result.result) == 0
+        assert list(drop.iterdir()) == []
+    finally:
+        shutil.rmtree(drop, ignore_errors=True)
+        RaisingShell.clear_instance()
+
+
 @pytest.mark.mysql
 def test_mysql_magic_on_mariadb(mysql_db: str, tmp_path: Path) -> None:
     sh = RaisingShell()

@@ -33,11 +33,11 @@ def test_unreachable_source_fails_and_exits_non_zero(monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.mysql
-def test_writable_account_is_a_loud_warning(mysql_db: str) -> None:
+def test_writable_account_fails_with_the_revoke_to_run(mysql_db: str) -> None:
     wb = hybridwb.connect(source=admin_url(mysql_db).render_as_string(hide_password=False))
     report = run_doctor(wb)
-    assert report.status_of("account grants") == "WARN"
-    assert "THE ACCOUNT CAN WRITE" in report.render()
+    assert report.status_of("account grants") == "FAIL"
+    assert "REVOKE ALL PRIVILEGES ON *.* FROM `root`@" in report.render()
     assert report.status_of("read-only session") == "OK"
     assert report.status_of("statement limit") == "OK"
     wb.close()

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import threading
 import time
+import traceback
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pymysql
 import pytest
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
 
-from hybridwb.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
+from hybridwb.errors import (
+    BindError,
+    ConnectionFailed,
+    HybridwbError,
+    QueryError,
+    QueryTimeout,
+    ReadOnlyViolation,
+)
 from hybridwb.source import RowsCut, Source
-from tests.conftest import RO_PASSWORD, SAMPLE_CUSTOMERS, admin_url, ro_url
+from tests.conftest import RO_PASSWORD, RO_USER, SAMPLE_CUSTOMERS, admin_url, ro_url
 
 pytestmark = pytest.mark.mysql
 
@@ -82,7 +99,9 @@ def test_statement_time_limit_ends_sleep_on_the_server(
         assert time.monotonic() - started < 4
         with mysql_admin.cursor() as cur:
             cur.execute(
-                "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(5)%'"
+                "SELECT COUNT(*) FROM information_schema.processlist "
+                "WHERE info LIKE 'SELECT SLEEP(5)%%' AND db = %s",
+                (mysql_db,),
             )
             assert cur.fetchone()[0] == 0
         # the session default comes back after a per-query timeout
@@ -177,19 +196,6 @@ def test_server_errors_are_one_line(source: Source, sql: str, words: str) -> Non
     assert "\n" not in str(info.value)
 
 
-def test_cap_is_added_through_the_ast(mysql_db: str) -> None:
-    src = Source(ro_url(mysql_db), row_cap=50)
-    try:
-        with pytest.warns(RowsCut):
-            df = src.sql("SELECT * FROM customers ORDER BY customer_id")
-        assert len(df) == 50
-        assert df["customer_id"].tolist() == list(range(1, 51))
-        sql, _, _ = src.prepare("SELECT * FROM customers")
-        assert sql.endswith("LIMIT 51")
-    finally:
-        src.close()
-
-
 def test_engine_guard_covers_other_callers(source: Source) -> None:
     with pytest.raises(ReadOnlyViolation):
         pd.read_sql("DELETE FROM customers", source.engine)
@@ -205,3 +211,387 @@ def test_unknown_database_names_the_setting(mysql_db: str) -> None:
     src = Source(ro_url("hybridwb_no_such_db"))
     with pytest.raises(ConnectionFailed, match="MYSQL_DATABASE"):
         src.sql("SELECT 1")
+
+
+# -- the bytes the server executes are the bytes the guard approved --------------------------
+@pytest.fixture
+def root_source(mysql_db: str) -> Iterator[Source]:
+    """Guard on, session on, but a *writable* account: the guarantee must not need grants."""
+    src = Source(admin_url(mysql_db), statement_timeout=10, pool_size=1)
+    yield src
+    src.close()
+
+
+@pytest.fixture
+def drop_dir() -> Iterator[Path]:
+    """A directory the server could write into, to prove that it did not."""
+    path = Path(tempfile.mkdtemp(prefix="hwb-outfile-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _outfile_attack(path: Path) -> tuple[str, dict[str, str]]:
+    """The issue's attack: binds inside a literal; pasted raw, the values leave the quotes."""
+    return (
+        f"SELECT customer_id FROM customers WHERE name = '%(a)s{path}/x%(b)s'",
+        {"a": " OR 1=1 INTO OUTFILE", "b": "#"},
+    )
+
+
+def test_outfile_attack_is_real_on_the_raw_driver(
+    mysql_db: str, mysql_admin: pymysql.Connection, drop_dir: Path
+) -> None:
+    """The oracle for the tests below: without hybridwb the server writes the file."""
+    sql, params = _outfile_attack(drop_dir)
+    mysql_admin.select_db(mysql_db)
+    with mysql_admin.cursor() as cur:
+        cur.execute(sql, params)
+    assert (drop_dir / "x").is_file()
+
+
+def test_bind_inside_a_string_literal_is_text_not_a_bind(
+    root_source: Source, drop_dir: Path
+) -> None:
+    sql = f"SELECT customer_id FROM customers WHERE name = ':a{drop_dir}/x:b'"
+    with pytest.raises(BindError, match="not used"):
+        root_source.sql(sql, {"a": " OR 1=1 INTO OUTFILE", "b": "#"})
+    assert root_source.sql(sql).empty  # the literal is compared as it is written
+    assert list(drop_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "column"),
+    [
+        (" OR 1=1 INTO OUTFILE", "name"),
+        ("' OR 1=1 INTO OUTFILE '/tmp/hwb-x' #", "name"),
+        ("x' UNION SELECT LOAD_FILE('/etc/hostname') #", "name"),
+        ("' OR SLEEP(3) #", "name"),
+        ("' OR GET_LOCK('hwb', 0) #", "name"),
+        ("' OR (@v := 1) #", "name"),
+        ("\\' OR 1=1 #", "email"),
+    ],
+    ids=["outfile", "quoted-outfile", "load-file", "sleep", "get-lock", "assign", "backslash"],
+)
+def test_values_stay_values_and_match_the_raw_driver(
+    root_source: Source, mysql_admin: pymysql.Connection, mysql_db: str, value: str, column: str
+) -> None:
+    started = time.monotonic()
+    df = root_source.sql(f"SELECT customer_id FROM customers WHERE {column} = :v", {"v": value})
+    assert time.monotonic() - started < 2.5
+    mysql_admin.select_db(mysql_db)
+    with mysql_admin.cursor() as cur:
+        cur.execute(f"SELECT customer_id FROM customers WHERE {column} = %s", (value,))
+        assert df["customer_id"].tolist() == [r[0] for r in cur.fetchall()] == []
+        cur.execute("SELECT IS_USED_LOCK('hwb'), @v")
+        assert cur.fetchone() == (None, None)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"a": " OR 1=1 INTO OUTFILE", "b": "#"},
+        {"a": " UNION SELECT LOAD_FILE(", "b": ") #"},
+        {"a": " OR SLEEP(3) OR ", "b": "#"},
+        {"a": " OR GET_LOCK(", "b": ", 0) #"},
+        {"a": " OR (@v := ", "b": ") #"},
+    ],
+    ids=["outfile", "load-file", "sleep", "get-lock", "assign"],
+)
+def test_engine_guards_the_final_interpolated_text(
+    root_source: Source, drop_dir: Path, params: dict[str, str]
+) -> None:
+    """pandas on wb.engine: the driver pastes values into a literal; the final text is refused."""
+    sql, _ = _outfile_attack(drop_dir)
+    started = time.monotonic()
+    with pytest.raises(HybridwbError):
+        pd.read_sql(sql, root_source.engine, params=params)
+    assert time.monotonic() - started < 2.5
+    assert list(drop_dir.iterdir()) == []
+
+
+def test_engine_reads_with_parameters_like_the_raw_driver(root_source: Source) -> None:
+    df = pd.read_sql(
+        "SELECT customer_id FROM customers WHERE grade = %(g)s AND name LIKE '%%' ORDER BY 1",
+        root_source.engine,
+        params={"g": "VIP"},
+    )
+    expected = root_source.sql(
+        "SELECT customer_id FROM customers WHERE grade = :g AND name LIKE '%' ORDER BY 1",
+        {"g": "VIP"},
+    )
+    assert df["customer_id"].tolist() == expected["customer_id"].tolist() != []
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1 AS one FROM dual",
+        "SELECT 'abc' REGEXP 'b' AS m",
+        "SELECT UTC_DATE() AS d",
+        "SELECT INTERVAL(5, 1, 3) AS i",
+        "SELECT MEDIAN(amount) OVER () AS m FROM payments ORDER BY payment_id LIMIT 3",
+        "SELECT HEX(CHAR(0xC3A9 USING utf8mb4)) AS c",
+        "SELECT id FROM versioned FOR SYSTEM_TIME ALL ORDER BY id",
+        "SELECT customer_id FROM customers ORDER BY customer_id LIMIT 5",
+    ],
+    ids=["dual", "regexp", "utc-date", "interval", "median", "char-using", "system-time", "limit"],
+)
+def test_mariadb_sql_runs_as_written(
+    root_source: Source, mysql_admin: pymysql.Connection, mysql_db: str, sql: str
+) -> None:
+    mysql_admin.select_db(mysql_db)
+    with mysql_admin.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS versioned (id INT) WITH SYSTEM VERSIONING")
+        cur.execute(
+            "INSERT INTO versioned SELECT 1 FROM dual WHERE NOT EXISTS (SELECT * FROM versioned)"
+        )
+        cur.execute(sql)
+        expected = [list(r) for r in cur.fetchall()]
+    df = root_source.sql(sql)
+    assert df.astype(object).values.tolist() == expected
+
+
+# -- the row cap holds on the server, without rewriting the statement ------------------------
+def _session_status(src: Source) -> tuple[int, int, int]:
+    """(connection id, Rows_sent, Bytes_sent) of the pool's one connection, read raw."""
+    raw = src.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("SELECT CONNECTION_ID()")
+        conn_id = int(cur.fetchone()[0])
+        cur.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Rows_sent', 'Bytes_sent')")
+        status = {k: int(v) for k, v in cur.fetchall()}
+        cur.close()
+    finally:
+        raw.close()
+    return conn_id, status["Rows_sent"], status["Bytes_sent"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "params"),
+    [
+        ("SELECT seq, REPEAT('x', 200) AS pad FROM seq_1_to_2000000", None),
+        ("SELECT seq, REPEAT('x', 200) AS pad FROM seq_1_to_2000000 LIMIT 10000000", None),
+        ("SELECT seq, REPEAT('x', 200) AS pad FROM seq_1_to_2000000 LIMIT :n", {"n": 10**7}),
+    ],
+    ids=["no-limit", "big-limit", "bind-limit"],
+)
+def test_row_cap_stops_the_server_not_just_the_client(
+    mysql_db: str, sql: str, params: dict | None
+) -> None:
+    src = Source(admin_url(mysql_db), row_cap=100, pool_size=1)
+    try:
+        conn_id, rows_before, bytes_before = _session_status(src)
+        started = time.monotonic()
+        with pytest.warns(RowsCut):
+            df = src.sql(sql, params)
+        elapsed = time.monotonic() - started
+        same_id, rows_after, bytes_after = _session_status(src)
+    finally:
+        src.close()
+    assert len(df) == 100 and df["seq"].tolist() == list(range(1, 101))
+    assert same_id == conn_id  # the statement was ended, the connection kept
+    # the whole result is 2,000,000 rows / ~420 MB; only what was in flight got out
+    assert rows_after - rows_before < 50_000
+    assert bytes_after - bytes_before < 12_000_000
+    assert elapsed < 5
+    if "LIMIT" not in sql:  # sql_select_limit: the server sent exactly cap + 1 (+ our checks)
+        assert rows_after - rows_before <= 101 + 5
+
+
+def test_statement_text_is_never_rewritten(mysql_db: str, mysql_admin: pymysql.Connection) -> None:
+    """What the server ran is the approved text, byte for byte (its own query log says so)."""
+    src = Source(admin_url(mysql_db), row_cap=50, pool_size=1)
+    marker = f"/* hwb-{uuid.uuid4().hex} */"
+    sql = f"select customer_id from customers {marker} where grade = :g"
+    try:
+        with mysql_admin.cursor() as cur:
+            cur.execute("SELECT @@general_log, @@log_output")
+            saved = cur.fetchone()
+            cur.execute("SET GLOBAL log_output = 'TABLE', general_log = 1")
+        try:
+            with pytest.warns(RowsCut):
+                src.sql(sql, {"g": "VIP"})
+        finally:
+            with mysql_admin.cursor() as cur:
+                cur.execute("SET GLOBAL general_log = %s, log_output = %s", saved)
+        with mysql_admin.cursor() as cur:
+            cur.execute(
+                "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log "
+                "WHERE command_type = 'Query' AND argument LIKE %s",
+                (f"%{marker}%",),
+            )
+            ran = [r[0] for r in cur.fetchall()]
+    finally:
+        src.close()
+    assert ran == [sql.replace(":g", "'VIP'")]
+
+
+# -- the session is re-asserted on checkout and verified after server code -------------------
+@pytest.fixture
+def session_changers(mysql_db: str, mysql_admin: pymysql.Connection) -> Iterator[None]:
+    mysql_admin.select_db(mysql_db)
+    bodies = {
+        "hwb_make_writable": "SET SESSION tx_read_only = 0",
+        "hwb_make_rw_tx": "SET SESSION TRANSACTION READ WRITE",
+        "hwb_unlimit": "SET SESSION max_statement_time = 0",
+    }
+    with mysql_admin.cursor() as cur:
+        for name, body in bodies.items():
+            cur.execute(f"DROP FUNCTION IF EXISTS {name}")
+            cur.execute(f"CREATE FUNCTION {name}() RETURNS INT BEGIN {body}; RETURN 1; END")
+    yield
+    with mysql_admin.cursor() as cur:
+        for name in bodies:
+            cur.execute(f"DROP FUNCTION IF EXISTS {name}")
+
+
+def _raw_session(raw: Any) -> tuple[int, float]:
+    cur = raw.cursor()
+    cur.execute("SELECT @@session.tx_read_only, @@session.max_statement_time")
+    read_only, limit = cur.fetchone()
+    cur.close()
+    return int(read_only), float(limit)
+
+
+@pytest.mark.parametrize("use_guard", [True, False], ids=["guard-on", "guard-off"])
+@pytest.mark.parametrize("function", ["hwb_make_writable", "hwb_make_rw_tx", "hwb_unlimit"])
+@pytest.mark.usefixtures("session_changers")
+def test_allowlisted_function_cannot_leave_the_session_writable(
+    mysql_db: str, function: str, use_guard: bool
+) -> None:
+    src = Source(
+        admin_url(mysql_db),
+        statement_timeout=7,
+        pool_size=1,
+        use_guard=use_guard,
+        allowed_functions=[function],
+    )
+    try:
+        first = _session_status(src)[0]
+        with pytest.raises(ReadOnlyViolation, match="changed the read-only session"):
+            src.sql(f"SELECT {function}() AS f")
+        raw = src.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("SELECT CONNECTION_ID()")
+            assert int(cur.fetchone()[0]) == first  # the same pooled connection, restored
+            assert _raw_session(raw) == (1, 7.0)
+        finally:
+            raw.close()
+    finally:
+        src.close()
+
+
+@pytest.mark.usefixtures("session_changers")
+def test_engine_user_holding_a_connection_gets_the_session_back(mysql_db: str) -> None:
+    """jupysql keeps one connection checked out: the check after each statement covers it."""
+    src = Source(admin_url(mysql_db), statement_timeout=7, use_guard=False)
+    try:
+        with src.engine.connect() as conn:
+            with pytest.raises(ReadOnlyViolation):
+                conn.exec_driver_sql("SELECT hwb_make_writable()")
+            assert _raw_session(conn.connection.dbapi_connection) == (1, 7.0)
+            with pytest.raises(OperationalError, match="READ ONLY"):
+                conn.exec_driver_sql("CREATE TABLE hwb_should_not_exist (id INT)")
+    finally:
+        src.close()
+
+
+def test_checkout_reasserts_a_session_someone_changed(mysql_db: str) -> None:
+    src = Source(admin_url(mysql_db), statement_timeout=7, pool_size=1, use_guard=False)
+    try:
+        raw = src.engine.raw_connection()
+        cur = raw.cursor()
+        cur.execute("SET SESSION tx_read_only = 0, max_statement_time = 0")
+        cur.close()
+        raw.close()  # back to the pool, changed
+        df = src.sql("SELECT @@session.tx_read_only AS ro, @@session.max_statement_time AS t")
+        assert (int(df["ro"].iloc[0]), float(df["t"].iloc[0])) == (1, 7.0)
+    finally:
+        src.close()
+
+
+@pytest.mark.parametrize(
+    ("timeout", "words"),
+    [(60, "above the configured limit"), (0, "more than 0"), (-1, "more than 0")],
+    ids=["raise", "remove", "negative"],
+)
+def test_a_query_may_lower_the_time_limit_but_not_raise_or_remove_it(
+    source: Source, timeout: float, words: str
+) -> None:
+    with pytest.raises(BindError, match=words):
+        source.sql("SELECT 1 AS one", timeout=timeout)
+    df = source.sql("SELECT @@session.max_statement_time AS t", timeout=2)
+    assert float(df["t"].iloc[0]) == 2.0
+
+
+# -- logs and errors carry no literals, values or driver frames ------------------------------
+@pytest.mark.parametrize(
+    ("sql", "params"),
+    [
+        (
+            "SELECT customer_id FROM customers WHERE WHERE email = :e",
+            {"e": "kim.secret@example.com"},
+        ),
+        ("SELECT customer_id FROM customers WHERE `kim.secret@example.com` = 1", None),
+        ("SELECT customer_id FROM customers WHERE email = 'kim.secret@example.com' AND AND", None),
+    ],
+    ids=["near-bind", "unknown-column", "near-literal"],
+)
+def test_server_errors_are_logged_and_raised_without_values(
+    mysql_db: str, sql: str, params: dict | None
+) -> None:
+    src = Source(admin_url(mysql_db), use_guard=False)
+    try:
+        with pytest.raises(QueryError) as info:
+            src.sql(sql, params)
+    finally:
+        src.close()
+    err = info.value
+    entry = list(src.querylog.entries)[-1]
+    assert entry.status == "error"
+    for text_ in (str(err), entry.errorMessage or "", entry.query):
+        assert "kim.secret" not in text_
+    assert err.code in (1054, 1064)
+    assert err.cause in ("ProgrammingError", "OperationalError")
+    assert err.__cause__ is None and err.__context__ is None
+    frames = traceback.extract_tb(err.__traceback__)
+    assert not any("pymysql" in f.filename or "sqlalchemy" in f.filename for f in frames)
+
+
+def test_one_engine_for_a_hundred_threads(mysql_db: str, mysql_admin: pymysql.Connection) -> None:
+    src = Source(ro_url(mysql_db), pool_size=2, max_overflow=3)
+    start = threading.Barrier(100)
+
+    def first_use(_: int) -> tuple[int, Any]:
+        start.wait()  # all threads meet a fresh source at once
+        engine = src.engine
+        return len(src.sql("SELECT COUNT(*) AS n FROM seq_1_to_200000")), engine
+
+    try:
+        with ThreadPoolExecutor(100) as pool:
+            outcomes = list(pool.map(first_use, range(100)))
+        results = [n for n, _ in outcomes]
+        with mysql_admin.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s AND USER = %s",
+                (mysql_db, RO_USER),
+            )
+            open_now = cur.fetchone()[0]
+    finally:
+        src.close()
+    assert results == [1] * 100
+    assert len({id(engine) for _, engine in outcomes}) == 1
+    assert open_now <= 2 + 3  # the server saw one pool, within its budget
+
+
+def test_session_layer_switch_turns_read_only_off(mysql_db: str) -> None:
+    """`read_only_session=False` is the switch the per-layer tests use; it must really be off."""
+    src = Source(admin_url(mysql_db), read_only_session=False, statement_timeout=7)
+    try:
+        df = src.sql("SELECT @@session.tx_read_only AS ro, @@session.max_statement_time AS t")
+    finally:
+        src.close()
+    assert (int(df["ro"].iloc[0]), float(df["t"].iloc[0])) == (0, 7.0)

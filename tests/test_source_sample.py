@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,8 @@ from sqlalchemy.engine import URL
 
 from hybridwb.errors import BindError, QueryError, QueryTimeout, ReadOnlyViolation, TranspileError
 from hybridwb.source import RowsCut, Source
+from hybridwb.source.binds import find_binds, only_values_differ, to_pyformat, tokenize
+from hybridwb.source.cache import ResultCache
 from tests.conftest import SAMPLE_CUSTOMERS
 
 
@@ -139,3 +142,171 @@ def test_result_is_a_dataframe_with_timing(source: Source) -> None:
     df = source.sql("SELECT 1 AS one")
     assert isinstance(df, pd.DataFrame)
     assert df.attrs["hybridwb"]["elapsed_ms"] >= 0
+
+
+# -- binds are found by the tokenizer ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("sql", "names"),
+    [
+        ("SELECT * FROM t WHERE a = :a AND b IN :ids", ["a", "ids"]),
+        ("SELECT ' :c' AS x", []),
+        ("""SELECT '{"a" :1}' AS x""", []),
+        ("SELECT ':a/tmp/x-:b' AS x", []),
+        ("SELECT `:c` FROM t", []),
+        ("SELECT 1 -- :c\nFROM t", []),
+        ("SELECT 1 # :c\nFROM t", []),
+        ("SELECT 1 /* :c */ FROM t", []),
+        ("SELECT @v := 1", []),
+        ("SELECT x::int FROM t", []),
+        ("SELECT 'it''s :no', :yes", ["yes"]),
+        ("SELECT 'a\\' :no', :yes", ["yes"]),
+        ("SELECT : spaced", []),
+        ("SELECT :limit, :from_", ["limit", "from_"]),
+    ],
+    ids=[
+        "plain",
+        "in-string",
+        "json-in-string",
+        "issue-attack",
+        "backticks",
+        "dash-comment",
+        "hash-comment",
+        "block-comment",
+        "assignment",
+        "cast",
+        "doubled-quote",
+        "backslash-quote",
+        "spaced-colon",
+        "keyword-names",
+    ],
+)
+def test_binds_are_bare_colon_names_outside_quotes_and_comments(sql: str, names: list[str]) -> None:
+    assert [b.name for b in find_binds(sql)] == names
+
+
+def test_pyformat_text_keeps_every_other_percent() -> None:
+    sql = "SELECT DATE_FORMAT(d, '%Y') FROM t WHERE n LIKE '%:x%' AND a = :a"
+    text_ = to_pyformat(sql, find_binds(sql))
+    assert text_ == "SELECT DATE_FORMAT(d, '%%Y') FROM t WHERE n LIKE '%%:x%%' AND a = %(a)s"
+    assert text_ % {"a": "'v'"} == sql.replace(":a", "'v'")
+
+
+def test_colon_inside_a_string_is_compared_as_written(source: Source) -> None:
+    df = source.sql("SELECT ' :c' AS a, '{\"a\" :1}' AS b")
+    assert df.values.tolist() == [[" :c", '{"a" :1}']]
+
+
+# -- bad input gets a one-line HybridwbError ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("query", "kwargs", "error", "words"),
+    [
+        ("SELECT 1", {"params": [1, 2]}, BindError, "params must be a dict"),
+        ("SELECT 1", {"params": "x"}, BindError, "params must be a dict"),
+        ("SELECT :a", {"params": {1: 2}}, BindError, "not a name"),
+        ("SELECT 1", {"limit": "abc"}, BindError, "limit must be a positive"),
+        ("SELECT 1", {"limit": 0}, BindError, "limit must be a positive"),
+        ("SELECT 1", {"limit": True}, BindError, "limit must be a positive"),
+        ("SELECT 1", {"timeout": "5"}, BindError, "timeout must be a number"),
+        ("SELECT 1", {"timeout": float("nan")}, BindError, "timeout must be a number"),
+        ("SELECT 1", {"timeout": 10**9}, BindError, "above the configured limit"),
+        ("SELECT :a", {"params": {"a": "x\ud800"}}, BindError, "lone surrogate"),
+        ("SELECT :a", {"params": {"a": float("inf")}}, BindError, "finite"),
+        ("SELECT :a", {"params": {"a": [1] * 20_000}}, BindError, "the limit is"),
+        ("SELECT " + "(" * 3000 + "1" + ")" * 3000, {}, QueryError, "nested"),
+        (None, {}, QueryError, "must be text"),
+        (5, {}, QueryError, "must be text"),
+        (b"\xff", {}, QueryError, "UTF-8"),
+        ("SELECT 'x\ud800'", {}, QueryError, "surrogate"),
+    ],
+    ids=[
+        "params-list",
+        "params-str",
+        "params-int-key",
+        "limit-str",
+        "limit-zero",
+        "limit-bool",
+        "timeout-str",
+        "timeout-nan",
+        "timeout-above-ceiling",
+        "surrogate-value",
+        "infinite-value",
+        "huge-list",
+        "3000-parentheses",
+        "query-none",
+        "query-int",
+        "query-bad-bytes",
+        "surrogate-query",
+    ],
+)
+def test_bad_input_is_a_one_line_error(
+    source: Source, query: object, kwargs: dict, error: type, words: str
+) -> None:
+    with pytest.raises(error, match=words) as info:
+        source.sql(query, **kwargs)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__context__ is None
+    assert source.querylog.entries[-1].status == "error"
+
+
+def test_cache_is_bounded_and_evicts(sample_db: Path) -> None:
+    source = Source(URL.create("sqlite", database=str(sample_db)))
+    source._cache = ResultCache(max_rows=3_000)
+    for n in range(10):
+        source.sql(f"SELECT * FROM customers WHERE customer_id > {n}", cache_ttl=60)
+    assert source._cache.rows <= 3_000
+    assert len(source._cache) == 1  # ~2,000 rows each: older results were evicted
+
+
+def test_cache_answers_within_its_ttl_only(sample_db: Path) -> None:
+    source = Source(URL.create("sqlite", database=str(sample_db)))
+    source.sql("SELECT COUNT(*) AS n FROM customers", cache_ttl=0.2)
+    source.sql("SELECT COUNT(*) AS n FROM customers", cache_ttl=0.2)
+    assert len(source.querylog.entries) == 1
+    time.sleep(0.25)
+    source.sql("SELECT COUNT(*) AS n FROM customers", cache_ttl=0.2)
+    assert len(source.querylog.entries) == 2
+
+
+@pytest.mark.parametrize(
+    ("approved", "final", "same"),
+    [
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = 'it\\'s'", True),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = -1.5e+10", True),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = NULL", True),
+        ("SELECT a FROM t WHERE x IN :v", "SELECT a FROM t WHERE x IN ('a',-1,NULL)", True),
+        ("SELECT a FROM t WHERE x = :v /* c */", "SELECT a FROM t WHERE x = X'00' /* c */", True),
+        (
+            "SELECT a FROM t WHERE x = ':a/x:b'",
+            "SELECT a FROM t WHERE x = '' OR 1=1 INTO OUTFILE'/x'#''",
+            False,
+        ),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = 1 INTO OUTFILE '/x'", False),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = SLEEP(1)", False),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = (1, SLEEP(1))", False),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = 1 /*! SLEEP(1) */", False),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = @v", False),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = - - 1", False),
+        ("SELECT a FROM t WHERE x = :v", "SELECT a FROM t WHERE x = 1 LIMIT 1", False),
+    ],
+    ids=[
+        "string",
+        "signed-number",
+        "null",
+        "list",
+        "hex-and-comment",
+        "bind-in-literal-attack",
+        "into-outfile",
+        "function",
+        "function-in-list",
+        "executable-comment",
+        "variable",
+        "double-sign",
+        "extra-clause",
+    ],
+)
+def test_final_text_matches_only_when_just_values_replaced_binds(
+    approved: str, final: str, same: bool
+) -> None:
+    """The fast path of the final-text check: anything but literals in the bind places is
+    checked in full."""
+    assert only_values_differ(tokenize(approved), find_binds(approved), tokenize(final)) is same

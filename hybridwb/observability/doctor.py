@@ -90,12 +90,12 @@ def _source(wb: Workbench, report: Report) -> None:
     if info.can_write:
         report.add(
             "account grants",
-            "WARN",
-            f"THE ACCOUNT CAN WRITE: {', '.join(info.write_privileges)}",
-            "use an account with SELECT only (GRANT SELECT ON db.* TO ...)",
+            "FAIL",
+            f"the account holds more than SELECT/SHOW VIEW: {'; '.join(info.write_privileges)}",
+            "run: " + "; ".join(info.revokes),
         )
     else:
-        report.add("account grants", "OK", "SELECT only")
+        report.add("account grants", "OK", "SELECT / SHOW VIEW only (roles included)")
     host = wb.source.url.host
     if info.ssl:
         report.add("ssl", "OK", "connection encrypted")

@@ -1,20 +1,114 @@
-"""Bound parameters (pure): every bind the query names has a value a driver can send."""
+"""Bound parameters (pure): found by the MySQL tokenizer, checked, turned into driver text.
+
+A bind is a bare `:name` token: a colon immediately followed by a name, outside string
+literals, quoted identifiers and comments (the tokenizer never yields those as `:` tokens).
+`':c'`, `'{"a" :1}'`, `` `:c` `` and `-- :c` are text, not binds. Finding binds with a regular
+expression would also find them inside quotes, and the driver would then paste a quoted value
+into the middle of a string literal after the guard approved it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+import itertools
+import math
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from hybridwb.errors import BindError
+import sqlglot
+from sqlglot.errors import TokenError
+from sqlglot.tokens import Token, TokenType
+
+from hybridwb.errors import BindError, QueryError
 
 BIND_TYPES = (str, int, float, bool, decimal.Decimal, dt.date, dt.datetime, dt.time, bytes)
+MAX_LIST = 10_000
+_NAME = re.compile(r"[A-Za-z_]\w*\Z")
+_DIALECT = sqlglot.Dialect.get_or_raise("mysql")
+_QUOTED = frozenset(
+    {
+        TokenType.STRING,
+        TokenType.NATIONAL_STRING,
+        TokenType.HEX_STRING,
+        TokenType.BIT_STRING,
+        TokenType.BYTE_STRING,
+        TokenType.RAW_STRING,
+        TokenType.IDENTIFIER,
+    }
+)
 
 
-def check_params(names: set[str], params: Mapping[str, Any] | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Bind:
+    """One `:name` in the text: its name and where it starts and ends (end exclusive)."""
+
+    name: str
+    start: int
+    end: int
+
+
+def tokenize(sql: str) -> list[Token]:
+    try:
+        return _DIALECT.tokenize(sql)
+    except TokenError:
+        raise QueryError("The query does not tokenize; check the quotes.") from None
+    except RecursionError:
+        raise QueryError("The query is nested too deeply; simplify it.") from None
+
+
+def find_binds(sql: str, tokens: list[Token] | None = None) -> list[Bind]:
+    """Every bare `:name` outside literals, quoted names and comments, in text order."""
+    tokens = tokenize(sql) if tokens is None else tokens
+    found: list[Bind] = []
+    for colon, name in itertools.pairwise(tokens):
+        if (
+            colon.token_type == TokenType.COLON
+            and name.start == colon.end + 1
+            and name.token_type not in _QUOTED
+            and _NAME.match(name.text)
+            and sql[colon.start : name.end + 1] == ":" + name.text
+        ):
+            found.append(Bind(name.text, colon.start, name.end + 1))
+    return found
+
+
+def is_code(tokens: list[Token], position: int, types: frozenset[TokenType]) -> bool:
+    """True when a token of one of `types` starts exactly at `position` (so the text there is
+    SQL, not part of a literal, a quoted name or a comment)."""
+    return any(t.start == position and t.token_type in types for t in tokens)
+
+
+def to_pyformat(sql: str, binds: list[Bind]) -> str:
+    """The text for a pyformat driver (PyMySQL): binds become `%(name)s`, every other `%`
+    is doubled, so `cursor.mogrify(text, params)` is exactly `sql` with escaped values."""
+    out: list[str] = []
+    pos = 0
+    for bind in binds:
+        out.append(sql[pos : bind.start].replace("%", "%%"))
+        out.append(f"%({bind.name})s")
+        pos = bind.end
+    out.append(sql[pos:].replace("%", "%%"))
+    return "".join(out)
+
+
+def check_params(names: set[str], params: object) -> dict[str, Any]:
     """Each bind the query uses must have a value of a type a driver can send."""
-    params = dict(params or {})
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise BindError(
+            f"params must be a dict of name -> value, not {type(params).__name__}; "
+            "write params={'name': value} and :name in the query."
+        )
+    params = dict(params)
+    for key in params:
+        if not isinstance(key, str) or not _NAME.match(key):
+            raise BindError(
+                f"Parameter name {key!r} is not a name; use letters, digits and _ (as in :name)."
+            )
     missing = sorted(names - params.keys())
     if missing:
         raise BindError(
@@ -29,16 +123,134 @@ def check_params(names: set[str], params: Mapping[str, Any] | None) -> dict[str,
             name=unused[0],
         )
     for name, value in params.items():
-        items = value if isinstance(value, list | tuple | set | frozenset) else [value]
-        for item in items:
-            if item is not None and not isinstance(item, BIND_TYPES):
+        if isinstance(value, set | frozenset | tuple | list):
+            if not value:
+                raise BindError(f"Parameter {name!r} is an empty list; IN () matches nothing.")
+            if len(value) > MAX_LIST:
                 raise BindError(
-                    f"Parameter {name!r} is a {type(item).__name__}; "
-                    "bind a str, number, date, or a list of them.",
-                    name=name,
+                    f"Parameter {name!r} holds {len(value):,} values; the limit is {MAX_LIST:,}. "
+                    "Narrow the list or join on a table instead."
                 )
-        if isinstance(value, set | frozenset | tuple):
-            params[name] = list(value)
-        if isinstance(value, list | set | frozenset | tuple) and not value:
-            raise BindError(f"Parameter {name!r} is an empty list; IN () matches nothing.")
+            items = list(value)
+            params[name] = items
+        else:
+            items = [value]
+        for item in items:
+            _check_value(name, item)
     return params
+
+
+def _check_value(name: str, item: object) -> None:
+    if item is None:
+        return
+    if not isinstance(item, BIND_TYPES):
+        raise BindError(
+            f"Parameter {name!r} is a {type(item).__name__}; "
+            "bind a str, number, date, or a list of them.",
+            name=name,
+        )
+    if isinstance(item, str):
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BindError(
+                f"Parameter {name!r} is not valid text (it holds a lone surrogate); "
+                "retype the odd character.",
+                name=name,
+            ) from None
+    if isinstance(item, float) and not math.isfinite(item):
+        raise BindError(f"Parameter {name!r} is {item}; bind a finite number.", name=name)
+    if isinstance(item, decimal.Decimal) and not item.is_finite():
+        raise BindError(f"Parameter {name!r} is {item}; bind a finite number.", name=name)
+
+
+_VALUE_TOKENS = frozenset(
+    {
+        TokenType.STRING,
+        TokenType.NUMBER,
+        TokenType.NATIONAL_STRING,
+        TokenType.HEX_STRING,
+        TokenType.BIT_STRING,
+        TokenType.BYTE_STRING,
+        TokenType.NULL,
+    }
+)
+
+
+def only_values_differ(approved: list[Token], binds: list[Bind], final: list[Token]) -> bool:
+    """True when `final` tokenizes as `approved` with each bind replaced by a value: one
+    literal (a sign allowed before a number) or a parenthesized list of them, and every other
+    token, comment included, the same. Then the final text parses as the approved statement
+    with literals in place of placeholders, and checking it again would decide nothing new."""
+    bind_starts = {b.start for b in binds}
+    i = j = 0
+    while i < len(approved):
+        tok = approved[i]
+        if tok.token_type == TokenType.COLON and tok.start in bind_starts:
+            end = _skip_value(final, j)
+            # a comment after `:name` belongs to the value's last token in the final text
+            if end < 0 or tok.comments or final[end - 1].comments != approved[i + 1].comments:
+                return False
+            i, j = i + 2, end
+            continue
+        if j >= len(final) or not _same(tok, final[j]):
+            return False
+        i += 1
+        j += 1
+    return j == len(final)
+
+
+def _same(a: Token, b: Token) -> bool:
+    return a.token_type == b.token_type and a.text == b.text and a.comments == b.comments
+
+
+def _skip_one(final: list[Token], j: int) -> int:
+    """The index after one literal at `j` (with its sign), or -1."""
+    if j < len(final) and final[j].token_type in (TokenType.DASH, TokenType.PLUS):
+        if final[j].comments:
+            return -1
+        j += 1
+    if j < len(final) and final[j].token_type in _VALUE_TOKENS:
+        return j + 1
+    return -1
+
+
+def _skip_value(final: list[Token], j: int) -> int:
+    """The index after a literal or a `(literal, ...)` list at `j`, or -1; only the last
+    token may carry comments (checked by the caller)."""
+    if j < len(final) and final[j].token_type == TokenType.L_PAREN:
+        j += 1
+        while True:
+            if final[j - 1].comments:
+                return -1
+            j = _skip_one(final, j)
+            if j < 0 or j >= len(final) or final[j - 1].comments:
+                return -1
+            if final[j].token_type == TokenType.R_PAREN:
+                return j + 1
+            if final[j].token_type != TokenType.COMMA:
+                return -1
+            j += 1
+    end = _skip_one(final, j)
+    return end
+
+
+def positive_int_arg(value: object, name: str) -> int:
+    """A row count argument (`limit`, `row_cap`): a positive int, never a bool or a str."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BindError(f"{name} must be a positive whole number of rows, not {value!r}.")
+    return value
+
+
+def seconds_arg(value: object, name: str, ceiling: float | None) -> float:
+    """A time argument: a finite number of seconds above 0 and at most `ceiling`."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BindError(f"{name} must be a number of seconds, not {value!r}.")
+    if value <= 0:
+        raise BindError(f"{name} must be more than 0 seconds, not {value!r}.")
+    if ceiling is not None and value > ceiling:
+        raise BindError(
+            f"{name}={value:g} is above the configured limit of {ceiling:g} seconds; "
+            "ask for less (the limit is set by statement_timeout)."
+        )
+    return float(value)

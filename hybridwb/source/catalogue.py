@@ -7,6 +7,7 @@ SQLAlchemy) to a `HybridwbError` subclass. Messages never contain passwords.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hybridwb.errors import (
@@ -109,12 +110,63 @@ def is_retryable(exc: BaseException) -> bool:
     return bool(getattr(exc, "connection_invalidated", False)) or error_code(exc) in RETRYABLE_CODES
 
 
-def translate(exc: BaseException, ctx: Context) -> HybridwbError:
-    """One clear error for a driver error; the caller chains the original."""
+#: quoted fragments a server message may echo that are never customer data
+_CLAUSES = frozenset(
+    {
+        "field list",
+        "where clause",
+        "order clause",
+        "group statement",
+        "having clause",
+        "on clause",
+        "IN/ALL/ANY subquery",
+        "from clause",
+    }
+)
+_QUOTED = re.compile(r"'((?:[^'\\]|\\.|'')*)'|\"((?:[^\"\\]|\\.)*)\"")
+_NEAR = re.compile(r"near '(.*)' at line (\d+)", re.DOTALL)
+_PLAIN_NAME = re.compile(r"[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*)*")
+
+
+def redact(detail: str, values: Iterable[object] = ()) -> str:
+    """A server message without the literals and values it echoes.
+
+    MySQL quotes what it complains about: a column name (kept when it is a plain name that
+    is not one of the values), a clause name (kept), or a piece of the statement after
+    `near` (kept with every literal replaced by `?`); any other quoted text becomes `'?'`,
+    and any bound value still found in the text is cut out too."""
+    from hybridwb.source.guard import normalize
+
+    hidden = {str(v) for v in values if v is not None and len(str(v)) >= 2}
+    near = _NEAR.search(detail)
+    tail = ""
+    if near:
+        fragment = normalize(near.group(1))
+        if fragment == "<unparseable statement>" or "'" in fragment:
+            fragment = "?"
+        tail = f"near '{fragment}' at line {near.group(2)}"
+        detail = detail[: near.start()]
+
+    def keep_or_hide(match: re.Match[str]) -> str:
+        inner = match.group(1) if match.group(1) is not None else match.group(2)
+        if inner in _CLAUSES or (_PLAIN_NAME.fullmatch(inner) and inner not in hidden):
+            return match.group(0)
+        return "'?'"
+
+    detail = _QUOTED.sub(keep_or_hide, detail) + tail
+    for value in sorted(hidden, key=len, reverse=True):
+        detail = detail.replace(value, "?")
+    return " ".join(detail.split())
+
+
+def translate(exc: BaseException, ctx: Context, values: Iterable[object] = ()) -> HybridwbError:
+    """One clear error for a driver error, literals and `values` removed from what the
+    server echoed; the type name and code of the cause are kept as fields."""
     orig = getattr(exc, "orig", None) or exc
     code = error_code(exc)
     args = getattr(orig, "args", ())
-    detail = str(args[1]) if len(args) > 1 else str(orig)
+    detail = redact(str(args[1]) if len(args) > 1 else str(orig), values)
+    cause = type(orig).__name__
     fill = {
         "host": ctx.host,
         "database": ctx.database,
@@ -124,11 +176,13 @@ def translate(exc: BaseException, ctx: Context) -> HybridwbError:
     }
     if code in CATALOGUE:
         cls, template = CATALOGUE[code]
-        return cls(template.format(**fill), code=code)
+        return cls(template.format(**fill), code=code, cause=cause)
     for pattern, cls, template in _SQLITE_PATTERNS:
         match = pattern.search(detail)
         if match:
-            return cls(template.format(*match.groups(), **fill), code=code)
+            return cls(template.format(*match.groups(), **fill), code=code, cause=cause)
     if code is not None and code >= 2000:
-        return ConnectionFailed(f"MySQL client error {code}: {fill['detail']}.", code=code)
-    return QueryError(f"The server rejected the query: {fill['detail']}.", code=code)
+        return ConnectionFailed(
+            f"MySQL client error {code}: {fill['detail']}.", code=code, cause=cause
+        )
+    return QueryError(f"The server rejected the query: {fill['detail']}.", code=code, cause=cause)

@@ -1,23 +1,39 @@
 """Engines for the source: one place that opens connections to MySQL or the SQLite sample.
 
-Layer two of the read-only guarantee lives here: every new session is put in
-`READ ONLY` mode with a server-side statement time limit before anyone can use it.
+Two layers of the read-only guarantee are enforced here, for every caller of the engine
+(`Source`, pandas, jupysql, the inspector):
+
+* **The final text is guarded where it is sent.** A `before_cursor_execute` hook asks the
+  driver for the exact text it would send (`cursor.mogrify(statement, params)`: the values
+  pasted in as escaped literals), runs the guard on that text, and hands the driver that
+  text with *no* parameters, so nothing is interpolated after the check.
+* **The session is re-asserted, not assumed.** Every connect and every checkout from the
+  pool sets `READ ONLY`, the statement time limit and `sql_select_limit` (the row cap) in
+  one statement; after each statement the session is read back, and a session that server
+  code (a stored function) changed is restored, or dropped when it cannot be, and the
+  statement is refused.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 import ssl as ssl_module
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pymysql
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
+from sqlglot import exp
 
+from hybridwb.errors import BindError, ReadOnlyViolation
 from hybridwb.source import guard
+from hybridwb.source.binds import only_values_differ
 
 _PYFORMAT = re.compile(r"%\(\w+\)s|%s")
 #: schema pragmas SQLAlchemy's inspector sends to the (query_only) SQLite sample
@@ -25,6 +41,8 @@ _SQLITE_SCHEMA_PRAGMA = re.compile(
     r"^\s*PRAGMA\s+(\"?(main|temp)\"?\.)?(table_x?info|index_list|index_x?info|foreign_key_list)\s*\(",
     re.IGNORECASE,
 )
+#: client errors that mean the connection is gone (the pool then opens a new one)
+_GONE = frozenset({2006, 2013, 2014, 2045, 2055, 4031})
 
 
 @dataclass
@@ -34,7 +52,25 @@ class SessionFacts:
     flavour: str = "unknown"  # MariaDB | MySQL | SQLite
     version: str = ""
     timeout_variable: str = ""
+    read_only_variable: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """What every source session must be: read-only, time-limited, row-capped."""
+
+    read_only: bool = True
+    timeout: float = 30.0  # seconds; the ceiling a caller may lower but never raise
+    select_limit: int = 100_001  # row cap + 1, enforced by the server
+    allowed_functions: tuple[str, ...] = ()
+
+    def with_query(self, timeout: float | None, select_limit: int | None) -> SessionPolicy:
+        return replace(
+            self,
+            timeout=self.timeout if timeout is None else timeout,
+            select_limit=self.select_limit if select_limit is None else select_limit,
+        )
 
 
 def is_sqlite(url: URL) -> bool:
@@ -43,29 +79,95 @@ def is_sqlite(url: URL) -> bool:
 
 def statement_timeout_sql(flavour: str, seconds: float) -> str:
     """The SET statement that limits statement time on this server flavour."""
+    return f"SET SESSION {_timeout_assignment(flavour, seconds)}"
+
+
+def _timeout_assignment(flavour: str, seconds: float) -> str:
     if flavour == "MariaDB":
-        return f"SET SESSION max_statement_time = {float(seconds):.3f}"
-    return f"SET SESSION max_execution_time = {int(seconds * 1000)}"
+        return f"max_statement_time = {float(seconds):.3f}"
+    return f"max_execution_time = {max(1, int(seconds * 1000))}"
 
 
-def mysql_engine(
-    url: URL,
-    facts: SessionFacts,
-    *,
-    statement_timeout: float,
-    connect_timeout: int,
-    read_timeout: int,
-    ssl_ca: str | None = None,
-    ssl_mode: str | None = None,
-    use_guard: bool = True,
-    pool_size: int = 5,
-    max_overflow: int = 20,
-) -> Engine:
+def session_sql(facts: SessionFacts, policy: SessionPolicy) -> str:
+    """One SET that puts a session in the state the policy asks for (one round trip)."""
+    parts = [
+        _timeout_assignment(facts.flavour, policy.timeout),
+        f"sql_select_limit = {int(policy.select_limit)}",
+    ]
+    if policy.read_only:
+        parts.insert(0, f"{facts.read_only_variable} = 1")
+    return "SET SESSION " + ", ".join(parts)
+
+
+def read_session(dbapi_conn: Any, facts: SessionFacts) -> tuple[int, float, int]:
+    """(read only, time limit in seconds, select limit) as the server sees them now."""
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(
+            f"SELECT @@session.{facts.read_only_variable}, @@session.{facts.timeout_variable}, "
+            "@@session.sql_select_limit"
+        )
+        ro, limit, rows = cursor.fetchone()
+    finally:
+        cursor.close()
+    seconds = float(limit) if facts.flavour == "MariaDB" else float(limit) / 1000
+    return int(ro), seconds, int(rows)
+
+
+def session_matches(
+    facts: SessionFacts, policy: SessionPolicy, seen: tuple[int, float, int]
+) -> bool:
+    read_only, seconds, rows = seen
+    return (
+        (read_only == 1 or not policy.read_only)
+        and seconds > 0
+        and math.isclose(seconds, policy.timeout, rel_tol=1e-3, abs_tol=1e-3)
+        and rows == policy.select_limit
+    )
+
+
+def apply_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(session_sql(facts, policy))
+    finally:
+        cursor.close()
+
+
+def verify_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
+    """Read the session back; when server code changed it, restore it and refuse.
+
+    Raises `ReadOnlyViolation` after restoring; a session that cannot be restored raises
+    the driver error, and the caller drops the connection."""
+    seen = read_session(dbapi_conn, facts)
+    if session_matches(facts, policy, seen):
+        return
+    apply_session(dbapi_conn, facts, policy)
+    if not session_matches(facts, policy, read_session(dbapi_conn, facts)):
+        raise ReadOnlyViolation(
+            "The session could not be put back to READ ONLY; the connection was dropped.",
+            restored=False,
+        )
+    raise ReadOnlyViolation(
+        "Server code changed the read-only session (READ ONLY or the time limit); "
+        "the session was restored and the result discarded. Ask a DBA to review the "
+        "function, or remove it from allowed_functions.",
+        restored=True,
+    )
+
+
+def mysql_connect_args(
+    connect_timeout: int, read_timeout: int, ssl_ca: str | None, ssl_mode: str | None
+) -> dict[str, Any]:
     connect_args: dict[str, Any] = {
         "connect_timeout": connect_timeout,
         "read_timeout": read_timeout,
         "write_timeout": read_timeout,
         "charset": "utf8mb4",
+        # each statement is its own (read-only) transaction: no snapshot outlives a query
+        # and returning a connection to the pool costs no ROLLBACK round trip
+        "autocommit": True,
+        "local_infile": False,
     }
     mode = (ssl_mode or "").upper()
     if ssl_ca or mode in ("REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"):
@@ -77,36 +179,171 @@ def mysql_engine(
         elif mode == "VERIFY_CA":
             context.check_hostname = False
         connect_args["ssl"] = context
+    return connect_args
+
+
+def side_engine(url: URL, connect_args: dict[str, Any]) -> Engine:
+    """Unpooled connections for `KILL QUERY` (ending a statement past the row cap): they
+    never wait for, or take the place of, a pooled connection."""
+    return create_engine(url, poolclass=NullPool, hide_parameters=True, connect_args=connect_args)
+
+
+def mysql_engine(
+    url: URL,
+    facts: SessionFacts,
+    *,
+    policy: SessionPolicy,
+    connect_args: dict[str, Any],
+    use_guard: bool = True,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+) -> Engine:
     engine = create_engine(
         url,
-        pool_pre_ping=True,
+        # no pre-ping: the SET on checkout is the ping (a dead connection is replaced)
+        pool_pre_ping=False,
         pool_recycle=1800,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=30,
+        pool_reset_on_return=None,
+        isolation_level="AUTOCOMMIT",
+        hide_parameters=True,
         connect_args=connect_args,
     )
 
     @event.listens_for(engine, "connect")
-    def _read_only_session(dbapi_conn: Any, record: Any) -> None:
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute("SELECT VERSION()")
             version = str(cursor.fetchone()[0])
-            facts.version = version
-            facts.flavour = "MariaDB" if "mariadb" in version.lower() else "MySQL"
-            facts.timeout_variable = (
-                "max_statement_time" if facts.flavour == "MariaDB" else "max_execution_time"
-            )
-            cursor.execute("SET SESSION TRANSACTION READ ONLY")
-            cursor.execute(statement_timeout_sql(facts.flavour, statement_timeout))
         finally:
             cursor.close()
-        dbapi_conn.commit()
+        facts.version = version
+        facts.flavour = "MariaDB" if "mariadb" in version.lower() else "MySQL"
+        facts.timeout_variable = (
+            "max_statement_time" if facts.flavour == "MariaDB" else "max_execution_time"
+        )
+        facts.read_only_variable = (
+            "tx_read_only" if facts.flavour == "MariaDB" else "transaction_read_only"
+        )
+        apply_session(dbapi_conn, facts, policy)
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        try:
+            apply_session(dbapi_conn, facts, policy)
+        except pymysql.err.Error as exc:
+            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+            if code in _GONE or isinstance(exc, pymysql.err.InterfaceError):
+                raise DisconnectionError("source connection was closed") from None
+            raise
 
     if use_guard:
-        _install_guard(engine)
+        _install_final_text_guard(engine, policy)
+    if policy.read_only:
+        _install_session_check(engine, facts, policy)
     return engine
+
+
+def _install_final_text_guard(engine: Engine, policy: SessionPolicy) -> None:
+    """Guard the exact text the driver will send, and send exactly that text."""
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _guard_final_text(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> tuple[str, None]:
+        if many:
+            raise ReadOnlyViolation("Refused: executemany is for writes; hybridwb only reads.")
+        final = final_text(cursor, statement, parameters, context)
+        guard_final_text(final, policy, whole_result=True)
+        return final, None
+
+
+def guard_final_text(
+    final: str,
+    policy: SessionPolicy,
+    *,
+    approved: Any = None,
+    whole_result: bool,
+) -> None:
+    """The guard on the text the driver sends.
+
+    `approved` is what `Source` already admitted (its text, tokens and binds): when the final
+    text is that text, or tokenizes as it with only the binds replaced by literals, the
+    decision is the same and the parse is skipped; anything else is checked in full.
+    `whole_result` callers (pandas, jupysql) read every row at once, so a LIMIT above the cap
+    is refused for them."""
+    if approved is not None:
+        if final == approved.sql:
+            return
+        try:
+            tokens = guard._DIALECT.tokenize(final)
+        except Exception:  # the full check below says what is wrong
+            tokens = []
+        if tokens and only_values_differ(
+            list(approved.checked.tokens), list(approved.binds), tokens
+        ):
+            return
+    checked = guard.check(final, allowed_functions=policy.allowed_functions)
+    if whole_result:
+        refuse_large_limit(checked, policy.select_limit - 1)
+
+
+def final_text(cursor: Any, statement: str, parameters: Any, context: Any) -> str:
+    """The text PyMySQL would send for `execute(statement, parameters)`."""
+    if parameters is None or (not parameters and context is not None and context.no_parameters):
+        return statement
+    try:
+        return str(cursor.mogrify(statement, parameters))
+    except (TypeError, ValueError, KeyError, pymysql.err.ProgrammingError):
+        raise BindError(
+            "The statement's parameters do not fit its placeholders "
+            "(a literal % must be written %% when parameters are given)."
+        ) from None
+
+
+def refuse_large_limit(checked: guard.Checked, cap: int) -> None:
+    """For callers that read a whole result at once (pandas, jupysql): the server's
+    `sql_select_limit` caps a SELECT without LIMIT, but an explicit LIMIT overrides it."""
+    limit = checked.expression.args.get("limit") if checked.kind == "select" else None
+    if limit is None:
+        return
+    value = limit.expression if isinstance(limit, exp.Limit) else limit
+    if isinstance(value, exp.Literal) and value.is_int and int(value.this) <= cap + 1:
+        return
+    raise ReadOnlyViolation(
+        f"Refused: a LIMIT above the row cap ({cap:,}) on the engine would read the whole "
+        "result into memory; use wb.sql(...), which stops at the cap, or a smaller LIMIT.",
+        reason="limit above the row cap",
+    )
+
+
+def _install_session_check(engine: Engine, facts: SessionFacts, policy: SessionPolicy) -> None:
+    """After every buffered statement, the session must still be what the policy says.
+
+    `Source` checks its own (unbuffered) statements itself once the rows are read."""
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _check_session(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        if isinstance(cursor, pymysql.cursors.SSCursor):
+            return
+        dbapi_conn = conn.connection.dbapi_connection
+        try:
+            verify_session(dbapi_conn, facts, policy)
+        except ReadOnlyViolation as exc:
+            if not exc.fields.get("restored"):
+                conn.invalidate()
+            raise
+        except pymysql.err.Error:
+            conn.invalidate()
+            raise ReadOnlyViolation(
+                "The session could not be checked after the statement; the connection "
+                "was dropped. Run the query again."
+            ) from None
 
 
 def sqlite_engine(path: Path, facts: SessionFacts, *, use_guard: bool = True) -> Engine:
@@ -119,20 +356,18 @@ def sqlite_engine(path: Path, facts: SessionFacts, *, use_guard: bool = True) ->
 
     facts.flavour = "SQLite"
     facts.version = sqlite3.sqlite_version
-    engine = create_engine("sqlite://", creator=creator, poolclass=NullPool)
+    engine = create_engine("sqlite://", creator=creator, poolclass=NullPool, hide_parameters=True)
     if use_guard:
-        _install_guard(engine)
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _guard(
+            conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+        ) -> None:
+            # SQLite binds values itself (nothing is pasted into the text); the sample is
+            # read-only on disk, so the sample's own transpiled text is marked checked
+            options = context.execution_options if context is not None else {}
+            if options.get("hybridwb_checked") or _SQLITE_SCHEMA_PRAGMA.match(statement):
+                return
+            guard.check(_PYFORMAT.sub("?", statement))
+
     return engine
-
-
-def _install_guard(engine: Engine) -> None:
-    """Guard statements that reach the engine without going through `Source.sql`."""
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _guard(
-        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
-    ) -> None:
-        options = context.execution_options if context is not None else {}
-        if options.get("hybridwb_checked") or _SQLITE_SCHEMA_PRAGMA.match(statement):
-            return
-        guard.check(_PYFORMAT.sub("?", statement))

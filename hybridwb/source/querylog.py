@@ -7,11 +7,51 @@ persists them); it never makes a round trip per query.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
+
+from sqlglot.tokens import Token, TokenType
+
+from hybridwb.source import guard
+
+_LITERALS = frozenset(
+    {
+        TokenType.STRING,
+        TokenType.NUMBER,
+        TokenType.NATIONAL_STRING,
+        TokenType.HEX_STRING,
+        TokenType.BIT_STRING,
+        TokenType.BYTE_STRING,
+        TokenType.RAW_STRING,
+    }
+)
+_PLAIN_NAME = re.compile(r"[^\W\d]\w*\Z")
+
+
+def log_text(tokens: list[Token] | tuple[Token, ...]) -> str:
+    """The statement for a log: literals become `?`, and so does a quoted name that is not a
+    plain name (a value typed in backticks, like `` `kim@example.com` ``)."""
+    return " ".join(
+        "?"
+        if t.token_type in _LITERALS
+        or (t.token_type == TokenType.IDENTIFIER and not _PLAIN_NAME.match(t.text))
+        else t.text
+        for t in tokens
+    )
+
+
+def log_text_of(sql: object) -> str:
+    """`log_text` of a raw text; never raises (a log line must not fail its query)."""
+    if not isinstance(sql, str):
+        return "<not text>"
+    try:
+        return log_text(guard._DIALECT.tokenize(sql))
+    except Exception:
+        return "<unparseable statement>"
 
 
 @dataclass(frozen=True)

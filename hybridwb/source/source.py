@@ -1,35 +1,61 @@
-"""`Source`: guarded, capped, logged reads from MySQL/MariaDB or the SQLite sample."""
+"""`Source`: guarded, capped, logged reads from MySQL/MariaDB or the SQLite sample.
+
+On MySQL the bytes the server executes are the bytes the guard approved: binds are found by
+the tokenizer (binds.py), the final interpolated text is guarded where it is sent (engine.py),
+and nothing is regenerated; the row cap is enforced by the server (execute.py). Only the
+embedded SQLite sample runs transpiled SQL.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, bindparam, text
+import pymysql
+from cachetools import LRUCache
+from pydantic import SecretStr
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlglot import exp
 
 from hybridwb.config import Settings, scrub
-from hybridwb.errors import BindError, HybridwbError
+from hybridwb.errors import BindError, HybridwbError, QueryError
 from hybridwb.source import catalogue, guard
-from hybridwb.source.binds import check_params
+from hybridwb.source import grants as grants_
+from hybridwb.source.binds import (
+    Bind,
+    check_params,
+    find_binds,
+    positive_int_arg,
+    seconds_arg,
+    to_pyformat,
+)
+from hybridwb.source.cache import ResultCache
 from hybridwb.source.engine import (
     SessionFacts,
+    SessionPolicy,
     is_sqlite,
+    mysql_connect_args,
     mysql_engine,
+    side_engine,
     sqlite_engine,
-    statement_timeout_sql,
 )
-from hybridwb.source.grants import write_privileges
-from hybridwb.source.querylog import QueryLog, QueryLogEntry
-from hybridwb.source.transpile import to_sqlite
+from hybridwb.source.execute import run_mysql
+from hybridwb.source.querylog import QueryLog, QueryLogEntry, log_text, log_text_of
+from hybridwb.source.transpile import expand_lists, to_sqlite
+
+#: statements the guard admitted, remembered by text
+PREPARED_STATEMENTS = 512
 
 
 class RowsCut(UserWarning):
@@ -51,13 +77,36 @@ class ConnectionInfo:
     statement_timeout: float | None = None
     database: str = ""
     error: str | None = None
+    revokes: list[str] = field(default_factory=list)  # what to run to make the grants safe
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One statement the guard approved, and the text to hand the driver."""
+
+    sql: str  # exactly what the guard approved
+    checked: guard.Checked
+    binds: tuple[Bind, ...]
+    cap: int
+
+    @property
+    def names(self) -> set[str]:
+        return {b.name for b in self.binds}
+
+    @property
+    def driver_text(self) -> str:
+        return to_pyformat(self.sql, list(self.binds))
+
+
 class Source:
-    """Read-only access to the source database. Constructing it does no I/O."""
+    """Read-only access to the source database. Constructing it does no I/O.
+
+    `use_guard=False` and `read_only_session=False` switch a layer off, for tests that prove
+    each layer on its own; production code never does.
+    """
 
     def __init__(
         self,
@@ -71,25 +120,40 @@ class Source:
         ssl_mode: str | None = None,
         querylog: QueryLog | None = None,
         use_guard: bool = True,
+        read_only_session: bool = True,
+        allowed_functions: list[str] | tuple[str, ...] = (),
         secrets: list[str] | None = None,
         pool_size: int = 5,
+        max_overflow: int = 10,
     ) -> None:
         self.url = url
-        self.row_cap = row_cap
-        self.statement_timeout = statement_timeout
+        self.row_cap = positive_int_arg(row_cap, "row_cap")
+        self.statement_timeout = seconds_arg(statement_timeout, "statement_timeout", None)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.ssl_ca = ssl_ca
         self.ssl_mode = ssl_mode
         self.querylog = querylog if querylog is not None else QueryLog()
         self.use_guard = use_guard
-        self.secrets = list(secrets or [])
+        self.read_only_session = read_only_session
+        self.allowed_functions = tuple(allowed_functions)
+        self._secrets = [SecretStr(s) for s in (secrets or []) if s]
         if url.password:
-            self.secrets.append(str(url.password))
+            self._secrets.append(SecretStr(str(url.password)))
         self.pool_size = pool_size
+        self.max_overflow = max_overflow
         self.facts = SessionFacts()
-        self._cache: dict[tuple[Any, ...], tuple[float, list[str], list[Any], bool]] = {}
+        self.policy = SessionPolicy(
+            read_only=read_only_session,
+            timeout=self.statement_timeout,
+            select_limit=self.row_cap + 1,
+            allowed_functions=self.allowed_functions,
+        )
+        self._cache = ResultCache()
+        self._prepared: LRUCache[str, Prepared] = LRUCache(maxsize=PREPARED_STATEMENTS)
+        self._lock = threading.Lock()
         self._engine: Engine | None = None
+        self._side_engine: Engine | None = None
         self._ctx = catalogue.Context(
             host=f"{url.host}:{url.port or 3306}" if url.host else str(url.database),
             database=str(url.database or ""),
@@ -108,10 +172,18 @@ class Source:
             ssl_mode=settings.mysql_ssl_mode,
             querylog=querylog,
             secrets=settings.secret_values(),
+            allowed_functions=tuple(settings.allowed_functions),
+            pool_size=settings.source_pool_size,
+            max_overflow=settings.source_max_overflow,
         )
 
     def __repr__(self) -> str:
         return f"Source({self.url.render_as_string(hide_password=True)!r})"
+
+    @property
+    def secrets(self) -> list[str]:
+        """The raw secrets, for scrubbing text meant for a person."""
+        return [s.get_secret_value() for s in self._secrets]
 
     # -- connections -----------------------------------------------------------------------
     @property
@@ -124,55 +196,74 @@ class Source:
 
     @property
     def engine(self) -> Engine:
-        """The pooled engine, created on first use (it is the only way to the source)."""
+        """The pooled engine, created once on first use (it is the only way to the source)."""
         if self._engine is None:
-            if self.is_sqlite:
-                from pathlib import Path
-
-                path = Path(str(self.url.database))
-                if not path.is_file():
-                    raise HybridwbError(
-                        f"The sample database {path} does not exist; run `hybridwb demo`."
-                    )
-                self._engine = sqlite_engine(path, self.facts, use_guard=self.use_guard)
-            else:
-                self._engine = mysql_engine(
-                    self.url,
-                    self.facts,
-                    statement_timeout=self.statement_timeout,
-                    connect_timeout=self.connect_timeout,
-                    read_timeout=self.read_timeout,
-                    ssl_ca=self.ssl_ca,
-                    ssl_mode=self.ssl_mode,
-                    use_guard=self.use_guard,
-                    pool_size=self.pool_size,
-                )
+            with self._lock:
+                if self._engine is None:
+                    self._engine = self._create_engine()
         return self._engine
 
+    def _create_engine(self) -> Engine:
+        if self.is_sqlite:
+            path = Path(str(self.url.database))
+            if not path.is_file():
+                raise HybridwbError(
+                    f"The sample database {path} does not exist; run `hybridwb demo`."
+                )
+            return sqlite_engine(path, self.facts, use_guard=self.use_guard)
+        connect_args = mysql_connect_args(
+            self.connect_timeout, self.read_timeout, self.ssl_ca, self.ssl_mode
+        )
+        self._side_engine = side_engine(self.url, connect_args)
+        return mysql_engine(
+            self.url,
+            self.facts,
+            policy=self.policy,
+            connect_args=connect_args,
+            use_guard=self.use_guard,
+            pool_size=self.pool_size,
+            max_overflow=self.max_overflow,
+        )
+
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+            if self._side_engine is not None:
+                self._side_engine.dispose()
+                self._side_engine = None
 
     # -- reading ---------------------------------------------------------------------------
-    def prepare(self, query: str, limit: int | None = None) -> tuple[str, guard.Checked, int]:
-        """Guard, cap and (for the sample) transpile one statement; pure apart from facts."""
-        cap = self.row_cap if limit is None else int(limit)
-        if cap <= 0:
-            raise BindError(f"limit must be a positive number of rows, not {limit!r}.")
-        if self.use_guard:
-            checked = guard.check(query)
-        else:
+    def prepare(self, query: object, limit: object = None) -> Prepared:
+        """Guard one statement and find its binds (no I/O).
+
+        Admitted statements are remembered by their exact text (a bounded LRU): the guard's
+        decision depends on nothing else, and searches and previews repeat the same text
+        with different values."""
+        cap = self.row_cap if limit is None else positive_int_arg(limit, "limit")
+        if isinstance(query, str):
+            with self._lock:
+                hit = self._prepared.get(query)
+            if hit is not None:
+                return dataclasses.replace(hit, cap=cap)
+        try:
             text_ = guard.check_text(query)
-            checked = guard.Checked(text_, exp.Command(this=text_), "raw", ())
-        expression = checked.expression
-        sql = checked.sql
-        if checked.kind == "select" and _needs_limit(expression, cap):
-            expression = expression.copy().limit(cap + 1)
-            sql = expression.sql(dialect="mysql")
-        if self.is_sqlite and checked.kind != "raw":
-            sql = to_sqlite(checked, expression)
-        return sql, checked, cap
+            tokens = None
+            if self.use_guard:
+                checked = guard.check(text_, allowed_functions=self.allowed_functions)
+                tokens = list(checked.tokens)
+            else:
+                checked = guard.Checked(text_, exp.Command(this=text_), "raw", ())
+            binds = tuple(find_binds(text_, tokens))
+        except RecursionError:
+            raise QueryError(
+                "The query is nested too deeply to check; simplify it (fewer nested brackets)."
+            ) from None
+        prepared = Prepared(text_, checked, binds, cap)
+        with self._lock:
+            self._prepared[text_] = prepared
+        return prepared
 
     def sql(
         self,
@@ -220,17 +311,18 @@ class Source:
         """Guard, bind, execute, cap and log one statement (the path every read takes).
 
         With `cache_ttl`, an identical statement with identical parameters within that many
-        seconds is answered from an in-process cache (previews use it; search does not)."""
-        cache_key = None
-        if cache_ttl:
-            cache_key = (query, repr(sorted((params or {}).items())), limit)
-            hit = self._cache.get(cache_key)
-            if hit and hit[0] > time.monotonic():
-                return hit[1], hit[2], hit[3]
-        keys, rows, truncated = self._run_uncached(query, params, limit, timeout)
-        if cache_key is not None and cache_ttl:
-            self._cache[cache_key] = (time.monotonic() + cache_ttl, keys, rows, truncated)
-        return keys, rows, truncated
+        seconds is answered from a bounded in-process cache (previews use it)."""
+        if cache_ttl is not None:
+            cache_ttl = seconds_arg(cache_ttl, "cache_ttl", self._cache.max_ttl)
+        key = ResultCache.key(query, params, limit, timeout) if cache_ttl else None
+        if key is not None:
+            hit = self._cache.get(key)
+            if hit is not None:
+                return hit
+        result = self._run_uncached(query, params, limit, timeout)
+        if key is not None and cache_ttl:
+            self._cache.put(key, result, cache_ttl)
+        return result
 
     def clear_cache(self) -> None:
         self._cache.clear()
@@ -239,97 +331,111 @@ class Source:
         self, query: str, params: Mapping[str, Any] | None, limit: int | None, timeout: float | None
     ) -> tuple[list[str], list[Any], bool]:
         started = time.perf_counter()
-        normalized = guard.normalize(query) if isinstance(query, str) else "<not text>"
+        normalized = "<not text>"
+        values: list[Any] = []
+        error: HybridwbError | None = None
         try:
-            sql, checked, cap = self.prepare(query, limit)
-            normalized = checked.normalized() if checked.tokens else normalized
-            clause = text(sql)
-            bound = check_params(set(clause._bindparams), params)
-            lists = [bindparam(k, expanding=True) for k, v in bound.items() if isinstance(v, list)]
-            if lists:
-                clause = clause.bindparams(*lists)
-            keys, rows = self._execute(clause, bound, cap, timeout)
+            seconds = None if timeout is None else seconds_arg(timeout, "timeout", self.ceiling)
+            prepared = self.prepare(query, limit)
+            if prepared.checked.tokens:
+                normalized = log_text(prepared.checked.tokens)
+            else:
+                normalized = log_text_of(query)
+            bound = check_params(prepared.names, params)
+            values = _flat_values(bound)
+            keys, rows, truncated = self._execute(prepared, bound, seconds, values)
         except HybridwbError as exc:
-            self._log(normalized, started, 0, scrub(str(exc), self.secrets))
-            raise
-        truncated = len(rows) > cap
-        if truncated:
-            rows = rows[:cap]
+            error = exc
+            if normalized == "<not text>":
+                normalized = log_text_of(query)
+        except RecursionError:
+            error = QueryError("The query is nested too deeply to check; simplify it.")
+        if error is not None:
+            message = scrub(catalogue.redact(error.message, values), self.secrets)
+            self._log(normalized, started, 0, message)
+            raise _detached(error, message)
+        cap = prepared.cap
         self._log(normalized, started, len(rows), None)
         if truncated:
             warnings.warn(
                 f"Showing the first {cap:,} rows; the rest were cut. "
                 "Add a WHERE or LIMIT, or pass a larger limit.",
                 RowsCut,
-                stacklevel=3,
+                stacklevel=4,
             )
         return keys, rows, truncated
 
+    @property
+    def ceiling(self) -> float:
+        """The configured statement time limit: a query may ask for less, never more."""
+        return self.statement_timeout
+
     def _execute(
-        self, clause: Any, params: dict[str, Any], cap: int, timeout: float | None
-    ) -> tuple[list[str], list[Any]]:
+        self, prepared: Prepared, params: dict[str, Any], timeout: float | None, values: list[Any]
+    ) -> tuple[list[str], list[Any], bool]:
+        cap = prepared.cap
         for attempt in (1, 2):
             try:
-                with self.engine.connect() as conn:
-                    with self._time_limit(conn, timeout):
-                        result = conn.execute(
-                            clause.execution_options(hybridwb_checked=True), params
-                        )
-                        keys = list(result.keys())
-                        # plain tuples straight from the driver: a DataFrame builds 5x
-                        # faster from them than from Row objects (text() has no typed
-                        # columns, so no result processing is skipped)
-                        rows = list(result.cursor.fetchmany(cap + 1)) if result.returns_rows else []
-                        result.close()
-                    conn.rollback()
-                    return keys, rows
+                if self.is_sqlite:
+                    return self._execute_sqlite(prepared, params, timeout)
+                engine = self.engine
+                outcome = run_mysql(
+                    engine,
+                    self._side_engine or engine,
+                    self.facts,
+                    self.policy,
+                    self.policy.with_query(timeout, cap + 1),
+                    prepared,
+                    params,
+                    cap,
+                    use_guard=self.use_guard,
+                )
+                return outcome.keys, outcome.rows, outcome.truncated
             except DBAPIError as exc:
                 if attempt == 1 and catalogue.is_retryable(exc):
                     continue
-                raise self.translate_error(exc, timeout) from exc
-            except SQLAlchemyError as exc:
-                raise self.translate_error(exc, timeout) from exc
+                raise self.translate_error(exc, timeout, values) from None
+            except pymysql.err.Error as exc:
+                if attempt == 1 and catalogue.is_retryable(exc):
+                    continue
+                raise self.translate_error(exc, timeout, values) from None
+            except (SQLAlchemyError, sqlite3.Error) as exc:
+                raise self.translate_error(exc, timeout, values) from None
         raise AssertionError("unreachable")
 
-    def translate_error(self, exc: BaseException, timeout: float | None = None) -> HybridwbError:
-        """A driver error as a one-line hybridwb error, secrets scrubbed."""
+    def _execute_sqlite(
+        self, prepared: Prepared, params: dict[str, Any], timeout: float | None
+    ) -> tuple[list[str], list[Any], bool]:
+        if prepared.checked.kind == "raw":
+            sql, bound = prepared.sql, params
+            if any(isinstance(v, list) for v in bound.values()):
+                raise BindError("List parameters need the guard (use_guard=True) on the sample.")
+        else:
+            expression, bound = expand_lists(prepared.checked.expression, params)
+            sql = to_sqlite(prepared.checked, expression)
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            with _sqlite_time_limit(raw, timeout):
+                cursor = raw.cursor()
+                try:
+                    cursor.execute(sql, bound)
+                    keys = [str(d[0]) for d in cursor.description] if cursor.description else []
+                    rows = list(cursor.fetchmany(prepared.cap + 1)) if keys else []
+                finally:
+                    cursor.close()
+        return keys, rows[: prepared.cap], len(rows) > prepared.cap
+
+    def translate_error(
+        self, exc: BaseException, timeout: float | None = None, values: list[Any] | None = None
+    ) -> HybridwbError:
+        """A driver error as a one-line hybridwb error: secrets, literals and bound values
+        removed; the cause's type name and code kept as fields (raise it `from None`)."""
         ctx = catalogue.Context(
             self._ctx.host, self._ctx.database, self._ctx.user, timeout or self.statement_timeout
         )
-        err = catalogue.translate(exc, ctx)
+        err = catalogue.translate(exc, ctx, values or ())
         err.message = scrub(err.message, self.secrets)
         return err
-
-    @contextmanager
-    def _time_limit(self, conn: Connection, timeout: float | None) -> Iterator[None]:
-        """Apply a per-query statement time limit, and restore the session default after."""
-        if timeout is None:
-            yield
-            return
-        if timeout <= 0:
-            raise BindError(f"timeout must be a positive number of seconds, not {timeout!r}.")
-        raw = conn.connection.dbapi_connection
-        if isinstance(raw, sqlite3.Connection):
-            deadline = time.monotonic() + timeout
-            raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-            try:
-                yield
-            finally:
-                raw.set_progress_handler(None, 0)
-            return
-        set_limit = statement_timeout_sql(self.facts.flavour, timeout)
-        conn.exec_driver_sql(set_limit, execution_options={"hybridwb_checked": True})
-        try:
-            yield
-        finally:
-            if not conn.invalidated:
-                try:
-                    conn.exec_driver_sql(
-                        statement_timeout_sql(self.facts.flavour, self.statement_timeout),
-                        execution_options={"hybridwb_checked": True},
-                    )
-                except DBAPIError:
-                    conn.invalidate()
 
     def _log(self, normalized: str, started: float, rows: int, error: str | None) -> None:
         self.querylog.record(
@@ -351,13 +457,9 @@ class Source:
         try:
             with self.engine.connect() as conn:
                 run = _runner(conn)
-                version = str(
-                    run("SELECT VERSION()" if not self.is_sqlite else "SELECT sqlite_version()")[0][
-                        0
-                    ]
-                )
-                latency = (time.perf_counter() - started) * 1000
                 if self.is_sqlite:
+                    version = str(run("SELECT sqlite_version()")[0][0])
+                    latency = (time.perf_counter() - started) * 1000
                     read_only = bool(run("PRAGMA query_only")[0][0])
                     return ConnectionInfo(
                         "ok",
@@ -371,19 +473,28 @@ class Source:
                         None,
                         self.database,
                     )
+                version = str(run("SELECT VERSION()")[0][0])
+                latency = (time.perf_counter() - started) * 1000
                 variable = self.facts.timeout_variable
-                tx_var = (
-                    "tx_read_only" if self.facts.flavour == "MariaDB" else "transaction_read_only"
-                )
-                read_only = bool(run(f"SELECT @@session.{tx_var}")[0][0])
+                read_only = bool(run(f"SELECT @@session.{self.facts.read_only_variable}")[0][0])
                 limit = float(run(f"SELECT @@session.{variable}")[0][0])
                 if self.facts.flavour == "MySQL":
                     limit = limit / 1000
-                grants = [str(r[0]) for r in run("SHOW GRANTS")]
-                writes = write_privileges(grants)
+                found = grants_.review(
+                    grants_.expand(
+                        lambda role: [
+                            str(r[0])
+                            for r in run(
+                                "SHOW GRANTS" if role is None else grants_.show_grants_for(role)
+                            )
+                        ],
+                        (DBAPIError, pymysql.err.Error),
+                    ),
+                    self.allowed_functions,
+                )
+                writes = list(dict.fromkeys(f.describe() for f in found))
                 cipher = run("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
                 ssl = bool(cipher and cipher[0][1])
-                conn.rollback()
                 return ConnectionInfo(
                     "ok",
                     self.facts.flavour,
@@ -395,8 +506,9 @@ class Source:
                     ssl,
                     limit,
                     self.database,
+                    revokes=[f.revoke for f in found],
                 )
-        except (DBAPIError, SQLAlchemyError) as exc:
+        except (DBAPIError, SQLAlchemyError, pymysql.err.Error, sqlite3.Error) as exc:
             err = self.translate_error(exc, None)
             return ConnectionInfo(
                 "error",
@@ -417,7 +529,7 @@ class Source:
             insp = inspect(self.engine)
             return sorted(insp.get_table_names() + insp.get_view_names())
         except DBAPIError as exc:
-            raise self.translate_error(exc, None) from exc
+            raise self.translate_error(exc, None) from None
 
     def column_names(self, table: str) -> list[str]:
         """Column names in table order. On MySQL from information_schema: SELECT is enough
@@ -444,23 +556,49 @@ class Source:
             with self.engine.connect() as conn:
                 return [str(name) for (name,) in conn.execute(query)]
         except DBAPIError as exc:
-            raise self.translate_error(exc, None) from exc
+            raise self.translate_error(exc, None) from None
 
 
 def _runner(conn: Connection) -> Any:
+    """Constant statements of hybridwb's own, on the connection's DBAPI cursor."""
+    raw = conn.connection.dbapi_connection
+
     def run(sql: str) -> list[Any]:
-        return list(
-            conn.exec_driver_sql(sql, execution_options={"hybridwb_checked": True}).fetchall()
-        )
+        cursor = raw.cursor()
+        try:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
     return run
 
 
-def _needs_limit(expression: exp.Expression, cap: int) -> bool:
-    limit = expression.args.get("limit")
-    if limit is None:
-        return True
-    value = limit.expression if isinstance(limit, exp.Limit) else None
-    if isinstance(value, exp.Literal) and value.is_int:
-        return int(value.this) > cap
-    return False
+def _flat_values(params: Mapping[str, Any]) -> list[Any]:
+    out: list[Any] = []
+    for value in params.values():
+        out.extend(value if isinstance(value, list) else [value])
+    return out
+
+
+def _detached(error: HybridwbError, message: str) -> HybridwbError:
+    """The error with a scrubbed message and no chained cause or driver frames."""
+    error.message = message
+    error.args = (message,)
+    error.__cause__ = None
+    error.__context__ = None
+    error.__suppress_context__ = True
+    return error.with_traceback(None)
+
+
+@contextmanager
+def _sqlite_time_limit(raw: sqlite3.Connection, timeout: float | None) -> Iterator[None]:
+    if timeout is None:
+        yield
+        return
+    deadline = time.monotonic() + timeout
+    raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    try:
+        yield
+    finally:
+        raw.set_progress_handler(None, 0)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
-from hybridwb.errors import TranspileError
+from hybridwb.errors import BindError, TranspileError
 from hybridwb.source import guard
 
 _SHOW_TABLES = re.compile(r"^\s*SHOW\s+(FULL\s+)?TABLES\s*;?\s*$", re.IGNORECASE)
@@ -47,3 +48,27 @@ def to_sqlite(checked: guard.Checked, expression: exp.Expression) -> str:
             f"This MySQL query cannot run on the embedded sample ({exc}); "
             "rewrite that part or connect a MySQL source."
         ) from exc
+
+
+def expand_lists(
+    expression: exp.Expression, params: dict[str, Any]
+) -> tuple[exp.Expression, dict[str, Any]]:
+    """`x IN :ids` with a list value -> `x IN (:ids_0, :ids_1, ...)` for SQLite, which binds
+    one value per placeholder (PyMySQL writes a list as `(a, b)` itself)."""
+    lists = {k: v for k, v in params.items() if isinstance(v, list)}
+    if not lists:
+        return expression, params
+    expression = expression.copy()
+    bound = {k: v for k, v in params.items() if k not in lists}
+    for node in list(expression.find_all(exp.Placeholder)):
+        name = node.name
+        if name not in lists:
+            continue
+        parent = node.parent
+        if not (isinstance(parent, exp.In) and parent.args.get("field") is node):
+            raise BindError(f"List parameter {name!r} can only follow IN (x IN :{name}).")
+        names = [f"{name}__{i}" for i in range(len(lists[name]))]
+        bound.update(zip(names, lists[name], strict=True))
+        parent.set("field", None)
+        parent.set("expressions", [exp.Placeholder(this=n) for n in names])
+    return expression, bound

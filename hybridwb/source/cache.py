@@ -1,0 +1,66 @@
+"""The result cache of the source: bounded in rows, evicting, thread-safe (cachetools).
+
+Previews ask for the same statement again and again within seconds; the cache answers
+them without a round trip. It holds at most `max_rows` rows in total (least recently used
+results go first) and nothing older than `max_ttl` seconds; each entry also keeps the
+shorter TTL its caller asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from cachetools import TTLCache
+
+Result = tuple[list[str], list[Any], bool]  # columns, rows, truncated
+
+MAX_ROWS = 200_000
+MAX_TTL = 300.0
+
+
+class ResultCache:
+    def __init__(self, max_rows: int = MAX_ROWS, max_ttl: float = MAX_TTL) -> None:
+        self.max_ttl = max_ttl
+        self._entries: TTLCache[tuple[Any, ...], tuple[float, Result]] = TTLCache(
+            maxsize=max_rows, ttl=max_ttl, getsizeof=lambda v: len(v[1][1]) + 1
+        )
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(
+        query: object, params: Mapping[str, Any] | None, *extra: object
+    ) -> tuple[Any, ...] | None:
+        """A hashable key for a call, or None when the arguments cannot be one."""
+        try:
+            key = (query, repr(sorted(dict(params or {}).items())), *extra)
+            hash(key)
+        except (TypeError, ValueError):
+            return None
+        return key
+
+    def get(self, key: tuple[Any, ...]) -> Result | None:
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is None or hit[0] <= time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: tuple[Any, ...], result: Result, ttl: float) -> None:
+        with self._lock, contextlib.suppress(ValueError):  # larger than the whole cache
+            self._entries[key] = (time.monotonic() + ttl, result)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    @property
+    def rows(self) -> int:
+        """Rows held now (what bounds the memory)."""
+        return int(self._entries.currsize)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,177 @@
+"""Running one approved statement on MySQL/MariaDB: exact text, server-side cap, checked session.
+
+`run_mysql` is the only place `Source` sends a user statement to MySQL. The text handed to
+SQLAlchemy is the approved text with binds as `%(name)s`; the engine's final-text guard
+(engine.py) pastes the values in with the driver's own escaping, checks that text, and sends
+exactly it. Nothing here regenerates SQL.
+
+The row cap holds on the server: the session's `sql_select_limit` is the cap + 1 (it caps every
+SELECT without a LIMIT), and the rows are read from an unbuffered cursor that stops at cap + 1.
+When an explicit LIMIT lets the server send more, the statement is ended with `KILL QUERY`
+from a side connection and what was already in flight is discarded row by row, so neither the
+server nor the client ever produces or holds the whole result.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+from sqlalchemy import Connection, Engine
+from sqlglot.tokens import TokenType
+
+from hybridwb.errors import ReadOnlyViolation
+from hybridwb.source.engine import (
+    SessionFacts,
+    SessionPolicy,
+    apply_session,
+    guard_final_text,
+    verify_session,
+)
+
+#: rows discarded after KILL QUERY before the connection is dropped instead
+MAX_DRAIN_ROWS = 1_000_000
+_INTERRUPTED = frozenset({1317, 1969, 3024})
+_GONE = frozenset({2006, 2013, 2014, 2045, 2055, 4031})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    keys: list[str]
+    rows: list[Any]
+    truncated: bool
+    ended_early: bool  # the server was told to stop sending
+
+
+def run_mysql(
+    engine: Engine,
+    side: Engine,
+    facts: SessionFacts,
+    default: SessionPolicy,
+    policy: SessionPolicy,
+    prepared: Any,
+    params: dict[str, Any],
+    cap: int,
+    *,
+    use_guard: bool,
+) -> Outcome:
+    """Execute on one pooled connection; the caller translates driver errors."""
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        try:
+            return _run_on(
+                side, conn, raw, facts, default, policy, prepared, params, cap, use_guard
+            )
+        except pymysql.err.Error as exc:
+            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+            if isinstance(exc, pymysql.err.InterfaceError) or code in _GONE:
+                conn.invalidate()
+            raise
+
+
+def _run_on(
+    side: Engine,
+    conn: Connection,
+    raw: Any,
+    facts: SessionFacts,
+    default: SessionPolicy,
+    policy: SessionPolicy,
+    prepared: Any,
+    params: dict[str, Any],
+    cap: int,
+    use_guard: bool,
+) -> Outcome:
+    if policy != default:
+        apply_session(raw, facts, policy)  # this query's lower time limit or cap
+    cursor = raw.cursor(pymysql.cursors.SSCursor)
+    if use_guard:
+        # the exact text PyMySQL would send, guarded here, then sent with no parameters
+        final = cursor.mogrify(prepared.driver_text, params)
+        approved = prepared if prepared.checked.tokens else None
+        guard_final_text(final, policy, approved=approved, whole_result=False)
+        cursor.execute(final)
+    else:
+        cursor.execute(prepared.driver_text, params)
+    keys = [str(d[0]) for d in cursor.description] if cursor.description else []
+    rows = list(cursor.fetchmany(cap + 1)) if keys else []
+    ended = False
+    if len(rows) > cap and _still_streaming(cursor) and cursor.fetchone() is not None:
+        # more than cap + 1 rows are coming (an explicit LIMIT overrides sql_select_limit)
+        ended = _end_statement(side, conn, raw, cursor)
+    if conn.invalidated:
+        return Outcome(keys, rows[:cap], len(rows) > cap, ended)
+    cursor.close()
+    if policy.read_only and (ended or may_run_server_code(prepared, policy, use_guard)):
+        _verify(conn, raw, facts, policy)
+    return Outcome(keys, rows[:cap], len(rows) > cap, ended)
+
+
+def may_run_server_code(prepared: Any, policy: SessionPolicy, use_guard: bool) -> bool:
+    """Whether the statement can call code that changes the session: an allowlisted stored
+    function, or anything at all when the guard is off (nothing vetted the text).
+
+    Other statements are not read back: the connection goes straight back to the pool and
+    the next checkout sets the session again before anything runs on it."""
+    if not use_guard:
+        return True
+    if not policy.allowed_functions:
+        return False
+    allowed = {name.upper() for name in policy.allowed_functions}
+    tokens = prepared.checked.tokens
+    return any(
+        tok.text.upper() in allowed and nxt.token_type == TokenType.L_PAREN
+        for tok, nxt in itertools.pairwise(tokens)
+    )
+
+
+def _still_streaming(cursor: Any) -> bool:
+    result = getattr(cursor, "_result", None)
+    return bool(result is not None and result.unbuffered_active)
+
+
+def _end_statement(side_engine: Engine, conn: Connection, raw: Any, cursor: Any) -> bool:
+    """Stop the server sending more rows; drop the connection when that cannot be done."""
+    try:
+        thread_id = raw.thread_id()
+        side = side_engine.raw_connection()
+        try:
+            side_cursor = side.cursor()
+            side_cursor.execute("KILL QUERY %s", (thread_id,))
+            side_cursor.close()
+        finally:
+            side.close()
+        drained = 0
+        while cursor.fetchone() is not None:  # rows already in flight, discarded one by one
+            drained += 1
+            if drained > MAX_DRAIN_ROWS:
+                conn.invalidate()
+                return True
+    except pymysql.err.OperationalError as exc:
+        if not (exc.args and exc.args[0] in _INTERRUPTED):
+            conn.invalidate()
+    except Exception:  # whatever went wrong, this connection must not be reused mid-stream
+        conn.invalidate()
+    return True
+
+
+def _verify(conn: Connection, raw: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
+    """The session after the statement must be what it was set to; else restore or drop."""
+    for attempt in (1, 2):
+        try:
+            verify_session(raw, facts, policy)
+            return
+        except ReadOnlyViolation as exc:
+            if not exc.fields.get("restored"):
+                conn.invalidate()
+            raise
+        except pymysql.err.OperationalError as exc:
+            # a KILL QUERY that arrived after the statement ended may hit this read
+            if attempt == 1 and exc.args and exc.args[0] in _INTERRUPTED:
+                continue
+            conn.invalidate()
+            raise ReadOnlyViolation(
+                "The session could not be checked after the statement; the connection was "
+                "dropped. Run the query again."
+            ) from None
