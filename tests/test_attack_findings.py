@@ -182,6 +182,21 @@ def test_finding_nbe_guard_bypass_reads_server_file(atk) -> None:
         _dispose(wb)
 
 
+def test_finding_ansi_quotes_guard_bypass_takes_named_lock(atk) -> None:
+    """Same desync with ANSI_QUOTES (also part of sql_mode=ANSI/ORACLE/MSSQL...): sqlglot
+    reads "\\" as an escaped quote inside a string, the server reads the identifier `\\`."""
+    db, conn = atk
+    lock = f"atk_ansi_{secrets.token_hex(3)}"
+    wb = hybridwb.connect(source=_url(db, "&init_command=SET+SESSION+sql_mode%3D%27ANSI_QUOTES%27"))
+    try:
+        before = _state(conn, db, lock)
+        _swallow(wb.sql, 'SELECT 1 AS "\\", GET_LOCK(0x' + lock.encode().hex() + ', 0) -- "')
+        after = _state(conn, db, lock)
+        assert after == before, f"named lock taken through the guard: {before} -> {after}"
+    finally:
+        _dispose(wb)
+
+
 # (also reproduced by hand: SELECT '\' INTO OUTFILE '/tmp/hybridwb_atk_nbe.txt' -- '
 #  created /tmp/hybridwb_atk_nbe.txt owned by mysql; not repeated here, it cannot be removed.)
 
