@@ -8,17 +8,20 @@ that is dropped afterwards; named locks are released by disposing the engine.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pymysql
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import hybridwb
+from hybridwb.errors import BindError
 
 pytestmark = pytest.mark.mysql
 
@@ -73,10 +76,8 @@ def _state(conn: pymysql.Connection, db: str, lock: str) -> tuple:
 
 
 def _dispose(wb: object) -> None:
-    try:
+    with contextlib.suppress(Exception):
         wb.source.engine.dispose()  # type: ignore[attr-defined]
-    except Exception:
-        pass
 
 
 # --- Finding 1: a tiny positive timeout removes the time limit ----------------------------
@@ -87,14 +88,30 @@ def _dispose(wb: object) -> None:
 # allowlisted function is called).
 
 
-def test_finding_tiny_timeout_disables_statement_limit_wb_sql(atk) -> None:
+@pytest.mark.parametrize("timeout", [0.0004, 0.0049, 0.009], ids=["0.0004", "0.0049", "0.009"])
+def test_finding_tiny_timeout_is_refused_not_run_unlimited(atk, timeout: float) -> None:
+    """Fixed: a timeout below MIN_TIMEOUT_SECONDS (0.01 s) is refused with a one-line
+    BindError; the oracle is the server's processlist/session, read as root: the statement
+    never ran (no statement saw max_statement_time = 0)."""
     db, _ = atk
     wb = hybridwb.connect(source=_url(db))
     try:
-        limit = wb.sql("SELECT @@max_statement_time AS t", timeout=0.0004)["t"][0]
+        with pytest.raises(BindError, match="at least 0.01 seconds"):
+            wb.sql("SELECT @@max_statement_time AS t", timeout=timeout)
+        limit = wb.sql("SELECT @@max_statement_time AS t", timeout=0.01)["t"][0]
         assert float(limit) > 0, "the statement ran with max_statement_time = 0 (unlimited)"
     finally:
         _dispose(wb)
+
+
+def test_time_limit_text_never_rounds_to_zero() -> None:
+    """Defence in depth: whatever reaches the SET, it never says 0 (= unlimited)."""
+    from hybridwb.source.engine import _timeout_assignment
+
+    for flavour in ("MariaDB", "MySQL"):
+        with pytest.raises(BindError):
+            _timeout_assignment(flavour, 0.0004)
+        assert not _timeout_assignment(flavour, 0.01).endswith(("= 0", "= 0.000"))
 
 
 def test_finding_tiny_timeout_lets_a_statement_run_past_every_limit(atk) -> None:
@@ -131,18 +148,16 @@ def test_finding_tiny_timeout_through_mysql_magic(atk, monkeypatch) -> None:
     try:
         sh.run_cell("%load_ext hybridwb")
         res = sh.run_cell("%%mysql --timeout 0.0004\nSELECT @@max_statement_time AS t")
-        res.raise_error()
-        assert float(res.result["t"][0]) > 0, "%%mysql --timeout 0.0004 ran with no limit"
+        assert res.result is None, "%%mysql --timeout 0.0004 ran (with no limit)"
+        assert "at least 0.01 seconds" in str(res.error_in_exec or res.error_before_exec)
     finally:
         sh.run_cell("%unload_ext hybridwb")
         InteractiveShell.clear_instance()
 
 
 def _swallow(fn, *a, **k) -> None:  # type: ignore[no-untyped-def]
-    try:
+    with contextlib.suppress(Exception):
         fn(*a, **k)
-    except Exception:
-        pass
 
 
 # --- Finding 2: sql_mode NO_BACKSLASH_ESCAPES desynchronises the guard from the server ----
@@ -172,12 +187,13 @@ def test_finding_nbe_guard_bypass_reads_server_file(atk) -> None:
     db, _ = atk
     wb = hybridwb.connect(source=_url(db, _NBE))
     try:
+        content = Path("/etc/hostname").read_text().strip()
         got = None
-        try:
+        with contextlib.suppress(Exception):
             got = wb.sql("SELECT '\\', LOAD_FILE(0x" + b"/etc/hostname".hex() + ") AS f -- '")
-        except Exception:
-            pass
-        assert got is None or got["f"].isna().all(), f"server file read: {got}"
+        # fixed: sql_mode is pinned, so the server reads one string literal, as the guard did
+        cells = [] if got is None else [str(v) for v in got.to_numpy().ravel()]
+        assert not any(content and content in v for v in cells), f"server file read: {got}"
     finally:
         _dispose(wb)
 
@@ -223,25 +239,51 @@ def test_finding_view_takes_named_lock_kept_on_pool(atk) -> None:
         _dispose(wb)
 
 
-def test_finding_view_reads_server_file(atk) -> None:
+def test_finding_view_reads_server_file_only_with_file_privilege_which_doctor_fails(
+    atk,
+) -> None:
+    """Residue by design: a view's body is stored server code the guard never sees, so
+    `LOAD_FILE` inside a view runs. The server checks the FILE privilege of the *reading*
+    account (not the view's definer): without FILE it returns NULL; with FILE it reads the
+    file, and layer 3 (grants review) is the defence: `test_connection()` lists
+    `REVOKE FILE` and `doctor` FAILs "account grants". Oracle: the file's content and the
+    account's grants are set up here as root, independently of hybridwb."""
     db, conn = atk
-    conn.cursor().execute(f"CREATE VIEW {db}.v_file AS SELECT LOAD_FILE('/etc/hostname') AS f")
-    wb = hybridwb.connect(source=_url(db))
+    c = conn.cursor()
+    c.execute(f"CREATE VIEW {db}.v_file AS SELECT LOAD_FILE('/etc/hostname') AS f")
+    user, password = f"hybridwb_atkf_{secrets.token_hex(3)}", secrets.token_hex(8)
+    c.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
     try:
-        got = None
+        c.execute(f"GRANT SELECT ON {db}.* TO %s@'%%'", (user,))
+        url = f"mysql+pymysql://{user}:{password}@{HOST}:{PORT}/{db}?charset=utf8mb4"
+        wb = hybridwb.connect(source=url)
         try:
-            got = wb.sql("SELECT f FROM v_file")
-        except Exception:
-            pass
-        assert got is None or got["f"].isna().all(), f"server file read through a view: {got}"
+            assert wb.sql("SELECT f FROM v_file")["f"].isna().all(), "read without FILE"
+            info = wb.test_connection()
+            assert not info.can_write and not any("FILE" in r for r in info.revokes)
+        finally:
+            _dispose(wb)
+        c.execute("GRANT FILE ON *.* TO %s@'%%'", (user,))
+        wb = hybridwb.connect(source=url)
+        try:
+            assert not wb.sql("SELECT f FROM v_file")["f"].isna().all()  # the residue
+            info = wb.test_connection()
+            assert any(r.startswith("REVOKE FILE") for r in info.revokes), info.revokes
+            from hybridwb.observability.doctor import run_doctor
+
+            assert run_doctor(wb).status_of("account grants") == "FAIL"
+        finally:
+            _dispose(wb)
     finally:
-        _dispose(wb)
+        c.execute("DROP USER IF EXISTS %s@'%%'", (user,))
 
 
 def test_finding_view_function_leaves_user_variable_on_pool(atk) -> None:
     db, conn = atk
     c = conn.cursor()
-    c.execute(f"CREATE FUNCTION {db}.setvar() RETURNS INT BEGIN SET @atk_survive = 42; RETURN 1; END")
+    c.execute(
+        f"CREATE FUNCTION {db}.setvar() RETURNS INT BEGIN SET @atk_survive = 42; RETURN 1; END"
+    )
     c.execute(f"CREATE FUNCTION {db}.getvar() RETURNS TEXT RETURN COALESCE(@atk_survive, 'none')")
     c.execute(f"CREATE VIEW {db}.v_set AS SELECT {db}.setvar() AS x")
     c.execute(f"CREATE VIEW {db}.v_get AS SELECT {db}.getvar() AS x")
@@ -282,7 +324,10 @@ HELD = [
     ("SELECT POINT(1, evil())", None),
     ("SELECT CONVERT(evil(), CHAR)", None),
     ("SELECT COLUMN_GET(COLUMN_CREATE('a', evil()), 'a' AS INT)", None),
-    ("SELECT * FROM JSON_TABLE('[1]', '$[*]' COLUMNS (y INT PATH '$' DEFAULT evil() ON EMPTY)) j", None),
+    (
+        "SELECT * FROM JSON_TABLE('[1]', '$[*]' COLUMNS (y INT PATH '$' DEFAULT evil() ON EMPTY)) j",
+        None,
+    ),
     ("SELECT 1 FROM t WHERE a IN (SELECT evil())", None),
     ("SELECT 1 FROM t PROCEDURE ANALYSE()", None),
     ("SELECT 1 FROM t WHERE a = :a", {"a": "\\' OR evil() -- "}),
