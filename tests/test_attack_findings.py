@@ -369,3 +369,19 @@ def test_held(atk, sql: str, params: dict | None) -> None:
         assert int(session["ro"][0]) == 1 and float(session["t"][0]) > 0
     finally:
         _dispose(wb)
+
+
+def test_saved_sql_target_admits_only_the_sources_allowlisted_functions(atk) -> None:
+    """targets.plan guards saved SQL with the Source's allowed_functions: an allowlisted
+    stored function is admitted, every other one still refused (no I/O needed)."""
+    from hybridwb.errors import HybridwbError
+
+    db, _ = atk
+    wb = hybridwb.connect(source=_url(db))
+    try:
+        wb.source.allowed_functions = ("evil",)
+        wb.targets.plan({"sql": "SELECT evil() AS id"})
+        with pytest.raises(HybridwbError):
+            wb.targets.plan({"sql": "SELECT other_fn() AS id"})
+    finally:
+        _dispose(wb)

@@ -66,7 +66,8 @@ class TargetService:
         if d.sql is not None:
             from hybridwb.source import guard
 
-            guard.check(d.sql)  # a saved query must be a single guarded read
+            # a saved query must be a single guarded read (stored functions: the allowlist)
+            guard.check(d.sql, allowed_functions=self.mappings.source.allowed_functions)
             return Plan(None, None, "", dict(d.params), [], d.recipient, d.sql)
         name, mapping = self.mappings.resolve(d.table or "")
         if not mapping.key:
