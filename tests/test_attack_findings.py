@@ -385,3 +385,66 @@ def test_saved_sql_target_admits_only_the_sources_allowlisted_functions(atk) -> 
             wb.targets.plan({"sql": "SELECT other_fn() AS id"})
     finally:
         _dispose(wb)
+
+
+def test_a_lock_taken_by_a_view_not_yet_known_is_released_at_the_next_checkout(atk) -> None:
+    """A view created after the (10 s) view list was read is not read back after the
+    statement; the checkout SET releases its named lock before anything else runs."""
+    db, conn = atk
+    lock = f"atk_late_{secrets.token_hex(3)}"
+    conn.cursor().execute(f"CREATE VIEW {db}.v_late AS SELECT GET_LOCK('{lock}', 0) AS x")
+    wb = hybridwb.connect(source=_url(db), source_pool_size=1, source_max_overflow=1)
+    try:
+        wb.source._views.put(db, frozenset())  # the list read just before the view existed
+        wb.sql("SELECT * FROM v_late")
+        assert _state(conn, db, lock)[2] is not None  # held while idle in the pool (residue)
+        wb.sql("SELECT 1")
+        assert _state(conn, db, lock)[2] is None, "the checkout did not release the lock"
+    finally:
+        _dispose(wb)
+
+
+def test_sql_mode_changed_on_a_pooled_connection_is_pinned_again_at_checkout(atk) -> None:
+    """Whatever changed sql_mode on a pooled connection, the next statement runs with the
+    pinned mode (oracle: the server's own @@sql_mode seen by that statement)."""
+    from hybridwb.source.engine import SQL_MODE
+
+    db, _ = atk
+    wb = hybridwb.connect(source=_url(db), source_pool_size=1, source_max_overflow=1)
+    try:
+        wb.sql("SELECT 1")
+        raw = wb.source.engine.raw_connection()
+        try:
+            raw.cursor().execute("SET SESSION sql_mode = 'ANSI_QUOTES,NO_BACKSLASH_ESCAPES'")
+        finally:
+            raw.close()
+        seen = wb.sql("SELECT @@sql_mode AS m")["m"][0]
+        assert set(seen.split(",")) == set(SQL_MODE.split(","))
+    finally:
+        _dispose(wb)
+
+
+def test_sql_mode_changed_by_a_statement_is_refused_and_restored_with_the_guard_off(atk) -> None:
+    """Layer 2 on its own (guard off): the read-back after the statement includes sql_mode,
+    so a statement that changes it is refused and the session restored (oracle: the
+    server's @@sql_mode seen by the next statement on the same single connection)."""
+    from sqlalchemy.engine import make_url
+
+    from hybridwb.errors import ReadOnlyViolation
+    from hybridwb.source import Source
+    from hybridwb.source.engine import SQL_MODE
+
+    db, _ = atk
+    src = Source(make_url(_url(db)), use_guard=False, pool_size=1, max_overflow=0)
+    try:
+        with pytest.raises(ReadOnlyViolation, match="sql_mode"):
+            src.sql("SET SESSION sql_mode = 'ANSI_QUOTES'")
+        raw = src.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("SELECT @@session.sql_mode")
+            assert set(cur.fetchone()[0].split(",")) == set(SQL_MODE.split(","))
+        finally:
+            raw.close()
+    finally:
+        src.close()
