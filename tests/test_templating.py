@@ -231,7 +231,8 @@ def test_variable_preview_widget_driven_in_python(shop) -> None:  # type: ignore
     widget.customer.value = "7"
     widget.find("7")
     widget.customers.value = widget.customers.options[0][1]
-    assert "안녕하세요" in widget.rendered.value and "bytes (EUC-KR)" in widget.size.value
+    assert "안녕하세요" in widget.rendered.value and "bytes (EUC-KR)" in widget.rendered.value
+    assert "27 bytes" in widget.size.value
     widget.editor.value = "#{고객명}님 " + "가" * 60
     assert "fits LMS" in widget.size.value and "over the SMS limit" in widget.warnings.value
     widget.mode.value = "strict"

@@ -1,88 +1,203 @@
-"""Target definitions (pure): a mapped table + conditions, or a saved guarded query.
+"""Target definitions (pure model): who a campaign is for, without writing SQL.
 
-Serializable into a workflow's `target_config`; validated against the mappings (unknown
-field, wrong value type, operator not allowed for the type) and turned into SQL with bound
-values only — identifiers come from the mapping.
+A definition names the audience table (default: the mapping marked `audience`) and a tree
+of conditions; or a saved guarded query; or a search keyword. Conditions:
+
+    {"field": "grade", "op": "eq", "value": "VIP"}                 a field of the table
+    {"field": "address.city.city", "op": "eq", "value": "서울"}      through to-one relations
+    {"field": "create_date", "op": "within_last", "value": {"days": 30}}   relative dates
+    {"exists": "payment", "where": {...}}  /  {"not_exists": "rental"}   to-many relations
+    {"aggregate": "sum", "relation": "payment", "field": "amount",
+     "op": "gt", "value": 100, "within_last": {"days": 90}}        aggregates over to-many
+    {"all": [...]}  /  {"any": [...]}                               groups (never empty)
+
+Relative dates are evaluated when the target is resolved, at `now` in the definition's time
+zone (`timezone`, default Asia/Seoul). SQL is built in `hybridwb.targets.sql`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
-from hybridwb.mapping.model import TableMapping
-from hybridwb.search.predicates import LIKE_ESCAPE, escape_like
 from hybridwb.validation import first_error, load_json
 
 Op = Literal[
-    "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "prefix", "is_null", "not_null"
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "between",
+    "prefix",
+    "is_null",
+    "not_null",
+    "within_last",
+    "within_next",
+    "older_than",
 ]
+RELATIVE = {"within_last", "within_next", "older_than"}
+_COMPARE = {"eq", "ne", "in", "not_in", "is_null", "not_null"}
+_ORDER = {"gt", "gte", "lt", "lte", "between"}
 OPS_BY_TYPE: dict[str, set[str]] = {
-    "string": {"eq", "ne", "in", "not_in", "prefix", "is_null", "not_null"},
-    "number": {
-        "eq",
-        "ne",
-        "in",
-        "not_in",
-        "gt",
-        "gte",
-        "lt",
-        "lte",
-        "between",
-        "is_null",
-        "not_null",
-    },
-    "date": {"eq", "ne", "gt", "gte", "lt", "lte", "between", "is_null", "not_null"},
-    "datetime": {"eq", "ne", "gt", "gte", "lt", "lte", "between", "is_null", "not_null"},
+    "string": _COMPARE | {"prefix"},
+    "number": _COMPARE | _ORDER,
+    "date": _COMPARE - {"in", "not_in"} | _ORDER | RELATIVE,
+    "datetime": _COMPARE - {"in", "not_in"} | _ORDER | RELATIVE,
     "boolean": {"eq", "ne", "is_null", "not_null"},
 }
-SQL_OPS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+AGGREGATES = ("count", "sum", "min", "max", "avg")
+MAX_SPAN_DAYS = 36_600  # a century: larger spans are typos
 
 
 class _M(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Span(_M):
+    """A relative time span: exactly one of days or hours, positive."""
+
+    days: float | None = Field(default=None, gt=0, le=MAX_SPAN_DAYS)
+    hours: float | None = Field(default=None, gt=0, le=MAX_SPAN_DAYS * 24)
+
+    @model_validator(mode="after")
+    def _one(self) -> Span:
+        if (self.days is None) == (self.hours is None):
+            raise ValueError("give exactly one of 'days' or 'hours'")
+        return self
+
+    def seconds(self) -> float:
+        return (self.days or 0) * 86_400 + (self.hours or 0) * 3_600
+
+
 class Condition(_M):
-    field: str
+    field: str = Field(min_length=1)
     op: Op
     value: Any = None
 
 
+class Exists(_M):
+    exists: str | None = None
+    not_exists: str | None = None
+    where: Node | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Exists:
+        if (self.exists is None) == (self.not_exists is None):
+            raise ValueError("give exactly one of 'exists' or 'not_exists' (a relation name)")
+        return self
+
+    @property
+    def relation(self) -> str:
+        return self.exists or self.not_exists or ""
+
+
+class Aggregate(_M):
+    aggregate: Literal["count", "sum", "min", "max", "avg"]
+    relation: str = Field(min_length=1)
+    field: str | None = None  # not needed for count
+    op: Literal["eq", "ne", "gt", "gte", "lt", "lte", "between"]
+    value: Any
+    where: Node | None = None
+    within_last: Span | None = None
+    date_field: str | None = None  # the related date the window applies to (default: orderBy)
+
+    @model_validator(mode="after")
+    def _field(self) -> Aggregate:
+        if self.aggregate != "count" and not self.field:
+            raise ValueError(f"{self.aggregate} needs 'field' (the related field to aggregate)")
+        return self
+
+
 class Group(_M):
-    all: list[Union[Condition, Group]] | None = None  # noqa: UP007 - pydantic forward ref
-    any: list[Union[Condition, Group]] | None = None  # noqa: UP007
+    all: list[Node] | None = None
+    any: list[Node] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Group:
         if (self.all is None) == (self.any is None):
             raise ValueError("a group has exactly one of 'all' or 'any'")
-        return self
-
-
-class TargetDefinition(_M):
-    table: str | None = None
-    where: Condition | Group | None = None
-    keyword: str | None = None
-    sql: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    recipient: str | None = None  # field holding the phone/email; default: the phone field
-    exclude_opt_out: bool = True
-
-    @model_validator(mode="after")
-    def _shape(self) -> TargetDefinition:
-        if (self.table is None) == (self.sql is None):
+        if not (self.all or self.any):
             raise ValueError(
-                "give either 'table' (with conditions) or 'sql' (a saved query), not both"
+                "an empty group would select everyone or no one; add a condition or remove it"
             )
         return self
 
 
-Group.model_rebuild()
+def _kind(value: Any) -> str:
+    """Which kind of node a dict is, by its keys (so errors name the right fields)."""
+    if isinstance(value, dict):
+        if "all" in value or "any" in value:
+            return "group"
+        if "exists" in value or "not_exists" in value:
+            return "exists"
+        if "aggregate" in value:
+            return "aggregate"
+        return "condition"
+    return {Group: "group", Exists: "exists", Aggregate: "aggregate"}.get(type(value), "condition")
+
+
+_TAGS = {"group", "exists", "aggregate", "condition"}
+Node = Annotated[
+    Union[  # noqa: UP007 - pydantic forward refs
+        Annotated[Condition, Tag("condition")],
+        Annotated[Exists, Tag("exists")],
+        Annotated[Aggregate, Tag("aggregate")],
+        Annotated[Group, Tag("group")],
+    ],
+    Discriminator(_kind),
+]
+
+
+class TargetDefinition(_M):
+    table: str | None = None  # default: the mapping marked as the audience
+    where: Node | None = None
+    keyword: str | None = None
+    sql: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    recipient: str | None = None  # a field or to-one path; default: the mapping's recipient
+    exclude_opt_out: bool = True  # only recipients whose consent field is truthy
+    timezone: str = "Asia/Seoul"  # where relative dates are evaluated
+
+    @model_validator(mode="after")
+    def _shape(self) -> TargetDefinition:
+        if self.sql is not None and (self.where is not None or self.keyword is not None):
+            raise ValueError(
+                "give either conditions/keyword on a table or 'sql' (a saved query), not both"
+            )
+        if self.sql is not None and not self.sql.strip():
+            raise ValueError("'sql' is empty; write the saved query or remove it")
+        if self.keyword is not None and not self.keyword.strip():
+            raise ValueError("'keyword' is empty; give a search term or remove it")
+        return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone name (e.g. Asia/Seoul)") from None
+        return value
+
+
+for _model in (Exists, Aggregate, Group, TargetDefinition):
+    _model.model_rebuild()
 
 
 def parse(data: Any) -> TargetDefinition:
@@ -90,88 +205,15 @@ def parse(data: Any) -> TargetDefinition:
     if isinstance(data, TargetDefinition):
         return data
     data = load_json(data, "The target definition")
+    if isinstance(data, dict) and "sql" in data and "table" in data:
+        raise ValidationError(
+            "target: give either 'table' (with conditions) or 'sql' (a saved query), not both."
+        )
     try:
         return TargetDefinition.model_validate(data)
     except PydanticError as exc:
         path, msg = first_error(exc)
-        if "must be" in msg and ".op" in f".{path}":
+        path = ".".join(p for p in path.split(".") if p not in _TAGS)
+        if "must be" in msg and path.endswith("op"):
             msg = "must be one of " + ", ".join(Op.__args__)  # type: ignore[attr-defined]
         raise ValidationError(f"target.{path or '(top level)'}: {msg}.", path=path) from None
-
-
-def _coerce(value: Any, ftype: str, where: str) -> Any:
-    try:
-        if ftype == "number":
-            if isinstance(value, bool) or not isinstance(value, int | float | str):
-                raise ValueError
-            return float(value) if "." in str(value) else int(value)
-        if ftype == "date":
-            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-        if ftype == "datetime":
-            return (
-                value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-            )
-        if ftype == "boolean":
-            if isinstance(value, bool) or value in (0, 1):
-                return int(bool(value))
-            raise ValueError
-        if not isinstance(value, str | int):
-            raise ValueError
-        return str(value)
-    except (ValueError, TypeError):
-        raise ValidationError(f"{where}: {value!r} is not a {ftype}; fix the value.") from None
-
-
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def to_sql(
-    node: Condition | Group, mapping: TableMapping, table: str, counter: list[int] | None = None
-) -> tuple[str, dict[str, Any]]:
-    """A WHERE fragment and its bound values; validates fields, operators and values."""
-    counter = counter if counter is not None else [0]
-    if isinstance(node, Group):
-        parts, params = [], {}
-        for child in node.all or node.any or []:
-            sql, p = to_sql(child, mapping, table, counter)
-            parts.append(sql)
-            params.update(p)
-        if not parts:
-            return "1=1", {}
-        joiner = " AND " if node.all is not None else " OR "
-        return "(" + joiner.join(parts) + ")", params
-    field = mapping.field_by_label(node.field)
-    where = f"target condition on {node.field!r}"
-    if field is None:
-        raise ValidationError(
-            f"{where}: {table} has no mapped field {node.field!r}.", field=node.field
-        )
-    ftype = mapping.fields[field].type
-    if node.op not in OPS_BY_TYPE[ftype]:
-        raise ValidationError(
-            f"{where}: operator {node.op} does not apply to a {ftype} field; use one of {', '.join(sorted(OPS_BY_TYPE[ftype]))}."
-        )
-    counter[0] += 1
-    p = f"t{counter[0]}"
-    col = _q(field)
-    if node.op == "is_null":
-        return f"{col} IS NULL", {}
-    if node.op == "not_null":
-        return f"{col} IS NOT NULL", {}
-    if node.op in ("in", "not_in"):
-        if not isinstance(node.value, list) or not node.value:
-            raise ValidationError(f"{where}: {node.op} needs a non-empty list of values.")
-        values = [_coerce(v, ftype, where) for v in node.value]
-        return f"{col} {'IN' if node.op == 'in' else 'NOT IN'} :{p}", {p: values}
-    if node.op == "between":
-        if not isinstance(node.value, list) or len(node.value) != 2:
-            raise ValidationError(f"{where}: between needs [low, high].")
-        lo, hi = (_coerce(v, ftype, where) for v in node.value)
-        return f"{col} BETWEEN :{p}a AND :{p}b", {f"{p}a": lo, f"{p}b": hi}
-    if node.op == "prefix":
-        value = _coerce(node.value, ftype, where)
-        return f"{col} LIKE :{p} ESCAPE '{LIKE_ESCAPE}'", {p: escape_like(value) + "%"}
-    if node.value is None:
-        raise ValidationError(f"{where}: {node.op} needs a value (use is_null for missing values).")
-    return f"{col} {SQL_OPS[node.op]} :{p}", {p: _coerce(node.value, ftype, where)}

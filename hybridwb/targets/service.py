@@ -1,17 +1,34 @@
-"""`wb.targets`: validate, preview and stream the recipients of a target definition."""
+"""`wb.targets`: validate, preview and stream the recipients of a target definition.
+
+Every statement is built with SQLAlchemy Core over the relation graph (`targets.sql`,
+`mapping.resolve`) and paged by the audience key (`key > last ORDER BY key`), which must be
+unique; nothing is cut silently: streams page to the end, previews say when they estimate.
+"""
 
 from __future__ import annotations
 
-import re
-from collections import Counter
+import datetime as dt
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
+import sqlalchemy as sa
 
-from hybridwb.errors import ValidationError
-from hybridwb.targets.definition import TargetDefinition, parse, to_sql
+from hybridwb.errors import ScanRefused, ValidationError
+from hybridwb.mapping.graph import Path
+from hybridwb.mapping.resolve import (
+    Selection,
+    audience_table,
+    compile_sql,
+    explain_sql,
+    limit,
+)
+from hybridwb.targets.definition import TargetDefinition, parse
+from hybridwb.targets.quality import quality
+from hybridwb.targets.sql import Builder, truthy
 
 if TYPE_CHECKING:
     from hybridwb.mapping import MappingService
@@ -19,8 +36,8 @@ if TYPE_CHECKING:
 
 EXACT_COUNT_LIMIT = 100_000
 QUALITY_SAMPLE = 10_000
-PHONE_RE = re.compile(r"^01[016789]-?\d{3,4}-?\d{4}$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+SCAN_THRESHOLD = 50_000  # rows: a plan reading more than this from one table is a scan
+KEYWORD_PAGE = 500
 
 
 @dataclass
@@ -29,6 +46,9 @@ class Preview:
     exact: bool
     sample: pd.DataFrame
     quality: dict[str, Any] = field(default_factory=dict)
+    sql: str = ""  # the generated statement (binds as :name)
+    explain: list[dict[str, Any]] = field(default_factory=list)
+    verdict: str = ""  # "index" | "scan (allowed)" | "not checked (embedded sample)"
 
     @property
     def count_text(self) -> str:
@@ -37,156 +57,335 @@ class Preview:
 
 @dataclass
 class Plan:
-    table: str | None
-    key: str | None
-    where: str
-    params: dict[str, Any]
-    columns: list[str]
+    """A resolved definition: the audience, its key, the recipient's row label, the WHERE."""
+
+    table: str
+    key: str
     recipient: str | None
+    columns: list[str]
+    definition: TargetDefinition
     sql: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    selection: Selection | None = None
+    where: Any = None
+    paths: list[Path] = field(default_factory=list)
+    consent: str | None = None
 
+    def statement(
+        self, *, after: Any = None, n: int | None = None, keys: list[Any] | None = None
+    ) -> Any:
+        """SELECT the target rows in key order (after a key, at most n, within keys)."""
+        if self.sql is not None:
+            saved = _bound_text(self.sql, self.params)
+            saved = saved.columns(*(sa.column(c) for c in self.columns))
+            sub = saved.subquery("saved")
+            key = sub.c[self.key]
+            stmt = sa.select(sub)
+        else:
+            assert self.selection is not None
+            sel = self.selection
+            key = sel.key
+            cols = [sel.base.c[c] for c in self.columns if c in sel.base.c and "." not in c]
+            cols += [sel.column(p).label(p.name) for p in self.paths]
+            stmt = sa.select(*cols).select_from(sel.from_clause())
+            if self.where is not None:
+                stmt = stmt.where(self.where)
+        if after is not None:
+            stmt = stmt.where(key > after)
+        if keys is not None:
+            stmt = stmt.where(key.in_(keys))
+        stmt = stmt.order_by(key)
+        return stmt.limit(limit(n)) if n is not None else stmt
 
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+    def recipient_column(self, stmt: Any) -> Any:
+        return stmt.selected_columns[self.recipient]
 
 
 class TargetService:
     def __init__(self, mappings: MappingService, search: SearchService) -> None:
         self.mappings = mappings
         self.search = search
+        self.resolver = search.resolver  # one resolver (and schema cache) for both
 
-    def validate(self, definition: Any) -> TargetDefinition:
-        """Parse and check against the mappings; raises one clear error."""
+    # -- planning ---------------------------------------------------------------------------
+    def validate(self, definition: Any, *, now: dt.datetime | None = None) -> TargetDefinition:
+        """Parse and check against the mappings and the source: fields, operators, values,
+        the key and recipient columns (a zero-row probe for saved queries), and that some
+        matching row has a recipient. Raises one clear error."""
         d = parse(definition)
-        self.plan(d)
+        plan = self.plan(d, now=now)
+        if plan.recipient is None:
+            raise ValidationError(
+                f"target: {plan.table} has no recipient field; set 'recipient' in the "
+                "definition or in the audience mapping."
+            )
+        base = plan.statement().order_by(None).subquery("t")
+        any_row = sa.select(base.c[plan.key]).limit(limit(1))
+        recipient = base.c[plan.recipient]
+        with_recipient = any_row.where(recipient.is_not(None), recipient != "")
+        if (
+            plan.definition.keyword is None
+            and not self._rows(*compile_sql(with_recipient), 1)
+            and self._rows(*compile_sql(any_row), 1)
+        ):
+            raise ValidationError(
+                f"target: no matching row has a recipient in {plan.recipient!r}; "
+                "every message would be skipped. Choose another recipient field."
+            )
         return d
 
-    def plan(self, definition: Any) -> Plan:
+    def plan(self, definition: Any, *, now: dt.datetime | None = None) -> Plan:
         d = parse(definition)
-        if d.sql is not None:
-            from hybridwb.source import guard
-
-            # a saved query must be a single guarded read (stored functions: the allowlist)
-            guard.check(d.sql, allowed_functions=self.mappings.source.allowed_functions)
-            return Plan(None, None, "", dict(d.params), [], d.recipient, d.sql)
-        name, mapping = self.mappings.resolve(d.table or "")
+        tables = self.mappings.tables()
+        name, mapping = self.mappings.resolve(d.table or audience_table(tables))
         if not mapping.key:
             raise ValidationError(
                 f"{name} has no 'key' in its mapping; targets are streamed in key order."
             )
-        where, params = to_sql(d.where, mapping, name) if d.where is not None else ("1=1", {})
-        if d.exclude_opt_out and "marketing_opt_in" in mapping.fields:
-            where = f"({where}) AND {_q('marketing_opt_in')} = 1"
-        if d.keyword:
-            result = self.search(name, d.keyword, limit=500)
-            keys = [r[mapping.key] for r in result.raw_rows]
-            if not keys:
-                where = "1=0"
-            else:
-                where = f"({where}) AND {_q(mapping.key)} IN :kw_keys"
-                params["kw_keys"] = keys
-        recipient = d.recipient
-        if recipient is None:
-            recipient = next((n for n, f in mapping.fields.items() if f.role == "phone"), None)
-        elif mapping.field_by_label(recipient) is None:
-            raise ValidationError(f"target.recipient: {name} has no mapped field {recipient!r}.")
-        else:
-            recipient = mapping.field_by_label(recipient)
-        return Plan(name, mapping.key, where, params, list(mapping.fields), recipient)
-
-    def _select(
-        self, plan: Plan, extra: str = "", limit: int | None = None
-    ) -> tuple[str, dict[str, Any]]:
-        if plan.sql is not None:
-            return plan.sql, dict(plan.params)
-        cols = ", ".join(_q(c) for c in plan.columns)
-        tail = f" LIMIT {int(limit)}" if limit else ""
-        return (
-            f"SELECT {cols} FROM {_q(plan.table or '')} WHERE {plan.where}{extra} ORDER BY {_q(plan.key or '')}{tail}",
-            dict(plan.params),
-        )
-
-    def preview(self, definition: Any, sample: int = 20, cache_ttl: float | None = 30.0) -> Preview:
-        """Count (exact up to a limit, else an estimate that says so), a sample, quality."""
-        plan = self.plan(definition)
-        source = self.mappings.source
-        if plan.sql is not None:
-            df = source.sql(plan.sql, plan.params, limit=QUALITY_SAMPLE, cache_ttl=cache_ttl)
-            return Preview(
-                len(df), len(df) < QUALITY_SAMPLE, df.head(sample), quality(df, plan.recipient)
+        if d.sql is not None:
+            return self._saved_query_plan(d, name)
+        graph = self.resolver.graph
+        sel = self.resolver.selection(name)
+        local_now = _local_now(now, d.timezone)
+        builder = Builder(self.resolver, local_now)
+        conds = []
+        if d.where is not None:
+            conds.append(builder.clause(d.where, sel))
+        paths: list[Path] = []
+        recipient_name = d.recipient or mapping.recipient
+        if recipient_name is None:
+            recipient_name = next(
+                (n for n, f in mapping.fields.items() if f.role in ("phone", "email")), None
             )
-        inner, params = self._select(plan, limit=EXACT_COUNT_LIMIT + 1)
-        counted = int(
-            source.sql(f"SELECT COUNT(*) AS n FROM ({inner}) AS c", params, cache_ttl=cache_ttl)[
-                "n"
-            ].iloc[0]
+        recipient: str | None = None
+        if recipient_name is not None:
+            path = graph.path(name, recipient_name, to_one=True)
+            recipient = path.name
+            if path.hops:
+                paths.append(path)
+        consent_label = None
+        if mapping.consent:
+            consent = graph.path(name, mapping.consent, to_one=True)
+            consent_label = consent.name
+            if consent.hops:
+                paths.append(consent)
+            if d.exclude_opt_out:
+                conds.append(truthy(sel.column(consent), consent.field_type))
+        if mapping.nightConsent:
+            night = graph.path(name, mapping.nightConsent, to_one=True)
+            if night.hops:
+                paths.append(night)
+        paths = list({p.name: p for p in paths}.values())
+        columns = list(dict.fromkeys([mapping.key, *mapping.fields, *(p.name for p in paths)]))
+        return Plan(
+            name,
+            mapping.key,
+            recipient,
+            columns,
+            d,
+            selection=sel,
+            where=sa.and_(*conds) if conds else None,
+            paths=paths,
+            consent=consent_label,
         )
+
+    def _saved_query_plan(self, d: TargetDefinition, table: str) -> Plan:
+        from hybridwb.source import guard
+
+        mapping = self.mappings.get(table)
+        # a saved query must be a single guarded read (stored functions: the allowlist)
+        guard.check(d.sql or "", allowed_functions=self.mappings.source.allowed_functions)
+        columns = self._probe_columns(d.sql or "", d.params)
+        key = mapping.key or ""
+        if key not in columns:
+            raise ValidationError(
+                f"target.sql: the query must return the audience key column {key!r} "
+                f"(it returns {', '.join(columns)}); add it to the SELECT."
+            )
+        wanted = d.recipient or mapping.recipient
+        if wanted is None:
+            wanted = next(
+                (n for n, f in mapping.fields.items() if f.role in ("phone", "email")), None
+            )
+        recipient = None
+        if wanted is not None:
+            last = wanted.rpartition(".")[2]
+            recipient = wanted if wanted in columns else last if last in columns else None
+            if recipient is None:
+                raise ValidationError(
+                    f"target.sql: the query must return the recipient column {last!r} "
+                    f"(it returns {', '.join(columns)}); add it to the SELECT."
+                )
+        return Plan(table, key, recipient, columns, d, d.sql, dict(d.params))
+
+    def _probe_columns(self, sql: str, params: dict[str, Any]) -> list[str]:
+        """The columns a saved query returns, read with a one-row probe."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            df = self.mappings.source.sql(sql, params, limit=1)
+        columns = [str(c) for c in df.columns]
+        if len(set(columns)) != len(columns):
+            raise ValidationError("target.sql: the query returns two columns with one name.")
+        return columns
+
+    def _rows(self, sql: str, params: dict[str, Any], n: int) -> list[dict[str, Any]]:
+        return self.mappings.source.records(sql, params, limit=n)
+
+    # -- preview -----------------------------------------------------------------------------
+    def preview(
+        self,
+        definition: Any,
+        sample: int = 20,
+        cache_ttl: float | None = 30.0,
+        *,
+        allow_scan: bool = False,
+        now: dt.datetime | None = None,
+    ) -> Preview:
+        """Count (exact up to a limit, else an estimate that says so), a sample, quality,
+        the generated SQL and its EXPLAIN verdict; a plan that scans a large table is
+        refused unless `allow_scan=True`."""
+        plan = self.plan(definition, now=now)
+        source = self.mappings.source
+        if plan.definition.keyword is not None:
+            rows: list[dict[str, Any]] = []
+            for batch in self.iter(plan.definition, 1000, now=now):
+                rows += batch
+                if len(rows) > EXACT_COUNT_LIMIT:
+                    break
+            df = pd.DataFrame(rows[:QUALITY_SAMPLE], columns=plan.columns)
+            exact = len(rows) <= EXACT_COUNT_LIMIT
+            return Preview(
+                min(len(rows), EXACT_COUNT_LIMIT),
+                exact,
+                df.head(sample),
+                quality(df, plan, self.mappings.get(plan.table), checked_of=len(rows)),
+                verdict="keyword search (index)",
+            )
+        # counting needs no order: without ORDER BY the server reads the condition's index
+        inner = plan.statement(n=EXACT_COUNT_LIMIT + 1).order_by(None).subquery("c")
+        count_stmt = sa.select(sa.func.count().label("n")).select_from(inner)
+        count_sql, count_params = compile_sql(count_stmt)
+        explain, verdict = self._explain(count_sql, count_params, allow_scan)
+        counted = int(source.sql(count_sql, count_params, cache_ttl=cache_ttl)["n"].iloc[0])
         exact = counted <= EXACT_COUNT_LIMIT
-        head_sql, params = self._select(plan, limit=QUALITY_SAMPLE)
-        df = source.sql(head_sql, params, cache_ttl=cache_ttl)
+        head_sql, head_params = compile_sql(plan.statement(n=QUALITY_SAMPLE))
+        df = source.sql(head_sql, head_params, limit=QUALITY_SAMPLE, cache_ttl=cache_ttl)
         return Preview(
             counted if exact else EXACT_COUNT_LIMIT,
             exact,
             df.head(sample),
-            quality(df, plan.recipient, checked_of=counted),
+            quality(df, plan, self.mappings.get(plan.table), checked_of=counted),
+            sql=head_sql,
+            explain=explain,
+            verdict=verdict,
         )
 
-    def iter(self, definition: Any, batch_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Batches of the latest matching rows in key order, in constant memory.
-
-        Each batch is its own short keyset query (`key > last ORDER BY key LIMIT n`), so a
-        run never holds one long read open on production while it renders and writes.
-        """
-        plan = self.plan(definition)
+    def _explain(
+        self, sql: str, params: dict[str, Any], allow_scan: bool
+    ) -> tuple[list[dict[str, Any]], str]:
         source = self.mappings.source
-        if plan.sql is not None:
-            yield from _chunks(source.records(plan.sql, plan.params), batch_size)
+        if source.is_sqlite:
+            return [], "not checked (embedded sample)"
+        rows = source.records(explain_sql(sql), params, limit=1000)
+        scans = [r for r in rows if is_scan(r)]
+        if scans and not allow_scan:
+            where = ", ".join(f"{r['table']} ({int(r.get('rows') or 0):,} rows)" for r in scans)
+            raise ScanRefused(
+                f"This target would scan {where}; add a condition on an indexed field or "
+                "pass allow_scan=True.",
+                explain=rows,
+            )
+        return rows, "scan (allowed)" if scans else "index"
+
+    # -- streaming ---------------------------------------------------------------------------
+    def iter(
+        self, definition: Any, batch_size: int = 1000, *, now: dt.datetime | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Batches of matching rows in key order, in constant memory, to the end.
+
+        Each batch is its own short keyset query (`key > last ORDER BY key LIMIT n+1`), so a
+        run never holds one long read open on production while it renders and writes. The
+        key must be unique: a repeated key (it would lose rows at a batch boundary) raises."""
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValidationError(f"batch_size must be a positive number, not {batch_size!r}.")
+        plan = self.plan(definition, now=now)
+        if plan.definition.keyword is not None:
+            yield from self._keyword_batches(plan, batch_size)
             return
         after: Any = None
         while True:
-            extra = ""
-            params_extra: dict[str, Any] = {}
-            if after is not None:
-                extra = f" AND {_q(plan.key or '')} > :after_key"
-                params_extra["after_key"] = after
-            sql, params = self._select(plan, extra, limit=batch_size)
-            rows = source.records(sql, {**params, **params_extra})
+            rows = self._page(plan, after=after, n=batch_size + 1)
             if not rows:
                 return
-            yield rows
-            if len(rows) < batch_size:
+            yield rows[:batch_size]
+            if len(rows) <= batch_size:
                 return
-            after = rows[-1][plan.key]
+            after = rows[batch_size - 1][plan.key]
+
+    def _page(self, plan: Plan, **kw: Any) -> list[dict[str, Any]]:
+        sql, params = compile_sql(plan.statement(**kw))
+        rows = self.mappings.source.records(sql, params, limit=kw["n"])
+        keys = [r[plan.key] for r in rows]
+        if len(set(keys)) != len(keys):
+            raise ValidationError(
+                f"target: the key {plan.key!r} repeats in the results, so paging by it would "
+                "lose rows; return one row per key (e.g. GROUP BY the key)."
+            )
+        return rows
+
+    def _keyword_batches(self, plan: Plan, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+        """Walk every search page (never cut at one page) and keep the rows that also match
+        the conditions; search pages come in key order, so the batches do too."""
+        keyword = plan.definition.keyword or ""
+        page: str | None = None
+        pending: list[dict[str, Any]] = []
+        while True:
+            result = self.search(plan.table, keyword, limit=KEYWORD_PAGE, page=page)
+            keys = [r[plan.key] for r in result.raw_rows]
+            if keys:
+                pending += self._page(plan, keys=keys, n=len(keys))
+            while len(pending) >= batch_size:
+                yield pending[:batch_size]
+                pending = pending[batch_size:]
+            page = result.next_page
+            if page is None:
+                break
+        if pending:
+            yield pending
 
 
-def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
-def quality(
-    df: pd.DataFrame, recipient: str | None, checked_of: int | None = None
-) -> dict[str, Any]:
-    """What a sender needs to know before sending (over the rows given)."""
-    n = len(df)
-    out: dict[str, Any] = {"checked_rows": n}
-    if checked_of is not None and checked_of > n:
-        out["note"] = f"statistics over the first {n:,} of {checked_of:,} matches"
-    for col, pattern, label in (("phone", PHONE_RE, "phone"), ("email", EMAIL_RE, "email")):
-        if col in df.columns:
-            values = df[col]
-            missing = values.isna() | (values.astype(str).str.strip() == "")
-            out[f"missing_{label}"] = int(missing.sum())
-            out[f"invalid_{label}"] = int((~missing & ~values.astype(str).str.match(pattern)).sum())
-    if recipient and recipient in df.columns:
-        normalized = (
-            df[recipient].dropna().astype(str).str.replace(r"\D", "", regex=True)
-            if recipient == "phone"
-            else df[recipient].dropna()
+def _bound_text(sql: str, params: dict[str, Any]) -> Any:
+    """The saved query as a Core text clause with its parameters bound."""
+    clause = sa.text(sql)
+    names = set(clause._bindparams)
+    missing = sorted(names - set(params))
+    if missing:
+        raise ValidationError(
+            f"target.params: the saved query needs a value for :{missing[0]}; add it to params."
         )
-        counts = Counter(normalized)
-        out["duplicate_recipients"] = sum(c - 1 for c in counts.values() if c > 1)
-    if "marketing_opt_in" in df.columns:
-        out["marketing_opt_out"] = int((df["marketing_opt_in"] == 0).sum())
-    out["nulls"] = {c: int(v) for c, v in df.isna().sum().items() if v}
-    return out
+    return clause.bindparams(
+        *(sa.bindparam(k, params[k], expanding=isinstance(params[k], list)) for k in names)
+    )
+
+
+def is_scan(row: dict[str, Any]) -> bool:
+    """An EXPLAIN row that reads more than SCAN_THRESHOLD rows of one base table, whatever
+    the access type (a range over the whole table is a scan too); derived tables are not."""
+    table = str(row.get("table") or "")
+    if not table or table.startswith("<"):
+        return False
+    try:
+        rows = int(str(row.get("rows") or 0).split()[0])
+    except ValueError:
+        rows = 0
+    return rows > SCAN_THRESHOLD
+
+
+def _local_now(now: dt.datetime | None, zone: str) -> dt.datetime:
+    """`now` as naive local time in `zone` (source datetimes are naive local times)."""
+    tz = ZoneInfo(zone)
+    if now is None:
+        return dt.datetime.now(tz).replace(tzinfo=None)
+    if now.tzinfo is None:
+        return now
+    return now.astimezone(tz).replace(tzinfo=None)

@@ -6,8 +6,10 @@ The documented order, first match wins; two matches at the same step are *ambigu
 2. a field of the main table whose name, display name or alias is the variable
    (`customer.name` / `customers.name` / `고객.고객명` also work through the table's
    name or display name);
-3. a field of a related table (a relation of the main mapping), e.g. the latest
-   subscription's `ends_at` for `#{만료일}`.
+3. a field reached through relations (`hybridwb.mapping.graph`, any depth, nearest first),
+   e.g. the latest subscription's `ends_at` for `#{만료일}`, or `city.city` through
+   customer -> address -> city. The resolved `Path` is what rendering fetches
+   (`Resolver.fetch`), so a variable reported mapped is a variable rendering can fill.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hybridwb.mapping.graph import Graph, Path
 from hybridwb.mapping.model import TableMapping
 from hybridwb.templating.formatters import ACCEPTS
 from hybridwb.templating.parse import VariableUse
@@ -27,10 +30,14 @@ class Source:
     field: str | None = None
     variable: dict[str, Any] | None = None
     field_type: str | None = None
+    path: Path | None = None  # the resolved relation path (what rendering fetches)
 
     def describe(self) -> str:
         if self.kind == "variable" and self.variable is not None:
             return f"individual variable {self.variable['name']} ({self.variable['source_type']}: {self.variable['source']})"
+        if self.path is not None and len(self.path.hops) > 1:
+            via = " -> ".join([self.path.root, *(h.target for h in self.path.hops)])
+            return f"{self.table}.{self.field} ({via})"
         return f"{self.table}.{self.field}"
 
 
@@ -75,45 +82,30 @@ class Report:
         ]
 
 
-def _fields_matching(mapping: TableMapping, label: str) -> list[str]:
-    return [n for n, f in mapping.fields.items() if label in (n, f.displayName, *f.aliases)]
-
-
 def match_one(
     use_name: str,
     table: str,
-    mappings: dict[str, TableMapping],
+    mappings: dict[str, TableMapping] | Graph,
     individual: dict[str, dict[str, Any]],
 ) -> tuple[list[Source], int]:
     """Candidates for one variable, and the step (1-3) that found them (0: none)."""
     if use_name in individual:
         return [Source("variable", variable=individual[use_name])], 1
-    main = mappings[table]
-    prefix, _, rest = use_name.rpartition(".")
-    if prefix:
-        for name, mapping in mappings.items():
-            singular = name[:-1] if name.endswith("s") else name
-            if prefix in (name, singular, mapping.displayName):
-                found = _fields_matching(mapping, rest)
-                kind = "field" if name == table else "relation"
-                if found:
-                    return [
-                        Source(kind, name, f, field_type=mapping.fields[f].type) for f in found
-                    ], 2 if kind == "field" else 3
+    graph = mappings if isinstance(mappings, Graph) else Graph(mappings)
+    found = graph.find(table, use_name)
+    if not found:
         return [], 0
-    direct = _fields_matching(main, use_name)
-    if direct:
-        return [Source("field", table, f, field_type=main.fields[f].type) for f in direct], 2
-    related: list[Source] = []
-    for rel in main.relations:
-        other = mappings.get(rel.table)
-        if other is None or not other.isActive:
-            continue
-        related += [
-            Source("relation", rel.table, f, field_type=other.fields[f].type)
-            for f in _fields_matching(other, use_name)
-        ]
-    return related, 3 if related else 0
+    return [_source(p) for p in found], 2 if not found[0].hops else 3
+
+
+def _source(path: Path) -> Source:
+    return Source(
+        "field" if not path.hops else "relation",
+        path.table,
+        path.field,
+        field_type=path.field_type,
+        path=path,
+    )
 
 
 def automap(
@@ -124,11 +116,12 @@ def automap(
 ) -> Report:
     """The completeness report of a template's variables against the mappings."""
     individual = individual or {}
+    graph = Graph(mappings)
     seen: dict[str, VariableStatus] = {}
     for use in uses:
         if use.name in seen:
             continue
-        candidates, _ = match_one(use.name, table, mappings, individual)
+        candidates, _ = match_one(use.name, table, graph, individual)
         filters = tuple(f for f in use.filters if f in ACCEPTS)
         if not candidates:
             status = VariableStatus(
@@ -154,17 +147,27 @@ def automap(
             formatter = var.get("formatter") or (filters[0] if filters else None)
             if source.kind == "variable" and var.get("source_type") == "field":
                 tbl, _, fld = str(var["source"]).partition(".")
-                mapping = mappings.get(tbl)
-                if mapping is None or fld not in mapping.fields:
+                found = (
+                    graph.find(table, fld if tbl == table else f"{tbl}.{fld}")
+                    if tbl in graph.mappings
+                    else []
+                )
+                found = [p for p in found if p.table == tbl]
+                if len(found) != 1:
                     if var.get("fallback_value") or var.get("default_value"):
                         status.status = "fallback"
-                        status.warning = f"{use.name}: {var['source']} is not mapped; its fallback value is used."
+                        status.warning = f"{use.name}: {var['source']} is not reachable from {table}; its fallback value is used."
                     else:
                         status.status = "missing"
-                        status.warning = f"{use.name}: its individual variable points at {var['source']}, which is not mapped."
+                        status.warning = f"{use.name}: its individual variable points at {var['source']}, which is not reachable from {table}."
                 else:
-                    source = Source("variable", tbl, fld, var, mapping.fields[fld].type)
+                    source = Source(
+                        "variable", tbl, found[0].field, var, found[0].field_type, found[0]
+                    )
                     status.source = source
+            if status.status == "mapped" and source.path is not None and source.path.problem:
+                status.status = "missing"
+                status.warning = f"{use.name}: {source.path.problem}."
             if (
                 status.status == "mapped"
                 and formatter in ACCEPTS

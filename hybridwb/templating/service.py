@@ -10,6 +10,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaError
 
 from hybridwb.errors import TemplateError, ValidationError
+from hybridwb.mapping.resolve import Resolver, audience_table
 from hybridwb.templating import matching, parse
 from hybridwb.templating.formatters import FORMATTERS
 from hybridwb.templating.message import Size, euc_kr_size, type_warnings
@@ -38,9 +39,11 @@ def evaluate(expression: str, row: dict[str, Any]) -> Any:
 
 
 def resolve_values(
-    report: matching.Report, row: dict[str, Any], related: dict[str, dict[str, Any]] | None = None
+    report: matching.Report, row: dict[str, Any], related: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], list[str]]:
-    """The value of every variable for one target row; the names that had no value."""
+    """The value of every variable for one target row; the names that had no value.
+
+    `related` is this row's `{path name: value}` from `Resolver.fetch` (see `related()`)."""
     related = related or {}
     values: dict[str, Any] = {}
     empty: list[str] = []
@@ -53,13 +56,10 @@ def resolve_values(
                 value = var["source"]
             elif var and var.get("source_type") == "expression":
                 value = evaluate(var["source"], row)
-            elif src.table is not None and src.field is not None:
-                holder = (
-                    row
-                    if src.kind == "field" or src.table == report.table
-                    else related.get(src.table) or {}
-                )
-                value = holder.get(src.field)
+            elif src.path is not None and src.path.hops:
+                value = related.get(src.path.name)
+            elif src.field is not None:
+                value = row.get(src.field)
             formatter = var.get("formatter") if var else None
             if formatter in FORMATTERS and value not in (None, ""):
                 value = FORMATTERS[formatter](value)
@@ -77,6 +77,7 @@ class TemplateService:
     def __init__(self, store: Callable[[], Store], mappings: MappingService) -> None:
         self._store = store
         self.mappings = mappings
+        self._resolver = Resolver(mappings)
 
     # -- the library (message_templates) ---------------------------------------------------
     def create(
@@ -112,65 +113,41 @@ class TemplateService:
     def individual(self) -> dict[str, dict[str, Any]]:
         return {v["name"]: v for v in self._store().variables.list()}
 
-    def automap(self, text: str, table: str = "customers") -> matching.Report:
-        """Each variable -> its source and status, with completeness and warnings."""
-        name, _ = self.mappings.resolve(table)
+    def automap(self, text: str, table: str | None = None) -> matching.Report:
+        """Each variable -> its source and status, with completeness and warnings.
+
+        `table` defaults to the mapping marked as the audience."""
+        name, _ = self.mappings.resolve(table or audience_table(self.mappings.tables()))
         return matching.automap(
             parse.variables(text), name, self.mappings.tables(), self.individual()
         )
 
-    def related(
-        self, report: matching.Report, rows: list[dict[str, Any]], chunk: int = 1000
-    ) -> list[dict[str, dict[str, Any]]]:
-        """For each target row, the related rows its variables need, fetched in bulk.
-
-        One query per related table and chunk of keys (never one per recipient); for a
-        one-to-many relation the latest row by the relation's `orderBy` wins.
-        """
-        tables = {
-            v.source.table
+    def related(self, report: matching.Report, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """For each target row, `{path name: value}` of the related fields its variables
+        need, fetched in bulk by the one resolver (one query per relation hop and chunk of
+        keys; a to-many relation gives its latest row by `orderBy`, compared by the server
+        as the column's type)."""
+        paths = [
+            v.source.path
             for v in report.variables
-            if v.source and v.source.table and v.source.table != report.table
-        }
-        out: list[dict[str, dict[str, Any]]] = [{} for _ in rows]
-        if not tables or not rows:
-            return out
-        main = self.mappings.get(report.table)
-        for rel in main.relations:
-            if rel.table not in tables:
-                continue
-            keys = sorted(
-                {r[rel.localField] for r in rows if r.get(rel.localField) is not None}, key=str
-            )
-            best: dict[Any, dict[str, Any]] = {}
-            for start in range(0, len(keys), chunk):
-                recs = self.mappings.source.records(
-                    f"SELECT * FROM `{rel.table}` WHERE `{rel.foreignField}` IN :keys",
-                    {"keys": keys[start : start + chunk]},
-                    limit=10_000_000,
-                )
-                for rec in recs:
-                    key = rec[rel.foreignField]
-                    held = best.get(key)
-                    if held is None or (
-                        rel.orderBy and str(rec.get(rel.orderBy)) > str(held.get(rel.orderBy))
-                    ):
-                        best[key] = rec
-            for i, row in enumerate(rows):
-                found = best.get(row.get(rel.localField))
-                if found is not None:
-                    out[i][rel.table] = found
-        return out
+            if v.status in ("mapped", "type mismatch")
+            and v.source is not None
+            and v.source.path is not None
+            and v.source.path.hops
+        ]
+        if not paths or not rows:
+            return [{} for _ in rows]
+        return self._resolver.fetch(report.table, rows, paths)
 
     def render(
         self,
         text: str,
         row: dict[str, Any],
         *,
-        table: str = "customers",
+        table: str | None = None,
         mode: str = "strict",
         message_type: str = "SMS",
-        related: dict[str, dict[str, Any]] | None = None,
+        related: dict[str, Any] | None = None,
         report: matching.Report | None = None,
     ) -> Rendered:
         """Render for one target row. strict: a missing value skips the recipient;

@@ -63,6 +63,18 @@ def target_preview(wb: Workbench | None = None, definition: Any = None) -> Any:
     return widget
 
 
+def target_builder(wb: Workbench | None = None, table: str | None = None, picks: Any = None) -> Any:
+    """The visual target builder on `table` (default: the audience table); `picks` (the
+    search widget, or (table, key) pairs) become an `in` condition on their own table."""
+    from hybridwb.widgets._builder import TargetBuilder
+
+    widget = TargetBuilder(_workbench(wb))
+    widget.refresh(table)
+    if picks is not None:
+        widget.use_picks(picks)
+    return widget
+
+
 def preview(template: str = "", wb: Workbench | None = None, table: str | None = None) -> Any:
     """The variable preview on `table`, by default the mapped audience table."""
     from hybridwb.widgets._preview import VariablePreview
@@ -81,4 +93,12 @@ def monitor(wb: Workbench | None = None) -> Any:
     return widget
 
 
-__all__ = ["mapping_editor", "monitor", "preview", "schema_browser", "search", "target_preview"]
+__all__ = [
+    "mapping_editor",
+    "monitor",
+    "preview",
+    "schema_browser",
+    "search",
+    "target_builder",
+    "target_preview",
+]

@@ -1,30 +1,46 @@
-"""Small HTML helpers shared by the widgets (escaping is never optional)."""
+"""Small HTML helpers shared by the widgets (escaping is never optional).
+
+Tables go through `hybridwb.render.render_table` (the one renderer); this module keeps the
+one-line status messages, coloured with JupyterLab's theme variables (dark theme safe).
+"""
 
 from __future__ import annotations
 
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from hybridwb.errors import HybridwbError
+from hybridwb.render import field_index
 
-def table(
-    rows: list[dict[str, Any]],
-    columns: list[str] | None = None,
-    labels: dict[str, str] | None = None,
-) -> str:
-    if not rows:
-        return "<em>no rows</em>"
-    columns = columns or list(rows[0])
-    labels = labels or {}
-    head = "".join(f"<th>{escape(str(labels.get(c, c)))}</th>" for c in columns)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in columns)
-        + "</tr>"
-        for r in rows
-    )
-    return f'<table class="hybridwb"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+if TYPE_CHECKING:
+    from hybridwb.mapping.model import FieldMapping
+    from hybridwb.workbench import Workbench
+
+_COLOURS = {
+    "ok": "var(--jp-success-color1, #1a7f37)",
+    "error": "var(--jp-error-color1, #cf222e)",
+    "warn": "var(--jp-warn-color1, #9a6700)",
+    "info": "var(--jp-ui-font-color2, #57606a)",
+}
 
 
 def status(message: str, kind: str = "ok") -> str:
-    colour = {"ok": "#1a7f37", "error": "#cf222e", "warn": "#9a6700", "info": "#57606a"}[kind]
-    return f'<span class="hybridwb-status hybridwb-{kind}" style="color:{colour}">{escape(message)}</span>'
+    colour = _COLOURS[kind]
+    return (
+        f'<span class="hybridwb-status hybridwb-{kind}" style="color:{colour};'
+        f'word-break:keep-all">{escape(message)}</span>'
+    )
+
+
+def fields_of(wb: Workbench, table: str | None) -> dict[str, FieldMapping]:
+    """The mapped fields of `table` (own and `relation.field`), or none when unmapped."""
+    if not table:
+        return {}
+    try:
+        return field_index(wb.mappings.tables(), table)
+    except HybridwbError:  # an unreadable mapping file: render unlabelled, masked nothing
+        return {}
+
+
+def plain(value: Any) -> str:
+    return escape("" if value is None else str(value))

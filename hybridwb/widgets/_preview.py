@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from hybridwb.errors import HybridwbError
+from hybridwb.render import mask, option_label, render_table
 from hybridwb.templating.message import LIMITS
-from hybridwb.widgets._html import status, table
+from hybridwb.widgets._html import fields_of, status
 
 if TYPE_CHECKING:
     from hybridwb.workbench import Workbench
@@ -36,10 +37,16 @@ class VariablePreview(w.VBox):
         self.customer = w.Text(description="고객 검색", placeholder="이름, 전화번호, 이메일, ID")
         self.customer_button = w.Button(description="찾기", icon="search")
         self.customers = w.Dropdown(options=[], description="고객")
+        self.reveal = w.Checkbox(
+            value=False, description="개인정보 표시 (reveal personal data)", indent=False
+        )
         self.rendered = w.HTML()
+        self.filled = w.HTML()
         self.size = w.HTML()
         self.warnings = w.HTML()
         self._row: dict[str, Any] | None = None
+        self._rows: dict[Any, dict[str, Any]] = {}
+        self.reveal.observe(lambda _: self.update(), names="value")
         self.editor.observe(lambda _: self.update(), names="value")
         self.message_type.observe(lambda _: self.update(), names="value")
         self.mode.observe(lambda _: self.update(), names="value")
@@ -56,9 +63,10 @@ class VariablePreview(w.VBox):
                 self.mapping,
                 w.HBox([self.assign_variable, self.assign_field, self.assign_button]),
                 w.HBox([self.customer, self.customer_button]),
-                self.customers,
+                w.HBox([self.customers, self.reveal]),
                 self.rendered,
                 self.size,
+                self.filled,
                 self.warnings,
             ]
         )
@@ -71,6 +79,7 @@ class VariablePreview(w.VBox):
         text = self.editor.value
         if not text.strip():
             self.mapping.value = self.rendered.value = self.size.value = self.warnings.value = ""
+            self.filled.value = ""
             self.completeness.value = status("템플릿을 입력하세요", "info")
             return
         try:
@@ -79,10 +88,10 @@ class VariablePreview(w.VBox):
             self.completeness.value = status(str(exc), "error")
             self.mapping.value = ""
             return
-        self.mapping.value = table(
+        self.mapping.value = render_table(
             report.rows(),
-            ["variable", "source", "status"],
-            {"variable": "변수", "source": "소스", "status": "상태"},
+            columns=["variable", "source", "status"],
+            labels={"variable": "변수", "source": "소스", "status": "상태"},
         )
         kind = "ok" if report.completeness == 100 else "warn"
         self.completeness.value = status(f"매핑 완성도 {report.completeness:g}%", kind)
@@ -115,16 +124,28 @@ class VariablePreview(w.VBox):
         except HybridwbError as exc:
             self.rendered.value = status(str(exc), "error")
             return
+        fields = fields_of(self.wb, self.table)
+        self.filled.value = render_table(
+            filled_by(report, self._row, related, out.values, fields, reveal=self.reveal.value),
+            caption="which row filled each variable",
+        )
         if out.skipped:
             self.rendered.value = status(f"발송 제외: {out.skipped}", "warn")
             self.size.value = ""
         else:
-            from html import escape
-
-            self.rendered.value = f'<pre class="hybridwb-rendered">{escape(out.text or "")}</pre>'
+            text = out.text or ""
+            if not self.reveal.value:
+                text = masked_text(text, report, out.values, fields, self.wb)
             limit = LIMITS.get(self.message_type.value)
+            assert out.size is not None
+            self.rendered.value = bubble(
+                text,
+                f"{out.size.chars}자 · {out.size.bytes} bytes (EUC-KR)"
+                + (f" / {limit}" if limit else "")
+                + f" · {self.message_type.value} · fits {out.size.fits}",
+            )
             self.size.value = status(
-                f"{out.size.chars}자 · {out.size.bytes} bytes (EUC-KR){f' / {limit}' if limit else ''} · fits {out.size.fits}",
+                f"{out.size.bytes} bytes · fits {out.size.fits}",
                 "ok" if not out.warnings else "warn",
             )
         self.warnings.value = "<br>".join(status(m, "warn") for m in out.warnings)
@@ -152,9 +173,12 @@ class VariablePreview(w.VBox):
             self.warnings.value = status(str(exc), "error")
             return
         key = result.key
+        fields = fields_of(self.wb, result.table)
         self._rows = {row[key]: row for row in result.raw_rows}
+        mapping = self.wb.mappings.tables().get(result.table)
+        shown = list(mapping.fields)[:3] if mapping else list(result.raw_rows[0])[:3]
         self.customers.options = [
-            (" · ".join(str(v) for v in list(row.values())[:3]), row[key])
+            (option_label(row, shown, fields, reveal=self.reveal.value), row[key])
             for row in result.raw_rows
         ]
 
@@ -163,3 +187,87 @@ class VariablePreview(w.VBox):
             return
         self._row = self._rows[key]
         self.update()
+
+
+BUBBLE = (
+    '<div class="hybridwb-bubble" style="max-width:360px;padding:8px 12px;margin:4px 0;'
+    "border-radius:14px;background:var(--jp-layout-color2,#eee);"
+    "color:var(--jp-ui-font-color1,inherit);white-space:pre-wrap;word-break:keep-all;"
+    'overflow-wrap:anywhere">{text}</div>'
+    '<div class="hybridwb-bubble-size" style="color:var(--jp-ui-font-color2,inherit);'
+    'font-size:var(--jp-ui-font-size0,11px)">{size}</div>'
+)
+
+
+def bubble(text: str, size: str) -> str:
+    """The message as the recipient's phone shows it, with its size under it."""
+    from html import escape
+
+    return BUBBLE.format(text=escape(text), size=escape(size))
+
+
+def _source_field(report: Any, name: str, wb: Workbench | None = None) -> tuple[str, str] | None:
+    for v in report.variables:
+        if v.name == name and v.source is not None and v.source.table and v.source.field:
+            return v.source.table, v.source.field
+    return None
+
+
+def masked_text(
+    text: str, report: Any, values: dict[str, Any], fields: dict[str, Any], wb: Workbench
+) -> str:
+    """The rendered text with the values of pii fields masked (the bubble is on screen)."""
+    tables = wb.mappings.tables()
+    for name, value in values.items():
+        found = _source_field(report, name)
+        if found is None or value in (None, ""):
+            continue
+        mapping = tables.get(found[0])
+        field = mapping.fields.get(found[1]) if mapping else None
+        if field is not None and field.pii:
+            text = text.replace(str(value), mask(value))
+    return text
+
+
+def filled_by(
+    report: Any,
+    row: dict[str, Any],
+    related: Any,
+    values: dict[str, Any],
+    fields: dict[str, Any],
+    *,
+    reveal: bool = False,
+) -> list[dict[str, Any]]:
+    """Per variable: its value, the field it came from, and the row that held it."""
+    out = []
+    for v in report.variables:
+        src = v.source
+        value = values.get(v.name)
+        where = ""
+        field = None
+        if src is not None and src.table and src.field:
+            if src.table == report.table or src.kind == "field":
+                field = fields.get(src.field)
+                key = next((k for k in row if k in fields and fields[k].role == "id"), None)
+                where = f"{report.table} {row.get(key)}" if key else report.table
+            else:
+                held = related.get(src.table) if isinstance(related, dict) else None
+                if isinstance(held, dict) and held:
+                    first = next(iter(held.items()))
+                    where = f"{src.table} ({first[0]}={first[1]})"
+                else:
+                    where = f"{src.table} (no related row)" if not held else src.table
+        elif src is not None:
+            where = src.describe()
+        shown = value
+        if field is not None and field.pii and not reveal and value not in (None, ""):
+            shown = mask(value)
+        out.append(
+            {
+                "변수 (variable)": v.name,
+                "값 (value)": shown,
+                "출처 (source)": src.describe() if src is not None else v.status,
+                "행 (row)": where,
+            }
+        )
+    return out

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import ipywidgets as w
 
 from hybridwb.errors import HybridwbError
-from hybridwb.widgets._html import status, table
+from hybridwb.render import render_table
+from hybridwb.widgets._html import fields_of, status
 
 if TYPE_CHECKING:
     from hybridwb.workbench import Workbench
@@ -64,7 +65,7 @@ class SchemaBrowser(w.VBox):
             for fk in info.foreign_keys
             for col, ref in zip(fk["constrained_columns"], fk["referred_columns"], strict=False)
         }
-        self.columns.value = table(
+        self.columns.value = render_table(
             [
                 {
                     "column": c.name,
@@ -76,7 +77,7 @@ class SchemaBrowser(w.VBox):
                 for c in info.columns
             ]
         )
-        self.indexes.value = table(
+        self.indexes.value = render_table(
             [
                 {
                     "index": i.get("name"),
@@ -86,7 +87,13 @@ class SchemaBrowser(w.VBox):
                 for i in info.indexes
             ]
         )
-        self.sample.value = table(rows)
+        fields = fields_of(self.wb, name)
+        if not fields:  # unmapped: mask by the suggestion's pii flags, never show raw
+            try:
+                fields = dict(self.wb.mappings.suggest(name).fields)
+            except HybridwbError:
+                fields = {}
+        self.sample.value = render_table(rows, fields=fields, caption=f"{name} sample")
         self.message.value = status(
             f"{name}: {len(info.columns)} columns, {len(info.indexes)} indexes", "ok"
         )

@@ -1,0 +1,228 @@
+"""The relation graph of the mapped tables (pure): who is related to whom, and how.
+
+Edges come from each mapping's `relations` (and, optionally, from foreign keys found by
+discovery). An edge is *to-one* (`many-to-one`: customer -> address) or *to-many*
+(`one-to-many`: customer -> payment, where one row is chosen "latest by" the relation's
+`orderBy`). A *path* is a dotted name from a root table through edges to a field:
+`address.city.city` is customer -> address -> city, field `city`.
+
+Search, targets, template variables, completeness and rendering all resolve names through
+`Graph.path` / `Graph.find`, so what one of them accepts the others can fetch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from hybridwb.errors import ValidationError
+from hybridwb.mapping.model import Relation, TableMapping
+
+MAX_DEPTH = 4  # relation hops a variable name may be found through
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One edge: from `source` (column `local`) to `target` (column `foreign`)."""
+
+    source: str
+    target: str
+    local: str
+    foreign: str
+    to_one: bool
+    name: str  # the path segment (`address` in `address.phone`)
+    order_by: str | None = None
+
+    @classmethod
+    def of(cls, source: str, rel: Relation) -> Hop:
+        return cls(
+            source,
+            rel.table,
+            rel.localField,
+            rel.foreignField,
+            rel.kind == "many-to-one",
+            rel.path_name,
+            rel.orderBy,
+        )
+
+
+@dataclass(frozen=True)
+class Path:
+    """A field reached from `root` through `hops` (no hops: a field of the root itself)."""
+
+    root: str
+    hops: tuple[Hop, ...]
+    field: str
+    field_type: str = "string"
+
+    @property
+    def table(self) -> str:
+        return self.hops[-1].target if self.hops else self.root
+
+    @property
+    def name(self) -> str:
+        """The canonical dotted name, e.g. `address.city.city`."""
+        return ".".join([*(h.name for h in self.hops), self.field])
+
+    @property
+    def to_one(self) -> bool:
+        """True when the path yields at most one value per root row without a choice."""
+        return all(h.to_one for h in self.hops)
+
+    @property
+    def problem(self) -> str | None:
+        """Why this path cannot be fetched unambiguously (a to-many hop with no order)."""
+        for hop in self.hops:
+            if not hop.to_one and not hop.order_by:
+                return (
+                    f"{hop.source} -> {hop.target} is one-to-many and its relation has no "
+                    f"orderBy; set orderBy so the latest {hop.target} row is used"
+                )
+        return None
+
+    def describe(self) -> str:
+        return f"{self.root}.{self.name}" if self.hops else f"{self.root}.{self.field}"
+
+
+def relations_from_foreign_keys(infos: Iterable[Any]) -> dict[str, list[Relation]]:
+    """Relations implied by discovered foreign keys (`TableInfo.foreign_keys`), both ways:
+    the referencing table gets a many-to-one edge, the referenced table a one-to-many one."""
+    out: dict[str, list[Relation]] = {}
+    for info in infos:
+        for fk in info.foreign_keys or []:
+            local, remote = fk.get("constrained_columns") or [], fk.get("referred_columns") or []
+            target = fk.get("referred_table")
+            if len(local) != 1 or len(remote) != 1 or not target:
+                continue
+            out.setdefault(info.name, []).append(
+                Relation(
+                    table=target, localField=local[0], foreignField=remote[0], kind="many-to-one"
+                )
+            )
+            out.setdefault(target, []).append(
+                Relation(table=info.name, localField=remote[0], foreignField=local[0])
+            )
+    return out
+
+
+class Graph:
+    """The mapped tables and the edges between them; only active, mapped tables are nodes."""
+
+    def __init__(
+        self,
+        mappings: dict[str, TableMapping],
+        extra: dict[str, list[Relation]] | None = None,
+    ) -> None:
+        self.mappings = {n: m for n, m in mappings.items() if m.isActive}
+        self._edges: dict[str, list[Hop]] = {}
+        for name, mapping in self.mappings.items():
+            hops = [Hop.of(name, r) for r in mapping.relations if r.table in self.mappings]
+            named = {h.name for h in hops}
+            for rel in (extra or {}).get(name, []):
+                hop = Hop.of(name, rel)
+                if rel.table in self.mappings and hop.name not in named:
+                    hops.append(hop)
+                    named.add(hop.name)
+            self._edges[name] = hops
+
+    def edges(self, table: str) -> list[Hop]:
+        return list(self._edges.get(table, []))
+
+    def mapping(self, table: str) -> TableMapping:
+        try:
+            return self.mappings[table]
+        except KeyError:
+            raise ValidationError(
+                f"{table!r} has no active mapping; map it with wb.mappings.suggest({table!r})."
+            ) from None
+
+    def field(self, table: str, label: str) -> str | None:
+        """The mapped field of `table` named `label` (name, display name or alias)."""
+        mapping = self.mappings.get(table)
+        return mapping.field_by_label(label) if mapping is not None else None
+
+    def path(self, root: str, dotted: str, *, to_one: bool = False) -> Path:
+        """Follow `dotted` from `root` edge by edge; the last segment is a field.
+
+        Raises one clear error naming the segment that does not exist. With `to_one`,
+        a path through a one-to-many relation is refused (recipients, consent, joins)."""
+        if not isinstance(dotted, str) or not dotted.strip():
+            raise ValidationError(f"A field path on {root} must be a non-empty text.")
+        self.mapping(root)
+        *segments, last = dotted.strip().split(".")
+        table, hops = root, []
+        for segment in segments:
+            hop = next((h for h in self._edges.get(table, []) if h.name == segment), None)
+            if hop is None:
+                names = ", ".join(h.name for h in self._edges.get(table, [])) or "none"
+                raise ValidationError(
+                    f"{dotted!r}: {table} has no relation {segment!r} (relations: {names}).",
+                    path=dotted,
+                )
+            if to_one and not hop.to_one:
+                raise ValidationError(
+                    f"{dotted!r}: {hop.source} -> {hop.target} is one-to-many; use an exists or "
+                    "aggregate condition for to-many relations.",
+                    path=dotted,
+                )
+            hops.append(hop)
+            table = hop.target
+        field = self.field(table, last)
+        if field is None:
+            raise ValidationError(
+                f"{dotted!r}: {table} has no mapped field {last!r}.", path=dotted, field=last
+            )
+        return Path(root, tuple(hops), field, self.mappings[table].fields[field].type)
+
+    def reachable(self, root: str, max_depth: int = MAX_DEPTH) -> list[tuple[Hop, ...]]:
+        """Every hop sequence from `root` (breadth first, no table visited twice on a path)."""
+        out: list[tuple[Hop, ...]] = []
+        frontier: list[tuple[Hop, ...]] = [()]
+        for _ in range(max_depth):
+            nxt: list[tuple[Hop, ...]] = []
+            for hops in frontier:
+                seen = {root, *(h.target for h in hops)}
+                here = hops[-1].target if hops else root
+                for hop in self._edges.get(here, []):
+                    if hop.target not in seen:
+                        nxt.append((*hops, hop))
+            out += nxt
+            frontier = nxt
+        return out
+
+    def find(self, root: str, name: str) -> list[Path]:
+        """Candidates for a variable name, nearest first; several at one depth = ambiguous.
+
+        `field` (root or related field), `rel.field` / `a.b.field` (an exact path), and
+        `table.field` where `table` is a related table's name or display name anywhere in
+        the graph (`city.city` from customer -> address -> city)."""
+        if root not in self.mappings:
+            return []
+        try:
+            return [self.path(root, name)]
+        except ValidationError:
+            pass
+        prefix, _, rest = name.rpartition(".")
+        if prefix:  # `customer.name` on the root itself comes first
+            mapping = self.mappings[root]
+            singular = root[:-1] if root.endswith("s") else root
+            field = mapping.field_by_label(rest)
+            if prefix in (root, singular, mapping.displayName) and field is not None:
+                return [Path(root, (), field, mapping.fields[field].type)]
+        best: list[Path] = []
+        depth = None
+        for hops in self.reachable(root):
+            if depth is not None and len(hops) > depth:
+                break
+            target = hops[-1].target
+            mapping = self.mappings[target]
+            if prefix:
+                singular = target[:-1] if target.endswith("s") else target
+                if prefix not in (target, singular, mapping.displayName, hops[-1].name):
+                    continue
+            field = mapping.field_by_label(rest)
+            if field is not None:
+                best.append(Path(root, hops, field, mapping.fields[field].type))
+                depth = len(hops)
+        return best

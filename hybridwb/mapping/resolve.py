@@ -1,0 +1,282 @@
+"""One resolver: field paths -> SQL (SQLAlchemy Core) and -> values, for every consumer.
+
+Search, targets, template variables, completeness and rendering all go through here, so a
+path the completeness report accepts is a path rendering fetches — by construction.
+
+The small API other packages use (workflows use it for recipient/consent paths):
+
+    r = Resolver(wb.mappings)
+    path = r.path("customer", "address.phone", to_one=True)   # Graph path, checked
+    sel = r.selection("customer")                               # FROM customer [LEFT JOIN ...]
+    col = sel.column(path)                                      # a Core column on its alias
+    stmt = sa.select(sel.key, col.label(path.name)).select_from(sel.from_clause())
+    sql, params = compile_sql(stmt)                             # text for Source.records
+    values = r.fetch("customer", rows, [path, ...])             # per row: {path.name: value}
+
+Every identifier that reaches SQL passes `Resolver.table`/`Resolver.column` (checked against
+the mapping and the live schema) and is quoted by the one dialect in `compile_sql`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.sql.elements import quoted_name
+
+from hybridwb.errors import ValidationError
+from hybridwb.mapping.graph import Graph, Hop, Path
+
+if TYPE_CHECKING:
+    from hybridwb.mapping.discovery import TableInfo
+    from hybridwb.mapping.service import MappingService
+
+#: the one dialect every generated statement is compiled with: MySQL quoting, `:name` binds
+#: (the Source guards this text; the embedded SQLite sample transpiles it)
+DIALECT = mysql.dialect(paramstyle="named")
+CHUNK = 1000  # keys per IN list
+SCHEMA_TTL = 60.0
+
+
+def ident(name: str) -> quoted_name:
+    """An identifier, always quoted by the dialect (never spliced into text)."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ValidationError(f"{name!r} is not a table or column name.")
+    return quoted_name(name, quote=True)
+
+
+def compile_sql(statement: sa.ClauseElement) -> tuple[str, dict[str, Any]]:
+    """SQL text with `:name` binds and its parameters (IN lists expanded, LIMIT inline)."""
+    compiled = statement.compile(
+        dialect=DIALECT, compile_kwargs={"render_postcompile": True, "literal_binds": False}
+    )
+    return str(compiled), dict(compiled.params)
+
+
+def explain_sql(sql: str) -> str:
+    """The EXPLAIN of a compiled statement (a keyword in front of library-built text)."""
+    return "EXPLAIN " + sql
+
+
+def limit(n: int) -> Any:
+    """A LIMIT value rendered inline (a server-side row bound, not a bound parameter)."""
+    return sa.literal(int(n), literal_execute=True)
+
+
+@dataclass
+class Selection:
+    """The root table and the to-one joins the columns used so far need (LEFT OUTER)."""
+
+    resolver: Resolver
+    root: str
+    base: Any
+    key_name: str | None
+    prefix: str = "j"
+    joins: dict[tuple[Hop, ...], Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> Any:
+        if self.key_name is None:
+            raise ValidationError(f"{self.root} has no 'key' in its mapping; set one.")
+        return self.base.c[self.key_name]
+
+    def alias_for(self, hops: Sequence[Hop]) -> Any:
+        """The alias of the table at the end of `hops`, joining to-one hops as needed."""
+        current, table = self.base, self.root
+        for i, hop in enumerate(hops):
+            if not hop.to_one:
+                raise ValidationError(
+                    f"{hop.source} -> {hop.target} is one-to-many; it cannot be joined here."
+                )
+            prefix = tuple(hops[: i + 1])
+            if prefix not in self.joins:
+                alias = self.resolver.table(hop.target).alias(f"{self.prefix}{len(self.joins) + 1}")
+                self.resolver.column(table, hop.local)
+                self.resolver.column(hop.target, hop.foreign)
+                self.joins[prefix] = alias
+            current, table = self.joins[prefix], hop.target
+        return current
+
+    def column(self, path: Path) -> Any:
+        alias = self.alias_for(path.hops)
+        self.resolver.column(path.table, path.field)
+        return alias.c[path.field]
+
+    def from_clause(self) -> Any:
+        clause = self.base
+        for prefix, alias in self.joins.items():
+            hop = prefix[-1]
+            parent = self.joins[prefix[:-1]] if len(prefix) > 1 else self.base
+            clause = clause.outerjoin(alias, parent.c[hop.local] == alias.c[hop.foreign])
+        return clause
+
+
+class Resolver:
+    """Paths, checked identifiers and bulk values over one MappingService."""
+
+    def __init__(self, mappings: MappingService) -> None:
+        self.mappings = mappings
+        self._graph: tuple[Any, Graph] | None = None
+        self._live: dict[str, tuple[float, TableInfo]] = {}
+
+    # -- the graph ------------------------------------------------------------------------
+    @property
+    def graph(self) -> Graph:
+        loaded = self.mappings.load()
+        if self._graph is None or self._graph[0] is not loaded:
+            self._graph = (loaded, Graph(loaded.tables()))
+        return self._graph[1]
+
+    def path(self, root: str, dotted: str, *, to_one: bool = False) -> Path:
+        return self.graph.path(root, dotted, to_one=to_one)
+
+    # -- identifiers, checked ---------------------------------------------------------------
+    def info(self, table: str) -> TableInfo:
+        """Live schema facts of a table (cached for a minute)."""
+        cached = self._live.get(table)
+        if cached and time.monotonic() - cached[0] < SCHEMA_TTL:
+            return cached[1]
+        from hybridwb.mapping import discovery
+
+        info = discovery.describe(self.mappings.source, table)
+        self._live[table] = (time.monotonic(), info)
+        return info
+
+    def table(self, name: str, columns: Iterable[str] = ()) -> Any:
+        """A Core table for a mapped table whose name the live schema confirms."""
+        mapping = self.graph.mappings.get(name)
+        if mapping is None:
+            raise ValidationError(
+                f"{name!r} is not an active mapped table; map it before using it in a query."
+            )
+        live = {c.name for c in self.info(name).columns}
+        wanted = list(dict.fromkeys([*mapping.fields, *columns]))
+        missing = [c for c in wanted if c not in live]
+        if missing:
+            raise ValidationError(
+                f"{name}: column {missing[0]!r} is in the mapping but not in the live table; "
+                "run wb.mappings.check().",
+                column=missing[0],
+            )
+        extra = [c for c in live if c not in wanted]
+        return sa.table(ident(name), *(sa.column(ident(c)) for c in [*wanted, *extra]))
+
+    def column(self, table: str, name: str) -> str:
+        """`name` if it is a column of the live `table` (relations name unmapped columns)."""
+        if name not in {c.name for c in self.info(table).columns}:
+            raise ValidationError(
+                f"{table} has no column {name!r}; fix the mapping (relations or fields)."
+            )
+        return name
+
+    def selection(self, root: str, alias: str | None = None) -> Selection:
+        """The root table (aliased when given, for subqueries) ready for to-one joins."""
+        mapping = self.graph.mapping(root)
+        base = self.table(root)
+        if alias is not None:
+            return Selection(self, root, base.alias(alias), mapping.key, prefix=f"{alias}j")
+        return Selection(self, root, base, mapping.key)
+
+    # -- values ----------------------------------------------------------------------------
+    def fetch(
+        self, root: str, rows: Sequence[dict[str, Any]], paths: Iterable[Path]
+    ) -> list[dict[str, Any]]:
+        """For each root row, `{path.name: value}`: hop by hop, one query per hop and chunk
+        of keys, never one per row. A to-many hop takes the latest row by its `orderBy`,
+        ordered by the server as the column's type (so 10 > 9 and dates compare as dates)."""
+        out: list[dict[str, Any]] = [{} for _ in rows]
+        paths = [p for p in paths if p.root == root]
+        for p in paths:
+            if p.problem:
+                raise ValidationError(f"{p.describe()}: {p.problem}.")
+        # current[i][prefix] = the related row reached by `prefix` for root row i
+        current: list[dict[tuple[Hop, ...], dict[str, Any] | None]] = [{(): row} for row in rows]
+        prefixes = sorted({p.hops[:n] for p in paths for n in range(1, len(p.hops) + 1)}, key=len)
+        for prefix in prefixes:
+            hop = prefix[-1]
+            needed = {hop.foreign}
+            needed |= {p.field for p in paths if p.hops == prefix}
+            needed |= {
+                p.hops[len(prefix)].local
+                for p in paths
+                if p.hops[: len(prefix)] == prefix and len(p.hops) > len(prefix)
+            }
+            keys = {
+                r[hop.local]
+                for cur in current
+                if (r := cur.get(prefix[:-1])) is not None and r.get(hop.local) is not None
+            }
+            found = self._one_per_key(hop, sorted(keys, key=_sortable), needed)
+            for cur in current:
+                parent = cur.get(prefix[:-1])
+                cur[prefix] = found.get(parent.get(hop.local)) if parent is not None else None
+        for i, cur in enumerate(current):
+            for p in paths:
+                holder = cur.get(p.hops)
+                out[i][p.name] = holder.get(p.field) if holder is not None else None
+        return out
+
+    def _one_per_key(
+        self, hop: Hop, keys: list[Any], needed: set[str]
+    ) -> dict[Any, dict[str, Any]]:
+        """`{foreign value: row}` with one row per value: the latest by `orderBy`, else the
+        first by the related table's key (a window function, so at most len(keys) rows)."""
+        if not keys:
+            return {}
+        target = self.table(hop.target)
+        self.column(hop.target, hop.foreign)
+        order_col = hop.order_by or self.graph.mapping(hop.target).key or hop.foreign
+        self.column(hop.target, order_col)
+        order = target.c[order_col].desc() if hop.order_by else target.c[order_col].asc()
+        cols = [target.c[self.column(hop.target, c)] for c in sorted(needed)]
+        found: dict[Any, dict[str, Any]] = {}
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            ranked = (
+                sa.select(
+                    *cols,
+                    sa.func.row_number()
+                    .over(partition_by=target.c[hop.foreign], order_by=order)
+                    .label("hybridwb_rank"),
+                )
+                .where(target.c[hop.foreign].in_(chunk))
+                .subquery("ranked")
+            )
+            stmt = sa.select(*(ranked.c[c] for c in sorted(needed))).where(
+                ranked.c.hybridwb_rank == 1
+            )
+            sql, params = compile_sql(stmt)
+            for rec in self.mappings.source.records(sql, params, limit=len(chunk)):
+                found[rec[hop.foreign]] = rec
+        return found
+
+
+def _sortable(value: Any) -> tuple[str, Any]:
+    return (type(value).__name__, value)
+
+
+def audience_table(mappings: dict[str, Any]) -> str:
+    """The table whose rows are message recipients: the one mapping marked `audience`,
+    else the one active mapping with a phone or email field (nothing names a table)."""
+    marked = [n for n, m in mappings.items() if m.isActive and m.audience]
+    if len(marked) == 1:
+        return marked[0]
+    if len(marked) > 1:
+        raise ValidationError(
+            f"Several mappings are marked as the audience ({', '.join(marked)}); name the table."
+        )
+    reachable = [
+        n
+        for n, m in mappings.items()
+        if m.isActive and m.key and any(f.role in ("phone", "email") for f in m.fields.values())
+    ]
+    if len(reachable) == 1:
+        return reachable[0]
+    raise ValidationError(
+        'No mapping is marked as the audience; set "audience": true (and its key and '
+        "recipient) on the table whose rows are recipients, or name the table."
+    )

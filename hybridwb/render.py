@@ -1,0 +1,238 @@
+"""One table renderer for every widget, guide and magic output (pure: rows + mapping -> HTML).
+
+Readable Korean (`word-break: keep-all`), headers from the mapping's display names, values
+formatted by the mapping's field types (amounts as `39,800`, dates without a time of zero),
+NULL/NaN as empty cells, and personal data masked by the mapping's `pii` flag unless the
+caller reveals it explicitly. Colours come from JupyterLab's CSS variables, so the table
+reads in the dark theme too; no glyph needs a special font.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from jinja2 import Environment
+
+from hybridwb.errors import ValidationError
+
+if TYPE_CHECKING:
+    from hybridwb.mapping.model import FieldMapping, TableMapping
+
+#: fields whose numbers are identifiers: never grouped with thousands separators
+_ID_ROLES = {"id", "reference"}
+
+_STYLE = """
+.hybridwb-table { border-collapse: collapse; margin: 4px 0; word-break: keep-all;
+  color: var(--jp-ui-font-color1, inherit); font-size: var(--jp-ui-font-size1, 13px); }
+.hybridwb-table caption { caption-side: bottom; text-align: left; padding-top: 4px;
+  color: var(--jp-ui-font-color2, inherit); }
+.hybridwb-table th, .hybridwb-table td { padding: 2px 8px; word-break: keep-all;
+  overflow-wrap: anywhere; border-bottom: 1px solid var(--jp-border-color2, #ccc);
+  text-align: left; vertical-align: top; }
+.hybridwb-table th { background: var(--jp-layout-color2, transparent);
+  font-weight: 600; white-space: nowrap; }
+.hybridwb-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.hybridwb-table td.masked { color: var(--jp-ui-font-color2, inherit); }
+"""
+
+_TEMPLATE = """<style>{{ style }}</style>
+<table class="hybridwb hybridwb-table" style="word-break: keep-all">
+<caption>{{ caption }}</caption>
+<thead><tr>{% for h in headers %}<th title="{{ h.name }}">{{ h.label }}</th>{% endfor %}</tr></thead>
+<tbody>
+{%- for row in rows %}
+<tr>{% for cell in row %}<td{% if cell.css %} class="{{ cell.css }}"{% endif %}>{{ cell.text }}</td>{% endfor %}</tr>
+{%- endfor %}
+</tbody></table>"""
+
+_ENV = Environment(autoescape=True)
+_TABLE = _ENV.from_string(_TEMPLATE)
+
+
+def is_null(value: Any) -> bool:
+    """None, NaN, pandas NA/NaT: shown as an empty cell."""
+    if value is None:
+        return True
+    if isinstance(value, str | bytes | list | tuple | dict):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def mask(value: Any) -> str:
+    """A masked stand-in that keeps only the first character (the shape, not the value)."""
+    if is_null(value):
+        return ""
+    text = str(value)
+    if len(text) <= 1:
+        return "*"
+    return text[0] + "*" * min(len(text) - 1, 8)
+
+
+def _number(value: Any, *, grouped: bool) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = Decimal(value.strip())
+        except ArithmeticError:
+            return None
+    if isinstance(value, Decimal):
+        value = int(value) if value == value.to_integral_value() else float(value)
+    if hasattr(value, "item") and not isinstance(value, int | float):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        return f"{value:,}" if grouped else str(value)
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if grouped else f"{value:.2f}"
+    return None
+
+
+def _datetime(value: Any, *, date_only: bool) -> str | None:
+    if hasattr(value, "to_pydatetime"):  # pandas Timestamp
+        value = value.to_pydatetime()
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, dt.datetime):
+        if date_only or (value.hour, value.minute, value.second) == (0, 0, 0):
+            return value.strftime("%Y-%m-%d")
+        return value.strftime("%Y-%m-%d %H:%M" if value.second == 0 else "%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return None
+
+
+def format_value(value: Any, field: FieldMapping | None = None, *, reveal: bool = False) -> str:
+    """One cell as text: empty for NULL, masked for a pii field, typed by the mapping."""
+    if is_null(value):
+        return ""
+    if field is not None and field.pii and not reveal:
+        return mask(value)
+    ftype = field.type if field is not None else None
+    if ftype == "number" or (ftype is None and isinstance(value, float | Decimal)):
+        grouped = field is None or field.role not in _ID_ROLES
+        text = _number(value, grouped=grouped)
+        if text is not None:
+            return text
+    if ftype in ("date", "datetime") or isinstance(value, dt.date):
+        text = _datetime(value, date_only=ftype == "date")
+        if text is not None:
+            return text
+    if ftype == "boolean" or isinstance(value, bool):
+        if str(value).lower() in ("1", "true"):
+            return "예"
+        if str(value).lower() in ("0", "false"):
+            return "아니오"
+    return str(value)
+
+
+def _is_numeric(value: Any, field: FieldMapping | None) -> bool:
+    if field is not None:
+        return field.type == "number" and not field.pii
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def field_index(tables: Mapping[str, TableMapping], table: str) -> dict[str, FieldMapping]:
+    """The fields a row of `table` can carry: its own by name, and related ones as
+    `relation.field` (how previews and samples label columns read through relations)."""
+    mapping = tables.get(table)
+    if mapping is None:
+        return {}
+    out: dict[str, FieldMapping] = dict(mapping.fields)
+    for relation in mapping.relations:
+        other = tables.get(relation.table)
+        if other is None:
+            continue
+        for name, field in other.fields.items():
+            out.setdefault(f"{relation.path_name}.{name}", field)
+    return out
+
+
+def _records(rows: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # a DataFrame
+        return [str(c) for c in rows.columns], rows.to_dict("records")
+    if not isinstance(rows, Sequence) or isinstance(rows, str | bytes):
+        raise ValidationError("render_table takes a DataFrame or a list of row dicts.")
+    records = [dict(r) for r in rows]
+    columns: list[str] = []
+    for r in records:
+        columns += [str(c) for c in r if str(c) not in columns]
+    return columns, records
+
+
+def row_count(n: int) -> str:
+    return "1 row" if n == 1 else f"{n:,} rows"
+
+
+def render_table(
+    rows: Any,
+    mapping: TableMapping | None = None,
+    *,
+    fields: Mapping[str, FieldMapping] | None = None,
+    columns: Sequence[str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    reveal: bool = False,
+    max_rows: int | None = None,
+    cut_at: int | None = None,
+    caption: str = "",
+) -> str:
+    """Rows (a DataFrame or list of dicts) as an HTML table.
+
+    `mapping` (or `fields`, for `relation.field` columns) gives display names, types and
+    the `pii` flags; `reveal=True` is the only way to show pii values. `max_rows` cuts the
+    rows shown; `cut_at` says the caller's query was already cut at that many rows. The
+    caption gives the count and says "cut at N rows" only when rows were cut.
+    """
+    if max_rows is not None and (not isinstance(max_rows, int) or max_rows < 1):
+        raise ValidationError(f"max_rows must be a positive number, not {max_rows!r}.")
+    found, records = _records(rows)
+    columns = list(columns) if columns is not None else found
+    known: dict[str, FieldMapping] = dict(mapping.fields) if mapping is not None else {}
+    known.update(fields or {})
+    labels = dict(labels or {})
+    total = len(records)
+    cut = cut_at
+    if max_rows is not None and total > max_rows:
+        records, cut = records[:max_rows], max_rows
+    headers = [
+        {"name": c, "label": labels.get(c) or (known[c].displayName if c in known else c)}
+        for c in columns
+    ]
+    body = []
+    for record in records:
+        cells = []
+        for c in columns:
+            value, field = record.get(c), known.get(c)
+            masked = field is not None and field.pii and not reveal and not is_null(value)
+            css = "masked" if masked else "num" if _is_numeric(value, field) else ""
+            cells.append({"text": format_value(value, field, reveal=reveal), "css": css})
+        body.append(cells)
+    parts = [caption] if caption else []
+    parts.append(row_count(total))
+    if cut is not None:
+        parts.append(f"cut at {cut:,} rows")
+    if not columns:
+        return _ENV.from_string("<em>{{ text }}</em>").render(text=" · ".join(parts))
+    return _TABLE.render(style=_STYLE, caption=" · ".join(parts), headers=headers, rows=body)
+
+
+def option_label(
+    row: Mapping[str, Any],
+    columns: Sequence[str],
+    fields: Mapping[str, FieldMapping],
+    *,
+    reveal: bool = False,
+) -> str:
+    """A one-line label for a row in a picker (masked like the table)."""
+    return " · ".join(format_value(row.get(c), fields.get(c), reveal=reveal) for c in columns)

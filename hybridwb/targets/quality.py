@@ -1,0 +1,78 @@
+"""What a sender needs to know about a target set before sending (pure, over rows given).
+
+Columns are found by role (phone, email, consent), never by a table's column names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+import pandas as pd
+import phonenumbers
+
+from hybridwb.mapping.model import TableMapping
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+
+
+# the common Korean forms, decided without a full parse (phonenumbers is ~50 us a number)
+_KR_MOBILE = re.compile(r"^(?:\+?82[ -]?|0)1[016789][ -]?\d{3,4}[ -]?\d{4}$")
+
+
+def valid_phone(value: Any, region: str = "KR") -> bool:
+    if _KR_MOBILE.match(str(value)):
+        return True
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(str(value), region))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def normalized_phone(value: Any, region: str = "KR") -> str:
+    text = str(value)
+    if _KR_MOBILE.match(text):
+        digits = re.sub(r"\D", "", text)
+        return "+82" + (digits[2:] if digits.startswith("82") else digits[1:])
+    try:
+        number = phonenumbers.parse(str(value), region)
+    except phonenumbers.NumberParseException:
+        return str(value)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def quality(
+    df: pd.DataFrame, plan: Any, mapping: TableMapping, checked_of: int | None = None
+) -> dict[str, Any]:
+    n = len(df)
+    out: dict[str, Any] = {"checked_rows": n}
+    if checked_of is not None and checked_of > n:
+        out["note"] = f"statistics over the first {n:,} of {checked_of:,} matches"
+    roles = {name: f.role for name, f in mapping.fields.items()}
+    if plan.recipient and plan.recipient not in roles:  # a related field: its own role
+        roles[plan.recipient] = "phone" if mapping.channel == "sms" else "email"
+    for col, role in roles.items():
+        if role not in ("phone", "email") or col not in df.columns:
+            continue
+        values = df[col]
+        missing = values.isna() | (values.astype(str).str.strip() == "")
+        out[f"missing_{role}"] = out.get(f"missing_{role}", 0) + int(missing.sum())
+        present = values[~missing].astype(str)
+        if role == "phone":
+            invalid = int((~present.map(valid_phone)).sum()) if len(present) else 0
+        else:
+            invalid = int((~present.str.match(EMAIL_PATTERN)).sum())
+        out[f"invalid_{role}"] = out.get(f"invalid_{role}", 0) + invalid
+    if plan.recipient and plan.recipient in df.columns:
+        present = df[plan.recipient].dropna().astype(str)
+        present = present[present.str.strip() != ""]
+        if roles.get(plan.recipient) == "phone":
+            present = present.map(normalized_phone)
+        counts = Counter(present)
+        out["duplicate_recipients"] = sum(c - 1 for c in counts.values() if c > 1)
+        out["missing_recipient"] = int(n - len(present))
+    if plan.consent and plan.consent in df.columns:
+        out["marketing_opt_out"] = int((df[plan.consent].fillna(0).astype(str) != "1").sum())
+    out["nulls"] = {str(c): int(v) for c, v in df.isna().sum().items() if v}
+    return out

@@ -1,0 +1,216 @@
+"""Target conditions -> a SQLAlchemy Core WHERE clause (no SQL text is written here).
+
+Identifiers come from the relation graph and are checked against the mapping and the live
+schema (`Resolver.table` / `Resolver.column`); values are bound parameters; relative dates
+become bound datetimes computed from the `now` the caller passes (tests inject time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError as PydanticError
+
+from hybridwb.errors import ValidationError
+from hybridwb.mapping.graph import Hop
+from hybridwb.mapping.resolve import Resolver, Selection
+from hybridwb.search.predicates import LIKE_ESCAPE, escape_like
+from hybridwb.targets.definition import (
+    OPS_BY_TYPE,
+    Aggregate,
+    Condition,
+    Exists,
+    Group,
+    Span,
+)
+
+_CMP = {
+    "eq": "__eq__",
+    "ne": "__ne__",
+    "gt": "__gt__",
+    "gte": "__ge__",
+    "lt": "__lt__",
+    "lte": "__le__",
+}
+_AGG = {"count": sa.func.count, "sum": sa.func.sum, "min": sa.func.min, "max": sa.func.max}
+_AGG["avg"] = sa.func.avg
+TRUTHY_TEXT = ["Y", "y", "1", "true", "TRUE", "yes", "YES"]
+
+
+def coerce(value: Any, ftype: str, where: str) -> Any:
+    """A condition value as the field's type, or one clear error."""
+    try:
+        if ftype == "number":
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise ValueError
+            return float(value) if "." in str(value) else int(value)
+        if ftype == "date":
+            if isinstance(value, dt.datetime):
+                return value.date()
+            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+        if ftype == "datetime":
+            if isinstance(value, dt.datetime):
+                return value
+            return dt.datetime.fromisoformat(str(value))
+        if ftype == "boolean":
+            if isinstance(value, bool) or value in (0, 1):
+                return int(bool(value))
+            raise ValueError
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError
+        return str(value)
+    except (ValueError, TypeError):
+        raise ValidationError(f"{where}: {value!r} is not a {ftype}; fix the value.") from None
+
+
+def truthy(column: Any, ftype: str) -> Any:
+    """`column` holds a yes (consent flags: tinyint(1), numbers, Y/N text)."""
+    if ftype in ("boolean", "number"):
+        return column == 1
+    return column.in_(TRUTHY_TEXT)
+
+
+class Builder:
+    """Builds the WHERE clause of one definition; `now` is naive local time in its zone."""
+
+    def __init__(self, resolver: Resolver, now: dt.datetime) -> None:
+        self.resolver = resolver
+        self.now = now
+        self._aliases = 0
+
+    def clause(self, node: Any, scope: Selection) -> Any:
+        if isinstance(node, Group):
+            parts = [self.clause(child, scope) for child in (node.all or node.any or [])]
+            return sa.and_(*parts) if node.all is not None else sa.or_(*parts)
+        if isinstance(node, Exists):
+            return self._exists(node, scope)
+        if isinstance(node, Aggregate):
+            return self._aggregate(node, scope)
+        if isinstance(node, Condition):
+            return self._condition(node, scope)
+        raise ValidationError(f"Unknown target condition {node!r}.")
+
+    # -- a field (through to-one relations) ---------------------------------------------------
+    def _condition(self, node: Condition, scope: Selection) -> Any:
+        where = f"target condition on {node.field!r}"
+        path = self.resolver.graph.path(scope.root, node.field, to_one=True)
+        ftype = path.field_type
+        if node.op not in OPS_BY_TYPE[ftype]:
+            raise ValidationError(
+                f"{where}: operator {node.op} does not apply to a {ftype} field; "
+                f"use one of {', '.join(sorted(OPS_BY_TYPE[ftype]))}."
+            )
+        col = scope.column(path)
+        op, value = node.op, node.value
+        if op == "is_null":
+            return col.is_(None)
+        if op == "not_null":
+            return col.is_not(None)
+        if op in ("in", "not_in"):
+            if not isinstance(value, list) or not value:
+                raise ValidationError(f"{where}: {op} needs a non-empty list of values.")
+            values = [coerce(v, ftype, where) for v in value]
+            return col.in_(values) if op == "in" else col.not_in(values)
+        if op == "between":
+            if not isinstance(value, list) or len(value) != 2:
+                raise ValidationError(f"{where}: between needs [low, high].")
+            lo, hi = (coerce(v, ftype, where) for v in value)
+            return col.between(lo, hi)
+        if op == "prefix":
+            text = coerce(value, ftype, where)
+            return col.like(escape_like(text) + "%", escape=LIKE_ESCAPE)
+        if op in ("within_last", "within_next", "older_than"):
+            return self._relative(col, op, value, ftype, where)
+        if value is None:
+            raise ValidationError(f"{where}: {op} needs a value (use is_null for missing values).")
+        return getattr(col, _CMP[op])(coerce(value, ftype, where))
+
+    def _span(self, value: Any, where: str) -> dt.timedelta:
+        try:
+            span = value if isinstance(value, Span) else Span.model_validate(value)
+        except PydanticError:
+            raise ValidationError(
+                f'{where}: give the span as {{"days": N}} or {{"hours": N}} (N > 0).'
+            ) from None
+        return dt.timedelta(seconds=span.seconds())
+
+    def _relative(self, col: Any, op: str, value: Any, ftype: str, where: str) -> Any:
+        span = self._span(value, where)
+        now: Any = self.now
+        lo, hi = now - span, now + span
+        if ftype == "date":
+            now, lo, hi = now.date(), lo.date(), hi.date()
+        if op == "within_last":
+            return sa.and_(col >= lo, col <= now)
+        if op == "within_next":
+            return sa.and_(col >= now, col <= hi)
+        return col < lo  # older_than
+
+    # -- to-many relations ----------------------------------------------------------------------
+    def _related(self, scope: Selection, name: str) -> tuple[Hop, Selection, Any]:
+        """The hop named `name` from the scope's table, a fresh aliased scope for its table,
+        and the correlation between the two."""
+        hop = next((h for h in self.resolver.graph.edges(scope.root) if h.name == name), None)
+        if hop is None:
+            names = ", ".join(h.name for h in self.resolver.graph.edges(scope.root)) or "none"
+            raise ValidationError(f"{scope.root} has no relation {name!r} (relations: {names}).")
+        self._aliases += 1
+        inner = self.resolver.selection(hop.target, alias=f"r{self._aliases}")
+        self.resolver.column(scope.root, hop.local)
+        self.resolver.column(hop.target, hop.foreign)
+        corr = inner.base.c[hop.foreign] == scope.base.c[hop.local]
+        return hop, inner, corr
+
+    def _exists(self, node: Exists, scope: Selection) -> Any:
+        _, inner, corr = self._related(scope, node.relation)
+        conds = [corr]
+        if node.where is not None:
+            conds.append(self.clause(node.where, inner))
+        sub = sa.select(sa.literal(1)).select_from(inner.from_clause()).where(*conds)
+        found = sa.exists(sub)
+        return found if node.exists is not None else sa.not_(found)
+
+    def _aggregate(self, node: Aggregate, scope: Selection) -> Any:
+        where = f"aggregate {node.aggregate} over {node.relation!r}"
+        hop, inner, corr = self._related(scope, node.relation)
+        conds = [corr]
+        if node.where is not None:
+            conds.append(self.clause(node.where, inner))
+        if node.within_last is not None:
+            date_name = node.date_field or hop.order_by
+            if not date_name:
+                raise ValidationError(
+                    f"{where}: within_last needs 'date_field' (or an orderBy on the relation)."
+                )
+            date_path = self.resolver.graph.path(hop.target, date_name, to_one=True)
+            if date_path.field_type not in ("date", "datetime"):
+                raise ValidationError(f"{where}: {date_name!r} is not a date field.")
+            conds.append(
+                self._relative(
+                    inner.column(date_path),
+                    "within_last",
+                    node.within_last,
+                    date_path.field_type,
+                    where,
+                )
+            )
+        if node.aggregate == "count":
+            measure: Any = sa.func.count()
+            ftype = "number"
+        else:
+            path = self.resolver.graph.path(hop.target, node.field or "", to_one=True)
+            ftype = path.field_type
+            if node.aggregate in ("sum", "avg") and ftype != "number":
+                raise ValidationError(f"{where}: {node.field!r} is {ftype}, not a number.")
+            measure = _AGG[node.aggregate](inner.column(path))
+            if node.aggregate == "sum":
+                measure = sa.func.coalesce(measure, 0)  # no rows: a total of 0, not unknown
+        sub = sa.select(measure).select_from(inner.from_clause()).where(*conds).scalar_subquery()
+        if node.op == "between":
+            if not isinstance(node.value, list) or len(node.value) != 2:
+                raise ValidationError(f"{where}: between needs [low, high].")
+            lo, hi = (coerce(v, ftype, where) for v in node.value)
+            return sub.between(lo, hi)
+        return getattr(sub, _CMP[node.op])(coerce(node.value, ftype, where))
