@@ -8,8 +8,9 @@ Two layers of the read-only guarantee are enforced here, for every caller of the
   pasted in as escaped literals), runs the guard on that text, and hands the driver that
   text with *no* parameters, so nothing is interpolated after the check.
 * **The session is re-asserted, not assumed.** Every connect and every checkout from the
-  pool sets `READ ONLY`, the statement time limit and `sql_select_limit` (the row cap) in
-  one statement; after each statement the session is read back, and a session that server
+  pool sets `READ ONLY`, the statement time limit, `sql_select_limit` (the row cap) and a
+  fixed `sql_mode` (the one the guard tokenizes with), and releases named locks, in one
+  statement; after each statement the session is read back, and a session that server
   code (a stored function) changed is restored, or dropped when it cannot be, and the
   statement is refused.
 """

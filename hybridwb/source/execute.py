@@ -133,8 +133,10 @@ def may_run_server_code(prepared: Any, policy: SessionPolicy, use_guard: bool) -
     """Whether the statement can call code that changes the session: an allowlisted stored
     function, or anything at all when the guard is off (nothing vetted the text).
 
+    Statements that name a view are read back too (`reads_view`, decided by `Source`).
     Other statements are not read back: the connection goes straight back to the pool and
-    the next checkout sets the session again before anything runs on it."""
+    the next checkout sets the session again (and releases named locks) before anything
+    runs on it."""
     if not use_guard:
         return True
     if not policy.allowed_functions:
