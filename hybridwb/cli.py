@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -106,12 +105,21 @@ def search(table: str, term: str, limit: int, page: str | None, allow_scan: bool
     nargs=2,
     multiple=True,
     metavar="NAME VALUE",
-    help="A notebook parameter.",
+    help="A notebook parameter (NAME a Python identifier, VALUE JSON or text).",
 )
 @click.option("--dry-run", is_flag=True, help="Render and report; write no send records.")
 @click.option("--limit", type=int, default=None, help="At most this many targets.")
-@click.option("--resume", "resume", default=None, metavar="RUN_ID", help="Continue a failed run.")
+@click.option(
+    "--resume", "resume", default=None, metavar="RUN_ID", help="Continue a failed or stale run."
+)
 @click.option("--due", is_flag=True, help="Run every scheduled workflow whose time has come.")
+@click.option(
+    "--now",
+    "now",
+    default=None,
+    metavar="ISO_TIME",
+    help="Decide quiet hours and policy windows as of this time (default: the clock).",
+)
 @friendly
 def run(
     workflow: str | None,
@@ -120,33 +128,71 @@ def run(
     limit: int | None,
     resume: str | None,
     due: bool,
+    now: str | None,
 ) -> None:
-    """Run WORKFLOW's notebook with papermill (or --resume RUN_ID, or --due)."""
-    import socket
+    """Run WORKFLOW's notebook with papermill (or --resume RUN_ID, or --due).
 
-    wb = hybridwb.connect()
-    if due:
-        runs = wb.workflows.run_due(owner=f"{socket.gethostname()}:{os.getpid()}")
-        for r in runs:
-            click.echo(f"{r['status']:10} run {r['id']}  report {r.get('report_path')}")
-        if not runs:
-            click.echo("nothing is due")
-        if any(r["status"] != "succeeded" for r in runs):
-            sys.exit(1)
-        return
-    if not workflow and not resume:
-        raise click.UsageError("Name a WORKFLOW, or use --resume RUN_ID or --due.")
-    params = {name: _parse_value(value) for name, value in parameters}
-    final = wb.workflows.run(workflow, params, dry_run=dry_run, limit=limit, resume=resume)
+    Exit status 0 only when the run succeeded (or waits for 08:00 KST); a run that sent
+    nothing, failed or was refused exits 1 with the reason."""
+    from hybridwb.platform.campaigns import this_owner
+
+    at = _parse_time(now)
+    with _workbench() as wb:
+        if due:
+            runs = wb.workflows.run_due(owner=this_owner(), now=at)
+            for r in runs:
+                click.echo(f"{r['status']:10} run {r['id']}  report {r.get('report_path')}")
+            for problem in wb.workflows.last_problems:
+                click.echo(f"problem: {problem}", err=True)
+            if not runs and not wb.workflows.last_problems:
+                click.echo("nothing is due")
+            if wb.workflows.last_problems or any(r["status"] not in OK_STATUSES for r in runs):
+                sys.exit(1)
+            return
+        if not workflow and not resume:
+            raise click.UsageError("Name a WORKFLOW, or use --resume RUN_ID or --due.")
+        params = {name: _parse_value(value) for name, value in parameters}
+        final = wb.workflows.run(
+            workflow, params, dry_run=dry_run, limit=limit, resume=resume, now=at
+        )
     click.echo(
         f"run {final['id']}: {final['status']} · targets {final.get('target_count', 0):,} · "
-        f"records {final.get('sent_count', 0):,} · skipped {final.get('skipped_count', 0):,}"
+        f"records {final.get('sent_count', 0):,} · excluded {final.get('skipped_count', 0):,}"
     )
     click.echo(f"report: {final.get('report_path')}")
-    if final["status"] != "succeeded":
-        click.echo(f"error: {final.get('error')}", err=True)
-        click.echo(f"resume with: hybridwb run --resume {final['id']}", err=True)
+    if final.get("report_error"):
+        click.echo(f"warning: {final['report_error']}", err=True)
+    if final["status"] not in OK_STATUSES:
+        click.echo(f"{final['status']}: {final.get('error')}", err=True)
+        if final["status"] != "empty":
+            click.echo(f"resume with: hybridwb run --resume {final['id']}", err=True)
         sys.exit(1)
+    if final["status"] == "waiting":
+        click.echo(f"waiting: {final.get('error')}")
+
+
+OK_STATUSES = ("succeeded", "waiting")
+
+
+def _workbench() -> Any:
+    """The workbench as a context manager (closed, so the query log reaches the store)."""
+    from contextlib import closing
+
+    return closing(hybridwb.connect())
+
+
+def _parse_time(value: str | None) -> Any:
+    if value is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO time such as 2026-03-01T22:30+09:00", param_hint="--now"
+        ) from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _parse_value(value: str) -> Any:
@@ -162,22 +208,30 @@ def _parse_value(value: str) -> Any:
 @click.option("--once", is_flag=True, help="Check once and exit (what cron does).")
 @friendly
 def schedule(interval: float, once: bool) -> None:
-    """A long-running scheduler: runs due workflows, once per scheduled time."""
-    import socket
+    """A long-running scheduler: runs due workflows, once per scheduled time.
+
+    A bad schedule row or a failing workflow is reported and skipped; the scheduler goes on."""
     import time
 
-    wb = hybridwb.connect()
-    owner = f"{socket.gethostname()}:{os.getpid()}"
+    from hybridwb.platform.campaigns import this_owner
+
+    owner = this_owner()
     click.echo(f"scheduler {owner} checking every {interval:g} s (Ctrl-C stops)")
-    try:
-        while True:
-            for r in wb.workflows.run_due(owner=owner):
-                click.echo(f"{r['status']:10} run {r['id']}  report {r.get('report_path')}")
-            if once:
-                return
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        click.echo("scheduler stopped")
+    with _workbench() as wb:
+        try:
+            while True:
+                try:
+                    for r in wb.workflows.run_due(owner=owner):
+                        click.echo(f"{r['status']:10} run {r['id']}  report {r.get('report_path')}")
+                    for problem in wb.workflows.last_problems:
+                        click.echo(f"problem: {problem}", err=True)
+                except hybridwb.HybridwbError as exc:  # the store is down: try again next time
+                    click.echo(f"problem: {exc}", err=True)
+                if once:
+                    return
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            click.echo("scheduler stopped")
 
 
 @main.command()

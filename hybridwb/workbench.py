@@ -89,7 +89,14 @@ class Workbench:
     @cached_property
     def workflows(self) -> WorkflowService:
         """Workflows: CRUD, papermill runs, resume, schedules."""
-        return WorkflowService(self)
+        return WorkflowService(
+            self.settings,
+            lambda: self.store,
+            self.source,
+            self.mappings,
+            self.targets,
+            self.templates,
+        )
 
     @cached_property
     def templates(self) -> TemplateService:
@@ -109,6 +116,9 @@ class Workbench:
 
         store = open_store(self.settings)
         self.querylog.sink = store
+        from hybridwb.workflows.pending import flush
+
+        flush(store, self.settings.home)  # a run's final status the store missed, written now
         return store
 
     @property

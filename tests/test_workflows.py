@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +11,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pymysql
 import pytest
 
@@ -52,23 +50,26 @@ def assert_exactly_once(wb: hybridwb.Workbench, run_id: object) -> None:
 
 
 def test_run_writes_records_report_and_statistics(shop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
     wf = make_workflow(shop)
     final = shop.workflows.run(wf["name"], progress=False)
     assert final["status"] == "succeeded", final["error"]
     assert_exactly_once(shop, final["id"])
-    assert (
-        final["sent_count"] == len(expected_targets(shop))
-        and final["target_count"] >= final["sent_count"]
-    )
-    assert (
-        final["stats"]["messages_per_s"] > 0
-        and final["stats"]["skipped_by_reason"].get("no recipient", 0) >= 0
-    )
+    with sqlite3.connect(tmp_path / ".hybridwb" / "sample.db") as oracle:  # not the code under test
+        frozen, no_phone = oracle.execute(
+            "SELECT COUNT(*), SUM(phone IS NULL OR phone = '') FROM customers "
+            "WHERE grade IN ('VIP', 'GOLD') AND marketing_opt_in = 1"
+        ).fetchone()
+    assert final["target_count"] == frozen and final["sent_count"] == frozen - no_phone
+    assert final["skipped_count"] == no_phone
+    assert final["stats"]["skipped_by_reason"] == ({"no recipient": no_phone} if no_phone else {})
     notebook = tmp_path / "reports" / "test-campaign" / f"{final['id']}.ipynb"
     html = notebook.with_suffix(".html")
     assert notebook.is_file() and html.is_file()
     text = html.read_text(encoding="utf-8")
-    assert "succeeded" in text and f"{final['sent_count']:,}" in text and "<svg" in text
+    assert '<b class="status">succeeded</b>' in text
+    assert f'<td class="sent">{final["sent_count"]:,}</td>' in text
     executed = json.loads(notebook.read_text(encoding="utf-8"))
     assert any(
         "injected-parameters" in c.get("metadata", {}).get("tags", []) for c in executed["cells"]
@@ -223,7 +224,7 @@ def test_killed_kernel_then_resume_is_exactly_once(shop) -> None:  # type: ignor
         os.kill(pid, signal.SIGKILL)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, out + err
-    assert shop.store.runs.get(run_id)["status"] == "failed"
+    assert shop.store.runs.get(run_id)["status"] == "failed"  # resume below really resumes
     partial = shop.store.runs.record_count(run_id)
     assert 0 < partial < len(expected_targets(shop))
     resumed = _resume(run_id)
@@ -233,55 +234,8 @@ def test_killed_kernel_then_resume_is_exactly_once(shop) -> None:  # type: ignor
 
 
 @pytest.mark.slow
-@pytest.mark.postgres
-def test_postgres_stopped_mid_run_then_resume(
-    sample_db: Path, tmp_path: Path, pg_db, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / ".hybridwb").mkdir(exist_ok=True)
-    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
-    (tmp_path / "mappings").mkdir(exist_ok=True)
-    shutil.copy(
-        REPO / "mappings" / "table-mappings.json", tmp_path / "mappings" / "table-mappings.json"
-    )
-    with psycopg.connect(
-        f"host=127.0.0.1 user=postgres dbname={pg_db.database}", autocommit=True
-    ) as conn:
-        conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    monkeypatch.setenv("HYBRIDWB_STORE_URL", pg_db.render_as_string(hide_password=False))
-    wb = hybridwb.connect()
-    wb.store.init()
-    make_workflow(wb)
-    version = os.listdir("/etc/postgresql")[0]
-    proc = _slow_run()
-    run_id = _wait_for_records(wb, 40, proc)
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop", "-m", "fast"],
-        check=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=180)
-        assert proc.returncode == 1, out + err
-    finally:
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True
-        )
-    for _ in range(50):
-        if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"]).returncode == 0:
-            break
-        time.sleep(0.2)
-    assert wb.store.runs.get(run_id)["status"] in (
-        "running",
-        "failed",
-    )  # the store was down: may be unmarked
-    resumed = _resume(run_id)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert_exactly_once(wb, run_id)
-    wb.close()
-
-
-@pytest.mark.slow
 @pytest.mark.mysql
-def test_mysql_connections_killed_mid_run(
+def test_mysql_connections_killed_mid_run_still_write_each_record_once(
     mysql_db: str, mysql_admin: pymysql.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_sample_mappings(tmp_path, ro_url(mysql_db))
@@ -308,9 +262,9 @@ def test_mysql_connections_killed_mid_run(
         time.sleep(0.3)
     proc.communicate(timeout=180)
     assert killed > 0
-    if wb.store.runs.get(run_id)["status"] != "succeeded":
-        resumed = _resume(run_id)
-        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    # the source reconnects (a killed connection is a transient fault): the run finishes by
+    # itself, exactly once; the resume path is proven by the SIGKILL tests
+    assert wb.store.runs.get(run_id)["status"] == "succeeded"
     assert_exactly_once(wb, run_id)
     wb.close()
 
@@ -392,3 +346,26 @@ def test_schedule_once_runs_what_is_due(shop) -> None:  # type: ignore[no-untype
     )
     assert result.returncode == 0, result.stderr
     assert "succeeded" in result.stdout and len(shop.store.runs.list()) == 1
+
+
+def test_a_final_status_the_store_missed_is_written_by_the_next_command(
+    shop, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from hybridwb.workflows import pending
+
+    wf = make_workflow(shop)
+    run = shop.store.runs.create(wf["id"], {})
+    pending.keep(
+        shop.settings.home, wf["id"], run["id"], {"status": "failed", "error": "store was down"}
+    )
+    later = hybridwb.connect()  # the next command: opening the store writes it
+    later.store  # noqa: B018
+    with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as oracle:
+        row = oracle.execute(
+            "SELECT status, error FROM workflow_runs WHERE id = ?", (run["id"].hex,)
+        ).fetchone()
+    assert row == ("failed", "store was down")
+    assert not list((tmp_path / ".hybridwb" / "pending-runs").glob("*.json"))
+    later.close()

@@ -202,6 +202,18 @@ def _runs(wb: Workbench, report: Report) -> None:
         runs = wb.store.runs.list(limit=5)
     except HybridwbError:
         return
+    try:  # runs whose heartbeat stopped (a killed `hybridwb run`, a store outage)
+        from hybridwb.workflows.runner import stale_runs
+
+        for run in stale_runs(wb.store):
+            report.add(
+                "stale run",
+                "FAIL",
+                f"run {run['id']} is {run['status']} but its heartbeat stopped",
+                f"hybridwb run --resume {run['id']}",
+            )
+    except HybridwbError as exc:
+        report.add("stale run", "WARN", f"could not check run heartbeats: {exc}")
     if not runs:
         report.add("last runs", "OK", "no workflow runs yet")
         return

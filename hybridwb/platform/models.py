@@ -82,6 +82,8 @@ class TemplateIn(_Model):
     message_type: str = "SMS"
     content: str = Field(min_length=1)
     variables: list[str] = Field(default_factory=list)
+    advertising: bool = False  # 정보통신망법 제50조 applies (checked by wb.templates)
+    sender: str | None = Field(None, max_length=100)
 
     @field_validator("message_type")
     @classmethod

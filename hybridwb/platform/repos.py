@@ -251,10 +251,14 @@ class Runs:
         self.backend = backend
 
     def create(
-        self, workflow_id: Any, parameters: dict[str, Any] | None = None, dry_run: bool = False
+        self,
+        workflow_id: Any,
+        parameters: dict[str, Any] | None = None,
+        dry_run: bool = False,
+        run_id: Any = None,
     ) -> dict[str, Any]:
         row = {
-            "id": uuid.uuid4(),
+            "id": as_uuid(run_id) or uuid.uuid4(),
             "workflow_id": as_uuid(workflow_id),
             "status": "queued",
             "parameters": jsonable(parameters or {}),

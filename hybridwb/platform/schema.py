@@ -85,6 +85,9 @@ message_templates = Table(
     Column("content", Text, nullable=False),
     Column("variables", Json, nullable=False, default=list),
     Column("usage_count", Integer, nullable=False, default=0),
+    # 정보통신망법 제50조: advertising templates carry (광고), the sender and a free opt-out
+    Column("advertising", Boolean, nullable=False, default=False, server_default="0"),
+    Column("sender", String(100)),
     _created(),
     _updated(),
 )
@@ -156,6 +159,8 @@ send_records = Table(
     Column("error", Text),
     _created(),
     UniqueConstraint("run_id", "target_key", name="uq_send_records_run_target"),
+    # send policies read the history by recipient and time (migration 0004)
+    Index("ix_send_records_recipient", "recipient", "created_at"),
 )
 
 query_logs = Table(
@@ -207,6 +212,50 @@ schedule_locks = Table(
     Column("run_id", Uuid),
     Column("locked_at", DateTime(timezone=True), nullable=False, default=now),
 )
+
+# -- campaigns (migration 0004): the frozen target set, exclusions, one run per workflow ----
+
+run_targets = Table(
+    "run_targets",
+    metadata,
+    Column("run_id", Uuid, ForeignKey("workflow_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("target_key", String(200), nullable=False),
+    Column("recipient", String(300)),
+    UniqueConstraint("run_id", "target_key", name="uq_run_targets_run_target"),
+)
+
+run_skips = Table(
+    "run_skips",
+    metadata,
+    Column("run_id", Uuid, ForeignKey("workflow_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("target_key", String(200), primary_key=True),
+    Column("reason", String(200), nullable=False),
+    _created(),
+)
+
+run_state = Table(
+    "run_state",
+    metadata,
+    Column("run_id", Uuid, ForeignKey("workflow_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("owner", String(200)),
+    Column("trigger", String(60)),
+    Column("frozen_at", DateTime(timezone=True)),
+    Column("frozen_count", Integer, nullable=False, default=0),
+    Column("changed_count", Integer, nullable=False, default=0),
+)
+
+run_locks = Table(
+    "run_locks",
+    metadata,
+    Column("workflow_id", Uuid, primary_key=True),
+    Column("run_id", Uuid, nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False, default=now),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False, default=now),
+)
+
+CAMPAIGN_TABLES = ("run_targets", "run_skips", "run_state", "run_locks")
 
 TABLES = [t.name for t in metadata.sorted_tables]
 

@@ -20,6 +20,20 @@ def euc_kr_size(text: str) -> Size:
     """Bytes in EUC-KR as Python encodes them. Characters outside KS X 1001 are reported:
     Python spells rare syllables (똠) as 8-byte jamo sequences many phones show badly, and
     cannot encode others (emoji) at all, which are counted as 2 bytes."""
+    try:  # fast path: every character is ASCII (1 byte) or KS X 1001 (2 bytes)
+        encoded = len(text.encode("euc-kr"))
+        ascii_chars = len(text.encode("ascii", "ignore"))
+        if encoded == ascii_chars + 2 * (len(text) - ascii_chars):
+            fits = (
+                "SMS"
+                if encoded <= LIMITS["SMS"]
+                else "LMS"
+                if encoded <= LIMITS["LMS"]
+                else "too long"
+            )
+            return Size(len(text), encoded, fits, [])
+    except UnicodeEncodeError:
+        pass
     total = 0
     bad: list[str] = []
     for ch in text:

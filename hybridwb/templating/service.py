@@ -81,14 +81,28 @@ class TemplateService:
 
     # -- the library (message_templates) ---------------------------------------------------
     def create(
-        self, name: str, content: str, message_type: str = "SMS", category: str | None = None
+        self,
+        name: str,
+        content: str,
+        message_type: str = "SMS",
+        category: str | None = None,
+        *,
+        advertising: bool = False,
+        sender: str | None = None,
     ) -> dict[str, Any]:
+        """Save a template; an advertising one must follow 정보통신망법 제50조 first."""
+        if advertising:
+            from hybridwb.workflows import advertising as ad_rules
+
+            ad_rules.check(content, sender)
         return self._store().templates.create(
             name=name,
             content=content,
             message_type=message_type,
             category=category,
             variables=parse.names(content),
+            advertising=advertising,
+            sender=sender,
         )
 
     def get(self, key: Any) -> dict[str, Any]:
@@ -100,6 +114,11 @@ class TemplateService:
     def update(self, key: Any, **fields: Any) -> dict[str, Any]:
         if "content" in fields:
             fields["variables"] = parse.names(fields["content"])
+        merged = {**self.get(key), **fields}
+        if merged.get("advertising"):
+            from hybridwb.workflows import advertising as ad_rules
+
+            ad_rules.check(merged["content"], merged.get("sender"))
         return self._store().templates.update(key, **fields)
 
     def delete(self, key: Any) -> None:

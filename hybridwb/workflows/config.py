@@ -1,14 +1,33 @@
-"""Workflow configs beyond field types (pure-ish): target, message and schedule checks."""
+"""Workflow configs beyond field types (pure): message, send policy and quiet-hours checks."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
 from hybridwb.validation import first_error
+
+
+class FrequencyCap(BaseModel):
+    """At most `messages` per recipient per `days`, counted across every workflow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: int = Field(gt=0)
+    days: float = Field(gt=0)
+
+
+class SendPolicy(BaseModel):
+    """Who may be messaged again, decided from the store's own send history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    once_per_recipient: bool = False  # never twice by this workflow
+    cooldown_days: float | None = Field(None, gt=0)  # not again by this workflow within N days
+    frequency_cap: FrequencyCap | None = None
 
 
 class MessageConfig(BaseModel):
@@ -19,6 +38,12 @@ class MessageConfig(BaseModel):
     channel: str = "outbox"
     message_type: str | None = None
     mode: str = Field("strict", pattern="^(strict|fallback)$")
+    # inline content only (a library template carries its own flag and sender)
+    advertising: bool = False
+    sender: str | None = None
+    policy: SendPolicy = Field(default_factory=SendPolicy)
+    # an advertising run between 21:00 and 08:00 KST, for recipients without night consent
+    quiet_hours: Literal["wait", "exclude"] = "wait"
 
     def check(self) -> MessageConfig:
         if (self.template is None) == (self.content is None):

@@ -1,80 +1,113 @@
-"""The HTML summary written next to each executed run notebook (pure: data in, HTML out)."""
+"""The HTML summary written next to each executed run notebook (pure: data in, HTML out).
+
+What a campaign owner wants: counts by outcome and exclusion reason, three sample messages
+with personal values masked, the SMS/LMS split with byte sizes, what policies and consent
+rules excluded, and timing (start, end, trigger). Autoescaped Jinja2.
+"""
 
 from __future__ import annotations
 
-from html import escape
+import re
 from typing import Any
 
+from jinja2 import Environment, select_autoescape
 
-def _bar_chart(counts: dict[str, int]) -> str:
-    """An inline SVG bar chart of outcomes: no plotting library, renders anywhere."""
-    if not counts:
-        return ""
-    top = max(counts.values()) or 1
-    colours = {
-        "sent": "#1a7f37",
-        "queued": "#1a7f37",
-        "rendered": "#1a7f37",
-        "skipped": "#9a6700",
-        "failed": "#cf222e",
-    }
-    bars = []
-    for i, (label, value) in enumerate(counts.items()):
-        width = int(300 * value / top)
-        y = 10 + i * 28
-        bars.append(
-            f'<text x="0" y="{y + 15}" font-size="12">{escape(label)}</text>'
-            f'<rect x="110" y="{y}" width="{width}" height="20" fill="{colours.get(label, "#57606a")}"/>'
-            f'<text x="{115 + width}" y="{y + 15}" font-size="12">{value:,}</text>'
-        )
-    height = 20 + 28 * len(counts)
-    return f'<svg class="outcomes" width="480" height="{height}" role="img" aria-label="outcomes">{"".join(bars)}</svg>'
+from hybridwb.workflows.policies import CONSENT_REASONS, POLICY_REASONS
+
+_DIGITS = re.compile(r"\d{3,}")
+_EMAIL = re.compile(r"([^@\s])[^@\s]*@([^@\s]+)")
 
 
-def render_html(workflow: dict[str, Any], run: dict[str, Any]) -> str:
-    stats = run.get("stats") or {}
-    skipped = stats.get("skipped_by_reason") or {}
-    outcomes = {
-        "queued" if not run.get("dry_run") else "rendered": int(
-            run.get("sent_count") or run.get("rendered_count") or 0
-        ),
-        "skipped": int(run.get("skipped_count") or 0),
-        "failed": int(run.get("failed_count") or 0),
-    }
-    rows = (
-        "".join(f"<tr><td>{escape(str(k))}</td><td>{v:,}</td></tr>" for k, v in skipped.items())
-        or '<tr><td colspan="2">none</td></tr>'
-    )
-    missing = ", ".join(escape(str(m)) for m in run.get("missing_variables") or []) or "none"
-    error = (
-        f'<p class="error"><b>Error:</b> {escape(str(run["error"]))}</p>'
-        if run.get("error")
-        else ""
-    )
-    timing = (
-        f"{stats.get('duration_s', 0):.2f} s, {stats.get('messages_per_s', 0):,.0f} messages/s"
-        if stats
-        else "not recorded"
-    )
-    return f"""<!doctype html>
-<html lang="ko"><head><meta charset="utf-8"><title>{escape(workflow["name"])} — run {escape(str(run["id"]))}</title>
-<style>body{{font-family:sans-serif;max-width:760px;margin:2em auto}}td,th{{padding:2px 10px;text-align:left}}.error{{color:#cf222e}}</style></head>
+def _mask_value(value: str) -> str:
+    if len(value) <= 1:
+        return "*"
+    return value[0] + "*" * (len(value) - 1)
+
+
+def mask_text(text: str, values: dict[str, Any] | None = None) -> str:
+    """The text with every personal value masked: the rendered variable values (names,
+    dates, amounts), e-mail addresses, and every run of 3+ digits except its last 2."""
+    for value in sorted(
+        (str(v) for v in (values or {}).values() if v not in (None, "")), key=len, reverse=True
+    ):
+        if len(value) >= 2:
+            text = text.replace(value, _mask_value(value))
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    return _DIGITS.sub(lambda m: "*" * (len(m.group()) - 2) + m.group()[-2:], text)
+
+
+_ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+_TEMPLATE = _ENV.from_string(
+    """<!doctype html>
+<html lang="ko"><head><meta charset="utf-8"><title>{{ wf.name }} — run {{ run.id }}</title>
+<style>body{font-family:sans-serif;max-width:780px;margin:2em auto}td,th{padding:2px 10px;text-align:left}.error{color:#cf222e}pre{white-space:pre-wrap;background:#f6f8fa;padding:6px}</style></head>
 <body>
-<h1>{escape(workflow["name"])}</h1>
-<p>Run <code>{escape(str(run["id"]))}</code> · status <b class="status">{escape(str(run["status"]))}</b>{" · dry run" if run.get("dry_run") else ""}</p>
-{error}
+<h1>{{ wf.name }}</h1>
+<p>Run <code>{{ run.id }}</code> · status <b class="status">{{ run.status }}</b>{% if run.dry_run %} · dry run{% endif %}</p>
+{% if run.error %}<p class="error"><b>Reason:</b> {{ run.error }}</p>{% endif %}
+<h2>Outcome</h2>
 <table>
-<tr><th>targets</th><td class="targets">{int(run.get("target_count") or 0):,}</td></tr>
-<tr><th>rendered</th><td>{int(run.get("rendered_count") or 0):,}</td></tr>
-<tr><th>send records</th><td class="sent">{int(run.get("sent_count") or 0):,}</td></tr>
-<tr><th>skipped</th><td>{int(run.get("skipped_count") or 0):,}</td></tr>
-<tr><th>failed</th><td>{int(run.get("failed_count") or 0):,}</td></tr>
-<tr><th>timing</th><td>{timing}</td></tr>
-<tr><th>missing variables</th><td>{missing}</td></tr>
+<tr><th>targets (frozen at start)</th><td class="targets">{{ "{:,}".format(stats.targets or run.target_count or 0) }}</td></tr>
+<tr><th>send records</th><td class="sent">{{ "{:,}".format(run.sent_count or 0) }}</td></tr>
+<tr><th>excluded</th><td class="skipped">{{ "{:,}".format(run.skipped_count or 0) }}</td></tr>
+<tr><th>still pending</th><td class="pending">{{ "{:,}".format(stats.pending or 0) }}</td></tr>
+<tr><th>changed in the source since the freeze</th><td class="changed">{{ "{:,}".format(stats.changed_in_source or 0) }}</td></tr>
 </table>
-<h2>Outcomes</h2>
-{_bar_chart(outcomes)}
-<h2>Skipped, by reason</h2>
-<table>{rows}</table>
+<h2>Excluded, by reason</h2>
+<table class="reasons">{% for reason, n in reasons %}<tr><td>{{ reason }}</td><td>{{ "{:,}".format(n) }}</td></tr>{% else %}<tr><td colspan="2">none</td></tr>{% endfor %}</table>
+<h2>Policies and consent</h2>
+<table>
+<tr><th>send policy</th><td>{{ policy_text }}</td></tr>
+<tr><th>excluded by policy</th><td class="by-policy">{{ "{:,}".format(by_policy) }}</td></tr>
+<tr><th>advertising (정보통신망법 제50조)</th><td>{{ "yes" if stats.advertising else "no (informational)" }}</td></tr>
+<tr><th>excluded for consent / quiet hours</th><td class="by-consent">{{ "{:,}".format(by_consent) }}</td></tr>
+{% if stats.advertising %}<tr><th>night (21–08 KST) at run time</th><td>{{ "yes" if stats.night else "no" }}{% if stats.night %}, recipients without night consent: {{ stats.quiet_hours }}{% endif %}</td></tr>{% endif %}
+{% if stats.waiting %}<tr><th>waiting for 08:00 KST</th><td class="waiting">{{ "{:,}".format(stats.waiting) }}</td></tr>{% endif %}
+</table>
+<h2>Message types</h2>
+<table class="sizes">{% for kind, s in sizes %}<tr><td>{{ kind }}</td><td>{{ "{:,}".format(s.count) }} messages</td><td>{{ "{:,}".format(s.bytes) }} bytes (EUC-KR), {{ "{:.0f}".format(s.bytes / s.count if s.count else 0) }} per message</td></tr>{% else %}<tr><td>none rendered in the last pass</td></tr>{% endfor %}</table>
+<h2>Sample messages (masked)</h2>
+{% for s in samples %}<p>to {{ s.recipient }} · {{ s.type }} · {{ s.bytes }} bytes</p><pre class="sample">{{ s.text }}</pre>{% else %}<p>none</p>{% endfor %}
+<h2>Timing</h2>
+<table>
+<tr><th>trigger</th><td>{{ trigger }}</td></tr>
+<tr><th>started</th><td>{{ run.started_at or "" }}</td></tr>
+<tr><th>finished</th><td>{{ run.finished_at or "" }}</td></tr>
+<tr><th>last pass</th><td>{{ "{:.2f}".format(stats.duration_s or 0) }} s, {{ "{:,.0f}".format(stats.messages_per_s or 0) }} messages/s</td></tr>
+<tr><th>missing variables</th><td>{{ missing }}</td></tr>
+</table>
 </body></html>
 """
+)
+
+
+def _policy_text(policy: dict[str, Any]) -> str:
+    parts = []
+    if policy.get("once_per_recipient"):
+        parts.append("once per recipient")
+    if policy.get("cooldown_days"):
+        parts.append(f"cooldown {policy['cooldown_days']:g} days")
+    cap = policy.get("frequency_cap")
+    if cap:
+        parts.append(
+            f"at most {cap['messages']} per recipient per {cap['days']:g} days (all workflows)"
+        )
+    return ", ".join(parts) or "none"
+
+
+def render_html(workflow: dict[str, Any], run: dict[str, Any], trigger: str = "manual") -> str:
+    stats = run.get("stats") or {}
+    reasons = sorted((stats.get("skipped_by_reason") or {}).items(), key=lambda kv: -kv[1])
+    return _TEMPLATE.render(
+        wf=workflow,
+        run=run,
+        stats=stats,
+        reasons=reasons,
+        by_policy=sum(n for r, n in reasons if r in POLICY_REASONS),
+        by_consent=sum(n for r, n in reasons if r in CONSENT_REASONS),
+        policy_text=_policy_text(stats.get("policy") or {}),
+        sizes=sorted((stats.get("sizes") or {}).items()),
+        samples=stats.get("samples") or [],
+        missing=", ".join(run.get("missing_variables") or []) or "none",
+        trigger=trigger,
+    )

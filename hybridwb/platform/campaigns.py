@@ -1,0 +1,369 @@
+"""Campaign state in the store: the frozen target set, exclusions, run locks, send history.
+
+Everything a run's truth is derived from lives here, so counters are computed from rows
+(records, exclusions, frozen targets) and stay right after any number of crashes and
+resumes. SQL backends only (SQLite, Postgres): a run needs transactions and aggregates
+that the Supabase REST API does not offer.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import String, and_, any_, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from hybridwb.errors import StoreError
+from hybridwb.platform import schema
+from hybridwb.platform.backend import Backend, SqlBackend, retrying
+from hybridwb.platform.repos import as_uuid
+from hybridwb.platform.schema import now
+
+T = schema.metadata.tables
+CHUNK = 5000
+
+
+def this_owner() -> str:
+    """`host:pid` of this process: who holds a lock."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """False when the owner is a process on this host that no longer exists; None if unknown."""
+    if not owner or ":" not in owner:
+        return None
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale(lock: dict[str, Any], at: datetime, stale_after: float) -> bool:
+    """A lock whose heartbeat stopped, or whose owner is a dead process on this host."""
+    beat = lock["heartbeat_at"]
+    if beat.tzinfo is None:  # SQLite returns naive UTC
+        beat = beat.replace(tzinfo=at.tzinfo)
+    return owner_alive(lock["owner"]) is False or (at - beat).total_seconds() > stale_after
+
+
+class Campaigns:
+    """Frozen sets, exclusions, locks and history; one short transaction per call."""
+
+    def __init__(self, backend: Backend) -> None:
+        if not isinstance(backend, SqlBackend):
+            raise StoreError(
+                "Workflow runs need a SQL connection to the store; set SUPABASE_DB_URL "
+                "(Supabase: Project Settings -> Database -> Connection string)."
+            )
+        self.backend = backend
+
+    def _run(self, fn: Any) -> Any:
+        with self.backend.errors():
+            return retrying(fn)
+
+    # -- one active run per workflow -------------------------------------------------------
+    def acquire(
+        self, workflow_id: Any, run_id: Any, owner: str, stale_after: float
+    ) -> dict[str, Any] | None:
+        """Take the workflow's lock for `run_id`; returns the holder's row when refused.
+
+        A stale holder (heartbeat stopped, or a dead process on this host) is replaced by a
+        compare-and-swap on its old row, so two contenders never both win.
+        """
+        locks = T["run_locks"]
+        wf, rid = as_uuid(workflow_id), as_uuid(run_id)
+        row = {"workflow_id": wf, "run_id": rid, "owner": owner}
+        stamp = now()
+        row |= {"acquired_at": stamp, "heartbeat_at": stamp}
+        if self.backend.insert_ignore("run_locks", [row], ["workflow_id"]) == 1:
+            return None
+        held = self.lock(wf)
+        if held is None:  # released in between: try once more
+            return (
+                None
+                if self.backend.insert_ignore("run_locks", [row], ["workflow_id"]) == 1
+                else self.lock(wf)
+            )
+        if held["run_id"] == rid and held["owner"] == owner:
+            return None
+        if not is_stale(held, stamp, stale_after):
+            return held
+
+        def swap() -> int:
+            with self.backend.engine.begin() as conn:
+                return conn.execute(
+                    update(locks)
+                    .where(
+                        locks.c.workflow_id == wf,
+                        locks.c.run_id == held["run_id"],
+                        locks.c.owner == held["owner"],
+                        locks.c.heartbeat_at == held["heartbeat_at"],
+                    )
+                    .values(run_id=rid, owner=owner, acquired_at=stamp, heartbeat_at=stamp)
+                ).rowcount
+
+        return None if self._run(swap) == 1 else (self.lock(wf) or held)
+
+    def lock(self, workflow_id: Any) -> dict[str, Any] | None:
+        rows = self.backend.select("run_locks", {"workflow_id": as_uuid(workflow_id)})
+        return rows[0] if rows else None
+
+    def locks(self) -> list[dict[str, Any]]:
+        return self.backend.select("run_locks", order_by="acquired_at")
+
+    def heartbeat(self, workflow_id: Any, run_id: Any, owner: str) -> bool:
+        """Beat; False when this owner no longer holds the lock (someone took the run over)."""
+        locks = T["run_locks"]
+
+        def beat() -> int:
+            with self.backend.engine.begin() as conn:
+                return conn.execute(
+                    update(locks)
+                    .where(
+                        locks.c.workflow_id == as_uuid(workflow_id),
+                        locks.c.run_id == as_uuid(run_id),
+                        locks.c.owner == owner,
+                    )
+                    .values(heartbeat_at=now())
+                ).rowcount
+
+        return self._run(beat) == 1
+
+    def release(self, workflow_id: Any, run_id: Any) -> None:
+        locks = T["run_locks"]
+
+        def drop() -> None:
+            with self.backend.engine.begin() as conn:
+                conn.execute(
+                    delete(locks).where(
+                        locks.c.workflow_id == as_uuid(workflow_id),
+                        locks.c.run_id == as_uuid(run_id),
+                    )
+                )
+
+        self._run(drop)
+
+    # -- run state -------------------------------------------------------------------------
+    def start_state(self, run_id: Any, owner: str, trigger: str) -> None:
+        row = {
+            "run_id": as_uuid(run_id),
+            "owner": owner,
+            "trigger": trigger,
+            "frozen_at": None,
+            "frozen_count": 0,
+            "changed_count": 0,
+        }
+        self.backend.insert_ignore("run_state", [row], ["run_id"])
+
+    def state(self, run_id: Any) -> dict[str, Any]:
+        rows = self.backend.select("run_state", {"run_id": as_uuid(run_id)})
+        return rows[0] if rows else {"run_id": as_uuid(run_id), "frozen_at": None}
+
+    def set_state(self, run_id: Any, **values: Any) -> None:
+        state = T["run_state"]
+
+        def put() -> None:
+            with self.backend.engine.begin() as conn:
+                conn.execute(
+                    update(state).where(state.c.run_id == as_uuid(run_id)).values(**values)
+                )
+
+        self._run(put)
+
+    def add_changed(self, run_id: Any, n: int) -> None:
+        """Count targets whose source row changed since the freeze (one statement, atomic)."""
+        if n:
+            state = T["run_state"]
+
+            def bump() -> None:
+                with self.backend.engine.begin() as conn:
+                    conn.execute(
+                        update(state)
+                        .where(state.c.run_id == as_uuid(run_id))
+                        .values(changed_count=state.c.changed_count + n)
+                    )
+
+            self._run(bump)
+
+    # -- the frozen target set -------------------------------------------------------------
+    def freeze(self, run_id: Any, batches: Iterable[list[tuple[str, str | None]]]) -> int:
+        """Store (key, recipient) of every target with the run, then mark the set frozen.
+
+        A freeze interrupted half-way is discarded and redone: nothing is sent before the
+        set is marked frozen, so the set a resume completes is always a whole one.
+        """
+        rid = as_uuid(run_id)
+        targets = T["run_targets"]
+
+        def clear() -> None:
+            with self.backend.engine.begin() as conn:
+                conn.execute(delete(targets).where(targets.c.run_id == rid))
+
+        self._run(clear)
+        seq = 0
+        for batch in batches:
+            rows = []
+            for key, recipient in batch:
+                seq += 1
+                rows.append({"run_id": rid, "seq": seq, "target_key": key, "recipient": recipient})
+            for start in range(0, len(rows), CHUNK):
+                self.backend.insert_ignore(
+                    "run_targets", rows[start : start + CHUNK], ["run_id", "target_key"]
+                )
+        count = self.backend.count("run_targets", {"run_id": rid})
+        self.set_state(rid, frozen_at=now(), frozen_count=count)
+        return count
+
+    def pending(
+        self, run_id: Any, after_seq: int, limit: int, *, check_done: bool = True
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The next `limit` frozen targets after `after_seq` that have neither a record nor
+        an exclusion, and the last seq looked at. Index range reads, no anti-join.
+        `check_done=False` only on a run's first pass, when nothing can be done yet (the
+        workflow's lock makes this process the only writer)."""
+        rid = as_uuid(run_id)
+        t, r, s = T["run_targets"], T["send_records"], T["run_skips"]
+        stmt = (
+            select(t.c.seq, t.c.target_key, t.c.recipient)
+            .where(t.c.run_id == rid, t.c.seq > after_seq)
+            .order_by(t.c.seq)
+            .limit(limit)
+        )
+
+        def read() -> tuple[list[dict[str, Any]], int]:
+            with self.backend.engine.connect() as conn:
+                rows = [dict(row._mapping) for row in conn.execute(stmt)]
+                if not rows:
+                    return [], after_seq
+                last = rows[-1]["seq"]
+                done: set[str] = set()
+                for table in (
+                    (r, s) if check_done else ()
+                ):  # done keys of this seq range: a join, not a key list
+                    done.update(
+                        conn.execute(
+                            select(t.c.target_key)
+                            .join(
+                                table,
+                                and_(
+                                    table.c.run_id == t.c.run_id,
+                                    table.c.target_key == t.c.target_key,
+                                ),
+                            )
+                            .where(t.c.run_id == rid, t.c.seq > after_seq, t.c.seq <= last)
+                        ).scalars()
+                    )
+            return [row for row in rows if row["target_key"] not in done], last
+
+        return self._run(read)
+
+    def add_skips(self, run_id: Any, skips: list[tuple[str, str]]) -> int:
+        if not skips:
+            return 0
+        stamp = now()
+        rows = [
+            {
+                "run_id": as_uuid(run_id),
+                "target_key": key,
+                "reason": reason[:200],
+                "created_at": stamp,
+            }
+            for key, reason in skips
+        ]
+        return self.backend.insert_ignore("run_skips", rows, ["run_id", "target_key"])
+
+    def clear_skips(self, run_id: Any, reason: str) -> None:
+        """Forget exclusions of one reason, so a resume decides them again (quiet hours)."""
+        s = T["run_skips"]
+
+        def drop() -> None:
+            with self.backend.engine.begin() as conn:
+                conn.execute(delete(s).where(s.c.run_id == as_uuid(run_id), s.c.reason == reason))
+
+        self._run(drop)
+
+    # -- truth, derived from rows ----------------------------------------------------------
+    def counts(self, run_id: Any) -> dict[str, Any]:
+        """targets (frozen), records, exclusions by reason, pending: from the rows themselves."""
+        rid = as_uuid(run_id)
+        s = T["run_skips"]
+
+        def read() -> dict[str, Any]:
+            with self.backend.engine.connect() as conn:
+                by_reason = {
+                    reason: int(n)
+                    for reason, n in conn.execute(
+                        select(s.c.reason, func.count())
+                        .where(s.c.run_id == rid)
+                        .group_by(s.c.reason)
+                    )
+                }
+            return by_reason
+
+        by_reason = self._run(read)
+        targets = self.backend.count("run_targets", {"run_id": rid})
+        records = self.backend.count("send_records", {"run_id": rid})
+        skipped = sum(by_reason.values())
+        return {
+            "targets": targets,
+            "records": records,
+            "skipped": skipped,
+            "skipped_by_reason": by_reason,
+            "pending": max(0, targets - records - skipped),
+        }
+
+    # -- the store's own history, for send policies ----------------------------------------
+    def _one_of(self, column: Any, values: list[str]) -> Any:
+        """`column IN values`: one array parameter on Postgres (thousands of placeholders
+        cost more to send than the lookup), a plain IN list on SQLite."""
+        if self.backend.name == "postgresql":
+            return column == any_(bindparam("values", values, type_=ARRAY(String)))
+        return column.in_(values)
+
+    def history(
+        self, recipients: list[str], workflow_id: Any, since: datetime | None
+    ) -> list[dict[str, Any]]:
+        """Earlier records to these recipients: this workflow's (any time) and everyone's
+        since `since` (the frequency-cap window)."""
+        if not recipients:
+            return []
+        r = T["send_records"]
+        wf = as_uuid(workflow_id)
+        scope = r.c.workflow_id == wf
+        if since is not None:
+            scope = or_(scope, r.c.created_at >= since)
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(recipients), CHUNK):
+            chunk = recipients[start : start + CHUNK]
+            stmt = select(r.c.recipient, r.c.workflow_id, r.c.run_id, r.c.created_at).where(
+                and_(self._one_of(r.c.recipient, chunk), scope)
+            )
+
+            def read(stmt: Any = stmt) -> list[dict[str, Any]]:
+                with self.backend.engine.connect() as conn:
+                    return [dict(row._mapping) for row in conn.execute(stmt)]
+
+            out.extend(self._run(read))
+        return out
+
+
+def window_start(at: datetime, days: float | None) -> datetime | None:
+    return None if not days else at - timedelta(days=days)
+
+
+def new_run_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+__all__ = ["Campaigns", "is_stale", "owner_alive", "this_owner"]

@@ -1,0 +1,66 @@
+"""Korea's advertising rules for messages (정보통신망법 제50조), as pure functions.
+
+An advertising message starts with `(광고)`, names the sender, and ends with a free opt-out
+line (`무료수신거부 080-…`); it goes only to recipients with marketing consent, and between
+21:00 and 08:00 Asia/Seoul only to recipients with a separate night-time consent.
+Informational messages are exempt from all of this.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+from hybridwb.errors import ValidationError
+
+SEOUL = ZoneInfo("Asia/Seoul")
+AD_PREFIX = "(광고)"
+OPT_OUT = re.compile(r"무료\s*수신\s*거부\s*[:：]?\s*080-?\d{3,4}-?\d{4}\s*$")
+NIGHT_START, NIGHT_END = time(21, 0), time(8, 0)
+
+
+def problems(text: str, sender: str | None) -> list[str]:
+    """What an advertising text lacks; empty when it complies."""
+    found: list[str] = []
+    body = text.strip()
+    if not body.startswith(AD_PREFIX):
+        found.append(f"an advertising message must start with {AD_PREFIX}")
+    if not sender or not sender.strip():
+        found.append("an advertising template must name its sender (set 'sender')")
+    elif sender.strip() not in body:
+        found.append(f"the text must name the sender {sender.strip()!r}")
+    last = body.splitlines()[-1] if body else ""
+    if not OPT_OUT.search(last):
+        found.append("the last line must be a free opt-out such as '무료수신거부 080-123-4567'")
+    return found
+
+
+def check(text: str, sender: str | None, what: str = "template") -> None:
+    """Raise one ValidationError listing every rule the text breaks (정보통신망법 제50조)."""
+    found = problems(text, sender)
+    if found:
+        raise ValidationError(
+            f"This {what} is marked advertising but breaks 정보통신망법 제50조: "
+            + "; ".join(found)
+            + ". Nothing was saved."
+        )
+
+
+def is_night(at: datetime) -> bool:
+    """21:00-08:00 in Seoul, whatever zone `at` is given in (naive means UTC)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=ZoneInfo("UTC"))
+    local = at.astimezone(SEOUL).time()
+    return local >= NIGHT_START or local < NIGHT_END
+
+
+def truthy(value: object) -> bool:
+    """A consent flag as source data spells it (1, '1', 'Y', 'yes', True, 'true')."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    if isinstance(value, int | float):
+        return value != 0
+    return str(value).strip().lower() in {"1", "y", "yes", "true", "t", "동의"}

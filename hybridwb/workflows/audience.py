@@ -1,0 +1,138 @@
+"""The audience of a workflow, read from the mapping's roles (no table name in the code).
+
+A target definition names a mapped table (or, for a saved query, the mapping marked
+`audience`). That mapping gives the key (its primary key or a unique index), the
+recipient (the channel address: `recipient`, else the one field whose role matches the
+channel), and the marketing and night-time consent flags. Paths may be a field or a dotted
+path through to-one relations (`address.phone`); `fetch()` is the one place that reads
+them, through the shared relation resolver (mapping/resolve.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from hybridwb.errors import ValidationError
+from hybridwb.mapping.model import TableMapping
+from hybridwb.mapping.resolve import compile_sql
+
+CHANNEL_ROLE = {"sms": "phone", "email": "email"}
+
+
+@dataclass(frozen=True)
+class Audience:
+    table: str
+    key: str
+    key_type: str
+    recipient: str
+    channel: str
+    consent: str | None
+    night_consent: str | None
+
+    @property
+    def paths(self) -> list[str]:
+        return [p for p in (self.recipient, self.consent, self.night_consent) if p]
+
+
+def _role_field(mapping: TableMapping, role: str) -> str | None:
+    found = [name for name, f in mapping.fields.items() if f.role == role]
+    return found[0] if len(found) == 1 else None
+
+
+def audience_of(name: str, mapping: TableMapping) -> Audience:
+    """The audience roles of one mapped table, or one error saying what to map."""
+    if not mapping.key:
+        raise ValidationError(
+            f"{name} has no 'key' in its mapping; set its primary key (or a unique column) "
+            "as the key. Nothing was saved."
+        )
+    recipient = mapping.recipient or _role_field(mapping, CHANNEL_ROLE.get(mapping.channel, ""))
+    if not recipient:
+        raise ValidationError(
+            f"{name} has no recipient mapped (the {mapping.channel} address of each target); "
+            f"set 'recipient' in its mapping, e.g. a phone field or 'address.phone'. "
+            "Nothing was saved."
+        )
+    for path in (recipient, mapping.consent, mapping.nightConsent):
+        if path:
+            _check_path(name, mapping, path)
+    return Audience(
+        table=name,
+        key=mapping.key,
+        key_type=mapping.fields[mapping.key].type,
+        recipient=recipient,
+        channel=mapping.channel,
+        consent=mapping.consent or _role_field(mapping, "consent"),
+        night_consent=mapping.nightConsent or _role_field(mapping, "night_consent"),
+    )
+
+
+def _check_path(name: str, mapping: TableMapping, path: str) -> None:
+    head, _, rest = path.partition(".")
+    if not rest:
+        if head not in mapping.fields:
+            raise ValidationError(
+                f"{name}: {path!r} is not a mapped field; map it or fix the path. Nothing was saved."
+            )
+        return
+    if not any(r.path_name == head and r.kind == "many-to-one" for r in mapping.relations):
+        raise ValidationError(
+            f"{name}: {path!r} needs a to-one relation named {head!r}; add it to the mapping. "
+            "Nothing was saved."
+        )
+
+
+def audience_for(mappings: Any, target_config: dict[str, Any]) -> Audience:
+    """The audience of a target definition: its table, or the mapping marked `audience`."""
+    table = (target_config or {}).get("table")
+    if table:
+        name, mapping = mappings.resolve(table)
+        return audience_of(name, mapping)
+    marked = [(n, m) for n, m in mappings.tables().items() if m.audience]
+    if len(marked) != 1:
+        raise ValidationError(
+            "A saved-query target needs exactly one mapping marked 'audience': true "
+            f"(found {len(marked)}); mark the table whose rows are your recipients."
+        )
+    return audience_of(*marked[0])
+
+
+def coerce_key(audience: Audience, key: str) -> Any:
+    """A stored (text) key back in the source's type, so `IN` uses the index."""
+    if audience.key_type == "number":
+        try:
+            return int(key)
+        except ValueError:
+            return key
+    return key
+
+
+def fetch(source: Any, plan: Any, audience: Audience, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The current rows of these frozen targets that still match the target definition,
+    with their to-one paths (`address.phone`) resolved by the plan's joins: {key text: row}.
+
+    Frozen batches are in key order, so one key-range statement (`key BETWEEN first AND
+    last`) fetches a batch; keyword targets (not in key order) use the key list. Built with
+    SQLAlchemy Core and quoted by the dialect; a row missing here has left the source or no
+    longer qualifies, and the run counts it as changed."""
+    if not keys:
+        return {}
+    wanted = [coerce_key(audience, k) for k in keys]
+    if plan.definition.keyword is not None:
+        stmt = plan.statement(keys=wanted)
+    else:
+        inner = plan.statement().subquery("frozen")
+        key = inner.c[plan.key]
+        lo, hi = min(wanted), max(wanted)
+        stmt = sa.select(inner).where(key >= lo, key <= hi).order_by(key)
+    sql, params = compile_sql(stmt)
+    rows = source.records(sql, {**params, **plan.params}, limit=max(10 * len(keys), 10_000))
+    keep = set(keys)
+    return {k: r for r in rows if (k := str(r[plan.key])) in keep}
+
+
+def value(row: dict[str, Any], path: str | None) -> Any:
+    return None if path is None else row.get(path)

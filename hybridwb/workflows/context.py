@@ -1,0 +1,100 @@
+"""The run context: what the kernel of a run receives, built in one place.
+
+The parent's resolved `Settings` (every field, whichever route set it: `connect()`
+arguments, environment, `.env`, `[tool.hybridwb]`) travel to the kernel as one JSON value
+in the kernel's own environment — never in the notebook, its parameters or a run row — and
+the kernel rebuilds exactly those settings. The calling process's `os.environ` is never
+changed: the environment is handed to the kernel manager of this one kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from hybridwb.config import Settings
+from hybridwb.errors import ConfigError
+
+ENV_VAR = "HYBRIDWB_RUN_SETTINGS"
+#: configuration a kernel must not pick up from the parent's environment besides ENV_VAR
+CONFIG_PREFIXES = ("MYSQL_", "SUPABASE_", "NEXT_PUBLIC_SUPABASE_", "HYBRIDWB_")
+
+
+def settings_payload(settings: Settings) -> str:
+    """Every settings field as JSON, secrets revealed (only ever put in a child's env)."""
+    data: dict[str, Any] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, Path):
+            value = str(value if value.is_absolute() else Path.cwd() / value)
+        data[name] = value
+    return json.dumps(data, ensure_ascii=False)
+
+
+def settings_from_payload(payload: str) -> Settings:
+    try:
+        return Settings(**json.loads(payload))
+    except Exception:
+        raise ConfigError(
+            f"{ENV_VAR} is not a hybridwb run context; start runs with `hybridwb run`."
+        ) from None
+
+
+def kernel_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The kernel's complete environment: the parent's minus its hybridwb configuration,
+    plus the run context."""
+    base = os.environ if base is None else base
+    env = {k: v for k, v in base.items() if not k.startswith(CONFIG_PREFIXES)}
+    env[ENV_VAR] = settings_payload(settings)
+    return env
+
+
+def run_settings() -> Settings | None:
+    """Inside a run's kernel: the parent's exact settings; None outside a run (a notebook
+    opened by hand then uses `hybridwb.connect()`). The notebook builds the workbench, so
+    workflows never import the workbench."""
+    payload = os.environ.get(ENV_VAR)
+    return settings_from_payload(payload) if payload else None
+
+
+def kernel_manager_class(env: dict[str, str], ipc_dir: Path) -> type:
+    """A kernel manager that starts its kernel with `env` and talks over IPC sockets whose
+    names live in `ipc_dir` (one private directory per run: concurrent runs never collide)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class RunKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self) -> str:
+            return str(ipc_dir / f"k{uuid.uuid4().hex[:8]}")
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            kw["env"] = dict(env)
+            return await super()._async_pre_start_kernel(**kw)
+
+    return RunKernelManager
+
+
+@contextmanager
+def ipc_directory() -> Iterator[Path]:
+    """A short private directory for socket files (UNIX socket paths are limited to ~100 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="hwb-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,151 @@
+"""`wb.workflows`: CRUD with every save-time check, and the entry to runs and schedules.
+
+The service is given its collaborators (settings, a store opener, mappings, targets,
+templates, source) instead of the workbench, so workflows never import the workbench.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from hybridwb.config import Settings
+from hybridwb.platform.backend import Op
+from hybridwb.platform.repos import as_uuid
+from hybridwb.workflows import advertising, audience, scheduler
+from hybridwb.workflows.config import message_config
+from hybridwb.workflows.params import check_parameters
+from hybridwb.workflows.process import Processor, message_of
+from hybridwb.workflows.runner import STALE_AFTER_S, Runner
+
+if TYPE_CHECKING:
+    from hybridwb.mapping import MappingService
+    from hybridwb.platform.store import Store
+    from hybridwb.source import Source
+    from hybridwb.targets import TargetService
+    from hybridwb.templating import TemplateService
+
+
+class WorkflowService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Callable[[], Store],
+        source: Source,
+        mappings: MappingService,
+        targets: TargetService,
+        templates: TemplateService,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self.source = source
+        self.mappings = mappings
+        self.targets = targets
+        self.templates = templates
+
+    @property
+    def store(self) -> Store:
+        return self._store()
+
+    # -- CRUD ------------------------------------------------------------------------------
+    def check(self, fields: dict[str, Any], current: dict[str, Any] | None = None) -> None:
+        """Everything a workflow is checked for before it is saved."""
+        merged = {**(current or {}), **fields}
+        target = merged.get("target_config") or {}
+        if fields.get("target_config"):
+            self.targets.validate(target)
+        if target and ("target_config" in fields or "message_config" in fields):
+            audience.audience_for(self.mappings, target)  # no recipient -> refused
+        if fields.get("message_config"):
+            msg = message_config(fields["message_config"])
+            if msg.template is None and msg.content is not None:
+                self.templates.variables(msg.content)
+            message = message_of(self.templates, fields["message_config"])
+            if message.advertising:
+                advertising.check(message.text, message.sender, "workflow's message")
+        schedule = merged.get("schedule_config") or {}
+        if fields.get("trigger_type") == "schedule" or fields.get("schedule_config"):
+            scheduler.check_schedule(schedule)
+        params = (merged.get("trigger_config") or {}).get("parameters")
+        if params is not None:
+            check_parameters(params)
+
+    def create(self, name: str, **fields: Any) -> dict[str, Any]:
+        """Create a workflow; target, audience, message, advertising and schedule checked first."""
+        self.check(fields)
+        return self.store.workflows.create(name=name, **fields)
+
+    def get(self, key: Any) -> dict[str, Any]:
+        return self.store.workflows.get(key)
+
+    def list(self, **where: Any) -> list[dict[str, Any]]:
+        return self.store.workflows.list(**where)
+
+    def update(self, key: Any, **fields: Any) -> dict[str, Any]:
+        self.check(fields, self.get(key))
+        return self.store.workflows.update(key, **fields)
+
+    def delete(self, key: Any) -> None:
+        self.store.workflows.delete(key)
+
+    # -- runs ------------------------------------------------------------------------------
+    @property
+    def processor(self) -> Processor:
+        return Processor(self.store, self.source, self.mappings, self.targets, self.templates)
+
+    @property
+    def runner(self) -> Runner:
+        return Runner(self.settings, self.store)
+
+    def process(self, workflow: Any, run_id: Any, **kwargs: Any) -> dict[str, Any]:
+        """Inside the notebook: freeze, decide, render, write records (see process.py)."""
+        now = kwargs.pop("now", None)
+        if isinstance(now, str) and now:
+            now = datetime.fromisoformat(now)
+        return self.processor.process(workflow, run_id, now=now or None, **kwargs)
+
+    def run(
+        self, workflow: Any, parameters: dict[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Run the workflow's notebook with papermill; returns the finished run row."""
+        if workflow is not None and kwargs.get("resume") is None:
+            stored = (self.get(workflow).get("trigger_config") or {}).get("parameters") or {}
+            parameters = {**stored, **(parameters or {})}
+        return self.runner.run(workflow, parameters, **kwargs)
+
+    def stale(self, stale_after: float = STALE_AFTER_S) -> list[dict[str, Any]]:
+        """Mark and return runs whose heartbeat stopped."""
+        return self.runner.mark_stale(stale_after)
+
+    # -- schedules -------------------------------------------------------------------------
+    def due(
+        self, now: datetime | None = None, window_s: int = 300
+    ) -> list[tuple[dict[str, Any], datetime]]:
+        return [
+            (d.workflow, d.scheduled_for) for d in scheduler.due(self.list(), now, window_s).due
+        ]
+
+    def run_due(
+        self, owner: str, now: datetime | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        """Run every due workflow once per scheduled time; problems are in `last_problems`."""
+        store = self.store
+
+        def release(workflow_id: Any, scheduled_for: datetime) -> None:
+            store.backend.apply(
+                [
+                    Op(
+                        "delete",
+                        "schedule_locks",
+                        where={"workflow_id": as_uuid(workflow_id), "scheduled_for": scheduled_for},
+                    )
+                ]
+            )
+
+        runs, self.last_problems = scheduler.run_due(
+            self.list(), store.claim_schedule, release, self.run, owner, now, **kwargs
+        )
+        return runs
+
+    last_problems: list[str] = []  # noqa: RUF012 - replaced per call

@@ -1,0 +1,55 @@
+"""Final statuses the store did not take: kept on disk, written by the next command.
+
+When the store is unreachable at the end of a run, the status goes to
+`<home>/pending-runs/<run id>.json`; every command that opens the store writes these first
+(the workbench calls `flush` when it opens the store), so the run row becomes the truth.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hybridwb.errors import HybridwbError
+
+if TYPE_CHECKING:
+    from hybridwb.platform.store import Store
+
+
+def _dir(home: Path) -> Path:
+    return home / "pending-runs"
+
+
+def keep(home: Path, workflow_id: Any, run_id: Any, fields: dict[str, Any]) -> None:
+    try:
+        _dir(home).mkdir(parents=True, exist_ok=True)
+        data = {"workflow_id": str(workflow_id), "run_id": str(run_id), **fields}
+        (_dir(home) / f"{run_id}.json").write_text(json.dumps(data, default=str), encoding="utf-8")
+    except OSError:
+        pass  # nowhere to keep it: the run stays `running`, turns `stale`, doctor says FAIL
+
+
+def flush(store: Store, home: Path) -> int:
+    """Write every kept status; returns how many were written."""
+    from datetime import datetime
+
+    from hybridwb.platform.campaigns import Campaigns
+
+    folder = _dir(home)
+    if not folder.is_dir():
+        return 0
+    written = 0
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            run_id, wf_id = data.pop("run_id"), data.pop("workflow_id")
+            if data.get("finished_at"):
+                data["finished_at"] = datetime.fromisoformat(data["finished_at"])
+            store.runs.update(run_id, **data)
+            Campaigns(store.backend).release(wf_id, run_id)
+        except (HybridwbError, OSError, ValueError, KeyError):
+            continue
+        path.unlink(missing_ok=True)
+        written += 1
+    return written

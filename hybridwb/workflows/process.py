@@ -1,0 +1,319 @@
+"""Inside the run's kernel: freeze the target set, decide, render, write records once.
+
+The target set is frozen when the run starts (keys and recipients stored with the run), so
+a resume completes exactly that set; each frozen target ends with a send record or an
+exclusion with its reason, both keyed by (run, target), so any number of crashes and
+resumes neither loses nor doubles one. Counters are read back from those rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from hybridwb.errors import HybridwbError, ValidationError
+from hybridwb.platform.campaigns import Campaigns
+from hybridwb.workflows import advertising, audience, policies
+from hybridwb.workflows.config import message_config
+from hybridwb.workflows.report import mask_text
+
+if TYPE_CHECKING:
+    from hybridwb.mapping import MappingService
+    from hybridwb.platform.store import Store
+    from hybridwb.source import Source
+    from hybridwb.targets import TargetService
+    from hybridwb.templating import TemplateService
+
+
+class RunTakenOver(HybridwbError):
+    """Another process holds this run's lock now; this one stops writing."""
+
+
+@dataclass
+class Message:
+    """What a workflow sends: text, type, and whether it is advertising (and by whom)."""
+
+    text: str
+    message_type: str
+    mode: str
+    advertising: bool
+    sender: str | None
+    template: dict[str, Any] | None
+
+
+def message_of(templates: TemplateService, message_cfg: dict[str, Any]) -> Message:
+    msg = message_config(message_cfg)
+    template = templates.get(msg.template) if msg.template else None
+    if template is not None:
+        return Message(
+            template["content"],
+            msg.message_type or template["message_type"],
+            msg.mode,
+            bool(template.get("advertising")),
+            template.get("sender"),
+            template,
+        )
+    return Message(
+        str(msg.content), msg.message_type or "SMS", msg.mode, msg.advertising, msg.sender, None
+    )
+
+
+def _has_nul(*values: Any) -> bool:
+    return any(isinstance(v, str) and "\x00" in v for v in values)
+
+
+@dataclass
+class Processor:
+    """The in-kernel half of a run, given its collaborators explicitly."""
+
+    store: Store
+    source: Source
+    mappings: MappingService
+    targets: TargetService
+    templates: TemplateService
+
+    def freeze(
+        self,
+        wf: dict[str, Any],
+        run_id: Any,
+        aud: audience.Audience,
+        limit: int | None,
+        batch_size: int,
+        now: datetime | None = None,
+    ) -> int:
+        """Store every target's key and recipient with the run (idempotent, whole or none)."""
+
+        plan = self.targets.plan(wf["target_config"], now=now)
+
+        def batches() -> Iterator[list[tuple[str, str | None]]]:
+            seen = 0
+            for rows in self.targets.iter(wf["target_config"], batch_size, now=now):
+                if limit is not None:
+                    rows = rows[: max(0, limit - seen)]
+                if not rows:
+                    return
+                seen += len(rows)
+                if aud.key not in rows[0]:
+                    raise ValidationError(
+                        f"The target query must return the key {aud.key!r}; add it to the SELECT."
+                    )
+                keys = [str(r[aud.key]) for r in rows]
+                column = plan.recipient or aud.recipient
+                values = [r.get(column) for r in rows]
+                yield [
+                    (k, None if _has_nul(v) else policies.normalize(aud.channel, v))
+                    for k, v in zip(keys, values, strict=True)
+                    if not _has_nul(k)
+                ]
+                if limit is not None and seen >= limit:
+                    return
+
+        return Campaigns(self.store.backend).freeze(run_id, batches())
+
+    def process(
+        self,
+        workflow: Any,
+        run_id: Any,
+        *,
+        owner: str | None = None,
+        now: datetime | None = None,
+        dry_run: bool = False,
+        limit: int | None = None,
+        batch_size: int = 1000,
+        batch_pause: float = 0.0,
+        progress: bool = True,
+        clock: Callable[[], datetime] | None = None,
+    ) -> dict[str, Any]:
+        """Freeze (first pass only), then work through the frozen targets still pending."""
+        from tqdm import tqdm
+
+        started = time.perf_counter()
+        now = now or (clock or (lambda: datetime.now(UTC)))()
+        store = self.store
+        campaigns = Campaigns(store.backend)
+        wf = store.workflows.get(workflow)
+        run = store.runs.get(run_id)
+        msg = message_of(self.templates, wf["message_config"])
+        cfg = message_config(wf["message_config"])
+        aud = audience.audience_for(self.mappings, wf["target_config"])
+        if msg.advertising:
+            advertising.check(msg.text, msg.sender, "workflow's message")
+
+        def beat() -> None:
+            if owner and not campaigns.heartbeat(wf["id"], run["id"], owner):
+                raise RunTakenOver(
+                    f"Run {run['id']} was taken over by another process; this one stopped."
+                )
+
+        beat()
+        store.runs.update(run["id"], status="running", started_at=run.get("started_at") or now)
+        state = campaigns.state(run["id"])
+        if state.get("frozen_at") is None:
+            self.freeze(wf, run["id"], aud, limit, batch_size, now)
+        plan = self.targets.plan(wf["target_config"], now=now)
+        report = self.templates.automap(msg.text, aud.table)
+        rules = policies.Rules(
+            wf["id"], run["id"], now, cfg.policy, msg.advertising, cfg.quiet_hours
+        )
+        cap = cfg.policy.frequency_cap
+        since = now - _days(cap.days) if cap else None
+        if cfg.policy.cooldown_days:
+            since = min(since or now, now - _days(cfg.policy.cooldown_days))
+        rendered = waiting = changed = 0
+        sizes: Counter[str] = Counter()
+        size_bytes: Counter[str] = Counter()
+        samples: list[dict[str, Any]] = []
+        before = campaigns.counts(run["id"])
+        total = before["pending"]
+        first_pass = before["records"] == 0 and before["skipped"] == 0
+        bar = tqdm(
+            total=total, unit="target", desc=wf["name"], disable=not progress, mininterval=0.5
+        )
+        after = last = 0
+        while True:
+            batch, after = campaigns.pending(
+                run["id"], after, batch_size, check_done=not first_pass
+            )
+            if not batch:
+                if after == last:
+                    break
+                last = after
+                continue
+            last = after
+            keys = [t["target_key"] for t in batch]
+            rows = audience.fetch(self.source, plan, aud, keys)
+            candidates = []
+            skips: list[tuple[str, str]] = []
+            for t in batch:
+                row = rows.get(t["target_key"])
+                if row is not None and _has_nul(*row.values()):
+                    skips.append((t["target_key"], policies.BAD_ROW))  # never blocks the run
+                    continue
+                recipient = (
+                    policies.normalize(
+                        aud.channel, audience.value(row, plan.recipient or aud.recipient)
+                    )
+                    if row is not None
+                    else None
+                )
+                if row is None or recipient != t["recipient"]:
+                    changed += 1
+                candidates.append(
+                    policies.Candidate(
+                        t["target_key"],
+                        recipient,
+                        audience.value(row or {}, plan.consent or aud.consent),
+                        audience.value(row or {}, aud.night_consent),
+                        present=row is not None,
+                    )
+                )
+            history = campaigns.history(
+                [c.recipient for c in candidates if c.recipient], wf["id"], since
+            )
+            decisions = policies.decide(candidates, history, rules)
+            todo: list[tuple[policies.Candidate, dict[str, Any]]] = []
+            for c, reason in zip(candidates, decisions, strict=True):
+                if reason == policies.WAIT:
+                    waiting += 1
+                elif reason is not None:
+                    skips.append((c.key, reason))
+                else:
+                    todo.append((c, rows[c.key]))
+            related = self.templates.related(report, [r for _, r in todo])
+            records = []
+            for (c, row), rel in zip(todo, related, strict=True):
+                out = self.templates.render(
+                    msg.text,
+                    row,
+                    table=aud.table,
+                    mode=msg.mode,
+                    message_type=msg.message_type,
+                    related=rel,
+                    report=report,
+                )
+                if out.skipped or out.text is None:
+                    skips.append((c.key, out.skipped or "not rendered"))
+                    continue
+                rendered += 1
+                kind = out.size.fits if out.size else msg.message_type
+                sizes[kind] += 1
+                size_bytes[kind] += out.size.bytes if out.size else 0
+                if len(samples) < 3:
+                    samples.append(
+                        {
+                            "recipient": mask_text(c.recipient or ""),
+                            "text": mask_text(out.text, out.values),
+                            "bytes": out.size.bytes if out.size else None,
+                            "type": kind,
+                        }
+                    )
+                records.append(
+                    {
+                        "run_id": run["id"],
+                        "workflow_id": wf["id"],
+                        "target_key": c.key,
+                        "recipient": c.recipient,
+                        "channel": cfg.channel,
+                        "content": out.text,
+                    }
+                )
+            if records and not dry_run:
+                store.runs.add_records(records)
+            campaigns.add_skips(run["id"], skips)
+            campaigns.add_changed(run["id"], changed)
+            changed = 0
+            beat()
+            bar.update(len(batch))
+            if batch_pause:
+                time.sleep(batch_pause)
+        bar.close()
+        duration = time.perf_counter() - started
+        counts = campaigns.counts(run["id"])
+        state = campaigns.state(run["id"])
+        stats = {
+            **counts,
+            "rendered_this_pass": rendered,
+            "waiting": waiting,
+            "changed_in_source": int(state.get("changed_count") or 0),
+            "policy": cfg.policy.model_dump(),
+            "advertising": msg.advertising,
+            "quiet_hours": cfg.quiet_hours if msg.advertising else None,
+            "now": now.isoformat(),
+            "night": msg.advertising and advertising.is_night(now),
+            "sizes": {k: {"count": sizes[k], "bytes": size_bytes[k]} for k in sizes},
+            "samples": samples,
+            "duration_s": round(duration, 3),
+            "messages_per_s": round(rendered / duration, 1) if duration else 0.0,
+            "audience": {"table": aud.table, "recipient": aud.recipient, "channel": aud.channel},
+        }
+        missing = [v.name for v in report.variables if v.status in ("missing", "ambiguous")]
+        store.runs.update(
+            run["id"],
+            target_count=counts["targets"],
+            rendered_count=counts["records"] if not dry_run else rendered,
+            skipped_count=counts["skipped"],
+            sent_count=counts["records"],
+            missing_variables=missing,
+            stats=stats,
+        )
+        if not dry_run and rendered:
+            if msg.template is not None:
+                store.templates.increment_usage(msg.template["id"])
+            for status in report.variables:
+                if (
+                    status.source is not None
+                    and status.source.kind == "variable"
+                    and status.source.variable
+                ):
+                    store.variables.record_use(status.source.variable["id"])
+        return stats
+
+
+def _days(n: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(days=n)

@@ -1,0 +1,298 @@
+"""The papermill runner: one active run per workflow, a heartbeat, an honest final status.
+
+Order matters and is the guarantee: the notebook is found and the reports directory is
+writable before anything is written; the workflow's lock is taken (for a run id chosen
+beforehand) before the run row exists, so a refused or failed start leaves no row behind;
+the final status comes from the rows (records, exclusions, frozen targets), and a status
+that cannot be written is kept on disk and written by the next command (pending.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hybridwb.config import Settings
+from hybridwb.errors import HybridwbError, NotFound, ValidationError
+from hybridwb.platform.campaigns import Campaigns, is_stale, this_owner
+from hybridwb.workflows import context, pending
+from hybridwb.workflows.params import check_parameters
+from hybridwb.workflows.report import render_html
+
+if TYPE_CHECKING:
+    from hybridwb.platform.store import Store
+
+DEFAULT_NOTEBOOK = "campaign.ipynb"
+STALE_AFTER_S = 120.0  # a heartbeat older than this means the run died
+BEAT_EVERY_S = 5.0
+ACTIVE = ("queued", "running")
+
+
+class RunRefused(ValidationError):
+    """The workflow already has an active run (or a run that cannot be resumed)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def slug(name: str) -> str:
+    keep = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name.strip())
+    return keep.strip("-") or "workflow"
+
+
+def notebook_for(wf: dict[str, Any], workflows_dir: Path) -> Path:
+    candidates = []
+    if wf.get("notebook"):
+        candidates.append(Path(wf["notebook"]))
+    candidates.append(workflows_dir / DEFAULT_NOTEBOOK)
+    candidates.append(Path(__file__).resolve().parent / "notebooks" / DEFAULT_NOTEBOOK)
+    for path in candidates:
+        path = path if path.is_absolute() else Path.cwd() / path
+        if path.is_file():
+            return path
+    raise NotFound(
+        f"No workflow notebook found (looked for {candidates[0]}); set the workflow's notebook "
+        "or HYBRIDWB_WORKFLOWS."
+    )
+
+
+def writable_dir(path: Path) -> None:
+    """The reports directory exists and takes a file, or one line saying what to fix."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"x" * 4096)
+        probe.unlink()
+    except OSError as exc:
+        raise ValidationError(
+            f"The reports directory {path} is not writable ({exc.strerror or exc}); free space or "
+            "fix its permissions (HYBRIDWB_REPORTS), then run again."
+        ) from None
+
+
+class _Heartbeat(threading.Thread):
+    """Beats the workflow's lock while the kernel works (a kernel start takes seconds)."""
+
+    def __init__(self, campaigns: Campaigns, wf_id: Any, run_id: Any, owner: str) -> None:
+        super().__init__(daemon=True, name="hybridwb-heartbeat")
+        self.args_ = (wf_id, run_id, owner)
+        self.campaigns = campaigns
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(BEAT_EVERY_S):
+            with contextlib.suppress(HybridwbError):  # store down: the kernel fails and says so
+                self.campaigns.heartbeat(*self.args_)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=2)
+
+
+@dataclass
+class Runner:
+    """Runs a workflow's notebook; given the settings and the store explicitly."""
+
+    settings: Settings
+    store: Store
+
+    def mark_stale(self, stale_after: float = STALE_AFTER_S) -> list[dict[str, Any]]:
+        """Runs that claim to be active but whose heartbeat stopped -> status `stale`."""
+        stale = stale_runs(self.store, stale_after)
+        for run in stale:
+            self.store.runs.update(
+                run["id"],
+                status="stale",
+                error=f"its heartbeat stopped; resume with: hybridwb run --resume {run['id']}",
+            )
+        return stale
+
+    def run(
+        self,
+        workflow: Any,
+        parameters: dict[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
+        limit: int | None = None,
+        resume: Any = None,
+        now: datetime | None = None,
+        trigger: str = "manual",
+        cell_timeout: int = 3600,
+        progress: bool = True,
+        stale_after: float = STALE_AFTER_S,
+    ) -> dict[str, Any]:
+        """Execute the workflow's notebook with papermill; returns the finished run row."""
+        import papermill as pm
+
+        store = self.store
+        pending.flush(store, self.settings.home)
+        params = dict(check_parameters(parameters))
+        if resume is not None:
+            run = store.runs.get(resume)
+            if run["status"] == "succeeded":
+                raise ValidationError(
+                    f"Run {resume} already succeeded; there is nothing to resume."
+                )
+            wf = store.workflows.get(run["workflow_id"])
+            params = {**(run.get("parameters") or {}), **params}
+            dry_run = bool(run.get("dry_run"))
+            limit = params.get("limit", limit)
+            run_id = run["id"]
+        else:
+            wf = store.workflows.get(workflow)
+            params = {**params, "limit": limit}
+            run_id = uuid.uuid4()
+        notebook = notebook_for(wf, self.settings.workflows_dir)
+        out_dir = self.settings.reports_dir / slug(wf["name"])
+        writable_dir(out_dir)
+        campaigns = Campaigns(store.backend)
+        owner = this_owner()
+        pm_params = check_parameters(  # again where the notebook is built: stored ones too
+            {
+                **params,
+                "workflow": str(wf["id"]),
+                "run_id": str(run_id),
+                "owner": owner,
+                "dry_run": dry_run,
+                "limit": limit,
+                "now": now.isoformat() if now else params.get("now"),
+            }
+        )
+        held = campaigns.acquire(wf["id"], run_id, owner, stale_after)
+        if held is not None:
+            raise RunRefused(
+                f"Workflow {wf['name']!r} already has an active run ({held['run_id']}, "
+                f"{held['owner']}, heartbeat {held['heartbeat_at']:%H:%M:%S}); wait for it to finish."
+            )
+        self.mark_stale(stale_after)  # a run whose lock was just taken over says so
+        beat = _Heartbeat(campaigns, wf["id"], run_id, owner)
+        try:
+            if resume is None:
+                run = store.runs.create(wf["id"], params, dry_run=dry_run, run_id=run_id)
+            else:
+                store.runs.update(run_id, status="running", error=None, finished_at=None)
+            campaigns.start_state(run_id, owner, trigger)
+        except BaseException:
+            campaigns.release(wf["id"], run_id)
+            raise
+        beat.start()
+        output = out_dir / f"{run_id}.ipynb"
+        error: str | None = None
+        try:
+            with context.ipc_directory() as ipc:
+                pm.execute_notebook(
+                    str(notebook),
+                    str(output),
+                    parameters=pm_params,
+                    kernel_name="python3",
+                    kernel_manager_class=context.kernel_manager_class(
+                        context.kernel_env(self.settings), ipc
+                    ),
+                    execution_timeout=cell_timeout,
+                    progress_bar=False,
+                    stderr_file=sys.stderr if progress else None,
+                    cwd=str(Path.cwd()),
+                )
+        except pm.PapermillExecutionError as exc:
+            error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
+        except OSError as exc:
+            error = f"writing the executed notebook failed ({exc.strerror or exc}); free space, then resume"
+        except Exception as exc:  # a dead kernel, a timeout: the run failed, say how
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            error = f"{type(exc).__name__}: {first}"
+        finally:
+            beat.stop()
+        return self._finish(wf, run_id, error, output.with_suffix(".html"), trigger, dry_run)
+
+    def _finish(
+        self,
+        wf: dict[str, Any],
+        run_id: Any,
+        error: str | None,
+        html: Path,
+        trigger: str,
+        dry_run: bool,
+    ) -> dict[str, Any]:
+        store = self.store
+        campaigns = Campaigns(store.backend)
+        try:
+            counts = campaigns.counts(run_id)
+            status, reason = final_status(counts, error, dry_run, store.runs.get(run_id))
+            fields = {
+                "status": status,
+                "finished_at": _now(),
+                "error": reason,
+                "report_path": str(html),
+                "target_count": counts["targets"],
+                "sent_count": counts["records"],
+                "skipped_count": counts["skipped"],
+            }
+            store.runs.update(run_id, **fields)
+            campaigns.release(wf["id"], run_id)
+            final = store.runs.get(run_id)
+        except HybridwbError as exc:
+            fields = {"status": "failed", "finished_at": _now(), "error": error or str(exc)}
+            pending.keep(self.settings.home, wf["id"], run_id, fields)
+            final = {
+                "id": run_id,
+                "workflow_id": wf["id"],
+                **fields,
+                "error": f"{error or ''} (the store is unreachable: {exc}; the status is "
+                "written by the next command)",
+            }
+        try:
+            html.write_text(render_html(wf, final, trigger), encoding="utf-8")
+        except OSError as exc:
+            final = {
+                **final,
+                "report_error": f"the HTML report could not be written ({exc.strerror})",
+            }
+        return final
+
+
+def stale_runs(store: Store, stale_after: float = STALE_AFTER_S) -> list[dict[str, Any]]:
+    """Runs that claim to be active (or were marked stale) whose heartbeat stopped: read only."""
+    campaigns = Campaigns(store.backend)
+    at = _now()
+    locks = {str(lk["run_id"]): lk for lk in campaigns.locks()}
+    stale = []
+    for status in (*ACTIVE, "stale"):
+        for run in store.backend.select("workflow_runs", {"status": status}):
+            lock = locks.get(str(run["id"]))
+            if status == "stale" or lock is None or is_stale(lock, at, stale_after):
+                stale.append(run)
+    return stale
+
+
+def final_status(
+    counts: dict[str, Any], error: str | None, dry_run: bool, run: dict[str, Any]
+) -> tuple[str, str | None]:
+    """The truth from the rows: failed, waiting, empty or succeeded, with the reason."""
+    if error:
+        return "failed", error
+    stats = run.get("stats") or {}
+    if counts["pending"] and stats.get("waiting"):
+        return "waiting", (
+            f"{counts['pending']:,} targets wait for 08:00 KST (no night-time consent); "
+            f"resume with: hybridwb run --resume {run['id']} after then"
+        )
+    if dry_run:  # rendered targets stay pending: a dry run writes no records
+        return "succeeded", None
+    if counts["pending"]:
+        return "failed", f"{counts['pending']:,} frozen targets were not processed; resume the run"
+    if counts["targets"] == 0:
+        return "empty", "no targets matched the workflow's target definition"
+    if counts["records"] == 0:
+        reasons = ", ".join(f"{r} {n:,}" for r, n in counts["skipped_by_reason"].items())
+        return (
+            "empty",
+            f"all {counts['targets']:,} targets were excluded ({reasons}); nothing to send",
+        )
+    return "succeeded", None

@@ -1,0 +1,129 @@
+"""Schedules: which workflows are due, and running each due slot exactly once.
+
+A bad schedule row (a cron that never fires, an unknown time zone) is reported and skipped;
+one workflow's failing run never stops the others, and a claimed slot is never lost: the
+run's outcome (or its error) is returned for every claimed slot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from hybridwb.errors import HybridwbError, ValidationError
+
+#: a cron must fire within this horizon to be accepted (`0 0 30 2 *` never does)
+HORIZON_YEARS = 5
+
+
+def check_schedule(cfg: dict[str, Any]) -> None:
+    """A cron that fires and a real time zone, or one ValidationError saying which."""
+    from croniter import croniter
+
+    cron = cfg.get("cron")
+    if not isinstance(cron, str) or not croniter.is_valid(cron):
+        raise ValidationError(
+            f"schedule_config.cron must be a cron expression such as '0 9 * * *' (got {cron!r}); "
+            "nothing was saved."
+        )
+    tz_name = cfg.get("timezone", "Asia/Seoul")
+    try:
+        tz = ZoneInfo(str(tz_name))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"schedule_config.timezone {tz_name!r} is not a time zone such as 'Asia/Seoul'; "
+            "nothing was saved."
+        ) from None
+    start = datetime.now(tz)
+    try:
+        nxt = croniter(cron, start, max_years_between_matches=HORIZON_YEARS).get_next(datetime)
+    except Exception:
+        nxt = None
+    if nxt is None or nxt - start > timedelta(days=366 * HORIZON_YEARS):
+        raise ValidationError(
+            f"schedule_config.cron {cron!r} never fires; check the day and month "
+            "(e.g. February has no 30th). Nothing was saved."
+        )
+
+
+@dataclass
+class Due:
+    workflow: dict[str, Any]
+    scheduled_for: datetime
+
+
+@dataclass
+class DueCheck:
+    due: list[Due] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # bad rows, reported and skipped
+
+
+def due(
+    workflows: list[dict[str, Any]], now: datetime | None = None, window_s: int = 300
+) -> DueCheck:
+    """Scheduled, active workflows whose latest cron time falls within the window."""
+    from croniter import croniter
+
+    now = now or datetime.now(UTC)
+    out = DueCheck()
+    for wf in workflows:
+        cfg = wf.get("schedule_config") or {}
+        if wf["trigger_type"] != "schedule" or wf["status"] != "active" or not cfg.get("cron"):
+            continue
+        try:
+            check_schedule(cfg)
+            local_now = now.astimezone(ZoneInfo(cfg.get("timezone", "Asia/Seoul")))
+            previous = croniter(cfg["cron"], local_now + timedelta(seconds=1)).get_prev(datetime)
+        except (HybridwbError, Exception) as exc:
+            out.problems.append(
+                f"workflow {wf['name']!r}: bad schedule, skipped ({str(exc).splitlines()[0]})"
+            )
+            continue
+        if (local_now - previous).total_seconds() <= window_s:
+            out.due.append(Due(wf, previous.astimezone(UTC)))
+    return out
+
+
+def run_due(
+    workflows: list[dict[str, Any]],
+    claim: Callable[[Any, datetime, str], bool],
+    release: Callable[[Any, datetime], None],
+    run: Callable[..., dict[str, Any]],
+    owner: str,
+    now: datetime | None = None,
+    **kwargs: Any,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Run every due workflow once per scheduled time; (finished runs, problems)."""
+    check = due(workflows, now)
+    runs: list[dict[str, Any]] = []
+    problems = list(check.problems)
+    for item in check.due:
+        wf = item.workflow
+        try:
+            if not claim(wf["id"], item.scheduled_for, owner):
+                continue
+        except HybridwbError as exc:
+            problems.append(f"workflow {wf['name']!r}: could not claim its slot ({exc})")
+            continue
+        try:
+            runs.append(
+                run(
+                    wf["id"],
+                    {"as_of": item.scheduled_for.isoformat()},
+                    trigger="schedule",
+                    **kwargs,
+                )
+            )
+        except Exception as exc:
+            # the run never started: give the slot back so the next check runs it
+            problems.append(
+                f"workflow {wf['name']!r}: the run did not start, slot released for the next "
+                f"check ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+            )
+            with contextlib.suppress(HybridwbError):
+                release(wf["id"], item.scheduled_for)
+    return runs, problems
