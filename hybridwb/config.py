@@ -135,7 +135,8 @@ class Settings(BaseModel):
     supabase_service_role_key: SecretStr | None = None
     supabase_db_url: SecretStr | None = None
     row_cap: int = Field(100_000, gt=0)
-    statement_timeout: float = Field(30.0, gt=0)
+    #: at least binds.MIN_TIMEOUT_SECONDS: a smaller limit would round to 0 = unlimited
+    statement_timeout: float = Field(30.0, ge=0.01)
     connect_timeout: int = Field(5, gt=0)
     read_timeout: int = Field(600, gt=0)
     sample_customers: int = Field(10_000, gt=0)

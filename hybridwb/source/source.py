@@ -40,7 +40,7 @@ from hybridwb.source.binds import (
     seconds_arg,
     to_pyformat,
 )
-from hybridwb.source.cache import ResultCache
+from hybridwb.source.cache import ResultCache, ViewNames
 from hybridwb.source.engine import (
     SessionFacts,
     SessionPolicy,
@@ -91,6 +91,8 @@ class Prepared:
     checked: guard.Checked
     binds: tuple[Bind, ...]
     cap: int
+    #: (schema or "", name) of every table the statement names, in lower case
+    tables: tuple[tuple[str, str], ...] = ()
 
     @property
     def names(self) -> set[str]:
@@ -152,6 +154,7 @@ class Source:
             allowed_functions=self.allowed_functions,
         )
         self._cache = ResultCache()
+        self._views = ViewNames()
         self._prepared: LRUCache[str, Prepared] = LRUCache(maxsize=PREPARED_STATEMENTS)
         self._lock = threading.Lock()
         self._engine: Engine | None = None
@@ -270,7 +273,14 @@ class Source:
             raise QueryError(
                 "The query is nested too deeply to check; simplify it (fewer nested brackets)."
             ) from None
-        prepared = Prepared(text_, checked, binds, cap)
+        tables = tuple(
+            dict.fromkeys(
+                (str(t.db or "").lower(), str(t.name).lower())
+                for t in checked.expression.find_all(exp.Table)
+                if t.name
+            )
+        )
+        prepared = Prepared(text_, checked, binds, cap, tables)
         with self._lock:
             self._prepared[text_] = prepared
         return prepared
@@ -323,7 +333,7 @@ class Source:
         With `cache_ttl`, an identical statement with identical parameters within that many
         seconds is answered from a bounded in-process cache (previews use it)."""
         if cache_ttl is not None:
-            cache_ttl = seconds_arg(cache_ttl, "cache_ttl", self._cache.max_ttl)
+            cache_ttl = seconds_arg(cache_ttl, "cache_ttl", self._cache.max_ttl, minimum=0.0)
         key = ResultCache.key(query, params, limit, timeout) if cache_ttl else None
         if key is not None:
             hit = self._cache.get(key)
@@ -399,6 +409,7 @@ class Source:
                     params,
                     cap,
                     use_guard=self.use_guard,
+                    reads_view=self.reads_view(prepared),
                 )
                 return outcome.keys, outcome.rows, outcome.truncated
             except DBAPIError as exc:
@@ -412,6 +423,41 @@ class Source:
             except (SQLAlchemyError, sqlite3.Error) as exc:
                 raise self.translate_error(exc, timeout, values) from None
         raise AssertionError("unreachable")
+
+    def reads_view(self, prepared: Prepared) -> bool:
+        """Whether the statement names a view: its body is server code the guard never saw
+        (GET_LOCK, LOAD_FILE, a stored function), so the session is read back after it."""
+        for schema, name in prepared.tables:
+            schema = schema or self.database.lower()
+            if not schema:
+                continue
+            views = self._views.get(schema)
+            if views is None:
+                views = self._load_views(schema)
+            if name in views:
+                return True
+        return False
+
+    def _load_views(self, schema: str) -> frozenset[str]:
+        """The view names of one schema (a plain SELECT on information_schema)."""
+        from sqlalchemy import column, func, select
+        from sqlalchemy import table as sql_table
+
+        tables = sql_table(
+            "TABLES",
+            column("TABLE_SCHEMA"),
+            column("TABLE_NAME"),
+            column("TABLE_TYPE"),
+            schema="information_schema",
+        )
+        query = select(tables.c.TABLE_NAME).where(
+            func.lower(tables.c.TABLE_SCHEMA) == schema,  # names are compared in lower case
+            tables.c.TABLE_TYPE == "VIEW",
+        )
+        with self.engine.connect() as conn:
+            names = frozenset(str(name) for (name,) in conn.execute(query))
+        self._views.put(schema, names)
+        return self._views.get(schema) or frozenset()
 
     def _execute_sqlite(
         self, prepared: Prepared, params: dict[str, Any], timeout: float | None
