@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
+<<<<<<< HEAD
 .PHONY: demo test lint typecheck mutation format bench services clean guard-range
+=======
+.PHONY: demo lab test lint format bench services clean guard-range
+>>>>>>> main
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +17,26 @@ $(VENV)/.base: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $@
 
-$(VENV)/.dev: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[dev]'
+# the demo needs the sample data (demo) and papermill (workflows) extras
+$(VENV)/.demo: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[demo,workflows]'
 	touch $(VENV)/.base $@
 
-demo: $(VENV)/.base
+$(VENV)/.lab: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[demo,workflows,notebook]'
+	touch $(VENV)/.base $(VENV)/.demo $@
+
+# make test: dev tools with every extra
+$(VENV)/.dev: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(VENV)/.base $(VENV)/.demo $(VENV)/.lab $@
+
+demo: $(VENV)/.demo
 	$(BIN)/hybridwb demo
+
+# JupyterLab on this project, hybridwb loaded in every kernel, the guides in notebooks/guides
+lab: $(VENV)/.lab
+	$(BIN)/hybridwb lab
 
 services:
 	bash scripts/services.sh

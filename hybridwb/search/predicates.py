@@ -1,9 +1,19 @@
-"""Index-friendly search predicates by field role (pure).
+"""Index-friendly search predicates by field role, as people search (pure).
 
-A naive `LIKE '%term%' OR ...` scans the whole table on every keystroke. Here each mapped
-field gets a predicate its index can serve — equality for ids, normalized phone numbers
-in both stored formats, email equality or prefix, name/text prefix or FULLTEXT — and
-anything that would scan a large table is refused unless the caller opts in.
+A naive `LIKE '%term%' OR ...` scans the whole table on every keystroke. Here each
+*searchable* field (never a foreign-key `reference`, never one only marked filterable) gets
+branches its index can serve, each a conjunction of comparisons on field paths (a path may
+go through to-one relations: `address.phone`):
+
+- id: equality on the key; phone: every stored form of the number `phonenumbers` parses
+  (`010-1234-5678`, `01012345678`, `+821012345678`, `821012345678`, `+82 10-1234-5678`,
+  landlines `02-123-4567`); email: equality (or a prefix from three characters);
+- names: the full name over first/last columns in both orders, with or without a space
+  (`백지훈`, `백 지훈`, `JANE DOE`, `DOE JANE`); a short term (< MIN_PREFIX characters) on a
+  large table is matched by equality only where an index returns rows in key order, so the
+  first page is read from the index without a filesort; otherwise the plan says to type more.
+
+The service turns branches into SQLAlchemy Core (`search.sql`); nothing here writes SQL.
 """
 
 from __future__ import annotations
@@ -13,18 +23,38 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from hybridwb.mapping.model import TableMapping
+import phonenumbers
 
 LIKE_ESCAPE = "!"
 MAX_TERM = 200
+MIN_PREFIX = 3  # shorter prefixes on a large table are answered by equality or refused
+REGION = "KR"
+
+
+@dataclass(frozen=True)
+class Cmp:
+    path: str  # a field path from the searched table
+    op: str  # eq | in | like
+    value: Any
+
+
+@dataclass(frozen=True)
+class SearchField:
+    """A searchable field path and what the live schema says about it."""
+
+    path: str
+    role: str | None
+    type: str
+    indexed: bool = False  # leads an index: equality/range is cheap
+    key_ordered: bool = False  # a one-column index: equality returns rows in key order
+    fulltext: bool = False
 
 
 @dataclass(frozen=True)
 class Predicate:
-    field: str
-    kind: str  # id | phone | email | prefix | fulltext | date | number
-    sql: str  # a boolean SQL fragment (MySQL dialect) with :binds
-    params: dict[str, Any]
+    field: str  # what is shown in meta (`address.phone`, `first_name+last_name`)
+    kind: str  # id | phone | email | prefix | name | fulltext | date | number | equal
+    cmps: tuple[Cmp, ...]
     indexed: bool
 
 
@@ -32,6 +62,7 @@ class Predicate:
 class Plan:
     predicates: list[Predicate] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # fields whose predicate would scan
+    hint: str | None = None  # e.g. type at least N characters
 
 
 def escape_like(term: str) -> str:
@@ -43,167 +74,146 @@ def escape_like(term: str) -> str:
     )
 
 
-def phone_digits(term: str) -> str | None:
-    """The digits of a phone-looking term (+82 10 ... becomes 010...), or None."""
-    if not re.fullmatch(r"[\d\s\-+().]+", term):
+def phone_forms(term: str) -> list[str] | None:
+    """Every stored form of a whole phone number, or None if `term` is not one."""
+    if not re.fullmatch(r"[\d\s\-+().]+", term) or sum(c.isdigit() for c in term) < 8:
         return None
     digits = re.sub(r"\D", "", term)
-    if digits.startswith("82") and len(digits) >= 11:
-        digits = "0" + digits[2:]
-    return digits if len(digits) >= 3 else None
+    if not (digits.startswith(("0", "82")) or term.lstrip().startswith("+")):
+        return None  # Korean numbers start with 0 at home and +82 / 82 abroad
+    candidates = [term]
+    if digits.startswith("82") and not term.lstrip().startswith("0"):
+        candidates.append("+" + digits)
+    forms: list[str] = []
+    for text in candidates:
+        try:
+            number = phonenumbers.parse(text, REGION)
+        except phonenumbers.NumberParseException:
+            continue
+        if not phonenumbers.is_possible_number(number):
+            continue
+        national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        intl = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        forms += [national, re.sub(r"\D", "", national), e164, e164[1:], intl]
+        break
+    return list(dict.fromkeys(forms)) or None
 
 
-def dashed(digits: str) -> str:
-    """010-1234-5678 style for a full or partial number."""
-    if len(digits) <= 3:
-        return digits
-    if len(digits) <= 7:
-        return f"{digits[:3]}-{digits[3:]}"
-    middle = 4 if len(digits) >= 11 else 3
-    return f"{digits[:3]}-{digits[3 : 3 + middle]}-{digits[3 + middle :]}"
+def phone_prefix(term: str) -> list[str] | None:
+    """Stored-form prefixes of a partial mobile number (`0101234` -> 010-1234, 0101234)."""
+    if not re.fullmatch(r"[\d\s\-]+", term):
+        return None
+    digits = re.sub(r"\D", "", term)
+    if not (3 <= len(digits) < 11 and digits.startswith("01")):
+        return None
+    dashed = digits if len(digits) <= 3 else f"{digits[:3]}-{digits[3:7]}"
+    if len(digits) > 7:
+        dashed += "-" + digits[7:]
+    return list(dict.fromkeys([dashed, digits]))
 
 
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+def _hangul(text: str) -> bool:
+    return all("\uac00" <= ch <= "\ud7a3" for ch in text)
 
 
 def plan(
-    mapping: TableMapping,
+    fields: list[SearchField],
     term: str,
-    indexed: set[str],
-    fulltext: set[str] | None = None,
     *,
     large: bool = True,
     allow_scan: bool = False,
 ) -> Plan:
-    """The predicates to OR together for `term`, one per usable field."""
-    fulltext = fulltext or set()
+    """The branches to OR together for `term` (each served by an index where possible)."""
     term = term.strip()[:MAX_TERM] if isinstance(term, str) else ""
     out = Plan()
     if not term:
         return out
-    n = 0
+    short = len(term) < MIN_PREFIX
 
-    def add(fname: str, kind: str, sql: str, params: dict[str, Any], cheap: bool) -> None:
-        nonlocal n
+    def add(label: str, kind: str, cmps: list[Cmp], cheap: bool) -> None:
         if not cheap and large and not allow_scan:
-            out.refused.append(fname)
+            out.refused.append(label)
             return
-        out.predicates.append(Predicate(fname, kind, sql, params, cheap))
+        out.predicates.append(Predicate(label, kind, tuple(cmps), cheap))
 
-    for fname, f in mapping.fields.items():
-        if not (f.filterable or f.searchable):
-            continue
-        col = _q(fname)
-        cheap = fname in indexed
-        n += 1
-        p = f"p{n}"
+    def prefix_ok(f: SearchField) -> bool:
+        if short and large:
+            out.hint = f"type at least {MIN_PREFIX} characters to search names by prefix"
+            return False
+        return True
+
+    by_role: dict[str, list[SearchField]] = {}
+    for f in fields:
+        by_role.setdefault(f.role or "", []).append(f)
+    firsts, lasts = by_role.get("first_name", []), by_role.get("last_name", [])
+    alpha = any(ch.isalpha() for ch in term)
+    nameish = alpha and "@" not in term
+
+    for f in fields:
         role = f.role
+        if role == "reference":
+            continue  # a foreign key is never the searched row's id
         if role == "id" and f.type == "number":
             if term.isdigit() and len(term) <= 18:
-                add(fname, "id", f"{col} = :{p}", {p: int(term)}, cheap)
+                add(f.path, "id", [Cmp(f.path, "eq", int(term))], f.indexed)
         elif role == "phone":
-            digits = phone_digits(term)
-            if digits is None:
-                continue
-            if len(digits) >= 10:
-                add(
-                    fname,
-                    "phone",
-                    f"{col} IN (:{p}a, :{p}b)",
-                    {f"{p}a": dashed(digits), f"{p}b": digits},
-                    cheap,
-                )
-            elif digits.startswith("01"):
-                add(
-                    fname,
-                    "phone",
-                    f"({col} LIKE :{p}a ESCAPE '{LIKE_ESCAPE}' OR {col} LIKE :{p}b ESCAPE '{LIKE_ESCAPE}')",
-                    {f"{p}a": dashed(digits) + "%", f"{p}b": digits + "%"},
-                    cheap,
-                )
+            forms = phone_forms(term)
+            if forms:
+                add(f.path, "phone", [Cmp(f.path, "in", forms)], f.indexed)
+            elif (prefixes := phone_prefix(term)) is not None and not (short and large):
+                for p in prefixes:
+                    add(f.path, "phone", [Cmp(f.path, "like", escape_like(p) + "%")], f.indexed)
         elif role == "email":
             if "@" in term:
-                add(fname, "email", f"{col} = :{p}", {p: term}, cheap)
-            elif re.fullmatch(r"[\w.+-]{2,}", term, re.ASCII):
-                add(
-                    fname,
-                    "email",
-                    f"{col} LIKE :{p} ESCAPE '{LIKE_ESCAPE}'",
-                    {p: escape_like(term) + "%"},
-                    cheap,
-                )
-        elif role in ("name", "text"):
-            if not any(ch.isalpha() for ch in term):
-                continue  # digits and symbols are not a name
-            if fname in fulltext and len(term) >= 2:
-                add(
-                    fname,
-                    "fulltext",
-                    f"MATCH({col}) AGAINST (:{p} IN BOOLEAN MODE)",
-                    {p: '"' + term.replace('"', " ") + '"'},
-                    True,
-                )
+                add(f.path, "email", [Cmp(f.path, "eq", term)], f.indexed)
+            elif alpha and re.fullmatch(r"[\w.+-]{2,}", term, re.ASCII) and prefix_ok(f):
+                add(f.path, "email", [Cmp(f.path, "like", escape_like(term) + "%")], f.indexed)
+        elif role in ("first_name", "last_name"):
+            if not nameish or " " in term:
+                continue
+            if short and large:
+                if f.key_ordered:
+                    add(f.path, "name", [Cmp(f.path, "eq", term)], True)
+                else:
+                    out.hint = f"type at least {MIN_PREFIX} characters to search names by prefix"
             else:
-                add(
-                    fname,
-                    "prefix",
-                    f"{col} LIKE :{p} ESCAPE '{LIKE_ESCAPE}'",
-                    {p: escape_like(term) + "%"},
-                    cheap,
-                )
-        elif (
-            f.type == "string"
-            and role in ("status", None, "other")
-            and any(ch.isalpha() for ch in term)
-        ):
-            add(fname, "equal", f"{col} = :{p}", {p: term}, cheap)
+                add(f.path, "prefix", [Cmp(f.path, "like", escape_like(term) + "%")], f.indexed)
+        elif role in ("name", "text"):
+            if not nameish:
+                continue
+            if f.fulltext and len(term) >= 2:
+                add(f.path, "fulltext", [Cmp(f.path, "match", term)], True)
+            elif prefix_ok(f):
+                add(f.path, "prefix", [Cmp(f.path, "like", escape_like(term) + "%")], f.indexed)
+        elif role in ("status", "other", None, "") and f.type == "string" and alpha:
+            add(f.path, "equal", [Cmp(f.path, "eq", term)], f.indexed)
         elif f.type in ("date", "datetime"):
             try:
                 day = dt.date.fromisoformat(term)
             except ValueError:
                 continue
-            add(
-                fname,
-                "date",
-                f"({col} >= :{p}a AND {col} < :{p}b)",
-                {f"{p}a": day, f"{p}b": day + dt.timedelta(days=1)},
-                cheap,
-            )
-        elif f.type == "number" and re.fullmatch(r"-?\d+(\.\d+)?", term):
-            add(
-                fname,
-                "number",
-                f"{col} = :{p}",
-                {p: float(term) if "." in term else int(term)},
-                cheap,
-            )
+            cmps = [Cmp(f.path, "gte", day), Cmp(f.path, "lt", day + dt.timedelta(days=1))]
+            add(f.path, "date", cmps, f.indexed)
+        elif f.type == "number" and role not in ("id",) and re.fullmatch(r"-?\d+(\.\d+)?", term):
+            value = float(term) if "." in term else int(term)
+            add(f.path, "number", [Cmp(f.path, "eq", value)], f.indexed)
+
+    # the full name over first/last columns: both orders, with or without a space
+    if firsts and lasts and nameish:
+        first, last = firsts[0], lasts[0]
+        words = term.split()
+        splits: list[tuple[str, str]] = []
+        if len(words) == 2:
+            splits = [(words[0], words[1]), (words[1], words[0])]
+        elif len(words) == 1 and _hangul(term) and len(term) >= 2:
+            # a one-character surname; a two-character one (남궁, 선우) only with 4+ characters
+            splits = [(term[:i], term[i:]) for i in (1, 2) if len(term) - i >= 2 or i == 1]
+        label = f"{last.path}+{first.path}"
+        for a, b in splits:
+            # a Korean name is written last-first; a Latin one first-last or last-first
+            for lv, fv in ((a, b), (b, a)) if len(words) == 2 else ((a, b),):
+                cmps = [Cmp(last.path, "eq", lv), Cmp(first.path, "eq", fv)]
+                add(label, "name", cmps, first.indexed or last.indexed)
+        out.predicates = list(dict.fromkeys(out.predicates))
     return out
-
-
-def keyset_sql(
-    table: str, columns: list[str], key: str, predicates: list[Predicate], after: Any, limit: int
-) -> tuple[str, dict[str, Any]]:
-    """One indexed branch per predicate, UNIONed, then ordered by key: each branch can use
-    its own index, and the page continues after the last key (never OFFSET)."""
-    cols = ", ".join(_q(c) for c in columns)
-    params: dict[str, Any] = {}
-    n = int(limit) + 1
-    after_sql = ""
-    if after is not None:
-        after_sql = f" AND {_q(key)} > :after"
-        params["after"] = after
-    branches = []
-    for i, pred in enumerate(predicates):
-        branches.append(
-            f"SELECT * FROM (SELECT {cols} FROM {_q(table)} WHERE {pred.sql}{after_sql} "
-            f"ORDER BY {_q(key)} LIMIT {n}) AS b{i}"
-        )
-        params.update(pred.params)
-    return f"SELECT * FROM ({' UNION '.join(branches)}) AS u ORDER BY {_q(key)} LIMIT {n}", params
-
-
-def naive_sql(table: str, columns: list[str], fields: list[str], limit: int) -> str:
-    """The query hybridwb replaces (for benchmarks): a scan on every keystroke."""
-    ors = " OR ".join(f"{_q(f)} LIKE :term" for f in fields)
-    return f"SELECT {', '.join(_q(c) for c in columns)} FROM {_q(table)} WHERE {ors} LIMIT {int(limit)}"

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from hybridwb.errors import ScanRefused, ValidationError
+from hybridwb.mapping.resolve import Resolver
 from hybridwb.search import predicates
+from hybridwb.search import sql as search_sql
 
 if TYPE_CHECKING:
     from hybridwb.mapping import MappingService
@@ -39,18 +41,25 @@ def encode_token(table: str, term: str, after: Any) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def decode_token(token: str, table: str, term: str) -> Any:
+def decode_token(token: Any, table: str, term: str) -> Any:
+    """The key a page token continues after; any token hybridwb did not make is refused."""
+    bad = ValidationError("The page token is not one hybridwb made; start from the first page.")
+    if not isinstance(token, str) or len(token) > 4096:
+        raise bad
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationError(
-            "The page token is not one hybridwb made; start from the first page."
-        ) from None
-    if data.get("t") != table or data.get("q") != term:
+    except (ValueError, UnicodeError):
+        raise bad from None
+    if not isinstance(data, dict) or set(data) != {"t", "q", "a"}:
+        raise bad
+    after = data["a"]
+    if isinstance(after, bool) or not isinstance(after, int | float | str):
+        raise bad
+    if data["t"] != table or data["q"] != term:
         raise ValidationError(
             "The page token belongs to another search; start from the first page."
         )
-    return data.get("a")
+    return after
 
 
 class SearchService:
@@ -58,18 +67,60 @@ class SearchService:
 
     def __init__(self, mappings: MappingService) -> None:
         self.mappings = mappings
-        self._info: dict[str, tuple[float, TableInfo]] = {}
+        self.resolver = Resolver(mappings)
+        self._estimates: tuple[float, dict[str, int]] | None = None
+        # the statement the last search sent (for EXPLAIN in tests and --explain); never logged
+        self.last_statement: tuple[str, dict[str, Any]] | None = None
 
     def table_info(self, table: str) -> TableInfo:
-        """Schema facts for planning, cached for a minute (indexes rarely change)."""
-        cached = self._info.get(table)
-        if cached and time.monotonic() - cached[0] < 60:
-            return cached[1]
-        from hybridwb.mapping.discovery import describe, row_estimates
-
-        info = describe(self.mappings.source, table, row_estimates(self.mappings.source))
-        self._info[table] = (time.monotonic(), info)
+        """Schema facts for planning (the resolver caches them for a minute)."""
+        info = self.resolver.info(table)
+        if info.rows_estimate is None:
+            info.rows_estimate = self._row_estimates().get(table)
         return info
+
+    def _row_estimates(self) -> dict[str, int]:
+        if self._estimates and time.monotonic() - self._estimates[0] < 60:
+            return self._estimates[1]
+        from hybridwb.mapping.discovery import row_estimates
+
+        self._estimates = (time.monotonic(), row_estimates(self.mappings.source))
+        return self._estimates[1]
+
+    def fields(self, table: str) -> list[predicates.SearchField]:
+        """Searchable fields of `table` and of tables reached through to-one relations."""
+        graph = self.resolver.graph
+        out: list[predicates.SearchField] = []
+        hop_lists: list[tuple] = [()] + [
+            hops for hops in graph.reachable(table, 2) if all(h.to_one for h in hops)
+        ]
+        for hops in hop_lists:
+            target = hops[-1].target if hops else table
+            mapping = graph.mappings[target]
+            wanted = [(n, f) for n, f in mapping.fields.items() if f.searchable]
+            if not wanted:
+                continue
+            info = self.table_info(target)
+            leading = info.indexed_leading_columns()
+            single = {
+                cols[0]
+                for cols in [i.get("column_names") or [] for i in info.indexes]
+                if len(cols) == 1
+            }
+            fulltext = info.fulltext_columns()
+            prefix = ".".join(h.name for h in hops)
+            for name, f in wanted:
+                out.append(
+                    predicates.SearchField(
+                        f"{prefix}.{name}" if prefix else name,
+                        f.role,
+                        f.type,
+                        indexed=name in leading,
+                        key_ordered=not hops and name in single,
+                        fulltext=name in fulltext,
+                    )
+                )
+        return out
 
     def __call__(
         self,
@@ -83,8 +134,12 @@ class SearchService:
         started = time.perf_counter()
         if not isinstance(term, str):
             raise ValidationError(f"The search term must be text, not {type(term).__name__}.")
-        if not 1 <= int(limit) <= MAX_LIMIT:
-            raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}.")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
+        if page is not None and not isinstance(page, str):
+            raise ValidationError(
+                "The page token is not one hybridwb made; start from the first page."
+            )
         name, mapping = self.mappings.resolve(table)
         if not mapping.isActive:
             raise ValidationError(
@@ -92,40 +147,50 @@ class SearchService:
             )
         info = self.table_info(name)
         key = mapping.key or (info.primary_key[0] if len(info.primary_key) == 1 else None)
-        if key is None:
+        if key is None or key != (mapping.key or key):
             raise ValidationError(
                 f"{name} has no single-column key; set 'key' in its mapping so results can be paged."
             )
+        if mapping.key is None:
+            raise ValidationError(
+                f"{name} has no 'key' in its mapping; set it so results can be paged by key."
+            )
         large = (info.rows_estimate or 0) > SCAN_THRESHOLD
-        plan = predicates.plan(
-            mapping,
-            term,
-            info.indexed_leading_columns(),
-            info.fulltext_columns(),
-            large=large,
-            allow_scan=allow_scan,
-        )
+        plan = predicates.plan(self.fields(name), term, large=large, allow_scan=allow_scan)
         columns = list(dict.fromkeys([key, *mapping.fields]))
         meta: dict[str, Any] = {
             "predicates": [f"{p.field}:{p.kind}" for p in plan.predicates],
             "index_used": all(p.indexed for p in plan.predicates) if plan.predicates else None,
             "refused_scan": plan.refused,
             "scanned": any(not p.indexed for p in plan.predicates),
+            "hint": plan.hint,
         }
+        after = decode_token(page, name, term) if page is not None else None
         if not plan.predicates:
             if plan.refused:
                 raise ScanRefused(
-                    f"Searching {name} for {term[:30]!r} would scan {info.rows_estimate:,} rows "
+                    f"Searching {name} would scan {info.rows_estimate:,} rows "
                     f"({', '.join(plan.refused)} have no index); pass allow_scan=True or search by id, phone, email or name.",
                     fields=plan.refused,
                 )
+            if plan.hint:
+                raise ValidationError(f"{plan.hint.capitalize()} in {name}.")
             meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
             return SearchResult(
                 name, key, self._labelled(pd.DataFrame(columns=columns), mapping), [], None, meta
             )
-        after = decode_token(page, name, term) if page else None
-        sql, params = predicates.keyset_sql(name, columns, key, plan.predicates, after, int(limit))
-        raw = self.mappings.source.records(sql, params)
+        sql, params = search_sql.keyset(
+            self.resolver,
+            name,
+            columns,
+            key,
+            plan.predicates,
+            after,
+            limit + 1,
+            info if large and not self.mappings.source.is_sqlite else None,
+        )
+        self.last_statement = (sql, params)
+        raw = self.mappings.source.records(sql, params, limit=limit + 1)
         next_page = None
         if len(raw) > limit:
             raw = raw[:limit]
@@ -163,6 +228,7 @@ class SearchService:
     def naive(self, table: str, term: str, limit: int = 20) -> pd.DataFrame:
         """The OR-LIKE scan this service replaces (benchmarks only)."""
         name, mapping = self.mappings.resolve(table)
-        fields = [n for n, f in mapping.fields.items() if f.filterable or f.searchable]
-        sql = predicates.naive_sql(name, list(mapping.fields), fields, limit)
-        return self.mappings.source.sql(sql, {"term": f"%{term}%"})
+        fields = [f.path for f in self.fields(name) if f.type == "string"]
+        columns = list(dict.fromkeys([mapping.key or "", *mapping.fields]))
+        sql, params = search_sql.naive(self.resolver, name, columns, fields, term, limit)
+        return self.mappings.source.sql(sql, params)

@@ -5,6 +5,7 @@ Columns are found by role (phone, email, consent), never by a table's column nam
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -16,7 +17,13 @@ from hybridwb.mapping.model import TableMapping
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 
 
+# the common Korean forms, decided without a full parse (phonenumbers is ~50 us a number)
+_KR_MOBILE = re.compile(r"^(?:\+?82[ -]?|0)1[016789][ -]?\d{3,4}[ -]?\d{4}$")
+
+
 def valid_phone(value: Any, region: str = "KR") -> bool:
+    if _KR_MOBILE.match(str(value)):
+        return True
     try:
         return phonenumbers.is_valid_number(phonenumbers.parse(str(value), region))
     except phonenumbers.NumberParseException:
@@ -24,6 +31,10 @@ def valid_phone(value: Any, region: str = "KR") -> bool:
 
 
 def normalized_phone(value: Any, region: str = "KR") -> str:
+    text = str(value)
+    if _KR_MOBILE.match(text):
+        digits = re.sub(r"\D", "", text)
+        return "+82" + (digits[2:] if digits.startswith("82") else digits[1:])
     try:
         number = phonenumbers.parse(str(value), region)
     except phonenumbers.NumberParseException:

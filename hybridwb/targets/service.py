@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from hybridwb.errors import ScanRefused, ValidationError
 from hybridwb.mapping.graph import Path
 from hybridwb.mapping.resolve import (
-    Resolver,
     Selection,
     audience_table,
     compile_sql,
@@ -77,7 +76,8 @@ class Plan:
     ) -> Any:
         """SELECT the target rows in key order (after a key, at most n, within keys)."""
         if self.sql is not None:
-            saved = sa.text(self.sql).columns(*(sa.column(c) for c in self.columns))
+            saved = _bound_text(self.sql, self.params)
+            saved = saved.columns(*(sa.column(c) for c in self.columns))
             sub = saved.subquery("saved")
             key = sub.c[self.key]
             stmt = sa.select(sub)
@@ -105,7 +105,7 @@ class TargetService:
     def __init__(self, mappings: MappingService, search: SearchService) -> None:
         self.mappings = mappings
         self.search = search
-        self.resolver = Resolver(mappings)
+        self.resolver = search.resolver  # one resolver (and schema cache) for both
 
     # -- planning ---------------------------------------------------------------------------
     def validate(self, definition: Any, *, now: dt.datetime | None = None) -> TargetDefinition:
@@ -114,7 +114,6 @@ class TargetService:
         matching row has a recipient. Raises one clear error."""
         d = parse(definition)
         plan = self.plan(d, now=now)
-        source = self.mappings.source
         if plan.recipient is None:
             raise ValidationError(
                 f"target: {plan.table} has no recipient field; set 'recipient' in the "
@@ -124,13 +123,15 @@ class TargetService:
         any_row = sa.select(base.c[plan.key]).limit(limit(1))
         recipient = base.c[plan.recipient]
         with_recipient = any_row.where(recipient.is_not(None), recipient != "")
-        if plan.definition.keyword is None and not self._rows(*compile_sql(with_recipient), 1):
-            if self._rows(*compile_sql(any_row), 1):
-                raise ValidationError(
-                    f"target: no matching row has a recipient in {plan.recipient!r}; "
-                    "every message would be skipped. Choose another recipient field."
-                )
-        _ = source
+        if (
+            plan.definition.keyword is None
+            and not self._rows(*compile_sql(with_recipient), 1)
+            and self._rows(*compile_sql(any_row), 1)
+        ):
+            raise ValidationError(
+                f"target: no matching row has a recipient in {plan.recipient!r}; "
+                "every message would be skipped. Choose another recipient field."
+            )
         return d
 
     def plan(self, definition: Any, *, now: dt.datetime | None = None) -> Plan:
@@ -192,7 +193,8 @@ class TargetService:
         from hybridwb.source import guard
 
         mapping = self.mappings.get(table)
-        guard.check(d.sql or "")  # a saved query must be a single guarded read
+        # a saved query must be a single guarded read (stored functions: the allowlist)
+        guard.check(d.sql or "", allowed_functions=self.mappings.source.allowed_functions)
         columns = self._probe_columns(d.sql or "", d.params)
         key = mapping.key or ""
         if key not in columns:
@@ -259,7 +261,8 @@ class TargetService:
                 quality(df, plan, self.mappings.get(plan.table), checked_of=len(rows)),
                 verdict="keyword search (index)",
             )
-        inner = plan.statement(n=EXACT_COUNT_LIMIT + 1).subquery("c")
+        # counting needs no order: without ORDER BY the server reads the condition's index
+        inner = plan.statement(n=EXACT_COUNT_LIMIT + 1).order_by(None).subquery("c")
         count_stmt = sa.select(sa.func.count().label("n")).select_from(inner)
         count_sql, count_params = compile_sql(count_stmt)
         explain, verdict = self._explain(count_sql, count_params, allow_scan)
@@ -321,7 +324,7 @@ class TargetService:
 
     def _page(self, plan: Plan, **kw: Any) -> list[dict[str, Any]]:
         sql, params = compile_sql(plan.statement(**kw))
-        rows = self.mappings.source.records(sql, {**params, **plan.params}, limit=kw["n"])
+        rows = self.mappings.source.records(sql, params, limit=kw["n"])
         keys = [r[plan.key] for r in rows]
         if len(set(keys)) != len(keys):
             raise ValidationError(
@@ -351,12 +354,31 @@ class TargetService:
             yield pending
 
 
+def _bound_text(sql: str, params: dict[str, Any]) -> Any:
+    """The saved query as a Core text clause with its parameters bound."""
+    clause = sa.text(sql)
+    names = set(clause._bindparams)
+    missing = sorted(names - set(params))
+    if missing:
+        raise ValidationError(
+            f"target.params: the saved query needs a value for :{missing[0]}; add it to params."
+        )
+    return clause.bindparams(
+        *(sa.bindparam(k, params[k], expanding=isinstance(params[k], list)) for k in names)
+    )
+
+
 def is_scan(row: dict[str, Any]) -> bool:
-    """An EXPLAIN row that reads a whole large table or index (not a derived table)."""
+    """An EXPLAIN row that reads more than SCAN_THRESHOLD rows of one base table, whatever
+    the access type (a range over the whole table is a scan too); derived tables are not."""
     table = str(row.get("table") or "")
-    if table.startswith("<"):
+    if not table or table.startswith("<"):
         return False
-    return str(row.get("type")) in ("ALL", "index") and int(row.get("rows") or 0) > SCAN_THRESHOLD
+    try:
+        rows = int(str(row.get("rows") or 0).split()[0])
+    except ValueError:
+        rows = 0
+    return rows > SCAN_THRESHOLD
 
 
 def _local_now(now: dt.datetime | None, zone: str) -> dt.datetime:

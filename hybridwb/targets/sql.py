@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Hop
@@ -129,7 +130,7 @@ class Builder:
     def _span(self, value: Any, where: str) -> dt.timedelta:
         try:
             span = value if isinstance(value, Span) else Span.model_validate(value)
-        except Exception:  # noqa: BLE001 - pydantic's error becomes one message
+        except PydanticError:
             raise ValidationError(
                 f'{where}: give the span as {{"days": N}} or {{"hours": N}} (N > 0).'
             ) from None

@@ -4,7 +4,7 @@ Idempotent on purpose: 0001 creates every table of the current schema module, so
 database these tables and columns already exist when this revision runs.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from alembic import op
 from hybridwb.platform import schema
 
 revision = "0004"
+<<<<<<< HEAD
 down_revision = "0003"  # after main's 0003 (RLS by need); was "0002" on the campaigns branch
+=======
+down_revision = "0003"
+>>>>>>> main
 branch_labels = None
 depends_on = None
 
@@ -28,6 +32,10 @@ NEW_COLUMNS = {
 
 
 def upgrade() -> None:
+    if op.get_context().as_sql:
+        # an offline script starts from an empty database, where 0001 already created
+        # every table, column and index of the schema module: nothing to add here
+        return
     bind = op.get_bind()
     inspector = sa.inspect(bind)
     existing = set(inspector.get_table_names())
@@ -43,8 +51,15 @@ def upgrade() -> None:
         op.create_table(name, *[c._copy() for c in table.columns], *uniques)
         if bind.dialect.name == "postgresql":
             # exclusions and frozen sets hold recipients: the service role only
+            # (as 0003 does for the tables it finds: the service role only)
             op.execute(f'ALTER TABLE "{name}" ENABLE ROW LEVEL SECURITY')
             op.execute(f'REVOKE ALL ON "{name}" FROM PUBLIC')
+            op.execute(
+                "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') "
+                f'THEN REVOKE ALL ON "{name}" FROM anon, authenticated; '
+                f'GRANT SELECT, INSERT, UPDATE, DELETE ON "{name}" TO service_role; '
+                "END IF; END $$"
+            )
     for table_name, columns in NEW_COLUMNS.items():
         have = {c["name"] for c in inspector.get_columns(table_name)}
         for column in columns:
