@@ -3,11 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-<<<<<<< HEAD
-.PHONY: demo test lint typecheck mutation format bench services clean guard-range
-=======
-.PHONY: demo lab test lint format bench services clean guard-range
->>>>>>> main
+.PHONY: demo lab test lint typecheck mutation format bench services clean guard-range
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

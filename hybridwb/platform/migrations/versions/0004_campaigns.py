@@ -15,11 +15,7 @@ from alembic import op
 from hybridwb.platform import schema
 
 revision = "0004"
-<<<<<<< HEAD
-down_revision = "0003"  # after main's 0003 (RLS by need); was "0002" on the campaigns branch
-=======
 down_revision = "0003"
->>>>>>> main
 branch_labels = None
 depends_on = None
 
