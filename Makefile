@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format bench services clean guard-range
+.PHONY: demo lab test lint typecheck mutation format bench services clean guard-range
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +13,26 @@ $(VENV)/.base: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $@
 
-$(VENV)/.dev: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[dev]'
+# the demo needs the sample data (demo) and papermill (workflows) extras
+$(VENV)/.demo: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[demo,workflows]'
 	touch $(VENV)/.base $@
 
-demo: $(VENV)/.base
+$(VENV)/.lab: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[demo,workflows,notebook]'
+	touch $(VENV)/.base $(VENV)/.demo $@
+
+# make test: dev tools with every extra
+$(VENV)/.dev: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(VENV)/.base $(VENV)/.demo $(VENV)/.lab $@
+
+demo: $(VENV)/.demo
 	$(BIN)/hybridwb demo
+
+# JupyterLab on this project, hybridwb loaded in every kernel, the guides in notebooks/guides
+lab: $(VENV)/.lab
+	$(BIN)/hybridwb lab
 
 services:
 	bash scripts/services.sh
@@ -31,6 +45,16 @@ test: $(VENV)/.dev services
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy over hybridwb/ (configuration in pyproject.toml [tool.mypy])
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+# Not part of `make test`: mutates the modules that carry guarantees and runs their fast
+# tests against each mutant; scores go to benchmarks/results/mutation.json.
+# MODULES="guard binds" limits the run; MUTATION_BUDGET=seconds per module (default 300).
+mutation: $(VENV)/.dev services
+	$(BIN)/python benchmarks/mutation.py $(MODULES)
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format .

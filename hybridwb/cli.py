@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ import click
 
 import hybridwb
 from hybridwb.errors import HybridwbError
+from hybridwb.extras import require
 
 
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -38,7 +40,8 @@ def main() -> None:
 @friendly
 def test_connection(as_json: bool) -> None:
     """Reach the source and report flavour, latency, read-only state and grants."""
-    info = hybridwb.connect().test_connection()
+    with hybridwb.connect() as wb:
+        info = wb.test_connection()
     if as_json:
         click.echo(json.dumps(info.as_dict(), ensure_ascii=False, default=str))
     else:
@@ -60,7 +63,8 @@ def init(as_sql: bool) -> None:
 
         click.echo(sql_script())
         return
-    report = hybridwb.connect().store.init()
+    with hybridwb.connect() as wb:
+        report = wb.store.init()
     click.echo(
         f"store schema {report['from'] or 'none'} -> {report['to']} on {report['backend']}; "
         f"{report['seeded']} seed rows added"
@@ -74,8 +78,50 @@ def demo(customers: int) -> None:
     """Build the embedded sample shop and run the main job on it."""
     from hybridwb.demo import run_demo
 
-    wb = run_demo(customers, echo=click.echo)
-    wb.close()
+    if customers <= 0:
+        raise click.BadParameter("must be a positive number of customers", param_hint="--customers")
+    for module in ("faker", "papermill", "ipykernel"):
+        require(module, "hybridwb demo")
+    with run_demo(customers, echo=click.echo):
+        pass
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--print-only", is_flag=True, help="Print the command and its set-up instead of starting it."
+)
+@click.argument("jupyter_args", nargs=-1, type=click.UNPROCESSED)
+@friendly
+def lab(print_only: bool, jupyter_args: tuple[str, ...]) -> None:
+    """Open JupyterLab on the project, with the hybridwb extension loaded in every kernel."""
+    require("jupyterlab", "hybridwb lab")
+    with hybridwb.connect() as wb:  # builds the embedded sample when it is the source
+        root = wb.settings.project_root
+        ipython_dir = wb.settings.home / "ipython"
+    profile = ipython_dir / "profile_default"
+    try:
+        profile.mkdir(parents=True, exist_ok=True)
+        (profile / "ipython_config.py").write_text(
+            "# written by `hybridwb lab`: every kernel of this lab loads hybridwb\n"
+            "c.InteractiveShellApp.extensions = ['hybridwb']\n",
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        raise click.ClickException(
+            f"Cannot write {profile} ({exc.strerror}); check its permissions."
+        ) from None
+    env = {**os.environ, "IPYTHONDIR": str(ipython_dir), "HYBRIDWB_HOME": str(root)}
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *jupyter_args]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in command:
+        command.append("--allow-root")  # containers often run as root; JupyterLab refuses it
+    if print_only:
+        click.echo(" ".join(command))
+        click.echo(f"IPYTHONDIR={ipython_dir}")
+        click.echo(f"HYBRIDWB_HOME={root}")
+        return
+    import subprocess
+
+    sys.exit(subprocess.run(command, env=env, check=False).returncode)
 
 
 @main.command()
@@ -87,7 +133,8 @@ def demo(customers: int) -> None:
 @friendly
 def search(table: str, term: str, limit: int, page: str | None, allow_scan: bool) -> None:
     """Search TABLE (name or display name) for TERM: ids, phones, emails, name prefixes."""
-    result = hybridwb.connect().search(table, term, limit=limit, page=page, allow_scan=allow_scan)
+    with hybridwb.connect() as wb:
+        result = wb.search(table, term, limit=limit, page=page, allow_scan=allow_scan)
     click.echo(result.rows.to_string(index=False) if len(result) else "no matches")
     click.echo(
         f"-- {len(result)} rows, {result.meta['elapsed_ms']:.1f} ms, predicates: {', '.join(result.meta['predicates']) or '-'}"
@@ -244,9 +291,9 @@ def doctor() -> None:
     except hybridwb.HybridwbError as exc:
         click.echo(f"FAIL  configuration    {exc}")
         sys.exit(1)
-    report = run_doctor(wb)
+    with wb:
+        report = run_doctor(wb)
     click.echo(report.render())
-    wb.close()
     if report.failed:
         sys.exit(1)
 
@@ -266,10 +313,17 @@ def stats(out: str) -> None:
 
     from hybridwb.observability import collect, render_html
 
-    collected = collect(hybridwb.connect())
+    with hybridwb.connect() as wb:
+        wb.querylog.flush()  # this process's own queries count too
+        collected = collect(wb)
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(collected), encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_html(collected), encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(
+            f"Cannot write {path} ({exc.strerror}); choose another --out."
+        ) from None
     rate = "—" if collected.success_rate is None else f"{collected.success_rate:.2%}"
     avg = "—" if collected.avg_ms is None else f"{collected.avg_ms:.1f} ms"
     click.echo(f"{collected.queries:,} queries · success {rate} · average {avg} → {path}")
@@ -287,7 +341,12 @@ def targets_preview(file: str) -> None:
     """Count, sample and quality statistics for the definition in FILE (JSON)."""
     from pathlib import Path
 
-    preview = hybridwb.connect().targets.preview(Path(file).read_text(encoding="utf-8"))
+    try:
+        text = Path(file).read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file} is not UTF-8 text; save it as UTF-8.") from None
+    with hybridwb.connect() as wb:
+        preview = wb.targets.preview(text)
     click.echo(f"targets: {preview.count_text}")
     click.echo(preview.sample.to_string(index=False))
     for key, value in preview.quality.items():

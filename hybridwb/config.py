@@ -4,37 +4,52 @@ Precedence, highest first (documented in the README, pinned by tests):
 
 1. arguments to `hybridwb.connect(...)`
 2. the process environment (`MYSQL_*`, `SUPABASE_*`, `NEXT_PUBLIC_SUPABASE_*`, `HYBRIDWB_*`)
-3. a `.env` file in the working directory
-4. `[tool.hybridwb]` in the working directory's `pyproject.toml`
+3. a `.env` file in the project root
+4. `[tool.hybridwb]` in the project root's `pyproject.toml`
 5. defaults: the embedded sample source and an embedded SQLite store under `.hybridwb/`
 
-Secrets are `SecretStr`; `Settings.describe()` and every URL this module renders mask them.
+The project root is found the way git finds its repository: from the working directory
+upwards, the first folder holding a `pyproject.toml` with `[tool.hybridwb]` or a
+`.hybridwb/` folder (or `HYBRIDWB_HOME`). The search stops below the home and temp
+folders, so a stray `.hybridwb/` there never captures unrelated work. So a kernel started in `notebooks/guides/`, the
+CLI and papermill runs share one mapping file, store and reports folder.
+
+Secrets live only in `SecretStr` holders (`Secrets` for the scrub list); URLs are parsed by
+`hybridwb.urls` (userinfo encoded, or refused with how to encode); `Settings.describe()` and
+every URL this module renders mask them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, Field, SecretStr, ValidationError
-from sqlalchemy.engine import URL, make_url
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from sqlalchemy.engine import URL
 
 from hybridwb.errors import ConfigError
+from hybridwb.urls import check_driver, parse_db_url, strip_http_password
+from hybridwb.urls import mask_url as mask_url
 
 #: environment name -> settings field (several spellings of the original platform)
 ENV_NAMES: dict[str, str] = {
     "HYBRIDWB_SOURCE_URL": "source_url",
     "HYBRIDWB_STORE_URL": "store_url",
-    "HYBRIDWB_HOME": "home",
     "HYBRIDWB_MAPPINGS": "mappings_path",
     "HYBRIDWB_REPORTS": "reports_dir",
     "HYBRIDWB_WORKFLOWS": "workflows_dir",
     "HYBRIDWB_ROW_CAP": "row_cap",
     "HYBRIDWB_STATEMENT_TIMEOUT": "statement_timeout",
+    "HYBRIDWB_POOL_SIZE": "source_pool_size",
+    "HYBRIDWB_MAX_OVERFLOW": "source_max_overflow",
+    "HYBRIDWB_SMS_MAX_BYTES": "sms_max_bytes",
+    "HYBRIDWB_LMS_MAX_BYTES": "lms_max_bytes",
     "MYSQL_HOST": "mysql_host",
     "MYSQL_PORT": "mysql_port",
     "MYSQL_READ_USER": "mysql_user",
@@ -59,6 +74,43 @@ SECRET_FIELDS = (
 )
 
 
+PROJECT_MARKER = ".hybridwb"
+
+
+class Secrets:
+    """The raw secrets, held so output can be scrubbed of them, never shown.
+
+    Iterating yields the values (for `scrub`); repr, str and pickling-by-vars show none.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._values: tuple[SecretStr, ...] = tuple(
+            SecretStr(str(v)) for v in values if v and len(str(v)) >= 3
+        )
+
+    def add(self, value: str | None) -> None:
+        if value and len(str(value)) >= 3:
+            self._values = (*self._values, SecretStr(str(value)))
+
+    def __iter__(self) -> Iterator[str]:
+        return (v.get_secret_value() for v in self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, value: object) -> bool:
+        return any(value == v.get_secret_value() for v in self._values)
+
+    def __repr__(self) -> str:
+        return f"Secrets({len(self._values)} hidden)"
+
+    def scrub(self, text: str) -> str:
+        """`text` with every secret replaced by ***."""
+        return scrub(text, self)
+
+
 class Settings(BaseModel):
     """Everything hybridwb needs to know to connect; secrets never print."""
 
@@ -66,6 +118,7 @@ class Settings(BaseModel):
 
     source_url: SecretStr | None = None
     store_url: SecretStr | None = None
+    project_root: Path = Path()
     home: Path = Path(".hybridwb")
     mappings_path: Path = Path("mappings/table-mappings.json")
     reports_dir: Path = Path("reports")
@@ -82,7 +135,8 @@ class Settings(BaseModel):
     supabase_service_role_key: SecretStr | None = None
     supabase_db_url: SecretStr | None = None
     row_cap: int = Field(100_000, gt=0)
-    statement_timeout: float = Field(30.0, gt=0)
+    #: at least binds.MIN_TIMEOUT_SECONDS: a smaller limit would round to 0 = unlimited
+    statement_timeout: float = Field(30.0, ge=0.01)
     connect_timeout: int = Field(5, gt=0)
     read_timeout: int = Field(600, gt=0)
     sample_customers: int = Field(10_000, gt=0)
@@ -91,10 +145,30 @@ class Settings(BaseModel):
     #: source connection budget per process: pool_size kept open + max_overflow on demand
     source_pool_size: int = Field(5, gt=0, le=100)
     source_max_overflow: int = Field(10, ge=1, le=100)
+    #: the longest message each type may render to, in EUC-KR bytes
+    sms_max_bytes: int = Field(90, gt=0, le=100_000)
+    lms_max_bytes: int = Field(2000, gt=0, le=100_000)
     #: where each value came from ("env", ".env", "pyproject", "argument"); for `doctor`
     origins: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("supabase_url")
+    @classmethod
+    def _no_password_in_supabase_url(cls, value: str | None) -> str | None:
+        # the REST API authenticates with the key; a password in the URL is never used,
+        # so it is dropped rather than kept where a print could show it
+        return strip_http_password(value) if value else value
+
     # -- derived ---------------------------------------------------------------------------
+    @property
+    def connection_budget(self) -> int:
+        """Source connections one process may hold at most (`pool_size + max_overflow`)."""
+        return self.source_pool_size + self.source_max_overflow
+
+    @property
+    def message_limits(self) -> dict[str, int]:
+        """EUC-KR byte limit per message type."""
+        return {"SMS": self.sms_max_bytes, "LMS": self.lms_max_bytes, "MMS": self.lms_max_bytes}
+
     @property
     def sample_path(self) -> Path:
         return self.home / "sample.db"
@@ -106,7 +180,7 @@ class Settings(BaseModel):
     def source_sqlalchemy_url(self) -> URL:
         """The source URL; the embedded sample when nothing is configured."""
         if self.source_url is not None:
-            return _parse_url(self.source_url.get_secret_value(), "HYBRIDWB_SOURCE_URL")
+            return _checked(self.source_url, "HYBRIDWB_SOURCE_URL")
         if self.mysql_host is not None:
             return URL.create(
                 "mysql+pymysql",
@@ -122,12 +196,9 @@ class Settings(BaseModel):
     def store_sqlalchemy_url(self) -> URL | None:
         """The store URL for a SQL backend, or None when only the REST API is configured."""
         if self.store_url is not None:
-            return _parse_url(self.store_url.get_secret_value(), "HYBRIDWB_STORE_URL")
+            return _checked(self.store_url, "HYBRIDWB_STORE_URL")
         if self.supabase_db_url is not None:
-            url = _parse_url(self.supabase_db_url.get_secret_value(), "SUPABASE_DB_URL")
-            if url.drivername in ("postgres", "postgresql"):
-                url = url.set(drivername="postgresql+psycopg")
-            return url
+            return _checked(self.supabase_db_url, "SUPABASE_DB_URL", postgres=True)
         if self.supabase_url is not None:
             return None
         return URL.create("sqlite", database=str(self.home / "platform.db"))
@@ -142,7 +213,7 @@ class Settings(BaseModel):
             if value is None:
                 continue
             if name in ("source_url", "store_url", "supabase_db_url"):
-                shown = mask_url(value.get_secret_value())
+                shown = mask_url(value.get_secret_value(), name)
             elif isinstance(value, SecretStr):
                 shown = "***"
             else:
@@ -150,49 +221,87 @@ class Settings(BaseModel):
             out[name] = f"{shown} ({self.origins.get(name, 'default')})"
         return out
 
-    def secret_values(self) -> list[str]:
-        """The raw secrets, so output can be scrubbed of them."""
-        values: list[str] = []
+    def secret_values(self) -> Secrets:
+        """The raw secrets in a holder that never shows them, so output can be scrubbed."""
+        held = Secrets()
         for name in SECRET_FIELDS:
             value = getattr(self, name)
             if value is None:
                 continue
-            raw = value.get_secret_value()
             if name.endswith("url"):
-                try:
-                    password = make_url(raw).password
-                except Exception:
-                    password = None
-                if password:
-                    values.append(str(password))
+                held.add(_url_password(value))
+                # the raw text too: an unencoded password may have been split oddly
+                held.add(_raw_userinfo_password(value))
             else:
-                values.append(raw)
-        return [v for v in values if len(v) >= 3]
+                held.add(value.get_secret_value())
+        return held
 
 
-def mask_url(url: str | URL) -> str:
-    """Render a URL with its password replaced by ***."""
-    try:
-        parsed = make_url(url) if isinstance(url, str) else url
-        return parsed.render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"
-
-
-def scrub(text: str, secrets: list[str]) -> str:
+def scrub(text: str, secrets: Iterable[str]) -> str:
     """Remove every secret from a text meant for a person."""
     for secret in secrets:
-        text = text.replace(secret, "***")
+        if secret:
+            text = text.replace(secret, "***")
     return text
 
 
-def _parse_url(raw: str, name: str) -> URL:
+def _checked(value: SecretStr, name: str, *, postgres: bool = False) -> URL:
+    """Parse a secret URL (encoding its userinfo) and check its driver and options."""
+    url = parse_db_url(value.get_secret_value(), name)
+    if postgres and url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg")
+    check_driver(url, name)
+    return url
+
+
+def _url_password(value: SecretStr) -> str | None:
     try:
-        return make_url(raw)
-    except Exception:
-        raise ConfigError(
-            f"{name} is not a database URL (expected e.g. mysql+pymysql://user@host/db)."
-        ) from None
+        return parse_db_url(value.get_secret_value(), "URL").password
+    except ConfigError:
+        return None
+
+
+def _raw_userinfo_password(value: SecretStr) -> str | None:
+    rest = value.get_secret_value().split("://", 1)[-1]
+    if "@" not in rest:
+        return None
+    return rest.rsplit("@", 1)[0].partition(":")[2] or None
+
+
+def find_project_root(cwd: Path, env: Mapping[str, str | None]) -> Path:
+    """`HYBRIDWB_HOME`, or the nearest folder upwards holding `[tool.hybridwb]` or
+    `.hybridwb/`, or the working directory itself."""
+    home = env.get("HYBRIDWB_HOME")
+    if home:
+        path = Path(home).expanduser()
+        path = path if path.is_absolute() else cwd / path
+        # compatibility: HYBRIDWB_HOME once named the .hybridwb data folder itself
+        return path.parent if path.name == PROJECT_MARKER else path
+    ceilings = _ceilings()
+    for folder in (cwd, *cwd.parents):
+        if folder != cwd and folder.resolve() in ceilings:
+            break  # a stray .hybridwb/ in the home or temp folder is no project
+        if (folder / PROJECT_MARKER).is_dir() or _has_tool_section(folder / "pyproject.toml"):
+            return folder
+    return cwd
+
+
+def _ceilings() -> set[Path]:
+    """Folders the upward search never enters (like GIT_CEILING_DIRECTORIES)."""
+    found = {Path(tempfile.gettempdir()).resolve(), Path("/")}
+    with contextlib.suppress(RuntimeError, KeyError):
+        found.add(Path.home().resolve())
+    return found
+
+
+def _has_tool_section(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+        return False
+    return "hybridwb" in data.get("tool", {})
 
 
 def _from_env(env: Mapping[str, str | None], origin: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -225,8 +334,8 @@ def load_settings(
     cwd: Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
 ) -> Settings:
     """Read the configuration once, in the documented precedence."""
-    cwd = Path.cwd() if cwd is None else cwd
     env = os.environ if env is None else env
+    root = find_project_root(Path.cwd() if cwd is None else Path(cwd), env)
     layers: list[tuple[dict[str, Any], dict[str, str]]] = []
     layers.append(
         (
@@ -235,10 +344,13 @@ def load_settings(
         )
     )
     layers.append(_from_env(env, "env"))
-    dotenv = cwd / ".env"
+    dotenv = root / ".env"
     if dotenv.is_file():
-        layers.append(_from_env(dotenv_values(dotenv), ".env"))
-    project = _from_pyproject(cwd / "pyproject.toml")
+        try:
+            layers.append(_from_env(dotenv_values(dotenv), ".env"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{dotenv} is not UTF-8 text; save it as UTF-8.") from None
+    project = _from_pyproject(root / "pyproject.toml")
     layers.append((project, dict.fromkeys(project, "pyproject")))
 
     merged: dict[str, Any] = {}
@@ -246,15 +358,22 @@ def load_settings(
     for values, where in reversed(layers):
         merged.update(values)
         origins.update(where)
+    home_env = env.get("HYBRIDWB_HOME")
+    if home_env and Path(home_env).name == PROJECT_MARKER and "home" not in merged:
+        merged["home"] = Path(home_env)
     for key, default in (
-        ("home", ".hybridwb"),
+        ("home", PROJECT_MARKER),
         ("mappings_path", "mappings/table-mappings.json"),
         ("reports_dir", "reports"),
+        ("workflows_dir", "notebooks/workflows"),
     ):
-        path = Path(merged.get(key, default))
-        merged[key] = path if path.is_absolute() else cwd / path
+        try:
+            path = Path(merged.get(key, default))
+        except TypeError:
+            raise ConfigError(f"Setting {key} must be a path (text).") from None
+        merged[key] = path if path.is_absolute() else root / path
     try:
-        return Settings(**merged, origins=origins)
+        return Settings(**merged, project_root=root, origins=origins)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])

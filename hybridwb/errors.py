@@ -1,9 +1,15 @@
 """The errors a hybridwb user catches, by meaning.
 
-Every message says what happened and what to do, in one line; the cause is chained.
+Every message says what happened and what to do, in one line. Errors that wrap a driver
+or library exception are built with `HybridwbError.from_cause(exc, message)` and raised
+`from None`: the cause's type and code stay as fields (`cause_type`, `code`), but its
+frames do not travel with the error, because a driver frame holds the password in its
+locals and any traceback printed with locals (IPython `%xmode Verbose`, error reporters)
+would show it.
 
     HybridwbError
     ├── ConfigError            configuration missing or malformed
+    │   └── MissingExtra       an optional part is not installed (says the pip line)
     ├── ConnectionFailed       a server cannot be reached or refused the login
     ├── ReadOnlyViolation      the guard or the server refused a statement that could write
     ├── QueryError             the server rejected a read (syntax, unknown table, ...)
@@ -14,11 +20,14 @@ Every message says what happened and what to do, in one line; the cause is chain
     ├── NotFound               an id or name that does not exist
     ├── StoreError             the platform store failed
     │   └── AuthError          the store refused the key (anon / service role / expired)
-    ├── TemplateError          a template that does not parse or tries to escape the sandbox
+    ├── TemplateError          a template that does not parse, escapes the sandbox or
+    │                          renders too much, too deep or too long
     └── ScanRefused            a search or target query that would scan a large table
 """
 
 from __future__ import annotations
+
+from typing import Any, Self
 
 __all__ = [
     "AuthError",
@@ -26,6 +35,7 @@ __all__ = [
     "ConfigError",
     "ConnectionFailed",
     "HybridwbError",
+    "MissingExtra",
     "NotFound",
     "QueryError",
     "QueryTimeout",
@@ -36,6 +46,31 @@ __all__ = [
     "TranspileError",
     "ValidationError",
 ]
+
+
+def cause_code(exc: BaseException) -> Any:
+    """The driver's error code of `exc` (MySQL number, SQLSTATE), or None."""
+    orig = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the DBAPI error in .orig
+    for attr in ("sqlstate", "pgcode", "errno"):
+        value = getattr(orig, attr, None)
+        if value is not None:
+            return value
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+def _drop_frames(exc: BaseException | None) -> None:
+    """Forget the frames of an exception and of everything chained to it."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        orig = getattr(exc, "orig", None)
+        if isinstance(orig, BaseException):
+            _drop_frames(orig)
+        exc = exc.__cause__ or exc.__context__
 
 
 class HybridwbError(Exception):
@@ -51,9 +86,31 @@ class HybridwbError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @classmethod
+    def from_cause(cls, exc: BaseException, message: str, **fields: object) -> Self:
+        """This error for a driver/library exception, carrying no frame of it.
+
+        Raise the result `from None`::
+
+            except DBAPIError as exc:
+                raise ConnectionFailed.from_cause(exc, "Cannot reach ...") from None
+
+        The message must already be scrubbed of secrets. The cause's type and code stay as
+        the fields `cause_type` and `code`; the cause's frames (and those of anything
+        chained to it) are dropped, so no traceback printer can reach a driver's locals.
+        """
+        fields.setdefault("cause_type", f"{type(exc).__module__}.{type(exc).__qualname__}")
+        fields.setdefault("code", cause_code(exc))
+        _drop_frames(exc)
+        return cls(message.splitlines()[0] if message else message, **fields)
+
 
 class ConfigError(HybridwbError):
     pass
+
+
+class MissingExtra(ConfigError):
+    """An optional dependency is missing; `.install` is the exact pip line."""
 
 
 class ConnectionFailed(HybridwbError):

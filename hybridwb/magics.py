@@ -19,7 +19,7 @@ from sqlglot.tokens import TokenType
 
 from hybridwb.errors import HybridwbError
 from hybridwb.source import RowsCut
-from hybridwb.source.binds import find_binds, tokenize
+from hybridwb.source.binds import find_binds, seconds_arg, tokenize
 from hybridwb.workbench import Workbench, connect
 
 
@@ -91,8 +91,11 @@ def parse_args(line: str, *, allow_write: bool = False) -> CellArgs:
                 values["timeout"] = float(value)
             except ValueError:
                 raise MagicError(f"--timeout needs seconds, not {value!r}.") from None
-            if values["timeout"] <= 0:
-                raise MagicError("--timeout must be more than 0 seconds.")
+            # the same floor as timeout= (a tiny limit would round to "unlimited")
+            try:
+                values["timeout"] = seconds_arg(values["timeout"], "--timeout", None)
+            except HybridwbError as exc:
+                raise MagicError(exc.message) from None
         i += 2
     return CellArgs(**values)
 

@@ -27,13 +27,56 @@ def first_error(exc: PydanticError) -> tuple[str, str]:
     return path, msg
 
 
-def load_json(data: Any, what: str) -> Any:
-    """Text becomes JSON, or one error naming where it broke; other values pass through."""
-    if not isinstance(data, str | bytes):
-        return data
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:
+#: deeper JSON than this is refused before any model sees it (pydantic and json recurse)
+MAX_DEPTH = 64
+
+
+def load_json(data: Any, what: str, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Text or UTF-8 bytes become JSON, or one error naming where it broke.
+
+    Other values pass through; either way nesting deeper than `max_depth` is refused,
+    so no input can reach a RecursionError further in."""
+    if isinstance(data, bytes | bytearray):
+        try:
+            data = bytes(data).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ValidationError(
+                f"{what} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position "
+                f"{exc.start}); save it as UTF-8. Nothing was saved."
+            ) from None
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                f"{what} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); nothing was saved."
+            ) from None
+        except RecursionError:
+            raise ValidationError(
+                f"{what} is nested too deeply (more than {max_depth} levels); nothing was saved."
+            ) from None
+    depth = nesting_depth(data, max_depth + 1)
+    if depth > max_depth:
         raise ValidationError(
-            f"{what} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); nothing was saved."
-        ) from None
+            f"{what} is nested too deeply (more than {max_depth} levels); nothing was saved."
+        )
+    return data
+
+
+def nesting_depth(value: Any, stop: int) -> int:
+    """How deeply lists and dicts nest in `value`, counting no further than `stop`.
+
+    Iterative, so it cannot overflow the stack, and it stops early, so a cyclic or huge
+    structure costs no more than `stop` levels."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list | tuple):
+            continue
+        deepest = max(deepest, depth)
+        if deepest >= stop:
+            return deepest
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return deepest

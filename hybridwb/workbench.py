@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import warnings
+import weakref
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import pandas as pd
 
 from hybridwb.config import Settings, load_settings
+from hybridwb.errors import ConfigError, HybridwbError
+from hybridwb.extras import require
 from hybridwb.mapping import MappingService
 from hybridwb.search import SearchService
 from hybridwb.source import ConnectionInfo, QueryLog, Source
@@ -25,19 +31,36 @@ if TYPE_CHECKING:
 class Workbench:
     """Everything an analyst or a scheduled run needs, reached from one object.
 
-    Constructing it does no I/O: connections open on first use.
+    Constructing it does no I/O: connections open on first use. Use it as a context
+    manager (`with hybridwb.connect() as wb:`) or call `close()`: closing hands the query
+    log to the store. A workbench still open when the interpreter exits (a kernel that is
+    shut down) is closed then.
     """
 
     def __init__(self, settings: Settings, *, source: Source | None = None) -> None:
+        if not isinstance(settings, Settings):
+            raise ConfigError(
+                f"Workbench needs Settings, not {type(settings).__name__}; use hybridwb.connect()."
+            )
         self.settings = settings
+        settings.store_sqlalchemy_url()  # a bad store URL or missing driver fails here, no I/O
         self.querylog = QueryLog()
         self.source = (
             source if source is not None else Source.from_settings(settings, self.querylog)
         )
         self.source.querylog = self.querylog
+        self.closed = False
+        ref = weakref.ref(self)
+        atexit.register(_close_at_exit, ref)
 
     def __repr__(self) -> str:
         return f"Workbench(source={self.source!r}, store={self.store_description!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- source ----------------------------------------------------------------------------
     def sql(
@@ -61,10 +84,15 @@ class Workbench:
 
     def ensure_sample(self, customers: int | None = None, *, rebuild: bool = False) -> Path | None:
         """Build the embedded sample source when it is the configured source and missing."""
+        if customers is not None and (
+            not isinstance(customers, int) or isinstance(customers, bool) or customers <= 0
+        ):
+            raise ConfigError(f"customers must be a positive whole number, not {customers!r}.")
         if not self.settings.source_is_sample:
             return None
         path = self.settings.sample_path
         if rebuild or not path.is_file():
+            require("faker", "The embedded sample shop")
             from hybridwb.source.sample import build_sqlite
 
             self.source.close()
@@ -101,7 +129,9 @@ class Workbench:
     @cached_property
     def templates(self) -> TemplateService:
         """Template library, variable extraction, automatic mapping and rendering."""
-        return TemplateService(lambda: self.store, self.mappings)
+        service = TemplateService(lambda: self.store, self.mappings)
+        service.limits = self.settings.message_limits
+        return service
 
     @property
     def variables(self) -> Variables:
@@ -125,7 +155,7 @@ class Workbench:
     def store_description(self) -> str:
         url = self.settings.store_sqlalchemy_url()
         if url is None:
-            return f"supabase-rest:{self.settings.supabase_url}"
+            return f"supabase-rest:{self.settings.supabase_url}"  # its password was dropped
         return url.render_as_string(hide_password=True)
 
     # -- presentation ----------------------------------------------------------------------
@@ -144,10 +174,27 @@ class Workbench:
         )
 
     def close(self) -> None:
-        self.querylog.flush()
-        self.source.close()
-        if "store" in self.__dict__:
-            self.store.close()
+        """Write the query log to the store and release every connection (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if len(self.querylog) and self.querylog.sink is None:
+                self.store  # noqa: B018 - opening the store makes it the log's sink
+            self.querylog.flush()
+        except HybridwbError as exc:
+            warnings.warn(f"The query log was not saved: {exc}", RuntimeWarning, stacklevel=2)
+        finally:
+            self.source.close()
+            if "store" in self.__dict__:
+                self.store.close()
+
+
+def _close_at_exit(ref: weakref.ref[Workbench]) -> None:
+    wb = ref()
+    if wb is not None and not wb.closed:
+        with contextlib.suppress(Exception):  # the interpreter is going away: best effort
+            wb.close()
 
 
 def connect(
@@ -163,6 +210,9 @@ def connect(
     With nothing configured the source is the embedded sample shop (built on first use)
     and the store an SQLite file under `.hybridwb/`.
     """
+    for what, value in (("source", source), ("store", store)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{what} must be a database URL (text), not {type(value).__name__}.")
     loaded = load_settings(
         Path(cwd) if cwd is not None else None, env, source_url=source, store_url=store, **settings
     )

@@ -187,6 +187,106 @@ def shop(sample_db: Path, tmp_path: Path) -> Iterator[object]:
     wb.close()
 
 
+# -- private servers (fault and secrets tiers) -----------------------------------------------
+# Canary secrets: distinctive, URL-safe strings that must never appear in any output.
+MYSQL_CANARY = "myCanary7Q2xZ9pw"
+PG_CANARY = "pgCanary4K8wV1pw"
+PRIVATE_RO_USER = "hwb_canary_ro"
+PRIVATE_STORE_ROLE = "hwb_canary_store"
+
+
+@pytest.fixture(scope="session")
+def private_mariadb() -> Iterator[object]:
+    """A private MariaDB with the sample shop in `shop` and a password-only read account.
+
+    Tests may stop, kill and restart it; it is destroyed at the end of the session.
+    """
+    from tests._servers import PrivateMariaDB, private_servers_available
+
+    reason = private_servers_available()
+    if reason:
+        pytest.fail(f"cannot start private servers: {reason}")
+    server = PrivateMariaDB()
+    try:
+        server.install()
+        server.start()
+        server.execute(
+            "CREATE DATABASE shop CHARACTER SET utf8mb4",
+            "CREATE USER 'hwb_admin'@'127.0.0.1'",
+            "GRANT ALL ON *.* TO 'hwb_admin'@'127.0.0.1'",
+            f"CREATE USER '{PRIVATE_RO_USER}'@'127.0.0.1' IDENTIFIED BY '{MYSQL_CANARY}'",
+            f"GRANT SELECT, SHOW VIEW ON shop.* TO '{PRIVATE_RO_USER}'@'127.0.0.1'",
+        )
+        load(server.url("hwb_admin", None, "shop"), SAMPLE_CUSTOMERS)
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def private_pg() -> Iterator[object]:
+    """A private PostgreSQL: `postgres` trusted, every other role scram-sha-256."""
+    from tests._servers import PrivatePostgres, private_servers_available
+
+    reason = private_servers_available()
+    if reason:
+        pytest.fail(f"cannot start private servers: {reason}")
+    server = PrivatePostgres()
+    try:
+        server.install()
+        server.start()
+        server.execute(
+            f"CREATE ROLE {PRIVATE_STORE_ROLE} LOGIN PASSWORD '{PG_CANARY}'",
+            "CREATE ROLE anon NOLOGIN",
+            "CREATE ROLE authenticated NOLOGIN",
+            "CREATE ROLE service_role NOLOGIN BYPASSRLS",
+        )
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def private_store(private_pg) -> Iterator[URL]:  # type: ignore[no-untyped-def]
+    """A fresh store database on the private PostgreSQL, owned by the password role."""
+    name = f"store_{uuid.uuid4().hex[:8]}"
+    private_pg.start()  # a previous test may have left it stopped
+    private_pg.execute(f'CREATE DATABASE "{name}" OWNER {PRIVATE_STORE_ROLE}')
+    try:
+        yield private_pg.url(PRIVATE_STORE_ROLE, PG_CANARY, name)
+    finally:
+        private_pg.start()
+        private_pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- the browser tier may not be skipped silently --------------------------------------------
+_SKIPPED_BROWSER: list[str] = []
+
+
+def browser_required() -> bool:
+    """Where Chromium is installed (or HYBRIDWB_REQUIRE_BROWSER=1), a skipped browser test
+    is a failure: `make test` must not pass without the tier it claims to run."""
+    chromium = os.environ.get("HYBRIDWB_CHROMIUM", "/usr/bin/chromium")
+    return os.environ.get("HYBRIDWB_REQUIRE_BROWSER") == "1" or Path(chromium).exists()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "browser" in report.keywords:
+        _SKIPPED_BROWSER.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SKIPPED_BROWSER and browser_required():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(
+                f"FAILED: {len(_SKIPPED_BROWSER)} browser test(s) skipped although Chromium is "
+                "required here (installed, or HYBRIDWB_REQUIRE_BROWSER=1)",
+                red=True,
+            )
+
+
 def install_sample_mappings(root: Path, source_url: URL | None = None) -> Path:
     """The repository's sample-shop mappings, installed for the sample or — for the sample
     shop loaded into MariaDB — stamped as that database's (mappings belong to one source)."""
@@ -197,7 +297,13 @@ def install_sample_mappings(root: Path, source_url: URL | None = None) -> Path:
     from hybridwb.source import Source
 
     data = json.loads((REPO / "mappings" / "table-mappings.json").read_text(encoding="utf-8"))
-    identity = SAMPLE if source_url is None else source_identity(Source(source_url))
+    identity = SAMPLE
+    if source_url is not None:
+        source = Source(source_url)
+        try:
+            identity = source_identity(source)
+        finally:
+            source.close()  # an unclosed pool is a ResourceWarning (an error in this suite)
     if identity != SAMPLE:
         data = {SOURCE_KEY: identity, **data}
     path = root / "mappings" / "table-mappings.json"

@@ -83,7 +83,47 @@ def test_guides_commit_outputs_only_where_nbval_checks_them() -> None:
                 assert not cell.get("outputs"), (
                     f"{path.name}: outputs committed in an unchecked cell"
                 )
-    assert checked >= 2
+    assert checked >= 5
+
+
+def _error_cells(nb) -> list:  # type: ignore[no-untyped-def]
+    return [c for c in nb.cells if c.cell_type == "code" and "except " in c.source]
+
+
+def test_error_cells_assert_instead_of_printing() -> None:
+    """A cell that shows an error must fail when the error stops coming (or changes class):
+    it names one error class and has an `else: raise` or an assert on the message."""
+    import nbformat
+
+    cells = 0
+    for path in GUIDES.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        for cell in _error_cells(nb):
+            if "except hybridwb.NotFound" in cell.source:  # clean-up of an earlier run
+                continue
+            cells += 1
+            assert "else:\n" in cell.source and "raise AssertionError" in cell.source, (
+                f"{path.name}: an error cell passes when nothing is raised:\n{cell.source}"
+            )
+            assert "except (" not in cell.source, f"{path.name}: one class per except"
+    assert cells >= 3
+
+
+@pytest.mark.slow
+def test_a_changed_checked_output_fails_the_guides(tmp_path: Path, sample_db: Path) -> None:
+    """The checked outputs are really compared: a guide whose expected output is wrong
+    (as if the formatter had changed) fails."""
+    import nbformat
+
+    nb = nbformat.read(GUIDES / "04_variable_mapping.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if "phone_mask(" in c.source)
+    assert cell.source.startswith("# NBVAL_CHECK_OUTPUT")
+    cell.outputs[0]["text"] = cell.outputs[0]["text"].replace("010-****-5678", "010-1234-5678")
+    path = tmp_path / "doctored.ipynb"
+    nbformat.write(nb, path)
+    result = run_guides(tmp_path, sample_db, {}, [path])
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "010-****-5678" in result.stdout
 
 
 @pytest.mark.slow

@@ -82,9 +82,19 @@ def test_expected_errors_are_usage_errors_without_traceback(shell: RaisingShell)
         shell.run_cell("%%mysql\n   ")
 
 
-def test_explain_option_shows_the_plan(shell: RaisingShell) -> None:
-    result = shell.run_cell("%%mysql --explain\nSELECT * FROM customers WHERE customer_id = 1")
-    assert len(result.result) >= 1
+@pytest.mark.parametrize(
+    ("where", "plan"),
+    [
+        ("customer_id = 1", "SEARCH customers USING INTEGER PRIMARY KEY (rowid=?)"),
+        ("city = '서울'", "SCAN customers"),
+    ],
+    ids=["primary-key-lookup", "full-scan"],
+)
+def test_explain_option_shows_the_plan(shell: RaisingShell, where: str, plan: str) -> None:
+    """--explain returns the planner's plan for this statement (not its rows): a key
+    lookup and a full scan give different, exact plans."""
+    result = shell.run_cell(f"%%mysql --explain\nSELECT * FROM customers WHERE {where}")
+    assert list(result.result["detail"]) == [plan]
 
 
 @pytest.mark.parametrize(

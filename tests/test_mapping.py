@@ -687,7 +687,7 @@ def test_sample_mappings_never_apply_to_another_database(
     out = CliRunner().invoke(
         main,
         ["mappings", "check"],
-        env={"HYBRIDWB_SOURCE_URL": real.source.url.render_as_string(hide_password=False)},
+        env={"HYBRIDWB_SOURCE_URL": real.settings.source_url.get_secret_value()},
     )
     assert out.exit_code == 0 and "gone" not in out.output, out.output
     from hybridwb.observability.doctor import run_doctor
@@ -734,7 +734,7 @@ def test_delete_a_mapping_through_api_cli_and_editor(
     assert not active[0]
     with pytest.raises(NotFound, match="No mapping for 'payment'"):
         real.mappings.delete("payment")
-    env = {"HYBRIDWB_SOURCE_URL": real.source.url.render_as_string(hide_password=False)}
+    env = {"HYBRIDWB_SOURCE_URL": real.settings.source_url.get_secret_value()}
     out = CliRunner().invoke(main, ["mappings", "delete", "고객"], env=env)
     assert out.exit_code == 0, out.output
     assert "customer" not in _files(tmp_path)[str(real.mappings.path.relative_to(tmp_path))]
@@ -835,7 +835,7 @@ def test_every_realshop_suggestion_saves_and_checks_clean(real: hybridwb.Workben
     out = CliRunner().invoke(
         main,
         ["mappings", "discover"],
-        env={"HYBRIDWB_SOURCE_URL": real.source.url.render_as_string(hide_password=False)},
+        env={"HYBRIDWB_SOURCE_URL": real.settings.source_url.get_secret_value()},
     )
     assert out.exit_code == 0, out.output
     assert "customer_list" in out.output and "view" in out.output

@@ -151,3 +151,36 @@ def test_broken_configuration_fails_doctor(tmp_path: Path) -> None:
     result = subprocess.run([HYBRIDWB, "doctor"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1
     assert "FAIL  configuration" in result.stdout and "mysql_hots" in result.stdout
+
+
+def test_cli_queries_reach_the_query_log(sample_db: Path, tmp_path: Path) -> None:
+    """Every CLI command that queries the source leaves its log rows in the store (counted
+    with sqlite3 on the store file, not through hybridwb), so `stats` tells the truth."""
+    import sqlite3
+
+    (tmp_path / ".hybridwb").mkdir()
+    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
+    (tmp_path / "mappings").mkdir()
+    import shutil
+
+    from tests.conftest import REPO
+
+    shutil.copy(
+        REPO / "mappings" / "table-mappings.json", tmp_path / "mappings" / "table-mappings.json"
+    )
+    for term in ("김", "7", "010-0002-0264"):
+        done = subprocess.run(
+            [HYBRIDWB, "search", "customers", term], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+    store = tmp_path / ".hybridwb" / "platform.db"
+    logged = 0
+    if store.exists():
+        db = sqlite3.connect(store)
+        try:
+            (logged,) = db.execute("SELECT COUNT(*) FROM query_logs").fetchone()
+        except sqlite3.OperationalError:  # no table: the store was never opened
+            logged = 0
+        finally:
+            db.close()
+    assert logged >= 3, f"3 searches, {logged} query log rows"

@@ -76,7 +76,11 @@ def test_render_both_syntaxes() -> None:
     [
         (phone_mask, "010-1234-5678", "010-****-5678"),
         (phone_mask, "01012345678", "010-****-5678"),
-        (phone_mask, "0212345678", "021-***-5678"),
+        (phone_mask, "0212345678", "02-****-5678"),
+        (phone_mask, "02-123-4567", "02-***-4567"),
+        (phone_mask, "0311234567", "031-***-4567"),
+        (phone_mask, "+82 10-1234-5678", "010-****-5678"),
+        (phone_mask, "12345", "***"),
         (phone_mask, "not a phone", "***"),
         (phone_mask, None, ""),
         (phone_mask, "", ""),
@@ -238,3 +242,103 @@ def test_variable_preview_widget_driven_in_python(shop) -> None:  # type: ignore
     widget.mode.value = "strict"
     widget.editor.value = "{{ 고객명 "
     assert "does not parse" in widget.completeness.value
+
+
+# -- bounds: hostile templates end quickly in one line -------------------------------------
+HOSTILE = {
+    "huge-string-repeat": "{{ 'x' * 300000000 }}",
+    "huge-list-repeat": "{{ [1] * 1000000000 }}",
+    "float-power-overflow": "{{ 1.5 ** 100000 }}",
+    "huge-int-power": "{{ 10 ** 10000000 }}",
+    "divide-by-zero": "{{ 1/0 }}",
+    "recursive-macro": "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+    "exponential-macro": "{% macro f(n) %}{{ f(n) }}{{ f(n) }}{% endmacro %}{{ f(1) }}",
+    "nested-loops": "{% set s = 'x' * 10000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
+    "str-method-padding": "{{ 'x'.ljust(300000000) }}",
+    "str-format-width": "{{ '{:>999999999}'.format(1) }}",
+    "percent-format-width": "{{ '%300000000s' % 'x' }}",
+    "center-filter": "{{ 'x' | center(300000000) }}",
+    "replace-blowup": "{% set a = 'x' * 1000 %}{{ a | replace('x', a) | replace('x', a) }}",
+    "doubling-concat": "{% set a = 'x' * 60000 %}{% set b = a + a %}{{ b }}",
+    "long-output": "{% for i in 'x' * 5000 %}{{ 'yyyyyyyyyy' }}{% endfor %}",
+    "huge-range": "{% for i in range(10**9) %}{% endfor %}",
+    "loop-over-repeat": "{% for i in [0] * 99999 %}{% for j in [0] * 99999 %}{% endfor %}{% endfor %}",
+    "int-multiply-chain": "{% set a = 9 ** 500 %}{{ a * a * a * a * a * a * a * a * a }}",
+    "template-too-long": "x" * 5_000_000,
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_template_is_one_line_error_quickly(text: str) -> None:
+    import resource
+    import time
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with pytest.raises(TemplateError) as info:
+        render(text, {})
+    assert time.perf_counter() - started < 2.0
+    # peak memory grew by less than 50 MB (ru_maxrss is in KiB on Linux)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024
+    assert "\n" not in str(info.value) and str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [("1/0", "divides by zero"), ("'x' * 10**9", "builds"), ("a.__class__.__mro__", "unsafe")],
+    ids=["divide-by-zero", "huge", "private-attribute"],
+)
+def test_hostile_expression_variable_is_one_line_error(expression: str, words: str) -> None:
+    from hybridwb.templating.service import evaluate
+
+    with pytest.raises(TemplateError, match=words) as info:
+        evaluate(expression, {"a": 1})
+    assert "\n" not in str(info.value)
+
+
+def test_expression_variable_still_computes() -> None:
+    from hybridwb.templating.service import evaluate
+
+    assert evaluate("monthly_fee * 12", {"monthly_fee": 9900}) == 118800
+
+
+def test_five_megabyte_template_is_refused_at_save(tmp_path) -> None:
+    import hybridwb
+
+    with hybridwb.connect(cwd=tmp_path, env={}) as wb:
+        with pytest.raises(TemplateError, match="at most"):
+            wb.templates.create("huge", "광고 " * 1_250_000, message_type="LMS")
+        names = set(wb.store.sql("SELECT name FROM message_templates")["name"])
+    assert "huge" not in names  # the store (oracle) holds no such template
+
+
+@pytest.mark.parametrize(
+    ("message_type", "repeat", "skipped"),
+    [("SMS", 40, False), ("SMS", 1200, True), ("LMS", 900, False), ("LMS", 1100, True)],
+    ids=["sms-as-lms-fits", "sms-past-lms", "lms-fits", "lms-over-2000-bytes"],
+)
+def test_rendered_message_is_bounded_by_its_type(
+    shop, message_type: str, repeat: int, skipped: bool
+) -> None:  # type: ignore[no-untyped-def]
+    text = "#{고객명}" + "가" * repeat  # 2 EUC-KR bytes per 가
+    out = shop.templates.render(text, {"name": "김"}, message_type=message_type)
+    assert (out.skipped is not None) == skipped
+    if skipped:
+        assert out.text is None and "too long" in out.skipped
+    else:
+        assert out.text is not None and len(out.text.encode("euc-kr")) <= 2000
+
+
+def test_message_limits_come_from_settings(shop) -> None:  # type: ignore[no-untyped-def]
+    import hybridwb
+
+    text = "#{고객명}" + "가" * 60
+    assert shop.templates.render(text, {"name": "김"}, message_type="LMS").skipped is None
+    with hybridwb.connect(env={"HYBRIDWB_LMS_MAX_BYTES": "100"}) as wb:
+        out = wb.templates.render(text, {"name": "김"}, message_type="LMS")
+    assert out.skipped and "limit of 100" in out.skipped
+
+
+def test_recursive_macro_is_stopped_by_the_call_depth_bound() -> None:
+    with pytest.raises(TemplateError, match="calls macros more than"):
+        render("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", {})

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, and_, func, inspect, select
+from sqlalchemy import table as table_clause
+from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 
 from hybridwb.errors import NotFound
@@ -290,7 +292,8 @@ def row_estimates(source: Source) -> dict[str, int]:
     if source.is_sqlite:
         out = {}
         for name in source.table_names():
-            df = source.sql(f'SELECT COUNT(*) AS n FROM "{name}"')
+            count = select(func.count().label("n")).select_from(table_clause(name))
+            df = source.sql(str(count.compile(dialect=mysql.dialect())))
             out[name] = int(df["n"].iloc[0])
         return out
     rows = _read(

@@ -51,7 +51,7 @@ def _stamp_of(path: Path) -> str | None:
     """The `$source` a mapping file names, None when unstamped (or unreadable: load says why)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     stamp = data.get(SOURCE_KEY) if isinstance(data, dict) else None
     return stamp if isinstance(stamp, str) else None
@@ -91,11 +91,11 @@ class MappingService:
             mtime = path.stat().st_mtime
             if self._cache and self._cache[:2] == (path, mtime):
                 return self._cache[2]
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()  # bytes: UTF-8 is checked by parse
             stamp = _stamp_of(path)
             if stamp is not None and stamp != self.identity:
                 return MappingFile({})  # another source's file copied here by hand
-            loaded = parse(text, str(path))
+            loaded = parse(raw, str(path))
             self._cache = (path, mtime, loaded)
             return loaded
         mirrored = {

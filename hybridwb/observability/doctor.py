@@ -46,20 +46,60 @@ class Report:
 
 
 def run_doctor(wb: Workbench) -> Report:
-    """Never raises: every problem becomes a line."""
+    """Never raises: every problem becomes a line (an unexpected one names its section)."""
     report = Report()
+    for section in (_configuration, _budget, _source, _store, _mappings, _runs):
+        try:
+            section(wb, report)
+        except HybridwbError as exc:
+            report.add(section.__name__.strip("_"), "FAIL", str(exc).splitlines()[0])
+        except Exception as exc:  # doctor is where a broken set-up is diagnosed: keep going
+            scrubbed = wb.settings.secret_values().scrub(
+                str(exc).splitlines()[0] if str(exc) else ""
+            )
+            report.add(
+                section.__name__.strip("_"),
+                "FAIL",
+                f"{type(exc).__name__}: {scrubbed}",
+                "this is a hybridwb bug; please report it with this line",
+            )
+    return report
+
+
+def _configuration(wb: Workbench, report: Report) -> None:
     settings = wb.settings
     described = settings.describe()
     origins = sorted({v.rsplit("(", 1)[-1].rstrip(")") for v in described.values()})
     report.add("configuration", "OK", f"{len(described)} settings from {', '.join(origins)}")
+    report.add("project", "OK", f"{settings.project_root}")
     for key in ("source_url", "mysql_host", "store_url", "supabase_url", "supabase_db_url"):
         if key in described:
             report.add("configuration", "OK", f"{key} = {described[key]}")
-    _source(wb, report)
-    _store(wb, report)
-    _mappings(wb, report)
-    _runs(wb, report)
-    return report
+
+
+def _budget(wb: Workbench, report: Report) -> None:
+    s = wb.settings
+    line = (
+        f"at most {s.connection_budget} source connections per process "
+        f"(source_pool_size {s.source_pool_size} + source_max_overflow {s.source_max_overflow}); "
+        "N processes hold up to N x that"
+    )
+    if s.source_is_sample:
+        report.add("connection budget", "OK", line)
+        return
+    try:
+        allowed = int(wb.source.records("SELECT @@max_connections AS m", limit=1)[0]["m"])
+    except (HybridwbError, KeyError, IndexError, TypeError, ValueError):
+        report.add("connection budget", "OK", line)
+        return
+    fits = allowed // s.connection_budget
+    status = "OK" if fits >= 2 else "WARN"
+    report.add(
+        "connection budget",
+        status,
+        f"{line}; the server allows {allowed}, room for {fits} such processes",
+        "lower HYBRIDWB_POOL_SIZE / HYBRIDWB_MAX_OVERFLOW",
+    )
 
 
 def _source(wb: Workbench, report: Report) -> None:

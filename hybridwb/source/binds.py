@@ -242,12 +242,22 @@ def positive_int_arg(value: object, name: str) -> int:
     return value
 
 
-def seconds_arg(value: object, name: str, ceiling: float | None) -> float:
-    """A time argument: a finite number of seconds above 0 and at most `ceiling`."""
+#: the shortest time limit a statement may get: below it MariaDB's millisecond resolution
+#: would round the limit to 0, which means *no* limit
+MIN_TIMEOUT_SECONDS = 0.01
+
+
+def seconds_arg(
+    value: object, name: str, ceiling: float | None, minimum: float = MIN_TIMEOUT_SECONDS
+) -> float:
+    """A time argument: a finite number of seconds, at least `minimum` (0.01 s by default;
+    a smaller time limit would round to "unlimited") and at most `ceiling`."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise BindError(f"{name} must be a number of seconds, not {value!r}.")
     if value <= 0:
         raise BindError(f"{name} must be more than 0 seconds, not {value!r}.")
+    if value < minimum:
+        raise BindError(f"{name} must be at least {minimum:g} seconds, not {value!r}.")
     if ceiling is not None and value > ceiling:
         raise BindError(
             f"{name}={value:g} is above the configured limit of {ceiling:g} seconds; "

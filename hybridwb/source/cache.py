@@ -64,3 +64,32 @@ class ResultCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+#: seconds a schema's list of views is trusted before it is read again
+VIEW_TTL = 10.0
+
+
+class ViewNames:
+    """The views of each schema, read from information_schema and kept `VIEW_TTL` seconds.
+
+    A statement that reads a view may run server code the guard never saw (the view's
+    body: GET_LOCK, a stored function setting a user variable...); `Source` reads the
+    session back after such a statement. Names are compared in lower case, so a server
+    with case-sensitive names is matched more often, never less."""
+
+    def __init__(self, ttl: float = VIEW_TTL, max_schemas: int = 64) -> None:
+        self._schemas: TTLCache[str, frozenset[str]] = TTLCache(maxsize=max_schemas, ttl=ttl)
+        self._lock = threading.Lock()
+
+    def get(self, schema: str) -> frozenset[str] | None:
+        with self._lock:
+            return self._schemas.get(schema.lower())
+
+    def put(self, schema: str, names: frozenset[str]) -> None:
+        with self._lock:
+            self._schemas[schema.lower()] = frozenset(n.lower() for n in names)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._schemas.clear()

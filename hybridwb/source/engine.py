@@ -8,8 +8,9 @@ Two layers of the read-only guarantee are enforced here, for every caller of the
   pasted in as escaped literals), runs the guard on that text, and hands the driver that
   text with *no* parameters, so nothing is interpolated after the check.
 * **The session is re-asserted, not assumed.** Every connect and every checkout from the
-  pool sets `READ ONLY`, the statement time limit and `sql_select_limit` (the row cap) in
-  one statement; after each statement the session is read back, and a session that server
+  pool sets `READ ONLY`, the statement time limit, `sql_select_limit` (the row cap) and a
+  fixed `sql_mode` (the one the guard tokenizes with), and releases named locks, in one
+  statement; after each statement the session is read back, and a session that server
   code (a stored function) changed is restored, or dropped when it cannot be, and the
   statement is refused.
 """
@@ -84,52 +85,83 @@ def statement_timeout_sql(flavour: str, seconds: float) -> str:
 
 def _timeout_assignment(flavour: str, seconds: float) -> str:
     if flavour == "MariaDB":
-        return f"max_statement_time = {float(seconds):.3f}"
-    return f"max_execution_time = {max(1, int(seconds * 1000))}"
+        text = f"{float(seconds):.3f}"
+        assignment = f"max_statement_time = {text}"
+    else:
+        text = str(int(seconds * 1000))
+        assignment = f"max_execution_time = {text}"
+    # 0 means *no* limit on both servers: never send it, whatever let a tiny value through
+    if not float(text) > 0:
+        raise BindError(
+            f"A time limit of {seconds!r} seconds rounds to 0 (= no limit) on the server; "
+            "ask for at least 0.01 seconds."
+        )
+    return assignment
 
 
-def session_sql(facts: SessionFacts, policy: SessionPolicy) -> str:
-    """One SET that puts a session in the state the policy asks for (one round trip)."""
+#: the sql_mode every source session runs with, set on connect and on every checkout and
+#: read back: the guard tokenizes with MySQL's default reading of literals, so no mode that
+#: changes it (NO_BACKSLASH_ESCAPES, ANSI_QUOTES, ANSI, ORACLE, PIPES_AS_CONCAT,
+#: IGNORE_SPACE...) may be in effect, whatever a URL's init_command or the server's global
+#: sql_mode says. Valid on MariaDB and MySQL 8.
+SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+
+
+def session_sql(facts: SessionFacts, policy: SessionPolicy, *, after_reset: bool = False) -> str:
+    """One SET that puts a session in the state the policy asks for (one round trip).
+
+    It also pins `sql_mode` and releases every named lock the connection holds (a view's
+    body may have taken one with GET_LOCK), so nothing a previous statement left behind
+    survives into the next checkout."""
     parts = [
         _timeout_assignment(facts.flavour, policy.timeout),
         f"sql_select_limit = {int(policy.select_limit)}",
+        f"sql_mode = '{SQL_MODE}'",
+        "@hybridwb_released = RELEASE_ALL_LOCKS()",
     ]
     if policy.read_only:
         parts.insert(0, f"{facts.read_only_variable} = 1")
+    if after_reset:  # COM_RESET_CONNECTION put these back to the server's defaults
+        return "SET NAMES utf8mb4, SESSION autocommit = 1, " + ", ".join(parts)
     return "SET SESSION " + ", ".join(parts)
 
 
-def read_session(dbapi_conn: Any, facts: SessionFacts) -> tuple[int, float, int]:
-    """(read only, time limit in seconds, select limit) as the server sees them now."""
+def read_session(dbapi_conn: Any, facts: SessionFacts) -> tuple[int, float, int, str]:
+    """(read only, time limit in seconds, select limit, sql_mode) as the server sees them
+    now. The same round trip releases the named locks the connection holds (server code
+    run by the statement, e.g. in a view, may have taken one)."""
     cursor = dbapi_conn.cursor()
     try:
         cursor.execute(
             f"SELECT @@session.{facts.read_only_variable}, @@session.{facts.timeout_variable}, "
-            "@@session.sql_select_limit"
+            "@@session.sql_select_limit, @@session.sql_mode, RELEASE_ALL_LOCKS()"
         )
-        ro, limit, rows = cursor.fetchone()
+        ro, limit, rows, mode, _released = cursor.fetchone()
     finally:
         cursor.close()
     seconds = float(limit) if facts.flavour == "MariaDB" else float(limit) / 1000
-    return int(ro), seconds, int(rows)
+    return int(ro), seconds, int(rows), str(mode or "")
 
 
 def session_matches(
-    facts: SessionFacts, policy: SessionPolicy, seen: tuple[int, float, int]
+    facts: SessionFacts, policy: SessionPolicy, seen: tuple[int, float, int, str]
 ) -> bool:
-    read_only, seconds, rows = seen
+    read_only, seconds, rows, mode = seen
     return (
         (read_only == 1 or not policy.read_only)
         and seconds > 0
         and math.isclose(seconds, policy.timeout, rel_tol=1e-3, abs_tol=1e-3)
         and rows == policy.select_limit
+        and set(mode.upper().split(",")) == set(SQL_MODE.split(","))
     )
 
 
-def apply_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
+def apply_session(
+    dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy, *, after_reset: bool = False
+) -> None:
     cursor = dbapi_conn.cursor()
     try:
-        cursor.execute(session_sql(facts, policy))
+        cursor.execute(session_sql(facts, policy, after_reset=after_reset))
     finally:
         cursor.close()
 
@@ -149,7 +181,7 @@ def verify_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) 
             restored=False,
         )
     raise ReadOnlyViolation(
-        "Server code changed the read-only session (READ ONLY or the time limit); "
+        "Server code changed the read-only session (READ ONLY, the time limit or sql_mode); "
         "the session was restored and the result discarded. Ask a DBA to review the "
         "function, or remove it from allowed_functions.",
         restored=True,

@@ -35,6 +35,8 @@ from hybridwb.source.engine import (
 MAX_DRAIN_ROWS = 1_000_000
 _INTERRUPTED = frozenset({1317, 1969, 3024})
 _GONE = frozenset({2006, 2013, 2014, 2045, 2055, 4031})
+#: the protocol command that clears a session (MySQL 5.7+, MariaDB 10.2.4+)
+COM_RESET_CONNECTION = 0x1F
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,26 @@ def run_mysql(
     cap: int,
     *,
     use_guard: bool,
+    reads_view: bool = False,
 ) -> Outcome:
-    """Execute on one pooled connection; the caller translates driver errors."""
+    """Execute on one pooled connection; the caller translates driver errors.
+
+    `reads_view`: the statement names a view, whose body may run server code."""
     with engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         try:
             return _run_on(
-                side, conn, raw, facts, default, policy, prepared, params, cap, use_guard
+                side,
+                conn,
+                raw,
+                facts,
+                default,
+                policy,
+                prepared,
+                params,
+                cap,
+                use_guard,
+                reads_view,
             )
         except pymysql.err.Error as exc:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
@@ -82,6 +97,7 @@ def _run_on(
     params: dict[str, Any],
     cap: int,
     use_guard: bool,
+    reads_view: bool = False,
 ) -> Outcome:
     if policy != default:
         apply_session(raw, facts, policy)  # this query's lower time limit or cap
@@ -103,8 +119,13 @@ def _run_on(
     if conn.invalidated:
         return Outcome(keys, rows[:cap], len(rows) > cap, ended)
     cursor.close()
-    if policy.read_only and (ended or may_run_server_code(prepared, policy, use_guard)):
-        _verify(conn, raw, facts, policy)
+    server_code = reads_view or may_run_server_code(prepared, policy, use_guard)
+    if policy.read_only and (ended or server_code):
+        try:
+            _verify(conn, raw, facts, policy)  # also releases named locks
+        finally:
+            if server_code and not conn.invalidated:
+                _reset(conn, raw, facts, policy)
     return Outcome(keys, rows[:cap], len(rows) > cap, ended)
 
 
@@ -112,8 +133,10 @@ def may_run_server_code(prepared: Any, policy: SessionPolicy, use_guard: bool) -
     """Whether the statement can call code that changes the session: an allowlisted stored
     function, or anything at all when the guard is off (nothing vetted the text).
 
+    Statements that name a view are read back too (`reads_view`, decided by `Source`).
     Other statements are not read back: the connection goes straight back to the pool and
-    the next checkout sets the session again before anything runs on it."""
+    the next checkout sets the session again (and releases named locks) before anything
+    runs on it."""
     if not use_guard:
         return True
     if not policy.allowed_functions:
@@ -124,6 +147,21 @@ def may_run_server_code(prepared: Any, policy: SessionPolicy, use_guard: bool) -
         tok.text.upper() in allowed and nxt.token_type == TokenType.L_PAREN
         for tok, nxt in itertools.pairwise(tokens)
     )
+
+
+def _reset(conn: Connection, raw: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
+    """Clear what server code may have left on the session that no SET can name (user
+    variables, temporary tables): COM_RESET_CONNECTION, then the session SET again (with
+    the character set and autocommit, which the reset puts back to the server's defaults).
+
+    PyMySQL has no public call for the command; when its internals differ, or the reset
+    fails, the connection is dropped instead, which clears the same state."""
+    try:
+        raw._execute_command(COM_RESET_CONNECTION, b"")
+        raw._read_ok_packet()
+        apply_session(raw, facts, policy, after_reset=True)
+    except Exception:
+        conn.invalidate()
 
 
 def _still_streaming(cursor: Any) -> bool:

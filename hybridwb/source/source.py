@@ -40,7 +40,7 @@ from hybridwb.source.binds import (
     seconds_arg,
     to_pyformat,
 )
-from hybridwb.source.cache import ResultCache
+from hybridwb.source.cache import ResultCache, ViewNames
 from hybridwb.source.engine import (
     SessionFacts,
     SessionPolicy,
@@ -91,6 +91,8 @@ class Prepared:
     checked: guard.Checked
     binds: tuple[Bind, ...]
     cap: int
+    #: (schema or "", name) of every table the statement names, in lower case
+    tables: tuple[tuple[str, str], ...] = ()
 
     @property
     def names(self) -> set[str]:
@@ -126,7 +128,9 @@ class Source:
         pool_size: int = 5,
         max_overflow: int = 10,
     ) -> None:
-        self.url = url
+        # the password lives only in a SecretStr: vars(source) holds no plain secret
+        self._password = SecretStr(str(url.password)) if url.password else None
+        self.url = url._replace(password=None)
         self.row_cap = positive_int_arg(row_cap, "row_cap")
         self.statement_timeout = seconds_arg(statement_timeout, "statement_timeout", None)
         self.connect_timeout = connect_timeout
@@ -150,6 +154,7 @@ class Source:
             allowed_functions=self.allowed_functions,
         )
         self._cache = ResultCache()
+        self._views = ViewNames()
         self._prepared: LRUCache[str, Prepared] = LRUCache(maxsize=PREPARED_STATEMENTS)
         self._lock = threading.Lock()
         self._engine: Engine | None = None
@@ -178,7 +183,8 @@ class Source:
         )
 
     def __repr__(self) -> str:
-        return f"Source({self.url.render_as_string(hide_password=True)!r})"
+        shown = self.url.set(password="***") if self._password else self.url
+        return f"Source({shown.render_as_string(hide_password=True)!r})"
 
     @property
     def secrets(self) -> list[str]:
@@ -214,9 +220,9 @@ class Source:
         connect_args = mysql_connect_args(
             self.connect_timeout, self.read_timeout, self.ssl_ca, self.ssl_mode
         )
-        self._side_engine = side_engine(self.url, connect_args)
+        self._side_engine = side_engine(self._url_with_password(), connect_args)
         return mysql_engine(
-            self.url,
+            self._url_with_password(),
             self.facts,
             policy=self.policy,
             connect_args=connect_args,
@@ -225,6 +231,12 @@ class Source:
             max_overflow=self.max_overflow,
             error_context=self._ctx,
         )
+
+    def _url_with_password(self) -> URL:
+        """The URL to connect with; built only when an engine is made, never stored here."""
+        if self._password is None:
+            return self.url
+        return self.url.set(password=self._password.get_secret_value())
 
     def close(self) -> None:
         with self._lock:
@@ -261,7 +273,14 @@ class Source:
             raise QueryError(
                 "The query is nested too deeply to check; simplify it (fewer nested brackets)."
             ) from None
-        prepared = Prepared(text_, checked, binds, cap)
+        tables = tuple(
+            dict.fromkeys(
+                (str(t.db or "").lower(), str(t.name).lower())
+                for t in checked.expression.find_all(exp.Table)
+                if t.name
+            )
+        )
+        prepared = Prepared(text_, checked, binds, cap, tables)
         with self._lock:
             self._prepared[text_] = prepared
         return prepared
@@ -314,7 +333,7 @@ class Source:
         With `cache_ttl`, an identical statement with identical parameters within that many
         seconds is answered from a bounded in-process cache (previews use it)."""
         if cache_ttl is not None:
-            cache_ttl = seconds_arg(cache_ttl, "cache_ttl", self._cache.max_ttl)
+            cache_ttl = seconds_arg(cache_ttl, "cache_ttl", self._cache.max_ttl, minimum=0.0)
         key = ResultCache.key(query, params, limit, timeout) if cache_ttl else None
         if key is not None:
             hit = self._cache.get(key)
@@ -390,6 +409,7 @@ class Source:
                     params,
                     cap,
                     use_guard=self.use_guard,
+                    reads_view=self.reads_view(prepared),
                 )
                 return outcome.keys, outcome.rows, outcome.truncated
             except DBAPIError as exc:
@@ -403,6 +423,41 @@ class Source:
             except (SQLAlchemyError, sqlite3.Error) as exc:
                 raise self.translate_error(exc, timeout, values) from None
         raise AssertionError("unreachable")
+
+    def reads_view(self, prepared: Prepared) -> bool:
+        """Whether the statement names a view: its body is server code the guard never saw
+        (GET_LOCK, LOAD_FILE, a stored function), so the session is read back after it."""
+        for schema, name in prepared.tables:
+            schema = schema or self.database.lower()
+            if not schema:
+                continue
+            views = self._views.get(schema)
+            if views is None:
+                views = self._load_views(schema)
+            if name in views:
+                return True
+        return False
+
+    def _load_views(self, schema: str) -> frozenset[str]:
+        """The view names of one schema (a plain SELECT on information_schema)."""
+        from sqlalchemy import column, func, select
+        from sqlalchemy import table as sql_table
+
+        tables = sql_table(
+            "TABLES",
+            column("TABLE_SCHEMA"),
+            column("TABLE_NAME"),
+            column("TABLE_TYPE"),
+            schema="information_schema",
+        )
+        query = select(tables.c.TABLE_NAME).where(
+            func.lower(tables.c.TABLE_SCHEMA) == schema,  # names are compared in lower case
+            tables.c.TABLE_TYPE == "VIEW",
+        )
+        with self.engine.connect() as conn:
+            names = frozenset(str(name) for (name,) in conn.execute(query))
+        self._views.put(schema, names)
+        return self._views.get(schema) or frozenset()
 
     def _execute_sqlite(
         self, prepared: Prepared, params: dict[str, Any], timeout: float | None
@@ -435,8 +490,9 @@ class Source:
             self._ctx.host, self._ctx.database, self._ctx.user, timeout or self.statement_timeout
         )
         err = catalogue.translate(exc, ctx, values or ())
-        err.message = scrub(err.message, self.secrets)
-        return err
+        # from_cause drops the frames of the cause and its chain (a driver frame holds the
+        # password in its locals), keeping the type and code the catalogue recorded
+        return type(err).from_cause(exc, scrub(err.message, self.secrets), **err.fields)
 
     def _log(self, normalized: str, started: float, rows: int, error: str | None) -> None:
         self.querylog.record(

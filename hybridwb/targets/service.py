@@ -193,7 +193,8 @@ class TargetService:
         from hybridwb.source import guard
 
         mapping = self.mappings.get(table)
-        guard.check(d.sql or "")  # a saved query must be a single guarded read
+        # a saved query must be a single guarded read (stored functions: the allowlist)
+        guard.check(d.sql or "", allowed_functions=self.mappings.source.allowed_functions)
         columns = self._probe_columns(d.sql or "", d.params)
         key = mapping.key or ""
         if key not in columns:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+import phonenumbers
 
 #: what each formatter needs from its input ("any" takes everything)
 ACCEPTS: dict[str, tuple[str, ...]] = {
@@ -20,15 +21,21 @@ ACCEPTS: dict[str, tuple[str, ...]] = {
 
 
 def phone_mask(value: Any) -> str:
-    """010-1234-5678 -> 010-****-5678; a value that is not a phone number is hidden."""
+    """010-1234-5678 -> 010-****-5678, 0212345678 -> 02-****-5678 (Korean numbering plan,
+    by `phonenumbers`); a value that is not a valid phone number is hidden entirely."""
     if value is None or str(value).strip() == "":
         return ""
-    digits = re.sub(r"\D", "", str(value))
-    if len(digits) == 11:
-        return f"{digits[:3]}-****-{digits[7:]}"
-    if len(digits) == 10:
-        return f"{digits[:3]}-***-{digits[6:]}"
-    return "***"
+    text = str(value)[:40]
+    try:
+        number = phonenumbers.parse(text, "KR")
+    except phonenumbers.NumberParseException:
+        return "***"
+    if not phonenumbers.is_valid_number(number):
+        return "***"
+    groups = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL).split("-")
+    if len(groups) < 3:  # 1588-1234: mask the first group
+        return "-".join(["*" * len(groups[0]), *groups[1:]])
+    return "-".join([groups[0], *("*" * len(g) for g in groups[1:-1]), groups[-1]])
 
 
 def won(value: Any) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-LIMITS = {"SMS": 90, "LMS": 2000}  # bytes in EUC-KR
+#: default EUC-KR byte limit per message type (configurable: Settings.sms_max_bytes / lms_max_bytes)
+LIMITS = {"SMS": 90, "LMS": 2000}
 CHAR_LIMITS = {"alimtalk": 1000}
 
 
@@ -63,3 +64,33 @@ def type_warnings(size: Size, message_type: str) -> list[str]:
     if size.unencodable and message_type in LIMITS:
         warnings.append(f"Not in EUC-KR (may break on phones): {''.join(size.unencodable)}")
     return warnings
+
+
+def max_chars(message_type: str, limits: dict[str, int] | None = None) -> int:
+    """A character bound for rendering a message of this type (EUC-KR needs at least one
+    byte per character, so a message over this many characters is over its byte limit)."""
+    limits = LIMITS if limits is None else limits
+    if message_type in CHAR_LIMITS:
+        return CHAR_LIMITS[message_type]
+    biggest = max(limits.values(), default=LIMITS["LMS"])
+    # an SMS that is too long may still go as an LMS: bound by the largest byte limit
+    return limits.get(message_type, biggest) if message_type != "SMS" else biggest
+
+
+def over_limit(size: Size, message_type: str, limits: dict[str, int] | None = None) -> str | None:
+    """Why a rendered message cannot be sent as `message_type`, or None when it fits.
+
+    An SMS over its limit is only a warning (it can go as an LMS); past the largest byte
+    limit, or past a character limit, the message is refused."""
+    limits = LIMITS if limits is None else limits
+    if message_type in CHAR_LIMITS and size.chars > CHAR_LIMITS[message_type]:
+        return f"too long: {size.chars:,} characters, over the {message_type} limit of {CHAR_LIMITS[message_type]:,}"
+    if message_type == "SMS":
+        limit = max(limits.values(), default=LIMITS["LMS"])
+        kind = "LMS"
+    else:
+        limit = limits.get(message_type, max(limits.values(), default=LIMITS["LMS"]))
+        kind = message_type
+    if size.bytes > limit:
+        return f"too long: {size.bytes:,} bytes, over the {kind} limit of {limit:,} (EUC-KR)"
+    return None

@@ -3,7 +3,8 @@
 Two syntaxes live side by side: Jinja2 (`{{ 고객명 }}`, `{{ customer.name | won }}`,
 conditionals) and KakaoTalk's `#{변수}`. `#{x}` is rewritten to a Jinja lookup, so one
 sandboxed engine renders both. The sandbox refuses private attributes at parse time and
-at render time; the environment has no globals to reach through.
+at render time; the environment has no globals to reach through; size, time and depth
+are bounded (`hybridwb.templating.sandbox`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.exceptions import TemplateError as JinjaError
 
 from hybridwb.errors import TemplateError
+from hybridwb.templating import sandbox
 from hybridwb.templating.formatters import FORMATTERS
 
 HASH_VAR = re.compile(r"#\{\s*([^{}#]+?)\s*\}")
@@ -33,16 +35,8 @@ class VariableUse:
     filters: tuple[str, ...] = ()
 
 
-def _env() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
-    env.globals.clear()  # no cycler, joiner, namespace, range, lipsum, dict to reach through
-    env.filters.update(FORMATTERS)
-    return env
-
-
-ENV = _env()
+ENV = sandbox.make_environment(FORMATTERS)
+MAX_EXPRESSION_CHARS = 1_000
 
 
 def _position(text: str, index: int) -> tuple[int, int]:
@@ -65,8 +59,19 @@ def _dotted(node: nodes.Node) -> str | None:
     return None
 
 
+def _check_source(text: Any) -> None:
+    if not isinstance(text, str):
+        raise TemplateError(f"A template is text, not {type(text).__name__}.")
+    if len(text) > sandbox.MAX_TEMPLATE_CHARS:
+        raise TemplateError(
+            f"The template is {len(text):,} characters long; at most "
+            f"{sandbox.MAX_TEMPLATE_CHARS:,} are accepted. Nothing was saved."
+        )
+
+
 @lru_cache(maxsize=512)
 def _parse(text: str) -> nodes.Template:
+    _check_source(text)
     try:
         tree = ENV.parse(to_jinja(text))
     except TemplateSyntaxError as exc:
@@ -95,8 +100,7 @@ def _parse(text: str) -> nodes.Template:
 
 def variables(text: str) -> list[VariableUse]:
     """Every variable the template uses, with where it occurs, in order of appearance."""
-    if not isinstance(text, str):
-        raise TemplateError(f"A template is text, not {type(text).__name__}.")
+    _check_source(text)
     tree = _parse(text)
     uses: list[VariableUse] = []
     for match in HASH_VAR.finditer(text):
@@ -140,8 +144,16 @@ def _find(text: str, word: str) -> int:
 @lru_cache(maxsize=256)
 def _compiled(text: str) -> Any:
     """Parse (and check) once, compile once: a run renders one template many times."""
+    _check_source(text)
     _parse(text)
-    return ENV.from_string(to_jinja(text))
+    # parsed again (the checked tree is cached and shared): loops get their budget guard
+    try:
+        return ENV.from_string(sandbox.guard_loops(ENV.parse(to_jinja(text))))
+    except JinjaError as exc:  # e.g. a filter that does not exist (or is not offered)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TemplateError(
+            f"The template cannot be used: {first.rstrip('.')}. Use only the listed formatters."
+        ) from None
 
 
 def names(text: str) -> list[str]:
@@ -149,12 +161,17 @@ def names(text: str) -> list[str]:
     return list(dict.fromkeys(u.name for u in variables(text)))
 
 
-def render(text: str, values: dict[str, Any]) -> str:
-    """Render with the sandbox; `values` maps each variable name (dotted or not) to a value."""
+def render(text: str, values: dict[str, Any], *, max_chars: int | None = None) -> str:
+    """Render with the sandbox; `values` maps each variable name (dotted or not) to a value.
+
+    Output longer than `max_chars` (default `sandbox.MAX_OUTPUT_CHARS`), a render over the
+    time or step budget and any failing operation raise a one-line `TemplateError`."""
+    if not isinstance(values, dict):
+        raise TemplateError(f"Template values are a dict, not {type(values).__name__}.")
     tree_context: dict[str, Any] = {HASH_CONTEXT: {}}
     for name, value in values.items():
         tree_context[HASH_CONTEXT][name] = value
-        parts = name.split(".")
+        parts = str(name).split(".")
         target = tree_context
         for part in parts[:-1]:
             target = target.setdefault(part, {})
@@ -162,15 +179,54 @@ def render(text: str, values: dict[str, Any]) -> str:
                 break
         else:
             target[parts[-1]] = value
-    try:
-        return _compiled(text).render(tree_context)
-    except SecurityError as exc:
-        raise TemplateError(
-            f"The template tried something unsafe and was stopped: {exc}."
-        ) from None
-    except UndefinedError as exc:
-        raise TemplateError(
-            f"The template uses a value that was not given: {exc.message}."
-        ) from None
-    except (TypeError, ValueError) as exc:
-        raise TemplateError(f"The template failed to render: {exc}.") from None
+    template = _compiled(text)
+    limit = sandbox.MAX_OUTPUT_CHARS if max_chars is None else max_chars
+    with _OneLineErrors("The template"), sandbox.budgeted():
+        return sandbox.collect(template.generate(tree_context), limit)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@lru_cache(maxsize=256)
+def _expression(expression: str) -> Any:
+    return ENV.compile_expression(expression, undefined_to_none=True)
+
+
+def evaluate(expression: str, row: dict[str, Any]) -> Any:
+    """A small expression over fields (e.g. `monthly_fee * 12`), bounded like templates."""
+    if not isinstance(expression, str) or len(expression) > MAX_EXPRESSION_CHARS:
+        raise TemplateError(f"An expression is text of at most {MAX_EXPRESSION_CHARS} characters.")
+    with _OneLineErrors(f"The expression {expression[:60]!r}"), sandbox.budgeted():
+        return _expression(expression)(**row)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _OneLineErrors:
+    """Whatever goes wrong while rendering becomes one `TemplateError` line, from None."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, TemplateError):
+            return False
+        if isinstance(exc, SecurityError):
+            message = f"{self.what} tried something unsafe and was stopped: {str(exc).rstrip('.')}."
+        elif isinstance(exc, UndefinedError):
+            message = f"{self.what} uses a value that was not given: {exc.message}."
+        elif isinstance(exc, ZeroDivisionError):
+            message = f"{self.what} divides by zero; check the numbers it uses."
+        elif isinstance(exc, ArithmeticError):
+            message = f"{self.what} computes a number that is too large; check the numbers."
+        elif isinstance(exc, RecursionError):
+            message = f"{self.what} nests or recurses too deeply; simplify it."
+        elif isinstance(exc, MemoryError):
+            message = f"{self.what} needs too much memory; simplify it."
+        elif isinstance(exc, JinjaError | TypeError | ValueError | LookupError):
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = f"{self.what} failed to render: {first}."
+        else:
+            return False
+        raise TemplateError.from_cause(exc, message) from None

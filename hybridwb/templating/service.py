@@ -6,14 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jinja2.exceptions import SecurityError
-from jinja2.exceptions import TemplateError as JinjaError
-
 from hybridwb.errors import TemplateError, ValidationError
 from hybridwb.mapping.resolve import Resolver, audience_table
 from hybridwb.templating import matching, parse
 from hybridwb.templating.formatters import FORMATTERS
-from hybridwb.templating.message import Size, euc_kr_size, type_warnings
+from hybridwb.templating.message import Size, euc_kr_size, max_chars, over_limit, type_warnings
 
 if TYPE_CHECKING:
     from hybridwb.mapping import MappingService
@@ -32,10 +29,7 @@ class Rendered:
 
 def evaluate(expression: str, row: dict[str, Any]) -> Any:
     """A small expression over fields (e.g. `monthly_fee * 12`), in the sandbox."""
-    try:
-        return parse.ENV.compile_expression(expression, undefined_to_none=True)(**row)
-    except (JinjaError, SecurityError, TypeError, ValueError) as exc:
-        raise TemplateError(f"The expression {expression!r} failed: {exc}.") from None
+    return parse.evaluate(expression, row)  # bounded like templates, one-line errors
 
 
 def resolve_values(
@@ -78,6 +72,8 @@ class TemplateService:
         self._store = store
         self.mappings = mappings
         self._resolver = Resolver(mappings)
+        #: EUC-KR byte limit per message type (the workbench sets it from Settings)
+        self.limits: dict[str, int] | None = None
 
     # -- the library (message_templates) ---------------------------------------------------
     def create(
@@ -188,8 +184,16 @@ class TemplateService:
                 )
             warnings.append(f"No value for {', '.join(empty)}; rendered as empty.")
             values = {k: ("" if v is None else v) for k, v in values.items()}
-        out = parse.render(text, values)
+        try:
+            out = parse.render(text, values, max_chars=max_chars(message_type, self.limits))
+        except TemplateError as exc:
+            if not getattr(exc, "too_long", False):
+                raise
+            return Rendered(None, None, message_type, values, warnings, skipped="too long")
         size = euc_kr_size(out)
+        reason = over_limit(size, message_type, self.limits)
+        if reason:
+            return Rendered(None, size, message_type, values, warnings, skipped=reason)
         return Rendered(
             out, size, message_type, values, warnings + type_warnings(size, message_type)
         )

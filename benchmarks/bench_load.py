@@ -1,0 +1,259 @@
+"""Issue 15 item 2: 100 concurrent sessions for 60 s of mixed sql / search / preview.
+
+On 200,000 customers in MariaDB, in a database and with a SELECT-only account made for
+this run (uniquely named, with a password, both dropped after). Two modes:
+
+- threads: 100 threads share one workbench (one pool) in this process;
+- processes: 8 processes, 100 sessions in all (13 threads each), one workbench per process.
+
+Reported: success rate, p50/p95 per operation, RSS growth after warm-up (per process), and
+the most server connections the account held (information_schema.PROCESSLIST sampled every
+0.2 s) against the documented budget, `pool_size + max_overflow` per process.
+Targets: >= 99.9 % success, RSS growth < 50 MB, connections <= budget.
+
+Not part of `make test`. Run: .venv/bin/python benchmarks/bench_load.py [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pymysql
+from sqlalchemy.engine import URL
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import HOST, admin_url, summary, write
+
+CUSTOMERS = 200_000
+REPO = Path(__file__).resolve().parents[1]
+WARMUP_FRACTION = 0.2
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def root() -> pymysql.Connection:
+    return pymysql.connect(host=HOST, user="root", autocommit=True)
+
+
+def operation(wb: Any, rng: random.Random) -> tuple[str, Any]:
+    """One step of an analyst's session: a keyed read, a search or a target preview."""
+    kind = rng.choice(("sql", "search", "preview"))
+    cid = rng.randrange(1, CUSTOMERS)
+    if kind == "sql":
+        return kind, lambda: wb.sql(
+            "SELECT customer_id, name, grade FROM customers WHERE customer_id BETWEEN :a AND :b",
+            {"a": cid, "b": cid + 50},
+        )
+    if kind == "search":
+        term = rng.choice((str(cid), f"user{cid}", "김"))
+        return kind, lambda: wb.search("customers", term)
+    definition = {
+        "table": "customers",
+        "where": {
+            "all": [
+                {"field": "grade", "op": "eq", "value": rng.choice(("VIP", "GOLD", "SILVER"))},
+                {"field": "customer_id", "op": "between", "value": [cid, cid + 5000]},
+            ]
+        },
+    }
+    return kind, lambda: wb.targets.preview(definition)
+
+
+def session_loop(
+    wb: Any, seed: int, deadline: float, out: dict[str, list[float]], errors: list[str]
+) -> None:
+    rng = random.Random(seed)
+    while time.monotonic() < deadline:
+        kind, call = operation(wb, rng)
+        started = time.perf_counter()
+        try:
+            call()
+        except Exception as exc:  # counted, never fatal: this measures the success rate
+            errors.append(f"{kind}: {type(exc).__name__}: {str(exc)[:120]}")
+            out[f"{kind}_failed"].append((time.perf_counter() - started) * 1000)
+            continue
+        out[kind].append((time.perf_counter() - started) * 1000)
+
+
+def run_sessions(url: str, work: str, sessions: int, seconds: float, seed: int) -> dict[str, Any]:
+    """`sessions` threads sharing one fresh workbench in this process."""
+    import warnings
+
+    import hybridwb
+
+    warnings.simplefilter("ignore")
+    wb = hybridwb.connect(source=url, cwd=work)
+    out: dict[str, list[float]] = defaultdict(list)
+    errors: list[str] = []
+    start = time.monotonic()
+    deadline = start + seconds
+    rss: dict[str, float] = {"start": rss_mb()}
+
+    def sample_rss() -> None:
+        time.sleep(seconds * WARMUP_FRACTION)
+        rss["after_warmup"] = rss_mb()
+
+    sampler = threading.Thread(target=sample_rss, daemon=True)
+    sampler.start()
+    threads = [
+        threading.Thread(target=session_loop, args=(wb, seed * 1000 + i, deadline, out, errors))
+        for i in range(sessions)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rss["end"] = rss_mb()
+    budget = wb.settings.connection_budget
+    wb.close()
+    return {"latencies": dict(out), "errors": errors, "rss": rss, "budget": budget}
+
+
+def _child(args: tuple[str, str, int, float, int, int], queue: Any) -> None:
+    global CUSTOMERS
+    CUSTOMERS = args[-1]  # a spawned child starts from the module defaults
+    queue.put(run_sessions(*args[:-1]))
+
+
+class ConnectionSampler(threading.Thread):
+    """The most connections `user` holds on the server, polled every 0.2 s."""
+
+    def __init__(self, user: str) -> None:
+        super().__init__(daemon=True)
+        self.user = user
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        conn = root()
+        with conn.cursor() as cur:
+            while not self.stop.is_set():
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s",
+                    (self.user,),
+                )
+                self.peak = max(self.peak, cur.fetchone()[0])
+                time.sleep(0.2)
+        conn.close()
+
+
+def summarize(parts: list[dict[str, Any]], peak: int, processes: int) -> dict[str, Any]:
+    merged: dict[str, list[float]] = defaultdict(list)
+    errors: list[str] = []
+    for part in parts:
+        for key, values in part["latencies"].items():
+            merged[key].extend(values)
+        errors.extend(part["errors"])
+    ok = sum(len(v) for k, v in merged.items() if not k.endswith("_failed"))
+    failed = sum(len(v) for k, v in merged.items() if k.endswith("_failed"))
+    budget = parts[0]["budget"] * processes
+    growth = [p["rss"]["end"] - p["rss"].get("after_warmup", p["rss"]["start"]) for p in parts]
+    return {
+        "operations": ok + failed,
+        "success_rate": ok / max(ok + failed, 1),
+        "per_operation_ms": {
+            k: summary(v) for k, v in sorted(merged.items()) if not k.endswith("_failed") and v
+        },
+        "rss_mb": [p["rss"] for p in parts],
+        "rss_growth_after_warmup_mb_max": max(growth),
+        "server_connections_peak": peak,
+        "connection_budget": budget,
+        "within_budget": peak <= budget,
+        "first_errors": sorted(set(errors))[:10],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--processes", type=int, default=8)
+    parser.add_argument("--customers", type=int, default=200_000, help="smaller for a smoke run")
+    args = parser.parse_args()
+    global CUSTOMERS
+    CUSTOMERS = args.customers
+    tag = uuid.uuid4().hex[:8]
+    db, user, password = f"hybridwb_load_{tag}", f"hwb_load_{tag}", f"pw@{uuid.uuid4().hex}"
+    conn = root()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
+        cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+        cur.execute(f"GRANT SELECT ON `{db}`.* TO %s@'%%'", (user,))
+    work = tempfile.mkdtemp(prefix="hybridwb_load_")
+    try:
+        from hybridwb.source.sample import load
+
+        started = time.perf_counter()
+        load(admin_url(db), args.customers)
+        loaded_s = time.perf_counter() - started
+        (Path(work) / "mappings").mkdir()
+        shutil.copy(REPO / "mappings" / "table-mappings.json", Path(work) / "mappings")
+        url = URL.create(
+            "mysql+pymysql", username=user, password=password, host=HOST, port=3306, database=db
+        ).render_as_string(hide_password=False)
+        import hybridwb
+
+        with hybridwb.connect(source=url, cwd=work) as setup:  # store schema and the mapping
+            setup.store.init()
+            setup.mappings.save("customers", setup.mappings.suggest("customers"))
+        results: dict[str, Any] = {"customers": args.customers, "load_seconds": round(loaded_s, 1)}
+
+        sampler = ConnectionSampler(user)
+        sampler.start()
+        part = run_sessions(url, work, args.sessions, args.seconds, 1)
+        sampler.stop.set()
+        sampler.join()
+        results["threads"] = summarize([part], sampler.peak, 1)
+
+        sampler = ConnectionSampler(user)
+        sampler.start()
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        per = -(-args.sessions // args.processes)
+        children = [
+            ctx.Process(
+                target=_child, args=((url, work, per, args.seconds, 10 + i, args.customers), queue)
+            )
+            for i in range(args.processes)
+        ]
+        for child in children:
+            child.start()
+        parts = [queue.get(timeout=args.seconds + 300) for _ in children]
+        for child in children:
+            child.join()
+        sampler.stop.set()
+        sampler.join()
+        results["processes"] = {
+            "processes": args.processes,
+            "sessions_per_process": per,
+            **summarize(parts, sampler.peak, args.processes),
+        }
+        results["seconds"] = args.seconds
+        write("load", results)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+            cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
+        conn.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

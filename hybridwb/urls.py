@@ -1,0 +1,130 @@
+"""Database URLs from people: parsed, rebuilt with encoded userinfo, checked, masked (pure).
+
+A password often holds `@`, `#`, `/` or `?`. Parsed naively, `mysql://u:p@ss#x@host/db`
+puts `ss#x` into the host, and every message that names the host leaks the tail of the
+password. Here the userinfo is split off at the *last* `@` before the host, taken
+literally when it holds characters that cannot be part of an encoded userinfo, and put
+back through SQLAlchemy's `URL.create`, which encodes it. When the rest still does not
+read as a URL, the error says how to encode the password and never repeats the URL.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from urllib.parse import unquote
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from hybridwb.errors import ConfigError
+from hybridwb.extras import missing_module_error
+
+#: characters that cannot appear unencoded in a URL's userinfo
+_RAW_USERINFO = re.compile(r"[@#/?\s\[\]]|%(?![0-9A-Fa-f]{2})")
+ENCODE_HINT = (
+    "percent-encode special characters in the user name and password "
+    "(@ → %40, # → %23, / → %2F, : → %3A, % → %25; "
+    "in Python: urllib.parse.quote(password, safe=''))"
+)
+
+
+def parse_db_url(raw: str, name: str) -> URL:
+    """The SQLAlchemy URL in `raw`; a ConfigError naming `name` (never the URL) if unreadable.
+
+    The error is raised from a frame that no longer holds the text, so a traceback
+    printed with locals cannot show the password either."""
+    url = _parse(raw) if isinstance(raw, str) else None
+    if url is None:
+        has_scheme = isinstance(raw, str) and "://" in raw
+        del raw
+        if not has_scheme:
+            raise ConfigError(
+                f"{name} is not a database URL (expected e.g. "
+                "mysql+pymysql://user:password@host/db)."
+            )
+        raise ConfigError(f"{name} could not be read as a database URL; {ENCODE_HINT}.")
+    return url
+
+
+def _parse(raw: str) -> URL | None:
+    if "://" not in raw:
+        return None
+    scheme, rest = raw.split("://", 1)
+    user = password = None
+    hostpart = rest
+    if "@" in rest and not scheme.startswith("sqlite"):
+        userinfo, hostpart = rest.rsplit("@", 1)
+        user, sep, password = userinfo.partition(":")
+        if not sep:
+            password = None
+        if not _RAW_USERINFO.search(userinfo):
+            user = unquote(user)
+            password = unquote(password) if password is not None else None
+    try:
+        url = make_url(f"{scheme}://{hostpart}")
+        if user is not None:
+            url = url.set(username=user or None, password=password or None)
+    except (ArgumentError, ValueError, TypeError):
+        return None
+    if url.port is not None and not 0 < url.port < 65536:
+        return None
+    return url
+
+
+def mask_url(url: str | URL, name: str = "URL") -> str:
+    """Render a database URL with its password replaced by ***."""
+    try:
+        parsed = parse_db_url(url, name) if isinstance(url, str) else url
+        return parsed.render_as_string(hide_password=True)
+    except ConfigError:
+        return "<unreadable URL>"
+
+
+def strip_http_password(raw: str) -> str:
+    """An http(s) URL without the password in its userinfo (the user name stays).
+
+    Split at the last `@` like `parse_db_url`, so an unencoded `#` or `/` in the password
+    is not mistaken for a fragment or a path."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep or "@" not in rest:
+        return raw
+    userinfo, hostpart = rest.rsplit("@", 1)
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user + '@' if user else ''}{hostpart}"
+
+
+def check_driver(url: URL, name: str) -> None:
+    """The URL names an installed driver and only options the driver knows."""
+    try:
+        dialect_cls = url.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigError(
+            f"{name} names an unknown kind of database {url.drivername!r}; "
+            "use mysql+pymysql://, postgresql+psycopg:// or sqlite:///."
+        ) from None
+    try:
+        dbapi = dialect_cls.import_dbapi()
+    except ModuleNotFoundError as exc:
+        raise missing_module_error(exc.name or "?", f"{name} ({url.drivername})") from None
+    if url.get_backend_name() == "sqlite" or not url.query:
+        return
+    try:
+        _, params = dialect_cls(dbapi=dbapi).create_connect_args(url)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{name} has a query option the driver cannot use ({type(exc).__name__}); "
+            "remove the options after '?'."
+        ) from None
+    connect = getattr(dbapi, "connect", None)
+    try:
+        signature = inspect.signature(connect)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    unknown = sorted(set(params) - set(signature.parameters))
+    if unknown and not accepts_any:
+        raise ConfigError(
+            f"{name} has an unknown option ?{unknown[0]}=… for {url.drivername}; "
+            "remove it or check its spelling."
+        )

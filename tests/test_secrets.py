@@ -1,0 +1,266 @@
+"""A canary password never shows: not in reprs, vars, messages, tracebacks with locals.
+
+A real MariaDB account with a password full of URL-special characters is created for the
+session (and dropped after); it reaches hybridwb through each configuration layer.
+"""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+import hybridwb
+from hybridwb.config import load_settings
+from hybridwb.errors import ConfigError, ConnectionFailed, HybridwbError
+from hybridwb.observability import run_doctor
+from tests.conftest import MYSQL_HOST, MYSQL_PORT, _admin
+
+pytestmark = pytest.mark.mysql
+
+#: unencoded @ and # on purpose: a naive parser puts the tail of the password in the host
+CANARY = f"cAn@ry#{uuid.uuid4().hex[:10]}"
+USER = f"hwb_canary_{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="module")
+def canary_account(mysql_db: str) -> Iterator[str]:
+    conn = _admin()
+    with conn.cursor() as cur:
+        cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (USER, CANARY))
+        cur.execute(f"GRANT SELECT ON `{mysql_db}`.* TO %s@'%%'", (USER,))
+    try:
+        yield mysql_db
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS %s@'%%'", (USER,))
+        conn.close()
+
+
+def raw_url(database: str, password: str = CANARY, port: int = MYSQL_PORT) -> str:
+    return f"mysql+pymysql://{USER}:{password}@{MYSQL_HOST}:{port}/{database}"
+
+
+def plain_strings(value: Any, depth: int = 0) -> Iterator[str]:
+    """Every plain string reachable through containers (namedtuples and mappings too)."""
+    if depth > 6:
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from plain_strings(key, depth + 1)
+            yield from plain_strings(item, depth + 1)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from plain_strings(item, depth + 1)
+    else:
+        yield repr(value)
+
+
+def assert_no_canary(obj: Any, what: str) -> None:
+    for text in plain_strings(vars(obj)):
+        assert CANARY not in text, f"{what} holds the canary"
+        assert CANARY.split("#")[1] not in text, f"{what} holds the canary's tail"
+
+
+def all_renderings(exc: BaseException) -> str:
+    """str, the plain traceback and the `%xmode Verbose`-style one with every frame's locals."""
+    verbose = traceback.TracebackException.from_exception(exc, capture_locals=True)
+    return "\n".join(
+        [str(exc), repr(exc), "".join(traceback.format_exception(exc)), "".join(verbose.format())]
+    )
+
+
+def raised(call: Callable[[], Any]) -> HybridwbError:
+    """The error `call` raises (caught here, so no frame holding the canary is in it)."""
+    try:
+        call()
+    except HybridwbError as exc:
+        return exc
+    raise AssertionError("expected a HybridwbError")
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+LAYERS = ["argument", "env-pieces", "env-url", "dotenv", "pyproject"]
+
+
+def connect_through(layer: str, database: str, tmp_path: Path, password: str = CANARY) -> Any:
+    url = raw_url(database, password)
+    if layer == "argument":
+        return hybridwb.connect(url, cwd=tmp_path, env={})
+    if layer == "env-pieces":
+        env = {
+            "MYSQL_HOST": MYSQL_HOST,
+            "MYSQL_PORT": str(MYSQL_PORT),
+            "MYSQL_READ_USER": USER,
+            "MYSQL_READ_PASSWORD": password,
+            "MYSQL_DATABASE": database,
+        }
+        return hybridwb.connect(cwd=tmp_path, env=env)
+    if layer == "env-url":
+        return hybridwb.connect(cwd=tmp_path, env={"HYBRIDWB_SOURCE_URL": url})
+    if layer == "dotenv":
+        write(tmp_path / ".env", f"HYBRIDWB_SOURCE_URL='{url}'\n")
+        return hybridwb.connect(cwd=tmp_path, env={})
+    write(tmp_path / "pyproject.toml", f"[tool.hybridwb]\nsource_url = '{url}'\n")
+    return hybridwb.connect(cwd=tmp_path, env={})
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_canary_password_works_and_never_shows(
+    canary_account: str, tmp_path: Path, layer: str
+) -> None:
+    with connect_through(layer, canary_account, tmp_path) as wb:
+        # the unencoded @ and # reached the server intact: the login worked
+        assert wb.sql("SELECT CURRENT_USER() AS u")["u"][0].startswith(USER)
+        shown = [repr(wb), repr(wb.source), repr(wb.settings), wb.status_line()]
+        shown += [str(wb.settings.describe()), run_doctor(wb).render()]
+        for text in shown:
+            assert CANARY not in text and CANARY.split("#")[1] not in text
+        assert_no_canary(wb.source, "vars(wb.source)")
+        assert_no_canary(wb.settings, "vars(wb.settings)")
+        assert_no_canary(wb, "vars(wb)")
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_wrong_password_error_has_no_canary_even_with_locals(
+    canary_account: str, tmp_path: Path, layer: str
+) -> None:
+    wb = connect_through(layer, canary_account, tmp_path, password=CANARY + "x")
+    exc = raised(lambda: wb.sql("SELECT 1"))
+    assert isinstance(exc, ConnectionFailed)
+    # the cause's type stays as a field (`cause_type` from from_cause, `cause` from the
+    # engine's own translation), its code too
+    cause = getattr(exc, "cause_type", None) or getattr(exc, "cause", "")
+    assert exc.code == 1045 and "OperationalError" in cause
+    assert exc.__suppress_context__ and exc.__cause__ is None
+    text = all_renderings(exc)
+    assert "pymysql/connections.py" not in text  # no driver frame travels with the error
+    assert CANARY not in text and CANARY.split("#")[1] not in text
+    info = wb.test_connection()
+    assert info.status == "error" and CANARY not in str(info.as_dict())
+    wb.close()
+
+
+def test_unreachable_server_error_has_no_canary(canary_account: str, tmp_path: Path) -> None:
+    wb = hybridwb.connect(raw_url(canary_account, port=1), cwd=tmp_path, env={})
+    exc = raised(lambda: wb.sql("SELECT 1"))
+    assert isinstance(exc, ConnectionFailed) and exc.code == 2003
+    text = all_renderings(exc)
+    assert CANARY not in text and CANARY.split("#")[1] not in text
+    assert "pymysql/connections.py" not in text
+
+
+def test_failed_queries_store_no_canary(canary_account: str, tmp_path: Path) -> None:
+    url = raw_url(canary_account, CANARY + "x")
+    with hybridwb.connect(url, cwd=tmp_path, env={}) as wb:
+        raised(lambda: wb.sql("SELECT 1"))
+    with hybridwb.connect(cwd=tmp_path, env={}) as wb2:
+        stored = wb2.store.sql("SELECT error_message FROM query_logs")
+    assert len(stored) >= 1
+    assert all(CANARY not in str(v) for v in stored["error_message"])
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        f"mysql+pymysql://u:{CANARY}@h:notaport/db",
+        f"mysql+pymysql://u:{CANARY}@h:99999999999/db",
+        f"mysql+pymysql//u:{CANARY}@h/db",
+    ],
+    ids=["bad-port-after-password", "port-out-of-range", "no-scheme-separator"],
+)
+def test_an_unreadable_url_is_refused_without_repeating_it(raw: str, tmp_path: Path) -> None:
+    settings = load_settings(tmp_path, env={"HYBRIDWB_SOURCE_URL": raw})
+    del raw  # nothing in this frame may hold the canary when the error is formatted
+    exc = raised(settings.source_sqlalchemy_url)
+    assert isinstance(exc, ConfigError)
+    text = all_renderings(exc)
+    assert CANARY not in text and CANARY.split("#")[1] not in text
+    assert "\n" not in str(exc) and "HYBRIDWB_SOURCE_URL" in str(exc)
+
+
+def test_supabase_url_userinfo_and_keys_never_show(tmp_path: Path) -> None:
+    env = {
+        "SUPABASE_URL": f"https://svc:{CANARY}@x.supabase.co",
+        "SUPABASE_ANON_KEY": CANARY + "anon",
+    }
+    wb = hybridwb.connect(cwd=tmp_path, env=env)
+    for text in (repr(wb), wb.store_description, str(wb.settings.describe())):
+        assert CANARY not in text and CANARY.split("#")[1] not in text
+    assert_no_canary(wb.settings, "vars(wb.settings)")
+    assert wb.settings.supabase_url == "https://svc@x.supabase.co"
+
+
+def test_pymysql_really_has_the_password_in_its_locals(canary_account: str) -> None:
+    """The oracle for the tests above: unscrubbed, a verbose traceback shows the password."""
+    try:
+        pymysql.connect(
+            host=MYSQL_HOST, port=MYSQL_PORT, user=USER, password=CANARY + "x", database="x"
+        )
+    except pymysql.err.OperationalError as exc:
+        text = "".join(
+            traceback.TracebackException.from_exception(exc, capture_locals=True).format()
+        )
+    assert CANARY in text
+
+
+def test_ipython_xmode_verbose_shows_no_canary(
+    canary_account: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The report's case: IPython's Verbose traceback prints every frame's variables."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    class VerboseShell(InteractiveShell):
+        pass
+
+    shell = VerboseShell()
+    shell.run_line_magic("xmode", "Verbose")
+    shell.user_ns["wb"] = connect_through("argument", canary_account, tmp_path, CANARY + "x")
+    result = shell.run_cell("df = wb.sql('SELECT 1')")
+    printed = capsys.readouterr()
+    text = printed.out + printed.err
+    assert isinstance(result.error_in_exec, ConnectionFailed)
+    assert "ConnectionFailed" in text and "self" in text  # the verbose frames were printed
+    assert CANARY not in text and CANARY.split("#")[1] not in text
+    shell.user_ns["wb"].close()
+
+
+@pytest.mark.slow
+def test_failed_workflow_run_leaks_no_canary_into_run_report_or_notebook(
+    canary_account: str, tmp_path: Path, sample_db: Path
+) -> None:
+    """The report's repro: a password with an unencoded @ and #, a run that fails on it."""
+    import shutil
+    import sqlite3
+
+    from hybridwb.demo import DEMO_WORKFLOW, ensure_workflow
+    from tests.conftest import REPO
+
+    (tmp_path / ".hybridwb").mkdir()
+    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
+    (tmp_path / "mappings").mkdir()
+    shutil.copy(REPO / "mappings" / "table-mappings.json", tmp_path / "mappings")
+    with hybridwb.connect(cwd=tmp_path, env={}) as setup:
+        setup.store.init()
+        ensure_workflow(setup)
+    wb = connect_through("env-url", canary_account, tmp_path, password=CANARY + "x")
+    final = wb.workflows.run(DEMO_WORKFLOW, progress=False)
+    wb.close()
+    assert final["status"] == "failed"
+    with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as conn:
+        stored = [str(r[0]) for r in conn.execute("SELECT error FROM workflow_runs")]
+    report = Path(str(final["report_path"]))
+    texts = [str(final), *stored, report.read_text(encoding="utf-8")]
+    texts.append(report.with_suffix(".ipynb").read_text(encoding="utf-8"))
+    for text in texts:
+        assert CANARY not in text and CANARY.split("#")[1] not in text
