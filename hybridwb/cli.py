@@ -130,12 +130,20 @@ def lab(print_only: bool, jupyter_args: tuple[str, ...]) -> None:
 @click.option("--limit", default=20, show_default=True, help="Rows per page.")
 @click.option("--page", default=None, help="The page token printed by the previous page.")
 @click.option("--allow-scan", is_flag=True, help="Run predicates that would scan a large table.")
+@click.option("--reveal", is_flag=True, help="Show personal data (fields marked pii) unmasked.")
 @friendly
-def search(table: str, term: str, limit: int, page: str | None, allow_scan: bool) -> None:
+def search(
+    table: str, term: str, limit: int, page: str | None, allow_scan: bool, reveal: bool
+) -> None:
     """Search TABLE (name or display name) for TERM: ids, phones, emails, name prefixes."""
+    from hybridwb.render import field_index, text_table
+
     with hybridwb.connect() as wb:
         result = wb.search(table, term, limit=limit, page=page, allow_scan=allow_scan)
-    click.echo(result.rows.to_string(index=False) if len(result) else "no matches")
+        fields = field_index(wb.mappings.tables(), result.table)
+    labels = {name: f.displayName for name, f in fields.items()}
+    shown = text_table(result.raw_rows, fields, reveal=reveal, labels=labels)
+    click.echo(shown if len(result) else "no matches")
     click.echo(
         f"-- {len(result)} rows, {result.meta['elapsed_ms']:.1f} ms, predicates: {', '.join(result.meta['predicates']) or '-'}"
     )
@@ -336,8 +344,9 @@ def targets() -> None:
 
 @targets.command("preview")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--reveal", is_flag=True, help="Show personal data (fields marked pii) unmasked.")
 @friendly
-def targets_preview(file: str) -> None:
+def targets_preview(file: str, reveal: bool) -> None:
     """Count, sample and quality statistics for the definition in FILE (JSON)."""
     from pathlib import Path
 
@@ -345,10 +354,13 @@ def targets_preview(file: str) -> None:
         text = Path(file).read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         raise click.ClickException(f"{file} is not UTF-8 text; save it as UTF-8.") from None
+    from hybridwb.render import all_fields, text_table
+
     with hybridwb.connect() as wb:
         preview = wb.targets.preview(text)
+        fields = all_fields(wb.mappings.tables())
     click.echo(f"targets: {preview.count_text}")
-    click.echo(preview.sample.to_string(index=False))
+    click.echo(text_table(preview.sample, fields, reveal=reveal))
     for key, value in preview.quality.items():
         click.echo(f"{key:22} {value}")
 

@@ -61,7 +61,7 @@ def cause_code(exc: BaseException) -> Any:
     return None
 
 
-def _drop_frames(exc: BaseException | None) -> None:
+def drop_frames(exc: BaseException | None) -> None:
     """Forget the frames of an exception and of everything chained to it."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
@@ -69,7 +69,7 @@ def _drop_frames(exc: BaseException | None) -> None:
         exc.__traceback__ = None
         orig = getattr(exc, "orig", None)
         if isinstance(orig, BaseException):
-            _drop_frames(orig)
+            drop_frames(orig)
         exc = exc.__cause__ or exc.__context__
 
 
@@ -101,7 +101,7 @@ class HybridwbError(Exception):
         """
         fields.setdefault("cause_type", f"{type(exc).__module__}.{type(exc).__qualname__}")
         fields.setdefault("code", cause_code(exc))
-        _drop_frames(exc)
+        drop_frames(exc)
         return cls(message.splitlines()[0] if message else message, **fields)
 
 

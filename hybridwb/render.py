@@ -236,3 +236,35 @@ def option_label(
 ) -> str:
     """A one-line label for a row in a picker (masked like the table)."""
     return " · ".join(format_value(row.get(c), fields.get(c), reveal=reveal) for c in columns)
+
+
+def all_fields(tables: Mapping[str, TableMapping]) -> dict[str, FieldMapping]:
+    """Every mapped field by name and as `relation.field`, for rows whose table is not known;
+    where two tables share a name the pii one wins, so masking errs on the safe side."""
+    out: dict[str, FieldMapping] = {}
+    for table in tables:
+        for name, field in field_index(tables, table).items():
+            if name not in out or (field.pii and not out[name].pii):
+                out[name] = field
+    return out
+
+
+def text_table(
+    rows: Any,
+    fields: Mapping[str, FieldMapping],
+    *,
+    reveal: bool = False,
+    labels: Mapping[str, str] | None = None,
+) -> str:
+    """Rows as plain text for a terminal, formatted and masked exactly like `render_table`."""
+    columns, records = _records(rows)
+    if not records:
+        return "no rows"
+    shown = [
+        {
+            (labels or {}).get(c, c): format_value(r.get(c), fields.get(c), reveal=reveal)
+            for c in columns
+        }
+        for r in records
+    ]
+    return pd.DataFrame.from_records(shown).to_string(index=False)

@@ -33,7 +33,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
-from hybridwb.errors import AuthError, HybridwbError, QueryTimeout, StoreError, ValidationError
+from hybridwb.errors import (
+    AuthError,
+    HybridwbError,
+    QueryTimeout,
+    StoreError,
+    ValidationError,
+    drop_frames,
+)
 from hybridwb.platform import idempotent, schema
 from hybridwb.platform.retry import attempt_number, is_connectivity, is_transient, sql_retrying
 
@@ -233,11 +240,14 @@ class SqlBackend:
             yield
         except IntegrityError as exc:
             what, field = integrity_message(exc)
+            drop_frames(exc)  # `from None` hides it, but __context__ still holds its frames
             raise ValidationError(
                 f"{self.scrub(what)}; nothing was saved.", field=field, code=_code(exc)
             ) from None
         except DBAPIError as exc:
-            raise self.translate(exc) from None
+            error = self.translate(exc)
+            drop_frames(exc)
+            raise error from None
 
     def translate(self, exc: DBAPIError) -> HybridwbError:
         text = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]

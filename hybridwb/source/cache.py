@@ -14,9 +14,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
 Result = tuple[list[str], list[Any], bool]  # columns, rows, truncated
+
+
+class QuietLRU(LRUCache):  # type: ignore[type-arg]
+    """An LRU cache whose repr shows its size only: its keys are statement texts, which can
+    hold literals a user typed (a phone in a WHERE), and reprs must never show those."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {len(self)} of {self.maxsize}>"
+
 
 MAX_ROWS = 200_000
 MAX_TTL = 300.0

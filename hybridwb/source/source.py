@@ -40,7 +40,7 @@ from hybridwb.source.binds import (
     seconds_arg,
     to_pyformat,
 )
-from hybridwb.source.cache import ResultCache, ViewNames
+from hybridwb.source.cache import QuietLRU, ResultCache, ViewNames
 from hybridwb.source.engine import (
     SessionFacts,
     SessionPolicy,
@@ -155,7 +155,7 @@ class Source:
         )
         self._cache = ResultCache()
         self._views = ViewNames()
-        self._prepared: LRUCache[str, Prepared] = LRUCache(maxsize=PREPARED_STATEMENTS)
+        self._prepared: LRUCache[str, Prepared] = QuietLRU(maxsize=PREPARED_STATEMENTS)
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._side_engine: Engine | None = None
