@@ -40,7 +40,7 @@ services:
 test: $(VENV)/.dev services
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
