@@ -207,7 +207,9 @@ def test_search_widget_pages_and_shows_variables(browser, lab: dict, project: Pa
     expect(out.locator("table.hybridwb tbody tr td").first).not_to_have_text(first_id)
     second_id = out.locator("table.hybridwb tbody tr td").first.inner_text()
     assert int(second_id) > int(first_id)
-    out.locator("select[multiple]").select_option(index=0)
+    first_pick = out.locator("input[type=checkbox]").first  # a row is picked by its checkbox
+    first_pick.check()
+    expect(first_pick).to_be_checked()
     out.locator("button:has-text('변수 보기')").click()
     expect(out).to_contain_text("고객ID")
     out.screenshot(path=str(SHOTS / "02-search.png"))
@@ -218,13 +220,13 @@ def test_mapping_editor_saves_to_the_file(browser, lab: dict, project: Path) -> 
     nb = _notebook(project, [SETUP, "W.mapping_editor(wb, 'customers')"])
     page = _open_and_run(browser, lab, nb)
     out = _output(page, 1)
-    name_input = out.get_by_label("name", exact=True)
+    row = "xpath=ancestor::div[contains(concat(' ', @class, ' '), ' widget-hbox ')][1]"
+    # each field row: name, display name, type, role, filterable, searchable, pii, sample
+    name_input = out.locator("span[title='name']").locator(row).locator("input[type=text]")
     name_input.fill("회원명")
     name_input.press("Tab")
-    city_row = out.get_by_label("city", exact=True).locator(
-        "xpath=ancestor::div[contains(concat(' ', @class, ' '), ' widget-hbox ')][1]"
-    )
-    city_box = city_row.get_by_label("filterable")
+    city_row = out.locator("span[title='city']").locator(row)
+    city_box = city_row.locator("input[type=checkbox]").first
     city_box.check()
     expect(city_box).to_be_checked()
     out.locator("button:has-text('저장')").click()
@@ -248,7 +250,7 @@ def test_variable_preview_renders_a_chosen_customer(browser, lab: dict, project:
     customer_select = out.get_by_label("고객", exact=True)
     expect(customer_select.locator("option").first).to_be_attached()  # found customer 7
     customer_select.select_option(index=0)
-    rendered = out.locator("pre.hybridwb-rendered")
+    rendered = out.locator("div.hybridwb-bubble").first
     expect(rendered).to_contain_text("회원 혜택 안내입니다.")
     assert "님," in rendered.inner_text()
     expect(out).to_contain_text("bytes (EUC-KR)")
