@@ -126,16 +126,25 @@ def session_sql(facts: SessionFacts, policy: SessionPolicy, *, after_reset: bool
     return "SET SESSION " + ", ".join(parts)
 
 
+#: what a session is, as the server sees it: one fixed statement per flavour
+FACTS_SQL = {
+    "MariaDB": "SELECT @@session.tx_read_only, @@session.max_statement_time",
+    "MySQL": "SELECT @@session.transaction_read_only, @@session.max_execution_time",
+}
+#: the read-back after server code may have run; the same round trip releases named locks
+READ_BACK_SQL = {
+    flavour: sql + ", @@session.sql_select_limit, @@session.sql_mode, RELEASE_ALL_LOCKS()"
+    for flavour, sql in FACTS_SQL.items()
+}
+
+
 def read_session(dbapi_conn: Any, facts: SessionFacts) -> tuple[int, float, int, str]:
     """(read only, time limit in seconds, select limit, sql_mode) as the server sees them
     now. The same round trip releases the named locks the connection holds (server code
     run by the statement, e.g. in a view, may have taken one)."""
     cursor = dbapi_conn.cursor()
     try:
-        cursor.execute(
-            f"SELECT @@session.{facts.read_only_variable}, @@session.{facts.timeout_variable}, "
-            "@@session.sql_select_limit, @@session.sql_mode, RELEASE_ALL_LOCKS()"
-        )
+        cursor.execute(READ_BACK_SQL[facts.flavour])
         ro, limit, rows, mode, _released = cursor.fetchone()
     finally:
         cursor.close()

@@ -42,6 +42,7 @@ from hybridwb.source.binds import (
 )
 from hybridwb.source.cache import QuietLRU, ResultCache, ViewNames
 from hybridwb.source.engine import (
+    FACTS_SQL,
     SessionFacts,
     SessionPolicy,
     is_sqlite,
@@ -532,9 +533,9 @@ class Source:
                     )
                 version = str(run("SELECT VERSION()")[0][0])
                 latency = (time.perf_counter() - started) * 1000
-                variable = self.facts.timeout_variable
-                read_only = bool(run(f"SELECT @@session.{self.facts.read_only_variable}")[0][0])
-                limit = float(run(f"SELECT @@session.{variable}")[0][0])
+                read_only_raw, limit_raw = run(FACTS_SQL[self.facts.flavour])[0]
+                read_only = bool(read_only_raw)
+                limit = float(limit_raw)
                 if self.facts.flavour == "MySQL":
                     limit = limit / 1000
                 found = grants_.review(
