@@ -11,7 +11,7 @@ import shlex
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -159,18 +159,32 @@ def bind_cell(
     return sql, {n: namespace[n] for n in names}
 
 
+_Magic = TypeVar("_Magic", bound=Callable[..., Any])
+
+
+def _line_magic_named(name: str) -> Callable[[_Magic], _Magic]:
+    """`line_magic(name)`: IPython annotates both call forms as one union; by name it is a
+    decorator."""
+    return cast("Callable[[_Magic], _Magic]", line_magic(name))
+
+
 @magics_class
 class HybridwbMagics(Magics):
     def __init__(self, shell: Any, wb: Workbench) -> None:
         super().__init__(shell)
         self.wb = wb
 
+    def _user_ns(self) -> dict[str, Any]:
+        if self.shell is None:  # only a Magics built without a shell; IPython always passes one
+            raise MagicError("This magic needs a running IPython shell.")
+        return self.shell.user_ns
+
     def _present(self, df: Any, args: CellArgs) -> Any:
         meta = df.attrs.get("hybridwb", {})
         note = " (cut at the row cap)" if meta.get("truncated") else ""
         print(f"{meta.get('rows', len(df)):,} rows in {meta.get('elapsed_ms', 0):.1f} ms{note}")
         if args.output:
-            self.shell.user_ns[args.output] = df
+            self._user_ns()[args.output] = df
         return df
 
     @cell_magic
@@ -179,7 +193,7 @@ class HybridwbMagics(Magics):
         args = parse_args(line)
         source = self.wb.source
         try:
-            sql, params = bind_cell(cell, self.shell.user_ns, lambda: _live_identifiers(self.wb))
+            sql, params = bind_cell(cell, self._user_ns(), lambda: _live_identifiers(self.wb))
             if args.explain:
                 sql = "EXPLAIN " + sql
             with warnings.catch_warnings():
@@ -199,7 +213,7 @@ class HybridwbMagics(Magics):
         if args.explain:
             raise MagicError("--explain is only for %%mysql; use EXPLAIN in the statement.")
         try:
-            sql, params = bind_cell(cell, self.shell.user_ns)
+            sql, params = bind_cell(cell, self._user_ns())
             df = self.wb.store.sql(
                 sql, params, write=args.write, limit=args.limit, timeout=args.timeout
             )
@@ -208,11 +222,11 @@ class HybridwbMagics(Magics):
         if args.write and "rows_affected" in df:
             print(f"{int(df['rows_affected'].iloc[0]):,} rows changed (audited)")
             if args.output:
-                self.shell.user_ns[args.output] = df
+                self._user_ns()[args.output] = df
             return df
         return self._present(df, args)
 
-    @line_magic("platform")
+    @_line_magic_named("platform")
     def platform_line(self, line: str) -> Any:
         """%platform workflows|templates|variables|mappings|runs — list them."""
         what = line.strip()

@@ -15,6 +15,7 @@ import re
 from urllib.parse import unquote
 
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from hybridwb.errors import ConfigError
@@ -109,6 +110,8 @@ def check_driver(url: URL, name: str) -> None:
         raise missing_module_error(exc.name or "?", f"{name} ({url.drivername})") from None
     if url.get_backend_name() == "sqlite" or not url.query:
         return
+    if not issubclass(dialect_cls, DefaultDialect):  # every SQLAlchemy dialect is one
+        return
     try:
         _, params = dialect_cls(dbapi=dbapi).create_connect_args(url)
     except (TypeError, ValueError) as exc:
@@ -117,8 +120,10 @@ def check_driver(url: URL, name: str) -> None:
             "remove the options after '?'."
         ) from None
     connect = getattr(dbapi, "connect", None)
+    if not callable(connect):
+        return
     try:
-        signature = inspect.signature(connect)  # type: ignore[arg-type]
+        signature = inspect.signature(connect)
     except (TypeError, ValueError):
         return
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())

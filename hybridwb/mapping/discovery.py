@@ -143,7 +143,7 @@ def _mysql_schema(source: Source, only: str | None = None) -> dict[str, TableInf
 
     def scoped(table: Table) -> Any:
         cond = func.database() == table.c.TABLE_SCHEMA
-        return and_(cond, only == table.c.TABLE_NAME) if only is not None else cond
+        return and_(cond, table.c["TABLE_NAME"] == only) if only is not None else cond
 
     tables = _read(
         source,
@@ -254,7 +254,7 @@ def _sqlite_describe(source: Source, table: str, estimates: dict[str, int] | Non
         columns = insp.get_columns(table)
         pk = insp.get_pk_constraint(table).get("constrained_columns") or []
         indexes = [] if table in views else insp.get_indexes(table)
-        fks = [] if table in views else insp.get_foreign_keys(table)
+        fks = [] if table in views else [dict(fk) for fk in insp.get_foreign_keys(table)]
     except NoSuchTableError:
         raise _no_table(table) from None
     except DBAPIError as exc:

@@ -12,7 +12,7 @@ original file round-trips byte for byte in content.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 from pydantic import ValidationError as PydanticError
@@ -43,8 +43,8 @@ Channel = Literal["sms", "email", "other"]
 SOURCE_KEY = "$source"
 #: a field, or relation names then a field: `phone`, `address.phone`
 PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
-FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
-ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
+FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
+ROLES: tuple[str, ...] = get_args(Role)
 
 
 class _Model(BaseModel):

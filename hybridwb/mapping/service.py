@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import literal_column, select, table
+from sqlalchemy import Select, literal_column, select, table
 from sqlalchemy.dialects import mysql
 
 from hybridwb.errors import NotFound, ValidationError
@@ -59,7 +59,7 @@ def _stamp_of(path: Path) -> str | None:
 
 def _select_all(name: str, rows: int) -> str:
     """`SELECT * FROM <name> LIMIT n`, the identifier quoted by the dialect."""
-    query = select(literal_column("*")).select_from(table(name)).limit(int(rows))
+    query: Select[Any] = select(literal_column("*")).select_from(table(name)).limit(int(rows))
     return str(query.compile(dialect=mysql.dialect(), compile_kwargs={"literal_binds": True}))
 
 

@@ -119,7 +119,7 @@ class SqlBackend:
     def __init__(
         self,
         url: URL,
-        secrets: list[str] | None = None,
+        secrets: Iterable[str] | None = None,
         *,
         expect_schema: str | None = None,
         attempts: int = 3,

@@ -88,7 +88,7 @@ class Campaigns:
         """
         locks = T["run_locks"]
         wf, rid = as_uuid(workflow_id), as_uuid(run_id)
-        row = {"workflow_id": wf, "run_id": rid, "owner": owner}
+        row: dict[str, Any] = {"workflow_id": wf, "run_id": rid, "owner": owner}
         stamp = now()
         row |= {"acquired_at": stamp, "heartbeat_at": stamp}
         if self.backend.insert_ignore("run_locks", [row], ["workflow_id"]) == 1:

@@ -20,7 +20,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import Connection, bindparam, func, insert, select, text
+from sqlalchemy import BindParameter, Connection, bindparam, func, insert, select, text
 from sqlglot import exp
 
 from hybridwb.errors import BindError, ValidationError
@@ -44,7 +44,9 @@ def _clause(query: str, params: dict[str, Any] | None) -> tuple[Any, dict[str, A
     missing = sorted(names - given.keys())
     if missing:
         raise BindError(f":{missing[0]} has no value; define it first.")
-    lists = [bindparam(k, expanding=True) for k, v in given.items() if isinstance(v, list | tuple)]
+    lists: list[BindParameter[Any]] = [
+        bindparam(k, expanding=True) for k, v in given.items() if isinstance(v, list | tuple)
+    ]
     return (clause.bindparams(*lists) if lists else clause), given
 
 
@@ -64,7 +66,7 @@ def _limit(limit: int | None) -> int:
     return min(limit, ROW_CAP)
 
 
-def redacted(tree: exp.Expression, dialect: str) -> str:
+def redacted(tree: exp.Expr, dialect: str) -> str:
     """The statement with every literal replaced by `?` (for the audit log)."""
     if isinstance(tree, exp.Command):
         return f"{tree.name} …"

@@ -9,6 +9,7 @@ row with the intended one (key and plain columns) tells "my earlier try wrote it
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, MetaData, Table, and_, func, select
@@ -54,7 +55,7 @@ def copy_ignore(
     names = sql.SQL(", ").join(map(sql.Identifier, cols))
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    with raw.cursor() as cur:
+    with contextlib.closing(raw.cursor()) as cur:
         cur.execute(
             sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
                 sql.Identifier(load.name), sql.Identifier(tbl.name)

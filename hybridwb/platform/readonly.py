@@ -125,7 +125,7 @@ def _called_names(query: str, dialect: str) -> list[str]:
     ]
 
 
-def classify(query: str, dialect: str) -> tuple[exp.Expression, Verdict]:
+def classify(query: str, dialect: str) -> tuple[exp.Expr, Verdict]:
     """Parse one statement and decide whether it is a plain read.
 
     Raises ValidationError for empty input, several statements or unparseable text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import getpass
 import uuid
 from datetime import date, datetime
@@ -291,13 +292,15 @@ class Runs:
             [Op("update", "workflow_runs", _jsonable_json(fields), {"id": as_uuid(run_id)})]
         )
 
-    def list(self, workflow_id: Any = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, workflow_id: Any = None, limit: int | None = None
+    ) -> builtins.list[dict[str, Any]]:
         where = {"workflow_id": as_uuid(workflow_id)} if workflow_id else None
         return self.backend.select(
             "workflow_runs", where, order_by="created_at", desc=True, limit=limit
         )
 
-    def add_records(self, records: list[dict[str, Any]]) -> int:
+    def add_records(self, records: builtins.list[dict[str, Any]]) -> int:
         """Write send records once per (run, target): duplicates are skipped, not doubled."""
         stamp = now()
         rows = [
@@ -318,7 +321,7 @@ class Runs:
         ]
         return self.backend.insert_ignore("send_records", rows, ["run_id", "target_key"])
 
-    def records(self, run_id: Any) -> list[dict[str, Any]]:
+    def records(self, run_id: Any) -> builtins.list[dict[str, Any]]:
         return self.backend.select(
             "send_records", {"run_id": as_uuid(run_id)}, order_by="created_at"
         )

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from postgrest.types import CountMethod, ReturnMethod
 from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -186,7 +187,7 @@ class RestBackend:
         return list(self._call(query).data)
 
     def count(self, table: str, where: dict[str, Any] | None = None) -> int:
-        query = self.client.table(table).select("id", count="exact", head=True)
+        query = self.client.table(table).select("id", count=CountMethod.exact, head=True)
         for key, value in (where or {}).items():
             query = query.eq(key, jsonable(value))
         return int(self._call(query).count or 0)
@@ -200,9 +201,9 @@ class RestBackend:
                 self._insert_once(op)
                 continue
             query = (
-                tbl.update(jsonable(op.values), returning="minimal")
+                tbl.update(jsonable(op.values), returning=ReturnMethod.minimal)
                 if op.kind == "update"
-                else tbl.delete(returning="minimal")
+                else tbl.delete(returning=ReturnMethod.minimal)
             )
             for key, value in (op.where or {}).items():
                 query = query.eq(key, jsonable(value))
@@ -215,7 +216,8 @@ class RestBackend:
         values = jsonable(op.values or {})
         try:
             self._call(
-                self.client.table(op.table).insert(values, returning="minimal"), idempotent=False
+                self.client.table(op.table).insert(values, returning=ReturnMethod.minimal),
+                idempotent=False,
             )
         except HybridwbError as exc:
             if not getattr(exc, "maybe_processed", False) or "id" not in values:
@@ -233,7 +235,7 @@ class RestBackend:
                 chunk,
                 on_conflict=",".join(conflict),
                 ignore_duplicates=True,
-                returning="representation",
+                returning=ReturnMethod.representation,
             )
             response, attempts = self._execute(query)
             if attempts == 1 or not all("id" in r for r in chunk):
@@ -245,7 +247,7 @@ class RestBackend:
     def _count_ids(self, table: str, ids: list[Any]) -> int:
         found = 0
         for start in range(0, len(ids), 100):
-            query = self.client.table(table).select("id", count="exact", head=True)
+            query = self.client.table(table).select("id", count=CountMethod.exact, head=True)
             query = query.in_("id", [str(i) for i in ids[start : start + 100]])
             found += int(self._call(query).count or 0)
         return found

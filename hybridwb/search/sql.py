@@ -50,7 +50,9 @@ def params(predicates: list[Predicate], after: Any) -> dict[str, Any]:
 
 
 def _clause(column: Any, cmp: Cmp, names: list[str], values: list[Any]) -> Any:
-    binds = [sa.bindparam(n, v) for n, v in zip(names, values, strict=True)]
+    binds: list[sa.BindParameter[Any]] = [
+        sa.bindparam(n, v) for n, v in zip(names, values, strict=True)
+    ]
     if cmp.op == "eq":
         return column == binds[0]
     if cmp.op == "in":
@@ -170,7 +172,7 @@ def naive(
 ) -> tuple[str, dict[str, Any]]:
     """The OR-LIKE scan search replaces (benchmarks only), through the same joins."""
     sel = resolver.selection(table)
-    pattern = sa.bindparam("pattern", f"%{term}%")
+    pattern: sa.BindParameter[str] = sa.bindparam("pattern", f"%{term}%")
     ors = [sel.column(resolver.path(table, f, to_one=True)).like(pattern) for f in fields]
     stmt = (
         sa.select(*(sel.base.c[c] for c in columns))

@@ -19,7 +19,7 @@ from cachetools import LRUCache, TTLCache
 Result = tuple[list[str], list[Any], bool]  # columns, rows, truncated
 
 
-class QuietLRU(LRUCache):  # type: ignore[type-arg]
+class QuietLRU(LRUCache[Any, Any]):
     """An LRU cache whose repr shows its size only: its keys are statement texts, which can
     hold literals a user typed (a phone in a WHERE), and reprs must never show those."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from hybridwb.errors import (
     ConnectionFailed,
@@ -100,7 +101,7 @@ _SQLITE_PATTERNS: list[tuple[re.Pattern[str], type[HybridwbError], str]] = [
 def error_code(exc: BaseException) -> int | None:
     """The numeric server error code inside a driver or SQLAlchemy error."""
     orig = getattr(exc, "orig", exc)
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = getattr(orig, "args", ())
     if args and isinstance(args[0], int):
         return args[0]
     return None
@@ -164,7 +165,7 @@ def translate(exc: BaseException, ctx: Context, values: Iterable[object] = ()) -
     server echoed; the type name and code of the cause are kept as fields."""
     orig = getattr(exc, "orig", None) or exc
     code = error_code(exc)
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = getattr(orig, "args", ())
     detail = redact(str(args[1]) if len(args) > 1 else str(orig), values)
     cause = type(orig).__name__
     fill = {

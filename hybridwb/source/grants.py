@@ -226,8 +226,8 @@ def review(
         for line in lines or []:
             parsed = parse(line)
             if isinstance(parsed, RoleGrant):
-                for role in parsed.roles:
-                    granted_to.setdefault(role, parsed.grantee)
+                for granted in parsed.roles:
+                    granted_to.setdefault(granted, parsed.grantee)
             if not isinstance(parsed, Grant):
                 continue
             seen.add(parsed.grantee)

@@ -461,7 +461,7 @@ def _check_call(tokens: list[Token], i: int, close: int | None, allowed: frozens
 
 
 # -- 4. the AST ---------------------------------------------------------------------------
-def _parse(tokens: list[Token], text: str) -> exp.Expression:
+def _parse(tokens: list[Token], text: str) -> exp.Expr:
     body = [t for t in tokens if t.token_type != TokenType.SEMICOLON]
     body = _drop_rows_examined(body)
     values = bool(body) and _word(body[0]) == "VALUES"
@@ -490,10 +490,10 @@ def _parse(tokens: list[Token], text: str) -> exp.Expression:
             "Syntax error: the statement cannot be read (check the arguments of each call). "
             "Fix the SQL (MySQL dialect)."
         ) from exc
-    statements = [s for s in statements if s is not None]
-    if len(statements) != 1:
-        raise _refuse(f"{len(statements)} statements in one query", "Run one statement at a time.")
-    return statements[0]
+    parsed = [s for s in statements if s is not None]
+    if len(parsed) != 1:
+        raise _refuse(f"{len(parsed)} statements in one query", "Run one statement at a time.")
+    return parsed[0]
 
 
 def _drop_rows_examined(tokens: list[Token]) -> list[Token]:

@@ -87,8 +87,9 @@ class QueryLog:
         with self._lock:
             self.entries.append(entry)
             self._pending.append(entry)  # kept until a sink (the store) takes them
-            if len(self._pending) > self.entries.maxlen:  # type: ignore[operator]
-                del self._pending[: len(self._pending) - self.entries.maxlen]  # type: ignore[operator]
+            cap = self.entries.maxlen
+            if cap is not None and len(self._pending) > cap:
+                del self._pending[: len(self._pending) - cap]
             if self.sink is None or len(self._pending) < self.batch_size:
                 return
             batch, self._pending = self._pending, []

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ from cachetools import LRUCache
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlglot import exp
 
@@ -125,7 +126,7 @@ class Source:
         use_guard: bool = True,
         read_only_session: bool = True,
         allowed_functions: list[str] | tuple[str, ...] = (),
-        secrets: list[str] | None = None,
+        secrets: Iterable[str] | None = None,
         pool_size: int = 5,
         max_overflow: int = 10,
     ) -> None:
@@ -471,7 +472,9 @@ class Source:
             expression, bound = expand_lists(prepared.checked.expression, params)
             sql = to_sqlite(prepared.checked, expression)
         with self.engine.connect() as conn:
-            raw = conn.connection.dbapi_connection
+            raw = _dbapi(conn)
+            if not isinstance(raw, sqlite3.Connection):  # the sample engine is sqlite3's
+                raise QueryError("The sample is not an SQLite database; reconnect to it.")
             with _sqlite_time_limit(raw, timeout):
                 cursor = raw.cursor()
                 try:
@@ -617,9 +620,17 @@ class Source:
             raise self.translate_error(exc, None) from None
 
 
+def _dbapi(conn: Connection) -> DBAPIConnection:
+    """The driver connection under `conn` (None only once SQLAlchemy has invalidated it)."""
+    raw = conn.connection.dbapi_connection
+    if raw is None:
+        raise QueryError("The connection was closed under the query; run it again.")
+    return raw
+
+
 def _runner(conn: Connection) -> Any:
     """Constant statements of hybridwb's own, on the connection's DBAPI cursor."""
-    raw = conn.connection.dbapi_connection
+    raw = _dbapi(conn)
 
     def run(sql: str) -> list[Any]:
         cursor = raw.cursor()

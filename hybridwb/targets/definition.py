@@ -17,7 +17,7 @@ zone (`timezone`, default Asia/Seoul). SQL is built in `hybridwb.targets.sql`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -149,7 +149,8 @@ def _kind(value: Any) -> str:
         if "aggregate" in value:
             return "aggregate"
         return "condition"
-    return {Group: "group", Exists: "exists", Aggregate: "aggregate"}.get(type(value), "condition")
+    kinds: dict[type[Any], str] = {Group: "group", Exists: "exists", Aggregate: "aggregate"}
+    return kinds.get(type(value), "condition")
 
 
 _TAGS = {"group", "exists", "aggregate", "condition"}
@@ -215,5 +216,5 @@ def parse(data: Any) -> TargetDefinition:
         path, msg = first_error(exc)
         path = ".".join(p for p in path.split(".") if p not in _TAGS)
         if "must be" in msg and path.endswith("op"):
-            msg = "must be one of " + ", ".join(Op.__args__)  # type: ignore[attr-defined]
+            msg = "must be one of " + ", ".join(get_args(Op))
         raise ValidationError(f"target.{path or '(top level)'}: {msg}.", path=path) from None

@@ -8,6 +8,7 @@ become bound datetimes computed from the `now` the caller passes (tests inject t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,7 +35,12 @@ _CMP = {
     "lt": "__lt__",
     "lte": "__le__",
 }
-_AGG = {"count": sa.func.count, "sum": sa.func.sum, "min": sa.func.min, "max": sa.func.max}
+_AGG: dict[str, Callable[..., Any]] = {
+    "count": sa.func.count,
+    "sum": sa.func.sum,
+    "min": sa.func.min,
+    "max": sa.func.max,
+}
 _AGG["avg"] = sa.func.avg
 TRUTHY_TEXT = ["Y", "y", "1", "true", "TRUE", "yes", "YES"]
 

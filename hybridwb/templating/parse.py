@@ -10,9 +10,10 @@ are bounded (`hybridwb.templating.sandbox`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, cast
 
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
@@ -84,7 +85,11 @@ def _parse(text: str) -> nodes.Template:
             line=line,
             column=column,
         ) from None
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+    # jinja2 annotates find_all with a tuple of types as their common base (Expr)
+    accesses = cast(
+        "Iterator[nodes.Getattr | nodes.Getitem]", tree.find_all((nodes.Getattr, nodes.Getitem))
+    )
+    for node in accesses:
         attr = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
         if (
             isinstance(attr, str)
@@ -209,7 +214,7 @@ class _OneLineErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         if exc is None or isinstance(exc, TemplateError):
             return False
         if isinstance(exc, SecurityError):

@@ -106,8 +106,8 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
         if ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
             raise _too_big("a number that is too large")
     elif operator == "+":
-        sizes = (_size(left), _size(right))
-        if None not in sizes and sizes[0] + sizes[1] > MAX_VALUE:  # type: ignore[operator]
+        a, b = _size(left), _size(right)
+        if a is not None and b is not None and a + b > MAX_VALUE:
             raise _too_big("a value that is too long")
     elif operator == "**":
         if ints and right > 0 and abs(left) > 1 and left.bit_length() * right > MAX_INT_BITS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -122,7 +123,7 @@ class TemplateService:
 
     # -- analysis --------------------------------------------------------------------------
     @staticmethod
-    def variables(text: str) -> list[parse.VariableUse]:
+    def variables(text: str) -> builtins.list[parse.VariableUse]:
         return parse.variables(text)
 
     def individual(self) -> dict[str, dict[str, Any]]:
@@ -137,7 +138,9 @@ class TemplateService:
             parse.variables(text), name, self.mappings.tables(), self.individual()
         )
 
-    def related(self, report: matching.Report, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def related(
+        self, report: matching.Report, rows: builtins.list[dict[str, Any]]
+    ) -> builtins.list[dict[str, Any]]:
         """For each target row, `{path name: value}` of the related fields its variables
         need, fetched in bulk by the one resolver (one query per relation hop and chunk of
         keys; a to-many relation gives its latest row by `orderBy`, compared by the server

@@ -54,7 +54,9 @@ def field_choices(tables: dict[str, TableMapping], table: str) -> list[tuple[str
     Codes: `f:<path>` a field or to-one path, `agg:<fn>:<relation>:<field>` an aggregate,
     `rel:<relation>` the existence of related rows."""
     mapping = tables[table]
-    out = [(f"{f.displayName} ({n})", f"f:{n}", f.type) for n, f in mapping.fields.items()]
+    out: list[tuple[str, str, str]] = [
+        (f"{f.displayName} ({n})", f"f:{n}", f.type) for n, f in mapping.fields.items()
+    ]
     if not RELATIONS:
         return out
     for rel in mapping.relations:
@@ -307,7 +309,7 @@ class TargetBuilder(w.VBox):
             self.message.value = status(str(exc), "error")
             return
         self.table.options = [(f"{tables[n].displayName} ({n})", n) for n in names]
-        chosen = table or (audience or names or [None])[0]
+        chosen = table or next(iter(audience or names), None)
         if chosen is not None:
             self.table.value = chosen
             self._table_changed()

@@ -145,17 +145,17 @@ class SearchWidget(w.VBox):
                 indent=False,
                 layout=w.Layout(width="100%"),
             )
-            box.pick = pick  # type: ignore[attr-defined]
-            box.label = label  # type: ignore[attr-defined]
+            box.pick = pick
+            box.label = label
             box.observe(lambda change, b=box: self._toggle(b, change["new"]), names="value")
             self.checks.append(box)
         self.checklist.children = self.checks
 
     def _toggle(self, box: w.Checkbox, on: bool) -> None:
         if on:
-            self.picks[box.pick] = box.label  # type: ignore[attr-defined]
+            self.picks[box.pick] = box.label
         else:
-            self.picks.pop(box.pick, None)  # type: ignore[attr-defined]
+            self.picks.pop(box.pick, None)
         self._show_picks()
 
     def _show_picks(self) -> None:
@@ -174,7 +174,7 @@ class SearchWidget(w.VBox):
     def check(self, *keys: Any) -> None:
         """Tick the rows of the current page with these keys (what a click does)."""
         for box in self.checks:
-            if box.pick[1] in keys:  # type: ignore[attr-defined]
+            if box.pick[1] in keys:
                 box.value = True
 
     def next_page(self) -> None:

@@ -6,6 +6,7 @@ templates, source) instead of the workbench, so workflows never import the workb
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -114,21 +115,21 @@ class WorkflowService:
             parameters = {**stored, **(parameters or {})}
         return self.runner.run(workflow, parameters, **kwargs)
 
-    def stale(self, stale_after: float = STALE_AFTER_S) -> list[dict[str, Any]]:
+    def stale(self, stale_after: float = STALE_AFTER_S) -> builtins.list[dict[str, Any]]:
         """Mark and return runs whose heartbeat stopped."""
         return self.runner.mark_stale(stale_after)
 
     # -- schedules -------------------------------------------------------------------------
     def due(
         self, now: datetime | None = None, window_s: int = 300
-    ) -> list[tuple[dict[str, Any], datetime]]:
+    ) -> builtins.list[tuple[dict[str, Any], datetime]]:
         return [
             (d.workflow, d.scheduled_for) for d in scheduler.due(self.list(), now, window_s).due
         ]
 
     def run_due(
         self, owner: str, now: datetime | None = None, **kwargs: Any
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         """Run every due workflow once per scheduled time; problems are in `last_problems`."""
         store = self.store
 
@@ -148,4 +149,4 @@ class WorkflowService:
         )
         return runs
 
-    last_problems: list[str] = []  # noqa: RUF012 - replaced per call
+    last_problems: builtins.list[str] = []  # noqa: RUF012 - replaced per call

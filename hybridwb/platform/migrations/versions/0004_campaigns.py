@@ -9,6 +9,8 @@ Revises: 0003
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -19,7 +21,7 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-NEW_COLUMNS = {
+NEW_COLUMNS: dict[str, list[sa.Column[Any]]] = {
     "message_templates": [
         sa.Column("advertising", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("sender", sa.String(100)),
