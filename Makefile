@@ -37,16 +37,16 @@ lab: $(VENV)/.lab
 services:
 	bash scripts/services.sh
 
-test: $(VENV)/.dev services
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+# lint (ruff and mypy) first: CI runs `make test` only
+test: lint services
 	$(BIN)/python -m pytest --durations=25
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
-# mypy over hybridwb/ (configuration in pyproject.toml [tool.mypy])
+# mypy alone over hybridwb/ (configuration in pyproject.toml [tool.mypy]; also in lint)
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
