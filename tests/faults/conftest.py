@@ -84,6 +84,22 @@ class FaultLab:
             ).fetchall()
         return [r[0] for r in rows]
 
+    def frozen_keys(self, run_id: str) -> list[str]:
+        """The targets the run froze on its first pass (run_targets), by SQL."""
+        with self._pg() as conn:
+            rows = conn.execute(
+                "SELECT target_key FROM run_targets WHERE run_id = %s", (run_id,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def skip_keys(self, run_id: str) -> list[str]:
+        """The frozen targets the run excluded (run_skips), by SQL."""
+        with self._pg() as conn:
+            rows = conn.execute(
+                "SELECT target_key FROM run_skips WHERE run_id = %s", (run_id,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def all_record_keys(self) -> list[str]:
         with self._pg() as conn:
             return [r[0] for r in conn.execute("SELECT target_key FROM send_records").fetchall()]

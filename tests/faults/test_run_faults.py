@@ -7,6 +7,8 @@ Each test first proves the fault really stopped the run (the stored status is no
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import signal
 import subprocess
@@ -150,18 +152,18 @@ def test_postgres_stopped_for_ten_seconds_then_resume(lab: FaultLab) -> None:
     _resume_and_count(lab, run_id)
 
 
-def _mount_read_only(path: Path) -> None:
-    done = subprocess.run(
-        ["mount", "--bind", "-o", "ro", str(path), str(path)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot bind-mount read-only here ({done.stderr.decode().strip()})")
+def _mount(*argv: str) -> None:
+    done = subprocess.run(["mount", *argv], capture_output=True, text=True)
+    if done.returncode != 0:  # not root, or no mount namespace: say why, never pass silently
+        pytest.skip(f"cannot mount here ({done.stderr.strip()}); run the fault tier as root")
 
 
-def test_read_only_reports_directory_gives_one_line_and_stays_resumable(lab: FaultLab) -> None:
+def test_read_only_reports_directory_refuses_the_start_and_leaves_no_run(lab: FaultLab) -> None:
+    """Unwritable before the start: one line, no run row, no record; once writable, a new
+    run sends to every target exactly once."""
     reports = lab.cwd / "reports"
     (reports / WORKFLOW).mkdir(parents=True)
-    _mount_read_only(reports)
+    _mount("--bind", "-o", "ro", str(reports), str(reports))
     try:
         proc = lab.start(pause=0.0, batch=200)
         code, output = lab.finish(proc)
@@ -169,11 +171,81 @@ def test_read_only_reports_directory_gives_one_line_and_stays_resumable(lab: Fau
         subprocess.run(["umount", str(reports)], check=True)
     assert code == 1, output
     assert "Traceback" not in output and "OSError" not in output, output
-    assert len(output.strip().splitlines()) <= 3, output
-    runs = lab.runs()
-    assert all(r["status"] not in ("queued", "running", "succeeded") for r in runs), runs
-    if runs:  # a run row was kept: it must be resumable once the directory is writable
-        _resume_and_count(lab, str(runs[-1]["id"]))
+    assert len(output.strip().splitlines()) == 1, output
+    assert "Read-only file system" in output and "HYBRIDWB_REPORTS" in output, output
+    assert lab.runs() == [], "a refused start left a run row"
+    assert lab.all_record_keys() == [], "a refused start sent"
+    proc = lab.start(pause=0.0, batch=200)
+    code, output = lab.finish(proc)
+    assert code == 0, output
+    (run,) = lab.runs()
+    lab.assert_exactly_once(str(run["id"]))
+
+
+def _fill(path: Path) -> int:
+    """Write a filler file into `path` until the file system says ENOSPC; its size."""
+    written = 0
+    chunk = b"\0" * 65536
+    with (path / "filler.bin").open("wb", buffering=0) as fh:
+        while True:
+            try:
+                written += fh.write(chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+                break
+    return written
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [("full", "No space left on device"), ("read-only", "Read-only file system")],
+)
+def test_reports_directory_failing_mid_run_gives_one_line_and_resume_completes(
+    lab: FaultLab, fault: str, message: str
+) -> None:
+    """The reports directory is a 1 MiB tmpfs that fills up (real ENOSPC from the kernel)
+    or is remounted read-only (EROFS) while targets are being sent. papermill saves the
+    executed notebook every 30 s during a long cell, so the run is paced to outlast that
+    save: the failure must come while frozen targets are still pending."""
+    reports = lab.cwd / "reports"
+    reports.mkdir()
+    _mount("-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(reports))
+    try:
+        proc = lab.start(pause=1.5, batch=10)  # ~27 batches: 40 s, past the 30 s save
+        run_id = lab.wait_for_records(proc, 40)
+        if fault == "full":
+            assert _fill(reports) > 0
+            free = os.statvfs(reports)
+            assert free.f_bavail * free.f_frsize < 4096, "the tmpfs still has room"
+        else:
+            _mount("-o", "remount,ro", str(reports))
+        code, output = lab.finish(proc)
+        written = set(lab.record_keys(run_id))
+        frozen = set(lab.frozen_keys(run_id))
+        _assert_stopped_not_succeeded(lab, run_id, code, output)
+        assert lab.run_row(run_id)["status"] == "failed"
+        assert written, "the fault came before any record: nothing to keep"
+        assert written < frozen, "the run finished every target before the fault: not mid-run"
+        assert "OSError" not in output and "Errno" not in output, output
+        failure = [line for line in output.splitlines() if line.startswith("failed:")]
+        assert len(failure) == 1, output
+        assert message in failure[0] and "free space, then resume" in failure[0], output
+        assert message in lab.run_row(run_id)["error"]
+        # the operator frees space / fixes the mount; the run resumes from its records
+        if fault == "full":
+            (reports / "filler.bin").unlink()
+        else:
+            _mount("-o", "remount,rw", str(reports))
+        _resume_and_count(lab, run_id)
+        # every frozen target once: a send record or an exclusion (no consent), never both
+        records, skipped = lab.record_keys(run_id), lab.skip_keys(run_id)
+        assert not set(records) & set(skipped)
+        assert sorted(records + skipped) == sorted(lab.frozen_keys(run_id)), "not the frozen set"
+        assert written <= set(records)
+        executed = json.loads((reports / WORKFLOW / f"{run_id}.ipynb").read_text())
+        assert executed["cells"], "the resume did not write the executed notebook"
+    finally:
+        subprocess.run(["umount", "-l", str(reports)], check=False)
 
 
 def test_counters_after_crash_and_resume_are_counted_from_the_records(lab: FaultLab) -> None:
