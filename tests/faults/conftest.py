@@ -100,6 +100,11 @@ class FaultLab:
             ).fetchall()
         return [r[0] for r in rows]
 
+    def lock_rows(self) -> list[tuple]:
+        """Every workflow lock held in the store (run_locks), by SQL."""
+        with self._pg() as conn:
+            return list(conn.execute("SELECT workflow_id, run_id FROM run_locks").fetchall())
+
     def all_record_keys(self) -> list[str]:
         with self._pg() as conn:
             return [r[0] for r in conn.execute("SELECT target_key FROM send_records").fetchall()]

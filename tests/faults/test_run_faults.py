@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
@@ -196,56 +197,98 @@ def _fill(path: Path) -> int:
     return written
 
 
+def _every_frozen_target_once(lab: FaultLab, run_id: str) -> tuple[set[str], int]:
+    """By SQL: records and exclusions never overlap nor repeat; returns (the frozen targets
+    they account for, how many frozen targets are still pending)."""
+    records, skipped = lab.record_keys(run_id), lab.skip_keys(run_id)
+    done = records + skipped
+    assert len(done) == len(set(done)), "a target has two rows (record or exclusion)"
+    frozen = set(lab.frozen_keys(run_id))
+    assert set(done) <= frozen, "a record outside the frozen set"
+    return set(done), len(frozen - set(done))
+
+
+@pytest.fixture
+def small_reports(lab: FaultLab) -> Iterator[Path]:
+    """The reports directory as a 1 MiB tmpfs: ENOSPC and EROFS come from the kernel."""
+    reports = lab.cwd / "reports"
+    reports.mkdir()
+    _mount("-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(reports))
+    yield reports
+    subprocess.run(["umount", "-l", str(reports)], check=False)
+
+
 @pytest.mark.parametrize(
     ("fault", "message"),
     [("full", "No space left on device"), ("read-only", "Read-only file system")],
 )
 def test_reports_directory_failing_mid_run_gives_one_line_and_resume_completes(
-    lab: FaultLab, fault: str, message: str
+    lab: FaultLab, small_reports: Path, fault: str, message: str
 ) -> None:
-    """The reports directory is a 1 MiB tmpfs that fills up (real ENOSPC from the kernel)
-    or is remounted read-only (EROFS) while targets are being sent. papermill saves the
-    executed notebook every 30 s during a long cell, so the run is paced to outlast that
-    save: the failure must come while frozen targets are still pending."""
-    reports = lab.cwd / "reports"
-    reports.mkdir()
-    _mount("-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(reports))
-    try:
-        proc = lab.start(pause=1.5, batch=10)  # ~27 batches: 40 s, past the 30 s save
-        run_id = lab.wait_for_records(proc, 40)
-        if fault == "full":
-            assert _fill(reports) > 0
-            free = os.statvfs(reports)
-            assert free.f_bavail * free.f_frsize < 4096, "the tmpfs still has room"
-        else:
-            _mount("-o", "remount,ro", str(reports))
-        code, output = lab.finish(proc)
-        written = set(lab.record_keys(run_id))
-        frozen = set(lab.frozen_keys(run_id))
-        _assert_stopped_not_succeeded(lab, run_id, code, output)
-        assert lab.run_row(run_id)["status"] == "failed"
-        assert written, "the fault came before any record: nothing to keep"
-        assert written < frozen, "the run finished every target before the fault: not mid-run"
-        assert "OSError" not in output and "Errno" not in output, output
-        failure = [line for line in output.splitlines() if line.startswith("failed:")]
-        assert len(failure) == 1, output
-        assert message in failure[0] and "free space, then resume" in failure[0], output
-        assert message in lab.run_row(run_id)["error"]
-        # the operator frees space / fixes the mount; the run resumes from its records
-        if fault == "full":
-            (reports / "filler.bin").unlink()
-        else:
-            _mount("-o", "remount,rw", str(reports))
-        _resume_and_count(lab, run_id)
-        # every frozen target once: a send record or an exclusion (no consent), never both
-        records, skipped = lab.record_keys(run_id), lab.skip_keys(run_id)
-        assert not set(records) & set(skipped)
-        assert sorted(records + skipped) == sorted(lab.frozen_keys(run_id)), "not the frozen set"
-        assert written <= set(records)
-        executed = json.loads((reports / WORKFLOW / f"{run_id}.ipynb").read_text())
-        assert executed["cells"], "the resume did not write the executed notebook"
-    finally:
-        subprocess.run(["umount", "-l", str(reports)], check=False)
+    """The reports directory fills up (real ENOSPC) or is remounted read-only (EROFS) while
+    targets are sent. papermill's failed notebook save surfaces when the sending cell ends
+    (nbclient raises an output hook's error with the cell's reply), so the sending itself
+    is not cut: the run must end `failed` with one line, lose or double nothing, and a
+    resume after the space is freed must write the report and finish the frozen set."""
+    reports = small_reports
+    proc = lab.start()
+    run_id = lab.wait_for_records(proc, 40)
+    if fault == "full":
+        assert _fill(reports) > 0
+        free = os.statvfs(reports)
+        assert free.f_bavail * free.f_frsize < 4096, "the tmpfs still has room"
+    else:
+        _mount("-o", "remount,ro", str(reports))
+    code, output = lab.finish(proc)
+    _assert_stopped_not_succeeded(lab, run_id, code, output)
+    assert lab.run_row(run_id)["status"] == "failed"
+    assert "OSError" not in output and "Errno" not in output, output
+    failure = [line for line in output.splitlines() if line.startswith("failed:")]
+    assert len(failure) == 1, output
+    assert message in failure[0] and "free space, then resume" in failure[0], output
+    assert message in lab.run_row(run_id)["error"]
+    _every_frozen_target_once(lab, run_id)
+    # the operator frees space / fixes the mount; the run resumes from its records
+    if fault == "full":
+        (reports / "filler.bin").unlink()
+    else:
+        _mount("-o", "remount,rw", str(reports))
+    _resume_and_count(lab, run_id)
+    done, pending = _every_frozen_target_once(lab, run_id)
+    assert pending == 0 and done == set(lab.frozen_keys(run_id)), "not the frozen set, once"
+    executed = json.loads((reports / WORKFLOW / f"{run_id}.ipynb").read_text())
+    assert executed["cells"], "the resume did not write the executed notebook"
+    assert (reports / WORKFLOW / f"{run_id}.html").stat().st_size > 0
+
+
+def test_resume_onto_a_full_reports_directory_keeps_the_run_resumable(
+    lab: FaultLab, small_reports: Path
+) -> None:
+    """A run stopped with frozen targets pending (kernel SIGKILL) is resumed while the
+    reports directory is full: one line, nothing sent, the run still `failed` and unlocked
+    (SQL); once space is freed, the resume sends exactly the pending targets."""
+    reports = small_reports
+    proc = lab.start()
+    run_id = lab.wait_for_records(proc, 40)
+    for pid in kernel_pids(proc.pid):
+        os.kill(pid, signal.SIGKILL)
+    lab.finish(proc)
+    before, pending = _every_frozen_target_once(lab, run_id)
+    assert pending > 0, "the kill came after the last target: nothing left to resume"
+    assert _fill(reports) > 0
+    refused = lab.resume(run_id)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1, output
+    assert "Traceback" not in output and "OSError" not in output, output
+    assert len(output.strip().splitlines()) == 1, output
+    assert "No space left on device" in output and "free space" in output, output
+    assert _every_frozen_target_once(lab, run_id) == (before, pending), "sent while refusing"
+    assert lab.run_row(run_id)["status"] == "failed"
+    assert lab.lock_rows() == [], "a refused resume kept the workflow locked"
+    (reports / "filler.bin").unlink()
+    _resume_and_count(lab, run_id)
+    done, left = _every_frozen_target_once(lab, run_id)
+    assert left == 0 and done == set(lab.frozen_keys(run_id)) and before <= done
 
 
 def test_counters_after_crash_and_resume_are_counted_from_the_records(lab: FaultLab) -> None:
