@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import hybridwb
 import hybridwb.widgets as widgets
 from hybridwb.errors import HybridwbError
-from hybridwb.widgets._builder import RELATIONS, RELATIVE, TargetBuilder
+from hybridwb.widgets._builder import RELATIONS, RELATIVE, ConditionRow, TargetBuilder
 from hybridwb.widgets._mapping_editor import MappingEditor
 from hybridwb.widgets._monitor import Monitor
 from hybridwb.widgets._preview import VariablePreview
@@ -45,6 +45,20 @@ def _pii(tmp_path: Path, *ids: int) -> list[str]:
             ids,
         ).fetchall()
     return [str(v) for row in rows for v in row if v]
+
+
+def _add_condition(b: TargetBuilder, group: int = 0) -> ConditionRow:
+    """Click "add group" until group `group` exists, then its "add condition"; the new row."""
+    while len(b.groups) <= group:
+        b.add_group_button.click()
+    b.groups[group].add_button.click()
+    return b.groups[group].rows[-1]
+
+
+def _find(p: VariablePreview, term: str) -> None:
+    """Type a term into the preview's customer box and click 찾기 (find)."""
+    p.customer.value = term
+    p.customer_button.click()
 
 
 @pytest.fixture
@@ -120,7 +134,8 @@ def test_picks_keep_their_table_when_the_table_is_switched(
     s = widgets.search(shop)
     s.term.value = "김"
     keys = [box.pick[1] for box in s.checks[:3]]
-    s.check(*keys)
+    for box in s.checks[:3]:  # ticked as a click ticks them
+        box.value = True
     s.table.value = "payments"  # a different table: its ids are payment ids
     assert s.variables.value == ""
     # the search re-runs on payments: its rows are payments' and none shows as picked,
@@ -136,8 +151,8 @@ def test_picks_keep_their_table_when_the_table_is_switched(
     b = widgets.target_builder(shop, table="payments", picks=s)
     assert b.table.value == "customers"
     b.opt_out.value = False
-    assert b.run()
-    assert b.count == len(keys)
+    b.preview_button.click()
+    assert b.count == len(keys), b.panel.message.value
     b.table.value = "payments"  # never re-labelled as payment ids: refused, visibly
     assert "not payments" in b.picks_info.value
     with pytest.raises(HybridwbError, match="ids of customers, not payments"):
@@ -161,8 +176,8 @@ def test_picks_with_opt_outs_show_the_exclusion_by_reason(
             )
         ]
     b = widgets.target_builder(shop, picks=[("customers", k) for k in opted_in + opted_out])
-    assert b.run()
-    assert b.count == 2
+    b.preview_button.click()
+    assert b.count == 2, b.panel.message.value
     assert b.panel.excluded["opt-out (수신 거부)"] == 1
     assert (
         "opt-out" in b.panel.exclusions.value and "exclusions by reason" in b.panel.exclusions.value
@@ -210,7 +225,7 @@ def test_the_builder_count_matches_direct_sql(
     b = widgets.target_builder(shop)
     b.live.value = False
     for group, code, op, value in rows:
-        row = b.condition(group)
+        row = _add_condition(b, group)
         row.field.value, row.op.value, row.value.value = code, op, value
     if "group_join" in options:
         b.groups[0].join.value = options["group_join"]
@@ -229,7 +244,7 @@ def test_the_builder_count_matches_direct_sql(
 
 def test_the_builder_counts_live_as_values_change(shop: hybridwb.Workbench, tmp_path: Path) -> None:
     b = widgets.target_builder(shop)
-    row = b.condition()
+    row = _add_condition(b)
     row.field.value, row.op.value = "f:grade", "eq"
     row.value.value = "GOLD"
     assert b.count == _one(
@@ -239,7 +254,7 @@ def test_the_builder_counts_live_as_values_change(shop: hybridwb.Workbench, tmp_
 
 def test_the_builder_offers_operators_by_type(shop: hybridwb.Workbench) -> None:
     b = widgets.target_builder(shop)
-    row = b.condition()
+    row = _add_condition(b)
     row.field.value = "f:grade"
     text_ops = {v for _, v in row.op.options}
     row.field.value = "f:created_at"
@@ -256,7 +271,7 @@ def test_the_builder_aggregates_over_a_to_many_relation(
     b = widgets.target_builder(shop)
     b.live.value = False
     b.opt_out.value = False
-    row = b.condition()
+    row = _add_condition(b)
     row.field.value, row.op.value, row.value.value = "agg:sum:payments:amount", "gt", "200000"
     b.preview_button.click()
     expected = _one(
@@ -272,7 +287,7 @@ def test_the_builder_saves_the_definition_into_a_workflow(
 ) -> None:
     shop.workflows.create("vip-welcome")
     b = widgets.target_builder(shop)
-    row = b.condition()
+    row = _add_condition(b)
     row.field.value, row.op.value, row.value.value = "f:grade", "eq", "VIP"
     b.workflow.value = "vip-welcome"
     b.save_button.click()
@@ -288,7 +303,7 @@ def test_the_builder_saves_the_definition_into_a_workflow(
 def test_saving_into_a_missing_workflow_is_one_clear_message(shop: hybridwb.Workbench) -> None:
     b = widgets.target_builder(shop)
     b.workflow.value = "no-such-workflow"
-    assert not b.save()
+    b.save_button.click()
     assert "hybridwb-error" in b.message.value and "no-such-workflow" in b.message.value
 
 
@@ -312,7 +327,7 @@ def test_personal_data_is_masked_in_every_widget(shop: hybridwb.Workbench, tmp_p
     shown["mapping editor samples"] = " ".join(r.sample.value for r in editor.rows)
 
     p = widgets.preview("#{고객명}님 안녕하세요", shop)
-    p.find(first)
+    _find(p, first)
     shown["preview picker"] = " ".join(label for label, _ in p.customers.options)
     p.customers.value = 1
     shown["preview bubble"] = p.rendered.value + p.filled.value
@@ -341,25 +356,17 @@ def test_the_message_bubble_shows_the_byte_count_and_the_filling_rows(
 ) -> None:
     p = widgets.preview("#{고객명}님, 구독이 #{만료일}에 만료됩니다.", shop)
     p.reveal.value = True
-    p.find("1")
+    _find(p, "1")
     p.customers.value = 1
     text = p.rendered.value
     assert "hybridwb-bubble" in text and "bytes (EUC-KR)" in text
+    # the message written by hand from sqlite3: customer 1's name and its one subscription
     name = _one(tmp_path, "SELECT name FROM customers WHERE customer_id = 1")
-    assert f"{name}님" in text
-    expected_bytes = len(
-        p.wb.templates.render(
-            p.editor.value,
-            p.wb.search("customers", "1", limit=1).raw_rows[0],
-            table="customers",
-            mode="fallback",
-            related=p.wb.templates.related(
-                p.wb.templates.automap(p.editor.value, "customers"),
-                p.wb.search("customers", "1", limit=1).raw_rows[:1],
-            )[0],
-        ).text.encode("euc-kr")
-    )
-    assert f"{expected_bytes} bytes" in text
+    assert _one(tmp_path, "SELECT COUNT(*) FROM subscriptions WHERE customer_id = 1") == 1
+    ends = _one(tmp_path, "SELECT ends_at FROM subscriptions WHERE customer_id = 1")
+    message = f"{name}님, 구독이 {ends}에 만료됩니다."
+    assert f">{message}</div>" in text
+    assert f"{len(message)}자 · {len(message.encode('euc-kr'))} bytes (EUC-KR)" in text
     assert "고객명" in p.filled.value and "customers 1" in p.filled.value
     assert "subscriptions" in p.filled.value  # the related row the expiry date came from
 
@@ -380,7 +387,8 @@ def test_the_mapping_editor_keeps_unsaved_edits_when_the_table_is_switched(
     editor.table.value = "customers"
     assert editor.row("grade").display.value == "회원 등급"
     assert editor.dirty
-    assert editor.save()
+    editor.save_button.click()
+    assert "saved customers" in editor.message.value, editor.message.value
     saved = json.loads(path.read_text(encoding="utf-8"))
     assert saved["customers"]["fields"]["grade"]["displayName"] == "회원 등급"
     assert not editor.dirty and editor.drafts == {}
@@ -422,7 +430,7 @@ def test_the_live_count_previews_each_distinct_definition_once(
     shop: hybridwb.Workbench, statements: list[str]
 ) -> None:
     b = widgets.target_builder(shop)
-    row = b.condition()
+    row = _add_condition(b)
     row.field.value, row.op.value, row.value.value = "f:grade", "eq", "VIP"
     b.panel.count.value = "previewed before"  # a re-preview would replace it
     row.value.value = "VIP"  # no change
