@@ -407,17 +407,18 @@ def test_search_widget_drives_like_a_person(shop) -> None:  # type: ignore[no-un
     widget = search(shop, "customers")
     assert ("고객 정보 (customers)", "customers") in widget.table.options
     widget.term.value = "김"
-    widget.run()
+    widget.search_button.click()
     assert "고객명" in widget.grid.value and widget.next_button.disabled is False
     first = widget.result.raw_rows[0]["customer_id"]
-    widget.next_page()
+    widget.next_button.click()
     assert widget.result.raw_rows[0]["customer_id"] > first and widget.prev_button.disabled is False
-    widget.previous_page()
+    widget.prev_button.click()
     assert widget.result.raw_rows[0]["customer_id"] == first
-    widget.check(first)
-    widget.show_variables()
+    (box,) = [b for b in widget.checks if b.pick == ("customers", first)]
+    box.value = True  # ticked
+    widget.variables_button.click()
     assert "고객명" in widget.variables.value
-    widget.use_as_targets()
+    widget.targets_button.click()
     assert widget.targets == [("customers", first)]
 
 
@@ -425,12 +426,12 @@ def test_target_preview_widget(shop) -> None:  # type: ignore[no-untyped-def]
     from hybridwb.widgets import target_preview
 
     widget = target_preview(shop, VIP)
-    widget.run()
+    widget.run_button.click()
     assert "명" in widget.count.value and "missing_phone" in widget.quality.value
     widget.editor.value = (
         '{"table": "customers", "where": {"field": "nick", "op": "eq", "value": 1}}'
     )
-    widget.run()
+    widget.run_button.click()
     assert "no mapped field" in widget.message.value
 
 

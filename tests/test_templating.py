@@ -230,10 +230,12 @@ def test_variable_preview_widget_driven_in_python(shop) -> None:  # type: ignore
     widget = preview("#{고객명}님, #{별명} 안녕하세요", shop)
     assert "50%" in widget.completeness.value and "missing" in widget.mapping.value
     assert widget.assign_variable.options == ("별명",)
-    widget.assign("별명", "customers.city")  # assign a field to the missing variable
+    widget.assign_variable.value = "별명"  # assign a field to the missing variable
+    widget.assign_field.value = "customers.city"
+    widget.assign_button.click()
     assert "100%" in widget.completeness.value
     widget.customer.value = "7"
-    widget.find("7")
+    widget.customer_button.click()
     widget.customers.value = widget.customers.options[0][1]
     assert "안녕하세요" in widget.rendered.value and "bytes (EUC-KR)" in widget.rendered.value
     assert "27 bytes" in widget.size.value
