@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import hybridwb
+from hybridwb.errors import ReadOnlyViolation
 from hybridwb.magics import bind_cell, load, parse_args
 from tests.conftest import ro_url
 
@@ -187,7 +189,7 @@ def test_mysql_magic_on_mariadb(mysql_db: str, tmp_path: Path) -> None:
         RaisingShell.clear_instance()
 
 
-def test_jupysql_gets_the_same_guarded_engine(shell: RaisingShell) -> None:
+def test_jupysql_gets_the_same_guarded_engine(shell: RaisingShell, tmp_path: Path) -> None:
     from sql.connection import ConnectionManager
 
     assert "mysql" in ConnectionManager.connections
@@ -195,8 +197,10 @@ def test_jupysql_gets_the_same_guarded_engine(shell: RaisingShell) -> None:
     shell.run_cell("%sql mysql")
     result = shell.run_cell("%sql SELECT COUNT(*) AS n FROM customers")
     assert list(result.result.dict()["n"]) == [2000]
-    with pytest.raises(Exception, match="Refused"):
+    with pytest.raises(ReadOnlyViolation, match="Refused"):
         shell.run_cell("%sql DELETE FROM customers")
+    with sqlite3.connect(tmp_path / ".hybridwb" / "sample.db") as conn:  # the file itself
+        assert conn.execute("SELECT COUNT(*) FROM customers").fetchone() == (2000,)
 
 
 def test_platform_magic_reads_and_guards_writes(shell: RaisingShell) -> None:
