@@ -291,6 +291,42 @@ def test_resume_onto_a_full_reports_directory_keeps_the_run_resumable(
     assert left == 0 and done == set(lab.frozen_keys(run_id)) and before <= done
 
 
+def test_resume_never_reprocesses_a_done_target_even_when_the_source_changed(
+    lab: FaultLab,
+) -> None:
+    """The unique key alone keeps a second record out, so it cannot show whether the
+    resume skips done targets. Between the crash and the resume a customer that already
+    has a send record withdraws consent: a resume that re-processed done targets would
+    give it an exclusion row next to its record (SQL on run_skips and send_records)."""
+    proc = lab.start()
+    run_id = lab.wait_for_records(proc, 40)
+    for pid in kernel_pids(proc.pid):
+        os.kill(pid, signal.SIGKILL)
+    lab.finish(proc)
+    before, pending = _every_frozen_target_once(lab, run_id)
+    assert pending > 0, "the kill came after the last target: nothing left to resume"
+    sent = sorted(lab.record_keys(run_id), key=int)[0]
+    admin = lab.mariadb.admin("shop")  # type: ignore[attr-defined]
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                "UPDATE customers SET marketing_opt_in = 0 WHERE customer_id = %s", (int(sent),)
+            )
+        resumed = lab.resume(run_id)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(
+                "UPDATE customers SET marketing_opt_in = 1 WHERE customer_id = %s", (int(sent),)
+            )
+        admin.close()
+    assert lab.record_keys(run_id).count(sent) == 1
+    assert sent not in lab.skip_keys(run_id), "the resume re-processed a target already sent"
+    done, left = _every_frozen_target_once(lab, run_id)
+    assert left == 0 and before <= done
+    assert not set(lab.record_keys(run_id)) & set(lab.skip_keys(run_id))
+
+
 def test_counters_after_crash_and_resume_are_counted_from_the_records(lab: FaultLab) -> None:
     """After a kernel SIGKILL and a resume, the run's counters equal what SQL counts in
     send_records (issue 15: rendered_count counted only the resumed pass)."""
