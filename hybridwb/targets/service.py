@@ -26,6 +26,7 @@ from hybridwb.mapping.resolve import (
     explain_sql,
     limit,
 )
+from hybridwb.source import RowsCut
 from hybridwb.targets.definition import TargetDefinition, parse
 from hybridwb.targets.quality import quality
 from hybridwb.targets.sql import Builder, truthy
@@ -221,7 +222,7 @@ class TargetService:
     def _probe_columns(self, sql: str, params: dict[str, Any]) -> list[str]:
         """The columns a saved query returns, read with a one-row probe."""
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore", RowsCut)  # one row on purpose; other warnings stay
             df = self.mappings.source.sql(sql, params, limit=1)
         columns = [str(c) for c in df.columns]
         if len(set(columns)) != len(columns):
