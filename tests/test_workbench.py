@@ -6,11 +6,14 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pymysql
 import pytest
 
 import hybridwb
+from tests.conftest import ro_url
 
 
 def test_query_log_reaches_the_store_in_batches(sample_db: Path, tmp_path: Path) -> None:
@@ -214,3 +217,29 @@ def test_connect_refuses_arguments_of_the_wrong_kind(tmp_path: Path) -> None:
         hybridwb.connect(42)  # type: ignore[arg-type]
     with pytest.raises(hybridwb.ConfigError, match="Unknown setting"):
         hybridwb.connect(no_such_setting=1)
+
+
+@pytest.mark.mysql
+def test_close_releases_every_source_connection(
+    mysql_db: str, mysql_admin: pymysql.Connection, tmp_path: Path
+) -> None:
+    """A leaked pool is invisible to the caller; the server's processlist is the oracle."""
+
+    def open_connections() -> int:
+        with mysql_admin.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.processlist "
+                "WHERE db = %s AND id <> CONNECTION_ID()",
+                (mysql_db,),
+            )
+            return int(cur.fetchone()[0])
+
+    before = open_connections()
+    wb = hybridwb.connect(source=ro_url(mysql_db).render_as_string(hide_password=False))
+    wb.sql("SELECT COUNT(*) FROM customers")
+    assert open_connections() > before, "the query left no connection to count"
+    wb.close()
+    deadline = time.monotonic() + 5
+    while open_connections() != before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert open_connections() == before, "wb.close() left source connections open"
