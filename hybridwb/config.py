@@ -48,6 +48,7 @@ ENV_NAMES: dict[str, str] = {
     "HYBRIDWB_STATEMENT_TIMEOUT": "statement_timeout",
     "HYBRIDWB_POOL_SIZE": "source_pool_size",
     "HYBRIDWB_MAX_OVERFLOW": "source_max_overflow",
+    "HYBRIDWB_RESULT_CACHE_MB": "result_cache_mb",
     "HYBRIDWB_SMS_MAX_BYTES": "sms_max_bytes",
     "HYBRIDWB_LMS_MAX_BYTES": "lms_max_bytes",
     "MYSQL_HOST": "mysql_host",
@@ -145,6 +146,8 @@ class Settings(BaseModel):
     #: source connection budget per process: pool_size kept open + max_overflow on demand
     source_pool_size: int = Field(5, gt=0, le=100)
     source_max_overflow: int = Field(10, ge=1, le=100)
+    #: memory the result cache (previews) may hold per process, in MB; 0 switches it off
+    result_cache_mb: float = Field(32.0, ge=0, le=4096)
     #: the longest message each type may render to, in EUC-KR bytes
     sms_max_bytes: int = Field(90, gt=0, le=100_000)
     lms_max_bytes: int = Field(2000, gt=0, le=100_000)
