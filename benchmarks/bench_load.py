@@ -135,7 +135,9 @@ def run_sessions(
             samples.append((now, rss_mb()))
             done = min(len(out.get(k, ())) for k in ("sql", "search", "preview"))
             if not warm and now >= seconds * WARMUP_FRACTION and done >= WARMUP_OPS:
-                warm.update(at_s=round(now, 1), rss=samples[-1][1])
+                warm.update(
+                    at_s=round(now, 1), rss=samples[-1][1], cache=wb.source._cache.bytes / 2**20
+                )
                 if trace:
                     warm["snapshot"] = tracemalloc.take_snapshot()
             time.sleep(1.0)
@@ -169,6 +171,7 @@ def run_sessions(
         "peak": max(r for _, r in samples),
         "late_slope_mb_per_min": _slope(samples[len(samples) // 2 :]) * 60,
         "result_cache_mb": round(wb.source._cache.bytes / 2**20, 1),
+        "result_cache_mb_after_warmup": round(warm.get("cache", 0.0), 1),
         "querylog_pending": wb.querylog.pending,
     }
     budget = wb.settings.connection_budget
@@ -230,6 +233,11 @@ def summarize(parts: list[dict[str, Any]], peak: int, processes: int) -> dict[st
     budget = parts[0]["budget"] * processes
     # a process whose warm-up never ended (too few operations) is measured from its start
     growth = [p["rss"]["end"] - (p["rss"]["after_warmup"] or p["rss"]["start"]) for p in parts]
+    # the part of the growth that is the result cache filling up to its fixed budget
+    beyond_cache = [
+        g - (p["rss"]["result_cache_mb"] - p["rss"]["result_cache_mb_after_warmup"])
+        for g, p in zip(growth, parts, strict=True)
+    ]
     return {
         "operations": ok + failed,
         "success_rate": ok / max(ok + failed, 1),
@@ -239,6 +247,7 @@ def summarize(parts: list[dict[str, Any]], peak: int, processes: int) -> dict[st
         "rss_mb": [p["rss"] for p in parts],
         "rss_growth_after_warmup_mb_max": round(max(growth), 1),
         "rss_growth_after_warmup_mb_median": round(statistics.median(growth), 1),
+        "rss_growth_beyond_result_cache_mb_max": round(max(beyond_cache), 1),
         "warmup_reached_in_every_process": all(p["rss"]["after_warmup"] for p in parts),
         "late_slope_mb_per_min_max": round(
             max(p["rss"]["late_slope_mb_per_min"] for p in parts), 2
