@@ -226,9 +226,15 @@ class Source:
         connect_args = mysql_connect_args(
             self.connect_timeout, self.read_timeout, self.ssl_ca, self.ssl_mode
         )
-        self._side_engine = side_engine(self._url_with_password(), connect_args)
+        self._side_engine = side_engine(
+            self.url,
+            connect_args,
+            password=self._password,
+            error_context=self._ctx,
+            secrets=lambda: self.secrets,
+        )
         return mysql_engine(
-            self._url_with_password(),
+            self.url,
             self.facts,
             policy=self.policy,
             connect_args=connect_args,
@@ -236,13 +242,9 @@ class Source:
             pool_size=self.pool_size,
             max_overflow=self.max_overflow,
             error_context=self._ctx,
+            password=self._password,  # handed to the driver at each login, never in a URL
+            secrets=lambda: self.secrets,
         )
-
-    def _url_with_password(self) -> URL:
-        """The URL to connect with; built only when an engine is made, never stored here."""
-        if self._password is None:
-            return self.url
-        return self.url.set(password=self._password.get_secret_value())
 
     def close(self) -> None:
         with self._lock:
