@@ -510,11 +510,26 @@ def load_settings(
     cwd: Path | None = None, env: Mapping[str, str | None] | None = None, **overrides: Any
 ) -> Settings:
     """Read the configuration once, in the documented precedence (pydantic-settings)."""
-    env = os.environ if env is None else env
-    root = find_project_root(Path.cwd() if cwd is None else Path(cwd), env)
+    settings, problem = _build(
+        Path.cwd() if cwd is None else Path(cwd), os.environ if env is None else env, overrides
+    )
+    if settings is None:
+        # raised from a frame that holds neither the environment nor the arguments: a
+        # traceback printed with locals would show os.environ, passwords included
+        del env, overrides
+        raise ConfigError(problem or "The configuration could not be read.")
+    return settings
+
+
+def _build(
+    cwd: Path, env: Mapping[str, str | None], overrides: dict[str, Any]
+) -> tuple[Settings | None, str | None]:
+    """The settings, or (None, the one-line problem) - never an exception."""
+    root = find_project_root(cwd, env)
     loading = _Loading(root, env)
     token = _LOADING.set(loading)
     failure: tuple[str, str, str] | None = None
+    settings: Settings | None = None
     try:
         settings = Settings(**overrides, project_root=root)
     except ValidationError as exc:
@@ -528,13 +543,14 @@ def load_settings(
         for name, origin in where.items():
             origins.setdefault(name, origin)
     if loading.problem is not None:
-        raise ConfigError(loading.problem)
+        return None, loading.problem
     if failure is not None:
         kind, name, msg = failure
         where = origins.get(name, "default")
         if kind == "extra_forbidden":
-            raise ConfigError(f"Unknown setting {name!r} (from {where}); remove it.")
+            return None, f"Unknown setting {name!r} (from {where}); remove it."
         if kind == "path_type":
-            raise ConfigError(f"Setting {name} (from {where}) must be a path (text).")
-        raise ConfigError(f"Setting {name} (from {where}) is invalid: {msg.rstrip('.')}.")
-    return settings.model_copy(update={"origins": origins})
+            return None, f"Setting {name} (from {where}) must be a path (text)."
+        return None, f"Setting {name} (from {where}) is invalid: {msg.rstrip('.')}."
+    assert settings is not None
+    return settings.model_copy(update={"origins": origins}), None

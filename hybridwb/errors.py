@@ -104,7 +104,6 @@ class HybridwbError(Exception):
         drop_frames(exc)
         return cls(message.splitlines()[0] if message else message, **fields)
 
-
     def detached(self) -> Self:
         """This error with no chained cause or context and no frames, to raise from a hook
         whose caller (SQLAlchemy, pandas) would otherwise carry them along."""

@@ -58,7 +58,11 @@ class Workbench:
         atexit.register(_close_at_exit, ref)
 
     def __repr__(self) -> str:
-        return f"Workbench(source={self.source!r}, store={self.store_description!r})"
+        # never raises: a traceback printed with locals calls it on a half-built workbench
+        try:
+            return f"Workbench(source={self.source!r}, store={self.store_description!r})"
+        except Exception:
+            return "Workbench(<not configured>)"
 
     def __enter__(self) -> Self:
         return self
