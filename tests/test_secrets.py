@@ -288,7 +288,7 @@ def engine_error(call: Callable[[], Any]) -> HybridwbError:
         call()
     except HybridwbError as exc:
         return exc
-    except Exception as exc:  # noqa: BLE001 - the test says what came instead
+    except Exception as exc:  # the test says what came instead
         raise AssertionError(f"expected a HybridwbError, got {type(exc).__name__}") from None
     raise AssertionError("expected a HybridwbError")
 
