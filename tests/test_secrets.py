@@ -384,3 +384,36 @@ def test_engine_path_connection_lost_mid_statement_is_dropped_from_the_pool(
         assert_clean_engine_error(exc, customer=False)
         after = pd.read_sql("SELECT CONNECTION_ID() AS id", engine)["id"][0]
         assert after != killed[0]
+
+
+def test_jupysql_on_the_engine_shows_no_customer_value_beyond_the_cell_itself(
+    canary_account: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from hybridwb import magics
+
+    pytest.importorskip("sql")
+    shell = InteractiveShell.instance()
+    try:
+        wb = connect_through("argument", canary_account, tmp_path)
+        magics.load(shell, wb)
+        shell.run_cell("%load_ext sql")
+        shell.run_cell("%sql mysql")
+        capsys.readouterr()
+        result = shell.run_cell(
+            f"%sql SELECT email FROM customers ORDER BY 1 NULLS LAST, email = '{CUSTOMER}'"
+        )
+        printed = re.sub(r"\x1b\[[0-9;]*m", "", "".join(capsys.readouterr()))
+        exc = result.error_in_exec
+        assert isinstance(exc, HybridwbError)
+        assert_clean_engine_error(exc, customer=True)
+        # the cell's own source line is the user's text; nothing else may repeat the value
+        others = [line for line in printed.splitlines() if "run_line_magic" not in line]
+        assert CUSTOMER not in "\n".join(others)
+        assert CANARY not in printed
+        wb.close()
+    finally:
+        InteractiveShell.clear_instance()
