@@ -236,3 +236,30 @@ def test_a_half_built_workbench_repr_never_raises(tmp_path: Path) -> None:
     """A traceback printer with locals calls repr on every local, a half-built workbench too."""
     wb = hybridwb.Workbench.__new__(hybridwb.Workbench)
     assert "Workbench" in repr(wb)
+
+
+# -- customer values in statements the guard refuses ----------------------------------------
+CUSTOMER = "kim.canary.4711@example.com"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        f"SELECT customer_id FROM customers WHERE email = '{CUSTOMER}' AND AND",
+        f"SELECT customer_id FROM customers WHERE email = '{CUSTOMER}",
+        f"SELECT customer_id FROM customers WHERE email = `{CUSTOMER}",
+    ],
+    ids=["syntax", "unclosed-quote", "unclosed-backtick"],
+)
+def test_a_refused_saved_query_repeats_no_customer_value(
+    sample_db: Path, tmp_path: Path, sql: str
+) -> None:
+    """The parser's own error quotes the statement; a refusal chains none of it and its
+    message repeats no literal (saved targets are checked outside the source's redaction)."""
+    (tmp_path / ".hybridwb").mkdir()
+    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
+    with hybridwb.connect(cwd=tmp_path, env={}) as wb:
+        wb.mappings.save("customers", wb.mappings.suggest("customers"))
+        exc = caught(lambda: wb.targets.preview({"sql": sql}))
+    assert chain(exc) == [exc], "the parser's error is chained"
+    assert CUSTOMER not in str(exc) and CUSTOMER not in repr(exc.fields)
