@@ -187,7 +187,9 @@ class Workbench:
         self.closed = True
         try:
             self.querylog.flush()  # opens the store when entries are pending
-            if self.querylog.pending:
+            if self.querylog.pending and "store" not in self.__dict__:
+                # the store could not even be opened (a write that failed stays quiet,
+                # as a query's own logging does)
                 warnings.warn(
                     f"The query log was not saved: {self.querylog.last_error}",
                     RuntimeWarning,
