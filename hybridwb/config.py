@@ -539,8 +539,8 @@ def _build(
     finally:
         _LOADING.reset(token)
     origins: dict[str, str] = {}
-    for where in loading.given:  # highest precedence first
-        for name, origin in where.items():
+    for given in loading.given:  # highest precedence first
+        for name, origin in given.items():
             origins.setdefault(name, origin)
     if loading.problem is not None:
         return None, loading.problem
