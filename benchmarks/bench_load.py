@@ -341,7 +341,10 @@ def main() -> None:
                 "load_average_after": _loadavg(),
             }
         results["seconds"] = args.seconds
-        write("load" if not args.tracemalloc else "load_tracemalloc", results)
+        name = "load"
+        if args.only or args.seconds != 60:  # a partial or longer run keeps the 60 s figures
+            name = f"load_{args.only or 'both'}_{int(args.seconds)}s"
+        write(name + ("_tracemalloc" if args.tracemalloc else ""), results)
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
