@@ -11,6 +11,14 @@ the most server connections the account held (information_schema.PROCESSLIST sam
 0.2 s) against the documented budget, `pool_size + max_overflow` per process.
 Targets: >= 99.9 % success, RSS growth < 50 MB, connections <= budget.
 
+Warm-up, per process: imports, the engine, the guard's and SQLAlchemy's first-use caches and
+the result cache filling to its budget (`result_cache_mb`) happen there. It ends at the later
+of 20 % of the run and the moment every kind of operation has succeeded `WARMUP_OPS` times in
+that process. RSS is sampled every second; growth is the last sample minus the sample at the
+end of warm-up, and `late_slope_mb_per_min` (a least-squares line through the second half of
+the samples) shows whether memory is still rising. `--tracemalloc` adds the ten call sites
+whose allocations grew most after warm-up (slow; for finding a leak, not for the figures).
+
 Not part of `make test`. Run: .venv/bin/python benchmarks/bench_load.py [--seconds 60]
 """
 
@@ -20,10 +28,12 @@ import argparse
 import multiprocessing as mp
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -39,6 +49,14 @@ from _common import HOST, admin_url, summary, write
 CUSTOMERS = 200_000
 REPO = Path(__file__).resolve().parents[1]
 WARMUP_FRACTION = 0.2
+#: successful operations of each kind a process completes before warm-up ends
+WARMUP_OPS = 20
+#: names searched by prefix (three characters or more: shorter ones are refused)
+NAMES = ("김민준", "이서연", "박지훈", "최지우", "정현우")
+
+
+def _loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 def rss_mb() -> float:
@@ -62,7 +80,7 @@ def operation(wb: Any, rng: random.Random) -> tuple[str, Any]:
             {"a": cid, "b": cid + 50},
         )
     if kind == "search":
-        term = rng.choice((str(cid), f"user{cid}", "김"))
+        term = rng.choice((str(cid), f"user{cid}", rng.choice(NAMES)))
         return kind, lambda: wb.search("customers", term)
     definition = {
         "table": "customers",
@@ -92,7 +110,9 @@ def session_loop(
         out[kind].append((time.perf_counter() - started) * 1000)
 
 
-def run_sessions(url: str, work: str, sessions: int, seconds: float, seed: int) -> dict[str, Any]:
+def run_sessions(
+    url: str, work: str, sessions: int, seconds: float, seed: int, trace: bool = False
+) -> dict[str, Any]:
     """`sessions` threads sharing one fresh workbench in this process."""
     import warnings
 
@@ -102,13 +122,25 @@ def run_sessions(url: str, work: str, sessions: int, seconds: float, seed: int) 
     wb = hybridwb.connect(source=url, cwd=work)
     out: dict[str, list[float]] = defaultdict(list)
     errors: list[str] = []
+    if trace:
+        tracemalloc.start(12)
     start = time.monotonic()
     deadline = start + seconds
-    rss: dict[str, float] = {"start": rss_mb()}
+    samples: list[tuple[float, float]] = []
+    warm: dict[str, Any] = {}
 
     def sample_rss() -> None:
-        time.sleep(seconds * WARMUP_FRACTION)
-        rss["after_warmup"] = rss_mb()
+        while time.monotonic() < deadline:
+            now = time.monotonic() - start
+            samples.append((now, rss_mb()))
+            done = min(len(out.get(k, ())) for k in ("sql", "search", "preview"))
+            if not warm and now >= seconds * WARMUP_FRACTION and done >= WARMUP_OPS:
+                warm.update(
+                    at_s=round(now, 1), rss=samples[-1][1], cache=wb.source._cache.bytes / 2**20
+                )
+                if trace:
+                    warm["snapshot"] = tracemalloc.take_snapshot()
+            time.sleep(1.0)
 
     sampler = threading.Thread(target=sample_rss, daemon=True)
     sampler.start()
@@ -120,13 +152,48 @@ def run_sessions(url: str, work: str, sessions: int, seconds: float, seed: int) 
         t.start()
     for t in threads:
         t.join()
-    rss["end"] = rss_mb()
+    sampler.join()
+    samples.append((time.monotonic() - start, rss_mb()))
+    grown: list[str] = []
+    if trace and "snapshot" in warm:
+        end = tracemalloc.take_snapshot()
+        for stat in end.compare_to(warm.pop("snapshot"), "traceback")[:10]:
+            frames = [f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in stat.traceback]
+            grown.append(
+                f"{stat.size_diff / 1e6:+.2f} MB {stat.count_diff:+d}: " + " < ".join(frames[-4:])
+            )
+        tracemalloc.stop()
+    rss = {
+        "start": samples[0][1],
+        "warmup_end_s": warm.get("at_s"),
+        "after_warmup": warm.get("rss"),
+        "end": samples[-1][1],
+        "peak": max(r for _, r in samples),
+        "late_slope_mb_per_min": _slope(samples[len(samples) // 2 :]) * 60,
+        "result_cache_mb": round(wb.source._cache.bytes / 2**20, 1),
+        "result_cache_mb_after_warmup": round(warm.get("cache", 0.0), 1),
+        "querylog_pending": wb.querylog.pending,
+    }
     budget = wb.settings.connection_budget
     wb.close()
-    return {"latencies": dict(out), "errors": errors, "rss": rss, "budget": budget}
+    return {
+        "latencies": dict(out),
+        "errors": errors,
+        "rss": rss,
+        "budget": budget,
+        "tracemalloc_growth": grown,
+    }
 
 
-def _child(args: tuple[str, str, int, float, int, int], queue: Any) -> None:
+def _slope(points: list[tuple[float, float]]) -> float:
+    """MB per second of a least-squares line through (seconds, MB) points."""
+    if len(points) < 3:
+        return 0.0
+    xs, ys = zip(*points, strict=True)
+    return statistics.linear_regression(xs, ys).slope
+
+
+def _child(args: tuple[str, str, int, float, int, bool, int], queue: Any) -> None:
     global CUSTOMERS
     CUSTOMERS = args[-1]  # a spawned child starts from the module defaults
     queue.put(run_sessions(*args[:-1]))
@@ -164,7 +231,13 @@ def summarize(parts: list[dict[str, Any]], peak: int, processes: int) -> dict[st
     ok = sum(len(v) for k, v in merged.items() if not k.endswith("_failed"))
     failed = sum(len(v) for k, v in merged.items() if k.endswith("_failed"))
     budget = parts[0]["budget"] * processes
-    growth = [p["rss"]["end"] - p["rss"].get("after_warmup", p["rss"]["start"]) for p in parts]
+    # a process whose warm-up never ended (too few operations) is measured from its start
+    growth = [p["rss"]["end"] - (p["rss"]["after_warmup"] or p["rss"]["start"]) for p in parts]
+    # the part of the growth that is the result cache filling up to its fixed budget
+    beyond_cache = [
+        g - (p["rss"]["result_cache_mb"] - p["rss"]["result_cache_mb_after_warmup"])
+        for g, p in zip(growth, parts, strict=True)
+    ]
     return {
         "operations": ok + failed,
         "success_rate": ok / max(ok + failed, 1),
@@ -172,11 +245,18 @@ def summarize(parts: list[dict[str, Any]], peak: int, processes: int) -> dict[st
             k: summary(v) for k, v in sorted(merged.items()) if not k.endswith("_failed") and v
         },
         "rss_mb": [p["rss"] for p in parts],
-        "rss_growth_after_warmup_mb_max": max(growth),
+        "rss_growth_after_warmup_mb_max": round(max(growth), 1),
+        "rss_growth_after_warmup_mb_median": round(statistics.median(growth), 1),
+        "rss_growth_beyond_result_cache_mb_max": round(max(beyond_cache), 1),
+        "warmup_reached_in_every_process": all(p["rss"]["after_warmup"] for p in parts),
+        "late_slope_mb_per_min_max": round(
+            max(p["rss"]["late_slope_mb_per_min"] for p in parts), 2
+        ),
         "server_connections_peak": peak,
         "connection_budget": budget,
         "within_budget": peak <= budget,
         "first_errors": sorted(set(errors))[:10],
+        "tracemalloc_growth": [p["tracemalloc_growth"] for p in parts if p["tracemalloc_growth"]],
     }
 
 
@@ -186,6 +266,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--customers", type=int, default=200_000, help="smaller for a smoke run")
+    parser.add_argument("--tracemalloc", action="store_true", help="where memory grew (slow)")
+    parser.add_argument("--only", choices=("threads", "processes"), help="run one mode only")
     args = parser.parse_args()
     global CUSTOMERS
     CUSTOMERS = args.customers
@@ -215,38 +297,54 @@ def main() -> None:
             setup.mappings.save("customers", setup.mappings.suggest("customers"))
         results: dict[str, Any] = {"customers": args.customers, "load_seconds": round(loaded_s, 1)}
 
-        sampler = ConnectionSampler(user)
-        sampler.start()
-        part = run_sessions(url, work, args.sessions, args.seconds, 1)
-        sampler.stop.set()
-        sampler.join()
-        results["threads"] = summarize([part], sampler.peak, 1)
+        results["load_average_before"] = _loadavg()
+        if args.only != "processes":
+            sampler = ConnectionSampler(user)
+            sampler.start()
+            part = run_sessions(url, work, args.sessions, args.seconds, 1, args.tracemalloc)
+            sampler.stop.set()
+            sampler.join()
+            results["threads"] = summarize([part], sampler.peak, 1)
+            results["threads"]["load_average_after"] = _loadavg()
 
-        sampler = ConnectionSampler(user)
-        sampler.start()
-        ctx = mp.get_context("spawn")
-        queue = ctx.Queue()
-        per = -(-args.sessions // args.processes)
-        children = [
-            ctx.Process(
-                target=_child, args=((url, work, per, args.seconds, 10 + i, args.customers), queue)
-            )
-            for i in range(args.processes)
-        ]
-        for child in children:
-            child.start()
-        parts = [queue.get(timeout=args.seconds + 300) for _ in children]
-        for child in children:
-            child.join()
-        sampler.stop.set()
-        sampler.join()
-        results["processes"] = {
-            "processes": args.processes,
-            "sessions_per_process": per,
-            **summarize(parts, sampler.peak, args.processes),
-        }
+        if args.only != "threads":
+            sampler = ConnectionSampler(user)
+            sampler.start()
+            ctx = mp.get_context("spawn")
+            queue = ctx.Queue()
+            # 100 sessions over 8 processes: 13, 13, 13, 13, 12, 12, 12, 12
+            shares = [
+                args.sessions // args.processes + (i < args.sessions % args.processes)
+                for i in range(args.processes)
+            ]
+            children = [
+                ctx.Process(
+                    target=_child,
+                    args=(
+                        (url, work, n, args.seconds, 10 + i, args.tracemalloc, args.customers),
+                        queue,
+                    ),
+                )
+                for i, n in enumerate(shares)
+            ]
+            for child in children:
+                child.start()
+            parts = [queue.get(timeout=args.seconds + 300) for _ in children]
+            for child in children:
+                child.join()
+            sampler.stop.set()
+            sampler.join()
+            results["processes"] = {
+                "processes": args.processes,
+                "sessions_per_process": shares,
+                **summarize(parts, sampler.peak, args.processes),
+                "load_average_after": _loadavg(),
+            }
         results["seconds"] = args.seconds
-        write("load", results)
+        name = "load"
+        if args.only or args.seconds != 60:  # a partial or longer run keeps the 60 s figures
+            name = f"load_{args.only or 'both'}_{int(args.seconds)}s"
+        write(name + ("_tracemalloc" if args.tracemalloc else ""), results)
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{db}`")

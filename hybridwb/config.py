@@ -14,9 +14,20 @@ upwards, the first folder holding a `pyproject.toml` with `[tool.hybridwb]` or a
 folders, so a stray `.hybridwb/` there never captures unrelated work. So a kernel started in `notebooks/guides/`, the
 CLI and papermill runs share one mapping file, store and reports folder.
 
+The layers are pydantic-settings sources (`Settings.settings_customise_sources`): the
+arguments (`InitSettingsSource`), the environment and `.env` (`NamedEnvSource`: the platform's
+own variable names, from a mapping the caller may pass instead of `os.environ`) and
+`pyproject.toml` (`PyprojectTomlConfigSettingsSource`, table `[tool.hybridwb]`).
+pydantic-settings merges them in that order and validates once; each source also notes the
+fields it gave, so `Settings.origins` says where every value came from (`doctor`).
+`Settings(**values)` built directly (a run's kernel rebuilding its parent's settings) reads
+no environment and no file.
+
 Secrets live only in `SecretStr` holders (`Secrets` for the scrub list); URLs are parsed by
 `hybridwb.urls` (userinfo encoded, or refused with how to encode); `Settings.describe()` and
-every URL this module renders mask them.
+every URL this module renders mask them. A bad setting is a one-line `ConfigError` naming
+the setting and where it came from, never its value, raised with nothing chained (a parser's
+error or frames would hold the file's text, passwords included).
 """
 
 from __future__ import annotations
@@ -26,11 +37,21 @@ import os
 import tempfile
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    PyprojectTomlConfigSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import URL
 
 from hybridwb.errors import ConfigError
@@ -48,6 +69,7 @@ ENV_NAMES: dict[str, str] = {
     "HYBRIDWB_STATEMENT_TIMEOUT": "statement_timeout",
     "HYBRIDWB_POOL_SIZE": "source_pool_size",
     "HYBRIDWB_MAX_OVERFLOW": "source_max_overflow",
+    "HYBRIDWB_RESULT_CACHE_MB": "result_cache_mb",
     "HYBRIDWB_SMS_MAX_BYTES": "sms_max_bytes",
     "HYBRIDWB_LMS_MAX_BYTES": "lms_max_bytes",
     "MYSQL_HOST": "mysql_host",
@@ -75,6 +97,8 @@ SECRET_FIELDS = (
 
 
 PROJECT_MARKER = ".hybridwb"
+#: the pyproject.toml table that holds settings
+TABLE = ("tool", "hybridwb")
 
 
 class Secrets:
@@ -111,10 +135,168 @@ class Secrets:
         return scrub(text, self)
 
 
-class Settings(BaseModel):
+@dataclass
+class _Loading:
+    """What one `load_settings` call hands to the sources, and what they report back."""
+
+    root: Path
+    env: Mapping[str, str | None]
+    #: field -> origin, one dict per source, in the order pydantic-settings asked them
+    #: (highest precedence first)
+    given: list[dict[str, str]] = field(default_factory=list)
+    #: a problem a source found; raised by load_settings with nothing chained
+    problem: str | None = None
+
+
+_LOADING: ContextVar[_Loading | None] = ContextVar("hybridwb_settings_loading", default=None)
+
+
+class NamedEnvSource(PydanticBaseSettingsSource):
+    """Settings from environment variables by the platform's own names (`ENV_NAMES`:
+    `MYSQL_READ_USER` -> mysql_user, `NEXT_PUBLIC_SUPABASE_URL` -> supabase_url ...), read
+    from a mapping (the process environment, a caller's `env=`, or a `.env` file)."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], env: Mapping[str, str | None], origin: str
+    ) -> None:
+        super().__init__(settings_cls)
+        self.env = env
+        self.origin = origin
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        for env_name, name in ENV_NAMES.items():
+            value = self.env.get(env_name)
+            if name == field_name and value not in (None, ""):
+                return value, env_name, False
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        where: dict[str, str] = {}
+        for env_name, name in ENV_NAMES.items():
+            value = self.env.get(env_name)
+            if value not in (None, "") and name not in values:  # the first spelling wins
+                values[name] = value
+                where[name] = f"{self.origin}:{env_name}"
+        _note(where)
+        return _hidden(values)
+
+
+class _Arguments(InitSettingsSource):
+    """`connect(...)` arguments; None means "not given"."""
+
+    def __call__(self) -> dict[str, Any]:
+        values = _hidden({k: v for k, v in super().__call__().items() if v is not None})
+        _note(dict.fromkeys(values, "argument"))
+        return values
+
+
+class _Pyproject(PyprojectTomlConfigSettingsSource):
+    """`[tool.hybridwb]` in the project root's pyproject.toml."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        problem = None
+        try:
+            # the table is named by the class's config; a subclass carries it, so plain
+            # Settings(...) (no files) is not told about a source it does not use
+            table = type(
+                "InToolHybridwb",
+                (settings_cls,),
+                {"model_config": SettingsConfigDict(pyproject_toml_table_header=TABLE)},
+            )
+            super().__init__(table, toml_file=path)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            problem = f"{path} is not valid TOML; fix it or remove [tool.hybridwb]."
+        except (AttributeError, TypeError):  # tool or tool.hybridwb is not a table
+            problem = f"[tool.hybridwb] in {path} must be a table of settings."
+        if problem is not None:  # reported by load_settings; the file's text stays here
+            _report(problem)
+            InitSettingsSource.__init__(self, settings_cls, {})
+        elif not isinstance(self.toml_data, dict):
+            _report(f"[tool.hybridwb] in {path} must be a table of settings.")
+            InitSettingsSource.__init__(self, settings_cls, {})
+
+    def __call__(self) -> dict[str, Any]:
+        values = _hidden(super().__call__())
+        _note(dict.fromkeys(values, "pyproject"))
+        return values
+
+
+class _Fixed(InitSettingsSource):
+    """A value a loader derives (the `.hybridwb` folder named by HYBRIDWB_HOME)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: dict[str, Any], origin: str):
+        super().__init__(settings_cls, values)
+        self.origin = origin
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        _note(dict.fromkeys(values, self.origin))
+        return values
+
+
+def _hidden(values: dict[str, Any]) -> dict[str, Any]:
+    """Secret settings wrapped as they leave a source: pydantic-settings' debug log
+    (PYDANTIC_SETTINGS_DEBUG) and a validation error's input show `**********`."""
+    return {
+        k: SecretStr(str(v)) if k in SECRET_FIELDS and not isinstance(v, SecretStr) else v
+        for k, v in values.items()
+    }
+
+
+def _note(where: dict[str, str]) -> None:
+    loading = _LOADING.get()
+    if loading is not None:
+        loading.given.append(where)
+
+
+def _report(problem: str) -> None:
+    loading = _LOADING.get()
+    if loading is not None and loading.problem is None:
+        loading.problem = problem
+
+
+#: settings that name a folder or file: relative values are relative to the project root
+PATH_FIELDS = ("home", "mappings_path", "reports_dir", "workflows_dir")
+
+
+class Settings(BaseSettings):
     """Everything hybridwb needs to know to connect; secrets never print."""
 
-    model_config = {"extra": "forbid", "frozen": True}
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest precedence first: arguments > environment > .env > pyproject.toml
+        (> the field defaults). Outside `load_settings` only the arguments count."""
+        loading = _LOADING.get()
+        if loading is None:
+            return (init_settings,)
+        init = init_settings.init_kwargs  # type: ignore[attr-defined]
+        sources: list[PydanticBaseSettingsSource] = [
+            _Arguments(settings_cls, {k: v for k, v in init.items() if k != "project_root"}),
+            NamedEnvSource(settings_cls, loading.env, "env"),
+        ]
+        dotenv = loading.root / ".env"
+        if dotenv.is_file():
+            try:
+                sources.append(NamedEnvSource(settings_cls, dotenv_values(dotenv), ".env"))
+            except UnicodeDecodeError:
+                _report(f"{dotenv} is not UTF-8 text; save it as UTF-8.")
+        sources.append(_Pyproject(settings_cls, loading.root / "pyproject.toml"))
+        home_env = loading.env.get("HYBRIDWB_HOME")
+        if home_env and Path(home_env).name == PROJECT_MARKER:
+            # compatibility: HYBRIDWB_HOME once named the .hybridwb data folder itself
+            sources.append(_Fixed(settings_cls, {"home": Path(home_env)}, "env:HYBRIDWB_HOME"))
+        sources.append(InitSettingsSource(settings_cls, {"project_root": loading.root}))
+        return tuple(sources)
 
     source_url: SecretStr | None = None
     store_url: SecretStr | None = None
@@ -145,6 +327,8 @@ class Settings(BaseModel):
     #: source connection budget per process: pool_size kept open + max_overflow on demand
     source_pool_size: int = Field(5, gt=0, le=100)
     source_max_overflow: int = Field(10, ge=1, le=100)
+    #: memory the result cache (previews) may hold per process, in MB; 0 switches it off
+    result_cache_mb: float = Field(32.0, ge=0, le=4096)
     #: the longest message each type may render to, in EUC-KR bytes
     sms_max_bytes: int = Field(90, gt=0, le=100_000)
     lms_max_bytes: int = Field(2000, gt=0, le=100_000)
@@ -154,9 +338,27 @@ class Settings(BaseModel):
     @field_validator("supabase_url")
     @classmethod
     def _no_password_in_supabase_url(cls, value: str | None) -> str | None:
-        # the REST API authenticates with the key; a password in the URL is never used,
-        # so it is dropped rather than kept where a print could show it
+        # the REST API authenticates with the key; a password in the URL (or a key in its
+        # query) is never used, so it is dropped rather than kept where a print could show it
         return strip_http_password(value) if value else value
+
+    @field_validator("mysql_host")
+    @classmethod
+    def _host_name_only(cls, value: str | None) -> str | None:
+        # a host is printed in messages ("Cannot reach MySQL at …"): user:password@ in it
+        # would be printed too
+        if value is not None and (not value.strip() or any(c in value for c in "@/?#\\ ")):
+            raise ValueError(
+                "it must be a host name or address only (put the user, password and port "
+                "in MYSQL_READ_USER, MYSQL_READ_PASSWORD and MYSQL_PORT)"
+            )
+        return value
+
+    @field_validator(*PATH_FIELDS)
+    @classmethod
+    def _under_the_project_root(cls, value: Path, info: ValidationInfo) -> Path:
+        root = info.data.get("project_root")
+        return value if value.is_absolute() or root is None else root / value
 
     # -- derived ---------------------------------------------------------------------------
     @property
@@ -304,80 +506,51 @@ def _has_tool_section(path: Path) -> bool:
     return "hybridwb" in data.get("tool", {})
 
 
-def _from_env(env: Mapping[str, str | None], origin: str) -> tuple[dict[str, Any], dict[str, str]]:
-    values: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-    for env_name, field in ENV_NAMES.items():
-        value = env.get(env_name)
-        if value not in (None, "") and field not in values:
-            values[field] = value
-            origins[field] = f"{origin}:{env_name}"
-    return values, origins
-
-
-def _from_pyproject(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"{path} is not valid TOML ({exc}); fix it or remove [tool.hybridwb]."
-        ) from exc
-    section = data.get("tool", {}).get("hybridwb", {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"[tool.hybridwb] in {path} must be a table of settings.")
-    return dict(section)
-
-
 def load_settings(
-    cwd: Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+    cwd: Path | None = None, env: Mapping[str, str | None] | None = None, **overrides: Any
 ) -> Settings:
-    """Read the configuration once, in the documented precedence."""
-    env = os.environ if env is None else env
-    root = find_project_root(Path.cwd() if cwd is None else Path(cwd), env)
-    layers: list[tuple[dict[str, Any], dict[str, str]]] = []
-    layers.append(
-        (
-            {k: v for k, v in overrides.items() if v is not None},
-            {k: "argument" for k, v in overrides.items() if v is not None},
-        )
+    """Read the configuration once, in the documented precedence (pydantic-settings)."""
+    settings, problem = _build(
+        Path.cwd() if cwd is None else Path(cwd), os.environ if env is None else env, overrides
     )
-    layers.append(_from_env(env, "env"))
-    dotenv = root / ".env"
-    if dotenv.is_file():
-        try:
-            layers.append(_from_env(dotenv_values(dotenv), ".env"))
-        except UnicodeDecodeError:
-            raise ConfigError(f"{dotenv} is not UTF-8 text; save it as UTF-8.") from None
-    project = _from_pyproject(root / "pyproject.toml")
-    layers.append((project, dict.fromkeys(project, "pyproject")))
+    if settings is None:
+        # raised from a frame that holds neither the environment nor the arguments: a
+        # traceback printed with locals would show os.environ, passwords included
+        del env, overrides
+        raise ConfigError(problem or "The configuration could not be read.")
+    return settings
 
-    merged: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-    for values, where in reversed(layers):
-        merged.update(values)
-        origins.update(where)
-    home_env = env.get("HYBRIDWB_HOME")
-    if home_env and Path(home_env).name == PROJECT_MARKER and "home" not in merged:
-        merged["home"] = Path(home_env)
-    for key, default in (
-        ("home", PROJECT_MARKER),
-        ("mappings_path", "mappings/table-mappings.json"),
-        ("reports_dir", "reports"),
-        ("workflows_dir", "notebooks/workflows"),
-    ):
-        try:
-            path = Path(merged.get(key, default))
-        except TypeError:
-            raise ConfigError(f"Setting {key} must be a path (text).") from None
-        merged[key] = path if path.is_absolute() else root / path
+
+def _build(
+    cwd: Path, env: Mapping[str, str | None], overrides: dict[str, Any]
+) -> tuple[Settings | None, str | None]:
+    """The settings, or (None, the one-line problem) - never an exception."""
+    root = find_project_root(cwd, env)
+    loading = _Loading(root, env)
+    token = _LOADING.set(loading)
+    failure: tuple[str, str, str] | None = None
+    settings: Settings | None = None
     try:
-        return Settings(**merged, project_root=root, origins=origins)
+        settings = Settings(**overrides, project_root=root)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        where = origins.get(field, "default")
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(f"Unknown setting {field!r} (from {where}); remove it.") from None
-        raise ConfigError(f"Setting {field} (from {where}) is invalid: {err['msg']}.") from None
+        # the type, the field and the message only: the error's text holds the input value
+        failure = (err["type"], ".".join(str(p) for p in err["loc"]), err["msg"])
+    finally:
+        _LOADING.reset(token)
+    origins: dict[str, str] = {}
+    for given in loading.given:  # highest precedence first
+        for name, origin in given.items():
+            origins.setdefault(name, origin)
+    if loading.problem is not None:
+        return None, loading.problem
+    if failure is not None:
+        kind, name, msg = failure
+        where = origins.get(name, "default")
+        if kind == "extra_forbidden":
+            return None, f"Unknown setting {name!r} (from {where}); remove it."
+        if kind == "path_type":
+            return None, f"Setting {name} (from {where}) must be a path (text)."
+        return None, f"Setting {name} (from {where}) is invalid: {msg.rstrip('.')}."
+    assert settings is not None
+    return settings.model_copy(update={"origins": origins}), None

@@ -104,6 +104,14 @@ class HybridwbError(Exception):
         drop_frames(exc)
         return cls(message.splitlines()[0] if message else message, **fields)
 
+    def detached(self) -> Self:
+        """This error with no chained cause or context and no frames, to raise from a hook
+        whose caller (SQLAlchemy, pandas) would otherwise carry them along."""
+        self.__cause__ = None
+        self.__context__ = None
+        self.__suppress_context__ = True
+        return self.with_traceback(None)
+
 
 class ConfigError(HybridwbError):
     pass

@@ -6,6 +6,10 @@ password. Here the userinfo is split off at the *last* `@` before the host, take
 literally when it holds characters that cannot be part of an encoded userinfo, and put
 back through SQLAlchemy's `URL.create`, which encodes it. When the rest still does not
 read as a URL, the error says how to encode the password and never repeats the URL.
+
+A password may also come as a query option (`?password=…`, `?passwd=…`: both drivers take
+it); it is moved into the userinfo, so it is masked and scrubbed like any password. Other
+secret options (`?sslpassword=…`) are refused: nothing would mask them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from hybridwb.errors import ConfigError
 from hybridwb.extras import missing_module_error
 
+#: query options that carry the login password (pymysql: password, passwd; libpq: password)
+PASSWORD_OPTIONS = ("password", "passwd")
+#: query options that carry another secret: refused
+SECRET_OPTIONS = ("sslpassword",)
 #: characters that cannot appear unencoded in a URL's userinfo
 _RAW_USERINFO = re.compile(r"[@#/?\s\[\]]|%(?![0-9A-Fa-f]{2})")
 ENCODE_HINT = (
@@ -36,6 +44,11 @@ def parse_db_url(raw: str, name: str) -> URL:
     The error is raised from a frame that no longer holds the text, so a traceback
     printed with locals cannot show the password either."""
     url = _parse(raw) if isinstance(raw, str) else None
+    if url is not None:
+        url, problem = _password_from_query(url)
+        if problem is not None:
+            del raw, url
+            raise ConfigError(f"{name} {problem}")
     if url is None:
         has_scheme = isinstance(raw, str) and "://" in raw
         del raw
@@ -46,6 +59,28 @@ def parse_db_url(raw: str, name: str) -> URL:
             )
         raise ConfigError(f"{name} could not be read as a database URL; {ENCODE_HINT}.")
     return url
+
+
+def _password_from_query(url: URL) -> tuple[URL, str | None]:
+    """The URL with a `?password=` option moved into its userinfo, or why it cannot be."""
+    if any(k.lower() in SECRET_OPTIONS for k in url.query):
+        return url, (
+            "carries a secret in its options (?sslpassword=…), which would be shown; "
+            "remove it (use a client key without a passphrase)."
+        )
+    given = [k for k in url.query if k.lower() in PASSWORD_OPTIONS]
+    if not given:
+        return url, None
+    values = {str(v) for k in given for v in _values(url.query[k])}
+    if url.password is not None:
+        values.add(str(url.password))
+    if len(values) != 1:
+        return url, "gives more than one password (in the user info and in ?password=…); keep one."
+    return url.difference_update_query(given).set(password=values.pop()), None
+
+
+def _values(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _parse(raw: str) -> URL | None:
@@ -83,16 +118,20 @@ def mask_url(url: str | URL, name: str = "URL") -> str:
 
 
 def strip_http_password(raw: str) -> str:
-    """An http(s) URL without the password in its userinfo (the user name stays).
+    """An http(s) URL without the password in its userinfo (the user name stays) and
+    without a query or fragment (`?apikey=…`: the REST API takes its key from the settings).
 
     Split at the last `@` like `parse_db_url`, so an unencoded `#` or `/` in the password
     is not mistaken for a fragment or a path."""
     scheme, sep, rest = raw.partition("://")
-    if not sep or "@" not in rest:
+    if not sep:
         return raw
-    userinfo, hostpart = rest.rsplit("@", 1)
-    user = userinfo.partition(":")[0]
-    return f"{scheme}://{user + '@' if user else ''}{hostpart}"
+    user = ""
+    if "@" in rest:
+        userinfo, rest = rest.rsplit("@", 1)
+        user = userinfo.partition(":")[0]
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme}://{user + '@' if user else ''}{rest}"
 
 
 def check_driver(url: URL, name: str) -> None:

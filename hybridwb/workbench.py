@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import threading
 import warnings
 import weakref
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 import pandas as pd
 
 from hybridwb.config import Settings, load_settings
-from hybridwb.errors import ConfigError, HybridwbError
+from hybridwb.errors import ConfigError
 from hybridwb.extras import require
 from hybridwb.mapping import MappingService
 from hybridwb.search import SearchService
@@ -45,6 +46,9 @@ class Workbench:
         self.settings = settings
         settings.store_sqlalchemy_url()  # a bad store URL or missing driver fails here, no I/O
         self.querylog = QueryLog()
+        # the log reaches the store in batches while the workbench lives (the store is
+        # opened by the first full batch), not only at close: a buffer never grows unseen
+        self.querylog.sink = _StoreSink(self)
         self.source = (
             source if source is not None else Source.from_settings(settings, self.querylog)
         )
@@ -54,7 +58,11 @@ class Workbench:
         atexit.register(_close_at_exit, ref)
 
     def __repr__(self) -> str:
-        return f"Workbench(source={self.source!r}, store={self.store_description!r})"
+        # never raises: a traceback printed with locals calls it on a half-built workbench
+        try:
+            return f"Workbench(source={self.source!r}, store={self.store_description!r})"
+        except Exception:
+            return "Workbench(<not configured>)"
 
     def __enter__(self) -> Self:
         return self
@@ -145,7 +153,6 @@ class Workbench:
         from hybridwb.platform.store import open_store
 
         store = open_store(self.settings)
-        self.querylog.sink = store
         from hybridwb.workflows.pending import flush
 
         flush(store, self.settings.home)  # a run's final status the store missed, written now
@@ -179,15 +186,36 @@ class Workbench:
             return
         self.closed = True
         try:
-            if len(self.querylog) and self.querylog.sink is None:
-                self.store  # noqa: B018 - opening the store makes it the log's sink
-            self.querylog.flush()
-        except HybridwbError as exc:
-            warnings.warn(f"The query log was not saved: {exc}", RuntimeWarning, stacklevel=2)
+            self.querylog.flush()  # opens the store when entries are pending
+            if self.querylog.pending and "store" not in self.__dict__:
+                # the store could not even be opened (a write that failed stays quiet,
+                # as a query's own logging does)
+                warnings.warn(
+                    f"The query log was not saved: {self.querylog.last_error}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         finally:
             self.source.close()
             if "store" in self.__dict__:
                 self.store.close()
+
+
+class _StoreSink:
+    """The query log's sink: the workbench's store, opened when the first batch is due."""
+
+    def __init__(self, wb: Workbench) -> None:
+        self._wb = weakref.ref(wb)  # the atexit hook must not keep the workbench alive
+        self._lock = threading.Lock()  # one store is opened, however many threads log
+
+    def write_query_logs(self, entries: list[Any]) -> None:
+        wb = self._wb()
+        if wb is not None:
+            with self._lock:
+                wb.store.write_query_logs(entries)
+
+    def __repr__(self) -> str:
+        return "<query log sink: the workbench's store>"
 
 
 def _close_at_exit(ref: weakref.ref[Workbench]) -> None:

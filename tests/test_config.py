@@ -113,3 +113,42 @@ def test_workbench_repr_hides_secrets(tmp_path: Path, sample_db: Path) -> None:
     )
     assert "topsecret" not in repr(wb) and "alsosecret" not in repr(wb)
     assert "topsecret" not in wb.status_line()
+
+
+def test_every_value_says_where_it_came_from(tmp_path: Path) -> None:
+    """The origins `doctor` shows, one per layer, the highest layer that gave the value."""
+    write(tmp_path / "pyproject.toml", '[tool.hybridwb]\nrow_cap = 10\nmysql_host = "p"\n')
+    write(tmp_path / ".env", "MYSQL_DATABASE=d\nMYSQL_HOST=dotenv\n")
+    env = {"NEXT_PUBLIC_SUPABASE_URL": "https://x.supabase.co", "MYSQL_PORT": "3307"}
+    settings = load_settings(tmp_path, env=env, statement_timeout=5)
+    assert settings.origins == {
+        "statement_timeout": "argument",
+        "supabase_url": "env:NEXT_PUBLIC_SUPABASE_URL",
+        "mysql_port": "env:MYSQL_PORT",
+        "mysql_database": ".env:MYSQL_DATABASE",
+        "mysql_host": ".env:MYSQL_HOST",
+        "row_cap": "pyproject",
+    }
+    described = settings.describe()
+    assert described["row_cap"] == "10 (pyproject)"
+    assert described["connect_timeout"] == "5 (default)"
+    assert (settings.mysql_host, settings.mysql_port, settings.statement_timeout) == (
+        "dotenv",
+        3307,
+        5.0,
+    )
+
+
+def test_settings_built_directly_read_no_environment_or_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's kernel rebuilds its parent's settings with Settings(**values): nothing from
+    the kernel's own environment or working directory may slip in."""
+    from hybridwb.config import Settings
+
+    monkeypatch.setenv("MYSQL_HOST", "from-env")
+    monkeypatch.setenv("HYBRIDWB_ROW_CAP", "7")
+    write(tmp_path / ".env", "MYSQL_HOST=from-dotenv\n")
+    write(tmp_path / "pyproject.toml", '[tool.hybridwb]\nmysql_host = "p"\n')
+    settings = Settings(project_root=tmp_path)
+    assert settings.mysql_host is None and settings.row_cap == 100_000

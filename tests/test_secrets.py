@@ -264,3 +264,156 @@ def test_failed_workflow_run_leaks_no_canary_into_run_report_or_notebook(
     texts.append(report.with_suffix(".ipynb").read_text(encoding="utf-8"))
     for text in texts:
         assert CANARY not in text and CANARY.split("#")[1] not in text
+
+
+# -- the engine path: pandas / jupysql on wb.source.engine ----------------------------------
+CUSTOMER = "kim.canary.4711@example.com"
+
+
+def whole_chain(exc: BaseException) -> list[BaseException]:
+    """The error and everything chained to it (__cause__ and __context__)."""
+    found: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        err = todo.pop()
+        if any(err is f for f in found):
+            continue
+        found.append(err)
+        todo += [e for e in (err.__cause__, err.__context__) if e is not None]
+    return found
+
+
+def engine_error(call: Callable[[], Any]) -> HybridwbError:
+    try:
+        call()
+    except HybridwbError as exc:
+        return exc
+    except Exception as exc:  # the test says what came instead
+        raise AssertionError(f"expected a HybridwbError, got {type(exc).__name__}") from None
+    raise AssertionError("expected a HybridwbError")
+
+
+def assert_clean_engine_error(exc: HybridwbError, *, customer: bool, server: bool = True) -> None:
+    assert "\n" not in str(exc)
+    assert exc.__cause__ is None and exc.__context__ is None, "a driver error is chained"
+    assert whole_chain(exc) == [exc]
+    if server:  # the server's (or driver's) error code and type are kept as fields
+        assert exc.code is not None and exc.cause_type.startswith("pymysql.err.")
+    frames = [f.f_code.co_filename for f, _ in traceback.walk_tb(exc.__traceback__)]
+    assert not [f for f in frames if "pymysql" in f], "driver frames travel with the error"
+    text = all_renderings(exc)  # every frame's locals, of the whole chain
+    assert CANARY not in text and CANARY.split("#")[1] not in text
+    if customer:
+        # the caller's own frames hold the statement it passed; the error itself must not
+        shown = str(exc) + repr(exc) + repr(exc.fields) + repr(exc.args)
+        assert CUSTOMER not in shown
+
+
+@pytest.mark.parametrize(
+    ("statement", "params"),
+    [
+        ("SELECT * FROM no_such_table WHERE email = %(e)s", {"e": CUSTOMER}),
+        (f"SELECT no_such_column FROM customers WHERE email = '{CUSTOMER}'", None),
+        # the server echoes `near 'NULLS LAST, email = '<value>''`
+        (f"SELECT email FROM customers ORDER BY 1 NULLS LAST, email = '{CUSTOMER}'", None),
+        ("SELECT email FROM customers ORDER BY 1 NULLS LAST, email = %(e)s", {"e": CUSTOMER}),
+        # refused by the guard on the final text before the server sees it
+        (f"SELECT * FROM customers WHERE email = '{CUSTOMER}' AND AND", None),
+        ("SELECT * FROM customers WHERE email = %(e)s AND AND", {"e": CUSTOMER}),
+    ],
+    ids=[
+        "unknown-table-bound",
+        "unknown-column-literal",
+        "server-echo-literal",
+        "server-echo-bound",
+        "syntax-literal",
+        "syntax-bound",
+    ],
+)
+def test_engine_path_errors_are_one_line_hybridwb_errors_with_no_chain(
+    canary_account: str, tmp_path: Path, statement: str, params: dict | None
+) -> None:
+    import pandas as pd
+
+    with connect_through("argument", canary_account, tmp_path) as wb:
+        exc = engine_error(lambda: pd.read_sql(statement, wb.source.engine, params=params))
+        assert_clean_engine_error(exc, customer=True, server="AND AND" not in statement)
+        # the pool is still good afterwards
+        assert pd.read_sql("SELECT 1 AS one", wb.source.engine)["one"][0] == 1
+
+
+def test_engine_path_wrong_password_leaks_nothing_even_with_locals(
+    canary_account: str, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    wb = connect_through("argument", canary_account, tmp_path, password=CANARY + "x")
+    exc = engine_error(lambda: pd.read_sql("SELECT 1", wb.source.engine))
+    assert isinstance(exc, ConnectionFailed) and exc.code == 1045
+    assert_clean_engine_error(exc, customer=False)
+    assert wb.source.engine.url.password is None  # the password is not in the engine's URL
+    wb.close()
+
+
+def test_engine_path_connection_lost_mid_statement_is_dropped_from_the_pool(
+    canary_account: str, tmp_path: Path
+) -> None:
+    """A statement whose connection dies gives a one-line error, and the dead connection is
+    not handed out again (the oracle: the server's own CONNECTION_ID of the next query)."""
+    import pandas as pd
+    from sqlalchemy import event
+
+    with connect_through("argument", canary_account, tmp_path) as wb:
+        engine = wb.source.engine
+        killed: list[int] = []
+
+        def kill_own_connection(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+            if killed or not statement.startswith("SELECT COUNT"):
+                return
+            cid = conn.connection.dbapi_connection.thread_id()
+            admin = _admin()
+            with admin.cursor() as cur:
+                cur.execute("KILL CONNECTION %s", (cid,))
+            admin.close()
+            killed.append(cid)
+
+        event.listen(engine, "before_cursor_execute", kill_own_connection)
+        exc = engine_error(lambda: pd.read_sql("SELECT COUNT(*) FROM customers", engine))
+        event.remove(engine, "before_cursor_execute", kill_own_connection)
+        assert isinstance(exc, ConnectionFailed)
+        assert_clean_engine_error(exc, customer=False)
+        after = pd.read_sql("SELECT CONNECTION_ID() AS id", engine)["id"][0]
+        assert after != killed[0]
+
+
+def test_jupysql_on_the_engine_shows_no_customer_value_beyond_the_cell_itself(
+    canary_account: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from hybridwb import magics
+
+    pytest.importorskip("sql")
+    shell = InteractiveShell.instance()
+    try:
+        wb = connect_through("argument", canary_account, tmp_path)
+        magics.load(shell, wb)
+        shell.run_cell("%load_ext sql")
+        shell.run_cell("%sql mysql")
+        capsys.readouterr()
+        result = shell.run_cell(
+            f"%sql SELECT email FROM customers ORDER BY 1 NULLS LAST, email = '{CUSTOMER}'"
+        )
+        printed = re.sub(r"\x1b\[[0-9;]*m", "", "".join(capsys.readouterr()))
+        exc = result.error_in_exec
+        assert isinstance(exc, HybridwbError)
+        assert_clean_engine_error(exc, customer=True)
+        # the cell's own source line is the user's text; nothing else may repeat the value
+        others = [line for line in printed.splitlines() if "run_line_magic" not in line]
+        assert CUSTOMER not in "\n".join(others)
+        assert CANARY not in printed
+        wb.close()
+    finally:
+        InteractiveShell.clear_instance()

@@ -20,7 +20,6 @@ from hybridwb.errors import (
 )
 from hybridwb.source import RowsCut, Source
 from hybridwb.source.binds import find_binds, only_values_differ, to_pyformat, tokenize
-from hybridwb.source.cache import ResultCache
 from tests.conftest import SAMPLE_CUSTOMERS
 
 
@@ -257,13 +256,50 @@ def test_bad_input_is_a_one_line_error(
     assert source.querylog.entries[-1].status == "error"
 
 
-def test_cache_is_bounded_and_evicts(sample_db: Path) -> None:
+def test_cache_is_bounded_in_bytes_and_evicts(sample_db: Path) -> None:
+    """The budget bounds memory, not rows: what the cache still holds after many distinct
+    results, measured by tracemalloc (the oracle), stays within the budget."""
+    import gc
+    import tracemalloc
+
+    budget = 1024 * 1024
+    source = Source(URL.create("sqlite", database=str(sample_db)), result_cache_mb=1)
+    source.sql("SELECT 1 AS warm", cache_ttl=60)  # engine and first-use caches before measuring
+    source.clear_cache()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(40):
+            source.sql(
+                f"SELECT * FROM customers WHERE customer_id BETWEEN {n} AND {n + 600}",
+                cache_ttl=60,
+            )
+        gc.collect()
+        with_cache = tracemalloc.get_traced_memory()[0]
+        kept = len(source._cache)
+        source.clear_cache()
+        gc.collect()
+        without = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    held = with_cache - without
+    assert 1 <= kept < 40  # something is cached, and older results were evicted
+    assert held <= budget * 1.25, f"the cache held {held:,} bytes for a {budget:,} budget"
+    assert with_cache - before < 4 * budget
+
+
+def test_a_zero_cache_budget_caches_nothing(sample_db: Path) -> None:
+    source = Source(URL.create("sqlite", database=str(sample_db)), result_cache_mb=0)
+    for _ in range(2):
+        source.sql("SELECT COUNT(*) AS n FROM customers", cache_ttl=60)
+    assert len(source.querylog.entries) == 2 and len(source._cache) == 0
+
+
+def test_cache_repr_shows_sizes_never_statements(sample_db: Path) -> None:
     source = Source(URL.create("sqlite", database=str(sample_db)))
-    source._cache = ResultCache(max_rows=3_000)
-    for n in range(10):
-        source.sql(f"SELECT * FROM customers WHERE customer_id > {n}", cache_ttl=60)
-    assert source._cache.rows <= 3_000
-    assert len(source._cache) == 1  # ~2,000 rows each: older results were evicted
+    source.sql("SELECT * FROM customers WHERE email = 'kim@example.com'", cache_ttl=60)
+    assert "kim@example.com" not in repr(source._cache)
 
 
 def test_cache_answers_within_its_ttl_only(sample_db: Path) -> None:

@@ -243,3 +243,38 @@ def test_close_releases_every_source_connection(
     while open_connections() != before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert open_connections() == before, "wb.close() left source connections open"
+
+
+def test_the_query_log_reaches_the_store_while_the_workbench_lives(
+    sample_db: Path, tmp_path: Path
+) -> None:
+    """A kernel that runs for days hands full batches to the store as it goes (the store is
+    opened by the first full batch), so the buffer never grows unseen."""
+    sample_project(tmp_path, sample_db)
+    wb = hybridwb.connect()
+    wb.querylog.batch_size = 3
+    for _ in range(4):
+        wb.sql("SELECT COUNT(*) FROM customers")
+    assert stored_query_logs(tmp_path) == 3  # before close: one batch written, one pending
+    wb.close()
+    assert stored_query_logs(tmp_path) == 4
+
+
+def test_a_failing_log_sink_is_left_alone_and_the_buffer_stays_bounded() -> None:
+    from hybridwb.source.querylog import QueryLog, QueryLogEntry
+
+    class Down:
+        calls = 0
+
+        def write_query_logs(self, entries: list[QueryLogEntry]) -> None:
+            Down.calls += 1
+            raise ConnectionRefusedError("store down")
+
+    log = QueryLog(maxlen=50, batch_size=10)
+    log.sink = Down()
+    for n in range(500):
+        log.record(QueryLogEntry("db", f"SELECT {n}", 1.0, 1, "success"))
+    assert Down.calls == 1  # one try, then the sink is left alone for RETRY_AFTER seconds
+    assert log.pending == 50  # bounded: the oldest were dropped
+    assert log.flush() == 0 and Down.calls == 2  # an explicit flush always tries
+    assert log.last_error == "ConnectionRefusedError"

@@ -135,7 +135,7 @@ def _read(source: Source, statement: Any) -> list[Any]:
             conn.rollback()
             return rows
     except (DBAPIError, SQLAlchemyError) as exc:
-        raise source.translate_error(exc) from exc
+        raise source.translate_error(exc) from None
 
 
 def _mysql_schema(source: Source, only: str | None = None) -> dict[str, TableInfo]:
@@ -258,7 +258,7 @@ def _sqlite_describe(source: Source, table: str, estimates: dict[str, int] | Non
     except NoSuchTableError:
         raise _no_table(table) from None
     except DBAPIError as exc:
-        raise source.translate_error(exc) from exc
+        raise source.translate_error(exc) from None
     return TableInfo(
         name=table,
         rows_estimate=(estimates or {}).get(table),

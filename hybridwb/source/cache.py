@@ -1,14 +1,17 @@
-"""The result cache of the source: bounded in rows, evicting, thread-safe (cachetools).
+"""The result cache of the source: bounded in bytes, evicting, thread-safe (cachetools).
 
 Previews ask for the same statement again and again within seconds; the cache answers
-them without a round trip. It holds at most `max_rows` rows in total (least recently used
-results go first) and nothing older than `max_ttl` seconds; each entry also keeps the
-shorter TTL its caller asked for.
+them without a round trip. It holds at most `max_bytes` of results (their estimated size in
+memory; least recently used results go first) and nothing older than `max_ttl` seconds; each
+entry also keeps the shorter TTL its caller asked for. A budget in rows would not bound the
+memory: a preview row of ten columns weighs ~650 bytes, so 200,000 rows held ~130 MB per
+process (issue 15's load benchmark).
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -27,15 +30,31 @@ class QuietLRU(LRUCache[Any, Any]):
         return f"<{type(self).__name__}: {len(self)} of {self.maxsize}>"
 
 
-MAX_ROWS = 200_000
+MAX_BYTES = 32 * 1024 * 1024
 MAX_TTL = 300.0
+#: rows measured to estimate a result's size (evenly spread; the rest are extrapolated)
+SIZE_SAMPLE = 64
+
+
+def result_bytes(result: Result) -> int:
+    """The memory a result holds, estimated from up to `SIZE_SAMPLE` of its rows (the row
+    tuples and their values; the column names are shared with every other result)."""
+    rows = result[1]
+    size = sys.getsizeof(rows) + 200  # the entry's own tuples and the monotonic deadline
+    if not rows:
+        return size
+    step = max(1, len(rows) // SIZE_SAMPLE)
+    sample = rows[::step]
+    measured = sum(sys.getsizeof(r) + sum(map(sys.getsizeof, r)) for r in sample)
+    return size + measured * len(rows) // len(sample)
 
 
 class ResultCache:
-    def __init__(self, max_rows: int = MAX_ROWS, max_ttl: float = MAX_TTL) -> None:
+    def __init__(self, max_bytes: int = MAX_BYTES, max_ttl: float = MAX_TTL) -> None:
         self.max_ttl = max_ttl
+        self.max_bytes = max(0, int(max_bytes))
         self._entries: TTLCache[tuple[Any, ...], tuple[float, Result]] = TTLCache(
-            maxsize=max_rows, ttl=max_ttl, getsizeof=lambda v: len(v[1][1]) + 1
+            maxsize=max(1, self.max_bytes), ttl=max_ttl, getsizeof=lambda v: result_bytes(v[1])
         )
         self._lock = threading.Lock()
 
@@ -59,6 +78,8 @@ class ResultCache:
         return hit[1]
 
     def put(self, key: tuple[Any, ...], result: Result, ttl: float) -> None:
+        if not self.max_bytes:
+            return  # caching switched off
         with self._lock, contextlib.suppress(ValueError):  # larger than the whole cache
             self._entries[key] = (time.monotonic() + ttl, result)
 
@@ -67,9 +88,12 @@ class ResultCache:
             self._entries.clear()
 
     @property
-    def rows(self) -> int:
-        """Rows held now (what bounds the memory)."""
+    def bytes(self) -> int:
+        """Estimated bytes held now (what the budget bounds)."""
         return int(self._entries.currsize)
+
+    def __repr__(self) -> str:  # keys are statement texts: never shown
+        return f"<ResultCache: {len(self)} results, {self.bytes:,} of {self.max_bytes:,} bytes>"
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -13,6 +13,14 @@ Two layers of the read-only guarantee are enforced here, for every caller of the
   statement; after each statement the session is read back, and a session that server
   code (a stored function) changed is restored, or dropped when it cannot be, and the
   statement is refused.
+
+Errors on the engine (pandas, jupysql, the inspector) are hybridwb errors with a one-line,
+scrubbed message and nothing chained: the driver is called from SQLAlchemy's `do_connect` /
+`do_execute` hooks here, and a driver error is translated where it happens and raised
+outside the `except`, so neither SQLAlchemy (which would chain it `from` the driver error)
+nor a traceback printer with locals ever reaches the driver's frames (the password, the
+text with the values pasted in). The password is not in the engine's URL at all: it is
+handed to the driver by `do_connect` from a `SecretStr`.
 """
 
 from __future__ import annotations
@@ -21,19 +29,22 @@ import math
 import re
 import sqlite3
 import ssl as ssl_module
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pymysql
+from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
 from sqlglot import exp
 
-from hybridwb.errors import BindError, ReadOnlyViolation
-from hybridwb.source import guard
+from hybridwb.config import scrub
+from hybridwb.errors import BindError, HybridwbError, ReadOnlyViolation
+from hybridwb.source import catalogue, guard
 from hybridwb.source.binds import only_values_differ
 
 _PYFORMAT = re.compile(r"%\(\w+\)s|%s")
@@ -223,10 +234,109 @@ def mysql_connect_args(
     return connect_args
 
 
-def side_engine(url: URL, connect_args: dict[str, Any]) -> Engine:
+Secrets = Callable[[], Iterable[str]]
+
+
+def side_engine(
+    url: URL,
+    connect_args: dict[str, Any],
+    *,
+    password: SecretStr | None = None,
+    error_context: catalogue.Context | None = None,
+    secrets: Secrets = tuple,
+) -> Engine:
     """Unpooled connections for `KILL QUERY` (ending a statement past the row cap): they
     never wait for, or take the place of, a pooled connection."""
-    return create_engine(url, poolclass=NullPool, hide_parameters=True, connect_args=connect_args)
+    engine = create_engine(
+        url.set(password=None),
+        poolclass=NullPool,
+        hide_parameters=True,
+        connect_args=connect_args,
+    )
+    _install_connect(engine, password, error_context or catalogue.Context(), secrets)
+    return engine
+
+
+def driver_error(
+    exc: BaseException, ctx: catalogue.Context, secrets: Secrets = tuple
+) -> HybridwbError:
+    """A driver error as a hybridwb error: one scrubbed line, the cause's type and code as
+    fields, no frames of the cause (raise it outside the `except` that caught `exc`)."""
+    err = catalogue.translate(exc, ctx)
+    return type(err).from_cause(exc, scrub(err.message, secrets()), **err.fields)
+
+
+def _is_gone(exc: BaseException) -> bool:
+    """The connection is dead (the pool must not hand it out again)."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    return isinstance(exc, pymysql.err.InterfaceError) or code in _GONE
+
+
+def _open_mysql(
+    cargs: Any, cparams: dict[str, Any], password: SecretStr | None
+) -> tuple[Any, pymysql.err.Error | None]:
+    """Connect, or return the driver's error (so this frame, which held the password, is
+    gone before anything is raised)."""
+    try:
+        extra = {"password": password.get_secret_value()} if password is not None else {}
+        return pymysql.connect(*cargs, **cparams, **extra), None
+    except pymysql.err.Error as exc:
+        exc.__traceback__ = None  # its frames hold the password in their locals
+        return None, exc
+
+
+def _install_connect(
+    engine: Engine, password: SecretStr | None, ctx: catalogue.Context, secrets: Secrets
+) -> None:
+    """Log in with the password from its holder; a refused login is a hybridwb error."""
+
+    @event.listens_for(engine, "do_connect")
+    def _do_connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        conn, failed = _open_mysql(cargs, cparams, password)
+        if failed is not None:
+            raise driver_error(failed, ctx, secrets)
+        return conn
+
+
+def _install_driver_errors(
+    engine: Engine,
+    ctx: catalogue.Context,
+    secrets: Secrets,
+    driver: type[BaseException],
+    gone: Callable[[BaseException], bool],
+) -> None:
+    """Statements on the engine call the driver here, so its errors become hybridwb errors
+    before SQLAlchemy sees them (it would chain them `from` the driver error)."""
+
+    def call(context: Any, method: Callable[..., Any], *args: Any) -> None:
+        if context is not None and context.execution_options.get("skip_user_error_events"):
+            # SQLAlchemy's own probes (has_table: DESCRIBE -> 1146 means "no") read the
+            # driver error themselves; their statements hold no values
+            method(*args)
+            return
+        failed: BaseException | None = None
+        try:
+            method(*args)
+        except driver as exc:
+            failed = exc
+        if failed is None:
+            return
+        dead = gone(failed)
+        error = driver_error(failed, ctx, secrets)
+        del failed
+        if dead and context is not None and not context.root_connection.invalidated:
+            context.root_connection.invalidate()  # never handed out again
+        raise error
+
+    @event.listens_for(engine, "do_execute")
+    def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        call(context, cursor.execute, statement, parameters)
+        return True
+
+    @event.listens_for(engine, "do_execute_no_params")
+    def _do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+        call(context, cursor.execute, statement)
+        return True
 
 
 def mysql_engine(
@@ -238,10 +348,15 @@ def mysql_engine(
     use_guard: bool = True,
     pool_size: int = 5,
     max_overflow: int = 10,
-    error_context: Any = None,
+    error_context: catalogue.Context | None = None,
+    password: SecretStr | None = None,
+    secrets: Secrets = tuple,
 ) -> Engine:
+    ctx = error_context or catalogue.Context()
+    if password is None and url.password:
+        password = SecretStr(str(url.password))
     engine = create_engine(
-        url,
+        url.set(password=None),  # the password is handed over by do_connect, never kept here
         # no pre-ping: the SET on checkout is the ping (a dead connection is replaced)
         pool_pre_ping=False,
         pool_recycle=1800,
@@ -254,8 +369,9 @@ def mysql_engine(
         connect_args=connect_args,
     )
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+    _install_connect(engine, password, ctx, secrets)
+
+    def _first_statements(dbapi_conn: Any) -> None:
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute("SELECT VERSION()")
@@ -272,32 +388,46 @@ def mysql_engine(
         )
         apply_session(dbapi_conn, facts, policy)
 
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        failed: pymysql.err.Error | None = None
+        try:
+            _first_statements(dbapi_conn)
+        except pymysql.err.Error as exc:
+            failed = exc
+        if failed is not None:
+            raise driver_error(failed, ctx, secrets)
+
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        failed: pymysql.err.Error | None = None
         try:
             apply_session(dbapi_conn, facts, policy)
         except pymysql.err.Error as exc:
-            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-            if code in _GONE or isinstance(exc, pymysql.err.InterfaceError):
-                raise DisconnectionError("source connection was closed") from None
-            raise
+            failed = exc
+        if failed is None:
+            return
+        if _is_gone(failed):
+            # the pool replaces a dead connection when it sees this
+            raise DisconnectionError("source connection was closed")
+        raise driver_error(failed, ctx, secrets)
 
+    _install_driver_errors(engine, ctx, secrets, pymysql.err.Error, _is_gone)
     if use_guard:
         _install_final_text_guard(engine, policy)
     if policy.read_only:
         _install_session_check(engine, facts, policy)
-    if error_context is not None:
-        _install_error_translation(engine, error_context)
+    _install_error_translation(engine, ctx)
     return engine
 
 
 def _install_error_translation(engine: Engine, error_context: Any) -> None:
-    """Server errors on the engine (pandas, jupysql) as one-line hybridwb errors.
+    """A fallback for driver errors that reach SQLAlchemy some other way (the hooks above
+    translate the usual ones): one-line hybridwb errors, although SQLAlchemy chains them.
 
     The text sent holds the values (the driver pasted them in), and SQLAlchemy's own error
     would print it; the translated error carries the server's message with literals removed
     and no statement."""
-    from hybridwb.source import catalogue
 
     @event.listens_for(engine, "handle_error")
     def _translate(context: Any) -> None:
@@ -315,8 +445,14 @@ def _install_final_text_guard(engine: Engine, policy: SessionPolicy) -> None:
     ) -> tuple[str, None]:
         if many:
             raise ReadOnlyViolation("Refused: executemany is for writes; hybridwb only reads.")
-        final = final_text(cursor, statement, parameters, context)
-        guard_final_text(final, policy, whole_result=True)
+        refused: HybridwbError | None = None
+        try:
+            final = final_text(cursor, statement, parameters, context)
+            guard_final_text(final, policy, whole_result=True)
+        except HybridwbError as exc:
+            refused = exc  # the parser's error holds the statement: nothing may be chained
+        if refused is not None:
+            raise refused.detached()
         return final, None
 
 
@@ -391,18 +527,21 @@ def _install_session_check(engine: Engine, facts: SessionFacts, policy: SessionP
         if isinstance(cursor, pymysql.cursors.SSCursor):
             return
         dbapi_conn = conn.connection.dbapi_connection
+        refused: ReadOnlyViolation | None = None
         try:
             verify_session(dbapi_conn, facts, policy)
         except ReadOnlyViolation as exc:
-            if not exc.fields.get("restored"):
-                conn.invalidate()
-            raise
+            refused = exc
         except pymysql.err.Error:
-            conn.invalidate()
-            raise ReadOnlyViolation(
+            refused = ReadOnlyViolation(
                 "The session could not be checked after the statement; the connection "
                 "was dropped. Run the query again."
-            ) from None
+            )
+        if refused is None:
+            return
+        if not refused.fields.get("restored"):
+            conn.invalidate()
+        raise refused.detached()
 
 
 def sqlite_engine(path: Path, facts: SessionFacts, *, use_guard: bool = True) -> Engine:
@@ -416,6 +555,9 @@ def sqlite_engine(path: Path, facts: SessionFacts, *, use_guard: bool = True) ->
     facts.flavour = "SQLite"
     facts.version = sqlite3.sqlite_version
     engine = create_engine("sqlite://", creator=creator, poolclass=NullPool, hide_parameters=True)
+    _install_driver_errors(
+        engine, catalogue.Context(database=str(path)), tuple, sqlite3.Error, lambda exc: False
+    )
     if use_guard:
 
         @event.listens_for(engine, "before_cursor_execute")
@@ -427,6 +569,12 @@ def sqlite_engine(path: Path, facts: SessionFacts, *, use_guard: bool = True) ->
             options = context.execution_options if context is not None else {}
             if options.get("hybridwb_checked") or _SQLITE_SCHEMA_PRAGMA.match(statement):
                 return
-            guard.check(_PYFORMAT.sub("?", statement))
+            refused: HybridwbError | None = None
+            try:
+                guard.check(_PYFORMAT.sub("?", statement))
+            except HybridwbError as exc:
+                refused = exc
+            if refused is not None:
+                raise refused.detached()
 
     return engine

@@ -197,18 +197,18 @@ def check_text(sql: object) -> str:
     if isinstance(sql, bytes | bytearray):
         try:
             sql = bytes(sql).decode("utf-8")
-        except UnicodeDecodeError as exc:
+        except UnicodeDecodeError:
             raise QueryError(
                 "The query is not valid UTF-8; save the text as UTF-8 and try again."
-            ) from exc
+            ) from None  # the parser's error repeats the statement
     if not isinstance(sql, str):
         raise QueryError(f"The query must be text, not {type(sql).__name__}.")
     try:
         size = len(sql.encode("utf-8"))
-    except UnicodeEncodeError as exc:
+    except UnicodeEncodeError:
         raise QueryError(
             "The query is not valid UTF-8 (it holds a lone surrogate); retype the odd character."
-        ) from exc
+        ) from None  # the parser's error repeats the statement
     if size > MAX_QUERY_BYTES:
         raise QueryError(
             f"The query is {size:,} bytes; the limit is {MAX_QUERY_BYTES:,}. "
@@ -479,17 +479,17 @@ def _parse(tokens: list[Token], text: str) -> exp.Expr:
             f"Syntax error{where}: {desc}. Fix the SQL (MySQL dialect).",
             line=err.get("line"),
             column=err.get("col"),
-        ) from exc
-    except RecursionError as exc:
+        ) from None  # the parser's error repeats the statement
+    except RecursionError:
         raise QueryError(
             "The query is nested too deeply to check; flatten it (a CTE per level)."
-        ) from exc
-    except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+        ) from None  # the parser's error repeats the statement
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError):
         # sqlglot fails this way on some wrong calls (e.g. `DATE_ADD()`): still a syntax error
         raise QueryError(
             "Syntax error: the statement cannot be read (check the arguments of each call). "
             "Fix the SQL (MySQL dialect)."
-        ) from exc
+        ) from None  # the parser's error repeats the statement
     parsed = [s for s in statements if s is not None]
     if len(parsed) != 1:
         raise _refuse(f"{len(parsed)} statements in one query", "Run one statement at a time.")
@@ -531,8 +531,11 @@ def check(sql: object, *, allowed_functions: Collection[str] = ()) -> Checked:
     text = check_text(sql)
     try:
         tokens = _DIALECT.tokenize(text)
-    except TokenError as exc:
-        raise QueryError(f"The query does not tokenize: {exc}. Check quotes.") from exc
+    except TokenError:
+        # sqlglot's message repeats the text around the problem (a customer's literal)
+        raise QueryError(
+            "The query does not tokenize (an unclosed quote or comment?); check the quotes."
+        ) from None
     if not tokens:
         _audit_gap(text, 0, len(text))  # an executable comment is refused, not "only comments"
         raise QueryError("The query holds only comments; write one SELECT statement.")

@@ -2,13 +2,16 @@
 
 Entries hold the *normalized* statement (literals replaced by `?`), so no customer data
 lands in a log. The log buffers in memory and hands batches to a sink (the platform store
-persists them); it never makes a round trip per query.
+persists them); it never makes a round trip per query. The buffer is bounded: when the sink
+fails, the batch is kept and the sink is not tried again for `RETRY_AFTER` seconds (a query
+never waits on a store that is down); past `maxlen` pending entries the oldest are dropped.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +19,7 @@ from typing import Protocol
 
 from sqlglot.tokens import Token, TokenType
 
+from hybridwb.errors import HybridwbError
 from hybridwb.source import guard
 
 _LITERALS = frozenset(
@@ -54,7 +58,11 @@ def log_text_of(sql: object) -> str:
         return "<unparseable statement>"
 
 
-@dataclass(frozen=True)
+#: seconds the sink is left alone after it failed (record() only; flush() always tries)
+RETRY_AFTER = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class QueryLogEntry:
     database: str
     query: str
@@ -81,6 +89,9 @@ class QueryLog:
         self._pending: list[QueryLogEntry] = []
         self.batch_size = batch_size
         self.sink: QueryLogSink | None = None
+        #: why the last hand-over to the sink failed (type and hybridwb message), or None
+        self.last_error: str | None = None
+        self._hold_until = 0.0
         self._lock = threading.Lock()
 
     def record(self, entry: QueryLogEntry) -> None:
@@ -92,6 +103,8 @@ class QueryLog:
                 del self._pending[: len(self._pending) - cap]
             if self.sink is None or len(self._pending) < self.batch_size:
                 return
+            if self._hold_until > time.monotonic():
+                return  # the sink failed a moment ago: keep buffering
             batch, self._pending = self._pending, []
         self._write(batch)
 
@@ -101,18 +114,33 @@ class QueryLog:
             return 0
         with self._lock:
             batch, self._pending = self._pending, []
-        if batch:
-            self._write(batch)
-        return len(batch)
+        return len(batch) if batch and self._write(batch) else 0
 
-    def _write(self, batch: list[QueryLogEntry]) -> None:
+    @property
+    def pending(self) -> int:
+        """Entries not yet handed to the sink."""
+        return len(self._pending)
+
+    def _write(self, batch: list[QueryLogEntry]) -> bool:
         assert self.sink is not None
         try:
             self.sink.write_query_logs(batch)
-        except Exception:
+        except Exception as exc:
             # logging must never break a query; keep the batch for the next flush
             with self._lock:
                 self._pending[:0] = batch
+                if len(self._pending) > self.entries.maxlen:  # type: ignore[operator]
+                    del self._pending[: len(self._pending) - self.entries.maxlen]  # type: ignore[operator]
+                self._hold_until = time.monotonic() + RETRY_AFTER
+                # a hybridwb error's message is scrubbed; anything else shows its type only
+                self.last_error = (
+                    exc.message if isinstance(exc, HybridwbError) else type(exc).__name__
+                )
+            return False
+        with self._lock:
+            self.last_error = None
+            self._hold_until = 0.0
+        return True
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -95,6 +95,9 @@ class Prepared:
     cap: int
     #: (schema or "", name) of every table the statement names, in lower case
     tables: tuple[tuple[str, str], ...] = ()
+    #: the text for the query log (literals as `?`), made once: every log entry of this
+    #: statement shares the one string
+    logged: str = ""
 
     @property
     def names(self) -> set[str]:
@@ -129,6 +132,7 @@ class Source:
         secrets: Iterable[str] | None = None,
         pool_size: int = 5,
         max_overflow: int = 10,
+        result_cache_mb: float = 32.0,
     ) -> None:
         # the password lives only in a SecretStr: vars(source) holds no plain secret
         self._password = SecretStr(str(url.password)) if url.password else None
@@ -155,7 +159,7 @@ class Source:
             select_limit=self.row_cap + 1,
             allowed_functions=self.allowed_functions,
         )
-        self._cache = ResultCache()
+        self._cache = ResultCache(max_bytes=int(result_cache_mb * 1024 * 1024))
         self._views = ViewNames()
         self._prepared: LRUCache[str, Prepared] = QuietLRU(maxsize=PREPARED_STATEMENTS)
         self._lock = threading.Lock()
@@ -182,6 +186,7 @@ class Source:
             allowed_functions=tuple(settings.allowed_functions),
             pool_size=settings.source_pool_size,
             max_overflow=settings.source_max_overflow,
+            result_cache_mb=settings.result_cache_mb,
         )
 
     def __repr__(self) -> str:
@@ -222,9 +227,15 @@ class Source:
         connect_args = mysql_connect_args(
             self.connect_timeout, self.read_timeout, self.ssl_ca, self.ssl_mode
         )
-        self._side_engine = side_engine(self._url_with_password(), connect_args)
+        self._side_engine = side_engine(
+            self.url,
+            connect_args,
+            password=self._password,
+            error_context=self._ctx,
+            secrets=lambda: self.secrets,
+        )
         return mysql_engine(
-            self._url_with_password(),
+            self.url,
             self.facts,
             policy=self.policy,
             connect_args=connect_args,
@@ -232,13 +243,9 @@ class Source:
             pool_size=self.pool_size,
             max_overflow=self.max_overflow,
             error_context=self._ctx,
+            password=self._password,  # handed to the driver at each login, never in a URL
+            secrets=lambda: self.secrets,
         )
-
-    def _url_with_password(self) -> URL:
-        """The URL to connect with; built only when an engine is made, never stored here."""
-        if self._password is None:
-            return self.url
-        return self.url.set(password=self._password.get_secret_value())
 
     def close(self) -> None:
         with self._lock:
@@ -282,7 +289,8 @@ class Source:
                 if t.name
             )
         )
-        prepared = Prepared(text_, checked, binds, cap, tables)
+        logged = log_text(checked.tokens) if checked.tokens else log_text_of(text_)
+        prepared = Prepared(text_, checked, binds, cap, tables, logged)
         with self._lock:
             self._prepared[text_] = prepared
         return prepared
@@ -359,10 +367,7 @@ class Source:
         try:
             seconds = None if timeout is None else seconds_arg(timeout, "timeout", self.ceiling)
             prepared = self.prepare(query, limit)
-            if prepared.checked.tokens:
-                normalized = log_text(prepared.checked.tokens)
-            else:
-                normalized = log_text_of(query)
+            normalized = prepared.logged
             bound = check_params(prepared.names, params)
             values = _flat_values(bound)
             keys, rows, truncated = self._execute(prepared, bound, seconds, values)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import sqlalchemy as sa
 
-from hybridwb.errors import ScanRefused, ValidationError
+from hybridwb.errors import HybridwbError, ScanRefused, ValidationError
 from hybridwb.mapping.graph import Path
 from hybridwb.mapping.resolve import (
     Selection,
@@ -195,7 +195,13 @@ class TargetService:
 
         mapping = self.mappings.get(table)
         # a saved query must be a single guarded read (stored functions: the allowlist)
-        guard.check(d.sql or "", allowed_functions=self.mappings.source.allowed_functions)
+        refused: HybridwbError | None = None
+        try:
+            guard.check(d.sql or "", allowed_functions=self.mappings.source.allowed_functions)
+        except HybridwbError as exc:
+            refused = exc
+        if refused is not None:  # nothing chained: the parser's error repeats the statement
+            raise refused.detached()
         columns = self._probe_columns(d.sql or "", d.params)
         key = mapping.key or ""
         if key not in columns:

@@ -43,12 +43,21 @@ def settings_payload(settings: Settings) -> str:
 
 
 def settings_from_payload(payload: str) -> Settings:
+    settings = _settings_or_none(payload)
+    if settings is None:
+        # raised where neither the payload (every secret) nor a parser's error is in reach
+        del payload
+        raise ConfigError(
+            f"{ENV_VAR} is not a hybridwb run context; start runs with `hybridwb run`."
+        )
+    return settings
+
+
+def _settings_or_none(payload: str) -> Settings | None:
     try:
         return Settings(**json.loads(payload))
     except Exception:
-        raise ConfigError(
-            f"{ENV_VAR} is not a hybridwb run context; start runs with `hybridwb run`."
-        ) from None
+        return None
 
 
 def kernel_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
