@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from cachetools import TTLCache
 from sqlalchemy.dialects import mysql
 from sqlalchemy.sql.elements import quoted_name
 
 from hybridwb.errors import ValidationError
-from hybridwb.mapping.graph import Graph, Hop, Path
+from hybridwb.mapping.graph import Graph, Hop, Path, relations_from_foreign_keys
+from hybridwb.mapping.model import Relation
 
 if TYPE_CHECKING:
     from hybridwb.mapping.discovery import TableInfo
@@ -120,16 +122,37 @@ class Resolver:
 
     def __init__(self, mappings: MappingService) -> None:
         self.mappings = mappings
-        self._graph: tuple[Any, Graph] | None = None
+        self._graph: tuple[Any, Any, Graph] | None = None
         self._live: dict[str, tuple[float, TableInfo]] = {}
+        # {mapped table names: relations from the live schema's foreign keys}, a minute
+        self._foreign: TTLCache[tuple[str, ...], dict[str, list[Relation]]] = TTLCache(
+            maxsize=4, ttl=SCHEMA_TTL
+        )
 
     # -- the graph ------------------------------------------------------------------------
     @property
     def graph(self) -> Graph:
+        """The mapping's relations plus the live schema's foreign keys (the mapping wins)."""
         loaded = self.mappings.load()
-        if self._graph is None or self._graph[0] is not loaded:
-            self._graph = (loaded, Graph(loaded.tables()))
-        return self._graph[1]
+        tables = loaded.tables()
+        extra = self.foreign_relations(tables)
+        cached = self._graph
+        if cached is None or cached[0] is not loaded or cached[1] is not extra:
+            self._graph = cached = (loaded, extra, Graph(tables, extra))
+        return cached[2]
+
+    def foreign_relations(self, tables: dict[str, Any]) -> dict[str, list[Relation]]:
+        """Relations implied by the foreign keys among the active mapped tables (cached)."""
+        names = tuple(sorted(n for n, m in tables.items() if m.isActive))
+        found = self._foreign.get(names)
+        if found is None:
+            from hybridwb.mapping import discovery
+
+            found = relations_from_foreign_keys(
+                discovery.foreign_keys(self.mappings.source, list(names))
+            )
+            self._foreign[names] = found
+        return found
 
     def path(self, root: str, dotted: str, *, to_one: bool = False) -> Path:
         return self.graph.path(root, dotted, to_one=to_one)

@@ -23,7 +23,16 @@ from sqlalchemy.dialects import mysql
 
 from hybridwb.errors import NotFound, ValidationError
 from hybridwb.mapping import discovery, drift, suggest
-from hybridwb.mapping.model import SOURCE_KEY, MappingFile, TableMapping, json_schema, parse
+from hybridwb.mapping.graph import merge_relations, relations_from_foreign_keys
+from hybridwb.mapping.model import (
+    SOURCE_KEY,
+    MappingFile,
+    Relation,
+    TableMapping,
+    json_schema,
+    parse,
+)
+from hybridwb.mapping.resolve import Resolver
 from hybridwb.source import Source
 
 if TYPE_CHECKING:
@@ -72,6 +81,15 @@ class MappingService:
         self.configured = path
         self.identity = source_identity(source)
         self._cache: tuple[Path, float, MappingFile] | None = None
+        self._resolver: Resolver | None = None
+
+    @property
+    def resolver(self) -> Resolver:
+        """The one resolver (relation graph, checked identifiers, values) every consumer of
+        these mappings shares: search, targets, variables, completeness and rendering."""
+        if self._resolver is None:
+            self._resolver = Resolver(self)
+        return self._resolver
 
     def __repr__(self) -> str:
         return f"MappingService(source={self.identity!r}, path={str(self.path)!r})"
@@ -245,12 +263,9 @@ class MappingService:
             current, here = mapping, table
             *hops, leaf = path.split(".")
             for hop in hops:
+                known = merge_relations(current.relations, self._foreign_relations(here))
                 rel = next(
-                    (
-                        r
-                        for r in current.relations
-                        if r.path_name == hop and r.kind == "many-to-one"
-                    ),
+                    (r for r in known if r.path_name == hop and r.kind == "many-to-one"),
                     None,
                 )
                 if rel is None:
@@ -278,6 +293,12 @@ class MappingService:
                     f"{table}.{attr} {path!r}: {here} has no column {leaf!r}. Nothing was saved.",
                     path=f"{table}.{attr}",
                 )
+
+    def _foreign_relations(self, table: str) -> list[Relation]:
+        """The to-one relations the live schema's foreign keys give `table` (the graph adds
+        them to the mapping's, so a path may go through them)."""
+        found = discovery.foreign_keys(self.source, [table])
+        return relations_from_foreign_keys(found).get(table, [])
 
     def _mirror(self, table: str, config: dict[str, Any], active: bool) -> None:
         stamped = config if self.identity == SAMPLE else {SOURCE_KEY: self.identity, **config}

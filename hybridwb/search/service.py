@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from hybridwb.errors import ScanRefused, ValidationError
-from hybridwb.mapping.resolve import Resolver
 from hybridwb.search import predicates
 from hybridwb.search import sql as search_sql
 
@@ -67,7 +66,7 @@ class SearchService:
 
     def __init__(self, mappings: MappingService) -> None:
         self.mappings = mappings
-        self.resolver = Resolver(mappings)
+        self.resolver = mappings.resolver
         self._estimates: tuple[float, dict[str, int]] | None = None
         # the statement the last search sent (for EXPLAIN in tests and --explain); never logged
         self.last_statement: tuple[str, dict[str, Any]] | None = None
