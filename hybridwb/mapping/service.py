@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cachetools import LRUCache
 from sqlalchemy import literal_column, select, table
 from sqlalchemy.dialects import mysql
 
@@ -56,14 +57,26 @@ def identity_slug(identity: str) -> str:
     return re.sub(r"[^0-9A-Za-z._]+", "-", identity).strip("-.") or "source"
 
 
+#: (path, mtime_ns, size) -> stamp: every mapping lookup asks, so a file is read once per change
+_STAMPS: LRUCache[tuple[str, int, int], str | None] = LRUCache(maxsize=64)
+
+
 def _stamp_of(path: Path) -> str | None:
     """The `$source` a mapping file names, None when unstamped (or unreadable: load says why)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key in _STAMPS:
+        return _STAMPS[key]
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
     stamp = data.get(SOURCE_KEY) if isinstance(data, dict) else None
-    return stamp if isinstance(stamp, str) else None
+    _STAMPS[key] = stamp = stamp if isinstance(stamp, str) else None
+    return stamp
 
 
 def _select_all(name: str, rows: int) -> str:

@@ -70,6 +70,8 @@ class SearchService:
         self._estimates: tuple[float, dict[str, int]] | None = None
         # the statement the last search sent (for EXPLAIN in tests and --explain); never logged
         self.last_statement: tuple[str, dict[str, Any]] | None = None
+        # every statement the last search sent, probes first
+        self.last_statements: list[tuple[str, dict[str, Any]]] = []
 
     def table_info(self, table: str) -> TableInfo:
         """Schema facts for planning (the resolver caches them for a minute)."""
@@ -165,6 +167,12 @@ class SearchService:
             "hint": plan.hint,
         }
         after = decode_token(page, name, term) if page is not None else None
+        self.last_statement, self.last_statements = None, []
+        if large and not self.mappings.source.is_sqlite and plan.predicates:
+            plan.predicates, why = self._in_key_order(name, info, plan.predicates)
+            if why:
+                meta["hint"] = plan.hint = "; ".join(why)
+                meta["predicates"] = [f"{p.field}:{p.kind}" for p in plan.predicates]
         if not plan.predicates:
             if plan.refused:
                 raise ScanRefused(
@@ -172,8 +180,10 @@ class SearchService:
                     f"({', '.join(plan.refused)} have no index); pass allow_scan=True or search by id, phone, email or name.",
                     fields=plan.refused,
                 )
-            if plan.hint:
-                raise ValidationError(f"{plan.hint.capitalize()} in {name}.")
+            if plan.hint and not self.last_statements:
+                raise ValidationError(f"{plan.hint[0].upper()}{plan.hint[1:]} in {name}.")
+            if plan.hint:  # a probe ran: some branches matched nothing, others too much
+                raise ValidationError(f"{plan.hint[0].upper()}{plan.hint[1:]}.")
             meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
             return SearchResult(
                 name, key, self._labelled(pd.DataFrame(columns=columns), mapping), [], None, meta
@@ -189,7 +199,10 @@ class SearchService:
             info if large and not self.mappings.source.is_sqlite else None,
         )
         self.last_statement = (sql, params)
-        raw = self.mappings.source.records(sql, params, limit=limit + 1)
+        self.last_statements.append((sql, params))
+        # the statement's own LIMIT bounds the rows; no per-query cap means no extra
+        # SET SESSION round trip (the session's default cap still holds on the server)
+        raw = self.mappings.source.records(sql, params)
         next_page = None
         if len(raw) > limit:
             raw = raw[:limit]
@@ -204,6 +217,23 @@ class SearchService:
             next_page,
             meta,
         )
+
+    def _in_key_order(
+        self, table: str, info: TableInfo, branches: list[predicates.Predicate]
+    ) -> tuple[list[predicates.Predicate], list[str]]:
+        """Branches every index returns in key order, so no page of a large table is ever
+        sorted: equality on one index as it is; prefixes, phone forms and related fields
+        first read the (at most PROBE_VALUES) values they match, in one statement, and
+        search those by equality. What cannot be done that way is said, not scanned."""
+        keep, probes, why = search_sql.order_plan(self.resolver.graph, table, info, branches)
+        if probes:
+            sql, params = search_sql.probe_statement(self.resolver, table, probes)
+            self.last_statements.append((sql, params))
+            rows = self.mappings.source.records(sql, params)
+            found, too_many = search_sql.expand(table, probes, rows)
+            keep = list(dict.fromkeys([*keep, *found]))
+            why += too_many
+        return keep, why
 
     @staticmethod
     def _labelled(df: pd.DataFrame, mapping: Any) -> pd.DataFrame:
