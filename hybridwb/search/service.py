@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -158,7 +159,6 @@ class SearchService:
             )
         large = (info.rows_estimate or 0) > SCAN_THRESHOLD
         plan = predicates.plan(self.fields(name), term, large=large, allow_scan=allow_scan)
-        columns = list(dict.fromkeys([key, *mapping.fields]))
         meta: dict[str, Any] = {
             "predicates": [f"{p.field}:{p.kind}" for p in plan.predicates],
             "index_used": all(p.indexed for p in plan.predicates) if plan.predicates else None,
@@ -168,6 +168,27 @@ class SearchService:
         }
         after = decode_token(page, name, term) if page is not None else None
         self.last_statement, self.last_statements = None, []
+        source = self.mappings.source
+        # a probe and its page read on one connection: one checkout, one session SET
+        probing = large and not source.is_sqlite and bool(plan.predicates)
+        with source.one_connection() if probing else contextlib.nullcontext():
+            return self._page(name, mapping, info, key, term, plan, meta, after, limit, started)
+
+    def _page(
+        self,
+        name: str,
+        mapping: Any,
+        info: TableInfo,
+        key: str,
+        term: str,
+        plan: predicates.Plan,
+        meta: dict[str, Any],
+        after: Any,
+        limit: int,
+        started: float,
+    ) -> SearchResult:
+        columns = list(dict.fromkeys([key, *mapping.fields]))
+        large = (info.rows_estimate or 0) > SCAN_THRESHOLD
         if large and not self.mappings.source.is_sqlite and plan.predicates:
             plan.predicates, why = self._in_key_order(name, info, plan.predicates)
             if why:
