@@ -345,3 +345,36 @@ def test_sample_variables_through_foreign_keys(bare_shop) -> None:  # type: igno
         assert out.text == want[row["payment_id"]]
     latest = bare_shop.templates.automap("{{ subscriptions.ends_at }}")
     assert latest.get("subscriptions.ends_at").status == "missing"
+
+
+# -- attack: a to-one relation that is not one ---------------------------------------------------
+@pytest.fixture
+def fake_to_one(realshop_db: str, tmp_path: Path) -> Iterator[hybridwb.Workbench]:
+    mapping = json.loads(json.dumps(MAPPING))
+    mapping["customer"]["relations"].append(
+        {
+            "table": "payment",
+            "localField": "customer_id",
+            "foreignField": "customer_id",
+            "kind": "many-to-one",  # wrong: a customer has many payments
+            "name": "pay",
+        }
+    )
+    write_mapping(tmp_path, realshop_db, mapping)
+    wb = hybridwb.connect(source=sel_url(realshop_db).render_as_string(hide_password=False))
+    yield wb
+    wb.close()
+
+
+@pytest.mark.mysql
+def test_a_to_one_relation_to_a_column_that_is_not_unique_is_refused(fake_to_one, oracle) -> None:  # type: ignore[no-untyped-def]
+    """Joined as to-one, payment.customer_id would repeat customers: the preview would count
+    join rows the run never sends. Refused everywhere it would be joined, with the fix."""
+    assert oracle(
+        "SELECT customer_id FROM payment GROUP BY customer_id HAVING COUNT(*) > 1 LIMIT 1"
+    )
+    where = {"where": {"field": "pay.amount", "op": "gt", "value": 100}, "exclude_opt_out": False}
+    with pytest.raises(ValidationError, match="one-to-many"):
+        fake_to_one.targets.preview(where)
+    with pytest.raises(ValidationError, match="one-to-many"):
+        list(fake_to_one.targets.iter(where))

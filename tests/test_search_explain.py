@@ -64,6 +64,11 @@ def _load(cur: Any) -> None:
         f"CONCAT('p', seq, '@example.kr'), seq, 1 + seq % 3, CONCAT('nick', seq % 7) "
         f"FROM seq_1_to_{ROWS}"
     )
+    # a view: the server states no row count and no index for it
+    cur.execute(
+        "CREATE VIEW people_v AS SELECT person_id, first_name, "
+        "CONCAT(first_name, '!') AS shout FROM people"
+    )
     cur.execute("ANALYZE TABLE addr, people")
     cur.fetchall()
 
@@ -97,6 +102,14 @@ MAPPING: dict[str, Any] = {
                 "kind": "many-to-one",
             }
         ],
+    },
+    "people_v": {
+        "displayName": "사람 보기",
+        "key": "person_id",
+        "fields": {
+            "person_id": {"displayName": "ID", "type": "number", "role": "id", "searchable": True},
+            "shout": {"displayName": "외침", "role": "name", "searchable": True},
+        },
     },
     "addr": {
         "displayName": "주소",
@@ -317,3 +330,16 @@ def test_target_preview_refuses_a_scan_of_a_large_table_unless_allowed(big) -> N
     assert preview.verdict == "scan (allowed)" and not preview.exact
     narrow = big.targets.preview({"where": {"field": "last_name", "op": "eq", "value": "백"}})
     assert narrow.verdict == "index" and narrow.count == ROWS // 10
+
+
+def test_a_view_of_unknown_size_is_not_scanned_without_consent(big, oracle) -> None:  # type: ignore[no-untyped-def]
+    """A view has no row estimate and no index of its own: search must assume it is large
+    (its text column here can only be matched by reading every row of `people`)."""
+    sql = "SELECT person_id FROM people WHERE CONCAT(first_name, '!') LIKE %s ORDER BY person_id"
+    with pytest.raises(ScanRefused, match="allow_scan=True"):
+        big.search("people_v", "JANE!")
+    assert big.search.last_statements == []  # refused before anything was sent
+    allowed = big.search("people_v", "JANE!", limit=20, allow_scan=True)
+    assert [r["person_id"] for r in allowed.raw_rows] == oracle(sql + " LIMIT 20", ("JANE!%",))
+    with pytest.raises(ScanRefused, match="SHOW VIEW"):  # not even the key: unknowable
+        big.search("people_v", "123457")

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 DIALECT = mysql.dialect(paramstyle="named")
 CHUNK = 1000  # keys per IN list
 SCHEMA_TTL = 60.0
+SCAN_ROWS = 50_000  # rows: a plan reading more than this from one table is a scan
 
 
 def ident(name: str) -> quoted_name:
@@ -62,6 +63,19 @@ def compile_sql(statement: sa.ClauseElement) -> tuple[str, dict[str, Any]]:
 def explain_sql(sql: str) -> str:
     """The EXPLAIN of a compiled statement (a keyword in front of library-built text)."""
     return "EXPLAIN " + sql
+
+
+def is_scan(row: dict[str, Any], threshold: int = SCAN_ROWS) -> bool:
+    """An EXPLAIN row that reads more than `threshold` rows of one base table, whatever
+    the access type (a range over the whole table is a scan too); derived tables are not."""
+    table = str(row.get("table") or "")
+    if not table or table.startswith("<"):
+        return False
+    try:
+        rows = int(str(row.get("rows") or 0).split()[0])
+    except ValueError:
+        rows = 0
+    return rows > threshold
 
 
 def limit(n: int) -> Any:
@@ -99,6 +113,15 @@ class Selection:
                 alias = self.resolver.table(hop.target).alias(f"{self.prefix}{len(self.joins) + 1}")
                 self.resolver.column(table, hop.local)
                 self.resolver.column(hop.target, hop.foreign)
+                if not self.resolver.info(hop.target).is_unique(hop.foreign):
+                    # joined as to-one, a repeated value would repeat root rows: counts and
+                    # pages would promise rows the run never sends
+                    raise ValidationError(
+                        f"{hop.source} -> {hop.target} ({hop.name!r}) is declared many-to-one, "
+                        f"but {hop.target}.{hop.foreign} is not unique (no primary key or "
+                        "unique index on it alone); declare the relation one-to-many (with an "
+                        "orderBy) or point it at a unique column."
+                    )
                 self.joins[prefix] = alias
             current, table = self.joins[prefix], hop.target
         return current

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from hybridwb.errors import ScanRefused, ValidationError
+from hybridwb.errors import HybridwbError, ScanRefused, ValidationError
+from hybridwb.mapping.resolve import explain_sql, is_scan
 from hybridwb.search import predicates
 from hybridwb.search import sql as search_sql
 
@@ -165,14 +166,18 @@ class SearchService:
             "refused_scan": plan.refused,
             "scanned": any(not p.indexed for p in plan.predicates),
             "hint": plan.hint,
+            # a view states no size and no index: the server's plan of the page decides
+            "unknown_size": info.rows_estimate is None and not self.mappings.source.is_sqlite,
         }
         after = decode_token(page, name, term) if page is not None else None
         self.last_statement, self.last_statements = None, []
         source = self.mappings.source
         # a probe and its page read on one connection: one checkout, one session SET
-        probing = large and not source.is_sqlite and bool(plan.predicates)
+        probing = large and not source.is_sqlite and bool(plan.predicates) and not allow_scan
         with source.one_connection() if probing else contextlib.nullcontext():
-            return self._page(name, mapping, info, key, term, plan, meta, after, limit, started)
+            return self._page(
+                name, mapping, info, key, term, plan, meta, after, limit, started, allow_scan
+            )
 
     def _page(
         self,
@@ -186,10 +191,11 @@ class SearchService:
         after: Any,
         limit: int,
         started: float,
+        allow_scan: bool,
     ) -> SearchResult:
         columns = list(dict.fromkeys([key, *mapping.fields]))
         large = (info.rows_estimate or 0) > SCAN_THRESHOLD
-        if large and not self.mappings.source.is_sqlite and plan.predicates:
+        if large and not self.mappings.source.is_sqlite and plan.predicates and not allow_scan:
             plan.predicates, why = self._in_key_order(name, info, plan.predicates)
             if why:
                 meta["hint"] = plan.hint = "; ".join(why)
@@ -219,6 +225,8 @@ class SearchService:
             limit + 1,
             info if large and not self.mappings.source.is_sqlite else None,
         )
+        if meta.pop("unknown_size") and not allow_scan:
+            self._refuse_a_scan(name, sql, params)
         self.last_statement = (sql, params)
         self.last_statements.append((sql, params))
         # the statement's own LIMIT bounds the rows; no per-query cap means no extra
@@ -238,6 +246,26 @@ class SearchService:
             next_page,
             meta,
         )
+
+    def _refuse_a_scan(self, table: str, sql: str, params: dict[str, Any]) -> None:
+        """EXPLAIN the page of a table of unknown size (a view); refuse it when the server
+        would read more than SCAN_THRESHOLD rows of any base table behind it."""
+        try:
+            rows = self.mappings.source.records(explain_sql(sql), params)
+        except HybridwbError as exc:  # EXPLAIN of a view needs SHOW VIEW: a SELECT-only
+            raise ScanRefused(  # account cannot see how the server would read it
+                f"{table} is a view, and the read-only account may not ask the server how it "
+                "would read it (EXPLAIN of a view needs SHOW VIEW), so a scan cannot be ruled "
+                "out; pass allow_scan=True to search it anyway, or search the table behind it."
+            ) from exc
+        scans = [r for r in rows if is_scan(r, SCAN_THRESHOLD)]
+        if scans:
+            where = ", ".join(f"{r['table']} ({int(r.get('rows') or 0):,} rows)" for r in scans)
+            raise ScanRefused(
+                f"Searching {table} (a view) would scan {where}; pass allow_scan=True or "
+                "search a table with an index on what you type.",
+                explain=rows,
+            )
 
     def _in_key_order(
         self, table: str, info: TableInfo, branches: list[predicates.Predicate]

@@ -18,13 +18,14 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import sqlalchemy as sa
 
-from hybridwb.errors import ScanRefused, ValidationError
+from hybridwb.errors import HybridwbError, ScanRefused, ValidationError
 from hybridwb.mapping.graph import Path
 from hybridwb.mapping.resolve import (
     Selection,
     audience_table,
     compile_sql,
     explain_sql,
+    is_scan,
     limit,
 )
 from hybridwb.targets.definition import TargetDefinition, parse
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 EXACT_COUNT_LIMIT = 100_000
 QUALITY_SAMPLE = 10_000
-SCAN_THRESHOLD = 50_000  # rows: a plan reading more than this from one table is a scan
 KEYWORD_PAGE = 500
 
 
@@ -305,7 +305,16 @@ class TargetService:
         source = self.mappings.source
         if source.is_sqlite:
             return [], "not checked (embedded sample)"
-        rows = source.records(explain_sql(sql), params, limit=1000)
+        try:
+            rows = source.records(explain_sql(sql), params, limit=1000)
+        except HybridwbError as exc:  # a view: EXPLAIN needs SHOW VIEW, which we never hold
+            if allow_scan:
+                return [], "not checked (the server would not explain it; scan allowed)"
+            raise ScanRefused(
+                "The read-only account may not ask the server how it would read this target "
+                f"({exc.message}), so a scan cannot be ruled out; pass allow_scan=True to "
+                "preview it anyway."
+            ) from exc
         scans = [r for r in rows if is_scan(r)]
         if scans and not allow_scan:
             where = ", ".join(f"{r['table']} ({int(r.get('rows') or 0):,} rows)" for r in scans)
@@ -385,19 +394,6 @@ def _bound_text(sql: str, params: dict[str, Any]) -> Any:
     return clause.bindparams(
         *(sa.bindparam(k, params[k], expanding=isinstance(params[k], list)) for k in names)
     )
-
-
-def is_scan(row: dict[str, Any]) -> bool:
-    """An EXPLAIN row that reads more than SCAN_THRESHOLD rows of one base table, whatever
-    the access type (a range over the whole table is a scan too); derived tables are not."""
-    table = str(row.get("table") or "")
-    if not table or table.startswith("<"):
-        return False
-    try:
-        rows = int(str(row.get("rows") or 0).split()[0])
-    except ValueError:
-        rows = 0
-    return rows > SCAN_THRESHOLD
 
 
 def _local_now(now: dt.datetime | None, zone: str) -> dt.datetime:
