@@ -378,3 +378,32 @@ def test_a_to_one_relation_to_a_column_that_is_not_unique_is_refused(fake_to_one
         fake_to_one.targets.preview(where)
     with pytest.raises(ValidationError, match="one-to-many"):
         list(fake_to_one.targets.iter(where))
+
+
+@pytest.mark.mysql
+def test_the_preview_explains_the_statement_it_shows(real_named, realshop_db, mysql_admin) -> None:  # type: ignore[no-untyped-def]
+    """The EXPLAIN a preview shows is the server's plan of the SQL it shows (the shape the
+    run's pages are sent in), not of some other statement."""
+    preview = real_named.targets.preview(
+        {"where": {"field": "address.city.city", "op": "eq", "value": "서울"}}
+    )
+    sql = preview.sql
+    for name, value in sorted(_params_of(real_named, preview).items(), key=lambda kv: -len(kv[0])):
+        sql = sql.replace(f":{name}", mysql_admin.escape(value))
+    with mysql_admin.cursor(pymysql.cursors.DictCursor) as cur:
+        cur.execute(f"USE `{realshop_db}`")
+        cur.execute("EXPLAIN " + sql)
+        want = [(r["table"], r["type"], r["key"]) for r in cur.fetchall()]
+    assert [(r["table"], r["type"], r["key"]) for r in preview.explain] == want
+
+
+def _params_of(wb: hybridwb.Workbench, preview: Any) -> dict[str, Any]:
+    """The values bound in the shown SQL, as the query log saw them sent (by name)."""
+    from hybridwb.mapping.resolve import compile_sql
+
+    plan = wb.targets.plan({"where": {"field": "address.city.city", "op": "eq", "value": "서울"}})
+    from hybridwb.targets.service import QUALITY_SAMPLE
+
+    sql, params = compile_sql(plan.statement(n=QUALITY_SAMPLE))
+    assert sql == preview.sql
+    return params

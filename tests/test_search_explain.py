@@ -343,3 +343,17 @@ def test_a_view_of_unknown_size_is_not_scanned_without_consent(big, oracle) -> N
     assert [r["person_id"] for r in allowed.raw_rows] == oracle(sql + " LIMIT 20", ("JANE!%",))
     with pytest.raises(ScanRefused, match="SHOW VIEW"):  # not even the key: unknowable
         big.search("people_v", "123457")
+
+
+@pytest.mark.parametrize("value", ["False", "no", 1, None], ids=["text-false", "no", "one", "none"])
+def test_consent_to_scan_is_never_inferred_from_a_truthy_value(big, value) -> None:  # type: ignore[no-untyped-def]
+    from hybridwb.errors import ValidationError
+
+    big.search("people", "1")  # schema facts read (and cached) first
+    before = len(big.querylog)
+    with pytest.raises(ValidationError, match="allow_scan must be True or False"):
+        big.search("people_v", "JANE!", allow_scan=value)
+    everyone = {"where": {"field": "store_id", "op": "gte", "value": 1}}
+    with pytest.raises(ValidationError, match="allow_scan must be True or False"):
+        big.targets.preview(everyone, allow_scan=value)
+    assert len(big.querylog) == before  # nothing was read

@@ -27,6 +27,8 @@ from typing import Any
 
 import phonenumbers
 
+from hybridwb.errors import ValidationError
+
 LIKE_ESCAPE = "!"
 MAX_TERM = 200
 MIN_PREFIX = 3  # shorter prefixes on a large table are answered by equality or refused
@@ -65,6 +67,16 @@ class Plan:
     predicates: list[Predicate] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # fields whose predicate would scan
     hint: str | None = None  # e.g. type at least N characters
+
+
+def consent(allow_scan: object) -> bool:
+    """`allow_scan` must be True or False: consent to scan a large table is never inferred
+    from a truthy value (`"False"`, `"no"`, 1)."""
+    if not isinstance(allow_scan, bool):
+        raise ValidationError(
+            f"allow_scan must be True or False, not {allow_scan!r}; nothing was read."
+        )
+    return allow_scan
 
 
 def escape_like(term: str) -> str:

@@ -139,6 +139,7 @@ class SearchService:
             raise ValidationError(f"The search term must be text, not {type(term).__name__}.")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
+        allow_scan = predicates.consent(allow_scan)
         if page is not None and not isinstance(page, str):
             raise ValidationError(
                 "The page token is not one hybridwb made; start from the first page."

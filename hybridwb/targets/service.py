@@ -28,6 +28,7 @@ from hybridwb.mapping.resolve import (
     is_scan,
     limit,
 )
+from hybridwb.search.predicates import consent
 from hybridwb.targets.definition import TargetDefinition, parse
 from hybridwb.targets.quality import quality
 from hybridwb.targets.sql import Builder, truthy
@@ -261,6 +262,7 @@ class TargetService:
         """Count (exact up to a limit, else an estimate that says so), a sample, quality,
         the generated SQL and its EXPLAIN verdict; a plan that scans a large table is
         refused unless `allow_scan=True`."""
+        allow_scan = consent(allow_scan)
         plan = self.plan(definition, now=now)
         source = self.mappings.source
         if plan.definition.keyword is not None:
@@ -280,8 +282,12 @@ class TargetService:
             )
         # counting needs no order: without ORDER BY the server reads the condition's index
         count_sql, count_params = compile_sql(plan.count_statement(EXACT_COUNT_LIMIT + 1))
-        explain, verdict = self._explain(count_sql, count_params, allow_scan)
+        _, count_verdict = self._explain(count_sql, count_params, allow_scan)
+        # what is shown is what the run sends (its pages have this shape): its own EXPLAIN
         head_sql, head_params = compile_sql(plan.statement(n=QUALITY_SAMPLE))
+        explain, verdict = self._explain(head_sql, head_params, allow_scan)
+        if verdict == "index" or count_verdict.startswith("scan"):
+            verdict = count_verdict if count_verdict != "index" else verdict
         # the server counts on a second pooled connection while this one reads the head
         # (two bounded reads the EXPLAIN above approved; the count waits on neither)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hybridwb-count") as pool:
