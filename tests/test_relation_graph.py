@@ -407,3 +407,32 @@ def _params_of(wb: hybridwb.Workbench, preview: Any) -> dict[str, Any]:
     sql, params = compile_sql(plan.statement(n=QUALITY_SAMPLE))
     assert sql == preview.sql
     return params
+
+
+@pytest.mark.mysql
+def test_a_phone_reached_through_a_foreign_key_is_masked_like_a_mapped_one(
+    realshop_db, tmp_path, oracle
+) -> None:  # type: ignore[no-untyped-def]
+    """The preview's sample carries `address.phone` through the foreign-key edge; the
+    widgets label and mask it from the same graph, so the raw number never reaches HTML."""
+    from hybridwb.render import render_table
+    from hybridwb.widgets._html import fields_of
+
+    mapping = _without_relations(MAPPING)
+    mapping["address"]["fields"]["phone"]["pii"] = True
+    write_mapping(tmp_path, realshop_db, mapping)
+    wb = hybridwb.connect(source=sel_url(realshop_db).render_as_string(hide_password=False))
+    try:
+        preview = wb.targets.preview({"where": {"field": "customer_id", "op": "lte", "value": 20}})
+        assert "address.phone" in preview.sample.columns
+        html = render_table(preview.sample, fields=fields_of(wb, "customer"))
+    finally:
+        wb.close()
+    phones = [
+        r["phone"]
+        for r in oracle(
+            "SELECT a.phone FROM customer c JOIN address a ON a.address_id = c.address_id "
+            "WHERE c.customer_id <= 20 AND c.marketing_opt_in = 1 AND a.phone <> ''"
+        )
+    ]
+    assert phones and not any(p in html for p in phones)

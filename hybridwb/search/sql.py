@@ -153,6 +153,32 @@ def _eq(column: str) -> Predicate:
 def probe_statement(
     resolver: Resolver, table: str, probes: list[Probe]
 ) -> tuple[str, dict[str, Any]]:
+    """See `_probe_text`; the text is cached per shape, like a page's."""
+    shape = (
+        "probe",
+        resolver.graph,
+        table,
+        tuple(
+            (p.column, tuple((c.path, c.op, len(_names(0, 0, c))) for c in p.predicate.cmps))
+            for p in probes
+        ),
+    )
+    values = {
+        name: value
+        for i, p in enumerate(probes)
+        for j, c in enumerate(p.predicate.cmps)
+        for name, value in zip(_names(i, j, c), _value(c), strict=True)
+    }
+    text = _TEXTS.get(shape)
+    if text is None:
+        text, compiled = _probe_text(resolver, table, probes)
+        if compiled != values:  # the fixed bind names are the contract the cache relies on
+            raise AssertionError("probe parameters do not match the compiled statement")
+        _TEXTS[shape] = text
+    return text, values
+
+
+def _probe_text(resolver: Resolver, table: str, probes: list[Probe]) -> tuple[str, dict[str, Any]]:
     """One statement reading, for every probe, at most PROBE_VALUES + 1 distinct values of
     its root column: `(SELECT <i> AS b, col AS v<i> ... LIMIT n) UNION ALL ...`. A field
     of the table itself is grouped (MariaDB reads one index entry per value: "index for
@@ -179,8 +205,8 @@ def probe_statement(
             (value if j == i else sa.null()).label(f"v{j}") for j in range(len(probes))
         ]
         stmt = sa.select(*cols).select_from(sel.from_clause()).where(*conds)
-        if not path.hops:
-            stmt = stmt.group_by(value)
+        if not path.hops and all(c.op != "match" for c in probe.predicate.cmps):
+            stmt = stmt.group_by(value)  # (a FULLTEXT match grouped would be sorted)
         parts.append(stmt.limit(limit(PROBE_VALUES + 1)))
     statement = parts[0] if len(parts) == 1 else sa.union_all(*parts)
     return compile_sql(statement)
