@@ -357,3 +357,13 @@ def test_consent_to_scan_is_never_inferred_from_a_truthy_value(big, value) -> No
     with pytest.raises(ValidationError, match="allow_scan must be True or False"):
         big.targets.preview(everyone, allow_scan=value)
     assert len(big.querylog) == before  # nothing was read
+
+
+def test_the_naive_scan_needs_consent_too(big, oracle) -> None:  # type: ignore[no-untyped-def]
+    big.search("people", "1")  # schema facts read (and cached) first
+    before = len(big.querylog)
+    with pytest.raises(ScanRefused, match="allow_scan=True"):
+        big.search.naive("people", "JANE")
+    assert len(big.querylog) == before  # nothing was read
+    df = big.search.naive("people", "JANE", limit=5, allow_scan=True)
+    assert len(df) == 5

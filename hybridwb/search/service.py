@@ -304,9 +304,18 @@ class SearchService:
                     out[alias] = row[fname]
         return out
 
-    def naive(self, table: str, term: str, limit: int = 20) -> pd.DataFrame:
-        """The OR-LIKE scan this service replaces (benchmarks only)."""
+    def naive(
+        self, table: str, term: str, limit: int = 20, *, allow_scan: bool = False
+    ) -> pd.DataFrame:
+        """The OR-LIKE scan this service replaces (benchmarks only). It reads every row, so
+        on a large table (or a view, whose size is unknown) it needs `allow_scan=True` too."""
+        allow_scan = predicates.consent(allow_scan)
         name, mapping = self.mappings.resolve(table)
+        info = self.table_info(name)
+        if not allow_scan and (info.rows_estimate is None or info.rows_estimate > SCAN_THRESHOLD):
+            raise ScanRefused(
+                f"The naive OR-LIKE search reads all of {name}; pass allow_scan=True to run it."
+            )
         fields = [f.path for f in self.fields(name) if f.type == "string"]
         columns = list(dict.fromkeys([mapping.key or "", *mapping.fields]))
         sql, params = search_sql.naive(self.resolver, name, columns, fields, term, limit)
