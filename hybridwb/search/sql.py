@@ -123,11 +123,13 @@ def order_plan(
         (first, *rest) = p.cmps
         if not rest and first.op == "in" and "." not in first.path:
             split = [replace(p, cmps=(Cmp(first.path, "eq", v),)) for v in first.value]
-            if all(exact_index(info, q) for q in split):
+            if all(exact_index(info, q) or _on_primary_key(info, q) for q in split):
                 keep += split
                 continue
         column = _root_column(p, graph, table)
-        if column is None or not exact_index(info, _eq(column)):
+        if column is None or not (
+            exact_index(info, _eq(column)) or _on_primary_key(info, _eq(column))
+        ):
             what = column or " and ".join(dict.fromkeys(c.path for c in p.cmps))
             why.append(
                 f"{p.field} was not searched: {table} has no index on {what} alone, so its "
