@@ -140,7 +140,8 @@ def search(
 
     with hybridwb.connect() as wb:
         result = wb.search(table, term, limit=limit, page=page, allow_scan=allow_scan)
-        fields = field_index(wb.mappings.tables(), result.table)
+        tables = wb.mappings.tables()
+        fields = field_index(tables, result.table, wb.mappings.resolver.foreign_relations(tables))
     labels = {name: f.displayName for name, f in fields.items()}
     shown = text_table(result.raw_rows, fields, reveal=reveal, labels=labels)
     click.echo(shown if len(result) else "no matches")

@@ -18,9 +18,10 @@ import pandas as pd
 from jinja2 import Environment
 
 from hybridwb.errors import ValidationError
+from hybridwb.mapping.graph import merge_relations
 
 if TYPE_CHECKING:
-    from hybridwb.mapping.model import FieldMapping, TableMapping
+    from hybridwb.mapping.model import FieldMapping, Relation, TableMapping
 
 #: fields whose numbers are identifiers: never grouped with thousands separators
 _ID_ROLES = {"id", "reference"}
@@ -143,14 +144,19 @@ def _is_numeric(value: Any, field: FieldMapping | None) -> bool:
     return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
-def field_index(tables: Mapping[str, TableMapping], table: str) -> dict[str, FieldMapping]:
+def field_index(
+    tables: Mapping[str, TableMapping],
+    table: str,
+    extra: Mapping[str, list[Relation]] | None = None,
+) -> dict[str, FieldMapping]:
     """The fields a row of `table` can carry: its own by name, and related ones as
-    `relation.field` (how previews and samples label columns read through relations)."""
+    `relation.field` (how previews and samples label columns read through relations).
+    `extra` are the relations the live schema's foreign keys add (the resolver's)."""
     mapping = tables.get(table)
     if mapping is None:
         return {}
     out: dict[str, FieldMapping] = dict(mapping.fields)
-    for relation in mapping.relations:
+    for relation in merge_relations(mapping.relations, (extra or {}).get(table, [])):
         other = tables.get(relation.table)
         if other is None:
             continue

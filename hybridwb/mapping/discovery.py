@@ -210,6 +210,15 @@ def _mysql_schema(source: Source, only: str | None = None) -> dict[str, TableInf
         entry["column_names"].append(str(column))
     for (table, _), entry in indexes.items():
         out[table].indexes.append(entry)
+    for table, fks in _mysql_foreign_keys(source, scoped).items():
+        if table in out:
+            out[table].foreign_keys += fks
+    return out
+
+
+def _mysql_foreign_keys(source: Source, scoped: Any) -> dict[str, list[dict[str, Any]]]:
+    """`{table: [foreign key, ...]}` from KEY_COLUMN_USAGE (one SELECT), in the inspector's
+    shape; only keys that refer to a table of the same database."""
     fks: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
     for table, constraint, column, ref_table, ref_column in _read(
         source,
@@ -229,8 +238,6 @@ def _mysql_schema(source: Source, only: str | None = None) -> dict[str, TableInf
             _KEY_USAGE.c.TABLE_NAME, _KEY_USAGE.c.CONSTRAINT_NAME, _KEY_USAGE.c.ORDINAL_POSITION
         ),
     ):
-        if str(table) not in out:
-            continue
         fk = fks[(str(table), str(constraint))]
         if not fk:
             fk.update(
@@ -242,9 +249,31 @@ def _mysql_schema(source: Source, only: str | None = None) -> dict[str, TableInf
             )
         fk["constrained_columns"].append(str(column))
         fk["referred_columns"].append(str(ref_column))
+    out: dict[str, list[dict[str, Any]]] = {}
     for (table, _), fk in fks.items():
-        out[table].foreign_keys.append(fk)
+        out.setdefault(table, []).append(fk)
     return out
+
+
+def foreign_keys(source: Source, tables: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The live schema's foreign keys of `tables`, `{table: [fk, ...]}`: on MySQL one
+    SELECT on information_schema (a SELECT-only account can read it), on the SQLite sample
+    the inspector's PRAGMAs. What the relation graph adds to the mapping's relations."""
+    wanted = sorted({t for t in tables if isinstance(t, str) and t})
+    if not wanted:
+        return {}
+    if source.is_sqlite:
+        insp = inspect(source.engine)
+        try:
+            known = set(insp.get_table_names())
+            return {t: list(insp.get_foreign_keys(t)) for t in wanted if t in known}
+        except DBAPIError as exc:
+            raise source.translate_error(exc) from exc
+
+    def scoped(table: Table) -> Any:
+        return and_(func.database() == table.c.TABLE_SCHEMA, table.c.TABLE_NAME.in_(wanted))
+
+    return _mysql_foreign_keys(source, scoped)
 
 
 def _sqlite_describe(source: Source, table: str, estimates: dict[str, int] | None) -> TableInfo:

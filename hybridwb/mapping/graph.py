@@ -1,7 +1,7 @@
 """The relation graph of the mapped tables (pure): who is related to whom, and how.
 
-Edges come from each mapping's `relations` (and, optionally, from foreign keys found by
-discovery). An edge is *to-one* (`many-to-one`: customer -> address) or *to-many*
+Edges come from each mapping's `relations` and from the live schema's foreign keys
+(`relations_from_foreign_keys`); the mapping wins where both name an edge. An edge is *to-one* (`many-to-one`: customer -> address) or *to-many*
 (`one-to-many`: customer -> payment, where one row is chosen "latest by" the relation's
 `orderBy`). A *path* is a dotted name from a root table through edges to a field:
 `address.city.city` is customer -> address -> city, field `city`.
@@ -12,7 +12,7 @@ Search, targets, template variables, completeness and rendering all resolve name
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,24 +85,70 @@ class Path:
         return f"{self.root}.{self.name}" if self.hops else f"{self.root}.{self.field}"
 
 
-def relations_from_foreign_keys(infos: Iterable[Any]) -> dict[str, list[Relation]]:
-    """Relations implied by discovered foreign keys (`TableInfo.foreign_keys`), both ways:
-    the referencing table gets a many-to-one edge, the referenced table a one-to-many one."""
+def relation_name(column: str, referred_table: str) -> str:
+    """The path segment of a to-one relation: `address_id` -> `address`."""
+    low = column.lower()
+    for suffix in ("_id", "_no", "_key", "id"):
+        if low.endswith(suffix) and len(low) > len(suffix):
+            return column[: -len(suffix)].rstrip("_") or referred_table
+    return referred_table
+
+
+def relations_from_foreign_keys(
+    foreign_keys: Mapping[str, Iterable[dict[str, Any]]],
+) -> dict[str, list[Relation]]:
+    """Relations implied by the live schema's one-column foreign keys (`{table: [fk, ...]}`
+    as discovery reports them), both ways: the referencing table gets a many-to-one edge
+    named like suggestions name it (`address_id` -> `address`), the referenced table a
+    one-to-many edge named after the referencing table (a second one from the same table is
+    `<table>_by_<column>`). A to-many edge has no `orderBy`: which row is "latest" is the
+    mapping's decision, so a value through it stays missing until the mapping says."""
     out: dict[str, list[Relation]] = {}
-    for info in infos:
-        for fk in info.foreign_keys or []:
+    taken: dict[str, set[str]] = {}
+
+    def add(table: str, rel: Relation, fallback: str) -> None:
+        names = taken.setdefault(table, set())
+        if rel.path_name in names:
+            rel = rel.model_copy(update={"name": fallback})
+        if rel.path_name not in names:
+            names.add(rel.path_name)
+            out.setdefault(table, []).append(rel)
+
+    for table in sorted(foreign_keys):
+        fks = sorted(foreign_keys[table] or [], key=lambda fk: str(fk.get("name") or ""))
+        for fk in fks:
             local, remote = fk.get("constrained_columns") or [], fk.get("referred_columns") or []
             target = fk.get("referred_table")
             if len(local) != 1 or len(remote) != 1 or not target:
                 continue
-            out.setdefault(info.name, []).append(
-                Relation(
-                    table=target, localField=local[0], foreignField=remote[0], kind="many-to-one"
-                )
+            to_one = Relation(
+                table=target,
+                localField=local[0],
+                foreignField=remote[0],
+                kind="many-to-one",
+                name=relation_name(local[0], target),
             )
-            out.setdefault(target, []).append(
-                Relation(table=info.name, localField=remote[0], foreignField=local[0])
-            )
+            add(table, to_one, f"{target}_by_{local[0]}")
+            to_many = Relation(table=table, localField=remote[0], foreignField=local[0], name=table)
+            add(target, to_many, f"{table}_by_{local[0]}")
+    return out
+
+
+def merge_relations(mapped: Iterable[Relation], found: Iterable[Relation]) -> list[Relation]:
+    """A table's relations: the mapping's, then discovered ones the mapping does not
+    override. The mapping wins: a discovered relation is dropped when its name is taken or
+    when the mapping already joins the same columns (under its own name and settings)."""
+    out = list(mapped)
+    named = {r.path_name for r in out}
+    joined = {(r.table, r.localField, r.foreignField) for r in out}
+    for rel in found:
+        if (
+            rel.path_name not in named
+            and (rel.table, rel.localField, rel.foreignField) not in joined
+        ):
+            out.append(rel)
+            named.add(rel.path_name)
+            joined.add((rel.table, rel.localField, rel.foreignField))
     return out
 
 
@@ -117,14 +163,11 @@ class Graph:
         self.mappings = {n: m for n, m in mappings.items() if m.isActive}
         self._edges: dict[str, list[Hop]] = {}
         for name, mapping in self.mappings.items():
-            hops = [Hop.of(name, r) for r in mapping.relations if r.table in self.mappings]
-            named = {h.name for h in hops}
-            for rel in (extra or {}).get(name, []):
-                hop = Hop.of(name, rel)
-                if rel.table in self.mappings and hop.name not in named:
-                    hops.append(hop)
-                    named.add(hop.name)
-            self._edges[name] = hops
+            self._edges[name] = [
+                Hop.of(name, r)
+                for r in merge_relations(mapping.relations, (extra or {}).get(name, []))
+                if r.table in self.mappings
+            ]
 
     def edges(self, table: str) -> list[Hop]:
         return list(self._edges.get(table, []))

@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from cachetools import TTLCache
 from sqlalchemy.dialects import mysql
 from sqlalchemy.sql.elements import quoted_name
 
 from hybridwb.errors import ValidationError
-from hybridwb.mapping.graph import Graph, Hop, Path
+from hybridwb.mapping.graph import Graph, Hop, Path, relations_from_foreign_keys
+from hybridwb.mapping.model import Relation
 
 if TYPE_CHECKING:
     from hybridwb.mapping.discovery import TableInfo
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 DIALECT = mysql.dialect(paramstyle="named")
 CHUNK = 1000  # keys per IN list
 SCHEMA_TTL = 60.0
+SCAN_ROWS = 50_000  # rows: a plan reading more than this from one table is a scan
 
 
 def ident(name: str) -> quoted_name:
@@ -60,6 +63,19 @@ def compile_sql(statement: sa.ClauseElement) -> tuple[str, dict[str, Any]]:
 def explain_sql(sql: str) -> str:
     """The EXPLAIN of a compiled statement (a keyword in front of library-built text)."""
     return "EXPLAIN " + sql
+
+
+def is_scan(row: dict[str, Any], threshold: int = SCAN_ROWS) -> bool:
+    """An EXPLAIN row that reads more than `threshold` rows of one base table, whatever
+    the access type (a range over the whole table is a scan too); derived tables are not."""
+    table = str(row.get("table") or "")
+    if not table or table.startswith("<"):
+        return False
+    try:
+        rows = int(str(row.get("rows") or 0).split()[0])
+    except ValueError:
+        rows = 0
+    return rows > threshold
 
 
 def limit(n: int) -> Any:
@@ -97,6 +113,15 @@ class Selection:
                 alias = self.resolver.table(hop.target).alias(f"{self.prefix}{len(self.joins) + 1}")
                 self.resolver.column(table, hop.local)
                 self.resolver.column(hop.target, hop.foreign)
+                if not self.resolver.info(hop.target).is_unique(hop.foreign):
+                    # joined as to-one, a repeated value would repeat root rows: counts and
+                    # pages would promise rows the run never sends
+                    raise ValidationError(
+                        f"{hop.source} -> {hop.target} ({hop.name!r}) is declared many-to-one, "
+                        f"but {hop.target}.{hop.foreign} is not unique (no primary key or "
+                        "unique index on it alone); declare the relation one-to-many (with an "
+                        "orderBy) or point it at a unique column."
+                    )
                 self.joins[prefix] = alias
             current, table = self.joins[prefix], hop.target
         return current
@@ -120,16 +145,37 @@ class Resolver:
 
     def __init__(self, mappings: MappingService) -> None:
         self.mappings = mappings
-        self._graph: tuple[Any, Graph] | None = None
+        self._graph: tuple[Any, Any, Graph] | None = None
         self._live: dict[str, tuple[float, TableInfo]] = {}
+        # {mapped table names: relations from the live schema's foreign keys}, a minute
+        self._foreign: TTLCache[tuple[str, ...], dict[str, list[Relation]]] = TTLCache(
+            maxsize=4, ttl=SCHEMA_TTL
+        )
 
     # -- the graph ------------------------------------------------------------------------
     @property
     def graph(self) -> Graph:
+        """The mapping's relations plus the live schema's foreign keys (the mapping wins)."""
         loaded = self.mappings.load()
-        if self._graph is None or self._graph[0] is not loaded:
-            self._graph = (loaded, Graph(loaded.tables()))
-        return self._graph[1]
+        tables = loaded.tables()
+        extra = self.foreign_relations(tables)
+        cached = self._graph
+        if cached is None or cached[0] is not loaded or cached[1] is not extra:
+            self._graph = cached = (loaded, extra, Graph(tables, extra))
+        return cached[2]
+
+    def foreign_relations(self, tables: dict[str, Any]) -> dict[str, list[Relation]]:
+        """Relations implied by the foreign keys among the active mapped tables (cached)."""
+        names = tuple(sorted(n for n, m in tables.items() if m.isActive))
+        found = self._foreign.get(names)
+        if found is None:
+            from hybridwb.mapping import discovery
+
+            found = relations_from_foreign_keys(
+                discovery.foreign_keys(self.mappings.source, list(names))
+            )
+            self._foreign[names] = found
+        return found
 
     def path(self, root: str, dotted: str, *, to_one: bool = False) -> Path:
         return self.graph.path(root, dotted, to_one=to_one)

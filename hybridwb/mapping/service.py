@@ -18,12 +18,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cachetools import LRUCache
 from sqlalchemy import Select, literal_column, select, table
 from sqlalchemy.dialects import mysql
 
 from hybridwb.errors import NotFound, ValidationError
 from hybridwb.mapping import discovery, drift, suggest
-from hybridwb.mapping.model import SOURCE_KEY, MappingFile, TableMapping, json_schema, parse
+from hybridwb.mapping.graph import merge_relations, relations_from_foreign_keys
+from hybridwb.mapping.model import (
+    SOURCE_KEY,
+    MappingFile,
+    Relation,
+    TableMapping,
+    json_schema,
+    parse,
+)
+from hybridwb.mapping.resolve import Resolver
 from hybridwb.source import Source
 
 if TYPE_CHECKING:
@@ -47,14 +57,26 @@ def identity_slug(identity: str) -> str:
     return re.sub(r"[^0-9A-Za-z._]+", "-", identity).strip("-.") or "source"
 
 
+#: (path, mtime_ns, size) -> stamp: every mapping lookup asks, so a file is read once per change
+_STAMPS: LRUCache[tuple[str, int, int], str | None] = LRUCache(maxsize=64)
+
+
 def _stamp_of(path: Path) -> str | None:
     """The `$source` a mapping file names, None when unstamped (or unreadable: load says why)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key in _STAMPS:
+        return _STAMPS[key]
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
     stamp = data.get(SOURCE_KEY) if isinstance(data, dict) else None
-    return stamp if isinstance(stamp, str) else None
+    _STAMPS[key] = stamp = stamp if isinstance(stamp, str) else None
+    return stamp
 
 
 def _select_all(name: str, rows: int) -> str:
@@ -72,6 +94,15 @@ class MappingService:
         self.configured = path
         self.identity = source_identity(source)
         self._cache: tuple[Path, float, MappingFile] | None = None
+        self._resolver: Resolver | None = None
+
+    @property
+    def resolver(self) -> Resolver:
+        """The one resolver (relation graph, checked identifiers, values) every consumer of
+        these mappings shares: search, targets, variables, completeness and rendering."""
+        if self._resolver is None:
+            self._resolver = Resolver(self)
+        return self._resolver
 
     def __repr__(self) -> str:
         return f"MappingService(source={self.identity!r}, path={str(self.path)!r})"
@@ -245,12 +276,9 @@ class MappingService:
             current, here = mapping, table
             *hops, leaf = path.split(".")
             for hop in hops:
+                known = merge_relations(current.relations, self._foreign_relations(here))
                 rel = next(
-                    (
-                        r
-                        for r in current.relations
-                        if r.path_name == hop and r.kind == "many-to-one"
-                    ),
+                    (r for r in known if r.path_name == hop and r.kind == "many-to-one"),
                     None,
                 )
                 if rel is None:
@@ -278,6 +306,12 @@ class MappingService:
                     f"{table}.{attr} {path!r}: {here} has no column {leaf!r}. Nothing was saved.",
                     path=f"{table}.{attr}",
                 )
+
+    def _foreign_relations(self, table: str) -> list[Relation]:
+        """The to-one relations the live schema's foreign keys give `table` (the graph adds
+        them to the mapping's, so a path may go through them)."""
+        found = discovery.foreign_keys(self.source, [table])
+        return relations_from_foreign_keys(found).get(table, [])
 
     def _mirror(self, table: str, config: dict[str, Any], active: bool) -> None:
         stamped = config if self.identity == SAMPLE else {SOURCE_KEY: self.identity, **config}

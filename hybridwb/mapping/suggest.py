@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from hybridwb.mapping.discovery import TableInfo
+from hybridwb.mapping.graph import relation_name
 from hybridwb.mapping.model import FieldMapping, Relation, TableMapping
 
 #: usual column names -> Korean display names
@@ -193,15 +194,6 @@ def display_name(column: str, comment: str | None, table: str) -> str:
     if column == "name" and table not in ("customers", "customer", "users", "members"):
         return "이름"
     return KOREAN_NAMES.get(column.lower(), readable(column))
-
-
-def relation_name(column: str, referred_table: str) -> str:
-    """The path segment of a to-one relation: `address_id` -> `address`."""
-    low = column.lower()
-    for suffix in ("_id", "_no", "_key", "id"):
-        if low.endswith(suffix) and len(low) > len(suffix):
-            return column[: -len(suffix)].rstrip("_") or referred_table
-    return referred_table
 
 
 def _order_by(other: TableInfo, foreign_field: str) -> str | None:

@@ -9,9 +9,11 @@ go through to-one relations: `address.phone`):
   (`010-1234-5678`, `01012345678`, `+821012345678`, `821012345678`, `+82 10-1234-5678`,
   landlines `02-123-4567`); email: equality (or a prefix from three characters);
 - names: the full name over first/last columns in both orders, with or without a space
-  (`백지훈`, `백 지훈`, `JANE DOE`, `DOE JANE`); a short term (< MIN_PREFIX characters) on a
-  large table is matched by equality only where an index returns rows in key order, so the
-  first page is read from the index without a filesort; otherwise the plan says to type more.
+  (`백지훈`, `백 지훈`, `JANE DOE`, `DOE JANE`); a short term (< MIN_PREFIX characters), or
+  a Korean given name or surname, on a large table is matched by equality only where an
+  index returns rows in key order, so the first page is read from the index without a
+  filesort; otherwise the plan says to type more. Longer prefixes on a large table are
+  expanded by the service into the values they cover (see `search.sql.order_plan`).
 
 The service turns branches into SQLAlchemy Core (`search.sql`); nothing here writes SQL.
 """
@@ -24,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
+
+from hybridwb.errors import ValidationError
 
 LIKE_ESCAPE = "!"
 MAX_TERM = 200
@@ -63,6 +67,16 @@ class Plan:
     predicates: list[Predicate] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # fields whose predicate would scan
     hint: str | None = None  # e.g. type at least N characters
+
+
+def consent(allow_scan: object) -> bool:
+    """`allow_scan` must be True or False: consent to scan a large table is never inferred
+    from a truthy value (`"False"`, `"no"`, 1)."""
+    if not isinstance(allow_scan, bool):
+        raise ValidationError(
+            f"allow_scan must be True or False, not {allow_scan!r}; nothing was read."
+        )
+    return allow_scan
 
 
 def escape_like(term: str) -> str:
@@ -177,6 +191,11 @@ def plan(
                     add(f.path, "name", [Cmp(f.path, "eq", term)], True)
                 else:
                     out.hint = f"type at least {MIN_PREFIX} characters to search names by prefix"
+            elif large and f.key_ordered and _hangul(term):
+                # a Korean given name or surname is typed whole: on a large table it is
+                # matched whole, read from its own index in key order (a prefix would
+                # first need the names it covers read: one more statement)
+                add(f.path, "name", [Cmp(f.path, "eq", term)], True)
             else:
                 add(f.path, "prefix", [Cmp(f.path, "like", escape_like(term) + "%")], f.indexed)
         elif role in ("name", "text"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -10,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from hybridwb.errors import ScanRefused, ValidationError
-from hybridwb.mapping.resolve import Resolver
+from hybridwb.errors import HybridwbError, ScanRefused, ValidationError
+from hybridwb.mapping.resolve import explain_sql, is_scan
 from hybridwb.search import predicates
 from hybridwb.search import sql as search_sql
 
@@ -67,10 +68,12 @@ class SearchService:
 
     def __init__(self, mappings: MappingService) -> None:
         self.mappings = mappings
-        self.resolver = Resolver(mappings)
+        self.resolver = mappings.resolver
         self._estimates: tuple[float, dict[str, int]] | None = None
         # the statement the last search sent (for EXPLAIN in tests and --explain); never logged
         self.last_statement: tuple[str, dict[str, Any]] | None = None
+        # every statement the last search sent, probes first
+        self.last_statements: list[tuple[str, dict[str, Any]]] = []
 
     def table_info(self, table: str) -> TableInfo:
         """Schema facts for planning (the resolver caches them for a minute)."""
@@ -136,6 +139,7 @@ class SearchService:
             raise ValidationError(f"The search term must be text, not {type(term).__name__}.")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
+        allow_scan = predicates.consent(allow_scan)
         if page is not None and not isinstance(page, str):
             raise ValidationError(
                 "The page token is not one hybridwb made; start from the first page."
@@ -157,15 +161,46 @@ class SearchService:
             )
         large = (info.rows_estimate or 0) > SCAN_THRESHOLD
         plan = predicates.plan(self.fields(name), term, large=large, allow_scan=allow_scan)
-        columns = list(dict.fromkeys([key, *mapping.fields]))
         meta: dict[str, Any] = {
             "predicates": [f"{p.field}:{p.kind}" for p in plan.predicates],
             "index_used": all(p.indexed for p in plan.predicates) if plan.predicates else None,
             "refused_scan": plan.refused,
             "scanned": any(not p.indexed for p in plan.predicates),
             "hint": plan.hint,
+            # a view states no size and no index: the server's plan of the page decides
+            "unknown_size": info.rows_estimate is None and not self.mappings.source.is_sqlite,
         }
         after = decode_token(page, name, term) if page is not None else None
+        self.last_statement, self.last_statements = None, []
+        source = self.mappings.source
+        # a probe and its page read on one connection: one checkout, one session SET
+        probing = large and not source.is_sqlite and bool(plan.predicates) and not allow_scan
+        with source.one_connection() if probing else contextlib.nullcontext():
+            return self._page(
+                name, mapping, info, key, term, plan, meta, after, limit, started, allow_scan
+            )
+
+    def _page(
+        self,
+        name: str,
+        mapping: Any,
+        info: TableInfo,
+        key: str,
+        term: str,
+        plan: predicates.Plan,
+        meta: dict[str, Any],
+        after: Any,
+        limit: int,
+        started: float,
+        allow_scan: bool,
+    ) -> SearchResult:
+        columns = list(dict.fromkeys([key, *mapping.fields]))
+        large = (info.rows_estimate or 0) > SCAN_THRESHOLD
+        if large and not self.mappings.source.is_sqlite and plan.predicates and not allow_scan:
+            plan.predicates, why = self._in_key_order(name, info, plan.predicates)
+            if why:
+                meta["hint"] = plan.hint = "; ".join(why)
+                meta["predicates"] = [f"{p.field}:{p.kind}" for p in plan.predicates]
         if not plan.predicates:
             if plan.refused:
                 raise ScanRefused(
@@ -173,8 +208,10 @@ class SearchService:
                     f"({', '.join(plan.refused)} have no index); pass allow_scan=True or search by id, phone, email or name.",
                     fields=plan.refused,
                 )
-            if plan.hint:
-                raise ValidationError(f"{plan.hint.capitalize()} in {name}.")
+            if plan.hint and not self.last_statements:
+                raise ValidationError(f"{plan.hint[0].upper()}{plan.hint[1:]} in {name}.")
+            if plan.hint:  # a probe ran: some branches matched nothing, others too much
+                raise ValidationError(f"{plan.hint[0].upper()}{plan.hint[1:]}.")
             meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
             return SearchResult(
                 name, key, self._labelled(pd.DataFrame(columns=columns), mapping), [], None, meta
@@ -189,8 +226,13 @@ class SearchService:
             limit + 1,
             info if large and not self.mappings.source.is_sqlite else None,
         )
+        if meta.pop("unknown_size") and not allow_scan:
+            self._refuse_a_scan(name, sql, params)
         self.last_statement = (sql, params)
-        raw = self.mappings.source.records(sql, params, limit=limit + 1)
+        self.last_statements.append((sql, params))
+        # the statement's own LIMIT bounds the rows; no per-query cap means no extra
+        # SET SESSION round trip (the session's default cap still holds on the server)
+        raw = self.mappings.source.records(sql, params)
         next_page = None
         if len(raw) > limit:
             raw = raw[:limit]
@@ -205,6 +247,43 @@ class SearchService:
             next_page,
             meta,
         )
+
+    def _refuse_a_scan(self, table: str, sql: str, params: dict[str, Any]) -> None:
+        """EXPLAIN the page of a table of unknown size (a view); refuse it when the server
+        would read more than SCAN_THRESHOLD rows of any base table behind it."""
+        try:
+            rows = self.mappings.source.records(explain_sql(sql), params)
+        except HybridwbError as exc:  # EXPLAIN of a view needs SHOW VIEW: a SELECT-only
+            raise ScanRefused(  # account cannot see how the server would read it
+                f"{table} is a view, and the read-only account may not ask the server how it "
+                "would read it (EXPLAIN of a view needs SHOW VIEW), so a scan cannot be ruled "
+                "out; pass allow_scan=True to search it anyway, or search the table behind it."
+            ) from exc
+        scans = [r for r in rows if is_scan(r, SCAN_THRESHOLD)]
+        if scans:
+            where = ", ".join(f"{r['table']} ({int(r.get('rows') or 0):,} rows)" for r in scans)
+            raise ScanRefused(
+                f"Searching {table} (a view) would scan {where}; pass allow_scan=True or "
+                "search a table with an index on what you type.",
+                explain=rows,
+            )
+
+    def _in_key_order(
+        self, table: str, info: TableInfo, branches: list[predicates.Predicate]
+    ) -> tuple[list[predicates.Predicate], list[str]]:
+        """Branches every index returns in key order, so no page of a large table is ever
+        sorted: equality on one index as it is; prefixes, phone forms and related fields
+        first read the (at most PROBE_VALUES) values they match, in one statement, and
+        search those by equality. What cannot be done that way is said, not scanned."""
+        keep, probes, why = search_sql.order_plan(self.resolver.graph, table, info, branches)
+        if probes:
+            sql, params = search_sql.probe_statement(self.resolver, table, probes)
+            self.last_statements.append((sql, params))
+            rows = self.mappings.source.records(sql, params)
+            found, too_many = search_sql.expand(table, probes, rows)
+            keep = list(dict.fromkeys([*keep, *found]))
+            why += too_many
+        return keep, why
 
     @staticmethod
     def _labelled(df: pd.DataFrame, mapping: Any) -> pd.DataFrame:
@@ -225,9 +304,18 @@ class SearchService:
                     out[alias] = row[fname]
         return out
 
-    def naive(self, table: str, term: str, limit: int = 20) -> pd.DataFrame:
-        """The OR-LIKE scan this service replaces (benchmarks only)."""
+    def naive(
+        self, table: str, term: str, limit: int = 20, *, allow_scan: bool = False
+    ) -> pd.DataFrame:
+        """The OR-LIKE scan this service replaces (benchmarks only). It reads every row, so
+        on a large table (or a view, whose size is unknown) it needs `allow_scan=True` too."""
+        allow_scan = predicates.consent(allow_scan)
         name, mapping = self.mappings.resolve(table)
+        info = self.table_info(name)
+        if not allow_scan and (info.rows_estimate is None or info.rows_estimate > SCAN_THRESHOLD):
+            raise ScanRefused(
+                f"The naive OR-LIKE search reads all of {name}; pass allow_scan=True to run it."
+            )
         fields = [f.path for f in self.fields(name) if f.type == "string"]
         columns = list(dict.fromkeys([mapping.key or "", *mapping.fields]))
         sql, params = search_sql.naive(self.resolver, name, columns, fields, term, limit)

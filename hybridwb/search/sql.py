@@ -2,9 +2,9 @@
 
 Each branch is `SELECT key FROM t [LEFT JOIN related] WHERE <branch> [AND key > :after]
 ORDER BY key LIMIT n+1`, so each can use its own index (often covering: only the key is
-read) and continue after the last key (never OFFSET); the UNION of the branches is ordered
-by key once more (over at most branches x (n+1) keys) and joined back to the table for the
-page's fields. Identifiers come from the resolver (checked, quoted by the dialect).
+read) and continue after the last key (never OFFSET); the UNION of the branches (at most
+branches x (n+1) keys) is joined back to the table for the page's fields and ordered by key
+once more. A search of one branch reads the page's fields in that branch directly. Identifiers come from the resolver (checked, quoted by the dialect).
 
 Bind names are fixed by position (`b<branch>_<cmp>[_<item>]`, `after`), so the text depends
 only on the *shape* of a search (which branches, how many IN items), never on the values:
@@ -13,6 +13,7 @@ the compiled text is cached per shape, and each call only builds its parameters.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -81,6 +82,173 @@ def exact_index(info: Any, predicate: Predicate) -> str | None:
     return None
 
 
+PROBE_VALUES = 20  # distinct values a branch may expand to (else: "type more")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A branch whose rows an index cannot return in key order (a prefix, several phone
+    forms, a field of a related table): the distinct values of `column` (a column of the
+    searched table with an index of its own) it matches are read first, then each becomes
+    an equality branch that index returns in key order."""
+
+    predicate: Predicate
+    column: str
+
+
+def _root_column(predicate: Predicate, graph: Any, table: str) -> str | None:
+    """The searched table's column the branch's values can be turned into: the field itself,
+    or the first relation's local column (`address.phone` -> `address_id`)."""
+    paths = {c.path for c in predicate.cmps}
+    if len(paths) != 1:
+        return None
+    path = graph.path(table, paths.pop(), to_one=True)
+    return path.hops[0].local if path.hops else path.field
+
+
+def order_plan(
+    graph: Any, table: str, info: Any, predicates: list[Predicate]
+) -> tuple[list[Predicate], list[Probe], list[str]]:
+    """For a large table: the branches an index already returns in key order, the ones to
+    probe first, and why others cannot be searched without sorting (pure).
+
+    Equality on the columns of one index is kept (InnoDB returns its rows in key order); an
+    IN list on such a column becomes one equality branch per value; anything else is probed
+    through the index of its root column, or reported with the reason."""
+    keep: list[Predicate] = []
+    probes: list[Probe] = []
+    why: list[str] = []
+    for p in predicates:
+        if exact_index(info, p) or _on_primary_key(info, p):
+            keep.append(p)
+            continue
+        (first, *rest) = p.cmps
+        if not rest and first.op == "in" and "." not in first.path:
+            split = [replace(p, cmps=(Cmp(first.path, "eq", v),)) for v in first.value]
+            if all(exact_index(info, q) or _on_primary_key(info, q) for q in split):
+                keep += split
+                continue
+        column = _root_column(p, graph, table)
+        if column is None or not (
+            exact_index(info, _eq(column)) or _on_primary_key(info, _eq(column))
+        ):
+            what = column or " and ".join(dict.fromkeys(c.path for c in p.cmps))
+            why.append(
+                f"{p.field} was not searched: {table} has no index on {what} alone, so its "
+                "matches could not be read in key order without sorting the table; "
+                "ask for such an index or search by another field"
+            )
+            continue
+        probes.append(Probe(p, column))
+    return keep, probes, why
+
+
+def _on_primary_key(info: Any, predicate: Predicate) -> bool:
+    """Equality on the whole primary key: at most one row (const access)."""
+    if any(c.op != "eq" or "." in c.path for c in predicate.cmps):
+        return False
+    return bool(info.primary_key) and {c.path for c in predicate.cmps} == set(info.primary_key)
+
+
+def _eq(column: str) -> Predicate:
+    return Predicate(column, "equal", (Cmp(column, "eq", None),), True)
+
+
+def probe_statement(
+    resolver: Resolver, table: str, probes: list[Probe]
+) -> tuple[str, dict[str, Any]]:
+    """See `_probe_text`; the text is cached per shape, like a page's."""
+    shape = (
+        "probe",
+        resolver.graph,
+        table,
+        tuple(
+            (p.column, tuple((c.path, c.op, len(_names(0, 0, c))) for c in p.predicate.cmps))
+            for p in probes
+        ),
+    )
+    values = {
+        name: value
+        for i, p in enumerate(probes)
+        for j, c in enumerate(p.predicate.cmps)
+        for name, value in zip(_names(i, j, c), _value(c), strict=True)
+    }
+    text = _TEXTS.get(shape)
+    if text is None:
+        text, compiled = _probe_text(resolver, table, probes)
+        if compiled != values:  # the fixed bind names are the contract the cache relies on
+            raise AssertionError("probe parameters do not match the compiled statement")
+        _TEXTS[shape] = text
+    return text, values
+
+
+def _probe_text(resolver: Resolver, table: str, probes: list[Probe]) -> tuple[str, dict[str, Any]]:
+    """One statement reading, for every probe, at most PROBE_VALUES + 1 distinct values of
+    its root column: `(SELECT <i> AS b, col AS v<i> ... LIMIT n) UNION ALL ...`. A field
+    of the table itself is grouped (MariaDB reads one index entry per value: "index for
+    group-by"); a related field is read through its own index and joined back up to the
+    first relation's key (no GROUP BY: that would sort)."""
+    parts = []
+    for i, probe in enumerate(probes):
+        path = resolver.path(table, probe.predicate.cmps[0].path, to_one=True)
+        if path.hops:
+            first = path.hops[0]
+            rest = ".".join([*(h.name for h in path.hops[1:]), path.field])
+            sel = resolver.selection(first.target, alias=f"p{i}")
+            inner = resolver.path(first.target, rest, to_one=True)
+            value = sel.base.c[resolver.column(first.target, first.foreign)]
+            column = sel.column(inner)
+        else:
+            sel = resolver.selection(table, alias=f"p{i}")
+            column = value = sel.column(path)
+        conds = [
+            _clause(column, c, _names(i, j, c), _value(c))
+            for j, c in enumerate(probe.predicate.cmps)
+        ]
+        cols = [limit(i).label("b")] + [
+            (value if j == i else sa.null()).label(f"v{j}") for j in range(len(probes))
+        ]
+        stmt = sa.select(*cols).select_from(sel.from_clause()).where(*conds)
+        if not path.hops and all(c.op != "match" for c in probe.predicate.cmps):
+            stmt = stmt.group_by(value)  # (a FULLTEXT match grouped would be sorted)
+        parts.append(stmt.limit(limit(PROBE_VALUES + 1)))
+    statement = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+    return compile_sql(statement)
+
+
+def expand(
+    table: str, probes: list[Probe], rows: list[dict[str, Any]]
+) -> tuple[list[Predicate], list[str]]:
+    """Equality branches from the probe's rows, or why a probe had too many values (pure).
+    The hint never repeats the typed term (it may be a phone number or an address)."""
+    found: dict[int, list[Any]] = {i: [] for i in range(len(probes))}
+    for row in rows:
+        i = int(row["b"])
+        value = row.get(f"v{i}")
+        if value is not None and value not in found[i]:
+            found[i].append(value)
+    out: list[Predicate] = []
+    why: list[str] = []
+    for i, probe in enumerate(probes):
+        p = probe.predicate
+        if len(found[i]) > PROBE_VALUES:
+            why.append(
+                f"{p.field} was not searched: more than {PROBE_VALUES} different {table}."
+                f"{probe.column} values match what you typed; type more of it"
+            )
+            continue
+        out += [Predicate(p.field, p.kind, (Cmp(probe.column, "eq", v),), True) for v in found[i]]
+    return list(dict.fromkeys(out)), why
+
+
+def _column(resolver: Resolver, sel: Any, table: str, path: str) -> Any:
+    """A branch's column: a mapped field path, or (for branches a probe made) a live column
+    of the searched table that is not mapped (a relation's local column)."""
+    if "." not in path and resolver.graph.field(table, path) is None:
+        return sel.base.c[resolver.column(table, path)]
+    return sel.column(resolver.path(table, path, to_one=True))
+
+
 def branch(
     resolver: Resolver,
     table: str,
@@ -89,24 +257,22 @@ def branch(
     after: Any,
     n: int,
     index: str | None = None,
+    columns: list[str] | None = None,
 ) -> Any:
-    """Branch `i`: the keys it matches, in key order. With `index`, the server is told to
-    read that index (MySQL FORCE INDEX, the name quoted by the dialect) instead of walking
-    the primary key and filtering."""
+    """Branch `i`: the keys it matches (or, for a search of one branch, the page's
+    `columns`), in key order. With `index`, the server is told to read that index (MySQL
+    FORCE INDEX, the name quoted by the dialect) instead of walking the primary key and
+    filtering."""
     sel = resolver.selection(table)
     conds = [
-        _clause(
-            sel.column(resolver.path(table, c.path, to_one=True)),
-            c,
-            _names(i, j, c),
-            _value(c),
-        )
+        _clause(_column(resolver, sel, table, c.path), c, _names(i, j, c), _value(c))
         for j, c in enumerate(predicate.cmps)
     ]
     if after is not None:
         conds.append(sel.key > sa.bindparam("after", after))
+    wanted = [sel.base.c[c] for c in columns] if columns else [sel.key]
     stmt = (
-        sa.select(sel.key)
+        sa.select(*wanted)
         .select_from(sel.from_clause())
         .where(*conds)
         .order_by(sel.key)
@@ -146,20 +312,22 @@ def keyset(
     text = _TEXTS.get(shape)
     if text is not None:
         return text, values
-    branches = [branch(resolver, table, i, p, after, n, hints[i]) for i, p in enumerate(predicates)]
-    if len(branches) == 1:
-        keys = branches[0].subquery("k")
-    else:
+    if len(predicates) == 1:  # the branch reads the page itself: the shortest text
+        stmt = branch(resolver, table, 0, predicates[0], after, n, hints[0], columns)
+    else:  # (branch) UNION (branch) ...: at most branches x n keys, joined back for the page
+        branches = [
+            branch(resolver, table, i, p, after, n, hints[i]) for i, p in enumerate(predicates)
+        ]
+        # each branch wrapped (SQLite, which the sample is, has no `(SELECT .. LIMIT) UNION`)
         parts = [sa.select(b.subquery(f"b{i}")) for i, b in enumerate(branches)]
-        union = sa.union(*parts).subquery("u")
-        keys = sa.select(union).order_by(union.c[key]).limit(limit(n)).subquery("k")
-    base = resolver.table(table)
-    stmt = (
-        sa.select(*(base.c[c] for c in columns))
-        .select_from(keys.join(base, base.c[key] == keys.c[key]))
-        .order_by(base.c[key])
-        .limit(limit(n))  # a literal bound: the source need not add its row cap
-    )
+        keys = sa.union(*parts).subquery("k")
+        base = resolver.table(table)
+        stmt = (
+            sa.select(*(base.c[c] for c in columns))
+            .select_from(keys.join(base, base.c[key] == keys.c[key]))
+            .order_by(base.c[key])
+            .limit(limit(n))  # a literal bound: the source need not add its row cap
+        )
     text, compiled = compile_sql(stmt)
     if compiled != values:  # the fixed bind names are the contract the cache relies on
         raise AssertionError("search parameters do not match the compiled statement")

@@ -59,31 +59,59 @@ def run_mysql(
     *,
     use_guard: bool,
     reads_view: bool = False,
+    pinned: Connection | None = None,
 ) -> Outcome:
     """Execute on one pooled connection; the caller translates driver errors.
 
-    `reads_view`: the statement names a view, whose body may run server code."""
+    `reads_view`: the statement names a view, whose body may run server code. `pinned`: a
+    connection already checked out (and its session set) for several statements in a row
+    (`Source.one_connection`); a statement's own lower limit or cap is put back to the
+    default after it, as the next checkout would."""
+    if pinned is not None and not pinned.invalidated:
+        return _run_checked_out(
+            side, pinned, facts, default, policy, prepared, params, cap, use_guard, reads_view
+        )
     with engine.connect() as conn:
-        raw = conn.connection.dbapi_connection
-        try:
-            return _run_on(
-                side,
-                conn,
-                raw,
-                facts,
-                default,
-                policy,
-                prepared,
-                params,
-                cap,
-                use_guard,
-                reads_view,
-            )
-        except pymysql.err.Error as exc:
-            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-            if isinstance(exc, pymysql.err.InterfaceError) or code in _GONE:
-                conn.invalidate()
-            raise
+        return _run_checked_out(
+            side, conn, facts, default, policy, prepared, params, cap, use_guard, reads_view
+        )
+
+
+def _run_checked_out(
+    side: Engine,
+    conn: Connection,
+    facts: SessionFacts,
+    default: SessionPolicy,
+    policy: SessionPolicy,
+    prepared: Any,
+    params: dict[str, Any],
+    cap: int,
+    use_guard: bool,
+    reads_view: bool,
+) -> Outcome:
+    raw = conn.connection.dbapi_connection
+    try:
+        outcome = _run_on(
+            side,
+            conn,
+            raw,
+            facts,
+            default,
+            policy,
+            prepared,
+            params,
+            cap,
+            use_guard,
+            reads_view,
+        )
+        if policy != default and not conn.invalidated:
+            apply_session(raw, facts, default)  # the next statement on it gets the default
+        return outcome
+    except pymysql.err.Error as exc:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if isinstance(exc, pymysql.err.InterfaceError) or code in _GONE:
+            conn.invalidate()
+        raise
 
 
 def _run_on(

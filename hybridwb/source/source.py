@@ -163,6 +163,7 @@ class Source:
         self._views = ViewNames()
         self._prepared: LRUCache[str, Prepared] = QuietLRU(maxsize=PREPARED_STATEMENTS)
         self._lock = threading.Lock()
+        self._pinned = threading.local()  # .conn: this thread's connection in one_connection()
         self._engine: Engine | None = None
         self._side_engine: Engine | None = None
         self._ctx = catalogue.Context(
@@ -257,6 +258,26 @@ class Source:
                 self._side_engine = None
 
     # -- reading ---------------------------------------------------------------------------
+    @contextmanager
+    def one_connection(self) -> Iterator[None]:
+        """Statements read inside run on one pooled connection: one checkout, so the
+        read-only session is set once for all of them (a search's probe and its page).
+        Each statement is still guarded, bounded, checked and logged on its own; nothing
+        but this thread's reads uses the connection, and it goes back to the pool after."""
+        if self.is_sqlite or getattr(self._pinned, "conn", None) is not None:
+            yield
+            return
+        try:
+            conn = self.engine.connect()
+        except DBAPIError as exc:
+            raise self.translate_error(exc) from None
+        self._pinned.conn = conn
+        try:
+            yield
+        finally:
+            self._pinned.conn = None
+            conn.close()
+
     def prepare(self, query: object, limit: object = None) -> Prepared:
         """Guard one statement and find its binds (no I/O).
 
@@ -417,6 +438,7 @@ class Source:
                     cap,
                     use_guard=self.use_guard,
                     reads_view=self.reads_view(prepared),
+                    pinned=getattr(self._pinned, "conn", None) if attempt == 1 else None,
                 )
                 return outcome.keys, outcome.rows, outcome.truncated
             except DBAPIError as exc:

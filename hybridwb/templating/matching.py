@@ -111,12 +111,13 @@ def _source(path: Path) -> Source:
 def automap(
     uses: list[VariableUse],
     table: str,
-    mappings: dict[str, TableMapping],
+    mappings: dict[str, TableMapping] | Graph,
     individual: dict[str, dict[str, Any]] | None = None,
 ) -> Report:
-    """The completeness report of a template's variables against the mappings."""
+    """The completeness report of a template's variables against the mappings (or the
+    resolver's graph, which adds the live schema's foreign keys: what rendering fetches)."""
     individual = individual or {}
-    graph = Graph(mappings)
+    graph = mappings if isinstance(mappings, Graph) else Graph(mappings)
     seen: dict[str, VariableStatus] = {}
     for use in uses:
         if use.name in seen:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import TemplateError, ValidationError
-from hybridwb.mapping.resolve import Resolver, audience_table
+from hybridwb.mapping.resolve import audience_table
 from hybridwb.templating import matching, parse
 from hybridwb.templating.formatters import FORMATTERS
 from hybridwb.templating.message import Size, euc_kr_size, max_chars, over_limit, type_warnings
@@ -72,7 +72,7 @@ class TemplateService:
     def __init__(self, store: Callable[[], Store], mappings: MappingService) -> None:
         self._store = store
         self.mappings = mappings
-        self._resolver = Resolver(mappings)
+        self._resolver = mappings.resolver
         #: EUC-KR byte limit per message type (the workbench sets it from Settings)
         self.limits: dict[str, int] | None = None
 
@@ -135,7 +135,7 @@ class TemplateService:
         `table` defaults to the mapping marked as the audience."""
         name, _ = self.mappings.resolve(table or audience_table(self.mappings.tables()))
         return matching.automap(
-            parse.variables(text), name, self.mappings.tables(), self.individual()
+            parse.variables(text), name, self._resolver.graph, self.individual()
         )
 
     def related(

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from hybridwb.errors import HybridwbError, ValidationError
+from hybridwb.mapping.graph import merge_relations
 from hybridwb.targets import definition as model
 from hybridwb.widgets._html import status
 from hybridwb.widgets._targets import PreviewPanel
 
 if TYPE_CHECKING:
-    from hybridwb.mapping.model import TableMapping
+    from hybridwb.mapping.model import Relation, TableMapping
     from hybridwb.workbench import Workbench
 
 RELATIVE = set(getattr(model, "RELATIVE", set()))
@@ -48,8 +49,13 @@ OP_LABELS = {
 }
 
 
-def field_choices(tables: dict[str, TableMapping], table: str) -> list[tuple[str, str, str]]:
-    """(label, code, type) for what a condition can test on `table` (pure).
+def field_choices(
+    tables: dict[str, TableMapping],
+    table: str,
+    extra: dict[str, list[Relation]] | None = None,
+) -> list[tuple[str, str, str]]:
+    """(label, code, type) for what a condition can test on `table` (pure); `extra` are the
+    relations the live schema's foreign keys add (the resolver's graph has them too).
 
     Codes: `f:<path>` a field or to-one path, `agg:<fn>:<relation>:<field>` an aggregate,
     `rel:<relation>` the existence of related rows."""
@@ -59,7 +65,7 @@ def field_choices(tables: dict[str, TableMapping], table: str) -> list[tuple[str
     ]
     if not RELATIONS:
         return out
-    for rel in mapping.relations:
+    for rel in merge_relations(mapping.relations, (extra or {}).get(table, [])):
         other = tables.get(rel.table)
         if other is None:
             continue
@@ -319,7 +325,9 @@ class TargetBuilder(w.VBox):
         if not table:
             return
         try:
-            self.choices = field_choices(self.wb.mappings.tables(), table)
+            tables = self.wb.mappings.tables()
+            extra = self.wb.mappings.resolver.foreign_relations(tables)
+            self.choices = field_choices(tables, table, extra)
         except HybridwbError as exc:
             self.message.value = status(str(exc), "error")
             return

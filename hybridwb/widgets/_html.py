@@ -37,7 +37,8 @@ def fields_of(wb: Workbench, table: str | None) -> dict[str, FieldMapping]:
     if not table:
         return {}
     try:
-        return field_index(wb.mappings.tables(), table)
+        tables = wb.mappings.tables()
+        return field_index(tables, table, wb.mappings.resolver.foreign_relations(tables))
     except HybridwbError:  # an unreadable mapping file: render unlabelled, masked nothing
         return {}
 

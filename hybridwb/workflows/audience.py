@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hybridwb.errors import ValidationError
+from hybridwb.mapping.graph import Graph
 from hybridwb.mapping.model import TableMapping
 from hybridwb.mapping.resolve import compile_sql
 
@@ -42,8 +43,10 @@ def _role_field(mapping: TableMapping, role: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def audience_of(name: str, mapping: TableMapping) -> Audience:
-    """The audience roles of one mapped table, or one error saying what to map."""
+def audience_of(name: str, mapping: TableMapping, graph: Graph | None = None) -> Audience:
+    """The audience roles of one mapped table, or one error saying what to map. With the
+    resolver's `graph`, a dotted path may go through any to-one relation it knows (the
+    mapping's or a foreign key's); without it, through the mapping's own relations."""
     if not mapping.key:
         raise ValidationError(
             f"{name} has no 'key' in its mapping; set its primary key (or a unique column) "
@@ -58,7 +61,7 @@ def audience_of(name: str, mapping: TableMapping) -> Audience:
         )
     for path in (recipient, mapping.consent, mapping.nightConsent):
         if path:
-            _check_path(name, mapping, path)
+            _check_path(name, mapping, path, graph)
     return Audience(
         table=name,
         key=mapping.key,
@@ -70,8 +73,14 @@ def audience_of(name: str, mapping: TableMapping) -> Audience:
     )
 
 
-def _check_path(name: str, mapping: TableMapping, path: str) -> None:
+def _check_path(name: str, mapping: TableMapping, path: str, graph: Graph | None) -> None:
     head, _, rest = path.partition(".")
+    if rest and graph is not None:
+        try:
+            graph.path(name, path, to_one=True)
+        except ValidationError as exc:
+            raise ValidationError(f"{name}: {exc} Nothing was saved.", path=path) from None
+        return
     if not rest:
         if head not in mapping.fields:
             raise ValidationError(
@@ -88,16 +97,18 @@ def _check_path(name: str, mapping: TableMapping, path: str) -> None:
 def audience_for(mappings: Any, target_config: dict[str, Any]) -> Audience:
     """The audience of a target definition: its table, or the mapping marked `audience`."""
     table = (target_config or {}).get("table")
+    resolver = getattr(mappings, "resolver", None)
+    graph = resolver.graph if resolver is not None else None
     if table:
         name, mapping = mappings.resolve(table)
-        return audience_of(name, mapping)
+        return audience_of(name, mapping, graph)
     marked = [(n, m) for n, m in mappings.tables().items() if m.audience]
     if len(marked) != 1:
         raise ValidationError(
             "A saved-query target needs exactly one mapping marked 'audience': true "
             f"(found {len(marked)}); mark the table whose rows are your recipients."
         )
-    return audience_of(*marked[0])
+    return audience_of(*marked[0], graph)
 
 
 def coerce_key(audience: Audience, key: str) -> Any:
