@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import pymysql
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DisconnectionError
@@ -33,7 +32,7 @@ from sqlalchemy.pool import NullPool
 from sqlglot import exp
 
 from hybridwb.errors import BindError, ReadOnlyViolation
-from hybridwb.source import guard
+from hybridwb.source import drivers, guard
 from hybridwb.source.binds import only_values_differ
 
 _PYFORMAT = re.compile(r"%\(\w+\)s|%s")
@@ -198,8 +197,13 @@ def verify_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) 
 
 
 def mysql_connect_args(
-    connect_timeout: int, read_timeout: int, ssl_ca: str | None, ssl_mode: str | None
+    connect_timeout: int,
+    read_timeout: int,
+    ssl_ca: str | None,
+    ssl_mode: str | None,
+    driver: str = "pymysql",
 ) -> dict[str, Any]:
+    """Connect arguments for `driver` (`pymysql` or `mysqldb`, the URL's driver name)."""
     connect_args: dict[str, Any] = {
         "connect_timeout": connect_timeout,
         "read_timeout": read_timeout,
@@ -211,6 +215,12 @@ def mysql_connect_args(
         "local_infile": False,
     }
     mode = (ssl_mode or "").upper()
+    if driver == "mysqldb":  # mysqlclient: TLS by mode name and a CA path, no SSLContext
+        if mode:
+            connect_args["ssl_mode"] = mode
+        if ssl_ca:
+            connect_args["ssl"] = {"ca": ssl_ca}
+        return connect_args
     if ssl_ca or mode in ("REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"):
         context = ssl_module.create_default_context(cafile=ssl_ca or None)
         if mode in ("REQUIRED", ""):
@@ -276,9 +286,9 @@ def mysql_engine(
     def _on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
         try:
             apply_session(dbapi_conn, facts, policy)
-        except pymysql.err.Error as exc:
+        except drivers.errors() as exc:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-            if code in _GONE or isinstance(exc, pymysql.err.InterfaceError):
+            if code in _GONE or isinstance(exc, drivers.interface_errors()):
                 raise DisconnectionError("source connection was closed") from None
             raise
 
@@ -302,7 +312,7 @@ def _install_error_translation(engine: Engine, error_context: Any) -> None:
     @event.listens_for(engine, "handle_error")
     def _translate(context: Any) -> None:
         exc = context.original_exception
-        if isinstance(exc, pymysql.err.Error):
+        if isinstance(exc, drivers.errors()):
             raise catalogue.translate(exc, error_context) from None
 
 
@@ -351,12 +361,14 @@ def guard_final_text(
 
 
 def final_text(cursor: Any, statement: str, parameters: Any, context: Any) -> str:
-    """The text PyMySQL would send for `execute(statement, parameters)`."""
+    """The text the driver (PyMySQL or mysqlclient) would send for
+    `execute(statement, parameters)`: both escape the values with the connection's own
+    rules and return the whole statement."""
     if parameters is None or (not parameters and context is not None and context.no_parameters):
         return statement
     try:
         return str(cursor.mogrify(statement, parameters))
-    except (TypeError, ValueError, KeyError, pymysql.err.ProgrammingError):
+    except (TypeError, ValueError, KeyError, *drivers.errors()):
         raise BindError(
             "The statement's parameters do not fit its placeholders "
             "(a literal % must be written %% when parameters are given)."
@@ -388,7 +400,7 @@ def _install_session_check(engine: Engine, facts: SessionFacts, policy: SessionP
     def _check_session(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
-        if isinstance(cursor, pymysql.cursors.SSCursor):
+        if drivers.is_unbuffered(cursor):
             return
         dbapi_conn = conn.connection.dbapi_connection
         try:
@@ -397,7 +409,7 @@ def _install_session_check(engine: Engine, facts: SessionFacts, policy: SessionP
             if not exc.fields.get("restored"):
                 conn.invalidate()
             raise
-        except pymysql.err.Error:
+        except drivers.errors():
             conn.invalidate()
             raise ReadOnlyViolation(
                 "The session could not be checked after the statement; the connection "

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine
 from sqlglot.tokens import TokenType
 
 from hybridwb.errors import ReadOnlyViolation
+from hybridwb.source import drivers
 from hybridwb.source.engine import (
     SessionFacts,
     SessionPolicy,
@@ -79,9 +80,9 @@ def run_mysql(
                 use_guard,
                 reads_view,
             )
-        except pymysql.err.Error as exc:
+        except drivers.errors() as exc:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-            if isinstance(exc, pymysql.err.InterfaceError) or code in _GONE:
+            if isinstance(exc, drivers.interface_errors()) or code in _GONE:
                 conn.invalidate()
             raise
 
@@ -101,9 +102,9 @@ def _run_on(
 ) -> Outcome:
     if policy != default:
         apply_session(raw, facts, policy)  # this query's lower time limit or cap
-    cursor = raw.cursor(pymysql.cursors.SSCursor)
+    cursor = drivers.unbuffered_cursor(raw)
     if use_guard:
-        # the exact text PyMySQL would send, guarded here, then sent with no parameters
+        # the exact text the driver would send, guarded here, then sent with no parameters
         final = cursor.mogrify(prepared.driver_text, params)
         approved = prepared if prepared.checked.tokens else None
         guard_final_text(final, policy, approved=approved, whole_result=False)
@@ -165,6 +166,10 @@ def _reset(conn: Connection, raw: Any, facts: SessionFacts, policy: SessionPolic
 
 
 def _still_streaming(cursor: Any) -> bool:
+    """Whether an unbuffered result may still have rows (PyMySQL knows; mysqlclient's
+    cursor does not say, so the caller reads one more row to find out)."""
+    if not isinstance(cursor, pymysql.cursors.SSCursor):
+        return True
     result = getattr(cursor, "_result", None)
     return bool(result is not None and result.unbuffered_active)
 
@@ -186,7 +191,7 @@ def _end_statement(side_engine: Engine, conn: Connection, raw: Any, cursor: Any)
             if drained > MAX_DRAIN_ROWS:
                 conn.invalidate()
                 return True
-    except pymysql.err.OperationalError as exc:
+    except drivers.operational_errors() as exc:
         if not (exc.args and exc.args[0] in _INTERRUPTED):
             conn.invalidate()
     except Exception:  # whatever went wrong, this connection must not be reused mid-stream
@@ -204,7 +209,7 @@ def _verify(conn: Connection, raw: Any, facts: SessionFacts, policy: SessionPoli
             if not exc.fields.get("restored"):
                 conn.invalidate()
             raise
-        except pymysql.err.OperationalError as exc:
+        except drivers.operational_errors() as exc:
             # a KILL QUERY that arrived after the statement ended may hit this read
             if attempt == 1 and exc.args and exc.args[0] in _INTERRUPTED:
                 continue

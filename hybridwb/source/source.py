@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pymysql
 from cachetools import LRUCache
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine
@@ -30,8 +29,9 @@ from sqlglot import exp
 
 from hybridwb.config import Settings, scrub
 from hybridwb.errors import BindError, HybridwbError, QueryError
-from hybridwb.source import catalogue, guard
+from hybridwb.source import catalogue, drivers, guard
 from hybridwb.source import grants as grants_
+from hybridwb.source.arrow import frame as arrow_frame
 from hybridwb.source.binds import (
     Bind,
     check_params,
@@ -218,8 +218,13 @@ class Source:
                     f"The sample database {path} does not exist; run `hybridwb demo`."
                 )
             return sqlite_engine(path, self.facts, use_guard=self.use_guard)
+        require_driver(self.url)
         connect_args = mysql_connect_args(
-            self.connect_timeout, self.read_timeout, self.ssl_ca, self.ssl_mode
+            self.connect_timeout,
+            self.read_timeout,
+            self.ssl_ca,
+            self.ssl_mode,
+            driver=self.url.get_driver_name(),
         )
         self._side_engine = side_engine(self._url_with_password(), connect_args)
         return mysql_engine(
@@ -294,15 +299,19 @@ class Source:
         limit: int | None = None,
         timeout: float | None = None,
         cache_ttl: float | None = None,
+        arrow: bool = False,
     ) -> pd.DataFrame:
         """Run one read statement with bound parameters; returns a DataFrame.
 
         At most `limit` rows (default: the configured cap) come back; when rows were cut a
         `RowsCut` warning says so and `df.attrs["hybridwb"]["truncated"]` is True.
+        `arrow=True` gives the same rows with Arrow dtypes (see `hybridwb.source.arrow`).
         """
+        if not isinstance(arrow, bool):
+            raise BindError(f"arrow must be True or False, not {type(arrow).__name__}.")
         started = time.perf_counter()
         keys, rows, truncated = self._run(query, params, limit, timeout, cache_ttl)
-        df = pd.DataFrame.from_records(rows, columns=keys)
+        df = arrow_frame(keys, rows) if arrow else pd.DataFrame.from_records(rows, columns=keys)
         elapsed = (time.perf_counter() - started) * 1000
         df.attrs["hybridwb"] = {"rows": len(df), "elapsed_ms": elapsed, "truncated": truncated}
         return df
@@ -417,7 +426,7 @@ class Source:
                 if attempt == 1 and catalogue.is_retryable(exc):
                     continue
                 raise self.translate_error(exc, timeout, values) from None
-            except pymysql.err.Error as exc:
+            except drivers.errors() as exc:
                 if attempt == 1 and catalogue.is_retryable(exc):
                     continue
                 raise self.translate_error(exc, timeout, values) from None
@@ -546,7 +555,7 @@ class Source:
                                 "SHOW GRANTS" if role is None else grants_.show_grants_for(role)
                             )
                         ],
-                        (DBAPIError, pymysql.err.Error),
+                        (DBAPIError, *drivers.errors()),
                     ),
                     self.allowed_functions,
                 )
@@ -566,7 +575,7 @@ class Source:
                     self.database,
                     revokes=[f.revoke for f in found],
                 )
-        except (DBAPIError, SQLAlchemyError, pymysql.err.Error, sqlite3.Error) as exc:
+        except (DBAPIError, SQLAlchemyError, *drivers.errors(), sqlite3.Error) as exc:
             err = self.translate_error(exc, None)
             return ConnectionInfo(
                 "error",
@@ -615,6 +624,15 @@ class Source:
                 return [str(name) for (name,) in conn.execute(query)]
         except DBAPIError as exc:
             raise self.translate_error(exc, None) from None
+
+
+def require_driver(url: URL) -> None:
+    """The URL's driver is installed, or a `MissingExtra` with the exact pip line."""
+    from hybridwb.extras import require
+
+    module = drivers.MODULE_OF.get(url.get_driver_name())
+    if module is not None:
+        require(module, f"The source driver {url.drivername}://")
 
 
 def _runner(conn: Connection) -> Any:
