@@ -119,7 +119,10 @@ def _run_on(
         ended = _end_statement(side, conn, raw, cursor)
     if conn.invalidated:
         return Outcome(keys, rows[:cap], len(rows) > cap, ended)
-    cursor.close()
+    if ended:
+        _close_ended(conn, cursor)
+    else:
+        cursor.close()
     server_code = reads_view or may_run_server_code(prepared, policy, use_guard)
     if policy.read_only and (ended or server_code):
         try:
@@ -197,6 +200,16 @@ def _end_statement(side_engine: Engine, conn: Connection, raw: Any, cursor: Any)
     except Exception:  # whatever went wrong, this connection must not be reused mid-stream
         conn.invalidate()
     return True
+
+
+def _close_ended(conn: Connection, cursor: Any) -> None:
+    """Close the cursor of a statement ended by KILL QUERY. mysqlclient raises the
+    interruption again on close (PyMySQL does not); any other error drops the connection."""
+    try:
+        cursor.close()
+    except drivers.operational_errors() as exc:
+        if not (exc.args and exc.args[0] in _INTERRUPTED):
+            conn.invalidate()
 
 
 def _verify(conn: Connection, raw: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
