@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from hybridwb.errors import QueryError
 from hybridwb.extras import require
 
 
@@ -42,6 +43,24 @@ def frame(keys: list[str], rows: list[Any]) -> pd.DataFrame:
     """A DataFrame with Arrow dtypes from driver rows (tuples), built column by column."""
     pa = require("pyarrow", "wb.sql(..., arrow=True)")
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in keys]
-    arrays = [pa.array(column) for column in columns]
+    arrays = [_array(pa, column, position) for position, column in enumerate(columns, 1)]
     table = pa.Table.from_arrays(arrays, names=[str(k) for k in keys])
     return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _array(pa: Any, values: tuple[Any, ...], position: int) -> Any:
+    """One column as an Arrow array; BIGINT UNSIGNED above 2**63 as uint64."""
+    try:
+        return pa.array(values)
+    except OverflowError:
+        try:
+            return pa.array(values, type=pa.uint64())
+        except (OverflowError, pa.ArrowException):
+            pass
+    except pa.ArrowException:
+        pass
+    # the column is named by position only: a name may echo a literal from the statement
+    raise QueryError(
+        f"Column {position} holds values Arrow cannot keep in one type; "
+        "run the query with arrow=False."
+    )
