@@ -28,14 +28,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pymysql
-from _common import HOST, summary, write
-from sqlalchemy.engine import URL
+from _common import HOST, BenchAccount, summary, write
 
 import hybridwb
 
 LAST = ["김", "이", "박", "최", "백", "DOE", "SMITH", "JONES", "BROWN", "LEE"]
 FIRST = ["지훈", "민준", "서연", "지우", "하은", "JANE", "JOHN", "MARY", "LINDA", "SUSAN"]
-SEL_USER, SEL_PASSWORD = "hybridwb_sel", "hybridwb_sel_pw"
 
 MAPPING = {
     "people": {
@@ -142,6 +140,7 @@ def main() -> None:
     db = f"hybridwb_bench_rel_{uuid.uuid4().hex[:8]}"
     admin = pymysql.connect(host=HOST, user="root", autocommit=True)
     work = Path(tempfile.mkdtemp())
+    account: BenchAccount | None = None
     try:
         with admin.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
@@ -150,15 +149,8 @@ def main() -> None:
             load(cur, args.rows)
             load_s = time.perf_counter() - started
         print(f"loaded {args.rows:,} people in {load_s:.1f} s")
-        url = URL.create(
-            "mysql+pymysql",
-            username=SEL_USER,
-            password=SEL_PASSWORD,
-            host=HOST,
-            port=3306,
-            database=db,
-            query={"charset": "utf8mb4"},
-        )
+        account = BenchAccount(db).__enter__()  # its own SELECT-only account, dropped below
+        url = account.url()
         from hybridwb.mapping.model import SOURCE_KEY
         from hybridwb.mapping.service import source_identity
         from hybridwb.source import Source
@@ -255,6 +247,8 @@ def main() -> None:
         print(out.read_text(encoding="utf-8"))
         wb.close()
     finally:
+        if account is not None:
+            account.__exit__()
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
         admin.close()

@@ -287,32 +287,55 @@ def test_read_through_a_fast_path_returns_what_pymysql_returns(
     assert got == want
 
 
-def test_arrow_columns_have_the_documented_types(mysql_db: str, mysql_admin: Any) -> None:
-    src = Source(driver_url(mysql_db, "mysqldb"), pool_size=1)
+COMMON_TYPES = {
+    "i": "int64[pyarrow]",
+    "f": "double[pyarrow]",
+    "s": "string[pyarrow]",
+    "day": "date32[day][pyarrow]",
+    "ts": "timestamp[us][pyarrow]",
+    "tm": "duration[us][pyarrow]",
+    "b": "binary[pyarrow]",
+}
+
+
+@pytest.mark.parametrize(
+    ("driver", "own"),
+    [
+        ("pymysql", {"n": "null[pyarrow]", "d": "decimal128(3, 2)[pyarrow]"}),
+        ("mysqldb", {"n": "int64[pyarrow]", "d": "decimal128(38, 2)[pyarrow]"}),
+    ],
+)
+def test_arrow_columns_have_the_documented_types(
+    mysql_db: str, driver: str, own: dict[str, str]
+) -> None:
+    src = Source(driver_url(mysql_db, driver), pool_size=1)
     try:
         df = src.sql(
             "SELECT CAST(1 AS SIGNED) AS i, CAST(NULL AS SIGNED) AS n, 2.5e0 AS f, "
             "CAST(1.25 AS DECIMAL(10, 2)) AS d, 'x' AS s, CAST('2024-01-02' AS DATE) AS day, "
-            "CAST('2024-01-02 03:04:05' AS DATETIME) AS ts, CAST('01:02:03' AS TIME) AS tm, "
+            "CAST('2024-01-02 03:04:05.5' AS DATETIME(1)) AS ts, CAST('-01:02:03' AS TIME) AS tm, "
             "CAST('ab' AS BINARY) AS b",
             arrow=True,
         )
     finally:
         src.close()
-    types = {k: str(v) for k, v in df.dtypes.items()}
-    assert types == {
-        "i": "int64[pyarrow]",
-        "n": "null[pyarrow]",
-        "f": "double[pyarrow]",
-        "d": "decimal128(3, 2)[pyarrow]",
-        "s": "string[pyarrow]",
-        "day": "date32[day][pyarrow]",
-        "ts": "timestamp[us][pyarrow]",
-        "tm": "duration[us][pyarrow]",
-        "b": "binary[pyarrow]",
-    }
+    assert {k: str(v) for k, v in df.dtypes.items()} == {**COMMON_TYPES, **own}
     row = df.iloc[0]
     assert row["d"] == Decimal("1.25") and row["day"] == dt.date(2024, 1, 2)
+    assert row["ts"] == pd.Timestamp("2024-01-02 03:04:05.5") and row["s"] == "x"
+    assert row["tm"] == -pd.Timedelta(hours=1, minutes=2, seconds=3) and row["b"] == b"ab"
+
+
+def test_arrow_on_mysqlclient_leaves_the_pooled_connection_as_it_was(mysql_db: str) -> None:
+    """The raw-text decoding is for one result only: the next read on the same pooled
+    connection gets Python values again."""
+    src = Source(driver_url(mysql_db, "mysqldb"), pool_size=1)
+    try:
+        src.sql("SELECT 1 AS i, CURDATE() AS d", arrow=True)
+        rows = src.records("SELECT 1 AS i, CAST('2024-01-02' AS DATE) AS d, 1.5 AS x")
+    finally:
+        src.close()
+    assert rows == [{"i": 1, "d": dt.date(2024, 1, 2), "x": Decimal("1.5")}]
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,8 @@ A driver is chosen by the URL: `mysql+pymysql://` or `mysql+mysqldb://`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pymysql
@@ -70,3 +72,31 @@ def is_unbuffered(cursor: Any) -> bool:
 
 def is_mysql_url_driver(drivername: str) -> bool:
     return drivername.split("+", 1)[-1] in MODULE_OF
+
+
+#: MySQL column types whose values mysqlclient leaves as the server's text for Arrow to parse
+#: (integers, floats, DECIMAL, DATE, DATETIME, TIMESTAMP, YEAR); strings stay decoded in C
+RAW_TEXT_TYPES = frozenset({0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 14, 246})
+
+
+@contextmanager
+def raw_text_values(raw: Any, wanted: bool) -> Iterator[bool]:
+    """On a mysqlclient connection, results created inside the block keep numbers and dates
+    as the server's text (bytes); yields whether that is in effect. The connection's own
+    converters are back in place when the block ends, whatever happens in it.
+
+    mysqlclient binds a result's converters when the result is created, so rows fetched
+    after the block still come as they were asked for. PyMySQL: no effect."""
+    if (
+        not wanted
+        or isinstance(raw, pymysql.connections.Connection)
+        or "MySQLdb" not in sys.modules
+    ):
+        yield False
+        return
+    saved = raw.converter
+    raw.converter = {k: v for k, v in saved.items() if k not in RAW_TEXT_TYPES}
+    try:
+        yield True
+    finally:
+        raw.converter = saved

@@ -46,6 +46,8 @@ class Outcome:
     rows: list[Any]
     truncated: bool
     ended_early: bool  # the server was told to stop sending
+    #: the cursor description, when the values were left as the server's text
+    described: tuple[Any, ...] | None = None
 
 
 def run_mysql(
@@ -60,10 +62,14 @@ def run_mysql(
     *,
     use_guard: bool,
     reads_view: bool = False,
+    raw_values: bool = False,
 ) -> Outcome:
     """Execute on one pooled connection; the caller translates driver errors.
 
-    `reads_view`: the statement names a view, whose body may run server code."""
+    `reads_view`: the statement names a view, whose body may run server code.
+    `raw_values`: on mysqlclient, leave numbers and dates as the server's text (for Arrow);
+    only this statement's result is read so, and the connection's converters are put back
+    before anything else runs on it."""
     with engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         try:
@@ -79,6 +85,7 @@ def run_mysql(
                 cap,
                 use_guard,
                 reads_view,
+                raw_values,
             )
         except drivers.errors() as exc:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
@@ -99,6 +106,7 @@ def _run_on(
     cap: int,
     use_guard: bool,
     reads_view: bool = False,
+    raw_values: bool = False,
 ) -> Outcome:
     if policy != default:
         apply_session(raw, facts, policy)  # this query's lower time limit or cap
@@ -108,17 +116,20 @@ def _run_on(
         final = cursor.mogrify(prepared.driver_text, params)
         approved = prepared if prepared.checked.tokens else None
         guard_final_text(final, policy, approved=approved, whole_result=False)
-        cursor.execute(final)
-    else:
-        cursor.execute(prepared.driver_text, params)
-    keys = [str(d[0]) for d in cursor.description] if cursor.description else []
-    rows = list(cursor.fetchmany(cap + 1)) if keys else []
+    with drivers.raw_text_values(raw, raw_values) as described_here:
+        if use_guard:
+            cursor.execute(final)
+        else:
+            cursor.execute(prepared.driver_text, params)
+        keys = [str(d[0]) for d in cursor.description] if cursor.description else []
+        rows = list(cursor.fetchmany(cap + 1)) if keys else []
+    described = tuple(cursor.description) if described_here and keys else None
     ended = False
     if len(rows) > cap and _still_streaming(cursor) and cursor.fetchone() is not None:
         # more than cap + 1 rows are coming (an explicit LIMIT overrides sql_select_limit)
         ended = _end_statement(side, conn, raw, cursor)
     if conn.invalidated:
-        return Outcome(keys, rows[:cap], len(rows) > cap, ended)
+        return Outcome(keys, rows[:cap], len(rows) > cap, ended, described)
     if ended:
         _close_ended(conn, cursor)
     else:
@@ -130,7 +141,7 @@ def _run_on(
         finally:
             if server_code and not conn.invalidated:
                 _reset(conn, raw, facts, policy)
-    return Outcome(keys, rows[:cap], len(rows) > cap, ended)
+    return Outcome(keys, rows[:cap], len(rows) > cap, ended, described)
 
 
 def may_run_server_code(prepared: Any, policy: SessionPolicy, use_guard: bool) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from cachetools import LRUCache
@@ -57,6 +57,16 @@ from hybridwb.source.transpile import expand_lists, to_sqlite
 
 #: statements the guard admitted, remembered by text
 PREPARED_STATEMENTS = 512
+
+
+class Fetched(NamedTuple):
+    """What one read brought back."""
+
+    keys: list[str]
+    rows: list[Any]
+    truncated: bool
+    #: the cursor's description when the values are the server's raw text (mysqlclient)
+    described: tuple[Any, ...] | None = None
 
 
 class RowsCut(UserWarning):
@@ -310,8 +320,13 @@ class Source:
         if not isinstance(arrow, bool):
             raise BindError(f"arrow must be True or False, not {type(arrow).__name__}.")
         started = time.perf_counter()
-        keys, rows, truncated = self._run(query, params, limit, timeout, cache_ttl)
-        df = arrow_frame(keys, rows) if arrow else pd.DataFrame.from_records(rows, columns=keys)
+        keys, rows, truncated, described = self._run(
+            query, params, limit, timeout, cache_ttl, raw_values=arrow
+        )
+        if arrow:
+            df = arrow_frame(keys, rows, described)
+        else:
+            df = pd.DataFrame.from_records(rows, columns=keys)
         elapsed = (time.perf_counter() - started) * 1000
         df.attrs["hybridwb"] = {"rows": len(df), "elapsed_ms": elapsed, "truncated": truncated}
         return df
@@ -327,7 +342,7 @@ class Source:
     ) -> list[dict[str, Any]]:
         """Like `sql`, as plain dicts: missing values stay None (a DataFrame makes them
         NaN), and no DataFrame is built — what rendering and streaming want."""
-        keys, rows, _ = self._run(query, params, limit, timeout, cache_ttl)
+        keys, rows, _, _ = self._run(query, params, limit, timeout, cache_ttl)
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def _run(
@@ -337,19 +352,23 @@ class Source:
         limit: int | None,
         timeout: float | None,
         cache_ttl: float | None = None,
-    ) -> tuple[list[str], list[Any], bool]:
+        *,
+        raw_values: bool = False,
+    ) -> Fetched:
         """Guard, bind, execute, cap and log one statement (the path every read takes).
 
         With `cache_ttl`, an identical statement with identical parameters within that many
-        seconds is answered from a bounded in-process cache (previews use it)."""
+        seconds is answered from a bounded in-process cache (previews use it).
+        `raw_values`: on mysqlclient, numbers and dates come back as the server's text, for
+        Arrow to parse column by column (the 4th item then describes the columns)."""
         if cache_ttl is not None:
             cache_ttl = seconds_arg(cache_ttl, "cache_ttl", self._cache.max_ttl, minimum=0.0)
-        key = ResultCache.key(query, params, limit, timeout) if cache_ttl else None
+        key = ResultCache.key(query, params, limit, timeout, raw_values) if cache_ttl else None
         if key is not None:
             hit = self._cache.get(key)
             if hit is not None:
                 return hit
-        result = self._run_uncached(query, params, limit, timeout)
+        result = self._run_uncached(query, params, limit, timeout, raw_values)
         if key is not None and cache_ttl:
             self._cache.put(key, result, cache_ttl)
         return result
@@ -358,8 +377,13 @@ class Source:
         self._cache.clear()
 
     def _run_uncached(
-        self, query: str, params: Mapping[str, Any] | None, limit: int | None, timeout: float | None
-    ) -> tuple[list[str], list[Any], bool]:
+        self,
+        query: str,
+        params: Mapping[str, Any] | None,
+        limit: int | None,
+        timeout: float | None,
+        raw_values: bool = False,
+    ) -> Fetched:
         started = time.perf_counter()
         normalized = "<not text>"
         values: list[Any] = []
@@ -373,7 +397,9 @@ class Source:
                 normalized = log_text_of(query)
             bound = check_params(prepared.names, params)
             values = _flat_values(bound)
-            keys, rows, truncated = self._execute(prepared, bound, seconds, values)
+            keys, rows, truncated, described = self._execute(
+                prepared, bound, seconds, values, raw_values
+            )
         except HybridwbError as exc:
             error = exc
             if normalized == "<not text>":
@@ -393,7 +419,7 @@ class Source:
                 RowsCut,
                 stacklevel=4,
             )
-        return keys, rows, truncated
+        return Fetched(keys, rows, truncated, described)
 
     @property
     def ceiling(self) -> float:
@@ -401,13 +427,18 @@ class Source:
         return self.statement_timeout
 
     def _execute(
-        self, prepared: Prepared, params: dict[str, Any], timeout: float | None, values: list[Any]
-    ) -> tuple[list[str], list[Any], bool]:
+        self,
+        prepared: Prepared,
+        params: dict[str, Any],
+        timeout: float | None,
+        values: list[Any],
+        raw_values: bool = False,
+    ) -> Fetched:
         cap = prepared.cap
         for attempt in (1, 2):
             try:
                 if self.is_sqlite:
-                    return self._execute_sqlite(prepared, params, timeout)
+                    return Fetched(*self._execute_sqlite(prepared, params, timeout))
                 engine = self.engine
                 outcome = run_mysql(
                     engine,
@@ -420,8 +451,9 @@ class Source:
                     cap,
                     use_guard=self.use_guard,
                     reads_view=self.reads_view(prepared),
+                    raw_values=raw_values,
                 )
-                return outcome.keys, outcome.rows, outcome.truncated
+                return Fetched(outcome.keys, outcome.rows, outcome.truncated, outcome.described)
             except DBAPIError as exc:
                 if attempt == 1 and catalogue.is_retryable(exc):
                     continue
