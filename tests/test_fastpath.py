@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -23,7 +25,7 @@ from data.readonly_cases import ATTACKS, READS, Attack, Read
 from sqlalchemy.engine import URL
 
 import hybridwb
-from hybridwb.errors import HybridwbError, ReadOnlyViolation
+from hybridwb.errors import HybridwbError, QueryError, QueryTimeout, ReadOnlyViolation
 from hybridwb.source import RowsCut, Source
 from hybridwb.workbench import Workbench
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, admin_url
@@ -34,7 +36,12 @@ from tests.test_readonly_corpus import (  # the corpus fixtures and oracle
     oracle,  # noqa: F401
     snapshot,
 )
-from tests.test_source_mysql import _session_status, session_changers  # noqa: F401
+from tests.test_source_mysql import (
+    _outfile_attack,
+    _session_status,
+    drop_dir,  # noqa: F401
+    session_changers,  # noqa: F401
+)
 
 pytestmark = pytest.mark.mysql
 MySQLdb = pytest.importorskip("MySQLdb", reason="the mysqlclient extra is not installed")
@@ -108,6 +115,61 @@ def test_the_server_runs_exactly_the_approved_text(
         src.close()
     # the literal is written out by hand here: an independent statement of the escaping
     assert log.with_marker(marker) == [("Query", sql.replace(":v", literal))]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"a": " OR 1=1 INTO OUTFILE", "b": "#"},
+        {"a": " OR SLEEP(3) OR ", "b": "#"},
+    ],
+    ids=["outfile", "sleep"],
+)
+def test_mysqlclient_engine_guards_the_final_interpolated_text(
+    mysql_db: str,
+    drop_dir: Path,  # noqa: F811
+    params: dict[str, str],
+) -> None:
+    """pandas on a mysqlclient wb.engine: mysqlclient pastes the values into the literal
+    (as the raw driver does, which writes the file: test_outfile_attack_is_real_on_the_raw_
+    driver); the pasted text is what the guard checks, and it is refused."""
+    sql, _ = _outfile_attack(drop_dir)
+    src = Source(driver_url(mysql_db, "mysqldb"), statement_timeout=10, pool_size=1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(HybridwbError):
+            pd.read_sql(sql, src.engine, params=params)
+    finally:
+        src.close()
+    assert time.monotonic() - started < 2.5
+    assert list(drop_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("arrow", [False, True], ids=["frame", "arrow"])
+@pytest.mark.parametrize(
+    ("sql", "timeout", "error"),
+    [
+        ("SELECT no_such_column FROM customers", None, QueryError),
+        (
+            "SELECT COUNT(*) AS n FROM seq_1_to_100000 a JOIN seq_1_to_100000 b ON a.seq + b.seq = 7",
+            0.5,
+            QueryTimeout,
+        ),
+    ],
+    ids=["unknown-column", "time-limit"],
+)
+def test_mysqlclient_server_errors_are_one_line_hybridwb_errors(
+    mysql_db: str, sql: str, timeout: float | None, error: type, arrow: bool
+) -> None:
+    src = Source(driver_url(mysql_db, "mysqldb"), pool_size=1)
+    try:
+        with pytest.raises(error) as info:
+            src.sql(sql, timeout=timeout, arrow=arrow)
+        after = src.sql("SELECT 1 AS one", arrow=arrow)  # the connection is usable again
+    finally:
+        src.close()
+    assert type(info.value) is error and "\n" not in str(info.value)
+    assert info.value.__cause__ is None and int(after.iloc[0]["one"]) == 1
 
 
 # -- 2. the row cap holds on the server, on either driver, either result form ------------------
