@@ -76,8 +76,7 @@ def _parsed(pa: Any, values: tuple[Any, ...], position: int, description: Any) -
     type_code, scale = description[1], description[5]
     if type_code not in _INTEGER | _FLOAT | _DECIMAL | _DATE | _DATETIME:
         return _array(pa, values, position)  # already Python values (strings, TIME, BLOB)
-    import pyarrow.compute as pc
-
+    pc = require("pyarrow.compute", "wb.sql(..., arrow=True)")
     text = pa.array(values, type=pa.string())
     try:
         if type_code in _INTEGER:
