@@ -172,6 +172,44 @@ def test_mysqlclient_server_errors_are_one_line_hybridwb_errors(
     assert info.value.__cause__ is None and int(after.iloc[0]["one"]) == 1
 
 
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+def test_a_query_policy_is_set_by_the_one_checkout_set(
+    mysql_db: str, mysql_admin: pymysql.Connection, driver: str
+) -> None:
+    """A lower time limit and a small cap (what every search asks for) cost no extra round
+    trip: the checkout's SET carries them, and it is the last SET before the statement."""
+    marker = f"/* hwb-{uuid.uuid4().hex} */"
+    src = Source(driver_url(mysql_db, driver), statement_timeout=9, pool_size=1)
+    try:
+        src.sql("SELECT customer_id FROM customers LIMIT 1")  # also learns the views
+        with GeneralLog(mysql_admin) as log:
+            src.sql(f"SELECT customer_id FROM customers {marker} LIMIT 5", limit=5, timeout=3)
+    finally:
+        src.close()
+    mine = log.thread_of(marker)
+    at = next(i for i, (_, text) in enumerate(mine) if marker in text)
+    sets = [text for _, text in mine[:at] if text.startswith("SET SESSION")]
+    assert len(sets) == 1, sets
+    assert "max_statement_time = 3.000" in sets[0] and "sql_select_limit = 6" in sets[0]
+    assert "tx_read_only = 1" in sets[0]
+
+
+def test_a_checkout_policy_is_never_looser_than_the_engines() -> None:
+    from hybridwb.source.engine import SessionPolicy, stricter_or_default
+
+    engine = SessionPolicy(read_only=True, timeout=10, select_limit=101)
+    assert stricter_or_default(engine, None) == engine
+    lower = SessionPolicy(read_only=True, timeout=2, select_limit=6)
+    assert stricter_or_default(engine, lower) == lower
+    for looser in (
+        SessionPolicy(read_only=False, timeout=2, select_limit=6),
+        SessionPolicy(read_only=True, timeout=11, select_limit=6),
+        SessionPolicy(read_only=True, timeout=0, select_limit=6),
+        SessionPolicy(read_only=True, timeout=2, select_limit=6, allowed_functions=("f",)),
+    ):
+        assert stricter_or_default(engine, looser) == engine
+
+
 # -- 2. the row cap holds on the server, on either driver, either result form ------------------
 @pytest.mark.parametrize("arrow", [False, True], ids=["frame", "arrow"])
 @pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])

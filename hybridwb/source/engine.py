@@ -21,6 +21,9 @@ import math
 import re
 import sqlite3
 import ssl as ssl_module
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -196,6 +199,36 @@ def verify_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) 
     )
 
 
+#: the policy the next checkout on this thread (or task) sets instead of the engine's: a
+#: query's lower time limit or its cap, so one SET on checkout serves both (see `checkout_as`)
+_CHECKOUT_POLICY: ContextVar[SessionPolicy | None] = ContextVar("hybridwb_checkout", default=None)
+#: where a pooled connection's record keeps the policy its session was last set to
+SESSION_KEY = "hybridwb_session"
+
+
+@contextmanager
+def checkout_as(policy: SessionPolicy) -> Iterator[None]:
+    """Checkouts inside the block set the session to `policy` (never looser than the
+    engine's: see `stricter_or_default`) in the same SET that every checkout sends."""
+    token = _CHECKOUT_POLICY.set(policy)
+    try:
+        yield
+    finally:
+        _CHECKOUT_POLICY.reset(token)
+
+
+def stricter_or_default(default: SessionPolicy, wanted: SessionPolicy | None) -> SessionPolicy:
+    """`wanted` when it keeps READ ONLY and the time limit at most the engine's; else the
+    engine's own policy."""
+    if wanted is None or wanted.read_only != default.read_only:
+        return default
+    if not 0 < wanted.timeout <= default.timeout:
+        return default
+    if wanted.allowed_functions != default.allowed_functions:
+        return default
+    return wanted
+
+
 def mysql_connect_args(
     connect_timeout: int,
     read_timeout: int,
@@ -284,8 +317,10 @@ def mysql_engine(
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        wanted = stricter_or_default(policy, _CHECKOUT_POLICY.get())
         try:
-            apply_session(dbapi_conn, facts, policy)
+            apply_session(dbapi_conn, facts, wanted)
+            record.info[SESSION_KEY] = wanted
         except drivers.errors() as exc:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
             if code in _GONE or isinstance(exc, drivers.interface_errors()):

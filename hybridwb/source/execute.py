@@ -25,9 +25,11 @@ from sqlglot.tokens import TokenType
 from hybridwb.errors import ReadOnlyViolation
 from hybridwb.source import drivers
 from hybridwb.source.engine import (
+    SESSION_KEY,
     SessionFacts,
     SessionPolicy,
     apply_session,
+    checkout_as,
     guard_final_text,
     verify_session,
 )
@@ -70,7 +72,7 @@ def run_mysql(
     `raw_values`: on mysqlclient, leave numbers and dates as the server's text (for Arrow);
     only this statement's result is read so, and the connection's converters are put back
     before anything else runs on it."""
-    with engine.connect() as conn:
+    with checkout_as(policy), engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         try:
             return _run_on(
@@ -108,8 +110,9 @@ def _run_on(
     reads_view: bool = False,
     raw_values: bool = False,
 ) -> Outcome:
-    if policy != default:
-        apply_session(raw, facts, policy)  # this query's lower time limit or cap
+    if conn.connection.info.get(SESSION_KEY) != policy:
+        apply_session(raw, facts, policy)  # the checkout could not set this query's policy
+        conn.connection.info[SESSION_KEY] = policy
     cursor = drivers.unbuffered_cursor(raw)
     if use_guard:
         # the exact text the driver would send, guarded here, then sent with no parameters
