@@ -23,7 +23,9 @@ $(VENV)/.lab: $(BIN)/python pyproject.toml
 	touch $(VENV)/.base $(VENV)/.demo $@
 
 # make test: dev tools with every extra
+# (the mysqlclient extra builds against the MariaDB client library: scripts/build_deps.sh)
 $(VENV)/.dev: $(BIN)/python pyproject.toml
+	bash scripts/build_deps.sh
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(VENV)/.base $(VENV)/.demo $(VENV)/.lab $@
 

@@ -84,3 +84,55 @@ def write(name: str, data: dict[str, Any]) -> Path:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
     return path
+
+
+class BenchAccount:
+    """A MySQL account of the benchmark's own (SELECT on one database only), created on
+    enter and dropped on exit, so `make bench` never touches the test suite's accounts."""
+
+    def __init__(self, db: str) -> None:
+        import secrets
+
+        self.db = db
+        self.user = f"hwb_bench_{secrets.token_hex(4)}"
+        self.password = secrets.token_urlsafe(16)
+
+    def __enter__(self) -> BenchAccount:
+        conn = pymysql.connect(host=HOST, user="root", autocommit=True)
+        with conn.cursor() as cur:
+            for host in ("%", "localhost"):
+                cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (self.user, host, self.password))
+                cur.execute(f"GRANT SELECT ON `{self.db}`.* TO %s@%s", (self.user, host))
+        conn.close()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        conn = pymysql.connect(host=HOST, user="root", autocommit=True)
+        with conn.cursor() as cur:
+            for host in ("%", "localhost"):
+                cur.execute("DROP USER IF EXISTS %s@%s", (self.user, host))
+        conn.close()
+
+    def url(self, driver: str = "pymysql") -> URL:
+        return URL.create(
+            f"mysql+{driver}",
+            username=self.user,
+            password=self.password,
+            host=HOST,
+            port=3306,
+            database=self.db,
+            query={"charset": "utf8mb4"},
+        )
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def spread(values: list[float], digits: int = 4) -> dict[str, float]:
+    """Median with min and max (what every comparison reports)."""
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+    }

@@ -31,15 +31,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pymysql
-from _common import HOST, summary, write
-from sqlalchemy.engine import URL
+from _common import HOST, BenchAccount, summary, write
 
 import hybridwb
 from hybridwb.errors import QueryTimeout
 
 LAST = ["김", "이", "박", "최", "백", "DOE", "SMITH", "JONES", "BROWN", "LEE"]
 FIRST = ["지훈", "민준", "서연", "지우", "하은", "JANE", "JOHN", "MARY", "LINDA", "SUSAN"]
-SEL_USER, SEL_PASSWORD = "hybridwb_sel", "hybridwb_sel_pw"
 
 MAPPING = {
     "people": {
@@ -147,6 +145,7 @@ def main() -> None:
     admin = pymysql.connect(host=HOST, user="root", autocommit=True)
     work = Path(tempfile.mkdtemp())
     load_s = None
+    account: BenchAccount | None = None
     try:
         if not args.reuse:
             with admin.cursor() as cur:
@@ -156,15 +155,8 @@ def main() -> None:
                 load(cur, args.rows)
                 load_s = time.perf_counter() - started
             print(f"loaded {args.rows:,} people in {load_s:.1f} s")
-        url = URL.create(
-            "mysql+pymysql",
-            username=SEL_USER,
-            password=SEL_PASSWORD,
-            host=HOST,
-            port=3306,
-            database=db,
-            query={"charset": "utf8mb4"},
-        )
+        account = BenchAccount(db).__enter__()  # its own SELECT-only account, dropped below
+        url = account.url()
         from hybridwb.mapping.model import SOURCE_KEY
         from hybridwb.mapping.service import source_identity
         from hybridwb.source import Source
@@ -285,6 +277,8 @@ def main() -> None:
         print(out)
         wb.close()
     finally:
+        if account is not None:
+            account.__exit__()
         if not args.reuse:
             with admin.cursor() as cur:
                 cur.execute(f"DROP DATABASE IF EXISTS `{db}`")

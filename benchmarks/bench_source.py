@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import pandas as pd
 import pymysql
-from _common import HOST, ensure_sample, ro_url, write
+from _common import HOST, BenchAccount, ensure_sample, write
 
 from hybridwb.source import Source
 
@@ -60,9 +60,13 @@ def interleaved(contenders: dict[str, Callable[[], Any]], reps: int) -> dict[str
     return times
 
 
-def bulk(src: Source, db: str) -> dict[str, Any]:
+def bulk(src: Source, account: BenchAccount) -> dict[str, Any]:
     raw = pymysql.connect(
-        host=HOST, user="hybridwb_ro", password="hybridwb_ro_pw", database=db, charset="utf8mb4"
+        host=HOST,
+        user=account.user,
+        password=account.password,
+        database=account.db,
+        charset="utf8mb4",
     )
 
     def raw_driver() -> pd.DataFrame:
@@ -88,9 +92,13 @@ def bulk(src: Source, db: str) -> dict[str, Any]:
     }
 
 
-def overhead(src: Source, db: str) -> dict[str, Any]:
+def overhead(src: Source, account: BenchAccount) -> dict[str, Any]:
     raw = pymysql.connect(
-        host=HOST, user="hybridwb_ro", password="hybridwb_ro_pw", database=db, charset="utf8mb4"
+        host=HOST,
+        user=account.user,
+        password=account.password,
+        database=account.db,
+        charset="utf8mb4",
     )
     ids = list(range(1, CALLS_PER_REP + 1))
 
@@ -140,15 +148,15 @@ def main() -> None:
     admin = pymysql.connect(host=HOST, user="root", autocommit=True)
     bulk_results: dict[str, Any] = {}
     try:
-        # the read-only account reads hybridwb_% already
         ensure_sample(db, 2_000 if overhead_only else ROWS)
-        src = Source(ro_url(db), row_cap=1_000_000)
-        try:
-            if not overhead_only:
-                bulk_results = bulk(src, db)
-            added = overhead(src, db)
-        finally:
-            src.close()
+        with BenchAccount(db) as account:  # its own SELECT-only account, dropped after
+            src = Source(account.url(), row_cap=1_000_000)
+            try:
+                if not overhead_only:
+                    bulk_results = bulk(src, account)
+                added = overhead(src, account)
+            finally:
+                src.close()
     finally:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{db}`")

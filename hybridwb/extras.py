@@ -25,9 +25,12 @@ EXTRA_OF: dict[str, str] = {
     "jupyterlab": "notebook",
     "sql": "notebook",
     "matplotlib": "notebook",
+    # the faster C driver (mysql+mysqldb://); building it needs libmariadb-dev and pkg-config
+    "MySQLdb": "mysqlclient",
+    "pyarrow": "arrow",
 }
 #: drivers that are not a hybridwb extra -> the package that provides them
-PACKAGE_OF: dict[str, str] = {"MySQLdb": "mysqlclient", "mysql": "mysql-connector-python"}
+PACKAGE_OF: dict[str, str] = {"mysql": "mysql-connector-python"}
 
 
 def install_line(module: str) -> str:

@@ -78,9 +78,12 @@ class Workbench:
         *,
         limit: int | None = None,
         timeout: float | None = None,
+        arrow: bool = False,
     ) -> pd.DataFrame:
-        """Run one read-only statement on the source (MySQL dialect, `:name` binds)."""
-        return self.source.sql(query, params, limit=limit, timeout=timeout)
+        """Run one read-only statement on the source (MySQL dialect, `:name` binds).
+
+        `arrow=True`: the same guarded read, with Arrow dtypes (needs `hybridwb[arrow]`)."""
+        return self.source.sql(query, params, limit=limit, timeout=timeout, arrow=arrow)
 
     def clear_cache(self) -> None:
         """Forget cached query results (previews cache for 30 s)."""

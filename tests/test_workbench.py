@@ -167,7 +167,11 @@ def test_target_nested_a_thousand_levels_is_one_line_error(sample_db: Path, tmp_
             "ConfigError",
             "unknown option ?bogus_option",
         ),
-        ("mysql+mysqldb://u:pw@127.0.0.1/db", "MissingExtra", "pip install mysqlclient"),
+        (
+            "mysql+mysqlconnector://u:pw@127.0.0.1/db",
+            "MissingExtra",
+            "pip install mysql-connector-python",
+        ),
         ("oracle+nosuch://u:pw@h/db", "ConfigError", "unknown kind of database"),
     ],
     ids=["unknown-query-option", "driver-not-installed", "unknown-dialect"],

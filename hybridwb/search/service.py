@@ -239,14 +239,19 @@ class SearchService:
             next_page = encode_token(name, term, raw[-1][key])
         meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
         meta["page_token"] = next_page
-        return SearchResult(
-            name,
-            key,
-            self._labelled(pd.DataFrame(raw, columns=columns), mapping),
-            raw,
-            next_page,
-            meta,
+        return SearchResult(name, key, self._frame(raw, columns, mapping), raw, next_page, meta)
+
+    @staticmethod
+    def _frame(raw: list[dict[str, Any]], columns: list[str], mapping: Any) -> pd.DataFrame:
+        """The rows under their display names, built once (no rename of a built frame:
+        on a 20-row page, DataFrame-from-dicts plus rename cost more than the query)."""
+        labels = {n: f.displayName for n, f in mapping.fields.items()}
+        names = [labels.get(c, c) for c in columns]
+        out = pd.DataFrame.from_records(
+            [tuple(row[c] for c in columns) for row in raw], columns=names, nrows=len(raw)
         )
+        out.attrs["fields"] = {labels.get(c, c): c for c in columns}
+        return out
 
     def _refuse_a_scan(self, table: str, sql: str, params: dict[str, Any]) -> None:
         """EXPLAIN the page of a table of unknown size (a view); refuse it when the server

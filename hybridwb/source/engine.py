@@ -29,12 +29,13 @@ import math
 import re
 import sqlite3
 import ssl as ssl_module
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import pymysql
 from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
@@ -44,7 +45,7 @@ from sqlglot import exp
 
 from hybridwb.config import scrub
 from hybridwb.errors import BindError, HybridwbError, ReadOnlyViolation
-from hybridwb.source import catalogue, guard
+from hybridwb.source import catalogue, drivers, guard
 from hybridwb.source.binds import only_values_differ
 
 _PYFORMAT = re.compile(r"%\(\w+\)s|%s")
@@ -208,9 +209,44 @@ def verify_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) 
     )
 
 
+#: the policy the next checkout on this thread (or task) sets instead of the engine's: a
+#: query's lower time limit or its cap, so one SET on checkout serves both (see `checkout_as`)
+_CHECKOUT_POLICY: ContextVar[SessionPolicy | None] = ContextVar("hybridwb_checkout", default=None)
+#: where a pooled connection's record keeps the policy its session was last set to
+SESSION_KEY = "hybridwb_session"
+
+
+@contextmanager
+def checkout_as(policy: SessionPolicy) -> Iterator[None]:
+    """Checkouts inside the block set the session to `policy` (never looser than the
+    engine's: see `stricter_or_default`) in the same SET that every checkout sends."""
+    token = _CHECKOUT_POLICY.set(policy)
+    try:
+        yield
+    finally:
+        _CHECKOUT_POLICY.reset(token)
+
+
+def stricter_or_default(default: SessionPolicy, wanted: SessionPolicy | None) -> SessionPolicy:
+    """`wanted` when it keeps READ ONLY and the time limit at most the engine's; else the
+    engine's own policy."""
+    if wanted is None or wanted.read_only != default.read_only:
+        return default
+    if not 0 < wanted.timeout <= default.timeout:
+        return default
+    if wanted.allowed_functions != default.allowed_functions:
+        return default
+    return wanted
+
+
 def mysql_connect_args(
-    connect_timeout: int, read_timeout: int, ssl_ca: str | None, ssl_mode: str | None
+    connect_timeout: int,
+    read_timeout: int,
+    ssl_ca: str | None,
+    ssl_mode: str | None,
+    driver: str = "pymysql",
 ) -> dict[str, Any]:
+    """Connect arguments for `driver` (`pymysql` or `mysqldb`, the URL's driver name)."""
     connect_args: dict[str, Any] = {
         "connect_timeout": connect_timeout,
         "read_timeout": read_timeout,
@@ -222,6 +258,12 @@ def mysql_connect_args(
         "local_infile": False,
     }
     mode = (ssl_mode or "").upper()
+    if driver == "mysqldb":  # mysqlclient: TLS by mode name and a CA path, no SSLContext
+        if mode:
+            connect_args["ssl_mode"] = mode
+        if ssl_ca:
+            connect_args["ssl"] = {"ca": ssl_ca}
+        return connect_args
     if ssl_ca or mode in ("REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"):
         context = ssl_module.create_default_context(cafile=ssl_ca or None)
         if mode in ("REQUIRED", ""):
@@ -269,18 +311,18 @@ def driver_error(
 def _is_gone(exc: BaseException) -> bool:
     """The connection is dead (the pool must not hand it out again)."""
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    return isinstance(exc, pymysql.err.InterfaceError) or code in _GONE
+    return isinstance(exc, drivers.interface_errors()) or code in _GONE
 
 
 def _open_mysql(
-    cargs: Any, cparams: dict[str, Any], password: SecretStr | None
-) -> tuple[Any, pymysql.err.Error | None]:
-    """Connect, or return the driver's error (so this frame, which held the password, is
-    gone before anything is raised)."""
+    dialect: Any, cargs: Any, cparams: dict[str, Any], password: SecretStr | None
+) -> tuple[Any, BaseException | None]:
+    """Connect with the URL's driver, or return the driver's error (so this frame, which
+    held the password, is gone before anything is raised)."""
     try:
         extra = {"password": password.get_secret_value()} if password is not None else {}
-        return pymysql.connect(*cargs, **cparams, **extra), None
-    except pymysql.err.Error as exc:
+        return dialect.loaded_dbapi.connect(*cargs, **cparams, **extra), None
+    except drivers.errors() as exc:
         exc.__traceback__ = None  # its frames hold the password in their locals
         return None, exc
 
@@ -292,7 +334,7 @@ def _install_connect(
 
     @event.listens_for(engine, "do_connect")
     def _do_connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
-        conn, failed = _open_mysql(cargs, cparams, password)
+        conn, failed = _open_mysql(dialect, cargs, cparams, password)
         if failed is not None:
             raise driver_error(failed, ctx, secrets)
         return conn
@@ -302,7 +344,7 @@ def _install_driver_errors(
     engine: Engine,
     ctx: catalogue.Context,
     secrets: Secrets,
-    driver: type[BaseException],
+    driver: type[BaseException] | tuple[type[BaseException], ...],
     gone: Callable[[BaseException], bool],
 ) -> None:
     """Statements on the engine call the driver here, so its errors become hybridwb errors
@@ -390,20 +432,22 @@ def mysql_engine(
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
-        failed: pymysql.err.Error | None = None
+        failed: BaseException | None = None
         try:
             _first_statements(dbapi_conn)
-        except pymysql.err.Error as exc:
+        except drivers.errors() as exc:
             failed = exc
         if failed is not None:
             raise driver_error(failed, ctx, secrets)
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
-        failed: pymysql.err.Error | None = None
+        wanted = stricter_or_default(policy, _CHECKOUT_POLICY.get())
+        failed: BaseException | None = None
         try:
-            apply_session(dbapi_conn, facts, policy)
-        except pymysql.err.Error as exc:
+            apply_session(dbapi_conn, facts, wanted)
+            record.info[SESSION_KEY] = wanted
+        except drivers.errors() as exc:
             failed = exc
         if failed is None:
             return
@@ -412,7 +456,7 @@ def mysql_engine(
             raise DisconnectionError("source connection was closed")
         raise driver_error(failed, ctx, secrets)
 
-    _install_driver_errors(engine, ctx, secrets, pymysql.err.Error, _is_gone)
+    _install_driver_errors(engine, ctx, secrets, drivers.errors(), _is_gone)
     if use_guard:
         _install_final_text_guard(engine, policy)
     if policy.read_only:
@@ -432,7 +476,7 @@ def _install_error_translation(engine: Engine, error_context: Any) -> None:
     @event.listens_for(engine, "handle_error")
     def _translate(context: Any) -> None:
         exc = context.original_exception
-        if isinstance(exc, pymysql.err.Error):
+        if isinstance(exc, drivers.errors()):
             raise catalogue.translate(exc, error_context) from None
 
 
@@ -487,12 +531,14 @@ def guard_final_text(
 
 
 def final_text(cursor: Any, statement: str, parameters: Any, context: Any) -> str:
-    """The text PyMySQL would send for `execute(statement, parameters)`."""
+    """The text the driver (PyMySQL or mysqlclient) would send for
+    `execute(statement, parameters)`: both escape the values with the connection's own
+    rules and return the whole statement."""
     if parameters is None or (not parameters and context is not None and context.no_parameters):
         return statement
     try:
         return str(cursor.mogrify(statement, parameters))
-    except (TypeError, ValueError, KeyError, pymysql.err.ProgrammingError):
+    except (TypeError, ValueError, KeyError, *drivers.errors()):
         raise BindError(
             "The statement's parameters do not fit its placeholders "
             "(a literal % must be written %% when parameters are given)."
@@ -524,7 +570,7 @@ def _install_session_check(engine: Engine, facts: SessionFacts, policy: SessionP
     def _check_session(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
-        if isinstance(cursor, pymysql.cursors.SSCursor):
+        if drivers.is_unbuffered(cursor):
             return
         dbapi_conn = conn.connection.dbapi_connection
         refused: ReadOnlyViolation | None = None
@@ -532,7 +578,7 @@ def _install_session_check(engine: Engine, facts: SessionFacts, policy: SessionP
             verify_session(dbapi_conn, facts, policy)
         except ReadOnlyViolation as exc:
             refused = exc
-        except pymysql.err.Error:
+        except drivers.errors():
             refused = ReadOnlyViolation(
                 "The session could not be checked after the statement; the connection "
                 "was dropped. Run the query again."

@@ -23,10 +23,13 @@ from sqlalchemy import Connection, Engine
 from sqlglot.tokens import TokenType
 
 from hybridwb.errors import ReadOnlyViolation
+from hybridwb.source import drivers
 from hybridwb.source.engine import (
+    SESSION_KEY,
     SessionFacts,
     SessionPolicy,
     apply_session,
+    checkout_as,
     guard_final_text,
     verify_session,
 )
@@ -45,6 +48,8 @@ class Outcome:
     rows: list[Any]
     truncated: bool
     ended_early: bool  # the server was told to stop sending
+    #: the cursor description, when the values were left as the server's text
+    described: tuple[Any, ...] | None = None
 
 
 def run_mysql(
@@ -60,21 +65,22 @@ def run_mysql(
     use_guard: bool,
     reads_view: bool = False,
     pinned: Connection | None = None,
+    raw_values: bool = False,
 ) -> Outcome:
     """Execute on one pooled connection; the caller translates driver errors.
 
     `reads_view`: the statement names a view, whose body may run server code. `pinned`: a
     connection already checked out (and its session set) for several statements in a row
-    (`Source.one_connection`); a statement's own lower limit or cap is put back to the
-    default after it, as the next checkout would."""
+    (`Source.one_connection`); the connection's record says which policy its session was
+    last set to, so a statement's own lower limit or cap is set before it and the default
+    is set again before the next statement that wants it. `raw_values`: on mysqlclient,
+    leave numbers and dates as the server's text (for Arrow); only this statement's result
+    is read so, and the connection's converters are put back before anything else runs."""
+    args = (facts, default, policy, prepared, params, cap, use_guard, reads_view, raw_values)
     if pinned is not None and not pinned.invalidated:
-        return _run_checked_out(
-            side, pinned, facts, default, policy, prepared, params, cap, use_guard, reads_view
-        )
-    with engine.connect() as conn:
-        return _run_checked_out(
-            side, conn, facts, default, policy, prepared, params, cap, use_guard, reads_view
-        )
+        return _run_checked_out(side, pinned, *args)
+    with checkout_as(policy), engine.connect() as conn:
+        return _run_checked_out(side, conn, *args)
 
 
 def _run_checked_out(
@@ -88,10 +94,11 @@ def _run_checked_out(
     cap: int,
     use_guard: bool,
     reads_view: bool,
+    raw_values: bool,
 ) -> Outcome:
     raw = conn.connection.dbapi_connection
     try:
-        outcome = _run_on(
+        return _run_on(
             side,
             conn,
             raw,
@@ -103,13 +110,11 @@ def _run_checked_out(
             cap,
             use_guard,
             reads_view,
+            raw_values,
         )
-        if policy != default and not conn.invalidated:
-            apply_session(raw, facts, default)  # the next statement on it gets the default
-        return outcome
-    except pymysql.err.Error as exc:
+    except drivers.errors() as exc:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        if isinstance(exc, pymysql.err.InterfaceError) or code in _GONE:
+        if isinstance(exc, drivers.interface_errors()) or code in _GONE:
             conn.invalidate()
         raise
 
@@ -126,27 +131,35 @@ def _run_on(
     cap: int,
     use_guard: bool,
     reads_view: bool = False,
+    raw_values: bool = False,
 ) -> Outcome:
-    if policy != default:
-        apply_session(raw, facts, policy)  # this query's lower time limit or cap
-    cursor = raw.cursor(pymysql.cursors.SSCursor)
+    if conn.connection.info.get(SESSION_KEY) != policy:
+        apply_session(raw, facts, policy)  # the checkout could not set this query's policy
+        conn.connection.info[SESSION_KEY] = policy
+    cursor = drivers.unbuffered_cursor(raw)
     if use_guard:
-        # the exact text PyMySQL would send, guarded here, then sent with no parameters
+        # the exact text the driver would send, guarded here, then sent with no parameters
         final = cursor.mogrify(prepared.driver_text, params)
         approved = prepared if prepared.checked.tokens else None
         guard_final_text(final, policy, approved=approved, whole_result=False)
-        cursor.execute(final)
-    else:
-        cursor.execute(prepared.driver_text, params)
-    keys = [str(d[0]) for d in cursor.description] if cursor.description else []
-    rows = list(cursor.fetchmany(cap + 1)) if keys else []
+    with drivers.raw_text_values(raw, raw_values) as described_here:
+        if use_guard:
+            cursor.execute(final)
+        else:
+            cursor.execute(prepared.driver_text, params)
+        keys = [str(d[0]) for d in cursor.description] if cursor.description else []
+        rows = list(cursor.fetchmany(cap + 1)) if keys else []
+    described = tuple(cursor.description) if described_here and keys else None
     ended = False
     if len(rows) > cap and _still_streaming(cursor) and cursor.fetchone() is not None:
         # more than cap + 1 rows are coming (an explicit LIMIT overrides sql_select_limit)
         ended = _end_statement(side, conn, raw, cursor)
     if conn.invalidated:
-        return Outcome(keys, rows[:cap], len(rows) > cap, ended)
-    cursor.close()
+        return Outcome(keys, rows[:cap], len(rows) > cap, ended, described)
+    if ended:
+        _close_ended(conn, cursor)
+    else:
+        cursor.close()
     server_code = reads_view or may_run_server_code(prepared, policy, use_guard)
     if policy.read_only and (ended or server_code):
         try:
@@ -154,7 +167,7 @@ def _run_on(
         finally:
             if server_code and not conn.invalidated:
                 _reset(conn, raw, facts, policy)
-    return Outcome(keys, rows[:cap], len(rows) > cap, ended)
+    return Outcome(keys, rows[:cap], len(rows) > cap, ended, described)
 
 
 def may_run_server_code(prepared: Any, policy: SessionPolicy, use_guard: bool) -> bool:
@@ -193,6 +206,10 @@ def _reset(conn: Connection, raw: Any, facts: SessionFacts, policy: SessionPolic
 
 
 def _still_streaming(cursor: Any) -> bool:
+    """Whether an unbuffered result may still have rows (PyMySQL knows; mysqlclient's
+    cursor does not say, so the caller reads one more row to find out)."""
+    if not isinstance(cursor, pymysql.cursors.SSCursor):
+        return True
     result = getattr(cursor, "_result", None)
     return bool(result is not None and result.unbuffered_active)
 
@@ -214,12 +231,22 @@ def _end_statement(side_engine: Engine, conn: Connection, raw: Any, cursor: Any)
             if drained > MAX_DRAIN_ROWS:
                 conn.invalidate()
                 return True
-    except pymysql.err.OperationalError as exc:
+    except drivers.operational_errors() as exc:
         if not (exc.args and exc.args[0] in _INTERRUPTED):
             conn.invalidate()
     except Exception:  # whatever went wrong, this connection must not be reused mid-stream
         conn.invalidate()
     return True
+
+
+def _close_ended(conn: Connection, cursor: Any) -> None:
+    """Close the cursor of a statement ended by KILL QUERY. mysqlclient raises the
+    interruption again on close (PyMySQL does not); any other error drops the connection."""
+    try:
+        cursor.close()
+    except drivers.operational_errors() as exc:
+        if not (exc.args and exc.args[0] in _INTERRUPTED):
+            conn.invalidate()
 
 
 def _verify(conn: Connection, raw: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
@@ -232,7 +259,7 @@ def _verify(conn: Connection, raw: Any, facts: SessionFacts, policy: SessionPoli
             if not exc.fields.get("restored"):
                 conn.invalidate()
             raise
-        except pymysql.err.OperationalError as exc:
+        except drivers.operational_errors() as exc:
             # a KILL QUERY that arrived after the statement ended may hit this read
             if attempt == 1 and exc.args and exc.args[0] in _INTERRUPTED:
                 continue

@@ -17,10 +17,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
-import pymysql
 from cachetools import LRUCache
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine
@@ -31,8 +30,9 @@ from sqlglot import exp
 
 from hybridwb.config import Settings, scrub
 from hybridwb.errors import BindError, HybridwbError, QueryError
-from hybridwb.source import catalogue, guard
+from hybridwb.source import catalogue, drivers, guard
 from hybridwb.source import grants as grants_
+from hybridwb.source.arrow import frame as arrow_frame
 from hybridwb.source.binds import (
     Bind,
     check_params,
@@ -58,6 +58,16 @@ from hybridwb.source.transpile import expand_lists, to_sqlite
 
 #: statements the guard admitted, remembered by text
 PREPARED_STATEMENTS = 512
+
+
+class Fetched(NamedTuple):
+    """What one read brought back."""
+
+    keys: list[str]
+    rows: list[Any]
+    truncated: bool
+    #: the cursor's description when the values are the server's raw text (mysqlclient)
+    described: tuple[Any, ...] | None = None
 
 
 class RowsCut(UserWarning):
@@ -225,8 +235,13 @@ class Source:
                     f"The sample database {path} does not exist; run `hybridwb demo`."
                 )
             return sqlite_engine(path, self.facts, use_guard=self.use_guard)
+        require_driver(self.url)
         connect_args = mysql_connect_args(
-            self.connect_timeout, self.read_timeout, self.ssl_ca, self.ssl_mode
+            self.connect_timeout,
+            self.read_timeout,
+            self.ssl_ca,
+            self.ssl_mode,
+            driver=self.url.get_driver_name(),
         )
         self._side_engine = side_engine(
             self.url,
@@ -324,15 +339,24 @@ class Source:
         limit: int | None = None,
         timeout: float | None = None,
         cache_ttl: float | None = None,
+        arrow: bool = False,
     ) -> pd.DataFrame:
         """Run one read statement with bound parameters; returns a DataFrame.
 
         At most `limit` rows (default: the configured cap) come back; when rows were cut a
         `RowsCut` warning says so and `df.attrs["hybridwb"]["truncated"]` is True.
+        `arrow=True` gives the same rows with Arrow dtypes (see `hybridwb.source.arrow`).
         """
+        if not isinstance(arrow, bool):
+            raise BindError(f"arrow must be True or False, not {type(arrow).__name__}.")
         started = time.perf_counter()
-        keys, rows, truncated = self._run(query, params, limit, timeout, cache_ttl)
-        df = pd.DataFrame.from_records(rows, columns=keys)
+        keys, rows, truncated, described = self._run(
+            query, params, limit, timeout, cache_ttl, raw_values=arrow
+        )
+        if arrow:
+            df = arrow_frame(keys, rows, described)
+        else:
+            df = pd.DataFrame.from_records(rows, columns=keys)
         elapsed = (time.perf_counter() - started) * 1000
         df.attrs["hybridwb"] = {"rows": len(df), "elapsed_ms": elapsed, "truncated": truncated}
         return df
@@ -348,7 +372,7 @@ class Source:
     ) -> list[dict[str, Any]]:
         """Like `sql`, as plain dicts: missing values stay None (a DataFrame makes them
         NaN), and no DataFrame is built — what rendering and streaming want."""
-        keys, rows, _ = self._run(query, params, limit, timeout, cache_ttl)
+        keys, rows, _, _ = self._run(query, params, limit, timeout, cache_ttl)
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def _run(
@@ -358,19 +382,23 @@ class Source:
         limit: int | None,
         timeout: float | None,
         cache_ttl: float | None = None,
-    ) -> tuple[list[str], list[Any], bool]:
+        *,
+        raw_values: bool = False,
+    ) -> Fetched:
         """Guard, bind, execute, cap and log one statement (the path every read takes).
 
         With `cache_ttl`, an identical statement with identical parameters within that many
-        seconds is answered from a bounded in-process cache (previews use it)."""
+        seconds is answered from a bounded in-process cache (previews use it).
+        `raw_values`: on mysqlclient, numbers and dates come back as the server's text, for
+        Arrow to parse column by column (the 4th item then describes the columns)."""
         if cache_ttl is not None:
             cache_ttl = seconds_arg(cache_ttl, "cache_ttl", self._cache.max_ttl, minimum=0.0)
-        key = ResultCache.key(query, params, limit, timeout) if cache_ttl else None
+        key = ResultCache.key(query, params, limit, timeout, raw_values) if cache_ttl else None
         if key is not None:
             hit = self._cache.get(key)
             if hit is not None:
                 return hit
-        result = self._run_uncached(query, params, limit, timeout)
+        result = self._run_uncached(query, params, limit, timeout, raw_values)
         if key is not None and cache_ttl:
             self._cache.put(key, result, cache_ttl)
         return result
@@ -379,8 +407,13 @@ class Source:
         self._cache.clear()
 
     def _run_uncached(
-        self, query: str, params: Mapping[str, Any] | None, limit: int | None, timeout: float | None
-    ) -> tuple[list[str], list[Any], bool]:
+        self,
+        query: str,
+        params: Mapping[str, Any] | None,
+        limit: int | None,
+        timeout: float | None,
+        raw_values: bool = False,
+    ) -> Fetched:
         started = time.perf_counter()
         normalized = "<not text>"
         values: list[Any] = []
@@ -391,7 +424,9 @@ class Source:
             normalized = prepared.logged
             bound = check_params(prepared.names, params)
             values = _flat_values(bound)
-            keys, rows, truncated = self._execute(prepared, bound, seconds, values)
+            keys, rows, truncated, described = self._execute(
+                prepared, bound, seconds, values, raw_values
+            )
         except HybridwbError as exc:
             error = exc
             if normalized == "<not text>":
@@ -411,7 +446,7 @@ class Source:
                 RowsCut,
                 stacklevel=4,
             )
-        return keys, rows, truncated
+        return Fetched(keys, rows, truncated, described)
 
     @property
     def ceiling(self) -> float:
@@ -419,13 +454,18 @@ class Source:
         return self.statement_timeout
 
     def _execute(
-        self, prepared: Prepared, params: dict[str, Any], timeout: float | None, values: list[Any]
-    ) -> tuple[list[str], list[Any], bool]:
+        self,
+        prepared: Prepared,
+        params: dict[str, Any],
+        timeout: float | None,
+        values: list[Any],
+        raw_values: bool = False,
+    ) -> Fetched:
         cap = prepared.cap
         for attempt in (1, 2):
             try:
                 if self.is_sqlite:
-                    return self._execute_sqlite(prepared, params, timeout)
+                    return Fetched(*self._execute_sqlite(prepared, params, timeout))
                 engine = self.engine
                 outcome = run_mysql(
                     engine,
@@ -439,13 +479,14 @@ class Source:
                     use_guard=self.use_guard,
                     reads_view=self.reads_view(prepared),
                     pinned=getattr(self._pinned, "conn", None) if attempt == 1 else None,
+                    raw_values=raw_values,
                 )
-                return outcome.keys, outcome.rows, outcome.truncated
+                return Fetched(outcome.keys, outcome.rows, outcome.truncated, outcome.described)
             except DBAPIError as exc:
                 if attempt == 1 and catalogue.is_retryable(exc):
                     continue
                 raise self.translate_error(exc, timeout, values) from None
-            except pymysql.err.Error as exc:
+            except drivers.errors() as exc:
                 if attempt == 1 and catalogue.is_retryable(exc):
                     continue
                 raise self.translate_error(exc, timeout, values) from None
@@ -576,7 +617,7 @@ class Source:
                                 "SHOW GRANTS" if role is None else grants_.show_grants_for(role)
                             )
                         ],
-                        (DBAPIError, pymysql.err.Error),
+                        (DBAPIError, *drivers.errors()),
                     ),
                     self.allowed_functions,
                 )
@@ -596,7 +637,7 @@ class Source:
                     self.database,
                     revokes=[f.revoke for f in found],
                 )
-        except (DBAPIError, SQLAlchemyError, pymysql.err.Error, sqlite3.Error) as exc:
+        except (DBAPIError, SQLAlchemyError, *drivers.errors(), sqlite3.Error) as exc:
             err = self.translate_error(exc, None)
             return ConnectionInfo(
                 "error",
@@ -653,6 +694,15 @@ def _dbapi(conn: Connection) -> DBAPIConnection:
     if raw is None:
         raise QueryError("The connection was closed under the query; run it again.")
     return raw
+
+
+def require_driver(url: URL) -> None:
+    """The URL's driver is installed, or a `MissingExtra` with the exact pip line."""
+    from hybridwb.extras import require
+
+    module = drivers.MODULE_OF.get(url.get_driver_name())
+    if module is not None:
+        require(module, f"The source driver {url.drivername}://")
 
 
 def _runner(conn: Connection) -> Any:

@@ -1,0 +1,208 @@
+"""Search under load: 1, 8 and 32 processes, wb.search against the raw driver on the same SQL.
+
+The data is bench_search.py's (1,000,000 people, the phone in a related table, 2,000,000
+payments) in a uniquely named database, read through the benchmark's own SELECT-only account;
+both are dropped at the end. The statement each search term generates is recorded once
+(`wb.search.last_statement`) and replayed on a raw PyMySQL connection opened before timing,
+so the baseline runs exactly the SQL hybridwb generated, returning tuples.
+
+For each process count, phases alternate (wb, raw, wb, raw ...), >= 7 repetitions of
+`--seconds` each; all processes start a phase together (a barrier). Reported per count: searches
+per second and p95 latency, median with min-max over repetitions, and wb/raw per repetition.
+Targets (issue 17): with 8 processes, wb.search >= 50 % of the raw driver's throughput and
+p95 <= 20 ms.
+Run: .venv/bin/python benchmarks/bench_search_load.py [--rows 1000000] [--reps 7] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import pymysql
+from _common import HOST, BenchAccount, load_average, percentile, spread, write
+from bench_search import FIRST, LAST, MAPPING, load
+
+import hybridwb
+
+TABLE = "people"
+_state: dict[str, Any] = {}
+
+
+def terms(rows: int, n: int) -> list[str]:
+    rng = random.Random(17)
+    out = []
+    for _ in range(n):
+        i = rng.randrange(1, rows)
+        kind = rng.randrange(8)
+        out.append(
+            [
+                str(i),
+                f"010-{i // 10000:04d}-{i % 10000:04d}",
+                f"010{i // 10000:04d}{i % 10000:04d}",
+                f"8210{i // 10000:04d}{i % 10000:04d}",
+                f"p{i}@example.kr",
+                LAST[i % 5] + FIRST[(i // 10) % 5],
+                f"{FIRST[5 + i % 5]} {LAST[5 + (i // 7) % 5]}",
+                LAST[i % 5],
+            ][kind]
+        )
+    return out
+
+
+def _init(barrier: Any, url: str, work: str, user: str, password: str, db: str) -> None:
+    home = Path(work) / f".hybridwb-{mp.current_process().pid}"
+    _state["wb"] = hybridwb.connect(source=url, cwd=work, home=str(home))
+    _state["raw"] = pymysql.connect(
+        host=HOST, user=user, password=password, database=db, charset="utf8mb4"
+    )
+    _state["barrier"] = barrier
+    _state["statements"] = json.loads((Path(work) / "statements.json").read_text())
+    _state["wb"].search(TABLE, "1")  # schema facts, pool
+
+
+def _phase(task: tuple[str, float, int]) -> list[float]:
+    mode, seconds, seed = task
+    wb, raw, statements = _state["wb"], _state["raw"], _state["statements"]
+    order = list(statements)
+    random.Random(seed).shuffle(order)
+    _state["barrier"].wait()
+    out: list[float] = []
+    deadline = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < deadline:
+        term = order[i % len(order)]
+        i += 1
+        started = time.perf_counter()
+        if mode == "wb":
+            wb.search(TABLE, term)
+        else:
+            sql, params = statements[term]
+            with raw.cursor() as cur:
+                cur.execute(sql, params)
+                cur.fetchall()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def record(url: str, work: Path, all_terms: list[str]) -> dict[str, Any]:
+    """The SQL each term generates, in the raw driver's form (pyformat + parameters)."""
+    from hybridwb.source.binds import check_params
+
+    out: dict[str, Any] = {}
+    with hybridwb.connect(source=url, cwd=work, home=str(work / ".hybridwb")) as wb:
+        for term in all_terms:
+            wb.search(TABLE, term)
+            sql, params = wb.search.last_statement
+            prepared = wb.source.prepare(sql)
+            bound = check_params(prepared.names, params)
+            out[term] = [prepared.driver_text, {k: _plain(v) for k, v in bound.items()}]
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--procs", default="1,8,32")
+    args = parser.parse_args()
+    db = f"hybridwb_bench_sload_{uuid.uuid4().hex[:8]}"
+    admin = pymysql.connect(host=HOST, user="root", autocommit=True)
+    work = Path(tempfile.mkdtemp())
+    results: dict[str, Any] = {}
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
+            cur.execute(f"USE `{db}`")
+            load(cur, args.rows)
+        with BenchAccount(db) as account:
+            url = account.url().render_as_string(hide_password=False)
+            from hybridwb.mapping.model import SOURCE_KEY
+            from hybridwb.mapping.service import source_identity
+            from hybridwb.source import Source
+
+            (work / "mappings").mkdir()
+            stamped = {SOURCE_KEY: source_identity(Source(account.url())), **MAPPING}
+            (work / "mappings" / "table-mappings.json").write_text(
+                json.dumps(stamped, ensure_ascii=False), encoding="utf-8"
+            )
+            statements = record(url, work, terms(args.rows, 400))
+            (work / "statements.json").write_text(json.dumps(statements, default=str))
+            ctx = mp.get_context("fork")
+            for procs in [int(p) for p in args.procs.split(",")]:
+                barrier = ctx.Barrier(procs)
+                per_mode: dict[str, dict[str, list[float]]] = {
+                    m: {"per_s": [], "p95_ms": [], "p50_ms": []} for m in ("wb", "raw")
+                }
+                load_before = load_average()
+                with ctx.Pool(
+                    procs,
+                    initializer=_init,
+                    initargs=(barrier, url, str(work), account.user, account.password, db),
+                ) as pool:
+                    for rep in range(args.reps):
+                        for mode in ("wb", "raw"):
+                            tasks = [(mode, args.seconds, rep * 1000 + k) for k in range(procs)]
+                            latencies = pool.map(_phase, tasks, chunksize=1)
+                            flat = [x for worker in latencies for x in worker]
+                            per_mode[mode]["per_s"].append(len(flat) / args.seconds)
+                            per_mode[mode]["p95_ms"].append(percentile(flat, 0.95))
+                            per_mode[mode]["p50_ms"].append(statistics.median(flat))
+                load_after = load_average()
+                ratio = [
+                    a / b
+                    for a, b in zip(per_mode["wb"]["per_s"], per_mode["raw"]["per_s"], strict=True)
+                ]
+                results[str(procs)] = {
+                    mode: {k: spread(v, 2) for k, v in vals.items()}
+                    for mode, vals in per_mode.items()
+                } | {
+                    "throughput wb/raw (per repetition)": spread(ratio, 3),
+                    "load_average_before_after": [load_before, load_after],
+                }
+                print(procs, json.dumps(results[str(procs)]), flush=True)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+        admin.close()
+        shutil.rmtree(work, ignore_errors=True)
+    eight = results.get("8")
+    write(
+        "search_load",
+        {
+            "people": args.rows,
+            "repetitions": args.reps,
+            "seconds_per_phase": args.seconds,
+            "method": "wb and raw phases alternate; median with min-max over repetitions",
+            "processes": results,
+            "targets": {
+                "8 processes: wb >= 50% of raw throughput": None
+                if eight is None
+                else eight["throughput wb/raw (per repetition)"]["median"] >= 0.5,
+                "8 processes: p95 <= 20 ms": None
+                if eight is None
+                else eight["wb"]["p95_ms"]["median"] <= 20,
+            },
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The two MySQL drivers hybridwb runs on: PyMySQL (the default, pure Python) and mysqlclient
+(the `mysqlclient` extra, a C extension over libmariadb/libmysqlclient, several times faster
+at turning rows into Python values).
+
+Both give the same guarantees because both are used the same way (engine.py, execute.py):
+`cursor.mogrify(text, params)` returns the exact statement the driver would send (values
+escaped by the connection itself), the guard checks that text, and it is executed with *no*
+parameters, so neither driver interpolates anything after the check. The rest of the
+read-only machinery uses only the DB-API surface both share (`cursor()`, `execute`,
+`fetchmany`, an unbuffered `SSCursor`, `thread_id()`); where PyMySQL offers more (the
+`COM_RESET_CONNECTION` command), mysqlclient's connection is dropped instead.
+
+A driver is chosen by the URL: `mysql+pymysql://` or `mysql+mysqldb://`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pymysql
+
+#: SQLAlchemy driver name -> the DB-API module it loads
+MODULE_OF = {"pymysql": "pymysql", "mysqldb": "MySQLdb"}
+
+
+def errors() -> tuple[type[BaseException], ...]:
+    """The driver error base classes of every driver loaded in this process.
+
+    mysqlclient is optional: its classes are in the tuple once an engine has imported it
+    (nothing can raise them before that)."""
+    found: tuple[type[BaseException], ...] = (pymysql.err.Error,)
+    mysqldb = sys.modules.get("MySQLdb")
+    if mysqldb is not None:
+        found += (mysqldb.Error,)
+    return found
+
+
+def interface_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean the client side of the connection is unusable."""
+    found: tuple[type[BaseException], ...] = (pymysql.err.InterfaceError,)
+    mysqldb = sys.modules.get("MySQLdb")
+    if mysqldb is not None:
+        found += (mysqldb.InterfaceError,)
+    return found
+
+
+def operational_errors() -> tuple[type[BaseException], ...]:
+    found: tuple[type[BaseException], ...] = (pymysql.err.OperationalError,)
+    mysqldb = sys.modules.get("MySQLdb")
+    if mysqldb is not None:
+        found += (mysqldb.OperationalError,)
+    return found
+
+
+def unbuffered_cursor(raw: Any) -> Any:
+    """An unbuffered (server-streaming) cursor on a raw connection of either driver."""
+    if isinstance(raw, pymysql.connections.Connection):
+        return raw.cursor(pymysql.cursors.SSCursor)
+    mysqldb_cursors = sys.modules["MySQLdb.cursors"]
+    return raw.cursor(mysqldb_cursors.SSCursor)
+
+
+def is_unbuffered(cursor: Any) -> bool:
+    if isinstance(cursor, pymysql.cursors.SSCursor):
+        return True
+    mysqldb_cursors = sys.modules.get("MySQLdb.cursors")
+    return mysqldb_cursors is not None and isinstance(cursor, mysqldb_cursors.SSCursor)
+
+
+def is_mysql_url_driver(drivername: str) -> bool:
+    return drivername.split("+", 1)[-1] in MODULE_OF
+
+
+#: MySQL column types whose values mysqlclient leaves as the server's text for Arrow to parse
+#: (integers, floats, DECIMAL, DATE, DATETIME, TIMESTAMP, YEAR); strings stay decoded in C
+RAW_TEXT_TYPES = frozenset({0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 14, 246})
+
+
+@contextmanager
+def raw_text_values(raw: Any, wanted: bool) -> Iterator[bool]:
+    """On a mysqlclient connection, results created inside the block keep numbers and dates
+    as the server's text (bytes); yields whether that is in effect. The connection's own
+    converters are back in place when the block ends, whatever happens in it.
+
+    mysqlclient binds a result's converters when the result is created, so rows fetched
+    after the block still come as they were asked for. PyMySQL: no effect."""
+    if (
+        not wanted
+        or isinstance(raw, pymysql.connections.Connection)
+        or "MySQLdb" not in sys.modules
+    ):
+        yield False
+        return
+    saved = raw.converter
+    raw.converter = {k: v for k, v in saved.items() if k not in RAW_TEXT_TYPES}
+    try:
+        yield True
+    finally:
+        raw.converter = saved
