@@ -124,7 +124,7 @@ class Processor:
         now: datetime | None = None,
         dry_run: bool = False,
         limit: int | None = None,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         batch_pause: float = 0.0,
         progress: bool = True,
         clock: Callable[[], datetime] | None = None,
