@@ -199,6 +199,9 @@ def pg_admin(sql: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument(
+        "--big-reps", type=int, default=0, help="repetitions at 1M (default --reps)"
+    )
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--batches", default="", help="compare these batch sizes at 100k")
     parser.add_argument("--source-db", default="", help="reuse (and keep) this sample DB")
@@ -275,7 +278,8 @@ def main() -> None:
             results["batch_sweep_100k"] = {b: spread(v) for b, v in sweep.items()}
         for upto in sizes:
             runs: dict[str, list[dict]] = {"hybridwb": [], "baseline": []}
-            for _ in range(args.reps):
+            reps = args.big_reps if args.big_reps and upto >= 1_000_000 else args.reps
+            for _ in range(reps):
                 for kind in ("hybridwb", "baseline"):
                     runs[kind].append(once(kind, upto, default_batch))
             ours = [r["rate"] for r in runs["hybridwb"]]
