@@ -1,87 +1,163 @@
-"""Campaign runs end to end on MariaDB + PostgreSQL: freeze -> policies -> render -> records.
+"""Campaign runs end to end on MariaDB + PostgreSQL, against a minimal pipeline, interleaved.
 
-Measures messages/s over 100,000 and 1,000,000 targets in a fresh process each (the
-in-kernel half of a run, no kernel start), with the frozen target set and the send policies
-on (once per recipient, a frequency cap across workflows), the kernel start-up of a papermill
-run on its own, and peak memory (ru_maxrss). Targets: >= 10,000 messages/s at 1M; peak
-at 1M within 1.5x of 100k (flat: memory does not grow with the target count).
-Run: .venv/bin/python benchmarks/bench_workflow.py [--skip-million]
+hybridwb: the in-kernel half of a run (`wb.workflows.process`, what the campaign notebook
+calls) at the CLI's default settings (the notebook's `batch_size`), with the frozen target
+set and the send policies on (once per recipient, a frequency cap across workflows), over
+100,000 and 1,000,000 targets, each repetition in a fresh process.
+
+baseline: the least a pipeline must do to write the same messages: the same SELECT of the
+columns the template uses, by key range, on the same drivers (PyMySQL, psycopg, both
+connected before timing), the message filled by `str.join`, COPY into `send_records`. No
+freeze, no policies, no phone normalisation, no exactly-once bookkeeping.
+
+The two alternate (A B A B ...), so both see the same machine load; median and min-max of
+messages/s per size, their ratio, memory growth during the run (peak RSS at the end minus
+RSS when processing starts) and the load average before and after each repetition.
+`--batches 1000,2000,5000` also compares batch sizes at 100k (how the default was chosen).
+
+Source data: a sample shop of 1,000,000 customers in a database created for this run and
+dropped after (or `--source-db NAME` to reuse one that is kept); the store database is
+always created for this run and dropped.
+Run: .venv/bin/python benchmarks/bench_workflow.py [--reps 7] [--sizes 100000,1000000]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import contextlib
-
 import psycopg
-from _common import ensure_sample, ro_url, write
+import pymysql
+from _common import HOST, ensure_sample, ro_url, write
 
-DB = "hybridwb_bench"
-STORE_DB = "hybridwb_bench_workflow"
-# the store's PostgreSQL: the shared one, or a private instance (HYBRIDWB_BENCH_PG_PORT) so
-# other people's server restarts cannot break a 10-minute measurement
 PG_PORT = int(os.environ.get("HYBRIDWB_BENCH_PG_PORT", "5432"))
 REPO = Path(__file__).resolve().parents[1]
+CONTENT = "#{고객명}님, {{ 등급 }} 회원 전용 혜택이 도착했습니다. 문의: 1588-0000"
+SAMPLE = 1_000_000
+POLICY = {"once_per_recipient": True, "frequency_cap": {"messages": 3, "days": 7}}
 
 
-def child(work: str, upto: int) -> None:
-    """In a fresh process: run one workflow over customers 1..upto; print stats + peak RSS."""
+def cli_batch_size() -> int:
+    """The batch size `hybridwb run` uses: the campaign notebook's parameter default."""
+    nb = json.loads(
+        (REPO / "hybridwb/workflows/notebooks/campaign.ipynb").read_text(encoding="utf-8")
+    )
+    for cell in nb["cells"]:
+        for line in cell["source"]:
+            if line.startswith("batch_size ="):
+                return int(line.split("=")[1].split("#")[0])
+    raise SystemExit("no batch_size in the campaign notebook")
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_hybridwb(work: str, upto: int, batch: int) -> dict:
     os.chdir(work)
     import hybridwb
+    from hybridwb.platform.campaigns import Campaigns, this_owner
 
     wb = hybridwb.connect()
-    name = f"bench-{upto}"
-    with contextlib.suppress(hybridwb.NotFound):
-        wb.workflows.delete(name)
     wf = wb.workflows.create(
-        name,
+        f"bench-{upto}-{uuid.uuid4().hex[:6]}",
         target_config={
             "table": "customers",
             "where": {"field": "customer_id", "op": "lte", "value": upto},
             "exclude_opt_out": False,
         },
         message_config={
-            "content": "#{고객명}님, {{ 등급 }} 회원 전용 혜택이 도착했습니다. 문의: 1588-0000",
+            "content": CONTENT,
             "mode": "fallback",
             "message_type": "LMS",
-            "policy": {
-                "once_per_recipient": True,
-                "frequency_cap": {"messages": 3, "days": 7},
-            },
+            "policy": POLICY,
         },
     )
-    from hybridwb.platform.campaigns import Campaigns, this_owner
-
     run = wb.store.runs.create(wf["id"])
-    Campaigns(wb.store.backend).start_state(run["id"], this_owner(), "benchmark")
+    owner = this_owner()
+    campaigns = Campaigns(wb.store.backend)
+    campaigns.acquire(wf["id"], run["id"], owner, stale_after=600)
+    campaigns.start_state(run["id"], owner, "benchmark")
+    start_rss = rss_mb()
     started = time.perf_counter()
-    stats = wb.workflows.process(wf["id"], run["id"], batch_size=5000, progress=False)
-    stats["end_to_end_s"] = round(time.perf_counter() - started, 2)
-    stats["end_to_end_messages_per_s"] = round(stats["records"] / stats["end_to_end_s"], 1)
-    stats.pop("samples", None)
-    stats["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("RESULT " + json.dumps(stats))
+    stats = wb.workflows.process(wf["id"], run["id"], owner=owner, batch_size=batch, progress=False)
+    seconds = time.perf_counter() - started
+    campaigns.release(wf["id"], run["id"])
     wb.close()
+    return {
+        "run_id": str(run["id"]),
+        "seconds": seconds,
+        "messages": stats["records"],
+        "skipped": stats["skipped"],
+        "growth_mb": peak_mb() - start_rss,
+        "peak_mb": peak_mb(),
+    }
 
 
-def measure(work: Path, upto: int) -> dict:
+def child_baseline(store_db: str, source_db: str, upto: int, batch: int, run_id: str) -> dict:
+    """The minimal pipeline: key-range SELECT -> str.join -> COPY into send_records."""
+    src = pymysql.connect(
+        host=HOST, user="hybridwb_ro", password="hybridwb_ro_pw", database=source_db,
+        charset="utf8mb4",
+    )  # fmt: skip
+    dst = psycopg.connect(f"host=127.0.0.1 port={PG_PORT} user=postgres dbname={store_db}")
+    wf_id = dst.execute("SELECT workflow_id FROM workflow_runs WHERE id = %s", (run_id,))
+    workflow = str(wf_id.fetchone()[0])  # type: ignore[index]
+    start_rss = rss_mb()
+    started = time.perf_counter()
+    messages, after = 0, 0
+    cols = "id, run_id, workflow_id, target_key, recipient, channel, content, status, created_at"
+    with src.cursor() as cur:
+        while after < upto:
+            cur.execute(
+                "SELECT customer_id, name, phone, grade FROM customers "
+                "WHERE customer_id > %s AND customer_id <= %s ORDER BY customer_id",
+                (after, min(after + batch, upto)),
+            )
+            rows = cur.fetchall()
+            after += batch
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime())
+            with dst.cursor().copy(f"COPY send_records ({cols}) FROM STDIN") as copy:
+                for key, name, phone, grade in rows:
+                    text = "".join(
+                        (name, "님, ", grade, " 회원 전용 혜택이 도착했습니다. 문의: 1588-0000")
+                    )
+                    copy.write_row(
+                        (uuid.uuid4(), run_id, workflow, str(key), phone, "sms", text,
+                         "queued", stamp)
+                    )  # fmt: skip
+                    messages += 1
+            dst.commit()
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "messages": messages,
+        "growth_mb": peak_mb() - start_rss,
+        "peak_mb": peak_mb(),
+    }
+
+
+def spawn(args: list[str]) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(work), str(upto)],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True
     )
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
@@ -89,82 +165,163 @@ def measure(work: Path, upto: int) -> dict:
     return json.loads(line[7:])
 
 
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def spread(values: list[float]) -> dict:
+    return {
+        "median": round(statistics.median(values), 1),
+        "min": round(min(values), 1),
+        "max": round(max(values), 1),
+        "n": len(values),
+    }
+
+
 def _stamp(path: Path, url: object) -> None:
     """Mappings belong to one source: stamp the sample mappings as this database's."""
-    try:
-        from hybridwb.mapping.model import SOURCE_KEY
-        from hybridwb.mapping.service import source_identity
-        from hybridwb.source import Source
-    except ImportError:  # an older layout without source stamps
-        return
+    from hybridwb.mapping.model import SOURCE_KEY
+    from hybridwb.mapping.service import source_identity
+    from hybridwb.source import Source
+
     data = json.loads(path.read_text(encoding="utf-8"))
     data = {SOURCE_KEY: source_identity(Source(url)), **data}
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--skip-million", action="store_true")
-    parser.add_argument("--child", nargs=2)
-    args = parser.parse_args()
-    if args.child:
-        child(args.child[0], int(args.child[1]))
-        return
-    ensure_sample(DB, 1_000_000)
+def pg_admin(sql: str) -> None:
     with psycopg.connect(
         f"host=127.0.0.1 port={PG_PORT} user=postgres dbname=postgres", autocommit=True
     ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{STORE_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{STORE_DB}"')
+        conn.execute(sql)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument(
+        "--big-reps", type=int, default=0, help="repetitions at 1M (default --reps)"
+    )
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--batches", default="", help="compare these batch sizes at 100k")
+    parser.add_argument("--source-db", default="", help="reuse (and keep) this sample DB")
+    parser.add_argument("--child", nargs="+")
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "hybridwb":
+            result = child_hybridwb(rest[0], int(rest[1]), int(rest[2]))
+        else:
+            result = child_baseline(rest[0], rest[1], int(rest[2]), int(rest[3]), rest[4])
+        print("RESULT " + json.dumps(result))
+        return
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    source_db = args.source_db or f"hybridwb_bench_wf_{uuid.uuid4().hex[:8]}"
+    store_db = f"hybridwb_bench_wfstore_{uuid.uuid4().hex[:8]}"
+    ensure_sample(source_db, SAMPLE)  # targets are customer_id <= size
+    pg_admin(f'CREATE DATABASE "{store_db}"')
     work = Path(tempfile.mkdtemp())
-    (work / "mappings").mkdir()
-    shutil.copy(
-        REPO / "mappings" / "table-mappings.json", work / "mappings" / "table-mappings.json"
-    )
-    _stamp(work / "mappings" / "table-mappings.json", ro_url(DB))
-    os.environ["HYBRIDWB_SOURCE_URL"] = ro_url(DB).render_as_string(hide_password=False)
-    os.environ["HYBRIDWB_STORE_URL"] = (
-        f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/{STORE_DB}"
-    )
-    os.chdir(work)
-    import hybridwb
+    try:
+        (work / "mappings").mkdir()
+        shutil.copy(REPO / "mappings/table-mappings.json", work / "mappings/table-mappings.json")
+        _stamp(work / "mappings/table-mappings.json", ro_url(source_db))
+        os.environ["HYBRIDWB_SOURCE_URL"] = ro_url(source_db).render_as_string(hide_password=False)
+        os.environ["HYBRIDWB_STORE_URL"] = (
+            f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/{store_db}"
+        )
+        os.chdir(work)
+        import hybridwb
 
-    wb = hybridwb.connect()
-    wb.store.init()
-    small = measure(work, 100_000)
-    big = None if args.skip_million else measure(work, 1_000_000)
+        wb = hybridwb.connect()
+        wb.store.init()
+        baseline_wf = wb.workflows.create("baseline", message_config={"content": "x"})
+        default_batch = cli_batch_size()
+        results: dict = {"cli_batch_size": default_batch, "sizes": {}}
 
-    # kernel start-up: a papermill run of 1 target, minus its in-kernel processing time
-    wf = wb.workflows.create(
-        "bench-kernel",
-        target_config={
-            "table": "customers",
-            "where": {"field": "customer_id", "op": "lte", "value": 1},
-            "exclude_opt_out": False,
-        },
-        message_config={"content": "#{고객명}님", "mode": "fallback"},
-    )
-    started = time.perf_counter()
-    final = wb.workflows.run(wf["id"], progress=False)
-    total = time.perf_counter() - started
-    kernel = total - final["stats"]["duration_s"]
-    rate = (big or small)["end_to_end_messages_per_s"]
-    data = {
-        "targets_100k": small,
-        "targets_1m": big,
-        "papermill_run_of_one_target_s": round(total, 2),
-        "kernel_startup_and_overhead_s": round(kernel, 2),
-        "targets": {
-            ">= 10,000 messages/s": rate >= 10_000,
-            "peak memory 1M <= 1.5x 100k": None
-            if big is None
-            else big["peak_rss_mb"] <= 1.5 * small["peak_rss_mb"],
-        },
-    }
-    if big:
-        data["peak_ratio_1m_vs_100k"] = round(big["peak_rss_mb"] / small["peak_rss_mb"], 2)
-    write("workflow", data)
-    wb.close()
+        last: dict[str, str | None] = {"run": None}
+
+        def reset() -> None:
+            """Every repetition starts from the same store: the send history is the last
+            hybridwb run's records (one per recipient: the policies read real rows and
+            still let everyone through), nothing else."""
+            with psycopg.connect(
+                f"host=127.0.0.1 port={PG_PORT} user=postgres dbname={store_db}",
+                autocommit=True,
+            ) as conn:
+                conn.execute(
+                    "DELETE FROM send_records WHERE run_id IS DISTINCT FROM %s", (last["run"],)
+                )
+                conn.execute("TRUNCATE run_targets, run_skips")
+                conn.execute("VACUUM ANALYZE send_records")
+
+        def once(kind: str, upto: int, batch: int) -> dict:
+            reset()
+            before = load()
+            if kind == "hybridwb":
+                out = spawn(["hybridwb", str(work), str(upto), str(batch)])
+                last["run"] = out["run_id"]
+            else:
+                run = wb.store.runs.create(baseline_wf["id"])
+                out = spawn(
+                    ["baseline", store_db, source_db, str(upto), str(batch), str(run["id"])]
+                )
+            out["rate"] = out["messages"] / out["seconds"]
+            out["load"] = [round(before, 2), round(load(), 2)]
+            print(kind, upto, batch, json.dumps(out), flush=True)
+            return out
+
+        if args.batches:
+            sweep: dict[str, list[float]] = {}
+            for _ in range(args.reps):
+                for b in (int(x) for x in args.batches.split(",")):
+                    sweep.setdefault(str(b), []).append(once("hybridwb", 100_000, b)["rate"])
+            results["batch_sweep_100k"] = {b: spread(v) for b, v in sweep.items()}
+        for upto in sizes:
+            runs: dict[str, list[dict]] = {"hybridwb": [], "baseline": []}
+            reps = args.big_reps if args.big_reps and upto >= 1_000_000 else args.reps
+            for _ in range(reps):
+                for kind in ("hybridwb", "baseline"):
+                    runs[kind].append(once(kind, upto, default_batch))
+            ours = [r["rate"] for r in runs["hybridwb"]]
+            base = [r["rate"] for r in runs["baseline"]]
+            results["sizes"][str(upto)] = {
+                "hybridwb_msgs_per_s": spread(ours),
+                "baseline_msgs_per_s": spread(base),
+                "baseline_over_hybridwb": round(
+                    statistics.median(base) / statistics.median(ours), 2
+                ),
+                "hybridwb_growth_mb": spread([r["growth_mb"] for r in runs["hybridwb"]]),
+                "hybridwb_peak_mb": spread([r["peak_mb"] for r in runs["hybridwb"]]),
+                "baseline_growth_mb": spread([r["growth_mb"] for r in runs["baseline"]]),
+                "load_average": spread(
+                    [x for r in runs["hybridwb"] + runs["baseline"] for x in r["load"]]
+                ),
+                "messages_per_run": runs["hybridwb"][0]["messages"],
+                "runs": runs,
+            }
+        results["targets"] = (
+            {}
+            if not sizes
+            else {
+                f">= 40,000 msgs/s at {k}": v["hybridwb_msgs_per_s"]["median"] >= 40_000
+                for k, v in results["sizes"].items()
+            }
+            | {
+                f"growth < 50 MB at {k}": v["hybridwb_growth_mb"]["max"] < 50
+                for k, v in results["sizes"].items()
+            }
+        )
+        wb.close()
+        write("workflow" if sizes else "workflow_batch_sweep", results)
+    finally:
+        with contextlib.suppress(Exception):
+            pg_admin(f'DROP DATABASE IF EXISTS "{store_db}" WITH (FORCE)')
+        if not args.source_db:
+            conn = pymysql.connect(host=HOST, user="root", autocommit=True)
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{source_db}`")
+            conn.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

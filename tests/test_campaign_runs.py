@@ -214,7 +214,7 @@ def eligible(
 
 
 # -- 1. every configuration route reaches the kernel -----------------------------------------
-ROUTES = ["arguments", "mysql-arguments", "env", "dotenv", "pyproject"]
+ROUTES = ["arguments", "mysql-arguments", "env", "supabase-db-url", "dotenv", "pyproject"]
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -236,6 +236,12 @@ def test_every_configuration_route_reaches_the_kernel(
     elif route == "env":
         monkeypatch.setenv("HYBRIDWB_SOURCE_URL", src)
         monkeypatch.setenv("HYBRIDWB_STORE_URL", store)
+        wb = hybridwb.connect()
+    elif route == "supabase-db-url":  # Supabase's Postgres connection string, from env
+        monkeypatch.setenv("HYBRIDWB_SOURCE_URL", src)
+        monkeypatch.setenv(
+            "SUPABASE_DB_URL", f"postgresql://postgres@127.0.0.1:5432/{pg_store.database}"
+        )
         wb = hybridwb.connect()
     elif route == "dotenv":
         (tmp_path / ".env").write_text(

@@ -333,3 +333,25 @@ def test_an_insert_whose_answer_was_lost_reports_the_row_it_wrote(
     assert len(route.calls) == 1
     assert written["id"] == str(row["id"])
     assert len(audit.calls) == 1
+
+
+def test_a_campaign_run_on_the_rest_store_is_refused_before_it_writes(
+    api: respx.MockRouter, store: Store, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Campaigns need SQL (transactions, COPY, aggregates): with only the REST API the run
+    says what to set, in one line, and sends no write (no orphan run row)."""
+    from hybridwb.config import load_settings
+    from hybridwb.workflows.runner import Runner
+
+    wid = str(uuid.uuid4())
+    api.get("/workflows").respond(
+        200, json=[{"id": wid, "name": "welcome", "notebook": None, "trigger_config": {}}]
+    )
+    api.route().respond(200, json=[])
+    settings = load_settings(
+        tmp_path, {"SUPABASE_URL": BASE, "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY}
+    )
+    with pytest.raises(StoreError, match="SUPABASE_DB_URL") as raised:
+        Runner(settings, store).run("welcome", progress=False)
+    assert "\n" not in str(raised.value)
+    assert [c.request.method for c in api.calls if c.request.method != "GET"] == []

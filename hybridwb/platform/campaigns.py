@@ -15,7 +15,19 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from hybridwb.errors import StoreError
@@ -26,6 +38,21 @@ from hybridwb.platform.schema import now
 
 T = schema.metadata.tables
 CHUNK = 5000
+RECORD_COLUMNS = (
+    "id",
+    "run_id",
+    "workflow_id",
+    "target_key",
+    "recipient",
+    "channel",
+    "content",
+    "status",
+    "created_at",
+)
+
+
+class _LockLost(Exception):
+    """Raised inside a batch's transaction to roll it back: the lock has another owner."""
 
 
 def this_owner() -> str:
@@ -186,21 +213,6 @@ class Campaigns:
 
         self._run(put)
 
-    def add_changed(self, run_id: Any, n: int) -> None:
-        """Count targets whose source row changed since the freeze (one statement, atomic)."""
-        if n:
-            state = T["run_state"]
-
-            def bump() -> None:
-                with self.backend.engine.begin() as conn:
-                    conn.execute(
-                        update(state)
-                        .where(state.c.run_id == as_uuid(run_id))
-                        .values(changed_count=state.c.changed_count + n)
-                    )
-
-            self._run(bump)
-
     # -- the frozen target set -------------------------------------------------------------
     def freeze(self, run_id: Any, batches: Iterable[list[tuple[str, str | None]]]) -> int:
         """Store (key, recipient) of every target with the run, then mark the set frozen.
@@ -218,17 +230,41 @@ class Campaigns:
         self._run(clear)
         seq = 0
         for batch in batches:
-            rows = []
+            if self.backend.name == "postgresql":
+                run = str(rid)
+                rows = [(run, seq + i, k, r) for i, (k, r) in enumerate(batch, 1)]
+                self._copy_fresh(targets, ["run_id", "seq", "target_key", "recipient"], rows)
+                seq += len(batch)
+                continue
+            dicts = []
             for key, recipient in batch:
                 seq += 1
-                rows.append({"run_id": rid, "seq": seq, "target_key": key, "recipient": recipient})
-            for start in range(0, len(rows), CHUNK):
+                dicts.append({"run_id": rid, "seq": seq, "target_key": key, "recipient": recipient})
+            for start in range(0, len(dicts), CHUNK):
                 self.backend.insert_ignore(
-                    "run_targets", rows[start : start + CHUNK], ["run_id", "target_key"]
+                    "run_targets", dicts[start : start + CHUNK], ["run_id", "target_key"]
                 )
         count = self.backend.count("run_targets", {"run_id": rid})
         self.set_state(rid, frozen_at=now(), frozen_count=count)
         return count
+
+    def _copy_fresh(self, tbl: Any, cols: list[str], rows: list[tuple[Any, ...]]) -> None:
+        """COPY rows straight into a table where their keys should be new (Postgres); if
+        one exists after all (a retry after a lost commit acknowledgement, a key the source
+        repeated), the batch is written again skipping existing keys, as `insert_ignore`."""
+        import psycopg
+
+        from hybridwb.platform.idempotent import copy_tuples
+
+        if not rows:
+            return
+        try:
+            self.backend.run(lambda conn, _: copy_tuples(conn, tbl, cols, rows), write=True)
+        except psycopg.errors.UniqueViolation:
+            self.backend.run(
+                lambda conn, _: copy_tuples(conn, tbl, cols, rows, ["run_id", "target_key"]),
+                write=True,
+            )
 
     def pending(
         self, run_id: Any, after_seq: int, limit: int, *, check_done: bool = True
@@ -273,20 +309,142 @@ class Campaigns:
 
         return self._run(read)
 
-    def add_skips(self, run_id: Any, skips: list[tuple[str, str]]) -> int:
-        if not skips:
-            return 0
-        stamp = now()
-        rows = [
-            {
-                "run_id": as_uuid(run_id),
-                "target_key": key,
-                "reason": reason[:200],
-                "created_at": stamp,
-            }
-            for key, reason in skips
-        ]
-        return self.backend.insert_ignore("run_skips", rows, ["run_id", "target_key"])
+    def write_batch(
+        self,
+        run_id: Any,
+        workflow_id: Any,
+        owner: str | None,
+        *,
+        records: list[tuple[str, str | None, str]],
+        channel: str,
+        skips: list[tuple[str, str]],
+        changed: int = 0,
+        fresh: bool = False,
+    ) -> bool:
+        """One batch's outcome in one transaction: the heartbeat, the send records
+        `(target key, recipient, content)`, the exclusions `(target key, reason)` and the
+        changed count. False, with nothing written, when `owner` no longer holds the
+        workflow's lock (another process took the run over).
+
+        Each record and exclusion is keyed by (run, target), so nothing is doubled. On a
+        run's first pass (`fresh`: no row of this run existed when it began, and the lock
+        keeps it so) Postgres rows are COPied straight into their tables; a key that exists
+        after all fails that COPY, and the batch is written again skipping existing keys."""
+        rid, wf = as_uuid(run_id), as_uuid(workflow_id)
+        postgres = self.backend.name == "postgresql"
+
+        def write(conn: Any, attempt: int, direct: bool) -> None:
+            stamp = now()
+            if owner is not None:
+                locks = T["run_locks"]
+                held = conn.execute(
+                    update(locks)
+                    .where(
+                        locks.c.workflow_id == wf,
+                        locks.c.run_id == rid,
+                        locks.c.owner == owner,
+                    )
+                    .values(heartbeat_at=stamp)
+                ).rowcount
+                if held != 1:
+                    raise _LockLost
+            if postgres:
+                self._copy_batch(conn, rid, wf, stamp, records, channel, skips, direct)
+            else:
+                self._insert_batch(conn, rid, wf, stamp, records, channel, skips)
+            if changed:
+                state = T["run_state"]
+                conn.execute(
+                    update(state)
+                    .where(state.c.run_id == rid)
+                    .values(changed_count=state.c.changed_count + changed)
+                )
+
+        try:
+            if fresh and postgres:
+                import psycopg
+
+                try:
+                    self.backend.run(lambda conn, n: write(conn, n, True), write=True)
+                    return True
+                except psycopg.errors.UniqueViolation:
+                    pass  # a row of this batch exists: write it again, skipping those
+            self.backend.run(lambda conn, n: write(conn, n, False), write=True)
+        except _LockLost:
+            return False
+        return True
+
+    @staticmethod
+    def _copy_batch(
+        conn: Any,
+        rid: Any,
+        wf: Any,
+        stamp: datetime,
+        records: list[tuple[str, str | None, str]],
+        channel: str,
+        skips: list[tuple[str, str]],
+        direct: bool,
+    ) -> None:
+        from hybridwb.platform.idempotent import copy_tuples, uuid4_texts
+
+        run, workflow = str(rid), str(wf)
+        if records:
+            ids = uuid4_texts(len(records))
+            copy_tuples(
+                conn,
+                T["send_records"],
+                list(RECORD_COLUMNS),
+                [
+                    (i, run, workflow, key, recipient, channel, content, "queued", stamp)
+                    for i, (key, recipient, content) in zip(ids, records, strict=True)
+                ],
+                None if direct else ["run_id", "target_key"],
+            )
+        if skips:
+            copy_tuples(
+                conn,
+                T["run_skips"],
+                ["run_id", "target_key", "reason", "created_at"],
+                [(run, key, reason[:200], stamp) for key, reason in skips],
+                None if direct else ["run_id", "target_key"],
+            )
+
+    @staticmethod
+    def _insert_batch(
+        conn: Any,
+        rid: Any,
+        wf: Any,
+        stamp: datetime,
+        records: list[tuple[str, str | None, str]],
+        channel: str,
+        skips: list[tuple[str, str]],
+    ) -> None:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        if records:
+            rows = [
+                dict(zip(RECORD_COLUMNS, values, strict=True))
+                for values in (
+                    (uuid.uuid4(), rid, wf, key, recipient, channel, content, "queued", stamp)
+                    for key, recipient, content in records
+                )
+            ]
+            stmt = sqlite_insert(T["send_records"]).on_conflict_do_nothing(
+                index_elements=["run_id", "target_key"]
+            )
+            for start in range(0, len(rows), CHUNK):
+                conn.execute(stmt, rows[start : start + CHUNK])
+        if skips:
+            stmt = sqlite_insert(T["run_skips"]).on_conflict_do_nothing(
+                index_elements=["run_id", "target_key"]
+            )
+            conn.execute(
+                stmt,
+                [
+                    {"run_id": rid, "target_key": k, "reason": r[:200], "created_at": stamp}
+                    for k, r in skips
+                ],
+            )
 
     def clear_skips(self, run_id: Any, reason: str) -> None:
         """Forget exclusions of one reason, so a resume decides them again (quiet hours)."""
@@ -336,28 +494,56 @@ class Campaigns:
             return column == any_(bindparam("values", values, type_=ARRAY(String)))
         return column.in_(values)
 
-    def history(
-        self, recipients: list[str], workflow_id: Any, since: datetime | None
-    ) -> list[dict[str, Any]]:
-        """Earlier records to these recipients: this workflow's (any time) and everyone's
-        since `since` (the frequency-cap window)."""
+    def seen(
+        self,
+        recipients: list[str],
+        workflow_id: Any,
+        run_id: Any,
+        cool_since: datetime | None,
+        cap_since: datetime | None,
+    ) -> list[tuple[str, int, int, int, int]]:
+        """Per recipient with history: (recipient, records of this run, of earlier runs of
+        this workflow, of those since `cool_since`, of any workflow since `cap_since`).
+
+        The history adds up in the store (one grouped index read per chunk), so a
+        recipient messaged a thousand times costs one row here, not a thousand."""
         if not recipients:
             return []
         r = T["send_records"]
-        wf = as_uuid(workflow_id)
+        wf, rid = as_uuid(workflow_id), as_uuid(run_id)
+        starts = [as_utc(at) for at in (cool_since, cap_since) if at is not None]
         scope = r.c.workflow_id == wf
-        if since is not None:  # stored UTC (naive on SQLite): compare in UTC
-            scope = or_(scope, r.c.created_at >= as_utc(since))
-        out: list[dict[str, Any]] = []
+        if starts:  # stored UTC (naive on SQLite): compare in UTC
+            scope = or_(scope, r.c.created_at >= min(starts))
+
+        def total(condition: Any) -> Any:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        earlier = and_(r.c.workflow_id == wf, r.c.run_id != rid)
+        columns = [
+            r.c.recipient,
+            total(r.c.run_id == rid),
+            total(earlier),
+            total(and_(earlier, r.c.created_at >= as_utc(cool_since)))
+            if cool_since is not None
+            else literal(0),
+            total(r.c.created_at >= as_utc(cap_since)) if cap_since is not None else literal(0),
+        ]
+        out: list[tuple[str, int, int, int, int]] = []
         for start in range(0, len(recipients), CHUNK):
             chunk = recipients[start : start + CHUNK]
-            stmt = select(r.c.recipient, r.c.workflow_id, r.c.run_id, r.c.created_at).where(
-                and_(self._one_of(r.c.recipient, chunk), scope)
+            stmt = (
+                select(*columns)
+                .where(and_(self._one_of(r.c.recipient, chunk), scope))
+                .group_by(r.c.recipient)
             )
 
-            def read(stmt: Any = stmt) -> list[dict[str, Any]]:
+            def read(stmt: Any = stmt) -> list[tuple[str, int, int, int, int]]:
                 with self.backend.engine.connect() as conn:
-                    return [dict(row._mapping) for row in conn.execute(stmt)]
+                    return [
+                        (str(a), int(b), int(c), int(d), int(e))
+                        for a, b, c, d, e in conn.execute(stmt)
+                    ]
 
             out.extend(self._run(read))
         return out

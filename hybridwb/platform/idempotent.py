@@ -77,3 +77,54 @@ def copy_ignore(
         .execution_options(preserve_rowcount=True)
     )
     return int(conn.execute(stmt).rowcount)
+
+
+def uuid4_texts(n: int) -> list[str]:
+    """`n` random version-4 UUIDs as text, from one `os.urandom` call: the client-made ids
+    of a batch of rows without a `uuid.UUID` object per row (COPY sends text anyway)."""
+    import os
+
+    raw = os.urandom(16 * n).hex()
+    out = []
+    for i in range(0, 32 * n, 32):
+        h = raw[i : i + 32]
+        # version 4 in the 13th digit, variant 10xx in the 17th (RFC 4122)
+        out.append(f"{h[:12]}4{h[13:16]}{'89ab'[int(h[16], 16) & 3]}{h[17:]}")
+    return out
+
+
+def copy_tuples(
+    conn: Connection,
+    tbl: Table,
+    cols: list[str],
+    rows: list[tuple[Any, ...]],
+    conflict: list[str] | None = None,
+) -> None:
+    """COPY rows (tuples in `cols` order) into `tbl` (Postgres). With `conflict`, rows
+    whose key exists are skipped (COPY into a temporary table, then INSERT ... ON CONFLICT
+    DO NOTHING); without, straight into the table, where a duplicate key fails the COPY."""
+    from psycopg import sql
+
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    names = sql.SQL(", ").join(map(sql.Identifier, cols))
+    into = tbl.name if conflict is None else f"_load_{tbl.name}"
+    with raw.cursor() as cur:
+        if conflict is not None:
+            cur.execute(
+                sql.SQL(
+                    "CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP"
+                ).format(sql.Identifier(into), sql.Identifier(tbl.name))
+            )
+        with cur.copy(
+            sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(into), names)
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+    if conflict is not None:
+        load = Table(into, MetaData(), *(Column(c, tbl.c[c].type) for c in cols))
+        conn.execute(
+            pg_insert(tbl)
+            .from_select(cols, select(*(load.c[c] for c in cols)))
+            .on_conflict_do_nothing(index_elements=conflict)
+        )

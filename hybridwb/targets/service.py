@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -75,21 +75,33 @@ class Plan:
     consent: str | None = None
 
     def statement(
-        self, *, after: Any = None, n: int | None = None, keys: list[Any] | None = None
+        self,
+        *,
+        after: Any = None,
+        n: int | None = None,
+        keys: list[Any] | None = None,
+        only: Collection[str | None] | None = None,
     ) -> Any:
-        """SELECT the target rows in key order (after a key, at most n, within keys)."""
+        """SELECT the target rows in key order (after a key, at most n, within keys);
+        `only` names the columns wanted besides the key (default: every mapped one), so a
+        run reads what it uses and not every column of a wide customer table."""
+        wanted = (
+            self.columns
+            if only is None
+            else [c for c in self.columns if c == self.key or c in only]
+        )
         if self.sql is not None:
             saved = _bound_text(self.sql, self.params)
             saved = saved.columns(*(sa.column(c) for c in self.columns))
             sub = saved.subquery("saved")
             key = sub.c[self.key]
-            stmt = sa.select(sub)
+            stmt = sa.select(*(sub.c[c] for c in wanted))
         else:
             assert self.selection is not None
             sel = self.selection
             key = sel.key
-            cols = [sel.base.c[c] for c in self.columns if c in sel.base.c and "." not in c]
-            cols += [sel.column(p).label(p.name) for p in self.paths]
+            cols = [sel.base.c[c] for c in wanted if c in sel.base.c and "." not in c]
+            cols += [sel.column(p).label(p.name) for p in self.paths if p.name in wanted]
             stmt = sa.select(*cols).select_from(sel.from_clause())
             if self.where is not None:
                 stmt = stmt.where(self.where)
@@ -340,7 +352,12 @@ class TargetService:
 
     # -- streaming ---------------------------------------------------------------------------
     def iter(
-        self, definition: Any, batch_size: int = 1000, *, now: dt.datetime | None = None
+        self,
+        definition: Any,
+        batch_size: int = 1000,
+        *,
+        now: dt.datetime | None = None,
+        only: Collection[str | None] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Batches of matching rows in key order, in constant memory, to the end.
 
@@ -351,11 +368,11 @@ class TargetService:
             raise ValidationError(f"batch_size must be a positive number, not {batch_size!r}.")
         plan = self.plan(definition, now=now)
         if plan.definition.keyword is not None:
-            yield from self._keyword_batches(plan, batch_size)
+            yield from self._keyword_batches(plan, batch_size, only)
             return
         after: Any = None
         while True:
-            rows = self._page(plan, after=after, n=batch_size + 1)
+            rows = self._page(plan, after=after, n=batch_size + 1, only=only)
             if not rows:
                 return
             yield rows[:batch_size]
@@ -374,7 +391,9 @@ class TargetService:
             )
         return rows
 
-    def _keyword_batches(self, plan: Plan, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    def _keyword_batches(
+        self, plan: Plan, batch_size: int, only: Collection[str | None] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         """Walk every search page (never cut at one page) and keep the rows that also match
         the conditions; search pages come in key order, so the batches do too."""
         keyword = plan.definition.keyword or ""
@@ -384,7 +403,7 @@ class TargetService:
             result = self.search(plan.table, keyword, limit=KEYWORD_PAGE, page=page)
             keys = [r[plan.key] for r in result.raw_rows]
             if keys:
-                pending += self._page(plan, keys=keys, n=len(keys))
+                pending += self._page(plan, keys=keys, n=len(keys), only=only)
             while len(pending) >= batch_size:
                 yield pending[:batch_size]
                 pending = pending[batch_size:]

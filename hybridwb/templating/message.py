@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 #: default EUC-KR byte limit per message type (configurable: Settings.sms_max_bytes / lms_max_bytes)
 LIMITS = {"SMS": 90, "LMS": 2000}
 CHAR_LIMITS = {"alimtalk": 1000}
+_JAMO_FILLER = b"\xa4\xd4"
 
 
 @dataclass(frozen=True)
@@ -21,20 +22,16 @@ def euc_kr_size(text: str) -> Size:
     """Bytes in EUC-KR as Python encodes them. Characters outside KS X 1001 are reported:
     Python spells rare syllables (똠) as 8-byte jamo sequences many phones show badly, and
     cannot encode others (emoji) at all, which are counted as 2 bytes."""
-    try:  # fast path: every character is ASCII (1 byte) or KS X 1001 (2 bytes)
-        encoded = len(text.encode("euc-kr"))
-        ascii_chars = len(text.encode("ascii", "ignore"))
-        if encoded == ascii_chars + 2 * (len(text) - ascii_chars):
-            fits = (
-                "SMS"
-                if encoded <= LIMITS["SMS"]
-                else "LMS"
-                if encoded <= LIMITS["LMS"]
-                else "too long"
-            )
-            return Size(len(text), encoded, fits, [])
+    try:  # fast path, one encode: every character is ASCII (1 byte) or KS X 1001 (2 bytes)
+        encoded: bytes | None = text.encode("euc-kr")
     except UnicodeEncodeError:
-        pass
+        encoded = None
+    # Python spells a syllable outside KS X 1001 as the jamo filler A4 D4 and three jamo
+    # (8 bytes); without those two bytes in a row, no character took more than 2 bytes
+    if encoded is not None and _JAMO_FILLER not in encoded:
+        n = len(encoded)
+        fits = "SMS" if n <= LIMITS["SMS"] else "LMS" if n <= LIMITS["LMS"] else "too long"
+        return Size(len(text), n, fits, [])
     total = 0
     bad: list[str] = []
     for ch in text:

@@ -161,6 +161,62 @@ def _compiled(text: str) -> Any:
         ) from None
 
 
+@lru_cache(maxsize=256)
+def pieces(text: str) -> tuple[tuple[bool, str], ...] | None:
+    """The template as literal text and plain variable lookups, `(is variable, text or
+    name)`, when it is nothing more (no filters, conditions, loops, attributes); else None.
+
+    A run renders one template for every target: such a template is filled by joining
+    its pieces (`render_pieces`), which gives what Jinja gives (`str()` of each value)
+    without a sandboxed render per message; anything else goes through Jinja."""
+    tree = _parse(text)
+    out: list[tuple[bool, str]] = []
+    for node in tree.body:
+        if not isinstance(node, nodes.Output):
+            return None
+        for part in node.nodes:
+            if isinstance(part, nodes.TemplateData):
+                out.append((False, part.data))
+            elif isinstance(part, nodes.Name) and part.ctx == "load" and part.name != HASH_CONTEXT:
+                out.append((True, part.name))
+            elif (
+                isinstance(part, nodes.Getitem)
+                and isinstance(part.node, nodes.Name)
+                and part.node.name == HASH_CONTEXT
+                and isinstance(part.arg, nodes.Const)
+                and isinstance(part.arg.value, str)
+            ):
+                out.append((True, part.arg.value))
+            else:
+                return None
+    return tuple(out)
+
+
+def render_pieces(
+    parts: tuple[tuple[bool, str], ...], values: dict[str, Any], max_chars: int
+) -> str | None:
+    """`render()` of a template given as `pieces()`; None when a value is not plainly
+    there (missing, or a variable named like the `#{}` context), so the caller renders
+    with Jinja and gets Jinja's answer. Raises `render()`'s too-long `TemplateError`."""
+    if HASH_CONTEXT in values:
+        return None
+    out: list[str] = []
+    for is_name, piece in parts:
+        if not is_name:
+            out.append(piece)
+        elif piece in values:
+            out.append(str(values[piece]))
+        else:
+            return None
+    text = "".join(out)
+    if len(text) > max_chars:
+        raise TemplateError(
+            f"The message is longer than {max_chars:,} characters; shorten the template.",
+            too_long=True,
+        )
+    return text
+
+
 def names(text: str) -> list[str]:
     """The distinct variable names, in order of first use."""
     return list(dict.fromkeys(u.name for u in variables(text)))

@@ -170,33 +170,62 @@ class TemplateService:
     ) -> Rendered:
         """Render for one target row. strict: a missing value skips the recipient;
         fallback: defaults are used and the gap becomes a warning."""
+        one = self.renderer(text, table=table, mode=mode, message_type=message_type, report=report)
+        return one(row, related)
+
+    def renderer(
+        self,
+        text: str,
+        *,
+        table: str | None = None,
+        mode: str = "strict",
+        message_type: str = "SMS",
+        report: matching.Report | None = None,
+        warn: bool = True,
+    ) -> Callable[[dict[str, Any], dict[str, Any] | None], Rendered]:
+        """`render` for many rows of one template: mapped, checked and compiled once.
+
+        A template that is only text and variables is filled by joining its pieces (what
+        Jinja would give, see `parse.pieces`); the size is one EUC-KR encode. `warn=False`
+        leaves the per-message warnings out (a run counts sizes by type instead)."""
         if mode not in ("strict", "fallback"):
             raise ValidationError(f"mode must be 'strict' or 'fallback', not {mode!r}.")
         report = report or self.automap(text, table)
-        values, empty = resolve_values(report, row, related)
-        warnings = list(report.warnings)
-        if empty:
-            if mode == "strict":
-                return Rendered(
-                    None,
-                    None,
-                    message_type,
-                    values,
-                    warnings,
-                    skipped=f"missing {', '.join(empty)}",
-                )
-            warnings.append(f"No value for {', '.join(empty)}; rendered as empty.")
-            values = {k: ("" if v is None else v) for k, v in values.items()}
-        try:
-            out = parse.render(text, values, max_chars=max_chars(message_type, self.limits))
-        except TemplateError as exc:
-            if not getattr(exc, "too_long", False):
-                raise
-            return Rendered(None, None, message_type, values, warnings, skipped="too long")
-        size = euc_kr_size(out)
-        reason = over_limit(size, message_type, self.limits)
-        if reason:
-            return Rendered(None, size, message_type, values, warnings, skipped=reason)
-        return Rendered(
-            out, size, message_type, values, warnings + type_warnings(size, message_type)
-        )
+        parts = parse.pieces(text)
+        longest = max_chars(message_type, self.limits)
+        limits = self.limits
+        shared = list(report.warnings)
+
+        def one(row: dict[str, Any], related: dict[str, Any] | None = None) -> Rendered:
+            values, empty = resolve_values(report, row, related)
+            warnings = list(shared) if warn else []
+            if empty:
+                if mode == "strict":
+                    return Rendered(
+                        None,
+                        None,
+                        message_type,
+                        values,
+                        warnings,
+                        skipped=f"missing {', '.join(empty)}",
+                    )
+                if warn:
+                    warnings.append(f"No value for {', '.join(empty)}; rendered as empty.")
+                values = {k: ("" if v is None else v) for k, v in values.items()}
+            try:
+                out = None if parts is None else parse.render_pieces(parts, values, longest)
+                if out is None:
+                    out = parse.render(text, values, max_chars=longest)
+            except TemplateError as exc:
+                if not getattr(exc, "too_long", False):
+                    raise
+                return Rendered(None, None, message_type, values, warnings, skipped="too long")
+            size = euc_kr_size(out)
+            reason = over_limit(size, message_type, limits)
+            if reason:
+                return Rendered(None, size, message_type, values, warnings, skipped=reason)
+            if warn:
+                warnings += type_warnings(size, message_type)
+            return Rendered(out, size, message_type, values, warnings)
+
+        return one

@@ -10,6 +10,7 @@ them, through the shared relation resolver (mapping/resolve.py).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,21 +122,28 @@ def coerce_key(audience: Audience, key: str) -> Any:
     return key
 
 
-def fetch(source: Any, plan: Any, audience: Audience, keys: list[str]) -> dict[str, dict[str, Any]]:
+def fetch(
+    source: Any,
+    plan: Any,
+    audience: Audience,
+    keys: list[str],
+    only: Collection[str | None] | None = None,
+) -> dict[str, dict[str, Any]]:
     """The current rows of these frozen targets that still match the target definition,
     with their to-one paths (`address.phone`) resolved by the plan's joins: {key text: row}.
 
     Frozen batches are in key order, so one key-range statement (`key BETWEEN first AND
     last`) fetches a batch; keyword targets (not in key order) use the key list. Built with
     SQLAlchemy Core and quoted by the dialect; a row missing here has left the source or no
-    longer qualifies, and the run counts it as changed."""
+    longer qualifies, and the run counts it as changed. `only`: the columns wanted besides
+    the key (see `columns_for`)."""
     if not keys:
         return {}
     wanted = [coerce_key(audience, k) for k in keys]
     if plan.definition.keyword is not None:
-        stmt = plan.statement(keys=wanted)
+        stmt = plan.statement(keys=wanted, only=only)
     else:
-        inner = plan.statement().subquery("frozen")
+        inner = plan.statement(only=only).subquery("frozen")
         key = inner.c[plan.key]
         lo, hi = min(wanted), max(wanted)
         stmt = sa.select(inner).where(key >= lo, key <= hi).order_by(key)
@@ -147,3 +155,29 @@ def fetch(source: Any, plan: Any, audience: Audience, keys: list[str]) -> dict[s
 
 def value(row: dict[str, Any], path: str | None) -> Any:
     return None if path is None else row.get(path)
+
+
+def columns_for(plan: Any, audience: Audience, report: Any) -> set[str | None] | None:
+    """The columns a run reads for each target (besides the key): the recipient and
+    consent paths, and what the template's variables read from the row (a field, or the
+    local column a relation starts from). None (every column) when a variable is an
+    expression, which may read any field."""
+    wanted: set[str | None] = {
+        plan.recipient or audience.recipient,
+        plan.consent or audience.consent,
+        audience.night_consent,
+    }
+    for status in report.variables:
+        src = status.source
+        if status.status not in ("mapped", "type mismatch") or src is None:
+            continue
+        var = src.variable or {}
+        if var.get("source_type") == "expression":
+            return None
+        if var.get("source_type") == "constant":
+            continue
+        if src.path is not None and src.path.hops:
+            wanted.add(src.path.hops[0].local)
+        elif src.field is not None:
+            wanted.add(src.field)
+    return wanted

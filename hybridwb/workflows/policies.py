@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 import phonenumbers
@@ -39,9 +40,54 @@ _IDD = re.compile(r"^\s*00")  # "0082-10-…": 00 + country code, as dialled abr
 REGION = "KR"  # numbers written without a country code are Korean
 
 
+#: a Korean mobile number in national format, digits with at most single separators
+_NATIONAL_MOBILE = re.compile(r"01[0-9][-. ]?[0-9]{3,4}[-. ]?[0-9]{4}")
+
+
+@cache
+def _kr_mobile() -> tuple[re.Pattern[str], frozenset[int], re.Pattern[str], frozenset[int]]:
+    """KR's general and mobile number patterns, read from phonenumbers' own metadata, so
+    the fast path below follows the installed library's rules, not a copy of them."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(REGION)
+    assert meta is not None and meta.general_desc is not None and meta.mobile is not None
+    general, mobile = meta.general_desc, meta.mobile
+    return (
+        re.compile(str(general.national_number_pattern)),
+        frozenset(general.possible_length or ()),
+        re.compile(str(mobile.national_number_pattern)),
+        frozenset(mobile.possible_length or ()),
+    )
+
+
+def _kr_mobile_nsn(digits: str) -> bool:
+    """Whether `digits` (a national significant number) is a valid KR mobile number by
+    phonenumbers' metadata: the general pattern and the mobile pattern, each with its
+    possible lengths (what `is_valid_number` checks for such a number)."""
+    general, general_lengths, mobile, mobile_lengths = _kr_mobile()
+    return (
+        (not general_lengths or len(digits) in general_lengths)
+        and general.fullmatch(digits) is not None
+        and (not mobile_lengths or len(digits) in mobile_lengths)
+        and mobile.fullmatch(digits) is not None
+    )
+
+
 def _phone(text: str) -> str | None:
     """One phone in E.164 (`+821055550001`) however it is spelled; digits only when
-    phonenumbers cannot read it as a number."""
+    phonenumbers cannot read it as a number.
+
+    Fast path (a run normalizes every target): `010-1234-5678` and `01012345678` are what
+    phonenumbers reads as country 82 with the trunk 0 stripped (no carrier code after a
+    `01`), valid when the rest matches KR's mobile metadata; anything else is parsed."""
+    if _NATIONAL_MOBILE.fullmatch(text):
+        nsn = _NOT_DIGIT.sub("", text)[1:]
+        if _kr_mobile_nsn(nsn):
+            return "+82" + nsn
+    return _parsed_phone(text)
+
+
+def _parsed_phone(text: str) -> str | None:
+    """`_phone` by phonenumbers alone (what the fast path must agree with)."""
     spellings = [text]
     if _IDD.match(text):
         spellings.append("+" + text.lstrip()[2:])
@@ -86,18 +132,27 @@ def stored_spellings(channel: str, canonical: list[str]) -> dict[str, str]:
             continue
         digits = c[1:]
         legacy = {digits, "00" + digits}
-        try:
-            number = phonenumbers.parse(c)
-        except phonenumbers.NumberParseException:  # pragma: no cover - c came from _phone
-            number = None
-        if number is not None:
-            national = _NOT_DIGIT.sub(
-                "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
-            )
-            legacy |= {national, "0" + national}
+        if digits.startswith("82") and _kr_mobile_nsn(digits[2:]):
+            # a KR mobile number's national format is the trunk 0 and its digits
+            # (`010-1234-5678`): no parse and format per recipient
+            legacy |= {"0" + digits[2:], "00" + digits[2:]}
+        else:
+            legacy |= _national_spellings(c)
         for spelling in legacy:
             out.setdefault(spelling, c)
     return out
+
+
+def _national_spellings(canonical: str) -> set[str]:
+    """The national digits of an E.164 phone (and with a second 0), by phonenumbers."""
+    try:
+        number = phonenumbers.parse(canonical)
+    except phonenumbers.NumberParseException:  # pragma: no cover - it came from _phone
+        return set()
+    national = _NOT_DIGIT.sub(
+        "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    )
+    return {national, "0" + national}
 
 
 @dataclass(frozen=True)
@@ -119,32 +174,79 @@ class Candidate:
     present: bool = True  # the source row still exists
 
 
-def decide(
-    candidates: list[Candidate], history: list[dict[str, Any]], rules: Rules
-) -> list[str | None]:
-    """One decision per candidate, in order; later candidates see earlier ones' sends."""
+@dataclass
+class Seen:
+    """What the store's history says about a batch's recipients (canonical spellings):
+    messaged by an earlier run of this workflow, within its cooldown, by this run, and how
+    many messages any workflow sent them within the frequency-cap window."""
+
+    earlier: set[str] = field(default_factory=set)
+    cooling: set[str] = field(default_factory=set)
+    in_run: set[str] = field(default_factory=set)
+    in_window: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def of_rows(cls, history: list[dict[str, Any]], rules: Rules) -> Seen:
+        """From history rows (recipient, workflow_id, run_id, created_at)."""
+        cool_since, cap_since = windows(rules)
+        wf, run = str(rules.workflow_id), str(rules.run_id)
+        seen = cls()
+        for h in history:
+            rec = h["recipient"]
+            at = as_utc(h["created_at"])
+            if str(h["run_id"]) == run:
+                seen.in_run.add(rec)
+            elif str(h["workflow_id"]) == wf:
+                seen.earlier.add(rec)
+                if cool_since is not None and at >= cool_since:
+                    seen.cooling.add(rec)
+            if cap_since is not None and at >= cap_since:
+                seen.in_window[rec] += 1
+        return seen
+
+    @classmethod
+    def of_counts(
+        cls, counts: list[tuple[str, int, int, int, int]], spellings: dict[str, str]
+    ) -> Seen:
+        """From per-spelling counts `(recipient, in this run, earlier runs of this
+        workflow, of those within the cooldown, any workflow within the cap window)`, as
+        the store aggregates them, each spelling counted for its canonical recipient."""
+        seen = cls()
+        for spelling, in_run, earlier, cooling, in_window in counts:
+            rec = spellings.get(spelling, spelling)
+            if in_run:
+                seen.in_run.add(rec)
+            if earlier:
+                seen.earlier.add(rec)
+            if cooling:
+                seen.cooling.add(rec)
+            if in_window:
+                seen.in_window[rec] += int(in_window)
+        return seen
+
+
+def windows(rules: Rules) -> tuple[datetime | None, datetime | None]:
+    """(cooldown start, frequency-cap window start) in UTC; None when off."""
     policy = rules.policy
     now = as_utc(rules.now)  # windows in UTC; naive store timestamps are UTC
     cap = policy.frequency_cap
     cap_since = now - timedelta(days=cap.days) if cap else None
     cool_since = now - timedelta(days=policy.cooldown_days) if policy.cooldown_days else None
-    wf, run = str(rules.workflow_id), str(rules.run_id)
-    earlier_wf: set[str] = set()
-    cooling: set[str] = set()
-    in_run: set[str] = set()
-    in_window: Counter[str] = Counter()
-    for h in history:
-        rec = h["recipient"]
-        at = as_utc(h["created_at"])
-        if str(h["run_id"]) == run:
-            in_run.add(rec)
-        elif str(h["workflow_id"]) == wf:
-            earlier_wf.add(rec)
-            if cool_since is not None and at >= cool_since:
-                cooling.add(rec)
-        if cap_since is not None and at >= cap_since:
-            in_window[rec] += 1
-    night = rules.advertising and is_night(now)
+    return cool_since, cap_since
+
+
+def decide(
+    candidates: list[Candidate], history: list[dict[str, Any]] | Seen, rules: Rules
+) -> list[str | None]:
+    """One decision per candidate, in order; later candidates see earlier ones' sends.
+
+    `history`: the store's rows for these recipients, or what they add up to (`Seen`)."""
+    policy = rules.policy
+    cap = policy.frequency_cap
+    seen = history if isinstance(history, Seen) else Seen.of_rows(history, rules)
+    earlier_wf, cooling = seen.earlier, seen.cooling
+    in_run, in_window = set(seen.in_run), Counter(seen.in_window)
+    night = rules.advertising and is_night(as_utc(rules.now))
     out: list[str | None] = []
     for c in candidates:
         reason: str | None = None

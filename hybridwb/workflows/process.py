@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import HybridwbError, ValidationError
-from hybridwb.platform.campaigns import Campaigns, as_utc
+from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import advertising, audience, policies
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.report import mask_text
@@ -89,9 +89,11 @@ class Processor:
 
         plan = self.targets.plan(wf["target_config"], now=now)
 
+        column = plan.recipient or aud.recipient
+
         def batches() -> Iterator[list[tuple[str, str | None]]]:
             seen = 0
-            for rows in self.targets.iter(wf["target_config"], batch_size, now=now):
+            for rows in self.targets.iter(wf["target_config"], batch_size, now=now, only={column}):
                 if limit is not None:
                     rows = rows[: max(0, limit - seen)]
                 if not rows:
@@ -101,13 +103,12 @@ class Processor:
                     raise ValidationError(
                         f"The target query must return the key {aud.key!r}; add it to the SELECT."
                     )
-                keys = [str(r[aud.key]) for r in rows]
-                column = plan.recipient or aud.recipient
-                values = [r.get(column) for r in rows]
+                normalize, channel = policies.normalize, aud.channel
                 yield [
-                    (k, None if _has_nul(v) else policies.normalize(aud.channel, v))
-                    for k, v in zip(keys, values, strict=True)
-                    if not _has_nul(k)
+                    (k, None if _has_nul(v) else normalize(channel, v))
+                    for r in rows
+                    if not _has_nul(k := str(r[aud.key]))
+                    for v in (r.get(column),)
                 ]
                 if limit is not None and seen >= limit:
                     return
@@ -123,7 +124,7 @@ class Processor:
         now: datetime | None = None,
         dry_run: bool = False,
         limit: int | None = None,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         batch_pause: float = 0.0,
         progress: bool = True,
         clock: Callable[[], datetime] | None = None,
@@ -159,18 +160,25 @@ class Processor:
         rules = policies.Rules(
             wf["id"], run["id"], now, cfg.policy, msg.advertising, cfg.quiet_hours
         )
-        cap = cfg.policy.frequency_cap
-        utc_now = as_utc(now)  # store timestamps are UTC; a `--now` in +09:00 is the same instant
-        since = utc_now - _days(cap.days) if cap else None
-        if cfg.policy.cooldown_days:
-            since = min(since or utc_now, utc_now - _days(cfg.policy.cooldown_days))
-        rendered = waiting = changed = 0
+        rendered = waiting = 0
         sizes: Counter[str] = Counter()
         size_bytes: Counter[str] = Counter()
         samples: list[dict[str, Any]] = []
         before = campaigns.counts(run["id"])
         total = before["pending"]
         first_pass = before["records"] == 0 and before["skipped"] == 0
+        # read only what deciding and rendering use; render with the template compiled once
+        only = audience.columns_for(plan, aud, report)
+        render = self.templates.renderer(
+            msg.text,
+            table=aud.table,
+            mode=msg.mode,
+            message_type=msg.message_type,
+            report=report,
+            warn=False,
+        )
+        recipient_path = plan.recipient or aud.recipient
+        consent_path = plan.consent or aud.consent
         bar = tqdm(
             total=total, unit="target", desc=wf["name"], disable=not progress, mininterval=0.5
         )
@@ -186,44 +194,18 @@ class Processor:
                 continue
             last = after
             keys = [t["target_key"] for t in batch]
-            rows = audience.fetch(self.source, plan, aud, keys)
-            candidates = []
-            skips: list[tuple[str, str]] = []
-            for t in batch:
-                row = rows.get(t["target_key"])
-                if row is not None and _has_nul(*row.values()):
-                    skips.append((t["target_key"], policies.BAD_ROW))  # never blocks the run
-                    continue
-                # the frozen recipient is the contract: a resume sends there, never to an
-                # address the source holds now (that one was not in the frozen set)
-                frozen = t["recipient"]
-                current = (
-                    policies.normalize(
-                        aud.channel, audience.value(row, plan.recipient or aud.recipient)
-                    )
-                    if row is not None
-                    else None
-                )
-                recipient = frozen if current == frozen else policies.normalize(aud.channel, frozen)
-                if row is None or current != recipient:
-                    changed += 1
-                candidates.append(
-                    policies.Candidate(
-                        t["target_key"],
-                        recipient,
-                        audience.value(row or {}, plan.consent or aud.consent),
-                        audience.value(row or {}, aud.night_consent),
-                        present=row is not None,
-                    )
-                )
+            rows = audience.fetch(self.source, plan, aud, keys, only)
+            candidates, skips, changed = _candidates(
+                batch, rows, aud.channel, recipient_path, consent_path, aud.night_consent
+            )
             spellings = policies.stored_spellings(
                 aud.channel, sorted({c.recipient for c in candidates if c.recipient})
             )
-            history = [
-                {**h, "recipient": spellings.get(h["recipient"], h["recipient"])}
-                for h in campaigns.history(list(spellings), wf["id"], since)
-            ]
-            decisions = policies.decide(candidates, history, rules)
+            seen = policies.Seen.of_counts(
+                campaigns.seen(list(spellings), wf["id"], run["id"], *policies.windows(rules)),
+                spellings,
+            )
+            decisions = policies.decide(candidates, seen, rules)
             todo: list[tuple[policies.Candidate, dict[str, Any]]] = []
             for c, reason in zip(candidates, decisions, strict=True):
                 if reason == policies.WAIT:
@@ -233,17 +215,9 @@ class Processor:
                 else:
                     todo.append((c, rows[c.key]))
             related = self.templates.related(report, [r for _, r in todo])
-            records = []
+            records: list[tuple[str, str | None, str]] = []
             for (c, row), rel in zip(todo, related, strict=True):
-                out = self.templates.render(
-                    msg.text,
-                    row,
-                    table=aud.table,
-                    mode=msg.mode,
-                    message_type=msg.message_type,
-                    related=rel,
-                    report=report,
-                )
+                out = render(row, rel)
                 if out.skipped or out.text is None:
                     skips.append((c.key, out.skipped or "not rendered"))
                     continue
@@ -260,22 +234,21 @@ class Processor:
                             "type": kind,
                         }
                     )
-                records.append(
-                    {
-                        "run_id": run["id"],
-                        "workflow_id": wf["id"],
-                        "target_key": c.key,
-                        "recipient": c.recipient,
-                        "channel": cfg.channel,
-                        "content": out.text,
-                    }
+                records.append((c.key, c.recipient, out.text))
+            # records, exclusions, the changed count and the heartbeat: one transaction
+            if not campaigns.write_batch(
+                run["id"],
+                wf["id"],
+                owner or None,
+                records=[] if dry_run else records,
+                channel=cfg.channel,
+                skips=skips,
+                changed=changed,
+                fresh=first_pass,
+            ):
+                raise RunTakenOver(
+                    f"Run {run['id']} was taken over by another process; this one stopped."
                 )
-            if records and not dry_run:
-                store.runs.add_records(records)
-            campaigns.add_skips(run["id"], skips)
-            campaigns.add_changed(run["id"], changed)
-            changed = 0
-            beat()
             bar.update(len(batch))
             if batch_pause:
                 time.sleep(batch_pause)
@@ -322,7 +295,41 @@ class Processor:
         return stats
 
 
-def _days(n: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(days=n)
+def _candidates(
+    batch: list[dict[str, Any]],
+    rows: dict[str, dict[str, Any]],
+    channel: str,
+    recipient_path: str | None,
+    consent_path: str | None,
+    night_path: str | None,
+) -> tuple[list[policies.Candidate], list[tuple[str, str]], int]:
+    """The batch's frozen targets as policy candidates, the unreadable ones as exclusions,
+    and how many changed in the source since the freeze (gone, or another recipient)."""
+    candidates: list[policies.Candidate] = []
+    skips: list[tuple[str, str]] = []
+    changed = 0
+    normalize, value = policies.normalize, audience.value
+    for t in batch:
+        key = t["target_key"]
+        row = rows.get(key)
+        if row is None:
+            changed += 1
+            recipient = normalize(channel, t["recipient"])
+            candidates.append(policies.Candidate(key, recipient, None, None, present=False))
+            continue
+        if _has_nul(*row.values()):
+            skips.append((key, policies.BAD_ROW))  # never blocks the run
+            continue
+        # the frozen recipient is the contract: a resume sends there, never to an address
+        # the source holds now (that one was not in the frozen set)
+        frozen = t["recipient"]
+        current = normalize(channel, row.get(recipient_path) if recipient_path else None)
+        recipient = frozen if current == frozen else normalize(channel, frozen)
+        if current != recipient:
+            changed += 1
+        candidates.append(
+            policies.Candidate(
+                key, recipient, value(row, consent_path), value(row, night_path), present=True
+            )
+        )
+    return candidates, skips, changed
