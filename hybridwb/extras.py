@@ -25,6 +25,7 @@ EXTRA_OF: dict[str, str] = {
     "jupyterlab": "notebook",
     "sql": "notebook",
     "matplotlib": "notebook",
+    "itables": "notebook",
 }
 #: drivers that are not a hybridwb extra -> the package that provides them
 PACKAGE_OF: dict[str, str] = {"MySQLdb": "mysqlclient", "mysql": "mysql-connector-python"}

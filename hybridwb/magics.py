@@ -18,6 +18,8 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from sqlglot.tokens import TokenType
 
 from hybridwb.errors import HybridwbError
+from hybridwb.grid import result_frame
+from hybridwb.render import all_fields
 from hybridwb.source import RowsCut
 from hybridwb.source.binds import find_binds, seconds_arg, tokenize
 from hybridwb.workbench import Workbench, connect
@@ -166,12 +168,16 @@ class HybridwbMagics(Magics):
         self.wb = wb
 
     def _present(self, df: Any, args: CellArgs) -> Any:
-        meta = df.attrs.get("hybridwb", {})
-        note = " (cut at the row cap)" if meta.get("truncated") else ""
-        print(f"{meta.get('rows', len(df)):,} rows in {meta.get('elapsed_ms', 0):.1f} ms{note}")
+        """The result as the grid (sort, page, search, CSV; pii columns masked), with its
+        rows and time, and "cut at N rows" only when rows were cut."""
+        try:
+            fields = all_fields(self.wb.mappings.tables())
+        except HybridwbError:
+            fields = {}  # no readable mapping: nothing is known to be pii
+        result = result_frame(df, fields)
         if args.output:
-            self.shell.user_ns[args.output] = df
-        return df
+            self.shell.user_ns[args.output] = result
+        return result
 
     @cell_magic
     def mysql(self, line: str, cell: str) -> Any:
