@@ -18,11 +18,14 @@ $(VENV)/.demo: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[demo,workflows]'
 	touch $(VENV)/.base $@
 
-# an editable install does not copy data files: link the prebuilt JupyterLab extension
+# an editable install does not copy data files: link the prebuilt JupyterLab extension.
+# jupysql-plugin (installed with jupysql) forces Python on every editor that is not %%sql
+# and fails to start on JupyterLab 4.6; ours highlights %%sql too, so it is switched off.
 LABEXT := $(VENV)/share/jupyter/labextensions/hybridwb-sql-cells
 define link_labextension
 	mkdir -p $(dir $(LABEXT))
 	ln -sfn $(CURDIR)/hybridwb/labextension $(LABEXT)
+	$(BIN)/jupyter labextension disable --level=sys_prefix jupysql-plugin
 endef
 
 $(VENV)/.lab: $(BIN)/python pyproject.toml

@@ -1,4 +1,5 @@
-// SQL highlighting for hybridwb's %%mysql and %%platform cells in JupyterLab 4.
+// SQL highlighting for hybridwb's %%mysql and %%platform cells (and jupysql's %%sql) in
+// JupyterLab 4.
 //
 // A notebook gives every code cell its kernel's language (Python), so a cell whose first
 // line is a hybridwb cell magic is switched to the matching SQL dialect of JupyterLab's own
@@ -9,6 +10,8 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 
 export const MAGICS = [
   [/^%%mysql(\s|$)/, 'text/x-mysql'],
+  // jupysql's %%sql runs on the same MySQL source (hybridwb registers it as `mysql`)
+  [/^%%sql(\s|$)/, 'text/x-mysql'],
   [/^%%platform(\s|$)/, 'text/x-pgsql']
 ];
 
