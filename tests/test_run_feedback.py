@@ -64,6 +64,32 @@ def test_report_shows_template_target_and_a_masked_exclusions_download(
     assert "<th>trigger</th><td>manual</td>" in report
 
 
+def test_a_second_once_per_recipient_run_reports_most_excluded_with_masked_recipients(
+    shop, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    wf = make_workflow(shop)
+    config = {"template": TEMPLATE, "mode": "strict", "policy": {"once_per_recipient": True}}
+    shop.workflows.update(wf["id"], message_config=config)
+    first = shop.workflows.run(wf["name"], progress=False)
+    second = shop.workflows.run(wf["name"], progress=False)
+    report = Path(second["report_path"]).read_text(encoding="utf-8")
+    assert "Most targets were excluded" in report
+    assert "Most targets were excluded" not in Path(first["report_path"]).read_text("utf-8")
+    with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as store:
+        recipients = dict(
+            store.execute(
+                "SELECT target_key, recipient FROM run_targets WHERE replace(run_id, '-', '') = ?",
+                (str(second["id"]).replace("-", ""),),
+            ).fetchall()
+        )
+    rows = _report_csv(report)[1:]
+    assert len(rows) == second["skipped_count"] > 0
+    for key, shown, _reason in rows:
+        real = recipients[key]
+        if real:
+            assert shown != real and real[-2:] == shown[-2:] and "*" in shown, (shown, real)
+
+
 @pytest.mark.parametrize(
     ("targets", "skipped", "warns"),
     [(100, 60, True), (100, 50, True), (100, 37, False), (100, 0, False), (0, 0, False)],
