@@ -25,8 +25,12 @@ if TYPE_CHECKING:
 #: the grid's data travels inside the notebook; past this it is cut and says so
 MAX_GRID_BYTES = 4 * 2**20
 _CSS = (
-    ".hybridwb-grid table.dataTable td, .hybridwb-grid table.dataTable th { word-break: keep-all; }"
+    ".hybridwb-grid table.dataTable td, .hybridwb-grid table.dataTable th "
+    "{ word-break: keep-all; }"
+    ".hybridwb-grid table.dataTable caption { white-space: nowrap; text-align: left; }"
 )
+#: columns of the platform store that hold personal data (the frozen and sent recipient)
+STORE_PII = frozenset({"recipient"})
 _init_sent = False
 
 
@@ -97,6 +101,7 @@ def grid_html(df: pd.DataFrame, pii: Collection[str], note: str) -> str:
         maxBytes=MAX_GRID_BYTES,
         table_id=table_id,
         classes="display compact cell-border",
+        style="table-layout:auto;width:auto;margin:0;caption-side:bottom",
     )
     return f'{head}<style>{_CSS}</style><div class="hybridwb-grid">{html}</div>'
 
@@ -123,11 +128,17 @@ class ResultFrame(pd.DataFrame):
         return f"{text}\n{note}" if note else text
 
 
-def result_frame(df: pd.DataFrame, fields: Mapping[str, FieldMapping]) -> ResultFrame:
-    """Wrap a query result for display: its pii columns and its summary line."""
+def result_frame(
+    df: pd.DataFrame,
+    fields: Mapping[str, FieldMapping],
+    extra_pii: Collection[str] = (),
+) -> ResultFrame:
+    """Wrap a query result for display: its pii columns (mapped pii fields, plus
+    `extra_pii` column names) and its summary line."""
     out = ResultFrame(df)
     out.attrs = dict(df.attrs)
-    out._grid_pii = frozenset(pii_columns(df.columns, fields))
+    pii = pii_columns(df.columns, fields) | {str(c) for c in df.columns if str(c) in extra_pii}
+    out._grid_pii = frozenset(pii)
     out._grid_note = summary(df.attrs.get("hybridwb", {}), len(df))
     return out
 

@@ -19,7 +19,7 @@ from sqlglot.tokens import TokenType
 
 from hybridwb.completion import matcher
 from hybridwb.errors import HybridwbError
-from hybridwb.grid import result_frame
+from hybridwb.grid import STORE_PII, result_frame
 from hybridwb.render import all_fields
 from hybridwb.source import RowsCut
 from hybridwb.source.binds import find_binds, seconds_arg, tokenize
@@ -168,14 +168,18 @@ class HybridwbMagics(Magics):
         super().__init__(shell)
         self.wb = wb
 
-    def _present(self, df: Any, args: CellArgs) -> Any:
+    def _present(self, df: Any, args: CellArgs, *, store: bool = False) -> Any:
         """The result as the grid (sort, page, search, CSV; pii columns masked), with its
-        rows and time, and "cut at N rows" only when rows were cut."""
-        try:
-            fields = all_fields(self.wb.mappings.tables())
-        except HybridwbError:
-            fields = {}  # no readable mapping: nothing is known to be pii
-        result = result_frame(df, fields)
+        rows and time, and "cut at N rows" only when rows were cut. Source results are
+        masked by the mapping's pii flags, store results by the store's recipient columns."""
+        if store:
+            result = result_frame(df, {}, STORE_PII)
+        else:
+            try:
+                fields = all_fields(self.wb.mappings.tables())
+            except HybridwbError:
+                fields = {}  # no readable mapping: nothing is known to be pii
+            result = result_frame(df, fields)
         if args.output:
             self.shell.user_ns[args.output] = result
         return result
@@ -217,7 +221,7 @@ class HybridwbMagics(Magics):
             if args.output:
                 self.shell.user_ns[args.output] = df
             return df
-        return self._present(df, args)
+        return self._present(df, args, store=True)
 
     @line_magic("platform")
     def platform_line(self, line: str) -> Any:

@@ -124,3 +124,66 @@ def test_sql_cells_are_highlighted_as_sql(browser, lab: dict, project: Path) -> 
         path=str(SHOTS / "06-sql-cell.png")
     )
     page.context.close()
+
+
+TARGET = {"table": "customers", "where": {"field": "grade", "op": "eq", "value": "VIP"}}
+WIDGETS = {
+    "schema-browser": "x = W.schema_browser(wb)\nx = W.schema_browser(wb)\nx.show('customers')\nx",
+    "mapping-editor": "x = W.mapping_editor(wb, 'customers')\nW.mapping_editor(wb, 'customers')",
+    "search": "x = W.search(wb, 'customers')\nW.search(wb, 'customers')",
+    "target-builder": "x = W.target_builder(wb)\nW.target_builder(wb)",
+    "target-preview": f"x = W.target_preview(wb, {TARGET!r})\nx = W.target_preview(wb, {TARGET!r})\nx.run()\nx",
+    "variable-preview": "x = W.preview('#{고객명}님, 안녕하세요', wb)\nW.preview('#{고객명}님, 안녕하세요', wb)",
+    "monitor": "x = W.monitor(wb)\nW.monitor(wb)",
+}
+
+
+def test_every_widget_twice_with_pii_masked_and_korean_kept_whole(
+    browser, lab: dict, project: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Each constructor called twice in one kernel; in every widget as drawn, no customer's
+    name, phone or e-mail appears whole; a Korean table cell keeps its words whole."""
+    nb = _notebook(project, [SETUP, *WIDGETS.values()])
+    page = _open_and_run(browser, lab, nb)  # fails on any error output
+    outs = {name: _output(page, i + 1) for i, name in enumerate(WIDGETS)}
+    search = outs["search"]
+    search.locator("input[placeholder='이름, 휴대폰번호, 이메일, ID']").fill("김")
+    search.locator("input[placeholder='이름, 휴대폰번호, 이메일, ID']").press("Enter")
+    expect(search.locator("table.hybridwb tbody tr").first).to_be_visible()
+    picker = outs["variable-preview"]
+    picker.locator("input[placeholder='이름, 전화번호, 이메일, ID']").fill("김")
+    picker.locator("button:has-text('찾기')").click()
+    expect(picker.get_by_label("고객", exact=True).locator("option").first).to_be_attached()
+    expect(outs["schema-browser"].locator("table.hybridwb").last).to_contain_text("customers")
+    expect(outs["target-preview"]).to_contain_text("대상")
+    expect(outs["target-builder"]).to_contain_text("대상")
+
+    with sqlite3.connect(project / ".hybridwb" / "sample.db") as db:
+        personal = {
+            v
+            for row in db.execute("SELECT name, phone, email FROM customers")
+            for v in row
+            if v and len(v) >= 3
+        }
+    no_news = page.get_by_role("button", name="No", exact=True)
+    if no_news.count():
+        no_news.first.click()  # the "news?" toast would cover the screenshots
+    page.set_viewport_size({"width": 1400, "height": 2400})  # whole widgets in the shots
+    for index, (name, out) in enumerate(outs.items(), start=1):
+        text = out.inner_text() + " ".join(
+            out.locator("option").evaluate_all("els => els.map(e => e.textContent)")
+        )
+        leaked = sorted(v for v in personal if v in text)
+        assert not leaked, f"{name} shows personal data unmasked: {leaked[:3]}"
+        out.first.screenshot(path=str(SHOTS / f"1{index}-{name}.png"))
+
+    cell = search.locator("table.hybridwb tbody td", has_text="김").first
+    assert cell.evaluate("td => getComputedStyle(td).wordBreak") == "keep-all"
+    # and a Latin word is not cut inside either (one line box for "BRONZE", not "BRONZ/E")
+    grade = search.locator("table.hybridwb tbody td", has_text="BRONZE").first
+    lines = grade.evaluate(
+        "td => { const r = document.createRange(); r.selectNodeContents(td);"
+        " return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; }"
+    )
+    assert lines == 1
+    page.context.close()

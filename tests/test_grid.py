@@ -140,3 +140,18 @@ def test_chart_is_one_line_and_draws_the_counts(shell: RaisingShell, tmp_path: P
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_platform_results_mask_recipients_not_the_sources_pii_names(
+    shell: RaisingShell, tmp_path: Path
+) -> None:
+    """`name` is pii in the source's mapping, not in the store: template names stay readable,
+    while a store recipient is masked."""
+    frame = shell.run_cell("%%platform\nSELECT name FROM message_templates ORDER BY name").result
+    with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as store:
+        names = [n for (n,) in store.execute("SELECT name FROM message_templates ORDER BY name")]
+    html = frame._repr_html_()
+    assert names and all(any(f in html for f in forms(n)) for n in names)
+    shell.run_cell("phone = '01012345678'")
+    frame = shell.run_cell("%%platform\nSELECT :phone AS recipient").result
+    assert "01012345678" not in frame._repr_html_() and frame["recipient"][0] == "01012345678"
