@@ -1,5 +1,7 @@
-"""SQL cells in a real JupyterLab (Debian's Chromium through Playwright): the %%mysql grid
-(page, search, CSV download, pii masked) and SQL highlighting of %%mysql/%%platform cells.
+"""The analyst's day in a real JupyterLab (Debian's Chromium through Playwright): the %%mysql
+grid (page, search, CSV download, pii masked), SQL highlighting of %%mysql/%%platform cells,
+every widget twice (pii masked, Korean kept whole, a screenshot each), a target built in the
+visual builder, search picks that keep their table, a guide opened from its own folder.
 
 A JupyterLab of this module's own (fresh root, settings, workspaces; fixtures of
 tests/test_browser.py instantiated again here), waits on page state, never on sleeps. The
@@ -10,12 +12,14 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import sqlite3
 from pathlib import Path
 
 from playwright.sync_api import expect
 
 from hybridwb.render import mask
+from tests.conftest import REPO
 from tests.test_browser import (  # the module-scoped fixtures run again for this module
     SETUP,
     SHOTS,
@@ -186,4 +190,72 @@ def test_every_widget_twice_with_pii_masked_and_korean_kept_whole(
         " return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; }"
     )
     assert lines == 1
+    page.context.close()
+
+
+def test_a_target_built_in_the_builder_counts_what_direct_sql_counts(
+    browser, lab: dict, project: Path
+) -> None:  # type: ignore[no-untyped-def]
+    nb = _notebook(project, [SETUP, "b = W.target_builder(wb)\nb"])
+    page = _open_and_run(browser, lab, nb)
+    out = _output(page, 1)
+    out.locator("button:has-text('조건 추가')").first.click()
+    row = out.locator("input[placeholder='값 (value)']").last.locator(
+        "xpath=ancestor::div[contains(concat(' ', @class, ' '), ' widget-hbox ')][1]"
+    )
+    selects = row.locator("select")
+    selects.nth(0).select_option(label="등급 (grade)")
+    selects.nth(1).select_option(label="= (같음)")
+    value = row.locator("input[placeholder='값 (value)']")
+    value.fill("GOLD")
+    value.press("Enter")
+    expected = _oracle(
+        project, "SELECT COUNT(*) FROM customers WHERE grade = 'GOLD' AND marketing_opt_in = 1"
+    )[0][0]
+    expect(out).to_contain_text(f"대상 {expected:,}명")
+    page.context.close()
+
+
+def test_search_picks_keep_their_table_when_the_table_changes(
+    browser, lab: dict, project: Path
+) -> None:  # type: ignore[no-untyped-def]
+    nb = _notebook(project, [SETUP, "W.search(wb, 'customers')"])
+    page = _open_and_run(browser, lab, nb)
+    out = _output(page, 1)
+    term = out.locator("input[placeholder='이름, 휴대폰번호, 이메일, ID']")
+    term.fill("김")
+    term.press("Enter")
+    expect(out.locator("table.hybridwb tbody tr").first).to_be_visible()
+    box = out.locator("input[type=checkbox]").first
+    box.check()
+    expect(out).to_contain_text("1 from customers")
+    table = out.locator("select").first
+    other = [o for o in table.locator("option").all_inner_texts() if "customers" not in o]
+    assert other, "the sample maps more than one table"
+    table.select_option(label=other[0])
+    expect(out).not_to_contain_text("고객명")  # the customers page is gone
+    expect(out).to_contain_text("1 from customers")  # the pick still names its own table
+    out.locator("button:has-text('대상으로 사용')").click()
+    expect(out).to_contain_text("1명을 대상으로 선택했습니다 (customers)")
+    page.context.close()
+
+
+def test_a_guide_opened_from_its_folder_uses_the_projects_mapping(
+    browser, lab: dict, project: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The kernel starts in notebooks/guides/; the project root (pyproject.toml with
+    [tool.hybridwb]) two folders up gives the mapping: the guide's template is 100 % mapped."""
+    (project / "pyproject.toml").write_text("[tool.hybridwb]\n", encoding="utf-8")
+    guides = project / "notebooks" / "guides"
+    guides.mkdir(parents=True)
+    guide = guides / "04_variable_mapping.ipynb"
+    shutil.copy(REPO / "notebooks" / "guides" / guide.name, guide)
+    page = _open_and_run(browser, lab, guide)
+    outputs = page.evaluate(
+        "() => JSON.stringify(window.jupyterapp.shell.currentWidget.content.model.toJSON())"
+    )
+    assert "완성도 100%" in outputs
+    assert '"output_type":"error"' not in outputs
+    # no second project grew in the guide's folder
+    assert not (guides / ".hybridwb").exists() and not (guides / "mappings").exists()
     page.context.close()
