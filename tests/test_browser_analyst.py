@@ -15,6 +15,7 @@ import io
 import shutil
 import sqlite3
 from pathlib import Path
+from urllib.parse import unquote
 
 from playwright.sync_api import expect
 
@@ -258,4 +259,39 @@ def test_a_guide_opened_from_its_folder_uses_the_projects_mapping(
     assert '"output_type":"error"' not in outputs
     # no second project grew in the guide's folder
     assert not (guides / ".hybridwb").exists() and not (guides / "mappings").exists()
+    page.context.close()
+
+
+RUN_CELL = """wb.templates.create("브라우저 안내", "#{고객명}님 안녕하세요", message_type="SMS")
+wb.workflows.create("browser-run", target_config={"table": "customers", "where": {"field": "grade",
+    "op": "eq", "value": "VIP"}}, message_config={"template": "브라우저 안내", "mode": "strict"})
+final = wb.workflows.run("browser-run")"""
+
+
+def test_a_run_in_the_lab_shows_a_live_bar_and_links_its_report(
+    browser, lab: dict, project: Path
+) -> None:  # type: ignore[no-untyped-def]
+    nb = _notebook(project, [SETUP, RUN_CELL, "final['status'], final['sent_count']"])
+    page = _open_and_run(browser, lab, nb)
+    outputs = _output(page, 1)
+    out = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").nth(1)
+    out = out.locator(".jp-OutputArea").first  # the cell's outputs: the bar, then the link
+    bar = out.locator(".widget-hprogress .progress-bar").first
+    expect(bar).to_be_attached()  # tqdm.auto: a widget bar, not text
+    expect(out).to_contain_text("browser-run")
+    expect(out).to_contain_text("100%")
+    link = out.locator("a:has-text('.html')")
+    href = link.get_attribute("href") or ""  # JupyterLab resolves it to the /files/ URL
+    assert "/files/" in href, href
+    served = unquote(href.split("/files/", 1)[1].split("?", 1)[0])
+    assert (lab["root"] / served).is_file() and served.endswith(".html"), served
+    with sqlite3.connect(project / ".hybridwb" / "platform.db") as store:
+        status, sent = store.execute(
+            "SELECT status, sent_count FROM workflow_runs ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()
+    expect(out).to_contain_text(f"run {status}")
+    expect(_output(page, 2)).to_contain_text(f"('{status}', {sent})")
+    kinds = outputs.evaluate_all("els => els.map(e => e.dataset.mimeType || 'widget')")
+    assert "application/vnd.jupyter.stderr" not in kinds, kinds
+    out.first.screenshot(path=str(SHOTS / "07-run-progress.png"))
     page.context.close()
