@@ -52,7 +52,7 @@ def matcher(names_for: Callable[[str], Names]) -> Callable[..., Any]:
     returns the known names (called on Tab, so it must be cheap)."""
     from IPython.core.completer import CompletionContext, SimpleCompletion, context_matcher
 
-    @context_matcher()  # type: ignore[misc]
+    @context_matcher()
     def hybridwb_sql(context: CompletionContext) -> dict[str, Any]:
         match = _MAGIC.match(context.full_text)
         if match is None:

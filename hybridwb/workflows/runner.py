@@ -264,6 +264,7 @@ class Runner:
                 "error": f"{error or ''} (the store is unreachable: {exc}; the status is "
                 "written by the next command)",
             }
+        details: dict[str, Any]
         try:
             details = {
                 "template_text": template_text(store, wf),
