@@ -25,7 +25,7 @@ LABEXT := $(VENV)/share/jupyter/labextensions/hybridwb-sql-cells
 define link_labextension
 	mkdir -p $(dir $(LABEXT))
 	ln -sfn $(CURDIR)/hybridwb/labextension $(LABEXT)
-	$(BIN)/jupyter labextension disable --level=sys_prefix jupysql-plugin
+	-$(BIN)/jupyter labextension disable --level=sys_prefix jupysql-plugin
 endef
 
 $(VENV)/.lab: $(BIN)/python pyproject.toml
