@@ -141,3 +141,17 @@ def test_run_in_a_notebook_shows_a_live_bar_and_links_the_report(shop, tmp_path:
     [link] = [h for h in links if "report:" in h]
     href = re.search(r'href="([^"]+)"', link).group(1)
     assert (tmp_path / href).is_file() and href.endswith(".html")
+
+
+def test_the_cli_warns_when_most_targets_were_excluded(shop) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from hybridwb.cli import main
+
+    wf = make_workflow(shop)
+    config = {"template": TEMPLATE, "mode": "strict", "policy": {"once_per_recipient": True}}
+    shop.workflows.update(wf["id"], message_config=config)
+    first = CliRunner().invoke(main, ["run", wf["name"]])
+    assert first.exit_code == 0 and "most targets were excluded" not in first.output
+    second = CliRunner().invoke(main, ["run", wf["name"]])
+    assert "warning: most targets were excluded" in second.output, second.output

@@ -113,6 +113,18 @@ def _policy_text(policy: dict[str, Any]) -> str:
 MOST = 0.5
 
 
+def excluded_note(run: dict[str, Any]) -> str | None:
+    """One line for a terminal when half or more of a run's targets were excluded."""
+    targets = int(run.get("target_count") or 0)
+    skipped = int(run.get("skipped_count") or 0)
+    if not targets or skipped / targets < MOST:
+        return None
+    return (
+        f"most targets were excluded: {skipped:,} of {targets:,} "
+        f"({skipped / targets:.0%}); the report lists them and why"
+    )
+
+
 def exclusions_csv(exclusions: list[dict[str, Any]]) -> str:
     """The excluded targets as CSV (with a BOM, so spreadsheet programs read the Korean):
     the key, the frozen recipient masked like every personal value here, the reason."""
