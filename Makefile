@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo lab test lint typecheck mutation format bench services clean guard-range
+.PHONY: demo lab labextension test lint typecheck mutation format bench services clean guard-range
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,19 @@ $(VENV)/.demo: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[demo,workflows]'
 	touch $(VENV)/.base $@
 
+# an editable install does not copy data files: link the prebuilt JupyterLab extension.
+# jupysql-plugin (installed with jupysql) forces Python on every editor that is not %%sql
+# and fails to start on JupyterLab 4.6; ours highlights %%sql too, so it is switched off.
+LABEXT := $(VENV)/share/jupyter/labextensions/hybridwb-sql-cells
+define link_labextension
+	mkdir -p $(dir $(LABEXT))
+	ln -sfn $(CURDIR)/hybridwb/labextension $(LABEXT)
+	-$(BIN)/jupyter labextension disable --level=sys_prefix jupysql-plugin
+endef
+
 $(VENV)/.lab: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[demo,workflows,notebook]'
+	$(link_labextension)
 	touch $(VENV)/.base $(VENV)/.demo $@
 
 # make test: dev tools with every extra
@@ -27,6 +38,7 @@ $(VENV)/.lab: $(BIN)/python pyproject.toml
 $(VENV)/.dev: $(BIN)/python pyproject.toml
 	bash scripts/build_deps.sh
 	$(BIN)/pip install -q -e '.[dev]'
+	$(link_labextension)
 	touch $(VENV)/.base $(VENV)/.demo $(VENV)/.lab $@
 
 demo: $(VENV)/.demo
@@ -35,6 +47,11 @@ demo: $(VENV)/.demo
 # JupyterLab on this project, hybridwb loaded in every kernel, the guides in notebooks/guides
 lab: $(VENV)/.lab
 	$(BIN)/hybridwb lab
+
+# rebuild the SQL-cell extension (needs Node/npm; the built files in hybridwb/labextension are
+# committed, so nobody else needs Node)
+labextension: $(VENV)/.lab
+	cd labextension && npm install --no-audit --no-fund && PATH=$(CURDIR)/$(BIN):$$PATH npm run build
 
 services:
 	bash scripts/services.sh

@@ -14,6 +14,7 @@ import click
 import hybridwb
 from hybridwb.errors import HybridwbError
 from hybridwb.extras import require
+from hybridwb.workflows.report import excluded_note
 
 
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -216,6 +217,9 @@ def run(
         f"records {final.get('sent_count', 0):,} · excluded {final.get('skipped_count', 0):,}"
     )
     click.echo(f"report: {final.get('report_path')}")
+    note = excluded_note(final)
+    if note:
+        click.echo(f"warning: {note}", err=True)
     if final.get("report_error"):
         click.echo(f"warning: {final['report_error']}", err=True)
     if final["status"] not in OK_STATUSES:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import hybridwb
 from hybridwb.errors import NotFound
+from hybridwb.workflows.report import excluded_note
 
 DEMO_QUERIES = [
     (
@@ -103,6 +104,9 @@ def run_demo(
         )
         if final.get("error"):
             echo(f"error: {final['error']}")
+        note = excluded_note(final)
+        if note:
+            echo(f"warning: {note}")
         echo(f"report: {final['report_path']}")
         echo(f"notebook: {Path(str(final['report_path'])).with_suffix('.ipynb')}")
     return wb

@@ -28,6 +28,7 @@ EXTRA_OF: dict[str, str] = {
     # the faster C driver (mysql+mysqldb://); building it needs libmariadb-dev and pkg-config
     "MySQLdb": "mysqlclient",
     "pyarrow": "arrow",
+    "itables": "notebook",
 }
 #: drivers that are not a hybridwb extra -> the package that provides them
 PACKAGE_OF: dict[str, str] = {"mysql": "mysql-connector-python"}

@@ -17,7 +17,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from sqlglot.tokens import TokenType
 
+from hybridwb.completion import matcher
 from hybridwb.errors import HybridwbError
+from hybridwb.grid import STORE_PII, result_frame
+from hybridwb.render import all_fields
 from hybridwb.source import RowsCut
 from hybridwb.source.binds import find_binds, seconds_arg, tokenize
 from hybridwb.workbench import Workbench, connect
@@ -179,13 +182,21 @@ class HybridwbMagics(Magics):
             raise MagicError("This magic needs a running IPython shell.")
         return self.shell.user_ns
 
-    def _present(self, df: Any, args: CellArgs) -> Any:
-        meta = df.attrs.get("hybridwb", {})
-        note = " (cut at the row cap)" if meta.get("truncated") else ""
-        print(f"{meta.get('rows', len(df)):,} rows in {meta.get('elapsed_ms', 0):.1f} ms{note}")
+    def _present(self, df: Any, args: CellArgs, *, store: bool = False) -> Any:
+        """The result as the grid (sort, page, search, CSV; pii columns masked), with its
+        rows and time, and "cut at N rows" only when rows were cut. Source results are
+        masked by the mapping's pii flags, store results by the store's recipient columns."""
+        if store:
+            result = result_frame(df, {}, STORE_PII)
+        else:
+            try:
+                fields = all_fields(self.wb.mappings.tables())
+            except HybridwbError:
+                fields = {}  # no readable mapping: nothing is known to be pii
+            result = result_frame(df, fields)
         if args.output:
-            self._user_ns()[args.output] = df
-        return df
+            self._user_ns()[args.output] = result
+        return result
 
     @cell_magic
     def mysql(self, line: str, cell: str) -> Any:
@@ -224,7 +235,7 @@ class HybridwbMagics(Magics):
             if args.output:
                 self._user_ns()[args.output] = df
             return df
-        return self._present(df, args)
+        return self._present(df, args, store=True)
 
     @_line_magic_named("platform")
     def platform_line(self, line: str) -> Any:
@@ -261,14 +272,42 @@ def _live_identifiers(wb: Workbench) -> set[str]:
     return names
 
 
-def register_jupysql(wb: Workbench) -> bool:
-    """Give jupysql the same guarded engine under the alias `mysql`, when jupysql is there."""
+def register_jupysql(wb: Workbench, ipython: Any = None) -> bool:
+    """Give jupysql the same guarded engine under the alias `mysql`, when jupysql is there,
+    and load `%sql` itself, so `%sql SELECT ...` works with no further set-up."""
     try:
         from sql.connection import ConnectionManager
     except ImportError:
         return False
+    if ipython is not None:
+        ipython.extension_manager.load_extension("sql")
     ConnectionManager.set(wb.source.engine, displaycon=False, alias="mysql")
     return True
+
+
+def one_line_error(
+    shell: Any, etype: type[BaseException], value: BaseException, tb: Any, tb_offset: Any = None
+) -> list[str]:
+    """Any hybridwb error a cell raises (a refusal inside jupysql's `%sql`, a widget or an API
+    call) is shown as its one-line message; IPython still records it as the cell's error,
+    so papermill and nbval fail the cell as before."""
+    stb = [f"{etype.__name__}: {value}"]
+    shell._showtraceback(etype, value, stb)  # an error output, as a traceback would be
+    return stb
+
+
+def _names_for(wb: Workbench) -> Callable[[str], dict[str, list[str]]]:
+    def names(magic: str) -> dict[str, list[str]]:
+        if magic == "platform":
+            from hybridwb.platform.schema import metadata
+
+            return {name: [c.name for c in t.columns] for name, t in metadata.tables.items()}
+        try:
+            return {name: list(m.fields) for name, m in wb.mappings.tables().items()}
+        except HybridwbError:
+            return {}
+
+    return names
 
 
 def load(ipython: Any, wb: Workbench | None = None) -> Workbench:
@@ -282,14 +321,29 @@ def load(ipython: Any, wb: Workbench | None = None) -> Workbench:
     ipython.user_ns.setdefault("wb", wb)
     ipython.user_ns.setdefault("hybridwb", hybridwb)
     print(wb.status_line())
+    ipython.set_custom_exc((HybridwbError,), one_line_error)
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None:
+        _unregister_matcher(ipython)
+        completer.custom_matchers.append(matcher(_names_for(wb)))
     try:
-        register_jupysql(wb)
+        register_jupysql(wb, ipython)
     except Exception as exc:  # jupysql is optional; say why it is not wired
         print(f"hybridwb: jupysql not registered ({type(exc).__name__}); %%mysql works.")
     return wb
 
 
+def _unregister_matcher(ipython: Any) -> None:
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None:
+        completer.custom_matchers[:] = [
+            m for m in completer.custom_matchers if getattr(m, "__name__", "") != "hybridwb_sql"
+        ]
+
+
 def unload(ipython: Any) -> None:
+    _unregister_matcher(ipython)
+    ipython.set_custom_exc((), None)
     wb = ipython.user_ns.get("wb")
     if isinstance(wb, Workbench):
         wb.close()

@@ -32,7 +32,7 @@ _STYLE = """
 .hybridwb-table caption { caption-side: bottom; text-align: left; padding-top: 4px;
   color: var(--jp-ui-font-color2, inherit); }
 .hybridwb-table th, .hybridwb-table td { padding: 2px 8px; word-break: keep-all;
-  overflow-wrap: anywhere; border-bottom: 1px solid var(--jp-border-color2, #ccc);
+  overflow-wrap: break-word; border-bottom: 1px solid var(--jp-border-color2, #ccc);
   text-align: left; vertical-align: top; }
 .hybridwb-table th { background: var(--jp-layout-color2, transparent);
   font-weight: 600; white-space: nowrap; }

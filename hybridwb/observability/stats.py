@@ -7,6 +7,8 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import sqlglot
+from sqlglot.errors import SqlglotError
 
 if TYPE_CHECKING:
     from hybridwb.workbench import Workbench
@@ -25,6 +27,8 @@ class Stats:
     errors: list[dict[str, Any]] = field(default_factory=list)
     slowest: list[dict[str, Any]] = field(default_factory=list)
     runs_by_day: list[dict[str, Any]] = field(default_factory=list)
+    since: str | None = None  # the time range of the logs summarised
+    until: str | None = None
 
     @property
     def meets_success(self) -> bool | None:
@@ -35,14 +39,33 @@ class Stats:
         return None if self.avg_ms is None else self.avg_ms <= TARGET_AVG_MS
 
 
+def readable_sql(text: str, dialect: str = "mysql") -> str:
+    """A logged statement (tokens joined by spaces, literals as `?`) pretty-printed by sqlglot
+    for people to read: `c . name` becomes `c.name`, one clause per line. Display only; the
+    log keeps the text as logged. Text sqlglot cannot read is returned as it is."""
+    try:
+        parsed = sqlglot.parse(text, read=dialect)
+        if len(parsed) != 1 or parsed[0] is None:
+            return text
+        return parsed[0].sql(dialect=dialect, pretty=True)
+    except (SqlglotError, ValueError, RecursionError):
+        return text
+
+
+def _when(value: Any) -> str:
+    stamp = pd.to_datetime(value, utc=True)
+    return "" if pd.isna(stamp) else stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def collect(wb: Workbench, limit: int = 50_000) -> Stats:
     """Read the logs and runs through the store (any backend) and summarize them."""
+    store = wb.store  # opening the store attaches the log's sink: flush after, not before
     wb.querylog.flush()
     logs = pd.DataFrame(
-        wb.store.backend.select("query_logs", order_by="timestamp", desc=True, limit=limit)
+        store.backend.select("query_logs", order_by="timestamp", desc=True, limit=limit)
     )
     runs = pd.DataFrame(
-        wb.store.backend.select("workflow_runs", order_by="created_at", desc=True, limit=limit)
+        store.backend.select("workflow_runs", order_by="created_at", desc=True, limit=limit)
     )
     if logs.empty:
         stats = Stats(0, None, None)
@@ -74,15 +97,19 @@ def collect(wb: Workbench, limit: int = 50_000) -> Stats:
             ],
             slowest=[
                 {
-                    "query": q[:160],
+                    "query": readable_sql(str(q)),
                     "runs": int(g.size),
-                    "avg_ms": round(float(g.mean()), 2),
-                    "max_ms": round(float(g.max()), 2),
+                    "avg_ms": round(float(g["execution_time"].mean()), 2),
+                    "max_ms": round(float(g["execution_time"].max()), 2),
+                    "first": _when(g["timestamp"].min()),
+                    "last": _when(g["timestamp"].max()),
                 }
                 for q, g in sorted(
-                    logs.groupby("query")["execution_time"], key=lambda kv: -kv[1].mean()
+                    logs.groupby("query"), key=lambda kv: -kv[1]["execution_time"].mean()
                 )[:10]
             ],
+            since=_when(logs["timestamp"].min()),
+            until=_when(logs["timestamp"].max()),
         )
     if not runs.empty:
         runs["day"] = pd.to_datetime(runs["created_at"], utc=True).dt.strftime("%Y-%m-%d")
@@ -115,15 +142,41 @@ def _bars(rows: list[dict[str, Any]], label: str, value: str) -> str:
         w = int(300 * float(r[value]) / top)
         y = 8 + i * 24
         parts.append(
-            f'<text x="0" y="{y + 13}" font-size="11">{escape(str(r[label]))}</text>'
-            f'<rect x="120" y="{y}" width="{w}" height="16" fill="#0969da"/><text x="{125 + w}" y="{y + 13}" font-size="11">{r[value]}</text>'
+            f'<text x="0" y="{y + 13}" font-size="11" fill="currentColor">{escape(str(r[label]))}</text>'
+            f'<rect x="120" y="{y}" width="{w}" height="16" fill="#0969da"/><text x="{125 + w}" y="{y + 13}" font-size="11" fill="currentColor">{r[value]}</text>'
         )
     return f'<svg width="520" height="{16 + 24 * len(rows)}">{"".join(parts)}</svg>'
 
 
+def time_range(stats: Stats) -> str:
+    if not stats.since:
+        return "no queries logged yet"
+    return f"{stats.queries:,} queries from {stats.since} to {stats.until}"
+
+
+def slowest_html(rows: list[dict[str, Any]]) -> str:
+    """Each slow statement whole and readable (pretty-printed, in a <pre>), with its numbers
+    and when it ran; colours come from the page, so it reads in a dark theme too."""
+    if not rows:
+        return "<p><em>none</em></p>"
+    parts = []
+    for r in rows:
+        when = r["first"] if r["first"] == r["last"] else f"{r['first']} to {r['last']}"
+        parts.append(
+            '<div class="slow-query" style="margin:6px 0">'
+            f"<div>avg {r['avg_ms']:,} ms · max {r['max_ms']:,} ms · {r['runs']:,} runs · "
+            f"{escape(when)}</div>"
+            '<pre style="white-space:pre-wrap;margin:2px 0;padding:4px;'
+            "border-left:3px solid var(--jp-border-color1,#999);"
+            'color:var(--jp-content-font-color1,inherit);background:transparent">'
+            f"{escape(r['query'])}</pre></div>"
+        )
+    return "".join(parts)
+
+
 def render_html(stats: Stats) -> str:
     def verdict(ok: bool | None) -> str:
-        return "—" if ok is None else ("✅ met" if ok else "❌ missed")
+        return "" if ok is None else ("met" if ok else "missed")
 
     success = "—" if stats.success_rate is None else f"{stats.success_rate:.2%}"
     avg = "—" if stats.avg_ms is None else f"{stats.avg_ms:,.1f} ms"
@@ -138,6 +191,7 @@ def render_html(stats: Stats) -> str:
 </table>
 <h2>Latency by kind</h2>{_table(stats.latency_by_kind)}{_bars(stats.latency_by_kind, "kind", "p95_ms")}
 <h2>Errors</h2>{_table(stats.errors)}
-<h2>Slowest normalized queries</h2>{_table(stats.slowest)}
+<p class="range">{escape(time_range(stats))}</p>
+<h2>Slowest normalized queries</h2>{slowest_html(stats.slowest)}
 <h2>Runs per day</h2>{_table(stats.runs_by_day)}
 </body></html>"""

@@ -456,6 +456,25 @@ class Campaigns:
 
         self._run(drop)
 
+    def exclusions(self, run_id: Any, limit: int = 10_000) -> list[dict[str, Any]]:
+        """The run's excluded targets in frozen order (key, frozen recipient, reason), at most
+        `limit`: what the report offers as a download."""
+        rid = as_uuid(run_id)
+        t, s = T["run_targets"], T["run_skips"]
+        stmt = (
+            select(t.c.target_key, t.c.recipient, s.c.reason)
+            .join(s, and_(s.c.run_id == t.c.run_id, s.c.target_key == t.c.target_key))
+            .where(t.c.run_id == rid)
+            .order_by(t.c.seq)
+            .limit(limit)
+        )
+
+        def read() -> list[dict[str, Any]]:
+            with self.backend.engine.connect() as conn:
+                return [dict(row._mapping) for row in conn.execute(stmt)]
+
+        return self._run(read)
+
     # -- truth, derived from rows ----------------------------------------------------------
     def counts(self, run_id: Any) -> dict[str, Any]:
         """targets (frozen), records, exclusions by reason, pending: from the rows themselves."""

@@ -12,7 +12,7 @@ import ipywidgets as w
 
 from hybridwb.errors import HybridwbError
 from hybridwb.observability import collect
-from hybridwb.observability.stats import TARGET_AVG_MS, TARGET_SUCCESS
+from hybridwb.observability.stats import TARGET_AVG_MS, TARGET_SUCCESS, slowest_html, time_range
 from hybridwb.render import render_table
 from hybridwb.widgets._html import status
 
@@ -65,11 +65,12 @@ def page(stats: Stats) -> str:
     ]
     return "".join(
         [
-            render_table(metrics, caption="hybridwb monitoring"),
+            render_table(metrics, caption=f"hybridwb monitoring · {time_range(stats)}"),
             render_table(stats.latency_by_kind, caption="latency by kind"),
             bars(stats.latency_by_kind, "kind", "p95_ms"),
             render_table(stats.errors, caption="errors"),
-            render_table(stats.slowest, caption="slowest normalized queries"),
+            '<div style="color:var(--jp-ui-font-color1,inherit)">'
+            "<b>slowest normalized queries</b>" + slowest_html(stats.slowest) + "</div>",
             render_table(stats.runs_by_day, caption="runs per day"),
         ]
     )

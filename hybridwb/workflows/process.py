@@ -19,6 +19,7 @@ from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import advertising, audience, policies
 from hybridwb.workflows.config import message_config
+from hybridwb.workflows.progress import kernel_bar
 from hybridwb.workflows.report import mask_text
 
 if TYPE_CHECKING:
@@ -130,8 +131,6 @@ class Processor:
         clock: Callable[[], datetime] | None = None,
     ) -> dict[str, Any]:
         """Freeze (first pass only), then work through the frozen targets still pending."""
-        from tqdm import tqdm
-
         started = time.perf_counter()
         now = now or (clock or (lambda: datetime.now(UTC)))()
         store = self.store
@@ -179,9 +178,7 @@ class Processor:
         )
         recipient_path = plan.recipient or aud.recipient
         consent_path = plan.consent or aud.consent
-        bar = tqdm(
-            total=total, unit="target", desc=wf["name"], disable=not progress, mininterval=0.5
-        )
+        bar = kernel_bar(total, wf["name"], disable=not progress)
         after = last = 0
         while True:
             batch, after = campaigns.pending(

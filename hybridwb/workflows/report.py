@@ -7,6 +7,10 @@ rules excluded, and timing (start, end, trigger). Autoescaped Jinja2.
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
+import json
 import re
 from typing import Any
 
@@ -40,11 +44,13 @@ _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string
 _TEMPLATE = _ENV.from_string(
     """<!doctype html>
 <html lang="ko"><head><meta charset="utf-8"><title>{{ wf.name }} — run {{ run.id }}</title>
-<style>body{font-family:sans-serif;max-width:780px;margin:2em auto}td,th{padding:2px 10px;text-align:left}.error{color:#cf222e}pre{white-space:pre-wrap;background:#f6f8fa;padding:6px}</style></head>
+<style>body{font-family:sans-serif;max-width:780px;margin:2em auto}td,th{padding:2px 10px;text-align:left}.error{color:#cf222e}.warning{background:#fff8c5;border:1px solid #d4a72c;padding:6px}pre{white-space:pre-wrap;background:#f6f8fa;padding:6px}</style></head>
 <body>
 <h1>{{ wf.name }}</h1>
 <p>Run <code>{{ run.id }}</code> · status <b class="status">{{ run.status }}</b>{% if run.dry_run %} · dry run{% endif %}</p>
 {% if run.error %}<p class="error"><b>Reason:</b> {{ run.error }}</p>{% endif %}
+{% if share is not none and share >= MOST %}<p class="warning"><b>Most targets were excluded:</b> {{ "{:,}".format(skipped) }} of {{ "{:,}".format(targets) }} ({{ "{:.0f}".format(share * 100) }} %). Look at the reasons below before the next run.</p>
+{% elif share %}<p class="share">{{ "{:,}".format(skipped) }} of {{ "{:,}".format(targets) }} targets excluded ({{ "{:.0f}".format(share * 100) }} %).</p>{% endif %}
 <h2>Outcome</h2>
 <table>
 <tr><th>targets (frozen at start)</th><td class="targets">{{ "{:,}".format(stats.targets or run.target_count or 0) }}</td></tr>
@@ -55,6 +61,14 @@ _TEMPLATE = _ENV.from_string(
 </table>
 <h2>Excluded, by reason</h2>
 <table class="reasons">{% for reason, n in reasons %}<tr><td>{{ reason }}</td><td>{{ "{:,}".format(n) }}</td></tr>{% else %}<tr><td colspan="2">none</td></tr>{% endfor %}</table>
+{% if exclusions %}<p><a class="exclusions" download="{{ csv_name }}" href="data:text/csv;charset=utf-8;base64,{{ csv_b64 }}">Download the {{ "{:,}".format(exclusions|length) }} excluded targets (CSV: key, masked recipient, reason)</a>{% if exclusions|length < skipped %} — the first {{ "{:,}".format(exclusions|length) }} of {{ "{:,}".format(skipped) }}{% endif %}</p>{% endif %}
+<h2>What was sent</h2>
+<table>
+<tr><th>template</th><td class="template-name">{{ template_name }}</td></tr>
+</table>
+<pre class="template">{{ template_text }}</pre>
+<h2>Target definition</h2>
+<pre class="target">{{ target_json }}</pre>
 <h2>Policies and consent</h2>
 <table>
 <tr><th>send policy</th><td>{{ policy_text }}</td></tr>
@@ -95,10 +109,63 @@ def _policy_text(policy: dict[str, Any]) -> str:
     return ", ".join(parts) or "none"
 
 
-def render_html(workflow: dict[str, Any], run: dict[str, Any], trigger: str = "manual") -> str:
+#: the share of excluded targets from which the report warns in words
+MOST = 0.5
+
+
+def excluded_note(run: dict[str, Any]) -> str | None:
+    """One line for a terminal when half or more of a run's targets were excluded."""
+    targets = int(run.get("target_count") or 0)
+    skipped = int(run.get("skipped_count") or 0)
+    if not targets or skipped / targets < MOST:
+        return None
+    return (
+        f"most targets were excluded: {skipped:,} of {targets:,} "
+        f"({skipped / targets:.0%}); the report lists them and why"
+    )
+
+
+def exclusions_csv(exclusions: list[dict[str, Any]]) -> str:
+    """The excluded targets as CSV (with a BOM, so spreadsheet programs read the Korean):
+    the key, the frozen recipient masked like every personal value here, the reason."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out)
+    writer.writerow(["target_key", "recipient", "reason"])
+    for row in exclusions:
+        writer.writerow(
+            [row["target_key"], mask_text(str(row.get("recipient") or "")), row["reason"]]
+        )
+    return out.getvalue()
+
+
+def render_html(
+    workflow: dict[str, Any],
+    run: dict[str, Any],
+    trigger: str = "manual",
+    *,
+    template_text: str | None = None,
+    exclusions: list[dict[str, Any]] | None = None,
+) -> str:
+    """The report. `template_text` is the message as written (variables, not values);
+    `exclusions` the excluded targets offered as a CSV download (recipients masked)."""
     stats = run.get("stats") or {}
     reasons = sorted((stats.get("skipped_by_reason") or {}).items(), key=lambda kv: -kv[1])
+    targets = int(stats.get("targets") or run.get("target_count") or 0)
+    skipped = int(run.get("skipped_count") or 0)
+    message = workflow.get("message_config") or {}
+    exclusions = exclusions or []
     return _TEMPLATE.render(
+        MOST=MOST,
+        share=skipped / targets if targets else None,
+        targets=targets,
+        skipped=skipped,
+        template_name=message.get("template") or "(text in the workflow)",
+        template_text=template_text if template_text is not None else message.get("content") or "",
+        target_json=json.dumps(workflow.get("target_config") or {}, ensure_ascii=False, indent=2),
+        exclusions=exclusions,
+        csv_name=f"{run.get('id')}-exclusions.csv",
+        csv_b64=base64.b64encode(exclusions_csv(exclusions).encode("utf-8")).decode("ascii"),
         wf=workflow,
         run=run,
         stats=stats,

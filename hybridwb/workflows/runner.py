@@ -22,7 +22,9 @@ from hybridwb.config import Settings
 from hybridwb.errors import HybridwbError, NotFound, ValidationError
 from hybridwb.platform.campaigns import Campaigns, is_stale, this_owner
 from hybridwb.workflows import context, pending
+from hybridwb.workflows.config import message_config
 from hybridwb.workflows.params import check_parameters
+from hybridwb.workflows.progress import RunProgress, in_notebook, show_report_link
 from hybridwb.workflows.report import render_html
 
 if TYPE_CHECKING:
@@ -183,6 +185,13 @@ class Runner:
             campaigns.release(wf["id"], run_id)
             raise
         beat.start()
+        # in a notebook: a live bar from the store's counts and a link at the end; in a
+        # terminal: the run kernel's own output (its plain-text bar) passed through
+        notebook_ui = progress and in_notebook()
+        follow = RunProgress(campaigns, run_id, wf["name"]) if notebook_ui else None
+        if follow is not None:
+            follow.start()
+        passthrough = progress and not notebook_ui
         output = out_dir / f"{run_id}.ipynb"
         error: str | None = None
         try:
@@ -197,7 +206,8 @@ class Runner:
                     ),
                     execution_timeout=cell_timeout,
                     progress_bar=False,
-                    stderr_file=sys.stderr if progress else None,
+                    stdout_file=sys.stdout if passthrough else None,
+                    stderr_file=sys.stderr if passthrough else None,
                     cwd=str(Path.cwd()),
                 )
         except pm.PapermillExecutionError as exc:
@@ -209,7 +219,14 @@ class Runner:
             error = f"{type(exc).__name__}: {first}"
         finally:
             beat.stop()
-        return self._finish(wf, run_id, error, output.with_suffix(".html"), trigger, dry_run)
+            if follow is not None:
+                follow.stop()
+        final = self._finish(wf, run_id, error, output.with_suffix(".html"), trigger, dry_run)
+        if notebook_ui:
+            show_report_link(
+                Path(final.get("report_path") or output.with_suffix(".html")), final["status"]
+            )
+        return final
 
     def _finish(
         self,
@@ -247,14 +264,30 @@ class Runner:
                 "error": f"{error or ''} (the store is unreachable: {exc}; the status is "
                 "written by the next command)",
             }
+        details: dict[str, Any]
         try:
-            html.write_text(render_html(wf, final, trigger), encoding="utf-8")
+            details = {
+                "template_text": template_text(store, wf),
+                "exclusions": campaigns.exclusions(run_id),
+            }
+        except HybridwbError:
+            details = {}  # the store is unreachable: the report says what it knows
+        try:
+            html.write_text(render_html(wf, final, trigger, **details), encoding="utf-8")
         except OSError as exc:
             final = {
                 **final,
                 "report_error": f"the HTML report could not be written ({exc.strerror})",
             }
         return final
+
+
+def template_text(store: Store, wf: dict[str, Any]) -> str:
+    """The message as written: the library template's text, or the workflow's own."""
+    cfg = message_config(wf.get("message_config") or {})
+    if cfg.template:
+        return str(store.templates.get(cfg.template)["content"])
+    return str(cfg.content or "")
 
 
 def stale_runs(store: Store, stale_after: float = STALE_AFTER_S) -> list[dict[str, Any]]:

@@ -1,0 +1,157 @@
+"""Feedback during and after a run: a live bar and a report link in the notebook, plain-text
+progress in the executed notebook, and a report that shows what was sent, to whom it was
+meant, what was excluded (downloadable, masked), and says when most targets were excluded.
+
+Real kernels (papermill/nbclient) on the sample; the oracle is sqlite3 on the store's file."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html as html_lib
+import io
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from hybridwb.workflows.report import MOST, render_html
+from tests.test_workflows import TARGET, TEMPLATE, make_workflow
+
+pytestmark = pytest.mark.slow
+
+
+def _report_csv(text: str) -> list[list[str]]:
+    match = re.search(r'href="data:text/csv;charset=utf-8;base64,([A-Za-z0-9+/=]+)"', text)
+    assert match, "the report offers no exclusions download"
+    data = base64.b64decode(match.group(1)).decode("utf-8").lstrip("\ufeff")
+    return [row for row in csv.reader(io.StringIO(data)) if row]
+
+
+def test_report_shows_template_target_and_a_masked_exclusions_download(
+    shop, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    wf = make_workflow(shop)
+    final = shop.workflows.run(wf["name"], progress=False)
+    report = Path(final["report_path"]).read_text(encoding="utf-8")
+    with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as store:
+        skips = store.execute(
+            "SELECT s.target_key, t.recipient, s.reason FROM run_skips s JOIN run_targets t "
+            "ON t.run_id = s.run_id AND t.target_key = s.target_key "
+            "WHERE replace(s.run_id, '-', '') = ? ORDER BY t.seq",
+            (str(final["id"]).replace("-", ""),),
+        ).fetchall()
+        template = store.execute(
+            "SELECT content FROM message_templates WHERE name = ?", (TEMPLATE,)
+        ).fetchone()[0]
+    with sqlite3.connect(tmp_path / ".hybridwb" / "sample.db") as source:
+        phones = [p for (p,) in source.execute("SELECT phone FROM customers") if p]
+    assert skips, "the sample has targets without a phone: they are excluded"
+    rows = _report_csv(report)
+    assert rows[0] == ["target_key", "recipient", "reason"]
+    assert [(k, r) for k, _, r in rows[1:]] == [(str(k), r) for k, _, r in skips]
+    for phone in phones:
+        assert phone not in report, "a phone number reached the report"
+    pre = re.search(r'<pre class="template">(.*?)</pre>', report, re.S)
+    assert pre and html_lib.unescape(pre.group(1)) == template
+    target = re.search(r'<pre class="target">(.*?)</pre>', report, re.S)
+    assert target and json.loads(html_lib.unescape(target.group(1))) == TARGET
+    for label in ("trigger", "started", "finished"):
+        assert f"<th>{label}</th><td>" in report
+    assert "<th>trigger</th><td>manual</td>" in report
+
+
+def test_a_second_once_per_recipient_run_reports_most_excluded_with_masked_recipients(
+    shop, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    wf = make_workflow(shop)
+    config = {"template": TEMPLATE, "mode": "strict", "policy": {"once_per_recipient": True}}
+    shop.workflows.update(wf["id"], message_config=config)
+    first = shop.workflows.run(wf["name"], progress=False)
+    second = shop.workflows.run(wf["name"], progress=False)
+    report = Path(second["report_path"]).read_text(encoding="utf-8")
+    assert "Most targets were excluded" in report
+    assert "Most targets were excluded" not in Path(first["report_path"]).read_text("utf-8")
+    with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as store:
+        recipients = dict(
+            store.execute(
+                "SELECT target_key, recipient FROM run_targets WHERE replace(run_id, '-', '') = ?",
+                (str(second["id"]).replace("-", ""),),
+            ).fetchall()
+        )
+    rows = _report_csv(report)[1:]
+    assert len(rows) == second["skipped_count"] > 0
+    for key, shown, _reason in rows:
+        real = recipients[key]
+        if real:
+            assert shown != real and real[-2:] == shown[-2:] and "*" in shown, (shown, real)
+
+
+@pytest.mark.parametrize(
+    ("targets", "skipped", "warns"),
+    [(100, 60, True), (100, 50, True), (100, 37, False), (100, 0, False), (0, 0, False)],
+    ids=["60-percent", "half", "37-percent", "none", "no-targets"],
+)
+def test_report_says_clearly_when_most_targets_were_excluded(
+    targets: int, skipped: int, warns: bool
+) -> None:
+    run = {"id": "r1", "status": "succeeded", "target_count": targets, "skipped_count": skipped}
+    text = render_html({"name": "w", "message_config": {"content": "hi"}}, run)
+    assert ("Most targets were excluded" in text) is warns
+    if skipped and not warns:
+        assert f"{skipped} of {targets} targets excluded ({skipped} %)" in text
+    assert MOST == 0.5
+
+
+def test_executed_notebook_has_plain_text_progress(shop, capfd) -> None:  # type: ignore[no-untyped-def]
+    wf = make_workflow(shop)
+    final = shop.workflows.run(wf["name"])  # progress on: the terminal sees the kernel's bar
+    assert final["status"] == "succeeded", final["error"]
+    executed = nbformat.read(Path(final["report_path"]).with_suffix(".ipynb"), as_version=4)
+    streams = [o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "stream"]
+    assert not [o for o in streams if o.name == "stderr"], "a red stderr block in the notebook"
+    progress = [o.text for o in streams if "target" in o.text and "100%" in o.text]
+    assert progress, "no plain-text progress in the executed notebook"
+    assert "100%" in capfd.readouterr().out
+
+
+def test_run_in_a_notebook_shows_a_live_bar_and_links_the_report(shop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`wb.workflows.run` called in a real kernel: a tqdm.auto widget bar and a report link."""
+    from nbclient import NotebookClient
+
+    wf = make_workflow(shop)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import hybridwb\nwb = hybridwb.connect()"),
+        nbformat.v4.new_code_cell(f"final = wb.workflows.run({wf['name']!r})\nfinal['status']"),
+    ]
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = nb.cells[1].outputs
+    kinds = [set(o.get("data", {})) for o in outputs]
+    assert any("application/vnd.jupyter.widget-view+json" in k for k in kinds), kinds
+    assert not [o for o in outputs if o.get("name") == "stderr"], outputs
+    links = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    run_id = nb.cells[1].outputs[-1]["data"]["text/plain"]
+    assert run_id == "'succeeded'"
+    [link] = [h for h in links if "report:" in h]
+    href = re.search(r'href="([^"]+)"', link).group(1)
+    assert (tmp_path / href).is_file() and href.endswith(".html")
+
+
+def test_the_cli_warns_when_most_targets_were_excluded(shop) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from hybridwb.cli import main
+
+    wf = make_workflow(shop)
+    config = {"template": TEMPLATE, "mode": "strict", "policy": {"once_per_recipient": True}}
+    shop.workflows.update(wf["id"], message_config=config)
+    first = CliRunner().invoke(main, ["run", wf["name"]])
+    assert first.exit_code == 0 and "most targets were excluded" not in first.output
+    second = CliRunner().invoke(main, ["run", wf["name"]])
+    assert "warning: most targets were excluded" in second.output, second.output
