@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import difflib
+import importlib
 import importlib.abc
 import importlib.util
 import io
@@ -47,7 +48,10 @@ EQUIVALENT = REPO / "benchmarks" / "mutation_equivalent.json"
 MODULES: dict[str, tuple[str, list[str]]] = {
     "binds": ("hybridwb/source/binds.py", ["tests/test_binds.py"]),
     "guard": ("hybridwb/source/guard.py", ["tests/test_guard.py", "tests/test_guard_rules.py"]),
-    "grants": ("hybridwb/source/grants.py", ["tests/test_readonly_grants.py"]),
+    "grants": (
+        "hybridwb/source/grants.py",
+        ["tests/test_grants.py", "tests/test_readonly_grants.py"],
+    ),
     "templating.parse": ("hybridwb/templating/parse.py", ["tests/test_templating.py"]),
     "templating.matching": ("hybridwb/templating/matching.py", ["tests/test_templating.py"]),
     "workflows.policies": ("hybridwb/workflows/policies.py", ["tests/test_campaigns.py"]),
@@ -60,7 +64,20 @@ FAST = "not mysql and not postgres and not slow and not browser and not faults a
 GOAL = 0.90
 #: plugins are not auto-loaded (nbval, faker, anyio cost a second per child); pytest_timeout is
 #: named because pyproject sets `timeout`
-PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "-p", "pytest_timeout", "-W", "ignore"]
+#: unraisableexception/threadexception run gc.collect() twice per session (0.6 s a child)
+PYTEST_ARGS = [
+    "-q",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:unraisableexception",
+    "-p",
+    "no:threadexception",
+    "-p",
+    "pytest_timeout",
+    "-W",
+    "ignore",
+]
 
 
 # ---------------------------------------------------------------- mutants (mutmut)
@@ -424,6 +441,24 @@ def run_module(name: str) -> dict[str, Any]:
     }
 
 
+def _warm_up() -> None:
+    """Import every hybridwb module and what pytest imports late (pdb), so the libraries they
+    use are loaded once here and not again in each child."""
+    import pdb  # noqa: F401  (pytest's debugging plugin imports it at configure)
+    import pkgutil
+
+    import hybridwb
+
+    for info in pkgutil.walk_packages(hybridwb.__path__, "hybridwb."):
+        if ".migrations" in info.name:
+            continue
+        with contextlib.suppress(Exception):
+            importlib.import_module(info.name)
+    for name in ("faker", "pymysql", "psycopg"):
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+
 def main(argv: list[str]) -> int:
     names = argv or list(MODULES)
     unknown = [n for n in names if n not in MODULES]
@@ -432,7 +467,10 @@ def main(argv: list[str]) -> int:
         return 2
     with contextlib.suppress(OSError):
         os.nice(19)
-    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    # bytecode of the unchanged modules and pytest's rewritten tests is cached (a child would
+    # otherwise compile ~50 modules again); the mutant is compiled from memory, never cached
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.dont_write_bytecode = False
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     sys.dont_write_bytecode = True
     os.chdir(REPO)
@@ -444,6 +482,8 @@ def main(argv: list[str]) -> int:
     import sqlglot  # noqa: F401
 
     import hybridwb.workbench  # noqa: F401
+
+    _warm_up()
 
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.setdefault("modules", {})
