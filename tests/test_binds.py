@@ -6,6 +6,7 @@ hybridwb/source/binds.py (the SQLite and MariaDB tiers prove the same rules end 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 
@@ -62,6 +63,12 @@ def test_binds_have_exact_positions(sql: str, binds: list[Bind]) -> None:
         assert sql[bind.start : bind.end] == ":" + bind.name
 
 
+def test_a_bind_is_a_value() -> None:
+    assert len({Bind("a", 1, 3), Bind("a", 1, 3)}) == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Bind("a", 1, 3).start = 0  # type: ignore[misc]
+
+
 def test_tokens_given_are_used_instead_of_tokenizing_again() -> None:
     sql = "SELECT :a"
     assert find_binds(sql, tokenize(sql)) == [Bind("a", 7, 9)]
@@ -70,12 +77,16 @@ def test_tokens_given_are_used_instead_of_tokenizing_again() -> None:
 
 @pytest.mark.parametrize(
     ("sql", "message"),
-    [("SELECT 'open", "does not tokenize"), ("SELECT `open", "does not tokenize")],
+    [
+        ("SELECT 'open", "The query does not tokenize; check the quotes."),
+        ("SELECT `open", "The query does not tokenize; check the quotes."),
+    ],
     ids=["open-string", "open-backtick"],
 )
 def test_text_that_does_not_tokenize_is_a_query_error(sql: str, message: str) -> None:
-    with pytest.raises(QueryError, match=message) as info:
+    with pytest.raises(QueryError) as info:
         tokenize(sql)
+    assert str(info.value) == message
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
@@ -156,22 +167,54 @@ def test_values_a_driver_can_send_pass(value: object) -> None:
 @pytest.mark.parametrize(
     ("params", "message", "name"),
     [
-        ([1], "params must be a dict of name -> value, not list;", None),
-        ({"1a": 1}, "Parameter name '1a' is not a name;", None),
-        ({1: 1}, "Parameter name 1 is not a name;", None),
-        ({"a b": 1}, "Parameter name 'a b' is not a name;", None),
+        (
+            [1],
+            "params must be a dict of name -> value, not list; write params={'name': value} and :name in the query.",
+            None,
+        ),
+        (
+            {"1a": 1},
+            "Parameter name '1a' is not a name; use letters, digits and _ (as in :name).",
+            None,
+        ),
+        ({1: 1}, "Parameter name 1 is not a name; use letters, digits and _ (as in :name).", None),
+        (
+            {"a b": 1},
+            "Parameter name 'a b' is not a name; use letters, digits and _ (as in :name).",
+            None,
+        ),
         ({}, "The query uses :v but no value was given; pass params={'v': ...}.", "v"),
         ({"v": 1, "w": 2}, "Parameter 'w' is not used by the query; remove it or add :w.", "w"),
-        ({"v": []}, "Parameter 'v' is an empty list;", None),
-        ({"v": set()}, "Parameter 'v' is an empty list;", None),
-        ({"v": [0] * (MAX_LIST + 1)}, "holds 10,001 values; the limit is 10,000.", None),
-        ({"v": object()}, "Parameter 'v' is a object; bind a str", "v"),
-        ({"v": [1, {}]}, "Parameter 'v' is a dict;", "v"),
-        ({"v": "x\ud800"}, "Parameter 'v' is not valid text (it holds a lone surrogate)", "v"),
+        ({"v": []}, "Parameter 'v' is an empty list; IN () matches nothing.", None),
+        ({"v": set()}, "Parameter 'v' is an empty list; IN () matches nothing.", None),
+        (
+            {"v": [0] * (MAX_LIST + 1)},
+            "Parameter 'v' holds 10,001 values; the limit is 10,000. Narrow the list or join on a table instead.",
+            None,
+        ),
+        (
+            {"v": object()},
+            "Parameter 'v' is a object; bind a str, number, date, or a list of them.",
+            "v",
+        ),
+        (
+            {"v": [1, {}]},
+            "Parameter 'v' is a dict; bind a str, number, date, or a list of them.",
+            "v",
+        ),
+        (
+            {"v": "x\ud800"},
+            "Parameter 'v' is not valid text (it holds a lone surrogate); retype the odd character.",
+            "v",
+        ),
         ({"v": float("nan")}, "Parameter 'v' is nan; bind a finite number.", "v"),
         ({"v": float("-inf")}, "Parameter 'v' is -inf; bind a finite number.", "v"),
         ({"v": decimal.Decimal("NaN")}, "Parameter 'v' is NaN; bind a finite number.", "v"),
-        ({"v": decimal.Decimal("Infinity")}, "is Infinity; bind a finite number.", "v"),
+        (
+            {"v": decimal.Decimal("Infinity")},
+            "Parameter 'v' is Infinity; bind a finite number.",
+            "v",
+        ),
     ],
     ids=[
         "not-a-mapping",
@@ -197,7 +240,7 @@ def test_bad_params_are_refused_with_a_message_naming_them(
 ) -> None:
     with pytest.raises(BindError) as info:
         check_params({"v"}, params)
-    assert message in str(info.value)
+    assert str(info.value) == message
     # raised `from None`: no driver or codec error shown with it
     assert info.value.__cause__ is None
     assert info.value.__context__ is None or info.value.__suppress_context__
