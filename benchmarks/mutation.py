@@ -52,7 +52,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "hybridwb/source/grants.py",
         ["tests/test_grants.py", "tests/test_readonly_grants.py"],
     ),
-    "templating.parse": ("hybridwb/templating/parse.py", ["tests/test_templating.py"]),
+    "templating.parse": (
+        "hybridwb/templating/parse.py",
+        ["tests/test_template_parse.py", "tests/test_templating.py"],
+    ),
     "templating.matching": ("hybridwb/templating/matching.py", ["tests/test_templating.py"]),
     "workflows.policies": ("hybridwb/workflows/policies.py", ["tests/test_campaigns.py"]),
     "targets.definition": ("hybridwb/targets/definition.py", ["tests/test_search.py"]),

@@ -286,6 +286,8 @@ def test_the_first_missing_name_in_order_is_named() -> None:
         ("SELECT :a, :b", "SELECT 1, 2", True),
         ("SELECT :a, :b", "SELECT 1, 2, 3", False),
         ("SELECT ':v'", "SELECT ':v'", True),
+        ("SELECT :v", "DELETE 1", False),
+        (":v", "1", True),
     ],
     ids=[
         "number",
@@ -315,6 +317,8 @@ def test_the_first_missing_name_in_order_is_named() -> None:
         "two-binds",
         "trailing-extra",
         "literal-only",
+        "first-token-changed",
+        "bind-first",
     ],
 )
 def test_final_text_differs_only_by_values(approved: str, final: str, same: bool) -> None:
