@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import difflib
+import hashlib
 import importlib
 import importlib.abc
 import importlib.util
@@ -87,10 +88,23 @@ PYTEST_ARGS = [
 
 
 def mutants(path: Path) -> list[dict[str, Any]]:
-    """Every mutant mutmut makes of `path`: line number, original and mutated source."""
+    """Every mutant mutmut makes of `path`: line number, original and mutated source (kept
+    in .mutation-cache/ by the source's hash: mutmut parses the file once per mutant, which
+    takes minutes for the guard)."""
+    source = path.read_text()
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    cache = REPO / ".mutation-cache" / f"{path.stem}-{digest}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    found = _make_mutants(path, source)
+    cache.parent.mkdir(exist_ok=True)
+    cache.write_text(json.dumps(found))
+    return found
+
+
+def _make_mutants(path: Path, source: str) -> list[dict[str, Any]]:
     from mutmut import ALL, Context, list_mutations, mutate
 
-    source = path.read_text()
     ids = list_mutations(Context(source=source, filename=str(path), mutation_id=ALL))
     out = []
     for mid in ids:
