@@ -142,11 +142,12 @@ def _defined_names(node: ast.stmt) -> set[str]:
     return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
 
 
-def lines_to_run(tree: ast.Module, line: int) -> set[int] | None:
+def lines_to_run(tree: ast.Module, line: int) -> tuple[set[int] | None, set[str]]:
     """The lines whose tests can see a change at `line`: the innermost statement inside a
     function that holds it; for code that runs once at import (a constant, a decorator, a
     class attribute), every line in a function that uses a name the top-level statement
-    defines (followed through other top-level statements). None when nothing uses it."""
+    defines (followed through other top-level statements), and those names (a test that
+    uses them directly is chosen too). None when nothing uses it."""
     inner: tuple[int, int] | None = None
     top: ast.stmt | None = None
 
@@ -169,9 +170,9 @@ def lines_to_run(tree: ast.Module, line: int) -> set[int] | None:
 
     visit(tree, False)
     if inner is not None:
-        return set(range(inner[0], inner[1] + 1))
+        return set(range(inner[0], inner[1] + 1)), set()
     if top is None:
-        return None
+        return None, set()
     names = _defined_names(top)
     if isinstance(top, ast.ClassDef | ast.FunctionDef):
         names = {top.name}
@@ -191,7 +192,7 @@ def lines_to_run(tree: ast.Module, line: int) -> set[int] | None:
         for stmt in tree.body:  # another top-level name built from this one
             if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(stmt)):
                 names |= _defined_names(stmt)
-    return out or None
+    return out or None, seen
 
 
 # ---------------------------------------------------------------- running tests in a fork
@@ -376,6 +377,9 @@ def run_module(name: str) -> dict[str, Any]:
         return {"path": rel, "tests": tests, "error": "the tests fail without a mutant", **base}
     durations: dict[str, float] = base["durations"]
     all_tests = list(durations)
+    test_text = {t.split("::")[0]: "" for t in all_tests}
+    for file in test_text:
+        test_text[file] = (REPO / file).read_text()
     total = sum(durations.values())
     tree = ast.parse(path.read_text())
     lines: dict[int, list[str]] = {int(k): v for k, v in base["lines"].items()}
@@ -397,11 +401,16 @@ def run_module(name: str) -> dict[str, Any]:
             ),
             None,
         )
-        run_lines = lines_to_run(tree, mutant["line"])
+        run_lines, names = lines_to_run(tree, mutant["line"])
         if run_lines is None:
             selected = all_tests
         else:
             chosen = {t for line in run_lines for t in lines.get(line, [])}
+            chosen |= {
+                t
+                for t in all_tests
+                if any(re.search(rf"\b{n}\b", test_text[t.split("::")[0]]) for n in names)
+            }
             selected = sorted(chosen, key=durations.__getitem__)  # fastest first (-x)
         if not selected:
             status = "no_tests"

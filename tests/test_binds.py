@@ -288,6 +288,8 @@ def test_the_first_missing_name_in_order_is_named() -> None:
         ("SELECT ':v'", "SELECT ':v'", True),
         ("SELECT :v", "DELETE 1", False),
         (":v", "1", True),
+        ("SELECT : x", "SELECT 1", False),
+        ("SELECT 1, 2", "SELECT 1", False),
     ],
     ids=[
         "number",
@@ -319,6 +321,8 @@ def test_the_first_missing_name_in_order_is_named() -> None:
         "literal-only",
         "first-token-changed",
         "bind-first",
+        "colon-that-is-not-a-bind",
+        "final-shorter",
     ],
 )
 def test_final_text_differs_only_by_values(approved: str, final: str, same: bool) -> None:

@@ -67,6 +67,14 @@ U = "`u`@`%`"
         ),
         ("GRANT SELECT ON `s`.* TO `r`", Grant(("SELECT",), "`s`.*", "", "`r`", False)),
         ("GRANT SELECT ON `s`.* TO u@h", Grant(("SELECT",), "`s`.*", "", "u@h", False)),
+        (
+            "GRANT USAGE ON *.* TO u@h IDENTIFIED BY PASSWORD '*AB'",
+            Grant(("USAGE",), "*.*", "", "u@h", False),
+        ),
+        (
+            "GRANT INDEX, SELECT ON `s`.* TO `u`@`%`",
+            Grant(("INDEX", "SELECT"), "`s`.*", "", U, False),
+        ),
         ("GRANT `r1`, `r2` TO `u`@`%`", RoleGrant(("`r1`", "`r2`"), U)),
         ("grant `r1` to `u`@`%` with admin option", RoleGrant(("`r1`",), U)),
         ("GRANT `r on x` TO `u`@`%`", RoleGrant(("`r on x`",), U)),
@@ -90,6 +98,8 @@ U = "`u`@`%`"
         "proxy",
         "to-a-role",
         "unquoted-grantee",
+        "unquoted-grantee-password-dropped",
+        "privilege-with-an-x",
         "two-roles",
         "lower-case-admin-option",
         "role-name-with-on",
