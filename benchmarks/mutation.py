@@ -33,6 +33,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import select
 import signal
 import sys
