@@ -551,3 +551,16 @@ def test_a_show_statement_is_not_parsed() -> None:
 )
 def test_normalize_replaces_literals(sql: str, normalized: str) -> None:
     assert guard.normalize(sql) == normalized
+
+
+#: words that start a statement other than a read: never a table name after DESCRIBE (ANALYZE
+#: is read as EXPLAIN's option first)
+VERBS = """ALTER CALL CREATE DELETE DO DROP FOR GRANT HANDLER INSERT LOAD LOCK RENAME REPLACE
+REVOKE SET TRUNCATE UNLOCK UPDATE""".split()
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_describe_of_a_statement_is_refused_by_name(verb: str) -> None:
+    assert refused(f"DESCRIBE {verb.lower()} x") == (
+        f"Refused: DESCRIBE {verb} is not a read statement" + EXPLAIN_READS
+    )
