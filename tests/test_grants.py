@@ -132,6 +132,10 @@ def _found(line: str, allowed: tuple[str, ...] = ()) -> list[tuple[str, str, str
         ("GRANT SELECT, SHOW VIEW ON `s`.* TO `u`@`%`", []),
         ("GRANT SHOW   VIEW ON `s`.* TO `u`@`%`", []),
         ("GRANT USAGE ON `mysql`.* TO `u`@`%`", []),
+        (
+            "GRANT USAGE, DELETE ON `s`.* TO `u`@`%`",
+            [("DELETE", "`s`.*", "REVOKE DELETE ON `s`.* FROM `u`@`%`")],
+        ),
         ("GRANT SELECT ON TABLE `s`.`t` TO `u`@`%`", []),
         (
             "GRANT SELECT ON `MySQL`.`user` TO `u`@`%`",
@@ -165,6 +169,7 @@ def _found(line: str, allowed: tuple[str, ...] = ()) -> list[tuple[str, str, str
         "select-show-view",
         "spaced-show-view",
         "usage-anywhere",
+        "usage-then-delete",
         "select-on-table-kind",
         "mysql-schema-any-case",
         "global-show-view",
@@ -225,6 +230,15 @@ def test_findings_are_values_that_can_be_deduplicated() -> None:
     for value in (a, grants.parse("GRANT `r` TO `u`"), grants.parse("GRANT SELECT ON s.* TO u")):
         with pytest.raises(dataclasses.FrozenInstanceError):
             value.grantee = "x"  # type: ignore[union-attr,misc]
+
+
+@pytest.mark.parametrize(
+    ("part", "name"),
+    [("`a`", "a"), ("`a``b`", "a`b"), ("a", "a"), ("`a", "`a"), ("a`", "a`"), ("*", "*")],
+    ids=["quoted", "doubled-backtick", "bare", "open-only", "close-only", "star"],
+)
+def test_a_name_is_unquoted_only_when_quoted_on_both_sides(part: str, name: str) -> None:
+    assert grants._unquote(part) == name
 
 
 # -- the account and its roles ------------------------------------------------------------------
