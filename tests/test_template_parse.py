@@ -32,6 +32,7 @@ def _uses(text: str) -> list[tuple[str, str, int, int, tuple[str, ...]]]:
         ),
         ("ab\n{{ y }}\n  #{z}", [("y", "jinja", 2, 4, ()), ("z", "hash", 3, 3, ())]),
         ("#{a}#{b}", [("a", "hash", 1, 1, ()), ("b", "hash", 1, 5, ())]),
+        ("\n{{ x }}", [("x", "jinja", 2, 4, ())]),
         (
             "{% for i in items %}{{ i.name }}{% endfor %}{% set t = 1 %}{{ t }}",
             [("items", "jinja", 1, 13, ())],
@@ -51,6 +52,7 @@ def _uses(text: str) -> list[tuple[str, str, int, int, tuple[str, ...]]]:
         "both-syntaxes",
         "lines-and-columns",
         "adjacent-hash",
+        "starts-with-a-newline",
         "loop-and-set-are-not-variables",
         "macro-parameter",
         "first-inside-braces",
