@@ -154,6 +154,15 @@ def test_a_syntax_error_says_line_and_column(text: str, line: int, column: int) 
     assert ".." not in message and "\n" not in message
 
 
+def test_a_syntax_error_carries_jinjas_reason() -> None:
+    with pytest.raises(TemplateError) as info:
+        parse.variables("a\n\nb {{ x")
+    assert str(info.value) == (
+        "The template does not parse at line 3, column 3: unexpected end of template, "
+        "expected 'end of print statement'. Check the {{ }} and {% %} pairs."
+    )
+
+
 # -- rendering ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "values", "out"),
