@@ -399,12 +399,12 @@ def run_module(name: str) -> dict[str, Any]:
     # part of the module, not just its first lines
     stride = 7
     order = [found[i] for k in range(stride) for i in range(k, len(found), stride)]
-    budget = float(os.environ.get("MUTATION_BUDGET", "inf"))
+    time_budget = float(os.environ.get("MUTATION_BUDGET", "inf"))
     tested = 0
     stale = _importers(module_name)
     keep = frozenset(n for n in sys.modules if n.startswith("hybridwb.") and n not in stale)
     for mutant in order:
-        if time.monotonic() - started > budget:
+        if time.monotonic() - started > time_budget:
             break
         tested += 1
         match = next(
