@@ -377,7 +377,18 @@ def run_module(name: str) -> dict[str, Any]:
     module_name = rel.removesuffix(".py").replace("/", ".")
     tests = [t for t in test_files if (REPO / t).exists()]
     started = time.monotonic()
-    base = baseline(path, tests)
+    # the coverage run depends only on the module and its tests: kept by their hash
+    digest = hashlib.sha256(
+        b"".join((REPO / f).read_bytes() for f in [rel, *tests, "tests/conftest.py"])
+    ).hexdigest()[:16]
+    cached = REPO / ".mutation-cache" / f"baseline-{name}-{digest}.json"
+    if cached.exists():
+        base = json.loads(cached.read_text())
+    else:
+        base = baseline(path, tests)
+        if base["code"] == 0:
+            cached.parent.mkdir(exist_ok=True)
+            cached.write_text(json.dumps(base))
     if base["code"] != 0:
         return {"path": rel, "tests": tests, "error": "the tests fail without a mutant", **base}
     durations: dict[str, float] = base["durations"]
