@@ -414,6 +414,12 @@ def run_module(name: str) -> dict[str, Any]:
     tested = 0
     stale = _importers(module_name)
     keep = frozenset(n for n in sys.modules if n.startswith("hybridwb.") and n not in stale)
+    # control: the unmutated source through the same fork and import hook passes every test
+    # (a kill then means the mutant failed a test, not that the machinery broke)
+    control = _MutantFinder(module_name, path, original)
+    code = _pytest_in_child([*PYTEST_ARGS, "-x", *all_tests], control, keep, 60 + 5 * total)
+    if code != 0:
+        return {"path": rel, "tests": tests, "error": f"the control run failed (exit {code})"}
     for mutant in order:
         if time.monotonic() - started > time_budget:
             break
