@@ -69,6 +69,10 @@ def test_variables_with_their_position_and_filters(
     assert _uses(text) == uses
 
 
+def test_the_internal_lookup_of_hash_variables_is_never_a_variable() -> None:
+    assert parse.variables("{{ kakao__vars.x }} {{ kakao__vars['y'] }}") == []
+
+
 def test_names_are_distinct_in_order_of_first_use() -> None:
     assert parse.names("{{ b }} #{a} {{ b }} #{a}") == ["b", "a"]
 
