@@ -63,7 +63,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         ["tests/test_template_parse.py", "tests/test_templating.py"],
     ),
     "templating.matching": ("hybridwb/templating/matching.py", ["tests/test_templating.py"]),
-    "workflows.policies": ("hybridwb/workflows/policies.py", ["tests/test_campaigns.py"]),
+    "workflows.policies": (
+        "hybridwb/workflows/policies.py",
+        ["tests/test_policies.py", "tests/test_campaigns.py"],
+    ),
     "targets.definition": ("hybridwb/targets/definition.py", ["tests/test_search.py"]),
     "targets.sql": ("hybridwb/targets/sql.py", ["tests/test_search.py"]),
     "platform.campaigns": ("hybridwb/platform/campaigns.py", ["tests/test_campaigns.py"]),
