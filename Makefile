@@ -69,10 +69,10 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-# Not part of `make test`: mutates the modules that carry guarantees and runs their fast
-# tests against each mutant; scores go to benchmarks/results/mutation.json.
-# MODULES="guard binds" limits the run; MUTATION_BUDGET=seconds per module (default 300).
-mutation: $(VENV)/.dev services
+# Not part of `make test`: mutates the modules that carry guarantees and runs the fast tests
+# that cover each mutant (pure and SQLite, no servers); scores go to
+# benchmarks/results/mutation.json. MODULES="guard binds" limits the run.
+mutation: $(VENV)/.dev
 	$(BIN)/python benchmarks/mutation.py $(MODULES)
 
 format: $(VENV)/.dev

@@ -81,7 +81,9 @@ def _parse(text: str) -> nodes.Template:
         src = lines[min(line, len(lines)) - 1]
         column = max(src.find("{{"), src.find("{%"), 0) + 1
         raise TemplateError(
-            f"The template does not parse at line {line}, column {column}: {exc.message}. Check the {{ }} and {{% %}} pairs.",
+            f"The template does not parse at line {line}, column {column}: "
+            f"{(exc.message or 'invalid syntax').rstrip('.')}. "
+            "Check the {{ }} and {% %} pairs.",
             line=line,
             column=column,
         ) from None

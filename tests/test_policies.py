@@ -1,0 +1,125 @@
+"""Send decisions as the words the run, the store and the report use (pure).
+
+tests/test_campaigns.py checks which rule decides; this file pins what each decision *says*,
+written out rather than read from the module, so `make mutation` sees a changed or emptied
+reason fail a test (an empty reason would read as "send").
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hybridwb.workflows import policies
+from hybridwb.workflows.config import FrequencyCap, SendPolicy
+
+WF, RUN, OLD_RUN = (uuid.uuid4() for _ in range(3))
+NOON = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 12:00 KST
+NIGHT = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # 23:00 KST
+PHONE = "+821012345678"
+
+
+def _history(run: uuid.UUID = OLD_RUN, days_ago: float = 1) -> dict[str, object]:
+    return {
+        "recipient": PHONE,
+        "workflow_id": WF,
+        "run_id": run,
+        "created_at": NOON - timedelta(days=days_ago),
+    }
+
+
+@pytest.mark.parametrize(
+    ("candidate", "history", "rules", "word"),
+    [
+        (
+            policies.Candidate("k", PHONE, present=False),
+            [],
+            {},
+            "gone from source",
+        ),
+        (policies.Candidate("k", None), [], {}, "no recipient"),
+        (policies.Candidate("k", ""), [], {}, "no recipient"),
+        (
+            policies.Candidate("k", PHONE, consent=0),
+            [],
+            {"advertising": True},
+            "no marketing consent",
+        ),
+        (
+            policies.Candidate("k", PHONE, consent=1, night_consent=0),
+            [],
+            {"advertising": True, "now": NIGHT},
+            "wait",
+        ),
+        (
+            policies.Candidate("k", PHONE, consent=1, night_consent=0),
+            [],
+            {"advertising": True, "now": NIGHT, "quiet_hours": "exclude"},
+            "quiet hours (no night consent)",
+        ),
+        (
+            policies.Candidate("k", PHONE),
+            [_history()],
+            {"policy": SendPolicy(once_per_recipient=True)},
+            "already messaged (once per recipient)",
+        ),
+        (
+            policies.Candidate("k", PHONE),
+            [_history(days_ago=1)],
+            {"policy": SendPolicy(cooldown_days=2)},
+            "cooldown",
+        ),
+        (
+            policies.Candidate("k", PHONE),
+            [_history(run=RUN)],
+            {},
+            "duplicate recipient in this run",
+        ),
+        (
+            policies.Candidate("k", PHONE),
+            [_history(days_ago=1)],
+            {"policy": SendPolicy(frequency_cap=FrequencyCap(messages=1, days=7))},
+            "frequency cap",
+        ),
+        (policies.Candidate("k", PHONE), [], {}, None),
+    ],
+    ids=[
+        "gone",
+        "no-recipient",
+        "empty-recipient",
+        "no-consent",
+        "night-waits",
+        "night-excluded",
+        "once",
+        "cooldown",
+        "duplicate",
+        "cap",
+        "send",
+    ],
+)
+def test_each_decision_is_its_word(
+    candidate: policies.Candidate,
+    history: list[dict[str, object]],
+    rules: dict[str, object],
+    word: str | None,
+) -> None:
+    settings: dict[str, object] = {"policy": SendPolicy(), "advertising": False, "now": NOON}
+    settings.update(rules)
+    decided = policies.decide([candidate], history, policies.Rules(WF, RUN, **settings))  # type: ignore[arg-type]
+    assert decided == [word]
+
+
+def test_reasons_are_grouped_as_the_report_counts_them() -> None:
+    assert set(policies.POLICY_REASONS) == {
+        "already messaged (once per recipient)",
+        "cooldown",
+        "frequency cap",
+        "duplicate recipient in this run",
+    }
+    assert set(policies.CONSENT_REASONS) == {
+        "no marketing consent",
+        "quiet hours (no night consent)",
+    }
+    assert policies.BAD_ROW == "unreadable value (NUL byte)"
