@@ -266,7 +266,7 @@ def foreign_keys(source: Source, tables: list[str]) -> dict[str, list[dict[str, 
         insp = inspect(source.engine)
         try:
             known = set(insp.get_table_names())
-            return {t: list(insp.get_foreign_keys(t)) for t in wanted if t in known}
+            return {t: [dict(fk) for fk in insp.get_foreign_keys(t)] for t in wanted if t in known}
         except DBAPIError as exc:
             raise source.translate_error(exc) from exc
 

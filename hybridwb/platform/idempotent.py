@@ -105,7 +105,7 @@ def copy_tuples(
     DO NOTHING); without, straight into the table, where a duplicate key fails the COPY."""
     from psycopg import sql
 
-    raw = conn.connection.dbapi_connection
+    raw: Any = conn.connection.dbapi_connection  # psycopg's connection (its cursor is a context)
     assert raw is not None
     names = sql.SQL(", ").join(map(sql.Identifier, cols))
     into = tbl.name if conflict is None else f"_load_{tbl.name}"

@@ -19,7 +19,7 @@ from typing import Any
 
 from cachetools import LRUCache, TTLCache
 
-Result = tuple[list[str], list[Any], bool]  # columns, rows, truncated
+Result = tuple[Any, ...]  # columns, rows, truncated (and what the read described)
 
 
 class QuietLRU(LRUCache[Any, Any]):

@@ -26,12 +26,13 @@ import pymysql
 MODULE_OF = {"pymysql": "pymysql", "mysqldb": "MySQLdb"}
 
 
-def errors() -> tuple[type[BaseException], ...]:
-    """The driver error base classes of every driver loaded in this process.
+def errors(*extra: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """The driver error base classes of every driver loaded in this process (after `extra`,
+    other classes the caller catches alongside them).
 
     mysqlclient is optional: its classes are in the tuple once an engine has imported it
     (nothing can raise them before that)."""
-    found: tuple[type[BaseException], ...] = (pymysql.err.Error,)
+    found: tuple[type[BaseException], ...] = (*extra, pymysql.err.Error)
     mysqldb = sys.modules.get("MySQLdb")
     if mysqldb is not None:
         found += (mysqldb.Error,)

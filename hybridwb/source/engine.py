@@ -538,7 +538,7 @@ def final_text(cursor: Any, statement: str, parameters: Any, context: Any) -> st
         return statement
     try:
         return str(cursor.mogrify(statement, parameters))
-    except (TypeError, ValueError, KeyError, *drivers.errors()):
+    except drivers.errors(TypeError, ValueError, KeyError):
         raise BindError(
             "The statement's parameters do not fit its placeholders "
             "(a literal % must be written %% when parameters are given)."

@@ -397,7 +397,7 @@ class Source:
         if key is not None:
             hit = self._cache.get(key)
             if hit is not None:
-                return hit
+                return Fetched(*hit)
         result = self._run_uncached(query, params, limit, timeout, raw_values)
         if key is not None and cache_ttl:
             self._cache.put(key, result, cache_ttl)
@@ -637,7 +637,7 @@ class Source:
                     self.database,
                     revokes=[f.revoke for f in found],
                 )
-        except (DBAPIError, SQLAlchemyError, *drivers.errors(), sqlite3.Error) as exc:
+        except drivers.errors(DBAPIError, SQLAlchemyError, sqlite3.Error) as exc:
             err = self.translate_error(exc, None)
             return ConnectionInfo(
                 "error",
