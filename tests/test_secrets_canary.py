@@ -274,6 +274,7 @@ def _report(leaks: dict[str, list[str]]) -> str:
     [("env", False), ("dotenv", False), ("pyproject", False), ("env", True)],
     ids=["env-urls", "dotenv-urls", "pyproject-urls", "env-mysql-fields"],
 )
+@pytest.mark.timeout(1200)  # every CLI command in a subprocess: ~200 s on a loaded 2-core box
 def test_no_cli_command_leaks_a_canary_or_a_customer_value(
     tmp_path: Path,
     private_mariadb,
