@@ -1,0 +1,124 @@
+"""Which search branches a large table can answer in key order, which are probed first,
+and which are refused with the reason (`search.sql.order_plan` / `expand`, pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hybridwb.mapping.discovery import ColumnInfo, TableInfo
+from hybridwb.mapping.graph import Graph
+from hybridwb.mapping.model import parse
+from hybridwb.search.predicates import Cmp, Predicate
+from hybridwb.search.sql import PROBE_VALUES, Probe, expand, order_plan
+
+GRAPH = Graph(
+    parse(
+        {
+            "people": {
+                "displayName": "people",
+                "key": "person_id",
+                "fields": {
+                    n: {"displayName": n}
+                    for n in ("person_id", "first_name", "last_name", "nick", "phone", "ext_id")
+                },
+                "relations": [
+                    {
+                        "table": "addr",
+                        "localField": "address_id",
+                        "foreignField": "address_id",
+                        "kind": "many-to-one",
+                    },
+                    {
+                        "table": "addr",
+                        "localField": "other_id",
+                        "foreignField": "address_id",
+                        "kind": "many-to-one",
+                        "name": "second",
+                    },
+                ],
+            },
+            "addr": {
+                "displayName": "addr",
+                "key": "address_id",
+                "fields": {"address_id": {"displayName": "a"}, "phone": {"displayName": "p"}},
+            },
+        }
+    ).tables()
+)
+
+
+def _index(name: str, *cols: str) -> dict:
+    return {"name": name, "column_names": list(cols), "unique": False}
+
+
+INFO = TableInfo(
+    "people",
+    1_000_000,
+    [ColumnInfo(c, "VARCHAR(40)", True) for c in ("person_id", "first_name", "last_name")],
+    ["person_id"],
+    [
+        _index("ix_first", "first_name"),
+        _index("ix_name", "last_name", "first_name"),
+        _index("ix_nick", "nick", "last_name"),
+        _index("ix_phone", "phone"),
+        _index("ix_address", "address_id"),
+    ],
+)
+
+
+def p(*cmps: Cmp, label: str = "f") -> Predicate:
+    return Predicate(label, "k", tuple(cmps), True)
+
+
+@pytest.mark.parametrize(
+    ("branch", "kept", "probed", "refused"),
+    [
+        (p(Cmp("first_name", "eq", "JANE")), 1, 0, ""),
+        (p(Cmp("person_id", "eq", 7)), 1, 0, ""),
+        (p(Cmp("last_name", "eq", "DOE"), Cmp("first_name", "eq", "JANE")), 1, 0, ""),
+        (p(Cmp("phone", "in", ["010-1", "0101"])), 2, 0, ""),
+        (p(Cmp("person_id", "in", [1, 2, 3])), 3, 0, ""),
+        (p(Cmp("first_name", "like", "JAN%")), 0, 1, ""),
+        (p(Cmp("addr.phone", "in", ["010-1", "0101"])), 0, 1, ""),
+        (p(Cmp("last_name", "eq", "DOE")), 0, 0, "no index on last_name alone"),
+        (p(Cmp("nick", "like", "ab%")), 0, 0, "no index on nick alone"),
+        (p(Cmp("second.phone", "eq", "010")), 0, 0, "no index on other_id alone"),
+    ],
+    ids=[
+        "eq-own-index",
+        "eq-primary-key",
+        "pair-on-one-index",
+        "phone-forms-split",
+        "keys-split",
+        "prefix-probed",
+        "related-probed",
+        "composite-only",
+        "prefix-composite-only",
+        "related-local-unindexed",
+    ],
+)
+def test_order_plan(branch: Predicate, kept: int, probed: int, refused: str) -> None:
+    keep, probes, why = order_plan(GRAPH, "people", INFO, [branch])
+    assert (len(keep), len(probes)) == (kept, probed)
+    assert all(c.op == "eq" for q in keep for c in q.cmps)
+    assert (refused in why[0]) if refused else not why
+
+
+def test_a_related_field_is_probed_through_the_relation_key() -> None:
+    _, probes, _ = order_plan(GRAPH, "people", INFO, [p(Cmp("addr.phone", "eq", "010"))])
+    assert probes[0].column == "address_id"
+
+
+def test_expand_turns_values_into_key_order_branches_or_says_type_more() -> None:
+    probes = [
+        Probe(p(Cmp("first_name", "like", "JAN%"), label="first_name"), "first_name"),
+        Probe(p(Cmp("email", "like", "p1%"), label="email"), "email"),
+    ]
+    rows = [{"b": 0, "v0": "JANE", "v1": None}, {"b": 0, "v0": "JANE", "v1": None}]
+    rows += [{"b": 1, "v0": None, "v1": f"p1{i}@x"} for i in range(PROBE_VALUES + 1)]
+    found, why = expand("people", probes, rows)
+    assert [(q.field, q.cmps) for q in found] == [
+        ("first_name", (Cmp("first_name", "eq", "JANE"),))
+    ]
+    assert len(why) == 1 and f"more than {PROBE_VALUES} different people.email" in why[0]
+    assert "p1" not in why[0]  # the typed term is never repeated (it may be a phone)
