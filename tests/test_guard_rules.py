@@ -564,3 +564,16 @@ def test_describe_of_a_statement_is_refused_by_name(verb: str) -> None:
     assert refused(f"DESCRIBE {verb.lower()} x") == (
         f"Refused: DESCRIBE {verb} is not a read statement" + EXPLAIN_READS
     )
+
+
+def test_a_double_dash_before_other_space_at_the_end_is_not_a_comment() -> None:
+    # MySQL needs a real space after `--`; a no-break space at the very end is text
+    assert refused("SELECT 1 --\u00a0").startswith(
+        "Refused: the text near '--' reads differently to MySQL than to the guard"
+    )
+
+
+def test_a_character_from_u0080_on_is_part_of_a_word_to_mysql() -> None:
+    assert refused("SELECT 1\u0080 FROM t").endswith(
+        "hybridwb only reads. Put a space between the two words."
+    )

@@ -7,6 +7,7 @@ reason fail a test (an empty reason would read as "send").
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -123,3 +124,19 @@ def test_reasons_are_grouped_as_the_report_counts_them() -> None:
         "quiet hours (no night consent)",
     }
     assert policies.BAD_ROW == "unreadable value (NUL byte)"
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [("+82 2 1234", "+8221234"), ("+44 7700 900000", "+447700900000")],
+    ids=["possible-korean", "possible-uk"],
+)
+def test_a_possible_but_unassigned_number_is_still_e164(raw: str, normalized: str) -> None:
+    assert policies.normalize("sms", raw) == normalized
+
+
+def test_rules_are_a_value() -> None:
+    rules = policies.Rules(WF, RUN, NOON, SendPolicy(), False)
+    assert rules.quiet_hours == "wait"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rules.advertising = True  # type: ignore[misc]
