@@ -16,6 +16,7 @@ fresh pytest per mutant (about 10 s here, mostly imports), which made a full run
 
     python benchmarks/mutation.py                 # every module
     python benchmarks/mutation.py guard binds     # some
+    python benchmarks/mutation.py --reclassify    # apply new equivalence reasons, no re-run
     MUTATION_BUDGET=1800 python benchmarks/mutation.py guard   # stop after 30 min: partial
 
 Mutants run in a stride order over the file, so a run cut short by the budget is recorded as
@@ -523,7 +524,45 @@ def _warm_up() -> None:
             importlib.import_module(name)
 
 
+def reclassify() -> None:
+    """Apply the current mutation_equivalent.json to the recorded survivors (equivalence is a
+    property of the mutant, not of a run) and recompute each score; nothing is re-run."""
+    results = json.loads(RESULTS.read_text())
+    for name, result in results["modules"].items():
+        reasons = _equivalents(name)
+        if "survivors" not in result or not reasons:
+            continue
+        keep: list[dict[str, Any]] = []
+        for row in result["survivors"]:
+            why = next(
+                (
+                    e["why"]
+                    for e in reasons
+                    if e["original"] == row["original"] and e["mutated"] == row["mutated"]
+                ),
+                None,
+            )
+            if why is None:
+                keep.append(row)
+                continue
+            result[row["status"]] -= 1
+            result["equivalent"] += 1
+            result["equivalent_mutants"].append(
+                {"line": row["line"], "diff": row["diff"], "why": why}
+            )
+        result["survivors"] = keep
+        detected = result["killed"] + result["timeout"]
+        scored = detected + result["survived"] + result["no_tests"]
+        result["score"] = round(detected / scored, 3) if scored else None
+        result["reached_goal"] = bool(scored) and detected / scored >= GOAL
+        result["reclassified_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["--reclassify"]:
+        reclassify()
+        return 0
     names = argv or list(MODULES)
     unknown = [n for n in names if n not in MODULES]
     if unknown:
