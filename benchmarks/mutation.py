@@ -16,6 +16,8 @@ fresh pytest per mutant (about 10 s here, mostly imports), which made a full run
 
     python benchmarks/mutation.py                 # every module
     python benchmarks/mutation.py guard binds     # some
+    python benchmarks/mutation.py --reclassify    # apply new equivalence reasons, no re-run
+    MUTATION_RETRY=1 python benchmarks/mutation.py guard   # re-run only the recorded survivors
     MUTATION_BUDGET=1800 python benchmarks/mutation.py guard   # stop after 30 min: partial
 
 Mutants run in a stride order over the file, so a run cut short by the budget is recorded as
@@ -409,6 +411,12 @@ def run_module(name: str) -> dict[str, Any]:
     equivalent_rows: list[dict[str, Any]] = []
     original = path.read_text()
     found = mutants(path)
+    previous: dict[str, Any] | None = None
+    if os.environ.get("MUTATION_RETRY"):
+        # run again only the mutants the last record left alive (after new tests)
+        previous = json.loads(RESULTS.read_text())["modules"][name]
+        alive = {(r["original"], r["mutated"]) for r in previous["survivors"]}
+        found = [m for m in found if (m["original"], m["mutated"]) in alive]
     # spread over the file: a run cut short by MUTATION_BUDGET has tested a sample of every
     # part of the module, not just its first lines
     stride = 7
@@ -426,7 +434,7 @@ def run_module(name: str) -> dict[str, Any]:
     for mutant in order:
         if time.monotonic() - started > time_budget:
             break
-        tested += 1
+        tested += 1  # noqa: SIM113 (the loop may stop early on the budget)
         match = next(
             (
                 i
@@ -478,6 +486,12 @@ def run_module(name: str) -> dict[str, Any]:
             )
         if os.environ.get("MUTATION_VERBOSE"):
             print(f"    {mutant['line']:4d} {status:10s} {mutant['mutated'][:80]}", flush=True)
+    if previous is not None:  # the earlier verdicts stand for the mutants not run again
+        for key in ("killed", "timeout", "equivalent"):
+            counts[key] += previous[key]
+        equivalent_rows += previous.get("equivalent_mutants", [])
+        found = [None] * previous["mutants"]  # type: ignore[list-item]
+        tested = previous["mutants"] - (previous.get("untested") or 0)
     survivors.sort(key=lambda row: row["line"])
     equivalent_rows.sort(key=lambda row: row["line"])
     detected = counts["killed"] + counts["timeout"]
@@ -523,7 +537,45 @@ def _warm_up() -> None:
             importlib.import_module(name)
 
 
+def reclassify() -> None:
+    """Apply the current mutation_equivalent.json to the recorded survivors (equivalence is a
+    property of the mutant, not of a run) and recompute each score; nothing is re-run."""
+    results = json.loads(RESULTS.read_text())
+    for name, result in results["modules"].items():
+        reasons = _equivalents(name)
+        if "survivors" not in result or not reasons:
+            continue
+        keep: list[dict[str, Any]] = []
+        for row in result["survivors"]:
+            why = next(
+                (
+                    e["why"]
+                    for e in reasons
+                    if e["original"] == row["original"] and e["mutated"] == row["mutated"]
+                ),
+                None,
+            )
+            if why is None:
+                keep.append(row)
+                continue
+            result[row["status"]] -= 1
+            result["equivalent"] += 1
+            result["equivalent_mutants"].append(
+                {"line": row["line"], "diff": row["diff"], "why": why}
+            )
+        result["survivors"] = keep
+        detected = result["killed"] + result["timeout"]
+        scored = detected + result["survived"] + result["no_tests"]
+        result["score"] = round(detected / scored, 3) if scored else None
+        result["reached_goal"] = bool(scored) and detected / scored >= GOAL
+        result["reclassified_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["--reclassify"]:
+        reclassify()
+        return 0
     names = argv or list(MODULES)
     unknown = [n for n in names if n not in MODULES]
     if unknown:

@@ -564,3 +564,33 @@ def test_describe_of_a_statement_is_refused_by_name(verb: str) -> None:
     assert refused(f"DESCRIBE {verb.lower()} x") == (
         f"Refused: DESCRIBE {verb} is not a read statement" + EXPLAIN_READS
     )
+
+
+def test_a_double_dash_before_other_space_at_the_end_is_not_a_comment() -> None:
+    # MySQL needs a real space after `--`; a no-break space at the very end is text
+    assert refused("SELECT 1 --\u00a0").startswith(
+        "Refused: the text near '--' reads differently to MySQL than to the guard"
+    )
+
+
+def test_a_character_from_u0080_on_is_part_of_a_word_to_mysql() -> None:
+    assert refused("SELECT 1\u0080 FROM t").endswith(
+        "hybridwb only reads. Put a space between the two words."
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH RECURSIVE c (a) SELECT 1",
+        "WITH c (a) SELECT 1",
+        "WITH a AS (SELECT 1), b (x) AS (",
+    ],
+    ids=["recursive-without-as", "without-as", "cut-after-as"],
+)
+def test_a_cte_name_is_never_taken_for_a_stored_function(sql: str) -> None:
+    assert query_error(sql).startswith("Syntax error at line 1, column ")
+
+
+def test_a_statement_of_one_word_is_named_not_called_empty() -> None:
+    assert refused("X") == "Refused: X is not a read statement" + USE_READS

@@ -7,6 +7,7 @@ reason fail a test (an empty reason would read as "send").
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -123,3 +124,61 @@ def test_reasons_are_grouped_as_the_report_counts_them() -> None:
         "quiet hours (no night consent)",
     }
     assert policies.BAD_ROW == "unreadable value (NUL byte)"
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [("+82 2 1234", "+8221234"), ("+44 7700 900000", "+447700900000")],
+    ids=["possible-korean", "possible-uk"],
+)
+def test_a_possible_but_unassigned_number_is_still_e164(raw: str, normalized: str) -> None:
+    assert policies.normalize("sms", raw) == normalized
+
+
+def test_rules_are_a_value() -> None:
+    rules = policies.Rules(WF, RUN, NOON, SendPolicy(), False)
+    assert rules.quiet_hours == "wait"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rules.advertising = True  # type: ignore[misc]
+
+
+def test_a_number_dialled_from_abroad_is_read_with_its_country_code() -> None:
+    assert policies.normalize("sms", "0082-10-1234-5678") == "+821012345678"
+
+
+def test_old_spellings_of_every_phone_are_matched_whatever_comes_before() -> None:
+    assert policies.stored_spellings("sms", ["abc", "+821012345678"]) == {
+        "abc": "abc",
+        "+821012345678": "+821012345678",
+        "821012345678": "+821012345678",
+        "00821012345678": "+821012345678",
+        "01012345678": "+821012345678",
+        "001012345678": "+821012345678",
+    }
+
+
+@pytest.mark.parametrize(
+    ("policy", "days_ago", "word"),
+    [
+        (SendPolicy(cooldown_days=2), 2, "cooldown"),
+        (SendPolicy(cooldown_days=2), 2.001, None),
+        (SendPolicy(frequency_cap=FrequencyCap(messages=1, days=7)), 7, "frequency cap"),
+        (SendPolicy(frequency_cap=FrequencyCap(messages=1, days=7)), 7.001, None),
+    ],
+    ids=["cooldown-edge", "cooldown-past", "cap-edge", "cap-past"],
+)
+def test_windows_include_their_first_moment(
+    policy: SendPolicy, days_ago: float, word: str | None
+) -> None:
+    rules = policies.Rules(WF, RUN, NOON, policy, False)
+    decided = policies.decide(
+        [policies.Candidate("k", PHONE)], [_history(days_ago=days_ago)], rules
+    )
+    assert decided == [word]
+
+
+def test_a_candidate_is_a_value() -> None:
+    candidate = policies.Candidate("k", PHONE)
+    assert (candidate.consent, candidate.night_consent, candidate.present) == (None, None, True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        candidate.present = False  # type: ignore[misc]

@@ -39,6 +39,7 @@ def _uses(text: str) -> list[tuple[str, str, int, int, tuple[str, ...]]]:
         ),
         ("{% macro m(q) %}{{ q }}{% endmacro %}", []),
         ("xx {{ name }} name", [("name", "jinja", 1, 7, ())]),
+        ("name: {{ name }}", [("name", "jinja", 1, 10, ())]),
         (
             "{% if cond %}{{ val }}{% endif %}",
             [("cond", "jinja", 1, 7, ()), ("val", "jinja", 1, 17, ())],
@@ -56,6 +57,7 @@ def _uses(text: str) -> list[tuple[str, str, int, int, tuple[str, ...]]]:
         "loop-and-set-are-not-variables",
         "macro-parameter",
         "first-inside-braces",
+        "inside-braces-not-before",
         "if-block",
         "subscript",
         "dotted-in-parentheses",
@@ -213,8 +215,30 @@ def test_render_fills_dotted_names(text: str, values: dict[str, object], out: st
             "The template failed to render: unsupported operand type(s) for ** or pow(): "
             "'int' and 'str'.",
         ),
+        (
+            "{{ x|attr('__class__') }}",
+            {"x": 1},
+            {},
+            "The template tried something unsafe and was stopped: "
+            "access to attribute '__class__' of 'int' object is unsafe.",
+        ),
+        (
+            "{{ 10.0 ** 400 }}",
+            {},
+            {},
+            "The template computes a number that is too large; check the numbers.",
+        ),
     ],
-    ids=["values-not-a-dict", "too-long", "unknown-filter", "zero", "undefined", "type-error"],
+    ids=[
+        "values-not-a-dict",
+        "too-long",
+        "unknown-filter",
+        "zero",
+        "undefined",
+        "type-error",
+        "unsafe-at-render-time",
+        "overflow",
+    ],
 )
 def test_render_errors_are_one_line(
     text: str, values: object, kwargs: dict[str, int], message: str
@@ -251,14 +275,31 @@ def test_expressions_compute(expression: str, row: dict[str, object], value: obj
             "The expression \"'a' - 1\" failed to render: "
             "unsupported operand type(s) for -: 'str' and 'int'.",
         ),
+        (
+            "(" * 300 + "1" + ")" * 300,
+            "The expression '" + "(" * 60 + "' nests or recurses too deeply; simplify it.",
+        ),
+        (
+            "a" * 70 + " / 0",
+            "The expression '" + "a" * 60 + "' divides by zero; check the numbers it uses.",
+        ),
     ],
-    ids=["too-long", "not-text", "undefined", "zero", "type-error"],
+    ids=["too-long", "not-text", "undefined", "zero", "type-error", "too-deep", "shown-cut-at-60"],
 )
 def test_expression_errors_are_one_line(expression: object, message: str) -> None:
     with pytest.raises(TemplateError) as info:
-        parse.evaluate(expression, {})  # type: ignore[arg-type]
+        parse.evaluate(expression, {"a" * 70: 1})  # type: ignore[arg-type]
     assert str(info.value) == message
 
 
 def test_the_longest_expression_is_accepted() -> None:
     assert parse.evaluate("1" + " " * 999, {}) == 1
+
+
+def test_an_unexpected_error_is_not_disguised() -> None:
+    class Boom:
+        def __str__(self) -> str:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        parse.render("{{ x }}", {"x": Boom()})
