@@ -1,0 +1,269 @@
+"""Attack findings, round 2 (branch break-ro): the read-only guarantee on pooled / pinned
+connections, the engine path and jupysql.
+
+Each `test_finding_*` FAILS while the hole is open. The source is a WRITABLE root account, so
+only hybridwb's own layers (guard, session) stand between a statement and a write. Oracle:
+direct pymysql as root (CHECKSUM TABLE, IS_USED_LOCK) and the @@session values read on the
+*same* pooled connection through its raw DB-API cursor (no hybridwb code on that read).
+Everything runs in a private `hybridwb_brk_<random>` database that is dropped afterwards.
+
+Root cause shared by findings 1-4: a connection that stays checked out between statements
+(`Source.one_connection()`'s pinned connection, a user's `wb.engine.connect()`, jupysql's
+persistent connection) trusts that its session is what it was last *set* to
+(`record.info[SESSION_KEY]` / the last read-back). Server code can change
+`tx_read_only`, `max_statement_time` and `sql_select_limit` mid-statement (a stored function
+may run `SET SESSION tx_read_only = 0`); when that statement is not read back afterwards, the
+next statement on the same connection runs writable and without a time limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pymysql
+import pytest
+from sqlalchemy.engine import make_url
+
+from hybridwb.source import Source
+
+pytestmark = pytest.mark.mysql
+
+HOST, PORT = "127.0.0.1", 3306
+#: a stored function that drops READ ONLY and the time limit of the *calling* session
+UNSAFE_BODY = "BEGIN SET SESSION tx_read_only = 0; SET SESSION max_statement_time = 0; RETURN 1; END"
+
+
+def _root() -> pymysql.Connection:
+    return pymysql.connect(host=HOST, port=PORT, user="root", autocommit=True)
+
+
+@pytest.fixture
+def brk() -> Iterator[tuple[str, pymysql.Connection]]:
+    try:
+        conn = _root()
+    except pymysql.err.OperationalError:
+        pytest.skip("MariaDB not running")
+    db = f"hybridwb_brk_{secrets.token_hex(4)}"
+    c = conn.cursor()
+    c.execute(f"CREATE DATABASE {db}")
+    c.execute(f"CREATE TABLE {db}.t (a INT) ENGINE=InnoDB")
+    c.execute(f"INSERT INTO {db}.t VALUES (1), (2)")
+    c.execute(f"CREATE FUNCTION {db}.unsafe() RETURNS INT {UNSAFE_BODY}")
+    try:
+        yield db, conn
+    finally:
+        c.execute(f"DROP DATABASE IF EXISTS {db}")
+        conn.close()
+
+
+def _url(db: str) -> str:
+    return f"mysql+pymysql://root@{HOST}:{PORT}/{db}?charset=utf8mb4"
+
+
+def _session_of(dbapi_conn: Any) -> tuple[int, float]:
+    """(@@tx_read_only, @@max_statement_time) read on that very connection, no hybridwb code."""
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("SELECT @@session.tx_read_only, @@session.max_statement_time")
+        ro, limit = cur.fetchone()
+    finally:
+        cur.close()
+    return int(ro), float(limit)
+
+
+def _pinned_raw(src: Source) -> Any:
+    return src._pinned.conn.connection.dbapi_connection
+
+
+# --- Finding 1 ----------------------------------------------------------------------------
+# allowed_functions may name a function with its schema (`db.f`): the guard admits
+# `SELECT db.f()` (guard._check_call compares the qualified name), but
+# execute.may_run_server_code compares each *token* (`f`) with the allowlist (`DB.F`), so the
+# statement is not read back. On the pinned connection the next statement runs writable and
+# with no time limit.
+
+
+def test_finding_pinned_qualified_allowlisted_function_is_not_read_back(brk) -> None:
+    db, _ = brk
+    src = Source(make_url(_url(db)), allowed_functions=(f"{db}.unsafe",), pool_size=2)
+    try:
+        with src.one_connection():
+            src.records(f"SELECT {db}.unsafe() AS x")  # admitted: allowlisted
+            raw_seen = _session_of(_pinned_raw(src))
+            seen = src.records("SELECT @@tx_read_only AS ro, @@max_statement_time AS t")[0]
+        assert raw_seen == (1, 30.0), f"pinned session after the call: {raw_seen}"
+        assert (int(seen["ro"]), float(seen["t"])) == (1, 30.0), seen
+    finally:
+        src.close()
+
+
+# --- Finding 2 ----------------------------------------------------------------------------
+# SHOW ... WHERE takes any expression, subqueries included. The guard admits it as kind
+# "show" (token rules only, no AST), so `Prepared.tables` is empty and `Source.reads_view`
+# is False although the subquery reads a view whose body runs a stored function (and
+# GET_LOCK). Nothing is read back: on the pinned connection the next statement runs
+# writable, without a time limit, and the named lock stays held.
+
+
+def test_finding_show_where_subquery_reads_a_view_unseen_and_is_not_read_back(brk) -> None:
+    db, root = brk
+    lock = f"brk_show_{secrets.token_hex(3)}"
+    root.cursor().execute(
+        f"CREATE VIEW {db}.v AS SELECT {db}.unsafe() AS x, GET_LOCK('{lock}', 0) AS l"
+    )
+    src = Source(make_url(_url(db)), pool_size=2)
+    try:
+        with src.one_connection():
+            src.records("SHOW TABLES WHERE (SELECT x FROM v) = 1")  # admitted by the guard
+            raw_seen = _session_of(_pinned_raw(src))
+            cur = root.cursor()
+            cur.execute("SELECT IS_USED_LOCK(%s)", (lock,))
+            held = cur.fetchone()[0]
+            seen = src.records("SELECT @@tx_read_only AS ro, @@max_statement_time AS t")[0]
+        assert raw_seen == (1, 30.0), f"pinned session after SHOW ... WHERE: {raw_seen}"
+        assert (int(seen["ro"]), float(seen["t"])) == (1, 30.0), seen
+        assert held is None, f"named lock {lock} held by connection {held}"
+    finally:
+        src.close()
+
+
+# --- Finding 3 ----------------------------------------------------------------------------
+# A statement that *fails* after server code changed the session is never read back: the
+# read-back in execute._run_on (and engine._install_session_check's after_cursor_execute)
+# only runs when the statement succeeded, and a non-disconnect error does not drop the
+# connection. Here a view (known to Source.reads_view) calls a function that drops READ
+# ONLY and the time limit and then SIGNALs an error.
+
+FAILING_BODY = (
+    "BEGIN SET SESSION tx_read_only = 0; SET SESSION max_statement_time = 0; "
+    "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'boom'; RETURN 1; END"
+)
+
+
+@pytest.fixture
+def failing_view(brk) -> tuple[str, pymysql.Connection]:
+    db, root = brk
+    c = root.cursor()
+    c.execute(f"CREATE FUNCTION {db}.unsafe_fail() RETURNS INT {FAILING_BODY}")
+    c.execute(f"CREATE VIEW {db}.v_fail AS SELECT {db}.unsafe_fail() AS x")
+    return db, root
+
+
+def test_finding_pinned_connection_after_a_failed_view_read_runs_writable(failing_view) -> None:
+    db, _ = failing_view
+    src = Source(make_url(_url(db)), pool_size=2)
+    try:
+        assert src.reads_view(src.prepare("SELECT x FROM v_fail"))  # the view IS known
+        with src.one_connection():
+            with pytest.raises(Exception, match="boom"):
+                src.records("SELECT x FROM v_fail")
+            raw_seen = _session_of(_pinned_raw(src))
+            seen = src.records("SELECT @@tx_read_only AS ro, @@max_statement_time AS t")[0]
+        assert raw_seen == (1, 30.0), f"pinned session after the failed read: {raw_seen}"
+        assert (int(seen["ro"]), float(seen["t"])) == (1, 30.0), seen
+    finally:
+        src.close()
+
+
+def test_finding_engine_connection_after_a_failed_read_stays_writable(failing_view) -> None:
+    """pandas.read_sql on a connection of wb.engine (what a notebook keeps open)."""
+    db, _ = failing_view
+    src = Source(make_url(_url(db)), pool_size=1, max_overflow=0)
+    try:
+        with src.engine.connect() as conn:
+            with pytest.raises(Exception, match="boom"):
+                pd.read_sql("SELECT x FROM v_fail", conn)
+            seen = _session_of(conn.connection.dbapi_connection)
+        assert seen == (1, 30.0), f"engine connection after the failed read: {seen}"
+    finally:
+        src.close()
+
+
+def test_finding_jupysql_connection_after_a_failed_read_stays_writable(
+    failing_view, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """A real IPython shell with `%load_ext hybridwb`: jupysql keeps ONE checked-out
+    connection of the guarded engine for the whole session, so there is no checkout (and
+    no session SET) between `%sql` cells."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    db, _ = failing_view
+    monkeypatch.setenv("HYBRIDWB_SOURCE_URL", _url(db))
+    sh = InteractiveShell()
+    try:
+        sh.run_cell("%load_ext hybridwb")
+        ok = sh.run_cell("%sql SELECT a FROM t")
+        assert ok.error_in_exec is None
+        failed = sh.run_cell("%sql SELECT x FROM v_fail")
+        assert failed.error_in_exec is not None
+        from sql.connection import ConnectionManager
+
+        conn = ConnectionManager.current._connection
+        seen = _session_of(conn.connection.dbapi_connection)
+        assert seen == (1, 30.0), f"jupysql's connection after the failed cell: {seen}"
+    finally:
+        with contextlib.suppress(Exception):
+            sh.run_cell("%unload_ext hybridwb")
+        with contextlib.suppress(Exception):
+            from sql.connection import ConnectionManager
+
+            ConnectionManager.close_all()
+        InteractiveShell.clear_instance()
+
+
+# --- Finding 4 ----------------------------------------------------------------------------
+# engine._install_session_check skips unbuffered cursors (`drivers.is_unbuffered`), assuming
+# only `Source` uses them. Any SQLAlchemy user of wb.engine can ask for one
+# (`execution_options(stream_results=True)`, `yield_per`), and then a statement that runs
+# server code is never read back: the next statement on the connection runs writable and
+# without a time limit.
+
+
+def test_finding_engine_stream_results_skips_the_session_read_back(brk) -> None:
+    db, _ = brk
+    src = Source(make_url(_url(db)), allowed_functions=("unsafe",), pool_size=1, max_overflow=0)
+    try:
+        with src.engine.connect() as conn:
+            streaming = conn.execution_options(stream_results=True)
+            with contextlib.suppress(Exception):  # a refusal here would be the fix
+                streaming.exec_driver_sql("SELECT unsafe() AS x").fetchall()
+            seen = _session_of(conn.connection.dbapi_connection)
+        assert seen == (1, 30.0), f"engine connection after a streamed call: {seen}"
+    finally:
+        src.close()
+
+
+# --- held (sanity checks that pass) --------------------------------------------------------
+
+
+def test_held_unqualified_allowlisted_function_is_read_back_on_the_pinned_connection(
+    brk,
+) -> None:
+    db, _ = brk
+    src = Source(make_url(_url(db)), allowed_functions=("unsafe",), pool_size=2)
+    try:
+        with src.one_connection():
+            with contextlib.suppress(Exception):  # ReadOnlyViolation (restored)
+                src.records("SELECT unsafe() AS x")
+            assert _session_of(_pinned_raw(src)) == (1, 30.0)
+    finally:
+        src.close()
+
+
+def test_held_a_known_view_is_read_back_on_the_pinned_connection(brk) -> None:
+    db, root = brk
+    root.cursor().execute(f"CREATE VIEW {db}.v_ok AS SELECT {db}.unsafe() AS x")
+    src = Source(make_url(_url(db)), pool_size=2)
+    try:
+        with src.one_connection():
+            with contextlib.suppress(Exception), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                src.records("SELECT x FROM v_ok")
+            assert _session_of(_pinned_raw(src)) == (1, 30.0)
+    finally:
+        src.close()
