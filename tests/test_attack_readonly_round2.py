@@ -267,3 +267,76 @@ def test_held_a_known_view_is_read_back_on_the_pinned_connection(brk) -> None:
             assert _session_of(_pinned_raw(src)) == (1, 30.0)
     finally:
         src.close()
+
+
+# --- Finding 5: the writable session is a real write ----------------------------------------
+# The same holes end in a committed write to the source database: a second statement on the
+# still-checked-out connection reads a view whose stored function INSERTs. Alone that view is
+# refused by READ ONLY (checked first); after a statement that left the session writable,
+# the INSERT commits (autocommit), and the read-back after it only restores the session.
+# Oracle: CHECKSUM TABLE and the rows, as root.
+
+
+@pytest.fixture
+def write_view(brk) -> tuple[str, pymysql.Connection]:
+    db, root = brk
+    c = root.cursor()
+    c.execute(
+        f"CREATE FUNCTION {db}.evil() RETURNS INT MODIFIES SQL DATA "
+        f"BEGIN INSERT INTO {db}.t VALUES (99); RETURN 1; END"
+    )
+    c.execute(f"CREATE VIEW {db}.v_write AS SELECT {db}.evil() AS y")
+    c.execute(f"CREATE VIEW {db}.v_unsafe AS SELECT {db}.unsafe() AS x")
+    return db, root
+
+
+def _checksum(root: pymysql.Connection, db: str) -> tuple[int, list[int]]:
+    c = root.cursor()
+    c.execute(f"CHECKSUM TABLE {db}.t")
+    checksum = c.fetchone()[1]
+    c.execute(f"SELECT a FROM {db}.t ORDER BY a")
+    return checksum, [r[0] for r in c.fetchall()]
+
+
+def test_finding_pinned_show_where_then_a_view_writes_the_source(write_view) -> None:
+    db, root = write_view
+    before = _checksum(root, db)
+    src = Source(make_url(_url(db)), pool_size=2)
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - alone, READ ONLY refuses the write
+            src.records("SELECT y FROM v_write")
+        assert _checksum(root, db) == before
+        with src.one_connection():
+            src.records("SHOW TABLES WHERE (SELECT x FROM v_unsafe) = 1")
+            with contextlib.suppress(Exception):
+                src.records("SELECT y FROM v_write")
+        assert _checksum(root, db) == before, f"the source was written: {_checksum(root, db)}"
+    finally:
+        src.close()
+
+
+def test_finding_jupysql_cell_after_a_failed_cell_writes_the_source(
+    write_view, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    db, root = write_view
+    root.cursor().execute(f"CREATE FUNCTION {db}.unsafe_fail() RETURNS INT {FAILING_BODY}")
+    root.cursor().execute(f"CREATE VIEW {db}.v_fail AS SELECT {db}.unsafe_fail() AS x")
+    before = _checksum(root, db)
+    monkeypatch.setenv("HYBRIDWB_SOURCE_URL", _url(db))
+    sh = InteractiveShell()
+    try:
+        sh.run_cell("%load_ext hybridwb")
+        assert sh.run_cell("%sql SELECT a FROM t").error_in_exec is None
+        assert sh.run_cell("%sql SELECT x FROM v_fail").error_in_exec is not None
+        sh.run_cell("%sql SELECT y FROM v_write")
+        assert _checksum(root, db) == before, f"the source was written: {_checksum(root, db)}"
+    finally:
+        with contextlib.suppress(Exception):
+            sh.run_cell("%unload_ext hybridwb")
+        with contextlib.suppress(Exception):
+            from sql.connection import ConnectionManager
+
+            ConnectionManager.close_all()
+        InteractiveShell.clear_instance()
