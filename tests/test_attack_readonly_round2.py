@@ -340,3 +340,47 @@ def test_finding_jupysql_cell_after_a_failed_cell_writes_the_source(
 
             ConnectionManager.close_all()
         InteractiveShell.clear_instance()
+
+
+# --- Finding 6: wb.engine.raw_connection() + pandas.read_sql has no guard at all -------------
+# engine.py claims both layers hold "for every caller of the engine (Source, pandas,
+# jupysql, the inspector)". The guard and the read-back are SQLAlchemy *statement* events;
+# `engine.raw_connection()` (public SQLAlchemy API) hands out the pooled DB-API connection,
+# and pandas.read_sql accepts a DB-API connection and calls `cursor.execute` on it directly.
+# Only the session SET of the checkout is left, and a statement can undo it. Oracle: the
+# rows (CHECKSUM TABLE), a file on the server's disk (INTO OUTFILE) and IS_USED_LOCK, as root.
+
+
+def test_finding_engine_raw_connection_with_pandas_read_sql_is_unguarded(brk) -> None:
+    import os
+
+    db, root = brk
+    before = _checksum(root, db)
+    lock = f"brk_raw_{secrets.token_hex(3)}"
+    path = f"/tmp/hybridwb_brk_{secrets.token_hex(4)}.txt"
+    src = Source(make_url(_url(db)), pool_size=1, max_overflow=0)
+    raw = src.engine.raw_connection()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas: "only SQLAlchemy connectable ..."
+            for sql in (
+                f"SELECT GET_LOCK('{lock}', 0) AS l",
+                f"SELECT 1 INTO OUTFILE '{path}'",
+                "SET SESSION tx_read_only = 0",
+                "DELETE FROM t",
+            ):
+                with contextlib.suppress(Exception):  # statements without rows: TypeError
+                    pd.read_sql(sql, raw)
+        cur = root.cursor()
+        cur.execute("SELECT IS_USED_LOCK(%s)", (lock,))
+        held = cur.fetchone()[0]
+        wrote_file = os.path.exists(path)
+        assert not wrote_file, f"INTO OUTFILE wrote {path} on the server"
+        assert held is None, f"named lock held by {held}"
+        assert _checksum(root, db) == before, f"the source was written: {_checksum(root, db)}"
+    finally:
+        with contextlib.suppress(Exception):
+            os.remove(path)
+        raw.invalidate()  # never back to the pool writable
+        raw.close()
+        src.close()
