@@ -35,7 +35,9 @@ pytestmark = pytest.mark.mysql
 
 HOST, PORT = "127.0.0.1", 3306
 #: a stored function that drops READ ONLY and the time limit of the *calling* session
-UNSAFE_BODY = "BEGIN SET SESSION tx_read_only = 0; SET SESSION max_statement_time = 0; RETURN 1; END"
+UNSAFE_BODY = (
+    "BEGIN SET SESSION tx_read_only = 0; SET SESSION max_statement_time = 0; RETURN 1; END"
+)
 
 
 def _root() -> pymysql.Connection:
@@ -61,8 +63,11 @@ def brk() -> Iterator[tuple[str, pymysql.Connection]]:
         conn.close()
 
 
-def _url(db: str) -> str:
-    return f"mysql+pymysql://root@{HOST}:{PORT}/{db}?charset=utf8mb4"
+def _url(db: str, driver: str = "pymysql") -> str:
+    return f"mysql+{driver}://root@{HOST}:{PORT}/{db}?charset=utf8mb4"
+
+
+DRIVERS = pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
 
 
 def _session_of(dbapi_conn: Any) -> tuple[int, float]:
@@ -88,9 +93,10 @@ def _pinned_raw(src: Source) -> Any:
 # with no time limit.
 
 
-def test_finding_pinned_qualified_allowlisted_function_is_not_read_back(brk) -> None:
+@DRIVERS
+def test_finding_pinned_qualified_allowlisted_function_is_not_read_back(brk, driver) -> None:
     db, _ = brk
-    src = Source(make_url(_url(db)), allowed_functions=(f"{db}.unsafe",), pool_size=2)
+    src = Source(make_url(_url(db, driver)), allowed_functions=(f"{db}.unsafe",), pool_size=2)
     try:
         with src.one_connection():
             src.records(f"SELECT {db}.unsafe() AS x")  # admitted: allowlisted
@@ -110,13 +116,14 @@ def test_finding_pinned_qualified_allowlisted_function_is_not_read_back(brk) -> 
 # writable, without a time limit, and the named lock stays held.
 
 
-def test_finding_show_where_subquery_reads_a_view_unseen_and_is_not_read_back(brk) -> None:
+@DRIVERS
+def test_finding_show_where_subquery_reads_a_view_unseen_and_is_not_read_back(brk, driver) -> None:
     db, root = brk
     lock = f"brk_show_{secrets.token_hex(3)}"
     root.cursor().execute(
         f"CREATE VIEW {db}.v AS SELECT {db}.unsafe() AS x, GET_LOCK('{lock}', 0) AS l"
     )
-    src = Source(make_url(_url(db)), pool_size=2)
+    src = Source(make_url(_url(db, driver)), pool_size=2)
     try:
         with src.one_connection():
             src.records("SHOW TABLES WHERE (SELECT x FROM v) = 1")  # admitted by the guard
@@ -224,9 +231,12 @@ def test_finding_jupysql_connection_after_a_failed_read_stays_writable(
 # without a time limit.
 
 
-def test_finding_engine_stream_results_skips_the_session_read_back(brk) -> None:
+@DRIVERS
+def test_finding_engine_stream_results_skips_the_session_read_back(brk, driver) -> None:
     db, _ = brk
-    src = Source(make_url(_url(db)), allowed_functions=("unsafe",), pool_size=1, max_overflow=0)
+    src = Source(
+        make_url(_url(db, driver)), allowed_functions=("unsafe",), pool_size=1, max_overflow=0
+    )
     try:
         with src.engine.connect() as conn:
             streaming = conn.execution_options(stream_results=True)
