@@ -108,6 +108,21 @@ def test_finding_pinned_qualified_allowlisted_function_is_not_read_back(brk, dri
         src.close()
 
 
+def test_finding_pinned_allowlisted_name_with_a_space_is_not_read_back(brk) -> None:
+    """Same hole, other spelling: the guard strips allowlist entries (guard._allowed), the
+    read-back decision (may_run_server_code) does not, so `" unsafe"` admits `unsafe()` and
+    never matches its token."""
+    db, _ = brk
+    src = Source(make_url(_url(db)), allowed_functions=(" unsafe",), pool_size=2)
+    try:
+        with src.one_connection():
+            src.records("SELECT unsafe() AS x")  # admitted: allowlisted
+            raw_seen = _session_of(_pinned_raw(src))
+        assert raw_seen == (1, 30.0), f"pinned session after the call: {raw_seen}"
+    finally:
+        src.close()
+
+
 # --- Finding 2 ----------------------------------------------------------------------------
 # SHOW ... WHERE takes any expression, subqueries included. The guard admits it as kind
 # "show" (token rules only, no AST), so `Prepared.tables` is empty and `Source.reads_view`
