@@ -409,3 +409,30 @@ def test_finding_engine_raw_connection_with_pandas_read_sql_is_unguarded(brk) ->
         raw.invalidate()  # never back to the pool writable
         raw.close()
         src.close()
+
+
+# --- held (checked by hand against this MariaDB 10.11, not parametrized here) --------------
+# * Guard, differential fuzz: 120,000 random SELECTs mixing quotes, backslashes, comment
+#   openers (#, --, --x, /*, /*!, */), control characters, NBSP/U+2028/U+3000/U+FEFF,
+#   introducers (_binary, N, x, b, 0x, 0b), `$`, `;` around a payload
+#   `GET_LOCK(0x62726b,0)`: ~6,700 admitted, none took the lock on a pinned-sql_mode session.
+# * Exact text: general_log (log_output=TABLE) for wb.sql with hostile binds (quotes,
+#   backslashes, '中\\', U+00A5, `%s %(a)s %%`, \n\r\x1a, valid-UTF-8 bytes, Decimal 1E+5,
+#   1e300, -0.0, True, datetime, time) with arrow=False/True, timeout=, limit=, and
+#   pandas.read_sql(text(...), wb.engine, params=...) on pymysql AND mysqlclient: every text
+#   the final-text guard approved was logged verbatim; the lock was never taken.
+# * A stored function cannot leave character_set_client / sql_mode changed (routines restore
+#   them), so the "server reads other bytes than the guard" route through server code is shut.
+# * Column DEFAULT / generated columns cannot hold GET_LOCK, LOAD_FILE, SLEEP, BENCHMARK,
+#   RELEASE_ALL_LOCKS, LAST_INSERT_ID(x), MASTER_GTID_WAIT (ER 1901); DEFAULT(NEXTVAL) and a
+#   function creating a TEMPORARY table are refused by READ ONLY.
+# * max_statement_time applies to SHOW ... WHERE (subquery) as to SELECT (stopped at 0.3 s).
+# * DESCRIBE / SHOW COLUMNS / SHOW CREATE / SHOW INDEX / information_schema.COLUMNS of a view
+#   do not run its body; EXPLAIN does (TEMPTABLE views, constant subqueries), but EXPLAIN's
+#   tables are parsed, so Source.reads_view sees the view and reads the session back.
+# * KILL QUERY on an idle connection does not hit its next statement (MariaDB resets it).
+# * Non-pinned Source reads after any of the above: the checkout SET restores READ ONLY and
+#   the time limit before the statement (the residue is an idle pooled session only).
+# Not a guarantee break, but seen: with pool_size=1, Source.one_connection() + a statement
+# naming a table whose schema's view list is not cached waits 30 s for a second connection
+# (Source._load_views) and reports "The server rejected the query: QueuePool limit ...".
