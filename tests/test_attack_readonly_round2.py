@@ -29,6 +29,7 @@ import pymysql
 import pytest
 from sqlalchemy.engine import make_url
 
+from hybridwb.errors import ReadOnlyViolation
 from hybridwb.source import Source
 
 pytestmark = pytest.mark.mysql
@@ -99,7 +100,8 @@ def test_finding_pinned_qualified_allowlisted_function_is_not_read_back(brk, dri
     src = Source(make_url(_url(db, driver)), allowed_functions=(f"{db}.unsafe",), pool_size=2)
     try:
         with src.one_connection():
-            src.records(f"SELECT {db}.unsafe() AS x")  # admitted: allowlisted
+            with pytest.raises(ReadOnlyViolation, match="restored"):  # read back, refused
+                src.records(f"SELECT {db}.unsafe() AS x")  # admitted: allowlisted
             raw_seen = _session_of(_pinned_raw(src))
             seen = src.records("SELECT @@tx_read_only AS ro, @@max_statement_time AS t")[0]
         assert raw_seen == (1, 30.0), f"pinned session after the call: {raw_seen}"
@@ -116,7 +118,8 @@ def test_finding_pinned_allowlisted_name_with_a_space_is_not_read_back(brk) -> N
     src = Source(make_url(_url(db)), allowed_functions=(" unsafe",), pool_size=2)
     try:
         with src.one_connection():
-            src.records("SELECT unsafe() AS x")  # admitted: allowlisted
+            with pytest.raises(ReadOnlyViolation, match="restored"):  # read back, refused
+                src.records("SELECT unsafe() AS x")  # admitted: allowlisted
             raw_seen = _session_of(_pinned_raw(src))
         assert raw_seen == (1, 30.0), f"pinned session after the call: {raw_seen}"
     finally:
@@ -141,7 +144,8 @@ def test_finding_show_where_subquery_reads_a_view_unseen_and_is_not_read_back(br
     src = Source(make_url(_url(db, driver)), pool_size=2)
     try:
         with src.one_connection():
-            src.records("SHOW TABLES WHERE (SELECT x FROM v) = 1")  # admitted by the guard
+            with pytest.raises(ReadOnlyViolation, match="restored"):  # SHOW is read back
+                src.records("SHOW TABLES WHERE (SELECT x FROM v) = 1")  # admitted by the guard
             raw_seen = _session_of(_pinned_raw(src))
             cur = root.cursor()
             cur.execute("SELECT IS_USED_LOCK(%s)", (lock,))
@@ -198,7 +202,8 @@ def test_finding_engine_connection_after_a_failed_read_stays_writable(failing_vi
     src = Source(make_url(_url(db)), pool_size=1, max_overflow=0)
     try:
         with src.engine.connect() as conn:
-            with pytest.raises(Exception, match="boom"):
+            # the failed statement is read back: the changed session is restored and said
+            with pytest.raises(ReadOnlyViolation, match="restored"):
                 pd.read_sql("SELECT x FROM v_fail", conn)
             seen = _session_of(conn.connection.dbapi_connection)
         assert seen == (1, 30.0), f"engine connection after the failed read: {seen}"
@@ -332,7 +337,8 @@ def test_finding_pinned_show_where_then_a_view_writes_the_source(write_view) -> 
             src.records("SELECT y FROM v_write")
         assert _checksum(root, db) == before
         with src.one_connection():
-            src.records("SHOW TABLES WHERE (SELECT x FROM v_unsafe) = 1")
+            with pytest.raises(ReadOnlyViolation, match="restored"):
+                src.records("SHOW TABLES WHERE (SELECT x FROM v_unsafe) = 1")
             with contextlib.suppress(Exception):
                 src.records("SELECT y FROM v_write")
         assert _checksum(root, db) == before, f"the source was written: {_checksum(root, db)}"
@@ -376,6 +382,12 @@ def test_finding_jupysql_cell_after_a_failed_cell_writes_the_source(
 # rows (CHECKSUM TABLE), a file on the server's disk (INTO OUTFILE) and IS_USED_LOCK, as root.
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known residue (README): a raw DBAPI connection taken with "
+    "wb.engine.raw_connection() bypasses SQLAlchemy's events, so only the checkout SET and "
+    "the account's grants (layer 3: doctor FAILs on FILE and write privileges) stand",
+)
 def test_finding_engine_raw_connection_with_pandas_read_sql_is_unguarded(brk) -> None:
     import os
 

@@ -346,6 +346,7 @@ def _install_driver_errors(
     secrets: Secrets,
     driver: type[BaseException] | tuple[type[BaseException], ...],
     gone: Callable[[BaseException], bool],
+    after_error: Callable[[Any], None] | None = None,
 ) -> None:
     """Statements on the engine call the driver here, so its errors become hybridwb errors
     before SQLAlchemy sees them (it would chain them `from` the driver error)."""
@@ -364,10 +365,18 @@ def _install_driver_errors(
         if failed is None:
             return
         dead = gone(failed)
-        error = driver_error(failed, ctx, secrets)
+        error: HybridwbError = driver_error(failed, ctx, secrets)
         del failed
         if dead and context is not None and not context.root_connection.invalidated:
             context.root_connection.invalidate()  # never handed out again
+        elif after_error is not None and context is not None:
+            # a statement that failed may have run server code first (a view or function
+            # that changed the session, then raised): read the session back before the
+            # connection is used again; a changed session is restored and said instead
+            try:
+                after_error(context)
+            except ReadOnlyViolation as violation:
+                error = violation.detached()
         raise error
 
     @event.listens_for(engine, "do_execute")
@@ -456,7 +465,29 @@ def mysql_engine(
             raise DisconnectionError("source connection was closed")
         raise driver_error(failed, ctx, secrets)
 
-    _install_driver_errors(engine, ctx, secrets, drivers.errors(), _is_gone)
+    def _read_back_after_error(context: Any) -> None:
+        conn = context.root_connection
+        try:
+            verify_session(conn.connection.dbapi_connection, facts, policy)
+        except ReadOnlyViolation as exc:
+            if not exc.fields.get("restored"):
+                conn.invalidate()
+            raise
+        except drivers.errors():
+            conn.invalidate()
+            raise ReadOnlyViolation(
+                "The session could not be checked after the statement failed; the "
+                "connection was dropped. Run the query again."
+            ) from None
+
+    _install_driver_errors(
+        engine,
+        ctx,
+        secrets,
+        drivers.errors(),
+        _is_gone,
+        after_error=_read_back_after_error if policy.read_only else None,
+    )
     if use_guard:
         _install_final_text_guard(engine, policy)
     if policy.read_only:
@@ -562,16 +593,27 @@ def refuse_large_limit(checked: guard.Checked, cap: int) -> None:
 
 
 def _install_session_check(engine: Engine, facts: SessionFacts, policy: SessionPolicy) -> None:
-    """After every buffered statement, the session must still be what the policy says.
+    """After every statement on the engine, the session must still be what the policy says.
 
-    `Source` checks its own (unbuffered) statements itself once the rows are read."""
+    `Source` runs its own (unbuffered) statements on the driver's cursor, outside these
+    events, and checks them itself once the rows are read. An unbuffered cursor on the
+    engine (`stream_results=True`) is refused before it runs: its session could not be
+    read back until the caller had read every row."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _refuse_streaming(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        if drivers.is_unbuffered(cursor):
+            raise ReadOnlyViolation(
+                "stream_results is not offered on wb.engine (its session could not be read "
+                "back after the statement); use wb.sql, which streams and caps on the server."
+            )
 
     @event.listens_for(engine, "after_cursor_execute")
     def _check_session(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
-        if drivers.is_unbuffered(cursor):
-            return
         dbapi_conn = conn.connection.dbapi_connection
         refused: ReadOnlyViolation | None = None
         try:

@@ -116,6 +116,10 @@ def _run_checked_out(
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         if isinstance(exc, drivers.interface_errors()) or code in _GONE:
             conn.invalidate()
+        elif reads_view or may_run_server_code(prepared, policy, use_guard):
+            # server code may have changed the session before the statement failed; the
+            # connection is dropped rather than trusted (a pinned one is replaced)
+            conn.invalidate()
         raise
 
 
@@ -182,12 +186,20 @@ def may_run_server_code(prepared: Any, policy: SessionPolicy, use_guard: bool) -
         return True
     if not policy.allowed_functions:
         return False
-    allowed = {name.upper() for name in policy.allowed_functions}
+    # compared by the function's own name, as the guard admits it (`db.fn`, ` fn`, `fn`):
+    # reading back after a namesake in another schema costs one round trip, missing one
+    # would leave a session server code changed
+    allowed = {_function_name(name) for name in policy.allowed_functions}
     tokens = prepared.checked.tokens
     return any(
-        tok.text.upper() in allowed and nxt.token_type == TokenType.L_PAREN
+        _function_name(tok.text) in allowed and nxt.token_type == TokenType.L_PAREN
         for tok, nxt in itertools.pairwise(tokens)
     )
+
+
+def _function_name(name: str) -> str:
+    """The last part of a (possibly qualified, quoted or padded) function name, upper-case."""
+    return name.strip().rsplit(".", 1)[-1].strip().strip("`").strip().upper()
 
 
 def _reset(conn: Connection, raw: Any, facts: SessionFacts, policy: SessionPolicy) -> None:

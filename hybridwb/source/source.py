@@ -496,7 +496,12 @@ class Source:
 
     def reads_view(self, prepared: Prepared) -> bool:
         """Whether the statement names a view: its body is server code the guard never saw
-        (GET_LOCK, LOAD_FILE, a stored function), so the session is read back after it."""
+        (GET_LOCK, LOAD_FILE, a stored function), so the session is read back after it.
+        A SHOW statement counts as one: its WHERE may hold a subquery over a view, and
+        SHOW statements are not parsed into a table list."""
+        checked = getattr(prepared, "checked", None)
+        if checked is not None and checked.kind == "show":
+            return True
         for schema, name in prepared.tables:
             schema = schema or self.database.lower()
             if not schema:
