@@ -50,3 +50,42 @@ def test_ssl_key_password_option_from_env_is_not_shown_by_doctor(tmp_path: Path)
         [HYBRIDWB, "doctor"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
     assert SSL_KEY_CANARY not in done.stdout + done.stderr
+
+
+# -- finding 2: %%mysql output masks pii by column name only; an alias shows the values ----
+def test_mysql_magic_output_masks_pii_columns_under_an_alias(
+    sample_db: Path, tmp_path: Path
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+    from tests.conftest import install_sample_mappings
+
+    install_sample_mappings(tmp_path)
+    home = tmp_path / ".hybridwb"
+    home.mkdir()
+    (home / "sample.db").write_bytes(sample_db.read_bytes())
+    shell = InteractiveShell()
+    try:
+        shell.run_cell("%load_ext hybridwb")
+        plain = shell.run_cell("%%mysql\nSELECT email, phone FROM customers LIMIT 5").result
+        aliased = shell.run_cell(
+            "%%mysql\nSELECT email AS contact, phone AS tel FROM customers LIMIT 5"
+        ).result
+        customers: set[str] = set()
+        import hybridwb
+
+        wb = hybridwb.connect(cwd=tmp_path)
+        try:
+            raw = wb.sql("SELECT email, phone FROM customers LIMIT 5")
+        finally:
+            wb.close()
+        customers |= {str(v) for col in ("email", "phone") for v in raw[col] if v}
+        assert customers
+        shown_plain = "\n".join(map(str, shell.display_formatter.format(plain)[0].values()))
+        shown_alias = "\n".join(map(str, shell.display_formatter.format(aliased)[0].values()))
+        # the plain column names are masked (the defence works there) ...
+        assert not [v for v in customers if v in shown_plain]
+        # ... but the same values under another name are shown as they are
+        assert not [v for v in customers if v in shown_alias], "aliased pii shown in %%mysql output"
+    finally:
+        shell.run_cell("%unload_ext hybridwb")
+        InteractiveShell.clear_instance()
