@@ -89,3 +89,34 @@ def test_mysql_magic_output_masks_pii_columns_under_an_alias(
     finally:
         shell.run_cell("%unload_ext hybridwb")
         InteractiveShell.clear_instance()
+
+
+# -- finding 3: a template error echoes the customer value it failed on ---------------------
+def _sample_project(sample_db: Path, tmp_path: Path) -> None:
+    from tests.conftest import install_sample_mappings
+
+    install_sample_mappings(tmp_path)
+    home = tmp_path / ".hybridwb"
+    home.mkdir(exist_ok=True)
+    (home / "sample.db").write_bytes(sample_db.read_bytes())
+
+
+@pytest.mark.parametrize("template", ["{{ {}[email] }}", "{{ {}[phone] }}", "{{ name[email] }}"])
+def test_template_render_error_names_no_customer_value(
+    sample_db: Path, tmp_path: Path, template: str
+) -> None:
+    _sample_project(sample_db, tmp_path)
+    wb = hybridwb.connect(cwd=tmp_path)
+    try:
+        row = wb.sql(
+            "SELECT * FROM customers WHERE email IS NOT NULL AND phone IS NOT NULL LIMIT 1"
+        ).iloc[0].to_dict()
+        customer = {str(row["email"]), str(row["phone"])}
+        with pytest.raises(hybridwb.HybridwbError) as info:
+            wb.templates.render(template, row, table="customers")
+    finally:
+        wb.close()
+    shown = "".join(
+        traceback.TracebackException.from_exception(info.value, capture_locals=False).format()
+    )
+    assert not [v for v in customer if v in shown], shown.splitlines()[-1]
