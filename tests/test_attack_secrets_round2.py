@@ -120,3 +120,51 @@ def test_template_render_error_names_no_customer_value(
         traceback.TracebackException.from_exception(info.value, capture_locals=False).format()
     )
     assert not [v for v in customer if v in shown], shown.splitlines()[-1]
+
+
+def test_workflow_run_with_a_failing_template_leaks_no_customer_value(
+    sample_db: Path, tmp_path: Path
+) -> None:
+    import os
+    import sqlite3
+
+    _sample_project(sample_db, tmp_path)
+    wb = hybridwb.connect(cwd=tmp_path)
+    try:
+        raw = wb.sql("SELECT email, phone FROM customers")
+        customers = {str(v) for col in ("email", "phone") for v in raw[col] if v}
+        wb.templates.create("leaky", "#{고객명}님 {{ {}[email] }}", message_type="SMS")
+        wb.workflows.create(
+            "leakwf",
+            target_config={
+                "table": "customers",
+                "where": {"field": "grade", "op": "in", "value": ["VIP"]},
+            },
+            message_config={"template": "leaky", "mode": "strict"},
+        )
+    finally:
+        wb.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYBRIDWB_", "MYSQL_"))}
+    done = subprocess.run(
+        [HYBRIDWB, "run", "leakwf", "--limit", "5"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    leaks: dict[str, list[str]] = {}
+    hits = [v for v in customers if v in done.stdout + done.stderr]
+    if hits:
+        leaks["CLI output"] = hits
+    for path in (tmp_path / "reports").rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            hits = [v for v in customers if v in text]
+            if hits:
+                leaks[f"report file {path.suffix}"] = hits
+    conn = sqlite3.connect(tmp_path / ".hybridwb" / "platform.db")
+    try:
+        errors = [str(e) for (e,) in conn.execute("SELECT error FROM workflow_runs")]
+    finally:
+        conn.close()
+    hits = [v for v in customers if any(v in e for e in errors)]
+    if hits:
+        leaks["store workflow_runs.error"] = hits
+    assert not leaks, leaks
