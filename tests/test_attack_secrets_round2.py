@@ -168,3 +168,58 @@ def test_workflow_run_with_a_failing_template_leaks_no_customer_value(
     if hits:
         leaks["store workflow_runs.error"] = hits
     assert not leaks, leaks
+
+
+# -- finding 5: ?password=… holding an unencoded '@' ---------------------------------------
+AT_CANARY = "atOptCanary4M9vB"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"source": f"mysql+pymysql://hybridwb_ro@127.0.0.1:3306/atk_r2?password=pw@{AT_CANARY}"},
+        {"store": f"postgresql+psycopg://postgres@127.0.0.1:5432/postgres?password=pw@{AT_CANARY}"},
+    ],
+    ids=["source-mysql", "store-postgres"],
+)
+def test_password_option_with_an_at_sign_is_not_shown(kwargs: dict[str, str]) -> None:
+    wb = hybridwb.connect(**kwargs)
+    try:
+        shown = _everything_shown(wb) + repr(wb.store)
+    finally:
+        wb.close()
+    assert AT_CANARY not in shown
+
+
+# -- finding 6: a password with characters outside latin-1 ---------------------------------
+UNI_CANARY = "uniPwCanary8Z5qH"
+UNI_URL = f"mysql+pymysql://hybridwb_ro:{UNI_CANARY}비밀@127.0.0.1:3306/mysql"
+UNI_ENV = {
+    "MYSQL_HOST": "127.0.0.1",
+    "MYSQL_READ_USER": "hybridwb_ro",
+    "MYSQL_READ_PASSWORD": f"{UNI_CANARY}비밀",
+    "MYSQL_DATABASE": "mysql",
+}
+
+
+def _traceback_with_locals(action) -> str:  # type: ignore[no-untyped-def]
+    """Run `action` (reads only module globals, so no frame of this file holds a canary)
+    and render what it raised with every frame's locals, the whole chain."""
+    try:
+        action()
+    except BaseException as exc:  # noqa: BLE001 - any error is what a user would see
+        return "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
+    return ""
+
+
+@pytest.mark.parametrize(
+    "route",
+    ["url-argument", "env-fields"],
+)
+def test_non_latin1_password_error_carries_no_driver_frames(route: str) -> None:
+    if route == "url-argument":
+        shown = _traceback_with_locals(lambda: hybridwb.connect(UNI_URL).sql("SELECT 1"))
+    else:
+        shown = _traceback_with_locals(lambda: hybridwb.connect(env=UNI_ENV).sql("SELECT 1"))
+    assert shown, "the login with a wrong password should fail"
+    assert UNI_CANARY not in shown, [ln.strip()[:90] for ln in shown.splitlines() if UNI_CANARY in ln]
