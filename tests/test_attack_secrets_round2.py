@@ -223,3 +223,24 @@ def test_non_latin1_password_error_carries_no_driver_frames(route: str) -> None:
         shown = _traceback_with_locals(lambda: hybridwb.connect(env=UNI_ENV).sql("SELECT 1"))
     assert shown, "the login with a wrong password should fail"
     assert UNI_CANARY not in shown, [ln.strip()[:90] for ln in shown.splitlines() if UNI_CANARY in ln]
+
+
+def test_non_latin1_password_in_mysql_magic_with_verbose_tracebacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    for name, value in UNI_ENV.items():
+        monkeypatch.setenv(name, value)
+    shell = InteractiveShell()
+    try:
+        shell.run_cell("%load_ext hybridwb")
+        shell.run_cell("%xmode Verbose")
+        shell.run_cell("%%mysql\nSELECT 1")
+    finally:
+        shell.run_cell("%unload_ext hybridwb")
+        InteractiveShell.clear_instance()
+    captured = capsys.readouterr()
+    shown = captured.out + captured.err
+    assert "Error" in shown  # the login cannot succeed
+    assert UNI_CANARY not in shown
