@@ -244,3 +244,50 @@ def test_non_latin1_password_in_mysql_magic_with_verbose_tracebacks(
     shown = captured.out + captured.err
     assert "Error" in shown  # the login cannot succeed
     assert UNI_CANARY not in shown
+
+
+# -- finding 7: store errors echo the stored recipient (phone) they failed on ---------------
+def test_store_sql_error_does_not_echo_a_stored_recipient(sample_db: Path, tmp_path: Path) -> None:
+    import os
+    import uuid
+
+    import psycopg
+
+    name = f"atk_r2_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    store = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    try:
+        _sample_project(sample_db, tmp_path)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HYBRIDWB_", "MYSQL_"))}
+        env["HYBRIDWB_STORE_URL"] = store
+        subprocess.run([HYBRIDWB, "init"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60)
+        wb = hybridwb.connect(store=store, cwd=tmp_path)
+        try:
+            wb.templates.create("ok", "#{고객명}님 안녕", message_type="SMS")
+            wb.workflows.create(
+                "okwf",
+                target_config={
+                    "table": "customers",
+                    "where": {"field": "grade", "op": "in", "value": ["VIP"]},
+                },
+                message_config={"template": "ok", "mode": "strict"},
+            )
+        finally:
+            wb.close()
+        subprocess.run(
+            [HYBRIDWB, "run", "okwf", "--limit", "3"],
+            cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120,
+        )
+        wb = hybridwb.connect(store=store, cwd=tmp_path)
+        try:
+            recipients = {str(r) for r in wb.store.sql("SELECT recipient FROM run_targets")["recipient"] if r}
+            assert recipients
+            with pytest.raises(hybridwb.HybridwbError) as info:
+                wb.store.sql("SELECT recipient::uuid FROM run_targets")
+        finally:
+            wb.close()
+        assert not [r for r in recipients if r in str(info.value)], str(info.value)
+    finally:
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
