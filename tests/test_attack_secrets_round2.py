@@ -291,3 +291,36 @@ def test_store_sql_error_does_not_echo_a_stored_recipient(sample_db: Path, tmp_p
     finally:
         with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- finding 8: SearchResult's repr (text/plain output) shows phones and e-mails ------------
+def test_search_result_repr_and_text_output_mask_customer_values(
+    sample_db: Path, tmp_path: Path
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    _sample_project(sample_db, tmp_path)
+    wb = hybridwb.connect(cwd=tmp_path)
+    try:
+        row = wb.sql(
+            "SELECT email, phone FROM customers WHERE email IS NOT NULL AND phone IS NOT NULL "
+            "LIMIT 1 OFFSET 7"
+        ).iloc[0]
+        customer = {str(row["email"]), str(row["phone"])}
+        result = wb.search("customers", str(row["phone"]))
+    finally:
+        wb.close()
+    shell = InteractiveShell()
+    try:
+        bundle = shell.display_formatter.format(result)[0]  # what a notebook cell saves
+    finally:
+        InteractiveShell.clear_instance()
+    leaks = {
+        where: [v for v in customer if v in text]
+        for where, text in {
+            "repr": repr(result),
+            "vars": repr(vars(result)),
+            **{f"display {mime}": str(data) for mime, data in bundle.items()},
+        }.items()
+    }
+    assert not {k: v for k, v in leaks.items() if v}, leaks
