@@ -324,3 +324,14 @@ def test_search_result_repr_and_text_output_mask_customer_values(
         }.items()
     }
     assert not {k: v for k, v in leaks.items() if v}, leaks
+
+
+# -- finding 9: a Supabase URL without a scheme: the key in the REST backend's frame --------
+SB_KEY_CANARY = "sbServiceKeyCanary2W6nE"
+SB_ENV = {"SUPABASE_URL": "abcd.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": SB_KEY_CANARY}
+
+
+def test_supabase_url_without_scheme_error_carries_no_key_in_frames() -> None:
+    shown = _traceback_with_locals(lambda: hybridwb.connect(env=SB_ENV).store.workflows.list())
+    assert "AuthError" in shown or "StoreError" in shown or "ConfigError" in shown
+    assert SB_KEY_CANARY not in shown, [ln.strip()[:90] for ln in shown.splitlines() if SB_KEY_CANARY in ln]
