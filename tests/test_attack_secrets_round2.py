@@ -335,3 +335,27 @@ def test_supabase_url_without_scheme_error_carries_no_key_in_frames() -> None:
     shown = _traceback_with_locals(lambda: hybridwb.connect(env=SB_ENV).store.workflows.list())
     assert "AuthError" in shown or "StoreError" in shown or "ConfigError" in shown
     assert SB_KEY_CANARY not in shown, [ln.strip()[:90] for ln in shown.splitlines() if SB_KEY_CANARY in ln]
+
+
+# -- finding 10: ?ssl_ca= / ?ssl_cert= naming a missing file: raw FileNotFoundError --------
+SSL_FILE_CANARY = "sslFilePwCanary3Y7uJ"
+SSL_CA_URL = (
+    f"mysql+pymysql://hybridwb_ro:{SSL_FILE_CANARY}@127.0.0.1:3306/mysql"
+    "?ssl_ca=/nonexistent/ca.pem"
+)
+SSL_CERT_URL = (
+    f"mysql+pymysql://hybridwb_ro:{SSL_FILE_CANARY}@127.0.0.1:3306/mysql"
+    "?ssl_cert=/nonexistent/c.pem&ssl_key=/nonexistent/k.pem"
+)
+
+
+@pytest.mark.parametrize("which", ["ssl_ca", "ssl_cert"])
+def test_missing_tls_file_in_url_options_carries_no_driver_frames(which: str) -> None:
+    if which == "ssl_ca":
+        shown = _traceback_with_locals(lambda: hybridwb.connect(SSL_CA_URL).sql("SELECT 1"))
+    else:
+        shown = _traceback_with_locals(lambda: hybridwb.connect(SSL_CERT_URL).sql("SELECT 1"))
+    assert shown, "a missing CA/cert file cannot connect"
+    assert SSL_FILE_CANARY not in shown, [
+        ln.strip()[:90] for ln in shown.splitlines() if SSL_FILE_CANARY in ln
+    ]
