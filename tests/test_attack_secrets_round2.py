@@ -359,3 +359,20 @@ def test_missing_tls_file_in_url_options_carries_no_driver_frames(which: str) ->
     assert SSL_FILE_CANARY not in shown, [
         ln.strip()[:90] for ln in shown.splitlines() if SSL_FILE_CANARY in ln
     ]
+
+
+# -- finding 11: the REST backend's public `client` attribute holds the key in its vars ------
+def test_rest_backend_public_attributes_hold_no_plain_key() -> None:
+    wb = hybridwb.connect(
+        env={"SUPABASE_URL": "https://abcd.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": SB_KEY_CANARY}
+    )
+    try:
+        backend = wb.store.backend
+        shown = repr(vars(backend)) + "".join(
+            repr(vars(value))
+            for name, value in vars(backend).items()
+            if not name.startswith("_") and hasattr(value, "__dict__")
+        )
+    finally:
+        wb.close()
+    assert SB_KEY_CANARY not in shown
