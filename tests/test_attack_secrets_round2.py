@@ -376,3 +376,32 @@ def test_rest_backend_public_attributes_hold_no_plain_key() -> None:
     finally:
         wb.close()
     assert SB_KEY_CANARY not in shown
+
+
+# -- finding 12: %%mysql {{ x | ident }} echoes the refused value ---------------------------
+def test_ident_filter_refusal_does_not_echo_a_customer_value(
+    sample_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    _sample_project(sample_db, tmp_path)
+    shell = InteractiveShell()
+    try:
+        shell.run_cell("%load_ext hybridwb")
+        shell.run_cell(
+            "_df = _hybridwb_wb.sql('SELECT email FROM customers WHERE email IS NOT NULL LIMIT 1')"
+            if "_hybridwb_wb" in shell.user_ns
+            else "import hybridwb as _h; _df = _h.connect().sql("
+            "'SELECT email FROM customers WHERE email IS NOT NULL LIMIT 1')"
+        )
+        email = str(shell.user_ns["_df"]["email"].iloc[0])
+        shell.user_ns["contact"] = email
+        capsys.readouterr()
+        shell.run_cell("%%mysql\nSELECT {{ contact | ident }} FROM customers LIMIT 1")
+    finally:
+        shell.run_cell("%unload_ext hybridwb")
+        InteractiveShell.clear_instance()
+    captured = capsys.readouterr()
+    shown = captured.out + captured.err
+    assert "ident" in shown  # the refusal was shown
+    assert email not in shown, shown.strip().splitlines()[-1]
