@@ -177,7 +177,7 @@ AT_CANARY = "atOptCanary4M9vB"
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"source": f"mysql+pymysql://hybridwb_ro@127.0.0.1:3306/atk_r2?password=pw@{AT_CANARY}"},
+        {"source": f"mysql+pymysql://hybridwb_ro@127.0.0.1:3306/mysql?password=pw@{AT_CANARY}"},
         {"store": f"postgresql+psycopg://postgres@127.0.0.1:5432/postgres?password=pw@{AT_CANARY}"},
     ],
     ids=["source-mysql", "store-postgres"],
@@ -388,13 +388,13 @@ def test_ident_filter_refusal_does_not_echo_a_customer_value(
     shell = InteractiveShell()
     try:
         shell.run_cell("%load_ext hybridwb")
-        shell.run_cell(
-            "_df = _hybridwb_wb.sql('SELECT email FROM customers WHERE email IS NOT NULL LIMIT 1')"
-            if "_hybridwb_wb" in shell.user_ns
-            else "import hybridwb as _h; _df = _h.connect().sql("
-            "'SELECT email FROM customers WHERE email IS NOT NULL LIMIT 1')"
-        )
-        email = str(shell.user_ns["_df"]["email"].iloc[0])
+        wb = hybridwb.connect(cwd=tmp_path)
+        try:
+            email = str(
+                wb.sql("SELECT email FROM customers WHERE email IS NOT NULL LIMIT 1")["email"].iloc[0]
+            )
+        finally:
+            wb.close()
         shell.user_ns["contact"] = email
         capsys.readouterr()
         shell.run_cell("%%mysql\nSELECT {{ contact | ident }} FROM customers LIMIT 1")
