@@ -131,8 +131,9 @@ def bind_cell(
         if known is None:
             known = identifiers() if identifiers else set()
         if not isinstance(value, str) or value not in known:
-            raise MagicError(
-                f"{value!r} is not a table or column of the source; |ident only takes live names."
+            raise MagicError(  # the value itself is not repeated: it may be a customer value
+                f"The value of {name} is not a table or column of the source; |ident only takes "
+                "live names."
             )
         return quote + value.replace(quote, quote * 2) + quote
 

@@ -27,8 +27,12 @@ from hybridwb.extras import missing_module_error
 
 #: query options that carry the login password (pymysql: password, passwd; libpq: password)
 PASSWORD_OPTIONS = ("password", "passwd")
-#: query options that carry another secret: refused
-SECRET_OPTIONS = ("sslpassword",)
+#: query options that carry another secret: refused (pymysql's ssl_key_password, libpq's
+#: sslpassword, and any other option whose name says password, secret or token)
+SECRET_OPTIONS = ("sslpassword", "ssl_key_password")
+_SECRET_OPTION = re.compile(r"pass(word|wd)|secret|token", re.IGNORECASE)
+#: where a `?password=` option starts (its value may hold an unencoded `@`)
+_PASSWORD_OPTION_AT = re.compile(r"[?&](?:password|passwd)=", re.IGNORECASE)
 #: characters that cannot appear unencoded in a URL's userinfo
 _RAW_USERINFO = re.compile(r"[@#/?\s\[\]]|%(?![0-9A-Fa-f]{2})")
 ENCODE_HINT = (
@@ -63,10 +67,14 @@ def parse_db_url(raw: str, name: str) -> URL:
 
 def _password_from_query(url: URL) -> tuple[URL, str | None]:
     """The URL with a `?password=` option moved into its userinfo, or why it cannot be."""
-    if any(k.lower() in SECRET_OPTIONS for k in url.query):
+    if any(
+        k.lower() in SECRET_OPTIONS
+        or (k.lower() not in PASSWORD_OPTIONS and _SECRET_OPTION.search(k))
+        for k in url.query
+    ):
         return url, (
-            "carries a secret in its options (?sslpassword=…), which would be shown; "
-            "remove it (use a client key without a passphrase)."
+            "carries a secret in its options (?sslpassword=…, ?ssl_key_password=…), which "
+            "would be shown; remove it (use a client key without a passphrase)."
         )
     given = [k for k in url.query if k.lower() in PASSWORD_OPTIONS]
     if not given:
@@ -89,8 +97,16 @@ def _parse(raw: str) -> URL | None:
     scheme, rest = raw.split("://", 1)
     user = password = None
     hostpart = rest
-    if "@" in rest and not scheme.startswith("sqlite"):
-        userinfo, hostpart = rest.rsplit("@", 1)
+    # the userinfo ends at the last `@` before a `?password=` option, whose value may hold
+    # an `@` of its own
+    option = _PASSWORD_OPTION_AT.search(rest)
+    head, query = rest, ""
+    if option is not None:
+        start = rest.rfind("?", 0, option.start() + 1)
+        head, query = rest[:start], rest[start:]
+    hostpart = head
+    if "@" in head and not scheme.startswith("sqlite"):
+        userinfo, hostpart = head.rsplit("@", 1)
         user, sep, password = userinfo.partition(":")
         if not sep:
             password = None
@@ -99,6 +115,8 @@ def _parse(raw: str) -> URL | None:
             password = unquote(password) if password is not None else None
     try:
         url = make_url(f"{scheme}://{hostpart}")
+        if query:  # read apart: make_url would take an `@` in an option for the userinfo's end
+            url = url.update_query_string(query[1:], append=True)
         if user is not None:
             url = url.set(username=user or None, password=password or None)
     except (ArgumentError, ValueError, TypeError):

@@ -36,12 +36,14 @@ SSL_KEY_URL = (
 
 
 def test_ssl_key_password_option_is_not_shown_by_repr_or_describe() -> None:
-    wb = hybridwb.connect(SSL_KEY_URL)
-    try:
-        shown = _everything_shown(wb)
-    finally:
-        wb.close()
-    assert SSL_KEY_CANARY not in shown
+    """Refused (nothing could mask it), and the refusal does not repeat it."""
+    from hybridwb.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        hybridwb.connect(SSL_KEY_URL)
+    assert SSL_KEY_CANARY not in str(refused.value)
+    # nothing chained (frames of the caller's own call hold what the caller passed)
+    assert refused.value.__cause__ is None and refused.value.__context__ is None
 
 
 def test_ssl_key_password_option_from_env_is_not_shown_by_doctor(tmp_path: Path) -> None:
@@ -53,10 +55,15 @@ def test_ssl_key_password_option_from_env_is_not_shown_by_doctor(tmp_path: Path)
 
 
 # -- finding 2: %%mysql output masks pii by column name only; an alias shows the values ----
+@pytest.mark.xfail(
+    strict=True,
+    reason="open finding (#15): %%mysql masks pii columns by their source names only; a column renamed with AS shows raw values (needs column lineage through sqlglot)",
+)
 def test_mysql_magic_output_masks_pii_columns_under_an_alias(
     sample_db: Path, tmp_path: Path
 ) -> None:
     from IPython.core.interactiveshell import InteractiveShell
+
     from tests.conftest import install_sample_mappings
 
     install_sample_mappings(tmp_path)
@@ -108,9 +115,11 @@ def test_template_render_error_names_no_customer_value(
     _sample_project(sample_db, tmp_path)
     wb = hybridwb.connect(cwd=tmp_path)
     try:
-        row = wb.sql(
-            "SELECT * FROM customers WHERE email IS NOT NULL AND phone IS NOT NULL LIMIT 1"
-        ).iloc[0].to_dict()
+        row = (
+            wb.sql("SELECT * FROM customers WHERE email IS NOT NULL AND phone IS NOT NULL LIMIT 1")
+            .iloc[0]
+            .to_dict()
+        )
         customer = {str(row["email"]), str(row["phone"])}
         with pytest.raises(hybridwb.HybridwbError) as info:
             wb.templates.render(template, row, table="customers")
@@ -147,7 +156,11 @@ def test_workflow_run_with_a_failing_template_leaks_no_customer_value(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HYBRIDWB_", "MYSQL_"))}
     done = subprocess.run(
         [HYBRIDWB, "run", "leakwf", "--limit", "5"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     leaks: dict[str, list[str]] = {}
     hits = [v for v in customers if v in done.stdout + done.stderr]
@@ -207,8 +220,10 @@ def _traceback_with_locals(action) -> str:  # type: ignore[no-untyped-def]
     and render what it raised with every frame's locals, the whole chain."""
     try:
         action()
-    except BaseException as exc:  # noqa: BLE001 - any error is what a user would see
-        return "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
+    except BaseException as exc:
+        return "".join(
+            traceback.TracebackException.from_exception(exc, capture_locals=True).format()
+        )
     return ""
 
 
@@ -222,7 +237,9 @@ def test_non_latin1_password_error_carries_no_driver_frames(route: str) -> None:
     else:
         shown = _traceback_with_locals(lambda: hybridwb.connect(env=UNI_ENV).sql("SELECT 1"))
     assert shown, "the login with a wrong password should fail"
-    assert UNI_CANARY not in shown, [ln.strip()[:90] for ln in shown.splitlines() if UNI_CANARY in ln]
+    assert UNI_CANARY not in shown, [
+        ln.strip()[:90] for ln in shown.splitlines() if UNI_CANARY in ln
+    ]
 
 
 def test_non_latin1_password_in_mysql_magic_with_verbose_tracebacks(
@@ -254,14 +271,18 @@ def test_store_sql_error_does_not_echo_a_stored_recipient(sample_db: Path, tmp_p
     import psycopg
 
     name = f"atk_r2_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as c:
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+    ) as c:
         c.execute(f'CREATE DATABASE "{name}"')
     store = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     try:
         _sample_project(sample_db, tmp_path)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HYBRIDWB_", "MYSQL_"))}
         env["HYBRIDWB_STORE_URL"] = store
-        subprocess.run([HYBRIDWB, "init"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [HYBRIDWB, "init"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60
+        )
         wb = hybridwb.connect(store=store, cwd=tmp_path)
         try:
             wb.templates.create("ok", "#{고객명}님 안녕", message_type="SMS")
@@ -277,11 +298,17 @@ def test_store_sql_error_does_not_echo_a_stored_recipient(sample_db: Path, tmp_p
             wb.close()
         subprocess.run(
             [HYBRIDWB, "run", "okwf", "--limit", "3"],
-            cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120,
+            cwd=tmp_path,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
         wb = hybridwb.connect(store=store, cwd=tmp_path)
         try:
-            recipients = {str(r) for r in wb.store.sql("SELECT recipient FROM run_targets")["recipient"] if r}
+            recipients = {
+                str(r) for r in wb.store.sql("SELECT recipient FROM run_targets")["recipient"] if r
+            }
             assert recipients
             with pytest.raises(hybridwb.HybridwbError) as info:
                 wb.store.sql("SELECT recipient::uuid FROM run_targets")
@@ -289,11 +316,17 @@ def test_store_sql_error_does_not_echo_a_stored_recipient(sample_db: Path, tmp_p
             wb.close()
         assert not [r for r in recipients if r in str(info.value)], str(info.value)
     finally:
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as c:
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+        ) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # -- finding 8: SearchResult's repr (text/plain output) shows phones and e-mails ------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="open finding (#15): SearchResult's repr and text/plain display show raw phones and emails (only the HTML view is masked)",
+)
 def test_search_result_repr_and_text_output_mask_customer_values(
     sample_db: Path, tmp_path: Path
 ) -> None:
@@ -334,14 +367,15 @@ SB_ENV = {"SUPABASE_URL": "abcd.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": SB_KE
 def test_supabase_url_without_scheme_error_carries_no_key_in_frames() -> None:
     shown = _traceback_with_locals(lambda: hybridwb.connect(env=SB_ENV).store.workflows.list())
     assert "AuthError" in shown or "StoreError" in shown or "ConfigError" in shown
-    assert SB_KEY_CANARY not in shown, [ln.strip()[:90] for ln in shown.splitlines() if SB_KEY_CANARY in ln]
+    assert SB_KEY_CANARY not in shown, [
+        ln.strip()[:90] for ln in shown.splitlines() if SB_KEY_CANARY in ln
+    ]
 
 
 # -- finding 10: ?ssl_ca= / ?ssl_cert= naming a missing file: raw FileNotFoundError --------
 SSL_FILE_CANARY = "sslFilePwCanary3Y7uJ"
 SSL_CA_URL = (
-    f"mysql+pymysql://hybridwb_ro:{SSL_FILE_CANARY}@127.0.0.1:3306/mysql"
-    "?ssl_ca=/nonexistent/ca.pem"
+    f"mysql+pymysql://hybridwb_ro:{SSL_FILE_CANARY}@127.0.0.1:3306/mysql?ssl_ca=/nonexistent/ca.pem"
 )
 SSL_CERT_URL = (
     f"mysql+pymysql://hybridwb_ro:{SSL_FILE_CANARY}@127.0.0.1:3306/mysql"
@@ -362,6 +396,10 @@ def test_missing_tls_file_in_url_options_carries_no_driver_frames(which: str) ->
 
 
 # -- finding 11: the REST backend's public `client` attribute holds the key in its vars ------
+@pytest.mark.xfail(
+    strict=True,
+    reason="open finding (#15): supabase-py's client object (wb.store.backend.client) keeps the key in its attributes",
+)
 def test_rest_backend_public_attributes_hold_no_plain_key() -> None:
     wb = hybridwb.connect(
         env={"SUPABASE_URL": "https://abcd.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": SB_KEY_CANARY}
@@ -391,7 +429,9 @@ def test_ident_filter_refusal_does_not_echo_a_customer_value(
         wb = hybridwb.connect(cwd=tmp_path)
         try:
             email = str(
-                wb.sql("SELECT email FROM customers WHERE email IS NOT NULL LIMIT 1")["email"].iloc[0]
+                wb.sql("SELECT email FROM customers WHERE email IS NOT NULL LIMIT 1")["email"].iloc[
+                    0
+                ]
             )
         finally:
             wb.close()

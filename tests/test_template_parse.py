@@ -206,7 +206,7 @@ def test_render_fills_dotted_names(text: str, values: dict[str, object], out: st
             "{{ a.b }}",
             {"a": 3},
             {},
-            "The template uses a value that was not given: 'int object' has no attribute 'b'.",
+            "The template uses a value that was not given: 'int object' has no attribute '…'.",  # quoted words are left out: they may be a customer's value
         ),
         (
             "{{ 1 ** 'a' }}",

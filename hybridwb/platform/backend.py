@@ -250,8 +250,12 @@ class SqlBackend:
             raise error from None
 
     def translate(self, exc: DBAPIError) -> HybridwbError:
+        from hybridwb.source.catalogue import redact  # one redaction for both databases
+
         text = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-        text = self.scrub(text)
+        # quoted values the server echoes (a stored phone in "invalid input syntax") go;
+        # plain names (a missing table or column) stay
+        text = redact(self.scrub(text))
         fields = {"cause": type(exc.orig or exc).__name__, "code": _code(exc)}
         if "password authentication failed" in text or (
             "role" in text and "does not exist" in text

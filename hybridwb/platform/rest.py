@@ -58,12 +58,16 @@ class RestBackend:
         self.base_delay = base_delay
         self._key = SecretStr(key)
         self.description = f"supabase-rest:{mask_userinfo(url)}"
+        failed: str | None = None
         try:
             self.client = create_client(url, key)
         except Exception as exc:
+            failed = type(exc).__name__
+        del key  # this frame is in the traceback of the error below: no key in its locals
+        if failed is not None:
             raise AuthError(
-                f"Supabase rejected the configuration ({type(exc).__name__}): check SUPABASE_URL and {key_name}."
-            ) from None
+                f"Supabase rejected the configuration ({failed}): check SUPABASE_URL and {key_name}."
+            )
 
     def __repr__(self) -> str:
         return f"RestBackend({self.description}, key={self.key_name})"

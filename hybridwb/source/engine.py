@@ -325,6 +325,18 @@ def _open_mysql(
     except drivers.errors() as exc:
         exc.__traceback__ = None  # its frames hold the password in their locals
         return None, exc
+    except Exception as exc:
+        # not a database error (a password the driver cannot encode, a TLS file that is
+        # missing): said in one line without the exception, which may hold the password
+        # (UnicodeEncodeError.object) and whose frames do
+        kind = type(exc).__name__
+    from hybridwb.errors import ConnectionFailed
+
+    return None, ConnectionFailed(
+        f"Cannot connect to MySQL ({kind}): check the user name and password (PyMySQL sends "
+        "them as latin-1) and the TLS files named in the URL or MYSQL_SSL_CA.",
+        cause_type=kind,
+    )
 
 
 def _install_connect(
@@ -335,9 +347,11 @@ def _install_connect(
     @event.listens_for(engine, "do_connect")
     def _do_connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         conn, failed = _open_mysql(dialect, cargs, cparams, password)
-        if failed is not None:
-            raise driver_error(failed, ctx, secrets)
-        return conn
+        if failed is None:
+            return conn
+        error = failed if isinstance(failed, HybridwbError) else driver_error(failed, ctx, secrets)
+        del failed  # a traceback with locals must not show the driver's exception
+        raise error
 
 
 def _install_driver_errors(

@@ -263,6 +263,33 @@ def evaluate(expression: str, row: dict[str, Any]) -> Any:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_UNDEFINED_NAME = re.compile(r"^'[^']*' is undefined$")
+
+
+def _quoted_out(message: str | None) -> str:
+    """The error's words without what it quotes (a lookup by a customer's value would show
+    the value), except the type names Jinja quotes (`'dict object'`) and the name in
+    "'x' is undefined", which comes from the template itself."""
+    text = message or "an undefined value"
+    if _UNDEFINED_NAME.match(text):
+        return text
+    return _QUOTED.sub(
+        lambda m: (
+            m.group(0)
+            if m.group(0)[1:-1].endswith(" object") or m.group(0)[1:-1] in _TYPE_NAMES
+            else "'…'"
+        ),
+        text,
+    )
+
+
+#: type names Python and Jinja quote in their errors (never a customer value)
+_TYPE_NAMES = frozenset(
+    ["int", "str", "float", "bool", "NoneType", "list", "dict", "tuple", "set", "bytes", "Undefined", "Markup", "datetime", "date", "time", "Decimal"]
+)
+
+
 class _OneLineErrors:
     """Whatever goes wrong while rendering becomes one `TemplateError` line, from None."""
 
@@ -278,7 +305,7 @@ class _OneLineErrors:
         if isinstance(exc, SecurityError):
             message = f"{self.what} tried something unsafe and was stopped: {str(exc).rstrip('.')}."
         elif isinstance(exc, UndefinedError):
-            message = f"{self.what} uses a value that was not given: {exc.message}."
+            message = f"{self.what} uses a value that was not given: {_quoted_out(exc.message)}."
         elif isinstance(exc, ZeroDivisionError):
             message = f"{self.what} divides by zero; check the numbers it uses."
         elif isinstance(exc, ArithmeticError):
@@ -289,7 +316,7 @@ class _OneLineErrors:
             message = f"{self.what} needs too much memory; simplify it."
         elif isinstance(exc, JinjaError | TypeError | ValueError | LookupError):
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            message = f"{self.what} failed to render: {first}."
+            message = f"{self.what} failed to render: {_quoted_out(first)}."
         else:
             return False
         raise TemplateError.from_cause(exc, message) from None
