@@ -286,7 +286,24 @@ def _quoted_out(message: str | None) -> str:
 
 #: type names Python and Jinja quote in their errors (never a customer value)
 _TYPE_NAMES = frozenset(
-    ["int", "str", "float", "bool", "NoneType", "list", "dict", "tuple", "set", "bytes", "Undefined", "Markup", "datetime", "date", "time", "Decimal"]
+    [
+        "int",
+        "str",
+        "float",
+        "bool",
+        "NoneType",
+        "list",
+        "dict",
+        "tuple",
+        "set",
+        "bytes",
+        "Undefined",
+        "Markup",
+        "datetime",
+        "date",
+        "time",
+        "Decimal",
+    ]
 )
 
 
