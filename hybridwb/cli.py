@@ -175,7 +175,8 @@ def search(
     "now",
     default=None,
     metavar="ISO_TIME",
-    help="Decide quiet hours and policy windows as of this time (default: the clock).",
+    help="Decide quiet hours and policy windows as of this time (default: the clock); "
+    "a time without a UTC offset is Asia/Seoul time.",
 )
 @friendly
 def run(
@@ -244,7 +245,8 @@ def _workbench() -> Any:
 def _parse_time(value: str | None) -> Any:
     if value is None:
         return None
-    from datetime import UTC, datetime
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
     try:
         at = datetime.fromisoformat(value)
@@ -252,7 +254,8 @@ def _parse_time(value: str | None) -> Any:
         raise click.BadParameter(
             f"{value!r} is not an ISO time such as 2026-03-01T22:30+09:00", param_hint="--now"
         ) from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    # the team works in Korea: a wall time without an offset is Seoul time, not UTC
+    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo("Asia/Seoul"))
 
 
 def _parse_value(value: str) -> Any:

@@ -208,10 +208,10 @@ def test_an_opt_out_column_is_never_suggested_or_saved_as_consent(
         wrong = {c: roles.get(c) for c in OPT_OUTS if roles.get(c) in ("consent", "night_consent")}
         assert wrong == {}, f"opt-out columns suggested as consent: {wrong}"
         assert suggested.consent in (None, "sms_agree"), suggested.consent
-        mapping = people("number", "member_no", fields={"sms_opt_out": {"type": "boolean"}})
+        mapping = people("number", "member_no", fields={"sms_opt_out": {"displayName": "거부", "type": "boolean"}})
         with pytest.raises(ValidationError, match="opt-out"):
             wb.mappings.save("members", {**mapping, "audience": True, "consent": "sms_opt_out"})
-        role_only = {"type": "boolean", "role": "consent"}
+        role_only = {"displayName": "거부", "type": "boolean", "role": "consent"}
         with pytest.raises(ValidationError, match="opt-out"):
             wb.mappings.save("members", people("number", "member_no", fields={"수신거부": role_only}))
     finally:

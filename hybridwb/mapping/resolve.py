@@ -39,7 +39,24 @@ if TYPE_CHECKING:
 
 #: the one dialect every generated statement is compiled with: MySQL quoting, `:name` binds
 #: (the Source guards this text; the embedded SQLite sample transpiles it)
+
+
+class _AsciiBinds(mysql.base.MySQLCompiler):
+    """Bind names a column lends its name to are ASCII: `광고수신동의 = :광고수신동의_1`
+    is not a `:name` the source's tokenizer reads, `:hwb_b3` is."""
+
+    def _truncate_bindparam(self, bindparam: Any) -> str:
+        if bindparam in self.bind_names:
+            return str(self.bind_names[bindparam])
+        name = str(super()._truncate_bindparam(bindparam))
+        if not (name.isascii() and name.isidentifier()):
+            name = f"hwb_b{len(self.bind_names)}"
+            self.bind_names[bindparam] = name
+        return name
+
+
 DIALECT = mysql.dialect(paramstyle="named")
+DIALECT.statement_compiler = _AsciiBinds
 CHUNK = 1000  # keys per IN list
 SCHEMA_TTL = 60.0
 SCAN_ROWS = 50_000  # rows: a plan reading more than this from one table is a scan

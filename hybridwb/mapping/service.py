@@ -257,6 +257,7 @@ class MappingService:
         if problem:
             raise ValidationError(f"{problem} Nothing was saved.", path=f"{table}.key")
         self._check_paths(table, saved, merged)
+        _refuse_opt_out_consent(table, saved, {c.name: c.comment for c in live.columns})
         self._write(merged)
         self._mirror(table, merged.dump()[table], saved.isActive)
         return merged.tables()[table]
@@ -383,3 +384,27 @@ class MappingService:
     @staticmethod
     def schema() -> dict[str, Any]:
         return json_schema()
+
+
+def _refuse_opt_out_consent(
+    table: str, mapping: TableMapping, comments: dict[str, str | None]
+) -> None:
+    """A consent flag that records a refusal (`sms_opt_out`, `수신거부`: 1 = refused) would
+    message exactly the people who said no; the mapping has no inversion, so it is refused."""
+    named = [(attr, getattr(mapping, attr)) for attr in ("consent", "nightConsent")]
+    named += [
+        (f"fields.{n}.role", n)
+        for n, f in mapping.fields.items()
+        if f.role in ("consent", "night_consent")
+    ]
+    for attr, path in named:
+        if not path:
+            continue
+        leaf = path.rpartition(".")[2]
+        if suggest.is_opt_out(leaf, comments.get(leaf) if "." not in path else None):
+            raise ValidationError(
+                f"{table}.{attr}: {leaf!r} looks like an opt-out flag (set = refused), not "
+                "marketing consent (set = agreed); map a consent column instead. "
+                "Nothing was saved.",
+                path=f"{table}.{attr}",
+            )

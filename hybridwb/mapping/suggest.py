@@ -76,6 +76,13 @@ CONSENT_NAMES = re.compile(
     r"|수신|동의",
     re.IGNORECASE,
 )
+#: a flag that says "no" when set (opt-out, unsubscribed, 수신거부): 1 means refused, so it is
+#: never marketing consent (1 = agreed), whatever consent word it also contains
+OPT_OUT = re.compile(
+    r"opt_?out|unsubscri|reject|refus|deny|denied|declin|block|withdr[ae]w|revok|블랙|"
+    r"거부|거절|철회|해지|차단|미동의|비동의",
+    re.IGNORECASE,
+)
 PERSON_ROLES = ("name", "first_name", "last_name")
 CONTACT_ROLES = ("phone", "email")
 SEARCHABLE_ROLES = ("id", "name", "first_name", "last_name", "phone", "email")
@@ -126,9 +133,16 @@ def _flaglike(values: Iterable[Any]) -> bool:
     return bool(vals) and all(v in FLAG_VALUES for v in vals)
 
 
+def is_opt_out(name: str, comment: str | None = None) -> bool:
+    """Whether a column (by its name or comment) records a refusal rather than consent."""
+    return bool(OPT_OUT.search(name) or OPT_OUT.search(comment or ""))
+
+
 def is_consent(name: str, comment: str | None = None) -> str | None:
     """`consent`, `night_consent` or None for a column name (and its comment)."""
     words = f"{name} {comment or ''}"
+    if is_opt_out(name, comment):
+        return None
     if not (CONSENT_NAMES.search(name) or CONSENT.search(comment or "")):
         return None
     return "night_consent" if NIGHT_CONSENT.search(words) else "consent"

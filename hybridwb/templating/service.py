@@ -87,10 +87,11 @@ class TemplateService:
         advertising: bool = False,
         sender: str | None = None,
     ) -> dict[str, Any]:
-        """Save a template; an advertising one must follow 정보통신망법 제50조 first."""
-        if advertising:
-            from hybridwb.workflows import advertising as ad_rules
+        """Save a template; an advertising one (flagged, or with `(광고)` in its text) must
+        follow 정보통신망법 제50조 first."""
+        from hybridwb.workflows import advertising as ad_rules
 
+        if ad_rules.is_advertising(content, advertising):
             ad_rules.check(content, sender)
         return self._store().templates.create(
             name=name,
@@ -112,9 +113,9 @@ class TemplateService:
         if "content" in fields:
             fields["variables"] = parse.names(fields["content"])
         merged = {**self.get(key), **fields}
-        if merged.get("advertising"):
-            from hybridwb.workflows import advertising as ad_rules
+        from hybridwb.workflows import advertising as ad_rules
 
+        if ad_rules.is_advertising(merged.get("content"), bool(merged.get("advertising"))):
             ad_rules.check(merged["content"], merged.get("sender"))
         return self._store().templates.update(key, **fields)
 

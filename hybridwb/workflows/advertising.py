@@ -17,7 +17,14 @@ from hybridwb.errors import ValidationError
 SEOUL = ZoneInfo("Asia/Seoul")
 AD_PREFIX = "(광고)"
 OPT_OUT = re.compile(r"무료\s*수신\s*거부\s*[:：]?\s*080-?\d{3,4}-?\d{4}\s*$")
+AD_MARK = re.compile(r"[(（]\s*광\s*고\s*[)）]")
 NIGHT_START, NIGHT_END = time(21, 0), time(8, 0)
+
+
+def is_advertising(text: str | None, flagged: bool = False) -> bool:
+    """Flagged as advertising, or saying so: a text with `(광고)` anywhere is an
+    advertisement whether or not the template was marked, so every rule applies to it."""
+    return bool(flagged) or bool(text and AD_MARK.search(text))
 
 
 def problems(text: str, sender: str | None) -> list[str]:
@@ -56,11 +63,16 @@ def is_night(at: datetime) -> bool:
 
 
 def truthy(value: object) -> bool:
-    """A consent flag as source data spells it (1, '1', 'Y', 'yes', True, 'true')."""
+    """A consent flag as source data spells it (1, '1', 'Y', 'yes', True, 'true', a BIT(1)
+    b'\x01'; tinyint(1) is a number, any non-zero is yes)."""
     if isinstance(value, bool):
         return value
     if value is None:
         return False
+    if isinstance(value, bytes | bytearray):  # BIT(1) comes as b'\x01' / b'\x00'
+        if all(b in (0, 1) for b in value):
+            return any(value)
+        value = value.decode("utf-8", "replace")  # a flag kept in a BINARY / VARBINARY
     if isinstance(value, int | float):
         return value != 0
     return str(value).strip().lower() in {"1", "y", "yes", "true", "t", "동의"}

@@ -54,13 +54,13 @@ def message_of(templates: TemplateService, message_cfg: dict[str, Any]) -> Messa
             template["content"],
             msg.message_type or template["message_type"],
             msg.mode,
-            bool(template.get("advertising")),
+            advertising.is_advertising(template["content"], bool(template.get("advertising"))),
             template.get("sender"),
             template,
         )
-    return Message(
-        str(msg.content), msg.message_type or "SMS", msg.mode, msg.advertising, msg.sender, None
-    )
+    text = str(msg.content)
+    ad = advertising.is_advertising(text, msg.advertising)
+    return Message(text, msg.message_type or "SMS", msg.mode, ad, msg.sender, None)
 
 
 def _has_nul(*values: Any) -> bool:
