@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 EXACT_COUNT_LIMIT = 100_000
 QUALITY_SAMPLE = 10_000
 KEYWORD_PAGE = 500
+TIE_LIMIT = 1000  # keys one collation holds equal (case, trailing spaces): a handful
 
 
 @dataclass
@@ -362,8 +363,9 @@ class TargetService:
         """Batches of matching rows in key order, in constant memory, to the end.
 
         Each batch is its own short keyset query (`key > last ORDER BY key LIMIT n+1`), so a
-        run never holds one long read open on production while it renders and writes. The
-        key must be unique: a repeated key (it would lose rows at a batch boundary) raises."""
+        run never holds one long read open on production while it renders and writes; text
+        keys the collation holds equal to a page's last key are looked up exactly and added
+        to that batch (`_ties`). The key must be unique: a repeated key raises."""
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValidationError(f"batch_size must be a positive number, not {batch_size!r}.")
         plan = self.plan(definition, now=now)
@@ -375,10 +377,28 @@ class TargetService:
             rows = self._page(plan, after=after, n=batch_size + 1, only=only)
             if not rows:
                 return
-            yield rows[:batch_size]
             if len(rows) <= batch_size:
+                yield rows
                 return
             after = rows[batch_size - 1][plan.key]
+            yield rows[:batch_size] + self._ties(plan, rows[:batch_size], after, only)
+
+    def _ties(
+        self,
+        plan: Plan,
+        page: list[dict[str, Any]],
+        last: Any,
+        only: Collection[str | None] | None,
+    ) -> list[dict[str, Any]]:
+        """Rows the next page (`key > last`) would skip: keys the server's collation holds
+        equal to `last` but that are not the same text ('a' and 'A', 'a' and 'a ' in
+        MariaDB's default collations) and are not in this page. Looked up exactly by
+        `key = last`; a key that truly repeats raises (see `_page`)."""
+        if not isinstance(last, str):
+            return []  # numbers, dates and bytes compare exactly
+        have = {r[plan.key] for r in page}
+        same = self._page(plan, keys=[last], n=TIE_LIMIT, only=only)
+        return [r for r in same if r[plan.key] not in have]
 
     def _page(self, plan: Plan, **kw: Any) -> list[dict[str, Any]]:
         sql, params = compile_sql(plan.statement(**kw))

@@ -10,6 +10,7 @@ them, through the shared relation resolver (mapping/resolve.py).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -112,14 +113,41 @@ def audience_for(mappings: Any, target_config: dict[str, Any]) -> Audience:
     return audience_of(*marked[0], graph)
 
 
+def key_text(value: Any) -> str:
+    """A source key as the store keeps it (text, no NUL: Postgres text cannot hold one).
+
+    Bytes keys (BINARY(16) UUIDs) are `\\x` and their hex; in text keys a backslash is
+    doubled and a NUL is `\\0`, so every source key has one spelling and `key_value()`
+    gives the source value back."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()
+    text = str(value)
+    if "\\" in text or "\x00" in text:
+        return text.replace("\\", "\\\\").replace("\x00", "\\0")
+    return text
+
+
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+
+
+def key_value(text: str) -> Any:
+    """The source value of a stored key (see `key_text`), before any type coercion."""
+    if text.startswith("\\x"):
+        return bytes.fromhex(text[2:])
+    if "\\" in text:
+        return _ESCAPED.sub(lambda m: "\x00" if m[1] == "0" else m[1], text)
+    return text
+
+
 def coerce_key(audience: Audience, key: str) -> Any:
     """A stored (text) key back in the source's type, so `IN` uses the index."""
-    if audience.key_type == "number":
+    value = key_value(key)
+    if audience.key_type == "number" and isinstance(value, str):
         try:
-            return int(key)
+            return int(value)
         except ValueError:
-            return key
-    return key
+            return value
+    return value
 
 
 def fetch(
@@ -132,25 +160,33 @@ def fetch(
     """The current rows of these frozen targets that still match the target definition,
     with their to-one paths (`address.phone`) resolved by the plan's joins: {key text: row}.
 
-    Frozen batches are in key order, so one key-range statement (`key BETWEEN first AND
-    last`) fetches a batch; keyword targets (not in key order) use the key list. Built with
-    SQLAlchemy Core and quoted by the dialect; a row missing here has left the source or no
-    longer qualifies, and the run counts it as changed. `only`: the columns wanted besides
-    the key (see `columns_for`)."""
+    Frozen batches are in the server's own key order (the order the freeze read them in),
+    so one key-range statement from the batch's first key to its last fetches it; any key
+    the range did not bring back is then looked up exactly (a collation that orders or
+    compares text unlike Python, e.g. case-insensitive, can never lose one). Keyword
+    targets (not in key order) use the key list. Built with SQLAlchemy Core and quoted by
+    the dialect; a row missing here has left the source or no longer qualifies, and the run
+    counts it as changed. `only`: the columns wanted besides the key (see `columns_for`)."""
     if not keys:
         return {}
     wanted = [coerce_key(audience, k) for k in keys]
     if plan.definition.keyword is not None:
-        stmt = plan.statement(keys=wanted, only=only)
-    else:
-        inner = plan.statement(only=only).subquery("frozen")
-        key = inner.c[plan.key]
-        lo, hi = min(wanted), max(wanted)
-        stmt = sa.select(inner).where(key >= lo, key <= hi).order_by(key)
+        return _rows_by_key(source, plan, plan.statement(keys=wanted, only=only), keys)
+    inner = plan.statement(only=only).subquery("frozen")
+    key = inner.c[plan.key]
+    stmt = sa.select(inner).where(key >= wanted[0], key <= wanted[-1]).order_by(key)
+    found = _rows_by_key(source, plan, stmt, keys)
+    missed = [w for k, w in zip(keys, wanted, strict=True) if k not in found]
+    if missed:
+        found.update(_rows_by_key(source, plan, plan.statement(keys=missed, only=only), keys))
+    return found
+
+
+def _rows_by_key(source: Any, plan: Any, stmt: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
     sql, params = compile_sql(stmt)
     rows = source.records(sql, {**params, **plan.params}, limit=max(10 * len(keys), 10_000))
     keep = set(keys)
-    return {k: r for r in rows if (k := str(r[plan.key])) in keep}
+    return {k: r for r in rows if (k := key_text(r[plan.key])) in keep}
 
 
 def value(row: dict[str, Any], path: str | None) -> Any:

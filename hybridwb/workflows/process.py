@@ -67,6 +67,20 @@ def _has_nul(*values: Any) -> bool:
     return any(isinstance(v, str) and "\x00" in v for v in values)
 
 
+def _frozen_pairs(
+    rows: list[dict[str, Any]], aud: audience.Audience, column: str | None
+) -> list[tuple[str, str | None]]:
+    """(stored key, normalized recipient) of each row. Every row is frozen, one with a NUL
+    byte too (its key escaped, see `audience.key_text`): the run then excludes and counts
+    it, so no source row is lost without a reason."""
+    normalize, channel, key = policies.normalize, aud.channel, aud.key
+    return [
+        (audience.key_text(r[key]), None if _has_nul(v) else normalize(channel, v))
+        for r in rows
+        for v in (r.get(column) if column else None,)
+    ]
+
+
 @dataclass
 class Processor:
     """The in-kernel half of a run, given its collaborators explicitly."""
@@ -104,13 +118,7 @@ class Processor:
                     raise ValidationError(
                         f"The target query must return the key {aud.key!r}; add it to the SELECT."
                     )
-                normalize, channel = policies.normalize, aud.channel
-                yield [
-                    (k, None if _has_nul(v) else normalize(channel, v))
-                    for r in rows
-                    if not _has_nul(k := str(r[aud.key]))
-                    for v in (r.get(column),)
-                ]
+                yield _frozen_pairs(rows, aud, column)
                 if limit is not None and seen >= limit:
                     return
 
