@@ -8,10 +8,12 @@ that the Supabase REST API does not offer.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -506,6 +508,31 @@ class Campaigns:
         }
 
     # -- the store's own history, for send policies ----------------------------------------
+    @contextmanager
+    def recipient_lock(self, space: str) -> Iterator[None]:
+        """Exclusive across processes while held: the history check and the insert of a
+        batch under a global frequency cap happen as one step, so two workflows running at
+        once never both count a recipient under the cap. Postgres: a transaction-scoped
+        advisory lock (`pg_advisory_xact_lock`) on a connection of its own, released when
+        that transaction ends; SQLite: an exclusive `flock` on a file beside the database
+        (an in-memory database has one process by nature)."""
+        if self.backend.name == "postgresql":
+            with self.backend.engine.connect() as conn, conn.begin():
+                with self.backend.errors():
+                    conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(space))))
+                yield
+            return
+        database = self.backend.engine.url.database
+        if not database or database == ":memory:" or database.startswith("file::memory:"):
+            yield
+            return
+        with open(f"{database}.recipients.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _one_of(self, column: Any, values: list[str]) -> Any:
         """`column IN values`: one array parameter on Postgres (thousands of placeholders
         cost more to send than the lookup), a plain IN list on SQLite."""

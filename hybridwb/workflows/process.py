@@ -8,11 +8,13 @@ resumes neither loses nor doubles one. Counters are read back from those rows.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import HybridwbError, ValidationError
@@ -124,11 +126,18 @@ class Processor:
 
         return Campaigns(self.store.backend).freeze(run_id, batches())
 
-    def process(
+    def process(self, workflow: Any, run_id: Any, **kwargs: Any) -> dict[str, Any]:
+        """Freeze (first pass only), then work through the frozen targets still pending;
+        see `_process` for the arguments. Locks a batch holds are released however it ends."""
+        with contextlib.ExitStack() as held:
+            return self._process(workflow, run_id, held=held, **kwargs)
+
+    def _process(
         self,
         workflow: Any,
         run_id: Any,
         *,
+        held: contextlib.ExitStack[Any],
         owner: str | None = None,
         now: datetime | None = None,
         dry_run: bool = False,
@@ -140,7 +149,8 @@ class Processor:
     ) -> dict[str, Any]:
         """Freeze (first pass only), then work through the frozen targets still pending."""
         started = time.perf_counter()
-        now = now or (clock or (lambda: datetime.now(UTC)))()
+        tick = _run_clock(now, clock)
+        now = tick()
         store = self.store
         campaigns = Campaigns(store.backend)
         wf = store.workflows.get(workflow)
@@ -161,8 +171,11 @@ class Processor:
         store.runs.update(run["id"], status="running", started_at=run.get("started_at") or now)
         state = campaigns.state(run["id"])
         if state.get("frozen_at") is None:
+            _remember_freeze(store, run["id"], aud, now)
             self.freeze(wf, run["id"], aud, limit, batch_size, now)
-        plan = self.targets.plan(wf["target_config"], now=now)
+        frozen = _frozen_audience(store.runs.get(run["id"]), aud, now)
+        # the set is judged as of its freeze: a resume does not re-read "the last 7 days"
+        plan = self.targets.plan(wf["target_config"], now=datetime.fromisoformat(frozen["as_of"]))
         report = self.templates.automap(msg.text, aud.table)
         rules = policies.Rules(
             wf["id"], run["id"], now, cfg.policy, msg.advertising, cfg.quiet_hours
@@ -203,6 +216,7 @@ class Processor:
             candidates, skips, changed = _candidates(
                 batch, rows, aud.channel, recipient_path, consent_path, aud.night_consent
             )
+            held.enter_context(_cap_lock(campaigns, rules, aud.channel))
             spellings = policies.stored_spellings(
                 aud.channel, sorted({c.recipient for c in candidates if c.recipient})
             )
@@ -254,6 +268,8 @@ class Processor:
                 raise RunTakenOver(
                     f"Run {run['id']} was taken over by another process; this one stopped."
                 )
+            held.close()  # the cap lock: this batch's records are committed
+            rules = dataclasses.replace(rules, now=tick())  # quiet hours may begin mid-run
             bar.update(len(batch))
             if batch_pause:
                 time.sleep(batch_pause)
@@ -270,6 +286,7 @@ class Processor:
             "advertising": msg.advertising,
             "quiet_hours": cfg.quiet_hours if msg.advertising else None,
             "now": now.isoformat(),
+            "frozen": frozen,
             "night": msg.advertising and advertising.is_night(now),
             "sizes": {k: {"count": sizes[k], "bytes": size_bytes[k]} for k in sizes},
             "samples": samples,
@@ -298,6 +315,52 @@ class Processor:
                 ):
                     store.variables.record_use(status.source.variable["id"])
         return stats
+
+
+def _run_clock(
+    now: datetime | None, clock: Callable[[], datetime] | None
+) -> Callable[[], datetime]:
+    """The run's clock, read again per batch: the injected one, else the given start time
+    moving with real time (`--now`), else the wall clock."""
+    if clock is not None:
+        return clock
+    if now is not None:
+        t0 = time.perf_counter()
+        return lambda: now + timedelta(seconds=time.perf_counter() - t0)
+    return lambda: datetime.now(UTC)
+
+
+def _remember_freeze(store: Store, run_id: Any, aud: audience.Audience, now: datetime) -> None:
+    """What the target set is frozen for (audience table, key, as-of time), in the run's
+    stats before the freeze marks it whole: a resume completes exactly that."""
+    stats = dict(store.runs.get(run_id).get("stats") or {})
+    stats["frozen"] = {"table": aud.table, "key": aud.key, "as_of": now.isoformat()}
+    store.runs.update(run_id, stats=stats)
+
+
+def _frozen_audience(run: dict[str, Any], aud: audience.Audience, now: datetime) -> dict[str, Any]:
+    """The frozen set's audience and as-of time; refuses a resume whose mapping now names
+    another audience table or key (the stored keys would pick other people)."""
+    frozen = (run.get("stats") or {}).get("frozen")
+    if not frozen:  # frozen before this was recorded: judged as of now, as it was then
+        return {"table": aud.table, "key": aud.key, "as_of": now.isoformat()}
+    if (frozen["table"], frozen["key"]) != (aud.table, aud.key):
+        raise ValidationError(
+            f"Run {run['id']} froze its targets as {frozen['table']}.{frozen['key']}, but the "
+            f"mapping now says {aud.table}.{aud.key}; resuming would message another audience. "
+            "Restore the mapping to resume, or start a new run."
+        )
+    return dict(frozen)
+
+
+def _cap_lock(
+    campaigns: Campaigns, rules: policies.Rules, channel: str
+) -> contextlib.AbstractContextManager[Any]:
+    """Held from a batch's frequency-cap check to its committed records, so two workflows
+    running at once cannot both see a recipient under the cap and both message them."""
+    if rules.policy.frequency_cap is None:
+        return contextlib.nullcontext()
+    return campaigns.recipient_lock(f"hybridwb:recipients:{channel}")
 
 
 def _candidates(
