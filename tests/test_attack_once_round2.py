@@ -208,12 +208,18 @@ def test_an_opt_out_column_is_never_suggested_or_saved_as_consent(
         wrong = {c: roles.get(c) for c in OPT_OUTS if roles.get(c) in ("consent", "night_consent")}
         assert wrong == {}, f"opt-out columns suggested as consent: {wrong}"
         assert suggested.consent in (None, "sms_agree"), suggested.consent
-        mapping = people("number", "member_no", fields={"sms_opt_out": {"displayName": "거부", "type": "boolean"}})
+        mapping = people(
+            "number",
+            "member_no",
+            fields={"sms_opt_out": {"displayName": "거부", "type": "boolean"}},
+        )
         with pytest.raises(ValidationError, match="opt-out"):
             wb.mappings.save("members", {**mapping, "audience": True, "consent": "sms_opt_out"})
         role_only = {"displayName": "거부", "type": "boolean", "role": "consent"}
         with pytest.raises(ValidationError, match="opt-out"):
-            wb.mappings.save("members", people("number", "member_no", fields={"수신거부": role_only}))
+            wb.mappings.save(
+                "members", people("number", "member_no", fields={"수신거부": role_only})
+            )
     finally:
         wb.close()
 
@@ -340,7 +346,7 @@ def test_frequency_cap_holds_across_two_concurrent_workflows(
         try:
             gate.wait()
             w.workflows.process(wf["id"], run_id, progress=False, batch_size=10, now=DAY)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             w.close()
@@ -434,12 +440,12 @@ def test_resume_uses_the_frozen_as_of(source: Callable[..., str], pg_store: str)
         )
         run_id = run_once(wb, wf, now=NIGHT)
         assert len(records(pg_store, run_id)) == 0  # everyone waits for 08:00
-        wb.workflows.process(wf["id"], run_id, progress=False, now=NIGHT + timedelta(days=1, hours=11))
+        wb.workflows.process(
+            wf["id"], run_id, progress=False, now=NIGHT + timedelta(days=1, hours=11)
+        )
     finally:
         wb.close()
-    assert len(records(pg_store, run_id)) == frozen(pg_store, run_id) == 10, skips(
-        pg_store, run_id
-    )
+    assert len(records(pg_store, run_id)) == frozen(pg_store, run_id) == 10, skips(pg_store, run_id)
 
 
 def test_resume_after_the_audience_key_changed_is_refused(
@@ -485,7 +491,8 @@ def test_text_with_the_ad_marker_is_advertising_even_unflagged(
         "joined DATETIME NOT NULL)",
         rows={
             "members": [
-                (f"m{i:03d}", f"회원{i}", phone(i), i % 2, 1, datetime(2026, 3, 1)) for i in range(10)
+                (f"m{i:03d}", f"회원{i}", phone(i), i % 2, 1, datetime(2026, 3, 1))
+                for i in range(10)
             ]
         },
     )

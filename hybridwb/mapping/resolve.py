@@ -56,7 +56,7 @@ class _AsciiBinds(mysql.base.MySQLCompiler):
 
 
 DIALECT = mysql.dialect(paramstyle="named")
-DIALECT.statement_compiler = _AsciiBinds
+DIALECT.statement_compiler = _AsciiBinds  # type: ignore[assignment]
 CHUNK = 1000  # keys per IN list
 SCHEMA_TTL = 60.0
 SCAN_ROWS = 50_000  # rows: a plan reading more than this from one table is a scan
