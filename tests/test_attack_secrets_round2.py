@@ -396,10 +396,6 @@ def test_missing_tls_file_in_url_options_carries_no_driver_frames(which: str) ->
 
 
 # -- finding 11: the REST backend's public `client` attribute holds the key in its vars ------
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding (#15): supabase-py's client object (wb.store.backend.client) keeps the key in its attributes",
-)
 def test_rest_backend_public_attributes_hold_no_plain_key() -> None:
     wb = hybridwb.connect(
         env={"SUPABASE_URL": "https://abcd.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": SB_KEY_CANARY}
