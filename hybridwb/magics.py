@@ -15,11 +15,14 @@ from typing import Any, TypeVar, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from sqlalchemy.exc import SQLAlchemyError
 from sqlglot.tokens import TokenType
 
 from hybridwb.completion import matcher
 from hybridwb.errors import HybridwbError
 from hybridwb.grid import STORE_PII, result_frame
+from hybridwb.lineage import pii_output_columns
+from hybridwb.mapping.model import FieldMapping
 from hybridwb.render import all_fields
 from hybridwb.source import RowsCut
 from hybridwb.source.binds import find_binds, seconds_arg, tokenize
@@ -183,18 +186,15 @@ class HybridwbMagics(Magics):
             raise MagicError("This magic needs a running IPython shell.")
         return self.shell.user_ns
 
-    def _present(self, df: Any, args: CellArgs, *, store: bool = False) -> Any:
+    def _present(self, df: Any, args: CellArgs, *, sql: str = "", store: bool = False) -> Any:
         """The result as the grid (sort, page, search, CSV; pii columns masked), with its
         rows and time, and "cut at N rows" only when rows were cut. Source results are
-        masked by the mapping's pii flags, store results by the store's recipient columns."""
+        masked by the mapping's pii flags, followed through the query (an alias, an
+        expression, a subquery: hybridwb.lineage); store results by the recipient columns."""
         if store:
             result = result_frame(df, {}, STORE_PII)
         else:
-            try:
-                fields = all_fields(self.wb.mappings.tables())
-            except HybridwbError:
-                fields = {}  # no readable mapping: nothing is known to be pii
-            result = result_frame(df, fields)
+            result = result_frame(df, *source_pii(self.wb, sql, df.columns))
         if args.output:
             self._user_ns()[args.output] = result
         return result
@@ -213,7 +213,7 @@ class HybridwbMagics(Magics):
                 df = source.sql(sql, params, limit=args.limit, timeout=args.timeout)
         except HybridwbError as exc:
             raise _fail(exc) from None
-        return self._present(df, args)
+        return self._present(df, args, sql=sql)
 
     @cell_magic
     def platform(self, line: str, cell: str) -> Any:
@@ -264,6 +264,27 @@ class HybridwbMagics(Magics):
         except HybridwbError as exc:
             raise _fail(exc) from None
         raise MagicError(f"Unknown command {what!r}; use status or doctor.")
+
+
+def source_pii(wb: Workbench, sql: str, columns: Any) -> tuple[dict[str, FieldMapping], set[str]]:
+    """The mapping's fields (pii by name) and the result columns that lineage traces to a
+    pii field, for a source result of `sql`. No readable mapping: nothing is known to be
+    pii (by name); lineage still masks what it cannot follow."""
+    try:
+        tables = wb.mappings.tables()
+    except HybridwbError:
+        tables = {}
+    pii = {name: {f for f, field in m.fields.items() if field.pii} for name, m in tables.items()}
+    lowered = {name.lower(): m for name, m in tables.items()}
+
+    def columns_of(table: str) -> list[str] | None:
+        try:
+            return wb.source.column_names(table)
+        except (HybridwbError, SQLAlchemyError):  # the mapping's fields, or unknown
+            mapping = lowered.get(table)
+            return list(mapping.fields) if mapping is not None else None
+
+    return all_fields(tables), pii_output_columns(sql, list(columns), pii, columns_of)
 
 
 def _live_identifiers(wb: Workbench) -> set[str]:

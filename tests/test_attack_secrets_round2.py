@@ -55,10 +55,6 @@ def test_ssl_key_password_option_from_env_is_not_shown_by_doctor(tmp_path: Path)
 
 
 # -- finding 2: %%mysql output masks pii by column name only; an alias shows the values ----
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding (#15): %%mysql masks pii columns by their source names only; a column renamed with AS shows raw values (needs column lineage through sqlglot)",
-)
 def test_mysql_magic_output_masks_pii_columns_under_an_alias(
     sample_db: Path, tmp_path: Path
 ) -> None:
