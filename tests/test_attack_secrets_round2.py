@@ -319,10 +319,6 @@ def test_store_sql_error_does_not_echo_a_stored_recipient(sample_db: Path, tmp_p
 
 
 # -- finding 8: SearchResult's repr (text/plain output) shows phones and e-mails ------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding (#15): SearchResult's repr and text/plain display show raw phones and emails (only the HTML view is masked)",
-)
 def test_search_result_repr_and_text_output_mask_customer_values(
     sample_db: Path, tmp_path: Path
 ) -> None:
