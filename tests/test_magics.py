@@ -297,3 +297,37 @@ def test_mysql_output_masks_pii_through_the_query_on_mariadb(mysql_db: str, tmp_
             assert not [v for v in values if v in shown], cell
     finally:
         RaisingShell.clear_instance()
+
+
+def test_jupysql_output_is_masked_like_mysql_cells(sample_db: Path, tmp_path: Path) -> None:
+    """`%sql` (jupysql) shows its result through hybridwb's formatter: pii masked by name
+    and by lineage, in the HTML and the text output a notebook saves."""
+    from tests.conftest import install_sample_mappings
+
+    install_sample_mappings(tmp_path)
+    home = tmp_path / ".hybridwb"
+    home.mkdir()
+    (home / "sample.db").write_bytes(sample_db.read_bytes())
+    with sqlite3.connect(home / "sample.db") as conn:  # the oracle: the file itself
+        values = _customer_values(
+            conn.execute("SELECT email, phone FROM customers ORDER BY customer_id").fetchall()
+        )
+    sh = RaisingShell()
+    try:
+        load(sh, hybridwb.connect(cwd=tmp_path))
+        sh.run_cell("%sql mysql")
+        for cell in [
+            "SELECT customer_id, email, phone FROM customers ORDER BY customer_id",
+            "SELECT customer_id, email AS contact, LOWER(phone) AS p FROM customers "
+            "ORDER BY customer_id",
+        ]:
+            result = sh.run_cell(f"%sql {cell}").result
+            bundle = sh.display_formatter.format(result)[0]
+            shown = "\n".join(map(str, bundle.values()))
+            assert "customer_id" in shown and "********" in shown
+            assert not [v for v in values if v in shown], cell
+        # the values are still in the result, read explicitly
+        assert set(map(str, result.DataFrame()["contact"].dropna())) <= values
+    finally:
+        sh.run_cell("%unload_ext hybridwb")
+        RaisingShell.clear_instance()
