@@ -15,7 +15,6 @@ from hybridwb.errors import MissingExtra
 #: top-level module -> the extra that installs it
 EXTRA_OF: dict[str, str] = {
     "psycopg": "postgres",
-    "supabase": "supabase",
     "postgrest": "supabase",
     "papermill": "workflows",
     "ipykernel": "workflows",

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
-from hybridwb.render import is_null, mask, render_table
+from hybridwb.masking import is_null, mask
+from hybridwb.render import render_table
 
 if TYPE_CHECKING:
     from hybridwb.mapping.model import FieldMapping
@@ -51,8 +52,9 @@ def pii_columns(columns: Collection[Any], fields: Mapping[str, FieldMapping]) ->
     return {str(c) for c in columns if str(c) in flagged}
 
 
-def display_frame(df: pd.DataFrame, pii: Collection[str]) -> pd.DataFrame:
-    """What the grid draws (and downloads): pii columns masked, NULLs as empty cells, whole
+def masked_display(df: pd.DataFrame, pii: Collection[str]) -> pd.DataFrame:
+    """What every display of a result shows (the grid draws and downloads it, the text
+    repr prints it): pii columns masked, NULLs as empty cells, whole
     numbers stored as floats (a NULL in an integer column) shown as whole numbers. Numbers
     stay numbers, so the grid sorts them as numbers (DataTables skips empty cells)."""
     out = pd.DataFrame(df, copy=True)
@@ -72,6 +74,9 @@ def display_frame(df: pd.DataFrame, pii: Collection[str]) -> pd.DataFrame:
     return out
 
 
+display_frame = masked_display  # the earlier name
+
+
 def itables_available() -> bool:
     return importlib.util.find_spec("itables") is not None
 
@@ -79,7 +84,7 @@ def itables_available() -> bool:
 def grid_html(df: pd.DataFrame, pii: Collection[str], note: str) -> str:
     """The interactive grid as HTML (itables, offline), or the static table without itables."""
     if not itables_available() or not len(df.columns):
-        return render_table(display_frame(df, pii), caption=note)
+        return render_table(masked_display(df, pii), caption=note)
     from itables import to_html_datatable
     from itables.javascript import generate_init_offline_itables_html
     from itables.options import dt_bundle
@@ -91,7 +96,7 @@ def grid_html(df: pd.DataFrame, pii: Collection[str], note: str) -> str:
         _init_sent = True
     table_id = "hybridwb_" + uuid.uuid4().hex[:12]
     html = to_html_datatable(
-        display_frame(df, pii),
+        masked_display(df, pii),
         caption=note,
         connected=False,
         showIndex=False,
@@ -124,7 +129,7 @@ class ResultFrame(pd.DataFrame):
 
     def __repr__(self) -> str:
         note = getattr(self, "_grid_note", "")
-        text = repr(display_frame(pd.DataFrame(self), getattr(self, "_grid_pii", ())))
+        text = repr(masked_display(pd.DataFrame(self), getattr(self, "_grid_pii", ())))
         return f"{text}\n{note}" if note else text
 
 
@@ -184,6 +189,7 @@ __all__ = [
     "chart",
     "display_frame",
     "grid_html",
+    "masked_display",
     "pii_columns",
     "result_frame",
     "summary",

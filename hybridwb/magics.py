@@ -13,14 +13,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from sqlalchemy.exc import SQLAlchemyError
 from sqlglot.tokens import TokenType
 
 from hybridwb.completion import matcher
 from hybridwb.errors import HybridwbError
-from hybridwb.grid import STORE_PII, result_frame
-from hybridwb.render import all_fields
+from hybridwb.grid import STORE_PII, grid_html, masked_display, pii_columns, result_frame
+from hybridwb.lineage import pii_output_columns
+from hybridwb.mapping.model import FieldMapping
+from hybridwb.render import all_fields, row_count
 from hybridwb.source import RowsCut
 from hybridwb.source.binds import find_binds, seconds_arg, tokenize
 from hybridwb.workbench import Workbench, connect
@@ -183,18 +187,15 @@ class HybridwbMagics(Magics):
             raise MagicError("This magic needs a running IPython shell.")
         return self.shell.user_ns
 
-    def _present(self, df: Any, args: CellArgs, *, store: bool = False) -> Any:
+    def _present(self, df: Any, args: CellArgs, *, sql: str = "", store: bool = False) -> Any:
         """The result as the grid (sort, page, search, CSV; pii columns masked), with its
         rows and time, and "cut at N rows" only when rows were cut. Source results are
-        masked by the mapping's pii flags, store results by the store's recipient columns."""
+        masked by the mapping's pii flags, followed through the query (an alias, an
+        expression, a subquery: hybridwb.lineage); store results by the recipient columns."""
         if store:
             result = result_frame(df, {}, STORE_PII)
         else:
-            try:
-                fields = all_fields(self.wb.mappings.tables())
-            except HybridwbError:
-                fields = {}  # no readable mapping: nothing is known to be pii
-            result = result_frame(df, fields)
+            result = result_frame(df, *source_pii(self.wb, sql, df.columns))
         if args.output:
             self._user_ns()[args.output] = result
         return result
@@ -213,7 +214,7 @@ class HybridwbMagics(Magics):
                 df = source.sql(sql, params, limit=args.limit, timeout=args.timeout)
         except HybridwbError as exc:
             raise _fail(exc) from None
-        return self._present(df, args)
+        return self._present(df, args, sql=sql)
 
     @cell_magic
     def platform(self, line: str, cell: str) -> Any:
@@ -266,6 +267,27 @@ class HybridwbMagics(Magics):
         raise MagicError(f"Unknown command {what!r}; use status or doctor.")
 
 
+def source_pii(wb: Workbench, sql: str, columns: Any) -> tuple[dict[str, FieldMapping], set[str]]:
+    """The mapping's fields (pii by name) and the result columns that lineage traces to a
+    pii field, for a source result of `sql`. No readable mapping: nothing is known to be
+    pii (by name); lineage still masks what it cannot follow."""
+    try:
+        tables = wb.mappings.tables()
+    except HybridwbError:
+        tables = {}
+    pii = {name: {f for f, field in m.fields.items() if field.pii} for name, m in tables.items()}
+    lowered = {name.lower(): m for name, m in tables.items()}
+
+    def columns_of(table: str) -> list[str] | None:
+        try:
+            return wb.source.column_names(table)
+        except (HybridwbError, SQLAlchemyError):  # the mapping's fields, or unknown
+            mapping = lowered.get(table)
+            return list(mapping.fields) if mapping is not None else None
+
+    return all_fields(tables), pii_output_columns(sql, list(columns), pii, columns_of)
+
+
 def _live_identifiers(wb: Workbench) -> set[str]:
     names = set(wb.source.table_names())
     for table in list(names):
@@ -284,6 +306,63 @@ def register_jupysql(wb: Workbench, ipython: Any = None) -> bool:
         ipython.extension_manager.load_extension("sql")
     ConnectionManager.set(wb.source.engine, displaycon=False, alias="mysql")
     return True
+
+
+#: jupysql's result type, named so registering needs no import of jupysql
+_RESULTSET = "sql.run.resultset.ResultSet"
+_SHOWN_ROWS = 10  # jupysql's default displaylimit, when its config cannot be read
+
+
+def _resultset_frame(rs: Any) -> tuple[pd.DataFrame, str, str]:
+    """The rows a jupysql ResultSet would show (its display limit), its statement, and the
+    line under them."""
+    rs.fetch_for_repr_if_needed()
+    limit = int(getattr(rs._config, "displaylimit", _SHOWN_ROWS) or 0)
+    rows = rs._results if limit == 0 else rs._results[:limit]
+    columns = [str(k) for k in rs.keys]
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns, nrows=len(rows))
+    more = len(rs._results) > len(rows) or not getattr(rs, "_mark_fetching_as_done", True)
+    note = f"{row_count(len(rows))} shown" + (" (more in the result)" if more else "")
+    return frame, str(rs._statement or ""), note
+
+
+def _masked_resultset(wb: Workbench, rs: Any) -> tuple[pd.DataFrame, set[str], str]:
+    frame, sql, note = _resultset_frame(rs)
+    fields, traced = source_pii(wb, sql, frame.columns)
+    return frame, pii_columns(frame.columns, fields) | traced, note
+
+
+def register_sql_formatters(ipython: Any, wb: Workbench) -> None:
+    """jupysql's `%sql` results are shown like `%%mysql`'s: pii masked by the mapping and by
+    lineage (its own HTML and text views would show the values). Anything that fails here
+    shows a one-line placeholder, never the rows."""
+
+    def html(rs: Any) -> str:
+        try:
+            frame, pii, note = _masked_resultset(wb, rs)
+            return grid_html(frame, pii, note)
+        except Exception as exc:  # a display must not fail open
+            return f"<p>(hybridwb: result not shown: {type(exc).__name__})</p>"
+
+    def plain(rs: Any, printer: Any, cycle: bool) -> None:
+        try:
+            frame, pii, note = _masked_resultset(wb, rs)
+            printer.text(f"{masked_display(frame, pii).to_string(index=False)}\n{note}")
+        except Exception as exc:
+            printer.text(f"(hybridwb: result not shown: {type(exc).__name__})")
+
+    formatters = ipython.display_formatter.formatters
+    module, name = _RESULTSET.rsplit(".", 1)
+    formatters["text/html"].for_type_by_name(module, name, html)
+    formatters["text/plain"].for_type_by_name(module, name, plain)
+
+
+def _unregister_sql_formatters(ipython: Any) -> None:
+    formatter = getattr(ipython, "display_formatter", None)
+    if formatter is None:
+        return
+    for mime in ("text/html", "text/plain"):
+        formatter.formatters[mime].pop(_RESULTSET, None)
 
 
 def one_line_error(
@@ -327,6 +406,7 @@ def load(ipython: Any, wb: Workbench | None = None) -> Workbench:
     if completer is not None:
         _unregister_matcher(ipython)
         completer.custom_matchers.append(matcher(_names_for(wb)))
+    register_sql_formatters(ipython, wb)
     try:
         register_jupysql(wb, ipython)
     except Exception as exc:  # jupysql is optional; say why it is not wired
@@ -344,6 +424,7 @@ def _unregister_matcher(ipython: Any) -> None:
 
 def unload(ipython: Any) -> None:
     _unregister_matcher(ipython)
+    _unregister_sql_formatters(ipython)
     ipython.set_custom_exc((), None)
     wb = ipython.user_ns.get("wb")
     if isinstance(wb, Workbench):

@@ -19,6 +19,7 @@ from jinja2 import Environment
 
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import merge_relations
+from hybridwb.masking import is_null, mask
 
 if TYPE_CHECKING:
     from hybridwb.mapping.model import FieldMapping, Relation, TableMapping
@@ -52,28 +53,6 @@ _TEMPLATE = """<style>{{ style }}</style>
 
 _ENV = Environment(autoescape=True)
 _TABLE = _ENV.from_string(_TEMPLATE)
-
-
-def is_null(value: Any) -> bool:
-    """None, NaN, pandas NA/NaT: shown as an empty cell."""
-    if value is None:
-        return True
-    if isinstance(value, str | bytes | list | tuple | dict):
-        return False
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def mask(value: Any) -> str:
-    """A masked stand-in that keeps only the first character (the shape, not the value)."""
-    if is_null(value):
-        return ""
-    text = str(value)
-    if len(text) <= 1:
-        return "*"
-    return text[0] + "*" * min(len(text) - 1, 8)
 
 
 def _number(value: Any, *, grouped: bool) -> str | None:

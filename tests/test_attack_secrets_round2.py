@@ -55,10 +55,6 @@ def test_ssl_key_password_option_from_env_is_not_shown_by_doctor(tmp_path: Path)
 
 
 # -- finding 2: %%mysql output masks pii by column name only; an alias shows the values ----
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding (#15): %%mysql masks pii columns by their source names only; a column renamed with AS shows raw values (needs column lineage through sqlglot)",
-)
 def test_mysql_magic_output_masks_pii_columns_under_an_alias(
     sample_db: Path, tmp_path: Path
 ) -> None:
@@ -323,10 +319,6 @@ def test_store_sql_error_does_not_echo_a_stored_recipient(sample_db: Path, tmp_p
 
 
 # -- finding 8: SearchResult's repr (text/plain output) shows phones and e-mails ------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding (#15): SearchResult's repr and text/plain display show raw phones and emails (only the HTML view is masked)",
-)
 def test_search_result_repr_and_text_output_mask_customer_values(
     sample_db: Path, tmp_path: Path
 ) -> None:
@@ -396,10 +388,6 @@ def test_missing_tls_file_in_url_options_carries_no_driver_frames(which: str) ->
 
 
 # -- finding 11: the REST backend's public `client` attribute holds the key in its vars ------
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding (#15): supabase-py's client object (wb.store.backend.client) keeps the key in its attributes",
-)
 def test_rest_backend_public_attributes_hold_no_plain_key() -> None:
     wb = hybridwb.connect(
         env={"SUPABASE_URL": "https://abcd.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": SB_KEY_CANARY}

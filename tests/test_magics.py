@@ -223,3 +223,111 @@ def test_platform_magic_reads_and_guards_writes(shell: RaisingShell) -> None:
 def test_platform_listing_rejects_unknown_names(shell: RaisingShell) -> None:
     with pytest.raises(UsageError, match="Unknown listing"):
         shell.run_cell("%platform everything")
+
+
+# -- pii in %%mysql output: followed through the query, not matched by name -------------
+LINEAGE_CELLS = [
+    "SELECT email AS contact, phone AS tel FROM customers",
+    "SELECT LOWER(email) AS e, CONCAT(phone, '') AS p FROM customers",
+    "SELECT x FROM (SELECT email AS x FROM customers) t",
+    "WITH c AS (SELECT phone AS p FROM customers) SELECT p AS q FROM c",
+    "SELECT grade AS g FROM customers UNION ALL SELECT email FROM customers",
+    "SELECT c.* FROM customers c",
+    "SELECT * FROM customers",
+]
+
+
+def _customer_values(rows: list[tuple[object, ...]]) -> set[str]:
+    return {str(v) for row in rows for v in row if v}
+
+
+def _shown(sh: InteractiveShell, cell: str) -> str:
+    result = sh.run_cell(f"%%mysql --limit 40\n{cell}").result
+    bundle = sh.display_formatter.format(result)[0]
+    return "\n".join(map(str, bundle.values())) + repr(result)
+
+
+def test_mysql_output_masks_pii_however_the_query_names_it(sample_db: Path, tmp_path: Path) -> None:
+    from tests.conftest import install_sample_mappings
+
+    install_sample_mappings(tmp_path)
+    home = tmp_path / ".hybridwb"
+    home.mkdir()
+    (home / "sample.db").write_bytes(sample_db.read_bytes())
+    with sqlite3.connect(home / "sample.db") as conn:  # the oracle: the file itself
+        values = _customer_values(conn.execute("SELECT email, phone FROM customers").fetchall())
+    sh = RaisingShell()
+    try:
+        load(sh, hybridwb.connect(cwd=tmp_path))
+        for cell in LINEAGE_CELLS:
+            shown = _shown(sh, cell)
+            assert not [v for v in values if v in shown], cell
+        # the frame itself keeps the values: masking is what is shown, not what is held
+        held = sh.run_cell(
+            "%%mysql -o held --limit 5\nSELECT email AS e FROM customers WHERE email IS NOT NULL"
+        ).result
+        assert set(held["e"]) <= values and len(held) == 5
+    finally:
+        sh.run_cell("%unload_ext hybridwb")
+        RaisingShell.clear_instance()
+
+
+@pytest.mark.mysql
+def test_mysql_output_masks_pii_through_the_query_on_mariadb(mysql_db: str, tmp_path: Path) -> None:
+    import pymysql
+
+    from tests.conftest import _admin, install_sample_mappings
+
+    url = ro_url(mysql_db)
+    install_sample_mappings(tmp_path, url)
+    conn = _admin()
+    try:
+        conn.select_db(mysql_db)
+        with conn.cursor() as cur:
+            cur.execute("SELECT email, phone FROM customers")
+            values = _customer_values(list(cur.fetchall()))
+    finally:
+        conn.close()
+    assert values and pymysql
+    sh = RaisingShell()
+    try:
+        load(sh, hybridwb.connect(source=url.render_as_string(hide_password=False), cwd=tmp_path))
+        for cell in LINEAGE_CELLS:
+            shown = _shown(sh, cell)
+            assert not [v for v in values if v in shown], cell
+    finally:
+        RaisingShell.clear_instance()
+
+
+def test_jupysql_output_is_masked_like_mysql_cells(sample_db: Path, tmp_path: Path) -> None:
+    """`%sql` (jupysql) shows its result through hybridwb's formatter: pii masked by name
+    and by lineage, in the HTML and the text output a notebook saves."""
+    from tests.conftest import install_sample_mappings
+
+    install_sample_mappings(tmp_path)
+    home = tmp_path / ".hybridwb"
+    home.mkdir()
+    (home / "sample.db").write_bytes(sample_db.read_bytes())
+    with sqlite3.connect(home / "sample.db") as conn:  # the oracle: the file itself
+        values = _customer_values(
+            conn.execute("SELECT email, phone FROM customers ORDER BY customer_id").fetchall()
+        )
+    sh = RaisingShell()
+    try:
+        load(sh, hybridwb.connect(cwd=tmp_path))
+        sh.run_cell("%sql mysql")
+        for cell in [
+            "SELECT customer_id, email, phone FROM customers ORDER BY customer_id",
+            "SELECT customer_id, email AS contact, LOWER(phone) AS p FROM customers "
+            "ORDER BY customer_id",
+        ]:
+            result = sh.run_cell(f"%sql {cell}").result
+            bundle = sh.display_formatter.format(result)[0]
+            shown = "\n".join(map(str, bundle.values()))
+            assert "customer_id" in shown and "********" in shown
+            assert not [v for v in values if v in shown], cell
+        # the values are still in the result, read explicitly
+        assert set(map(str, result.DataFrame()["contact"].dropna())) <= values
+    finally:
+        sh.run_cell("%unload_ext hybridwb")
+        RaisingShell.clear_instance()

@@ -627,3 +627,92 @@ def test_cli_targets_preview(shop, tmp_path) -> None:  # type: ignore[no-untyped
     )
     result = CliRunner().invoke(main, ["targets", "preview", str(bad)])
     assert result.exit_code == 1 and "no mapped field" in result.output
+
+
+# -- what a search result shows: pii masked; the values only when read explicitly ---------
+
+
+def _customer(shop, offset: int = 3) -> dict:  # type: ignore[no-untyped-def]
+    import sqlite3
+    from pathlib import Path
+
+    with sqlite3.connect(Path(".hybridwb") / "sample.db") as conn:  # the oracle: the file
+        email, phone = conn.execute(
+            "SELECT email, phone FROM customers WHERE email IS NOT NULL AND phone IS NOT NULL "
+            "ORDER BY customer_id LIMIT 1 OFFSET ?",
+            (offset,),
+        ).fetchone()
+    return {"email": email, "phone": phone}
+
+
+def _reachable_text(root: object, depth: int = 6) -> list[str]:
+    """Every str reachable through `vars()`, dicts and lists (what a debugger or a reporter
+    that dumps objects shows; a DataFrame is shown by its repr, as such tools do)."""
+    import pandas as pd
+
+    out: list[str] = []
+
+    def walk(value: object, level: int) -> None:
+        if level > depth:
+            return
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, pd.DataFrame):
+            out.append(value.to_string())
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v, level + 1)
+        elif isinstance(value, list | tuple | set | frozenset):
+            for v in value:
+                walk(v, level + 1)
+        elif hasattr(value, "__dict__") and not isinstance(value, type):
+            walk(vars(value), level + 1)
+
+    walk(root, 0)
+    return out
+
+
+def test_a_result_shows_no_customer_value_in_any_view(shop) -> None:  # type: ignore[no-untyped-def]
+    customer = _customer(shop)
+    result = shop.search("customers", customer["phone"])
+    assert len(result) >= 1
+    shown = {
+        "repr": repr(result),
+        "str": str(result),
+        "html": result._repr_html_(),
+        "vars": repr(vars(result)),
+        "meta": repr(result.meta),
+    }
+    shown["reachable through vars()"] = "\n".join(_reachable_text(result))
+    leaks = {where: [v for v in customer.values() if v in text] for where, text in shown.items()}
+    assert not {k: v for k, v in leaks.items() if v}, leaks
+    assert "휴대폰번호" in shown["repr"] and "0********" in shown["repr"]  # there, masked
+    # read explicitly, the values are all there
+    assert customer["phone"] in {r["phone"] for r in result.raw_rows}
+    assert customer["phone"] in set(result.rows.astype(str).stack())
+
+
+def test_a_page_token_holds_neither_the_term_nor_the_key_value(shop) -> None:  # type: ignore[no-untyped-def]
+    import base64
+
+    result = shop.search("customers", "김", limit=5)
+    token = result.next_page
+    assert token is not None and "page_token" not in result.meta
+    opened = base64.urlsafe_b64decode(token).decode()
+    last = str(result.raw_rows[-1]["customer_id"])
+    assert "김" not in opened and f'"{last}"' not in opened and f": {last}" not in opened
+    # and it still pages: the next page starts after the last key of this one
+    following = shop.search("customers", "김", limit=5, page=token)
+    assert following.raw_rows[0]["customer_id"] > result.raw_rows[-1]["customer_id"]
+
+
+def test_a_page_token_with_its_key_value_replaced_is_refused(shop) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import json
+
+    token = shop.search("customers", "김", limit=5).next_page
+    data = json.loads(base64.urlsafe_b64decode(token))
+    data["a"] = data["a"][:-4] + "AAAA"
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+    with pytest.raises(ValidationError, match="not one hybridwb made"):
+        shop.search("customers", "김", page=forged)

@@ -151,6 +151,27 @@ def test_wrong_password_error_has_no_canary_even_with_locals(
     wb.close()
 
 
+def test_wrong_password_error_chain_holds_no_frame_with_the_canary(
+    canary_account: str, tmp_path: Path
+) -> None:
+    """A reporter that walks `__context__` regardless of `from None` (and renders every
+    frame's locals) reaches no frame that held the password: the driver's exception may
+    stay as the context, but without its frames."""
+    wb = connect_through("argument", canary_account, tmp_path, password=CANARY + "x")
+    exc = raised(lambda: wb.sql("SELECT 1"))
+    wb.close()
+    chain = whole_chain(exc)
+    shown = "".join(
+        "".join(
+            traceback.TracebackException(
+                type(e), e, e.__traceback__, capture_locals=True, compact=True
+            ).format(chain=False)
+        )
+        for e in chain
+    )
+    assert CANARY not in shown and CANARY.split("#")[1] not in shown
+
+
 def test_unreachable_server_error_has_no_canary(canary_account: str, tmp_path: Path) -> None:
     wb = hybridwb.connect(raw_url(canary_account, port=1), cwd=tmp_path, env={})
     exc = raised(lambda: wb.sql("SELECT 1"))

@@ -1,7 +1,7 @@
 """Contract tests for the Supabase REST backend.
 
 No PostgREST server runs here, so these tests check, at the HTTP seam (respx), the exact
-requests supabase-py sends for every store operation, and how answers are handled.
+requests the backend (postgrest-py on our httpx client) sends for every store operation, and how answers are handled.
 """
 
 from __future__ import annotations
@@ -355,3 +355,81 @@ def test_a_campaign_run_on_the_rest_store_is_refused_before_it_writes(
         Runner(settings, store).run("welcome", progress=False)
     assert "\n" not in str(raised.value)
     assert [c.request.method for c in api.calls if c.request.method != "GET"] == []
+
+
+# -- the key: on each request, in no attribute -----------------------------------------
+
+
+def _reachable_text(root: object, depth: int = 6) -> list[str]:
+    """Every str/bytes value reachable through `vars()`, dicts and sequences from `root`
+    (what a debugger, `vars()` or a reporter that dumps objects can show)."""
+    seen: set[int] = set()
+    out: list[str] = []
+
+    def walk(value: object, level: int) -> None:
+        if id(value) in seen or level > depth:
+            return
+        seen.add(id(value))
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, bytes):
+            out.append(value.decode("latin-1"))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(k, level + 1)
+                walk(v, level + 1)
+        elif isinstance(value, list | tuple | set | frozenset):
+            for v in value:
+                walk(v, level + 1)
+        elif hasattr(value, "__dict__") and not isinstance(value, type):
+            walk(vars(value), level + 1)
+
+    walk(root, 0)
+    return out
+
+
+def test_no_attribute_reachable_from_the_backend_holds_the_key(store: Store) -> None:
+    texts = _reachable_text(store.backend)
+    assert len(texts) > 20  # the walk did reach the client, its session and headers
+    assert not [t for t in texts if SERVICE_KEY in t]
+
+
+def test_the_sessions_headers_hold_no_key(store: Store) -> None:
+    client = store.backend.client  # type: ignore[attr-defined]
+    for headers in (client.headers, client.session.headers):
+        assert SERVICE_KEY not in repr(dict(headers)) and "authorization" not in headers
+
+
+def test_the_key_rides_on_every_request_it_sends(api: respx.MockRouter, store: Store) -> None:
+    api.get("/workflows").respond(200, json=[])
+    route = api.post("/workflows").respond(201)
+    api.post("/audit_log").respond(201)
+    store.workflows.create(name="w")
+    for call in route.calls:
+        assert call.request.headers["apikey"] == SERVICE_KEY
+        assert call.request.headers["authorization"] == f"Bearer {SERVICE_KEY}"
+
+
+def test_close_closes_the_connections(store: Store) -> None:
+    session = store.backend.client.session  # type: ignore[attr-defined]
+    assert not session.is_closed
+    store.backend.close()
+    assert session.is_closed
+
+
+def test_a_refused_request_raises_outside_the_drivers_exception(
+    api: respx.MockRouter, store: Store
+) -> None:
+    """No `__context__`: the error is not raised inside postgrest-py's except block, so
+    no reporter walking the chain reaches a frame that held the request (and the key)."""
+    api.get("/workflows").respond(401, json={"message": "Invalid API key"})
+    with pytest.raises(AuthError) as info:
+        store.workflows.list()
+    assert info.value.__cause__ is None and info.value.__context__ is None
+
+
+@pytest.mark.parametrize("url", ["abcd.supabase.co", "ftp://abcd.supabase.co", "https://"])
+def test_a_supabase_url_that_is_not_http_is_refused_in_one_line(url: str) -> None:
+    with pytest.raises(AuthError, match="SUPABASE_URL") as info:
+        RestBackend(url, SERVICE_KEY, "SUPABASE_SERVICE_ROLE_KEY")
+    assert SERVICE_KEY not in str(info.value) and "\n" not in str(info.value)

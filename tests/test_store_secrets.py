@@ -141,13 +141,14 @@ def test_a_failed_read_echoes_no_literal_from_the_statement(
 
 
 def test_a_rest_error_never_holds_the_client(tmp_path: Path) -> None:
-    """An httpx error raised inside supabase-py does not travel with ours."""
+    """An httpx error raised inside postgrest-py does not travel with ours: not as the
+    cause, and not as the context either (reporters walk `__context__` too)."""
     backend = RestBackend("https://proj.supabase.co", KEY, "SUPABASE_ANON_KEY", base_delay=0)
     with respx.mock(assert_all_called=False) as api:
         api.get(url__regex=r".*/workflows.*").mock(side_effect=httpx.ConnectError("refused"))
         with pytest.raises(StoreError) as info:
             Store(backend).workflows.list()
-    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert info.value.__cause__ is None and info.value.__context__ is None
     assert KEY not in with_locals(info.value)
 
 

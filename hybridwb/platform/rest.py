@@ -1,19 +1,24 @@
-"""The Supabase REST backend (supabase-py), for users who have only the API keys.
+"""The Supabase REST backend (postgrest-py on hybridwb's own httpx client), for users who
+have only the API keys.
 
+The key lives in one `__slots__` holder that an `httpx.Auth` puts on each request, so no
+public attribute (the postgrest client, its session, its headers) holds it in `vars()`.
 No PostgREST server runs where hybridwb is developed, so this backend is covered by
-contract tests that assert the exact HTTP requests supabase-py sends for every store
-operation (tests/test_store_rest.py). What PostgREST cannot do over HTTP — DDL, arbitrary
-SQL, multi-table transactions — needs `SUPABASE_DB_URL`; the errors say so.
+contract tests that assert the exact HTTP requests it sends for every store operation
+(tests/test_store_rest.py). What PostgREST cannot do over HTTP — DDL, arbitrary SQL,
+multi-table transactions — needs `SUPABASE_DB_URL`; the errors say so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from postgrest import SyncPostgrestClient
+from postgrest.exceptions import APIError
 from postgrest.types import CountMethod, ReturnMethod
-from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from hybridwb.config import Settings
@@ -27,6 +32,8 @@ CHUNK = 1000
 NOT_PROCESSED = frozenset({"503", "520", "PGRST000", "PGRST001", "PGRST002", "PGRST003"})
 #: gateway answers that may come after the server did the work: repeat only idempotent ones
 MAYBE_PROCESSED = frozenset({"502", "504"})
+#: one request's limit (connect, read, write, pool), seconds
+TIMEOUT = 30.0
 
 
 def mask_userinfo(url: str) -> str:
@@ -41,33 +48,73 @@ def mask_userinfo(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
+class _Key:
+    """The API key, in a slot: `vars()` of nothing hybridwb exposes can show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "<key ***>"
+
+    def scrub(self, text: str) -> str:
+        """`text` with the key replaced by *** (a server may echo what it refused)."""
+        return text.replace(self._value, "***") if self._value else text
+
+
+class KeyAuth(httpx.Auth):
+    """Puts the key on each request as Supabase wants it (`apikey` and a bearer token),
+    so the session's own headers never hold it."""
+
+    def __init__(self, key: _Key) -> None:
+        self.key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["apikey"] = self.key._value
+        request.headers["Authorization"] = f"Bearer {self.key._value}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "KeyAuth(<key ***>)"
+
+
+def _rest_url(url: str) -> str | None:
+    """PostgREST's address under SUPABASE_URL, or None when it is not an http(s) URL."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return url.strip().rstrip("/") + "/rest/v1"
+
+
 class RestBackend:
     name = "supabase-rest"
 
     def __init__(
         self, url: str, key: str, key_name: str, *, retries: int = 3, base_delay: float = 0.3
     ) -> None:
-        try:
-            from supabase import create_client
-        except ImportError:  # pragma: no cover - the extra is missing
-            raise StoreError(
-                "The Supabase REST backend needs supabase-py: pip install 'hybridwb[supabase]'."
-            ) from None
+        self._key = _Key(key)
+        del key  # this frame is in the traceback of the errors below: no key in its locals
         self.key_name = key_name
         self.retries = retries
         self.base_delay = base_delay
-        self._key = SecretStr(key)
         self.description = f"supabase-rest:{mask_userinfo(url)}"
-        failed: str | None = None
-        try:
-            self.client = create_client(url, key)
-        except Exception as exc:
-            failed = type(exc).__name__
-        del key  # this frame is in the traceback of the error below: no key in its locals
-        if failed is not None:
+        rest = _rest_url(url)
+        if rest is None:
             raise AuthError(
-                f"Supabase rejected the configuration ({failed}): check SUPABASE_URL and {key_name}."
+                f"SUPABASE_URL must be an https:// address (got {mask_userinfo(url)!r}); "
+                f"copy it from the Supabase dashboard and check {key_name}."
             )
+        self._http = httpx.Client(
+            base_url=rest, auth=KeyAuth(self._key), timeout=TIMEOUT, follow_redirects=False
+        )
+        # postgrest-py builds requests on our client (its own retry is switched off per
+        # request in _execute: one policy decides, ours)
+        self.client = SyncPostgrestClient(rest, http_client=self._http)
 
     def __repr__(self) -> str:
         return f"RestBackend({self.description}, key={self.key_name})"
@@ -99,15 +146,13 @@ class RestBackend:
     def _execute(self, query: Any, *, idempotent: bool = True) -> tuple[Any, int]:
         """Execute a postgrest request, retried with tenacity on transient faults only.
 
-        supabase-py's own retry is switched off so that one policy decides: a request that
+        postgrest-py's own retry is switched off so that one policy decides: a request that
         never reached the server (connect error) or was refused before processing (503,
         PostgREST's PGRST000-003) may always be repeated; a read timeout or a 502/504 only
         when repeating cannot change the outcome (`idempotent`: reads, updates by key,
         deletes, upserts that ignore duplicates). A plain insert is never sent twice on a
         reply that might have come after the row was written.
         """
-        from postgrest.exceptions import APIError
-
         if hasattr(query, "retry"):
             query = query.retry(False)
 
@@ -129,12 +174,15 @@ class RestBackend:
             wait=wait_exponential(multiplier=self.base_delay, max=5),
             reraise=True,
         )
+        # the error is raised after the except block: raised inside it, its __context__
+        # would keep the driver's exception and frames (reporters walk that chain)
+        error: Exception
         try:
             return retrying(query.execute), retrying.statistics.get("attempt_number", 1)
         except APIError as exc:
-            error = self._translate(str(exc.code or ""), str(exc.message or ""), exc.details)
-            error.maybe_processed = str(exc.code or "") in MAYBE_PROCESSED  # type: ignore[attr-defined]
-            raise error from None
+            code = str(exc.code or "")
+            error = self._translate(code, str(exc.message or ""), exc.details)
+            error.maybe_processed = code in MAYBE_PROCESSED  # type: ignore[attr-defined]
         except httpx.TransportError as exc:
             error = StoreError(
                 f"Supabase did not answer ({type(exc).__name__}) at {self.description}; "
@@ -144,10 +192,10 @@ class RestBackend:
             error.maybe_processed = not isinstance(  # type: ignore[attr-defined]
                 exc, httpx.ConnectError | httpx.ConnectTimeout
             )
-            raise error from None
+        raise error
 
     def _translate(self, code: str, message: str, details: Any) -> Exception:
-        text = message.replace(self._key.get_secret_value(), "***")
+        text = self._key.scrub(message)
         if "JWT expired" in text or code == "PGRST303":
             return AuthError(
                 f"The {self.key_name} has expired; copy a fresh key from the Supabase dashboard."
@@ -257,7 +305,8 @@ class RestBackend:
         return found
 
     def close(self) -> None:
-        return None
+        """Close the connections (postgrest-py's client shares our httpx client)."""
+        self._http.close()
 
 
 __all__ = ["RestBackend", "mask_userinfo"]

@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 
 from hybridwb.config import Settings
 from hybridwb.errors import StoreError, ValidationError
+from hybridwb.extras import require
 from hybridwb.platform import migrate, schema
 from hybridwb.platform.backend import Backend, Op, SqlBackend
 from hybridwb.platform.console import run_sql
@@ -219,6 +220,7 @@ def open_store(settings: Settings, actor: str | None = None) -> Store:
     url = settings.store_sqlalchemy_url()
     secrets = settings.secret_values()
     if url is None:
+        require("postgrest", "The Supabase REST backend")  # a missing extra: its pip line
         from hybridwb.platform.rest import RestBackend
 
         return Store(RestBackend.from_settings(settings), actor)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from cryptography.fernet import Fernet, InvalidToken
 
 from hybridwb.errors import HybridwbError, ScanRefused, ValidationError
+from hybridwb.grid import masked_display
 from hybridwb.mapping.resolve import explain_sql, is_scan
+from hybridwb.render import render_table, row_count
 from hybridwb.search import predicates
 from hybridwb.search import sql as search_sql
 
@@ -24,21 +28,81 @@ SCAN_THRESHOLD = 50_000  # rows: above this a predicate without an index is refu
 MAX_LIMIT = 500
 
 
-@dataclass
+class _Page:
+    """A page's customer rows, held in slots: `vars()` of a result shows no value."""
+
+    __slots__ = ("frame", "records")
+
+    def __init__(self, frame: pd.DataFrame, records: list[dict[str, Any]]) -> None:
+        self.frame = frame
+        self.records = records
+
+    def __repr__(self) -> str:
+        return f"<page of {len(self.records)} rows>"
+
+
 class SearchResult:
-    table: str
-    key: str
-    rows: pd.DataFrame  # display names as column labels
-    raw_rows: list[dict[str, Any]]  # field names
-    next_page: str | None
-    meta: dict[str, Any] = field(default_factory=dict)
+    """One page of a search. What it shows (repr, a notebook's text and HTML output) has
+    the mapping's pii fields masked; the values are read explicitly, as `rows` (display
+    names as column labels) or `raw_rows` (field names)."""
+
+    def __init__(
+        self,
+        table: str,
+        key: str,
+        rows: pd.DataFrame,
+        raw_rows: list[dict[str, Any]],
+        next_page: str | None,
+        meta: dict[str, Any] | None = None,
+        pii: Collection[str] = (),
+    ) -> None:
+        self.table = table
+        self.key = key
+        self._page = _Page(rows, raw_rows)
+        self.next_page = next_page
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.pii = frozenset(pii)  # column labels of `rows` that are masked when shown
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        return self._page.frame
+
+    @property
+    def raw_rows(self) -> list[dict[str, Any]]:
+        return self._page.records
 
     def __len__(self) -> int:
-        return len(self.raw_rows)
+        return len(self._page.records)
+
+    def _caption(self) -> str:
+        more = "; more with page=result.next_page" if self.next_page else ""
+        return f"{row_count(len(self))} of {self.table}{more}"
+
+    def __repr__(self) -> str:
+        shown = masked_display(self.rows, self.pii).to_string(index=False)
+        return f"SearchResult({self._caption()})\n{shown}"
+
+    def _repr_html_(self) -> str:
+        return render_table(masked_display(self.rows, self.pii), caption=self._caption())
+
+
+def _digest(table: str, term: str) -> str:
+    """Which search a token belongs to, without the term itself."""
+    data = f"{table}\0{term}".encode()
+    return hashlib.blake2b(data, digest_size=12, person=b"hybridwb-page").hexdigest()
+
+
+def _sealer(table: str, term: str) -> Fernet:
+    """The key a page's last key value is sealed with: only the same search can read it."""
+    seed = hashlib.sha256(f"hybridwb page key\0{table}\0{term}".encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(seed))
 
 
 def encode_token(table: str, term: str, after: Any) -> str:
-    raw = json.dumps({"t": table, "q": term, "a": after}, ensure_ascii=False, default=str)
+    """A page token: the table, a digest of the term, and the last key value sealed
+    (neither the term nor the key value is readable from it)."""
+    sealed = _sealer(table, term).encrypt(json.dumps(after, default=str).encode()).decode()
+    raw = json.dumps({"t": table, "d": _digest(table, term), "a": sealed}, ensure_ascii=False)
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
@@ -47,20 +111,28 @@ def decode_token(token: Any, table: str, term: str) -> Any:
     bad = ValidationError("The page token is not one hybridwb made; start from the first page.")
     if not isinstance(token, str) or len(token) > 4096:
         raise bad
-    try:
+    data: Any = None
+    with contextlib.suppress(ValueError, UnicodeError):
         data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
-    except (ValueError, UnicodeError):
-        raise bad from None
-    if not isinstance(data, dict) or set(data) != {"t", "q", "a"}:
+    if not isinstance(data, dict) or set(data) != {"t", "d", "a"}:
         raise bad
-    after = data["a"]
-    if isinstance(after, bool) or not isinstance(after, int | float | str):
+    if not all(isinstance(v, str) for v in data.values()):
         raise bad
-    if data["t"] != table or data["q"] != term:
+    if data["t"] != table or data["d"] != _digest(table, term):
         raise ValidationError(
             "The page token belongs to another search; start from the first page."
         )
+    after: Any = None
+    with contextlib.suppress(InvalidToken, ValueError, UnicodeError):
+        after = json.loads(_sealer(table, term).decrypt(data["a"].encode()).decode())
+    if isinstance(after, bool) or not isinstance(after, int | float | str):
+        raise bad
     return after
+
+
+def _pii_labels(mapping: Any) -> set[str]:
+    """The columns of a result's frame that hold a pii field (by display name and name)."""
+    return {label for n, f in mapping.fields.items() if f.pii for label in (n, f.displayName)}
 
 
 class SearchService:
@@ -214,7 +286,13 @@ class SearchService:
                 raise ValidationError(f"{plan.hint[0].upper()}{plan.hint[1:]}.")
             meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
             return SearchResult(
-                name, key, self._labelled(pd.DataFrame(columns=columns), mapping), [], None, meta
+                name,
+                key,
+                self._labelled(pd.DataFrame(columns=columns), mapping),
+                [],
+                None,
+                meta,
+                _pii_labels(mapping),
             )
         sql, params = search_sql.keyset(
             self.resolver,
@@ -238,8 +316,8 @@ class SearchService:
             raw = raw[:limit]
             next_page = encode_token(name, term, raw[-1][key])
         meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
-        meta["page_token"] = next_page
-        return SearchResult(name, key, self._frame(raw, columns, mapping), raw, next_page, meta)
+        frame = self._frame(raw, columns, mapping)
+        return SearchResult(name, key, frame, raw, next_page, meta, _pii_labels(mapping))
 
     @staticmethod
     def _frame(raw: list[dict[str, Any]], columns: list[str], mapping: Any) -> pd.DataFrame:

@@ -1,0 +1,133 @@
+"""Which output columns of a query carry personal data (column lineage, by sqlglot).
+
+Masking by a result column's *name* is defeated by one `AS`: `SELECT email AS contact`
+shows the address under a name no mapping flags. Here the query is qualified against the
+schema (sqlglot's optimizer: aliases, `SELECT *` and `t.*` expanded, CTEs and derived
+tables resolved) and each output column is followed back to the table columns it is
+computed from (`sqlglot.lineage`: through aliases, expressions like CONCAT/SUBSTR/LOWER,
+subqueries, CTEs and every branch of a UNION). An output that reaches a pii column is pii.
+
+Fail-safe: whatever cannot be followed — a parse error, a table the schema does not know,
+a `*` that could not be expanded, a column count that does not match the result — is
+masked. Statements that return no table rows (SHOW, DESCRIBE, EXPLAIN) mask nothing.
+
+Known residue: a view is a table here; a view that renames a pii column shows it unless
+the view itself is mapped with that field flagged.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.lineage import Node, lineage
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import build_scope
+
+#: columns that are only counted give no value away
+_COUNTS = (exp.Count,)
+
+
+class _Unknown(Exception):
+    """Lineage could not be determined: the caller masks everything."""
+
+
+def _normalised(sql: str, dialect: str) -> exp.Expr:
+    """The statement with every identifier lower-cased and tables without their database:
+    MySQL column names are case-insensitive, and the mapping names tables alone."""
+    tree = sqlglot.parse_one(sql, read=dialect)
+    for ident in tree.find_all(exp.Identifier):
+        ident.set("this", ident.this.lower())
+    for table in tree.find_all(exp.Table):
+        table.set("db", None)
+        table.set("catalog", None)
+    return tree
+
+
+def tables_in(sql: str, dialect: str = "mysql") -> set[str]:
+    """The table names a statement reads (lower-case, without the names of its CTEs)."""
+    try:
+        tree = _normalised(sql, dialect)
+    except Exception:  # sqlglot raises several types; nothing to look up then
+        return set()
+    ctes = {cte.alias for cte in tree.find_all(exp.CTE)}
+    return {t.name for t in tree.find_all(exp.Table) if t.name and t.name not in ctes}
+
+
+def _leaf_is_pii(node: Node, pii: Mapping[str, Collection[str]], known: Collection[str]) -> bool:
+    source = node.expression
+    if isinstance(source, exp.Table):
+        table = source.name
+        column = node.name.rsplit(".", 1)[-1].strip('"`')
+        if table not in known or column == "*":
+            return True
+        return column in pii.get(table, ())
+    # a literal, a parameter or a function of nothing: pii only if a column hides in it
+    return any(True for _ in source.find_all(exp.Column, exp.Star))
+
+
+def _flags(
+    tree: exp.Expr,
+    pii: Mapping[str, Collection[str]],
+    schema: Mapping[str, Mapping[str, str]],
+    dialect: str,
+) -> list[bool]:
+    qualified = qualify(tree, schema=dict(schema), dialect=dialect, validate_qualify_columns=False)
+    scope = build_scope(qualified)
+    if scope is None or not isinstance(qualified, exp.Query):
+        raise _Unknown
+    selects = qualified.selects
+    names = [s.alias_or_name for s in selects]
+    twice = {n for n, c in Counter(names).items() if c > 1}
+    nodes = lineage(None, qualified, schema=dict(schema), dialect=dialect, scope=scope)
+    assert isinstance(nodes, dict)
+    out: list[bool] = []
+    for select, name in zip(selects, names, strict=True):
+        if isinstance(select, exp.Star) or select.is_star or not name or name in twice:
+            raise _Unknown  # not expanded, or not told apart by name
+        if isinstance(select.unalias(), _COUNTS):
+            out.append(False)
+            continue
+        leaves = [n for n in nodes[name].walk() if not n.downstream]
+        out.append(any(_leaf_is_pii(n, pii, schema) for n in leaves))
+    return out
+
+
+def pii_output_columns(
+    sql: str,
+    columns: Sequence[Any],
+    pii: Mapping[str, Collection[str]],
+    columns_of: Callable[[str], Sequence[str] | None],
+    *,
+    dialect: str = "mysql",
+) -> set[str]:
+    """The names among `columns` (a result's columns, in order) to mask for `sql`.
+
+    `pii` maps a table to its pii column names; `columns_of(table)` gives a table's columns
+    (the live schema), or None when the table is unknown."""
+    names = [str(c) for c in columns]
+    try:
+        tree = _normalised(sql, dialect)
+    except Exception:  # cannot be parsed: cannot be followed
+        return set(names)
+    if not isinstance(tree, exp.Query):
+        return set()  # SHOW, DESCRIBE, EXPLAIN: what the server says about tables, no rows
+    schema: dict[str, dict[str, str]] = {}
+    for table in sorted(tables_in(sql, dialect)):
+        found = columns_of(table)
+        if found:
+            schema[table] = {str(c).lower(): "TEXT" for c in found}
+    flagged = {t.lower(): {c.lower() for c in cols} for t, cols in pii.items()}
+    try:
+        flags = _flags(tree, flagged, schema, dialect)
+    except Exception:  # _Unknown, or sqlglot could not qualify or follow a column
+        return set(names)
+    if len(flags) != len(names):
+        return set(names)
+    return {name for name, flag in zip(names, flags, strict=True) if flag}
+
+
+__all__ = ["pii_output_columns", "tables_in"]

@@ -1,0 +1,39 @@
+"""Personal values as hybridwb shows them: one rule, used by every display path.
+
+A masked value keeps its first character and stands the rest in with `*` (at most eight,
+so the length of an address or a number is not told either): `010-1234-5678` ->
+`0********`, `kim@example.com` -> `k********`. The grid, the shared table renderer, the
+search result's text and HTML views and jupysql's `%sql` output all mask through here; the
+values themselves stay in the DataFrame or the result, to be read explicitly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def is_null(value: Any) -> bool:
+    """None, NaN, pandas NA/NaT: shown as an empty cell."""
+    if value is None:
+        return True
+    if isinstance(value, str | bytes | list | tuple | dict):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def mask(value: Any) -> str:
+    """A masked stand-in that keeps only the first character (the shape, not the value)."""
+    if is_null(value):
+        return ""
+    text = str(value)
+    if len(text) <= 1:
+        return "*"
+    return text[0] + "*" * min(len(text) - 1, 8)
+
+
+__all__ = ["is_null", "mask"]
