@@ -74,11 +74,11 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "targets.definition": (
         "hybridwb/targets/definition.py",
-        ["tests/test_target_definition_pure.py", "tests/test_search.py"],
+        ["tests/test_target_definition_pure.py"],
     ),
     "targets.sql": (
         "hybridwb/targets/sql.py",
-        ["tests/test_target_sql_pure.py", "tests/test_target_definition_pure.py"],
+        ["tests/test_target_sql_pure.py"],
     ),
     "platform.campaigns": (
         "hybridwb/platform/campaigns.py",

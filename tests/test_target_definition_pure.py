@@ -223,6 +223,7 @@ def test_a_definition_parses_to_the_right_node_kinds() -> None:
     assert isinstance(not_exists, Exists) and not_exists.exists is None
     assert not_exists.relation == "rental" and not_exists.where is None
     assert isinstance(agg, Aggregate) and agg.field is None and agg.date_field == "paid_at"
+    assert agg.where is None
     assert agg.within_last == Span(hours=6) and agg.within_last.seconds() == 6 * 3600
     assert isinstance(group, Group) and group.all is None and len(group.any or []) == 1
 
@@ -251,8 +252,15 @@ def test_json_text_and_bytes_parse_like_the_dict() -> None:
 
 @pytest.mark.parametrize(
     ("span", "seconds"),
-    [({"days": 1}, 86_400), ({"days": 0.5}, 43_200), ({"hours": 3}, 10_800)],
-    ids=["a-day", "half-a-day", "hours"],
+    [
+        ({"days": 1}, 86_400),
+        ({"days": 0.5}, 43_200),
+        ({"hours": 3}, 10_800),
+        ({"hours": 0.5}, 1_800),
+        ({"days": MAX_SPAN_DAYS}, MAX_SPAN_DAYS * 86_400),
+        ({"hours": MAX_SPAN_DAYS * 24}, MAX_SPAN_DAYS * 86_400),
+    ],
+    ids=["a-day", "half-a-day", "hours", "half-an-hour", "a-century", "a-century-in-hours"],
 )
 def test_span_seconds(span: dict[str, float], seconds: float) -> None:
     assert Span.model_validate(span).seconds() == seconds
@@ -297,6 +305,15 @@ def test_aggregates_other_than_count_keep_their_field(aggregate: str, field: str
 )
 def test_a_node_kind_is_read_from_its_keys(value: object, kind: str) -> None:
     assert _kind(value) == kind
+
+
+def test_a_condition_without_value_holds_none() -> None:
+    node = parse({"where": {"field": "email", "op": "is_null"}}).where
+    assert isinstance(node, Condition) and node.value is None
+    bare = Aggregate(aggregate="count", relation="p", op="gt", value=1)
+    assert bare.where is None and bare.within_last is None and bare.date_field is None
+    assert Exists(exists="p").where is None and Exists(exists="p").not_exists is None
+    assert Group(any=[Condition(field="a", op="eq")]).all is None
 
 
 def test_models_already_built_are_accepted_as_nodes() -> None:
