@@ -351,7 +351,7 @@ class _Contexts:
 def baseline(path: Path, tests: list[str], markers: str = FAST) -> dict[str, Any]:
     """Run the module's fast tests once under coverage (in a child): which tests execute each
     line, each test's duration, and whether they all pass without a mutant."""
-    out = REPO / ".mutation-baseline.json"
+    out = REPO / f".mutation-baseline-{os.getpid()}.json"  # runs of two modules may overlap
     pid = os.fork()
     if pid == 0:
         code = 3
