@@ -86,7 +86,12 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "workflows.runner": (
         "hybridwb/workflows/runner.py",
-        ["tests/test_runner_state.py", "tests/test_run_locks.py", "tests/test_campaigns.py"],
+        [
+            "tests/test_runner_state.py",
+            "tests/test_run_locks.py",
+            "tests/test_run_feedback.py",
+            "tests/test_campaigns.py",
+        ],
     ),
 }
 FAST = "not mysql and not postgres and not slow and not browser and not faults and not secrets"
@@ -95,6 +100,8 @@ FAST = "not mysql and not postgres and not slow and not browser and not faults a
 #: shared server; a session database per child, dropped after)
 MARKERS: dict[str, str] = {
     "platform.campaigns": "not mysql and not slow and not browser and not faults and not secrets",
+    # the cell time limit is proven by real kernels (tests/test_run_feedback.py, `slow`)
+    "workflows.runner": "not mysql and not postgres and not browser and not faults and not secrets",
 }
 GOAL = 0.90
 #: plugins are not auto-loaded (nbval, faker, anyio cost a second per child); pytest_timeout is
