@@ -402,3 +402,21 @@ def test_a_graph_and_plain_mappings_give_the_same_report() -> None:
 )  # fmt: skip
 def test_fallback_for(status: VariableStatus, expected: str | None) -> None:
     assert fallback_for(status) == expected
+
+
+def test_a_source_is_an_immutable_value() -> None:
+    import dataclasses
+
+    source = Source("field", "customers", "name")
+    assert (source.variable, source.field_type, source.path) == (None, None, None)
+    assert Source("variable").table is None and Source("variable").field is None
+    assert {source, Source("field", "customers", "name")} == {source}  # hashable, by value
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        source.table = "other"  # type: ignore[misc]
+    status = VariableStatus("v", "missing")
+    assert (status.source, status.candidates, status.warning, status.filters) == (
+        None,
+        [],
+        None,
+        (),
+    )

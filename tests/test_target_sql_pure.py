@@ -358,3 +358,20 @@ def test_consent_is_truthy_by_field_type(ftype: str, sql: str, params: dict[str,
     text, bound = compile_sql(truthy(sa.table("t", sa.column("c")).c.c, ftype))
     assert (text, bound) == (sql, params)
     assert TRUTHY_TEXT == ["Y", "y", "1", "true", "TRUE", "yes", "YES"]
+
+
+def test_a_window_on_a_related_date_field_compares_dates(shop: Any) -> None:
+    node = {"aggregate": "count", "relation": "customers", "op": "gt", "value": 0,
+            "within_last": {"days": 10}, "date_field": "birth_date"}  # fmt: skip
+    text, bound = build(shop, node, root="subscriptions")
+    assert text == (
+        "SELECT `subscriptions`.`subscription_id` \nFROM `subscriptions` \nWHERE "
+        "(SELECT count(*) AS count_1 \nFROM `customers` AS r1 \nWHERE r1.`customer_id` = "
+        "`subscriptions`.`customer_id` AND r1.`birth_date` >= :birth_date_1 AND "
+        "r1.`birth_date` <= :birth_date_2) > :param_1"
+    )
+    assert bound == {
+        "birth_date_1": dt.date(2026, 2, 19),
+        "birth_date_2": dt.date(2026, 3, 1),
+        "param_1": 0,
+    }
