@@ -375,3 +375,22 @@ def test_a_window_on_a_related_date_field_compares_dates(shop: Any) -> None:
         "birth_date_2": dt.date(2026, 3, 1),
         "param_1": 0,
     }
+
+
+def test_a_condition_through_a_to_many_relation_is_refused(shop: Any) -> None:
+    with pytest.raises(ValidationError) as caught:
+        build(shop, {"field": "payments.amount", "op": "gt", "value": 1})
+    assert str(caught.value) == (
+        "'payments.amount': customers -> payments is one-to-many; use an exists or aggregate "
+        "condition for to-many relations."
+    )
+
+
+def test_a_condition_through_a_to_one_relation_joins_it(shop: Any) -> None:
+    text, bound = build(shop, {"field": "customers.grade", "op": "eq", "value": "VIP"},
+                        root="payments")  # fmt: skip
+    assert text == (
+        "SELECT `payments`.`payment_id` \nFROM `payments` LEFT OUTER JOIN `customers` AS j1 ON "
+        "`payments`.`customer_id` = j1.`customer_id` \nWHERE j1.`grade` = :grade_1"
+    )
+    assert bound == {"grade_1": "VIP"}
