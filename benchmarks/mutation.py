@@ -292,7 +292,11 @@ def _forget_project_modules(keep_hybridwb: frozenset[str] = frozenset()) -> None
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None) or ""
         ours = name == "hybridwb" or name.startswith("hybridwb.")
-        if (ours and name not in keep_hybridwb) or file.startswith(tests):
+        # a namespace package (a folder without __init__.py, e.g. hybridwb.platform) finds
+        # its path through its parent's: kept while `hybridwb` is imported again, it looks
+        # the parent up mid-import and fails (KeyError 'hybridwb'); it is rebuilt for free
+        namespace = ours and not file
+        if (ours and name not in keep_hybridwb) or namespace or file.startswith(tests):
             del sys.modules[name]
 
 
