@@ -546,7 +546,15 @@ def test_the_heartbeat_thread_beats_until_stopped(
         ("///", "workflow"),
         ("", "workflow"),
     ],
-    ids=["plain", "korean-and-spaces", "separators", "underscore", "edges", "only-slashes", "empty"],
+    ids=[
+        "plain",
+        "korean-and-spaces",
+        "separators",
+        "underscore",
+        "edges",
+        "only-slashes",
+        "empty",
+    ],
 )
 def test_slug(name: str, expected: str) -> None:
     assert slug(name) == expected
