@@ -394,3 +394,29 @@ def test_a_condition_through_a_to_one_relation_joins_it(shop: Any) -> None:
         "`payments`.`customer_id` = j1.`customer_id` \nWHERE j1.`grade` = :grade_1"
     )
     assert bound == {"grade_1": "VIP"}
+
+
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [
+        (
+            {"aggregate": "count", "relation": "subscriptions", "op": "gt", "value": 0,
+             "within_last": {"days": 1}, "date_field": "payments.paid_at"},
+            "'payments.paid_at': subscriptions -> payments is one-to-many; use an exists or "
+            "aggregate condition for to-many relations.",
+        ),
+        (
+            {"aggregate": "max", "relation": "subscriptions", "field": "payments.amount",
+             "op": "gt", "value": 0},
+            "'payments.amount': subscriptions -> payments is one-to-many; use an exists or "
+            "aggregate condition for to-many relations.",
+        ),
+    ],
+    ids=["window-date-through-to-many", "aggregated-field-through-to-many"],
+)  # fmt: skip
+def test_an_aggregate_path_through_a_second_to_many_relation_is_refused(
+    shop: Any, node: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        build(shop, node)
+    assert str(caught.value) == message
