@@ -70,7 +70,8 @@ typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
 # Not part of `make test`: mutates the modules that carry guarantees and runs the fast tests
-# that cover each mutant (pure and SQLite, no servers); scores go to
+# that cover each mutant (pure and SQLite; platform.campaigns with its PostgreSQL tests and
+# workflows.runner with its real-kernel tests); scores go to
 # benchmarks/results/mutation.json. MODULES="guard binds" limits the run.
 mutation: $(VENV)/.dev
 	$(BIN)/python benchmarks/mutation.py $(MODULES)

@@ -3,6 +3,7 @@
 from hybridwb.errors import (
     AuthError,
     BindError,
+    CellTimeoutError,
     ConfigError,
     ConnectionFailed,
     HybridwbError,
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthError",
     "BindError",
+    "CellTimeoutError",
     "ConfigError",
     "ConnectionFailed",
     "HybridwbError",

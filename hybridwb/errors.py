@@ -22,6 +22,8 @@ would show it.
     │   └── AuthError          the store refused the key (anon / service role / expired)
     ├── TemplateError          a template that does not parse, escapes the sandbox or
     │                          renders too much, too deep or too long
+    ├── CellTimeoutError       a workflow notebook cell ran past its time limit (the run
+    │                          is recorded as failed; resume it)
     └── ScanRefused            a search or target query that would scan a large table
 """
 
@@ -32,6 +34,7 @@ from typing import Any, Self
 __all__ = [
     "AuthError",
     "BindError",
+    "CellTimeoutError",
     "ConfigError",
     "ConnectionFailed",
     "HybridwbError",
@@ -167,3 +170,9 @@ class TemplateError(HybridwbError):
 
 class ScanRefused(HybridwbError):
     pass
+
+
+class CellTimeoutError(HybridwbError):
+    """A workflow notebook cell ran past `cell_timeout`; raised after the run is recorded
+    as failed and its lock released. Fields: `run_id`, `cell` (its number in the executed
+    notebook, or None), `timeout` (seconds) and `run` (the finished run row)."""

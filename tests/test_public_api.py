@@ -11,6 +11,7 @@ def test_all_is_exactly_what_is_exported() -> None:
         [
             "AuthError",
             "BindError",
+            "CellTimeoutError",
             "ConfigError",
             "ConnectionFailed",
             "HybridwbError",

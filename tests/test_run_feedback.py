@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import hybridwb
 from hybridwb.workflows.report import MOST, render_html
 from tests.test_workflows import TARGET, TEMPLATE, make_workflow
 
@@ -155,3 +156,57 @@ def test_the_cli_warns_when_most_targets_were_excluded(shop) -> None:  # type: i
     assert first.exit_code == 0 and "most targets were excluded" not in first.output
     second = CliRunner().invoke(main, ["run", wf["name"]])
     assert "warning: most targets were excluded" in second.output, second.output
+
+
+def _notebook(path: Path, source: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Py"}
+    nb.metadata["language_info"] = {"name": "python"}
+    params = nbformat.v4.new_code_cell("workflow = run_id = owner = now = limit = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(source)]
+    nbformat.write(nb, path)
+    return path
+
+
+def _run_row(tmp_path: Path, run_id: object) -> tuple[str, str | None, int]:
+    with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as store:
+        status, error = store.execute(
+            "SELECT status, error FROM workflow_runs WHERE replace(id, '-', '') = ?",
+            (str(run_id).replace("-", ""),),
+        ).fetchone()
+        locks = store.execute("SELECT COUNT(*) FROM run_locks").fetchone()[0]
+    return status, error, locks
+
+
+def test_a_cell_past_its_time_limit_fails_the_run_and_raises_one_line(shop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    nb = _notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(120)")
+    shop.store.workflows.create(name="slow", notebook=str(nb))
+    with pytest.raises(hybridwb.CellTimeoutError) as caught:
+        shop.workflows.run("slow", cell_timeout=3, progress=False)
+    err = caught.value
+    run_id = err.run_id
+    assert str(err) == (
+        f"Cell 3 of workflow 'slow' ran past its 3 s time limit; run {run_id} is marked "
+        "failed. Make the cell faster or raise cell_timeout, then resume with: "
+        f"hybridwb run --resume {run_id}"
+    )
+    assert (err.cell, err.timeout, err.run["status"]) == (3, 3, "failed")
+    assert isinstance(err, hybridwb.HybridwbError)
+    assert _run_row(tmp_path, run_id) == (
+        "failed",
+        "CellTimeoutError: cell 3 ran past its 3 s time limit",
+        0,
+    )
+    assert (tmp_path / "reports" / "slow" / f"{run_id}.html").is_file()
+
+
+def test_a_cell_within_its_time_limit_does_not_time_out(shop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    nb = _notebook(tmp_path / "quick.ipynb", "import time\ntime.sleep(0.2)")
+    shop.store.workflows.create(name="quick", notebook=str(nb))
+    final = shop.workflows.run("quick", cell_timeout=30, progress=False)
+    assert _run_row(tmp_path, final["id"]) == (
+        "empty",
+        "no targets matched the workflow's target definition",
+        0,
+    )

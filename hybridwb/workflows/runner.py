@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.config import Settings
-from hybridwb.errors import HybridwbError, NotFound, ValidationError
+from hybridwb.errors import CellTimeoutError, HybridwbError, NotFound, ValidationError
 from hybridwb.platform.campaigns import Campaigns, is_stale, this_owner
 from hybridwb.workflows import context, pending
 from hybridwb.workflows.config import message_config
@@ -130,8 +130,13 @@ class Runner:
         progress: bool = True,
         stale_after: float = STALE_AFTER_S,
     ) -> dict[str, Any]:
-        """Execute the workflow's notebook with papermill; returns the finished run row."""
+        """Execute the workflow's notebook with papermill; returns the finished run row.
+
+        A cell that runs past `cell_timeout` seconds fails the run (recorded, lock released,
+        report written) and then raises `CellTimeoutError`, so a scheduler or the CLI stops
+        on it instead of reading a generic failure."""
         import papermill as pm
+        from nbclient.exceptions import CellTimeoutError as NbCellTimeout
 
         store = self.store
         pending.flush(store, self.settings.home)
@@ -194,6 +199,7 @@ class Runner:
         passthrough = progress and not notebook_ui
         output = out_dir / f"{run_id}.ipynb"
         error: str | None = None
+        timed_out, slow_cell = False, None  # a cell ran past cell_timeout; its number
         try:
             with context.ipc_directory() as ipc:
                 pm.execute_notebook(
@@ -212,6 +218,10 @@ class Runner:
                 )
         except pm.PapermillExecutionError as exc:
             error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
+        except NbCellTimeout:  # a TimeoutError, so an OSError: caught before those
+            timed_out, slow_cell = True, running_cell(output)
+            where = f"cell {slow_cell}" if slow_cell is not None else "a cell"
+            error = f"CellTimeoutError: {where} ran past its {cell_timeout} s time limit"
         except OSError as exc:
             error = f"writing the executed notebook failed ({exc.strerror or exc}); free space, then resume"
         except Exception as exc:  # a dead kernel, a timeout: the run failed, say how
@@ -225,6 +235,17 @@ class Runner:
         if notebook_ui:
             show_report_link(
                 Path(final.get("report_path") or output.with_suffix(".html")), final["status"]
+            )
+        if timed_out:
+            cell = "A cell" if slow_cell is None else f"Cell {slow_cell}"
+            raise CellTimeoutError(
+                f"{cell} of workflow {wf['name']!r} ran past its {cell_timeout} s time limit; "
+                f"run {run_id} is marked failed. Make the cell faster or raise cell_timeout, "
+                f"then resume with: hybridwb run --resume {run_id}",
+                run_id=run_id,
+                cell=slow_cell,
+                timeout=cell_timeout,
+                run=final,
             )
         return final
 
@@ -280,6 +301,23 @@ class Runner:
                 "report_error": f"the HTML report could not be written ({exc.strerror})",
             }
         return final
+
+
+def running_cell(executed: Path) -> int | None:
+    """The number of the cell papermill was running when the kernel was stopped: the last
+    code cell that started in the executed notebook papermill saved (counting code cells,
+    as execution counts do)."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except (OSError, ValueError):
+        return None
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    started = [
+        n for n, c in enumerate(code, 1) if c.metadata.get("papermill", {}).get("start_time")
+    ]
+    return started[-1] if started else None
 
 
 def template_text(store: Store, wf: dict[str, Any]) -> str:

@@ -1,0 +1,138 @@
+"""Platform stores for tests, on SQLite and on the shared PostgreSQL, and an oracle that
+reads (and, to stage a crash, writes) their rows with the plain driver (sqlite3 / psycopg),
+never through the store code under test.
+
+    from _stores import Oracle, store  # noqa: F401  (`store` is a fixture: sqlite, postgres)
+
+    def test_x(store, oracle): ...
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy.engine import URL
+
+from hybridwb.platform.backend import SqlBackend
+from hybridwb.platform.store import Store
+
+
+def reset_pg(url: URL) -> None:
+    """An empty public schema in the session's PostgreSQL database."""
+    with psycopg.connect(
+        f"host=127.0.0.1 user=postgres dbname={url.database}", autocommit=True
+    ) as conn:
+        conn.execute(
+            "DROP SCHEMA public CASCADE; CREATE SCHEMA public; GRANT ALL ON SCHEMA public TO public"
+        )
+
+
+class Oracle:
+    """Direct SQL on a store's database: `?` placeholders, ids given as UUIDs or text."""
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        self.postgres = url.get_backend_name() == "postgresql"
+
+    def uid(self, value: Any) -> Any:
+        """An id as the database holds it (SQLite: 32 hex digits; PostgreSQL: uuid text)."""
+        u = uuid.UUID(str(value))
+        return str(u) if self.postgres else u.hex
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        if self.postgres:
+            with psycopg.connect(
+                f"host=127.0.0.1 user=postgres dbname={self.url.database}", autocommit=True
+            ) as conn:
+                return list(conn.execute(sql.replace("?", "%s"), params).fetchall())
+        with sqlite3.connect(str(self.url.database)) as conn:
+            return list(conn.execute(sql, params).fetchall())
+
+    def one(self, sql: str, *params: Any) -> Any:
+        [(value,)] = self.rows(sql, *params)
+        return value
+
+    def execute(self, sql: str, *params: Any) -> None:
+        if self.postgres:
+            with psycopg.connect(
+                f"host=127.0.0.1 user=postgres dbname={self.url.database}", autocommit=True
+            ) as conn:
+                conn.execute(sql.replace("?", "%s"), params)
+            return
+        with sqlite3.connect(str(self.url.database)) as conn:
+            conn.execute(sql, params)
+
+
+#: migrated once per session, then copied (SQLite) or emptied (PostgreSQL): a migration
+#: costs about a second, which per test would dominate these suites
+_READY: dict[str, Any] = {}
+
+
+def _empty_pg(url: URL) -> None:
+    key = f"pg:{url.database}"
+    if key not in _READY:
+        reset_pg(url)
+        st = Store(SqlBackend(url))
+        st.init(seed=False)
+        st.close()
+        _READY[key] = True
+        return
+    with psycopg.connect(
+        f"host=127.0.0.1 user=postgres dbname={url.database}", autocommit=True
+    ) as conn:
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+        ]
+        conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
+
+
+def _sqlite_copy(tmp_path: Path, factory: pytest.TempPathFactory) -> URL:
+    template = _READY.get("sqlite")
+    if template is None:
+        template = factory.mktemp("store-template") / "platform.db"
+        st = Store(SqlBackend(URL.create("sqlite", database=str(template))))
+        st.init(seed=False)
+        st.close()
+        _READY["sqlite"] = template
+    target = tmp_path / "platform.db"
+    shutil.copy(template, target)
+    return URL.create("sqlite", database=str(target))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Store]:
+    """An initialised, empty store: SQLite in the test's directory, or the session's
+    PostgreSQL database with every table emptied."""
+    if request.param == "sqlite":
+        url = _sqlite_copy(tmp_path, tmp_path_factory)
+    else:
+        url = request.getfixturevalue("pg_db")
+        _empty_pg(url)
+    st = Store(SqlBackend(url), actor="tester")
+    yield st
+    st.close()
+
+
+@pytest.fixture
+def oracle(store: Store) -> Oracle:
+    return Oracle(store.backend.url)
+
+
+def workflow_with_run(store: Store, name: str = "wf", **run: Any) -> tuple[Any, Any]:
+    """A workflow and one queued run of it: (workflow id, run id)."""
+    wf = store.workflows.create(name=name)
+    row = store.runs.create(wf["id"], **run)
+    return wf["id"], row["id"]
