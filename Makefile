@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo lab labextension test lint typecheck mutation format bench services clean guard-range
+.PHONY: demo lab labextension guides test lint typecheck mutation format bench services clean guard-range
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ labextension: $(VENV)/.lab
 
 services:
 	bash scripts/services.sh
+
+# regenerate the guides' committed outputs on the seeded sample (strict nbval in
+# tests/test_guides.py compares every cell with them); review with `git diff notebooks/guides`
+guides: $(VENV)/.dev
+	$(BIN)/python scripts/regen_guides.py
 
 # lint (ruff and mypy) first: CI runs `make test` only
 test: lint services

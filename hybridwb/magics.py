@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.utils.capture import capture_output
 from sqlalchemy.exc import SQLAlchemyError
 from sqlglot.tokens import TokenType
 
@@ -407,10 +408,14 @@ def load(ipython: Any, wb: Workbench | None = None) -> Workbench:
         _unregister_matcher(ipython)
         completer.custom_matchers.append(matcher(_names_for(wb)))
     register_sql_formatters(ipython, wb)
-    try:
-        register_jupysql(wb, ipython)
-    except Exception as exc:  # jupysql is optional; say why it is not wired
-        print(f"hybridwb: jupysql not registered ({type(exc).__name__}); %%mysql works.")
+    # jupysql greets with tips and a banner (display outputs): %load_ext shows one status line
+    with capture_output(stdout=True, stderr=True, display=True):
+        try:
+            registered: Exception | bool = register_jupysql(wb, ipython)
+        except Exception as exc:  # jupysql is optional; say why it is not wired (below)
+            registered = exc
+    if isinstance(registered, Exception):
+        print(f"hybridwb: jupysql not registered ({type(registered).__name__}); %%mysql works.")
     return wb
 
 

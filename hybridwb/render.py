@@ -240,9 +240,11 @@ def text_table(
     *,
     reveal: bool = False,
     labels: Mapping[str, str] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> str:
     """Rows as plain text for a terminal, formatted and masked exactly like `render_table`."""
-    columns, records = _records(rows)
+    found, records = _records(rows)
+    columns = list(columns) if columns is not None else found
     if not records:
         return "no rows"
     shown = [
@@ -253,3 +255,64 @@ def text_table(
         for r in records
     ]
     return pd.DataFrame.from_records(shown).to_string(index=False)
+
+
+class Table:
+    """A rendered table: the HTML table in a notebook, aligned text anywhere else.
+
+    Both forms come from the same rows, formatted and masked the same way, so a guide's
+    committed text output says exactly what the HTML shows."""
+
+    def __init__(self, html: str, text: str) -> None:
+        self.html = html
+        self.text = text
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+def table(
+    rows: Any,
+    mapping: TableMapping | None = None,
+    *,
+    fields: Mapping[str, FieldMapping] | None = None,
+    columns: Sequence[str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    reveal: bool = False,
+    max_rows: int | None = None,
+    caption: str = "",
+) -> Table:
+    """The one table renderer: rows (a DataFrame or list of dicts) for people to read.
+
+    Korean wraps by word (`word-break: keep-all`), headers are the mapping's display names
+    (or `labels`), numbers are grouped and dates shortened by the mapping's field types,
+    NULLs are empty and `pii` fields masked unless `reveal=True`. `wb.table(rows, "customers")`
+    finds the mapping for you."""
+    known: dict[str, FieldMapping] = dict(mapping.fields) if mapping is not None else {}
+    known.update(fields or {})
+    html = render_table(
+        rows,
+        fields=known,
+        columns=columns,
+        labels=labels,
+        reveal=reveal,
+        max_rows=max_rows,
+        caption=caption,
+    )
+    found, records = _records(rows)
+    shown = records[:max_rows] if max_rows is not None else records
+    columns = list(columns) if columns is not None else found
+    headers = {
+        c: (labels or {}).get(c) or (known[c].displayName if c in known else c) for c in columns
+    }
+    body = text_table(shown, known, reveal=reveal, labels=headers, columns=columns)
+    parts = [caption] if caption else []
+    parts.append(row_count(len(records)))
+    if max_rows is not None and len(records) > max_rows:
+        parts.append(f"cut at {max_rows:,} rows")
+    return Table(html, f"{body}\n({' · '.join(parts)})")

@@ -7,7 +7,7 @@ import contextlib
 import threading
 import warnings
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 import pandas as pd
 
 from hybridwb.config import Settings, load_settings
-from hybridwb.errors import ConfigError
+from hybridwb.errors import ConfigError, ValidationError
 from hybridwb.extras import require
 from hybridwb.mapping import MappingService
 from hybridwb.search import SearchService
@@ -27,6 +27,7 @@ from hybridwb.workflows import WorkflowService
 if TYPE_CHECKING:
     from hybridwb.platform.repos import Variables
     from hybridwb.platform.store import Store
+    from hybridwb.render import Table
 
 
 class Workbench:
@@ -169,6 +170,43 @@ class Workbench:
         return url.render_as_string(hide_password=True)
 
     # -- presentation ----------------------------------------------------------------------
+    def table(
+        self,
+        rows: Any,
+        table: str | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        reveal: bool = False,
+        max_rows: int | None = None,
+        caption: str = "",
+    ) -> Table:
+        """Rows for people to read, by the mapping: `wb.table(df, "customers")`.
+
+        Headers are display names, numbers and dates formatted by the field types, NULLs
+        empty, and `pii` fields masked unless `reveal=True`. `table` names the mapped table
+        the rows come from (its own fields win, its relations' read as `relation.field`);
+        any other mapped field is known by its bare name (a joined column)."""
+        from hybridwb.render import all_fields, field_index
+        from hybridwb.render import table as render
+
+        if table is not None and (not isinstance(table, str) or not table.strip()):
+            raise ValidationError("Name the table as text, e.g. wb.table(df, 'customers').")
+        tables = self.mappings.tables()
+        fields = all_fields(tables)  # a joined column (`monthly_fee`) by its bare name
+        if table is not None:
+            name, _ = self.mappings.resolve(table)
+            fields |= field_index(tables, name, self.mappings.resolver.foreign_relations(tables))
+        return render(
+            rows,
+            fields=fields,
+            columns=columns,
+            labels=labels,
+            reveal=reveal,
+            max_rows=max_rows,
+            caption=caption,
+        )
+
     def status_line(self) -> str:
         """One short line: where the source and store are and whether the source is safe."""
         info = self.test_connection()

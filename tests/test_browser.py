@@ -23,6 +23,7 @@ import nbformat
 import pytest
 from playwright.sync_api import expect
 
+from tests._guides import GUIDES, copy_cleared
 from tests.conftest import REPO
 
 expect.set_options(timeout=60_000)  # page state, not sleeps; generous on a loaded machine
@@ -260,7 +261,7 @@ def test_variable_preview_renders_a_chosen_customer(browser, lab: dict, project:
 
 def test_a_guide_runs_in_jupyterlab(browser, lab: dict, project: Path) -> None:  # type: ignore[no-untyped-def]
     guide = project / "guide.ipynb"
-    shutil.copy(REPO / "notebooks" / "guides" / "01_getting_started.ipynb", guide)
+    copy_cleared(GUIDES / "01_getting_started.ipynb", guide)  # only this run's outputs
     page = _open_and_run(browser, lab, guide)
     # JupyterLab renders only the cells in view: check the kernel-side outputs in the model
     outputs = page.evaluate(

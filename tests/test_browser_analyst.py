@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import sqlite3
 from pathlib import Path
 from urllib.parse import unquote
@@ -20,7 +19,7 @@ from urllib.parse import unquote
 from playwright.sync_api import expect
 
 from hybridwb.render import mask
-from tests.conftest import REPO
+from tests._guides import GUIDES, copy_cleared
 from tests.test_browser import (  # the module-scoped fixtures run again for this module
     SETUP,
     SHOTS,
@@ -250,7 +249,7 @@ def test_a_guide_opened_from_its_folder_uses_the_projects_mapping(
     guides = project / "notebooks" / "guides"
     guides.mkdir(parents=True)
     guide = guides / "04_variable_mapping.ipynb"
-    shutil.copy(REPO / "notebooks" / "guides" / guide.name, guide)
+    copy_cleared(GUIDES / guide.name, guide)  # only this run's outputs count
     page = _open_and_run(browser, lab, guide)
     outputs = page.evaluate(
         "() => JSON.stringify(window.jupyterapp.shell.currentWidget.content.model.toJSON())"

@@ -46,6 +46,33 @@ def test_load_ext_prints_one_status_line(
     assert len(out.splitlines()) == 1
 
 
+def test_load_ext_shows_only_the_status_line_in_a_kernel(sample_db: Path, tmp_path: Path) -> None:
+    """In a real kernel jupysql greets with tips and a banner (display outputs) when it
+    loads; `%load_ext hybridwb`, which loads it, still shows exactly one line."""
+    pytest.importorskip("sql")
+    import nbformat
+    from nbclient import NotebookClient
+
+    # a project's pyproject.toml (jupysql looks for its own section there and says so)
+    (tmp_path / "pyproject.toml").write_text("[tool.hybridwb]\n", encoding="utf-8")
+    home = tmp_path / ".hybridwb"
+    home.mkdir()
+    (home / "sample.db").write_bytes(sample_db.read_bytes())
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext hybridwb"),
+        nbformat.v4.new_code_cell("'sql' in get_ipython().extension_manager.loaded"),
+    ]
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    assert nb.cells[1].outputs[0]["data"]["text/plain"] == "True"  # jupysql did load
+    [output] = nb.cells[0].outputs
+    assert output["output_type"] == "stream" and output["name"] == "stdout", output
+    lines = output["text"].strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hybridwb: source SQLite"), lines
+
+
 def test_mysql_cell_binds_from_the_namespace(shell: RaisingShell) -> None:
     shell.run_cell("grade = 'VIP'")
     shell.run_cell("%%mysql -o vip\nSELECT customer_id, grade FROM customers WHERE grade = :grade")

@@ -11,6 +11,7 @@ import csv
 import html as html_lib
 import io
 import json
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -142,6 +143,41 @@ def test_run_in_a_notebook_shows_a_live_bar_and_links_the_report(shop, tmp_path:
     [link] = [h for h in links if "report:" in h]
     href = re.search(r'href="([^"]+)"', link).group(1)
     assert (tmp_path / href).is_file() and href.endswith(".html")
+
+
+def test_the_run_kernels_own_stderr_stays_out_of_the_notebook(shop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The run's kernel inherits the notebook kernel's stderr, which ipykernel forwards
+    into the cell: whatever the run kernel writes there while starting (here a
+    sitecustomize on its PYTHONPATH) must not show up as a red block in the notebook."""
+    from nbclient import NotebookClient
+
+    wf = make_workflow(shop)
+    noisy = tmp_path / "noisy"
+    noisy.mkdir()
+    (noisy / "sitecustomize.py").write_text(
+        "import os\nos.write(2, b'CHILD-KERNEL-STDERR\\n')\n", encoding="utf-8"
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import hybridwb\nwb = hybridwb.connect()"),
+        nbformat.v4.new_code_cell(  # set here: only kernels started from now on see it
+            f"import os\nos.environ['PYTHONPATH'] = {str(noisy)!r} + os.pathsep + "
+            "os.environ.get('PYTHONPATH', '')"
+        ),
+        nbformat.v4.new_code_cell(
+            f"final = wb.workflows.run({wf['name']!r}, progress=False)\nfinal['status']"
+        ),
+    ]
+    # ipykernel forwards its process's stderr into the notebook, except under pytest
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute(env=env)
+    outputs = nb.cells[2].outputs
+    assert outputs[-1]["data"]["text/plain"] == "'succeeded'", outputs
+    assert "CHILD-KERNEL-STDERR" not in json.dumps(outputs), outputs
+    executed = Path(shop.store.runs.list()[0]["report_path"]).with_suffix(".ipynb")
+    assert executed.is_file()
 
 
 def test_the_cli_warns_when_most_targets_were_excluded(shop) -> None:  # type: ignore[no-untyped-def]

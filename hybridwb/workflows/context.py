@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
@@ -77,9 +78,14 @@ def run_settings() -> Settings | None:
     return settings_from_payload(payload) if payload else None
 
 
-def kernel_manager_class(env: dict[str, str], ipc_dir: Path) -> type:
+def kernel_manager_class(env: dict[str, str], ipc_dir: Path, *, quiet: bool = False) -> type:
     """A kernel manager that starts its kernel with `env` and talks over IPC sockets whose
-    names live in `ipc_dir` (one private directory per run: concurrent runs never collide)."""
+    names live in `ipc_dir` (one private directory per run: concurrent runs never collide).
+
+    `quiet`: the kernel's own stdout/stderr (start-up warnings, not its cells' outputs,
+    which reach the executed notebook over the kernel protocol) go nowhere. A run started
+    from a notebook needs it: the notebook's kernel forwards everything written to its
+    process's stderr, which the run's kernel would inherit, into the cell as a red block."""
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
@@ -94,7 +100,10 @@ def kernel_manager_class(env: dict[str, str], ipc_dir: Path) -> type:
 
         async def _async_pre_start_kernel(self, **kw: Any) -> Any:
             kw["env"] = dict(env)
-            return await super()._async_pre_start_kernel(**kw)
+            cmd, kw = await super()._async_pre_start_kernel(**kw)
+            if quiet:  # Popen arguments, passed through by the local provisioner
+                kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
+            return cmd, kw
 
     return RunKernelManager
 

@@ -208,7 +208,7 @@ class Runner:
                     parameters=pm_params,
                     kernel_name="python3",
                     kernel_manager_class=context.kernel_manager_class(
-                        context.kernel_env(self.settings), ipc
+                        context.kernel_env(self.settings), ipc, quiet=in_notebook()
                     ),
                     execution_timeout=cell_timeout,
                     progress_bar=False,
