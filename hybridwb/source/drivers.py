@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pymysql
+import pymysql.constants.COMMAND
 
 #: SQLAlchemy driver name -> the DB-API module it loads
 MODULE_OF = {"pymysql": "pymysql", "mysqldb": "MySQLdb"}
@@ -62,6 +63,35 @@ def unbuffered_cursor(raw: Any) -> Any:
         return raw.cursor(pymysql.cursors.SSCursor)
     mysqldb_cursors = sys.modules["MySQLdb.cursors"]
     return raw.cursor(mysqldb_cursors.SSCursor)
+
+
+def send_only(raw: Any, sql: str) -> bool:
+    """Write `sql` to the server without waiting for its reply; `read_reply` reads it.
+
+    The server runs the statement while the client does other work, and the reply waits in
+    the socket. False when the connection is in no state to send (closed, or a streamed
+    result still being read): nothing was sent then. Driver errors propagate."""
+    if isinstance(raw, pymysql.connections.Connection):
+        result = raw._result
+        if raw._sock is None or (
+            result is not None and (result.unbuffered_active or result.has_next)
+        ):
+            return False
+        raw._execute_command(pymysql.constants.COMMAND.COM_QUERY, sql)
+        return True
+    send = getattr(raw, "send_query", None)  # mysqlclient: mysql_send_query
+    if send is None:
+        return False
+    send(sql.encode("ascii"))  # hybridwb's own SET: ASCII
+    return True
+
+
+def read_reply(raw: Any) -> None:
+    """Read the reply to what `send_only` sent (raising the driver's error if it failed)."""
+    if isinstance(raw, pymysql.connections.Connection):
+        raw._read_query_result()
+    else:
+        raw.read_query_result()
 
 
 def is_unbuffered(cursor: Any) -> bool:

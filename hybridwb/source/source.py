@@ -55,6 +55,7 @@ from hybridwb.source.engine import (
 from hybridwb.source.execute import run_mysql
 from hybridwb.source.querylog import QueryLog, QueryLogEntry, log_text, log_text_of
 from hybridwb.source.transpile import expand_lists, to_sqlite
+from hybridwb.source.verdicts import VERDICTS
 
 #: statements the guard admitted, remembered by text
 PREPARED_STATEMENTS = 512
@@ -309,7 +310,7 @@ class Source:
             text_ = guard.check_text(query)
             tokens = None
             if self.use_guard:
-                checked = guard.check(text_, allowed_functions=self.allowed_functions)
+                checked = VERDICTS.check(text_, self.allowed_functions)
                 tokens = list(checked.tokens)
             else:
                 checked = guard.Checked(text_, exp.Command(this=text_), "raw", ())
