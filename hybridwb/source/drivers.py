@@ -15,6 +15,7 @@ A driver is chosen by the URL: `mysql+pymysql://` or `mysql+mysqldb://`.
 
 from __future__ import annotations
 
+import select
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,6 +93,25 @@ def read_reply(raw: Any) -> None:
         raw._read_query_result()
     else:
         raw.read_query_result()
+
+
+def quiet(raw: Any) -> bool:
+    """Nothing is waiting to be read on an idle connection (no syscall blocks: a poll with
+    no wait). A server that killed or timed out the connection has closed it (and may have
+    sent an error first), so its socket reads as ready: such a connection is replaced
+    before anything is sent on it, as the round trip of a ping would have found."""
+    if isinstance(raw, pymysql.connections.Connection):
+        sock = raw._sock
+        if sock is None:
+            return False
+        fd: Any = sock
+    else:
+        fd = raw.fileno()
+    try:
+        ready, _, _ = select.select([fd], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not ready
 
 
 def is_unbuffered(cursor: Any) -> bool:

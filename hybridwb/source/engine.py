@@ -509,6 +509,10 @@ def mysql_engine(
         try:
             if pending is not None and not _read_pending(dbapi_conn):
                 pending = None  # the SET sent at checkin failed: set the session now
+            if pending is not None and not drivers.quiet(dbapi_conn):
+                # closed (or spoken to) while idle in the pool: a killed or timed-out
+                # connection; the pool replaces it
+                raise DisconnectionError("source connection was closed")
             if pending != wanted:
                 apply_session(dbapi_conn, facts, wanted)
             record.info[SESSION_KEY] = wanted
