@@ -149,16 +149,20 @@ def test_a_pooled_session_made_writable_is_read_only_at_its_next_use(
 
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_a_connection_killed_while_pooled_is_replaced_and_read_only(db: str, driver: str) -> None:
-    src = _unguarded(db, driver)
+    src = Source(_url(db, driver), pool_size=1, max_overflow=0)
     root = _root()
     try:
         killed = int(src.sql("SELECT CONNECTION_ID() AS id")["id"].iloc[0])
         with root.cursor() as cur:
             cur.execute(f"KILL {killed}")
-        # the next statements name a table (the view list is read first, on the engine)
+        # the next statement names a table (the view list is read first, on the engine)
         assert sorted(src.sql("SELECT a FROM t")["a"]) == [1, 2]
-        assert int(src.sql("SELECT CONNECTION_ID() AS id")["id"].iloc[0]) != killed
-        _write_is_refused(src, db)
+        seen = src.sql(
+            "SELECT CONNECTION_ID() AS id, @@session.tx_read_only AS ro, "
+            "@@session.max_statement_time AS t"
+        ).iloc[0]
+        assert int(seen["id"]) != killed
+        assert (int(seen["ro"]), float(seen["t"])) == (1, 30.0)
     finally:
         root.close()
         src.close()
