@@ -6,7 +6,7 @@ import base64
 import contextlib
 import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -24,17 +24,38 @@ SCAN_THRESHOLD = 50_000  # rows: above this a predicate without an index is refu
 MAX_LIMIT = 500
 
 
-@dataclass
 class SearchResult:
-    table: str
-    key: str
-    rows: pd.DataFrame  # display names as column labels
-    raw_rows: list[dict[str, Any]]  # field names
-    next_page: str | None
-    meta: dict[str, Any] = field(default_factory=dict)
+    """One page of a search: `raw_rows` (field names) as read, and `rows`, a DataFrame with
+    display names as column labels, built on first use (the widget, the CLI and targets
+    read `raw_rows` only; a page's DataFrame costs more than its query)."""
+
+    def __init__(
+        self,
+        table: str,
+        key: str,
+        rows: pd.DataFrame | Callable[[], pd.DataFrame],
+        raw_rows: list[dict[str, Any]],
+        next_page: str | None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.table = table
+        self.key = key
+        self._rows = rows
+        self.raw_rows = raw_rows
+        self.next_page = next_page
+        self.meta: dict[str, Any] = meta if meta is not None else {}
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        if callable(self._rows):
+            self._rows = self._rows()
+        return self._rows
 
     def __len__(self) -> int:
         return len(self.raw_rows)
+
+    def __repr__(self) -> str:
+        return f"SearchResult({self.table!r}, {len(self)} rows, next_page={bool(self.next_page)})"
 
 
 def encode_token(table: str, term: str, after: Any) -> str:
@@ -239,7 +260,9 @@ class SearchService:
             next_page = encode_token(name, term, raw[-1][key])
         meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
         meta["page_token"] = next_page
-        return SearchResult(name, key, self._frame(raw, columns, mapping), raw, next_page, meta)
+        return SearchResult(
+            name, key, lambda: self._frame(raw, columns, mapping), raw, next_page, meta
+        )
 
     @staticmethod
     def _frame(raw: list[dict[str, Any]], columns: list[str], mapping: Any) -> pd.DataFrame:
