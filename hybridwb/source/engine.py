@@ -84,6 +84,8 @@ class SessionPolicy:
     allowed_functions: tuple[str, ...] = ()
 
     def with_query(self, timeout: float | None, select_limit: int | None) -> SessionPolicy:
+        if timeout in (None, self.timeout) and select_limit in (None, self.select_limit):
+            return self  # the common case: no new object per query
         return replace(
             self,
             timeout=self.timeout if timeout is None else timeout,

@@ -305,7 +305,7 @@ class Source:
             with self._lock:
                 hit = self._prepared.get(query)
             if hit is not None:
-                return dataclasses.replace(hit, cap=cap)
+                return hit if hit.cap == cap else dataclasses.replace(hit, cap=cap)
         try:
             text_ = guard.check_text(query)
             tokens = None
