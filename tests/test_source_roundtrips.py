@@ -131,6 +131,21 @@ def test_a_read_sets_the_session_once_and_never_pings_or_rolls_back(db: str, dri
     assert delta["QUESTIONS"] == 42
 
 
+def test_pandas_on_the_engine_sends_no_rollback(db: str) -> None:
+    src = Source(_url(db, "pymysql"), pool_size=1, max_overflow=0)
+    try:
+        before = _counters(src)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas: an engine it does not test against
+            for _ in range(5):
+                pd.read_sql("SELECT a FROM t", src.engine)
+        after = _counters(src)
+    finally:
+        src.close()
+    assert after["COM_ROLLBACK"] == before["COM_ROLLBACK"]
+    assert after["COM_ADMIN_COMMANDS"] == before["COM_ADMIN_COMMANDS"]
+
+
 @pytest.mark.parametrize("how", WRITABLE, ids=["transaction-read-write", "tx_read_only-0"])
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_a_pooled_session_made_writable_is_read_only_at_its_next_use(

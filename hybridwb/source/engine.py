@@ -455,6 +455,9 @@ def mysql_engine(
         pool_timeout=30,
         pool_reset_on_return=None,
         isolation_level="AUTOCOMMIT",
+        # every statement commits on its own: closing a Connection (pandas, jupysql) sends
+        # no ROLLBACK round trip (SQLAlchemy >= 2.0.43)
+        skip_autocommit_rollback=True,
         hide_parameters=True,
         connect_args=connect_args,
     )
