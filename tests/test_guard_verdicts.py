@@ -151,10 +151,27 @@ def test_the_cache_is_bounded() -> None:
     assert len(cache) == 3
 
 
+def test_the_default_bound_holds() -> None:
+    cache = Verdicts()
+    for i in range(verdicts.MAX_VERDICTS + 5):
+        cache.admits((str(i),), lambda: True)
+    assert len(cache) == verdicts.MAX_VERDICTS == 4096
+
+
+def test_an_admits_entry_never_answers_a_check(parses: Counting) -> None:
+    cache = Verdicts()
+    assert cache.admits((BASE, ()), lambda: True)
+    checked = cache.check(BASE)
+    assert isinstance(checked, guard.Checked) and parses.calls == [BASE]
+    with pytest.raises(ReadOnlyViolation):
+        cache.check("DELETE FROM customers")
+    assert not cache.admits(("DELETE FROM customers", ()), lambda: False)
+
+
 def test_the_repr_never_shows_a_text() -> None:
     cache = Verdicts()
     cache.check("SELECT name FROM customers WHERE phone = '010-1234-5678'")
-    assert "010" not in repr(cache) and "1 of" in repr(cache)
+    assert repr(cache) == "<Verdicts: 1 of 4096>"
     cache.clear()
     assert len(cache) == 0
 

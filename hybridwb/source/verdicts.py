@@ -64,7 +64,7 @@ class Verdicts:
         """`decide()` once per exact `key` while it says True; False is never kept."""
         full = ("admits", *key, rules())
         with self._lock:
-            if full in self._cache:
+            if self._cache.get(full):
                 return True
         if not decide():
             return False
