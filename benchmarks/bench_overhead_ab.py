@@ -3,7 +3,8 @@
 Each repetition runs one child process per version (the order alternates: A B, B A, ...);
 a child imports that version's `hybridwb`, warms its pool, then times CALLS reads of one
 row by key, each followed by the same statement on a raw PyMySQL connection opened before
-timing (-> DataFrame, as wb.sql returns). Reported per version: p50 wall time of wb.sql and
+timing (-> DataFrame, as wb.sql returns); then SEARCHES `wb.search` calls on the sample
+shop's customers (a new id or four phone digits each time). Reported per version: p50 wall time of wb.sql and
 of the raw driver, their ratio, and the client CPU per call (process time, which machine
 load disturbs least); medians with min-max over the repetitions, plus `uptime` before and
 after. The database and the account are the benchmark's own and are dropped at the end.
@@ -34,8 +35,9 @@ from _common import HOST, BenchAccount, ensure_sample, load_average, spread, wri
 REPO = Path(__file__).resolve().parents[1]
 ONE_ROW = "SELECT customer_id, name, grade FROM customers WHERE customer_id = :id"
 ONE_ROW_RAW = "SELECT customer_id, name, grade FROM customers WHERE customer_id = %s"
-CALLS = 400
+CALLS = int(os.environ.get("HWB_BENCH_CALLS", "400"))
 WARM = 100
+SEARCHES = int(os.environ.get("HWB_BENCH_SEARCHES", "200"))
 
 
 def child(source_dir: str) -> None:
@@ -84,6 +86,7 @@ def child(source_dir: str) -> None:
         raw_cpu.append(time.process_time() - cpu)
     src.close()
     raw.close()
+    search_t, search_cpu = searches(url)
     print(
         json.dumps(
             {
@@ -91,9 +94,47 @@ def child(source_dir: str) -> None:
                 "raw_p50_ms": statistics.median(raw_t) * 1000,
                 "wb_cpu_ms": statistics.fmean(wb_cpu) * 1000,
                 "raw_cpu_ms": statistics.fmean(raw_cpu) * 1000,
+                "search_p50_ms": statistics.median(search_t) * 1000,
+                "search_cpu_ms": statistics.fmean(search_cpu) * 1000,
             }
         )
     )
+
+
+def searches(url: Any) -> tuple[list[float], list[float]]:
+    """`wb.search` on the sample shop's customers (the repository's mapping, stamped as
+    this database's)."""
+    import hybridwb
+    from hybridwb.mapping.model import SOURCE_KEY
+    from hybridwb.mapping.service import source_identity
+    from hybridwb.source import Source
+
+    here = Path(tempfile.mkdtemp())
+    data = json.loads((REPO / "mappings" / "table-mappings.json").read_text(encoding="utf-8"))
+    probe = Source(url)
+    try:
+        data = {SOURCE_KEY: source_identity(probe), **data}
+    finally:
+        probe.close()
+    (here / "mappings").mkdir()
+    (here / "mappings" / "table-mappings.json").write_text(json.dumps(data), encoding="utf-8")
+    os.chdir(here)
+    wb = hybridwb.connect(source=url.render_as_string(hide_password=False))
+    try:
+        for term in ["김", "이", "17", "1234"] * 5:
+            wb.search("customers", term, limit=20)
+        wall, cpu = [], []
+        for i in range(SEARCHES):
+            # a new term each time (an id, then four digits of a phone): no statement text
+            # repeats, so no remembered verdict flatters the figure
+            term = str(i + 1) if i % 2 == 0 else f"{2000 + i:04d}"
+            started, spent = time.perf_counter(), time.process_time()
+            wb.search("customers", term, limit=20)
+            wall.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - spent)
+    finally:
+        wb.close()
+    return wall, cpu
 
 
 def export(commit: str, into: Path) -> Path:
@@ -161,6 +202,8 @@ def main() -> None:
             "added p50 ms": spread([r["wb_p50_ms"] - r["raw_p50_ms"] for r in runs], 3),
             "wb.sql client CPU per call ms": spread([r["wb_cpu_ms"] for r in runs], 3),
             "raw client CPU per call ms": spread([r["raw_cpu_ms"] for r in runs], 3),
+            "wb.search p50 ms": spread([r["search_p50_ms"] for r in runs], 3),
+            "wb.search client CPU per search ms": spread([r["search_cpu_ms"] for r in runs], 3),
         }
 
     write(
