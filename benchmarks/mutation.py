@@ -56,6 +56,7 @@ EQUIVALENT = REPO / "benchmarks" / "mutation_equivalent.json"
 MODULES: dict[str, tuple[str, list[str]]] = {
     "binds": ("hybridwb/source/binds.py", ["tests/test_binds.py"]),
     "guard": ("hybridwb/source/guard.py", ["tests/test_guard.py", "tests/test_guard_rules.py"]),
+    "verdicts": ("hybridwb/source/verdicts.py", ["tests/test_guard_verdicts.py"]),
     "grants": (
         "hybridwb/source/grants.py",
         ["tests/test_grants.py", "tests/test_readonly_grants.py"],

@@ -176,8 +176,9 @@ def test_mysqlclient_server_errors_are_one_line_hybridwb_errors(
 def test_a_query_policy_is_set_by_the_one_checkout_set(
     mysql_db: str, mysql_admin: pymysql.Connection, driver: str
 ) -> None:
-    """A lower time limit and a small cap (what every search asks for) cost no extra round
-    trip: the checkout's SET carries them, and it is the last SET before the statement."""
+    """A lower time limit and a small cap are set by the checkout's one SET, the last SET
+    before the statement (the default one sent at the previous checkin may come before it:
+    the checkout reads its reply, then sets this query's policy)."""
     marker = f"/* hwb-{uuid.uuid4().hex} */"
     src = Source(driver_url(mysql_db, driver), statement_timeout=9, pool_size=1)
     try:
@@ -189,9 +190,10 @@ def test_a_query_policy_is_set_by_the_one_checkout_set(
     mine = log.thread_of(marker)
     at = next(i for i, (_, text) in enumerate(mine) if marker in text)
     sets = [text for _, text in mine[:at] if text.startswith("SET SESSION")]
-    assert len(sets) == 1, sets
-    assert "max_statement_time = 3.000" in sets[0] and "sql_select_limit = 6" in sets[0]
-    assert "tx_read_only = 1" in sets[0]
+    assert 1 <= len(sets) <= 2, sets
+    assert all("max_statement_time = 9.000" in text for text in sets[:-1]), sets
+    assert "max_statement_time = 3.000" in sets[-1] and "sql_select_limit = 6" in sets[-1]
+    assert "tx_read_only = 1" in sets[-1]
 
 
 def test_a_checkout_policy_is_never_looser_than_the_engines() -> None:

@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -33,7 +33,9 @@ class _Page:
 
     __slots__ = ("frame", "records")
 
-    def __init__(self, frame: pd.DataFrame, records: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, frame: pd.DataFrame | Callable[[], pd.DataFrame], records: list[dict[str, Any]]
+    ) -> None:
         self.frame = frame
         self.records = records
 
@@ -50,7 +52,7 @@ class SearchResult:
         self,
         table: str,
         key: str,
-        rows: pd.DataFrame,
+        rows: pd.DataFrame | Callable[[], pd.DataFrame],
         raw_rows: list[dict[str, Any]],
         next_page: str | None,
         meta: dict[str, Any] | None = None,
@@ -65,6 +67,10 @@ class SearchResult:
 
     @property
     def rows(self) -> pd.DataFrame:
+        """The page as a DataFrame, built on first use (the widget, the CLI and targets read
+        `raw_rows` only; a page's DataFrame costs more than its query)."""
+        if callable(self._page.frame):
+            self._page.frame = self._page.frame()
         return self._page.frame
 
     @property
@@ -316,8 +322,15 @@ class SearchService:
             raw = raw[:limit]
             next_page = encode_token(name, term, raw[-1][key])
         meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
-        frame = self._frame(raw, columns, mapping)
-        return SearchResult(name, key, frame, raw, next_page, meta, _pii_labels(mapping))
+        return SearchResult(
+            name,
+            key,
+            lambda: self._frame(raw, columns, mapping),
+            raw,
+            next_page,
+            meta,
+            _pii_labels(mapping),
+        )
 
     @staticmethod
     def _frame(raw: list[dict[str, Any]], columns: list[str], mapping: Any) -> pd.DataFrame:

@@ -15,12 +15,14 @@ A driver is chosen by the URL: `mysql+pymysql://` or `mysql+mysqldb://`.
 
 from __future__ import annotations
 
+import select
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pymysql
+import pymysql.constants.COMMAND
 
 #: SQLAlchemy driver name -> the DB-API module it loads
 MODULE_OF = {"pymysql": "pymysql", "mysqldb": "MySQLdb"}
@@ -62,6 +64,54 @@ def unbuffered_cursor(raw: Any) -> Any:
         return raw.cursor(pymysql.cursors.SSCursor)
     mysqldb_cursors = sys.modules["MySQLdb.cursors"]
     return raw.cursor(mysqldb_cursors.SSCursor)
+
+
+def send_only(raw: Any, sql: str) -> bool:
+    """Write `sql` to the server without waiting for its reply; `read_reply` reads it.
+
+    The server runs the statement while the client does other work, and the reply waits in
+    the socket. False when the connection is in no state to send (closed, or a streamed
+    result still being read): nothing was sent then. Driver errors propagate."""
+    if isinstance(raw, pymysql.connections.Connection):
+        result = raw._result
+        if raw._sock is None or (
+            result is not None and (result.unbuffered_active or result.has_next)
+        ):
+            return False
+        raw._execute_command(pymysql.constants.COMMAND.COM_QUERY, sql)
+        return True
+    send = getattr(raw, "send_query", None)  # mysqlclient: mysql_send_query
+    if send is None:
+        return False
+    send(sql.encode("ascii"))  # hybridwb's own SET: ASCII
+    return True
+
+
+def read_reply(raw: Any) -> None:
+    """Read the reply to what `send_only` sent (raising the driver's error if it failed)."""
+    if isinstance(raw, pymysql.connections.Connection):
+        raw._read_query_result()
+    else:
+        raw.read_query_result()
+
+
+def quiet(raw: Any) -> bool:
+    """Nothing is waiting to be read on an idle connection (no syscall blocks: a poll with
+    no wait). A server that killed or timed out the connection has closed it (and may have
+    sent an error first), so its socket reads as ready: such a connection is replaced
+    before anything is sent on it, as the round trip of a ping would have found."""
+    if isinstance(raw, pymysql.connections.Connection):
+        sock = raw._sock
+        if sock is None:
+            return False
+        fd: Any = sock
+    else:
+        fd = raw.fileno()
+    try:
+        ready, _, _ = select.select([fd], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not ready
 
 
 def is_unbuffered(cursor: Any) -> bool:

@@ -12,7 +12,11 @@ Two layers of the read-only guarantee are enforced here, for every caller of the
   fixed `sql_mode` (the one the guard tokenizes with), and releases named locks, in one
   statement; after each statement the session is read back, and a session that server
   code (a stored function) changed is restored, or dropped when it cannot be, and the
-  statement is refused.
+  statement is refused. The checkout's SET is sent when the connection is checked *in*,
+  without waiting (the server runs it at once, while the client builds its DataFrame);
+  the checkout reads its reply before anything else runs, and sets the session itself,
+  waiting, when that SET failed, was not sent, or the checkout wants another policy. So
+  every use still starts on a session just set, at no round trip of its own.
 
 Errors on the engine (pandas, jupysql, the inspector) are hybridwb errors with a one-line,
 scrubbed message and nothing chained: the driver is called from SQLAlchemy's `do_connect` /
@@ -47,6 +51,7 @@ from hybridwb.config import scrub
 from hybridwb.errors import BindError, HybridwbError, ReadOnlyViolation
 from hybridwb.source import catalogue, drivers, guard
 from hybridwb.source.binds import only_values_differ
+from hybridwb.source.verdicts import VERDICTS
 
 _PYFORMAT = re.compile(r"%\(\w+\)s|%s")
 #: schema pragmas SQLAlchemy's inspector sends to the (query_only) SQLite sample
@@ -79,6 +84,8 @@ class SessionPolicy:
     allowed_functions: tuple[str, ...] = ()
 
     def with_query(self, timeout: float | None, select_limit: int | None) -> SessionPolicy:
+        if timeout in (None, self.timeout) and select_limit in (None, self.select_limit):
+            return self  # the common case: no new object per query
         return replace(
             self,
             timeout=self.timeout if timeout is None else timeout,
@@ -214,6 +221,8 @@ def verify_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) 
 _CHECKOUT_POLICY: ContextVar[SessionPolicy | None] = ContextVar("hybridwb_checkout", default=None)
 #: where a pooled connection's record keeps the policy its session was last set to
 SESSION_KEY = "hybridwb_session"
+#: the policy of the session SET sent at checkin whose reply the next checkout reads
+PENDING_KEY = "hybridwb_pending_set"
 
 
 @contextmanager
@@ -404,6 +413,21 @@ def _install_driver_errors(
         return True
 
 
+def _read_pending(dbapi_conn: Any) -> bool:
+    """Read the reply to the session SET sent when the connection was checked in: True when
+    it succeeded. A connection that is gone raises (the pool replaces it)."""
+    failed: BaseException | None = None
+    try:
+        drivers.read_reply(dbapi_conn)
+    except drivers.errors() as exc:
+        failed = exc
+    if failed is None:
+        return True
+    if _is_gone(failed):
+        raise failed
+    return False
+
+
 def mysql_engine(
     url: URL,
     facts: SessionFacts,
@@ -422,7 +446,8 @@ def mysql_engine(
         password = SecretStr(str(url.password))
     engine = create_engine(
         url.set(password=None),  # the password is handed over by do_connect, never kept here
-        # no pre-ping: the SET on checkout is the ping (a dead connection is replaced)
+        # no pre-ping: the session SET is the ping (a dead connection is replaced). A ping
+        # must never be added: it would read the reply of the SET sent at checkin
         pool_pre_ping=False,
         pool_recycle=1800,
         pool_size=pool_size,
@@ -430,6 +455,9 @@ def mysql_engine(
         pool_timeout=30,
         pool_reset_on_return=None,
         isolation_level="AUTOCOMMIT",
+        # every statement commits on its own: closing a Connection (pandas, jupysql) sends
+        # no ROLLBACK round trip (SQLAlchemy >= 2.0.43)
+        skip_autocommit_rollback=True,
         hide_parameters=True,
         connect_args=connect_args,
     )
@@ -463,12 +491,35 @@ def mysql_engine(
         if failed is not None:
             raise driver_error(failed, ctx, secrets)
 
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_conn: Any, record: Any) -> None:
+        # the session SET for the next checkout leaves now, without waiting for the reply:
+        # the server restores the session (and releases named locks) as soon as the
+        # connection is back, and the next checkout only reads the OK that is already there
+        record.info.pop(PENDING_KEY, None)
+        record.info.pop(SESSION_KEY, None)
+        if dbapi_conn is None:
+            return  # invalidated: the pool opens a new connection (the connect event sets it)
+        try:
+            if drivers.send_only(dbapi_conn, session_sql(facts, policy)):
+                record.info[PENDING_KEY] = policy
+        except Exception:  # the checkout then sets the session itself and waits
+            return
+
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
         wanted = stricter_or_default(policy, _CHECKOUT_POLICY.get())
+        pending = record.info.pop(PENDING_KEY, None)
         failed: BaseException | None = None
         try:
-            apply_session(dbapi_conn, facts, wanted)
+            if pending is not None and not _read_pending(dbapi_conn):
+                pending = None  # the SET sent at checkin failed: set the session now
+            if pending is not None and not drivers.quiet(dbapi_conn):
+                # closed (or spoken to) while idle in the pool: a killed or timed-out
+                # connection; the pool replaces it
+                raise DisconnectionError("source connection was closed")
+            if pending != wanted:
+                apply_session(dbapi_conn, facts, wanted)
             record.info[SESSION_KEY] = wanted
         except drivers.errors() as exc:
             failed = exc
@@ -556,23 +607,30 @@ def guard_final_text(
 
     `approved` is what `Source` already admitted (its text, tokens and binds): when the final
     text is that text, or tokenizes as it with only the binds replaced by literals, the
-    decision is the same and the parse is skipped; anything else is checked in full.
-    `whole_result` callers (pandas, jupysql) read every row at once, so a LIMIT above the cap
+    decision is the same and the parse is skipped; anything else is checked in full. Both
+    decisions are remembered by the exact final text (verdicts.py): a text sent again is
+    not tokenized again. `whole_result` callers (pandas, jupysql) read every row at once, so a LIMIT above the cap
     is refused for them."""
     if approved is not None:
         if final == approved.sql:
             return
-        try:
-            tokens = guard._DIALECT.tokenize(final)
-        except Exception:  # the full check below says what is wrong
-            tokens = []
-        if tokens and only_values_differ(
-            list(approved.checked.tokens), list(approved.binds), tokens
-        ):
+        key = ("values of", approved.sql, policy.allowed_functions, final)
+        if VERDICTS.admits(key, lambda: _values_only(final, approved)):
             return
-    checked = guard.check(final, allowed_functions=policy.allowed_functions)
+    checked = VERDICTS.check(final, policy.allowed_functions)
     if whole_result:
         refuse_large_limit(checked, policy.select_limit - 1)
+
+
+def _values_only(final: str, approved: Any) -> bool:
+    """`final` tokenizes as the approved statement with a value in place of each bind."""
+    try:
+        tokens = guard._DIALECT.tokenize(final)
+    except Exception:  # the full check says what is wrong
+        return False
+    return bool(tokens) and only_values_differ(
+        list(approved.checked.tokens), list(approved.binds), tokens
+    )
 
 
 def final_text(cursor: Any, statement: str, parameters: Any, context: Any) -> str:
@@ -673,7 +731,7 @@ def sqlite_engine(path: Path, facts: SessionFacts, *, use_guard: bool = True) ->
                 return
             refused: HybridwbError | None = None
             try:
-                guard.check(_PYFORMAT.sub("?", statement))
+                VERDICTS.check(_PYFORMAT.sub("?", statement))
             except HybridwbError as exc:
                 refused = exc
             if refused is not None:

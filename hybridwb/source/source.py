@@ -55,6 +55,7 @@ from hybridwb.source.engine import (
 from hybridwb.source.execute import run_mysql
 from hybridwb.source.querylog import QueryLog, QueryLogEntry, log_text, log_text_of
 from hybridwb.source.transpile import expand_lists, to_sqlite
+from hybridwb.source.verdicts import VERDICTS
 
 #: statements the guard admitted, remembered by text
 PREPARED_STATEMENTS = 512
@@ -304,12 +305,12 @@ class Source:
             with self._lock:
                 hit = self._prepared.get(query)
             if hit is not None:
-                return dataclasses.replace(hit, cap=cap)
+                return hit if hit.cap == cap else dataclasses.replace(hit, cap=cap)
         try:
             text_ = guard.check_text(query)
             tokens = None
             if self.use_guard:
-                checked = guard.check(text_, allowed_functions=self.allowed_functions)
+                checked = VERDICTS.check(text_, self.allowed_functions)
                 tokens = list(checked.tokens)
             else:
                 checked = guard.Checked(text_, exp.Command(this=text_), "raw", ())

@@ -1,0 +1,239 @@
+"""What one read costs on the wire, and that the read-only session survives the savings.
+
+A read on a pooled connection waits for one reply: the session SET for the next use is sent
+when the connection is checked in, without waiting, and the checkout reads its reply (which
+is already there). No ping, no ROLLBACK. The session is still set before every use: these
+tests make a pooled session writable behind hybridwb's back (a raw DB-API cursor, a killed
+connection, a SET that fails) and then try to write through a Source whose guard is OFF,
+so only the session stands in the way.
+
+Oracles: the server's own per-session counters (information_schema.SESSION_STATUS), the
+rows of the table counted by root, and @@session values read on the raw connection.
+Everything runs in a private `hybridwb_rt_<random>` database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+from collections.abc import Iterator
+
+import pandas as pd
+import pymysql
+import pytest
+from sqlalchemy.engine import URL
+
+from hybridwb.errors import HybridwbError
+from hybridwb.source import Source, drivers
+from tests.conftest import MYSQL_HOST, MYSQL_PORT
+
+pytestmark = pytest.mark.mysql
+
+COUNTERS = (
+    "SELECT VARIABLE_NAME AS k, VARIABLE_VALUE AS v FROM information_schema.SESSION_STATUS "
+    "WHERE VARIABLE_NAME IN ('COM_SELECT', 'COM_SET_OPTION', 'COM_ADMIN_COMMANDS', "
+    "'COM_ROLLBACK', 'COM_COMMIT', 'QUESTIONS')"
+)
+DRIVERS = ["pymysql", "mysqldb"]
+
+
+def _root() -> pymysql.Connection:
+    return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", autocommit=True)
+
+
+@pytest.fixture
+def db() -> Iterator[str]:
+    name = f"hybridwb_rt_{secrets.token_hex(4)}"
+    conn = _root()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+        cur.execute(f"CREATE TABLE `{name}`.t (a INT) ENGINE=InnoDB")
+        cur.execute(f"INSERT INTO `{name}`.t VALUES (1), (2)")
+    try:
+        yield name
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+def _url(db: str, driver: str) -> URL:
+    """root: a WRITABLE account, so only hybridwb's layers stand between a statement and a
+    write."""
+    return URL.create(
+        f"mysql+{driver}", username="root", host=MYSQL_HOST, port=MYSQL_PORT, database=db
+    )
+
+
+def _rows(db: str) -> int:
+    conn = _root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM `{db}`.t")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _unguarded(db: str, driver: str) -> Source:
+    """One pooled connection, guard off: layer (b), the session, on its own."""
+    return Source(_url(db, driver), use_guard=False, pool_size=1, max_overflow=0)
+
+
+def _make_writable(src: Source, how: str) -> None:
+    """Change the pooled connection's session with no hybridwb code on the statement."""
+    raw = src.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute(how)
+        cur.execute("SET SESSION max_statement_time = 0")
+        cur.execute("SELECT @@session.tx_read_only, @@session.max_statement_time")
+        assert tuple(int(v) for v in cur.fetchone()) == (0, 0)  # it really is writable
+        cur.close()
+    finally:
+        raw.close()  # back to the pool, writable
+
+
+def _write_is_refused(src: Source, db: str) -> None:
+    before = _rows(db)
+    with pytest.raises(HybridwbError, match="(?i)read.only|READ ONLY"):
+        src.sql("INSERT INTO t VALUES (99)")
+    assert _rows(db) == before
+
+
+WRITABLE = [
+    "SET SESSION TRANSACTION READ WRITE",
+    "SET SESSION tx_read_only = 0",
+]
+
+
+def _counters(src: Source) -> dict[str, int]:
+    return {r["k"]: int(r["v"]) for r in src.records(COUNTERS)}
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_read_sets_the_session_once_and_never_pings_or_rolls_back(db: str, driver: str) -> None:
+    src = Source(_url(db, driver), pool_size=1, max_overflow=0)
+    try:
+        src.sql("SELECT a FROM t WHERE a = :a", {"a": 1})
+        before = _counters(src)
+        for i in range(20):
+            src.sql("SELECT a FROM t WHERE a = :a", {"a": i})
+        after = _counters(src)
+    finally:
+        src.close()
+    delta = {k: after[k] - before[k] for k in after}
+    # 20 reads and the counters' own read; one session SET before each use
+    assert delta["COM_SELECT"] == 21
+    assert delta["COM_SET_OPTION"] == 21
+    assert delta["COM_ADMIN_COMMANDS"] == 0  # no ping
+    assert delta["COM_ROLLBACK"] == 0 and delta["COM_COMMIT"] == 0
+    assert delta["QUESTIONS"] == 42
+
+
+def test_pandas_on_the_engine_sends_no_rollback(db: str) -> None:
+    src = Source(_url(db, "pymysql"), pool_size=1, max_overflow=0)
+    try:
+        before = _counters(src)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas: an engine it does not test against
+            for _ in range(5):
+                pd.read_sql("SELECT a FROM t", src.engine)
+        after = _counters(src)
+    finally:
+        src.close()
+    assert after["COM_ROLLBACK"] == before["COM_ROLLBACK"]
+    assert after["COM_ADMIN_COMMANDS"] == before["COM_ADMIN_COMMANDS"]
+
+
+@pytest.mark.parametrize("how", WRITABLE, ids=["transaction-read-write", "tx_read_only-0"])
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_pooled_session_made_writable_is_read_only_at_its_next_use(
+    db: str, driver: str, how: str
+) -> None:
+    src = _unguarded(db, driver)
+    try:
+        src.sql("SELECT a FROM t")
+        _make_writable(src, how)
+        _write_is_refused(src, db)
+        seen = src.sql("SELECT @@session.tx_read_only AS ro, @@session.max_statement_time AS t")
+    finally:
+        src.close()
+    assert (int(seen["ro"].iloc[0]), float(seen["t"].iloc[0])) == (1, 30.0)
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_connection_killed_while_pooled_is_replaced_and_read_only(db: str, driver: str) -> None:
+    src = Source(_url(db, driver), pool_size=1, max_overflow=0)
+    root = _root()
+    try:
+        killed = int(src.sql("SELECT CONNECTION_ID() AS id")["id"].iloc[0])
+        with root.cursor() as cur:
+            cur.execute(f"KILL {killed}")
+        # the next statement names a table (the view list is read first, on the engine)
+        assert sorted(src.sql("SELECT a FROM t")["a"]) == [1, 2]
+        seen = src.sql(
+            "SELECT CONNECTION_ID() AS id, @@session.tx_read_only AS ro, "
+            "@@session.max_statement_time AS t"
+        ).iloc[0]
+        assert int(seen["id"]) != killed
+        assert (int(seen["ro"]), float(seen["t"])) == (1, 30.0)
+    finally:
+        root.close()
+        src.close()
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_the_engine_gets_a_new_connection_for_one_killed_while_pooled(db: str, driver: str) -> None:
+    src = Source(_url(db, driver), pool_size=1, max_overflow=0)
+    root = _root()
+    try:
+        killed = int(src.sql("SELECT CONNECTION_ID() AS id")["id"].iloc[0])
+        with root.cursor() as cur:
+            cur.execute(f"KILL {killed}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas: an engine it does not test against
+            frame = pd.read_sql("SELECT @@session.tx_read_only AS ro, a FROM t", src.engine)
+    finally:
+        root.close()
+        src.close()
+    assert frame["ro"].tolist() == [1, 1] and sorted(frame["a"]) == [1, 2]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_session_set_that_failed_at_checkin_is_sent_again_and_waited_for(
+    db: str, driver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SET sent at checkin fails on the server (here: an unknown variable); the next
+    checkout reads that error and sets the session itself before anything runs."""
+    src = _unguarded(db, driver)
+    try:
+        src.sql("SELECT a FROM t")
+        real = drivers.send_only
+        monkeypatch.setattr(
+            drivers, "send_only", lambda raw, sql: real(raw, "SET SESSION hwb_no_such_var = 1")
+        )
+        _make_writable(src, "SET SESSION tx_read_only = 0")
+        monkeypatch.setattr(drivers, "send_only", real)
+        _write_is_refused(src, db)
+    finally:
+        src.close()
+
+
+def test_a_checkout_that_wants_another_policy_still_starts_from_a_set_session(db: str) -> None:
+    """A query's own time limit and cap are set by a SET the checkout waits for, after the
+    reply of the one sent at checkin (read, so the replies never go out of step)."""
+    src = Source(_url(db, "pymysql"), pool_size=1, max_overflow=0, statement_timeout=9)
+    try:
+        src.sql("SELECT a FROM t")
+        for _ in range(3):
+            got = src.sql(
+                "SELECT @@session.max_statement_time AS t, @@session.sql_select_limit AS n",
+                timeout=2,
+                limit=5,
+            )
+            assert (float(got["t"].iloc[0]), int(got["n"].iloc[0])) == (2.0, 6)
+            plain = src.sql("SELECT @@session.max_statement_time AS t, 1 AS one")
+            assert float(plain["t"].iloc[0]) == 9.0
+    finally:
+        src.close()
