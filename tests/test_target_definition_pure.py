@@ -27,6 +27,7 @@ ALL_OPS = (
     "eq, ne, in, not_in, gt, gte, lt, lte, between, prefix, is_null, not_null, "
     "within_last, within_next, older_than"
 )
+AGGREGATE_OPS = "eq, ne, gt, gte, lt, lte, between"
 EQ = {"field": "grade", "op": "eq", "value": "VIP"}
 COUNT = {"aggregate": "count", "relation": "payment", "op": "gt", "value": 1}
 TOP = "target.(top level): "
@@ -112,6 +113,21 @@ TOP = "target.(top level): "
             "where",
         ),
         (
+            {"where": {**COUNT, "op": "like"}},
+            f"target.where.op: must be one of {AGGREGATE_OPS}.",
+            "where.op",
+        ),
+        (  # a condition operator is not an aggregate operator: the list says which are
+            {"where": {"all": [{**COUNT, "op": "within_last"}]}},
+            f"target.where.all.0.op: must be one of {AGGREGATE_OPS}.",
+            "where.all.0.op",
+        ),
+        (  # a condition inside an aggregate's where takes condition operators
+            {"where": {**COUNT, "where": {"field": "amount", "op": "bogus"}}},
+            f"target.where.where.op: must be one of {ALL_OPS}.",
+            "where.where.op",
+        ),
+        (
             {"where": {**COUNT, "within_last": {"days": 1, "hours": 2}}},
             "target.where.within_last: give exactly one of 'days' or 'hours'.",
             "where.within_last",
@@ -177,6 +193,9 @@ TOP = "target.(top level): "
         "sum-without-field",
         "aggregate-without-relation",
         "unknown-aggregate",
+        "unknown-aggregate-operator",
+        "condition-operator-on-an-aggregate",
+        "unknown-operator-in-an-aggregates-where",
         "span-days-and-hours",
         "span-neither",
         "span-zero",

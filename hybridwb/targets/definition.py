@@ -51,6 +51,7 @@ Op = Literal[
     "within_next",
     "older_than",
 ]
+AggregateOp = Literal["eq", "ne", "gt", "gte", "lt", "lte", "between"]
 RELATIVE = {"within_last", "within_next", "older_than"}
 _COMPARE = {"eq", "ne", "in", "not_in", "is_null", "not_null"}
 _ORDER = {"gt", "gte", "lt", "lte", "between"}
@@ -111,7 +112,7 @@ class Aggregate(_M):
     aggregate: Literal["count", "sum", "min", "max", "avg"]
     relation: str = Field(min_length=1)
     field: str | None = None  # not needed for count
-    op: Literal["eq", "ne", "gt", "gte", "lt", "lte", "between"]
+    op: AggregateOp
     value: Any
     where: Node | None = None
     within_last: Span | None = None
@@ -214,7 +215,12 @@ def parse(data: Any) -> TargetDefinition:
         return TargetDefinition.model_validate(data)
     except PydanticError as exc:
         path, msg = first_error(exc)
-        path = ".".join(p for p in path.split(".") if p not in _TAGS)
+        parts = path.split(".")
+        path = ".".join(p for p in parts if p not in _TAGS)
         if "must be" in msg and path.endswith("op"):
-            msg = "must be one of " + ", ".join(get_args(Op))
+            # the node the op belongs to is the last tag on the path (a condition inside an
+            # aggregate's `where` takes condition operators)
+            node = next((p for p in reversed(parts) if p in _TAGS), "condition")
+            ops = get_args(AggregateOp) if node == "aggregate" else get_args(Op)
+            msg = "must be one of " + ", ".join(ops)
         raise ValidationError(f"target.{path or '(top level)'}: {msg}.", path=path) from None
