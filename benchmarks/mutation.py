@@ -19,6 +19,7 @@ fresh pytest per mutant (about 10 s here, mostly imports), which made a full run
     python benchmarks/mutation.py --reclassify    # apply new equivalence reasons, no re-run
     MUTATION_RETRY=1 python benchmarks/mutation.py guard   # re-run only the recorded survivors
     MUTATION_BUDGET=1800 python benchmarks/mutation.py guard   # stop after 30 min: partial
+    kill -USR1 <pid>        # stop after the current mutant and record what was run: partial
 
 Mutants run in a stride order over the file, so a run cut short by the budget is recorded as
 `partial` with a sample of the whole module and the untested count.
@@ -43,6 +44,7 @@ import re
 import select
 import signal
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -473,7 +475,7 @@ def run_module(name: str) -> dict[str, Any]:
     if code != 0:
         return {"path": rel, "tests": tests, "error": f"the control run failed (exit {code})"}
     for mutant in order:
-        if time.monotonic() - started > time_budget:
+        if time.monotonic() - started > time_budget or _STOP.is_set():
             break
         tested += 1  # noqa: SIM113 (the loop may stop early on the budget)
         match = next(
@@ -560,6 +562,11 @@ def run_module(name: str) -> dict[str, Any]:
     }
 
 
+#: set by SIGUSR1: the module being run stops after its current mutant and is recorded as
+#: `partial` (a deadline that comes before the budget is spent)
+_STOP = threading.Event()
+
+
 def _warm_up() -> None:
     """Import every hybridwb module and what pytest imports late (pdb), so the libraries they
     use are loaded once here and not again in each child."""
@@ -624,6 +631,7 @@ def main(argv: list[str]) -> int:
         return 2
     with contextlib.suppress(OSError):
         os.nice(19)
+    signal.signal(signal.SIGUSR1, lambda *_: _STOP.set())
     # bytecode of the unchanged modules and pytest's rewritten tests is cached (a child would
     # otherwise compile ~50 modules again); the mutant is compiled from memory, never cached
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
