@@ -87,12 +87,15 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "hybridwb/platform/campaigns.py",
         ["tests/test_run_locks.py", "tests/test_runner_state.py", "tests/test_campaigns.py"],
     ),
+    # tests/test_runner_run.py runs `Runner.run` around a stand-in for papermill (a second a
+    # test); the real kernels of tests/test_runner_state.py run the same path, and the slow
+    # tier (tests/test_run_feedback.py: progress, cell time limits) is left to `make test`
     "workflows.runner": (
         "hybridwb/workflows/runner.py",
         [
+            "tests/test_runner_run.py",
             "tests/test_runner_state.py",
             "tests/test_run_locks.py",
-            "tests/test_run_feedback.py",
             "tests/test_campaigns.py",
         ],
     ),
@@ -103,8 +106,6 @@ FAST = "not mysql and not postgres and not slow and not browser and not faults a
 #: shared server; a session database per child, dropped after)
 MARKERS: dict[str, str] = {
     "platform.campaigns": "not mysql and not slow and not browser and not faults and not secrets",
-    # the cell time limit is proven by real kernels (tests/test_run_feedback.py, `slow`)
-    "workflows.runner": "not mysql and not postgres and not browser and not faults and not secrets",
 }
 GOAL = 0.90
 #: plugins are not auto-loaded (nbval, faker, anyio cost a second per child); pytest_timeout is
