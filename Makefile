@@ -75,9 +75,10 @@ typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
 # Not part of `make test`: mutates the modules that carry guarantees and runs the fast tests
-# that cover each mutant (pure and SQLite; platform.campaigns with its PostgreSQL tests and
-# workflows.runner with its real-kernel tests); scores go to
-# benchmarks/results/mutation.json. MODULES="guard binds" limits the run.
+# that cover each mutant (pure and SQLite; platform.campaigns with its PostgreSQL tests;
+# workflows.runner with a papermill stand-in and the tiny real-kernel runs); scores go to
+# benchmarks/results/mutation.json. MODULES="guard binds" limits the run; `kill -USR1` on
+# the script stops it after the current mutant and records what ran (partial).
 mutation: $(VENV)/.dev
 	$(BIN)/python benchmarks/mutation.py $(MODULES)
 
