@@ -335,3 +335,100 @@ def test_a_refused_run_leaves_the_stale_marking_undone(
     with pytest.raises(RunRefused):
         _runner(store, tmp_path).run("weekly", progress=False)
     assert oracle.one("SELECT status FROM workflow_runs") == "running"
+
+
+# -- the recipient lock: one batch at a time under a global frequency cap -------------------
+
+
+def _held_elsewhere(oracle: Oracle, database: Any) -> bool:
+    """Whether the recipient lock is held, seen from outside the code: PostgreSQL's
+    pg_locks (an advisory lock), or a non-blocking flock on SQLite's lock file."""
+    import fcntl
+
+    if oracle.postgres:
+        return bool(
+            oracle.one(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+        )
+    with open(f"{database}.recipients.lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def test_the_recipient_lock_is_exclusive_while_held_and_free_after(
+    store: Store, oracle: Oracle
+) -> None:
+    import threading
+    import time
+
+    database = store.backend.engine.url.database
+    c = Campaigns(store.backend)
+    other = Campaigns(store.backend)
+    entered = threading.Event()
+
+    def contender() -> None:
+        with other.recipient_lock("hybridwb:recipients:sms"):
+            entered.set()
+
+    with c.recipient_lock("hybridwb:recipients:sms"):
+        assert _held_elsewhere(oracle, database)
+        thread = threading.Thread(target=contender)
+        thread.start()
+        time.sleep(0.5)
+        assert not entered.is_set(), "a second holder entered while the lock was held"
+    assert entered.wait(10), "the lock was not given up"
+    thread.join(10)
+    assert not _held_elsewhere(oracle, database)
+
+
+def test_a_recipient_lock_is_released_when_its_block_raises(store: Store, oracle: Oracle) -> None:
+    c = Campaigns(store.backend)
+    with pytest.raises(RuntimeError), c.recipient_lock("hybridwb:recipients:sms"):
+        raise RuntimeError("boom")
+    assert not _held_elsewhere(oracle, store.backend.engine.url.database)
+
+
+@pytest.mark.postgres
+def test_recipient_locks_of_two_channels_do_not_block_each_other(pg_db: Any) -> None:
+    import threading
+
+    from hybridwb.platform.backend import SqlBackend
+
+    _stores._empty_pg(pg_db)
+    st = Store(SqlBackend(pg_db))
+    try:
+        c = Campaigns(st.backend)
+        entered = threading.Event()
+
+        def other_channel() -> None:
+            with Campaigns(st.backend).recipient_lock("hybridwb:recipients:email"):
+                entered.set()
+
+        with c.recipient_lock("hybridwb:recipients:sms"):
+            thread = threading.Thread(target=other_channel)
+            thread.start()
+            assert entered.wait(10), "another channel's lock waited for this one"
+        thread.join(10)
+    finally:
+        st.close()
+
+
+def test_an_in_memory_store_takes_no_file_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.engine import URL
+
+    from hybridwb.platform.backend import SqlBackend
+
+    monkeypatch.chdir(tmp_path)
+    for database in (":memory:", "file::memory:?cache=shared"):
+        c = Campaigns(SqlBackend(URL.create("sqlite", database=database)))
+        with c.recipient_lock("hybridwb:recipients:sms"):
+            pass
+    assert list(tmp_path.iterdir()) == []
