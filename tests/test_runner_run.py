@@ -14,6 +14,7 @@ each mutant of the runner costs a second, not a kernel start.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import uuid
@@ -385,4 +386,16 @@ def test_a_store_gone_at_the_end_keeps_the_status_on_disk(
     )
     kept = list((runner.settings.home / "pending-runs").glob("*.json"))
     assert [p.stem for p in kept] == [str(final["id"])]
+    fields = json.loads(kept[0].read_text(encoding="utf-8"))
+    assert (fields["status"], fields["error"]) == ("failed", "RuntimeError: boom")
     assert oracle.rows("SELECT status FROM workflow_runs") == [("queued",)]
+    # a notebook that went well: what is kept is the store's error
+    notebook.error = None
+    second = runner.run("봄 세일", progress=False)
+    fields = json.loads(
+        (runner.settings.home / "pending-runs" / f"{second['id']}.json").read_text(encoding="utf-8")
+    )
+    assert (fields["status"], fields["error"]) == ("failed", "connection refused")
+    assert second["error"] == (
+        " (the store is unreachable: connection refused; the status is written by the next command)"
+    )
