@@ -14,7 +14,9 @@ each mutant of the runner costs a second, not a kernel start.
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import sys
 import threading
 import uuid
@@ -40,6 +42,7 @@ from hybridwb.workflows.runner import Runner, RunRefused
 
 ME = this_owner()
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+MESSAGE = "#{이름}님, 봄 세일이 시작됩니다"
 
 
 class Notebook:
@@ -96,20 +99,24 @@ def notebook(
     monkeypatch.setattr(papermill, "execute_notebook", fake)
     own = tmp_path / "own.ipynb"
     own.write_text("{}")
-    runner.store.workflows.create(name="봄 세일", notebook=str(own))
+    runner.store.workflows.create(
+        name="봄 세일", notebook=str(own), message_config={"content": MESSAGE}
+    )
     return fake
 
 
 def send_two(store: Store) -> Any:
-    """The notebook's work: two frozen targets, both sent, under the run's lock."""
+    """The notebook's work: three frozen targets, two sent and one excluded, under the
+    run's lock."""
 
     def body(params: dict[str, Any]) -> None:
         c = Campaigns(store.backend)
         run, wf, owner = params["run_id"], params["workflow"], params["owner"]
-        c.freeze(run, [[("a", "01012340001"), ("b", "01012340002")]])
+        c.freeze(run, [[("a", "01012340001"), ("b", "01012340002"), ("c", "01012340003")]])
         written = c.write_batch(
-            run, wf, owner, records=[("a", "r", "m"), ("b", "r", "m")], channel="o", skips=[]
-        )
+            run, wf, owner, records=[("a", "r", "m"), ("b", "r", "m")], channel="o",
+            skips=[("c", "cap")],
+        )  # fmt: skip
         assert written is not False
 
     return body
@@ -149,14 +156,23 @@ def test_a_run_passes_its_parameters_and_works_under_its_lock(
     # after: the truth from the rows, the lock freed, the heartbeat stopped
     assert oracle.rows(
         "SELECT status, error, dry_run, target_count, sent_count, skipped_count FROM workflow_runs"
-    ) == [("succeeded", None, 0, 2, 2, 0)]
+    ) == [("succeeded", None, 0, 3, 2, 1)]
     assert final["status"] == "succeeded"
     assert oracle.rows("SELECT owner, trigger FROM run_state") == [(ME, "schedule")]
     assert oracle.one("SELECT COUNT(*) FROM run_locks") == 0
     assert runner.store.runs.get(run)["parameters"] == {"greeting": "hi", "limit": 3}
     assert not any(t.name == "hybridwb-heartbeat" and t.is_alive() for t in threading.enumerate())
     html = tmp_path / "reports" / "봄-세일" / f"{run}.html"
-    assert final["report_path"] == str(html) and html.is_file()
+    assert final["report_path"] == str(html)
+    # the report shows the message as written and offers the exclusions (masked) for download
+    report = html.read_text(encoding="utf-8")
+    assert f'<pre class="template">{MESSAGE}</pre>' in report
+    link = re.search(
+        r'download="([^"]+)" href="data:text/csv;charset=utf-8;base64,([^"]+)"', report
+    )
+    assert link and link.group(1) == f"{run}-exclusions.csv"
+    csv = base64.b64decode(link.group(2)).decode("utf-8")
+    assert "c," in csv and "cap" in csv and "01012340003" not in csv
 
 
 def test_without_now_the_stored_parameter_is_passed_and_a_dry_run_says_so(
