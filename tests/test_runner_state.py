@@ -312,6 +312,22 @@ def test_seen_adds_up_history_per_recipient(
     assert c.seen([], a, r2, None, None) == []
 
 
+def test_seen_counts_a_record_made_exactly_at_the_window_start(
+    store: Store, oracle: Oracle
+) -> None:
+    """The windows include their start: a record of another workflow made at the very
+    instant the cap window (or the cool-down) opens counts."""
+    c = Campaigns(store.backend)
+    a, r1 = workflow_with_run(store, "a")
+    b, r2 = workflow_with_run(store, "b")
+    start = datetime(2026, 3, 1, 9, 0, 0, 123456, tzinfo=UTC)
+    c.write_batch(r2, b, None, records=[("k", "p5", "m")], channel="o", skips=[])
+    oracle.execute("UPDATE send_records SET created_at = ?", db_time(oracle, start))
+    assert c.seen(["p5"], a, r1, None, start) == [("p5", 0, 0, 0, 1)]
+    assert c.seen(["p5"], a, r1, None, start + timedelta(microseconds=1)) == []
+    assert c.seen(["p5"], b, r1, start, None) == [("p5", 0, 1, 1, 0)]
+
+
 def test_window_start_and_run_ids() -> None:
     at = datetime(2026, 3, 1, 12, 0)
     assert window_start(at, None) is None and window_start(at, 0) is None
@@ -544,6 +560,7 @@ def test_the_heartbeat_thread_beats_until_stopped(
         ("keep_under-score", "keep_under-score"),
         ("--x--", "x"),
         ("///", "workflow"),
+        ("X-mas sale X", "X-mas-sale-X"),
         ("", "workflow"),
     ],
     ids=[
@@ -553,6 +570,7 @@ def test_the_heartbeat_thread_beats_until_stopped(
         "underscore",
         "edges",
         "only-slashes",
+        "x-at-the-edges",
         "empty",
     ],
 )
