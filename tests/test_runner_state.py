@@ -212,6 +212,15 @@ def test_pending_reads_frozen_targets_after_a_seq_without_done_ones(store: Store
     assert c.pending(uuid.uuid4(), 0, 3) == ([], 0)
 
 
+def test_pending_leaves_out_a_done_target_at_either_end_of_the_range(store: Store) -> None:
+    c, wf, run = frozen(store)
+    c.write_batch(run, wf, None, records=[("c", "r", "m")], channel="o", skips=[("d", "x")])
+    rows, last = c.pending(run, 0, 3)  # seqs 1-3: c, the last, is done
+    assert [r["target_key"] for r in rows] == ["a", "b"] and last == 3
+    rows, last = c.pending(run, 3, 1)  # seq 4 alone: d, first and last, is excluded
+    assert rows == [] and last == 4
+
+
 def test_pending_of_a_run_ignores_another_runs_records(store: Store) -> None:
     c, wf, run = frozen(store, "ab")
     other = store.runs.create(wf)["id"]
@@ -338,6 +347,23 @@ def test_window_start_and_run_ids() -> None:
 
 
 # -- the runner's view: stale runs, final status, finishing ----------------------------------
+
+
+@pytest.mark.parametrize(("age", "stale"), [(119.0, False), (120.6, True)])
+def test_a_heartbeat_silent_past_two_minutes_makes_a_run_stale_by_default(
+    store: Store, oracle: Oracle, tmp_path: Path, age: float, stale: bool
+) -> None:
+    """The default threshold is 120 s (a holder on another host is never presumed dead)."""
+    wf, run = workflow_with_run(store)
+    store.runs.update(run, status="running")
+    Campaigns(store.backend).acquire(wf, run, "otherhost:9", 120)
+    oracle.execute(
+        "UPDATE run_locks SET heartbeat_at = ?",
+        db_time(oracle, datetime.now(UTC) - timedelta(seconds=age)),
+    )
+    marked = Runner(load_settings(tmp_path, {}), store).mark_stale()
+    assert [str(r["id"]) for r in marked] == ([str(run)] if stale else [])
+    assert oracle.one("SELECT status FROM workflow_runs") == ("stale" if stale else "running")
 
 
 def test_stale_runs_are_active_runs_without_a_live_lock(store: Store, oracle: Oracle) -> None:
