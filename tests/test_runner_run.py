@@ -194,7 +194,7 @@ def test_in_a_terminal_the_kernels_output_passes_through(
     runner: Runner, notebook: Notebook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(runner_module, "in_notebook", lambda: False)
-    runner.run("봄 세일", progress=True)
+    runner.run("봄 세일")  # progress is on by default
     [call] = notebook.calls
     assert call["stdout_file"] is sys.stdout and call["stderr_file"] is sys.stderr
 

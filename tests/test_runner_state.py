@@ -388,6 +388,13 @@ def test_stale_runs_are_active_runs_without_a_live_lock(store: Store, oracle: Or
     )
     expected = {str(runs[n]) for n in ("lost", "old", "was")}
     assert {str(r["id"]) for r in stale_runs(store, 120)} == expected
+    # a run marked stale stays stale even if a live lock names it (it is resumed, not revived)
+    c.release(wf, runs["live"])
+    c.acquire(wf, runs["was"], ME, 120)
+    revived = {str(runs[n]) for n in ("live", "lost", "old", "was")}
+    assert {str(r["id"]) for r in stale_runs(store, 120)} == revived
+    c.release(wf, runs["was"])
+    c.acquire(wf, runs["live"], ME, 120)
     assert {str(r["id"]) for r in stale_runs(store, 600)} == {str(runs[n]) for n in ("lost", "was")}
     marked = Runner(load_settings(Path.cwd(), {}), store).mark_stale(120)
     assert {str(r["id"]) for r in marked} == expected
@@ -550,6 +557,7 @@ def test_template_text_is_the_library_template_or_the_workflows_own(store: Store
     store.templates.create(name="t1", content="#{이름}님 안녕하세요")
     assert template_text(store, {"message_config": {"template": "t1"}}) == "#{이름}님 안녕하세요"
     assert template_text(store, {"message_config": {"content": "직접 쓴 글"}}) == "직접 쓴 글"
+    assert template_text(store, {"message_config": {"content": ""}}) == ""
 
 
 def test_the_heartbeat_thread_beats_until_stopped(
