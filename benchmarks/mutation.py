@@ -18,6 +18,7 @@ fresh pytest per mutant (about 10 s here, mostly imports), which made a full run
     python benchmarks/mutation.py guard binds     # some
     python benchmarks/mutation.py --reclassify    # apply new equivalence reasons, no re-run
     MUTATION_RETRY=1 python benchmarks/mutation.py guard   # re-run only the recorded survivors
+    MUTATION_CONTINUE=1 python benchmarks/mutation.py guard   # run what a partial run left
     MUTATION_BUDGET=1800 python benchmarks/mutation.py guard   # stop after 30 min: partial
     kill -USR1 <pid>        # stop after the current mutant and record what was run: partial
 
@@ -456,7 +457,14 @@ def run_module(name: str) -> dict[str, Any]:
     original = path.read_text()
     found = mutants(path)
     previous: dict[str, Any] | None = None
-    if os.environ.get("MUTATION_RETRY"):
+    carried: dict[str, Any] | None = None
+    if os.environ.get("MUTATION_CONTINUE"):
+        # a partial record of this same source: run the mutants it left untested (the
+        # stride order below is fixed, so those are the last `untested` of it)
+        carried = json.loads(RESULTS.read_text())["modules"][name]
+        if carried.get("mutants") != len(found):
+            return {"path": rel, "tests": tests, "error": "the source changed since that run"}
+    elif os.environ.get("MUTATION_RETRY"):
         # run again only the mutants the last record left alive (after new tests)
         previous = json.loads(RESULTS.read_text())["modules"][name]
         alive = {(r["original"], r["mutated"]) for r in previous["survivors"]}
@@ -465,6 +473,8 @@ def run_module(name: str) -> dict[str, Any]:
     # part of the module, not just its first lines
     stride = 7
     order = [found[i] for k in range(stride) for i in range(k, len(found), stride)]
+    if carried is not None:
+        order = order[len(order) - (carried.get("untested") or 0) :]
     time_budget = float(os.environ.get("MUTATION_BUDGET", "inf"))
     tested = 0
     stale = _importers(module_name)
@@ -478,7 +488,7 @@ def run_module(name: str) -> dict[str, Any]:
     for mutant in order:
         if time.monotonic() - started > time_budget or _STOP.is_set():
             break
-        tested += 1  # noqa: SIM113 (the loop may stop early on the budget)
+        tested += 1
         match = next(
             (
                 i
@@ -530,6 +540,12 @@ def run_module(name: str) -> dict[str, Any]:
             )
         if os.environ.get("MUTATION_VERBOSE"):
             print(f"    {mutant['line']:4d} {status:10s} {mutant['mutated'][:80]}", flush=True)
+    if carried is not None:  # the earlier run's verdicts stand for the mutants it ran
+        for key in ("killed", "timeout", "survived", "no_tests", "equivalent"):
+            counts[key] += carried[key]
+        survivors += carried.get("survivors", [])
+        equivalent_rows += carried.get("equivalent_mutants", [])
+        tested += carried["mutants"] - (carried.get("untested") or 0)
     if previous is not None:  # the earlier verdicts stand for the mutants not run again
         for key in ("killed", "timeout", "equivalent"):
             counts[key] += previous[key]

@@ -184,6 +184,7 @@ def test_without_now_the_stored_parameter_is_passed_and_a_dry_run_says_so(
     [call] = notebook.calls
     assert call["parameters"]["now"] == "2026-01-02T03:04:05+00:00"
     assert call["parameters"]["dry_run"] is True and call["parameters"]["limit"] is None
+    assert call["execution_timeout"] == 3600  # an hour a cell unless told otherwise
     # a dry run writes no records: its rendered targets stay pending and it succeeds
     assert oracle.rows("SELECT dry_run, status FROM workflow_runs") == [(1, "succeeded")]
     assert final["status"] == "succeeded"
@@ -217,7 +218,7 @@ def test_in_a_notebook_a_live_bar_follows_and_the_report_is_linked(
 
     monkeypatch.setattr(runner_module, "RunProgress", Bar)
     monkeypatch.setattr(
-        runner_module, "show_report_link", lambda path, status: events.append((path, status))
+        runner_module, "show_report_link", lambda path, status, **_: events.append((path, status))
     )
     final = runner.run("봄 세일", progress=True)
     [call] = notebook.calls
