@@ -20,6 +20,7 @@ from _stores import Oracle, workflow_with_run
 
 from hybridwb.config import load_settings
 from hybridwb.errors import StoreError, ValidationError
+from hybridwb.platform import campaigns as campaigns_module
 from hybridwb.platform.campaigns import (
     Campaigns,
     as_utc,
@@ -241,6 +242,16 @@ def test_the_rest_backend_cannot_hold_runs() -> None:
 
 def test_this_owner_is_host_and_pid() -> None:
     assert this_owner() == f"{socket.gethostname()}:{os.getpid()}"
+
+
+def test_a_process_of_another_user_is_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kill(pid, 0) answers EPERM for a live process this user may not signal."""
+
+    def not_yours(pid: int, sig: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(campaigns_module.os, "kill", not_yours)
+    assert owner_alive(f"{HOST}:4242") is True
 
 
 @pytest.mark.parametrize(

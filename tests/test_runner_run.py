@@ -387,6 +387,17 @@ def test_the_heartbeat_beats_while_the_notebook_works(
     assert beats == [True]
 
 
+class _QuietBar:
+    def __init__(self, *_a: Any) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 def test_a_store_gone_at_the_end_keeps_the_status_on_disk(
     runner: Runner, oracle: Oracle, notebook: Notebook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,7 +406,16 @@ def test_a_store_gone_at_the_end_keeps_the_status_on_disk(
 
     notebook.error = RuntimeError("boom")
     monkeypatch.setattr(Campaigns, "counts", gone)
-    final = runner.run("봄 세일", progress=False)
+    # in a notebook: the link names the report the run would have written
+    monkeypatch.setattr(runner_module, "in_notebook", lambda: True)
+    monkeypatch.setattr(runner_module, "RunProgress", _QuietBar)
+    links: list[Any] = []
+    monkeypatch.setattr(
+        runner_module, "show_report_link", lambda path, status, **_: links.append((path, status))
+    )
+    final = runner.run("봄 세일")
+    assert links == [(Path(notebook.calls[0]["output"]).with_suffix(".html"), "failed")]
+    assert str(final["workflow_id"]) == str(runner.store.workflows.get("봄 세일")["id"])
     assert final["status"] == "failed"
     assert final["error"] == (
         "RuntimeError: boom (the store is unreachable: connection refused; the status is "

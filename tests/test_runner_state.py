@@ -240,6 +240,17 @@ def test_exclusions_are_in_frozen_order_with_the_frozen_recipient(store: Store) 
     assert [e["target_key"] for e in c.exclusions(run, limit=1)] == ["b"]
 
 
+def test_exclusions_are_read_up_to_ten_thousand_by_default(store: Store) -> None:
+    keys = [f"k{i:05d}" for i in range(10_001)]
+    wf, run = workflow_with_run(store)
+    c = Campaigns(store.backend)
+    c.start_state(run, ME, "manual")
+    c.freeze(run, [[(k, None) for k in keys]])
+    c.write_batch(run, wf, None, records=[], channel="o", skips=[(k, "cap") for k in keys])
+    got = c.exclusions(run)
+    assert len(got) == 10_000 and got[-1]["target_key"] == "k09999"
+
+
 def test_clear_skips_forgets_one_reason_of_one_run(store: Store, oracle: Oracle) -> None:
     c, wf, run = frozen(store)
     other = store.runs.create(wf)["id"]
