@@ -467,8 +467,9 @@ def run_module(name: str) -> dict[str, Any]:
     elif os.environ.get("MUTATION_RETRY"):
         # run again only the mutants the last record left alive (after new tests)
         previous = json.loads(RESULTS.read_text())["modules"][name]
-        alive = {(r["original"], r["mutated"]) for r in previous["survivors"]}
-        found = [m for m in found if (m["original"], m["mutated"]) in alive]
+        # by line too: the same text mutated on another line was judged on its own
+        alive = {(r["line"], r["original"], r["mutated"]) for r in previous["survivors"]}
+        found = [m for m in found if (m["line"], m["original"], m["mutated"]) in alive]
     # spread over the file: a run cut short by MUTATION_BUDGET has tested a sample of every
     # part of the module, not just its first lines
     stride = 7
