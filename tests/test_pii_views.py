@@ -90,7 +90,7 @@ def test_views_nested_past_the_depth_bound_are_masked_whole() -> None:
     views = {}
     for i in range(VIEW_DEPTH + 2):
         below = "customers" if i == 0 else f"v{i - 1}"
-        views[f"v{i}"] = f"SELECT {'name' if i == 0 else 'name'} AS name FROM {below}"
+        views[f"v{i}"] = f"SELECT name AS name FROM {below}"
         schema[f"v{i}"] = ["name"]
     top = f"v{VIEW_DEPTH + 1}"
     assert pii_output_columns(
