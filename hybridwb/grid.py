@@ -155,8 +155,9 @@ class SourceFrame(pd.DataFrame):
     Which columns those are is worked out (by lineage, through the query and its views)
     the first time the frame is shown, so a result that is only computed on costs nothing.
     A frame that lost that link (unpickled, copied by `__setstate__`) masks every column.
-    Anything derived from it (`df.head()`, a filter) is a plain DataFrame again; reading
-    values (`df["email"]`, `to_csv`) is explicit and shows them."""
+    `head()`, `tail()` and `sample()` keep the masked display; anything else derived from
+    it (a filter, a groupby) is a plain DataFrame again; reading values (`df["email"]`,
+    `to_csv`) is explicit and shows them."""
 
     _metadata: ClassVar[list[str]] = []
 
@@ -195,6 +196,24 @@ class SourceFrame(pd.DataFrame):
 
     def _repr_data_resource_(self) -> Any:
         return self._shown()._repr_data_resource_()
+
+    # the usual first look at a result keeps its columns, so it keeps the masked display
+    def head(self, n: int = 5) -> pd.DataFrame:
+        return self._same_columns(pd.DataFrame(self).head(n))
+
+    def tail(self, n: int = 5) -> pd.DataFrame:
+        return self._same_columns(pd.DataFrame(self).tail(n))
+
+    def sample(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return self._same_columns(pd.DataFrame(self).sample(*args, **kwargs))
+
+    def _same_columns(self, rows: pd.DataFrame) -> SourceFrame:
+        out = SourceFrame(rows)
+        out.attrs = dict(self.attrs)
+        for name in ("_hwb_trace", "_hwb_pii"):
+            if name in self.__dict__:
+                object.__setattr__(out, name, self.__dict__[name])
+        return out
 
 
 def source_frame(df: pd.DataFrame, trace: Any) -> SourceFrame:

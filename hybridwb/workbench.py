@@ -86,8 +86,8 @@ class Workbench:
 
         The values are intact; the frame's own display (repr, print, notebook HTML) masks
         the columns that carry personal data, traced through the query by lineage, which
-        runs only when the frame is shown. Anything derived from it (`df.head()`) is a
-        plain DataFrame. `arrow=True`: Arrow dtypes (needs `hybridwb[arrow]`)."""
+        runs only when the frame is shown. `head()`/`tail()`/`sample()` keep that display;
+        anything else derived from it is a plain DataFrame. `arrow=True`: Arrow dtypes (needs `hybridwb[arrow]`)."""
         from hybridwb.grid import pii_columns, source_frame
 
         df = self.source.sql(query, params, limit=limit, timeout=timeout, arrow=arrow)

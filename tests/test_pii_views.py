@@ -185,6 +185,10 @@ def test_wb_sql_display_is_masked_and_its_values_are_intact(sample_project: Path
             ]
         assert [None if pd.isna(v) else v for v in df["e"]] == direct
         assert isinstance(df, pd.DataFrame)
+        for first_look in (df.head(), df.head(50), df.tail(), df.sample(10, random_state=1)):
+            shown = _everything_shown(first_look)
+            assert not [v for v in values if v in shown]
+            assert list(first_look.columns) == ["customer_id", "e", "grade"]
         # columns that are not personal are shown as they are
         shown = _everything_shown(df)
         assert "grade" in shown and str(df["grade"].iloc[0]) in shown
