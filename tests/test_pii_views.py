@@ -117,6 +117,15 @@ class RaisingShell(InteractiveShell):
         return result
 
 
+def _unload(sh: InteractiveShell) -> None:
+    """Unload the extension and close jupysql's connections while the shell still exists
+    (jupysql's exit hook would otherwise print to a shell that is gone)."""
+    sh.run_cell("%unload_ext hybridwb")
+    from sql.connection import ConnectionManager
+
+    ConnectionManager.close_all()
+
+
 def _values(rows: list[tuple[object, ...]]) -> set[str]:
     return {str(v) for row in rows for v in row if v}
 
@@ -168,7 +177,7 @@ def test_mysql_cells_mask_a_view_that_renames_pii_on_sqlite(sample_project: Path
         tiers = sh.run_cell("%%mysql --limit 40\nSELECT tier FROM v_reach").result
         assert "BRONZE" in _everything_shown(tiers)  # followed, not masked whole
     finally:
-        sh.run_cell("%unload_ext hybridwb")
+        _unload(sh)
 
 
 def test_wb_sql_display_is_masked_and_its_values_are_intact(sample_project: Path) -> None:
@@ -268,6 +277,7 @@ def test_views_renaming_pii_are_masked_on_mariadb(
         shown = _everything_shown(wb.sql(f"SELECT cid, tier FROM {view} ORDER BY cid", limit=5))
         assert "********" not in shown and "cid" in shown
     finally:
+        _unload(sh)
         InteractiveShell.clear_instance()
         wb.close()
 
