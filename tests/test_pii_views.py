@@ -296,3 +296,39 @@ def test_a_view_the_account_cannot_read_is_masked_whole_on_mariadb(
         shown = _everything_shown(df)
         assert not [v for v in values if v in shown]
         assert set(df.columns) == {"cid", "contact", "tier"} and not df["contact"].isna().all()
+
+
+# -- an executed notebook keeps what a cell showed: a wb.sql result must be masked there ------
+def test_an_executed_notebook_showing_wb_sql_holds_no_customer_value(sample_project: Path) -> None:
+    """A workflow notebook (or any papermill run) whose cell ends in a `wb.sql(...)` result
+    saves that cell's display in the executed notebook on disk: before, the plain DataFrame's
+    HTML and text carried every phone and email. Real kernel; oracle: the notebook file."""
+    import nbformat
+    import papermill as pm
+
+    values = _sample_values(sample_project)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import hybridwb\nwb = hybridwb.connect()"),
+        nbformat.v4.new_code_cell(
+            "wb.sql('SELECT customer_id, email AS contact, phone FROM customers LIMIT 30')"
+        ),
+        nbformat.v4.new_code_cell("df = wb.sql('SELECT * FROM v_reach LIMIT 30')\ndf.head(20)"),
+        nbformat.v4.new_code_cell("print(wb.sql('SELECT email FROM customers LIMIT 30'))"),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, sample_project / "look.ipynb")
+    pm.execute_notebook(
+        str(sample_project / "look.ipynb"),
+        str(sample_project / "looked.ipynb"),
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(sample_project),
+    )
+    saved = (sample_project / "looked.ipynb").read_text(encoding="utf-8")
+    assert saved.count("********") >= 3  # the cells did show their results, masked
+    assert not [v for v in values if v in saved]
