@@ -129,12 +129,11 @@ def run(db: str) -> tuple[str, str]:
 
 
 def freeze(db: str, rid: str, pairs: list[tuple[str, str | None]]) -> None:
-    with psycopg.connect(db, autocommit=True) as conn:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO run_targets (run_id, seq, target_key, recipient) VALUES (%s,%s,%s,%s)",
-                [(rid, i, k, r) for i, (k, r) in enumerate(pairs, 1)],
-            )
+    with psycopg.connect(db, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO run_targets (run_id, seq, target_key, recipient) VALUES (%s,%s,%s,%s)",
+            [(rid, i, k, r) for i, (k, r) in enumerate(pairs, 1)],
+        )
 
 
 # -- the functions, as roles ---------------------------------------------------------------
@@ -170,7 +169,7 @@ def test_only_the_service_role_may_execute_the_functions(db: str, run: tuple[str
 
 def test_the_functions_obey_the_tables_privileges(db: str, run: tuple[str, str]) -> None:
     """SECURITY INVOKER: a role granted EXECUTE by mistake still meets the tables' grants."""
-    wf, rid = run
+    _, rid = run
     rows(db, "GRANT EXECUTE ON FUNCTION hybridwb_run_counts(uuid) TO authenticated")
     try:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):

@@ -113,7 +113,7 @@ class Campaigns:
 
     `Campaigns(backend)` is a `RestCampaigns` for the Supabase REST backend."""
 
-    def __new__(cls, backend: Backend) -> Campaigns:
+    def __new__(cls, backend: Backend, *args: Any, **kwargs: Any) -> Campaigns:
         if cls is Campaigns and getattr(backend, "name", None) == "supabase-rest":
             from hybridwb.platform.rest_campaigns import RestCampaigns
 
@@ -631,4 +631,4 @@ def new_run_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-__all__ = ["CapCheck", "Campaigns", "as_utc", "is_stale", "owner_alive", "this_owner"]
+__all__ = ["Campaigns", "CapCheck", "as_utc", "is_stale", "owner_alive", "this_owner"]

@@ -26,8 +26,8 @@ from hybridwb.errors import StoreError
 from hybridwb.platform.backend import Backend, Op
 from hybridwb.platform.campaigns import CHUNK, Campaigns, CapCheck, as_utc, owner_alive
 from hybridwb.platform.repos import as_uuid
-from hybridwb.platform.schema import now
 from hybridwb.platform.rest import RestBackend
+from hybridwb.platform.schema import now
 
 #: frozen targets per upsert request (a request body stays well under a megabyte)
 FREEZE_CHUNK = 1000
