@@ -254,6 +254,48 @@ def test_a_stale_lock_is_taken_over_by_exactly_one_contender(db: str) -> None:
     )
 
 
+def test_a_takeover_waits_for_a_takeover_in_flight(db: str) -> None:
+    """Interleaved, not raced: the first takeover's transaction is open when the second
+    arrives; the second waits for it and then sees a live holder."""
+    wf, old, first, second = (str(uuid.uuid4()) for _ in range(4))
+    call(
+        db, "hybridwb_acquire", p_workflow_id=wf, p_run_id=old, p_owner="gone:1", p_stale_after=60.0
+    )
+    rows(
+        db,
+        "UPDATE run_locks SET heartbeat_at = now() - interval '1 hour' WHERE workflow_id = %s",
+        wf,
+    )
+    out: list[Any] = []
+    with psycopg.connect(db) as conn:
+        conn.execute("SET LOCAL ROLE service_role")
+        won = conn.execute(
+            "SELECT hybridwb_acquire(p_workflow_id => %s, p_run_id => %s, p_owner => 'a:1',"
+            " p_stale_after => 60.0)",
+            [wf, first],
+        ).fetchone()
+        assert won == (None,)
+        thread = threading.Thread(
+            target=lambda: out.append(
+                call(
+                    db,
+                    "hybridwb_acquire",
+                    p_workflow_id=wf,
+                    p_run_id=second,
+                    p_owner="b:1",
+                    p_stale_after=60.0,
+                )
+            )
+        )
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting on the row
+        conn.commit()
+    thread.join()
+    assert out[0] is not None and out[0]["run_id"] == first
+    assert rows(db, "SELECT run_id::text FROM run_locks WHERE workflow_id = %s", wf) == [(first,)]
+
+
 def test_a_dead_owner_named_by_the_caller_is_replaced_only_while_it_holds(db: str) -> None:
     wf, a, b = (str(uuid.uuid4()) for _ in range(3))
     call(db, "hybridwb_acquire", p_workflow_id=wf, p_run_id=a, p_owner="h:1", p_stale_after=600.0)

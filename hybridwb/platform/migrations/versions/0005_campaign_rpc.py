@@ -61,10 +61,15 @@ BEGIN
     END IF;
     IF held.heartbeat_at < now() - make_interval(secs => p_stale_after)
        OR held.owner = p_dead_owner THEN
+        -- the row is locked (FOR UPDATE); the compare-and-swap says so again
         UPDATE run_locks
         SET run_id = p_run_id, owner = p_owner, acquired_at = now(), heartbeat_at = now()
-        WHERE workflow_id = p_workflow_id;
-        RETURN NULL;
+        WHERE workflow_id = p_workflow_id AND run_id = held.run_id AND owner = held.owner
+          AND heartbeat_at = held.heartbeat_at;
+        IF FOUND THEN
+            RETURN NULL;
+        END IF;
+        RETURN (SELECT to_jsonb(l) FROM run_locks l WHERE l.workflow_id = p_workflow_id);
     END IF;
     RETURN to_jsonb(held);
 END
