@@ -18,10 +18,10 @@ from typing import Any
 import psycopg
 import pytest
 import respx
+from _postgrest import PostgrestBridge
 from sqlalchemy.engine import URL
 
 import hybridwb
-from _postgrest import PostgrestBridge
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.rest_campaigns import RestCampaigns
 from hybridwb.platform.store import Store
