@@ -198,3 +198,74 @@ def test_frequency_cap_holds_across_two_concurrent_rest_workflows(
         " FROM run_skips s WHERE s.run_id = t.run_id AND s.target_key = t.target_key) <> 1",
     ) == [(0,)]
     assert oracle(dsn, "SELECT count(*) FROM run_skips WHERE reason = %s", policies.CAP) == [(N,)]
+
+
+def test_cap_holds_when_a_rest_run_and_a_postgres_run_write_at_once(
+    api: PostgrestBridge, dsn: str, source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: one workflow runs through the REST API, another over a direct Postgres
+    connection to the same store, both under a 1-message cap, interleaved so that the REST
+    run reads the history while the Postgres run holds the cap lock and has not committed.
+    Only one lock name on both paths (and the re-check under it) keeps anyone from getting
+    two messages."""
+    wb = workbench(source, tmp_path)
+    wb.mappings.save("members", MEMBERS)
+    policy = {"frequency_cap": {"messages": 1, "days": 7}}
+    wfs = [
+        wb.workflows.create(
+            name,
+            target_config={"table": "members"},
+            message_config={"content": INFO, "policy": policy},
+        )
+        for name in ("over-rest", "over-sql")
+    ]
+    runs = [start(wb, wf) for wf in wfs]
+    wb.close()
+    store_url = "postgresql+psycopg://postgres@127.0.0.1:5432/" + dsn.rsplit("=", 1)[1]
+    from hybridwb.platform.campaigns import Campaigns
+
+    real_sql_seen, real_rest_seen = Campaigns.seen, RestCampaigns.seen
+
+    def sql_seen(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        out = real_sql_seen(self, *a, **kw)
+        time.sleep(0.4)  # holding the cap lock, records not yet written
+        return out
+
+    def rest_seen(self: RestCampaigns, *a: Any, **kw: Any) -> Any:
+        time.sleep(0.1)  # read while the Postgres run holds the lock
+        return real_rest_seen(self, *a, **kw)
+
+    monkeypatch.setattr(Campaigns, "seen", sql_seen)
+    monkeypatch.setattr(RestCampaigns, "seen", rest_seen)
+    errors: list[BaseException] = []
+    gate = threading.Barrier(2)
+
+    def go(wf: dict[str, Any], run_id: Any, rest: bool) -> None:
+        w = (
+            workbench(source, tmp_path)
+            if rest
+            else hybridwb.connect(source=source, store=store_url, cwd=tmp_path)
+        )
+        try:
+            gate.wait()
+            w.workflows.process(wf["id"], run_id, progress=False, batch_size=5, now=DAY)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            w.close()
+
+    threads = [
+        threading.Thread(target=go, args=(wfs[0], runs[0], True)),
+        threading.Thread(target=go, args=(wfs[1], runs[1], False)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert (
+        oracle(dsn, "SELECT recipient FROM send_records GROUP BY recipient HAVING count(*) > 1")
+        == []
+    )
+    assert oracle(dsn, "SELECT count(*) FROM send_records") == [(N,)]
+    assert oracle(dsn, "SELECT count(*) FROM run_skips WHERE reason = %s", policies.CAP) == [(N,)]
