@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from html import unescape
 from pathlib import Path
 
+import pytest
+
 import hybridwb
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows.report import render_html
@@ -140,3 +142,38 @@ def test_the_workflows_package_keeps_one_concept_per_module() -> None:
     assert "service" not in modules
     assert all(len(p.read_text(encoding="utf-8").splitlines()) < 500 for p in modules.values())
     assert not any(m.startswith("hybridwb.workflows.runner") for m in _imports(modules["process"]))
+
+
+# -- item 7: the scheduler survives any one check's error ------------------------------------
+def test_the_schedule_loop_goes_on_after_a_failed_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check that fails (the store is down) is reported and the loop checks again; a
+    workflow that raises inside a check is already handled by `run_due` (tests/test_campaigns)."""
+    from click.testing import CliRunner
+
+    from hybridwb.cli import main
+    from hybridwb.errors import StoreError
+    from hybridwb.workflows.crud import WorkflowService
+
+    calls: list[int] = []
+
+    def run_due(self: WorkflowService, owner: str, **kw: object) -> list[dict[str, object]]:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise StoreError("The store did not answer; is it running?")
+        if len(calls) == 2:
+            return [{"status": "succeeded", "id": "r1", "report_path": "x.html"}]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(WorkflowService, "run_due", run_due)
+    monkeypatch.setattr(hybridwb.Workbench, "ensure_sample", lambda self, *a, **k: None)
+    result = CliRunner().invoke(
+        main,
+        ["schedule", "--interval", "0"],
+        env={"HYBRIDWB_STORE_URL": f"sqlite:///{tmp_path / 's.db'}"},
+    )
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 3
+    assert "problem: The store did not answer" in result.output
+    assert "succeeded  run r1" in result.output and "scheduler stopped" in result.output
