@@ -637,6 +637,35 @@ def test_write_batch_sends_one_rpc_with_the_cap(
     }
 
 
+def test_a_big_batch_is_sent_in_chunks_with_each_chunks_own_spellings(
+    api: respx.MockRouter, campaigns: RestCampaigns
+) -> None:
+    from hybridwb.platform.rest_campaigns import WRITE_CHUNK
+
+    route = api.post("/rpc/hybridwb_write_batch").respond(200, json={"held": True, "capped": 0})
+    n = WRITE_CHUNK + 5
+    records = [(f"k{i}", f"+8210{i:08d}", "hi") for i in range(n)]
+    spellings = {f"010{i:08d}": f"+8210{i:08d}" for i in range(n)}
+    cap = CapCheck("s", 1, datetime(2026, 3, 1, tzinfo=UTC), "frequency cap", spellings)
+    assert campaigns.write_batch(
+        uuid.uuid4(),
+        uuid.uuid4(),
+        "h:1",
+        records=records,
+        channel="sms",
+        skips=[("x1", "no recipient")],
+        changed=4,
+        cap=cap,
+    )
+    bodies = [json.loads(c.request.content) for c in route.calls]
+    assert [len(b["p_records"]) for b in bodies] == [WRITE_CHUNK, 5]
+    assert [b["p_skips"] for b in bodies] == [[], [["x1", "no recipient"]]]
+    assert [b["p_changed"] for b in bodies] == [4, 0]
+    assert [r[0] for b in bodies for r in b["p_records"]] == [k for k, _, _ in records]
+    for b in bodies:
+        assert set(b["p_cap"]["spellings"].values()) == {r[1] for r in b["p_records"]}
+
+
 def test_a_lost_lock_answer_is_false(api: respx.MockRouter, campaigns: RestCampaigns) -> None:
     api.post("/rpc/hybridwb_write_batch").respond(200, json={"held": False, "capped": 0})
     assert (

@@ -31,6 +31,9 @@ from hybridwb.platform.schema import now
 
 #: frozen targets per upsert request (a request body stays well under a megabyte)
 FREEZE_CHUNK = 1000
+#: records and exclusions per `hybridwb_write_batch` request (texts of a few hundred bytes:
+#: a body of about a megabyte at most, under API gateways' request size limits)
+WRITE_CHUNK = 2000
 
 
 class RestCampaigns(Campaigns):
@@ -139,17 +142,16 @@ class RestCampaigns(Campaigns):
         fresh: bool = False,
         cap: CapCheck | None = None,
     ) -> bool:
-        """One batch in one transaction (see `Campaigns.write_batch`); with `cap`, records
-        are checked against the frequency cap again where they are written. Safe to
-        repeat: targets already written are left alone."""
-        params: dict[str, Any] = {
+        """A batch (see `Campaigns.write_batch`), sent in requests of at most
+        `WRITE_CHUNK` records and exclusions, each one transaction that checks the lock
+        first; with `cap`, records are checked against the frequency cap again where they
+        are written. False when the lock has another owner (earlier requests of the batch
+        were written while it was ours). Safe to repeat: written targets are left alone."""
+        base: dict[str, Any] = {
             "p_run_id": str(as_uuid(run_id)),
             "p_workflow_id": str(as_uuid(workflow_id)),
             "p_owner": owner,
-            "p_records": [list(r) for r in records],
             "p_channel": channel,
-            "p_skips": [[key, reason[:200]] for key, reason in skips],
-            "p_changed": int(changed),
             "p_cap": None
             if cap is None
             else {
@@ -157,10 +159,27 @@ class RestCampaigns(Campaigns):
                 "messages": cap.messages,
                 "since": as_utc(cap.since).isoformat(),
                 "reason": cap.reason,
-                "spellings": cap.spellings,
             },
         }
-        return bool(self._rpc("hybridwb_write_batch", params).data["held"])
+        items: list[tuple[str, list[Any]]] = [("r", list(r)) for r in records]
+        items += [("s", [key, reason[:200]]) for key, reason in skips]
+        for start in range(0, max(1, len(items)), WRITE_CHUNK):
+            chunk = items[start : start + WRITE_CHUNK]
+            params = {
+                **base,
+                "p_records": [v for kind, v in chunk if kind == "r"],
+                "p_skips": [v for kind, v in chunk if kind == "s"],
+                "p_changed": int(changed) if start == 0 else 0,
+            }
+            if cap is not None:
+                mine = {v[1] for kind, v in chunk if kind == "r"}
+                params["p_cap"] = {
+                    **base["p_cap"],
+                    "spellings": {s: c for s, c in cap.spellings.items() if c in mine},
+                }
+            if not self._rpc("hybridwb_write_batch", params).data["held"]:
+                return False
+        return True
 
     def clear_skips(self, run_id: Any, reason: str) -> None:
         where = {"run_id": as_uuid(run_id), "reason": reason}
