@@ -122,9 +122,18 @@ class PostgrestBridge:
                     if ("limit" in opts)
                     else sql.SQL("")
                 )
+                columns = opts.get("select", "*")
+                shown: sql.Composable = sql.SQL("to_jsonb(x)")
+                if columns != "*":  # as PostgREST: an unknown column is an error (42703)
+                    shown = sql.SQL("jsonb_build_object({})").format(
+                        sql.SQL(", ").join(
+                            sql.SQL("{}, {}").format(sql.Literal(c), sql.Identifier("x", c))
+                            for c in columns.split(",")
+                        )
+                    )
                 found = self._run(
-                    sql.SQL("SELECT to_jsonb(x) FROM {} x WHERE {}{}{}").format(
-                        t, where, order, limit
+                    sql.SQL("SELECT {} FROM {} x WHERE {}{}{}").format(
+                        shown, t, where, order, limit
                     ),
                     values,
                 )

@@ -128,6 +128,9 @@ def test_a_once_per_recipient_workflow_run_twice_messages_nobody_twice(
     wb.close()
     assert oracle(dsn, "SELECT count(*) FROM run_targets WHERE run_id = %s", first) == [(N,)]
     assert oracle(
+        dsn, "SELECT frozen_count, frozen_at IS NOT NULL FROM run_state WHERE run_id = %s", first
+    ) == [(N, True)]
+    assert oracle(
         dsn, "SELECT count(DISTINCT recipient), count(*) FROM send_records WHERE run_id = %s", first
     ) == [(N, N)]
     assert oracle(dsn, "SELECT count(*) FROM send_records WHERE run_id = %s", second) == [(0,)]

@@ -113,7 +113,8 @@ class RestCampaigns(Campaigns):
                 self.backend.insert_ignore(
                     "run_targets", rows[start : start + FREEZE_CHUNK], ["run_id", "target_key"]
                 )
-        count = self.backend.count("run_targets", {"run_id": rid})
+        # counted by the function: run_targets has no `id` for a plain count request
+        count = int(self.counts(rid)["targets"])
         self.set_state(rid, frozen_at=now(), frozen_count=count)
         return count
 
