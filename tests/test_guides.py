@@ -193,6 +193,28 @@ def test_a_changed_output_fails_the_guides(tmp_path: Path, sample_db: Path) -> N
 
 
 @pytest.mark.slow
+def test_a_changed_grid_value_fails_the_guides(tmp_path: Path, sample_db: Path) -> None:
+    """A `%%mysql` grid is committed as itables HTML and compared too, data and all: a guide
+    whose committed grid holds another row than the query returns fails, even with its
+    text form left right."""
+    nb = nbformat.read(GUIDES / "02_mysql_query_guide.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.source.startswith("%%mysql --limit 5"))
+    [grid] = [o for o in cell.outputs if "hybridwb_GRID" in o.get("data", {}).get("text/html", "")]
+    html = grid["data"]["text/html"]
+    first = re.search(r'"data_json": "\[\[(\d+),', html)
+    assert first, "the committed grid carries its rows as data_json"
+    doctored = f'"data_json": "[[{int(first.group(1)) + 1},'
+    grid["data"]["text/html"] = html.replace(first.group(0), doctored, 1)
+    path = tmp_path / "doctored.ipynb"
+    nbformat.write(nb, path)
+    result = run_guides(tmp_path, sample_db, {}, [path])
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "1 failed" in result.stdout, result.stdout[-3000:]
+    assert "mismatch 'text/html'" in result.stdout, result.stdout[-3000:]
+    assert f"[[{int(first.group(1)) + 1}," in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.slow
 def test_guides_show_their_committed_outputs_on_the_embedded_sample(
     tmp_path: Path, sample_db: Path
 ) -> None:
