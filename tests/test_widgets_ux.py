@@ -6,6 +6,7 @@ mapping file and the platform store's SQLite file on disk.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -280,6 +281,70 @@ def test_the_builder_aggregates_over_a_to_many_relation(
         "WHERE p.customer_id = c.customer_id) > 200000",
     )
     assert b.count == expected, b.panel.message.value
+
+
+def _seoul_bounds(days: int) -> list[tuple[str, str]]:
+    """(now - days, now) as the sample's naive text, in the definition's zone (Asia/Seoul),
+    read just before and just after the builder counts (a row on the boundary may move)."""
+    from zoneinfo import ZoneInfo
+
+    now = dt.datetime.now(ZoneInfo("Asia/Seoul")).replace(tzinfo=None, microsecond=0)
+    return [
+        ((t - dt.timedelta(days=days)).isoformat(" "), t.isoformat(" "))
+        for t in (now, now + dt.timedelta(seconds=5))
+    ]
+
+
+def test_the_builder_counts_a_relative_date_as_direct_sql(
+    shop: hybridwb.Workbench, tmp_path: Path
+) -> None:
+    """ "Joined in the last 365 days", picked from the menus: the count is direct SQL's over
+    the same window, evaluated in Seoul time."""
+    b = widgets.target_builder(shop)
+    b.live.value = False
+    b.opt_out.value = False
+    row = _add_condition(b)
+    row.field.value, row.op.value = "f:created_at", "within_last"
+    row.value.value, row.unit.value = "365", "days"
+    bounds = _seoul_bounds(365)
+    b.preview_button.click()
+    assert b.definition()["where"] == {
+        "field": "created_at",
+        "op": "within_last",
+        "value": {"days": 365},
+    }
+    sql = "SELECT COUNT(*) FROM customers WHERE created_at >= ? AND created_at <= ?"
+    expected = {_one(tmp_path, sql, lo, hi) for lo, hi in bounds}
+    assert 0 < min(expected) < _one(tmp_path, "SELECT COUNT(*) FROM customers")
+    assert b.count in expected, (b.count, expected, b.panel.message.value)
+
+
+@pytest.mark.skipif(not RELATIONS, reason="the relations target model has not landed")
+def test_the_builder_aggregates_within_a_recent_window(
+    shop: hybridwb.Workbench, tmp_path: Path
+) -> None:
+    """ "Paid more than 30,000 in the last 180 days": an aggregate over payments limited to
+    the relation's own date (its orderBy, paid_at), counted as direct SQL counts it."""
+    b = widgets.target_builder(shop)
+    b.live.value = False
+    b.opt_out.value = False
+    row = _add_condition(b)
+    row.field.value, row.op.value, row.value.value = "agg:sum:payments:amount", "gt", "30000"
+    row.window.value = 180
+    bounds = _seoul_bounds(180)
+    b.preview_button.click()
+    sql = (
+        "SELECT COUNT(*) FROM customers c WHERE (SELECT SUM(amount) FROM payments p "
+        "WHERE p.customer_id = c.customer_id AND p.paid_at >= ? AND p.paid_at <= ?) > 30000"
+    )
+    expected = {_one(tmp_path, sql, lo, hi) for lo, hi in bounds}
+    unwindowed = _one(
+        tmp_path,
+        "SELECT COUNT(*) FROM customers c WHERE (SELECT SUM(amount) FROM payments p "
+        "WHERE p.customer_id = c.customer_id) > 30000",
+    )
+    assert min(expected) > 0 and max(expected) < unwindowed  # the window matters here
+    assert b.count in expected, (b.count, expected, b.panel.message.value)
 
 
 def test_the_builder_saves_the_definition_into_a_workflow(
