@@ -129,6 +129,25 @@ def test_the_search_grid_shows_page_numbers_and_the_rows_seen(shop: hybridwb.Wor
     assert "page 1 · rows 1-20" in s.page_info.value
 
 
+def test_a_pick_is_labelled_by_its_key_once_and_who_it_is_masked(
+    shop: hybridwb.Workbench, tmp_path: Path
+) -> None:
+    """Each checkbox reads "key · name · phone" (the key not repeated as the first column),
+    name and phone masked as the mapping's pii flags say; the oracle is the stored row."""
+    from hybridwb.render import mask
+
+    s = widgets.search(shop)
+    s.term.value = "김"
+    assert s.checks
+    with _db(tmp_path) as conn:
+        for box in s.checks:
+            key = box.pick[1]
+            name, phone = conn.execute(
+                "SELECT name, phone FROM customers WHERE customer_id = ?", (key,)
+            ).fetchone()
+            assert box.description == f"{key} · {mask(name)} · {mask(phone)}"
+
+
 def test_picks_keep_their_table_when_the_table_is_switched(
     shop: hybridwb.Workbench, tmp_path: Path
 ) -> None:
