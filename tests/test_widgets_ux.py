@@ -452,7 +452,36 @@ def test_the_message_bubble_shows_the_byte_count_and_the_filling_rows(
     assert f">{message}</div>" in text
     assert f"{len(message)}자 · {len(message.encode('euc-kr'))} bytes (EUC-KR)" in text
     assert "고객명" in p.filled.value and "customers 1" in p.filled.value
-    assert "subscriptions" in p.filled.value  # the related row the expiry date came from
+    # the related row the expiry date came from, by its key as stored
+    sub = _one(tmp_path, "SELECT subscription_id FROM subscriptions WHERE customer_id = 1")
+    assert f"subscriptions (subscription_id={sub})" in p.filled.value, p.filled.value
+
+
+def test_the_preview_names_the_latest_related_row_that_filled_a_variable(
+    shop: hybridwb.Workbench, tmp_path: Path
+) -> None:
+    """A customer with several subscriptions: the expiry date comes from the latest by the
+    relation's orderBy (ends_at), and the preview names that row by its key, as stored."""
+    cid = _one(
+        tmp_path,
+        "SELECT customer_id FROM subscriptions GROUP BY customer_id "
+        "HAVING COUNT(*) > 1 ORDER BY customer_id LIMIT 1",
+    )
+    sub, ends = (
+        _db(tmp_path)
+        .execute(
+            "SELECT subscription_id, ends_at FROM subscriptions WHERE customer_id = ? "
+            "ORDER BY ends_at DESC LIMIT 1",
+            (cid,),
+        )
+        .fetchone()
+    )
+    p = widgets.preview("#{고객명}님, 구독이 #{만료일}에 만료됩니다.", shop)
+    _find(p, str(cid))
+    p.customers.value = cid
+    assert f"구독이 {ends}에" in p.rendered.value
+    assert f"subscriptions (subscription_id={sub})" in p.filled.value, p.filled.value
+    assert f"customers {cid}" in p.filled.value
 
 
 # -- mapping editor -----------------------------------------------------------------------
