@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import base64
 import csv
+import datetime as dt
 import html as html_lib
 import io
 import json
@@ -62,8 +63,15 @@ def test_report_shows_template_target_and_a_masked_exclusions_download(
     assert pre and html_lib.unescape(pre.group(1)) == template
     target = re.search(r'<pre class="target">(.*?)</pre>', report, re.S)
     assert target and json.loads(html_lib.unescape(target.group(1))) == TARGET
-    for label in ("trigger", "started", "finished"):
-        assert f"<th>{label}</th><td>" in report
+    with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as store:
+        stored = store.execute(
+            "SELECT started_at, finished_at FROM workflow_runs WHERE replace(id, '-', '') = ?",
+            (str(final["id"]).replace("-", ""),),
+        ).fetchone()
+    for label, value in zip(("started", "finished"), stored, strict=True):
+        shown = re.search(rf"<th>{label}</th><td>([^<]+)</td>", report)
+        assert shown, f"the report has no {label} time"
+        assert dt.datetime.fromisoformat(shown.group(1)) == dt.datetime.fromisoformat(value)
     assert "<th>trigger</th><td>manual</td>" in report
 
 
