@@ -117,6 +117,24 @@ def test_committed_outputs_are_sanitized_small_and_tables() -> None:
     assert tables >= 12
 
 
+EMPTY = re.compile(r"(?<![\d,.])0 rows\b|\bno rows\b|Empty DataFrame|대상 0명")
+
+
+def test_every_example_returns_rows_on_the_demo() -> None:
+    """A guide teaches with results: no committed output (which strict nbval holds equal to
+    what the seeded demo returns) is an empty result."""
+    empty = []
+    for path in _guides.guides():
+        for cell in _code_cells(path):
+            for output in cell.outputs:
+                texts = [output.get("text", "")] + [
+                    v for v in output.get("data", {}).values() if isinstance(v, str)
+                ]
+                if any(EMPTY.search(t) for t in texts):
+                    empty.append(f"{path.name}: {cell.source[:80]}")
+    assert not empty, empty
+
+
 def test_outputs_were_made_with_the_installed_versions() -> None:
     """Faker draws the sample's names and cities, pandas prints the text tables, itables
     draws the grids: outputs made with other versions would not compare."""
