@@ -322,7 +322,7 @@ def table(
 
     Korean wraps by word (`word-break: keep-all`), headers are the mapping's display names
     (or `labels`), numbers are grouped and dates shortened by the mapping's field types,
-    NULLs are empty and `pii` fields masked unless `reveal=True`. `wb.table(rows, "customers")`
+    NULLs are empty and `pii` fields masked unless `reveal=True`. `wb.table(rows, "members")`
     finds the mapping for you."""
     known: dict[str, FieldMapping] = dict(mapping.fields) if mapping is not None else {}
     known.update(fields or {})
