@@ -436,3 +436,10 @@ def test_a_store_gone_at_the_end_keeps_the_status_on_disk(
     assert second["error"] == (
         " (the store is unreachable: connection refused; the status is written by the next command)"
     )
+
+
+def test_the_heartbeat_beats_well_within_the_stale_limit() -> None:
+    """A lock is taken over after STALE_AFTER_S of silence: the beat comes several times
+    in that span (a beat of None would never come)."""
+    assert isinstance(runner_module.BEAT_EVERY_S, float)
+    assert 0 < runner_module.BEAT_EVERY_S <= runner_module.STALE_AFTER_S / 10

@@ -103,6 +103,25 @@ def test_freeze_writes_every_chunk(
     assert [k for _, k, _ in targets(oracle, run)] == list("abcde")
 
 
+def test_freeze_numbers_targets_on_across_batches(store: Store, oracle: Oracle) -> None:
+    _wf, run = workflow_with_run(store)
+    c = Campaigns(store.backend)
+    c.start_state(run, ME, "manual")
+    assert c.freeze(run, [[("a", None), ("b", None)], [("c", None)], [("d", None)]]) == 4
+    assert [(seq, k) for seq, k, _ in targets(oracle, run)] == [
+        (1, "a"),
+        (2, "b"),
+        (3, "c"),
+        (4, "d"),
+    ]
+
+
+def test_a_batch_without_changes_leaves_the_changed_count(store: Store, oracle: Oracle) -> None:
+    c, wf, run = frozen(store)
+    c.write_batch(run, wf, None, records=[("a", "r", "m")], channel="o", skips=[])
+    assert oracle.one("SELECT changed_count FROM run_state") == 0
+
+
 def test_freeze_of_one_run_leaves_another_runs_set(store: Store, oracle: Oracle) -> None:
     c, wf, run = frozen(store, "ab")
     other = store.runs.create(wf)["id"]
