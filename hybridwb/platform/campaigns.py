@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     String,
     and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -537,15 +538,9 @@ class Campaigns:
 
     def _one_of(self, column: Any, values: list[str]) -> Any:
         """`column IN values`: one array parameter on Postgres (thousands of placeholders
-        cost more to send than the lookup), a plain IN list on SQLite.
-
-        On Postgres the array is unnested into a semi-join: the planner then looks each
-        value up in the column's index, where `= ANY(array)` with tens of thousands of
-        values (a batch's recipients in every spelling) is read as a sequential scan of
-        the whole history, once per chunk."""
+        cost more to send than the lookup), a plain IN list on SQLite."""
         if self.backend.name == "postgresql":
-            wanted = bindparam("values", values, type_=ARRAY(String))
-            return column.in_(select(func.unnest(wanted)))
+            return column == any_(bindparam("values", values, type_=ARRAY(String)))
         return column.in_(values)
 
     def seen(
@@ -584,10 +579,8 @@ class Campaigns:
             total(r.c.created_at >= as_utc(cap_since)) if cap_since is not None else literal(0),
         ]
         out: list[tuple[str, int, int, int, int]] = []
-        # Postgres takes the whole batch as one array (see `_one_of`); SQLite its IN lists
-        step = len(recipients) if self.backend.name == "postgresql" else CHUNK
-        for start in range(0, len(recipients), step):
-            chunk = recipients[start : start + step]
+        for start in range(0, len(recipients), CHUNK):
+            chunk = recipients[start : start + CHUNK]
             stmt = (
                 select(*columns)
                 .where(and_(self._one_of(r.c.recipient, chunk), scope))
