@@ -480,6 +480,26 @@ class Campaigns:
 
         return self._run(read)
 
+    def analyze_history(self) -> None:
+        """Refresh the planner's statistics of the send history (Postgres `ANALYZE`).
+
+        A run adds its records faster than autovacuum re-analyzes (or with autovacuum off,
+        never): the planner then still sees the table as it was, guesses that each of a
+        batch's recipients matches thousands of rows, and reads the whole history with a
+        sequential scan per batch instead of the recipient index. Only statistics: a
+        role that does not own the table gets a warning from the server and nothing else."""
+        if self.backend.name != "postgresql":
+            return
+        records = T["send_records"]
+
+        def analyze() -> None:
+            with self.backend.engine.connect() as conn:
+                name = conn.dialect.identifier_preparer.format_table(records)
+                conn.exec_driver_sql(f"ANALYZE {name}")
+                conn.commit()
+
+        self._run(analyze)
+
     # -- truth, derived from rows ----------------------------------------------------------
     def counts(self, run_id: Any) -> dict[str, Any]:
         """targets (frozen), records, exclusions by reason, pending: from the rows themselves."""

@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from hybridwb.templating import TemplateService
 
 
+#: records a run writes before it refreshes the history's statistics, then each time its
+#: records have doubled (see `Campaigns.analyze_history`)
+ANALYZE_AFTER = 50_000
+
+
 class RunTakenOver(HybridwbError):
     """Another process holds this run's lock now; this one stops writing."""
 
@@ -211,6 +216,7 @@ class Processor:
         consent_path = plan.consent or aud.consent
         bar = kernel_bar(total, wf["name"], disable=not progress)
         after = last = 0
+        written, analyze_at = 0, ANALYZE_AFTER
         while True:
             batch, after = campaigns.pending(
                 run["id"], after, batch_size, check_done=not first_pass
@@ -279,6 +285,10 @@ class Processor:
                     f"Run {run['id']} was taken over by another process; this one stopped."
                 )
             held.close()  # the cap lock: this batch's records are committed
+            written += 0 if dry_run else len(records)
+            if written >= analyze_at:  # the planner sees the history as it now is
+                campaigns.analyze_history()
+                analyze_at = 2 * written
             rules = dataclasses.replace(rules, now=tick())  # quiet hours may begin mid-run
             bar.update(len(batch))
             if batch_pause:
