@@ -40,7 +40,9 @@ def summary(meta: Mapping[str, Any], rows: int) -> str:
     count = "1 row" if rows == 1 else f"{rows:,} rows"
     line = f"{count} · {float(meta.get('elapsed_ms') or 0):,.1f} ms"
     if meta.get("truncated"):
-        line += f" · cut at {rows:,} rows (add a WHERE, or pass --limit N)"
+        # the user's own --limit needs no advice, only the reminder of what cut the rows
+        hint = f"--limit {meta['limit']}" if meta.get("limit") else "add a WHERE, or pass --limit N"
+        line += f" · cut at {rows:,} rows ({hint})"
     return line
 
 

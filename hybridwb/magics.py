@@ -193,6 +193,8 @@ class HybridwbMagics(Magics):
         rows and time, and "cut at N rows" only when rows were cut. Source results are
         masked by the mapping's pii flags, followed through the query (an alias, an
         expression, a subquery: hybridwb.lineage); store results by the recipient columns."""
+        if args.limit is not None:  # the summary names the user's own limit
+            df.attrs.setdefault("hybridwb", {})["limit"] = args.limit
         if store:
             result = result_frame(df, {}, STORE_PII)
         else:

@@ -10,6 +10,8 @@ reads in the dark theme too; no glyph needs a special font.
 from __future__ import annotations
 
 import datetime as dt
+import numbers
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 
 #: fields whose numbers are identifiers: never grouped with thousands separators
 _ID_ROLES = {"id", "reference"}
+#: an unmapped column whose name ends in one of these holds identifiers or codes, not
+#: amounts (`customer_id`, `order_no`, `zip`, `year`, `phone`): whole numbers stay ungrouped
+_ID_WORDS = {"id", "pk", "no", "key", "code", "seq", "zip", "year", "phone", "tel"}
 
 _STYLE = """
 .hybridwb-table { border-collapse: collapse; margin: 4px 0; word-break: keep-all;
@@ -93,16 +98,39 @@ def _datetime(value: Any, *, date_only: bool) -> str | None:
     return None
 
 
-def format_value(value: Any, field: FieldMapping | None = None, *, reveal: bool = False) -> str:
-    """One cell as text: empty for NULL, masked for a pii field, typed by the mapping."""
+def _names_an_identifier(column: str | None) -> bool:
+    """`customer_id`, `customerId`, `order.no`, `id`: a column name that says its numbers
+    are identifiers or codes (the last word of snake_case, camelCase or a dotted path)."""
+    if not column:
+        return False
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", column).lower()
+    return re.split(r"[_.\s-]+", words)[-1] in _ID_WORDS
+
+
+def _plain_number(value: Any) -> bool:
+    """An int, float, Decimal or numpy number; never a bool."""
+    return isinstance(value, numbers.Real | Decimal) and not isinstance(value, bool)
+
+
+def format_value(
+    value: Any,
+    field: FieldMapping | None = None,
+    *,
+    reveal: bool = False,
+    column: str | None = None,
+) -> str:
+    """One cell as text: empty for NULL, masked for a pii field, typed by the mapping.
+
+    A number in an unmapped column is grouped (`1,187`) unless the `column` name says it
+    is an identifier (`customer_id`)."""
     if is_null(value):
         return ""
     if field is not None and field.pii and not reveal:
         return mask(value)
     ftype = field.type if field is not None else None
-    if ftype == "number" or (ftype is None and isinstance(value, float | Decimal)):
-        grouped = field is None or field.role not in _ID_ROLES
-        text = _number(value, grouped=grouped)
+    if ftype == "number" or (ftype is None and _plain_number(value)):
+        ident = _names_an_identifier(column) if field is None else field.role in _ID_ROLES
+        text = _number(value, grouped=not ident)
         if text is not None:
             return text
     if ftype in ("date", "datetime") or isinstance(value, dt.date):
@@ -120,7 +148,7 @@ def format_value(value: Any, field: FieldMapping | None = None, *, reveal: bool 
 def _is_numeric(value: Any, field: FieldMapping | None) -> bool:
     if field is not None:
         return field.type == "number" and not field.pii
-    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+    return _plain_number(value)
 
 
 def field_index(
@@ -201,7 +229,8 @@ def render_table(
             value, field = record.get(c), known.get(c)
             masked = field is not None and field.pii and not reveal and not is_null(value)
             css = "masked" if masked else "num" if _is_numeric(value, field) else ""
-            cells.append({"text": format_value(value, field, reveal=reveal), "css": css})
+            text = format_value(value, field, reveal=reveal, column=c)
+            cells.append({"text": text, "css": css})
         body.append(cells)
     parts = [caption] if caption else []
     parts.append(row_count(total))
@@ -220,7 +249,9 @@ def option_label(
     reveal: bool = False,
 ) -> str:
     """A one-line label for a row in a picker (masked like the table)."""
-    return " · ".join(format_value(row.get(c), fields.get(c), reveal=reveal) for c in columns)
+    return " · ".join(
+        format_value(row.get(c), fields.get(c), reveal=reveal, column=c) for c in columns
+    )
 
 
 def all_fields(tables: Mapping[str, TableMapping]) -> dict[str, FieldMapping]:
@@ -249,7 +280,7 @@ def text_table(
         return "no rows"
     shown = [
         {
-            (labels or {}).get(c, c): format_value(r.get(c), fields.get(c), reveal=reveal)
+            (labels or {}).get(c, c): format_value(r.get(c), fields.get(c), reveal=reveal, column=c)
             for c in columns
         }
         for r in records
@@ -291,7 +322,7 @@ def table(
 
     Korean wraps by word (`word-break: keep-all`), headers are the mapping's display names
     (or `labels`), numbers are grouped and dates shortened by the mapping's field types,
-    NULLs are empty and `pii` fields masked unless `reveal=True`. `wb.table(rows, "customers")`
+    NULLs are empty and `pii` fields masked unless `reveal=True`. `wb.table(rows, "members")`
     finds the mapping for you."""
     known: dict[str, FieldMapping] = dict(mapping.fields) if mapping is not None else {}
     known.update(fields or {})

@@ -181,7 +181,7 @@ class Workbench:
         max_rows: int | None = None,
         caption: str = "",
     ) -> Table:
-        """Rows for people to read, by the mapping: `wb.table(df, "customers")`.
+        """Rows for people to read, by the mapping: `wb.table(df, "members")`.
 
         Headers are display names, numbers and dates formatted by the field types, NULLs
         empty, and `pii` fields masked unless `reveal=True`. `table` names the mapped table
@@ -191,7 +191,7 @@ class Workbench:
         from hybridwb.render import table as render
 
         if table is not None and (not isinstance(table, str) or not table.strip()):
-            raise ValidationError("Name the table as text, e.g. wb.table(df, 'customers').")
+            raise ValidationError("Name the table as text, e.g. wb.table(df, 'members').")
         tables = self.mappings.tables()
         fields = all_fields(tables)  # a joined column (`monthly_fee`) by its bare name
         if table is not None:

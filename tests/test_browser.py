@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -73,6 +74,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
         "JUPYTER_CONFIG_DIR": str(base / "config"),
     }
+    # no "news?" toast over the widgets (and their screenshots), no request to a news site
+    notification = base / "settings" / "@jupyterlab" / "apputils-extension"
+    notification.mkdir(parents=True)
+    (notification / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8"
+    )
     log = (base / "server.log").open("w")
     proc = subprocess.Popen(
         [
@@ -163,7 +170,17 @@ def _open_and_run(browser, lab: dict, notebook: Path):  # type: ignore[no-untype
     """A fresh page on the notebook; runs every cell once the kernel is idle and waits
     until the kernel is idle again with every cell executed."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    # hermetic: nothing leaves the machine; what a page tried to fetch elsewhere is kept
+    # for the test to assert on (the grid's library must be inline, not from a CDN)
+    external: list[str] = []
+
+    def block(route) -> None:  # type: ignore[no-untyped-def]
+        external.append(route.request.url)
+        route.abort()
+
+    context.route(re.compile(rf"^(?!{re.escape(lab['url'])}/)(?!data:|blob:)"), block)
     page = context.new_page()
+    page.external_requests = external  # type: ignore[attr-defined]
     page.set_default_timeout(90_000)
     rel = notebook.relative_to(lab["root"]).as_posix()
     # a workspace of its own, reset: no tab of another test is restored beside this one

@@ -69,6 +69,7 @@ def test_mysql_grid_pages_searches_and_downloads_the_csv(browser, lab: dict, pro
     out.locator(".dt-search input").fill("VIP")
     expect(info).to_contain_text(f"of {vip} entries")
     out.screenshot(path=str(SHOTS / "05-mysql-grid.png"))
+    assert page.external_requests == []  # the grid's library came inline, offline
     page.context.close()
 
 
@@ -180,6 +181,16 @@ def test_every_widget_twice_with_pii_masked_and_korean_kept_whole(
         leaked = sorted(v for v in personal if v in text)
         assert not leaked, f"{name} shows personal data unmasked: {leaked[:3]}"
         out.first.screenshot(path=str(SHOTS / f"1{index}-{name}.png"))
+
+    # every button's label is read whole, not cut to "대상으로 사용 (use ..."
+    cut = page.locator(
+        ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea"
+        " :is(.widget-button, .widget-toggle-button)"
+    ).evaluate_all(
+        "els => els.filter(e => e.offsetParent && e.scrollWidth > e.clientWidth + 1)"
+        ".map(e => e.textContent.trim())"
+    )
+    assert not cut, f"button labels cut: {cut}"
 
     cell = search.locator("table.hybridwb tbody td", has_text="김").first
     assert cell.evaluate("td => getComputedStyle(td).wordBreak") == "keep-all"

@@ -147,6 +147,46 @@ def test_lab_opens_jupyterlab_on_the_project_with_the_extension(
     assert "extensions = ['hybridwb']" in config.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
+def test_a_kernel_of_the_lab_loads_hybridwb_on_the_project(
+    tmp_path: Path, sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `hybridwb lab` sets up, used by a real kernel started in notebooks/guides/ (as
+    JupyterLab starts one for a guide): `wb` exists without `%load_ext`, on the project's
+    own sample (the oracle: sqlite3 on that file), and no second project grows there."""
+    import os
+    import sqlite3
+
+    from jupyter_client.manager import start_new_kernel
+
+    shop_project(tmp_path, sample_db)
+    guides = tmp_path / "notebooks" / "guides"
+    guides.mkdir(parents=True)
+    monkeypatch.chdir(guides)
+    result = CliRunner().invoke(main, ["lab", "--print-only"])
+    assert result.exit_code == 0, result.output
+    lab_env = dict(line.split("=", 1) for line in result.output.splitlines()[1:])
+    assert set(lab_env) == {"IPYTHONDIR", "HYBRIDWB_HOME"}, result.output
+    with sqlite3.connect(tmp_path / ".hybridwb" / "sample.db") as db:
+        [(vip,)] = db.execute("SELECT COUNT(*) FROM customers WHERE grade = 'VIP'").fetchall()
+
+    km, kc = start_new_kernel(kernel_name="python3", env={**os.environ, **lab_env}, cwd=guides)
+    shown: list[str] = []
+    try:
+        reply = kc.execute_interactive(
+            "print(wb.settings.project_root)\n"
+            "print(int(wb.sql(\"SELECT COUNT(*) AS n FROM customers WHERE grade = 'VIP'\")['n'][0]))",
+            timeout=120,
+            output_hook=lambda msg: shown.append(msg["content"].get("text", "")),
+        )
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert "".join(shown).split() == [str(tmp_path), str(vip)]
+    assert not (guides / ".hybridwb").exists() and not (guides / "mappings").exists()
+
+
 def test_targets_preview_of_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     (tmp_path / "t.json").write_bytes(b"\xff\xfe")
     result = CliRunner().invoke(main, ["targets", "preview", str(tmp_path / "t.json")])

@@ -95,6 +95,8 @@ def test_summary_says_cut_only_when_rows_were_cut(
     assert note.startswith("1 row ·" if rows == 1 else f"{rows} rows ·")
     assert re.search(r"· [\d,.]+ ms", note)
     assert ("cut at" in note) is cut
+    if cut:  # the user's own --limit cut them: named, not advised
+        assert note.endswith("cut at 5 rows (--limit 5)"), note
     assert note in repr(frame)
 
 
@@ -119,6 +121,9 @@ def test_summary_line() -> None:
     assert summary({"elapsed_ms": 3.25}, 1) == "1 row · 3.2 ms"
     assert summary({"elapsed_ms": 1200, "truncated": True}, 5) == (
         "5 rows · 1,200.0 ms · cut at 5 rows (add a WHERE, or pass --limit N)"
+    )
+    assert summary({"elapsed_ms": 2, "truncated": True, "limit": 5}, 5) == (
+        "5 rows · 2.0 ms · cut at 5 rows (--limit 5)"
     )
 
 

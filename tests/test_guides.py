@@ -117,6 +117,24 @@ def test_committed_outputs_are_sanitized_small_and_tables() -> None:
     assert tables >= 12
 
 
+EMPTY = re.compile(r"(?<![\d,.])0 rows\b|\bno rows\b|Empty DataFrame|대상 0명")
+
+
+def test_every_example_returns_rows_on_the_demo() -> None:
+    """A guide teaches with results: no committed output (which strict nbval holds equal to
+    what the seeded demo returns) is an empty result."""
+    empty = []
+    for path in _guides.guides():
+        for cell in _code_cells(path):
+            for output in cell.outputs:
+                texts = [output.get("text", "")] + [
+                    v for v in output.get("data", {}).values() if isinstance(v, str)
+                ]
+                if any(EMPTY.search(t) for t in texts):
+                    empty.append(f"{path.name}: {cell.source[:80]}")
+    assert not empty, empty
+
+
 def test_outputs_were_made_with_the_installed_versions() -> None:
     """Faker draws the sample's names and cities, pandas prints the text tables, itables
     draws the grids: outputs made with other versions would not compare."""
@@ -190,6 +208,28 @@ def test_a_changed_output_fails_the_guides(tmp_path: Path, sample_db: Path) -> N
     result = run_guides(tmp_path, sample_db, {}, [path])
     assert result.returncode != 0, result.stdout[-2000:]
     assert "010-****-5678" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_changed_grid_value_fails_the_guides(tmp_path: Path, sample_db: Path) -> None:
+    """A `%%mysql` grid is committed as itables HTML and compared too, data and all: a guide
+    whose committed grid holds another row than the query returns fails, even with its
+    text form left right."""
+    nb = nbformat.read(GUIDES / "02_mysql_query_guide.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.source.startswith("%%mysql --limit 5"))
+    [grid] = [o for o in cell.outputs if "hybridwb_GRID" in o.get("data", {}).get("text/html", "")]
+    html = grid["data"]["text/html"]
+    first = re.search(r'"data_json": "\[\[(\d+),', html)
+    assert first, "the committed grid carries its rows as data_json"
+    doctored = f'"data_json": "[[{int(first.group(1)) + 1},'
+    grid["data"]["text/html"] = html.replace(first.group(0), doctored, 1)
+    path = tmp_path / "doctored.ipynb"
+    nbformat.write(nb, path)
+    result = run_guides(tmp_path, sample_db, {}, [path])
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "1 failed" in result.stdout, result.stdout[-3000:]
+    assert "mismatch 'text/html'" in result.stdout, result.stdout[-3000:]
+    assert f"[[{int(first.group(1)) + 1}," in result.stdout, result.stdout[-3000:]
 
 
 @pytest.mark.slow

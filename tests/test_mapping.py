@@ -873,3 +873,24 @@ def test_check_reports_an_audience_key_that_is_not_unique(real: hybridwb.Workben
     real.mappings.path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     found = [(f.kind, f.severity) for f in real.mappings.check() if f.field == "last_name"]
     assert ("key-not-unique", "error") in found
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("customers", "고객 정보"),
+        ("Customer", "고객 정보"),
+        ("orders", "주문"),
+        ("shop_items", "Shop items"),
+    ],
+)
+def test_table_labels_come_from_the_name_singular_or_plural(name: str, label: str) -> None:
+    assert suggest.table_label_for(name) == label
+
+
+@pytest.mark.parametrize(("people", "label"), [(True, "고객명"), (False, "이름")])
+def test_a_bare_name_column_is_the_customers_only_in_a_people_table(
+    people: bool, label: str
+) -> None:
+    assert suggest.display_name("name", None, people=people) == label
+    assert suggest.display_name("name", " 상호 ", people=people) == "상호"

@@ -9,6 +9,7 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -149,3 +150,45 @@ def test_wb_table_names_a_mapped_table(shop) -> None:  # type: ignore[no-untyped
         shop.table([{"a": 1}], "nope")
     with pytest.raises(hybridwb.ValidationError, match="Name the table as text"):
         shop.table([{"a": 1}], 3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "shown"),
+    [
+        pytest.param("checked_rows", 1187, "1,187", id="int-grouped"),
+        pytest.param("count", np.int64(81300), "81,300", id="numpy-int-grouped"),
+        pytest.param("total", Decimal("1234567"), "1,234,567", id="decimal-grouped"),
+        pytest.param("paid", 29800, "29,800", id="ends-in-id-letters-grouped"),
+        pytest.param("p50_ms", 1234.5, "1,234.5", id="float-grouped"),
+        pytest.param("customer_id", 1234567, "1234567", id="snake-id-plain"),
+        pytest.param("customerId", 1234567, "1234567", id="camel-id-plain"),
+        pytest.param("ID", 1234567, "1234567", id="upper-id-plain"),
+        pytest.param("orders.order_no", 100234, "100234", id="related-no-plain"),
+        pytest.param("birth_year", 1987, "1987", id="year-plain"),
+        pytest.param("zip", 13529, "13529", id="zip-plain"),
+        pytest.param("flag", True, "예", id="bool-not-a-number"),
+    ],
+)
+def test_numbers_in_unmapped_columns_are_grouped_unless_named_as_ids(
+    column: str, value: object, shown: str
+) -> None:
+    t = table([{column: value}])
+    assert f'<td class="num">{shown}</td>' in t.html or f"<td>{shown}</td>" in t.html
+    assert t.text.splitlines()[1].strip() == shown
+
+
+def test_counts_of_a_real_query_are_grouped_and_ids_are_not(shop, sample_db: Path) -> None:  # type: ignore[no-untyped-def]
+    """Unmapped columns of a real result (an aggregate and an id the mapping does not know
+    under its alias) read as the sample holds them: the count grouped, the id plain."""
+    df = shop.sql(
+        "SELECT COUNT(*) AS n, MAX(customer_id) AS last_customer_id, SUM(amount) AS paid "
+        "FROM payments"
+    )
+    with sqlite3.connect(sample_db) as conn:
+        n, last, paid = conn.execute(
+            "SELECT COUNT(*), MAX(customer_id), SUM(amount) FROM payments"
+        ).fetchone()
+    assert n >= 1000 and last >= 1000  # both would show a separator if grouped
+    t = table(df)
+    assert t.text.splitlines()[1].split() == [f"{n:,}", str(last), f"{paid:,}"]
+    assert f">{n:,}</td>" in t.html and f">{last}</td>" in t.html

@@ -6,8 +6,10 @@ Real kernels (papermill/nbclient) on the sample; the oracle is sqlite3 on the st
 
 from __future__ import annotations
 
+import ast
 import base64
 import csv
+import datetime as dt
 import html as html_lib
 import io
 import json
@@ -61,8 +63,15 @@ def test_report_shows_template_target_and_a_masked_exclusions_download(
     assert pre and html_lib.unescape(pre.group(1)) == template
     target = re.search(r'<pre class="target">(.*?)</pre>', report, re.S)
     assert target and json.loads(html_lib.unescape(target.group(1))) == TARGET
-    for label in ("trigger", "started", "finished"):
-        assert f"<th>{label}</th><td>" in report
+    with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as store:
+        stored = store.execute(
+            "SELECT started_at, finished_at FROM workflow_runs WHERE replace(id, '-', '') = ?",
+            (str(final["id"]).replace("-", ""),),
+        ).fetchone()
+    for label, value in zip(("started", "finished"), stored, strict=True):
+        shown = re.search(rf"<th>{label}</th><td>([^<]+)</td>", report)
+        assert shown, f"the report has no {label} time"
+        assert dt.datetime.fromisoformat(shown.group(1)) == dt.datetime.fromisoformat(value)
     assert "<th>trigger</th><td>manual</td>" in report
 
 
@@ -143,29 +152,30 @@ def test_run_in_a_notebook_shows_a_live_bar_and_links_the_report(shop, tmp_path:
     [link] = [h for h in links if "report:" in h]
     href = re.search(r'href="([^"]+)"', link).group(1)
     assert (tmp_path / href).is_file() and href.endswith(".html")
+    # a kernel that said nothing of its own leaves no log and no link to one
+    assert not list((tmp_path / href).parent.glob("*.kernel.log"))
+    assert "kernel output" not in link
 
 
-def test_the_run_kernels_own_stderr_stays_out_of_the_notebook(shop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The run's kernel inherits the notebook kernel's stderr, which ipykernel forwards
-    into the cell: whatever the run kernel writes there while starting (here a
-    sitecustomize on its PYTHONPATH) must not show up as a red block in the notebook."""
+def _run_from_a_notebook(shop, tmp_path: Path, sitecustomize: str) -> list:  # type: ignore[no-untyped-def]
+    """`wb.workflows.run` in a real kernel whose run kernels load `sitecustomize` (set on
+    PYTHONPATH inside the notebook: only kernels started from then on see it); the outputs
+    of the run cell, whose last one is the run's final dict."""
     from nbclient import NotebookClient
 
     wf = make_workflow(shop)
     noisy = tmp_path / "noisy"
     noisy.mkdir()
-    (noisy / "sitecustomize.py").write_text(
-        "import os\nos.write(2, b'CHILD-KERNEL-STDERR\\n')\n", encoding="utf-8"
-    )
+    (noisy / "sitecustomize.py").write_text(sitecustomize, encoding="utf-8")
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell("import hybridwb\nwb = hybridwb.connect()"),
-        nbformat.v4.new_code_cell(  # set here: only kernels started from now on see it
+        nbformat.v4.new_code_cell(
             f"import os\nos.environ['PYTHONPATH'] = {str(noisy)!r} + os.pathsep + "
             "os.environ.get('PYTHONPATH', '')"
         ),
         nbformat.v4.new_code_cell(
-            f"final = wb.workflows.run({wf['name']!r}, progress=False)\nfinal['status']"
+            f"final = wb.workflows.run({wf['name']!r})\n{{k: str(v) for k, v in final.items()}}"
         ),
     ]
     # ipykernel forwards its process's stderr into the notebook, except under pytest
@@ -173,11 +183,55 @@ def test_the_run_kernels_own_stderr_stays_out_of_the_notebook(shop, tmp_path: Pa
     NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute(env=env)
-    outputs = nb.cells[2].outputs
-    assert outputs[-1]["data"]["text/plain"] == "'succeeded'", outputs
+    return nb.cells[2].outputs
+
+
+def _kernel_output_link(outputs: list, tmp_path: Path) -> Path:
+    [line] = [
+        o["data"]["text/html"]
+        for o in outputs
+        if "kernel output:" in o.get("data", {}).get("text/html", "")
+    ]
+    href = re.search(r'kernel output: <a href="([^"]+)"', line).group(1)
+    return (tmp_path / html_lib.unescape(href)).resolve()
+
+
+def test_the_run_kernels_own_stderr_stays_out_of_the_notebook_and_in_its_log(
+    shop, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The run's kernel would inherit the notebook kernel's stderr, which ipykernel forwards
+    into the cell: what the run kernel writes there while starting (here a sitecustomize)
+    is not a red block in the notebook, but kept in a log beside the executed notebook,
+    linked from the cell."""
+    outputs = _run_from_a_notebook(
+        shop, tmp_path, "import os\nos.write(2, b'CHILD-KERNEL-STDERR\\n')\n"
+    )
+    final = ast.literal_eval(outputs[-1]["data"]["text/plain"])
+    assert final["status"] == "succeeded", final
     assert "CHILD-KERNEL-STDERR" not in json.dumps(outputs), outputs
-    executed = Path(shop.store.runs.list()[0]["report_path"]).with_suffix(".ipynb")
+    executed = Path(final["report_path"]).with_suffix(".ipynb")
     assert executed.is_file()
+    log = executed.with_suffix(".kernel.log")  # the oracle: the file on disk
+    assert "CHILD-KERNEL-STDERR" in log.read_text(encoding="utf-8")
+    assert _kernel_output_link(outputs, tmp_path) == log.resolve()
+
+
+def test_a_run_kernel_that_dies_at_start_says_where_its_output_is(shop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A run kernel that cannot start (its start-up code exits) fails the run; the run's
+    error names the log holding what the kernel said, and the store records the failure."""
+    outputs = _run_from_a_notebook(
+        shop, tmp_path, "import os\nos.write(2, b'BROKEN-AT-START\\n')\nos._exit(3)\n"
+    )
+    final = ast.literal_eval(outputs[-1]["data"]["text/plain"])
+    assert final["status"] == "failed", final
+    assert "BROKEN-AT-START" not in json.dumps(outputs), outputs
+    log = Path(final["report_path"]).with_suffix(".kernel.log")
+    assert "BROKEN-AT-START" in log.read_text(encoding="utf-8")
+    assert _kernel_output_link(outputs, tmp_path) == log.resolve()
+    with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as db:
+        [(status, error)] = db.execute("SELECT status, error FROM workflow_runs").fetchall()
+    assert status == "failed"
+    assert error.endswith(f"the kernel's own output is in {log.name}"), error
 
 
 def test_the_cli_warns_when_most_targets_were_excluded(shop) -> None:  # type: ignore[no-untyped-def]

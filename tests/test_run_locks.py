@@ -230,7 +230,7 @@ def test_release_drops_only_the_named_runs_lock(store: Store, oracle: Oracle) ->
     assert oracle.one("SELECT COUNT(*) FROM run_locks") == 1
 
 
-def test_the_rest_backend_cannot_hold_runs() -> None:
+def test_a_backend_neither_sql_nor_rest_cannot_hold_runs() -> None:
     with pytest.raises(StoreError) as caught:
         Campaigns(object())  # type: ignore[arg-type]
     assert str(caught.value) == (

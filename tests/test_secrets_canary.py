@@ -3,7 +3,8 @@
 A private MariaDB account and a private PostgreSQL role (scram-sha-256) carry canary
 passwords; canary Supabase keys ride along. The canaries are set through every
 configuration route, every CLI command runs (the command list comes from `--help`, so a
-new command fails here until it is covered), error paths run with wrong passwords and
+new command fails here until it is covered; the commands that read or hand on the settings run
+in every route, each other command in one route), error paths run with wrong passwords and
 unreachable servers, a workflow runs, DEBUG logging is captured — and every output, every
 file under the project and every store table is searched for the canaries and for
 customer phone numbers and e-mail addresses. A hit is a leak.
@@ -269,9 +270,33 @@ def _report(leaks: dict[str, list[str]]) -> str:
     return "\n".join(f"{where}: {', '.join(sorted(set(hits)))}" for where, hits in leaks.items())
 
 
+#: the configuration routes the canaries travel by (`_write_route`), with the MySQL settings
+#: as one URL or as separate fields
+ROUTES = [("env", False), ("dotenv", False), ("pyproject", False), ("env", True)]
+#: commands that read the settings or hand them on (the run's kernel gets them through its
+#: environment): these run in every route; each other command runs in one route, in turn
+EVERY_ROUTE = frozenset({"init", "doctor", "test-connection", "run"})
+
+
+def _cases_for(route_index: int) -> list[tuple[str, list[str]]]:
+    """The CLI cases one route runs: the settings readers, and every ROUTES-th other command."""
+    return [
+        (name, argv)
+        for position, (name, argv) in enumerate(CLI_CASES)
+        if name in EVERY_ROUTE or position % len(ROUTES) == route_index
+    ]
+
+
+def test_every_cli_command_runs_in_some_route_and_settings_readers_in_all() -> None:
+    covered = [name for index in range(len(ROUTES)) for name, _ in _cases_for(index)]
+    assert {name for name, _ in CLI_CASES} == set(covered)
+    for reader in EVERY_ROUTE:
+        assert covered.count(reader) >= len(ROUTES)
+
+
 @pytest.mark.parametrize(
     ("route", "fields"),
-    [("env", False), ("dotenv", False), ("pyproject", False), ("env", True)],
+    ROUTES,
     ids=["env-urls", "dotenv-urls", "pyproject-urls", "env-mysql-fields"],
 )
 @pytest.mark.timeout(1200)  # every CLI command in a subprocess: ~200 s on a loaded 2-core box
@@ -290,7 +315,7 @@ def test_no_cli_command_leaks_a_canary_or_a_customer_value(
     _seed_workflow(project)
     phone, email = _one_customer(private_mariadb)
     leaks: dict[str, list[str]] = {}
-    for name, template in CLI_CASES:
+    for name, template in _cases_for(ROUTES.index((route, fields))):
         argv = [a.format(phone=phone, email=email) for a in template]
         out = _cli(project, argv)
         if name == "search":  # the command line itself shows what the user typed

@@ -335,26 +335,41 @@ def test_an_insert_whose_answer_was_lost_reports_the_row_it_wrote(
     assert len(audit.calls) == 1
 
 
-def test_a_campaign_run_on_the_rest_store_is_refused_before_it_writes(
+def test_a_campaign_run_on_the_rest_store_takes_the_lock_by_rpc_before_it_writes(
     api: respx.MockRouter, store: Store, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    """Campaigns need SQL (transactions, COPY, aggregates): with only the REST API the run
-    says what to set, in one line, and sends no write (no orphan run row)."""
+    """A run on the REST store asks `hybridwb_acquire` for the workflow's lock first; when
+    another run holds it, the run is refused in one line and nothing else is written (no
+    orphan run row)."""
     from hybridwb.config import load_settings
-    from hybridwb.workflows.runner import Runner
+    from hybridwb.workflows.runner import Runner, RunRefused
 
-    wid = str(uuid.uuid4())
+    wid, other = str(uuid.uuid4()), str(uuid.uuid4())
     api.get("/workflows").respond(
         200, json=[{"id": wid, "name": "welcome", "notebook": None, "trigger_config": {}}]
+    )
+    acquire = api.post("/rpc/hybridwb_acquire").respond(
+        200,
+        json={
+            "workflow_id": wid,
+            "run_id": other,
+            "owner": "elsewhere:1",
+            "acquired_at": "2026-03-02T03:00:00+00:00",
+            "heartbeat_at": "2026-03-02T03:00:05+00:00",
+        },
     )
     api.route().respond(200, json=[])
     settings = load_settings(
         tmp_path, {"SUPABASE_URL": BASE, "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY}
     )
-    with pytest.raises(StoreError, match="SUPABASE_DB_URL") as raised:
+    with pytest.raises(RunRefused, match="already has an active run") as raised:
         Runner(settings, store).run("welcome", progress=False)
-    assert "\n" not in str(raised.value)
-    assert [c.request.method for c in api.calls if c.request.method != "GET"] == []
+    assert "\n" not in str(raised.value) and other in str(raised.value)
+    body = json.loads(acquire.calls.last.request.content)
+    assert body["p_workflow_id"] == wid and body["p_stale_after"] > 0
+    assert [c.request.url.path for c in api.calls if c.request.method != "GET"] == [
+        "/rest/v1/rpc/hybridwb_acquire"
+    ]
 
 
 # -- the key: on each request, in no attribute -----------------------------------------

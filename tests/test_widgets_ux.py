@@ -6,6 +6,7 @@ mapping file and the platform store's SQLite file on disk.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -126,6 +127,25 @@ def test_the_search_grid_shows_page_numbers_and_the_rows_seen(shop: hybridwb.Wor
     assert "page 2 · rows 21-40" in s.page_info.value
     s.prev_button.click()
     assert "page 1 · rows 1-20" in s.page_info.value
+
+
+def test_a_pick_is_labelled_by_its_key_once_and_who_it_is_masked(
+    shop: hybridwb.Workbench, tmp_path: Path
+) -> None:
+    """Each checkbox reads "key · name · phone" (the key not repeated as the first column),
+    name and phone masked as the mapping's pii flags say; the oracle is the stored row."""
+    from hybridwb.render import mask
+
+    s = widgets.search(shop)
+    s.term.value = "김"
+    assert s.checks
+    with _db(tmp_path) as conn:
+        for box in s.checks:
+            key = box.pick[1]
+            name, phone = conn.execute(
+                "SELECT name, phone FROM customers WHERE customer_id = ?", (key,)
+            ).fetchone()
+            assert box.description == f"{key} · {mask(name)} · {mask(phone)}"
 
 
 def test_picks_keep_their_table_when_the_table_is_switched(
@@ -282,6 +302,70 @@ def test_the_builder_aggregates_over_a_to_many_relation(
     assert b.count == expected, b.panel.message.value
 
 
+def _seoul_bounds(days: int) -> list[tuple[str, str]]:
+    """(now - days, now) as the sample's naive text, in the definition's zone (Asia/Seoul),
+    read just before and just after the builder counts (a row on the boundary may move)."""
+    from zoneinfo import ZoneInfo
+
+    now = dt.datetime.now(ZoneInfo("Asia/Seoul")).replace(tzinfo=None, microsecond=0)
+    return [
+        ((t - dt.timedelta(days=days)).isoformat(" "), t.isoformat(" "))
+        for t in (now, now + dt.timedelta(seconds=5))
+    ]
+
+
+def test_the_builder_counts_a_relative_date_as_direct_sql(
+    shop: hybridwb.Workbench, tmp_path: Path
+) -> None:
+    """ "Joined in the last 365 days", picked from the menus: the count is direct SQL's over
+    the same window, evaluated in Seoul time."""
+    b = widgets.target_builder(shop)
+    b.live.value = False
+    b.opt_out.value = False
+    row = _add_condition(b)
+    row.field.value, row.op.value = "f:created_at", "within_last"
+    row.value.value, row.unit.value = "365", "days"
+    bounds = _seoul_bounds(365)
+    b.preview_button.click()
+    assert b.definition()["where"] == {
+        "field": "created_at",
+        "op": "within_last",
+        "value": {"days": 365},
+    }
+    sql = "SELECT COUNT(*) FROM customers WHERE created_at >= ? AND created_at <= ?"
+    expected = {_one(tmp_path, sql, lo, hi) for lo, hi in bounds}
+    assert 0 < min(expected) < _one(tmp_path, "SELECT COUNT(*) FROM customers")
+    assert b.count in expected, (b.count, expected, b.panel.message.value)
+
+
+@pytest.mark.skipif(not RELATIONS, reason="the relations target model has not landed")
+def test_the_builder_aggregates_within_a_recent_window(
+    shop: hybridwb.Workbench, tmp_path: Path
+) -> None:
+    """ "Paid more than 30,000 in the last 180 days": an aggregate over payments limited to
+    the relation's own date (its orderBy, paid_at), counted as direct SQL counts it."""
+    b = widgets.target_builder(shop)
+    b.live.value = False
+    b.opt_out.value = False
+    row = _add_condition(b)
+    row.field.value, row.op.value, row.value.value = "agg:sum:payments:amount", "gt", "30000"
+    row.window.value = 180
+    bounds = _seoul_bounds(180)
+    b.preview_button.click()
+    sql = (
+        "SELECT COUNT(*) FROM customers c WHERE (SELECT SUM(amount) FROM payments p "
+        "WHERE p.customer_id = c.customer_id AND p.paid_at >= ? AND p.paid_at <= ?) > 30000"
+    )
+    expected = {_one(tmp_path, sql, lo, hi) for lo, hi in bounds}
+    unwindowed = _one(
+        tmp_path,
+        "SELECT COUNT(*) FROM customers c WHERE (SELECT SUM(amount) FROM payments p "
+        "WHERE p.customer_id = c.customer_id) > 30000",
+    )
+    assert min(expected) > 0 and max(expected) < unwindowed  # the window matters here
+    assert b.count in expected, (b.count, expected, b.panel.message.value)
+
+
 def test_the_builder_saves_the_definition_into_a_workflow(
     shop: hybridwb.Workbench, tmp_path: Path
 ) -> None:
@@ -368,7 +452,36 @@ def test_the_message_bubble_shows_the_byte_count_and_the_filling_rows(
     assert f">{message}</div>" in text
     assert f"{len(message)}자 · {len(message.encode('euc-kr'))} bytes (EUC-KR)" in text
     assert "고객명" in p.filled.value and "customers 1" in p.filled.value
-    assert "subscriptions" in p.filled.value  # the related row the expiry date came from
+    # the related row the expiry date came from, by its key as stored
+    sub = _one(tmp_path, "SELECT subscription_id FROM subscriptions WHERE customer_id = 1")
+    assert f"subscriptions (subscription_id={sub})" in p.filled.value, p.filled.value
+
+
+def test_the_preview_names_the_latest_related_row_that_filled_a_variable(
+    shop: hybridwb.Workbench, tmp_path: Path
+) -> None:
+    """A customer with several subscriptions: the expiry date comes from the latest by the
+    relation's orderBy (ends_at), and the preview names that row by its key, as stored."""
+    cid = _one(
+        tmp_path,
+        "SELECT customer_id FROM subscriptions GROUP BY customer_id "
+        "HAVING COUNT(*) > 1 ORDER BY customer_id LIMIT 1",
+    )
+    sub, ends = (
+        _db(tmp_path)
+        .execute(
+            "SELECT subscription_id, ends_at FROM subscriptions WHERE customer_id = ? "
+            "ORDER BY ends_at DESC LIMIT 1",
+            (cid,),
+        )
+        .fetchone()
+    )
+    p = widgets.preview("#{고객명}님, 구독이 #{만료일}에 만료됩니다.", shop)
+    _find(p, str(cid))
+    p.customers.value = cid
+    assert f"구독이 {ends}에" in p.rendered.value
+    assert f"subscriptions (subscription_id={sub})" in p.filled.value, p.filled.value
+    assert f"customers {cid}" in p.filled.value
 
 
 # -- mapping editor -----------------------------------------------------------------------

@@ -202,10 +202,12 @@ def readable(name: str) -> str:
     return name.replace("_", " ").strip().capitalize() or name
 
 
-def display_name(column: str, comment: str | None, table: str) -> str:
+def display_name(column: str, comment: str | None, *, people: bool) -> str:
+    """The column's comment, else a Korean label; a bare `name` is the customer's only in a
+    table about people (`is_people`)."""
     if comment and comment.strip():
         return comment.strip()
-    if column == "name" and table not in ("customers", "customer", "users", "members"):
+    if column == "name" and not people:
         return "이름"
     return KOREAN_NAMES.get(column.lower(), readable(column))
 
@@ -339,7 +341,7 @@ def suggest_fields(info: TableInfo, sample: list[dict[str, Any]]) -> dict[str, F
         )
         if role == "name" and col.name.lower() in FULL_NAMES and not people:
             role = "text"  # a store's or a product's name is not a person's
-        label = display_name(col.name, col.comment, info.name)
+        label = display_name(col.name, col.comment, people=people)
         if label in used:
             label = f"{label} ({col.name})"
         used.add(label)
@@ -427,7 +429,7 @@ def suggest(
     key = audience.get("key") or (info.primary_key[0] if len(info.primary_key) == 1 else None)
     if key is not None and key not in fields:
         key = None
-    table_label = info.comment or KOREAN_TABLES.get(info.name, readable(info.name))
+    table_label = info.comment or table_label_for(info.name)
     extra = {k: v for k, v in audience.items() if k != "key"}
     return TableMapping(
         displayName=table_label,
@@ -439,9 +441,17 @@ def suggest(
     )
 
 
+#: Korean labels of common tables, by the singular of their name
 KOREAN_TABLES = {
-    "customers": "고객 정보",
-    "subscriptions": "구독",
-    "payments": "결제",
-    "orders": "주문",
+    "customer": "고객 정보",
+    "subscription": "구독",
+    "payment": "결제",
+    "order": "주문",
 }
+
+
+def table_label_for(name: str) -> str:
+    """A Korean label for a common table name, singular or plural; else the name made readable."""
+    lowered = name.lower()
+    singular = lowered[:-1] if lowered.endswith("s") else lowered
+    return KOREAN_TABLES.get(singular) or readable(name)

@@ -2,8 +2,9 @@
 
 Everything a run's truth is derived from lives here, so counters are computed from rows
 (records, exclusions, frozen targets) and stay right after any number of crashes and
-resumes. SQL backends only (SQLite, Postgres): a run needs transactions and aggregates
-that the Supabase REST API does not offer.
+resumes. On the Supabase REST API the steps that must happen as one are SQL functions
+called over RPC (`rest_campaigns.RestCampaigns`, migration 0005); `Campaigns(backend)`
+gives that class for a REST backend.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,6 +53,21 @@ RECORD_COLUMNS = (
     "status",
     "created_at",
 )
+
+
+@dataclass(frozen=True)
+class CapCheck:
+    """A batch's frequency cap, for a store that checks it again where the records are
+    written (the REST backend: its lock cannot span the check and the insert): at most
+    `messages` records per recipient since `since`, counting every stored spelling
+    (`spellings`: {spelling: canonical recipient}); a record past it is excluded with
+    `reason`. The SQL backends hold `recipient_lock` across both steps instead."""
+
+    space: str
+    messages: int
+    since: datetime
+    reason: str
+    spellings: dict[str, str]
 
 
 class _LockLost(Exception):
@@ -92,7 +109,16 @@ def is_stale(lock: dict[str, Any], at: datetime, stale_after: float) -> bool:
 
 
 class Campaigns:
-    """Frozen sets, exclusions, locks and history; one short transaction per call."""
+    """Frozen sets, exclusions, locks and history; one short transaction per call.
+
+    `Campaigns(backend)` is a `RestCampaigns` for the Supabase REST backend."""
+
+    def __new__(cls, backend: Backend, *args: Any, **kwargs: Any) -> Campaigns:
+        if cls is Campaigns and getattr(backend, "name", None) == "supabase-rest":
+            from hybridwb.platform.rest_campaigns import RestCampaigns
+
+            return super().__new__(RestCampaigns)
+        return super().__new__(cls)
 
     def __init__(self, backend: Backend) -> None:
         if not isinstance(backend, SqlBackend):
@@ -325,6 +351,7 @@ class Campaigns:
         skips: list[tuple[str, str]],
         changed: int = 0,
         fresh: bool = False,
+        cap: CapCheck | None = None,
     ) -> bool:
         """One batch's outcome in one transaction: the heartbeat, the send records
         `(target key, recipient, content)`, the exclusions `(target key, reason)` and the
@@ -334,7 +361,8 @@ class Campaigns:
         Each record and exclusion is keyed by (run, target), so nothing is doubled. On a
         run's first pass (`fresh`: no row of this run existed when it began, and the lock
         keeps it so) Postgres rows are COPied straight into their tables; a key that exists
-        after all fails that COPY, and the batch is written again skipping existing keys."""
+        after all fails that COPY, and the batch is written again skipping existing keys.
+        `cap` is not needed here: the caller holds `recipient_lock` across check and write."""
         rid, wf = as_uuid(run_id), as_uuid(workflow_id)
         postgres = self.backend.name == "postgresql"
 
@@ -626,4 +654,4 @@ def new_run_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-__all__ = ["Campaigns", "as_utc", "is_stale", "owner_alive", "this_owner"]
+__all__ = ["Campaigns", "CapCheck", "as_utc", "is_stale", "owner_alive", "this_owner"]

@@ -5,8 +5,9 @@ The key lives in one `__slots__` holder that an `httpx.Auth` puts on each reques
 public attribute (the postgrest client, its session, its headers) holds it in `vars()`.
 No PostgREST server runs where hybridwb is developed, so this backend is covered by
 contract tests that assert the exact HTTP requests it sends for every store operation
-(tests/test_store_rest.py). What PostgREST cannot do over HTTP — DDL, arbitrary SQL,
-multi-table transactions — needs `SUPABASE_DB_URL`; the errors say so.
+(tests/test_store_rest.py). What PostgREST cannot do over HTTP — DDL, arbitrary SQL —
+needs `SUPABASE_DB_URL`; the errors say so. Workflow runs, which need several writes as
+one, call SQL functions over RPC (`rest_campaigns`, migration 0005).
 """
 
 from __future__ import annotations

@@ -162,9 +162,9 @@ def unsafe(
         if name == "EXECUTE" and _is_allowed_function(grant, allowed):
             continue
         if name == "PROXY":
-            revoke = f"REVOKE PROXY ON {grant.on} FROM {grant.grantee}"
+            revoke = _revoke("PROXY", grant.on, grant.grantee)
         else:
-            revoke = f"REVOKE {privilege} ON {on} FROM {grant.grantee}"
+            revoke = _revoke(privilege, on, grant.grantee)
         found.append(Finding(privilege, on, grant.grantee, revoke, via_role))
     if grant.grant_option:
         found.append(
@@ -172,7 +172,7 @@ def unsafe(
                 "GRANT OPTION",
                 on,
                 grant.grantee,
-                f"REVOKE GRANT OPTION ON {on} FROM {grant.grantee}",
+                _revoke("GRANT OPTION", on, grant.grantee),
                 via_role,
             )
         )
@@ -243,7 +243,7 @@ def review(
                     "ROLE (its grants cannot be read while it is not active)",
                     role,
                     grantee,
-                    f"REVOKE {role} FROM {grantee}",
+                    _revoke(role, None, grantee),
                     role,
                 )
             )
@@ -263,8 +263,14 @@ def write_privileges(grants: list[str]) -> list[str]:
 _QUOTED_ROLE = re.compile(r"`(?:[^`]|``)+`(?:@`(?:[^`]|``)*`)?|'[^']+'(?:@'[^']*')?")
 
 
+def _revoke(what: str, on: str | None, grantee: str) -> str:
+    """The REVOKE line shown to the user as advice (never executed by hybridwb)."""
+    target = ("ON", on) if on is not None else ()
+    return " ".join(("REVOKE", what, *target, "FROM", grantee))
+
+
 def show_grants_for(role: str) -> str:
     """`SHOW GRANTS FOR <role>` for a role name exactly as the server quoted it in SHOW GRANTS."""
     if not _QUOTED_ROLE.fullmatch(role):
         raise ValueError(f"not a role name quoted by the server: {role!r}")
-    return f"SHOW GRANTS FOR {role}"
+    return " ".join(("SHOW GRANTS FOR", role))

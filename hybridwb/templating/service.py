@@ -166,6 +166,34 @@ class TemplateService:
             return [{} for _ in rows]
         return self._resolver.fetch(report.table, rows, paths)
 
+    def holders(
+        self, report: matching.Report, rows: builtins.list[dict[str, Any]]
+    ) -> builtins.list[dict[str, tuple[str, str, Any]]]:
+        """For each target row, per related path its variables use: `(table, key field, key
+        value)` of the related row that holds the value. Fetched by the same resolver walk
+        as `related` (a to-many relation's latest row by `orderBy`), so it names the very
+        row that filled the variable; a related table with no key is left out."""
+        from hybridwb.mapping.graph import Path
+
+        keyed: dict[str, Path] = {}
+        for v in report.variables:
+            path = v.source.path if v.source is not None else None
+            if v.status not in ("mapped", "type mismatch") or path is None or not path.hops:
+                continue
+            mapping = self._resolver.graph.mapping(path.table)
+            key = mapping.key or next(
+                (n for n, f in mapping.fields.items() if f.role == "id"), None
+            )
+            if key is not None and key in mapping.fields:
+                keyed[path.name] = Path(path.root, path.hops, key, mapping.fields[key].type)
+        if not keyed or not rows:
+            return [{} for _ in rows]
+        fetched = self._resolver.fetch(report.table, rows, keyed.values())
+        return [
+            {name: (kp.table, kp.field, got.get(kp.name)) for name, kp in keyed.items()}
+            for got in fetched
+        ]
+
     def render(
         self,
         text: str,

@@ -17,7 +17,7 @@ import ipywidgets as w
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.mapping.graph import merge_relations
 from hybridwb.targets import definition as model
-from hybridwb.widgets._html import status
+from hybridwb.widgets._html import status, wide
 from hybridwb.widgets._targets import PreviewPanel
 
 if TYPE_CHECKING:
@@ -228,7 +228,9 @@ class GroupBox(w.VBox):
             options=[("AND (모두)", "all"), ("OR (하나라도)", "any")], value="all"
         )
         self.rows: list[ConditionRow] = []
-        self.add_button = w.Button(description="조건 추가 (add condition)", icon="plus")
+        self.add_button = w.Button(
+            description="조건 추가 (add condition)", icon="plus", layout=wide()
+        )
         self.add_button.on_click(lambda _: self.add())
         self.join.observe(lambda _: builder.changed(), names="value")
         self.box = w.VBox()
@@ -264,19 +266,23 @@ class TargetBuilder(w.VBox):
         self.join = w.ToggleButtons(options=[("그룹 AND", "all"), ("그룹 OR", "any")], value="all")
         self.groups: list[GroupBox] = []
         self.groups_box = w.VBox()
-        self.add_group_button = w.Button(description="그룹 추가 (add group)", icon="plus-square")
+        self.add_group_button = w.Button(
+            description="그룹 추가 (add group)", icon="plus-square", layout=wide()
+        )
         self.opt_out = w.Checkbox(
             value=True, description="수신 거부 제외 (exclude opt-out)", indent=False
         )
         self.live = w.Checkbox(value=True, description="실시간 (live count)", indent=False)
         self.picks_info = w.HTML()
-        self.clear_picks_button = w.Button(description="선택 비우기 (clear picks)")
+        self.clear_picks_button = w.Button(description="선택 비우기 (clear picks)", layout=wide())
         self.preview_button = w.Button(
-            description="미리보기 (preview)", icon="eye", button_style="primary"
+            description="미리보기 (preview)", icon="eye", button_style="primary", layout=wide()
         )
         self.json = w.HTML()
         self.workflow = w.Combobox(placeholder="workflow name", description="워크플로")
-        self.save_button = w.Button(description="워크플로에 저장 (save)", icon="save")
+        self.save_button = w.Button(
+            description="워크플로에 저장 (save)", icon="save", layout=wide()
+        )
         self.message = w.HTML()
         self.panel = PreviewPanel()
         self.picks: list[tuple[str, Any]] = []

@@ -45,3 +45,11 @@ def fields_of(wb: Workbench, table: str | None) -> dict[str, FieldMapping]:
 
 def plain(value: Any) -> str:
     return escape("" if value is None else str(value))
+
+
+def wide() -> Any:
+    """A layout as wide as the widget's label: a button's default width cuts a label such
+    as "대상으로 사용 (use as targets)" to "대상으로 사용 (use ..."."""
+    import ipywidgets as w
+
+    return w.Layout(width="auto")

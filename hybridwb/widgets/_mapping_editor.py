@@ -11,7 +11,7 @@ import ipywidgets as w
 from hybridwb.errors import HybridwbError, NotFound
 from hybridwb.mapping.model import FIELD_TYPES, ROLES, FieldMapping, TableMapping, parse
 from hybridwb.render import format_value
-from hybridwb.widgets._html import status
+from hybridwb.widgets._html import status, wide
 
 if TYPE_CHECKING:
     from hybridwb.workbench import Workbench
@@ -147,7 +147,7 @@ class MappingEditor(w.VBox):
         self.night_consent = w.Text(description="night", placeholder="night_opt_in")
         self.rows: list[FieldRow] = []
         self.fields = w.VBox()
-        self.validate_button = w.Button(description="검증 (validate)", icon="check")
+        self.validate_button = w.Button(description="검증 (validate)", icon="check", layout=wide())
         self.save_button = w.Button(description="저장 (save)", icon="save", button_style="primary")
         self.delete_button = w.Button(
             description="삭제 (delete)", icon="trash", button_style="danger"
@@ -161,7 +161,9 @@ class MappingEditor(w.VBox):
         self._clean: dict[str, Any] | None = None  # the editor's value as loaded or saved
         self._current: str | None = None
         self.unsaved = w.HTML()
-        self.discard_button = w.Button(description="변경 취소 (discard edits)", icon="undo")
+        self.discard_button = w.Button(
+            description="변경 취소 (discard edits)", icon="undo", layout=wide()
+        )
         self.discard_button.on_click(lambda _: self.discard())
         self.table.observe(lambda change: self._switch(change["new"]), names="value")
         super().__init__(

@@ -112,6 +112,7 @@ class VariablePreview(w.VBox):
         assert self._row is not None
         try:
             related = self.wb.templates.related(report, [self._row])[0]
+            holders = self.wb.templates.holders(report, [self._row])[0]
             out = self.wb.templates.render(
                 self.editor.value,
                 self._row,
@@ -126,7 +127,7 @@ class VariablePreview(w.VBox):
             return
         fields = fields_of(self.wb, self.table)
         self.filled.value = render_table(
-            filled_by(report, self._row, related, out.values, fields, reveal=self.reveal.value),
+            filled_by(report, self._row, holders, out.values, fields, reveal=self.reveal.value),
             caption="which row filled each variable",
         )
         if out.skipped:
@@ -232,7 +233,7 @@ def masked_text(
 def filled_by(
     report: Any,
     row: dict[str, Any],
-    related: Any,
+    holders: dict[str, tuple[str, str, Any]],
     values: dict[str, Any],
     fields: dict[str, Any],
     *,
@@ -251,12 +252,18 @@ def filled_by(
                 key = next((k for k in row if k in fields and fields[k].role == "id"), None)
                 where = f"{report.table} {row.get(key)}" if key else report.table
             else:
-                held = related.get(src.table) if isinstance(related, dict) else None
-                if isinstance(held, dict) and held:
-                    first = next(iter(held.items()))
-                    where = f"{src.table} ({first[0]}={first[1]})"
+                path = src.path.name if src.path is not None else ""
+                held = holders.get(path)
+                if held is None:
+                    where = src.table  # a related table without a key: named, not pointed at
+                elif held[2] is None:
+                    where = f"{held[0]} (no related row)"
                 else:
-                    where = f"{src.table} (no related row)" if not held else src.table
+                    table, key, value = held
+                    key_field = fields.get(f"{path.rsplit('.', 1)[0]}.{key}")
+                    if key_field is not None and key_field.pii and not reveal:
+                        value = mask(value)
+                    where = f"{table} ({key}={value})"
         elif src is not None:
             where = src.describe()
         shown = value

@@ -12,7 +12,7 @@ import ipywidgets as w
 
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.render import option_label, render_table
-from hybridwb.widgets._html import fields_of, status
+from hybridwb.widgets._html import fields_of, status, wide
 
 if TYPE_CHECKING:
     from hybridwb.search import SearchResult
@@ -32,15 +32,15 @@ class SearchWidget(w.VBox):
             continuous_update=False,
         )
         self.search_button = w.Button(description="검색", icon="search", button_style="primary")
-        self.prev_button = w.Button(description="< 이전 (previous)", disabled=True)
+        self.prev_button = w.Button(description="< 이전 (previous)", disabled=True, layout=wide())
         self.next_button = w.Button(description="다음 (next) >", disabled=True)
         self.page_info = w.HTML()
         self.grid = w.HTML()
         self.checks: list[w.Checkbox] = []
         self.checklist = w.VBox()
-        self.variables_button = w.Button(description="변수 보기 (show variables)")
-        self.targets_button = w.Button(description="대상으로 사용 (use as targets)")
-        self.clear_button = w.Button(description="선택 비우기 (clear picks)")
+        self.variables_button = w.Button(description="변수 보기 (show variables)", layout=wide())
+        self.targets_button = w.Button(description="대상으로 사용 (use as targets)", layout=wide())
+        self.clear_button = w.Button(description="선택 비우기 (clear picks)", layout=wide())
         self.picked = w.HTML()
         self.variables = w.HTML()
         self.message = w.HTML()
@@ -109,7 +109,9 @@ class SearchWidget(w.VBox):
         mapping = self.wb.mappings.tables().get(result.table)
         columns = list(mapping.fields) if mapping else None
         self.grid.value = render_table(result.raw_rows, fields=fields, columns=columns)
-        labels = (columns or list(result.raw_rows[0]) if result.raw_rows else [])[:3]
+        # the key leads every label already: the next two columns say who it is
+        shown = columns or (list(result.raw_rows[0]) if result.raw_rows else [])
+        labels = [c for c in shown if c != result.key][:2]
         self._set_checks(
             [
                 (option_label(row, labels, fields), (result.table, row[result.key]))

@@ -13,7 +13,7 @@ import ipywidgets as w
 
 from hybridwb.errors import HybridwbError
 from hybridwb.render import render_table
-from hybridwb.widgets._html import fields_of, status
+from hybridwb.widgets._html import fields_of, status, wide
 
 if TYPE_CHECKING:
     from hybridwb.workbench import Workbench
@@ -119,7 +119,7 @@ class TargetPreview(w.VBox):
             placeholder='{"table": "TABLE", "where": {...}}',
         )
         self.run_button = w.Button(
-            description="미리보기 (preview)", icon="eye", button_style="primary"
+            description="미리보기 (preview)", icon="eye", button_style="primary", layout=wide()
         )
         self.panel = PreviewPanel()
         self.run_button.on_click(lambda _: self.run())

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
@@ -78,14 +77,15 @@ def run_settings() -> Settings | None:
     return settings_from_payload(payload) if payload else None
 
 
-def kernel_manager_class(env: dict[str, str], ipc_dir: Path, *, quiet: bool = False) -> type:
+def kernel_manager_class(env: dict[str, str], ipc_dir: Path, *, log: Path | None = None) -> type:
     """A kernel manager that starts its kernel with `env` and talks over IPC sockets whose
     names live in `ipc_dir` (one private directory per run: concurrent runs never collide).
 
-    `quiet`: the kernel's own stdout/stderr (start-up warnings, not its cells' outputs,
-    which reach the executed notebook over the kernel protocol) go nowhere. A run started
-    from a notebook needs it: the notebook's kernel forwards everything written to its
-    process's stderr, which the run's kernel would inherit, into the cell as a red block."""
+    `log`: the kernel's own stdout/stderr (start-up warnings, a crash before its first cell;
+    not its cells' outputs, which reach the executed notebook over the kernel protocol) are
+    appended to this file instead of being inherited. A run started from a notebook needs
+    it: the notebook's kernel forwards everything written to its process's stderr into the
+    cell as a red block, yet what a failing kernel said must stay findable."""
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
@@ -100,12 +100,29 @@ def kernel_manager_class(env: dict[str, str], ipc_dir: Path, *, quiet: bool = Fa
 
         async def _async_pre_start_kernel(self, **kw: Any) -> Any:
             kw["env"] = dict(env)
-            cmd, kw = await super()._async_pre_start_kernel(**kw)
-            if quiet:  # Popen arguments, passed through by the local provisioner
-                kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
-            return cmd, kw
+            return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            if log is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            # Popen arguments, passed through by the local provisioner; the kernel holds its
+            # own copy of the descriptor, so this one closes once the process is started
+            with log.open("ab") as sink:
+                kw["stdout"] = kw["stderr"] = sink
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
 
     return RunKernelManager
+
+
+def kept_log(log: Path) -> Path | None:
+    """The kernel log if the kernel wrote anything, else None (an empty log is removed)."""
+    try:
+        if log.stat().st_size:
+            return log
+        log.unlink()
+    except OSError:
+        pass
+    return None
 
 
 @contextmanager

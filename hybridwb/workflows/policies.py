@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import phonenumbers
 
-from hybridwb.platform.campaigns import as_utc
+from hybridwb.platform.campaigns import CapCheck, as_utc
 from hybridwb.workflows.advertising import is_night, truthy
 from hybridwb.workflows.config import SendPolicy
 
@@ -237,6 +237,21 @@ def windows(rules: Rules) -> tuple[datetime | None, datetime | None]:
     cap_since = now - timedelta(days=cap.days) if cap else None
     cool_since = now - timedelta(days=policy.cooldown_days) if policy.cooldown_days else None
     return cool_since, cap_since
+
+
+def cap_space(channel: str) -> str:
+    """The name of the lock every run holds (or takes again where it writes) between
+    counting a batch's recipients under the frequency cap and storing their records."""
+    return f"hybridwb:recipients:{channel}"
+
+
+def cap_check(rules: Rules, channel: str, spellings: dict[str, str]) -> CapCheck | None:
+    """The batch's frequency cap for a store that checks it again as it writes (REST)."""
+    cap = rules.policy.frequency_cap
+    _, since = windows(rules)
+    if cap is None or since is None:
+        return None
+    return CapCheck(cap_space(channel), cap.messages, since, CAP, spellings)
 
 
 def decide(

@@ -280,6 +280,7 @@ class Processor:
                 skips=skips,
                 changed=changed,
                 fresh=first_pass,
+                cap=policies.cap_check(rules, aud.channel, spellings),
             ):
                 raise RunTakenOver(
                     f"Run {run['id']} was taken over by another process; this one stopped."
@@ -393,7 +394,7 @@ def _cap_lock(
     running at once cannot both see a recipient under the cap and both message them."""
     if rules.policy.frequency_cap is None:
         return contextlib.nullcontext()
-    return campaigns.recipient_lock(f"hybridwb:recipients:{channel}")
+    return campaigns.recipient_lock(policies.cap_space(channel))
 
 
 def _candidates(

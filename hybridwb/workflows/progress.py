@@ -86,19 +86,28 @@ class RunProgress(threading.Thread):
             self.bar.close()
 
 
-def show_report_link(path: Path, status: str) -> None:
-    """In a notebook: one line with the run's status and a link to its HTML report."""
-    from html import escape
-
-    from IPython.display import HTML, display
-
+def _relative_href(path: Path) -> str:
     try:
         href = os.path.relpath(path, Path.cwd())
     except ValueError:  # another drive: no relative link exists
         href = str(path)
-    display(
-        HTML(
-            f'run {escape(status)} · report: <a href="{escape(Path(href).as_posix())}" '
-            f'target="_blank">{escape(path.name)}</a>'
-        )
+    return Path(href).as_posix()
+
+
+def show_report_link(path: Path, status: str, *, log: Path | None = None) -> None:
+    """In a notebook: one line with the run's status and a link to its HTML report, and
+    to the run kernel's own output (`log`) when that kernel wrote any."""
+    from html import escape
+
+    from IPython.display import HTML, display
+
+    line = (
+        f'run {escape(status)} · report: <a href="{escape(_relative_href(path))}" '
+        f'target="_blank">{escape(path.name)}</a>'
     )
+    if log is not None:
+        line += (
+            f' · kernel output: <a href="{escape(_relative_href(log))}" '
+            f'target="_blank">{escape(log.name)}</a>'
+        )
+    display(HTML(line))

@@ -198,6 +198,9 @@ class Runner:
             follow.start()
         passthrough = progress and not notebook_ui
         output = out_dir / f"{run_id}.ipynb"
+        # from a notebook the run kernel's own stderr would land in the cell: it goes to a
+        # file beside the executed notebook instead (kept only if the kernel wrote anything)
+        kernel_log = output.with_suffix(".kernel.log") if in_notebook() else None
         error: str | None = None
         timed_out, slow_cell = False, None  # a cell ran past cell_timeout; its number
         try:
@@ -208,7 +211,7 @@ class Runner:
                     parameters=pm_params,
                     kernel_name="python3",
                     kernel_manager_class=context.kernel_manager_class(
-                        context.kernel_env(self.settings), ipc, quiet=in_notebook()
+                        context.kernel_env(self.settings), ipc, log=kernel_log
                     ),
                     execution_timeout=cell_timeout,
                     progress_bar=False,
@@ -231,10 +234,15 @@ class Runner:
             beat.stop()
             if follow is not None:
                 follow.stop()
+        log = context.kept_log(kernel_log) if kernel_log is not None else None
+        if error is not None and log is not None:
+            error = f"{error}; the kernel's own output is in {log.name}"
         final = self._finish(wf, run_id, error, output.with_suffix(".html"), trigger, dry_run)
         if notebook_ui:
             show_report_link(
-                Path(final.get("report_path") or output.with_suffix(".html")), final["status"]
+                Path(final.get("report_path") or output.with_suffix(".html")),
+                final["status"],
+                log=log,
             )
         if timed_out:
             cell = "A cell" if slow_cell is None else f"Cell {slow_cell}"

@@ -1,0 +1,245 @@
+"""Campaign state over the Supabase REST API: the steps that must happen as one are SQL
+functions (migration 0005) called as PostgREST RPC, one transaction per request.
+
+- the workflow's lock: `hybridwb_acquire` inserts or takes over a stale holder under the
+  row's lock; `hybridwb_heartbeat` beats only while this owner holds it;
+- a batch: `hybridwb_write_batch` checks the lock, writes records and exclusions keyed by
+  (run, target) and adds the changed count in one transaction, and writes nothing twice
+  when an answer was lost and the call is repeated;
+- the frequency cap: a lock cannot span two HTTP requests, so the cap is checked again
+  inside `hybridwb_write_batch` under the advisory lock the SQL backend takes
+  (`CapCheck`); a record that would pass the cap becomes an exclusion;
+- reads that aggregate (pending targets, history, counts, exclusions) return one JSON
+  value, never a row set that PostgREST's max-rows could cut.
+
+Plain table requests do the rest (run state, the frozen set's rows, lock rows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from hybridwb.errors import StoreError
+from hybridwb.platform.backend import Backend, Op
+from hybridwb.platform.campaigns import CHUNK, Campaigns, CapCheck, as_utc, owner_alive
+from hybridwb.platform.repos import as_uuid
+from hybridwb.platform.rest import RestBackend
+from hybridwb.platform.schema import now
+
+#: frozen targets per upsert request (a request body stays well under a megabyte)
+FREEZE_CHUNK = 1000
+#: records and exclusions per `hybridwb_write_batch` request (texts of a few hundred bytes:
+#: a body of about a megabyte at most, under API gateways' request size limits)
+WRITE_CHUNK = 2000
+
+
+class RestCampaigns(Campaigns):
+    """`Campaigns` on the REST backend; same methods, same results."""
+
+    backend: RestBackend  # type: ignore[assignment]
+
+    def __init__(self, backend: Backend) -> None:
+        if not isinstance(backend, RestBackend):  # pragma: no cover - Campaigns dispatches
+            raise StoreError("RestCampaigns needs the Supabase REST backend.")
+        self.backend = backend
+
+    def _rpc(self, name: str, params: dict[str, Any], *, idempotent: bool = True) -> Any:
+        return self.backend._call(self.backend.client.rpc(name, params), idempotent=idempotent)
+
+    # -- one active run per workflow -------------------------------------------------------
+    def acquire(
+        self, workflow_id: Any, run_id: Any, owner: str, stale_after: float
+    ) -> dict[str, Any] | None:
+        """Take the workflow's lock; the holder's row when refused. A holder whose owner is
+        a dead process on this host is named to the server, which replaces it only if it
+        still holds the lock (the row is locked while it decides)."""
+        params: dict[str, Any] = {
+            "p_workflow_id": str(as_uuid(workflow_id)),
+            "p_run_id": str(as_uuid(run_id)),
+            "p_owner": owner,
+            "p_stale_after": float(stale_after),
+        }
+        held = self._rpc("hybridwb_acquire", params).data
+        if held and owner_alive(held.get("owner")) is False:
+            held = self._rpc("hybridwb_acquire", {**params, "p_dead_owner": held["owner"]}).data
+        return _lock_row(held) if held else None
+
+    def lock(self, workflow_id: Any) -> dict[str, Any] | None:
+        row = super().lock(workflow_id)
+        return _lock_row(row) if row else None
+
+    def locks(self) -> list[dict[str, Any]]:
+        return [_lock_row(row) for row in super().locks()]
+
+    def heartbeat(self, workflow_id: Any, run_id: Any, owner: str) -> bool:
+        params = {
+            "p_workflow_id": str(as_uuid(workflow_id)),
+            "p_run_id": str(as_uuid(run_id)),
+            "p_owner": owner,
+        }
+        return bool(self._rpc("hybridwb_heartbeat", params).data)
+
+    def release(self, workflow_id: Any, run_id: Any) -> None:
+        where = {"workflow_id": as_uuid(workflow_id), "run_id": as_uuid(run_id)}
+        self.backend.apply([Op("delete", "run_locks", where=where)])
+
+    # -- run state -------------------------------------------------------------------------
+    def state(self, run_id: Any) -> dict[str, Any]:
+        row = super().state(run_id)
+        if isinstance(row.get("frozen_at"), str):
+            row["frozen_at"] = datetime.fromisoformat(row["frozen_at"])
+        return row
+
+    def set_state(self, run_id: Any, **values: Any) -> None:
+        self.backend.apply([Op("update", "run_state", values, {"run_id": as_uuid(run_id)})])
+
+    # -- the frozen target set -------------------------------------------------------------
+    def freeze(self, run_id: Any, batches: Iterable[list[tuple[str, str | None]]]) -> int:
+        """As `Campaigns.freeze`: rows upserted ignoring a key already frozen (a repeated
+        request, or a key the source repeated), the set marked frozen after the last."""
+        rid = as_uuid(run_id)
+        self.backend.apply([Op("delete", "run_targets", where={"run_id": rid})])
+        seq = 0
+        for batch in batches:
+            rows = [
+                {"run_id": rid, "seq": seq + i, "target_key": k, "recipient": r}
+                for i, (k, r) in enumerate(batch, 1)
+            ]
+            seq += len(batch)
+            for start in range(0, len(rows), FREEZE_CHUNK):
+                self.backend.insert_ignore(
+                    "run_targets", rows[start : start + FREEZE_CHUNK], ["run_id", "target_key"]
+                )
+        # counted by the function: run_targets has no `id` for a plain count request
+        count = int(self.counts(rid)["targets"])
+        self.set_state(rid, frozen_at=now(), frozen_count=count)
+        return count
+
+    def pending(
+        self, run_id: Any, after_seq: int, limit: int, *, check_done: bool = True
+    ) -> tuple[list[dict[str, Any]], int]:
+        params = {
+            "p_run_id": str(as_uuid(run_id)),
+            "p_after": int(after_seq),
+            "p_limit": int(limit),
+            "p_check_done": bool(check_done),
+        }
+        page = self._rpc("hybridwb_pending", params).data
+        return list(page["rows"]), int(page["last"])
+
+    def write_batch(
+        self,
+        run_id: Any,
+        workflow_id: Any,
+        owner: str | None,
+        *,
+        records: list[tuple[str, str | None, str]],
+        channel: str,
+        skips: list[tuple[str, str]],
+        changed: int = 0,
+        fresh: bool = False,
+        cap: CapCheck | None = None,
+    ) -> bool:
+        """A batch (see `Campaigns.write_batch`), sent in requests of at most
+        `WRITE_CHUNK` records and exclusions, each one transaction that checks the lock
+        first; with `cap`, records are checked against the frequency cap again where they
+        are written. False when the lock has another owner (earlier requests of the batch
+        were written while it was ours). Safe to repeat: written targets are left alone."""
+        base: dict[str, Any] = {
+            "p_run_id": str(as_uuid(run_id)),
+            "p_workflow_id": str(as_uuid(workflow_id)),
+            "p_owner": owner,
+            "p_channel": channel,
+            "p_cap": None
+            if cap is None
+            else {
+                "space": cap.space,
+                "messages": cap.messages,
+                "since": as_utc(cap.since).isoformat(),
+                "reason": cap.reason,
+            },
+        }
+        items: list[tuple[str, list[Any]]] = [("r", list(r)) for r in records]
+        items += [("s", [key, reason[:200]]) for key, reason in skips]
+        for start in range(0, max(1, len(items)), WRITE_CHUNK):
+            chunk = items[start : start + WRITE_CHUNK]
+            params = {
+                **base,
+                "p_records": [v for kind, v in chunk if kind == "r"],
+                "p_skips": [v for kind, v in chunk if kind == "s"],
+                "p_changed": int(changed) if start == 0 else 0,
+            }
+            if cap is not None:
+                mine = {v[1] for kind, v in chunk if kind == "r"}
+                params["p_cap"] = {
+                    **base["p_cap"],
+                    "spellings": {s: c for s, c in cap.spellings.items() if c in mine},
+                }
+            if not self._rpc("hybridwb_write_batch", params).data["held"]:
+                return False
+        return True
+
+    def clear_skips(self, run_id: Any, reason: str) -> None:
+        where = {"run_id": as_uuid(run_id), "reason": reason}
+        self.backend.apply([Op("delete", "run_skips", where=where)])
+
+    def exclusions(self, run_id: Any, limit: int = 10_000) -> list[dict[str, Any]]:
+        params = {"p_run_id": str(as_uuid(run_id)), "p_limit": int(limit)}
+        return list(self._rpc("hybridwb_exclusions", params).data)
+
+    # -- truth, derived from rows ----------------------------------------------------------
+    def counts(self, run_id: Any) -> dict[str, Any]:
+        data = self._rpc("hybridwb_run_counts", {"p_run_id": str(as_uuid(run_id))}).data
+        by_reason = {str(k): int(v) for k, v in (data["by_reason"] or {}).items()}
+        targets, records = int(data["targets"]), int(data["records"])
+        skipped = sum(by_reason.values())
+        return {
+            "targets": targets,
+            "records": records,
+            "skipped": skipped,
+            "skipped_by_reason": by_reason,
+            "pending": max(0, targets - records - skipped),
+        }
+
+    # -- the store's own history, for send policies ----------------------------------------
+    @contextlib.contextmanager
+    def recipient_lock(self, space: str) -> Iterator[None]:
+        """No lock can span two requests: the cap is checked again, under the lock, inside
+        `hybridwb_write_batch` (the caller passes `cap`)."""
+        yield
+
+    def seen(
+        self,
+        recipients: list[str],
+        workflow_id: Any,
+        run_id: Any,
+        cool_since: datetime | None,
+        cap_since: datetime | None,
+    ) -> list[tuple[str, int, int, int, int]]:
+        out: list[tuple[str, int, int, int, int]] = []
+        for start in range(0, len(recipients), CHUNK):
+            params = {
+                "p_recipients": recipients[start : start + CHUNK],
+                "p_workflow_id": str(as_uuid(workflow_id)),
+                "p_run_id": str(as_uuid(run_id)),
+                "p_cool_since": None if cool_since is None else as_utc(cool_since).isoformat(),
+                "p_cap_since": None if cap_since is None else as_utc(cap_since).isoformat(),
+            }
+            rows = self._rpc("hybridwb_seen", params).data
+            out.extend((str(a), int(b), int(c), int(d), int(e)) for a, b, c, d, e in rows)
+        return out
+
+
+def _lock_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A lock row as the SQL backends give it: timestamps as datetimes."""
+    out = dict(row)
+    for name in ("acquired_at", "heartbeat_at"):
+        if isinstance(out.get(name), str):
+            out[name] = datetime.fromisoformat(out[name])
+    return out
+
+
+__all__ = ["RestCampaigns"]

@@ -1,0 +1,187 @@
+"""A stand-in for PostgREST in front of a real PostgreSQL database, for respx.
+
+No PostgREST server runs here. This answers the requests hybridwb's REST backend sends
+(filters `eq.`, `is.null`, `in.(...)`, `order`, `limit`; inserts and upserts that ignore
+duplicates; updates and deletes by filter; exact counts; RPC with named arguments) the way
+PostgREST does: one transaction per request, `SET LOCAL ROLE service_role` (the service
+role key's role), columns taken from the JSON body, results as JSON, and a database error
+as PostgREST's JSON error with its SQLSTATE. It is a test double for the HTTP hop only:
+every row it reads or writes is the database's own.
+
+    with respx.mock(base_url=REST) as api:
+        PostgrestBridge(dsn).mount(api)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import psycopg
+import respx
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+RESERVED = {"select", "order", "limit", "on_conflict", "columns", "offset"}
+
+
+class PostgrestBridge:
+    def __init__(self, dsn: str, role: str = "service_role") -> None:
+        self.dsn, self.role = dsn, role
+        self.requests: list[tuple[str, str]] = []  # (method, path)
+
+    def mount(self, api: respx.MockRouter) -> None:
+        api.route(url__regex=r"/rest/v1/rpc/(?P<fn>\w+)$").mock(side_effect=self.rpc)
+        api.route(url__regex=r"/rest/v1/(?P<table>\w+)(\?.*)?$").mock(side_effect=self.table)
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _run(self, statement: sql.Composable, params: list[Any]) -> Any:
+        with psycopg.connect(self.dsn) as conn:
+            conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self.role)))
+            cur = conn.execute(statement, params)
+            out = cur.fetchall() if cur.description else cur.rowcount
+            conn.commit()
+        return out
+
+    def _answer(self, fn: Any) -> httpx.Response:
+        try:
+            return fn()
+        except psycopg.Error as exc:
+            code = exc.sqlstate or "XX000"
+            status = 409 if code == "23505" else 403 if code == "42501" else 400
+            return httpx.Response(status, json={"code": code, "message": str(exc).split("\n")[0]})
+
+    @staticmethod
+    def _where(params: list[tuple[str, str]]) -> tuple[sql.Composable, list[Any]]:
+        clauses: list[sql.Composable] = []
+        values: list[Any] = []
+        for key, raw in params:
+            if key in RESERVED:
+                continue
+            op, _, value = raw.partition(".")
+            col = sql.Identifier("x", key)
+            if op == "eq":
+                clauses.append(sql.SQL("{}::text = %s").format(col))
+                values.append(value)
+            elif op == "is" and value == "null":
+                clauses.append(sql.SQL("{} IS NULL").format(col))
+            elif op == "in":
+                items = [v.strip('"') for v in value.strip("()").split(",") if v]
+                clauses.append(sql.SQL("{}::text = ANY(%s)").format(col))
+                values.append(items)
+            else:  # pragma: no cover - a filter hybridwb does not send
+                raise AssertionError(f"filter {key}={raw} not emulated")
+        if not clauses:
+            return sql.SQL("TRUE"), values
+        return sql.SQL(" AND ").join(clauses), values
+
+    # -- endpoints -------------------------------------------------------------------------
+    def rpc(self, request: httpx.Request, fn: str) -> httpx.Response:
+        self.requests.append((request.method, f"rpc/{fn}"))
+        body = json.loads(request.content or b"{}")
+
+        def go() -> httpx.Response:
+            args = sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in body)
+            values = [
+                Jsonb(v)
+                if isinstance(v, dict) or (isinstance(v, list) and k != "p_recipients")
+                else v
+                for k, v in body.items()
+            ]
+            [(value,)] = self._run(
+                sql.SQL("SELECT {}({})").format(sql.Identifier(fn), args), values
+            )
+            return httpx.Response(
+                200,
+                content=json.dumps(value, default=str).encode(),
+                headers={"content-type": "application/json"},
+            )
+
+        return self._answer(go)
+
+    def table(self, request: httpx.Request, table: str) -> httpx.Response:
+        self.requests.append((request.method, table))
+        params = parse_qsl(urlsplit(str(request.url)).query, keep_blank_values=True)
+        prefer = {p.strip() for p in request.headers.get("prefer", "").split(",")}
+        t = sql.Identifier(table)
+        where, values = self._where(params)
+        opts = dict(params)
+
+        def go() -> httpx.Response:
+            if request.method in ("GET", "HEAD"):
+                order = sql.SQL("")
+                if "order" in opts:
+                    col, _, direction = opts["order"].partition(".")
+                    order = sql.SQL(" ORDER BY {} {}").format(
+                        sql.Identifier("x", col), sql.SQL("DESC" if direction == "desc" else "ASC")
+                    )
+                limit = (
+                    sql.SQL(" LIMIT {}").format(sql.Literal(int(opts["limit"])))
+                    if ("limit" in opts)
+                    else sql.SQL("")
+                )
+                columns = opts.get("select", "*")
+                shown: sql.Composable = sql.SQL("to_jsonb(x)")
+                if columns != "*":  # as PostgREST: an unknown column is an error (42703)
+                    shown = sql.SQL("jsonb_build_object({})").format(
+                        sql.SQL(", ").join(
+                            sql.SQL("{}, {}").format(sql.Literal(c), sql.Identifier("x", c))
+                            for c in columns.split(",")
+                        )
+                    )
+                found = self._run(
+                    sql.SQL("SELECT {} FROM {} x WHERE {}{}{}").format(
+                        shown, t, where, order, limit
+                    ),
+                    values,
+                )
+                data = [r[0] for r in found]
+                headers = {"content-range": f"0-{max(0, len(data) - 1)}/{len(data)}"}
+                if request.method == "HEAD":
+                    return httpx.Response(200, headers=headers)
+                return httpx.Response(200, json=data, headers=headers)
+            if request.method == "POST":
+                body = json.loads(request.content)
+                items = body if isinstance(body, list) else [body]
+                if not items:
+                    return httpx.Response(201, json=[])
+                cols = list(items[0])
+                conflict = sql.SQL("")
+                if "resolution=ignore-duplicates" in prefer:
+                    keys = opts.get("on_conflict", "").split(",")
+                    conflict = sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(
+                        sql.SQL(", ").join(map(sql.Identifier, keys))
+                    )
+                names = sql.SQL(", ").join(map(sql.Identifier, cols))
+                found = self._run(
+                    sql.SQL(
+                        "INSERT INTO {t} ({names}) SELECT {names} FROM "
+                        "jsonb_populate_recordset(NULL::{t}, %s){conflict} RETURNING to_jsonb({t})"
+                    ).format(t=t, names=names, conflict=conflict),
+                    [Jsonb(items)],
+                )
+                data = [r[0] for r in found]
+                if "return=representation" in prefer:
+                    return httpx.Response(201, json=data)
+                return httpx.Response(201)
+            if request.method == "PATCH":
+                body = json.loads(request.content)
+                sets = sql.SQL(", ").join(
+                    sql.SQL("{c} = r.{c}").format(c=sql.Identifier(c)) for c in body
+                )
+                self._run(
+                    sql.SQL(
+                        "UPDATE {t} AS x SET {sets} FROM jsonb_populate_record(NULL::{t}, %s) r "
+                        "WHERE {where}"
+                    ).format(t=t, sets=sets, where=where),
+                    [Jsonb(body), *values],
+                )
+                return httpx.Response(204)
+            if request.method == "DELETE":
+                self._run(sql.SQL("DELETE FROM {} AS x WHERE {}").format(t, where), values)
+                return httpx.Response(204)
+            raise AssertionError(f"{request.method} not emulated")  # pragma: no cover
+
+        return self._answer(go)
