@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import random
 import shutil
 import statistics
@@ -120,6 +121,14 @@ def run_sessions(
 
     warnings.simplefilter("ignore")
     wb = hybridwb.connect(source=url, cwd=work)
+    engines_made: list[int] = []
+    made = type(wb.source)._create_engine
+
+    def counting(source: Any) -> Any:  # how many engines the sessions' first uses created
+        engines_made.append(1)
+        return made(source)
+
+    type(wb.source)._create_engine = counting  # type: ignore[method-assign]
     out: dict[str, list[float]] = defaultdict(list)
     errors: list[str] = []
     if trace:
@@ -174,6 +183,7 @@ def run_sessions(
         "result_cache_mb_after_warmup": round(warm.get("cache", 0.0), 1),
         "querylog_pending": wb.querylog.pending,
     }
+    engines = len(engines_made)
     budget = wb.settings.connection_budget
     wb.close()
     return {
@@ -181,6 +191,7 @@ def run_sessions(
         "errors": errors,
         "rss": rss,
         "budget": budget,
+        "engines_created": engines,
         "tracemalloc_growth": grown,
     }
 
@@ -252,6 +263,7 @@ def summarize(parts: list[dict[str, Any]], peak: int, processes: int) -> dict[st
         "late_slope_mb_per_min_max": round(
             max(p["rss"]["late_slope_mb_per_min"] for p in parts), 2
         ),
+        "engines_created_per_process": [p["engines_created"] for p in parts],
         "server_connections_peak": peak,
         "connection_budget": budget,
         "within_budget": peak <= budget,
@@ -268,7 +280,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=200_000, help="smaller for a smoke run")
     parser.add_argument("--tracemalloc", action="store_true", help="where memory grew (slow)")
     parser.add_argument("--only", choices=("threads", "processes"), help="run one mode only")
+    parser.add_argument(
+        "--cache-mb", type=float, help="result cache budget (HYBRIDWB_RESULT_CACHE_MB); 0 is off"
+    )
     args = parser.parse_args()
+    if args.cache_mb is not None:  # read by every workbench, spawned children included
+        os.environ["HYBRIDWB_RESULT_CACHE_MB"] = str(args.cache_mb)
     global CUSTOMERS
     CUSTOMERS = args.customers
     tag = uuid.uuid4().hex[:8]
@@ -341,9 +358,12 @@ def main() -> None:
                 "load_average_after": _loadavg(),
             }
         results["seconds"] = args.seconds
+        results["result_cache_mb"] = args.cache_mb
         name = "load"
         if args.only or args.seconds != 60:  # a partial or longer run keeps the 60 s figures
             name = f"load_{args.only or 'both'}_{int(args.seconds)}s"
+        if args.cache_mb is not None:
+            name += f"_cache{args.cache_mb:g}mb"
         write(name + ("_tracemalloc" if args.tracemalloc else ""), results)
     finally:
         with conn.cursor() as cur:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 import hybridwb
 from hybridwb.errors import NotFound
+from hybridwb.grid import masked_display, pii_columns
 from hybridwb.workflows.report import excluded_note
 
 DEMO_QUERIES = [
@@ -86,14 +89,16 @@ def run_demo(
         echo(f"Building the sample shop ({customers:,} customers) ...")
         wb.ensure_sample(customers, rebuild=True)
     echo(wb.status_line())
+    report = wb.store.init()
+    echo(f"platform store: schema {report['to']} on {report['backend']}")
+    ensure_mappings(wb, echo)  # first: the query results below are masked by its pii flags
     for title, query, params in DEMO_QUERIES:
         df = wb.sql(query, params)
         meta = df.attrs["hybridwb"]
         echo(f"\n## {title} ({meta['rows']} rows, {meta['elapsed_ms']:.1f} ms)")
-        echo(df.to_string(index=False))
-    report = wb.store.init()
-    echo(f"\nplatform store: schema {report['to']} on {report['backend']}")
-    ensure_mappings(wb, echo)
+        fields, traced = wb.source_pii(query, df.columns)
+        shown = masked_display(pd.DataFrame(df), pii_columns(df.columns, fields) | traced)
+        echo(shown.to_string(index=False))
     wf = ensure_workflow(wb)
     if run:
         echo(f"\nRunning workflow {wf['name']!r} with papermill ...")

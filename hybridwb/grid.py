@@ -150,6 +150,82 @@ def result_frame(
     return out
 
 
+class SourceFrame(pd.DataFrame):
+    """`wb.sql`'s result: an ordinary DataFrame with its values intact, whose own display
+    (repr, print, notebook HTML) masks the columns that carry personal data.
+
+    Which columns those are is worked out (by lineage, through the query and its views)
+    the first time the frame is shown, so a result that is only computed on costs nothing.
+    A frame that lost that link (unpickled, copied by `__setstate__`) masks every column.
+    `head()`, `tail()` and `sample()` keep the masked display; anything else derived from
+    it (a filter, a groupby) is a plain DataFrame again; reading values (`df["email"]`,
+    `to_csv`) is explicit and shows them."""
+
+    _metadata: ClassVar[list[str]] = []
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:
+        return pd.DataFrame
+
+    def _shown(self) -> pd.DataFrame:
+        plain = pd.DataFrame(self)
+        trace = self.__dict__.get("_hwb_trace")
+        pii = self.__dict__.get("_hwb_pii")
+        if pii is None:
+            try:
+                pii = frozenset(trace(list(plain.columns))) if trace is not None else None
+            except Exception:  # a display must not fail open
+                pii = None
+            if pii is None:
+                pii = frozenset(str(c) for c in plain.columns)
+            object.__setattr__(self, "_hwb_pii", pii)
+        if not pii:
+            return plain
+        shown = plain.copy()
+        for i, column in enumerate(plain.columns):
+            if str(column) in pii:
+                shown.isetitem(i, plain.iloc[:, i].map(mask))
+        return shown
+
+    def __repr__(self) -> str:
+        return repr(self._shown())
+
+    def _repr_html_(self) -> str | None:
+        return self._shown()._repr_html_()
+
+    def _repr_latex_(self) -> str | None:
+        return self._shown()._repr_latex_()
+
+    def _repr_data_resource_(self) -> Any:
+        return self._shown()._repr_data_resource_()
+
+    # the usual first look at a result keeps its columns, so it keeps the masked display
+    def head(self, n: int = 5) -> pd.DataFrame:
+        return self._same_columns(pd.DataFrame(self).head(n))
+
+    def tail(self, n: int = 5) -> pd.DataFrame:
+        return self._same_columns(pd.DataFrame(self).tail(n))
+
+    def sample(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return self._same_columns(pd.DataFrame(self).sample(*args, **kwargs))
+
+    def _same_columns(self, rows: pd.DataFrame) -> SourceFrame:
+        out = SourceFrame(rows)
+        out.attrs = dict(self.attrs)
+        for name in ("_hwb_trace", "_hwb_pii"):
+            if name in self.__dict__:
+                object.__setattr__(out, name, self.__dict__[name])
+        return out
+
+
+def source_frame(df: pd.DataFrame, trace: Any) -> SourceFrame:
+    """Wrap a source result: `trace(columns)` names the columns to mask when it is shown."""
+    out = SourceFrame(df)
+    out.attrs = dict(df.attrs)
+    object.__setattr__(out, "_hwb_trace", trace)
+    return out
+
+
 def _numeric(series: pd.Series) -> bool:
     """A column whose every value is a number (Decimal columns come back as objects)."""
     values = pd.to_numeric(series, errors="coerce")
@@ -188,11 +264,13 @@ def chart(df: pd.DataFrame, x: str | None = None, y: str | None = None, kind: st
 
 __all__ = [
     "ResultFrame",
+    "SourceFrame",
     "chart",
     "display_frame",
     "grid_html",
     "masked_display",
     "pii_columns",
     "result_frame",
+    "source_frame",
     "summary",
 ]

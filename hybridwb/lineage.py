@@ -11,8 +11,11 @@ Fail-safe: whatever cannot be followed — a parse error, a table the schema doe
 a `*` that could not be expanded, a column count that does not match the result — is
 masked. Statements that return no table rows (SHOW, DESCRIBE, EXPLAIN) mask nothing.
 
-Known residue: a view is a table here; a view that renames a pii column shows it unless
-the view itself is mapped with that field flagged.
+Views are followed: an unmapped view the statement reads is looked up
+(`definition_of`), its own SELECT is traced the same way, and the view's columns that reach
+a pii column are pii (views over views too, up to `VIEW_DEPTH`). A view whose definition
+cannot be read (no SHOW VIEW privilege, a body sqlglot cannot parse) has every column
+masked. A mapped view keeps the mapping's flags: the mapping is the user's own statement.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from sqlglot.optimizer.scope import build_scope
 
 #: columns that are only counted give no value away
 _COUNTS = (exp.Count,)
+#: views over views followed this deep; deeper ones are masked whole
+VIEW_DEPTH = 8
 
 
 class _Unknown(Exception):
@@ -103,11 +108,15 @@ def pii_output_columns(
     columns_of: Callable[[str], Sequence[str] | None],
     *,
     dialect: str = "mysql",
+    definition_of: Callable[[str], str | None] | None = None,
+    _depth: int = 0,
 ) -> set[str]:
     """The names among `columns` (a result's columns, in order) to mask for `sql`.
 
     `pii` maps a table to its pii column names; `columns_of(table)` gives a table's columns
-    (the live schema), or None when the table is unknown."""
+    (the live schema), or None when the table is unknown; `definition_of(name)` gives a
+    view's SELECT (MySQL dialect), "" for a view whose body cannot be read, and None for
+    anything that is not a view."""
     names = [str(c) for c in columns]
     try:
         tree = _normalised(sql, dialect)
@@ -116,11 +125,15 @@ def pii_output_columns(
     if not isinstance(tree, exp.Query):
         return set()  # SHOW, DESCRIBE, EXPLAIN: what the server says about tables, no rows
     schema: dict[str, dict[str, str]] = {}
+    flagged = {t.lower(): {c.lower() for c in cols} for t, cols in pii.items()}
     for table in sorted(tables_in(sql, dialect)):
         found = columns_of(table)
         if found:
             schema[table] = {str(c).lower(): "TEXT" for c in found}
-    flagged = {t.lower(): {c.lower() for c in cols} for t, cols in pii.items()}
+        if definition_of is not None and found and table not in flagged:
+            view = _view_pii(table, found, pii, columns_of, definition_of, _depth)
+            if view is not None:
+                flagged[table] = view
     try:
         flags = _flags(tree, flagged, schema, dialect)
     except Exception:  # _Unknown, or sqlglot could not qualify or follow a column
@@ -130,4 +143,29 @@ def pii_output_columns(
     return {name for name, flag in zip(names, flags, strict=True) if flag}
 
 
-__all__ = ["pii_output_columns", "tables_in"]
+def _view_pii(
+    name: str,
+    columns: Sequence[str],
+    pii: Mapping[str, Collection[str]],
+    columns_of: Callable[[str], Sequence[str] | None],
+    definition_of: Callable[[str], str | None],
+    depth: int,
+) -> set[str] | None:
+    """A view's columns that reach pii through its own SELECT (lower-case), or None when
+    `name` is not a view. Unreadable or too deep: every column."""
+    try:
+        body = definition_of(name)
+    except Exception:  # could not be asked: treated as a view that cannot be read
+        body = ""
+    if body is None:
+        return None
+    every = {str(c).lower() for c in columns}
+    if not body or depth >= VIEW_DEPTH:
+        return every
+    traced = pii_output_columns(
+        body, columns, pii, columns_of, definition_of=definition_of, _depth=depth + 1
+    )
+    return {c.lower() for c in traced}
+
+
+__all__ = ["VIEW_DEPTH", "pii_output_columns", "tables_in"]

@@ -17,15 +17,13 @@ import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.utils.capture import capture_output
-from sqlalchemy.exc import SQLAlchemyError
 from sqlglot.tokens import TokenType
 
 from hybridwb.completion import matcher
 from hybridwb.errors import HybridwbError
 from hybridwb.grid import STORE_PII, grid_html, masked_display, pii_columns, result_frame
-from hybridwb.lineage import pii_output_columns
 from hybridwb.mapping.model import FieldMapping
-from hybridwb.render import all_fields, row_count
+from hybridwb.render import row_count
 from hybridwb.source import RowsCut
 from hybridwb.source.binds import find_binds, seconds_arg, tokenize
 from hybridwb.workbench import Workbench, connect
@@ -272,23 +270,8 @@ class HybridwbMagics(Magics):
 
 def source_pii(wb: Workbench, sql: str, columns: Any) -> tuple[dict[str, FieldMapping], set[str]]:
     """The mapping's fields (pii by name) and the result columns that lineage traces to a
-    pii field, for a source result of `sql`. No readable mapping: nothing is known to be
-    pii (by name); lineage still masks what it cannot follow."""
-    try:
-        tables = wb.mappings.tables()
-    except HybridwbError:
-        tables = {}
-    pii = {name: {f for f, field in m.fields.items() if field.pii} for name, m in tables.items()}
-    lowered = {name.lower(): m for name, m in tables.items()}
-
-    def columns_of(table: str) -> list[str] | None:
-        try:
-            return wb.source.column_names(table)
-        except (HybridwbError, SQLAlchemyError):  # the mapping's fields, or unknown
-            mapping = lowered.get(table)
-            return list(mapping.fields) if mapping is not None else None
-
-    return all_fields(tables), pii_output_columns(sql, list(columns), pii, columns_of)
+    pii field, for a source result of `sql` (Workbench.source_pii)."""
+    return wb.source_pii(sql, columns)
 
 
 def _live_identifiers(wb: Workbench) -> set[str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 import pandas as pd
 
 from hybridwb.config import Settings, load_settings
-from hybridwb.errors import ConfigError, ValidationError
+from hybridwb.errors import ConfigError, HybridwbError, ValidationError
 from hybridwb.extras import require
 from hybridwb.mapping import MappingService
 from hybridwb.search import SearchService
@@ -25,6 +25,7 @@ from hybridwb.templating import TemplateService
 from hybridwb.workflows import WorkflowService
 
 if TYPE_CHECKING:
+    from hybridwb.mapping.model import FieldMapping
     from hybridwb.platform.repos import Variables
     from hybridwb.platform.store import Store
     from hybridwb.render import Table
@@ -83,8 +84,58 @@ class Workbench:
     ) -> pd.DataFrame:
         """Run one read-only statement on the source (MySQL dialect, `:name` binds).
 
-        `arrow=True`: the same guarded read, with Arrow dtypes (needs `hybridwb[arrow]`)."""
-        return self.source.sql(query, params, limit=limit, timeout=timeout, arrow=arrow)
+        The values are intact; the frame's own display (repr, print, notebook HTML) masks
+        the columns that carry personal data, traced through the query by lineage, which
+        runs only when the frame is shown. `head()`/`tail()`/`sample()` keep that display;
+        anything else derived from it is a plain DataFrame. `arrow=True`: Arrow dtypes (needs `hybridwb[arrow]`)."""
+        from hybridwb.grid import pii_columns, source_frame
+
+        df = self.source.sql(query, params, limit=limit, timeout=timeout, arrow=arrow)
+        ref = weakref.ref(self)
+
+        def pii(columns: Sequence[Any]) -> set[str]:
+            wb = ref()
+            if wb is None:  # the workbench is gone: nothing can be traced
+                return {str(c) for c in columns}
+            fields, traced = wb.source_pii(query, columns)
+            return pii_columns(columns, fields) | traced
+
+        return source_frame(df, pii)
+
+    def source_pii(self, sql: str, columns: Any) -> tuple[dict[str, FieldMapping], set[str]]:
+        """The mapping's fields (pii by name) and the columns of a source result of `sql`
+        that lineage traces to a pii field, through views too (hybridwb.lineage). No
+        readable mapping: nothing is known to be pii by name; lineage still masks what it
+        cannot follow."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from hybridwb.lineage import pii_output_columns
+        from hybridwb.render import all_fields
+
+        try:
+            tables = self.mappings.tables()
+        except HybridwbError:
+            tables = {}
+        pii = {n: {f for f, field in m.fields.items() if field.pii} for n, m in tables.items()}
+        lowered = {name.lower(): m for name, m in tables.items()}
+
+        def columns_of(table: str) -> list[str] | None:
+            try:
+                return self.source.column_names(table)
+            except (HybridwbError, SQLAlchemyError):  # the mapping's fields, or unknown
+                mapping = lowered.get(table)
+                return list(mapping.fields) if mapping is not None else None
+
+        def definition_of(name: str) -> str | None:
+            try:
+                return self.source.view_definition(name)
+            except (HybridwbError, SQLAlchemyError):
+                # cannot tell: a view unreadable is masked whole, a mapped table never asked
+                return "" if name not in lowered else None
+
+        return all_fields(tables), pii_output_columns(
+            sql, list(columns), pii, columns_of, definition_of=definition_of
+        )
 
     def clear_cache(self) -> None:
         """Forget cached query results (previews cache for 30 s)."""

@@ -40,6 +40,20 @@ def test_demo_builds_the_sample_and_runs_queries(tmp_path: Path) -> None:
     assert (tmp_path / ".hybridwb" / "sample.db").is_file()
 
 
+def test_demo_prints_no_customer_name_phone_or_email(tmp_path: Path) -> None:
+    """The demo's query results are printed masked by the mapping's pii flags: on a real
+    source `hybridwb demo` would otherwise print real customers' names. Oracle: the file."""
+    import sqlite3
+
+    result = CliRunner().invoke(main, ["demo", "--customers", "300"])
+    assert result.exit_code == 0, result.output
+    assert "Subscriptions ending soon" in result.output and "**" in result.output
+    with sqlite3.connect(tmp_path / ".hybridwb" / "sample.db") as conn:
+        rows = conn.execute("SELECT name, phone, email FROM customers").fetchall()
+    values = {str(v) for row in rows for v in row if v}
+    assert values and not [v for v in values if v in result.output]
+
+
 def test_test_connection_json(tmp_path: Path, sample_db: Path) -> None:
     (tmp_path / ".hybridwb").mkdir()
     (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())

@@ -48,7 +48,7 @@ class Report:
 def run_doctor(wb: Workbench) -> Report:
     """Never raises: every problem becomes a line (an unexpected one names its section)."""
     report = Report()
-    for section in (_configuration, _budget, _source, _store, _mappings, _runs):
+    for section in (_configuration, _budget, _source, _store, _mappings, _runs, _schedules):
         try:
             section(wb, report)
         except HybridwbError as exc:
@@ -267,3 +267,42 @@ def _runs(wb: Workbench, report: Report) -> None:
         )
     else:
         report.add("last runs", "OK", f"latest first: {outcomes}")
+
+
+def _schedules(wb: Workbench, report: Report) -> None:
+    """Active scheduled workflows whose saved schedule can no longer run (a cron that never
+    fires, an unknown time zone: rows written before validation, or by hand). `run --due`
+    and the scheduler skip them and say so; doctor says so before anyone waits."""
+    import importlib.util
+
+    try:
+        workflows = wb.store.workflows.list()
+    except HybridwbError:
+        return  # the store section has said why
+    scheduled = [
+        wf
+        for wf in workflows
+        if wf.get("trigger_type") == "schedule" and wf.get("status") == "active"
+    ]
+    if not scheduled:
+        return
+    if importlib.util.find_spec("croniter") is None:
+        report.add(
+            "schedules",
+            "WARN",
+            f"{len(scheduled)} scheduled workflows, but croniter is not installed",
+            "pip install 'hybridwb[workflows]'",
+        )
+        return
+    from hybridwb.workflows.scheduler import due
+
+    problems = due(scheduled).problems
+    for problem in problems:
+        report.add(
+            "schedule",
+            "FAIL",
+            problem,
+            "save the workflow with a valid schedule_config (cron, timezone)",
+        )
+    if not problems:
+        report.add("schedules", "OK", f"{len(scheduled)} scheduled workflows can run")

@@ -693,6 +693,53 @@ class Source:
         except DBAPIError as exc:
             raise self.translate_error(exc, None) from None
 
+    def view_definition(self, name: str) -> str | None:
+        """A view's SELECT in MySQL dialect, for lineage to follow; None when `name` is not a
+        view, "" when it is one whose body the account cannot read (MySQL shows it only
+        with SHOW VIEW). On MySQL a plain SELECT on information_schema.VIEWS."""
+        from sqlalchemy import column, func, select
+        from sqlalchemy import table as sql_table
+
+        try:
+            if self.is_sqlite:
+                master = sql_table("sqlite_master", column("type"), column("name"), column("sql"))
+                query = select(master.c.sql).where(
+                    master.c.type == "view", func.lower(master.c.name) == name.lower()
+                )
+            else:
+                views = sql_table(
+                    "VIEWS",
+                    column("TABLE_SCHEMA"),
+                    column("TABLE_NAME"),
+                    column("VIEW_DEFINITION"),
+                    schema="information_schema",
+                )
+                query = select(views.c.VIEW_DEFINITION).where(
+                    views.c.TABLE_SCHEMA == func.database(),  # noqa: SIM300
+                    func.lower(views.c.TABLE_NAME) == name.lower(),
+                )
+            with self.engine.connect() as conn:
+                row = conn.execute(query).first()
+        except DBAPIError as exc:
+            raise self.translate_error(exc, None) from None
+        if row is None:
+            return None
+        body = str(row[0] or "")
+        return _view_select(body) if self.is_sqlite else body
+
+
+def _view_select(create: str) -> str:
+    """The SELECT of a SQLite `CREATE VIEW` statement, in MySQL dialect ("" if unreadable)."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(create, read="sqlite")
+        body = tree.expression if isinstance(tree, exp.Create) else None
+        return body.sql(dialect="mysql") if isinstance(body, exp.Query) else ""
+    except Exception:  # sqlglot raises several types: the view is then masked whole
+        return ""
+
 
 def _dbapi(conn: Connection) -> DBAPIConnection:
     """The driver connection under `conn` (None only once SQLAlchemy has invalidated it)."""
