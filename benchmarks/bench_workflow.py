@@ -10,15 +10,23 @@ columns the template uses, by key range, on the same drivers (PyMySQL, psycopg, 
 connected before timing), the message filled by `str.join`, COPY into `send_records`. No
 freeze, no policies, no phone normalisation, no exactly-once bookkeeping.
 
-The two alternate (A B A B ...), so both see the same machine load; median and min-max of
-messages/s per size, their ratio, memory growth during the run (peak RSS at the end minus
-RSS when processing starts) and the load average before and after each repetition.
-`--batches 1000,2000,5000` also compares batch sizes at 100k (how the default was chosen).
+ref (`--ref COMMIT`): the same run with `hybridwb/` as it is at that commit (unpacked from
+`git archive`, no checkout touched), for an A/B of a change.
+
+They alternate (A B A B ..., the order turning each repetition), so all see the same
+machine load; median and min-max of messages/s and of the run's client CPU per message
+(microseconds of process CPU time; the servers' CPU is not in it), their ratios, memory
+growth during the run (peak RSS at the end minus RSS when processing starts), peak RSS,
+and the load average before and after each repetition. `--batches 1000,2000,5000` also
+compares batch sizes at 100k (how the default was chosen).
 
 Source data: a sample shop of 1,000,000 customers in a database created for this run and
-dropped after (or `--source-db NAME` to reuse one that is kept); the store database is
-always created for this run and dropped.
+dropped after (or `--source-db NAME` to reuse one that is kept), read through a MySQL
+account of the benchmark's own (SELECT on that database only, dropped after: the test
+suite's accounts are never touched); the store database is always created for this run
+and dropped.
 Run: .venv/bin/python benchmarks/bench_workflow.py [--reps 7] [--sizes 100000,1000000]
+     [--ref main] [--no-baseline] [--out results.json]
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
@@ -41,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import psycopg
 import pymysql
-from _common import HOST, ensure_sample, ro_url, write
+from _common import HOST, BenchAccount, ensure_sample, write
 
 PG_PORT = int(os.environ.get("HYBRIDWB_BENCH_PG_PORT", "5432"))
 REPO = Path(__file__).resolve().parents[1]
@@ -71,9 +80,13 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child_hybridwb(work: str, upto: int, batch: int) -> dict:
+def child_hybridwb(work: str, upto: int, batch: int, tree: str) -> dict:
+    """One run in this process, with `hybridwb` imported from `tree` (HEAD or --ref)."""
+    sys.path.insert(0, tree)
     os.chdir(work)
     import hybridwb
+
+    assert Path(hybridwb.__file__).resolve().is_relative_to(Path(tree).resolve())
     from hybridwb.platform.campaigns import Campaigns, this_owner
 
     wb = hybridwb.connect()
@@ -97,9 +110,9 @@ def child_hybridwb(work: str, upto: int, batch: int) -> dict:
     campaigns.acquire(wf["id"], run["id"], owner, stale_after=600)
     campaigns.start_state(run["id"], owner, "benchmark")
     start_rss = rss_mb()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     stats = wb.workflows.process(wf["id"], run["id"], owner=owner, batch_size=batch, progress=False)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     campaigns.release(wf["id"], run["id"])
     wb.close()
     return {
@@ -107,22 +120,27 @@ def child_hybridwb(work: str, upto: int, batch: int) -> dict:
         "seconds": seconds,
         "messages": stats["records"],
         "skipped": stats["skipped"],
+        "cpu_us_per_msg": cpu / max(stats["records"], 1) * 1e6,
         "growth_mb": peak_mb() - start_rss,
         "peak_mb": peak_mb(),
     }
 
 
-def child_baseline(store_db: str, source_db: str, upto: int, batch: int, run_id: str) -> dict:
+def child_baseline(store_db: str, upto: int, batch: int, run_id: str) -> dict:
     """The minimal pipeline: key-range SELECT -> str.join -> COPY into send_records."""
+    url = os.environ["HYBRIDWB_SOURCE_URL"]
+    from sqlalchemy.engine import make_url
+
+    src_url = make_url(url)
     src = pymysql.connect(
-        host=HOST, user="hybridwb_ro", password="hybridwb_ro_pw", database=source_db,
-        charset="utf8mb4",
+        host=src_url.host, user=src_url.username, password=src_url.password,
+        database=src_url.database, charset="utf8mb4",
     )  # fmt: skip
     dst = psycopg.connect(f"host=127.0.0.1 port={PG_PORT} user=postgres dbname={store_db}")
     wf_id = dst.execute("SELECT workflow_id FROM workflow_runs WHERE id = %s", (run_id,))
     workflow = str(wf_id.fetchone()[0])  # type: ignore[index]
     start_rss = rss_mb()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     messages, after = 0, 0
     cols = "id, run_id, workflow_id, target_key, recipient, channel, content, status, created_at"
     with src.cursor() as cur:
@@ -146,18 +164,20 @@ def child_baseline(store_db: str, source_db: str, upto: int, batch: int, run_id:
                     )  # fmt: skip
                     messages += 1
             dst.commit()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {
         "seconds": seconds,
         "messages": messages,
+        "cpu_us_per_msg": cpu / max(messages, 1) * 1e6,
         "growth_mb": peak_mb() - start_rss,
         "peak_mb": peak_mb(),
     }
 
 
 def spawn(args: list[str]) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the tree is an argument
     out = subprocess.run(
-        [sys.executable, __file__, "--child", *args], capture_output=True, text=True
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env
     )
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
@@ -167,6 +187,22 @@ def spawn(args: list[str]) -> dict:
 
 def load() -> float:
     return os.getloadavg()[0]
+
+
+def export(commit: str, into: Path) -> Path:
+    """`hybridwb/` as it is at `commit`, unpacked under `into` (no checkout is touched)."""
+    archive = into / "src.tar"
+    with archive.open("wb") as out:
+        subprocess.run(["git", "archive", commit, "hybridwb"], cwd=REPO, stdout=out, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / commit[:12], filter="data")
+    return into / commit[:12]
+
+
+def git_commit(ref: str) -> str:
+    return subprocess.run(
+        ["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def spread(values: list[float]) -> dict:
@@ -205,14 +241,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--batches", default="", help="compare these batch sizes at 100k")
     parser.add_argument("--source-db", default="", help="reuse (and keep) this sample DB")
+    parser.add_argument("--ref", default="", help="also run hybridwb as at this commit (A/B)")
+    parser.add_argument("--no-baseline", action="store_true", help="leave the baseline out")
+    parser.add_argument("--out", default="", help="write the JSON here (default results/)")
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "hybridwb":
-            result = child_hybridwb(rest[0], int(rest[1]), int(rest[2]))
+            result = child_hybridwb(rest[0], int(rest[1]), int(rest[2]), rest[3])
         else:
-            result = child_baseline(rest[0], rest[1], int(rest[2]), int(rest[3]), rest[4])
+            result = child_baseline(rest[0], int(rest[1]), int(rest[2]), rest[3])
         print("RESULT " + json.dumps(result))
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -221,11 +260,19 @@ def main() -> None:
     ensure_sample(source_db, SAMPLE)  # targets are customer_id <= size
     pg_admin(f'CREATE DATABASE "{store_db}"')
     work = Path(tempfile.mkdtemp())
+    account = BenchAccount(source_db)
     try:
+        account.__enter__()
+        trees = {"hybridwb": str(REPO)}
+        commits = {"hybridwb": git_commit("HEAD")}
+        if args.ref:
+            commits["ref"] = git_commit(args.ref)
+            trees["ref"] = str(export(commits["ref"], work))
+        kinds = [*trees, *([] if args.no_baseline else ["baseline"])]
         (work / "mappings").mkdir()
         shutil.copy(REPO / "mappings/table-mappings.json", work / "mappings/table-mappings.json")
-        _stamp(work / "mappings/table-mappings.json", ro_url(source_db))
-        os.environ["HYBRIDWB_SOURCE_URL"] = ro_url(source_db).render_as_string(hide_password=False)
+        _stamp(work / "mappings/table-mappings.json", account.url())
+        os.environ["HYBRIDWB_SOURCE_URL"] = account.url().render_as_string(hide_password=False)
         os.environ["HYBRIDWB_STORE_URL"] = (
             f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/{store_db}"
         )
@@ -236,7 +283,12 @@ def main() -> None:
         wb.store.init()
         baseline_wf = wb.workflows.create("baseline", message_config={"content": "x"})
         default_batch = cli_batch_size()
-        results: dict = {"cli_batch_size": default_batch, "sizes": {}}
+        results: dict = {
+            "cli_batch_size": default_batch,
+            "commits": commits,
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "sizes": {},
+        }
 
         last: dict[str, str | None] = {"run": None}
 
@@ -256,17 +308,16 @@ def main() -> None:
 
         def once(kind: str, upto: int, batch: int) -> dict:
             reset()
-            before = load()
-            if kind == "hybridwb":
-                out = spawn(["hybridwb", str(work), str(upto), str(batch)])
+            before = os.getloadavg()
+            if kind in trees:
+                out = spawn(["hybridwb", str(work), str(upto), str(batch), trees[kind]])
                 last["run"] = out["run_id"]
             else:
                 run = wb.store.runs.create(baseline_wf["id"])
-                out = spawn(
-                    ["baseline", store_db, source_db, str(upto), str(batch), str(run["id"])]
-                )
+                out = spawn(["baseline", store_db, str(upto), str(batch), str(run["id"])])
             out["rate"] = out["messages"] / out["seconds"]
-            out["load"] = [round(before, 2), round(load(), 2)]
+            out["load"] = [round(before[0], 2), round(load(), 2)]
+            out["load_1_5_15_after"] = [round(x, 2) for x in os.getloadavg()]
             print(kind, upto, batch, json.dumps(out), flush=True)
             return out
 
@@ -277,45 +328,52 @@ def main() -> None:
                     sweep.setdefault(str(b), []).append(once("hybridwb", 100_000, b)["rate"])
             results["batch_sweep_100k"] = {b: spread(v) for b, v in sweep.items()}
         for upto in sizes:
-            runs: dict[str, list[dict]] = {"hybridwb": [], "baseline": []}
+            runs: dict[str, list[dict]] = {k: [] for k in kinds}
             reps = args.big_reps if args.big_reps and upto >= 1_000_000 else args.reps
-            for _ in range(reps):
-                for kind in ("hybridwb", "baseline"):
+            for rep in range(reps):
+                for kind in kinds if rep % 2 == 0 else kinds[::-1]:
                     runs[kind].append(once(kind, upto, default_batch))
-            ours = [r["rate"] for r in runs["hybridwb"]]
-            base = [r["rate"] for r in runs["baseline"]]
-            results["sizes"][str(upto)] = {
-                "hybridwb_msgs_per_s": spread(ours),
-                "baseline_msgs_per_s": spread(base),
-                "baseline_over_hybridwb": round(
-                    statistics.median(base) / statistics.median(ours), 2
-                ),
-                "hybridwb_growth_mb": spread([r["growth_mb"] for r in runs["hybridwb"]]),
-                "hybridwb_peak_mb": spread([r["peak_mb"] for r in runs["hybridwb"]]),
-                "baseline_growth_mb": spread([r["growth_mb"] for r in runs["baseline"]]),
-                "load_average": spread(
-                    [x for r in runs["hybridwb"] + runs["baseline"] for x in r["load"]]
-                ),
-                "messages_per_run": runs["hybridwb"][0]["messages"],
-                "runs": runs,
-            }
-        results["targets"] = (
-            {}
-            if not sizes
-            else {
-                f">= 40,000 msgs/s at {k}": v["hybridwb_msgs_per_s"]["median"] >= 40_000
-                for k, v in results["sizes"].items()
-            }
-            | {
-                f"growth < 50 MB at {k}": v["hybridwb_growth_mb"]["max"] < 50
-                for k, v in results["sizes"].items()
-            }
-        )
+            entry: dict = {"messages_per_run": runs["hybridwb"][0]["messages"]}
+            for kind, done in runs.items():
+                entry[f"{kind}_msgs_per_s"] = spread([r["rate"] for r in done])
+                entry[f"{kind}_cpu_us_per_msg"] = spread([r["cpu_us_per_msg"] for r in done])
+                entry[f"{kind}_growth_mb"] = spread([r["growth_mb"] for r in done])
+                entry[f"{kind}_peak_mb"] = spread([r["peak_mb"] for r in done])
+            ours = statistics.median(r["rate"] for r in runs["hybridwb"])
+            for other in runs:
+                if other != "hybridwb":
+                    theirs = statistics.median(r["rate"] for r in runs[other])
+                    entry[f"{other}_over_hybridwb"] = round(theirs / ours, 2)
+            entry["load_average"] = spread(
+                [x for done in runs.values() for r in done for x in r["load"]]
+            )
+            entry["runs"] = runs
+            results["sizes"][str(upto)] = entry
+        got = results["sizes"]
+        targets: dict[str, bool] = {}
+        for k, v in got.items():
+            targets[f">= 40,000 msgs/s at {k} (#17)"] = v["hybridwb_msgs_per_s"]["median"] >= 40_000
+            targets[f"growth < 50 MB at {k} (#17)"] = v["hybridwb_growth_mb"]["max"] < 50
+        if "1000000" in got:
+            targets[">= 10,000 msgs/s at 1000000 (#12)"] = (
+                got["1000000"]["hybridwb_msgs_per_s"]["median"] >= 10_000
+            )
+        if "100000" in got and "1000000" in got:
+            small, big = (got[k]["hybridwb_peak_mb"]["median"] for k in ("100000", "1000000"))
+            results["peak_rss_1m_minus_100k_mb"] = round(big - small, 1)
+            targets["peak RSS flat 100k -> 1M (within 10 MB, #12)"] = big - small < 10
+        results["targets"] = targets
+        results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         wb.close()
-        write("workflow" if sizes else "workflow_batch_sweep", results)
+        name = "workflow" if sizes else "workflow_batch_sweep"
+        path = write(name, results)
+        if args.out:
+            shutil.copy(path, args.out)
     finally:
         with contextlib.suppress(Exception):
             pg_admin(f'DROP DATABASE IF EXISTS "{store_db}" WITH (FORCE)')
+        with contextlib.suppress(Exception):
+            account.__exit__(None, None, None)
         if not args.source_db:
             conn = pymysql.connect(host=HOST, user="root", autocommit=True)
             with conn.cursor() as cur:

@@ -835,3 +835,32 @@ def test_a_cron_that_never_fires_is_refused_and_a_bad_row_never_stops_run_due(
     assert runs == [(good["id"], "succeeded")]
     assert result.returncode == 1  # a problem was reported
     assert datetime.now(UTC)  # keep the import honest
+
+
+def test_a_run_refreshes_the_history_statistics_as_its_records_grow(  # type: ignore[no-untyped-def]
+    crm, crm_db: str, pg_store: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With stale statistics (autovacuum off, or behind a big run) the planner reads the
+    whole history per batch; the run re-analyzes send_records once its records have grown
+    (checked in the server's own statistics view)."""
+    from hybridwb.platform.campaigns import Campaigns, this_owner
+    from hybridwb.workflows import process
+
+    def analyzed() -> int:
+        return pg(
+            pg_store,
+            "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'send_records'",
+        )[0][0]
+
+    monkeypatch.setattr(process, "ANALYZE_AFTER", 2)
+    wf = crm.workflows.create("stats", target_config=TIER_A, message_config={"template": "안내"})
+    run = crm.store.runs.create(wf["id"])
+    owner, campaigns = this_owner(), Campaigns(crm.store.backend)
+    campaigns.acquire(wf["id"], run["id"], owner, stale_after=600)
+    campaigns.start_state(run["id"], owner, "test")
+    before = analyzed()
+    stats = crm.workflows.process(wf["id"], run["id"], owner=owner, batch_size=2, progress=False)
+    campaigns.release(wf["id"], run["id"])
+    assert stats["records"] >= 4  # enough batches for the threshold to be passed twice
+    assert analyzed() >= before + 2
+    assert set(record_keys(pg_store, run["id"])) == set(eligible(crm_db))

@@ -23,9 +23,10 @@ from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.platform.idempotent import uuid4_texts
 from hybridwb.platform.store import Store
-from hybridwb.templating import parse
-from hybridwb.templating.message import LIMITS, Size, euc_kr_size
-from hybridwb.workflows import policies
+from hybridwb.templating import matching, parse
+from hybridwb.templating.message import LIMITS, Size, euc_kr_size, over_limit
+from hybridwb.templating.service import TemplateService
+from hybridwb.workflows import policies, process
 from hybridwb.workflows.config import FrequencyCap, SendPolicy
 
 NOW = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)
@@ -149,6 +150,53 @@ def test_one_encode_sizes_every_message_like_the_character_count() -> None:
         "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(60))) for _ in range(20_000)
     ]
     assert [t for t in texts if euc_kr_size(t) != _size_by_character(t)] == []
+
+
+@pytest.mark.parametrize("limits", [None, {"SMS": 80, "LMS": 1000}, {"SMS": 90}])
+@pytest.mark.parametrize("message_type", ["SMS", "LMS", "MMS", "alimtalk"])
+def test_the_renderer_refuses_exactly_the_messages_over_limit_refuses(
+    message_type: str, limits: dict[str, int] | None
+) -> None:
+    """The renderer checks limits computed once; `over_limit` (the slow, wording path)
+    is the oracle for which messages are refused and why."""
+    service = TemplateService(lambda: None, type("M", (), {"resolver": None})())  # type: ignore[arg-type,return-value]
+    service.limits = limits
+    texts = [c * n for c in ("a", "가", "똠") for n in (0, 1, 44, 45, 46, 79, 80, 81, 90, 91)]
+    texts += [c * n for c in ("a", "가") for n in (500, 999, 1000, 1001, 1999, 2000, 2001)]
+    for text in texts:
+        one = service.renderer(
+            text, mode="fallback", message_type=message_type, report=matching.Report("t", [])
+        )
+        out = one({}, None)
+        size, known = euc_kr_size(text), limits or LIMITS
+        # an SMS may grow into an LMS (the largest limit); alimtalk counts characters
+        most = max(known.values()) if message_type == "SMS" else known.get(message_type)
+        refused = size.bytes > (most or max(known.values())) or (
+            message_type == "alimtalk" and size.chars > 1000
+        )
+        assert (out.skipped is not None) == refused, (message_type, len(text))
+        expected = over_limit(size, message_type, limits or LIMITS)
+        if out.skipped == "too long":  # refused while rendering (over the character bound)
+            assert expected is not None, (message_type, len(text))
+        else:
+            assert out.skipped == expected, (message_type, len(text))
+            assert (out.text is None) == (expected is not None)
+
+
+def test_the_batch_nul_check_finds_the_rows_a_row_by_row_check_finds() -> None:
+    rnd = random.Random(7)
+    values: list[object] = ["홍길동", "VIP", "", 1, None, dt.date(2026, 1, 2), b"\x00raw", 1.5]
+    for trial in range(300):
+        rows = {
+            f"k{i}": {c: rnd.choice(values) for c in ("name", "grade", "phone", "joined")}
+            for i in range(rnd.randrange(1, 40))
+        }
+        for _ in range(rnd.choice((0, 0, 1, 3))):  # a NUL somewhere in some text values
+            row = rows[rnd.choice(list(rows))]
+            col = rnd.choice(list(row))
+            row[col] = rnd.choice(["\x00", "a\x00b", "회\x00원", "010-0000\x00-0006"])
+        one_by_one = {k for k, r in rows.items() if process._has_nul(*r.values())}
+        assert process._rows_with_nul(rows) == one_by_one, trial
 
 
 def test_record_ids_are_distinct_version_4_uuids() -> None:
@@ -297,3 +345,14 @@ def _as_time(value: object) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value
     return dt.datetime.fromisoformat(str(value))
+
+
+def test_a_run_freezes_the_heap_only_while_it_runs() -> None:
+    import gc
+
+    with process._frozen_heap():
+        assert gc.get_freeze_count() > 0  # what the process had is out of the collector's walks
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), process._frozen_heap():
+        raise RuntimeError("a run that fails")
+    assert gc.get_freeze_count() == 0  # thawed however the run ends

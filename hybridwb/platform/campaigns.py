@@ -312,7 +312,10 @@ class Campaigns:
 
         def read() -> tuple[list[dict[str, Any]], int]:
             with self.backend.engine.connect() as conn:
-                rows = [dict(row._mapping) for row in conn.execute(stmt)]
+                rows = [
+                    {"seq": seq, "target_key": key, "recipient": recipient}
+                    for seq, key, recipient in conn.execute(stmt)
+                ]
                 if not rows:
                     return [], after_seq
                 last = rows[-1]["seq"]
@@ -504,6 +507,26 @@ class Campaigns:
                 return [dict(row._mapping) for row in conn.execute(stmt)]
 
         return self._run(read)
+
+    def analyze_history(self) -> None:
+        """Refresh the planner's statistics of the send history (Postgres `ANALYZE`).
+
+        A run adds its records faster than autovacuum re-analyzes (or with autovacuum off,
+        never): the planner then still sees the table as it was, guesses that each of a
+        batch's recipients matches thousands of rows, and reads the whole history with a
+        sequential scan per batch instead of the recipient index. Only statistics: a
+        role that does not own the table gets a warning from the server and nothing else."""
+        if self.backend.name != "postgresql":
+            return
+        records = T["send_records"]
+
+        def analyze() -> None:
+            with self.backend.engine.connect() as conn:
+                name = conn.dialect.identifier_preparer.format_table(records)
+                conn.exec_driver_sql(f"ANALYZE {name}")
+                conn.commit()
+
+        self._run(analyze)
 
     # -- truth, derived from rows ----------------------------------------------------------
     def counts(self, run_id: Any) -> dict[str, Any]:

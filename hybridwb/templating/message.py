@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 #: default EUC-KR byte limit per message type (configurable: Settings.sms_max_bytes / lms_max_bytes)
 LIMITS = {"SMS": 90, "LMS": 2000}
@@ -10,12 +10,13 @@ CHAR_LIMITS = {"alimtalk": 1000}
 _JAMO_FILLER = b"\xa4\xd4"
 
 
-@dataclass(frozen=True)
-class Size:
+class Size(NamedTuple):
+    """A message's size (a named tuple: a run sizes every message it writes)."""
+
     chars: int
     bytes: int
     fits: str  # SMS | LMS | too long
-    unencodable: list[str] = field(default_factory=list)
+    unencodable: list[str]
 
 
 def euc_kr_size(text: str) -> Size:
@@ -79,15 +80,18 @@ def over_limit(size: Size, message_type: str, limits: dict[str, int] | None = No
 
     An SMS over its limit is only a warning (it can go as an LMS); past the largest byte
     limit, or past a character limit, the message is refused."""
-    limits = LIMITS if limits is None else limits
     if message_type in CHAR_LIMITS and size.chars > CHAR_LIMITS[message_type]:
         return f"too long: {size.chars:,} characters, over the {message_type} limit of {CHAR_LIMITS[message_type]:,}"
-    if message_type == "SMS":
-        limit = max(limits.values(), default=LIMITS["LMS"])
-        kind = "LMS"
-    else:
-        limit = limits.get(message_type, max(limits.values(), default=LIMITS["LMS"]))
-        kind = message_type
+    limit = byte_limit(message_type, limits)
     if size.bytes > limit:
+        kind = "LMS" if message_type == "SMS" else message_type
         return f"too long: {size.bytes:,} bytes, over the {kind} limit of {limit:,} (EUC-KR)"
     return None
+
+
+def byte_limit(message_type: str, limits: dict[str, int] | None = None) -> int:
+    """The most EUC-KR bytes a message of this type may have before it is refused (an
+    SMS may grow into an LMS: the largest limit)."""
+    limits = LIMITS if limits is None else limits
+    biggest = max(limits.values(), default=LIMITS["LMS"])
+    return biggest if message_type == "SMS" else limits.get(message_type, biggest)

@@ -11,7 +11,15 @@ from hybridwb.errors import TemplateError, ValidationError
 from hybridwb.mapping.resolve import audience_table
 from hybridwb.templating import matching, parse
 from hybridwb.templating.formatters import FORMATTERS
-from hybridwb.templating.message import Size, euc_kr_size, max_chars, over_limit, type_warnings
+from hybridwb.templating.message import (
+    CHAR_LIMITS,
+    Size,
+    byte_limit,
+    euc_kr_size,
+    max_chars,
+    over_limit,
+    type_warnings,
+)
 
 if TYPE_CHECKING:
     from hybridwb.mapping import MappingService
@@ -223,6 +231,8 @@ class TemplateService:
         parts = parse.pieces(text)
         longest = max_chars(message_type, self.limits)
         limits = self.limits
+        # over_limit() says why a message is refused; these say cheaply whether it is
+        most_bytes, most_chars = byte_limit(message_type, limits), CHAR_LIMITS.get(message_type)
         shared = list(report.warnings)
 
         def one(row: dict[str, Any], related: dict[str, Any] | None = None) -> Rendered:
@@ -250,7 +260,8 @@ class TemplateService:
                     raise
                 return Rendered(None, None, message_type, values, warnings, skipped="too long")
             size = euc_kr_size(out)
-            reason = over_limit(size, message_type, limits)
+            over = size.bytes > most_bytes or (most_chars is not None and size.chars > most_chars)
+            reason = over_limit(size, message_type, limits) if over else None
             if reason:
                 return Rendered(None, size, message_type, values, warnings, skipped=reason)
             if warn:
