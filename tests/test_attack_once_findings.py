@@ -138,13 +138,14 @@ def test_one_phone_in_three_spellings_is_messaged_once(crm, src_db: str, pg_stor
 
 
 # -- F2 -----------------------------------------------------------------------------------------
-def test_resume_sends_to_the_frozen_recipient_not_a_new_one(
+def test_a_target_whose_recipient_changed_before_the_resume_is_messaged_at_neither_address(
     crm, src_db: str, pg_store: URL
 ) -> None:  # type: ignore[no-untyped-def]
     """The first pass freezes (key, recipient). A target left waiting at night whose phone
-    is changed in the source before the 08:00 resume gets its message at the NEW phone —
-    an address that was never in the frozen set (process.py builds the Candidate from the
-    current source row; the frozen recipient is only used to count 'changed')."""
+    is changed in the source before the 08:00 resume once got its message at the NEW phone,
+    an address that was never in the frozen set. Neither address is sure to be the
+    customer's any more (a number given up may be someone else's by morning), so the target
+    is excluded with a counted reason and nobody is messaged."""
     crm.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
     wf = crm.workflows.create(
         "frozen-recipient",
@@ -177,6 +178,20 @@ def test_resume_sends_to_the_frozen_recipient_not_a_new_one(
         (str(run_id),),
     )
     assert off == [], f"records sent to an address that is not the frozen one: {off}"
+    # the old number may already be someone else's and the new one was never frozen: member 4
+    # gets no message at all, and the exclusion says why
+    sent_4 = pg(
+        pg_store,
+        "SELECT recipient FROM send_records WHERE run_id = %s AND target_key = '4'",
+        (str(run_id),),
+    )
+    assert sent_4 == [], f"member 4 was messaged after its phone changed: {len(sent_4)}"
+    why = pg(
+        pg_store,
+        "SELECT reason FROM run_skips WHERE run_id = %s AND target_key = '4'",
+        (str(run_id),),
+    )
+    assert why == [("recipient changed since the run started",)], why
 
 
 # -- F3 -----------------------------------------------------------------------------------------

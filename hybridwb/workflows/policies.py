@@ -31,6 +31,7 @@ COOLDOWN = "cooldown"
 DUPLICATE = "duplicate recipient in this run"
 CAP = "frequency cap"
 BAD_ROW = "unreadable value (NUL byte)"
+RECIPIENT_CHANGED = "recipient changed since the run started"
 #: reasons a policy decided (what "a re-run applies them and says so" reports)
 POLICY_REASONS = (ONCE, COOLDOWN, CAP, DUPLICATE)
 CONSENT_REASONS = (NO_CONSENT, QUIET)

@@ -423,13 +423,17 @@ def _candidates(
         if key in unreadable:
             skips.append((key, policies.BAD_ROW))  # never blocks the run
             continue
-        # the frozen recipient is the contract: a resume sends there, never to an address
-        # the source holds now (that one was not in the frozen set)
+        # the frozen (key, recipient) pair is the contract: when the source now holds another
+        # address for the key, neither is sure to be this customer's (a number given up may
+        # already be someone else's; the new one was never in the frozen set), so neither
+        # is messaged and the exclusion is counted
         frozen = t["recipient"]
         current = normalize(channel, row.get(recipient_path) if recipient_path else None)
-        recipient = frozen if current == frozen else normalize(channel, frozen)
-        if current != recipient:
+        if current != frozen and current != normalize(channel, frozen):
             changed += 1
+            skips.append((key, policies.RECIPIENT_CHANGED))
+            continue
+        recipient = current
         candidates.append(
             policies.Candidate(
                 key, recipient, value(row, consent_path), value(row, night_path), present=True
