@@ -433,3 +433,71 @@ def test_preview_bubble_masks_a_verbatim_pii_value(sqlite_project: Path, templat
     shown = _preview_text(sqlite_project, template)
     assert "hybridwb-bubble" in shown
     assert not [v for v in customer.values() if v in shown]
+
+
+# == finding 5: a transformed value in a workflow run's report and notebook =================
+# The run report masks the rendered variable values verbatim, e-mail addresses and digit
+# runs (`workflows.report.mask_text`). A template that greets by given name (`{{ name[1:] }}`,
+# the usual Korean "지훈님") or spells the address out puts customer values in the report.
+def test_preview_bubble_masks_a_given_name(sqlite_project: Path) -> None:
+    """Held or not, the preview is the same masking rule as the report: checked separately."""
+    customer = _customer_one(sqlite_project)
+    shown = _preview_text(sqlite_project, "{{ name[1:] }}님")
+    given = customer["name"][1:]
+    if given in shown:
+        pytest.xfail("the preview bubble shows the given name (finding 4)")
+
+
+GRADES = ["VIP", "GOLD", "SILVER", "BRONZE"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the run report and executed notebook show given names / spelled-out addresses",
+)
+def test_workflow_report_masks_transformed_customer_values(sqlite_project: Path) -> None:
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    root = sqlite_project
+    with hybridwb.connect(cwd=root, env={}) as wb:
+        wb.templates.create(
+            "given", "{{ name[1:] }}님, {{ email | replace('@', ' at ') }}", message_type="LMS"
+        )
+        wb.workflows.create(
+            "givenwf",
+            target_config={
+                "table": "customers",
+                "where": {"field": "grade", "op": "in", "value": GRADES},
+            },
+            message_config={"template": "given", "mode": "strict"},
+        )
+    with sqlite3.connect(root / ".hybridwb" / "sample.db") as conn:
+        rows = conn.execute(
+            "SELECT name, email FROM customers WHERE name IS NOT NULL AND email IS NOT NULL"
+        ).fetchall()
+    secrets = {n[1:] for n, _ in rows if len(n) >= 3} | {e.split("@")[0] for _, e in rows}
+    assert secrets
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYBRIDWB_", "MYSQL_"))}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "hybridwb"), "run", "givenwf", "--limit", "5"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    leaks: dict[str, list[str]] = {}
+    for path in [*(root / "reports").rglob("*"), *(root / "notebooks").rglob("*.ipynb")]:
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            hits = [v for v in secrets if v in text]
+            if hits:
+                leaks[str(path.relative_to(root))] = hits
+    hits = [v for v in secrets if v in done.stdout + done.stderr]
+    if hits:
+        leaks["CLI output"] = hits
+    assert "report:" in done.stdout, done.stdout + done.stderr
+    assert not leaks, leaks
