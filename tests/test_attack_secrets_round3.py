@@ -111,9 +111,8 @@ DUPLICATE_ENTRY = (
 def test_duplicate_entry_error_is_redacted(small_mysql: str, tmp_path: Path) -> None:
     """Held: the error itself does not repeat the value."""
     customer = _mysql_customer(small_mysql)
-    with _mysql_wb(small_mysql, tmp_path) as wb:
-        with pytest.raises(hybridwb.HybridwbError) as info:
-            wb.sql(DUPLICATE_ENTRY)
+    with _mysql_wb(small_mysql, tmp_path) as wb, pytest.raises(hybridwb.HybridwbError) as info:
+        wb.sql(DUPLICATE_ENTRY)
     assert "Duplicate entry" in str(info.value)
     assert customer["phone"] not in str(info.value)
     assert customer["phone"] not in _stored_logs(tmp_path)
@@ -174,9 +173,11 @@ def test_show_warnings_after_a_value_warning_shows_no_customer_value(
 )
 def test_unquoted_name_is_not_echoed_by_the_error(sqlite_project: Path) -> None:
     customer = _sqlite_customer(sqlite_project)
-    with hybridwb.connect(cwd=sqlite_project, env={}) as wb:
-        with pytest.raises(hybridwb.HybridwbError) as info:
-            wb.sql(f"SELECT * FROM customers WHERE name = {customer['name']}")
+    with (
+        hybridwb.connect(cwd=sqlite_project, env={}) as wb,
+        pytest.raises(hybridwb.HybridwbError) as info,
+    ):
+        wb.sql(f"SELECT * FROM customers WHERE name = {customer['name']}")
     assert customer["name"] not in str(info.value)
 
 
@@ -185,9 +186,11 @@ def test_unquoted_name_is_not_echoed_by_the_error(sqlite_project: Path) -> None:
 )
 def test_unquoted_name_is_not_kept_in_query_logs(sqlite_project: Path) -> None:
     customer = _sqlite_customer(sqlite_project)
-    with hybridwb.connect(cwd=sqlite_project, env={}) as wb:
-        with pytest.raises(hybridwb.HybridwbError):
-            wb.sql(f"SELECT * FROM customers WHERE name = {customer['name']}")
+    with (
+        hybridwb.connect(cwd=sqlite_project, env={}) as wb,
+        pytest.raises(hybridwb.HybridwbError),
+    ):
+        wb.sql(f"SELECT * FROM customers WHERE name = {customer['name']}")
     assert customer["name"] not in _stored_logs(sqlite_project)
 
 
@@ -196,10 +199,12 @@ def test_unquoted_name_is_not_kept_in_query_logs(sqlite_project: Path) -> None:
 )
 def test_unquoted_email_is_not_kept_in_query_logs(sqlite_project: Path) -> None:
     customer = _sqlite_customer(sqlite_project)
-    local, domain = customer["email"].split("@", 1)
-    with hybridwb.connect(cwd=sqlite_project, env={}) as wb:
-        with pytest.raises(hybridwb.HybridwbError):
-            wb.sql(f"SELECT * FROM customers WHERE email = {customer['email']}")
+    local, _domain = customer["email"].split("@", 1)
+    with (
+        hybridwb.connect(cwd=sqlite_project, env={}) as wb,
+        pytest.raises(hybridwb.HybridwbError),
+    ):
+        wb.sql(f"SELECT * FROM customers WHERE email = {customer['email']}")
     logs = _stored_logs(sqlite_project)
     assert local not in logs, logs
 
@@ -277,9 +282,8 @@ def test_value_carrying_forms_are_refused_without_the_value(
     small_mysql: str, tmp_path: Path, sql: str
 ) -> None:
     customer = _mysql_customer(small_mysql)
-    with _mysql_wb(small_mysql, tmp_path) as wb:
-        with pytest.raises(hybridwb.HybridwbError) as info:
-            wb.sql(sql, limit=60)
+    with _mysql_wb(small_mysql, tmp_path) as wb, pytest.raises(hybridwb.HybridwbError) as info:
+        wb.sql(sql, limit=60)
     message = str(info.value)
     assert "\n" not in message
     assert not [v for v in customer.values() if v in message]
@@ -327,10 +331,13 @@ def test_values_do_not_leak_through_sqlglot_warnings(
 ) -> None:
     """Held: statements hybridwb runs are not echoed by sqlglot's fallback warning."""
     customer = _sqlite_customer(sqlite_project)
-    with caplog.at_level("DEBUG"), hybridwb.connect(cwd=sqlite_project, env={}) as wb:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            wb.sql(f"SELECT * FROM customers WHERE email = '{customer['email']}'")
+    with (
+        caplog.at_level("DEBUG"),
+        hybridwb.connect(cwd=sqlite_project, env={}) as wb,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        wb.sql(f"SELECT * FROM customers WHERE email = '{customer['email']}'")
     assert customer["email"] not in caplog.text
 
 
@@ -354,9 +361,8 @@ def test_duplicate_entry_with_a_quote_in_the_value_is_redacted(
     small_mysql: str, tmp_path: Path
 ) -> None:
     customer = _mysql_customer(small_mysql)
-    with _mysql_wb(small_mysql, tmp_path) as wb:
-        with pytest.raises(hybridwb.HybridwbError) as info:
-            wb.sql(QUOTED_DUPLICATE)
+    with _mysql_wb(small_mysql, tmp_path) as wb, pytest.raises(hybridwb.HybridwbError) as info:
+        wb.sql(QUOTED_DUPLICATE)
     assert "Duplicate entry" in str(info.value)
     assert customer["phone"] not in str(info.value), str(info.value)
 
@@ -369,9 +375,8 @@ def test_duplicate_entry_with_a_quote_stores_no_customer_value(
     small_mysql: str, tmp_path: Path
 ) -> None:
     customer = _mysql_customer(small_mysql)
-    with _mysql_wb(small_mysql, tmp_path) as wb:
-        with pytest.raises(hybridwb.HybridwbError):
-            wb.sql(QUOTED_DUPLICATE)
+    with _mysql_wb(small_mysql, tmp_path) as wb, pytest.raises(hybridwb.HybridwbError):
+        wb.sql(QUOTED_DUPLICATE)
     assert customer["phone"] not in _stored_logs(tmp_path)
 
 
