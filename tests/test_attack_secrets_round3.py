@@ -621,3 +621,66 @@ def test_store_cast_error_with_a_quote_is_redacted(
     )
     assert "invalid input syntax" in message
     assert recipient not in message, message
+
+
+# == guards: odd passwords in the environment, DEBUG logs of the drivers ====================
+PW_CANARY = "Cnry9ZqXa15"
+
+
+@pytest.mark.parametrize(
+    "password",
+    [f"a#{PW_CANARY}", f"a%zz{PW_CANARY}", f"a?{PW_CANARY}", f"a%40{PW_CANARY}", f"ü:{PW_CANARY}"],
+    ids=["hash", "bad-percent", "question", "encoded-at", "unicode-colon"],
+)
+def test_doctor_shows_no_password_of_odd_shape(password: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "HYBRIDWB_SOURCE_URL": f"mysql+pymysql://nobody:{password}@127.0.0.1:3306/mysql",
+        "SUPABASE_DB_URL": f"postgresql://nobody:{password}@127.0.0.1:5432/postgres",
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "hybridwb"), "doctor"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "configuration" in done.stdout
+    assert PW_CANARY not in done.stdout + done.stderr
+
+
+@pytest.mark.mysql
+def test_debug_logs_hold_no_value_or_password(
+    small_mysql: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    customer = _mysql_customer(small_mysql)
+    for name in ("sqlalchemy", "sqlalchemy.engine", "sqlalchemy.pool", "pymysql", "hybridwb"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        with caplog.at_level(logging.DEBUG), _mysql_wb(small_mysql, tmp_path) as wb:
+            repr(
+                wb.sql(
+                    "SELECT phone, email FROM customers WHERE phone = :p", {"p": customer["phone"]}
+                )
+            )
+            repr(wb.search("customers", customer["phone"]))
+            repr(wb.search("customers", customer["email"]))
+            with pytest.raises(hybridwb.HybridwbError):
+                wb.sql(
+                    "SELECT * FROM customers WHERE phone = :p AND nosuch = 1",
+                    {"p": customer["phone"]},
+                )
+    finally:
+        for name in ("sqlalchemy", "sqlalchemy.engine", "sqlalchemy.pool", "pymysql", "hybridwb"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    assert caplog.text  # something was logged
+    from tests.conftest import RO_PASSWORD
+
+    assert not [v for v in [*customer.values(), RO_PASSWORD] if v in caplog.text]
