@@ -684,3 +684,70 @@ def test_debug_logs_hold_no_value_or_password(
     from tests.conftest import RO_PASSWORD
 
     assert not [v for v in [*customer.values(), RO_PASSWORD] if v in caplog.text]
+
+
+# == finding 8: EXPLAIN shows the values of a const table ===================================
+# MariaDB reads a table looked up by its primary key while it plans (a "const" table) and
+# substitutes its values into the plan: EXPLAIN FORMAT=JSON prints the joined condition
+# with the customer's phone in it, and EXPLAIN EXTENDED's note (read by SHOW WARNINGS) the
+# rewritten SELECT with the phone as a literal. EXPLAIN output is not table rows, so
+# lineage masks nothing in it.
+def _first_customer_id(database: str) -> int:
+    conn = _admin()
+    try:
+        conn.select_db(database)
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT customer_id FROM customers WHERE name IS NOT NULL AND "
+                "email IS NOT NULL AND phone IS NOT NULL ORDER BY customer_id LIMIT 1"
+            )
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _mysql_magic_shown(database: str, root: Path, sql: str) -> str:
+    """What a `%%mysql` cell shows (the grid) for `sql`."""
+    from hybridwb.magics import load as load_magics
+    from tests.test_pii_views import RaisingShell, _unload
+
+    InteractiveShell.clear_instance()
+    sh = RaisingShell.instance()
+    wb = _mysql_wb(database, root)
+    try:
+        load_magics(sh, wb)
+        return _shown(sh.run_cell(f"%%mysql\n{sql}").result)
+    finally:
+        _unload(sh)
+        InteractiveShell.clear_instance()
+        wb.close()
+
+
+@pytest.mark.mysql
+@pytest.mark.xfail(
+    strict=True, reason="EXPLAIN FORMAT=JSON prints a const table's phone in attached_condition"
+)
+def test_explain_json_shows_no_const_table_value(small_mysql: str, tmp_path: Path) -> None:
+    customer = _mysql_customer(small_mysql)
+    cid = _first_customer_id(small_mysql)
+    sql = (
+        "EXPLAIN FORMAT=JSON SELECT p.* FROM payments p JOIN customers c "
+        f"ON p.status = c.phone WHERE c.customer_id = {cid}"
+    )
+    shown = _mysql_magic_shown(small_mysql, tmp_path, sql)
+    assert "attached_condition" in shown  # the grid shows the whole plan
+    assert customer["phone"] not in shown
+
+
+@pytest.mark.mysql
+@pytest.mark.xfail(
+    strict=True,
+    reason="EXPLAIN EXTENDED then SHOW WARNINGS shows the rewritten SELECT with the phone",
+)
+def test_explain_extended_note_shows_no_const_table_value(small_mysql: str, tmp_path: Path) -> None:
+    customer = _mysql_customer(small_mysql)
+    cid = _first_customer_id(small_mysql)
+    with _mysql_wb(small_mysql, tmp_path) as wb:
+        wb.sql(f"EXPLAIN EXTENDED SELECT c.phone FROM customers c WHERE c.customer_id = {cid}")
+        shown = _shown(wb.sql("SHOW WARNINGS"))
+    assert customer["phone"] not in shown
