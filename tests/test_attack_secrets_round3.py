@@ -751,3 +751,48 @@ def test_explain_extended_note_shows_no_const_table_value(small_mysql: str, tmp_
         wb.sql(f"EXPLAIN EXTENDED SELECT c.phone FROM customers c WHERE c.customer_id = {cid}")
         shown = _shown(wb.sql("SHOW WARNINGS"))
     assert customer["phone"] not in shown
+
+
+# == finding 9: two allowed Jinja filters raise a raw AttributeError ========================
+# `dictsort` and `xmlattr` on a text value fail inside Jinja with AttributeError, which
+# `wb.templates.render` lets through: not a one-line HybridwbError, and its frames hold the
+# row being rendered (a traceback printed with locals shows the customer's values).
+@pytest.mark.parametrize("template", ["{{ email | dictsort }}", "{{ email | xmlattr }}"])
+@pytest.mark.xfail(strict=True, reason="a raw AttributeError escapes wb.templates.render")
+def test_template_filter_on_the_wrong_type_is_a_hybridwb_error(
+    sqlite_project: Path, template: str
+) -> None:
+    with hybridwb.connect(cwd=sqlite_project, env={}) as wb:
+        row = wb.sql("SELECT * FROM customers WHERE customer_id = 1").iloc[0].to_dict()
+        try:
+            wb.templates.render(template, row, table="customers")
+        except hybridwb.HybridwbError as exc:
+            assert "\n" not in str(exc)
+        except Exception as exc:  # what the finding is about
+            pytest.fail(f"{type(exc).__name__} escaped: {exc}")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ phone + 1 }}",
+        "{{ email * 9999999 }}",
+        "{{ email % 1 }}",
+        "{{ {email: 1}[phone] }}",
+        "{{ email | round(phone) }}",
+        "{{ email | filesizeformat }}",
+        "{{ email | attr(phone) }}",
+        "{{ email | map(phone) | list }}",
+        "{{ email | select(phone) | list }}",
+        "{{ email | groupby(phone) }}",
+    ],
+)
+def test_template_errors_name_no_customer_value(sqlite_project: Path, template: str) -> None:
+    customer = _customer_one(sqlite_project)
+    with hybridwb.connect(cwd=sqlite_project, env={}) as wb:
+        row = wb.sql("SELECT * FROM customers WHERE customer_id = 1").iloc[0].to_dict()
+        with pytest.raises(hybridwb.HybridwbError) as info:
+            wb.templates.render(template, row, table="customers")
+    message = str(info.value)
+    assert "\n" not in message
+    assert not [v for v in customer.values() if v in message], message
