@@ -268,3 +268,196 @@ def test_a_null_key_and_the_key_none_are_two_targets(
     done = len(records(store, run_id)) + sum(skips(store, run_id).values())
     frozen = oracle(store, "SELECT target_key FROM run_targets")
     assert done == source_rows == 3, (done, source_rows, sorted(str(k) for (k,) in frozen))
+
+
+# == attempts that held (guards) ==================================================================
+SPELLINGS = [
+    "010-1234-5678",
+    "+82 010-1234-5678",
+    "82-10-1234-5678",
+    "0082-10-1234-5678",
+    "０１０－１２３４－５６７８",
+    " 010 1234 5678 ",
+    "+82 (10) 1234-5678",
+    "010.1234.5678",
+    "tel:010-1234-5678",
+]
+
+
+def test_one_phone_in_many_spellings_is_messaged_once_in_a_run_and_across_runs(
+    source: Callable[..., str], store: str
+) -> None:
+    rows = [(f"m{i}", f"회원{i}", s) for i, s in enumerate(SPELLINGS)]
+    db = members(source, rows)
+    wb = workbench(db, store, {"members": {**people(), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            "spellings",
+            target_config={"table": "members"},
+            message_config={"content": INFO, "policy": {"once_per_recipient": True}},
+        )
+        first = run_once(wb, wf, batch_size=2, now=DAY)
+        second = run_once(wb, wf, batch_size=3, now=DAY + timedelta(days=1))
+    finally:
+        wb.close()
+    assert len(records(store, first)) == 1
+    assert skips(store, first) == {policies.DUPLICATE: len(SPELLINGS) - 1}
+    assert records(store, second) == []
+    assert skips(store, second) == {policies.ONCE: len(SPELLINGS)}
+
+
+def test_emails_differing_by_case_and_spaces_are_one_mailbox(
+    source: Callable[..., str], store: str
+) -> None:
+    db = source(
+        "CREATE TABLE subs (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), "
+        "email VARCHAR(80) COLLATE utf8mb4_bin)",
+        rows={
+            "subs": [
+                ("s1", "김", "kim@example.com"),
+                ("s2", "김", " KIM@EXAMPLE.COM "),
+                ("s3", "김", "Kim@Example.Com"),
+            ]
+        },
+    )
+    mapping = {
+        "displayName": "구독자",
+        "key": "code",
+        "recipient": "email",
+        "channel": "email",
+        "audience": True,
+        "fields": {
+            "code": {"displayName": "번호", "type": "string", "role": "id"},
+            "name": {"displayName": "이름", "type": "string", "role": "name"},
+            "email": {"displayName": "이메일", "type": "string", "role": "email"},
+        },
+    }
+    wb = workbench(db, store, {"subs": mapping})
+    try:
+        wf = wb.workflows.create(
+            "case", target_config={"table": "subs"}, message_config={"content": INFO}
+        )
+        run_id = run_once(wb, wf, batch_size=1, now=DAY)
+    finally:
+        wb.close()
+    assert len(records(store, run_id)) == 1
+    assert skips(store, run_id) == {policies.DUPLICATE: 2}
+
+
+@pytest.mark.parametrize(
+    "collation, keys",
+    [
+        ("utf8mb4_general_ci", ["e01", "é01", "E01", "è01", "f01"]),
+        ("utf8mb4_unicode_ci", ["a01", "ａ01", "A01", "Ａ01", "b01"]),
+    ],
+    ids=["accents", "width"],
+)
+def test_view_keys_equal_by_accent_or_width_are_each_messaged_once(
+    source: Callable[..., str], store: str, collation: str, keys: list[str]
+) -> None:
+    """Keys the collation holds equal (accents under general_ci, full width under
+    unicode_ci) in a view without a key, split by every page boundary (batch of 1)."""
+    tables = [
+        f"CREATE TABLE t{i} (code VARCHAR(10) COLLATE {collation} PRIMARY KEY, "
+        "name VARCHAR(20), mobile VARCHAR(20))"
+        for i in range(len(keys))
+    ]
+    view = " UNION ALL ".join(f"SELECT * FROM t{i}" for i in range(len(keys)))
+    db = source(
+        *tables,
+        f"CREATE VIEW everyone AS {view}",
+        rows={f"t{i}": [(k, f"회원{i}", f"010-3000-{i:04d}")] for i, k in enumerate(keys)},
+    )
+    wb = workbench(db, store, {"everyone": people()})
+    try:
+        wf = wb.workflows.create(
+            "ties", target_config={"table": "everyone"}, message_config={"content": INFO}
+        )
+        run_id = run_once(wb, wf, batch_size=1, now=DAY)
+    finally:
+        wb.close()
+    sent = sorted(k for k, _ in records(store, run_id))
+    assert sent == sorted(keys), skips(store, run_id)
+
+
+def test_numeric_looking_text_keys_007_and_7_are_two_targets(
+    source: Callable[..., str], store: str
+) -> None:
+    """A VARCHAR key declared a number in the mapping: '007', '7', '7.0' and ' 7' all
+    compare equal to 7 in MariaDB, yet are four customers."""
+    keys = ["007", "7", "7.0", "07", "8"]
+    db = members(source, [(k, f"회원{i}", f"010-4000-{i:04d}") for i, k in enumerate(keys)])
+    wb = workbench(db, store, {"members": {**people("number"), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            "numeric", target_config={"table": "members"}, message_config={"content": INFO}
+        )
+        run_id = run_once(wb, wf, batch_size=2, now=DAY)
+    finally:
+        wb.close()
+    sent = records(store, run_id)
+    assert sorted(k for k, _ in sent) == sorted(keys), skips(store, run_id)
+    by_key = {k: r for k, r in sent}
+    want = {k: f"+82104000{i:04d}" for i, k in enumerate(keys)}
+    assert by_key == want  # each key messaged at its own phone, not another '7''s
+
+
+def test_cooldown_boundary_is_measured_from_the_store_history(
+    source: Callable[..., str], store: str
+) -> None:
+    """Records one minute inside and one minute outside a 7-day cooldown (timestamps set
+    on the store directly): only the one inside blocks the recipient."""
+    db = members(source, [("m1", "회원1", "010-5000-0001"), ("m2", "회원2", "010-5000-0002")])
+    wb = workbench(db, store, {"members": {**people(), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            "cool",
+            target_config={"table": "members"},
+            message_config={"content": INFO, "policy": {"cooldown_days": 7}},
+        )
+        first = run_once(wb, wf, now=DAY)
+        later = DAY + timedelta(days=30)
+        edge = later.astimezone(UTC).replace(tzinfo=None) - timedelta(days=7)
+        for key, at in (("m1", edge + timedelta(minutes=1)), ("m2", edge - timedelta(minutes=1))):
+            oracle(store, "UPDATE send_records SET created_at = %s WHERE target_key = %s",
+                   (at.strftime("%Y-%m-%d %H:%M:%S.000000"), key))
+        second = run_once(wb, wf, now=later)
+    finally:
+        wb.close()
+    assert len(records(store, first)) == 2
+    assert [k for k, _ in records(store, second)] == ["m2"]
+    assert skips(store, second) == {policies.COOLDOWN: 1}
+
+
+def test_two_contenders_for_a_stale_lock_one_wins(source: Callable[..., str], store: str) -> None:
+    """A dead run's lock, and two resumes racing for it: exactly one takes it."""
+    db = members(source, [("m1", "회원1", "010-6000-0001")])
+    wb = workbench(db, store, {"members": {**people(), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            "race", target_config={"table": "members"}, message_config={"content": INFO}
+        )
+        campaigns = Campaigns(wb.store.backend)
+        assert campaigns.acquire(wf["id"], uuid.uuid4(), "nohost:1", 60) is None
+        old = datetime.now(UTC) - timedelta(minutes=10)
+        oracle(store, "UPDATE run_locks SET heartbeat_at = %s",
+               (old.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.000000"),))
+        wins: list[Any] = []
+        gate = threading.Barrier(4)
+
+        def contend(n: int) -> None:
+            gate.wait()
+            run = uuid.uuid4()
+            if campaigns.acquire(wf["id"], run, f"nohost:{100 + n}", 60) is None:
+                wins.append(run)
+
+        threads = [threading.Thread(target=contend, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    finally:
+        wb.close()
+    assert len(wins) == 1, wins
+    held = oracle(store, "SELECT run_id, owner FROM run_locks")
+    assert len(held) == 1 and uuid.UUID(str(held[0][0])) == wins[0]
