@@ -21,6 +21,7 @@ from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import policies
 from tests.conftest import _admin, ensure_select_only_account
 from tests.test_attack_once_round2 import (
+    AD,
     DAY,
     INFO,
     oracle,
@@ -29,6 +30,7 @@ from tests.test_attack_once_round2 import (
     run_once,
     skips,
     src,
+    start,
     workbench,
 )
 
@@ -344,6 +346,50 @@ def test_a_message_labelled_advertising_in_other_brackets_is_advertising(
     sent = {k for k, _ in records(store, run_id)}
     refused = {r[0] for r in src(db, "SELECT code FROM members WHERE ad_ok = 0")}
     assert sent & refused == set(), f"{len(sent & refused)} advertisements without consent"
+
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="F9: a run's `now` without a UTC offset (the notebook parameter, "
+    "wb.workflows.process / run) is read as UTC for quiet hours, while the CLI and the "
+    "target definition read it as Asia/Seoul: an advertising run 'at 23:00' messages "
+    "recipients without night-time consent",
+)
+def test_a_naive_now_is_seoul_time_for_quiet_hours(
+    source: Callable[..., str], store: str
+) -> None:
+    db = source(
+        "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), "
+        "mobile VARCHAR(20), ad_ok TINYINT(1) NOT NULL, night_ok TINYINT(1) NOT NULL)",
+        rows={"members": [(f"m{i}", f"회원{i}", f"010-8000-{i:04d}", 1, i % 2) for i in range(4)]},
+    )
+    mapping = {
+        **people(),
+        "audience": True,
+        "consent": "ad_ok",
+        "nightConsent": "night_ok",
+        "fields": {
+            **people()["fields"],
+            "ad_ok": {"displayName": "광고동의", "type": "boolean", "role": "consent"},
+            "night_ok": {"displayName": "야간동의", "type": "boolean", "role": "night_consent"},
+        },
+    }
+    wb = workbench(db, store, {"members": mapping})
+    try:
+        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+        wf = wb.workflows.create(
+            "naive-night",
+            target_config={"table": "members"},
+            message_config={"template": "세일", "quiet_hours": "wait"},
+        )
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, progress=False, now="2026-03-02T23:00:00")
+    finally:
+        wb.close()
+    sent = {k for k, _ in records(store, run_id)}
+    no_night = {r[0] for r in src(db, "SELECT code FROM members WHERE night_ok = 0")}
+    assert sent & no_night == set(), f"{len(sent & no_night)} ads at 23:00 KST without night consent"
 
 
 # == attempts that held (guards) ==================================================================
