@@ -9,12 +9,14 @@ psycopg / pymysql), never what hybridwb reports about itself.
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from hybridwb.platform.campaigns import Campaigns
@@ -71,6 +73,31 @@ def store(tmp_path: Any) -> str:
     return f"sqlite:///{tmp_path / 'store.db'}"
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("pg_store"))
+
+
+def execute(store: str, sql: str, params: tuple[Any, ...]) -> None:
+    """A direct write on the store (sqlite3 / psycopg), e.g. to age a history row."""
+    if store.startswith("sqlite"):
+        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+            conn.execute(sql.replace("%s", "?"), params)
+        return
+    database = store.rsplit("/", 1)[1]
+    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={database}") as conn:
+        conn.execute(sql, params)
+
+
+def stamp(store: str, at: datetime) -> Any:
+    """A UTC time as the store keeps it: naive text on SQLite, timestamptz on Postgres."""
+    if store.startswith("sqlite"):
+        return at.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return at
+
+
 def digits(text: str) -> str:
     """The oracle's own reading of a Korean mobile number: its last ten digits."""
     return re.sub(r"\D", "", text)[-10:]
@@ -83,7 +110,9 @@ def all_records(store: str) -> list[tuple[str, str, str]]:
     ]
 
 
-def members(source: Callable[..., str], rows: list[tuple[Any, ...]], mobile: str = "VARCHAR(40)") -> str:
+def members(
+    source: Callable[..., str], rows: list[tuple[Any, ...]], mobile: str = "VARCHAR(40)"
+) -> str:
     return source(
         f"CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), mobile {mobile})",
         rows={"members": rows},
@@ -99,8 +128,9 @@ def members(source: Callable[..., str], rows: list[tuple[Any, ...]], mobile: str
 )
 @pytest.mark.parametrize("note", [" (집)", " 본인", "(엄마)"])
 def test_one_phone_with_a_note_under_two_keys_is_messaged_once(
-    source: Callable[..., str], store: str, note: str
+    source: Callable[..., str], any_store: str, note: str
 ) -> None:
+    store = any_store
     db = members(source, [("m1", "회원1", PHONE), ("m2", "회원2", PHONE + note)])
     wb = workbench(db, store, {"members": {**people(), "audience": True}})
     try:
@@ -272,7 +302,6 @@ def test_a_null_key_and_the_key_none_are_two_targets(
     assert done == source_rows == 3, (done, source_rows, sorted(str(k) for (k,) in frozen))
 
 
-
 @pytest.mark.xfail(
     strict=True,
     reason="F7: the global frequency cap (1 message / 7 days, across workflows) misses the "
@@ -292,7 +321,8 @@ def test_frequency_cap_across_workflows_holds_when_one_source_adds_a_note(
     try:
         first, second = (
             wb.workflows.create(
-                name, target_config={"table": table},
+                name,
+                target_config={"table": table},
                 message_config={"content": INFO, "policy": policy},
             )
             for name, table in (("members", "members"), ("staff", "staff"))
@@ -348,7 +378,6 @@ def test_a_message_labelled_advertising_in_other_brackets_is_advertising(
     assert sent & refused == set(), f"{len(sent & refused)} advertisements without consent"
 
 
-
 @pytest.mark.xfail(
     strict=True,
     reason="F9: a run's `now` without a UTC offset (the notebook parameter, "
@@ -356,9 +385,7 @@ def test_a_message_labelled_advertising_in_other_brackets_is_advertising(
     "target definition read it as Asia/Seoul: an advertising run 'at 23:00' messages "
     "recipients without night-time consent",
 )
-def test_a_naive_now_is_seoul_time_for_quiet_hours(
-    source: Callable[..., str], store: str
-) -> None:
+def test_a_naive_now_is_seoul_time_for_quiet_hours(source: Callable[..., str], store: str) -> None:
     db = source(
         "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), "
         "mobile VARCHAR(20), ad_ok TINYINT(1) NOT NULL, night_ok TINYINT(1) NOT NULL)",
@@ -389,7 +416,9 @@ def test_a_naive_now_is_seoul_time_for_quiet_hours(
         wb.close()
     sent = {k for k, _ in records(store, run_id)}
     no_night = {r[0] for r in src(db, "SELECT code FROM members WHERE night_ok = 0")}
-    assert sent & no_night == set(), f"{len(sent & no_night)} ads at 23:00 KST without night consent"
+    assert sent & no_night == set(), (
+        f"{len(sent & no_night)} ads at 23:00 KST without night consent"
+    )
 
 
 # == attempts that held (guards) ==================================================================
@@ -525,10 +554,11 @@ def test_numeric_looking_text_keys_007_and_7_are_two_targets(
 
 
 def test_cooldown_boundary_is_measured_from_the_store_history(
-    source: Callable[..., str], store: str
+    source: Callable[..., str], any_store: str
 ) -> None:
     """Records one minute inside and one minute outside a 7-day cooldown (timestamps set
     on the store directly): only the one inside blocks the recipient."""
+    store = any_store
     db = members(source, [("m1", "회원1", "010-5000-0001"), ("m2", "회원2", "010-5000-0002")])
     wb = workbench(db, store, {"members": {**people(), "audience": True}})
     try:
@@ -541,8 +571,11 @@ def test_cooldown_boundary_is_measured_from_the_store_history(
         later = DAY + timedelta(days=30)
         edge = later.astimezone(UTC).replace(tzinfo=None) - timedelta(days=7)
         for key, at in (("m1", edge + timedelta(minutes=1)), ("m2", edge - timedelta(minutes=1))):
-            oracle(store, "UPDATE send_records SET created_at = %s WHERE target_key = %s",
-                   (at.strftime("%Y-%m-%d %H:%M:%S.000000"), key))
+            execute(
+                store,
+                "UPDATE send_records SET created_at = %s WHERE target_key = %s",
+                (stamp(store, at.replace(tzinfo=UTC)), key),
+            )
         second = run_once(wb, wf, now=later)
     finally:
         wb.close()
@@ -551,8 +584,11 @@ def test_cooldown_boundary_is_measured_from_the_store_history(
     assert skips(store, second) == {policies.COOLDOWN: 1}
 
 
-def test_two_contenders_for_a_stale_lock_one_wins(source: Callable[..., str], store: str) -> None:
-    """A dead run's lock, and two resumes racing for it: exactly one takes it."""
+def test_two_contenders_for_a_stale_lock_one_wins(
+    source: Callable[..., str], any_store: str
+) -> None:
+    """A dead run's lock, and four resumes racing for it: exactly one takes it."""
+    store = any_store
     db = members(source, [("m1", "회원1", "010-6000-0001")])
     wb = workbench(db, store, {"members": {**people(), "audience": True}})
     try:
@@ -562,8 +598,7 @@ def test_two_contenders_for_a_stale_lock_one_wins(source: Callable[..., str], st
         campaigns = Campaigns(wb.store.backend)
         assert campaigns.acquire(wf["id"], uuid.uuid4(), "nohost:1", 60) is None
         old = datetime.now(UTC) - timedelta(minutes=10)
-        oracle(store, "UPDATE run_locks SET heartbeat_at = %s",
-               (old.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.000000"),))
+        execute(store, "UPDATE run_locks SET heartbeat_at = %s", (stamp(store, old),))
         wins: list[Any] = []
         gate = threading.Barrier(4)
 
@@ -583,3 +618,59 @@ def test_two_contenders_for_a_stale_lock_one_wins(source: Callable[..., str], st
     assert len(wins) == 1, wins
     held = oracle(store, "SELECT run_id, owner FROM run_locks")
     assert len(held) == 1 and uuid.UUID(str(held[0][0])) == wins[0]
+
+
+def test_a_resume_while_the_original_is_alive_writes_nothing(
+    source: Callable[..., str], store: str
+) -> None:
+    """The original run holds the lock (a live process: this one); a resume under another
+    owner must stop before writing a record or an exclusion."""
+    import os
+    import socket
+
+    from hybridwb.workflows.process import RunTakenOver
+
+    db = members(source, [(f"m{i}", f"회원{i}", f"010-9000-{i:04d}") for i in range(5)])
+    wb = workbench(db, store, {"members": {**people(), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            "alive", target_config={"table": "members"}, message_config={"content": INFO}
+        )
+        run_id = start(wb, wf)
+        campaigns = Campaigns(wb.store.backend)
+        alive = f"{socket.gethostname()}:{os.getpid()}"
+        assert campaigns.acquire(wf["id"], run_id, alive, 120) is None
+        assert campaigns.acquire(wf["id"], run_id, f"{socket.gethostname()}:1", 120) is not None
+        with pytest.raises(RunTakenOver):
+            wb.workflows.process(
+                wf["id"], run_id, owner=f"{socket.gethostname()}:1", progress=False, now=DAY
+            )
+    finally:
+        wb.close()
+    assert records(store, run_id) == []
+    assert skips(store, run_id) == {}
+
+
+def test_a_zero_cap_or_cooldown_is_refused_not_silently_off(
+    source: Callable[..., str], store: str
+) -> None:
+    from hybridwb.errors import ValidationError
+
+    db = members(source, [("m1", "회원1", PHONE)])
+    wb = workbench(db, store, {"members": {**people(), "audience": True}})
+    try:
+        for policy in (
+            {"frequency_cap": {"messages": 0, "days": 7}},
+            {"frequency_cap": {"messages": 1, "days": 0}},
+            {"cooldown_days": 0},
+            {"cooldown_days": -1},
+        ):
+            with pytest.raises(ValidationError):
+                wb.workflows.create(
+                    f"bad-{len(str(policy))}",
+                    target_config={"table": "members"},
+                    message_config={"content": INFO, "policy": policy},
+                )
+    finally:
+        wb.close()
+    assert oracle(store, "SELECT count(*) FROM workflows")[0][0] == 0
