@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from hybridwb.errors import ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import policies
 from tests.conftest import _admin, ensure_select_only_account
@@ -654,8 +655,6 @@ def test_a_resume_while_the_original_is_alive_writes_nothing(
 def test_a_zero_cap_or_cooldown_is_refused_not_silently_off(
     source: Callable[..., str], store: str
 ) -> None:
-    from hybridwb.errors import ValidationError
-
     db = members(source, [("m1", "회원1", PHONE)])
     wb = workbench(db, store, {"members": {**people(), "audience": True}})
     try:
@@ -674,3 +673,28 @@ def test_a_zero_cap_or_cooldown_is_refused_not_silently_off(
     finally:
         wb.close()
     assert oracle(store, "SELECT count(*) FROM workflows")[0][0] == 0
+
+
+def test_a_numeric_key_repeated_across_a_page_boundary_is_not_lost(
+    source: Callable[..., str], store: str
+) -> None:
+    """An INT key repeated in a view (no tie lookup for numbers): at every batch size the
+    run refuses with 'repeats' (the page's look-ahead row sees it) and writes nothing."""
+    rows = [(i, f"회원{i}", f"010-2100-{i:04d}") for i in range(1, 7)]
+    db = source(
+        "CREATE TABLE a (code INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20))",
+        "CREATE TABLE b (code INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20))",
+        "CREATE VIEW twice AS SELECT * FROM a UNION ALL SELECT * FROM b",
+        rows={"a": rows, "b": [(3, "다른사람", "010-2100-9999")]},
+    )
+    wb = workbench(db, store, {"twice": people("number")})
+    try:
+        wf = wb.workflows.create(
+            "dup-int", target_config={"table": "twice"}, message_config={"content": INFO}
+        )
+        for size in (1, 2, 3, 4):
+            with pytest.raises(ValidationError, match="repeats"):
+                run_once(wb, wf, batch_size=size, now=DAY)
+    finally:
+        wb.close()
+    assert oracle(store, "SELECT count(*) FROM send_records")[0][0] == 0
