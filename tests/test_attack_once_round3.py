@@ -23,13 +23,13 @@ from hybridwb.errors import ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import policies
 from tests.conftest import _admin, ensure_select_only_account
-from tests.test_attack_once_round2 import pg_store  # noqa: F401  (a fixture)
 from tests.test_attack_once_round2 import (
     AD,
     DAY,
     INFO,
     oracle,
     people,
+    pg_store,  # noqa: F401  (a fixture)
     records,
     run_once,
     skips,
