@@ -4,6 +4,13 @@ Each `xfail(strict=True)` test is a finding that fails on the current code; the 
 attempts that held, kept as fast guards. Sources are fresh MariaDB databases, stores are
 SQLite files or fresh PostgreSQL databases; the oracle is direct SQL on them (sqlite3 /
 psycopg / pymysql), never what hybridwb reports about itself.
+
+Findings (xfail, strict): F1 a phone with a note ('010-1234-5678 (집)') is not one recipient
+with '010-1234-5678'; F2 once_per_recipient and F7 the global frequency cap miss the same;
+F3 a phone in a DOUBLE column becomes another number; F4 an email with a display name is a
+second mailbox; F5 a duplicate is excluded for a message that was never rendered; F6 a NULL
+view key collides with the key 'None'; F8 '[광고]' is not advertising; F9 a naive `now` is
+UTC for quiet hours in the notebook path; F11 a timed-out scheduled run is run again.
 """
 
 from __future__ import annotations
