@@ -10,7 +10,8 @@ with '010-1234-5678'; F2 once_per_recipient and F7 the global frequency cap miss
 F3 a phone in a DOUBLE column becomes another number; F4 an email with a display name is a
 second mailbox; F5 a duplicate is excluded for a message that was never rendered; F6 a NULL
 view key collides with the key 'None'; F8 '[광고]' is not advertising; F9 a naive `now` is
-UTC for quiet hours in the notebook path; F11 a timed-out scheduled run is run again.
+UTC for quiet hours in the notebook path; F11 a timed-out scheduled run is run again;
+F12 consent "동의" passes the run but not the exclude_opt_out SQL filter.
 """
 
 from __future__ import annotations
@@ -748,3 +749,102 @@ def test_a_scheduled_slot_whose_run_timed_out_after_sending_is_not_run_again(
     per_phone = oracle(store, "SELECT recipient, count(*) FROM send_records GROUP BY recipient")
     assert len(per_phone) == 4
     assert {n for _, n in per_phone} == {1}, "one scheduled slot messaged its recipients twice"
+
+
+def test_consent_spelled_no_in_many_ways_is_never_advertised_to(
+    source: Callable[..., str], store: str
+) -> None:
+    """A CHAR consent column a careless CRM fills with every spelling of 'no' (and of
+    'yes'): only the yeses get the advertisement, whether the SQL filter or the run
+    decides."""
+    noes = ["N", "n ", "0", "no", "미동의", "", "false", "F", "거부", "0.0", "-"]
+    yeses = ["Y", "1", "yes", "TRUE"]
+    values = [*noes, *yeses, None]
+    db = source(
+        "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), "
+        "mobile VARCHAR(20), ad_ok VARCHAR(10), night_ok TINYINT(1) NOT NULL)",
+        rows={
+            "members": [
+                (f"m{i:02d}", f"회원{i}", f"010-9200-{i:04d}", v, 1) for i, v in enumerate(values)
+            ]
+        },
+    )
+    mapping = {
+        **people(),
+        "audience": True,
+        "consent": "ad_ok",
+        "nightConsent": "night_ok",
+        "fields": {
+            **people()["fields"],
+            "ad_ok": {"displayName": "광고동의", "type": "string", "role": "consent"},
+            "night_ok": {"displayName": "야간동의", "type": "boolean", "role": "night_consent"},
+        },
+    }
+    wb = workbench(db, store, {"members": mapping})
+    try:
+        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+        runs = []
+        for exclude in (True, False):
+            wf = wb.workflows.create(
+                f"consent-{exclude}",
+                target_config={"table": "members", "exclude_opt_out": exclude},
+                message_config={"template": "세일"},
+            )
+            runs.append(run_once(wb, wf, now=DAY))
+    finally:
+        wb.close()
+    refused = {r[0] for r in src(db, "SELECT code FROM members")} - {
+        f"m{i:02d}" for i, v in enumerate(values) if v in yeses
+    }
+    for run_id in runs:
+        sent = {k for k, _ in records(store, run_id)}
+        assert sent & refused == set(), sorted(sent & refused)
+        assert sent == {f"m{i:02d}" for i, v in enumerate(values) if v in yeses}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="F12: a consent column holding '동의' (agreed) counts as consent when the run "
+    "decides, but the target's SQL filter (exclude_opt_out, the default) leaves the row out "
+    "of the frozen set: whether a consenting customer gets the advertisement depends on a "
+    "flag that should only remove opt-outs",
+)
+def test_korean_yes_consent_is_one_answer_for_the_sql_filter_and_the_run(
+    source: Callable[..., str], store: str
+) -> None:
+    db = source(
+        "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), "
+        "mobile VARCHAR(20), ad_ok VARCHAR(10), night_ok TINYINT(1) NOT NULL)",
+        rows={
+            "members": [
+                ("m1", "회원1", "010-9300-0001", "동의", 1),
+                ("m2", "회원2", "010-9300-0002", "Y", 1),
+            ]
+        },
+    )
+    mapping = {
+        **people(),
+        "audience": True,
+        "consent": "ad_ok",
+        "nightConsent": "night_ok",
+        "fields": {
+            **people()["fields"],
+            "ad_ok": {"displayName": "광고동의", "type": "string", "role": "consent"},
+            "night_ok": {"displayName": "야간동의", "type": "boolean", "role": "night_consent"},
+        },
+    }
+    wb = workbench(db, store, {"members": mapping})
+    try:
+        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+        sent = []
+        for exclude in (False, True):
+            wf = wb.workflows.create(
+                f"yes-{exclude}",
+                target_config={"table": "members", "exclude_opt_out": exclude},
+                message_config={"template": "세일"},
+            )
+            sent.append(sorted(k for k, _ in records(store, run_once(wb, wf, now=DAY))))
+    finally:
+        wb.close()
+    assert sent[0] == ["m1", "m2"]  # the run reads '동의' as consent
+    assert sent[1] == sent[0], f"the SQL filter left out a consenting customer: {sent}"
