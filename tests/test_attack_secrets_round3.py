@@ -418,9 +418,6 @@ def _customer_one(root: Path) -> dict[str, str]:
     ],
     ids=["upper", "reverse", "phone-digits", "email-at", "given-name"],
 )
-@pytest.mark.xfail(
-    strict=True, reason="the preview bubble (reveal off) shows a pii value a filter transformed"
-)
 def test_preview_bubble_masks_a_transformed_pii_value(
     sqlite_project: Path, template: str, derived: object
 ) -> None:

@@ -10,6 +10,7 @@ import ipywidgets as w
 
 from hybridwb.errors import HybridwbError
 from hybridwb.render import mask, option_label, render_table
+from hybridwb.templating.masked import masked_inputs
 from hybridwb.templating.message import LIMITS
 from hybridwb.widgets._html import fields_of, status
 
@@ -125,18 +126,30 @@ class VariablePreview(w.VBox):
         except HybridwbError as exc:
             self.rendered.value = status(str(exc), "error")
             return
+        try:
+            shown = out if self.reveal.value else self._masked(report, related)
+        except HybridwbError:  # the template fails on a masked stand-in: show nothing of it
+            shown = None
         fields = fields_of(self.wb, self.table)
         self.filled.value = render_table(
-            filled_by(report, self._row, holders, out.values, fields, reveal=self.reveal.value),
+            filled_by(
+                report,
+                self._row,
+                holders,
+                shown.values if shown is not None else {},
+                fields,
+                reveal=self.reveal.value,
+            ),
             caption="which row filled each variable",
         )
         if out.skipped:
             self.rendered.value = status(f"발송 제외: {out.skipped}", "warn")
             self.size.value = ""
         else:
-            text = out.text or ""
-            if not self.reveal.value:
-                text = masked_text(text, report, out.values, fields, self.wb)
+            if shown is None or shown.text is None:
+                text = "(개인정보를 가린 미리보기를 만들 수 없습니다 — reveal personal data)"
+            else:
+                text = shown.text
             limit = LIMITS.get(self.message_type.value)
             assert out.size is not None
             self.rendered.value = bubble(
@@ -150,6 +163,21 @@ class VariablePreview(w.VBox):
                 "ok" if not out.warnings else "warn",
             )
         self.warnings.value = "<br>".join(status(m, "warn") for m in out.warnings)
+
+    def _masked(self, report: Any, related: dict[str, Any]) -> Any:
+        """The message rendered from the row with its pii fields masked (`masked_inputs`),
+        so a filter or slice that transforms a value works on the stand-in, never on it."""
+        assert self._row is not None
+        row, others = masked_inputs(report, self._row, related, self.wb.mappings.tables())
+        return self.wb.templates.render(
+            self.editor.value,
+            row,
+            table=self.table,
+            mode=self.mode.value,
+            message_type=self.message_type.value,
+            related=others,
+            report=report,
+        )
 
     def assign(self, variable: str | None, field: str | None) -> None:
         """Make an individual variable for a missing one, pointing at the chosen field."""
@@ -205,29 +233,6 @@ def bubble(text: str, size: str) -> str:
     from html import escape
 
     return BUBBLE.format(text=escape(text), size=escape(size))
-
-
-def _source_field(report: Any, name: str, wb: Workbench | None = None) -> tuple[str, str] | None:
-    for v in report.variables:
-        if v.name == name and v.source is not None and v.source.table and v.source.field:
-            return v.source.table, v.source.field
-    return None
-
-
-def masked_text(
-    text: str, report: Any, values: dict[str, Any], fields: dict[str, Any], wb: Workbench
-) -> str:
-    """The rendered text with the values of pii fields masked (the bubble is on screen)."""
-    tables = wb.mappings.tables()
-    for name, value in values.items():
-        found = _source_field(report, name)
-        if found is None or value in (None, ""):
-            continue
-        mapping = tables.get(found[0])
-        field = mapping.fields.get(found[1]) if mapping else None
-        if field is not None and field.pii:
-            text = text.replace(str(value), mask(value))
-    return text
 
 
 def filled_by(
