@@ -489,10 +489,6 @@ def ran_workflow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[st
     return root, secrets, done.stdout + done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the run report shows given names and spelled-out addresses a template made",
-)
 def test_workflow_report_masks_transformed_customer_values(
     ran_workflow: tuple[Path, set[str], str],
 ) -> None:

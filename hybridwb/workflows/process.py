@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
+from hybridwb.templating.masked import masked_inputs
 from hybridwb.workflows import advertising, audience, policies
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.progress import kernel_bar
@@ -264,7 +265,7 @@ class Processor:
                     samples.append(
                         {
                             "recipient": mask_text(c.recipient or ""),
-                            "text": mask_text(out.text, out.values),
+                            "text": _sample_text(render, report, row, rel, self.mappings.tables()),
                             "bytes": out.size.bytes if out.size else None,
                             "type": kind,
                         }
@@ -336,6 +337,27 @@ class Processor:
                 ):
                     store.variables.record_use(status.source.variable["id"])
         return stats
+
+
+def _sample_text(
+    render: Callable[[dict[str, Any], dict[str, Any] | None], Any],
+    report: Any,
+    row: dict[str, Any],
+    related: dict[str, Any],
+    tables: Any,
+) -> str:
+    """A sample message for the report, rendered again from the row with its pii fields
+    masked (`masked_inputs`): a template that transforms a value (`{{ name[1:] }}`,
+    `replace('@', ' at ')`) works on the stand-in. `mask_text` then hides the other
+    values, addresses and digit runs as before."""
+    row, related = masked_inputs(report, row, related, tables)
+    try:
+        out = render(row, related)
+    except HybridwbError:  # the template fails on a stand-in: the sample says so, no text
+        out = None
+    if out is None or out.text is None:
+        return "(no masked sample: the template cannot render masked values)"
+    return mask_text(out.text, out.values)
 
 
 @contextlib.contextmanager
