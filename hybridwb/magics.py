@@ -190,11 +190,12 @@ class HybridwbMagics(Magics):
         """The result as the grid (sort, page, search, CSV; pii columns masked), with its
         rows and time, and "cut at N rows" only when rows were cut. Source results are
         masked by the mapping's pii flags, followed through the query (an alias, an
-        expression, a subquery: hybridwb.lineage); store results by the recipient columns."""
+        expression, a subquery: hybridwb.lineage); store results by the store's pii columns
+        (recipients, rendered messages), followed the same way."""
         if args.limit is not None:  # the summary names the user's own limit
             df.attrs.setdefault("hybridwb", {})["limit"] = args.limit
         if store:
-            result = result_frame(df, {}, STORE_PII)
+            result = result_frame(df, {}, STORE_PII | self.wb.store.pii_columns(sql, df.columns))
         else:
             result = result_frame(df, *source_pii(self.wb, sql, df.columns))
         if args.output:
@@ -238,7 +239,7 @@ class HybridwbMagics(Magics):
             if args.output:
                 self._user_ns()[args.output] = df
             return df
-        return self._present(df, args, store=True)
+        return self._present(df, args, sql=sql, store=True)
 
     @_line_magic_named("platform")
     def platform_line(self, line: str) -> Any:

@@ -546,7 +546,6 @@ def test_platform_magic_masks_the_recipient_column(
     assert not [r for r in recipients if r in shown]
 
 
-@pytest.mark.xfail(strict=True, reason="%%platform shows recipients under an alias")
 def test_platform_magic_masks_an_aliased_recipient(
     ran_workflow: tuple[Path, set[str], str],
 ) -> None:
@@ -556,9 +555,6 @@ def test_platform_magic_masks_an_aliased_recipient(
     assert not [r for r in recipients if r in shown], "aliased recipients shown"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="%%platform shows send_records.content (rendered messages) unmasked"
-)
 def test_platform_magic_masks_rendered_message_content(
     ran_workflow: tuple[Path, set[str], str],
 ) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -170,4 +171,18 @@ def run_sql(
     return df
 
 
-__all__ = ["redacted", "run_sql"]
+def pii_columns(query: str, columns: Sequence[Any], dialect: str) -> set[str]:
+    """The result columns of `query` that carry the store's personal data
+    (`schema.PII`), followed through aliases, expressions, subqueries and CTEs by
+    `hybridwb.lineage`. A table outside the store's schema (a user's own table or view,
+    a catalogue) is not known: its columns are masked, as is whatever cannot be followed."""
+    from hybridwb.lineage import pii_output_columns
+
+    def columns_of(table: str) -> list[str] | None:
+        known = schema.metadata.tables.get(table)
+        return [c.name for c in known.columns] if known is not None else None
+
+    return pii_output_columns(query, columns, schema.PII, columns_of, dialect=dialect)
+
+
+__all__ = ["pii_columns", "redacted", "run_sql"]

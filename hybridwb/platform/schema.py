@@ -29,6 +29,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
+
+#: the store's columns that hold personal data: the frozen and sent recipient, and the
+#: rendered message (it carries the customer's name and whatever else the template used).
+#: `%%platform` masks every result column that lineage traces to one of them.
+PII: dict[str, frozenset[str]] = {
+    "send_records": frozenset({"recipient", "content"}),
+    "run_targets": frozenset({"recipient"}),
+}
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 

@@ -17,7 +17,7 @@ from hybridwb.errors import StoreError, ValidationError
 from hybridwb.extras import require
 from hybridwb.platform import migrate, schema
 from hybridwb.platform.backend import Backend, Op, SqlBackend
-from hybridwb.platform.console import run_sql
+from hybridwb.platform.console import pii_columns, run_sql
 from hybridwb.platform.repos import Mappings, Runs, Templates, Variables, Workflows
 from hybridwb.platform.schema import now
 from hybridwb.source.querylog import QueryLogEntry
@@ -197,6 +197,13 @@ class Store:
         return run_sql(
             backend, query, params, write=write, limit=limit, timeout=timeout, actor=self.actor
         )
+
+    def pii_columns(self, query: str, columns: Any) -> set[str]:
+        """The columns of a `sql(query)` result that carry personal data, traced through
+        aliases and expressions to the store's pii columns (`schema.PII`), for display."""
+        name = getattr(self.backend, "name", "postgresql")
+        dialect = "sqlite" if name == "sqlite" else "postgres"
+        return pii_columns(query, [str(c) for c in columns], dialect)
 
     def listing(self, what: str) -> pd.DataFrame:
         """`%platform workflows|templates|variables|mappings|runs` as a DataFrame."""
