@@ -388,13 +388,6 @@ def test_a_message_labelled_advertising_in_other_brackets_is_advertising(
     assert sent & refused == set(), f"{len(sent & refused)} advertisements without consent"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F9: a run's `now` without a UTC offset (the notebook parameter, "
-    "wb.workflows.process / run) is read as UTC for quiet hours, while the CLI and the "
-    "target definition read it as Asia/Seoul: an advertising run 'at 23:00' messages "
-    "recipients without night-time consent",
-)
 def test_a_naive_now_is_seoul_time_for_quiet_hours(source: Callable[..., str], store: str) -> None:
     db = source(
         "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), "

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import advertising, audience, policies
+from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.progress import kernel_bar
 from hybridwb.workflows.report import mask_text
@@ -358,9 +359,10 @@ def _run_clock(
     moving with real time (`--now`), else the wall clock."""
     if clock is not None:
         return clock
-    if now is not None:
+    start = parse_now(now)
+    if start is not None:
         t0 = time.perf_counter()
-        return lambda: now + timedelta(seconds=time.perf_counter() - t0)
+        return lambda: start + timedelta(seconds=time.perf_counter() - t0)
     return lambda: datetime.now(UTC)
 
 
