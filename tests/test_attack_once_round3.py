@@ -254,12 +254,6 @@ def test_one_mailbox_in_two_spellings_is_messaged_once(
     assert len(sent) == 1, f"{len(sent)} messages to one mailbox"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F5: the duplicate check counts a phone as messaged before the message is "
-    "rendered; when the first key's message cannot be rendered (strict mode, empty name) the "
-    "second key is excluded as 'duplicate recipient in this run' and the phone gets nothing",
-)
 def test_a_duplicate_is_not_excluded_for_a_message_that_was_never_written(
     source: Callable[..., str], store: str
 ) -> None:
