@@ -9,7 +9,7 @@ Findings (xfail, strict): F1 a phone with a note ('010-1234-5678 (집)') is not 
 with '010-1234-5678'; F2 once_per_recipient and F7 the global frequency cap miss the same;
 F3 a phone in a DOUBLE column becomes another number; F4 an email with a display name is a
 second mailbox; F5 a duplicate is excluded for a message that was never rendered; F6 a NULL
-view key collides with the key 'None'; F8 '[광고]' is not advertising; F9 a naive `now` is
+view key collides with the key 'None' (now refused); F8 '[광고]' is not advertising; F9 a naive `now` is
 UTC for quiet hours in the notebook path; F11 a timed-out scheduled run is run again;
 F12 consent "동의" passes the run but not the exclude_opt_out SQL filter.
 """
@@ -274,13 +274,7 @@ def test_a_duplicate_is_not_excluded_for_a_message_that_was_never_written(
     assert [k for k, _ in sent] == ["m2"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F6: a view row whose key is NULL is frozen under the text 'None', the key of "
-    "another row: the run target table keeps one of them and the other ends with neither a "
-    "record nor a counted exclusion",
-)
-def test_a_null_key_and_the_key_none_are_two_targets(
+def test_a_null_key_refuses_the_run_and_never_becomes_the_key_none(
     source: Callable[..., str], store: str
 ) -> None:
     db = source(
@@ -297,13 +291,18 @@ def test_a_null_key_and_the_key_none_are_two_targets(
         wf = wb.workflows.create(
             "nullkey", target_config={"table": "everyone"}, message_config={"content": INFO}
         )
-        run_id = run_once(wb, wf, now=DAY)
+        # a NULL key identifies no customer: the run is refused (one line, what to do),
+        # like a repeated key, at every page size, and nothing is frozen or written
+        for size in (1, 2, 5000):
+            with pytest.raises(ValidationError, match="NULL") as refused:
+                run_once(wb, wf, batch_size=size, now=DAY)
+            assert "\n" not in str(refused.value)
     finally:
         wb.close()
-    source_rows = src(db, "SELECT count(*) FROM everyone")[0][0]
-    done = len(records(store, run_id)) + sum(skips(store, run_id).values())
-    frozen = oracle(store, "SELECT target_key FROM run_targets")
-    assert done == source_rows == 3, (done, source_rows, sorted(str(k) for (k,) in frozen))
+    assert src(db, "SELECT count(*) FROM everyone WHERE code IS NULL")[0][0] == 1
+    assert oracle(store, "SELECT count(*) FROM run_targets")[0][0] == 0
+    assert oracle(store, "SELECT count(*) FROM send_records")[0][0] == 0
+    assert oracle(store, "SELECT count(*) FROM run_skips")[0][0] == 0
 
 
 @pytest.mark.xfail(
