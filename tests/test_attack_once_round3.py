@@ -339,13 +339,7 @@ def test_frequency_cap_across_workflows_holds_when_one_source_adds_a_note(
     assert len(sent) == 1, f"{len(sent)} messages to one phone under a cap of 1: {sent}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F8: a message labelled '[광고]' (square brackets) but not flagged advertising "
-    "is treated as informational: recipients without marketing consent are messaged, at "
-    "night too",
-)
-@pytest.mark.parametrize("label", ["[광고]", "〔광고〕", "<광고>"])
+@pytest.mark.parametrize("label", ["[광고]", "〔광고〕", "<광고>", "‹ 광고 >"])
 def test_a_message_labelled_advertising_in_other_brackets_is_advertising(
     source: Callable[..., str], store: str, label: str
 ) -> None:
@@ -367,18 +361,22 @@ def test_a_message_labelled_advertising_in_other_brackets_is_advertising(
     }
     wb = workbench(db, store, {"members": mapping})
     text = f"{label} 하이브리드몰\n{{{{ 이름 }}}}님, 봄 세일 20% 할인!\n무료수신거부 080-123-4567"
+    config = {
+        "target_config": {"table": "members", "exclude_opt_out": False},
+        "message_config": {"content": text},
+    }
     try:
-        wf = wb.workflows.create(
-            "brackets",
-            target_config={"table": "members", "exclude_opt_out": False},
-            message_config={"content": text},
-        )
-        run_id = run_once(wb, wf, now=DAY)
+        # read as advertising, it must take the lawful form: saving it is refused ...
+        with pytest.raises(ValidationError, match=r"start with \(광고\)"):
+            wb.workflows.create("brackets", **config)
+        # ... and one already stored (saved before this check) is refused when it runs
+        wf = wb.store.workflows.create(name="brackets-old", **config)
+        with pytest.raises(ValidationError, match=r"start with \(광고\)"):
+            run_once(wb, wf, now=DAY)
     finally:
         wb.close()
-    sent = {k for k, _ in records(store, run_id)}
-    refused = {r[0] for r in src(db, "SELECT code FROM members WHERE ad_ok = 0")}
-    assert sent & refused == set(), f"{len(sent & refused)} advertisements without consent"
+    assert [n for (n,) in oracle(store, "SELECT name FROM workflows")] == ["brackets-old"]
+    assert oracle(store, "SELECT count(*) FROM send_records")[0][0] == 0
 
 
 def test_a_naive_now_is_seoul_time_for_quiet_hours(source: Callable[..., str], store: str) -> None:
