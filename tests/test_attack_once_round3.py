@@ -693,16 +693,12 @@ def test_a_numeric_key_repeated_across_a_page_boundary_is_not_lost(
     assert oracle(store, "SELECT count(*) FROM send_records")[0][0] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F11: the scheduler gives a slot back when its run raises, assuming the run never "
-    "started; a run that sent and then hit its cell time limit (CellTimeoutError, raised "
-    "after the run is recorded) is run again by the next check in the window, so the "
-    "slot's recipients are messaged twice",
-)
+@pytest.mark.parametrize("names_its_run", [True, False], ids=["CellTimeoutError", "RuntimeError"])
 def test_a_scheduled_slot_whose_run_timed_out_after_sending_is_not_run_again(
-    source: Callable[..., str], store: str
+    source: Callable[..., str], store: str, names_its_run: bool
 ) -> None:
+    """Whether the error names its run (CellTimeoutError.run_id) or not (a kernel that
+    died), a run row exists, so the run started: its slot is kept, not run again."""
     from hybridwb.errors import CellTimeoutError
 
     db = members(source, [(f"m{i}", f"회원{i}", f"010-9100-{i:04d}") for i in range(4)])
@@ -723,16 +719,22 @@ def test_a_scheduled_slot_whose_run_timed_out_after_sending_is_not_run_again(
             the records are written, the run is recorded failed, CellTimeoutError raised."""
             run_id = run_once(wb, wb.workflows.get(workflow), now=slot)
             wb.store.runs.update(run_id, status="failed", error="CellTimeoutError")
-            raise CellTimeoutError("Cell 4 ran past its 60 s time limit", run_id=run_id)
+            if names_its_run:
+                raise CellTimeoutError("Cell 4 ran past its 60 s time limit", run_id=run_id)
+            raise RuntimeError("Kernel died")
 
         wb.workflows.run = run  # type: ignore[method-assign]
         wb.workflows.run_due("sched:1", now=slot + timedelta(seconds=30))
         wb.workflows.run_due("sched:1", now=slot + timedelta(seconds=120))
+        problems = wb.workflows.last_problems
     finally:
         wb.close()
     per_phone = oracle(store, "SELECT recipient, count(*) FROM send_records GROUP BY recipient")
     assert len(per_phone) == 4
     assert {n for _, n in per_phone} == {1}, "one scheduled slot messaged its recipients twice"
+    assert oracle(store, "SELECT count(*) FROM workflow_runs")[0][0] == 1
+    assert oracle(store, "SELECT count(*) FROM schedule_locks")[0][0] == 1  # the slot is kept
+    assert problems == [], problems  # the second check had nothing due
 
 
 def test_consent_spelled_no_in_many_ways_is_never_advertised_to(

@@ -146,8 +146,19 @@ class WorkflowService:
                 ]
             )
 
+        def latest_run(workflow_id: Any) -> Any:
+            newest = store.runs.list(workflow_id, limit=1)
+            return newest[0]["id"] if newest else None
+
         runs, self.last_problems = scheduler.run_due(
-            self.list(), store.claim_schedule, release, self.run, owner, parse_now(now), **kwargs
+            self.list(),
+            store.claim_schedule,
+            release,
+            self.run,
+            owner,
+            parse_now(now),
+            latest_run=latest_run,
+            **kwargs,
         )
         return runs
 
