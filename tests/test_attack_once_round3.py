@@ -788,13 +788,6 @@ def test_consent_spelled_no_in_many_ways_is_never_advertised_to(
         assert sent == {f"m{i:02d}" for i, v in enumerate(values) if v in yeses}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F12: a consent column holding '동의' (agreed) counts as consent when the run "
-    "decides, but the target's SQL filter (exclude_opt_out, the default) leaves the row out "
-    "of the frozen set: whether a consenting customer gets the advertisement depends on a "
-    "flag that should only remove opt-outs",
-)
 def test_korean_yes_consent_is_one_answer_for_the_sql_filter_and_the_run(
     source: Callable[..., str], store: str
 ) -> None:

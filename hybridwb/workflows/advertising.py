@@ -13,6 +13,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from hybridwb.errors import ValidationError
+from hybridwb.targets.sql import YES_SPELLINGS
 
 SEOUL = ZoneInfo("Asia/Seoul")
 AD_PREFIX = "(광고)"
@@ -78,4 +79,4 @@ def truthy(value: object) -> bool:
         value = value.decode("utf-8", "replace")  # a flag kept in a BINARY / VARBINARY
     if isinstance(value, int | float):
         return value != 0
-    return str(value).strip().lower() in {"1", "y", "yes", "true", "t", "동의"}
+    return str(value).strip().lower() in YES_SPELLINGS
