@@ -12,6 +12,7 @@ second mailbox; F5 a duplicate is excluded for a message that was never rendered
 view key collides with the key 'None' (now refused); F8 '[광고]' is not advertising; F9 a naive `now` is
 UTC for quiet hours in the notebook path; F11 a timed-out scheduled run is run again;
 F12 consent "동의" passes the run but not the exclude_opt_out SQL filter.
+F1-F4 and F7 are fixed (policies.normalize); their tests are now plain guards.
 """
 
 from __future__ import annotations
@@ -130,12 +131,6 @@ def members(
 
 
 # == findings =====================================================================================
-@pytest.mark.xfail(
-    strict=True,
-    reason="F1: a phone with a note after it ('010-1234-5678 (집)', '… 본인', '… 내선 12') is "
-    "normalized to bare digits, not E.164, so the duplicate check misses it: one phone is "
-    "messaged twice in one run",
-)
 @pytest.mark.parametrize("note", [" (집)", " 본인", "(엄마)"])
 def test_one_phone_with_a_note_under_two_keys_is_messaged_once(
     source: Callable[..., str], any_store: str, note: str
@@ -156,12 +151,6 @@ def test_one_phone_with_a_note_under_two_keys_is_messaged_once(
     assert len(sent) == 1, f"{len(sent)} messages to one phone: {sorted(r for _, r in sent)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F2: once_per_recipient misses an earlier send when the recipient's spelling "
-    "gained a note ('010-1234-5678 본인'): the history lookup never asks for the E.164 "
-    "spelling the first run stored, so the recipient is messaged again",
-)
 def test_once_per_recipient_holds_when_the_spelling_gains_a_note(
     source: Callable[..., str], store: str
 ) -> None:
@@ -187,12 +176,6 @@ def test_once_per_recipient_holds_when_the_spelling_gains_a_note(
     assert skips(store, second) == {policies.ONCE: 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F3: a phone kept in a DOUBLE column (1012345678, as Excel imports store it) is "
-    "read as '1012345678.0' and frozen as +8210123456780, a different number: the customer "
-    "is not the one messaged, and the same customer under a text key gets a second message",
-)
 def test_a_phone_in_a_double_column_is_the_customers_phone(
     source: Callable[..., str], store: str
 ) -> None:
@@ -210,12 +193,6 @@ def test_a_phone_in_a_double_column_is_the_customers_phone(
     assert got == want
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F4: an email written with a display name ('김철수 <kim@example.com>', RFC 5322, "
-    "delivered to kim@example.com) is not the same recipient as 'kim@example.com': one "
-    "mailbox is messaged twice in one run",
-)
 def test_one_mailbox_in_two_spellings_is_messaged_once(
     source: Callable[..., str], store: str
 ) -> None:
@@ -305,12 +282,6 @@ def test_a_null_key_refuses_the_run_and_never_becomes_the_key_none(
     assert oracle(store, "SELECT count(*) FROM run_skips")[0][0] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F7: the global frequency cap (1 message / 7 days, across workflows) misses the "
-    "first workflow's message when the second workflow's source spells the phone with a "
-    "note ('010-1234-5678 본인'): the phone gets two messages under a cap of one",
-)
 def test_frequency_cap_across_workflows_holds_when_one_source_adds_a_note(
     source: Callable[..., str], store: str
 ) -> None:

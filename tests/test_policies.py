@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -144,6 +146,58 @@ def test_rules_are_a_value() -> None:
 
 def test_a_number_dialled_from_abroad_is_read_with_its_country_code() -> None:
     assert policies.normalize("sms", "0082-10-1234-5678") == "+821012345678"
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("010-1234-5678 (집)", "+821012345678"),
+        ("010-1234-5678 본인", "+821012345678"),
+        ("010-1234-5678(엄마)", "+821012345678"),
+        ("010-1234-5678 (mobile)", "+821012345678"),
+        ("010-1234-5678 내선 12", "+821012345678"),
+        ("0082-10-1234-5678 (집)", "+821012345678"),
+        ("010-1234-5678, 010-9999-8888", None),
+        ("010-1234-5678 / 010-9999-8888", None),
+        ("전화 없음", None),
+        (1012345678.0, "+821012345678"),
+        (Decimal("1012345678.00"), "+821012345678"),
+        (1012345678.5, None),
+        (float("nan"), None),
+    ],
+    ids=[
+        "note-home",
+        "note-self",
+        "note-mother-no-space",
+        "note-latin-letters",
+        "extension-in-korean",
+        "dialled-from-abroad-with-note",
+        "two-numbers-comma",
+        "two-numbers-slash",
+        "no-number",
+        "double-column",
+        "decimal-column",
+        "fraction",
+        "nan",
+    ],
+)
+def test_a_phone_is_the_one_number_in_the_text(raw: Any, normalized: str | None) -> None:
+    """A note beside a number is not part of it; several numbers are no one recipient."""
+    assert policies.normalize("sms", raw) == normalized
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("김철수 <Kim@Example.com>", "kim@example.com"),
+        ("kim@example.com (Kim)", "kim@example.com"),
+        ("a@example.com, b@example.com", None),
+        ("kim", None),
+    ],
+    ids=["display-name", "comment", "two-mailboxes", "no-mailbox"],
+)
+def test_an_email_is_the_one_mailbox_in_the_text(raw: str, normalized: str | None) -> None:
+    assert policies.normalize("email", raw) == normalized
 
 
 def test_old_spellings_of_every_phone_are_matched_whatever_comes_before() -> None:

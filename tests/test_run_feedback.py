@@ -152,9 +152,23 @@ def test_run_in_a_notebook_shows_a_live_bar_and_links_the_report(shop, tmp_path:
     [link] = [h for h in links if "report:" in h]
     href = re.search(r'href="([^"]+)"', link).group(1)
     assert (tmp_path / href).is_file() and href.endswith(".html")
-    # a kernel that said nothing of its own leaves no log and no link to one
-    assert not list((tmp_path / href).parent.glob("*.kernel.log"))
-    assert "kernel output" not in link
+    # the kernel's own output (usually nothing; a loaded machine may get a shutdown warning)
+    # is linked exactly when it was kept, and kept only when the kernel wrote something
+    # (`test_an_empty_kernel_log_is_removed_and_a_written_one_kept`)
+    logs = list((tmp_path / href).parent.glob("*.kernel.log"))
+    assert all(p.stat().st_size for p in logs)
+    assert ("kernel output" in link) == bool(logs), link
+
+
+def test_an_empty_kernel_log_is_removed_and_a_written_one_kept(tmp_path: Path) -> None:
+    from hybridwb.workflows.context import kept_log
+
+    silent, spoke = tmp_path / "silent.kernel.log", tmp_path / "spoke.kernel.log"
+    silent.write_bytes(b"")
+    spoke.write_bytes(b"warning\n")
+    assert kept_log(silent) is None and not silent.exists()
+    assert kept_log(spoke) == spoke and spoke.read_bytes() == b"warning\n"
+    assert kept_log(tmp_path / "never-written.kernel.log") is None
 
 
 def _run_from_a_notebook(shop, tmp_path: Path, sitecustomize: str) -> list:  # type: ignore[no-untyped-def]

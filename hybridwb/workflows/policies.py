@@ -8,10 +8,13 @@ excluded. Reasons are the words the run and the report count.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
+from email.utils import getaddresses
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -74,8 +77,8 @@ def _kr_mobile_nsn(digits: str) -> bool:
 
 
 def _phone(text: str) -> str | None:
-    """One phone in E.164 (`+821055550001`) however it is spelled; digits only when
-    phonenumbers cannot read it as a number.
+    """One phone in E.164 (`+821055550001`) however it is spelled; None when the text
+    holds no number, or more than one, that phonenumbers can read.
 
     Fast path (a run normalizes every target): `010-1234-5678` and `01012345678` are what
     phonenumbers reads as country 82 with the trunk 0 stripped (no carrier code after a
@@ -88,36 +91,78 @@ def _phone(text: str) -> str | None:
 
 
 def _parsed_phone(text: str) -> str | None:
-    """`_phone` by phonenumbers alone (what the fast path must agree with)."""
+    """`_phone` by phonenumbers alone (what the fast path must agree with).
+
+    Text with letters in it (`010-1234-5678 (집)`, `… 내선 12`) is searched for numbers,
+    never parsed whole: phonenumbers would read the letters as keypad digits. One valid
+    number found is the recipient; none or several (`010-…, 010-…`) is no recipient,
+    because guessing would message someone else or a number nobody gave."""
     spellings = [text]
     if _IDD.match(text):
         spellings.append("+" + text.lstrip()[2:])
+    e164 = phonenumbers.PhoneNumberFormat.E164
     possible = None
-    for spelling in spellings:
-        try:
-            number = phonenumbers.parse(spelling, REGION)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        if possible is None and phonenumbers.is_possible_number(number):
-            possible = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return possible or _NOT_DIGIT.sub("", text) or None
+    if not any(ch.isalpha() for ch in text):
+        for spelling in spellings:
+            try:
+                number = phonenumbers.parse(spelling, REGION)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
+                return phonenumbers.format_number(number, e164)
+            if possible is None and phonenumbers.is_possible_number(number):
+                possible = phonenumbers.format_number(number, e164)
+    found = {
+        phonenumbers.format_number(match.number, e164)
+        for spelling in spellings
+        for match in phonenumbers.PhoneNumberMatcher(
+            spelling, REGION, leniency=phonenumbers.Leniency.VALID
+        )
+    }
+    if found:
+        return found.pop() if len(found) == 1 else None
+    return possible
+
+
+def _email(text: str) -> str | None:
+    """The one mailbox in `text` (`김철수 <Kim@Example.com>` is `kim@example.com`), lower
+    case; None when it names no mailbox or several."""
+    mailboxes = [address for _, address in getaddresses([text]) if address]
+    if len(mailboxes) != 1 or "@" not in mailboxes[0]:
+        return None
+    return mailboxes[0].strip().lower()
+
+
+def _number_text(value: float | Decimal) -> str | None:
+    """A number column's value as the digits it holds (`1012345678.0` is `1012345678`, as
+    a DOUBLE column imported from a spreadsheet returns it); a fraction is no phone."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Decimal) and not value.is_finite():
+        return None
+    if value != int(value):
+        return None
+    return str(int(value))
 
 
 def normalize(channel: str, recipient: Any) -> str | None:
-    """One spelling per address, so history matches: E.164 phone, lower-case email.
+    """One spelling per address, so history matches: E.164 phone, lower-case mailbox.
 
     Idempotent, so a stored (already canonical) recipient normalizes to itself."""
     if recipient is None:
         return None
-    text = str(recipient).strip()
+    if isinstance(recipient, float | Decimal):
+        text = _number_text(recipient)
+        if text is None:
+            return None
+    else:
+        text = str(recipient).strip()
     if not text:
         return None
     if channel == "sms":
         return _phone(text)
     if channel == "email":
-        return text.lower()
+        return _email(text)
     return text
 
 
