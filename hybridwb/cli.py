@@ -243,19 +243,12 @@ def _workbench() -> Any:
 
 
 def _parse_time(value: str | None) -> Any:
-    if value is None:
-        return None
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
+    from hybridwb.workflows.clock import parse_now
 
     try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO time such as 2026-03-01T22:30+09:00", param_hint="--now"
-        ) from None
-    # the team works in Korea: a wall time without an offset is Seoul time, not UTC
-    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo("Asia/Seoul"))
+        return parse_now(value)  # the one parser: a time without an offset is Seoul time
+    except HybridwbError as exc:
+        raise click.BadParameter(str(exc), param_hint="--now") from None
 
 
 def _parse_value(value: str) -> Any:

@@ -404,6 +404,7 @@ class TargetService:
         sql, params = compile_sql(plan.statement(**kw))
         rows = self.mappings.source.records(sql, params, limit=kw["n"])
         keys = [r[plan.key] for r in rows]
+        _refuse_null_key(plan.key, keys)
         if len(set(keys)) != len(keys):
             raise ValidationError(
                 f"target: the key {plan.key!r} repeats in the results, so paging by it would "
@@ -422,6 +423,7 @@ class TargetService:
         while True:
             result = self.search(plan.table, keyword, limit=KEYWORD_PAGE, page=page)
             keys = [r[plan.key] for r in result.raw_rows]
+            _refuse_null_key(plan.key, keys)
             if keys:
                 pending += self._page(plan, keys=keys, n=len(keys), only=only)
             while len(pending) >= batch_size:
@@ -432,6 +434,18 @@ class TargetService:
                 break
         if pending:
             yield pending
+
+
+def _refuse_null_key(key: str, keys: list[Any]) -> None:
+    """A NULL key identifies no customer: it could not be frozen, looked up or counted
+    once (it is neither `> last` nor `IN (...)`), and written as text it would be the key
+    'None' of another row. The source's sort puts NULLs first (MariaDB), so the first page
+    sees one if any exists."""
+    if any(k is None for k in keys):
+        raise ValidationError(
+            f"target: the key {key!r} is NULL in some rows, so they cannot be messaged "
+            f"exactly once; leave them out (WHERE {key} IS NOT NULL) or give them a key."
+        )
 
 
 def _bound_text(sql: str, params: dict[str, Any]) -> Any:

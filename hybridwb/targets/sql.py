@@ -42,7 +42,9 @@ _AGG: dict[str, Callable[..., Any]] = {
     "max": sa.func.max,
 }
 _AGG["avg"] = sa.func.avg
-TRUTHY_TEXT = ["Y", "y", "1", "true", "TRUE", "yes", "YES"]
+#: how a text consent flag says yes, trimmed and lower-cased; the one list both the SQL
+#: filter (`truthy`) and the run's own check (`advertising.truthy`) read
+YES_SPELLINGS = ("1", "y", "yes", "true", "t", "동의")
 
 
 def coerce(value: Any, ftype: str, where: str) -> Any:
@@ -75,7 +77,7 @@ def truthy(column: Any, ftype: str) -> Any:
     """`column` holds a yes (consent flags: tinyint(1), numbers, Y/N text)."""
     if ftype in ("boolean", "number"):
         return column == 1
-    return column.in_(TRUTHY_TEXT)
+    return sa.func.lower(sa.func.trim(column)).in_(YES_SPELLINGS)
 
 
 class Builder:

@@ -13,17 +13,21 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from hybridwb.errors import ValidationError
+from hybridwb.targets.sql import YES_SPELLINGS
 
 SEOUL = ZoneInfo("Asia/Seoul")
 AD_PREFIX = "(광고)"
 OPT_OUT = re.compile(r"무료\s*수신\s*거부\s*[:：]?\s*080-?\d{3,4}-?\d{4}\s*$")
-AD_MARK = re.compile(r"[(（]\s*광\s*고\s*[)）]")
+# "광고" between any pair of brackets ('(광고)', '[광고]', '〔광고〕', '‹광고>', '【 광고 】'):
+# the reader sees an advertisement label whatever the brackets; only `(광고)` is lawful
+OPENERS, CLOSERS = "(（[［{｛<＜‹«〈《〔【〖〘〚「『", ")）]］}｝>＞›»〉》〕】〗〙〛」』"
+AD_MARK = re.compile(rf"[{re.escape(OPENERS)}]\s*광\s*고\s*[{re.escape(CLOSERS)}]")
 NIGHT_START, NIGHT_END = time(21, 0), time(8, 0)
 
 
 def is_advertising(text: str | None, flagged: bool = False) -> bool:
-    """Flagged as advertising, or saying so: a text with `(광고)` anywhere is an
-    advertisement whether or not the template was marked, so every rule applies to it."""
+    """Flagged as advertising, or saying so: a text with `(광고)` (in any brackets) anywhere
+    is an advertisement whether or not the template was marked, so every rule applies to it."""
     return bool(flagged) or bool(text and AD_MARK.search(text))
 
 
@@ -75,4 +79,4 @@ def truthy(value: object) -> bool:
         value = value.decode("utf-8", "replace")  # a flag kept in a BINARY / VARBINARY
     if isinstance(value, int | float):
         return value != 0
-    return str(value).strip().lower() in {"1", "y", "yes", "true", "t", "동의"}
+    return str(value).strip().lower() in YES_SPELLINGS

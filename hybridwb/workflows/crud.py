@@ -15,6 +15,7 @@ from hybridwb.config import Settings
 from hybridwb.platform.backend import Op
 from hybridwb.platform.repos import as_uuid
 from hybridwb.workflows import advertising, audience, scheduler
+from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.params import check_parameters
 from hybridwb.workflows.process import Processor, message_of
@@ -101,10 +102,8 @@ class WorkflowService:
 
     def process(self, workflow: Any, run_id: Any, **kwargs: Any) -> dict[str, Any]:
         """Inside the notebook: freeze, decide, render, write records (see process.py)."""
-        now = kwargs.pop("now", None)
-        if isinstance(now, str) and now:
-            now = datetime.fromisoformat(now)
-        return self.processor.process(workflow, run_id, now=now or None, **kwargs)
+        now = parse_now(kwargs.pop("now", None))
+        return self.processor.process(workflow, run_id, now=now, **kwargs)
 
     def run(
         self, workflow: Any, parameters: dict[str, Any] | None = None, **kwargs: Any
@@ -113,6 +112,8 @@ class WorkflowService:
         if workflow is not None and kwargs.get("resume") is None:
             stored = (self.get(workflow).get("trigger_config") or {}).get("parameters") or {}
             parameters = {**stored, **(parameters or {})}
+        if "now" in kwargs:
+            kwargs["now"] = parse_now(kwargs["now"])
         return self.runner.run(workflow, parameters, **kwargs)
 
     def stale(self, stale_after: float = STALE_AFTER_S) -> builtins.list[dict[str, Any]]:
@@ -124,7 +125,8 @@ class WorkflowService:
         self, now: datetime | None = None, window_s: int = 300
     ) -> builtins.list[tuple[dict[str, Any], datetime]]:
         return [
-            (d.workflow, d.scheduled_for) for d in scheduler.due(self.list(), now, window_s).due
+            (d.workflow, d.scheduled_for)
+            for d in scheduler.due(self.list(), parse_now(now), window_s).due
         ]
 
     def run_due(
@@ -144,8 +146,19 @@ class WorkflowService:
                 ]
             )
 
+        def latest_run(workflow_id: Any) -> Any:
+            newest = store.runs.list(workflow_id, limit=1)
+            return newest[0]["id"] if newest else None
+
         runs, self.last_problems = scheduler.run_due(
-            self.list(), store.claim_schedule, release, self.run, owner, now, **kwargs
+            self.list(),
+            store.claim_schedule,
+            release,
+            self.run,
+            owner,
+            parse_now(now),
+            latest_run=latest_run,
+            **kwargs,
         )
         return runs
 

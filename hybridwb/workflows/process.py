@@ -22,6 +22,7 @@ from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.templating.masked import masked_inputs
 from hybridwb.workflows import advertising, audience, policies
+from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.progress import kernel_bar
 from hybridwb.workflows.report import mask_text
@@ -241,21 +242,17 @@ class Processor:
                 campaigns.seen(list(spellings), wf["id"], run["id"], *policies.windows(rules)),
                 spellings,
             )
-            decisions = policies.decide(candidates, seen, rules)
-            todo: list[tuple[policies.Candidate, dict[str, Any]]] = []
-            for c, reason in zip(candidates, decisions, strict=True):
+            todo, outs = _decide_and_render(
+                candidates, rows, seen, rules, render, lambda r: self.templates.related(report, r)
+            )
+            records: list[tuple[str, str | None, str]] = []
+            for c, reason in todo:
                 if reason == policies.WAIT:
                     waiting += 1
-                elif reason is not None:
-                    skips.append((c.key, reason))
-                else:
-                    todo.append((c, rows[c.key]))
-            related = self.templates.related(report, [r for _, r in todo])
-            records: list[tuple[str, str | None, str]] = []
-            for (c, row), rel in zip(todo, related, strict=True):
-                out = render(row, rel)
-                if out.skipped or out.text is None:
-                    skips.append((c.key, out.skipped or "not rendered"))
+                    continue
+                out = outs.get(c.key)
+                if reason is not None or out is None or out.text is None:
+                    skips.append((c.key, reason or "not rendered"))
                     continue
                 rendered += 1
                 kind = out.size.fits if out.size else msg.message_type
@@ -380,9 +377,10 @@ def _run_clock(
     moving with real time (`--now`), else the wall clock."""
     if clock is not None:
         return clock
-    if now is not None:
+    start = parse_now(now)
+    if start is not None:
         t0 = time.perf_counter()
-        return lambda: now + timedelta(seconds=time.perf_counter() - t0)
+        return lambda: start + timedelta(seconds=time.perf_counter() - t0)
     return lambda: datetime.now(UTC)
 
 
@@ -417,6 +415,40 @@ def _cap_lock(
     if rules.policy.frequency_cap is None:
         return contextlib.nullcontext()
     return campaigns.recipient_lock(policies.cap_space(channel))
+
+
+def _decide_and_render(
+    candidates: list[policies.Candidate],
+    rows: dict[str, dict[str, Any]],
+    seen: policies.Seen,
+    rules: policies.Rules,
+    render: Callable[[dict[str, Any], dict[str, Any] | None], Any],
+    related: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+) -> tuple[list[tuple[policies.Candidate, str | None]], dict[str, Any]]:
+    """Each candidate's exclusion reason (None: message it) and the rendered messages.
+
+    A recipient counts as messaged (duplicate, frequency cap) only by a message that was
+    rendered: when one fails to render (strict mode, a missing value), the candidates are
+    decided again without it, so the next key with the same phone is not excluded as a
+    duplicate of a message never written. Removing a candidate only frees its recipient,
+    so the messages already rendered stay decided; this ends after at most one more pass
+    per failed render of the same recipient."""
+    failed: dict[str, str] = {}
+    outs: dict[str, Any] = {}
+    while True:
+        live = [c for c in candidates if c.key not in failed]
+        decisions = policies.decide(live, seen, rules)
+        new = [c for c, r in zip(live, decisions, strict=True) if r is None and c.key not in outs]
+        if not new:
+            break
+        for c, rel in zip(new, related([rows[c.key] for c in new]), strict=True):
+            out = render(rows[c.key], rel)
+            if out.skipped or out.text is None:
+                failed[c.key] = out.skipped or "not rendered"
+            else:
+                outs[c.key] = out
+    reasons = dict(zip((c.key for c in live), decisions, strict=True))
+    return [(c, reasons[c.key] if c.key in reasons else failed[c.key]) for c in candidates], outs
 
 
 def _candidates(

@@ -95,9 +95,16 @@ def run_due(
     run: Callable[..., dict[str, Any]],
     owner: str,
     now: datetime | None = None,
+    latest_run: Callable[[Any], Any] | None = None,
     **kwargs: Any,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Run every due workflow once per scheduled time; (finished runs, problems)."""
+    """Run every due workflow once per scheduled time; (finished runs, problems).
+
+    A slot whose run raises is given back only when the run never started: no run row was
+    created (`latest_run(workflow_id)`, the id of its newest run, is unchanged) and the
+    error names no run. A run that started and then failed (a cell time limit after its
+    records were written) keeps its slot: running it again would message its recipients
+    twice; it is resumed instead."""
     check = due(workflows, now)
     runs: list[dict[str, Any]] = []
     problems = list(check.problems)
@@ -109,6 +116,7 @@ def run_due(
         except HybridwbError as exc:
             problems.append(f"workflow {wf['name']!r}: could not claim its slot ({exc})")
             continue
+        before = _latest(latest_run, wf["id"])
         try:
             runs.append(
                 run(
@@ -119,11 +127,33 @@ def run_due(
                 )
             )
         except Exception as exc:
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            run_id = getattr(exc, "run_id", None)
+            if run_id is None:
+                after = _latest(latest_run, wf["id"])
+                run_id = after if after is not None and after != before else None
+            if run_id is not None:
+                problems.append(
+                    f"workflow {wf['name']!r}: run {run_id} started and failed ({why}); its "
+                    f"slot is kept, resume it with `hybridwb run --resume {run_id}`"
+                )
+                continue
             # the run never started: give the slot back so the next check runs it
             problems.append(
                 f"workflow {wf['name']!r}: the run did not start, slot released for the next "
-                f"check ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+                f"check ({why})"
             )
             with contextlib.suppress(HybridwbError):
                 release(wf["id"], item.scheduled_for)
     return runs, problems
+
+
+def _latest(latest_run: Callable[[Any], Any] | None, workflow_id: Any) -> Any:
+    """The workflow's newest run id, or None (none yet, no way to ask, the store is down:
+    then the error's own run id decides)."""
+    if latest_run is None:
+        return None
+    try:
+        return latest_run(workflow_id)
+    except HybridwbError:
+        return None
