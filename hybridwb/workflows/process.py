@@ -258,7 +258,9 @@ class Processor:
                 kind = out.size.fits if out.size else msg.message_type
                 sizes[kind] += 1
                 size_bytes[kind] += out.size.bytes if out.size else 0
-                if len(samples) < 3:
+                if len(samples) < 3:  # three per run: the related row is read again here
+                    row = rows[c.key]
+                    [rel] = self.templates.related(report, [row])
                     samples.append(
                         {
                             "recipient": mask_text(c.recipient or ""),
