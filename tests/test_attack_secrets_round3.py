@@ -769,7 +769,6 @@ def test_explain_extended_note_shows_no_const_table_value(small_mysql: str, tmp_
 # `wb.templates.render` lets through: not a one-line HybridwbError, and its frames hold the
 # row being rendered (a traceback printed with locals shows the customer's values).
 @pytest.mark.parametrize("template", ["{{ email | dictsort }}", "{{ email | xmlattr }}"])
-@pytest.mark.xfail(strict=True, reason="a raw AttributeError escapes wb.templates.render")
 def test_template_filter_on_the_wrong_type_is_a_hybridwb_error(
     sqlite_project: Path, template: str
 ) -> None:
