@@ -59,7 +59,11 @@ def plan_text(text: str) -> str:
 
 def _plan_json(node: Any) -> Any:
     if isinstance(node, dict):
-        return {k: _plan_json(v) for k, v in node.items()}
+        return {
+            # a condition is SQL where a const table's number is a bare literal too
+            k: normalize(v) if isinstance(v, str) and "condition" in k else _plan_json(v)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_plan_json(v) for v in node]
     return plan_text(node) if isinstance(node, str) else node
