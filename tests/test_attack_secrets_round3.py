@@ -119,10 +119,6 @@ def test_duplicate_entry_error_is_redacted(small_mysql: str, tmp_path: Path) -> 
 
 
 @pytest.mark.mysql
-@pytest.mark.xfail(
-    strict=True,
-    reason="SHOW ERRORS after a redacted error shows the raw server message with the phone",
-)
 def test_show_errors_after_a_redacted_error_shows_no_customer_value(
     small_mysql: str, tmp_path: Path
 ) -> None:
@@ -135,11 +131,6 @@ def test_show_errors_after_a_redacted_error_shows_no_customer_value(
 
 
 @pytest.mark.mysql
-@pytest.mark.xfail(
-    strict=True,
-    reason="SHOW WARNINGS after a successful SELECT shows 'Truncated incorrect DOUBLE value: "
-    "<phone>' for every row it compared",
-)
 def test_show_warnings_after_a_value_warning_shows_no_customer_value(
     small_mysql: str, tmp_path: Path
 ) -> None:
@@ -724,9 +715,6 @@ def _mysql_magic_shown(database: str, root: Path, sql: str) -> str:
 
 
 @pytest.mark.mysql
-@pytest.mark.xfail(
-    strict=True, reason="EXPLAIN FORMAT=JSON prints a const table's phone in attached_condition"
-)
 def test_explain_json_shows_no_const_table_value(small_mysql: str, tmp_path: Path) -> None:
     customer = _mysql_customer(small_mysql)
     cid = _first_customer_id(small_mysql)
@@ -740,10 +728,6 @@ def test_explain_json_shows_no_const_table_value(small_mysql: str, tmp_path: Pat
 
 
 @pytest.mark.mysql
-@pytest.mark.xfail(
-    strict=True,
-    reason="EXPLAIN EXTENDED then SHOW WARNINGS shows the rewritten SELECT with the phone",
-)
 def test_explain_extended_note_shows_no_const_table_value(small_mysql: str, tmp_path: Path) -> None:
     customer = _mysql_customer(small_mysql)
     cid = _first_customer_id(small_mysql)
@@ -758,7 +742,6 @@ def test_explain_extended_note_shows_no_const_table_value(small_mysql: str, tmp_
 # `wb.templates.render` lets through: not a one-line HybridwbError, and its frames hold the
 # row being rendered (a traceback printed with locals shows the customer's values).
 @pytest.mark.parametrize("template", ["{{ email | dictsort }}", "{{ email | xmlattr }}"])
-@pytest.mark.xfail(strict=True, reason="a raw AttributeError escapes wb.templates.render")
 def test_template_filter_on_the_wrong_type_is_a_hybridwb_error(
     sqlite_project: Path, template: str
 ) -> None:

@@ -344,3 +344,29 @@ def test_message_limits_come_from_settings(shop) -> None:  # type: ignore[no-unt
 def test_recursive_macro_is_stopped_by_the_call_depth_bound() -> None:
     with pytest.raises(TemplateError, match="calls macros more than"):
         render("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", {})
+
+
+class _Unprintable:
+    """A value whose own code fails (any exception, with the value in its words)."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("cannot print 010-2345-6789")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("{{ email | dictsort }}", "kim@example.com"),
+        ("{{ email | xmlattr }}", "kim@example.com"),
+        ("{{ email }}", _Unprintable()),
+    ],
+    ids=["dictsort-on-text", "xmlattr-on-text", "value-raises-its-own-error"],
+)
+def test_any_render_failure_is_one_line_template_error_without_the_value(
+    text: str, value: object
+) -> None:
+    with pytest.raises(TemplateError) as info:
+        render(text, {"email": value})
+    shown = str(info.value)
+    assert "\n" not in shown and "kim@" not in shown and "2345" not in shown
+    assert info.value.__suppress_context__  # raised from None: no frames holding the row

@@ -30,7 +30,7 @@ from sqlglot import exp
 
 from hybridwb.config import Settings, scrub
 from hybridwb.errors import BindError, HybridwbError, QueryError
-from hybridwb.source import catalogue, drivers, guard
+from hybridwb.source import catalogue, diagnostics, drivers, guard
 from hybridwb.source import grants as grants_
 from hybridwb.source.arrow import frame as arrow_frame
 from hybridwb.source.binds import (
@@ -439,6 +439,9 @@ class Source:
             self._log(normalized, started, 0, message)
             raise _detached(error, message)
         cap = prepared.cap
+        checked = getattr(prepared, "checked", None)
+        if isinstance(checked, guard.Checked):
+            rows = diagnostics.scrub_rows(checked, list(keys), list(rows))
         self._log(normalized, started, len(rows), None)
         if truncated:
             warnings.warn(

@@ -331,9 +331,11 @@ class _OneLineErrors:
             message = f"{self.what} nests or recurses too deeply; simplify it."
         elif isinstance(exc, MemoryError):
             message = f"{self.what} needs too much memory; simplify it."
-        elif isinstance(exc, JinjaError | TypeError | ValueError | LookupError):
+        elif isinstance(exc, JinjaError | TypeError | ValueError | LookupError | AttributeError):
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             message = f"{self.what} failed to render: {_quoted_out(first)}."
+        elif isinstance(exc, Exception):  # a filter's own failure: its words may hold a value
+            message = f"{self.what} failed to render ({type(exc).__name__}); check its filters."
         else:
             return False
         raise TemplateError.from_cause(exc, message) from None
