@@ -301,5 +301,7 @@ def test_an_unexpected_error_is_not_disguised() -> None:
         def __str__(self) -> str:
             raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError, match="boom"):
+    # one line that names the error's type (its words may hold a value), never hidden
+    with pytest.raises(TemplateError, match=r"failed to render \(RuntimeError\)") as raised:
         parse.render("{{ x }}", {"x": Boom()})
+    assert "boom" not in str(raised.value)

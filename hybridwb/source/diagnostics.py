@@ -49,9 +49,12 @@ def plan_text(text: str) -> str:
     a quote left over (a literal the pattern misread) cuts the text there."""
     if text.lstrip().startswith("{"):
         try:
-            return json.dumps(_plan_json(json.loads(text)), indent=2)
+            plan = json.loads(text)
+            masked_plan = _plan_json(plan)
         except ValueError:
             pass
+        else:  # the server's own text when nothing was masked
+            return text if masked_plan == plan else json.dumps(masked_plan, indent=2)
     masked = _SQL_STRING.sub("'?'", text)
     stray = masked.replace("'?'", "").find("'")
     return masked if stray < 0 else message(masked)
