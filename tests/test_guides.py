@@ -33,6 +33,13 @@ MAX_IGNORED = 2
 SERVERS_SANITIZE = Path(__file__).with_name("guides_servers_sanitize.cfg")
 #: cells whose output on MariaDB + PostgreSQL is the servers' own (they run, must not raise,
 #: and are not compared there; the sample run compares them)
+#: cells that differ on the shared MariaDB only while other test files run beside this one
+#: (seen in the full two-worker suite, never alone); they must still run without raising,
+#: and the sample run compares them strictly
+ORDER_DEPENDENT = {
+    ("01_getting_started.ipynb", 2): "why: test_connection reports the shared read account "
+    "as the server sees it at that moment, which files on the other worker change",
+}
 SERVER_OUTPUTS = {
     ("02_mysql_query_guide.ipynb", 5): "why: EXPLAIN is the server's plan (MariaDB's columns, "
     "not SQLite's query plan)",
@@ -292,9 +299,12 @@ def test_guides_run_on_mariadb_and_postgres(tmp_path: Path, mysql_db: str, pg_db
     out = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
     found = re.findall(r"^FAILED \S*?(\d\d_\w+\.ipynb)::Cell (\d+)", out, re.MULTILINE)
     failed = {(name, int(cell)) for name, cell in found}
-    assert failed == set(SERVER_OUTPUTS), (failed ^ set(SERVER_OUTPUTS), out[-6000:])
+    assert failed - set(ORDER_DEPENDENT) == set(SERVER_OUTPUTS), (
+        failed ^ set(SERVER_OUTPUTS),
+        out[-6000:],
+    )
     # the cells that differ only differ: none raised (nbval says so per failing cell)
-    assert out.count("Cell outputs differ") == len(failed), out[-6000:]
+    assert out.count("Cell outputs differ") == len(failed), out[-20000:]
     last = out.strip().splitlines()[-1]
     compared = int(re.search(r"(\d+) passed", last).group(1))  # type: ignore[union-attr]
     cells = sum(len(_code_cells(p)) for p in _guides.guides())
