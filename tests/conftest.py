@@ -125,7 +125,19 @@ def realshop_db() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def mysql_db() -> Iterator[str]:
-    """A MariaDB database with the sample shop, created for this test session and dropped after."""
+    """A MariaDB database with the sample shop, created for this test session and dropped after.
+    Files on one worker share it: a test that needs the shop exactly as built (nothing another
+    file added) takes `fresh_mysql_db`."""
+    yield from sample_database()
+
+
+@pytest.fixture
+def fresh_mysql_db() -> Iterator[str]:
+    """A MariaDB database with the sample shop for this one test, dropped after."""
+    yield from sample_database()
+
+
+def sample_database() -> Iterator[str]:
     name = f"hybridwb_t_{uuid.uuid4().hex[:8]}"
     conn = _admin()
     with conn.cursor() as cur:
