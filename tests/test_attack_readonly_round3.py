@@ -25,14 +25,14 @@ Findings:
    the driver's class whose low-level `query()` runs the guard unless the statement-level
    guard approved that exact text (rawguard.py), and an unvetted statement makes the next
    one set the session first.
-5. (not fixed, residue) On `Source.one_connection()` (search: probe + page), a view created
-   after the 10 s view list was read is not known as one, so nothing resets the pinned
-   session after it: finding 2's `SET TRANSACTION READ WRITE` then makes the next pinned
-   statement writable.
 4. (not fixed, residue) A view whose function runs `SET GLOBAL ...` (SQL SECURITY DEFINER, a
    privileged definer) changes a global variable of the production server when hybridwb reads
    the view: the view's body is server code the guard never sees, and no read-back covers
    global state.
+5. (not fixed, residue) On `Source.one_connection()` (search: probe + page), a view created
+   after the 10 s view list was read is not known as one, so nothing resets the pinned
+   session after it: finding 2's `SET TRANSACTION READ WRITE` then makes the next pinned
+   statement writable.
 """
 
 from __future__ import annotations
@@ -505,3 +505,44 @@ def test_held(held_wb, sql: str) -> None:
     _swallow(wb.sql, sql.replace("{db}", db))
     assert _state(root, db) == before
     assert not os.path.exists("/tmp/hybridwb_ro3_held")
+
+
+# --- the driver-level guard's fast path ---------------------------------------------------
+
+
+@DRIVERS
+def test_an_approved_text_is_not_checked_again_in_the_driver(
+    ro3, driver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wb.sql and the engine approve the exact text they send; query() only compares it.
+    Mutation: drop `rawguard.approve(raw, final)` in execute._run_on -> wb.sql's text is
+    checked again in the driver (a call is recorded)."""
+    from sqlalchemy import text
+
+    from hybridwb.source import rawguard
+
+    db, _ = ro3
+    src = Source(make_url(_url(db, driver)), pool_size=1, max_overflow=0)
+    try:
+        src.records("SELECT 1 AS warm")
+        seen: list[str] = []
+
+        class Counting:
+            def check(self, sql: str, allowed: tuple[str, ...] = ()) -> Any:
+                seen.append(sql)
+                return rawguard.VERDICTS_REAL.check(sql, allowed)
+
+        monkeypatch.setattr(rawguard, "VERDICTS_REAL", rawguard.VERDICTS, raising=False)
+        monkeypatch.setattr(rawguard, "VERDICTS", Counting())
+        src.records("SELECT a FROM t WHERE a = :a", {"a": 5})
+        pd.read_sql(text("SELECT a FROM t WHERE a = :a"), src.engine, params={"a": 6})
+        assert seen == [], "an approved text was parsed again in the driver"
+        raw = src.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("SELECT a FROM t WHERE a = 7")
+        finally:
+            raw.close()
+        assert seen == ["SELECT a FROM t WHERE a = 7"]
+    finally:
+        src.close()
