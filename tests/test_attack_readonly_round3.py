@@ -546,3 +546,49 @@ def test_an_approved_text_is_not_checked_again_in_the_driver(
         assert seen == ["SELECT a FROM t WHERE a = 7"]
     finally:
         src.close()
+
+
+def test_held_allowlisted_function_setting_read_write_cannot_write_in_its_statement(ro3) -> None:
+    """Tables a function writes are opened (and refused by READ ONLY) when the statement
+    starts, before its SET TRANSACTION READ WRITE runs; on the pinned and the engine
+    connection the next statement is READ ONLY again."""
+    db, root = ro3
+    root.cursor().execute(
+        f"CREATE FUNCTION {db}.rwi() RETURNS INT MODIFIES SQL DATA "
+        f"BEGIN SET TRANSACTION READ WRITE; INSERT INTO {db}.m VALUES (77); RETURN 1; END"
+    )
+    before = _state(root, db)
+    src = Source(make_url(_url(db)), pool_size=2, allowed_functions=("rw", "rwi"))
+    try:
+        _swallow(src.records, "SELECT rwi() AS z")
+        with src.one_connection():
+            _swallow(src.records, "SELECT rw() AS z")
+            _swallow(src.records, "SELECT y FROM v_write")
+        with src.engine.connect() as conn:
+            _swallow(pd.read_sql, "SELECT rw() AS z", conn)
+            _swallow(pd.read_sql, "SELECT y FROM v_write", conn)
+    finally:
+        src.close()
+    assert _state(root, db) == before
+
+
+def test_held_a_metadata_lock_wait_stops_at_the_time_limit(ro3) -> None:
+    """A read queued behind another session's LOCK TABLES ... WRITE is stopped by the
+    statement time limit (lock_wait_timeout is a year by default)."""
+    import time
+
+    from hybridwb.errors import QueryTimeout
+
+    db, _ = ro3
+    locker = _root()
+    src = Source(make_url(_url(db)), pool_size=1, max_overflow=0)
+    try:
+        locker.cursor().execute(f"LOCK TABLES {db}.t WRITE")
+        started = time.monotonic()
+        with pytest.raises(QueryTimeout):
+            src.records("SELECT a FROM t", timeout=0.5)
+        assert time.monotonic() - started < 10
+    finally:
+        locker.cursor().execute("UNLOCK TABLES")
+        locker.close()
+        src.close()

@@ -30,7 +30,7 @@ from sqlglot import exp
 
 from hybridwb.config import Settings, scrub
 from hybridwb.errors import BindError, HybridwbError, QueryError
-from hybridwb.source import catalogue, diagnostics, drivers, guard, rawguard
+from hybridwb.source import catalogue, diagnostics, drivers, guard
 from hybridwb.source import grants as grants_
 from hybridwb.source.arrow import frame as arrow_frame
 from hybridwb.source.binds import (
@@ -766,13 +766,14 @@ def _runner(conn: Connection) -> Any:
     raw = _dbapi(conn)
 
     def run(sql: str) -> list[Any]:
-        with rawguard.internal(raw):
-            cursor = raw.cursor()
-            try:
-                cursor.execute(sql)
-                return list(cursor.fetchall())
-            finally:
-                cursor.close()
+        # not `rawguard.internal`: SHOW GRANTS FOR names a role as the server printed it, so
+        # the driver-level guard checks these texts like any other
+        cursor = raw.cursor()
+        try:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
     return run
 
