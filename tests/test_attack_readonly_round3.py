@@ -25,6 +25,10 @@ Findings:
    the driver's class whose low-level `query()` runs the guard unless the statement-level
    guard approved that exact text (rawguard.py), and an unvetted statement makes the next
    one set the session first.
+6. A driver call that turns autocommit off (`autocommit(False)`, or SQLAlchemy's
+   `isolation_level` option) stayed on the pooled connection: every later read left a
+   transaction open, holding metadata locks that block the production's DDL. Fixed: the
+   session SET of every checkout (and of every reset) sets `autocommit = 1`.
 4. (not fixed, residue) A view whose function runs `SET GLOBAL ...` (SQL SECURITY DEFINER, a
    privileged definer) changes a global variable of the production server when hybridwb reads
    the view: the view's body is server code the guard never sees, and no read-back covers
@@ -416,6 +420,52 @@ def test_finding_pinned_connection_after_an_unknown_view_sets_read_write(ro3) ->
     finally:
         src.close()
     assert _state(root, db) == before, "the source was written"
+
+
+# --- Finding 6: autocommit turned off on a pooled connection -----------------------------
+
+
+def _open_transactions(root: pymysql.Connection, thread_id: int) -> int:
+    c = root.cursor()
+    c.execute(
+        "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = %s",
+        (thread_id,),
+    )
+    return int(c.fetchone()[0])
+
+
+@DRIVERS
+@pytest.mark.parametrize("how", ["autocommit", "isolation_level"])
+def test_finding_autocommit_off_leaks_into_the_pool_and_holds_locks(ro3, driver, how) -> None:
+    """`autocommit(False)` on the driver's connection (or SQLAlchemy's isolation_level
+    option, which turns it off before its refused SET) stayed on the pooled connection:
+    every later wb.sql read left a transaction open, holding a metadata lock that blocks the
+    production's DDL. Oracle: INNODB_TRX for that connection, and an ALTER TABLE by root
+    with lock_wait_timeout = 1. Mutation: drop `autocommit = 1` from engine.session_sql."""
+    db, root = ro3
+    src = Source(make_url(_url(db, driver)), pool_size=1, max_overflow=0)
+    try:
+        if how == "autocommit":
+            raw = src.engine.raw_connection()
+            raw.dbapi_connection.autocommit(False)
+            raw.close()
+        else:
+            with src.engine.connect() as conn:
+                _swallow(
+                    lambda: (
+                        conn.execution_options(isolation_level="SERIALIZABLE")
+                        .exec_driver_sql("SELECT 1")
+                        .fetchall()
+                    )
+                )
+        thread = int(src.records("SELECT CONNECTION_ID() AS c")[0]["c"])
+        src.records("SELECT a FROM t")
+        assert _open_transactions(root, thread) == 0, "a read left its transaction open"
+        c = root.cursor()
+        c.execute("SET SESSION lock_wait_timeout = 1")
+        c.execute(f"ALTER TABLE {db}.t COMMENT 'ro3'")  # waits on a held metadata lock
+    finally:
+        src.close()
 
 
 # --- Finding 4 (residue): a view's function changes a global variable -------------------

@@ -129,9 +129,9 @@ SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTIO
 def session_sql(facts: SessionFacts, policy: SessionPolicy, *, after_reset: bool = False) -> str:
     """One SET that puts a session in the state the policy asks for (one round trip).
 
-    It also pins `sql_mode` and releases every named lock the connection holds (a view's
-    body may have taken one with GET_LOCK), so nothing a previous statement left behind
-    survives into the next checkout."""
+    It also pins `autocommit` and `sql_mode` and releases every named lock the connection
+    holds (a view's body may have taken one with GET_LOCK), so nothing a previous statement
+    left behind survives into the next checkout."""
     parts = [
         _timeout_assignment(facts.flavour, policy.timeout),
         f"sql_select_limit = {int(policy.select_limit)}",
@@ -142,7 +142,10 @@ def session_sql(facts: SessionFacts, policy: SessionPolicy, *, after_reset: bool
         parts.insert(0, f"{facts.read_only_variable} = 1")
     if after_reset:  # COM_RESET_CONNECTION put these back to the server's defaults
         return "SET NAMES utf8mb4, SESSION autocommit = 1, " + ", ".join(parts)
-    return "SET SESSION " + ", ".join(parts)
+    # autocommit too: a driver call (`autocommit(False)`, a refused isolation level) would
+    # otherwise leave every later read holding a transaction open (metadata locks that
+    # block the production's DDL, a read view that stops purge)
+    return "SET SESSION autocommit = 1, " + ", ".join(parts)
 
 
 #: what a session is, as the server sees it: one fixed statement per flavour
