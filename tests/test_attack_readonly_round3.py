@@ -642,3 +642,32 @@ def test_held_a_metadata_lock_wait_stops_at_the_time_limit(ro3) -> None:
         locker.cursor().execute("UNLOCK TABLES")
         locker.close()
         src.close()
+
+
+def test_held_sqlalchemy_and_pandas_writes_on_the_engine(ro3) -> None:
+    from sqlalchemy import Column, Integer, MetaData, Table, delete, insert
+
+    db, root = ro3
+    before = _state(root, db)
+    src = Source(make_url(_url(db)), pool_size=2)
+    md = MetaData()
+    t = Table("t", md, Column("a", Integer))
+    Table("ro3_new", md, Column("a", Integer))
+    engine = src.engine
+    attempts = (
+        lambda c: pd.DataFrame({"a": [1]}).to_sql("t", c, if_exists="append", index=False),
+        lambda c: c.execute(insert(t).values(a=5)),
+        lambda c: c.execute(delete(t)),
+        lambda c: md.create_all(c),
+        lambda c: c.begin_nested(),
+        lambda c: c.begin_twophase(),
+        lambda c: c.exec_driver_sql("SELECT %s", [(1,), (2,)]),
+    )
+    try:
+        for attempt in attempts:
+            with engine.connect() as conn, contextlib.suppress(Exception):
+                attempt(conn)
+                conn.commit()
+    finally:
+        src.close()
+    assert _state(root, db) == before
