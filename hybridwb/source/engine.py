@@ -7,6 +7,9 @@ Two layers of the read-only guarantee are enforced here, for every caller of the
   driver for the exact text it would send (`cursor.mogrify(statement, params)`: the values
   pasted in as escaped literals), runs the guard on that text, and hands the driver that
   text with *no* parameters, so nothing is interpolated after the check.
+* **The driver's own connection is guarded too** (rawguard.py): the pooled connections are
+  a subclass of the driver's class whose `query()` lets through the text the hook above
+  approved and guards any other (a raw DB-API connection never fires SQLAlchemy's events).
 * **The session is re-asserted, not assumed.** Every connect and every checkout from the
   pool sets `READ ONLY`, the statement time limit, `sql_select_limit` (the row cap) and a
   fixed `sql_mode` (the one the guard tokenizes with), and releases named locks, in one
@@ -48,7 +51,7 @@ from sqlalchemy.pool import NullPool
 from sqlglot import exp
 
 from hybridwb.config import scrub
-from hybridwb.errors import BindError, HybridwbError, ReadOnlyViolation
+from hybridwb.errors import BindError, ConfigError, HybridwbError, ReadOnlyViolation
 from hybridwb.source import catalogue, drivers, guard, rawguard
 from hybridwb.source.binds import only_values_differ
 from hybridwb.source.verdicts import VERDICTS
@@ -346,8 +349,6 @@ def _open_mysql(
     """Connect with the URL's driver, or return the driver's error (so this frame, which
     held the password, is gone before anything is raised). `guarded`: the connection is the
     driver's class with the guard in its `query()` (rawguard.py)."""
-    from hybridwb.errors import ConfigError
-
     refused = sorted(k for k in cparams if str(k).lower() in REFUSED_OPTIONS)
     flags = cparams.get("client_flag")
     if isinstance(flags, int) and flags & REFUSED_CLIENT_FLAGS:
