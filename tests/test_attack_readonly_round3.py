@@ -400,20 +400,12 @@ def test_finding_raw_connection_after_a_view_that_unsets_read_only(ro3, driver: 
 # --- Finding 5 (residue): a pinned connection and a view the 10 s list does not know yet ----
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="residue: Source.one_connection() reads back / resets only after statements that "
-    "name a known view; a view created after the view list was read (kept 10 s) runs "
-    "SET TRANSACTION READ WRITE unseen and the next statement on the pinned connection is "
-    "writable (fix idea: pipeline SET SESSION tx_read_only = 1 after each pinned statement, "
-    "read its reply before the next; it costs the one-session-set property its tests pin)",
-)
 def test_finding_pinned_connection_after_an_unknown_view_sets_read_write(ro3) -> None:
     db, root = ro3
     before = _state(root, db)
     src = Source(make_url(_url(db)), pool_size=2)
     try:
-        src._views.put(db, frozenset())  # the list was read just before the views existed
+        src._views.put(db, ())  # the list was read just before the views existed
         with src.one_connection():
             _swallow(src.records, "SELECT x FROM v_rw")
             _swallow(src.records, "SELECT y FROM v_write")

@@ -41,7 +41,7 @@ from hybridwb.source.binds import (
     seconds_arg,
     to_pyformat,
 )
-from hybridwb.source.cache import QuietLRU, ResultCache, ViewNames
+from hybridwb.source.cache import QuietLRU, ResultCache, SchemaObjects, ViewNames
 from hybridwb.source.engine import (
     FACTS_SQL,
     SessionFacts,
@@ -526,15 +526,15 @@ class Source:
             schema = schema or self.database.lower()
             if not schema:
                 continue
-            views = self._views.get(schema)
-            if views is None:
-                views = self._load_views(schema)
-            if name in views:
+            objects = self._views.get(schema)
+            if objects is None:
+                objects = self._load_views(schema)
+            if not objects.is_plain_table(name):  # a view, or made since the list was read
                 return True
         return False
 
-    def _load_views(self, schema: str) -> frozenset[str]:
-        """The view names of one schema (a plain SELECT on information_schema)."""
+    def _load_views(self, schema: str) -> SchemaObjects:
+        """What one schema holds (a plain SELECT on information_schema)."""
         from sqlalchemy import column, func, select
         from sqlalchemy import table as sql_table
 
@@ -545,14 +545,20 @@ class Source:
             column("TABLE_TYPE"),
             schema="information_schema",
         )
-        query = select(tables.c.TABLE_NAME).where(
+        query = select(tables.c.TABLE_NAME, tables.c.TABLE_TYPE).where(
             func.lower(tables.c.TABLE_SCHEMA) == schema,  # names are compared in lower case
-            tables.c.TABLE_TYPE == "VIEW",
         )
         with self.engine.connect() as conn:
-            names = frozenset(str(name) for (name,) in conn.execute(query))
-        self._views.put(schema, names)
-        return self._views.get(schema) or frozenset()
+            rows = [(str(name), str(kind)) for name, kind in conn.execute(query)]
+        # a sequence's row is its state: reading it runs nothing (NEXTVAL is refused); the
+        # server's own information_schema views run no one's code
+        plain = {"BASE TABLE", "SYSTEM VERSIONED", "SEQUENCE", "SYSTEM VIEW"}
+        self._views.put(
+            schema,
+            [name for name, kind in rows if kind in plain],
+            [name for name, kind in rows if kind not in plain],
+        )
+        return self._views.get(schema) or SchemaObjects(frozenset(), frozenset())
 
     def _execute_sqlite(
         self, prepared: Prepared, params: dict[str, Any], timeout: float | None
