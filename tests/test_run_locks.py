@@ -143,6 +143,18 @@ class _Racing(Campaigns):
         return super().lock(workflow_id)
 
 
+def test_a_free_lock_is_won_by_the_insert_alone(store: Store, oracle: Oracle) -> None:
+    """The insert's own row count decides a free lock: no read of the holder follows, so
+    nothing another process does after the insert can be taken for the answer."""
+    plain = Campaigns(store.backend)
+    wf, run = uuid.uuid4(), uuid.uuid4()
+    reads: list[Any] = []
+    racing = _Racing(store.backend, lambda: reads.append(plain.lock(wf)))
+    assert racing.acquire(wf, run, ME, 120) is None
+    assert reads == [], "a won insert was read back"
+    assert lock_row(oracle, wf) == (str(run), ME)
+
+
 def test_a_lock_released_between_insert_and_read_is_taken(store: Store, oracle: Oracle) -> None:
     plain = Campaigns(store.backend)
     wf, old, new = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
