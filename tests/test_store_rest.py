@@ -357,7 +357,7 @@ def test_a_campaign_run_on_the_rest_store_takes_the_lock_by_rpc_before_it_writes
     another run holds it, the run is refused in one line and nothing else is written (no
     orphan run row)."""
     from hybridwb.config import load_settings
-    from hybridwb.workflows.runner import Runner, RunRefused
+    from hybridwb.workflows.runner import STALE_AFTER_S, Runner, RunRefused
 
     wid, other = str(uuid.uuid4()), str(uuid.uuid4())
     api.get("/workflows").respond(
@@ -381,7 +381,8 @@ def test_a_campaign_run_on_the_rest_store_takes_the_lock_by_rpc_before_it_writes
         Runner(settings, store).run("welcome", progress=False)
     assert "\n" not in str(raised.value) and other in str(raised.value)
     body = json.loads(acquire.calls.last.request.content)
-    assert body["p_workflow_id"] == wid and body["p_stale_after"] > 0
+    # the runner's own stale limit, as the SQL backends are given it
+    assert body["p_workflow_id"] == wid and body["p_stale_after"] == STALE_AFTER_S
     assert [c.request.url.path for c in api.calls if c.request.method != "GET"] == [
         "/rest/v1/rpc/hybridwb_acquire"
     ]
