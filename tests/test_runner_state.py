@@ -5,6 +5,7 @@ the tables with the plain driver. The last tests run real (tiny) notebooks."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,13 @@ from hybridwb.config import load_settings
 from hybridwb.errors import NotFound, ValidationError
 from hybridwb.platform import campaigns as campaigns_module
 from hybridwb.platform.backend import SqlBackend
-from hybridwb.platform.campaigns import Campaigns, new_run_id, this_owner, window_start
+from hybridwb.platform.campaigns import (
+    Campaigns,
+    CapCheck,
+    new_run_id,
+    this_owner,
+    window_start,
+)
 from hybridwb.platform.store import Store
 from hybridwb.workflows import runner as runner_module
 from hybridwb.workflows.runner import (
@@ -273,6 +280,21 @@ def test_a_first_pass_copies_its_rows_straight_into_their_tables(pg_db: Any) -> 
             "DROP TRIGGER arrival ON send_records; DROP TRIGGER arrival ON run_skips;"
             "DROP FUNCTION note_arrival(); DROP TABLE arrivals"
         )
+
+
+def test_a_cap_check_is_a_fixed_value_and_a_sql_store_writes_the_batch_as_given(
+    store: Store, oracle: Oracle
+) -> None:
+    """The cap a batch carries to a store that checks it again (REST) cannot change on the
+    way (the chunks of one batch share it); a SQL store holds `recipient_lock` across check
+    and write instead, so it writes the batch as given."""
+    cap = CapCheck("hybridwb:recipients:o", 1, datetime.now(UTC), "frequency cap", {"r": "r"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cap.messages = 2  # type: ignore[misc]
+    c, wf, run = frozen(store)
+    c.write_batch(run, wf, None, records=[("a", "r", "m")], channel="o", skips=[])
+    assert c.write_batch(run, wf, None, records=[("b", "r", "m")], channel="o", skips=[], cap=cap)
+    assert oracle.rows("SELECT target_key FROM send_records ORDER BY 1") == [("a",), ("b",)]
 
 
 def test_records_are_written_in_chunks(
