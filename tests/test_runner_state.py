@@ -297,6 +297,33 @@ def test_a_cap_check_is_a_fixed_value_and_a_sql_store_writes_the_batch_as_given(
     assert oracle.rows("SELECT target_key FROM send_records ORDER BY 1") == [("a",), ("b",)]
 
 
+@pytest.mark.postgres
+def test_analyze_history_refreshes_the_planners_statistics_of_the_send_history(
+    pg_db: Any,
+) -> None:
+    """The server's own statistics view counts one more ANALYZE of send_records."""
+    _stores._empty_pg(pg_db)
+    oracle = Oracle(pg_db)
+
+    def analyzed() -> int:
+        return int(
+            oracle.one(
+                "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'send_records'"
+            )
+        )
+
+    st = Store(SqlBackend(pg_db), actor="tester")
+    try:
+        before = analyzed()
+        Campaigns(st.backend).analyze_history()
+        deadline = time.monotonic() + 30  # the statistics view is updated asynchronously
+        while analyzed() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert analyzed() == before + 1
+    finally:
+        st.close()
+
+
 def test_records_are_written_in_chunks(
     store: Store, oracle: Oracle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
