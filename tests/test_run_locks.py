@@ -252,6 +252,20 @@ def test_a_backend_neither_sql_nor_rest_cannot_hold_runs() -> None:
     )
 
 
+def test_campaigns_of_a_rest_backend_are_its_rpc_client() -> None:
+    """`Campaigns(backend)` on the Supabase REST store gives the client of its SQL
+    functions (one RPC per step that must happen as one), not a refusal."""
+    from hybridwb.platform.rest import RestBackend
+    from hybridwb.platform.rest_campaigns import RestCampaigns
+
+    backend = RestBackend("https://proj.supabase.co", "key", "SUPABASE_SERVICE_ROLE_KEY")
+    try:
+        campaigns = Campaigns(backend)
+        assert type(campaigns) is RestCampaigns and campaigns.backend is backend
+    finally:
+        backend.close()
+
+
 def test_this_owner_is_host_and_pid() -> None:
     assert this_owner() == f"{socket.gethostname()}:{os.getpid()}"
 
