@@ -574,6 +574,8 @@ def run_module(name: str) -> dict[str, Any]:
         equivalent_rows += previous.get("equivalent_mutants", [])
         found = [None] * previous["mutants"]  # type: ignore[list-item]
         tested = previous["mutants"] - (previous.get("untested") or 0)
+        sample = previous.get("sample")  # the retried record is still that sample
+        timeouts += previous.get("timeouts", [])
     survivors.sort(key=lambda row: row["line"])
     equivalent_rows.sort(key=lambda row: row["line"])
     detected = counts["killed"] + counts["timeout"]
