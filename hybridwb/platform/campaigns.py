@@ -30,6 +30,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -590,6 +591,20 @@ class Campaigns:
         if self.backend.name == "postgresql":
             return column == any_(bindparam("values", values, type_=ARRAY(String)))
         return column.in_(values)
+
+    def legacy_recipients(self) -> bool:
+        """Whether the send history holds a recipient in a pre-E.164 spelling (digits
+        only; see `schema.LEGACY_RECIPIENT`): one read of a partial index that migration
+        0006 leaves empty unless a row could not be rewritten or was written since."""
+        r = T["send_records"]
+        predicate = text(schema.LEGACY_RECIPIENT[self.backend.name])
+        stmt = select(literal(1)).select_from(r).where(predicate).limit(1)
+
+        def read() -> bool:
+            with self.backend.engine.connect() as conn:
+                return conn.execute(stmt).first() is not None
+
+        return bool(self._run(read))
 
     def seen(
         self,
