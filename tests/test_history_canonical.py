@@ -62,11 +62,21 @@ def test_a_legacy_spelling_is_rewritten_to_the_phone_it_was_stored_for(
 
 @pytest.mark.parametrize(
     "stored",
-    ["+821055550001", "kim@example.com", "", "12", "0", "010-5555-0001"],
-    ids=["canonical", "email", "empty", "too-short", "zero", "not-digits"],
+    ["+821055550001", "kim@example.com", "", "12", "0", "010-5555-0001", "00390933366"],
+    ids=["canonical", "email", "empty", "too-short", "zero", "not-digits", "claimed-by-two"],
 )
-def test_what_no_phone_claims_is_left_as_it_is(stored: str) -> None:
+def test_what_no_phone_or_several_claim_is_left_as_it_is(stored: str) -> None:
+    """`00390933366` is both Italy's +39 0933 366 dialled with 00 and the Korean
+    +82 390933366 with two zeros: rewritten to either, it would stop blocking the other."""
     assert policies.legacy_canonical(stored) is None
+    if stored == "00390933366":
+        claims = {
+            c
+            for c in ("+390933366", "+82390933366")
+            if policies.normalize("sms", c) == c
+            and policies.stored_spellings("sms", [c])[stored] is not None
+        }
+        assert len(claims) == 2
 
 
 def test_a_rewrite_is_always_a_near_form_so_a_digit_id_finds_its_rows_again() -> None:
