@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import (
     String,
     and_,
-    any_,
     bindparam,
     case,
     delete,
@@ -586,10 +585,14 @@ class Campaigns:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _one_of(self, column: Any, values: list[str]) -> Any:
-        """`column IN values`: one array parameter on Postgres (thousands of placeholders
-        cost more to send than the lookup), a plain IN list on SQLite."""
+        """`column IN values`: on Postgres a semi-join with one array parameter unnested
+        (thousands of placeholders cost more to send than the lookup; `= ANY(array)`
+        lets the planner read the whole history with a sequential scan once the batch's
+        recipients look like a large share of it, about twice the time of an index probe
+        per recipient at 100k rows); a plain IN list on SQLite."""
         if self.backend.name == "postgresql":
-            return column == any_(bindparam("values", values, type_=ARRAY(String)))
+            array = bindparam("values", values, type_=ARRAY(String))
+            return column.in_(select(func.unnest(array)).scalar_subquery())
         return column.in_(values)
 
     def legacy_recipients(self) -> bool:
