@@ -314,7 +314,7 @@ class Campaigns:
             with self.backend.engine.connect() as conn:
                 rows = [
                     {"seq": seq, "target_key": key, "recipient": recipient}
-                    for seq, key, recipient in conn.execute(stmt)
+                    for seq, key, recipient in conn.execute(stmt).all()
                 ]
                 if not rows:
                     return [], after_seq
@@ -657,7 +657,7 @@ class Campaigns:
                 with self.backend.engine.connect() as conn:
                     return [
                         (str(a), int(b), int(c), int(d), int(e))
-                        for a, b, c, d, e in conn.execute(stmt)
+                        for a, b, c, d, e in conn.execute(stmt).all()
                     ]
 
             out.extend(self._run(read))
