@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 import hybridwb
+from hybridwb.config import MAX_SAMPLE_CUSTOMERS
 from hybridwb.errors import HybridwbError
 from hybridwb.extras import require
 from hybridwb.workflows.report import excluded_note
@@ -73,7 +74,13 @@ def init(as_sql: bool) -> None:
 
 
 @main.command()
-@click.option("--customers", default=10_000, show_default=True, help="Sample shop size.")
+@click.option(
+    "--customers",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1, MAX_SAMPLE_CUSTOMERS),
+    help="Sample shop size.",
+)
 @friendly
 def demo(customers: int) -> None:
     """Build the embedded sample shop and run the main job on it."""

@@ -131,6 +131,97 @@ def test_a_whole_number_bind_within_64_bits_still_runs(shop: Any) -> None:
     assert (int(df["a"][0]), int(df["b"][0])) == (2**63 - 1, -(2**63))
 
 
+def test_a_limit_beyond_a_c_int_runs_on_the_sample(shop: Any) -> None:
+    """The bound is 64 bits (MySQL's sql_select_limit), not sqlite3's C int fetch size."""
+    assert len(shop.sql("SELECT 1 AS a", limit=2**31)) == 1
+
+
+# -- magics ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "line",
+    ["--limit \u00b2", "--limit " + "9" * 5000, "--limit 99999999999999999999", "-o class"],
+    ids=["superscript-two-ValueError", "5000-digits-ValueError", "beyond-64-bits", "keyword-name"],
+)
+def test_magic_options_are_usage_errors(line: str) -> None:
+    """Before: '²' passed str.isdigit and int() raised ValueError; 5000 digits raised
+    ValueError (int max str digits); 10**20 and `-o class` were accepted."""
+    from IPython.core.error import UsageError
+
+    from hybridwb.magics import parse_args
+
+    with pytest.raises(UsageError) as info:
+        parse_args(line)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
+
+
+# -- settings, connect and a closed workbench ---------------------------------------------------
+@pytest.mark.parametrize(
+    "toml",
+    [
+        "mysql_port = 99999999",
+        "mysql_port = -1",
+        "connect_timeout = 99999999999999",
+        "read_timeout = 99999999999999999",
+        "statement_timeout = 1e300",
+        "row_cap = 99999999999999999999",
+        "sample_customers = 10000000000000",
+    ],
+    ids=lambda t: t.split(" ")[0],
+)
+def test_out_of_range_settings_are_config_errors(tmp_path: Any, toml: str) -> None:
+    """Before: accepted; a huge connect/read timeout then failed at connect as 'check the user
+    name and password' (pymysql's ValueError/OverflowError), a huge sample_customers would
+    build a sample without end."""
+    (tmp_path / "pyproject.toml").write_text(f"[tool.hybridwb]\n{toml}\n", encoding="utf-8")
+    exc = refused(lambda: hybridwb.connect(cwd=tmp_path))
+    assert isinstance(exc, hybridwb.ConfigError)
+    assert toml.split(" ")[0] in str(exc)
+
+
+@pytest.mark.parametrize("cwd", [5, "/etc/passwd", ["a"]], ids=["int", "a-file", "list"])
+def test_connect_cwd_that_is_not_a_folder(cwd: Any) -> None:
+    """Before: TypeError (int), NotADirectoryError (a file)."""
+    assert isinstance(refused(lambda: hybridwb.connect(cwd=cwd)), hybridwb.ConfigError)
+
+
+@pytest.mark.parametrize("customers", [10**7, HUGE, 0, True], ids=["10M", "huge", "zero", "bool"])
+def test_sample_size_is_bounded(shop: Any, customers: Any) -> None:
+    refused(lambda: shop.ensure_sample(customers))
+
+
+def test_demo_customers_is_bounded() -> None:
+    result = CliRunner().invoke(main, ["demo", "--customers", "10000000000"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+USES = {
+    "sql": lambda wb: wb.sql("SELECT 1"),
+    "search": lambda wb: wb.search("customers", "김"),
+    "store": lambda wb: wb.store.sql("SELECT 1"),
+    "workflows": lambda wb: wb.workflows.list(),
+    "templates": lambda wb: wb.templates.list(),
+    "mappings": lambda wb: wb.mappings.tables(),
+    "table": lambda wb: wb.table([{"a": 1}]),
+    "test_connection": lambda wb: wb.test_connection(),
+}
+
+
+@pytest.mark.parametrize("use", list(USES.values()), ids=list(USES))
+def test_a_closed_workbench_refuses_to_be_used(shop: Any, tmp_path: Any, use: Any) -> None:
+    """Before: each call silently reopened a pool or the store that nothing closed again
+    (atexit skips a closed workbench) and its query log was never saved."""
+    import sqlite3
+
+    shop.sql("SELECT 1")
+    shop.workflows.list()  # services cached before the close
+    shop.close()
+    exc = refused(lambda: use(shop))
+    assert isinstance(exc, hybridwb.ConnectionFailed) and "hybridwb.connect()" in str(exc)
+    assert "store" not in shop.__dict__
+    with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as conn:  # the oracle
+        assert conn.execute("SELECT COUNT(*) FROM query_logs").fetchone()[0] == 1
+
+
 # -- the CLI ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "value", ["nan", "-1", "0", "inf", "1e309"], ids=["nan", "negative", "zero", "inf", "1e309"]
@@ -196,7 +287,7 @@ def test_held_odd_values_are_refused_with_one_line(
 
 
 @pytest.mark.parametrize(
-    "value", [-1, 0, 1e309, float("nan"), "abc", True, 2**31], ids=lambda v: repr(v)[:12]
+    "value", [-1, 0, 1e309, float("nan"), "abc", True, 2**63], ids=lambda v: repr(v)[:12]
 )
 def test_sql_limit_bad_values_are_bind_errors(shop: Any, value: Any) -> None:
     assert isinstance(refused(lambda: shop.sql("SELECT 1", limit=value)), hybridwb.BindError)

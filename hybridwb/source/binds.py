@@ -250,8 +250,8 @@ def positive_int_arg(value: object, name: str) -> int:
     return value
 
 
-#: the largest row count a driver's fetch takes (a C int, one row kept to see a cut)
-MAX_ROWS_ARG = 2**31 - 2
+#: the largest row count: the cap + 1 still fits MySQL's `sql_select_limit` (64 bits)
+MAX_ROWS_ARG = 2**63 - 2
 
 
 #: the shortest time limit a statement may get: below it MariaDB's millisecond resolution
