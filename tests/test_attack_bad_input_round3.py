@@ -136,6 +136,19 @@ def test_a_limit_beyond_a_c_int_runs_on_the_sample(shop: Any) -> None:
     assert len(shop.sql("SELECT 1 AS a", limit=2**31)) == 1
 
 
+@pytest.mark.parametrize(
+    "value",
+    [float("inf"), "9.9e999", 1e300, HUGE, -(2**63) - 1],
+    ids=["inf", "9.9e999", "1e300", "huge", "below-min64"],
+)
+def test_a_number_condition_beyond_64_bits_is_refused_where_it_is_read(value: Any) -> None:
+    """Pure: the condition value, not the driver, says what is wrong (inf raised OverflowError)."""
+    from hybridwb.targets.sql import coerce
+
+    with pytest.raises(hybridwb.ValidationError, match="is not a number"):
+        coerce(value, "number", "target.where")
+
+
 # -- magics ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "line",

@@ -56,7 +56,7 @@ def coerce(value: Any, ftype: str, where: str) -> Any:
             if isinstance(value, bool) or not isinstance(value, int | float | str):
                 raise ValueError
             number = float(value) if "." in str(value) else int(value)
-            if not math.isfinite(number) or abs(number) >= 2**63:
+            if not math.isfinite(number) or not -(2**63) <= number < 2**63:
                 raise ValueError  # NaN, infinity or beyond a 64-bit column
             return number
         if ftype == "date":
