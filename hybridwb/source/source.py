@@ -579,7 +579,9 @@ class Source:
                 try:
                     cursor.execute(sql, bound)
                     keys = [str(d[0]) for d in cursor.description] if cursor.description else []
-                    rows = list(cursor.fetchmany(prepared.cap + 1)) if keys else []
+                    # sqlite3 takes a C int; no result that large fits in memory anyway
+                    size = min(prepared.cap + 1, 2**31 - 1)
+                    rows = list(cursor.fetchmany(size)) if keys else []
                 finally:
                     cursor.close()
         return keys, rows[: prepared.cap], len(rows) > prepared.cap
