@@ -9,6 +9,7 @@ embedded SQLite sample runs transpiled SQL.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sqlite3
 import threading
 import time
@@ -63,6 +64,8 @@ PREPARED_STATEMENTS = 512
 #: a read has no effect to repeat, so each lost connection is replaced and the read sent
 #: again, with 0.1, 0.2, 0.4 … s between tries (at most 1 s)
 READ_ATTEMPTS = 6
+#: MariaDB's Sequence engine tables (`seq_1_to_100`, `seq_0_to_30_step_5`)
+_SEQUENCE_TABLE = re.compile(r"seq_[0-9]+_to_[0-9]+(_step_[0-9]+)?")
 
 
 class Fetched(NamedTuple):
@@ -113,6 +116,8 @@ class Prepared:
     #: the text for the query log (literals as `?`), made once: every log entry of this
     #: statement shares the one string
     logged: str = ""
+    #: the names its WITH clauses define, in lower case
+    ctes: frozenset[str] = frozenset()
 
     @property
     def names(self) -> set[str]:
@@ -330,8 +335,9 @@ class Source:
                 if t.name
             )
         )
+        ctes = frozenset(str(c.alias_or_name).lower() for c in checked.expression.find_all(exp.CTE))
         logged = log_text(checked.tokens) if checked.tokens else log_text_of(text_)
-        prepared = Prepared(text_, checked, binds, cap, tables, logged)
+        prepared = Prepared(text_, checked, binds, cap, tables, logged, ctes)
         with self._lock:
             self._prepared[text_] = prepared
         return prepared
@@ -523,14 +529,21 @@ class Source:
         if checked is not None and checked.kind == "show":
             return True
         for schema, name in prepared.tables:
+            schema_given = bool(schema)
             schema = schema or self.database.lower()
             if not schema:
                 continue
             objects = self._views.get(schema)
             if objects is None:
                 objects = self._load_views(schema)
-            if not objects.is_plain_table(name):  # a view, or made since the list was read
-                return True
+            if objects.is_plain_table(name):
+                continue
+            if name not in objects.others and (
+                _SEQUENCE_TABLE.fullmatch(name)  # the Sequence engine: listed nowhere, no code
+                or (name in getattr(prepared, "ctes", ()) and not schema_given)  # a WITH's own
+            ):
+                continue
+            return True  # a view, or made since the list was read
         return False
 
     def _load_views(self, schema: str) -> SchemaObjects:
