@@ -82,24 +82,35 @@ class Backend(Protocol):
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: ([\w.]+(?:, [\w.]+)*)")
 
 
+#: the key columns of a Postgres unique violation's detail (the values follow, never shown)
+PG_UNIQUE_KEY = re.compile(r"Key \(([\w, ]+)\)=\(")
+
+
 def integrity_message(exc: IntegrityError) -> tuple[str, str | None]:
-    """(what collided, field) from a unique/foreign-key violation on any SQL backend."""
+    """(what collided, field) from a unique/foreign-key violation on any SQL backend.
+
+    Column and constraint names only: Postgres' detail (`Key (recipient)=(010-…)`) and
+    its failing row hold the values, so neither is shown."""
+    from hybridwb.source.catalogue import server_text
+
     orig = exc.orig
     diag = getattr(orig, "diag", None)
     constraint = getattr(diag, "constraint_name", None)
-    detail = getattr(diag, "message_detail", None) or str(orig)
-    if detail.startswith("Failing row contains"):  # the whole row: customer values
-        detail = str(orig).splitlines()[0]
     match = _SQLITE_UNIQUE.search(str(orig))
     if match:
         cols = [c.split(".")[-1] for c in match.group(1).split(", ")]
         return f"{', '.join(cols)} already exists", cols[-1]
-    if constraint:
+    state = getattr(orig, "sqlstate", None)
+    if constraint and (state == "23503" or constraint.endswith("_fkey")):
+        return f"refers to a row that does not exist ({constraint})", None
+    if constraint and state == "23505":
         field = constraint.removesuffix("_key").split("_")[-1]
-        if "foreign" in str(orig).lower() or constraint.endswith("_fkey"):
-            return f"refers to a row that does not exist ({constraint})", None
-        return f"{detail.strip()}".replace("Key ", "").rstrip("."), field
-    return str(orig).splitlines()[0], None
+        keys = PG_UNIQUE_KEY.match(getattr(diag, "message_detail", None) or "")
+        if keys:
+            return f"({keys.group(1)}) already exists", field
+        return f"a row with the same key already exists ({constraint})", field
+    primary = getattr(diag, "message_primary", None) or str(orig)
+    return server_text(primary), None
 
 
 def retrying(fn: Callable[[], T], attempts: int = 3, base_delay: float = 0.2) -> T:
@@ -145,6 +156,15 @@ class SqlBackend:
 
     def _raw_password(self) -> list[str]:
         return [self._password.get_secret_value()] if self._password is not None else []
+
+    def server_text(self, exc: BaseException) -> str:
+        """The driver's message of `exc` by the one rule for server text, secrets removed."""
+        from hybridwb.source.catalogue import server_text
+
+        orig = getattr(exc, "orig", None) or exc
+        diag = getattr(orig, "diag", None)  # psycopg: the primary message, no LINE/DETAIL
+        text = getattr(diag, "message_primary", None) or str(orig)
+        return server_text(self.scrub(text))
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -250,12 +270,9 @@ class SqlBackend:
             raise error from None
 
     def translate(self, exc: DBAPIError) -> HybridwbError:
-        from hybridwb.source.catalogue import redact  # one redaction for both databases
-
-        text = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-        # quoted values the server echoes (a stored phone in "invalid input syntax") go;
-        # plain names (a missing table or column) stay
-        text = redact(self.scrub(text))
+        # what the server echoes in quotes (a stored phone in "invalid input syntax") goes,
+        # by the one rule for server text (source/catalogue.py)
+        text = self.server_text(exc)
         fields = {"cause": type(exc.orig or exc).__name__, "code": _code(exc)}
         if "password authentication failed" in text or (
             "role" in text and "does not exist" in text
