@@ -437,13 +437,14 @@ class Source:
             error = QueryError("The query is nested too deeply to check; simplify it.")
         if error is not None:
             message = scrub(catalogue.redact(error.message, values), self.secrets)
-            self._log(self._failed_log_text(query, error), started, 0, message)
+            self._log(self._masked_log_text(query, error), started, 0, message)
             raise _detached(error, message)
         cap = prepared.cap
         checked = getattr(prepared, "checked", None)
         if isinstance(checked, guard.Checked):
             rows = diagnostics.scrub_rows(checked, list(keys), list(rows))
-        self._log(prepared.logged, started, len(rows), None)
+        logged = self._masked_log_text(query) if self.is_sqlite else prepared.logged
+        self._log(logged, started, len(rows), None)
         if truncated:
             warnings.warn(
                 f"Showing the first {cap:,} rows; the rest were cut. "
@@ -605,17 +606,22 @@ class Source:
                 .where(cols.c.TABLE_SCHEMA == func.database())  # noqa: SIM300
                 .limit(SCHEMA_NAMES_LIMIT)
             )
-            with self.engine.connect() as conn:
-                found = {str(n) for row in conn.execute(query) for n in row}
+            pinned = getattr(self._pinned, "conn", None)  # the pool may hold one connection
+            if pinned is not None:
+                found = {str(n) for row in pinned.execute(query) for n in row}
+            else:
+                with self.engine.connect() as conn:
+                    found = {str(n) for row in conn.execute(query) for n in row}
         names = frozenset({self.database, *found})
         self._schema_names.put(self.database.lower(), names)
         return self._schema_names.get(self.database.lower()) or names
 
-    def _failed_log_text(self, query: object, error: HybridwbError) -> str:
-        """The log text of a statement that failed: literals, and names that resolve
-        neither against the schema nor to an alias of the statement, as `?` (a value typed
-        without quotes is an unknown name). When the names cannot be read (the server is
-        down), every name is `?`."""
+    def _masked_log_text(self, query: object, error: HybridwbError | None = None) -> str:
+        """The log text of a statement that failed (or ran on the sample): literals, and
+        names that resolve neither against the schema nor to an alias of the statement, as
+        `?`. A value typed without quotes is an unknown name to the server; on the sample
+        a double-quoted (backticked) unknown name even runs, as a string. When the names
+        cannot be read (the server is down), every name is `?`."""
         if not isinstance(query, str):
             return "<not text>"
         names: frozenset[str] = frozenset()
