@@ -88,6 +88,23 @@ def test_server_text_keeps_the_servers_words_after_the_last_quote() -> None:
     assert server_text("Unknown column 'a' in 'x' in 'WHERE'") == "Unknown column '?'"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # MySQL cuts a message at 512 bytes: the closing quote is gone, the last quote
+        # left is the one inside the value
+        "Duplicate entry 'x' 010-2345-6789" + "a" * 30 + "' for key 'k'" + "b" * 500,
+        "Duplicate entry 'x' 010-2345-6789 y",
+        "Duplicate entry 'x'' kim.canary@example.com",
+        "Duplicate entry 'x' 백지훈",
+    ],
+    ids=["cut-by-the-server", "digits-after-quote", "email-after-quote", "hangul-after-quote"],
+)
+def test_server_text_drops_a_tail_that_may_be_a_value(text: str) -> None:
+    shown = server_text(text[:512])
+    assert shown == "Duplicate entry '?'", shown
+
+
 def test_server_text_removes_bound_values_left_unquoted() -> None:
     assert PHONE not in server_text(f"Out of range value {PHONE}", [PHONE])
 

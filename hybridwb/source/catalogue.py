@@ -170,7 +170,12 @@ _SQLITE_ECHO = re.compile(
     r"(no such (?:column|table|function|index|view|module|collation sequence)"
     r"|ambiguous column name|unrecognized token): "
 )
-_TAIL_MAX = 80
+#: the server's words after its closing quote: a space, then letters and light punctuation
+#: (` does not exist`, ` for key`); no digit or `@`, so never a phone or an email
+_SERVER_WORDS = re.compile(r" [A-Za-z ,.()_/-]{0,80}")
+#: MySQL cuts its messages at 512 bytes: a message this long may have lost the closing
+#: quote, so the text after the last quote could be the rest of a value
+_CUT_AT = 400
 
 
 def server_text(text: str, values: Iterable[object] = ()) -> str:
@@ -179,15 +184,16 @@ def server_text(text: str, values: Iterable[object] = ()) -> str:
 
     Everything from the first quote to the last one becomes `'?'` (a value the server
     echoed, with any quote inside it); the server's words after the last quote are kept
-    when they are one short line. The text ends at a line break or control character
+    when they are a few plain words (no digit, no `@`) and the message is too short to
+    have been cut by the server (else that quote may be inside the value). The text ends at a line break or control character
     (Postgres adds the statement on later lines; a value may hold a newline or a NUL), a
     name SQLite echoes unquoted becomes `?`, and any bound value still found goes too."""
     first = _QUOTE.search(text)
     if first is not None:
         last = max(m.start() for m in _QUOTE.finditer(text))
         tail = text[last + 1 :] if last > first.start() else ""
-        if not tail[:1].isspace() or _BREAK.search(tail) or len(tail) > _TAIL_MAX:
-            tail = ""  # words follow a closing quote after a space (not `doesn't`)
+        if len(text.encode("utf-8", "replace")) >= _CUT_AT or not _SERVER_WORDS.fullmatch(tail):
+            tail = ""
         text = text[: first.start()] + "'?'" + tail
     line_end = _BREAK.search(text)
     if line_end is not None:

@@ -632,11 +632,15 @@ class Source:
                 names = frozenset()
         with self._lock:
             prepared = self._prepared.get(query)
-        aliases: set[str] = set()
-        if prepared is not None:
-            for node in prepared.checked.expression.find_all(exp.TableAlias, exp.Alias):
-                aliases.add(str(node.alias if isinstance(node, exp.Alias) else node.name))
-        return log_text_of(query, names | {a.lower() for a in aliases if a})
+        if prepared is None:  # refused by the guard: no parse to take aliases from
+            return log_text_of(query, names)
+        aliases = {
+            str(node.alias if isinstance(node, exp.Alias) else node.name).lower()
+            for node in prepared.checked.expression.find_all(exp.TableAlias, exp.Alias)
+        }
+        if not prepared.checked.tokens:
+            return log_text_of(query, names | aliases)
+        return log_text(prepared.checked.tokens, names | aliases)
 
     def _log(self, normalized: str, started: float, rows: int, error: str | None) -> None:
         self.querylog.record(
