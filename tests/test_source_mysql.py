@@ -607,7 +607,8 @@ def test_engine_errors_carry_no_values(root_source: Source) -> None:
             params={"e": "kim.secret@example.com"},
         )
     assert "kim.secret" not in str(info.value)
-    assert "no_such_column" in str(info.value)
+    # the name is not echoed either (an unknown column may be a value typed without quotes)
+    assert "Unknown column in the SELECT part" in str(info.value)
     assert info.value.code == 1054  # SQLAlchemy chains the driver error (not detachable here)
 
 

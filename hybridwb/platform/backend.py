@@ -43,6 +43,7 @@ from hybridwb.errors import (
 )
 from hybridwb.platform import idempotent, schema
 from hybridwb.platform.retry import attempt_number, is_connectivity, is_transient, sql_retrying
+from hybridwb.source.catalogue import server_text
 
 T = TypeVar("T")
 
@@ -91,7 +92,6 @@ def integrity_message(exc: IntegrityError) -> tuple[str, str | None]:
 
     Column and constraint names only: Postgres' detail (`Key (recipient)=(010-…)`) and
     its failing row hold the values, so neither is shown."""
-    from hybridwb.source.catalogue import server_text
 
     orig = exc.orig
     diag = getattr(orig, "diag", None)
@@ -157,14 +157,12 @@ class SqlBackend:
     def _raw_password(self) -> list[str]:
         return [self._password.get_secret_value()] if self._password is not None else []
 
-    def server_text(self, exc: BaseException) -> str:
-        """The driver's message of `exc` by the one rule for server text, secrets removed."""
-        from hybridwb.source.catalogue import server_text
-
+    @staticmethod
+    def _primary(exc: BaseException) -> str:
+        """The driver's own message of `exc` (psycopg: the primary one, no LINE/DETAIL)."""
         orig = getattr(exc, "orig", None) or exc
-        diag = getattr(orig, "diag", None)  # psycopg: the primary message, no LINE/DETAIL
-        text = getattr(diag, "message_primary", None) or str(orig)
-        return server_text(self.scrub(text))
+        diag = getattr(orig, "diag", None)
+        return str(getattr(diag, "message_primary", None) or orig)
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -272,13 +270,19 @@ class SqlBackend:
     def translate(self, exc: DBAPIError) -> HybridwbError:
         # what the server echoes in quotes (a stored phone in "invalid input syntax") goes,
         # by the one rule for server text (source/catalogue.py)
-        text = self.server_text(exc)
+        raw = self.scrub(self._primary(exc))  # to tell the kind only: never shown
+        text = server_text(raw)
         fields = {"cause": type(exc.orig or exc).__name__, "code": _code(exc)}
-        if "password authentication failed" in text or (
-            "role" in text and "does not exist" in text
-        ):
+        if "password authentication failed" in raw:
             return AuthError(
-                f"The platform store refused the login: {text}. Check SUPABASE_DB_URL.", **fields
+                "The platform store refused the login (wrong password for the user of the "
+                "URL). Check SUPABASE_DB_URL.",
+                **fields,
+            )
+        if "role" in raw and "does not exist" in raw:
+            return AuthError(
+                "The platform store refused the login (no such user). Check SUPABASE_DB_URL.",
+                **fields,
             )
         if fields["code"] == "57014" or "interrupted" in text:
             return QueryTimeout(
@@ -287,8 +291,11 @@ class SqlBackend:
                 **fields,
             )
         if is_connectivity(exc):
+            # libpq: `connection to server at "host" (ip), port n failed: <reason>`
+            reason = server_text(raw.splitlines()[0].rpartition("failed: ")[2]) if raw else ""
             return StoreError(
-                f"The platform store is unreachable ({self.description}): {text}. Is it running?",
+                f"The platform store is unreachable ({self.description}): "
+                f"{reason or text}. Is it running?",
                 **fields,
             )
         if is_transient(exc):

@@ -41,7 +41,7 @@ CATALOGUE: dict[int, tuple[type[HybridwbError], str]] = {
     1064: (QueryError, "Syntax error: {detail}; fix the SQL."),
     1142: (ReadOnlyViolation, "{detail}; the account is read-only, as it should be."),
     1143: (ReadOnlyViolation, "{detail}; the account is read-only, as it should be."),
-    1146: (QueryError, "A table of the query does not exist; list the tables with SHOW TABLES."),
+    1146: (QueryError, "{table} doesn't exist; list the tables with SHOW TABLES."),
     1227: (ReadOnlyViolation, "{detail}; the account lacks that privilege."),
     1317: (QueryTimeout, "The query was interrupted on the server; run it again."),
     1290: (ReadOnlyViolation, "The server runs read-only: {detail}."),
@@ -73,7 +73,7 @@ _SQLITE_PATTERNS: list[tuple[re.Pattern[str], type[HybridwbError], str]] = [
     (
         re.compile(r"no such table"),
         QueryError,
-        "A table of the query does not exist; list the tables with SHOW TABLES.",
+        "{table} does not exist; list the tables with SHOW TABLES.",
     ),
     (
         re.compile(r"interrupted"),
@@ -170,6 +170,10 @@ _SQLITE_ECHO = re.compile(
     r"(no such (?:column|table|function|index|view|module|collation sequence)"
     r"|ambiguous column name|unrecognized token): "
 )
+#: a table name shown in "does not exist": plain ASCII, starting with a letter (a value
+#: typed in FROM by mistake is rare; one with `@`, `-`, a space or Hangul is never shown)
+_ASCII_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)?")
+_MYSQL_NO_TABLE = re.compile(r"\ATable '([^']*)' doesn't exist\Z")
 #: the server's words after its closing quote: a space, then letters and light punctuation
 #: (` does not exist`, ` for key`); no digit or `@`, so never a phone or an email
 _SERVER_WORDS = re.compile(r" [A-Za-z ,.()_/-]{0,80}")
@@ -200,7 +204,9 @@ def server_text(text: str, values: Iterable[object] = ()) -> str:
         text = text[: line_end.start()]
     echo = _SQLITE_ECHO.search(text)
     if echo is not None:
-        text = text[: echo.end()] + "?"
+        name = text[echo.end() :]
+        table = echo.group(1) == "no such table" and _ASCII_NAME.fullmatch(name)
+        text = text[: echo.end()] + (name if table else "?")
     for value in sorted(_hidden(values), key=len, reverse=True):
         text = text.replace(value, "?")
     return " ".join(text.split())
@@ -293,6 +299,7 @@ def translate(
         "user": ctx.user,
         "timeout": f"{ctx.timeout:g}" if ctx.timeout else "?",
         "detail": detail.rstrip("."),
+        "table": _table_named(raw),
     }
     if code in CATALOGUE:
         cls, template = CATALOGUE[code]
@@ -305,6 +312,16 @@ def translate(
             f"MySQL client error {code}: {fill['detail']}.", code=code, cause=cause
         )
     return QueryError(f"The server rejected the query: {fill['detail']}.", code=code, cause=cause)
+
+
+def _table_named(raw: str) -> str:
+    """`Table 'db.t'` / `Table t` for a missing table whose name is plain ASCII, else a
+    phrase without it."""
+    mysql = _MYSQL_NO_TABLE.match(raw)
+    name = mysql.group(1) if mysql else raw.partition("no such table: ")[2]
+    if name and _ASCII_NAME.fullmatch(name):
+        return f"Table '{name}'" if mysql else f"Table {name}"
+    return "A table of the query"
 
 
 def _names(names: Callable[[], Collection[str]] | None) -> Collection[str]:
