@@ -69,7 +69,9 @@ def log_text(tokens: list[Token] | tuple[Token, ...], names: Collection[str] | N
         elif t.token_type in _NAMES:
             if t.token_type == TokenType.IDENTIFIER and not _PLAIN_NAME.match(t.text):
                 out.append("?")
-            elif names is None or _known(t, tokens[i + 1 : i + 2], names):
+            elif names is None or _known(
+                t, tokens[i - 1 : i] if i else (), tokens[i + 1 : i + 2], names
+            ):
                 out.append(t.text)
             else:
                 out.append("?")
@@ -82,14 +84,22 @@ def log_text(tokens: list[Token] | tuple[Token, ...], names: Collection[str] | N
     return " ".join(out)
 
 
-def _known(token: Token, after: list[Token] | tuple[Token, ...], names: Collection[str]) -> bool:
+def _known(
+    token: Token,
+    before: list[Token] | tuple[Token, ...],
+    after: list[Token] | tuple[Token, ...],
+    names: Collection[str],
+) -> bool:
+    """A schema name or alias, or a plain ASCII word that is a SQL word, calls a function
+    or names a bind parameter (`:grade`: its value is bound, never in the text)."""
     text = token.text
     if text.lower() in names:
         return True
     if token.token_type != TokenType.VAR or not _ASCII_WORD.match(text):
         return False
     calls = bool(after) and after[0].token_type == TokenType.L_PAREN
-    return calls or text.upper() in _SQL_WORDS
+    binds = bool(before) and before[0].token_type == TokenType.COLON
+    return calls or binds or text.upper() in _SQL_WORDS
 
 
 def log_text_of(sql: object, names: Collection[str] | None = None) -> str:
