@@ -1,7 +1,7 @@
 """Round 3 attacks on the secrets guarantee: customer values and secrets never shown.
 
-Findings are `xfail(strict=True)`: each fails while the leak is there. Attempts that held
-stay as fast guards. Real servers (MariaDB as root for the oracle, the read-only account
+Findings were `xfail(strict=True)` while the leak was there; all are fixed now and run as
+plain tests. Attempts that held stay as fast guards. Real servers (MariaDB as root for the oracle, the read-only account
 for hybridwb) and the SQLite sample; no mocks.
 """
 
@@ -159,6 +159,9 @@ def test_show_warnings_after_a_value_warning_shows_no_customer_value(
 # sample: the SQLite message is not quoted, so `catalogue.redact` keeps it; and on every
 # source `querylog.log_text` keeps an unquoted word (and a backticked one that is a "plain
 # name" by Unicode `\w`) in query_logs.query.
+# Fixed (sec15): an unknown column is never named ("Unknown column in the WHERE part"), and
+# a failed statement's log keeps only names that resolve against the schema
+# (`Source._masked_log_text`); more cases in tests/test_server_text.py.
 def test_unquoted_name_is_not_echoed_by_the_error(sqlite_project: Path) -> None:
     customer = _sqlite_customer(sqlite_project)
     with (
@@ -325,6 +328,8 @@ def test_values_do_not_leak_through_sqlglot_warnings(
 # inside the value it echoes, so `'x'<phone>1'` is read as the quoted `'x'` followed by the
 # bare phone, which is kept. Any customer value holding an apostrophe (O'Brien) is echoed
 # the same way; here the quote is put in front of the phone by the query itself.
+# Fixed (sec15): all server text goes through `catalogue.server_text`, which hides everything
+# from the first quote (of any kind) to the last; findings 3 and 7 alike.
 QUOTED_DUPLICATE = (
     "SELECT COUNT(*), CONCAT('x''', (SELECT phone FROM customers WHERE phone IS NOT NULL "
     "ORDER BY customer_id LIMIT 1), FLOOR(RAND(0)*2)) AS x FROM customers GROUP BY x"
