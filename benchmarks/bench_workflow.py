@@ -23,8 +23,9 @@ compares batch sizes at 100k (how the default was chosen).
 Source data: a sample shop of 1,000,000 customers in a database created for this run and
 dropped after (or `--source-db NAME` to reuse one that is kept), read through a MySQL
 account of the benchmark's own (SELECT on that database only, dropped after: the test
-suite's accounts are never touched); the store database is always created for this run
-and dropped.
+suite's accounts are never touched); the store databases (one per tree, each migrated by
+its own code, since a tree cannot open a store at another schema) are always created for
+this run and dropped. `--driver mysqldb` reads the source with mysqlclient.
 Run: .venv/bin/python benchmarks/bench_workflow.py [--reps 7] [--sizes 100000,1000000]
      [--ref main] [--no-baseline] [--out results.json]
 """
@@ -45,8 +46,10 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this tree's hybridwb
 
 import psycopg
 import pymysql
@@ -80,10 +83,28 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child_hybridwb(work: str, upto: int, batch: int, tree: str) -> dict:
+def child_init(tree: str, store_db: str) -> dict:
+    """Migrate a store with the code of `tree` (each tree has a store of its own: a
+    revision with a migration cannot open a store at another schema)."""
+    sys.path.insert(0, tree)
+    os.environ["HYBRIDWB_STORE_URL"] = (
+        f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/{store_db}"
+    )
+    import hybridwb
+
+    wb = hybridwb.connect()
+    wb.store.init()
+    wb.close()
+    return {}
+
+
+def child_hybridwb(work: str, upto: int, batch: int, tree: str, store_db: str) -> dict:
     """One run in this process, with `hybridwb` imported from `tree` (HEAD or --ref)."""
     sys.path.insert(0, tree)
     os.chdir(work)
+    os.environ["HYBRIDWB_STORE_URL"] = (
+        f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/{store_db}"
+    )
     import hybridwb
 
     assert Path(hybridwb.__file__).resolve().is_relative_to(Path(tree).resolve())
@@ -132,7 +153,10 @@ def child_baseline(store_db: str, upto: int, batch: int, run_id: str) -> dict:
     from sqlalchemy.engine import make_url
 
     src_url = make_url(url)
-    src = pymysql.connect(
+    driver: Any = pymysql
+    if src_url.drivername.endswith("mysqldb"):  # the same driver as the run it is set against
+        import MySQLdb as driver
+    src = driver.connect(
         host=src_url.host, user=src_url.username, password=src_url.password,
         database=src_url.database, charset="utf8mb4",
     )  # fmt: skip
@@ -244,12 +268,17 @@ def main() -> None:
     parser.add_argument("--ref", default="", help="also run hybridwb as at this commit (A/B)")
     parser.add_argument("--no-baseline", action="store_true", help="leave the baseline out")
     parser.add_argument("--out", default="", help="write the JSON here (default results/)")
+    parser.add_argument(
+        "--driver", default="pymysql", choices=["pymysql", "mysqldb"], help="source driver"
+    )
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
-        if kind == "hybridwb":
-            result = child_hybridwb(rest[0], int(rest[1]), int(rest[2]), rest[3])
+        if kind == "init":
+            result = child_init(rest[0], rest[1])
+        elif kind == "hybridwb":
+            result = child_hybridwb(rest[0], int(rest[1]), int(rest[2]), rest[3], rest[4])
         else:
             result = child_baseline(rest[0], int(rest[1]), int(rest[2]), rest[3])
         print("RESULT " + json.dumps(result))
@@ -257,8 +286,11 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     source_db = args.source_db or f"hybridwb_bench_wf_{uuid.uuid4().hex[:8]}"
     store_db = f"hybridwb_bench_wfstore_{uuid.uuid4().hex[:8]}"
+    # hybridwb and --ref each on a store of their own, migrated by their own code
+    stores = {"hybridwb": store_db, "ref": f"{store_db}_ref"}
     ensure_sample(source_db, SAMPLE)  # targets are customer_id <= size
-    pg_admin(f'CREATE DATABASE "{store_db}"')
+    for name in stores.values():
+        pg_admin(f'CREATE DATABASE "{name}"')
     work = Path(tempfile.mkdtemp())
     account = BenchAccount(source_db)
     try:
@@ -271,47 +303,55 @@ def main() -> None:
         kinds = [*trees, *([] if args.no_baseline else ["baseline"])]
         (work / "mappings").mkdir()
         shutil.copy(REPO / "mappings/table-mappings.json", work / "mappings/table-mappings.json")
-        _stamp(work / "mappings/table-mappings.json", account.url())
-        os.environ["HYBRIDWB_SOURCE_URL"] = account.url().render_as_string(hide_password=False)
+        _stamp(work / "mappings/table-mappings.json", account.url(args.driver))
+        os.environ["HYBRIDWB_SOURCE_URL"] = account.url(args.driver).render_as_string(
+            hide_password=False
+        )
         os.environ["HYBRIDWB_STORE_URL"] = (
             f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/{store_db}"
         )
         os.chdir(work)
+        for kind, tree in trees.items():
+            spawn(["init", tree, stores[kind]])
         import hybridwb
 
         wb = hybridwb.connect()
-        wb.store.init()
         baseline_wf = wb.workflows.create("baseline", message_config={"content": "x"})
         default_batch = cli_batch_size()
         results: dict = {
             "cli_batch_size": default_batch,
             "commits": commits,
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "source_driver": args.driver,
             "sizes": {},
         }
 
-        last: dict[str, str | None] = {"run": None}
+        last: dict[str, str | None] = {}
 
-        def reset() -> None:
-            """Every repetition starts from the same store: the send history is the last
-            hybridwb run's records (one per recipient: the policies read real rows and
-            still let everyone through), nothing else."""
+        def reset(kind: str) -> None:
+            """Every repetition starts from the same kind of store: the send history is
+            the last run's records of the same tree (one per recipient: the policies read
+            real rows and still let everyone through), nothing else; the baseline writes
+            into hybridwb's store."""
             with psycopg.connect(
-                f"host=127.0.0.1 port={PG_PORT} user=postgres dbname={store_db}",
+                f"host=127.0.0.1 port={PG_PORT} user=postgres dbname={stores.get(kind, store_db)}",
                 autocommit=True,
             ) as conn:
                 conn.execute(
-                    "DELETE FROM send_records WHERE run_id IS DISTINCT FROM %s", (last["run"],)
+                    "DELETE FROM send_records WHERE run_id IS DISTINCT FROM %s",
+                    (last.get(kind if kind in trees else "hybridwb"),),
                 )
                 conn.execute("TRUNCATE run_targets, run_skips")
                 conn.execute("VACUUM ANALYZE send_records")
 
         def once(kind: str, upto: int, batch: int) -> dict:
-            reset()
+            reset(kind)
             before = os.getloadavg()
             if kind in trees:
-                out = spawn(["hybridwb", str(work), str(upto), str(batch), trees[kind]])
-                last["run"] = out["run_id"]
+                out = spawn(
+                    ["hybridwb", str(work), str(upto), str(batch), trees[kind], stores[kind]]
+                )
+                last[kind] = out["run_id"]
             else:
                 run = wb.store.runs.create(baseline_wf["id"])
                 out = spawn(["baseline", store_db, str(upto), str(batch), str(run["id"])])
@@ -370,8 +410,9 @@ def main() -> None:
         if args.out:
             shutil.copy(path, args.out)
     finally:
-        with contextlib.suppress(Exception):
-            pg_admin(f'DROP DATABASE IF EXISTS "{store_db}" WITH (FORCE)')
+        for name in stores.values():
+            with contextlib.suppress(Exception):
+                pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         with contextlib.suppress(Exception):
             account.__exit__(None, None, None)
         if not args.source_db:

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 import hybridwb
+from hybridwb.config import MAX_SAMPLE_CUSTOMERS
 from hybridwb.errors import HybridwbError
 from hybridwb.extras import require
 from hybridwb.workflows.report import excluded_note
@@ -73,7 +74,13 @@ def init(as_sql: bool) -> None:
 
 
 @main.command()
-@click.option("--customers", default=10_000, show_default=True, help="Sample shop size.")
+@click.option(
+    "--customers",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1, MAX_SAMPLE_CUSTOMERS),
+    help="Sample shop size.",
+)
 @friendly
 def demo(customers: int) -> None:
     """Build the embedded sample shop and run the main job on it."""
@@ -251,16 +258,29 @@ def _parse_time(value: str | None) -> Any:
         raise click.BadParameter(str(exc), param_hint="--now") from None
 
 
+def _interval(value: float) -> float:
+    """A finite interval the scheduler can sleep: no busy loop, no NaN, no forever."""
+    if not 0.1 <= value <= 86_400:  # False for NaN too
+        raise click.BadParameter(f"{value:g} is not from 0.1 to 86400 seconds.")
+    return value
+
+
 def _parse_value(value: str) -> Any:
     """-p values are JSON when they parse as JSON (numbers, true, null), else text."""
     try:
         return json.loads(value)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or a number too long for Python's int (4,300 digits)
         return value
 
 
 @main.command()
-@click.option("--interval", default=30.0, show_default=True, help="Seconds between checks.")
+@click.option(
+    "--interval",
+    default=30.0,
+    show_default=True,
+    callback=lambda _ctx, _param, value: _interval(value),
+    help="Seconds between checks (0.1 to 86400).",
+)
 @click.option("--once", is_flag=True, help="Check once and exit (what cron does).")
 @friendly
 def schedule(interval: float, once: bool) -> None:

@@ -97,6 +97,8 @@ SECRET_FIELDS = (
 
 
 PROJECT_MARKER = ".hybridwb"
+#: the largest sample shop hybridwb builds (bigger ones take minutes and gigabytes)
+MAX_SAMPLE_CUSTOMERS = 1_000_000
 #: the pyproject.toml table that holds settings
 TABLE = ("tool", "hybridwb")
 
@@ -306,7 +308,7 @@ class Settings(BaseSettings):
     reports_dir: Path = Path("reports")
     workflows_dir: Path = Path("notebooks/workflows")
     mysql_host: str | None = None
-    mysql_port: int = 3306
+    mysql_port: int = Field(3306, ge=1, le=65_535)
     mysql_user: str | None = None
     mysql_password: SecretStr | None = None
     mysql_database: str | None = None
@@ -316,12 +318,12 @@ class Settings(BaseSettings):
     supabase_anon_key: SecretStr | None = None
     supabase_service_role_key: SecretStr | None = None
     supabase_db_url: SecretStr | None = None
-    row_cap: int = Field(100_000, gt=0)
+    row_cap: int = Field(100_000, gt=0, le=2_000_000_000)  # a driver fetch takes a C int
     #: at least binds.MIN_TIMEOUT_SECONDS: a smaller limit would round to 0 = unlimited
-    statement_timeout: float = Field(30.0, ge=0.01)
-    connect_timeout: int = Field(5, gt=0)
-    read_timeout: int = Field(600, gt=0)
-    sample_customers: int = Field(10_000, gt=0)
+    statement_timeout: float = Field(30.0, ge=0.01, le=86_400)
+    connect_timeout: int = Field(5, gt=0, le=3_600)
+    read_timeout: int = Field(600, gt=0, le=86_400)
+    sample_customers: int = Field(10_000, gt=0, le=MAX_SAMPLE_CUSTOMERS)
     #: stored functions a DBA vetted; every other non-built-in function call is refused
     allowed_functions: list[str] = Field(default_factory=list)
     #: source connection budget per process: pool_size kept open + max_overflow on demand

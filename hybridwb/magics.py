@@ -6,6 +6,7 @@ call and present the result. Expected errors become `UsageError`: one line, no t
 
 from __future__ import annotations
 
+import keyword
 import re
 import shlex
 import warnings
@@ -25,7 +26,8 @@ from hybridwb.grid import STORE_PII, grid_html, masked_display, pii_columns, res
 from hybridwb.mapping.model import FieldMapping
 from hybridwb.render import row_count
 from hybridwb.source import RowsCut
-from hybridwb.source.binds import find_binds, seconds_arg, tokenize
+from hybridwb.source.binds import find_binds, positive_int_arg, seconds_arg, tokenize
+from hybridwb.validation import short
 from hybridwb.workbench import Workbench, connect
 
 
@@ -85,13 +87,17 @@ def parse_args(line: str, *, allow_write: bool = False) -> CellArgs:
             raise MagicError(f"{word} needs a value.")
         value = words[i + 1]
         if word in ("-o", "--out"):
-            if not value.isidentifier():
+            if not value.isidentifier() or keyword.iskeyword(value):
                 raise MagicError(f"-o needs a Python name, not {value!r}.")
             values["output"] = value
         elif word == "--limit":
-            if not value.isdigit() or int(value) <= 0:
-                raise MagicError(f"--limit needs a positive whole number, not {value!r}.")
-            values["limit"] = int(value)
+            # ASCII digits only: '²' is a digit to str.isdigit but not to int()
+            if not (value.isascii() and value.isdigit()) or len(value) > 12 or int(value) <= 0:
+                raise MagicError(f"--limit needs a positive whole number, not {short(value)}.")
+            try:
+                values["limit"] = positive_int_arg(int(value), "--limit")
+            except HybridwbError as exc:
+                raise MagicError(exc.message) from None
         else:
             try:
                 values["timeout"] = float(value)

@@ -177,11 +177,37 @@ def _records(rows: Any) -> tuple[list[str], list[dict[str, Any]]]:
         return [str(c) for c in rows.columns], rows.to_dict("records")
     if not isinstance(rows, Sequence) or isinstance(rows, str | bytes):
         raise ValidationError("render_table takes a DataFrame or a list of row dicts.")
+    if not all(isinstance(r, Mapping) for r in rows):
+        raise ValidationError("Each row must be a dict of column -> value; pass a list of dicts.")
     records = [dict(r) for r in rows]
     columns: list[str] = []
     for r in records:
         columns += [str(c) for c in r if str(c) not in columns]
     return columns, records
+
+
+def _check_options(columns: Any, labels: Any, caption: Any) -> None:
+    """The presentation arguments, each of the type it is read as, or one clear error."""
+    if columns is not None and (
+        isinstance(columns, str | bytes)
+        or not isinstance(columns, Sequence)
+        or not all(isinstance(c, str) for c in columns)
+    ):
+        raise ValidationError("columns must be a list of column names, e.g. ['name', 'grade'].")
+    if labels is not None and (
+        not isinstance(labels, Mapping)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
+    ):
+        raise ValidationError("labels must be a dict of column -> header text.")
+    if not isinstance(caption, str):
+        raise ValidationError("caption must be text.")
+    for text in [*(columns or ()), *(labels or {}).values(), caption]:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(
+                "A column name, label or caption is not valid text (a lone surrogate); retype it."
+            ) from None
 
 
 def row_count(n: int) -> str:
@@ -209,6 +235,7 @@ def render_table(
     """
     if max_rows is not None and (not isinstance(max_rows, int) or max_rows < 1):
         raise ValidationError(f"max_rows must be a positive number, not {max_rows!r}.")
+    _check_options(columns, labels, caption)
     found, records = _records(rows)
     columns = list(columns) if columns is not None else found
     known: dict[str, FieldMapping] = dict(mapping.fields) if mapping is not None else {}

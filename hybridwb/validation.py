@@ -80,3 +80,18 @@ def nesting_depth(value: Any, stop: int) -> int:
         children = item.values() if isinstance(item, dict) else item
         stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+#: what an integer bind may hold: a signed 64-bit integer (SQLite's and BIGINT's range)
+INT64 = range(-(2**63), 2**63)
+
+
+def short(value: object, width: int = 60) -> str:
+    """`repr(value)`, cut to `width` characters, for a message that stays one short line."""
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__ must not replace the error being raised
+        text = f"<{type(value).__name__}>"
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return ascii(text)[1:-1] if any(not c.isprintable() for c in text) else text

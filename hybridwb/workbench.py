@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING, Any, Self
 
 import pandas as pd
 
-from hybridwb.config import Settings, load_settings
-from hybridwb.errors import ConfigError, HybridwbError, ValidationError
+from hybridwb.config import MAX_SAMPLE_CUSTOMERS, Settings, load_settings
+from hybridwb.errors import ConfigError, ConnectionFailed, HybridwbError, ValidationError
 from hybridwb.extras import require
 from hybridwb.mapping import MappingService
 from hybridwb.search import SearchService
 from hybridwb.source import ConnectionInfo, QueryLog, Source
 from hybridwb.targets import TargetService
 from hybridwb.templating import TemplateService
+from hybridwb.validation import short
 from hybridwb.workflows import WorkflowService
 
 if TYPE_CHECKING:
@@ -56,8 +57,17 @@ class Workbench:
         )
         self.source.querylog = self.querylog
         self.closed = False
+        self._closing = False
         ref = weakref.ref(self)
         atexit.register(_close_at_exit, ref)
+
+    def _check_open(self) -> None:
+        """A closed workbench stays closed: using it would reopen pools nobody closes and
+        log queries nobody saves."""
+        if self.closed and not self._closing:
+            raise ConnectionFailed(
+                "This workbench is closed; open a new one with hybridwb.connect()."
+            )
 
     def __repr__(self) -> str:
         # never raises: a traceback printed with locals calls it on a half-built workbench
@@ -90,6 +100,7 @@ class Workbench:
         anything else derived from it is a plain DataFrame. `arrow=True`: Arrow dtypes (needs `hybridwb[arrow]`)."""
         from hybridwb.grid import pii_columns, source_frame
 
+        self._check_open()
         df = self.source.sql(query, params, limit=limit, timeout=timeout, arrow=arrow)
         ref = weakref.ref(self)
 
@@ -143,14 +154,20 @@ class Workbench:
 
     def test_connection(self) -> ConnectionInfo:
         """Reach the source and report flavour, version, latency, read-only state and grants."""
+        self._check_open()
         return self.source.test_connection()
 
     def ensure_sample(self, customers: int | None = None, *, rebuild: bool = False) -> Path | None:
         """Build the embedded sample source when it is the configured source and missing."""
         if customers is not None and (
-            not isinstance(customers, int) or isinstance(customers, bool) or customers <= 0
+            not isinstance(customers, int)
+            or isinstance(customers, bool)
+            or not 0 < customers <= MAX_SAMPLE_CUSTOMERS
         ):
-            raise ConfigError(f"customers must be a positive whole number, not {customers!r}.")
+            raise ConfigError(
+                f"customers must be a whole number from 1 to {MAX_SAMPLE_CUSTOMERS:,}, "
+                f"not {short(customers)}."
+            )
         if not self.settings.source_is_sample:
             return None
         path = self.settings.sample_path
@@ -165,21 +182,25 @@ class Workbench:
     @cached_property
     def mappings(self) -> MappingService:
         """Table mappings: discover, suggest, get, save, activate, deactivate, check."""
+        self._check_open()
         return MappingService(self.source, lambda: self.store, self.settings.mappings_path)
 
     @cached_property
     def search(self) -> SearchService:
         """`wb.search(table, term, limit=20, page=None, allow_scan=False)`."""
+        self._check_open()
         return SearchService(self.mappings)
 
     @cached_property
     def targets(self) -> TargetService:
         """Target definitions: validate, preview (count, sample, quality), iter."""
+        self._check_open()
         return TargetService(self.mappings, self.search)
 
     @cached_property
     def workflows(self) -> WorkflowService:
         """Workflows: CRUD, papermill runs, resume, schedules."""
+        self._check_open()
         return WorkflowService(
             self.settings,
             lambda: self.store,
@@ -192,6 +213,7 @@ class Workbench:
     @cached_property
     def templates(self) -> TemplateService:
         """Template library, variable extraction, automatic mapping and rendering."""
+        self._check_open()
         service = TemplateService(lambda: self.store, self.mappings)
         service.limits = self.settings.message_limits
         return service
@@ -205,6 +227,7 @@ class Workbench:
     @cached_property
     def store(self) -> Store:
         """The platform store (SQLite, Postgres or Supabase REST), opened on first use."""
+        self._check_open()
         from hybridwb.platform.store import open_store
 
         store = open_store(self.settings)
@@ -241,6 +264,7 @@ class Workbench:
         from hybridwb.render import all_fields, field_index
         from hybridwb.render import table as render
 
+        self._check_open()
         if table is not None and (not isinstance(table, str) or not table.strip()):
             raise ValidationError("Name the table as text, e.g. wb.table(df, 'members').")
         tables = self.mappings.tables()
@@ -277,6 +301,7 @@ class Workbench:
         if self.closed:
             return
         self.closed = True
+        self._closing = True  # the query log's last batch may still open the store
         try:
             self.querylog.flush()  # opens the store when entries are pending
             if self.querylog.pending and "store" not in self.__dict__:
@@ -288,9 +313,12 @@ class Workbench:
                     stacklevel=2,
                 )
         finally:
+            self._closing = False
+            for service in ("mappings", "search", "targets", "workflows", "templates"):
+                self.__dict__.pop(service, None)  # the next use asks again, and is refused
             self.source.close()
             if "store" in self.__dict__:
-                self.store.close()
+                self.__dict__.pop("store").close()
 
 
 class _StoreSink:
@@ -333,6 +361,8 @@ def connect(
     for what, value in (("source", source), ("store", store)):
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{what} must be a database URL (text), not {type(value).__name__}.")
+    if cwd is not None and (not isinstance(cwd, str | Path) or not Path(cwd).is_dir()):
+        raise ConfigError(f"cwd must be a folder (a path), not {short(cwd)}.")
     loaded = load_settings(
         Path(cwd) if cwd is not None else None, env, source_url=source, store_url=store, **settings
     )

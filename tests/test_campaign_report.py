@@ -170,7 +170,7 @@ def test_the_schedule_loop_goes_on_after_a_failed_check(
     monkeypatch.setattr(hybridwb.Workbench, "ensure_sample", lambda self, *a, **k: None)
     result = CliRunner().invoke(
         main,
-        ["schedule", "--interval", "0"],
+        ["schedule", "--interval", "0.1"],
         env={"HYBRIDWB_STORE_URL": f"sqlite:///{tmp_path / 's.db'}"},
     )
     assert result.exit_code == 0, result.output

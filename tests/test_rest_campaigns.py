@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -288,8 +289,19 @@ def test_a_takeover_waits_for_a_takeover_in_flight(db: str) -> None:
             )
         )
         thread.start()
-        thread.join(0.5)
-        assert thread.is_alive()  # waiting on the row
+        # the second call is blocked on the first one's row lock (the server says so), not
+        # merely slow to start
+        waiting: list[tuple[Any, ...]] = []
+        deadline = time.monotonic() + 30
+        while not waiting and time.monotonic() < deadline:
+            time.sleep(0.02)  # a poll interval, not a wait for the outcome
+            waiting = rows(
+                db,
+                "SELECT wait_event_type FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE %s",
+                "%hybridwb_acquire%",
+            )
+        assert waiting == [("Lock",)] and thread.is_alive()
         conn.commit()
     thread.join()
     assert out[0] is not None and out[0]["run_id"] == first

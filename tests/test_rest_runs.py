@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -146,8 +145,9 @@ def test_a_once_per_recipient_workflow_run_twice_messages_nobody_twice(
 def test_frequency_cap_holds_across_two_concurrent_rest_workflows(
     api: PostgrestBridge, dsn: str, source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both runs read the history before either writes (seen is slowed down): without the
-    cap checked again where the records are written, everyone would get two messages."""
+    """Both runs read the history before either writes (each batch's read waits for the
+    other run's): without the cap checked again where the records are written, everyone
+    would get two messages."""
     wb = workbench(source, tmp_path)
     wb.mappings.save("members", MEMBERS)
     policy = {"frequency_cap": {"messages": 1, "days": 7}}
@@ -162,13 +162,15 @@ def test_frequency_cap_holds_across_two_concurrent_rest_workflows(
     runs = [start(wb, wf) for wf in wfs]
     wb.close()
     real_seen = RestCampaigns.seen
+    both_read = threading.Barrier(2, timeout=60)
+    reads: list[int] = []
 
-    def slow_seen(self: RestCampaigns, *a: Any, **kw: Any) -> Any:
+    def seen_then_wait(self: RestCampaigns, *a: Any, **kw: Any) -> Any:
         out = real_seen(self, *a, **kw)
-        time.sleep(0.5)
+        reads.append(both_read.wait())  # the other run has read this batch's history too
         return out
 
-    monkeypatch.setattr(RestCampaigns, "seen", slow_seen)
+    monkeypatch.setattr(RestCampaigns, "seen", seen_then_wait)
     errors: list[BaseException] = []
     gate = threading.Barrier(2)
 
@@ -188,6 +190,7 @@ def test_frequency_cap_holds_across_two_concurrent_rest_workflows(
     for t in threads:
         t.join(timeout=120)
     assert not errors, errors
+    assert len(reads) == 2 * 3  # three batches of each run met at the barrier
     assert (
         oracle(dsn, "SELECT recipient FROM send_records GROUP BY recipient HAVING count(*) > 1")
         == []
@@ -228,18 +231,52 @@ def test_cap_holds_when_a_rest_run_and_a_postgres_run_write_at_once(
     from hybridwb.platform.campaigns import Campaigns
 
     real_sql_seen, real_rest_seen = Campaigns.seen, RestCampaigns.seen
+    real_sql_pending, real_rest_write = Campaigns.pending, RestCampaigns.write_batch
+    # per batch: the Postgres run reads under its cap lock, then the REST run reads while
+    # that lock is held and nothing is committed, then both write (the REST write waits for
+    # the lock); the Postgres run starts its next batch once the REST batch is written
+    sql_read, rest_read = threading.Barrier(2, timeout=60), threading.Barrier(2, timeout=60)
+    turn = threading.Condition()
+    done = {"sql reads": 0, "rest writes": 0}
+    met: list[str] = []
+
+    def sql_pending(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        with turn:
+            assert turn.wait_for(lambda: done["rest writes"] >= done["sql reads"], timeout=60)
+        return real_sql_pending(self, *a, **kw)
 
     def sql_seen(self: Campaigns, *a: Any, **kw: Any) -> Any:
         out = real_sql_seen(self, *a, **kw)
-        time.sleep(0.4)  # holding the cap lock, records not yet written
+        with turn:
+            done["sql reads"] += 1
+        sql_read.wait()
+        rest_read.wait()  # holding the cap lock, records not yet written
+        met.append("sql")
         return out
 
     def rest_seen(self: RestCampaigns, *a: Any, **kw: Any) -> Any:
-        time.sleep(0.1)  # read while the Postgres run holds the lock
-        return real_rest_seen(self, *a, **kw)
+        sql_read.wait()
+        [(locks,)] = oracle(
+            dsn,
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+            " WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+        )
+        out = real_rest_seen(self, *a, **kw)
+        rest_read.wait()
+        met.append(f"rest read under {locks} lock")
+        return out
 
+    def rest_write(self: RestCampaigns, *a: Any, **kw: Any) -> Any:
+        out = real_rest_write(self, *a, **kw)
+        with turn:
+            done["rest writes"] += 1
+            turn.notify_all()
+        return out
+
+    monkeypatch.setattr(Campaigns, "pending", sql_pending)
     monkeypatch.setattr(Campaigns, "seen", sql_seen)
     monkeypatch.setattr(RestCampaigns, "seen", rest_seen)
+    monkeypatch.setattr(RestCampaigns, "write_batch", rest_write)
     errors: list[BaseException] = []
     gate = threading.Barrier(2)
 
@@ -266,6 +303,8 @@ def test_cap_holds_when_a_rest_run_and_a_postgres_run_write_at_once(
     for t in threads:
         t.join(timeout=120)
     assert not errors, errors
+    # five batches each, every REST read made while the Postgres run held the cap lock
+    assert sorted(met) == ["rest read under 1 lock"] * 5 + ["sql"] * 5
     assert (
         oracle(dsn, "SELECT recipient FROM send_records GROUP BY recipient HAVING count(*) > 1")
         == []

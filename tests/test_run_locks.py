@@ -143,6 +143,18 @@ class _Racing(Campaigns):
         return super().lock(workflow_id)
 
 
+def test_a_free_lock_is_won_by_the_insert_alone(store: Store, oracle: Oracle) -> None:
+    """The insert's own row count decides a free lock: no read of the holder follows, so
+    nothing another process does after the insert can be taken for the answer."""
+    plain = Campaigns(store.backend)
+    wf, run = uuid.uuid4(), uuid.uuid4()
+    reads: list[Any] = []
+    racing = _Racing(store.backend, lambda: reads.append(plain.lock(wf)))
+    assert racing.acquire(wf, run, ME, 120) is None
+    assert reads == [], "a won insert was read back"
+    assert lock_row(oracle, wf) == (str(run), ME)
+
+
 def test_a_lock_released_between_insert_and_read_is_taken(store: Store, oracle: Oracle) -> None:
     plain = Campaigns(store.backend)
     wf, old, new = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -238,6 +250,20 @@ def test_a_backend_neither_sql_nor_rest_cannot_hold_runs() -> None:
         "Workflow runs need a SQL connection to the store; set SUPABASE_DB_URL "
         "(Supabase: Project Settings -> Database -> Connection string)."
     )
+
+
+def test_campaigns_of_a_rest_backend_are_its_rpc_client() -> None:
+    """`Campaigns(backend)` on the Supabase REST store gives the client of its SQL
+    functions (one RPC per step that must happen as one), not a refusal."""
+    from hybridwb.platform.rest import RestBackend
+    from hybridwb.platform.rest_campaigns import RestCampaigns
+
+    backend = RestBackend("https://proj.supabase.co", "key", "SUPABASE_SERVICE_ROLE_KEY")
+    try:
+        campaigns = Campaigns(backend)
+        assert type(campaigns) is RestCampaigns and campaigns.backend is backend
+    finally:
+        backend.close()
 
 
 def test_this_owner_is_host_and_pid() -> None:

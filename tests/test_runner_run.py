@@ -57,6 +57,9 @@ class Notebook:
         self.body: Any = None
         self.error: BaseException | None = None
         self.started = 0  # how many code cells papermill marked as started
+        #: what the run kernel writes to its own stdout/stderr: the kernel manager sends it
+        #: to the log file beside the executed notebook (opened, so made, at launch)
+        self.kernel_said: str | None = None
 
     def __call__(self, input_path: str, output_path: str, **kw: Any) -> None:
         self.calls.append({"input": input_path, "output": output_path, **kw})
@@ -68,6 +71,9 @@ class Notebook:
             self.oracle.uid(run),
         )
         self.seen["beating"] = [t.name for t in threading.enumerate() if t.is_alive()]
+        if self.kernel_said is not None:
+            with Path(output_path).with_suffix(".kernel.log").open("a") as log:
+                log.write(self.kernel_said)
         if self.body is not None:
             self.body(params)
         nb = nbformat.v4.new_notebook()
@@ -408,6 +414,53 @@ class _QuietBar:
 
     def stop(self) -> None:
         pass
+
+
+@pytest.mark.parametrize("error", [RuntimeError("kernel died"), None], ids=["failed", "ok"])
+@pytest.mark.parametrize("said", ["Kernel shutting down\n", ""], ids=["spoke", "silent"])
+def test_in_a_notebook_the_run_kernels_own_output_is_kept_named_and_linked(
+    runner: Runner, oracle: Oracle, notebook: Notebook, monkeypatch: pytest.MonkeyPatch,
+    error: Exception | None, said: str,
+) -> None:  # fmt: skip
+    """From a notebook the run kernel's stdout/stderr go to a file beside the executed
+    notebook: kept (and named in a failed run's error, and linked) when the kernel wrote
+    anything, removed when it wrote nothing. The file on disk is the oracle."""
+    monkeypatch.setattr(runner_module, "in_notebook", lambda: True)
+    monkeypatch.setattr(runner_module, "RunProgress", _QuietBar)
+    links: list[Any] = []
+    monkeypatch.setattr(
+        runner_module,
+        "show_report_link",
+        lambda path, status, **kw: links.append((path, status, kw.get("log"))),
+    )
+    notebook.error, notebook.kernel_said = error, said
+    notebook.body = send_two(runner.store)
+    final = runner.run("봄 세일")
+    executed = Path(notebook.calls[0]["output"])
+    log = executed.with_suffix(".kernel.log")
+    assert log.exists() is bool(said)
+    if said:
+        assert log.read_text() == said
+    kept = log if said else None
+    expected = None if error is None else "RuntimeError: kernel died"
+    if error is not None and said:
+        expected = f"RuntimeError: kernel died; the kernel's own output is in {log.name}"
+    status = "succeeded" if error is None else "failed"
+    assert oracle.rows("SELECT status, error FROM workflow_runs") == [(status, expected)]
+    assert final["error"] == expected
+    assert links == [(executed.with_suffix(".html"), status, kept)]
+
+
+def test_in_a_terminal_no_kernel_log_is_made_or_looked_for(
+    runner: Runner, oracle: Oracle, notebook: Notebook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a terminal the kernel's output passes through: a file of that name beside the
+    executed notebook is not the run's, and is neither named nor removed."""
+    monkeypatch.setattr(runner_module, "in_notebook", lambda: False)
+    notebook.error, notebook.kernel_said = RuntimeError("kernel died"), ""
+    runner.run("봄 세일")
+    assert Path(notebook.calls[0]["output"]).with_suffix(".kernel.log").exists()
+    assert oracle.rows("SELECT error FROM workflow_runs") == [("RuntimeError: kernel died",)]
 
 
 def test_a_store_gone_at_the_end_keeps_the_status_on_disk(

@@ -5,6 +5,7 @@ the tables with the plain driver. The last tests run real (tiny) notebooks."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,14 @@ from _stores import Oracle, workflow_with_run
 from hybridwb.config import load_settings
 from hybridwb.errors import NotFound, ValidationError
 from hybridwb.platform import campaigns as campaigns_module
-from hybridwb.platform.campaigns import Campaigns, new_run_id, this_owner, window_start
+from hybridwb.platform.backend import SqlBackend
+from hybridwb.platform.campaigns import (
+    Campaigns,
+    CapCheck,
+    new_run_id,
+    this_owner,
+    window_start,
+)
 from hybridwb.platform.store import Store
 from hybridwb.workflows import runner as runner_module
 from hybridwb.workflows.runner import (
@@ -202,6 +210,118 @@ def test_a_first_pass_batch_that_meets_an_existing_row_is_written_again_without_
     assert oracle.rows("SELECT target_key FROM run_skips ORDER BY target_key") == [("c",), ("d",)]
     assert c.write_batch(run, wf, ME, channel="o", fresh=True, records=[("e", "r", "m")], skips=[])
     assert oracle.one("SELECT COUNT(*) FROM send_records") == 3
+
+
+def test_a_batch_stamps_its_records_exclusions_and_heartbeat_with_one_time(
+    store: Store, oracle: Oracle
+) -> None:
+    """A batch happens at one instant: its records, its exclusions and the lock's heartbeat
+    carry the same time (the store's own column default would give each a later one)."""
+    c, wf, run = frozen(store)
+    c.acquire(wf, run, ME, 120)
+    records, skips = [("a", "r", "m")], [("b", "cooldown"), ("c", "cap")]
+    assert c.write_batch(run, wf, ME, records=records, channel="o", skips=skips, fresh=True)
+    [beat] = oracle.rows("SELECT heartbeat_at FROM run_locks")
+    assert oracle.rows("SELECT DISTINCT created_at FROM send_records") == [beat]
+    assert oracle.rows("SELECT DISTINCT created_at FROM run_skips") == [beat]
+    # a rewrite (not a first pass) stamps its own new rows the same way
+    assert c.write_batch(run, wf, ME, records=[], channel="o", skips=[("d", "x"), ("b", "y")])
+    [beat] = oracle.rows("SELECT heartbeat_at FROM run_locks")
+    assert oracle.rows("SELECT created_at FROM run_skips WHERE target_key = 'd'") == [beat]
+
+
+@pytest.mark.postgres
+def test_a_first_pass_copies_its_rows_straight_into_their_tables(pg_db: Any) -> None:
+    """On PostgreSQL a run's first pass COPies records and exclusions into their tables (no
+    staging table and INSERT ... ON CONFLICT); a batch that meets an existing key is written
+    again through the staging table, skipping it. The server tells which statement wrote
+    each row: a trigger notes `current_query()` for every row that arrives."""
+    _stores._empty_pg(pg_db)
+    oracle = Oracle(pg_db)
+    oracle.execute(
+        "CREATE TABLE arrivals (tbl text, target_key text, query text);"
+        "CREATE FUNCTION note_arrival() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO arrivals VALUES (TG_TABLE_NAME, NEW.target_key, current_query()); "
+        "RETURN NEW; END $$;"
+        "CREATE TRIGGER arrival AFTER INSERT ON send_records "
+        "FOR EACH ROW EXECUTE FUNCTION note_arrival();"
+        "CREATE TRIGGER arrival AFTER INSERT ON run_skips "
+        "FOR EACH ROW EXECUTE FUNCTION note_arrival();"
+    )
+    st = Store(SqlBackend(pg_db), actor="tester")
+    try:
+        c, wf, run = frozen(st)
+        c.acquire(wf, run, ME, 120)
+        first = {"records": [("a", "r", "m"), ("b", "r", "m")], "skips": [("c", "x")]}
+        assert c.write_batch(run, wf, ME, channel="o", fresh=True, **first)
+        again = {"records": [("a", "r", "m"), ("d", "r", "m")], "skips": [("e", "y")]}
+        assert c.write_batch(run, wf, ME, channel="o", fresh=True, **again)
+
+        def how(query: str) -> str:
+            return "copy" if query.startswith("COPY ") else query.split(" SELECT ")[0]
+
+        arrived = oracle.rows("SELECT tbl, target_key, query FROM arrivals ORDER BY 2")
+        assert [(t, k, how(q)) for t, k, q in arrived] == [
+            ("send_records", "a", "copy"),
+            ("send_records", "b", "copy"),
+            ("run_skips", "c", "copy"),
+            (
+                "send_records",
+                "d",
+                "INSERT INTO send_records (id, run_id, workflow_id, "
+                "target_key, recipient, channel, content, status, created_at)",
+            ),
+            ("run_skips", "e", "INSERT INTO run_skips (run_id, target_key, reason, created_at)"),
+        ]
+        assert all('COPY "_load_' not in q for t, k, q in arrived[:3])
+    finally:
+        st.close()
+        oracle.execute(
+            "DROP TRIGGER arrival ON send_records; DROP TRIGGER arrival ON run_skips;"
+            "DROP FUNCTION note_arrival(); DROP TABLE arrivals"
+        )
+
+
+def test_a_cap_check_is_a_fixed_value_and_a_sql_store_writes_the_batch_as_given(
+    store: Store, oracle: Oracle
+) -> None:
+    """The cap a batch carries to a store that checks it again (REST) cannot change on the
+    way (the chunks of one batch share it); a SQL store holds `recipient_lock` across check
+    and write instead, so it writes the batch as given."""
+    cap = CapCheck("hybridwb:recipients:o", 1, datetime.now(UTC), "frequency cap", {"r": "r"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cap.messages = 2  # type: ignore[misc]
+    c, wf, run = frozen(store)
+    c.write_batch(run, wf, None, records=[("a", "r", "m")], channel="o", skips=[])
+    assert c.write_batch(run, wf, None, records=[("b", "r", "m")], channel="o", skips=[], cap=cap)
+    assert oracle.rows("SELECT target_key FROM send_records ORDER BY 1") == [("a",), ("b",)]
+
+
+@pytest.mark.postgres
+def test_analyze_history_refreshes_the_planners_statistics_of_the_send_history(
+    pg_db: Any,
+) -> None:
+    """The server's own statistics view counts one more ANALYZE of send_records."""
+    _stores._empty_pg(pg_db)
+    oracle = Oracle(pg_db)
+
+    def analyzed() -> int:
+        return int(
+            oracle.one(
+                "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'send_records'"
+            )
+        )
+
+    st = Store(SqlBackend(pg_db), actor="tester")
+    try:
+        before = analyzed()
+        Campaigns(st.backend).analyze_history()
+        deadline = time.monotonic() + 30  # the statistics view is updated asynchronously
+        while analyzed() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert analyzed() == before + 1
+    finally:
+        st.close()
 
 
 def test_records_are_written_in_chunks(

@@ -71,6 +71,13 @@ def test_create_checks_the_name_then_inserts_entity_and_audit(
     wf_insert = api.post("/workflows").respond(201)
     audit_insert = api.post("/audit_log").respond(201)
     row = store.workflows.create(name="welcome", trigger_config={"a": 1})
+    # the name is looked up first, then the row and its audit entry are inserted
+    assert [(c.request.method, c.request.url.path) for c in api.calls] == [
+        ("GET", "/rest/v1/workflows"),
+        ("POST", "/rest/v1/workflows"),
+        ("POST", "/rest/v1/audit_log"),
+    ]
+    assert query(api.calls[0].request)["name"] == ["eq.welcome"]
     request = wf_insert.calls.last.request
     assert request.method == "POST"
     assert prefer(request) == {"return=minimal"}
@@ -331,8 +338,16 @@ def test_an_insert_whose_answer_was_lost_reports_the_row_it_wrote(
     audit = api.post("/audit_log").respond(201)
     row = store.workflows.create(name="w")
     assert len(route.calls) == 1
-    assert written["id"] == str(row["id"])
-    assert len(audit.calls) == 1
+    # after the lost answer the row was looked up by the id the insert carried, found, and
+    # reported; the audit entry follows
+    lookups = [query(c.request) for c in api.calls if c.request.method == "GET"]
+    assert lookups[-1] == {"select": ["*"], "id": [f"eq.{written['id']}"]}
+    assert str(row["id"]) == written["id"] and row["name"] == "w"
+    assert [c.request.url.path for c in api.calls][-2:] == [
+        "/rest/v1/workflows",
+        "/rest/v1/audit_log",
+    ]
+    assert json.loads(audit.calls.last.request.content)["entity_id"] == written["id"]
 
 
 def test_a_campaign_run_on_the_rest_store_takes_the_lock_by_rpc_before_it_writes(
@@ -342,7 +357,7 @@ def test_a_campaign_run_on_the_rest_store_takes_the_lock_by_rpc_before_it_writes
     another run holds it, the run is refused in one line and nothing else is written (no
     orphan run row)."""
     from hybridwb.config import load_settings
-    from hybridwb.workflows.runner import Runner, RunRefused
+    from hybridwb.workflows.runner import STALE_AFTER_S, Runner, RunRefused
 
     wid, other = str(uuid.uuid4()), str(uuid.uuid4())
     api.get("/workflows").respond(
@@ -366,7 +381,8 @@ def test_a_campaign_run_on_the_rest_store_takes_the_lock_by_rpc_before_it_writes
         Runner(settings, store).run("welcome", progress=False)
     assert "\n" not in str(raised.value) and other in str(raised.value)
     body = json.loads(acquire.calls.last.request.content)
-    assert body["p_workflow_id"] == wid and body["p_stale_after"] > 0
+    # the runner's own stale limit, as the SQL backends are given it
+    assert body["p_workflow_id"] == wid and body["p_stale_after"] == STALE_AFTER_S
     assert [c.request.url.path for c in api.calls if c.request.method != "GET"] == [
         "/rest/v1/rpc/hybridwb_acquire"
     ]
@@ -420,7 +436,8 @@ def test_the_key_rides_on_every_request_it_sends(api: respx.MockRouter, store: S
     route = api.post("/workflows").respond(201)
     api.post("/audit_log").respond(201)
     store.workflows.create(name="w")
-    for call in route.calls:
+    assert len(route.calls) == 1 and len(api.calls) == 3  # the name check, insert, audit
+    for call in api.calls:
         assert call.request.headers["apikey"] == SERVICE_KEY
         assert call.request.headers["authorization"] == f"Bearer {SERVICE_KEY}"
 

@@ -35,6 +35,7 @@ from hybridwb.mapping.model import (
 )
 from hybridwb.mapping.resolve import Resolver
 from hybridwb.source import Source
+from hybridwb.validation import short
 
 if TYPE_CHECKING:
     from hybridwb.platform.store import Store
@@ -164,12 +165,14 @@ class MappingService:
             if mapping.displayName == table:
                 return tables[name]
         raise NotFound(
-            f"No mapping for {table!r}; create one with wb.mappings.suggest({table!r}) and save it.",
+            f"No mapping for {short(table)}; create one with wb.mappings.suggest(TABLE) and save it.",
             table=table,
         )
 
     def resolve(self, table: str) -> tuple[str, TableMapping]:
         """(table name, mapping) by table name or display name."""
+        if not isinstance(table, str) or not table.strip():
+            raise ValidationError("Name the table as text, e.g. wb.mappings.get('customer').")
         tables = self.tables()  # one load: a store-mirror load builds new objects each time
         if table not in tables:
             table = next((n for n, m in tables.items() if m.displayName == table), table)

@@ -9,9 +9,11 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from hybridwb.errors import NotFound, ValidationError
+from hybridwb.platform import schema
 from hybridwb.platform.backend import Backend, Op
 from hybridwb.platform.models import MappingIn, TemplateIn, VariableIn, WorkflowIn, validate
 from hybridwb.platform.schema import now
+from hybridwb.validation import INT64, short
 
 
 def jsonable(value: Any) -> Any:
@@ -34,6 +36,17 @@ def as_uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
         return None
+
+
+def lookup_text(value: str, what: str) -> str:
+    """A name looked up in the store: text the store's driver can send, or one clear error."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"The {what} is not valid text (a lone surrogate); retype it."
+        ) from None
+    return value
 
 
 class Repository:
@@ -91,14 +104,30 @@ class Repository:
     def get(self, key: Any) -> dict[str, Any]:
         """By id or by name."""
         ident = as_uuid(key)
-        rows = self.backend.select(self.table, {"id": ident} if ident else {"name": str(key)})
+        name = None if ident else lookup_text(str(key), f"{self.entity} name")
+        rows = self.backend.select(self.table, {"id": ident} if ident else {"name": name})
         if not rows:
             raise NotFound(
-                f"No {self.entity} {key!r}; list them with %platform {self.table}.", key=key
+                f"No {self.entity} {short(key)}; list them with %platform {self.table}.", key=key
             )
         return rows[0]
 
     def list(self, limit: int | None = None, **where: Any) -> list[dict[str, Any]]:
+        columns = schema.metadata.tables[self.table].c
+        for column, value in where.items():
+            if column not in columns:
+                raise ValidationError(
+                    f"{self.entity}s have no field {short(column)}; filter on one of "
+                    f"{', '.join(c.name for c in columns)}."
+                )
+            if isinstance(value, str):
+                lookup_text(value, f"{self.entity}.{column}")
+            elif isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+                raise ValidationError(f"{self.entity}.{column}: {short(value)} is out of range.")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit < 2**31
+        ):
+            raise ValidationError(f"limit must be a positive whole number, not {short(limit)}.")
         return self.backend.select(self.table, where or None, order_by="created_at", limit=limit)
 
     def update(self, key: Any, **fields: Any) -> dict[str, Any]:
@@ -194,7 +223,7 @@ class Mappings(Repository):
         rows = self.history(str(key))
         if not rows:
             raise NotFound(
-                f"No mapping for table {key!r}; save one with wb.mappings.save().", key=key
+                f"No mapping for table {short(key)}; save one with wb.mappings.save().", key=key
             )
         return rows[0]
 
@@ -284,7 +313,7 @@ class Runs:
         ident = as_uuid(run_id)
         rows = self.backend.select("workflow_runs", {"id": ident}) if ident else []
         if not rows:
-            raise NotFound(f"No run {run_id!r}; list runs with %platform runs.", key=run_id)
+            raise NotFound(f"No run {short(run_id)}; list runs with %platform runs.", key=run_id)
         return rows[0]
 
     def update(self, run_id: Any, **fields: Any) -> None:

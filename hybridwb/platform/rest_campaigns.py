@@ -211,6 +211,11 @@ class RestCampaigns(Campaigns):
         `hybridwb_write_batch` (the caller passes `cap`)."""
         yield
 
+    def legacy_recipients(self) -> bool:
+        """Always: over REST the history is probed with every spelling, as before 0006
+        (no RPC says whether legacy spellings are left)."""
+        return True
+
     def seen(
         self,
         recipients: list[str],

@@ -177,6 +177,18 @@ send_records = Table(
     Index("ix_send_records_recipient", "recipient", "created_at"),
 )
 
+#: recipients of `send_records` that are digits only: how versions before E.164 phones
+#: stored them. Migration 0006 rewrites those it can to the canonical phone and indexes
+#: the rest (`ix_send_records_legacy_recipient`, partial, so it stays as small as what is
+#: left); a run asks it once per batch whether any are left. The text is the index's own
+#: predicate, so each server's planner sees the query is answered by that index. The
+#: index is not in `metadata`: 0001 would create it whole, without its WHERE.
+LEGACY_RECIPIENT = {
+    "postgresql": "recipient ~ '^[0-9]+$'",
+    "sqlite": "recipient <> '' AND recipient NOT GLOB '*[^0-9]*'",
+}
+LEGACY_RECIPIENT_INDEX = "ix_send_records_legacy_recipient"
+
 query_logs = Table(
     "query_logs",
     metadata,

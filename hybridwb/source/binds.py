@@ -23,6 +23,7 @@ from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, TokenType
 
 from hybridwb.errors import BindError, QueryError
+from hybridwb.validation import INT64, short
 
 BIND_TYPES = (str, int, float, bool, decimal.Decimal, dt.date, dt.datetime, dt.time, bytes)
 MAX_LIST = 10_000
@@ -158,6 +159,11 @@ def _check_value(name: str, item: object) -> None:
                 "retype the odd character.",
                 name=name,
             ) from None
+    if isinstance(item, int) and not isinstance(item, bool) and item not in INT64:
+        raise BindError(
+            f"Parameter {name!r} is a whole number beyond 64 bits; bind it as a Decimal or text.",
+            name=name,
+        )
     if isinstance(item, float) and not math.isfinite(item):
         raise BindError(f"Parameter {name!r} is {item}; bind a finite number.", name=name)
     if isinstance(item, decimal.Decimal) and not item.is_finite():
@@ -238,8 +244,14 @@ def _skip_value(final: list[Token], j: int) -> int:
 def positive_int_arg(value: object, name: str) -> int:
     """A row count argument (`limit`, `row_cap`): a positive int, never a bool or a str."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise BindError(f"{name} must be a positive whole number of rows, not {value!r}.")
+        raise BindError(f"{name} must be a positive whole number of rows, not {short(value)}.")
+    if value > MAX_ROWS_ARG:
+        raise BindError(f"{name} must be at most {MAX_ROWS_ARG:,} rows; ask for fewer.")
     return value
+
+
+#: the largest row count: the cap + 1 still fits MySQL's `sql_select_limit` (64 bits)
+MAX_ROWS_ARG = 2**63 - 2
 
 
 #: the shortest time limit a statement may get: below it MariaDB's millisecond resolution
@@ -252,8 +264,10 @@ def seconds_arg(
 ) -> float:
     """A time argument: a finite number of seconds, at least `minimum` (0.01 s by default;
     a smaller time limit would round to "unlimited") and at most `ceiling`."""
+    if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+        raise BindError(f"{name} must be a number of seconds, not {short(value)}.")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BindError(f"{name} must be a number of seconds, not {value!r}.")
+        raise BindError(f"{name} must be a number of seconds, not {short(value)}.")
     if value <= 0:
         raise BindError(f"{name} must be more than 0 seconds, not {value!r}.")
     if value < minimum:

@@ -14,8 +14,8 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 from cachetools import LRUCache, TTLCache
 
@@ -99,29 +99,46 @@ class ResultCache:
         return len(self._entries)
 
 
-#: seconds a schema's list of views is trusted before it is read again
+#: seconds a schema's list of tables is trusted before it is read again
 VIEW_TTL = 10.0
 
 
+class SchemaObjects(NamedTuple):
+    """One schema's names in lower case: its base tables, and every other object (views,
+    system views) so that a view and a table whose names differ only in case both count."""
+
+    tables: frozenset[str]
+    others: frozenset[str]
+
+    def is_plain_table(self, name: str) -> bool:
+        """A base table known when the list was read, and nothing else by that name."""
+        name = name.lower()
+        return name in self.tables and name not in self.others
+
+
 class ViewNames:
-    """The views of each schema, read from information_schema and kept `VIEW_TTL` seconds.
+    """What each schema holds, read from information_schema and kept `VIEW_TTL` seconds.
 
     A statement that reads a view may run server code the guard never saw (the view's
-    body: GET_LOCK, a stored function setting a user variable...); `Source` reads the
-    session back after such a statement. Names are compared in lower case, so a server
-    with case-sensitive names is matched more often, never less."""
+    body: GET_LOCK, a stored function setting a user variable or `SET TRANSACTION READ
+    WRITE`...); `Source` reads the session back after such a statement. Anything that is not
+    a base table known when the list was read counts as a view, so a view created since is
+    read back too; names are compared in lower case, matching a view more often, never less."""
 
     def __init__(self, ttl: float = VIEW_TTL, max_schemas: int = 64) -> None:
-        self._schemas: TTLCache[str, frozenset[str]] = TTLCache(maxsize=max_schemas, ttl=ttl)
+        self._schemas: TTLCache[str, SchemaObjects] = TTLCache(maxsize=max_schemas, ttl=ttl)
         self._lock = threading.Lock()
 
-    def get(self, schema: str) -> frozenset[str] | None:
+    def get(self, schema: str) -> SchemaObjects | None:
         with self._lock:
             return self._schemas.get(schema.lower())
 
-    def put(self, schema: str, names: frozenset[str]) -> None:
+    def put(self, schema: str, tables: Iterable[str], others: Iterable[str] = ()) -> None:
+        objects = SchemaObjects(
+            frozenset(n.lower() for n in tables), frozenset(n.lower() for n in others)
+        )
         with self._lock:
-            self._schemas[schema.lower()] = frozenset(n.lower() for n in names)
+            self._schemas[schema.lower()] = objects
 
     def clear(self) -> None:
         with self._lock:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pandas as pd
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
@@ -41,7 +41,7 @@ from hybridwb.source.binds import (
     seconds_arg,
     to_pyformat,
 )
-from hybridwb.source.cache import QuietLRU, ResultCache, ViewNames
+from hybridwb.source.cache import QuietLRU, ResultCache, SchemaObjects, ViewNames
 from hybridwb.source.engine import (
     FACTS_SQL,
     SessionFacts,
@@ -63,6 +63,10 @@ PREPARED_STATEMENTS = 512
 SCHEMA_NAMES_TTL = 60.0
 #: at most this many (table, column) rows are read for them
 SCHEMA_NAMES_LIMIT = 50_000
+#: tries of one read when the server drops its connection (killed, restarted, timed out):
+#: a read has no effect to repeat, so each lost connection is replaced and the read sent
+#: again, with 0.1, 0.2, 0.4 … s between tries (at most 1 s)
+READ_ATTEMPTS = 6
 
 
 class Fetched(NamedTuple):
@@ -176,7 +180,7 @@ class Source:
         )
         self._cache = ResultCache(max_bytes=int(result_cache_mb * 1024 * 1024))
         self._views = ViewNames()
-        self._schema_names = ViewNames(ttl=SCHEMA_NAMES_TTL, max_schemas=1)
+        self._schema_names: TTLCache[str, frozenset[str]] = TTLCache(1, SCHEMA_NAMES_TTL)
         self._prepared: LRUCache[str, Prepared] = QuietLRU(maxsize=PREPARED_STATEMENTS)
         self._lock = threading.Lock()
         self._pinned = threading.local()  # .conn: this thread's connection in one_connection()
@@ -468,7 +472,10 @@ class Source:
         raw_values: bool = False,
     ) -> Fetched:
         cap = prepared.cap
-        for attempt in (1, 2):
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            if attempt > 1:
+                time.sleep(min(0.05 * 2 ** (attempt - 1), 1.0))
+            started = time.monotonic()
             try:
                 if self.is_sqlite:
                     return Fetched(*self._execute_sqlite(prepared, params, timeout))
@@ -489,16 +496,25 @@ class Source:
                 )
                 return Fetched(outcome.keys, outcome.rows, outcome.truncated, outcome.described)
             except DBAPIError as exc:
-                if attempt == 1 and catalogue.is_retryable(exc):
+                if self._read_again(exc, attempt, started):
                     continue
                 raise self.translate_error(exc, timeout, values) from None
             except drivers.errors() as exc:
-                if attempt == 1 and catalogue.is_retryable(exc):
+                if self._read_again(exc, attempt, started):
                     continue
                 raise self.translate_error(exc, timeout, values) from None
             except (SQLAlchemyError, sqlite3.Error) as exc:
                 raise self.translate_error(exc, timeout, values) from None
         raise AssertionError("unreachable")
+
+    def _read_again(self, exc: BaseException, attempt: int, started: float) -> bool:
+        """Whether a read that lost its connection is sent again: not after the last try, and
+        not when the socket's own read timeout ended it (it would only wait that long again)."""
+        return (
+            attempt < READ_ATTEMPTS
+            and catalogue.is_retryable(exc)
+            and time.monotonic() - started < self.read_timeout * 0.9
+        )
 
     def reads_view(self, prepared: Prepared) -> bool:
         """Whether the statement names a view: its body is server code the guard never saw
@@ -512,15 +528,15 @@ class Source:
             schema = schema or self.database.lower()
             if not schema:
                 continue
-            views = self._views.get(schema)
-            if views is None:
-                views = self._load_views(schema)
-            if name in views:
+            objects = self._views.get(schema)
+            if objects is None:
+                objects = self._load_views(schema)
+            if not objects.is_plain_table(name):  # a view, or made since the list was read
                 return True
         return False
 
-    def _load_views(self, schema: str) -> frozenset[str]:
-        """The view names of one schema (a plain SELECT on information_schema)."""
+    def _load_views(self, schema: str) -> SchemaObjects:
+        """What one schema holds (a plain SELECT on information_schema)."""
         from sqlalchemy import column, func, select
         from sqlalchemy import table as sql_table
 
@@ -531,14 +547,20 @@ class Source:
             column("TABLE_TYPE"),
             schema="information_schema",
         )
-        query = select(tables.c.TABLE_NAME).where(
+        query = select(tables.c.TABLE_NAME, tables.c.TABLE_TYPE).where(
             func.lower(tables.c.TABLE_SCHEMA) == schema,  # names are compared in lower case
-            tables.c.TABLE_TYPE == "VIEW",
         )
         with self.engine.connect() as conn:
-            names = frozenset(str(name) for (name,) in conn.execute(query))
-        self._views.put(schema, names)
-        return self._views.get(schema) or frozenset()
+            rows = [(str(name), str(kind)) for name, kind in conn.execute(query)]
+        # a sequence's row is its state: reading it runs nothing (NEXTVAL is refused); the
+        # server's own information_schema views run no one's code
+        plain = {"BASE TABLE", "SYSTEM VERSIONED", "SEQUENCE", "SYSTEM VIEW"}
+        self._views.put(
+            schema,
+            [name for name, kind in rows if kind in plain],
+            [name for name, kind in rows if kind not in plain],
+        )
+        return self._views.get(schema) or SchemaObjects(frozenset(), frozenset())
 
     def _execute_sqlite(
         self, prepared: Prepared, params: dict[str, Any], timeout: float | None
@@ -559,7 +581,9 @@ class Source:
                 try:
                     cursor.execute(sql, bound)
                     keys = [str(d[0]) for d in cursor.description] if cursor.description else []
-                    rows = list(cursor.fetchmany(prepared.cap + 1)) if keys else []
+                    # sqlite3 takes a C int; no result that large fits in memory anyway
+                    size = min(prepared.cap + 1, 2**31 - 1)
+                    rows = list(cursor.fetchmany(size)) if keys else []
                 finally:
                     cursor.close()
         return keys, rows[: prepared.cap], len(rows) > prepared.cap
@@ -582,7 +606,8 @@ class Source:
         minute at most: error hints and the log of a failed statement keep only names
         that resolve against the schema. Raises like any read (callers on an error path
         catch it and show no name)."""
-        names = self._schema_names.get(self.database.lower())
+        with self._lock:
+            names = self._schema_names.get("names")
         if names is not None:
             return names
         from sqlalchemy import column, func, select
@@ -612,9 +637,10 @@ class Source:
             else:
                 with self.engine.connect() as conn:
                     found = {str(n) for row in conn.execute(query) for n in row}
-        names = frozenset({self.database, *found})
-        self._schema_names.put(self.database.lower(), names)
-        return self._schema_names.get(self.database.lower()) or names
+        names = frozenset(n.lower() for n in (self.database, *found))
+        with self._lock:
+            self._schema_names["names"] = names
+        return names
 
     def _masked_log_text(self, query: object, error: HybridwbError | None = None) -> str:
         """The log text of a statement that failed (or ran on the sample): literals, and
@@ -833,6 +859,8 @@ def _runner(conn: Connection) -> Any:
     raw = _dbapi(conn)
 
     def run(sql: str) -> list[Any]:
+        # not `rawguard.internal`: SHOW GRANTS FOR names a role as the server printed it, so
+        # the driver-level guard checks these texts like any other
         cursor = raw.cursor()
         try:
             cursor.execute(sql)

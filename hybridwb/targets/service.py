@@ -33,6 +33,7 @@ from hybridwb.source import RowsCut
 from hybridwb.targets.definition import TargetDefinition, parse
 from hybridwb.targets.quality import quality
 from hybridwb.targets.sql import Builder, truthy
+from hybridwb.validation import short
 
 if TYPE_CHECKING:
     from hybridwb.mapping import MappingService
@@ -282,6 +283,10 @@ class TargetService:
         """Count (exact up to a limit, else an estimate that says so), a sample, quality,
         the generated SQL and its EXPLAIN verdict; a plan that scans a large table is
         refused unless `allow_scan=True`."""
+        if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample <= 10_000:
+            raise ValidationError(
+                "sample must be a whole number of rows from 0 to 10,000, e.g. sample=20."
+            )
         allow_scan = consent(allow_scan)
         plan = self.plan(definition, now=now)
         source = self.mappings.source
@@ -367,7 +372,7 @@ class TargetService:
         keys the collation holds equal to a page's last key are looked up exactly and added
         to that batch (`_ties`). The key must be unique: a repeated key raises."""
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValidationError(f"batch_size must be a positive number, not {batch_size!r}.")
+            raise ValidationError(f"batch_size must be a positive number, not {short(batch_size)}.")
         plan = self.plan(definition, now=now)
         if plan.definition.keyword is not None:
             yield from self._keyword_batches(plan, batch_size, only)
@@ -467,6 +472,8 @@ def _local_now(now: dt.datetime | None, zone: str) -> dt.datetime:
     tz = ZoneInfo(zone)
     if now is None:
         return dt.datetime.now(tz).replace(tzinfo=None)
+    if not isinstance(now, dt.datetime):
+        raise ValidationError(f"now must be a datetime, not {type(now).__name__}.")
     if now.tzinfo is None:
         return now
     return now.astimezone(tz).replace(tzinfo=None)

@@ -8,6 +8,7 @@ become bound datetimes computed from the `now` the caller passes (tests inject t
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from hybridwb.targets.definition import (
     Group,
     Span,
 )
+from hybridwb.validation import short
 
 _CMP = {
     "eq": "__eq__",
@@ -53,7 +55,10 @@ def coerce(value: Any, ftype: str, where: str) -> Any:
         if ftype == "number":
             if isinstance(value, bool) or not isinstance(value, int | float | str):
                 raise ValueError
-            return float(value) if "." in str(value) else int(value)
+            number = float(value) if "." in str(value) else int(value)
+            if not math.isfinite(number) or not -(2**63) <= number < 2**63:
+                raise ValueError  # NaN, infinity or beyond a 64-bit column
+            return number
         if ftype == "date":
             if isinstance(value, dt.datetime):
                 return value.date()
@@ -69,8 +74,8 @@ def coerce(value: Any, ftype: str, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise ValueError
         return str(value)
-    except (ValueError, TypeError):
-        raise ValidationError(f"{where}: {value!r} is not a {ftype}; fix the value.") from None
+    except (ValueError, TypeError, OverflowError):
+        raise ValidationError(f"{where}: {short(value)} is not a {ftype}; fix the value.") from None
 
 
 def truthy(column: Any, ftype: str) -> Any:

@@ -36,6 +36,14 @@ class Rendered:
     skipped: str | None = None  # why the recipient was skipped (strict mode)
 
 
+def _check_content(content: Any) -> None:
+    if not isinstance(content, str):
+        raise ValidationError(
+            f"template.content must be the message text, not {type(content).__name__}; "
+            "nothing was saved."
+        )
+
+
 def evaluate(expression: str, row: dict[str, Any]) -> Any:
     """A small expression over fields (e.g. `monthly_fee * 12`), in the sandbox."""
     return parse.evaluate(expression, row)  # bounded like templates, one-line errors
@@ -99,6 +107,7 @@ class TemplateService:
         follow 정보통신망법 제50조 first."""
         from hybridwb.workflows import advertising as ad_rules
 
+        _check_content(content)
         if ad_rules.is_advertising(content, advertising):
             ad_rules.check(content, sender)
         return self._store().templates.create(
@@ -119,6 +128,7 @@ class TemplateService:
 
     def update(self, key: Any, **fields: Any) -> dict[str, Any]:
         if "content" in fields:
+            _check_content(fields["content"])
             fields["variables"] = parse.names(fields["content"])
         merged = {**self.get(key), **fields}
         from hybridwb.workflows import advertising as ad_rules

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.config import Settings
+from hybridwb.errors import ValidationError
 from hybridwb.platform.backend import Op
 from hybridwb.platform.repos import as_uuid
 from hybridwb.workflows import advertising, audience, scheduler
@@ -69,7 +70,13 @@ class WorkflowService:
         schedule = merged.get("schedule_config") or {}
         if fields.get("trigger_type") == "schedule" or fields.get("schedule_config"):
             scheduler.check_schedule(schedule)
-        params = (merged.get("trigger_config") or {}).get("parameters")
+        trigger = merged.get("trigger_config") or {}
+        if not isinstance(trigger, dict):
+            raise ValidationError(
+                "workflow.trigger_config must be a dict, e.g. {'parameters': {...}}; "
+                "nothing was saved."
+            )
+        params = trigger.get("parameters")
         if params is not None:
             check_parameters(params)
 

@@ -235,9 +235,9 @@ class Processor:
                 batch, rows, aud.channel, recipient_path, consent_path, aud.night_consent
             )
             held.enter_context(_cap_lock(campaigns, rules, aud.channel))
-            spellings = policies.stored_spellings(
-                aud.channel, sorted({c.recipient for c in candidates if c.recipient})
-            )
+            recipients = sorted({c.recipient for c in candidates if c.recipient})
+            legacy = campaigns.legacy_recipients()  # under the cap lock: as written
+            spellings = policies.history_spellings(aud.channel, recipients, legacy_rows=legacy)
             seen = policies.Seen.of_counts(
                 campaigns.seen(list(spellings), wf["id"], run["id"], *policies.windows(rules)),
                 spellings,
