@@ -1,7 +1,7 @@
 """Round 3 attacks on the secrets guarantee: customer values and secrets never shown.
 
-Findings are `xfail(strict=True)`: each fails while the leak is there. Attempts that held
-stay as fast guards. Real servers (MariaDB as root for the oracle, the read-only account
+Findings were `xfail(strict=True)` while the leak was there; all are fixed now and run as
+plain tests. Attempts that held stay as fast guards. Real servers (MariaDB as root for the oracle, the read-only account
 for hybridwb) and the SQLite sample; no mocks.
 """
 
@@ -159,9 +159,9 @@ def test_show_warnings_after_a_value_warning_shows_no_customer_value(
 # sample: the SQLite message is not quoted, so `catalogue.redact` keeps it; and on every
 # source `querylog.log_text` keeps an unquoted word (and a backticked one that is a "plain
 # name" by Unicode `\w`) in query_logs.query.
-@pytest.mark.xfail(
-    strict=True, reason="an unquoted customer name is echoed by the sample's Unknown column error"
-)
+# Fixed (sec15): an unknown column is never named ("Unknown column in the WHERE part"), and
+# a failed statement's log keeps only names that resolve against the schema
+# (`Source._masked_log_text`); more cases in tests/test_server_text.py.
 def test_unquoted_name_is_not_echoed_by_the_error(sqlite_project: Path) -> None:
     customer = _sqlite_customer(sqlite_project)
     with (
@@ -172,9 +172,6 @@ def test_unquoted_name_is_not_echoed_by_the_error(sqlite_project: Path) -> None:
     assert customer["name"] not in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="query_logs keeps an unquoted customer name typed in a WHERE verbatim"
-)
 def test_unquoted_name_is_not_kept_in_query_logs(sqlite_project: Path) -> None:
     customer = _sqlite_customer(sqlite_project)
     with (
@@ -185,9 +182,6 @@ def test_unquoted_name_is_not_kept_in_query_logs(sqlite_project: Path) -> None:
     assert customer["name"] not in _stored_logs(sqlite_project)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="query_logs keeps an unquoted email split into words (local part, domain)"
-)
 def test_unquoted_email_is_not_kept_in_query_logs(sqlite_project: Path) -> None:
     customer = _sqlite_customer(sqlite_project)
     local, _domain = customer["email"].split("@", 1)
@@ -201,9 +195,6 @@ def test_unquoted_email_is_not_kept_in_query_logs(sqlite_project: Path) -> None:
 
 
 @pytest.mark.mysql
-@pytest.mark.xfail(
-    strict=True, reason="query_logs keeps an unquoted customer name verbatim on MariaDB too"
-)
 def test_unquoted_name_is_not_kept_in_query_logs_on_mariadb(
     small_mysql: str, tmp_path: Path
 ) -> None:
@@ -337,6 +328,8 @@ def test_values_do_not_leak_through_sqlglot_warnings(
 # inside the value it echoes, so `'x'<phone>1'` is read as the quoted `'x'` followed by the
 # bare phone, which is kept. Any customer value holding an apostrophe (O'Brien) is echoed
 # the same way; here the quote is put in front of the phone by the query itself.
+# Fixed (sec15): all server text goes through `catalogue.server_text`, which hides everything
+# from the first quote (of any kind) to the last; findings 3 and 7 alike.
 QUOTED_DUPLICATE = (
     "SELECT COUNT(*), CONCAT('x''', (SELECT phone FROM customers WHERE phone IS NOT NULL "
     "ORDER BY customer_id LIMIT 1), FLOOR(RAND(0)*2)) AS x FROM customers GROUP BY x"
@@ -344,10 +337,6 @@ QUOTED_DUPLICATE = (
 
 
 @pytest.mark.mysql
-@pytest.mark.xfail(
-    strict=True,
-    reason="an apostrophe before the echoed value ends the redacted quote; the phone follows bare",
-)
 def test_duplicate_entry_with_a_quote_in_the_value_is_redacted(
     small_mysql: str, tmp_path: Path
 ) -> None:
@@ -359,9 +348,6 @@ def test_duplicate_entry_with_a_quote_in_the_value_is_redacted(
 
 
 @pytest.mark.mysql
-@pytest.mark.xfail(
-    strict=True, reason="the unredacted phone of finding 3 is stored in query_logs.error_message"
-)
 def test_duplicate_entry_with_a_quote_stores_no_customer_value(
     small_mysql: str, tmp_path: Path
 ) -> None:
@@ -600,9 +586,6 @@ def test_store_cast_error_is_redacted(
     assert "invalid input syntax" in message and recipient not in message
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a double quote before the echoed value ends the redacted quote (Postgres)"
-)
 def test_store_cast_error_with_a_quote_is_redacted(
     pg_store_with_a_recipient: tuple[str, str], tmp_path: Path
 ) -> None:

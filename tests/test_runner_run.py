@@ -253,8 +253,20 @@ def test_in_a_notebook_a_live_bar_follows_and_the_report_is_linked(
         ),
         (RuntimeError("kernel died\nsecond line"), 0, "RuntimeError: kernel died"),
         (RuntimeError(""), 0, "RuntimeError: "),
+        (  # the notebook's own driver call: the server echoed a value behind a quote
+            papermill.PapermillExecutionError(
+                2, 4, "x", "IntegrityError", "(1062, \"Duplicate entry 'x'010-2345-6789' for\")", []
+            ),
+            0,
+            "IntegrityError: (1062, '?' (cell 4)",
+        ),
+        (
+            papermill.PapermillExecutionError(2, 5, "x", "QueryError", "Unknown column.", []),
+            0,
+            "QueryError: Unknown column. (cell 5)",
+        ),
     ],
-    ids=["cell-error", "disk-full", "dead-kernel", "no-message"],
+    ids=["cell-error", "disk-full", "dead-kernel", "no-message", "driver-error", "own-error"],
 )
 def test_a_failing_notebook_fails_the_run_frees_the_lock_and_stops_beating(
     runner: Runner, oracle: Oracle, notebook: Notebook, error: Exception, started: int,

@@ -186,7 +186,8 @@ def test_wrong_password_names_the_settings_and_hides_the_password(mysql_db: str)
     ("sql", "words"),
     [
         ("SELECT * FROM no_such_table", "doesn't exist"),
-        ("SELECT no_such_column FROM customers", "no_such_column"),
+        # the name is not echoed: an unknown column is often a value typed without quotes
+        ("SELECT no_such_column FROM customers", "Unknown column in the SELECT part"),
     ],
     ids=["table", "column"],
 )
@@ -609,7 +610,8 @@ def test_engine_errors_carry_no_values(root_source: Source) -> None:
             params={"e": "kim.secret@example.com"},
         )
     assert "kim.secret" not in str(info.value)
-    assert "no_such_column" in str(info.value)
+    # the name is not echoed either (an unknown column may be a value typed without quotes)
+    assert "Unknown column in the SELECT part" in str(info.value)
     assert info.value.code == 1054  # SQLAlchemy chains the driver error (not detachable here)
 
 

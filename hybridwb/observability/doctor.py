@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hybridwb.errors import HybridwbError
+from hybridwb.source.catalogue import server_text
 
 if TYPE_CHECKING:
     from hybridwb.workbench import Workbench
@@ -54,9 +55,7 @@ def run_doctor(wb: Workbench) -> Report:
         except HybridwbError as exc:
             report.add(section.__name__.strip("_"), "FAIL", str(exc).splitlines()[0])
         except Exception as exc:  # doctor is where a broken set-up is diagnosed: keep going
-            scrubbed = wb.settings.secret_values().scrub(
-                str(exc).splitlines()[0] if str(exc) else ""
-            )
+            scrubbed = server_text(wb.settings.secret_values().scrub(str(exc)))
             report.add(
                 section.__name__.strip("_"),
                 "FAIL",

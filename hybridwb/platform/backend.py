@@ -43,6 +43,7 @@ from hybridwb.errors import (
 )
 from hybridwb.platform import idempotent, schema
 from hybridwb.platform.retry import attempt_number, is_connectivity, is_transient, sql_retrying
+from hybridwb.source.catalogue import server_text
 
 T = TypeVar("T")
 
@@ -82,24 +83,34 @@ class Backend(Protocol):
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: ([\w.]+(?:, [\w.]+)*)")
 
 
+#: the key columns of a Postgres unique violation's detail (the values follow, never shown)
+PG_UNIQUE_KEY = re.compile(r"Key \(([\w, ]+)\)=\(")
+
+
 def integrity_message(exc: IntegrityError) -> tuple[str, str | None]:
-    """(what collided, field) from a unique/foreign-key violation on any SQL backend."""
+    """(what collided, field) from a unique/foreign-key violation on any SQL backend.
+
+    Column and constraint names only: Postgres' detail (`Key (recipient)=(010-…)`) and
+    its failing row hold the values, so neither is shown."""
+
     orig = exc.orig
     diag = getattr(orig, "diag", None)
     constraint = getattr(diag, "constraint_name", None)
-    detail = getattr(diag, "message_detail", None) or str(orig)
-    if detail.startswith("Failing row contains"):  # the whole row: customer values
-        detail = str(orig).splitlines()[0]
     match = _SQLITE_UNIQUE.search(str(orig))
     if match:
         cols = [c.split(".")[-1] for c in match.group(1).split(", ")]
         return f"{', '.join(cols)} already exists", cols[-1]
-    if constraint:
+    state = getattr(orig, "sqlstate", None)
+    if constraint and (state == "23503" or constraint.endswith("_fkey")):
+        return f"refers to a row that does not exist ({constraint})", None
+    if constraint and state == "23505":
         field = constraint.removesuffix("_key").split("_")[-1]
-        if "foreign" in str(orig).lower() or constraint.endswith("_fkey"):
-            return f"refers to a row that does not exist ({constraint})", None
-        return f"{detail.strip()}".replace("Key ", "").rstrip("."), field
-    return str(orig).splitlines()[0], None
+        keys = PG_UNIQUE_KEY.match(getattr(diag, "message_detail", None) or "")
+        if keys:
+            return f"({keys.group(1)}) already exists", field
+        return f"a row with the same key already exists ({constraint})", field
+    primary = getattr(diag, "message_primary", None) or str(orig)
+    return server_text(primary), None
 
 
 def retrying(fn: Callable[[], T], attempts: int = 3, base_delay: float = 0.2) -> T:
@@ -145,6 +156,13 @@ class SqlBackend:
 
     def _raw_password(self) -> list[str]:
         return [self._password.get_secret_value()] if self._password is not None else []
+
+    @staticmethod
+    def _primary(exc: BaseException) -> str:
+        """The driver's own message of `exc` (psycopg: the primary one, no LINE/DETAIL)."""
+        orig = getattr(exc, "orig", None) or exc
+        diag = getattr(orig, "diag", None)
+        return str(getattr(diag, "message_primary", None) or orig)
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -250,18 +268,21 @@ class SqlBackend:
             raise error from None
 
     def translate(self, exc: DBAPIError) -> HybridwbError:
-        from hybridwb.source.catalogue import redact  # one redaction for both databases
-
-        text = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-        # quoted values the server echoes (a stored phone in "invalid input syntax") go;
-        # plain names (a missing table or column) stay
-        text = redact(self.scrub(text))
+        # what the server echoes in quotes (a stored phone in "invalid input syntax") goes,
+        # by the one rule for server text (source/catalogue.py)
+        raw = self.scrub(self._primary(exc))  # to tell the kind only: never shown
+        text = server_text(raw)
         fields = {"cause": type(exc.orig or exc).__name__, "code": _code(exc)}
-        if "password authentication failed" in text or (
-            "role" in text and "does not exist" in text
-        ):
+        if "password authentication failed" in raw:
             return AuthError(
-                f"The platform store refused the login: {text}. Check SUPABASE_DB_URL.", **fields
+                "The platform store refused the login (wrong password for the user of the "
+                "URL). Check SUPABASE_DB_URL.",
+                **fields,
+            )
+        if "role" in raw and "does not exist" in raw:
+            return AuthError(
+                "The platform store refused the login (no such user). Check SUPABASE_DB_URL.",
+                **fields,
             )
         if fields["code"] == "57014" or "interrupted" in text:
             return QueryTimeout(
@@ -270,8 +291,11 @@ class SqlBackend:
                 **fields,
             )
         if is_connectivity(exc):
+            # libpq: `connection to server at "host" (ip), port n failed: <reason>`
+            reason = server_text(raw.splitlines()[0].rpartition("failed: ")[2]) if raw else ""
             return StoreError(
-                f"The platform store is unreachable ({self.description}): {text}. Is it running?",
+                f"The platform store is unreachable ({self.description}): "
+                f"{reason or text}. Is it running?",
                 **fields,
             )
         if is_transient(exc):

@@ -24,8 +24,9 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from hybridwb.config import Settings
 from hybridwb.errors import AuthError, HybridwbError, StoreError, ValidationError
-from hybridwb.platform.backend import Op
+from hybridwb.platform.backend import PG_UNIQUE_KEY, Op
 from hybridwb.platform.repos import jsonable
+from hybridwb.source.catalogue import server_text
 
 T = TypeVar("T")
 CHUNK = 1000
@@ -196,7 +197,7 @@ class RestBackend:
         raise error
 
     def _translate(self, code: str, message: str, details: Any) -> Exception:
-        text = self._key.scrub(message)
+        text = server_text(self._key.scrub(message))  # the one rule for server text
         if "JWT expired" in text or code == "PGRST303":
             return AuthError(
                 f"The {self.key_name} has expired; copy a fresh key from the Supabase dashboard."
@@ -212,8 +213,10 @@ class RestBackend:
                 else ""
             )
             return AuthError(f"The {self.key_name} may not do this (row level security).{hint}")
-        if code == "23505":
-            return ValidationError(f"{details or text} already exists; nothing was saved.")
+        if code == "23505":  # the detail `Key (recipient)=(010-…)` holds the value: names only
+            keys = PG_UNIQUE_KEY.match(str(details or ""))
+            what = f"({keys.group(1)})" if keys else "a row with the same key"
+            return ValidationError(f"{what} already exists; nothing was saved.")
         if code == "42P01" or code == "PGRST205":
             return StoreError(
                 "The store has no such table yet; run `hybridwb init --sql` and apply it in Supabase."

@@ -31,11 +31,17 @@ from sqlalchemy.dialects.postgresql import JSONB
 metadata = MetaData()
 
 #: the store's columns that hold personal data: the frozen and sent recipient, and the
-#: rendered message (it carries the customer's name and whatever else the template used).
+#: rendered message (it carries the customer's name and whatever else the template used);
+#: and, as a second line of defence, the columns that keep text hybridwb was handed or a
+#: server said: a delivery error (a gateway may echo the number), the logged statement and
+#: its error (scrubbed when written, but a value typed as a name is a name to the
+#: tokenizer), and an audit entry's before/after (entity rows, a `%%platform` statement).
 #: `%%platform` masks every result column that lineage traces to one of them.
 PII: dict[str, frozenset[str]] = {
-    "send_records": frozenset({"recipient", "content"}),
+    "send_records": frozenset({"recipient", "content", "error"}),
     "run_targets": frozenset({"recipient"}),
+    "query_logs": frozenset({"query", "error_message"}),
+    "audit_log": frozenset({"before", "after"}),
 }
 Json = JSON().with_variant(JSONB(), "postgresql")
 

@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any
 
+from hybridwb.source.catalogue import server_text
 from hybridwb.source.guard import Checked, normalize
 
 #: a SQL string literal as the server prints it in a plan (backslash-escaped quotes)
@@ -35,13 +36,12 @@ def explains(checked: Checked) -> bool:
 
 
 def message(text: str, code: Any = None) -> str:
-    """A server message cut where it starts quoting (what it quotes may hold a value with
-    an apostrophe, so no quote parsing is trusted); the rewritten-query note is SQL, shown
-    with every literal as `?`."""
+    """A server message by the one rule for server text (`catalogue.server_text`: what it
+    quotes may hold a value with an apostrophe, so no quote parsing is trusted); the
+    rewritten-query note is SQL, shown with every literal as `?`."""
     if str(code) == str(_REWRITTEN_QUERY_NOTE):
         return normalize(text)
-    cut = min((i for i in (text.find("'"), text.find('"')) if i >= 0), default=-1)
-    return text if cut < 0 else text[:cut] + "'?'"
+    return server_text(text)
 
 
 def plan_text(text: str) -> str:
@@ -57,7 +57,10 @@ def plan_text(text: str) -> str:
             return text if masked_plan == plan else json.dumps(masked_plan, indent=2)
     masked = _SQL_STRING.sub("'?'", text)
     stray = masked.replace("'?'", "").find("'")
-    return masked if stray < 0 else message(masked)
+    if stray < 0:
+        return masked
+    # a plan prints numbers bare, so nothing after the first quote is kept
+    return masked[: masked.find("'")] + "'?'"
 
 
 def _plan_json(node: Any) -> Any:

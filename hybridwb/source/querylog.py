@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -34,26 +35,79 @@ _LITERALS = frozenset(
     }
 )
 _PLAIN_NAME = re.compile(r"[^\W\d]\w*\Z")
-
-
-def log_text(tokens: list[Token] | tuple[Token, ...]) -> str:
-    """The statement for a log: literals become `?`, and so does a quoted name that is not a
-    plain name (a value typed in backticks, like `` `kim@example.com` ``)."""
-    return " ".join(
-        "?"
-        if t.token_type in _LITERALS
-        or (t.token_type == TokenType.IDENTIFIER and not _PLAIN_NAME.match(t.text))
-        else t.text
-        for t in tokens
+_ASCII_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
+_KEYWORD = re.compile(r"[A-Za-z_]+(?: [A-Za-z_]+)*\Z")  # ORDER BY is one token
+_PUNCTUATION = re.compile(r"[^\w\s'\"`\\]+\Z", re.ASCII)
+_NAMES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
+#: SQL words the tokenizer reads as plain names (NULLS LAST, SHOW TABLES ...), kept in the log
+#: of a failed statement although no table has them
+_SQL_WORDS = frozenset(
+    word
+    for phrase in (
+        *guard._DIALECT.tokenizer_class.KEYWORDS,
+        *guard._DIALECT.parser_class.FUNCTIONS,
+        "NULLS FIRST LAST TABLES COLUMNS FIELDS STATUS VARIABLES WARNINGS ERRORS PROCESSLIST",
+        "DATABASES SCHEMAS INDEX INDEXES KEYS GRANTS ENGINES COLLATION CHARSET FULL EXTENDED",
+        "FORMAT JSON TREE TRADITIONAL PARTITIONS SESSION GLOBAL OPEN PLUGINS PRIVILEGES",
     )
+    for word in phrase.upper().split()
+)
 
 
-def log_text_of(sql: object) -> str:
+def log_text(tokens: list[Token] | tuple[Token, ...], names: Collection[str] | None = None) -> str:
+    """The statement for a log: literals become `?`, and so does a quoted name that is not a
+    plain name (a value typed in backticks, like `` `kim@example.com` ``).
+
+    With `names` (the live schema's table and column names and the statement's aliases, in
+    lower case), a name not among them becomes `?` as well, unless it is a SQL word or
+    calls a function: a failed statement may hold a value typed without quotes
+    (`WHERE name = 백지훈`), which the server then calls an unknown column."""
+    out = []
+    for i, t in enumerate(tokens):
+        if t.token_type in _LITERALS:
+            out.append("?")
+        elif t.token_type in _NAMES:
+            if t.token_type == TokenType.IDENTIFIER and not _PLAIN_NAME.match(t.text):
+                out.append("?")
+            elif names is None or _known(
+                t, tokens[i - 1 : i] if i else (), tokens[i + 1 : i + 2], names
+            ):
+                out.append(t.text)
+            else:
+                out.append("?")
+        elif names is not None and not (
+            _KEYWORD.match(t.text) or _PUNCTUATION.match(t.text)
+        ):  # a keyword or operator is plain ASCII; anything else may be typed text
+            out.append("?")
+        else:
+            out.append(t.text)
+    return " ".join(out)
+
+
+def _known(
+    token: Token,
+    before: list[Token] | tuple[Token, ...],
+    after: list[Token] | tuple[Token, ...],
+    names: Collection[str],
+) -> bool:
+    """A schema name or alias, or a plain ASCII word that is a SQL word, calls a function
+    or names a bind parameter (`:grade`: its value is bound, never in the text)."""
+    text = token.text
+    if text.lower() in names:
+        return True
+    if token.token_type != TokenType.VAR or not _ASCII_WORD.match(text):
+        return False
+    calls = bool(after) and after[0].token_type == TokenType.L_PAREN
+    binds = bool(before) and before[0].token_type == TokenType.COLON
+    return calls or binds or text.upper() in _SQL_WORDS
+
+
+def log_text_of(sql: object, names: Collection[str] | None = None) -> str:
     """`log_text` of a raw text; never raises (a log line must not fail its query)."""
     if not isinstance(sql, str):
         return "<not text>"
     try:
-        return log_text(guard._DIALECT.tokenize(sql))
+        return log_text(guard._DIALECT.tokenize(sql), names)
     except Exception:
         return "<unparseable statement>"
 

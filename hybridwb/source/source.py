@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pandas as pd
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlglot import exp
 
 from hybridwb.config import Settings, scrub
-from hybridwb.errors import BindError, HybridwbError, QueryError
+from hybridwb.errors import BindError, ConnectionFailed, HybridwbError, QueryError
 from hybridwb.source import catalogue, diagnostics, drivers, guard
 from hybridwb.source import grants as grants_
 from hybridwb.source.arrow import frame as arrow_frame
@@ -60,6 +60,10 @@ from hybridwb.source.verdicts import VERDICTS
 
 #: statements the guard admitted, remembered by text
 PREPARED_STATEMENTS = 512
+#: seconds the schema's names are trusted for error hints and failed-statement logs
+SCHEMA_NAMES_TTL = 60.0
+#: at most this many (table, column) rows are read for them
+SCHEMA_NAMES_LIMIT = 50_000
 #: tries of one read when the server drops its connection (killed, restarted, timed out):
 #: a read has no effect to repeat, so each lost connection is replaced and the read sent
 #: again, with 0.1, 0.2, 0.4 … s between tries (at most 1 s)
@@ -181,6 +185,7 @@ class Source:
         )
         self._cache = ResultCache(max_bytes=int(result_cache_mb * 1024 * 1024))
         self._views = ViewNames()
+        self._schema_names: TTLCache[str, frozenset[str]] = TTLCache(1, SCHEMA_NAMES_TTL)
         self._prepared: LRUCache[str, Prepared] = QuietLRU(maxsize=PREPARED_STATEMENTS)
         self._lock = threading.Lock()
         self._pinned = threading.local()  # .conn: this thread's connection in one_connection()
@@ -426,13 +431,11 @@ class Source:
         raw_values: bool = False,
     ) -> Fetched:
         started = time.perf_counter()
-        normalized = "<not text>"
         values: list[Any] = []
         error: HybridwbError | None = None
         try:
             seconds = None if timeout is None else seconds_arg(timeout, "timeout", self.ceiling)
             prepared = self.prepare(query, limit)
-            normalized = prepared.logged
             bound = check_params(prepared.names, params)
             values = _flat_values(bound)
             keys, rows, truncated, described = self._execute(
@@ -440,19 +443,18 @@ class Source:
             )
         except HybridwbError as exc:
             error = exc
-            if normalized == "<not text>":
-                normalized = log_text_of(query)
         except RecursionError:
             error = QueryError("The query is nested too deeply to check; simplify it.")
         if error is not None:
             message = scrub(catalogue.redact(error.message, values), self.secrets)
-            self._log(normalized, started, 0, message)
+            self._log(self._masked_log_text(query, error), started, 0, message)
             raise _detached(error, message)
         cap = prepared.cap
         checked = getattr(prepared, "checked", None)
         if isinstance(checked, guard.Checked):
             rows = diagnostics.scrub_rows(checked, list(keys), list(rows))
-        self._log(normalized, started, len(rows), None)
+        logged = self._masked_log_text(query) if self.is_sqlite else prepared.logged
+        self._log(logged, started, len(rows), None)
         if truncated:
             warnings.warn(
                 f"Showing the first {cap:,} rows; the rest were cut. "
@@ -607,10 +609,77 @@ class Source:
         ctx = catalogue.Context(
             self._ctx.host, self._ctx.database, self._ctx.user, timeout or self.statement_timeout
         )
-        err = catalogue.translate(exc, ctx, values or ())
+        err = catalogue.translate(exc, ctx, values or (), self.schema_names)
         # from_cause drops the frames of the cause and its chain (a driver frame holds the
         # password in its locals), keeping the type and code the catalogue recorded
         return type(err).from_cause(exc, scrub(err.message, self.secrets), **err.fields)
+
+    def schema_names(self) -> frozenset[str]:
+        """Table and column names of the source database, in lower case, read once a
+        minute at most: error hints and the log of a failed statement keep only names
+        that resolve against the schema. Raises like any read (callers on an error path
+        catch it and show no name)."""
+        with self._lock:
+            names = self._schema_names.get("names")
+        if names is not None:
+            return names
+        from sqlalchemy import column, func, select
+        from sqlalchemy import table as sql_table
+
+        if self.is_sqlite:
+            found = set()
+            for table in self.table_names():
+                found.add(table)
+                found.update(self.column_names(table))
+        else:
+            cols = sql_table(
+                "COLUMNS",
+                column("TABLE_SCHEMA"),
+                column("TABLE_NAME"),
+                column("COLUMN_NAME"),
+                schema="information_schema",
+            )
+            query = (
+                select(cols.c.TABLE_NAME, cols.c.COLUMN_NAME)
+                .where(cols.c.TABLE_SCHEMA == func.database())  # noqa: SIM300
+                .limit(SCHEMA_NAMES_LIMIT)
+            )
+            pinned = getattr(self._pinned, "conn", None)  # the pool may hold one connection
+            if pinned is not None:
+                found = {str(n) for row in pinned.execute(query) for n in row}
+            else:
+                with self.engine.connect() as conn:
+                    found = {str(n) for row in conn.execute(query) for n in row}
+        names = frozenset(n.lower() for n in (self.database, *found))
+        with self._lock:
+            self._schema_names["names"] = names
+        return names
+
+    def _masked_log_text(self, query: object, error: HybridwbError | None = None) -> str:
+        """The log text of a statement that failed (or ran on the sample): literals, and
+        names that resolve neither against the schema nor to an alias of the statement, as
+        `?`. A value typed without quotes is an unknown name to the server; on the sample
+        a double-quoted (backticked) unknown name even runs, as a string. When the names
+        cannot be read (the server is down), every name is `?`."""
+        if not isinstance(query, str):
+            return "<not text>"
+        names: frozenset[str] = frozenset()
+        if not isinstance(error, ConnectionFailed):  # do not wait on a server that is gone
+            try:
+                names = self.schema_names()
+            except Exception:
+                names = frozenset()
+        with self._lock:
+            prepared = self._prepared.get(query)
+        if prepared is None:  # refused by the guard: no parse to take aliases from
+            return log_text_of(query, names)
+        aliases = {
+            str(node.alias if isinstance(node, exp.Alias) else node.name).lower()
+            for node in prepared.checked.expression.find_all(exp.TableAlias, exp.Alias)
+        }
+        if not prepared.checked.tokens:
+            return log_text_of(query, names | aliases)
+        return log_text(prepared.checked.tokens, names | aliases)
 
     def _log(self, normalized: str, started: float, rows: int, error: str | None) -> None:
         self.querylog.record(

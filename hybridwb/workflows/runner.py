@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from hybridwb.config import Settings
 from hybridwb.errors import CellTimeoutError, HybridwbError, NotFound, ValidationError
 from hybridwb.platform.campaigns import Campaigns, is_stale, this_owner
+from hybridwb.source.catalogue import server_text
 from hybridwb.workflows import context, pending
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.params import check_parameters
@@ -220,7 +221,7 @@ class Runner:
                     cwd=str(Path.cwd()),
                 )
         except pm.PapermillExecutionError as exc:
-            error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
+            error = f"{exc.ename}: {_cell_error(exc.ename, exc.evalue)} (cell {exc.exec_count})"
         except NbCellTimeout:  # a TimeoutError, so an OSError: caught before those
             timed_out, slow_cell = True, running_cell(output)
             where = f"cell {slow_cell}" if slow_cell is not None else "a cell"
@@ -228,8 +229,7 @@ class Runner:
         except OSError as exc:
             error = f"writing the executed notebook failed ({exc.strerror or exc}); free space, then resume"
         except Exception as exc:  # a dead kernel, a timeout: the run failed, say how
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            error = f"{type(exc).__name__}: {first}"
+            error = f"{type(exc).__name__}: {server_text(str(exc))}"
         finally:
             beat.stop()
             if follow is not None:
@@ -375,3 +375,15 @@ def final_status(
             f"all {counts['targets']:,} targets were excluded ({reasons}); nothing to send",
         )
     return "succeeded", None
+
+
+def _cell_error(ename: str, evalue: str) -> str:
+    """A notebook cell's error for `workflow_runs.error`: hybridwb's own errors are already
+    scrubbed; any other (a driver error raised by the notebook's own code) may repeat a
+    server message with a customer's value, so it goes through the one rule for server text."""
+    import hybridwb.errors
+
+    cls = getattr(hybridwb.errors, ename, None)
+    if isinstance(cls, type) and issubclass(cls, HybridwbError):
+        return str(evalue).splitlines()[0] if evalue else ""
+    return server_text(str(evalue or ""))

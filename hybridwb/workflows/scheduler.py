@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hybridwb.errors import HybridwbError, ValidationError
+from hybridwb.source.catalogue import server_text
 
 #: a cron must fire within this horizon to be accepted (`0 0 30 2 *` never does)
 HORIZON_YEARS = 5
@@ -127,7 +128,7 @@ def run_due(
                 )
             )
         except Exception as exc:
-            why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            why = f"{type(exc).__name__}: {server_text(str(exc))[:200]}"
             run_id = getattr(exc, "run_id", None)
             if run_id is None:
                 after = _latest(latest_run, wf["id"])
