@@ -29,6 +29,7 @@ handed to the driver by `do_connect` from a `SecretStr`.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sqlite3
@@ -131,7 +132,16 @@ def session_sql(facts: SessionFacts, policy: SessionPolicy, *, after_reset: bool
 
     It also pins `sql_mode` and releases every named lock the connection holds (a view's
     body may have taken one with GET_LOCK), so nothing a previous statement left behind
-    survives into the next checkout."""
+    survives into the next checkout. (Written once per server flavour and policy: every
+    checkin sends it.)"""
+    return _session_sql(facts.flavour, facts.read_only_variable, policy, after_reset)
+
+
+@functools.lru_cache(maxsize=64)
+def _session_sql(
+    flavour: str, read_only_variable: str, policy: SessionPolicy, after_reset: bool
+) -> str:
+    facts = SessionFacts(flavour=flavour, read_only_variable=read_only_variable)
     parts = [
         _timeout_assignment(facts.flavour, policy.timeout),
         f"sql_select_limit = {int(policy.select_limit)}",
