@@ -23,6 +23,21 @@ from sqlalchemy.engine import URL
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.store import Store
 
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+
+def fresh_pg_database(prefix: str = "hybridwb_s") -> Iterator[URL]:
+    """A new, empty PostgreSQL database for one test, dropped after (use as a fixture body:
+    `yield from fresh_pg_database()`)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield URL.create("postgresql+psycopg", username="postgres", host="127.0.0.1", database=name)
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
 
 def reset_pg(url: URL) -> None:
     """An empty public schema in the session's PostgreSQL database."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pymysql
 import pytest
@@ -125,7 +126,19 @@ def realshop_db() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def mysql_db() -> Iterator[str]:
-    """A MariaDB database with the sample shop, created for this test session and dropped after."""
+    """A MariaDB database with the sample shop, created for this test session and dropped after.
+    Files on one worker share it: a test that needs the shop exactly as built (nothing another
+    file added) takes `fresh_mysql_db`."""
+    yield from sample_database()
+
+
+@pytest.fixture
+def fresh_mysql_db() -> Iterator[str]:
+    """A MariaDB database with the sample shop for this one test, dropped after."""
+    yield from sample_database()
+
+
+def sample_database() -> Iterator[str]:
     name = f"hybridwb_t_{uuid.uuid4().hex[:8]}"
     conn = _admin()
     with conn.cursor() as cur:
@@ -310,3 +323,34 @@ def install_sample_mappings(root: Path, source_url: URL | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
     return path
+
+
+def mariadb_maker(prefix: str) -> Iterator[Callable[..., str]]:
+    """A fixture body: `make(*statements, rows={table: [tuple, ...]})` -> the name of a fresh
+    MariaDB database built with those statements and rows; every one is dropped after.
+    The SELECT-only account production has is made sure of first."""
+    made: list[str] = []
+    conn = _admin()
+    ensure_select_only_account(conn)
+
+    def make(*ddl: str, rows: dict[str, list[tuple[Any, ...]]] | None = None) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        made.append(name)
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+            cur.execute(f"USE `{name}`")
+            for stmt in ddl:
+                cur.execute(stmt)
+            for table, values in (rows or {}).items():
+                marks = ", ".join(["%s"] * len(values[0]))
+                cur.executemany(f"INSERT INTO `{table}` VALUES ({marks})", values)
+        conn.commit()
+        return name
+
+    try:
+        yield make
+    finally:
+        with conn.cursor() as cur:
+            for name in made:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()

@@ -19,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 from sqlalchemy.engine import URL
 
 import hybridwb
+from tests._stores import fresh_pg_database
 from tests.conftest import _admin
 from tests.test_campaign_runs import HYBRIDWB, MEMBERS, my, pg, source_url
 
@@ -69,15 +69,7 @@ def src_db() -> Iterator[str]:
 
 @pytest.fixture
 def pg_store() -> Iterator[URL]:
-    name = f"hybridwb_atk2_{uuid.uuid4().hex[:8]}"
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield URL.create("postgresql+psycopg", username="postgres", host="127.0.0.1", database=name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from fresh_pg_database("hybridwb_atk2")
 
 
 def _wb(src_db: str, store: str, monkeypatch: pytest.MonkeyPatch) -> hybridwb.Workbench:

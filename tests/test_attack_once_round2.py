@@ -20,13 +20,13 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 from click.testing import CliRunner
-from sqlalchemy.engine import URL
 
 import hybridwb
 from hybridwb.errors import ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import policies
-from tests.conftest import _admin, ensure_select_only_account, sel_url
+from tests._stores import fresh_pg_database
+from tests.conftest import _admin, mariadb_maker, sel_url
 
 pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -40,44 +40,13 @@ INFO = "{{ 이름 }}님, 이번 달 안내입니다."
 @pytest.fixture
 def source() -> Iterator[Callable[..., str]]:
     """`make(*statements, rows={table: [tuple, ...]})` -> a fresh MariaDB database name."""
-    made: list[str] = []
-    conn = _admin()
-    ensure_select_only_account(conn)  # the SELECT-only account production has
-
-    def make(*ddl: str, rows: dict[str, list[tuple[Any, ...]]] | None = None) -> str:
-        name = f"hybridwb_r2_{uuid.uuid4().hex[:8]}"
-        made.append(name)
-        with conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-            cur.execute(f"USE `{name}`")
-            for stmt in ddl:
-                cur.execute(stmt)
-            for table, values in (rows or {}).items():
-                marks = ", ".join(["%s"] * len(values[0]))
-                cur.executemany(f"INSERT INTO `{table}` VALUES ({marks})", values)
-        conn.commit()
-        return name
-
-    yield make
-    with conn.cursor() as cur:
-        for name in made:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
+    yield from mariadb_maker("hybridwb_r2")
 
 
 @pytest.fixture
 def pg_store() -> Iterator[str]:
-    name = f"hybridwb_r2_{uuid.uuid4().hex[:8]}"
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield URL.create(
-            "postgresql+psycopg", username="postgres", host="127.0.0.1", database=name
-        ).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for url in fresh_pg_database("hybridwb_r2"):
+        yield url.render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

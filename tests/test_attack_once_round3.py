@@ -31,7 +31,7 @@ import pytest
 from hybridwb.errors import ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import policies
-from tests.conftest import _admin, ensure_select_only_account
+from tests.conftest import _admin, mariadb_maker
 from tests.test_attack_once_round2 import (
     AD,
     DAY,
@@ -54,29 +54,7 @@ PHONE = "010-1234-5678"
 @pytest.fixture
 def source() -> Iterator[Callable[..., str]]:
     """`make(*statements, rows={table: [tuple, ...]})` -> a fresh MariaDB database name."""
-    made: list[str] = []
-    conn = _admin()
-    ensure_select_only_account(conn)
-
-    def make(*ddl: str, rows: dict[str, list[tuple[Any, ...]]] | None = None) -> str:
-        name = f"hybridwb_a12_{uuid.uuid4().hex[:8]}"
-        made.append(name)
-        with conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-            cur.execute(f"USE `{name}`")
-            for stmt in ddl:
-                cur.execute(stmt)
-            for table, values in (rows or {}).items():
-                marks = ", ".join(["%s"] * len(values[0]))
-                cur.executemany(f"INSERT INTO `{table}` VALUES ({marks})", values)
-        conn.commit()
-        return name
-
-    yield make
-    with conn.cursor() as cur:
-        for name in made:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
+    yield from mariadb_maker("hybridwb_a12")
 
 
 @pytest.fixture

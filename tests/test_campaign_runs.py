@@ -27,6 +27,7 @@ from sqlalchemy.engine import URL
 
 import hybridwb
 from hybridwb.errors import ValidationError
+from tests._stores import fresh_pg_database
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, RO_PASSWORD, RO_USER, _admin, ro_url
 
 pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
@@ -111,15 +112,7 @@ def crm_db() -> Iterator[str]:
 @pytest.fixture
 def pg_store() -> Iterator[URL]:
     """A fresh PostgreSQL store database for one test."""
-    name = f"hybridwb_s_{uuid.uuid4().hex[:8]}"
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield URL.create("postgresql+psycopg", username="postgres", host="127.0.0.1", database=name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from fresh_pg_database("hybridwb_s")
 
 
 def pg(url: URL, sql: str, params: tuple = ()) -> list[tuple]:
