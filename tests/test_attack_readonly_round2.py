@@ -380,14 +380,10 @@ def test_finding_jupysql_cell_after_a_failed_cell_writes_the_source(
 # and pandas.read_sql accepts a DB-API connection and calls `cursor.execute` on it directly.
 # Only the session SET of the checkout is left, and a statement can undo it. Oracle: the
 # rows (CHECKSUM TABLE), a file on the server's disk (INTO OUTFILE) and IS_USED_LOCK, as root.
+# Fixed in round 3 (source/rawguard.py): the pooled connections are the driver's class with
+# the guard in its low-level query(); tests/test_attack_readonly_round3.py has the rest.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known residue (README): a raw DBAPI connection taken with "
-    "wb.engine.raw_connection() bypasses SQLAlchemy's events, so only the checkout SET and "
-    "the account's grants (layer 3: doctor FAILs on FILE and write privileges) stand",
-)
 def test_finding_engine_raw_connection_with_pandas_read_sql_is_unguarded(brk) -> None:
     import os
 

@@ -27,6 +27,7 @@ from sqlalchemy.engine import URL
 import hybridwb
 from hybridwb.errors import HybridwbError, QueryError, QueryTimeout, ReadOnlyViolation
 from hybridwb.source import RowsCut, Source
+from hybridwb.source.rawguard import internal
 from hybridwb.workbench import Workbench
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, admin_url
 from tests.test_readonly_corpus import (  # the corpus fixtures and oracle
@@ -255,7 +256,8 @@ def test_a_mysqlclient_session_is_read_only_limited_and_capped(mysql_db: str) ->
         )
         raw = src.engine.raw_connection()  # someone makes the pooled session writable
         cur = raw.cursor()
-        cur.execute("SET SESSION tx_read_only = 0, max_statement_time = 0")
+        with internal(raw.dbapi_connection):  # past the driver-level guard, as server code
+            cur.execute("SET SESSION tx_read_only = 0, max_statement_time = 0")
         cur.close()
         raw.close()
         again = src.sql("SELECT @@session.tx_read_only AS ro, @@session.max_statement_time AS t")

@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL
 
 from hybridwb.errors import HybridwbError
 from hybridwb.source import Source, drivers
+from hybridwb.source.rawguard import internal
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 
 pytestmark = pytest.mark.mysql
@@ -84,12 +85,13 @@ def _make_writable(src: Source, how: str) -> None:
     """Change the pooled connection's session with no hybridwb code on the statement."""
     raw = src.engine.raw_connection()
     try:
-        cur = raw.cursor()
-        cur.execute(how)
-        cur.execute("SET SESSION max_statement_time = 0")
-        cur.execute("SELECT @@session.tx_read_only, @@session.max_statement_time")
-        assert tuple(int(v) for v in cur.fetchone()) == (0, 0)  # it really is writable
-        cur.close()
+        with internal(raw.dbapi_connection):  # past the driver-level guard, as server code
+            cur = raw.cursor()
+            cur.execute(how)
+            cur.execute("SET SESSION max_statement_time = 0")
+            cur.execute("SELECT @@session.tx_read_only, @@session.max_statement_time")
+            assert tuple(int(v) for v in cur.fetchone()) == (0, 0)  # it really is writable
+            cur.close()
     finally:
         raw.close()  # back to the pool, writable
 

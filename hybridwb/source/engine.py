@@ -7,6 +7,9 @@ Two layers of the read-only guarantee are enforced here, for every caller of the
   driver for the exact text it would send (`cursor.mogrify(statement, params)`: the values
   pasted in as escaped literals), runs the guard on that text, and hands the driver that
   text with *no* parameters, so nothing is interpolated after the check.
+* **The driver's own connection is guarded too** (rawguard.py): the pooled connections are
+  a subclass of the driver's class whose `query()` lets through the text the hook above
+  approved and guards any other (a raw DB-API connection never fires SQLAlchemy's events).
 * **The session is re-asserted, not assumed.** Every connect and every checkout from the
   pool sets `READ ONLY`, the statement time limit, `sql_select_limit` (the row cap) and a
   fixed `sql_mode` (the one the guard tokenizes with), and releases named locks, in one
@@ -29,7 +32,6 @@ handed to the driver by `do_connect` from a `SecretStr`.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import sqlite3
@@ -49,8 +51,8 @@ from sqlalchemy.pool import NullPool
 from sqlglot import exp
 
 from hybridwb.config import scrub
-from hybridwb.errors import BindError, HybridwbError, ReadOnlyViolation
-from hybridwb.source import catalogue, drivers, guard
+from hybridwb.errors import BindError, ConfigError, HybridwbError, ReadOnlyViolation
+from hybridwb.source import catalogue, drivers, guard, rawguard
 from hybridwb.source.binds import only_values_differ, values_in_place
 from hybridwb.source.verdicts import VERDICTS
 
@@ -130,18 +132,9 @@ SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTIO
 def session_sql(facts: SessionFacts, policy: SessionPolicy, *, after_reset: bool = False) -> str:
     """One SET that puts a session in the state the policy asks for (one round trip).
 
-    It also pins `sql_mode` and releases every named lock the connection holds (a view's
-    body may have taken one with GET_LOCK), so nothing a previous statement left behind
-    survives into the next checkout. (Written once per server flavour and policy: every
-    checkin sends it.)"""
-    return _session_sql(facts.flavour, facts.read_only_variable, policy, after_reset)
-
-
-@functools.lru_cache(maxsize=64)
-def _session_sql(
-    flavour: str, read_only_variable: str, policy: SessionPolicy, after_reset: bool
-) -> str:
-    facts = SessionFacts(flavour=flavour, read_only_variable=read_only_variable)
+    It also pins `autocommit` and `sql_mode` and releases every named lock the connection
+    holds (a view's body may have taken one with GET_LOCK), so nothing a previous statement
+    left behind survives into the next checkout."""
     parts = [
         _timeout_assignment(facts.flavour, policy.timeout),
         f"sql_select_limit = {int(policy.select_limit)}",
@@ -152,7 +145,10 @@ def _session_sql(
         parts.insert(0, f"{facts.read_only_variable} = 1")
     if after_reset:  # COM_RESET_CONNECTION put these back to the server's defaults
         return "SET NAMES utf8mb4, SESSION autocommit = 1, " + ", ".join(parts)
-    return "SET SESSION " + ", ".join(parts)
+    # autocommit too: a driver call (`autocommit(False)`, a refused isolation level) would
+    # otherwise leave every later read holding a transaction open (metadata locks that
+    # block the production's DDL, a read view that stops purge)
+    return "SET SESSION autocommit = 1, " + ", ".join(parts)
 
 
 #: what a session is, as the server sees it: one fixed statement per flavour
@@ -171,12 +167,13 @@ def read_session(dbapi_conn: Any, facts: SessionFacts) -> tuple[int, float, int,
     """(read only, time limit in seconds, select limit, sql_mode) as the server sees them
     now. The same round trip releases the named locks the connection holds (server code
     run by the statement, e.g. in a view, may have taken one)."""
-    cursor = dbapi_conn.cursor()
-    try:
-        cursor.execute(READ_BACK_SQL[facts.flavour])
-        ro, limit, rows, mode, _released = cursor.fetchone()
-    finally:
-        cursor.close()
+    with rawguard.internal(dbapi_conn):
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(READ_BACK_SQL[facts.flavour])
+            ro, limit, rows, mode, _released = cursor.fetchone()
+        finally:
+            cursor.close()
     seconds = float(limit) if facts.flavour == "MariaDB" else float(limit) / 1000
     return int(ro), seconds, int(rows), str(mode or "")
 
@@ -197,11 +194,12 @@ def session_matches(
 def apply_session(
     dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy, *, after_reset: bool = False
 ) -> None:
-    cursor = dbapi_conn.cursor()
-    try:
-        cursor.execute(session_sql(facts, policy, after_reset=after_reset))
-    finally:
-        cursor.close()
+    with rawguard.internal(dbapi_conn):
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(session_sql(facts, policy, after_reset=after_reset))
+        finally:
+            cursor.close()
 
 
 def verify_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
@@ -333,14 +331,41 @@ def _is_gone(exc: BaseException) -> bool:
     return isinstance(exc, drivers.interface_errors()) or code in _GONE
 
 
+#: driver options that run SQL at login or read it from an option file (init_command,
+#: my.cnf's init-command): a URL naming one is refused, since the server would run it
+#: before any guard or session SET
+REFUSED_OPTIONS = frozenset({"init_command", "read_default_file", "read_default_group"})
+#: client capabilities a URL's client_flag may not add: LOCAL_FILES, MULTI_STATEMENTS
+REFUSED_CLIENT_FLAGS = 128 | (1 << 16)
+
+
 def _open_mysql(
-    dialect: Any, cargs: Any, cparams: dict[str, Any], password: SecretStr | None
+    dialect: Any,
+    cargs: Any,
+    cparams: dict[str, Any],
+    password: SecretStr | None,
+    guarded: bool = False,
 ) -> tuple[Any, BaseException | None]:
     """Connect with the URL's driver, or return the driver's error (so this frame, which
-    held the password, is gone before anything is raised)."""
+    held the password, is gone before anything is raised). `guarded`: the connection is the
+    driver's class with the guard in its `query()` (rawguard.py)."""
+    refused = sorted(k for k in cparams if str(k).lower() in REFUSED_OPTIONS)
+    flags = cparams.get("client_flag")
+    if isinstance(flags, int) and flags & REFUSED_CLIENT_FLAGS:
+        refused.append("client_flag")
+    if refused:
+        return None, ConfigError(
+            f"The source URL option ?{refused[0]}=… would run or change SQL at login; "
+            "remove it (hybridwb sets the session itself)."
+        )
     try:
         extra = {"password": password.get_secret_value()} if password is not None else {}
-        return dialect.loaded_dbapi.connect(*cargs, **cparams, **extra), None
+        connect = (
+            rawguard.connection_class(dialect.loaded_dbapi)
+            if guarded
+            else dialect.loaded_dbapi.connect
+        )
+        return connect(*cargs, **cparams, **extra), None
     except drivers.errors() as exc:
         exc.__traceback__ = None  # its frames hold the password in their locals
         return None, exc
@@ -359,13 +384,18 @@ def _open_mysql(
 
 
 def _install_connect(
-    engine: Engine, password: SecretStr | None, ctx: catalogue.Context, secrets: Secrets
+    engine: Engine,
+    password: SecretStr | None,
+    ctx: catalogue.Context,
+    secrets: Secrets,
+    *,
+    guarded: bool = False,
 ) -> None:
     """Log in with the password from its holder; a refused login is a hybridwb error."""
 
     @event.listens_for(engine, "do_connect")
     def _do_connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
-        conn, failed = _open_mysql(dialect, cargs, cparams, password)
+        conn, failed = _open_mysql(dialect, cargs, cparams, password, guarded)
         if failed is None:
             return conn
         error = failed if isinstance(failed, HybridwbError) else driver_error(failed, ctx, secrets)
@@ -472,15 +502,27 @@ def mysql_engine(
         connect_args=connect_args,
     )
 
-    _install_connect(engine, password, ctx, secrets)
+    _install_connect(engine, password, ctx, secrets, guarded=True)
+
+    def _restore(dbapi_conn: Any, full: bool) -> None:
+        if full:
+            apply_session(dbapi_conn, facts, policy)
+        elif policy.read_only:
+            with rawguard.internal(dbapi_conn):
+                cursor = dbapi_conn.cursor()
+                try:
+                    cursor.execute(f"SET SESSION {facts.read_only_variable} = 1")
+                finally:
+                    cursor.close()
 
     def _first_statements(dbapi_conn: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        try:
-            cursor.execute("SELECT VERSION()")
-            version = str(cursor.fetchone()[0])
-        finally:
-            cursor.close()
+        with rawguard.internal(dbapi_conn):
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute("SELECT VERSION()")
+                version = str(cursor.fetchone()[0])
+            finally:
+                cursor.close()
         facts.version = version
         facts.flavour = "MariaDB" if "mariadb" in version.lower() else "MySQL"
         facts.timeout_variable = (
@@ -500,6 +542,7 @@ def mysql_engine(
             failed = exc
         if failed is not None:
             raise driver_error(failed, ctx, secrets)
+        rawguard.arm(dbapi_conn, _restore, policy.allowed_functions, guard=use_guard)
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_conn: Any, record: Any) -> None:
@@ -511,7 +554,9 @@ def mysql_engine(
         if dbapi_conn is None:
             return  # invalidated: the pool opens a new connection (the connect event sets it)
         try:
-            if drivers.send_only(dbapi_conn, session_sql(facts, policy)):
+            with rawguard.internal(dbapi_conn):
+                sent = drivers.send_only(dbapi_conn, session_sql(facts, policy))
+            if sent:
                 record.info[PENDING_KEY] = policy
         except Exception:  # the checkout then sets the session itself and waits
             return
@@ -531,6 +576,7 @@ def mysql_engine(
             if pending != wanted:
                 apply_session(dbapi_conn, facts, wanted)
             record.info[SESSION_KEY] = wanted
+            rawguard.session_set(dbapi_conn)  # READ ONLY just set: nothing owed
         except drivers.errors() as exc:
             failed = exc
         if failed is None:
@@ -542,6 +588,7 @@ def mysql_engine(
 
     def _read_back_after_error(context: Any) -> None:
         conn = context.root_connection
+        rawguard.mark_reassert(conn.connection.dbapi_connection)
         try:
             verify_session(conn.connection.dbapi_connection, facts, policy)
         except ReadOnlyViolation as exc:
@@ -603,6 +650,7 @@ def _install_final_text_guard(engine: Engine, policy: SessionPolicy) -> None:
             refused = exc  # the parser's error holds the statement: nothing may be chained
         if refused is not None:
             raise refused.detached()
+        rawguard.approve(conn.connection.dbapi_connection, final)  # query() lets it pass
         return final, None
 
 
@@ -703,6 +751,8 @@ def _install_session_check(engine: Engine, facts: SessionFacts, policy: SessionP
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
         dbapi_conn = conn.connection.dbapi_connection
+        # a view's code may have run SET TRANSACTION READ WRITE, which no read-back sees
+        rawguard.mark_reassert(dbapi_conn)
         refused: ReadOnlyViolation | None = None
         try:
             verify_session(dbapi_conn, facts, policy)

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine
 from sqlglot.tokens import TokenType
 
 from hybridwb.errors import ReadOnlyViolation
-from hybridwb.source import drivers
+from hybridwb.source import drivers, rawguard
 from hybridwb.source.engine import (
     SESSION_KEY,
     SessionFacts,
@@ -148,6 +148,7 @@ def _run_on(
         guard_final_text(final, policy, approved=approved, params=params, whole_result=False)
     with drivers.raw_text_values(raw, raw_values) as described_here:
         if use_guard:
+            rawguard.approve(raw, final)  # the driver's query() lets exactly this text pass
             cursor.execute(final)
         else:
             cursor.execute(prepared.driver_text, params)

@@ -1,0 +1,243 @@
+"""Layer one on the DB-API connection itself, for callers that never pass through SQLAlchemy.
+
+The engine's guard is a SQLAlchemy statement event; `wb.engine.raw_connection()` (and
+`conn.connection.dbapi_connection`, jupysql given a DB-API connection, `pd.read_sql(sql,
+raw)`) hand out the driver's connection, whose cursors send text with no event at all. So
+the pooled connections of the source engine are instances of a subclass of the driver's
+own class (PyMySQL or mysqlclient; `do_connect` makes them, engine.py), whose low-level
+`query()` is the last place any statement text passes:
+
+* **Approved texts pass at the cost of one comparison.** The statement-level guard (the
+  engine's event, `Source`'s execute path) marks the exact text it approved on the
+  connection (`approve`) right before the driver sends it; `query()` compares and lets it go.
+* **hybridwb's own statements** (the session SET, its read-back) run inside `internal(raw)`.
+* **Everything else is guarded here** (`VERDICTS.check`: the full guard, its admissions
+  cached by text), and the connection is marked: before the next statement of any kind the
+  session is set again (READ ONLY, time limit, cap, sql_mode, named locks released), since
+  no read-back ran after the unvetted statement (a view it read may have changed the session).
+* **`SET TRANSACTION READ WRITE` left by server code** (a function a view calls) makes every
+  later transaction on the connection writable while `@@tx_read_only` still reads 1: no
+  read-back can see it. After a statement that may have run server code (`mark_reassert`),
+  the next statement on the same connection is preceded by `SET SESSION tx_read_only = 1`,
+  which clears it; a checkout clears the marks (its SET does the same).
+
+Calls that change the connection behind the guard's back are refused: another character set
+(the guard reads text as utf8mb4), another default database, `kill`, `shutdown`,
+`change_user`, `set_server_option`, `dump_debug_info`. A PyMySQL reconnect (`ping(True)`)
+opens a fresh, writable session: it is marked, so the next statement sets it first.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pymysql
+
+from hybridwb.errors import HybridwbError, ReadOnlyViolation
+from hybridwb.source.verdicts import VERDICTS
+
+#: character sets the guard's reading of literals is right for
+_CHARSETS = frozenset({"utf8mb4", "utf8", "utf8mb3"})
+
+#: `restore(raw, full)`: full=True sets the whole session, False only READ ONLY again
+Restore = Callable[[Any, bool], None]
+
+
+class _State:
+    """Per-connection marks (kept off the driver's own attributes)."""
+
+    __slots__ = ("allowed", "approved", "dirty", "guard", "internal", "reassert", "restore")
+
+    def __init__(self) -> None:
+        self.guard = True
+        self.internal = 0
+        self.approved: str | None = None
+        self.dirty = False  # an unvetted statement (or a reconnect) since the session was set
+        self.reassert = False  # server code may have left SET TRANSACTION READ WRITE
+        self.allowed: tuple[str, ...] = ()
+        self.restore: Restore | None = None  # None while connecting: hybridwb's own login
+
+
+def _state(raw: Any) -> _State | None:
+    return getattr(raw, "_hybridwb", None)
+
+
+def _refuse(what: str) -> ReadOnlyViolation:
+    return ReadOnlyViolation(f"Refused: {what} on a source connection; hybridwb only reads.")
+
+
+def _admit(raw: Any, state: _State, sql: Any) -> None:
+    """Let `sql` go to the server, or raise (detached, one line)."""
+    if state.internal or state.restore is None:
+        return
+    if isinstance(sql, bytes | bytearray | memoryview):
+        try:
+            text = bytes(sql).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _refuse("a statement that is not UTF-8 text").detached() from None
+    else:
+        text = sql
+    approved, state.approved = state.approved, None
+    if state.dirty or state.reassert:
+        _restore(raw, state)
+    if approved is not None and text == approved:
+        return
+    if not state.guard:  # layer one switched off (Source(use_guard=False), tests only)
+        state.dirty = True
+        return
+    refused: HybridwbError | None = None
+    try:
+        VERDICTS.check(text, state.allowed)
+    except HybridwbError as exc:
+        refused = exc
+    except RecursionError:
+        refused = _refuse("a statement nested too deeply to check")
+    if refused is not None:
+        raise refused.detached()
+    state.dirty = True  # nothing reads the session back after it: set it before the next
+
+
+def _restore(raw: Any, state: _State) -> None:
+    full = state.dirty
+    restore = state.restore
+    assert restore is not None
+    with internal(raw):
+        restore(raw, full)
+    state.dirty = state.reassert = False
+
+
+@contextmanager
+def internal(raw: Any) -> Iterator[None]:
+    """hybridwb's own statements on `raw` (session SET, read-back) pass unguarded."""
+    state = _state(raw)
+    if state is None:
+        yield
+        return
+    state.internal += 1
+    try:
+        yield
+    finally:
+        state.internal -= 1
+
+
+def approve(raw: Any, text: str) -> None:
+    """The statement-level guard approved `text`; the next statement sent may be exactly it."""
+    state = _state(raw)
+    if state is not None:
+        state.approved = text
+
+
+def arm(raw: Any, restore: Restore, allowed: tuple[str, ...], *, guard: bool = True) -> None:
+    """The login is done and the session set: from now on every statement not approved is
+    guarded (`guard=False`: only the session is set again after it)."""
+    state = _state(raw)
+    if state is not None:
+        state.allowed = allowed
+        state.guard = guard
+        state.dirty = state.reassert = False
+        state.restore = restore
+
+
+def session_set(raw: Any) -> None:
+    """The session was just set in full (a checkout): nothing is owed."""
+    state = _state(raw)
+    if state is not None:
+        state.dirty = state.reassert = False
+
+
+def mark_reassert(raw: Any) -> None:
+    """A statement that may have run server code ended: READ ONLY is set again before the
+    next statement on this connection (a `SET TRANSACTION READ WRITE` is invisible)."""
+    state = _state(raw)
+    if state is not None:
+        state.reassert = True
+
+
+class GuardedPyMySQL(pymysql.connections.Connection):
+    """PyMySQL's connection with the guard in `query()` (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._hybridwb = _State()
+        super().__init__(*args, **kwargs)
+
+    def query(self, sql: Any, unbuffered: bool = False) -> int:
+        _admit(self, self._hybridwb, sql)
+        return int(super().query(sql, unbuffered))
+
+    def connect(self, sock: Any = None) -> None:
+        super().connect(sock)
+        self._hybridwb.dirty = True  # a reconnect (ping) is a fresh, writable session
+
+    def set_character_set(self, charset: str, collation: str | None = None) -> None:
+        if str(charset).lower() not in _CHARSETS:
+            raise _refuse(f"the character set {charset!r} (the guard reads utf8mb4)")
+        super().set_character_set(charset, collation)
+
+    def select_db(self, db: Any) -> None:
+        raise _refuse("changing the default database")
+
+
+def _mysqldb_class(module: Any) -> type:
+    base = importlib.import_module(f"{module.__name__}.connections").Connection
+
+    class GuardedMySQLdb(base):  # type: ignore[misc, valid-type]
+        """mysqlclient's connection with the guard in `query()` and `send_query()`."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._hybridwb = _State()
+            super().__init__(*args, **kwargs)
+
+        def query(self, query: Any) -> None:
+            _admit(self, self._hybridwb, query)
+            super().query(query)
+
+        def send_query(self, query: Any) -> None:
+            _admit(self, self._hybridwb, query)
+            super().send_query(query)
+
+        def set_character_set(self, charset: str, collation: str | None = None) -> None:
+            if str(charset).lower() not in _CHARSETS:
+                raise _refuse(f"the character set {charset!r} (the guard reads utf8mb4)")
+            super().set_character_set(charset, collation)
+
+        def select_db(self, db: Any) -> None:
+            raise _refuse("changing the default database")
+
+        def kill(self, *args: Any) -> None:
+            raise _refuse("KILL")
+
+        def shutdown(self, *args: Any) -> None:
+            raise _refuse("SHUTDOWN")
+
+        def change_user(self, *args: Any, **kwargs: Any) -> None:
+            raise _refuse("changing the user")
+
+        def set_server_option(self, *args: Any) -> None:
+            raise _refuse("changing a server option")
+
+        def dump_debug_info(self, *args: Any) -> None:
+            raise _refuse("dump_debug_info (it writes the server's log)")
+
+    return GuardedMySQLdb
+
+
+_CLASSES: dict[str, type] = {}
+_LOCK = threading.Lock()
+
+
+def connection_class(dbapi: Any) -> Any:
+    """The guarded connection class for a loaded DB-API module (pymysql or MySQLdb)."""
+    name = getattr(dbapi, "__name__", "")
+    if name == "pymysql":
+        return GuardedPyMySQL
+    if name == "MySQLdb":
+        with _LOCK:
+            if name not in _CLASSES:
+                _CLASSES[name] = _mysqldb_class(sys.modules["MySQLdb"])
+            return _CLASSES[name]
+    raise HybridwbError(f"The source driver {name or '?'} is not supported; use PyMySQL.")
