@@ -19,8 +19,10 @@ the mapping and the live schema) and is quoted by the one dialect in `compile_sq
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -168,11 +170,31 @@ class Resolver:
         self._foreign: TTLCache[tuple[str, ...], dict[str, list[Relation]]] = TTLCache(
             maxsize=4, ttl=SCHEMA_TTL
         )
+        self._held = threading.local()  # .graph: this thread's graph inside `one_graph()`
 
     # -- the graph ------------------------------------------------------------------------
+    @contextmanager
+    def one_graph(self) -> Iterator[Graph]:
+        """Inside, this thread's uses of `graph` see the one graph read on entry: an
+        operation (a search: its plan, probe and page) reads the mapping file once and sees
+        one version of it, not a mix of two when the file changes half-way."""
+        held = getattr(self._held, "graph", None)
+        if held is not None:  # nested: the outer block's graph holds
+            yield held
+            return
+        self._held.graph = graph = self._read_graph()
+        try:
+            yield graph
+        finally:
+            self._held.graph = None
+
     @property
     def graph(self) -> Graph:
         """The mapping's relations plus the live schema's foreign keys (the mapping wins)."""
+        held = getattr(self._held, "graph", None)
+        return held if held is not None else self._read_graph()
+
+    def _read_graph(self) -> Graph:
         loaded = self.mappings.load()
         tables = loaded.tables()
         extra = self.foreign_relations(tables)

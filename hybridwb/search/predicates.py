@@ -88,6 +88,11 @@ def escape_like(term: str) -> str:
     )
 
 
+#: a whole Korean mobile number, as digits: 0 or 82, then 1x, a 3- or 4-digit and a
+#: 4-digit group (`01012345678`, `821012345678`, `0111234567`)
+_MOBILE = re.compile(r"(?:0|82)(1[016789])(\d{3,4})(\d{4})")
+
+
 def phone_forms(term: str) -> list[str] | None:
     """Every stored form of a whole phone number, or None if `term` is not one."""
     if not re.fullmatch(r"[\d\s\-+().]+", term) or sum(c.isdigit() for c in term) < 8:
@@ -95,6 +100,15 @@ def phone_forms(term: str) -> list[str] | None:
     digits = re.sub(r"\D", "", term)
     if not (digits.startswith(("0", "82")) or term.lstrip().startswith("+")):
         return None  # Korean numbers start with 0 at home and +82 / 82 abroad
+    mobile = _MOBILE.fullmatch(digits)
+    plus = "+" in term
+    if mobile and (not plus or (digits[0] == "8" and term.lstrip().startswith("+82"))):
+        # the common case, written out: the forms phonenumbers gives a Korean mobile
+        # number (tests/test_search_phone_forms.py compares the two on many numbers)
+        code, middle, last = mobile.groups()
+        national = f"0{code}-{middle}-{last}"
+        e164 = f"+82{code}{middle}{last}"
+        return [national, national.replace("-", ""), e164, e164[1:], f"+82 {code}-{middle}-{last}"]
     candidates = [term]
     if digits.startswith("82") and not term.lstrip().startswith("0"):
         candidates.append("+" + digits)

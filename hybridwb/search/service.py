@@ -31,13 +31,19 @@ MAX_LIMIT = 500
 class _Page:
     """A page's customer rows, held in slots: `vars()` of a result shows no value."""
 
-    __slots__ = ("frame", "records")
+    __slots__ = ("frame", "more", "records")
 
     def __init__(
-        self, frame: pd.DataFrame | Callable[[], pd.DataFrame], records: list[dict[str, Any]]
+        self,
+        frame: pd.DataFrame | Callable[[], pd.DataFrame],
+        records: list[dict[str, Any]],
+        more: str | tuple[str, str, Any] | None = None,
     ) -> None:
         self.frame = frame
         self.records = records
+        # the next page's token, or what it is sealed from (table, term, last key value)
+        # until someone asks for it: sealing costs more than a page's query
+        self.more = more
 
     def __repr__(self) -> str:
         return f"<page of {len(self.records)} rows>"
@@ -54,14 +60,13 @@ class SearchResult:
         key: str,
         rows: pd.DataFrame | Callable[[], pd.DataFrame],
         raw_rows: list[dict[str, Any]],
-        next_page: str | None,
+        next_page: str | tuple[str, str, Any] | None,
         meta: dict[str, Any] | None = None,
         pii: Collection[str] = (),
     ) -> None:
         self.table = table
         self.key = key
-        self._page = _Page(rows, raw_rows)
-        self.next_page = next_page
+        self._page = _Page(rows, raw_rows, next_page)
         self.meta: dict[str, Any] = dict(meta or {})
         self.pii = frozenset(pii)  # column labels of `rows` that are masked when shown
 
@@ -72,6 +77,14 @@ class SearchResult:
         if callable(self._page.frame):
             self._page.frame = self._page.frame()
         return self._page.frame
+
+    @property
+    def next_page(self) -> str | None:
+        """The token of the next page (`page=`), None on the last page; sealed on first use."""
+        more = self._page.more
+        if isinstance(more, tuple):
+            self._page.more = more = encode_token(*more)
+        return more
 
     @property
     def raw_rows(self) -> list[dict[str, Any]]:
@@ -152,6 +165,8 @@ class SearchService:
         self.last_statement: tuple[str, dict[str, Any]] | None = None
         # every statement the last search sent, probes first
         self.last_statements: list[tuple[str, dict[str, Any]]] = []
+        # table -> (graph, (table, schema facts) of each table read, fields): see `fields`
+        self._fields: dict[str, tuple[Any, tuple[Any, ...], list[predicates.SearchField]]] = {}
 
     def table_info(self, table: str) -> TableInfo:
         """Schema facts for planning (the resolver caches them for a minute)."""
@@ -169,9 +184,25 @@ class SearchService:
         return self._estimates[1]
 
     def fields(self, table: str) -> list[predicates.SearchField]:
-        """Searchable fields of `table` and of tables reached through to-one relations."""
+        """Searchable fields of `table` and of tables reached through to-one relations.
+
+        Worked out again only when the mapping (a new graph) or the schema facts of a
+        table it reads (refreshed each minute) changed; else the last answer is reused."""
         graph = self.resolver.graph
+        known = self._fields.get(table)
+        if known is not None and known[0] is graph:
+            infos = known[1]
+            if all(self.table_info(name) is info for name, info in infos):
+                return list(known[2])
+        out, infos = self._fields_of(graph, table)
+        self._fields[table] = (graph, infos, out)
+        return list(out)
+
+    def _fields_of(
+        self, graph: Any, table: str
+    ) -> tuple[list[predicates.SearchField], tuple[Any, ...]]:
         out: list[predicates.SearchField] = []
+        infos: list[Any] = []
         hop_lists: list[tuple] = [()] + [
             hops for hops in graph.reachable(table, 2) if all(h.to_one for h in hops)
         ]
@@ -182,6 +213,7 @@ class SearchService:
             if not wanted:
                 continue
             info = self.table_info(target)
+            infos.append((target, info))
             leading = info.indexed_leading_columns()
             single = {
                 cols[0]
@@ -201,7 +233,7 @@ class SearchService:
                         fulltext=name in fulltext,
                     )
                 )
-        return out
+        return out, tuple(infos)
 
     def __call__(
         self,
@@ -213,6 +245,13 @@ class SearchService:
         allow_scan: bool = False,
     ) -> SearchResult:
         started = time.perf_counter()
+        # one read of the mapping serves the whole search (plan, probe and page)
+        with self.resolver.one_graph():
+            return self._search(table, term, limit, page, allow_scan, started)
+
+    def _search(
+        self, table: str, term: str, limit: int, page: str | None, allow_scan: bool, started: float
+    ) -> SearchResult:
         if not isinstance(term, str):
             raise ValidationError(f"The search term must be text, not {type(term).__name__}.")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
@@ -320,7 +359,7 @@ class SearchService:
         next_page = None
         if len(raw) > limit:
             raw = raw[:limit]
-            next_page = encode_token(name, term, raw[-1][key])
+            next_page = (name, term, raw[-1][key])  # sealed when asked for (next_page)
         meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
         return SearchResult(
             name,

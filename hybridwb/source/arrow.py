@@ -33,7 +33,6 @@ Column types (Arrow, inferred from the values MySQL's column type gives the driv
 
 from __future__ import annotations
 
-from operator import itemgetter
 from typing import Any
 
 import pandas as pd
@@ -51,8 +50,7 @@ def frame(
     (mysqlclient, `drivers.raw_text_values`); Arrow then parses each such column in one
     vectorised cast, by its MySQL type."""
     pa = require("pyarrow", "wb.sql(..., arrow=True)")
-    # one itemgetter pass per column: half the time of zip(*rows) on 200,000 rows
-    columns = [list(map(itemgetter(i), rows)) for i in range(len(keys))]
+    columns = _columns(rows, len(keys))
     if described is None:
         arrays = [_array(pa, column, position) for position, column in enumerate(columns, 1)]
     else:
@@ -64,6 +62,25 @@ def frame(
         ]
     table = pa.Table.from_arrays(arrays, names=[str(k) for k in keys])
     return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+#: rows turned into columns at a time: a block's tuples are still in the CPU cache when
+#: they are read (zip of all 200,000 rows at once, or one itemgetter pass per column over
+#: all of them, reads every row from memory again; a block is about twice as fast)
+BLOCK = 256
+
+
+def _columns(rows: list[Any], width: int) -> list[list[Any]]:
+    """The rows' values column by column, in row order."""
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    if width == 0:
+        return columns
+    for start in range(0, len(rows), BLOCK):
+        for column, part in zip(
+            columns, zip(*rows[start : start + BLOCK], strict=True), strict=True
+        ):
+            column.extend(part)
+    return columns
 
 
 _INTEGER = frozenset({1, 2, 3, 8, 9, 13})  # TINY, SHORT, LONG, LONGLONG, INT24, YEAR
@@ -79,8 +96,10 @@ def _parsed(pa: Any, values: list[Any], position: int, description: Any) -> Any:
     if type_code not in _INTEGER | _FLOAT | _DECIMAL | _DATE | _DATETIME:
         return _array(pa, values, position)  # already Python values (strings, TIME, BLOB)
     pc = require("pyarrow.compute", "wb.sql(..., arrow=True)")
-    text = pa.array(values, type=pa.string())
+    # bytes in as binary, then checked as UTF-8 in one vectorised cast: about half the
+    # time of handing each bytes object to a string array
     try:
+        text = pa.array(values, type=pa.binary()).cast(pa.string())
         if type_code in _INTEGER:
             try:
                 return pc.cast(text, pa.int64())

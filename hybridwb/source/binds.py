@@ -14,7 +14,7 @@ import decimal
 import itertools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,6 +204,55 @@ def only_values_differ(approved: list[Token], binds: list[Bind], final: list[Tok
         i += 1
         j += 1
     return j == len(final)
+
+
+#: what may stand right before a bind (`x = :a`, `(:a`, `,:a`) and right after it (`:a)`,
+#: `:a,`, the end) for `values_in_place` to decide without tokenizing: nothing there can
+#: join a literal into another token (`N:a` -> N'..' , `x-:a` -> `x--1` a comment, `:a'..'`
+#: -> one string with a doubled quote, `_latin1:a` -> an introducer, `0x:a`, `@:a` ...)
+_SAFE_BEFORE = frozenset(" \t\n\r(,=")
+_SAFE_AFTER = frozenset(" \t\n\r),")
+#: the literals the drivers write for a str (quoted; every quote, double quote and backslash
+#: escaped by a backslash: PyMySQL and mysqlclient both) and for an int. No bare `"` inside
+#: (sqlglot lists `"` among MySQL's string escapes; the server does not)
+_STRING_LITERAL = re.compile(r"'(?:[^'\"\\]|\\.)*'", re.DOTALL)
+_INT_LITERAL = re.compile(r"-?[0-9]+")
+
+
+def values_in_place(sql: str, binds: Sequence[Bind], params: Mapping[str, Any], final: str) -> bool:
+    """True when `final` is `sql` with each bind replaced by one str or int literal, each in
+    a place where no character next to it can make it part of another token: then `final`
+    tokenizes as `sql` with a literal in place of each bind (what `only_values_differ`
+    checks by tokenizing), so the same statement was approved. Anything else (another
+    value type, a list, a bind next to a letter, a sign, a quote) says False and the caller
+    tokenizes. Pure; no tokenizer: it only reads `final` from left to right.
+
+    Relies on what every source session pins (engine.py): utf8mb4, in which no byte of a
+    multi-byte character is a quote or a backslash, and a sql_mode with backslash escapes
+    and without ANSI_QUOTES, so a string literal ends at its first unescaped quote."""
+    pos = 0  # in sql
+    at = 0  # in final
+    for bind in binds:
+        if bind.start == 0 or sql[bind.start - 1] not in _SAFE_BEFORE:
+            return False
+        if bind.end < len(sql) and sql[bind.end] not in _SAFE_AFTER:
+            return False
+        piece = sql[pos : bind.start]
+        if not final.startswith(piece, at):
+            return False
+        at += len(piece)
+        value = params.get(bind.name)
+        if isinstance(value, str):
+            literal = _STRING_LITERAL.match(final, at)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            literal = _INT_LITERAL.match(final, at)
+        else:
+            return False
+        if literal is None:
+            return False
+        at = literal.end()
+        pos = bind.end
+    return final[at:] == sql[pos:]
 
 
 def _same(a: Token, b: Token) -> bool:

@@ -36,7 +36,7 @@ import math
 import re
 import sqlite3
 import ssl as ssl_module
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -53,7 +53,7 @@ from sqlglot import exp
 from hybridwb.config import scrub
 from hybridwb.errors import BindError, ConfigError, HybridwbError, ReadOnlyViolation
 from hybridwb.source import catalogue, drivers, guard, rawguard
-from hybridwb.source.binds import only_values_differ
+from hybridwb.source.binds import only_values_differ, values_in_place
 from hybridwb.source.verdicts import VERDICTS
 
 _PYFORMAT = re.compile(r"%\(\w+\)s|%s")
@@ -659,19 +659,25 @@ def guard_final_text(
     policy: SessionPolicy,
     *,
     approved: Any = None,
+    params: Mapping[str, Any] | None = None,
     whole_result: bool,
 ) -> None:
     """The guard on the text the driver sends.
 
     `approved` is what `Source` already admitted (its text, tokens and binds): when the final
     text is that text, or tokenizes as it with only the binds replaced by literals, the
-    decision is the same and the parse is skipped; anything else is checked in full. Both
+    decision is the same and the parse is skipped; anything else is checked in full. With
+    the `params` it was made from, a final text that is the approved text with a str or int
+    literal in place of each bind, in a place nothing can join it to another token, is seen
+    to be one without tokenizing (`binds.values_in_place`). Both
     decisions are remembered by the exact final text (verdicts.py): a text sent again is
     not tokenized again. `whole_result` callers (pandas, jupysql) read every row at once, so a LIMIT above the cap
     is refused for them."""
     if approved is not None:
         if final == approved.sql:
             return
+        if params is not None and values_in_place(approved.sql, approved.binds, params, final):
+            return  # the approved text with a literal in place of each bind: nothing new
         key = ("values of", approved.sql, policy.allowed_functions, final)
         if VERDICTS.admits(key, lambda: _values_only(final, approved)):
             return

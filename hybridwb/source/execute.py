@@ -145,7 +145,7 @@ def _run_on(
         # the exact text the driver would send, guarded here, then sent with no parameters
         final = cursor.mogrify(prepared.driver_text, params)
         approved = prepared if prepared.checked.tokens else None
-        guard_final_text(final, policy, approved=approved, whole_result=False)
+        guard_final_text(final, policy, approved=approved, params=params, whole_result=False)
     with drivers.raw_text_values(raw, raw_values) as described_here:
         if use_guard:
             rawguard.approve(raw, final)  # the driver's query() lets exactly this text pass

@@ -9,6 +9,7 @@ embedded SQLite sample runs transpiled SQL.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import sqlite3
 import threading
@@ -127,8 +128,9 @@ class Prepared:
     def names(self) -> set[str]:
         return {b.name for b in self.binds}
 
-    @property
+    @functools.cached_property
     def driver_text(self) -> str:
+        """The text for the driver (binds as `%(name)s`), made once per statement."""
         return to_pyformat(self.sql, list(self.binds))
 
 
