@@ -22,7 +22,7 @@ from test_guard_in_place import Approved, driver_final, tokens_agree
 
 from hybridwb.errors import HybridwbError
 from hybridwb.source import guard
-from hybridwb.source.binds import Bind, find_binds, values_in_place
+from hybridwb.source.binds import Bind, find_binds, to_pyformat, values_in_place
 from hybridwb.source.engine import SQL_MODE
 from hybridwb.source.verdicts import Verdicts
 from tests.conftest import admin_url
@@ -203,6 +203,7 @@ def test_the_server_ends_each_admitted_literal_where_values_in_place_does(
                 assert len(cur.description) == 2 and cur.fetchone()[1] == "M", repr(literal)
 
 
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
 @pytest.mark.parametrize(
     "value",
     [
@@ -217,7 +218,11 @@ def test_the_server_ends_each_admitted_literal_where_values_in_place_does(
     ],
 )
 def test_hostile_values_through_the_public_api_take_no_lock_and_write_nothing(
-    mysql_db: str, root: pymysql.Connection, value: str, monkeypatch: pytest.MonkeyPatch
+    mysql_db: str,
+    root: pymysql.Connection,
+    value: str,
+    driver: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """End to end through `Source.records` on root's URL (a writable account: only the guard
     stands in the way): the value is one value (the rows root reads for it), no named lock
@@ -237,7 +242,7 @@ def test_hostile_values_through_the_public_api_take_no_lock_and_write_nothing(
         return real(sql)
 
     monkeypatch.setattr(guard._DIALECT, "tokenize", counted)
-    src = Source(admin_url(mysql_db))
+    src = Source(admin_url(mysql_db).set(drivername=f"mysql+{driver}"))
     cases: list[tuple[str, dict[str, Any]]] = [
         ("SELECT :a AS v, :n AS n", {"a": value, "n": -1}),
         (
@@ -356,3 +361,27 @@ def test_a_bind_before_any_other_character_is_tokenized(ch: str) -> None:
     binds = [Bind("a", 7, 9)]
     for value, literal in [("v", "'v'"), (1, "1"), (-1, "-1")]:
         assert not values_in_place(sql, binds, {"a": value}, sql.replace(":a", literal))
+
+
+@pytest.mark.parametrize("sql", TEMPLATES)
+def test_mysqlclient_finals_are_admitted_only_when_the_tokenizer_agrees(sql: str) -> None:
+    """mysqlclient escapes with the C client (`\\Z` for ^Z, `\\0` for NUL) and its own
+    mogrify: the same fuzz as for PyMySQL, on the text mysqlclient writes."""
+    import MySQLdb
+
+    approved = Approved(sql)
+    conn = MySQLdb.connect(host="127.0.0.1", user="root", charset="utf8mb4")
+    try:
+        cursor = conn.cursor()
+        with cursor:
+            cursor.execute(f"SET SESSION sql_mode = '{SQL_MODE}'")
+            rng = random.Random("mysqldb" + sql)
+            text = to_pyformat(approved.sql, list(approved.binds))
+            for _ in range(200):
+                params = values(approved, rng)
+                final = cursor.mogrify(text, params)
+                assert isinstance(final, str)
+                if values_in_place(approved.sql, approved.binds, params, final):
+                    assert tokens_agree(approved, final), (sql, params)
+    finally:
+        conn.close()
