@@ -385,3 +385,78 @@ def test_mysqlclient_finals_are_admitted_only_when_the_tokenizer_agrees(sql: str
                     assert tokens_agree(approved, final), (sql, params)
     finally:
         conn.close()
+
+
+@pytest.fixture
+def charset_db(root: pymysql.Connection) -> Iterator[str]:
+    """A database of this file's own with a function that tries to switch the session to
+    GBK (a charset whose trail bytes include 0x5c) and to NO_BACKSLASH_ESCAPES/ANSI_QUOTES."""
+    name = f"hybridwb_atkip_{random.randrange(16**8):08x}"
+    with root.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+        cur.execute(
+            f"CREATE FUNCTION `{name}`.cs() RETURNS INT BEGIN "
+            "SET character_set_client = gbk; SET character_set_connection = gbk; "
+            "SET sql_mode = 'NO_BACKSLASH_ESCAPES,ANSI_QUOTES'; RETURN 1; END"
+        )
+    try:
+        yield name
+    finally:
+        with root.cursor() as cur:
+            cur.execute(f"DROP DATABASE `{name}`")
+
+
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+def test_allowed_server_code_cannot_switch_the_charset_under_the_next_in_place_text(
+    charset_db: str, root: pymysql.Connection, driver: str
+) -> None:
+    """values_in_place trusts utf8mb4, but the session read-back checks only READ ONLY, the
+    time limit, the cap and sql_mode. An allowlisted function that sets a GBK client charset
+    would make `縗\\'` (E7 B8 97 5C 27) end the literal at the quote on the next statement of the
+    same pinned connection. It holds: MariaDB restores a routine's caller charset and
+    sql_mode on return, so the next statement is read in utf8mb4."""
+    from hybridwb.source import Source
+
+    url = admin_url(charset_db).set(drivername=f"mysql+{driver}")
+    src = Source(url, allowed_functions=("cs",), pool_size=1)
+    value = "縗' , GET_LOCK(0x61746b6970, 0) AS y -- "
+    try:
+        with src.one_connection():
+            try:
+                src.records("SELECT cs() AS x")
+            except HybridwbError:
+                pass  # read back and refused is fine too: the question is the next text
+            got = src.records("SELECT :a AS v", {"a": value})
+        assert [dict(r) for r in got] == [{"v": value}]
+    finally:
+        src.close()
+    with root.cursor() as cur:
+        cur.execute("SELECT IS_USED_LOCK('atkip')")
+        assert cur.fetchone()[0] is None
+
+
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+def test_a_gbk_charset_in_the_url_does_not_reach_the_session(
+    charset_db: str, root: pymysql.Connection, driver: str
+) -> None:
+    """`?charset=gbk` would make the driver and the server read `縗\\'` as a GBK pair and the
+    quote as the literal's end; the source connects in utf8mb4 whatever the URL says, so
+    the value is one value and no lock is taken (init_command / read_default_file are
+    refused as ConfigError, tested elsewhere)."""
+    from hybridwb.source import Source
+
+    url = (
+        admin_url(charset_db)
+        .set(drivername=f"mysql+{driver}")
+        .update_query_dict({"charset": "gbk"})
+    )
+    src = Source(url, pool_size=1)
+    value = "縗' , GET_LOCK(0x61746b6970, 0) AS y -- "
+    try:
+        got = src.records("SELECT :a AS v", {"a": value})
+    finally:
+        src.close()
+    assert [dict(r) for r in got] == [{"v": value}]
+    with root.cursor() as cur:
+        cur.execute("SELECT IS_USED_LOCK('atkip')")
+        assert cur.fetchone()[0] is None
