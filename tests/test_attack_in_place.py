@@ -11,6 +11,7 @@ opens one of them fails.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -422,10 +423,9 @@ def test_allowed_server_code_cannot_switch_the_charset_under_the_next_in_place_t
     value = "縗' , GET_LOCK(0x61746b6970, 0) AS y -- "
     try:
         with src.one_connection():
-            try:
+            # read back and refused is fine too: the question is the next text
+            with contextlib.suppress(HybridwbError):
                 src.records("SELECT cs() AS x")
-            except HybridwbError:
-                pass  # read back and refused is fine too: the question is the next text
             got = src.records("SELECT :a AS v", {"a": value})
         assert [dict(r) for r in got] == [{"v": value}]
     finally:
