@@ -460,3 +460,56 @@ def test_a_gbk_charset_in_the_url_does_not_reach_the_session(
     with root.cursor() as cur:
         cur.execute("SELECT IS_USED_LOCK('atkip')")
         assert cur.fetchone()[0] is None
+
+
+EDITS = [*"'\"\\`;#-/*!%:?()=, \t\r\n\0\x1aNXb_0", "縗", "😀", "\u2028"]
+
+
+def forged(final: str, rng: random.Random) -> str:
+    """The driver's text with one or two random edits (insert, delete, replace)."""
+    for _ in range(rng.randrange(1, 3)):
+        at = rng.randrange(len(final) + 1)
+        kind = rng.randrange(3)
+        if kind == 0:
+            final = final[:at] + rng.choice(EDITS) + final[at:]
+        elif kind == 1:
+            final = final[:at] + final[at + 1 :]
+        else:
+            final = final[:at] + rng.choice(EDITS) + final[at + 1 :]
+    return final
+
+
+@pytest.mark.parametrize("sql", TEMPLATES)
+def test_forged_final_texts_admitted_in_place_read_as_the_template_on_the_server(
+    root: pymysql.Connection, sql: str
+) -> None:
+    """Texts no driver writes (one or two random edits of a driver text): whenever
+    values_in_place admits one, sqlglot agrees and MariaDB returns as many columns as the
+    approved statement has and takes no lock."""
+    approved = Approved(sql)
+    expected = len(approved.checked.expression.expressions)
+    rng = random.Random("forged" + sql)
+    admitted = 0
+    reachable = False
+    with root.cursor() as cur:
+        for _ in range(300):
+            params = values(approved, rng)
+            for name in params:
+                if isinstance(params[name], str):
+                    params[name] += "', GET_LOCK(0x61746b6970, 0), '"
+            real = driver_final(approved, params)
+            reachable |= values_in_place(approved.sql, approved.binds, params, real)
+            final = forged(real, rng)
+            if not values_in_place(approved.sql, approved.binds, params, final):
+                continue
+            admitted += 1
+            assert tokens_agree(approved, final), (sql, final)
+            try:
+                cur.execute(final)
+            except pymysql.err.MySQLError:
+                continue  # e.g. an unknown column: nothing ran
+            cur.fetchall()
+            assert len(cur.description) == expected, (sql, final)
+            cur.execute("SELECT IS_USED_LOCK('atkip')")
+            assert cur.fetchone()[0] is None, (sql, final)
+    assert admitted or not reachable  # the fuzz reached the in-place path
