@@ -57,6 +57,9 @@ TEMPLATES = [
     "SELECT '%s', :a, '%(a)s'",
     "SELECT 1 FROM DUAL WHERE 1=:n\r\n",
     "SELECT 1 FROM DUAL WHERE :a=:b\tOR\t:b=(:a)",
+    # the shape search builds (a LIKE pattern with an escape character, a keyset bound)
+    "SELECT c.id FROM (SELECT 'x' AS name, 1 AS id) AS c "
+    "WHERE c.name LIKE :a ESCAPE '!' AND c.id > :n ORDER BY c.id LIMIT 5",
 ]
 
 #: literal bodies an attacker would type: quotes, escapes, comment openers, executable
