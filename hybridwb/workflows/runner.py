@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hybridwb import errors
 from hybridwb.config import Settings
 from hybridwb.errors import CellTimeoutError, HybridwbError, NotFound, ValidationError
 from hybridwb.platform.campaigns import Campaigns, is_stale, this_owner
@@ -381,9 +382,7 @@ def _cell_error(ename: str, evalue: str) -> str:
     """A notebook cell's error for `workflow_runs.error`: hybridwb's own errors are already
     scrubbed; any other (a driver error raised by the notebook's own code) may repeat a
     server message with a customer's value, so it goes through the one rule for server text."""
-    import hybridwb.errors
-
-    cls = getattr(hybridwb.errors, ename, None)
+    cls = getattr(errors, ename, None)
     if isinstance(cls, type) and issubclass(cls, HybridwbError):
         return str(evalue).splitlines()[0] if evalue else ""
     return server_text(str(evalue or ""))
