@@ -190,7 +190,7 @@ def test_a_query_policy_is_set_by_the_one_checkout_set(
         src.close()
     mine = log.thread_of(marker)
     at = next(i for i, (_, text) in enumerate(mine) if marker in text)
-    sets = [text for _, text in mine[:at] if text.startswith("SET SESSION")]
+    sets = [text for _, text in mine[:at] if text.startswith("SET NAMES utf8mb4, SESSION")]
     assert 1 <= len(sets) <= 2, sets
     assert all("max_statement_time = 9.000" in text for text in sets[:-1]), sets
     assert "max_statement_time = 3.000" in sets[-1] and "sql_select_limit = 6" in sets[-1]

@@ -282,3 +282,54 @@ def test_a_view_behind_a_cte_of_another_scope_is_still_read_back(db: str) -> Non
     # the read-back ran: it adds round trips, and its connection reset restarts the
     # session's counters; either way not the plain read's 4
     assert after["QUESTIONS"] - before["QUESTIONS"] != 4
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_pooled_session_left_in_another_charset_is_utf8mb4_at_its_next_use(
+    db: str, driver: str
+) -> None:
+    """The guard (and the in-place check) read literals as utf8mb4: a session left in GBK,
+    where a multibyte character may end in a backslash, is set back at the next checkout
+    (the server's own variables say so)."""
+    src = Source(_url(db, driver), pool_size=1, max_overflow=0)
+    try:
+        src.sql("SELECT a FROM t")
+        raw = src.engine.raw_connection()
+        try:
+            with internal(raw.dbapi_connection):  # past the driver-level guard, as server code
+                cur = raw.cursor()
+                cur.execute("SET character_set_client = gbk, character_set_connection = gbk")
+                cur.close()
+        finally:
+            raw.close()  # back to the pool, in GBK
+        seen = src.sql(
+            "SELECT @@session.character_set_client AS c, @@session.character_set_connection AS n"
+        ).iloc[0]
+    finally:
+        src.close()
+    assert (seen["c"], seen["n"]) == ("utf8mb4", "utf8mb4")
+
+
+def test_server_code_that_changed_the_charset_is_restored_and_refused(db: str) -> None:
+    """The read-back after server code compares the character sets too."""
+    from hybridwb.errors import ReadOnlyViolation
+    from hybridwb.source import engine
+
+    src = Source(_url(db, "pymysql"), pool_size=1, max_overflow=0)
+    try:
+        src.sql("SELECT a FROM t")
+        raw = src.engine.raw_connection()
+        try:
+            conn = raw.dbapi_connection
+            with internal(conn):
+                cur = conn.cursor()
+                cur.execute("SET character_set_client = gbk")
+                cur.close()
+            with pytest.raises(ReadOnlyViolation, match="character set") as info:
+                engine.verify_session(conn, src.facts, src.policy)
+            assert info.value.restored is True
+            assert engine.read_session(conn, src.facts)[4] == "utf8mb4,utf8mb4"
+        finally:
+            raw.close()
+    finally:
+        src.close()

@@ -129,12 +129,22 @@ def _timeout_assignment(flavour: str, seconds: float) -> str:
 SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 
 
-def session_sql(facts: SessionFacts, policy: SessionPolicy, *, after_reset: bool = False) -> str:
+#: what the guard and the in-place check read literals with: another client charset (GBK,
+#: Big5, SJIS) would let a multibyte character end in a backslash the server reads
+#: differently
+NAMES = "utf8mb4"
+
+
+def session_sql(facts: SessionFacts, policy: SessionPolicy) -> str:
     """One SET that puts a session in the state the policy asks for (one round trip).
 
-    It also pins `autocommit` and `sql_mode` and releases every named lock the connection
-    holds (a view's body may have taken one with GET_LOCK), so nothing a previous statement
-    left behind survives into the next checkout."""
+    It also pins the character set, `autocommit` and `sql_mode` and releases every named
+    lock the connection holds (a view's body may have taken one with GET_LOCK), so nothing a
+    previous statement or a connection reset left behind survives into the next checkout.
+    `autocommit`: a driver call (`autocommit(False)`, a refused isolation level) would
+    otherwise leave every later read holding a transaction open (metadata locks that block
+    the production's DDL, a read view that stops purge); the character set: the guard reads
+    literals as utf8mb4, and a GBK or SJIS client could end a character in a backslash."""
     parts = [
         _timeout_assignment(facts.flavour, policy.timeout),
         f"sql_select_limit = {int(policy.select_limit)}",
@@ -143,12 +153,7 @@ def session_sql(facts: SessionFacts, policy: SessionPolicy, *, after_reset: bool
     ]
     if policy.read_only:
         parts.insert(0, f"{facts.read_only_variable} = 1")
-    if after_reset:  # COM_RESET_CONNECTION put these back to the server's defaults
-        return "SET NAMES utf8mb4, SESSION autocommit = 1, " + ", ".join(parts)
-    # autocommit too: a driver call (`autocommit(False)`, a refused isolation level) would
-    # otherwise leave every later read holding a transaction open (metadata locks that
-    # block the production's DDL, a read view that stops purge)
-    return "SET SESSION autocommit = 1, " + ", ".join(parts)
+    return f"SET NAMES {NAMES}, SESSION autocommit = 1, " + ", ".join(parts)
 
 
 #: what a session is, as the server sees it: one fixed statement per flavour
@@ -158,46 +163,48 @@ FACTS_SQL = {
 }
 #: the read-back after server code may have run; the same round trip releases named locks
 READ_BACK_SQL = {
-    flavour: sql + ", @@session.sql_select_limit, @@session.sql_mode, RELEASE_ALL_LOCKS()"
+    flavour: sql
+    + ", @@session.sql_select_limit, @@session.sql_mode, @@session.character_set_client,"
+    " @@session.character_set_connection, RELEASE_ALL_LOCKS()"
     for flavour, sql in FACTS_SQL.items()
 }
 
 
-def read_session(dbapi_conn: Any, facts: SessionFacts) -> tuple[int, float, int, str]:
-    """(read only, time limit in seconds, select limit, sql_mode) as the server sees them
-    now. The same round trip releases the named locks the connection holds (server code
-    run by the statement, e.g. in a view, may have taken one)."""
+def read_session(dbapi_conn: Any, facts: SessionFacts) -> tuple[int, float, int, str, str]:
+    """(read only, time limit in seconds, select limit, sql_mode, "client,connection"
+    character sets) as the server sees them now. The same round trip releases the named
+    locks the connection holds (server code run by the statement, e.g. in a view, may have
+    taken one)."""
     with rawguard.internal(dbapi_conn):
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(READ_BACK_SQL[facts.flavour])
-            ro, limit, rows, mode, _released = cursor.fetchone()
+            ro, limit, rows, mode, client, connection, _released = cursor.fetchone()
         finally:
             cursor.close()
     seconds = float(limit) if facts.flavour == "MariaDB" else float(limit) / 1000
-    return int(ro), seconds, int(rows), str(mode or "")
+    return int(ro), seconds, int(rows), str(mode or ""), f"{client},{connection}".lower()
 
 
 def session_matches(
-    facts: SessionFacts, policy: SessionPolicy, seen: tuple[int, float, int, str]
+    facts: SessionFacts, policy: SessionPolicy, seen: tuple[int, float, int, str, str]
 ) -> bool:
-    read_only, seconds, rows, mode = seen
+    read_only, seconds, rows, mode, names = seen
     return (
         (read_only == 1 or not policy.read_only)
         and seconds > 0
         and math.isclose(seconds, policy.timeout, rel_tol=1e-3, abs_tol=1e-3)
         and rows == policy.select_limit
         and set(mode.upper().split(",")) == set(SQL_MODE.split(","))
+        and names == f"{NAMES},{NAMES}"
     )
 
 
-def apply_session(
-    dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy, *, after_reset: bool = False
-) -> None:
+def apply_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
     with rawguard.internal(dbapi_conn):
         cursor = dbapi_conn.cursor()
         try:
-            cursor.execute(session_sql(facts, policy, after_reset=after_reset))
+            cursor.execute(session_sql(facts, policy))
         finally:
             cursor.close()
 
@@ -217,7 +224,8 @@ def verify_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) 
             restored=False,
         )
     raise ReadOnlyViolation(
-        "Server code changed the read-only session (READ ONLY, the time limit or sql_mode); "
+        "Server code changed the read-only session (READ ONLY, the time limit, sql_mode or "
+        "the character set); "
         "the session was restored and the result discarded. Ask a DBA to review the "
         "function, or remove it from allowed_functions.",
         restored=True,

@@ -213,7 +213,7 @@ def _reset(conn: Connection, raw: Any, facts: SessionFacts, policy: SessionPolic
     try:
         raw._execute_command(COM_RESET_CONNECTION, b"")
         raw._read_ok_packet()
-        apply_session(raw, facts, policy, after_reset=True)
+        apply_session(raw, facts, policy)
     except Exception:
         conn.invalidate()
 
