@@ -51,6 +51,22 @@ pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
 PHONE = "010-1234-5678"
 
 
+def subs_by_email() -> dict[str, Any]:
+    """A fresh mapping of subscribers (`subs`: code, name, email) messaged by email."""
+    return {
+        "displayName": "구독자",
+        "key": "code",
+        "recipient": "email",
+        "channel": "email",
+        "audience": True,
+        "fields": {
+            "code": {"displayName": "번호", "type": "string", "role": "id"},
+            "name": {"displayName": "이름", "type": "string", "role": "name"},
+            "email": {"displayName": "이메일", "type": "string", "role": "email"},
+        },
+    }
+
+
 @pytest.fixture
 def source() -> Iterator[Callable[..., str]]:
     """`make(*statements, rows={table: [tuple, ...]})` -> a fresh MariaDB database name."""
@@ -183,19 +199,7 @@ def test_one_mailbox_in_two_spellings_is_messaged_once(
             ]
         },
     )
-    mapping = {
-        "displayName": "구독자",
-        "key": "code",
-        "recipient": "email",
-        "channel": "email",
-        "audience": True,
-        "fields": {
-            "code": {"displayName": "번호", "type": "string", "role": "id"},
-            "name": {"displayName": "이름", "type": "string", "role": "name"},
-            "email": {"displayName": "이메일", "type": "string", "role": "email"},
-        },
-    }
-    wb = workbench(db, store, {"subs": mapping})
+    wb = workbench(db, store, {"subs": subs_by_email()})
     try:
         wf = wb.workflows.create(
             "mail", target_config={"table": "subs"}, message_config={"content": INFO}
@@ -414,19 +418,7 @@ def test_emails_differing_by_case_and_spaces_are_one_mailbox(
             ]
         },
     )
-    mapping = {
-        "displayName": "구독자",
-        "key": "code",
-        "recipient": "email",
-        "channel": "email",
-        "audience": True,
-        "fields": {
-            "code": {"displayName": "번호", "type": "string", "role": "id"},
-            "name": {"displayName": "이름", "type": "string", "role": "name"},
-            "email": {"displayName": "이메일", "type": "string", "role": "email"},
-        },
-    }
-    wb = workbench(db, store, {"subs": mapping})
+    wb = workbench(db, store, {"subs": subs_by_email()})
     try:
         wf = wb.workflows.create(
             "case", target_config={"table": "subs"}, message_config={"content": INFO}
