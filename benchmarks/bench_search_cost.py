@@ -3,15 +3,14 @@
 The data is bench_search.py's (people, addr with the phone, payment) in a uniquely named
 database read through the benchmark's own SELECT-only account; both are dropped at the end.
 Each repetition runs one child process per version (the order alternates: A B, B A, ...);
-a child imports that version's `hybridwb` from its own source tree, opens a workbench with a
-pool of one connection, warms it, then runs SEARCHES searches with fresh terms (each drawn
+a child imports that version's `hybridwb` from its own source tree, opens a workbench, warms it, then runs SEARCHES searches with fresh terms (each drawn
 from the whole table, none repeated in a run, the same terms for both versions) and CALLS
 1-row `wb.sql` reads of a fresh key each. Per operation it reports:
 
 * client CPU (process time, which the machine's load disturbs least),
-* round trips, read by the server: the one pooled connection's `Questions` (session status)
-  before and after, minus the statement that reads it; `Com_select` and `Com_set_option`
-  split SELECTs from session SETs,
+* statements sent: every command written to any MySQL connection of the process (counted
+  in PyMySQL's one write path), SETs and SELECTs apart, and connections opened (the session
+  SET sent at checkin is pipelined: it is a statement, not a wait),
 * wall time (p50), noisy on a shared machine.
 
 Medians with min-max over the repetitions, with the load average before and after.
@@ -44,15 +43,38 @@ REPO = Path(__file__).resolve().parents[1]
 SEARCHES = int(os.environ.get("HWB_BENCH_SEARCHES", "300"))
 CALLS = int(os.environ.get("HWB_BENCH_CALLS", "500"))
 ONE_ROW = "SELECT person_id, first_name, last_name FROM people WHERE person_id = :id"
-COUNTERS = ("Questions", "Com_select", "Com_set_option")
 
 
-def _counters(raw: Any) -> dict[str, int]:
-    from hybridwb.source import rawguard
+class _Wire:
+    """Commands written to any MySQL connection of the process (PyMySQL's one write path),
+    and connections opened: the statements the server receives, SETs and SELECTs apart."""
 
-    with rawguard.internal(raw), raw.cursor() as cur:  # no guard, no session set after it
-        cur.execute("SHOW SESSION STATUS WHERE Variable_name IN %s", (COUNTERS,))
-        return {str(k): int(v) for k, v in cur.fetchall()}
+    def __init__(self) -> None:
+        import pymysql.connections
+
+        self.counts = {"commands": 0, "sets": 0, "selects": 0, "connects": 0}
+        cls = pymysql.connections.Connection
+        send, connect = cls._execute_command, cls.connect
+        wire = self
+
+        def counted_send(conn: Any, command: int, sql: Any) -> Any:
+            wire.counts["commands"] += 1
+            head = (sql.encode() if isinstance(sql, str) else bytes(sql))[:6].upper()
+            if head.startswith(b"SET "):
+                wire.counts["sets"] += 1
+            elif head.startswith(b"SELECT"):
+                wire.counts["selects"] += 1
+            return send(conn, command, sql)
+
+        def counted_connect(conn: Any, sock: Any = None) -> Any:
+            wire.counts["connects"] += 1
+            return connect(conn, sock)
+
+        cls._execute_command = counted_send
+        cls.connect = counted_connect
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.counts)
 
 
 def child(source_dir: str) -> None:
@@ -67,7 +89,6 @@ def child(source_dir: str) -> None:
     work = Path(os.environ["HWB_BENCH_WORK"])
     rows = int(os.environ["HWB_BENCH_ROWS"])
     seed = int(os.environ["HWB_BENCH_SEED"])
-    os.environ["HYBRIDWB_POOL_SIZE"] = "1"
     home = Path(tempfile.mkdtemp(dir=work))
     wb = hybridwb.connect(source=os.environ["HWB_BENCH_URL"], cwd=str(work), home=str(home))
     for term in terms(rows, 30, seed=seed + 1):  # schema facts, pool, imports
@@ -78,10 +99,10 @@ def child(source_dir: str) -> None:
     fresh = terms(rows, SEARCHES, seed=seed)
     keys = random.Random(seed).sample(range(1, rows), CALLS)
 
+    wire = _Wire()
+
     def measure(run: Any, items: list[Any]) -> dict[str, float]:
-        # the pool's one connection, read before and after (its SHOW counts once in Questions)
-        with wb.source.engine.connect() as conn:
-            before = _counters(conn.connection.dbapi_connection)
+        before = wire.snapshot()
         wall: list[float] = []
         cpu0 = time.process_time()
         for item in items:
@@ -89,17 +110,17 @@ def child(source_dir: str) -> None:
             run(item)
             wall.append((time.perf_counter() - started) * 1000)
         cpu = time.process_time() - cpu0
-        with wb.source.engine.connect() as conn:
-            after = _counters(conn.connection.dbapi_connection)
+        after = wire.snapshot()
         n = len(items)
         return {
             "cpu_ms": cpu * 1000 / n,
             "wall_p50_ms": statistics.median(wall),
             # the SHOW after the loop counts once (within 1/n: the pool's own SETs around
             # the two reads)
-            "round_trips": (after["Questions"] - before["Questions"] - 1) / n,
-            "selects": (after["Com_select"] - before["Com_select"]) / n,
-            "sets": (after["Com_set_option"] - before["Com_set_option"]) / n,
+            "statements": (after["commands"] - before["commands"]) / n,
+            "selects": (after["selects"] - before["selects"]) / n,
+            "sets": (after["sets"] - before["sets"]) / n,
+            "connects": (after["connects"] - before["connects"]) / n,
         }
 
     out = {
@@ -209,7 +230,7 @@ def main() -> None:
             "searches_per_child": SEARCHES,
             "one_row_reads_per_child": CALLS,
             "method": "versions alternate per repetition (A B, B A ...); fresh terms; "
-            "round trips = the one pooled connection's Questions; median with min-max",
+            "statements = commands written to MySQL; median with min-max",
             "load_average_before_after": [load_before, load_after],
             "versions": {
                 name: {
