@@ -137,16 +137,19 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--procs", default="1,8,32")
+    parser.add_argument("--db", default="", help="a database bench_search.load filled (kept)")
+    parser.add_argument("--out", default="search_load", help="the results file's name")
     args = parser.parse_args()
-    db = f"hybridwb_bench_sload_{uuid.uuid4().hex[:8]}"
+    db = args.db or f"hybridwb_bench_sload_{uuid.uuid4().hex[:8]}"
     admin = pymysql.connect(host=HOST, user="root", autocommit=True)
     work = Path(tempfile.mkdtemp())
     results: dict[str, Any] = {}
     try:
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
-            cur.execute(f"USE `{db}`")
-            load(cur, args.rows)
+        if not args.db:
+            with admin.cursor() as cur:
+                cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
+                cur.execute(f"USE `{db}`")
+                load(cur, args.rows)
         with BenchAccount(db) as account:
             url = account.url().render_as_string(hide_password=False)
             from hybridwb.mapping.model import SOURCE_KEY
@@ -204,18 +207,21 @@ def main() -> None:
                 }
                 print(procs, json.dumps(results[str(procs)]), flush=True)
     finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+        if not args.db:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
         admin.close()
         shutil.rmtree(work, ignore_errors=True)
     eight = results.get("8")
     write(
-        "search_load",
+        args.out,
         {
+            "hybridwb": str(Path(hybridwb.__file__).parent),
             "people": args.rows,
             "repetitions": args.reps,
             "seconds_per_phase": args.seconds,
-            "method": "wb and raw phases alternate; median with min-max over repetitions",
+            "method": "wb and raw phases alternate; wb gets a fresh term per call, raw replays "
+            f"the SQL of {RECORDED} recorded terms; median with min-max over repetitions",
             "processes": results,
             "targets": {
                 "8 processes: wb >= 50% of raw throughput": None
