@@ -395,15 +395,10 @@ class SqlBackend:
                 inserted = idempotent.copy_ignore(conn, tbl, rows, conflict)
             else:
                 stmt = self._insert(tbl).on_conflict_do_nothing(index_elements=conflict)
-                full = _full_rows(tbl, rows)
                 inserted = 0
                 for start in range(0, len(rows), 5000):
                     # sqlite3 sums rowcount over executemany: the rows really inserted
-                    chunk = rows[start : start + 5000]
-                    if full is not None:
-                        inserted += _executemany_full(conn, stmt, tbl, full, chunk)
-                    else:
-                        inserted += conn.execute(stmt, chunk).rowcount
+                    inserted += conn.execute(stmt, rows[start : start + 5000]).rowcount
             return inserted if attempt == 1 else idempotent.count_ours(conn, tbl, rows)
 
         return self.run(run, write=True)
@@ -419,44 +414,6 @@ class SqlBackend:
             with self.engine.begin() as conn:
                 n += conn.execute(stmt.values(**row)).rowcount
         return n
-
-
-def _full_rows(tbl: Table, rows: list[dict[str, Any]]) -> list[str] | None:
-    """The column names when every row gives every column of `tbl` (no default to fill),
-    else None."""
-    keys = list(rows[0])
-    if set(keys) != {c.name for c in tbl.columns}:
-        return None
-    if any(len(row) != len(keys) or row.keys() != rows[0].keys() for row in rows):
-        return None
-    return keys
-
-
-def _executemany_full(
-    conn: Connection, stmt: Any, tbl: Table, keys: list[str], rows: list[dict[str, Any]]
-) -> int:
-    """`conn.execute(stmt, rows)` for rows that give every column, at a fraction of its
-    cost: the statement is compiled once and each value goes through its column type's own
-    bind processor (what SQLAlchemy would apply), then one executemany of plain tuples.
-    SQLAlchemy's per-row parameter handling was most of a query log batch's cost (the log
-    gets one row per statement hybridwb sends)."""
-    dialect = conn.dialect
-    compiled = stmt.compile(dialect=dialect, column_keys=keys)
-    order = list(compiled.positiontup or [])
-    if sorted(order) != sorted(keys):  # not one plain positional parameter per column
-        return int(conn.execute(stmt, rows).rowcount)
-    process = [tbl.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order]
-    params = [
-        tuple(
-            value if fn is None or value is None else fn(value)
-            for fn, value in zip(process, (row[name] for name in order), strict=True)
-        )
-        for row in rows
-    ]
-    result = conn.exec_driver_sql(
-        compiled.string, params, execution_options={"preserve_rowcount": True}
-    )
-    return int(result.rowcount)
 
 
 def _code(exc: DBAPIError) -> str | None:
