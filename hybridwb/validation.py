@@ -21,9 +21,9 @@ def first_error(exc: PydanticError) -> tuple[str, str]:
     elif kind == "extra_forbidden":
         msg = "is not a known key"
     elif kind == "literal_error":
-        msg = msg.replace("Input should be", "must be") + f" (got {err.get('input')!r})"
+        msg = msg.replace("Input should be", "must be") + f" (got {short(err.get('input'))})"
     elif kind == "string_pattern_mismatch":
-        msg = f"does not have the expected form (got {err.get('input')!r})"
+        msg = f"does not have the expected form (got {short(err.get('input'))})"
     return path, msg
 
 

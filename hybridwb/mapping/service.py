@@ -202,7 +202,7 @@ class MappingService:
     def sample(self, table: str, rows: int = 5) -> Any:
         """A few rows through the guarded source (the identifier comes from the live schema)."""
         if not isinstance(rows, int) or not 1 <= rows <= 1000:
-            raise ValidationError(f"rows must be a number from 1 to 1000, not {rows!r}.")
+            raise ValidationError(f"rows must be a number from 1 to 1000, not {short(rows)}.")
         name = self._live_table(table)
         return self.source.sql(_select_all(name, rows))
 
