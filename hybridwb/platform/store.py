@@ -21,7 +21,7 @@ from hybridwb.platform.console import pii_columns, run_sql
 from hybridwb.platform.repos import Mappings, Runs, Templates, Variables, Workflows
 from hybridwb.platform.schema import now
 from hybridwb.source.querylog import QueryLogEntry
-from hybridwb.validation import short
+from hybridwb.validation import checked_calls, short
 
 SEED_CATEGORIES = [
     ("welcome", "가입 환영"),
@@ -63,6 +63,7 @@ LISTINGS = {
 }
 
 
+@checked_calls("wb.store")
 class Store:
     """Workflows, templates, variables, mappings, runs, logs. Constructing it does no I/O."""
 

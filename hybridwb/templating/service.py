@@ -20,7 +20,7 @@ from hybridwb.templating.message import (
     over_limit,
     type_warnings,
 )
-from hybridwb.validation import short
+from hybridwb.validation import checked_calls, short
 
 if TYPE_CHECKING:
     from hybridwb.mapping import MappingService
@@ -85,6 +85,7 @@ def resolve_values(
     return values, empty
 
 
+@checked_calls("wb.templates")
 class TemplateService:
     def __init__(self, store: Callable[[], Store], mappings: MappingService) -> None:
         self._store = store
