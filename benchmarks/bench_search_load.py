@@ -43,7 +43,7 @@ import hybridwb
 TABLE = "people"
 #: terms whose generated SQL the raw phases replay, and from which each process's wb
 #: phases draw terms it has not searched yet (more than one process searches in a run)
-RECORDED = 4_000
+RECORDED = 6_000
 _state: dict[str, Any] = {}
 
 
@@ -168,7 +168,9 @@ def main() -> None:
             (work / "mappings" / "table-mappings.json").write_text(
                 json.dumps(stamped, ensure_ascii=False), encoding="utf-8"
             )
-            statements = record(url, work, terms(args.rows, RECORDED))
+            statements = record(
+                url, work, list(dict.fromkeys(terms(args.rows, 2 * RECORDED)))[:RECORDED]
+            )
             (work / "statements.json").write_text(json.dumps(statements, default=str))
             ctx = mp.get_context("fork")
             for procs in [int(p) for p in args.procs.split(",")]:
