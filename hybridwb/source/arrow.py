@@ -26,7 +26,7 @@ Column types (Arrow, inferred from the values MySQL's column type gives the driv
 | TINYINT…BIGINT | int64[pyarrow] (NULL stays <NA>) | int64, or float64 when a NULL is present |
 | BIGINT UNSIGNED above 2**63 | uint64[pyarrow] | object |
 | FLOAT, DOUBLE | double[pyarrow] | float64 |
-| DECIMAL(p, s) | decimal128(38, s) on mysqlclient (decimal256(76, s) past 38 digits); on PyMySQL decimal128 with p and s from the values | object (Decimal) |
+| DECIMAL(p, s) | decimal128(38, s) on mysqlclient (decimal256(76, s) when p + 1 > 38: DECIMAL(38, s) and wider); on PyMySQL decimal128 with p and s from the values | object (Decimal) |
 | CHAR, VARCHAR, TEXT, ENUM, SET, JSON | string[pyarrow] | object (str); `str` on pandas 3 |
 | BINARY, VARBINARY, BLOB, BIT | binary[pyarrow] | object (bytes) |
 | DATE | date32[day][pyarrow] | object (datetime.date) |
@@ -212,19 +212,39 @@ def _parsed(pa: Any, values: list[Any], position: int, description: Any) -> Any:
         if type_code in _FLOAT:
             return pc.cast(text, pa.float64())
         if type_code in _DECIMAL:
-            try:
-                return pc.cast(text, pa.decimal128(38, scale))
-            except pa.ArrowInvalid:  # more than 38 digits (MySQL allows 65)
-                return pc.cast(text, pa.decimal256(76, scale))
+            # chosen by the column's declared size, never by trying: Arrow's cast to
+            # decimal128 does not fail on a value past 38 digits, it wraps it silently
+            # (a 55-digit value read back as a 37-digit one, tests/test_arrow_types.py)
+            wide = _digits(description) > 38
+            return pc.cast(text, pa.decimal256(76, scale) if wide else pa.decimal128(38, scale))
         # MySQL's zero dates ('0000-00-00') are NULL, as the drivers make them
-        text = pc.if_else(pc.starts_with(text, "0000-00-00"), None, text)
-        return pc.cast(text, pa.date32() if type_code in _DATE else pa.timestamp("us"))
+        kind = pa.date32() if type_code in _DATE else pa.timestamp("us")
+        try:
+            return pc.cast(pc.if_else(pc.starts_with(text, "0000-00-00"), None, text), kind)
+        except pa.ArrowInvalid:
+            return _as_driver_reads(pa, text, kind)
     except pa.ArrowException:
         pass
     raise QueryError(
         f"Column {position} holds values Arrow cannot read as its MySQL type; "
         "run the query with arrow=False."
     )
+
+
+def _digits(description: Any) -> int:
+    """At most how many digits a DECIMAL column's values have: its display length (digits,
+    point, sign) less the point; the sign is counted as a digit, to be safe."""
+    length, scale = description[3] or 99, description[5] or 0
+    return int(length) - (1 if scale else 0)
+
+
+def _as_driver_reads(pa: Any, text: Any, kind: Any) -> Any:
+    """Dates Arrow cannot read that the server keeps (a zero in the date, '2024-00-15', or
+    a day past the month's end under ALLOW_INVALID_DATES) read value by value by
+    mysqlclient's own converter, as the normal path reads them: NULL where it gives None."""
+    times = require("MySQLdb.times", "wb.sql(..., arrow=True)")
+    read = times.Date_or_None if kind == pa.date32() else times.DateTime_or_None
+    return pa.array([None if v is None else read(v) for v in text.to_pylist()], type=kind)
 
 
 def _array(pa: Any, values: list[Any], position: int) -> Any:
