@@ -6,7 +6,9 @@ MariaDB's general_log (tests/test_fastpath.py): with `return_type="pandas"` it f
 which runs the whole statement without the row cap; and whenever the server cannot prepare
 the statement it sends `<the statement> LIMIT 0` *before* its pre-execution queries, that is
 on a session that is not yet READ ONLY nor time-limited. Both break "the server executes
-exactly the text the guard approved, on a read-only, time-limited, capped session".
+exactly the text the guard approved, on a read-only, time-limited, capped session". (Its
+`return_type="arrow"` on a preparable statement sends Prepare, the SETs, Execute of the
+exact text; but no result can be ended past the cap, so `LIMIT 10000000` is read whole.)
 
 So the Arrow path is the normal path: the same guard, final-text check, session, server-side
 cap and query log (`Source._run`), with the rows turned into Arrow arrays column by column.
