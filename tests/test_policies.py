@@ -236,3 +236,9 @@ def test_a_candidate_is_a_value() -> None:
     assert (candidate.consent, candidate.night_consent, candidate.present) == (None, None, True)
     with pytest.raises(AttributeError):
         candidate.present = False  # type: ignore[misc]
+
+
+def test_a_possible_number_dialled_from_abroad_keeps_its_country_code() -> None:
+    # no reading is a valid number: the one with the country code after `00` is kept,
+    # not the Korean reading of the digits (`+8200447700900000`)
+    assert policies.normalize("sms", "0044 7700 900000") == "+447700900000"
