@@ -653,12 +653,13 @@ def test_a_dollar_name_is_named_in_the_refusal() -> None:
     [
         ("((", "Refused: ( is not a read statement" + USE_READS),
         ("EXPLAIN EXTENDED", "Refused: EXPLAIN is not a read statement" + EXPLAIN_READS),
+        ("EXPLAIN (", "Refused: EXPLAIN is not a read statement" + EXPLAIN_READS),
         ("EXPLAIN FORMAT=JSON", "Refused: EXPLAIN is not a read statement" + EXPLAIN_READS),
         ("EXPLAIN FORMAT=", "Refused: EXPLAIN FORMAT is not a read statement" + EXPLAIN_READS),
         # only FORMAT takes `= value`: another word before `=` is not skipped to a SELECT
         ("EXPLAIN x=1 SELECT 1", "Refused: EXPLAIN X is not a read statement" + EXPLAIN_READS),
     ],
-    ids=["only-parentheses", "options-only", "format-only", "format-cut", "x="],
+    ids=["only-parentheses", "options-only", "parenthesis-only", "format-only", "format-cut", "x="],
 )
 def test_a_statement_cut_short_is_refused_by_name(sql: str, message: str) -> None:
     assert refused(sql) == message
