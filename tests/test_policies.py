@@ -305,3 +305,9 @@ def test_a_digit_id_of_another_channel_is_probed_by_every_near_phone_form() -> N
         "+8212345": "0012345",
         "+82012345": "0012345",
     }
+
+
+def test_a_00_text_without_a_country_code_after_it_is_read_as_written() -> None:
+    # `+0 …` is no number (there is no country 0): the text itself is read next, as it
+    # was before `00` was read as the international prefix
+    assert policies.normalize("sms", "000 1234 5678") == "+8200012345678"
