@@ -496,3 +496,21 @@ def test_copied_records_carry_the_batchs_time_in_a_far_session_time_zone(pg_db: 
     assert len(stamps) == 51
     assert {s for (s,) in stamps} == {beat}
     assert before <= beat <= after
+
+
+def test_a_run_reads_consent_columns_only_for_advertising() -> None:
+    from types import SimpleNamespace
+
+    from hybridwb.workflows.audience import Audience, columns_for
+
+    aud = Audience("members", "member_no", "number", "mobile", "sms", "ad_ok", "night_ok")
+    plan = SimpleNamespace(recipient=None, consent=None)
+    report = SimpleNamespace(variables=[])
+    assert columns_for(plan, aud, report, advertising=False) == {"mobile"}
+    assert columns_for(plan, aud, report, advertising=True) == {"mobile", "ad_ok", "night_ok"}
+    plan = SimpleNamespace(recipient="contact.mobile", consent="contact.ad_ok")
+    assert columns_for(plan, aud, report, advertising=True) == {
+        "contact.mobile",
+        "contact.ad_ok",
+        "night_ok",
+    }
