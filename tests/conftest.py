@@ -11,6 +11,10 @@ from typing import Any
 import pymysql
 import pytest
 import realshop  # tests/realshop.py (pytest puts tests/ on sys.path: no __init__.py)
+from _browser_gate import (  # noqa: F401  (hooks: pytest finds them by name in a conftest)
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+)
 from sqlalchemy.engine import URL
 
 from hybridwb.source.sample import build_sqlite, load
@@ -270,34 +274,6 @@ def private_store(private_pg) -> Iterator[URL]:  # type: ignore[no-untyped-def]
     finally:
         private_pg.start()
         private_pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-# -- the browser tier may not be skipped silently --------------------------------------------
-_SKIPPED_BROWSER: list[str] = []
-
-
-def browser_required() -> bool:
-    """Where Chromium is installed (or HYBRIDWB_REQUIRE_BROWSER=1), a skipped browser test
-    is a failure: `make test` must not pass without the tier it claims to run."""
-    chromium = os.environ.get("HYBRIDWB_CHROMIUM", "/usr/bin/chromium")
-    return os.environ.get("HYBRIDWB_REQUIRE_BROWSER") == "1" or Path(chromium).exists()
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped and "browser" in report.keywords:
-        _SKIPPED_BROWSER.append(report.nodeid)
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _SKIPPED_BROWSER and browser_required():
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        tr = session.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is not None:
-            tr.write_line(
-                f"FAILED: {len(_SKIPPED_BROWSER)} browser test(s) skipped although Chromium is "
-                "required here (installed, or HYBRIDWB_REQUIRE_BROWSER=1)",
-                red=True,
-            )
 
 
 def install_sample_mappings(root: Path, source_url: URL | None = None) -> Path:
