@@ -1,0 +1,174 @@
+"""The driver-level guard's own refusals (source/rawguard.py), on both drivers.
+
+The attack rounds (test_attack_readonly_round2/3) prove the guard in `query()`; these prove
+the calls that would change the connection behind it: each is refused with a one-line
+message and, read back through root or the connection itself, nothing changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+from sqlalchemy.engine import make_url
+
+from hybridwb.errors import HybridwbError, ReadOnlyViolation
+from hybridwb.source import rawguard
+from hybridwb.source.source import Source
+
+pytestmark = pytest.mark.mysql
+
+HOST, PORT = "127.0.0.1", 3306
+DRIVERS = pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+
+
+def _root() -> pymysql.Connection:
+    return pymysql.connect(host=HOST, port=PORT, user="root", autocommit=True)
+
+
+@pytest.fixture
+def db() -> Iterator[str]:
+    try:
+        root = _root()
+    except pymysql.err.OperationalError:
+        pytest.skip("MariaDB not running")
+    name = f"hybridwb_rg_{secrets.token_hex(4)}"
+    root.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield name
+    finally:
+        root.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
+        root.close()
+
+
+@contextlib.contextmanager
+def _raw(db: str, driver: str) -> Iterator[Any]:
+    src = Source(make_url(f"mysql+{driver}://root@{HOST}:{PORT}/{db}?charset=utf8mb4"))
+    try:
+        raw = src.engine.raw_connection()
+        try:
+            yield raw.dbapi_connection
+        finally:
+            raw.close()
+    finally:
+        src.close()
+
+
+def _one(dbapi: Any, sql: str) -> Any:
+    cur = dbapi.cursor()
+    cur.execute(sql)
+    row = cur.fetchone()
+    cur.close()
+    return row[0]
+
+
+def test_mysqlclient_calls_that_change_the_connection_are_refused(db: str) -> None:
+    """Mutation: drop any one of GuardedMySQLdb's overrides (kill, shutdown, change_user,
+    set_server_option, dump_debug_info) -> mysqlclient's own call runs (a killed root
+    session, another user, multi-statements on)."""
+    root = _root()
+    victim = _root()
+    try:
+        with _raw(db, "mysqldb") as dbapi:
+            calls = [
+                (lambda: dbapi.kill(victim.thread_id()), "KILL"),
+                (lambda: dbapi.shutdown(), "SHUTDOWN"),
+                (lambda: dbapi.change_user("nobody", "", db), "changing the user"),
+                (lambda: dbapi.set_server_option(0), "changing a server option"),
+                (lambda: dbapi.dump_debug_info(), "dump_debug_info"),
+            ]
+            for call, what in calls:
+                with pytest.raises(ReadOnlyViolation, match=what) as caught:
+                    call()
+                assert "\n" not in str(caught.value)
+            assert _one(dbapi, "SELECT CURRENT_USER()").startswith("root@")
+            assert _one(dbapi, "SELECT @@tx_read_only") == 1
+        cur = root.cursor()
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.processlist WHERE id = %s",
+            (victim.thread_id(),),
+        )
+        assert cur.fetchone() == (1,), "the root session was killed"
+    finally:
+        victim.close()
+        root.close()
+
+
+@pytest.mark.parametrize(
+    "driver,charset",
+    [(d, c) for d in ("pymysql", "mysqldb") for c in ("utf8mb4", "utf8", "utf8mb3")]
+    # mysqlclient passes the name to Python's codecs as given: "UTF8MB4" is no codec
+    + [("pymysql", "UTF8MB4")],
+)
+def test_a_utf8_character_set_is_allowed(db: str, driver: str, charset: str) -> None:
+    """The guard reads literals as utf8mb4: utf8 (= utf8mb3, a subset) may be chosen; the
+    session then reads it (checked on the connection itself).
+    Mutation: a name left out of _CHARSETS, or no `.lower()` -> refused."""
+    with _raw(db, driver) as dbapi:
+        dbapi.set_character_set(charset)
+        assert _one(dbapi, "SELECT @@character_set_client").startswith("utf8")
+
+
+@DRIVERS
+def test_another_character_set_is_refused_and_the_session_keeps_utf8mb4(
+    db: str, driver: str
+) -> None:
+    with _raw(db, driver) as dbapi:
+        with pytest.raises(ReadOnlyViolation, match="'latin1'"):
+            dbapi.set_character_set("latin1")
+        assert _one(dbapi, "SELECT @@character_set_client") == "utf8mb4"
+
+
+@DRIVERS
+def test_statement_bytes_are_guarded_as_utf8_text(db: str, driver: str) -> None:
+    """Mutation: guard only str statements -> bytes DO GET_LOCK(..) takes the lock (read as
+    root); refuse every bytes statement -> the bytes SELECT fails."""
+    root = _root()
+    lock = f"rg_{secrets.token_hex(3)}"
+    try:
+        with _raw(db, driver) as dbapi:
+            with pytest.raises(ReadOnlyViolation, match="not UTF-8") as caught:
+                dbapi.query(b"SELECT '\xff'")
+            assert "\n" not in str(caught.value)
+            with pytest.raises(ReadOnlyViolation):
+                dbapi.query(f"DO GET_LOCK('{lock}', 0)".encode())
+            cur = dbapi.cursor()
+            cur.execute(b"SELECT '\xea\xb9\x80'")  # a Hangul syllable, as UTF-8 bytes
+            assert cur.fetchone()[0] == "김"
+            cur = root.cursor()
+            cur.execute("SELECT IS_USED_LOCK(%s)", (lock,))
+            assert cur.fetchone() == (None,)
+    finally:
+        root.close()
+
+
+def test_an_unsupported_driver_is_refused_by_name() -> None:
+    with pytest.raises(HybridwbError, match=r"The source driver psycopg is not supported"):
+        rawguard.connection_class(types.ModuleType("psycopg"))
+    with pytest.raises(HybridwbError, match=r"The source driver \? is not supported"):
+        rawguard.connection_class(object())
+
+
+def test_the_mysqlclient_class_is_made_once() -> None:
+    import MySQLdb
+
+    first = rawguard.connection_class(MySQLdb)
+    assert rawguard.connection_class(MySQLdb) is first
+    assert issubclass(first, MySQLdb.connections.Connection)
+    assert rawguard.connection_class(pymysql) is rawguard.GuardedPyMySQL
+
+
+def test_marks_on_a_plain_connection_do_nothing() -> None:
+    """hybridwb's helpers accept a connection that is not guarded (no state): no error."""
+    plain = object()
+    rawguard.approve(plain, "SELECT 1")
+    rawguard.mark_reassert(plain)
+    rawguard.session_set(plain)
+    rawguard.arm(plain, lambda raw, full: None, ())
+    with rawguard.internal(plain):
+        pass
