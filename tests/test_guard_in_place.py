@@ -119,6 +119,9 @@ FORGED = [
     ("SELECT name FROM customers WHERE name = :a", {"a": "x"}, "'x' OR SLEEP(5)"),
     ("SELECT name FROM customers WHERE name = :a", {"a": 1}, "1 OR 1"),
     ("SELECT name FROM customers WHERE name = :a", {"a": 1}, "'1'"),
+    # two signs: the server reads - -1, sqlglot DASH DASH NUMBER, and `only_values_differ`
+    # allows one sign (the driver writes -1): in place too (mutation `-*[0-9]+` admits it)
+    ("SELECT name FROM customers WHERE name = :a", {"a": 1}, "--1"),
     ("SELECT name FROM customers WHERE name = :a", {"a": "x"}, "1"),
     ("SELECT name FROM customers WHERE name = :a", {"a": None}, "NULL"),
     ("SELECT name FROM customers WHERE name = :a", {"a": b"x"}, "_binary'x'"),

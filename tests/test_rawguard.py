@@ -67,10 +67,23 @@ def _one(dbapi: Any, sql: str) -> Any:
     return row[0]
 
 
+def _refused(call: Any) -> str:
+    """The one-line message `call` is refused with."""
+    with pytest.raises(ReadOnlyViolation) as caught:
+        call()
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def _says(what: str) -> str:
+    return f"Refused: {what} on a source connection; hybridwb only reads."
+
+
 def test_mysqlclient_calls_that_change_the_connection_are_refused(db: str) -> None:
     """Mutation: drop any one of GuardedMySQLdb's overrides (kill, shutdown, change_user,
     set_server_option, dump_debug_info) -> mysqlclient's own call runs (a killed root
-    session, another user, multi-statements on)."""
+    session, another user, multi-statements on); each message is exact (it names the call)."""
     root = _root()
     victim = _root()
     try:
@@ -80,12 +93,10 @@ def test_mysqlclient_calls_that_change_the_connection_are_refused(db: str) -> No
                 (lambda: dbapi.shutdown(), "SHUTDOWN"),
                 (lambda: dbapi.change_user("nobody", "", db), "changing the user"),
                 (lambda: dbapi.set_server_option(0), "changing a server option"),
-                (lambda: dbapi.dump_debug_info(), "dump_debug_info"),
+                (lambda: dbapi.dump_debug_info(), "dump_debug_info (it writes the server's log)"),
             ]
             for call, what in calls:
-                with pytest.raises(ReadOnlyViolation, match=what) as caught:
-                    call()
-                assert "\n" not in str(caught.value)
+                assert _refused(call) == _says(what)
             assert _one(dbapi, "SELECT CURRENT_USER()").startswith("root@")
             assert _one(dbapi, "SELECT @@tx_read_only") == 1
         cur = root.cursor()
@@ -97,6 +108,13 @@ def test_mysqlclient_calls_that_change_the_connection_are_refused(db: str) -> No
     finally:
         victim.close()
         root.close()
+
+
+@DRIVERS
+def test_changing_the_default_database_is_refused(db: str, driver: str) -> None:
+    with _raw(db, driver) as dbapi:
+        assert _refused(lambda: dbapi.select_db("mysql")) == _says("changing the default database")
+        assert _one(dbapi, "SELECT DATABASE()") == db
 
 
 @pytest.mark.parametrize(
@@ -119,8 +137,9 @@ def test_another_character_set_is_refused_and_the_session_keeps_utf8mb4(
     db: str, driver: str
 ) -> None:
     with _raw(db, driver) as dbapi:
-        with pytest.raises(ReadOnlyViolation, match="'latin1'"):
-            dbapi.set_character_set("latin1")
+        assert _refused(lambda: dbapi.set_character_set("latin1")) == _says(
+            "the character set 'latin1' (the guard reads utf8mb4)"
+        )
         assert _one(dbapi, "SELECT @@character_set_client") == "utf8mb4"
 
 
@@ -132,9 +151,9 @@ def test_statement_bytes_are_guarded_as_utf8_text(db: str, driver: str) -> None:
     lock = f"rg_{secrets.token_hex(3)}"
     try:
         with _raw(db, driver) as dbapi:
-            with pytest.raises(ReadOnlyViolation, match="not UTF-8") as caught:
-                dbapi.query(b"SELECT '\xff'")
-            assert "\n" not in str(caught.value)
+            assert _refused(lambda: dbapi.query(b"SELECT '\xff'")) == _says(
+                "a statement that is not UTF-8 text"
+            )
             with pytest.raises(ReadOnlyViolation):
                 dbapi.query(f"DO GET_LOCK('{lock}', 0)".encode())
             cur = dbapi.cursor()
@@ -172,3 +191,76 @@ def test_marks_on_a_plain_connection_do_nothing() -> None:
     rawguard.arm(plain, lambda raw, full: None, ())
     with rawguard.internal(plain):
         pass
+
+
+@DRIVERS
+def test_with_the_guard_off_an_unvetted_statement_still_sets_the_session_again(
+    db: str, driver: str
+) -> None:
+    """Source(use_guard=False) switches off the check in query(), not the session: a raw
+    statement that makes the session writable is followed by the full session SET, so the
+    next write is refused by the server (rows counted as root).
+    Mutation: `state.dirty = False` on the unguarded path -> the INSERT lands."""
+    root = _root()
+    try:
+        root.cursor().execute(f"CREATE TABLE {db}.t (a INT)")
+        src = Source(
+            make_url(f"mysql+{driver}://root@{HOST}:{PORT}/{db}?charset=utf8mb4"), use_guard=False
+        )
+        try:
+            raw = src.engine.raw_connection()
+            try:
+                dbapi = raw.dbapi_connection
+                dbapi.query("SET SESSION tx_read_only = 0")
+                with contextlib.suppress(Exception):  # the server's read-only refusal
+                    dbapi.query("INSERT INTO t VALUES (5)")
+                assert _one(dbapi, "SELECT @@tx_read_only") == 1
+            finally:
+                raw.close()
+        finally:
+            src.close()
+        cur = root.cursor()
+        cur.execute(f"SELECT COUNT(*) FROM {db}.t")
+        assert cur.fetchone() == (0,), "the unguarded connection wrote"
+    finally:
+        root.close()
+
+
+def _set_statements(dbapi: Any) -> int:
+    """The session's count of SET statements, read past the guard (no restore first)."""
+    with rawguard.internal(dbapi):
+        return int(
+            _one(
+                dbapi,
+                "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
+                "WHERE VARIABLE_NAME = 'COM_SET_OPTION'",
+            )
+        )
+
+
+@DRIVERS
+def test_a_checkout_owes_no_second_session_set(db: str, driver: str) -> None:
+    """An unvetted raw statement leaves the session owed a SET; the checkout's SET pays it,
+    so the next statement goes alone (the server's own count of SET statements).
+    Mutation: session_set does nothing -> the next statement sets the session once more."""
+    src = Source(
+        make_url(f"mysql+{driver}://root@{HOST}:{PORT}/{db}?charset=utf8mb4"),
+        pool_size=1,
+        max_overflow=0,
+    )
+    try:
+        raw = src.engine.raw_connection()
+        _one(raw.dbapi_connection, "SELECT 1")  # not approved: guarded here, SET owed
+        raw.close()
+        raw = src.engine.raw_connection()  # the same connection, set again at checkout
+        try:
+            dbapi = raw.dbapi_connection
+            before = _set_statements(dbapi)
+            assert _one(dbapi, "SELECT 2") == 2
+            assert _set_statements(dbapi) == before
+            _one(dbapi, "SELECT 3")  # unvetted too: the next statement sets the session
+            assert _set_statements(dbapi) > before
+        finally:
+            raw.close()
+    finally:
+        src.close()
