@@ -19,6 +19,7 @@ fresh pytest per mutant (about 10 s here, mostly imports), which made a full run
     python benchmarks/mutation.py                 # every module
     python benchmarks/mutation.py guard binds     # some
     python benchmarks/mutation.py --reclassify    # apply new equivalence reasons, no re-run
+    python benchmarks/mutation.py --reclassify rawguard   # only to these modules' records
     MUTATION_RETRY=1 python benchmarks/mutation.py guard   # re-run only the recorded survivors
     MUTATION_CONTINUE=1 python benchmarks/mutation.py guard   # run what a partial run left
     MUTATION_BUDGET=1800 python benchmarks/mutation.py guard   # stop after 30 min: partial
@@ -725,11 +726,14 @@ def _warm_up() -> None:
             importlib.import_module(name)
 
 
-def reclassify() -> None:
+def reclassify(names: list[str]) -> None:
     """Apply the current mutation_equivalent.json to the recorded survivors (equivalence is a
-    property of the mutant, not of a run) and recompute each score; nothing is re-run."""
+    property of the mutant, not of a run) and recompute each score; nothing is re-run. Only
+    `names` when given (another branch may be recording the other modules)."""
     results = json.loads(RESULTS.read_text())
     for name, result in results["modules"].items():
+        if names and name not in names:
+            continue
         reasons = _equivalents(name)
         if "survivors" not in result or not reasons:
             continue
@@ -761,8 +765,8 @@ def reclassify() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--reclassify"]:
-        reclassify()
+    if argv[:1] == ["--reclassify"]:
+        reclassify(argv[1:])
         return 0
     names = argv or list(MODULES)
     unknown = [n for n in names if n not in MODULES]
