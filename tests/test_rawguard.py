@@ -264,3 +264,26 @@ def test_a_checkout_owes_no_second_session_set(db: str, driver: str) -> None:
             raw.close()
     finally:
         src.close()
+
+
+@DRIVERS
+def test_the_guard_is_back_after_hybridwb_sets_the_session_again(db: str, driver: str) -> None:
+    """Setting the session again after an unvetted statement runs hybridwb's statements
+    inside two nested `internal()` blocks; once both end, the guard is on again: a raw
+    `SET SESSION tx_read_only = 0` is refused and the INSERT after it writes nothing (rows
+    counted as root). Mutation: `state.internal = 1` for `+= 1` -> the count ends at -1 and
+    every later statement passes unguarded."""
+    root = _root()
+    try:
+        root.cursor().execute(f"CREATE TABLE {db}.t (a INT)")
+        with _raw(db, driver) as dbapi:
+            _one(dbapi, "SELECT 1")  # unvetted: the session is set again before the next
+            _one(dbapi, "SELECT 2")
+            assert _refused(lambda: _one(dbapi, "SET SESSION tx_read_only = 0"))
+            with contextlib.suppress(Exception):
+                _one(dbapi, "INSERT INTO t VALUES (5)")
+        cur = root.cursor()
+        cur.execute(f"SELECT COUNT(*) FROM {db}.t")
+        assert cur.fetchone() == (0,), "the raw connection wrote"
+    finally:
+        root.close()
