@@ -167,10 +167,10 @@ def test_statement_bytes_are_guarded_as_utf8_text(db: str, driver: str) -> None:
 
 
 def test_an_unsupported_driver_is_refused_by_name() -> None:
-    with pytest.raises(HybridwbError, match=r"The source driver psycopg is not supported"):
-        rawguard.connection_class(types.ModuleType("psycopg"))
-    with pytest.raises(HybridwbError, match=r"The source driver \? is not supported"):
-        rawguard.connection_class(object())
+    for module, name in [(types.ModuleType("psycopg"), "psycopg"), (object(), "?")]:
+        with pytest.raises(HybridwbError) as caught:
+            rawguard.connection_class(module)
+        assert str(caught.value) == f"The source driver {name} is not supported; use PyMySQL."
 
 
 def test_the_mysqlclient_class_is_made_once() -> None:
@@ -279,6 +279,26 @@ def test_the_guard_is_back_after_hybridwb_sets_the_session_again(db: str, driver
         with _raw(db, driver) as dbapi:
             _one(dbapi, "SELECT 1")  # unvetted: the session is set again before the next
             _one(dbapi, "SELECT 2")
+            assert _refused(lambda: _one(dbapi, "SET SESSION tx_read_only = 0"))
+            with contextlib.suppress(Exception):
+                _one(dbapi, "INSERT INTO t VALUES (5)")
+        cur = root.cursor()
+        cur.execute(f"SELECT COUNT(*) FROM {db}.t")
+        assert cur.fetchone() == (0,), "the raw connection wrote"
+    finally:
+        root.close()
+
+
+@DRIVERS
+def test_only_the_approved_text_passes_unchecked(db: str, driver: str) -> None:
+    """An approval covers that exact text: another statement sent next is guarded.
+    Mutation: `approved is not None or text == approved` -> the SET passes and the INSERT
+    after it lands (rows counted as root)."""
+    root = _root()
+    try:
+        root.cursor().execute(f"CREATE TABLE {db}.t (a INT)")
+        with _raw(db, driver) as dbapi:
+            rawguard.approve(dbapi, "SELECT 1")
             assert _refused(lambda: _one(dbapi, "SET SESSION tx_read_only = 0"))
             with contextlib.suppress(Exception):
                 _one(dbapi, "INSERT INTO t VALUES (5)")
