@@ -10,6 +10,8 @@ repetitions, reported as median with min-max:
 - one row: wb.sql against the same driver's raw connection -> DataFrame, on the same
   statement, alternating call by call; p50 per repetition.
 
+Each contender's client CPU (this process's threads and the `mariadb` child) is reported
+beside its wall time: on a shared machine the wall time mostly measures the neighbours.
 Targets: arrow path <= 1.5x connectorx -> pandas; normal path (mysqlclient) <= 1.2x raw
 mysqlclient -> DataFrame; 1-row p50 <= 1.5x the raw driver -> DataFrame.
 The database and the MySQL account are the benchmark's own (unique names), dropped at the end.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -55,16 +58,32 @@ def rows_of(result: Any) -> int:
     return int(result.num_rows) if hasattr(result, "num_rows") else len(result)
 
 
-def interleaved(contenders: dict[str, Callable[[], Any]], reps: int) -> dict[str, list[float]]:
+def client_cpu() -> float:
+    """CPU seconds of this process (every thread: connectorx reads on its own) and of its
+    finished children (the `mariadb` client): the client side's work, less exposed to
+    what other processes on the machine do than wall time."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def interleaved(
+    contenders: dict[str, Callable[[], Any]], reps: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall seconds and client CPU seconds of each contender, repetition by repetition."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(reps):
         for name, fn in contenders.items():
+            cpu_started = client_cpu()
             started = time.perf_counter()
             result = fn()
             times[name].append(time.perf_counter() - started)
             if result is not None:
                 assert rows_of(result) == ROWS, (name, rows_of(result))
-    return times
+            del result  # freeing the frame is part of the read (counted)
+            cpu[name].append(client_cpu() - cpu_started)
+    return times, cpu
 
 
 def raw_frame(conn: Any, sql: str, args: Any = None) -> pd.DataFrame:
@@ -122,7 +141,7 @@ def bulk(account: BenchAccount, reps: int) -> dict[str, Any]:
     for fn in contenders.values():  # warm pools, caches and the buffer pool
         fn()
     load_before = load_average()
-    times = interleaved(contenders, reps)
+    times, cpu = interleaved(contenders, reps)
     load_after = load_average()
     py.close()
     my.close()
@@ -156,9 +175,25 @@ def bulk(account: BenchAccount, reps: int) -> dict[str, Any]:
             )
         ],
     }
+    cpu_ratio = {
+        "arrow (mysqlclient) / connectorx->pandas": [
+            a / b
+            for a, b in zip(
+                cpu["wb.sql arrow=True (mysqlclient)"], cpu["connectorx -> pandas"], strict=True
+            )
+        ],
+        "wb.sql (mysqlclient) / raw mysqlclient": [
+            a / b
+            for a, b in zip(
+                cpu["wb.sql (mysqlclient)"], cpu["raw mysqlclient -> DataFrame"], strict=True
+            )
+        ],
+    }
     return {
         "seconds": out,
         "ratios_per_repetition": {k: spread(v, 3) for k, v in per_rep.items()},
+        "client_cpu_seconds": {name: spread(c) for name, c in cpu.items()},
+        "client_cpu_ratios_per_repetition": {k: spread(v, 3) for k, v in cpu_ratio.items()},
         "load_average_before_after": [load_before, load_after],
     }
 

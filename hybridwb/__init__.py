@@ -16,6 +16,7 @@ from hybridwb.errors import (
     StoreError,
     TemplateError,
     TranspileError,
+    UnknownAttribute,
     ValidationError,
 )
 from hybridwb.workbench import Workbench, connect
@@ -38,6 +39,7 @@ __all__ = [
     "StoreError",
     "TemplateError",
     "TranspileError",
+    "UnknownAttribute",
     "ValidationError",
     "Workbench",
     "__version__",

@@ -57,6 +57,7 @@ from sqlalchemy.engine import URL
 from hybridwb.errors import ConfigError
 from hybridwb.urls import check_driver, parse_db_url, strip_http_password
 from hybridwb.urls import mask_url as mask_url
+from hybridwb.validation import short
 
 #: environment name -> settings field (several spellings of the original platform)
 ENV_NAMES: dict[str, str] = {
@@ -550,7 +551,7 @@ def _build(
         kind, name, msg = failure
         where = origins.get(name, "default")
         if kind == "extra_forbidden":
-            return None, f"Unknown setting {name!r} (from {where}); remove it."
+            return None, f"Unknown setting {short(name)} (from {where}); remove it."
         if kind == "path_type":
             return None, f"Setting {name} (from {where}) must be a path (text)."
         return None, f"Setting {name} (from {where}) is invalid: {msg.rstrip('.')}."

@@ -47,6 +47,7 @@ __all__ = [
     "StoreError",
     "TemplateError",
     "TranspileError",
+    "UnknownAttribute",
     "ValidationError",
 ]
 
@@ -154,6 +155,11 @@ class ValidationError(HybridwbError):
 
 class NotFound(HybridwbError):
     pass
+
+
+class UnknownAttribute(ValidationError, AttributeError):
+    """A name that is not a method or attribute of a workbench object (also an
+    AttributeError, so `hasattr` and `getattr(obj, name, default)` keep working)."""
 
 
 class StoreError(HybridwbError):

@@ -19,6 +19,7 @@ import pandas as pd
 
 from hybridwb.masking import is_null, mask
 from hybridwb.render import render_table
+from hybridwb.validation import short
 
 if TYPE_CHECKING:
     from hybridwb.mapping.model import FieldMapping
@@ -241,15 +242,15 @@ def chart(df: pd.DataFrame, x: str | None = None, y: str | None = None, kind: st
     from hybridwb.extras import require
 
     if kind not in ("bar", "barh", "line", "pie"):
-        raise ValidationError(f"kind must be bar, barh, line or pie, not {kind!r}.")
+        raise ValidationError(f"kind must be bar, barh, line or pie, not {short(kind)}.")
     if not isinstance(df, pd.DataFrame) or df.empty:
         raise ValidationError("chart() needs a DataFrame with rows; the query returned none.")
     columns = [str(c) for c in df.columns]
     x = x if x is not None else columns[0]
     if x not in columns:
-        raise ValidationError(f"{x!r} is not a column; the columns are {', '.join(columns)}.")
+        raise ValidationError(f"{short(x)} is not a column; the columns are {', '.join(columns)}.")
     if y is not None and y not in columns:
-        raise ValidationError(f"{y!r} is not a column; the columns are {', '.join(columns)}.")
+        raise ValidationError(f"{short(y)} is not a column; the columns are {', '.join(columns)}.")
     ys = [y] if y is not None else [c for c in columns if c != x and _numeric(df[c])]
     if not ys:
         raise ValidationError("chart() found no numeric column to plot; pass y='column'.")

@@ -81,14 +81,14 @@ def parse_args(line: str, *, allow_write: bool = False) -> CellArgs:
             continue
         if word not in ("-o", "--out", "--limit", "--timeout"):
             raise MagicError(
-                f"Unknown option {word!r}; use -o NAME, --limit N, --timeout SECONDS, --explain."
+                f"Unknown option {short(word)}; use -o NAME, --limit N, --timeout SECONDS, --explain."
             )
         if i + 1 >= len(words):
             raise MagicError(f"{word} needs a value.")
         value = words[i + 1]
         if word in ("-o", "--out"):
             if not value.isidentifier() or keyword.iskeyword(value):
-                raise MagicError(f"-o needs a Python name, not {value!r}.")
+                raise MagicError(f"-o needs a Python name, not {short(value)}.")
             values["output"] = value
         elif word == "--limit":
             # ASCII digits only: '²' is a digit to str.isdigit but not to int()
@@ -102,7 +102,7 @@ def parse_args(line: str, *, allow_write: bool = False) -> CellArgs:
             try:
                 values["timeout"] = float(value)
             except ValueError:
-                raise MagicError(f"--timeout needs seconds, not {value!r}.") from None
+                raise MagicError(f"--timeout needs seconds, not {short(value)}.") from None
             # the same floor as timeout= (a tiny limit would round to "unlimited")
             try:
                 values["timeout"] = seconds_arg(values["timeout"], "--timeout", None)
@@ -272,7 +272,7 @@ class HybridwbMagics(Magics):
                 return None
         except HybridwbError as exc:
             raise _fail(exc) from None
-        raise MagicError(f"Unknown command {what!r}; use status or doctor.")
+        raise MagicError(f"Unknown command {short(what)}; use status or doctor.")
 
 
 def source_pii(wb: Workbench, sql: str, columns: Any) -> tuple[dict[str, FieldMapping], set[str]]:

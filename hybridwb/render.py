@@ -22,6 +22,7 @@ from jinja2 import Environment
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import merge_relations
 from hybridwb.masking import is_null, mask
+from hybridwb.validation import short
 
 if TYPE_CHECKING:
     from hybridwb.mapping.model import FieldMapping, Relation, TableMapping
@@ -234,7 +235,7 @@ def render_table(
     caption gives the count and says "cut at N rows" only when rows were cut.
     """
     if max_rows is not None and (not isinstance(max_rows, int) or max_rows < 1):
-        raise ValidationError(f"max_rows must be a positive number, not {max_rows!r}.")
+        raise ValidationError(f"max_rows must be a positive number, not {short(max_rows)}.")
     _check_options(columns, labels, caption)
     found, records = _records(rows)
     columns = list(columns) if columns is not None else found

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import ValidationError as PydanticError
 
-from hybridwb.errors import ValidationError
+from hybridwb.errors import UnknownAttribute, ValidationError
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def first_error(exc: PydanticError) -> tuple[str, str]:
@@ -21,9 +28,9 @@ def first_error(exc: PydanticError) -> tuple[str, str]:
     elif kind == "extra_forbidden":
         msg = "is not a known key"
     elif kind == "literal_error":
-        msg = msg.replace("Input should be", "must be") + f" (got {err.get('input')!r})"
+        msg = msg.replace("Input should be", "must be") + f" (got {short(err.get('input'))})"
     elif kind == "string_pattern_mismatch":
-        msg = f"does not have the expected form (got {err.get('input')!r})"
+        msg = f"does not have the expected form (got {short(err.get('input'))})"
     return path, msg
 
 
@@ -95,3 +102,70 @@ def short(value: object, width: int = 60) -> str:
     if len(text) > width:
         text = text[: width - 1] + "…"
     return ascii(text)[1:-1] if any(not c.isprintable() for c in text) else text
+
+
+def checked_call(fn: F, owner: str = "") -> F:
+    """`fn`, except that a call with arguments its signature does not take (a misspelt
+    keyword, one too many, one missing) is a one-line `ValidationError` that names the
+    function and, for a misspelt keyword, the closest one it takes. The signature is bound
+    only after a TypeError, so a good call costs one extra frame."""
+    signature = inspect.signature(fn)
+    shown = f"{owner or fn.__name__}()"
+    takes = [p for p in signature.parameters if p != "self"]
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TypeError:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError as bad:
+                raise ValidationError(_call_message(shown, takes, kwargs, bad)) from None
+            raise
+
+    return call  # type: ignore[return-value]
+
+
+def checked(shown_as: str) -> Callable[[F], F]:
+    """Decorator form of `checked_call` for a module function."""
+    return lambda fn: checked_call(fn, shown_as)
+
+
+def _call_message(shown: str, takes: list[str], kwargs: dict[str, Any], bad: TypeError) -> str:
+    unknown = [k for k in kwargs if k not in takes]
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, takes, n=1)
+        hint = f"did you mean {close[0]}=?" if close else f"it takes {', '.join(takes) or 'none'}."
+        return f"{shown} takes no argument {short(name, 40)}; {hint}"
+    return f"{shown}: {bad}; it takes {', '.join(takes) or 'no arguments'}."
+
+
+def checked_calls(shown_as: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator: every public method of the class (and `__call__`), its own or
+    inherited, as `checked_call`, named `shown_as.method()` in the message."""
+
+    def decorate(cls: type[T]) -> type[T]:
+        seen: set[str] = set()
+        for klass in cls.__mro__[:-1]:
+            for name, attr in vars(klass).items():
+                public = not name.startswith("_") or name == "__call__"
+                if public and name not in seen and inspect.isfunction(attr):
+                    shown = shown_as if name == "__call__" else f"{shown_as}.{name}"
+                    setattr(cls, name, checked_call(attr, shown))
+                seen.add(name)
+        if "__getattr__" not in seen:
+            names = sorted(n for n in dir(cls) if not n.startswith("_"))
+
+            def __getattr__(self: Any, name: str) -> Any:
+                if name.startswith("_"):  # the interpreter's and libraries' probes
+                    raise AttributeError(name)
+                close = difflib.get_close_matches(name, names, n=1)
+                hint = f"did you mean .{close[0]}?" if close else f"see help({shown_as})."
+                raise UnknownAttribute(f"{shown_as} has no {short(name, 40)}; {hint}")
+
+            cls.__getattr__ = __getattr__  # type: ignore[attr-defined]
+        return cls
+
+    return decorate

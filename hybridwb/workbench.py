@@ -22,7 +22,7 @@ from hybridwb.search import SearchService
 from hybridwb.source import ConnectionInfo, QueryLog, Source
 from hybridwb.targets import TargetService
 from hybridwb.templating import TemplateService
-from hybridwb.validation import short
+from hybridwb.validation import checked, checked_calls, short
 from hybridwb.workflows import WorkflowService
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from hybridwb.render import Table
 
 
+@checked_calls("wb")
 class Workbench:
     """Everything an analyst or a scheduled run needs, reached from one object.
 
@@ -345,6 +346,7 @@ def _close_at_exit(ref: weakref.ref[Workbench]) -> None:
             wb.close()
 
 
+@checked("hybridwb.connect")
 def connect(
     source: str | None = None,
     store: str | None = None,

@@ -323,6 +323,29 @@ def test_connectorx_sends_other_text_than_it_was_given(
     assert rewritten and (not session_set or rewritten[0] < session_set[0])
 
 
+def test_connectorx_arrow_form_sets_the_session_but_cannot_hold_the_row_cap(
+    mysql_db: str, mysql_admin: pymysql.Connection
+) -> None:
+    """connectorx's Arrow form on a preparable statement: Prepare, the session SETs, then
+    Execute of the exact text, the session read back inside it is READ ONLY and limited;
+    but an explicit LIMIT past the cap is read whole (the normal path ends it at cap + 1)."""
+    cx = pytest.importorskip("connectorx")
+    url = f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{mysql_db}?prefer_socket=false"
+    marker = f"hwb_{uuid.uuid4().hex}"
+    sql = (
+        f"SELECT seq AS {marker}, @@session.tx_read_only AS ro, "
+        "@@session.max_statement_time AS t FROM seq_1_to_5000 LIMIT 5000"
+    )
+    session = "SET SESSION tx_read_only = 1, max_statement_time = 2, sql_select_limit = 11"
+    with GeneralLog(mysql_admin) as log:
+        table = cx.read_sql(url, sql, return_type="arrow", pre_execution_query=[session])
+    mine = [(c, a) for c, a in log.thread_of(marker) if c in ("Prepare", "Query", "Execute")]
+    assert mine[-3:] == [("Prepare", sql), ("Query", session), ("Execute", sql)]
+    rows = table.to_pylist()
+    assert {(r["ro"], float(r["t"])) for r in rows} == {(1, 2.0)}
+    assert len(rows) == 5000  # the cap of 10 (+1) did not hold
+
+
 # -- 5. the attack corpus through the fast paths, with the corpus oracle -----------------------
 FAST = ["mysqlclient", "arrow", "mysqlclient-arrow"]
 

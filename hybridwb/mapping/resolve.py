@@ -34,6 +34,7 @@ from sqlalchemy.sql.elements import quoted_name
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Graph, Hop, Path, relations_from_foreign_keys
 from hybridwb.mapping.model import Relation
+from hybridwb.validation import short
 
 if TYPE_CHECKING:
     from hybridwb.mapping.discovery import TableInfo
@@ -67,7 +68,7 @@ SCAN_ROWS = 50_000  # rows: a plan reading more than this from one table is a sc
 def ident(name: str) -> quoted_name:
     """An identifier, always quoted by the dialect (never spliced into text)."""
     if not isinstance(name, str) or not name or "\x00" in name:
-        raise ValidationError(f"{name!r} is not a table or column name.")
+        raise ValidationError(f"{short(name)} is not a table or column name.")
     return quoted_name(name, quote=True)
 
 

@@ -35,7 +35,7 @@ from hybridwb.mapping.model import (
 )
 from hybridwb.mapping.resolve import Resolver
 from hybridwb.source import Source
-from hybridwb.validation import short
+from hybridwb.validation import checked_calls, short
 
 if TYPE_CHECKING:
     from hybridwb.platform.store import Store
@@ -86,6 +86,7 @@ def _select_all(name: str, rows: int) -> str:
     return str(query.compile(dialect=mysql.dialect(), compile_kwargs={"literal_binds": True}))
 
 
+@checked_calls("wb.mappings")
 class MappingService:
     """The table mappings analysts edit. Loading prefers the file; saving writes both."""
 
@@ -202,7 +203,7 @@ class MappingService:
     def sample(self, table: str, rows: int = 5) -> Any:
         """A few rows through the guarded source (the identifier comes from the live schema)."""
         if not isinstance(rows, int) or not 1 <= rows <= 1000:
-            raise ValidationError(f"rows must be a number from 1 to 1000, not {rows!r}.")
+            raise ValidationError(f"rows must be a number from 1 to 1000, not {short(rows)}.")
         name = self._live_table(table)
         return self.source.sql(_select_all(name, rows))
 

@@ -28,6 +28,7 @@ from hybridwb.errors import BindError, ValidationError
 from hybridwb.platform import schema
 from hybridwb.platform.readonly import classify, refusal
 from hybridwb.platform.schema import now
+from hybridwb.validation import short
 
 if TYPE_CHECKING:
     from hybridwb.platform.backend import SqlBackend
@@ -55,7 +56,9 @@ def _timeout(timeout: float | None) -> float:
     if timeout is None:
         return DEFAULT_TIMEOUT
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ValidationError(f"timeout must be a positive number of seconds, not {timeout!r}.")
+        raise ValidationError(
+            f"timeout must be a positive number of seconds, not {short(timeout)}."
+        )
     return min(float(timeout), MAX_TIMEOUT)
 
 
@@ -63,7 +66,7 @@ def _limit(limit: int | None) -> int:
     if limit is None:
         return ROW_CAP
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-        raise ValidationError(f"limit must be a positive whole number, not {limit!r}.")
+        raise ValidationError(f"limit must be a positive whole number, not {short(limit)}.")
     return min(limit, ROW_CAP)
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
-from hybridwb.validation import first_error
+from hybridwb.validation import first_error, short
 
 MESSAGE_TYPES = ("SMS", "LMS", "alimtalk", "email", "push")
 
@@ -64,14 +64,14 @@ class WorkflowIn(_Model):
             if not cron or not isinstance(cron, str) or not croniter.is_valid(cron):
                 raise ValueError(
                     "schedule_config.cron must be a cron expression such as '0 9 * * *' "
-                    f"(got {cron!r})"
+                    f"(got {short(cron)})"
                 )
             tz = self.schedule_config.get("timezone", "Asia/Seoul")
             try:
                 ZoneInfo(str(tz))
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValueError(
-                    f"schedule_config.timezone {tz!r} is not a time zone such as 'Asia/Seoul'"
+                    f"schedule_config.timezone {short(tz)} is not a time zone such as 'Asia/Seoul'"
                 ) from None
         return self
 

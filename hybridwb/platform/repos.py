@@ -13,7 +13,7 @@ from hybridwb.platform import schema
 from hybridwb.platform.backend import Backend, Op
 from hybridwb.platform.models import MappingIn, TemplateIn, VariableIn, WorkflowIn, validate
 from hybridwb.platform.schema import now
-from hybridwb.validation import INT64, short
+from hybridwb.validation import INT64, checked_calls, short
 
 
 def jsonable(value: Any) -> Any:
@@ -179,6 +179,7 @@ class Templates(Repository):
         return count
 
 
+@checked_calls("wb.variables")
 class Variables(Repository):
     entity, table, model = "variable", "individual_variables", VariableIn
     defaults: ClassVar[dict[str, Any]] = {"usage_count": 0, "last_used_at": None}

@@ -21,6 +21,7 @@ from hybridwb.platform.console import pii_columns, run_sql
 from hybridwb.platform.repos import Mappings, Runs, Templates, Variables, Workflows
 from hybridwb.platform.schema import now
 from hybridwb.source.querylog import QueryLogEntry
+from hybridwb.validation import checked_calls, short
 
 SEED_CATEGORIES = [
     ("welcome", "가입 환영"),
@@ -62,6 +63,7 @@ LISTINGS = {
 }
 
 
+@checked_calls("wb.store")
 class Store:
     """Workflows, templates, variables, mappings, runs, logs. Constructing it does no I/O."""
 
@@ -208,7 +210,9 @@ class Store:
     def listing(self, what: str) -> pd.DataFrame:
         """`%platform workflows|templates|variables|mappings|runs` as a DataFrame."""
         if what not in LISTINGS:
-            raise ValidationError(f"Unknown listing {what!r}; use one of {', '.join(LISTINGS)}.")
+            raise ValidationError(
+                f"Unknown listing {short(what)}; use one of {', '.join(LISTINGS)}."
+            )
         table, cols = LISTINGS[what]
         rows = self.backend.select(table, order_by="created_at", desc=True, limit=1000)
         return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)

@@ -28,6 +28,7 @@ from typing import Any
 import phonenumbers
 
 from hybridwb.errors import ValidationError
+from hybridwb.validation import short
 
 LIKE_ESCAPE = "!"
 MAX_TERM = 200
@@ -74,7 +75,7 @@ def consent(allow_scan: object) -> bool:
     from a truthy value (`"False"`, `"no"`, 1)."""
     if not isinstance(allow_scan, bool):
         raise ValidationError(
-            f"allow_scan must be True or False, not {allow_scan!r}; nothing was read."
+            f"allow_scan must be True or False, not {short(allow_scan)}; nothing was read."
         )
     return allow_scan
 

@@ -19,6 +19,7 @@ from hybridwb.mapping.resolve import explain_sql, is_scan
 from hybridwb.render import render_table, row_count
 from hybridwb.search import predicates
 from hybridwb.search import sql as search_sql
+from hybridwb.validation import checked_calls
 
 if TYPE_CHECKING:
     from hybridwb.mapping import MappingService
@@ -154,6 +155,7 @@ def _pii_labels(mapping: Any) -> set[str]:
     return {label for n, f in mapping.fields.items() if f.pii for label in (n, f.displayName)}
 
 
+@checked_calls("wb.search")
 class SearchService:
     """Callable: `wb.search(table, term, limit=20, page=None, allow_scan=False)`."""
 

@@ -318,9 +318,9 @@ def seconds_arg(
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise BindError(f"{name} must be a number of seconds, not {short(value)}.")
     if value <= 0:
-        raise BindError(f"{name} must be more than 0 seconds, not {value!r}.")
+        raise BindError(f"{name} must be more than 0 seconds, not {short(value)}.")
     if value < minimum:
-        raise BindError(f"{name} must be at least {minimum:g} seconds, not {value!r}.")
+        raise BindError(f"{name} must be at least {minimum:g} seconds, not {short(value)}.")
     if ceiling is not None and value > ceiling:
         raise BindError(
             f"{name}={value:g} is above the configured limit of {ceiling:g} seconds; "

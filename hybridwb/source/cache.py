@@ -40,6 +40,8 @@ def result_bytes(result: Result) -> int:
     """The memory a result holds, estimated from up to `SIZE_SAMPLE` of its rows (the row
     tuples and their values; the column names are shared with every other result)."""
     rows = result[1]
+    if hasattr(rows, "nbytes"):  # Arrow arrays (`arrow.Batches`)
+        return int(rows.nbytes) + 200
     size = sys.getsizeof(rows) + 200  # the entry's own tuples and the monotonic deadline
     if not rows:
         return size

@@ -55,6 +55,7 @@ from hybridwb.errors import BindError, ConfigError, HybridwbError, ReadOnlyViola
 from hybridwb.source import catalogue, drivers, guard, rawguard
 from hybridwb.source.binds import only_values_differ, values_in_place
 from hybridwb.source.verdicts import VERDICTS
+from hybridwb.validation import short
 
 _PYFORMAT = re.compile(r"%\(\w+\)s|%s")
 #: schema pragmas SQLAlchemy's inspector sends to the (query_only) SQLite sample
@@ -115,7 +116,7 @@ def _timeout_assignment(flavour: str, seconds: float) -> str:
     # 0 means *no* limit on both servers: never send it, whatever let a tiny value through
     if not float(text) > 0:
         raise BindError(
-            f"A time limit of {seconds!r} seconds rounds to 0 (= no limit) on the server; "
+            f"A time limit of {short(seconds)} seconds rounds to 0 (= no limit) on the server; "
             "ask for at least 0.01 seconds."
         )
     return assignment

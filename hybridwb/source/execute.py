@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine
 from sqlglot.tokens import TokenType
 
 from hybridwb.errors import ReadOnlyViolation
-from hybridwb.source import drivers, rawguard
+from hybridwb.source import arrow, drivers, rawguard
 from hybridwb.source.engine import (
     SESSION_KEY,
     SessionFacts,
@@ -66,6 +66,7 @@ def run_mysql(
     reads_view: bool = False,
     pinned: Connection | None = None,
     raw_values: bool = False,
+    batches: bool = False,
 ) -> Outcome:
     """Execute on one pooled connection; the caller translates driver errors.
 
@@ -75,8 +76,21 @@ def run_mysql(
     last set to, so a statement's own lower limit or cap is set before it and the default
     is set again before the next statement that wants it. `raw_values`: on mysqlclient,
     leave numbers and dates as the server's text (for Arrow); only this statement's result
-    is read so, and the connection's converters are put back before anything else runs."""
-    args = (facts, default, policy, prepared, params, cap, use_guard, reads_view, raw_values)
+    is read so, and the connection's converters are put back before anything else runs.
+    `batches`: such a result is turned into Arrow arrays chunk by chunk as it is read
+    (`arrow.fetch_batches`); the Outcome's rows are then one `arrow.Batches`."""
+    args = (
+        facts,
+        default,
+        policy,
+        prepared,
+        params,
+        cap,
+        use_guard,
+        reads_view,
+        raw_values,
+        batches,
+    )
     if pinned is not None and not pinned.invalidated:
         return _run_checked_out(side, pinned, *args)
     with checkout_as(policy), engine.connect() as conn:
@@ -95,6 +109,7 @@ def _run_checked_out(
     use_guard: bool,
     reads_view: bool,
     raw_values: bool,
+    batches: bool,
 ) -> Outcome:
     raw = conn.connection.dbapi_connection
     try:
@@ -111,6 +126,7 @@ def _run_checked_out(
             use_guard,
             reads_view,
             raw_values,
+            batches,
         )
     except drivers.errors() as exc:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
@@ -136,6 +152,7 @@ def _run_on(
     use_guard: bool,
     reads_view: bool = False,
     raw_values: bool = False,
+    batches: bool = False,
 ) -> Outcome:
     if conn.connection.info.get(SESSION_KEY) != policy:
         apply_session(raw, facts, policy)  # the checkout could not set this query's policy
@@ -153,14 +170,20 @@ def _run_on(
         else:
             cursor.execute(prepared.driver_text, params)
         keys = [str(d[0]) for d in cursor.description] if cursor.description else []
-        rows = list(cursor.fetchmany(cap + 1)) if keys else []
+        rows: Any
+        if keys and described_here and batches:
+            rows, fetched = arrow.fetch_batches(cursor, cap + 1, cap)
+        else:
+            rows = list(cursor.fetchmany(cap + 1)) if keys else []
+            fetched = len(rows)
+            rows = rows[:cap]
     described = tuple(cursor.description) if described_here and keys else None
     ended = False
-    if len(rows) > cap and _still_streaming(cursor) and cursor.fetchone() is not None:
+    if fetched > cap and _still_streaming(cursor) and cursor.fetchone() is not None:
         # more than cap + 1 rows are coming (an explicit LIMIT overrides sql_select_limit)
         ended = _end_statement(side, conn, raw, cursor)
     if conn.invalidated:
-        return Outcome(keys, rows[:cap], len(rows) > cap, ended, described)
+        return Outcome(keys, rows, fetched > cap, ended, described)
     if ended:
         _close_ended(conn, cursor)
     else:
@@ -172,7 +195,7 @@ def _run_on(
         finally:
             if server_code and not conn.invalidated:
                 _reset(conn, raw, facts, policy)
-    return Outcome(keys, rows[:cap], len(rows) > cap, ended, described)
+    return Outcome(keys, rows, fetched > cap, ended, described)
 
 
 def may_run_server_code(prepared: Any, policy: SessionPolicy, use_guard: bool) -> bool:

@@ -83,6 +83,13 @@ class Fetched(NamedTuple):
     described: tuple[Any, ...] | None = None
 
 
+def _echoes_server_text(checked: Any) -> bool:
+    """SHOW WARNINGS/ERRORS and EXPLAIN: their rows are masked (`diagnostics.scrub_rows`)."""
+    if not isinstance(checked, guard.Checked):
+        return False
+    return diagnostics.shows_diagnostics(checked) or diagnostics.explains(checked)
+
+
 class RowsCut(UserWarning):
     """The result had more rows than the cap; the rest were not fetched."""
 
@@ -453,7 +460,7 @@ class Source:
             raise _detached(error, message)
         cap = prepared.cap
         checked = getattr(prepared, "checked", None)
-        if isinstance(checked, guard.Checked):
+        if isinstance(checked, guard.Checked) and _echoes_server_text(checked):
             rows = diagnostics.scrub_rows(checked, list(keys), list(rows))
         logged = self._masked_log_text(query) if self.is_sqlite else prepared.logged
         self._log(logged, started, len(rows), None)
@@ -501,6 +508,8 @@ class Source:
                     reads_view=self.reads_view(prepared),
                     pinned=getattr(self._pinned, "conn", None) if attempt == 1 else None,
                     raw_values=raw_values,
+                    # rows whose server text is masked afterwards stay Python rows
+                    batches=raw_values and not _echoes_server_text(prepared.checked),
                 )
                 return Fetched(outcome.keys, outcome.rows, outcome.truncated, outcome.described)
             except DBAPIError as exc:

@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
-from hybridwb.validation import first_error, load_json
+from hybridwb.validation import first_error, load_json, short
 
 Op = Literal[
     "eq",
@@ -194,7 +194,7 @@ class TargetDefinition(_M):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not a time zone name (e.g. Asia/Seoul)") from None
+            raise ValueError(f"{short(value)} is not a time zone name (e.g. Asia/Seoul)") from None
         return value
 
 

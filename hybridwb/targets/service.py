@@ -33,7 +33,7 @@ from hybridwb.source import RowsCut
 from hybridwb.targets.definition import TargetDefinition, parse
 from hybridwb.targets.quality import quality
 from hybridwb.targets.sql import Builder, truthy
-from hybridwb.validation import short
+from hybridwb.validation import checked_calls, short
 
 if TYPE_CHECKING:
     from hybridwb.mapping import MappingService
@@ -134,6 +134,7 @@ class Plan:
         return stmt.selected_columns[self.recipient]
 
 
+@checked_calls("wb.targets")
 class TargetService:
     def __init__(self, mappings: MappingService, search: SearchService) -> None:
         self.mappings = mappings

@@ -103,7 +103,7 @@ class Builder:
             return self._aggregate(node, scope)
         if isinstance(node, Condition):
             return self._condition(node, scope)
-        raise ValidationError(f"Unknown target condition {node!r}.")
+        raise ValidationError(f"Unknown target condition {short(node)}.")
 
     # -- a field (through to-one relations) ---------------------------------------------------
     def _condition(self, node: Condition, scope: Selection) -> Any:

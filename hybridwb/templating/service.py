@@ -20,6 +20,7 @@ from hybridwb.templating.message import (
     over_limit,
     type_warnings,
 )
+from hybridwb.validation import checked_calls, short
 
 if TYPE_CHECKING:
     from hybridwb.mapping import MappingService
@@ -84,6 +85,7 @@ def resolve_values(
     return values, empty
 
 
+@checked_calls("wb.templates")
 class TemplateService:
     def __init__(self, store: Callable[[], Store], mappings: MappingService) -> None:
         self._store = store
@@ -236,7 +238,7 @@ class TemplateService:
         Jinja would give, see `parse.pieces`); the size is one EUC-KR encode. `warn=False`
         leaves the per-message warnings out (a run counts sizes by type instead)."""
         if mode not in ("strict", "fallback"):
-            raise ValidationError(f"mode must be 'strict' or 'fallback', not {mode!r}.")
+            raise ValidationError(f"mode must be 'strict' or 'fallback', not {short(mode)}.")
         report = report or self.automap(text, table)
         parts = parse.pieces(text)
         longest = max_chars(message_type, self.limits)

@@ -11,6 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from hybridwb.errors import ValidationError
+from hybridwb.validation import short
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -24,7 +25,7 @@ def parse_now(value: str | datetime | None) -> datetime | None:
             value = datetime.fromisoformat(value.strip())
         except ValueError:
             raise ValidationError(
-                f"{value!r} is not an ISO time; write it like 2026-03-01T22:30+09:00."
+                f"{short(value)} is not an ISO time; write it like 2026-03-01T22:30+09:00."
             ) from None
     if not isinstance(value, datetime):
         raise ValidationError(f"now must be an ISO time or a datetime, not {type(value).__name__}.")

@@ -15,6 +15,7 @@ from hybridwb.config import Settings
 from hybridwb.errors import ValidationError
 from hybridwb.platform.backend import Op
 from hybridwb.platform.repos import as_uuid
+from hybridwb.validation import checked_calls
 from hybridwb.workflows import advertising, audience, scheduler
 from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from hybridwb.templating import TemplateService
 
 
+@checked_calls("wb.workflows")
 class WorkflowService:
     def __init__(
         self,

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.source.catalogue import server_text
+from hybridwb.validation import short
 
 #: a cron must fire within this horizon to be accepted (`0 0 30 2 *` never does)
 HORIZON_YEARS = 5
@@ -28,7 +29,7 @@ def check_schedule(cfg: dict[str, Any]) -> None:
     cron = cfg.get("cron")
     if not isinstance(cron, str) or not croniter.is_valid(cron):
         raise ValidationError(
-            f"schedule_config.cron must be a cron expression such as '0 9 * * *' (got {cron!r}); "
+            f"schedule_config.cron must be a cron expression such as '0 9 * * *' (got {short(cron)}); "
             "nothing was saved."
         )
     tz_name = cfg.get("timezone", "Asia/Seoul")
@@ -36,7 +37,7 @@ def check_schedule(cfg: dict[str, Any]) -> None:
         tz = ZoneInfo(str(tz_name))
     except (ZoneInfoNotFoundError, ValueError):
         raise ValidationError(
-            f"schedule_config.timezone {tz_name!r} is not a time zone such as 'Asia/Seoul'; "
+            f"schedule_config.timezone {short(tz_name)} is not a time zone such as 'Asia/Seoul'; "
             "nothing was saved."
         ) from None
     start = datetime.now(tz)
@@ -46,7 +47,7 @@ def check_schedule(cfg: dict[str, Any]) -> None:
         nxt = None
     if nxt is None or nxt - start > timedelta(days=366 * HORIZON_YEARS):
         raise ValidationError(
-            f"schedule_config.cron {cron!r} never fires; check the day and month "
+            f"schedule_config.cron {short(cron)} never fires; check the day and month "
             "(e.g. February has no 30th). Nothing was saved."
         )
 
