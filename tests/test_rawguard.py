@@ -307,3 +307,19 @@ def test_only_the_approved_text_passes_unchecked(db: str, driver: str) -> None:
         assert cur.fetchone() == (0,), "the raw connection wrote"
     finally:
         root.close()
+
+
+@DRIVERS
+def test_after_the_session_is_set_again_approved_statements_go_alone(db: str, driver: str) -> None:
+    """The SET after an unvetted statement pays what was owed: approved statements that follow
+    on the same connection send no SET of their own (the server's count of SET statements).
+    Mutation: `_restore` leaves dirty/reassert True -> each of them sets the session again."""
+    with _raw(db, driver) as dbapi:
+        _one(dbapi, "SELECT 1")  # unvetted: the next statement sets the session first
+        rawguard.approve(dbapi, "SELECT 2")
+        assert _one(dbapi, "SELECT 2") == 2
+        before = _set_statements(dbapi)
+        for n in range(3, 6):
+            rawguard.approve(dbapi, f"SELECT {n}")  # as the statement-level guard does
+            assert _one(dbapi, f"SELECT {n}") == n
+        assert _set_statements(dbapi) == before
