@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -56,9 +57,104 @@ def test_the_phone_fast_path_gives_what_phonenumbers_gives() -> None:
         "010-0000-0000",
         "019-9999-9999",
         "010-1234-567",
+        # shapes next to the two the fast path recognises without its pattern
+        "０１０１２３４５６７８",  # full-width digits: isdigit() but not [0-9]
+        "010-１２３４-5678",
+        "010-1２３４-5678",  # non-ASCII digits only where the metadata's \\d would take them
+        "0101２３４5678",
+        "٠١٠١٢٣٤٥٦٧٨",  # Arabic-Indic digits
+        "02012345678",
+        "0212345678",
+        "1012345678",
+        "010123456789",
+        "0101-234-5678",
+        "010-12345-678",
+        "010 1234-5678",
+        "010-1234 5678",
+        "010.1234.5678",
+        "01a-1234-5678",
+        "010-1234-567a",
+        "011-1234-5678",
+        "0x0-1234-5678",
     ]
     differ = [s for s in spellings if policies._phone(s) != policies._parsed_phone(s)]
     assert differ == []
+
+
+def _by_pattern(text: str) -> str | None:
+    """The national significant number as `_NATIONAL_MOBILE` reads it (the oracle of the
+    shape checks in `_national_mobile_nsn`)."""
+    if policies._NATIONAL_MOBILE.fullmatch(text) is None:
+        return None
+    return "".join(ch for ch in text if ch in "0123456789")[1:]
+
+
+def test_the_national_shapes_are_read_like_the_pattern() -> None:
+    rnd = random.Random(7)
+    alphabet = "0123456789" * 4 + "-. ab/０１٣"
+    texts = _phone_spellings(5_000, 3) + [
+        "01" + "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(7, 13)))
+        for _ in range(20_000)
+    ]
+    texts += [t[:3] + "-" + t[3:7] + "-" + t[7:] for t in texts[:3000]]
+    texts += ["010-1２３４-5678", "0101２３４5678", "01０-1234-5678", "٠1012345678"]
+    differ = [t for t in texts if policies._national_mobile_nsn(t) != _by_pattern(t)]
+    assert differ == []
+
+
+@pytest.mark.parametrize(
+    ("general", "general_lengths", "mobile", "mobile_lengths"),
+    [
+        pytest.param(*policies._kr_mobile(), id="installed-metadata"),
+        # made-up metadata where each part decides some numbers alone
+        pytest.param(
+            re.compile(r"1\d{3,6}|2\d{4}"),
+            frozenset({4, 5, 6}),
+            re.compile(r"\d{5,8}"),
+            frozenset({5, 6, 7}),
+            id="made-up",
+        ),
+        pytest.param(
+            re.compile(r"1\d+"),
+            frozenset(),
+            re.compile(r"\d{6}"),
+            frozenset({6}),
+            id="no-general-lengths",
+        ),
+        pytest.param(
+            re.compile(r"1\d+"),
+            frozenset({4, 6}),
+            re.compile(r"\d+"),
+            frozenset(),
+            id="no-mobile-lengths",
+        ),
+        pytest.param(
+            re.compile(r"1\d+"), frozenset(), re.compile(r"\d+5"), frozenset(), id="no-lengths"
+        ),
+    ],
+)
+def test_the_combined_mobile_pattern_is_both_of_the_metadatas_patterns(
+    general: re.Pattern[str],
+    general_lengths: frozenset[int],
+    mobile: re.Pattern[str],
+    mobile_lengths: frozenset[int],
+) -> None:
+    valid = policies._combined(general, general_lengths, mobile, mobile_lengths)
+    rnd = random.Random(11)
+    digits = ["1" + "".join(rnd.choice("0123456789") for _ in range(n)) for n in range(3, 14)]
+    digits += [
+        head + "".join(rnd.choice("0123456789") for _ in range(rnd.randrange(3, 10)))
+        for head in ("10", "105", "1059", "1221", "122", "16", "12", "2", "70", "0")
+        for _ in range(2_000)
+    ]
+    for d in digits:
+        expected = (
+            (not general_lengths or len(d) in general_lengths)
+            and general.fullmatch(d) is not None
+            and (not mobile_lengths or len(d) in mobile_lengths)
+            and mobile.fullmatch(d) is not None
+        )
+        assert valid(d) is expected, d
 
 
 def test_spellings_of_a_mobile_number_are_the_ones_phonenumbers_gives() -> None:
@@ -356,3 +452,65 @@ def test_a_run_freezes_the_heap_only_while_it_runs() -> None:
     with pytest.raises(RuntimeError), process._frozen_heap():
         raise RuntimeError("a run that fails")
     assert gc.get_freeze_count() == 0  # thawed however the run ends
+
+
+def test_a_copy_timestamp_is_the_same_instant_in_any_session_time_zone() -> None:
+    from hybridwb.platform.idempotent import timestamptz_text
+
+    at = dt.datetime(2026, 3, 2, 3, 0, 0, 123456, tzinfo=dt.UTC)
+    assert dt.datetime.fromisoformat(timestamptz_text(at)) == at
+    with pytest.raises(ValueError):
+        timestamptz_text(at.replace(tzinfo=None))  # the server would read it in its zone
+
+
+@pytest.mark.postgres
+def test_copied_records_carry_the_batchs_time_in_a_far_session_time_zone(pg_db: URL) -> None:
+    """Records and exclusions COPied on a session whose time zone is not UTC are stamped
+    with the very instant the batch's heartbeat was written with (an UPDATE, not COPY)."""
+    _reset_pg(pg_db)
+    url = pg_db.update_query_dict({"options": "-c TimeZone=Pacific/Chatham"})
+    st = Store(SqlBackend(url), actor="tester")
+    st.init()
+    try:
+        wf = st.workflows.create(name="w")
+        run = st.runs.create(wf["id"])
+        campaigns = Campaigns(st.backend)
+        assert campaigns.acquire(wf["id"], run["id"], "me:1", stale_after=60) is None
+        before = dt.datetime.now(dt.UTC)
+        assert campaigns.write_batch(
+            run["id"],
+            wf["id"],
+            "me:1",
+            records=[(str(i), f"+8210{i:08d}", "x") for i in range(50)],
+            channel="sms",
+            skips=[("x1", policies.NO_RECIPIENT)],
+            fresh=True,
+        )
+        after = dt.datetime.now(dt.UTC)
+        [(beat,)] = oracle(st, "SELECT heartbeat_at FROM run_locks")
+        stamps = oracle(
+            st, "SELECT created_at FROM send_records UNION ALL SELECT created_at FROM run_skips"
+        )
+    finally:
+        st.close()
+    assert len(stamps) == 51
+    assert {s for (s,) in stamps} == {beat}
+    assert before <= beat <= after
+
+
+def test_a_run_reads_consent_columns_only_for_advertising() -> None:
+    from types import SimpleNamespace
+
+    from hybridwb.workflows.audience import Audience, columns_for
+
+    aud = Audience("members", "member_no", "number", "mobile", "sms", "ad_ok", "night_ok")
+    plan = SimpleNamespace(recipient=None, consent=None)
+    report = SimpleNamespace(variables=[])
+    assert columns_for(plan, aud, report, advertising=False) == {"mobile"}
+    assert columns_for(plan, aud, report, advertising=True) == {"mobile", "ad_ok", "night_ok"}
+    plan = SimpleNamespace(recipient="contact.mobile", consent="contact.ad_ok")
+    assert columns_for(plan, aud, report, advertising=True) == {
+        "contact.mobile",
+        "contact.ad_ok",
+        "night_ok",
+    }

@@ -418,9 +418,9 @@ class Campaigns:
         skips: list[tuple[str, str]],
         direct: bool,
     ) -> None:
-        from hybridwb.platform.idempotent import copy_tuples, uuid4_texts
+        from hybridwb.platform.idempotent import copy_tuples, timestamptz_text, uuid4_texts
 
-        run, workflow = str(rid), str(wf)
+        run, workflow, at = str(rid), str(wf), timestamptz_text(stamp)
         if records:
             ids = uuid4_texts(len(records))
             copy_tuples(
@@ -428,7 +428,7 @@ class Campaigns:
                 T["send_records"],
                 list(RECORD_COLUMNS),
                 [
-                    (i, run, workflow, key, recipient, channel, content, "queued", stamp)
+                    (i, run, workflow, key, recipient, channel, content, "queued", at)
                     for i, (key, recipient, content) in zip(ids, records, strict=True)
                 ],
                 None if direct else ["run_id", "target_key"],
@@ -438,7 +438,7 @@ class Campaigns:
                 conn,
                 T["run_skips"],
                 ["run_id", "target_key", "reason", "created_at"],
-                [(run, key, reason[:200], stamp) for key, reason in skips],
+                [(run, key, reason[:200], at) for key, reason in skips],
                 None if direct else ["run_id", "target_key"],
             )
 

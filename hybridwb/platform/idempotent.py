@@ -10,6 +10,7 @@ row with the intended one (key and plain columns) tells "my earlier try wrote it
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, MetaData, Table, and_, func, select
@@ -91,6 +92,17 @@ def uuid4_texts(n: int) -> list[str]:
         # version 4 in the 13th digit, variant 10xx in the 17th (RFC 4122)
         out.append(f"{h[:12]}4{h[13:16]}{'89ab'[int(h[16], 16) & 3]}{h[17:]}")
     return out
+
+
+def timestamptz_text(at: datetime) -> str:
+    """A timezone-aware time as COPY text for a `timestamptz` column (ISO 8601 with its
+    offset: the same instant whatever the session's time zone). A batch of rows stamped
+    with one time sends this text for each, instead of psycopg dumping the datetime per
+    row (about half of a send record's COPY cost). A naive time is refused: the server
+    would read it in the session's time zone."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("a COPY timestamp needs a time zone")
+    return at.isoformat()
 
 
 def copy_tuples(

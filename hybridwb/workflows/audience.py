@@ -193,16 +193,17 @@ def value(row: dict[str, Any], path: str | None) -> Any:
     return None if path is None else row.get(path)
 
 
-def columns_for(plan: Any, audience: Audience, report: Any) -> set[str | None] | None:
-    """The columns a run reads for each target (besides the key): the recipient and
-    consent paths, and what the template's variables read from the row (a field, or the
-    local column a relation starts from). None (every column) when a variable is an
-    expression, which may read any field."""
-    wanted: set[str | None] = {
-        plan.recipient or audience.recipient,
-        plan.consent or audience.consent,
-        audience.night_consent,
-    }
+def columns_for(
+    plan: Any, audience: Audience, report: Any, *, advertising: bool = True
+) -> set[str | None] | None:
+    """The columns a run reads for each target (besides the key): the recipient path, the
+    consent paths when the message is advertising (only then are they decided on), and
+    what the template's variables read from the row (a field, or the local column a
+    relation starts from). None (every column) when a variable is an expression, which
+    may read any field."""
+    wanted: set[str | None] = {plan.recipient or audience.recipient}
+    if advertising:
+        wanted |= {plan.consent or audience.consent, audience.night_consent}
     for status in report.variables:
         src = status.source
         if status.status not in ("mapped", "type mismatch") or src is None:

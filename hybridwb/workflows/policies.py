@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -63,17 +64,60 @@ def _kr_mobile() -> tuple[re.Pattern[str], frozenset[int], re.Pattern[str], froz
     )
 
 
+def _combined(
+    general: re.Pattern[str],
+    general_lengths: frozenset[int],
+    mobile: re.Pattern[str],
+    mobile_lengths: frozenset[int],
+) -> Callable[[str], bool]:
+    """Whether digits match the general and the mobile pattern, each with its possible
+    lengths (an empty set allows any), as one check: the general pattern as a lookahead
+    over the whole text before the mobile one (a full match of this is a full match of
+    both) and the lengths both allow."""
+    both = re.compile(rf"(?=(?:{general.pattern})\Z)(?:{mobile.pattern})").fullmatch
+    if general_lengths and mobile_lengths:
+        lengths: frozenset[int] | None = general_lengths & mobile_lengths
+    else:
+        lengths = general_lengths or mobile_lengths or None
+    if lengths is None:
+        return lambda digits: both(digits) is not None
+    return lambda digits: len(digits) in lengths and both(digits) is not None
+
+
+@cache
+def _kr_mobile_check() -> Callable[[str], bool]:
+    return _combined(*_kr_mobile())
+
+
 def _kr_mobile_nsn(digits: str) -> bool:
     """Whether `digits` (a national significant number) is a valid KR mobile number by
     phonenumbers' metadata: the general pattern and the mobile pattern, each with its
     possible lengths (what `is_valid_number` checks for such a number)."""
-    general, general_lengths, mobile, mobile_lengths = _kr_mobile()
-    return (
-        (not general_lengths or len(digits) in general_lengths)
-        and general.fullmatch(digits) is not None
-        and (not mobile_lengths or len(digits) in mobile_lengths)
-        and mobile.fullmatch(digits) is not None
-    )
+    return _kr_mobile_check()(digits)
+
+
+def _national_mobile_nsn(text: str) -> str | None:
+    """The national significant number of `text` when it is written as `_NATIONAL_MOBILE`
+    (`010-1234-5678`, `01012345678`): the digits after the trunk 0; else None.
+
+    The two spellings nearly every source uses, 10-11 ASCII digits and `0XX-XXXX-XXXX`,
+    are recognised by their shape (each is a full match of the pattern); any other
+    text goes through the pattern."""
+    n = len(text)
+    if (n == 11 or n == 10) and text.isascii() and text.isdigit():
+        return text[1:] if text[1] == "1" and text[0] == "0" else None
+    if (
+        n == 13
+        and text[3] == "-"
+        and text[8] == "-"
+        and text.isascii()
+        and text[:2] == "01"
+        and (digits := text[:3] + text[4:8] + text[9:]).isdigit()
+    ):
+        return digits[1:]
+    if _NATIONAL_MOBILE.fullmatch(text):
+        return _NOT_DIGIT.sub("", text)[1:]
+    return None
 
 
 def _phone(text: str) -> str | None:
@@ -83,10 +127,9 @@ def _phone(text: str) -> str | None:
     Fast path (a run normalizes every target): `010-1234-5678` and `01012345678` are what
     phonenumbers reads as country 82 with the trunk 0 stripped (no carrier code after a
     `01`), valid when the rest matches KR's mobile metadata; anything else is parsed."""
-    if _NATIONAL_MOBILE.fullmatch(text):
-        nsn = _NOT_DIGIT.sub("", text)[1:]
-        if _kr_mobile_nsn(nsn):
-            return "+82" + nsn
+    nsn = _national_mobile_nsn(text)
+    if nsn is not None and _kr_mobile_nsn(nsn):
+        return "+82" + nsn
     return _parsed_phone(text)
 
 
@@ -99,7 +142,10 @@ def _parsed_phone(text: str) -> str | None:
     because guessing would message someone else or a number nobody gave."""
     spellings = [text]
     if _IDD.match(text):
-        spellings.append("+" + text.lstrip()[2:])
+        # `0044 …` is dialled from abroad: its country code is read first, so a number
+        # that is only possible (`0044 7700 900000`) is not kept in its Korean reading
+        # (`+8200…`, which no Korean number starts with)
+        spellings.insert(0, "+" + text.lstrip()[2:])
     e164 = phonenumbers.PhoneNumberFormat.E164
     possible = None
     if not any(ch.isalpha() for ch in text):
@@ -149,9 +195,12 @@ def normalize(channel: str, recipient: Any) -> str | None:
     """One spelling per address, so history matches: E.164 phone, lower-case mailbox.
 
     Idempotent, so a stored (already canonical) recipient normalizes to itself."""
+    text: str | None
     if recipient is None:
         return None
-    if isinstance(recipient, float | Decimal):
+    if type(recipient) is str:  # nearly always: no conversion
+        text = recipient.strip()
+    elif isinstance(recipient, float | Decimal):
         text = _number_text(recipient)
         if text is None:
             return None

@@ -205,7 +205,7 @@ class Processor:
         total = before["pending"]
         first_pass = before["records"] == 0 and before["skipped"] == 0
         # read only what deciding and rendering use; render with the template compiled once
-        only = audience.columns_for(plan, aud, report)
+        only = audience.columns_for(plan, aud, report, advertising=msg.advertising)
         render = self.templates.renderer(
             msg.text,
             table=aud.table,
