@@ -19,11 +19,13 @@ fresh pytest per mutant (about 10 s here, mostly imports), which made a full run
     python benchmarks/mutation.py                 # every module
     python benchmarks/mutation.py guard binds     # some
     python benchmarks/mutation.py --reclassify    # apply new equivalence reasons, no re-run
+    python benchmarks/mutation.py --reclassify rawguard   # only to these modules' records
     MUTATION_RETRY=1 python benchmarks/mutation.py guard   # re-run only the recorded survivors
     MUTATION_CONTINUE=1 python benchmarks/mutation.py guard   # run what a partial run left
     MUTATION_BUDGET=1800 python benchmarks/mutation.py guard   # stop after 30 min: partial
     MUTATION_SAMPLE=120 MUTATION_SEED=14 python benchmarks/mutation.py guard   # a random
                             # sample of 120 mutants (seeded, recorded with the result): partial
+    MUTATION_LINES=205-256 python benchmarks/mutation.py binds   # only these lines: partial
     kill -USR1 <pid>        # stop after the current mutant and record what was run: partial
 
 Mutants run in a stride order over the file, so a run cut short by the budget is recorded as
@@ -62,7 +64,12 @@ EQUIVALENT = REPO / "benchmarks" / "mutation_equivalent.json"
 
 #: module -> (file to mutate, the test files that cover it)
 MODULES: dict[str, tuple[str, list[str]]] = {
-    "binds": ("hybridwb/source/binds.py", ["tests/test_binds.py"]),
+    # the in-place tests prove `values_in_place` (the search fast path) against sqlglot's
+    # tokens and MariaDB as root (the shared server; unmarked, so in the fast tier)
+    "binds": (
+        "hybridwb/source/binds.py",
+        ["tests/test_binds.py", "tests/test_guard_in_place.py", "tests/test_attack_in_place.py"],
+    ),
     "guard": ("hybridwb/source/guard.py", ["tests/test_guard.py", "tests/test_guard_rules.py"]),
     "verdicts": ("hybridwb/source/verdicts.py", ["tests/test_guard_verdicts.py"]),
     "grants": (
@@ -92,7 +99,22 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "platform.campaigns": (
         "hybridwb/platform/campaigns.py",
-        ["tests/test_run_locks.py", "tests/test_runner_state.py", "tests/test_campaigns.py"],
+        [
+            "tests/test_run_locks.py",
+            "tests/test_runner_state.py",
+            "tests/test_campaigns.py",
+            "tests/test_history_canonical.py",
+        ],
+    ),
+    # the driver-level guard on pooled DB-API connections: the read-only attack rounds that
+    # reach it (raw_connection, jupysql, pandas) and its own refusals (both drivers)
+    "rawguard": (
+        "hybridwb/source/rawguard.py",
+        [
+            "tests/test_rawguard.py",
+            "tests/test_attack_readonly_round3.py",
+            "tests/test_attack_readonly_round2.py",
+        ],
     ),
     # tests/test_runner_run.py runs `Runner.run` around a stand-in for papermill (a second a
     # test); the real kernels of tests/test_runner_state.py run the same path, and the slow
@@ -113,6 +135,13 @@ FAST = "not mysql and not postgres and not slow and not browser and not faults a
 #: shared server; a session database per child, dropped after)
 MARKERS: dict[str, str] = {
     "platform.campaigns": "not mysql and not slow and not browser and not faults and not secrets",
+    "rawguard": "not postgres and not slow and not browser and not faults and not secrets",
+}
+#: test files chosen by their own marker expression, not the module's (a file whose every test
+#: needs MariaDB, in a module whose other files' MariaDB tests are left to `make test`)
+FILE_MARKERS: dict[str, str] = {
+    # migration 0006's legacy probe (platform.campaigns): MariaDB source, SQLite and Postgres
+    "tests/test_history_canonical.py": "not slow and not browser and not faults and not secrets",
 }
 GOAL = 0.90
 #: plugins are not auto-loaded (nbval, faker, anyio cost a second per child); pytest_timeout is
@@ -370,9 +399,58 @@ class _Contexts:
         self.cov.switch_context("")
 
 
+class _Collected:
+    """pytest plugin: the node ids a collection selected."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        self.ids = [item.nodeid for item in session.items]
+
+
+def _collect(tests: list[str], markers: str) -> list[str]:
+    """The node ids `-m markers` selects in `tests` (collected in a child)."""
+    out = REPO / f".mutation-collect-{os.getpid()}.json"
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            import pytest
+
+            _forget_project_modules()
+            plugin = _Collected()
+            sink = io.StringIO()
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                code = int(
+                    pytest.main(
+                        [*PYTEST_ARGS, "--collect-only", "-m", markers, *tests], plugins=[plugin]
+                    )
+                )
+            out.write_text(json.dumps(plugin.ids))
+        finally:
+            os._exit(code)
+    os.waitpid(pid, 0)
+    ids: list[str] = json.loads(out.read_text())
+    out.unlink()
+    return ids
+
+
+def _selection(tests: list[str], markers: str) -> list[str]:
+    """The pytest arguments that select the module's tests: `-m markers` and the files, or,
+    when a file has its own expression (FILE_MARKERS), the node ids each group selects."""
+    if not any(t in FILE_MARKERS for t in tests):
+        return ["-m", markers, *tests]
+    groups: dict[str, list[str]] = {}
+    for t in tests:
+        groups.setdefault(FILE_MARKERS.get(t, markers), []).append(t)
+    return [node for expr, files in groups.items() for node in _collect(files, expr)]
+
+
 def baseline(path: Path, tests: list[str], markers: str = FAST) -> dict[str, Any]:
     """Run the module's fast tests once under coverage (in a child): which tests execute each
     line, each test's duration, and whether they all pass without a mutant."""
+    selection = _selection(tests, markers)
     out = REPO / f".mutation-baseline-{os.getpid()}.json"  # runs of two modules may overlap
     pid = os.fork()
     if pid == 0:
@@ -387,7 +465,7 @@ def baseline(path: Path, tests: list[str], markers: str = FAST) -> dict[str, Any
             cov.start()
             sink = io.StringIO()
             with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-                code = int(pytest.main([*PYTEST_ARGS, "-m", markers, *tests], plugins=[plugin]))
+                code = int(pytest.main([*PYTEST_ARGS, *selection], plugins=[plugin]))
             cov.stop()
             data = cov.get_data()
             by_line = data.contexts_by_lineno(str(path))
@@ -436,6 +514,7 @@ def run_module(name: str) -> dict[str, Any]:
             (REPO / f).read_bytes() for f in [rel, *tests, "tests/conftest.py", *sorted(_helpers())]
         )
         + MARKERS.get(name, FAST).encode()
+        + "".join(f"{t}:{FILE_MARKERS[t]}" for t in tests if t in FILE_MARKERS).encode()
     ).hexdigest()[:16]
     cached = REPO / ".mutation-cache" / f"baseline-{name}-{digest}.json"
     if cached.exists():
@@ -492,6 +571,17 @@ def run_module(name: str) -> dict[str, Any]:
         chosen_ids = set(random.Random(seed).sample(range(len(order)), size))
         order = [m for i, m in enumerate(order) if i in chosen_ids]
         sample = {"size": size, "seed": seed, "of": len(found)}
+    lines_run: str | None = os.environ.get("MUTATION_LINES")
+    if lines_run:
+        # only the mutants on these lines ("205-256,300"): new code in a module whose full
+        # run takes longer than there is; recorded as partial with the ranges
+        wanted = {
+            n
+            for part in lines_run.split(",")
+            for a, _, b in [part.partition("-")]
+            for n in range(int(a), int(b or a) + 1)
+        }
+        order = [m for m in order if m["line"] in wanted]
     time_budget = float(os.environ.get("MUTATION_BUDGET", "inf"))
     tested = 0
     stale = _importers(module_name)
@@ -573,8 +663,15 @@ def run_module(name: str) -> dict[str, Any]:
         for key in ("killed", "timeout", "equivalent"):
             counts[key] += previous[key]
         equivalent_rows += previous.get("equivalent_mutants", [])
+        # a reason the earlier run used is not unused because its mutant was not run again
+        used_reasons |= {
+            i
+            for i, e in enumerate(equivalents)
+            if any(row["why"] == e["why"] for row in previous.get("equivalent_mutants", []))
+        }
         found = [None] * previous["mutants"]  # type: ignore[list-item]
         tested = previous["mutants"] - (previous.get("untested") or 0)
+        lines_run = previous.get("lines_run")  # the retried record is still those lines
         sample = previous.get("sample")  # the retried record is still that sample
         timeouts += previous.get("timeouts", [])
     survivors.sort(key=lambda row: row["line"])
@@ -602,6 +699,7 @@ def run_module(name: str) -> dict[str, Any]:
         "equivalent_mutants": equivalent_rows,
         "timeouts": sorted(timeouts, key=lambda row: row["line"]),
         **({"sample": sample} if sample is not None else {}),
+        **({"lines_run": lines_run} if lines_run else {}),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -629,11 +727,14 @@ def _warm_up() -> None:
             importlib.import_module(name)
 
 
-def reclassify() -> None:
+def reclassify(names: list[str]) -> None:
     """Apply the current mutation_equivalent.json to the recorded survivors (equivalence is a
-    property of the mutant, not of a run) and recompute each score; nothing is re-run."""
+    property of the mutant, not of a run) and recompute each score; nothing is re-run. Only
+    `names` when given (another branch may be recording the other modules)."""
     results = json.loads(RESULTS.read_text())
     for name, result in results["modules"].items():
+        if names and name not in names:
+            continue
         reasons = _equivalents(name)
         if "survivors" not in result or not reasons:
             continue
@@ -665,8 +766,8 @@ def reclassify() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--reclassify"]:
-        reclassify()
+    if argv[:1] == ["--reclassify"]:
+        reclassify(argv[1:])
         return 0
     names = argv or list(MODULES)
     unknown = [n for n in names if n not in MODULES]

@@ -9,6 +9,7 @@ terms are user input: the values here are what an attacker would type.
 
 from __future__ import annotations
 
+import decimal
 import random
 from typing import Any
 
@@ -18,7 +19,7 @@ from pymysql.converters import escape_item
 
 from hybridwb.errors import HybridwbError
 from hybridwb.source import guard
-from hybridwb.source.binds import find_binds, only_values_differ, to_pyformat, values_in_place
+from hybridwb.source.binds import Bind, find_binds, only_values_differ, to_pyformat, values_in_place
 from hybridwb.source.engine import SessionPolicy, guard_final_text
 from hybridwb.source.verdicts import Verdicts
 from tests.conftest import ro_url
@@ -119,10 +120,17 @@ FORGED = [
     ("SELECT name FROM customers WHERE name = :a", {"a": "x"}, "'x' OR SLEEP(5)"),
     ("SELECT name FROM customers WHERE name = :a", {"a": 1}, "1 OR 1"),
     ("SELECT name FROM customers WHERE name = :a", {"a": 1}, "'1'"),
+    # two signs: the server reads - -1, sqlglot DASH DASH NUMBER, and `only_values_differ`
+    # allows one sign (the driver writes -1): in place too (mutation `-*[0-9]+` admits it)
+    ("SELECT name FROM customers WHERE name = :a", {"a": 1}, "--1"),
     ("SELECT name FROM customers WHERE name = :a", {"a": "x"}, "1"),
     ("SELECT name FROM customers WHERE name = :a", {"a": None}, "NULL"),
     ("SELECT name FROM customers WHERE name = :a", {"a": b"x"}, "_binary'x'"),
     ("SELECT name FROM customers WHERE name = :a", {"a": ["x"]}, "('x')"),
+    # the same digits for a bool or a Decimal: a type the fast path does not read goes to the
+    # tokenizer (mutation `isinstance(value, int) or not isinstance(value, bool)` admits them)
+    ("SELECT name FROM customers WHERE name = :a", {"a": True}, "1"),
+    ("SELECT name FROM customers WHERE name = :a", {"a": decimal.Decimal(5)}, "5"),
 ]
 
 
@@ -220,3 +228,11 @@ def test_hostile_values_read_the_rows_a_direct_query_reads(
     with mysql_admin.cursor() as cur:
         cur.execute(f"SELECT COUNT(*) FROM `{mysql_db}`.customers")
         assert cur.fetchone()[0] == before
+
+
+def test_a_bind_at_the_start_of_the_text_is_tokenized() -> None:
+    """Nothing stands before a bind at 0, and sql[-1] (the text's last character) is not
+    what precedes it. Mutation `bind.start == 1` -> the first is admitted and the second,
+    after a space, is not."""
+    assert values_in_place(":a (", [Bind("a", 0, 2)], {"a": 1}, "1 (") is False
+    assert values_in_place(" :a", [Bind("a", 1, 3)], {"a": 1}, " 1") is True
