@@ -446,3 +446,100 @@ def test_spellings_across_batches_and_a_crash_mid_run_still_send_once_per_number
     got = records(pg_store, run_id)
     assert sorted(r for _, r in got) == sorted(intended)
     assert skips(pg_store, run_id) == {policies.DUPLICATE: len(phones) - len(intended)}
+
+
+@pytest.mark.mysql
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "column", ["BIGINT", "DOUBLE", "DECIMAL(12,0)", "DECIMAL(14,2)", "CHAR(20)"]
+)
+def test_a_phone_column_of_numbers_sends_one_message_per_number(
+    source: Callable[..., str], pg_store: str, column: str
+) -> None:
+    """A spreadsheet import keeps phones as numbers (the trunk 0 gone): each is the KR
+    mobile it was, and two rows holding one number get one message."""
+    values = [1012345678, 1055550001, 1012345678, 1198765432]
+    db = source(
+        f"CREATE TABLE members (member_no INT PRIMARY KEY, name VARCHAR(20), mobile {column})",
+        rows={"members": [(i, f"회원{i}", v) for i, v in enumerate(values, 1)]},
+    )
+    wb = workbench(db, pg_store, {"members": {**people("number", "member_no"), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            f"fast-{uuid.uuid4().hex[:6]}",
+            target_config={"table": "members"},
+            message_config={"content": INFO},
+        )
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+    finally:
+        wb.close()
+    assert sorted(r for _, r in records(pg_store, run_id)) == sorted(
+        {_phonenumbers(f"0{v}") for v in values}
+    )
+    assert skips(pg_store, run_id) == {policies.DUPLICATE: 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("00700-1-650-253-0000", "+16502530000"),
+        ("002-44-20-7946-0958", "+442079460958"),
+        ("001-82-10-1234-5678", "+821012345678"),
+        ("+82 (0)10-1234-5678", "+821012345678"),
+        ("+82-010-1234-5678", "+821012345678"),
+        ("010 - 1234 - 5678", "+821012345678"),
+        ("010\u20131234\u20135678", "+821012345678"),
+        ("(+82)10-1234-5678", "+821012345678"),
+        ("+８２ １０ １２３４ ５６７８", "+821012345678"),
+        ("Tel: 010-1234-5678", "+821012345678"),
+        ("010-1234-5678 / 010-1234-5678", "+821012345678"),
+        ("01012345678.0", "+821012345678"),
+        ("010_1234_5678", None),  # phonenumbers reads no number in it either
+        ("+0821012345678", None),
+    ],
+)
+def test_korean_dialling_spellings(text: str, expected: str | None) -> None:
+    assert policies.normalize("sms", text) == expected
+
+
+@pytest.mark.mysql
+@pytest.mark.postgres
+@pytest.mark.parametrize("ad", [True, False])
+def test_consent_decides_an_advertising_run_and_not_an_informational_one(
+    source: Callable[..., str], pg_store: str, ad: bool
+) -> None:
+    """wf18 reads the consent columns only for advertising: an advertising run still
+    messages only the consenting rows; an informational one everyone with a phone."""
+    from tests.test_attack_once_round2 import AD, CONSENTING
+
+    rows = [
+        (f"m{i:03d}", f"회원{i}", f"010-5555-{i:04d}", i % 2, 1, dt.datetime(2026, 3, 2, 20, 0))
+        for i in range(10)
+    ]
+    db = source(
+        "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), "
+        "mobile VARCHAR(20), ad_ok TINYINT(1) NOT NULL, night_ok TINYINT(1) NOT NULL, "
+        "joined DATETIME NOT NULL)",
+        rows={"members": rows},
+    )
+    wb = workbench(db, pg_store, {"members": CONSENTING})
+    try:
+        if ad:
+            wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+            config: dict[str, Any] = {"template": "세일"}
+        else:
+            config = {"content": INFO}
+        wf = wb.workflows.create(
+            f"c-{uuid.uuid4().hex[:6]}",
+            # the run, not the target query, decides consent
+            target_config={"table": "members", "exclude_opt_out": False},
+            message_config=config,
+        )
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+    finally:
+        wb.close()
+    expected = {f"m{i:03d}" for i in range(10) if i % 2 or not ad}
+    assert {k for k, _ in records(pg_store, run_id)} == expected
+    assert skips(pg_store, run_id) == ({policies.NO_CONSENT: 5} if ad else {})
