@@ -2,9 +2,12 @@
 
 The data is bench_search.py's (1,000,000 people, the phone in a related table, 2,000,000
 payments) in a uniquely named database, read through the benchmark's own SELECT-only account;
-both are dropped at the end. The statement each search term generates is recorded once
+both are dropped at the end. The statement each of RECORDED terms (ids, phones and emails
+of people drawn from the whole table, names) generates is recorded once
 (`wb.search.last_statement`) and replayed on a raw PyMySQL connection opened before timing,
-so the baseline runs exactly the SQL hybridwb generated, returning tuples.
+so the baseline runs exactly the SQL hybridwb generated, returning tuples. wb.search gets
+terms its process has not searched before, one per call, so nothing a search caches is met
+again; both sides read the same server pages (the recording read them once).
 
 For each process count, phases alternate (wb, raw, wb, raw ...), >= 7 repetitions of
 `--seconds` each; all processes start a phase together (a barrier). Reported per count: searches
@@ -38,11 +41,17 @@ from bench_search import FIRST, LAST, MAPPING, load
 import hybridwb
 
 TABLE = "people"
+#: terms whose generated SQL the raw phases replay, and from which each process's wb
+#: phases draw terms it has not searched yet (more than one process searches in a run)
+RECORDED = 6_000
 _state: dict[str, Any] = {}
 
 
-def terms(rows: int, n: int) -> list[str]:
-    rng = random.Random(17)
+def terms(rows: int, n: int, seed: int = 17) -> list[str]:
+    """`n` search terms of eight kinds (id, phone in three forms, email, names) for people
+    drawn at random from the whole table (ids, phones and emails hardly ever repeat; the
+    names come from a few dozen)."""
+    rng = random.Random(seed)
     out = []
     for _ in range(n):
         i = rng.randrange(1, rows)
@@ -62,13 +71,15 @@ def terms(rows: int, n: int) -> list[str]:
     return out
 
 
-def _init(barrier: Any, url: str, work: str, user: str, password: str, db: str) -> None:
+def _init(barrier: Any, url: str, work: str, user: str, password: str, db: str, rows: int) -> None:
     home = Path(work) / f".hybridwb-{mp.current_process().pid}"
     _state["wb"] = hybridwb.connect(source=url, cwd=work, home=str(home))
     _state["raw"] = pymysql.connect(
         host=HOST, user=user, password=password, database=db, charset="utf8mb4"
     )
     _state["barrier"] = barrier
+    _state["rows"] = rows
+    _state["seen"] = set()
     _state["statements"] = json.loads((Path(work) / "statements.json").read_text())
     _state["wb"].search(TABLE, "1")  # schema facts, pool
 
@@ -78,6 +89,14 @@ def _phase(task: tuple[str, float, int]) -> list[float]:
     wb, raw, statements = _state["wb"], _state["raw"], _state["statements"]
     order = list(statements)
     random.Random(seed).shuffle(order)
+    if mode == "wb":
+        # fresh terms: none was searched before in this process (no cache of the guard's
+        # verdicts or the plan meets a text again); the server's pages are those the raw
+        # phases read (every recorded term was searched once while recording)
+        seen = _state["seen"]
+        order = [t for t in order if t not in seen]
+        if not order:
+            raise SystemExit(f"every recorded term was searched; raise RECORDED ({RECORDED})")
     _state["barrier"].wait()
     out: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -87,6 +106,9 @@ def _phase(task: tuple[str, float, int]) -> list[float]:
         i += 1
         started = time.perf_counter()
         if mode == "wb":
+            if i > len(order):
+                raise SystemExit(f"a phase ran out of fresh terms; raise RECORDED ({RECORDED})")
+            seen.add(term)
             wb.search(TABLE, term)
         else:
             sql, params = statements[term]
@@ -122,16 +144,19 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--procs", default="1,8,32")
+    parser.add_argument("--db", default="", help="a database bench_search.load filled (kept)")
+    parser.add_argument("--out", default="search_load", help="the results file's name")
     args = parser.parse_args()
-    db = f"hybridwb_bench_sload_{uuid.uuid4().hex[:8]}"
+    db = args.db or f"hybridwb_bench_sload_{uuid.uuid4().hex[:8]}"
     admin = pymysql.connect(host=HOST, user="root", autocommit=True)
     work = Path(tempfile.mkdtemp())
     results: dict[str, Any] = {}
     try:
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
-            cur.execute(f"USE `{db}`")
-            load(cur, args.rows)
+        if not args.db:
+            with admin.cursor() as cur:
+                cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
+                cur.execute(f"USE `{db}`")
+                load(cur, args.rows)
         with BenchAccount(db) as account:
             url = account.url().render_as_string(hide_password=False)
             from hybridwb.mapping.model import SOURCE_KEY
@@ -143,7 +168,9 @@ def main() -> None:
             (work / "mappings" / "table-mappings.json").write_text(
                 json.dumps(stamped, ensure_ascii=False), encoding="utf-8"
             )
-            statements = record(url, work, terms(args.rows, 400))
+            statements = record(
+                url, work, list(dict.fromkeys(terms(args.rows, 2 * RECORDED)))[:RECORDED]
+            )
             (work / "statements.json").write_text(json.dumps(statements, default=str))
             ctx = mp.get_context("fork")
             for procs in [int(p) for p in args.procs.split(",")]:
@@ -155,11 +182,21 @@ def main() -> None:
                 with ctx.Pool(
                     procs,
                     initializer=_init,
-                    initargs=(barrier, url, str(work), account.user, account.password, db),
+                    initargs=(
+                        barrier,
+                        url,
+                        str(work),
+                        account.user,
+                        account.password,
+                        db,
+                        args.rows,
+                    ),
                 ) as pool:
                     for rep in range(args.reps):
                         for mode in ("wb", "raw"):
-                            tasks = [(mode, args.seconds, rep * 1000 + k) for k in range(procs)]
+                            tasks = [
+                                (mode, args.seconds, 100_000 + rep * 1000 + k) for k in range(procs)
+                            ]
                             latencies = pool.map(_phase, tasks, chunksize=1)
                             flat = [x for worker in latencies for x in worker]
                             per_mode[mode]["per_s"].append(len(flat) / args.seconds)
@@ -179,18 +216,22 @@ def main() -> None:
                 }
                 print(procs, json.dumps(results[str(procs)]), flush=True)
     finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+        if not args.db:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
         admin.close()
         shutil.rmtree(work, ignore_errors=True)
     eight = results.get("8")
     write(
-        "search_load",
+        args.out,
         {
+            "hybridwb": str(Path(hybridwb.__file__).parent),
             "people": args.rows,
             "repetitions": args.reps,
             "seconds_per_phase": args.seconds,
-            "method": "wb and raw phases alternate; median with min-max over repetitions",
+            "method": "wb and raw phases alternate; raw replays the SQL of "
+            f"{RECORDED} recorded terms, wb searches terms of that set its process has not "
+            "searched yet; median with min-max over repetitions",
             "processes": results,
             "targets": {
                 "8 processes: wb >= 50% of raw throughput": None

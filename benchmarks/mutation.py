@@ -79,7 +79,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "workflows.policies": (
         "hybridwb/workflows/policies.py",
-        ["tests/test_policies.py", "tests/test_campaigns.py"],
+        # tests/test_history_canonical.py: legacy_canonical (migration 0006's rewrite)
+        ["tests/test_policies.py", "tests/test_campaigns.py", "tests/test_history_canonical.py"],
     ),
     "targets.definition": (
         "hybridwb/targets/definition.py",

@@ -220,9 +220,13 @@ class SourceFrame(pd.DataFrame):
 
 
 def source_frame(df: pd.DataFrame, trace: Any) -> SourceFrame:
-    """Wrap a source result: `trace(columns)` names the columns to mask when it is shown."""
-    out = SourceFrame(df)
-    out.attrs = dict(df.attrs)
+    """Wrap a source result: `trace(columns)` names the columns to mask when it is shown.
+    A result built as a `SourceFrame` already is given its trace in place."""
+    if isinstance(df, SourceFrame):
+        out = df
+    else:
+        out = SourceFrame(df)
+        out.attrs = dict(df.attrs)
     object.__setattr__(out, "_hwb_trace", trace)
     return out
 

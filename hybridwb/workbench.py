@@ -99,10 +99,12 @@ class Workbench:
         the columns that carry personal data, traced through the query by lineage, which
         runs only when the frame is shown. `head()`/`tail()`/`sample()` keep that display;
         anything else derived from it is a plain DataFrame. `arrow=True`: Arrow dtypes (needs `hybridwb[arrow]`)."""
-        from hybridwb.grid import pii_columns, source_frame
+        from hybridwb.grid import SourceFrame, pii_columns, source_frame
 
         self._check_open()
-        df = self.source.sql(query, params, limit=limit, timeout=timeout, arrow=arrow)
+        df = self.source.sql(
+            query, params, limit=limit, timeout=timeout, arrow=arrow, frame_type=SourceFrame
+        )
         ref = weakref.ref(self)
 
         def pii(columns: Sequence[Any]) -> set[str]:

@@ -8,6 +8,8 @@ from the guard, so a name dropped from the guard's lists fails a test.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from hybridwb.errors import QueryError, ReadOnlyViolation
@@ -594,3 +596,171 @@ def test_a_cte_name_is_never_taken_for_a_stored_function(sql: str) -> None:
 
 def test_a_statement_of_one_word_is_named_not_called_empty() -> None:
     assert refused("X") == "Refused: X is not a read statement" + USE_READS
+
+
+# -- limits and corner cases named by the mutation run (benchmarks/mutation.py guard) ------------
+def test_an_admitted_statement_cannot_be_swapped_after_the_check() -> None:
+    checked = guard.check("SELECT a FROM t")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        checked.sql = "DELETE FROM t"  # type: ignore[misc]
+    assert checked.sql == "SELECT a FROM t"
+
+
+def test_a_comment_right_before_other_space_does_not_hide_it() -> None:
+    near = repr(repr("\u00a0"))  # blank: the character is named
+    assert refused("SELECT 1 /* a */\u00a0FROM t").startswith(
+        f"Refused: the text near {near} reads differently to MySQL"
+    )
+
+
+def test_a_double_dash_before_a_no_break_space_is_named_by_its_first_12_characters() -> None:
+    # sqlglot skips `--\xa0...` as a comment; MySQL reads on: `, password FROM mysql.user`
+    assert refused("SELECT 1 --\u00a0, password FROM mysql.user") == (
+        "Refused: the text near '--\\xa0, passwor' reads differently to MySQL than to the guard; "
+        "hybridwb only reads. Write comments as /* ... */ or '-- ' with a space, "
+        "and plain spaces between words."
+    )
+
+
+def test_merged_words_at_the_start_are_named_from_the_first_character() -> None:
+    assert refused("SHOW 1\u037e") == (
+        "Refused: the text near 'SHOW 1\u037e' reads differently to MySQL than to the guard; "
+        "hybridwb only reads. Put a space between the two words."
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT 1\x7f", "SELECT \x7f(1)"],
+    ids=["after-a-number", "before-a-parenthesis"],
+)
+def test_u007f_is_not_a_word_character_to_mysql(sql: str) -> None:
+    # MySQL's unquoted names use U+0080 and up; DEL ends a word (the server reports the
+    # syntax error), so the guard neither merges it with `1` nor calls it a function
+    assert guard.check(sql).kind == "select"
+
+
+def test_a_function_named_by_u0080_is_a_stored_function() -> None:
+    assert refused("SELECT \u0080(1)") == f"Refused: \u0080{NOT_BUILT_IN}"
+
+
+def test_a_dollar_name_is_named_in_the_refusal() -> None:
+    assert refused("DESC $t + 1") == "Refused: DESC $T is not a read statement" + EXPLAIN_READS
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("((", "Refused: ( is not a read statement" + USE_READS),
+        ("EXPLAIN EXTENDED", "Refused: EXPLAIN is not a read statement" + EXPLAIN_READS),
+        ("EXPLAIN (", "Refused: EXPLAIN is not a read statement" + EXPLAIN_READS),
+        ("EXPLAIN FORMAT=JSON", "Refused: EXPLAIN is not a read statement" + EXPLAIN_READS),
+        ("EXPLAIN FORMAT=", "Refused: EXPLAIN FORMAT is not a read statement" + EXPLAIN_READS),
+        # only FORMAT takes `= value`: another word before `=` is not skipped to a SELECT
+        ("EXPLAIN x=1 SELECT 1", "Refused: EXPLAIN X is not a read statement" + EXPLAIN_READS),
+    ],
+    ids=["only-parentheses", "options-only", "parenthesis-only", "format-only", "format-cut", "x="],
+)
+def test_a_statement_cut_short_is_refused_by_name(sql: str, message: str) -> None:
+    assert refused(sql) == message
+
+
+def test_describe_takes_at_most_five_names() -> None:
+    assert guard.check("DESCRIBE t a b c d").kind == "describe"
+    assert refused("DESCRIBE t a b c d e").startswith("Refused: DESCRIBE T is not")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SHOW TABLES; SHUTDOWN", "DESCRIBE t; SHUTDOWN", "SELECT 1;X"],
+    ids=["show", "describe", "one-token-after"],
+)
+def test_one_word_after_the_semicolon_is_a_second_statement(sql: str) -> None:
+    assert refused(sql) == (
+        "Refused: 2 statements in one query; hybridwb only reads. Run one statement at a time."
+    )
+
+
+def test_statements_are_counted_by_their_semicolons_not_their_words() -> None:
+    assert refused("SELECT 1; SELECT a, b FROM t;") == (
+        "Refused: 2 statements in one query; hybridwb only reads. Run one statement at a time."
+    )
+
+
+@pytest.mark.parametrize("sql", ["SELECT a outfile", "SELECT 1 AS dumpfile"])
+def test_outfile_and_dumpfile_are_refused_even_without_into(sql: str) -> None:
+    assert refused(sql) == (
+        "Refused: INTO writes a file, a variable or a table; hybridwb only reads. "
+        "Drop the INTO clause; the rows come back to the notebook."
+    )
+
+
+def test_a_column_named_value_is_not_a_sequence() -> None:
+    assert guard.check("SELECT amount AS value FROM t").kind == "select"
+
+
+def test_a_call_cut_after_its_parenthesis_is_still_refused() -> None:
+    assert refused("SELECT SLEEP(") == (
+        "Refused: SLEEP() can sleep, lock, read server files or change state; "
+        "hybridwb only reads. Remove the call."
+    )
+
+
+def test_arguments_are_counted_at_the_call_depth_only() -> None:
+    assert guard.check("SELECT POINT(((1)), 2)").kind == "select"
+
+
+def test_member_of_split_by_a_comment_is_not_a_stored_function() -> None:
+    # sqlglot reads MEMBER and OF as two words there; OF is syntax (the parser then fails)
+    assert query_error("SELECT 1 MEMBER /* c */ OF ('[1]')").startswith("Syntax error at line 1")
+
+
+def test_a_call_right_after_the_first_word_is_judged_by_what_precedes_it() -> None:
+    # `SHOW (x) AS`: nothing precedes SHOW (not the trailing AS, which would admit it)
+    assert refused("SHOW (x) AS") == f"Refused: show{NOT_BUILT_IN}"
+
+
+def test_a_name_qualified_right_after_the_first_word_keeps_its_qualifier() -> None:
+    assert refused("SELECT.f(1)") == f"Refused: select.f{NOT_BUILT_IN}"
+
+
+def test_an_allowlisted_qualified_name_of_a_dangerous_function_is_refused() -> None:
+    assert refused("SELECT shop.sleep(1)", allowed_functions={"shop.sleep"}) == (
+        "Refused: SLEEP() can sleep, lock, read server files or change state; "
+        "hybridwb only reads. Remove the call."
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT f(1) + (2)", "SELECT f(1) AS", "SELECT f(1) AS x"],
+    ids=["parenthesis-after", "as-at-the-end", "alias"],
+)
+def test_a_stored_function_before_other_parentheses_is_refused(sql: str) -> None:
+    assert refused(sql) == f"Refused: f{NOT_BUILT_IN}"
+
+
+def test_a_syntax_error_message_is_the_parsers_description() -> None:
+    message = query_error("SELECT * FROM t WHERE")
+    # the column and sqlglot's own description, not a stand-in ("invalid syntax", None)
+    assert message.startswith("Syntax error at line 1, column 21: Required keyword: 'this' ")
+    assert message.endswith("Where'>. Fix the SQL (MySQL dialect).")
+
+
+def test_a_statement_too_deep_for_the_parser_is_a_query_error() -> None:
+    assert query_error("SELECT " + "NOT " * 3000 + "1") == (
+        "The query is nested too deeply to check; flatten it (a CTE per level)."
+    )
+
+
+def test_rows_examined_in_a_subquery_is_dropped_alone() -> None:
+    # MariaDB runs this; only `ROWS EXAMINED 5` is left out of the parse, not the `)`
+    assert guard.check("SELECT * FROM (SELECT a FROM t LIMIT 1 ROWS EXAMINED 5) AS s").kind == (
+        "select"
+    )
+
+
+def test_a_write_after_a_cte_is_refused_by_the_tree() -> None:
+    assert refused("WITH c AS (SELECT 1) DELETE FROM t") == (
+        "Refused: DELETE is not a read statement" + USE_READS
+    )

@@ -236,3 +236,78 @@ def test_a_candidate_is_a_value() -> None:
     assert (candidate.consent, candidate.night_consent, candidate.present) == (None, None, True)
     with pytest.raises(AttributeError):
         candidate.present = False  # type: ignore[misc]
+
+
+def test_a_possible_number_dialled_from_abroad_keeps_its_country_code() -> None:
+    # no reading is a valid number: the one with the country code after `00` is kept,
+    # not the Korean reading of the digits (`+8200447700900000`)
+    assert policies.normalize("sms", "0044 7700 900000") == "+447700900000"
+
+
+def test_a_recipient_changed_since_the_run_started_is_its_word() -> None:
+    assert policies.RECIPIENT_CHANGED == "recipient changed since the run started"
+
+
+def test_history_counts_are_summed_for_the_canonical_recipient() -> None:
+    counts = [
+        ("01012345678", 1, 0, 0, 1),  # a legacy spelling of PHONE
+        (PHONE, 0, 1, 1, 2),
+        ("+821099998888", 0, 0, 0, 0),  # counted nothing: seen nowhere
+    ]
+    seen = policies.Seen.of_counts(counts, {"01012345678": PHONE, PHONE: PHONE})
+    assert seen.in_run == {PHONE}
+    assert seen.earlier == {PHONE}
+    assert seen.cooling == {PHONE}
+    assert dict(seen.in_window) == {PHONE: 3}
+
+
+def test_the_cap_a_rest_store_checks_again_is_the_policys() -> None:
+    spellings = {PHONE: PHONE}
+    capped = SendPolicy(frequency_cap=FrequencyCap(messages=2, days=7))
+    check = policies.cap_check(policies.Rules(WF, RUN, NOON, capped, False), "sms", spellings)
+    assert check is not None
+    assert (check.space, check.messages, check.since, check.reason, check.spellings) == (
+        "hybridwb:recipients:sms",
+        2,
+        NOON - timedelta(days=7),
+        "frequency cap",
+        spellings,
+    )
+    assert policies.cap_check(policies.Rules(WF, RUN, NOON, SendPolicy(), False), "sms", {}) is None
+
+
+@pytest.mark.parametrize(
+    ("canonical", "national"),
+    [("+8215881234", "15881234"), ("+8221234567", "021234567")],
+    ids=["service-number-without-trunk-0", "seoul-landline"],
+)
+def test_stored_spellings_of_a_korean_number_that_is_no_mobile_are_its_national_digits(
+    canonical: str, national: str
+) -> None:
+    # the mobile short cut (`0` + digits) is not taken: 1588 numbers have no trunk 0
+    digits = canonical[1:]
+    assert policies.stored_spellings("sms", [canonical]) == {
+        canonical: canonical,
+        digits: canonical,
+        "00" + digits: canonical,
+        national: canonical,
+        "0" + national: canonical,
+    }
+
+
+def test_a_digit_id_of_another_channel_is_probed_by_every_near_phone_form() -> None:
+    # 0006 may have rewritten `0012345` to any of these: its digits with a `+`, after the
+    # `00` international prefix (as is, or as Korean), after a trunk `0`
+    assert policies.history_spellings("push", ["0012345"], legacy_rows=False) == {
+        "0012345": "0012345",
+        "+0012345": "0012345",
+        "+12345": "0012345",
+        "+8212345": "0012345",
+        "+82012345": "0012345",
+    }
+
+
+def test_a_00_text_without_a_country_code_after_it_is_read_as_written() -> None:
+    # `+0 …` is no number (there is no country 0): the text itself is read next, as it
+    # was before `00` was read as the international prefix
+    assert policies.normalize("sms", "000 1234 5678") == "+8200012345678"

@@ -365,15 +365,20 @@ class Source:
         timeout: float | None = None,
         cache_ttl: float | None = None,
         arrow: bool = False,
+        frame_type: type[pd.DataFrame] = pd.DataFrame,
     ) -> pd.DataFrame:
         """Run one read statement with bound parameters; returns a DataFrame.
 
         At most `limit` rows (default: the configured cap) come back; when rows were cut a
         `RowsCut` warning says so and `df.attrs["hybridwb"]["truncated"]` is True.
         `arrow=True` gives the same rows with Arrow dtypes (see `hybridwb.source.arrow`).
+        `frame_type`: the DataFrame subclass to build (the workbench's masked frame), so
+        the rows become a frame once, not a frame and then a copy of it.
         """
         if not isinstance(arrow, bool):
             raise BindError(f"arrow must be True or False, not {type(arrow).__name__}.")
+        if not (isinstance(frame_type, type) and issubclass(frame_type, pd.DataFrame)):
+            raise BindError("frame_type must be pandas.DataFrame or a subclass of it.")
         started = time.perf_counter()
         keys, rows, truncated, described = self._run(
             query, params, limit, timeout, cache_ttl, raw_values=arrow
@@ -381,7 +386,7 @@ class Source:
         if arrow:
             df = arrow_frame(keys, rows, described)
         else:
-            df = pd.DataFrame.from_records(rows, columns=keys)
+            df = frame_type.from_records(rows, columns=keys)
         elapsed = (time.perf_counter() - started) * 1000
         df.attrs["hybridwb"] = {"rows": len(df), "elapsed_ms": elapsed, "truncated": truncated}
         return df

@@ -142,7 +142,10 @@ def _parsed_phone(text: str) -> str | None:
     because guessing would message someone else or a number nobody gave."""
     spellings = [text]
     if _IDD.match(text):
-        spellings.append("+" + text.lstrip()[2:])
+        # `0044 …` is dialled from abroad: its country code is read first, so a number
+        # that is only possible (`0044 7700 900000`) is not kept in its Korean reading
+        # (`+8200…`, which no Korean number starts with)
+        spellings.insert(0, "+" + text.lstrip()[2:])
     e164 = phonenumbers.PhoneNumberFormat.E164
     possible = None
     if not any(ch.isalpha() for ch in text):
