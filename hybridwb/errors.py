@@ -17,6 +17,7 @@ would show it.
     ├── BindError              a bound parameter is missing or of the wrong type
     ├── TranspileError         MySQL SQL that cannot run on the embedded SQLite sample
     ├── ValidationError        bad input to the store, mappings, templates, workflows
+    │   └── UnknownAttribute   a misspelt method or attribute (also an AttributeError)
     ├── NotFound               an id or name that does not exist
     ├── StoreError             the platform store failed
     │   └── AuthError          the store refused the key (anon / service role / expired)

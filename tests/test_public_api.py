@@ -24,6 +24,7 @@ def test_all_is_exactly_what_is_exported() -> None:
             "StoreError",
             "TemplateError",
             "TranspileError",
+            "UnknownAttribute",
             "ValidationError",
             "Workbench",
             "__version__",
