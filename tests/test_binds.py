@@ -405,3 +405,36 @@ def test_bad_seconds_are_refused_with_the_reason(
     with pytest.raises(BindError) as info:
         seconds_arg(value, "timeout", ceiling, minimum)
     assert str(info.value) == message
+
+
+# -- argument bounds (round 3): the exact edges, read by the binds harness --------------------
+def test_a_whole_number_beyond_64_bits_is_refused_by_its_own_message() -> None:
+    from hybridwb.source.binds import check_params
+
+    assert check_params({"n"}, {"n": 2**63 - 1}) == {"n": 2**63 - 1}
+    assert check_params({"n"}, {"n": -(2**63)}) == {"n": -(2**63)}
+    for value in (2**63, -(2**63) - 1, 2**64):
+        with pytest.raises(BindError) as info:
+            check_params({"n"}, {"n": value})
+        assert str(info.value) == (
+            "Parameter 'n' is a whole number beyond 64 bits; bind it as a Decimal or text."
+        )
+
+
+def test_a_row_count_may_be_as_large_as_the_cap_plus_one_still_fits_64_bits() -> None:
+    from hybridwb.source.binds import positive_int_arg
+
+    assert positive_int_arg(2**63 - 2, "limit") == 2**63 - 2
+    with pytest.raises(BindError) as info:
+        positive_int_arg(2**63 - 1, "limit")
+    assert str(info.value) == "limit must be at most 9,223,372,036,854,775,806 rows; ask for fewer."
+
+
+def test_a_time_limit_beyond_64_bits_is_not_a_number_of_seconds() -> None:
+    from hybridwb.source.binds import seconds_arg
+
+    assert seconds_arg(2**63 - 1, "timeout", None) == float(2**63 - 1)
+    for value in (2**63, 10**400):
+        with pytest.raises(BindError) as info:
+            seconds_arg(value, "timeout", None)
+        assert str(info.value).startswith("timeout must be a number of seconds, not ")
