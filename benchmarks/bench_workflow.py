@@ -273,6 +273,8 @@ def main() -> None:
     )
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
+    if args.out:  # the run changes directory: a relative --out is read from where it started
+        args.out = os.path.abspath(args.out)
     if args.child:
         kind, *rest = args.child
         if kind == "init":
