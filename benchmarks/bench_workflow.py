@@ -26,6 +26,8 @@ account of the benchmark's own (SELECT on that database only, dropped after: the
 suite's accounts are never touched); the store databases (one per tree, each migrated by
 its own code, since a tree cannot open a store at another schema) are always created for
 this run and dropped. `--driver mysqldb` reads the source with mysqlclient.
+`HYBRIDWB_BENCH_PROFILE=FILE` writes cProfile stats of each hybridwb run to FILE (the last
+repetition's stays; profiled figures are not measurements).
 Run: .venv/bin/python benchmarks/bench_workflow.py [--reps 7] [--sizes 100000,1000000]
      [--ref main] [--no-baseline] [--out results.json]
 """
@@ -131,9 +133,19 @@ def child_hybridwb(work: str, upto: int, batch: int, tree: str, store_db: str) -
     campaigns.acquire(wf["id"], run["id"], owner, stale_after=600)
     campaigns.start_state(run["id"], owner, "benchmark")
     start_rss = rss_mb()
+    profile = os.environ.get("HYBRIDWB_BENCH_PROFILE")  # a file: cProfile stats of the run
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     started, cpu = time.perf_counter(), time.process_time()
     stats = wb.workflows.process(wf["id"], run["id"], owner=owner, batch_size=batch, progress=False)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     campaigns.release(wf["id"], run["id"])
     wb.close()
     return {
