@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.templating.masked import masked_inputs
-from hybridwb.workflows import advertising, audience, policies
+from hybridwb.workflows import advertising, audience, policies, prefetch
 from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.progress import kernel_bar
@@ -141,13 +141,22 @@ class Processor:
                 if limit is not None and seen >= limit:
                     return
 
-        return Campaigns(self.store.backend).freeze(run_id, batches())
+        with prefetch.ahead(batches(), thread=self._can_prefetch()) as read:
+            return Campaigns(self.store.backend).freeze(run_id, read)
+
+    def _can_prefetch(self) -> bool:
+        """Whether a worker thread may read the next batch: each of its reads takes a
+        connection of its own from the pool, which a Postgres store and a MySQL source
+        give; SQLite (an in-memory one has a database per connection, a file one a
+        writer at a time) reads in the run's thread."""
+        return self.store.backend.name == "postgresql" and not self.source.is_sqlite
 
     def process(self, workflow: Any, run_id: Any, **kwargs: Any) -> dict[str, Any]:
         """Freeze (first pass only), then work through the frozen targets still pending;
-        see `_process` for the arguments. Locks a batch holds are released however it ends."""
-        with _frozen_heap(), contextlib.ExitStack() as held:
-            return self._process(workflow, run_id, held=held, **kwargs)
+        see `_process` for the arguments. Locks a batch holds are released however it ends,
+        then the reads running ahead are stopped (`prefetch.ahead`)."""
+        with _frozen_heap(), contextlib.ExitStack() as reading, contextlib.ExitStack() as held:
+            return self._process(workflow, run_id, held=held, reading=reading, **kwargs)
 
     def _process(
         self,
@@ -155,6 +164,7 @@ class Processor:
         run_id: Any,
         *,
         held: contextlib.ExitStack[Any],
+        reading: contextlib.ExitStack[Any],
         owner: str | None = None,
         now: datetime | None = None,
         dry_run: bool = False,
@@ -217,23 +227,19 @@ class Processor:
         recipient_path = plan.recipient or aud.recipient
         consent_path = plan.consent or aud.consent
         bar = kernel_bar(total, wf["name"], disable=not progress)
-        after = last = 0
         written, analyze_at = 0, ANALYZE_AFTER
-        while True:
-            batch, after = campaigns.pending(
-                run["id"], after, batch_size, check_done=not first_pass
-            )
-            if not batch:
-                if after == last:
-                    break
-                last = after
-                continue
-            last = after
-            keys = [t["target_key"] for t in batch]
-            rows = audience.fetch(self.source, plan, aud, keys, only)
-            candidates, skips, changed = _candidates(
+        reads = _pending_batches(
+            campaigns,
+            run["id"],
+            batch_size,
+            first_pass,
+            lambda keys: audience.fetch(self.source, plan, aud, keys, only),
+            lambda batch, rows: _candidates(
                 batch, rows, aud.channel, recipient_path, consent_path, aud.night_consent
-            )
+            ),
+        )
+        batches = reading.enter_context(prefetch.ahead(reads, thread=self._can_prefetch()))
+        for batch, rows, (candidates, skips, changed) in batches:
             held.enter_context(_cap_lock(campaigns, rules, aud.channel))
             recipients = sorted({c.recipient for c in candidates if c.recipient})
             legacy = campaigns.legacy_recipients()  # under the cap lock: as written
@@ -451,6 +457,30 @@ def _decide_and_render(
                 outs[c.key] = out
     reasons = dict(zip((c.key for c in live), decisions, strict=True))
     return [(c, reasons[c.key] if c.key in reasons else failed[c.key]) for c in candidates], outs
+
+
+def _pending_batches(
+    campaigns: Campaigns,
+    run_id: Any,
+    batch_size: int,
+    first_pass: bool,
+    fetch: Callable[[list[str]], dict[str, dict[str, Any]]],
+    candidates: Callable[[list[dict[str, Any]], dict[str, dict[str, Any]]], Any],
+) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]], Any]]:
+    """The run's batches of pending frozen targets in frozen order, each with its current
+    source rows and its candidates (`_candidates`): everything a batch reads before the
+    cap lock, so `prefetch.ahead` can read the next one while this one is written."""
+    after = last = 0
+    while True:
+        batch, after = campaigns.pending(run_id, after, batch_size, check_done=not first_pass)
+        if not batch:
+            if after == last:
+                return
+            last = after
+            continue
+        last = after
+        rows = fetch([t["target_key"] for t in batch])
+        yield batch, rows, candidates(batch, rows)
 
 
 def _candidates(
