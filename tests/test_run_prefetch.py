@@ -9,6 +9,7 @@ checked-out connection behind and is resumed to exactly the frozen set, once eac
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
@@ -242,3 +243,14 @@ def test_a_run_dying_mid_batch_leaves_no_worker_and_resumes_to_exactly_once(
     finally:
         wb.close()
     _exactly_once(pg_store, run_id)
+
+
+def test_the_switch_interval_is_lowered_while_the_worker_runs_and_restored_after() -> None:
+    before = sys.getswitchinterval()
+    with prefetch.ahead(iter(Producer(2))) as items:
+        assert sys.getswitchinterval() == min(before, prefetch.SWITCH)
+        list(items)
+    assert sys.getswitchinterval() == before
+    with pytest.raises(KeyboardInterrupt), prefetch.ahead(iter(Producer(2))):
+        raise KeyboardInterrupt
+    assert sys.getswitchinterval() == before

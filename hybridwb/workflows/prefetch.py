@@ -13,11 +13,17 @@ in their order.
 thread, as it was raised (a store or source error: one line); however the run ends, the
 worker is stopped, its iterator closed in the worker, and the thread joined before
 `ahead` returns, so no thread or connection outlives the run.
+
+While the worker runs, the interpreter's thread switch interval is lowered (`SWITCH`): the
+run's thread waits on the store a dozen times a batch, and each time it gets its answer
+it must take the interpreter lock back from the worker, which (parsing source rows)
+holds it for up to the whole interval, 5 ms by default, each time.
 """
 
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -26,6 +32,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _DONE = object()
+#: seconds a thread may hold the interpreter lock while another waits for it (see above)
+SWITCH = 0.0005
 
 
 class _Failed:
@@ -45,11 +53,16 @@ def ahead(
         finally:
             _close(items)
         return
-    worker = _Worker(items, name)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch, SWITCH))
     try:
-        yield worker.results()
+        worker = _Worker(items, name)
+        try:
+            yield worker.results()
+        finally:
+            worker.stop()
     finally:
-        worker.stop()
+        sys.setswitchinterval(switch)
 
 
 class _Worker:
