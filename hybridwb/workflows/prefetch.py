@@ -53,8 +53,7 @@ def ahead(
         finally:
             _close(items)
         return
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(min(switch, SWITCH))
+    _lower_switch()
     try:
         worker = _Worker(items, name)
         try:
@@ -62,7 +61,31 @@ def ahead(
         finally:
             worker.stop()
     finally:
-        sys.setswitchinterval(switch)
+        _restore_switch()
+
+
+_switch_lock = threading.Lock()
+_switch_users = 0  # runs of this process reading ahead now
+_switch_saved = 0.0  # the interval before the first of them lowered it
+
+
+def _lower_switch() -> None:
+    """Lower the interval for this run; runs overlapping in one process share the lowered
+    interval, and the one found before the first is restored when the last ends."""
+    global _switch_users, _switch_saved
+    with _switch_lock:
+        if _switch_users == 0:
+            _switch_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_saved, SWITCH))
+        _switch_users += 1
+
+
+def _restore_switch() -> None:
+    global _switch_users
+    with _switch_lock:
+        _switch_users -= 1
+        if _switch_users == 0:
+            sys.setswitchinterval(_switch_saved)
 
 
 class _Worker:
