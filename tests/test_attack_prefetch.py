@@ -8,6 +8,7 @@ and on the source (pymysql as root), never what the run reports.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -246,28 +247,16 @@ def test_batches_of_one_with_a_limit_crashing_at_every_step_end_exactly_once(
     """Limit 7 of 12 targets. Every pass dies at a different point: before its k-th write,
     or right after it (the commit made); then a resume. The limit's seven are each sent
     once; no one past the limit is ever written."""
-    wb, db = _members(source, pg_store, 12)
+    wb, _ = _members(source, pg_store, 12)
     original = Campaigns.write_batch
+    kw = {"progress": False, "now": DAY, "batch_size": batch_size, "limit": 7}
     try:
         for k in range(1, 8):
             for after in (False, True):
                 wf, run_id = _new_run(wb)
-                calls: list[int] = []
-
-                def dying(self: Any, *args: Any, **kw: Any) -> bool:
-                    calls.append(1)
-                    if len(calls) == k:
-                        if after:
-                            original(self, *args, **kw)
-                        raise KeyboardInterrupt("the process dies")
-                    return original(self, *args, **kw)
-
-                monkeypatch.setattr(Campaigns, "write_batch", dying)
-                kw = {"progress": False, "now": DAY, "batch_size": batch_size, "limit": 7}
-                try:
+                monkeypatch.setattr(Campaigns, "write_batch", _dying(original, k, after))
+                with contextlib.suppress(KeyboardInterrupt):
                     wb.workflows.process(wf["id"], run_id, **kw)
-                except KeyboardInterrupt:
-                    pass
                 _nothing_left(wb)
                 monkeypatch.setattr(Campaigns, "write_batch", original)
                 wb.workflows.process(wf["id"], run_id, **kw)
@@ -277,6 +266,21 @@ def test_batches_of_one_with_a_limit_crashing_at_every_step_end_exactly_once(
                 assert skips(pg_store, run_id) == {}, (k, after)
     finally:
         wb.close()
+
+
+def _dying(original: Callable[..., bool], k: int, after: bool) -> Callable[..., bool]:
+    """`write_batch` that kills the process at its k-th call, before or after the commit."""
+    calls: list[int] = []
+
+    def dying(self: Any, *args: Any, **kw: Any) -> bool:
+        calls.append(1)
+        if len(calls) == k:
+            if after:
+                original(self, *args, **kw)
+            raise KeyboardInterrupt("the process dies")
+        return original(self, *args, **kw)
+
+    return dying
 
 
 # -- 5. two runs in one process: the switch interval -------------------------------------------
