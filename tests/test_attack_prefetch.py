@@ -20,6 +20,7 @@ import pytest
 
 from hybridwb.errors import HybridwbError
 from hybridwb.platform.campaigns import Campaigns
+from hybridwb.source.source import READ_ATTEMPTS
 from hybridwb.workflows import audience, prefetch
 from hybridwb.workflows.process import RunTakenOver
 from tests.conftest import _admin
@@ -131,13 +132,14 @@ def test_a_takeover_while_the_worker_reads_ahead_writes_nothing_more(
 
 
 # -- 2. the MariaDB connection killed in the middle of the worker's read ------------------------
+@pytest.mark.parametrize("kills", [1, READ_ATTEMPTS])
 def test_a_source_connection_killed_mid_read_in_the_worker(
-    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch, kills: int
 ) -> None:
     """Batch 3's read (in the worker) waits on a table lock held from outside, and its
-    MariaDB connection is KILLed while it waits. The run ends with one line (or completes,
-    if the read is retried), no worker or connection is left, nothing past batch 2 is
-    written, and a resume completes the frozen set once each."""
+    MariaDB connection is KILLed while it waits, once (the read is sent again: the run
+    completes) or on every try (the run ends with one line, nothing past batch 2 written,
+    and a resume completes). No worker or connection is left; each target is sent once."""
     wb, db = _members(source, pg_store)
     original = audience.fetch
     killed: list[int] = []
@@ -145,7 +147,7 @@ def test_a_source_connection_killed_mid_read_in_the_worker(
     def killer(locker: Any) -> None:
         try:
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and not killed:
+            while time.monotonic() < deadline and len(killed) < kills:
                 with locker.cursor() as cur:
                     cur.execute(
                         "SELECT id FROM information_schema.processlist WHERE db = %s "
@@ -184,9 +186,10 @@ def test_a_source_connection_killed_mid_read_in_the_worker(
         except HybridwbError as exc:
             failed = exc
         threads[0].join()
-        assert killed, "the blocked read was never seen"
+        assert len(killed) == kills, "the blocked read was never seen"
         assert time.monotonic() - began < 25
         _nothing_left(wb)
+        assert (failed is None) == (kills == 1), repr(failed)
         if failed is not None:
             assert "\n" not in str(failed), str(failed)
             assert len(records(pg_store, run_id)) == 10  # the two batches before the kill
@@ -194,7 +197,6 @@ def test_a_source_connection_killed_mid_read_in_the_worker(
             _nothing_left(wb)
     finally:
         wb.close()
-    print("failed:", repr(failed))
     assert _keys(pg_store, run_id) == list(range(1, N + 1))
     assert skips(pg_store, run_id) == {}
 
