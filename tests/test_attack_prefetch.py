@@ -304,3 +304,52 @@ def test_overlapping_runs_in_one_process_restore_the_switch_interval() -> None:
     finally:
         sys.setswitchinterval(before)
     assert not _workers()
+
+
+# -- 6. the cap lock's connection dies mid-batch ------------------------------------------------
+def test_the_cap_holds_when_the_cap_locks_connection_dies_mid_batch(
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workflow A holds the cap lock (an advisory lock on a connection of its own) and has
+    read the history; that connection is then terminated (a store restart, an idle-in-
+    transaction timeout, a network cut). Workflow B, sharing A's recipients under a cap of
+    one message a week, runs to the end meanwhile. A must not then write: every recipient
+    has at most one record, and A's failure is one line."""
+    wb, db = _members(source, pg_store, 6)
+    policy = {"frequency_cap": {"messages": 1, "days": 7}}
+    wf_a, run_a = _new_run(wb, policy=policy)
+    wf_b, run_b = _new_run(wb, policy=policy)
+    real_seen = Campaigns.seen
+    done: list[Any] = []
+
+    def seen(self: Campaigns, recipients: Any, workflow_id: Any, *a: Any, **kw: Any) -> Any:
+        out = real_seen(self, recipients, workflow_id, *a, **kw)
+        if str(workflow_id) == str(wf_a["id"]) and not done:
+            oracle(
+                pg_store,
+                "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                "WHERE locktype = 'advisory' AND granted",
+            )
+            other = workbench(db, pg_store, {})
+            try:
+                done.append(other.workflows.process(wf_b["id"], run_b, progress=False, now=DAY))
+            finally:
+                other.close()
+        return out
+
+    monkeypatch.setattr(Campaigns, "seen", seen)
+    failed: BaseException | None = None
+    try:
+        wb.workflows.process(wf_a["id"], run_a, progress=False, now=DAY, batch_size=10)
+    except BaseException as exc:  # noqa: BLE001  (judged below)
+        failed = exc
+    finally:
+        wb.close()
+    assert done, "B never ran"
+    twice = oracle(
+        pg_store,
+        "SELECT recipient, count(*) FROM send_records GROUP BY recipient HAVING count(*) > 1",
+    )
+    assert twice == [], f"{len(twice)} recipients over a 1-message cap; A: {failed!r}"
+    assert len(records(pg_store, run_b)) == 6
+    assert isinstance(failed, HybridwbError) and "\n" not in str(failed), repr(failed)

@@ -352,6 +352,7 @@ class Campaigns:
         changed: int = 0,
         fresh: bool = False,
         cap: CapCheck | None = None,
+        within: Any = None,
     ) -> bool:
         """One batch's outcome in one transaction: the heartbeat, the send records
         `(target key, recipient, content)`, the exclusions `(target key, reason)` and the
@@ -362,7 +363,10 @@ class Campaigns:
         run's first pass (`fresh`: no row of this run existed when it began, and the lock
         keeps it so) Postgres rows are COPied straight into their tables; a key that exists
         after all fails that COPY, and the batch is written again skipping existing keys.
-        `cap` is not needed here: the caller holds `recipient_lock` across check and write."""
+        `cap` is not needed here: the caller holds `recipient_lock` across check and write,
+        and passes the connection it yielded as `within`: the batch is written in the lock's
+        own transaction (under a savepoint), committed with the lock's release, so a lock
+        whose connection dies takes the batch with it; no retry then, the run stops."""
         rid, wf = as_uuid(run_id), as_uuid(workflow_id)
         postgres = self.backend.name == "postgresql"
 
@@ -393,16 +397,23 @@ class Campaigns:
                     .values(changed_count=state.c.changed_count + changed)
                 )
 
+        def attempt(direct: bool) -> None:
+            if within is None:
+                self.backend.run(lambda conn, n: write(conn, n, direct), write=True)
+                return
+            with self.backend.errors(), within.begin_nested():
+                write(within, 1, direct)
+
         try:
             if fresh and postgres:
                 import psycopg
 
                 try:
-                    self.backend.run(lambda conn, n: write(conn, n, True), write=True)
+                    attempt(True)
                     return True
                 except psycopg.errors.UniqueViolation:
                     pass  # a row of this batch exists: write it again, skipping those
-            self.backend.run(lambda conn, n: write(conn, n, False), write=True)
+            attempt(False)
         except _LockLost:
             return False
         return True
@@ -560,7 +571,7 @@ class Campaigns:
 
     # -- the store's own history, for send policies ----------------------------------------
     @contextmanager
-    def recipient_lock(self, space: str) -> Iterator[None]:
+    def recipient_lock(self, space: str) -> Iterator[Any]:
         """Exclusive across processes while held: the history check and the insert of a
         batch under a global frequency cap happen as one step, so two workflows running at
         once never both count a recipient under the cap. Postgres: a transaction-scoped
@@ -568,10 +579,11 @@ class Campaigns:
         that transaction ends; SQLite: an exclusive `flock` on a file beside the database
         (an in-memory database has one process by nature)."""
         if self.backend.name == "postgresql":
-            with self.backend.engine.connect() as conn, conn.begin():
-                with self.backend.errors():
-                    conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(space))))
-                yield
+            # the lock's connection is yielded: the batch is written in its transaction
+            # (`write_batch(within=...)`), so the lock cannot end before the batch commits
+            with self.backend.errors(), self.backend.engine.connect() as conn, conn.begin():
+                conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(space))))
+                yield conn
             return
         database = self.backend.engine.url.database
         if not database or database == ":memory:" or database.startswith("file::memory:"):

@@ -142,6 +142,7 @@ class RestCampaigns(Campaigns):
         changed: int = 0,
         fresh: bool = False,
         cap: CapCheck | None = None,
+        within: Any = None,
     ) -> bool:
         """A batch (see `Campaigns.write_batch`), sent in requests of at most
         `WRITE_CHUNK` records and exclusions, each one transaction that checks the lock

@@ -227,7 +227,7 @@ class Processor:
         )
         ahead = reading.enter_context(prefetch.ahead(reads, thread=self._can_prefetch()))
         for batch, rows, (candidates, skips, changed) in ahead:
-            held.enter_context(_cap_lock(campaigns, rules, aud.channel))
+            lock = held.enter_context(_cap_lock(campaigns, rules, aud.channel))
             recipients = sorted({c.recipient for c in candidates if c.recipient})
             legacy = campaigns.legacy_recipients()  # under the cap lock: as written
             spellings = policies.history_spellings(aud.channel, recipients, legacy_rows=legacy)
@@ -274,6 +274,7 @@ class Processor:
                 changed=changed,
                 fresh=first_pass,
                 cap=policies.cap_check(rules, aud.channel, spellings),
+                within=lock,  # the cap lock's transaction: the batch commits with its release
             ):
                 raise RunTakenOver(
                     f"Run {run['id']} was taken over by another process; this one stopped."
