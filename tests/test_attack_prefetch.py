@@ -341,7 +341,7 @@ def test_the_cap_holds_when_the_cap_locks_connection_dies_mid_batch(
     failed: BaseException | None = None
     try:
         wb.workflows.process(wf_a["id"], run_a, progress=False, now=DAY, batch_size=10)
-    except BaseException as exc:  # noqa: BLE001  (judged below)
+    except BaseException as exc:  # judged below
         failed = exc
     finally:
         wb.close()
@@ -353,3 +353,29 @@ def test_the_cap_holds_when_the_cap_locks_connection_dies_mid_batch(
     assert twice == [], f"{len(twice)} recipients over a 1-message cap; A: {failed!r}"
     assert len(records(pg_store, run_b)) == 6
     assert isinstance(failed, HybridwbError) and "\n" not in str(failed), repr(failed)
+
+
+def test_a_fresh_batch_meeting_an_existing_key_inside_the_cap_lock_is_written_once(
+    source: Callable[..., str], pg_store: str
+) -> None:
+    """A first-pass batch (COPY straight in) written in the cap lock's transaction meets a
+    key that exists after all: the COPY's failure is rolled back to its savepoint, not the
+    lock's whole transaction, and the batch is written again skipping that key."""
+    wb, _ = _members(source, pg_store, 3)
+    try:
+        wf, run_id = _new_run(wb)
+        campaigns = Campaigns(wb.store.backend)
+        common = {"channel": "sms", "skips": [], "fresh": True}
+        first = [("1", "+821030010001", "hi")]
+        with campaigns.recipient_lock("test") as conn:
+            assert campaigns.write_batch(
+                run_id, wf["id"], None, records=first, within=conn, **common
+            )
+        both = [*first, ("2", "+821030020002", "hi")]
+        with campaigns.recipient_lock("test") as conn:
+            assert campaigns.write_batch(
+                run_id, wf["id"], None, records=both, within=conn, **common
+            )
+    finally:
+        wb.close()
+    assert sorted(records(pg_store, run_id)) == [("1", "+821030010001"), ("2", "+821030020002")]
