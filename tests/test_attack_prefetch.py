@@ -379,3 +379,62 @@ def test_a_fresh_batch_meeting_an_existing_key_inside_the_cap_lock_is_written_on
     finally:
         wb.close()
     assert sorted(records(pg_store, run_id)) == [("1", "+821030010001"), ("2", "+821030020002")]
+
+
+# -- 7. the store connection of the worker's pending read killed mid-read ---------------------
+def test_the_store_connection_of_the_workers_read_killed_mid_read(
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's read of batch 3's pending targets waits on a table lock held from
+    outside, and its PostgreSQL backend is terminated while it waits: the read is sent
+    again, the run completes, each target once, and nothing is left behind."""
+    import psycopg
+
+    wb, _ = _members(source, pg_store)
+    database = pg_store.rsplit("/", 1)[1]
+    original = Campaigns.pending
+    calls: list[int] = []
+    terminated: list[int] = []
+
+    def killer(locker: Any) -> None:
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not terminated:
+                pids = [
+                    r[0]
+                    for r in locker.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock' AND query LIKE %s",
+                        ("%run_targets.seq%",),
+                    ).fetchall()
+                ]
+                for pid in pids:
+                    locker.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                terminated.extend(pids)
+                time.sleep(0.05)
+        finally:
+            locker.rollback()  # the table lock ends
+            locker.close()
+
+    threads: list[threading.Thread] = []
+
+    def pending(self: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            locker = psycopg.connect(f"host=127.0.0.1 user=postgres dbname={database}")
+            locker.execute("LOCK TABLE run_targets IN ACCESS EXCLUSIVE MODE")
+            threads.append(threading.Thread(target=killer, args=(locker,)))
+            threads[0].start()
+        return original(self, *args, **kw)
+
+    monkeypatch.setattr(Campaigns, "pending", pending)
+    try:
+        wf, run_id = _new_run(wb)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=5)
+        threads[0].join()
+        assert terminated, "the blocked read was never seen"
+        _nothing_left(wb)
+    finally:
+        wb.close()
+    assert _keys(pg_store, run_id) == list(range(1, N + 1))
+    assert skips(pg_store, run_id) == {}
