@@ -112,9 +112,9 @@ def _national_mobile_nsn(text: str) -> str | None:
         and text[8] == "-"
         and text.isascii()
         and text[:2] == "01"
-        and (digits := text[:3] + text[4:8] + text[9:]).isdigit()
+        and (nsn := text[1:3] + text[4:8] + text[9:]).isdigit()
     ):
-        return digits[1:]
+        return nsn
     if _NATIONAL_MOBILE.fullmatch(text):
         return _NOT_DIGIT.sub("", text)[1:]
     return None
@@ -213,6 +213,24 @@ def normalize(channel: str, recipient: Any) -> str | None:
     if channel == "email":
         return _email(text)
     return text
+
+
+def normalizer(channel: str) -> Callable[[Any], str | None]:
+    """`normalize` for one channel, for the many recipients of a run: a phone spelled as
+    nearly every source spells it (`_national_mobile_nsn`, valid by the KR metadata) is
+    read in one call; anything else goes through `normalize`."""
+    if channel != "sms":
+        return lambda recipient: normalize(channel, recipient)
+    national, valid = _national_mobile_nsn, _kr_mobile_check()
+
+    def phone(recipient: Any) -> str | None:
+        if type(recipient) is str:
+            nsn = national(recipient.strip())
+            if nsn is not None and valid(nsn):
+                return "+82" + nsn
+        return normalize("sms", recipient)
+
+    return phone
 
 
 def stored_spellings(channel: str, canonical: list[str]) -> dict[str, str]:
@@ -417,30 +435,35 @@ def decide(
     policy = rules.policy
     cap = policy.frequency_cap
     seen = history if isinstance(history, Seen) else Seen.of_rows(history, rules)
-    earlier_wf, cooling = seen.earlier, seen.cooling
+    earlier_wf = seen.earlier if policy.once_per_recipient else frozenset()
+    cooling = seen.cooling
     in_run, in_window = set(seen.in_run), Counter(seen.in_window)
-    night = rules.advertising and is_night(as_utc(rules.now))
+    advertising = rules.advertising
+    night = advertising and is_night(as_utc(rules.now))
+    at_night = WAIT if rules.quiet_hours == "wait" else QUIET
+    most = cap.messages if cap is not None else None
     out: list[str | None] = []
-    for c in candidates:
-        reason: str | None = None
-        if not c.present:
-            reason = GONE
-        elif not c.recipient:
-            reason = NO_RECIPIENT
-        elif rules.advertising and not truthy(c.consent):
-            reason = NO_CONSENT
-        elif night and not truthy(c.night_consent):
-            reason = WAIT if rules.quiet_hours == "wait" else QUIET
-        elif policy.once_per_recipient and c.recipient in earlier_wf:
-            reason = ONCE
-        elif c.recipient in cooling:
-            reason = COOLDOWN
-        elif c.recipient in in_run:
-            reason = DUPLICATE
-        elif cap is not None and in_window[c.recipient] >= cap.messages:
-            reason = CAP
-        if reason is None:
-            in_run.add(c.recipient or "")
-            in_window[c.recipient or ""] += 1
-        out.append(reason)
+    append = out.append
+    # a run decides every target: the rules are read once, each candidate unpacked once
+    for _, recipient, consent, night_consent, present in candidates:
+        if not present:
+            append(GONE)
+        elif not recipient:
+            append(NO_RECIPIENT)
+        elif advertising and not truthy(consent):
+            append(NO_CONSENT)
+        elif night and not truthy(night_consent):
+            append(at_night)
+        elif recipient in earlier_wf:
+            append(ONCE)
+        elif recipient in cooling:
+            append(COOLDOWN)
+        elif recipient in in_run:
+            append(DUPLICATE)
+        elif most is not None and in_window[recipient] >= most:
+            append(CAP)
+        else:
+            in_run.add(recipient)
+            in_window[recipient] += 1
+            append(None)
     return out

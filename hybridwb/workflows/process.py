@@ -92,9 +92,9 @@ def _frozen_pairs(
     """(stored key, normalized recipient) of each row. Every row is frozen, one with a NUL
     byte too (its key escaped, see `audience.key_text`): the run then excludes and counts
     it, so no source row is lost without a reason."""
-    normalize, channel, key = policies.normalize, aud.channel, aud.key
+    normalize, key = policies.normalizer(aud.channel), aud.key
     return [
-        (audience.key_text(r[key]), None if _has_nul(v) else normalize(channel, v))
+        (audience.key_text(r[key]), None if _has_nul(v) else normalize(v))
         for r in rows
         for v in (r.get(column) if column else None,)
     ]
@@ -443,12 +443,15 @@ def _decide_and_render(
         new = [c for c, r in zip(live, decisions, strict=True) if r is None and c.key not in outs]
         if not new:
             break
+        failing = len(failed)
         for c, rel in zip(new, related([rows[c.key] for c in new]), strict=True):
             out = render(rows[c.key], rel)
             if out.skipped or out.text is None:
                 failed[c.key] = out.skipped or "not rendered"
             else:
                 outs[c.key] = out
+        if len(failed) == failing:  # all rendered: deciding again gives these decisions
+            break
     reasons = dict(zip((c.key for c in live), decisions, strict=True))
     return [(c, reasons[c.key] if c.key in reasons else failed[c.key]) for c in candidates], outs
 
@@ -466,14 +469,14 @@ def _candidates(
     candidates: list[policies.Candidate] = []
     skips: list[tuple[str, str]] = []
     changed = 0
-    normalize, value = policies.normalize, audience.value
+    normalize, value = policies.normalizer(channel), audience.value
     unreadable = _rows_with_nul(rows)
     for t in batch:
         key = t["target_key"]
         row = rows.get(key)
         if row is None:
             changed += 1
-            recipient = normalize(channel, t["recipient"])
+            recipient = normalize(t["recipient"])
             candidates.append(policies.Candidate(key, recipient, None, None, present=False))
             continue
         if key in unreadable:
@@ -484,8 +487,8 @@ def _candidates(
         # already be someone else's; the new one was never in the frozen set), so neither
         # is messaged and the exclusion is counted
         frozen = t["recipient"]
-        current = normalize(channel, row.get(recipient_path) if recipient_path else None)
-        if current != frozen and current != normalize(channel, frozen):
+        current = normalize(row.get(recipient_path) if recipient_path else None)
+        if current != frozen and current != normalize(frozen):
             changed += 1
             skips.append((key, policies.RECIPIENT_CHANGED))
             continue
