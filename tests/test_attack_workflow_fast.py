@@ -190,6 +190,7 @@ def test_deliverable_is_phonenumbers_validity() -> None:
             valid = False
         assert policies.deliverable(text) is valid, text
     assert policies.deliverable("kim@example.com")
+    assert policies.deliverable("+news@example.com")
 
 
 @pytest.mark.parametrize(

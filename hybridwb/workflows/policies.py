@@ -179,8 +179,8 @@ def deliverable(recipient: str) -> bool:
     truncated or mistyped number, nobody's, and the run counts it as such. (A number in a
     range newer than the installed phonenumbers is excluded too, and counted: upgrading
     phonenumbers brings it in.)"""
-    if not recipient.startswith("+"):
-        return True  # a mailbox: `normalize` spells every phone in E.164
+    if "@" in recipient or not recipient.startswith("+"):
+        return True  # a mailbox (`+news@…` too): `normalize` spells every phone in E.164
     if recipient.startswith("+82") and _kr_mobile_nsn(recipient[3:]):
         return True  # the common case, without parsing
     return _valid_e164(recipient)
