@@ -205,6 +205,8 @@ def _decide_reference(
             reason = policies.GONE
         elif not c.recipient:
             reason = policies.NO_RECIPIENT
+        elif not policies.deliverable(c.recipient):
+            reason = policies.INVALID_PHONE
         elif rules.advertising and not policies.truthy(c.consent):
             reason = policies.NO_CONSENT
         elif night and not policies.truthy(c.night_consent):
@@ -226,6 +228,7 @@ def _decide_reference(
 
 def _batch(rnd: random.Random) -> tuple[list[policies.Candidate], policies.Seen]:
     people = [f"+8210{i:08d}" for i in range(12)]
+    people += ["+82101234", "+447700900000", "+442079460958", "kim@example.com"]
     flags: list[Any] = [None, 0, 1, "Y", "n", True, b"\x01"]
     candidates = [
         policies.Candidate(
