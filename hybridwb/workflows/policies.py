@@ -466,6 +466,7 @@ def decide(
     night = advertising and is_night(as_utc(rules.now))
     at_night = WAIT if rules.quiet_hours == "wait" else QUIET
     most = cap.messages if cap is not None else None
+    kr_mobile = _kr_mobile_check()  # `deliverable`'s common case, without its calls
     out: list[str | None] = []
     append = out.append
     # a run decides every target: the rules are read once, each candidate unpacked once
@@ -474,7 +475,9 @@ def decide(
             append(GONE)
         elif not recipient:
             append(NO_RECIPIENT)
-        elif not deliverable(recipient):
+        elif not (recipient[:3] == "+82" and kr_mobile(recipient[3:])) and not deliverable(
+            recipient
+        ):
             append(INVALID_PHONE)
         elif advertising and not truthy(consent):
             append(NO_CONSENT)
