@@ -371,7 +371,9 @@ class TargetService:
         Each batch is its own short keyset query (`key > last ORDER BY key LIMIT n+1`), so a
         run never holds one long read open on production while it renders and writes; text
         keys the collation holds equal to a page's last key are looked up exactly and added
-        to that batch (`_ties`). The key must be unique: a repeated key raises."""
+        to that batch (`_ties`). The key must be unique: a repeated key raises, and so does
+        a page that does not advance past the batch before it (`_stuck`), so a key the pager
+        cannot step over is an error, never a loop or a repeated message."""
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValidationError(f"batch_size must be a positive number, not {short(batch_size)}.")
         plan = self.plan(definition, now=now)
@@ -379,15 +381,20 @@ class TargetService:
             yield from self._keyword_batches(plan, batch_size, only)
             return
         after: Any = None
+        sent: set[Any] = set()  # the keys of the batch before: the next page starts past them
         while True:
             rows = self._page(plan, after=after, n=batch_size + 1, only=only)
+            if any(r[plan.key] in sent for r in rows):
+                raise _stuck(plan)  # this page repeats the batch before it
             if not rows:
                 return
             if len(rows) <= batch_size:
                 yield rows
                 return
             after = rows[batch_size - 1][plan.key]
-            yield rows[:batch_size] + self._ties(plan, rows[:batch_size], after, only)
+            batch = rows[:batch_size] + self._ties(plan, rows[:batch_size], after, only)
+            sent = {r[plan.key] for r in batch}
+            yield batch
 
     def _ties(
         self,
@@ -440,6 +447,18 @@ class TargetService:
                 break
         if pending:
             yield pending
+
+
+def _stuck(plan: Plan) -> ValidationError:
+    """The pager's own progress check failed: a page repeats keys of the batch before it.
+    A key whose values do not read back as the server compares them (a FLOAT 0.1 is stored
+    as 0.100000001 > 0.1) or a batch ending on a NULL (`key > NULL` is no condition, so the
+    walk starts over) would otherwise page the same rows again, once more or forever."""
+    return ValidationError(
+        f"target: paging {plan.table!r} by the key {plan.key!r} does not advance (a page "
+        "repeats keys it already read), so the run would repeat rows; "
+        "use a unique, NOT NULL key of exact values (integer, DECIMAL or text)."
+    )
 
 
 def _refuse_null_key(key: str, keys: list[Any]) -> None:
