@@ -2,9 +2,10 @@
 after the batch before it is a one-line error at once, never a loop until a timeout and
 never a target read twice.
 
-The keys that made it loop or repeat: a FLOAT key (MariaDB prints 0.1 for the stored
-0.100000001, and `key > 0.1` is true of that row again), and a NULL key once its own
-refusal is out of the way (`key > NULL` is no condition, so the next page starts over).
+The keys that made it loop or repeat, each once its own refusal is out of the way: a FLOAT
+key (MariaDB prints 0.1 for the stored 0.100000001, and `key > 0.1` is true of that row
+again) and a NULL key (`key > NULL` is no condition, so the next page starts over). A
+floating-point key is refused outright: it also lost targets (`key IN (0.1)` finds none).
 """
 
 from __future__ import annotations
@@ -47,18 +48,30 @@ def batches(wb: hybridwb.Workbench, table: str, size: int) -> list[list[Any]]:
     return [[r["code"] for r in b] for b in wb.targets.iter({"table": table}, size)]
 
 
+def floats(source: Callable[..., str], sql_type: str = "FLOAT") -> str:
+    return source(
+        f"CREATE TABLE f (code {sql_type} PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), "
+        "KEY (name))",
+        rows={"f": [(k, f"회원{i}", f"010-2000-000{i}") for i, k in enumerate(FLOATS)]},
+    )
+
+
+FLOATS = [0.1, 0.2, 0.3, 0.7]  # none of them a FLOAT exactly: each reads back as another
+
+
 @pytest.mark.timeout(QUICK * 3)
 @pytest.mark.parametrize("size", [1, 2, 3], ids=["batch-1-looped", "batch-2", "batch-3"])
-def test_a_float_key_over_several_pages_is_an_error_not_a_repeat(
-    source: Callable[..., str], wb_of: Callable[[str, str], hybridwb.Workbench], size: int
+def test_a_float_key_past_its_refusal_is_an_error_not_a_repeat(
+    source: Callable[..., str],
+    wb_of: Callable[[str, str], hybridwb.Workbench],
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
 ) -> None:
-    db = source(
-        "CREATE TABLE f (code FLOAT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20))",
-        rows={
-            "f": [(k, f"회원{i}", f"010-2000-000{i}") for i, k in enumerate([0.1, 0.2, 0.3, 0.7])]
-        },
-    )
-    wb = wb_of(db, "f")
+    """The pager's progress check on its own: a FLOAT 0.1 is stored as 0.100000001, so
+    `key > 0.1` is true of that row again; batch 1 read the first page forever, larger
+    batches read rows twice."""
+    monkeypatch.setattr(service, "_refuse_inexact_key", lambda key, keys: None)
+    wb = wb_of(floats(source), "f")
     began = time.monotonic()
     with pytest.raises(ValidationError, match="does not advance") as stuck:
         batches(wb, "f", size)
@@ -68,14 +81,36 @@ def test_a_float_key_over_several_pages_is_an_error_not_a_repeat(
     assert "0.1" not in message  # key values are customer values: never in a message
 
 
-def test_a_float_key_read_in_one_page_is_each_target_once(
-    source: Callable[..., str], wb_of: Callable[[str, str], hybridwb.Workbench]
+@pytest.mark.timeout(QUICK * 3)
+@pytest.mark.parametrize(
+    ("sql_type", "target", "size"),
+    [
+        ("FLOAT", {"table": "f"}, 1),
+        ("FLOAT", {"table": "f"}, 5000),
+        ("DOUBLE", {"table": "f"}, 2),
+        ("FLOAT", {"table": "f", "keyword": "회원"}, 10),
+    ],
+    ids=["float-batch-1", "float-one-page", "double", "float-keyword"],
+)
+def test_a_floating_point_key_is_refused_in_one_line(
+    source: Callable[..., str],
+    tmp_path: Any,
+    sql_type: str,
+    target: dict[str, Any],
+    size: int,
 ) -> None:
-    db = source(
-        "CREATE TABLE f (code FLOAT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20))",
-        rows={"f": [(k, "회원", "010-2000-0001") for k in [0.1, 0.2, 0.3, 0.7]]},
-    )
-    assert batches(wb_of(db, "f"), "f", 10) == [[0.1, 0.2, 0.3, 0.7]]
+    """Even read in one page a FLOAT key lost targets: a run looked one up as 'gone from
+    source', and a keyword target's `key IN (0.1, ...)` found none of these rows (of 1,199
+    it kept the 239 that are multiples of 0.5)."""
+    name = {"displayName": "이름", "type": "string", "role": "name", "searchable": True}
+    mapping = people(fields={"name": name})
+    wb = workbench(floats(source, sql_type), f"sqlite:///{tmp_path / 's.db'}", {"f": mapping})
+    try:
+        with pytest.raises(ValidationError, match="floating-point") as refused:
+            list(wb.targets.iter(target, size))
+    finally:
+        wb.close()
+    assert "\n" not in str(refused.value) and "0.1" not in str(refused.value)
 
 
 @pytest.mark.timeout(QUICK * 3)

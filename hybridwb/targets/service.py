@@ -418,6 +418,7 @@ class TargetService:
         rows = self.mappings.source.records(sql, params, limit=kw["n"])
         keys = [r[plan.key] for r in rows]
         _refuse_null_key(plan.key, keys)
+        _refuse_inexact_key(plan.key, keys)
         if len(set(keys)) != len(keys):
             raise ValidationError(
                 f"target: the key {plan.key!r} repeats in the results, so paging by it would "
@@ -437,6 +438,7 @@ class TargetService:
             result = self.search(plan.table, keyword, limit=KEYWORD_PAGE, page=page)
             keys = [r[plan.key] for r in result.raw_rows]
             _refuse_null_key(plan.key, keys)
+            _refuse_inexact_key(plan.key, keys)  # else `key IN (...)` finds few or none
             if keys:
                 pending += self._page(plan, keys=keys, n=len(keys), only=only)
             while len(pending) >= batch_size:
@@ -470,6 +472,18 @@ def _refuse_null_key(key: str, keys: list[Any]) -> None:
         raise ValidationError(
             f"target: the key {key!r} is NULL in some rows, so they cannot be messaged "
             f"exactly once; leave them out (WHERE {key} IS NOT NULL) or give them a key."
+        )
+
+
+def _refuse_inexact_key(key: str, keys: list[Any]) -> None:
+    """A floating-point key is not the value the server compares: MariaDB prints a FLOAT's
+    0.100000001 as 0.1, so `key > 0.1` reads that row again, `key IN (0.1)` finds nothing
+    (a keyword target kept one row in five) and a frozen target is looked up as gone."""
+    if any(isinstance(k, float) for k in keys):
+        raise ValidationError(
+            f"target: the key {key!r} is a floating-point number, which the server keeps "
+            "approximately, so targets could be repeated or lost; key the audience by an "
+            "integer, DECIMAL or text column."
         )
 
 
