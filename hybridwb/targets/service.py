@@ -180,6 +180,8 @@ class TargetService:
             return self._saved_query_plan(d, name)
         graph = self.resolver.graph
         sel = self.resolver.selection(name)
+        live = {c.name: c.type for c in self.resolver.info(name).columns}
+        _refuse_list_key(name, mapping.key, live.get(mapping.key, ""))
         local_now = _local_now(now, d.timezone)
         builder = Builder(self.resolver, local_now)
         conds = []
@@ -472,6 +474,18 @@ def _refuse_null_key(key: str, keys: list[Any]) -> None:
         raise ValidationError(
             f"target: the key {key!r} is NULL in some rows, so they cannot be messaged "
             f"exactly once; leave them out (WHERE {key} IS NOT NULL) or give them a key."
+        )
+
+
+def _refuse_list_key(table: str, key: str, key_type: str) -> None:
+    """An ENUM (or SET) key sorts by its position in the list but compares as text
+    (ENUM('b','a'): ORDER BY gives b, a; `key > 'b'` is false of 'a'), so paging by it
+    skipped targets without a word."""
+    if key_type.upper().startswith(("ENUM(", "SET(")):
+        raise ValidationError(
+            f"target: the key {key!r} of {table} is an ENUM or SET, which the server sorts "
+            "by list position but compares as text, so paging by it would skip targets; key "
+            "the audience by an integer or text column."
         )
 
 
