@@ -16,8 +16,9 @@ So every use still starts on a session just set (READ ONLY, the time limit, the 
 sql_mode, named locks released). A connection is not parked after an error, when it was
 invalidated, or once it is older than the pool's recycle age; anything that goes wrong
 taking a parked connection drops it and the read takes one from the pool instead. A parked
-connection counts against the pool's size, so nothing is parked when the pool allows only
-one connection (the engine's own users would wait for it).
+connection counts against the pool's size, so nothing is parked when the pool keeps only one
+connection (`pool_size=1`): the engine's own users (pandas, jupysql) find that one in the
+pool, as before.
 """
 
 from __future__ import annotations

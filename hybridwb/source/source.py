@@ -208,13 +208,13 @@ class Source:
             user=str(url.username or ""),
         )
         # the connection of the last read, kept for the next (checkout.py); not when the
-        # pool allows one connection only, which the engine's own users then wait for
+        # pool keeps one connection only: the engine's own users (pandas) would not find it
         self._parking = Parking(
             self.facts,
             self.policy,
             self._ctx,
             lambda: self.secrets,
-            enabled=pool_size + max_overflow >= 2,
+            enabled=pool_size >= 2,
         )
 
     @classmethod
