@@ -376,6 +376,10 @@ def _bad_stores(pg) -> dict[str, str]:  # type: ignore[no-untyped-def]
         "store-wrong-password": pg.url(
             "hwb_canary_store", WRONG_CANARY, "postgres"
         ).render_as_string(hide_password=False),
+        # the password pasted as the database name too: the server's refusal names it
+        "store-password-as-database": pg.url(
+            "hwb_canary_store", WRONG_CANARY, WRONG_CANARY
+        ).render_as_string(hide_password=False),
         "store-unreachable": URL.create(
             "postgresql+psycopg",
             username="hwb_canary_store",
@@ -490,7 +494,9 @@ def test_a_password_pasted_as_the_database_name_is_scrubbed_from_the_refusal(
     assert "***" in shown["error"], shown["error"]  # the refusal did name the database
 
 
-@pytest.mark.parametrize("case", ["store-wrong-password", "store-unreachable"])
+@pytest.mark.parametrize(
+    "case", ["store-wrong-password", "store-password-as-database", "store-unreachable"]
+)
 def test_store_errors_leak_no_password_anywhere(tmp_path: Path, private_pg, case: str) -> None:  # type: ignore[no-untyped-def]
     _prepare(tmp_path)
     private_pg.start()

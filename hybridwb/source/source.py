@@ -8,6 +8,7 @@ embedded SQLite sample runs transpiled SQL.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import re
@@ -44,6 +45,7 @@ from hybridwb.source.binds import (
     to_pyformat,
 )
 from hybridwb.source.cache import QuietLRU, ResultCache, SchemaObjects, ViewNames
+from hybridwb.source.checkout import Parking
 from hybridwb.source.engine import (
     FACTS_SQL,
     SessionFacts,
@@ -205,6 +207,15 @@ class Source:
             database=str(url.database or ""),
             user=str(url.username or ""),
         )
+        # the connection of the last read, kept for the next (checkout.py); not when the
+        # pool keeps one connection only: the engine's own users (pandas) would not find it
+        self._parking = Parking(
+            self.facts,
+            self.policy,
+            self._ctx,
+            lambda: self.secrets,
+            enabled=pool_size >= 2,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, querylog: QueryLog | None = None) -> Source:
@@ -294,6 +305,7 @@ class Source:
         )
 
     def close(self) -> None:
+        self._parking.clear()
         with self._lock:
             if self._engine is not None:
                 self._engine.dispose()
@@ -312,16 +324,16 @@ class Source:
         if self.is_sqlite or getattr(self._pinned, "conn", None) is not None:
             yield
             return
-        try:
-            conn = self.engine.connect()
-        except DBAPIError as exc:
-            raise self.translate_error(exc) from None
-        self._pinned.conn = conn
-        try:
-            yield
-        finally:
-            self._pinned.conn = None
-            conn.close()
+        with contextlib.ExitStack() as stack:
+            try:
+                conn = stack.enter_context(self._parking.reader(self.engine))
+            except DBAPIError as exc:
+                raise self.translate_error(exc) from None
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
 
     def prepare(self, query: object, limit: object = None) -> Prepared:
         """Guard one statement and find its binds (no I/O).
@@ -506,22 +518,30 @@ class Source:
                 if self.is_sqlite:
                     return Fetched(*self._execute_sqlite(prepared, params, timeout))
                 engine = self.engine
-                outcome = run_mysql(
-                    engine,
-                    self._side_engine or engine,
-                    self.facts,
-                    self.policy,
-                    self.policy.with_query(timeout, cap + 1),
-                    prepared,
-                    params,
-                    cap,
-                    use_guard=self.use_guard,
-                    reads_view=self.reads_view(prepared),
-                    pinned=getattr(self._pinned, "conn", None) if attempt == 1 else None,
-                    raw_values=raw_values,
-                    # rows whose server text is masked afterwards stay Python rows
-                    batches=raw_values and not _echoes_server_text(prepared.checked),
-                )
+                policy = self.policy.with_query(timeout, cap + 1)
+                reads_view = self.reads_view(prepared)
+                pinned = getattr(self._pinned, "conn", None) if attempt == 1 else None
+                with (
+                    contextlib.nullcontext(pinned)
+                    if pinned is not None
+                    else self._parking.reader(engine, policy)
+                ) as conn:
+                    outcome = run_mysql(
+                        engine,
+                        self._side_engine or engine,
+                        self.facts,
+                        self.policy,
+                        policy,
+                        prepared,
+                        params,
+                        cap,
+                        use_guard=self.use_guard,
+                        reads_view=reads_view,
+                        pinned=conn,
+                        raw_values=raw_values,
+                        # rows whose server text is masked afterwards stay Python rows
+                        batches=raw_values and not _echoes_server_text(prepared.checked),
+                    )
                 return Fetched(outcome.keys, outcome.rows, outcome.truncated, outcome.described)
             except DBAPIError as exc:
                 if self._read_again(exc, attempt, started):
