@@ -477,6 +477,59 @@ def _read_pending(dbapi_conn: Any) -> bool:
     return False
 
 
+def send_next_session(
+    dbapi_conn: Any, info: dict[str, Any], facts: SessionFacts, policy: SessionPolicy
+) -> None:
+    """At checkin: the session SET for the next checkout leaves now, without waiting for the
+    reply: the server restores the session (and releases named locks) as soon as the
+    connection is back, and the next checkout only reads the OK that is already there."""
+    info.pop(PENDING_KEY, None)
+    info.pop(SESSION_KEY, None)
+    if dbapi_conn is None:
+        return  # invalidated: the pool opens a new connection (the connect event sets it)
+    try:
+        with rawguard.internal(dbapi_conn):
+            sent = drivers.send_only(dbapi_conn, session_sql(facts, policy))
+        if sent:
+            info[PENDING_KEY] = policy
+    except Exception:  # the checkout then sets the session itself and waits
+        return
+
+
+def reassert_session(
+    dbapi_conn: Any,
+    info: dict[str, Any],
+    facts: SessionFacts,
+    wanted: SessionPolicy,
+    ctx: catalogue.Context,
+    secrets: Secrets = tuple,
+) -> None:
+    """At checkout: read the reply of the SET `send_next_session` sent, or set the session
+    now (waiting) when that SET failed, was not sent, or `wanted` is another policy.
+    A connection that is gone raises `DisconnectionError` (the pool replaces it)."""
+    pending = info.pop(PENDING_KEY, None)
+    failed: BaseException | None = None
+    try:
+        if pending is not None and not _read_pending(dbapi_conn):
+            pending = None  # the SET sent at checkin failed: set the session now
+        if pending is not None and not drivers.quiet(dbapi_conn):
+            # closed (or spoken to) while idle in the pool: a killed or timed-out
+            # connection; the pool replaces it
+            raise DisconnectionError("source connection was closed")
+        if pending != wanted:
+            apply_session(dbapi_conn, facts, wanted)
+        info[SESSION_KEY] = wanted
+        rawguard.session_set(dbapi_conn)  # READ ONLY just set: nothing owed
+    except drivers.errors() as exc:
+        failed = exc
+    if failed is None:
+        return
+    if _is_gone(failed):
+        # the pool replaces a dead connection when it sees this
+        raise DisconnectionError("source connection was closed")
+    raise driver_error(failed, ctx, secrets)
+
+
 def mysql_engine(
     url: URL,
     facts: SessionFacts,
@@ -555,45 +608,12 @@ def mysql_engine(
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_conn: Any, record: Any) -> None:
-        # the session SET for the next checkout leaves now, without waiting for the reply:
-        # the server restores the session (and releases named locks) as soon as the
-        # connection is back, and the next checkout only reads the OK that is already there
-        record.info.pop(PENDING_KEY, None)
-        record.info.pop(SESSION_KEY, None)
-        if dbapi_conn is None:
-            return  # invalidated: the pool opens a new connection (the connect event sets it)
-        try:
-            with rawguard.internal(dbapi_conn):
-                sent = drivers.send_only(dbapi_conn, session_sql(facts, policy))
-            if sent:
-                record.info[PENDING_KEY] = policy
-        except Exception:  # the checkout then sets the session itself and waits
-            return
+        send_next_session(dbapi_conn, record.info, facts, policy)
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
         wanted = stricter_or_default(policy, _CHECKOUT_POLICY.get())
-        pending = record.info.pop(PENDING_KEY, None)
-        failed: BaseException | None = None
-        try:
-            if pending is not None and not _read_pending(dbapi_conn):
-                pending = None  # the SET sent at checkin failed: set the session now
-            if pending is not None and not drivers.quiet(dbapi_conn):
-                # closed (or spoken to) while idle in the pool: a killed or timed-out
-                # connection; the pool replaces it
-                raise DisconnectionError("source connection was closed")
-            if pending != wanted:
-                apply_session(dbapi_conn, facts, wanted)
-            record.info[SESSION_KEY] = wanted
-            rawguard.session_set(dbapi_conn)  # READ ONLY just set: nothing owed
-        except drivers.errors() as exc:
-            failed = exc
-        if failed is None:
-            return
-        if _is_gone(failed):
-            # the pool replaces a dead connection when it sees this
-            raise DisconnectionError("source connection was closed")
-        raise driver_error(failed, ctx, secrets)
+        reassert_session(dbapi_conn, record.info, facts, wanted, ctx, secrets)
 
     def _read_back_after_error(context: Any) -> None:
         conn = context.root_connection

@@ -8,6 +8,7 @@ embedded SQLite sample runs transpiled SQL.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import re
@@ -44,6 +45,7 @@ from hybridwb.source.binds import (
     to_pyformat,
 )
 from hybridwb.source.cache import QuietLRU, ResultCache, SchemaObjects, ViewNames
+from hybridwb.source.checkout import Parking
 from hybridwb.source.engine import (
     FACTS_SQL,
     SessionFacts,
@@ -205,6 +207,15 @@ class Source:
             database=str(url.database or ""),
             user=str(url.username or ""),
         )
+        # the connection of the last read, kept for the next (checkout.py); not when the
+        # pool keeps one connection only: the engine's own users (pandas) would not find it
+        self._parking = Parking(
+            self.facts,
+            self.policy,
+            self._ctx,
+            lambda: self.secrets,
+            enabled=pool_size >= 2,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, querylog: QueryLog | None = None) -> Source:
@@ -226,7 +237,8 @@ class Source:
 
     def __repr__(self) -> str:
         shown = self.url.set(password="***") if self._password else self.url
-        return f"Source({shown.render_as_string(hide_password=True)!r})"
+        # scrubbed too: a password pasted into the database name (or user, host) as well
+        return scrub(f"Source({shown.render_as_string(hide_password=True)!r})", self.secrets)
 
     @property
     def secrets(self) -> list[str]:
@@ -241,6 +253,11 @@ class Source:
     @property
     def database(self) -> str:
         return str(self.url.database or "")
+
+    @property
+    def _shown_database(self) -> str:
+        """The database name as output shows it: scrubbed (a password pasted there too)."""
+        return scrub(self.database, self.secrets)
 
     @property
     def engine(self) -> Engine:
@@ -288,6 +305,7 @@ class Source:
         )
 
     def close(self) -> None:
+        self._parking.clear()
         with self._lock:
             if self._engine is not None:
                 self._engine.dispose()
@@ -306,16 +324,16 @@ class Source:
         if self.is_sqlite or getattr(self._pinned, "conn", None) is not None:
             yield
             return
-        try:
-            conn = self.engine.connect()
-        except DBAPIError as exc:
-            raise self.translate_error(exc) from None
-        self._pinned.conn = conn
-        try:
-            yield
-        finally:
-            self._pinned.conn = None
-            conn.close()
+        with contextlib.ExitStack() as stack:
+            try:
+                conn = stack.enter_context(self._parking.reader(self.engine))
+            except DBAPIError as exc:
+                raise self.translate_error(exc) from None
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
 
     def prepare(self, query: object, limit: object = None) -> Prepared:
         """Guard one statement and find its binds (no I/O).
@@ -500,22 +518,30 @@ class Source:
                 if self.is_sqlite:
                     return Fetched(*self._execute_sqlite(prepared, params, timeout))
                 engine = self.engine
-                outcome = run_mysql(
-                    engine,
-                    self._side_engine or engine,
-                    self.facts,
-                    self.policy,
-                    self.policy.with_query(timeout, cap + 1),
-                    prepared,
-                    params,
-                    cap,
-                    use_guard=self.use_guard,
-                    reads_view=self.reads_view(prepared),
-                    pinned=getattr(self._pinned, "conn", None) if attempt == 1 else None,
-                    raw_values=raw_values,
-                    # rows whose server text is masked afterwards stay Python rows
-                    batches=raw_values and not _echoes_server_text(prepared.checked),
-                )
+                policy = self.policy.with_query(timeout, cap + 1)
+                reads_view = self.reads_view(prepared)
+                pinned = getattr(self._pinned, "conn", None) if attempt == 1 else None
+                with (
+                    contextlib.nullcontext(pinned)
+                    if pinned is not None
+                    else self._parking.reader(engine, policy)
+                ) as conn:
+                    outcome = run_mysql(
+                        engine,
+                        self._side_engine or engine,
+                        self.facts,
+                        self.policy,
+                        policy,
+                        prepared,
+                        params,
+                        cap,
+                        use_guard=self.use_guard,
+                        reads_view=reads_view,
+                        pinned=conn,
+                        raw_values=raw_values,
+                        # rows whose server text is masked afterwards stay Python rows
+                        batches=raw_values and not _echoes_server_text(prepared.checked),
+                    )
                 return Fetched(outcome.keys, outcome.rows, outcome.truncated, outcome.described)
             except DBAPIError as exc:
                 if self._read_again(exc, attempt, started):
@@ -700,7 +726,7 @@ class Source:
     def _log(self, normalized: str, started: float, rows: int, error: str | None) -> None:
         self.querylog.record(
             QueryLogEntry(
-                database=self.database,
+                database=self._shown_database,
                 query=normalized,
                 executionTime=round((time.perf_counter() - started) * 1000, 3),
                 resultCount=rows,
@@ -765,7 +791,7 @@ class Source:
                     writes,
                     ssl,
                     limit,
-                    self.database,
+                    self._shown_database,
                     revokes=[f.revoke for f in found],
                 )
         except drivers.errors(DBAPIError, SQLAlchemyError, sqlite3.Error) as exc:
@@ -773,12 +799,12 @@ class Source:
             return ConnectionInfo(
                 "error",
                 latency_ms=(time.perf_counter() - started) * 1000,
-                database=self.database,
+                database=self._shown_database,
                 error=err.message,
             )
         except HybridwbError as exc:
             return ConnectionInfo(
-                "error", database=self.database, error=scrub(exc.message, self.secrets)
+                "error", database=self._shown_database, error=scrub(exc.message, self.secrets)
             )
 
     def table_names(self) -> list[str]:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
+import functools
 from typing import NamedTuple
 
 #: default EUC-KR byte limit per message type (configurable: Settings.sms_max_bytes / lms_max_bytes)
 LIMITS = {"SMS": 90, "LMS": 2000}
 CHAR_LIMITS = {"alimtalk": 1000}
 _JAMO_FILLER = b"\xa4\xd4"
+#: `str.encode("euc-kr")` without the codec look-up by name each call (a run sizes every
+#: message): the same codec, strict errors
+_encode = codecs.getencoder("euc-kr")
 
 
 class Size(NamedTuple):
@@ -19,12 +24,16 @@ class Size(NamedTuple):
     unencodable: list[str]
 
 
+#: a `Size` from a tuple of its four fields (what `Size(...)` builds, less a Python frame)
+_size = functools.partial(tuple.__new__, Size)
+
+
 def euc_kr_size(text: str) -> Size:
     """Bytes in EUC-KR as Python encodes them. Characters outside KS X 1001 are reported:
     Python spells rare syllables (똠) as 8-byte jamo sequences many phones show badly, and
     cannot encode others (emoji) at all, which are counted as 2 bytes."""
     try:  # fast path, one encode: every character is ASCII (1 byte) or KS X 1001 (2 bytes)
-        encoded: bytes | None = text.encode("euc-kr")
+        encoded: bytes | None = _encode(text)[0]
     except UnicodeEncodeError:
         encoded = None
     # Python spells a syllable outside KS X 1001 as the jamo filler A4 D4 and three jamo
@@ -32,7 +41,7 @@ def euc_kr_size(text: str) -> Size:
     if encoded is not None and _JAMO_FILLER not in encoded:
         n = len(encoded)
         fits = "SMS" if n <= LIMITS["SMS"] else "LMS" if n <= LIMITS["LMS"] else "too long"
-        return Size(len(text), n, fits, [])
+        return _size((len(text), n, fits, []))
     total = 0
     bad: list[str] = []
     for ch in text:

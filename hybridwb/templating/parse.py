@@ -212,11 +212,16 @@ def render_pieces(
             return None
     text = "".join(out)
     if len(text) > max_chars:
-        raise TemplateError(
-            f"The message is longer than {max_chars:,} characters; shorten the template.",
-            too_long=True,
-        )
+        raise too_long(max_chars)
     return text
+
+
+def too_long(max_chars: int) -> TemplateError:
+    """The error of a message over `max_chars` characters (`render()`'s own words)."""
+    return TemplateError(
+        f"The message is longer than {max_chars:,} characters; shorten the template.",
+        too_long=True,
+    )
 
 
 def names(text: str) -> list[str]:

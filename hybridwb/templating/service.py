@@ -85,6 +85,81 @@ def resolve_values(
     return values, empty
 
 
+#: how `value_resolver` reads a variable (what `resolve_values` decides per row)
+_NONE, _CONSTANT, _EXPRESSION, _RELATED, _FIELD = range(5)
+
+
+def _plan(report: matching.Report) -> tuple[tuple[str, int, Any, Any, Any], ...]:
+    """`(name, kind, what it reads, formatter, fallback)` of each variable: the choices
+    `resolve_values` makes for every row, made once."""
+    plan = []
+    for status in report.variables:
+        kind, arg, formatter = _NONE, None, None
+        src = status.source
+        var = src.variable if src else None
+        if status.status in ("mapped", "type mismatch") and src is not None:
+            if var and var.get("source_type") == "constant":
+                kind, arg = _CONSTANT, var["source"]
+            elif var and var.get("source_type") == "expression":
+                kind, arg = _EXPRESSION, var["source"]
+            elif src.path is not None and src.path.hops:
+                kind, arg = _RELATED, src.path.name
+            elif src.field is not None:
+                kind, arg = _FIELD, src.field
+            name: Any = var.get("formatter") if var else None
+            formatter = FORMATTERS.get(name)
+        plan.append((status.name, kind, arg, formatter, matching.fallback_for(status)))
+    return tuple(plan)
+
+
+def value_resolver(
+    report: matching.Report,
+) -> Callable[[dict[str, Any], dict[str, Any] | None], tuple[dict[str, Any], list[str]]]:
+    """`resolve_values` for many rows of one report: what each variable reads, its
+    formatter and its fallback are looked up once (a run resolves every target's values).
+    A report that cannot be planned (a formatter name that is not text) is resolved row by
+    row, so it fails as `resolve_values` fails."""
+
+    def each_row(
+        row: dict[str, Any], related: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], list[str]]:
+        return resolve_values(report, row, related)
+
+    try:
+        plan = _plan(report)
+    except Exception:
+        return each_row
+
+    def resolve(
+        row: dict[str, Any], related: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], list[str]]:
+        related = related or {}
+        values: dict[str, Any] = {}
+        empty: list[str] = []
+        for name, kind, arg, formatter, fallback in plan:
+            if kind == _FIELD:
+                value = row.get(arg)
+            elif kind == _RELATED:
+                value = related.get(arg)
+            elif kind == _CONSTANT:
+                value = arg
+            elif kind == _EXPRESSION:
+                value = evaluate(arg, row)
+            else:
+                value = None
+            if formatter is not None and value not in (None, ""):
+                value = formatter(value)
+            if value in (None, ""):
+                if fallback is not None:
+                    value = fallback
+                else:
+                    empty.append(name)
+            values[name] = value
+        return values, empty
+
+    return resolve
+
+
 @checked_calls("wb.templates")
 class TemplateService:
     def __init__(self, store: Callable[[], Store], mappings: MappingService) -> None:
@@ -246,9 +321,11 @@ class TemplateService:
         # over_limit() says why a message is refused; these say cheaply whether it is
         most_bytes, most_chars = byte_limit(message_type, limits), CHAR_LIMITS.get(message_type)
         shared = list(report.warnings)
+        resolve = value_resolver(report)
+        fill = _filler(parts, [v.name for v in report.variables], longest)
 
         def one(row: dict[str, Any], related: dict[str, Any] | None = None) -> Rendered:
-            values, empty = resolve_values(report, row, related)
+            values, empty = resolve(row, related)
             warnings = list(shared) if warn else []
             if empty:
                 if mode == "strict":
@@ -264,7 +341,7 @@ class TemplateService:
                     warnings.append(f"No value for {', '.join(empty)}; rendered as empty.")
                 values = {k: ("" if v is None else v) for k, v in values.items()}
             try:
-                out = None if parts is None else parse.render_pieces(parts, values, longest)
+                out = fill(values) if fill is not None else None
                 if out is None:
                     out = parse.render(text, values, max_chars=longest)
             except TemplateError as exc:
@@ -281,3 +358,30 @@ class TemplateService:
             return Rendered(out, size, message_type, values, warnings)
 
         return one
+
+
+def _filler(
+    parts: tuple[tuple[bool, str], ...] | None, names: list[str], longest: int
+) -> Callable[[dict[str, Any]], str | None] | None:
+    """`parse.render_pieces(parts, values, longest)` for the values of a report with these
+    variable names: when every piece's name is one of them (and none is the `#{}`
+    context), each lookup always finds its value, so the pieces are joined with no check;
+    else None (the template is rendered some other way)."""
+    if parts is None:
+        return None
+    known = set(names)
+    if parse.HASH_CONTEXT in known or any(is_name and p not in known for is_name, p in parts):
+        return lambda values: parse.render_pieces(parts, values, longest)
+    texts = [p if not is_name else "" for is_name, p in parts]
+    slots = tuple((i, p) for i, (is_name, p) in enumerate(parts) if is_name)
+
+    def fill(values: dict[str, Any]) -> str | None:
+        out = texts.copy()
+        for i, name in slots:
+            out[i] = str(values[name])
+        text = "".join(out)
+        if len(text) > longest:
+            raise parse.too_long(longest)
+        return text
+
+    return fill

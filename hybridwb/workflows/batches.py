@@ -64,14 +64,14 @@ def candidates(
     candidates: list[policies.Candidate] = []
     skips: list[tuple[str, str]] = []
     changed = 0
-    normalize, value = policies.normalize, audience.value
+    normalize, value = policies.normalizer(channel), audience.value
     unreadable = rows_with_nul(rows)
     for t in batch:
         key = t["target_key"]
         row = rows.get(key)
         if row is None:
             changed += 1
-            recipient = normalize(channel, t["recipient"])
+            recipient = normalize(t["recipient"])
             candidates.append(policies.Candidate(key, recipient, None, None, present=False))
             continue
         if key in unreadable:
@@ -82,8 +82,8 @@ def candidates(
         # already be someone else's; the new one was never in the frozen set), so neither
         # is messaged and the exclusion is counted
         frozen = t["recipient"]
-        current = normalize(channel, row.get(recipient_path) if recipient_path else None)
-        if current != frozen and current != normalize(channel, frozen):
+        current = normalize(row.get(recipient_path) if recipient_path else None)
+        if current != frozen and current != normalize(frozen):
             changed += 1
             skips.append((key, policies.RECIPIENT_CHANGED))
             continue

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from email.utils import getaddresses
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, NamedTuple
 
 import phonenumbers
@@ -28,6 +28,7 @@ from hybridwb.workflows.config import SendPolicy
 WAIT = "wait"
 GONE = "gone from source"
 NO_RECIPIENT = "no recipient"
+INVALID_PHONE = "not a valid phone number"
 NO_CONSENT = "no marketing consent"
 QUIET = "quiet hours (no night consent)"
 ONCE = "already messaged (once per recipient)"
@@ -112,9 +113,9 @@ def _national_mobile_nsn(text: str) -> str | None:
         and text[8] == "-"
         and text.isascii()
         and text[:2] == "01"
-        and (digits := text[:3] + text[4:8] + text[9:]).isdigit()
+        and (nsn := text[1:3] + text[4:8] + text[9:]).isdigit()
     ):
-        return digits[1:]
+        return nsn
     if _NATIONAL_MOBILE.fullmatch(text):
         return _NOT_DIGIT.sub("", text)[1:]
     return None
@@ -170,6 +171,29 @@ def _parsed_phone(text: str) -> str | None:
     return possible
 
 
+def deliverable(recipient: str) -> bool:
+    """Whether a canonical recipient (what `normalize` returns) can be messaged: a mailbox,
+    or a phone number phonenumbers calls *valid*. A number that is only *possible*
+    (`010-1234` read as `+82101234`, the fictional `+44 7700 900000`) keeps its E.164
+    spelling, so history still matches it, but no message is written to it: it is a
+    truncated or mistyped number, nobody's, and the run counts it as such. (A number in a
+    range newer than the installed phonenumbers is excluded too, and counted: upgrading
+    phonenumbers brings it in.)"""
+    if "@" in recipient or not recipient.startswith("+"):
+        return True  # a mailbox (`+news@…` too): `normalize` spells every phone in E.164
+    if recipient.startswith("+82") and _kr_mobile_nsn(recipient[3:]):
+        return True  # the common case, without parsing
+    return _valid_e164(recipient)
+
+
+@lru_cache(maxsize=4096)
+def _valid_e164(recipient: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(recipient, None))
+    except phonenumbers.NumberParseException:
+        return False
+
+
 def _email(text: str) -> str | None:
     """The one mailbox in `text` (`김철수 <Kim@Example.com>` is `kim@example.com`), lower
     case; None when it names no mailbox or several."""
@@ -213,6 +237,24 @@ def normalize(channel: str, recipient: Any) -> str | None:
     if channel == "email":
         return _email(text)
     return text
+
+
+def normalizer(channel: str) -> Callable[[Any], str | None]:
+    """`normalize` for one channel, for the many recipients of a run: a phone spelled as
+    nearly every source spells it (`_national_mobile_nsn`, valid by the KR metadata) is
+    read in one call; anything else goes through `normalize`."""
+    if channel != "sms":
+        return lambda recipient: normalize(channel, recipient)
+    national, valid = _national_mobile_nsn, _kr_mobile_check()
+
+    def phone(recipient: Any) -> str | None:
+        if type(recipient) is str:
+            nsn = national(recipient.strip())
+            if nsn is not None and valid(nsn):
+                return "+82" + nsn
+        return normalize("sms", recipient)
+
+    return phone
 
 
 def stored_spellings(channel: str, canonical: list[str]) -> dict[str, str]:
@@ -417,30 +459,40 @@ def decide(
     policy = rules.policy
     cap = policy.frequency_cap
     seen = history if isinstance(history, Seen) else Seen.of_rows(history, rules)
-    earlier_wf, cooling = seen.earlier, seen.cooling
+    earlier_wf = seen.earlier if policy.once_per_recipient else frozenset()
+    cooling = seen.cooling
     in_run, in_window = set(seen.in_run), Counter(seen.in_window)
-    night = rules.advertising and is_night(as_utc(rules.now))
+    advertising = rules.advertising
+    night = advertising and is_night(as_utc(rules.now))
+    at_night = WAIT if rules.quiet_hours == "wait" else QUIET
+    most = cap.messages if cap is not None else None
+    kr_mobile = _kr_mobile_check()  # `deliverable`'s common case, without its calls
     out: list[str | None] = []
-    for c in candidates:
-        reason: str | None = None
-        if not c.present:
-            reason = GONE
-        elif not c.recipient:
-            reason = NO_RECIPIENT
-        elif rules.advertising and not truthy(c.consent):
-            reason = NO_CONSENT
-        elif night and not truthy(c.night_consent):
-            reason = WAIT if rules.quiet_hours == "wait" else QUIET
-        elif policy.once_per_recipient and c.recipient in earlier_wf:
-            reason = ONCE
-        elif c.recipient in cooling:
-            reason = COOLDOWN
-        elif c.recipient in in_run:
-            reason = DUPLICATE
-        elif cap is not None and in_window[c.recipient] >= cap.messages:
-            reason = CAP
-        if reason is None:
-            in_run.add(c.recipient or "")
-            in_window[c.recipient or ""] += 1
-        out.append(reason)
+    append = out.append
+    # a run decides every target: the rules are read once, each candidate unpacked once
+    for _, recipient, consent, night_consent, present in candidates:
+        if not present:
+            append(GONE)
+        elif not recipient:
+            append(NO_RECIPIENT)
+        elif not (recipient[:3] == "+82" and kr_mobile(recipient[3:])) and not deliverable(
+            recipient
+        ):
+            append(INVALID_PHONE)
+        elif advertising and not truthy(consent):
+            append(NO_CONSENT)
+        elif night and not truthy(night_consent):
+            append(at_night)
+        elif recipient in earlier_wf:
+            append(ONCE)
+        elif recipient in cooling:
+            append(COOLDOWN)
+        elif recipient in in_run:
+            append(DUPLICATE)
+        elif most is not None and in_window[recipient] >= most:
+            append(CAP)
+        else:
+            in_run.add(recipient)
+            in_window[recipient] += 1
+            append(None)
     return out

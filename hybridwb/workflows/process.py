@@ -79,9 +79,9 @@ def _frozen_pairs(
     """(stored key, normalized recipient) of each row. Every row is frozen, one with a NUL
     byte too (its key escaped, see `audience.key_text`): the run then excludes and counts
     it, so no source row is lost without a reason."""
-    normalize, channel, key = policies.normalize, aud.channel, aud.key
+    normalize, key = policies.normalizer(aud.channel), aud.key
     return [
-        (audience.key_text(r[key]), None if batches.has_nul(v) else normalize(channel, v))
+        (audience.key_text(r[key]), None if batches.has_nul(v) else normalize(v))
         for r in rows
         for v in (r.get(column) if column else None,)
     ]
@@ -437,11 +437,14 @@ def _decide_and_render(
         new = [c for c, r in zip(live, decisions, strict=True) if r is None and c.key not in outs]
         if not new:
             break
+        failing = len(failed)
         for c, rel in zip(new, related([rows[c.key] for c in new]), strict=True):
             out = render(rows[c.key], rel)
             if out.skipped or out.text is None:
                 failed[c.key] = out.skipped or "not rendered"
             else:
                 outs[c.key] = out
+        if len(failed) == failing:  # all rendered: deciding again gives these decisions
+            break
     reasons = dict(zip((c.key for c in live), decisions, strict=True))
     return [(c, reasons[c.key] if c.key in reasons else failed[c.key]) for c in candidates], outs

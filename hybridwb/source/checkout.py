@@ -1,0 +1,146 @@
+"""The read path's checkout: one pooled connection a `Source` keeps for its next read.
+
+A read through SQLAlchemy's pool costs a `Connection`, a pool checkout and a checkin, with
+their events, around a statement that is often a millisecond on the server: on a search,
+about a tenth of the client's CPU. So `Source` keeps the connection of its last read aside
+(*parked*, at most `PARKED` of them) and takes it back for the next read without the pool,
+doing exactly what the pool's events do (engine.py):
+
+* when a read ends, the session SET for the next use is sent without waiting
+  (`send_next_session`), as at a pool checkin;
+* when the next read takes it, that SET's reply is read, a connection that was closed or
+  spoken to while parked is dropped, and the session is set again when the SET failed or
+  the read wants another policy (`reassert_session`), as at a pool checkout.
+
+So every use still starts on a session just set (READ ONLY, the time limit, the row cap,
+sql_mode, named locks released). A connection is not parked after an error, when it was
+invalidated, or once it is older than the pool's recycle age; anything that goes wrong
+taking a parked connection drops it and the read takes one from the pool instead. A parked
+connection counts against the pool's size, so nothing is parked when the pool keeps only one
+connection (`pool_size=1`): the engine's own users (pandas, jupysql) find that one in the
+pool, as before.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from hybridwb.source import catalogue
+from hybridwb.source.engine import (
+    SessionFacts,
+    SessionPolicy,
+    checkout_as,
+    reassert_session,
+    send_next_session,
+    stricter_or_default,
+)
+
+#: connections kept aside for the next reads (one serves a notebook's thread)
+PARKED = 1
+#: seconds after which a connection goes back to the pool, which recycles it (pool_recycle)
+MAX_AGE = 1800.0
+_BORN = "hybridwb_parked_born"
+
+
+class Parking:
+    """The connections a `Source` keeps for its next reads (thread-safe; a forked child
+    forgets its parent's without touching their sockets)."""
+
+    def __init__(
+        self,
+        facts: SessionFacts,
+        policy: SessionPolicy,
+        ctx: catalogue.Context,
+        secrets: Callable[[], Any],
+        *,
+        enabled: bool = True,
+    ) -> None:
+        self.facts = facts
+        self.policy = policy
+        self.ctx = ctx
+        self.secrets = secrets
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._parked: list[Connection] = []
+        self._pid = os.getpid()
+
+    def __repr__(self) -> str:
+        return f"<Parking: {len(self._parked)} of {PARKED}>"
+
+    @contextmanager
+    def reader(self, engine: Engine, wanted: SessionPolicy | None = None) -> Iterator[Connection]:
+        """A connection whose session was just set to `wanted` (never looser than the
+        source's policy), parked again after a read that raised nothing."""
+        policy = stricter_or_default(self.policy, wanted)
+        conn = self._take(policy)
+        if conn is None:
+            with checkout_as(policy):
+                conn = engine.connect()  # the pool's checkout sets the session
+        try:
+            yield conn
+        except BaseException:
+            conn.close()  # as before: the pool's checkin decides what happens to it
+            raise
+        self._park(conn)
+
+    def _take(self, policy: SessionPolicy) -> Connection | None:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the sockets are the parent's
+                self._parked, self._pid = [], os.getpid()
+            conn = self._parked.pop() if self._parked else None
+        if conn is None:
+            return None
+        try:
+            record = conn.connection
+            reassert_session(
+                record.dbapi_connection, record.info, self.facts, policy, self.ctx, self.secrets
+            )
+        except Exception:  # killed while parked, or its SET failed: the pool gives another
+            _drop(conn)
+            return None
+        return conn
+
+    def _park(self, conn: Connection) -> None:
+        keep = (
+            self.enabled
+            and not conn.invalidated
+            and not conn.closed
+            and not conn.in_transaction()
+            and self._pid == os.getpid()
+        )
+        if keep:
+            info = conn.connection.info
+            keep = time.monotonic() - info.setdefault(_BORN, time.monotonic()) < MAX_AGE
+        if keep:
+            with self._lock:
+                keep = len(self._parked) < PARKED
+                if keep:
+                    record = conn.connection
+                    send_next_session(record.dbapi_connection, record.info, self.facts, self.policy)
+                    self._parked.append(conn)
+        if not keep:
+            conn.close()  # back to the pool (its checkin sends the next SET)
+
+    def clear(self) -> None:
+        """Drop the parked connections (their SET's reply is unread: none goes back to the
+        pool, whose next checkout would read the wrong reply)."""
+        with self._lock:
+            parked, self._parked = self._parked, []
+            mine = self._pid == os.getpid()
+        for conn in parked if mine else ():
+            _drop(conn)
+
+
+def _drop(conn: Connection) -> None:
+    try:
+        conn.invalidate()
+        conn.close()
+    except Exception:  # closing a socket that is gone: nothing left to release
+        return
