@@ -51,7 +51,8 @@ def _workers() -> list[threading.Thread]:
 def _nothing_left(wb: Any) -> None:
     assert not _workers()
     assert wb.store.backend.engine.pool.checkedout() == 0
-    assert wb.source.engine.pool.checkedout() == 0
+    # the source keeps its last read's connection aside for the next (source/checkout.py)
+    assert wb.source.engine.pool.checkedout() == len(wb.source._parking._parked)
 
 
 def _rows(n: int = N) -> list[tuple[int, str, str]]:
@@ -403,9 +404,8 @@ def test_the_store_connection_of_the_workers_read_killed_mid_read(
                 pids = [
                     r[0]
                     for r in locker.execute(
-                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND wait_event_type = 'Lock' AND query LIKE %s",
-                        ("%run_targets.seq%",),
+                        "SELECT pid FROM pg_locks "
+                        "WHERE NOT granted AND relation = 'run_targets'::regclass"
                     ).fetchall()
                 ]
                 for pid in pids:
