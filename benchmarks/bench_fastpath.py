@@ -15,7 +15,8 @@ beside its wall time: on a shared machine the wall time mostly measures the neig
 Targets: arrow path <= 1.5x connectorx -> pandas; normal path (mysqlclient) <= 1.2x raw
 mysqlclient -> DataFrame; 1-row p50 <= 1.5x the raw driver -> DataFrame.
 The database and the MySQL account are the benchmark's own (unique names), dropped at the end.
-Run: .venv/bin/python benchmarks/bench_fastpath.py [--reps 7] [--calls 300]
+(`--db NAME` loads the sample there once and keeps it: most of a run is loading it.)
+Run: .venv/bin/python benchmarks/bench_fastpath.py [--reps 7] [--calls 300] [--db NAME]
 """
 
 from __future__ import annotations
@@ -252,8 +253,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--db", default="", help="reuse (and keep) this 200k sample database")
     args = parser.parse_args()
-    db = f"hybridwb_bench_fast_{uuid.uuid4().hex[:8]}"
+    db = args.db or f"hybridwb_bench_fast_{uuid.uuid4().hex[:8]}"
     admin = pymysql.connect(host=HOST, user="root", autocommit=True)
     try:
         ensure_sample(db, ROWS)
@@ -261,8 +263,9 @@ def main() -> None:
             bulk_results = bulk(account, args.reps)
             one = one_row(account, args.reps, args.calls)
     finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+        if not args.db:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
         admin.close()
     ratios = bulk_results["ratios_per_repetition"]
     write(

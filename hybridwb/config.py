@@ -411,6 +411,7 @@ class Settings(BaseSettings):
     def describe(self) -> dict[str, str]:
         """Every configured value with secrets masked, and where it came from."""
         out: dict[str, str] = {}
+        secrets = self.secret_values()  # a password pasted into another setting too
         for name in type(self).model_fields:
             if name == "origins":
                 continue
@@ -423,7 +424,7 @@ class Settings(BaseSettings):
                 shown = "***"
             else:
                 shown = str(value)
-            out[name] = f"{shown} ({self.origins.get(name, 'default')})"
+            out[name] = f"{secrets.scrub(shown)} ({self.origins.get(name, 'default')})"
         return out
 
     def secret_values(self) -> Secrets:

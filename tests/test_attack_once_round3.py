@@ -143,6 +143,9 @@ def test_one_phone_with_a_note_under_two_keys_is_messaged_once(
     by_phone = {digits(r) for _, r in sent}
     assert by_phone == {digits(PHONE)}
     assert len(sent) == 1, f"{len(sent)} messages to one phone: {sorted(r for _, r in sent)}"
+    # the noted spelling is read as the same phone, not dropped as "no recipient": one
+    # message either way, but only this says the note was seen past
+    assert skips(store, run_id) == {policies.DUPLICATE: 1}
 
 
 def test_once_per_recipient_holds_when_the_spelling_gains_a_note(

@@ -158,15 +158,39 @@ def test_what_is_no_phone_is_refused(value: Any) -> None:
     assert policies.normalize("sms", value) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-existing (main's _parsed_phone, not the wf18 fast path): a number that is "
-    "only possible, not valid (a truncated 010-1234), is kept as a recipient: a decision to take",
-)
-@pytest.mark.parametrize("text", ["010-1234", "01474341582"])
-def test_a_truncated_or_invalid_number_is_no_recipient(text: str) -> None:
+#: numbers phonenumbers calls possible but not valid: a truncated mobile, an unassigned
+#: range, the UK's numbers kept for drama
+_ONLY_POSSIBLE = ["010-1234", "01474341582", "+44 7700 900000", "+82 2 1234"]
+
+
+@pytest.mark.parametrize("text", _ONLY_POSSIBLE)
+def test_a_truncated_or_invalid_number_is_never_messaged(text: str) -> None:
+    """Its E.164 spelling is kept (history still matches it), but the decision excludes it:
+    nobody's number is no intended customer."""
     assert _phonenumbers(text) is None  # phonenumbers: not a valid number
-    assert policies.normalize("sms", text) is None
+    recipient = policies.normalize("sms", text)
+    assert recipient is not None and recipient.startswith("+")
+    rules = policies.Rules(1, 1, DAY, policies.SendPolicy(), False, "exclude")
+    candidate = policies.Candidate("k", recipient, None, None, present=True)
+    assert policies.decide([candidate], [], rules) == [policies.INVALID_PHONE]
+
+
+def test_deliverable_is_phonenumbers_validity() -> None:
+    """The fast path (KR mobile metadata) and the parse agree with phonenumbers over
+    valid, possible-only and malformed E.164 texts."""
+    rng = random.Random(17)
+    texts = ["+821012345678", "+82101234", "+8210123456789", "+82212345678", "+8221234"]
+    texts += [f"+8210{rng.randrange(10**7, 10**9)}" for _ in range(300)]
+    texts += [f"+82{rng.randrange(10**5, 10**11)}" for _ in range(300)]
+    texts += [f"+{rng.randrange(1, 999)}{rng.randrange(10**5, 10**11)}" for _ in range(300)]
+    for text in texts:
+        try:
+            valid = phonenumbers.is_valid_number(phonenumbers.parse(text, None))
+        except phonenumbers.NumberParseException:
+            valid = False
+        assert policies.deliverable(text) is valid, text
+    assert policies.deliverable("kim@example.com")
+    assert policies.deliverable("+news@example.com")
 
 
 @pytest.mark.parametrize(
@@ -478,6 +502,33 @@ def test_a_phone_column_of_numbers_sends_one_message_per_number(
         {_phonenumbers(f"0{v}") for v in values}
     )
     assert skips(pg_store, run_id) == {policies.DUPLICATE: 1}
+
+
+@pytest.mark.mysql
+@pytest.mark.postgres
+def test_a_run_writes_nothing_to_a_number_that_is_not_valid(
+    source: Callable[..., str], pg_store: str
+) -> None:
+    """Every only-possible number ends as an exclusion with its reason, never as a send
+    record (direct SQL on the store); the valid ones are messaged."""
+    phones = [*_ONLY_POSSIBLE, "010-1234-5678", "+44 20 7946 0958"]
+    db = source(
+        "CREATE TABLE members (member_no INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(40))",
+        rows={"members": [(i, f"회원{i}", p) for i, p in enumerate(phones, 1)]},
+    )
+    wb = workbench(db, pg_store, {"members": {**people("number", "member_no"), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            f"fast-{uuid.uuid4().hex[:6]}",
+            target_config={"table": "members"},
+            message_config={"content": INFO},
+        )
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+    finally:
+        wb.close()
+    assert sorted(r for _, r in records(pg_store, run_id)) == ["+442079460958", "+821012345678"]
+    assert skips(pg_store, run_id) == {policies.INVALID_PHONE: len(_ONLY_POSSIBLE)}
 
 
 @pytest.mark.parametrize(

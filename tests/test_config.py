@@ -86,14 +86,27 @@ def test_supabase_db_url_selects_psycopg(tmp_path: Path) -> None:
     ("env", "words"),
     [
         ({"MYSQL_PORT": "abc"}, "mysql_port"),
+        ({"MYSQL_PORT": "Hunter2-S3cret!"}, "mysql_port"),
         ({"HYBRIDWB_ROW_CAP": "-1"}, "row_cap"),
+        ({"HYBRIDWB_ROW_CAP": "-0x5ecret"}, "row_cap"),
         ({"HYBRIDWB_SOURCE_URL": "not a url"}, "HYBRIDWB_SOURCE_URL"),
+        ({"HYBRIDWB_SOURCE_URL": "Hunter2-S3cret! not a url"}, "HYBRIDWB_SOURCE_URL"),
+        (
+            {"HYBRIDWB_SOURCE_URL": "mysql+pymysql://u:Hunter2-S3cret!@h:x/db"},
+            "HYBRIDWB_SOURCE_URL",
+        ),
     ],
-    ids=["port", "row-cap", "url"],
+    ids=["port", "port-secret", "row-cap", "row-cap-secret", "url", "url-secret", "url-password"],
 )
 def test_bad_settings_name_the_setting(tmp_path: Path, env: dict, words: str) -> None:
-    with pytest.raises(ConfigError, match=words):
+    """The message names the setting and leaves the value out: a password pasted into the
+    wrong setting must not be printed back."""
+    with pytest.raises(ConfigError, match=words) as caught:
         load_settings(tmp_path, env=env).source_sqlalchemy_url()
+    (value,) = env.values()
+    message = str(caught.value)
+    assert value not in message
+    assert "S3cret" not in message and "5ecret" not in message
 
 
 def test_unknown_pyproject_key_is_reported(tmp_path: Path) -> None:

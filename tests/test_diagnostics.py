@@ -74,3 +74,20 @@ def test_json_plan_condition_hides_a_const_tables_number() -> None:
     plan = {"query_block": {"table": {"attached_condition": "p.amount = 19780412 and p.k = 'x'"}}}
     shown = diagnostics.plan_text(json.dumps(plan))
     assert "19780412" not in shown and "amount" in shown
+
+
+@pytest.mark.parametrize(
+    ("sql", "plan"),
+    [
+        ("EXPLAIN SELECT 1", True),
+        ("DESC FORMAT=JSON SELECT 1", True),
+        ("DESCRIBE SELECT 1", True),
+        ("EXPLAIN customers", False),
+        ("EXPLAIN FORMAT", False),
+        ("SELECT 1", False),
+    ],
+)
+def test_a_plan_is_known_by_the_statement_it_explains_not_by_its_first_word(
+    sql: str, plan: bool
+) -> None:
+    assert diagnostics.explains(check(sql)) is plan

@@ -26,10 +26,10 @@ from sqlalchemy.engine import URL
 
 import hybridwb
 from hybridwb.errors import HybridwbError, QueryError, QueryTimeout, ReadOnlyViolation
-from hybridwb.source import RowsCut, Source
+from hybridwb.source import RowsCut, Source, rawguard
 from hybridwb.source.rawguard import internal
 from hybridwb.workbench import Workbench
-from tests.conftest import MYSQL_HOST, MYSQL_PORT, admin_url
+from tests.conftest import MYSQL_HOST, MYSQL_PORT, admin_url, ro_url
 from tests.test_readonly_corpus import (  # the corpus fixtures and oracle
     _sql,
     baseline,
@@ -385,6 +385,62 @@ def test_attack_through_a_fast_path_changes_nothing(
         assert type(error) is attack.error, str(error)
         if attack.error is attack.guard_error:
             assert attack.words in str(error)
+
+
+# -- 6. each mysqlclient layer alone, the statement guard bypassed as a bug would -----------
+#: every attack the guard refuses on the final text
+REFUSED = [a for a in ATTACKS if a.guard_error is not None]
+
+
+@pytest.fixture(scope="module")
+def ro_mysqlclient(corpus_db: str) -> Iterator[Source]:  # noqa: F811
+    """The corpus through the read-only account (SELECT, SHOW VIEW) on mysqlclient: when a
+    layer is broken here (a mutation), the account, not root, bounds what an attack does."""
+    src = Source(
+        ro_url(corpus_db).set(drivername="mysql+mysqldb"), statement_timeout=2, pool_size=1
+    )
+    yield src
+    src.close()
+
+
+@pytest.mark.parametrize("attack", REFUSED, ids=[a.id for a in REFUSED])
+def test_the_final_text_hook_alone_refuses_every_attack_on_mysqlclient(
+    attack: Attack,
+    ro_mysqlclient: Source,
+    corpus_db: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`wb.engine` (pandas, jupysql) has no statement guard before it: the hook on the text
+    mysqlclient would send is layer one there. With the driver's `query()` check switched
+    off, the hook alone refuses the attack, in the guard's words."""
+    monkeypatch.setattr(rawguard, "_admit", lambda raw, state, sql: None)
+    text = attack.text.replace("{db}", corpus_db)
+    with pytest.raises(HybridwbError) as info, ro_mysqlclient.engine.connect() as conn:
+        # sent as written (no parameters: a `%` in it is text, as in the driver's query())
+        conn.execution_options(no_parameters=True).exec_driver_sql(text)
+    assert type(info.value) is attack.guard_error, str(info.value)
+    assert attack.words in str(info.value)
+
+
+@pytest.mark.parametrize("attack", REFUSED, ids=[a.id for a in REFUSED])
+def test_the_drivers_query_check_alone_refuses_every_attack_on_mysqlclient(
+    attack: Attack,
+    ro_mysqlclient: Source,
+    corpus_db: str,  # noqa: F811
+) -> None:
+    """The driver's own connection (`wb.engine.raw_connection()`, a DB-API connection handed
+    to jupysql) fires no SQLAlchemy event, so neither the statement guard nor the final-text
+    hook sees its text: mysqlclient's `query()` check alone refuses the attack."""
+    raw = ro_mysqlclient.engine.raw_connection()
+    try:
+        assert type(raw.dbapi_connection).__name__ == "GuardedMySQLdb"
+        cursor = raw.cursor()
+        with pytest.raises(HybridwbError) as info:
+            cursor.execute(attack.text.replace("{db}", corpus_db))
+    finally:
+        raw.close()
+    assert type(info.value) is attack.guard_error, str(info.value)
+    assert attack.words in str(info.value)
 
 
 def _python(value: Any) -> Any:

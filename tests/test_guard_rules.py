@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from sqlglot import exp
 
 from hybridwb.errors import QueryError, ReadOnlyViolation
 from hybridwb.source import guard
@@ -271,6 +272,12 @@ def test_two_words_the_server_reads_as_one_are_refused() -> None:
         ("EXPLAIN EXTENDED SELECT 1", "describe"),
         ("EXPLAIN ANALYZE SELECT 1", "describe"),
         ("EXPLAIN FORMAT=JSON SELECT 1", "describe"),
+        ("EXPLAIN FORMAT=JSON (SELECT 1)", "describe"),
+        ("EXPLAIN FORMAT='json' SELECT 1", "describe"),
+        ("EXPLAIN FORMAT=TREE SELECT 1", "describe"),
+        ("EXPLAIN FORMAT=TRADITIONAL SELECT 1", "describe"),
+        ("EXPLAIN FORMAT", "describe"),
+        ("EXPLAIN format x", "describe"),
         ("DESCRIBE FORMAT=JSON SELECT 1", "describe"),
         ("EXPLAIN EXTENDED PARTITIONS SELECT 1", "describe"),
     ],
@@ -662,6 +669,63 @@ def test_a_dollar_name_is_named_in_the_refusal() -> None:
     ids=["only-parentheses", "options-only", "parenthesis-only", "format-only", "format-cut", "x="],
 )
 def test_a_statement_cut_short_is_refused_by_name(sql: str, message: str) -> None:
+    assert refused(sql) == message
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "EXPLAIN FORMAT=JSON SELECT a FROM t",
+        "EXPLAIN FORMAT=JSON (SELECT a FROM t)",
+        "DESC FORMAT='json' SELECT a FROM t",
+        "EXPLAIN EXTENDED FORMAT=tree SELECT a FROM t",
+    ],
+)
+def test_explain_format_wraps_the_statement_it_explains(sql: str) -> None:
+    checked = guard.check(sql)
+    assert isinstance(checked.expression, exp.Describe)
+    assert isinstance(checked.expression.this, exp.Select | exp.Subquery)
+
+
+@pytest.mark.parametrize("sql", ["EXPLAIN FORMAT", "EXPLAIN format x", "DESC format"])
+def test_explain_format_alone_describes_the_table_format(sql: str) -> None:
+    # as MariaDB reads it: `EXPLAIN format` is DESCRIBE of a table named format
+    checked = guard.check(sql)
+    assert (checked.kind, type(checked.expression)) == ("describe", exp.Command)
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        (
+            "EXPLAIN FORMAT=DELETE SELECT 1",
+            "Refused: EXPLAIN FORMAT is not a read statement" + EXPLAIN_READS,
+        ),
+        (
+            "EXPLAIN FORMAT=( SELECT 1)",
+            "Refused: EXPLAIN FORMAT is not a read statement" + EXPLAIN_READS,
+        ),
+        (
+            "EXPLAIN FORMAT=JSON json(1)",
+            "Refused: EXPLAIN JSON is not a read statement" + EXPLAIN_READS,
+        ),
+        (
+            "EXPLAIN FORMAT=JSON (DELETE FROM t)",
+            "Refused: EXPLAIN DELETE is not a read statement" + EXPLAIN_READS,
+        ),
+        (
+            "EXPLAIN FORMAT=JSON (SELECT SLEEP(1))",
+            "Refused: SLEEP() can sleep, lock, read server files or change state; "
+            "hybridwb only reads. Remove the call.",
+        ),
+        (
+            "EXPLAIN FORMAT=JSON (SELECT f(1))",
+            f"Refused: f{NOT_BUILT_IN}",
+        ),
+    ],
+    ids=["unknown-format", "format-parenthesis", "format-call", "write", "sleep", "stored"],
+)
+def test_explain_format_of_anything_but_a_read_is_refused(sql: str, message: str) -> None:
     assert refused(sql) == message
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pymysql
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import event, inspect
+from sqlalchemy.exc import DBAPIError
 
 import hybridwb
 from hybridwb.cli import main
@@ -303,13 +305,31 @@ def test_discovery_on_a_select_only_account_sees_the_whole_schema(
     realshop_db: str, mysql_admin: pymysql.Connection
 ) -> None:
     """Tables, views, columns, keys, indexes and foreign keys, compared with what root sees in
-    information_schema (the oracle), read through an account that cannot SHOW VIEW."""
+    information_schema (the oracle), read through an account that cannot SHOW VIEW.
+
+    Discovery sends SELECTs on information_schema and nothing else: SQLAlchemy's inspector
+    (`SHOW CREATE TABLE`, `SHOW FULL TABLES`) is refused on a view here, states types as its
+    own (`INTEGER` for `INT(10) UNSIGNED`) and drops table comments. The statements sent are
+    checked too, so a server that let the inspector through would not hide the path taken."""
     source = _sel_source(realshop_db)
+    sent: list[str] = []
+
+    @event.listens_for(source.engine, "before_cursor_execute")
+    def _sent(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        sent.append(" ".join(statement.split()))
+
     try:
         found = {t.name: t for t in discovery.discover(source)}
         estimates = discovery.row_estimates(source)
+        reads = [s for s in sent if not s.upper().startswith("SET ")]
+        # the premise: the inspector cannot describe the view through this account
+        with pytest.raises(DBAPIError, match="SHOW VIEW"):
+            inspect(source.engine).get_columns("customer_list")
     finally:
         source.close()
+    assert reads and all(
+        s.upper().startswith("SELECT ") and "information_schema." in s for s in reads
+    ), reads
     with mysql_admin.cursor() as cur:
         cur.execute(
             "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s",

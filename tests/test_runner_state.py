@@ -426,6 +426,43 @@ def test_counts_come_from_the_rows(store: Store) -> None:
     assert c.counts(run)["pending"] == 0
 
 
+def test_counts_are_of_the_one_run_never_another_runs_rows(store: Store) -> None:
+    """Rows of an earlier run of the same workflow and of another workflow's run sit in the
+    same tables; a run's counters never include them."""
+    c, wf, run = frozen(store, "ab")
+    earlier = store.runs.create(wf)["id"]
+    c.start_state(earlier, ME, "manual")
+    c.freeze(earlier, [[(k, f"0109999000{i}") for i, k in enumerate("abcdef")]])
+    c.write_batch(
+        earlier,
+        wf,
+        None,
+        records=[("a", "r", "m"), ("b", "r", "m")],
+        channel="o",
+        skips=[("c", "cap")],
+    )
+    _other_wf, other = workflow_with_run(store, "other")
+    c.start_state(other, ME, "manual")
+    c.freeze(other, [[("x", "01012340000"), ("y", None)]])
+    c.write_batch(
+        other,
+        _other_wf,
+        None,
+        records=[("x", "r", "m")],
+        channel="o",
+        skips=[("y", "no recipient")],
+    )
+    c.write_batch(run, wf, None, records=[("a", "r", "m")], channel="o", skips=[])
+    assert c.counts(run) == {
+        "targets": 2,
+        "records": 1,
+        "skipped": 0,
+        "skipped_by_reason": {},
+        "pending": 1,
+    }
+    assert c.counts(earlier)["records"] == 2 and c.counts(other)["skipped"] == 1
+
+
 # -- history for send policies ---------------------------------------------------------------
 
 

@@ -363,6 +363,11 @@ def _bad_sources(mariadb) -> dict[str, str]:  # type: ignore[no-untyped-def]
             database="shop",
         ).render_as_string(hide_password=False),
         "special-chars": f"mysql+pymysql://{PRIVATE_RO_USER}:{WRONG_CANARY}@x#y@127.0.0.1:{mariadb.port}/shop",
+        # the password pasted as the database name too: every place that names the
+        # database (reprs, doctor, test-connection, the query log) must scrub it
+        "password-as-database": mariadb.url(
+            PRIVATE_RO_USER, MYSQL_CANARY, MYSQL_CANARY
+        ).render_as_string(hide_password=False),
     }
 
 
@@ -370,6 +375,10 @@ def _bad_stores(pg) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {
         "store-wrong-password": pg.url(
             "hwb_canary_store", WRONG_CANARY, "postgres"
+        ).render_as_string(hide_password=False),
+        # the password pasted as the database name too: the server's refusal names it
+        "store-password-as-database": pg.url(
+            "hwb_canary_store", WRONG_CANARY, WRONG_CANARY
         ).render_as_string(hide_password=False),
         "store-unreachable": URL.create(
             "postgresql+psycopg",
@@ -414,7 +423,9 @@ def _frame_leaks(exc: BaseException, needles: Needles) -> dict[str, list[str]]:
     return leaks
 
 
-@pytest.mark.parametrize("case", ["wrong-password", "unreachable", "special-chars"])
+@pytest.mark.parametrize(
+    "case", ["wrong-password", "unreachable", "special-chars", "password-as-database"]
+)
 def test_source_errors_leak_no_password_anywhere(
     tmp_path: Path, private_mariadb, private_store: URL, case: str
 ) -> None:  # type: ignore[no-untyped-def]
@@ -454,7 +465,38 @@ def test_source_errors_leak_no_password_anywhere(
     assert not leaks, "leaks:\n" + _report(leaks)
 
 
-@pytest.mark.parametrize("case", ["store-wrong-password", "store-unreachable"])
+def test_a_password_pasted_as_the_database_name_is_scrubbed_from_the_refusal(
+    tmp_path: Path, private_mariadb
+) -> None:  # type: ignore[no-untyped-def]
+    """The route where only the scrubber (`config.scrub`) stands between a secret and the
+    output: the password pasted as the database name as well. The server's refusal names
+    the database and hybridwb's one-line message names it too (`Database … does not
+    exist`), unquoted, so the rule for server text does not remove it; the scrubber must.
+    (`test_source_errors_leak_no_password_anywhere[password-as-database]` follows the same
+    password into reprs, frames and CLI output.)"""
+    private_mariadb.start()
+    _prepare(tmp_path)
+    source = private_mariadb.url(PRIVATE_RO_USER, MYSQL_CANARY, MYSQL_CANARY)
+    wb = hybridwb.connect(source=source.render_as_string(hide_password=False))
+    try:
+        with pytest.raises(hybridwb.HybridwbError) as caught:
+            wb.sql("SELECT 1")
+        shown = {
+            "error": str(caught.value),
+            "test_connection": str(wb.test_connection().error),
+            "status line": wb.status_line(),
+        }
+        shown["query log"] = " ".join(f"{e.database} {e.errorMessage}" for e in wb.querylog.entries)
+    finally:
+        wb.close()
+    leaks = {where: hits for where, text in shown.items() if (hits := Needles().hits(text))}
+    assert not leaks, "leaks:\n" + _report(leaks)
+    assert "***" in shown["error"], shown["error"]  # the refusal did name the database
+
+
+@pytest.mark.parametrize(
+    "case", ["store-wrong-password", "store-password-as-database", "store-unreachable"]
+)
 def test_store_errors_leak_no_password_anywhere(tmp_path: Path, private_pg, case: str) -> None:  # type: ignore[no-untyped-def]
     _prepare(tmp_path)
     private_pg.start()

@@ -152,7 +152,9 @@ class SqlBackend:
 
     @property
     def description(self) -> str:
-        return self.url.render_as_string(hide_password=True)
+        """The URL without its password, and without the password where else it appears
+        (pasted as the database name too): in messages, reprs and tracebacks' locals."""
+        return self.scrub(self.url.render_as_string(hide_password=True))
 
     def _raw_password(self) -> list[str]:
         return [self._password.get_secret_value()] if self._password is not None else []
@@ -216,13 +218,13 @@ class SqlBackend:
         Opening a store never migrates it (only `hybridwb init` does); an older or newer
         schema is a one-line error instead of a confusing "no such column" later.
         """
-        engine = self.engine
+        # no Engine local here: its repr names the database, which may hold the password
         if self.expect_schema is None:
-            return engine
+            return self.engine
         stmt = select(schema.alembic_version.c.version_num)
         with self.errors():
             for attempt in sql_retrying(self.attempts, self.base_delay):
-                with attempt, engine.connect() as conn:
+                with attempt, self.engine.connect() as conn:
                     try:
                         found = conn.execute(stmt).scalar()
                     except (OperationalError, DBAPIError) as exc:
@@ -240,7 +242,7 @@ class SqlBackend:
                 f"{self.expect_schema}; run `hybridwb init` (or upgrade hybridwb if it is newer)."
             )
         self.expect_schema = None
-        return engine
+        return self.engine
 
     def close(self) -> None:
         if self._engine is not None:

@@ -39,6 +39,7 @@ CATALOGUE: dict[int, tuple[type[HybridwbError], str]] = {
     ),
     1049: (ConnectionFailed, "Database {database} does not exist; check MYSQL_DATABASE."),
     1064: (QueryError, "Syntax error: {detail}; fix the SQL."),
+    # a SELECT denied is a read the account lacks (`read_denied_message`), not a write
     1142: (ReadOnlyViolation, "{detail}; the account is read-only, as it should be."),
     1143: (ReadOnlyViolation, "{detail}; the account is read-only, as it should be."),
     1146: (QueryError, "{table} doesn't exist; list the tables with SHOW TABLES."),
@@ -254,6 +255,49 @@ def unknown_column_message(raw: str, names: Collection[str] = ()) -> str | None:
     return f"{text}; check the column names (DESCRIBE the table) and put text values in quotes."
 
 
+_READ_DENIED = re.compile(r"\ASELECT command denied to user ")
+_COLUMN_DENIED = re.compile(r" for column '(.*)' in table '(.*)'\Z", re.DOTALL)
+_TABLE_DENIED = re.compile(r" for table [`'](.*)[`']\Z", re.DOTALL)
+
+
+def read_denied_message(raw: str, names: Collection[str] = ()) -> str:
+    """The message for a SELECT the account may not run (MySQL 1142 a table, 1143 a column),
+    which is not a write refused: the account lacks a read it needs.
+
+    The column is named only when it resolves against the schema (`names`): for a column
+    it may not read, the server names whatever the statement used there, which may be a
+    value typed without quotes (`WHERE name = 백지훈`). A table is named when it is a plain
+    ASCII name, as for a missing table."""
+    column = _COLUMN_DENIED.search(raw)
+    if column is not None:
+        table = _plain(column.group(2))
+        name = column.group(1)
+        where = f" of {table}" if table else ""
+        if name.lower() in names:
+            return (
+                f"The account may not read the column {name}{where} (it may SELECT only "
+                f"some columns); map or select another column, or ask the DBA for SELECT "
+                f"on {name}."
+            )
+        return (
+            f"The account may not read a column this query names{where} (it may SELECT "
+            "only some columns); use only the columns it may read (DESCRIBE lists them), "
+            "or ask the DBA for SELECT on that column."
+        )
+    found = _TABLE_DENIED.search(raw)
+    table = _plain(found.group(1).replace("`.`", ".")) if found else ""
+    what = f"the table {table}" if table else "a table of the query"
+    return (
+        f"The account may not read {what} (or not every column of it, as SELECT * needs); "
+        "name only the columns it may read, or ask the DBA for SELECT on it."
+    )
+
+
+def _plain(name: str) -> str:
+    """`name` when it is a plain ASCII (schema.)table name, else ''."""
+    return name if _ASCII_NAME.fullmatch(name) else ""
+
+
 def syntax_detail(raw: str, values: Iterable[object], names: Collection[str] | None) -> str:
     """MySQL's syntax error with the statement piece after `near` as the query log shows
     it (literals and unknown names as `?`), instead of the server's raw copy."""
@@ -289,6 +333,8 @@ def translate(
     if code in (1054, None) and _UNKNOWN_COLUMN.search(raw):
         message = unknown_column_message(raw, _names(names))
         return QueryError(message or "Unknown column.", code=code, cause=cause)
+    if code in (1142, 1143) and _READ_DENIED.match(raw):
+        return QueryError(read_denied_message(raw, _names(names)), code=code, cause=cause)
     if code == 1064:
         detail = syntax_detail(raw, values, _names(names) if names is not None else None)
     else:

@@ -13,6 +13,8 @@ import json
 import re
 from typing import Any
 
+from sqlglot import exp
+
 from hybridwb.source.catalogue import server_text
 from hybridwb.source.guard import Checked, normalize
 
@@ -32,7 +34,9 @@ def shows_diagnostics(checked: Checked) -> bool:
 
 
 def explains(checked: Checked) -> bool:
-    return checked.kind == "describe" and bool(checked.tokens) and _words(checked)[0] == "EXPLAIN"
+    """A plan of a statement, whatever its first word (`DESC FORMAT=JSON SELECT …` is one,
+    `EXPLAIN customers` describes a table): the guard wraps the statement it explains."""
+    return checked.kind == "describe" and isinstance(checked.expression, exp.Describe)
 
 
 def message(text: str, code: Any = None) -> str:

@@ -79,99 +79,70 @@ def run_mysql(
     is read so, and the connection's converters are put back before anything else runs.
     `batches`: such a result is turned into Arrow arrays chunk by chunk as it is read
     (`arrow.fetch_batches`); the Outcome's rows are then one `arrow.Batches`."""
-    args = (
-        facts,
-        default,
-        policy,
-        prepared,
-        params,
-        cap,
-        use_guard,
-        reads_view,
-        raw_values,
-        batches,
+    job = Job(
+        facts, default, policy, prepared, params, cap, use_guard, reads_view, raw_values, batches
     )
     if pinned is not None and not pinned.invalidated:
-        return _run_checked_out(side, pinned, *args)
+        return _run_checked_out(side, pinned, job)
     with checkout_as(policy), engine.connect() as conn:
-        return _run_checked_out(side, conn, *args)
+        return _run_checked_out(side, conn, job)
 
 
-def _run_checked_out(
-    side: Engine,
-    conn: Connection,
-    facts: SessionFacts,
-    default: SessionPolicy,
-    policy: SessionPolicy,
-    prepared: Any,
-    params: dict[str, Any],
-    cap: int,
-    use_guard: bool,
-    reads_view: bool,
-    raw_values: bool,
-    batches: bool,
-) -> Outcome:
+@dataclass(frozen=True)
+class Job:
+    """One statement to run and how (the arguments of `run_mysql` but the connections)."""
+
+    facts: SessionFacts
+    default: SessionPolicy
+    policy: SessionPolicy
+    prepared: Any
+    params: dict[str, Any]
+    cap: int
+    use_guard: bool
+    reads_view: bool
+    raw_values: bool
+    batches: bool
+
+    def server_code(self) -> bool:
+        """Whether the statement may have run server code (`may_run_server_code`)."""
+        return self.reads_view or may_run_server_code(self.prepared, self.policy, self.use_guard)
+
+
+def _run_checked_out(side: Engine, conn: Connection, job: Job) -> Outcome:
     raw = conn.connection.dbapi_connection
     try:
-        return _run_on(
-            side,
-            conn,
-            raw,
-            facts,
-            default,
-            policy,
-            prepared,
-            params,
-            cap,
-            use_guard,
-            reads_view,
-            raw_values,
-            batches,
-        )
+        return _run_on(side, conn, raw, job)
     except drivers.errors() as exc:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         if isinstance(exc, drivers.interface_errors()) or code in _GONE:
             conn.invalidate()
-        elif reads_view or may_run_server_code(prepared, policy, use_guard):
+        elif job.server_code():
             # server code may have changed the session before the statement failed; the
             # connection is dropped rather than trusted (a pinned one is replaced)
             conn.invalidate()
         raise
 
 
-def _run_on(
-    side: Engine,
-    conn: Connection,
-    raw: Any,
-    facts: SessionFacts,
-    default: SessionPolicy,
-    policy: SessionPolicy,
-    prepared: Any,
-    params: dict[str, Any],
-    cap: int,
-    use_guard: bool,
-    reads_view: bool = False,
-    raw_values: bool = False,
-    batches: bool = False,
-) -> Outcome:
+def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
+    policy, prepared, cap = job.policy, job.prepared, job.cap
     if conn.connection.info.get(SESSION_KEY) != policy:
-        apply_session(raw, facts, policy)  # the checkout could not set this query's policy
+        apply_session(raw, job.facts, policy)  # the checkout could not set this query's policy
         conn.connection.info[SESSION_KEY] = policy
     cursor = drivers.unbuffered_cursor(raw)
-    if use_guard:
+    if job.use_guard:
         # the exact text the driver would send, guarded here, then sent with no parameters
-        final = cursor.mogrify(prepared.driver_text, params)
+        final = cursor.mogrify(prepared.driver_text, job.params)
         approved = prepared if prepared.checked.tokens else None
-        guard_final_text(final, policy, approved=approved, params=params, whole_result=False)
-    with drivers.raw_text_values(raw, raw_values) as described_here:
-        if use_guard:
+        guard_final_text(final, policy, approved=approved, params=job.params, whole_result=False)
+    with drivers.raw_text_values(raw, job.raw_values) as described_here:
+        if job.use_guard:
             rawguard.approve(raw, final)  # the driver's query() lets exactly this text pass
             cursor.execute(final)
         else:
-            cursor.execute(prepared.driver_text, params)
+            cursor.execute(prepared.driver_text, job.params)
         keys = [str(d[0]) for d in cursor.description] if cursor.description else []
         rows: Any
-        if keys and described_here and batches:
+        if keys and described_here and job.batches:
             rows, fetched = arrow.fetch_batches(cursor, cap + 1, cap)
         else:
             rows = list(cursor.fetchmany(cap + 1)) if keys else []
@@ -188,13 +159,13 @@ def _run_on(
         _close_ended(conn, cursor)
     else:
         cursor.close()
-    server_code = reads_view or may_run_server_code(prepared, policy, use_guard)
+    server_code = job.server_code()
     if policy.read_only and (ended or server_code):
         try:
-            _verify(conn, raw, facts, policy)  # also releases named locks
+            _verify(conn, raw, job.facts, policy)  # also releases named locks
         finally:
             if server_code and not conn.invalidated:
-                _reset(conn, raw, facts, policy)
+                _reset(conn, raw, job.facts, policy)
     return Outcome(keys, rows, fetched > cap, ended, described)
 
 

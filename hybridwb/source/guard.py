@@ -110,6 +110,8 @@ READ_HINTS = frozenset(
 _READ_STARTS = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
 _EXPLAIN_WORDS = frozenset({"EXPLAIN", "DESCRIBE", "DESC"})
 _EXPLAIN_OPTIONS = frozenset({"EXTENDED", "PARTITIONS", "ANALYZE"})
+#: `EXPLAIN FORMAT=<this>` (MariaDB: JSON; MySQL 8 also TREE, TRADITIONAL), bare or quoted
+_EXPLAIN_FORMATS = frozenset({"JSON", "TREE", "TRADITIONAL"})
 #: Words that start a statement other than a read (never a table name after DESCRIBE).
 _VERBS = frozenset(
     [
@@ -297,6 +299,8 @@ def _kind(tokens: list[Token]) -> tuple[str, int]:
             if word in _EXPLAIN_OPTIONS:
                 j += 1
             elif word == "FORMAT" and j + 2 < len(tokens) and tokens[j + 1].text == "=":
+                if _format_name(tokens[j + 2]) not in _EXPLAIN_FORMATS:
+                    break  # `EXPLAIN format` alone is DESCRIBE of a table named format
                 j += 3
             else:
                 break
@@ -312,6 +316,11 @@ def _kind(tokens: list[Token]) -> tuple[str, int]:
         raise _refuse(f"{what} is not a read statement", "EXPLAIN a SELECT, or DESCRIBE a table.")
     name = first or (tokens[0].text.upper() if tokens else "")
     raise _refuse(f"{name} is not a read statement", "Use SELECT, SHOW, DESCRIBE or EXPLAIN.")
+
+
+def _format_name(tok: Token) -> str:
+    """The output format `tok` names after `FORMAT=`: a bare word or a quoted one."""
+    return tok.text.upper() if tok.token_type == TokenType.STRING else _word(tok)
 
 
 def _is_describe_target(rest: list[Token]) -> bool:
@@ -552,7 +561,9 @@ def check(sql: object, *, allowed_functions: Collection[str] = ()) -> Checked:
         _audit_gap(text, pos, tok.start)
         pos = tok.end + 1
     _audit_gap(text, pos, len(text))
-    _check_tokens(tokens, _allowed(allowed_functions))
+    # an EXPLAIN's options (`FORMAT=JSON`) are vetted by `_kind`; the rules apply to the
+    # statement it explains (`FORMAT=JSON (SELECT 1)` calls no function `JSON`)
+    _check_tokens(tokens[start:] if kind == "explain" else tokens, _allowed(allowed_functions))
     if kind in ("show", "describe"):
         return Checked(text, exp.Command(this=tokens[0].text.upper()), kind, tuple(tokens))
     expression = _parse(tokens[start:], text)

@@ -226,7 +226,8 @@ class Source:
 
     def __repr__(self) -> str:
         shown = self.url.set(password="***") if self._password else self.url
-        return f"Source({shown.render_as_string(hide_password=True)!r})"
+        # scrubbed too: a password pasted into the database name (or user, host) as well
+        return scrub(f"Source({shown.render_as_string(hide_password=True)!r})", self.secrets)
 
     @property
     def secrets(self) -> list[str]:
@@ -241,6 +242,11 @@ class Source:
     @property
     def database(self) -> str:
         return str(self.url.database or "")
+
+    @property
+    def _shown_database(self) -> str:
+        """The database name as output shows it: scrubbed (a password pasted there too)."""
+        return scrub(self.database, self.secrets)
 
     @property
     def engine(self) -> Engine:
@@ -700,7 +706,7 @@ class Source:
     def _log(self, normalized: str, started: float, rows: int, error: str | None) -> None:
         self.querylog.record(
             QueryLogEntry(
-                database=self.database,
+                database=self._shown_database,
                 query=normalized,
                 executionTime=round((time.perf_counter() - started) * 1000, 3),
                 resultCount=rows,
@@ -765,7 +771,7 @@ class Source:
                     writes,
                     ssl,
                     limit,
-                    self.database,
+                    self._shown_database,
                     revokes=[f.revoke for f in found],
                 )
         except drivers.errors(DBAPIError, SQLAlchemyError, sqlite3.Error) as exc:
@@ -773,12 +779,12 @@ class Source:
             return ConnectionInfo(
                 "error",
                 latency_ms=(time.perf_counter() - started) * 1000,
-                database=self.database,
+                database=self._shown_database,
                 error=err.message,
             )
         except HybridwbError as exc:
             return ConnectionInfo(
-                "error", database=self.database, error=scrub(exc.message, self.secrets)
+                "error", database=self._shown_database, error=scrub(exc.message, self.secrets)
             )
 
     def table_names(self) -> list[str]:

@@ -180,6 +180,8 @@ class TargetService:
             return self._saved_query_plan(d, name)
         graph = self.resolver.graph
         sel = self.resolver.selection(name)
+        live = {c.name: c.type for c in self.resolver.info(name).columns}
+        _refuse_list_key(name, mapping.key, live.get(mapping.key, ""))
         local_now = _local_now(now, d.timezone)
         builder = Builder(self.resolver, local_now)
         conds = []
@@ -371,7 +373,9 @@ class TargetService:
         Each batch is its own short keyset query (`key > last ORDER BY key LIMIT n+1`), so a
         run never holds one long read open on production while it renders and writes; text
         keys the collation holds equal to a page's last key are looked up exactly and added
-        to that batch (`_ties`). The key must be unique: a repeated key raises."""
+        to that batch (`_ties`). The key must be unique: a repeated key raises, and so does
+        a page that does not advance past the batch before it (`_stuck`), so a key the pager
+        cannot step over is an error, never a loop or a repeated message."""
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValidationError(f"batch_size must be a positive number, not {short(batch_size)}.")
         plan = self.plan(definition, now=now)
@@ -379,15 +383,20 @@ class TargetService:
             yield from self._keyword_batches(plan, batch_size, only)
             return
         after: Any = None
+        sent: set[Any] = set()  # the keys of the batch before: the next page starts past them
         while True:
             rows = self._page(plan, after=after, n=batch_size + 1, only=only)
+            if any(r[plan.key] in sent for r in rows):
+                raise _stuck(plan)  # this page repeats the batch before it
             if not rows:
                 return
             if len(rows) <= batch_size:
                 yield rows
                 return
             after = rows[batch_size - 1][plan.key]
-            yield rows[:batch_size] + self._ties(plan, rows[:batch_size], after, only)
+            batch = rows[:batch_size] + self._ties(plan, rows[:batch_size], after, only)
+            sent = {r[plan.key] for r in batch}
+            yield batch
 
     def _ties(
         self,
@@ -411,6 +420,7 @@ class TargetService:
         rows = self.mappings.source.records(sql, params, limit=kw["n"])
         keys = [r[plan.key] for r in rows]
         _refuse_null_key(plan.key, keys)
+        _refuse_inexact_key(plan.key, keys)
         if len(set(keys)) != len(keys):
             raise ValidationError(
                 f"target: the key {plan.key!r} repeats in the results, so paging by it would "
@@ -430,6 +440,7 @@ class TargetService:
             result = self.search(plan.table, keyword, limit=KEYWORD_PAGE, page=page)
             keys = [r[plan.key] for r in result.raw_rows]
             _refuse_null_key(plan.key, keys)
+            _refuse_inexact_key(plan.key, keys)  # else `key IN (...)` finds few or none
             if keys:
                 pending += self._page(plan, keys=keys, n=len(keys), only=only)
             while len(pending) >= batch_size:
@@ -442,6 +453,18 @@ class TargetService:
             yield pending
 
 
+def _stuck(plan: Plan) -> ValidationError:
+    """The pager's own progress check failed: a page repeats keys of the batch before it.
+    A key whose values do not read back as the server compares them (a FLOAT 0.1 is stored
+    as 0.100000001 > 0.1) or a batch ending on a NULL (`key > NULL` is no condition, so the
+    walk starts over) would otherwise page the same rows again, once more or forever."""
+    return ValidationError(
+        f"target: paging {plan.table!r} by the key {plan.key!r} does not advance (a page "
+        "repeats keys it already read), so the run would repeat rows; "
+        "use a unique, NOT NULL key of exact values (integer, DECIMAL or text)."
+    )
+
+
 def _refuse_null_key(key: str, keys: list[Any]) -> None:
     """A NULL key identifies no customer: it could not be frozen, looked up or counted
     once (it is neither `> last` nor `IN (...)`), and written as text it would be the key
@@ -451,6 +474,30 @@ def _refuse_null_key(key: str, keys: list[Any]) -> None:
         raise ValidationError(
             f"target: the key {key!r} is NULL in some rows, so they cannot be messaged "
             f"exactly once; leave them out (WHERE {key} IS NOT NULL) or give them a key."
+        )
+
+
+def _refuse_list_key(table: str, key: str, key_type: str) -> None:
+    """An ENUM (or SET) key sorts by its position in the list but compares as text
+    (ENUM('b','a'): ORDER BY gives b, a; `key > 'b'` is false of 'a'), so paging by it
+    skipped targets without a word."""
+    if key_type.upper().startswith(("ENUM(", "SET(")):
+        raise ValidationError(
+            f"target: the key {key!r} of {table} is an ENUM or SET, which the server sorts "
+            "by list position but compares as text, so paging by it would skip targets; key "
+            "the audience by an integer or text column."
+        )
+
+
+def _refuse_inexact_key(key: str, keys: list[Any]) -> None:
+    """A floating-point key is not the value the server compares: MariaDB prints a FLOAT's
+    0.100000001 as 0.1, so `key > 0.1` reads that row again, `key IN (0.1)` finds nothing
+    (a keyword target kept one row in five) and a frozen target is looked up as gone."""
+    if any(isinstance(k, float) for k in keys):
+        raise ValidationError(
+            f"target: the key {key!r} is a floating-point number, which the server keeps "
+            "approximately, so targets could be repeated or lost; key the audience by an "
+            "integer, DECIMAL or text column."
         )
 
 

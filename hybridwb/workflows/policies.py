@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from email.utils import getaddresses
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, NamedTuple
 
 import phonenumbers
@@ -28,6 +28,7 @@ from hybridwb.workflows.config import SendPolicy
 WAIT = "wait"
 GONE = "gone from source"
 NO_RECIPIENT = "no recipient"
+INVALID_PHONE = "not a valid phone number"
 NO_CONSENT = "no marketing consent"
 QUIET = "quiet hours (no night consent)"
 ONCE = "already messaged (once per recipient)"
@@ -168,6 +169,29 @@ def _parsed_phone(text: str) -> str | None:
     if found:
         return found.pop() if len(found) == 1 else None
     return possible
+
+
+def deliverable(recipient: str) -> bool:
+    """Whether a canonical recipient (what `normalize` returns) can be messaged: a mailbox,
+    or a phone number phonenumbers calls *valid*. A number that is only *possible*
+    (`010-1234` read as `+82101234`, the fictional `+44 7700 900000`) keeps its E.164
+    spelling, so history still matches it, but no message is written to it: it is a
+    truncated or mistyped number, nobody's, and the run counts it as such. (A number in a
+    range newer than the installed phonenumbers is excluded too, and counted: upgrading
+    phonenumbers brings it in.)"""
+    if "@" in recipient or not recipient.startswith("+"):
+        return True  # a mailbox (`+news@…` too): `normalize` spells every phone in E.164
+    if recipient.startswith("+82") and _kr_mobile_nsn(recipient[3:]):
+        return True  # the common case, without parsing
+    return _valid_e164(recipient)
+
+
+@lru_cache(maxsize=4096)
+def _valid_e164(recipient: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(recipient, None))
+    except phonenumbers.NumberParseException:
+        return False
 
 
 def _email(text: str) -> str | None:
@@ -427,6 +451,8 @@ def decide(
             reason = GONE
         elif not c.recipient:
             reason = NO_RECIPIENT
+        elif not deliverable(c.recipient):
+            reason = INVALID_PHONE
         elif rules.advertising and not truthy(c.consent):
             reason = NO_CONSENT
         elif night and not truthy(c.night_consent):
