@@ -27,7 +27,7 @@ from hybridwb.platform.store import Store
 from hybridwb.templating import matching, parse
 from hybridwb.templating.message import LIMITS, Size, euc_kr_size, over_limit
 from hybridwb.templating.service import TemplateService
-from hybridwb.workflows import policies, process
+from hybridwb.workflows import batches, policies, process
 from hybridwb.workflows.config import FrequencyCap, SendPolicy
 
 NOW = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)
@@ -291,8 +291,8 @@ def test_the_batch_nul_check_finds_the_rows_a_row_by_row_check_finds() -> None:
             row = rows[rnd.choice(list(rows))]
             col = rnd.choice(list(row))
             row[col] = rnd.choice(["\x00", "a\x00b", "회\x00원", "010-0000\x00-0006"])
-        one_by_one = {k for k, r in rows.items() if process._has_nul(*r.values())}
-        assert process._rows_with_nul(rows) == one_by_one, trial
+        one_by_one = {k for k, r in rows.items() if batches.has_nul(*r.values())}
+        assert batches.rows_with_nul(rows) == one_by_one, trial
 
 
 def test_record_ids_are_distinct_version_4_uuids() -> None:

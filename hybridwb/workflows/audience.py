@@ -169,14 +169,15 @@ def fetch(
     counts it as changed. `only`: the columns wanted besides the key (see `columns_for`)."""
     if not keys:
         return {}
-    wanted = [coerce_key(audience, k) for k in keys]
     if plan.definition.keyword is not None:
+        wanted = [coerce_key(audience, k) for k in keys]
         return _rows_by_key(source, plan, plan.statement(keys=wanted, only=only), keys)
     inner = plan.statement(only=only).subquery("frozen")
     key = inner.c[plan.key]
-    stmt = sa.select(inner).where(key >= wanted[0], key <= wanted[-1]).order_by(key)
+    first, last = coerce_key(audience, keys[0]), coerce_key(audience, keys[-1])
+    stmt = sa.select(inner).where(key >= first, key <= last).order_by(key)
     found = _rows_by_key(source, plan, stmt, keys)
-    missed = [w for k, w in zip(keys, wanted, strict=True) if k not in found]
+    missed = [coerce_key(audience, k) for k in keys if k not in found]  # rarely any
     if missed:
         found.update(_rows_by_key(source, plan, plan.statement(keys=missed, only=only), keys))
     return found

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.templating.masked import masked_inputs
-from hybridwb.workflows import advertising, audience, policies
+from hybridwb.workflows import advertising, audience, batches, policies, prefetch
 from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.progress import kernel_bar
@@ -73,19 +73,6 @@ def message_of(templates: TemplateService, message_cfg: dict[str, Any]) -> Messa
     return Message(text, msg.message_type or "SMS", msg.mode, ad, msg.sender, None)
 
 
-def _has_nul(*values: Any) -> bool:
-    return any(isinstance(v, str) and "\x00" in v for v in values)
-
-
-def _rows_with_nul(rows: dict[str, dict[str, Any]]) -> set[str]:
-    """The keys of rows holding a NUL byte in a text value. One search through the
-    batch's text joined first (a clean batch, nearly always, costs no per-row check)."""
-    texts = [v for row in rows.values() for v in row.values() if isinstance(v, str)]
-    if "\x00" not in "".join(texts):
-        return set()
-    return {key for key, row in rows.items() if _has_nul(*row.values())}
-
-
 def _frozen_pairs(
     rows: list[dict[str, Any]], aud: audience.Audience, column: str | None
 ) -> list[tuple[str, str | None]]:
@@ -94,7 +81,7 @@ def _frozen_pairs(
     it, so no source row is lost without a reason."""
     normalize, key = policies.normalizer(aud.channel), aud.key
     return [
-        (audience.key_text(r[key]), None if _has_nul(v) else normalize(v))
+        (audience.key_text(r[key]), None if batches.has_nul(v) else normalize(v))
         for r in rows
         for v in (r.get(column) if column else None,)
     ]
@@ -125,7 +112,7 @@ class Processor:
 
         column = plan.recipient or aud.recipient
 
-        def batches() -> Iterator[list[tuple[str, str | None]]]:
+        def pages() -> Iterator[list[tuple[str, str | None]]]:
             seen = 0
             for rows in self.targets.iter(wf["target_config"], batch_size, now=now, only={column}):
                 if limit is not None:
@@ -141,13 +128,22 @@ class Processor:
                 if limit is not None and seen >= limit:
                     return
 
-        return Campaigns(self.store.backend).freeze(run_id, batches())
+        with prefetch.ahead(pages(), thread=self._can_prefetch()) as read:
+            return Campaigns(self.store.backend).freeze(run_id, read)
+
+    def _can_prefetch(self) -> bool:
+        """Whether a worker thread may read the next batch: each of its reads takes a
+        connection of its own from the pool, which a Postgres store and a MySQL source
+        give; SQLite (an in-memory one has a database per connection, a file one a
+        writer at a time) reads in the run's thread."""
+        return self.store.backend.name == "postgresql" and not self.source.is_sqlite
 
     def process(self, workflow: Any, run_id: Any, **kwargs: Any) -> dict[str, Any]:
         """Freeze (first pass only), then work through the frozen targets still pending;
-        see `_process` for the arguments. Locks a batch holds are released however it ends."""
-        with _frozen_heap(), contextlib.ExitStack() as held:
-            return self._process(workflow, run_id, held=held, **kwargs)
+        see `_process` for the arguments. Locks a batch holds are released however it ends,
+        then the reads running ahead are stopped (`prefetch.ahead`)."""
+        with _frozen_heap(), contextlib.ExitStack() as reading, contextlib.ExitStack() as held:
+            return self._process(workflow, run_id, held=held, reading=reading, **kwargs)
 
     def _process(
         self,
@@ -155,6 +151,7 @@ class Processor:
         run_id: Any,
         *,
         held: contextlib.ExitStack[Any],
+        reading: contextlib.ExitStack[Any],
         owner: str | None = None,
         now: datetime | None = None,
         dry_run: bool = False,
@@ -217,23 +214,19 @@ class Processor:
         recipient_path = plan.recipient or aud.recipient
         consent_path = plan.consent or aud.consent
         bar = kernel_bar(total, wf["name"], disable=not progress)
-        after = last = 0
         written, analyze_at = 0, ANALYZE_AFTER
-        while True:
-            batch, after = campaigns.pending(
-                run["id"], after, batch_size, check_done=not first_pass
-            )
-            if not batch:
-                if after == last:
-                    break
-                last = after
-                continue
-            last = after
-            keys = [t["target_key"] for t in batch]
-            rows = audience.fetch(self.source, plan, aud, keys, only)
-            candidates, skips, changed = _candidates(
+        reads = batches.pending_batches(
+            campaigns,
+            run["id"],
+            batch_size,
+            first_pass,
+            lambda keys: audience.fetch(self.source, plan, aud, keys, only),
+            lambda batch, rows: batches.candidates(
                 batch, rows, aud.channel, recipient_path, consent_path, aud.night_consent
-            )
+            ),
+        )
+        ahead = reading.enter_context(prefetch.ahead(reads, thread=self._can_prefetch()))
+        for batch, rows, (candidates, skips, changed) in ahead:
             held.enter_context(_cap_lock(campaigns, rules, aud.channel))
             recipients = sorted({c.recipient for c in candidates if c.recipient})
             legacy = campaigns.legacy_recipients()  # under the cap lock: as written
@@ -454,48 +447,3 @@ def _decide_and_render(
             break
     reasons = dict(zip((c.key for c in live), decisions, strict=True))
     return [(c, reasons[c.key] if c.key in reasons else failed[c.key]) for c in candidates], outs
-
-
-def _candidates(
-    batch: list[dict[str, Any]],
-    rows: dict[str, dict[str, Any]],
-    channel: str,
-    recipient_path: str | None,
-    consent_path: str | None,
-    night_path: str | None,
-) -> tuple[list[policies.Candidate], list[tuple[str, str]], int]:
-    """The batch's frozen targets as policy candidates, the unreadable ones as exclusions,
-    and how many changed in the source since the freeze (gone, or another recipient)."""
-    candidates: list[policies.Candidate] = []
-    skips: list[tuple[str, str]] = []
-    changed = 0
-    normalize, value = policies.normalizer(channel), audience.value
-    unreadable = _rows_with_nul(rows)
-    for t in batch:
-        key = t["target_key"]
-        row = rows.get(key)
-        if row is None:
-            changed += 1
-            recipient = normalize(t["recipient"])
-            candidates.append(policies.Candidate(key, recipient, None, None, present=False))
-            continue
-        if key in unreadable:
-            skips.append((key, policies.BAD_ROW))  # never blocks the run
-            continue
-        # the frozen (key, recipient) pair is the contract: when the source now holds another
-        # address for the key, neither is sure to be this customer's (a number given up may
-        # already be someone else's; the new one was never in the frozen set), so neither
-        # is messaged and the exclusion is counted
-        frozen = t["recipient"]
-        current = normalize(row.get(recipient_path) if recipient_path else None)
-        if current != frozen and current != normalize(frozen):
-            changed += 1
-            skips.append((key, policies.RECIPIENT_CHANGED))
-            continue
-        recipient = current
-        candidates.append(
-            policies.Candidate(
-                key, recipient, value(row, consent_path), value(row, night_path), present=True
-            )
-        )
-    return candidates, skips, changed

@@ -1,0 +1,96 @@
+"""A run's batches as read before the cap lock: the pending frozen targets in frozen order,
+their current source rows, and the candidates the send policies decide on.
+
+Nothing here depends on what the batch before wrote (see `prefetch`), so the run reads
+the next batch in a worker while it writes this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from hybridwb.platform.campaigns import Campaigns
+from hybridwb.workflows import audience, policies
+
+
+def has_nul(*values: Any) -> bool:
+    return any(isinstance(v, str) and "\x00" in v for v in values)
+
+
+def rows_with_nul(rows: dict[str, dict[str, Any]]) -> set[str]:
+    """The keys of rows holding a NUL byte in a text value. One search through the
+    batch's text joined first (a clean batch, nearly always, costs no per-row check)."""
+    texts = [v for row in rows.values() for v in row.values() if isinstance(v, str)]
+    if "\x00" not in "".join(texts):
+        return set()
+    return {key for key, row in rows.items() if has_nul(*row.values())}
+
+
+def pending_batches(
+    campaigns: Campaigns,
+    run_id: Any,
+    batch_size: int,
+    first_pass: bool,
+    fetch: Callable[[list[str]], dict[str, dict[str, Any]]],
+    to_candidates: Callable[[list[dict[str, Any]], dict[str, dict[str, Any]]], Any],
+) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]], Any]]:
+    """The run's batches of pending frozen targets in frozen order, each with its current
+    source rows and its candidates (`candidates`): everything a batch reads before the
+    cap lock, so `prefetch.ahead` can read the next one while this one is written."""
+    after = last = 0
+    while True:
+        batch, after = campaigns.pending(run_id, after, batch_size, check_done=not first_pass)
+        if not batch:
+            if after == last:
+                return
+            last = after
+            continue
+        last = after
+        rows = fetch([t["target_key"] for t in batch])
+        yield batch, rows, to_candidates(batch, rows)
+
+
+def candidates(
+    batch: list[dict[str, Any]],
+    rows: dict[str, dict[str, Any]],
+    channel: str,
+    recipient_path: str | None,
+    consent_path: str | None,
+    night_path: str | None,
+) -> tuple[list[policies.Candidate], list[tuple[str, str]], int]:
+    """The batch's frozen targets as policy candidates, the unreadable ones as exclusions,
+    and how many changed in the source since the freeze (gone, or another recipient)."""
+    candidates: list[policies.Candidate] = []
+    skips: list[tuple[str, str]] = []
+    changed = 0
+    normalize, value = policies.normalizer(channel), audience.value
+    unreadable = rows_with_nul(rows)
+    for t in batch:
+        key = t["target_key"]
+        row = rows.get(key)
+        if row is None:
+            changed += 1
+            recipient = normalize(t["recipient"])
+            candidates.append(policies.Candidate(key, recipient, None, None, present=False))
+            continue
+        if key in unreadable:
+            skips.append((key, policies.BAD_ROW))  # never blocks the run
+            continue
+        # the frozen (key, recipient) pair is the contract: when the source now holds another
+        # address for the key, neither is sure to be this customer's (a number given up may
+        # already be someone else's; the new one was never in the frozen set), so neither
+        # is messaged and the exclusion is counted
+        frozen = t["recipient"]
+        current = normalize(row.get(recipient_path) if recipient_path else None)
+        if current != frozen and current != normalize(frozen):
+            changed += 1
+            skips.append((key, policies.RECIPIENT_CHANGED))
+            continue
+        recipient = current
+        candidates.append(
+            policies.Candidate(
+                key, recipient, value(row, consent_path), value(row, night_path), present=True
+            )
+        )
+    return candidates, skips, changed
