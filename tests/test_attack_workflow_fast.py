@@ -472,20 +472,12 @@ def test_spellings_across_batches_and_a_crash_mid_run_still_send_once_per_number
     assert skips(pg_store, run_id) == {policies.DUPLICATE: len(phones) - len(intended)}
 
 
-@pytest.mark.mysql
-@pytest.mark.postgres
-@pytest.mark.parametrize(
-    "column", ["BIGINT", "DOUBLE", "DECIMAL(12,0)", "DECIMAL(14,2)", "CHAR(20)"]
-)
-def test_a_phone_column_of_numbers_sends_one_message_per_number(
-    source: Callable[..., str], pg_store: str, column: str
-) -> None:
-    """A spreadsheet import keeps phones as numbers (the trunk 0 gone): each is the KR
-    mobile it was, and two rows holding one number get one message."""
-    values = [1012345678, 1055550001, 1012345678, 1198765432]
+def _run_members(source: Callable[..., str], pg_store: str, column: str, phones: list[Any]) -> Any:
+    """One informational run over a `members` table whose `mobile` column (of type
+    `column`) holds `phones`, one row each; the run's id."""
     db = source(
         f"CREATE TABLE members (member_no INT PRIMARY KEY, name VARCHAR(20), mobile {column})",
-        rows={"members": [(i, f"회원{i}", v) for i, v in enumerate(values, 1)]},
+        rows={"members": [(i, f"회원{i}", p) for i, p in enumerate(phones, 1)]},
     )
     wb = workbench(db, pg_store, {"members": {**people("number", "member_no"), "audience": True}})
     try:
@@ -498,6 +490,21 @@ def test_a_phone_column_of_numbers_sends_one_message_per_number(
         wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
     finally:
         wb.close()
+    return run_id
+
+
+@pytest.mark.mysql
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "column", ["BIGINT", "DOUBLE", "DECIMAL(12,0)", "DECIMAL(14,2)", "CHAR(20)"]
+)
+def test_a_phone_column_of_numbers_sends_one_message_per_number(
+    source: Callable[..., str], pg_store: str, column: str
+) -> None:
+    """A spreadsheet import keeps phones as numbers (the trunk 0 gone): each is the KR
+    mobile it was, and two rows holding one number get one message."""
+    values = [1012345678, 1055550001, 1012345678, 1198765432]
+    run_id = _run_members(source, pg_store, column, values)
     assert sorted(r for _, r in records(pg_store, run_id)) == sorted(
         {_phonenumbers(f"0{v}") for v in values}
     )
@@ -512,21 +519,7 @@ def test_a_run_writes_nothing_to_a_number_that_is_not_valid(
     """Every only-possible number ends as an exclusion with its reason, never as a send
     record (direct SQL on the store); the valid ones are messaged."""
     phones = [*_ONLY_POSSIBLE, "010-1234-5678", "+44 20 7946 0958"]
-    db = source(
-        "CREATE TABLE members (member_no INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(40))",
-        rows={"members": [(i, f"회원{i}", p) for i, p in enumerate(phones, 1)]},
-    )
-    wb = workbench(db, pg_store, {"members": {**people("number", "member_no"), "audience": True}})
-    try:
-        wf = wb.workflows.create(
-            f"fast-{uuid.uuid4().hex[:6]}",
-            target_config={"table": "members"},
-            message_config={"content": INFO},
-        )
-        run_id = start(wb, wf)
-        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
-    finally:
-        wb.close()
+    run_id = _run_members(source, pg_store, "VARCHAR(40)", phones)
     assert sorted(r for _, r in records(pg_store, run_id)) == ["+442079460958", "+821012345678"]
     assert skips(pg_store, run_id) == {policies.INVALID_PHONE: len(_ONLY_POSSIBLE)}
 
