@@ -70,6 +70,7 @@ class Parking:
         self._lock = threading.Lock()
         self._parked: list[Connection] = []
         self._pid = os.getpid()
+        self._epoch = 0  # counts `clear()`: a read that began before one parks nothing
 
     def __repr__(self) -> str:
         return f"<Parking: {len(self._parked)} of {PARKED}>"
@@ -79,6 +80,7 @@ class Parking:
         """A connection whose session was just set to `wanted` (never looser than the
         source's policy), parked again after a read that raised nothing."""
         policy = stricter_or_default(self.policy, wanted)
+        epoch = self._epoch
         conn = self._take(policy)
         if conn is None:
             with checkout_as(policy):
@@ -88,7 +90,7 @@ class Parking:
         except BaseException:
             conn.close()  # as before: the pool's checkin decides what happens to it
             raise
-        self._park(conn)
+        self._park(conn, epoch)
 
     def _take(self, policy: SessionPolicy) -> Connection | None:
         with self._lock:
@@ -107,7 +109,7 @@ class Parking:
             return None
         return conn
 
-    def _park(self, conn: Connection) -> None:
+    def _park(self, conn: Connection, epoch: int) -> None:
         keep = (
             self.enabled
             and not conn.invalidated
@@ -118,14 +120,18 @@ class Parking:
         if keep:
             info = conn.connection.info
             keep = time.monotonic() - info.setdefault(_BORN, time.monotonic()) < MAX_AGE
+        closed = False
         if keep:
             with self._lock:
-                keep = len(self._parked) < PARKED
+                closed = epoch != self._epoch
+                keep = not closed and len(self._parked) < PARKED
                 if keep:
                     record = conn.connection
                     send_next_session(record.dbapi_connection, record.info, self.facts, self.policy)
                     self._parked.append(conn)
-        if not keep:
+        if closed:  # `clear()` (the source's close) ran during the read: its pool is disposed
+            _drop(conn)
+        elif not keep:
             conn.close()  # back to the pool (its checkin sends the next SET)
 
     def clear(self) -> None:
@@ -133,6 +139,7 @@ class Parking:
         pool, whose next checkout would read the wrong reply)."""
         with self._lock:
             parked, self._parked = self._parked, []
+            self._epoch += 1
             mine = self._pid == os.getpid()
         for conn in parked if mine else ():
             _drop(conn)

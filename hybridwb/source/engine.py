@@ -145,7 +145,10 @@ def session_sql(facts: SessionFacts, policy: SessionPolicy) -> str:
     `autocommit`: a driver call (`autocommit(False)`, a refused isolation level) would
     otherwise leave every later read holding a transaction open (metadata locks that block
     the production's DDL, a read view that stops purge); the character set: the guard reads
-    literals as utf8mb4, and a GBK or SJIS client could end a character in a backslash."""
+    literals as utf8mb4, and a GBK or SJIS client could end a character in a backslash.
+    `autocommit = 0` first: setting it to 1 only ends a transaction when it was 0, and a
+    driver's `begin()` (PyMySQL sends BEGIN past the raw guard) opens one with it at 1; the
+    switch ends it, so no read inherits its snapshot or metadata locks."""
     parts = [
         _timeout_assignment(facts.flavour, policy.timeout),
         f"sql_select_limit = {int(policy.select_limit)}",
@@ -154,7 +157,7 @@ def session_sql(facts: SessionFacts, policy: SessionPolicy) -> str:
     ]
     if policy.read_only:
         parts.insert(0, f"{facts.read_only_variable} = 1")
-    return f"SET NAMES {NAMES}, SESSION autocommit = 1, " + ", ".join(parts)
+    return f"SET NAMES {NAMES}, SESSION autocommit = 0, SESSION autocommit = 1, " + ", ".join(parts)
 
 
 #: what a session is, as the server sees it: one fixed statement per flavour
