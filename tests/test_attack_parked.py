@@ -99,3 +99,31 @@ def test_close_while_a_read_holds_the_connection_parks_nothing(db: str) -> None:
     src.close()
     assert parked == []
     assert left == 0
+
+
+def test_a_forked_child_never_speaks_on_its_parents_parked_connection(db: str) -> None:
+    """A forked child forgot the parked connection by dropping its reference: its garbage
+    collection checked it in, and the checkin sent a session SET on the parent's socket.
+    The parent then read that SET's OK as the reply to its next SELECT, and every later
+    reply was one statement late (rows of the wrong statement, session read-backs of the
+    wrong statement). Oracle: the rows of t as root sees them. Mutation: in
+    checkout.Parking._take, drop `_FORKED.extend(...)` (the child's references)."""
+    import os
+
+    src = _source(db)
+    try:
+        assert len(src.records("SELECT a FROM t")) == 1  # parked in the parent
+        pid = os.fork()
+        if pid == 0:  # the child reads once, then exits without any cleanup
+            try:
+                src.records("SELECT a FROM t")
+                import gc
+
+                gc.collect()
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        seen = [len(src.records("SELECT a FROM t")) for _ in range(2)]
+    finally:
+        src.close()
+    assert seen == [1, 1]

@@ -47,6 +47,10 @@ PARKED = 1
 #: seconds after which a connection goes back to the pool, which recycles it (pool_recycle)
 MAX_AGE = 1800.0
 _BORN = "hybridwb_parked_born"
+#: in a forked child, the parent's parked connections, never released: dropping the last
+#: reference would check one in, and the checkin sends a SET on the parent's socket (the
+#: parent would then read that reply as its next statement's, one reply late from then on)
+_FORKED: list[Connection] = []
 
 
 class Parking:
@@ -95,6 +99,7 @@ class Parking:
     def _take(self, policy: SessionPolicy) -> Connection | None:
         with self._lock:
             if self._pid != os.getpid():  # a forked child: the sockets are the parent's
+                _FORKED.extend(self._parked)
                 self._parked, self._pid = [], os.getpid()
             conn = self._parked.pop() if self._parked else None
         if conn is None:
