@@ -8,37 +8,23 @@ database; the account is root (writable), so only the session stands in the way.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
-import pymysql
 import pytest
 from sqlalchemy.engine import URL
 
 from hybridwb.source import Source
+from tests._mysql import root as _root
+from tests._mysql import scratch_db
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 
 pytestmark = pytest.mark.mysql
 
 
-def _root() -> pymysql.Connection:
-    return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", autocommit=True)
-
-
 @pytest.fixture
 def db() -> Iterator[str]:
-    name = f"hybridwb_ap_{secrets.token_hex(4)}"
-    conn = _root()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-        cur.execute(f"CREATE TABLE `{name}`.t (a INT) ENGINE=InnoDB")
-        cur.execute(f"INSERT INTO `{name}`.t VALUES (1)")
-    try:
+    with scratch_db("ap", rows=1) as name:
         yield name
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
 
 
 def _source(db: str, driver: str = "pymysql") -> Source:

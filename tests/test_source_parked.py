@@ -10,10 +10,8 @@ and the rows of the table counted by root. A private `hybridwb_pk_<random>` data
 from __future__ import annotations
 
 import itertools
-import secrets
 from collections.abc import Iterator
 
-import pymysql
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import URL
@@ -22,6 +20,8 @@ from hybridwb.errors import HybridwbError, ReadOnlyViolation
 from hybridwb.source import Source, drivers
 from hybridwb.source.engine import PENDING_KEY
 from hybridwb.source.rawguard import internal
+from tests._mysql import root as _root
+from tests._mysql import scratch_db
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 
 pytestmark = pytest.mark.mysql
@@ -36,24 +36,10 @@ SESSION = (
 )
 
 
-def _root() -> pymysql.Connection:
-    return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", autocommit=True)
-
-
 @pytest.fixture
 def db() -> Iterator[str]:
-    name = f"hybridwb_pk_{secrets.token_hex(4)}"
-    conn = _root()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-        cur.execute(f"CREATE TABLE `{name}`.t (a INT) ENGINE=InnoDB")
-        cur.execute(f"INSERT INTO `{name}`.t VALUES (1), (2)")
-    try:
+    with scratch_db("pk", rows=2) as name:
         yield name
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
 
 
 def _source(db: str, driver: str = "pymysql", *, use_guard: bool = True) -> Source:

@@ -14,18 +14,18 @@ Everything runs in a private `hybridwb_rt_<random>` database, dropped afterwards
 
 from __future__ import annotations
 
-import secrets
 import warnings
 from collections.abc import Iterator
 
 import pandas as pd
-import pymysql
 import pytest
 from sqlalchemy.engine import URL
 
 from hybridwb.errors import HybridwbError
 from hybridwb.source import Source, drivers
 from hybridwb.source.rawguard import internal
+from tests._mysql import root as _root
+from tests._mysql import scratch_db
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 
 pytestmark = pytest.mark.mysql
@@ -38,24 +38,10 @@ COUNTERS = (
 DRIVERS = ["pymysql", "mysqldb"]
 
 
-def _root() -> pymysql.Connection:
-    return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", autocommit=True)
-
-
 @pytest.fixture
 def db() -> Iterator[str]:
-    name = f"hybridwb_rt_{secrets.token_hex(4)}"
-    conn = _root()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-        cur.execute(f"CREATE TABLE `{name}`.t (a INT) ENGINE=InnoDB")
-        cur.execute(f"INSERT INTO `{name}`.t VALUES (1), (2)")
-    try:
+    with scratch_db("rt", rows=2) as name:
         yield name
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
 
 
 def _url(db: str, driver: str) -> URL:

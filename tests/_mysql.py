@@ -1,0 +1,36 @@
+"""A throwaway MariaDB database for tests that count what the server sees (shared by the
+round-trip, parked-connection and parked-attack tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+
+import pymysql
+
+from tests.conftest import MYSQL_HOST, MYSQL_PORT
+
+
+def root() -> pymysql.Connection:
+    """A root connection to the shared server, autocommit on."""
+    return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", autocommit=True)
+
+
+@contextlib.contextmanager
+def scratch_db(prefix: str, rows: int) -> Iterator[str]:
+    """A database `hybridwb_<prefix>_<random>` with a table `t (a INT)` holding 1..rows,
+    dropped after."""
+    name = f"hybridwb_{prefix}_{secrets.token_hex(4)}"
+    conn = root()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+        cur.execute(f"CREATE TABLE `{name}`.t (a INT) ENGINE=InnoDB")
+        values = ", ".join(f"({i})" for i in range(1, rows + 1))
+        cur.execute(f"INSERT INTO `{name}`.t VALUES {values}")
+    try:
+        yield name
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
