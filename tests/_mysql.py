@@ -34,3 +34,15 @@ def scratch_db(prefix: str, rows: int) -> Iterator[str]:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         conn.close()
+
+
+def row_count(db: str) -> int:
+    """How many rows `db`.t holds, as root sees them (the oracle for a write that got
+    through)."""
+    conn = root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM `{db}`.t")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()

@@ -21,6 +21,7 @@ from hybridwb.source import Source, drivers
 from hybridwb.source.engine import PENDING_KEY
 from hybridwb.source.rawguard import internal
 from tests._mysql import root as _root
+from tests._mysql import row_count as _rows
 from tests._mysql import scratch_db
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 
@@ -47,16 +48,6 @@ def _source(db: str, driver: str = "pymysql", *, use_guard: bool = True) -> Sour
         f"mysql+{driver}", username="root", host=MYSQL_HOST, port=MYSQL_PORT, database=db
     )
     return Source(url, use_guard=use_guard, pool_size=2, max_overflow=0)
-
-
-def _rows(db: str) -> int:
-    conn = _root()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT COUNT(*) FROM `{db}`.t")
-            return int(cur.fetchone()[0])
-    finally:
-        conn.close()
 
 
 def _session(src: Source) -> tuple[int, int, float]:

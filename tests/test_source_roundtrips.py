@@ -25,6 +25,7 @@ from hybridwb.errors import HybridwbError
 from hybridwb.source import Source, drivers
 from hybridwb.source.rawguard import internal
 from tests._mysql import root as _root
+from tests._mysql import row_count as _rows
 from tests._mysql import scratch_db
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 
@@ -50,16 +51,6 @@ def _url(db: str, driver: str) -> URL:
     return URL.create(
         f"mysql+{driver}", username="root", host=MYSQL_HOST, port=MYSQL_PORT, database=db
     )
-
-
-def _rows(db: str) -> int:
-    conn = _root()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT COUNT(*) FROM `{db}`.t")
-            return int(cur.fetchone()[0])
-    finally:
-        conn.close()
 
 
 def _unguarded(db: str, driver: str) -> Source:
