@@ -2,16 +2,20 @@
 
 The data is bench_search.py's (1,000,000 people, the phone in a related table, 2,000,000
 payments) in a uniquely named database, read through the benchmark's own SELECT-only account;
-both are dropped at the end. The statement each of RECORDED terms (ids, phones and emails
-of people drawn from the whole table, names) generates is recorded once
-(`wb.search.last_statement`) and replayed on a raw PyMySQL connection opened before timing,
-so the baseline runs exactly the SQL hybridwb generated, returning tuples. wb.search gets
+both are dropped at the end. Every statement each of RECORDED terms (ids, phones and
+emails of people drawn from the whole table, names) makes a search send is recorded once
+(`wb.search.last_statements`: the probe, when there is one, then the page) and replayed in
+that order on a raw PyMySQL connection opened before timing, so the baseline runs exactly
+the SQL hybridwb generated, returning tuples. The session SET hybridwb sends before every
+read (read-only, time limit: its safety cost) is on wb's side only. wb.search gets
 terms its process has not searched before, one per call, so nothing a search caches is met
 again; both sides read the same server pages (the recording read them once).
 
 For each process count, phases alternate (wb, raw, wb, raw ...), >= 7 repetitions of
 `--seconds` each; all processes start a phase together (a barrier). Reported per count: searches
-per second and p95 latency, median with min-max over repetitions, and wb/raw per repetition.
+per second and p95 latency, median with min-max over repetitions, and wb/raw per repetition;
+also each side's client CPU per search (a process's CPU time over its searches in a phase,
+median over the processes), which depends less than throughput on what else the machine runs.
 Targets (issue 17): with 8 processes, wb.search >= 50 % of the raw driver's throughput and
 p95 <= 20 ms.
 Run: .venv/bin/python benchmarks/bench_search_load.py [--rows 1000000] [--reps 7] [--seconds 5]
@@ -84,7 +88,7 @@ def _init(barrier: Any, url: str, work: str, user: str, password: str, db: str, 
     _state["wb"].search(TABLE, "1")  # schema facts, pool
 
 
-def _phase(task: tuple[str, float, int]) -> list[float]:
+def _phase(task: tuple[str, float, int]) -> tuple[list[float], float]:
     mode, seconds, seed = task
     wb, raw, statements = _state["wb"], _state["raw"], _state["statements"]
     order = list(statements)
@@ -99,6 +103,7 @@ def _phase(task: tuple[str, float, int]) -> list[float]:
             raise SystemExit(f"every recorded term was searched; raise RECORDED ({RECORDED})")
     _state["barrier"].wait()
     out: list[float] = []
+    cpu = time.process_time()
     deadline = time.perf_counter() + seconds
     i = 0
     while time.perf_counter() < deadline:
@@ -111,26 +116,29 @@ def _phase(task: tuple[str, float, int]) -> list[float]:
             seen.add(term)
             wb.search(TABLE, term)
         else:
-            sql, params = statements[term]
             with raw.cursor() as cur:
-                cur.execute(sql, params)
-                cur.fetchall()
+                for sql, params in statements[term]:
+                    cur.execute(sql, params)
+                    cur.fetchall()
         out.append((time.perf_counter() - started) * 1000)
-    return out
+    return out, (time.process_time() - cpu) * 1000 / max(1, len(out))
 
 
 def record(url: str, work: Path, all_terms: list[str]) -> dict[str, Any]:
-    """The SQL each term generates, in the raw driver's form (pyformat + parameters)."""
+    """Every statement each term's search sends (probe first, then the page), in the raw
+    driver's form (pyformat + parameters)."""
     from hybridwb.source.binds import check_params
 
     out: dict[str, Any] = {}
     with hybridwb.connect(source=url, cwd=work, home=str(work / ".hybridwb")) as wb:
         for term in all_terms:
             wb.search(TABLE, term)
-            sql, params = wb.search.last_statement
-            prepared = wb.source.prepare(sql)
-            bound = check_params(prepared.names, params)
-            out[term] = [prepared.driver_text, {k: _plain(v) for k, v in bound.items()}]
+            sent = []
+            for sql, params in wb.search.last_statements:
+                prepared = wb.source.prepare(sql)
+                bound = check_params(prepared.names, params)
+                sent.append([prepared.driver_text, {k: _plain(v) for k, v in bound.items()}])
+            out[term] = sent
     return out
 
 
@@ -176,7 +184,8 @@ def main() -> None:
             for procs in [int(p) for p in args.procs.split(",")]:
                 barrier = ctx.Barrier(procs)
                 per_mode: dict[str, dict[str, list[float]]] = {
-                    m: {"per_s": [], "p95_ms": [], "p50_ms": []} for m in ("wb", "raw")
+                    m: {"per_s": [], "p95_ms": [], "p50_ms": [], "client_cpu_ms_per_search": []}
+                    for m in ("wb", "raw")
                 }
                 load_before = load_average()
                 with ctx.Pool(
@@ -197,8 +206,11 @@ def main() -> None:
                             tasks = [
                                 (mode, args.seconds, 100_000 + rep * 1000 + k) for k in range(procs)
                             ]
-                            latencies = pool.map(_phase, tasks, chunksize=1)
-                            flat = [x for worker in latencies for x in worker]
+                            done = pool.map(_phase, tasks, chunksize=1)
+                            flat = [x for worker, _ in done for x in worker]
+                            per_mode[mode]["client_cpu_ms_per_search"].append(
+                                statistics.median(cpu for _, cpu in done)
+                            )
                             per_mode[mode]["per_s"].append(len(flat) / args.seconds)
                             per_mode[mode]["p95_ms"].append(percentile(flat, 0.95))
                             per_mode[mode]["p50_ms"].append(statistics.median(flat))
@@ -229,8 +241,8 @@ def main() -> None:
             "people": args.rows,
             "repetitions": args.reps,
             "seconds_per_phase": args.seconds,
-            "method": "wb and raw phases alternate; raw replays the SQL of "
-            f"{RECORDED} recorded terms, wb searches terms of that set its process has not "
+            "method": "wb and raw phases alternate; raw replays every statement (probe, "
+            f"then page; not wb's session SET) of {RECORDED} recorded terms, wb searches terms of that set its process has not "
             "searched yet; median with min-max over repetitions",
             "processes": results,
             "targets": {

@@ -155,3 +155,23 @@ def test_arrow_server_text_dates_and_zero_dates_parse() -> None:
     assert df["d"].tolist()[0] == dt.date(2024, 1, 2)
     assert df["t"].tolist()[0] == dt.datetime(2024, 1, 2, 3, 4, 5)
     assert df["d"].isna().tolist() == [False, True] and df["t"].isna().tolist() == [False, True]
+
+
+def test_a_search_looks_at_the_mapping_file_twice_at_most(  # type: ignore[no-untyped-def]
+    shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of the two mapping reads of a search (`resolve`, the graph) costs one `stat` of
+    the file: whether it is there, whose it is and whether it changed come from that one."""
+    shop.search("customers", "김", limit=5)  # schema facts, caches
+    path = str(shop.mappings.path)
+    looked: list[str] = []
+    real = os.stat
+
+    def counted(target: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.fspath(target) == path:
+            looked.append(path)
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counted)
+    shop.search("customers", "김", limit=5)
+    assert 1 <= len(looked) <= 2

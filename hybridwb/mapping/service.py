@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,15 @@ def source_identity(source: Source) -> str:
     return f"mysql://{url.host or 'localhost'}:{url.port or 3306}/{url.database or ''}"
 
 
+def _regular_file(path: Path) -> os.stat_result | None:
+    """The file's stat when `path` is a regular file (following links, as `is_file`)."""
+    try:
+        found = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return found if stat.S_ISREG(found.st_mode) else None
+
+
 def identity_slug(identity: str) -> str:
     """A file name for a source identity: `mysql-127.0.0.1-3306-shop`."""
     return re.sub(r"[^0-9A-Za-z._]+", "-", identity).strip("-.") or "source"
@@ -62,13 +72,15 @@ def identity_slug(identity: str) -> str:
 _STAMPS: LRUCache[tuple[str, int, int], str | None] = LRUCache(maxsize=64)
 
 
-def _stamp_of(path: Path) -> str | None:
-    """The `$source` a mapping file names, None when unstamped (or unreadable: load says why)."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
+def _stamp_of(path: Path, st: os.stat_result | None = None) -> str | None:
+    """The `$source` a mapping file names, None when unstamped (or unreadable: load says why).
+    `st`: the file's stat, when the caller has just asked for it (one system call, not two)."""
+    if st is None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+    key = (str(path), st.st_mtime_ns, st.st_size)
     if key in _STAMPS:
         return _STAMPS[key]
     try:
@@ -95,7 +107,7 @@ class MappingService:
         self._store = store
         self.configured = path
         self.identity = source_identity(source)
-        self._cache: tuple[Path, float, MappingFile] | None = None
+        self._cache: tuple[Path, int, int, MappingFile] | None = None
         self._resolver: Resolver | None = None
 
     @property
@@ -119,24 +131,37 @@ class MappingService:
 
     # -- reading ---------------------------------------------------------------------------
     def load(self) -> MappingFile:
+        """The mapping file, parsed again only when it changed (its modification time or
+        size). Every search asks twice, so the file is looked at with one `stat` per ask
+        when it is the configured file (as `path` decides, without a second look)."""
+        configured = self.configured
+        found = _regular_file(configured)
+        if found is not None:
+            stamp = _stamp_of(configured, found)
+            if stamp == self.identity or (stamp is None and self.identity == SAMPLE):
+                return self._load_file(configured, found)
         path = self.path
-        if path.is_file():
-            mtime = path.stat().st_mtime
-            if self._cache and self._cache[:2] == (path, mtime):
-                return self._cache[2]
-            raw = path.read_bytes()  # bytes: UTF-8 is checked by parse
-            stamp = _stamp_of(path)
-            if stamp is not None and stamp != self.identity:
-                return MappingFile({})  # another source's file copied here by hand
-            loaded = parse(raw, str(path))
-            self._cache = (path, mtime, loaded)
-            return loaded
+        found = _regular_file(path) if path != configured else None
+        if found is not None:
+            return self._load_file(path, found)
         mirrored = {
             self._table_of(name): {k: v for k, v in config.items() if k != SOURCE_KEY}
             for name, config in self._store().mappings.active().items()
             if self._mine(name, config)
         }
         return parse(mirrored, "store mirror") if mirrored else MappingFile({})
+
+    def _load_file(self, path: Path, st: os.stat_result) -> MappingFile:
+        changed = (path, st.st_mtime_ns, st.st_size)
+        if self._cache and self._cache[:3] == changed:
+            return self._cache[3]
+        raw = path.read_bytes()  # bytes: UTF-8 is checked by parse
+        stamp = _stamp_of(path, st)
+        if stamp is not None and stamp != self.identity:
+            return MappingFile({})  # another source's file copied here by hand
+        loaded = parse(raw, str(path))
+        self._cache = (*changed, loaded)
+        return loaded
 
     # The store mirror keys rows by name only: the sample's under the table name (as the
     # original platform did), any other source's under `<identity>/<table>` and stamped, so
