@@ -175,3 +175,51 @@ def test_a_search_looks_at_the_mapping_file_twice_at_most(  # type: ignore[no-un
     monkeypatch.setattr(os, "stat", counted)
     shop.search("customers", "김", limit=5)
     assert 1 <= len(looked) <= 2
+
+
+def test_the_session_set_is_built_once_per_policy() -> None:
+    """Every read sends the session SET: its text is made once per (server, policy), and a
+    policy that differs (a lower time limit, another cap) gets its own, exact text."""
+    from hybridwb.source.engine import SessionFacts, SessionPolicy, session_sql
+
+    facts = SessionFacts(flavour="MariaDB", read_only_variable="SESSION transaction_read_only")
+    policy = SessionPolicy(timeout=30.0, select_limit=101)
+    first = session_sql(facts, policy)
+    assert session_sql(facts, SessionPolicy(timeout=30.0, select_limit=101)) is first
+    lower = session_sql(facts, policy.with_query(2.5, 11))
+    assert "max_statement_time = 2.500" in lower and "sql_select_limit = 11" in lower
+    assert "max_statement_time = 30.000" in first and "sql_select_limit = 101" in first
+    mysql = session_sql(SessionFacts(flavour="MySQL", read_only_variable="x"), policy)
+    assert "max_execution_time = 30000" in mysql and mysql.count("x = 1") == 1
+
+
+def test_what_a_read_asks_of_its_url_is_worked_out_once(  # type: ignore[no-untyped-def]
+    shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether the source is SQLite, and its database's name as the query log shows it
+    (scrubbed), are asked several times per read; both are worked out once per url (and set
+    of secrets), and again when the url changes."""
+    from hybridwb.source import source as source_module
+
+    shop.search("customers", "김", limit=5)
+    asked: list[str] = []
+    real_kind, real_scrub = source_module.is_sqlite, source_module.scrub
+
+    def kind(url: Any) -> bool:
+        asked.append("is_sqlite")
+        return real_kind(url)
+
+    def scrub(text: Any, secrets: Any) -> Any:
+        asked.append("scrub")
+        return real_scrub(text, secrets)
+
+    monkeypatch.setattr(source_module, "is_sqlite", kind)
+    monkeypatch.setattr(source_module, "scrub", scrub)
+    shop.search("customers", "김", limit=5)
+    assert asked == []
+    src = shop.source
+    sqlite_url = src.url
+    src.url = sqlite_url.set(drivername="mysql+pymysql", database="other_db")
+    assert src.is_sqlite is False and src._shown_database == "other_db"
+    src.url = sqlite_url
+    assert src.is_sqlite is True and asked.count("is_sqlite") == 2

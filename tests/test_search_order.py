@@ -9,7 +9,7 @@ from hybridwb.mapping.discovery import ColumnInfo, TableInfo
 from hybridwb.mapping.graph import Graph
 from hybridwb.mapping.model import parse
 from hybridwb.search.predicates import Cmp, Predicate
-from hybridwb.search.sql import PROBE_VALUES, Probe, expand, order_plan
+from hybridwb.search.sql import PROBE_VALUES, Probe, exact_index, expand, order_plan
 
 GRAPH = Graph(
     parse(
@@ -122,3 +122,48 @@ def test_expand_turns_values_into_key_order_branches_or_says_type_more() -> None
     ]
     assert len(why) == 1 and f"more than {PROBE_VALUES} different people.email" in why[0]
     assert "p1" not in why[0]  # the typed term is never repeated (it may be a phone)
+
+
+class _Walked(list):  # type: ignore[type-arg]
+    """A list of indexes that counts how often it is walked."""
+
+    walks = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        type(self).walks += 1
+        return super().__iter__()
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        (("email",), "ix_email"),
+        (("last_name", "first_name"), "ix_name"),
+        (("first_name", "last_name"), "ix_name"),
+        (("first_name",), None),  # leads ix_name, but is not all of it
+        (("phone",), None),  # only in an index that names it twice
+        (("status",), "ix_status_a"),  # the first of two indexes on the same column
+    ],
+    ids=["one-column", "two-columns", "either-order", "a-prefix", "doubled", "first-of-two"],
+)
+def test_the_index_of_exactly_a_branchs_columns_is_found_once_per_schema_facts(
+    columns: tuple[str, ...], expected: str | None
+) -> None:
+    indexes = _Walked(
+        [
+            {"name": "ix_email", "column_names": ["email"]},
+            {"name": "ix_name", "column_names": ["last_name", "first_name"]},
+            {"name": "ix_phone", "column_names": ["phone", "phone"]},
+            {"name": None, "column_names": ["status"]},
+            {"name": "ix_status_a", "column_names": ["status"]},
+            {"name": "ix_status_b", "column_names": ["status"]},
+        ]
+    )
+    info = TableInfo("people", 10**6, [], ["person_id"], indexes=indexes)
+    branch = Predicate("x", "equal", tuple(Cmp(c, "eq", 1) for c in columns), True)
+    _Walked.walks = 0
+    for _ in range(3):
+        assert exact_index(info, branch) == expected
+    assert _Walked.walks == 1  # a search asks several times per branch: walked once
+    ranged = Predicate("x", "equal", tuple(Cmp(c, "like", "a%") for c in columns), True)
+    assert exact_index(info, ranged) is None

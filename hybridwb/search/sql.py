@@ -74,12 +74,28 @@ def exact_index(info: Any, predicate: Predicate) -> str | None:
     key order (InnoDB appends the primary key), so the branch needs no filesort."""
     if not predicate.cmps or any(c.op != "eq" or "." in c.path for c in predicate.cmps):
         return None
-    wanted = {c.path for c in predicate.cmps}
+    return _exact_indexes(info).get(frozenset(c.path for c in predicate.cmps))
+
+
+#: id(schema facts) -> (those facts, {set of an index's columns: the first such index}):
+#: a search asks `exact_index` several times per branch; the facts change once a minute
+_EXACT: LRUCache[int, tuple[Any, dict[frozenset[str], str]]] = LRUCache(maxsize=64)
+
+
+def _exact_indexes(info: Any) -> dict[frozenset[str], str]:
+    """Each named index by its set of columns (no column twice), the first of equal sets:
+    what `exact_index` looks up, worked out once per schema facts object (held by the
+    cache, so its id is not reused while cached)."""
+    known = _EXACT.get(id(info))
+    if known is not None and known[0] is info:
+        return known[1]
+    out: dict[frozenset[str], str] = {}
     for index in info.indexes:
         cols = [c for c in index.get("column_names") or [] if c]
-        if set(cols) == wanted and len(cols) == len(wanted) and index.get("name"):
-            return str(index["name"])
-    return None
+        if index.get("name") and len(set(cols)) == len(cols):
+            out.setdefault(frozenset(cols), str(index["name"]))
+    _EXACT[id(info)] = (info, out)
+    return out
 
 
 PROBE_VALUES = 20  # distinct values a branch may expand to (else: "type more")

@@ -32,6 +32,7 @@ handed to the driver by `do_connect` from a `SecretStr`.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sqlite3
@@ -137,6 +138,12 @@ NAMES = "utf8mb4"
 
 
 def session_sql(facts: SessionFacts, policy: SessionPolicy) -> str:
+    """See `_session_sql`; every read sends one, so the text is built once per policy."""
+    return _session_sql(facts.flavour, facts.read_only_variable, policy)
+
+
+@functools.lru_cache(maxsize=64)
+def _session_sql(flavour: str, read_only_variable: str, policy: SessionPolicy) -> str:
     """One SET that puts a session in the state the policy asks for (one round trip).
 
     It also pins the character set, `autocommit` and `sql_mode` and releases every named
@@ -150,13 +157,13 @@ def session_sql(facts: SessionFacts, policy: SessionPolicy) -> str:
     driver's `begin()` (PyMySQL sends BEGIN past the raw guard) opens one with it at 1; the
     switch ends it, so no read inherits its snapshot or metadata locks."""
     parts = [
-        _timeout_assignment(facts.flavour, policy.timeout),
+        _timeout_assignment(flavour, policy.timeout),
         f"sql_select_limit = {int(policy.select_limit)}",
         f"sql_mode = '{SQL_MODE}'",
         "@hybridwb_released = RELEASE_ALL_LOCKS()",
     ]
     if policy.read_only:
-        parts.insert(0, f"{facts.read_only_variable} = 1")
+        parts.insert(0, f"{read_only_variable} = 1")
     return f"SET NAMES {NAMES}, SESSION autocommit = 0, SESSION autocommit = 1, " + ", ".join(parts)
 
 

@@ -200,6 +200,8 @@ class Source:
         self._prepared: LRUCache[str, Prepared] = QuietLRU(maxsize=PREPARED_STATEMENTS)
         self._lock = threading.Lock()
         self._pinned = threading.local()  # .conn: this thread's connection in one_connection()
+        self._kind: tuple[URL, bool] | None = None  # (url, is it SQLite)
+        self._shown: tuple[tuple[Any, ...], str] | None = None  # (url, secrets), database shown
         self._engine: Engine | None = None
         self._side_engine: Engine | None = None
         self._ctx = catalogue.Context(
@@ -248,7 +250,12 @@ class Source:
     # -- connections -----------------------------------------------------------------------
     @property
     def is_sqlite(self) -> bool:
-        return is_sqlite(self.url)
+        # asked several times per read: worked out once per url (SQLAlchemy's answer costs
+        # a parse of the driver name each time)
+        url, known = self.url, self._kind
+        if known is None or known[0] is not url:
+            self._kind = known = (url, is_sqlite(url))
+        return known[1]
 
     @property
     def database(self) -> str:
@@ -256,8 +263,17 @@ class Source:
 
     @property
     def _shown_database(self) -> str:
-        """The database name as output shows it: scrubbed (a password pasted there too)."""
-        return scrub(self.database, self.secrets)
+        """The database name as output shows it: scrubbed (a password pasted there too).
+        Every query log entry names it: scrubbed once per url and set of secrets."""
+        key = (self.url, *self._secrets)  # the objects themselves, compared by identity
+        known = self._shown
+        if (
+            known is None
+            or len(known[0]) != len(key)
+            or any(a is not b for a, b in zip(known[0], key, strict=True))
+        ):
+            self._shown = known = (key, scrub(self.database, self.secrets))
+        return known[1]
 
     @property
     def engine(self) -> Engine:
