@@ -95,9 +95,7 @@ def test_a_key_that_cannot_be_paged_gets_an_error_not_a_wrong_page(
 @pytest.mark.parametrize(
     "sql_type", ["FLOAT", "ENUM('0.7','0.1','0.3','0.2')"], ids=["float", "enum"]
 )
-def test_one_page_of_such_a_key_is_shown_whole(
-    table: Callable[[str], Any], sql_type: str
-) -> None:
+def test_one_page_of_such_a_key_is_shown_whole(table: Callable[[str], Any], sql_type: str) -> None:
     """No next page is needed: the search answers as before, every row once."""
     wb, db = table(sql_type)
     got = follow(wb, limit=20)
