@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL
 
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.campaigns import Campaigns
-from hybridwb.platform.idempotent import uuid4_texts
+from hybridwb.platform.idempotent import uuid7_texts
 from hybridwb.platform.store import Store
 from hybridwb.templating import matching, parse
 from hybridwb.templating.message import LIMITS, Size, euc_kr_size, over_limit
@@ -295,11 +295,15 @@ def test_the_batch_nul_check_finds_the_rows_a_row_by_row_check_finds() -> None:
         assert batches.rows_with_nul(rows) == one_by_one, trial
 
 
-def test_record_ids_are_distinct_version_4_uuids() -> None:
-    ids = uuid4_texts(10_000)
+def test_record_ids_are_distinct_version_7_uuids_of_their_time() -> None:
+    at = dt.datetime(2026, 3, 2, 3, 0, 0, 123000, tzinfo=dt.UTC)
+    ids = uuid7_texts(10_000, at)
     parsed = [uuid.UUID(i) for i in ids]
     assert len(set(ids)) == len(ids)
-    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert [str(u) for u in parsed] == ids
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+    # the first 48 bits are the Unix time in milliseconds (RFC 9562)
+    assert {u.int >> 80 for u in parsed} == {int(at.timestamp() * 1000)}
 
 
 # -- the store: batches and history sums, against direct SQL -----------------------------

@@ -80,17 +80,28 @@ def copy_ignore(
     return int(conn.execute(stmt).rowcount)
 
 
-def uuid4_texts(n: int) -> list[str]:
-    """`n` random version-4 UUIDs as text, from one `os.urandom` call: the client-made ids
-    of a batch of rows without a `uuid.UUID` object per row (COPY sends text anyway)."""
-    import os
+def uuid7_texts(n: int, at: datetime | None = None) -> list[str]:
+    """`n` random version-7 UUIDs as text (RFC 9562: the Unix time in milliseconds, then
+    74 random bits), from one `os.urandom` call: the client-made ids of a batch of rows
+    without a `uuid.UUID` object per row (COPY sends text anyway).
 
-    raw = os.urandom(16 * n).hex()
+    Time first, so ids grow with the time they were made: a batch's ids land at the right
+    edge of the primary key's index, a few pages, where random (version 4) ids land each
+    on a leaf page of its own anywhere in an index as large as the whole send history,
+    which the server must then find, dirty and, after each checkpoint, write to the WAL
+    whole. 74 random bits per millisecond keep them as unique as a version 4 id."""
+    import os
+    import time
+
+    ms = int((at.timestamp() if at is not None else time.time()) * 1000)
+    head = f"{ms & (2**48 - 1):012x}"
+    stamp = f"{head[:8]}-{head[8:12]}-7"
+    raw = os.urandom(10 * n).hex()
     out = []
-    for i in range(0, 32 * n, 32):
-        h = raw[i : i + 32]
-        # version 4 in the 13th digit, variant 10xx in the 17th (RFC 4122)
-        out.append(f"{h[:12]}4{h[13:16]}{'89ab'[int(h[16], 16) & 3]}{h[17:]}")
+    for i in range(0, 20 * n, 20):
+        h = raw[i : i + 20]
+        # version 7 in the 13th digit, variant 10xx in the 17th (RFC 9562)
+        out.append(f"{stamp}{h[:3]}-{'89ab'[int(h[3], 16) & 3]}{h[4:7]}-{h[7:19]}")
     return out
 
 
