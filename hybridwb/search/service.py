@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import time
+from datetime import timedelta
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +119,23 @@ def _sealer(table: str, term: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(seed))
 
 
+def _exact_after(value: Any, kind: str) -> Any:
+    """The last key value as the server compares it. Python's spelling of a few driver
+    values is not that: a BINARY/VARBINARY key arrives as bytes (`str` gave "b'..'", so
+    `key > "b'ab'"` skipped or repeated rows), a BIT key as bytes the server compares with
+    a number only, a TIME as a timedelta ("-1 day, 23:00:00" is no TIME)."""
+    if isinstance(value, bytes | bytearray):
+        if kind.upper().startswith("BIT"):
+            return int.from_bytes(value, "big")
+        return {"x": bytes(value).hex()}
+    if isinstance(value, timedelta):
+        micro = abs(value) // timedelta(microseconds=1)
+        seconds, micro = divmod(micro, 1_000_000)
+        sign = "-" if value < timedelta(0) else ""
+        return f"{sign}{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{micro:06d}"
+    return value
+
+
 def encode_token(table: str, term: str, after: Any) -> str:
     """A page token: the table, a digest of the term, and the last key value sealed
     (neither the term nor the key value is readable from it)."""
@@ -145,6 +163,9 @@ def decode_token(token: Any, table: str, term: str) -> Any:
     after: Any = None
     with contextlib.suppress(InvalidToken, ValueError, UnicodeError):
         after = json.loads(_sealer(table, term).decrypt(data["a"].encode()).decode())
+    if isinstance(after, dict) and set(after) == {"x"} and isinstance(after["x"], str):
+        with contextlib.suppress(ValueError):
+            return bytes.fromhex(after["x"])  # a binary key (see `_exact_after`)
     if isinstance(after, bool) or not isinstance(after, int | float | str):
         raise bad
     return after
@@ -388,7 +409,9 @@ class SearchService:
         if len(raw) > limit:
             _refuse_paging(name, key, info, limit, self.mappings.source.is_sqlite)
             raw = raw[:limit]
-            next_page = (name, term, raw[-1][key])  # sealed when asked for (next_page)
+            kind = next((c.type for c in info.columns if c.name == key), "")
+            last = _exact_after(raw[-1][key], kind)
+            next_page = (name, term, last)  # sealed when asked for (next_page)
         meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
         return SearchResult(
             name,

@@ -1,0 +1,105 @@
+"""Attack: wb.search followed page by page shows every matching row exactly once, or a
+one-line HybridwbError; the oracle is direct SQL as root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import hybridwb
+from hybridwb.errors import HybridwbError
+from tests._mysql import root
+from tests.conftest import mariadb_maker
+from tests.test_attack_once_round2 import people, workbench
+
+pytestmark = pytest.mark.mysql
+SEARCHABLE = {"name": {"displayName": "이름", "type": "string", "role": "name", "searchable": True}}
+
+
+@pytest.fixture
+def source() -> Iterator[Callable[..., str]]:
+    yield from mariadb_maker("hybridwb_atkpg")
+
+
+@pytest.fixture
+def table(source: Callable[..., str], tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    made: list[hybridwb.Workbench] = []
+
+    def make(sql_type: str, keys: list[Any], pk: bool = True) -> tuple[hybridwb.Workbench, str]:
+        key = "PRIMARY KEY" if pk else ""
+        db = source(
+            f"CREATE TABLE f (code {sql_type} {key}, name VARCHAR(20), "
+            "mobile VARCHAR(20), KEY (name))",
+            rows={"f": [(k, "회원", f"010-2000-{i:04d}") for i, k in enumerate(keys)]},
+        )
+        wb = workbench(db, f"sqlite:///{tmp_path / 'store.db'}", {"f": people(fields=SEARCHABLE)})
+        made.append(wb)
+        return wb, db
+
+    yield make
+    for wb in made:
+        wb.close()
+
+
+def follow(wb: hybridwb.Workbench, limit: int, most: int = 50) -> list[Any]:
+    seen: list[Any] = []
+    page = None
+    for _ in range(most):
+        result = wb.search("f", "회원", limit=limit, page=page)
+        seen += [r["mobile"] for r in result.raw_rows]
+        page = result.next_page
+        if page is None:
+            return seen
+    raise AssertionError(f"still more pages after {most}: {seen}")
+
+
+def server_rows(db: str) -> list[Any]:
+    conn = root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT mobile FROM `{db}`.f WHERE name = '회원'")
+            return [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def once_or_error(wb: hybridwb.Workbench, db: str, limit: int) -> None:
+    try:
+        got = follow(wb, limit)
+    except HybridwbError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert sorted(got) == sorted(server_rows(db))
+    assert len(got) == len(set(got))
+
+
+CASES = {
+    "datetime6": ("DATETIME(6)", ["2024-01-01 00:00:00.000001", "2024-01-01 00:00:00.000002", "2024-01-01 00:00:00", "2023-12-31 23:59:59.999999"]),
+    "timestamp": ("TIMESTAMP", ["2024-01-01 00:00:01", "2024-01-01 00:00:02", "2024-01-01 00:00:03", "2024-01-01 00:00:04"]),
+    "date": ("DATE", ["2024-01-01", "2024-01-02", "1999-12-31", "2024-02-29"]),
+    "time": ("TIME", ["-01:00:00", "25:00:00", "00:00:01", "-25:30:00"]),
+    "time6": ("TIME(6)", ["00:00:00.5", "00:00:00.25", "00:00:01", "00:00:00"]),
+    "year": ("YEAR", [1999, 2000, 2024, 2155]),
+    "bit": ("BIT(8)", [1, 2, 128, 255]),
+    "binary": ("BINARY(4)", [b"\x00\x01\x02\x03", b"\xff\xfe\x00\x00", b"abcd", b"ab\x00\x00"]),
+    "varbinary": ("VARBINARY(8)", [b"\x00", b"\xff", b"a", b"ab "]),
+    "char": ("CHAR(5)", ["a", "a b", "b", "a  c"]),
+    "ci": ("VARCHAR(8) COLLATE utf8mb4_general_ci", ["a", "B", "é", "c"]),
+    "ci_unicode": ("VARCHAR(8) COLLATE utf8mb4_unicode_ci", ["a", "B", "ß", "sz"]),
+    "bin": ("VARCHAR(8) COLLATE utf8mb4_bin", ["a", "B", "b", "A"]),
+    "decimal": ("DECIMAL(30,10)", ["0.0000000001", "-1.5", "12345678901234567890.1", "0"]),
+    "ubig": ("BIGINT UNSIGNED", [2**64 - 1, 2**64 - 2, 2**63, 0]),
+    "neg": ("BIGINT", [-(2**63), -1, 0, 2**63 - 1]),
+    "double": ("DOUBLE", [0.1, 1e300, -1e-300, 1 / 3]),
+    "varchar_ko": ("VARCHAR(8)", ["가", "나", "A", "a가"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("limit", [1, 2])
+def test_every_key_type_pages_once(table: Callable[..., Any], case: str, limit: int) -> None:
+    sql_type, keys = CASES[case]
+    wb, db = table(sql_type, keys)
+    once_or_error(wb, db, limit)
