@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import time
+import unicodedata
 from datetime import timedelta
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
@@ -193,6 +194,39 @@ def _refuse_paging(table: str, key: str, info: TableInfo, limit: int, sqlite: bo
             f"pages would repeat or skip rows; narrow the search, raise limit (up to "
             f"{MAX_LIMIT}), or set the mapping's key to an integer, DECIMAL or text column."
         )
+
+
+def _nullable(info: TableInfo, key: str) -> bool:
+    column = info.column(key)
+    return column is None or column.nullable
+
+
+def _folded(value: Any) -> Any:
+    """A key value as loosely as a collation may compare it: case, accents and trailing
+    spaces dropped (utf8mb4_general_ci has 'a' = 'A ' = 'á')."""
+    if not isinstance(value, str):
+        return value
+    bare = unicodedata.normalize("NFKD", value.rstrip(" ")).casefold()
+    return "".join(ch for ch in bare if not unicodedata.combining(ch))
+
+
+def _refuse_split_key(table: str, key: str, info: TableInfo, last: Any, following: Any) -> None:
+    """The next page continues at `key > last`: rows whose key equals the page's last key
+    and did not fit on it would never be shown (a mapping's key that is not unique, e.g. a
+    view's or a non-key column), and a NULL last key continues at nothing (`key > NULL`).
+    The row after the page (it is read to know there is more) tells: a key the schema does
+    not state unique that repeats there, or a NULL, gets a one-line error."""
+    if last is None:
+        why = f"its key {key!r} is NULL in some rows"
+    elif not info.is_unique(key) and _folded(last) == _folded(following):
+        why = f"its key {key!r} is not unique (a value repeats across the page boundary)"
+    else:
+        return
+    raise ValidationError(
+        f"More results in {table} than one page holds, but {why}, so later pages would "
+        f"skip rows; narrow the search, raise limit (up to {MAX_LIMIT}), or set the "
+        "mapping's key to a unique, NOT NULL column."
+    )
 
 
 def _pii_labels(mapping: Any) -> set[str]:
@@ -397,6 +431,7 @@ class SearchService:
             after,
             limit + 1,
             info if large and not self.mappings.source.is_sqlite else None,
+            unique=info.is_unique(key) and not _nullable(info, key),
         )
         if meta.pop("unknown_size") and not allow_scan:
             self._refuse_a_scan(name, sql, params)
@@ -408,6 +443,7 @@ class SearchService:
         next_page = None
         if len(raw) > limit:
             _refuse_paging(name, key, info, limit, self.mappings.source.is_sqlite)
+            _refuse_split_key(name, key, info, raw[limit - 1][key], raw[limit][key])
             raw = raw[:limit]
             kind = next((c.type for c in info.columns if c.name == key), "")
             last = _exact_after(raw[-1][key], kind)
