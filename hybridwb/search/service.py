@@ -8,8 +8,8 @@ import hashlib
 import json
 import time
 import unicodedata
-from datetime import timedelta
 from collections.abc import Callable, Collection
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
