@@ -175,3 +175,45 @@ def test_a_phone_prefix_union_with_such_a_key(
         assert len(wb.search.last_statements[-1][0].split("UNION")) > 1
     finally:
         wb.close()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_keyword_targets_follow_pages_once(
+    table: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """Keyword targets follow search pages (2 rows a page here): each matching row once."""
+    from hybridwb.targets import service as targets
+
+    monkeypatch.setattr(targets, "KEYWORD_PAGE", 2)
+    sql_type, keys = CASES[case]
+    wb, db = table(sql_type, keys)
+    try:
+        got = [
+            r["mobile"] for b in wb.targets.iter({"table": "f", "keyword": "회원"}, 3) for r in b
+        ]
+    except HybridwbError as exc:
+        assert "\n" not in str(exc) and "first page" not in str(exc), str(exc)
+        return
+    assert sorted(got) == sorted(server_rows(db))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_table_targets_page_once(table: Callable[..., Any], case: str) -> None:
+    sql_type, keys = CASES[case]
+    wb, db = table(sql_type, keys)
+    try:
+        got = [r["mobile"] for b in wb.targets.iter({"table": "f"}, 1) for r in b]
+    except HybridwbError as exc:
+        assert "\n" not in str(exc) and "first page" not in str(exc), str(exc)
+        return
+    assert sorted(got) == sorted(server_rows(db, "1"))
+
+
+def test_a_bit_key_is_refused_for_targets_not_emptied(table: Callable[..., Any]) -> None:
+    """Keyword targets of a BIT key were `key IN (X'01', ...)`: no target at all, no word."""
+    wb, db = table("BIT(8)", [1, 2, 128, 255])
+    assert len(server_rows(db)) == 4
+    for definition in ({"table": "f", "keyword": "회원"}, {"table": "f"}):
+        with pytest.raises(HybridwbError, match="BIT") as refused:
+            list(wb.targets.iter(definition, 10))
+        assert "\n" not in str(refused.value)
