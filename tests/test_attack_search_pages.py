@@ -217,3 +217,35 @@ def test_a_bit_key_is_refused_for_targets_not_emptied(table: Callable[..., Any])
         with pytest.raises(HybridwbError, match="BIT") as refused:
             list(wb.targets.iter(definition, 10))
         assert "\n" not in str(refused.value)
+
+
+def test_a_token_after_the_mappings_key_changed(source: Callable[..., str], tmp_path: Any) -> None:
+    """A token holds the last value of the key it was made under; read under another key
+    (`id > 'd'`: an integer against text) it repeated or skipped rows without a word."""
+    rows = [(i + 1, code, "회원", f"010-2000-{i:04d}") for i, code in enumerate("dcba")]
+    db = source(
+        "CREATE TABLE f (id INT PRIMARY KEY, code VARCHAR(8) NOT NULL UNIQUE, "
+        "name VARCHAR(20), mobile VARCHAR(20), KEY (name))",
+        rows={"f": rows},
+    )
+    by_code = people(fields=SEARCHABLE)
+    wb = workbench(db, f"sqlite:///{tmp_path / 'store.db'}", {"f": by_code})
+    try:
+        first = wb.search("f", "회원", limit=2)
+        seen = [r["mobile"] for r in first.raw_rows]
+        code = {**by_code["fields"]["code"], "displayName": "코드"}
+        by_id = people("number", "id", fields={**SEARCHABLE, "code": code})
+        wb.mappings.save("f", by_id)
+        page = first.next_page
+        try:
+            while page is not None:
+                result = wb.search("f", "회원", limit=2, page=page)
+                seen += [r["mobile"] for r in result.raw_rows]
+                page = result.next_page
+                assert len(seen) <= 8, seen
+        except HybridwbError as exc:
+            assert "\n" not in str(exc)
+            return
+        assert sorted(seen) == sorted(server_rows(db)) and len(seen) == len(set(seen))
+    finally:
+        wb.close()

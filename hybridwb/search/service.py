@@ -40,12 +40,12 @@ class _Page:
         self,
         frame: pd.DataFrame | Callable[[], pd.DataFrame],
         records: list[dict[str, Any]],
-        more: str | tuple[str, str, Any] | None = None,
+        more: str | tuple[str, str, Any, str] | None = None,
     ) -> None:
         self.frame = frame
         self.records = records
-        # the next page's token, or what it is sealed from (table, term, last key value)
-        # until someone asks for it: sealing costs more than a page's query
+        # the next page's token, or what it is sealed from (table, term, last key value,
+        # and key) until someone asks for it: sealing costs more than a page's query
         self.more = more
 
     def __repr__(self) -> str:
@@ -63,7 +63,7 @@ class SearchResult:
         key: str,
         rows: pd.DataFrame | Callable[[], pd.DataFrame],
         raw_rows: list[dict[str, Any]],
-        next_page: str | tuple[str, str, Any] | None,
+        next_page: str | tuple[str, str, Any, str] | None,
         meta: dict[str, Any] | None = None,
         pii: Collection[str] = (),
     ) -> None:
@@ -108,9 +108,11 @@ class SearchResult:
         return render_table(masked_display(self.rows, self.pii), caption=self._caption())
 
 
-def _digest(table: str, term: str) -> str:
-    """Which search a token belongs to, without the term itself."""
-    data = f"{table}\0{term}".encode()
+def _digest(table: str, term: str, key: str) -> str:
+    """Which search a token belongs to, without the term itself. The key is part of it: a
+    token holds the last value of the key it was made under, and read under another key
+    (`id > 'd'` after the mapping's key changed from code to id) it repeated rows."""
+    data = f"{table}\0{term}\0{key}".encode()
     return hashlib.blake2b(data, digest_size=12, person=b"hybridwb-page").hexdigest()
 
 
@@ -137,15 +139,15 @@ def _exact_after(value: Any, kind: str) -> Any:
     return value
 
 
-def encode_token(table: str, term: str, after: Any) -> str:
+def encode_token(table: str, term: str, after: Any, key: str) -> str:
     """A page token: the table, a digest of the term, and the last key value sealed
     (neither the term nor the key value is readable from it)."""
     sealed = _sealer(table, term).encrypt(json.dumps(after, default=str).encode()).decode()
-    raw = json.dumps({"t": table, "d": _digest(table, term), "a": sealed}, ensure_ascii=False)
+    raw = json.dumps({"t": table, "d": _digest(table, term, key), "a": sealed}, ensure_ascii=False)
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def decode_token(token: Any, table: str, term: str) -> Any:
+def decode_token(token: Any, table: str, term: str, key: str) -> Any:
     """The key a page token continues after; any token hybridwb did not make is refused."""
     bad = ValidationError("The page token is not one hybridwb made; start from the first page.")
     if not isinstance(token, str) or len(token) > 4096:
@@ -157,7 +159,7 @@ def decode_token(token: Any, table: str, term: str) -> Any:
         raise bad
     if not all(isinstance(v, str) for v in data.values()):
         raise bad
-    if data["t"] != table or data["d"] != _digest(table, term):
+    if data["t"] != table or data["d"] != _digest(table, term, key):
         raise ValidationError(
             "The page token belongs to another search; start from the first page."
         )
@@ -368,7 +370,7 @@ class SearchService:
             # a view states no size and no index: the server's plan of the page decides
             "unknown_size": info.rows_estimate is None and not self.mappings.source.is_sqlite,
         }
-        after = decode_token(page, name, term) if page is not None else None
+        after = decode_token(page, name, term, key) if page is not None else None
         if after is not None:
             _refuse_paging(name, key, info, limit, self.mappings.source.is_sqlite)
         self.last_statement, self.last_statements = None, []
@@ -447,7 +449,7 @@ class SearchService:
             raw = raw[:limit]
             kind = next((c.type for c in info.columns if c.name == key), "")
             last = _exact_after(raw[-1][key], kind)
-            next_page = (name, term, last)  # sealed when asked for (next_page)
+            next_page = (name, term, last, key)  # sealed when asked for (next_page)
         meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
         return SearchResult(
             name,
