@@ -249,3 +249,155 @@ def test_a_token_after_the_mappings_key_changed(source: Callable[..., str], tmp_
         assert sorted(seen) == sorted(server_rows(db)) and len(seen) == len(set(seen))
     finally:
         wb.close()
+
+
+BIG = 60_000  # rows: above SCAN_THRESHOLD, so pages are read in key order through probes
+
+
+@pytest.fixture(scope="module")
+def big() -> Iterator[tuple[str, Callable[..., str]]]:
+    """60,000 people keyed by a case-insensitive text code, 2,000 addresses (30 people
+    each, shared landline), every 7th person named 김민수 (names indexed)."""
+    gen = mariadb_maker("hybridwb_atkpgbig")
+    make = next(gen)
+    people_rows = [
+        (
+            f"K{(i * 7919) % BIG:06d}",
+            "김민수" if i % 7 == 0 else f"이{i % 97}",
+            f"010-3{i:07d}"[:13],
+            i % 2000,
+        )
+        for i in range(BIG)
+    ]
+    db = make(
+        "CREATE TABLE addr (address_id INT PRIMARY KEY, phone VARCHAR(20), KEY (phone))",
+        "CREATE TABLE f (code VARCHAR(10) COLLATE utf8mb4_general_ci PRIMARY KEY, "
+        "name VARCHAR(20), mobile VARCHAR(20), address_id INT, KEY (name), KEY (address_id))",
+        rows={
+            "addr": [(a, f"02-{a // 100:03d}-{a % 100:04d}") for a in range(2000)],
+            "f": people_rows,
+        },
+    )
+    conn = root()
+    with conn.cursor() as cur:
+        cur.execute(f"ANALYZE TABLE `{db}`.f, `{db}`.addr")
+    conn.close()
+    yield db, make
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+def big_wb(db: str, tmp_path: Any) -> hybridwb.Workbench:
+    phone = {"displayName": "전화", "type": "string", "role": "phone", "searchable": True}
+    mapping = people(
+        fields={
+            **SEARCHABLE,
+            "address_id": {"displayName": "주소", "type": "number", "role": "reference"},
+        },
+        relations=[
+            {
+                "table": "addr",
+                "localField": "address_id",
+                "foreignField": "address_id",
+                "kind": "many-to-one",
+                "name": "address",
+            }
+        ],
+    )
+    addr = {
+        "displayName": "주소록",
+        "key": "address_id",
+        "fields": {"address_id": {"displayName": "번호", "type": "number"}, "phone": phone},
+    }
+    return workbench(db, f"sqlite:///{tmp_path / 'store.db'}", {"f": mapping, "addr": addr})
+
+
+def follow_big(wb: hybridwb.Workbench, term: str, limit: int) -> list[str]:
+    seen: list[str] = []
+    page = None
+    for _ in range(200):
+        result = wb.search("f", term, limit=limit, page=page)
+        seen += [r["code"] for r in result.raw_rows]
+        page = result.next_page
+        if page is None:
+            return seen
+    raise AssertionError("still more pages")
+
+
+def big_oracle(db: str, where: str) -> list[str]:
+    conn = root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT f.code FROM `{db}`.f LEFT JOIN `{db}`.addr a USING (address_id) WHERE {where}"
+            )
+            return [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("term", "where", "limits"),
+    [
+        ("02-003-0004", "a.phone = '02-003-0004'", [1, 2, 500]),
+        ("김민수", "f.name = '김민수'", [500]),
+        ("이1", "f.name = '이1'", [1, 2, 500]),
+    ],
+    ids=["address-phone", "name-many", "short-name"],
+)
+def test_a_large_table_pages_once(
+    big: tuple[str, Callable[..., str]], tmp_path: Any, term: str, where: str, limits: list[int]
+) -> None:
+    db, _ = big
+    wb = big_wb(db, tmp_path)
+    try:
+        want = big_oracle(db, where)
+        assert want
+        for limit in limits:
+            try:
+                got = follow_big(wb, term, limit)
+            except HybridwbError as exc:
+                assert "\n" not in str(exc) and "first page" not in str(exc), str(exc)
+                continue
+            assert sorted(got) == sorted(want), (limit, wb.search.last_statements)
+            assert len(got) == len(set(got))
+    finally:
+        wb.close()
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+@pytest.mark.parametrize(
+    "keys",
+    [["a", "A", "b"], ["e", "é", "f"], ["a", "a ", "b"], ["ss", "ß", "t"]],
+    ids=["case", "accent", "space", "sharp-s"],
+)
+def test_a_text_key_repeated_under_its_collation(
+    table: Callable[..., Any], keys: list[str], limit: int
+) -> None:
+    """Not unique only as the collation compares ('a' = 'A' in general_ci): `key > 'a'`
+    skipped 'A'."""
+    wb, db = table("VARCHAR(8) COLLATE utf8mb4_unicode_ci", keys, pk=False)
+    once_or_error(wb, db, limit)
+
+
+def test_tokens_reused_across_tables_and_terms(source: Callable[..., str], tmp_path: Any) -> None:
+    db = source(
+        "CREATE TABLE f (code INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), KEY (name))",
+        "CREATE TABLE g (code INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), KEY (name))",
+        rows={
+            "f": [(i, "회원", f"010-2000-{i:04d}") for i in range(3)],
+            "g": [(i, "회원", f"010-2000-{i:04d}") for i in range(3)],
+        },
+    )
+    maps = {"f": people(fields=SEARCHABLE), "g": people(fields=SEARCHABLE)}
+    wb = workbench(db, f"sqlite:///{tmp_path / 'store.db'}", maps)
+    try:
+        token = wb.search("f", "회원", limit=1).next_page
+        for table, term in [("g", "회원"), ("f", "회원 "), ("f", "회")]:
+            with pytest.raises(HybridwbError, match="first page") as refused:
+                wb.search(table, term, limit=1, page=token)
+            assert "\n" not in str(refused.value)
+        with pytest.raises(HybridwbError, match="limit"):
+            wb.search("f", "회원", limit=501)
+    finally:
+        wb.close()
