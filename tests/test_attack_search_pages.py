@@ -112,6 +112,12 @@ CASES = {
     "ci_unicode": ("VARCHAR(8) COLLATE utf8mb4_unicode_ci", ["a", "B", "ß", "sz"]),
     "bin": ("VARCHAR(8) COLLATE utf8mb4_bin", ["a", "B", "b", "A"]),
     "decimal": ("DECIMAL(30,10)", ["0.0000000001", "-1.5", "12345678901234567890.1", "0"]),
+    "decimal-close": (
+        "DECIMAL(30,1)",
+        ["12345678901234567890.1", "12345678901234567890.2", "12345678901234567890.3", "1.1"],
+    ),
+    "ubig-close": ("BIGINT UNSIGNED", [2**64 - 1, 2**64 - 2, 2**64 - 3, 2**63 + 1]),
+    "big-close": ("BIGINT", [2**62 + 1, 2**62 + 2, 2**62 + 3, 2**62]),
     "ubig": ("BIGINT UNSIGNED", [2**64 - 1, 2**64 - 2, 2**63, 0]),
     "neg": ("BIGINT", [-(2**63), -1, 0, 2**63 - 1]),
     "double": ("DOUBLE", [0.1, 1e300, -1e-300, 1 / 3]),
