@@ -10,7 +10,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Collection
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -127,12 +127,8 @@ def _exact_after(value: Any, kind: str) -> Any:
     """The last key value as the server compares it. Python's spelling of a few driver
     values is not that: a BINARY/VARBINARY key arrives as bytes (`str` gave "b'..'", so
     `key > "b'ab'"` skipped or repeated rows), a BIT key as bytes the server compares with
-    a number only, a TIME as a timedelta ("-1 day, 23:00:00" is no TIME). A DECIMAL
-    spelt as text is compared as a double (...890.1 and ...890.2 are the same double, so the
-    next page skipped the second): it is kept a Decimal, as is a BIGINT UNSIGNED beyond
-    the signed 64 bits a parameter may hold (see `decode_token`)."""
-    if isinstance(value, Decimal):
-        return {"n": str(value)}
+    a number only, a TIME as a timedelta ("-1 day, 23:00:00" is no TIME). A BIGINT UNSIGNED
+    beyond the signed 64 bits a parameter may hold is read back a Decimal (`decode_token`)."""
     if isinstance(value, bytes | bytearray):
         if kind.upper().startswith("BIT"):
             return int.from_bytes(value, "big")
@@ -175,9 +171,6 @@ def decode_token(token: Any, table: str, term: str, key: str) -> Any:
     if isinstance(after, dict) and set(after) == {"x"} and isinstance(after["x"], str):
         with contextlib.suppress(ValueError):
             return bytes.fromhex(after["x"])  # a binary key (see `_exact_after`)
-    if isinstance(after, dict) and set(after) == {"n"} and isinstance(after["n"], str):
-        with contextlib.suppress(InvalidOperation):
-            return Decimal(after["n"])  # a DECIMAL key
     if isinstance(after, int) and not isinstance(after, bool) and not -(2**63) <= after < 2**63:
         return Decimal(after)  # a BIGINT UNSIGNED key: compared exactly, as a number
     if isinstance(after, bool) or not isinstance(after, int | float | str):
