@@ -7,7 +7,10 @@ import contextlib
 import hashlib
 import json
 import time
+import unicodedata
 from collections.abc import Callable, Collection
+from datetime import timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -38,12 +41,12 @@ class _Page:
         self,
         frame: pd.DataFrame | Callable[[], pd.DataFrame],
         records: list[dict[str, Any]],
-        more: str | tuple[str, str, Any] | None = None,
+        more: str | tuple[str, str, Any, str] | None = None,
     ) -> None:
         self.frame = frame
         self.records = records
-        # the next page's token, or what it is sealed from (table, term, last key value)
-        # until someone asks for it: sealing costs more than a page's query
+        # the next page's token, or what it is sealed from (table, term, last key value,
+        # and key) until someone asks for it: sealing costs more than a page's query
         self.more = more
 
     def __repr__(self) -> str:
@@ -61,7 +64,7 @@ class SearchResult:
         key: str,
         rows: pd.DataFrame | Callable[[], pd.DataFrame],
         raw_rows: list[dict[str, Any]],
-        next_page: str | tuple[str, str, Any] | None,
+        next_page: str | tuple[str, str, Any, str] | None,
         meta: dict[str, Any] | None = None,
         pii: Collection[str] = (),
     ) -> None:
@@ -106,9 +109,11 @@ class SearchResult:
         return render_table(masked_display(self.rows, self.pii), caption=self._caption())
 
 
-def _digest(table: str, term: str) -> str:
-    """Which search a token belongs to, without the term itself."""
-    data = f"{table}\0{term}".encode()
+def _digest(table: str, term: str, key: str) -> str:
+    """Which search a token belongs to, without the term itself. The key is part of it: a
+    token holds the last value of the key it was made under, and read under another key
+    (`id > 'd'` after the mapping's key changed from code to id) it repeated rows."""
+    data = f"{table}\0{term}\0{key}".encode()
     return hashlib.blake2b(data, digest_size=12, person=b"hybridwb-page").hexdigest()
 
 
@@ -118,15 +123,33 @@ def _sealer(table: str, term: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(seed))
 
 
-def encode_token(table: str, term: str, after: Any) -> str:
+def _exact_after(value: Any, kind: str) -> Any:
+    """The last key value as the server compares it. Python's spelling of a few driver
+    values is not that: a BINARY/VARBINARY key arrives as bytes (`str` gave "b'..'", so
+    `key > "b'ab'"` skipped or repeated rows), a BIT key as bytes the server compares with
+    a number only, a TIME as a timedelta ("-1 day, 23:00:00" is no TIME). A BIGINT UNSIGNED
+    beyond the signed 64 bits a parameter may hold is read back a Decimal (`decode_token`)."""
+    if isinstance(value, bytes | bytearray):
+        if kind.upper().startswith("BIT"):
+            return int.from_bytes(value, "big")
+        return {"x": bytes(value).hex()}
+    if isinstance(value, timedelta):
+        micro = abs(value) // timedelta(microseconds=1)
+        seconds, micro = divmod(micro, 1_000_000)
+        sign = "-" if value < timedelta(0) else ""
+        return f"{sign}{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{micro:06d}"
+    return value
+
+
+def encode_token(table: str, term: str, after: Any, key: str) -> str:
     """A page token: the table, a digest of the term, and the last key value sealed
     (neither the term nor the key value is readable from it)."""
     sealed = _sealer(table, term).encrypt(json.dumps(after, default=str).encode()).decode()
-    raw = json.dumps({"t": table, "d": _digest(table, term), "a": sealed}, ensure_ascii=False)
+    raw = json.dumps({"t": table, "d": _digest(table, term, key), "a": sealed}, ensure_ascii=False)
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def decode_token(token: Any, table: str, term: str) -> Any:
+def decode_token(token: Any, table: str, term: str, key: str) -> Any:
     """The key a page token continues after; any token hybridwb did not make is refused."""
     bad = ValidationError("The page token is not one hybridwb made; start from the first page.")
     if not isinstance(token, str) or len(token) > 4096:
@@ -138,13 +161,18 @@ def decode_token(token: Any, table: str, term: str) -> Any:
         raise bad
     if not all(isinstance(v, str) for v in data.values()):
         raise bad
-    if data["t"] != table or data["d"] != _digest(table, term):
+    if data["t"] != table or data["d"] != _digest(table, term, key):
         raise ValidationError(
             "The page token belongs to another search; start from the first page."
         )
     after: Any = None
     with contextlib.suppress(InvalidToken, ValueError, UnicodeError):
         after = json.loads(_sealer(table, term).decrypt(data["a"].encode()).decode())
+    if isinstance(after, dict) and set(after) == {"x"} and isinstance(after["x"], str):
+        with contextlib.suppress(ValueError):
+            return bytes.fromhex(after["x"])  # a binary key (see `_exact_after`)
+    if isinstance(after, int) and not isinstance(after, bool) and not -(2**63) <= after < 2**63:
+        return Decimal(after)  # a BIGINT UNSIGNED key: compared exactly, as a number
     if isinstance(after, bool) or not isinstance(after, int | float | str):
         raise bad
     return after
@@ -172,6 +200,39 @@ def _refuse_paging(table: str, key: str, info: TableInfo, limit: int, sqlite: bo
             f"pages would repeat or skip rows; narrow the search, raise limit (up to "
             f"{MAX_LIMIT}), or set the mapping's key to an integer, DECIMAL or text column."
         )
+
+
+def _nullable(info: TableInfo, key: str) -> bool:
+    column = info.column(key)
+    return column is None or column.nullable
+
+
+def _folded(value: Any) -> Any:
+    """A key value as loosely as a collation may compare it: case, accents and trailing
+    spaces dropped (utf8mb4_general_ci has 'a' = 'A ' = 'á')."""
+    if not isinstance(value, str):
+        return value
+    bare = unicodedata.normalize("NFKD", value.rstrip(" ")).casefold()
+    return "".join(ch for ch in bare if not unicodedata.combining(ch))
+
+
+def _refuse_split_key(table: str, key: str, info: TableInfo, last: Any, following: Any) -> None:
+    """The next page continues at `key > last`: rows whose key equals the page's last key
+    and did not fit on it would never be shown (a mapping's key that is not unique, e.g. a
+    view's or a non-key column), and a NULL last key continues at nothing (`key > NULL`).
+    The row after the page (it is read to know there is more) tells: a key the schema does
+    not state unique that repeats there, or a NULL, gets a one-line error."""
+    if last is None:
+        why = f"its key {key!r} is NULL in some rows"
+    elif not info.is_unique(key) and _folded(last) == _folded(following):
+        why = f"its key {key!r} is not unique (a value repeats across the page boundary)"
+    else:
+        return
+    raise ValidationError(
+        f"More results in {table} than one page holds, but {why}, so later pages would "
+        f"skip rows; narrow the search, raise limit (up to {MAX_LIMIT}), or set the "
+        "mapping's key to a unique, NOT NULL column."
+    )
 
 
 def _pii_labels(mapping: Any) -> set[str]:
@@ -313,7 +374,7 @@ class SearchService:
             # a view states no size and no index: the server's plan of the page decides
             "unknown_size": info.rows_estimate is None and not self.mappings.source.is_sqlite,
         }
-        after = decode_token(page, name, term) if page is not None else None
+        after = decode_token(page, name, term, key) if page is not None else None
         if after is not None:
             _refuse_paging(name, key, info, limit, self.mappings.source.is_sqlite)
         self.last_statement, self.last_statements = None, []
@@ -376,6 +437,7 @@ class SearchService:
             after,
             limit + 1,
             info if large and not self.mappings.source.is_sqlite else None,
+            unique=info.is_unique(key) and not _nullable(info, key),
         )
         if meta.pop("unknown_size") and not allow_scan:
             self._refuse_a_scan(name, sql, params)
@@ -387,8 +449,11 @@ class SearchService:
         next_page = None
         if len(raw) > limit:
             _refuse_paging(name, key, info, limit, self.mappings.source.is_sqlite)
+            _refuse_split_key(name, key, info, raw[limit - 1][key], raw[limit][key])
             raw = raw[:limit]
-            next_page = (name, term, raw[-1][key])  # sealed when asked for (next_page)
+            kind = next((c.type for c in info.columns if c.name == key), "")
+            last = _exact_after(raw[-1][key], kind)
+            next_page = (name, term, last, key)  # sealed when asked for (next_page)
         meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
         return SearchResult(
             name,

@@ -309,11 +309,15 @@ def keyset(
     after: Any,
     n: int,
     info: Any = None,
+    unique: bool = True,
 ) -> tuple[str, dict[str, Any]]:
     """The statement of one page (n rows: ask for limit + 1 to know whether there is more).
 
     With `info` (live schema facts of a large table), equality branches read the index that
-    covers exactly their columns (see `exact_index`)."""
+    covers exactly their columns (see `exact_index`). Without `unique` (the schema does not
+    state the key unique and NOT NULL: a view, a non-key column), the UNIONed keys are joined
+    back null-safely and the rows filtered by the branches again: `key = key` lost the rows
+    of a NULL key, and a repeated key brought in its rows that match nothing."""
     hints = tuple(exact_index(info, p) if info else None for p in predicates)
     shape = (
         resolver.graph,  # a reloaded mapping is a new graph: nothing stale is reused
@@ -323,6 +327,7 @@ def keyset(
         after is None,
         n,
         hints,
+        unique,
     )
     values = params(predicates, after)
     text = _TEXTS.get(shape)
@@ -337,13 +342,37 @@ def keyset(
         # each branch wrapped (SQLite, which the sample is, has no `(SELECT .. LIMIT) UNION`)
         parts = [sa.select(b.subquery(f"b{i}")) for i, b in enumerate(branches)]
         keys = sa.union(*parts).subquery("k")
-        base = resolver.table(table)
-        stmt = (
-            sa.select(*(base.c[c] for c in columns))
-            .select_from(keys.join(base, base.c[key] == keys.c[key]))
-            .order_by(base.c[key])
-            .limit(limit(n))  # a literal bound: the source need not add its row cap
-        )
+        if unique:
+            base = resolver.table(table)
+            stmt = (
+                sa.select(*(base.c[c] for c in columns))
+                .select_from(keys.join(base, base.c[key] == keys.c[key]))
+                .order_by(base.c[key])
+                .limit(limit(n))  # a literal bound: the source need not add its row cap
+            )
+        else:
+            sel = resolver.selection(table)
+            matches = sa.or_(
+                *(
+                    sa.and_(
+                        *(
+                            _clause(
+                                _column(resolver, sel, table, c.path), c, _names(i, j, c), _value(c)
+                            )
+                            for j, c in enumerate(p.cmps)
+                        )
+                    )
+                    for i, p in enumerate(predicates)
+                )
+            )
+            on = sel.key.is_not_distinct_from(keys.c[key])
+            stmt = (
+                sa.select(*(sel.base.c[c] for c in columns))
+                .select_from(keys.join(sel.from_clause(), on))
+                .where(matches)
+                .order_by(sel.key)
+                .limit(limit(n))
+            )
     text, compiled = compile_sql(stmt)
     if compiled != values:  # the fixed bind names are the contract the cache relies on
         raise AssertionError("search parameters do not match the compiled statement")

@@ -481,7 +481,15 @@ def _refuse_null_key(key: str, keys: list[Any]) -> None:
 def _refuse_list_key(table: str, key: str, key_type: str) -> None:
     """An ENUM (or SET) key sorts by its position in the list but compares as text
     (ENUM('b','a'): ORDER BY gives b, a; `key > 'b'` is false of 'a'), so paging by it
-    skipped targets without a word."""
+    skipped targets without a word. A BIT key reads back as bytes, which the server does
+    not compare with a BIT as the number it is (`key IN (X'01')` finds nothing: a keyword
+    target of BIT keys had no targets at all)."""
+    if key_type.upper().startswith("BIT"):
+        raise ValidationError(
+            f"target: the key {key!r} of {table} is a BIT, which reads back as bytes the "
+            "server does not compare with it, so targets would be lost; key the audience by "
+            "an integer or text column."
+        )
     if key_type.upper().startswith(("ENUM(", "SET(")):
         raise ValidationError(
             f"target: the key {key!r} of {table} is an ENUM or SET, which the server sorts "
