@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures `source` and `table` are the attack file's, imported)
 """wb.search pages by `key > last key` on real MariaDB: a key that does not read back as the
 server compares it got a next page that was wrong, and now gets a one-line error instead.
 
@@ -11,7 +12,7 @@ A DOUBLE key and an integer key page every row exactly once (the oracle: direct 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,36 +20,10 @@ import pytest
 import hybridwb
 from hybridwb.errors import ValidationError
 from tests._mysql import root
-from tests.conftest import mariadb_maker
-from tests.test_attack_once_round2 import people, workbench
+from tests.test_attack_search_pages import source, table  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.mysql
 KEYS = ["0.1", "0.2", "0.3", "0.7"]
-SEARCHABLE = {"name": {"displayName": "이름", "type": "string", "role": "name", "searchable": True}}
-
-
-@pytest.fixture
-def source() -> Iterator[Callable[..., str]]:
-    yield from mariadb_maker("hybridwb_spk")
-
-
-@pytest.fixture
-def table(source: Callable[..., str], tmp_path: Any) -> Iterator[Callable[[str], Any]]:
-    made: list[hybridwb.Workbench] = []
-
-    def make(sql_type: str) -> tuple[hybridwb.Workbench, str]:
-        db = source(
-            f"CREATE TABLE f (code {sql_type} PRIMARY KEY, name VARCHAR(20), "
-            "mobile VARCHAR(20), KEY (name))",
-            rows={"f": [(k, "회원", f"010-2000-000{i}") for i, k in enumerate(KEYS)]},
-        )
-        wb = workbench(db, f"sqlite:///{tmp_path / 'store.db'}", {"f": people(fields=SEARCHABLE)})
-        made.append(wb)
-        return wb, db
-
-    yield make
-    for wb in made:
-        wb.close()
 
 
 def follow(wb: hybridwb.Workbench, limit: int, most: int = 10) -> list[Any]:
@@ -81,9 +56,9 @@ def server_keys(db: str) -> list[Any]:
 )
 @pytest.mark.parametrize("limit", [1, 3])
 def test_a_key_that_cannot_be_paged_gets_an_error_not_a_wrong_page(
-    table: Callable[[str], Any], sql_type: str, limit: int
+    table: Callable[..., Any], sql_type: str, limit: int
 ) -> None:
-    wb, db = table(sql_type)
+    wb, db = table(sql_type, KEYS)
     assert len(server_keys(db)) == 4  # more rows than one page holds
     with pytest.raises(ValidationError, match="'code'") as refused:
         follow(wb, limit)
@@ -95,16 +70,16 @@ def test_a_key_that_cannot_be_paged_gets_an_error_not_a_wrong_page(
 @pytest.mark.parametrize(
     "sql_type", ["FLOAT", "ENUM('0.7','0.1','0.3','0.2')"], ids=["float", "enum"]
 )
-def test_one_page_of_such_a_key_is_shown_whole(table: Callable[[str], Any], sql_type: str) -> None:
+def test_one_page_of_such_a_key_is_shown_whole(table: Callable[..., Any], sql_type: str) -> None:
     """No next page is needed: the search answers as before, every row once."""
-    wb, db = table(sql_type)
+    wb, db = table(sql_type, KEYS)
     got = follow(wb, limit=20)
     assert sorted(map(str, got)) == sorted(map(str, server_keys(db))) == KEYS
 
 
 @pytest.mark.parametrize("sql_type", ["DOUBLE", "DECIMAL(4,2)", "VARCHAR(8)"])
-def test_an_exact_key_pages_every_row_once(table: Callable[[str], Any], sql_type: str) -> None:
-    wb, db = table(sql_type)
+def test_an_exact_key_pages_every_row_once(table: Callable[..., Any], sql_type: str) -> None:
+    wb, db = table(sql_type, KEYS)
     got = follow(wb, limit=1)
     assert len(got) == 4
     assert sorted(float(k) for k in got) == sorted(float(k) for k in server_keys(db))
