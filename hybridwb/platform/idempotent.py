@@ -80,18 +80,26 @@ def copy_ignore(
     return int(conn.execute(stmt).rowcount)
 
 
+#: byte tables setting a UUID's version (4, the high digit of its 7th byte) and variant
+#: (10xx, the top bits of its 9th byte) on random bytes, RFC 4122
+_VERSION_4 = bytes((b & 0x0F) | 0x40 for b in range(256))
+_VARIANT_RFC = bytes((b & 0x3F) | 0x80 for b in range(256))
+
+
 def uuid4_texts(n: int) -> list[str]:
     """`n` random version-4 UUIDs as text, from one `os.urandom` call: the client-made ids
-    of a batch of rows without a `uuid.UUID` object per row (COPY sends text anyway)."""
+    of a batch of rows without a `uuid.UUID` object per row (COPY sends text anyway).
+
+    The version and variant bits are set on all the bytes at once (`translate` of every
+    16th byte), and each id is 32 hex digits, a spelling of a UUID Postgres (and
+    `uuid.UUID`) reads as the hyphenated one: one slice per id."""
     import os
 
-    raw = os.urandom(16 * n).hex()
-    out = []
-    for i in range(0, 32 * n, 32):
-        h = raw[i : i + 32]
-        # version 4 in the 13th digit, variant 10xx in the 17th (RFC 4122)
-        out.append(f"{h[:12]}4{h[13:16]}{'89ab'[int(h[16], 16) & 3]}{h[17:]}")
-    return out
+    raw = bytearray(os.urandom(16 * n))
+    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_VARIANT_RFC)
+    text = raw.hex()
+    return [text[i : i + 32] for i in range(0, 32 * n, 32)]
 
 
 def timestamptz_text(at: datetime) -> str:

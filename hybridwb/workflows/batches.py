@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from hybridwb.platform.campaigns import Campaigns
-from hybridwb.workflows import audience, policies
+from hybridwb.workflows import policies
 
 
 def has_nul(*values: Any) -> bool:
@@ -64,15 +64,15 @@ def candidates(
     candidates: list[policies.Candidate] = []
     skips: list[tuple[str, str]] = []
     changed = 0
-    normalize, value = policies.normalizer(channel), audience.value
+    normalize, read = policies.normalizer(channel), policies.checked_normalizer(channel)
+    new, add = policies.new_candidate, candidates.append
     unreadable = rows_with_nul(rows)
     for t in batch:
         key = t["target_key"]
         row = rows.get(key)
         if row is None:
             changed += 1
-            recipient = normalize(t["recipient"])
-            candidates.append(policies.Candidate(key, recipient, None, None, present=False))
+            add(new((key, normalize(t["recipient"]), None, None, False, False)))
             continue
         if key in unreadable:
             skips.append((key, policies.BAD_ROW))  # never blocks the run
@@ -82,15 +82,13 @@ def candidates(
         # already be someone else's; the new one was never in the frozen set), so neither
         # is messaged and the exclusion is counted
         frozen = t["recipient"]
-        current = normalize(row.get(recipient_path) if recipient_path else None)
+        current, checked = read(row.get(recipient_path) if recipient_path else None)
         if current != frozen and current != normalize(frozen):
             changed += 1
             skips.append((key, policies.RECIPIENT_CHANGED))
             continue
-        recipient = current
-        candidates.append(
-            policies.Candidate(
-                key, recipient, value(row, consent_path), value(row, night_path), present=True
-            )
-        )
+        # the consent values as `audience.value` reads them, without a call per target
+        consent = None if consent_path is None else row.get(consent_path)
+        night = None if night_path is None else row.get(night_path)
+        add(new((key, current, consent, night, True, checked)))
     return candidates, skips, changed

@@ -79,11 +79,16 @@ def _frozen_pairs(
     """(stored key, normalized recipient) of each row. Every row is frozen, one with a NUL
     byte too (its key escaped, see `audience.key_text`): the run then excludes and counts
     it, so no source row is lost without a reason."""
-    normalize, key = policies.normalizer(aud.channel), aud.key
+    normalize, key, key_text = policies.normalizer(aud.channel), aud.key, audience.key_text
+    # `key_text` and `batches.has_nul` inline for the common values (an int key is its
+    # digits; only text can hold a NUL): a run freezes every target
     return [
-        (audience.key_text(r[key]), None if batches.has_nul(v) else normalize(v))
+        (
+            str(k) if type(k) is int else key_text(k),
+            None if isinstance(v, str) and "\x00" in v else normalize(v),
+        )
         for r in rows
-        for v in (r.get(column) if column else None,)
+        for k, v in ((r[key], r.get(column) if column else None),)
     ]
 
 
