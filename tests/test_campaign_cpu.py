@@ -9,7 +9,9 @@ Each is checked here against the slower code on many generated inputs.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import random
+import weakref
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -88,6 +90,17 @@ def test_frozen_pairs_are_the_key_text_and_the_normalized_recipient() -> None:
                 for v in (r.get(column) if column else None,)
             ]  # fmt: skip
             assert process._frozen_pairs(rows, aud, column) == slow, trial
+
+
+def test_rows_by_key_text_are_keyed_by_key_text() -> None:
+    rnd = random.Random(37)
+    keys: list[Any] = [0, 7, -3, 2**70, True, False, "a\\b", "x\x00y", b"\x00\xff", "7",
+                       Decimal("12"), 1.5, "True", "-3"]  # fmt: skip
+    for trial in range(200):
+        rows = [{"id": rnd.choice(keys), "v": i} for i in range(rnd.randrange(0, 30))]
+        keep = {audience.key_text(k) for k in rnd.sample(keys, 5)}
+        slow = {k: r for r in rows if (k := audience.key_text(r["id"])) in keep}
+        assert audience.by_key_text(rows, "id", keep) == slow, trial
 
 
 # -- values: a planned report resolves like resolve_values ----------------------------------
@@ -387,3 +400,36 @@ def test_candidates_read_from_the_source_are_decided_like_the_reference() -> Non
         assert policies.decide(candidates, seen, rules) == _decide_reference(
             candidates, seen, rules
         ), trial
+
+
+# -- the cyclic collector during a run ---------------------------------------------------
+def test_a_run_raises_the_first_gc_threshold_and_restores_it_however_it_ends() -> None:
+    before = gc.get_threshold()
+    with process._frozen_heap():
+        assert gc.get_threshold()[0] >= process.RUN_GC_THRESHOLD
+        assert gc.get_threshold()[1:] == before[1:]
+        with process._frozen_heap():  # a second run in the same process
+            pass
+        assert gc.get_threshold()[0] >= process.RUN_GC_THRESHOLD  # the first still runs
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), process._frozen_heap():
+        raise RuntimeError("the run failed")
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_cyclic_garbage_made_during_a_run_is_still_collected() -> None:
+    """Fewer collections, not none: reference cycles a run leaves behind (each a few
+    objects) are freed by the collector running on its own, without `gc.collect()`."""
+
+    class Node:
+        pass
+
+    refs: list[weakref.ref[Node]] = []
+    with process._frozen_heap():
+        for _ in range(4 * process.RUN_GC_THRESHOLD):
+            a, b = Node(), Node()
+            a.other, b.other = b, a  # type: ignore[attr-defined]
+            refs.append(weakref.ref(a))
+        alive = sum(r() is not None for r in refs)
+    assert alive < len(refs) // 2
