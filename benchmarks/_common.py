@@ -125,6 +125,31 @@ class BenchAccount:
         )
 
 
+#: process names of the database servers whose CPU a run costs (MariaDB, PostgreSQL)
+SERVERS = {"mysql": ("mariadbd", "mysqld"), "postgres": ("postgres",)}
+
+
+def server_cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by every process of each database server on
+    this machine, children reaped included (a PostgreSQL backend that exits adds its time to
+    the postmaster's). Differences around a run are that run's server CPU on a quiet machine
+    (anything else the servers do meanwhile is counted too)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = dict.fromkeys(SERVERS, 0.0)
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        for server, names in SERVERS.items():
+            if name in names:  # utime, stime, cutime, cstime: fields 14-17 of proc(5)
+                out[server] += sum(int(x) for x in fields[11:15]) / tick
+    return out
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 

@@ -15,7 +15,10 @@ ref (`--ref COMMIT`): the same run with `hybridwb/` as it is at that commit (unp
 
 They alternate (A B A B ..., the order turning each repetition), so all see the same
 machine load; median and min-max of messages/s and of the run's client CPU per message
-(microseconds of process CPU time; the servers' CPU is not in it), their ratios, memory
+(microseconds of process CPU time), the servers' CPU per message (MariaDB and PostgreSQL,
+every process of each from /proc, during the run: run it on a quiet machine), the
+CPU-bound ceiling (cores x 1e6 / (client + servers) µs per message: what the machine could
+give that much work at best, were it spread perfectly over the cores), their ratios, memory
 growth during the run (peak RSS at the end minus RSS when processing starts), peak RSS,
 and the load average before and after each repetition. `--batches 1000,2000,5000` also
 compares batch sizes at 100k (how the default was chosen).
@@ -55,7 +58,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this tree's hybr
 
 import psycopg
 import pymysql
-from _common import HOST, BenchAccount, ensure_sample, write
+from _common import HOST, SERVERS, BenchAccount, ensure_sample, server_cpu_seconds, write
 
 PG_PORT = int(os.environ.get("HYBRIDWB_BENCH_PG_PORT", "5432"))
 REPO = Path(__file__).resolve().parents[1]
@@ -83,6 +86,19 @@ def rss_mb() -> float:
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def per_message(servers: dict[str, float], messages: int) -> dict[str, float]:
+    """The servers' CPU per message during a run (µs), as `<server>_cpu_us_per_msg`."""
+    return {f"{k}_cpu_us_per_msg": v / max(messages, 1) * 1e6 for k, v in servers.items()}
+
+
+def ceiling(run: dict[str, float]) -> float:
+    """The most messages per second this machine's cores could give a run that costs what
+    this one did in CPU (client + MariaDB + PostgreSQL per message), were every part of it
+    spread perfectly over the cores: a bound, not a forecast."""
+    total = run["cpu_us_per_msg"] + sum(run.get(f"{k}_cpu_us_per_msg", 0.0) for k in SERVERS)
+    return (os.cpu_count() or 1) * 1e6 / total
 
 
 def child_init(tree: str, store_db: str) -> dict:
@@ -140,9 +156,11 @@ def child_hybridwb(work: str, upto: int, batch: int, tree: str, store_db: str) -
 
         profiler = cProfile.Profile()
         profiler.enable()
+    servers = server_cpu_seconds()
     started, cpu = time.perf_counter(), time.process_time()
     stats = wb.workflows.process(wf["id"], run["id"], owner=owner, batch_size=batch, progress=False)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    servers = {k: v - servers[k] for k, v in server_cpu_seconds().items()}
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -154,6 +172,7 @@ def child_hybridwb(work: str, upto: int, batch: int, tree: str, store_db: str) -
         "messages": stats["records"],
         "skipped": stats["skipped"],
         "cpu_us_per_msg": cpu / max(stats["records"], 1) * 1e6,
+        **per_message(servers, stats["records"]),
         "growth_mb": peak_mb() - start_rss,
         "peak_mb": peak_mb(),
     }
@@ -176,6 +195,7 @@ def child_baseline(store_db: str, upto: int, batch: int, run_id: str) -> dict:
     wf_id = dst.execute("SELECT workflow_id FROM workflow_runs WHERE id = %s", (run_id,))
     workflow = str(wf_id.fetchone()[0])  # type: ignore[index]
     start_rss = rss_mb()
+    servers = server_cpu_seconds()
     started, cpu = time.perf_counter(), time.process_time()
     messages, after = 0, 0
     cols = "id, run_id, workflow_id, target_key, recipient, channel, content, status, created_at"
@@ -201,10 +221,12 @@ def child_baseline(store_db: str, upto: int, batch: int, run_id: str) -> dict:
                     messages += 1
             dst.commit()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    servers = {k: v - servers[k] for k, v in server_cpu_seconds().items()}
     return {
         "seconds": seconds,
         "messages": messages,
         "cpu_us_per_msg": cpu / max(messages, 1) * 1e6,
+        **per_message(servers, messages),
         "growth_mb": peak_mb() - start_rss,
         "peak_mb": peak_mb(),
     }
@@ -370,6 +392,7 @@ def main() -> None:
                 run = wb.store.runs.create(baseline_wf["id"])
                 out = spawn(["baseline", store_db, str(upto), str(batch), str(run["id"])])
             out["rate"] = out["messages"] / out["seconds"]
+            out["cpu_bound_msgs_per_s"] = ceiling(out)
             out["load"] = [round(before[0], 2), round(load(), 2)]
             out["load_1_5_15_after"] = [round(x, 2) for x in os.getloadavg()]
             print(kind, upto, batch, json.dumps(out), flush=True)
@@ -391,6 +414,13 @@ def main() -> None:
             for kind, done in runs.items():
                 entry[f"{kind}_msgs_per_s"] = spread([r["rate"] for r in done])
                 entry[f"{kind}_cpu_us_per_msg"] = spread([r["cpu_us_per_msg"] for r in done])
+                for server in SERVERS:
+                    entry[f"{kind}_{server}_cpu_us_per_msg"] = spread(
+                        [r[f"{server}_cpu_us_per_msg"] for r in done]
+                    )
+                entry[f"{kind}_cpu_bound_msgs_per_s"] = spread(
+                    [r["cpu_bound_msgs_per_s"] for r in done]
+                )
                 entry[f"{kind}_growth_mb"] = spread([r["growth_mb"] for r in done])
                 entry[f"{kind}_peak_mb"] = spread([r["peak_mb"] for r in done])
             ours = statistics.median(r["rate"] for r in runs["hybridwb"])

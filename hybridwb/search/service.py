@@ -150,6 +150,30 @@ def decode_token(token: Any, table: str, term: str) -> Any:
     return after
 
 
+def _refuse_paging(table: str, key: str, info: TableInfo, limit: int, sqlite: bool) -> None:
+    """A page after the first continues at `key > last key`, which is exact only when the
+    key reads back as the server compares it. A MariaDB FLOAT 0.100000001 is printed as 0.1,
+    so `key > 0.1` found the same row again, page after page; an ENUM or SET sorts by list
+    position but compares as text, so ENUM('b','a') never reached 'a' (rows lost without a
+    word). Such a key gets no next page: a one-line error says what to do instead."""
+    if sqlite:  # SQLite keeps a float as the double it prints
+        return
+    kind = next((c.type for c in info.columns if c.name == key), "").upper()
+    what = (
+        "a FLOAT, which the server keeps approximately"
+        if kind.startswith("FLOAT")
+        else "an ENUM or SET, which the server sorts by list position but compares as text"
+        if kind.startswith(("ENUM(", "SET("))
+        else None
+    )
+    if what is not None:
+        raise ValidationError(
+            f"More than {limit} results in {table}, but its key {key!r} is {what}, so later "
+            f"pages would repeat or skip rows; narrow the search, raise limit (up to "
+            f"{MAX_LIMIT}), or set the mapping's key to an integer, DECIMAL or text column."
+        )
+
+
 def _pii_labels(mapping: Any) -> set[str]:
     """The columns of a result's frame that hold a pii field (by display name and name)."""
     return {label for n, f in mapping.fields.items() if f.pii for label in (n, f.displayName)}
@@ -290,6 +314,8 @@ class SearchService:
             "unknown_size": info.rows_estimate is None and not self.mappings.source.is_sqlite,
         }
         after = decode_token(page, name, term) if page is not None else None
+        if after is not None:
+            _refuse_paging(name, key, info, limit, self.mappings.source.is_sqlite)
         self.last_statement, self.last_statements = None, []
         source = self.mappings.source
         # a probe and its page read on one connection: one checkout, one session SET
@@ -360,6 +386,7 @@ class SearchService:
         raw = self.mappings.source.records(sql, params)
         next_page = None
         if len(raw) > limit:
+            _refuse_paging(name, key, info, limit, self.mappings.source.is_sqlite)
             raw = raw[:limit]
             next_page = (name, term, raw[-1][key])  # sealed when asked for (next_page)
         meta["elapsed_ms"] = (time.perf_counter() - started) * 1000

@@ -176,12 +176,13 @@ class TargetService:
             raise ValidationError(
                 f"{name} has no 'key' in its mapping; targets are streamed in key order."
             )
+        # a saved query returns the mapped key column: the same column, the same check
+        live = {c.name: c.type for c in self.resolver.info(name).columns}
+        _refuse_list_key(name, mapping.key, live.get(mapping.key, ""))
         if d.sql is not None:
             return self._saved_query_plan(d, name)
         graph = self.resolver.graph
         sel = self.resolver.selection(name)
-        live = {c.name: c.type for c in self.resolver.info(name).columns}
-        _refuse_list_key(name, mapping.key, live.get(mapping.key, ""))
         local_now = _local_now(now, d.timezone)
         builder = Builder(self.resolver, local_now)
         conds = []
