@@ -66,7 +66,7 @@ def test_the_checked_normalizer_is_the_normalizer_and_checks_only_deliverable_ph
     channel: str,
 ) -> None:
     values = _recipients(20_000, 12)
-    read = policies.checked_normalizer(channel)
+    read = batches.checked_normalizer(channel)
     got = {i: read(v) for i, v in enumerate(values)}
     assert [i for i, v in enumerate(values) if got[i][0] != policies.normalize(channel, v)] == []
     # what it vouches for, `deliverable` accepts: `decide` skips that check for these

@@ -7,6 +7,7 @@ the next batch in a worker while it writes this one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -51,6 +52,30 @@ def pending_batches(
         yield batch, rows, to_candidates(batch, rows)
 
 
+#: a `policies.Candidate` from a tuple of its six fields (what `Candidate(...)` builds,
+#: less a Python frame: a run makes one per target)
+new_candidate = functools.partial(tuple.__new__, policies.Candidate)
+
+
+def checked_normalizer(channel: str) -> Callable[[Any], tuple[str | None, bool]]:
+    """`policies.normalizer(channel)` that also says whether the recipient it gives is known to be
+    `policies.deliverable`: a phone read by the fast path is a KR mobile number valid by the
+    metadata, what `policies.deliverable` checks first, so `decide` need not check it again. Any
+    other recipient is `(normalize(...), False)`: `decide` checks it as before."""
+    if channel != "sms":
+        return lambda recipient: (policies.normalize(channel, recipient), False)
+    national, valid = policies._national_mobile_nsn, policies._kr_mobile_check()
+
+    def phone(recipient: Any) -> tuple[str | None, bool]:
+        if type(recipient) is str:
+            nsn = national(recipient.strip())
+            if nsn is not None and valid(nsn):
+                return "+82" + nsn, True
+        return policies.normalize("sms", recipient), False
+
+    return phone
+
+
 def candidates(
     batch: list[dict[str, Any]],
     rows: dict[str, dict[str, Any]],
@@ -64,8 +89,8 @@ def candidates(
     candidates: list[policies.Candidate] = []
     skips: list[tuple[str, str]] = []
     changed = 0
-    normalize, read = policies.normalizer(channel), policies.checked_normalizer(channel)
-    new, add = policies.new_candidate, candidates.append
+    normalize, read = policies.normalizer(channel), checked_normalizer(channel)
+    new, add = new_candidate, candidates.append
     unreadable = rows_with_nul(rows)
     for t in batch:
         key = t["target_key"]

@@ -8,7 +8,6 @@ excluded. Reasons are the words the run and the report count.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections import Counter
@@ -258,25 +257,6 @@ def normalizer(channel: str) -> Callable[[Any], str | None]:
     return phone
 
 
-def checked_normalizer(channel: str) -> Callable[[Any], tuple[str | None, bool]]:
-    """`normalizer(channel)` that also says whether the recipient it gives is known to be
-    `deliverable`: a phone read by the fast path is a KR mobile number valid by the
-    metadata, what `deliverable` checks first, so `decide` need not check it again. Any
-    other recipient is `(normalize(...), False)`: `decide` checks it as before."""
-    if channel != "sms":
-        return lambda recipient: (normalize(channel, recipient), False)
-    national, valid = _national_mobile_nsn, _kr_mobile_check()
-
-    def phone(recipient: Any) -> tuple[str | None, bool]:
-        if type(recipient) is str:
-            nsn = national(recipient.strip())
-            if nsn is not None and valid(nsn):
-                return "+82" + nsn, True
-        return normalize("sms", recipient), False
-
-    return phone
-
-
 def stored_spellings(channel: str, canonical: list[str]) -> dict[str, str]:
     """{spelling: canonical} of how these recipients may be stored in send_records: the
     canonical form, and for phones what earlier versions stored (national digits such as
@@ -392,14 +372,7 @@ class Candidate(NamedTuple):
     consent: Any = None
     night_consent: Any = None
     present: bool = True  # the source row still exists
-    #: the recipient is known to be `deliverable` (see `checked_normalizer`); False: decide
-    #: checks it
-    checked: bool = False
-
-
-#: a `Candidate` from a tuple of its six fields (what `Candidate(...)` builds, less a
-#: Python frame: a run makes one per target)
-new_candidate = functools.partial(tuple.__new__, Candidate)
+    checked: bool = False  # known `deliverable` (`batches.checked_normalizer`): not checked
 
 
 @dataclass
@@ -503,10 +476,8 @@ def decide(
             append(GONE)
         elif not recipient:
             append(NO_RECIPIENT)
-        elif (
-            not checked
-            and not (recipient[:3] == "+82" and kr_mobile(recipient[3:]))
-            and not deliverable(recipient)
+        elif not (checked or recipient[:3] == "+82" and kr_mobile(recipient[3:])) and not (
+            deliverable(recipient)
         ):
             append(INVALID_PHONE)
         elif advertising and not truthy(consent):
