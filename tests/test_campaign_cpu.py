@@ -9,7 +9,9 @@ Each is checked here against the slower code on many generated inputs.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import random
+import weakref
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -19,7 +21,7 @@ import pytest
 from hybridwb.mapping.graph import Hop, Path
 from hybridwb.templating import matching, parse
 from hybridwb.templating.service import TemplateService, resolve_values, value_resolver
-from hybridwb.workflows import policies, process
+from hybridwb.workflows import audience, batches, policies, process
 from hybridwb.workflows.config import FrequencyCap, SendPolicy
 
 NOW = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)  # 12:00 in Seoul
@@ -57,6 +59,48 @@ def test_the_normalizer_gives_what_normalize_gives(channel: str) -> None:
     one = policies.normalizer(channel)
     differ = [v for v in values if one(v) != policies.normalize(channel, v)]
     assert differ == []
+
+
+@pytest.mark.parametrize("channel", ["sms", "email", "kakao"])
+def test_the_checked_normalizer_is_the_normalizer_and_checks_only_deliverable_phones(
+    channel: str,
+) -> None:
+    values = _recipients(20_000, 12)
+    read = batches.checked_normalizer(channel)
+    got = {i: read(v) for i, v in enumerate(values)}
+    assert [i for i, v in enumerate(values) if got[i][0] != policies.normalize(channel, v)] == []
+    # what it vouches for, `deliverable` accepts: `decide` skips that check for these
+    assert [r for r, checked in got.values() if checked and not policies.deliverable(r or "")] == []
+    if channel == "sms":  # the fast path vouches for the common spellings
+        assert sum(checked for _, checked in got.values()) > 5000
+
+
+def test_frozen_pairs_are_the_key_text_and_the_normalized_recipient() -> None:
+    rnd = random.Random(31)
+    keys: list[Any] = [0, 7, -3, 2**70, True, "a\\b", "x\x00y", b"\x00\xff", "plain",
+                       Decimal("12"), 1.5, dt.date(2026, 1, 2)]  # fmt: skip
+    phones = [*_recipients(2000, 13), "010-1234-5678\x00", "\x00", 5, None]
+    aud = type("A", (), {"channel": "sms", "key": "id"})()
+    for trial in range(50):
+        rows = [{"id": rnd.choice(keys), "phone": rnd.choice(phones)} for _ in range(200)]
+        for column in ("phone", None):
+            slow = [
+                (audience.key_text(r["id"]), None if batches.has_nul(v) else policies.normalize("sms", v))
+                for r in rows
+                for v in (r.get(column) if column else None,)
+            ]  # fmt: skip
+            assert process._frozen_pairs(rows, aud, column) == slow, trial
+
+
+def test_rows_by_key_text_are_keyed_by_key_text() -> None:
+    rnd = random.Random(37)
+    keys: list[Any] = [0, 7, -3, 2**70, True, False, "a\\b", "x\x00y", b"\x00\xff", "7",
+                       Decimal("12"), 1.5, "True", "-3"]  # fmt: skip
+    for trial in range(200):
+        rows = [{"id": rnd.choice(keys), "v": i} for i in range(rnd.randrange(0, 30))]
+        keep = {audience.key_text(k) for k in rnd.sample(keys, 5)}
+        slow = {k: r for r in rows if (k := audience.key_text(r["id"])) in keep}
+        assert audience.by_key_text(rows, "id", keep) == slow, trial
 
 
 # -- values: a planned report resolves like resolve_values ----------------------------------
@@ -330,3 +374,62 @@ def test_a_batch_is_decided_again_only_after_a_render_failed(
         assert set(outs) == {k for k, r in got if r is None}, trial
         if not fails:  # everything rendered: one pass
             assert len(passes) == 1, trial
+
+
+def test_candidates_read_from_the_source_are_decided_like_the_reference() -> None:
+    """`batches.candidates` marks the recipients its normalizer vouches for, and `decide`
+    skips the deliverable check for those only: the decisions are the reference's, which
+    checks every recipient (`010-1234` and the other possible-only numbers too)."""
+    rnd = random.Random(29)
+    raw = [v for v in _recipients(3000, 14) if policies.normalize("sms", v)]
+    for trial in range(300):
+        batch, rows = [], {}
+        for i in range(rnd.randrange(1, 60)):
+            phone = rnd.choice(raw)
+            frozen = policies.normalize("sms", rnd.choice([phone, phone, phone, rnd.choice(raw)]))
+            batch.append({"target_key": f"k{i}", "recipient": frozen})
+            if rnd.random() > 0.05:
+                rows[f"k{i}"] = {"phone": phone, "c": rnd.choice([0, 1]), "n": rnd.choice([0, 1])}
+        paths = rnd.choice([("c", "n"), (None, None)])
+        candidates, _, _ = batches.candidates(batch, rows, "sms", "phone", *paths)
+        assert [c.consent for c in candidates if c.present] == [
+            rows[c.key].get(paths[0]) if paths[0] else None for c in candidates if c.present
+        ], trial
+        seen = policies.Seen()
+        rules = _rules(rnd)
+        assert policies.decide(candidates, seen, rules) == _decide_reference(
+            candidates, seen, rules
+        ), trial
+
+
+# -- the cyclic collector during a run ---------------------------------------------------
+def test_a_run_raises_the_first_gc_threshold_and_restores_it_however_it_ends() -> None:
+    before = gc.get_threshold()
+    with process._frozen_heap():
+        assert gc.get_threshold()[0] >= process.RUN_GC_THRESHOLD
+        assert gc.get_threshold()[1:] == before[1:]
+        with process._frozen_heap():  # a second run in the same process
+            pass
+        assert gc.get_threshold()[0] >= process.RUN_GC_THRESHOLD  # the first still runs
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), process._frozen_heap():
+        raise RuntimeError("the run failed")
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_cyclic_garbage_made_during_a_run_is_still_collected() -> None:
+    """Fewer collections, not none: reference cycles a run leaves behind (each a few
+    objects) are freed by the collector running on its own, without `gc.collect()`."""
+
+    class Node:
+        pass
+
+    refs: list[weakref.ref[Node]] = []
+    with process._frozen_heap():
+        for _ in range(4 * process.RUN_GC_THRESHOLD):
+            a, b = Node(), Node()
+            a.other, b.other = b, a  # type: ignore[attr-defined]
+            refs.append(weakref.ref(a))
+        alive = sum(r() is not None for r in refs)
+    assert alive < len(refs) // 2

@@ -186,8 +186,17 @@ def fetch(
 def _rows_by_key(source: Any, plan: Any, stmt: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
     sql, params = compile_sql(stmt)
     rows = source.records(sql, {**params, **plan.params}, limit=max(10 * len(keys), 10_000))
-    keep = set(keys)
-    return {k: r for r in rows if (k := key_text(r[plan.key])) in keep}
+    return by_key_text(rows, plan.key, set(keys))
+
+
+def by_key_text(
+    rows: list[dict[str, Any]], key: str, keep: Collection[str]
+) -> dict[str, dict[str, Any]]:
+    """{`key_text` of the row's key: row} of the rows whose key text is in `keep`.
+    `key_text` is inline for an int key (its digits): a run reads every target's row."""
+    return {
+        k: r for r in rows if (k := str(v) if type(v := r[key]) is int else key_text(v)) in keep
+    }
 
 
 def value(row: dict[str, Any], path: str | None) -> Any:

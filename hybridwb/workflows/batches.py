@@ -7,11 +7,12 @@ the next batch in a worker while it writes this one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from hybridwb.platform.campaigns import Campaigns
-from hybridwb.workflows import audience, policies
+from hybridwb.workflows import policies
 
 
 def has_nul(*values: Any) -> bool:
@@ -51,6 +52,30 @@ def pending_batches(
         yield batch, rows, to_candidates(batch, rows)
 
 
+#: a `policies.Candidate` from a tuple of its six fields (what `Candidate(...)` builds,
+#: less a Python frame: a run makes one per target)
+new_candidate = functools.partial(tuple.__new__, policies.Candidate)
+
+
+def checked_normalizer(channel: str) -> Callable[[Any], tuple[str | None, bool]]:
+    """`policies.normalizer(channel)` that also says whether the recipient it gives is known to be
+    `policies.deliverable`: a phone read by the fast path is a KR mobile number valid by the
+    metadata, what `policies.deliverable` checks first, so `decide` need not check it again. Any
+    other recipient is `(normalize(...), False)`: `decide` checks it as before."""
+    if channel != "sms":
+        return lambda recipient: (policies.normalize(channel, recipient), False)
+    national, valid = policies._national_mobile_nsn, policies._kr_mobile_check()
+
+    def phone(recipient: Any) -> tuple[str | None, bool]:
+        if type(recipient) is str:
+            nsn = national(recipient.strip())
+            if nsn is not None and valid(nsn):
+                return "+82" + nsn, True
+        return policies.normalize("sms", recipient), False
+
+    return phone
+
+
 def candidates(
     batch: list[dict[str, Any]],
     rows: dict[str, dict[str, Any]],
@@ -64,15 +89,15 @@ def candidates(
     candidates: list[policies.Candidate] = []
     skips: list[tuple[str, str]] = []
     changed = 0
-    normalize, value = policies.normalizer(channel), audience.value
+    normalize, read = policies.normalizer(channel), checked_normalizer(channel)
+    new, add = new_candidate, candidates.append
     unreadable = rows_with_nul(rows)
     for t in batch:
         key = t["target_key"]
         row = rows.get(key)
         if row is None:
             changed += 1
-            recipient = normalize(t["recipient"])
-            candidates.append(policies.Candidate(key, recipient, None, None, present=False))
+            add(new((key, normalize(t["recipient"]), None, None, False, False)))
             continue
         if key in unreadable:
             skips.append((key, policies.BAD_ROW))  # never blocks the run
@@ -82,15 +107,13 @@ def candidates(
         # already be someone else's; the new one was never in the frozen set), so neither
         # is messaged and the exclusion is counted
         frozen = t["recipient"]
-        current = normalize(row.get(recipient_path) if recipient_path else None)
+        current, checked = read(row.get(recipient_path) if recipient_path else None)
         if current != frozen and current != normalize(frozen):
             changed += 1
             skips.append((key, policies.RECIPIENT_CHANGED))
             continue
-        recipient = current
-        candidates.append(
-            policies.Candidate(
-                key, recipient, value(row, consent_path), value(row, night_path), present=True
-            )
-        )
+        # the consent values as `audience.value` reads them, without a call per target
+        consent = None if consent_path is None else row.get(consent_path)
+        night = None if night_path is None else row.get(night_path)
+        add(new((key, current, consent, night, True, checked)))
     return candidates, skips, changed

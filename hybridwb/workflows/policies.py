@@ -372,6 +372,7 @@ class Candidate(NamedTuple):
     consent: Any = None
     night_consent: Any = None
     present: bool = True  # the source row still exists
+    checked: bool = False  # known `deliverable` (`batches.checked_normalizer`): not checked
 
 
 @dataclass
@@ -470,13 +471,13 @@ def decide(
     out: list[str | None] = []
     append = out.append
     # a run decides every target: the rules are read once, each candidate unpacked once
-    for _, recipient, consent, night_consent, present in candidates:
+    for _, recipient, consent, night_consent, present, checked in candidates:
         if not present:
             append(GONE)
         elif not recipient:
             append(NO_RECIPIENT)
-        elif not (recipient[:3] == "+82" and kr_mobile(recipient[3:])) and not deliverable(
-            recipient
+        elif not (checked or recipient[:3] == "+82" and kr_mobile(recipient[3:])) and not (
+            deliverable(recipient)
         ):
             append(INVALID_PHONE)
         elif advertising and not truthy(consent):
