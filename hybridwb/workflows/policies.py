@@ -476,7 +476,7 @@ def decide(
             append(GONE)
         elif not recipient:
             append(NO_RECIPIENT)
-        elif not (checked or recipient[:3] == "+82" and kr_mobile(recipient[3:])) and not (
+        elif not (checked or (recipient[:3] == "+82" and kr_mobile(recipient[3:]))) and not (
             deliverable(recipient)
         ):
             append(INVALID_PHONE)
