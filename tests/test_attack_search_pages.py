@@ -57,11 +57,12 @@ def follow(
     raise AssertionError(f"still more pages after {most}: {seen}")
 
 
-def server_rows(db: str, where: str = "name = '회원'") -> list[Any]:
+def server_rows(db: str, where: str = "name = '회원'", column: str = "mobile") -> list[Any]:
+    """`column` of the rows of `db`.f matching `where`, as root sees them (the oracle)."""
     conn = root()
     try:
         with conn.cursor() as cur:
-            cur.execute(f"SELECT mobile FROM `{db}`.f WHERE {where}")
+            cur.execute(f"SELECT {column} FROM `{db}`.f WHERE {where}")
             return [r[0] for r in cur.fetchall()]
     finally:
         conn.close()

@@ -19,8 +19,7 @@ import pytest
 
 import hybridwb
 from hybridwb.errors import ValidationError
-from tests._mysql import root
-from tests.test_attack_search_pages import source, table  # noqa: F401 (fixtures)
+from tests.test_attack_search_pages import server_rows, source, table  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.mysql
 KEYS = ["0.1", "0.2", "0.3", "0.7"]
@@ -40,13 +39,7 @@ def follow(wb: hybridwb.Workbench, limit: int, most: int = 10) -> list[Any]:
 
 
 def server_keys(db: str) -> list[Any]:
-    conn = root()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT code FROM `{db}`.f WHERE name = '회원'")
-            return [r[0] for r in cur.fetchall()]
-    finally:
-        conn.close()
+    return server_rows(db, column="code")
 
 
 @pytest.mark.parametrize(
