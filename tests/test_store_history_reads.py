@@ -1,0 +1,122 @@
+"""The per-batch reads of the send history (`Campaigns.legacy_recipients`, `Campaigns.seen`)
+on PostgreSQL: what they find, and how the server is asked.
+
+The oracle is the server itself, through psycopg (the plan it chooses, the array it reads
+back, the rows inserted by direct SQL), never the store code under test.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import URL
+
+from hybridwb.platform.backend import SqlBackend
+from hybridwb.platform.campaigns import Campaigns, text_array
+from hybridwb.platform.schema import LEGACY_RECIPIENT_INDEX
+from hybridwb.platform.store import Store
+from tests._stores import fresh_pg_database
+
+pytestmark = pytest.mark.postgres
+
+#: recipients a literal could misread: quotes, backslashes, commas, braces, spaces, the
+#: word NULL, an empty string, Korean, control characters, COPY's null marker
+AWKWARD = [
+    'a"b',
+    "back\\slash",
+    "c,d",
+    "{braced}",
+    "}",
+    "{",
+    " spaced out ",
+    "NULL",
+    "null",
+    "",
+    "김민수 010-1234-5678",
+    '\\"',
+    '"',
+    "ends\\",
+    "tab\there",
+    "new\nline",
+    "\\N",
+    "+821012345678",
+]
+
+
+@pytest.fixture
+def fresh_store() -> Iterator[Store]:
+    """A store in a database of its own: no column statistics from any earlier test."""
+    for url in fresh_pg_database("hybridwb_h"):
+        st = Store(SqlBackend(url), actor="tester")
+        st.init(seed=False)
+        yield st
+        st.close()
+
+
+def _connect(url: URL) -> psycopg.Connection:
+    return psycopg.connect(f"host=127.0.0.1 user=postgres dbname={url.database}", autocommit=True)
+
+
+def _add_records(url: URL, recipients: list[str], *, run: str, workflow: str) -> None:
+    with _connect(url) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO send_records (id, run_id, workflow_id, target_key, recipient, channel,"
+            " content, status, created_at) VALUES (%s, %s, %s, %s, %s, 'sms', 'x', 'queued',"
+            " now())",
+            [(uuid.uuid4(), run, workflow, str(i), r) for i, r in enumerate(recipients)],
+        )
+
+
+def test_the_array_literal_is_read_back_by_the_server_as_the_very_texts() -> None:
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres") as conn:
+        got = conn.execute("SELECT %s::text[]", (text_array(AWKWARD),)).fetchone()
+        empty = conn.execute("SELECT %s::text[]", (text_array([]),)).fetchone()
+    assert got is not None and got[0] == AWKWARD
+    assert empty is not None and empty[0] == []
+
+
+def test_history_of_awkward_recipients_is_found_by_their_exact_text(fresh_store: Store) -> None:
+    url = fresh_store.backend.url
+    workflow, run, now_run = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    _add_records(url, AWKWARD, run=run, workflow=workflow)
+    # near misses that a loose reading of the literal would match
+    probes = [*AWKWARD, "a", "b", "back", "slash", "c", "d", "braced", "spaced out", "N"]
+    got = Campaigns(fresh_store.backend).seen(probes, workflow, now_run, None, None)
+    assert sorted(got) == sorted((r, 0, 1, 0, 0) for r in AWKWARD)
+
+
+def test_the_legacy_check_reads_its_partial_index_on_a_history_without_statistics(
+    fresh_store: Store,
+) -> None:
+    """The run's first pass on a new store: the history was empty when last analyzed (no
+    statistics of its recipients) and has grown by the run's own batches since."""
+    url = fresh_store.backend.url
+    workflow, run = str(uuid.uuid4()), str(uuid.uuid4())
+    with _connect(url) as conn:
+        conn.execute("VACUUM ANALYZE send_records")
+        conn.execute(
+            "INSERT INTO send_records (id, run_id, workflow_id, target_key, recipient, channel,"
+            " content, status, created_at) SELECT gen_random_uuid(), %s, %s, g::text,"
+            " '+8210' || lpad(g::text, 8, '0'), 'sms', 'x', 'queued', now()"
+            " FROM generate_series(1, 20000) g",
+            (run, workflow),
+        )
+        assert conn.execute(
+            "SELECT count(*) FROM pg_stats WHERE tablename = 'send_records'"
+        ).fetchone() == (0,)
+        campaigns = Campaigns(fresh_store.backend)
+        sql = str(
+            campaigns.legacy_statement().compile(
+                dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+            )
+        )
+        plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + sql))
+    assert LEGACY_RECIPIENT_INDEX in plan, plan
+    assert "Seq Scan" not in plan, plan
+    assert campaigns.legacy_recipients() is False
+    _add_records(url, ["01055550001"], run=str(uuid.uuid4()), workflow=workflow)
+    assert campaigns.legacy_recipients() is True
