@@ -21,7 +21,7 @@ import pytest
 from hybridwb.mapping.graph import Hop, Path
 from hybridwb.templating import matching, parse
 from hybridwb.templating.service import TemplateService, resolve_values, value_resolver
-from hybridwb.workflows import audience, batches, policies, process
+from hybridwb.workflows import audience, batches, messages, policies, process
 from hybridwb.workflows.config import FrequencyCap, SendPolicy
 
 NOW = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)  # 12:00 in Seoul
@@ -366,7 +366,7 @@ def test_a_batch_is_decided_again_only_after_a_render_failed(
             return _Out("text", None)
 
         passes.clear()
-        todo, outs = process._decide_and_render(
+        todo, outs = messages.decide_and_render(
             candidates, rows, seen, rules, render, lambda rs: [{} for _ in rs]
         )
         got = [(c.key, reason) for c, reason in todo]
@@ -377,8 +377,8 @@ def test_a_batch_is_decided_again_only_after_a_render_failed(
 
 
 def test_messages_rendered_ahead_are_taken_and_decided_like_the_reference() -> None:
-    """`_prerender` (in the read-ahead worker) renders every candidate that has a row and a
-    recipient; `_decide_and_render` then takes those instead of rendering them, with the
+    """`prerender` (in the read-ahead worker) renders every candidate that has a row and a
+    recipient; `decide_and_render` then takes those instead of rendering them, with the
     same outcome as rendering on demand, failures and the decisions after them included."""
     rnd = random.Random(29)
     for trial in range(2000):
@@ -402,12 +402,12 @@ def test_messages_rendered_ahead_are_taken_and_decided_like_the_reference() -> N
                 raise ValueError("not here")
             return render(row, related)
 
-        ready = process._prerender(candidates, rows, flaky, lambda rs: [{} for _ in rs])
+        ready = messages.prerender(candidates, rows, flaky, lambda rs: [{} for _ in rs])
         assert set(ready) == {
             c.key for c in candidates if c.present and c.recipient and c.key not in raises
         }, trial
         calls.clear()
-        todo, outs = process._decide_and_render(
+        todo, outs = messages.decide_and_render(
             candidates, rows, seen, rules, render, lambda rs: [{} for _ in rs], ready
         )
         got = [(c.key, reason) for c, reason in todo]
@@ -424,7 +424,7 @@ def test_related_values_that_cannot_be_read_ahead_leave_the_batch_to_be_rendered
     def related(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         raise ConnectionError("source gone")
 
-    assert process._prerender(candidates, rows, lambda r, rel: _Out("t", None), related) == {}
+    assert messages.prerender(candidates, rows, lambda r, rel: _Out("t", None), related) == {}
 
 
 def test_candidates_read_from_the_source_are_decided_like_the_reference() -> None:

@@ -224,6 +224,58 @@ def test_a_run_renders_its_messages_in_the_worker(
 
 @pytest.mark.mysql
 @pytest.mark.postgres
+def test_the_history_check_is_read_in_the_cap_locks_transaction(
+    source: Callable[..., str], pg_store: str
+) -> None:
+    """Under a frequency cap, each batch's legacy check and history sums are read on the
+    connection holding the cap lock, inside its transaction, after the lock was taken:
+    as of the lock, with no connection of their own to check out, ping and roll back."""
+    from sqlalchemy import event
+
+    wb = _members(source, pg_store)
+    seen: list[tuple[tuple[int, int], str]] = []  # ((server process, transaction), kind)
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        kind = (
+            "lock"
+            if "pg_advisory_xact_lock" in statement
+            else "legacy"
+            if "~" in statement
+            else "history"
+            if "unnest" in statement
+            else None
+        )
+        if kind:
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            seen.append(((pid, id(conn.get_transaction())), kind))
+
+    engine = wb.store.backend.engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        wf = wb.workflows.create(
+            f"cap-{uuid.uuid4().hex[:6]}",
+            target_config={"table": "members"},
+            message_config={
+                "content": INFO,
+                "policy": {"frequency_cap": {"messages": 3, "days": 7}},
+            },
+        )
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=5)
+        _nothing_left(wb)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+        wb.close()
+    batches = [seen[i : i + 3] for i in range(0, len(seen), 3)]
+    assert len(batches) == 5 and len(seen) == 15
+    for (lock_pid, a), (legacy_pid, b), (history_pid, c) in batches:
+        assert (a, b, c) == ("lock", "legacy", "history")
+        assert lock_pid == legacy_pid == history_pid
+    _exactly_once(pg_store, run_id)
+
+
+@pytest.mark.mysql
+@pytest.mark.postgres
 def test_a_source_error_in_the_worker_is_the_runs_one_line_error_and_a_resume_completes(
     source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -648,17 +648,31 @@ class Campaigns:
         predicate = text(schema.LEGACY_RECIPIENT[self.backend.name])
         return select(literal(1)).select_from(r).where(predicate).order_by(r.c.recipient).limit(1)
 
-    def legacy_recipients(self) -> bool:
+    def legacy_recipients(self, *, within: Any = None) -> bool:
         """Whether the send history holds a recipient in a pre-E.164 spelling (digits
         only; see `schema.LEGACY_RECIPIENT`): one read of a partial index that migration
-        0006 leaves empty unless a row could not be rewritten or was written since."""
+        0006 leaves empty unless a row could not be rewritten or was written since.
+        `within`: the cap lock's connection (`recipient_lock`), read on it as `seen`."""
         stmt = self.legacy_statement()
 
-        def read() -> bool:
-            with self.backend.engine.connect() as conn:
-                return conn.execute(stmt).first() is not None
+        def read(conn: Any) -> bool:
+            return conn.execute(stmt).first() is not None
 
-        return bool(self._run(read))
+        return bool(self._read(read, within))
+
+    def _read(self, fn: Any, within: Any) -> Any:
+        """`fn(conn)` on `within`, the cap lock's connection, in its transaction (no
+        retry: a fault there ends the lock and the batch with it, and the run stops as
+        when the batch's write fails there); else on a connection of its own, retried."""
+        if within is not None:
+            with self.backend.errors():
+                return fn(within)
+
+        def read() -> Any:
+            with self.backend.engine.connect() as conn:
+                return fn(conn)
+
+        return self._run(read)
 
     def seen(
         self,
@@ -667,12 +681,17 @@ class Campaigns:
         run_id: Any,
         cool_since: datetime | None,
         cap_since: datetime | None,
+        *,
+        within: Any = None,
     ) -> list[tuple[str, int, int, int, int]]:
         """Per recipient with history: (recipient, records of this run, of earlier runs of
         this workflow, of those since `cool_since`, of any workflow since `cap_since`).
 
         The history adds up in the store (one grouped index read per chunk), so a
-        recipient messaged a thousand times costs one row here, not a thousand."""
+        recipient messaged a thousand times costs one row here, not a thousand. `within`:
+        the cap lock's connection (`recipient_lock`): the check is read in the lock's own
+        transaction, which then writes the batch (no connection of its own to check out,
+        ping, begin and roll back per batch)."""
         if not recipients:
             return []
         r = T["send_records"]
@@ -704,14 +723,13 @@ class Campaigns:
                 .group_by(r.c.recipient)
             )
 
-            def read(stmt: Any = stmt) -> list[tuple[str, int, int, int, int]]:
-                with self.backend.engine.connect() as conn:
-                    return [
-                        (str(a), int(b), int(c), int(d), int(e))
-                        for a, b, c, d, e in conn.execute(stmt).all()
-                    ]
+            def read(conn: Any, stmt: Any = stmt) -> list[tuple[str, int, int, int, int]]:
+                return [
+                    (str(a), int(b), int(c), int(d), int(e))
+                    for a, b, c, d, e in conn.execute(stmt).all()
+                ]
 
-            out.extend(self._run(read))
+            out.extend(self._read(read, within))
         return out
 
 

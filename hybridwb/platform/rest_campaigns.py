@@ -212,7 +212,7 @@ class RestCampaigns(Campaigns):
         `hybridwb_write_batch` (the caller passes `cap`)."""
         yield
 
-    def legacy_recipients(self) -> bool:
+    def legacy_recipients(self, *, within: Any = None) -> bool:
         """Always: over REST the history is probed with every spelling, as before 0006
         (no RPC says whether legacy spellings are left)."""
         return True
@@ -224,6 +224,8 @@ class RestCampaigns(Campaigns):
         run_id: Any,
         cool_since: datetime | None,
         cap_since: datetime | None,
+        *,
+        within: Any = None,
     ) -> list[tuple[str, int, int, int, int]]:
         out: list[tuple[str, int, int, int, int]] = []
         for start in range(0, len(recipients), CHUNK):
