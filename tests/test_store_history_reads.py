@@ -83,8 +83,9 @@ def test_history_of_awkward_recipients_is_found_by_their_exact_text(fresh_store:
     url = fresh_store.backend.url
     workflow, run, now_run = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     _add_records(url, AWKWARD, run=run, workflow=workflow)
-    # near misses that a loose reading of the literal would match
+    # near misses that a loose reading of the literal would match, and repeats (one row each)
     probes = [*AWKWARD, "a", "b", "back", "slash", "c", "d", "braced", "spaced out", "N"]
+    probes += AWKWARD[:4]
     got = Campaigns(fresh_store.backend).seen(probes, workflow, now_run, None, None)
     assert sorted(got) == sorted((r, 0, 1, 0, 0) for r in AWKWARD)
 
@@ -120,3 +121,25 @@ def test_the_legacy_check_reads_its_partial_index_on_a_history_without_statistic
     assert campaigns.legacy_recipients() is False
     _add_records(url, ["01055550001"], run=str(uuid.uuid4()), workflow=workflow)
     assert campaigns.legacy_recipients() is True
+
+
+def test_the_history_sums_probe_the_recipient_index_per_recipient_with_no_sort(
+    fresh_store: Store,
+) -> None:
+    """One index range read per recipient, in the order given, summed where it is read:
+    no hash of the batch's recipients and no sort of the rows found to group them."""
+    url = fresh_store.backend.url
+    workflow, run = str(uuid.uuid4()), str(uuid.uuid4())
+    phones = [f"+8210{i:08d}" for i in range(3000)]
+    _add_records(url, phones, run=run, workflow=workflow)
+    with _connect(url) as conn:
+        conn.execute("ANALYZE send_records")
+        stmt = Campaigns(fresh_store.backend).seen_statement(
+            phones[::3], workflow, str(uuid.uuid4()), None, None
+        )
+        sql = str(
+            stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+        )
+        plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + sql))
+    assert "ix_send_records_recipient" in plan, plan
+    assert "Sort" not in plan and "HashAggregate" not in plan, plan
