@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -143,3 +144,50 @@ def test_the_history_sums_probe_the_recipient_index_per_recipient_with_no_sort(
         plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + sql))
     assert "ix_send_records_recipient" in plan, plan
     assert "Sort" not in plan and "HashAggregate" not in plan, plan
+
+
+def test_frozen_pages_commit_without_waiting_for_the_disk_and_the_frozen_mark_waits(
+    fresh_store: Store,
+) -> None:
+    """Each page of the frozen set is committed with `synchronous_commit = off` (for its
+    own transaction only); the commit that marks the set frozen is an ordinary one, so the
+    server flushes every page's WAL before the set can be read as frozen."""
+    from sqlalchemy import event
+
+    wf = fresh_store.workflows.create(name="w")
+    run = fresh_store.runs.create(wf["id"])
+    campaigns = Campaigns(fresh_store.backend)
+    campaigns.start_state(run["id"], "test:1", "manual")
+    steps: list[str] = []
+
+    def statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if "synchronous_commit" in sql:
+            steps.append("async" if sql.strip().endswith("off") else sql)
+        elif sql.lstrip().upper().startswith("UPDATE RUN_STATE"):
+            [(setting,)] = cursor.connection.execute("SHOW synchronous_commit").fetchall()
+            steps.append(f"mark {setting}")
+
+    def commit(conn: Any) -> None:
+        steps.append("commit")
+
+    engine = fresh_store.backend.engine
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    try:
+        pages = [[(str(p * 10 + i), f"+8210{p * 10 + i:08d}") for i in range(10)] for p in range(3)]
+        assert campaigns.freeze(run["id"], iter(pages)) == 30
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+    assert steps.count("async") == 3
+    mark = steps.index("mark on")  # the mark's transaction waits for the disk
+    assert steps[:mark].count("async") == 3  # every page before the mark ...
+    last = max(i for i, s in enumerate(steps) if s == "async")
+    assert "commit" in steps[last:mark]  # ... each committed in its own transaction
+    assert steps[mark:] == ["mark on", "commit"]
+    with _connect(fresh_store.backend.url) as conn:
+        assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+        frozen = conn.execute(
+            "SELECT count(*) FROM run_targets WHERE run_id = %s", (str(run["id"]),)
+        ).fetchone()
+    assert frozen == (30,)
