@@ -216,15 +216,30 @@ def _folded(value: Any) -> Any:
     return "".join(ch for ch in bare if not unicodedata.combining(ch))
 
 
-def _refuse_split_key(table: str, key: str, info: TableInfo, last: Any, following: Any) -> None:
+def _refuse_split_key(
+    table: str,
+    key: str,
+    info: TableInfo,
+    last: Any,
+    following: Any,
+    same: Callable[[str, str], bool],
+) -> None:
     """The next page continues at `key > last`: rows whose key equals the page's last key
     and did not fit on it would never be shown (a mapping's key that is not unique, e.g. a
     view's or a non-key column), and a NULL last key continues at nothing (`key > NULL`).
     The row after the page (it is read to know there is more) tells: a key the schema does
-    not state unique that repeats there, or a NULL, gets a one-line error."""
+    not state unique that repeats there, or a NULL, gets a one-line error.
+
+    "Repeats" is as the key column's collation compares: two different texts may be one
+    key ('ß' = 's' in utf8mb4_general_ci, 'æ' = 'ae' in unicode_520_ci), which no fold in
+    Python knows exactly, so `same` asks (the server, see `_same_key`). Numbers, dates and
+    bytes compare exactly in Python."""
     if last is None:
         why = f"its key {key!r} is NULL in some rows"
-    elif not info.is_unique(key) and _folded(last) == _folded(following):
+    elif not info.is_unique(key) and (
+        last == following
+        or (isinstance(last, str) and isinstance(following, str) and same(last, following))
+    ):
         why = f"its key {key!r} is not unique (a value repeats across the page boundary)"
     else:
         return
@@ -449,7 +464,14 @@ class SearchService:
         next_page = None
         if len(raw) > limit:
             _refuse_paging(name, key, info, limit, self.mappings.source.is_sqlite)
-            _refuse_split_key(name, key, info, raw[limit - 1][key], raw[limit][key])
+            _refuse_split_key(
+                name,
+                key,
+                info,
+                raw[limit - 1][key],
+                raw[limit][key],
+                lambda a, b: self._same_key(name, a, b),
+            )
             raw = raw[:limit]
             kind = next((c.type for c in info.columns if c.name == key), "")
             last = _exact_after(raw[-1][key], kind)
@@ -464,6 +486,20 @@ class SearchService:
             meta,
             _pii_labels(mapping),
         )
+
+    def _same_key(self, table: str, a: str, b: str) -> bool:
+        """Whether the server holds two texts one value of `table`'s key column: one tiny
+        statement that reads no row, sent only when a page of a key the schema does not
+        state unique ends on a text the next row does not repeat exactly. SQLite compares
+        in Python, loosely (a refusal too many, never a row skipped): its collations are
+        BINARY, NOCASE (ASCII case) and RTRIM (trailing spaces)."""
+        if self.mappings.source.is_sqlite:
+            return bool(_folded(a) == _folded(b))
+        sql, params = search_sql.same_key(self.resolver, table)
+        params = {**params, "a": a, "b": b}
+        self.last_statements.append((sql, params))
+        rows = self.mappings.source.records(sql, params)
+        return bool(rows and rows[0]["same"])
 
     @staticmethod
     def _frame(raw: list[dict[str, Any]], columns: list[str], mapping: Any) -> pd.DataFrame:

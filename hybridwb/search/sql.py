@@ -380,6 +380,19 @@ def keyset(
     return text, values
 
 
+def same_key(resolver: Resolver, table: str) -> tuple[str, dict[str, Any]]:
+    """Whether two key values are one key as the server compares the key column: `SELECT
+    COALESCE((SELECT key FROM t LIMIT 0), :a) = :b`. The subquery reads no row ("Zero
+    limit"); it only lends :a the column's type, so the comparison takes the column's
+    character set and collation (a view's too, whatever it is derived from): 'ß' = 's' in
+    utf8mb4_general_ci, 'æ' = 'ae' in unicode_520_ci, 'a' <> 'a ' in a NO PAD one."""
+    sel = resolver.selection(table)
+    typed = sa.select(sel.key).select_from(sel.base).limit(limit(0)).scalar_subquery()
+    a: sa.BindParameter[Any] = sa.bindparam("a", None)
+    b: sa.BindParameter[Any] = sa.bindparam("b", None)
+    return compile_sql(sa.select((sa.func.coalesce(typed, a) == b).label("same")))
+
+
 def naive(
     resolver: Resolver, table: str, columns: list[str], fields: list[str], term: str, n: int
 ) -> tuple[str, dict[str, Any]]:
