@@ -541,8 +541,21 @@ class SearchService:
         first read the (at most PROBE_VALUES) values they match, in one statement, and
         search those by equality. What cannot be done that way is said, not scanned."""
         keep, probes, why = search_sql.order_plan(self.resolver.graph, table, info, branches)
+        kinds = [search_sql.probed_type(self.resolver, table, p) for p in probes]
+        for probe, kind in zip(probes, kinds, strict=True):
+            if search_sql.inexact(kind):
+                why.append(
+                    f"{probe.predicate.field} was not searched: its rows are found by the "
+                    f"values of a FLOAT column (through {table}.{probe.column}), which the "
+                    "server keeps approximately, so they could not be matched exactly; search "
+                    "by another field, or relate the tables by an integer, DECIMAL or text column"
+                )
+        probes, kinds = (
+            [p for p, k in zip(probes, kinds, strict=True) if not search_sql.inexact(k)],
+            [k for k in kinds if not search_sql.inexact(k)],
+        )
         if probes:
-            sql, params = search_sql.probe_statement(self.resolver, table, probes)
+            sql, params = search_sql.probe_statement(self.resolver, table, probes, kinds)
             self.last_statements.append((sql, params))
             rows = self.mappings.source.records(sql, params)
             found, too_many = search_sql.expand(table, probes, rows)
