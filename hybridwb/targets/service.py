@@ -458,7 +458,6 @@ class TargetService:
         if pending:
             yield pending
 
-
     def _refuse_shared_keys(self, plan: Plan, keys: list[Any]) -> None:
         """A search page's rows are read again by `key IN (their keys)`: exactly those rows
         only if no other row has one of those keys as the server compares them. A key the
