@@ -152,3 +152,60 @@ def test_a_phone_prefix_union_keyed_by_such_text(
         once_or_error(wb, db, limit, "mobile LIKE '010-2000%'", term="010-2000")
     finally:
         wb.close()
+
+
+MORE = {
+    "char-nopad_bin-pk": ("CHAR(5) COLLATE utf8mb4_nopad_bin", ["a", "a b", "b", "a  c"], True),
+    "varchar-nopad_bin-pk": ("VARCHAR(5) COLLATE utf8mb4_nopad_bin", ["a", "a ", "a  ", "b"], True),
+    "char-general_nopad_ci": ("CHAR(5) COLLATE utf8mb4_general_nopad_ci", ["a", "A", "b"], False),
+    "emoji-general_ci": ("VARCHAR(8) COLLATE utf8mb4_general_ci", ["😀", "😁", "a"], False),
+    "emoji-unicode_ci": ("VARCHAR(8) COLLATE utf8mb4_unicode_ci", ["😀", "😁", "a"], False),
+    "hangul-jamo-uca1400": ("VARCHAR(8) COLLATE utf8mb4_uca1400_ai_ci", ["가", "가", "나"], False),
+    "uca1400-pk": ("VARCHAR(8) COLLATE utf8mb4_uca1400_ai_ci", ["a", "ä", "b", "ß"], False),
+}
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+@pytest.mark.parametrize("case", list(MORE))
+def test_more_text_keys_page_once_or_refuse(
+    table: Callable[..., Any], case: str, limit: int
+) -> None:
+    """Attack: padding, supplementary characters (general_ci holds all of them equal),
+    decomposed Hangul; every row once, or a one-line error."""
+    sql_type, keys, pk = MORE[case]
+    collation = sql_type.rsplit(" ", 1)[-1]
+    if not collation_exists(collation):
+        pytest.skip(f"{collation} is not on this server")
+    wb, db = table(sql_type, keys, pk=pk)
+    outcome = strict(wb, db, limit)
+    if pk:
+        assert isinstance(outcome, list), outcome
+
+
+@pytest.mark.parametrize("size", [1, 2])
+@pytest.mark.parametrize("case", [*EQUAL, *MORE])
+def test_targets_of_such_keys_once_or_refuse(
+    table: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, case: str, size: int
+) -> None:
+    """Table targets (`key > last` plus the keys the collation ties to the last) and keyword
+    targets (search pages, then `key IN`) over the same keys: every row once, or one line."""
+    from hybridwb.targets import service as targets
+
+    monkeypatch.setattr(targets, "KEYWORD_PAGE", size)
+    if case in EQUAL:
+        collation, keys = EQUAL[case]
+        sql_type = f"VARCHAR(8) CHARACTER SET {collation.split('_')[0]} COLLATE {collation}"
+        pk = False
+    else:
+        sql_type, keys, pk = MORE[case]
+        collation = sql_type.rsplit(" ", 1)[-1]
+    if not collation_exists(collation):
+        pytest.skip(f"{collation} is not on this server")
+    wb, db = table(sql_type, keys, pk=pk)
+    for definition in ({"table": "f"}, {"table": "f", "keyword": "회원"}):
+        try:
+            got = [r["mobile"] for b in wb.targets.iter(definition, size) for r in b]
+        except HybridwbError as exc:
+            assert "\n" not in str(exc) and "first page" not in str(exc), str(exc)
+            continue
+        assert sorted(got) == sorted(server_rows(db)) and len(got) == len(set(got)), got
