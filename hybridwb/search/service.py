@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 SCAN_THRESHOLD = 50_000  # rows: above this a predicate without an index is refused
 MAX_LIMIT = 500
+MAX_TOKEN = 32_768  # characters of a page token read at all (it is sealed and checked)
+MAX_KEY_TEXT = 8_000  # characters of a last key (as JSON) a token holds: well within MAX_TOKEN
 
 
 class _Page:
@@ -152,7 +154,7 @@ def encode_token(table: str, term: str, after: Any, key: str) -> str:
 def decode_token(token: Any, table: str, term: str, key: str) -> Any:
     """The key a page token continues after; any token hybridwb did not make is refused."""
     bad = ValidationError("The page token is not one hybridwb made; start from the first page.")
-    if not isinstance(token, str) or len(token) > 4096:
+    if not isinstance(token, str) or len(token) > MAX_TOKEN:
         raise bad
     data: Any = None
     with contextlib.suppress(ValueError, UnicodeError):
@@ -248,6 +250,20 @@ def _refuse_split_key(
         f"skip rows; narrow the search, raise limit (up to {MAX_LIMIT}), or set the "
         "mapping's key to a unique, NOT NULL column."
     )
+
+
+def _refuse_long_key(table: str, key: str, last: Any) -> None:
+    """A page token holds the page's last key; a token too long to be read back would
+    answer the next page with "start from the first page", whose token is the same again.
+    (A JSON string spends at most 12 characters on one character: the cheap test first.)"""
+    if not isinstance(last, str) or len(last) * 12 <= MAX_KEY_TEXT:
+        return
+    if len(json.dumps(last)) > MAX_KEY_TEXT:
+        raise ValidationError(
+            f"More results in {table} than one page holds, but the last key ({key!r}) on this "
+            "page is too long to continue after; narrow the search, raise limit (up to "
+            f"{MAX_LIMIT}), or set the mapping's key to a shorter column."
+        )
 
 
 def _pii_labels(mapping: Any) -> set[str]:
@@ -475,6 +491,7 @@ class SearchService:
             raw = raw[:limit]
             kind = next((c.type for c in info.columns if c.name == key), "")
             last = _exact_after(raw[-1][key], kind)
+            _refuse_long_key(name, key, last)
             next_page = (name, term, last, key)  # sealed when asked for (next_page)
         meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
         return SearchResult(
