@@ -376,57 +376,6 @@ def test_a_batch_is_decided_again_only_after_a_render_failed(
             assert len(passes) == 1, trial
 
 
-def test_messages_rendered_ahead_are_taken_and_decided_like_the_reference() -> None:
-    """`prerender` (in the read-ahead worker) renders every candidate that has a row and a
-    recipient; `decide_and_render` then takes those instead of rendering them, with the
-    same outcome as rendering on demand, failures and the decisions after them included."""
-    rnd = random.Random(29)
-    for trial in range(2000):
-        candidates, seen = _batch(rnd)
-        rules = _rules(rnd)
-        fails = {c.key for c in candidates if rnd.random() < 0.15} if trial % 2 else set()
-        raises = {c.key for c in candidates if rnd.random() < 0.05} if trial % 3 == 0 else set()
-        rows = {c.key: {"key": c.key} for c in candidates}
-        calls: list[str] = []
-
-        def render(
-            row: dict[str, Any], related: Any, fails: set[str] = fails, calls: list[str] = calls
-        ) -> _Out:
-            calls.append(row["key"])
-            if row["key"] in fails:
-                return _Out(None, "missing 이름")
-            return _Out("text", None)
-
-        def flaky(row: dict[str, Any], related: Any, raises: set[str] = raises) -> _Out:
-            if row["key"] in raises:  # left out: rendered again where it is decided
-                raise ValueError("not here")
-            return render(row, related)
-
-        ready = messages.prerender(candidates, rows, flaky, lambda rs: [{} for _ in rs])
-        assert set(ready) == {
-            c.key for c in candidates if c.present and c.recipient and c.key not in raises
-        }, trial
-        calls.clear()
-        todo, outs = messages.decide_and_render(
-            candidates, rows, seen, rules, render, lambda rs: [{} for _ in rs], ready
-        )
-        got = [(c.key, reason) for c, reason in todo]
-        assert got == _decide_and_render_reference(candidates, seen, rules, fails), trial
-        assert set(outs) == {k for k, r in got if r is None}, trial
-        assert not set(calls) & set(ready), trial  # what was rendered ahead is not again
-        assert set(calls) <= raises, trial
-
-
-def test_related_values_that_cannot_be_read_ahead_leave_the_batch_to_be_rendered_later() -> None:
-    candidates = [policies.Candidate(str(i), f"+8210{i:08d}") for i in range(5)]
-    rows = {c.key: {"key": c.key} for c in candidates}
-
-    def related(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        raise ConnectionError("source gone")
-
-    assert messages.prerender(candidates, rows, lambda r, rel: _Out("t", None), related) == {}
-
-
 def test_candidates_read_from_the_source_are_decided_like_the_reference() -> None:
     """`batches.candidates` marks the recipients its normalizer vouches for, and `decide`
     skips the deliverable check for those only: the decisions are the reference's, which

@@ -20,12 +20,10 @@ import pytest
 
 from hybridwb.errors import HybridwbError, QueryError, StoreError
 from hybridwb.platform.campaigns import Campaigns
-from hybridwb.templating.service import TemplateService
 from hybridwb.workflows import audience, prefetch
 from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, pg_store)
     DAY,
     INFO,
-    oracle,
     people,
     pg_store,
     records,
@@ -179,47 +177,6 @@ def test_a_run_reads_its_batches_in_the_worker(
         wb.close()
     assert where == [NAME] * 5
     _exactly_once(pg_store, run_id)
-
-
-@pytest.mark.mysql
-@pytest.mark.postgres
-def test_a_run_renders_its_messages_in_the_worker(
-    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each message is rendered ahead, in the worker, and written as rendered; the run's
-    thread renders only the report's masked samples (three)."""
-    wb = _members(source, pg_store)
-    where: list[tuple[str, str]] = []
-    original = TemplateService.renderer
-
-    def renderer(self: TemplateService, *args: Any, **kw: Any) -> Any:
-        one = original(self, *args, **kw)
-
-        def spy(row: dict[str, Any], related: Any = None) -> Any:
-            where.append((threading.current_thread().name, str(row.get("name"))))
-            return one(row, related)
-
-        return spy
-
-    monkeypatch.setattr(TemplateService, "renderer", renderer)
-    try:
-        wf, run_id = _new_run(wb)
-        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=5)
-        _nothing_left(wb)
-    finally:
-        wb.close()
-    ahead = sorted(name for thread, name in where if thread == NAME)
-    assert ahead == sorted(f"회원{i}" for i in range(1, N + 1))
-    assert len([t for t, _ in where if t != NAME]) == 3  # the samples, from masked rows
-    _exactly_once(pg_store, run_id)
-    content = oracle(
-        pg_store,
-        "SELECT target_key, content FROM send_records WHERE CAST(run_id AS TEXT) = %s",
-        (str(run_id),),
-    )
-    assert sorted((int(k), c) for k, c in content) == [
-        (i, f"회원{i}님, 이번 달 안내입니다.") for i in range(1, N + 1)
-    ]
 
 
 @pytest.mark.mysql

@@ -221,30 +221,18 @@ class Processor:
         consent_path = plan.consent or aud.consent
         bar = kernel_bar(total, wf["name"], disable=not progress)
         written, analyze_at = 0, ANALYZE_AFTER
-        threaded = self._can_prefetch()
-
-        def related(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return self.templates.related(report, rows)
-
-        def prepare(
-            batch: list[dict[str, Any]], rows: dict[str, dict[str, Any]]
-        ) -> tuple[Any, dict[str, Any]]:
-            found = batches.candidates(
-                batch, rows, aud.channel, recipient_path, consent_path, aud.night_consent
-            )
-            # rendered in the worker while this thread waits on the store (`messages.prerender`)
-            return found, messages.prerender(found[0], rows, render, related) if threaded else {}
-
         reads = batches.pending_batches(
             campaigns,
             run["id"],
             batch_size,
             first_pass,
             lambda keys: audience.fetch(self.source, plan, aud, keys, only),
-            prepare,
+            lambda batch, rows: batches.candidates(
+                batch, rows, aud.channel, recipient_path, consent_path, aud.night_consent
+            ),
         )
-        ahead = reading.enter_context(prefetch.ahead(reads, thread=threaded))
-        for batch, rows, ((candidates, skips, changed), ready) in ahead:
+        ahead = reading.enter_context(prefetch.ahead(reads, thread=self._can_prefetch()))
+        for batch, rows, (candidates, skips, changed) in ahead:
             lock = held.enter_context(_cap_lock(campaigns, rules, aud.channel))
             recipients = sorted({c.recipient for c in candidates if c.recipient})
             # under the cap lock, on its connection (None without a cap): as written
@@ -257,7 +245,7 @@ class Processor:
                 spellings,
             )
             todo, outs = messages.decide_and_render(
-                candidates, rows, seen, rules, render, related, ready
+                candidates, rows, seen, rules, render, lambda r: self.templates.related(report, r)
             )
             records: list[tuple[str, str | None, str]] = []
             add, wait, get = records.append, policies.WAIT, outs.get
