@@ -171,7 +171,11 @@ class Resolver:
         self._foreign: TTLCache[tuple[str, ...], dict[str, list[Relation]]] = TTLCache(
             maxsize=4, ttl=SCHEMA_TTL
         )
-        self._held = threading.local()  # .graph: this thread's graph inside `one_graph()`
+        # .graph, .tables: this thread's graph, and the mapping file's tables it was made
+        # from, inside `one_graph()`
+        self._held = threading.local()
+        # (mapping tables, the names of the active ones): worked out once per file read
+        self._active: tuple[dict[str, Any], tuple[str, ...]] | None = None
 
     # -- the graph ------------------------------------------------------------------------
     @contextmanager
@@ -183,11 +187,17 @@ class Resolver:
         if held is not None:  # nested: the outer block's graph holds
             yield held
             return
-        self._held.graph = graph = self._read_graph()
+        tables, graph = self._read()
+        self._held.graph, self._held.tables = graph, tables
         try:
             yield graph
         finally:
-            self._held.graph = None
+            self._held.graph = self._held.tables = None
+
+    def held_tables(self) -> dict[str, Any] | None:
+        """Inside `one_graph()`, every table of the mapping file its graph was made from
+        (inactive ones too), so the operation resolves a name without reading it again."""
+        return getattr(self._held, "tables", None)
 
     @property
     def graph(self) -> Graph:
@@ -196,17 +206,27 @@ class Resolver:
         return held if held is not None else self._read_graph()
 
     def _read_graph(self) -> Graph:
+        return self._read()[1]
+
+    def _read(self) -> tuple[dict[str, Any], Graph]:
+        """The mapping file's tables and the graph over them (made again only when the file
+        was read again or the foreign keys were)."""
         loaded = self.mappings.load()
         tables = loaded.tables()
         extra = self.foreign_relations(tables)
         cached = self._graph
         if cached is None or cached[0] is not loaded or cached[1] is not extra:
             self._graph = cached = (loaded, extra, Graph(tables, extra))
-        return cached[2]
+        return tables, cached[2]
 
     def foreign_relations(self, tables: dict[str, Any]) -> dict[str, list[Relation]]:
         """Relations implied by the foreign keys among the active mapped tables (cached)."""
-        names = tuple(sorted(n for n, m in tables.items() if m.isActive))
+        active = self._active
+        if active is not None and active[0] is tables:  # the same read of the file
+            names = active[1]
+        else:
+            names = tuple(sorted(n for n, m in tables.items() if m.isActive))
+            self._active = (tables, names)
         found = self._foreign.get(names)
         if found is None:
             from hybridwb.mapping import discovery

@@ -96,7 +96,7 @@ _MOBILE = re.compile(r"(?:0|82)(1[016789])(\d{3,4})(\d{4})")
 
 def phone_forms(term: str) -> list[str] | None:
     """Every stored form of a whole phone number, or None if `term` is not one."""
-    if not re.fullmatch(r"[\d\s\-+().]+", term) or sum(c.isdigit() for c in term) < 8:
+    if not re.fullmatch(r"[\d\s\-+().]+", term) or sum(map(str.isdigit, term)) < 8:
         return None
     digits = re.sub(r"\D", "", term)
     if not (digits.startswith(("0", "82")) or term.lstrip().startswith("+")):
@@ -176,7 +176,7 @@ def plan(
     for f in fields:
         by_role.setdefault(f.role or "", []).append(f)
     firsts, lasts = by_role.get("first_name", []), by_role.get("last_name", [])
-    alpha = any(ch.isalpha() for ch in term)
+    alpha = any(map(str.isalpha, term))
     nameish = alpha and "@" not in term
 
     for f in fields:

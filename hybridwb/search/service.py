@@ -257,6 +257,11 @@ class SearchService:
 
     def table_info(self, table: str) -> TableInfo:
         """Schema facts for planning (the resolver caches them for a minute)."""
+        return self._table_info(table)
+
+    def _table_info(self, table: str) -> TableInfo:
+        # what `table_info` does; the service's own calls skip the argument check of the
+        # public method (`checked_calls`): a search asks several times
         info = self.resolver.info(table)
         if info.rows_estimate is None:
             info.rows_estimate = self._row_estimates().get(table)
@@ -275,11 +280,14 @@ class SearchService:
 
         Worked out again only when the mapping (a new graph) or the schema facts of a
         table it reads (refreshed each minute) changed; else the last answer is reused."""
+        return self._fields_for(table)
+
+    def _fields_for(self, table: str) -> list[predicates.SearchField]:
         graph = self.resolver.graph
         known = self._fields.get(table)
         if known is not None and known[0] is graph:
             infos = known[1]
-            if all(self.table_info(name) is info for name, info in infos):
+            if all(self._table_info(name) is info for name, info in infos):
                 return list(known[2])
         out, infos = self._fields_of(graph, table)
         self._fields[table] = (graph, infos, out)
@@ -299,7 +307,7 @@ class SearchService:
             wanted = [(n, f) for n, f in mapping.fields.items() if f.searchable]
             if not wanted:
                 continue
-            info = self.table_info(target)
+            info = self._table_info(target)
             infos.append((target, info))
             leading = info.indexed_leading_columns()
             single = {
@@ -348,12 +356,15 @@ class SearchService:
             raise ValidationError(
                 "The page token is not one hybridwb made; start from the first page."
             )
-        name, mapping = self.mappings.resolve(table)
+        held = self.resolver.held_tables()  # the mapping file one_graph read: not read again
+        name, mapping = (
+            self.mappings.resolve(table) if held is None else self.mappings._resolve_in(table, held)
+        )
         if not mapping.isActive:
             raise ValidationError(
                 f"The mapping of {name} is inactive; activate it with wb.mappings.activate({name!r})."
             )
-        info = self.table_info(name)
+        info = self._table_info(name)
         key = mapping.key or (info.primary_key[0] if len(info.primary_key) == 1 else None)
         if key is None or key != (mapping.key or key):
             raise ValidationError(
@@ -364,7 +375,7 @@ class SearchService:
                 f"{name} has no 'key' in its mapping; set it so results can be paged by key."
             )
         large = (info.rows_estimate or 0) > SCAN_THRESHOLD
-        plan = predicates.plan(self.fields(name), term, large=large, allow_scan=allow_scan)
+        plan = predicates.plan(self._fields_for(name), term, large=large, allow_scan=allow_scan)
         meta: dict[str, Any] = {
             "predicates": [f"{p.field}:{p.kind}" for p in plan.predicates],
             "index_used": all(p.indexed for p in plan.predicates) if plan.predicates else None,
@@ -540,7 +551,7 @@ class SearchService:
         on a large table (or a view, whose size is unknown) it needs `allow_scan=True` too."""
         allow_scan = predicates.consent(allow_scan)
         name, mapping = self.mappings.resolve(table)
-        info = self.table_info(name)
+        info = self._table_info(name)
         if not allow_scan and (info.rows_estimate is None or info.rows_estimate > SCAN_THRESHOLD):
             raise ScanRefused(
                 f"The naive OR-LIKE search reads all of {name}; pass allow_scan=True to run it."

@@ -31,6 +31,11 @@ def _names(i: int, j: int, cmp: Cmp) -> list[str]:
     return [f"b{i}_{j}"]
 
 
+def _width(cmp: Cmp) -> int:
+    """How many binds `cmp` takes (`len(_names(i, j, cmp))`, without making the names)."""
+    return len(cmp.value) if cmp.op == "in" else 1
+
+
 def _value(cmp: Cmp) -> list[Any]:
     if cmp.op == "in":
         return list(cmp.value)
@@ -72,9 +77,15 @@ def _clause(column: Any, cmp: Cmp, names: list[str], values: list[Any]) -> Any:
 def exact_index(info: Any, predicate: Predicate) -> str | None:
     """The index whose columns are exactly the branch's equality columns: its rows come in
     key order (InnoDB appends the primary key), so the branch needs no filesort."""
-    if not predicate.cmps or any(c.op != "eq" or "." in c.path for c in predicate.cmps):
+    cmps = predicate.cmps
+    if len(cmps) == 1:  # the common branch, without a generator per call
+        only = cmps[0]
+        if only.op != "eq" or "." in only.path:
+            return None
+        return _exact_indexes(info).get(frozenset((only.path,)))
+    if not cmps or any(c.op != "eq" or "." in c.path for c in cmps):
         return None
-    return _exact_indexes(info).get(frozenset(c.path for c in predicate.cmps))
+    return _exact_indexes(info).get(frozenset(c.path for c in cmps))
 
 
 #: id(schema facts) -> (those facts, {set of an index's columns: the first such index}):
@@ -179,8 +190,7 @@ def probe_statement(
         resolver.graph,
         table,
         tuple(
-            (p.column, tuple((c.path, c.op, len(_names(0, 0, c))) for c in p.predicate.cmps))
-            for p in probes
+            (p.column, tuple((c.path, c.op, _width(c)) for c in p.predicate.cmps)) for p in probes
         ),
     )
     values = {
@@ -323,7 +333,7 @@ def keyset(
         resolver.graph,  # a reloaded mapping is a new graph: nothing stale is reused
         table,
         tuple(columns),
-        tuple(tuple((c.path, c.op, len(_names(0, 0, c))) for c in p.cmps) for p in predicates),
+        tuple(tuple((c.path, c.op, _width(c)) for c in p.cmps) for p in predicates),
         after is None,
         n,
         hints,

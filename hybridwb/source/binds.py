@@ -14,7 +14,7 @@ import decimal
 import itertools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,8 +95,12 @@ def to_pyformat(sql: str, binds: list[Bind]) -> str:
     return "".join(out)
 
 
-def check_params(names: set[str], params: object) -> dict[str, Any]:
+def check_params(names: Set[str], params: object) -> dict[str, Any]:
     """Each bind the query uses must have a value of a type a driver can send."""
+    if type(params) is dict and params.keys() == names:
+        # exactly the query's binds (names the tokenizer found: each matches _NAME), so
+        # only the values are left to check; statements hybridwb builds always come so
+        return _checked_values(dict(params))
     if params is None:
         params = {}
     if not isinstance(params, Mapping):
@@ -123,6 +127,11 @@ def check_params(names: set[str], params: object) -> dict[str, Any]:
             f"Parameter {unused[0]!r} is not used by the query; remove it or add :{unused[0]}.",
             name=unused[0],
         )
+    return _checked_values(params)
+
+
+def _checked_values(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with each list-like value as a list, after checking every value."""
     for name, value in params.items():
         if isinstance(value, set | frozenset | tuple | list):
             if not value:

@@ -83,17 +83,28 @@ class Parking:
     def reader(self, engine: Engine, wanted: SessionPolicy | None = None) -> Iterator[Connection]:
         """A connection whose session was just set to `wanted` (never looser than the
         source's policy), parked again after a read that raised nothing."""
+        conn, epoch = self.take(engine, wanted)
+        try:
+            yield conn
+        except BaseException:
+            conn.close()  # as before: the pool's checkin decides what happens to it
+            raise
+        self.park(conn, epoch)
+
+    def take(self, engine: Engine, wanted: SessionPolicy | None = None) -> tuple[Connection, int]:
+        """`reader` without the block, for the read path's own use (a generator-based
+        context manager costs several calls per read): the connection, and what to hand
+        `park` after a read that raised nothing. After one that raised, close it instead."""
         policy = stricter_or_default(self.policy, wanted)
         epoch = self._epoch
         conn = self._take(policy)
         if conn is None:
             with checkout_as(policy):
                 conn = engine.connect()  # the pool's checkout sets the session
-        try:
-            yield conn
-        except BaseException:
-            conn.close()  # as before: the pool's checkin decides what happens to it
-            raise
+        return conn, epoch
+
+    def park(self, conn: Connection, epoch: int) -> None:
+        """Keep `conn` for the next read (see `_park`)."""
         self._park(conn, epoch)
 
     def _take(self, policy: SessionPolicy) -> Connection | None:
