@@ -254,6 +254,8 @@ class SearchService:
         self.last_statements: list[tuple[str, dict[str, Any]]] = []
         # table -> (graph, (table, schema facts) of each table read, fields): see `fields`
         self._fields: dict[str, tuple[Any, tuple[Any, ...], list[predicates.SearchField]]] = {}
+        # table -> (mapping, schema facts, key, what `_page_facts` made of them)
+        self._facts: dict[str, tuple[Any, Any, str, tuple[list[str], bool, frozenset[str]]]] = {}
 
     def table_info(self, table: str) -> TableInfo:
         """Schema facts for planning (the resolver caches them for a minute)."""
@@ -411,7 +413,7 @@ class SearchService:
         started: float,
         allow_scan: bool,
     ) -> SearchResult:
-        columns = list(dict.fromkeys([key, *mapping.fields]))
+        columns, unique, pii = self._page_facts(name, mapping, info, key)
         large = (info.rows_estimate or 0) > SCAN_THRESHOLD
         if large and not self.mappings.source.is_sqlite and plan.predicates and not allow_scan:
             plan.predicates, why = self._in_key_order(name, info, plan.predicates)
@@ -437,7 +439,7 @@ class SearchService:
                 [],
                 None,
                 meta,
-                _pii_labels(mapping),
+                pii,
             )
         sql, params = search_sql.keyset(
             self.resolver,
@@ -448,7 +450,7 @@ class SearchService:
             after,
             limit + 1,
             info if large and not self.mappings.source.is_sqlite else None,
-            unique=info.is_unique(key) and not _nullable(info, key),
+            unique=unique,
         )
         if meta.pop("unknown_size") and not allow_scan:
             self._refuse_a_scan(name, sql, params)
@@ -473,8 +475,25 @@ class SearchService:
             raw,
             next_page,
             meta,
-            _pii_labels(mapping),
+            pii,
         )
+
+    def _page_facts(
+        self, name: str, mapping: Any, info: TableInfo, key: str
+    ) -> tuple[list[str], bool, frozenset[str]]:
+        """The page's columns, whether the key is unique and NOT NULL, and the pii labels:
+        worked out again only when the mapping or the schema facts are new objects (a
+        mapping read again, facts refreshed each minute), not on every search."""
+        known = self._facts.get(name)
+        if known is not None and known[0] is mapping and known[1] is info and known[2] == key:
+            return known[3]
+        facts = (
+            list(dict.fromkeys([key, *mapping.fields])),
+            info.is_unique(key) and not _nullable(info, key),
+            frozenset(_pii_labels(mapping)),
+        )
+        self._facts[name] = (mapping, info, key, facts)
+        return facts
 
     @staticmethod
     def _frame(raw: list[dict[str, Any]], columns: list[str], mapping: Any) -> pd.DataFrame:

@@ -54,7 +54,7 @@ from sqlglot import exp
 from hybridwb.config import scrub
 from hybridwb.errors import BindError, ConfigError, HybridwbError, ReadOnlyViolation
 from hybridwb.source import catalogue, drivers, guard, rawguard
-from hybridwb.source.binds import only_values_differ, values_in_place
+from hybridwb.source.binds import bind_layout, only_values_differ, values_fit
 from hybridwb.source.verdicts import VERDICTS
 from hybridwb.validation import short
 
@@ -715,14 +715,23 @@ def guard_final_text(
     if approved is not None:
         if final == approved.sql:
             return
-        if params is not None and values_in_place(approved.sql, approved.binds, params, final):
-            return  # the approved text with a literal in place of each bind: nothing new
+        if params is not None:
+            # the layout of its binds, made once per statement when it keeps one (`Prepared`)
+            layout: Any = getattr(approved, "layout", _UNKNOWN)
+            if layout is _UNKNOWN:
+                layout = bind_layout(approved.sql, approved.binds)
+            if values_fit(layout, params, final):
+                return  # the approved text with a literal in place of each bind: nothing new
         key = ("values of", approved.sql, policy.allowed_functions, final)
         if VERDICTS.admits(key, lambda: _values_only(final, approved)):
             return
     checked = VERDICTS.check(final, policy.allowed_functions)
     if whole_result:
         refuse_large_limit(checked, policy.select_limit - 1)
+
+
+#: an approved statement that keeps no `layout` of its binds
+_UNKNOWN = object()
 
 
 def _values_only(final: str, approved: Any) -> bool:

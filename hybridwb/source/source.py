@@ -37,6 +37,8 @@ from hybridwb.source import grants as grants_
 from hybridwb.source.arrow import frame as arrow_frame
 from hybridwb.source.binds import (
     Bind,
+    Layout,
+    bind_layout,
     check_params,
     find_binds,
     positive_int_arg,
@@ -136,6 +138,11 @@ class Prepared:
     def names(self) -> frozenset[str]:
         """The names of its binds, made once per statement."""
         return frozenset(b.name for b in self.binds)
+
+    @functools.cached_property
+    def layout(self) -> Layout | None:
+        """Its binds' layout, for the final-text guard (`binds.bind_layout`), made once."""
+        return bind_layout(self.sql, self.binds)
 
     @functools.cached_property
     def echoes(self) -> bool:
