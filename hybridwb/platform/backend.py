@@ -7,6 +7,7 @@ transaction-mode pooler); `RestBackend` (rest.py) serves Supabase's REST API. Re
 
 from __future__ import annotations
 
+import operator
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -443,8 +444,8 @@ def _whole_rows(
     None when a row lacks a column: Core then applies that column's default."""
     names = [c.name for c in tbl.columns]
     every = set(names)
-    if not all(row.keys() == every for row in rows):
-        return None
+    if len(names) < 2 or not all(row.keys() == every for row in rows):
+        return None  # (one column: itemgetter would give a value, not a tuple)
     dialect = conn.dialect
     key = (tbl.name, tuple(conflict), dialect.name)
     known = _WHOLE.get(key)
@@ -462,12 +463,16 @@ def _whole_rows(
         _WHOLE[key] = known
     text, plan = known
     raw = conn.connection.dbapi_connection  # in the transaction `run(write=True)` began
+    pick = operator.itemgetter(*(n for n, _ in plan))
+    processed = [(i, process) for i, (_, process) in enumerate(plan) if process is not None]
 
     def write(batch: list[dict[str, Any]]) -> int:
-        values = [
-            tuple(row[n] if process is None else process(row[n]) for n, process in plan)
-            for row in batch
-        ]
+        values: list[Any] = []
+        for row in batch:
+            value = list(pick(row))  # the row's values in the statement's order
+            for i, process in processed:
+                value[i] = process(value[i])
+            values.append(value)
         cursor = raw.cursor()  # type: ignore[union-attr]
         try:
             cursor.executemany(text, values)

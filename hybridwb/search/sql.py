@@ -91,21 +91,27 @@ def exact_index(info: Any, predicate: Predicate) -> str | None:
 #: id(schema facts) -> (those facts, {set of an index's columns: the first such index}):
 #: a search asks `exact_index` several times per branch; the facts change once a minute
 _EXACT: LRUCache[int, tuple[Any, dict[frozenset[str], str]]] = LRUCache(maxsize=64)
+#: the entry of `_EXACT` read last (it holds the facts object alive, as the cache does)
+_LAST_EXACT: list[tuple[Any, dict[frozenset[str], str]] | None] = [None]
 
 
 def _exact_indexes(info: Any) -> dict[frozenset[str], str]:
     """Each named index by its set of columns (no column twice), the first of equal sets:
     what `exact_index` looks up, worked out once per schema facts object (held by the
     cache, so its id is not reused while cached)."""
+    last = _LAST_EXACT[0]  # the facts of the table searched last (most calls ask about them)
+    if last is not None and last[0] is info:
+        return last[1]
     known = _EXACT.get(id(info))
     if known is not None and known[0] is info:
+        _LAST_EXACT[0] = known
         return known[1]
     out: dict[frozenset[str], str] = {}
     for index in info.indexes:
         cols = [c for c in index.get("column_names") or [] if c]
         if index.get("name") and len(set(cols)) == len(cols):
             out.setdefault(frozenset(cols), str(index["name"]))
-    _EXACT[id(info)] = (info, out)
+    _EXACT[id(info)] = _LAST_EXACT[0] = (info, out)
     return out
 
 

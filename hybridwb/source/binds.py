@@ -146,7 +146,15 @@ def _checked_values(params: dict[str, Any]) -> dict[str, Any]:
         else:
             items = [value]
         for item in items:
-            _check_value(name, item)
+            kind = type(item)
+            if kind is str:  # ASCII text holds no lone surrogate: nothing to check
+                if not item.isascii():
+                    _check_value(name, item)
+            elif kind is int:  # (not bool: a subclass) a whole number within 64 bits
+                if item not in INT64:
+                    _check_value(name, item)
+            elif item is not None:
+                _check_value(name, item)
     return params
 
 

@@ -526,7 +526,7 @@ def reassert_session(
             # closed (or spoken to) while idle in the pool: a killed or timed-out
             # connection; the pool replaces it
             raise DisconnectionError("source connection was closed")
-        if pending != wanted:
+        if pending is not wanted and pending != wanted:  # (usually the one policy object)
             apply_session(dbapi_conn, facts, wanted)
         info[SESSION_KEY] = wanted
         rawguard.session_set(dbapi_conn)  # READ ONLY just set: nothing owed

@@ -125,7 +125,8 @@ def _run_checked_out(side: Engine, conn: Connection, job: Job) -> Outcome:
 
 def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
     policy, prepared, cap = job.policy, job.prepared, job.cap
-    if conn.connection.info.get(SESSION_KEY) != policy:
+    set_to = conn.connection.info.get(SESSION_KEY)
+    if set_to is not policy and set_to != policy:  # (usually the one policy object)
         apply_session(raw, job.facts, policy)  # the checkout could not set this query's policy
         conn.connection.info[SESSION_KEY] = policy
     cursor = drivers.unbuffered_cursor(raw)
