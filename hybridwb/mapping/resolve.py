@@ -34,6 +34,7 @@ from sqlalchemy.sql.elements import quoted_name
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Graph, Hop, Path, relations_from_foreign_keys
 from hybridwb.mapping.model import Relation
+from hybridwb.source.cache import lookup
 from hybridwb.validation import short
 
 if TYPE_CHECKING:
@@ -227,7 +228,7 @@ class Resolver:
         else:
             names = tuple(sorted(n for n, m in tables.items() if m.isActive))
             self._active = (tables, names)
-        found = self._foreign.get(names)
+        found = lookup(self._foreign, names)
         if found is None:
             from hybridwb.mapping import discovery
 

@@ -81,8 +81,10 @@ def _stamp_of(path: Path, st: os.stat_result | None = None) -> str | None:
         except OSError:
             return None
     key = (str(path), st.st_mtime_ns, st.st_size)
-    if key in _STAMPS:
+    try:  # one lookup (`key in` and then `[key]` are two): None, unstamped, is kept too
         return _STAMPS[key]
+    except KeyError:
+        pass
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):

@@ -21,6 +21,7 @@ from cachetools import LRUCache
 
 from hybridwb.mapping.resolve import DIALECT, Resolver, compile_sql, limit
 from hybridwb.search.predicates import LIKE_ESCAPE, Cmp, Predicate
+from hybridwb.source.cache import lookup
 
 _TEXTS: LRUCache[tuple[Any, ...], str] = LRUCache(maxsize=512)
 
@@ -102,7 +103,7 @@ def _exact_indexes(info: Any) -> dict[frozenset[str], str]:
     last = _LAST_EXACT[0]  # the facts of the table searched last (most calls ask about them)
     if last is not None and last[0] is info:
         return last[1]
-    known = _EXACT.get(id(info))
+    known = lookup(_EXACT, id(info))
     if known is not None and known[0] is info:
         _LAST_EXACT[0] = known
         return known[1]
@@ -205,7 +206,7 @@ def probe_statement(
         for j, c in enumerate(p.predicate.cmps)
         for name, value in zip(_names(i, j, c), _value(c), strict=True)
     }
-    text = _TEXTS.get(shape)
+    text = lookup(_TEXTS, shape)
     if text is None:
         text, compiled = _probe_text(resolver, table, probes)
         if compiled != values:  # the fixed bind names are the contract the cache relies on
@@ -346,7 +347,7 @@ def keyset(
         unique,
     )
     values = params(predicates, after)
-    text = _TEXTS.get(shape)
+    text = lookup(_TEXTS, shape)
     if text is not None:
         return text, values
     if len(predicates) == 1:  # the branch reads the page itself: the shortest text

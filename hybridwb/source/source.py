@@ -45,7 +45,7 @@ from hybridwb.source.binds import (
     seconds_arg,
     to_pyformat,
 )
-from hybridwb.source.cache import QuietLRU, ResultCache, SchemaObjects, ViewNames
+from hybridwb.source.cache import QuietLRU, ResultCache, SchemaObjects, ViewNames, lookup
 from hybridwb.source.checkout import Parking
 from hybridwb.source.engine import (
     FACTS_SQL,
@@ -371,7 +371,7 @@ class Source:
         cap = self.row_cap if limit is None else positive_int_arg(limit, "limit")
         if isinstance(query, str):
             with self._lock:
-                hit = self._prepared.get(query)
+                hit = lookup(self._prepared, query)
             if hit is not None:
                 return hit if hit.cap == cap else dataclasses.replace(hit, cap=cap)
         try:
