@@ -212,3 +212,32 @@ def test_an_edited_mapping_is_seen_by_the_next_search(shop) -> None:  # type: ig
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     again = shop.search("customers", "김", limit=5)
     assert again.raw_rows and shown not in again.raw_rows[0]
+
+
+def test_a_failed_reads_values_still_reach_the_error_redaction(
+    sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The values are flattened only when there is an error message to take them out of:
+    the driver error's translation and the message's redaction both still get them."""
+    from hybridwb.source import catalogue
+
+    seen: list[list[object]] = []
+    translate, redact = catalogue.translate, catalogue.redact
+
+    def translating(exc: BaseException, ctx: object, values: object = (), *rest: object) -> object:
+        seen.append(list(values))  # type: ignore[call-overload]
+        return translate(exc, ctx, values, *rest)  # type: ignore[arg-type]
+
+    def redacting(message: str, values: object) -> str:
+        seen.append(list(values))  # type: ignore[call-overload]
+        return redact(message, values)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(catalogue, "translate", translating)
+    monkeypatch.setattr(catalogue, "redact", redacting)
+    src = Source(URL.create("sqlite", database=str(sample_db)))
+    try:
+        with pytest.raises(HybridwbError):
+            src.sql("SELECT no_such FROM customers WHERE name IN :n", {"n": ["kim.secret", 7]})
+    finally:
+        src.close()
+    assert seen == [["kim.secret", 7], ["kim.secret", 7]]
