@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -34,7 +35,7 @@ from sqlalchemy.sql.elements import quoted_name
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Graph, Hop, Path, relations_from_foreign_keys
 from hybridwb.mapping.model import Relation
-from hybridwb.validation import short
+from hybridwb.validation import INT64, short
 
 if TYPE_CHECKING:
     from hybridwb.mapping.discovery import TableInfo
@@ -73,11 +74,19 @@ def ident(name: str) -> quoted_name:
 
 
 def compile_sql(statement: sa.ClauseElement) -> tuple[str, dict[str, Any]]:
-    """SQL text with `:name` binds and its parameters (IN lists expanded, LIMIT inline)."""
+    """SQL text with `:name` binds and its parameters (IN lists expanded, LIMIT inline).
+
+    A whole number past the signed 64-bit range (a `BIGINT UNSIGNED` key above 2**63-1,
+    which the driver reads as an int: a page's start, a frozen key) is bound as a
+    `Decimal`, which the server compares exactly and the bind check admits."""
     compiled = statement.compile(
         dialect=DIALECT, compile_kwargs={"render_postcompile": True, "literal_binds": False}
     )
-    return str(compiled), dict(compiled.params)
+    params = {
+        k: Decimal(v) if type(v) is int and v not in INT64 else v
+        for k, v in compiled.params.items()
+    }
+    return str(compiled), params
 
 
 def explain_sql(sql: str) -> str:
