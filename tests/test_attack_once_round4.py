@@ -100,3 +100,32 @@ def test_bigint_unsigned_keys_past_two_to_the_63_are_each_messaged_once(
     want = {str(k): f"+82104200{i:04d}" for i, k in enumerate(BIG)}
     assert dict(records(store, run_id)) == want
     assert {str(k) for (k,) in src(db, "SELECT code FROM members")} == set(want)
+
+
+@pytest.mark.parametrize("batch_size", [1, 10])
+def test_varchar_keys_python_reads_as_numbers_are_not_lost(
+    source: Callable[..., str], store: str, batch_size: int
+) -> None:
+    """BREAK (F2): a VARCHAR key declared a number in the mapping (as round 3's '007'/'7'):
+    `coerce_key` bound any text Python's `int()` accepts as that int, and Python accepts
+    '2024_0001' (2024001), full-width '１２' and Arabic-Indic '٣' (12, 3), which MariaDB reads
+    as 2024, 0 and 0: the send's key range and exact look-up found no row, and each such
+    customer, present and unchanged, was excluded as "gone from source". Oracle: every row
+    of the source table has one record, at its own phone."""
+    keys = ["2024_0001", "１２", "٣", "12", "3", "2024", " 7", "+8"]
+    db = source(
+        "CREATE TABLE members (code VARCHAR(20) COLLATE utf8mb4_bin PRIMARY KEY, "
+        "name VARCHAR(20), mobile VARCHAR(20))",
+        rows={"members": [(k, f"회원{i}", f"010-4300-{i:04d}") for i, k in enumerate(keys)]},
+    )
+    wb = workbench(db, store, {"members": {**people("number"), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            "numeric", target_config={"table": "members"}, message_config={"content": INFO}
+        )
+        run_id = run_once(wb, wf, batch_size=batch_size, now=DAY)
+    finally:
+        wb.close()
+    want = {k: f"+82104300{i:04d}" for i, k in enumerate(keys)}
+    assert {k for (k,) in src(db, "SELECT code FROM members")} == set(want)
+    assert dict(records(store, run_id)) == want, skips(store, run_id)

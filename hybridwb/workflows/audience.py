@@ -142,12 +142,14 @@ def key_value(text: str) -> Any:
 def coerce_key(audience: Audience, key: str) -> Any:
     """A stored (text) key back in the source's type, so `IN` uses the index."""
     value = key_value(key)
-    if audience.key_type == "number" and isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return value
+    if audience.key_type == "number" and isinstance(value, str) and _INT_TEXT.fullmatch(value):
+        # ASCII digits only: Python's `int()` also reads '2024_0001', '１２' and '٣', which the
+        # server reads as other numbers (2024, 0), so such a key would be looked up as gone
+        return int(value)
     return value
+
+
+_INT_TEXT = re.compile(r"-?[0-9]+")
 
 
 def fetch(
