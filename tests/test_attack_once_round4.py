@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.conftest import mariadb_maker
 from tests.test_attack_once_round2 import (
+    AD,
+    CONSENTING,
     DAY,
     INFO,
+    SEOUL,
+    _consenting,
+    oracle,
+    pg_store,  # noqa: F401  (a fixture)
     people,
     records,
     run_once,
@@ -129,3 +136,39 @@ def test_varchar_keys_python_reads_as_numbers_are_not_lost(
     want = {k: f"+82104300{i:04d}" for i, k in enumerate(keys)}
     assert {k for (k,) in src(db, "SELECT code FROM members")} == set(want)
     assert dict(records(store, run_id)) == want, skips(store, run_id)
+
+
+def test_the_first_batch_is_decided_at_the_time_after_the_freeze(
+    source: Callable[..., str], pg_store: str
+) -> None:
+    """BREAK (F3): the quiet hours of a run's first batch were judged at the time the run
+    started, before the freeze, however long the freeze took (a million targets: minutes).
+    A run started at 20:59:50 KST whose freeze ends after 21:00 wrote its first batch of
+    advertising records for recipients without night consent. Here the run's clock runs
+    a thousand times faster than the wall clock (the freeze's few milliseconds are some
+    seconds on it), starting 2 s before 21:00: every decision is made after 21:00, so no
+    record may be written (all wait). Oracle: send_records on the store is empty."""
+    import time
+
+    db = _consenting(source, 4)
+    wb = workbench(db, pg_store, {"members": CONSENTING})
+    start_at = datetime(2026, 3, 2, 20, 59, 58, tzinfo=SEOUL)
+    t0: list[float] = []  # the run's first read of its clock
+
+    def clock() -> datetime:
+        t0.append(time.perf_counter())
+        return start_at + timedelta(seconds=1000 * (t0[-1] - t0[0]))
+
+    try:
+        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+        wf = wb.workflows.create(
+            "after freeze",
+            target_config={"table": "members"},
+            message_config={"template": "세일", "quiet_hours": "wait"},
+        )
+        run_id = run_once(wb, wf, batch_size=100, clock=clock)
+        assert clock() > start_at + timedelta(seconds=2)  # the freeze ended after 21:00
+    finally:
+        wb.close()
+    assert records(pg_store, run_id) == []
+    assert oracle(pg_store, "SELECT count(*) FROM run_targets")[0][0] == 4

@@ -234,6 +234,9 @@ class Processor:
         ahead = reading.enter_context(prefetch.ahead(reads, thread=self._can_prefetch()))
         for batch, rows, (candidates, skips, changed) in ahead:
             lock = held.enter_context(_cap_lock(campaigns, rules, aud.channel))
+            # each batch is decided at the time it is decided: the first one after the
+            # freeze (minutes for a large set) and any wait for the cap lock, not before them
+            rules = dataclasses.replace(rules, now=tick())  # quiet hours may begin mid-run
             recipients = sorted({c.recipient for c in candidates if c.recipient})
             legacy = campaigns.legacy_recipients()  # under the cap lock: as written
             spellings = policies.history_spellings(aud.channel, recipients, legacy_rows=legacy)
@@ -292,7 +295,6 @@ class Processor:
             if written >= analyze_at:  # the planner sees the history as it now is
                 campaigns.analyze_history()
                 analyze_at = 2 * written
-            rules = dataclasses.replace(rules, now=tick())  # quiet hours may begin mid-run
             bar.update(len(batch))
             if batch_pause:
                 time.sleep(batch_pause)
