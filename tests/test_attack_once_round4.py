@@ -1,24 +1,28 @@
+# ruff: noqa: F811  (the fixtures imported from round 2 are test parameters here)
 """Attack round 4 (exploration)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.conftest import mariadb_maker
+from hybridwb.workflows import policies
+from tests.conftest import _admin, mariadb_maker
 from tests.test_attack_once_round2 import (
     AD,
     CONSENTING,
     DAY,
     INFO,
+    NIGHT,
     SEOUL,
     _consenting,
     oracle,
-    pg_store,  # noqa: F401  (a fixture)
     people,
+    pg_store,  # noqa: F401  (a fixture)
     records,
     run_once,
     skips,
@@ -39,25 +43,32 @@ def store(tmp_path: Any) -> str:
     return f"sqlite:///{tmp_path / 'store.db'}"
 
 
+#: key types a customer table may be keyed by: (SQL type, mapping type, keys)
 KEYS = {
     "decimal": ("DECIMAL(10,2)", "number", ["0.10", "1.50", "2.25", "-3.30"]),
-    "time": ("TIME", "string", ["-01:00:00", "10:00:00", "25:30:00", "00:00:01"]),
-    "time6": ("TIME(6)", "string", ["10:00:00.5", "10:00:00", "11:00:00.000001", "00:00:01"]),
-    "datetime3": ("DATETIME(3)", "datetime", ["2026-01-01 00:00:00.500", "2026-01-01 00:00:00", "2026-01-02 00:00:00.001", "2026-01-03"]),
+    "datetime3": (
+        "DATETIME(3)",
+        "datetime",
+        ["2026-01-01 00:00:00.500", "2026-01-01", "2026-01-02 00:00:00.001", "2026-01-03"],
+    ),
     "date": ("DATE", "date", ["2026-01-01", "2026-01-02", "1999-12-31", "2026-02-28"]),
     "year": ("YEAR", "number", [2001, 2002, 1999, 2155]),
-    "bit": ("BIT(8)", "number", [1, 2, 0, 255]),
-    "binary4": ("BINARY(4)", "string", [b"\x00\x00\x00\x01", b"ab\x00\x00", b"\xff\xfe\x00\x01", b"\\x00"]),
-    "enum": ("ENUM('a','b','c','d')", "string", ["a", "b", "c", "d"]),
-    "bigu": ("BIGINT UNSIGNED", "number", [18446744073709551615, 0, 9007199254740993, 1]),
-    "neg": ("INT", "number", [-5, -1, 0, 3]),
-    "varbin": ("VARBINARY(8)", "string", [b"a", b"A", b"a ", b"\\"]),
-    "bool": ("TINYINT(1)", "boolean", [0, 1, 2, -1]),
+    "binary4": (
+        "BINARY(4)",
+        "string",
+        [b"\x00\x00\x00\x01", b"ab\x00\x00", b"\xff\xfe\x00\x01", b"\\x00"],
+    ),
+    "negative": ("INT", "number", [-5, -1, 0, 3]),
+    "varbinary": ("VARBINARY(8)", "string", [b"a", b"A", b"a ", b"\\"]),
+    "tinyint1": ("TINYINT(1)", "boolean", [0, 1, 2, -1]),
+    "time": ("TIME", "string", ["-01:00:00", "10:00:00", "25:30:00", "00:00:01"]),
+    "time6": ("TIME(6)", "string", ["10:00:00.5", "10:00:00", "-00:00:00.25", "838:59:59"]),
 }
 
 
-@pytest.mark.parametrize("kind", list(KEYS))
-def test_keys_of_every_type(source: Callable[..., str], store: str, kind: str) -> None:
+def keyed_run(source: Callable[..., str], store: str, kind: str, batch_size: int) -> set[str]:
+    """A run over four customers keyed by `KEYS[kind]`: the phones it wrote a record for
+    (each once), checked against the source's rows."""
     sql_type, field_type, keys = KEYS[kind]
     rows = [(k, f"회원{i}", f"010-4100-{i:04d}") for i, k in enumerate(keys)]
     db = source(
@@ -69,12 +80,41 @@ def test_keys_of_every_type(source: Callable[..., str], store: str, kind: str) -
         wf = wb.workflows.create(
             "keys", target_config={"table": "members"}, message_config={"content": INFO}
         )
-        run_id = run_once(wb, wf, batch_size=2, now=DAY)
+        run_id = run_once(wb, wf, batch_size=batch_size, now=DAY)
     finally:
         wb.close()
-    sent = records(store, run_id)
-    assert len(sent) == len(keys), (sent, skips(store, run_id))
-    assert sorted(r for _, r in sent) == sorted(f"+82104100{i:04d}" for i in range(len(keys)))
+    sent = [r for _, r in records(store, run_id)]
+    assert len(sent) == len(set(sent)), sent
+    assert len(src(db, "SELECT code FROM members")) == len(keys)
+    return set(sent) | {f"skips: {skips(store, run_id)}"} - {"skips: {}"}
+
+
+def phones(n: int) -> set[str]:
+    return {f"+82104100{i:04d}" for i in range(n)}
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+@pytest.mark.parametrize("kind", ["time", "time6"])
+def test_time_keys_past_a_day_or_negative_are_messaged(
+    source: Callable[..., str], store: str, kind: str, batch_size: int
+) -> None:
+    """BREAK (F4): a `TIME` key (the driver's timedelta) past 24 h or negative was stored
+    as `str(timedelta)` ('1 day, 1:30:00', '-1 day, 23:00:00'), which the server does not
+    read as that time: the customer was excluded as "gone from source"; and a TIME key
+    ending a page was bound as a timedelta, which the bind check refuses (the freeze
+    failed). Oracle: every source row's phone has one record, and nothing is excluded."""
+    assert keyed_run(source, store, kind, batch_size) == phones(4)
+
+
+@pytest.mark.parametrize(
+    "kind", ["decimal", "datetime3", "date", "year", "binary4", "negative", "varbinary", "tinyint1"]
+)
+def test_keys_of_other_types_are_each_messaged_once(
+    source: Callable[..., str], store: str, kind: str
+) -> None:
+    """HELD: DECIMAL, DATETIME(3), DATE, YEAR, BINARY(4) with NUL bytes, negative INT,
+    VARBINARY differing by case or a trailing space, TINYINT(1) keys, a page per key."""
+    assert keyed_run(source, store, kind, 1) == phones(4)
 
 
 BIG = [1, 2**63 - 1, 2**63, 2**63 + 1, 2**64 - 2, 2**64 - 1]
@@ -172,3 +212,92 @@ def test_the_first_batch_is_decided_at_the_time_after_the_freeze(
         wb.close()
     assert records(pg_store, run_id) == []
     assert oracle(pg_store, "SELECT count(*) FROM run_targets")[0][0] == 4
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("pg_store"))
+
+
+#: (key, mobile at the freeze, ad_ok at the freeze, mobile at the send, ad_ok at the send,
+#: what the send does: a recipient, or the reason it is excluded); "DEL" deletes the row
+CHANGES: list[tuple[str, str | None, int | None, str | None, int | None, str]] = [
+    ("k01", "010-5100-0001", 1, "010-5100-0001", 1, "+821051000001"),
+    ("k02", "010-5100-0002", 1, "010-5100-0002", 0, policies.NO_CONSENT),
+    ("k03", "010-5100-0003", 0, "010-5100-0003", 1, policies.NO_CONSENT),  # at night
+    ("k04", "01051000004", 1, "+82 10-5100-0004", 1, "+821051000004"),
+    ("k05", "010-5100-0005", 1, "010-5100-0099", 1, policies.RECIPIENT_CHANGED),
+    ("k06", "010-5100-0006", 1, None, 1, policies.RECIPIENT_CHANGED),
+    ("k07", None, 1, "010-5100-0007", 1, policies.NO_RECIPIENT),  # at night
+    ("k08", "010-5100-0008", 1, "DEL", 1, policies.GONE),
+    ("k09", "０１０-５１００-０００９", 1, "010 5100 0009", 2, "+821051000009"),
+    ("k10", "010-5100-0010", 1, "0082-10-5100-0001", 1, policies.RECIPIENT_CHANGED),
+    ("k11", "0082 10 5100 0001", 1, "0082 10 5100 0001", 1, policies.DUPLICATE),
+    ("k12", "010-5100-0012 내선 3", 1, "010-5100-0012 (회사)", -1, "+821051000012"),
+    ("k13", "+1 650-253-0000", 1, "+1 650-253-0000", 1, "+16502530000"),
+    ("k14", "010-1234", 1, "010-1234", 1, policies.INVALID_PHONE),
+    ("k15", "010-5100-0015", None, "010-5100-0015", None, policies.NO_CONSENT),
+    ("k16", None, 1, None, 1, policies.NO_RECIPIENT),
+    ("k17", "010-5100-0017 / 010-5100-0018", 1, "010-5100-0017", 1, policies.NO_RECIPIENT),
+    ("k18", "010-5100-0018", 0, "010-5100-0018", 1, policies.NO_CONSENT),  # at night
+    ("k19", "010-5100-0019", 1, "010-5100-0019", 0, policies.NO_CONSENT),
+]
+
+
+def test_source_changed_between_freeze_and_send_in_every_way_at_once(
+    source: Callable[..., str], any_store: str
+) -> None:
+    """HELD: frozen at night (every advertising target that may be messaged waits), the source then changed
+    (consent withdrawn and given, tinyint(1) 2 and -1, a phone respelled, replaced, emptied,
+    filled, a row deleted, a number now another target's), and sent by day in batches of
+    two (read ahead on Postgres). Oracle: each key's record or exclusion on the store."""
+    store = any_store
+    db = source(
+        "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), "
+        "mobile VARCHAR(40), ad_ok TINYINT(1) NULL, night_ok TINYINT(1) NOT NULL, "
+        "joined DATETIME NOT NULL)",
+        rows={
+            "members": [
+                (k, "회원", m, ad, 0, datetime(2026, 3, 1)) for k, m, ad, _, _, _ in CHANGES
+            ]
+        },
+    )
+    wb = workbench(db, store, {"members": CONSENTING})
+    try:
+        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+        wf = wb.workflows.create(
+            "changed",
+            target_config={"table": "members", "exclude_opt_out": False},
+            message_config={"template": "세일", "quiet_hours": "wait"},
+        )
+        run_id = run_once(wb, wf, batch_size=2, now=NIGHT)
+        assert records(store, run_id) == []  # the rest wait for the day
+        conn = _admin()
+        with conn.cursor() as cur:
+            for key, _, _, mobile, ad, _ in CHANGES:
+                if mobile == "DEL":
+                    cur.execute(f"DELETE FROM `{db}`.members WHERE code = %s", (key,))
+                else:
+                    cur.execute(
+                        f"UPDATE `{db}`.members SET mobile = %s, ad_ok = %s WHERE code = %s",
+                        (mobile, ad, key),
+                    )
+        conn.commit()
+        conn.close()
+        wb.workflows.process(wf["id"], run_id, progress=False, batch_size=2, now=DAY)
+    finally:
+        wb.close()
+    sent = dict(records(store, run_id))
+    excluded = {
+        str(k): str(r)
+        for k, r in oracle(
+            store,
+            "SELECT target_key, reason FROM run_skips WHERE CAST(run_id AS TEXT) IN (%s, %s)",
+            (str(run_id), uuid.UUID(str(run_id)).hex),
+        )
+    }
+    got = {**sent, **excluded}
+    assert not set(sent) & set(excluded)
+    assert got == {key: outcome for key, *_, outcome in CHANGES}
