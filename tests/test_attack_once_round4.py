@@ -29,6 +29,7 @@ from tests.test_attack_once_round2 import (
     src,
     workbench,
 )
+from tests.test_attack_once_round3 import members
 
 pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
 
@@ -301,3 +302,35 @@ def test_source_changed_between_freeze_and_send_in_every_way_at_once(
     got = {**sent, **excluded}
     assert not set(sent) & set(excluded)
     assert got == {key: outcome for key, *_, outcome in CHANGES}
+
+
+def test_deleting_a_workflow_does_not_erase_the_history_the_frequency_cap_counts(
+    source: Callable[..., str], any_store: str
+) -> None:
+    """HELD: workflow A messages a customer today and is then deleted (a one-off campaign
+    cleaned up); workflow B, capped at one message per 7 days over every workflow, must not
+    message them again the same day: A's runs and send records outlive it. Oracle: A's
+    record by direct SQL before the delete; B's records and exclusions."""
+    store = any_store
+    db = members(source, [("m1", "회원1", "010-4400-0001")])
+    wb = workbench(db, store, {"members": {**people(), "audience": True}})
+    capped = {"frequency_cap": {"messages": 1, "days": 7}}
+    try:
+        a = wb.workflows.create(
+            "one-off",
+            target_config={"table": "members"},
+            message_config={"content": INFO, "policy": capped},
+        )
+        first = run_once(wb, a, now=DAY)
+        assert records(store, first) == [("m1", "+821044000001")]
+        wb.workflows.delete(a["id"])
+        b = wb.workflows.create(
+            "weekly",
+            target_config={"table": "members"},
+            message_config={"content": INFO, "policy": capped},
+        )
+        second = run_once(wb, b, now=DAY + timedelta(hours=1))
+    finally:
+        wb.close()
+    assert records(store, second) == [], "messaged twice in one day under a 1-per-7-days cap"
+    assert skips(store, second) == {policies.CAP: 1}
