@@ -334,3 +334,60 @@ def test_deleting_a_workflow_does_not_erase_the_history_the_frequency_cap_counts
         wb.close()
     assert records(store, second) == [], "messaged twice in one day under a 1-per-7-days cap"
     assert skips(store, second) == {policies.CAP: 1}
+
+
+def test_a_nul_byte_in_a_related_value_the_message_uses_does_not_block_the_run(
+    source: Callable[..., str], any_store: str
+) -> None:
+    """BREAK (F5): a NUL byte in a related table's value the message uses (`{{ addr.city }}`
+    through a to-one relation). The run's NUL check reads only the batch's own rows, so the
+    message was rendered with the NUL: on Postgres the batch's COPY failed (psycopg
+    DataError, untranslated) and so did every resume, the rest of that batch and every
+    later batch never sent; on SQLite a record was written holding the NUL. It is now
+    excluded and counted as an unreadable value, like a NUL in the row. Oracle: records
+    and exclusions on the store."""
+    store = any_store
+    db = source(
+        "CREATE TABLE addr (addr_id INT PRIMARY KEY, city VARCHAR(20))",
+        "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), "
+        "mobile VARCHAR(20), addr_id INT)",
+        rows={
+            "addr": [(1, "서울"), (2, "부\x00산")],
+            "members": [
+                (f"m{i}", f"회원{i}", f"010-4500-{i:04d}", 2 if i == 2 else 1) for i in range(6)
+            ],
+        },
+    )
+    mapping = people(
+        fields={"addr_id": {"displayName": "주소", "type": "number", "role": "reference"}},
+        relations=[
+            {
+                "table": "addr",
+                "localField": "addr_id",
+                "foreignField": "addr_id",
+                "kind": "many-to-one",
+                "name": "addr",
+            }
+        ],
+    )
+    addr = {
+        "displayName": "주소록",
+        "key": "addr_id",
+        "fields": {
+            "addr_id": {"displayName": "번호", "type": "number"},
+            "city": {"displayName": "도시", "type": "string"},
+        },
+    }
+    wb = workbench(db, store, {"members": {**mapping, "audience": True}, "addr": addr})
+    try:
+        wf = wb.workflows.create(
+            "related nul",
+            target_config={"table": "members"},
+            message_config={"content": "{{ 이름 }}님, {{ addr.city }} 매장 안내입니다."},
+        )
+        run_id = run_once(wb, wf, batch_size=2, now=DAY)
+    finally:
+        wb.close()
+    sent = dict(records(store, run_id))
+    assert sorted(sent) == ["m0", "m1", "m3", "m4", "m5"], skips(store, run_id)
+    assert skips(store, run_id) == {policies.BAD_ROW: 1}

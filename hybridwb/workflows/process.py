@@ -462,7 +462,8 @@ def _decide_and_render(
     decided again without it, so the next key with the same phone is not excluded as a
     duplicate of a message never written. Removing a candidate only frees its recipient,
     so the messages already rendered stay decided; this ends after at most one more pass
-    per failed render of the same recipient."""
+    per failed render of the same recipient. A message holding a NUL byte (from a related
+    row's value: the batch's own rows are checked before) fails as `policies.BAD_ROW`."""
     failed: dict[str, str] = {}
     outs: dict[str, Any] = {}
     live = candidates  # those not failed, read again after a pass in which one failed
@@ -477,6 +478,8 @@ def _decide_and_render(
             out = render(row, rel)
             if out.skipped or out.text is None:
                 failed[c.key] = out.skipped or "not rendered"
+            elif "\x00" in out.text:  # from a related row (the batch's own are checked
+                failed[c.key] = policies.BAD_ROW  # before): no store text can hold it
             else:
                 outs[c.key] = out
         if len(failed) == failing:  # all rendered: deciding again gives these decisions
