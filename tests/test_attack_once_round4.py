@@ -1,5 +1,24 @@
 # ruff: noqa: F811  (the fixtures imported from round 2 are test parameters here)
-"""Attack round 4 (exploration)."""
+"""Attack round 4 on "a workflow run messages exactly the intended customers, once".
+
+Sources are fresh MariaDB databases, stores SQLite files or fresh PostgreSQL databases; the
+oracle is direct SQL on them (pymysql / sqlite3 / psycopg). A test whose docstring starts
+BREAK failed on main; those fixed on this branch are plain tests now, the one left open is
+`xfail(strict=True)`. HELD tests are attempts that held, kept for what they cover anew.
+
+Findings: F1 a BIGINT UNSIGNED key past 2**63-1 was refused by the run's own statements
+(the send never finished); F2 a VARCHAR key declared a number ('2024_0001', '１２', '٣')
+was bound as the int Python reads and looked up as gone; F3 the first batch's quiet hours
+were judged at the run's start, before the freeze; F4 a TIME key past a day or negative
+was stored as `str(timedelta)` and looked up as gone (and refused as a page start); F5 a
+NUL byte in a related row's value failed the Postgres batch and every resume; F6 (open) a
+target key past 200 characters fails the Postgres freeze.
+
+The recent fast paths (the checked normaliser, candidates as tuples with consent read
+inline, the inline key/NUL checks, by_key_text, decide-and-render's one pass) were also
+compared with the slow ones on generated and hand-made phones (full-width digits, spaces,
++82/0082/82, extensions, non-KR numbers): no difference; see the report.
+"""
 
 from __future__ import annotations
 
