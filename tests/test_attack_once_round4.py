@@ -458,3 +458,31 @@ def test_a_long_email_key_is_frozen_and_messaged(
     finally:
         wb.close()
     assert sorted(records(store, run_id)) == sorted((k, k) for k in keys)
+
+
+def test_keys_with_control_characters_and_emoji_are_each_messaged_once(
+    source: Callable[..., str], pg_store: str
+) -> None:
+    """HELD: text keys holding what COPY's text format escapes (tab, newline, carriage
+    return, backslash, '\\N', '\\.'), emoji and Hangul, in a binary collation, a page per
+    key (the freeze and the batch writes go through COPY on Postgres)."""
+    keys = ["a\tb", "a\nb", "a\rb", "a\\b", "\\N", "\\.", "😀", "김\t철수", "k", "K"]
+    db = source(
+        "CREATE TABLE members (code VARCHAR(20) COLLATE utf8mb4_bin PRIMARY KEY, "
+        "name VARCHAR(20), mobile VARCHAR(20))",
+        rows={"members": [(k, f"회원{i}", f"010-4600-{i:04d}") for i, k in enumerate(keys)]},
+    )
+    wb = workbench(db, pg_store, {"members": {**people(), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            "control", target_config={"table": "members"}, message_config={"content": INFO}
+        )
+        run_id = run_once(wb, wf, batch_size=1, now=DAY)
+    finally:
+        wb.close()
+    # the store keeps a backslash doubled (`audience.key_text`: a NUL is `\\0`)
+    want = {k.replace("\\", "\\\\"): f"+82104600{i:04d}" for i, k in enumerate(keys)}
+    assert {str(k): str(m) for k, m in src(db, "SELECT code, mobile FROM members")} == {
+        k: f"010-4600-{i:04d}" for i, k in enumerate(keys)
+    }
+    assert dict(records(pg_store, run_id)) == want, skips(pg_store, run_id)
