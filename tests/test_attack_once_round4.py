@@ -486,3 +486,40 @@ def test_keys_with_control_characters_and_emoji_are_each_messaged_once(
         k: f"010-4600-{i:04d}" for i, k in enumerate(keys)
     }
     assert dict(records(pg_store, run_id)) == want, skips(pg_store, run_id)
+
+
+@pytest.mark.parametrize("exclude_opt_out", [True, False])
+def test_tinyint1_consent_is_yes_when_non_zero_for_the_filter_and_the_run(
+    source: Callable[..., str], store: str, exclude_opt_out: bool
+) -> None:
+    """BREAK (F7): a TINYINT(1) consent (MySQL's BOOL) holding 2 or -1 is yes for MySQL
+    (`WHERE ad_ok`) and for the run (`advertising.truthy`: any non-zero number), but the
+    target definition's consent filter (`exclude_opt_out`, on by default) read it as
+    `ad_ok = 1`: those customers were left out of the frozen set, never messaged and not
+    counted. Oracle: MariaDB's own `WHERE ad_ok` over the same rows."""
+    values = [1, 2, -1, 127, -128, 0, None]
+    db = source(
+        "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), "
+        "mobile VARCHAR(20), ad_ok TINYINT(1) NULL, night_ok TINYINT(1) NOT NULL, "
+        "joined DATETIME NOT NULL)",
+        rows={
+            "members": [
+                (f"m{i}", "회원", f"010-4700-{i:04d}", v, 0, datetime(2026, 3, 1))
+                for i, v in enumerate(values)
+            ]
+        },
+    )
+    wb = workbench(db, store, {"members": CONSENTING})
+    try:
+        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+        wf = wb.workflows.create(
+            "bool",
+            target_config={"table": "members", "exclude_opt_out": exclude_opt_out},
+            message_config={"template": "세일"},
+        )
+        run_id = run_once(wb, wf, now=DAY)
+    finally:
+        wb.close()
+    yes = {str(k) for (k,) in src(db, "SELECT code FROM members WHERE ad_ok")}
+    assert yes == {"m0", "m1", "m2", "m3", "m4"}
+    assert {k for k, _ in records(store, run_id)} == yes
