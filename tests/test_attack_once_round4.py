@@ -523,3 +523,44 @@ def test_tinyint1_consent_is_yes_when_non_zero_for_the_filter_and_the_run(
     yes = {str(k) for (k,) in src(db, "SELECT code FROM members WHERE ad_ok")}
     assert yes == {"m0", "m1", "m2", "m3", "m4"}
     assert {k for k, _ in records(store, run_id)} == yes
+
+
+def test_a_yes_kept_in_a_binary_consent_column_is_yes_for_the_filter_and_the_run(
+    source: Callable[..., str], store: str
+) -> None:
+    """A consent flag kept in a VARBINARY column ('Y', 'YES', ' Yes ', '동의'), which the run
+    reads as yes (`advertising.truthy` decodes a binary flag); MySQL's LOWER() leaves a
+    binary string as it is, so the filter's `lower(trim(c)) IN ('y', ...)` must not miss
+    the capitals. Oracle: the yes-spellings compared by MariaDB on the text of the bytes."""
+    values = [b"Y", b"YES", b" Yes ", "동의".encode(), b"y", b"1", b"N", b"no", b"0", None]
+    db = source(
+        "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), "
+        "mobile VARCHAR(20), ad_ok VARBINARY(10) NULL, night_ok TINYINT(1) NOT NULL, "
+        "joined DATETIME NOT NULL)",
+        rows={
+            "members": [
+                (f"m{i}", "회원", f"010-4800-{i:04d}", v, 0, datetime(2026, 3, 1))
+                for i, v in enumerate(values)
+            ]
+        },
+    )
+    fields = {**CONSENTING["fields"], "ad_ok": {"displayName": "광고동의", "type": "string"}}
+    wb = workbench(db, store, {"members": {**CONSENTING, "fields": fields}})
+    try:
+        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+        wf = wb.workflows.create(
+            "binary", target_config={"table": "members"}, message_config={"template": "세일"}
+        )
+        run_id = run_once(wb, wf, now=DAY)
+    finally:
+        wb.close()
+    yes = {
+        str(k)
+        for (k,) in src(
+            db,
+            "SELECT code FROM members WHERE LOWER(TRIM(CONVERT(ad_ok USING utf8mb4))) "
+            "IN ('1', 'y', 'yes', 'true', 't', '동의')",
+        )
+    }
+    assert yes == {"m0", "m1", "m2", "m3", "m4", "m5"}
+    assert {k for k, _ in records(store, run_id)} == yes

@@ -84,7 +84,9 @@ def truthy(column: Any, ftype: str) -> Any:
     TINYINT(1) may hold 2 or -1); `= 1` left those out of the frozen set unseen."""
     if ftype in ("boolean", "number"):
         return column != 0
-    return sa.func.lower(sa.func.trim(column)).in_(YES_SPELLINGS)
+    # as text first: MySQL's LOWER() leaves a binary string (a VARBINARY flag, which the
+    # run decodes and reads) as it is, so 'Y' would not be 'y'
+    return sa.func.lower(sa.func.trim(sa.cast(column, sa.CHAR))).in_(YES_SPELLINGS)
 
 
 class Builder:
