@@ -133,6 +133,34 @@ def limit(n: int) -> Any:
     return sa.literal(int(n), literal_execute=True)
 
 
+_TEXT_TYPES = ("CHAR", "VARCHAR", "TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT", "ENUM", "SET")
+_BYTES_TYPES = ("BINARY", "VARBINARY", "TINYBLOB", "BLOB", "MEDIUMBLOB", "LONGBLOB", "JSON")
+
+
+def _is_text(kind: str) -> bool:
+    """A text or byte-string column type (as the live schema states it, upper-cased)."""
+    word = kind.upper().split("(")[0].split()[0] if kind.strip() else ""
+    return word in _TEXT_TYPES or word in _BYTES_TYPES
+
+
+def _refuse_loose_join(resolver: Resolver, table: str, hop: Hop) -> None:
+    """A related column unique as text is not unique as a number or a date: joined to an
+    INT column, MariaDB (and SQLite) compares the text as a number, so '1', '01' and ' 1'
+    all join the row with 1, and a to-one join repeated it (the same customer twice on a
+    search page, counted twice in a target). Such a relation is refused, like one whose
+    related column is not unique at all."""
+    local = resolver.info(table).column(hop.local)
+    foreign = resolver.info(hop.target).column(hop.foreign)
+    if local is None or foreign is None or not _is_text(foreign.type) or _is_text(local.type):
+        return
+    raise ValidationError(
+        f"{hop.source} -> {hop.target} ({hop.name!r}) is declared many-to-one, but "
+        f"{hop.source}.{hop.local} ({local.type}) is compared with the text column "
+        f"{hop.target}.{hop.foreign} as a number or date ('1' = '01' = ' 1'), so one row can "
+        "join several; relate columns of one kind (both text or both numbers)."
+    )
+
+
 @dataclass
 class Selection:
     """The root table and the to-one joins the columns used so far need (LEFT OUTER)."""
@@ -172,6 +200,7 @@ class Selection:
                         "unique index on it alone); declare the relation one-to-many (with an "
                         "orderBy) or point it at a unique column."
                     )
+                _refuse_loose_join(self.resolver, table, hop)
                 self.joins[prefix] = alias
             current, table = self.joins[prefix], hop.target
         return current

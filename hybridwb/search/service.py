@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 SCAN_THRESHOLD = 50_000  # rows: above this a predicate without an index is refused
 MAX_LIMIT = 500
+MAX_TOKEN = 32_768  # characters of a page token read at all (it is sealed and checked)
+MAX_KEY_TEXT = 8_000  # characters of a last key (as JSON) a token holds: well within MAX_TOKEN
 
 
 class _Page:
@@ -152,7 +154,7 @@ def encode_token(table: str, term: str, after: Any, key: str) -> str:
 def decode_token(token: Any, table: str, term: str, key: str) -> Any:
     """The key a page token continues after; any token hybridwb did not make is refused."""
     bad = ValidationError("The page token is not one hybridwb made; start from the first page.")
-    if not isinstance(token, str) or len(token) > 4096:
+    if not isinstance(token, str) or len(token) > MAX_TOKEN:
         raise bad
     data: Any = None
     with contextlib.suppress(ValueError, UnicodeError):
@@ -216,15 +218,30 @@ def _folded(value: Any) -> Any:
     return "".join(ch for ch in bare if not unicodedata.combining(ch))
 
 
-def _refuse_split_key(table: str, key: str, info: TableInfo, last: Any, following: Any) -> None:
+def _refuse_split_key(
+    table: str,
+    key: str,
+    info: TableInfo,
+    last: Any,
+    following: Any,
+    same: Callable[[str, str], bool],
+) -> None:
     """The next page continues at `key > last`: rows whose key equals the page's last key
     and did not fit on it would never be shown (a mapping's key that is not unique, e.g. a
     view's or a non-key column), and a NULL last key continues at nothing (`key > NULL`).
     The row after the page (it is read to know there is more) tells: a key the schema does
-    not state unique that repeats there, or a NULL, gets a one-line error."""
+    not state unique that repeats there, or a NULL, gets a one-line error.
+
+    "Repeats" is as the key column's collation compares: two different texts may be one
+    key ('ß' = 's' in utf8mb4_general_ci, 'æ' = 'ae' in unicode_520_ci), which no fold in
+    Python knows exactly, so `same` asks (the server, see `_same_key`). Numbers, dates and
+    bytes compare exactly in Python."""
     if last is None:
         why = f"its key {key!r} is NULL in some rows"
-    elif not info.is_unique(key) and _folded(last) == _folded(following):
+    elif not info.is_unique(key) and (
+        last == following
+        or (isinstance(last, str) and isinstance(following, str) and same(last, following))
+    ):
         why = f"its key {key!r} is not unique (a value repeats across the page boundary)"
     else:
         return
@@ -233,6 +250,20 @@ def _refuse_split_key(table: str, key: str, info: TableInfo, last: Any, followin
         f"skip rows; narrow the search, raise limit (up to {MAX_LIMIT}), or set the "
         "mapping's key to a unique, NOT NULL column."
     )
+
+
+def _refuse_long_key(table: str, key: str, last: Any) -> None:
+    """A page token holds the page's last key; a token too long to be read back would
+    answer the next page with "start from the first page", whose token is the same again.
+    (A JSON string spends at most 12 characters on one character: the cheap test first.)"""
+    if not isinstance(last, str) or len(last) * 12 <= MAX_KEY_TEXT:
+        return
+    if len(json.dumps(last)) > MAX_KEY_TEXT:
+        raise ValidationError(
+            f"More results in {table} than one page holds, but the last key ({key!r}) on this "
+            "page is too long to continue after; narrow the search, raise limit (up to "
+            f"{MAX_LIMIT}), or set the mapping's key to a shorter column."
+        )
 
 
 def _pii_labels(mapping: Any) -> set[str]:
@@ -449,10 +480,18 @@ class SearchService:
         next_page = None
         if len(raw) > limit:
             _refuse_paging(name, key, info, limit, self.mappings.source.is_sqlite)
-            _refuse_split_key(name, key, info, raw[limit - 1][key], raw[limit][key])
+            _refuse_split_key(
+                name,
+                key,
+                info,
+                raw[limit - 1][key],
+                raw[limit][key],
+                lambda a, b: self._same_key(name, a, b),
+            )
             raw = raw[:limit]
             kind = next((c.type for c in info.columns if c.name == key), "")
             last = _exact_after(raw[-1][key], kind)
+            _refuse_long_key(name, key, last)
             next_page = (name, term, last, key)  # sealed when asked for (next_page)
         meta["elapsed_ms"] = (time.perf_counter() - started) * 1000
         return SearchResult(
@@ -464,6 +503,20 @@ class SearchService:
             meta,
             _pii_labels(mapping),
         )
+
+    def _same_key(self, table: str, a: str, b: str) -> bool:
+        """Whether the server holds two texts one value of `table`'s key column: one tiny
+        statement that reads no row, sent only when a page of a key the schema does not
+        state unique ends on a text the next row does not repeat exactly. SQLite compares
+        in Python, loosely (a refusal too many, never a row skipped): its collations are
+        BINARY, NOCASE (ASCII case) and RTRIM (trailing spaces)."""
+        if self.mappings.source.is_sqlite:
+            return bool(_folded(a) == _folded(b))
+        sql, params = search_sql.same_key(self.resolver, table)
+        params = {**params, "a": a, "b": b}
+        self.last_statements.append((sql, params))
+        rows = self.mappings.source.records(sql, params)
+        return bool(rows and rows[0]["same"])
 
     @staticmethod
     def _frame(raw: list[dict[str, Any]], columns: list[str], mapping: Any) -> pd.DataFrame:
@@ -505,8 +558,21 @@ class SearchService:
         first read the (at most PROBE_VALUES) values they match, in one statement, and
         search those by equality. What cannot be done that way is said, not scanned."""
         keep, probes, why = search_sql.order_plan(self.resolver.graph, table, info, branches)
+        kinds = [search_sql.probed_type(self.resolver, table, p) for p in probes]
+        for probe, kind in zip(probes, kinds, strict=True):
+            if search_sql.inexact(kind):
+                why.append(
+                    f"{probe.predicate.field} was not searched: its rows are found by the "
+                    f"values of a FLOAT column (through {table}.{probe.column}), which the "
+                    "server keeps approximately, so they could not be matched exactly; search "
+                    "by another field, or relate the tables by an integer, DECIMAL or text column"
+                )
+        probes, kinds = (
+            [p for p, k in zip(probes, kinds, strict=True) if not search_sql.inexact(k)],
+            [k for k in kinds if not search_sql.inexact(k)],
+        )
         if probes:
-            sql, params = search_sql.probe_statement(self.resolver, table, probes)
+            sql, params = search_sql.probe_statement(self.resolver, table, probes, kinds)
             self.last_statements.append((sql, params))
             rows = self.mappings.source.records(sql, params)
             found, too_many = search_sql.expand(table, probes, rows)

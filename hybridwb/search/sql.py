@@ -170,14 +170,44 @@ def _eq(column: str) -> Predicate:
     return Predicate(column, "equal", (Cmp(column, "eq", None),), True)
 
 
+def probed_type(resolver: Resolver, table: str, probe: Probe) -> str:
+    """The live type of the column whose values a probe reads (upper case): the searched
+    table's own field, or the first relation's column in the related table."""
+    path = resolver.path(table, probe.predicate.cmps[0].path, to_one=True)
+    where, name = (path.hops[0].target, path.hops[0].foreign) if path.hops else (table, path.field)
+    column = resolver.info(where).column(name)
+    return column.type.upper() if column is not None else ""
+
+
+def inexact(kind: str) -> bool:
+    """A FLOAT is kept approximately: MariaDB prints the stored 0.100000001 as 0.1, and
+    `column = 0.1` matches no row (no portable CAST reads it back exactly: FLOAT(7,4) + 0.0
+    is printed 0.1000 again)."""
+    return kind.startswith("FLOAT")
+
+
+def _as_compared(value: Any, kind: str) -> Any:
+    """A probed value as the server compares it with its column: a BIT reads back as bytes
+    (`bit = X'01'` matches nothing; `bit + 0` is its number), a TIME as a Python timedelta
+    no parameter takes (its text, CAST AS CHAR, is compared as a TIME)."""
+    if kind.startswith("BIT"):
+        return value + sa.literal(0, literal_execute=True)
+    if kind.startswith("TIME") and not kind.startswith("TIMESTAMP"):
+        return sa.cast(value, sa.CHAR)
+    return value
+
+
 def probe_statement(
-    resolver: Resolver, table: str, probes: list[Probe]
+    resolver: Resolver, table: str, probes: list[Probe], kinds: list[str] | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """See `_probe_text`; the text is cached per shape, like a page's."""
+    """See `_probe_text`; the text is cached per shape, like a page's. `kinds`: the
+    `probed_type` of each probe (how its values are read, see `_as_compared`)."""
+    kinds = kinds or [""] * len(probes)
     shape = (
         "probe",
         resolver.graph,
         table,
+        tuple(kinds),
         tuple(
             (p.column, tuple((c.path, c.op, len(_names(0, 0, c))) for c in p.predicate.cmps))
             for p in probes
@@ -191,14 +221,16 @@ def probe_statement(
     }
     text = _TEXTS.get(shape)
     if text is None:
-        text, compiled = _probe_text(resolver, table, probes)
+        text, compiled = _probe_text(resolver, table, probes, kinds)
         if compiled != values:  # the fixed bind names are the contract the cache relies on
             raise AssertionError("probe parameters do not match the compiled statement")
         _TEXTS[shape] = text
     return text, values
 
 
-def _probe_text(resolver: Resolver, table: str, probes: list[Probe]) -> tuple[str, dict[str, Any]]:
+def _probe_text(
+    resolver: Resolver, table: str, probes: list[Probe], kinds: list[str]
+) -> tuple[str, dict[str, Any]]:
     """One statement reading, for every probe, at most PROBE_VALUES + 1 distinct values of
     its root column: `(SELECT <i> AS b, col AS v<i> ... LIMIT n) UNION ALL ...`. A field
     of the table itself is grouped (MariaDB reads one index entry per value: "index for
@@ -221,8 +253,9 @@ def _probe_text(resolver: Resolver, table: str, probes: list[Probe]) -> tuple[st
             _clause(column, c, _names(i, j, c), _value(c))
             for j, c in enumerate(probe.predicate.cmps)
         ]
+        shown = _as_compared(value, kinds[i])
         cols = [limit(i).label("b")] + [
-            (value if j == i else sa.null()).label(f"v{j}") for j in range(len(probes))
+            (shown if j == i else sa.null()).label(f"v{j}") for j in range(len(probes))
         ]
         stmt = sa.select(*cols).select_from(sel.from_clause()).where(*conds)
         if not path.hops and all(c.op != "match" for c in probe.predicate.cmps):
@@ -378,6 +411,19 @@ def keyset(
         raise AssertionError("search parameters do not match the compiled statement")
     _TEXTS[shape] = text
     return text, values
+
+
+def same_key(resolver: Resolver, table: str) -> tuple[str, dict[str, Any]]:
+    """Whether two key values are one key as the server compares the key column: `SELECT
+    COALESCE((SELECT key FROM t LIMIT 0), :a) = :b`. The subquery reads no row ("Zero
+    limit"); it only lends :a the column's type, so the comparison takes the column's
+    character set and collation (a view's too, whatever it is derived from): 'ß' = 's' in
+    utf8mb4_general_ci, 'æ' = 'ae' in unicode_520_ci, 'a' <> 'a ' in a NO PAD one."""
+    sel = resolver.selection(table)
+    typed = sa.select(sel.key).select_from(sel.base).limit(limit(0)).scalar_subquery()
+    a: sa.BindParameter[Any] = sa.bindparam("a", None)
+    b: sa.BindParameter[Any] = sa.bindparam("b", None)
+    return compile_sql(sa.select((sa.func.coalesce(typed, a) == b).label("same")))
 
 
 def naive(

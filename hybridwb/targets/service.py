@@ -11,7 +11,7 @@ import datetime as dt
 import warnings
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -435,6 +435,9 @@ class TargetService:
         """Walk every search page (never cut at one page) and keep the rows that also match
         the conditions; search pages come in key order, so the batches do too."""
         keyword = plan.definition.keyword or ""
+        info = self.resolver.info(plan.table)
+        column = info.column(plan.key)
+        stated = info.is_unique(plan.key) and column is not None and not column.nullable
         page: str | None = None
         pending: list[dict[str, Any]] = []
         while True:
@@ -442,6 +445,8 @@ class TargetService:
             keys = [r[plan.key] for r in result.raw_rows]
             _refuse_null_key(plan.key, keys)
             _refuse_inexact_key(plan.key, keys)  # else `key IN (...)` finds few or none
+            if keys and not stated:
+                self._refuse_shared_keys(plan, keys)
             if keys:
                 pending += self._page(plan, keys=keys, n=len(keys), only=only)
             while len(pending) >= batch_size:
@@ -452,6 +457,22 @@ class TargetService:
                 break
         if pending:
             yield pending
+
+    def _refuse_shared_keys(self, plan: Plan, keys: list[Any]) -> None:
+        """A search page's rows are read again by `key IN (their keys)`: exactly those rows
+        only if no other row has one of those keys as the server compares them. A key the
+        schema does not state unique and NOT NULL (a view's, a plain column) may be shared:
+        the row the keyword did not find (same key, or 'ß' next to 's' in general_ci) was
+        the target instead of the one it found. One statement, only for such a key, counts
+        the rows of those keys without the conditions: more than the page found is refused."""
+        bare = replace(plan, where=None).statement(keys=keys, n=len(keys) + 1, only=())
+        sql, params = compile_sql(bare)
+        if len(self.mappings.source.records(sql, params, limit=len(keys) + 1)) > len(keys):
+            raise ValidationError(
+                f"target: the key {plan.key!r} of {plan.table} is not unique (rows the keyword "
+                "did not find share a key with rows it found), so a keyword target could "
+                "message the wrong rows; set the mapping's key to a unique, NOT NULL column."
+            )
 
 
 def _stuck(plan: Plan) -> ValidationError:
