@@ -12,7 +12,10 @@ was bound as the int Python reads and looked up as gone; F3 the first batch's qu
 were judged at the run's start, before the freeze; F4 a TIME key past a day or negative
 was stored as `str(timedelta)` and looked up as gone (and refused as a page start); F5 a
 NUL byte in a related row's value failed the Postgres batch and every resume; F6 (open) a
-target key past 200 characters fails the Postgres freeze.
+target key past 200 characters fails the Postgres freeze; F7 the consent filter read a
+TINYINT(1) of 2 or -1 as no (`= 1`); F8 it missed a 'Y' kept in a VARBINARY column
+(MySQL's LOWER leaves binary strings as they are). F7 and F8 left customers the run reads
+as consenting out of the frozen set, unseen.
 
 The recent fast paths (the checked normaliser, candidates as tuples with consent read
 inline, the inline key/NUL checks, by_key_text, decide-and-render's one pass) were also
