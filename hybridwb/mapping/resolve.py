@@ -19,11 +19,13 @@ the mapping and the live schema) and is quoted by the one dialect in `compile_sq
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -35,7 +37,7 @@ from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Graph, Hop, Path, relations_from_foreign_keys
 from hybridwb.mapping.model import Relation
 from hybridwb.source.cache import lookup
-from hybridwb.validation import short
+from hybridwb.validation import INT64, short
 
 if TYPE_CHECKING:
     from hybridwb.mapping.discovery import TableInfo
@@ -74,11 +76,39 @@ def ident(name: str) -> quoted_name:
 
 
 def compile_sql(statement: sa.ClauseElement) -> tuple[str, dict[str, Any]]:
-    """SQL text with `:name` binds and its parameters (IN lists expanded, LIMIT inline)."""
+    """SQL text with `:name` binds and its parameters (IN lists expanded, LIMIT inline).
+
+    A whole number past the signed 64-bit range (a `BIGINT UNSIGNED` key above 2**63-1,
+    which the driver reads as an int: a page's start, a frozen key) is bound as a
+    `Decimal`, which the server compares exactly and the bind check admits."""
     compiled = statement.compile(
         dialect=DIALECT, compile_kwargs={"render_postcompile": True, "literal_binds": False}
     )
-    return str(compiled), dict(compiled.params)
+    params = {k: _bindable(v) for k, v in compiled.params.items()}
+    return str(compiled), params
+
+
+def _bindable(value: Any) -> Any:
+    """A value read from the source as a parameter the bind check admits and the server
+    compares as it stored it: a `BIGINT UNSIGNED` past 2**63-1 as a `Decimal`, a `TIME` (the
+    driver's timedelta) as its `time_text`; anything else as it is."""
+    if type(value) is int and value not in INT64:
+        return Decimal(value)
+    if isinstance(value, dt.timedelta):
+        return time_text(value)
+    return value
+
+
+def time_text(value: dt.timedelta) -> str:
+    """A MySQL `TIME` value (the driver's timedelta) as the server writes it: `-1:00:00`,
+    `25:30:00`, `0:00:01.500000` (hours unpadded, as `str(timedelta)` writes those of a
+    day), not `str(timedelta)`'s `-1 day, 23:00:00`, which the server does not read."""
+    micros = abs(value) // dt.timedelta(microseconds=1)
+    seconds, micro = divmod(micros, 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    sign = "-" if value < dt.timedelta(0) else ""
+    return f"{sign}{hours}:{minute:02d}:{second:02d}" + (f".{micro:06d}" if micro else "")
 
 
 def explain_sql(sql: str) -> str:

@@ -234,6 +234,9 @@ class Processor:
         ahead = reading.enter_context(prefetch.ahead(reads, thread=self._can_prefetch()))
         for batch, rows, (candidates, skips, changed) in ahead:
             lock = held.enter_context(_cap_lock(campaigns, rules, aud.channel))
+            # each batch is decided at the time it is decided: the first one after the
+            # freeze (minutes for a large set) and any wait for the cap lock, not before them
+            rules = dataclasses.replace(rules, now=tick())  # quiet hours may begin mid-run
             recipients = sorted({c.recipient for c in candidates if c.recipient})
             legacy = campaigns.legacy_recipients()  # under the cap lock: as written
             spellings = policies.history_spellings(aud.channel, recipients, legacy_rows=legacy)
@@ -292,7 +295,6 @@ class Processor:
             if written >= analyze_at:  # the planner sees the history as it now is
                 campaigns.analyze_history()
                 analyze_at = 2 * written
-            rules = dataclasses.replace(rules, now=tick())  # quiet hours may begin mid-run
             bar.update(len(batch))
             if batch_pause:
                 time.sleep(batch_pause)
@@ -460,7 +462,8 @@ def _decide_and_render(
     decided again without it, so the next key with the same phone is not excluded as a
     duplicate of a message never written. Removing a candidate only frees its recipient,
     so the messages already rendered stay decided; this ends after at most one more pass
-    per failed render of the same recipient."""
+    per failed render of the same recipient. A message holding a NUL byte (from a related
+    row's value: the batch's own rows are checked before) fails as `policies.BAD_ROW`."""
     failed: dict[str, str] = {}
     outs: dict[str, Any] = {}
     live = candidates  # those not failed, read again after a pass in which one failed
@@ -475,6 +478,8 @@ def _decide_and_render(
             out = render(row, rel)
             if out.skipped or out.text is None:
                 failed[c.key] = out.skipped or "not rendered"
+            elif "\x00" in out.text:  # from a related row (the batch's own are checked
+                failed[c.key] = policies.BAD_ROW  # before): no store text can hold it
             else:
                 outs[c.key] = out
         if len(failed) == failing:  # all rendered: deciding again gives these decisions
