@@ -11,8 +11,8 @@ Findings: F1 a BIGINT UNSIGNED key past 2**63-1 was refused by the run's own sta
 was bound as the int Python reads and looked up as gone; F3 the first batch's quiet hours
 were judged at the run's start, before the freeze; F4 a TIME key past a day or negative
 was stored as `str(timedelta)` and looked up as gone (and refused as a page start); F5 a
-NUL byte in a related row's value failed the Postgres batch and every resume; F6 (open) a
-target key past 200 characters fails the Postgres freeze; F7 the consent filter read a
+NUL byte in a related row's value failed the Postgres batch and every resume; F6 a target
+key past 200 characters failed the Postgres freeze (fixed: migration 0007); F7 the consent filter read a
 TINYINT(1) of 2 or -1 as no (`= 1`); F8 it missed a 'Y' kept in a VARBINARY column
 (MySQL's LOWER leaves binary strings as they are). F7 and F8 left customers the run reads
 as consenting out of the frozen set, unseen.
@@ -415,29 +415,21 @@ def test_a_nul_byte_in_a_related_value_the_message_uses_does_not_block_the_run(
     assert skips(store, run_id) == {policies.BAD_ROW: 1}
 
 
-@pytest.mark.parametrize("length", [200, 254])
+@pytest.mark.parametrize("length", [200, 254, 700])
 def test_a_long_email_key_is_frozen_and_messaged(
-    source: Callable[..., str], any_store: str, length: int, request: pytest.FixtureRequest
+    source: Callable[..., str], any_store: str, length: int
 ) -> None:
-    """BREAK (F6, Postgres): a customer table keyed by the e-mail address (VARCHAR(255); a
-    mailbox may have 254 characters). The store keeps a target key in VARCHAR(200)
-    (`run_targets`, `run_skips`, `send_records`): a key past 200 characters failed the
-    freeze's COPY (psycopg StringDataRightTruncation, untranslated, its CONTEXT line
-    quoting the customer's address), so nobody of the audience was messaged. SQLite does
-    not enforce the length. Oracle: every customer has one record at their address."""
+    """BREAK (F6, Postgres; fixed by migration 0007): a customer table keyed by the e-mail
+    address (VARCHAR(255); a mailbox may have 254 characters). The store kept a target key
+    in VARCHAR(200) (`run_targets`, `run_skips`, `send_records`): a key past 200 characters
+    failed the freeze's COPY (psycopg StringDataRightTruncation, untranslated, its CONTEXT
+    line quoting the customer's address), so nobody of the audience was messaged. SQLite
+    does not enforce the length. Oracle: every customer has one record at their address."""
     store = any_store
-    if length > 200 and store.startswith("postgresql"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="F6: target keys are VARCHAR(200) in the store; fix: a migration "
-                "widening target_key (run_targets, run_skips, send_records) to text",
-            )
-        )
     long = "a" * (length - len("@example.com")) + "@example.com"
     keys = ["kim@example.com", long]
     db = source(
-        "CREATE TABLE subs (code VARCHAR(255) PRIMARY KEY, name VARCHAR(20), email VARCHAR(255))",
+        "CREATE TABLE subs (code VARCHAR(700) PRIMARY KEY, name VARCHAR(20), email VARCHAR(700))",
         rows={"subs": [(k, "김", k) for k in keys]},
     )
     mapping = {

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import operator
 import re
+import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -262,12 +264,22 @@ class SqlBackend:
         except IntegrityError as exc:
             what, field = integrity_message(exc)
             drop_frames(exc)  # `from None` hides it, but __context__ still holds its frames
+            drop_text(exc)  # its detail quotes the key: `Key (recipient)=(010-…)`
             raise ValidationError(
                 f"{self.scrub(what)}; nothing was saved.", field=field, code=_code(exc)
             ) from None
         except DBAPIError as exc:
             error = self.translate(exc)
             drop_frames(exc)
+            drop_text(exc)
+            raise error from None
+        except Exception as exc:
+            # the driver's own error, from a raw cursor (COPY), is translated as well
+            if not _is_driver_error(exc):
+                raise
+            error = self.translate(DBAPIError(None, None, exc))
+            drop_frames(exc)
+            drop_text(exc)
             raise error from None
 
     def translate(self, exc: DBAPIError) -> HybridwbError:
@@ -421,6 +433,30 @@ class SqlBackend:
             with self.engine.begin() as conn:
                 n += conn.execute(stmt.values(**row)).rowcount
         return n
+
+
+#: what a translated driver error says of itself afterwards
+DROPPED_TEXT = "(the driver's message is not kept: it may quote stored values)"
+
+
+def drop_text(exc: BaseException) -> None:
+    """Forget what a translated driver error says: the server's text quotes the values it
+    could not take (a customer's address in a COPY's CONTEXT line, a phone in "invalid
+    input syntax"). The store error is raised while `exc` is being handled, so `exc` stays
+    chained as its `__context__` (`from None` only hides it from a traceback); a reporter
+    walking the chain finds the driver's type and this text, no value."""
+    orig = getattr(exc, "orig", None)
+    for err in (exc, orig):
+        if isinstance(err, BaseException):
+            err.args = (DROPPED_TEXT,)
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    """An error a database driver raised itself (psycopg, sqlite3), not wrapped by SQLAlchemy."""
+    psycopg = sys.modules.get("psycopg")
+    return isinstance(exc, sqlite3.Error) or (
+        psycopg is not None and isinstance(exc, psycopg.Error)
+    )
 
 
 def _code(exc: DBAPIError) -> str | None:

@@ -288,15 +288,13 @@ class Campaigns:
         """COPY rows straight into a table where their keys should be new (Postgres); if
         one exists after all (a retry after a lost commit acknowledgement, a key the source
         repeated), the batch is written again skipping existing keys, as `insert_ignore`."""
-        import psycopg
-
-        from hybridwb.platform.idempotent import copy_tuples
+        from hybridwb.platform.idempotent import KeyExists, copy_tuples
 
         if not rows:
             return
         try:
             self.backend.run(lambda conn, _: copy_tuples(conn, tbl, cols, rows), write=True)
-        except psycopg.errors.UniqueViolation:
+        except KeyExists:
             self.backend.run(
                 lambda conn, _: copy_tuples(conn, tbl, cols, rows, ["run_id", "target_key"]),
                 write=True,
@@ -414,12 +412,12 @@ class Campaigns:
 
         try:
             if fresh and postgres:
-                import psycopg
+                from hybridwb.platform.idempotent import KeyExists
 
                 try:
                     attempt(True)
                     return True
-                except psycopg.errors.UniqueViolation:
+                except KeyExists:
                     pass  # a row of this batch exists: write it again, skipping those
             attempt(False)
         except _LockLost:
