@@ -374,8 +374,9 @@ def test_quiet_hours_start_in_the_middle_of_a_run(
 
     def clock() -> datetime:
         calls["n"] += 1
-        start_at = datetime(2026, 3, 2, 20, 59, 30, tzinfo=SEOUL)
-        return start_at + timedelta(seconds=20 * calls["n"])  # 21:00 from the 2nd read on
+        start_at = datetime(2026, 3, 2, 20, 59, 10, tzinfo=SEOUL)
+        # the run's start, then one read per batch: 21:00 from the 2nd batch on
+        return start_at + timedelta(seconds=20 * calls["n"])
 
     try:
         wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")

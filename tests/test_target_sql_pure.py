@@ -345,11 +345,13 @@ def test_coerce_refuses_values_of_another_type(value: Any, ftype: str) -> None:
 @pytest.mark.parametrize(
     ("ftype", "sql", "params"),
     [
-        ("boolean", "t.c = :c_1", {"c_1": 1}),
-        ("number", "t.c = :c_1", {"c_1": 1}),
+        ("boolean", "t.c != :c_1", {"c_1": 0}),  # any non-zero: MySQL's BOOL, `truthy`
+        ("number", "t.c != :c_1", {"c_1": 0}),
         (
             "string",
-            "lower(trim(t.c)) IN (" + ", ".join(f":lower_1_{i}" for i in range(1, 7)) + ")",
+            "lower(trim(CAST(t.c AS CHAR))) IN ("
+            + ", ".join(f":lower_1_{i}" for i in range(1, 7))
+            + ")",
             {f"lower_1_{i}": v for i, v in enumerate(YES_SPELLINGS, 1)},
         ),
     ],

@@ -19,11 +19,13 @@ the mapping and the live schema) and is quoted by the one dialect in `compile_sq
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -34,7 +36,8 @@ from sqlalchemy.sql.elements import quoted_name
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Graph, Hop, Path, relations_from_foreign_keys
 from hybridwb.mapping.model import Relation
-from hybridwb.validation import short
+from hybridwb.source.cache import lookup
+from hybridwb.validation import INT64, short
 
 if TYPE_CHECKING:
     from hybridwb.mapping.discovery import TableInfo
@@ -73,11 +76,39 @@ def ident(name: str) -> quoted_name:
 
 
 def compile_sql(statement: sa.ClauseElement) -> tuple[str, dict[str, Any]]:
-    """SQL text with `:name` binds and its parameters (IN lists expanded, LIMIT inline)."""
+    """SQL text with `:name` binds and its parameters (IN lists expanded, LIMIT inline).
+
+    A whole number past the signed 64-bit range (a `BIGINT UNSIGNED` key above 2**63-1,
+    which the driver reads as an int: a page's start, a frozen key) is bound as a
+    `Decimal`, which the server compares exactly and the bind check admits."""
     compiled = statement.compile(
         dialect=DIALECT, compile_kwargs={"render_postcompile": True, "literal_binds": False}
     )
-    return str(compiled), dict(compiled.params)
+    params = {k: _bindable(v) for k, v in compiled.params.items()}
+    return str(compiled), params
+
+
+def _bindable(value: Any) -> Any:
+    """A value read from the source as a parameter the bind check admits and the server
+    compares as it stored it: a `BIGINT UNSIGNED` past 2**63-1 as a `Decimal`, a `TIME` (the
+    driver's timedelta) as its `time_text`; anything else as it is."""
+    if type(value) is int and value not in INT64:
+        return Decimal(value)
+    if isinstance(value, dt.timedelta):
+        return time_text(value)
+    return value
+
+
+def time_text(value: dt.timedelta) -> str:
+    """A MySQL `TIME` value (the driver's timedelta) as the server writes it: `-1:00:00`,
+    `25:30:00`, `0:00:01.500000` (hours unpadded, as `str(timedelta)` writes those of a
+    day), not `str(timedelta)`'s `-1 day, 23:00:00`, which the server does not read."""
+    micros = abs(value) // dt.timedelta(microseconds=1)
+    seconds, micro = divmod(micros, 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    sign = "-" if value < dt.timedelta(0) else ""
+    return f"{sign}{hours}:{minute:02d}:{second:02d}" + (f".{micro:06d}" if micro else "")
 
 
 def explain_sql(sql: str) -> str:
@@ -200,7 +231,11 @@ class Resolver:
         self._foreign: TTLCache[tuple[str, ...], dict[str, list[Relation]]] = TTLCache(
             maxsize=4, ttl=SCHEMA_TTL
         )
-        self._held = threading.local()  # .graph: this thread's graph inside `one_graph()`
+        # .graph, .tables: this thread's graph, and the mapping file's tables it was made
+        # from, inside `one_graph()`
+        self._held = threading.local()
+        # (mapping tables, the names of the active ones): worked out once per file read
+        self._active: tuple[dict[str, Any], tuple[str, ...]] | None = None
 
     # -- the graph ------------------------------------------------------------------------
     @contextmanager
@@ -212,11 +247,17 @@ class Resolver:
         if held is not None:  # nested: the outer block's graph holds
             yield held
             return
-        self._held.graph = graph = self._read_graph()
+        tables, graph = self._read()
+        self._held.graph, self._held.tables = graph, tables
         try:
             yield graph
         finally:
-            self._held.graph = None
+            self._held.graph = self._held.tables = None
+
+    def held_tables(self) -> dict[str, Any] | None:
+        """Inside `one_graph()`, every table of the mapping file its graph was made from
+        (inactive ones too), so the operation resolves a name without reading it again."""
+        return getattr(self._held, "tables", None)
 
     @property
     def graph(self) -> Graph:
@@ -225,18 +266,28 @@ class Resolver:
         return held if held is not None else self._read_graph()
 
     def _read_graph(self) -> Graph:
+        return self._read()[1]
+
+    def _read(self) -> tuple[dict[str, Any], Graph]:
+        """The mapping file's tables and the graph over them (made again only when the file
+        was read again or the foreign keys were)."""
         loaded = self.mappings.load()
         tables = loaded.tables()
         extra = self.foreign_relations(tables)
         cached = self._graph
         if cached is None or cached[0] is not loaded or cached[1] is not extra:
             self._graph = cached = (loaded, extra, Graph(tables, extra))
-        return cached[2]
+        return tables, cached[2]
 
     def foreign_relations(self, tables: dict[str, Any]) -> dict[str, list[Relation]]:
         """Relations implied by the foreign keys among the active mapped tables (cached)."""
-        names = tuple(sorted(n for n, m in tables.items() if m.isActive))
-        found = self._foreign.get(names)
+        active = self._active
+        if active is not None and active[0] is tables:  # the same read of the file
+            names = active[1]
+        else:
+            names = tuple(sorted(n for n, m in tables.items() if m.isActive))
+            self._active = (tables, names)
+        found = lookup(self._foreign, names)
         if found is None:
             from hybridwb.mapping import discovery
 

@@ -81,8 +81,10 @@ def _stamp_of(path: Path, st: os.stat_result | None = None) -> str | None:
         except OSError:
             return None
     key = (str(path), st.st_mtime_ns, st.st_size)
-    if key in _STAMPS:
+    try:  # one lookup (`key in` and then `[key]` are two): None, unstamped, is kept too
         return _STAMPS[key]
+    except KeyError:
+        pass
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
@@ -199,7 +201,13 @@ class MappingService:
         """(table name, mapping) by table name or display name."""
         if not isinstance(table, str) or not table.strip():
             raise ValidationError("Name the table as text, e.g. wb.mappings.get('customer').")
-        tables = self.tables()  # one load: a store-mirror load builds new objects each time
+        # one load: a store-mirror load builds new objects each time
+        return self._resolve_in(table, self.tables())
+
+    def _resolve_in(self, table: str, tables: dict[str, TableMapping]) -> tuple[str, TableMapping]:
+        """`resolve` among `tables`, one read of the mapping (a search's: `one_graph`)."""
+        if not isinstance(table, str) or not table.strip():
+            raise ValidationError("Name the table as text, e.g. wb.mappings.get('customer').")
         if table not in tables:
             table = next((n for n, m in tables.items() if m.displayName == table), table)
         return table, tables.get(table) or self.get(table)

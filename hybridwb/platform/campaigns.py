@@ -298,9 +298,7 @@ class Campaigns:
         flushes only after all WAL written before it, the pages' included. A server crash
         before that mark loses at most pages of a set not yet frozen, which a resume
         freezes again whole (see `freeze`)."""
-        import psycopg
-
-        from hybridwb.platform.idempotent import copy_tuples
+        from hybridwb.platform.idempotent import KeyExists, copy_tuples
 
         def page(conn: Any, conflict: list[str] | None) -> None:
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
@@ -310,7 +308,7 @@ class Campaigns:
             return
         try:
             self.backend.run(lambda conn, _: page(conn, None), write=True)
-        except psycopg.errors.UniqueViolation:
+        except KeyExists:
             self.backend.run(lambda conn, _: page(conn, ["run_id", "target_key"]), write=True)
 
     def pending(
@@ -425,12 +423,12 @@ class Campaigns:
 
         try:
             if fresh and postgres:
-                import psycopg
+                from hybridwb.platform.idempotent import KeyExists
 
                 try:
                     attempt(True)
                     return True
-                except psycopg.errors.UniqueViolation:
+                except KeyExists:
                     pass  # a row of this batch exists: write it again, skipping those
             attempt(False)
         except _LockLost:

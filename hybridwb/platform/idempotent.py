@@ -17,6 +17,14 @@ from sqlalchemy import JSON, Column, Connection, MetaData, Table, and_, func, se
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from hybridwb.errors import drop_frames
+
+
+class KeyExists(Exception):
+    """A COPY straight into a table met a row whose key exists: the caller writes the rows
+    again, skipping existing keys. It carries no text: the driver's detail quotes the key
+    (a customer's e-mail address, say)."""
+
 
 def identity(tbl: Table, row: dict[str, Any]) -> Any:
     """A WHERE matching `row` exactly on its key and its plain (non-JSON) columns."""
@@ -127,23 +135,30 @@ def copy_tuples(
     whose key exists are skipped (COPY into a temporary table, then INSERT ... ON CONFLICT
     DO NOTHING); without, straight into the table, where a duplicate key fails the COPY."""
     from psycopg import sql
+    from psycopg.errors import UniqueViolation
 
     raw: Any = conn.connection.dbapi_connection  # psycopg's connection (its cursor is a context)
     assert raw is not None
     names = sql.SQL(", ").join(map(sql.Identifier, cols))
     into = tbl.name if conflict is None else f"_load_{tbl.name}"
-    with raw.cursor() as cur:
-        if conflict is not None:
-            cur.execute(
-                sql.SQL(
-                    "CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP"
-                ).format(sql.Identifier(into), sql.Identifier(tbl.name))
-            )
-        with cur.copy(
-            sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(into), names)
-        ) as copy:
-            for row in rows:
-                copy.write_row(row)
+    try:
+        with raw.cursor() as cur:
+            if conflict is not None:
+                cur.execute(
+                    sql.SQL(
+                        "CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP"
+                    ).format(sql.Identifier(into), sql.Identifier(tbl.name))
+                )
+            with cur.copy(
+                sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(into), names)
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+    except UniqueViolation as exc:
+        if conflict is not None:  # not a key of these rows: the store's errors() says it
+            raise
+        drop_frames(exc)
+        raise KeyExists from None
     if conflict is not None:
         load = Table(into, MetaData(), *(Column(c, tbl.c[c].type) for c in cols))
         conn.execute(

@@ -165,8 +165,9 @@ send_records = Table(
     _id(),
     Column("run_id", Uuid, ForeignKey("workflow_runs.id", ondelete="CASCADE"), nullable=False),
     Column("workflow_id", Uuid, nullable=False),
-    Column("target_key", String(200), nullable=False),
-    Column("recipient", String(300)),
+    # a target's key and address as the source holds them, however long (migration 0007)
+    Column("target_key", Text, nullable=False),
+    Column("recipient", Text),
     Column("channel", String(20), nullable=False, default="outbox"),
     Column("content", Text),
     Column("status", String(20), nullable=False, default="queued"),
@@ -246,8 +247,8 @@ run_targets = Table(
     metadata,
     Column("run_id", Uuid, ForeignKey("workflow_runs.id", ondelete="CASCADE"), primary_key=True),
     Column("seq", Integer, primary_key=True),
-    Column("target_key", String(200), nullable=False),
-    Column("recipient", String(300)),
+    Column("target_key", Text, nullable=False),
+    Column("recipient", Text),
     UniqueConstraint("run_id", "target_key", name="uq_run_targets_run_target"),
 )
 
@@ -255,7 +256,7 @@ run_skips = Table(
     "run_skips",
     metadata,
     Column("run_id", Uuid, ForeignKey("workflow_runs.id", ondelete="CASCADE"), primary_key=True),
-    Column("target_key", String(200), primary_key=True),
+    Column("target_key", Text, primary_key=True),
     Column("reason", String(200), nullable=False),
     _created(),
 )

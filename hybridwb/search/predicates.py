@@ -92,13 +92,19 @@ def escape_like(term: str) -> str:
 #: a whole Korean mobile number, as digits: 0 or 82, then 1x, a 3- or 4-digit and a
 #: 4-digit group (`01012345678`, `821012345678`, `0111234567`)
 _MOBILE = re.compile(r"(?:0|82)(1[016789])(\d{3,4})(\d{4})")
+#: the patterns a search term is read with, compiled once (every search reads the term)
+_PHONE_CHARS = re.compile(r"[\d\s\-+().]+")
+_PREFIX_CHARS = re.compile(r"[\d\s\-]+")
+_NOT_DIGIT = re.compile(r"\D")
+_EMAIL_PREFIX = re.compile(r"[\w.+-]{2,}", re.ASCII)
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
 def phone_forms(term: str) -> list[str] | None:
     """Every stored form of a whole phone number, or None if `term` is not one."""
-    if not re.fullmatch(r"[\d\s\-+().]+", term) or sum(c.isdigit() for c in term) < 8:
+    if not _PHONE_CHARS.fullmatch(term) or sum(map(str.isdigit, term)) < 8:
         return None
-    digits = re.sub(r"\D", "", term)
+    digits = _NOT_DIGIT.sub("", term)
     if not (digits.startswith(("0", "82")) or term.lstrip().startswith("+")):
         return None  # Korean numbers start with 0 at home and +82 / 82 abroad
     mobile = _MOBILE.fullmatch(digits)
@@ -124,16 +130,16 @@ def phone_forms(term: str) -> list[str] | None:
         national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
         e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
         intl = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-        forms += [national, re.sub(r"\D", "", national), e164, e164[1:], intl]
+        forms += [national, _NOT_DIGIT.sub("", national), e164, e164[1:], intl]
         break
     return list(dict.fromkeys(forms)) or None
 
 
 def phone_prefix(term: str) -> list[str] | None:
     """Stored-form prefixes of a partial mobile number (`0101234` -> 010-1234, 0101234)."""
-    if not re.fullmatch(r"[\d\s\-]+", term):
+    if not _PREFIX_CHARS.fullmatch(term):
         return None
-    digits = re.sub(r"\D", "", term)
+    digits = _NOT_DIGIT.sub("", term)
     if not (3 <= len(digits) < 11 and digits.startswith("01")):
         return None
     dashed = digits if len(digits) <= 3 else f"{digits[:3]}-{digits[3:7]}"
@@ -176,7 +182,7 @@ def plan(
     for f in fields:
         by_role.setdefault(f.role or "", []).append(f)
     firsts, lasts = by_role.get("first_name", []), by_role.get("last_name", [])
-    alpha = any(ch.isalpha() for ch in term)
+    alpha = any(map(str.isalpha, term))
     nameish = alpha and "@" not in term
 
     for f in fields:
@@ -196,7 +202,7 @@ def plan(
         elif role == "email":
             if "@" in term:
                 add(f.path, "email", [Cmp(f.path, "eq", term)], f.indexed)
-            elif alpha and re.fullmatch(r"[\w.+-]{2,}", term, re.ASCII) and prefix_ok(f):
+            elif alpha and _EMAIL_PREFIX.fullmatch(term) and prefix_ok(f):
                 add(f.path, "email", [Cmp(f.path, "like", escape_like(term) + "%")], f.indexed)
         elif role in ("first_name", "last_name"):
             if not nameish or " " in term:
@@ -229,7 +235,7 @@ def plan(
                 continue
             cmps = [Cmp(f.path, "gte", day), Cmp(f.path, "lt", day + dt.timedelta(days=1))]
             add(f.path, "date", cmps, f.indexed)
-        elif f.type == "number" and role not in ("id",) and re.fullmatch(r"-?\d+(\.\d+)?", term):
+        elif f.type == "number" and role not in ("id",) and _NUMBER.fullmatch(term):
             value = float(term) if "." in term else int(term)
             add(f.path, "number", [Cmp(f.path, "eq", value)], f.indexed)
 

@@ -285,9 +285,16 @@ class SearchService:
         self.last_statements: list[tuple[str, dict[str, Any]]] = []
         # table -> (graph, (table, schema facts) of each table read, fields): see `fields`
         self._fields: dict[str, tuple[Any, tuple[Any, ...], list[predicates.SearchField]]] = {}
+        # table -> (mapping, schema facts, key, what `_page_facts` made of them)
+        self._facts: dict[str, tuple[Any, Any, str, tuple[list[str], bool, frozenset[str]]]] = {}
 
     def table_info(self, table: str) -> TableInfo:
         """Schema facts for planning (the resolver caches them for a minute)."""
+        return self._table_info(table)
+
+    def _table_info(self, table: str) -> TableInfo:
+        # what `table_info` does; the service's own calls skip the argument check of the
+        # public method (`checked_calls`): a search asks several times
         info = self.resolver.info(table)
         if info.rows_estimate is None:
             info.rows_estimate = self._row_estimates().get(table)
@@ -306,11 +313,14 @@ class SearchService:
 
         Worked out again only when the mapping (a new graph) or the schema facts of a
         table it reads (refreshed each minute) changed; else the last answer is reused."""
+        return self._fields_for(table)
+
+    def _fields_for(self, table: str) -> list[predicates.SearchField]:
         graph = self.resolver.graph
         known = self._fields.get(table)
         if known is not None and known[0] is graph:
             infos = known[1]
-            if all(self.table_info(name) is info for name, info in infos):
+            if all(self._table_info(name) is info for name, info in infos):
                 return list(known[2])
         out, infos = self._fields_of(graph, table)
         self._fields[table] = (graph, infos, out)
@@ -330,7 +340,7 @@ class SearchService:
             wanted = [(n, f) for n, f in mapping.fields.items() if f.searchable]
             if not wanted:
                 continue
-            info = self.table_info(target)
+            info = self._table_info(target)
             infos.append((target, info))
             leading = info.indexed_leading_columns()
             single = {
@@ -379,12 +389,15 @@ class SearchService:
             raise ValidationError(
                 "The page token is not one hybridwb made; start from the first page."
             )
-        name, mapping = self.mappings.resolve(table)
+        held = self.resolver.held_tables()  # the mapping file one_graph read: not read again
+        name, mapping = (
+            self.mappings.resolve(table) if held is None else self.mappings._resolve_in(table, held)
+        )
         if not mapping.isActive:
             raise ValidationError(
                 f"The mapping of {name} is inactive; activate it with wb.mappings.activate({name!r})."
             )
-        info = self.table_info(name)
+        info = self._table_info(name)
         key = mapping.key or (info.primary_key[0] if len(info.primary_key) == 1 else None)
         if key is None or key != (mapping.key or key):
             raise ValidationError(
@@ -395,7 +408,7 @@ class SearchService:
                 f"{name} has no 'key' in its mapping; set it so results can be paged by key."
             )
         large = (info.rows_estimate or 0) > SCAN_THRESHOLD
-        plan = predicates.plan(self.fields(name), term, large=large, allow_scan=allow_scan)
+        plan = predicates.plan(self._fields_for(name), term, large=large, allow_scan=allow_scan)
         meta: dict[str, Any] = {
             "predicates": [f"{p.field}:{p.kind}" for p in plan.predicates],
             "index_used": all(p.indexed for p in plan.predicates) if plan.predicates else None,
@@ -431,7 +444,7 @@ class SearchService:
         started: float,
         allow_scan: bool,
     ) -> SearchResult:
-        columns = list(dict.fromkeys([key, *mapping.fields]))
+        columns, unique, pii = self._page_facts(name, mapping, info, key)
         large = (info.rows_estimate or 0) > SCAN_THRESHOLD
         if large and not self.mappings.source.is_sqlite and plan.predicates and not allow_scan:
             plan.predicates, why = self._in_key_order(name, info, plan.predicates)
@@ -457,7 +470,7 @@ class SearchService:
                 [],
                 None,
                 meta,
-                _pii_labels(mapping),
+                pii,
             )
         sql, params = search_sql.keyset(
             self.resolver,
@@ -468,7 +481,7 @@ class SearchService:
             after,
             limit + 1,
             info if large and not self.mappings.source.is_sqlite else None,
-            unique=info.is_unique(key) and not _nullable(info, key),
+            unique=unique,
         )
         if meta.pop("unknown_size") and not allow_scan:
             self._refuse_a_scan(name, sql, params)
@@ -501,8 +514,25 @@ class SearchService:
             raw,
             next_page,
             meta,
-            _pii_labels(mapping),
+            pii,
         )
+
+    def _page_facts(
+        self, name: str, mapping: Any, info: TableInfo, key: str
+    ) -> tuple[list[str], bool, frozenset[str]]:
+        """The page's columns, whether the key is unique and NOT NULL, and the pii labels:
+        worked out again only when the mapping or the schema facts are new objects (a
+        mapping read again, facts refreshed each minute), not on every search."""
+        known = self._facts.get(name)
+        if known is not None and known[0] is mapping and known[1] is info and known[2] == key:
+            return known[3]
+        facts = (
+            list(dict.fromkeys([key, *mapping.fields])),
+            info.is_unique(key) and not _nullable(info, key),
+            frozenset(_pii_labels(mapping)),
+        )
+        self._facts[name] = (mapping, info, key, facts)
+        return facts
 
     def _same_key(self, table: str, a: str, b: str) -> bool:
         """Whether the server holds two texts one value of `table`'s key column: one tiny
@@ -606,7 +636,7 @@ class SearchService:
         on a large table (or a view, whose size is unknown) it needs `allow_scan=True` too."""
         allow_scan = predicates.consent(allow_scan)
         name, mapping = self.mappings.resolve(table)
-        info = self.table_info(name)
+        info = self._table_info(name)
         if not allow_scan and (info.rows_estimate is None or info.rows_estimate > SCAN_THRESHOLD):
             raise ScanRefused(
                 f"The naive OR-LIKE search reads all of {name}; pass allow_scan=True to run it."

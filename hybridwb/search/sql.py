@@ -21,6 +21,7 @@ from cachetools import LRUCache
 
 from hybridwb.mapping.resolve import DIALECT, Resolver, compile_sql, limit
 from hybridwb.search.predicates import LIKE_ESCAPE, Cmp, Predicate
+from hybridwb.source.cache import lookup
 
 _TEXTS: LRUCache[tuple[Any, ...], str] = LRUCache(maxsize=512)
 
@@ -29,6 +30,11 @@ def _names(i: int, j: int, cmp: Cmp) -> list[str]:
     if cmp.op == "in":
         return [f"b{i}_{j}_{k}" for k in range(len(cmp.value))]
     return [f"b{i}_{j}"]
+
+
+def _width(cmp: Cmp) -> int:
+    """How many binds `cmp` takes (`len(_names(i, j, cmp))`, without making the names)."""
+    return len(cmp.value) if cmp.op == "in" else 1
 
 
 def _value(cmp: Cmp) -> list[Any]:
@@ -72,29 +78,41 @@ def _clause(column: Any, cmp: Cmp, names: list[str], values: list[Any]) -> Any:
 def exact_index(info: Any, predicate: Predicate) -> str | None:
     """The index whose columns are exactly the branch's equality columns: its rows come in
     key order (InnoDB appends the primary key), so the branch needs no filesort."""
-    if not predicate.cmps or any(c.op != "eq" or "." in c.path for c in predicate.cmps):
+    cmps = predicate.cmps
+    if len(cmps) == 1:  # the common branch, without a generator per call
+        only = cmps[0]
+        if only.op != "eq" or "." in only.path:
+            return None
+        return _exact_indexes(info).get(frozenset((only.path,)))
+    if not cmps or any(c.op != "eq" or "." in c.path for c in cmps):
         return None
-    return _exact_indexes(info).get(frozenset(c.path for c in predicate.cmps))
+    return _exact_indexes(info).get(frozenset(c.path for c in cmps))
 
 
 #: id(schema facts) -> (those facts, {set of an index's columns: the first such index}):
 #: a search asks `exact_index` several times per branch; the facts change once a minute
 _EXACT: LRUCache[int, tuple[Any, dict[frozenset[str], str]]] = LRUCache(maxsize=64)
+#: the entry of `_EXACT` read last (it holds the facts object alive, as the cache does)
+_LAST_EXACT: list[tuple[Any, dict[frozenset[str], str]] | None] = [None]
 
 
 def _exact_indexes(info: Any) -> dict[frozenset[str], str]:
     """Each named index by its set of columns (no column twice), the first of equal sets:
     what `exact_index` looks up, worked out once per schema facts object (held by the
     cache, so its id is not reused while cached)."""
-    known = _EXACT.get(id(info))
+    last = _LAST_EXACT[0]  # the facts of the table searched last (most calls ask about them)
+    if last is not None and last[0] is info:
+        return last[1]
+    known = lookup(_EXACT, id(info))
     if known is not None and known[0] is info:
+        _LAST_EXACT[0] = known
         return known[1]
     out: dict[frozenset[str], str] = {}
     for index in info.indexes:
         cols = [c for c in index.get("column_names") or [] if c]
         if index.get("name") and len(set(cols)) == len(cols):
             out.setdefault(frozenset(cols), str(index["name"]))
-    _EXACT[id(info)] = (info, out)
+    _EXACT[id(info)] = _LAST_EXACT[0] = (info, out)
     return out
 
 
@@ -209,8 +227,7 @@ def probe_statement(
         table,
         tuple(kinds),
         tuple(
-            (p.column, tuple((c.path, c.op, len(_names(0, 0, c))) for c in p.predicate.cmps))
-            for p in probes
+            (p.column, tuple((c.path, c.op, _width(c)) for c in p.predicate.cmps)) for p in probes
         ),
     )
     values = {
@@ -219,7 +236,7 @@ def probe_statement(
         for j, c in enumerate(p.predicate.cmps)
         for name, value in zip(_names(i, j, c), _value(c), strict=True)
     }
-    text = _TEXTS.get(shape)
+    text = lookup(_TEXTS, shape)
     if text is None:
         text, compiled = _probe_text(resolver, table, probes, kinds)
         if compiled != values:  # the fixed bind names are the contract the cache relies on
@@ -356,14 +373,14 @@ def keyset(
         resolver.graph,  # a reloaded mapping is a new graph: nothing stale is reused
         table,
         tuple(columns),
-        tuple(tuple((c.path, c.op, len(_names(0, 0, c))) for c in p.cmps) for p in predicates),
+        tuple(tuple((c.path, c.op, _width(c)) for c in p.cmps) for p in predicates),
         after is None,
         n,
         hints,
         unique,
     )
     values = params(predicates, after)
-    text = _TEXTS.get(shape)
+    text = lookup(_TEXTS, shape)
     if text is not None:
         return text, values
     if len(predicates) == 1:  # the branch reads the page itself: the shortest text

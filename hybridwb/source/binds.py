@@ -14,7 +14,7 @@ import decimal
 import itertools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,8 +95,12 @@ def to_pyformat(sql: str, binds: list[Bind]) -> str:
     return "".join(out)
 
 
-def check_params(names: set[str], params: object) -> dict[str, Any]:
+def check_params(names: Set[str], params: object) -> dict[str, Any]:
     """Each bind the query uses must have a value of a type a driver can send."""
+    if type(params) is dict and params.keys() == names:
+        # exactly the query's binds (names the tokenizer found: each matches _NAME), so
+        # only the values are left to check; statements hybridwb builds always come so
+        return _checked_values(dict(params))
     if params is None:
         params = {}
     if not isinstance(params, Mapping):
@@ -123,6 +127,11 @@ def check_params(names: set[str], params: object) -> dict[str, Any]:
             f"Parameter {unused[0]!r} is not used by the query; remove it or add :{unused[0]}.",
             name=unused[0],
         )
+    return _checked_values(params)
+
+
+def _checked_values(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with each list-like value as a list, after checking every value."""
     for name, value in params.items():
         if isinstance(value, set | frozenset | tuple | list):
             if not value:
@@ -137,7 +146,15 @@ def check_params(names: set[str], params: object) -> dict[str, Any]:
         else:
             items = [value]
         for item in items:
-            _check_value(name, item)
+            kind = type(item)
+            if kind is str:  # ASCII text holds no lone surrogate: nothing to check
+                if not item.isascii():
+                    _check_value(name, item)
+            elif kind is int:  # (not bool: a subclass) a whole number within 64 bits
+                if item not in INT64:
+                    _check_value(name, item)
+            elif item is not None:
+                _check_value(name, item)
     return params
 
 
@@ -230,18 +247,41 @@ def values_in_place(sql: str, binds: Sequence[Bind], params: Mapping[str, Any], 
     Relies on what every source session pins (engine.py): utf8mb4, in which no byte of a
     multi-byte character is a quote or a backslash, and a sql_mode with backslash escapes
     and without ANSI_QUOTES, so a string literal ends at its first unescaped quote."""
-    pos = 0  # in sql
-    at = 0  # in final
+    return values_fit(bind_layout(sql, binds), params, final)
+
+
+#: `bind_layout`: (text before each bind, that bind's name) in order, and the text after the
+#: last bind
+Layout = tuple[tuple[tuple[str, str], ...], str]
+
+
+def bind_layout(sql: str, binds: Sequence[Bind]) -> Layout | None:
+    """What `values_in_place` reads `final` against, worked out once per statement (it
+    depends on the approved text only): None when a bind stands next to a character that
+    could join a literal in its place to another token."""
+    pieces: list[tuple[str, str]] = []
+    pos = 0
     for bind in binds:
         if bind.start == 0 or sql[bind.start - 1] not in _SAFE_BEFORE:
-            return False
+            return None
         if bind.end < len(sql) and sql[bind.end] not in _SAFE_AFTER:
-            return False
-        piece = sql[pos : bind.start]
+            return None
+        pieces.append((sql[pos : bind.start], bind.name))
+        pos = bind.end
+    return tuple(pieces), sql[pos:]
+
+
+def values_fit(layout: Layout | None, params: Mapping[str, Any], final: str) -> bool:
+    """`values_in_place` over a statement's `bind_layout`."""
+    if layout is None:
+        return False
+    pieces, tail = layout
+    at = 0  # in final
+    for piece, name in pieces:
         if not final.startswith(piece, at):
             return False
         at += len(piece)
-        value = params.get(bind.name)
+        value = params.get(name)
         if isinstance(value, str):
             literal = _STRING_LITERAL.match(final, at)
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -251,8 +291,7 @@ def values_in_place(sql: str, binds: Sequence[Bind], params: Mapping[str, Any], 
         if literal is None:
             return False
         at = literal.end()
-        pos = bind.end
-    return final[at:] == sql[pos:]
+    return len(final) - at == len(tail) and final.startswith(tail, at)
 
 
 def _same(a: Token, b: Token) -> bool:

@@ -17,9 +17,19 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from cachetools import LRUCache, TTLCache
+from cachetools import Cache, LRUCache, TTLCache
 
 Result = tuple[Any, ...]  # columns, rows, truncated (and what the read described)
+
+
+def lookup(cache: Cache[Any, Any], key: Any) -> Any:
+    """`cache.get(key)`: the value, or None. cachetools' `get` asks `key in cache` and
+    then `cache[key]` (a TTLCache reads its clock in each); one `cache[key]` answers both,
+    and a read path asks several times per statement."""
+    try:
+        return cache[key]
+    except KeyError:
+        return None
 
 
 class QuietLRU(LRUCache[Any, Any]):
@@ -133,7 +143,7 @@ class ViewNames:
 
     def get(self, schema: str) -> SchemaObjects | None:
         with self._lock:
-            return self._schemas.get(schema.lower())
+            return lookup(self._schemas, schema.lower())
 
     def put(self, schema: str, tables: Iterable[str], others: Iterable[str] = ()) -> None:
         objects = SchemaObjects(

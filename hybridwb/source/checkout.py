@@ -51,6 +51,10 @@ _BORN = "hybridwb_parked_born"
 #: reference would check one in, and the checkin sends a SET on the parent's socket (the
 #: parent would then read that reply as its next statement's, one reply late from then on)
 _FORKED: list[Connection] = []
+#: the process this module runs in: the pid, read again in a forked child only (every read
+#: compares it; `os.getpid()` is a system call each time)
+_PROCESS = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PROCESS.__setitem__(0, os.getpid()))
 
 
 class Parking:
@@ -73,7 +77,7 @@ class Parking:
         self.enabled = enabled
         self._lock = threading.Lock()
         self._parked: list[Connection] = []
-        self._pid = os.getpid()
+        self._pid = _PROCESS[0]
         self._epoch = 0  # counts `clear()`: a read that began before one parks nothing
 
     def __repr__(self) -> str:
@@ -83,24 +87,35 @@ class Parking:
     def reader(self, engine: Engine, wanted: SessionPolicy | None = None) -> Iterator[Connection]:
         """A connection whose session was just set to `wanted` (never looser than the
         source's policy), parked again after a read that raised nothing."""
+        conn, epoch = self.take(engine, wanted)
+        try:
+            yield conn
+        except BaseException:
+            conn.close()  # as before: the pool's checkin decides what happens to it
+            raise
+        self.park(conn, epoch)
+
+    def take(self, engine: Engine, wanted: SessionPolicy | None = None) -> tuple[Connection, int]:
+        """`reader` without the block, for the read path's own use (a generator-based
+        context manager costs several calls per read): the connection, and what to hand
+        `park` after a read that raised nothing. After one that raised, close it instead."""
         policy = stricter_or_default(self.policy, wanted)
         epoch = self._epoch
         conn = self._take(policy)
         if conn is None:
             with checkout_as(policy):
                 conn = engine.connect()  # the pool's checkout sets the session
-        try:
-            yield conn
-        except BaseException:
-            conn.close()  # as before: the pool's checkin decides what happens to it
-            raise
+        return conn, epoch
+
+    def park(self, conn: Connection, epoch: int) -> None:
+        """Keep `conn` for the next read (see `_park`)."""
         self._park(conn, epoch)
 
     def _take(self, policy: SessionPolicy) -> Connection | None:
         with self._lock:
-            if self._pid != os.getpid():  # a forked child: the sockets are the parent's
+            if self._pid != _PROCESS[0]:  # a forked child: the sockets are the parent's
                 _FORKED.extend(self._parked)
-                self._parked, self._pid = [], os.getpid()
+                self._parked, self._pid = [], _PROCESS[0]
             conn = self._parked.pop() if self._parked else None
         if conn is None:
             return None
@@ -120,7 +135,7 @@ class Parking:
             and not conn.invalidated
             and not conn.closed
             and not conn.in_transaction()
-            and self._pid == os.getpid()
+            and self._pid == _PROCESS[0]
         )
         if keep:
             info = conn.connection.info
@@ -145,7 +160,7 @@ class Parking:
         with self._lock:
             parked, self._parked = self._parked, []
             self._epoch += 1
-            mine = self._pid == os.getpid()
+            mine = self._pid == _PROCESS[0]
         for conn in parked if mine else ():
             _drop(conn)
 

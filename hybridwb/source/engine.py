@@ -54,7 +54,7 @@ from sqlglot import exp
 from hybridwb.config import scrub
 from hybridwb.errors import BindError, ConfigError, HybridwbError, ReadOnlyViolation
 from hybridwb.source import catalogue, drivers, guard, rawguard
-from hybridwb.source.binds import only_values_differ, values_in_place
+from hybridwb.source.binds import bind_layout, only_values_differ, values_fit
 from hybridwb.source.verdicts import VERDICTS
 from hybridwb.validation import short
 
@@ -526,7 +526,7 @@ def reassert_session(
             # closed (or spoken to) while idle in the pool: a killed or timed-out
             # connection; the pool replaces it
             raise DisconnectionError("source connection was closed")
-        if pending != wanted:
+        if pending is not wanted and pending != wanted:  # (usually the one policy object)
             apply_session(dbapi_conn, facts, wanted)
         info[SESSION_KEY] = wanted
         rawguard.session_set(dbapi_conn)  # READ ONLY just set: nothing owed
@@ -715,14 +715,23 @@ def guard_final_text(
     if approved is not None:
         if final == approved.sql:
             return
-        if params is not None and values_in_place(approved.sql, approved.binds, params, final):
-            return  # the approved text with a literal in place of each bind: nothing new
+        if params is not None:
+            # the layout of its binds, made once per statement when it keeps one (`Prepared`)
+            layout: Any = getattr(approved, "layout", _UNKNOWN)
+            if layout is _UNKNOWN:
+                layout = bind_layout(approved.sql, approved.binds)
+            if values_fit(layout, params, final):
+                return  # the approved text with a literal in place of each bind: nothing new
         key = ("values of", approved.sql, policy.allowed_functions, final)
         if VERDICTS.admits(key, lambda: _values_only(final, approved)):
             return
     checked = VERDICTS.check(final, policy.allowed_functions)
     if whole_result:
         refuse_large_limit(checked, policy.select_limit - 1)
+
+
+#: an approved statement that keeps no `layout` of its binds
+_UNKNOWN = object()
 
 
 def _values_only(final: str, approved: Any) -> bool:

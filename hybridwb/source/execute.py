@@ -15,8 +15,7 @@ server nor the client ever produces or holds the whole result.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pymysql
 from sqlalchemy import Connection, Engine
@@ -42,8 +41,9 @@ _GONE = frozenset({2006, 2013, 2014, 2045, 2055, 4031})
 COM_RESET_CONNECTION = 0x1F
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """What one statement brought back (a tuple: made once per statement, cheaply)."""
+
     keys: list[str]
     rows: list[Any]
     truncated: bool
@@ -88,9 +88,9 @@ def run_mysql(
         return _run_checked_out(side, conn, job)
 
 
-@dataclass(frozen=True)
-class Job:
-    """One statement to run and how (the arguments of `run_mysql` but the connections)."""
+class Job(NamedTuple):
+    """One statement to run and how (the arguments of `run_mysql` but the connections);
+    a tuple, made once per statement without a frozen dataclass's per-field setattr."""
 
     facts: SessionFacts
     default: SessionPolicy
@@ -125,29 +125,23 @@ def _run_checked_out(side: Engine, conn: Connection, job: Job) -> Outcome:
 
 def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
     policy, prepared, cap = job.policy, job.prepared, job.cap
-    if conn.connection.info.get(SESSION_KEY) != policy:
+    set_to = conn.connection.info.get(SESSION_KEY)
+    if set_to is not policy and set_to != policy:  # (usually the one policy object)
         apply_session(raw, job.facts, policy)  # the checkout could not set this query's policy
         conn.connection.info[SESSION_KEY] = policy
     cursor = drivers.unbuffered_cursor(raw)
+    final = ""
     if job.use_guard:
         # the exact text the driver would send, guarded here, then sent with no parameters
         final = cursor.mogrify(prepared.driver_text, job.params)
         approved = prepared if prepared.checked.tokens else None
         guard_final_text(final, policy, approved=approved, params=job.params, whole_result=False)
-    with drivers.raw_text_values(raw, job.raw_values) as described_here:
-        if job.use_guard:
-            rawguard.approve(raw, final)  # the driver's query() lets exactly this text pass
-            cursor.execute(final)
-        else:
-            cursor.execute(prepared.driver_text, job.params)
-        keys = [str(d[0]) for d in cursor.description] if cursor.description else []
-        rows: Any
-        if keys and described_here and job.batches:
-            rows, fetched = arrow.fetch_batches(cursor, cap + 1, cap)
-        else:
-            rows = list(cursor.fetchmany(cap + 1)) if keys else []
-            fetched = len(rows)
-            rows = rows[:cap]
+    if job.raw_values:
+        with drivers.raw_text_values(raw, True) as described_here:
+            keys, rows, fetched = _send(raw, cursor, job, final, described_here)
+    else:  # the common case: no converters to swap, so no context manager around it
+        described_here = False
+        keys, rows, fetched = _send(raw, cursor, job, final, False)
     described = tuple(cursor.description) if described_here and keys else None
     ended = False
     if fetched > cap and _still_streaming(cursor) and cursor.fetchone() is not None:
@@ -167,6 +161,30 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
             if server_code and not conn.invalidated:
                 _reset(conn, raw, job.facts, policy)
     return Outcome(keys, rows, fetched > cap, ended, described)
+
+
+def _send(
+    raw: Any, cursor: Any, job: Job, final: str, described_here: bool
+) -> tuple[list[str], Any, int]:
+    """Send the statement (`final`, the guarded text, when the guard is on) and read at most
+    cap + 1 rows: (column names, at most cap rows, how many rows were read)."""
+    cap = job.cap
+    if job.use_guard:
+        rawguard.approve(raw, final)  # the driver's query() lets exactly this text pass
+        cursor.execute(final)
+    else:
+        cursor.execute(job.prepared.driver_text, job.params)
+    description = cursor.description
+    keys = [str(d[0]) for d in description] if description else []
+    rows: Any
+    if keys and described_here and job.batches:
+        rows, fetched = arrow.fetch_batches(cursor, cap + 1, cap)
+    else:
+        rows = list(cursor.fetchmany(cap + 1)) if keys else []
+        fetched = len(rows)
+        if fetched > cap:
+            rows = rows[:cap]
+    return keys, rows, fetched
 
 
 def may_run_server_code(prepared: Any, policy: SessionPolicy, use_guard: bool) -> bool:

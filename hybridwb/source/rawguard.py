@@ -32,8 +32,7 @@ from __future__ import annotations
 import importlib
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -111,18 +110,28 @@ def _restore(raw: Any, state: _State) -> None:
     state.dirty = state.reassert = False
 
 
-@contextmanager
-def internal(raw: Any) -> Iterator[None]:
-    """hybridwb's own statements on `raw` (session SET, read-back) pass unguarded."""
-    state = _state(raw)
-    if state is None:
-        yield
-        return
-    state.internal += 1
-    try:
-        yield
-    finally:
-        state.internal -= 1
+class _Internal:
+    """The block of `internal` (a class: it runs at every checkin and checkout, and a
+    generator-based context manager costs several calls more)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: _State | None) -> None:
+        self.state = state
+
+    def __enter__(self) -> None:
+        if self.state is not None:
+            self.state.internal += 1
+
+    def __exit__(self, *exc: object) -> None:
+        if self.state is not None:
+            self.state.internal -= 1
+
+
+def internal(raw: Any) -> _Internal:
+    """hybridwb's own statements on `raw` (session SET, read-back) pass unguarded, inside
+    `with internal(raw):`."""
+    return _Internal(_state(raw))
 
 
 def approve(raw: Any, text: str) -> None:

@@ -8,7 +8,6 @@ embedded SQLite sample runs transpiled SQL.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import re
@@ -38,13 +37,15 @@ from hybridwb.source import grants as grants_
 from hybridwb.source.arrow import frame as arrow_frame
 from hybridwb.source.binds import (
     Bind,
+    Layout,
+    bind_layout,
     check_params,
     find_binds,
     positive_int_arg,
     seconds_arg,
     to_pyformat,
 )
-from hybridwb.source.cache import QuietLRU, ResultCache, SchemaObjects, ViewNames
+from hybridwb.source.cache import QuietLRU, ResultCache, SchemaObjects, ViewNames, lookup
 from hybridwb.source.checkout import Parking
 from hybridwb.source.engine import (
     FACTS_SQL,
@@ -133,9 +134,20 @@ class Prepared:
     #: the names its WITH clauses define, in lower case
     ctes: frozenset[str] = frozenset()
 
-    @property
-    def names(self) -> set[str]:
-        return {b.name for b in self.binds}
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        """The names of its binds, made once per statement."""
+        return frozenset(b.name for b in self.binds)
+
+    @functools.cached_property
+    def layout(self) -> Layout | None:
+        """Its binds' layout, for the final-text guard (`binds.bind_layout`), made once."""
+        return bind_layout(self.sql, self.binds)
+
+    @functools.cached_property
+    def echoes(self) -> bool:
+        """Whether its rows are server text masked afterwards (`_echoes_server_text`)."""
+        return _echoes_server_text(self.checked)
 
     @functools.cached_property
     def driver_text(self) -> str:
@@ -265,13 +277,9 @@ class Source:
     def _shown_database(self) -> str:
         """The database name as output shows it: scrubbed (a password pasted there too).
         Every query log entry names it: scrubbed once per url and set of secrets."""
-        key = (self.url, *self._secrets)  # the objects themselves, compared by identity
+        key = (self.url, *self._secrets)  # equal objects (by identity first) scrub the same
         known = self._shown
-        if (
-            known is None
-            or len(known[0]) != len(key)
-            or any(a is not b for a, b in zip(known[0], key, strict=True))
-        ):
+        if known is None or known[0] != key:
             self._shown = known = (key, scrub(self.database, self.secrets))
         return known[1]
 
@@ -340,16 +348,19 @@ class Source:
         if self.is_sqlite or getattr(self._pinned, "conn", None) is not None:
             yield
             return
-        with contextlib.ExitStack() as stack:
-            try:
-                conn = stack.enter_context(self._parking.reader(self.engine))
-            except DBAPIError as exc:
-                raise self.translate_error(exc) from None
-            self._pinned.conn = conn
-            try:
-                yield
-            finally:
-                self._pinned.conn = None
+        try:
+            conn, epoch = self._parking.take(self.engine)
+        except DBAPIError as exc:
+            raise self.translate_error(exc) from None
+        self._pinned.conn = conn
+        try:
+            yield
+        except BaseException:
+            self._pinned.conn = None
+            conn.close()  # the pool's checkin decides what happens to it (`Parking.reader`)
+            raise
+        self._pinned.conn = None
+        self._parking.park(conn, epoch)
 
     def prepare(self, query: object, limit: object = None) -> Prepared:
         """Guard one statement and find its binds (no I/O).
@@ -360,7 +371,7 @@ class Source:
         cap = self.row_cap if limit is None else positive_int_arg(limit, "limit")
         if isinstance(query, str):
             with self._lock:
-                hit = self._prepared.get(query)
+                hit = lookup(self._prepared, query)
             if hit is not None:
                 return hit if hit.cap == cap else dataclasses.replace(hit, cap=cap)
         try:
@@ -479,28 +490,26 @@ class Source:
         raw_values: bool = False,
     ) -> Fetched:
         started = time.perf_counter()
-        values: list[Any] = []
+        bound: dict[str, Any] | None = None
         error: HybridwbError | None = None
         try:
             seconds = None if timeout is None else seconds_arg(timeout, "timeout", self.ceiling)
             prepared = self.prepare(query, limit)
             bound = check_params(prepared.names, params)
-            values = _flat_values(bound)
-            keys, rows, truncated, described = self._execute(
-                prepared, bound, seconds, values, raw_values
-            )
+            keys, rows, truncated, described = self._execute(prepared, bound, seconds, raw_values)
         except HybridwbError as exc:
             error = exc
         except RecursionError:
             error = QueryError("The query is nested too deeply to check; simplify it.")
         if error is not None:
+            # the values to take out of the message, flattened only when there is one
+            values = _flat_values(bound) if bound is not None else []
             message = scrub(catalogue.redact(error.message, values), self.secrets)
             self._log(self._masked_log_text(query, error), started, 0, message)
             raise _detached(error, message)
         cap = prepared.cap
-        checked = getattr(prepared, "checked", None)
-        if isinstance(checked, guard.Checked) and _echoes_server_text(checked):
-            rows = diagnostics.scrub_rows(checked, list(keys), list(rows))
+        if prepared.echoes:
+            rows = diagnostics.scrub_rows(prepared.checked, list(keys), list(rows))
         logged = self._masked_log_text(query) if self.is_sqlite else prepared.logged
         self._log(logged, started, len(rows), None)
         if truncated:
@@ -522,7 +531,6 @@ class Source:
         prepared: Prepared,
         params: dict[str, Any],
         timeout: float | None,
-        values: list[Any],
         raw_values: bool = False,
     ) -> Fetched:
         cap = prepared.cap
@@ -537,11 +545,12 @@ class Source:
                 policy = self.policy.with_query(timeout, cap + 1)
                 reads_view = self.reads_view(prepared)
                 pinned = getattr(self._pinned, "conn", None) if attempt == 1 else None
-                with (
-                    contextlib.nullcontext(pinned)
-                    if pinned is not None
-                    else self._parking.reader(engine, policy)
-                ) as conn:
+                # a pinned connection is one_connection's; else one is taken for this read
+                # and parked after it (`Parking.reader`, without a context manager's calls)
+                conn, epoch = (
+                    (pinned, None) if pinned is not None else self._parking.take(engine, policy)
+                )
+                try:
                     outcome = run_mysql(
                         engine,
                         self._side_engine or engine,
@@ -556,19 +565,25 @@ class Source:
                         pinned=conn,
                         raw_values=raw_values,
                         # rows whose server text is masked afterwards stay Python rows
-                        batches=raw_values and not _echoes_server_text(prepared.checked),
+                        batches=raw_values and not prepared.echoes,
                     )
+                except BaseException:
+                    if epoch is not None:
+                        conn.close()  # the pool's checkin decides what happens to it
+                    raise
+                if epoch is not None:
+                    self._parking.park(conn, epoch)
                 return Fetched(outcome.keys, outcome.rows, outcome.truncated, outcome.described)
             except DBAPIError as exc:
                 if self._read_again(exc, attempt, started):
                     continue
-                raise self.translate_error(exc, timeout, values) from None
+                raise self.translate_error(exc, timeout, _flat_values(params)) from None
             except drivers.errors() as exc:
                 if self._read_again(exc, attempt, started):
                     continue
-                raise self.translate_error(exc, timeout, values) from None
+                raise self.translate_error(exc, timeout, _flat_values(params)) from None
             except (SQLAlchemyError, sqlite3.Error) as exc:
-                raise self.translate_error(exc, timeout, values) from None
+                raise self.translate_error(exc, timeout, _flat_values(params)) from None
         raise AssertionError("unreachable")
 
     def _read_again(self, exc: BaseException, attempt: int, started: float) -> bool:

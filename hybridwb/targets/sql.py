@@ -79,10 +79,14 @@ def coerce(value: Any, ftype: str, where: str) -> Any:
 
 
 def truthy(column: Any, ftype: str) -> Any:
-    """`column` holds a yes (consent flags: tinyint(1), numbers, Y/N text)."""
+    """`column` holds a yes (consent flags: tinyint(1), numbers, Y/N text): as the run reads
+    it (`advertising.truthy`), a number is yes when not zero, as MySQL's `WHERE flag` (a
+    TINYINT(1) may hold 2 or -1); `= 1` left those out of the frozen set unseen."""
     if ftype in ("boolean", "number"):
-        return column == 1
-    return sa.func.lower(sa.func.trim(column)).in_(YES_SPELLINGS)
+        return column != 0
+    # as text first: MySQL's LOWER() leaves a binary string (a VARBINARY flag, which the
+    # run decodes and reads) as it is, so 'Y' would not be 'y'
+    return sa.func.lower(sa.func.trim(sa.cast(column, sa.CHAR))).in_(YES_SPELLINGS)
 
 
 class Builder:

@@ -10,6 +10,7 @@ them, through the shared relation resolver (mapping/resolve.py).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Graph
 from hybridwb.mapping.model import TableMapping
-from hybridwb.mapping.resolve import compile_sql
+from hybridwb.mapping.resolve import compile_sql, time_text
 
 CHANNEL_ROLE = {"sms": "phone", "email": "email"}
 
@@ -121,6 +122,8 @@ def key_text(value: Any) -> str:
     gives the source value back."""
     if isinstance(value, bytes | bytearray | memoryview):
         return "\\x" + bytes(value).hex()
+    if isinstance(value, dt.timedelta):  # a TIME key: the server's spelling of it
+        return time_text(value)
     text = str(value)
     if "\\" in text or "\x00" in text:
         return text.replace("\\", "\\\\").replace("\x00", "\\0")
@@ -142,12 +145,14 @@ def key_value(text: str) -> Any:
 def coerce_key(audience: Audience, key: str) -> Any:
     """A stored (text) key back in the source's type, so `IN` uses the index."""
     value = key_value(key)
-    if audience.key_type == "number" and isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return value
+    if audience.key_type == "number" and isinstance(value, str) and _INT_TEXT.fullmatch(value):
+        # ASCII digits only: Python's `int()` also reads '2024_0001', '１２' and '٣', which the
+        # server reads as other numbers (2024, 0), so such a key would be looked up as gone
+        return int(value)
     return value
+
+
+_INT_TEXT = re.compile(r"-?[0-9]+")
 
 
 def fetch(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.templating.masked import masked_inputs
-from hybridwb.workflows import advertising, audience, batches, messages, policies, prefetch
+from hybridwb.workflows import advertising, audience, batches, policies, prefetch
 from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.progress import kernel_bar
@@ -234,6 +234,9 @@ class Processor:
         ahead = reading.enter_context(prefetch.ahead(reads, thread=self._can_prefetch()))
         for batch, rows, (candidates, skips, changed) in ahead:
             lock = held.enter_context(_cap_lock(campaigns, rules, aud.channel))
+            # each batch is decided at the time it is decided: the first one after the
+            # freeze (minutes for a large set) and any wait for the cap lock, not before them
+            rules = dataclasses.replace(rules, now=tick())  # quiet hours may begin mid-run
             recipients = sorted({c.recipient for c in candidates if c.recipient})
             # under the cap lock, on its connection (None without a cap): as written
             legacy = campaigns.legacy_recipients(within=lock)
@@ -244,7 +247,7 @@ class Processor:
                 ),
                 spellings,
             )
-            todo, outs = messages.decide_and_render(
+            todo, outs = _decide_and_render(
                 candidates, rows, seen, rules, render, lambda r: self.templates.related(report, r)
             )
             records: list[tuple[str, str | None, str]] = []
@@ -295,7 +298,6 @@ class Processor:
             if written >= analyze_at:  # the planner sees the history as it now is
                 campaigns.analyze_history()
                 analyze_at = 2 * written
-            rules = dataclasses.replace(rules, now=tick())  # quiet hours may begin mid-run
             bar.update(len(batch))
             if batch_pause:
                 time.sleep(batch_pause)
@@ -446,3 +448,47 @@ def _cap_lock(
     if rules.policy.frequency_cap is None:
         return contextlib.nullcontext()
     return campaigns.recipient_lock(policies.cap_space(channel))
+
+
+def _decide_and_render(
+    candidates: list[policies.Candidate],
+    rows: dict[str, dict[str, Any]],
+    seen: policies.Seen,
+    rules: policies.Rules,
+    render: Callable[[dict[str, Any], dict[str, Any] | None], Any],
+    related: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+) -> tuple[list[tuple[policies.Candidate, str | None]], dict[str, Any]]:
+    """Each candidate's exclusion reason (None: message it) and the rendered messages.
+
+    A recipient counts as messaged (duplicate, frequency cap) only by a message that was
+    rendered: when one fails to render (strict mode, a missing value), the candidates are
+    decided again without it, so the next key with the same phone is not excluded as a
+    duplicate of a message never written. Removing a candidate only frees its recipient,
+    so the messages already rendered stay decided; this ends after at most one more pass
+    per failed render of the same recipient. A message holding a NUL byte (from a related
+    row's value: the batch's own rows are checked before) fails as `policies.BAD_ROW`."""
+    failed: dict[str, str] = {}
+    outs: dict[str, Any] = {}
+    live = candidates  # those not failed, read again after a pass in which one failed
+    while True:
+        decisions = policies.decide(live, seen, rules)
+        new = [c for c, r in zip(live, decisions, strict=True) if r is None and c.key not in outs]
+        if not new:
+            break
+        failing = len(failed)
+        new_rows = [rows[c.key] for c in new]
+        for c, row, rel in zip(new, new_rows, related(new_rows), strict=True):
+            out = render(row, rel)
+            if out.skipped or out.text is None:
+                failed[c.key] = out.skipped or "not rendered"
+            elif "\x00" in out.text:  # from a related row (the batch's own are checked
+                failed[c.key] = policies.BAD_ROW  # before): no store text can hold it
+            else:
+                outs[c.key] = out
+        if len(failed) == failing:  # all rendered: deciding again gives these decisions
+            break
+        live = [c for c in candidates if c.key not in failed]
+    if not failed:  # nearly always: every candidate was decided in the last pass
+        return list(zip(candidates, decisions, strict=True)), outs
+    reasons = dict(zip((c.key for c in live), decisions, strict=True))
+    return [(c, reasons[c.key] if c.key in reasons else failed[c.key]) for c in candidates], outs
