@@ -73,14 +73,16 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def write(name: str, data: dict[str, Any]) -> Path:
+def write(name: str, data: dict[str, Any], path: Path | None = None) -> Path:
+    """The results as `results/NAME.json`, or at `path` (an A/B run's own file, which leaves
+    the committed results as they are)."""
     RESULTS.mkdir(exist_ok=True)
     data = {
         "benchmark": name,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         **data,
     }
-    path = RESULTS / f"{name}.json"
+    path = path or RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
     return path

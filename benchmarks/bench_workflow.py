@@ -450,9 +450,7 @@ def main() -> None:
         results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         wb.close()
         name = "workflow" if sizes else "workflow_batch_sweep"
-        path = write(name, results)
-        if args.out:
-            shutil.copy(path, args.out)
+        write(name, results, Path(args.out) if args.out else None)
     finally:
         for name in stores.values():
             with contextlib.suppress(Exception):
