@@ -49,7 +49,7 @@ import hybridwb
 TABLE = "people"
 #: terms whose generated SQL the raw phases replay, and from which each process's wb
 #: phases draw terms it has not searched yet (more than one process searches in a run)
-RECORDED = 6_000
+RECORDED = 15_000
 _state: dict[str, Any] = {}
 
 
@@ -105,7 +105,7 @@ def _phase(task: tuple[str, float, int]) -> tuple[list[float], float]:
         seen = _state["seen"]
         order = [t for t in order if t not in seen]
         if not order:
-            raise SystemExit(f"every recorded term was searched; raise RECORDED ({RECORDED})")
+            raise RuntimeError(f"every recorded term was searched; raise RECORDED ({RECORDED})")
     _state["barrier"].wait()
     out: list[float] = []
     cpu = time.process_time()
@@ -117,7 +117,8 @@ def _phase(task: tuple[str, float, int]) -> tuple[list[float], float]:
         started = time.perf_counter()
         if mode == "wb":
             if i > len(order):
-                raise SystemExit(f"a phase ran out of fresh terms; raise RECORDED ({RECORDED})")
+                # an exception, not SystemExit: that ends the pool's worker and map() waits on
+                raise RuntimeError(f"a phase ran out of fresh terms; raise RECORDED ({RECORDED})")
             seen.add(term)
             wb.search(TABLE, term)
         else:
