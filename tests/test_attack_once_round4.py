@@ -51,7 +51,7 @@ from tests.test_attack_once_round2 import (
     src,
     workbench,
 )
-from tests.test_attack_once_round3 import members
+from tests.test_attack_once_round3 import members, subs_by_email
 
 pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
 
@@ -432,18 +432,7 @@ def test_a_long_email_key_is_frozen_and_messaged(
         "CREATE TABLE subs (code VARCHAR(700) PRIMARY KEY, name VARCHAR(20), email VARCHAR(700))",
         rows={"subs": [(k, "김", k) for k in keys]},
     )
-    mapping = {
-        "displayName": "구독자",
-        "key": "code",
-        "recipient": "email",
-        "channel": "email",
-        "audience": True,
-        "fields": {
-            "code": {"displayName": "번호", "type": "string", "role": "id"},
-            "name": {"displayName": "이름", "type": "string", "role": "name"},
-            "email": {"displayName": "이메일", "type": "string", "role": "email"},
-        },
-    }
+    mapping = subs_by_email()
     wb = workbench(db, store, {"subs": mapping})
     try:
         wf = wb.workflows.create(
