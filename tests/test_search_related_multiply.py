@@ -11,6 +11,7 @@ no join of it pages every row once. Oracle: direct SQL as root.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,7 +44,15 @@ def wb(source: Callable[..., str], tmp_path: Any) -> Iterator[tuple[hybridwb.Wor
             "f": [(i, "회원", f"010-2000-{i:04d}", 1 + i % 2) for i in range(4)],
         },
     )
-    reference = {"displayName": "주소", "type": "number", "role": "reference"}
+    made = addressed(db, tmp_path, "number")
+    yield made, db
+    made.close()
+
+
+def addressed(db: str, tmp_path: Path, reference_type: str) -> hybridwb.Workbench:
+    """A workbench over people (`f`) whose `addr_id` (a field of `reference_type`) is a
+    many-to-one relation to `addr.code` (text), the phone in `addr`."""
+    reference = {"displayName": "주소", "type": reference_type, "role": "reference"}
     relation = {
         "table": "addr",
         "localField": "addr_id",
@@ -56,9 +65,7 @@ def wb(source: Callable[..., str], tmp_path: Any) -> Iterator[tuple[hybridwb.Wor
     )
     code = {"displayName": "번호", "type": "string", "role": "id"}
     addr = {"displayName": "주소록", "key": "code", "fields": {"code": code, "phone": PHONE}}
-    made = workbench(db, f"sqlite:///{tmp_path / 'store.db'}", {"f": mapping, "addr": addr})
-    yield made, db
-    made.close()
+    return workbench(db, f"sqlite:///{tmp_path / 'store.db'}", {"f": mapping, "addr": addr})
 
 
 def follow(wb: hybridwb.Workbench, term: str, limit: int) -> list[int]:
@@ -127,20 +134,7 @@ def test_a_text_join_under_a_coarser_collation(source: Callable[..., str], tmp_p
             "f": [(i, "회원", f"010-2000-{i:04d}", "a") for i in range(2)],
         },
     )
-    reference = {"displayName": "주소", "type": "string", "role": "reference"}
-    relation = {
-        "table": "addr",
-        "localField": "addr_id",
-        "foreignField": "code",
-        "kind": "many-to-one",
-        "name": "address",
-    }
-    mapping = people(
-        "number", "id", fields={"name": NAME, "addr_id": reference}, relations=[relation]
-    )
-    code = {"displayName": "번호", "type": "string", "role": "id"}
-    addr = {"displayName": "주소록", "key": "code", "fields": {"code": code, "phone": PHONE}}
-    bench = workbench(db, f"sqlite:///{tmp_path / 'store.db'}", {"f": mapping, "addr": addr})
+    bench = addressed(db, tmp_path, "string")
     try:
         try:
             got = follow(bench, LANDLINE, 20)
