@@ -694,7 +694,7 @@ class Campaigns:
 
             def read(conn: Any, stmt: Any = stmt) -> list[tuple[str, int, int, int, int]]:
                 # (text, bigint x 4) on both servers: the driver's values as they come
-                return conn.execute(stmt).all()  # type: ignore[no-any-return]
+                return conn.execute(stmt).all()
 
             out.extend(self._read(read, within))
         return out

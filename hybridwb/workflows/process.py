@@ -23,8 +23,15 @@ from typing import TYPE_CHECKING, Any
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.templating.masked import masked_inputs
-from hybridwb.workflows import advertising, audience, batches, policies, prefetch, writer
-from hybridwb.workflows.advertising import truthy as advertising_truthy
+from hybridwb.workflows import (
+    advertising,
+    audience,
+    batches,
+    policies,
+    prefetch,
+    rendering,
+    writer,
+)
 from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.progress import kernel_bar
@@ -241,7 +248,7 @@ class Processor:
         def related(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return self.templates.related(report, rows)
 
-        def check(candidates: list[policies.Candidate]) -> _Checked:
+        def check(candidates: list[policies.Candidate]) -> rendering.Checked:
             """A batch's first store step: the cap lock, then the clock and the history."""
             lock = steps.held.enter_context(_cap_lock(campaigns, rules, aud.channel))
             # each batch is decided at the time it is decided: the first one after the
@@ -254,10 +261,12 @@ class Processor:
             counts = campaigns.seen(
                 list(spellings), wf["id"], run["id"], *policies.windows(at), within=lock
             )
-            return _Checked(lock, at, spellings, policies.Seen.of_counts(counts, spellings))
+            return rendering.Checked(
+                lock, at, spellings, policies.Seen.of_counts(counts, spellings)
+            )
 
         def write(
-            checked: _Checked,
+            checked: rendering.Checked,
             records: list[tuple[str, str | None, str]],
             skips: list[tuple[str, str]],
             changed: int,
@@ -288,9 +297,9 @@ class Processor:
             last = checking = steps.submit(functools.partial(check, current[2][0]))
         while current is not None:
             batch, rows, (candidates, skips, changed) = current
-            ready = _render_ahead(candidates, rows, render, related, msg.advertising)
+            ready = rendering.render_ahead(candidates, rows, render, related, msg.advertising)
             checked = checking.result()
-            todo, outs = _decide_and_render(
+            todo, outs = rendering.decide_and_render(
                 candidates, rows, checked.seen, checked.rules, render, related, ready
             )
             records: list[tuple[str, str | None, str]] = []
@@ -480,106 +489,3 @@ def _cap_lock(
     if rules.policy.frequency_cap is None:
         return contextlib.nullcontext()
     return campaigns.recipient_lock(policies.cap_space(channel))
-
-
-@dataclass(frozen=True)
-class _Checked:
-    """A batch's check (`Processor.process`): the cap lock's connection (None without a
-    cap), the rules at the batch's time, the history's spellings and what they say."""
-
-    lock: Any
-    rules: policies.Rules
-    spellings: dict[str, str]
-    seen: policies.Seen
-
-
-def _render_ahead(
-    candidates: list[policies.Candidate],
-    rows: dict[str, dict[str, Any]],
-    render: Callable[[dict[str, Any], dict[str, Any] | None], Any],
-    related: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
-    advertising: bool,
-) -> dict[str, Any]:
-    """The messages of a batch's candidates that the history may let through, rendered
-    before the history is read (while the store writes the batch before and checks this
-    one), by key: what `_decide_and_render` would render for them, since a message depends
-    on its row and related row alone. A candidate with no row, no recipient or (for
-    advertising) no consent is left for `_decide_and_render`, which excludes it without
-    rendering. A render that raises is kept as its error: `_decide_and_render` raises it
-    where it would have rendered that message, and only there (an excluded one's error is
-    never raised, as before). If the related rows cannot be read now, nothing is rendered
-    ahead, and `_decide_and_render` reads them when it renders, as it always did."""
-    truthy = advertising_truthy
-    wanted = [
-        c
-        for c in candidates
-        if c.present and c.recipient and (not advertising or truthy(c.consent))
-    ]
-    if not wanted:
-        return {}
-    wanted_rows = [rows[c.key] for c in wanted]
-    try:
-        rels = related(wanted_rows)
-    except Exception:  # read again, and raised if it fails again, where it was read before
-        return {}
-    out: dict[str, Any] = {}
-    for c, row, rel in zip(wanted, wanted_rows, rels, strict=True):
-        try:
-            out[c.key] = render(row, rel)
-        except Exception as exc:
-            out[c.key] = exc
-    return out
-
-
-def _decide_and_render(
-    candidates: list[policies.Candidate],
-    rows: dict[str, dict[str, Any]],
-    seen: policies.Seen,
-    rules: policies.Rules,
-    render: Callable[[dict[str, Any], dict[str, Any] | None], Any],
-    related: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
-    ready: dict[str, Any] | None = None,
-) -> tuple[list[tuple[policies.Candidate, str | None]], dict[str, Any]]:
-    """Each candidate's exclusion reason (None: message it) and the rendered messages.
-
-    A recipient counts as messaged (duplicate, frequency cap) only by a message that was
-    rendered: when one fails to render (strict mode, a missing value), the candidates are
-    decided again without it, so the next key with the same phone is not excluded as a
-    duplicate of a message never written. Removing a candidate only frees its recipient,
-    so the messages already rendered stay decided; this ends after at most one more pass
-    per failed render of the same recipient. A message holding a NUL byte (from a related
-    row's value: the batch's own rows are checked before) fails as `policies.BAD_ROW`.
-    `ready`: messages rendered ahead by key (`_render_ahead`), used instead of rendering
-    them again; an error kept there is raised where that message would be rendered."""
-    failed: dict[str, str] = {}
-    outs: dict[str, Any] = {}
-    live = candidates  # those not failed, read again after a pass in which one failed
-    while True:
-        decisions = policies.decide(live, seen, rules)
-        new = [c for c, r in zip(live, decisions, strict=True) if r is None and c.key not in outs]
-        if not new:
-            break
-        failing = len(failed)
-        # rendered ahead (`_render_ahead`) where it could be; the rest now, as before
-        ahead = ready or {}
-        rest = [rows[c.key] for c in new if c.key not in ahead]
-        rels = iter(related(rest) if rest else ())
-        for c in new:
-            out = ahead.get(c.key)
-            if out is None:
-                out = render(rows[c.key], next(rels))
-            elif isinstance(out, Exception):
-                raise out  # what rendering it here would have raised
-            if out.skipped or out.text is None:
-                failed[c.key] = out.skipped or "not rendered"
-            elif "\x00" in out.text:  # from a related row (the batch's own are checked
-                failed[c.key] = policies.BAD_ROW  # before): no store text can hold it
-            else:
-                outs[c.key] = out
-        if len(failed) == failing:  # all rendered: deciding again gives these decisions
-            break
-        live = [c for c in candidates if c.key not in failed]
-    if not failed:  # nearly always: every candidate was decided in the last pass
-        return list(zip(candidates, decisions, strict=True)), outs
-    reasons = dict(zip((c.key for c in live), decisions, strict=True))
-    return [(c, reasons[c.key] if c.key in reasons else failed[c.key]) for c in candidates], outs
