@@ -45,11 +45,9 @@ def render_ahead(
     never raised, as before). If the related rows cannot be read now, nothing is rendered
     ahead, and `decide_and_render` reads them when it renders, as it always did."""
     truthy = advertising_truthy
-    wanted = [
-        c
-        for c in candidates
-        if c.present and c.recipient and (not advertising or truthy(c.consent))
-    ]
+    # fields by position (`Candidate`: key, recipient, consent, night, present, checked):
+    # a run looks at every target here, and a named field is a call
+    wanted = [c for c in candidates if c[4] and c[1] and (not advertising or truthy(c[2]))]
     if not wanted:
         return {}
     wanted_rows = [rows[c.key] for c in wanted]
