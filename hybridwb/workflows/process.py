@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.templating.masked import masked_inputs
-from hybridwb.workflows import advertising, audience, batches, policies, prefetch
+from hybridwb.workflows import advertising, audience, batches, lock, policies, prefetch
 from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.progress import kernel_bar
@@ -146,10 +146,30 @@ class Processor:
 
     def process(self, workflow: Any, run_id: Any, **kwargs: Any) -> dict[str, Any]:
         """Freeze (first pass only), then work through the frozen targets still pending;
-        see `_process` for the arguments. Locks a batch holds are released however it ends,
-        then the reads running ahead are stopped (`prefetch.ahead`)."""
-        with _frozen_heap(), contextlib.ExitStack() as reading, contextlib.ExitStack() as held:
-            return self._process(workflow, run_id, held=held, reading=reading, **kwargs)
+        see `_process` for the arguments. Called without an `owner` (not by `hybridwb
+        run`), it holds the workflow's lock itself (`lock.held`). Locks a batch holds are
+        released however it ends, then the reads running ahead are stopped
+        (`prefetch.ahead`), then the workflow's lock."""
+        with (
+            _frozen_heap(),
+            self._owner(workflow, run_id, kwargs.pop("owner", None)) as owner,
+            contextlib.ExitStack() as reading,
+            contextlib.ExitStack() as held,
+        ):
+            return self._process(
+                workflow, run_id, held=held, reading=reading, owner=owner, **kwargs
+            )
+
+    def _owner(
+        self, workflow: Any, run_id: Any, owner: str | None
+    ) -> contextlib.AbstractContextManager[str]:
+        """The lock's owner a call works as: the one given (its lock taken by `hybridwb
+        run`, checked on every batch), else this call's own, the lock taken for it."""
+        if owner:
+            return contextlib.nullcontext(owner)
+        store = self.store
+        run = store.runs.get(run_id)
+        return lock.held(Campaigns(store.backend), store.workflows.get(workflow), run["id"])
 
     def _process(
         self,

@@ -81,6 +81,14 @@ def writable_dir(path: Path) -> None:
         ) from None
 
 
+def refusal(wf: dict[str, Any], held: dict[str, Any]) -> RunRefused:
+    """The one-line refusal of a run while `held` (the lock's row) is the workflow's."""
+    return RunRefused(
+        f"Workflow {wf['name']!r} already has an active run ({held['run_id']}, "
+        f"{held['owner']}, heartbeat {held['heartbeat_at']:%H:%M:%S}); wait for it to finish."
+    )
+
+
 class _Heartbeat(threading.Thread):
     """Beats the workflow's lock while the kernel works (a kernel start takes seconds)."""
 
@@ -176,10 +184,7 @@ class Runner:
         )
         held = campaigns.acquire(wf["id"], run_id, owner, stale_after)
         if held is not None:
-            raise RunRefused(
-                f"Workflow {wf['name']!r} already has an active run ({held['run_id']}, "
-                f"{held['owner']}, heartbeat {held['heartbeat_at']:%H:%M:%S}); wait for it to finish."
-            )
+            raise refusal(wf, held)
         self.mark_stale(stale_after)  # a run whose lock was just taken over says so
         beat = _Heartbeat(campaigns, wf["id"], run_id, owner)
         try:

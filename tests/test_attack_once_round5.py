@@ -1,0 +1,262 @@
+# ruff: noqa: F811  (the fixtures imported from round 2 are test parameters here)
+"""Attack round 5 on "a workflow run messages exactly the intended customers, once".
+
+Sources are fresh MariaDB databases, stores fresh PostgreSQL databases or SQLite files; the
+oracle is direct SQL on them (pymysql / psycopg / sqlite3). Runs are driven in-process
+(`wb.workflows.process`, the notebook's own call), as a notebook run by hand does.
+
+Findings (each test here failed on main):
+F1 `wb.workflows.process(workflow, run_id)` without an `owner` took no workflow lock: two
+   such calls at once (two kernels) processed two runs of one workflow side by side, and
+   with `once_per_recipient` each customer was messaged twice, once by each run; the same
+   run processed twice at once was not refused either.
+F2 a frozen target is looked up again by its key when it is sent: a row sharing that key
+   (the key column not unique) added after the freeze filled the message's variables (the
+   frozen customer's phone, another row's name), or displaced the frozen row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import hybridwb
+from hybridwb.errors import HybridwbError
+from hybridwb.platform.campaigns import Campaigns, owner_alive
+from hybridwb.workflows import policies
+from tests.conftest import _admin, mariadb_maker
+from tests.test_attack_once_round2 import (
+    DAY,
+    INFO,
+    any_store,  # noqa: F401  (a fixture)
+    oracle,
+    people,
+    pg_store,  # noqa: F401  (a fixture)
+    records,
+    skips,
+    source_url,
+    start,
+    workbench,
+)
+
+pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
+SEARCHABLE = {"name": {"displayName": "이름", "type": "string", "role": "name", "searchable": True}}
+
+
+@pytest.fixture
+def source() -> Iterator[Callable[..., str]]:
+    yield from mariadb_maker("hybridwb_a15")
+
+
+def phone(i: int) -> str:
+    return f"010-5100-{i:04d}"
+
+
+def members(source: Callable[..., str], n: int) -> str:
+    return source(
+        "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20))",
+        rows={"members": [(f"m{i:03d}", f"회원{i}", phone(i)) for i in range(n)]},
+    )
+
+
+def race(
+    db: str, store: str, calls: list[tuple[Any, Any]], monkeypatch: pytest.MonkeyPatch
+) -> list[BaseException]:
+    """Process each (workflow, run) in its own thread and workbench, at once: each waits,
+    after reading the store's history for its first batch, until the other has read it too
+    (or has ended), so both decide before either writes. The errors raised, in order."""
+    real_seen = Campaigns.seen
+    gate = threading.Barrier(len(calls))
+
+    def seen(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        out = real_seen(self, *a, **kw)
+        # the other call ended (refused), or this is a later batch: on without waiting
+        with contextlib.suppress(threading.BrokenBarrierError):
+            gate.wait(timeout=30)
+        return out
+
+    monkeypatch.setattr(Campaigns, "seen", seen)
+    errors: list[BaseException] = []
+
+    def go(workflow: Any, run_id: Any) -> None:
+        w = hybridwb.connect(source=source_url(db), store=store)
+        try:
+            w.workflows.process(workflow, run_id, progress=False, batch_size=4, now=DAY)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            gate.abort()  # a call that ended no longer holds the other at the gate
+            w.close()
+
+    threads = [threading.Thread(target=go, args=call) for call in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    return errors
+
+
+def twice(store: str) -> list[tuple[Any, ...]]:
+    return oracle(
+        store,
+        "SELECT recipient, count(*) FROM send_records GROUP BY recipient HAVING count(*) > 1",
+    )
+
+
+def locks(store: str) -> int:
+    return int(oracle(store, "SELECT count(*) FROM run_locks")[0][0])
+
+
+def refused(errors: list[BaseException]) -> None:
+    """Exactly one call was refused, with one line naming the active run."""
+    assert len(errors) == 1, errors
+    [error] = errors
+    assert isinstance(error, HybridwbError), repr(error)
+    assert "already has an active run" in str(error) and "\n" not in str(error), str(error)
+
+
+# == F1: owner-less processing takes the workflow's lock =====================================
+def test_two_runs_of_one_workflow_processed_at_once_message_each_customer_once(
+    source: Callable[..., str], any_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BREAK on main: both runs sent to all ten customers (20 records, each phone twice)."""
+    db = members(source, 10)
+    wb = workbench(db, any_store, {"members": {**people(), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            "once",
+            target_config={"table": "members"},
+            message_config={"content": INFO, "policy": {"once_per_recipient": True}},
+        )
+        runs = [start(wb, wf), start(wb, wf)]
+    finally:
+        wb.close()
+    errors = race(db, any_store, [(wf["id"], r) for r in runs], monkeypatch)
+    assert twice(any_store) == [], "a customer was messaged by both runs"
+    refused(errors)
+    assert oracle(any_store, "SELECT count(*) FROM send_records")[0][0] == 10
+    assert locks(any_store) == 0  # the call that ran released the lock it took
+
+
+def test_one_run_processed_twice_at_once_is_refused_once(
+    source: Callable[..., str], any_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BREAK on main: both calls processed the run (no refusal). Three keys share a phone,
+    one in each batch."""
+    db = members(source, 10)
+    shared = "+82 10-5100-0000"  # m000's phone, spelled another way
+    for code in ("m004", "m008"):
+        execute(db, "UPDATE members SET mobile = %s WHERE code = %s", (shared, code))
+    wb = workbench(db, any_store, {"members": {**people(), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            "again", target_config={"table": "members"}, message_config={"content": INFO}
+        )
+        run_id = start(wb, wf)
+    finally:
+        wb.close()
+    errors = race(db, any_store, [(wf["id"], run_id), (wf["id"], run_id)], monkeypatch)
+    assert twice(any_store) == []
+    refused(errors)
+    assert len(records(any_store, run_id)) == 8
+    assert skips(any_store, run_id) == {policies.DUPLICATE: 2}
+    assert locks(any_store) == 0
+
+
+def test_processing_without_an_owner_is_refused_while_a_runner_holds_the_workflow(
+    source: Callable[..., str], any_store: str
+) -> None:
+    """A run started by `hybridwb run` (its lock held by a live process) cannot be
+    processed beside it by a notebook's own call; nothing is written, the lock stays."""
+    db = members(source, 5)
+    wb = workbench(db, any_store, {"members": {**people(), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            "held", target_config={"table": "members"}, message_config={"content": INFO}
+        )
+        run_id, other = start(wb, wf), start(wb, wf)
+        alive = f"{socket.gethostname()}:{os.getpid()}"
+        assert Campaigns(wb.store.backend).acquire(wf["id"], run_id, alive, 120) is None
+        for target in (run_id, other):  # the held run itself, and another run of the workflow
+            with pytest.raises(HybridwbError, match="already has an active run"):
+                wb.workflows.process(wf["id"], target, progress=False, now=DAY)
+        assert Campaigns(wb.store.backend).lock(wf["id"])["owner"] == alive
+        # the holder goes on: its own calls (with its owner) are not refused
+        wb.workflows.process(wf["id"], run_id, owner=alive, progress=False, now=DAY)
+    finally:
+        wb.close()
+    assert records(any_store, other) == []
+    assert len(records(any_store, run_id)) == 5
+    assert locks(any_store) == 1  # the runner releases its own lock, not the call
+
+
+def test_an_owner_less_call_releases_its_lock_also_when_it_fails(
+    source: Callable[..., str], any_store: str
+) -> None:
+    """After a call that raised (a template variable missing in strict mode raises, and
+    a bad argument too), the workflow can run again: no lock is left behind."""
+    db = members(source, 3)
+    wb = workbench(db, any_store, {"members": {**people(), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            "fails", target_config={"table": "members"}, message_config={"content": INFO}
+        )
+        run_id = start(wb, wf)
+        with pytest.raises(HybridwbError):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=0)
+        assert locks(any_store) == 0
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+        assert locks(any_store) == 0
+    finally:
+        wb.close()
+    assert len(records(any_store, run_id)) == 3
+
+
+def test_the_lock_of_a_dead_process_that_processed_without_an_owner_is_taken_over(
+    source: Callable[..., str], pg_store: str
+) -> None:
+    """A kernel killed in the middle leaves its lock; its owner names the dead process, so
+    the next call takes the lock over at once instead of being refused until it is stale."""
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    owner = f"{socket.gethostname()}:{int(dead.stdout)}#0a1b2c3d"
+    assert owner_alive(owner) is False
+    assert owner_alive(f"{socket.gethostname()}:{os.getpid()}#0a1b2c3d") is True
+    db = members(source, 3)
+    wb = workbench(db, pg_store, {"members": {**people(), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            "dead", target_config={"table": "members"}, message_config={"content": INFO}
+        )
+        run_id = start(wb, wf)
+        assert Campaigns(wb.store.backend).acquire(wf["id"], run_id, owner, 120) is None
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+    finally:
+        wb.close()
+    assert len(records(pg_store, run_id)) == 3
+    assert locks(pg_store) == 0
+
+
+def execute(db: str, sql: str, params: tuple[Any, ...]) -> None:
+    """Direct SQL on the MariaDB source as root, committed."""
+    conn = _admin()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"USE `{db}`")
+            cur.execute(sql, params)
+        conn.commit()
+    finally:
+        conn.close()
