@@ -260,3 +260,58 @@ def execute(db: str, sql: str, params: tuple[Any, ...]) -> None:
         conn.commit()
     finally:
         conn.close()
+
+
+# == F2: a frozen target's key shared by another row when it is sent ===========================
+#: rows added after the freeze under frozen keys: (code, name, mobile)
+NEWCOMERS = {
+    "same phone": ("m001", "다른이", phone(1)),  # m001's phone: only the name is another's
+    "other phone": ("m002", "다른이", "010-5999-0002"),
+}
+
+
+@pytest.mark.parametrize("newcomer", list(NEWCOMERS))
+@pytest.mark.parametrize(
+    "target",
+    [{"table": "members", "keyword": "회원"}, {"table": "members"}],
+    ids=["keyword", "table"],
+)
+def test_a_key_shared_after_the_freeze_excludes_its_target_instead_of_picking_a_row(
+    source: Callable[..., str],
+    any_store: str,
+    monkeypatch: pytest.MonkeyPatch,
+    target: dict[str, Any],
+    newcomer: str,
+) -> None:
+    """BREAK on main: the row added after the freeze under m001's key (same phone, another
+    name) filled m001's message: '다른이님, …' went to m001's phone; under m002's key
+    (another phone) it displaced m002's row, and m002 was excluded as 'recipient changed'.
+    Neither row is sure to be the frozen customer: the target is excluded as key not unique."""
+    db = source(
+        "CREATE TABLE members (code VARCHAR(10) NOT NULL, name VARCHAR(20), "
+        "mobile VARCHAR(20), KEY (code), KEY (name))",
+        rows={"members": [(f"m{i:03d}", f"회원{i}", phone(i)) for i in range(6)]},
+    )
+    # not marked the audience: its key is not checked unique on save (the target names it)
+    wb = workbench(db, any_store, {"members": people(fields=SEARCHABLE)})
+    real_freeze = Campaigns.freeze
+
+    def freeze(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        out = real_freeze(self, *a, **kw)
+        execute(db, "INSERT INTO members VALUES (%s, %s, %s)", NEWCOMERS[newcomer])
+        return out
+
+    monkeypatch.setattr(Campaigns, "freeze", freeze)
+    try:
+        wf = wb.workflows.create("shared", target_config=target, message_config={"content": INFO})
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=2)
+    finally:
+        wb.close()
+    code = NEWCOMERS[newcomer][0]
+    sent = oracle(any_store, "SELECT target_key, content FROM send_records ORDER BY target_key")
+    assert [(str(k), str(c)) for k, c in sent] == [
+        (f"m{i:03d}", f"회원{i}님, 이번 달 안내입니다.") for i in range(6) if f"m{i:03d}" != code
+    ]
+    assert skips(any_store, run_id) == {policies.KEY_NOT_UNIQUE: 1}
+    assert oracle(any_store, "SELECT target_key FROM run_skips")[0][0] == code
