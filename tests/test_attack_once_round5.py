@@ -31,7 +31,7 @@ import pytest
 import hybridwb
 from hybridwb.errors import HybridwbError
 from hybridwb.platform.campaigns import Campaigns, owner_alive
-from hybridwb.workflows import policies
+from hybridwb.workflows import audience, policies
 from tests.conftest import _admin, mariadb_maker
 from tests.test_attack_once_round2 import (
     DAY,
@@ -313,5 +313,5 @@ def test_a_key_shared_after_the_freeze_excludes_its_target_instead_of_picking_a_
     assert [(str(k), str(c)) for k, c in sent] == [
         (f"m{i:03d}", f"회원{i}님, 이번 달 안내입니다.") for i in range(6) if f"m{i:03d}" != code
     ]
-    assert skips(any_store, run_id) == {policies.KEY_NOT_UNIQUE: 1}
+    assert skips(any_store, run_id) == {audience.KEY_NOT_UNIQUE: 1}
     assert oracle(any_store, "SELECT target_key FROM run_skips")[0][0] == code

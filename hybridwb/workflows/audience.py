@@ -199,6 +199,8 @@ def _rows_by_key(source: Any, plan: Any, stmt: Any, keys: list[str]) -> dict[str
 #: to-one relation that is not): none of them is sure to be the frozen customer, so none
 #: fills a message; the run excludes the target (`batches.candidates`). Told by identity.
 SHARED: dict[str, Any] = {}
+#: the exclusion reason of such a target (beside `policies.RECIPIENT_CHANGED`)
+KEY_NOT_UNIQUE = "key not unique (another row took it since the run started)"
 
 
 def by_key_text(

@@ -104,7 +104,7 @@ def candidates(
             continue
         if row is audience.SHARED:  # another row took the key since the freeze
             changed += 1
-            skips.append((key, policies.KEY_NOT_UNIQUE))
+            skips.append((key, audience.KEY_NOT_UNIQUE))
             continue
         # the frozen (key, recipient) pair is the contract: when the source now holds another
         # address for the key, neither is sure to be this customer's (a number given up may

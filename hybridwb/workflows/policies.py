@@ -37,7 +37,6 @@ DUPLICATE = "duplicate recipient in this run"
 CAP = "frequency cap"
 BAD_ROW = "unreadable value (NUL byte)"
 RECIPIENT_CHANGED = "recipient changed since the run started"
-KEY_NOT_UNIQUE = "key not unique (another row took it since the run started)"
 #: reasons a policy decided (what "a re-run applies them and says so" reports)
 POLICY_REASONS = (ONCE, COOLDOWN, CAP, DUPLICATE)
 CONSENT_REASONS = (NO_CONSENT, QUIET)

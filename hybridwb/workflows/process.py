@@ -145,31 +145,16 @@ class Processor:
         return self.store.backend.name == "postgresql" and not self.source.is_sqlite
 
     def process(self, workflow: Any, run_id: Any, **kwargs: Any) -> dict[str, Any]:
-        """Freeze (first pass only), then work through the frozen targets still pending;
-        see `_process` for the arguments. Called without an `owner` (not by `hybridwb
-        run`), it holds the workflow's lock itself (`lock.held`). Locks a batch holds are
-        released however it ends, then the reads running ahead are stopped
-        (`prefetch.ahead`), then the workflow's lock."""
+        """`_process` under the workflow's lock (taken for this call without an `owner`, see
+        `lock.owning`); however it ends, a batch's locks go, then the reads ahead, the lock."""
+        owner = lock.owning(self.store, workflow, run_id, kwargs.pop("owner", None))
         with (
             _frozen_heap(),
-            self._owner(workflow, run_id, kwargs.pop("owner", None)) as owner,
+            owner as kwargs["owner"],
             contextlib.ExitStack() as reading,
             contextlib.ExitStack() as held,
         ):
-            return self._process(
-                workflow, run_id, held=held, reading=reading, owner=owner, **kwargs
-            )
-
-    def _owner(
-        self, workflow: Any, run_id: Any, owner: str | None
-    ) -> contextlib.AbstractContextManager[str]:
-        """The lock's owner a call works as: the one given (its lock taken by `hybridwb
-        run`, checked on every batch), else this call's own, the lock taken for it."""
-        if owner:
-            return contextlib.nullcontext(owner)
-        store = self.store
-        run = store.runs.get(run_id)
-        return lock.held(Campaigns(store.backend), store.workflows.get(workflow), run["id"])
+            return self._process(workflow, run_id, held=held, reading=reading, **kwargs)
 
     def _process(
         self,
