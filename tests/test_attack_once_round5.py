@@ -20,18 +20,23 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 import hybridwb
 from hybridwb.errors import HybridwbError
 from hybridwb.platform.campaigns import Campaigns, owner_alive
-from hybridwb.workflows import audience, policies
+from hybridwb.workflows import audience, lock, policies
+from hybridwb.workflows.process import RunTakenOver
 from tests.conftest import _admin, mariadb_maker
 from tests.test_attack_once_round2 import (
     DAY,
@@ -248,6 +253,79 @@ def test_the_lock_of_a_dead_process_that_processed_without_an_owner_is_taken_ove
         wb.close()
     assert len(records(pg_store, run_id)) == 3
     assert locks(pg_store) == 0
+
+
+def test_an_owner_less_call_taken_over_stops_and_leaves_the_new_holders_lock(
+    source: Callable[..., str], any_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call's lock is taken over after its freeze: it writes nothing, and at its end it
+    releases only its own lock, not the new holder's."""
+    db = members(source, 6)
+    wb = workbench(db, any_store, {"members": {**people(), "audience": True}})
+    real_freeze = Campaigns.freeze
+
+    def freeze(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        out = real_freeze(self, *a, **kw)
+        store_execute(
+            any_store,
+            "UPDATE run_locks SET owner = %s WHERE CAST(workflow_id AS TEXT) IN (%s, %s)",
+            ("new:2", str(wf["id"]), uuid.UUID(str(wf["id"])).hex),
+        )
+        return out
+
+    monkeypatch.setattr(Campaigns, "freeze", freeze)
+    try:
+        wf = wb.workflows.create(
+            "taken", target_config={"table": "members"}, message_config={"content": INFO}
+        )
+        run_id = start(wb, wf)
+        with pytest.raises(RunTakenOver):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+    finally:
+        wb.close()
+    assert records(any_store, run_id) == []
+    assert oracle(any_store, "SELECT owner FROM run_locks") == [("new:2",)]
+
+
+def test_a_long_owner_less_call_keeps_its_lock_fresh(
+    source: Callable[..., str], any_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A freeze longer than a contender's stale limit: the call's heartbeat keeps its lock,
+    so the contender is refused and the call completes."""
+    monkeypatch.setattr(lock, "BEAT_EVERY_S", 0.05)
+    db = members(source, 4)
+    wb = workbench(db, any_store, {"members": {**people(), "audience": True}})
+    real_freeze = Campaigns.freeze
+    contender: list[Any] = []
+
+    def freeze(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        out = real_freeze(self, *a, **kw)
+        time.sleep(1.0)  # a large set's freeze, past the contender's 0.5 s stale limit
+        contender.append(self.acquire(wf["id"], uuid.uuid4(), "other:1", 0.5))
+        return out
+
+    monkeypatch.setattr(Campaigns, "freeze", freeze)
+    try:
+        wf = wb.workflows.create(
+            "long", target_config={"table": "members"}, message_config={"content": INFO}
+        )
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+    finally:
+        wb.close()
+    assert contender and contender[0] is not None, "the contender took a lock still in use"
+    assert len(records(any_store, run_id)) == 4
+    assert locks(any_store) == 0
+
+
+def store_execute(store: str, sql: str, params: tuple[Any, ...]) -> None:
+    """A direct write on the store (sqlite3 / psycopg), committed."""
+    if store.startswith("sqlite"):
+        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+            conn.execute(sql.replace("%s", "?"), params)
+        return
+    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={store.rsplit('/', 1)[1]}") as conn:
+        conn.execute(sql, params)
 
 
 def execute(db: str, sql: str, params: tuple[Any, ...]) -> None:
