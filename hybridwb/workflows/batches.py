@@ -90,7 +90,7 @@ def candidates(
     skips: list[tuple[str, str]] = []
     changed = 0
     normalize, read = policies.normalizer(channel), checked_normalizer(channel)
-    new, add = new_candidate, candidates.append
+    new, add, shared = new_candidate, candidates.append, audience.SHARED
     unreadable = rows_with_nul(rows)
     for t in batch:
         key = t["target_key"]
@@ -102,7 +102,7 @@ def candidates(
         if key in unreadable:
             skips.append((key, policies.BAD_ROW))  # never blocks the run
             continue
-        if row is audience.SHARED:  # another row took the key since the freeze
+        if row is shared:  # another row took the key since the freeze (`audience.SHARED`)
             changed += 1
             skips.append((key, audience.KEY_NOT_UNIQUE))
             continue
