@@ -14,10 +14,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns, call_owner
+
+if TYPE_CHECKING:
+    from hybridwb.platform.store import Store
 
 STALE_AFTER_S = 120.0  # a heartbeat older than this means the run died
 BEAT_EVERY_S = 5.0
@@ -77,7 +80,9 @@ def held(
     campaigns.release(wf["id"], run_id, owner)
 
 
-def owning(store: Any, workflow: Any, run_id: Any, owner: str | None) -> Any:
+def owning(
+    store: Store, workflow: Any, run_id: Any, owner: str | None
+) -> contextlib.AbstractContextManager[str]:
     """The owner a call processes a run as: the one given (its lock taken by `hybridwb
     run`, checked on every batch), else this call's own, the lock `held` for it."""
     if owner:
