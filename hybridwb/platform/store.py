@@ -168,9 +168,10 @@ class Store:
     # -- logs ------------------------------------------------------------------------------
     def write_query_logs(self, entries: list[QueryLogEntry]) -> None:
         """Persist a batch of QueryLog entries in one round trip."""
+        ids = log_ids([e.timestamp for e in entries])
         rows = [
             {
-                "id": log_id(e.timestamp),
+                "id": ids[i],
                 "timestamp": e.timestamp,
                 "database": e.database,
                 "query": e.query,
@@ -180,7 +181,7 @@ class Store:
                 "error_message": e.errorMessage,
                 "kind": e.kind,
             }
-            for e in entries
+            for i, e in enumerate(entries)
         ]
         self.backend.insert_ignore("query_logs", rows, ["id"])
 
@@ -270,8 +271,17 @@ def log_id(at: datetime) -> uuid.UUID:
     lands at the end of the primary key's index: a random (version 4) id lands anywhere,
     and on a log of some thousand entries each write then touched pages all over the
     index (the kernel time of a search's log write grew with the log)."""
-    ms = int(at.timestamp() * 1000) & (2**48 - 1)
-    rand = int.from_bytes(os.urandom(10), "big")  # 80 random bits, 74 of them kept
-    value = (ms << 80) | (0x7 << 76) | ((rand >> 64) & 0xFFF) << 64 | 0x2 << 62
-    value |= rand & (2**62 - 1)
-    return uuid.UUID(int=value)
+    return log_ids([at])[0]
+
+
+def log_ids(times: list[datetime]) -> list[uuid.UUID]:
+    """`log_id` of each time, with the random bits of all of them read from the system in
+    one call (a batch of the query log: one `getrandom` instead of one per entry)."""
+    pool = os.urandom(10 * len(times))
+    out = []
+    for i, at in enumerate(times):
+        ms = int(at.timestamp() * 1000) & (2**48 - 1)
+        rand = int.from_bytes(pool[10 * i : 10 * i + 10], "big")  # 80 bits, 74 of them kept
+        value = (ms << 80) | (0x7 << 76) | ((rand >> 64) & 0xFFF) << 64 | 0x2 << 62
+        out.append(uuid.UUID(int=value | rand & (2**62 - 1)))
+    return out

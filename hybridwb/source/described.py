@@ -45,9 +45,10 @@ class DescribedResult(MySQLResult):
     """`MySQLResult` with its column descriptions looked up by their packets' bytes."""
 
     def _get_descriptions(self) -> None:
-        conn = self.connection
+        me: Any = self  # PyMySQL's attributes are untyped
+        conn = me.connection
         read = conn._read_packet
-        packets = [read()._data for _ in range(self.field_count)]
+        packets = [read()._data for _ in range(me.field_count)]
         eof = read()
         if not eof.is_eof_packet():
             raise AssertionError("Protocol error, expecting EOF")
@@ -59,15 +60,15 @@ class DescribedResult(MySQLResult):
         key = tuple(packets)
         known = cache.get(key)
         if known is None:
-            self.connection = _Replay(conn, [*packets, eof._data])  # type: ignore[assignment]
+            me.connection = _Replay(conn, [*packets, eof._data])
             try:
-                MySQLResult._get_descriptions(self)
+                MySQLResult._get_descriptions(me)
             finally:
-                self.connection = conn
+                me.connection = conn
             if len(cache) >= MAX_DESCRIBED:
                 cache.clear()
-            known = cache[key] = (tuple(self.fields), tuple(self.converters), self.description)
+            cache[key] = (tuple(me.fields), tuple(me.converters), me.description)
             return
-        fields, converters, self.description = known
-        self.fields = list(fields)
-        self.converters = list(converters)
+        fields, converters, me.description = known
+        me.fields = list(fields)
+        me.converters = list(converters)

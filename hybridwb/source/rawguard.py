@@ -191,7 +191,7 @@ class GuardedPyMySQL(pymysql.connections.Connection):
         self._result = result
         if result.server_status is not None:
             self.server_status = result.server_status
-        return result.affected_rows  # type: ignore[no-any-return]
+        return result.affected_rows
 
     def connect(self, sock: Any = None) -> None:
         super().connect(sock)
