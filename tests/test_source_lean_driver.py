@@ -175,3 +175,23 @@ def test_a_batchs_log_ids_are_distinct_uuid7_in_time_order() -> None:
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
     assert [i.int >> 80 for i in ids] == [int(t.timestamp() * 1000) for t in times]
     assert ids[500:] == sorted(ids[500:])
+
+
+@pytest.mark.mysql
+def test_a_row_longer_than_one_packet_and_an_error_read_whole_by_the_inlined_reader(
+    db: str,
+) -> None:
+    """A row of 17 MB comes in two packets (PyMySQL's loop joins them), and a server error
+    packet raises the server's error; the connection stays in step for the next read.
+    Mutation: read only the first packet of a long row (the `MAX_PACKET_LEN` branch off)."""
+    src = _source(db)
+    try:
+        row = src.records("SELECT REPEAT('a', 8500000) AS x, REPEAT('b', 8500000) AS y, 7 AS z")
+        with pytest.raises(HybridwbError):
+            src.records("SELECT no_such_column FROM t")
+        after = src.records("SELECT a FROM t ORDER BY a")
+    finally:
+        src.close()
+    assert (len(row[0]["x"]), len(row[0]["y"]), row[0]["z"]) == (8_500_000, 8_500_000, 7)
+    assert row[0]["x"] == "a" * 8_500_000 and row[0]["y"] == "b" * 8_500_000
+    assert after == [{"a": 1}, {"a": 2}]

@@ -38,7 +38,7 @@ from typing import Any
 import pymysql
 
 from hybridwb.errors import HybridwbError, ReadOnlyViolation
-from hybridwb.source.described import DescribedResult
+from hybridwb.source.described import DescribedResult, FastPackets
 from hybridwb.source.verdicts import VERDICTS
 
 #: character sets the guard's reading of literals is right for
@@ -168,7 +168,7 @@ def mark_reassert(raw: Any) -> None:
         state.reassert = True
 
 
-class GuardedPyMySQL(pymysql.connections.Connection):
+class GuardedPyMySQL(FastPackets, pymysql.connections.Connection):
     """PyMySQL's connection with the guard in `query()` (see the module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
