@@ -15,20 +15,26 @@ database; the account is root (writable), so only the session stands in the way.
 
 from __future__ import annotations
 
+import sqlite3
 import struct
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pymysql
 import pytest
+from sqlalchemy import insert
 from sqlalchemy.engine import URL
 
 from hybridwb.errors import HybridwbError
-from hybridwb.platform.store import log_ids
+from hybridwb.platform import schema
+from hybridwb.platform.backend import SqlBackend
+from hybridwb.platform.store import Store, log_ids
 from hybridwb.source import Source, drivers
 from hybridwb.source.engine import PENDING_KEY
+from hybridwb.source.querylog import QueryLogEntry
 from hybridwb.source.rawguard import internal
 from tests._mysql import root as _root
 from tests._mysql import row_count as _rows
@@ -195,3 +201,60 @@ def test_a_row_longer_than_one_packet_and_an_error_read_whole_by_the_inlined_rea
     assert (len(row[0]["x"]), len(row[0]["y"]), row[0]["z"]) == (8_500_000, 8_500_000, 7)
     assert row[0]["x"] == "a" * 8_500_000 and row[0]["y"] == "b" * 8_500_000
     assert after == [{"a": 1}, {"a": 2}]
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 12, 5, 6, 0, 0, 0, tzinfo=UTC),
+        datetime(2026, 12, 5, 6, 0, 0, 999999, tzinfo=UTC),
+        datetime(2026, 12, 5, 15, 0, 0, 5, tzinfo=timezone(timedelta(hours=9))),
+        datetime(2026, 1, 2, 3, 4, 5, 60),
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+    ],
+    ids=["whole-second", "last-microsecond", "kst", "naive", "year-999"],
+)
+def test_the_sqlite_query_log_stores_what_core_binds(tmp_path: Path, at: datetime) -> None:
+    """The SQLite store's query log rows go as stored values (branch srch4): each row is
+    the row SQLAlchemy Core writes for the same entry. Oracle: the SQLite file, with Core
+    writing the same entries again. Mutation: the time with its offset kept (no `[:26]`) ->
+    `kst`, `whole-second`, `last-microsecond`, `year-999` fail."""
+    db = tmp_path / "platform.db"
+    store = Store(SqlBackend(URL.create("sqlite", database=str(db))), actor="tester")
+    store.init()
+    entries = [
+        QueryLogEntry("shop", "SELECT ? b", 1.5, 3, "success", timestamp=at),
+        QueryLogEntry("shop", "SELECT ? c", 2.25, 0, "error", "The query failed.", "mysql", at),
+    ]
+    store.write_query_logs(entries)
+    fast = _log_rows(db)
+    core = schema.metadata.tables["query_logs"]
+    with store.backend.engine.begin() as conn:
+        conn.execute(core.delete())
+        for row, e in zip(fast, entries, strict=True):
+            conn.execute(
+                insert(core).values(
+                    id=uuid.UUID(str(row[0])),
+                    timestamp=e.timestamp,
+                    database=e.database,
+                    query=e.query,
+                    execution_time=e.executionTime,
+                    result_count=e.resultCount,
+                    status=e.status,
+                    error_message=e.errorMessage,
+                    kind=e.kind,
+                )
+            )
+    again = _log_rows(db)
+    store.close()
+    assert again == fast
+    assert [uuid.UUID(r[0]).version for r in fast] == [7, 7]
+
+
+def _log_rows(db: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT id, timestamp, database, query, execution_time, result_count, status, "
+            "error_message, kind, typeof(execution_time), typeof(timestamp) FROM query_logs "
+            "ORDER BY query"
+        ).fetchall()
