@@ -12,6 +12,10 @@ exact bytes (and the connection's encoding and decoders): the same bytes parse t
 so a hit is what parsing again would give; anything else (another column, a type changed
 by an ALTER, another character set) is other bytes, parsed afresh. The parse is PyMySQL's
 own (`MySQLResult._get_descriptions`, run on the packets read). Bounded per connection.
+
+`FastPackets` is PyMySQL's packet reader with its two reads per packet written inline (the
+same checks and errors). Both are mixed into the guarded connection class (rawguard.py), so
+every PyMySQL read of the source uses them; mysqlclient parses in C and has neither.
 """
 
 from __future__ import annotations
