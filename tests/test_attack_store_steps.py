@@ -554,3 +554,71 @@ def test_quiet_hours_beginning_mid_run_stop_the_batches_checked_after_them(
         assert len(recs) + len(sk) == targets
     else:
         assert len(recs) + len(sk) < targets
+
+
+# -- a second interrupt while the run waits for its store thread -------------------------------
+def test_a_second_interrupt_during_the_store_threads_write_leaves_no_write_for_after_the_run(
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Members 1 and 2 share phone P, batches of one. Batch 1's write is slow (a store
+    that answers late); the user interrupts the kernel, and again while the run waits for
+    the store thread to finish. Once the run call has ended, nothing of it may still
+    write: a resume then decides from the history as it is. Here the resume runs while
+    that write is still in flight, after member 1 changed phone in the source: if batch
+    1's write commits after the resume's check, P is messaged twice (key 1 by the old
+    write, key 2 by the resume), and key 1 ends with a record and an exclusion or two
+    outcomes decided apart."""
+    import signal
+    import time
+
+    from tests.test_attack_once_round2 import src
+
+    db = _members(source, 2, 1)  # members 1 and 2: one phone
+    wb = workbench(db, pg_store, MAPPING)
+    real_write = Campaigns.write_batch
+    writing, go, resume_checked, old_done = (threading.Event() for _ in range(4))
+    calls = {"n": 0}
+
+    def write_batch(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:  # batch 1 of the interrupted run: late
+            writing.set()
+            go.wait(30)
+            out = real_write(self, *a, **kw)
+            old_done.set()
+            return out
+        resume_checked.set()  # the resume decided its batch from the history it read
+        old_done.wait(10)
+        return real_write(self, *a, **kw)
+
+    monkeypatch.setattr(Campaigns, "write_batch", write_batch)
+    main = threading.main_thread().ident
+    assert main is not None and threading.current_thread().ident == main
+
+    def user() -> None:
+        writing.wait(30)
+        time.sleep(0.3)  # the run waits for batch 2's check, queued behind the write
+        signal.pthread_kill(main, signal.SIGINT)
+        time.sleep(0.5)  # the run waits for its store thread to end
+        signal.pthread_kill(main, signal.SIGINT)
+        resume_checked.wait(5)
+        go.set()
+
+    helper = threading.Thread(target=user)
+    try:
+        wf = _workflow(wb)
+        run_id = start(wb, wf)
+        helper.start()
+        with pytest.raises(KeyboardInterrupt):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=1)
+        # not `is_alive()`: an interrupted join marks a running thread as ended
+        alive_after_run = any(t.name == NAME for t in threading.enumerate())
+        src(db, "UPDATE members SET mobile = '010-7777-0001' WHERE member_no = 1")
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=2)
+        helper.join()
+        _assert_nothing_left(pg_store, wb)
+    finally:
+        go.set()
+        wb.close()
+    _assert_exactly_once(pg_store, run_id)
+    assert not alive_after_run  # no step of the run outlives its call
