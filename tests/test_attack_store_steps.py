@@ -86,7 +86,9 @@ def _by_run(store: str, run_id: Any) -> tuple[dict[str, int], dict[str, int], in
         (rid,),
     )
     sk = oracle(
-        store, "SELECT target_key, count(*) FROM run_skips WHERE run_id::text = %s GROUP BY 1", (rid,)
+        store,
+        "SELECT target_key, count(*) FROM run_skips WHERE run_id::text = %s GROUP BY 1",
+        (rid,),
     )
     targets = oracle(store, "SELECT count(*) FROM run_targets WHERE run_id::text = %s", (rid,))
     return {k: n for k, n in recs}, {k: n for k, n in sk}, int(targets[0][0])
@@ -328,12 +330,9 @@ def test_keys_and_content_with_copy_escapes_are_stored_as_they_are(
     source: Callable[..., str], pg_store: str
 ) -> None:
     db = source(
-        "CREATE TABLE members (code VARCHAR(20) PRIMARY KEY, name VARCHAR(20), "
-        "mobile VARCHAR(40))",
+        "CREATE TABLE members (code VARCHAR(20) PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(40))",
         rows={
-            "members": [
-                (f"k{i}{s}", f"n{s}{i}", f"010-6666-{i:04d}") for i, s in enumerate(NASTY)
-            ]
+            "members": [(f"k{i}{s}", f"n{s}{i}", f"010-6666-{i:04d}") for i, s in enumerate(NASTY)]
             + [(f"dup{s}", s, "010-6666-0000") for s in NASTY[:3]]
         },
     )
@@ -448,7 +447,8 @@ def test_an_interrupt_while_the_check_waits_for_the_cap_lock_writes_nothing_and_
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:  # the store thread waits for the lock
             waiting = oracle(
-                pg_store, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                pg_store,
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
             )
             if waiting[0][0]:
                 break

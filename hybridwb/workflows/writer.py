@@ -12,9 +12,10 @@ renders ahead what it can before it has the check's answer, and decides after it
 A step that fails fails every step after it with the same error, unrun: a batch is never
 checked after the one before it failed to write. However the run ends, `close` runs what
 the steps left open (the cap lock's transaction: rolled back unless its write committed it)
-in the thread that opened it, and joins the thread, so no lock or connection outlives the
-run. With `thread=False` (a SQLite store, which a second thread cannot share) every step
-runs when it is given, in the caller's thread, in the same order.
+in the thread that opened it, and waits for the thread to end, so no lock, connection or
+write outlives the run, even when that wait is interrupted (`_join`). With `thread=False`
+(a SQLite store, which a second thread cannot share) every step runs when it is given, in
+the caller's thread, in the same order.
 """
 
 from __future__ import annotations
