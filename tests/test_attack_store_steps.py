@@ -77,6 +77,16 @@ def _kill(store: str, pid: int) -> None:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
 
+def _kill_idle(store: str) -> None:
+    database = store.rsplit("/", 1)[1]
+    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={database}") as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid() AND state = 'idle'",
+            (database,),
+        )
+
+
 def _by_run(store: str, run_id: Any) -> tuple[dict[str, int], dict[str, int], int]:
     """(records per target, exclusions per target, frozen targets), read directly."""
     rid = str(run_id)
@@ -143,10 +153,10 @@ def test_a_store_connection_killed_at_each_step_then_resumed_messages_each_phone
     def seen(self: Campaigns, *a: Any, within: Any = None, **kw: Any) -> Any:
         calls["seen"] += 1
         if armed["on"] and at == "check" and calls["seen"] == 2:
-            conn = within if within is not None else self.backend.engine.connect()
-            _kill(pg_store, _pid(conn))
-            if within is None:  # a connection of its own: the read is retried on another
-                conn.close()
+            if within is not None:
+                _kill(pg_store, _pid(within))
+            else:  # every pooled connection: the one the read checks out is dead
+                _kill_idle(pg_store)
         return real_seen(self, *a, within=within, **kw)
 
     def write_batch(self: Campaigns, *a: Any, within: Any = None, **kw: Any) -> Any:
