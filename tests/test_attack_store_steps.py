@@ -632,3 +632,79 @@ def test_a_second_interrupt_during_the_store_threads_write_leaves_no_write_for_a
         wb.close()
     _assert_exactly_once(pg_store, run_id)
     assert not alive_after_run  # no step of the run outlives its call
+
+
+# -- a takeover while a write is queued: nothing more is written by the old process -----------
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_takeover_between_batches_stops_the_run_and_writes_nothing_after_it(
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch, policy: Any
+) -> None:
+    from hybridwb.workflows.process import RunTakenOver
+
+    wb = workbench(_members(source), pg_store, MAPPING)
+    campaigns = Campaigns(wb.store.backend)
+    real = Campaigns.seen
+    calls = {"n": 0}
+
+    def seen(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        out = real(self, *a, **kw)
+        if calls["n"] == 2:  # another process takes the run over in batch 2's check
+            database = pg_store.rsplit("/", 1)[1]
+            with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={database}") as admin:
+                admin.execute("UPDATE run_locks SET owner = 'other:2'")
+        return out
+
+    monkeypatch.setattr(Campaigns, "seen", seen)
+    try:
+        wf = _workflow(wb, policy)
+        run_id = start(wb, wf)
+        assert campaigns.acquire(wf["id"], run_id, "me:1", 600) is None
+        with pytest.raises(RunTakenOver):
+            wb.workflows.process(
+                wf["id"], run_id, progress=False, now=DAY, batch_size=3, owner="me:1"
+            )
+        _assert_nothing_left(pg_store, wb)
+        recs, sk, _ = _by_run(pg_store, run_id)
+        assert len(recs) + len(sk) == 3  # batch 1 only
+        wb.workflows.process(
+            wf["id"], run_id, progress=False, now=DAY, batch_size=3, owner="other:2"
+        )
+    finally:
+        wb.close()
+    _assert_exactly_once(pg_store, run_id)
+    assert len(_by_run(pg_store, run_id)[0]) == PHONES
+
+
+# -- a SQLite store: the steps run in the run's thread; an interrupt in a write ---------------
+def test_an_interrupt_after_a_write_on_a_sqlite_store_writes_no_later_batch(
+    source: Callable[..., str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    wb = workbench(_members(source), store, MAPPING)
+    real = Campaigns.write_batch
+    calls = {"n": 0}
+
+    def write_batch(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        out = real(self, *a, **kw)
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # after batch 2 committed
+        return out
+
+    monkeypatch.setattr(Campaigns, "write_batch", write_batch)
+    try:
+        wf = _workflow(wb, {"frequency_cap": {"messages": 1, "days": 7}})
+        run_id = start(wb, wf)
+        with pytest.raises(KeyboardInterrupt):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+        assert calls["n"] == 2
+        monkeypatch.setattr(Campaigns, "write_batch", real)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+    finally:
+        wb.close()
+    rid = uuid.UUID(str(run_id)).hex
+    recs = oracle(store, "SELECT target_key, recipient FROM send_records WHERE run_id = %s", (rid,))
+    sk = oracle(store, "SELECT target_key FROM run_skips WHERE run_id = %s", (rid,))
+    assert len(recs) == len({r for _, r in recs}) == PHONES
+    assert len(recs) + len(sk) == len({k for k, _ in recs} | {k for (k,) in sk}) == N
