@@ -53,6 +53,12 @@ GRANT SELECT ON \`hybridwb\_%\`.* TO '${MYSQL_SEL_USER}'@'%';
 GRANT SELECT ON \`hybridwb\_%\`.* TO '${MYSQL_SEL_USER}'@'localhost';
 CREATE DATABASE IF NOT EXISTS hybridwb_demo CHARACTER SET utf8mb4;
 SQL
+# named time zones (Europe/Berlin, Asia/Seoul) need the server's tz tables: load them once
+if [ "$(mysql -uroot --protocol=tcp -h127.0.0.1 -NBe 'SELECT COUNT(*) FROM mysql.time_zone_name')" = 0 ] \
+  && [ -d /usr/share/zoneinfo ]; then
+  say "loading MariaDB's time zone tables from /usr/share/zoneinfo"
+  mariadb-tzinfo-to-sql /usr/share/zoneinfo 2>/dev/null | mysql -uroot --protocol=tcp -h127.0.0.1 mysql
+fi
 say "MariaDB ready (read-only account ${MYSQL_RO_USER}, SELECT-only account ${MYSQL_SEL_USER})"
 
 # -- PostgreSQL ------------------------------------------------------------------------

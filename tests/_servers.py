@@ -79,6 +79,9 @@ class PrivateMariaDB:
     datadir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="hwb-mariadb-")))
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    #: the server's own time zone (its `system_time_zone`, the session default): e.g.
+    #: "Europe/Berlin" for a zone with daylight saving time; None keeps the machine's
+    zone: str | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -122,6 +125,7 @@ class PrivateMariaDB:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, "TZ": self.zone} if self.zone else None,
         )
         _wait(self._ping, f"private MariaDB on port {self.port}")
 

@@ -99,8 +99,12 @@ def test_rows_by_key_text_are_keyed_by_key_text() -> None:
     for trial in range(200):
         rows = [{"id": rnd.choice(keys), "v": i} for i in range(rnd.randrange(0, 30))]
         keep = {audience.key_text(k) for k in rnd.sample(keys, 5)}
-        slow = {k: r for r in rows if (k := audience.key_text(r["id"])) in keep}
-        assert audience.by_key_text(rows, "id", keep) == slow, trial
+        kept = [(k, r) for r in rows if (k := audience.key_text(r["id"])) in keep]
+        held = Counter(k for k, _ in kept)  # a key two rows hold is neither's: SHARED
+        slow = {k: audience.SHARED if held[k] > 1 else r for k, r in kept}
+        got = audience.by_key_text(rows, "id", keep)
+        assert got == slow, trial
+        assert all((got[k] is audience.SHARED) == (held[k] > 1) for k in got), trial
 
 
 # -- values: a planned report resolves like resolve_values ----------------------------------

@@ -36,7 +36,7 @@ from hybridwb.errors import CellTimeoutError, HybridwbError, ValidationError
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.campaigns import Campaigns, this_owner
 from hybridwb.platform.store import Store
-from hybridwb.workflows import pending
+from hybridwb.workflows import lock, pending
 from hybridwb.workflows import runner as runner_module
 from hybridwb.workflows.runner import Runner, RunRefused
 
@@ -386,7 +386,7 @@ def test_a_run_writes_kept_statuses_and_marks_dead_runs_stale_first(
 def test_the_heartbeat_beats_while_the_notebook_works(
     runner: Runner, oracle: Oracle, notebook: Notebook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner_module, "BEAT_EVERY_S", 0.02)
+    monkeypatch.setattr(lock, "BEAT_EVERY_S", 0.02)
     old = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None).isoformat(" ")
     beats: list[Any] = []
 
@@ -506,5 +506,5 @@ def test_a_store_gone_at_the_end_keeps_the_status_on_disk(
 def test_the_heartbeat_beats_well_within_the_stale_limit() -> None:
     """A lock is taken over after STALE_AFTER_S of silence: the beat comes several times
     in that span (a beat of None would never come)."""
-    assert isinstance(runner_module.BEAT_EVERY_S, float)
-    assert 0 < runner_module.BEAT_EVERY_S <= runner_module.STALE_AFTER_S / 10
+    assert isinstance(lock.BEAT_EVERY_S, float)
+    assert 0 < lock.BEAT_EVERY_S <= lock.STALE_AFTER_S / 10

@@ -29,10 +29,10 @@ from hybridwb.platform.campaigns import (
     window_start,
 )
 from hybridwb.platform.store import Store
+from hybridwb.workflows import lock
 from hybridwb.workflows import runner as runner_module
 from hybridwb.workflows.runner import (
     Runner,
-    _Heartbeat,
     final_status,
     notebook_for,
     slug,
@@ -750,13 +750,13 @@ def test_template_text_is_the_library_template_or_the_workflows_own(store: Store
 def test_the_heartbeat_thread_beats_until_stopped(
     store: Store, oracle: Oracle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner_module, "BEAT_EVERY_S", 0.05)
+    monkeypatch.setattr(lock, "BEAT_EVERY_S", 0.05)
     c = Campaigns(store.backend)
     wf, run = uuid.uuid4(), uuid.uuid4()
     c.acquire(wf, run, ME, 120)
     old = datetime.now(UTC) - timedelta(hours=1)
     oracle.execute("UPDATE run_locks SET heartbeat_at = ?", db_time(oracle, old))
-    beat = _Heartbeat(c, wf, run, ME)
+    beat = lock.Heartbeat(c, wf, run, ME)
     beat.start()
     deadline = time.monotonic() + 10
     while campaigns_module.is_stale(c.lock(wf), datetime.now(UTC), 60):

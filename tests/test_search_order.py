@@ -167,3 +167,32 @@ def test_the_index_of_exactly_a_branchs_columns_is_found_once_per_schema_facts(
     assert _Walked.walks == 1  # a search asks several times per branch: walked once
     ranged = Predicate("x", "equal", tuple(Cmp(c, "like", "a%") for c in columns), True)
     assert exact_index(info, ranged) is None
+
+
+def test_a_branchs_fate_is_decided_per_shape_and_schema_facts_and_applied_to_its_values() -> None:
+    """`order_plan` works out what to do with a branch once per shape (paths, operators),
+    graph and schema facts object (branch srch4), then applies it to each search's values.
+    Mutations: the schema facts left out of the key -> a dropped index still keeps the
+    branch; the decision's branch reused instead of this search's -> the values of the first
+    search come back."""
+    first = order_plan(GRAPH, "people", INFO, [p(Cmp("first_name", "eq", "JANE"))])
+    second = order_plan(GRAPH, "people", INFO, [p(Cmp("first_name", "eq", "SUSAN"))])
+    split = order_plan(GRAPH, "people", INFO, [p(Cmp("phone", "in", ["1", "2"]))])
+    split_again = order_plan(GRAPH, "people", INFO, [p(Cmp("phone", "in", ["3"]))])
+    empty = order_plan(GRAPH, "people", INFO, [p(Cmp("phone", "in", []))])
+    dropped = TableInfo(
+        INFO.name,
+        INFO.rows_estimate,
+        INFO.columns,
+        INFO.primary_key,
+        [i for i in INFO.indexes if i["name"] != "ix_first"],
+    )
+    after = order_plan(GRAPH, "people", dropped, [p(Cmp("first_name", "eq", "JANE"))])
+    assert [b.cmps[0].value for b in first[0]] == ["JANE"]
+    assert [b.cmps[0].value for b in second[0]] == ["SUSAN"]
+    assert [b.cmps[0].value for b in split[0]] == ["1", "2"]
+    assert [b.cmps[0].value for b in split_again[0]] == ["3"]
+    assert all(b.cmps[0].op == "eq" for b in split[0] + split_again[0])
+    assert empty == ([], [], [])
+    assert after[0] == [] and after[1] == []
+    assert after[2] and "no index on first_name alone" in after[2][0]

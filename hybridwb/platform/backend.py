@@ -422,6 +422,37 @@ class SqlBackend:
 
         return self.run(run, write=True)
 
+    def insert_ignore_stored(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        values: list[tuple[Any, ...]],
+        conflict: list[str],
+    ) -> int:
+        """SQLite only: rows as tuples in `columns` order (every column of the table), each
+        value already in the form the column's type binds it on SQLite (the caller's
+        promise: the query log's ids as 32 hex digits, its times as SQLAlchemy's storage
+        text; `test_search_lean_path.py` compares the rows with what Core writes). One
+        executemany of the compiled `INSERT ... ON CONFLICT DO NOTHING` on the driver's
+        cursor, in one transaction. Returns the rows the driver counts as inserted."""
+        if self.name != "sqlite":
+            raise ValueError("insert_ignore_stored is for the SQLite store only")
+        if not values:
+            return 0
+        tbl = schema.metadata.tables[table]
+
+        def run(conn: Connection, attempt: int) -> int:
+            text, order = _stored_insert(conn, tbl, columns, conflict)
+            raw = conn.connection.dbapi_connection
+            cursor = raw.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(text, values if order is None else [order(v) for v in values])
+                return int(cursor.rowcount)
+            finally:
+                cursor.close()
+
+        return self.run(run, write=True)
+
     def insert_row_by_row(
         self, table: str, rows: Iterable[dict[str, Any]], conflict: list[str]
     ) -> int:
@@ -468,6 +499,34 @@ __all__ = ["Backend", "Op", "SQLAlchemyError", "SqlBackend", "retrying"]
 
 #: (table, conflict columns, dialect) -> (INSERT text, [(column, bind processor)])
 _WHOLE: dict[tuple[str, tuple[str, ...], str], tuple[str, list[tuple[str, Any]]]] = {}
+
+
+#: (table, columns, conflict) -> (INSERT text, how a row in `columns` order becomes the
+#: statement's order, or None when it is that order already)
+_STORED: dict[tuple[str, tuple[str, ...], tuple[str, ...]], tuple[str, Any]] = {}
+
+
+def _stored_insert(
+    conn: Connection, tbl: Table, columns: tuple[str, ...], conflict: list[str]
+) -> tuple[str, Any]:
+    """The compiled INSERT of `insert_ignore_stored` (made once per table and columns)."""
+    key = (tbl.name, columns, tuple(conflict))
+    known = _STORED.get(key)
+    if known is None:
+        if sorted(columns) != sorted(c.name for c in tbl.columns):
+            raise ValueError("insert_ignore_stored takes every column of the table")
+        stmt = sqlite_insert(tbl).on_conflict_do_nothing(index_elements=conflict)
+        compiled = stmt.compile(dialect=conn.dialect, column_keys=list(columns))
+        position = list(compiled.positiontup or [])
+        if sorted(position) != sorted(columns):  # the binds are the columns, once each
+            raise ValueError("insert_ignore_stored: the statement binds other columns")
+        order = (
+            None
+            if tuple(position) == columns
+            else operator.itemgetter(*(columns.index(n) for n in position))
+        )
+        known = _STORED[key] = (compiled.string, order)
+    return known
 
 
 def _whole_rows(

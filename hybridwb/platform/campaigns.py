@@ -85,11 +85,17 @@ def this_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def call_owner() -> str:
+    """`host:pid#tag`: one call of this process holding a lock (`lock.held`), so two calls
+    at once are two owners, and `owner_alive` still knows the process."""
+    return f"{this_owner()}#{uuid.uuid4().hex[:8]}"
+
+
 def owner_alive(owner: str | None) -> bool | None:
     """False when the owner is a process on this host that no longer exists; None if unknown."""
     if not owner or ":" not in owner:
         return None
-    host, _, pid = owner.rpartition(":")
+    host, _, pid = owner.partition("#")[0].rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return None
     try:
@@ -206,17 +212,17 @@ class Campaigns:
 
         return self._run(beat) == 1
 
-    def release(self, workflow_id: Any, run_id: Any) -> None:
+    def release(self, workflow_id: Any, run_id: Any, owner: str | None = None) -> None:
+        """Drop the run's lock; given an `owner`, only while that owner holds it (a lock
+        taken over meanwhile is the new holder's)."""
         locks = T["run_locks"]
+        where = [locks.c.workflow_id == as_uuid(workflow_id), locks.c.run_id == as_uuid(run_id)]
+        if owner is not None:
+            where.append(locks.c.owner == owner)
 
         def drop() -> None:
             with self.backend.engine.begin() as conn:
-                conn.execute(
-                    delete(locks).where(
-                        locks.c.workflow_id == as_uuid(workflow_id),
-                        locks.c.run_id == as_uuid(run_id),
-                    )
-                )
+                conn.execute(delete(locks).where(*where))
 
         self._run(drop)
 
@@ -779,4 +785,12 @@ def new_run_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-__all__ = ["Campaigns", "CapCheck", "as_utc", "is_stale", "owner_alive", "this_owner"]
+__all__ = [
+    "Campaigns",
+    "CapCheck",
+    "as_utc",
+    "call_owner",
+    "is_stale",
+    "owner_alive",
+    "this_owner",
+]

@@ -82,8 +82,10 @@ class RestCampaigns(Campaigns):
         }
         return bool(self._rpc("hybridwb_heartbeat", params).data)
 
-    def release(self, workflow_id: Any, run_id: Any) -> None:
-        where = {"workflow_id": as_uuid(workflow_id), "run_id": as_uuid(run_id)}
+    def release(self, workflow_id: Any, run_id: Any, owner: str | None = None) -> None:
+        where: dict[str, Any] = {"workflow_id": as_uuid(workflow_id), "run_id": as_uuid(run_id)}
+        if owner is not None:
+            where["owner"] = owner
         self.backend.apply([Op("delete", "run_locks", where=where)])
 
     # -- run state -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from hybridwb.mapping.resolve import explain_sql, is_scan
 from hybridwb.render import render_table, row_count
 from hybridwb.search import predicates
 from hybridwb.search import sql as search_sql
+from hybridwb.source import zones
 from hybridwb.validation import checked_calls
 
 if TYPE_CHECKING:
@@ -180,13 +181,15 @@ def decode_token(token: Any, table: str, term: str, key: str) -> Any:
     return after
 
 
-def _refuse_paging(table: str, key: str, info: TableInfo, limit: int, sqlite: bool) -> None:
+def _refuse_paging(table: str, key: str, info: TableInfo, limit: int, source: Any) -> None:
     """A page after the first continues at `key > last key`, which is exact only when the
     key reads back as the server compares it. A MariaDB FLOAT 0.100000001 is printed as 0.1,
     so `key > 0.1` found the same row again, page after page; an ENUM or SET sorts by list
     position but compares as text, so ENUM('b','a') never reached 'a' (rows lost without a
-    word). Such a key gets no next page: a one-line error says what to do instead."""
-    if sqlite:  # SQLite keeps a float as the double it prints
+    word); a TIMESTAMP read in a zone with daylight saving time is two instants as one text
+    when the clocks go back (`key > '02:15'` skipped the second 02:15-03:00, see
+    `zones`). Such a key gets no next page: a one-line error says what to do instead."""
+    if source.is_sqlite:  # SQLite keeps a float as the double it prints
         return
     kind = next((c.type for c in info.columns if c.name == key), "").upper()
     what = (
@@ -194,6 +197,8 @@ def _refuse_paging(table: str, key: str, info: TableInfo, limit: int, sqlite: bo
         if kind.startswith("FLOAT")
         else "an ENUM or SET, which the server sorts by list position but compares as text"
         if kind.startswith(("ENUM(", "SET("))
+        else "a TIMESTAMP read in a time zone with daylight saving time (two instants, one text)"
+        if zones.is_timestamp(kind) and not zones.session_zone_is_fixed(source)
         else None
     )
     if what is not None:
@@ -420,7 +425,7 @@ class SearchService:
         }
         after = decode_token(page, name, term, key) if page is not None else None
         if after is not None:
-            _refuse_paging(name, key, info, limit, self.mappings.source.is_sqlite)
+            _refuse_paging(name, key, info, limit, self.mappings.source)
         self.last_statement, self.last_statements = None, []
         source = self.mappings.source
         # a probe and its page read on one connection: one checkout, one session SET
@@ -492,7 +497,7 @@ class SearchService:
         raw = self.mappings.source.records(sql, params)
         next_page = None
         if len(raw) > limit:
-            _refuse_paging(name, key, info, limit, self.mappings.source.is_sqlite)
+            _refuse_paging(name, key, info, limit, self.mappings.source)
             _refuse_split_key(
                 name,
                 key,

@@ -148,33 +148,60 @@ def order_plan(
 
     Equality on the columns of one index is kept (InnoDB returns its rows in key order); an
     IN list on such a column becomes one equality branch per value; anything else is probed
-    through the index of its root column, or reported with the reason."""
+    through the index of its root column, or reported with the reason.
+
+    What happens to a branch depends on its comparisons' paths and operators only, never
+    on the values: that is worked out once per shape of branch (and graph, table and
+    schema facts object), then applied to the values of each search."""
     keep: list[Predicate] = []
     probes: list[Probe] = []
     why: list[str] = []
     for p in predicates:
-        if exact_index(info, p) or _on_primary_key(info, p):
+        shape = (p.field, tuple((c.path, c.op) for c in p.cmps))
+        key = (graph, table, id(info), shape)
+        known = lookup(_DECISIONS, key)
+        if known is None or known[0] is not info:
+            known = _DECISIONS[key] = (info, _decide(graph, table, info, p))
+        what, detail = known[1]
+        if what == "keep":
             keep.append(p)
-            continue
-        (first, *rest) = p.cmps
-        if not rest and first.op == "in" and "." not in first.path:
-            split = [replace(p, cmps=(Cmp(first.path, "eq", v),)) for v in first.value]
-            if all(exact_index(info, q) or _on_primary_key(info, q) for q in split):
-                keep += split
-                continue
-        column = _root_column(p, graph, table)
-        if column is None or not (
-            exact_index(info, _eq(column)) or _on_primary_key(info, _eq(column))
-        ):
-            what = column or " and ".join(dict.fromkeys(c.path for c in p.cmps))
-            why.append(
-                f"{p.field} was not searched: {table} has no index on {what} alone, so its "
-                "matches could not be read in key order without sorting the table; "
-                "ask for such an index or search by another field"
-            )
-            continue
-        probes.append(Probe(p, column))
+        elif what == "split":
+            first = p.cmps[0]
+            keep += [replace(p, cmps=(Cmp(first.path, "eq", v),)) for v in first.value]
+        elif what == "probe":
+            probes.append(Probe(p, detail))
+        else:
+            why.append(detail)
     return keep, probes, why
+
+
+#: (graph, table, id(schema facts), branch shape) -> (those facts, `_decide`'s answer):
+#: the facts are held, so their id is not reused while cached
+_DECISIONS: LRUCache[tuple[Any, ...], tuple[Any, tuple[str, str]]] = LRUCache(maxsize=1024)
+
+
+def _decide(graph: Any, table: str, info: Any, p: Predicate) -> tuple[str, str]:
+    """What `order_plan` does with a branch of this shape: ("keep", ""), ("split", "")
+    (an IN list on a column an index returns in key order: one equality per value),
+    ("probe", the root column), or ("why", the reason it is not searched)."""
+    if exact_index(info, p) or _on_primary_key(info, p):
+        return "keep", ""
+    (first, *rest) = p.cmps
+    if not rest and first.op == "in" and "." not in first.path:
+        if not first.value:
+            return "split", ""  # no value: no branch
+        one = replace(p, cmps=(Cmp(first.path, "eq", None),))  # every value alike
+        if exact_index(info, one) or _on_primary_key(info, one):
+            return "split", ""
+    column = _root_column(p, graph, table)
+    if column is None or not (exact_index(info, _eq(column)) or _on_primary_key(info, _eq(column))):
+        what = column or " and ".join(dict.fromkeys(c.path for c in p.cmps))
+        return "why", (
+            f"{p.field} was not searched: {table} has no index on {what} alone, so its "
+            "matches could not be read in key order without sorting the table; "
+            "ask for such an index or search by another field"
+        )
+    return "probe", column
 
 
 def _on_primary_key(info: Any, predicate: Predicate) -> bool:
@@ -190,11 +217,30 @@ def _eq(column: str) -> Predicate:
 
 def probed_type(resolver: Resolver, table: str, probe: Probe) -> str:
     """The live type of the column whose values a probe reads (upper case): the searched
-    table's own field, or the first relation's column in the related table."""
-    path = resolver.path(table, probe.predicate.cmps[0].path, to_one=True)
-    where, name = (path.hops[0].target, path.hops[0].foreign) if path.hops else (table, path.field)
-    column = resolver.info(where).column(name)
-    return column.type.upper() if column is not None else ""
+    table's own field, or the first relation's column in the related table. Worked out
+    again only for another graph or a new object of the live schema facts (each minute)."""
+    graph = resolver.graph
+    dotted = probe.predicate.cmps[0].path
+    where_of = (graph, table, dotted)
+    found = lookup(_PROBED, where_of)
+    if found is None:
+        path = resolver.path(table, dotted, to_one=True)
+        hop = path.hops[0] if path.hops else None
+        found = _PROBED[where_of] = (hop.target, hop.foreign) if hop else (table, path.field)
+    where, name = found
+    info = resolver.info(where)
+    known = lookup(_PROBED_TYPES, (id(info), name))
+    if known is None or known[0] is not info:
+        column = info.column(name)
+        known = (info, column.type.upper() if column is not None else "")
+        _PROBED_TYPES[(id(info), name)] = known
+    return str(known[1])
+
+
+#: (graph, table, field path) -> (the table and column a probe of it reads)
+_PROBED: LRUCache[tuple[Any, str, str], tuple[str, str]] = LRUCache(maxsize=256)
+#: (id(schema facts), column) -> (those facts, the column's type in upper case)
+_PROBED_TYPES: LRUCache[tuple[int, str], tuple[Any, str]] = LRUCache(maxsize=256)
 
 
 def inexact(kind: str) -> bool:

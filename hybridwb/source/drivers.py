@@ -15,7 +15,9 @@ A driver is chosen by the URL: `mysql+pymysql://` or `mysql+mysqldb://`.
 
 from __future__ import annotations
 
+import functools
 import select
+import struct
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +25,8 @@ from typing import Any
 
 import pymysql
 import pymysql.constants.COMMAND
+from pymysql.connections import MAX_PACKET_LEN
+from pymysql.protocol import OKPacketWrapper
 
 #: SQLAlchemy driver name -> the DB-API module it loads
 MODULE_OF = {"pymysql": "pymysql", "mysqldb": "MySQLdb"}
@@ -78,7 +82,8 @@ def send_only(raw: Any, sql: str) -> bool:
             result is not None and (result.unbuffered_active or result.has_next)
         ):
             return False
-        raw._execute_command(pymysql.constants.COMMAND.COM_QUERY, sql)
+        raw._write_bytes(_query_packet(sql))  # what `_execute_command` writes, made once
+        raw._next_seq_id = 1
         return True
     send = getattr(raw, "send_query", None)  # mysqlclient: mysql_send_query
     if send is None:
@@ -87,10 +92,29 @@ def send_only(raw: Any, sql: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=64)
+def _query_packet(sql: str) -> bytes:
+    """The COM_QUERY packet of one of hybridwb's own statements (the session SET: short,
+    ASCII), as PyMySQL's `_execute_command` writes it (sequence number 0)."""
+    body = sql.encode("ascii")
+    if len(body) + 1 >= MAX_PACKET_LEN:
+        raise ValueError("a statement of hybridwb's own is never that long")
+    return struct.pack("<iB", len(body) + 1, pymysql.constants.COMMAND.COM_QUERY) + body
+
+
 def read_reply(raw: Any) -> None:
     """Read the reply to what `send_only` sent (raising the driver's error if it failed)."""
     if isinstance(raw, pymysql.connections.Connection):
-        raw._read_query_result()
+        raw._result = None
+        packet = raw._read_packet()  # an error packet raises the server's error here
+        data = packet._data
+        if not packet.is_ok_packet():  # a SET answers OK or an error, never rows
+            raw._force_close()
+            raise pymysql.err.OperationalError(2014, "Command Out of Sync")
+        if data[1] < 251 and data[2] < 251:  # no rows changed, no insert id: one byte each
+            raw.server_status = data[3] | data[4] << 8
+        else:
+            raw.server_status = OKPacketWrapper(packet).server_status
     else:
         raw.read_query_result()
 

@@ -38,6 +38,7 @@ from typing import Any
 import pymysql
 
 from hybridwb.errors import HybridwbError, ReadOnlyViolation
+from hybridwb.source.described import DescribedResult, FastPackets
 from hybridwb.source.verdicts import VERDICTS
 
 #: character sets the guard's reading of literals is right for
@@ -167,7 +168,7 @@ def mark_reassert(raw: Any) -> None:
         state.reassert = True
 
 
-class GuardedPyMySQL(pymysql.connections.Connection):
+class GuardedPyMySQL(FastPackets, pymysql.connections.Connection):
     """PyMySQL's connection with the guard in `query()` (see the module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -177,6 +178,20 @@ class GuardedPyMySQL(pymysql.connections.Connection):
     def query(self, sql: Any, unbuffered: bool = False) -> int:
         _admit(self, self._hybridwb, sql)
         return int(super().query(sql, unbuffered))
+
+    def _read_query_result(self, unbuffered: bool = False) -> int:
+        """PyMySQL's own, with a result that parses each distinct set of column
+        descriptions once (described.py)."""
+        self._result = None
+        result = DescribedResult(self)
+        if unbuffered:
+            result.init_unbuffered_query()
+        else:
+            result.read()
+        self._result = result
+        if result.server_status is not None:
+            self.server_status = result.server_status
+        return result.affected_rows
 
     def connect(self, sock: Any = None) -> None:
         super().connect(sock)

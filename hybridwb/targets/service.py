@@ -29,7 +29,7 @@ from hybridwb.mapping.resolve import (
     limit,
 )
 from hybridwb.search.predicates import consent
-from hybridwb.source import RowsCut
+from hybridwb.source import RowsCut, zones
 from hybridwb.targets.definition import TargetDefinition, parse
 from hybridwb.targets.quality import quality
 from hybridwb.targets.sql import Builder, truthy
@@ -179,6 +179,8 @@ class TargetService:
         # a saved query returns the mapped key column: the same column, the same check
         live = {c.name: c.type for c in self.resolver.info(name).columns}
         _refuse_list_key(name, mapping.key, live.get(mapping.key, ""))
+        if zones.is_timestamp(live.get(mapping.key, "")):
+            _refuse_local_timestamp_key(name, mapping.key, self.mappings.source)
         if d.sql is not None:
             return self._saved_query_plan(d, name)
         graph = self.resolver.graph
@@ -516,6 +518,20 @@ def _refuse_list_key(table: str, key: str, key_type: str) -> None:
             f"target: the key {key!r} of {table} is an ENUM or SET, which the server sorts "
             "by list position but compares as text, so paging by it would skip targets; key "
             "the audience by an integer or text column."
+        )
+
+
+def _refuse_local_timestamp_key(table: str, key: str, source: Any) -> None:
+    """A TIMESTAMP reads back as local time in the session's zone (hybridwb never sets it):
+    where the clocks go back, two customers' keys are one text (02:15 CEST and 02:15 CET),
+    so `key > '02:15'` skipped the second hour, and a frozen '02:15' was looked up as either
+    customer. Exact only in a zone of one offset (see `zones.fixed_offset`)."""
+    if not zones.session_zone_is_fixed(source):
+        raise ValidationError(
+            f"target: the key {key!r} of {table} is a TIMESTAMP, read in the server's time "
+            "zone, where daylight saving time gives two instants one text, so targets could "
+            "be skipped or mixed up; key the audience by an integer or text column, or set "
+            "the server's time_zone to a fixed offset such as '+09:00'."
         )
 
 

@@ -8,7 +8,8 @@ advertising.py 정보통신망법 제50조 rules (pure)
 params.py      papermill parameter checks (pure)
 context.py     the run context handed to the kernel (settings via its env only)
 process.py     inside the kernel: freeze, decide, render, write records
-runner.py      papermill run, lock, heartbeat, honest final status
+runner.py      papermill run, honest final status
+lock.py        one active run per workflow: the lock, its heartbeat, its refusal
 pending.py     final statuses the store did not take, written by the next command
 scheduler.py   due workflows, each slot once
 report.py      the HTML report (pure)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -194,14 +195,27 @@ def _rows_by_key(source: Any, plan: Any, stmt: Any, keys: list[str]) -> dict[str
     return by_key_text(rows, plan.key, set(keys))
 
 
+#: the row `fetch` gives for a key more than one row holds (a key column not unique, a
+#: to-one relation that is not): none of them is sure to be the frozen customer, so none
+#: fills a message; the run excludes the target (`batches.candidates`). Told by identity.
+SHARED: dict[str, Any] = {}
+#: the exclusion reason of such a target (beside `policies.RECIPIENT_CHANGED`)
+KEY_NOT_UNIQUE = "key not unique (another row took it since the run started)"
+
+
 def by_key_text(
     rows: list[dict[str, Any]], key: str, keep: Collection[str]
 ) -> dict[str, dict[str, Any]]:
-    """{`key_text` of the row's key: row} of the rows whose key text is in `keep`.
-    `key_text` is inline for an int key (its digits): a run reads every target's row."""
-    return {
+    """{`key_text` of the row's key: row} of the rows whose key text is in `keep`, `SHARED`
+    for a key that more than one of them holds. `key_text` is inline for an int key (its
+    digits): a run reads every target's row."""
+    found = {
         k: r for r in rows if (k := str(v) if type(v := r[key]) is int else key_text(v)) in keep
     }
+    if len(found) < len(rows):  # rows beside the wanted ones, or a key held twice
+        held = Counter(k for r in rows if (k := key_text(r[key])) in keep)
+        found.update((k, SHARED) for k, n in held.items() if n > 1)
+    return found
 
 
 def value(row: dict[str, Any], path: str | None) -> Any:

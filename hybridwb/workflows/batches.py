@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from hybridwb.platform.campaigns import Campaigns
-from hybridwb.workflows import policies
+from hybridwb.workflows import audience, policies
 
 
 def has_nul(*values: Any) -> bool:
@@ -90,7 +90,7 @@ def candidates(
     skips: list[tuple[str, str]] = []
     changed = 0
     normalize, read = policies.normalizer(channel), checked_normalizer(channel)
-    new, add = new_candidate, candidates.append
+    new, add, shared = new_candidate, candidates.append, audience.SHARED
     unreadable = rows_with_nul(rows)
     for t in batch:
         key = t["target_key"]
@@ -101,6 +101,10 @@ def candidates(
             continue
         if key in unreadable:
             skips.append((key, policies.BAD_ROW))  # never blocks the run
+            continue
+        if row is shared:  # another row took the key since the freeze (`audience.SHARED`)
+            changed += 1
+            skips.append((key, audience.KEY_NOT_UNIQUE))
             continue
         # the frozen (key, recipient) pair is the contract: when the source now holds another
         # address for the key, neither is sure to be this customer's (a number given up may

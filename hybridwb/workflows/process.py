@@ -27,6 +27,7 @@ from hybridwb.workflows import (
     advertising,
     audience,
     batches,
+    lock,
     policies,
     prefetch,
     rendering,
@@ -154,10 +155,15 @@ class Processor:
         return self.store.backend.name == "postgresql" and not self.source.is_sqlite
 
     def process(self, workflow: Any, run_id: Any, **kwargs: Any) -> dict[str, Any]:
-        """Freeze (first pass only), then work through the frozen targets still pending;
-        see `_process` for the arguments. Locks a batch holds are released however it ends,
-        then the reads running ahead are stopped (`prefetch.ahead`)."""
-        with _frozen_heap(), contextlib.ExitStack() as reading, contextlib.ExitStack() as held:
+        """`_process` under the workflow's lock (taken for this call without an `owner`, see
+        `lock.owning`); however it ends, a batch's locks go, then the reads ahead, the lock."""
+        owner = lock.owning(self.store, workflow, run_id, kwargs.pop("owner", None))
+        with (
+            _frozen_heap(),
+            owner as kwargs["owner"],
+            contextlib.ExitStack() as reading,
+            contextlib.ExitStack() as held,
+        ):
             return self._process(workflow, run_id, held=held, reading=reading, **kwargs)
 
     def _process(

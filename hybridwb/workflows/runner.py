@@ -9,9 +9,7 @@ that cannot be written is kept on disk and written by the next command (pending.
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +23,8 @@ from hybridwb.platform.campaigns import Campaigns, is_stale, this_owner
 from hybridwb.source.catalogue import server_text
 from hybridwb.workflows import context, pending
 from hybridwb.workflows.config import message_config
+from hybridwb.workflows.lock import STALE_AFTER_S, Heartbeat, refusal
+from hybridwb.workflows.lock import RunRefused as RunRefused  # re-exported: its old home
 from hybridwb.workflows.params import check_parameters
 from hybridwb.workflows.progress import RunProgress, in_notebook, show_report_link
 from hybridwb.workflows.report import render_html
@@ -33,13 +33,7 @@ if TYPE_CHECKING:
     from hybridwb.platform.store import Store
 
 DEFAULT_NOTEBOOK = "campaign.ipynb"
-STALE_AFTER_S = 120.0  # a heartbeat older than this means the run died
-BEAT_EVERY_S = 5.0
 ACTIVE = ("queued", "running")
-
-
-class RunRefused(ValidationError):
-    """The workflow already has an active run (or a run that cannot be resumed)."""
 
 
 def _now() -> datetime:
@@ -79,25 +73,6 @@ def writable_dir(path: Path) -> None:
             f"The reports directory {path} is not writable ({exc.strerror or exc}); free space or "
             "fix its permissions (HYBRIDWB_REPORTS), then run again."
         ) from None
-
-
-class _Heartbeat(threading.Thread):
-    """Beats the workflow's lock while the kernel works (a kernel start takes seconds)."""
-
-    def __init__(self, campaigns: Campaigns, wf_id: Any, run_id: Any, owner: str) -> None:
-        super().__init__(daemon=True, name="hybridwb-heartbeat")
-        self.args_ = (wf_id, run_id, owner)
-        self.campaigns = campaigns
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(BEAT_EVERY_S):
-            with contextlib.suppress(HybridwbError):  # store down: the kernel fails and says so
-                self.campaigns.heartbeat(*self.args_)
-
-    def stop(self) -> None:
-        self.done.set()
-        self.join(timeout=2)
 
 
 @dataclass
@@ -176,12 +151,9 @@ class Runner:
         )
         held = campaigns.acquire(wf["id"], run_id, owner, stale_after)
         if held is not None:
-            raise RunRefused(
-                f"Workflow {wf['name']!r} already has an active run ({held['run_id']}, "
-                f"{held['owner']}, heartbeat {held['heartbeat_at']:%H:%M:%S}); wait for it to finish."
-            )
+            raise refusal(wf, held)
         self.mark_stale(stale_after)  # a run whose lock was just taken over says so
-        beat = _Heartbeat(campaigns, wf["id"], run_id, owner)
+        beat = Heartbeat(campaigns, wf["id"], run_id, owner)
         try:
             if resume is None:
                 run = store.runs.create(wf["id"], params, dry_run=dry_run, run_id=run_id)

@@ -1,0 +1,172 @@
+"""PyMySQL results whose column descriptions are parsed once per distinct set of field packets.
+
+Before a result's rows, the server sends one field packet per column (name, table, type,
+character set, flags). PyMySQL parses each of them, on every statement, into a
+`FieldDescriptorPacket`, a PEP 249 description and a (encoding, converter) pair: on a
+search's page of five columns that is a third of the driver's own work, more than reading
+the rows. A search sends the same few statements again and again, and the server describes
+their columns with the very same bytes each time.
+
+So `DescribedResult` reads the field packets as bytes and looks their parse up by those
+exact bytes (and the connection's encoding and decoders): the same bytes parse the same,
+so a hit is what parsing again would give; anything else (another column, a type changed
+by an ALTER, another character set) is other bytes, parsed afresh. The parse is PyMySQL's
+own (`MySQLResult._get_descriptions`, run on the packets read). Bounded per connection.
+
+`FastPackets` is PyMySQL's packet reader with its two reads per packet written inline (the
+same checks and errors). Both are mixed into the guarded connection class (rawguard.py), so
+every PyMySQL read of the source uses them; mysqlclient parses in C and has neither.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from typing import Any
+
+from pymysql import err
+from pymysql.connections import MAX_PACKET_LEN, MySQLResult
+from pymysql.constants import CR
+from pymysql.protocol import MysqlPacket
+
+#: distinct column descriptions a connection keeps (then it starts over)
+MAX_DESCRIBED = 256
+
+
+class _Replay:
+    """Stands for the connection while PyMySQL's own parse runs over packets already read."""
+
+    __slots__ = ("_conn", "_packets")
+
+    def __init__(self, conn: Any, packets: list[bytes]) -> None:
+        self._conn = conn
+        self._packets = iter(packets)
+
+    def _read_packet(self, packet_type: Any = MysqlPacket) -> Any:
+        return packet_type(next(self._packets), self._conn.encoding)
+
+    def __getattr__(self, name: str) -> Any:  # use_unicode, encoding, decoders
+        return getattr(self._conn, name)
+
+
+class DescribedResult(MySQLResult):
+    """`MySQLResult` with its column descriptions looked up by their packets' bytes."""
+
+    def _get_descriptions(self) -> None:
+        me: Any = self  # PyMySQL's attributes are untyped
+        conn = me.connection
+        read = conn._read_packet
+        packets = [read()._data for _ in range(me.field_count)]
+        eof = read()
+        if not eof.is_eof_packet():
+            raise AssertionError("Protocol error, expecting EOF")
+        held = getattr(conn, "_hybridwb_described", None)
+        how = (conn.decoders, conn.encoding, conn.use_unicode)
+        if held is None or held[0] is not how[0] or held[1:3] != how[1:]:
+            held = conn._hybridwb_described = (*how, {})  # parsed under these only
+        cache: dict[tuple[bytes, ...], tuple[Any, Any, Any]] = held[3]
+        key = tuple(packets)
+        known = cache.get(key)
+        if known is None:
+            me.connection = _Replay(conn, [*packets, eof._data])
+            try:
+                MySQLResult._get_descriptions(me)
+            finally:
+                me.connection = conn
+            if len(cache) >= MAX_DESCRIBED:
+                cache.clear()
+            cache[key] = (tuple(me.fields), tuple(me.converters), me.description)
+            return
+        fields, converters, me.description = known
+        me.fields = list(fields)
+        me.converters = list(converters)
+
+
+class FastPackets:
+    """PyMySQL's `_read_packet` with its two `_read_bytes` calls per packet written inline
+    (a statement reads nine packets or so: the column count, the columns, the rows, two EOF
+    packets). The same reads, checks and errors, in the same order; a packet of 16 MB or
+    more (several on the wire) and an interrupted read are left to PyMySQL's own code."""
+
+    def _read_packet(self, packet_type: Any = MysqlPacket) -> Any:
+        me: Any = self  # a PyMySQL connection (this class is mixed into one)
+        if me._current_timeout != me._read_timeout:
+            me._sock.settimeout(me._read_timeout)
+            me._current_timeout = me._read_timeout
+        rfile = me._rfile
+        try:
+            header = rfile.read(4)
+        except OSError as exc:
+            header = _after_read_error(me, exc, 4)
+        except BaseException:
+            me._force_close()
+            raise
+        if len(header) < 4:
+            _lost(me)
+        size = header[0] | header[1] << 8 | header[2] << 16
+        number = header[3]
+        if number != me._next_seq_id:
+            me._force_close()
+            if number == 0:  # MariaDB sends error packet with seqno==0 when shutdown
+                raise err.OperationalError(
+                    CR.CR_SERVER_LOST, "Lost connection to MySQL server during query"
+                )
+            raise err.InternalError(
+                f"Packet sequence number wrong - got {number} expected {me._next_seq_id}"
+            )
+        me._next_seq_id = (number + 1) % 256
+        try:
+            data = rfile.read(size)
+        except OSError as exc:
+            data = _after_read_error(me, exc, size)
+        except BaseException:
+            me._force_close()
+            raise
+        if len(data) < size:
+            _lost(me)
+        if size >= MAX_PACKET_LEN:  # more packets follow: PyMySQL's own loop reads them
+            data = _rest_of_packet(me, data)
+        packet = packet_type(data, me.encoding)
+        if packet.is_error_packet():
+            if me._result is not None and me._result.unbuffered_active is True:
+                me._result.unbuffered_active = False
+            packet.raise_for_error()
+        return packet
+
+
+def _after_read_error(conn: Any, exc: OSError, size: int) -> bytes:
+    """What PyMySQL's `_read_bytes` does when a read raised `exc`: read again after an
+    interruption; else drop the connection and say it was lost."""
+    if exc.errno == errno.EINTR:
+        return bytes(conn._read_bytes(size))
+    conn._force_close()
+    raise err.OperationalError(
+        CR.CR_SERVER_LOST, f"Lost connection to MySQL server during query ({exc})"
+    )
+
+
+def _lost(conn: Any) -> None:
+    conn._force_close()
+    raise err.OperationalError(CR.CR_SERVER_LOST, "Lost connection to MySQL server during query")
+
+
+def _rest_of_packet(conn: Any, first: bytes) -> bytes:
+    """The packets after a packet of MAX_PACKET_LEN bytes, joined to it (PyMySQL's loop)."""
+    buff = [first]
+    while True:
+        header = conn._read_bytes(4)
+        btrl, btrh, number = struct.unpack("<HBB", header)
+        size = btrl + (btrh << 16)
+        if number != conn._next_seq_id:
+            conn._force_close()
+            if number == 0:
+                raise err.OperationalError(
+                    CR.CR_SERVER_LOST, "Lost connection to MySQL server during query"
+                )
+            raise err.InternalError(
+                f"Packet sequence number wrong - got {number} expected {conn._next_seq_id}"
+            )
+        conn._next_seq_id = (conn._next_seq_id + 1) % 256
+        buff.append(conn._read_bytes(size))
+        if size < MAX_PACKET_LEN:
+            return b"".join(buff)

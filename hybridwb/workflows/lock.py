@@ -1,0 +1,91 @@
+"""One active run per workflow: the workflow's lock, its heartbeat, its refusal.
+
+`hybridwb run` takes the lock before its kernel starts and hands its owner to the
+notebook's `wb.workflows.process(..., owner=owner)`, which checks it on every batch. A
+notebook run by hand (or two kernels) calls it without one: `held` then takes the lock for
+that call, under an owner of its own (`call_owner`: two calls at once are two owners, and
+a dead process's lock is taken over at once), beats it while the call works and releases
+it at the end, only while it still holds it. While another owner holds it, the call is
+refused in one line before it reads or writes anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from hybridwb.errors import HybridwbError, ValidationError
+from hybridwb.platform.campaigns import Campaigns, call_owner
+
+if TYPE_CHECKING:
+    from hybridwb.platform.store import Store
+
+STALE_AFTER_S = 120.0  # a heartbeat older than this means the run died
+BEAT_EVERY_S = 5.0
+
+
+class RunRefused(ValidationError):
+    """The workflow already has an active run (or a run that cannot be resumed)."""
+
+
+def refusal(wf: dict[str, Any], held: dict[str, Any]) -> RunRefused:
+    """The one-line refusal of a run while `held` (the lock's row) is the workflow's."""
+    return RunRefused(
+        f"Workflow {wf['name']!r} already has an active run ({held['run_id']}, "
+        f"{held['owner']}, heartbeat {held['heartbeat_at']:%H:%M:%S}); wait for it to finish."
+    )
+
+
+class Heartbeat(threading.Thread):
+    """Beats the workflow's lock while the kernel works (a kernel start takes seconds)."""
+
+    def __init__(self, campaigns: Campaigns, wf_id: Any, run_id: Any, owner: str) -> None:
+        super().__init__(daemon=True, name="hybridwb-heartbeat")
+        self.args_ = (wf_id, run_id, owner)
+        self.campaigns = campaigns
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(BEAT_EVERY_S):
+            with contextlib.suppress(HybridwbError):  # store down: the kernel fails and says so
+                self.campaigns.heartbeat(*self.args_)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=2)
+
+
+@contextlib.contextmanager
+def held(
+    campaigns: Campaigns, wf: dict[str, Any], run_id: Any, stale_after: float = STALE_AFTER_S
+) -> Iterator[str]:
+    """The workflow's lock for `run_id`, held for the block; yields its owner."""
+    owner = call_owner()
+    holder = campaigns.acquire(wf["id"], run_id, owner, stale_after)
+    if holder is not None:
+        raise refusal(wf, holder)
+    beat = Heartbeat(campaigns, wf["id"], run_id, owner)
+    beat.start()
+    try:
+        yield owner
+    except BaseException:
+        beat.stop()
+        # the store down: the error in hand is the one to see; the lock goes stale
+        with contextlib.suppress(HybridwbError):
+            campaigns.release(wf["id"], run_id, owner)
+        raise
+    beat.stop()
+    campaigns.release(wf["id"], run_id, owner)
+
+
+def owning(
+    store: Store, workflow: Any, run_id: Any, owner: str | None
+) -> contextlib.AbstractContextManager[str]:
+    """The owner a call processes a run as: the one given (its lock taken by `hybridwb
+    run`, checked on every batch), else this call's own, the lock `held` for it."""
+    if owner:
+        return contextlib.nullcontext(owner)
+    run = store.runs.get(run_id)
+    return held(Campaigns(store.backend), store.workflows.get(workflow), run["id"])
