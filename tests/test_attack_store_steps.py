@@ -567,8 +567,9 @@ def test_quiet_hours_beginning_mid_run_stop_the_batches_checked_after_them(
 
 
 # -- a second interrupt while the run waits for its store thread -------------------------------
+@pytest.mark.parametrize("owner", [None, "me:1"], ids=["own lock per call", "owner given"])
 def test_a_second_interrupt_during_the_store_threads_write_leaves_no_write_for_after_the_run(
-    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch, owner: str | None
 ) -> None:
     """Members 1 and 2 share phone P, batches of one. Batch 1's write is slow (a store
     that answers late); the user interrupts the kernel, and again while the run waits for
@@ -577,7 +578,9 @@ def test_a_second_interrupt_during_the_store_threads_write_leaves_no_write_for_a
     that write is still in flight, after member 1 changed phone in the source: if batch
     1's write commits after the resume's check, P is messaged twice (key 1 by the old
     write, key 2 by the resume), and key 1 ends with a record and an exclusion or two
-    outcomes decided apart."""
+    outcomes decided apart. With an owner given (`hybridwb run`'s), the late write's
+    heartbeat still holds; without, each call's own lock is gone by then (the write fails).
+    """
     import signal
     import time
 
@@ -618,13 +621,17 @@ def test_a_second_interrupt_during_the_store_threads_write_leaves_no_write_for_a
     try:
         wf = _workflow(wb)
         run_id = start(wb, wf)
+        if owner:
+            assert Campaigns(wb.store.backend).acquire(wf["id"], run_id, owner, 600) is None
         helper.start()
         with pytest.raises(KeyboardInterrupt):
-            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=1)
+            wb.workflows.process(
+                wf["id"], run_id, progress=False, now=DAY, batch_size=1, owner=owner
+            )
         # not `is_alive()`: an interrupted join marks a running thread as ended
         alive_after_run = any(t.name == NAME for t in threading.enumerate())
         src(db, "UPDATE members SET mobile = '010-7777-0001' WHERE member_no = 1")
-        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=2)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=2, owner=owner)
         helper.join()
         _assert_nothing_left(pg_store, wb)
     finally:
