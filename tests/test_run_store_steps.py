@@ -86,6 +86,43 @@ def test_a_failed_step_fails_every_later_step_unrun_with_its_error(thread: bool)
     assert not _threads()
 
 
+def test_an_interrupted_close_waits_for_the_running_step_and_runs_no_step_after_it() -> None:
+    """An interrupt (again) while `close` waits for the thread: the step running (a
+    batch's write) ends before `close` raises the interrupt, so nothing of the run is
+    written after its call ended; the steps not begun never run. A wait on
+    `Thread.join` would end at the interrupt (and mark the running thread as ended)."""
+    import signal
+    import time
+
+    started, go = threading.Event(), threading.Event()
+    ran: list[int] = []
+    main = threading.main_thread().ident
+    assert main is not None and threading.current_thread().ident == main
+
+    def slow() -> None:
+        started.set()
+        go.wait(10)
+        ran.append(1)
+
+    def user() -> None:
+        started.wait(10)
+        time.sleep(0.2)  # `close` waits for the thread
+        signal.pthread_kill(main, signal.SIGINT)
+        time.sleep(0.3)
+        go.set()
+
+    steps = writer.StoreSteps(thread=True)
+    steps.submit(slow)
+    steps.submit(lambda: ran.append(2))
+    helper = threading.Thread(target=user)
+    helper.start()
+    with pytest.raises(KeyboardInterrupt):
+        steps.close()
+    assert ran == [1]
+    assert not [t for t in threading.enumerate() if t.name == NAME]
+    helper.join()
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("thread", [True, False])
 def test_what_a_step_leaves_open_is_rolled_back_at_close_and_what_a_step_closes_commits(

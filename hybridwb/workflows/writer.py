@@ -12,9 +12,10 @@ renders ahead what it can before it has the check's answer, and decides after it
 A step that fails fails every step after it with the same error, unrun: a batch is never
 checked after the one before it failed to write. However the run ends, `close` runs what
 the steps left open (the cap lock's transaction: rolled back unless its write committed it)
-in the thread that opened it, and joins the thread, so no lock or connection outlives the
-run. With `thread=False` (a SQLite store, which a second thread cannot share) every step
-runs when it is given, in the caller's thread, in the same order.
+in the thread that opened it, and waits for the thread to end, so no lock, connection or
+write outlives the run, even when that wait is interrupted (`_join`). With `thread=False`
+(a SQLite store, which a second thread cannot share) every step runs when it is given, in
+the caller's thread, in the same order.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class StoreSteps:
         self._unreleased: BaseException | None = None
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._ended = threading.Event()  # set by the thread when its last step is done
         if thread:
             self._thread = threading.Thread(target=self._work, name=name, daemon=True)
             self._thread.start()
@@ -78,7 +80,10 @@ class StoreSteps:
                     return
                 self._run(*job)
         finally:
-            self._release()
+            try:
+                self._release()
+            finally:
+                self._ended.set()
 
     def _release(self) -> None:
         """What the steps hold (a cap lock a run left open between a check and its write,
@@ -100,9 +105,35 @@ class StoreSteps:
             self._release()
         else:
             self._jobs.put(_STOP)
-            self._thread.join()
+            self._join(self._thread)
         if raising and self._unreleased is not None:
             raise self._unreleased
+
+    def _join(self, thread: threading.Thread) -> None:
+        """Wait for the thread to end, however often the wait is interrupted (a user
+        pressing interrupt again while a slow store finishes a step): a step still
+        running when the caller left could commit a batch after the run's call ended,
+        after a resume had decided that batch again from the history without it. An
+        interrupt here fails the steps not yet begun (their batches are decided again
+        by a resume, as after an error); the step running ends as it ends (a store that
+        never answers: the process must be stopped, and the server rolls back what that
+        step left open); then the interrupt is raised. The wait is on `_ended`, not on
+        `Thread.join`: an interrupted join marks a running thread as ended (CPython
+        bpo-45274's fix releases the thread's own lock), and joins again at once."""
+        interrupted: BaseException | None = None
+        while True:
+            try:
+                self._ended.wait()
+            except BaseException as exc:  # KeyboardInterrupt: wait on, then raise it
+                if interrupted is None:
+                    interrupted = exc
+                    if self._failed is None:  # read by the thread before each step
+                        self._failed = exc
+                continue
+            break
+        thread.join()  # it has ended its work: only its exit is waited for
+        if interrupted is not None:
+            raise interrupted
 
     def __enter__(self) -> StoreSteps:
         return self
