@@ -458,7 +458,7 @@ def test_an_interrupt_while_the_check_waits_for_the_cap_lock_writes_nothing_and_
         while time.monotonic() < deadline:  # the store thread waits for the lock
             waiting = oracle(
                 pg_store,
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                MY_LOCKS + " AND NOT granted",
             )
             if waiting[0][0]:
                 break
