@@ -393,3 +393,35 @@ def test_a_key_shared_after_the_freeze_excludes_its_target_instead_of_picking_a_
     ]
     assert skips(any_store, run_id) == {audience.KEY_NOT_UNIQUE: 1}
     assert oracle(any_store, "SELECT target_key FROM run_skips")[0][0] == code
+
+
+# == a run of another workflow ===============================================================
+@pytest.mark.parametrize("owner", [None, "runner:1"], ids=["owner-less", "with an owner"])
+def test_a_run_of_another_workflow_is_refused_before_anything_is_read_or_written(
+    source: Callable[..., str], any_store: str, owner: str | None
+) -> None:
+    """Processing B's run as A would freeze and send B's run under A's lock and policies
+    (A's once-per-recipient, A's history), while B's lock guards nothing: refused in one
+    line, the run left as it was (no target frozen, no record, no lock)."""
+    db = members(source, 3)
+    wb = workbench(db, any_store, {"members": {**people(), "audience": True}})
+    try:
+        wf_a, wf_b = (
+            wb.workflows.create(
+                f"{name}-{uuid.uuid4().hex[:6]}",
+                target_config={"table": "members"},
+                message_config={"content": INFO, "policy": {"once_per_recipient": True}},
+            )
+            for name in ("a", "b")
+        )
+        run_b = start(wb, wf_b)
+        with pytest.raises(HybridwbError, match="is a run of another workflow") as info:
+            wb.workflows.process(
+                wf_a["id"], run_b, progress=False, batch_size=4, now=DAY, owner=owner
+            )
+        assert "\n" not in str(info.value)
+    finally:
+        wb.close()
+    assert records(any_store, run_b) == []
+    assert oracle(any_store, "SELECT count(*) FROM run_targets")[0][0] == 0
+    assert locks(any_store) == 0

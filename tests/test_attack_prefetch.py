@@ -328,8 +328,9 @@ def test_the_cap_holds_when_the_cap_locks_connection_dies_mid_batch(
         if str(workflow_id) == str(wf_a["id"]) and not done:
             oracle(
                 pg_store,
-                "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                "WHERE locktype = 'advisory' AND granted",
+                "SELECT pg_terminate_backend(pid) FROM pg_locks "  # this database's only
+                "WHERE locktype = 'advisory' AND granted AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())",
             )
             other = workbench(db, pg_store, {})
             try:

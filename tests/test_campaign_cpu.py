@@ -21,7 +21,7 @@ import pytest
 from hybridwb.mapping.graph import Hop, Path
 from hybridwb.templating import matching, parse
 from hybridwb.templating.service import TemplateService, resolve_values, value_resolver
-from hybridwb.workflows import audience, batches, policies, process
+from hybridwb.workflows import audience, batches, policies, process, rendering
 from hybridwb.workflows.config import FrequencyCap, SendPolicy
 
 NOW = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)  # 12:00 in Seoul
@@ -370,7 +370,7 @@ def test_a_batch_is_decided_again_only_after_a_render_failed(
             return _Out("text", None)
 
         passes.clear()
-        todo, outs = process._decide_and_render(
+        todo, outs = rendering.decide_and_render(
             candidates, rows, seen, rules, render, lambda rs: [{} for _ in rs]
         )
         got = [(c.key, reason) for c, reason in todo]

@@ -80,6 +80,19 @@ def test_the_array_literal_is_read_back_by_the_server_as_the_very_texts() -> Non
     assert empty is not None and empty[0] == []
 
 
+@pytest.mark.parametrize(
+    "texts",
+    [["plain", 'a"quote'], ["plain", "back\\slash"], ['"'], ["\\"], ["one"], ["a", "b", "c"]],
+    ids=["a quote alone", "a backslash alone", "only a quote", "only a backslash", "one", "three"],
+)
+def test_each_character_to_escape_on_its_own_is_escaped(texts: list[str]) -> None:
+    """The literal is one join when no element needs escaping: a quote with no backslash
+    in the batch, or a backslash with no quote, must each still be escaped."""
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres") as conn:
+        got = conn.execute("SELECT %s::text[]", (text_array(texts),)).fetchone()
+    assert got is not None and got[0] == texts
+
+
 def test_history_of_awkward_recipients_is_found_by_their_exact_text(fresh_store: Store) -> None:
     url = fresh_store.backend.url
     workflow, run, now_run = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())

@@ -699,10 +699,8 @@ class Campaigns:
             )
 
             def read(conn: Any, stmt: Any = stmt) -> list[tuple[str, int, int, int, int]]:
-                return [
-                    (str(a), int(b), int(c), int(d), int(e))
-                    for a, b, c, d, e in conn.execute(stmt).all()
-                ]
+                # (text, bigint x 4) on both servers: the driver's values as they come
+                return conn.execute(stmt).all()
 
             out.extend(self._read(read, within))
         return out
@@ -769,11 +767,14 @@ def text_array(values: Iterable[str]) -> str:
     """The Postgres array literal of `values` (for a `text[]` parameter sent as text):
     every element double-quoted, with its backslashes and double quotes escaped, so
     commas, braces, spaces, quotes and the word NULL are read back as the very text."""
-    return (
-        "{"
-        + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-        + "}"
-    )
+    values = list(values)
+    if not values:
+        return "{}"
+    body = '","'.join(values)
+    # the separators' quotes only, and no backslash: nothing to escape (nearly always)
+    if "\\" in body or body.count('"') != 2 * (len(values) - 1):
+        body = '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return '{"' + body + '"}'
 
 
 def window_start(at: datetime, days: float | None) -> datetime | None:

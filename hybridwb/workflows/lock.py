@@ -84,8 +84,15 @@ def owning(
     store: Store, workflow: Any, run_id: Any, owner: str | None
 ) -> contextlib.AbstractContextManager[str]:
     """The owner a call processes a run as: the one given (its lock taken by `hybridwb
-    run`, checked on every batch), else this call's own, the lock `held` for it."""
+    run`, checked on every batch), else this call's own, the lock `held` for it. A run of
+    another workflow is refused first: its targets would be sent under this workflow's
+    lock and policies, and the other workflow's lock would not hold it."""
+    run, wf = store.runs.get(run_id), store.workflows.get(workflow)
+    if str(run.get("workflow_id")) != str(wf["id"]):
+        raise ValidationError(
+            f"Run {run['id']} is a run of another workflow, not of {wf['name']!r}; "
+            "process it with the workflow it was started for."
+        )
     if owner:
         return contextlib.nullcontext(owner)
-    run = store.runs.get(run_id)
-    return held(Campaigns(store.backend), store.workflows.get(workflow), run["id"])
+    return held(Campaigns(store.backend), wf, run["id"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import threading
 import time
@@ -22,7 +23,16 @@ from typing import TYPE_CHECKING, Any
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.templating.masked import masked_inputs
-from hybridwb.workflows import advertising, audience, batches, lock, policies, prefetch
+from hybridwb.workflows import (
+    advertising,
+    audience,
+    batches,
+    lock,
+    policies,
+    prefetch,
+    rendering,
+    writer,
+)
 from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.progress import kernel_bar
@@ -237,23 +247,66 @@ class Processor:
             ),
         )
         ahead = reading.enter_context(prefetch.ahead(reads, thread=self._can_prefetch()))
-        for batch, rows, (candidates, skips, changed) in ahead:
-            lock = held.enter_context(_cap_lock(campaigns, rules, aud.channel))
+        # the store's steps in a thread of their own (`writer`): batch N is written and
+        # N+1 checked there, in that order, while this thread renders N+1 ahead
+        steps = held.enter_context(writer.StoreSteps(thread=self._can_prefetch()))
+
+        def related(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return self.templates.related(report, rows)
+
+        def check(candidates: list[policies.Candidate]) -> rendering.Checked:
+            """A batch's first store step: the cap lock, then the clock and the history."""
+            lock = steps.held.enter_context(_cap_lock(campaigns, rules, aud.channel))
             # each batch is decided at the time it is decided: the first one after the
             # freeze (minutes for a large set) and any wait for the cap lock, not before them
-            rules = dataclasses.replace(rules, now=tick())  # quiet hours may begin mid-run
+            at = dataclasses.replace(rules, now=tick())  # quiet hours may begin mid-run
             recipients = sorted({c.recipient for c in candidates if c.recipient})
             # under the cap lock, on its connection (None without a cap): as written
             legacy = campaigns.legacy_recipients(within=lock)
             spellings = policies.history_spellings(aud.channel, recipients, legacy_rows=legacy)
-            seen = policies.Seen.of_counts(
-                campaigns.seen(
-                    list(spellings), wf["id"], run["id"], *policies.windows(rules), within=lock
-                ),
-                spellings,
+            counts = campaigns.seen(
+                list(spellings), wf["id"], run["id"], *policies.windows(at), within=lock
             )
-            todo, outs = _decide_and_render(
-                candidates, rows, seen, rules, render, lambda r: self.templates.related(report, r)
+            return rendering.Checked(
+                lock, at, spellings, policies.Seen.of_counts(counts, spellings)
+            )
+
+        def write(
+            checked: rendering.Checked,
+            records: list[tuple[str, str | None, str]],
+            skips: list[tuple[str, str]],
+            changed: int,
+        ) -> None:
+            """Its second: records, exclusions, the changed count and the heartbeat in the
+            cap lock's transaction, committed with the lock's release."""
+            if not campaigns.write_batch(
+                run["id"],
+                wf["id"],
+                owner or None,
+                records=[] if dry_run else records,
+                channel=cfg.channel,
+                skips=skips,
+                changed=changed,
+                fresh=first_pass,
+                cap=policies.cap_check(checked.rules, aud.channel, checked.spellings),
+                within=checked.lock,
+            ):
+                raise RunTakenOver(
+                    f"Run {run['id']} was taken over by another process; this one stopped."
+                )
+            steps.held.close()  # the cap lock: this batch's records are committed
+
+        items = iter(ahead)
+        current = next(items, None)
+        last: Any = None  # the last step given: it fails if any before it failed
+        if current is not None:
+            last = checking = steps.submit(functools.partial(check, current[2][0]))
+        while current is not None:
+            batch, rows, (candidates, skips, changed) = current
+            ready = rendering.render_ahead(candidates, rows, render, related, msg.advertising)
+            checked = checking.result()
+            todo, outs = rendering.decide_and_render(
+                candidates, rows, checked.seen, checked.rules, render, related, ready
             )
             records: list[tuple[str, str | None, str]] = []
             add, wait, get = records.append, policies.WAIT, outs.get
@@ -282,30 +335,19 @@ class Processor:
                         }
                     )
                 add((c.key, c.recipient, out.text))
-            # records, exclusions, the changed count and the heartbeat: one transaction
-            if not campaigns.write_batch(
-                run["id"],
-                wf["id"],
-                owner or None,
-                records=[] if dry_run else records,
-                channel=cfg.channel,
-                skips=skips,
-                changed=changed,
-                fresh=first_pass,
-                cap=policies.cap_check(rules, aud.channel, spellings),
-                within=lock,  # the cap lock's transaction: the batch commits with its release
-            ):
-                raise RunTakenOver(
-                    f"Run {run['id']} was taken over by another process; this one stopped."
-                )
-            held.close()  # the cap lock: this batch's records are committed
+            last = steps.submit(functools.partial(write, checked, records, skips, changed))
             written += 0 if dry_run else len(records)
             if written >= analyze_at:  # the planner sees the history as it now is
-                campaigns.analyze_history()
+                last = steps.submit(campaigns.analyze_history)
                 analyze_at = 2 * written
             bar.update(len(batch))
             if batch_pause:
                 time.sleep(batch_pause)
+            current = next(items, None)
+            if current is not None:
+                last = checking = steps.submit(functools.partial(check, current[2][0]))
+        if last is not None:
+            last.result()  # every step ran: the last batch's records are committed
         bar.close()
         duration = time.perf_counter() - started
         counts = campaigns.counts(run["id"])
@@ -453,47 +495,3 @@ def _cap_lock(
     if rules.policy.frequency_cap is None:
         return contextlib.nullcontext()
     return campaigns.recipient_lock(policies.cap_space(channel))
-
-
-def _decide_and_render(
-    candidates: list[policies.Candidate],
-    rows: dict[str, dict[str, Any]],
-    seen: policies.Seen,
-    rules: policies.Rules,
-    render: Callable[[dict[str, Any], dict[str, Any] | None], Any],
-    related: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
-) -> tuple[list[tuple[policies.Candidate, str | None]], dict[str, Any]]:
-    """Each candidate's exclusion reason (None: message it) and the rendered messages.
-
-    A recipient counts as messaged (duplicate, frequency cap) only by a message that was
-    rendered: when one fails to render (strict mode, a missing value), the candidates are
-    decided again without it, so the next key with the same phone is not excluded as a
-    duplicate of a message never written. Removing a candidate only frees its recipient,
-    so the messages already rendered stay decided; this ends after at most one more pass
-    per failed render of the same recipient. A message holding a NUL byte (from a related
-    row's value: the batch's own rows are checked before) fails as `policies.BAD_ROW`."""
-    failed: dict[str, str] = {}
-    outs: dict[str, Any] = {}
-    live = candidates  # those not failed, read again after a pass in which one failed
-    while True:
-        decisions = policies.decide(live, seen, rules)
-        new = [c for c, r in zip(live, decisions, strict=True) if r is None and c.key not in outs]
-        if not new:
-            break
-        failing = len(failed)
-        new_rows = [rows[c.key] for c in new]
-        for c, row, rel in zip(new, new_rows, related(new_rows), strict=True):
-            out = render(row, rel)
-            if out.skipped or out.text is None:
-                failed[c.key] = out.skipped or "not rendered"
-            elif "\x00" in out.text:  # from a related row (the batch's own are checked
-                failed[c.key] = policies.BAD_ROW  # before): no store text can hold it
-            else:
-                outs[c.key] = out
-        if len(failed) == failing:  # all rendered: deciding again gives these decisions
-            break
-        live = [c for c in candidates if c.key not in failed]
-    if not failed:  # nearly always: every candidate was decided in the last pass
-        return list(zip(candidates, decisions, strict=True)), outs
-    reasons = dict(zip((c.key for c in live), decisions, strict=True))
-    return [(c, reasons[c.key] if c.key in reasons else failed[c.key]) for c in candidates], outs

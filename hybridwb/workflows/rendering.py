@@ -1,0 +1,118 @@
+"""A batch's messages: rendered ahead where the history cannot change them, then decided
+by the send policies against the store's history and rendered where they were not.
+
+`Processor.process` renders a batch's messages while the store writes the batch before and
+checks this one (`writer`), and decides it when the check's answer comes; what it writes
+is what deciding first and rendering after gives (a message depends on its row and related
+row alone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hybridwb.workflows import policies
+from hybridwb.workflows.advertising import truthy as advertising_truthy
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A batch's check (`Processor.process`): the cap lock's connection (None without a
+    cap), the rules at the batch's time, the history's spellings and what they say."""
+
+    lock: Any
+    rules: policies.Rules
+    spellings: dict[str, str]
+    seen: policies.Seen
+
+
+def render_ahead(
+    candidates: list[policies.Candidate],
+    rows: dict[str, dict[str, Any]],
+    render: Callable[[dict[str, Any], dict[str, Any] | None], Any],
+    related: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+    advertising: bool,
+) -> dict[str, Any]:
+    """The messages of a batch's candidates that the history may let through, rendered
+    before the history is read (while the store writes the batch before and checks this
+    one), by key: what `decide_and_render` would render for them, since a message depends
+    on its row and related row alone. A candidate with no row, no recipient or (for
+    advertising) no consent is left for `decide_and_render`, which excludes it without
+    rendering. A render that raises is kept as its error: `decide_and_render` raises it
+    where it would have rendered that message, and only there (an excluded one's error is
+    never raised, as before). If the related rows cannot be read now, nothing is rendered
+    ahead, and `decide_and_render` reads them when it renders, as it always did."""
+    truthy = advertising_truthy
+    # fields by position (`Candidate`: key, recipient, consent, night, present, checked):
+    # a run looks at every target here, and a named field is a call
+    wanted = [c for c in candidates if c[4] and c[1] and (not advertising or truthy(c[2]))]
+    if not wanted:
+        return {}
+    wanted_rows = [rows[c.key] for c in wanted]
+    try:
+        rels = related(wanted_rows)
+    except Exception:  # read again, and raised if it fails again, where it was read before
+        return {}
+    out: dict[str, Any] = {}
+    for c, row, rel in zip(wanted, wanted_rows, rels, strict=True):
+        try:
+            out[c.key] = render(row, rel)
+        except Exception as exc:
+            out[c.key] = exc
+    return out
+
+
+def decide_and_render(
+    candidates: list[policies.Candidate],
+    rows: dict[str, dict[str, Any]],
+    seen: policies.Seen,
+    rules: policies.Rules,
+    render: Callable[[dict[str, Any], dict[str, Any] | None], Any],
+    related: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+    ready: dict[str, Any] | None = None,
+) -> tuple[list[tuple[policies.Candidate, str | None]], dict[str, Any]]:
+    """Each candidate's exclusion reason (None: message it) and the rendered messages.
+
+    A recipient counts as messaged (duplicate, frequency cap) only by a message that was
+    rendered: when one fails to render (strict mode, a missing value), the candidates are
+    decided again without it, so the next key with the same phone is not excluded as a
+    duplicate of a message never written. Removing a candidate only frees its recipient,
+    so the messages already rendered stay decided; this ends after at most one more pass
+    per failed render of the same recipient. A message holding a NUL byte (from a related
+    row's value: the batch's own rows are checked before) fails as `policies.BAD_ROW`.
+    `ready`: messages rendered ahead by key (`render_ahead`), used instead of rendering
+    them again; an error kept there is raised where that message would be rendered."""
+    failed: dict[str, str] = {}
+    outs: dict[str, Any] = {}
+    live = candidates  # those not failed, read again after a pass in which one failed
+    while True:
+        decisions = policies.decide(live, seen, rules)
+        new = [c for c, r in zip(live, decisions, strict=True) if r is None and c.key not in outs]
+        if not new:
+            break
+        failing = len(failed)
+        # rendered ahead (`render_ahead`) where it could be; the rest now, as before
+        ahead = ready or {}
+        rest = [rows[c.key] for c in new if c.key not in ahead]
+        rels = iter(related(rest) if rest else ())
+        for c in new:
+            out = ahead.get(c.key)
+            if out is None:
+                out = render(rows[c.key], next(rels))
+            elif isinstance(out, Exception):
+                raise out  # what rendering it here would have raised
+            if out.skipped or out.text is None:
+                failed[c.key] = out.skipped or "not rendered"
+            elif "\x00" in out.text:  # from a related row (the batch's own are checked
+                failed[c.key] = policies.BAD_ROW  # before): no store text can hold it
+            else:
+                outs[c.key] = out
+        if len(failed) == failing:  # all rendered: deciding again gives these decisions
+            break
+        live = [c for c in candidates if c.key not in failed]
+    if not failed:  # nearly always: every candidate was decided in the last pass
+        return list(zip(candidates, decisions, strict=True)), outs
+    reasons = dict(zip((c.key for c in live), decisions, strict=True))
+    return [(c, reasons[c.key] if c.key in reasons else failed[c.key]) for c in candidates], outs
