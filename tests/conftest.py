@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -330,3 +331,15 @@ def mariadb_maker(prefix: str) -> Iterator[Callable[..., str]]:
             for name in made:
                 cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         conn.close()
+
+
+@pytest.fixture
+def sigint_interrupts() -> Iterator[None]:
+    """A SIGINT raises KeyboardInterrupt during the test (what Ctrl-C does in a kernel or
+    a shell), whatever handler an earlier test's library left in this process: a test of
+    what an interrupt does must not pass or fail by the order tests ran in."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -434,6 +434,7 @@ def test_a_failed_analyze_step_stops_the_run_after_its_batch_and_a_resume_ends_i
 
 
 # -- an interrupt while the store thread waits for the cap lock another run holds ------------
+@pytest.mark.usefixtures("sigint_interrupts")
 def test_an_interrupt_while_the_check_waits_for_the_cap_lock_writes_nothing_and_leaves_nothing(
     source: Callable[..., str], pg_store: str
 ) -> None:
@@ -567,6 +568,7 @@ def test_quiet_hours_beginning_mid_run_stop_the_batches_checked_after_them(
 
 
 # -- a second interrupt while the run waits for its store thread -------------------------------
+@pytest.mark.usefixtures("sigint_interrupts")
 @pytest.mark.parametrize("owner", [None, "me:1"], ids=["own lock per call", "owner given"])
 def test_a_second_interrupt_during_the_store_threads_write_leaves_no_write_for_after_the_run(
     source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch, owner: str | None

@@ -86,6 +86,7 @@ def test_a_failed_step_fails_every_later_step_unrun_with_its_error(thread: bool)
     assert not _threads()
 
 
+@pytest.mark.usefixtures("sigint_interrupts")
 def test_an_interrupted_close_waits_for_the_running_step_and_runs_no_step_after_it() -> None:
     """An interrupt (again) while `close` waits for the thread: the step running (a
     batch's write) ends before `close` raises the interrupt, so nothing of the run is

@@ -24,17 +24,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
 from sqlalchemy.engine import URL
 
 from hybridwb.errors import BindError, HybridwbError
-from hybridwb.platform import schema
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.store import Store, log_id
 from hybridwb.source import Source
 from hybridwb.source.binds import check_params
 from hybridwb.source.engine import SessionPolicy, guard_final_text
-from hybridwb.source.querylog import QueryLogEntry
 from hybridwb.source.verdicts import Verdicts
 
 
@@ -122,49 +119,6 @@ def test_log_ids_are_uuid7_in_time_order() -> None:
     assert [i.int >> 80 for i in ids] == [int(at.timestamp() * 1000) + i for i in range(50)]
     assert ids == sorted(ids)
     assert len({log_id(at) for _ in range(1000)}) == 1000  # the rest is random
-
-
-def _rows(db: Path) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(
-            "SELECT id, timestamp, database, query, execution_time, result_count, status, "
-            "error_message, kind FROM query_logs ORDER BY query"
-        ).fetchall()
-
-
-def test_query_log_rows_on_sqlite_are_what_sqlalchemy_core_writes(tmp_path: Path) -> None:
-    """Oracle: the SQLite file. The same entry written by Core and by the fast path."""
-    db = tmp_path / "platform.db"
-    store = Store(SqlBackend(URL.create("sqlite", database=str(db))), actor="tester")
-    store.init()
-    at = datetime(2026, 12, 5, 6, 0, 0, 123456, tzinfo=UTC)
-    entries = [
-        QueryLogEntry("shop", "SELECT ? b", 1.5, 3, "success", timestamp=at),
-        QueryLogEntry("shop", "SELECT ? c", 2, 0, "error", "The query failed.", "mysql", at),
-    ]
-    store.write_query_logs(entries)
-    fast = _rows(db)
-    core = schema.metadata.tables["query_logs"]
-    with store.backend.engine.begin() as conn:
-        conn.execute(core.delete())
-        for row, e in zip(fast, entries, strict=True):
-            conn.execute(
-                insert(core).values(
-                    id=uuid.UUID(str(row[0])),
-                    timestamp=e.timestamp,
-                    database=e.database,
-                    query=e.query,
-                    execution_time=e.executionTime,
-                    result_count=e.resultCount,
-                    status=e.status,
-                    error_message=e.errorMessage,
-                    kind=e.kind,
-                )
-            )
-    assert _rows(db) == fast
-    assert fast[0][1] == "2026-12-05 06:00:00.123456"
-    assert isinstance(fast[1][4], float)
-    store.close()
 
 
 def test_rows_without_every_column_still_get_their_defaults(tmp_path: Path) -> None:

@@ -211,8 +211,9 @@ def test_a_row_longer_than_one_packet_and_an_error_read_whole_by_the_inlined_rea
         datetime(2026, 12, 5, 15, 0, 0, 5, tzinfo=timezone(timedelta(hours=9))),
         datetime(2026, 1, 2, 3, 4, 5, 60),
         datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        datetime(2026, 12, 5, 6, 0, 0, 123456, tzinfo=UTC),
     ],
-    ids=["whole-second", "last-microsecond", "kst", "naive", "year-999"],
+    ids=["whole-second", "last-microsecond", "kst", "naive", "year-999", "microseconds"],
 )
 def test_the_sqlite_query_log_stores_what_core_binds(tmp_path: Path, at: datetime) -> None:
     """The SQLite store's query log rows go as stored values (branch srch4): each row is
@@ -248,6 +249,11 @@ def test_the_sqlite_query_log_stores_what_core_binds(tmp_path: Path, at: datetim
     again = _log_rows(db)
     store.close()
     assert again == fast
+    # SQLite's own text, as SQLAlchemy's DateTime stores it: the wall time, no offset
+    assert fast[0][1] == (
+        f"{at.year:04d}-{at.month:02d}-{at.day:02d} "
+        f"{at.hour:02d}:{at.minute:02d}:{at.second:02d}.{at.microsecond:06d}"
+    )
     assert [uuid.UUID(r[0]).version for r in fast] == [7, 7]
 
 
