@@ -151,13 +151,16 @@ def order_plan(
     through the index of its root column, or reported with the reason.
 
     What happens to a branch depends on its comparisons' paths and operators only, never
-    on the values: that is worked out once per shape of branch (and graph, table and
-    schema facts object), then applied to the values of each search."""
+    on the values (but whether an IN list has any): that is worked out once per shape of
+    branch (and graph, table and schema facts object), then applied to the values of each
+    search."""
     keep: list[Predicate] = []
     probes: list[Probe] = []
     why: list[str] = []
     for p in predicates:
-        shape = (p.field, tuple((c.path, c.op) for c in p.cmps))
+        # an IN list with no value is its own shape: `_decide` gives it no branch, which
+        # an IN list of the same field with values must not inherit (nor the reverse)
+        shape = (p.field, tuple((c.path, c.op, c.op == "in" and not c.value) for c in p.cmps))
         key = (graph, table, id(info), shape)
         known = lookup(_DECISIONS, key)
         if known is None or known[0] is not info:
