@@ -264,3 +264,36 @@ def _log_rows(db: Path) -> list[tuple[object, ...]]:
             "error_message, kind, typeof(execution_time), typeof(timestamp) FROM query_logs "
             "ORDER BY query"
         ).fetchall()
+
+
+@pytest.mark.mysql
+def test_a_streamed_result_left_by_a_closed_connection_goes_without_noise(db: str) -> None:
+    """A streamed read whose connection is closed mid-result (killed, a damaged reply)
+    leaves PyMySQL's result active; collecting it later must not raise from a closed
+    socket (PyMySQL's own `__del__` does: "Exception ignored" in a notebook, a failed
+    test wherever the collector runs next). Oracle: `sys.unraisablehook`."""
+    import gc
+    import sys
+
+    import pymysql.cursors
+
+    src = _source(db)
+    raw = src.engine.raw_connection()
+    caught: list[object] = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = caught.append
+    try:
+        cur = raw.dbapi_connection.cursor(pymysql.cursors.SSCursor)
+        cur.execute("SELECT seq FROM seq_1_to_100000")
+        assert cur.fetchone() == (1,)
+        raw.dbapi_connection._force_close()  # the connection gone, the result still active
+        result = raw.dbapi_connection._result
+        assert result is not None and result.unbuffered_active
+        del cur, result
+        raw.dbapi_connection._result = None
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+        raw.invalidate()
+        src.close()
+    assert caught == []

@@ -52,6 +52,18 @@ class _Replay:
 class DescribedResult(MySQLResult):
     """`MySQLResult` with its column descriptions looked up by their packets' bytes."""
 
+    def _finish_unbuffered_query(self) -> None:
+        """A streamed result still active when its connection is gone (killed, closed
+        after a reply out of sequence) has nothing left to drain. PyMySQL's own reads
+        from the closed socket: an AttributeError from `SSCursor.close`, or "Exception
+        ignored" in the analyst's output from `__del__`, whenever the collector runs."""
+        me: Any = self
+        conn = me.connection
+        if me.unbuffered_active and (conn is None or getattr(conn, "_rfile", None) is None):
+            me.unbuffered_active = False
+            return
+        MySQLResult._finish_unbuffered_query(me)
+
     def _get_descriptions(self) -> None:
         me: Any = self  # PyMySQL's attributes are untyped
         conn = me.connection
