@@ -38,6 +38,7 @@ from tests._mysql import root as _root
 from tests._mysql import row_count as _rows
 from tests._mysql import scratch_db
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
+from tests.test_source_lean_driver import _plain, _root_do, _source
 
 pytestmark = pytest.mark.mysql
 
@@ -59,36 +60,6 @@ def _no_streamed_result_left_active() -> Iterator[None]:
 def db() -> Iterator[str]:
     with scratch_db("a17", rows=3) as name:
         yield name
-
-
-def _source(db: str, *, use_guard: bool = True) -> Source:
-    url = URL.create(
-        "mysql+pymysql", username="root", host=MYSQL_HOST, port=MYSQL_PORT, database=db
-    )
-    return Source(url, use_guard=use_guard, pool_size=2, max_overflow=0)
-
-
-def _root_do(*sql: str) -> None:
-    conn = _root()
-    try:
-        with conn.cursor() as cur:
-            for one in sql:
-                cur.execute(one)
-    finally:
-        conn.close()
-
-
-def _plain(db: str, sql: str, charset: str = "utf8mb4") -> tuple[Any, list[Any]]:
-    """The oracle: a plain PyMySQL connection's description and rows."""
-    conn = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db, charset=charset
-    )
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.description, list(cur.fetchall())
-    finally:
-        conn.close()
 
 
 def _wb(raw: Any, sql: str) -> tuple[Any, list[Any]]:

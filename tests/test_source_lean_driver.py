@@ -55,19 +55,22 @@ def _source(db: str, *, use_guard: bool = True) -> Source:
     return Source(url, use_guard=use_guard, pool_size=2, max_overflow=0)
 
 
-def _root_do(sql: str) -> None:
+def _root_do(*sql: str) -> None:
     conn = _root()
     try:
         with conn.cursor() as cur:
-            cur.execute(sql)
+            for one in sql:
+                cur.execute(one)
     finally:
         conn.close()
 
 
-def _plain(db: str, sql: str) -> tuple[tuple[object, ...], list[tuple[object, ...]]]:
-    """The description and rows a plain PyMySQL connection parses for `sql`."""
+def _plain(
+    db: str, sql: str, charset: str = "utf8mb4"
+) -> tuple[tuple[object, ...], list[tuple[object, ...]]]:
+    """The oracle: the description and rows a plain PyMySQL connection parses for `sql`."""
     conn = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db, charset="utf8mb4"
+        host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db, charset=charset
     )
     try:
         with conn.cursor() as cur:
