@@ -277,7 +277,7 @@ def _packet_data(me: Any) -> bytes:
         _lost(me)
     if size >= MAX_PACKET_LEN:  # more packets follow: PyMySQL's own loop reads them
         data = _rest_of_packet(me, data)
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 def _raise_error_packet(me: Any, packet: Any) -> None:

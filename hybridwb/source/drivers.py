@@ -67,9 +67,8 @@ def operational_errors() -> tuple[type[BaseException], ...]:
 def unbuffered_cursor(raw: Any) -> Any:
     """An unbuffered (server-streaming) cursor on a raw connection of either driver."""
     if isinstance(raw, pymysql.connections.Connection):
-        if isinstance(raw, described.FastPackets):  # hybridwb's guarded connection
-            return raw.cursor(described.StreamCursor)
-        return raw.cursor(pymysql.cursors.SSCursor)
+        streaming = isinstance(raw, described.FastPackets)  # hybridwb's guarded connection
+        return raw.cursor(described.StreamCursor if streaming else pymysql.cursors.SSCursor)
     mysqldb_cursors = sys.modules["MySQLdb.cursors"]
     return raw.cursor(mysqldb_cursors.SSCursor)
 
