@@ -82,12 +82,22 @@ def test_without_a_thread_the_items_are_made_here() -> None:
     assert p.threads == {threading.current_thread().name}
 
 
-def test_at_most_one_batch_is_read_ahead() -> None:
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_at_most_depth_batches_are_read_ahead(depth: int) -> None:
+    """The worker runs `depth` items ahead of the one in use and no further (a run's
+    memory holds that many batches of rows), and does get that far.
+    Mutations: one item asked for at the start whatever the depth; two asked for per item
+    used."""
     p = Producer(10)
-    with prefetch.ahead(iter(p)) as items:
+    kwargs = {} if depth == 1 else {"depth": depth}
+    with prefetch.ahead(iter(p), **kwargs) as items:
         for used, _ in enumerate(items, 1):
-            time.sleep(0.02)  # time for the worker to run further, if it would
-            assert p.made <= used + 1
+            want = min(10, used + depth)
+            deadline = time.monotonic() + 10
+            while p.made < want and time.monotonic() < deadline:  # it gets that far
+                time.sleep(0.005)
+            time.sleep(0.03)  # time for the worker to run further, if it would
+            assert p.made == want
     assert not _workers()
 
 
