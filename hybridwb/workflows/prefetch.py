@@ -9,8 +9,7 @@ the pool and returns it before it yields), while the run waits on the store for 
 batch before. The cap lock, the history check and the write stay on the run's thread,
 in their order.
 
-`ahead` holds at most `depth` batches ahead (one by default; a run's batches two, see
-`Processor.process`). An error in the worker is raised in the run's
+`ahead` holds at most one batch ahead. An error in the worker is raised in the run's
 thread, as it was raised (a store or source error: one line); however the run ends, the
 worker is stopped, its iterator closed in the worker, and the thread joined before
 `ahead` returns, so no thread or connection outlives the run.
@@ -44,14 +43,10 @@ class _Failed:
 
 @contextmanager
 def ahead(
-    items: Iterator[T],
-    *,
-    thread: bool = True,
-    name: str = "hybridwb-prefetch",
-    depth: int = 1,
+    items: Iterator[T], *, thread: bool = True, name: str = "hybridwb-prefetch"
 ) -> Iterator[Iterator[T]]:
-    """`items`, produced up to `depth` steps ahead in a worker thread (or in this thread,
-    unchanged, when `thread` is False: a store or source a second thread cannot share)."""
+    """`items`, produced one step ahead in a worker thread (or in this thread, unchanged,
+    when `thread` is False: a store or source a second thread cannot share)."""
     if not thread:
         try:
             yield items
@@ -60,7 +55,7 @@ def ahead(
         return
     _lower_switch()
     try:
-        worker = _Worker(items, name, max(1, depth))
+        worker = _Worker(items, name)
         try:
             yield worker.results()
         finally:
@@ -94,10 +89,9 @@ def _restore_switch() -> None:
 
 
 class _Worker:
-    def __init__(self, items: Iterator[Any], name: str, depth: int) -> None:
+    def __init__(self, items: Iterator[Any], name: str) -> None:
         self.items = items
-        self.depth = depth
-        self.out: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.out: queue.Queue[Any] = queue.Queue(maxsize=1)
         self.wanted = threading.Semaphore(0)
         self.stopping = False
         self.thread = threading.Thread(target=self._work, name=name, daemon=True)
@@ -122,7 +116,7 @@ class _Worker:
             _close(self.items)  # in this thread: what the iterator holds is this thread's
 
     def results(self) -> Iterator[Any]:
-        self.wanted.release(self.depth)  # the first items
+        self.wanted.release()  # the first item
         while True:
             item = self.out.get()
             if item is _DONE:

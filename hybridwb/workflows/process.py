@@ -51,13 +51,6 @@ if TYPE_CHECKING:
 ANALYZE_AFTER = 50_000
 
 
-#: batches the worker reads ahead of the one being decided (`prefetch.ahead`): with one,
-#: it waits idle whenever the run's thread waits on the store, the interpreter lock free;
-#: with two it reads on meanwhile. Measured at 100k targets, 6 runs each interleaved:
-#: +8% messages/s, memory growth +5 MB (a batch of rows held one step longer)
-READ_AHEAD = 2
-
-
 class RunTakenOver(HybridwbError):
     """Another process holds this run's lock now; this one stops writing."""
 
@@ -253,9 +246,7 @@ class Processor:
                 batch, rows, aud.channel, recipient_path, consent_path, aud.night_consent
             ),
         )
-        ahead = reading.enter_context(
-            prefetch.ahead(reads, thread=self._can_prefetch(), depth=READ_AHEAD)
-        )
+        ahead = reading.enter_context(prefetch.ahead(reads, thread=self._can_prefetch()))
         # the store's steps in a thread of their own (`writer`): batch N is written and
         # N+1 checked there, in that order, while this thread renders N+1 ahead
         steps = held.enter_context(writer.StoreSteps(thread=self._can_prefetch()))
