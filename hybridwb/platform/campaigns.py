@@ -462,27 +462,36 @@ class Campaigns:
         skips: list[tuple[str, str]],
         direct: bool,
     ) -> None:
-        from hybridwb.platform.idempotent import copy_tuples, timestamptz_text, uuid7_texts
+        from hybridwb.platform.idempotent import Same, copy_columns, timestamptz_text, uuid7_texts
 
-        run, workflow, at = str(rid), str(wf), timestamptz_text(stamp)
+        run, workflow, at = Same(str(rid)), Same(str(wf)), Same(timestamptz_text(stamp))
         if records:
-            ids = uuid7_texts(len(records), stamp)
-            copy_tuples(
+            keys, recipients, contents = zip(*records, strict=True)
+            copy_columns(
                 conn,
                 T["send_records"],
                 list(RECORD_COLUMNS),
+                # by column, as RECORD_COLUMNS (a batch's run, workflow and time once)
                 [
-                    (i, run, workflow, key, recipient, channel, content, "queued", at)
-                    for i, (key, recipient, content) in zip(ids, records, strict=True)
+                    uuid7_texts(len(records), stamp),
+                    run,
+                    workflow,
+                    keys,
+                    recipients,
+                    Same(channel),
+                    contents,
+                    Same("queued"),
+                    at,
                 ],
                 None if direct else ["run_id", "target_key"],
             )
         if skips:
-            copy_tuples(
+            keys, reasons = zip(*skips, strict=True)
+            copy_columns(
                 conn,
                 T["run_skips"],
                 ["run_id", "target_key", "reason", "created_at"],
-                [(run, key, reason[:200], at) for key, reason in skips],
+                [run, keys, [reason[:200] for reason in reasons], at],
                 None if direct else ["run_id", "target_key"],
             )
 
