@@ -31,7 +31,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from hybridwb.errors import HybridwbError
-from hybridwb.source import Source, drivers
+from hybridwb.source import Source, described, drivers
 from hybridwb.source.engine import PENDING_KEY
 from hybridwb.source.rawguard import internal
 from tests._mysql import root as _root
@@ -568,6 +568,9 @@ class _Proxy:
             sock.close()
 
 
+_SSMany = object()  # PyMySQL's streaming cursor read by `fetchmany`, as the oracle
+
+
 # PyMySQL (plain too) leaves a streamed result active after a lost connection or a wrong
 # sequence number; its __del__ then reads the closed connection (AttributeError, ignored)
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -578,15 +581,20 @@ def test_a_damaged_reply_raises_what_pymysql_raises_and_the_next_read_is_read_on
 ) -> None:
     """The reply of a statement damaged on the wire (a wrong sequence number, sequence 0,
     the stream cut inside a packet or its header; in the column count, a column, a row or
-    the last EOF): the inlined reader raises what PyMySQL's raises, buffered and streamed,
-    and the source's next read runs on a read only session (root's row count)."""
+    the last EOF): the inlined reader raises what PyMySQL's raises, buffered and streamed
+    (and the streamed row loop, `StreamCursor.fetchmany`, what PyMySQL's `fetchmany`
+    raises), and the source's next read runs on a read only session (root's row count).
+    Mutation: the row loop's sequence-number check off."""
     sql = "SELECT a, 'DAMAGE_ME' AS m FROM t ORDER BY a"
     proxy = _Proxy(mode, at)
 
     def outcome(conn: Any, kind: Any) -> object:
-        cur = conn.cursor(kind)
+        many = kind in (_SSMany, described.StreamCursor)  # batches: the source's own reads
+        cur = conn.cursor(pymysql.cursors.SSCursor if kind is _SSMany else kind)
         try:
             cur.execute(sql)
+            if many:
+                return ("rows", [list(cur.fetchmany(2)) for _ in range(3)])
             return ("rows", list(cur.fetchall()))
         except pymysql.err.Error as exc:
             return (type(exc), exc.args[0], conn._sock is None)
@@ -599,7 +607,7 @@ def test_a_damaged_reply_raises_what_pymysql_raises_and_the_next_read_is_read_on
 
     try:
         want = []
-        for kind in (pymysql.cursors.Cursor, pymysql.cursors.SSCursor):
+        for kind in (pymysql.cursors.Cursor, pymysql.cursors.SSCursor, _SSMany):
             conn = pymysql.connect(
                 host="127.0.0.1",
                 port=proxy.port,
@@ -619,7 +627,11 @@ def test_a_damaged_reply_raises_what_pymysql_raises_and_the_next_read_is_read_on
         src = Source(url, use_guard=False, pool_size=2, max_overflow=0)
         try:
             got = []
-            for kind in (pymysql.cursors.Cursor, pymysql.cursors.SSCursor):
+            for kind in (
+                pymysql.cursors.Cursor,
+                pymysql.cursors.SSCursor,
+                described.StreamCursor,
+            ):
                 raw = src.engine.raw_connection()
                 try:
                     got.append(outcome(raw.dbapi_connection, kind))

@@ -17,7 +17,14 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from hybridwb.platform.idempotent import copy_text, copy_tuples
+from hybridwb.platform.idempotent import (
+    Same,
+    _rows_of,
+    copy_columns,
+    copy_columns_text,
+    copy_text,
+    copy_tuples,
+)
 from tests._stores import fresh_pg_database
 
 pytestmark = pytest.mark.postgres
@@ -145,3 +152,63 @@ def test_a_column_whose_one_special_character_is_this_one_reads_back(
     with engine.begin() as conn:
         copy_tuples(conn, _table("t"), ["n", "a", "b", "m"], rows)
     assert _read(url, "t") == rows
+
+
+# -- columns whose value every row shares (`Same`: a batch's run, workflow, time) -------------
+@pytest.mark.parametrize("shared", [*AWKWARD, None, 7, -(2**62)], ids=repr)
+def test_a_column_every_row_shares_reads_back_as_psycopg_writes_it(
+    pg: tuple[sa.Engine, str], shared: Any
+) -> None:
+    """A `Same` column (escaped once, written between the other columns' values), in
+    each position (first, inner, last, two in a row), with every awkward text, NULL and
+    ints: the rows read back are those psycopg's row-by-row COPY writes, and the text is
+    what `copy_text` makes of the rows spelled out.
+    Mutations: the shared value not escaped; a shared NULL written as an empty text; the
+    tab before a shared column left out; the shared texts not merged in order."""
+    engine, url = pg
+    rnd = random.Random(5)
+    texts = [rnd.choice(AWKWARD) for _ in range(40)]
+    n = list(range(40))
+    text_shared = shared if not isinstance(shared, int) else str(shared)
+    int_shared = shared if isinstance(shared, int) or shared is None else len(shared)
+    layouts = [
+        ([n, Same(text_shared), texts, Same(int_shared)], "first varies"),
+        ([n, texts, Same(text_shared), Same(int_shared)], "two shared at the end"),
+    ]
+    for i, (columns, _) in enumerate(layouts):
+        rows = _rows_of(columns)
+        assert copy_columns_text(columns) == copy_text(rows) is not None
+        table = f"s{i}"
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE TABLE {table} (n int, a text, b text, m bigint)")
+            conn.exec_driver_sql("TRUNCATE u")
+            copy_columns(conn, _table(table), ["n", "a", "b", "m"], columns)
+        _by_psycopg(url, rows)
+        assert _read(url, table) == _read(url, "u") == rows
+
+
+def test_shared_columns_of_other_types_or_a_nul_go_row_by_row(pg: tuple[sa.Engine, str]) -> None:
+    """A shared value of another type (a bool, a time) or holding a NUL is not written as
+    text: psycopg writes the rows (or the server refuses the NUL, as before)."""
+    engine, url = pg
+    assert copy_columns_text([[1, 2], Same(True)]) is None
+    assert copy_columns_text([[1, 2], Same("a\x00b")]) is None
+    columns = [[1, 2], Same("x"), Same(None), Same(True)]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE v (n int, a text, b text, c boolean)")
+        copy_columns(conn, sa.table("v", *map(sa.column, "nabc")), ["n", "a", "b", "c"], columns)
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
+        got = conn.execute("SELECT n, a, b, c FROM v ORDER BY n").fetchall()
+    assert got == [(1, "x", None, True), (2, "x", None, True)]
+
+
+def test_columns_of_unequal_lengths_or_none_varying_are_refused() -> None:
+    """Rows cannot be made from varying columns of different lengths, nor from shared
+    columns alone (how many rows?): a ValueError, not rows cut short."""
+    with pytest.raises(ValueError, match="one at least must vary"):
+        copy_columns_text([[1, 2], ["a"], Same("x")])
+    with pytest.raises(ValueError, match="one at least must vary"):
+        copy_columns_text([Same(1), Same("x")])
+    with pytest.raises(ValueError, match="one at least must vary"):
+        _rows_of([[1, 2], ["a"]])
+    assert copy_text([]) == ""

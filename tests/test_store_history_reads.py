@@ -204,3 +204,29 @@ def test_frozen_pages_commit_without_waiting_for_the_disk_and_the_frozen_mark_wa
             "SELECT count(*) FROM run_targets WHERE run_id = %s", (str(run["id"]),)
         ).fetchone()
     assert frozen == (30,)
+
+
+def test_the_history_check_runs_without_jit_in_its_transaction_only(fresh_store: Store) -> None:
+    """The per-batch history read turns the server's JIT off for its own transaction:
+    priced by statistics older than the run's records, it passed `jit_above_cost` and the
+    server spent ~90 ms compiling a 10 ms read, every batch. The session's setting (here
+    JIT for every statement, `jit_above_cost = 0`) is back once the transaction ends.
+    Oracle: the server's settings, read on the same connection.
+    Mutations: the SET left out (JIT stays on in the read's transaction); set for the
+    session instead of the transaction (still off after it)."""
+    campaigns = Campaigns(fresh_store.backend)
+    wf, run = str(uuid.uuid4()), str(uuid.uuid4())
+    _add_records(fresh_store.backend.url, ["+821012345678"], run=str(uuid.uuid4()), workflow=wf)
+    with fresh_store.backend.engine.connect() as conn:
+        conn.exec_driver_sql("SET jit = on")
+        conn.exec_driver_sql("SET jit_above_cost = 0")
+        conn.commit()
+        with conn.begin():
+            got = campaigns.seen(
+                ["+821012345678", "+821000000000"], wf, run, None, None, within=conn
+            )
+            during = conn.exec_driver_sql("SELECT current_setting('jit')").scalar()
+        after = conn.exec_driver_sql("SELECT current_setting('jit')").scalar()
+        conn.rollback()
+    assert [tuple(r) for r in got] == [("+821012345678", 0, 1, 0, 0)]
+    assert (during, after) == ("off", "on")

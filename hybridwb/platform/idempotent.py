@@ -10,8 +10,10 @@ row with the intended one (key and plain columns) tells "my earlier try wrote it
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from itertools import repeat
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, Column, Connection, MetaData, Table, and_, func, select
 from sqlalchemy.dialects.postgresql import JSONB
@@ -131,33 +133,82 @@ _COPY_KINDS = {str, int, type(None)}  # `type` is exact: a bool is not an int he
 _COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
+class Same(NamedTuple):
+    """A COPY column whose value is the same in every row (a batch's run, workflow,
+    time): checked and escaped once, and written into the text between the other
+    columns' values (`copy_columns_text`)."""
+
+    value: Any
+
+
 def copy_text(rows: list[tuple[Any, ...]]) -> str | None:
-    """The COPY text (format `text`) of `rows` whose values are all `str`, `int` or None,
-    built column by column: a column's values are checked as one text for characters to
-    escape (nearly always none, so nearly no value is escaped one by one), then the lines
-    are joined at once. The rows are then sent in one write, where psycopg's `write_row`
-    formats each row and flushes every 32 kB, each flush a wait on the server, and with
-    it a wait for the interpreter lock that other threads of the run hold meanwhile.
-    None (the caller writes row by row, as psycopg dumps them) when a value is of another
-    type, or a text holds a NUL, which no Postgres text can hold: the server's error, as
-    before."""
+    """The COPY text (format `text`) of `rows` whose values are all `str`, `int` or None
+    (`copy_columns_text` of their columns)."""
     if not rows:
         return ""
-    columns = []
-    for column in zip(*rows, strict=True):
-        kinds = set(map(type, column))
+    return copy_columns_text(list(zip(*rows, strict=True)))
+
+
+def copy_columns_text(columns: Sequence[Sequence[Any] | Same]) -> str | None:
+    """The COPY text (format `text`) of the rows these columns make, their values all
+    `str`, `int` or None, built column by column: a column's values are checked as one
+    text for characters to escape (nearly always none, so nearly no value is escaped one
+    by one), a `Same` column once, then the lines are joined at once. The rows are then
+    sent in one write, where psycopg's `write_row` formats each row and flushes every 32
+    kB, each flush a wait on the server, and with it a wait for the interpreter lock that
+    other threads of the run hold meanwhile. None (the caller writes row by row, as
+    psycopg dumps them) when a value is of another type, or a text holds a NUL, which no
+    Postgres text can hold: the server's error, as before."""
+    _height(columns)
+    texts: list[tuple[bool, Any]] = []  # (same in every row, its text or the texts)
+    for column in columns:
+        same = isinstance(column, Same)
+        values: Sequence[Any] = (column.value,) if isinstance(column, Same) else column
+        kinds = set(map(type, values))
         if not kinds <= _COPY_KINDS:  # bool, datetime, ...: psycopg dumps them
             return None
         plain = kinds == {str}
-        joined = "".join(column if plain else ("" if v is None else str(v) for v in column))
+        joined = "".join(values if plain else ("" if v is None else str(v) for v in values))
         if "\x00" in joined:
             return None
         if any(c in joined for c in _COPY_SPECIAL):  # rare: each value escaped
-            column = tuple("\\N" if v is None else str(v).translate(_COPY_ESCAPE) for v in column)
+            values = tuple("\\N" if v is None else str(v).translate(_COPY_ESCAPE) for v in values)
         elif not plain:
-            column = tuple("\\N" if v is None else str(v) for v in column)
-        columns.append(column)
-    return "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
+            values = tuple("\\N" if v is None else str(v) for v in values)
+        texts.append((same, values[0] if same else values))
+    # each line: the columns' texts, the `Same` ones and the tabs between merged into
+    # one text that `repeat` gives every line
+    parts: list[Iterable[str]] = []
+    between = ""
+    for i, (same, text) in enumerate(texts):
+        between += "\t" if i else ""
+        if same:
+            between += text
+            continue
+        if between:
+            parts.append(repeat(between))
+        parts.append(text)
+        between = ""
+    parts.append(repeat(between + "\n"))
+    # as long as the varying columns, all of one length (`_height`)
+    return "".join(map("".join, zip(*parts, strict=False)))
+
+
+def _height(columns: Sequence[Sequence[Any] | Same]) -> int:
+    """How many rows `columns` make; a ValueError unless one column varies and all that
+    vary have that many values."""
+    heights = {len(c) for c in columns if not isinstance(c, Same)}
+    if len(heights) != 1:
+        raise ValueError("COPY columns: one at least must vary, all that vary of one length")
+    return heights.pop()
+
+
+def _rows_of(columns: Sequence[Sequence[Any] | Same]) -> list[tuple[Any, ...]]:
+    """The rows `columns` make (a `Same` column's value in each)."""
+    n = _height(columns)
+    return list(
+        zip(*(repeat(c.value, n) if isinstance(c, Same) else c for c in columns), strict=True)
+    )
 
 
 def copy_tuples(
@@ -167,9 +218,22 @@ def copy_tuples(
     rows: list[tuple[Any, ...]],
     conflict: list[str] | None = None,
 ) -> None:
-    """COPY rows (tuples in `cols` order) into `tbl` (Postgres). With `conflict`, rows
-    whose key exists are skipped (COPY into a temporary table, then INSERT ... ON CONFLICT
-    DO NOTHING); without, straight into the table, where a duplicate key fails the COPY."""
+    """COPY rows (tuples in `cols` order) into `tbl` (Postgres): `copy_columns` of their
+    columns."""
+    copy_columns(conn, tbl, cols, list(zip(*rows, strict=True)), conflict)
+
+
+def copy_columns(
+    conn: Connection,
+    tbl: Table,
+    cols: list[str],
+    columns: Sequence[Sequence[Any] | Same],
+    conflict: list[str] | None = None,
+) -> None:
+    """COPY the rows `columns` make (in `cols` order; `Same` for a value every row has)
+    into `tbl` (Postgres). With `conflict`, rows whose key exists are skipped (COPY into a
+    temporary table, then INSERT ... ON CONFLICT DO NOTHING); without, straight into the
+    table, where a duplicate key fails the COPY."""
     from psycopg import sql
     from psycopg.errors import UniqueViolation
 
@@ -188,11 +252,11 @@ def copy_tuples(
             with cur.copy(
                 sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(into), names)
             ) as copy:
-                text = copy_text(rows)
+                text = copy_columns_text(columns) if columns else ""
                 if text is not None:
                     copy.write(text)
                 else:
-                    for row in rows:
+                    for row in _rows_of(columns):
                         copy.write_row(row)
     except UniqueViolation as exc:
         if conflict is not None:  # not a key of these rows: the store's errors() says it

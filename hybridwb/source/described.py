@@ -24,6 +24,7 @@ import errno
 import struct
 from typing import Any
 
+import pymysql.cursors
 from pymysql import err
 from pymysql.connections import MAX_PACKET_LEN, MySQLResult
 from pymysql.constants import CR
@@ -64,6 +65,39 @@ class DescribedResult(MySQLResult):
             return
         MySQLResult._finish_unbuffered_query(me)
 
+    def read_rows(self, size: int) -> list[tuple[Any, ...]]:
+        """At most `size` rows of a streamed result: what `size` calls of PyMySQL's
+        `_read_rowdata_packet_unbuffered` give (the same packets, values, errors, end of
+        result and state after it), in one loop.
+
+        Whole row packets already in the connection's read buffer are parsed where they
+        lie (`_buffered_rows`), then taken from the buffer at once; a packet that is not a
+        plain row (an error, the end, a value of 251 bytes or more, a packet cut by the
+        buffer's end) is read and parsed by PyMySQL's own code, one at a time."""
+        me: Any = self
+        if not me.unbuffered_active:
+            return []
+        conn = me.connection
+        converters = me.converters
+        rows: list[tuple[Any, ...]] = []
+        while len(rows) < size:
+            if _buffered_rows(conn, converters, rows, size):
+                continue
+            packet = MysqlPacket(_packet_data(conn), conn.encoding)
+            if packet.is_error_packet():
+                _raise_error_packet(conn, packet)
+            if me._check_packet_is_eof(packet):
+                me.unbuffered_active = False
+                me.connection = None
+                me.rows = None
+                break
+            rows.append(me._read_row_from_packet(packet))
+        if rows:
+            me.affected_rows = 1
+            if me.unbuffered_active:  # at the end PyMySQL leaves None
+                me.rows = (rows[-1],)
+        return rows
+
     def _get_descriptions(self) -> None:
         me: Any = self  # PyMySQL's attributes are untyped
         conn = me.connection
@@ -94,6 +128,102 @@ class DescribedResult(MySQLResult):
         me.converters = list(converters)
 
 
+class StreamCursor(pymysql.cursors.SSCursor):
+    """PyMySQL's streaming cursor whose `fetchmany` reads its rows in one loop
+    (`DescribedResult.read_rows`): the same rows, warnings and row count as PyMySQL's
+    row-at-a-time loop, without its four calls and a packet object per row."""
+
+    def fetchmany(self, size: int | None = None) -> Any:
+        result = self._result
+        if not isinstance(result, DescribedResult) or not _reads_inline(result.connection):
+            return super().fetchmany(size)
+        self._check_executed()
+        if size is None:
+            size = self.arraysize
+        rows = result.read_rows(size)
+        self.rownumber += len(rows)
+        if len(rows) < size:  # the result ended here (or had ended): as PyMySQL's loop
+            self.warning_count = result.warning_count
+        return rows or ()
+
+
+def _reads_inline(conn: Any) -> bool:
+    """Whether `conn` reads its packets as `FastPackets` does (not replaced on the class
+    or the instance): the inline row loop reads them that way."""
+    return (
+        conn is not None
+        and type(conn)._read_packet is FastPackets._read_packet
+        and "_read_packet" not in vars(conn)
+    )
+
+
+def _buffered_rows(
+    conn: Any, converters: list[tuple[Any, Any]], rows: list[tuple[Any, ...]], size: int
+) -> int:
+    """Parse the plain row packets that lie whole in `conn`'s read buffer into `rows`
+    (until it holds `size`), take their bytes from the buffer and return how many; 0 when
+    the next packet is not such a row (or nothing is buffered)."""
+    rfile = conn._rfile
+    if rfile is None or conn._current_timeout != conn._read_timeout:
+        return 0
+    try:
+        buf = rfile.peek(4)  # what the buffer holds (a socket read only when it is empty)
+    except OSError as exc:
+        _after_read_error(conn, exc, 0)
+        return 0
+    except BaseException:
+        conn._force_close()
+        raise
+    pos, end, seq, taken = 0, len(buf), conn._next_seq_id, 0
+    add = rows.append
+    while pos + 5 <= end and len(rows) < size:
+        length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+        stop = pos + 4 + length
+        if buf[pos + 3] != seq or length == 0 or stop > end or buf[pos + 4] >= 0xFE:
+            break  # out of sequence, empty, cut, an error or the end: PyMySQL's code
+        row = _row(buf, pos + 4, stop, converters)
+        if row is None:
+            break
+        add(row)
+        pos, seq, taken = stop, (seq + 1) % 256, taken + 1
+    if taken:
+        rfile.read(pos)  # those packets' bytes, from the buffer
+        conn._next_seq_id = seq
+    return taken
+
+
+def _row(
+    buf: bytes, pos: int, stop: int, converters: list[tuple[Any, Any]]
+) -> tuple[Any, ...] | None:
+    """The values of the text-protocol row packet `buf[pos:stop]`, as PyMySQL's
+    `_read_row_from_packet` gives them, when each is NULL or shorter than 251 bytes; else
+    None (PyMySQL's own code reads that row: a long value, a value cut short)."""
+    out: list[Any] = []
+    add = out.append
+    for encoding, converter in converters:
+        if pos >= stop:  # PyMySQL: no more columns in this row (its IndexError)
+            break
+        length = buf[pos]
+        if length < 251:
+            end = pos + 1 + length
+            if end > stop:
+                return None
+            value: Any = buf[pos + 1 : end]
+            pos = end
+        elif length == 251:  # NULL
+            pos += 1
+            add(None)
+            continue
+        else:
+            return None
+        if encoding is not None:
+            value = value.decode(encoding)
+        if converter is not None:
+            value = converter(value)
+        add(value)
+    return tuple(out)
+
+
 class FastPackets:
     """PyMySQL's `_read_packet` with its two `_read_bytes` calls per packet written inline
     (a statement reads nine packets or so: the column count, the columns, the rows, two EOF
@@ -102,48 +232,58 @@ class FastPackets:
 
     def _read_packet(self, packet_type: Any = MysqlPacket) -> Any:
         me: Any = self  # a PyMySQL connection (this class is mixed into one)
-        if me._current_timeout != me._read_timeout:
-            me._sock.settimeout(me._read_timeout)
-            me._current_timeout = me._read_timeout
-        rfile = me._rfile
-        try:
-            header = rfile.read(4)
-        except OSError as exc:
-            header = _after_read_error(me, exc, 4)
-        except BaseException:
-            me._force_close()
-            raise
-        if len(header) < 4:
-            _lost(me)
-        size = header[0] | header[1] << 8 | header[2] << 16
-        number = header[3]
-        if number != me._next_seq_id:
-            me._force_close()
-            if number == 0:  # MariaDB sends error packet with seqno==0 when shutdown
-                raise err.OperationalError(
-                    CR.CR_SERVER_LOST, "Lost connection to MySQL server during query"
-                )
-            raise err.InternalError(
-                f"Packet sequence number wrong - got {number} expected {me._next_seq_id}"
-            )
-        me._next_seq_id = (number + 1) % 256
-        try:
-            data = rfile.read(size)
-        except OSError as exc:
-            data = _after_read_error(me, exc, size)
-        except BaseException:
-            me._force_close()
-            raise
-        if len(data) < size:
-            _lost(me)
-        if size >= MAX_PACKET_LEN:  # more packets follow: PyMySQL's own loop reads them
-            data = _rest_of_packet(me, data)
-        packet = packet_type(data, me.encoding)
+        packet = packet_type(_packet_data(me), me.encoding)
         if packet.is_error_packet():
-            if me._result is not None and me._result.unbuffered_active is True:
-                me._result.unbuffered_active = False
-            packet.raise_for_error()
+            _raise_error_packet(me, packet)
         return packet
+
+
+def _packet_data(me: Any) -> bytes:
+    """The next packet's payload, as PyMySQL's `_read_packet` reads it (before it wraps
+    the bytes in a packet object)."""
+    if me._current_timeout != me._read_timeout:
+        me._sock.settimeout(me._read_timeout)
+        me._current_timeout = me._read_timeout
+    rfile = me._rfile
+    try:
+        header = rfile.read(4)
+    except OSError as exc:
+        header = _after_read_error(me, exc, 4)
+    except BaseException:
+        me._force_close()
+        raise
+    if len(header) < 4:
+        _lost(me)
+    size = header[0] | header[1] << 8 | header[2] << 16
+    number = header[3]
+    if number != me._next_seq_id:
+        me._force_close()
+        if number == 0:  # MariaDB sends error packet with seqno==0 when shutdown
+            raise err.OperationalError(
+                CR.CR_SERVER_LOST, "Lost connection to MySQL server during query"
+            )
+        raise err.InternalError(
+            f"Packet sequence number wrong - got {number} expected {me._next_seq_id}"
+        )
+    me._next_seq_id = (number + 1) % 256
+    try:
+        data = rfile.read(size)
+    except OSError as exc:
+        data = _after_read_error(me, exc, size)
+    except BaseException:
+        me._force_close()
+        raise
+    if len(data) < size:
+        _lost(me)
+    if size >= MAX_PACKET_LEN:  # more packets follow: PyMySQL's own loop reads them
+        data = _rest_of_packet(me, data)
+    return data
+
+
+def _raise_error_packet(me: Any, packet: Any) -> None:
+    if me._result is not None and me._result.unbuffered_active is True:
+        me._result.unbuffered_active = False
+    packet.raise_for_error()
 
 
 def _after_read_error(conn: Any, exc: OSError, size: int) -> bytes:

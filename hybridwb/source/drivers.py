@@ -28,6 +28,8 @@ import pymysql.constants.COMMAND
 from pymysql.connections import MAX_PACKET_LEN
 from pymysql.protocol import OKPacketWrapper
 
+from hybridwb.source import described
+
 #: SQLAlchemy driver name -> the DB-API module it loads
 MODULE_OF = {"pymysql": "pymysql", "mysqldb": "MySQLdb"}
 
@@ -65,7 +67,8 @@ def operational_errors() -> tuple[type[BaseException], ...]:
 def unbuffered_cursor(raw: Any) -> Any:
     """An unbuffered (server-streaming) cursor on a raw connection of either driver."""
     if isinstance(raw, pymysql.connections.Connection):
-        return raw.cursor(pymysql.cursors.SSCursor)
+        streaming = isinstance(raw, described.FastPackets)  # hybridwb's guarded connection
+        return raw.cursor(described.StreamCursor if streaming else pymysql.cursors.SSCursor)
     mysqldb_cursors = sys.modules["MySQLdb.cursors"]
     return raw.cursor(mysqldb_cursors.SSCursor)
 
