@@ -101,10 +101,14 @@ class DescribedResult(MySQLResult):
     def _get_descriptions(self) -> None:
         me: Any = self  # PyMySQL's attributes are untyped
         conn = me.connection
-        read = conn._read_packet
-        packets = [read()._data for _ in range(me.field_count)]
-        eof = read()
-        if not eof.is_eof_packet():
+        # the field packets and the EOF after them, taken from the read buffer at once
+        # when they lie whole in it; else read one by one, as PyMySQL reads them
+        whole = _buffered_packets(conn, me.field_count + 1) if _reads_inline(conn) else None
+        if whole is None:
+            read = conn._read_packet
+            whole = [read()._data for _ in range(me.field_count + 1)]
+        packets, eof = whole[:-1], whole[-1]
+        if not (eof[0] == 0xFE and len(eof) < 9):  # PyMySQL's `is_eof_packet`
             raise AssertionError("Protocol error, expecting EOF")
         held = getattr(conn, "_hybridwb_described", None)
         how = (conn.decoders, conn.encoding, conn.use_unicode)
@@ -114,7 +118,7 @@ class DescribedResult(MySQLResult):
         key = tuple(packets)
         known = cache.get(key)
         if known is None:
-            me.connection = _Replay(conn, [*packets, eof._data])
+            me.connection = _Replay(conn, [*packets, eof])
             try:
                 MySQLResult._get_descriptions(me)
             finally:
@@ -190,6 +194,37 @@ def _buffered_rows(
         rfile.read(pos)  # those packets' bytes, from the buffer
         conn._next_seq_id = seq
     return taken
+
+
+def _buffered_packets(conn: Any, count: int) -> list[bytes] | None:
+    """The payloads of the next `count` packets when all of them lie whole in `conn`'s
+    read buffer, in sequence, none an error packet: taken from the buffer at once. Else
+    None, and nothing is taken (PyMySQL's reads then read them, raising what they raise)."""
+    rfile = conn._rfile
+    if rfile is None or conn._current_timeout != conn._read_timeout:
+        return None
+    try:
+        buf = rfile.peek(4)  # what the buffer holds (a socket read only when it is empty)
+    except OSError as exc:
+        _after_read_error(conn, exc, 0)
+        return None
+    except BaseException:
+        conn._force_close()
+        raise
+    pos, end, seq = 0, len(buf), conn._next_seq_id
+    out: list[bytes] = []
+    while len(out) < count:
+        if pos + 5 > end:
+            return None
+        length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+        stop = pos + 4 + length
+        if buf[pos + 3] != seq or length == 0 or stop > end or buf[pos + 4] == 0xFF:
+            return None
+        out.append(buf[pos + 4 : stop])
+        pos, seq = stop, (seq + 1) % 256
+    rfile.read(pos)  # those packets' bytes, from the buffer
+    conn._next_seq_id = seq
+    return out
 
 
 def _row(
