@@ -51,8 +51,8 @@ CHUNK = 5000
 #: `send_records` predate what the run wrote (until `analyze_history`) they overshoot,
 #: the price passes `jit_above_cost`, and the server compiled the query for ~90 ms before
 #: running it, in every batch: the run's longest store step (measured at 100k targets)
-NO_JIT = text(
-    "SELECT set_config('jit', 'off', true) WHERE current_setting('jit', true) IS NOT NULL"
+NO_JIT = select(func.set_config("jit", "off", true())).where(
+    func.current_setting("jit", true()).is_not(None)
 )
 #: the columns of `send_records` whose statistics `analyze_history` refreshes: those the
 #: history check (`seen`), the pending read's done-check and the counts look up, join,
