@@ -217,3 +217,38 @@ def test_a_server_error_mid_stream_raises_as_pymysql_and_the_connection_stays_in
     assert want[1] is not None and len(want[0]) > 64  # the error came mid-result
     assert got == want
     assert after == ((42,),)
+
+
+def test_a_null_before_long_enough_values_is_a_null(db: str) -> None:
+    """A NULL (the length byte 251) followed by at least 251 bytes of other values, where
+    reading the marker as a length would still end inside the row: every batch is still
+    what PyMySQL gives.
+    Mutation: the one-byte length bound moved from 251 to 252 (the NULL read as a 251-byte
+    value) → fails."""
+    conn = _root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"USE `{db}`")
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS n (id INT PRIMARY KEY, a VARBINARY(300),"
+                " b VARBINARY(300), c VARBINARY(300))"
+            )
+            cur.execute("DELETE FROM n")
+            cur.executemany(
+                "INSERT INTO n VALUES (%s, %s, %s, %s)",
+                [
+                    (1, None, b"x" * 250, b""),
+                    (2, None, b"y" * 249, b"z"),
+                    (3, None, b"\x01" * 250, b"\x00" * 10),
+                    (4, b"", None, b"w" * 250),
+                ],
+            )
+            cur.execute("COMMIT")
+    finally:
+        conn.close()
+    sql = "SELECT a, b, c FROM n ORDER BY id"
+    for size in (1, 4):
+        want = _plain(db, sql, size)
+        got, _ = _guarded(db, sql, size)
+        assert got == want
+    assert [r[0] for b in want["batches"] for r in b] == [None, None, None, b""]

@@ -145,9 +145,7 @@ class Processor:
                     return
 
         campaigns = Campaigns(self.store.backend)
-        # each page's COPY text is made in the worker too (`frozen_pages`), while this
-        # thread waits on the store for the page before
-        prepared = campaigns.frozen_pages(run_id, pages())
+        prepared = campaigns.frozen_pages(run_id, pages())  # COPY text made in the worker
         with prefetch.ahead(prepared, thread=self._can_prefetch()) as read:
             return campaigns.freeze(run_id, read)
 
