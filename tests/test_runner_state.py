@@ -100,6 +100,51 @@ def test_freeze_keeps_order_drops_repeats_and_marks_the_set(store: Store, oracle
     assert targets(oracle, run) == [(1, "z", "r9")]
 
 
+@pytest.mark.parametrize("prepared", [False, True], ids=["lists", "frozen_pages"])
+def test_pages_prepared_where_they_are_read_freeze_what_lists_freeze(
+    store: Store, oracle: Oracle, prepared: bool
+) -> None:
+    """A run's worker makes each page's COPY text where it reads the page
+    (`frozen_pages`): frozen that way, awkward keys and recipients (tabs, newlines,
+    backslashes, COPY's NULL spelling, quotes, Korean, no recipient), a key repeated on a
+    later page (that page written again skipping it, with the text made before) and an
+    empty page give the very rows the plain lists give.
+    Mutation: the seq numbers from the page's first seq (not after it) → both fail (lists
+    are made into the same pages inside `freeze`)."""
+    pages = [
+        [("a\tb", "r\n1"), ("back\\slash", None), ("\\N", "\\N")],
+        [],
+        [('q"uote', "김"), ("a\tb", "again"), ("n\nl", "r\r")],
+    ]
+    _wf, run = workflow_with_run(store)
+    c = Campaigns(store.backend)
+    c.start_state(run, ME, "manual")
+    count = c.freeze(run, c.frozen_pages(run, pages) if prepared else pages)
+    assert count == 5
+    assert targets(oracle, run) == [
+        (1, "a\tb", "r\n1"),
+        (2, "back\\slash", None),
+        (3, "\\N", "\\N"),
+        (4, 'q"uote', "김"),
+        (6, "n\nl", "r\r"),
+    ]
+
+
+def test_frozen_pages_of_another_run_or_out_of_order_are_refused(store: Store) -> None:
+    """`freeze` stores a prepared page only where it was made to go: this run's, in order.
+    Mutation: the check off → fails (the pages are stored under the wrong run or seq)."""
+    _wf, run = workflow_with_run(store)
+    _wf2, other = workflow_with_run(store, "wf2")
+    c = Campaigns(store.backend)
+    c.start_state(run, ME, "manual")
+    theirs = list(c.frozen_pages(other, [[("a", None)]]))
+    with pytest.raises(ValueError, match="this run's, in order"):
+        c.freeze(run, theirs)
+    skipped = list(c.frozen_pages(run, [[("a", None)], [("b", None)]]))[1:]
+    with pytest.raises(ValueError, match="this run's, in order"):
+        c.freeze(run, skipped)
+
+
 def test_freeze_writes_every_chunk(
     store: Store, oracle: Oracle, monkeypatch: pytest.MonkeyPatch
 ) -> None:

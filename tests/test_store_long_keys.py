@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL
 from hybridwb.errors import HybridwbError
 from hybridwb.platform import migrate
 from hybridwb.platform.backend import SqlBackend
-from hybridwb.platform.campaigns import Campaigns
+from hybridwb.platform.campaigns import Campaigns, FrozenPage
 from hybridwb.platform.schema import metadata
 from hybridwb.platform.store import Store
 from tests._stores import fresh_pg_database
@@ -114,9 +114,7 @@ def test_a_driver_error_from_a_copy_is_translated_without_the_rows_values(pg_url
         with pytest.raises(HybridwbError) as info:
             # `run_id` is a uuid: the address there fails the COPY, quoted by the server
             Campaigns(st.backend)._copy_fresh(
-                metadata.tables["run_targets"],
-                ["run_id", "seq", "target_key", "recipient"],
-                [(address, 1, address, address)],
+                metadata.tables["run_targets"], FrozenPage(address, 0, [(address, address)], None)
             )
     finally:
         st.close()

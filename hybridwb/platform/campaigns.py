@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Text,
@@ -51,8 +51,8 @@ CHUNK = 5000
 #: `send_records` predate what the run wrote (until `analyze_history`) they overshoot,
 #: the price passes `jit_above_cost`, and the server compiled the query for ~90 ms before
 #: running it, in every batch: the run's longest store step (measured at 100k targets)
-NO_JIT = text(
-    "SELECT set_config('jit', 'off', true) WHERE current_setting('jit', true) IS NOT NULL"
+NO_JIT = select(func.set_config("jit", "off", true())).where(
+    func.current_setting("jit", true()).is_not(None)
 )
 #: the columns of `send_records` whose statistics `analyze_history` refreshes: those the
 #: history check (`seen`), the pending read's done-check and the counts look up, join,
@@ -128,6 +128,34 @@ def is_stale(lock: dict[str, Any], at: datetime, stale_after: float) -> bool:
     """A lock whose heartbeat stopped, or whose owner is a dead process on this host."""
     beat = as_utc(lock["heartbeat_at"])
     return owner_alive(lock["owner"]) is False or (as_utc(at) - beat).total_seconds() > stale_after
+
+
+class FrozenPage(NamedTuple):
+    """A page of a run's frozen set as `Campaigns.freeze` stores it: the run, the seq
+    number before its first target, its (key, recipient) pairs, and on Postgres their COPY
+    text (None: written row by row)."""
+
+    run: str
+    first_seq: int
+    pairs: list[tuple[str, str | None]]
+    text: str | None
+
+
+#: the columns a frozen page is COPied into, in `_frozen_columns`' order
+FROZEN_COLUMNS = ("run_id", "seq", "target_key", "recipient")
+
+
+def _frozen_columns(run: str, first_seq: int, pairs: list[tuple[str, str | None]]) -> list[Any]:
+    """A frozen page as COPY columns (`FROZEN_COLUMNS`): its run once, seq numbers from
+    `first_seq` + 1, keys, recipients."""
+    from hybridwb.platform.idempotent import Same
+
+    return [
+        Same(run),
+        range(first_seq + 1, first_seq + 1 + len(pairs)),
+        [key for key, _ in pairs],
+        [recipient for _, recipient in pairs],
+    ]
 
 
 class Campaigns:
@@ -264,8 +292,12 @@ class Campaigns:
         self._run(put)
 
     # -- the frozen target set -------------------------------------------------------------
-    def freeze(self, run_id: Any, batches: Iterable[list[tuple[str, str | None]]]) -> int:
+    def freeze(
+        self, run_id: Any, batches: Iterable[list[tuple[str, str | None]] | FrozenPage]
+    ) -> int:
         """Store (key, recipient) of every target with the run, then mark the set frozen.
+        `batches`: lists of pairs, or the pages `frozen_pages` made of them (their COPY
+        text built where they were read: a run's worker thread).
 
         A freeze interrupted half-way is discarded and redone: nothing is sent before the
         set is marked frozen, so the set a resume completes is always a whole one.
@@ -279,15 +311,16 @@ class Campaigns:
 
         self._run(clear)
         seq = 0
-        for batch in batches:
+        for item in batches:
+            page = self.frozen_page(rid, seq, item) if isinstance(item, list) else item
+            if (page.run, page.first_seq) != (str(rid), seq):
+                raise ValueError("frozen pages must be this run's, in order, each after the last")
             if self.backend.name == "postgresql":
-                run = str(rid)
-                rows = [(run, seq + i, k, r) for i, (k, r) in enumerate(batch, 1)]
-                self._copy_fresh(targets, ["run_id", "seq", "target_key", "recipient"], rows)
-                seq += len(batch)
+                self._copy_fresh(targets, page)
+                seq += len(page.pairs)
                 continue
             dicts = []
-            for key, recipient in batch:
+            for key, recipient in page.pairs:
                 seq += 1
                 dicts.append({"run_id": rid, "seq": seq, "target_key": key, "recipient": recipient})
             for start in range(0, len(dicts), CHUNK):
@@ -302,7 +335,30 @@ class Campaigns:
         self.set_state(rid, frozen_at=now(), frozen_count=count)
         return count
 
-    def _copy_fresh(self, tbl: Any, cols: list[str], rows: list[tuple[Any, ...]]) -> None:
+    def frozen_pages(
+        self, run_id: Any, batches: Iterable[list[tuple[str, str | None]]]
+    ) -> Iterator[FrozenPage]:
+        """`batches` as the pages `freeze` stores, in order: their seq numbers and (on
+        Postgres) their COPY text made here, in the thread that iterates this (a run's
+        worker, while the run's thread waits on the store for the page before)."""
+        rid, seq = as_uuid(run_id), 0
+        for batch in batches:
+            yield self.frozen_page(rid, seq, batch)
+            seq += len(batch)
+
+    def frozen_page(
+        self, run_id: Any, first_seq: int, batch: list[tuple[str, str | None]]
+    ) -> FrozenPage:
+        """One page of the frozen set: its pairs after `first_seq`, and on Postgres their
+        COPY text (None: psycopg writes the rows, see `copy_columns_text`)."""
+        run, text = str(as_uuid(run_id)), None
+        if self.backend.name == "postgresql" and batch:
+            from hybridwb.platform.idempotent import copy_columns_text
+
+            text = copy_columns_text(_frozen_columns(run, first_seq, batch))
+        return FrozenPage(run, first_seq, batch, text)
+
+    def _copy_fresh(self, tbl: Any, page: FrozenPage) -> None:
         """COPY a page of the frozen set straight into its table where the keys should be
         new (Postgres); if one exists after all (a retry after a lost commit
         acknowledgement, a key the source repeated), the page is written again skipping
@@ -314,18 +370,20 @@ class Campaigns:
         flushes only after all WAL written before it, the pages' included. A server crash
         before that mark loses at most pages of a set not yet frozen, which a resume
         freezes again whole (see `freeze`)."""
-        from hybridwb.platform.idempotent import KeyExists, copy_tuples
+        from hybridwb.platform.idempotent import KeyExists, copy_columns
 
-        def page(conn: Any, conflict: list[str] | None) -> None:
-            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            copy_tuples(conn, tbl, cols, rows, conflict)
-
-        if not rows:
+        if not page.pairs:
             return
+        columns = _frozen_columns(page.run, page.first_seq, page.pairs)
+
+        def write(conn: Any, conflict: list[str] | None) -> None:
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            copy_columns(conn, tbl, list(FROZEN_COLUMNS), columns, conflict, text=page.text)
+
         try:
-            self.backend.run(lambda conn, _: page(conn, None), write=True)
+            self.backend.run(lambda conn, _: write(conn, None), write=True)
         except KeyExists:
-            self.backend.run(lambda conn, _: page(conn, ["run_id", "target_key"]), write=True)
+            self.backend.run(lambda conn, _: write(conn, ["run_id", "target_key"]), write=True)
 
     def pending(
         self, run_id: Any, after_seq: int, limit: int, *, check_done: bool = True

@@ -229,11 +229,14 @@ def copy_columns(
     cols: list[str],
     columns: Sequence[Sequence[Any] | Same],
     conflict: list[str] | None = None,
+    *,
+    text: str | None = None,
 ) -> None:
     """COPY the rows `columns` make (in `cols` order; `Same` for a value every row has)
     into `tbl` (Postgres). With `conflict`, rows whose key exists are skipped (COPY into a
     temporary table, then INSERT ... ON CONFLICT DO NOTHING); without, straight into the
-    table, where a duplicate key fails the COPY."""
+    table, where a duplicate key fails the COPY. `text`: their `copy_columns_text`, when
+    the caller made it already (in another thread)."""
     from psycopg import sql
     from psycopg.errors import UniqueViolation
 
@@ -261,7 +264,8 @@ def copy_columns(
                     target if conflict is None else sql.Identifier(into), names
                 )
             ) as copy:
-                text = copy_columns_text(columns) if columns else ""
+                if text is None:
+                    text = copy_columns_text(columns) if columns else ""
                 if text is not None:
                     copy.write(text)
                 else:

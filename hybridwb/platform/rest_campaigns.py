@@ -24,7 +24,14 @@ from typing import Any
 
 from hybridwb.errors import StoreError
 from hybridwb.platform.backend import Backend, Op
-from hybridwb.platform.campaigns import CHUNK, Campaigns, CapCheck, as_utc, owner_alive
+from hybridwb.platform.campaigns import (
+    CHUNK,
+    Campaigns,
+    CapCheck,
+    FrozenPage,
+    as_utc,
+    owner_alive,
+)
 from hybridwb.platform.repos import as_uuid
 from hybridwb.platform.rest import RestBackend
 from hybridwb.platform.schema import now
@@ -99,13 +106,19 @@ class RestCampaigns(Campaigns):
         self.backend.apply([Op("update", "run_state", values, {"run_id": as_uuid(run_id)})])
 
     # -- the frozen target set -------------------------------------------------------------
-    def freeze(self, run_id: Any, batches: Iterable[list[tuple[str, str | None]]]) -> int:
+    def freeze(
+        self, run_id: Any, batches: Iterable[list[tuple[str, str | None]] | FrozenPage]
+    ) -> int:
         """As `Campaigns.freeze`: rows upserted ignoring a key already frozen (a repeated
         request, or a key the source repeated), the set marked frozen after the last."""
         rid = as_uuid(run_id)
         self.backend.apply([Op("delete", "run_targets", where={"run_id": rid})])
         seq = 0
-        for batch in batches:
+        for item in batches:
+            page = self.frozen_page(rid, seq, item) if isinstance(item, list) else item
+            if (page.run, page.first_seq) != (str(rid), seq):
+                raise ValueError("frozen pages must be this run's, in order, each after the last")
+            batch = page.pairs
             rows = [
                 {"run_id": rid, "seq": seq + i, "target_key": k, "recipient": r}
                 for i, (k, r) in enumerate(batch, 1)

@@ -144,8 +144,12 @@ class Processor:
                 if limit is not None and seen >= limit:
                     return
 
-        with prefetch.ahead(pages(), thread=self._can_prefetch()) as read:
-            return Campaigns(self.store.backend).freeze(run_id, read)
+        campaigns = Campaigns(self.store.backend)
+        # each page's COPY text is made in the worker too (`frozen_pages`), while this
+        # thread waits on the store for the page before
+        prepared = campaigns.frozen_pages(run_id, pages())
+        with prefetch.ahead(prepared, thread=self._can_prefetch()) as read:
+            return campaigns.freeze(run_id, read)
 
     def _can_prefetch(self) -> bool:
         """Whether a worker thread may read the next batch: each of its reads takes a
