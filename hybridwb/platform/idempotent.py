@@ -243,17 +243,26 @@ def copy_columns(
     raw: Any = conn.connection.dbapi_connection  # psycopg's connection (its cursor is a context)
     assert raw is not None
     names = sql.SQL(", ").join(map(sql.Identifier, cols))
+    # the table in its schema, if it names one (not a same-named table the search path
+    # finds first); the temporary table of the `conflict` path lives in its own schema
+    target = sql.Identifier(*filter(None, (tbl.schema, tbl.name)))
     into = tbl.name if conflict is None else f"_load_{tbl.name}"
     try:
         with raw.cursor() as cur:
             if conflict is not None:
+                # a load table an earlier call of this transaction left (it is dropped
+                # only at commit) goes first, in the same round trip; `pg_temp` names
+                # the session's own, never a same-named table of the database
                 cur.execute(
                     sql.SQL(
-                        "CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP"
-                    ).format(sql.Identifier(into), sql.Identifier(tbl.name))
+                        "DROP TABLE IF EXISTS pg_temp.{0};"
+                        " CREATE TEMPORARY TABLE {0} (LIKE {1} INCLUDING DEFAULTS) ON COMMIT DROP"
+                    ).format(sql.Identifier(into), target)
                 )
             with cur.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(into), names)
+                sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    target if conflict is None else sql.Identifier(into), names
+                )
             ) as copy:
                 if text is None:
                     text = copy_columns_text(columns) if columns else ""
