@@ -18,6 +18,18 @@ def root() -> pymysql.Connection:
 
 
 @contextlib.contextmanager
+def root_cursor(db: str) -> Iterator[pymysql.cursors.Cursor]:
+    """A cursor of a root connection in `db`, autocommit on; closed after."""
+    conn = root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"USE `{db}`")
+            yield cur
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
 def scratch_db(prefix: str, rows: int) -> Iterator[str]:
     """A database `hybridwb_<prefix>_<random>` with a table `t (a INT)` holding 1..rows,
     dropped after."""

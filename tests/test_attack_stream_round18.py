@@ -40,10 +40,11 @@ from sqlalchemy.engine import URL
 from hybridwb.platform.idempotent import Same, _rows_of, copy_columns, copy_tuples
 from hybridwb.source import Source, described, drivers
 from tests._mysql import root as _root
-from tests._mysql import scratch_db
+from tests._mysql import root_cursor, scratch_db
 from tests._stores import fresh_pg_database
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 from tests.test_attack_described_round17 import _Proxy
+from tests.test_source_lean_driver import _source
 
 # ---------------------------------------------------------------------------------------
 # (1) the guarded PyMySQL connection against plain PyMySQL
@@ -95,27 +96,15 @@ _KIND_ROWS = [
 def mdb() -> Iterator[str]:
     """A database with a table `k` of every kind of value and a procedure of two results."""
     with scratch_db("a18", rows=3) as name:
-        conn = _root()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f"USE `{name}`")
-                cur.execute("SET SESSION sql_mode = ''")  # zero dates stored as written
-                cur.execute(f"CREATE TABLE k ({_KINDS}) CHARACTER SET utf8mb4")
-                for row in _KIND_ROWS:
-                    cur.execute(f"INSERT INTO k VALUES ({row})")
-                cur.execute(
-                    "CREATE PROCEDURE two() BEGIN SELECT 1 AS a; SELECT 'x' AS b, NULL AS c; END"
-                )
-        finally:
-            conn.close()
+        with root_cursor(name) as cur:
+            cur.execute("SET SESSION sql_mode = ''")  # zero dates stored as written
+            cur.execute(f"CREATE TABLE k ({_KINDS}) CHARACTER SET utf8mb4")
+            for row in _KIND_ROWS:
+                cur.execute(f"INSERT INTO k VALUES ({row})")
+            cur.execute(
+                "CREATE PROCEDURE two() BEGIN SELECT 1 AS a; SELECT 'x' AS b, NULL AS c; END"
+            )
         yield name
-
-
-def _source(db: str, *, use_guard: bool = False) -> Source:
-    url = URL.create(
-        "mysql+pymysql", username="root", host=MYSQL_HOST, port=MYSQL_PORT, database=db
-    )
-    return Source(url, use_guard=use_guard, pool_size=2, max_overflow=0)
 
 
 def _trace(cur: Any, conn: Any, sql: str, ops: list[Any]) -> list[Any]:
@@ -165,7 +154,7 @@ def _plain_trace(db: str, sql: str, ops: list[Any]) -> list[Any]:
 
 
 def _guarded_trace(db: str, sql: str, ops: list[Any]) -> list[Any]:
-    src = _source(db)
+    src = _source(db, use_guard=False)
     try:
         raw = src.engine.raw_connection()
         try:
@@ -352,7 +341,7 @@ def test_kill_mid_fetch_raises_what_pymysql_raises(mdb: str, how: str) -> None:
     finally:
         with contextlib.suppress(Exception):
             conn.close()
-    src = _source(mdb)
+    src = _source(mdb, use_guard=False)
     try:
         raw = src.engine.raw_connection()
         try:

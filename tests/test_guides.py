@@ -293,6 +293,7 @@ def test_guides_run_on_mariadb_and_postgres(tmp_path: Path, fresh_mysql_db: str,
     )
     result = run_guides(tmp_path, None, env, sanitize=rules)
     out = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
+    (tmp_path / "nbval.out").write_text(out, encoding="utf-8")  # whole, after a failure
     found = re.findall(r"^FAILED \S*?(\d\d_\w+\.ipynb)::Cell (\d+)", out, re.MULTILINE)
     failed = {(name, int(cell)) for name, cell in found}
     assert failed == set(SERVER_OUTPUTS), (

@@ -15,12 +15,11 @@ from typing import Any
 
 import pymysql
 import pytest
-from sqlalchemy.engine import URL
 
-from hybridwb.source import Source, described, drivers
-from tests._mysql import root as _root
-from tests._mysql import scratch_db
+from hybridwb.source import described, drivers
+from tests._mysql import root_cursor, scratch_db
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
+from tests.test_source_lean_driver import _source
 
 pytestmark = pytest.mark.mysql
 
@@ -32,50 +31,34 @@ _LENGTHS = [0, 1, 249, 250, 251, 252, 253, 300, 65535, 65536, 70000]
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
     with scratch_db("sr", rows=1) as name:
-        conn = _root()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f"USE `{name}`")
-                cur.execute(
-                    "CREATE TABLE w (id INT PRIMARY KEY, s MEDIUMTEXT CHARACTER SET utf8mb4,"
-                    " b MEDIUMBLOB, n INT, d DECIMAL(12, 3), t DATETIME(6), j JSON,"
-                    " k VARCHAR(20) CHARACTER SET latin1, e ENUM('x', 'y'), f DOUBLE)"
-                )
-                rng = random.Random(17)
-                rows = []
-                for i in range(1, 3001):
-                    size = rng.choice(_LENGTHS) if i % 7 == 0 else rng.randrange(0, 120)
-                    text = "".join(rng.choice("aé한\t\\'\"\n") for _ in range(size))
-                    rows.append(
-                        (
-                            i,
-                            None if i % 11 == 0 else text,
-                            None
-                            if i % 13 == 0
-                            else bytes(rng.randrange(256) for _ in range(i % 40)),
-                            None if i % 5 == 0 else rng.randrange(-(2**31), 2**31),
-                            None
-                            if i % 6 == 0
-                            else f"{rng.randrange(-(10**8), 10**8)}.{i % 1000:03d}",
-                            None if i % 9 == 0 else f"2026-12-05 01:02:{i % 60:02d}.{i:06d}",
-                            None if i % 4 == 0 else f'{{"a": [{i}, "é"]}}',
-                            None if i % 8 == 0 else "café"[: i % 5],
-                            None if i % 10 == 0 else "xy"[i % 2],
-                            None if i % 12 == 0 else i / 7,
-                        )
+        with root_cursor(name) as cur:
+            cur.execute(
+                "CREATE TABLE w (id INT PRIMARY KEY, s MEDIUMTEXT CHARACTER SET utf8mb4,"
+                " b MEDIUMBLOB, n INT, d DECIMAL(12, 3), t DATETIME(6), j JSON,"
+                " k VARCHAR(20) CHARACTER SET latin1, e ENUM('x', 'y'), f DOUBLE)"
+            )
+            rng = random.Random(17)
+            rows = []
+            for i in range(1, 3001):
+                size = rng.choice(_LENGTHS) if i % 7 == 0 else rng.randrange(0, 120)
+                text = "".join(rng.choice("aé한\t\\'\"\n") for _ in range(size))
+                rows.append(
+                    (
+                        i,
+                        None if i % 11 == 0 else text,
+                        None if i % 13 == 0 else bytes(rng.randrange(256) for _ in range(i % 40)),
+                        None if i % 5 == 0 else rng.randrange(-(2**31), 2**31),
+                        None if i % 6 == 0 else f"{rng.randrange(-(10**8), 10**8)}.{i % 1000:03d}",
+                        None if i % 9 == 0 else f"2026-12-05 01:02:{i % 60:02d}.{i:06d}",
+                        None if i % 4 == 0 else f'{{"a": [{i}, "é"]}}',
+                        None if i % 8 == 0 else "café"[: i % 5],
+                        None if i % 10 == 0 else "xy"[i % 2],
+                        None if i % 12 == 0 else i / 7,
                     )
-                cur.executemany("INSERT INTO w VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
-                cur.execute("COMMIT")
-        finally:
-            conn.close()
+                )
+            cur.executemany("INSERT INTO w VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+            cur.execute("COMMIT")
         yield name
-
-
-def _source(db: str) -> Source:
-    url = URL.create(
-        "mysql+pymysql", username="root", host=MYSQL_HOST, port=MYSQL_PORT, database=db
-    )
-    return Source(url, use_guard=False, pool_size=2, max_overflow=0)
 
 
 def _batches(cur: Any, sql: str, size: int) -> dict[str, Any]:
@@ -124,7 +107,7 @@ def _plain(db: str, sql: str, size: int) -> dict[str, Any]:
 def _guarded(db: str, sql: str, size: int) -> tuple[dict[str, Any], Any]:
     """`sql` through the source's own streaming cursor, then the next statement on the
     same connection (it must be in step)."""
-    src = _source(db)
+    src = _source(db, use_guard=False)
     try:
         raw = src.engine.raw_connection()
         try:
@@ -202,7 +185,7 @@ def test_a_server_error_mid_stream_raises_as_pymysql_and_the_connection_stays_in
         want = run(conn.cursor(pymysql.cursors.SSCursor))
     finally:
         conn.close()
-    src = _source(db)
+    src = _source(db, use_guard=False)
     try:
         raw = src.engine.raw_connection()
         try:
@@ -225,27 +208,22 @@ def test_a_null_before_long_enough_values_is_a_null(db: str) -> None:
     what PyMySQL gives.
     Mutation: the one-byte length bound moved from 251 to 252 (the NULL read as a 251-byte
     value) → fails."""
-    conn = _root()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"USE `{db}`")
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS n (id INT PRIMARY KEY, a VARBINARY(300),"
-                " b VARBINARY(300), c VARBINARY(300))"
-            )
-            cur.execute("DELETE FROM n")
-            cur.executemany(
-                "INSERT INTO n VALUES (%s, %s, %s, %s)",
-                [
-                    (1, None, b"x" * 250, b""),
-                    (2, None, b"y" * 249, b"z"),
-                    (3, None, b"\x01" * 250, b"\x00" * 10),
-                    (4, b"", None, b"w" * 250),
-                ],
-            )
-            cur.execute("COMMIT")
-    finally:
-        conn.close()
+    with root_cursor(db) as cur:
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS n (id INT PRIMARY KEY, a VARBINARY(300),"
+            " b VARBINARY(300), c VARBINARY(300))"
+        )
+        cur.execute("DELETE FROM n")
+        cur.executemany(
+            "INSERT INTO n VALUES (%s, %s, %s, %s)",
+            [
+                (1, None, b"x" * 250, b""),
+                (2, None, b"y" * 249, b"z"),
+                (3, None, b"\x01" * 250, b"\x00" * 10),
+                (4, b"", None, b"w" * 250),
+            ],
+        )
+        cur.execute("COMMIT")
     sql = "SELECT a, b, c FROM n ORDER BY id"
     for size in (1, 4):
         want = _plain(db, sql, size)
