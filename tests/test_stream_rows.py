@@ -9,6 +9,7 @@ Oracle: a plain PyMySQL connection (no hybridwb class) streaming the same statem
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -104,24 +105,32 @@ def _plain(db: str, sql: str, size: int) -> dict[str, Any]:
         conn.close()
 
 
-def _guarded(db: str, sql: str, size: int) -> tuple[dict[str, Any], Any]:
-    """`sql` through the source's own streaming cursor, then the next statement on the
-    same connection (it must be in step)."""
+@contextlib.contextmanager
+def guarded_raw(db: str) -> Iterator[Any]:
+    """The driver connection of a source's pooled connection on `db` (guard off, so any
+    statement runs); it and the source are closed after."""
     src = _source(db, use_guard=False)
     try:
         raw = src.engine.raw_connection()
         try:
-            cur = drivers.unbuffered_cursor(raw.dbapi_connection)
-            assert type(cur) is described.StreamCursor
-            out = _batches(cur, sql, size)
-            cur.close()
-            check = raw.dbapi_connection.cursor()
-            check.execute("SELECT COUNT(*) FROM w")
-            after = check.fetchall()
+            yield raw.dbapi_connection
         finally:
             raw.close()
     finally:
         src.close()
+
+
+def _guarded(db: str, sql: str, size: int) -> tuple[dict[str, Any], Any]:
+    """`sql` through the source's own streaming cursor, then the next statement on the
+    same connection (it must be in step)."""
+    with guarded_raw(db) as conn:
+        cur = drivers.unbuffered_cursor(conn)
+        assert type(cur) is described.StreamCursor
+        out = _batches(cur, sql, size)
+        cur.close()
+        check = conn.cursor()
+        check.execute("SELECT COUNT(*) FROM w")
+        after = check.fetchall()
     return out, after
 
 
@@ -185,18 +194,11 @@ def test_a_server_error_mid_stream_raises_as_pymysql_and_the_connection_stays_in
         want = run(conn.cursor(pymysql.cursors.SSCursor))
     finally:
         conn.close()
-    src = _source(db, use_guard=False)
-    try:
-        raw = src.engine.raw_connection()
-        try:
-            got = run(drivers.unbuffered_cursor(raw.dbapi_connection))
-            check = raw.dbapi_connection.cursor()
-            check.execute("SELECT 42")
-            after = check.fetchall()
-        finally:
-            raw.close()
-    finally:
-        src.close()
+    with guarded_raw(db) as raw:
+        got = run(drivers.unbuffered_cursor(raw))
+        check = raw.cursor()
+        check.execute("SELECT 42")
+        after = check.fetchall()
     assert want[1] is not None and len(want[0]) > 64  # the error came mid-result
     assert got == want
     assert after == ((42,),)
