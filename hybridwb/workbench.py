@@ -337,6 +337,12 @@ class _StoreSink:
             with self._lock:
                 wb.store.write_query_logs(entries)
 
+    def write_query_log_rows(self, rows: list[Any]) -> None:
+        wb = self._wb()
+        if wb is not None:
+            with self._lock:
+                wb.store.write_query_log_rows(rows)
+
     def __repr__(self) -> str:
         return "<query log sink: the workbench's store>"
 

@@ -21,7 +21,7 @@ from hybridwb.platform.backend import Backend, Op, SqlBackend
 from hybridwb.platform.console import pii_columns, run_sql
 from hybridwb.platform.repos import Mappings, Runs, Templates, Variables, Workflows
 from hybridwb.platform.schema import now
-from hybridwb.source.querylog import QueryLogEntry
+from hybridwb.source.querylog import LogRow, QueryLogEntry
 from hybridwb.validation import checked_calls, short
 
 SEED_CATEGORIES = [
@@ -167,44 +167,40 @@ class Store:
 
     # -- logs ------------------------------------------------------------------------------
     def write_query_logs(self, entries: list[QueryLogEntry]) -> None:
-        """Persist a batch of QueryLog entries in one round trip. On the SQLite store the
-        rows go as the values SQLite stores (ids as 32 hex digits, times as SQLAlchemy's
-        storage text), without a dict, a UUID object and two bind processors per entry."""
+        """Persist a batch of QueryLog entries in one round trip (`write_query_log_rows`)."""
+        self.write_query_log_rows([e.as_row() for e in entries])
+
+    def write_query_log_rows(self, rows: list[LogRow]) -> None:
+        """Persist a batch of query log rows (`QueryLogEntry.as_row`) in one round trip. On
+        the SQLite store the rows go as the values SQLite stores (ids as 32 hex digits, times
+        as SQLAlchemy's storage text), without a dict, a UUID object and two bind processors
+        per entry."""
         backend = self.backend
+        times = [r[7] for r in rows]
         if isinstance(backend, SqlBackend) and backend.name == "sqlite":
-            numbers = log_id_numbers([e.timestamp for e in entries])
             stored = [
-                (
-                    format(numbers[i], "032x"),  # Uuid's bind on SQLite: `.hex`
-                    sqlite_time(e.timestamp),
-                    e.database,
-                    e.query,
-                    e.executionTime,
-                    e.resultCount,
-                    e.status,
-                    e.errorMessage,
-                    e.kind,
-                )
-                for i, e in enumerate(entries)
+                # Uuid's bind on SQLite: `.hex`
+                (format(n, "032x"), at, r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+                for n, at, r in zip(log_id_numbers(times), sqlite_times(times), rows, strict=True)
             ]
             backend.insert_ignore_stored("query_logs", _LOG_COLUMNS, stored, ["id"])
             return
-        ids = log_ids([e.timestamp for e in entries])
-        rows = [
+        ids = log_ids(times)
+        dicts = [
             {
                 "id": ids[i],
-                "timestamp": e.timestamp,
-                "database": e.database,
-                "query": e.query,
-                "execution_time": e.executionTime,
-                "result_count": e.resultCount,
-                "status": e.status,
-                "error_message": e.errorMessage,
-                "kind": e.kind,
+                "timestamp": r[7],
+                "database": r[0],
+                "query": r[1],
+                "execution_time": r[2],
+                "result_count": r[3],
+                "status": r[4],
+                "error_message": r[5],
+                "kind": r[6],
             }
-            for i, e in enumerate(entries)
+            for i, r in enumerate(rows)
         ]
-        self.backend.insert_ignore("query_logs", rows, ["id"])
+        self.backend.insert_ignore("query_logs", dicts, ["id"])
 
     # -- SQL and listings ------------------------------------------------------------------
     def sql(
@@ -331,3 +327,18 @@ def sqlite_time(at: datetime) -> str:
     """A datetime as SQLAlchemy's DateTime binds it on SQLite (its default storage format,
     `YYYY-MM-DD HH:MM:SS.ffffff`, the fields as they are, any time zone left out)."""
     return at.isoformat(" ", "microseconds")[:26]
+
+
+def sqlite_times(times: list[datetime]) -> list[str]:
+    """`sqlite_time` of each time, the text up to the second made once per second of the
+    batch (a query log batch's entries share a few seconds; `isoformat` with microseconds
+    cost more than the rest of a stored row)."""
+    seconds: dict[tuple[int, ...], str] = {}
+    out = []
+    for at in times:
+        second = (at.year, at.month, at.day, at.hour, at.minute, at.second)  # as they are
+        head = seconds.get(second)
+        if head is None:
+            head = seconds[second] = at.isoformat(" ", "seconds")[:19]
+        out.append(f"{head}.{at.microsecond:06d}")
+    return out

@@ -5,6 +5,11 @@ lands in a log. The log buffers in memory and hands batches to a sink (the platf
 persists them); it never makes a round trip per query. The buffer is bounded: when the sink
 fails, the batch is kept and the sink is not tried again for `RETRY_AFTER` seconds (a query
 never waits on a store that is down); past `maxlen` pending entries the oldest are dropped.
+
+Every statement a source runs is one entry, so the read path records an entry as its plain
+row (`record_row`: the fields of `QueryLogEntry` in order, a tuple) and the store writes
+such rows as they are (`write_query_log_rows`): a frozen dataclass per statement cost more
+than the rest of the entry. `entries` and a sink without that method see `QueryLogEntry`s.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections import deque
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlglot.tokens import Token, TokenType
 
@@ -130,6 +135,24 @@ class QueryLogEntry:
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def as_row(self) -> LogRow:
+        """The entry as `QueryLog.record_row` takes it (its fields in order)."""
+        return (
+            self.database,
+            self.query,
+            self.executionTime,
+            self.resultCount,
+            self.status,
+            self.errorMessage,
+            self.kind,
+            self.timestamp,
+        )
+
+
+#: a QueryLogEntry's fields in order, as a tuple: (database, query, executionTime,
+#: resultCount, status, errorMessage, kind, timestamp)
+LogRow = tuple[str, str, float, int, str, "str | None", str, datetime]
+
 
 class QueryLogSink(Protocol):
     def write_query_logs(self, entries: list[QueryLogEntry]) -> None: ...
@@ -139,8 +162,8 @@ class QueryLog:
     """A bounded in-memory log that flushes to a sink in batches."""
 
     def __init__(self, maxlen: int = 10_000, batch_size: int = 200) -> None:
-        self.entries: deque[QueryLogEntry] = deque(maxlen=maxlen)
-        self._pending: list[QueryLogEntry] = []
+        self._rows: deque[LogRow] = deque(maxlen=maxlen)
+        self._pending: list[LogRow] = []
         self.batch_size = batch_size
         self.sink: QueryLogSink | None = None
         #: why the last hand-over to the sink failed (type and hybridwb message), or None
@@ -148,18 +171,30 @@ class QueryLog:
         self._hold_until = 0.0
         self._lock = threading.Lock()
 
-    def record(self, entry: QueryLogEntry) -> None:
+    @property
+    def entries(self) -> deque[QueryLogEntry]:
+        """The last `maxlen` entries, oldest first (made from the rows when asked for)."""
         with self._lock:
-            self.entries.append(entry)
-            self._pending.append(entry)  # kept until a sink (the store) takes them
-            cap = self.entries.maxlen
-            if cap is not None and len(self._pending) > cap:
-                del self._pending[: len(self._pending) - cap]
-            if self.sink is None or len(self._pending) < self.batch_size:
+            rows = list(self._rows)
+        return deque((QueryLogEntry(*row) for row in rows), maxlen=self._rows.maxlen)
+
+    def record(self, entry: QueryLogEntry) -> None:
+        self.record_row(entry.as_row())
+
+    def record_row(self, row: LogRow) -> None:
+        """`record` of an entry given as its row (the read path's: no object per entry)."""
+        with self._lock:
+            self._rows.append(row)
+            pending = self._pending
+            pending.append(row)  # kept until a sink (the store) takes them
+            cap = self._rows.maxlen
+            if cap is not None and len(pending) > cap:
+                del pending[: len(pending) - cap]
+            if self.sink is None or len(pending) < self.batch_size:
                 return
             if self._hold_until > time.monotonic():
                 return  # the sink failed a moment ago: keep buffering
-            batch, self._pending = self._pending, []
+            batch, self._pending = pending, []
         self._write(batch)
 
     def flush(self) -> int:
@@ -175,16 +210,22 @@ class QueryLog:
         """Entries not yet handed to the sink."""
         return len(self._pending)
 
-    def _write(self, batch: list[QueryLogEntry]) -> bool:
-        assert self.sink is not None
+    def _write(self, batch: list[LogRow]) -> bool:
+        sink: Any = self.sink
+        assert sink is not None
         try:
-            self.sink.write_query_logs(batch)
+            write_rows = getattr(sink, "write_query_log_rows", None)
+            if write_rows is not None:
+                write_rows(batch)
+            else:
+                sink.write_query_logs([QueryLogEntry(*row) for row in batch])
         except Exception as exc:
             # logging must never break a query; keep the batch for the next flush
             with self._lock:
                 self._pending[:0] = batch
-                if len(self._pending) > self.entries.maxlen:  # type: ignore[operator]
-                    del self._pending[: len(self._pending) - self.entries.maxlen]  # type: ignore[operator]
+                cap = self._rows.maxlen
+                if cap is not None and len(self._pending) > cap:
+                    del self._pending[: len(self._pending) - cap]
                 self._hold_until = time.monotonic() + RETRY_AFTER
                 # a hybridwb error's message is scrubbed; anything else shows its type only
                 self.last_error = (
@@ -197,4 +238,4 @@ class QueryLog:
         return True
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._rows)

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -58,7 +59,7 @@ from hybridwb.source.engine import (
     sqlite_engine,
 )
 from hybridwb.source.execute import run_mysql
-from hybridwb.source.querylog import QueryLog, QueryLogEntry, log_text, log_text_of
+from hybridwb.source.querylog import QueryLog, log_text, log_text_of
 from hybridwb.source.transpile import expand_lists, to_sqlite
 from hybridwb.source.verdicts import VERDICTS
 
@@ -758,8 +759,9 @@ class Source:
         # the time in whole microseconds, as milliseconds (`round(ms, 3)` costs more than
         # the rest of the entry: it goes through the float's decimal digits)
         elapsed = int((time.perf_counter() - started) * 1_000_000 + 0.5) / 1000
-        self.querylog.record(
-            QueryLogEntry(
+        # the entry as its row (`QueryLog.record_row`): no object per statement
+        self.querylog.record_row(
+            (
                 self._shown_database,
                 normalized,
                 elapsed,
@@ -767,6 +769,7 @@ class Source:
                 "error" if error else "success",
                 error,
                 "sqlite-sample" if self.is_sqlite else "mysql",
+                datetime.now(UTC),
             )
         )
 
