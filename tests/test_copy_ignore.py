@@ -278,3 +278,30 @@ def test_copy_columns_counts_the_rows_it_writes(pg: tuple[sa.Engine, str]) -> No
         assert copy_columns(conn, tbl, ["k", "a"], [[1, 2, 3], ["x", "y", "z"]]) == 3
         assert copy_columns(conn, tbl, ["k", "a"], [[3, 4], ["z", "w"]], ["k"]) == 1
     assert _sql(dsn, "SELECT count(*) FROM mine") == [[(4,)]]
+
+
+def test_rows_naming_different_columns_keep_every_value_on_either_store(
+    store: Store, oracle: _stores.Oracle
+) -> None:
+    """`insert_ignore` of rows that name different columns writes each row's own values,
+    a column a row leaves out its default, on SQLite and PostgreSQL alike. BREAK (fixed):
+    on SQLite Core's executemany took the columns of the first row, so a value only a
+    later row named was dropped (stored as the default), and a row lacking a column the
+    first one named failed the whole call."""
+    base = {"timestamp": dt.datetime.now(dt.UTC), "execution_time": 1.0, "status": "success"}
+    rows = [
+        base | {"query": "SELECT 1"},
+        base | {"query": "SELECT 2", "result_count": 7, "kind": "search"},
+        base | {"query": "SELECT 3", "result_count": 8, "kind": "search"},
+        base | {"query": "SELECT 4"},
+        base | {"query": "SELECT 5", "kind": "sql"},
+    ]
+    assert store.backend.insert_ignore("query_logs", rows, ["id"]) == 5
+    found = oracle.rows("SELECT query, result_count, kind FROM query_logs ORDER BY query")
+    assert found == [
+        ("SELECT 1", 0, "mysql"),
+        ("SELECT 2", 7, "search"),
+        ("SELECT 3", 8, "search"),
+        ("SELECT 4", 0, "mysql"),
+        ("SELECT 5", 0, "sql"),
+    ]
