@@ -90,6 +90,20 @@ class _LockLost(Exception):
     """Raised inside a batch's transaction to roll it back: the lock has another owner."""
 
 
+def _hold(conn: Any, workflow_id: Any, run_id: Any, owner: str, at: datetime | None = None) -> None:
+    """Beat the workflow's lock as `owner` in `conn`'s transaction (its row locked until
+    that transaction ends, so a takeover waits for it), or `_LockLost` when another owner
+    holds it: what the transaction would write is rolled back."""
+    locks = T["run_locks"]
+    held = conn.execute(
+        update(locks)
+        .where(locks.c.workflow_id == workflow_id, locks.c.run_id == run_id, locks.c.owner == owner)
+        .values(heartbeat_at=at or now())
+    ).rowcount
+    if held != 1:
+        raise _LockLost
+
+
 def this_owner() -> str:
     """`host:pid` of this process: who holds a lock."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -293,47 +307,95 @@ class Campaigns:
 
     # -- the frozen target set -------------------------------------------------------------
     def freeze(
-        self, run_id: Any, batches: Iterable[list[tuple[str, str | None]] | FrozenPage]
-    ) -> int:
+        self,
+        run_id: Any,
+        batches: Iterable[list[tuple[str, str | None]] | FrozenPage],
+        *,
+        workflow_id: Any = None,
+        owner: str | None = None,
+    ) -> int | None:
         """Store (key, recipient) of every target with the run, then mark the set frozen.
         `batches`: lists of pairs, or the pages `frozen_pages` made of them (their COPY
         text built where they were read: a run's worker thread).
 
         A freeze interrupted half-way is discarded and redone: nothing is sent before the
         set is marked frozen, so the set a resume completes is always a whole one.
-        """
+
+        With `owner` (and `workflow_id`), the clear, each page and the mark are written
+        in a transaction that first beats the workflow's lock as `owner`, as a batch is
+        (`write_batch`): None, with nothing more written, once another process took the
+        run over. A freeze takes minutes for a large set; a process stopped that long
+        (its heartbeat with it) whose lock was taken over would otherwise, on waking,
+        clear the new owner's frozen set, add pages it read before to it, or mark its
+        half-written set frozen."""
         rid = as_uuid(run_id)
         targets = T["run_targets"]
+        wf = None if workflow_id is None else as_uuid(workflow_id)
+
+        def hold(conn: Any) -> None:
+            if owner is not None:
+                _hold(conn, wf, rid, owner)
 
         def clear() -> None:
             with self.backend.engine.begin() as conn:
+                hold(conn)
                 conn.execute(delete(targets).where(targets.c.run_id == rid))
 
-        self._run(clear)
-        seq = 0
-        for item in batches:
-            page = self.frozen_page(rid, seq, item) if isinstance(item, list) else item
-            if (page.run, page.first_seq) != (str(rid), seq):
-                raise ValueError("frozen pages must be this run's, in order, each after the last")
-            if self.backend.name == "postgresql":
-                self._copy_fresh(targets, page)
-                seq += len(page.pairs)
-                continue
-            dicts = []
-            for key, recipient in page.pairs:
-                seq += 1
-                dicts.append({"run_id": rid, "seq": seq, "target_key": key, "recipient": recipient})
-            for start in range(0, len(dicts), CHUNK):
-                self.backend.insert_ignore(
-                    "run_targets", dicts[start : start + CHUNK], ["run_id", "target_key"]
+        def mark() -> int:
+            with self.backend.engine.begin() as conn:
+                hold(conn)
+                count = int(
+                    conn.execute(
+                        select(func.count()).select_from(targets).where(targets.c.run_id == rid)
+                    ).scalar_one()
                 )
-        # the planner sees the frozen set before the run reads it by (run, seq) (see
-        # `_analyze`); the two key columns only: the text columns' statistics cost three
-        # times as much and the pending read does not use them
-        self._analyze(targets, ["run_id", "seq"])
-        count = self.backend.count("run_targets", {"run_id": rid})
-        self.set_state(rid, frozen_at=now(), frozen_count=count)
-        return count
+                state = T["run_state"]
+                conn.execute(
+                    update(state)
+                    .where(state.c.run_id == rid)
+                    .values(frozen_at=now(), frozen_count=count)
+                )
+                return count
+
+        try:
+            self._run(clear)
+            seq = 0
+            for item in batches:
+                page = self.frozen_page(rid, seq, item) if isinstance(item, list) else item
+                if (page.run, page.first_seq) != (str(rid), seq):
+                    raise ValueError(
+                        "frozen pages must be this run's, in order, each after the last"
+                    )
+                if self.backend.name == "postgresql":
+                    self._copy_fresh(targets, page, hold)
+                else:
+                    self._insert_page(targets, rid, page, hold)
+                seq += len(page.pairs)
+            # the planner sees the frozen set before the run reads it by (run, seq) (see
+            # `_analyze`); the two key columns only: the text columns' statistics cost
+            # three times as much and the pending read does not use them
+            self._analyze(targets, ["run_id", "seq"])
+            return int(self._run(mark))
+        except _LockLost:
+            return None
+
+    def _insert_page(self, tbl: Any, rid: Any, page: FrozenPage, hold: Any) -> None:
+        """A page of the frozen set in one transaction (SQLite), skipping existing keys."""
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        rows = [
+            {"run_id": rid, "seq": seq, "target_key": key, "recipient": recipient}
+            for seq, (key, recipient) in enumerate(page.pairs, page.first_seq + 1)
+        ]
+        stmt = sqlite_insert(tbl).on_conflict_do_nothing(index_elements=["run_id", "target_key"])
+
+        def write(conn: Any, _: int) -> None:
+            hold(conn)
+            for start in range(0, len(rows), CHUNK):
+                conn.execute(stmt, rows[start : start + CHUNK])
+
+        if rows:
+            self.backend.run(write, write=True)
 
     def frozen_pages(
         self, run_id: Any, batches: Iterable[list[tuple[str, str | None]]]
@@ -358,7 +420,7 @@ class Campaigns:
             text = copy_columns_text(_frozen_columns(run, first_seq, batch))
         return FrozenPage(run, first_seq, batch, text)
 
-    def _copy_fresh(self, tbl: Any, page: FrozenPage) -> None:
+    def _copy_fresh(self, tbl: Any, page: FrozenPage, hold: Any = None) -> None:
         """COPY a page of the frozen set straight into its table where the keys should be
         new (Postgres); if one exists after all (a retry after a lost commit
         acknowledgement, a key the source repeated), the page is written again skipping
@@ -377,6 +439,8 @@ class Campaigns:
         columns = _frozen_columns(page.run, page.first_seq, page.pairs)
 
         def write(conn: Any, conflict: list[str] | None) -> None:
+            if hold is not None:  # the run's lock, beaten in this transaction (`freeze`)
+                hold(conn)
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             copy_columns(conn, tbl, list(FROZEN_COLUMNS), columns, conflict, text=page.text)
 
@@ -464,18 +528,7 @@ class Campaigns:
         def write(conn: Any, attempt: int, direct: bool) -> None:
             stamp = now()
             if owner is not None:
-                locks = T["run_locks"]
-                held = conn.execute(
-                    update(locks)
-                    .where(
-                        locks.c.workflow_id == wf,
-                        locks.c.run_id == rid,
-                        locks.c.owner == owner,
-                    )
-                    .values(heartbeat_at=stamp)
-                ).rowcount
-                if held != 1:
-                    raise _LockLost
+                _hold(conn, wf, rid, owner, stamp)
             if postgres:
                 self._copy_batch(conn, rid, wf, stamp, records, channel, skips, direct)
             else:

@@ -35,6 +35,8 @@ from hybridwb.workflows import (
 )
 from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
+from hybridwb.workflows.lock import RunTakenOver as RunTakenOver  # where callers find it
+from hybridwb.workflows.lock import taken_over
 from hybridwb.workflows.progress import kernel_bar
 from hybridwb.workflows.report import mask_text
 
@@ -49,10 +51,6 @@ if TYPE_CHECKING:
 #: records a run writes before it refreshes the history's statistics, then each time its
 #: records have doubled (see `Campaigns.analyze_history`)
 ANALYZE_AFTER = 50_000
-
-
-class RunTakenOver(HybridwbError):
-    """Another process holds this run's lock now; this one stops writing."""
 
 
 @dataclass
@@ -121,8 +119,10 @@ class Processor:
         limit: int | None,
         batch_size: int,
         now: datetime | None = None,
+        owner: str | None = None,
     ) -> int:
-        """Store every target's key and recipient with the run (idempotent, whole or none)."""
+        """Store every target's key and recipient with the run (idempotent, whole or none),
+        while `owner` holds the workflow's lock (`RunTakenOver` once it does not)."""
 
         plan = self.targets.plan(wf["target_config"], now=now)
 
@@ -147,7 +147,10 @@ class Processor:
         campaigns = Campaigns(self.store.backend)
         prepared = campaigns.frozen_pages(run_id, pages())  # COPY text made in the worker
         with prefetch.ahead(prepared, thread=self._can_prefetch()) as read:
-            return campaigns.freeze(run_id, read)
+            count = campaigns.freeze(run_id, read, workflow_id=wf["id"], owner=owner)
+        if count is None:
+            raise taken_over(run_id)
+        return count
 
     def _can_prefetch(self) -> bool:
         """Whether a worker thread may read the next batch: each of its reads takes a
@@ -200,16 +203,14 @@ class Processor:
 
         def beat() -> None:
             if owner and not campaigns.heartbeat(wf["id"], run["id"], owner):
-                raise RunTakenOver(
-                    f"Run {run['id']} was taken over by another process; this one stopped."
-                )
+                raise taken_over(run["id"])
 
         beat()
         store.runs.update(run["id"], status="running", started_at=run.get("started_at") or now)
         state = campaigns.state(run["id"])
         if state.get("frozen_at") is None:
             _remember_freeze(store, run["id"], aud, now)
-            self.freeze(wf, run["id"], aud, limit, batch_size, now)
+            self.freeze(wf, run["id"], aud, limit, batch_size, now, owner or None)
         frozen = _frozen_audience(store.runs.get(run["id"]), aud, now)
         # the set is judged as of its freeze: a resume does not re-read "the last 7 days"
         plan = self.targets.plan(wf["target_config"], now=datetime.fromisoformat(frozen["as_of"]))
@@ -293,9 +294,7 @@ class Processor:
                 cap=policies.cap_check(checked.rules, aud.channel, checked.spellings),
                 within=checked.lock,
             ):
-                raise RunTakenOver(
-                    f"Run {run['id']} was taken over by another process; this one stopped."
-                )
+                raise taken_over(run["id"])
             steps.held.close()  # the cap lock: this batch's records are committed
 
         items = iter(ahead)

@@ -1,0 +1,344 @@
+# ruff: noqa: F811  (the fixtures imported from round 2 are test parameters here)
+"""Attack round 19 on "a workflow run messages exactly the intended customers, once": its
+frozen target set is whole or none, and each frozen target ends with exactly one send
+record or one exclusion with its reason, across any crash, fault and resume.
+
+The newest code under attack: the freeze's pages read and turned into COPY text in the
+prefetch worker (`Campaigns.frozen_pages`) while the run's thread COPies the page before;
+batch rows streamed (`StreamCursor.fetchmany`); `seen` with JIT off per transaction.
+
+Real MariaDB source, real PostgreSQL store; the oracle is direct SQL on both (pymysql as
+root, psycopg), never what hybridwb reports.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from hybridwb.platform.campaigns import Campaigns
+from hybridwb.workflows.process import RunTakenOver
+from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, pg_store)
+    DAY,
+    oracle,
+    pg_store,
+    source,
+    src,
+    workbench,
+)
+from tests.test_attack_prefetch import _members, _new_run, _take_over
+
+pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
+
+
+# -- oracles: direct SQL only ------------------------------------------------------------
+def _run_rows(pg_store: str, table: str, run_id: Any) -> list[str]:
+    return sorted(
+        str(k)
+        for (k,) in oracle(
+            pg_store, f"SELECT target_key FROM {table} WHERE run_id = %s", (str(run_id),)
+        )
+    )
+
+
+def _undone(pg_store: str, run_id: Any) -> int:
+    """Frozen targets of the run with neither a send record nor an exclusion."""
+    return int(
+        oracle(
+            pg_store,
+            "SELECT count(*) FROM run_targets t WHERE t.run_id = %s"
+            " AND NOT EXISTS (SELECT 1 FROM send_records r"
+            "  WHERE r.run_id = t.run_id AND r.target_key = t.target_key)"
+            " AND NOT EXISTS (SELECT 1 FROM run_skips s"
+            "  WHERE s.run_id = t.run_id AND s.target_key = t.target_key)",
+            (str(run_id),),
+        )[0][0]
+    )
+
+
+def _unfrozen_done(pg_store: str, run_id: Any) -> int:
+    """Send records and exclusions of the run whose target is not in its frozen set."""
+    return int(
+        oracle(
+            pg_store,
+            "SELECT (SELECT count(*) FROM send_records r WHERE r.run_id = %s AND NOT EXISTS"
+            "  (SELECT 1 FROM run_targets t WHERE t.run_id = r.run_id"
+            "   AND t.target_key = r.target_key))"
+            " + (SELECT count(*) FROM run_skips s WHERE s.run_id = %s AND NOT EXISTS"
+            "  (SELECT 1 FROM run_targets t WHERE t.run_id = s.run_id"
+            "   AND t.target_key = s.target_key))",
+            (str(run_id), str(run_id)),
+        )[0][0]
+    )
+
+
+def _source_keys(db: str) -> list[str]:
+    return sorted(str(k) for (k,) in src(db, "SELECT member_no FROM members"))
+
+
+def _in_thread(fn: Callable[[], Any]) -> BaseException | None:
+    """`fn()` in a thread of its own (another process's run), joined; what it raised."""
+    raised: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive()
+    return raised[0] if raised else None
+
+
+class _Died(Exception):
+    """The other process dies here."""
+
+
+# -- 1. a run's lock taken over while its freeze is under way -----------------------------
+# The freeze of a large set takes minutes; a process stopped that long (SIGSTOP, a laptop
+# lid, a VM paused) stops beating its lock, and a contender takes the stale lock over and
+# processes the same run. The old process, when it wakes, must not write into the new
+# owner's frozen set: not a page it read before, not the mark, not the clear.
+KW = {"progress": False, "now": DAY, "batch_size": 5}
+
+
+def test_a_page_copied_after_a_takeover_does_not_join_the_new_owners_frozen_set(
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A has read its second page (customers 6-10) when it stops; meanwhile those five
+    leave the source, B takes the lock over and completes the run (five targets, five
+    records). A wakes and COPies its stale page: it must write nothing (it did: five
+    frozen targets of the completed run with neither a record nor an exclusion, people
+    who had left, and a frozen count of ten)."""
+    wb, db = _members(source, pg_store, 10)
+    wb2 = workbench(db, pg_store, {})
+    main = threading.current_thread()
+    real = Campaigns._copy_fresh
+    copies: list[int] = []
+    wf, run_id = _new_run(wb)
+
+    def copy_fresh(self: Campaigns, tbl: Any, page: Any, *a: Any) -> None:
+        if threading.current_thread() is main:
+            copies.append(page.first_seq)
+            if len(copies) == 2:  # A holds its second page, read before B's run
+                src(db, "DELETE FROM members WHERE member_no > 5")
+                _take_over(pg_store, wf["id"], run_id, "new:2")
+                assert (
+                    _in_thread(lambda: wb2.workflows.process(wf["id"], run_id, owner="new:2", **KW))
+                    is None
+                )
+        real(self, tbl, page, *a)
+
+    monkeypatch.setattr(Campaigns, "_copy_fresh", copy_fresh)
+    try:
+        with pytest.raises(RunTakenOver):
+            wb.workflows.process(wf["id"], run_id, **KW)
+    finally:
+        wb.close()
+        wb2.close()
+    assert copies == [0, 5]
+    assert _run_rows(pg_store, "run_targets", run_id) == _source_keys(db) == list("12345")
+    assert _run_rows(pg_store, "send_records", run_id) == list("12345")
+    assert _undone(pg_store, run_id) == 0
+    assert oracle(
+        pg_store, "SELECT frozen_count FROM run_state WHERE run_id = %s", (str(run_id),)
+    ) == [(5,)]
+
+
+def test_the_frozen_mark_after_a_takeover_does_not_mark_the_new_owners_half_set(
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A has COPied its whole set (ten) and stops before its mark; B takes over, clears
+    and freezes its first page (five), and dies. A wakes and marks the run frozen: it must
+    not (it did, with the five B left; the resume then took that half set as the run's
+    and customers 6-10, in the source all along, were never messaged nor excluded)."""
+    wb, db = _members(source, pg_store, 10)
+    wb2 = workbench(db, pg_store, {})
+    main = threading.current_thread()
+    real_analyze, real_copy = Campaigns._analyze, Campaigns._copy_fresh
+    wf, run_id = _new_run(wb)
+
+    def analyze(self: Campaigns, *a: Any, **kw: Any) -> None:
+        if threading.current_thread() is main and a[0].name == "run_targets":
+            _take_over(pg_store, wf["id"], run_id, "new:2")
+            died = _in_thread(lambda: wb2.workflows.process(wf["id"], run_id, owner="new:2", **KW))
+            assert isinstance(died, _Died)
+        real_analyze(self, *a, **kw)
+
+    def copy_fresh(self: Campaigns, tbl: Any, page: Any, *a: Any) -> None:
+        real_copy(self, tbl, page, *a)
+        if threading.current_thread() is not main:
+            raise _Died("B dies after its first page")
+
+    monkeypatch.setattr(Campaigns, "_analyze", analyze)
+    monkeypatch.setattr(Campaigns, "_copy_fresh", copy_fresh)
+    try:
+        with pytest.raises(RunTakenOver):
+            wb.workflows.process(wf["id"], run_id, **KW)
+        assert oracle(
+            pg_store, "SELECT frozen_at IS NULL FROM run_state WHERE run_id = %s", (str(run_id),)
+        ) == [(True,)]
+        monkeypatch.setattr(Campaigns, "_analyze", real_analyze)
+        monkeypatch.setattr(Campaigns, "_copy_fresh", real_copy)
+        _take_over(pg_store, wf["id"], run_id, "resume:3")  # B is dead: a resume
+        wb.workflows.process(wf["id"], run_id, owner="resume:3", **KW)
+    finally:
+        wb.close()
+        wb2.close()
+    everyone = _source_keys(db)
+    assert len(everyone) == 10
+    assert _run_rows(pg_store, "run_targets", run_id) == everyone
+    assert _run_rows(pg_store, "send_records", run_id) == everyone
+    assert _undone(pg_store, run_id) == 0
+
+
+def test_a_clear_after_a_takeover_does_not_erase_the_new_owners_frozen_set(
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A has found its run not yet frozen and stops before its freeze clears the set; B
+    takes over and completes the run (ten records); then five customers leave. A wakes and
+    freezes: it must not touch B's frozen set (its clear erased it and froze the five left:
+    five send records then had no frozen target, the run's counts no longer its truth)."""
+    from hybridwb.workflows import process
+
+    wb, db = _members(source, pg_store, 10)
+    wb2 = workbench(db, pg_store, {})
+    main = threading.current_thread()
+    real = process._remember_freeze
+    wf, run_id = _new_run(wb)
+
+    def remember(*a: Any, **kw: Any) -> None:
+        if threading.current_thread() is main:
+            _take_over(pg_store, wf["id"], run_id, "new:2")
+            assert (
+                _in_thread(lambda: wb2.workflows.process(wf["id"], run_id, owner="new:2", **KW))
+                is None
+            )
+            src(db, "DELETE FROM members WHERE member_no > 5")
+        real(*a, **kw)
+
+    monkeypatch.setattr(process, "_remember_freeze", remember)
+    try:
+        with pytest.raises(RunTakenOver):
+            wb.workflows.process(wf["id"], run_id, **KW)
+    finally:
+        wb.close()
+        wb2.close()
+    ten = [str(i) for i in range(1, 11)]
+    assert _run_rows(pg_store, "run_targets", run_id) == sorted(ten)
+    assert _run_rows(pg_store, "send_records", run_id) == sorted(ten)
+    assert _undone(pg_store, run_id) == 0
+    assert _unfrozen_done(pg_store, run_id) == 0
+
+
+# -- 2. faults inside the freeze, then the resume ------------------------------------------
+def test_the_freezes_copy_connection_terminated_while_the_worker_builds_the_next_page(
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's thread COPies page 2 (after beating the lock in the same transaction)
+    while the worker reads page 3 and makes its COPY text; the COPY waits on a table lock
+    held from outside, and its PostgreSQL backend is terminated while it waits. The page
+    is written again on a new connection (its text made once, in the worker), the lock
+    beat again, and the run completes: the frozen set is the source's, each sent once."""
+    import psycopg
+
+    wb, db = _members(source, pg_store, 13)
+    database = pg_store.rsplit("/", 1)[1]
+    main = threading.current_thread()
+    real = Campaigns._copy_fresh
+    copies: list[int] = []
+    terminated: list[int] = []
+
+    def killer(locker: Any) -> None:
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not terminated:
+                pids = [
+                    pid
+                    for (pid,) in locker.execute(
+                        "SELECT pid FROM pg_locks"
+                        " WHERE NOT granted AND relation = 'run_targets'::regclass"
+                    ).fetchall()
+                ]
+                for pid in pids:
+                    locker.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                terminated.extend(pids)
+                time.sleep(0.02)
+        finally:
+            locker.rollback()
+            locker.close()
+
+    threads: list[threading.Thread] = []
+
+    def copy_fresh(self: Campaigns, tbl: Any, page: Any, *a: Any) -> None:
+        if threading.current_thread() is main:
+            copies.append(page.first_seq)
+            if len(copies) == 2:
+                locker = psycopg.connect(f"host=127.0.0.1 user=postgres dbname={database}")
+                locker.execute("LOCK TABLE run_targets IN ACCESS EXCLUSIVE MODE")
+                threads.append(threading.Thread(target=killer, args=(locker,)))
+                threads[0].start()
+        real(self, tbl, page, *a)
+
+    monkeypatch.setattr(Campaigns, "_copy_fresh", copy_fresh)
+    try:
+        wf, run_id = _new_run(wb)
+        wb.workflows.process(wf["id"], run_id, **KW)
+        threads[0].join()
+    finally:
+        wb.close()
+    assert terminated, "the page's COPY was never seen waiting"
+    assert copies == [0, 5, 10]
+    everyone = _source_keys(db)
+    assert _run_rows(pg_store, "run_targets", run_id) == everyone
+    assert _run_rows(pg_store, "send_records", run_id) == everyone
+    assert oracle(
+        pg_store,
+        "SELECT min(seq), max(seq), count(*) FROM run_targets WHERE run_id = %s",
+        (str(run_id),),
+    ) == [(1, 13, 13)]
+    assert _undone(pg_store, run_id) == 0
+
+
+def test_a_run_stopped_between_its_last_page_and_the_mark_freezes_the_source_anew(
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies after every page is COPied and before the set is marked frozen;
+    then customer 3 leaves and customer 11 arrives. The resume must freeze the set anew
+    (not take the pages it finds for the frozen set: 3 would be frozen, then excluded as
+    changed, and 11 never messaged): frozen set and records are the source's as of the
+    resume, and 3 has neither a record nor an exclusion."""
+    wb, db = _members(source, pg_store, 10)
+    main = threading.current_thread()
+    real = Campaigns._analyze
+
+    def analyze(self: Campaigns, *a: Any, **kw: Any) -> None:
+        if threading.current_thread() is main and a[0].name == "run_targets":
+            raise KeyboardInterrupt("the process dies before the mark")
+        real(self, *a, **kw)
+
+    monkeypatch.setattr(Campaigns, "_analyze", analyze)
+    try:
+        wf, run_id = _new_run(wb)
+        with pytest.raises(KeyboardInterrupt):
+            wb.workflows.process(wf["id"], run_id, **KW)
+        assert len(_run_rows(pg_store, "run_targets", run_id)) == 10  # every page was written
+        monkeypatch.setattr(Campaigns, "_analyze", real)
+        src(db, "DELETE FROM members WHERE member_no = 3")
+        src(db, "INSERT INTO members VALUES (11, '회원11', '010-3011-0011')")
+        wb.workflows.process(wf["id"], run_id, **KW)
+    finally:
+        wb.close()
+    everyone = _source_keys(db)
+    assert "3" not in everyone and "11" in everyone
+    assert _run_rows(pg_store, "run_targets", run_id) == everyone
+    assert _run_rows(pg_store, "send_records", run_id) == everyone
+    assert _run_rows(pg_store, "run_skips", run_id) == []
+    assert _undone(pg_store, run_id) == 0
