@@ -13,6 +13,8 @@ root, psycopg), never what hybridwb reports.
 
 from __future__ import annotations
 
+import random
+import string
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from hybridwb.errors import HybridwbError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows.process import RunTakenOver
 from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, pg_store)
@@ -341,4 +344,60 @@ def test_a_run_stopped_between_its_last_page_and_the_mark_freezes_the_source_ane
     assert _run_rows(pg_store, "run_targets", run_id) == everyone
     assert _run_rows(pg_store, "send_records", run_id) == everyone
     assert _run_rows(pg_store, "run_skips", run_id) == []
+    assert _undone(pg_store, run_id) == 0
+
+
+# -- 3. a recipient the store's history index cannot hold ------------------------------------
+def _mailboxes(n: int, long_at: int) -> list[tuple[int, str, str]]:
+    rnd = random.Random(19)
+    local = "".join(rnd.choice(string.ascii_lowercase + string.digits) for _ in range(3000))
+    return [
+        (i, f"회원{i}", f"{local}@example.com" if i == long_at else f"m{i}@example.com")
+        for i in range(1, n + 1)
+    ]
+
+
+@pytest.mark.parametrize("channel", ["email", "other"])
+def test_a_recipient_too_long_for_the_history_index_is_excluded_not_a_run_stuck_forever(
+    source: Callable[..., str], pg_store: str, channel: str
+) -> None:
+    """One customer's address is 3,000 random characters (a TEXT column, a bad import).
+    Its send record cannot be written on PostgreSQL (the history's recipient index holds
+    rows of at most 2,704 bytes): its batch failed, and so did every resume, so the rest
+    of the frozen set never got a record or an exclusion. It must be excluded with its
+    reason, and everyone else messaged once."""
+    db = source(
+        "CREATE TABLE members (member_no INT PRIMARY KEY, name VARCHAR(20), email TEXT)",
+        rows={"members": _mailboxes(7, 4)},
+    )
+    fields = {
+        "member_no": {"displayName": "번호", "type": "number", "role": "id"},
+        "name": {"displayName": "이름", "type": "string", "role": "name"},
+        "email": {"displayName": "메일", "type": "string", "role": "email"},
+    }
+    mapping = {
+        "displayName": "회원",
+        "key": "member_no",
+        "recipient": "email",
+        "channel": channel,
+        "fields": fields,
+        "audience": True,
+    }
+    wb = workbench(db, pg_store, {"members": mapping})
+    try:
+        wf, run_id = _new_run(wb)
+        for _ in range(2):  # a resume after a failure, if any
+            try:
+                wb.workflows.process(wf["id"], run_id, **{**KW, "batch_size": 2})
+                break
+            except HybridwbError:
+                continue
+    finally:
+        wb.close()
+    everyone = _source_keys(db)
+    assert _run_rows(pg_store, "run_targets", run_id) == everyone
+    assert _run_rows(pg_store, "send_records", run_id) == [k for k in everyone if k != "4"]
+    assert oracle(
+        pg_store, "SELECT target_key, reason FROM run_skips WHERE run_id = %s", (str(run_id),)
+    ) == [("4", "no recipient")]
     assert _undone(pg_store, run_id) == 0

@@ -58,6 +58,11 @@ NO_JIT = select(func.set_config("jit", "off", true())).where(
 #: history check (`seen`), the pending read's done-check and the counts look up, join,
 #: group or filter by
 HISTORY_STATISTICS = ("run_id", "target_key", "recipient", "workflow_id", "created_at")
+#: the longest recipient (characters) a run keeps; a longer one is no address (an e-mail
+#: address is at most 254), and no send record could hold it on PostgreSQL: the history's
+#: recipient index takes rows of at most 2,704 bytes, so the record's batch failed on
+#: every resume and the targets after it never ended (600 characters: 2,400 bytes at most)
+LONGEST_RECIPIENT = 600
 RECORD_COLUMNS = (
     "id",
     "run_id",
