@@ -348,27 +348,40 @@ def test_a_run_stopped_between_its_last_page_and_the_mark_freezes_the_source_ane
 
 
 # -- 3. a recipient the store's history index cannot hold ------------------------------------
-def _mailboxes(n: int, long_at: int) -> list[tuple[int, str, str]]:
+def _mailboxes(n: int, lengths: dict[int, int]) -> list[tuple[int, str, str]]:
+    """Members 1..n at `m<i>@example.com`, or at an address of `lengths[i]` bytes of
+    random letters (nothing for the store to compress)."""
     rnd = random.Random(19)
-    local = "".join(rnd.choice(string.ascii_lowercase + string.digits) for _ in range(3000))
-    return [
-        (i, f"회원{i}", f"{local}@example.com" if i == long_at else f"m{i}@example.com")
-        for i in range(1, n + 1)
-    ]
+    out = []
+    for i in range(1, n + 1):
+        address = f"m{i}@example.com"
+        if i in lengths:
+            chars = string.ascii_lowercase + string.digits
+            local = "".join(rnd.choice(chars) for _ in range(lengths[i] - len("@example.com")))
+            address = f"{local}@example.com"
+        out.append((i, f"회원{i}", address))
+    return out
 
 
 @pytest.mark.parametrize("channel", ["email", "other"])
 def test_a_recipient_too_long_for_the_history_index_is_excluded_not_a_run_stuck_forever(
     source: Callable[..., str], pg_store: str, channel: str
 ) -> None:
-    """One customer's address is 3,000 random characters (a TEXT column, a bad import).
-    Its send record cannot be written on PostgreSQL (the history's recipient index holds
-    rows of at most 2,704 bytes): its batch failed, and so did every resume, so the rest
-    of the frozen set never got a record or an exclusion. It must be excluded with its
-    reason, and everyone else messaged once."""
+    """Customer 4's address is 3,000 random characters (a TEXT column, a bad import). Its
+    send record cannot be written on PostgreSQL (the history's recipient index holds rows
+    of at most 2,704 bytes): its batch failed, and so did every resume, so the rest of the
+    frozen set never got a record or an exclusion. It must be excluded with its reason,
+    and everyone else messaged once; customer 6's address of 2,600 bytes (the limit) is
+    messaged, 5's of 2,601 is not."""
+    rows = _mailboxes(7, {4: 3000, 5: 2601, 6: 2600})
+    excluded = ["4", "5"]
+    if channel == "other":  # 900 characters, 2,700 bytes: the limit counts bytes
+        hangul = random.Random(7).choices([chr(c) for c in range(0xAC00, 0xD7A4)], k=900)
+        rows[6] = (7, "회원7", "".join(hangul))
+        excluded.append("7")
     db = source(
         "CREATE TABLE members (member_no INT PRIMARY KEY, name VARCHAR(20), email TEXT)",
-        rows={"members": _mailboxes(7, 4)},
+        rows={"members": rows},
     )
     fields = {
         "member_no": {"displayName": "번호", "type": "number", "role": "id"},
@@ -396,8 +409,16 @@ def test_a_recipient_too_long_for_the_history_index_is_excluded_not_a_run_stuck_
         wb.close()
     everyone = _source_keys(db)
     assert _run_rows(pg_store, "run_targets", run_id) == everyone
-    assert _run_rows(pg_store, "send_records", run_id) == [k for k in everyone if k != "4"]
-    assert oracle(
-        pg_store, "SELECT target_key, reason FROM run_skips WHERE run_id = %s", (str(run_id),)
-    ) == [("4", "no recipient")]
+    assert _run_rows(pg_store, "send_records", run_id) == [k for k in everyone if k not in excluded]
+    assert sorted(
+        oracle(
+            pg_store, "SELECT target_key, reason FROM run_skips WHERE run_id = %s", (str(run_id),)
+        )
+    ) == [(k, "no recipient") for k in excluded]
+    stored = oracle(
+        pg_store,
+        "SELECT octet_length(recipient) FROM send_records WHERE run_id = %s AND target_key = '6'",
+        (str(run_id),),
+    )
+    assert stored == [(2600,)]
     assert _undone(pg_store, run_id) == 0

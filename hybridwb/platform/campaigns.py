@@ -58,11 +58,20 @@ NO_JIT = select(func.set_config("jit", "off", true())).where(
 #: history check (`seen`), the pending read's done-check and the counts look up, join,
 #: group or filter by
 HISTORY_STATISTICS = ("run_id", "target_key", "recipient", "workflow_id", "created_at")
-#: the longest recipient (characters) a run keeps; a longer one is no address (an e-mail
-#: address is at most 254), and no send record could hold it on PostgreSQL: the history's
-#: recipient index takes rows of at most 2,704 bytes, so the record's batch failed on
-#: every resume and the targets after it never ended (600 characters: 2,400 bytes at most)
-LONGEST_RECIPIENT = 600
+#: the longest recipient (UTF-8 bytes) a run keeps: no send record could hold a longer
+#: one on PostgreSQL, whose history index on the recipient takes rows of at most 2,704
+#: bytes (its batch failed on every resume, so the targets after it never ended); no
+#: address is that long (an e-mail address has at most 254 characters)
+LONGEST_RECIPIENT = 2600
+
+
+def recipient_fits(text: str) -> bool:
+    """Whether a send record can hold `text` as its recipient (`LONGEST_RECIPIENT`)."""
+    return len(text) <= LONGEST_RECIPIENT // 4 or (
+        len(text.encode("utf-8", "surrogatepass")) <= LONGEST_RECIPIENT
+    )
+
+
 RECORD_COLUMNS = (
     "id",
     "run_id",
