@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from hybridwb.errors import StoreError
+from hybridwb.errors import StoreError, ValidationError
 from hybridwb.platform import schema
 from hybridwb.platform.backend import Backend, SqlBackend, retrying
 from hybridwb.platform.repos import as_uuid
@@ -58,17 +58,18 @@ NO_JIT = select(func.set_config("jit", "off", true())).where(
 #: history check (`seen`), the pending read's done-check and the counts look up, join,
 #: group or filter by
 HISTORY_STATISTICS = ("run_id", "target_key", "recipient", "workflow_id", "created_at")
-#: the longest recipient (UTF-8 bytes) a run keeps: no send record could hold a longer
-#: one on PostgreSQL, whose history index on the recipient takes rows of at most 2,704
-#: bytes (its batch failed on every resume, so the targets after it never ended); no
-#: address is that long (an e-mail address has at most 254 characters)
-LONGEST_RECIPIENT = 2600
+#: the longest target key or recipient (UTF-8 bytes) a run keeps: PostgreSQL's indexes
+#: of them (the frozen set's and the history's keys, the history's recipients) take rows
+#: of at most 2,704 bytes, so a longer one failed the freeze (a key: nobody was messaged)
+#: or its batch's write on every resume (a recipient: the targets after it never ended).
+#: No address is that long (an e-mail address has at most 254 characters)
+LONGEST_INDEXED = 2600
 
 
-def recipient_fits(text: str) -> bool:
-    """Whether a send record can hold `text` as its recipient (`LONGEST_RECIPIENT`)."""
-    return len(text) <= LONGEST_RECIPIENT // 4 or (
-        len(text.encode("utf-8", "surrogatepass")) <= LONGEST_RECIPIENT
+def fits_index(text: str) -> bool:
+    """Whether the store's indexes can hold `text` as a key or recipient (`LONGEST_INDEXED`)."""
+    return len(text) <= LONGEST_INDEXED // 4 or (
+        len(text.encode("utf-8", "surrogatepass")) <= LONGEST_INDEXED
     )
 
 
@@ -428,6 +429,13 @@ class Campaigns:
         """One page of the frozen set: its pairs after `first_seq`, and on Postgres their
         COPY text (None: psycopg writes the rows, see `copy_columns_text`)."""
         run, text = str(as_uuid(run_id)), None
+        if max((len(key) for key, _ in batch), default=0) > LONGEST_INDEXED // 4 and not all(
+            fits_index(key) for key, _ in batch
+        ):
+            raise ValidationError(
+                f"A target key is longer than {LONGEST_INDEXED:,} bytes, more than the store "
+                "can index, so it cannot be frozen; key the audience by a shorter unique column."
+            )
         if self.backend.name == "postgresql" and batch:
             from hybridwb.platform.idempotent import copy_columns_text
 
