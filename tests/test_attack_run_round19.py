@@ -428,39 +428,45 @@ def test_a_recipient_too_long_for_the_history_index_is_excluded_not_a_run_stuck_
 def test_a_key_too_long_for_the_stores_index_refuses_the_run_in_one_line(
     source: Callable[..., str], pg_store: str
 ) -> None:
-    """A key of 2,700 random bytes (a VARCHAR(3000) ASCII primary key: MariaDB indexes
-    3,072 bytes) failed the freeze's COPY on every try: "index row size 2732 exceeds btree
+    """A key of 2,701 random bytes (a VARCHAR(3000) ASCII primary key: MariaDB indexes
+    3,072 bytes) failed the freeze's COPY on every try: "index row size 2736 exceeds btree
     version 4 maximum 2704 for index '?'", which says neither what nor what to do. It is
-    refused in one line saying both, no key in it, and nothing is frozen or sent; keys of
-    2,600 bytes (the limit) are frozen and messaged."""
+    refused in one line saying both, no key in it: raised in the worker as it makes page
+    2, while the run's thread COPies page 1; no set is marked frozen, nothing is sent.
+    Once the key is gone, the resume freezes the set whole, keys of 2,600 bytes (the
+    limit) included, and messages each once."""
     rnd = random.Random(26)
 
-    def key(n: int) -> str:
-        return "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(n))
+    def key(first: str, n: int) -> str:
+        return first + "".join(
+            rnd.choice(string.ascii_letters + string.digits) for _ in range(n - 1)
+        )
 
-    keys = {1: key(2600), 2: "a2", 3: key(2600)[:-1] + "~", 4: key(2701)}
+    # in the source's order: a1-a5 (page 1), then a6, two keys of the limit, the long one
+    keys = [f"a{i}" for i in range(1, 7)] + [key("b", 2600), key("c", 2600), key("~", 2701)]
     db = source(
         "CREATE TABLE members (code VARCHAR(3000) CHARACTER SET ascii PRIMARY KEY,"
         " name VARCHAR(20), mobile VARCHAR(40))",
-        rows={
-            "members": [(k, f"회원{i}", f"010-3{i:03d}-{i:04d}") for i, k in keys.items() if i != 4]
-        },
+        rows={"members": [(k, f"회원{i}", f"010-3{i:03d}-{i:04d}") for i, k in enumerate(keys)]},
     )
     wb = workbench(db, pg_store, {"members": {**people(), "audience": True}})
     try:
         wf, run_id = _new_run(wb)
-        wb.workflows.process(wf["id"], run_id, **KW)
-        assert sorted(_run_rows(pg_store, "send_records", run_id)) == sorted(
-            [keys[1], "a2", keys[3]]
-        )
-        src(db, f"INSERT INTO members VALUES ('{keys[4]}', '회원4', '010-3004-0004')")
-        wf, run_id = _new_run(wb)
         with pytest.raises(ValidationError) as info:
             wb.workflows.process(wf["id"], run_id, **KW)
+        message = str(info.value)
+        assert "\n" not in message and "longer than 2,600 bytes" in message, message
+        assert keys[-1][:20] not in message
+        assert oracle(
+            pg_store, "SELECT frozen_at IS NULL FROM run_state WHERE run_id = %s", (str(run_id),)
+        ) == [(True,)]
+        assert _run_rows(pg_store, "send_records", run_id) == []
+        assert _run_rows(pg_store, "run_targets", run_id) == keys[:5]  # page 1, not marked
+        src(db, "DELETE FROM members WHERE code LIKE '~%'")
+        wb.workflows.process(wf["id"], run_id, **KW)
     finally:
         wb.close()
-    message = str(info.value)
-    assert "\n" not in message and "longer than 2,600 bytes" in message, message
-    assert keys[4][:20] not in message
-    assert _run_rows(pg_store, "run_targets", run_id) == []
-    assert _run_rows(pg_store, "send_records", run_id) == []
+    everyone = sorted(keys[:-1])
+    assert _run_rows(pg_store, "run_targets", run_id) == everyone
+    assert _run_rows(pg_store, "send_records", run_id) == everyone
+    assert _undone(pg_store, run_id) == 0
