@@ -24,7 +24,9 @@ import pytest
 
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
+from hybridwb.source.source import READ_ATTEMPTS
 from hybridwb.workflows.process import RunTakenOver
+from tests.conftest import _admin
 from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, pg_store)
     DAY,
     oracle,
@@ -34,7 +36,8 @@ from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, pg
     src,
     workbench,
 )
-from tests.test_attack_prefetch import _members, _new_run, _take_over
+from tests.test_attack_prefetch import NAME as PREFETCH
+from tests.test_attack_prefetch import _members, _new_run, _nothing_left, _take_over
 
 pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
 
@@ -467,6 +470,84 @@ def test_a_key_too_long_for_the_stores_index_refuses_the_run_in_one_line(
     finally:
         wb.close()
     everyone = sorted(keys[:-1])
+    assert _run_rows(pg_store, "run_targets", run_id) == everyone
+    assert _run_rows(pg_store, "send_records", run_id) == everyone
+    assert _undone(pg_store, run_id) == 0
+
+
+@pytest.mark.parametrize("kills", [1, READ_ATTEMPTS])
+def test_the_freezes_source_read_killed_in_the_worker_while_the_run_copies(
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch, kills: int
+) -> None:
+    """The worker's read of page 3 waits on a table lock held from outside while the run's
+    thread COPies page 2, and its MariaDB connection is KILLed while it waits: once (the
+    read is sent again, the freeze completes) or on every try (the run ends with one line,
+    no set marked frozen, nothing sent; the resume freezes whole). Each sent once, no
+    worker or connection left."""
+    from hybridwb.targets import TargetService
+
+    wb, db = _members(source, pg_store, 13)
+    real = TargetService._page
+    killed: list[int] = []
+    reads: list[int] = []
+    threads: list[threading.Thread] = []
+
+    def killer(locker: Any) -> None:
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and len(killed) < kills:
+                with locker.cursor() as cur:
+                    cur.execute(
+                        "SELECT id FROM information_schema.processlist WHERE db = %s"
+                        " AND command = 'Query' AND info LIKE %s AND id <> CONNECTION_ID()",
+                        (db, "%member_no%"),
+                    )
+                    for (i,) in cur.fetchall():
+                        cur.execute(f"KILL CONNECTION {int(i)}")
+                        killed.append(i)
+                time.sleep(0.02)
+        finally:
+            with locker.cursor() as cur:
+                cur.execute("UNLOCK TABLES")
+            locker.close()
+
+    def page(self: Any, *a: Any, **kw: Any) -> Any:
+        if threading.current_thread().name == PREFETCH:
+            reads.append(1)
+            if len(reads) == 3 and not threads:
+                locker = _admin()
+                with locker.cursor() as cur:
+                    cur.execute(f"USE `{db}`")
+                    cur.execute("LOCK TABLES members WRITE")
+                threads.append(threading.Thread(target=killer, args=(locker,)))
+                threads[0].start()
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(TargetService, "_page", page)
+    failed: BaseException | None = None
+    try:
+        wf, run_id = _new_run(wb)
+        try:
+            wb.workflows.process(wf["id"], run_id, **KW)
+        except HybridwbError as exc:
+            failed = exc
+        threads[0].join()
+        assert len(killed) == kills, "the blocked read was never seen"
+        _nothing_left(wb)
+        assert (failed is None) == (kills == 1), repr(failed)
+        if failed is not None:
+            assert "\n" not in str(failed), str(failed)
+            assert oracle(
+                pg_store,
+                "SELECT frozen_at IS NULL FROM run_state WHERE run_id = %s",
+                (str(run_id),),
+            ) == [(True,)]
+            assert _run_rows(pg_store, "send_records", run_id) == []
+            wb.workflows.process(wf["id"], run_id, **KW)
+            _nothing_left(wb)
+    finally:
+        wb.close()
+    everyone = _source_keys(db)
     assert _run_rows(pg_store, "run_targets", run_id) == everyone
     assert _run_rows(pg_store, "send_records", run_id) == everyone
     assert _undone(pg_store, run_id) == 0
