@@ -13,6 +13,7 @@ root, psycopg), never what hybridwb reports.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import string
 import threading
@@ -29,11 +30,13 @@ from hybridwb.workflows.process import RunTakenOver
 from tests.conftest import _admin
 from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, pg_store)
     DAY,
+    INFO,
     oracle,
     people,
     pg_store,
     source,
     src,
+    start,
     workbench,
 )
 from tests.test_attack_prefetch import NAME as PREFETCH
@@ -551,3 +554,35 @@ def test_the_freezes_source_read_killed_in_the_worker_while_the_run_copies(
     assert _run_rows(pg_store, "run_targets", run_id) == everyone
     assert _run_rows(pg_store, "send_records", run_id) == everyone
     assert _undone(pg_store, run_id) == 0
+
+
+# -- 4. JIT off for the history check's transaction only ------------------------------------
+def test_the_history_checks_jit_off_ends_with_the_cap_locks_transaction(
+    source: Callable[..., str], pg_store: str
+) -> None:
+    """Under a frequency cap `seen` turns JIT off in the cap lock's transaction, which
+    then writes the batch and commits: after the run, every connection the store's pool
+    keeps has the server's JIT setting again (a session-level setting, committed, would
+    leave JIT off for whatever the connection runs next; without a cap the read's own
+    transaction is rolled back, which undoes either), and each target was sent once."""
+    wb, db = _members(source, pg_store, 12)
+    policy = {"frequency_cap": {"messages": 1, "days": 7}}
+    try:
+        wf = wb.workflows.create(
+            "jit",
+            target_config={"table": "members"},
+            message_config={"content": INFO, "policy": policy},
+        )
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, **KW)
+        engine = wb.store.backend.engine
+        pooled = engine.pool.checkedin()
+        assert pooled >= 1
+        with contextlib.ExitStack() as stack:
+            conns = [stack.enter_context(engine.connect()) for _ in range(pooled)]
+            settings = {c.exec_driver_sql("SHOW jit").scalar_one() for c in conns}
+    finally:
+        wb.close()
+    server = oracle(pg_store, "SELECT reset_val FROM pg_settings WHERE name = 'jit'")[0][0]
+    assert settings == {server}
+    assert _run_rows(pg_store, "send_records", run_id) == _source_keys(db)
