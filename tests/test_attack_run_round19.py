@@ -14,6 +14,7 @@ root, psycopg), never what hybridwb reports.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import random
 import string
 import threading
@@ -586,3 +587,84 @@ def test_the_history_checks_jit_off_ends_with_the_cap_locks_transaction(
     server = oracle(pg_store, "SELECT reset_val FROM pg_settings WHERE name = 'jit'")[0][0]
     assert settings == {server}
     assert _run_rows(pg_store, "send_records", run_id) == _source_keys(db)
+
+
+# -- 5. more keys equal under the source's collation than the tie lookup reads ---------------
+def _spellings(word: str) -> list[str]:
+    """Every spelling of `word` in upper and lower case (2^len of them)."""
+    return [
+        "".join(c.upper() if up else c for c, up in zip(word, ups, strict=True))
+        for ups in itertools.product([False, True], repeat=len(word))
+    ]
+
+
+def _ties_run(
+    source: Callable[..., str], pg_store: str, word: str, batch_size: int
+) -> tuple[str, Any, ValidationError | None]:
+    """A view re-collating a case-sensitive key case-insensitively, keyed by it: every
+    spelling of `word` a customer to the table, one key to the view's comparisons."""
+    rows = [
+        (k, f"회원{i}", f"010-{2000 + i:04d}-{i:04d}") for i, k in enumerate(_spellings(word), 1)
+    ]
+    db = source(
+        "CREATE TABLE a (code VARCHAR(20) COLLATE utf8mb4_bin PRIMARY KEY, name VARCHAR(20),"
+        " mobile VARCHAR(20)) CHARACTER SET utf8mb4",
+        "CREATE VIEW everyone AS SELECT code COLLATE utf8mb4_general_ci AS code, name, mobile"
+        " FROM a",
+        rows={"a": rows},
+    )
+    wb = workbench(db, pg_store, {"everyone": people()})
+    refused: ValidationError | None = None
+    try:
+        wf = wb.workflows.create(
+            "ties", target_config={"table": "everyone"}, message_config={"content": INFO}
+        )
+        run_id = start(wb, wf)
+        try:
+            wb.workflows.process(wf["id"], run_id, **{**KW, "batch_size": batch_size})
+        except ValidationError as exc:
+            refused = exc
+    finally:
+        wb.close()
+    return db, run_id, refused
+
+
+def _whole_or_refused(pg_store: str, db: str, run_id: Any, refused: Exception | None) -> None:
+    everyone = sorted(k for (k,) in src(db, "SELECT code FROM a"))
+    if refused is None:
+        assert sorted(_run_rows(pg_store, "run_targets", run_id)) == everyone
+        assert sorted(_run_rows(pg_store, "send_records", run_id)) == everyone
+        return
+    assert "\n" not in str(refused) and "collation" in str(refused), str(refused)
+    assert oracle(
+        pg_store, "SELECT frozen_at IS NULL FROM run_state WHERE run_id = %s", (str(run_id),)
+    ) == [(True,)]
+    assert _run_rows(pg_store, "send_records", run_id) == []
+
+
+def test_more_keys_equal_under_the_collation_than_the_tie_lookup_reads_are_not_lost(
+    source: Callable[..., str], pg_store: str
+) -> None:
+    """The 1,024 spellings of 'abcdefghij' are 1,024 customers and one key to the view.
+    The pager reads a page (20), then the keys equal to its last one (`_ties`, at most
+    `TIE_LIMIT`, 1,000), then `key > last`: the 23 spellings neither read were never
+    frozen, and the run messaged 1,001 of 1,024 without a word. The frozen set must be
+    the whole audience, or the run refused in one line with nothing sent."""
+    db, run_id, refused = _ties_run(source, pg_store, "abcdefghij", 20)
+    assert len(src(db, "SELECT code FROM a")) == 1024
+    _whole_or_refused(pg_store, db, run_id, refused)
+
+
+@pytest.mark.parametrize("word", ["abc", "abcd"], ids=["at the limit", "past it"])
+def test_keys_equal_under_the_collation_up_to_the_tie_limit_are_all_messaged(
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch, word: str
+) -> None:
+    """With the tie lookup's limit at 8: the 8 spellings of 'abc' are each frozen and
+    messaged (not refused); the 16 of 'abcd' are whole or refused, never 10 of 16."""
+    from hybridwb.targets import service
+
+    monkeypatch.setattr(service, "TIE_LIMIT", 8)
+    db, run_id, refused = _ties_run(source, pg_store, word, 2)
+    if word == "abc":
+        assert refused is None, str(refused)
+    _whole_or_refused(pg_store, db, run_id, refused)
