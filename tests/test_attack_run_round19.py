@@ -14,11 +14,13 @@ root, psycopg), never what hybridwb reports.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import random
 import string
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -47,26 +49,31 @@ pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
 
 
 # -- oracles: direct SQL only ------------------------------------------------------------
-def _run_rows(pg_store: str, table: str, run_id: Any) -> list[str]:
+def _ids(value: Any) -> tuple[str, str]:
+    """An id as PostgreSQL and SQLite store it (with dashes, hex): `IN` either."""
+    return str(value), uuid.UUID(str(value)).hex
+
+
+def _run_rows(store: str, table: str, run_id: Any) -> list[str]:
     return sorted(
         str(k)
         for (k,) in oracle(
-            pg_store, f"SELECT target_key FROM {table} WHERE run_id = %s", (str(run_id),)
+            store, f"SELECT target_key FROM {table} WHERE run_id IN (%s, %s)", _ids(run_id)
         )
     )
 
 
-def _undone(pg_store: str, run_id: Any) -> int:
+def _undone(store: str, run_id: Any) -> int:
     """Frozen targets of the run with neither a send record nor an exclusion."""
     return int(
         oracle(
-            pg_store,
-            "SELECT count(*) FROM run_targets t WHERE t.run_id = %s"
+            store,
+            "SELECT count(*) FROM run_targets t WHERE t.run_id IN (%s, %s)"
             " AND NOT EXISTS (SELECT 1 FROM send_records r"
             "  WHERE r.run_id = t.run_id AND r.target_key = t.target_key)"
             " AND NOT EXISTS (SELECT 1 FROM run_skips s"
             "  WHERE s.run_id = t.run_id AND s.target_key = t.target_key)",
-            (str(run_id),),
+            _ids(run_id),
         )[0][0]
     )
 
@@ -161,6 +168,48 @@ def test_a_page_copied_after_a_takeover_does_not_join_the_new_owners_frozen_set(
     assert oracle(
         pg_store, "SELECT frozen_count FROM run_state WHERE run_id = %s", (str(run_id),)
     ) == [(5,)]
+
+
+def test_a_page_inserted_after_a_takeover_on_a_sqlite_store_writes_nothing(
+    source: Callable[..., str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page case on a SQLite store (a page is written by `_insert_page`, in the run's
+    thread, no worker): after B took the lock over and completed the run, A's page 2 is
+    not written; the frozen set is B's."""
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    wb, db = _members(source, store, 10)
+    wb2 = workbench(db, store, {})
+    main = threading.current_thread()
+    real = Campaigns._insert_page
+    pages: list[int] = []
+    wf, run_id = _new_run(wb)
+
+    def insert_page(self: Campaigns, *a: Any) -> None:
+        if threading.current_thread() is main:
+            pages.append(1)
+            if len(pages) == 2:
+                src(db, "DELETE FROM members WHERE member_no > 5")
+                oracle(
+                    store,
+                    "UPDATE run_locks SET owner = %s WHERE workflow_id IN (%s, %s)",
+                    ("new:2", *_ids(wf["id"])),
+                )
+                process_b = functools.partial(
+                    wb2.workflows.process, wf["id"], run_id, owner="new:2", **KW
+                )
+                assert _in_thread(process_b) is None
+        real(self, *a)
+
+    monkeypatch.setattr(Campaigns, "_insert_page", insert_page)
+    try:
+        with pytest.raises(RunTakenOver):
+            wb.workflows.process(wf["id"], run_id, **KW)
+    finally:
+        wb.close()
+        wb2.close()
+    assert _run_rows(store, "run_targets", run_id) == _source_keys(db) == list("12345")
+    assert _run_rows(store, "send_records", run_id) == list("12345")
+    assert _undone(store, run_id) == 0
 
 
 def test_the_frozen_mark_after_a_takeover_does_not_mark_the_new_owners_half_set(
