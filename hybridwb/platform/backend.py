@@ -7,6 +7,7 @@ transaction-mode pooler); `RestBackend` (rest.py) serves Supabase's REST API. Re
 
 from __future__ import annotations
 
+import itertools
 import operator
 import re
 import sqlite3
@@ -413,11 +414,16 @@ class SqlBackend:
                 whole = _whole_rows(conn, tbl, conflict, rows)
                 inserted = 0
                 for start in range(0, len(rows), 5000):
+                    chunk = rows[start : start + 5000]
                     # sqlite3 sums rowcount over executemany: the rows really inserted
                     if whole is not None:
-                        inserted += whole(rows[start : start + 5000])
-                    else:
-                        inserted += conn.execute(stmt, rows[start : start + 5000]).rowcount
+                        inserted += whole(chunk)
+                        continue
+                    # Core's executemany takes its columns from the first row (a value
+                    # of a column only later rows name is dropped): runs of rows that
+                    # name the same columns each go as one, in order (the first wins)
+                    for _, same in itertools.groupby(chunk, key=lambda row: row.keys()):
+                        inserted += conn.execute(stmt, list(same)).rowcount
             return inserted if attempt == 1 else idempotent.count_ours(conn, tbl, rows)
 
         return self.run(run, write=True)

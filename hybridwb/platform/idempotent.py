@@ -9,14 +9,13 @@ row with the intended one (key and plain columns) tells "my earlier try wrote it
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from functools import partial
 from itertools import repeat
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Column, Connection, MetaData, Table, and_, func, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import JSON, Column, ColumnDefault, Connection, MetaData, Table, and_, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hybridwb.errors import drop_frames
@@ -54,40 +53,44 @@ def count_ours(conn: Connection, tbl: Table, rows: list[dict[str, Any]]) -> int:
 def copy_ignore(
     conn: Connection, tbl: Table, rows: list[dict[str, Any]], conflict: list[str]
 ) -> int:
-    """COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING (Postgres)."""
-    from psycopg import sql
-    from psycopg.types.json import Jsonb
+    """Insert `rows` skipping those whose `conflict` key exists (Postgres): `copy_columns`
+    of their values, the rows Core's INSERT ... ON CONFLICT DO NOTHING would write (what
+    the SQLite store runs). A column a row leaves out gets its Python-side default (a value
+    or a function, per row), else, when no row names it, the table's server default, else
+    NULL; a JSON column's values go as JSON. Returns how many rows were inserted."""
+    if not rows:
+        return 0
+    from psycopg.types.json import Json
 
-    cols = [c.name for c in tbl.columns]
-    json_cols = {
-        i for i, c in enumerate(tbl.columns) if isinstance(c.type.dialect_impl(conn.dialect), JSONB)
-    }
-    load = Table(f"_load_{tbl.name}", MetaData(), *(Column(c.name, c.type) for c in tbl.columns))
-    names = sql.SQL(", ").join(map(sql.Identifier, cols))
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    with contextlib.closing(raw.cursor()) as cur:
-        cur.execute(
-            sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
-                sql.Identifier(load.name), sql.Identifier(tbl.name)
-            )
-        )
-        with cur.copy(
-            sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(load.name), names)
-        ) as copy:
-            for row in rows:
-                values = [row.get(c) for c in cols]
-                for i in json_cols:
-                    if values[i] is not None:
-                        values[i] = Jsonb(values[i])
-                copy.write_row(values)
-    stmt = (
-        pg_insert(tbl)
-        .from_select(cols, select(load))
-        .on_conflict_do_nothing(index_elements=conflict)
-        .execution_options(preserve_rowcount=True)
-    )
-    return int(conn.execute(stmt).rowcount)
+    named = set().union(*rows)
+    cols: list[str] = []
+    columns: list[list[Any]] = []
+    for c in tbl.columns:
+        name, fill = c.name, _fill(c)
+        if name not in named and fill is None:
+            continue  # the server's default, or NULL
+        values = [row[name] if name in row else fill() if fill else None for row in rows]
+        impl = c.type.dialect_impl(conn.dialect)
+        if isinstance(impl, JSON):  # a None the row gives is JSON's null, as Core writes it
+            keep = not impl.none_as_null
+            values = [
+                Json(v) if v is not None or (keep and name in row) else None
+                for v, row in zip(values, rows, strict=True)
+            ]
+        cols.append(name)
+        columns.append(values)
+    return copy_columns(conn, tbl, cols, columns, conflict)
+
+
+def _fill(column: Column[Any]) -> Callable[[], Any] | None:
+    """A column's Python-side default as a function of no arguments (a value, or Core's
+    function of the execution context, which the store's do not read); None for none, or
+    a SQL expression, which is no value to COPY (the store has none)."""
+    default = column.default
+    if not isinstance(default, ColumnDefault) or default.is_clause_element:
+        return None
+    arg = default.arg
+    return (lambda: arg) if default.is_scalar else partial(arg, None)
 
 
 def uuid7_texts(n: int, at: datetime | None = None) -> list[str]:
@@ -231,12 +234,13 @@ def copy_columns(
     conflict: list[str] | None = None,
     *,
     text: str | None = None,
-) -> None:
+) -> int:
     """COPY the rows `columns` make (in `cols` order; `Same` for a value every row has)
     into `tbl` (Postgres). With `conflict`, rows whose key exists are skipped (COPY into a
     temporary table, then INSERT ... ON CONFLICT DO NOTHING); without, straight into the
     table, where a duplicate key fails the COPY. `text`: their `copy_columns_text`, when
-    the caller made it already (in another thread)."""
+    the caller made it already (in another thread). Returns how many rows were written
+    (with `conflict`, inserted)."""
     from psycopg import sql
     from psycopg.errors import UniqueViolation
 
@@ -244,26 +248,23 @@ def copy_columns(
     assert raw is not None
     names = sql.SQL(", ").join(map(sql.Identifier, cols))
     # the table in its schema, if it names one (not a same-named table the search path
-    # finds first); the temporary table of the `conflict` path lives in its own schema
+    # finds first); the `conflict` path's load table named in the session's own temporary
+    # schema everywhere, never a same-named table of a schema the search path puts first
     target = sql.Identifier(*filter(None, (tbl.schema, tbl.name)))
-    into = tbl.name if conflict is None else f"_load_{tbl.name}"
+    load = f"_load_{tbl.name}"
+    into = target if conflict is None else sql.Identifier("pg_temp", load)
     try:
         with raw.cursor() as cur:
             if conflict is not None:
                 # a load table an earlier call of this transaction left (it is dropped
-                # only at commit) goes first, in the same round trip; `pg_temp` names
-                # the session's own, never a same-named table of the database
+                # only at commit) goes first, in the same round trip
                 cur.execute(
                     sql.SQL(
-                        "DROP TABLE IF EXISTS pg_temp.{0};"
+                        "DROP TABLE IF EXISTS {0};"
                         " CREATE TEMPORARY TABLE {0} (LIKE {1} INCLUDING DEFAULTS) ON COMMIT DROP"
-                    ).format(sql.Identifier(into), target)
+                    ).format(into, target)
                 )
-            with cur.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN").format(
-                    target if conflict is None else sql.Identifier(into), names
-                )
-            ) as copy:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(into, names)) as copy:
                 if text is None:
                     text = copy_columns_text(columns) if columns else ""
                 if text is not None:
@@ -271,15 +272,19 @@ def copy_columns(
                 else:
                     for row in _rows_of(columns):
                         copy.write_row(row)
+            copied = int(cur.rowcount)
     except UniqueViolation as exc:
         if conflict is not None:  # not a key of these rows: the store's errors() says it
             raise
         drop_frames(exc)
         raise KeyExists from None
-    if conflict is not None:
-        load = Table(into, MetaData(), *(Column(c, tbl.c[c].type) for c in cols))
-        conn.execute(
-            pg_insert(tbl)
-            .from_select(cols, select(*(load.c[c] for c in cols)))
-            .on_conflict_do_nothing(index_elements=conflict)
-        )
+    if conflict is None:
+        return copied
+    loaded = Table(load, MetaData(), *(Column(c, tbl.c[c].type) for c in cols), schema="pg_temp")
+    stmt = (
+        pg_insert(tbl)
+        .from_select(cols, select(*loaded.c))
+        .on_conflict_do_nothing(index_elements=conflict)
+        .execution_options(preserve_rowcount=True)
+    )
+    return int(conn.execute(stmt).rowcount)
