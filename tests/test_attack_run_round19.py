@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -296,6 +297,75 @@ def test_a_clear_after_a_takeover_does_not_erase_the_new_owners_frozen_set(
     assert _run_rows(pg_store, "send_records", run_id) == sorted(ten)
     assert _undone(pg_store, run_id) == 0
     assert _unfrozen_done(pg_store, run_id) == 0
+
+
+def test_a_taken_over_process_does_not_rewrite_the_frozen_as_of(
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Target: members who joined more than a day ago. A starts (its clock: five days
+    before B's) and stops just before it records what it freezes for; B takes over,
+    freezes the ten members (joined three days before B's clock), writes one batch and
+    dies. A wakes and records its own as-of time over B's before its freeze is refused: the
+    resume then judged B's frozen set as of A's clock, when none of them had joined, and
+    excluded the five left as gone. The resume must complete B's set: ten records."""
+    from hybridwb.workflows import process
+
+    joined = DAY - timedelta(days=3)
+    rows = [
+        (i, f"회원{i}", f"010-{3000 + i:04d}-{i:04d}", joined.replace(tzinfo=None))
+        for i in range(1, 11)
+    ]
+    db = source(
+        "CREATE TABLE members (member_no INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(40),"
+        " joined DATETIME)",
+        rows={"members": rows},
+    )
+    fields = {"joined": {"displayName": "가입", "type": "datetime"}}
+    mapping = {**people("number", "member_no", fields=fields), "audience": True}
+    wb = workbench(db, pg_store, {"members": mapping})
+    wb2 = workbench(db, pg_store, {})
+    wf = wb.workflows.create(
+        "older",
+        target_config={
+            "table": "members",
+            "where": {"field": "joined", "op": "older_than", "value": {"days": 1}},
+        },
+        message_config={"content": INFO},
+    )
+    run_id = start(wb, wf)
+    main = threading.current_thread()
+    real_remember, real_write = process._remember_freeze, Campaigns.write_batch
+    writes: list[int] = []
+
+    def write_batch(self: Campaigns, *a: Any, **kw: Any) -> bool:
+        writes.append(1)
+        if len(writes) == 2:
+            raise _Died("B dies after its first batch")
+        return real_write(self, *a, **kw)
+
+    def remember(*a: Any, **kw: Any) -> None:
+        if threading.current_thread() is main:
+            _take_over(pg_store, wf["id"], run_id, "new:2")
+            b = functools.partial(wb2.workflows.process, wf["id"], run_id, owner="new:2", **KW)
+            assert isinstance(_in_thread(b), _Died)
+        real_remember(*a, **kw)
+
+    monkeypatch.setattr(process, "_remember_freeze", remember)
+    monkeypatch.setattr(Campaigns, "write_batch", write_batch)
+    try:
+        with pytest.raises(RunTakenOver):
+            wb.workflows.process(wf["id"], run_id, **{**KW, "now": DAY - timedelta(days=5)})
+        monkeypatch.setattr(process, "_remember_freeze", real_remember)
+        monkeypatch.setattr(Campaigns, "write_batch", real_write)
+        _take_over(pg_store, wf["id"], run_id, "resume:3")  # B is dead: a resume
+        wb.workflows.process(wf["id"], run_id, owner="resume:3", **KW)
+    finally:
+        wb.close()
+        wb2.close()
+    everyone = _source_keys(db)
+    assert _run_rows(pg_store, "run_targets", run_id) == everyone
+    assert _run_rows(pg_store, "run_skips", run_id) == []
+    assert _run_rows(pg_store, "send_records", run_id) == everyone
 
 
 # -- 2. faults inside the freeze, then the resume ------------------------------------------

@@ -39,7 +39,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from hybridwb.errors import StoreError, ValidationError
 from hybridwb.platform import schema
 from hybridwb.platform.backend import Backend, SqlBackend, retrying
-from hybridwb.platform.repos import as_uuid
+from hybridwb.platform.repos import as_uuid, jsonable
 from hybridwb.platform.schema import now
 
 T = schema.metadata.tables
@@ -319,6 +319,32 @@ class Campaigns:
                 )
 
         self._run(put)
+
+    def set_stats(
+        self,
+        run_id: Any,
+        stats: dict[str, Any],
+        *,
+        workflow_id: Any = None,
+        owner: str | None = None,
+    ) -> bool:
+        """The run's stats, written (with `owner`) in a transaction that first beats the
+        workflow's lock, as the freeze's steps are: False, nothing written, once another
+        process holds it (one taken over before its freeze would record its own as-of time
+        over the new owner's, and a resume would judge that owner's frozen set by it)."""
+        runs, rid = T["workflow_runs"], as_uuid(run_id)
+
+        def put() -> None:
+            with self.backend.engine.begin() as conn:
+                if owner is not None:
+                    _hold(conn, as_uuid(workflow_id), rid, owner)
+                conn.execute(update(runs).where(runs.c.id == rid).values(stats=jsonable(stats)))
+
+        try:
+            self._run(put)
+        except _LockLost:
+            return False
+        return True
 
     # -- the frozen target set -------------------------------------------------------------
     def freeze(

@@ -105,6 +105,24 @@ class RestCampaigns(Campaigns):
     def set_state(self, run_id: Any, **values: Any) -> None:
         self.backend.apply([Op("update", "run_state", values, {"run_id": as_uuid(run_id)})])
 
+    def set_stats(
+        self,
+        run_id: Any,
+        stats: dict[str, Any],
+        *,
+        workflow_id: Any = None,
+        owner: str | None = None,
+    ) -> bool:
+        """As `Campaigns.set_stats`, the lock beaten first in a request of its own (see
+        `freeze`: a takeover between the two is not seen)."""
+        if owner is not None and not self.heartbeat(workflow_id, run_id, owner):
+            return False
+        from hybridwb.platform.repos import jsonable
+
+        where = {"id": as_uuid(run_id)}
+        self.backend.apply([Op("update", "workflow_runs", {"stats": jsonable(stats)}, where)])
+        return True
+
     # -- the frozen target set -------------------------------------------------------------
     def freeze(
         self,

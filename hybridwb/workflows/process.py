@@ -121,8 +121,7 @@ class Processor:
         now: datetime | None = None,
         owner: str | None = None,
     ) -> int:
-        """Store every target's key and recipient with the run (idempotent, whole or none),
-        while `owner` holds the workflow's lock (`RunTakenOver` once it does not)."""
+        """Store every target's key and recipient with the run (whole or none), as `owner`."""
 
         plan = self.targets.plan(wf["target_config"], now=now)
 
@@ -147,9 +146,8 @@ class Processor:
         campaigns = Campaigns(self.store.backend)
         prepared = campaigns.frozen_pages(run_id, pages())  # COPY text made in the worker
         with prefetch.ahead(prepared, thread=self._can_prefetch()) as read:
-            count = campaigns.freeze(run_id, read, workflow_id=wf["id"], owner=owner)
-        if count is None:
-            raise taken_over(run_id)
+            if (count := campaigns.freeze(run_id, read, workflow_id=wf["id"], owner=owner)) is None:
+                raise taken_over(run_id)
         return count
 
     def _can_prefetch(self) -> bool:
@@ -209,7 +207,7 @@ class Processor:
         store.runs.update(run["id"], status="running", started_at=run.get("started_at") or now)
         state = campaigns.state(run["id"])
         if state.get("frozen_at") is None:
-            _remember_freeze(store, run["id"], aud, now)
+            _remember_freeze(store, campaigns, run, aud, now, owner or None)
             self.freeze(wf, run["id"], aud, limit, batch_size, now, owner or None)
         frozen = _frozen_audience(store.runs.get(run["id"]), aud, now)
         # the set is judged as of its freeze: a resume does not re-read "the last 7 days"
@@ -465,12 +463,15 @@ def _run_clock(
     return lambda: datetime.now(UTC)
 
 
-def _remember_freeze(store: Store, run_id: Any, aud: audience.Audience, now: datetime) -> None:
-    """What the target set is frozen for (audience table, key, as-of time), in the run's
-    stats before the freeze marks it whole: a resume completes exactly that."""
-    stats = dict(store.runs.get(run_id).get("stats") or {})
+def _remember_freeze(
+    store: Store, campaigns: Campaigns, run: Any, aud: audience.Audience, now: datetime, owner: Any
+) -> None:
+    """What the target set is frozen for (audience table, key, as-of time), in the run's stats
+    before the freeze marks it whole, as `owner` (`Campaigns.set_stats`): a resume completes it."""
+    stats = dict(store.runs.get(run["id"]).get("stats") or {})
     stats["frozen"] = {"table": aud.table, "key": aud.key, "as_of": now.isoformat()}
-    store.runs.update(run_id, stats=stats)
+    if not campaigns.set_stats(run["id"], stats, workflow_id=run["workflow_id"], owner=owner):
+        raise taken_over(run["id"])
 
 
 def _frozen_audience(run: dict[str, Any], aud: audience.Audience, now: datetime) -> dict[str, Any]:
