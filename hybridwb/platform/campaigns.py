@@ -36,10 +36,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from hybridwb.errors import StoreError
+from hybridwb.errors import StoreError, ValidationError
 from hybridwb.platform import schema
 from hybridwb.platform.backend import Backend, SqlBackend, retrying
-from hybridwb.platform.repos import as_uuid
+from hybridwb.platform.repos import as_uuid, jsonable
 from hybridwb.platform.schema import now
 
 T = schema.metadata.tables
@@ -58,6 +58,21 @@ NO_JIT = select(func.set_config("jit", "off", true())).where(
 #: history check (`seen`), the pending read's done-check and the counts look up, join,
 #: group or filter by
 HISTORY_STATISTICS = ("run_id", "target_key", "recipient", "workflow_id", "created_at")
+#: the longest target key or recipient (UTF-8 bytes) a run keeps: PostgreSQL's indexes
+#: of them (the frozen set's and the history's keys, the history's recipients) take rows
+#: of at most 2,704 bytes, so a longer one failed the freeze (a key: nobody was messaged)
+#: or its batch's write on every resume (a recipient: the targets after it never ended).
+#: No address is that long (an e-mail address has at most 254 characters)
+LONGEST_INDEXED = 2600
+
+
+def fits_index(text: str) -> bool:
+    """Whether the store's indexes can hold `text` as a key or recipient (`LONGEST_INDEXED`)."""
+    return len(text) <= LONGEST_INDEXED // 4 or (
+        len(text.encode("utf-8", "surrogatepass")) <= LONGEST_INDEXED
+    )
+
+
 RECORD_COLUMNS = (
     "id",
     "run_id",
@@ -88,6 +103,20 @@ class CapCheck:
 
 class _LockLost(Exception):
     """Raised inside a batch's transaction to roll it back: the lock has another owner."""
+
+
+def _hold(conn: Any, workflow_id: Any, run_id: Any, owner: str, at: datetime | None = None) -> None:
+    """Beat the workflow's lock as `owner` in `conn`'s transaction (its row locked until
+    that transaction ends, so a takeover waits for it), or `_LockLost` when another owner
+    holds it: what the transaction would write is rolled back."""
+    locks = T["run_locks"]
+    held = conn.execute(
+        update(locks)
+        .where(locks.c.workflow_id == workflow_id, locks.c.run_id == run_id, locks.c.owner == owner)
+        .values(heartbeat_at=at or now())
+    ).rowcount
+    if held != 1:
+        raise _LockLost
 
 
 def this_owner() -> str:
@@ -291,49 +320,123 @@ class Campaigns:
 
         self._run(put)
 
+    def set_stats(
+        self,
+        run_id: Any,
+        stats: dict[str, Any],
+        *,
+        workflow_id: Any = None,
+        owner: str | None = None,
+    ) -> bool:
+        """The run's stats, written (with `owner`) in a transaction that first beats the
+        workflow's lock, as the freeze's steps are: False, nothing written, once another
+        process holds it (one taken over before its freeze would record its own as-of time
+        over the new owner's, and a resume would judge that owner's frozen set by it)."""
+        runs, rid = T["workflow_runs"], as_uuid(run_id)
+
+        def put() -> None:
+            with self.backend.engine.begin() as conn:
+                if owner is not None:
+                    _hold(conn, as_uuid(workflow_id), rid, owner)
+                conn.execute(update(runs).where(runs.c.id == rid).values(stats=jsonable(stats)))
+
+        try:
+            self._run(put)
+        except _LockLost:
+            return False
+        return True
+
     # -- the frozen target set -------------------------------------------------------------
     def freeze(
-        self, run_id: Any, batches: Iterable[list[tuple[str, str | None]] | FrozenPage]
-    ) -> int:
+        self,
+        run_id: Any,
+        batches: Iterable[list[tuple[str, str | None]] | FrozenPage],
+        *,
+        workflow_id: Any = None,
+        owner: str | None = None,
+    ) -> int | None:
         """Store (key, recipient) of every target with the run, then mark the set frozen.
         `batches`: lists of pairs, or the pages `frozen_pages` made of them (their COPY
         text built where they were read: a run's worker thread).
 
         A freeze interrupted half-way is discarded and redone: nothing is sent before the
         set is marked frozen, so the set a resume completes is always a whole one.
-        """
+
+        With `owner` (and `workflow_id`), the clear, each page and the mark are written
+        in a transaction that first beats the workflow's lock as `owner`, as a batch is
+        (`write_batch`): None, with nothing more written, once another process took the
+        run over. A freeze takes minutes for a large set; a process stopped that long
+        (its heartbeat with it) whose lock was taken over would otherwise, on waking,
+        clear the new owner's frozen set, add pages it read before to it, or mark its
+        half-written set frozen."""
         rid = as_uuid(run_id)
         targets = T["run_targets"]
+        wf = None if workflow_id is None else as_uuid(workflow_id)
+
+        def hold(conn: Any) -> None:
+            if owner is not None:
+                _hold(conn, wf, rid, owner)
 
         def clear() -> None:
             with self.backend.engine.begin() as conn:
+                hold(conn)
                 conn.execute(delete(targets).where(targets.c.run_id == rid))
 
-        self._run(clear)
-        seq = 0
-        for item in batches:
-            page = self.frozen_page(rid, seq, item) if isinstance(item, list) else item
-            if (page.run, page.first_seq) != (str(rid), seq):
-                raise ValueError("frozen pages must be this run's, in order, each after the last")
-            if self.backend.name == "postgresql":
-                self._copy_fresh(targets, page)
-                seq += len(page.pairs)
-                continue
-            dicts = []
-            for key, recipient in page.pairs:
-                seq += 1
-                dicts.append({"run_id": rid, "seq": seq, "target_key": key, "recipient": recipient})
-            for start in range(0, len(dicts), CHUNK):
-                self.backend.insert_ignore(
-                    "run_targets", dicts[start : start + CHUNK], ["run_id", "target_key"]
+        def mark() -> int:
+            with self.backend.engine.begin() as conn:
+                hold(conn)
+                count = int(
+                    conn.execute(
+                        select(func.count()).select_from(targets).where(targets.c.run_id == rid)
+                    ).scalar_one()
                 )
-        # the planner sees the frozen set before the run reads it by (run, seq) (see
-        # `_analyze`); the two key columns only: the text columns' statistics cost three
-        # times as much and the pending read does not use them
-        self._analyze(targets, ["run_id", "seq"])
-        count = self.backend.count("run_targets", {"run_id": rid})
-        self.set_state(rid, frozen_at=now(), frozen_count=count)
-        return count
+                state = T["run_state"]
+                conn.execute(
+                    update(state)
+                    .where(state.c.run_id == rid)
+                    .values(frozen_at=now(), frozen_count=count)
+                )
+                return count
+
+        try:
+            self._run(clear)
+            seq = 0
+            for item in batches:
+                page = self.frozen_page(rid, seq, item) if isinstance(item, list) else item
+                if (page.run, page.first_seq) != (str(rid), seq):
+                    raise ValueError(
+                        "frozen pages must be this run's, in order, each after the last"
+                    )
+                if self.backend.name == "postgresql":
+                    self._copy_fresh(targets, page, hold)
+                else:
+                    self._insert_page(targets, rid, page, hold)
+                seq += len(page.pairs)
+            # the planner sees the frozen set before the run reads it by (run, seq) (see
+            # `_analyze`); the two key columns only: the text columns' statistics cost
+            # three times as much and the pending read does not use them
+            self._analyze(targets, ["run_id", "seq"])
+            return int(self._run(mark))
+        except _LockLost:
+            return None
+
+    def _insert_page(self, tbl: Any, rid: Any, page: FrozenPage, hold: Any) -> None:
+        """A page of the frozen set in one transaction (SQLite), skipping existing keys."""
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        rows = [
+            {"run_id": rid, "seq": seq, "target_key": key, "recipient": recipient}
+            for seq, (key, recipient) in enumerate(page.pairs, page.first_seq + 1)
+        ]
+        stmt = sqlite_insert(tbl).on_conflict_do_nothing(index_elements=["run_id", "target_key"])
+
+        def write(conn: Any, _: int) -> None:
+            hold(conn)
+            for start in range(0, len(rows), CHUNK):
+                conn.execute(stmt, rows[start : start + CHUNK])
+
+        if rows:
+            self.backend.run(write, write=True)
 
     def frozen_pages(
         self, run_id: Any, batches: Iterable[list[tuple[str, str | None]]]
@@ -352,13 +455,20 @@ class Campaigns:
         """One page of the frozen set: its pairs after `first_seq`, and on Postgres their
         COPY text (None: psycopg writes the rows, see `copy_columns_text`)."""
         run, text = str(as_uuid(run_id)), None
+        if max((len(key) for key, _ in batch), default=0) > LONGEST_INDEXED // 4 and not all(
+            fits_index(key) for key, _ in batch
+        ):
+            raise ValidationError(
+                f"A target key is longer than {LONGEST_INDEXED:,} bytes, more than the store "
+                "can index, so it cannot be frozen; key the audience by a shorter unique column."
+            )
         if self.backend.name == "postgresql" and batch:
             from hybridwb.platform.idempotent import copy_columns_text
 
             text = copy_columns_text(_frozen_columns(run, first_seq, batch))
         return FrozenPage(run, first_seq, batch, text)
 
-    def _copy_fresh(self, tbl: Any, page: FrozenPage) -> None:
+    def _copy_fresh(self, tbl: Any, page: FrozenPage, hold: Any = None) -> None:
         """COPY a page of the frozen set straight into its table where the keys should be
         new (Postgres); if one exists after all (a retry after a lost commit
         acknowledgement, a key the source repeated), the page is written again skipping
@@ -377,6 +487,8 @@ class Campaigns:
         columns = _frozen_columns(page.run, page.first_seq, page.pairs)
 
         def write(conn: Any, conflict: list[str] | None) -> None:
+            if hold is not None:  # the run's lock, beaten in this transaction (`freeze`)
+                hold(conn)
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             copy_columns(conn, tbl, list(FROZEN_COLUMNS), columns, conflict, text=page.text)
 
@@ -464,18 +576,7 @@ class Campaigns:
         def write(conn: Any, attempt: int, direct: bool) -> None:
             stamp = now()
             if owner is not None:
-                locks = T["run_locks"]
-                held = conn.execute(
-                    update(locks)
-                    .where(
-                        locks.c.workflow_id == wf,
-                        locks.c.run_id == rid,
-                        locks.c.owner == owner,
-                    )
-                    .values(heartbeat_at=stamp)
-                ).rowcount
-                if held != 1:
-                    raise _LockLost
+                _hold(conn, wf, rid, owner, stamp)
             if postgres:
                 self._copy_batch(conn, rid, wf, stamp, records, channel, skips, direct)
             else:

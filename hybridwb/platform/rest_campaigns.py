@@ -105,16 +105,51 @@ class RestCampaigns(Campaigns):
     def set_state(self, run_id: Any, **values: Any) -> None:
         self.backend.apply([Op("update", "run_state", values, {"run_id": as_uuid(run_id)})])
 
+    def set_stats(
+        self,
+        run_id: Any,
+        stats: dict[str, Any],
+        *,
+        workflow_id: Any = None,
+        owner: str | None = None,
+    ) -> bool:
+        """As `Campaigns.set_stats`, the lock beaten first in a request of its own (see
+        `freeze`: a takeover between the two is not seen)."""
+        if owner is not None and not self.heartbeat(workflow_id, run_id, owner):
+            return False
+        from hybridwb.platform.repos import jsonable
+
+        where = {"id": as_uuid(run_id)}
+        self.backend.apply([Op("update", "workflow_runs", {"stats": jsonable(stats)}, where)])
+        return True
+
     # -- the frozen target set -------------------------------------------------------------
     def freeze(
-        self, run_id: Any, batches: Iterable[list[tuple[str, str | None]] | FrozenPage]
-    ) -> int:
+        self,
+        run_id: Any,
+        batches: Iterable[list[tuple[str, str | None]] | FrozenPage],
+        *,
+        workflow_id: Any = None,
+        owner: str | None = None,
+    ) -> int | None:
         """As `Campaigns.freeze`: rows upserted ignoring a key already frozen (a repeated
-        request, or a key the source repeated), the set marked frozen after the last."""
+        request, or a key the source repeated), the set marked frozen after the last.
+        With `owner`, the lock is beaten before the clear, each page and the mark (None
+        once it is another's); not in their requests' transactions, as `Campaigns` does
+        (that needs a migration of the RPC functions): a takeover between a beat and
+        the request after it is not seen."""
         rid = as_uuid(run_id)
+
+        def held() -> bool:
+            return owner is None or self.heartbeat(workflow_id, rid, owner)
+
+        if not held():
+            return None
         self.backend.apply([Op("delete", "run_targets", where={"run_id": rid})])
         seq = 0
         for item in batches:
+            if not held():
+                return None
             page = self.frozen_page(rid, seq, item) if isinstance(item, list) else item
             if (page.run, page.first_seq) != (str(rid), seq):
                 raise ValueError("frozen pages must be this run's, in order, each after the last")
@@ -130,6 +165,8 @@ class RestCampaigns(Campaigns):
                 )
         # counted by the function: run_targets has no `id` for a plain count request
         count = int(self.counts(rid)["targets"])
+        if not held():
+            return None
         self.set_state(rid, frozen_at=now(), frozen_count=count)
         return count
 

@@ -411,11 +411,19 @@ class TargetService:
         """Rows the next page (`key > last`) would skip: keys the server's collation holds
         equal to `last` but that are not the same text ('a' and 'A', 'a' and 'a ' in
         MariaDB's default collations) and are not in this page. Looked up exactly by
-        `key = last`; a key that truly repeats raises (see `_page`)."""
+        `key = last`; a key that truly repeats raises (see `_page`), and so do more such
+        keys than `TIE_LIMIT` (the next page would skip those past the limit)."""
         if not isinstance(last, str):
             return []  # numbers, dates and bytes compare exactly
         have = {r[plan.key] for r in page}
-        same = self._page(plan, keys=[last], n=TIE_LIMIT, only=only)
+        same = self._page(plan, keys=[last], n=TIE_LIMIT + 1, only=only)
+        if len(same) > TIE_LIMIT:
+            raise ValidationError(
+                f"target: more than {TIE_LIMIT:,} keys of {plan.table!r} are equal under the "
+                f"source's collation (case, accents, trailing spaces), more than paging by "
+                f"{plan.key!r} can tell apart, so targets would be lost; use a key the source "
+                "compares exactly (a unique column, or a binary collation)."
+            )
         return [r for r in same if r[plan.key] not in have]
 
     def _page(self, plan: Plan, **kw: Any) -> list[dict[str, Any]]:

@@ -26,6 +26,14 @@ STALE_AFTER_S = 120.0  # a heartbeat older than this means the run died
 BEAT_EVERY_S = 5.0
 
 
+class RunTakenOver(HybridwbError):
+    """Another process holds this run's lock now; this one stops writing."""
+
+
+def taken_over(run_id: Any) -> RunTakenOver:
+    return RunTakenOver(f"Run {run_id} was taken over by another process; this one stopped.")
+
+
 class RunRefused(ValidationError):
     """The workflow already has an active run (or a run that cannot be resumed)."""
 

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import phonenumbers
 
-from hybridwb.platform.campaigns import CapCheck, as_utc
+from hybridwb.platform.campaigns import CapCheck, as_utc, fits_index
 from hybridwb.workflows.advertising import is_night, truthy
 from hybridwb.workflows.config import SendPolicy
 
@@ -230,7 +230,7 @@ def normalize(channel: str, recipient: Any) -> str | None:
             return None
     else:
         text = str(recipient).strip()
-    if not text:
+    if not text or not fits_index(text):  # no one's address (`LONGEST_INDEXED`)
         return None
     if channel == "sms":
         return _phone(text)

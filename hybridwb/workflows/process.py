@@ -35,6 +35,8 @@ from hybridwb.workflows import (
 )
 from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
+from hybridwb.workflows.lock import RunTakenOver as RunTakenOver  # where callers find it
+from hybridwb.workflows.lock import taken_over
 from hybridwb.workflows.progress import kernel_bar
 from hybridwb.workflows.report import mask_text
 
@@ -49,10 +51,6 @@ if TYPE_CHECKING:
 #: records a run writes before it refreshes the history's statistics, then each time its
 #: records have doubled (see `Campaigns.analyze_history`)
 ANALYZE_AFTER = 50_000
-
-
-class RunTakenOver(HybridwbError):
-    """Another process holds this run's lock now; this one stops writing."""
 
 
 @dataclass
@@ -121,8 +119,9 @@ class Processor:
         limit: int | None,
         batch_size: int,
         now: datetime | None = None,
+        owner: str | None = None,
     ) -> int:
-        """Store every target's key and recipient with the run (idempotent, whole or none)."""
+        """Store every target's key and recipient with the run (whole or none), as `owner`."""
 
         plan = self.targets.plan(wf["target_config"], now=now)
 
@@ -147,7 +146,9 @@ class Processor:
         campaigns = Campaigns(self.store.backend)
         prepared = campaigns.frozen_pages(run_id, pages())  # COPY text made in the worker
         with prefetch.ahead(prepared, thread=self._can_prefetch()) as read:
-            return campaigns.freeze(run_id, read)
+            if (count := campaigns.freeze(run_id, read, workflow_id=wf["id"], owner=owner)) is None:
+                raise taken_over(run_id)
+        return count
 
     def _can_prefetch(self) -> bool:
         """Whether a worker thread may read the next batch: each of its reads takes a
@@ -200,16 +201,14 @@ class Processor:
 
         def beat() -> None:
             if owner and not campaigns.heartbeat(wf["id"], run["id"], owner):
-                raise RunTakenOver(
-                    f"Run {run['id']} was taken over by another process; this one stopped."
-                )
+                raise taken_over(run["id"])
 
         beat()
         store.runs.update(run["id"], status="running", started_at=run.get("started_at") or now)
         state = campaigns.state(run["id"])
         if state.get("frozen_at") is None:
-            _remember_freeze(store, run["id"], aud, now)
-            self.freeze(wf, run["id"], aud, limit, batch_size, now)
+            _remember_freeze(store, campaigns, run, aud, now, owner or None)
+            self.freeze(wf, run["id"], aud, limit, batch_size, now, owner or None)
         frozen = _frozen_audience(store.runs.get(run["id"]), aud, now)
         # the set is judged as of its freeze: a resume does not re-read "the last 7 days"
         plan = self.targets.plan(wf["target_config"], now=datetime.fromisoformat(frozen["as_of"]))
@@ -293,9 +292,7 @@ class Processor:
                 cap=policies.cap_check(checked.rules, aud.channel, checked.spellings),
                 within=checked.lock,
             ):
-                raise RunTakenOver(
-                    f"Run {run['id']} was taken over by another process; this one stopped."
-                )
+                raise taken_over(run["id"])
             steps.held.close()  # the cap lock: this batch's records are committed
 
         items = iter(ahead)
@@ -466,12 +463,15 @@ def _run_clock(
     return lambda: datetime.now(UTC)
 
 
-def _remember_freeze(store: Store, run_id: Any, aud: audience.Audience, now: datetime) -> None:
-    """What the target set is frozen for (audience table, key, as-of time), in the run's
-    stats before the freeze marks it whole: a resume completes exactly that."""
-    stats = dict(store.runs.get(run_id).get("stats") or {})
+def _remember_freeze(
+    store: Store, campaigns: Campaigns, run: Any, aud: audience.Audience, now: datetime, owner: Any
+) -> None:
+    """What the target set is frozen for (audience table, key, as-of time), in the run's stats
+    before the freeze marks it whole, as `owner` (`Campaigns.set_stats`): a resume completes it."""
+    stats = dict(store.runs.get(run["id"]).get("stats") or {})
     stats["frozen"] = {"table": aud.table, "key": aud.key, "as_of": now.isoformat()}
-    store.runs.update(run_id, stats=stats)
+    if not campaigns.set_stats(run["id"], stats, workflow_id=run["workflow_id"], owner=owner):
+        raise taken_over(run["id"])
 
 
 def _frozen_audience(run: dict[str, Any], aud: audience.Audience, now: datetime) -> dict[str, Any]:
