@@ -1,5 +1,5 @@
-"""Campaigns on the Supabase REST store: the SQL functions of migration 0005 on real
-PostgreSQL, called as the roles PostgREST uses, and `RestCampaigns` at its HTTP seam.
+"""Campaigns on the Supabase REST store: the SQL functions of migrations 0005 and 0008 on
+real PostgreSQL, called as the roles PostgREST uses, and `RestCampaigns` at its HTTP seam.
 
 No PostgREST server runs here. The functions are called the way PostgREST calls them (a
 transaction per request, `SET LOCAL ROLE` to the key's role, named arguments); the client
@@ -23,10 +23,11 @@ import httpx
 import psycopg
 import pytest
 import respx
+from _postgrest import PostgrestBridge
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import URL
 
-from hybridwb.errors import AuthError
+from hybridwb.errors import AuthError, StoreError
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.campaigns import Campaigns, CapCheck
 from hybridwb.platform.rest import RestBackend
@@ -47,6 +48,10 @@ FUNCTIONS = (
     "hybridwb_seen",
     "hybridwb_run_counts",
     "hybridwb_exclusions",
+    "hybridwb_freeze_clear",
+    "hybridwb_freeze_page",
+    "hybridwb_freeze_mark",
+    "hybridwb_set_stats",
 )
 
 
@@ -796,3 +801,418 @@ def test_an_anon_key_is_told_to_use_the_service_role(api: respx.MockRouter) -> N
         Campaigns(backend).counts(uuid.uuid4())
     assert "SUPABASE_SERVICE_ROLE_KEY" in str(caught.value) and "\n" not in str(caught.value)
     assert "anon-key-value" not in str(caught.value)
+
+
+# -- a freeze and a run's stats: the lock beaten in each write's transaction (0008) -------
+ODD_KEYS: list[tuple[str, str | None]] = [
+    ("tab\tkey", "+821000000001"),
+    ("new\nline", None),
+    ("back\\slash \\N", "a@example.com"),
+    ("quote'\"", "+821000000002"),
+    ("이름 한글", "+821000000003"),
+    ("x" * 2000, "y" * 2000),
+    ("", "+821000000004"),
+]
+
+
+def _hold_lock(db: str, wf: str, rid: str, owner: str) -> None:
+    rows(db, "DELETE FROM run_locks WHERE workflow_id = %s", wf)
+    rows(
+        db,
+        "INSERT INTO run_locks (workflow_id, run_id, owner, acquired_at, heartbeat_at)"
+        " VALUES (%s, %s, %s, now(), now() - interval '1 minute')",
+        wf,
+        rid,
+        owner,
+    )
+
+
+def _fz(db: str, fn: str, wf: str | None, rid: str, owner: str | None, **kw: Any) -> Any:
+    return call(db, fn, p_run_id=rid, p_workflow_id=wf, p_owner=owner, **kw)
+
+
+def _frozen(db: str, rid: str) -> list[tuple[Any, ...]]:
+    return rows(
+        db, "SELECT seq, target_key, recipient FROM run_targets WHERE run_id = %s ORDER BY 1", rid
+    )
+
+
+def test_the_freeze_functions_write_a_set_while_the_lock_is_held(
+    db: str, run: tuple[str, str]
+) -> None:
+    """Odd keys kept byte for byte, a page's keys as seq first_seq + 1..., an empty page
+    writes nothing, a key already frozen (a repeated request, a key the source repeated)
+    is left alone, the mark counts the rows; each call beats the lock."""
+    wf, rid = run
+    freeze(db, rid, [("stale", "+821000000099")])  # a freeze interrupted before
+    _hold_lock(db, wf, rid, "me:1")
+    assert _fz(db, "hybridwb_freeze_clear", wf, rid, "me:1") is True
+    assert _frozen(db, rid) == []
+    [(beat,)] = rows(
+        db,
+        "SELECT heartbeat_at > now() - interval '5 seconds' FROM run_locks WHERE workflow_id = %s",
+        wf,
+    )
+    assert beat is True
+    pairs = [list(p) for p in ODD_KEYS]
+    assert _fz(db, "hybridwb_freeze_page", wf, rid, "me:1", p_first_seq=0, p_pairs=pairs)
+    assert _fz(db, "hybridwb_freeze_page", wf, rid, "me:1", p_first_seq=7, p_pairs=[])
+    # the same page again (a lost answer), then one repeating a key of its own and one before
+    assert _fz(db, "hybridwb_freeze_page", wf, rid, "me:1", p_first_seq=0, p_pairs=pairs)
+    again = [["k8", "+821000000008"], ["k8", "+821000000009"], ["tab\tkey", "other"], ["k9", None]]
+    assert _fz(db, "hybridwb_freeze_page", wf, rid, "me:1", p_first_seq=7, p_pairs=again)
+    assert _frozen(db, rid) == [
+        *[(i, k, r) for i, (k, r) in enumerate(ODD_KEYS, 1)],
+        (8, "k8", "+821000000008"),
+        (11, "k9", None),
+    ]
+    # only a key already frozen is passed over: a new key on a taken seq (a page out of
+    # place) fails, never dropped in silence
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        _fz(db, "hybridwb_freeze_page", wf, rid, "me:1", p_first_seq=0, p_pairs=[["new", None]])
+    assert _fz(db, "hybridwb_freeze_mark", wf, rid, "me:1") == {"held": True, "count": 9}
+    assert rows(
+        db,
+        "SELECT frozen_count, frozen_at > now() - interval '5 seconds' FROM run_state"
+        " WHERE run_id = %s",
+        rid,
+    ) == [(9, True)]
+    stats = {"frozen": {"as_of": "2026-03-02T03:00:00+00:00"}, "n": 1}
+    assert _fz(db, "hybridwb_set_stats", wf, rid, "me:1", p_stats=stats) is True
+    assert rows(db, "SELECT stats FROM workflow_runs WHERE id = %s", rid) == [(stats,)]
+
+
+@pytest.mark.parametrize("holder", ["another owner", "another run", "no lock"])
+def test_the_freeze_functions_write_nothing_once_the_lock_is_not_ours(
+    db: str, run: tuple[str, str], holder: str
+) -> None:
+    wf, rid = run
+    freeze(db, rid, [("theirs", "+821000000001")])
+    if holder == "another owner":
+        _hold_lock(db, wf, rid, "new:1")
+    elif holder == "another run":  # this owner, but the lock names another run of the workflow
+        _hold_lock(db, wf, str(uuid.uuid4()), "me:1")
+    before = rows(db, "SELECT * FROM run_locks WHERE workflow_id = %s", wf)
+    assert _fz(db, "hybridwb_freeze_clear", wf, rid, "me:1") is False
+    page = [["mine", "+821000000002"]]
+    assert _fz(db, "hybridwb_freeze_page", wf, rid, "me:1", p_first_seq=1, p_pairs=page) is False
+    assert _fz(db, "hybridwb_freeze_mark", wf, rid, "me:1") == {"held": False}
+    assert _fz(db, "hybridwb_set_stats", wf, rid, "me:1", p_stats={"mine": 1}) is False
+    assert _frozen(db, rid) == [(1, "theirs", "+821000000001")]
+    assert rows(db, "SELECT frozen_at, frozen_count FROM run_state WHERE run_id = %s", rid) == [
+        (None, 0)
+    ]
+    assert rows(db, "SELECT stats FROM workflow_runs WHERE id = %s", rid) == [({},)]
+    assert rows(db, "SELECT * FROM run_locks WHERE workflow_id = %s", wf) == before
+
+
+def test_the_freeze_functions_without_an_owner_write_unchecked(
+    db: str, run: tuple[str, str]
+) -> None:
+    """As `Campaigns.freeze(run, pages)` with no owner: no lock is looked at."""
+    _, rid = run
+    assert _fz(db, "hybridwb_freeze_clear", None, rid, None) is True
+    page = [["k1", "+821000000001"]]
+    assert _fz(db, "hybridwb_freeze_page", None, rid, None, p_first_seq=0, p_pairs=page)
+    assert _fz(db, "hybridwb_freeze_mark", None, rid, None) == {"held": True, "count": 1}
+    assert _fz(db, "hybridwb_set_stats", None, rid, None, p_stats={"a": 1}) is True
+
+
+def test_a_takeover_waits_for_the_freeze_page_in_flight(db: str, run: tuple[str, str]) -> None:
+    """The page's beat locks the lock's row until the page commits: a takeover that arrives
+    meanwhile waits, then wins; the old owner's next page is refused."""
+    wf, rid = run
+    _hold_lock(db, wf, rid, "me:1")
+    out: list[Any] = []
+    with psycopg.connect(db) as conn:
+        conn.execute("SET LOCAL ROLE service_role")
+        (held,) = conn.execute(  # type: ignore[misc]
+            "SELECT hybridwb_freeze_page(p_run_id => %s, p_workflow_id => %s, p_owner => 'me:1',"
+            " p_first_seq => 0, p_pairs => %s)",
+            [rid, wf, Jsonb([["k1", "+821000000001"]])],
+        ).fetchone()
+        assert held is True
+        thread = threading.Thread(
+            target=lambda: out.append(
+                call(
+                    db,
+                    "hybridwb_acquire",
+                    p_workflow_id=wf,
+                    p_run_id=rid,
+                    p_owner="new:1",
+                    p_stale_after=600.0,
+                    p_dead_owner="me:1",
+                )
+            )
+        )
+        thread.start()
+        waiting: list[tuple[Any, ...]] = []
+        deadline = time.monotonic() + 30
+        while not waiting and time.monotonic() < deadline:
+            time.sleep(0.02)  # a poll interval, not a wait for the outcome
+            waiting = rows(
+                db,
+                "SELECT wait_event_type FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE %s",
+                "%hybridwb_acquire%",
+            )
+        assert waiting == [("Lock",)] and thread.is_alive()
+        conn.commit()
+    thread.join()
+    assert out == [None]  # the takeover won, after the page
+    assert rows(db, "SELECT owner FROM run_locks WHERE workflow_id = %s", wf) == [("new:1",)]
+    page = [["k2", "+821000000002"]]
+    assert _fz(db, "hybridwb_freeze_page", wf, rid, "me:1", p_first_seq=1, p_pairs=page) is False
+    assert _frozen(db, rid) == [(1, "k1", "+821000000001")]
+
+
+# the client at its HTTP seam
+def test_freeze_sends_the_clear_each_page_in_chunks_and_the_mark_with_the_owner(
+    api: respx.MockRouter, campaigns: RestCampaigns
+) -> None:
+    from hybridwb.platform.rest_campaigns import FREEZE_CHUNK
+
+    clear = api.post("/rpc/hybridwb_freeze_clear").respond(200, json=True)
+    page = api.post("/rpc/hybridwb_freeze_page").respond(200, json=True)
+    mark = api.post("/rpc/hybridwb_freeze_mark").respond(200, json={"held": True, "count": 7})
+    tables = api.route(url__regex=r"/rest/v1/(?!rpc/)").respond(500)
+    beats = api.post("/rpc/hybridwb_heartbeat").respond(200, json=True)
+    wf, rid = uuid.uuid4(), uuid.uuid4()
+    big: list[tuple[str, str | None]] = [
+        (f"k{i}", f"+8210{i:08d}") for i in range(FREEZE_CHUNK + 2)
+    ]
+    pages: list[list[tuple[str, str | None]]] = [big, [], [("a\tb", None)]]
+    assert campaigns.freeze(rid, iter(pages), workflow_id=wf, owner="h:1") == 7
+    holder = {"p_run_id": str(rid), "p_workflow_id": str(wf), "p_owner": "h:1"}
+    assert [json.loads(c.request.content) for c in clear.calls] == [holder]
+    assert [json.loads(c.request.content) for c in page.calls] == [
+        {**holder, "p_first_seq": 0, "p_pairs": [list(p) for p in big[:FREEZE_CHUNK]]},
+        {**holder, "p_first_seq": FREEZE_CHUNK, "p_pairs": [list(p) for p in big[FREEZE_CHUNK:]]},
+        {**holder, "p_first_seq": FREEZE_CHUNK + 2, "p_pairs": [["a\tb", None]]},
+    ]
+    assert [json.loads(c.request.content) for c in mark.calls] == [holder]
+    assert not tables.calls and not beats.calls  # no plain writes, no beat of its own
+
+
+@pytest.mark.parametrize("lost_at", ["clear", "page 1", "page 2", "mark"])
+def test_freeze_stops_at_the_first_answer_that_the_lock_is_anothers(
+    api: respx.MockRouter, campaigns: RestCampaigns, lost_at: str
+) -> None:
+    pages_seen = 0
+
+    def page(request: httpx.Request) -> httpx.Response:
+        nonlocal pages_seen
+        pages_seen += 1
+        return httpx.Response(200, json=lost_at != f"page {pages_seen}")
+
+    api.post("/rpc/hybridwb_freeze_clear").respond(200, json=lost_at != "clear")
+    api.post("/rpc/hybridwb_freeze_page").mock(side_effect=page)
+    mark = api.post("/rpc/hybridwb_freeze_mark").respond(
+        200, json={"held": False} if lost_at == "mark" else {"held": True, "count": 2}
+    )
+    pages: list[list[tuple[str, str | None]]] = [
+        [("k1", "+821000000001")],
+        [("k2", "+821000000002")],
+        [("k3", None)],
+    ]
+    out = campaigns.freeze(uuid.uuid4(), pages, workflow_id=uuid.uuid4(), owner="h:1")
+    assert out is None
+    assert pages_seen == {"clear": 0, "page 1": 1, "page 2": 2, "mark": 3}[lost_at]
+    assert len(mark.calls) == (lost_at == "mark")
+
+
+def test_set_stats_sends_one_rpc_and_returns_its_answer(
+    api: respx.MockRouter, campaigns: RestCampaigns
+) -> None:
+    route = api.post("/rpc/hybridwb_set_stats").mock(
+        side_effect=[httpx.Response(200, json=True), httpx.Response(200, json=False)]
+    )
+    tables = api.route(url__regex=r"/rest/v1/(?!rpc/)").respond(500)
+    wf, rid = uuid.uuid4(), uuid.uuid4()
+    stats = {"frozen": {"as_of": datetime(2026, 3, 2, 3, tzinfo=UTC)}, "id": rid}
+    assert campaigns.set_stats(rid, stats, workflow_id=wf, owner="h:1") is True
+    assert campaigns.set_stats(rid, stats, workflow_id=wf, owner="h:1") is False
+    assert json.loads(route.calls[0].request.content) == {
+        "p_run_id": str(rid),
+        "p_workflow_id": str(wf),
+        "p_owner": "h:1",
+        "p_stats": {"frozen": {"as_of": "2026-03-02T03:00:00+00:00"}, "id": str(rid)},
+    }
+    assert not tables.calls
+
+
+class _TakeoverBridge(PostgrestBridge):
+    """PostgREST in front of the database, with a takeover staged just before the `nth`
+    request of a step reaches the database (whatever request the client writes it with:
+    the RPC function or a plain table request): the lock passes to `new:1`, which then
+    writes what `then` says, as the process that took the run over would."""
+
+    def __init__(self, dsn: str, wf: str, step: set[str], nth: int, then: Any) -> None:
+        super().__init__(dsn)
+        self.wf, self.step, self.nth, self.then, self.seen = wf, step, nth, then, 0
+
+    def _stage(self, request: httpx.Request, path: str) -> None:
+        if f"{request.method} {path}" in self.step:
+            self.seen += 1
+            if self.seen == self.nth:
+                rows(
+                    self.dsn,
+                    "UPDATE run_locks SET owner = 'new:1', heartbeat_at = now()"
+                    " WHERE workflow_id = %s",
+                    self.wf,
+                )
+                self.then()
+
+    def rpc(self, request: httpx.Request, fn: str) -> httpx.Response:
+        self._stage(request, f"rpc/{fn}")
+        return super().rpc(request, fn)
+
+    def table(self, request: httpx.Request, table: str) -> httpx.Response:
+        self._stage(request, table)
+        return super().table(request, table)
+
+
+# the requests each step was written with before 0008 (a beat first, then a plain request)
+# and since: the takeover lands between the beat and the write
+CLEAR = {"POST rpc/hybridwb_freeze_clear", "DELETE run_targets"}
+PAGE = {"POST rpc/hybridwb_freeze_page", "POST run_targets"}
+MARK = {"POST rpc/hybridwb_freeze_mark", "PATCH run_state"}
+STATS = {"POST rpc/hybridwb_set_stats", "PATCH workflow_runs"}
+
+
+@pytest.mark.parametrize("step", ["clear", "page", "mark", "stats"])
+def test_a_process_taken_over_between_its_beat_and_its_write_writes_nothing(
+    db: str, run: tuple[str, str], campaigns: RestCampaigns, step: str
+) -> None:
+    """Over the bridge: the run's lock is taken over just before a step's write reaches
+    the database. The new owner's frozen set is not cleared, gets no page read before the
+    takeover, its half set is not marked frozen, its stats are not overwritten."""
+    wf, rid = run
+    _hold_lock(db, wf, rid, "me:1")
+    theirs = [["n1", "+821000000011"], ["n2", "+821000000012"]]
+
+    def new_owner_freezes(pairs: list[list[Any]]) -> None:
+        assert _fz(db, "hybridwb_freeze_clear", wf, rid, "new:1") is True
+        assert _fz(db, "hybridwb_freeze_page", wf, rid, "new:1", p_first_seq=0, p_pairs=pairs)
+
+    def new_owner_stats() -> None:
+        assert _fz(db, "hybridwb_set_stats", wf, rid, "new:1", p_stats={"as_of": "theirs"})
+
+    staged = {
+        "clear": (CLEAR, 1, lambda: new_owner_freezes(theirs)),
+        "page": (PAGE, 2, lambda: new_owner_freezes(theirs[:1])),  # seq 2 is free
+        "mark": (MARK, 1, lambda: new_owner_freezes(theirs[:1])),
+        "stats": (STATS, 1, new_owner_stats),
+    }
+    bridge = _TakeoverBridge(db, wf, *staged[step])
+    with respx.mock(base_url=REST, assert_all_called=False) as router:
+        bridge.mount(router)
+        if step == "stats":
+            out: Any = campaigns.set_stats(rid, {"as_of": "mine"}, workflow_id=wf, owner="me:1")
+        else:
+            mine: list[list[tuple[str, str | None]]] = [
+                [("m1", "+821000000001")],
+                [("m2", "+821000000002")],
+            ]
+            out = campaigns.freeze(rid, mine, workflow_id=wf, owner="me:1")
+    assert bridge.seen >= bridge.nth  # the takeover was staged
+    assert out in (None, False)
+    assert rows(db, "SELECT owner FROM run_locks WHERE workflow_id = %s", wf) == [("new:1",)]
+    if step == "stats":
+        assert rows(db, "SELECT stats FROM workflow_runs WHERE id = %s", rid) == [
+            ({"as_of": "theirs"},)
+        ]
+        return
+    expected = theirs if step == "clear" else theirs[:1]
+    assert _frozen(db, rid) == [(i, k, r) for i, (k, r) in enumerate(expected, 1)]
+    assert rows(db, "SELECT frozen_at FROM run_state WHERE run_id = %s", rid) == [(None,)]
+
+
+def test_a_freeze_over_the_bridge_stores_what_the_sql_backend_stores(
+    db: str, run: tuple[str, str], campaigns: RestCampaigns
+) -> None:
+    wf, rid = run
+    _hold_lock(db, wf, rid, "me:1")
+    freeze(db, rid, [("stale", None)])
+    pages = [ODD_KEYS[:3], [], [*ODD_KEYS[3:], ODD_KEYS[0]]]
+    with respx.mock(base_url=REST, assert_all_called=False) as router:
+        PostgrestBridge(db).mount(router)
+        assert campaigns.freeze(rid, pages, workflow_id=wf, owner="me:1") == len(ODD_KEYS)
+        stats = {"frozen": {"as_of": datetime(2026, 3, 2, tzinfo=UTC)}}
+        assert campaigns.set_stats(rid, stats, workflow_id=wf, owner="me:1") is True
+    assert _frozen(db, rid) == [(i, k, r) for i, (k, r) in enumerate(ODD_KEYS, 1)]
+    assert rows(
+        db, "SELECT frozen_count, frozen_at IS NOT NULL FROM run_state WHERE run_id = %s", rid
+    ) == [(len(ODD_KEYS), True)]
+    assert rows(db, "SELECT stats FROM workflow_runs WHERE id = %s", rid) == [
+        ({"frozen": {"as_of": "2026-03-02T00:00:00+00:00"}},)
+    ]
+
+
+def test_0008_goes_down_to_0007_and_up_again(db: str) -> None:
+    """The downgrade drops the four functions (0005's stay); the upgrade brings them back
+    with their grants; the offline script holds them."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from hybridwb.platform import migrate
+
+    name = f"hybridwb_rpc8_{uuid.uuid4().hex[:8]}"
+    rows(db, f'CREATE DATABASE "{name}"')
+    url = URL.create(
+        "postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database=name
+    )
+    backend = SqlBackend(url)
+    new = (
+        "hybridwb_freeze_clear",
+        "hybridwb_freeze_mark",
+        "hybridwb_freeze_page",
+        "hybridwb_set_stats",
+    )
+
+    def functions() -> dict[str, bool]:
+        with backend.engine.connect() as conn:
+            found = conn.execute(
+                text(
+                    "SELECT proname, has_function_privilege('service_role', oid, 'EXECUTE')"
+                    " AND NOT has_function_privilege('anon', oid, 'EXECUTE')"
+                    " FROM pg_proc WHERE proname LIKE 'hybridwb%'"
+                )
+            ).tuples()
+            return {name: ok for name, ok in found}
+
+    try:
+        Store(backend).init(seed=False)
+        assert functions() == dict.fromkeys(FUNCTIONS, True)
+        with backend.engine.begin() as conn:
+            cfg = migrate._config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0007")
+        assert functions() == dict.fromkeys(set(FUNCTIONS) - set(new), True)
+        Store(backend).init(seed=False)
+        assert functions() == dict.fromkeys(FUNCTIONS, True)
+        with backend.engine.connect() as conn:
+            assert migrate.current(conn) == "0008"
+    finally:
+        backend.close()
+        rows(db, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    script = migrate.sql_script("postgresql")
+    for fn in new:
+        assert f"CREATE OR REPLACE FUNCTION {fn}(" in script
+
+
+def test_a_store_without_the_freeze_functions_is_told_to_migrate(
+    api: respx.MockRouter, campaigns: RestCampaigns
+) -> None:
+    """A hybridwb at 0008 against a store at 0007: PostgREST finds no such function."""
+    api.post("/rpc/hybridwb_freeze_clear").respond(
+        404,
+        json={
+            "code": "PGRST202",
+            "message": "Could not find the function public.hybridwb_freeze_clear(p_owner,"
+            " p_run_id, p_workflow_id) in the schema cache",
+        },
+    )
+    with pytest.raises(StoreError) as caught:
+        campaigns.freeze(uuid.uuid4(), [], workflow_id=uuid.uuid4(), owner="h:1")
+    assert "hybridwb init --sql" in str(caught.value) and "\n" not in str(caught.value)

@@ -3,7 +3,7 @@
 Everything a run's truth is derived from lives here, so counters are computed from rows
 (records, exclusions, frozen targets) and stay right after any number of crashes and
 resumes. On the Supabase REST API the steps that must happen as one are SQL functions
-called over RPC (`rest_campaigns.RestCampaigns`, migration 0005); `Campaigns(backend)`
+called over RPC (`rest_campaigns.RestCampaigns`, migrations 0005, 0008); `Campaigns(backend)`
 gives that class for a REST backend.
 """
 

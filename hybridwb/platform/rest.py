@@ -7,7 +7,7 @@ No PostgREST server runs where hybridwb is developed, so this backend is covered
 contract tests that assert the exact HTTP requests it sends for every store operation
 (tests/test_store_rest.py). What PostgREST cannot do over HTTP — DDL, arbitrary SQL —
 needs `SUPABASE_DB_URL`; the errors say so. Workflow runs, which need several writes as
-one, call SQL functions over RPC (`rest_campaigns`, migration 0005).
+one, call SQL functions over RPC (`rest_campaigns`, migrations 0005 and 0008).
 """
 
 from __future__ import annotations
@@ -220,6 +220,11 @@ class RestBackend:
         if code == "42P01" or code == "PGRST205":
             return StoreError(
                 "The store has no such table yet; run `hybridwb init --sql` and apply it in Supabase."
+            )
+        if code == "PGRST202" or code == "42883":  # a function of a newer migration
+            return StoreError(
+                "The store lacks a function this hybridwb calls (its schema is older); run "
+                "`hybridwb init --sql` and apply it in Supabase."
             )
         return StoreError(f"Supabase failed ({code}): {text}.")
 

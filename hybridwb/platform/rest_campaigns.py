@@ -1,18 +1,21 @@
 """Campaign state over the Supabase REST API: the steps that must happen as one are SQL
-functions (migration 0005) called as PostgREST RPC, one transaction per request.
+functions (migrations 0005 and 0008) called as PostgREST RPC, one transaction per request.
 
 - the workflow's lock: `hybridwb_acquire` inserts or takes over a stale holder under the
   row's lock; `hybridwb_heartbeat` beats only while this owner holds it;
 - a batch: `hybridwb_write_batch` checks the lock, writes records and exclusions keyed by
   (run, target) and adds the changed count in one transaction, and writes nothing twice
   when an answer was lost and the call is repeated;
+- a freeze and a run's stats: `hybridwb_freeze_clear`, `hybridwb_freeze_page`,
+  `hybridwb_freeze_mark` and `hybridwb_set_stats` beat the lock as the run's owner and
+  write in one transaction, so a process taken over writes nothing more (0008);
 - the frequency cap: a lock cannot span two HTTP requests, so the cap is checked again
   inside `hybridwb_write_batch` under the advisory lock the SQL backend takes
   (`CapCheck`); a record that would pass the cap becomes an exclusion;
 - reads that aggregate (pending targets, history, counts, exclusions) return one JSON
   value, never a row set that PostgREST's max-rows could cut.
 
-Plain table requests do the rest (run state, the frozen set's rows, lock rows).
+Plain table requests do the rest (run state, lock rows).
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from hybridwb.platform.campaigns import (
 )
 from hybridwb.platform.repos import as_uuid
 from hybridwb.platform.rest import RestBackend
-from hybridwb.platform.schema import now
 
 #: frozen targets per upsert request (a request body stays well under a megabyte)
 FREEZE_CHUNK = 1000
@@ -113,15 +115,13 @@ class RestCampaigns(Campaigns):
         workflow_id: Any = None,
         owner: str | None = None,
     ) -> bool:
-        """As `Campaigns.set_stats`, the lock beaten first in a request of its own (see
-        `freeze`: a takeover between the two is not seen)."""
-        if owner is not None and not self.heartbeat(workflow_id, run_id, owner):
-            return False
+        """As `Campaigns.set_stats`: one `hybridwb_set_stats` request (migration 0008)
+        that beats the lock as `owner` and writes the stats in one transaction; False,
+        nothing written, once another process holds it."""
         from hybridwb.platform.repos import jsonable
 
-        where = {"id": as_uuid(run_id)}
-        self.backend.apply([Op("update", "workflow_runs", {"stats": jsonable(stats)}, where)])
-        return True
+        params = {**self._holder(run_id, workflow_id, owner), "p_stats": jsonable(stats)}
+        return bool(self._rpc("hybridwb_set_stats", params).data)
 
     # -- the frozen target set -------------------------------------------------------------
     def freeze(
@@ -132,43 +132,40 @@ class RestCampaigns(Campaigns):
         workflow_id: Any = None,
         owner: str | None = None,
     ) -> int | None:
-        """As `Campaigns.freeze`: rows upserted ignoring a key already frozen (a repeated
-        request, or a key the source repeated), the set marked frozen after the last.
-        With `owner`, the lock is beaten before the clear, each page and the mark (None
-        once it is another's); not in their requests' transactions, as `Campaigns` does
-        (that needs a migration of the RPC functions): a takeover between a beat and
-        the request after it is not seen."""
+        """As `Campaigns.freeze`: the clear, each page (in requests of at most
+        `FREEZE_CHUNK` targets, a key already frozen left alone: a repeated request, or a
+        key the source repeated) and the mark are each one request to a function of
+        migration 0008 that, with `owner`, first beats the workflow's lock in the same
+        transaction (None, nothing more written, once another process holds it)."""
         rid = as_uuid(run_id)
-
-        def held() -> bool:
-            return owner is None or self.heartbeat(workflow_id, rid, owner)
-
-        if not held():
+        holder = self._holder(rid, workflow_id, owner)
+        if not self._rpc("hybridwb_freeze_clear", holder).data:
             return None
-        self.backend.apply([Op("delete", "run_targets", where={"run_id": rid})])
         seq = 0
         for item in batches:
-            if not held():
-                return None
             page = self.frozen_page(rid, seq, item) if isinstance(item, list) else item
             if (page.run, page.first_seq) != (str(rid), seq):
                 raise ValueError("frozen pages must be this run's, in order, each after the last")
-            batch = page.pairs
-            rows = [
-                {"run_id": rid, "seq": seq + i, "target_key": k, "recipient": r}
-                for i, (k, r) in enumerate(batch, 1)
-            ]
-            seq += len(batch)
-            for start in range(0, len(rows), FREEZE_CHUNK):
-                self.backend.insert_ignore(
-                    "run_targets", rows[start : start + FREEZE_CHUNK], ["run_id", "target_key"]
-                )
-        # counted by the function: run_targets has no `id` for a plain count request
-        count = int(self.counts(rid)["targets"])
-        if not held():
-            return None
-        self.set_state(rid, frozen_at=now(), frozen_count=count)
-        return count
+            for start in range(0, len(page.pairs), FREEZE_CHUNK):
+                params = {
+                    **holder,
+                    "p_first_seq": seq + start,
+                    "p_pairs": [list(p) for p in page.pairs[start : start + FREEZE_CHUNK]],
+                }
+                if not self._rpc("hybridwb_freeze_page", params).data:
+                    return None
+            seq += len(page.pairs)
+        marked = self._rpc("hybridwb_freeze_mark", holder).data
+        return int(marked["count"]) if marked["held"] else None
+
+    @staticmethod
+    def _holder(run_id: Any, workflow_id: Any, owner: str | None) -> dict[str, Any]:
+        """The run and, with `owner`, the lock a freeze or stats function beats first."""
+        return {
+            "p_run_id": str(as_uuid(run_id)),
+            "p_workflow_id": None if workflow_id is None else str(as_uuid(workflow_id)),
+            "p_owner": owner,
+        }
 
     def pending(
         self, run_id: Any, after_seq: int, limit: int, *, check_done: bool = True
