@@ -130,6 +130,8 @@ def test_batches_recorded_in_two_threads_reach_the_store_in_order_once(
             log.record_row(r)
         log.flush()
     worker.join(5)
+    if then == "record" and not fail:  # the worker handed over what came meanwhile
+        assert _written_in_order(tmp_path / "platform.db") == [r[1] for r in rows[:30]]
     for r in rows[30 if then == "record" else 15 :]:
         log.record_row(r)
     log.flush()
@@ -445,3 +447,64 @@ def test_statements_read_in_many_threads_reach_the_store_once_each_in_each_threa
         assert [r[1] for r in mine] == [_at_least(n % 5) for n in range(40)]
         assert [r[2] for r in mine] == sorted(r[2] for r in mine)
         assert {r[3] for r in mine} == {"success"}
+
+
+# -- a workbench dropped without close ----------------------------------------------------
+
+
+def test_statements_of_a_workbench_dropped_without_close_reach_the_store(
+    sample_db: Path, tmp_path: Path
+) -> None:
+    """A careless script: `hybridwb.connect().sql(...)` (the workbench a temporary) and
+    `src = hybridwb.connect().source` (reads after the workbench is gone), then the process
+    ends. Every statement ran on the source; the store (read with sqlite3) holds each,
+    once. Before: none of the four was stored and nothing said so — the atexit hook holds
+    the workbench weakly and found it gone, and the sink of a dead workbench returned as if
+    it had written the batch."""
+    import os
+    import subprocess
+
+    (tmp_path / ".hybridwb").mkdir()
+    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
+    code = (
+        "import gc, hybridwb\n"
+        "hybridwb.connect().sql('SELECT 1')\n"
+        "src = hybridwb.connect().source\n"
+        "gc.collect()\n"
+        "for _ in range(3):\n"
+        "    src.records('SELECT 2')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYBRIDWB_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, timeout=120)
+    db = tmp_path / ".hybridwb" / "platform.db"
+    with sqlite3.connect(db) as conn:
+        tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
+        stored = (
+            conn.execute("SELECT query FROM query_logs ORDER BY timestamp").fetchall()
+            if "query_logs" in tables
+            else []
+        )
+    assert [q for (q,) in stored] == ["SELECT ?"] * 4
+
+
+def test_the_sink_of_a_collected_workbench_keeps_the_batch(sample_db: Path, tmp_path: Path) -> None:
+    """A batch handed to the sink of a workbench collected meanwhile (its hand-over in
+    flight while the workbench goes) is kept pending, with a reason, not taken as written.
+    Bug this catches: the sink returning as if it wrote the batch (before: it did)."""
+    import gc
+
+    import hybridwb
+
+    (tmp_path / ".hybridwb").mkdir()
+    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
+    wb = hybridwb.connect(cwd=tmp_path)
+    sink = wb.querylog.sink
+    del wb
+    gc.collect()
+    log = QueryLog()
+    log.sink = sink
+    log.record_row(_row(1))
+    assert log.flush() == 0 and log.pending == 1
+    assert log.last_error == "The workbench is gone; its query log was not written."
+    assert not (tmp_path / ".hybridwb" / "platform.db").exists()

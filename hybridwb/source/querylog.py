@@ -6,7 +6,7 @@ persists them); it never makes a round trip per query. The buffer is bounded: wh
 fails, the batch is kept and the sink is not tried again for `RETRY_AFTER` seconds (a query
 never waits on a store that is down); past `maxlen` pending entries the oldest are dropped.
 Batches reach the sink one at a time, in the order recorded, whichever threads record them:
-a batch due while another thread's is with the sink waits for the next hand-over.
+a batch due while another thread's is with the sink is handed over by that thread after it.
 
 Every statement a source runs is one entry, so the read path records an entry as its plain
 row (`record_row`: the fields of `QueryLogEntry` in order, a tuple) and the store writes
@@ -202,11 +202,13 @@ class QueryLog:
         if not self._handing.acquire(blocking=False):
             return  # another thread is handing a batch over: these wait for the next one
         try:
-            with self._lock:
-                if len(self._pending) < self.batch_size or self._hold_until > time.monotonic():
-                    return  # taken, or the sink failed, meanwhile
-                batch, self._pending = self._pending, []
-            self._write(batch)
+            while True:  # and the batches other threads left meanwhile
+                with self._lock:
+                    if len(self._pending) < self.batch_size or self._hold_until > time.monotonic():
+                        return  # taken, or the sink failed, meanwhile
+                    batch, self._pending = self._pending, []
+                if not self._write(batch):
+                    return
         finally:
             self._handing.release()
 
