@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, Self
 import pandas as pd
 
 from hybridwb.config import MAX_SAMPLE_CUSTOMERS, Settings, load_settings
-from hybridwb.errors import ConfigError, ConnectionFailed, HybridwbError, ValidationError
+from hybridwb.errors import (
+    ConfigError,
+    ConnectionFailed,
+    HybridwbError,
+    StoreError,
+    ValidationError,
+)
 from hybridwb.extras import require
 from hybridwb.mapping import MappingService
 from hybridwb.search import SearchService
@@ -39,7 +45,8 @@ class Workbench:
     Constructing it does no I/O: connections open on first use. Use it as a context
     manager (`with hybridwb.connect() as wb:`) or call `close()`: closing hands the query
     log to the store. A workbench still open when the interpreter exits (a kernel that is
-    shut down) is closed then.
+    shut down) is closed then; one collected without close() hands its query log to a
+    store of its own, flushed at exit at the latest.
     """
 
     def __init__(self, settings: Settings, *, source: Source | None = None) -> None:
@@ -61,6 +68,10 @@ class Workbench:
         self._closing = False
         ref = weakref.ref(self)
         atexit.register(_close_at_exit, ref)
+        # collected without close() (`hybridwb.connect().sql(...)`, or only `.source` kept):
+        # its query log goes on to a store of its own, flushed at exit at the latest
+        self._orphaned = weakref.finalize(self, _adopt_log, self.querylog, settings)
+        self._orphaned.atexit = False  # alive at exit: `_close_at_exit` closes it
 
     def _check_open(self) -> None:
         """A closed workbench stays closed: using it would reopen pools nobody closes and
@@ -304,6 +315,7 @@ class Workbench:
         if self.closed:
             return
         self.closed = True
+        self._orphaned.detach()  # the log is handed over here
         self._closing = True  # the query log's last batch may still open the store
         try:
             self.querylog.flush()  # opens the store when entries are pending
@@ -331,20 +343,74 @@ class _StoreSink:
         self._wb = weakref.ref(wb)  # the atexit hook must not keep the workbench alive
         self._lock = threading.Lock()  # one store is opened, however many threads log
 
-    def write_query_logs(self, entries: list[Any]) -> None:
+    def _live(self) -> Workbench:
         wb = self._wb()
-        if wb is not None:
-            with self._lock:
-                wb.store.write_query_logs(entries)
+        if wb is None:  # the batch stays pending for the log's next sink (`_adopt_log`)
+            raise StoreError("The workbench is gone; its query log was not written.")
+        return wb
+
+    def write_query_logs(self, entries: list[Any]) -> None:
+        wb = self._live()
+        with self._lock:
+            wb.store.write_query_logs(entries)
 
     def write_query_log_rows(self, rows: list[Any]) -> None:
-        wb = self._wb()
-        if wb is not None:
-            with self._lock:
-                wb.store.write_query_log_rows(rows)
+        wb = self._live()
+        with self._lock:
+            wb.store.write_query_log_rows(rows)
 
     def __repr__(self) -> str:
         return "<query log sink: the workbench's store>"
+
+
+class _OwnStoreSink:
+    """The query log's sink once its workbench was collected without close(): a store of
+    its own, opened from the same settings when the first batch is due."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._store: Any = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> Any:
+        if self._store is None:
+            from hybridwb.platform.store import open_store
+
+            self._store = open_store(self._settings)
+        return self._store
+
+    def write_query_logs(self, entries: list[Any]) -> None:
+        with self._lock:
+            self._open().write_query_logs(entries)
+
+    def write_query_log_rows(self, rows: list[Any]) -> None:
+        with self._lock:
+            self._open().write_query_log_rows(rows)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def __repr__(self) -> str:
+        return "<query log sink: a store of the collected workbench's settings>"
+
+
+def _adopt_log(log: QueryLog, settings: Settings) -> None:
+    """A workbench was collected without close(): what its source still logs, and what was
+    pending, go to a store of its own, and the rest is flushed when the process ends."""
+    sink = _OwnStoreSink(settings)
+    log.sink = sink
+    atexit.register(_flush_at_exit, log, sink)
+
+
+def _flush_at_exit(log: QueryLog, sink: _OwnStoreSink) -> None:
+    with contextlib.suppress(Exception):  # the interpreter is going away: best effort
+        try:
+            log.flush()
+        finally:
+            sink.close()
 
 
 def _close_at_exit(ref: weakref.ref[Workbench]) -> None:

@@ -176,6 +176,11 @@ class Store:
         as SQLAlchemy's storage text), without a dict, a UUID object and two bind processors
         per entry."""
         backend = self.backend
+        if any(type(r[0]) is str and len(r[0]) > _DATABASE_LENGTH for r in rows):
+            # a name longer than the column (a source URL's pasted garbage, a SQLite
+            # source's deep path) is cut to it: Postgres refuses it, and the whole batch with
+            # it, on every retry; SQLite would keep it whole
+            rows = [(r[0][:_DATABASE_LENGTH] if r[0] else r[0], *r[1:]) for r in rows]
         times = [r[7] for r in rows]
         if isinstance(backend, SqlBackend) and backend.name == "sqlite":
             stored = [
@@ -308,6 +313,9 @@ def log_id_numbers(times: list[datetime]) -> list[int]:
         out.append(value | rand & (2**62 - 1))
     return out
 
+
+#: the length of `query_logs.database` (a query log row's database is cut to it)
+_DATABASE_LENGTH: int = schema.query_logs.c.database.type.length  # type: ignore[attr-defined]
 
 #: the query log's columns in the order `write_query_logs` gives them on SQLite
 _LOG_COLUMNS = (

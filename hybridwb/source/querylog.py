@@ -5,6 +5,8 @@ lands in a log. The log buffers in memory and hands batches to a sink (the platf
 persists them); it never makes a round trip per query. The buffer is bounded: when the sink
 fails, the batch is kept and the sink is not tried again for `RETRY_AFTER` seconds (a query
 never waits on a store that is down); past `maxlen` pending entries the oldest are dropped.
+Batches reach the sink one at a time, in the order recorded, whichever threads record them:
+a batch due while another thread's is with the sink is handed over by that thread after it.
 
 Every statement a source runs is one entry, so the read path records an entry as its plain
 row (`record_row`: the fields of `QueryLogEntry` in order, a tuple) and the store writes
@@ -170,6 +172,9 @@ class QueryLog:
         self.last_error: str | None = None
         self._hold_until = 0.0
         self._lock = threading.Lock()
+        #: held from taking a batch to its hand-over's end: batches reach the sink one at
+        #: a time in the order recorded, and a failed one is back in front before the next
+        self._handing = threading.Lock()
 
     @property
     def entries(self) -> deque[QueryLogEntry]:
@@ -194,16 +199,27 @@ class QueryLog:
                 return
             if self._hold_until > time.monotonic():
                 return  # the sink failed a moment ago: keep buffering
-            batch, self._pending = pending, []
-        self._write(batch)
+        if not self._handing.acquire(blocking=False):
+            return  # another thread is handing a batch over: these wait for the next one
+        try:
+            while True:  # and the batches other threads left meanwhile
+                with self._lock:
+                    if len(self._pending) < self.batch_size or self._hold_until > time.monotonic():
+                        return  # taken, or the sink failed, meanwhile
+                    batch, self._pending = self._pending, []
+                if not self._write(batch):
+                    return
+        finally:
+            self._handing.release()
 
     def flush(self) -> int:
         """Hand what is pending to the sink; returns how many entries were written."""
         if self.sink is None:
             return 0
-        with self._lock:
-            batch, self._pending = self._pending, []
-        return len(batch) if batch and self._write(batch) else 0
+        with self._handing:  # after a hand-over in flight, so the order is kept
+            with self._lock:
+                batch, self._pending = self._pending, []
+            return len(batch) if batch and self._write(batch) else 0
 
     @property
     def pending(self) -> int:
