@@ -151,3 +151,30 @@ def workflow_with_run(store: Store, name: str = "wf", **run: Any) -> tuple[Any, 
     wf = store.workflows.create(name=name)
     row = store.runs.create(wf["id"], **run)
     return wf["id"], row["id"]
+
+
+def rewrite_logs_with_core(store: Store, stored: list[Any], entries: list[Any]) -> None:
+    """Replace the store's query log rows with `entries` written by SQLAlchemy Core, each
+    with the id its row in `stored` has (rows as read back by the plain driver, id first):
+    the oracle the store's own fast write of query logs is compared with."""
+    from sqlalchemy import insert
+
+    from hybridwb.platform import schema
+
+    core = schema.metadata.tables["query_logs"]
+    with store.backend.engine.begin() as conn:
+        conn.execute(core.delete())
+        for row, e in zip(stored, entries, strict=True):
+            conn.execute(
+                insert(core).values(
+                    id=uuid.UUID(str(row[0])),
+                    timestamp=e.timestamp,
+                    database=e.database,
+                    query=e.query,
+                    execution_time=e.executionTime,
+                    result_count=e.resultCount,
+                    status=e.status,
+                    error_message=e.errorMessage,
+                    kind=e.kind,
+                )
+            )

@@ -20,15 +20,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
 from sqlalchemy.engine import URL
 
 from hybridwb.errors import HybridwbError
-from hybridwb.platform import schema
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.store import Store, sqlite_time
 from hybridwb.source import Source
 from hybridwb.source.querylog import QueryLog, QueryLogEntry
+from tests import _stores
 from tests._mysql import scratch_db
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 
@@ -106,23 +105,7 @@ def test_a_batch_over_many_seconds_is_stored_as_core_writes_it(tmp_path: Path) -
         log.record_row(e.as_row())
     assert log.pending == 0  # the full batch went to the store
     fast = _stored(tmp_path / "platform.db")
-    core = schema.metadata.tables["query_logs"]
-    with store.backend.engine.begin() as conn:
-        conn.execute(core.delete())
-        for row, e in zip(fast, entries, strict=True):
-            conn.execute(
-                insert(core).values(
-                    id=uuid.UUID(str(row[0])),
-                    timestamp=e.timestamp,
-                    database=e.database,
-                    query=e.query,
-                    execution_time=e.executionTime,
-                    result_count=e.resultCount,
-                    status=e.status,
-                    error_message=e.errorMessage,
-                    kind=e.kind,
-                )
-            )
+    _stores.rewrite_logs_with_core(store, fast, entries)
     again = _stored(tmp_path / "platform.db")
     store.close()
     assert again == fast

@@ -25,17 +25,16 @@ from pathlib import Path
 
 import pymysql
 import pytest
-from sqlalchemy import insert
 from sqlalchemy.engine import URL
 
 from hybridwb.errors import HybridwbError
-from hybridwb.platform import schema
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.store import Store, log_ids
 from hybridwb.source import Source, drivers
 from hybridwb.source.engine import PENDING_KEY
 from hybridwb.source.querylog import QueryLogEntry
 from hybridwb.source.rawguard import internal
+from tests import _stores
 from tests._mysql import root as _root
 from tests._mysql import row_count as _rows
 from tests._mysql import scratch_db
@@ -232,23 +231,7 @@ def test_the_sqlite_query_log_stores_what_core_binds(tmp_path: Path, at: datetim
     ]
     store.write_query_logs(entries)
     fast = _log_rows(db)
-    core = schema.metadata.tables["query_logs"]
-    with store.backend.engine.begin() as conn:
-        conn.execute(core.delete())
-        for row, e in zip(fast, entries, strict=True):
-            conn.execute(
-                insert(core).values(
-                    id=uuid.UUID(str(row[0])),
-                    timestamp=e.timestamp,
-                    database=e.database,
-                    query=e.query,
-                    execution_time=e.executionTime,
-                    result_count=e.resultCount,
-                    status=e.status,
-                    error_message=e.errorMessage,
-                    kind=e.kind,
-                )
-            )
+    _stores.rewrite_logs_with_core(store, fast, entries)
     again = _log_rows(db)
     store.close()
     assert again == fast
