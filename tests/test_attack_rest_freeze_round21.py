@@ -35,7 +35,7 @@ from tests.test_rest_campaigns import (  # noqa: F401  (fixtures: db, run, campa
 
 pytestmark = pytest.mark.postgres
 
-THEIRS = [("t1", "+821000000001"), ("t2", "+821000000002")]
+THEIRS: list[tuple[str, str | None]] = [("t1", "+821000000001"), ("t2", "+821000000002")]
 
 
 def _untouched(db: str, wf: str, rid: str, owner: str) -> None:
@@ -205,7 +205,7 @@ def _new_owner_takes_over(db: str, wf: str, rid: str) -> None:
     assert _fz(db, "hybridwb_freeze_page", wf, rid, "new:1", p_first_seq=0, p_pairs=pairs)
 
 
-MINE = [(f"m{i}", f"+8210{i:08d}") for i in range(1, 6)]
+MINE: list[tuple[str, str | None]] = [(f"m{i}", f"+8210{i:08d}") for i in range(1, 6)]
 
 
 def test_a_lock_lost_between_the_chunks_of_one_page_stops_the_freeze(
