@@ -21,6 +21,7 @@ import respx
 from _postgrest import PostgrestBridge
 from psycopg.types.json import Jsonb
 
+from hybridwb.errors import StoreError
 from tests.test_rest_campaigns import (  # noqa: F401  (fixtures: db, run, campaigns)
     REST,
     _frozen,
@@ -264,3 +265,39 @@ def test_a_page_sent_again_after_a_takeover_is_refused(
         assert campaigns.freeze(rid, [MINE], workflow_id=wf, owner="me:1") is None
     assert bridge.pages == 2  # the first, and its repeat
     _untouched(db, wf, rid, "new:1")
+
+
+class _LostClear(PostgrestBridge):
+    """The stand-in, the first `hybridwb_freeze_clear` committed and its answer lost."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(dsn)
+        self.clears = 0
+
+    def rpc(self, request: httpx.Request, fn: str) -> httpx.Response:
+        answer = super().rpc(request, fn)
+        if fn == "hybridwb_freeze_clear":
+            self.clears += 1
+            if self.clears == 1:
+                raise httpx.ReadTimeout("the answer was lost", request=request)
+        return answer
+
+
+def test_a_clear_whose_answer_was_lost_is_not_sent_again(
+    db: str, run: tuple[str, str], campaigns: Any
+) -> None:
+    """The clear commits and its answer is lost: the freeze stops with a store error,
+    nothing more sent, and the resume's freeze writes the whole set. Sent again, a first
+    clear only delayed could land after the pages and the mark (a set marked frozen with
+    nobody in it): round 21 reproduced that with the clear retried."""
+    wf, rid = run
+    _hold_lock(db, wf, rid, "me:1")
+    bridge = _LostClear(db)
+    with respx.mock(base_url=REST, assert_all_called=False) as router:
+        bridge.mount(router)
+        with pytest.raises(StoreError):
+            campaigns.freeze(rid, [MINE], workflow_id=wf, owner="me:1")
+        assert bridge.clears == 1
+        assert ("POST", "rpc/hybridwb_freeze_page") not in bridge.requests
+        assert campaigns.freeze(rid, [MINE], workflow_id=wf, owner="me:1") == 5
+    assert _frozen(db, rid) == [(i, k, r) for i, (k, r) in enumerate(MINE, 1)]

@@ -139,7 +139,11 @@ class RestCampaigns(Campaigns):
         transaction (None, nothing more written, once another process holds it)."""
         rid = as_uuid(run_id)
         holder = self._holder(rid, workflow_id, owner)
-        if not self._rpc("hybridwb_freeze_clear", holder).data:
+        # not sent again after a lost answer: a first request only delayed (queued in the
+        # server's pool) could then clear the set after the pages and the mark that
+        # followed its repeat, leaving a set marked frozen with nobody in it; a clear
+        # that times out stops the freeze instead, and the resume freezes anew
+        if not self._rpc("hybridwb_freeze_clear", holder, idempotent=False).data:
             return None
         seq = 0
         for item in batches:
