@@ -279,20 +279,31 @@ def test_the_sqlite_store_writes_what_core_writes_for_folds_gaps_and_colliding_s
 
 
 @pytest.fixture
-def pg_store(pg_db: URL) -> Iterator[Store]:
+def own_pg_db() -> Iterator[URL]:
+    """A PostgreSQL database of this test's own (the session's `pg_db` is left at another
+    schema revision by other files of the same worker)."""
+    from tests import _stores
+
+    yield from _stores.fresh_pg_database("hybridwb_r20")
+
+
+@pytest.fixture
+def pg_store(own_pg_db: URL) -> Iterator[Store]:
     # a session time zone other than UTC: a naive time is read in it, by Core as by COPY
-    seoul = pg_db.update_query_dict({"options": "-c timezone=Asia/Seoul"})
+    seoul = own_pg_db.update_query_dict({"options": "-c timezone=Asia/Seoul"})
     store = Store(SqlBackend(seoul), actor="tester")
-    store.init()
-    assert isinstance(store.backend, SqlBackend)
-    with store.backend.engine.begin() as conn:
-        conn.execute(schema.metadata.tables["query_logs"].delete())
-    yield store
-    store.close()
+    try:  # closed however the set-up ends: no connection left to the collector
+        store.init()
+        assert isinstance(store.backend, SqlBackend)
+        with store.backend.engine.begin() as conn:
+            conn.execute(schema.metadata.tables["query_logs"].delete())
+        yield store
+    finally:
+        store.close()
 
 
 @pytest.mark.postgres
-def test_the_postgres_store_writes_what_core_writes(pg_store: Store, pg_db: URL) -> None:
+def test_the_postgres_store_writes_what_core_writes(pg_store: Store, own_pg_db: URL) -> None:
     """The same batch on the PostgreSQL store (COPY): each row read back with psycopg
     (the time as UTC text) is the row Core's INSERT writes for it, the session's time zone
     Seoul. Bugs this catches: the row's fields mapped to the wrong columns on the Postgres
@@ -302,7 +313,7 @@ def test_the_postgres_store_writes_what_core_writes(pg_store: Store, pg_db: URL)
 
     rows = _batch()
     pg_store.write_query_log_rows(rows)
-    dsn = f"host=127.0.0.1 port=5432 user=postgres dbname={pg_db.database}"
+    dsn = f"host=127.0.0.1 port=5432 user=postgres dbname={own_pg_db.database}"
     sql = (
         "SELECT id, to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), "
         "database, query, execution_time, result_count, status, error_message, kind "
