@@ -10,7 +10,6 @@ lost and the request sent again). Every outcome is read with plain psycopg.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -30,6 +29,7 @@ from tests.test_rest_campaigns import (  # noqa: F401  (fixtures: db, run, campa
     campaigns,
     db,
     freeze,
+    lock_waits,
     rows,
     run,
 )
@@ -90,20 +90,11 @@ def test_a_step_arriving_during_a_takeover_waits_and_then_writes_nothing(
         )
         thread = threading.Thread(target=lambda: out.append(_fz(db, fn, wf, rid, "me:1", **kw)))
         thread.start()
-        waiting: list[tuple[Any, ...]] = []
-        deadline = time.monotonic() + 20
-        while not waiting and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)  # a poll interval, not a wait for the outcome
-            waiting = rows(
-                db,
-                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query LIKE %s",
-                f"%{fn}%",
-            )
+        waiting = lock_waits(db, f"%{fn}%", thread, seconds=20)
         takeover.commit()
     thread.join()
     assert out == [lost]
-    assert waiting == [(1,)]  # it had waited for the takeover
+    assert waiting == 1  # it had waited for the takeover
     _untouched(db, wf, rid, "new:1")
 
 

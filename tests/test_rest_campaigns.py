@@ -98,6 +98,23 @@ def rows(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return list(cur.fetchall()) if cur.description else []
 
 
+def lock_waits(dsn: str, pattern: str, thread: threading.Thread, seconds: float = 30) -> int:
+    """How many statements matching `pattern` (LIKE) wait on a lock in the database, polled
+    until one does, `thread` ends or `seconds` pass (the server says it is blocked, not
+    merely slow to start)."""
+    found: list[tuple[Any, ...]] = []
+    deadline = time.monotonic() + seconds
+    while not found and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)  # a poll interval, not a wait for the outcome
+        found = rows(
+            dsn,
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE %s",
+            pattern,
+        )
+    return len(found)
+
+
 def call(dsn: str, fn: str, role: str = "service_role", **params: Any) -> Any:
     """`fn(name => value, ...)` in its own transaction as `role`, as PostgREST calls it."""
     args = ", ".join(f"{k} => %s" for k in params)
@@ -294,19 +311,8 @@ def test_a_takeover_waits_for_a_takeover_in_flight(db: str) -> None:
             )
         )
         thread.start()
-        # the second call is blocked on the first one's row lock (the server says so), not
-        # merely slow to start
-        waiting: list[tuple[Any, ...]] = []
-        deadline = time.monotonic() + 30
-        while not waiting and time.monotonic() < deadline:
-            time.sleep(0.02)  # a poll interval, not a wait for the outcome
-            waiting = rows(
-                db,
-                "SELECT wait_event_type FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query LIKE %s",
-                "%hybridwb_acquire%",
-            )
-        assert waiting == [("Lock",)] and thread.is_alive()
+        # blocked on the other call's row lock, not merely slow to start
+        assert lock_waits(db, "%hybridwb_acquire%", thread) == 1 and thread.is_alive()
         conn.commit()
     thread.join()
     assert out[0] is not None and out[0]["run_id"] == first
@@ -946,17 +952,8 @@ def test_a_takeover_waits_for_the_freeze_page_in_flight(db: str, run: tuple[str,
             )
         )
         thread.start()
-        waiting: list[tuple[Any, ...]] = []
-        deadline = time.monotonic() + 30
-        while not waiting and time.monotonic() < deadline:
-            time.sleep(0.02)  # a poll interval, not a wait for the outcome
-            waiting = rows(
-                db,
-                "SELECT wait_event_type FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query LIKE %s",
-                "%hybridwb_acquire%",
-            )
-        assert waiting == [("Lock",)] and thread.is_alive()
+        # blocked on the other call's row lock, not merely slow to start
+        assert lock_waits(db, "%hybridwb_acquire%", thread) == 1 and thread.is_alive()
         conn.commit()
     thread.join()
     assert out == [None]  # the takeover won, after the page
