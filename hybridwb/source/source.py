@@ -44,6 +44,7 @@ from hybridwb.source.binds import (
     find_binds,
     positive_int_arg,
     seconds_arg,
+    sent_size,
     to_pyformat,
 )
 from hybridwb.source.cache import QuietLRU, ResultCache, SchemaObjects, ViewNames, lookup
@@ -181,6 +182,7 @@ class Source:
         pool_size: int = 5,
         max_overflow: int = 10,
         result_cache_mb: float = 32.0,
+        max_statement_mb: float = 1.0,
     ) -> None:
         # the password lives only in a SecretStr: vars(source) holds no plain secret
         self._password = SecretStr(str(url.password)) if url.password else None
@@ -208,6 +210,8 @@ class Source:
             allowed_functions=self.allowed_functions,
         )
         self._cache = ResultCache(max_bytes=int(result_cache_mb * 1024 * 1024))
+        #: the text of a statement with its bound values, at most (`max_statement_mb`)
+        self.max_statement_bytes = int(max_statement_mb * 1024 * 1024)
         self._views = ViewNames()
         self._schema_names: TTLCache[str, frozenset[str]] = TTLCache(1, SCHEMA_NAMES_TTL)
         self._prepared: LRUCache[str, Prepared] = QuietLRU(maxsize=PREPARED_STATEMENTS)
@@ -248,6 +252,7 @@ class Source:
             pool_size=settings.source_pool_size,
             max_overflow=settings.source_max_overflow,
             result_cache_mb=settings.result_cache_mb,
+            max_statement_mb=settings.max_statement_mb,
         )
 
     def __repr__(self) -> str:
@@ -497,6 +502,14 @@ class Source:
             seconds = None if timeout is None else seconds_arg(timeout, "timeout", self.ceiling)
             prepared = self.prepare(query, limit)
             bound = check_params(prepared.names, params)
+            if bound and sent_size(prepared.sql, bound, self.max_statement_bytes) > (
+                self.max_statement_bytes
+            ):
+                raise QueryError(
+                    f"The statement with its values is over {self.max_statement_bytes:,} "
+                    "bytes (max_statement_mb); bind fewer or shorter values, or join on a "
+                    "table instead."
+                )
             keys, rows, truncated, described = self._execute(prepared, bound, seconds, raw_values)
         except HybridwbError as exc:
             error = exc
