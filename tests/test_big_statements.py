@@ -193,3 +193,37 @@ def test_a_deeply_nested_platform_read_says_so(store: Store) -> None:
     "not a SELECT" that --write would run."""
     with pytest.raises(ValidationError, match="nested too deeply"):
         store.sql("SELECT " + "(" * 5000 + "1" + ")" * 5000)
+
+
+def test_a_statement_over_the_servers_packet_size_says_so_and_is_sent_once(db: str) -> None:
+    """`max_statement_mb` raised above the server's max_allowed_packet (16 MB here, read
+    from the server as the oracle): just over it, the server's refusal (1153) is a one-line
+    QueryError naming max_allowed_packet; far over it (the server drops the connection while
+    the statement is still being written) a one-line ConnectionFailed naming it, the
+    statement not sent again (one connection made, not six). BREAKS (fixed): "Got a packet
+    bigger than '?' bytes", and "server went away; run the query again" after six sends."""
+    import sqlalchemy as sa
+
+    conn = _mysql.root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@max_allowed_packet")
+            packet = int(cur.fetchone()[0])
+    finally:
+        conn.close()
+    src = Source(ro_url(db), max_statement_mb=1024)
+    made: list[object] = []
+    try:
+        src.sql("SELECT 1")
+        sa.event.listen(src.engine, "connect", lambda *_: made.append(1))
+        with pytest.raises(QueryError) as just:
+            src.sql("SELECT LENGTH(:s) AS n", {"s": "x" * (packet + MB)})
+        assert "max_allowed_packet" in _one_line(just.value)
+        made.clear()
+        with pytest.raises(HybridwbError) as far:
+            src.sql("SELECT LENGTH(:s) AS n", {"s": "x" * (4 * packet)})
+        assert "max_allowed_packet" in _one_line(far.value)
+        assert len(made) <= 1
+        assert src.sql("SELECT 2 AS n")["n"].tolist() == [2]  # the source reads on
+    finally:
+        src.close()
