@@ -87,7 +87,10 @@ def _flags(
     selects = qualified.selects
     names = [s.alias_or_name for s in selects]
     twice = {n for n, c in Counter(names).items() if c > 1}
-    nodes = lineage(None, qualified, schema=dict(schema), dialect=dialect, scope=scope)
+    # trim_selects off: a node's label would be a copy of its whole SELECT per column
+    nodes = lineage(
+        None, qualified, schema=dict(schema), dialect=dialect, scope=scope, trim_selects=False
+    )
     assert isinstance(nodes, dict)
     out: list[bool] = []
     for select, name in zip(selects, names, strict=True):
