@@ -717,3 +717,120 @@ def test_an_interrupt_after_a_write_on_a_sqlite_store_writes_no_later_batch(
     sk = oracle(store, "SELECT target_key FROM run_skips WHERE run_id = %s", (rid,))
     assert len(recs) == len({r for _, r in recs}) == PHONES
     assert len(recs) + len(sk) == len({k for k, _ in recs} | {k for (k,) in sk}) == N
+
+
+# -- a SQLite store: Ctrl-C lands in a step run in the run's thread; the run stops there -------
+def _ends_on_file(store: str, run_id: Any) -> tuple[dict[str, int], dict[str, int], list[str]]:
+    """(records per target, exclusions per target, frozen keys in frozen order), read
+    directly from the SQLite file."""
+    rid = uuid.UUID(str(run_id)).hex
+    recs = oracle(
+        store, "SELECT target_key, count(*) FROM send_records WHERE run_id = %s GROUP BY 1", (rid,)
+    )
+    sk = oracle(
+        store, "SELECT target_key, count(*) FROM run_skips WHERE run_id = %s GROUP BY 1", (rid,)
+    )
+    frozen = oracle(
+        store, "SELECT target_key FROM run_targets WHERE run_id = %s ORDER BY seq", (rid,)
+    )
+    return {k: n for k, n in recs}, {k: n for k, n in sk}, [k for (k,) in frozen]
+
+
+@pytest.mark.usefixtures("sigint_interrupts")
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("at", ["check", "write before commit", "write after commit"])
+def test_an_interrupt_in_a_sqlite_stores_step_stops_the_run_there_and_a_resume_ends_it(
+    source: Callable[..., str],
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: dict[str, Any] | None,
+    at: str,
+) -> None:
+    """A SQLite store's steps run in the run's own thread, so Ctrl-C lands in them: here a
+    real SIGINT in batch 2's history check, in its write after the rows went in and before
+    the commit, or right after the commit. The run raises KeyboardInterrupt from there:
+    nothing more is read, rendered, checked, paused for or written (batch 3 is not begun),
+    the file holds exactly the batches committed before the interrupt (batch 2 rolled back
+    unless it committed), the cap's file lock is free, and a resume ends every target with
+    one record or one exclusion, each phone messaged once."""
+    import fcntl
+    import signal
+
+    from hybridwb.workflows import audience
+
+    path = tmp_path / "store.db"
+    store = f"sqlite:///{path}"
+    wb = workbench(_members(source), store, MAPPING)
+    real_seen, real_write = Campaigns.seen, Campaigns.write_batch
+    real_insert, real_pending = Campaigns._insert_batch, Campaigns.pending
+    real_fetch, real_render = audience.fetch, rendering.render_ahead
+    calls = {"seen": 0, "write": 0, "insert": 0}
+    state: dict[str, Any] = {"armed": True, "run_id": None}
+    after: list[str] = []  # what the run did after the interrupt was raised
+    when: list[int] = []  # records + exclusions on the file when it was raised
+
+    def interrupt() -> None:
+        recs, sk, _ = _ends_on_file(store, state["run_id"])
+        when.append(len(recs) + len(sk))
+        state["armed"] = False
+        signal.raise_signal(signal.SIGINT)  # what Ctrl-C does: raised here, at once
+        after.append("went on past the signal")
+
+    def noting(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*a: Any, **kw: Any) -> Any:
+            if when:
+                after.append(name)
+            return real(*a, **kw)
+
+        return call
+
+    def seen(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        calls["seen"] += 1
+        if state["armed"] and at == "check" and calls["seen"] == 2:
+            interrupt()
+        return real_seen(self, *a, **kw)
+
+    def insert(*a: Any, **kw: Any) -> None:
+        real_insert(*a, **kw)
+        calls["insert"] += 1
+        if state["armed"] and at == "write before commit" and calls["insert"] == 2:
+            interrupt()
+
+    def write_batch(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        calls["write"] += 1
+        out = real_write(self, *a, **kw)
+        if state["armed"] and at == "write after commit" and calls["write"] == 2:
+            interrupt()
+        return out
+
+    monkeypatch.setattr(Campaigns, "seen", noting("check", seen))
+    monkeypatch.setattr(Campaigns, "_insert_batch", staticmethod(insert))
+    monkeypatch.setattr(Campaigns, "write_batch", noting("write", write_batch))
+    monkeypatch.setattr(Campaigns, "pending", noting("store read", real_pending))
+    monkeypatch.setattr(audience, "fetch", noting("source read", real_fetch))
+    monkeypatch.setattr(rendering, "render_ahead", noting("render", real_render))
+    monkeypatch.setattr(process_module.time, "sleep", noting("pause", lambda s: None))
+    try:
+        wf = _workflow(wb, policy)
+        run_id = state["run_id"] = start(wb, wf)
+        with pytest.raises(KeyboardInterrupt):
+            wb.workflows.process(
+                wf["id"], run_id, progress=False, now=DAY, batch_size=3, batch_pause=0.01
+            )
+        assert after == []  # the interrupt surfaced in the step it interrupted
+        recs, sk, frozen = _ends_on_file(store, run_id)
+        written = 6 if at == "write after commit" else 3  # batch 2 only if it committed
+        assert when == [written]
+        assert set(recs) | set(sk) == set(frozen[:written]) and not set(recs) & set(sk)
+        if policy is not None:  # the cap's lock is free: another process takes it at once
+            with open(f"{path}.recipients.lock", "a+b") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+    finally:
+        wb.close()
+    recs, sk, frozen = _ends_on_file(store, run_id)
+    assert all(n == 1 for n in recs.values()) and all(n == 1 for n in sk.values()), (recs, sk)
+    assert not set(recs) & set(sk) and set(recs) | set(sk) == set(frozen) and len(frozen) == N
+    rid = uuid.UUID(str(run_id)).hex
+    phones = oracle(store, "SELECT recipient FROM send_records WHERE run_id = %s", (rid,))
+    assert len(phones) == len(set(phones)) == PHONES

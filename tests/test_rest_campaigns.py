@@ -586,7 +586,7 @@ def test_seen_adds_up_the_history_like_the_sql_backend(db: str, run: tuple[str, 
     assert sorted(map(tuple, got)) == sorted(
         sql.seen(["p1", "p2", "p3", "p4", "p5"], wf, rid, cool, cap)
     )
-    sql.backend.close()  # type: ignore[attr-defined]
+    sql.backend.close()
 
 
 # -- the client at its HTTP seam -----------------------------------------------------------
@@ -667,7 +667,9 @@ def test_a_big_batch_is_sent_in_chunks_with_each_chunks_own_spellings(
 
     route = api.post("/rpc/hybridwb_write_batch").respond(200, json={"held": True, "capped": 0})
     n = WRITE_CHUNK + 5
-    records = [(f"k{i}", f"+8210{i:08d}", "hi") for i in range(n)]
+    records: list[tuple[str, str | None, str]] = [
+        (f"k{i}", f"+8210{i:08d}", "hi") for i in range(n)
+    ]
     spellings = {f"010{i:08d}": f"+8210{i:08d}" for i in range(n)}
     cap = CapCheck("s", 1, datetime(2026, 3, 1, tzinfo=UTC), "frequency cap", spellings)
     assert campaigns.write_batch(

@@ -86,6 +86,27 @@ def test_a_failed_step_fails_every_later_step_unrun_with_its_error(thread: bool)
     assert not _threads()
 
 
+def test_without_a_thread_an_interrupt_in_a_step_is_raised_by_submit_at_once() -> None:
+    """Ctrl-C lands in a step run in the caller's thread (a SQLite store): `submit` raises
+    it there, as the caller's own code would, so the run does not go on to its next batch;
+    what the step holds is released as after an error. A step's error (an `Exception`)
+    stays its future's: the caller raises it from there, as with the thread."""
+    ran: list[int] = []
+    released: list[Any] = []
+
+    def interrupted() -> None:
+        steps.held.push(lambda kind, *_: released.append(kind))  # a cap lock it took
+        ran.append(1)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), writer.StoreSteps(thread=False) as steps:
+        steps.submit(lambda: ran.append(0))
+        steps.submit(interrupted)
+        ran.append(2)  # the run's next line (the next batch): never reached
+    assert ran == [0, 1]
+    assert released == [KeyboardInterrupt]
+
+
 @pytest.mark.usefixtures("sigint_interrupts")
 def test_an_interrupted_close_waits_for_the_running_step_and_runs_no_step_after_it() -> None:
     """An interrupt (again) while `close` waits for the thread: the step running (a

@@ -15,7 +15,10 @@ the steps left open (the cap lock's transaction: rolled back unless its write co
 in the thread that opened it, and waits for the thread to end, so no lock, connection or
 write outlives the run, even when that wait is interrupted (`_join`). With `thread=False`
 (a SQLite store, which a second thread cannot share) every step runs when it is given, in
-the caller's thread, in the same order.
+the caller's thread, in the same order; Ctrl-C then lands in a step, and `submit` raises
+that interrupt at once, as it is raised anywhere else in the caller's thread (a step's
+error stays its future's, as with the thread): a run does not pause, read and render its
+next batch before it stops.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class StoreSteps:
             self._thread.start()
 
     def submit(self, step: Callable[[], T]) -> Future[T]:
-        """Run `step` after every step given before it; its outcome is the future's."""
+        """Run `step` after every step given before it; its outcome is the future's
+        (without a thread, an interrupt in it is also raised here, see the module's)."""
         future: Future[T] = Future()
         if self._thread is None:
             self._run(step, future)
@@ -69,6 +73,8 @@ class StoreSteps:
         except BaseException as exc:  # the caller raises it from the future
             self._failed = exc
             future.set_exception(exc)
+            if self._thread is None and not isinstance(exc, Exception):
+                raise  # an interrupt in the caller's thread: it stops the caller here
         else:
             future.set_result(result)
 
