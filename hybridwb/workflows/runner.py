@@ -177,6 +177,7 @@ class Runner:
         kernel_log = output.with_suffix(".kernel.log") if in_notebook() else None
         error: str | None = None
         timed_out, slow_cell = False, None  # a cell ran past cell_timeout; its number
+        interrupted: KeyboardInterrupt | None = None  # Ctrl-C here: raised once recorded
         try:
             with context.ipc_directory() as ipc:
                 pm.execute_notebook(
@@ -203,6 +204,13 @@ class Runner:
             error = f"writing the executed notebook failed ({exc.strerror or exc}); free space, then resume"
         except Exception as exc:  # a dead kernel, a timeout: the run failed, say how
             error = f"{type(exc).__name__}: {server_text(str(exc))}"
+        except KeyboardInterrupt as exc:
+            # Ctrl-C reaches this process only (the kernel has a session of its own), and
+            # papermill has stopped the kernel on its way out: the run failed here, and its
+            # lock is released like any failed run's, so a resume (from any process) and
+            # the next run are not refused as "already has an active run"
+            interrupted = exc
+            error = f"KeyboardInterrupt: the run was interrupted; resume with: hybridwb run --resume {run_id}"
         finally:
             beat.stop()
             if follow is not None:
@@ -217,6 +225,8 @@ class Runner:
                 final["status"],
                 log=log,
             )
+        if interrupted is not None:
+            raise interrupted
         if timed_out:
             cell = "A cell" if slow_cell is None else f"Cell {slow_cell}"
             raise CellTimeoutError(

@@ -1,0 +1,247 @@
+# ruff: noqa: F811  (the fixtures imported are test parameters here)
+"""Round 22: Ctrl-C (a real SIGINT, `signal.raise_signal`) at chosen moments of a run.
+
+The guarantee attacked: the run stops where the interrupt lands (nothing checked, written
+or rendered after it), what committed stays, what was open is rolled back, no lock,
+connection or thread is left, and a resume ends every frozen target with one record or
+one exclusion, each phone messaged once. The oracle is direct SQL on the store
+(`send_records`, `run_skips`, `run_targets`, `run_locks`, `pg_locks`, `pg_stat_activity`)
+and `threading.enumerate()`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import URL
+
+import hybridwb
+from hybridwb.platform.campaigns import Campaigns
+from hybridwb.workflows import audience, rendering
+from hybridwb.workflows import process as process_module
+from tests.test_attack_once_round2 import DAY, oracle, start
+from tests.test_attack_store_steps import (
+    MAPPING,
+    MY_LOCKS,
+    PHONES,
+    POLICIES,
+    N,
+    _assert_exactly_once,
+    _by_run,
+    _workflow,
+)
+from tests.test_campaign_runs import (  # noqa: F401  (fixtures: crm, crm_db, pg_store)
+    HYBRIDWB,
+    TIER_A,
+    _kernels,
+    crm,
+    crm_db,
+    frozen_keys,
+    pg,
+    pg_store,
+    record_keys,
+)
+
+pytestmark = [pytest.mark.postgres]
+RUN_THREADS = ("hybridwb-store", "hybridwb-prefetch", "hybridwb-heartbeat")
+
+
+def _run_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name in RUN_THREADS and t.is_alive()]
+
+
+def _sqlite_members(path: Path, n: int = N, phones: int = PHONES) -> str:
+    """A SQLite source with the members of `test_attack_store_steps` (phone i % phones)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE members (member_no INTEGER PRIMARY KEY, name TEXT, mobile TEXT)")
+        conn.executemany(
+            "INSERT INTO members VALUES (?, ?, ?)",
+            [(i, f"회원{i}", f"010-5555-{i % phones:04d}") for i in range(1, n + 1)],
+        )
+    return f"sqlite:///{path}"
+
+
+def _open_in_store(store: str) -> list[tuple[Any, ...]]:
+    """Sessions of the store's database other than the oracle's that hold a transaction."""
+    database = store.rsplit("/", 1)[1]
+    return oracle(
+        store,
+        "SELECT pid, state FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
+        "AND (state LIKE 'idle in transaction%%' OR state = 'active')",
+        (database,),
+    )
+
+
+# -- a PostgreSQL store with a SQLite source: the store's steps run in the run's thread -------
+@pytest.mark.usefixtures("sigint_interrupts")
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("at", ["check", "write before commit", "write after commit", "analyze"])
+def test_an_interrupt_in_a_postgres_stores_inline_step_stops_the_run_there(
+    pg_store: URL,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: dict[str, Any] | None,
+    at: str,
+) -> None:
+    """A PostgreSQL store read with a SQLite source runs its steps in the run's thread
+    (`Processor._can_prefetch` is False): a real SIGINT in batch 2's history check (under
+    the cap's advisory lock), in its write after the rows went in and before the commit,
+    right after `write_batch` (committed, or under a cap not yet: its commit is the cap
+    lock's release), or in the history's ANALYZE after batch 1. The run raises
+    KeyboardInterrupt from there: nothing more is read, rendered, checked or written; the
+    store holds exactly the batches committed before (batch 2 only if it committed), no
+    advisory lock, open transaction, checked-out connection, run lock or thread is left,
+    and a resume ends every target once, each phone messaged once."""
+    src = _sqlite_members(tmp_path / "source.db")
+    store = pg_store.render_as_string(hide_password=False)
+    wb = hybridwb.connect(source=src, store=store)
+    wb.store.init()
+    for table, mapping in MAPPING.items():
+        wb.mappings.save(table, mapping)
+    assert wb.source.is_sqlite and wb.store.backend.name == "postgresql"  # steps inline
+    real_seen, real_write = Campaigns.seen, Campaigns.write_batch
+    real_copy, real_pending = Campaigns._copy_batch, Campaigns.pending
+    real_analyze = Campaigns.analyze_history
+    real_fetch, real_render = audience.fetch, rendering.render_ahead
+    calls = {"seen": 0, "write": 0, "copy": 0}
+    state: dict[str, Any] = {"armed": True, "run_id": None}
+    after: list[str] = []
+    when: list[int] = []
+
+    def interrupt() -> None:
+        recs, sk, _ = _by_run(store, state["run_id"])
+        when.append(len(recs) + len(sk))
+        state["armed"] = False
+        signal.raise_signal(signal.SIGINT)
+        after.append("went on past the signal")
+
+    def noting(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*a: Any, **kw: Any) -> Any:
+            if when:
+                after.append(name)
+            return real(*a, **kw)
+
+        return call
+
+    def seen(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        calls["seen"] += 1
+        if state["armed"] and at == "check" and calls["seen"] == 2:
+            interrupt()
+        return real_seen(self, *a, **kw)
+
+    def copy(*a: Any, **kw: Any) -> None:
+        real_copy(*a, **kw)
+        calls["copy"] += 1
+        if state["armed"] and at == "write before commit" and calls["copy"] == 2:
+            interrupt()
+
+    def write_batch(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        calls["write"] += 1
+        out = real_write(self, *a, **kw)
+        if state["armed"] and at == "write after commit" and calls["write"] == 2:
+            interrupt()
+        return out
+
+    def analyze(self: Campaigns) -> None:
+        if state["armed"] and at == "analyze":  # after batch 1 (its first 3 records)
+            interrupt()
+        real_analyze(self)
+
+    monkeypatch.setattr(Campaigns, "seen", noting("check", seen))
+    monkeypatch.setattr(Campaigns, "_copy_batch", staticmethod(copy))
+    monkeypatch.setattr(Campaigns, "write_batch", noting("write", write_batch))
+    monkeypatch.setattr(Campaigns, "analyze_history", noting("analyze", analyze))
+    monkeypatch.setattr(Campaigns, "pending", noting("store read", real_pending))
+    monkeypatch.setattr(audience, "fetch", noting("source read", real_fetch))
+    monkeypatch.setattr(rendering, "render_ahead", noting("render", real_render))
+    monkeypatch.setattr(process_module.time, "sleep", noting("pause", lambda s: None))
+    monkeypatch.setattr(process_module, "ANALYZE_AFTER", 1)  # an ANALYZE after each write
+    try:
+        wf = _workflow(wb, policy)
+        run_id = state["run_id"] = start(wb, wf)
+        with pytest.raises(KeyboardInterrupt):
+            wb.workflows.process(
+                wf["id"], run_id, progress=False, now=DAY, batch_size=3, batch_pause=0.01
+            )
+        assert after == []  # the interrupt surfaced in the step it interrupted
+        recs, sk, _ = _by_run(store, run_id)
+        # batch 2 only if it committed: under a cap its write commits with the cap lock's
+        # release after `write_batch` returns, so an interrupt there rolls it back
+        written = 6 if at == "write after commit" and policy is None else 3
+        assert when == [written] and len(recs) + len(sk) == written
+        assert oracle(store, MY_LOCKS) == [(0,)]
+        assert _open_in_store(store) == []
+        assert oracle(store, "SELECT count(*) FROM run_locks") == [(0,)]
+        assert wb.store.backend.engine.pool.checkedout() == 0
+        assert _run_threads() == []
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+    finally:
+        wb.close()
+    _assert_exactly_once(store, run_id)
+    assert len(_by_run(store, run_id)[0]) == PHONES
+
+
+# -- Ctrl-C in the process that runs the notebook (`wb.workflows.run`, a notebook's cell) ------
+@pytest.mark.mysql
+@pytest.mark.usefixtures("sigint_interrupts")
+def test_ctrl_c_in_the_runs_parent_stops_its_kernel_and_leaves_no_run_lock(
+    crm: hybridwb.Workbench, pg_store: URL
+) -> None:
+    """`wb.workflows.run` from a notebook (papermill's kernel in a session of its own, so
+    Ctrl-C reaches the calling process only): a real SIGINT once some batches are written.
+    The run's kernel is stopped (no record is written after the call returns), the run is
+    marked failed with its lock released, and another process's resume (`hybridwb run
+    --resume`) completes the frozen set: one record or one exclusion per target. Before,
+    the run stayed `running` and its lock stayed held by this (living) process, so the
+    resume was refused as "already has an active run" until the heartbeat went stale."""
+    wf = crm.workflows.create("ctrl-c", target_config=TIER_A, message_config={"template": "안내"})
+    interrupted = threading.Event()
+
+    def press_ctrl_c() -> None:  # what Ctrl-C (a notebook's interrupt) does, once 20 are written
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            rows = pg(pg_store, "SELECT count(*) FROM send_records")
+            if rows[0][0] >= 20:
+                interrupted.set()
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.05)
+
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
+    presser.start()
+    with pytest.raises(KeyboardInterrupt):
+        crm.workflows.run(
+            wf["id"], parameters={"batch_size": 10, "batch_pause": 0.3}, progress=False
+        )
+    presser.join()
+    assert interrupted.is_set()
+    assert _kernels(os.getpid()) == []  # the run's kernel is gone
+    [(run_id, status)] = pg(pg_store, "SELECT id::text, status FROM workflow_runs")
+    written = len(record_keys(pg_store, run_id))
+    time.sleep(1.0)
+    assert len(record_keys(pg_store, run_id)) == written < 60  # nothing written after
+    assert status == "failed"
+    assert pg(pg_store, "SELECT count(*) FROM run_locks") == [(0,)]
+    assert _run_threads() == []
+    resumed = subprocess.run(
+        [HYBRIDWB, "run", "--resume", run_id, "-p", "batch_pause", "0"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    keys = record_keys(pg_store, run_id)
+    skipped = [k for (k,) in pg(pg_store, "SELECT target_key FROM run_skips")]
+    assert len(keys) == len(set(keys)) and not set(keys) & set(skipped)
+    assert set(keys) | set(skipped) == frozen_keys(pg_store, run_id)
+    assert pg(pg_store, "SELECT status FROM workflow_runs") == [("succeeded",)]
+    assert pg(pg_store, "SELECT count(*) FROM run_locks") == [(0,)]
