@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,13 @@ import hybridwb
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import audience, rendering
 from hybridwb.workflows import process as process_module
-from tests.test_attack_once_round2 import DAY, oracle, start
+from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source)
+    DAY,
+    oracle,
+    source,
+    start,
+    workbench,
+)
 from tests.test_attack_store_steps import (
     MAPPING,
     MY_LOCKS,
@@ -37,6 +44,8 @@ from tests.test_attack_store_steps import (
     N,
     _assert_exactly_once,
     _by_run,
+    _ends_on_file,
+    _members,
     _workflow,
 )
 from tests.test_campaign_runs import (  # noqa: F401  (fixtures: crm, crm_db, pg_store)
@@ -68,6 +77,11 @@ def _sqlite_members(path: Path, n: int = N, phones: int = PHONES) -> str:
             [(i, f"회원{i}", f"010-5555-{i % phones:04d}") for i in range(1, n + 1)],
         )
     return f"sqlite:///{path}"
+
+
+def _ends(store: str, run_id: Any) -> tuple[dict[str, int], dict[str, int], Any]:
+    """(records per target, exclusions per target, frozen), on either store."""
+    return _ends_on_file(store, run_id) if store.startswith("sqlite") else _by_run(store, run_id)
 
 
 def _open_in_store(store: str) -> list[tuple[Any, ...]]:
@@ -245,3 +259,102 @@ def test_ctrl_c_in_the_runs_parent_stops_its_kernel_and_leaves_no_run_lock(
     assert set(keys) | set(skipped) == frozen_keys(pg_store, run_id)
     assert pg(pg_store, "SELECT status FROM workflow_runs") == [("succeeded",)]
     assert pg(pg_store, "SELECT count(*) FROM run_locks") == [(0,)]
+
+
+# -- Ctrl-C while the run takes its lock, remembers and freezes its set, on both stores ------
+FREEZE_POINTS = ["lock taken", "heartbeat", "stats", "page 2 written", "before the mark"]
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def a_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: URL = request.getfixturevalue("pg_store")
+    return url.render_as_string(hide_password=False)
+
+
+def _nothing_held(store: str, wb: hybridwb.Workbench) -> None:
+    """No run lock row, no thread of the run, no checked-out connection; on PostgreSQL no
+    advisory lock or open transaction, on SQLite a writer can begin at once."""
+    assert oracle(store, "SELECT count(*) FROM run_locks") == [(0,)]
+    assert _run_threads() == []
+    assert wb.store.backend.engine.pool.checkedout() == 0
+    if store.startswith("sqlite"):
+        with sqlite3.connect(store.removeprefix("sqlite:///"), timeout=0) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.rollback()
+    else:
+        assert oracle(store, MY_LOCKS) == [(0,)]
+        assert _open_in_store(store) == []
+
+
+@pytest.mark.mysql
+@pytest.mark.usefixtures("sigint_interrupts")
+@pytest.mark.parametrize("at", FREEZE_POINTS)
+def test_an_interrupt_before_the_set_is_frozen_leaves_nothing_and_a_resume_freezes_it_whole(
+    source: Callable[..., str],
+    a_store: str,
+    monkeypatch: pytest.MonkeyPatch,
+    at: str,
+) -> None:
+    """A real SIGINT during `process` (no owner given: the call takes the workflow's lock
+    itself) right after the lock is taken, in the first heartbeat, right after the frozen
+    as-of time is stored, after the frozen set's second page is written (a MariaDB source
+    and PostgreSQL store read the pages in a worker), or between its last page and the
+    mark. The call raises it; no lock, thread, connection or transaction is left; nothing
+    is sent; and the next call freezes the whole set and ends each target once."""
+    store = a_store
+    wb = workbench(_members(source), store, MAPPING)
+    real_acquire, real_beat = Campaigns.acquire, Campaigns.heartbeat
+    real_stats, real_analyze = Campaigns.set_stats, Campaigns._analyze
+    real_copy, real_insert = Campaigns._copy_fresh, Campaigns._insert_page
+    state = {"armed": True, "pages": 0}
+
+    def interrupt() -> None:
+        state["armed"] = False
+        signal.raise_signal(signal.SIGINT)
+
+    def after(point: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*a: Any, **kw: Any) -> Any:
+            out = real(*a, **kw)
+            if point == "page 2 written":
+                state["pages"] += 1
+            armed = state["armed"] and at == point
+            if armed and (point != "page 2 written" or state["pages"] == 2):
+                interrupt()
+            return out
+
+        return call
+
+    def analyze(self: Campaigns, table: Any, columns: Any) -> None:
+        if state["armed"] and at == "before the mark" and table.name == "run_targets":
+            interrupt()
+        real_analyze(self, table, columns)
+
+    monkeypatch.setattr(Campaigns, "acquire", after("lock taken", real_acquire))
+    monkeypatch.setattr(Campaigns, "heartbeat", after("heartbeat", real_beat))
+    monkeypatch.setattr(Campaigns, "set_stats", after("stats", real_stats))
+    monkeypatch.setattr(Campaigns, "_copy_fresh", after("page 2 written", real_copy))
+    monkeypatch.setattr(Campaigns, "_insert_page", after("page 2 written", real_insert))
+    monkeypatch.setattr(Campaigns, "_analyze", analyze)
+    try:
+        wf = _workflow(wb)
+        run_id = start(wb, wf)
+        with pytest.raises(KeyboardInterrupt):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+        assert not state["armed"]
+        _nothing_held(store, wb)
+        recs = oracle(store, "SELECT count(*) FROM send_records") + oracle(
+            store, "SELECT count(*) FROM run_skips"
+        )
+        assert recs == [(0,), (0,)]
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+        _nothing_held(store, wb)
+    finally:
+        wb.close()
+    rid = run_id if not store.startswith("sqlite") else uuid.UUID(str(run_id)).hex
+    frozen = oracle(store, "SELECT count(*) FROM run_targets WHERE run_id = %s", (str(rid),))
+    assert frozen == [(N,)]
+    recs, sk, _ = _ends(store, run_id)
+    assert all(n == 1 for n in recs.values()) and all(n == 1 for n in sk.values())
+    assert len(recs) + len(sk) == N and not set(recs) & set(sk) and len(recs) == PHONES
