@@ -358,3 +358,81 @@ def test_an_interrupt_before_the_set_is_frozen_leaves_nothing_and_a_resume_freez
     recs, sk, _ = _ends(store, run_id)
     assert all(n == 1 for n in recs.values()) and all(n == 1 for n in sk.values())
     assert len(recs) + len(sk) == N and not set(recs) & set(sk) and len(recs) == PHONES
+
+
+# -- Ctrl-C while the run waits for the worker's next batch, and again while it stops it ------
+def _press_ctrl_c_in_the_main_thread() -> None:
+    """Ctrl-C as the run's thread gets it while it waits on a lock (its next batch from the
+    worker): a SIGINT to that thread, which wakes the wait to raise KeyboardInterrupt."""
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+
+@pytest.mark.mysql
+@pytest.mark.usefixtures("sigint_interrupts")
+@pytest.mark.parametrize("presses", [1, 2], ids=["once", "twice"])
+def test_an_interrupt_while_the_worker_reads_the_next_batch_stops_the_run_with_no_thread_left(
+    source: Callable[..., str],
+    pg_store: URL,
+    monkeypatch: pytest.MonkeyPatch,
+    presses: int,
+) -> None:
+    """A MariaDB source and a PostgreSQL store: the worker reads batch 2 from the source
+    (slowly) while the run's thread, batch 1 written, waits for it; Ctrl-C then, and (twice) again while the
+    run stops the worker. The call raises KeyboardInterrupt only once the worker has
+    ended: no thread of the run outlives the call, batch 2 is never checked, rendered or
+    written, and a resume ends each target once."""
+    store = pg_store.render_as_string(hide_password=False)
+    wb = workbench(_members(source), store, MAPPING)
+    real_fetch, real_render = audience.fetch, rendering.render_ahead
+    real_seen, real_write = Campaigns.seen, Campaigns.write_batch
+    state = {"armed": True, "fetches": 0}
+    after: list[str] = []
+
+    def fetch(*a: Any, **kw: Any) -> Any:
+        state["fetches"] += 1
+        if state["armed"] and state["fetches"] == 2:  # in the worker, batch 2's read
+            state["armed"] = False
+            assert written.wait(10)  # batch 1 is written: the run waits for batch 2 only
+            time.sleep(0.05)
+            after.append("pressed")
+            _press_ctrl_c_in_the_main_thread()
+            if presses == 2:
+                time.sleep(0.15)  # the run's thread is stopping the worker now
+                _press_ctrl_c_in_the_main_thread()
+            time.sleep(0.4)  # a slow read goes on
+        return real_fetch(*a, **kw)
+
+    def noting(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*a: Any, **kw: Any) -> Any:
+            if after:
+                after.append(name)
+            return real(*a, **kw)
+
+        return call
+
+    written = threading.Event()
+
+    def write_batch(*a: Any, **kw: Any) -> Any:
+        out = real_write(*a, **kw)
+        written.set()
+        return out
+
+    monkeypatch.setattr(audience, "fetch", fetch)
+    monkeypatch.setattr(rendering, "render_ahead", noting("render", real_render))
+    monkeypatch.setattr(Campaigns, "seen", noting("check", real_seen))
+    monkeypatch.setattr(Campaigns, "write_batch", noting("write", write_batch))
+    try:
+        wf = _workflow(wb)
+        run_id = start(wb, wf)
+        with pytest.raises(KeyboardInterrupt):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+        assert _run_threads() == []  # at once: the worker ended before the call did
+        assert after == ["pressed"]
+        recs, sk, _ = _by_run(store, run_id)
+        assert len(recs) + len(sk) == 3  # batch 1 only
+        _nothing_held(store, wb)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+    finally:
+        wb.close()
+    _assert_exactly_once(store, run_id)
+    assert len(_by_run(store, run_id)[0]) == PHONES
