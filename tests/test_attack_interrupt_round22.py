@@ -436,3 +436,48 @@ def test_an_interrupt_while_the_worker_reads_the_next_batch_stops_the_run_with_n
         wb.close()
     _assert_exactly_once(store, run_id)
     assert len(_by_run(store, run_id)[0]) == PHONES
+
+
+# -- a second Ctrl-C while the call releases the workflow's lock ------------------------------
+@pytest.mark.mysql
+@pytest.mark.usefixtures("sigint_interrupts")
+def test_a_second_interrupt_while_the_lock_is_released_still_releases_it(
+    source: Callable[..., str], a_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in batch 2's check, then again as the call releases the workflow's lock it
+    took (`lock.held`): the lock is released all the same and KeyboardInterrupt raised, so
+    the resume (another call, another owner) is not refused as "already has an active
+    run" for the two minutes until the row went stale."""
+    store = a_store
+    wb = workbench(_members(source), store, MAPPING)
+    real_seen, real_release = Campaigns.seen, Campaigns.release
+    state = {"seen": 0, "armed": True, "releases": 0}
+
+    def seen(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        state["seen"] += 1
+        if state["armed"] and state["seen"] == 2:
+            signal.raise_signal(signal.SIGINT)
+        return real_seen(self, *a, **kw)
+
+    def release(self: Campaigns, *a: Any, **kw: Any) -> None:
+        state["releases"] += 1
+        if state["armed"]:
+            state["armed"] = False
+            signal.raise_signal(signal.SIGINT)  # again, before its DELETE
+        real_release(self, *a, **kw)
+
+    monkeypatch.setattr(Campaigns, "seen", seen)
+    monkeypatch.setattr(Campaigns, "release", release)
+    try:
+        wf = _workflow(wb)
+        run_id = start(wb, wf)
+        with pytest.raises(KeyboardInterrupt):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+        assert not state["armed"]
+        _nothing_held(store, wb)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+    finally:
+        wb.close()
+    recs, sk, _ = _ends(store, run_id)
+    assert all(n == 1 for n in recs.values()) and all(n == 1 for n in sk.values())
+    assert len(recs) + len(sk) == N and not set(recs) & set(sk) and len(recs) == PHONES

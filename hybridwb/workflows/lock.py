@@ -86,12 +86,28 @@ def held(
     except BaseException:
         beat.stop()
         if holder is None:  # refused: the lock is the holder's, nothing to release
-            # the store down: the error in hand is the one to see; the lock goes stale
-            with contextlib.suppress(HybridwbError):
-                campaigns.release(wf["id"], run_id, owner)
+            _let_go(campaigns, wf["id"], run_id, owner)
         raise
     beat.stop()
     campaigns.release(wf["id"], run_id, owner)
+
+
+def _let_go(campaigns: Campaigns, wf_id: Any, run_id: Any, owner: str) -> None:
+    """Release the lock of a call that failed, however often Ctrl-C lands in it (a user
+    pressing it again as the call stops: the release is one short statement, tried again),
+    then raise that interrupt. The store down: the error in hand is the one to see; the
+    lock goes stale."""
+    interrupted: KeyboardInterrupt | None = None
+    while True:
+        try:
+            with contextlib.suppress(HybridwbError):
+                campaigns.release(wf_id, run_id, owner)
+        except KeyboardInterrupt as exc:
+            interrupted = interrupted or exc
+            continue
+        break
+    if interrupted is not None:
+        raise interrupted
 
 
 def owning(
