@@ -481,3 +481,65 @@ def test_a_second_interrupt_while_the_lock_is_released_still_releases_it(
     recs, sk, _ = _ends(store, run_id)
     assert all(n == 1 for n in recs.values()) and all(n == 1 for n in sk.values())
     assert len(recs) + len(sk) == N and not set(recs) & set(sk) and len(recs) == PHONES
+
+
+# -- Ctrl-C while the store thread writes batch 1 and batch 2's check waits its turn ---------
+@pytest.mark.mysql
+@pytest.mark.usefixtures("sigint_interrupts")
+@pytest.mark.parametrize("policy", POLICIES)
+def test_an_interrupt_while_a_check_is_queued_behind_a_write_checks_no_more(
+    source: Callable[..., str],
+    pg_store: URL,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: dict[str, Any] | None,
+) -> None:
+    """A MariaDB source and a PostgreSQL store: the store thread is writing batch 1 while
+    batch 2's check waits behind it in its queue, and Ctrl-C lands in the run's thread
+    (rendering batch 2 ahead). The write in progress ends and commits; batch 2's check,
+    not begun, is never run (before, it ran after the interrupt: it took the cap lock,
+    waiting for any other run holding it, and read the history, all to be rolled back);
+    nothing is left and a resume ends each target once."""
+    store = pg_store.render_as_string(hide_password=False)
+    wb = workbench(_members(source), store, MAPPING)
+    real_seen, real_write = Campaigns.seen, Campaigns.write_batch
+    real_render = rendering.render_ahead
+    state = {"armed": True, "renders": 0}
+    go_on = threading.Event()
+    after: list[str] = []
+
+    def write_batch(*a: Any, **kw: Any) -> Any:
+        if state["armed"]:
+            assert go_on.wait(10)  # the run's thread has given check 2 and renders batch 2
+            time.sleep(0.2)  # it handles its interrupt meanwhile
+        return real_write(*a, **kw)
+
+    def seen(*a: Any, **kw: Any) -> Any:
+        if not state["armed"]:
+            after.append("check")
+        return real_seen(*a, **kw)
+
+    def render_ahead(*a: Any, **kw: Any) -> Any:
+        state["renders"] += 1
+        if state["armed"] and state["renders"] == 2:
+            state["armed"] = False
+            go_on.set()
+            signal.raise_signal(signal.SIGINT)
+        return real_render(*a, **kw)
+
+    monkeypatch.setattr(Campaigns, "write_batch", write_batch)
+    monkeypatch.setattr(Campaigns, "seen", seen)
+    monkeypatch.setattr(rendering, "render_ahead", render_ahead)
+    try:
+        wf = _workflow(wb, policy)
+        run_id = start(wb, wf)
+        with pytest.raises(KeyboardInterrupt):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+        assert after == []  # batch 2's check, given before the interrupt, never ran
+        recs, sk, _ = _by_run(store, run_id)
+        assert len(recs) + len(sk) == 3  # batch 1's write, in progress, committed
+        _nothing_held(store, wb)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+    finally:
+        wb.close()
+    _assert_exactly_once(store, run_id)
+    assert len(_by_run(store, run_id)[0]) == PHONES
