@@ -543,3 +543,57 @@ def test_an_interrupt_while_a_check_is_queued_behind_a_write_checks_no_more(
         wb.close()
     _assert_exactly_once(store, run_id)
     assert len(_by_run(store, run_id)[0]) == PHONES
+
+
+# -- Ctrl-C in `wb.workflows.run` after the lock is taken, before the kernel starts -----------
+@pytest.mark.mysql
+@pytest.mark.usefixtures("sigint_interrupts")
+@pytest.mark.parametrize("at", ["lock taken", "stale runs marked", "run row written"])
+def test_an_interrupt_before_the_runs_kernel_starts_leaves_no_lock(
+    source: Callable[..., str],
+    a_store: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    at: str,
+) -> None:
+    """`wb.workflows.run` takes the workflow's lock for a new run id, marks stale runs,
+    writes the run's row and state, then starts the kernel. A real SIGINT right after the
+    lock is taken, after the stale runs are marked, or after the run's row is written:
+    the lock is released (before, it stayed under this living process's owner for a run
+    whose row may not exist, and the workflow's next run was refused as "already has an
+    active run" until the heartbeat went stale), and the next run goes ahead."""
+    from hybridwb.platform.repos import Runs
+    from hybridwb.workflows import runner as runner_module
+
+    monkeypatch.setenv("HYBRIDWB_REPORTS", str(tmp_path / "reports"))
+    store = a_store
+    wb = workbench(_members(source), store, MAPPING)
+    real_acquire, real_mark = Campaigns.acquire, runner_module.Runner.mark_stale
+    real_create = Runs.create
+    state = {"armed": True}
+
+    def after(point: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*a: Any, **kw: Any) -> Any:
+            out = real(*a, **kw)
+            if state["armed"] and at == point:
+                state["armed"] = False
+                signal.raise_signal(signal.SIGINT)
+            return out
+
+        return call
+
+    monkeypatch.setattr(Campaigns, "acquire", after("lock taken", real_acquire))
+    monkeypatch.setattr(runner_module.Runner, "mark_stale", after("stale runs marked", real_mark))
+    monkeypatch.setattr(Runs, "create", after("run row written", real_create))
+    try:
+        wf = _workflow(wb)
+        with pytest.raises(KeyboardInterrupt):
+            wb.workflows.run(wf["id"], progress=False)
+        assert not state["armed"]
+        _nothing_held(store, wb)
+        assert _kernels(os.getpid()) == []
+        # the workflow's next run takes its lock (another process here: another owner)
+        other = Campaigns(wb.store.backend).acquire(wf["id"], uuid.uuid4(), "elsewhere:1", 120)
+        assert other is None
+    finally:
+        wb.close()

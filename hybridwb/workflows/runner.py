@@ -9,6 +9,7 @@ that cannot be written is kept on disk and written by the next command (pending.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
 from dataclasses import dataclass
@@ -149,20 +150,26 @@ class Runner:
                 "now": now.isoformat() if now else params.get("now"),
             }
         )
-        held = campaigns.acquire(wf["id"], run_id, owner, stale_after)
-        if held is not None:
-            raise refusal(wf, held)
-        self.mark_stale(stale_after)  # a run whose lock was just taken over says so
-        beat = Heartbeat(campaigns, wf["id"], run_id, owner)
+        held: dict[str, Any] | None = None
         try:
+            # from the moment the lock's row may be written (in `acquire`) until the kernel
+            # starts, any failure or Ctrl-C releases it: a row left under this process's
+            # owner (alive, in a notebook) refuses the workflow's next run for minutes
+            held = campaigns.acquire(wf["id"], run_id, owner, stale_after)
+            if held is not None:
+                raise refusal(wf, held)
+            self.mark_stale(stale_after)  # a run whose lock was just taken over says so
             if resume is None:
                 run = store.runs.create(wf["id"], params, dry_run=dry_run, run_id=run_id)
             else:
                 store.runs.update(run_id, status="running", error=None, finished_at=None)
             campaigns.start_state(run_id, owner, trigger)
         except BaseException:
-            campaigns.release(wf["id"], run_id)
+            if held is None:  # refused: the lock is the holder's
+                with contextlib.suppress(HybridwbError):  # the error in hand is the one
+                    campaigns.release(wf["id"], run_id, owner)
             raise
+        beat = Heartbeat(campaigns, wf["id"], run_id, owner)
         beat.start()
         # in a notebook: a live bar from the store's counts and a link at the end; in a
         # terminal: the run kernel's own output (its plain-text bar) passed through
