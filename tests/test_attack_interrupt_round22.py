@@ -597,3 +597,60 @@ def test_an_interrupt_before_the_runs_kernel_starts_leaves_no_lock(
         assert other is None
     finally:
         wb.close()
+
+
+# -- Ctrl-C in the run's last steps: the final statistics, the template's use ----------------
+@pytest.mark.mysql
+@pytest.mark.usefixtures("sigint_interrupts")
+@pytest.mark.parametrize("at", ["final stats", "after the last write"])
+def test_an_interrupt_after_the_last_batch_leaves_nothing_and_a_resume_counts_the_rows(
+    source: Callable[..., str], a_store: str, monkeypatch: pytest.MonkeyPatch, at: str
+) -> None:
+    """A real SIGINT right after the last batch's write, or as the run writes its final
+    counts and statistics: every batch stays committed, nothing is held, and the resume
+    (with nothing left to send) writes the run's counts from the rows."""
+    from hybridwb.platform.repos import Runs
+
+    store = a_store
+    wb = workbench(_members(source), store, MAPPING)
+    real_update, real_write = Runs.update, Campaigns.write_batch
+    state = {"armed": True, "writes": 0}
+
+    def update(self: Runs, run_id: Any, **fields: Any) -> Any:
+        if state["armed"] and at == "final stats" and "target_count" in fields:
+            state["armed"] = False
+            signal.raise_signal(signal.SIGINT)
+        return real_update(self, run_id, **fields)
+
+    def write_batch(*a: Any, **kw: Any) -> Any:
+        out = real_write(*a, **kw)
+        state["writes"] += 1
+        if state["armed"] and at == "after the last write" and state["writes"] == N // 3:
+            state["armed"] = False
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Runs, "update", update)
+    monkeypatch.setattr(Campaigns, "write_batch", write_batch)
+    try:
+        wf = _workflow(wb)
+        run_id = start(wb, wf)
+        with pytest.raises(KeyboardInterrupt):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+        assert not state["armed"]
+        _nothing_held(store, wb)
+        recs, sk, _ = _ends(store, run_id)
+        assert len(recs) + len(sk) == N  # every batch committed
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+        _nothing_held(store, wb)
+    finally:
+        wb.close()
+    recs, sk, _ = _ends(store, run_id)
+    assert len(recs) + len(sk) == N and len(recs) == PHONES
+    rid = str(run_id) if not store.startswith("sqlite") else uuid.UUID(str(run_id)).hex
+    row = oracle(
+        store,
+        "SELECT target_count, sent_count, skipped_count FROM workflow_runs WHERE id = %s",
+        (rid,),
+    )
+    assert row == [(N, PHONES, N - PHONES)]
