@@ -504,11 +504,12 @@ def test_an_interrupt_while_a_check_is_queued_behind_a_write_checks_no_more(
     real_seen, real_write = Campaigns.seen, Campaigns.write_batch
     real_render = rendering.render_ahead
     state = {"armed": True, "renders": 0}
-    go_on = threading.Event()
+    began, go_on = threading.Event(), threading.Event()
     after: list[str] = []
 
     def write_batch(*a: Any, **kw: Any) -> Any:
         if state["armed"]:
+            began.set()  # batch 1's write is in progress
             assert go_on.wait(10)  # the run's thread has given check 2 and renders batch 2
             time.sleep(0.2)  # it handles its interrupt meanwhile
         return real_write(*a, **kw)
@@ -521,6 +522,7 @@ def test_an_interrupt_while_a_check_is_queued_behind_a_write_checks_no_more(
     def render_ahead(*a: Any, **kw: Any) -> Any:
         state["renders"] += 1
         if state["armed"] and state["renders"] == 2:
+            assert began.wait(10)
             state["armed"] = False
             go_on.set()
             signal.raise_signal(signal.SIGINT)
