@@ -63,7 +63,7 @@ guides: $(VENV)/.dev
 
 # lint (ruff and mypy) first: CI runs `make test` only
 test: lint services
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -71,6 +71,7 @@ ENV_NAMES: dict[str, str] = {
     "HYBRIDWB_POOL_SIZE": "source_pool_size",
     "HYBRIDWB_MAX_OVERFLOW": "source_max_overflow",
     "HYBRIDWB_RESULT_CACHE_MB": "result_cache_mb",
+    "HYBRIDWB_MAX_STATEMENT_MB": "max_statement_mb",
     "HYBRIDWB_SMS_MAX_BYTES": "sms_max_bytes",
     "HYBRIDWB_LMS_MAX_BYTES": "lms_max_bytes",
     "MYSQL_HOST": "mysql_host",
@@ -332,6 +333,9 @@ class Settings(BaseSettings):
     source_max_overflow: int = Field(10, ge=1, le=100)
     #: memory the result cache (previews) may hold per process, in MB; 0 switches it off
     result_cache_mb: float = Field(32.0, ge=0, le=4096)
+    #: a source statement's text with its bound values, at most, in MB (the text alone is
+    #: held to the guard's 256 kB); keep it under the server's max_allowed_packet
+    max_statement_mb: float = Field(1.0, gt=0, le=1024)
     #: the longest message each type may render to, in EUC-KR bytes
     sms_max_bytes: int = Field(90, gt=0, le=100_000)
     lms_max_bytes: int = Field(2000, gt=0, le=100_000)

@@ -8,8 +8,9 @@ computed from (`sqlglot.lineage`: through aliases, expressions like CONCAT/SUBST
 subqueries, CTEs and every branch of a UNION). An output that reaches a pii column is pii.
 
 Fail-safe: whatever cannot be followed — a parse error, a table the schema does not know,
-a `*` that could not be expanded, a column count that does not match the result — is
-masked. Statements that return no table rows (SHOW, DESCRIBE, EXPLAIN) mask nothing.
+a `*` that could not be expanded, a column count that does not match the result, more
+than `MAX_SCOPES` query bodies — is masked. Statements that return no table rows (SHOW,
+DESCRIBE, EXPLAIN) mask nothing.
 
 Views are followed: an unmapped view the statement reads is looked up
 (`definition_of`), its own SELECT is traced the same way, and the view's columns that reach
@@ -34,6 +35,9 @@ from sqlglot.optimizer.scope import build_scope
 _COUNTS = (exp.Count,)
 #: views over views followed this deep; deeper ones are masked whole
 VIEW_DEPTH = 8
+#: query bodies (CTEs, set operations, subqueries) a statement is traced through; one with
+#: more is masked whole (sqlglot's scopes grow with their square: 8,000 CTEs took 2 GB)
+MAX_SCOPES = 256
 
 
 class _Unknown(Exception):
@@ -87,7 +91,10 @@ def _flags(
     selects = qualified.selects
     names = [s.alias_or_name for s in selects]
     twice = {n for n, c in Counter(names).items() if c > 1}
-    nodes = lineage(None, qualified, schema=dict(schema), dialect=dialect, scope=scope)
+    # trim_selects off: a node's label would be a copy of its whole SELECT per column
+    nodes = lineage(
+        None, qualified, schema=dict(schema), dialect=dialect, scope=scope, trim_selects=False
+    )
     assert isinstance(nodes, dict)
     out: list[bool] = []
     for select, name in zip(selects, names, strict=True):
@@ -124,6 +131,9 @@ def pii_output_columns(
         return set(names)
     if not isinstance(tree, exp.Query):
         return set()  # SHOW, DESCRIBE, EXPLAIN: what the server says about tables, no rows
+    bodies = tree.find_all(exp.CTE, exp.SetOperation, exp.Subquery)
+    if any(i >= MAX_SCOPES for i, _ in enumerate(bodies)):
+        return set(names)  # too many to follow at a bounded cost: masked whole
     schema: dict[str, dict[str, str]] = {}
     flagged = {t.lower(): {c.lower() for c in cols} for t, cols in pii.items()}
     for table in sorted(tables_in(sql, dialect)):

@@ -305,3 +305,57 @@ def test_rows_naming_different_columns_keep_every_value_on_either_store(
         ("SELECT 4", 0, "mysql"),
         ("SELECT 5", 0, "sql"),
     ]
+
+
+def _defaulted(name: str) -> sa.Table:
+    """Defaults Core computes in the INSERT: SQL expressions (`func.now()`, a literal
+    column), a callable that reads the row through its execution context, and a server
+    default."""
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("k", sa.Integer, primary_key=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False, default=sa.func.now()),
+        sa.Column("s", sa.Text, nullable=False, default=sa.literal_column("'a' || 'b'")),
+        sa.Column(
+            "tens",
+            sa.Integer,
+            nullable=False,
+            default=lambda ctx: ctx.get_current_parameters()["k"] * 10,
+        ),
+        sa.Column("n", sa.Integer, nullable=False, server_default=sa.text("2 + 3")),
+    )
+
+
+def test_sql_expression_and_context_defaults_are_what_core_inserts(
+    pg: tuple[sa.Engine, str],
+) -> None:
+    """Rows that leave out columns whose default is a SQL expression (`func.now()`, a
+    literal column) or a callable reading the row (`ctx.get_current_parameters()`), some
+    rows naming them: the table holds what Core's INSERT ... ON CONFLICT DO NOTHING (the
+    SQLite store's path) writes into a twin, `now()` being the transaction's time.
+    BREAKS (fixed): the SQL-expression columns went as NULL (NotNullViolation), and the
+    callable was called with no context (a raw AttributeError)."""
+    engine, dsn = pg
+    rows: list[dict[str, Any]] = [
+        {"k": 1},
+        {"k": 2, "s": "given", "at": _AT},
+        {"k": 3, "tens": 7},
+        {"k": 1, "s": "repeated"},  # the key again: skipped
+    ]
+    ours, twin = _defaulted("ours"), _defaulted("twin")
+    with engine.begin() as conn:
+        ours.metadata.create_all(conn)
+        twin.metadata.create_all(conn)
+        got = copy_ignore(conn, ours, rows, ["k"])
+        stmt = pg_insert(twin).on_conflict_do_nothing(index_elements=["k"])
+        for row in rows:  # Core, one row at a time (as the SQLite store's groups of rows)
+            conn.execute(stmt, row)
+        now = conn.execute(sa.select(sa.func.now())).scalar_one()
+    read = _sql(dsn, *(f"SELECT k, at, s, tens, n FROM {t} ORDER BY k" for t in ("ours", "twin")))
+    assert read[0] == read[1] and got == 3
+    assert read[0] == [
+        (1, now, "ab", 10, 5),
+        (2, _AT, "given", 20, 5),
+        (3, now, "ab", 7, 5),
+    ]

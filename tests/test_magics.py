@@ -111,6 +111,26 @@ def test_expected_errors_are_usage_errors_without_traceback(shell: RaisingShell)
         shell.run_cell("%%mysql\n   ")
 
 
+@pytest.mark.parametrize("magic", ["mysql", "platform"])
+def test_a_cell_of_megabytes_is_a_usage_error_read_no_further(
+    shell: RaisingShell, magic: str
+) -> None:
+    """A 4 MB cell: one line, saying the limit, with the memory allocated under 3x the
+    cell. BREAK (fixed): `bind_cell` tokenized it whole before the guard saw it (~1 GB)."""
+    import tracemalloc
+
+    cell = "SELECT 1 WHERE 1 IN (" + ",".join(["1"] * (2 * 1024 * 1024)) + ")"
+    tracemalloc.start()
+    try:
+        with pytest.raises(UsageError, match="limit") as info:
+            shell.run_cell_magic(magic, "", cell)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+    assert peak < 3 * len(cell)
+
+
 @pytest.mark.parametrize(
     ("where", "plan"),
     [

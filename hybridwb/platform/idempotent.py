@@ -9,10 +9,9 @@ row with the intended one (key and plain columns) tells "my earlier try wrote it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from functools import partial
-from itertools import repeat
+from itertools import groupby, repeat
 from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, Column, ColumnDefault, Connection, MetaData, Table, and_, func, select
@@ -55,21 +54,51 @@ def copy_ignore(
 ) -> int:
     """Insert `rows` skipping those whose `conflict` key exists (Postgres): `copy_columns`
     of their values, the rows Core's INSERT ... ON CONFLICT DO NOTHING would write (what
-    the SQLite store runs). A column a row leaves out gets its Python-side default (a value
-    or a function, per row), else, when no row names it, the table's server default, else
-    NULL; a JSON column's values go as JSON. Returns how many rows were inserted."""
+    the SQLite store runs). A column a row leaves out gets its Python-side default (a value,
+    or a function, per row, handed the row's parameters as Core's context hands them), or
+    its SQL expression (`func.now()`), evaluated in the INSERT as Core puts it there; else,
+    when no row names it, the table's server default, else NULL; a JSON column's values go
+    as JSON. Returns how many rows were inserted."""
     if not rows:
         return 0
+    inline = {c.name: c.default.arg for c in tbl.columns if _sql_default(c)}  # type: ignore[union-attr]
+    if not inline:
+        return _copy_ignore(conn, tbl, rows, conflict, {})
+    # the rows that leave out the same SQL-expression columns go together, runs in order
+    # (a key repeated in the batch: the first kept), each with those expressions in its
+    # INSERT
+    inserted = 0
+    for missing, run in groupby(rows, key=lambda row: tuple(n for n in inline if n not in row)):
+        exprs = {name: inline[name] for name in missing}
+        inserted += _copy_ignore(conn, tbl, list(run), conflict, exprs)
+    return inserted
+
+
+def _copy_ignore(
+    conn: Connection,
+    tbl: Table,
+    rows: list[dict[str, Any]],
+    conflict: list[str],
+    exprs: dict[str, Any],
+) -> int:
     from psycopg.types.json import Json
 
     named = set().union(*rows)
     cols: list[str] = []
     columns: list[list[Any]] = []
+    computed: dict[int, dict[str, Any]] = {}  # row -> the defaults a function made for it
     for c in tbl.columns:
-        name, fill = c.name, _fill(c)
+        name = c.name
+        if name in exprs:
+            continue  # no row of these names it: its expression, in the INSERT
+        fill = _fill(c)
         if name not in named and fill is None:
             continue  # the server's default, or NULL
-        values = [row[name] if name in row else fill() if fill else None for row in rows]
+        values = [row.get(name) for row in rows]
+        if fill is not None:
+            for i in [i for i, row in enumerate(rows) if name not in row]:
+                made = computed.setdefault(i, {})
+                made[name] = values[i] = fill(_RowContext(rows[i], made))
         impl = c.type.dialect_impl(conn.dialect)
         if isinstance(impl, JSON):  # a None the row gives is JSON's null, as Core writes it
             keep = not impl.none_as_null
@@ -79,18 +108,44 @@ def copy_ignore(
             ]
         cols.append(name)
         columns.append(values)
-    return copy_columns(conn, tbl, cols, columns, conflict)
+    return copy_columns(conn, tbl, cols, columns, conflict, exprs=exprs)
 
 
-def _fill(column: Column[Any]) -> Callable[[], Any] | None:
-    """A column's Python-side default as a function of no arguments (a value, or Core's
-    function of the execution context, which the store's do not read); None for none, or
-    a SQL expression, which is no value to COPY (the store has none)."""
+class _RowContext:
+    """What a column default's function gets in place of Core's execution context: the
+    row's parameters so far (its own values, then the defaults made for it in column
+    order), as `get_current_parameters()` gives them."""
+
+    __slots__ = ("made", "row")
+
+    def __init__(self, row: dict[str, Any], made: dict[str, Any]) -> None:
+        self.row = row
+        self.made = made
+
+    @property
+    def current_parameters(self) -> dict[str, Any]:
+        return {**self.row, **self.made}
+
+    def get_current_parameters(self, isolate_multiinsert_groups: bool = True) -> dict[str, Any]:
+        return self.current_parameters
+
+
+def _sql_default(column: Column[Any]) -> bool:
+    """Whether the column's Python-side default is a SQL expression (Core renders it into
+    the INSERT; no value to COPY)."""
+    default = column.default
+    return isinstance(default, ColumnDefault) and default.is_clause_element
+
+
+def _fill(column: Column[Any]) -> Callable[[Any], Any] | None:
+    """A column's Python-side default as a function of the row's context (a value, or
+    Core's function of the execution context); None for none, or a SQL expression
+    (`_sql_default`)."""
     default = column.default
     if not isinstance(default, ColumnDefault) or default.is_clause_element:
         return None
     arg = default.arg
-    return (lambda: arg) if default.is_scalar else partial(arg, None)
+    return (lambda _: arg) if default.is_scalar else arg
 
 
 def uuid7_texts(n: int, at: datetime | None = None) -> list[str]:
@@ -234,13 +289,15 @@ def copy_columns(
     conflict: list[str] | None = None,
     *,
     text: str | None = None,
+    exprs: Mapping[str, Any] | None = None,
 ) -> int:
     """COPY the rows `columns` make (in `cols` order; `Same` for a value every row has)
     into `tbl` (Postgres). With `conflict`, rows whose key exists are skipped (COPY into a
     temporary table, then INSERT ... ON CONFLICT DO NOTHING); without, straight into the
     table, where a duplicate key fails the COPY. `text`: their `copy_columns_text`, when
     the caller made it already (in another thread). Returns how many rows were written
-    (with `conflict`, inserted)."""
+    (with `conflict`, inserted). `exprs`: columns to fill with a SQL expression each in
+    the INSERT (`conflict` only)."""
     from psycopg import sql
     from psycopg.errors import UniqueViolation
 
@@ -258,11 +315,19 @@ def copy_columns(
             if conflict is not None:
                 # a load table an earlier call of this transaction left (it is dropped
                 # only at commit) goes first, in the same round trip
+                # (a column an expression fills in the INSERT is never loaded: it may be
+                # NULL there)
                 cur.execute(
                     sql.SQL(
                         "DROP TABLE IF EXISTS {0};"
                         " CREATE TEMPORARY TABLE {0} (LIKE {1} INCLUDING DEFAULTS) ON COMMIT DROP"
                     ).format(into, target)
+                    + sql.SQL("").join(
+                        sql.SQL("; ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
+                            into, sql.Identifier(name)
+                        )
+                        for name in exprs or ()
+                    )
                 )
             with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(into, names)) as copy:
                 if text is None:
@@ -281,9 +346,10 @@ def copy_columns(
     if conflict is None:
         return copied
     loaded = Table(load, MetaData(), *(Column(c, tbl.c[c].type) for c in cols), schema="pg_temp")
+    exprs = exprs or {}
     stmt = (
         pg_insert(tbl)
-        .from_select(cols, select(*loaded.c))
+        .from_select([*cols, *exprs], select(*loaded.c, *exprs.values()))
         .on_conflict_do_nothing(index_elements=conflict)
         .execution_options(preserve_rowcount=True)
     )

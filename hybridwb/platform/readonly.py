@@ -23,6 +23,9 @@ from sqlglot.tokens import TokenType
 
 from hybridwb.errors import ReadOnlyViolation, ValidationError
 
+#: the longest statement text read (as `hybridwb.source.guard.MAX_QUERY_BYTES`)
+MAX_QUERY_CHARS = 256 * 1024
+
 #: names (lowercase) or prefixes (ending in "*") of functions refused with their reason
 FORBIDDEN: dict[str, str] = {
     "pg_read_*": "reads files on the server",
@@ -128,16 +131,25 @@ def _called_names(query: str, dialect: str) -> list[str]:
 def classify(query: str, dialect: str) -> tuple[exp.Expr, Verdict]:
     """Parse one statement and decide whether it is a plain read.
 
-    Raises ValidationError for empty input, several statements or unparseable text
-    (which can never be a read), and ReadOnlyViolation for a read that calls a
+    Raises ValidationError for empty input, a text over `MAX_QUERY_CHARS`, one nested too
+    deeply to parse, several statements or unparseable text (which can never be a read), and ReadOnlyViolation for a read that calls a
     forbidden function — such a statement is refused even before `--write` is considered.
     """
     if not query or not query.strip():
         raise ValidationError("The query is empty; write one SQL statement.")
+    if len(query) > MAX_QUERY_CHARS:  # refused unread: parsing costs ~800 bytes per byte
+        raise ValidationError(
+            f"The statement is over {MAX_QUERY_CHARS:,} characters (the limit); put long "
+            "value lists in a bound parameter (:ids) instead of the text."
+        )
     try:
         statements = [s for s in sqlglot.parse(query, read=dialect) if s is not None]
-    except (sqlglot.errors.SqlglotError, RecursionError):
+    except sqlglot.errors.SqlglotError:
         statements = []
+    except RecursionError:
+        raise ValidationError(
+            "The statement is nested too deeply to check; flatten it (a CTE per level)."
+        ) from None
     if len(statements) > 1:
         raise ValidationError("Write exactly one statement per %%platform cell.")
     tree = statements[0] if statements else exp.Command(this=query)

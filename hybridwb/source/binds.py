@@ -23,6 +23,7 @@ from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, TokenType
 
 from hybridwb.errors import BindError, QueryError
+from hybridwb.source.guard import check_size
 from hybridwb.validation import INT64, short
 
 BIND_TYPES = (str, int, float, bool, decimal.Decimal, dt.date, dt.datetime, dt.time, bytes)
@@ -52,6 +53,7 @@ class Bind:
 
 
 def tokenize(sql: str) -> list[Token]:
+    check_size(sql)  # a cell of megabytes is refused unread, as the guard refuses it
     try:
         return _DIALECT.tokenize(sql)
     except TokenError:
@@ -158,6 +160,29 @@ def _checked_values(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+#: bytes a value other than text counts for (a number or a date is a few dozen at most)
+_SMALL_VALUE = 32
+
+
+def sent_size(sql: str, params: Mapping[str, Any], limit: int) -> int:
+    """About how many bytes the statement `sql` with `params` (checked) is as sent: the
+    text's and each value's UTF-8 bytes (binary values twice: they may go escaped). Counts
+    no further than just past `limit`: a caller asks whether it is over."""
+    size = len(sql) if sql.isascii() else len(sql.encode("utf-8"))
+    for value in params.values():
+        for item in value if type(value) is list else (value,):
+            kind = type(item)
+            if kind is str:
+                size += len(item) if item.isascii() else len(item.encode("utf-8"))
+            elif kind is bytes:
+                size += 2 * len(item)
+            else:
+                size += _SMALL_VALUE
+            if size > limit:
+                return size
+    return size
+
+
 def _check_value(name: str, item: object) -> None:
     if item is None:
         return
@@ -231,8 +256,10 @@ _SAFE_BEFORE = frozenset(" \t\n\r(,=")
 _SAFE_AFTER = frozenset(" \t\n\r),")
 #: the literals the drivers write for a str (quoted; every quote, double quote and backslash
 #: escaped by a backslash: PyMySQL and mysqlclient both) and for an int. No bare `"` inside
-#: (sqlglot lists `"` among MySQL's string escapes; the server does not)
-_STRING_LITERAL = re.compile(r"'(?:[^'\"\\]|\\.)*'", re.DOTALL)
+#: (sqlglot lists `"` among MySQL's string escapes; the server does not). Possessive runs
+#: between escapes: a group repeated per character keeps a backtracking entry per
+#: character (~140 bytes a byte of a long value); nothing here ever needs to backtrack
+_STRING_LITERAL = re.compile(r"'[^'\"\\]*+(?:\\.[^'\"\\]*+)*+'", re.DOTALL)
 _INT_LITERAL = re.compile(r"-?[0-9]+")
 
 

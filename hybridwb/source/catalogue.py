@@ -43,6 +43,11 @@ CATALOGUE: dict[int, tuple[type[HybridwbError], str]] = {
     1142: (ReadOnlyViolation, "{detail}; the account is read-only, as it should be."),
     1143: (ReadOnlyViolation, "{detail}; the account is read-only, as it should be."),
     1146: (QueryError, "{table} doesn't exist; list the tables with SHOW TABLES."),
+    1153: (
+        QueryError,
+        "The statement with its values is larger than the server's max_allowed_packet; "
+        "bind fewer or shorter values, or set max_statement_mb below that size.",
+    ),
     1227: (ReadOnlyViolation, "{detail}; the account lacks that privilege."),
     1317: (QueryTimeout, "The query was interrupted on the server; run it again."),
     1290: (ReadOnlyViolation, "The server runs read-only: {detail}."),

@@ -38,6 +38,7 @@ from hybridwb.errors import QueryError, ReadOnlyViolation
 from hybridwb.source import builtins
 
 MAX_QUERY_BYTES = 256 * 1024
+_SHORTER = "Put long value lists in a bound parameter (:ids) instead of the text."
 #: Parenthesis nesting the guard parses (sqlglot recurses ~25 frames per level).
 MAX_NESTING = 32
 
@@ -213,14 +214,20 @@ def check_text(sql: object) -> str:
         ) from None  # the parser's error repeats the statement
     if size > MAX_QUERY_BYTES:
         raise QueryError(
-            f"The query is {size:,} bytes; the limit is {MAX_QUERY_BYTES:,}. "
-            "Put long value lists in a bound parameter (:ids) instead of the text."
+            f"The query is {size:,} bytes; the limit is {MAX_QUERY_BYTES:,}. {_SHORTER}"
         )
     if "\x00" in sql:
         raise QueryError("The query contains a NUL character; remove it.")
     if not sql.strip().strip(";").strip():
         raise QueryError("The query is empty; write one SELECT statement.")
     return sql
+
+
+def check_size(sql: str) -> None:
+    """Refuse a text whose characters alone are over `MAX_QUERY_BYTES` before anything
+    reads it (each is a byte at least; tokenizing costs ~250 bytes of memory per byte)."""
+    if len(sql) > MAX_QUERY_BYTES:
+        raise QueryError(f"The query is over {MAX_QUERY_BYTES:,} bytes (the limit). {_SHORTER}")
 
 
 # -- 1. tokens cover the text -------------------------------------------------------------

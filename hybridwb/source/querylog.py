@@ -61,6 +61,12 @@ _SQL_WORDS = frozenset(
 )
 
 
+#: characters of a statement a log entry keeps: a longer one is cut after whole tokens,
+#: with a marker saying how many were left out (each entry is a store row, and up to
+#: `QueryLog.maxlen` of them wait in memory when the store is down)
+MAX_LOG_CHARS = 8192
+
+
 def log_text(tokens: list[Token] | tuple[Token, ...], names: Collection[str] | None = None) -> str:
     """The statement for a log: literals become `?`, and so does a quoted name that is not a
     plain name (a value typed in backticks, like `` `kim@example.com` ``).
@@ -68,26 +74,35 @@ def log_text(tokens: list[Token] | tuple[Token, ...], names: Collection[str] | N
     With `names` (the live schema's table and column names and the statement's aliases, in
     lower case), a name not among them becomes `?` as well, unless it is a SQL word or
     calls a function: a failed statement may hold a value typed without quotes
-    (`WHERE name = 백지훈`), which the server then calls an unknown column."""
+    (`WHERE name = 백지훈`), which the server then calls an unknown column.
+
+    Past `MAX_LOG_CHARS` the rest is cut, between tokens (each kept token is judged as
+    above, so the cut shows nothing the whole text would not)."""
     out = []
+    size = 0
     for i, t in enumerate(tokens):
         if t.token_type in _LITERALS:
-            out.append("?")
+            piece = "?"
         elif t.token_type in _NAMES:
             if t.token_type == TokenType.IDENTIFIER and not _PLAIN_NAME.match(t.text):
-                out.append("?")
+                piece = "?"
             elif names is None or _known(
                 t, tokens[i - 1 : i] if i else (), tokens[i + 1 : i + 2], names
             ):
-                out.append(t.text)
+                piece = t.text
             else:
-                out.append("?")
+                piece = "?"
         elif names is not None and not (
             _KEYWORD.match(t.text) or _PUNCTUATION.match(t.text)
         ):  # a keyword or operator is plain ASCII; anything else may be typed text
-            out.append("?")
+            piece = "?"
         else:
-            out.append(t.text)
+            piece = t.text
+        size += len(piece) + 1
+        if size > MAX_LOG_CHARS:
+            out.append(f"/* … {len(tokens) - i:,} more tokens cut */")
+            break
+        out.append(piece)
     return " ".join(out)
 
 
@@ -113,6 +128,8 @@ def log_text_of(sql: object, names: Collection[str] | None = None) -> str:
     """`log_text` of a raw text; never raises (a log line must not fail its query)."""
     if not isinstance(sql, str):
         return "<not text>"
+    if len(sql) > guard.MAX_QUERY_BYTES:  # refused unread: tokenizing it costs ~250x its size
+        return f"<a statement of {len(sql):,} characters, over the size limit>"
     try:
         return log_text(guard._DIALECT.tokenize(sql), names)
     except Exception:

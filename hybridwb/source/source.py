@@ -44,6 +44,7 @@ from hybridwb.source.binds import (
     find_binds,
     positive_int_arg,
     seconds_arg,
+    sent_size,
     to_pyformat,
 )
 from hybridwb.source.cache import QuietLRU, ResultCache, SchemaObjects, ViewNames, lookup
@@ -73,6 +74,10 @@ SCHEMA_NAMES_LIMIT = 50_000
 #: a read has no effect to repeat, so each lost connection is replaced and the read sent
 #: again, with 0.1, 0.2, 0.4 … s between tries (at most 1 s)
 READ_ATTEMPTS = 6
+#: a statement larger than this (text and bound values, bytes) is not sent again after
+#: the server dropped the connection: the likely reason is its size (max_allowed_packet
+#: is 1 MB at the least, 16 MB on MariaDB), which a second send would only repeat
+RESEND_MAX_BYTES = 1024 * 1024
 #: MariaDB's Sequence engine tables (`seq_1_to_100`, `seq_0_to_30_step_5`)
 _SEQUENCE_TABLE = re.compile(r"seq_[0-9]+_to_[0-9]+(_step_[0-9]+)?")
 
@@ -181,6 +186,7 @@ class Source:
         pool_size: int = 5,
         max_overflow: int = 10,
         result_cache_mb: float = 32.0,
+        max_statement_mb: float = 1.0,
     ) -> None:
         # the password lives only in a SecretStr: vars(source) holds no plain secret
         self._password = SecretStr(str(url.password)) if url.password else None
@@ -208,6 +214,8 @@ class Source:
             allowed_functions=self.allowed_functions,
         )
         self._cache = ResultCache(max_bytes=int(result_cache_mb * 1024 * 1024))
+        #: the text of a statement with its bound values, at most (`max_statement_mb`)
+        self.max_statement_bytes = int(max_statement_mb * 1024 * 1024)
         self._views = ViewNames()
         self._schema_names: TTLCache[str, frozenset[str]] = TTLCache(1, SCHEMA_NAMES_TTL)
         self._prepared: LRUCache[str, Prepared] = QuietLRU(maxsize=PREPARED_STATEMENTS)
@@ -248,6 +256,7 @@ class Source:
             pool_size=settings.source_pool_size,
             max_overflow=settings.source_max_overflow,
             result_cache_mb=settings.result_cache_mb,
+            max_statement_mb=settings.max_statement_mb,
         )
 
     def __repr__(self) -> str:
@@ -497,6 +506,14 @@ class Source:
             seconds = None if timeout is None else seconds_arg(timeout, "timeout", self.ceiling)
             prepared = self.prepare(query, limit)
             bound = check_params(prepared.names, params)
+            if bound and sent_size(prepared.sql, bound, self.max_statement_bytes) > (
+                self.max_statement_bytes
+            ):
+                raise QueryError(
+                    f"The statement with its values is over {self.max_statement_bytes:,} "
+                    "bytes (max_statement_mb); bind fewer or shorter values, or join on a "
+                    "table instead."
+                )
             keys, rows, truncated, described = self._execute(prepared, bound, seconds, raw_values)
         except HybridwbError as exc:
             error = exc
@@ -576,25 +593,54 @@ class Source:
                     self._parking.park(conn, epoch)
                 return Fetched(outcome.keys, outcome.rows, outcome.truncated, outcome.described)
             except DBAPIError as exc:
-                if self._read_again(exc, attempt, started):
+                if self._read_again(exc, attempt, started, prepared, params):
                     continue
-                raise self.translate_error(exc, timeout, _flat_values(params)) from None
+                raise self._lost(exc, timeout, prepared, params) from None
             except drivers.errors() as exc:
-                if self._read_again(exc, attempt, started):
+                if self._read_again(exc, attempt, started, prepared, params):
                     continue
-                raise self.translate_error(exc, timeout, _flat_values(params)) from None
+                raise self._lost(exc, timeout, prepared, params) from None
             except (SQLAlchemyError, sqlite3.Error) as exc:
                 raise self.translate_error(exc, timeout, _flat_values(params)) from None
         raise AssertionError("unreachable")
 
-    def _read_again(self, exc: BaseException, attempt: int, started: float) -> bool:
-        """Whether a read that lost its connection is sent again: not after the last try, and
-        not when the socket's own read timeout ended it (it would only wait that long again)."""
+    def _read_again(
+        self,
+        exc: BaseException,
+        attempt: int,
+        started: float,
+        prepared: Prepared,
+        params: dict[str, Any],
+    ) -> bool:
+        """Whether a read that lost its connection is sent again: not after the last try,
+        not when the socket's own read timeout ended it (it would only wait that long
+        again), and not a statement over `RESEND_MAX_BYTES` (`_lost` says why)."""
         return (
             attempt < READ_ATTEMPTS
             and catalogue.is_retryable(exc)
             and time.monotonic() - started < self.read_timeout * 0.9
+            and sent_size(prepared.sql, params, RESEND_MAX_BYTES) <= RESEND_MAX_BYTES
         )
+
+    def _lost(
+        self,
+        exc: BaseException,
+        timeout: float | None,
+        prepared: Prepared,
+        params: dict[str, Any],
+    ) -> HybridwbError:
+        """The driver error as a hybridwb error; a lost connection under a statement over
+        `RESEND_MAX_BYTES` says it is most likely over the server's max_allowed_packet."""
+        if catalogue.is_retryable(exc) and sent_size(prepared.sql, params, RESEND_MAX_BYTES) > (
+            RESEND_MAX_BYTES
+        ):
+            return ConnectionFailed.from_cause(
+                exc,
+                "The server dropped the connection while the statement came in; with its "
+                "values it is likely over the server's max_allowed_packet: bind fewer or "
+                "shorter values, or set max_statement_mb below that size.",
+            )
+        return self.translate_error(exc, timeout, _flat_values(params))
 
     def reads_view(self, prepared: Prepared) -> bool:
         """Whether the statement names a view: its body is server code the guard never saw
