@@ -62,7 +62,8 @@ class Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         self.done.set()
-        self.join(timeout=2)
+        if self.is_alive():  # never started: an interrupt came before `start`
+            self.join(timeout=2)
 
 
 @contextlib.contextmanager
@@ -71,21 +72,42 @@ def held(
 ) -> Iterator[str]:
     """The workflow's lock for `run_id`, held for the block; yields its owner."""
     owner = call_owner()
-    holder = campaigns.acquire(wf["id"], run_id, owner, stale_after)
-    if holder is not None:
-        raise refusal(wf, holder)
     beat = Heartbeat(campaigns, wf["id"], run_id, owner)
-    beat.start()
+    holder: dict[str, Any] | None = None
     try:
+        # Ctrl-C from the moment the lock's row may be written (in `acquire`, after it)
+        # releases it below: a row left under this living process's owner would refuse
+        # every other call, the resume included, until its heartbeat went stale
+        holder = campaigns.acquire(wf["id"], run_id, owner, stale_after)
+        if holder is not None:
+            raise refusal(wf, holder)
+        beat.start()
         yield owner
     except BaseException:
         beat.stop()
-        # the store down: the error in hand is the one to see; the lock goes stale
-        with contextlib.suppress(HybridwbError):
-            campaigns.release(wf["id"], run_id, owner)
+        if holder is None:  # refused: the lock is the holder's, nothing to release
+            _let_go(campaigns, wf["id"], run_id, owner)
         raise
     beat.stop()
     campaigns.release(wf["id"], run_id, owner)
+
+
+def _let_go(campaigns: Campaigns, wf_id: Any, run_id: Any, owner: str) -> None:
+    """Release the lock of a call that failed, however often Ctrl-C lands in it (a user
+    pressing it again as the call stops: the release is one short statement, tried again),
+    then raise that interrupt. The store down: the error in hand is the one to see; the
+    lock goes stale."""
+    interrupted: KeyboardInterrupt | None = None
+    while True:
+        try:
+            with contextlib.suppress(HybridwbError):
+                campaigns.release(wf_id, run_id, owner)
+        except KeyboardInterrupt as exc:
+            interrupted = interrupted or exc
+            continue
+        break
+    if interrupted is not None:
+        raise interrupted
 
 
 def owning(

@@ -12,7 +12,8 @@ in their order.
 `ahead` holds at most one batch ahead. An error in the worker is raised in the run's
 thread, as it was raised (a store or source error: one line); however the run ends, the
 worker is stopped, its iterator closed in the worker, and the thread joined before
-`ahead` returns, so no thread or connection outlives the run.
+`ahead` returns (an interrupt during that wait too), so no thread or connection outlives
+the run.
 
 While the worker runs, the interpreter's thread switch interval is lowered (`SWITCH`): the
 run's thread waits on the store a dozen times a batch, and each time it gets its answer
@@ -127,12 +128,22 @@ class _Worker:
             yield item
 
     def stop(self) -> None:
+        """Stop the worker and wait for it to end, however often the wait is interrupted
+        (Ctrl-C again while a slow read ends, as `writer.StoreSteps` waits for its thread):
+        the read in hand ends, the iterator is closed in the worker, then the interrupt
+        is raised, so no thread or connection of the run outlives its call."""
         self.stopping = True
         self.wanted.release()
+        interrupted: BaseException | None = None
         while self.thread.is_alive():  # drain: a worker blocked on a full queue goes on
-            with suppress(queue.Empty):
-                self.out.get(timeout=0.05)
+            try:
+                with suppress(queue.Empty):
+                    self.out.get(timeout=0.05)
+            except BaseException as exc:  # KeyboardInterrupt: wait on, then raise it
+                interrupted = interrupted or exc
         self.thread.join()
+        if interrupted is not None:
+            raise interrupted
 
 
 def _close(items: Iterator[Any]) -> None:

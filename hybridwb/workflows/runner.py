@@ -9,6 +9,7 @@ that cannot be written is kept on disk and written by the next command (pending.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
 from dataclasses import dataclass
@@ -149,20 +150,26 @@ class Runner:
                 "now": now.isoformat() if now else params.get("now"),
             }
         )
-        held = campaigns.acquire(wf["id"], run_id, owner, stale_after)
-        if held is not None:
-            raise refusal(wf, held)
-        self.mark_stale(stale_after)  # a run whose lock was just taken over says so
-        beat = Heartbeat(campaigns, wf["id"], run_id, owner)
+        held: dict[str, Any] | None = None
         try:
+            # from the moment the lock's row may be written (in `acquire`) until the kernel
+            # starts, any failure or Ctrl-C releases it: a row left under this process's
+            # owner (alive, in a notebook) refuses the workflow's next run for minutes
+            held = campaigns.acquire(wf["id"], run_id, owner, stale_after)
+            if held is not None:
+                raise refusal(wf, held)
+            self.mark_stale(stale_after)  # a run whose lock was just taken over says so
             if resume is None:
                 run = store.runs.create(wf["id"], params, dry_run=dry_run, run_id=run_id)
             else:
                 store.runs.update(run_id, status="running", error=None, finished_at=None)
             campaigns.start_state(run_id, owner, trigger)
         except BaseException:
-            campaigns.release(wf["id"], run_id)
+            if held is None:  # refused: the lock is the holder's
+                with contextlib.suppress(HybridwbError):  # the error in hand is the one
+                    campaigns.release(wf["id"], run_id, owner)
             raise
+        beat = Heartbeat(campaigns, wf["id"], run_id, owner)
         beat.start()
         # in a notebook: a live bar from the store's counts and a link at the end; in a
         # terminal: the run kernel's own output (its plain-text bar) passed through
@@ -177,6 +184,7 @@ class Runner:
         kernel_log = output.with_suffix(".kernel.log") if in_notebook() else None
         error: str | None = None
         timed_out, slow_cell = False, None  # a cell ran past cell_timeout; its number
+        interrupted: KeyboardInterrupt | None = None  # Ctrl-C here: raised once recorded
         try:
             with context.ipc_directory() as ipc:
                 pm.execute_notebook(
@@ -203,6 +211,13 @@ class Runner:
             error = f"writing the executed notebook failed ({exc.strerror or exc}); free space, then resume"
         except Exception as exc:  # a dead kernel, a timeout: the run failed, say how
             error = f"{type(exc).__name__}: {server_text(str(exc))}"
+        except KeyboardInterrupt as exc:
+            # Ctrl-C reaches this process only (the kernel has a session of its own), and
+            # papermill has stopped the kernel on its way out: the run failed here, and its
+            # lock is released like any failed run's, so a resume (from any process) and
+            # the next run are not refused as "already has an active run"
+            interrupted = exc
+            error = f"KeyboardInterrupt: the run was interrupted; resume with: hybridwb run --resume {run_id}"
         finally:
             beat.stop()
             if follow is not None:
@@ -217,6 +232,8 @@ class Runner:
                 final["status"],
                 log=log,
             )
+        if interrupted is not None:
+            raise interrupted
         if timed_out:
             cell = "A cell" if slow_cell is None else f"Cell {slow_cell}"
             raise CellTimeoutError(

@@ -104,8 +104,8 @@ class StoreSteps:
 
     def close(self, *, raising: bool = True) -> None:
         """Let the steps given so far run (a write given is a batch decided: it is
-        written, as it would have been before the caller went on), release what they
-        hold, and join the thread. Raises what releasing raised (a rollback that failed),
+        written, as it would have been before the caller went on; not after an interrupt,
+        see `__exit__`), release what they hold, and join the thread. Raises what releasing raised (a rollback that failed),
         unless `raising` is False (the caller is raising an error of its own)."""
         if self._thread is None:
             self._release()
@@ -145,4 +145,10 @@ class StoreSteps:
         return self
 
     def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
+        if error is not None and not isinstance(error, Exception) and self._failed is None:
+            # Ctrl-C in the caller: the steps not begun fail unrun, as when it lands in
+            # `_join` (a check of the next batch would take the cap lock, waiting for
+            # any run holding it, and read the history after the interrupt); the step
+            # running ends as it ends
+            self._failed = error
         self.close(raising=error is None)
