@@ -581,12 +581,21 @@ def test_one_engine_for_a_hundred_threads(mysql_db: str, mysql_admin: pymysql.Co
         with ThreadPoolExecutor(100) as pool:
             outcomes = list(pool.map(first_use, range(100)))
         results = [n for n, _ in outcomes]
-        with mysql_admin.cursor() as cur:
-            cur.execute(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s AND USER = %s",
-                (mysql_db, RO_USER),
-            )
-            open_now = cur.fetchone()[0]
+        # the pool closes its overflow connections as they come back; on a loaded server a
+        # closed one stays in the processlist for a moment: wait for those to go (a second
+        # pool, or a bigger one, keeps its own open, and the count stays over the budget)
+        deadline = time.monotonic() + 10
+        while True:
+            with mysql_admin.cursor() as cur:
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                    "WHERE DB = %s AND USER = %s",
+                    (mysql_db, RO_USER),
+                )
+                open_now = cur.fetchone()[0]
+            if open_now <= 2 + 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     finally:
         src.close()
     assert results == [1] * 100
