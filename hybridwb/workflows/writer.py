@@ -105,8 +105,9 @@ class StoreSteps:
     def close(self, *, raising: bool = True) -> None:
         """Let the steps given so far run (a write given is a batch decided: it is
         written, as it would have been before the caller went on; not after an interrupt,
-        see `__exit__`), release what they hold, and join the thread. Raises what releasing raised (a rollback that failed),
-        unless `raising` is False (the caller is raising an error of its own)."""
+        see `__exit__`), release what they hold, and join the thread. Raises what
+        releasing raised (a rollback that failed), unless `raising` is False (the caller
+        is raising an error of its own)."""
         if self._thread is None:
             self._release()
         else:
