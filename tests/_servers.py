@@ -88,18 +88,23 @@ class PrivateMariaDB:
         return self.datadir / "mysqld.sock"
 
     def install(self) -> None:
-        subprocess.run(
-            [
-                INSTALL_DB,
-                "--no-defaults",
-                f"--datadir={self.datadir / 'data'}",
-                "--user=root",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        """`mariadb-install-db`, tried twice (it failed once, unexplained, while another
+        worker started a private server); a failure shows the tool's own last lines."""
+        argv = [
+            INSTALL_DB,
+            "--no-defaults",
+            f"--datadir={self.datadir / 'data'}",
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ]
+        for _attempt in (1, 2):
+            done = subprocess.run(argv, capture_output=True, text=True)
+            if done.returncode == 0:
+                return
+            shutil.rmtree(self.datadir / "data", ignore_errors=True)
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
+        raise RuntimeError(f"mariadb-install-db failed ({done.returncode}):\n{tail}")
 
     def start(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
