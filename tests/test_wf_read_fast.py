@@ -58,8 +58,9 @@ def _spellings(n: int, seed: int) -> list[Any]:
         end = "".join(rnd.choice("0123456789") for _ in range(rnd.choice((4, 4, 4, 3, 5))))
         if rnd.random() < 0.15:  # often the numbers `policies` reads as invalid: 0105 9x
             mid = "59" + rnd.choice("6789") + rnd.choice("0123456789")
-        s1, s2 = rnd.choice(["", "-", "-", " ", ".", "", "  ", "/", "--"]), rnd.choice(
-            ["", "-", "-", " ", ".", "", ")"]
+        s1, s2 = (
+            rnd.choice(["", "-", "-", " ", ".", "", "  ", "/", "--"]),
+            rnd.choice(["", "-", "-", " ", ".", "", ")"]),
         )
         national = head + s1 + mid + s2 + end
         nsn = (head[1:] if head.startswith("0") else head) + s1 + mid + s2 + end
@@ -230,3 +231,51 @@ def test_records_are_one_dict_per_row_in_column_order(keys: list[str], rows: lis
 def test_records_refuse_a_row_that_does_not_fit_the_columns(rows: list[Any]) -> None:
     with pytest.raises(ValueError, match="zip"):
         _Rows(["a", "b"], rows).records("SELECT 1")
+
+
+def test_the_national_mobile_check_is_the_kr_mobile_check_for_9_and_10_digits() -> None:
+    rnd = random.Random(53)
+    digits = ["1" + "".join(rnd.choice("0123456789") for _ in range(rnd.choice((8, 9))))
+              for _ in range(30_000)]  # fmt: skip
+    digits += ["10" + f"{n:08d}" for n in range(0, 10**8, 9_973)]
+    fast, slow = policies._national_mobile_check(), policies._kr_mobile_check()
+    assert [d for d in digits if bool(fast(d)) != slow(d)] == []
+    assert sum(map(slow, digits)) > 10_000
+
+
+@pytest.mark.parametrize(
+    ("general_lengths", "mobile_lengths", "direct"),
+    [
+        pytest.param(frozenset({9, 10, 11}), frozenset({9, 10}), True, id="both-allowed"),
+        pytest.param(frozenset(), frozenset(), True, id="any-length"),
+        pytest.param(frozenset({10}), frozenset({9, 10}), False, id="9-not-allowed"),
+        pytest.param(frozenset({9, 10}), frozenset({9}), False, id="10-not-allowed"),
+    ],
+)
+def test_the_national_mobile_check_checks_lengths_the_metadata_does_not_allow(
+    monkeypatch: pytest.MonkeyPatch,
+    general_lengths: frozenset[int],
+    mobile_lengths: frozenset[int],
+    direct: bool,
+) -> None:
+    """Made-up metadata whose patterns take any digits: only the lengths decide."""
+    import re
+
+    anything = re.compile(r"\d+")
+    made_up = (anything, general_lengths, anything, mobile_lengths)
+    monkeypatch.setattr(policies, "_kr_mobile", lambda: made_up)
+    policies._national_mobile_check.cache_clear()
+    policies._kr_mobile_check.cache_clear()
+    try:
+        fast = policies._national_mobile_check()
+        allowed = (
+            general_lengths & mobile_lengths
+            if general_lengths and mobile_lengths
+            else (general_lengths or mobile_lengths or None)
+        )
+        for d in ("101234567", "1012345678"):
+            assert bool(fast(d)) == (allowed is None or len(d) in allowed), d
+        assert (fast is not policies._kr_mobile_check()) == direct
+    finally:
+        policies._national_mobile_check.cache_clear()
+        policies._kr_mobile_check.cache_clear()

@@ -458,7 +458,10 @@ class Source:
         """Like `sql`, as plain dicts: missing values stay None (a DataFrame makes them
         NaN), and no DataFrame is built — what rendering and streaming want."""
         keys, rows, _, _ = self._run(query, params, limit, timeout, cache_ttl)
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        width = len(keys)
+        if any(len(row) != width for row in rows):  # never from a driver: zip says which
+            return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [dict(zip(keys, row, strict=False)) for row in rows]  # each checked above
 
     def _run(
         self,

@@ -64,13 +64,15 @@ def checked_normalizer(channel: str) -> Callable[[Any], tuple[str | None, bool]]
     other recipient is `(normalize(...), False)`: `decide` checks it as before."""
     if channel != "sms":
         return lambda recipient: (policies.normalize(channel, recipient), False)
-    national, valid = policies._national_mobile_nsn, policies._kr_mobile_check()
+    # `policies.national_mobile` inline: one regex call, no call of its own per recipient
+    shape, valid = policies._PADDED_NATIONAL_MOBILE.fullmatch, policies._national_mobile_check()
+    parsed = policies._parsed_national_mobile
 
     def phone(recipient: Any) -> tuple[str | None, bool]:
-        if type(recipient) is str:
-            nsn = national(recipient.strip())
-            if nsn is not None and valid(nsn):
-                return "+82" + nsn, True
+        if type(recipient) is str and (found := shape(recipient)) is not None:
+            nsn = "".join(found.groups())
+            # what `normalize` gives such a text: its E.164 when valid, else as parsed
+            return ("+82" + nsn, True) if valid(nsn) else (parsed(recipient.strip()), False)
         return policies.normalize("sms", recipient), False
 
     return phone

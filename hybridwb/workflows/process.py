@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import HybridwbError, ValidationError
@@ -88,17 +89,14 @@ def _frozen_pairs(
     """(stored key, normalized recipient) of each row. Every row is frozen, one with a NUL
     byte too (its key escaped, see `audience.key_text`): the run then excludes and counts
     it, so no source row is lost without a reason."""
-    normalize, key, key_text = policies.normalizer(aud.channel), aud.key, audience.key_text
-    # `key_text` and `batches.has_nul` inline for the common values (an int key is its
-    # digits; only text can hold a NUL): a run freezes every target
-    return [
-        (
-            str(k) if type(k) is int else key_text(k),
-            None if isinstance(v, str) and "\x00" in v else normalize(v),
-        )
-        for r in rows
-        for k, v in ((r[key], r.get(column) if column else None),)
-    ]
+    normalize, key_text = policies.normalizer(aud.channel), audience.key_text
+    # column by column (no tuple per row to unpack), `key_text` and `batches.has_nul`
+    # inline for the common values (an int key is its digits; only text can hold a NUL):
+    # a run freezes every target
+    keys = [str(k) if type(k) is int else key_text(k) for k in map(itemgetter(aud.key), rows)]
+    values = [r.get(column) for r in rows] if column else [None] * len(rows)
+    recipients = [None if isinstance(v, str) and "\x00" in v else normalize(v) for v in values]
+    return list(zip(keys, recipients, strict=True))
 
 
 @dataclass
