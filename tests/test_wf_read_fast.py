@@ -279,3 +279,26 @@ def test_the_national_mobile_check_checks_lengths_the_metadata_does_not_allow(
     finally:
         policies._national_mobile_check.cache_clear()
         policies._kr_mobile_check.cache_clear()
+
+
+def test_the_remembered_parses_are_of_short_stripped_texts_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What `_parsed_national_mobile` remembers is bounded: 16,384 texts of at most 13
+    characters (a stripped national spelling), however much padding a source adds."""
+    asked: list[str] = []
+    assert policies._parsed_national_mobile.cache_info().maxsize == 16_384
+
+    def recorded(text: str) -> str | None:
+        asked.append(text)
+        return policies._parsed_phone(text)
+
+    monkeypatch.setattr(policies, "_parsed_national_mobile", recorded)
+    normalize, checked = policies.normalizer("sms"), batches.checked_normalizer("sms")
+    texts = [v for v in SPELLINGS if type(v) is str]
+    texts += [" " * 50 + "010-5979-1234" + "\t" * 50, "\u3000010 5980 1234\n"]
+    for text in texts:
+        normalize(text)
+        checked(text)
+    assert len(asked) > 100  # the numbers phonenumbers reads (010-597N… and others)
+    assert [t for t in asked if t != t.strip() or len(t) > 13] == []
