@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -458,10 +459,10 @@ class Source:
         """Like `sql`, as plain dicts: missing values stay None (a DataFrame makes them
         NaN), and no DataFrame is built — what rendering and streaming want."""
         keys, rows, _, _ = self._run(query, params, limit, timeout, cache_ttl)
-        width = len(keys)
-        if any(len(row) != width for row in rows):  # never from a driver: zip says which
+        if {*map(len, rows)} - {len(keys)}:  # never from a driver: zip says which row
             return [dict(zip(keys, row, strict=True)) for row in rows]
-        return [dict(zip(keys, row, strict=False)) for row in rows]  # each checked above
+        # every row checked above; no `strict=` (a keyword argument costs zip a dict per row)
+        return list(map(dict, map(zip, repeat(keys), rows)))
 
     def _run(
         self,
