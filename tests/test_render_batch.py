@@ -9,6 +9,7 @@ The oracle is `one` itself, called row by row (what a run did before the batch f
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 import sqlite3
 import uuid
@@ -307,13 +308,10 @@ def test_a_batch_is_decided_and_rendered_as_row_by_row(mode: str) -> None:
                 if ahead
                 else None
             )
-            results.append(
-                _outcome(
-                    lambda render=render, ready=ready: rendering.decide_and_render(
-                        candidates, rows, seen, rules, render, related, ready
-                    )
-                )
+            decide = functools.partial(
+                rendering.decide_and_render, candidates, rows, seen, rules, render, related, ready
             )
+            results.append(_outcome(decide))
         assert results[0] == results[1], trial
         raised += results[0][0] == "raised"
     assert raised > 10
@@ -369,7 +367,10 @@ def test_a_run_writes_what_rendering_row_by_row_writes(
     from tests.test_attack_once_round2 import DAY, start
 
     shop.templates.create("batch", TEMPLATES[0], message_type="LMS")
-    target = {"table": "customers", "where": {"field": "grade", "op": "in", "value": ["VIP", "GOLD"]}}
+    target = {
+        "table": "customers",
+        "where": {"field": "grade", "op": "in", "value": ["VIP", "GOLD"]},
+    }
     contents = []
     batched: list[bool] = []  # per batch rendered ahead: with a batch form?
     real_ahead = rendering.render_ahead
@@ -379,14 +380,14 @@ def test_a_run_writes_what_rendering_row_by_row_writes(
         return real_ahead(candidates, rows, render, *rest)
 
     monkeypatch.setattr(rendering, "render_ahead", render_ahead)
+    real = shop.templates.renderer
+
+    def renderer(*a: Any, **kw: Any) -> Any:  # without its batch form: `one` per row
+        one = real(*a, **kw)
+        return lambda row, rel=None: one(row, rel)
+
     for name in ("with-batch", "row-by-row"):
-        if name == "row-by-row":  # the renderer without its batch form: `one` per row
-            real = shop.templates.renderer
-
-            def renderer(*a: Any, **kw: Any) -> Any:
-                one = real(*a, **kw)
-                return lambda row, rel=None: one(row, rel)
-
+        if name == "row-by-row":
             monkeypatch.setattr(shop.templates, "renderer", renderer)
         wf = shop.workflows.create(
             name, target_config=target, message_config={"template": "batch", "mode": "fallback"}

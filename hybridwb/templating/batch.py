@@ -13,6 +13,8 @@ so that each row gives what `one` gives it, its error included, at its own posit
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Sequence
 from itertools import repeat
 from typing import Any
@@ -26,6 +28,8 @@ One = Callable[[dict[str, Any], dict[str, Any] | None], Rendered]
 Many = Callable[[Sequence[dict[str, Any]], Sequence[dict[str, Any] | None]], list[Any]]
 
 _NULLS = (None, "")
+_new = object.__new__
+_chars, _bytes = operator.itemgetter(0), operator.itemgetter(1)  # of a `Size`
 
 
 def each(one: One, rows: Sequence[Any], rels: Sequence[Any]) -> list[Any]:
@@ -69,14 +73,14 @@ def batch_form(
         return slow
     # a value is looked up by name in `one`: the last variable of that name holds it
     last = {name: i for i, name in enumerate(names)}
-    layout = "".join(
-        "{%d!s}" % last[p] if is_name else p.replace("{", "{{").replace("}", "}}")
-        for is_name, p in parts
-    )
+    shown = tuple(last[p] if is_name else None for is_name, p in parts)
+    literals = tuple(p for is_name, p in parts if not is_name)
+    build = _builder(len(names), shown) if names else None
     longest = message.max_chars(message_type, limits)
     most_bytes = message.byte_limit(message_type, limits)
     most_chars = message.CHAR_LIMITS.get(message_type)
     fallback_mode = mode == "fallback"
+    keys = tuple(names)
 
     def fast(rows: Sequence[dict[str, Any]], rels: Sequence[Any]) -> list[Any]:
         n = len(rows)
@@ -93,41 +97,52 @@ def batch_form(
                 col = [arg] * n
             if formatter is not None:
                 col = [v if v in _NULLS else formatter(v) for v in col]
-            if fallback is not None:
+            # `in` on a list compares as `in` on the tuple does (`==`, identity first)
+            if not (None in col or "" in col):
+                pass
+            elif fallback is not None:
                 col = [fallback if v in _NULLS else v for v in col]
             else:
                 for i in [i for i, v in enumerate(col) if v in _NULLS]:
                     missing.setdefault(i, []).append(name)
-                if fallback_mode and missing:
+                if fallback_mode:
                     col = ["" if v is None else v for v in col]
             cols.append(col)
-        values = [dict(zip(names, vs, strict=True)) for vs in zip(*cols, strict=True)]
-        if not cols:
-            values = [{} for _ in range(n)]
-        texts = list(map(layout.format, *cols)) if cols else [layout.format()] * n
+        if build is None:  # no variables: the text alone
+            values: list[dict[str, Any]] = [{} for _ in range(n)]
+            texts = ["".join(literals)] * n
+        else:
+            values, texts = build(keys, literals, cols)
         skipped: dict[int, Rendered] = {}
         if missing and not fallback_mode:
             for i, gaps in missing.items():
                 why = f"missing {', '.join(gaps)}"
                 skipped[i] = Rendered(None, None, message_type, values[i], [], skipped=why)
-        for i in [i for i, t in enumerate(texts) if len(t) > longest]:
-            if i not in skipped:
-                skipped[i] = Rendered(None, None, message_type, values[i], [], skipped="too long")
+        if texts and max(map(len, texts)) > longest:
+            for i in [i for i, t in enumerate(texts) if len(t) > longest]:
+                if i not in skipped:
+                    skipped[i] = Rendered(
+                        None, None, message_type, values[i], [], skipped="too long"
+                    )
         live = [i for i in range(n) if i not in skipped] if skipped else range(n)
         if skipped:
             texts = [texts[i] for i in live]
             values = [values[i] for i in live]
         sizes = sizes_of(texts)
-        over = [
-            k
-            for k, s in enumerate(sizes)
-            if s[1] > most_bytes or (most_chars is not None and s[0] > most_chars)
-        ]
-        made = list(map(Rendered, texts, sizes, repeat(message_type), values, iter(list, None)))
-        for k in over:
-            reason = message.over_limit(sizes[k], message_type, limits)
-            if reason:
-                made[k] = Rendered(None, sizes[k], message_type, values[k], [], skipped=reason)
+        made = list(map(_new, repeat(Rendered, len(texts))))
+        for r, text, size, vals in zip(made, texts, sizes, values, strict=True):
+            # what `Rendered(text, size, message_type, vals)` sets, in its order
+            r.text, r.size, r.message_type = text, size, message_type
+            r.values, r.warnings, r.skipped = vals, [], None
+        if sizes and (
+            max(map(_bytes, sizes)) > most_bytes
+            or (most_chars is not None and max(map(_chars, sizes)) > most_chars)
+        ):
+            for k, s in enumerate(sizes):
+                if s[1] > most_bytes or (most_chars is not None and s[0] > most_chars):
+                    reason = message.over_limit(s, message_type, limits)
+                    if reason:
+                        made[k] = Rendered(None, s, message_type, values[k], [], skipped=reason)
         if not skipped:
             return made
         out: list[Any] = [None] * n
@@ -144,6 +159,42 @@ def batch_form(
             return each(one, rows, rels)
 
     return many
+
+
+@functools.lru_cache(maxsize=128)
+def _builder(count: int, shown: tuple[int | None, ...]) -> Callable[..., Any]:
+    """`build(keys, literals, columns) -> (values, texts)` for `count` variables and a
+    template whose pieces show, in order, variable `shown[i]` (None: the next literal):
+    each row's `{key: value}` dict (as `one` builds it: a name given twice keeps its
+    first place and its last value) and its text, each value as `str()` shows it (`!s`,
+    as `one` joins `str(value)`). Compiled once per shape, as a comprehension over the
+    columns: the source holds only generated names (`k0`, `v0`, `t0`, `c0`), never a
+    template's text or a variable's name, which come in as arguments."""
+    ks = "".join(f"k{i}, " for i in range(count))
+    vs = "".join(f"v{i}, " for i in range(count))
+    cs = "".join(f"c{i}, " for i in range(count))
+    ts = "".join(f"t{j}, " for j in range(sum(i is None for i in shown)))
+    pieces, lit = [], 0
+    for i in shown:
+        if i is None:
+            pieces.append(f"{{t{lit}}}")
+            lit += 1
+        else:
+            pieces.append(f"{{v{i}!s}}")
+    display = ", ".join(f"k{i}: v{i}" for i in range(count))
+    lines = [
+        "def build(keys, literals, columns):",
+        f"    {ks}= keys",
+        f"    {ts}= literals" if ts else "",
+        f"    {cs}= columns",
+        f"    values = [{{{display}}} for {vs}in zip({cs})]",
+        f"    texts = [f{''.join(pieces)!r} for {vs}in zip({cs})]",
+        "    return values, texts",
+    ]
+    source = "\n".join(line for line in lines if line) + "\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<hybridwb.templating.batch>", "exec"), namespace)
+    return namespace["build"]
 
 
 def sizes_of(texts: list[str]) -> list[message.Size]:

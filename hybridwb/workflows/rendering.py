@@ -106,11 +106,9 @@ def decide_and_render(
         made = iter(many(rest, got)) if many and rest and len(got) == len(rest) else None
         for c in new:
             out = ahead.get(c.key)
-            if out is None and made is None:
-                out = render(rows[c.key], next(rels))
-            elif out is None:
-                out = next(made)
-                if isinstance(out, Exception):
+            if out is None:
+                out = render(rows[c.key], next(rels)) if made is None else next(made)
+                if made is not None and isinstance(out, Exception):
                     raise out  # what rendering it here raised
             elif isinstance(out, Exception):
                 raise out  # what rendering it here would have raised
