@@ -237,9 +237,11 @@ def child_baseline(store_db: str, upto: int, batch: int, run_id: str) -> dict:
 
 def spawn(args: list[str]) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the tree is an argument
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env
-    )
+    command = [sys.executable, __file__, "--child", *args]
+    spy = os.environ.get("HYBRIDWB_BENCH_PYSPY")  # a file: py-spy's samples of every thread
+    if spy and args[0] == "hybridwb":
+        command = ["py-spy", "record", "--format", "raw", "-r", "200", "-o", spy, "--", *command]
+    out = subprocess.run(command, capture_output=True, text=True, env=env)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise SystemExit(out.stdout + out.stderr)

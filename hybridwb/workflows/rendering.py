@@ -9,6 +9,7 @@ row alone).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,50 @@ class Checked:
     rules: policies.Rules
     spellings: dict[str, str]
     seen: policies.Seen
+
+
+def messaged(
+    todo: list[tuple[policies.Candidate, str | None]],
+    outs: dict[str, Any],
+    skips: list[tuple[str, str]],
+) -> tuple[list[tuple[policies.Candidate, Any]], int]:
+    """The batch's decided candidates with their rendered messages, in order; the
+    excluded ones added to `skips` (those not rendered as "not rendered"), and how many
+    wait for the end of quiet hours (neither messaged nor excluded)."""
+    sent: list[tuple[policies.Candidate, Any]] = []
+    add, skip, get, wait = sent.append, skips.append, outs.get, policies.WAIT
+    waiting = 0
+    for c, reason in todo:
+        if reason is None:
+            out = get(c[0])  # `Candidate.key`, by position: one per target
+            if out is not None and out.text is not None:
+                add((c, out))
+            else:
+                skip((c[0], "not rendered"))
+        elif reason == wait:
+            waiting += 1
+        else:
+            skip((c[0], reason))
+    return sent, waiting
+
+
+def count_sizes(
+    sent: list[tuple[policies.Candidate, Any]],
+    message_type: str,
+    sizes: Counter[str],
+    size_bytes: Counter[str],
+) -> None:
+    """Add the messages' count and EUC-KR bytes by the type that fits them (the
+    message's own type when it has no size)."""
+    measured = [out.size for _, out in sent]
+    kinds = [message_type if s is None else s[2] for s in measured]  # `Size.fits`
+    if len(set(kinds)) == 1:  # nearly always one type: counted at once
+        sizes[kinds[0]] += len(kinds)
+        size_bytes[kinds[0]] += sum(0 if s is None else s[1] for s in measured)
+        return
+    for kind, s in zip(kinds, measured, strict=True):
+        sizes[kind] += 1
+        size_bytes[kind] += 0 if s is None else s[1]
 
 
 def render_ahead(
