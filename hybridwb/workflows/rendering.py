@@ -100,6 +100,9 @@ def render_ahead(
         rels = related(wanted_rows)
     except Exception:  # read again, and raised if it fails again, where it was read before
         return {}
+    many = getattr(render, "many", None)  # a renderer's batch form (`templating.batch`)
+    if many is not None and len(rels) == len(wanted_rows):
+        return dict(zip([c.key for c in wanted], many(wanted_rows, rels), strict=True))
     out: dict[str, Any] = {}
     for c, row, rel in zip(wanted, wanted_rows, rels, strict=True):
         try:
@@ -128,7 +131,8 @@ def decide_and_render(
     per failed render of the same recipient. A message holding a NUL byte (from a related
     row's value: the batch's own rows are checked before) fails as `policies.BAD_ROW`.
     `ready`: messages rendered ahead by key (`render_ahead`), used instead of rendering
-    them again; an error kept there is raised where that message would be rendered."""
+    them again; an error kept there is raised where that message would be rendered. A
+    renderer with a batch form (`render.many`) renders the others in one call too."""
     failed: dict[str, str] = {}
     outs: dict[str, Any] = {}
     live = candidates  # those not failed, read again after a pass in which one failed
@@ -141,11 +145,16 @@ def decide_and_render(
         # rendered ahead (`render_ahead`) where it could be; the rest now, as before
         ahead = ready or {}
         rest = [rows[c.key] for c in new if c.key not in ahead]
-        rels = iter(related(rest) if rest else ())
+        got = related(rest) if rest else []
+        rels = iter(got)
+        many = getattr(render, "many", None)  # all at once, each error raised where reached
+        made = iter(many(rest, got)) if many and rest and len(got) == len(rest) else None
         for c in new:
             out = ahead.get(c.key)
             if out is None:
-                out = render(rows[c.key], next(rels))
+                out = render(rows[c.key], next(rels)) if made is None else next(made)
+                if made is not None and isinstance(out, Exception):
+                    raise out  # what rendering it here raised
             elif isinstance(out, Exception):
                 raise out  # what rendering it here would have raised
             if out.skipped or out.text is None:
