@@ -240,7 +240,20 @@ def spawn(args: list[str]) -> dict:
     command = [sys.executable, __file__, "--child", *args]
     spy = os.environ.get("HYBRIDWB_BENCH_PYSPY")  # a file: py-spy's samples of every thread
     if spy and args[0] == "hybridwb":
-        command = ["py-spy", "record", "--format", "raw", "-r", "200", "-o", spy, "--", *command]
+        gil = ["--gil"] if os.environ.get("HYBRIDWB_BENCH_PYSPY_GIL") else []
+        command = [
+            "py-spy",
+            "record",
+            *gil,
+            "--format",
+            "raw",
+            "-r",
+            "200",
+            "-o",
+            spy,
+            "--",
+            *command,
+        ]
     out = subprocess.run(command, capture_output=True, text=True, env=env)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
