@@ -30,7 +30,9 @@ suite's accounts are never touched); the store databases (one per tree, each mig
 its own code, since a tree cannot open a store at another schema) are always created for
 this run and dropped. `--driver mysqldb` reads the source with mysqlclient.
 `HYBRIDWB_BENCH_PROFILE=FILE` writes cProfile stats of each hybridwb run to FILE (the last
-repetition's stays; profiled figures are not measurements).
+repetition's stays; profiled figures are not measurements); `HYBRIDWB_BENCH_PYSPY=FILE` runs
+each hybridwb child under `py-spy record --format raw` (every thread's stacks, sampled; with
+`HYBRIDWB_BENCH_PYSPY_GIL=1` only the thread holding the interpreter lock; py-spy on PATH).
 Before the repetitions, each kind runs `--warmup` times (default 1) at the first size,
 unmeasured: a store just created is vacuumed and analyzed by autovacuum during its first
 runs, which showed as PostgreSQL CPU per message twice that of the runs after.
@@ -240,7 +242,20 @@ def spawn(args: list[str]) -> dict:
     command = [sys.executable, __file__, "--child", *args]
     spy = os.environ.get("HYBRIDWB_BENCH_PYSPY")  # a file: py-spy's samples of every thread
     if spy and args[0] == "hybridwb":
-        command = ["py-spy", "record", "--format", "raw", "-r", "200", "-o", spy, "--", *command]
+        gil = ["--gil"] if os.environ.get("HYBRIDWB_BENCH_PYSPY_GIL") else []
+        command = [
+            "py-spy",
+            "record",
+            *gil,
+            "--format",
+            "raw",
+            "-r",
+            "200",
+            "-o",
+            spy,
+            "--",
+            *command,
+        ]
     out = subprocess.run(command, capture_output=True, text=True, env=env)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:

@@ -587,3 +587,58 @@ def test_consent_decides_an_advertising_run_and_not_an_informational_one(
     expected = {f"m{i:03d}" for i in range(10) if i % 2 or not ad}
     assert {k for k, _ in records(pg_store, run_id)} == expected
     assert skips(pg_store, run_id) == ({policies.NO_CONSENT: 5} if ad else {})
+
+
+# -- a run's size counts are its records' own sizes ---------------------------------------
+@pytest.mark.mysql
+@pytest.mark.postgres
+@pytest.mark.parametrize("batch_size", [1, 4, 5000])
+def test_a_runs_size_counts_and_exclusions_are_what_its_records_hold(
+    source: Callable[..., str], pg_store: str, batch_size: int
+) -> None:
+    """`stats["sizes"]` (count and EUC-KR bytes by the type that fits) and
+    `rendered_this_pass` are what the written records hold, read back by direct SQL and
+    sized by Python's own encode; an unrendered target (strict mode, no name) is excluded
+    as "missing 이름", a repeated number as a duplicate. Names of 0-80 Hangul syllables
+    make SMS, LMS and, in batches mixing both, more than one type in a batch."""
+    rnd = random.Random(11)
+    names = [None if i % 9 == 4 else "가" * rnd.randrange(0, 80) for i in range(40)]
+    phones = [f"0101234{i:04d}" if i % 13 != 7 else "01012340000" for i in range(40)]
+    db = source(
+        "CREATE TABLE members (member_no INT PRIMARY KEY, name VARCHAR(100), mobile VARCHAR(40))",
+        rows={
+            "members": [(i, n, p) for i, (n, p) in enumerate(zip(names, phones, strict=True), 1)]
+        },
+    )
+    wb = workbench(db, pg_store, {"members": {**people("number", "member_no"), "audience": True}})
+    try:
+        wf = wb.workflows.create(
+            f"sizes-{uuid.uuid4().hex[:6]}",
+            target_config={"table": "members"},
+            message_config={"content": INFO, "mode": "strict", "message_type": "LMS"},
+        )
+        run_id = start(wb, wf)
+        stats = wb.workflows.process(
+            wf["id"], run_id, progress=False, now=DAY, batch_size=batch_size
+        )
+    finally:
+        wb.close()
+    contents = [
+        str(c)
+        for (c,) in oracle(
+            pg_store, "SELECT content FROM send_records WHERE run_id = %s", (str(run_id),)
+        )
+    ]
+    want: dict[str, dict[str, int]] = {}
+    for text in contents:
+        n = len(text.encode("euc-kr"))
+        kind = "SMS" if n <= LIMITS["SMS"] else "LMS"
+        want.setdefault(kind, {"count": 0, "bytes": 0})
+        want[kind]["count"] += 1
+        want[kind]["bytes"] += n
+    assert len(want) == 2  # both types were written
+    assert stats["sizes"] == want
+    assert stats["rendered_this_pass"] == len(contents)
+    excluded = skips(pg_store, run_id)
+    assert excluded.get("missing 이름") == sum(n is None for n in names)
+    assert sum(excluded.values()) + len(contents) == 40

@@ -304,6 +304,26 @@ def test_record_ids_are_distinct_version_7_uuids_of_their_time() -> None:
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
     # the first 48 bits are the Unix time in milliseconds (RFC 9562)
     assert {u.int >> 80 for u in parsed} == {int(at.timestamp() * 1000)}
+    assert ids == sorted(ids)  # in order: the primary key's index is filled at its edge
+    # batches of one millisecond share no id (a run writes many in the same one)
+    more = [uuid7_texts(5_000, at) for _ in range(200)]
+    assert len({i for batch in more for i in batch} | set(ids)) == 200 * 5_000 + len(ids)
+    assert uuid7_texts(0, at) == [] and len(uuid7_texts(1, at)) == 1
+
+
+def test_record_ids_of_batches_alike_in_their_random_head_still_differ(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 48-bit counter starts at a random value: batches of one millisecond whose 26
+    random head bits happen to match (here forced to) still share no id."""
+    import os
+
+    real = os.urandom
+    monkeypatch.setattr(os, "urandom", lambda k: b"\x12\x34\x56\x78" + real(k - 4))
+    at = dt.datetime(2026, 3, 2, 3, 0, 0, 123000, tzinfo=dt.UTC)
+    batches = [uuid7_texts(5_000, at) for _ in range(50)]
+    assert len({i[:23] for batch in batches for i in batch}) == 1  # the head was forced
+    assert len({i for batch in batches for i in batch}) == 50 * 5_000
 
 
 # -- the store: batches and history sums, against direct SQL -----------------------------

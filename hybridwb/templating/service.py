@@ -311,7 +311,8 @@ class TemplateService:
 
         A template that is only text and variables is filled by joining its pieces (what
         Jinja would give, see `parse.pieces`); the size is one EUC-KR encode. `warn=False`
-        leaves the per-message warnings out (a run counts sizes by type instead)."""
+        leaves the per-message warnings out (a run counts sizes by type instead). The
+        function returned has `many`, its batch form (`hybridwb.templating.batch`)."""
         if mode not in ("strict", "fallback"):
             raise ValidationError(f"mode must be 'strict' or 'fallback', not {short(mode)}.")
         report = report or self.automap(text, table)
@@ -357,6 +358,13 @@ class TemplateService:
                 warnings += type_warnings(size, message_type)
             return Rendered(out, size, message_type, values, warnings)
 
+        from hybridwb.templating.batch import batch_form  # it builds on this module
+
+        # `one.many(rows, related rows)`: the batch form (`batch.py`), what `one` gives
+        # each row (or the error it raises), a run renders its batches with it
+        one.__dict__["many"] = batch_form(
+            one, report, parts, mode=mode, message_type=message_type, limits=limits, warn=warn
+        )
         return one
 
 

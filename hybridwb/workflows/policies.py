@@ -511,7 +511,10 @@ def decide(
     seen = history if isinstance(history, Seen) else Seen.of_rows(history, rules)
     earlier_wf = seen.earlier if policy.once_per_recipient else frozenset()
     cooling = seen.cooling
-    in_run, in_window = set(seen.in_run), Counter(seen.in_window)
+    # a plain dict read with a default: a Counter calls `__missing__` (a Python frame)
+    # for every recipient it has not counted yet, twice per message let through
+    in_run, in_window = set(seen.in_run), dict(seen.in_window)
+    counted = in_window.get
     advertising = rules.advertising
     night = advertising and is_night(as_utc(rules.now))
     at_night = WAIT if rules.quiet_hours == "wait" else QUIET
@@ -539,10 +542,10 @@ def decide(
             append(COOLDOWN)
         elif recipient in in_run:
             append(DUPLICATE)
-        elif most is not None and in_window[recipient] >= most:
+        elif most is not None and counted(recipient, 0) >= most:
             append(CAP)
         else:
             in_run.add(recipient)
-            in_window[recipient] += 1
+            in_window[recipient] = counted(recipient, 0) + 1
             append(None)
     return out

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import gc
+import sys
 import threading
 import time
 from collections import Counter
@@ -305,33 +306,20 @@ class Processor:
             todo, outs = rendering.decide_and_render(
                 candidates, rows, checked.seen, checked.rules, render, related, ready
             )
-            records: list[tuple[str, str | None, str]] = []
-            add, wait, get = records.append, policies.WAIT, outs.get
-            for c, reason in todo:
-                if reason == wait:
-                    waiting += 1
-                    continue
-                out = get(c.key)
-                if reason is not None or out is None or out.text is None:
-                    skips.append((c.key, reason or "not rendered"))
-                    continue
-                rendered += 1
-                size = out.size
-                kind = size.fits if size else msg.message_type
-                sizes[kind] += 1
-                size_bytes[kind] += size.bytes if size else 0
-                if len(samples) < 3:  # three per run: the related row is read again here
-                    row = rows[c.key]
-                    [rel] = self.templates.related(report, [row])
-                    samples.append(
-                        {
-                            "recipient": mask_text(c.recipient or ""),
-                            "text": _sample_text(render, report, row, rel, self.mappings.tables()),
-                            "bytes": out.size.bytes if out.size else None,
-                            "type": kind,
-                        }
-                    )
-                add((c.key, c.recipient, out.text))
+            sent, quiet = rendering.messaged(todo, outs, skips)  # what the write waits for
+            waiting, rendered = waiting + quiet, rendered + len(sent)
+            rendering.count_sizes(sent, msg.message_type, sizes, size_bytes)
+            for c, out in sent[: 3 - len(samples)]:  # three per run: related row read again
+                [rel] = self.templates.related(report, [row := rows[c.key]])
+                samples.append(
+                    {
+                        "recipient": mask_text(c.recipient or ""),
+                        "text": _sample_text(render, report, row, rel, self.mappings.tables()),
+                        "bytes": out.size.bytes if out.size else None,
+                        "type": out.size.fits if out.size else msg.message_type,
+                    }
+                )
+            records = [(c[0], c[1], out.text) for c, out in sent]
             last = steps.submit(functools.partial(write, checked, records, skips, changed))
             written += 0 if dry_run else len(records)
             if written >= analyze_at:  # the planner sees the history as it now is
@@ -416,10 +404,17 @@ def _sample_text(
 #: counting frees it whole. Measured at 100k targets: 2,200 collections and ~9 us of CPU
 #: per message at 700, 2 and ~0.2 us at this, the run's memory growth the same.
 RUN_GC_THRESHOLD = 50_000
+#: the interpreter's thread switch interval during a run (seconds; CPython's default is
+#: 0.005). A run's store thread waits on Postgres for each of its statements, then for
+#: the interpreter lock, which the rendering and reading threads hold meanwhile: at the
+#: default, each wait may last up to 5 ms, and the batch's next statement with it, on
+#: the path every batch waits for (write, cap lock, history check).
+RUN_SWITCH_INTERVAL = 0.0005
 
 _gc_lock = threading.Lock()
 _gc_runs = 0  # runs of this process inside `_frozen_heap` now
 _gc_saved: tuple[int, ...] = ()  # the thresholds before the first of them
+_switch_saved = 0.005  # the switch interval before the first of them
 
 
 @contextlib.contextmanager
@@ -428,13 +423,17 @@ def _frozen_heap() -> Iterator[None]:
     ones, every object the process had before the run (imports, mappings: some hundred
     thousand). Those are frozen out of its walks for the run, and thawed after; the
     first threshold is raised to `RUN_GC_THRESHOLD` for the run (cyclic garbage is still
-    collected, less often). Runs overlapping in one process share the raised threshold,
-    and the one found before the first is restored when the last ends."""
-    global _gc_runs, _gc_saved
+    collected, less often). The thread switch interval is lowered to
+    `RUN_SWITCH_INTERVAL` the same way. Runs overlapping in one process share the raised
+    threshold and the lowered interval, and what was found before the first is restored
+    when the last ends."""
+    global _gc_runs, _gc_saved, _switch_saved
     with _gc_lock:
         if _gc_runs == 0:
             _gc_saved = gc.get_threshold()
             gc.set_threshold(max(_gc_saved[0], RUN_GC_THRESHOLD), *_gc_saved[1:])
+            _switch_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_saved, RUN_SWITCH_INTERVAL))
         _gc_runs += 1
     gc.freeze()
     try:
@@ -444,6 +443,7 @@ def _frozen_heap() -> Iterator[None]:
             _gc_runs -= 1
             if _gc_runs == 0:
                 gc.set_threshold(*_gc_saved)
+                sys.setswitchinterval(_switch_saved)
         gc.unfreeze()
 
 

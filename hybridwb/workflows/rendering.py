@@ -9,6 +9,7 @@ row alone).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,50 @@ class Checked:
     rules: policies.Rules
     spellings: dict[str, str]
     seen: policies.Seen
+
+
+def messaged(
+    todo: list[tuple[policies.Candidate, str | None]],
+    outs: dict[str, Any],
+    skips: list[tuple[str, str]],
+) -> tuple[list[tuple[policies.Candidate, Any]], int]:
+    """The batch's decided candidates with their rendered messages, in order; the
+    excluded ones added to `skips` (those not rendered as "not rendered"), and how many
+    wait for the end of quiet hours (neither messaged nor excluded)."""
+    sent: list[tuple[policies.Candidate, Any]] = []
+    add, skip, get, wait = sent.append, skips.append, outs.get, policies.WAIT
+    waiting = 0
+    for c, reason in todo:
+        if reason is None:
+            out = get(c[0])  # `Candidate.key`, by position: one per target
+            if out is not None and out.text is not None:
+                add((c, out))
+            else:
+                skip((c[0], "not rendered"))
+        elif reason == wait:
+            waiting += 1
+        else:
+            skip((c[0], reason))
+    return sent, waiting
+
+
+def count_sizes(
+    sent: list[tuple[policies.Candidate, Any]],
+    message_type: str,
+    sizes: Counter[str],
+    size_bytes: Counter[str],
+) -> None:
+    """Add the messages' count and EUC-KR bytes by the type that fits them (the
+    message's own type when it has no size)."""
+    measured = [out.size for _, out in sent]
+    kinds = [message_type if s is None else s[2] for s in measured]  # `Size.fits`
+    if len(set(kinds)) == 1:  # nearly always one type: counted at once
+        sizes[kinds[0]] += len(kinds)
+        size_bytes[kinds[0]] += sum(0 if s is None else s[1] for s in measured)
+        return
+    for kind, s in zip(kinds, measured, strict=True):
+        sizes[kind] += 1
+        size_bytes[kind] += 0 if s is None else s[1]
 
 
 def render_ahead(
@@ -55,6 +100,9 @@ def render_ahead(
         rels = related(wanted_rows)
     except Exception:  # read again, and raised if it fails again, where it was read before
         return {}
+    many = getattr(render, "many", None)  # a renderer's batch form (`templating.batch`)
+    if many is not None and len(rels) == len(wanted_rows):
+        return dict(zip([c.key for c in wanted], many(wanted_rows, rels), strict=True))
     out: dict[str, Any] = {}
     for c, row, rel in zip(wanted, wanted_rows, rels, strict=True):
         try:
@@ -83,7 +131,8 @@ def decide_and_render(
     per failed render of the same recipient. A message holding a NUL byte (from a related
     row's value: the batch's own rows are checked before) fails as `policies.BAD_ROW`.
     `ready`: messages rendered ahead by key (`render_ahead`), used instead of rendering
-    them again; an error kept there is raised where that message would be rendered."""
+    them again; an error kept there is raised where that message would be rendered. A
+    renderer with a batch form (`render.many`) renders the others in one call too."""
     failed: dict[str, str] = {}
     outs: dict[str, Any] = {}
     live = candidates  # those not failed, read again after a pass in which one failed
@@ -96,11 +145,16 @@ def decide_and_render(
         # rendered ahead (`render_ahead`) where it could be; the rest now, as before
         ahead = ready or {}
         rest = [rows[c.key] for c in new if c.key not in ahead]
-        rels = iter(related(rest) if rest else ())
+        got = related(rest) if rest else []
+        rels = iter(got)
+        many = getattr(render, "many", None)  # all at once, each error raised where reached
+        made = iter(many(rest, got)) if many and rest and len(got) == len(rest) else None
         for c in new:
             out = ahead.get(c.key)
             if out is None:
-                out = render(rows[c.key], next(rels))
+                out = render(rows[c.key], next(rels)) if made is None else next(made)
+                if made is not None and isinstance(out, Exception):
+                    raise out  # what rendering it here raised
             elif isinstance(out, Exception):
                 raise out  # what rendering it here would have raised
             if out.skipped or out.text is None:
