@@ -38,13 +38,21 @@ def phone_mask(value: Any) -> str:
     return "-".join([groups[0], *("*" * len(g) for g in groups[1:-1]), groups[-1]])
 
 
+#: most digits before the point `won` shows as an amount (a message holds 2,000 bytes)
+WON_DIGITS = 1_000
+
+
 def won(value: Any) -> str:
-    """12000 -> 12,000원; text that is not a number is returned unchanged."""
+    """12000 -> 12,000원; text that is not a number is returned unchanged, and so is one
+    that is no amount: not finite (`Infinity`, `NaN`) or of more than `WON_DIGITS` digits
+    (`1e9999999` would be a ten-million-digit integer: minutes of CPU, then an error)."""
     if value is None or str(value).strip() == "":
         return ""
     try:
         number = Decimal(str(value).replace(",", "").strip())
     except InvalidOperation:
+        return str(value)
+    if not number.is_finite() or number.adjusted() >= WON_DIGITS:
         return str(value)
     if number == number.to_integral_value():
         return f"{int(number):,}원"

@@ -1,0 +1,112 @@
+# ruff: noqa: F811  (the fixtures imported from round 2 are test parameters here)
+"""Attack round 23 on the run's fast paths against "a run messages exactly the intended
+customers, once each, at the right number, with exactly the text the template gives for
+that customer's row; a run that cannot raises one line (`HybridwbError`), never a raw
+Python exception".
+
+Oracles: direct SQL on the store (psycopg / sqlite3), Python's own `decimal` and
+`str.format`, and the renderer's `one` called row by row.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from hybridwb.templating.formatters import won
+from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, pg_store)
+    DAY,
+    oracle,
+    people,
+    pg_store,
+    records,
+    skips,
+    source,
+    start,
+    workbench,
+)
+
+
+# -- the `won` formatter on a text column: a number it cannot show as an amount -------------
+#: a price column kept as text (a spreadsheet import): what `Decimal` reads but is no
+#: amount (not finite, or more digits than any message holds)
+_NOT_AMOUNTS = ["Infinity", "-Infinity", "sNaN", "NaN", "1e5000", "1e9999999", "-1E+99999999"]
+
+
+def _amount(text: str) -> str:
+    """The oracle: `won`'s documented rule by Python's `decimal` alone: a finite number of
+    at most 1,000 integral digits as grouped 원 (two decimals when not whole), any other
+    text unchanged."""
+    try:
+        number = Decimal(text.replace(",", "").strip())
+    except ArithmeticError:
+        return text
+    if not number.is_finite() or number.adjusted() >= 1_000:
+        return text
+    if number == number.to_integral_value():
+        return f"{int(number):,}원"
+    return f"{number:,.2f}원"
+
+
+@pytest.mark.parametrize("text", _NOT_AMOUNTS)
+def test_won_shows_a_number_that_is_no_amount_as_written_at_once(text: str) -> None:
+    started = time.process_time()
+    assert won(text) == _amount(text) == text
+    assert time.process_time() - started < 0.5  # `1e9999999` built a 10-million-digit int
+
+
+@pytest.mark.mysql
+@pytest.mark.postgres
+def test_a_run_with_won_over_a_text_price_column_writes_every_message(
+    source: Callable[..., str], pg_store: str
+) -> None:
+    """Before: the run raised a raw OverflowError / ValueError / InvalidOperation from the
+    formatter (or built a 10-million-digit number for minutes) at the first such row."""
+    prices = ["12000", "1,500.5", *_NOT_AMOUNTS, "0", "", None]
+    db = source(
+        "CREATE TABLE members (member_no INT PRIMARY KEY, name VARCHAR(20), "
+        "mobile VARCHAR(40), price VARCHAR(40))",
+        rows={
+            "members": [
+                (i, f"회원{i}", f"010-5555-{i:04d}", p) for i, p in enumerate(prices, 1)
+            ]
+        },
+    )
+    mapping = people(
+        "number", "member_no", fields={"price": {"displayName": "가격", "type": "string"}}
+    )
+    wb = workbench(db, pg_store, {"members": {**mapping, "audience": True}})
+    try:
+        wb.variables.create(
+            name="금액", source_type="field", source="members.price", formatter="won"
+        )
+        wf = wb.workflows.create(
+            f"won-{uuid.uuid4().hex[:6]}",
+            target_config={"table": "members"},
+            message_config={"content": "{{ 이름 }}님 #{금액}", "mode": "strict"},
+        )
+        run_id = start(wb, wf)
+        started = time.process_time()
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+        assert time.process_time() - started < 20
+    finally:
+        wb.close()
+    got = {
+        str(k): str(c)
+        for k, c in oracle(
+            pg_store,
+            "SELECT target_key, content FROM send_records WHERE run_id = %s",
+            (str(run_id),),
+        )
+    }
+    want = {
+        str(i): f"회원{i}님 {_amount(p)}" for i, p in enumerate(prices, 1) if p not in (None, "")
+    }
+    assert got == want
+    assert skips(pg_store, run_id) == {"missing 금액": 2}
+    assert len(records(pg_store, run_id)) == len(want)
