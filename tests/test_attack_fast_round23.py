@@ -14,13 +14,15 @@ import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
+from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.templating.formatters import won
 from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, pg_store)
     DAY,
+    INFO,
+    any_store,
     oracle,
     people,
     pg_store,
@@ -30,7 +32,6 @@ from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, pg
     start,
     workbench,
 )
-
 
 # -- the `won` formatter on a text column: a number it cannot show as an amount -------------
 #: a price column kept as text (a spreadsheet import): what `Decimal` reads but is no
@@ -72,9 +73,7 @@ def test_a_run_with_won_over_a_text_price_column_writes_every_message(
         "CREATE TABLE members (member_no INT PRIMARY KEY, name VARCHAR(20), "
         "mobile VARCHAR(40), price VARCHAR(40))",
         rows={
-            "members": [
-                (i, f"회원{i}", f"010-5555-{i:04d}", p) for i, p in enumerate(prices, 1)
-            ]
+            "members": [(i, f"회원{i}", f"010-5555-{i:04d}", p) for i, p in enumerate(prices, 1)]
         },
     )
     mapping = people(
@@ -110,3 +109,60 @@ def test_a_run_with_won_over_a_text_price_column_writes_every_message(
     assert got == want
     assert skips(pg_store, run_id) == {"missing 금액": 2}
     assert len(records(pg_store, run_id)) == len(want)
+
+
+# -- a message text no store can hold (a lone surrogate) ----------------------------------
+_SURROGATE = "\ud800 {{ 이름 }}님"
+
+
+def _members(source: Callable[..., str], n: int = 3) -> str:
+    return source(
+        "CREATE TABLE members (member_no INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(40))",
+        rows={"members": [(i, f"회원{i}", f"010-5555-{i:04d}") for i in range(1, n + 1)]},
+    )
+
+
+@pytest.mark.mysql
+@pytest.mark.postgres
+def test_a_message_text_with_a_lone_surrogate_is_refused_in_one_line(
+    source: Callable[..., str], any_store: str
+) -> None:
+    """Before: `workflows.create` saved it (a SQLite store holds the JSON escape) and the
+    run raised the driver's raw UnicodeEncodeError at its first record, the run left
+    'running'. Now create, a template and the run (of a config stored before) refuse it
+    in one line, and the run writes nothing."""
+    wb = workbench(
+        _members(source),
+        any_store,
+        {"members": {**people("number", "member_no"), "audience": True}},
+    )
+    try:
+        with pytest.raises(ValidationError, match="lone surrogate"):
+            wb.workflows.create(
+                f"s-{uuid.uuid4().hex[:6]}",
+                target_config={"table": "members"},
+                message_config={"content": _SURROGATE},
+            )
+        with pytest.raises(ValidationError, match="lone surrogate"):
+            wb.templates.create("surrogate", _SURROGATE)
+        with pytest.raises(ValidationError, match="lone surrogate"):
+            wb.workflows.create(
+                f"s-{uuid.uuid4().hex[:6]}",
+                target_config={"table": "members"},
+                message_config={"content": INFO, "advertising": False, "sender": "\udcff"},
+            )
+        wf = wb.workflows.create(
+            f"s-{uuid.uuid4().hex[:6]}",
+            target_config={"table": "members"},
+            message_config={"content": INFO},
+        )
+        if any_store.startswith("sqlite"):  # a config saved before the check (no driver
+            # of PostgreSQL sends the surrogate: only SQLite's JSON text can hold it)
+            wb.store.workflows.update(wf["id"], message_config={"content": _SURROGATE})
+            run_id = start(wb, wf)
+            with pytest.raises(HybridwbError, match="lone surrogate") as raised:
+                wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+            assert "\n" not in str(raised.value)
+            assert records(any_store, run_id) == []
+    finally:
+        wb.close()

@@ -43,6 +43,12 @@ def _check_content(content: Any) -> None:
             f"template.content must be the message text, not {type(content).__name__}; "
             "nothing was saved."
         )
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError:  # no store holds it, and no record of it could be written
+        raise ValidationError(
+            "template.content is not valid text (a lone surrogate); retype it. Nothing was saved."
+        ) from None
 
 
 def evaluate(expression: str, row: dict[str, Any]) -> Any:

@@ -48,6 +48,8 @@ class MessageConfig(BaseModel):
     def check(self) -> MessageConfig:
         if (self.template is None) == (self.content is None):
             raise ValueError("give either 'template' (a library template) or 'content'")
+        stored_text(self.content, "content")
+        stored_text(self.sender, "sender")
         if self.channel != "outbox":
             raise ValueError(
                 "channel must be 'outbox' (records wait for the platform's dispatcher)"
@@ -67,3 +69,17 @@ def message_config(data: dict[str, Any]) -> MessageConfig:
         ) from None
     except ValueError as exc:
         raise ValidationError(f"workflow.message_config: {exc}; nothing was saved.") from None
+
+
+def stored_text(value: Any, what: str) -> None:
+    """Refuse (one line) a message's text or sender no store can hold and no record of it
+    could be written with: a lone surrogate (a run raised the driver's raw
+    UnicodeEncodeError at its first record)."""
+    if not isinstance(value, str):
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"The message's {what} is not valid text (a lone surrogate); retype it."
+        ) from None
