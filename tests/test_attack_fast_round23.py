@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -166,3 +167,53 @@ def test_a_message_text_with_a_lone_surrogate_is_refused_in_one_line(
             assert records(any_store, run_id) == []
     finally:
         wb.close()
+
+
+# -- a resume's batch size -----------------------------------------------------------------
+@pytest.mark.mysql
+@pytest.mark.postgres
+@pytest.mark.parametrize("bad", [0, -1, True, 2.5, "3"])
+def test_a_resume_refuses_a_batch_size_the_freeze_would_refuse(
+    source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch, bad: Any
+) -> None:
+    """The first pass checks `batch_size` where it freezes (`targets.iter`); a resume
+    skips the freeze. Before: a resume with `batch_size=0` read batches of nothing and
+    returned at once, every pending customer left unmessaged and no word said (-1: one
+    batch of all; 2.5: the store's error). Now it is refused in one line, nothing
+    written, and a good resume completes the frozen set once each."""
+    from hybridwb.platform.campaigns import Campaigns
+
+    wb = workbench(
+        _members(source, 7),
+        pg_store,
+        {"members": {**people("number", "member_no"), "audience": True}},
+    )
+    original = Campaigns.write_batch
+    calls: list[int] = []
+
+    def dying(self: Any, *args: Any, **kw: Any) -> bool:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("the process dies")
+        return original(self, *args, **kw)
+
+    try:
+        wf = wb.workflows.create(
+            f"b-{uuid.uuid4().hex[:6]}",
+            target_config={"table": "members"},
+            message_config={"content": INFO},
+        )
+        run_id = start(wb, wf)
+        monkeypatch.setattr(Campaigns, "write_batch", dying)
+        with pytest.raises(KeyboardInterrupt):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=2)
+        monkeypatch.setattr(Campaigns, "write_batch", original)
+        assert len(records(pg_store, run_id)) == 2
+        with pytest.raises(ValidationError, match="batch_size") as raised:
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=bad)
+        assert "\n" not in str(raised.value)
+        assert len(records(pg_store, run_id)) == 2 and skips(pg_store, run_id) == {}
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+    finally:
+        wb.close()
+    assert sorted(k for k, _ in records(pg_store, run_id)) == sorted(str(i) for i in range(1, 8))

@@ -11,7 +11,9 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from hybridwb.errors import ValidationError
 from hybridwb.platform.campaigns import Campaigns
+from hybridwb.validation import short
 from hybridwb.workflows import audience, policies
 
 
@@ -38,7 +40,24 @@ def pending_batches(
 ) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]], Any]]:
     """The run's batches of pending frozen targets in frozen order, each with its current
     source rows and its candidates (`candidates`): everything a batch reads before the
-    cap lock, so `prefetch.ahead` can read the next one while this one is written."""
+    cap lock, so `prefetch.ahead` can read the next one while this one is written.
+
+    `batch_size` is checked here, when called, as the freeze checks it (`targets.iter`): a
+    resume does not freeze, and read batches of nothing (0), of everything (-1 on SQLite)
+    or failed in the store (-1 on PostgreSQL) with any other."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValidationError(f"batch_size must be a positive number, not {short(batch_size)}.")
+    return _pending(campaigns, run_id, batch_size, first_pass, fetch, to_candidates)
+
+
+def _pending(
+    campaigns: Campaigns,
+    run_id: Any,
+    batch_size: int,
+    first_pass: bool,
+    fetch: Callable[[list[str]], dict[str, dict[str, Any]]],
+    to_candidates: Callable[[list[dict[str, Any]], dict[str, dict[str, Any]]], Any],
+) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]], Any]]:
     after = last = 0
     while True:
         batch, after = campaigns.pending(run_id, after, batch_size, check_done=not first_pass)
