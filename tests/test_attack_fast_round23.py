@@ -217,3 +217,37 @@ def test_a_resume_refuses_a_batch_size_the_freeze_would_refuse(
     finally:
         wb.close()
     assert sorted(k for k, _ in records(pg_store, run_id)) == sorted(str(i) for i in range(1, 8))
+
+
+# -- a run's target limit ------------------------------------------------------------------
+@pytest.mark.mysql
+@pytest.mark.postgres
+@pytest.mark.parametrize("bad", ["3", 2.5, True, -1, float("nan")])
+def test_a_run_refuses_a_limit_that_is_no_count_of_targets(
+    source: Callable[..., str], pg_store: str, bad: Any
+) -> None:
+    """Before: `limit="3"` or `2.5` raised a raw TypeError from the freeze's worker; -1
+    froze nobody and the run ended with no target and no word. Now it is refused in one
+    line before anything is frozen, and `limit=3` freezes and messages the first three."""
+    wb = workbench(
+        _members(source, 5),
+        pg_store,
+        {"members": {**people("number", "member_no"), "audience": True}},
+    )
+    try:
+        wf = wb.workflows.create(
+            f"l-{uuid.uuid4().hex[:6]}",
+            target_config={"table": "members"},
+            message_config={"content": INFO},
+        )
+        run_id = start(wb, wf)
+        with pytest.raises(ValidationError, match="limit") as raised:
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, limit=bad)
+        assert "\n" not in str(raised.value)
+        assert oracle(
+            pg_store, "SELECT count(*) FROM run_targets WHERE run_id = %s", (str(run_id),)
+        ) == [(0,)]
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, limit=3)
+    finally:
+        wb.close()
+    assert sorted(k for k, _ in records(pg_store, run_id)) == ["1", "2", "3"]

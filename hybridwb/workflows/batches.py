@@ -50,6 +50,16 @@ def pending_batches(
     return _pending(campaigns, run_id, batch_size, first_pass, fetch, to_candidates)
 
 
+def check_limit(limit: Any) -> None:
+    """A run's `limit` (at most this many targets frozen): None or a count, refused in
+    one line otherwise (the freeze's worker raised a raw TypeError on `"3"` or `2.5`, and
+    froze nobody, with no word, on a negative one)."""
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise ValidationError(
+            f"limit must be a count of targets (0 or more) or None, not {short(limit)}."
+        )
+
+
 def _pending(
     campaigns: Campaigns,
     run_id: Any,

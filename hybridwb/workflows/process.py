@@ -123,9 +123,8 @@ class Processor:
         owner: str | None = None,
     ) -> int:
         """Store every target's key and recipient with the run (whole or none), as `owner`."""
-
+        batches.check_limit(limit)  # before anything is read: `pages` computes with it
         plan = self.targets.plan(wf["target_config"], now=now)
-
         column = plan.recipient or aud.recipient
 
         def pages() -> Iterator[list[tuple[str, str | None]]]:
