@@ -251,3 +251,142 @@ def test_a_run_refuses_a_limit_that_is_no_count_of_targets(
     finally:
         wb.close()
     assert sorted(k for k, _ in records(pg_store, run_id)) == ["1", "2", "3"]
+
+
+# -- a run's texts over MariaDB's value types are the per-row reference's -----------------
+_TYPED = (
+    "CREATE TABLE members (member_no INT PRIMARY KEY, name VARCHAR(3000), "
+    "mobile VARCHAR(40), fee DECIMAL(20,4), ratio DOUBLE, joined DATETIME(6), born DATE, "
+    "at_time TIME, flag BIT(1), raw VARBINARY(8), kind ENUM('a','b'), tags SET('x','y'), "
+    "yr YEAR, doc JSON)"
+)
+
+
+def _typed_rows() -> list[tuple[Any, ...]]:
+    import datetime as dt
+
+    names = [
+        "홍길동", "가" * 39, "가" * 40, "가" * 41, "a" * 70, "가" * 985, "가" * 986, "똠방",
+        "😀", "e\u0301", "{0}", "{{ x }}", "%s", "\u3164", "", None, "a\x00b", "  ",
+        "뽀\u4e00", "\\N", "\t\r\n", "x" * 2990,
+    ]  # fmt: skip
+    rows = []
+    for i, name in enumerate(names, 1):
+        rows.append(
+            (
+                i,
+                name,
+                # one number spelled three ways every third row: once each
+                "010-5555-0001" if i % 3 == 0 else f"010-5555-{i:04d}",
+                Decimal("12000.5000") if i % 2 else None,
+                [0.1, 1e20, -0.0, 1 / 3][i % 4],
+                dt.datetime(2026, 1, 2, 3, 4, 5, i),
+                dt.date(2026, 2, i % 28 + 1),
+                dt.timedelta(hours=-i, seconds=7),
+                i % 2,
+                bytes([i, 0, 255]),
+                "ab"[i % 2],
+                "x,y" if i % 2 else "",
+                2000 + i,
+                '{"k": [1, "가"]}',
+            )
+        )
+    return rows
+
+
+_TYPED_TEXT = "#{name}/#{fee}/#{ratio}/#{joined}/#{born}/#{at_time}/#{flag}/#{raw}/#{kind}/#{tags}/#{yr}/#{doc}"
+
+
+@pytest.mark.mysql
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("batch_size", "mode", "kind"),
+    [(1, "strict", "SMS"), (2, "fallback", "LMS"), (7, "fallback", "SMS")],
+)
+def test_a_runs_texts_over_mariadb_value_types_are_the_per_row_references(
+    source: Callable[..., str], pg_store: str, batch_size: int, mode: str, kind: str
+) -> None:
+    """Every record's text and every exclusion is what `TemplateService.render` gives
+    that customer's row alone (the slow path), deciding duplicates in frozen order; the
+    size counts are Python's own EUC-KR encode of the written texts (holds)."""
+    from hybridwb.templating.message import LIMITS
+    from hybridwb.workflows import policies
+
+    rows = _typed_rows()
+    db = source(_TYPED, rows={"members": rows})
+    extra = {
+        c: {"displayName": c, "type": "string"}
+        for c in (
+            "fee",
+            "ratio",
+            "joined",
+            "born",
+            "at_time",
+            "flag",
+            "raw",
+            "kind",
+            "tags",
+            "yr",
+            "doc",
+        )
+    }
+    mapping = {**people("number", "member_no", fields=extra), "audience": True}
+    wb = workbench(db, pg_store, {"members": mapping})
+    try:
+        report = wb.templates.automap(_TYPED_TEXT, "members")
+        assert report.completeness == 100
+        wf = wb.workflows.create(
+            f"t-{uuid.uuid4().hex[:6]}",
+            target_config={"table": "members"},
+            message_config={"content": _TYPED_TEXT, "mode": mode, "message_type": kind},
+        )
+        run_id = start(wb, wf)
+        stats = wb.workflows.process(
+            wf["id"], run_id, progress=False, now=DAY, batch_size=batch_size
+        )
+        source_rows = wb.source.records("SELECT * FROM members ORDER BY member_no")
+        want_records: dict[str, str] = {}
+        want_skips: dict[str, str] = {}
+        messaged: set[str] = set()
+        for row in source_rows:
+            key = str(row["member_no"])
+            if any(isinstance(v, str) and "\x00" in v for v in row.values()):
+                want_skips[key] = policies.BAD_ROW
+                continue
+            out = wb.templates.render(
+                _TYPED_TEXT, row, table="members", mode=mode, message_type=kind, report=report
+            )
+            phone = policies.normalize("sms", row["mobile"])
+            if phone in messaged:  # decided first: only a rendered message messages one
+                want_skips[key] = policies.DUPLICATE
+            elif out.text is None:
+                want_skips[key] = out.skipped or "not rendered"
+            else:
+                messaged.add(phone)
+                want_records[key] = out.text
+    finally:
+        wb.close()
+    got = {
+        str(k): str(c)
+        for k, c in oracle(
+            pg_store,
+            "SELECT target_key, content FROM send_records WHERE run_id = %s",
+            (str(run_id),),
+        )
+    }
+    got_skips = {
+        str(k): str(r)
+        for k, r in oracle(
+            pg_store, "SELECT target_key, reason FROM run_skips WHERE run_id = %s", (str(run_id),)
+        )
+    }
+    assert got == want_records
+    assert got_skips == want_skips
+    sizes: dict[str, dict[str, int]] = {}
+    for text in got.values():
+        n = sum(len(ch.encode("euc-kr")) if ch.encode("euc-kr", "ignore") else 2 for ch in text)
+        fits = "SMS" if n <= LIMITS["SMS"] else "LMS" if n <= LIMITS["LMS"] else "too long"
+        sizes.setdefault(fits, {"count": 0, "bytes": 0})
+        sizes[fits]["count"] += 1
+        sizes[fits]["bytes"] += n
+    assert stats["sizes"] == sizes
