@@ -253,6 +253,41 @@ def test_a_run_refuses_a_limit_that_is_no_count_of_targets(
     assert sorted(k for k, _ in records(pg_store, run_id)) == ["1", "2", "3"]
 
 
+@pytest.mark.mysql
+@pytest.mark.postgres
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "1", True])
+def test_a_run_refuses_a_batch_pause_that_is_no_seconds(
+    source: Callable[..., str], pg_store: str, bad: Any
+) -> None:
+    """Before: `batch_pause=-1` (NaN, `"1"`) raised a raw ValueError (TypeError) from
+    `time.sleep` after the first batch was handed to the store; now it is refused in one
+    line before anything is frozen or written."""
+    wb = workbench(
+        _members(source, 3),
+        pg_store,
+        {"members": {**people("number", "member_no"), "audience": True}},
+    )
+    try:
+        wf = wb.workflows.create(
+            f"p-{uuid.uuid4().hex[:6]}",
+            target_config={"table": "members"},
+            message_config={"content": INFO},
+        )
+        run_id = start(wb, wf)
+        with pytest.raises(ValidationError, match="batch_pause") as raised:
+            wb.workflows.process(
+                wf["id"], run_id, progress=False, now=DAY, batch_size=1, batch_pause=bad
+            )
+        assert "\n" not in str(raised.value)
+        assert oracle(
+            pg_store, "SELECT count(*) FROM run_targets WHERE run_id = %s", (str(run_id),)
+        ) == [(0,)]
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=1)
+    finally:
+        wb.close()
+    assert sorted(k for k, _ in records(pg_store, run_id)) == ["1", "2", "3"]
+
+
 # -- a run's texts over MariaDB's value types are the per-row reference's -----------------
 _TYPED = (
     "CREATE TABLE members (member_no INT PRIMARY KEY, name VARCHAR(3000), "

@@ -30,6 +30,28 @@ def rows_with_nul(rows: dict[str, dict[str, Any]]) -> set[str]:
     return {key for key, row in rows.items() if has_nul(*row.values())}
 
 
+def check_run(limit: Any, batch_size: Any, batch_pause: Any) -> None:
+    """A run's own arguments, refused in one line before it reads or writes anything.
+
+    The first pass checked `batch_size` only where it freezes (`targets.iter`), which a
+    resume skips: 0 read batches of nothing and returned with every pending customer
+    unmessaged, -1 failed in the store. `limit="3"` or `2.5` raised a raw TypeError from
+    the freeze's worker, and a negative one froze nobody without a word; `batch_pause`
+    -1, NaN or `"1"` a raw ValueError or TypeError after the first batch."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValidationError(f"batch_size must be a positive number, not {short(batch_size)}.")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise ValidationError(
+            f"limit must be a count of targets (0 or more) or None, not {short(limit)}."
+        )
+    if (
+        not isinstance(batch_pause, int | float)
+        or isinstance(batch_pause, bool)
+        or not 0 <= batch_pause < float("inf")
+    ):
+        raise ValidationError(f"batch_pause must be seconds (0 or more), not {short(batch_pause)}.")
+
+
 def pending_batches(
     campaigns: Campaigns,
     run_id: Any,
@@ -40,34 +62,7 @@ def pending_batches(
 ) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]], Any]]:
     """The run's batches of pending frozen targets in frozen order, each with its current
     source rows and its candidates (`candidates`): everything a batch reads before the
-    cap lock, so `prefetch.ahead` can read the next one while this one is written.
-
-    `batch_size` is checked here, when called, as the freeze checks it (`targets.iter`): a
-    resume does not freeze, and read batches of nothing (0), of everything (-1 on SQLite)
-    or failed in the store (-1 on PostgreSQL) with any other."""
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValidationError(f"batch_size must be a positive number, not {short(batch_size)}.")
-    return _pending(campaigns, run_id, batch_size, first_pass, fetch, to_candidates)
-
-
-def check_limit(limit: Any) -> None:
-    """A run's `limit` (at most this many targets frozen): None or a count, refused in
-    one line otherwise (the freeze's worker raised a raw TypeError on `"3"` or `2.5`, and
-    froze nobody, with no word, on a negative one)."""
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise ValidationError(
-            f"limit must be a count of targets (0 or more) or None, not {short(limit)}."
-        )
-
-
-def _pending(
-    campaigns: Campaigns,
-    run_id: Any,
-    batch_size: int,
-    first_pass: bool,
-    fetch: Callable[[list[str]], dict[str, dict[str, Any]]],
-    to_candidates: Callable[[list[dict[str, Any]], dict[str, dict[str, Any]]], Any],
-) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]], Any]]:
+    cap lock, so `prefetch.ahead` can read the next one while this one is written."""
     after = last = 0
     while True:
         batch, after = campaigns.pending(run_id, after, batch_size, check_done=not first_pass)

@@ -123,7 +123,6 @@ class Processor:
         owner: str | None = None,
     ) -> int:
         """Store every target's key and recipient with the run (whole or none), as `owner`."""
-        batches.check_limit(limit)  # before anything is read: `pages` computes with it
         plan = self.targets.plan(wf["target_config"], now=now)
         column = plan.recipient or aud.recipient
 
@@ -186,6 +185,7 @@ class Processor:
         clock: Callable[[], datetime] | None = None,
     ) -> dict[str, Any]:
         """Freeze (first pass only), then work through the frozen targets still pending."""
+        batches.check_run(limit, batch_size, batch_pause)  # a resume does not freeze
         started = time.perf_counter()
         tick = _run_clock(now, clock)
         now = tick()
