@@ -36,7 +36,7 @@ from hybridwb.workflows import (
     writer,
 )
 from hybridwb.workflows.clock import parse_now
-from hybridwb.workflows.config import message_config, stored_text
+from hybridwb.workflows.config import message_config
 from hybridwb.workflows.lock import RunTakenOver as RunTakenOver  # where callers find it
 from hybridwb.workflows.lock import taken_over
 from hybridwb.workflows.progress import kernel_bar
@@ -70,9 +70,7 @@ class Message:
 def message_of(templates: TemplateService, message_cfg: dict[str, Any]) -> Message:
     msg = message_config(message_cfg)
     template = templates.get(msg.template) if msg.template else None
-    if template is not None:  # its text, as a stored one may be, checked as `content` is
-        stored_text(template["content"], "template's text")
-        stored_text(template.get("sender"), "template's sender")
+    if template is not None:
         return Message(
             template["content"],
             msg.message_type or template["message_type"],
@@ -123,7 +121,9 @@ class Processor:
         owner: str | None = None,
     ) -> int:
         """Store every target's key and recipient with the run (whole or none), as `owner`."""
+
         plan = self.targets.plan(wf["target_config"], now=now)
+
         column = plan.recipient or aud.recipient
 
         def pages() -> Iterator[list[tuple[str, str | None]]]:
