@@ -16,6 +16,11 @@ own (`MySQLResult._get_descriptions`, run on the packets read). Bounded per conn
 `FastPackets` is PyMySQL's packet reader with its two reads per packet written inline (the
 same checks and errors). Both are mixed into the guarded connection class (rawguard.py), so
 every PyMySQL read of the source uses them; mysqlclient parses in C and has neither.
+
+A streamed read parses the row packets that lie whole in the read buffer where they lie, each
+with a parser written out once per result shape (`row_parser`: one (encoding, converter)
+pair per column), which gives what the generic `_row` gives, column by column without its
+loop: on a run's reads of a few short columns, a quarter less CPU per row.
 """
 
 from __future__ import annotations
