@@ -20,7 +20,8 @@ every PyMySQL read of the source uses them; mysqlclient parses in C and has neit
 A streamed read parses the row packets that lie whole in the read buffer where they lie, each
 with a parser written out once per result shape (`row_parser`: one (encoding, converter)
 pair per column), which gives what the generic `_row` gives, column by column without its
-loop: on a run's reads of a few short columns, a quarter less CPU per row.
+loop: on a run's reads of a few short columns, about a fifth less CPU per row
+(`benchmarks/bench_row_parse.py`).
 """
 
 from __future__ import annotations
