@@ -462,8 +462,12 @@ class Seen:
         workflow, of those within the cooldown, any workflow within the cap window)`, as
         the store aggregates them, each spelling counted for its canonical recipient."""
         seen = cls()
+        get = spellings.get
+        # summed in a plain dict: a Counter calls `__missing__` (a Python frame) for each
+        # recipient it meets first, and this is read in the step every batch waits for
+        window: dict[str, int] = {}
         for spelling, in_run, earlier, cooling, in_window in counts:
-            rec = spellings.get(spelling, spelling)
+            rec = get(spelling, spelling)
             if in_run:
                 seen.in_run.add(rec)
             if earlier:
@@ -471,7 +475,8 @@ class Seen:
             if cooling:
                 seen.cooling.add(rec)
             if in_window:
-                seen.in_window[rec] += int(in_window)
+                window[rec] = window.get(rec, 0) + int(in_window)
+        seen.in_window = Counter(window)
         return seen
 
 
