@@ -32,6 +32,7 @@ from hybridwb.workflows import (
     policies,
     prefetch,
     rendering,
+    spelling,
     writer,
 )
 from hybridwb.workflows.clock import parse_now
@@ -262,7 +263,7 @@ class Processor:
             recipients = sorted({c.recipient for c in candidates if c.recipient})
             # under the cap lock, on its connection (None without a cap): as written
             legacy = campaigns.legacy_recipients(within=lock)
-            spellings = policies.history_spellings(aud.channel, recipients, legacy_rows=legacy)
+            spellings = spelling.history_spellings(aud.channel, recipients, legacy_rows=legacy)
             counts = campaigns.seen(
                 list(spellings), wf["id"], run["id"], *policies.windows(at), within=lock
             )
