@@ -86,6 +86,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "workflows.policies": (
         "hybridwb/workflows/policies.py",
+        ["tests/test_policies.py", "tests/test_campaigns.py", "tests/test_wf_read_fast.py"],
+    ),
+    "workflows.spelling": (
+        "hybridwb/workflows/spelling.py",
         # tests/test_history_canonical.py: legacy_canonical (migration 0006's rewrite)
         ["tests/test_policies.py", "tests/test_campaigns.py", "tests/test_history_canonical.py"],
     ),

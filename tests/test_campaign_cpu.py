@@ -408,30 +408,18 @@ def test_candidates_read_from_the_source_are_decided_like_the_reference() -> Non
 
 # -- the cyclic collector during a run ---------------------------------------------------
 def test_a_run_raises_the_first_gc_threshold_and_restores_it_however_it_ends() -> None:
-    """The GC threshold raised and the thread switch interval lowered for a run, both
-    restored to what they were when the last run in the process ends, however it ends."""
-    import sys
-
-    before, switch = gc.get_threshold(), sys.getswitchinterval()
-    sys.setswitchinterval(0.004)  # not the default: restored is what was found
-    try:
-        with process._frozen_heap():
-            assert gc.get_threshold()[0] >= process.RUN_GC_THRESHOLD
-            assert gc.get_threshold()[1:] == before[1:]
-            assert sys.getswitchinterval() == pytest.approx(process.RUN_SWITCH_INTERVAL)
-            with process._frozen_heap():  # a second run in the same process
-                pass
-            assert gc.get_threshold()[0] >= process.RUN_GC_THRESHOLD  # the first still runs
-            assert sys.getswitchinterval() == pytest.approx(process.RUN_SWITCH_INTERVAL)
-        assert gc.get_threshold() == before
-        assert sys.getswitchinterval() == pytest.approx(0.004)
-        with pytest.raises(RuntimeError), process._frozen_heap():
-            raise RuntimeError("the run failed")
-        assert gc.get_threshold() == before
-        assert sys.getswitchinterval() == pytest.approx(0.004)
-        assert gc.get_freeze_count() == 0
-    finally:
-        sys.setswitchinterval(switch)
+    before = gc.get_threshold()
+    with process._frozen_heap():
+        assert gc.get_threshold()[0] >= process.RUN_GC_THRESHOLD
+        assert gc.get_threshold()[1:] == before[1:]
+        with process._frozen_heap():  # a second run in the same process
+            pass
+        assert gc.get_threshold()[0] >= process.RUN_GC_THRESHOLD  # the first still runs
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), process._frozen_heap():
+        raise RuntimeError("the run failed")
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
 
 
 def test_cyclic_garbage_made_during_a_run_is_still_collected() -> None:

@@ -27,7 +27,7 @@ from hybridwb.platform.store import Store
 from hybridwb.templating import matching, parse
 from hybridwb.templating.message import LIMITS, Size, euc_kr_size, over_limit
 from hybridwb.templating.service import TemplateService
-from hybridwb.workflows import batches, policies, process
+from hybridwb.workflows import batches, policies, process, spelling
 from hybridwb.workflows.config import FrequencyCap, SendPolicy
 
 NOW = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)
@@ -164,9 +164,9 @@ def test_spellings_of_a_mobile_number_are_the_ones_phonenumbers_gives() -> None:
             continue
         digits = canonical[1:]
         expected = {canonical: canonical}
-        for spelling in {digits, "00" + digits} | policies._national_spellings(canonical):
-            expected.setdefault(spelling, canonical)
-        assert policies.stored_spellings("sms", [canonical]) == expected, text
+        for spelled in {digits, "00" + digits} | spelling._national_spellings(canonical):
+            expected.setdefault(spelled, canonical)
+        assert spelling.stored_spellings("sms", [canonical]) == expected, text
 
 
 # -- templates: pieces render like Jinja --------------------------------------------------
@@ -446,7 +446,7 @@ def test_history_sums_from_the_store_decide_like_the_history_rows(store: Store) 
         )
     ]
     expected = policies.Seen.of_rows(rows, rules)
-    spellings = policies.stored_spellings("sms", phones)
+    spellings = spelling.stored_spellings("sms", phones)
     counts = Campaigns(store.backend).seen(
         list(spellings), wf["id"], run["id"], *policies.windows(rules)
     )

@@ -12,7 +12,7 @@ import pytest
 
 from hybridwb.config import Settings, load_settings
 from hybridwb.errors import ConfigError, ValidationError
-from hybridwb.workflows import advertising, context, policies
+from hybridwb.workflows import advertising, context, policies, spelling
 from hybridwb.workflows.config import FrequencyCap, SendPolicy
 from hybridwb.workflows.params import check_parameters
 from hybridwb.workflows.report import mask_text
@@ -418,7 +418,7 @@ def test_history_stored_in_an_earlier_spelling_still_matches_the_canonical_phone
     stored: str,
 ) -> None:
     """Rows written before phones were E.164 are found and count as the same phone."""
-    spellings = policies.stored_spellings("sms", ["+821012345678"])
+    spellings = spelling.stored_spellings("sms", ["+821012345678"])
     assert spellings[stored] == "+821012345678"
     history = [rec(spellings[stored])]
     rules = policies.Rules(WF, RUN, NOW, SendPolicy(once_per_recipient=True), False)

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import event
 
 from hybridwb.platform import migrate, schema
-from hybridwb.workflows import policies
+from hybridwb.workflows import policies, spelling
 from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, pg_store, any_store)
     DAY,
     INFO,
@@ -56,8 +56,8 @@ def test_a_legacy_spelling_is_rewritten_to_the_phone_it_was_stored_for(
     text: str, stored: str, canonical: str
 ) -> None:
     assert policies.normalize("sms", text) == canonical
-    assert policies.stored_spellings("sms", [canonical])[stored] == canonical
-    assert policies.legacy_canonical(stored) == canonical
+    assert spelling.stored_spellings("sms", [canonical])[stored] == canonical
+    assert spelling.legacy_canonical(stored) == canonical
 
 
 @pytest.mark.parametrize(
@@ -68,13 +68,13 @@ def test_a_legacy_spelling_is_rewritten_to_the_phone_it_was_stored_for(
 def test_what_no_phone_or_several_claim_is_left_as_it_is(stored: str) -> None:
     """`00390933366` is both Italy's +39 0933 366 dialled with 00 and the Korean
     +82 390933366 with two zeros: rewritten to either, it would stop blocking the other."""
-    assert policies.legacy_canonical(stored) is None
+    assert spelling.legacy_canonical(stored) is None
     if stored == "00390933366":
         claims = {
             c
             for c in ("+390933366", "+82390933366")
             if policies.normalize("sms", c) == c
-            and policies.stored_spellings("sms", [c])[stored] is not None
+            and spelling.stored_spellings("sms", [c])[stored] is not None
         }
         assert len(claims) == 2
 
@@ -89,21 +89,21 @@ def test_a_rewrite_is_always_a_near_form_so_a_digit_id_finds_its_rows_again() ->
     spellings += [s for _, s, _ in LEGACY]
     rewritten = 0
     for s in spellings:
-        got = policies.legacy_canonical(s)
+        got = spelling.legacy_canonical(s)
         if got is not None:
             rewritten += 1
-            assert got in policies.history_spellings("other", [s], legacy_rows=False), s
-            assert policies.history_spellings("other", [s], legacy_rows=False)[got] == s
+            assert got in spelling.history_spellings("other", [s], legacy_rows=False), s
+            assert spelling.history_spellings("other", [s], legacy_rows=False)[got] == s
     assert rewritten > 50  # the sample does reach the rewrite
 
 
 def test_sms_history_is_probed_by_every_spelling_only_while_legacy_rows_exist() -> None:
     phones = [c for _, _, c in LEGACY]
-    assert policies.history_spellings("sms", phones, legacy_rows=False) == {p: p for p in phones}
-    assert policies.history_spellings("sms", phones, legacy_rows=True) == policies.stored_spellings(
+    assert spelling.history_spellings("sms", phones, legacy_rows=False) == {p: p for p in phones}
+    assert spelling.history_spellings("sms", phones, legacy_rows=True) == spelling.stored_spellings(
         "sms", phones
     )
-    assert policies.history_spellings("email", ["a@b.kr"], legacy_rows=False) == {
+    assert spelling.history_spellings("email", ["a@b.kr"], legacy_rows=False) == {
         "a@b.kr": "a@b.kr"
     }
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hybridwb.workflows import policies
+from hybridwb.workflows import policies, spelling
 from hybridwb.workflows.config import FrequencyCap, SendPolicy
 
 WF, RUN, OLD_RUN = (uuid.uuid4() for _ in range(3))
@@ -201,7 +201,7 @@ def test_an_email_is_the_one_mailbox_in_the_text(raw: str, normalized: str | Non
 
 
 def test_old_spellings_of_every_phone_are_matched_whatever_comes_before() -> None:
-    assert policies.stored_spellings("sms", ["abc", "+821012345678"]) == {
+    assert spelling.stored_spellings("sms", ["abc", "+821012345678"]) == {
         "abc": "abc",
         "+821012345678": "+821012345678",
         "821012345678": "+821012345678",
@@ -286,7 +286,7 @@ def test_stored_spellings_of_a_korean_number_that_is_no_mobile_are_its_national_
 ) -> None:
     # the mobile short cut (`0` + digits) is not taken: 1588 numbers have no trunk 0
     digits = canonical[1:]
-    assert policies.stored_spellings("sms", [canonical]) == {
+    assert spelling.stored_spellings("sms", [canonical]) == {
         canonical: canonical,
         digits: canonical,
         "00" + digits: canonical,
@@ -298,7 +298,7 @@ def test_stored_spellings_of_a_korean_number_that_is_no_mobile_are_its_national_
 def test_a_digit_id_of_another_channel_is_probed_by_every_near_phone_form() -> None:
     # 0006 may have rewritten `0012345` to any of these: its digits with a `+`, after the
     # `00` international prefix (as is, or as Korean), after a trunk `0`
-    assert policies.history_spellings("push", ["0012345"], legacy_rows=False) == {
+    assert spelling.history_spellings("push", ["0012345"], legacy_rows=False) == {
         "0012345": "0012345",
         "+0012345": "0012345",
         "+12345": "0012345",

@@ -33,7 +33,7 @@ from hybridwb.platform.campaigns import Campaigns, CapCheck
 from hybridwb.platform.rest import RestBackend
 from hybridwb.platform.rest_campaigns import RestCampaigns
 from hybridwb.platform.store import Store
-from hybridwb.workflows import policies
+from hybridwb.workflows import policies, spelling
 
 pytestmark = pytest.mark.postgres
 
@@ -446,7 +446,7 @@ def test_the_cap_is_checked_again_where_records_are_written(db: str) -> None:
         legacy,
     )
     since = (datetime.now(UTC) - timedelta(days=7)).isoformat()
-    spellings = policies.stored_spellings("sms", [phone, "+821077770002"])
+    spellings = spelling.stored_spellings("sms", [phone, "+821077770002"])
     cap = {
         "space": "hybridwb:recipients:sms",
         "messages": 1,

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import functools
 import gc
-import sys
 import threading
 import time
 from collections import Counter
@@ -33,6 +32,7 @@ from hybridwb.workflows import (
     policies,
     prefetch,
     rendering,
+    spelling,
     writer,
 )
 from hybridwb.workflows.clock import parse_now
@@ -264,7 +264,7 @@ class Processor:
             recipients = sorted({c.recipient for c in candidates if c.recipient})
             # under the cap lock, on its connection (None without a cap): as written
             legacy = campaigns.legacy_recipients(within=lock)
-            spellings = policies.history_spellings(aud.channel, recipients, legacy_rows=legacy)
+            spellings = spelling.history_spellings(aud.channel, recipients, legacy_rows=legacy)
             counts = campaigns.seen(
                 list(spellings), wf["id"], run["id"], *policies.windows(at), within=lock
             )
@@ -405,17 +405,10 @@ def _sample_text(
 #: counting frees it whole. Measured at 100k targets: 2,200 collections and ~9 us of CPU
 #: per message at 700, 2 and ~0.2 us at this, the run's memory growth the same.
 RUN_GC_THRESHOLD = 50_000
-#: the interpreter's thread switch interval during a run (seconds; CPython's default is
-#: 0.005). A run's store thread waits on Postgres for each of its statements, then for
-#: the interpreter lock, which the rendering and reading threads hold meanwhile: at the
-#: default, each wait may last up to 5 ms, and the batch's next statement with it, on
-#: the path every batch waits for (write, cap lock, history check).
-RUN_SWITCH_INTERVAL = 0.0005
 
 _gc_lock = threading.Lock()
 _gc_runs = 0  # runs of this process inside `_frozen_heap` now
 _gc_saved: tuple[int, ...] = ()  # the thresholds before the first of them
-_switch_saved = 0.005  # the switch interval before the first of them
 
 
 @contextlib.contextmanager
@@ -424,17 +417,13 @@ def _frozen_heap() -> Iterator[None]:
     ones, every object the process had before the run (imports, mappings: some hundred
     thousand). Those are frozen out of its walks for the run, and thawed after; the
     first threshold is raised to `RUN_GC_THRESHOLD` for the run (cyclic garbage is still
-    collected, less often). The thread switch interval is lowered to
-    `RUN_SWITCH_INTERVAL` the same way. Runs overlapping in one process share the raised
-    threshold and the lowered interval, and what was found before the first is restored
-    when the last ends."""
-    global _gc_runs, _gc_saved, _switch_saved
+    collected, less often). Runs overlapping in one process share the raised threshold,
+    and the one found before the first is restored when the last ends."""
+    global _gc_runs, _gc_saved
     with _gc_lock:
         if _gc_runs == 0:
             _gc_saved = gc.get_threshold()
             gc.set_threshold(max(_gc_saved[0], RUN_GC_THRESHOLD), *_gc_saved[1:])
-            _switch_saved = sys.getswitchinterval()
-            sys.setswitchinterval(min(_switch_saved, RUN_SWITCH_INTERVAL))
         _gc_runs += 1
     gc.freeze()
     try:
@@ -444,7 +433,6 @@ def _frozen_heap() -> Iterator[None]:
             _gc_runs -= 1
             if _gc_runs == 0:
                 gc.set_threshold(*_gc_saved)
-                sys.setswitchinterval(_switch_saved)
         gc.unfreeze()
 
 

@@ -4,7 +4,7 @@ Versions before E.164 phones stored a phone's digits (`01055550001`, `0082105555
 until now every batch's history look-up probed the canonical spelling and four legacy ones
 per recipient, the largest server cost of a run. This revision rewrites each digit-only
 recipient in `send_records` to the canonical phone it stands for
-(`policies.legacy_canonical`: the one near form that claims it) and adds a partial index
+(`spelling.legacy_canonical`: the one near form that claims it) and adds a partial index
 of the digit-only recipients left (`schema.LEGACY_RECIPIENT_INDEX`). A run asks that index
 once per batch: while it is empty, history is probed by the canonical spelling alone;
 while it is not (a spelling claimed by no phone or by several, left as it was; a row
@@ -63,7 +63,7 @@ def upgrade() -> None:
 def _rewrite(bind: sa.Connection, predicate: str) -> None:
     # the phone rules live with the send policies (workflows/policies.py); a migration
     # is the one place below them that needs them, so it imports them here
-    from hybridwb.workflows.policies import legacy_canonical
+    from hybridwb.workflows.spelling import legacy_canonical
 
     records = sa.table("send_records", sa.column("recipient", sa.String))
     found = bind.execute(
