@@ -425,3 +425,48 @@ def test_a_runs_texts_over_mariadb_value_types_are_the_per_row_references(
         sizes[fits]["count"] += 1
         sizes[fits]["bytes"] += n
     assert stats["sizes"] == sizes
+
+
+# -- a cooldown or cap window longer than the calendar -------------------------------------
+@pytest.mark.mysql
+@pytest.mark.postgres
+def test_a_cooldown_or_cap_window_longer_than_the_calendar_means_since_ever(
+    source: Callable[..., str], any_store: str
+) -> None:
+    """`cooldown_days=1_000_000` ("never again"), a cap over 10^9 days: the window starts
+    before any record. Before: the first batch's check raised a raw OverflowError
+    (`date value out of range`) computing the window's start. Now the first run messages
+    everyone, the second (cooldown) and a third workflow (the cap, 1 message) no one."""
+    wb = workbench(
+        _members(source, 4),
+        any_store,
+        {"members": {**people("number", "member_no"), "audience": True}},
+    )
+    try:
+        runs = []
+        for name, policy in [
+            ("cool", {"cooldown_days": 1_000_000}),
+            ("cool", None),
+            ("cap", {"frequency_cap": {"messages": 1, "days": 1e9}}),
+        ]:
+            wf = (
+                wb.workflows.get(runs[0][0]["id"])
+                if policy is None
+                else wb.workflows.create(
+                    f"{name}-{uuid.uuid4().hex[:6]}",
+                    target_config={"table": "members"},
+                    message_config={"content": INFO, "policy": policy},
+                )
+            )
+            run_id = start(wb, wf)
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
+            runs.append((wf, run_id))
+    finally:
+        wb.close()
+    from hybridwb.workflows import policies
+
+    assert len(records(any_store, runs[0][1])) == 4
+    assert records(any_store, runs[1][1]) == []
+    assert skips(any_store, runs[1][1]) == {policies.COOLDOWN: 4}
+    assert records(any_store, runs[2][1]) == []
+    assert skips(any_store, runs[2][1]) == {policies.CAP: 4}

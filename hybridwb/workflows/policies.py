@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import getaddresses
 from functools import cache, lru_cache
@@ -389,9 +389,22 @@ def windows(rules: Rules) -> tuple[datetime | None, datetime | None]:
     policy = rules.policy
     now = as_utc(rules.now)  # windows in UTC; naive store timestamps are UTC
     cap = policy.frequency_cap
-    cap_since = now - timedelta(days=cap.days) if cap else None
-    cool_since = now - timedelta(days=policy.cooldown_days) if policy.cooldown_days else None
+    cap_since = _since(now, cap.days) if cap else None
+    cool_since = _since(now, policy.cooldown_days) if policy.cooldown_days else None
     return cool_since, cap_since
+
+
+#: where a window longer than the calendar starts: before every record ("since ever")
+EVER = datetime.min.replace(tzinfo=UTC)
+
+
+def _since(now: datetime, days: float) -> datetime:
+    """`now` less `days` days; `EVER` for a window reaching past year 1 (a cooldown of
+    1,000,000 days, "never again", made a run raise a raw OverflowError per batch)."""
+    try:
+        return now - timedelta(days=days)
+    except OverflowError:
+        return EVER
 
 
 def cap_space(channel: str) -> str:
