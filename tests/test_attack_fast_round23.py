@@ -169,6 +169,45 @@ def test_a_message_text_with_a_lone_surrogate_is_refused_in_one_line(
         wb.close()
 
 
+@pytest.mark.mysql
+@pytest.mark.postgres
+def test_a_message_text_with_a_nul_is_refused_in_one_line(
+    source: Callable[..., str], any_store: str
+) -> None:
+    """Before: a SQLite store saved `content` holding a NUL and every run excluded every
+    customer as "unreadable value (NUL byte)", a reason about the source's rows; on
+    PostgreSQL `create` said `StoreError: unsupported Unicode escape sequence`. Now
+    `create` and `templates.create` refuse it by name, and a run of a config stored before
+    refuses it in one line and writes nothing."""
+    wb = workbench(
+        _members(source),
+        any_store,
+        {"members": {**people("number", "member_no"), "audience": True}},
+    )
+    try:
+        with pytest.raises(ValidationError, match="NUL"):
+            wb.workflows.create(
+                f"n-{uuid.uuid4().hex[:6]}",
+                target_config={"table": "members"},
+                message_config={"content": "안내\x00 {{ 이름 }}"},
+            )
+        with pytest.raises(ValidationError, match="NUL"):
+            wb.templates.create("nul", "안내\x00 {{ 이름 }}")
+        wf = wb.workflows.create(
+            f"n-{uuid.uuid4().hex[:6]}",
+            target_config={"table": "members"},
+            message_config={"content": INFO},
+        )
+        if any_store.startswith("sqlite"):
+            wb.store.workflows.update(wf["id"], message_config={"content": "안내\x00 {{ 이름 }}"})
+            run_id = start(wb, wf)
+            with pytest.raises(ValidationError, match="NUL"):
+                wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+            assert records(any_store, run_id) == [] and skips(any_store, run_id) == {}
+    finally:
+        wb.close()
+
+
 # -- a resume's batch size -----------------------------------------------------------------
 @pytest.mark.mysql
 @pytest.mark.postgres

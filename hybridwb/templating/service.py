@@ -43,6 +43,10 @@ def _check_content(content: Any) -> None:
             f"template.content must be the message text, not {type(content).__name__}; "
             "nothing was saved."
         )
+    if "\x00" in content:  # no store text holds it, and no record of it could be written
+        raise ValidationError(
+            "template.content holds a NUL character; remove it. Nothing was saved."
+        )
     try:
         content.encode("utf-8")
     except UnicodeEncodeError:  # no store holds it, and no record of it could be written

@@ -74,9 +74,12 @@ def message_config(data: dict[str, Any]) -> MessageConfig:
 def stored_text(value: Any, what: str) -> None:
     """Refuse (one line) a message's text or sender no store can hold and no record of it
     could be written with: a lone surrogate (a run raised the driver's raw
-    UnicodeEncodeError at its first record)."""
+    UnicodeEncodeError at its first record) or a NUL (every customer was excluded as an
+    unreadable source row)."""
     if not isinstance(value, str):
         return
+    if "\x00" in value:
+        raise ValidationError(f"The message's {what} holds a NUL character; remove it.")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
