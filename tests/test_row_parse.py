@@ -116,7 +116,7 @@ def _packets(rng: random.Random, columns: int) -> list[bytes]:
     return out
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(3))
 def test_a_specialised_parser_gives_what_the_generic_row_gives(seed: int) -> None:
     """400 random shapes of 0-40 columns per seed, three packets each, every one parsed
     whole and cut short at every offset (or at 40 offsets when longer), with bytes before
