@@ -242,13 +242,10 @@ def test_run_sizes_are_counted_by_the_limits_in_settings(
     Python's `encode('euc-kr')`."""
     names = ["가", "가나다라마바", "가나다라마바사아자차카타파하", "김" * 20]
     db = source(
-        "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(40), "
-        "mobile VARCHAR(20))",
+        "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(40), mobile VARCHAR(20))",
         rows={"members": [(f"m{i}", n, f"010-4910-{i:04d}") for i, n in enumerate(names)]},
     )
-    wb = hybridwb.connect(
-        source=source_url(db), store=store, sms_max_bytes=30, lms_max_bytes=60
-    )
+    wb = hybridwb.connect(source=source_url(db), store=store, sms_max_bytes=30, lms_max_bytes=60)
     try:
         wb.store.init()
         wb.mappings.save("members", {**people(), "audience": True})
@@ -279,3 +276,20 @@ def test_run_sizes_are_counted_by_the_limits_in_settings(
         size[kind] += n
     assert set(count) == {"SMS", "LMS"}  # both limits are crossed
     assert stats["sizes"] == {k: {"count": count[k], "bytes": size[k]} for k in count}
+
+
+def test_a_previews_opt_out_count_is_what_the_run_reads_as_no_consent() -> None:
+    """A preview's `marketing_opt_out` counts the values the run excludes (no or unclear):
+    it compared `str(value) != "1"`, so Decimal('1.0'), True and 'Y' were opted out."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from hybridwb.mapping.model import TableMapping
+    from hybridwb.targets.quality import quality
+
+    values = [1, Decimal("1.0"), 1.0, True, b"\x01", "Y", " yes ", 0, None, "N", "maybe", 0.5]
+    df = pd.DataFrame({"code": range(len(values)), "ok": pd.Series(values, dtype=object)})
+    plan = SimpleNamespace(recipient=None, consent="ok")
+    mapping = TableMapping.model_validate({"displayName": "회원", "fields": {}})
+    assert quality(df, plan, mapping)["marketing_opt_out"] == 5

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 import hybridwb
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.resolve import Resolver, compile_sql
-from hybridwb.targets.definition import Condition, parse
 from hybridwb.targets.consent import NO_SPELLINGS, YES_SPELLINGS
+from hybridwb.targets.definition import Condition, parse
 from hybridwb.targets.sql import Builder, coerce, truthy
 
 NOW = dt.datetime(2026, 3, 1, 9, 30)
