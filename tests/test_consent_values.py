@@ -256,6 +256,11 @@ def test_run_sizes_are_counted_by_the_limits_in_settings(
         )
         run_id = run_once(wb, wf, now=DAY)
         stats = wb.store.runs.get(run_id)["stats"]
+        # one message rendered alone (`render`, the renderer's row-by-row form) fits the same
+        alone = [
+            wb.templates.render(INFO, {"name": n}, table="members", message_type="SMS")
+            for n in names
+        ]
     finally:
         wb.close()
     contents = [
@@ -275,6 +280,10 @@ def test_run_sizes_are_counted_by_the_limits_in_settings(
         count[kind] += 1
         size[kind] += n
     assert set(count) == {"SMS", "LMS"}  # both limits are crossed
+    assert [(o.text, o.size.fits) for o in alone if o.text is not None] == [
+        (t, "SMS" if len(t.encode("euc-kr")) <= 30 else "LMS") for t in sorted(contents, key=len)
+    ]
+    assert alone[-1].skipped == "too long: 63 bytes, over the LMS limit of 60 (EUC-KR)"
     assert stats["sizes"] == {k: {"count": count[k], "bytes": size[k]} for k in count}
 
 
