@@ -62,6 +62,8 @@ def store(tmp_path: Any) -> str:
         (Decimal("-0"), False),
         (Decimal("0.5"), None),  # not a flag's value: unclear
         (Decimal("NaN"), None),
+        (Decimal("1e999999"), True),  # whole, judged without a million-digit int
+        (Decimal("1.5e-999999"), None),
         (1.0, True),  # DOUBLE
         (0.0, False),
         (0.5, None),

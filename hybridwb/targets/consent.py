@@ -42,7 +42,11 @@ def consent_of(value: object) -> bool | None:
             return None
         if value == 0:
             return False
-        return True if value == int(value) else None
+        # whole without `int(value)`: a Decimal of a huge exponent would be a huge int
+        whole = (
+            value == value.to_integral_value() if isinstance(value, Decimal) else value.is_integer()
+        )
+        return True if whole else None
     if isinstance(value, bytes | bytearray):
         if all(b in (0, 1) for b in value):  # BIT(n): b'\x01', b'\x00\x01'
             return any(value)
