@@ -1413,7 +1413,16 @@ def test_0009_goes_down_to_0008_and_up_again(db: str, tmp_path: Any, dialect: st
         assert down[0] == [] and down[1] == set()
         if dialect == "postgresql":
             assert down[2] == ["p_run_id uuid, p_workflow_id uuid, p_owner text, p_stats jsonb"]
-        Store(backend).init(seed=False)
+        # at 0008 a lock could name another workflow's run: the upgrade deletes such a lock
+        store = Store(backend)
+        w1, w2 = (store.workflows.create(name=n)["id"] for n in ("w1", "w2"))
+        r1 = store.runs.create(w1)["id"]
+        Campaigns(backend).acquire(w2, r1, "thief:1", 60.0)
+        Campaigns(backend).acquire(w1, r1, "me:1", 60.0)
+        store.init(seed=False)
+        assert [(lock["workflow_id"], lock["owner"]) for lock in Campaigns(backend).locks()] == [
+            (w1, "me:1")
+        ]
         with backend.engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
         Store(backend).init(seed=False)  # 0009 again over a store that has it

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import _stores
+import psycopg
 import pytest
 from _stores import Oracle, workflow_with_run
 
@@ -491,6 +493,11 @@ def test_a_lock_naming_a_run_of_another_workflow_is_refused(store: Store, oracle
     age_lock(oracle, w2, 600)
     with pytest.raises(ValidationError):
         c.acquire(w2, r1, ME, 120)
+    assert lock_row(oracle, w2) == (str(r2), "otherhost:1")
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation)):
+        oracle.execute(  # nor by a plain UPDATE of the row
+            "UPDATE run_locks SET run_id = ? WHERE workflow_id = ?", oracle.uid(r1), oracle.uid(w2)
+        )
     assert lock_row(oracle, w2) == (str(r2), "otherhost:1")
     w3, taken = store.workflows.create(name="w3")["id"], uuid.uuid4()
     assert c.acquire(w3, taken, ME, 120) is None  # the runner locks before it creates the run
