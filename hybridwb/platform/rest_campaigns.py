@@ -2,13 +2,16 @@
 functions (migrations 0005 and 0008) called as PostgREST RPC, one transaction per request.
 
 - the workflow's lock: `hybridwb_acquire` inserts or takes over a stale holder under the
-  row's lock; `hybridwb_heartbeat` beats only while this owner holds it;
+  row's lock (a run of another workflow refused by 0009's trigger); `hybridwb_heartbeat`
+  beats only while this owner holds it;
 - a batch: `hybridwb_write_batch` checks the lock, writes records and exclusions keyed by
   (run, target) and adds the changed count in one transaction, and writes nothing twice
   when an answer was lost and the call is repeated;
 - a freeze and a run's stats: `hybridwb_freeze_clear`, `hybridwb_freeze_page`,
   `hybridwb_freeze_mark` and `hybridwb_set_stats` beat the lock as the run's owner and
-  write in one transaction, so a process taken over writes nothing more (0008);
+  write in one transaction, so a process taken over writes nothing more (0008); a page
+  is checked and a stats request carries a seq, so a delayed one is not written over
+  later stats (0009);
 - the frequency cap: a lock cannot span two HTTP requests, so the cap is checked again
   inside `hybridwb_write_batch` under the advisory lock the SQL backend takes
   (`CapCheck`); a record that would pass the cap becomes an exclusion;
