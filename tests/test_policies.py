@@ -123,6 +123,7 @@ def test_reasons_are_grouped_as_the_report_counts_them() -> None:
     }
     assert set(policies.CONSENT_REASONS) == {
         "no marketing consent",
+        "unclear consent value (neither yes nor no)",
         "quiet hours (no night consent)",
     }
     assert policies.BAD_ROW == "unreadable value (NUL byte)"

@@ -27,7 +27,7 @@ from _postgrest import PostgrestBridge
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import URL
 
-from hybridwb.errors import AuthError, StoreError
+from hybridwb.errors import AuthError, StoreError, ValidationError
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.campaigns import Campaigns, CapCheck
 from hybridwb.platform.rest import RestBackend
@@ -52,6 +52,8 @@ FUNCTIONS = (
     "hybridwb_freeze_page",
     "hybridwb_freeze_mark",
     "hybridwb_set_stats",
+    "hybridwb_lock_names_own_run",  # 0009's triggers: a lock names a run of its workflow
+    "hybridwb_run_of_its_lock",
 )
 
 
@@ -1036,7 +1038,10 @@ def test_set_stats_sends_one_rpc_and_returns_its_answer(
         "p_workflow_id": str(wf),
         "p_owner": "h:1",
         "p_stats": {"frozen": {"as_of": "2026-03-02T03:00:00+00:00"}, "id": str(rid)},
+        "p_seq": json.loads(route.calls[0].request.content)["p_seq"],
     }
+    seqs = [json.loads(c.request.content)["p_seq"] for c in route.calls]
+    assert seqs[0] < seqs[1]  # each request of this process later than the one before
     assert not tables.calls
 
 
@@ -1167,6 +1172,8 @@ def test_0008_goes_down_to_0007_and_up_again(db: str) -> None:
         "hybridwb_freeze_mark",
         "hybridwb_freeze_page",
         "hybridwb_set_stats",
+        "hybridwb_lock_names_own_run",  # 0009's, gone with it
+        "hybridwb_run_of_its_lock",
     )
 
     def functions() -> dict[str, bool]:
@@ -1191,7 +1198,7 @@ def test_0008_goes_down_to_0007_and_up_again(db: str) -> None:
         Store(backend).init(seed=False)
         assert functions() == dict.fromkeys(FUNCTIONS, True)
         with backend.engine.connect() as conn:
-            assert migrate.current(conn) == "0008"
+            assert migrate.current(conn) == migrate.head()
     finally:
         backend.close()
         rows(db, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -1215,3 +1222,214 @@ def test_a_store_without_the_freeze_functions_is_told_to_migrate(
     with pytest.raises(StoreError) as caught:
         campaigns.freeze(uuid.uuid4(), [], workflow_id=uuid.uuid4(), owner="h:1")
     assert "hybridwb init --sql" in str(caught.value) and "\n" not in str(caught.value)
+
+
+# -- 0009: a lock names a run of its own workflow; a page is checked; stats keep their order
+def test_a_delayed_stats_request_does_not_overwrite_newer_stats(
+    db: str, run: tuple[str, str]
+) -> None:
+    """The newer request first, then the older one as a delayed first attempt arrives."""
+    wf, rid = run
+    _hold_lock(db, wf, rid, "me:1")
+    newer, older = {"frozen": {"as_of": "newer"}}, {"frozen": {"as_of": "older"}}
+    assert _fz(db, "hybridwb_set_stats", wf, rid, "me:1", p_stats=newer, p_seq=20) is True
+    assert _fz(db, "hybridwb_set_stats", wf, rid, "me:1", p_stats=older, p_seq=10) is True
+    assert _fz(db, "hybridwb_set_stats", wf, rid, "me:1", p_stats=older, p_seq=20) is True
+    assert rows(db, "SELECT stats FROM workflow_runs WHERE id = %s", rid) == [(newer,)]
+    # a later request writes; a new owner's first request writes whatever its clock says
+    assert _fz(db, "hybridwb_set_stats", wf, rid, "me:1", p_stats=older, p_seq=21) is True
+    assert rows(db, "SELECT stats FROM workflow_runs WHERE id = %s", rid) == [(older,)]
+    _hold_lock(db, wf, rid, "new:1")
+    assert _fz(db, "hybridwb_set_stats", wf, rid, "new:1", p_stats=newer, p_seq=1) is True
+    assert rows(db, "SELECT stats FROM workflow_runs WHERE id = %s", rid) == [(newer,)]
+    # a caller of 0008's signature (no seq) is served as before
+    assert _fz(db, "hybridwb_set_stats", wf, rid, "new:1", p_stats=older) is True
+    assert rows(db, "SELECT stats FROM workflow_runs WHERE id = %s", rid) == [(older,)]
+
+
+def test_a_stats_request_run_late_by_the_server_leaves_the_newer_stats(
+    api: respx.MockRouter, campaigns: RestCampaigns, db: str, run: tuple[str, str]
+) -> None:
+    """The client's first attempt times out unanswered (the server has not run it yet), its
+    retry and a later `set_stats` are written, then the server runs the first attempt."""
+    wf, rid = run
+    _hold_lock(db, wf, rid, "me:1")
+    delayed: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if not delayed:
+            delayed.append(body)
+            raise httpx.ReadTimeout("no answer yet", request=request)
+        value = call(db, "hybridwb_set_stats", **body)
+        return httpx.Response(200, json=value)
+
+    api.post("/rpc/hybridwb_set_stats").mock(side_effect=answer)
+    first, later = {"pass": 1}, {"pass": 2}
+    assert campaigns.set_stats(rid, first, workflow_id=wf, owner="me:1") is True
+    assert campaigns.set_stats(rid, later, workflow_id=wf, owner="me:1") is True
+    assert call(db, "hybridwb_set_stats", **delayed[0]) is True  # the first attempt, late
+    assert rows(db, "SELECT stats FROM workflow_runs WHERE id = %s", rid) == [(later,)]
+
+
+@pytest.mark.parametrize(
+    ("first_seq", "pairs"),
+    [
+        (-1, [["k1", "+8210"]]),
+        (0, ["k1", "k2"]),
+        (0, [["k1", "+8210"], 5]),
+        (0, [["k1"]]),
+        (0, [["k1", "+8210", "extra"]]),
+    ],
+    ids=["negative seq", "bare strings", "a bare number", "a key alone", "three values"],
+)
+def test_a_page_with_a_negative_seq_or_a_bare_value_for_a_pair_is_refused(
+    db: str, run: tuple[str, str], first_seq: int, pairs: Any
+) -> None:
+    wf, rid = run
+    _hold_lock(db, wf, rid, "me:1")
+    before = rows(db, "SELECT heartbeat_at FROM run_locks WHERE workflow_id = %s", wf)
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
+        _fz(db, "hybridwb_freeze_page", wf, rid, "me:1", p_first_seq=first_seq, p_pairs=pairs)
+    message = str(caught.value).split("\n")[0]
+    assert "frozen page" in message and "'" not in message
+    assert _frozen(db, rid) == []
+    assert rows(db, "SELECT heartbeat_at FROM run_locks WHERE workflow_id = %s", wf) == before
+
+
+def test_a_refused_page_reaches_the_client_as_a_one_line_error(
+    api: respx.MockRouter, campaigns: RestCampaigns, db: str, run: tuple[str, str]
+) -> None:
+    """The client never sends such a page; if the store refuses one, it says so in a line."""
+    wf, rid = run
+    with pytest.raises(psycopg.Error) as refused:
+        _fz(db, "hybridwb_freeze_page", wf, rid, None, p_first_seq=-1, p_pairs=[])
+    api.post("/rpc/hybridwb_freeze_clear").respond(200, json=True)
+    api.post("/rpc/hybridwb_freeze_page").respond(
+        400,
+        json={"code": refused.value.sqlstate, "message": str(refused.value).split("\n")[0]},
+    )
+    with pytest.raises(ValidationError) as caught:
+        campaigns.freeze(rid, [[("k1", "+8210")]], workflow_id=wf, owner="me:1")
+    assert "frozen page starts at seq 0" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def _run_of(db: str, wf: str, rid: str | None = None) -> str:
+    """A queued run of `wf` (with the id `rid`, or a new one), inserted with plain SQL."""
+    rid = rid or str(uuid.uuid4())
+    rows(
+        db,
+        "INSERT INTO workflow_runs (id, workflow_id, status, parameters, dry_run, target_count,"
+        " rendered_count, skipped_count, failed_count, sent_count, missing_variables, stats,"
+        " created_at) VALUES (%s, %s, 'queued', '{}', false, 0, 0, 0, 0, 0, '[]', '{}', now())",
+        rid,
+        wf,
+    )
+    return rid
+
+
+def test_a_lock_naming_a_run_of_another_workflow_is_refused(
+    api: respx.MockRouter, campaigns: RestCampaigns, db: str, run: tuple[str, str]
+) -> None:
+    """acquire(W2, a run of W1) is refused by the database, in a line; W1's frozen set stays,
+    and the clear that lock would have allowed finds no lock."""
+    w1, r1 = run
+    freeze(db, r1, [("k1", "+8210"), ("k2", "+8211")])
+    w2 = str(uuid.uuid4())
+    PostgrestBridge(db).mount(api)  # a database error answered as PostgREST's JSON
+    with pytest.raises(ValidationError) as caught:
+        campaigns.acquire(w2, r1, "thief:1", 60.0)
+    assert "run of its own workflow" in str(caught.value) and "\n" not in str(caught.value)
+    assert rows(db, "SELECT count(*) FROM run_locks WHERE workflow_id = %s", w2) == [(0,)]
+    assert _fz(db, "hybridwb_freeze_clear", w2, r1, "thief:1") is False
+    assert rows(db, "SELECT count(*) FROM run_targets WHERE run_id = %s", r1) == [(2,)]
+    # nor by taking over W2's stale lock, nor by a plain table request
+    r2 = _run_of(db, w2)
+    assert campaigns.acquire(w2, r2, "gone:1", 60.0) is None
+    rows(db, "UPDATE run_locks SET heartbeat_at = now() - interval '1 hour' WHERE run_id = %s", r2)
+    with pytest.raises(ValidationError):
+        campaigns.acquire(w2, r1, "thief:1", 60.0)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        rows(db, "UPDATE run_locks SET run_id = %s WHERE workflow_id = %s", r1, w2)
+    assert rows(db, "SELECT run_id::text FROM run_locks WHERE workflow_id = %s", w2) == [(r2,)]
+    # a run cannot be created, or moved, under another workflow than its lock's
+    with pytest.raises(psycopg.errors.CheckViolation):
+        rows(db, "UPDATE workflow_runs SET workflow_id = %s WHERE id = %s", w1, r2)
+    taken = str(uuid.uuid4())
+    assert campaigns.acquire(str(uuid.uuid4()), taken, "me:1", 60.0) is None
+    with pytest.raises(psycopg.errors.CheckViolation):
+        _run_of(db, w1, taken)
+    assert rows(db, "SELECT count(*) FROM workflow_runs WHERE id = %s", taken) == [(0,)]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_0009_goes_down_to_0008_and_up_again(db: str, tmp_path: Any, dialect: str) -> None:
+    """The downgrade drops the triggers, the stats columns and (Postgres) 0009's functions,
+    bringing back 0008's `hybridwb_set_stats` and `hybridwb_freeze_page`; the upgrade,
+    run twice (a store stamped back), brings 0009 back; the offline script holds it."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from hybridwb.platform import migrate
+
+    name = f"hybridwb_rpc9_{uuid.uuid4().hex[:8]}"
+    if dialect == "postgresql":
+        rows(db, f'CREATE DATABASE "{name}"')
+        url = URL.create(
+            "postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database=name
+        )
+        triggers = "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'hybridwb%' ORDER BY 1"
+        stats_args = (
+            "SELECT pg_get_function_identity_arguments(oid) FROM pg_proc"
+            " WHERE proname = 'hybridwb_set_stats'"
+        )
+    else:
+        url = URL.create("sqlite", database=str(tmp_path / "store.db"))
+        triggers = "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY 1"
+    backend = SqlBackend(url)
+
+    def state() -> tuple[list[str], set[str], list[str]]:
+        with backend.engine.connect() as conn:
+            found = list(conn.execute(text(triggers)).scalars())
+            columns = {c["name"] for c in inspect(conn).get_columns("run_state")}
+            args = list(conn.execute(text(stats_args)).scalars()) if dialect != "sqlite" else []
+        return found, columns & {"stats_owner", "stats_seq"}, args
+
+    try:
+        Store(backend).init(seed=False)
+        up = state()
+        assert len(up[0]) == (2 if dialect == "postgresql" else 4)
+        assert up[1] == {"stats_owner", "stats_seq"}
+        if dialect == "postgresql":
+            assert up[2] == [
+                "p_run_id uuid, p_workflow_id uuid, p_owner text, p_stats jsonb, p_seq bigint"
+            ]
+        with backend.engine.begin() as conn:
+            cfg = migrate._config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0008")
+        down = state()
+        assert down[0] == [] and down[1] == set()
+        if dialect == "postgresql":
+            assert down[2] == ["p_run_id uuid, p_workflow_id uuid, p_owner text, p_stats jsonb"]
+        # at 0008 a lock could name another workflow's run: the upgrade deletes such a lock
+        store = Store(backend)
+        w1, w2 = (store.workflows.create(name=n)["id"] for n in ("w1", "w2"))
+        r1 = store.runs.create(w1)["id"]
+        Campaigns(backend).acquire(w2, r1, "thief:1", 60.0)
+        Campaigns(backend).acquire(w1, r1, "me:1", 60.0)
+        store.init(seed=False)
+        assert [(lock["workflow_id"], lock["owner"]) for lock in Campaigns(backend).locks()] == [
+            (w1, "me:1")
+        ]
+        with backend.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
+        Store(backend).init(seed=False)  # 0009 again over a store that has it
+        assert state() == up
+    finally:
+        backend.close()
+        if dialect == "postgresql":
+            rows(db, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    script = migrate.sql_script(dialect)
+    assert "CREATE TRIGGER hybridwb_lock_names_own_run" in script

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import _stores
+import psycopg
 import pytest
 from _stores import Oracle, workflow_with_run
 
@@ -469,3 +471,38 @@ def test_an_in_memory_store_takes_no_file_lock(
         with c.recipient_lock("hybridwb:recipients:sms"):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_naming_a_run_of_another_workflow_is_refused(store: Store, oracle: Oracle) -> None:
+    """acquire(W2, a run of W1) is refused by the database (migration 0009), in a line; W1's
+    frozen set stays, and the clear that lock would have allowed finds no lock. Nor can a
+    stale lock of W2 be taken over for it, nor a run be created under another workflow
+    than the lock naming its id."""
+    w1, r1 = workflow_with_run(store, "w1")
+    w2 = store.workflows.create(name="w2")["id"]
+    c = Campaigns(store.backend)
+    assert c.freeze(r1, [[("k1", "+8210"), ("k2", "+8211")]]) == 2
+    with pytest.raises(ValidationError) as caught:
+        c.acquire(w2, r1, ME, 120)
+    assert "run of its own workflow" in str(caught.value) and "\n" not in str(caught.value)
+    assert lock_row(oracle, w2) is None
+    assert c.freeze(r1, [], workflow_id=w2, owner=ME) is None
+    assert oracle.one("SELECT COUNT(*) FROM run_targets WHERE run_id = ?", oracle.uid(r1)) == 2
+    r2 = store.runs.create(w2)["id"]
+    assert c.acquire(w2, r2, "otherhost:1", 120) is None
+    age_lock(oracle, w2, 600)
+    with pytest.raises(ValidationError):
+        c.acquire(w2, r1, ME, 120)
+    assert lock_row(oracle, w2) == (str(r2), "otherhost:1")
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation)):
+        oracle.execute(  # nor by a plain UPDATE of the row
+            "UPDATE run_locks SET run_id = ? WHERE workflow_id = ?", oracle.uid(r1), oracle.uid(w2)
+        )
+    assert lock_row(oracle, w2) == (str(r2), "otherhost:1")
+    w3, taken = store.workflows.create(name="w3")["id"], uuid.uuid4()
+    assert c.acquire(w3, taken, ME, 120) is None  # the runner locks before it creates the run
+    with pytest.raises(ValidationError) as caught:
+        store.runs.create(w1, run_id=taken)
+    assert "lock of another workflow" in str(caught.value) and "\n" not in str(caught.value)
+    assert oracle.one("SELECT COUNT(*) FROM workflow_runs WHERE id = ?", oracle.uid(taken)) == 0
+    assert store.runs.create(w3, run_id=taken)["id"] == taken

@@ -601,7 +601,12 @@ def test_a_heartbeat_silent_past_two_minutes_makes_a_run_stale_by_default(
 def test_stale_runs_are_active_runs_without_a_live_lock(store: Store, oracle: Oracle) -> None:
     c = Campaigns(store.backend)
     wf = store.workflows.create(name="wf")["id"]
-    runs = {name: store.runs.create(wf)["id"] for name in ("live", "lost", "old", "was", "done")}
+    other = store.workflows.create(name="other")["id"]
+    # "old" is the other workflow's: a lock names a run of its own workflow (0009)
+    runs = {
+        name: store.runs.create(other if name == "old" else wf)["id"]
+        for name in ("live", "lost", "old", "was", "done")
+    }
     for name, status in [
         ("live", "running"),
         ("lost", "running"),
@@ -611,7 +616,6 @@ def test_stale_runs_are_active_runs_without_a_live_lock(store: Store, oracle: Or
     ]:
         store.runs.update(runs[name], status=status)
     c.acquire(wf, runs["live"], ME, 120)
-    other = store.workflows.create(name="other")["id"]
     c.acquire(other, runs["old"], "otherhost:1", 120)
     oracle.execute(
         "UPDATE run_locks SET heartbeat_at = ? WHERE workflow_id = ?",

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 import hybridwb
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.resolve import Resolver, compile_sql
+from hybridwb.targets.consent import NO_SPELLINGS, YES_SPELLINGS
 from hybridwb.targets.definition import Condition, parse
-from hybridwb.targets.sql import YES_SPELLINGS, Builder, coerce, truthy
+from hybridwb.targets.sql import Builder, coerce, truthy
 
 NOW = dt.datetime(2026, 3, 1, 9, 30)
 HEAD = "SELECT `customers`.`customer_id` \nFROM `customers` \nWHERE "
@@ -349,17 +350,20 @@ def test_coerce_refuses_values_of_another_type(value: Any, ftype: str) -> None:
         ("number", "t.c != :c_1", {"c_1": 0}),
         (
             "string",
-            "lower(trim(CAST(t.c AS CHAR))) IN ("
-            + ", ".join(f":lower_1_{i}" for i in range(1, 7))
-            + ")",
-            {f"lower_1_{i}": v for i, v in enumerate(YES_SPELLINGS, 1)},
+            "(lower(trim(CAST(t.c AS CHAR))) NOT IN ("
+            + ", ".join(f":lower_1_{i}" for i in range(1, 8))
+            + "))",
+            {f"lower_1_{i}": v for i, v in enumerate(NO_SPELLINGS, 1)},
         ),
     ],
 )
 def test_consent_is_truthy_by_field_type(ftype: str, sql: str, params: dict[str, Any]) -> None:
+    """The filter keeps what is not a clear no: unclear values reach the run, which
+    excludes and counts them (`policies.UNCLEAR_CONSENT`)."""
     text, bound = compile_sql(truthy(sa.table("t", sa.column("c")).c.c, ftype))
     assert (text, bound) == (sql, params)
     assert YES_SPELLINGS == ("1", "y", "yes", "true", "t", "동의")
+    assert NO_SPELLINGS == ("0", "n", "no", "false", "f", "", "미동의")
 
 
 def test_a_window_on_a_related_date_field_compares_dates(shop: Any) -> None:

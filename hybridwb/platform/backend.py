@@ -263,25 +263,35 @@ class SqlBackend:
         try:
             yield
         except IntegrityError as exc:
-            what, field = integrity_message(exc)
+            refused = self._refused(exc)
             drop_frames(exc)  # `from None` hides it, but __context__ still holds its frames
             drop_text(exc)  # its detail quotes the key: `Key (recipient)=(010-…)`
-            raise ValidationError(
-                f"{self.scrub(what)}; nothing was saved.", field=field, code=_code(exc)
-            ) from None
+            raise refused from None
         except DBAPIError as exc:
-            error = self.translate(exc)
+            translated = self.translate(exc)
             drop_frames(exc)
             drop_text(exc)
-            raise error from None
+            raise translated from None
         except Exception as exc:
-            # the driver's own error, from a raw cursor (COPY), is translated as well
+            # the driver's own error, from a raw cursor (COPY, SQLite's executemany), is
+            # translated as well; a constraint or a trigger's refusal as SQLAlchemy's is
             if not _is_driver_error(exc):
                 raise
-            error = self.translate(DBAPIError(None, None, exc))
+            error = (
+                self._refused(IntegrityError(None, None, exc))
+                if _is_integrity_error(exc)
+                else self.translate(DBAPIError(None, None, exc))
+            )
             drop_frames(exc)
             drop_text(exc)
             raise error from None
+
+    def _refused(self, exc: IntegrityError) -> ValidationError:
+        """A write a constraint or trigger refused: what collided, in a line."""
+        what, field = integrity_message(exc)
+        return ValidationError(
+            f"{self.scrub(what)}; nothing was saved.", field=field, code=_code(exc)
+        )
 
     def translate(self, exc: DBAPIError) -> HybridwbError:
         # what the server echoes in quotes (a stored phone in "invalid input syntax") goes,
@@ -493,6 +503,14 @@ def _is_driver_error(exc: BaseException) -> bool:
     psycopg = sys.modules.get("psycopg")
     return isinstance(exc, sqlite3.Error) or (
         psycopg is not None and isinstance(exc, psycopg.Error)
+    )
+
+
+def _is_integrity_error(exc: BaseException) -> bool:
+    """A driver's own integrity error (a constraint or a trigger refused the row)."""
+    psycopg = sys.modules.get("psycopg")
+    return isinstance(exc, sqlite3.IntegrityError) or (
+        psycopg is not None and isinstance(exc, psycopg.IntegrityError)
     )
 
 

@@ -218,7 +218,9 @@ class Campaigns:
         """Take the workflow's lock for `run_id`; returns the holder's row when refused.
 
         A stale holder (heartbeat stopped, or a dead process on this host) is replaced by a
-        compare-and-swap on its old row, so two contenders never both win.
+        compare-and-swap on its old row, so two contenders never both win. A run of another
+        workflow is refused by the store (a trigger of migration 0009: `ValidationError`),
+        or the lock would let its owner clear that workflow's frozen set.
         """
         locks = T["run_locks"]
         wf, rid = as_uuid(workflow_id), as_uuid(run_id)

@@ -217,6 +217,8 @@ class RestBackend:
             keys = PG_UNIQUE_KEY.match(str(details or ""))
             what = f"({keys.group(1)})" if keys else "a row with the same key"
             return ValidationError(f"{what} already exists; nothing was saved.")
+        if code in ("23514", "22023"):  # a check of the store refused the call (0009)
+            return ValidationError(f"{text}; nothing was saved.")
         if code == "42P01" or code == "PGRST205":
             return StoreError(
                 "The store has no such table yet; run `hybridwb init --sql` and apply it in Supabase."

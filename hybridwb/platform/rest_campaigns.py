@@ -2,13 +2,16 @@
 functions (migrations 0005 and 0008) called as PostgREST RPC, one transaction per request.
 
 - the workflow's lock: `hybridwb_acquire` inserts or takes over a stale holder under the
-  row's lock; `hybridwb_heartbeat` beats only while this owner holds it;
+  row's lock (a run of another workflow refused by 0009's trigger); `hybridwb_heartbeat`
+  beats only while this owner holds it;
 - a batch: `hybridwb_write_batch` checks the lock, writes records and exclusions keyed by
   (run, target) and adds the changed count in one transaction, and writes nothing twice
   when an answer was lost and the call is repeated;
 - a freeze and a run's stats: `hybridwb_freeze_clear`, `hybridwb_freeze_page`,
   `hybridwb_freeze_mark` and `hybridwb_set_stats` beat the lock as the run's owner and
-  write in one transaction, so a process taken over writes nothing more (0008);
+  write in one transaction, so a process taken over writes nothing more (0008); a page
+  is checked and a stats request carries a seq, so a delayed one is not written over
+  later stats (0009);
 - the frequency cap: a lock cannot span two HTTP requests, so the cap is checked again
   inside `hybridwb_write_batch` under the advisory lock the SQL backend takes
   (`CapCheck`); a record that would pass the cap becomes an exclusion;
@@ -21,6 +24,8 @@ Plain table requests do the rest (run state, lock rows).
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -117,10 +122,17 @@ class RestCampaigns(Campaigns):
     ) -> bool:
         """As `Campaigns.set_stats`: one `hybridwb_set_stats` request (migration 0008)
         that beats the lock as `owner` and writes the stats in one transaction; False,
-        nothing written, once another process holds it."""
+        nothing written, once another process holds it. The request carries `p_seq`
+        (0009), larger than any this process sent before: a first attempt delayed past
+        its retry and past later stats (the answer was lost; the server ran it late) is
+        then not written over them."""
         from hybridwb.platform.repos import jsonable
 
-        params = {**self._holder(run_id, workflow_id, owner), "p_stats": jsonable(stats)}
+        params = {
+            **self._holder(run_id, workflow_id, owner),
+            "p_stats": jsonable(stats),
+            "p_seq": next_seq(),
+        }
         return bool(self._rpc("hybridwb_set_stats", params).data)
 
     # -- the frozen target set -------------------------------------------------------------
@@ -292,6 +304,22 @@ class RestCampaigns(Campaigns):
             rows = self._rpc("hybridwb_seen", params).data
             out.extend((str(a), int(b), int(c), int(d), int(e)) for a, b, c, d, e in rows)
         return out
+
+
+_seq_lock = threading.Lock()
+_last_seq = 0
+
+
+def next_seq() -> int:
+    """A number larger than any this process returned before: the wall clock in
+    nanoseconds, or one more than the last (a clock set back). Clock-based, so a process
+    that comes back under the same owner name (the same pid after a restart) still counts
+    on from where the last one stopped; the store compares it only with the same
+    owner's."""
+    global _last_seq
+    with _seq_lock:
+        _last_seq = max(time.time_ns(), _last_seq + 1)
+        return _last_seq
 
 
 def _lock_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -270,6 +271,10 @@ run_state = Table(
     Column("frozen_at", DateTime(timezone=True)),
     Column("frozen_count", Integer, nullable=False, default=0),
     Column("changed_count", Integer, nullable=False, default=0),
+    # which request's stats the run holds over REST: `hybridwb_set_stats` writes only a
+    # newer one of the same owner (a delayed retry cannot undo later stats; migration 0009)
+    Column("stats_owner", String(200)),
+    Column("stats_seq", BigInteger),
 )
 
 run_locks = Table(

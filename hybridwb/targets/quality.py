@@ -13,6 +13,7 @@ import pandas as pd
 import phonenumbers
 
 from hybridwb.mapping.model import TableMapping
+from hybridwb.targets.consent import consent_of
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 
@@ -73,6 +74,8 @@ def quality(
         out["duplicate_recipients"] = sum(c - 1 for c in counts.values() if c > 1)
         out["missing_recipient"] = int(n - len(present))
     if plan.consent and plan.consent in df.columns:
-        out["marketing_opt_out"] = int((df[plan.consent].fillna(0).astype(str) != "1").sum())
+        # what the run reads as no consent: a no or an unclear value (`consent.consent_of`)
+        said = map(consent_of, df[plan.consent])  # a NULL (NaN in pandas) is a no too
+        out["marketing_opt_out"] = sum(1 for s in said if s is not True)
     out["nulls"] = {str(c): int(v) for c, v in df.isna().sum().items() if v}
     return out

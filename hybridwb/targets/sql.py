@@ -19,6 +19,7 @@ from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Hop
 from hybridwb.mapping.resolve import Resolver, Selection
 from hybridwb.search.predicates import LIKE_ESCAPE, escape_like
+from hybridwb.targets.consent import NO_SPELLINGS
 from hybridwb.targets.definition import (
     OPS_BY_TYPE,
     Aggregate,
@@ -44,9 +45,6 @@ _AGG: dict[str, Callable[..., Any]] = {
     "max": sa.func.max,
 }
 _AGG["avg"] = sa.func.avg
-#: how a text consent flag says yes, trimmed and lower-cased; the one list both the SQL
-#: filter (`truthy`) and the run's own check (`advertising.truthy`) read
-YES_SPELLINGS = ("1", "y", "yes", "true", "t", "동의")
 
 
 def coerce(value: Any, ftype: str, where: str) -> Any:
@@ -79,14 +77,15 @@ def coerce(value: Any, ftype: str, where: str) -> Any:
 
 
 def truthy(column: Any, ftype: str) -> Any:
-    """`column` holds a yes (consent flags: tinyint(1), numbers, Y/N text): as the run reads
-    it (`advertising.truthy`), a number is yes when not zero, as MySQL's `WHERE flag` (a
-    TINYINT(1) may hold 2 or -1); `= 1` left those out of the frozen set unseen."""
+    """`column` holds no clear no (`consent.consent_of`): a yes, or a value the run then
+    excludes and counts as unclear (`policies.UNCLEAR_CONSENT`) rather than one left out
+    of the frozen set unseen. A number is kept when not zero, as MySQL's `WHERE flag` (a
+    TINYINT(1) may hold 2 or -1, a DECIMAL 1.0); text unless it spells no; NULL never."""
     if ftype in ("boolean", "number"):
         return column != 0
     # as text first: MySQL's LOWER() leaves a binary string (a VARBINARY flag, which the
-    # run decodes and reads) as it is, so 'Y' would not be 'y'
-    return sa.func.lower(sa.func.trim(sa.cast(column, sa.CHAR))).in_(YES_SPELLINGS)
+    # run decodes and reads) as it is, so 'N' would not be 'n'
+    return sa.func.lower(sa.func.trim(sa.cast(column, sa.CHAR))).not_in(NO_SPELLINGS)
 
 
 class Builder:

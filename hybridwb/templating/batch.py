@@ -128,7 +128,7 @@ def batch_form(
         if skipped:
             texts = [texts[i] for i in live]
             values = [values[i] for i in live]
-        sizes = sizes_of(texts)
+        sizes = sizes_of(texts, limits)
         made = list(map(_new, repeat(Rendered, len(texts))))
         for r, text, size, vals in zip(made, texts, sizes, values, strict=True):
             # what `Rendered(text, size, message_type, vals)` sets, in its order
@@ -197,7 +197,7 @@ def _builder(count: int, shown: tuple[int | None, ...]) -> Callable[..., Any]:
     return namespace["build"]
 
 
-def sizes_of(texts: list[str]) -> list[message.Size]:
+def sizes_of(texts: list[str], limits: dict[str, int] | None = None) -> list[message.Size]:
     """`euc_kr_size` of each text: from one encode of them all, joined by NUL (one byte in
     EUC-KR, and in no other character's bytes), when none holds a NUL, a character EUC-KR
     cannot encode or a syllable spelled as jamo; else text by text."""
@@ -211,8 +211,10 @@ def sizes_of(texts: list[str]) -> list[message.Size]:
         except UnicodeEncodeError:
             encoded = None
     if encoded is None or encoded.find(message._JAMO_FILLER) >= 0:
-        return list(map(message.euc_kr_size, texts))
-    sms, lms = message.LIMITS["SMS"], message.LIMITS["LMS"]
+        return [message.euc_kr_size(t, limits) for t in texts]
+    limits = message.LIMITS if limits is None else limits
+    sms = limits.get("SMS", message.LIMITS["SMS"])
+    lms = limits.get("LMS", message.LIMITS["LMS"])
     return [
         message._size((len(t), b, "SMS" if b <= sms else "LMS" if b <= lms else "too long", []))
         for t, b in zip(texts, map(len, encoded.split(b"\x00")), strict=True)

@@ -28,10 +28,19 @@ class Size(NamedTuple):
 _size = functools.partial(tuple.__new__, Size)
 
 
-def euc_kr_size(text: str) -> Size:
-    """Bytes in EUC-KR as Python encodes them. Characters outside KS X 1001 are reported:
-    Python spells rare syllables (똠) as 8-byte jamo sequences many phones show badly, and
-    cannot encode others (emoji) at all, which are counted as 2 bytes."""
+def fits(n: int, limits: dict[str, int] | None = None) -> str:
+    """The type a message of `n` EUC-KR bytes fits by `limits` (the user's Settings, see
+    `Settings.message_limits`; default `LIMITS`): SMS, LMS or "too long"."""
+    limits = LIMITS if limits is None else limits
+    sms, lms = limits.get("SMS", LIMITS["SMS"]), limits.get("LMS", LIMITS["LMS"])
+    return "SMS" if n <= sms else "LMS" if n <= lms else "too long"
+
+
+def euc_kr_size(text: str, limits: dict[str, int] | None = None) -> Size:
+    """Bytes in EUC-KR as Python encodes them, and the type they fit by `limits` (`fits`).
+    Characters outside KS X 1001 are reported: Python spells rare syllables (똠) as 8-byte
+    jamo sequences many phones show badly, and cannot encode others (emoji) at all, which
+    are counted as 2 bytes."""
     try:  # fast path, one encode: every character is ASCII (1 byte) or KS X 1001 (2 bytes)
         encoded: bytes | None = _encode(text)[0]
     except UnicodeEncodeError:
@@ -40,9 +49,7 @@ def euc_kr_size(text: str) -> Size:
     # (8 bytes); without those two bytes in a row, no character took more than 2 bytes
     # (`find`, not `in`: bytes' `in` tries the needle as an int first, three times slower)
     if encoded is not None and encoded.find(_JAMO_FILLER) < 0:
-        n = len(encoded)
-        fits = "SMS" if n <= LIMITS["SMS"] else "LMS" if n <= LIMITS["LMS"] else "too long"
-        return _size((len(text), n, fits, []))
+        return _size((len(text), len(encoded), fits(len(encoded), limits), []))
     total = 0
     bad: list[str] = []
     for ch in text:
@@ -54,15 +61,16 @@ def euc_kr_size(text: str) -> Size:
         total += size
         if outside and ch not in bad:
             bad.append(ch)
-    fits = "SMS" if total <= LIMITS["SMS"] else "LMS" if total <= LIMITS["LMS"] else "too long"
-    return Size(len(text), total, fits, bad)
+    return Size(len(text), total, fits(total, limits), bad)
 
 
-def type_warnings(size: Size, message_type: str) -> list[str]:
+def type_warnings(size: Size, message_type: str, limits: dict[str, int] | None = None) -> list[str]:
+    limits = LIMITS if limits is None else limits
     warnings: list[str] = []
-    if message_type in LIMITS and size.bytes > LIMITS[message_type]:
+    if message_type in LIMITS and size.bytes > limits.get(message_type, LIMITS[message_type]):
         warnings.append(
-            f"{size.bytes} bytes is over the {message_type} limit of {LIMITS[message_type]}; "
+            f"{size.bytes} bytes is over the {message_type} limit of "
+            f"{limits.get(message_type, LIMITS[message_type])}; "
             f"send it as {size.fits if size.fits != 'too long' else 'a shorter message'}."
         )
     if message_type in CHAR_LIMITS and size.chars > CHAR_LIMITS[message_type]:

@@ -359,13 +359,13 @@ class TemplateService:
                 if not getattr(exc, "too_long", False):
                     raise
                 return Rendered(None, None, message_type, values, warnings, skipped="too long")
-            size = euc_kr_size(out)
+            size = euc_kr_size(out, limits)
             over = size.bytes > most_bytes or (most_chars is not None and size.chars > most_chars)
             reason = over_limit(size, message_type, limits) if over else None
             if reason:
                 return Rendered(None, size, message_type, values, warnings, skipped=reason)
             if warn:
-                warnings += type_warnings(size, message_type)
+                warnings += type_warnings(size, message_type, limits)
             return Rendered(out, size, message_type, values, warnings)
 
         from hybridwb.templating.batch import batch_form  # it builds on this module

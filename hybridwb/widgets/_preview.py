@@ -150,7 +150,8 @@ class VariablePreview(w.VBox):
                 text = "(개인정보를 가린 미리보기를 만들 수 없습니다 — reveal personal data)"
             else:
                 text = shown.text
-            limit = LIMITS.get(self.message_type.value)
+            # the user's limits (Settings), what the size's `fits` was judged by
+            limit = (self.wb.templates.limits or LIMITS).get(self.message_type.value)
             assert out.size is not None
             self.rendered.value = bubble(
                 text,

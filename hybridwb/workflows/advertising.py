@@ -13,7 +13,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from hybridwb.errors import ValidationError
-from hybridwb.targets.sql import YES_SPELLINGS
+from hybridwb.targets.consent import consent_of
 
 SEOUL = ZoneInfo("Asia/Seoul")
 AD_PREFIX = "(광고)"
@@ -67,16 +67,6 @@ def is_night(at: datetime) -> bool:
 
 
 def truthy(value: object) -> bool:
-    """A consent flag as source data spells it (1, '1', 'Y', 'yes', True, 'true', a BIT(1)
-    b'\x01'; tinyint(1) is a number, any non-zero is yes)."""
-    if isinstance(value, bool):
-        return value
-    if value is None:
-        return False
-    if isinstance(value, bytes | bytearray):  # BIT(1) comes as b'\x01' / b'\x00'
-        if all(b in (0, 1) for b in value):
-            return any(value)
-        value = value.decode("utf-8", "replace")  # a flag kept in a BINARY / VARBINARY
-    if isinstance(value, int | float):
-        return value != 0
-    return str(value).strip().lower() in YES_SPELLINGS
+    """A consent flag that clearly says yes (`targets.consent`: 1, True, Decimal('1.0'),
+    1.0, b'\x01', 'Y', 'yes', 'true', '동의' ...); no and unclear values are no consent."""
+    return consent_of(value) is True

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import phonenumbers
 
 from hybridwb.platform.campaigns import CapCheck, as_utc, fits_index
+from hybridwb.targets.consent import consent_of
 from hybridwb.workflows.advertising import is_night, truthy
 from hybridwb.workflows.config import SendPolicy
 
@@ -30,6 +31,8 @@ GONE = "gone from source"
 NO_RECIPIENT = "no recipient"
 INVALID_PHONE = "not a valid phone number"
 NO_CONSENT = "no marketing consent"
+#: a consent value neither clearly yes nor clearly no (`advertising.consent_of`): no consent
+UNCLEAR_CONSENT = "unclear consent value (neither yes nor no)"
 QUIET = "quiet hours (no night consent)"
 ONCE = "already messaged (once per recipient)"
 COOLDOWN = "cooldown"
@@ -39,7 +42,7 @@ BAD_ROW = "unreadable value (NUL byte)"
 RECIPIENT_CHANGED = "recipient changed since the run started"
 #: reasons a policy decided (what "a re-run applies them and says so" reports)
 POLICY_REASONS = (ONCE, COOLDOWN, CAP, DUPLICATE)
-CONSENT_REASONS = (NO_CONSENT, QUIET)
+CONSENT_REASONS = (NO_CONSENT, UNCLEAR_CONSENT, QUIET)
 
 _NOT_DIGIT = re.compile(r"\D")
 _IDD = re.compile(r"^\s*00")  # "0082-10-…": 00 + country code, as dialled abroad
@@ -314,6 +317,10 @@ class Rules:
     policy: SendPolicy
     advertising: bool
     quiet_hours: str = "wait"  # wait | exclude
+    #: decide on marketing consent for an informational message too: the target
+    #: definition filters by it (`exclude_opt_out`), and its filter keeps unclear values
+    #: for the run to exclude and count (`targets.sql.truthy`)
+    consent: bool = False
 
 
 class Candidate(NamedTuple):
@@ -438,6 +445,7 @@ def decide(
     in_run, in_window = set(seen.in_run), dict(seen.in_window)
     counted = in_window.get
     advertising = rules.advertising
+    needs_consent = advertising or rules.consent
     night = advertising and is_night(as_utc(rules.now))
     at_night = WAIT if rules.quiet_hours == "wait" else QUIET
     most = cap.messages if cap is not None else None
@@ -454,8 +462,8 @@ def decide(
             deliverable(recipient)
         ):
             append(INVALID_PHONE)
-        elif advertising and not truthy(consent):
-            append(NO_CONSENT)
+        elif needs_consent and (said := consent_of(consent)) is not True:
+            append(NO_CONSENT if said is False else UNCLEAR_CONSENT)
         elif night and not truthy(night_consent):
             append(at_night)
         elif recipient in earlier_wf:

@@ -213,9 +213,13 @@ class Processor:
         # the set is judged as of its freeze: a resume does not re-read "the last 7 days"
         plan = self.targets.plan(wf["target_config"], now=datetime.fromisoformat(frozen["as_of"]))
         report = self.templates.automap(msg.text, aud.table)
+        # an informational message whose definition filters by consent is decided on it
+        # too: the filter keeps unclear values, which the run excludes and counts
+        filtered = plan.consent is not None and plan.definition.exclude_opt_out
         rules = policies.Rules(
-            wf["id"], run["id"], now, cfg.policy, msg.advertising, cfg.quiet_hours
+            wf["id"], run["id"], now, cfg.policy, msg.advertising, cfg.quiet_hours, filtered
         )
+        needs_consent = msg.advertising or filtered
         rendered = waiting = 0
         sizes: Counter[str] = Counter()
         size_bytes: Counter[str] = Counter()
@@ -224,7 +228,7 @@ class Processor:
         total = before["pending"]
         first_pass = before["records"] == 0 and before["skipped"] == 0
         # read only what deciding and rendering use; render with the template compiled once
-        only = audience.columns_for(plan, aud, report, advertising=msg.advertising)
+        only = audience.columns_for(plan, aud, report, advertising=needs_consent)
         render = self.templates.renderer(
             msg.text,
             table=aud.table,
@@ -302,7 +306,7 @@ class Processor:
             last = checking = steps.submit(functools.partial(check, current[2][0]))
         while current is not None:
             batch, rows, (candidates, skips, changed) = current
-            ready = rendering.render_ahead(candidates, rows, render, related, msg.advertising)
+            ready = rendering.render_ahead(candidates, rows, render, related, needs_consent)
             checked = checking.result()
             todo, outs = rendering.decide_and_render(
                 candidates, rows, checked.seen, checked.rules, render, related, ready

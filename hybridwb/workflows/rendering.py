@@ -78,21 +78,21 @@ def render_ahead(
     rows: dict[str, dict[str, Any]],
     render: Callable[[dict[str, Any], dict[str, Any] | None], Any],
     related: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
-    advertising: bool,
+    consent: bool,
 ) -> dict[str, Any]:
     """The messages of a batch's candidates that the history may let through, rendered
     before the history is read (while the store writes the batch before and checks this
     one), by key: what `decide_and_render` would render for them, since a message depends
-    on its row and related row alone. A candidate with no row, no recipient or (for
-    advertising) no consent is left for `decide_and_render`, which excludes it without
-    rendering. A render that raises is kept as its error: `decide_and_render` raises it
+    on its row and related row alone. A candidate with no row, no recipient or (when
+    `consent` is decided on) no clear consent is left for `decide_and_render`, which
+    excludes it without rendering. A render that raises is kept as its error: `decide_and_render` raises it
     where it would have rendered that message, and only there (an excluded one's error is
     never raised, as before). If the related rows cannot be read now, nothing is rendered
     ahead, and `decide_and_render` reads them when it renders, as it always did."""
     truthy = advertising_truthy
     # fields by position (`Candidate`: key, recipient, consent, night, present, checked):
     # a run looks at every target here, and a named field is a call
-    wanted = [c for c in candidates if c[4] and c[1] and (not advertising or truthy(c[2]))]
+    wanted = [c for c in candidates if c[4] and c[1] and (not consent or truthy(c[2]))]
     if not wanted:
         return {}
     wanted_rows = [rows[c.key] for c in wanted]

@@ -113,7 +113,7 @@ class Runner:
         A cell that runs past `cell_timeout` seconds fails the run (recorded, lock released,
         report written) and then raises `CellTimeoutError`, so a scheduler or the CLI stops
         on it instead of reading a generic failure."""
-        import papermill as pm
+        pm = papermill()
         from nbclient.exceptions import CellTimeoutError as NbCellTimeout
 
         store = self.store
@@ -299,6 +299,24 @@ class Runner:
                 "report_error": f"the HTML report could not be written ({exc.strerror})",
             }
         return final
+
+
+def papermill() -> Any:
+    """papermill, imported without the IRI grammar jsonschema builds when it finds
+    `rfc3987-syntax` installed (a Jupyter dependency): 38 Lark parsers, ~0.7 s of a
+    4 s run's start, for the `iri` format check, which nbformat's validation never asks
+    for. The grammar's module is kept out only while jsonschema is first imported; any
+    later import of it (a user's own) works as ever, and jsonschema then just has no
+    `iri` checker. Nothing is changed once jsonschema is imported already."""
+    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # ImportError
+        try:
+            import jsonschema  # noqa: F401
+        finally:
+            del sys.modules["rfc3987_syntax"]
+    import papermill as pm
+
+    return pm
 
 
 def running_cell(executed: Path) -> int | None:
