@@ -311,7 +311,7 @@ def papermill() -> Any:
     if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
         sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # ImportError
         try:
-            import jsonschema  # noqa: F401
+            import nbformat  # noqa: F401  # its validator imports jsonschema
         finally:
             del sys.modules["rfc3987_syntax"]
     import papermill as pm
