@@ -8,6 +8,7 @@ oracle is that process's own `sys.modules`.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,9 @@ import pytest
 HEAVY = ("pandas", "numpy")
 
 
-def _child(code: str, *args: str, cwd: Path | None = None) -> dict[str, Any]:
+def _child(
+    code: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run `code` in a fresh interpreter; its last stdout line is the JSON it reports."""
     done = subprocess.run(
         [sys.executable, "-c", code, *args],
@@ -26,6 +29,7 @@ def _child(code: str, *args: str, cwd: Path | None = None) -> dict[str, Any]:
         text=True,
         timeout=120,
         cwd=cwd,
+        env={**os.environ, **(env or {})},
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -75,19 +79,38 @@ print(json.dumps(out))
 """
 
 
-def test_a_workflow_runs_processing_on_the_sample_imports_no_pandas(
-    shop: Any, tmp_path: Path
-) -> None:
+def _process_in_a_fresh_kernel(wb: Any, cwd: Path, env: dict[str, str] | None = None) -> None:
     """What the campaign notebook's kernel does after `hybridwb run` made the run row."""
     from hybridwb.demo import ensure_workflow
 
-    shop.store.init()
-    wf = ensure_workflow(shop)
-    run = shop.store.runs.create(wf["id"])
-    shop.close()
-    out = _child(_PROCESS, str(wf["id"]), str(run["id"]), cwd=tmp_path)
+    wb.store.init()
+    wf = ensure_workflow(wb)
+    run = wb.store.runs.create(wf["id"])
+    wb.close()
+    out = _child(_PROCESS, str(wf["id"]), str(run["id"]), cwd=cwd, env=env)
     assert out["records"] > 0  # the run did work through its targets
     assert {m: out[m] for m in HEAVY} == dict.fromkeys(HEAVY, False)
+
+
+def test_a_workflow_runs_processing_on_the_sqlite_sample_imports_no_pandas(
+    shop: Any, tmp_path: Path
+) -> None:
+    _process_in_a_fresh_kernel(shop, tmp_path)
+
+
+@pytest.mark.mysql
+def test_a_workflow_runs_processing_on_mariadb_imports_no_pandas(
+    mysql_db: str, tmp_path: Path
+) -> None:
+    """The sample shop on MariaDB: dates, decimals and integers (SQLite gives text) are
+    rendered and masked without pandas."""
+    import hybridwb
+    from tests.conftest import install_sample_mappings, ro_url
+
+    url = ro_url(mysql_db).render_as_string(hide_password=False)
+    install_sample_mappings(tmp_path, ro_url(mysql_db))
+    wb = hybridwb.connect(source=url)
+    _process_in_a_fresh_kernel(wb, tmp_path, {"HYBRIDWB_SOURCE_URL": url})
 
 
 def _pandas_is_null(value: Any) -> bool:
@@ -137,6 +160,45 @@ def test_is_null_without_pandas_is_what_pandas_says() -> None:
     for value in _values():
         assert is_null(value) is _pandas_is_null(value), repr(value)
         assert mask(value) == ("" if _pandas_is_null(value) else mask(str(value)))
+
+
+_MASK_PLAIN = f"""
+import datetime as dt, json, sys
+from decimal import Decimal
+from hybridwb.masking import is_null, mask
+values = [0, 10_1234_5678, True, 1.5, float("nan"), float("inf"), Decimal("12.30"),
+          Decimal("NaN"), dt.date(1990, 5, 17), dt.datetime(2026, 3, 2, 9, 30),
+          dt.time(23, 0), dt.timedelta(hours=1), None, "", "010-1234-5678", b"x"]
+shown = [[is_null(v), mask(v)] for v in values]
+out = {_LOADED}
+out["shown"] = shown
+print(json.dumps(out))
+"""
+
+
+def test_a_pii_value_of_any_driver_type_is_masked_without_pandas() -> None:
+    """A pii field need not be text (a birth date, a phone kept as a number): masking a
+    run's inputs reads every plain driver value without importing pandas."""
+    out = _child(_MASK_PLAIN)
+    assert {m: out[m] for m in HEAVY} == dict.fromkeys(HEAVY, False)
+    assert out["shown"] == [
+        [False, "*"],
+        [False, "1********"],
+        [False, "T***"],
+        [False, "1**"],
+        [True, ""],
+        [False, "i**"],
+        [False, "1****"],
+        [True, ""],
+        [False, "1********"],
+        [False, "2********"],
+        [False, "2*******"],
+        [False, "1******"],
+        [True, ""],
+        [False, "*"],
+        [False, "0********"],
+        [False, "b***"],
+    ]
 
 
 def test_a_signalling_nan_raises_as_pandas_raises() -> None:
