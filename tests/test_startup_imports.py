@@ -66,6 +66,66 @@ def test_the_cli_help_and_version_import_no_pandas(args: list[str]) -> None:
     assert _child(_CLI, *args) == dict.fromkeys(HEAVY, False)
 
 
+#: what the workbench needs and a bare `import hybridwb` or the CLI's help does not
+#: (`hybridwb.Workbench` and `hybridwb.connect` are imported on first use)
+ENGINE = ("sqlalchemy", "sqlglot", "pydantic", "jinja2", "hybridwb.workbench", "hybridwb.config")
+_ENGINE_LOADED = f"{{m: m in sys.modules for m in {ENGINE!r}}}"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import hybridwb",
+        "import hybridwb\nfrom hybridwb import errors\nassert hybridwb.__version__",
+        "from hybridwb.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
+        "from hybridwb.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit:\n    pass",
+    ],
+    ids=["import", "errors", "--help", "--version"],
+)
+def test_import_hybridwb_and_the_cli_help_leave_the_workbench_unimported(code: str) -> None:
+    out = _child(f"import json, sys\n{code}\nprint()\nprint(json.dumps({_ENGINE_LOADED}))")
+    assert out == dict.fromkeys(ENGINE, False)
+
+
+def test_the_workbench_is_imported_on_first_use_and_is_the_same_object() -> None:
+    code = f"""
+import json, sys
+import hybridwb
+before = {_ENGINE_LOADED}
+from hybridwb import Workbench, connect
+import hybridwb.workbench as module
+out = {{
+    "before": before,
+    "same": Workbench is module.Workbench and connect is module.connect,
+    "attr": hybridwb.Workbench is Workbench and hybridwb.connect is connect,
+    "dir": sorted(set(hybridwb.__all__) - set(dir(hybridwb))),
+}}
+try:
+    hybridwb.no_such_name
+except AttributeError as exc:
+    out["missing"] = str(exc)
+print(json.dumps(out))
+"""
+    out = _child(code)
+    assert out["before"] == dict.fromkeys(ENGINE, False)
+    assert out["same"] and out["attr"]
+    assert out["dir"] == []
+    assert out["missing"] == "module 'hybridwb' has no attribute 'no_such_name'"
+
+
+def test_a_star_import_gives_every_public_name() -> None:
+    code = "import json\nfrom hybridwb import *\nprint(json.dumps(sorted(k for k in dir() if not k.startswith('_') or k == '__version__')))"
+    import hybridwb
+
+    assert set(hybridwb.__all__) <= {*_child_list(code), "json"}
+
+
+def _child_list(code: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 _PROCESS = f"""
 import json, sys
 import hybridwb
