@@ -1028,7 +1028,8 @@ def test_set_stats_sends_one_rpc_and_returns_its_answer(
     route = api.post("/rpc/hybridwb_set_stats").mock(
         side_effect=[httpx.Response(200, json=True), httpx.Response(200, json=False)]
     )
-    tables = api.route(url__regex=r"/rest/v1/(?!rpc/)").respond(500)
+    stored = api.get("/run_state").respond(200, json=[])  # the run's stored seq, read
+    tables = api.route(url__regex=r"/rest/v1/(?!rpc/|run_state\?)").respond(500)
     wf, rid = uuid.uuid4(), uuid.uuid4()
     stats = {"frozen": {"as_of": datetime(2026, 3, 2, 3, tzinfo=UTC)}, "id": rid}
     assert campaigns.set_stats(rid, stats, workflow_id=wf, owner="h:1") is True
@@ -1042,7 +1043,9 @@ def test_set_stats_sends_one_rpc_and_returns_its_answer(
     }
     seqs = [json.loads(c.request.content)["p_seq"] for c in route.calls]
     assert seqs[0] < seqs[1]  # each request of this process later than the one before
-    assert not tables.calls
+    assert [c.request.method for c in stored.calls] == ["GET", "GET"]
+    assert f"run_id=eq.{rid}" in str(stored.calls[0].request.url)
+    assert not tables.calls  # the stats are written by the function alone
 
 
 class _TakeoverBridge(PostgrestBridge):
@@ -1265,6 +1268,7 @@ def test_a_stats_request_run_late_by_the_server_leaves_the_newer_stats(
         return httpx.Response(200, json=value)
 
     api.post("/rpc/hybridwb_set_stats").mock(side_effect=answer)
+    api.get("/run_state").mock(side_effect=lambda r: PostgrestBridge(db).table(r, "run_state"))
     first, later = {"pass": 1}, {"pass": 2}
     assert campaigns.set_stats(rid, first, workflow_id=wf, owner="me:1") is True
     assert campaigns.set_stats(rid, later, workflow_id=wf, owner="me:1") is True
@@ -1433,3 +1437,83 @@ def test_0009_goes_down_to_0008_and_up_again(db: str, tmp_path: Any, dialect: st
             rows(db, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     script = migrate.sql_script(dialect)
     assert "CREATE TRIGGER hybridwb_lock_names_own_run" in script
+
+
+def test_a_process_restarted_under_the_same_owner_with_its_clock_behind_writes_its_stats(
+    api: respx.MockRouter,
+    campaigns: RestCampaigns,
+    db: str,
+    run: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same owner name after a restart (same host, same pid: pid 1 in a container) and
+    a process clock an hour behind the last process's: its stats are written all the same,
+    with a seq above the stored one (the store keeps only a later seq of the same owner)."""
+    from types import SimpleNamespace
+
+    from hybridwb.platform import rest_campaigns
+
+    wf, rid = run
+    _hold_lock(db, wf, rid, "me:1")
+    PostgrestBridge(db).mount(api)
+    clock = [1_800_000_000 * 10**9]  # the process clock (not the database's)
+    monkeypatch.setattr(rest_campaigns, "time", SimpleNamespace(time_ns=lambda: clock[0]))
+    assert campaigns.set_stats(rid, {"pass": 1}, workflow_id=wf, owner="me:1") is True
+    [(first,)] = rows(db, "SELECT stats_seq FROM run_state WHERE run_id = %s", rid)
+    # the restart: a fresh process (nothing sent yet), its clock behind
+    monkeypatch.setattr(rest_campaigns, "_last_seq", 0)
+    clock[0] -= 3600 * 10**9
+    assert campaigns.set_stats(rid, {"pass": 2}, workflow_id=wf, owner="me:1") is True
+    assert rows(db, "SELECT stats FROM workflow_runs WHERE id = %s", rid) == [({"pass": 2},)]
+    assert rows(
+        db, "SELECT stats_owner, stats_seq > %s FROM run_state WHERE run_id = %s", first, rid
+    ) == [("me:1", True)]
+    # another owner's stored seq, however large, does not move this process's seq
+    rows(db, "UPDATE run_state SET stats_owner = 'old:7', stats_seq = 9e18 WHERE run_id = %s", rid)
+    assert campaigns.set_stats(rid, {"pass": 3}, workflow_id=wf, owner="me:1") is True
+    assert rows(
+        db,
+        "SELECT stats, stats_seq < 9e18 FROM workflow_runs, run_state"
+        " WHERE id = %s AND run_id = id",
+        rid,
+    ) == [({"pass": 3}, True)]
+
+
+def test_a_page_with_a_null_key_reaches_the_client_as_a_one_line_error(
+    api: respx.MockRouter, campaigns: RestCampaigns, db: str, run: tuple[str, str]
+) -> None:
+    """`[[null, recipient]]` passes the page's checks and breaks NOT NULL (23502); the
+    client says so in a line, nothing saved, no value of the failing row echoed."""
+    from hybridwb.platform.campaigns import FrozenPage
+
+    wf, rid = run
+    _hold_lock(db, wf, rid, "me:1")
+    with pytest.raises(psycopg.errors.NotNullViolation) as refused:
+        _fz(
+            db,
+            "hybridwb_freeze_page",
+            wf,
+            rid,
+            "me:1",
+            p_first_seq=0,
+            p_pairs=[[None, "+821099998888"]],
+        )
+    assert _frozen(db, rid) == []
+    detail = refused.value.diag.message_detail or ""
+    assert "+821099998888" in detail  # the server's detail holds the row: never shown
+    api.post("/rpc/hybridwb_freeze_clear").respond(200, json=True)
+    api.post("/rpc/hybridwb_freeze_page").respond(
+        400,
+        json={
+            "code": refused.value.sqlstate,
+            "message": str(refused.value).split("\n")[0],
+            "details": detail,
+            "hint": None,
+        },
+    )
+    page = FrozenPage(rid, 0, [(None, "+821099998888")], None)  # type: ignore[list-item]
+    with pytest.raises(ValidationError) as caught:
+        campaigns.freeze(rid, [page], workflow_id=wf, owner="me:1")
+    message = str(caught.value)
+    assert "nothing was saved" in message and "target_key" in message
+    assert "\n" not in message and "+8210" not in message and rid not in message

@@ -350,10 +350,11 @@ def test_coerce_refuses_values_of_another_type(value: Any, ftype: str) -> None:
         ("number", "t.c != :c_1", {"c_1": 0}),
         (
             "string",
-            "(lower(trim(CAST(t.c AS CHAR))) NOT IN ("
-            + ", ".join(f":lower_1_{i}" for i in range(1, 8))
+            # by the text's UTF-8 bytes: no collation folds 'ñ' into 'n' (round 24)
+            "(hex(lower(trim(CAST(t.c AS CHAR)))) NOT IN ("
+            + ", ".join(f":hex_1_{i}" for i in range(1, 8))
             + "))",
-            {f"lower_1_{i}": v for i, v in enumerate(NO_SPELLINGS, 1)},
+            {f"hex_1_{i}": v.encode().hex().upper() for i, v in enumerate(NO_SPELLINGS, 1)},
         ),
     ],
 )

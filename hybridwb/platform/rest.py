@@ -12,6 +12,7 @@ one, call SQL functions over RPC (`rest_campaigns`, migrations 0005 and 0008).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Generator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -36,6 +37,8 @@ NOT_PROCESSED = frozenset({"503", "520", "PGRST000", "PGRST001", "PGRST002", "PG
 MAYBE_PROCESSED = frozenset({"502", "504"})
 #: one request's limit (connect, read, write, pool), seconds
 TIMEOUT = 30.0
+#: the column Postgres names in a not-null violation (23502); its detail holds the row
+PG_NOT_NULL = re.compile(r'null value in column "([a-z_][a-z0-9_]{0,62})"')
 
 
 def mask_userinfo(url: str) -> str:
@@ -219,6 +222,13 @@ class RestBackend:
             return ValidationError(f"{what} already exists; nothing was saved.")
         if code in ("23514", "22023"):  # a check of the store refused the call (0009)
             return ValidationError(f"{text}; nothing was saved.")
+        if code == "23502":  # the column's name only: the detail `Failing row contains (…)`
+            column = PG_NOT_NULL.match(message)
+            what = f"`{column.group(1)}`" if column else "a required column"
+            return ValidationError(
+                f"The store needs a value for {what} and was sent none; nothing was saved. "
+                "Give every row a value there."
+            )
         if code == "42P01" or code == "PGRST205":
             return StoreError(
                 "The store has no such table yet; run `hybridwb init --sql` and apply it in Supabase."

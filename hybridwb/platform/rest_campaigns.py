@@ -125,15 +125,31 @@ class RestCampaigns(Campaigns):
         nothing written, once another process holds it. The request carries `p_seq`
         (0009), larger than any this process sent before: a first attempt delayed past
         its retry and past later stats (the answer was lost; the server ran it late) is
-        then not written over them."""
+        then not written over them. The run's stored seq is read first (`_count_on`), so
+        a process restarted under the same owner name with its clock behind still writes."""
         from hybridwb.platform.repos import jsonable
 
+        if owner is not None:
+            self._count_on(run_id, owner)
         params = {
             **self._holder(run_id, workflow_id, owner),
             "p_stats": jsonable(stats),
             "p_seq": next_seq(),
         }
         return bool(self._rpc("hybridwb_set_stats", params).data)
+
+    def _count_on(self, run_id: Any, owner: str) -> None:
+        """Lift this process's seq above the one stored with the run's stats when `owner`
+        stored it: a process that restarts under the same owner name (the same host and
+        pid, pid 1 in a container) with its clock behind the last one's would else send
+        seqs the store takes for stale, and its stats would not be written (the store
+        answers true all the same). Read here, in the process that sends the stats (a run
+        kernel, not the runner that took the lock), once per request: a plain read."""
+        found = self.backend.select("run_state", {"run_id": as_uuid(run_id)})
+        if found and found[0].get("stats_owner") == owner:
+            seq = found[0].get("stats_seq")
+            if seq is not None:
+                count_on_from(int(seq))
 
     # -- the frozen target set -------------------------------------------------------------
     def freeze(
@@ -312,14 +328,21 @@ _last_seq = 0
 
 def next_seq() -> int:
     """A number larger than any this process returned before: the wall clock in
-    nanoseconds, or one more than the last (a clock set back). Clock-based, so a process
-    that comes back under the same owner name (the same pid after a restart) still counts
-    on from where the last one stopped; the store compares it only with the same
-    owner's."""
+    nanoseconds, or one more than the last (a clock set back, or a floor `count_on_from`
+    lifted). The store compares it only with the same owner's; a process that comes back
+    under the same owner name with its clock behind counts on from the stored seq
+    (`RestCampaigns.set_stats` reads it first)."""
     global _last_seq
     with _seq_lock:
         _last_seq = max(time.time_ns(), _last_seq + 1)
         return _last_seq
+
+
+def count_on_from(seq: int) -> None:
+    """Make every later `next_seq` larger than `seq` (a seq this owner stored before)."""
+    global _last_seq
+    with _seq_lock:
+        _last_seq = max(_last_seq, seq)
 
 
 def _lock_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -84,8 +84,15 @@ def truthy(column: Any, ftype: str) -> Any:
     if ftype in ("boolean", "number"):
         return column != 0
     # as text first: MySQL's LOWER() leaves a binary string (a VARBINARY flag, which the
-    # run decodes and reads) as it is, so 'N' would not be 'n'
-    return sa.func.lower(sa.func.trim(sa.cast(column, sa.CHAR))).not_in(NO_SPELLINGS)
+    # run decodes and reads) as it is, so 'N' would not be 'n'. Compared by its UTF-8 bytes
+    # (HEX, in MySQL and SQLite alike): the connection's collation folds accents, so 'ñ'
+    # or 'nó' (unclear to the run) would equal 'n' or 'no' and be left out unseen
+    text = sa.func.lower(sa.func.trim(sa.cast(column, sa.CHAR)))
+    return sa.func.hex(text).not_in(_NO_HEX)
+
+
+#: `NO_SPELLINGS` as MySQL's and SQLite's HEX() of their UTF-8 text gives them
+_NO_HEX = tuple(s.encode("utf-8").hex().upper() for s in NO_SPELLINGS)
 
 
 class Builder:

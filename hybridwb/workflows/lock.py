@@ -84,24 +84,41 @@ def held(
         beat.start()
         yield owner
     except BaseException:
-        beat.stop()
-        if holder is None:  # refused: the lock is the holder's, nothing to release
-            _let_go(campaigns, wf["id"], run_id, owner)
+        # refused: the lock is the holder's, nothing to release
+        _let_go(campaigns, wf["id"], run_id, owner, beat, release=holder is None)
         raise
-    beat.stop()
-    campaigns.release(wf["id"], run_id, owner)
+    # the call's work is done; Ctrl-C while it ends (the heartbeat stopped, the lock
+    # released) releases the lock all the same, then is raised: a row left under this
+    # living process's owner would refuse the resume until its heartbeat went stale
+    try:
+        beat.stop()
+        campaigns.release(wf["id"], run_id, owner)
+    except KeyboardInterrupt:
+        _let_go(campaigns, wf["id"], run_id, owner, beat)
+        raise
 
 
-def _let_go(campaigns: Campaigns, wf_id: Any, run_id: Any, owner: str) -> None:
-    """Release the lock of a call that failed, however often Ctrl-C lands in it (a user
-    pressing it again as the call stops: the release is one short statement, tried again),
-    then raise that interrupt. The store down: the error in hand is the one to see; the
-    lock goes stale."""
+def _let_go(
+    campaigns: Campaigns,
+    wf_id: Any,
+    run_id: Any,
+    owner: str,
+    beat: Heartbeat,
+    *,
+    release: bool = True,
+) -> None:
+    """Stop the heartbeat and release the lock of a call that failed or was interrupted,
+    however often Ctrl-C lands in it (a user pressing it again as the call stops: both
+    are short and tried again; a heartbeat left beating would keep the lock fresh), then
+    raise that interrupt. The store down: the error in hand is the one to see; the lock
+    goes stale."""
     interrupted: KeyboardInterrupt | None = None
     while True:
         try:
-            with contextlib.suppress(HybridwbError):
-                campaigns.release(wf_id, run_id, owner)
+            beat.stop()
+            if release:
+                with contextlib.suppress(HybridwbError):
+                    campaigns.release(wf_id, run_id, owner)
         except KeyboardInterrupt as exc:
             interrupted = interrupted or exc
             continue
