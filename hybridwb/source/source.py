@@ -77,6 +77,7 @@ class _PlainFrame:
 
 
 PLAIN_FRAME: Any = _PlainFrame()
+
 #: statements the guard admitted, remembered by text
 PREPARED_STATEMENTS = 512
 #: seconds the schema's names are trusted for error hints and failed-statement logs
