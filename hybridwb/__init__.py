@@ -1,4 +1,11 @@
-"""hybridwb: a JupyterLab workbench over a read-only production MySQL and a Supabase store."""
+"""hybridwb: a JupyterLab workbench over a read-only production MySQL and a Supabase store.
+
+`Workbench` and `connect` are imported on first use (PEP 562): `import hybridwb` alone (the
+CLI's help and version, a program that only catches hybridwb's errors) loads neither
+SQLAlchemy, sqlglot, pydantic nor the rest of the workbench (~0.5 s).
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import (
     AuthError,
@@ -19,7 +26,11 @@ from hybridwb.errors import (
     UnknownAttribute,
     ValidationError,
 )
-from hybridwb.workbench import Workbench, connect
+
+if TYPE_CHECKING:
+    from hybridwb.workbench import Workbench, connect
+
+_LAZY = ("Workbench", "connect")
 
 __version__ = "0.1.0"
 
@@ -46,6 +57,20 @@ __all__ = [
     "connect",
     "load_ipython_extension",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from hybridwb import workbench
+
+        value = getattr(workbench, name)
+        globals()[name] = value  # found directly from now on
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def load_ipython_extension(ipython: object) -> None:

@@ -12,10 +12,9 @@ from typing import Any
 import click
 
 import hybridwb
-from hybridwb.config import MAX_SAMPLE_CUSTOMERS
 from hybridwb.errors import HybridwbError
 from hybridwb.extras import require
-from hybridwb.workflows.report import excluded_note
+from hybridwb.limits import MAX_SAMPLE_CUSTOMERS
 
 
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -225,6 +224,8 @@ def run(
         f"records {final.get('sent_count', 0):,} · excluded {final.get('skipped_count', 0):,}"
     )
     click.echo(f"report: {final.get('report_path')}")
+    from hybridwb.workflows.report import excluded_note
+
     note = excluded_note(final)
     if note:
         click.echo(f"warning: {note}", err=True)

@@ -55,6 +55,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import URL
 
 from hybridwb.errors import ConfigError
+from hybridwb.limits import MAX_SAMPLE_CUSTOMERS as MAX_SAMPLE_CUSTOMERS
 from hybridwb.urls import check_driver, parse_db_url, strip_http_password
 from hybridwb.urls import mask_url as mask_url
 from hybridwb.validation import short
@@ -99,8 +100,6 @@ SECRET_FIELDS = (
 
 
 PROJECT_MARKER = ".hybridwb"
-#: the largest sample shop hybridwb builds (bigger ones take minutes and gigabytes)
-MAX_SAMPLE_CUSTOMERS = 1_000_000
 #: the pyproject.toml table that holds settings
 TABLE = ("tool", "hybridwb")
 

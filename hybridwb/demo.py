@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
-
 import hybridwb
 from hybridwb.errors import NotFound
-from hybridwb.grid import masked_display, pii_columns
 from hybridwb.workflows.report import excluded_note
 
 DEMO_QUERIES = [
@@ -84,6 +81,10 @@ def run_demo(
     cwd: Path | None = None,
     run: bool = True,
 ) -> hybridwb.Workbench:
+    import pandas as pd
+
+    from hybridwb.grid import masked_display, pii_columns
+
     wb = hybridwb.connect(cwd=cwd)
     if wb.settings.source_is_sample:
         echo(f"Building the sample shop ({customers:,} customers) ...")

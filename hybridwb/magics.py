@@ -12,9 +12,8 @@ import shlex
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.utils.capture import capture_output
@@ -22,13 +21,15 @@ from sqlglot.tokens import TokenType
 
 from hybridwb.completion import matcher
 from hybridwb.errors import HybridwbError
-from hybridwb.grid import STORE_PII, grid_html, masked_display, pii_columns, result_frame
 from hybridwb.mapping.model import FieldMapping
 from hybridwb.render import row_count
 from hybridwb.source import RowsCut
 from hybridwb.source.binds import find_binds, positive_int_arg, seconds_arg, tokenize
 from hybridwb.validation import short
 from hybridwb.workbench import Workbench, connect
+
+if TYPE_CHECKING:  # pandas (and hybridwb.grid with it) is imported where a frame is built
+    import pandas as pd
 
 
 class MagicError(UsageError):
@@ -200,6 +201,8 @@ class HybridwbMagics(Magics):
         (recipients, rendered messages), followed the same way."""
         if args.limit is not None:  # the summary names the user's own limit
             df.attrs.setdefault("hybridwb", {})["limit"] = args.limit
+        from hybridwb.grid import STORE_PII, result_frame
+
         if store:
             result = result_frame(df, {}, STORE_PII | self.wb.store.pii_columns(sql, df.columns))
         else:
@@ -309,6 +312,8 @@ _SHOWN_ROWS = 10  # jupysql's default displaylimit, when its config cannot be re
 def _resultset_frame(rs: Any) -> tuple[pd.DataFrame, str, str]:
     """The rows a jupysql ResultSet would show (its display limit), its statement, and the
     line under them."""
+    import pandas as pd
+
     rs.fetch_for_repr_if_needed()
     limit = int(getattr(rs._config, "displaylimit", _SHOWN_ROWS) or 0)
     rows = rs._results if limit == 0 else rs._results[:limit]
@@ -320,6 +325,8 @@ def _resultset_frame(rs: Any) -> tuple[pd.DataFrame, str, str]:
 
 
 def _masked_resultset(wb: Workbench, rs: Any) -> tuple[pd.DataFrame, set[str], str]:
+    from hybridwb.grid import pii_columns
+
     frame, sql, note = _resultset_frame(rs)
     fields, traced = source_pii(wb, sql, frame.columns)
     return frame, pii_columns(frame.columns, fields) | traced, note
@@ -332,6 +339,8 @@ def register_sql_formatters(ipython: Any, wb: Workbench) -> None:
 
     def html(rs: Any) -> str:
         try:
+            from hybridwb.grid import grid_html
+
             frame, pii, note = _masked_resultset(wb, rs)
             return grid_html(frame, pii, note)
         except Exception as exc:  # a display must not fail open
@@ -339,6 +348,8 @@ def register_sql_formatters(ipython: Any, wb: Workbench) -> None:
 
     def plain(rs: Any, printer: Any, cycle: bool) -> None:
         try:
+            from hybridwb.grid import masked_display
+
             frame, pii, note = _masked_resultset(wb, rs)
             printer.text(f"{masked_display(frame, pii).to_string(index=False)}\n{note}")
         except Exception as exc:

@@ -10,14 +10,14 @@ reads in the dark theme too; no glyph needs a special font.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import numbers
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-from jinja2 import Environment
+from jinja2 import Environment, Template
 
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import merge_relations
@@ -58,7 +58,12 @@ _TEMPLATE = """<style>{{ style }}</style>
 </tbody></table>"""
 
 _ENV = Environment(autoescape=True)
-_TABLE = _ENV.from_string(_TEMPLATE)
+
+
+@functools.cache
+def _table() -> Template:
+    """The table's template, compiled when the first table is drawn (not at import)."""
+    return _ENV.from_string(_TEMPLATE)
 
 
 def _number(value: Any, *, grouped: bool) -> str | None:
@@ -266,7 +271,7 @@ def render_table(
         parts.append(f"cut at {cut:,} rows")
     if not columns:
         return _ENV.from_string("<em>{{ text }}</em>").render(text=" · ".join(parts))
-    return _TABLE.render(style=_STYLE, caption=" · ".join(parts), headers=headers, rows=body)
+    return _table().render(style=_STYLE, caption=" · ".join(parts), headers=headers, rows=body)
 
 
 def option_label(
@@ -302,6 +307,8 @@ def text_table(
     columns: Sequence[str] | None = None,
 ) -> str:
     """Rows as plain text for a terminal, formatted and masked exactly like `render_table`."""
+    import pandas as pd
+
     found, records = _records(rows)
     columns = list(columns) if columns is not None else found
     if not records:

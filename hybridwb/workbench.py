@@ -12,8 +12,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-import pandas as pd
-
 from hybridwb.config import MAX_SAMPLE_CUSTOMERS, Settings, load_settings
 from hybridwb.errors import (
     ConfigError,
@@ -32,6 +30,8 @@ from hybridwb.validation import checked, checked_calls, short
 from hybridwb.workflows import WorkflowService
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from hybridwb.mapping.model import FieldMapping
     from hybridwb.platform.repos import Variables
     from hybridwb.platform.store import Store

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlglot
 from sqlglot.errors import SqlglotError
 
@@ -53,12 +52,16 @@ def readable_sql(text: str, dialect: str = "mysql") -> str:
 
 
 def _when(value: Any) -> str:
+    import pandas as pd
+
     stamp = pd.to_datetime(value, utc=True)
     return "" if pd.isna(stamp) else stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def collect(wb: Workbench, limit: int = 50_000) -> Stats:
     """Read the logs and runs through the store (any backend) and summarize them."""
+    import pandas as pd
+
     store = wb.store  # opening the store attaches the log's sink: flush after, not before
     wb.querylog.flush()
     logs = pd.DataFrame(

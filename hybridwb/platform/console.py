@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import BindParameter, Connection, bindparam, func, insert, select, text
 from sqlglot import exp
 
@@ -31,6 +30,8 @@ from hybridwb.platform.schema import now
 from hybridwb.validation import short
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from hybridwb.platform.backend import SqlBackend
 
 DEFAULT_TIMEOUT = 30.0
@@ -103,6 +104,8 @@ def _set_limits(conn: Connection, backend: SqlBackend, seconds: float, *, read: 
 
 def _frame(result: Any, limit: int) -> pd.DataFrame:
     """At most `limit` rows (fetching one more tells whether the result was cut)."""
+    import pandas as pd
+
     if not result.returns_rows:
         return pd.DataFrame({"rows_affected": [result.rowcount]})
     rows = result.fetchmany(limit + 1)

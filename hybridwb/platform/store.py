@@ -7,9 +7,8 @@ import os
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import URL
 
@@ -23,6 +22,9 @@ from hybridwb.platform.repos import Mappings, Runs, Templates, Variables, Workfl
 from hybridwb.platform.schema import now
 from hybridwb.source.querylog import LogRow, QueryLogEntry
 from hybridwb.validation import checked_calls, short
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SEED_CATEGORIES = [
     ("welcome", "가입 환영"),
@@ -237,6 +239,8 @@ class Store:
             raise ValidationError(
                 f"Unknown listing {short(what)}; use one of {', '.join(LISTINGS)}."
             )
+        import pandas as pd
+
         table, cols = LISTINGS[what]
         rows = self.backend.select(table, order_by="created_at", desc=True, limit=1000)
         return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)

@@ -13,11 +13,9 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from cryptography.fernet import Fernet, InvalidToken
 
 from hybridwb.errors import HybridwbError, ScanRefused, ValidationError
-from hybridwb.grid import masked_display
 from hybridwb.mapping.resolve import explain_sql, is_scan
 from hybridwb.render import render_table, row_count
 from hybridwb.search import predicates
@@ -25,7 +23,9 @@ from hybridwb.search import sql as search_sql
 from hybridwb.source import zones
 from hybridwb.validation import checked_calls
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas (and hybridwb.grid with it) is imported where a frame is built
+    import pandas as pd
+
     from hybridwb.mapping import MappingService
     from hybridwb.mapping.discovery import TableInfo
 
@@ -105,10 +105,14 @@ class SearchResult:
         return f"{row_count(len(self))} of {self.table}{more}"
 
     def __repr__(self) -> str:
+        from hybridwb.grid import masked_display
+
         shown = masked_display(self.rows, self.pii).to_string(index=False)
         return f"SearchResult({self._caption()})\n{shown}"
 
     def _repr_html_(self) -> str:
+        from hybridwb.grid import masked_display
+
         return render_table(masked_display(self.rows, self.pii), caption=self._caption())
 
 
@@ -471,7 +475,7 @@ class SearchService:
             return SearchResult(
                 name,
                 key,
-                self._labelled(pd.DataFrame(columns=columns), mapping),
+                lambda: self._empty(columns, mapping),
                 [],
                 None,
                 meta,
@@ -557,6 +561,8 @@ class SearchService:
     def _frame(raw: list[dict[str, Any]], columns: list[str], mapping: Any) -> pd.DataFrame:
         """The rows under their display names, built once (no rename of a built frame:
         on a 20-row page, DataFrame-from-dicts plus rename cost more than the query)."""
+        import pandas as pd
+
         labels = {n: f.displayName for n, f in mapping.fields.items()}
         names = [labels.get(c, c) for c in columns]
         out = pd.DataFrame.from_records(
@@ -614,6 +620,13 @@ class SearchService:
             keep = list(dict.fromkeys([*keep, *found]))
             why += too_many
         return keep, why
+
+    @classmethod
+    def _empty(cls, columns: list[str], mapping: Any) -> pd.DataFrame:
+        """No rows, the columns under their display names (built when first read)."""
+        import pandas as pd
+
+        return cls._labelled(pd.DataFrame(columns=columns), mapping)
 
     @staticmethod
     def _labelled(df: pd.DataFrame, mapping: Any) -> pd.DataFrame:

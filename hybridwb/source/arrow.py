@@ -42,12 +42,13 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import QueryError
 from hybridwb.extras import require
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def frame(
@@ -58,6 +59,8 @@ def frame(
     `described`: the cursor description when numbers and dates are still the server's text
     (mysqlclient, `drivers.raw_text_values`); Arrow then parses each such column in one
     vectorised cast, by its MySQL type."""
+    import pandas as pd
+
     pa = require("pyarrow", "wb.sql(..., arrow=True)")
     if isinstance(rows, Batches):
         table = pa.Table.from_arrays(rows.arrays(), names=[str(k) for k in keys])

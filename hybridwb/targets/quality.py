@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import phonenumbers
 
 from hybridwb.mapping.model import TableMapping
 from hybridwb.targets.consent import consent_of
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 

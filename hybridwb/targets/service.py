@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 import sqlalchemy as sa
 
 from hybridwb.errors import HybridwbError, ScanRefused, ValidationError
@@ -36,6 +35,8 @@ from hybridwb.targets.sql import Builder, truthy
 from hybridwb.validation import checked_calls, short
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from hybridwb.mapping import MappingService
     from hybridwb.search import SearchService
 
@@ -302,6 +303,8 @@ class TargetService:
                 rows += batch
                 if len(rows) > EXACT_COUNT_LIMIT:
                     break
+            import pandas as pd
+
             df = pd.DataFrame(rows[:QUALITY_SAMPLE], columns=plan.columns)
             exact = len(rows) <= EXACT_COUNT_LIMIT
             return Preview(

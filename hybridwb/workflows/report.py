@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import io
 import json
 import re
 from typing import Any
 
-from jinja2 import Environment, select_autoescape
+from jinja2 import Environment, Template, select_autoescape
 
 from hybridwb.workflows.policies import CONSENT_REASONS, POLICY_REASONS
 
@@ -41,8 +42,7 @@ def mask_text(text: str, values: dict[str, Any] | None = None) -> str:
 
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-_TEMPLATE = _ENV.from_string(
-    """<!doctype html>
+_TEMPLATE_TEXT = """<!doctype html>
 <html lang="ko"><head><meta charset="utf-8"><title>{{ wf.name }} — run {{ run.id }}</title>
 <style>body{font-family:sans-serif;max-width:780px;margin:2em auto}td,th{padding:2px 10px;text-align:left}.error{color:#cf222e}.warning{background:#fff8c5;border:1px solid #d4a72c;padding:6px}pre{white-space:pre-wrap;background:#f6f8fa;padding:6px}</style></head>
 <body>
@@ -92,7 +92,13 @@ _TEMPLATE = _ENV.from_string(
 </table>
 </body></html>
 """
-)
+
+
+@functools.cache
+def _template() -> Template:
+    """The report's template, compiled when the first report is written (not at import:
+    every kernel and CLI command imports this module)."""
+    return _ENV.from_string(_TEMPLATE_TEXT)
 
 
 def _policy_text(policy: dict[str, Any]) -> str:
@@ -155,7 +161,7 @@ def render_html(
     skipped = int(run.get("skipped_count") or 0)
     message = workflow.get("message_config") or {}
     exclusions = exclusions or []
-    return _TEMPLATE.render(
+    return _template().render(
         MOST=MOST,
         share=skipped / targets if targets else None,
         targets=targets,
