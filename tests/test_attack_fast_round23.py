@@ -123,6 +123,24 @@ def _members(source: Callable[..., str], n: int = 3) -> str:
     )
 
 
+def _members_workbench(source: Callable[..., str], store: str, n: int = 3) -> Any:
+    """A workbench over `_members(source, n)`, the table mapped as the audience."""
+    return workbench(
+        _members(source, n),
+        store,
+        {"members": {**people("number", "member_no"), "audience": True}},
+    )
+
+
+def _info_workflow(wb: Any, prefix: str) -> dict[str, Any]:
+    """A new informational workflow over every member."""
+    return wb.workflows.create(
+        f"{prefix}-{uuid.uuid4().hex[:6]}",
+        target_config={"table": "members"},
+        message_config={"content": INFO},
+    )
+
+
 @pytest.mark.mysql
 @pytest.mark.postgres
 def test_a_message_text_with_a_lone_surrogate_is_refused_in_one_line(
@@ -132,11 +150,7 @@ def test_a_message_text_with_a_lone_surrogate_is_refused_in_one_line(
     run raised the driver's raw UnicodeEncodeError at its first record, the run left
     'running'. Now create, a template and the run (of a config stored before) refuse it
     in one line, and the run writes nothing."""
-    wb = workbench(
-        _members(source),
-        any_store,
-        {"members": {**people("number", "member_no"), "audience": True}},
-    )
+    wb = _members_workbench(source, any_store)
     try:
         with pytest.raises(ValidationError, match="lone surrogate"):
             wb.workflows.create(
@@ -152,11 +166,7 @@ def test_a_message_text_with_a_lone_surrogate_is_refused_in_one_line(
                 target_config={"table": "members"},
                 message_config={"content": INFO, "advertising": False, "sender": "\udcff"},
             )
-        wf = wb.workflows.create(
-            f"s-{uuid.uuid4().hex[:6]}",
-            target_config={"table": "members"},
-            message_config={"content": INFO},
-        )
+        wf = _info_workflow(wb, "s")
         if any_store.startswith("sqlite"):  # a config saved before the check (no driver
             # of PostgreSQL sends the surrogate: only SQLite's JSON text can hold it)
             wb.store.workflows.update(wf["id"], message_config={"content": _SURROGATE})
@@ -179,11 +189,7 @@ def test_a_message_text_with_a_nul_is_refused_in_one_line(
     PostgreSQL `create` said `StoreError: unsupported Unicode escape sequence`. Now
     `create` and `templates.create` refuse it by name, and a run of a config stored before
     refuses it in one line and writes nothing."""
-    wb = workbench(
-        _members(source),
-        any_store,
-        {"members": {**people("number", "member_no"), "audience": True}},
-    )
+    wb = _members_workbench(source, any_store)
     try:
         with pytest.raises(ValidationError, match="NUL"):
             wb.workflows.create(
@@ -193,11 +199,7 @@ def test_a_message_text_with_a_nul_is_refused_in_one_line(
             )
         with pytest.raises(ValidationError, match="NUL"):
             wb.templates.create("nul", "안내\x00 {{ 이름 }}")
-        wf = wb.workflows.create(
-            f"n-{uuid.uuid4().hex[:6]}",
-            target_config={"table": "members"},
-            message_config={"content": INFO},
-        )
+        wf = _info_workflow(wb, "n")
         if any_store.startswith("sqlite"):
             wb.store.workflows.update(wf["id"], message_config={"content": "안내\x00 {{ 이름 }}"})
             run_id = start(wb, wf)
@@ -222,11 +224,7 @@ def test_a_resume_refuses_a_batch_size_the_freeze_would_refuse(
     written, and a good resume completes the frozen set once each."""
     from hybridwb.platform.campaigns import Campaigns
 
-    wb = workbench(
-        _members(source, 7),
-        pg_store,
-        {"members": {**people("number", "member_no"), "audience": True}},
-    )
+    wb = _members_workbench(source, pg_store, 7)
     original = Campaigns.write_batch
     calls: list[int] = []
 
@@ -237,11 +235,7 @@ def test_a_resume_refuses_a_batch_size_the_freeze_would_refuse(
         return original(self, *args, **kw)
 
     try:
-        wf = wb.workflows.create(
-            f"b-{uuid.uuid4().hex[:6]}",
-            target_config={"table": "members"},
-            message_config={"content": INFO},
-        )
+        wf = _info_workflow(wb, "b")
         run_id = start(wb, wf)
         monkeypatch.setattr(Campaigns, "write_batch", dying)
         with pytest.raises(KeyboardInterrupt):
@@ -268,17 +262,9 @@ def test_a_run_refuses_a_limit_that_is_no_count_of_targets(
     """Before: `limit="3"` or `2.5` raised a raw TypeError from the freeze's worker; -1
     froze nobody and the run ended with no target and no word. Now it is refused in one
     line before anything is frozen, and `limit=3` freezes and messages the first three."""
-    wb = workbench(
-        _members(source, 5),
-        pg_store,
-        {"members": {**people("number", "member_no"), "audience": True}},
-    )
+    wb = _members_workbench(source, pg_store, 5)
     try:
-        wf = wb.workflows.create(
-            f"l-{uuid.uuid4().hex[:6]}",
-            target_config={"table": "members"},
-            message_config={"content": INFO},
-        )
+        wf = _info_workflow(wb, "l")
         run_id = start(wb, wf)
         with pytest.raises(ValidationError, match="limit") as raised:
             wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, limit=bad)
@@ -301,17 +287,9 @@ def test_a_run_refuses_a_batch_pause_that_is_no_seconds(
     """Before: `batch_pause=-1` (NaN, `"1"`) raised a raw ValueError (TypeError) from
     `time.sleep` after the first batch was handed to the store; now it is refused in one
     line before anything is frozen or written."""
-    wb = workbench(
-        _members(source, 3),
-        pg_store,
-        {"members": {**people("number", "member_no"), "audience": True}},
-    )
+    wb = _members_workbench(source, pg_store, 3)
     try:
-        wf = wb.workflows.create(
-            f"p-{uuid.uuid4().hex[:6]}",
-            target_config={"table": "members"},
-            message_config={"content": INFO},
-        )
+        wf = _info_workflow(wb, "p")
         run_id = start(wb, wf)
         with pytest.raises(ValidationError, match="batch_pause") as raised:
             wb.workflows.process(
@@ -476,11 +454,7 @@ def test_a_cooldown_or_cap_window_longer_than_the_calendar_means_since_ever(
     before any record. Before: the first batch's check raised a raw OverflowError
     (`date value out of range`) computing the window's start. Now the first run messages
     everyone, the second (cooldown) and a third workflow (the cap, 1 message) no one."""
-    wb = workbench(
-        _members(source, 4),
-        any_store,
-        {"members": {**people("number", "member_no"), "audience": True}},
-    )
+    wb = _members_workbench(source, any_store, 4)
     try:
         runs = []
         for name, policy in [
