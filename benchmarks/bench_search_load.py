@@ -48,8 +48,10 @@ import hybridwb
 
 TABLE = "people"
 #: terms whose generated SQL the raw phases replay, and from which each process's wb
-#: phases draw terms it has not searched yet (more than one process searches in a run)
-RECORDED = 15_000
+#: phases draw terms it has not searched yet (more than one process searches in a run):
+#: enough for one process searching ~2,000 a second through 7 repetitions of 5 s (70,000;
+#: 15,000 ran out in a fast hour, stop 33)
+RECORDED = 100_000
 _state: dict[str, Any] = {}
 
 
