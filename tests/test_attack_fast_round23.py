@@ -96,14 +96,7 @@ def test_a_run_with_won_over_a_text_price_column_writes_every_message(
         assert time.process_time() - started < 20
     finally:
         wb.close()
-    got = {
-        str(k): str(c)
-        for k, c in oracle(
-            pg_store,
-            "SELECT target_key, content FROM send_records WHERE run_id = %s",
-            (str(run_id),),
-        )
-    }
+    got = _contents(pg_store, run_id)
     want = {
         str(i): f"회원{i}님 {_amount(p)}" for i, p in enumerate(prices, 1) if p not in (None, "")
     }
@@ -114,6 +107,18 @@ def test_a_run_with_won_over_a_text_price_column_writes_every_message(
 
 # -- a message text no store can hold (a lone surrogate) ----------------------------------
 _SURROGATE = "\ud800 {{ 이름 }}님"
+
+
+def _contents(store: str, run_id: Any) -> dict[str, str]:
+    """Each send record's text by target key, read by psycopg (the oracle)."""
+    return {
+        str(k): str(c)
+        for k, c in oracle(
+            store,
+            "SELECT target_key, content FROM send_records WHERE run_id = %s",
+            (str(run_id),),
+        )
+    }
 
 
 def _members(source: Callable[..., str], n: int = 3) -> str:
@@ -418,14 +423,7 @@ def test_a_runs_texts_over_mariadb_value_types_are_the_per_row_references(
                 want_records[key] = out.text
     finally:
         wb.close()
-    got = {
-        str(k): str(c)
-        for k, c in oracle(
-            pg_store,
-            "SELECT target_key, content FROM send_records WHERE run_id = %s",
-            (str(run_id),),
-        )
-    }
+    got = _contents(pg_store, run_id)
     got_skips = {
         str(k): str(r)
         for k, r in oracle(
