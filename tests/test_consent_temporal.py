@@ -168,11 +168,12 @@ def test_a_date_or_time_column_as_consent_is_refused_and_nothing_is_written(
     assert oracle(store, "SELECT count(*) FROM workflows WHERE name = 'again'") == [(0,)]
 
 
-def test_the_runner_refuses_before_it_writes_a_run_row(
+def test_a_run_of_a_refused_mapping_fails_and_sends_nothing(
     source: Callable[..., str], store: str
 ) -> None:
-    """`wb.workflows.run` (the runner: its run row, lock and notebook) makes the target plan
-    first, so a refused mapping leaves no run row and no lock behind."""
+    """`wb.workflows.run` (the runner: its run row, lock and notebook) fails the run at its
+    target plan, as any run whose mapping went wrong: the run row says why in one line, no
+    target is frozen, nothing is sent and the lock is released."""
     db = source(*TABLES, rows=ROWS)
     wb = hybridwb.connect(source=source_url(db), store=store)
     try:
@@ -184,11 +185,13 @@ def test_the_runner_refuses_before_it_writes_a_run_row(
             "runner", target_config={"table": "members"}, message_config={"template": "세일"}
         )
         wb.mappings.save("members", members(consent="since"))
-        with pytest.raises(ValidationError, match="a YEAR column"):
-            wb.workflows.run(wf["id"], progress=False)
+        final = wb.workflows.run(wf["id"], progress=False)
     finally:
         wb.close()
-    for table in ("workflow_runs", "run_state", "run_locks", "send_records"):
+    assert final["status"] == "failed"
+    [(error,)] = oracle(store, "SELECT error FROM workflow_runs")
+    assert "a YEAR column" in str(error) and "\n" not in str(error), error
+    for table in ("run_targets", "run_locks", "send_records"):
         assert oracle(store, f"SELECT count(*) FROM {table}") == [(0,)], table
 
 
