@@ -260,7 +260,8 @@ class Runner:
         campaigns = Campaigns(store.backend)
         try:
             counts = campaigns.counts(run_id)
-            status, reason = final_status(counts, error, dry_run, store.runs.get(run_id))
+            run = store.runs.get(run_id)
+            status, reason = final_status(counts, error, dry_run, run)
             fields = {
                 "status": status,
                 "finished_at": _now(),
@@ -269,6 +270,9 @@ class Runner:
                 "target_count": counts["targets"],
                 "sent_count": counts["records"],
                 "skipped_count": counts["skipped"],
+                # the report's reasons and pending from the rows too: a kernel that failed
+                # mid-pass left the stats of an earlier pass (or of the freeze: none)
+                "stats": {**(run.get("stats") or {}), **counts},
             }
             store.runs.update(run_id, **fields)
             campaigns.release(wf["id"], run_id)
