@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures imported are test parameters here)
 """Round 25: a run's HTML report counts its exclusions as the rows do, after a crash too.
 
 The report read its exclusion reasons (consent, unclear consent, policy) and what is still

@@ -85,7 +85,7 @@ def held(
         yield owner
     except BaseException:
         # refused: the lock is the holder's, nothing to release
-        _let_go(campaigns, wf["id"], run_id, owner, beat, release=holder is None)
+        let_go(campaigns, wf["id"], run_id, owner, beat, release=holder is None)
         raise
     # the call's work is done; Ctrl-C while it ends (the heartbeat stopped, the lock
     # released) releases the lock all the same, then is raised: a row left under this
@@ -94,11 +94,11 @@ def held(
         beat.stop()
         campaigns.release(wf["id"], run_id, owner)
     except KeyboardInterrupt:
-        _let_go(campaigns, wf["id"], run_id, owner, beat)
+        let_go(campaigns, wf["id"], run_id, owner, beat)
         raise
 
 
-def _let_go(
+def let_go(
     campaigns: Campaigns,
     wf_id: Any,
     run_id: Any,
@@ -107,7 +107,8 @@ def _let_go(
     *,
     release: bool = True,
 ) -> None:
-    """Stop the heartbeat and release the lock of a call that failed or was interrupted,
+    """Stop the heartbeat and release the lock of a call (or of `hybridwb run`, as its run
+    ends) that failed or was interrupted,
     however often Ctrl-C lands in it (a user pressing it again as the call stops: both
     are short and tried again; a heartbeat left beating would keep the lock fresh), then
     raise that interrupt. The store down: the error in hand is the one to see; the lock

@@ -21,10 +21,11 @@ from hybridwb import errors
 from hybridwb.config import Settings
 from hybridwb.errors import CellTimeoutError, HybridwbError, NotFound, ValidationError
 from hybridwb.platform.campaigns import Campaigns, is_stale, this_owner
+from hybridwb.platform.repos import as_uuid
 from hybridwb.source.catalogue import server_text
 from hybridwb.workflows import context, pending
 from hybridwb.workflows.config import message_config
-from hybridwb.workflows.lock import STALE_AFTER_S, Heartbeat, refusal
+from hybridwb.workflows.lock import STALE_AFTER_S, Heartbeat, let_go, refusal
 from hybridwb.workflows.lock import RunRefused as RunRefused  # re-exported: its old home
 from hybridwb.workflows.params import check_parameters
 from hybridwb.workflows.progress import RunProgress, in_notebook, show_report_link
@@ -186,46 +187,55 @@ class Runner:
         timed_out, slow_cell = False, None  # a cell ran past cell_timeout; its number
         interrupted: KeyboardInterrupt | None = None  # Ctrl-C here: raised once recorded
         try:
-            with context.ipc_directory() as ipc:
-                pm.execute_notebook(
-                    str(notebook),
-                    str(output),
-                    parameters=pm_params,
-                    kernel_name="python3",
-                    kernel_manager_class=context.kernel_manager_class(
-                        context.kernel_env(self.settings), ipc, log=kernel_log
-                    ),
-                    execution_timeout=cell_timeout,
-                    progress_bar=False,
-                    stdout_file=sys.stdout if passthrough else None,
-                    stderr_file=sys.stderr if passthrough else None,
-                    cwd=str(Path.cwd()),
-                )
-        except pm.PapermillExecutionError as exc:
-            error = f"{exc.ename}: {_cell_error(exc.ename, exc.evalue)} (cell {exc.exec_count})"
-        except NbCellTimeout:  # a TimeoutError, so an OSError: caught before those
-            timed_out, slow_cell = True, running_cell(output)
-            where = f"cell {slow_cell}" if slow_cell is not None else "a cell"
-            error = f"CellTimeoutError: {where} ran past its {cell_timeout} s time limit"
-        except OSError as exc:
-            error = f"writing the executed notebook failed ({exc.strerror or exc}); free space, then resume"
-        except Exception as exc:  # a dead kernel, a timeout: the run failed, say how
-            error = f"{type(exc).__name__}: {server_text(str(exc))}"
-        except KeyboardInterrupt as exc:
-            # Ctrl-C reaches this process only (the kernel has a session of its own), and
-            # papermill has stopped the kernel on its way out: the run failed here, and its
-            # lock is released like any failed run's, so a resume (from any process) and
-            # the next run are not refused as "already has an active run"
-            interrupted = exc
-            error = f"KeyboardInterrupt: the run was interrupted; resume with: hybridwb run --resume {run_id}"
-        finally:
-            beat.stop()
-            if follow is not None:
-                follow.stop()
-        log = context.kept_log(kernel_log) if kernel_log is not None else None
-        if error is not None and log is not None:
-            error = f"{error}; the kernel's own output is in {log.name}"
-        final = self._finish(wf, run_id, error, output.with_suffix(".html"), trigger, dry_run)
+            try:
+                with context.ipc_directory() as ipc:
+                    pm.execute_notebook(
+                        str(notebook),
+                        str(output),
+                        parameters=pm_params,
+                        kernel_name="python3",
+                        kernel_manager_class=context.kernel_manager_class(
+                            context.kernel_env(self.settings), ipc, log=kernel_log
+                        ),
+                        execution_timeout=cell_timeout,
+                        progress_bar=False,
+                        stdout_file=sys.stdout if passthrough else None,
+                        stderr_file=sys.stderr if passthrough else None,
+                        cwd=str(Path.cwd()),
+                    )
+            except pm.PapermillExecutionError as exc:
+                error = f"{exc.ename}: {_cell_error(exc.ename, exc.evalue)} (cell {exc.exec_count})"
+            except NbCellTimeout:  # a TimeoutError, so an OSError: caught before those
+                timed_out, slow_cell = True, running_cell(output)
+                where = f"cell {slow_cell}" if slow_cell is not None else "a cell"
+                error = f"CellTimeoutError: {where} ran past its {cell_timeout} s time limit"
+            except OSError as exc:
+                error = f"writing the executed notebook failed ({exc.strerror or exc}); free space, then resume"
+            except Exception as exc:  # a dead kernel, a timeout: the run failed, say how
+                error = f"{type(exc).__name__}: {server_text(str(exc))}"
+            except KeyboardInterrupt as exc:
+                # Ctrl-C reaches this process only (the kernel has a session of its own), and
+                # papermill has stopped the kernel on its way out: the run failed here, and its
+                # lock is released like any failed run's, so a resume (from any process) and
+                # the next run are not refused as "already has an active run"
+                interrupted = exc
+                error = f"KeyboardInterrupt: the run was interrupted; resume with: hybridwb run --resume {run_id}"
+            finally:
+                beat.stop()
+                if follow is not None:
+                    follow.stop()
+            log = context.kept_log(kernel_log) if kernel_log is not None else None
+            if error is not None and log is not None:
+                error = f"{error}; the kernel's own output is in {log.name}"
+            final = self._finish(
+                wf, run_id, error, output.with_suffix(".html"), trigger, dry_run, owner=owner
+            )
+        except KeyboardInterrupt:
+            # Ctrl-C (again) as the run ends (its heartbeat stopped, its status written, its
+            # lock released) releases the lock all the same, then is raised: a row left
+            # under this living process's owner refuses the resume elsewhere for minutes
+            let_go(campaigns, wf["id"], run_id, owner, beat)
+            raise
         if notebook_ui:
             show_report_link(
                 Path(final.get("report_path") or output.with_suffix(".html")),
@@ -255,12 +265,18 @@ class Runner:
         html: Path,
         trigger: str,
         dry_run: bool,
+        owner: str | None = None,
     ) -> dict[str, Any]:
+        """The run's status and counts from the rows, its lock released, its report; as
+        `owner` (the runner's), nothing but the report once another owner holds the run's
+        lock: a resume elsewhere took it over, and its end is that process's to write."""
         store = self.store
         campaigns = Campaigns(store.backend)
         try:
             counts = campaigns.counts(run_id)
             run = store.runs.get(run_id)
+            if owner is not None and _taken_over(campaigns.lock(wf["id"]), run_id, owner):
+                return self._report(wf, run, html, trigger)
             status, reason = final_status(counts, error, dry_run, run)
             fields = {
                 "status": status,
@@ -275,7 +291,7 @@ class Runner:
                 "stats": {**(run.get("stats") or {}), **counts},
             }
             store.runs.update(run_id, **fields)
-            campaigns.release(wf["id"], run_id)
+            campaigns.release(wf["id"], run_id, owner)
             final = store.runs.get(run_id)
         except HybridwbError as exc:
             fields = {"status": "failed", "finished_at": _now(), "error": error or str(exc)}
@@ -287,6 +303,14 @@ class Runner:
                 "error": f"{error or ''} (the store is unreachable: {exc}; the status is "
                 "written by the next command)",
             }
+        return self._report(wf, final, html, trigger)
+
+    def _report(
+        self, wf: dict[str, Any], final: dict[str, Any], html: Path, trigger: str
+    ) -> dict[str, Any]:
+        """The run's HTML report beside its notebook; `final` with a note if not written."""
+        store, run_id = self.store, final["id"]
+        campaigns = Campaigns(store.backend)
         details: dict[str, Any]
         try:
             details = {
@@ -303,6 +327,15 @@ class Runner:
                 "report_error": f"the HTML report could not be written ({exc.strerror})",
             }
         return final
+
+
+def _taken_over(held: dict[str, Any] | None, run_id: Any, owner: str) -> bool:
+    """Whether the workflow's lock `held` names this run under another owner."""
+    return (
+        held is not None
+        and str(as_uuid(held["run_id"])) == str(as_uuid(run_id))
+        and held["owner"] != owner
+    )
 
 
 def papermill() -> Any:

@@ -1,0 +1,136 @@
+"""Round 25: how a run ends (`Runner._finish`) when its lock is no longer its own, or when
+Ctrl-C lands in it; and a lock's workflow changed under it.
+
+`hybridwb run` takes the workflow's lock, the kernel works, and `_finish` writes the
+status from the rows and releases the lock. papermill is replaced here by a stand-in that
+does what a kernel does to the store while it "runs" (tests/test_runner_run.py's way), on
+SQLite and PostgreSQL; the oracle is direct SQL on the store.
+"""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from pathlib import Path
+from typing import Any
+
+import _stores
+import papermill
+import psycopg
+import pytest
+from _stores import Oracle, workflow_with_run
+
+from hybridwb.config import load_settings
+from hybridwb.platform.campaigns import Campaigns, this_owner
+from hybridwb.platform.store import Store
+from hybridwb.workflows.runner import Runner
+
+store = _stores.store
+oracle = _stores.oracle
+THIEF = "elsewhere:4242"  # another host's process: alive as far as this one knows
+
+
+def _kernel(monkeypatch: pytest.MonkeyPatch, body: Any) -> None:
+    """papermill's `execute_notebook` as `body(parameters)`: the kernel's work."""
+
+    def execute(_input: str, _output: str, **kw: Any) -> None:
+        body(kw["parameters"])
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+
+
+def _taken_over(store: Store, oracle: Oracle, params: dict[str, Any]) -> None:
+    """The kernel pauses past the lock's stale time; another process resumes the run (its
+    lock, its row `running`); the kernel then finds it has lost the lock and fails."""
+    old = "2000-01-01 00:00:00" + ("+00" if oracle.postgres else ".000000")
+    oracle.execute("UPDATE run_locks SET heartbeat_at = ?", old)
+    wf, run = params["workflow"], params["run_id"]
+    assert Campaigns(store.backend).acquire(wf, run, THIEF, 120) is None
+    store.runs.update(run, status="running", error=None, finished_at=None)
+    raise papermill.PapermillExecutionError(
+        2, 2, "wb.workflows.process(...)", "RunTakenOver", f"Run {run} was taken over", []
+    )
+
+
+def test_a_runner_whose_run_was_taken_over_leaves_the_new_holders_lock_and_status(
+    store: Store, oracle: Oracle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BREAK: the runner whose kernel lost its lock to a resume in another process ended
+    the run as its own: it released the lock without naming its owner (the resuming
+    process's lock was deleted: a third process could start the workflow beside it) and
+    wrote `failed` over the run the other process was working on."""
+    wf = store.workflows.create(name="r25-takeover", message_config={"content": "안내"})
+    _kernel(monkeypatch, lambda params: _taken_over(store, oracle, params))
+    final = Runner(load_settings(tmp_path, {}), store).run(wf["id"], progress=False)
+    run = oracle.uid(final["id"])
+    assert oracle.rows("SELECT CAST(run_id AS TEXT), owner FROM run_locks") == [(run, THIEF)]
+    assert oracle.rows("SELECT status, error FROM workflow_runs") == [("running", None)]
+    other = store.workflows.create(name="r25-other")  # a new run is refused meanwhile
+    assert Campaigns(store.backend).acquire(wf["id"], uuid.uuid4(), "third:3", 120) is not None
+    assert Campaigns(store.backend).acquire(other["id"], uuid.uuid4(), "third:3", 120) is None
+
+
+@pytest.mark.usefixtures("sigint_interrupts")
+@pytest.mark.parametrize("at", ["counts", "status", "release"])
+def test_ctrl_c_as_the_runner_finishes_frees_the_lock_for_a_resume_elsewhere(
+    store: Store, oracle: Oracle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: str
+) -> None:
+    """BREAK: Ctrl-C (a real SIGINT) as `hybridwb run` in a notebook writes the run's end
+    (reads its counts, writes its status, releases its lock) left the lock under this
+    living process: the resume from a terminal (another process) was refused as "already
+    has an active run" until the heartbeat went stale. The lock is released all the same,
+    and the resume elsewhere is taken at once, once."""
+    from hybridwb.platform.repos import Runs
+
+    wf = store.workflows.create(name="r25-finish", message_config={"content": "안내"})
+    hooked = {"counts": (Campaigns, "counts"), "release": (Campaigns, "release"),
+              "status": (Runs, "update")}  # fmt: skip
+    armed = {"on": True}
+    owner, name = hooked[at]
+    real = getattr(owner, name)
+
+    def press(*a: Any, **kw: Any) -> Any:
+        if armed["on"] and (at != "status" or "finished_at" in kw):
+            armed["on"] = False
+            signal.raise_signal(signal.SIGINT)
+        return real(*a, **kw)
+
+    def kernel(params: dict[str, Any]) -> None:
+        c = Campaigns(store.backend)
+        run = params["run_id"]
+        c.freeze(run, [[("a", "01012340001"), ("b", "01012340002")]])
+        assert c.write_batch(run, params["workflow"], params["owner"], records=[("a", "r", "m")],
+                             channel="o", skips=[])  # fmt: skip
+        monkeypatch.setattr(owner, name, press)
+
+    _kernel(monkeypatch, kernel)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(load_settings(tmp_path, {}), store).run(wf["id"], progress=False)
+    assert not armed["on"]
+    monkeypatch.undo()
+    assert oracle.rows("SELECT owner FROM run_locks") == []
+    [(rid,)] = oracle.rows("SELECT id FROM workflow_runs")
+    c = Campaigns(store.backend)
+    assert c.acquire(wf["id"], rid, "terminal:7", 120) is None  # the resume, elsewhere
+    assert c.acquire(wf["id"], rid, "terminal:8", 120) is not None  # and only once
+    assert oracle.rows("SELECT owner FROM run_locks") == [("terminal:7",)]
+
+
+def test_a_run_holding_its_lock_cannot_be_moved_to_another_workflow(
+    store: Store, oracle: Oracle
+) -> None:
+    """HOLDS: the run a lock names is moved to another workflow by direct SQL (the lock
+    would then name another workflow's run: its holder could clear that run's frozen
+    set); refused on both stores, and the lock and run are as they were."""
+    import sqlite3
+
+    wf, run = workflow_with_run(store)
+    other = store.workflows.create(name="r25-elsewhere")["id"]
+    assert Campaigns(store.backend).acquire(wf, run, this_owner(), 120) is None
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation)):
+        oracle.execute(
+            "UPDATE workflow_runs SET workflow_id = ? WHERE id = ?",
+            oracle.uid(other),
+            oracle.uid(run),
+        )
+    assert oracle.rows("SELECT CAST(workflow_id AS TEXT) FROM workflow_runs") == [(oracle.uid(wf),)]
