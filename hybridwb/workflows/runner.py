@@ -10,7 +10,10 @@ that cannot be written is kept on disk and written by the next command (pending.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import sys
+import threading
+import types
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -339,21 +342,44 @@ def _taken_over(held: dict[str, Any] | None, run_id: Any, owner: str) -> bool:
 
 
 def papermill() -> Any:
-    """papermill, imported without the IRI grammar jsonschema builds when it finds
-    `rfc3987-syntax` installed (a Jupyter dependency): 38 Lark parsers, ~0.7 s of a
-    4 s run's start, for the `iri` format check, which nbformat's validation never asks
-    for. The grammar's module is kept out only while jsonschema is first imported; any
-    later import of it (a user's own) works as ever, and jsonschema then just has no
-    `iri` checker. Nothing is changed once jsonschema is imported already."""
-    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
-        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # ImportError
-        try:
-            import nbformat  # noqa: F401  # its validator imports jsonschema
-        finally:
-            del sys.modules["rfc3987_syntax"]
+    """papermill, imported without building the IRI grammar jsonschema's `iri` format
+    check uses when it finds `rfc3987-syntax` installed (a Jupyter dependency): 38 Lark
+    parsers, ~0.7 s of a 4 s run's start, which nbformat's validation never asks for.
+    While jsonschema is first imported, the grammar's module is a stand-in whose
+    `is_valid_syntax` imports the real one on its first call, so jsonschema still checks
+    IRIs in the process that ran this (`wb.run` in a user's own kernel), at that cost
+    then; a later import of the module gets the real one. Nothing is changed once
+    jsonschema or the grammar is imported already."""
+    with _IMPORTING:
+        if (
+            "jsonschema" not in sys.modules
+            and "rfc3987_syntax" not in sys.modules
+            and importlib.util.find_spec("rfc3987_syntax") is not None
+        ):
+            stand_in = types.ModuleType("rfc3987_syntax")
+            vars(stand_in).update(is_valid_syntax=_iri_syntax)
+            sys.modules["rfc3987_syntax"] = stand_in
+            try:
+                import nbformat  # noqa: F401  # its validator imports jsonschema
+            finally:
+                if sys.modules.get("rfc3987_syntax") is stand_in:
+                    del sys.modules["rfc3987_syntax"]
     import papermill as pm
 
     return pm
+
+
+#: held while `papermill` has the grammar's stand-in in `sys.modules` (threads starting
+#: runs at once), and by the stand-in's check while it imports the real module
+_IMPORTING = threading.Lock()
+
+
+def _iri_syntax(rule: str, value: str) -> bool:
+    """`rfc3987_syntax.is_valid_syntax`, the real module imported on the first check."""
+    with _IMPORTING:
+        from rfc3987_syntax import is_valid_syntax
+
+    return bool(is_valid_syntax(rule, value))
 
 
 def running_cell(executed: Path) -> int | None:
