@@ -134,3 +134,36 @@ def test_a_run_holding_its_lock_cannot_be_moved_to_another_workflow(
             oracle.uid(run),
         )
     assert oracle.rows("SELECT CAST(workflow_id AS TEXT) FROM workflow_runs") == [(oracle.uid(wf),)]
+
+
+def test_a_run_resumed_again_while_its_resume_works_in_the_same_process_is_refused(
+    store: Store, oracle: Oracle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed run is resumed (`wb.workflows.run(resume=...)` in a notebook's thread) and,
+    while that resume's kernel works, resumed again from the same process (another
+    thread, a second click): the second is refused, once; the first keeps its lock."""
+    from hybridwb.workflows.runner import RunRefused
+
+    wf = store.workflows.create(name="r25-twice", message_config={"content": "안내"})
+    runner = Runner(load_settings(tmp_path, {}), store)
+    seen: dict[str, Any] = {}
+
+    def fail(params: dict[str, Any]) -> None:
+        raise papermill.PapermillExecutionError(1, 1, "x", "RuntimeError", "boom", [])
+
+    _kernel(monkeypatch, fail)
+    failed = runner.run(wf["id"], progress=False)
+    assert failed["status"] == "failed"
+
+    def resumed(params: dict[str, Any]) -> None:
+        _kernel(monkeypatch, lambda p: seen.setdefault("second kernel", p))
+        try:
+            runner.run(None, resume=failed["id"], progress=False)
+        except RunRefused as exc:
+            seen["refused"] = str(exc)
+        seen["lock"] = oracle.rows("SELECT owner FROM run_locks")
+
+    _kernel(monkeypatch, resumed)
+    runner.run(None, resume=failed["id"], progress=False)
+    assert "second kernel" not in seen and "already has an active run" in seen["refused"]
+    assert len(seen["lock"]) == 1

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from hybridwb import errors
 from hybridwb.config import Settings
 from hybridwb.errors import CellTimeoutError, HybridwbError, NotFound, ValidationError
-from hybridwb.platform.campaigns import Campaigns, is_stale, this_owner
+from hybridwb.platform.campaigns import Campaigns, call_owner, is_stale
 from hybridwb.platform.repos import as_uuid
 from hybridwb.source.catalogue import server_text
 from hybridwb.workflows import context, pending
@@ -142,7 +142,7 @@ class Runner:
         out_dir = self.settings.reports_dir / slug(wf["name"])
         writable_dir(out_dir)
         campaigns = Campaigns(store.backend)
-        owner = this_owner()
+        owner = call_owner()  # two runs of this process (threads) are two owners
         pm_params = check_parameters(  # again where the notebook is built: stored ones too
             {
                 **params,
