@@ -167,3 +167,45 @@ def test_a_run_resumed_again_while_its_resume_works_in_the_same_process_is_refus
     runner.run(None, resume=failed["id"], progress=False)
     assert "second kernel" not in seen and "already has an active run" in seen["refused"]
     assert len(seen["lock"]) == 1
+
+
+@pytest.mark.parametrize("table", ["run_locks", "workflow_runs"])
+def test_an_upsert_cannot_make_a_lock_name_a_run_of_another_workflow(
+    store: Store, oracle: Oracle, table: str
+) -> None:
+    """HOLDS: what a REST upsert (`on_conflict`) sends, by direct SQL: W2's lock row
+    upserted onto a run of W1 (`ON CONFLICT (workflow_id) DO UPDATE SET run_id`), or W1's
+    run, which W1's lock names, upserted under W2 (`ON CONFLICT (id) DO UPDATE SET
+    workflow_id`). Both refused by 0009/0010's update triggers, on both stores."""
+    import sqlite3
+
+    w1, r1 = workflow_with_run(store, "w1")
+    w2, r2 = workflow_with_run(store, "w2")
+    c = Campaigns(store.backend)
+    assert c.acquire(w1, r1, "a:1", 120) is None and c.acquire(w2, r2, "b:2", 120) is None
+    stamp = "2026-01-01 00:00:00" + ("+00" if oracle.postgres else ".000000")
+    if table == "run_locks":
+        sql = (
+            "INSERT INTO run_locks (workflow_id, run_id, owner, acquired_at, heartbeat_at)"
+            " VALUES (?, ?, 'b:2', ?, ?) ON CONFLICT (workflow_id) DO UPDATE"
+            " SET run_id = excluded.run_id"
+        )
+        params = (oracle.uid(w2), oracle.uid(r1), stamp, stamp)
+    else:
+        sql = (
+            "INSERT INTO workflow_runs (id, workflow_id, status, parameters, dry_run,"
+            " target_count, rendered_count, skipped_count, failed_count, sent_count,"
+            " missing_variables, stats, created_at) VALUES (?, ?, 'running', '{}', false,"
+            " 0, 0, 0, 0, 0, '[]', '{}', ?) ON CONFLICT (id) DO UPDATE"
+            " SET workflow_id = excluded.workflow_id"
+        )
+        params = (oracle.uid(r1), oracle.uid(w2), stamp)
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation)):
+        oracle.execute(sql, *params)
+    assert oracle.rows(
+        "SELECT count(*) FROM run_locks l JOIN workflow_runs r ON r.id = l.run_id"
+        " WHERE r.workflow_id <> l.workflow_id"
+    ) == [(0,)]
+    assert oracle.rows(
+        "SELECT CAST(run_id AS TEXT) FROM run_locks ORDER BY owner"
+    ) == [(oracle.uid(r1),), (oracle.uid(r2),)]
