@@ -206,6 +206,7 @@ def test_an_upsert_cannot_make_a_lock_name_a_run_of_another_workflow(
         "SELECT count(*) FROM run_locks l JOIN workflow_runs r ON r.id = l.run_id"
         " WHERE r.workflow_id <> l.workflow_id"
     ) == [(0,)]
-    assert oracle.rows(
-        "SELECT CAST(run_id AS TEXT) FROM run_locks ORDER BY owner"
-    ) == [(oracle.uid(r1),), (oracle.uid(r2),)]
+    assert oracle.rows("SELECT CAST(run_id AS TEXT) FROM run_locks ORDER BY owner") == [
+        (oracle.uid(r1),),
+        (oracle.uid(r2),),
+    ]

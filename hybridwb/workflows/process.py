@@ -205,6 +205,9 @@ class Processor:
 
         beat()
         store.runs.update(run["id"], status="running", started_at=run.get("started_at") or now)
+        # the row the freeze marks the set frozen in: `hybridwb run` made it; a run made
+        # another way (`wb.store.runs.create`) had none, and every call froze it anew
+        campaigns.start_state(run["id"], owner or "", "manual")
         state = campaigns.state(run["id"])
         if state.get("frozen_at") is None:
             _remember_freeze(store, campaigns, run, aud, now, owner or None)
