@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures imported are test parameters here)
 """Round 25: a run created without the runner (`wb.store.runs.create`, then
 `wb.workflows.process` in a notebook of one's own) keeps its target set frozen.
 
