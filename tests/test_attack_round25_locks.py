@@ -210,3 +210,50 @@ def test_an_upsert_cannot_make_a_lock_name_a_run_of_another_workflow(
         (oracle.uid(r1),),
         (oracle.uid(r2),),
     ]
+
+
+@pytest.mark.parametrize("resume", ["running", "finished"])
+def test_a_kept_status_does_not_overwrite_a_resume_that_came_after_it(
+    store: Store, oracle: Oracle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resume: str
+) -> None:
+    """BREAK: a run ends while the store is unreachable: its `failed` is kept on disk
+    (`pending.keep`). The run is then resumed from another machine; the next command here
+    writes what was kept (`pending.flush`). It wrote `failed` over the resume, running or
+    succeeded since, and deleted the resuming process's lock without naming its owner."""
+    from hybridwb.workflows import pending
+
+    wf = store.workflows.create(name="r25-kept", message_config={"content": "안내"})
+    runner = Runner(load_settings(tmp_path, {}), store)
+    real_counts = Campaigns.counts
+
+    def kernel(params: dict[str, Any]) -> None:
+        Campaigns(store.backend).freeze(params["run_id"], [[("a", "01012340001")]])
+
+        def gone(*a: Any, **kw: Any) -> Any:
+            from hybridwb.errors import StoreError
+
+            raise StoreError("connection refused")
+
+        monkeypatch.setattr(Campaigns, "counts", gone)
+
+    _kernel(monkeypatch, kernel)
+    kept = runner.run(wf["id"], progress=False)
+    monkeypatch.setattr(Campaigns, "counts", real_counts)
+    assert list((tmp_path / ".hybridwb" / "pending-runs").glob("*.json"))
+    # elsewhere: the lock (left, its owner alive here) goes stale and the run is resumed
+    old = "2000-01-01 00:00:00" + ("+00" if oracle.postgres else ".000000")
+    oracle.execute("UPDATE run_locks SET heartbeat_at = ?", old)
+    c = Campaigns(store.backend)
+    assert c.acquire(wf["id"], kept["id"], THIEF, 120) is None
+    store.runs.update(kept["id"], status="running", error=None, finished_at=None)
+    if resume == "finished":
+        assert c.write_batch(kept["id"], wf["id"], THIEF, records=[("a", "r", "m")],
+                             channel="o", skips=[])  # fmt: skip
+        runner._finish(wf, kept["id"], None, tmp_path / "r.html", "manual", False, owner=THIEF)
+    before = oracle.rows("SELECT status, error FROM workflow_runs")
+    locks = oracle.rows("SELECT owner FROM run_locks")
+    assert before == [("running" if resume == "running" else "succeeded", None)]
+    pending.flush(store, runner.settings.home)
+    assert oracle.rows("SELECT status, error FROM workflow_runs") == before
+    assert oracle.rows("SELECT owner FROM run_locks") == locks
+    assert not list((tmp_path / ".hybridwb" / "pending-runs").glob("*.json"))

@@ -46,6 +46,18 @@ def refusal(wf: dict[str, Any], held: dict[str, Any]) -> RunRefused:
     )
 
 
+def held_by_another(lock_row: dict[str, Any] | None, run_id: Any, owner: str) -> bool:
+    """Whether the workflow's lock (its row, or None) names `run_id` under another owner
+    than `owner`: the run was taken over, and its end is the new holder's to write."""
+    from hybridwb.platform.repos import as_uuid
+
+    return (
+        lock_row is not None
+        and str(as_uuid(lock_row["run_id"])) == str(as_uuid(run_id))
+        and lock_row["owner"] != owner
+    )
+
+
 class Heartbeat(threading.Thread):
     """Beats the workflow's lock while the kernel works (a kernel start takes seconds)."""
 

@@ -24,11 +24,10 @@ from hybridwb import errors
 from hybridwb.config import Settings
 from hybridwb.errors import CellTimeoutError, HybridwbError, NotFound, ValidationError
 from hybridwb.platform.campaigns import Campaigns, call_owner, is_stale
-from hybridwb.platform.repos import as_uuid
 from hybridwb.source.catalogue import server_text
 from hybridwb.workflows import context, pending
 from hybridwb.workflows.config import message_config
-from hybridwb.workflows.lock import STALE_AFTER_S, Heartbeat, let_go, refusal
+from hybridwb.workflows.lock import STALE_AFTER_S, Heartbeat, held_by_another, let_go, refusal
 from hybridwb.workflows.lock import RunRefused as RunRefused  # re-exported: its old home
 from hybridwb.workflows.params import check_parameters
 from hybridwb.workflows.progress import RunProgress, in_notebook, show_report_link
@@ -278,7 +277,7 @@ class Runner:
         try:
             counts = campaigns.counts(run_id)
             run = store.runs.get(run_id)
-            if owner is not None and _taken_over(campaigns.lock(wf["id"]), run_id, owner):
+            if owner is not None and held_by_another(campaigns.lock(wf["id"]), run_id, owner):
                 return self._report(wf, run, html, trigger)
             status, reason = final_status(counts, error, dry_run, run)
             fields = {
@@ -298,7 +297,7 @@ class Runner:
             final = store.runs.get(run_id)
         except HybridwbError as exc:
             fields = {"status": "failed", "finished_at": _now(), "error": error or str(exc)}
-            pending.keep(self.settings.home, wf["id"], run_id, fields)
+            pending.keep(self.settings.home, wf["id"], run_id, fields, owner=owner)
             final = {
                 "id": run_id,
                 "workflow_id": wf["id"],
@@ -330,15 +329,6 @@ class Runner:
                 "report_error": f"the HTML report could not be written ({exc.strerror})",
             }
         return final
-
-
-def _taken_over(held: dict[str, Any] | None, run_id: Any, owner: str) -> bool:
-    """Whether the workflow's lock `held` names this run under another owner."""
-    return (
-        held is not None
-        and str(as_uuid(held["run_id"])) == str(as_uuid(run_id))
-        and held["owner"] != owner
-    )
 
 
 def papermill() -> Any:
