@@ -10,6 +10,7 @@ SQLite and PostgreSQL; the oracle is direct SQL on the store.
 from __future__ import annotations
 
 import signal
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -257,3 +258,53 @@ def test_a_kept_status_does_not_overwrite_a_resume_that_came_after_it(
     assert oracle.rows("SELECT status, error FROM workflow_runs") == before
     assert oracle.rows("SELECT owner FROM run_locks") == locks
     assert not list((tmp_path / ".hybridwb" / "pending-runs").glob("*.json"))
+
+
+def _beating() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "hybridwb-heartbeat" and t.is_alive()]
+
+
+@pytest.mark.usefixtures("sigint_interrupts")
+@pytest.mark.parametrize("at", ["state started", "heartbeat started", "notebook asked"])
+def test_ctrl_c_as_the_runner_starts_its_kernel_leaves_no_lock_and_no_heartbeat(
+    store: Store, oracle: Oracle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: str
+) -> None:
+    """BREAK: Ctrl-C (a real SIGINT) after the run's state is written, its heartbeat
+    started, or as the runner asks whether it runs in a notebook (the steps between the
+    lock's taking and the kernel's start): the lock stayed, and with the heartbeat
+    thread left beating it never went stale while the process lived. The lock is released,
+    the heartbeat stopped, no kernel started, and the resume elsewhere is taken once."""
+    from hybridwb.workflows import lock
+    from hybridwb.workflows import runner as runner_module
+
+    wf = store.workflows.create(name="r25-start", message_config={"content": "안내"})
+    kernels: list[Any] = []
+    _kernel(monkeypatch, kernels.append)
+    armed = {"on": True}
+
+    def after(point: str, real: Any) -> Any:
+        def call(*a: Any, **kw: Any) -> Any:
+            out = real(*a, **kw)
+            if armed["on"] and at == point:
+                armed["on"] = False
+                signal.raise_signal(signal.SIGINT)
+            return out
+
+        return call
+
+    monkeypatch.setattr(Campaigns, "start_state", after("state started", Campaigns.start_state))
+    monkeypatch.setattr(lock.Heartbeat, "start", after("heartbeat started", lock.Heartbeat.start))
+    monkeypatch.setattr(
+        runner_module, "in_notebook", after("notebook asked", runner_module.in_notebook)
+    )
+    before = set(_beating())
+    with pytest.raises(KeyboardInterrupt):
+        Runner(load_settings(tmp_path, {}), store).run(wf["id"], progress=False)
+    assert not armed["on"] and kernels == []
+    monkeypatch.undo()
+    assert set(_beating()) - before == set()
+    assert oracle.rows("SELECT owner FROM run_locks") == []
+    [(rid,)] = oracle.rows("SELECT id FROM workflow_runs")
+    c = Campaigns(store.backend)
+    assert c.acquire(wf["id"], rid, "terminal:7", 120) is None
+    assert c.acquire(wf["id"], rid, "terminal:8", 120) is not None

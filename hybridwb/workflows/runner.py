@@ -9,7 +9,6 @@ that cannot be written is kept on disk and written by the next command (pending.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import sys
 import threading
@@ -154,10 +153,13 @@ class Runner:
             }
         )
         held: dict[str, Any] | None = None
+        beat = Heartbeat(campaigns, wf["id"], run_id, owner)
+        follow: RunProgress | None = None
         try:
             # from the moment the lock's row may be written (in `acquire`) until the kernel
-            # starts, any failure or Ctrl-C releases it: a row left under this process's
-            # owner (alive, in a notebook) refuses the workflow's next run for minutes
+            # starts, any failure or Ctrl-C releases it and stops the heartbeat: a row left
+            # under this process's owner (alive, in a notebook) refuses the workflow's next
+            # run for minutes, and a heartbeat left beating keeps it fresh for good
             held = campaigns.acquire(wf["id"], run_id, owner, stale_after)
             if held is not None:
                 raise refusal(wf, held)
@@ -167,24 +169,24 @@ class Runner:
             else:
                 store.runs.update(run_id, status="running", error=None, finished_at=None)
             campaigns.start_state(run_id, owner, trigger)
+            beat.start()
+            # in a notebook: a live bar from the store's counts and a link at the end; in a
+            # terminal: the run kernel's own output (its plain-text bar) passed through
+            notebook_ui = progress and in_notebook()
+            follow = RunProgress(campaigns, run_id, wf["name"]) if notebook_ui else None
+            if follow is not None:
+                follow.start()
+            passthrough = progress and not notebook_ui
+            output = out_dir / f"{run_id}.ipynb"
+            # from a notebook the run kernel's own stderr would land in the cell: it goes to
+            # a file beside the executed notebook (kept only if the kernel wrote anything)
+            kernel_log = output.with_suffix(".kernel.log") if in_notebook() else None
         except BaseException:
+            if follow is not None:
+                follow.done.set()
             if held is None:  # refused: the lock is the holder's
-                with contextlib.suppress(HybridwbError):  # the error in hand is the one
-                    campaigns.release(wf["id"], run_id, owner)
+                let_go(campaigns, wf["id"], run_id, owner, beat)  # the error in hand is raised
             raise
-        beat = Heartbeat(campaigns, wf["id"], run_id, owner)
-        beat.start()
-        # in a notebook: a live bar from the store's counts and a link at the end; in a
-        # terminal: the run kernel's own output (its plain-text bar) passed through
-        notebook_ui = progress and in_notebook()
-        follow = RunProgress(campaigns, run_id, wf["name"]) if notebook_ui else None
-        if follow is not None:
-            follow.start()
-        passthrough = progress and not notebook_ui
-        output = out_dir / f"{run_id}.ipynb"
-        # from a notebook the run kernel's own stderr would land in the cell: it goes to a
-        # file beside the executed notebook instead (kept only if the kernel wrote anything)
-        kernel_log = output.with_suffix(".kernel.log") if in_notebook() else None
         error: str | None = None
         timed_out, slow_cell = False, None  # a cell ran past cell_timeout; its number
         interrupted: KeyboardInterrupt | None = None  # Ctrl-C here: raised once recorded
