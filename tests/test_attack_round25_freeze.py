@@ -66,3 +66,27 @@ def test_a_run_made_without_the_runner_is_frozen_once(
     keys = sorted(int(k) for k, _ in records(store, run_id))
     assert keys == list(range(1, 10)), keys
     assert oracle(store, "SELECT count(*) FROM run_state WHERE frozen_at IS NOT NULL") == [(1,)]
+
+
+def test_a_run_processed_by_hand_to_its_end_says_so(
+    source: Callable[..., str], any_store: str
+) -> None:
+    """BREAK: `wb.workflows.process` without the runner (a notebook of one's own) sent to
+    every target, released its lock, and left the run `running`: the next `hybridwb run`
+    (or `wb.workflows.stale()`) marked it `stale`, "its heartbeat stopped", and `doctor`
+    failed on a run that had ended. Its status is written from the rows as it ends."""
+    store = any_store
+    wb = workbench(_members(source, n=6, phones=6), store, MAPPING)
+    try:
+        wf = _workflow(wb)
+        run_id = wb.store.runs.create(wf["id"], {})["id"]
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=4)
+        stale = wb.workflows.stale()
+    finally:
+        wb.close()
+    assert stale == []
+    assert len(records(store, run_id)) == 6
+    rows = oracle(
+        store, "SELECT status, error, sent_count, finished_at IS NOT NULL FROM workflow_runs"
+    )
+    assert rows == [("succeeded", None, 6, True)]
