@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from hybridwb.mapping.graph import Hop, Path
+from hybridwb.targets.consent import consent_of
 from hybridwb.templating import matching, parse
 from hybridwb.templating.service import TemplateService, resolve_values, value_resolver
 from hybridwb.workflows import audience, batches, policies, process, rendering
@@ -255,10 +256,13 @@ def _decide_reference(
             reason = policies.NO_RECIPIENT
         elif not policies.deliverable(c.recipient):
             reason = policies.INVALID_PHONE
-        elif rules.advertising and not policies.truthy(c.consent):
-            reason = policies.NO_CONSENT
-        elif night and not policies.truthy(c.night_consent):
-            reason = policies.WAIT if rules.quiet_hours == "wait" else policies.QUIET
+        elif rules.advertising and (said := consent_of(c.consent)) is not True:
+            reason = policies.NO_CONSENT if said is False else policies.UNCLEAR_CONSENT
+        elif night and (said := consent_of(c.night_consent)) is not True:
+            if rules.quiet_hours == "wait":
+                reason = policies.WAIT
+            else:
+                reason = policies.QUIET if said is False else policies.UNCLEAR_NIGHT_CONSENT
         elif policy.once_per_recipient and c.recipient in seen.earlier:
             reason = policies.ONCE
         elif c.recipient in seen.cooling:
@@ -277,7 +281,7 @@ def _decide_reference(
 def _batch(rnd: random.Random) -> tuple[list[policies.Candidate], policies.Seen]:
     people = [f"+8210{i:08d}" for i in range(12)]
     people += ["+82101234", "+447700900000", "+442079460958", "kim@example.com"]
-    flags: list[Any] = [None, 0, 1, "Y", "n", True, b"\x01"]
+    flags: list[Any] = [None, 0, 1, "Y", "n", True, b"\x01", "maybe", 0.5]
     candidates = [
         policies.Candidate(
             f"k{i}",

@@ -125,6 +125,7 @@ def test_reasons_are_grouped_as_the_report_counts_them() -> None:
         "no marketing consent",
         "unclear consent value (neither yes nor no)",
         "quiet hours (no night consent)",
+        "unclear night consent value (neither yes nor no)",
     }
     assert policies.BAD_ROW == "unreadable value (NUL byte)"
 

@@ -121,6 +121,12 @@ class TableMapping(_Model):
                 )
         return self
 
+    def role_field(self, role: str) -> str | None:
+        """The one field with `role`, the audience's fallback for an unset path (none, or
+        several: None)."""
+        found = [name for name, f in self.fields.items() if f.role == role]
+        return found[0] if len(found) == 1 else None
+
     def field_by_label(self, label: str) -> str | None:
         """The field whose name, display name or alias is `label`."""
         for name, field in self.fields.items():

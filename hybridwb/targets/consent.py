@@ -16,16 +16,25 @@ what is not a clear no so the run can count the unclear ones) and a preview's qu
 
 An unclear value is no consent; a run excludes it with its own reason
 (`policies.UNCLEAR_CONSENT`), counted with the consent exclusions, so it is seen.
+
+A date or time column (YEAR, DATE, DATETIME, TIMESTAMP, TIME) is never read as a flag: a
+YEAR 2021 comes back as the int 2021 and would read as yes, so a "year of signup" mapped
+as consent would make everyone consent. `temporal_type` names such a column's type and the
+target plan refuses the mapping (`targets.service`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
 
 #: how a text consent flag says yes / no, trimmed and lower-cased
 YES_SPELLINGS = ("1", "y", "yes", "true", "t", "동의")
 NO_SPELLINGS = ("0", "n", "no", "false", "f", "", "미동의")
+#: column types that hold a date or a time, never a yes or a no
+TEMPORAL_TYPES = ("YEAR", "DATE", "DATETIME", "TIMESTAMP", "TIME")
+_TYPE_WORD = re.compile(r"\s*([A-Za-z]+)")
 
 
 def consent_of(value: object) -> bool | None:
@@ -58,3 +67,11 @@ def consent_of(value: object) -> bool | None:
         text = value.strip().lower()
         return True if text in YES_SPELLINGS else False if text in NO_SPELLINGS else None
     return None
+
+
+def temporal_type(column_type: str) -> str | None:
+    """The type word of a date or time column as the server states it ('YEAR' for
+    'YEAR(4)', 'DATETIME' for 'datetime(6)'), or None for any other column type."""
+    found = _TYPE_WORD.match(column_type)
+    word = found[1].upper() if found else ""
+    return word if word in TEMPORAL_TYPES else None

@@ -29,6 +29,7 @@ from hybridwb.mapping.resolve import (
 )
 from hybridwb.search.predicates import consent
 from hybridwb.source import RowsCut, zones
+from hybridwb.targets.consent import temporal_type
 from hybridwb.targets.definition import TargetDefinition, parse
 from hybridwb.targets.quality import quality
 from hybridwb.targets.sql import Builder, truthy
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from hybridwb.mapping import MappingService
+    from hybridwb.mapping.model import TableMapping
     from hybridwb.search import SearchService
 
 EXACT_COUNT_LIMIT = 100_000
@@ -182,6 +184,7 @@ class TargetService:
         _refuse_list_key(name, mapping.key, live.get(mapping.key, ""))
         if zones.is_timestamp(live.get(mapping.key, "")):
             _refuse_local_timestamp_key(name, mapping.key, self.mappings.source)
+        self._refuse_temporal_consent(name, mapping)
         if d.sql is not None:
             return self._saved_query_plan(d, name)
         graph = self.resolver.graph
@@ -228,6 +231,28 @@ class TargetService:
             paths=paths,
             consent=consent_label,
         )
+
+    def _refuse_temporal_consent(self, name: str, mapping: TableMapping) -> None:
+        """The consent and night-consent paths the run reads (`audience.audience_of`: the
+        path, else the one field with the role), refused on a date or time column of the
+        live schema: a YEAR 2021 reads as yes (`consent.temporal_type`). Every preview,
+        workflow save and run makes its plan here first, so each is refused alike."""
+        for attr, role in (("consent", "consent"), ("nightConsent", "night_consent")):
+            dotted, where = getattr(mapping, attr), attr
+            if dotted is None:
+                dotted = mapping.role_field(role)
+                where = f"fields.{dotted}.role"
+            if dotted is None:
+                continue
+            path = self.resolver.graph.path(name, dotted, to_one=True)
+            live = self.resolver.info(path.table).column(path.field)
+            kind = temporal_type(live.type) if live is not None else None
+            if kind is not None:
+                raise ValidationError(
+                    f"{name}.{where}: {path.name!r} is a {kind} column (a date or time, not a "
+                    "yes or no); map a yes/no column as consent instead.",
+                    path=f"{name}.{where}",
+                )
 
     def _saved_query_plan(self, d: TargetDefinition, table: str) -> Plan:
         from hybridwb.source import guard

@@ -42,11 +42,6 @@ class Audience:
         return [p for p in (self.recipient, self.consent, self.night_consent) if p]
 
 
-def _role_field(mapping: TableMapping, role: str) -> str | None:
-    found = [name for name, f in mapping.fields.items() if f.role == role]
-    return found[0] if len(found) == 1 else None
-
-
 def audience_of(name: str, mapping: TableMapping, graph: Graph | None = None) -> Audience:
     """The audience roles of one mapped table, or one error saying what to map. With the
     resolver's `graph`, a dotted path may go through any to-one relation it knows (the
@@ -56,7 +51,7 @@ def audience_of(name: str, mapping: TableMapping, graph: Graph | None = None) ->
             f"{name} has no 'key' in its mapping; set its primary key (or a unique column) "
             "as the key. Nothing was saved."
         )
-    recipient = mapping.recipient or _role_field(mapping, CHANNEL_ROLE.get(mapping.channel, ""))
+    recipient = mapping.recipient or mapping.role_field(CHANNEL_ROLE.get(mapping.channel, ""))
     if not recipient:
         raise ValidationError(
             f"{name} has no recipient mapped (the {mapping.channel} address of each target); "
@@ -72,8 +67,8 @@ def audience_of(name: str, mapping: TableMapping, graph: Graph | None = None) ->
         key_type=mapping.fields[mapping.key].type,
         recipient=recipient,
         channel=mapping.channel,
-        consent=mapping.consent or _role_field(mapping, "consent"),
-        night_consent=mapping.nightConsent or _role_field(mapping, "night_consent"),
+        consent=mapping.consent or mapping.role_field("consent"),
+        night_consent=mapping.nightConsent or mapping.role_field("night_consent"),
     )
 
 

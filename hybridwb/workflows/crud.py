@@ -117,10 +117,15 @@ class WorkflowService:
     def run(
         self, workflow: Any, parameters: dict[str, Any] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        """Run the workflow's notebook with papermill; returns the finished run row."""
+        """Run the workflow's notebook with papermill; returns the finished run row.
+
+        The target plan is made first, as the run makes it: a mapping the plan refuses (a
+        consent role on a date column) is refused here, before a run row or lock is written."""
         if workflow is not None and kwargs.get("resume") is None:
-            stored = (self.get(workflow).get("trigger_config") or {}).get("parameters") or {}
+            wf = self.get(workflow)
+            stored = (wf.get("trigger_config") or {}).get("parameters") or {}
             parameters = {**stored, **(parameters or {})}
+            self.targets.plan(wf["target_config"])
         if "now" in kwargs:
             kwargs["now"] = parse_now(kwargs["now"])
         return self.runner.run(workflow, parameters, **kwargs)

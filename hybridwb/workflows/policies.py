@@ -23,7 +23,7 @@ import phonenumbers
 
 from hybridwb.platform.campaigns import CapCheck, as_utc, fits_index
 from hybridwb.targets.consent import consent_of
-from hybridwb.workflows.advertising import is_night, truthy
+from hybridwb.workflows.advertising import is_night
 from hybridwb.workflows.config import SendPolicy
 
 WAIT = "wait"
@@ -33,7 +33,11 @@ INVALID_PHONE = "not a valid phone number"
 NO_CONSENT = "no marketing consent"
 #: a consent value neither clearly yes nor clearly no (`advertising.consent_of`): no consent
 UNCLEAR_CONSENT = "unclear consent value (neither yes nor no)"
+#: at night, a night consent that clearly says no (in "exclude" mode)
 QUIET = "quiet hours (no night consent)"
+#: at night, a night-consent value neither clearly yes nor clearly no: no night consent,
+#: excluded under its own reason (left waiting for the day, like a no, in "wait" mode)
+UNCLEAR_NIGHT_CONSENT = "unclear night consent value (neither yes nor no)"
 ONCE = "already messaged (once per recipient)"
 COOLDOWN = "cooldown"
 DUPLICATE = "duplicate recipient in this run"
@@ -42,7 +46,7 @@ BAD_ROW = "unreadable value (NUL byte)"
 RECIPIENT_CHANGED = "recipient changed since the run started"
 #: reasons a policy decided (what "a re-run applies them and says so" reports)
 POLICY_REASONS = (ONCE, COOLDOWN, CAP, DUPLICATE)
-CONSENT_REASONS = (NO_CONSENT, UNCLEAR_CONSENT, QUIET)
+CONSENT_REASONS = (NO_CONSENT, UNCLEAR_CONSENT, QUIET, UNCLEAR_NIGHT_CONSENT)
 
 _NOT_DIGIT = re.compile(r"\D")
 _IDD = re.compile(r"^\s*00")  # "0082-10-…": 00 + country code, as dialled abroad
@@ -447,7 +451,7 @@ def decide(
     advertising = rules.advertising
     needs_consent = advertising or rules.consent
     night = advertising and is_night(as_utc(rules.now))
-    at_night = WAIT if rules.quiet_hours == "wait" else QUIET
+    wait = rules.quiet_hours == "wait"
     most = cap.messages if cap is not None else None
     kr_mobile = _kr_mobile_check()  # `deliverable`'s common case, without its calls
     out: list[str | None] = []
@@ -464,8 +468,8 @@ def decide(
             append(INVALID_PHONE)
         elif needs_consent and (said := consent_of(consent)) is not True:
             append(NO_CONSENT if said is False else UNCLEAR_CONSENT)
-        elif night and not truthy(night_consent):
-            append(at_night)
+        elif night and (said := consent_of(night_consent)) is not True:
+            append(WAIT if wait else QUIET if said is False else UNCLEAR_NIGHT_CONSENT)
         elif recipient in earlier_wf:
             append(ONCE)
         elif recipient in cooling:
