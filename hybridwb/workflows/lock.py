@@ -122,8 +122,8 @@ def let_go(
     """Stop the heartbeat and release the lock of a call (or of `hybridwb run` as its run
     ends) that failed or was interrupted, however often Ctrl-C lands in it (a user
     pressing it again as the call stops: both are short and tried again; a heartbeat left
-    beating would keep the lock fresh), then raise that interrupt. The store down: the error in hand is the one to see; the lock
-    goes stale."""
+    beating would keep the lock fresh), then raise that interrupt. The store down: the
+    error in hand is the one to see; the lock goes stale."""
     interrupted: KeyboardInterrupt | None = None
     while True:
         try:
