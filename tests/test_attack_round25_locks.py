@@ -40,30 +40,47 @@ def _kernel(monkeypatch: pytest.MonkeyPatch, body: Any) -> None:
     monkeypatch.setattr(papermill, "execute_notebook", execute)
 
 
-def _taken_over(store: Store, oracle: Oracle, params: dict[str, Any]) -> None:
+def _taken_over(
+    store: Store, oracle: Oracle, tmp_path: Path, params: dict[str, Any], ended: bool
+) -> None:
     """The kernel pauses past the lock's stale time; another process resumes the run (its
-    lock, its row `running`); the kernel then finds it has lost the lock and fails."""
+    lock, its row `running`) and, if `ended`, sends and ends it (`succeeded`, its lock
+    released); the kernel then finds it has lost the lock and fails."""
     old = "2000-01-01 00:00:00" + ("+00" if oracle.postgres else ".000000")
     oracle.execute("UPDATE run_locks SET heartbeat_at = ?", old)
     wf, run = params["workflow"], params["run_id"]
-    assert Campaigns(store.backend).acquire(wf, run, THIEF, 120) is None
+    c = Campaigns(store.backend)
+    assert c.acquire(wf, run, THIEF, 120) is None
     store.runs.update(run, status="running", error=None, finished_at=None)
+    if ended:
+        c.freeze(run, [[("a", "01012340001")]])
+        assert c.write_batch(run, wf, THIEF, records=[("a", "r", "m")], channel="o", skips=[])
+        elsewhere = Runner(load_settings(tmp_path / "elsewhere", {}), store)
+        elsewhere._finish(store.workflows.get(wf), run, None, tmp_path / "e.html", "manual",
+                          False, owner=THIEF)  # fmt: skip
     raise papermill.PapermillExecutionError(
         2, 2, "wb.workflows.process(...)", "RunTakenOver", f"Run {run} was taken over", []
     )
 
 
+@pytest.mark.parametrize("ended", [False, True], ids=["resume running", "resume ended"])
 def test_a_runner_whose_run_was_taken_over_leaves_the_new_holders_lock_and_status(
-    store: Store, oracle: Oracle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, oracle: Oracle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ended: bool
 ) -> None:
     """BREAK: the runner whose kernel lost its lock to a resume in another process ended
     the run as its own: it released the lock without naming its owner (the resuming
     process's lock was deleted: a third process could start the workflow beside it) and
-    wrote `failed` over the run the other process was working on."""
+    wrote `failed` over the run the other process was working on, or had ended since."""
     wf = store.workflows.create(name="r25-takeover", message_config={"content": "안내"})
-    _kernel(monkeypatch, lambda params: _taken_over(store, oracle, params))
+    _kernel(monkeypatch, lambda params: _taken_over(store, oracle, tmp_path, params, ended))
     final = Runner(load_settings(tmp_path, {}), store).run(wf["id"], progress=False)
     run = oracle.uid(final["id"])
+    if ended:
+        assert oracle.rows("SELECT owner FROM run_locks") == []
+        assert oracle.rows("SELECT status, error, sent_count FROM workflow_runs") == [
+            ("succeeded", None, 1)
+        ]
+        return
     assert oracle.rows("SELECT CAST(run_id AS TEXT), owner FROM run_locks") == [(run, THIEF)]
     assert oracle.rows("SELECT status, error FROM workflow_runs") == [("running", None)]
     other = store.workflows.create(name="r25-other")  # a new run is refused meanwhile

@@ -272,14 +272,18 @@ class Runner:
         owner: str | None = None,
     ) -> dict[str, Any]:
         """The run's status and counts from the rows, its lock released, its report; as
-        `owner` (the runner's), nothing but the report once another owner holds the run's
-        lock: a resume elsewhere took it over, and its end is that process's to write."""
+        `owner` (the runner's, which cleared `finished_at` as it started), nothing but the
+        report once another owner holds the run's lock or has ended the run: a resume
+        elsewhere took it over, and its end is that process's to write."""
         store = self.store
         campaigns = Campaigns(store.backend)
         try:
             counts = campaigns.counts(run_id)
             run = store.runs.get(run_id)
-            if owner is not None and held_by_another(campaigns.lock(wf["id"]), run_id, owner):
+            if owner is not None and (
+                held_by_another(campaigns.lock(wf["id"]), run_id, owner)
+                or run.get("finished_at") is not None  # ended by another since it started
+            ):
                 return self._report(wf, run, html, trigger)
             status, reason = final_status(counts, error, dry_run, run)
             fields = {
