@@ -1,7 +1,8 @@
 """One active run per workflow: the workflow's lock, its heartbeat, its refusal.
 
-`hybridwb run` takes the lock before its kernel starts and hands its owner to the
-notebook's `wb.workflows.process(..., owner=owner)`, which checks it on every batch. A
+`hybridwb run` takes the lock before its kernel starts, under an owner of that run's own
+(`call_owner`), and hands it to the notebook's `wb.workflows.process(..., owner=owner)`,
+which checks it on every batch. A
 notebook run by hand (or two kernels) calls it without one: `held` then takes the lock for
 that call, under an owner of its own (`call_owner`: two calls at once are two owners, and
 a dead process's lock is taken over at once), beats it while the call works and releases

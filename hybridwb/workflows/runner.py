@@ -9,6 +9,7 @@ that cannot be written is kept on disk and written by the next command (pending.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 import threading
@@ -371,11 +372,12 @@ _IMPORTING = threading.Lock()
 
 
 def _iri_syntax(rule: str, value: str) -> bool:
-    """`rfc3987_syntax.is_valid_syntax`, the real module imported on the first check."""
+    """`rfc3987_syntax.is_valid_syntax`, the real module imported on the first check (by
+    name: it is jsonschema's optional dependency, not ours, and `papermill` put this
+    stand-in only where `find_spec` found it installed)."""
     with _IMPORTING:
-        from rfc3987_syntax import is_valid_syntax
-
-    return bool(is_valid_syntax(rule, value))
+        grammar = importlib.import_module("rfc3987_syntax")
+    return bool(grammar.is_valid_syntax(rule, value))
 
 
 def running_cell(executed: Path) -> int | None:
