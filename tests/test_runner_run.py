@@ -139,12 +139,14 @@ def test_a_run_passes_its_parameters_and_works_under_its_lock(
     run = str(final["id"])
     [call] = notebook.calls
     wf = runner.store.workflows.get("봄 세일")
+    owner = call["parameters"]["owner"]  # this call's own: two runs of a process are two
+    assert owner.startswith(f"{ME}#")
     assert call["parameters"] == {
         "greeting": "hi",
         "limit": 3,
         "workflow": str(wf["id"]),
         "run_id": run,
-        "owner": ME,
+        "owner": owner,
         "dry_run": False,
         "now": "2026-03-01T09:00:00+00:00",
     }
@@ -156,7 +158,7 @@ def test_a_run_passes_its_parameters_and_works_under_its_lock(
     assert issubclass(call["kernel_manager_class"], object)
     # while the notebook ran: the lock was this run's, the row existed (queued: the
     # notebook's first cell says running)
-    assert notebook.seen["lock"] == [(oracle.uid(run), ME)]
+    assert notebook.seen["lock"] == [(oracle.uid(run), owner)]
     assert notebook.seen["row"] == [("queued", None, None)]
     assert "hybridwb-heartbeat" in notebook.seen["beating"]
     # after: the truth from the rows, the lock freed, the heartbeat stopped
@@ -164,7 +166,7 @@ def test_a_run_passes_its_parameters_and_works_under_its_lock(
         "SELECT status, error, dry_run, target_count, sent_count, skipped_count FROM workflow_runs"
     ) == [("succeeded", None, 0, 3, 2, 1)]
     assert final["status"] == "succeeded"
-    assert oracle.rows("SELECT owner, trigger FROM run_state") == [(ME, "schedule")]
+    assert oracle.rows("SELECT owner, trigger FROM run_state") == [(owner, "schedule")]
     assert oracle.one("SELECT COUNT(*) FROM run_locks") == 0
     assert runner.store.runs.get(run)["parameters"] == {"greeting": "hi", "limit": 3}
     assert not any(t.name == "hybridwb-heartbeat" and t.is_alive() for t in threading.enumerate())
@@ -194,7 +196,9 @@ def test_without_now_the_stored_parameter_is_passed_and_a_dry_run_says_so(
     # a dry run writes no records: its rendered targets stay pending and it succeeds
     assert oracle.rows("SELECT dry_run, status FROM workflow_runs") == [(1, "succeeded")]
     assert final["status"] == "succeeded"
-    assert oracle.rows("SELECT owner, trigger FROM run_state") == [(ME, "manual")]
+    assert oracle.rows("SELECT owner, trigger FROM run_state") == [
+        (call["parameters"]["owner"], "manual")
+    ]
 
 
 def test_in_a_terminal_the_kernels_output_passes_through(
@@ -319,6 +323,7 @@ def test_a_resume_reuses_the_run_its_parameters_and_dry_run(
     first, second = notebook.calls
     assert second["parameters"] == {
         **first["parameters"],
+        "owner": second["parameters"]["owner"],  # the resume's own
         "extra": 1,
         "limit": 2,
         "dry_run": True,
@@ -326,9 +331,12 @@ def test_a_resume_reuses_the_run_its_parameters_and_dry_run(
     assert second["output"] == first["output"]
     # reset before the notebook ran: running, no error, not finished
     assert notebook.seen["row"] == [("running", None, None)]
-    assert notebook.seen["lock"] == [(oracle.uid(failed["id"]), ME)]
+    assert notebook.seen["lock"] == [(oracle.uid(failed["id"]), second["parameters"]["owner"])]
     assert oracle.rows("SELECT COUNT(*), MIN(status) FROM workflow_runs") == [(1, "succeeded")]
-    assert oracle.rows("SELECT owner, trigger FROM run_state") == [(ME, "manual")]
+    # the run's first owner stays recorded with its state
+    assert oracle.rows("SELECT owner, trigger FROM run_state") == [
+        (first["parameters"]["owner"], "manual")
+    ]
 
 
 def test_a_resume_of_a_succeeded_run_is_refused_before_the_notebook(

@@ -1,7 +1,8 @@
 """One active run per workflow: the workflow's lock, its heartbeat, its refusal.
 
-`hybridwb run` takes the lock before its kernel starts and hands its owner to the
-notebook's `wb.workflows.process(..., owner=owner)`, which checks it on every batch. A
+`hybridwb run` takes the lock before its kernel starts, under an owner of that run's own
+(`call_owner`), and hands it to the notebook's `wb.workflows.process(..., owner=owner)`,
+which checks it on every batch. A
 notebook run by hand (or two kernels) calls it without one: `held` then takes the lock for
 that call, under an owner of its own (`call_owner`: two calls at once are two owners, and
 a dead process's lock is taken over at once), beats it while the call works and releases
@@ -46,6 +47,18 @@ def refusal(wf: dict[str, Any], held: dict[str, Any]) -> RunRefused:
     )
 
 
+def held_by_another(lock_row: dict[str, Any] | None, run_id: Any, owner: str) -> bool:
+    """Whether the workflow's lock (its row, or None) names `run_id` under another owner
+    than `owner`: the run was taken over, and its end is the new holder's to write."""
+    from hybridwb.platform.repos import as_uuid
+
+    return (
+        lock_row is not None
+        and str(as_uuid(lock_row["run_id"])) == str(as_uuid(run_id))
+        and lock_row["owner"] != owner
+    )
+
+
 class Heartbeat(threading.Thread):
     """Beats the workflow's lock while the kernel works (a kernel start takes seconds)."""
 
@@ -85,7 +98,7 @@ def held(
         yield owner
     except BaseException:
         # refused: the lock is the holder's, nothing to release
-        _let_go(campaigns, wf["id"], run_id, owner, beat, release=holder is None)
+        let_go(campaigns, wf["id"], run_id, owner, beat, release=holder is None)
         raise
     # the call's work is done; Ctrl-C while it ends (the heartbeat stopped, the lock
     # released) releases the lock all the same, then is raised: a row left under this
@@ -94,11 +107,11 @@ def held(
         beat.stop()
         campaigns.release(wf["id"], run_id, owner)
     except KeyboardInterrupt:
-        _let_go(campaigns, wf["id"], run_id, owner, beat)
+        let_go(campaigns, wf["id"], run_id, owner, beat)
         raise
 
 
-def _let_go(
+def let_go(
     campaigns: Campaigns,
     wf_id: Any,
     run_id: Any,
@@ -107,11 +120,11 @@ def _let_go(
     *,
     release: bool = True,
 ) -> None:
-    """Stop the heartbeat and release the lock of a call that failed or was interrupted,
-    however often Ctrl-C lands in it (a user pressing it again as the call stops: both
-    are short and tried again; a heartbeat left beating would keep the lock fresh), then
-    raise that interrupt. The store down: the error in hand is the one to see; the lock
-    goes stale."""
+    """Stop the heartbeat and release the lock of a call (or of `hybridwb run` as its run
+    ends) that failed or was interrupted, however often Ctrl-C lands in it (a user
+    pressing it again as the call stops: both are short and tried again; a heartbeat left
+    beating would keep the lock fresh), then raise that interrupt. The store down: the
+    error in hand is the one to see; the lock goes stale."""
     interrupted: KeyboardInterrupt | None = None
     while True:
         try:

@@ -21,17 +21,21 @@ def _dir(home: Path) -> Path:
     return home / "pending-runs"
 
 
-def keep(home: Path, workflow_id: Any, run_id: Any, fields: dict[str, Any]) -> None:
+def keep(
+    home: Path, workflow_id: Any, run_id: Any, fields: dict[str, Any], owner: str | None = None
+) -> None:
+    """Keep `fields` for the run, with the `owner` whose lock they end (see `flush`)."""
     try:
         _dir(home).mkdir(parents=True, exist_ok=True)
-        data = {"workflow_id": str(workflow_id), "run_id": str(run_id), **fields}
+        data = {"workflow_id": str(workflow_id), "run_id": str(run_id), "owner": owner, **fields}
         (_dir(home) / f"{run_id}.json").write_text(json.dumps(data, default=str), encoding="utf-8")
     except OSError:
         pass  # nowhere to keep it: the run stays `running`, turns `stale`, doctor says FAIL
 
 
 def flush(store: Store, home: Path) -> int:
-    """Write every kept status; returns how many were written."""
+    """Write every kept status; returns how many were settled. One a resume came after is
+    dropped unwritten: the resume's status is the truth, its lock not this one's."""
     from datetime import datetime
 
     from hybridwb.platform.campaigns import Campaigns
@@ -44,12 +48,33 @@ def flush(store: Store, home: Path) -> int:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             run_id, wf_id = data.pop("run_id"), data.pop("workflow_id")
+            owner = data.pop("owner", None)
             if data.get("finished_at"):
                 data["finished_at"] = datetime.fromisoformat(data["finished_at"])
-            store.runs.update(run_id, **data)
-            Campaigns(store.backend).release(wf_id, run_id)
+            campaigns = Campaigns(store.backend)
+            if not _resumed_since(store, campaigns, wf_id, run_id, owner, data.get("finished_at")):
+                store.runs.update(run_id, **data)
+                campaigns.release(wf_id, run_id, owner)
         except (HybridwbError, OSError, ValueError, KeyError):
             continue
         path.unlink(missing_ok=True)
         written += 1
     return written
+
+
+def _resumed_since(
+    store: Store, campaigns: Any, wf_id: Any, run_id: Any, owner: str | None, kept_end: Any
+) -> bool:
+    """Whether the run was resumed after its status was kept: its lock is another owner's
+    now, or the store holds a later end of it."""
+    from datetime import datetime
+
+    from hybridwb.platform.campaigns import as_utc
+    from hybridwb.workflows.lock import held_by_another
+
+    if owner is not None and held_by_another(campaigns.lock(wf_id), run_id, owner):
+        return True
+    ended = store.runs.get(run_id).get("finished_at")
+    if isinstance(ended, str):  # the REST store's JSON
+        ended = datetime.fromisoformat(ended)
+    return ended is not None and kept_end is not None and as_utc(ended) > as_utc(kept_end)

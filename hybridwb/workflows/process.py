@@ -159,14 +159,18 @@ class Processor:
     def process(self, workflow: Any, run_id: Any, **kwargs: Any) -> dict[str, Any]:
         """`_process` under the workflow's lock (taken for this call without an `owner`, see
         `lock.owning`); however it ends, a batch's locks go, then the reads ahead, the lock."""
-        owner = lock.owning(self.store, workflow, run_id, kwargs.pop("owner", None))
+        given = kwargs.pop("owner", None)
+        owner = lock.owning(self.store, workflow, run_id, given)
         with (
             _frozen_heap(),
             owner as kwargs["owner"],
             contextlib.ExitStack() as reading,
             contextlib.ExitStack() as held,
         ):
-            return self._process(workflow, run_id, held=held, reading=reading, **kwargs)
+            stats = self._process(workflow, run_id, held=held, reading=reading, **kwargs)
+            if not given:  # no runner writes this run's end: its status, under its lock
+                _ended(self.store, run_id, bool(kwargs.get("dry_run")))
+            return stats
 
     def _process(
         self,
@@ -205,6 +209,9 @@ class Processor:
 
         beat()
         store.runs.update(run["id"], status="running", started_at=run.get("started_at") or now)
+        # the row the freeze marks the set frozen in: `hybridwb run` made it; a run made
+        # another way (`wb.store.runs.create`) had none, and every call froze it anew
+        campaigns.start_state(run["id"], owner or "", "manual")
         state = campaigns.state(run["id"])
         if state.get("frozen_at") is None:
             _remember_freeze(store, campaigns, run, aud, now, owner or None)
@@ -380,6 +387,17 @@ class Processor:
                 ):
                     store.variables.record_use(status.source.variable["id"])
         return stats
+
+
+def _ended(store: Store, run_id: Any, dry_run: bool) -> None:
+    """The status of a run processed without the runner (a notebook of one's own), from
+    the rows as `hybridwb run` writes it: left `running`, its lock released, the next run
+    would mark it `stale` ("its heartbeat stopped") though it had ended."""
+    from hybridwb.workflows.runner import final_status
+
+    counts = Campaigns(store.backend).counts(run_id)
+    status, reason = final_status(counts, None, dry_run, store.runs.get(run_id))
+    store.runs.update(run_id, status=status, error=reason, finished_at=datetime.now(UTC))
 
 
 def _sample_text(

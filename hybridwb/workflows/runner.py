@@ -9,8 +9,11 @@ that cannot be written is kept on disk and written by the next command (pending.
 
 from __future__ import annotations
 
-import contextlib
+import importlib
+import importlib.util
 import sys
+import threading
+import types
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 from hybridwb import errors
 from hybridwb.config import Settings
 from hybridwb.errors import CellTimeoutError, HybridwbError, NotFound, ValidationError
-from hybridwb.platform.campaigns import Campaigns, is_stale, this_owner
+from hybridwb.platform.campaigns import Campaigns, call_owner, is_stale
 from hybridwb.source.catalogue import server_text
 from hybridwb.workflows import context, pending
 from hybridwb.workflows.config import message_config
-from hybridwb.workflows.lock import STALE_AFTER_S, Heartbeat, refusal
+from hybridwb.workflows.lock import STALE_AFTER_S, Heartbeat, held_by_another, let_go, refusal
 from hybridwb.workflows.lock import RunRefused as RunRefused  # re-exported: its old home
 from hybridwb.workflows.params import check_parameters
 from hybridwb.workflows.progress import RunProgress, in_notebook, show_report_link
@@ -138,7 +141,7 @@ class Runner:
         out_dir = self.settings.reports_dir / slug(wf["name"])
         writable_dir(out_dir)
         campaigns = Campaigns(store.backend)
-        owner = this_owner()
+        owner = call_owner()  # two runs of this process (threads) are two owners
         pm_params = check_parameters(  # again where the notebook is built: stored ones too
             {
                 **params,
@@ -151,10 +154,13 @@ class Runner:
             }
         )
         held: dict[str, Any] | None = None
+        beat = Heartbeat(campaigns, wf["id"], run_id, owner)
+        follow: RunProgress | None = None
         try:
             # from the moment the lock's row may be written (in `acquire`) until the kernel
-            # starts, any failure or Ctrl-C releases it: a row left under this process's
-            # owner (alive, in a notebook) refuses the workflow's next run for minutes
+            # starts, any failure or Ctrl-C releases it and stops the heartbeat: a row left
+            # under this process's owner (alive, in a notebook) refuses the workflow's next
+            # run for minutes, and a heartbeat left beating keeps it fresh for good
             held = campaigns.acquire(wf["id"], run_id, owner, stale_after)
             if held is not None:
                 raise refusal(wf, held)
@@ -164,68 +170,77 @@ class Runner:
             else:
                 store.runs.update(run_id, status="running", error=None, finished_at=None)
             campaigns.start_state(run_id, owner, trigger)
+            beat.start()
+            # in a notebook: a live bar from the store's counts and a link at the end; in a
+            # terminal: the run kernel's own output (its plain-text bar) passed through
+            notebook_ui = progress and in_notebook()
+            follow = RunProgress(campaigns, run_id, wf["name"]) if notebook_ui else None
+            if follow is not None:
+                follow.start()
+            passthrough = progress and not notebook_ui
+            output = out_dir / f"{run_id}.ipynb"
+            # from a notebook the run kernel's own stderr would land in the cell: it goes to
+            # a file beside the executed notebook (kept only if the kernel wrote anything)
+            kernel_log = output.with_suffix(".kernel.log") if in_notebook() else None
         except BaseException:
+            if follow is not None:
+                follow.done.set()
             if held is None:  # refused: the lock is the holder's
-                with contextlib.suppress(HybridwbError):  # the error in hand is the one
-                    campaigns.release(wf["id"], run_id, owner)
+                let_go(campaigns, wf["id"], run_id, owner, beat)  # the error in hand is raised
             raise
-        beat = Heartbeat(campaigns, wf["id"], run_id, owner)
-        beat.start()
-        # in a notebook: a live bar from the store's counts and a link at the end; in a
-        # terminal: the run kernel's own output (its plain-text bar) passed through
-        notebook_ui = progress and in_notebook()
-        follow = RunProgress(campaigns, run_id, wf["name"]) if notebook_ui else None
-        if follow is not None:
-            follow.start()
-        passthrough = progress and not notebook_ui
-        output = out_dir / f"{run_id}.ipynb"
-        # from a notebook the run kernel's own stderr would land in the cell: it goes to a
-        # file beside the executed notebook instead (kept only if the kernel wrote anything)
-        kernel_log = output.with_suffix(".kernel.log") if in_notebook() else None
         error: str | None = None
         timed_out, slow_cell = False, None  # a cell ran past cell_timeout; its number
         interrupted: KeyboardInterrupt | None = None  # Ctrl-C here: raised once recorded
         try:
-            with context.ipc_directory() as ipc:
-                pm.execute_notebook(
-                    str(notebook),
-                    str(output),
-                    parameters=pm_params,
-                    kernel_name="python3",
-                    kernel_manager_class=context.kernel_manager_class(
-                        context.kernel_env(self.settings), ipc, log=kernel_log
-                    ),
-                    execution_timeout=cell_timeout,
-                    progress_bar=False,
-                    stdout_file=sys.stdout if passthrough else None,
-                    stderr_file=sys.stderr if passthrough else None,
-                    cwd=str(Path.cwd()),
-                )
-        except pm.PapermillExecutionError as exc:
-            error = f"{exc.ename}: {_cell_error(exc.ename, exc.evalue)} (cell {exc.exec_count})"
-        except NbCellTimeout:  # a TimeoutError, so an OSError: caught before those
-            timed_out, slow_cell = True, running_cell(output)
-            where = f"cell {slow_cell}" if slow_cell is not None else "a cell"
-            error = f"CellTimeoutError: {where} ran past its {cell_timeout} s time limit"
-        except OSError as exc:
-            error = f"writing the executed notebook failed ({exc.strerror or exc}); free space, then resume"
-        except Exception as exc:  # a dead kernel, a timeout: the run failed, say how
-            error = f"{type(exc).__name__}: {server_text(str(exc))}"
-        except KeyboardInterrupt as exc:
-            # Ctrl-C reaches this process only (the kernel has a session of its own), and
-            # papermill has stopped the kernel on its way out: the run failed here, and its
-            # lock is released like any failed run's, so a resume (from any process) and
-            # the next run are not refused as "already has an active run"
-            interrupted = exc
-            error = f"KeyboardInterrupt: the run was interrupted; resume with: hybridwb run --resume {run_id}"
-        finally:
-            beat.stop()
-            if follow is not None:
-                follow.stop()
-        log = context.kept_log(kernel_log) if kernel_log is not None else None
-        if error is not None and log is not None:
-            error = f"{error}; the kernel's own output is in {log.name}"
-        final = self._finish(wf, run_id, error, output.with_suffix(".html"), trigger, dry_run)
+            try:
+                with context.ipc_directory() as ipc:
+                    pm.execute_notebook(
+                        str(notebook),
+                        str(output),
+                        parameters=pm_params,
+                        kernel_name="python3",
+                        kernel_manager_class=context.kernel_manager_class(
+                            context.kernel_env(self.settings), ipc, log=kernel_log
+                        ),
+                        execution_timeout=cell_timeout,
+                        progress_bar=False,
+                        stdout_file=sys.stdout if passthrough else None,
+                        stderr_file=sys.stderr if passthrough else None,
+                        cwd=str(Path.cwd()),
+                    )
+            except pm.PapermillExecutionError as exc:
+                error = f"{exc.ename}: {_cell_error(exc.ename, exc.evalue)} (cell {exc.exec_count})"
+            except NbCellTimeout:  # a TimeoutError, so an OSError: caught before those
+                timed_out, slow_cell = True, running_cell(output)
+                where = f"cell {slow_cell}" if slow_cell is not None else "a cell"
+                error = f"CellTimeoutError: {where} ran past its {cell_timeout} s time limit"
+            except OSError as exc:
+                error = f"writing the executed notebook failed ({exc.strerror or exc}); free space, then resume"
+            except Exception as exc:  # a dead kernel, a timeout: the run failed, say how
+                error = f"{type(exc).__name__}: {server_text(str(exc))}"
+            except KeyboardInterrupt as exc:
+                # Ctrl-C reaches this process only (the kernel has a session of its own), and
+                # papermill has stopped the kernel on its way out: the run failed here, and its
+                # lock is released like any failed run's, so a resume (from any process) and
+                # the next run are not refused as "already has an active run"
+                interrupted = exc
+                error = f"KeyboardInterrupt: the run was interrupted; resume with: hybridwb run --resume {run_id}"
+            finally:
+                beat.stop()
+                if follow is not None:
+                    follow.stop()
+            log = context.kept_log(kernel_log) if kernel_log is not None else None
+            if error is not None and log is not None:
+                error = f"{error}; the kernel's own output is in {log.name}"
+            final = self._finish(
+                wf, run_id, error, output.with_suffix(".html"), trigger, dry_run, owner=owner
+            )
+        except KeyboardInterrupt:
+            # Ctrl-C (again) as the run ends (its heartbeat stopped, its status written, its
+            # lock released) releases the lock all the same, then is raised: a row left
+            # under this living process's owner refuses the resume elsewhere for minutes
+            let_go(campaigns, wf["id"], run_id, owner, beat)
+            raise
         if notebook_ui:
             show_report_link(
                 Path(final.get("report_path") or output.with_suffix(".html")),
@@ -255,12 +270,23 @@ class Runner:
         html: Path,
         trigger: str,
         dry_run: bool,
+        owner: str | None = None,
     ) -> dict[str, Any]:
+        """The run's status and counts from the rows, its lock released, its report; as
+        `owner` (the runner's, which cleared `finished_at` as it started), nothing but the
+        report once another owner holds the run's lock or has ended the run: a resume
+        elsewhere took it over, and its end is that process's to write."""
         store = self.store
         campaigns = Campaigns(store.backend)
         try:
             counts = campaigns.counts(run_id)
-            status, reason = final_status(counts, error, dry_run, store.runs.get(run_id))
+            run = store.runs.get(run_id)
+            if owner is not None and (
+                held_by_another(campaigns.lock(wf["id"]), run_id, owner)
+                or run.get("finished_at") is not None  # ended by another since it started
+            ):
+                return self._report(wf, run, html, trigger)
+            status, reason = final_status(counts, error, dry_run, run)
             fields = {
                 "status": status,
                 "finished_at": _now(),
@@ -269,13 +295,16 @@ class Runner:
                 "target_count": counts["targets"],
                 "sent_count": counts["records"],
                 "skipped_count": counts["skipped"],
+                # the report's reasons and pending from the rows too: a kernel that failed
+                # mid-pass left the stats of an earlier pass (or of the freeze: none)
+                "stats": {**(run.get("stats") or {}), **counts},
             }
             store.runs.update(run_id, **fields)
-            campaigns.release(wf["id"], run_id)
+            campaigns.release(wf["id"], run_id, owner)
             final = store.runs.get(run_id)
         except HybridwbError as exc:
             fields = {"status": "failed", "finished_at": _now(), "error": error or str(exc)}
-            pending.keep(self.settings.home, wf["id"], run_id, fields)
+            pending.keep(self.settings.home, wf["id"], run_id, fields, owner=owner)
             final = {
                 "id": run_id,
                 "workflow_id": wf["id"],
@@ -283,6 +312,14 @@ class Runner:
                 "error": f"{error or ''} (the store is unreachable: {exc}; the status is "
                 "written by the next command)",
             }
+        return self._report(wf, final, html, trigger)
+
+    def _report(
+        self, wf: dict[str, Any], final: dict[str, Any], html: Path, trigger: str
+    ) -> dict[str, Any]:
+        """The run's HTML report beside its notebook; `final` with a note if not written."""
+        store, run_id = self.store, final["id"]
+        campaigns = Campaigns(store.backend)
         details: dict[str, Any]
         try:
             details = {
@@ -302,21 +339,45 @@ class Runner:
 
 
 def papermill() -> Any:
-    """papermill, imported without the IRI grammar jsonschema builds when it finds
-    `rfc3987-syntax` installed (a Jupyter dependency): 38 Lark parsers, ~0.7 s of a
-    4 s run's start, for the `iri` format check, which nbformat's validation never asks
-    for. The grammar's module is kept out only while jsonschema is first imported; any
-    later import of it (a user's own) works as ever, and jsonschema then just has no
-    `iri` checker. Nothing is changed once jsonschema is imported already."""
-    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
-        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # ImportError
-        try:
-            import nbformat  # noqa: F401  # its validator imports jsonschema
-        finally:
-            del sys.modules["rfc3987_syntax"]
+    """papermill, imported without building the IRI grammar jsonschema's `iri` format
+    check uses when it finds `rfc3987-syntax` installed (a Jupyter dependency): 38 Lark
+    parsers, ~0.7 s of a 4 s run's start, which nbformat's validation never asks for.
+    While jsonschema is first imported, the grammar's module is a stand-in whose
+    `is_valid_syntax` imports the real one on its first call, so jsonschema still checks
+    IRIs in the process that ran this (`wb.run` in a user's own kernel), at that cost
+    then; a later import of the module gets the real one. Nothing is changed once
+    jsonschema or the grammar is imported already."""
+    with _IMPORTING:
+        if (
+            "jsonschema" not in sys.modules
+            and "rfc3987_syntax" not in sys.modules
+            and importlib.util.find_spec("rfc3987_syntax") is not None
+        ):
+            stand_in = types.ModuleType("rfc3987_syntax")
+            vars(stand_in).update(is_valid_syntax=_iri_syntax)
+            sys.modules["rfc3987_syntax"] = stand_in
+            try:
+                import nbformat  # noqa: F401  # its validator imports jsonschema
+            finally:
+                if sys.modules.get("rfc3987_syntax") is stand_in:
+                    del sys.modules["rfc3987_syntax"]
     import papermill as pm
 
     return pm
+
+
+#: held while `papermill` has the grammar's stand-in in `sys.modules` (threads starting
+#: runs at once), and by the stand-in's check while it imports the real module
+_IMPORTING = threading.Lock()
+
+
+def _iri_syntax(rule: str, value: str) -> bool:
+    """`rfc3987_syntax.is_valid_syntax`, the real module imported on the first check (by
+    name: it is jsonschema's optional dependency, not ours, and `papermill` put this
+    stand-in only where `find_spec` found it installed)."""
+    with _IMPORTING:
+        grammar = importlib.import_module("rfc3987_syntax")
+    return bool(grammar.is_valid_syntax(rule, value))
 
 
 def running_cell(executed: Path) -> int | None:
