@@ -9,6 +9,7 @@ params.py      papermill parameter checks (pure)
 context.py     the run context handed to the kernel (settings via its env only)
 process.py     inside the kernel: freeze, decide, render, write records
 runner.py      papermill run, honest final status
+outcome.py     how a run ended, from its rows (the final status)
 lock.py        one active run per workflow: the lock, its heartbeat, its refusal
 pending.py     final statuses the store did not take, written by the next command
 scheduler.py   due workflows, each slot once

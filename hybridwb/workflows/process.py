@@ -29,6 +29,7 @@ from hybridwb.workflows import (
     audience,
     batches,
     lock,
+    outcome,
     policies,
     prefetch,
     rendering,
@@ -169,7 +170,7 @@ class Processor:
         ):
             stats = self._process(workflow, run_id, held=held, reading=reading, **kwargs)
             if not given:  # no runner writes this run's end: its status, under its lock
-                _ended(self.store, run_id, bool(kwargs.get("dry_run")))
+                outcome.ended(self.store, run_id, bool(kwargs.get("dry_run")))
             return stats
 
     def _process(
@@ -387,17 +388,6 @@ class Processor:
                 ):
                     store.variables.record_use(status.source.variable["id"])
         return stats
-
-
-def _ended(store: Store, run_id: Any, dry_run: bool) -> None:
-    """The status of a run processed without the runner (a notebook of one's own), from
-    the rows as `hybridwb run` writes it: left `running`, its lock released, the next run
-    would mark it `stale` ("its heartbeat stopped") though it had ended."""
-    from hybridwb.workflows.runner import final_status
-
-    counts = Campaigns(store.backend).counts(run_id)
-    status, reason = final_status(counts, None, dry_run, store.runs.get(run_id))
-    store.runs.update(run_id, status=status, error=reason, finished_at=datetime.now(UTC))
 
 
 def _sample_text(

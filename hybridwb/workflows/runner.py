@@ -29,6 +29,7 @@ from hybridwb.workflows import context, pending
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.lock import STALE_AFTER_S, Heartbeat, held_by_another, let_go, refusal
 from hybridwb.workflows.lock import RunRefused as RunRefused  # re-exported: its old home
+from hybridwb.workflows.outcome import final_status as final_status  # re-exported
 from hybridwb.workflows.params import check_parameters
 from hybridwb.workflows.progress import RunProgress, in_notebook, show_report_link
 from hybridwb.workflows.report import render_html
@@ -417,33 +418,6 @@ def stale_runs(store: Store, stale_after: float = STALE_AFTER_S) -> list[dict[st
             if status == "stale" or lock is None or is_stale(lock, at, stale_after):
                 stale.append(run)
     return stale
-
-
-def final_status(
-    counts: dict[str, Any], error: str | None, dry_run: bool, run: dict[str, Any]
-) -> tuple[str, str | None]:
-    """The truth from the rows: failed, waiting, empty or succeeded, with the reason."""
-    if error:
-        return "failed", error
-    stats = run.get("stats") or {}
-    if counts["pending"] and stats.get("waiting"):
-        return "waiting", (
-            f"{counts['pending']:,} targets wait for 08:00 KST (no night-time consent); "
-            f"resume with: hybridwb run --resume {run['id']} after then"
-        )
-    if dry_run:  # rendered targets stay pending: a dry run writes no records
-        return "succeeded", None
-    if counts["pending"]:
-        return "failed", f"{counts['pending']:,} frozen targets were not processed; resume the run"
-    if counts["targets"] == 0:
-        return "empty", "no targets matched the workflow's target definition"
-    if counts["records"] == 0:
-        reasons = ", ".join(f"{r} {n:,}" for r, n in counts["skipped_by_reason"].items())
-        return (
-            "empty",
-            f"all {counts['targets']:,} targets were excluded ({reasons}); nothing to send",
-        )
-    return "succeeded", None
 
 
 def _cell_error(ename: str, evalue: str) -> str:

@@ -1,0 +1,48 @@
+"""How a run ended, from its rows: the status `hybridwb run` writes, and the end of a run
+processed without the runner (a notebook of one's own)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from hybridwb.platform.campaigns import Campaigns
+
+if TYPE_CHECKING:
+    from hybridwb.platform.store import Store
+
+
+def final_status(
+    counts: dict[str, Any], error: str | None, dry_run: bool, run: dict[str, Any]
+) -> tuple[str, str | None]:
+    """The truth from the rows: failed, waiting, empty or succeeded, with the reason."""
+    if error:
+        return "failed", error
+    stats = run.get("stats") or {}
+    if counts["pending"] and stats.get("waiting"):
+        return "waiting", (
+            f"{counts['pending']:,} targets wait for 08:00 KST (no night-time consent); "
+            f"resume with: hybridwb run --resume {run['id']} after then"
+        )
+    if dry_run:  # rendered targets stay pending: a dry run writes no records
+        return "succeeded", None
+    if counts["pending"]:
+        return "failed", f"{counts['pending']:,} frozen targets were not processed; resume the run"
+    if counts["targets"] == 0:
+        return "empty", "no targets matched the workflow's target definition"
+    if counts["records"] == 0:
+        reasons = ", ".join(f"{r} {n:,}" for r, n in counts["skipped_by_reason"].items())
+        return (
+            "empty",
+            f"all {counts['targets']:,} targets were excluded ({reasons}); nothing to send",
+        )
+    return "succeeded", None
+
+
+def ended(store: Store, run_id: Any, dry_run: bool) -> None:
+    """The status of a run processed without the runner, from the rows as `hybridwb run`
+    writes it: left `running`, its lock released, the next run would mark it `stale`
+    ("its heartbeat stopped") though it had ended."""
+    counts = Campaigns(store.backend).counts(run_id)
+    status, reason = final_status(counts, None, dry_run, store.runs.get(run_id))
+    store.runs.update(run_id, status=status, error=reason, finished_at=datetime.now(UTC))
