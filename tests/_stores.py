@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +178,20 @@ def rewrite_logs_with_core(store: Store, stored: list[Any], entries: list[Any]) 
                     kind=e.kind,
                 )
             )
+
+
+def dies_at_batch(n: int) -> Callable[..., Any]:
+    """`Campaigns.write_batch` as a kernel that dies at its `n`-th batch (the call raises,
+    nothing of that batch written); put it on the class with `monkeypatch.setattr`."""
+    from hybridwb.platform.campaigns import Campaigns
+
+    real = Campaigns.write_batch
+    calls = {"n": 0}
+
+    def write_batch(*a: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise RuntimeError("the kernel died")
+        return real(*a, **kw)
+
+    return write_batch

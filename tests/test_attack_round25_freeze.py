@@ -12,11 +12,11 @@ MariaDB database; oracle: direct SQL on the store's `run_targets`, `run_state`,
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from hybridwb.platform.campaigns import Campaigns
+from tests._stores import dies_at_batch
 from tests.test_attack_once_round2 import (  # noqa: F401  (any_store's PostgreSQL store)
     DAY,
     any_store,
@@ -42,13 +42,7 @@ def test_a_run_made_without_the_runner_is_frozen_once(
     db = _members(source, n=9, phones=9)
     wb = workbench(db, store, MAPPING)
     real_write = Campaigns.write_batch
-    writes = {"n": 0}
-
-    def write_batch(*a: Any, **kw: Any) -> Any:
-        writes["n"] += 1
-        if writes["n"] == 2:
-            raise RuntimeError("the kernel died")
-        return real_write(*a, **kw)
+    write_batch = dies_at_batch(2)
 
     try:
         wf = _workflow(wb)

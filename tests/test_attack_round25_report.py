@@ -25,6 +25,7 @@ from hybridwb.config import load_settings
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import policies
 from hybridwb.workflows.runner import Runner
+from tests._stores import dies_at_batch
 from tests.conftest import mariadb_maker
 from tests.test_attack_once_round2 import (  # noqa: F401  (any_store's PostgreSQL store)
     AD,
@@ -106,13 +107,7 @@ def test_a_crashed_runs_report_counts_its_consent_exclusions_as_the_rows_do(
     )
     wb = hybridwb.connect(source=source_url(db), store=store)
     real_write = Campaigns.write_batch
-    writes = {"n": 0}
-
-    def write_batch(*a: Any, **kw: Any) -> Any:
-        writes["n"] += 1
-        if writes["n"] == 2:
-            raise RuntimeError("the kernel died")
-        return real_write(*a, **kw)
+    write_batch = dies_at_batch(2)
 
     try:
         wb.store.init()
