@@ -26,6 +26,7 @@ from typing import Any
 import pymysql
 import pymysql.constants.COMMAND
 from pymysql.connections import MAX_PACKET_LEN
+from pymysql.constants import FIELD_TYPE
 from pymysql.protocol import OKPacketWrapper
 
 from hybridwb.source import described
@@ -178,3 +179,16 @@ def raw_text_values(raw: Any, wanted: bool) -> Iterator[bool]:
         yield True
     finally:
         raw.converter = saved
+
+
+#: a result column's type code (both drivers use the protocol's) by its name; the first
+#: name of a code wins (TINY, not CHAR), and NEWDATE is a DATE
+_TYPE_NAMES = {
+    **{code: name for name, code in reversed(vars(FIELD_TYPE).items()) if name.isupper()},
+    FIELD_TYPE.NEWDATE: "DATE",
+}
+
+
+def type_name(code: Any) -> str:
+    """The protocol's name of a result column's type code ('YEAR' for 13), '' for none."""
+    return _TYPE_NAMES.get(code, "")

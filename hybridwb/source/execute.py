@@ -50,6 +50,8 @@ class Outcome(NamedTuple):
     ended_early: bool  # the server was told to stop sending
     #: the cursor description, when the values were left as the server's text
     described: tuple[Any, ...] | None = None
+    #: each column's type code as the server states it (PEP 249 `type_code`)
+    types: tuple[Any, ...] = ()
 
 
 def run_mysql(
@@ -143,12 +145,13 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
         described_here = False
         keys, rows, fetched = _send(raw, cursor, job, final, False)
     described = tuple(cursor.description) if described_here and keys else None
+    types = tuple(d[1] for d in cursor.description or ())
     ended = False
     if fetched > cap and _still_streaming(cursor) and cursor.fetchone() is not None:
         # more than cap + 1 rows are coming (an explicit LIMIT overrides sql_select_limit)
         ended = _end_statement(side, conn, raw, cursor)
     if conn.invalidated:
-        return Outcome(keys, rows, fetched > cap, ended, described)
+        return Outcome(keys, rows, fetched > cap, ended, described, types)
     if ended:
         _close_ended(conn, cursor)
     else:
@@ -160,7 +163,7 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
         finally:
             if server_code and not conn.invalidated:
                 _reset(conn, raw, job.facts, policy)
-    return Outcome(keys, rows, fetched > cap, ended, described)
+    return Outcome(keys, rows, fetched > cap, ended, described, types)
 
 
 def _send(

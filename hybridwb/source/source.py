@@ -104,6 +104,8 @@ class Fetched(NamedTuple):
     truncated: bool
     #: the cursor's description when the values are the server's raw text (mysqlclient)
     described: tuple[Any, ...] | None = None
+    #: each column's type code as the server states it (MySQL; none on SQLite)
+    types: tuple[Any, ...] = ()
 
 
 def _echoes_server_text(checked: Any) -> bool:
@@ -453,7 +455,7 @@ class Source:
         if not (isinstance(frame_type, type) and issubclass(frame_type, pd.DataFrame)):
             raise BindError("frame_type must be pandas.DataFrame or a subclass of it.")
         started = time.perf_counter()
-        keys, rows, truncated, described = self._run(
+        keys, rows, truncated, described, _ = self._run(
             query, params, limit, timeout, cache_ttl, raw_values=arrow
         )
         if arrow:
@@ -475,11 +477,23 @@ class Source:
     ) -> list[dict[str, Any]]:
         """Like `sql`, as plain dicts: missing values stay None (a DataFrame makes them
         NaN), and no DataFrame is built — what rendering and streaming want."""
-        keys, rows, _, _ = self._run(query, params, limit, timeout, cache_ttl)
+        keys, rows, _, _, _ = self._run(query, params, limit, timeout, cache_ttl)
         if {*map(len, rows)} - {len(keys)}:  # never from a driver: zip says which row
             return [dict(zip(keys, row, strict=True)) for row in rows]
         # every row checked above; no `strict=` (a keyword argument costs zip a dict per row)
         return list(map(dict, map(zip, repeat(keys), rows)))
+
+    def column_types(
+        self, query: str, params: Mapping[str, Any] | None = None
+    ) -> list[tuple[str, str]]:
+        """Each column a read returns with the type the server states for it ('YEAR',
+        'DATE', 'LONG' ...), from a one-row probe: a saved query's column is typed by its
+        expression, not by the table column it is named after. SQLite states none ('')."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RowsCut)  # one row on purpose
+            fetched = self._run(query, params, 1, None)
+        types = fetched.types or ("",) * len(fetched.keys)
+        return [(k, drivers.type_name(t)) for k, t in zip(fetched.keys, types, strict=True)]
 
     def _run(
         self,
@@ -535,7 +549,9 @@ class Source:
                     "bytes (max_statement_mb); bind fewer or shorter values, or join on a "
                     "table instead."
                 )
-            keys, rows, truncated, described = self._execute(prepared, bound, seconds, raw_values)
+            keys, rows, truncated, described, types = self._execute(
+                prepared, bound, seconds, raw_values
+            )
         except HybridwbError as exc:
             error = exc
         except RecursionError:
@@ -558,7 +574,7 @@ class Source:
                 RowsCut,
                 stacklevel=4,
             )
-        return Fetched(keys, rows, truncated, described)
+        return Fetched(keys, rows, truncated, described, types)
 
     @property
     def ceiling(self) -> float:
@@ -612,7 +628,9 @@ class Source:
                     raise
                 if epoch is not None:
                     self._parking.park(conn, epoch)
-                return Fetched(outcome.keys, outcome.rows, outcome.truncated, outcome.described)
+                return Fetched(
+                    outcome.keys, outcome.rows, outcome.truncated, outcome.described, outcome.types
+                )
             except DBAPIError as exc:
                 if self._read_again(exc, attempt, started, prepared, params):
                     continue

@@ -8,7 +8,6 @@ unique; nothing is cut silently: streams page to the end, previews say when they
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -28,7 +27,7 @@ from hybridwb.mapping.resolve import (
     limit,
 )
 from hybridwb.search.predicates import consent
-from hybridwb.source import RowsCut, zones
+from hybridwb.source import zones
 from hybridwb.targets.consent import temporal_type
 from hybridwb.targets.definition import TargetDefinition, parse
 from hybridwb.targets.quality import quality
@@ -266,7 +265,9 @@ class TargetService:
             refused = exc
         if refused is not None:  # nothing chained: the parser's error repeats the statement
             raise refused.detached()
-        columns = self._probe_columns(d.sql or "", d.params)
+        typed = self._probe_columns(d.sql or "", d.params)
+        columns = list(typed)
+        _refuse_temporal_query_consent(table, mapping, typed)
         key = mapping.key or ""
         if key not in columns:
             raise ValidationError(
@@ -289,15 +290,13 @@ class TargetService:
                 )
         return Plan(table, key, recipient, columns, d, d.sql, dict(d.params))
 
-    def _probe_columns(self, sql: str, params: dict[str, Any]) -> list[str]:
-        """The columns a saved query returns, read with a one-row probe."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RowsCut)  # one row on purpose; other warnings stay
-            df = self.mappings.source.sql(sql, params, limit=1)
-        columns = [str(c) for c in df.columns]
-        if len(set(columns)) != len(columns):
+    def _probe_columns(self, sql: str, params: dict[str, Any]) -> dict[str, str]:
+        """{column: its type as the server states it} of what a saved query returns, read
+        with a one-row probe."""
+        typed = self.mappings.source.column_types(sql, params)
+        if len({c for c, _ in typed}) != len(typed):
             raise ValidationError("target.sql: the query returns two columns with one name.")
-        return columns
+        return dict(typed)
 
     def _rows(self, sql: str, params: dict[str, Any], n: int) -> list[dict[str, Any]]:
         return self.mappings.source.records(sql, params, limit=n)
@@ -535,6 +534,24 @@ def _refuse_null_key(key: str, keys: list[Any]) -> None:
             f"target: the key {key!r} is NULL in some rows, so they cannot be messaged "
             f"exactly once; leave them out (WHERE {key} IS NOT NULL) or give them a key."
         )
+
+
+def _refuse_temporal_query_consent(
+    table: str, mapping: TableMapping, typed: dict[str, str]
+) -> None:
+    """A saved query's consent and night-consent columns (the run reads the query's column
+    named as the path, `audience.audience_of`), refused when the query returns a date or
+    time there: its type is its expression's, so `since AS ok` is a YEAR (2021 reads as
+    yes) under the name of the table's yes/no column."""
+    for attr, role in (("consent", "consent"), ("nightConsent", "night_consent")):
+        dotted = getattr(mapping, attr) or mapping.role_field(role)
+        kind = temporal_type(typed.get(dotted or "", ""))
+        if kind is not None:
+            raise ValidationError(
+                f"target.sql: the query returns {table}.{attr} {dotted!r} as a {kind} column "
+                "(a date or time, not a yes or no); return the yes/no column under that name.",
+                path=f"{table}.{attr}",
+            )
 
 
 def _refuse_list_key(table: str, key: str, key_type: str) -> None:
