@@ -206,8 +206,10 @@ class TargetService:
             if path.hops:
                 paths.append(path)
         consent_label = None
-        if mapping.consent:
-            consent = graph.path(name, mapping.consent, to_one=True)
+        # the path, else the one field with the role: the consent the run reads
+        consent_path = mapping.consent or mapping.role_field("consent")
+        if consent_path:
+            consent = graph.path(name, consent_path, to_one=True)
             consent_label = consent.name
             if consent.hops:
                 paths.append(consent)
