@@ -1,8 +1,11 @@
 """Round 26: attacks on today's consent guarantees (a date or time column is never read as
 consent; an unclear night consent is no night consent everywhere it is read).
 
-Sources are fresh MariaDB databases, stores SQLite files; the oracle is direct SQL on the
-store's send_records and run_skips after a run.
+Two breaks, fixed: a saved query returning a date under the consent's name was checked by
+the table column of that name (a YEAR 2021 read as yes); and the definition's consent
+filter ignored a consent given by its role. The two-hop relation and the view cast held
+(kept as regression tests). Sources are fresh MariaDB databases, stores SQLite files; the
+oracle is direct SQL on the store's send_records and run_skips after a run.
 """
 
 from __future__ import annotations
