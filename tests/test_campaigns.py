@@ -447,3 +447,18 @@ def test_the_cap_window_is_one_instant_whatever_the_offset_of_now(
     policy = SendPolicy(frequency_cap=FrequencyCap(messages=1, days=1))
     rules = policies.Rules(WF, RUN, seoul_now, policy, False)
     assert policies.decide([cand("+821012345678")], history, rules) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"), [("wait", "left waiting for 08:00 KST"), ("exclude", "excluded")]
+)
+def test_a_night_reports_what_became_of_recipients_without_night_consent(
+    mode: str, said: str
+) -> None:
+    """The report's night row says what the run did with them (it printed the mode's
+    name: "recipients without night consent: wait")."""
+    from hybridwb.workflows.report import render_html
+
+    run = {"id": "r", "stats": {"advertising": True, "night": True, "quiet_hours": mode}}
+    html = render_html({"name": "wf"}, run)
+    assert f"recipients without night consent: {said}</td>" in html

@@ -75,7 +75,7 @@ _TEMPLATE_TEXT = """<!doctype html>
 <tr><th>excluded by policy</th><td class="by-policy">{{ "{:,}".format(by_policy) }}</td></tr>
 <tr><th>advertising (정보통신망법 제50조)</th><td>{{ "yes" if stats.advertising else "no (informational)" }}</td></tr>
 <tr><th>excluded for consent / quiet hours</th><td class="by-consent">{{ "{:,}".format(by_consent) }}</td></tr>
-{% if stats.advertising %}<tr><th>night (21–08 KST) at run time</th><td>{{ "yes" if stats.night else "no" }}{% if stats.night %}, recipients without night consent: {{ stats.quiet_hours }}{% endif %}</td></tr>{% endif %}
+{% if stats.advertising %}<tr><th>night (21–08 KST) at run time</th><td>{{ "yes" if stats.night else "no" }}{% if stats.night %}, recipients without night consent: {{ "left waiting for 08:00 KST" if stats.quiet_hours == "wait" else "excluded" }}{% endif %}</td></tr>{% endif %}
 {% if stats.waiting %}<tr><th>waiting for 08:00 KST</th><td class="waiting">{{ "{:,}".format(stats.waiting) }}</td></tr>{% endif %}
 </table>
 <h2>Message types</h2>
