@@ -455,7 +455,7 @@ class Source:
         if not (isinstance(frame_type, type) and issubclass(frame_type, pd.DataFrame)):
             raise BindError("frame_type must be pandas.DataFrame or a subclass of it.")
         started = time.perf_counter()
-        keys, rows, truncated, described, _ = self._run(
+        keys, rows, truncated, described, *_ = self._run(
             query, params, limit, timeout, cache_ttl, raw_values=arrow
         )
         if arrow:
@@ -477,7 +477,7 @@ class Source:
     ) -> list[dict[str, Any]]:
         """Like `sql`, as plain dicts: missing values stay None (a DataFrame makes them
         NaN), and no DataFrame is built — what rendering and streaming want."""
-        keys, rows, _, _, _ = self._run(query, params, limit, timeout, cache_ttl)
+        keys, rows, *_ = self._run(query, params, limit, timeout, cache_ttl)
         if {*map(len, rows)} - {len(keys)}:  # never from a driver: zip says which row
             return [dict(zip(keys, row, strict=True)) for row in rows]
         # every row checked above; no `strict=` (a keyword argument costs zip a dict per row)
