@@ -44,14 +44,7 @@ def test_an_accented_no_is_unclear_to_the_filter_as_to_the_run(
     store = f"sqlite:///{tmp_path / 'store.db'}"
     wb = hybridwb.connect(source=source_url(db), store=store)
     try:
-        wb.store.init()
-        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
-        base = people()
-        fields = {**base["fields"], "ok": {"displayName": "광고동의", "type": "string"}}
-        wb.mappings.save("members", {**base, "audience": True, "consent": "ok", "fields": fields})
-        wf = wb.workflows.create(
-            "accents", target_config={"table": "members"}, message_config={"template": "세일"}
-        )
+        wf = text_consent_workflow(wb, "accents")
         run_id = run_once(wb, wf, now=DAY)
     finally:
         wb.close()
@@ -59,3 +52,18 @@ def test_an_accented_no_is_unclear_to_the_filter_as_to_the_run(
     assert sorted(unclear) == ["E", "e", "f", "o"]
     assert {k for k, _ in records(store, run_id)} == {"y"}
     assert skips(store, run_id) == {policies.UNCLEAR_CONSENT: len(unclear)}
+
+
+def text_consent_workflow(wb: Any, name: str) -> dict[str, Any]:
+    """A new store with the ad template, `members` mapped with its text column `ok` as
+    consent, and an advertising workflow `name` over it."""
+    wb.store.init()
+    wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+    base = people()
+    fields = {**base["fields"], "ok": {"displayName": "광고동의", "type": "string"}}
+    wb.mappings.save("members", {**base, "audience": True, "consent": "ok", "fields": fields})
+    return dict(
+        wb.workflows.create(
+            name, target_config={"table": "members"}, message_config={"template": "세일"}
+        )
+    )

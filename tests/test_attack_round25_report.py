@@ -27,6 +27,7 @@ from hybridwb.workflows import policies
 from hybridwb.workflows.runner import Runner
 from tests._stores import dies_at_batch
 from tests.conftest import mariadb_maker
+from tests.test_attack_consent_round24 import text_consent_workflow
 from tests.test_attack_once_round2 import (  # noqa: F401  (any_store's PostgreSQL store)
     AD,
     DAY,
@@ -110,14 +111,7 @@ def test_a_crashed_runs_report_counts_its_consent_exclusions_as_the_rows_do(
     write_batch = dies_at_batch(2)
 
     try:
-        wb.store.init()
-        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
-        base = people()
-        fields = {**base["fields"], "ok": {"displayName": "광고동의", "type": "string"}}
-        wb.mappings.save("members", {**base, "audience": True, "consent": "ok", "fields": fields})
-        wf = wb.workflows.create(
-            "r25-report", target_config={"table": "members"}, message_config={"template": "세일"}
-        )
+        wf = text_consent_workflow(wb, "r25-report")
         run_id = start(wb, wf)
         runner = Runner(load_settings(tmp_path, {}), wb.store)
         report = tmp_path / "report.html"

@@ -122,6 +122,14 @@ CASES = [
 ]
 
 
+def mapped(wb: Any, **roles: Any) -> None:
+    """A new store with the ad template, `agreements` and `members` mapped (these roles)."""
+    wb.store.init()
+    wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+    wb.mappings.save("agreements", AGREEMENTS)
+    wb.mappings.save("members", members(**roles))
+
+
 @pytest.mark.parametrize(
     ("roles", "named", "now"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
@@ -134,10 +142,7 @@ def test_a_date_or_time_column_as_consent_is_refused_and_nothing_is_written(
     db = source(*TABLES, rows=ROWS)
     wb = hybridwb.connect(source=source_url(db), store=store)
     try:
-        wb.store.init()
-        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
-        wb.mappings.save("agreements", AGREEMENTS)
-        wb.mappings.save("members", members(consent="ok", nightConsent="night"))
+        mapped(wb, consent="ok", nightConsent="night")
         target = {"table": "members"}
         wf = wb.workflows.create(
             "temporal",
@@ -177,10 +182,7 @@ def test_a_run_of_a_refused_mapping_fails_and_sends_nothing(
     db = source(*TABLES, rows=ROWS)
     wb = hybridwb.connect(source=source_url(db), store=store)
     try:
-        wb.store.init()
-        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
-        wb.mappings.save("agreements", AGREEMENTS)
-        wb.mappings.save("members", members(consent="ok"))
+        mapped(wb, consent="ok")
         wf = wb.workflows.create(
             "runner", target_config={"table": "members"}, message_config={"template": "세일"}
         )
