@@ -25,6 +25,8 @@ Calls that change the connection behind the guard's back are refused: another ch
 (the guard reads text as utf8mb4), another default database, `kill`, `shutdown`,
 `change_user`, `set_server_option`, `dump_debug_info`. A PyMySQL reconnect (`ping(True)`)
 opens a fresh, writable session: it is marked, so the next statement sets it first.
+mysqlclient's `ping(True)` is refused: it makes every later statement on a dropped connection
+reconnect inside the C library, on a fresh session no Python code sees.
 """
 
 from __future__ import annotations
@@ -231,6 +233,18 @@ def _mysqldb_class(module: Any) -> type:
 
         def select_db(self, db: Any) -> None:
             raise _refuse("changing the default database")
+
+        def ping(self, *args: Any, **kwargs: Any) -> Any:
+            # `ping(True)` turns on MYSQL_OPT_RECONNECT for good: a statement sent after the
+            # server dropped the connection then reconnects inside the C library and runs
+            # on a fresh session (writable, no time limit, the server's sql_mode), which
+            # nothing here can see. A plain ping also turns it off again.
+            if any(args) or any(kwargs.values()):
+                raise _refuse(
+                    "ping(reconnect=True) (its silent reconnect opens a session hybridwb "
+                    "never set); use ping()"
+                )
+            return super().ping()
 
         def kill(self, *args: Any) -> None:
             raise _refuse("KILL")
