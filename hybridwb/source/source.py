@@ -47,7 +47,7 @@ from hybridwb.source.binds import (
     sent_size,
     to_pyformat,
 )
-from hybridwb.source.cache import QuietLRU, ResultCache, SchemaObjects, ViewNames, lookup
+from hybridwb.source.cache import ResultCache, SchemaObjects, ViewNames, WeighedLRU, lookup
 from hybridwb.source.checkout import Parking
 from hybridwb.source.engine import (
     FACTS_SQL,
@@ -63,6 +63,7 @@ from hybridwb.source.execute import run_mysql
 from hybridwb.source.querylog import QueryLog, log_text, log_text_of
 from hybridwb.source.transpile import expand_lists, to_sqlite
 from hybridwb.source.verdicts import VERDICTS
+from hybridwb.source.verdicts import weight as verdict_weight
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,6 +81,8 @@ PLAIN_FRAME: Any = _PlainFrame()
 
 #: statements the guard admitted, remembered by text
 PREPARED_STATEMENTS = 512
+#: and their estimated memory at most: PREPARED_STATEMENTS * PREPARED_UNIT (32 MB)
+PREPARED_UNIT = 64 * 1024
 #: seconds the schema's names are trusted for error hints and failed-statement logs
 SCHEMA_NAMES_TTL = 60.0
 #: at most this many (table, column) rows are read for them
@@ -106,6 +109,11 @@ class Fetched(NamedTuple):
     described: tuple[Any, ...] | None = None
     #: each column's type code as the server states it (MySQL; none on SQLite)
     types: tuple[Any, ...] = ()
+
+
+def _prepared_weight(prepared: Prepared) -> int:
+    """A remembered statement's estimated memory: its verdict's, and the text once more."""
+    return verdict_weight(prepared.checked) + len(prepared.sql)
 
 
 def _echoes_server_text(checked: Any) -> bool:
@@ -234,7 +242,9 @@ class Source:
         self.max_statement_bytes = int(max_statement_mb * 1024 * 1024)
         self._views = ViewNames()
         self._schema_names: TTLCache[str, frozenset[str]] = TTLCache(1, SCHEMA_NAMES_TTL)
-        self._prepared: LRUCache[str, Prepared] = QuietLRU(maxsize=PREPARED_STATEMENTS)
+        self._prepared: LRUCache[str, Prepared] = WeighedLRU(
+            PREPARED_STATEMENTS, PREPARED_UNIT, _prepared_weight
+        )
         self._lock = threading.Lock()
         self._pinned = threading.local()  # .conn: this thread's connection in one_connection()
         self._kind: tuple[URL, bool] | None = None  # (url, is it SQLite)
