@@ -40,6 +40,7 @@ from typing import Any
 import pymysql
 
 from hybridwb.errors import HybridwbError, ReadOnlyViolation
+from hybridwb.source import drivers
 from hybridwb.source.described import DescribedResult, FastPackets
 from hybridwb.source.verdicts import VERDICTS
 
@@ -85,9 +86,20 @@ def _admit(raw: Any, state: _State, sql: Any) -> None:
     else:
         text = sql
     approved, state.approved = state.approved, None
+    vetted = approved is not None and text == approved
+    # a caller's own values were pasted in as the driver's status flags said: escaped for
+    # NO_BACKSLASH_ESCAPES (server code left the flag), a `\'` in one ended its literal
+    stale = not vetted and state.guard and not drivers.escapes_as_read(raw)
+    if stale:
+        state.dirty = True  # the full SET: its `SET sql_mode` clears the flag
     if state.dirty or state.reassert:
         _restore(raw, state)
-    if approved is not None and text == approved:
+    if stale:
+        raise _refuse(
+            "a statement whose values the driver escaped for NO_BACKSLASH_ESCAPES (server "
+            "code left it on the connection; the session was set again: run it again)"
+        ).detached()
+    if vetted:
         return
     if not state.guard:  # layer one switched off (Source(use_guard=False), tests only)
         state.dirty = True
