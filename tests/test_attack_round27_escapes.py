@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixture imported from the round-27 reconnect tests is a parameter here)
 """Attack round 27: a bound value must stay a value, whatever server code left behind.
 
 The guard reads literals with backslash escapes, and every session's sql_mode is pinned
@@ -83,7 +84,9 @@ def test_a_bound_value_stays_a_value_on_the_engine_after_a_view_set_nbe(
         with src.engine.connect() as conn:
             conn.exec_driver_sql("SELECT x FROM v_nbe").fetchall()
             for _ in range(3):
-                rows = conn.execute(text("SELECT name, secret FROM p WHERE name = :n"), {"n": VALUE})
+                rows = conn.execute(
+                    text("SELECT name, secret FROM p WHERE name = :n"), {"n": VALUE}
+                )
                 seen.append([tuple(r) for r in rows])
     finally:
         src.close()

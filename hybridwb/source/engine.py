@@ -790,7 +790,15 @@ def final_text(cursor: Any, statement: str, parameters: Any, context: Any) -> st
 def refuse_large_limit(checked: guard.Checked, cap: int) -> None:
     """For callers that read a whole result at once (pandas, jupysql): the server's
     `sql_select_limit` caps a SELECT without LIMIT, but an explicit LIMIT overrides it."""
-    limit = checked.expression.args.get("limit") if checked.kind == "select" else None
+    if checked.kind != "select":
+        return
+    node = checked.expression
+    limit = node.args.get("limit")
+    # `(SELECT ... LIMIT n)`: the server applies the LIMIT inside the parentheses and no
+    # sql_select_limit, when none stands outside them
+    while limit is None and isinstance(node, exp.Subquery):
+        node = node.this
+        limit = node.args.get("limit")
     if limit is None:
         return
     value = limit.expression if isinstance(limit, exp.Limit) else limit
