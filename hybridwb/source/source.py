@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
 import sqlite3
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -67,6 +69,24 @@ from hybridwb.source.verdicts import weight as verdict_weight
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+#: every source alive in this process, for the fork hook below
+_SOURCES: weakref.WeakSet[Source] = weakref.WeakSet()
+
+
+def _forget_parents_pools() -> None:
+    """In a forked child: each source's pools are the parent's sockets (an idle pooled
+    connection holds the reply to the session SET the parent sent at checkin). The child
+    drops its copies without closing or checking in anything (`dispose(close=False)`, what
+    SQLAlchemy prescribes for a fork), so its reads open connections of their own."""
+    for source in list(_SOURCES):
+        for engine in (source._engine, source._side_engine):
+            if engine is not None:
+                engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_parents_pools)
 
 
 class _PlainFrame:
@@ -265,6 +285,7 @@ class Source:
             lambda: self.secrets,
             enabled=pool_size >= 2,
         )
+        _SOURCES.add(self)
 
     @classmethod
     def from_settings(cls, settings: Settings, querylog: QueryLog | None = None) -> Source:
