@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pymysql.constants import SERVER_STATUS
 from sqlalchemy import text
 
 from hybridwb.errors import HybridwbError
@@ -141,16 +142,35 @@ def test_a_bound_value_stays_a_value_on_wb_sql_after_a_view_set_nbe(
     assert seen == [_oracle(db)] * 4 == [[]] * 4
 
 
+def test_a_stale_flag_on_a_pinned_connection_never_escapes_a_reads_values(
+    nbe: tuple[str, str, str],
+) -> None:
+    """The read path's own check, alone: every way for server code to run unseen on a
+    pinned connection is closed now (round 27 closed the last two: test_attack_round27_views),
+    so the flag is left on the driver by hand, as such code left it. Before (on a view the
+    read path did not know): the second read returned both rows on mysqlclient. Mutation:
+    drop `escape_as_read` in execute._run_on -> fails."""
+    db = nbe[0]
+    src: Source = _source(*nbe, driver="pymysql")
+    query = "SELECT name, secret FROM p WHERE name = :n"
+    try:
+        with src.one_connection():
+            src.records("SELECT a FROM t")
+            raw = src._pinned.conn.connection.dbapi_connection
+            raw.server_status |= SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+            seen = [src.records(query, {"n": VALUE}) for _ in range(2)]
+    finally:
+        src.close()
+    assert seen == [_oracle(db)] * 2 == [[]] * 2
+
+
 @DRIVERS
-def test_a_bound_value_stays_a_value_on_a_pinned_connection_after_an_unseen_view(
+def test_a_bound_value_stays_a_value_on_a_pinned_connection_after_a_view_beside_its_with(
     nbe: tuple[str, str, str], driver: str
 ) -> None:
-    """A view the read path does not read back after: one named like a Sequence-engine
-    table (`SEQ_1_TO_2`: the server tells it from the engine's `seq_1_to_2`), made after the schema's list was read (residue of round 3). On
-    the pinned connection of `one_connection()` nothing set the session between the two
-    reads, and libmariadb had taken the flag from the view's EOF packet. Before: the second
-    read returned both rows on mysqlclient. Mutation: drop `escape_as_read` in
-    execute._run_on -> [mysqldb] fails."""
+    """A view made after the schema's list was read, named in the statement both as itself
+    and as a WITH entry of another scope: read back now (`own_ctes`), so nothing of the
+    function's is left for the next pinned read."""
     db = nbe[0]
     src: Source = _source(*nbe, driver=driver)
     query = "SELECT name, secret FROM p WHERE name = :n"
@@ -159,11 +179,11 @@ def test_a_bound_value_stays_a_value_on_a_pinned_connection_after_an_unseen_view
         conn = root()
         try:
             with conn.cursor() as cur:
-                cur.execute(f"CREATE VIEW `{db}`.SEQ_1_TO_2 AS SELECT `{db}`.f_nbe() AS x")
+                cur.execute(f"CREATE VIEW `{db}`.nv AS SELECT `{db}`.f_nbe() AS x")
         finally:
             conn.close()
         with src.one_connection():
-            src.records("SELECT x FROM SEQ_1_TO_2")
+            src.records("SELECT x FROM nv, (WITH nv AS (SELECT 1 AS y) SELECT y FROM nv) z")
             seen = [src.records(query, {"n": VALUE}) for _ in range(2)]
     finally:
         src.close()

@@ -181,8 +181,11 @@ class Prepared:
     #: the text for the query log (literals as `?`), made once: every log entry of this
     #: statement shares the one string
     logged: str = ""
-    #: the names its WITH clauses define, in lower case
+    #: the names its WITH clauses define that stand for nothing else in it (`own_ctes`)
     ctes: frozenset[str] = frozenset()
+    #: the names it reads that are a Sequence-engine table as written (`seq_1_to_100`, lower
+    #: case: `SEQ_1_TO_2` is no such table to MariaDB, and may be a view)
+    sequences: frozenset[str] = frozenset()
 
     @functools.cached_property
     def names(self) -> frozenset[str]:
@@ -451,9 +454,14 @@ class Source:
                 if t.name
             )
         )
-        ctes = frozenset(str(c.alias_or_name).lower() for c in checked.expression.find_all(exp.CTE))
+        ctes = own_ctes(checked.expression)
         logged = log_text(checked.tokens) if checked.tokens else log_text_of(text_)
-        prepared = Prepared(text_, checked, binds, cap, tables, logged, ctes)
+        sequences = frozenset(
+            str(t.name)
+            for t in checked.expression.find_all(exp.Table)
+            if _SEQUENCE_TABLE.fullmatch(str(t.name))
+        )
+        prepared = Prepared(text_, checked, binds, cap, tables, logged, ctes, sequences)
         with self._lock:
             self._prepared[text_] = prepared
         return prepared
@@ -735,7 +743,9 @@ class Source:
             if objects.is_plain_table(name):
                 continue
             if name not in objects.others and (
-                _SEQUENCE_TABLE.fullmatch(name)  # the Sequence engine: listed nowhere, no code
+                # the Sequence engine (MariaDB's only): listed nowhere, no code; matched on
+                # the name as written, since `SEQ_1_TO_2` may be a view made since the list
+                (name in getattr(prepared, "sequences", ()) and self.facts.flavour == "MariaDB")
                 or (name in getattr(prepared, "ctes", ()) and not schema_given)  # a WITH's own
             ):
                 continue
@@ -1034,6 +1044,44 @@ class Source:
             return None
         body = str(row[0] or "")
         return _view_select(body) if self.is_sqlite else body
+
+
+def own_ctes(expression: exp.Expression) -> frozenset[str]:
+    """The names a statement's WITH clauses define (lower case) that it reads nowhere
+    else: every unqualified table of the name is in the scope of a WITH that defines it.
+    Read where no such WITH is in scope (another subquery, the entry's own body when not
+    RECURSIVE, an earlier entry of the list), the name is the schema's table or view:
+    `SELECT x FROM v, (WITH v AS (...) SELECT ... FROM v) z` reads the view `v`."""
+    defined = {str(c.alias_or_name).lower() for c in expression.find_all(exp.CTE)}
+    if not defined:
+        return frozenset()
+    elsewhere = {
+        str(t.name).lower()
+        for t in expression.find_all(exp.Table)
+        if not t.db and str(t.name).lower() in defined and not _cte_in_scope(t)
+    }
+    return frozenset(defined - elsewhere)
+
+
+def _cte_in_scope(table: exp.Table) -> bool:
+    """Whether a WITH entry named like `table` is visible where the table is read."""
+    name = str(table.name).lower()
+    node: exp.Expression = table
+    via: exp.Expression | None = None  # the WITH entry whose body the climb is in
+    while node.parent is not None:
+        parent = node.parent
+        if isinstance(node, exp.CTE):
+            via = node
+        with_ = parent.args.get("with_") if isinstance(parent, exp.Query) else None
+        if isinstance(with_, exp.With):
+            entries = list(with_.expressions)
+            if node is with_:  # from an entry's body: itself only when RECURSIVE
+                mine = next((i for i, e in enumerate(entries) if e is via), 0)
+                entries = entries if with_.args.get("recursive") else entries[:mine]
+            if any(str(e.alias_or_name).lower() == name for e in entries):
+                return True
+        node = parent
+    return False
 
 
 def _view_select(create: str) -> str:
