@@ -1066,8 +1066,8 @@ def own_ctes(expression: exp.Expression) -> frozenset[str]:
 def _cte_in_scope(table: exp.Table) -> bool:
     """Whether a WITH entry named like `table` is visible where the table is read."""
     name = str(table.name).lower()
-    node: exp.Expression = table
-    via: exp.Expression | None = None  # the WITH entry whose body the climb is in
+    node: Any = table
+    via: Any = None  # the WITH entry whose body the climb is in
     while node.parent is not None:
         parent = node.parent
         if isinstance(node, exp.CTE):
