@@ -330,7 +330,9 @@ def test_a_consent_column_altered_to_year_within_the_cache_minute_fails_the_run(
         wb.templates.create("안내", INFO, advertising=False)
         wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
         wb.mappings.save("members", members({}, consent="ok", nightConsent="night"))
-        wf = wb.workflows.create("altered", target_config={"table": "members"}, message_config=message)
+        wf = wb.workflows.create(
+            "altered", target_config={"table": "members"}, message_config=message
+        )
         first = start(wb, wf)
         wb.workflows.process(wf["id"], first, progress=False, now=now)
         src(db, f"ALTER TABLE members MODIFY {column} YEAR NULL")
@@ -344,6 +346,39 @@ def test_a_consent_column_altered_to_year_within_the_cache_minute_fails_the_run(
     assert str(run.value).startswith(named) and "\n" not in str(run.value), run.value
     assert written(any_store, second) == {"run_targets": 0, "send_records": 0, "run_skips": 0}
     assert oracle(any_store, "SELECT count(*) FROM send_records") == [(1,)]
+
+
+def test_a_resume_after_the_consent_column_was_altered_to_year_is_refused(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+) -> None:
+    """Frozen at night in "wait" mode (everyone consents by day, nobody at night: all three
+    wait for 08:00); the consent column is then altered to YEAR (2021 for everyone) and the
+    morning's resume comes within the minute. A resume does not freeze, so its own plan
+    reads the consent column's type from the server: refused, nothing sent or excluded."""
+    db = source(
+        *TABLES,
+        rows={"members": [(f"m{i}", "회원", f"010-4934-{i:04d}", 1, 1, 0, 0) for i in range(3)]},
+    )
+    wb = hybridwb.connect(source=source_url(db), store=any_store)
+    try:
+        wb.store.init()
+        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+        wb.mappings.save("members", members({}, consent="ok", nightConsent="night"))
+        wf = wb.workflows.create(
+            "waiting",
+            target_config={"table": "members"},
+            message_config={"template": "세일", "quiet_hours": "wait"},
+        )
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=NIGHT)
+        src(db, "ALTER TABLE members MODIFY ok YEAR NULL")
+        src(db, "UPDATE members SET ok = 2021")
+        with pytest.raises(ValidationError, match="members.consent: 'ok' is a YEAR column"):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+    finally:
+        wb.close()
+    assert written(any_store, run_id) == {"run_targets": 3, "send_records": 0, "run_skips": 0}
 
 
 def test_the_fresh_type_read_is_one_statement_per_run_and_none_for_a_warm_preview(
