@@ -167,7 +167,8 @@ def test_two_fields_with_the_consent_role_and_no_path_are_refused_by_the_plan(
     assert written(any_store, run_id) == {"run_targets": 0, "send_records": 0, "run_skips": 0}
     assert oracle(any_store, "SELECT count(*) FROM send_records") == [(0,)]
     assert oracle(any_store, "SELECT count(*) FROM workflows WHERE name = 'again'") == [(0,)]
-    first, second = [c for c, f in edited["fields"].items() if f.get("role") == edited_role(attr)]
+    role = "consent" if attr == "consent" else "night_consent"
+    first, second = [c for c, f in edited["fields"].items() if f.get("role") == role]
     for exc in refusals:
         text = str(exc)
         assert "\n" not in text, text
@@ -175,10 +176,6 @@ def test_two_fields_with_the_consent_role_and_no_path_are_refused_by_the_plan(
         assert f"{first!r} and {second!r}" in text, text
         assert f"set the mapping's {attr!r}" in text and "one field" in text, text
         assert "010-" not in text, text
-
-
-def edited_role(attr: str) -> str:
-    return "consent" if attr == "consent" else "night_consent"
 
 
 def test_a_saved_query_target_with_two_consent_roles_is_refused(
@@ -269,8 +266,7 @@ def test_saving_an_audience_mapping_with_two_fields_of_a_consent_role_is_refused
         with pytest.raises(ValidationError) as refused:
             wb.mappings.save("members", members({first: role, second: role}))
         after = wb.mappings.path.read_bytes()
-        plain = {k: v for k, v in members({first: role, second: role}).items()}
-        plain["audience"] = False
+        plain = {**members({first: role, second: role}), "audience": False}
         wb.mappings.save("members", plain)
         kept = wb.mappings.get("members")
     finally:

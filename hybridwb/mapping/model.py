@@ -44,7 +44,7 @@ SOURCE_KEY = "$source"
 #: a field, or relation names then a field: `phone`, `address.phone`
 PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
-#: the consent roles and the table key that names each one's path
+#: each consent role and the mapping's key that names its path
 CONSENT_PATHS = {"consent": "consent", "night_consent": "nightConsent"}
 ROLES: tuple[str, ...] = get_args(Role)
 
@@ -144,10 +144,11 @@ class TableMapping(_Model):
         if len(found) > 1:
             named = ", ".join(repr(n) for n in found[:-1]) + f" and {found[-1]!r}"
             every = "both" if len(found) == 2 else "all"
+            label = role.replace("_", " ")
             raise ValidationError(
-                f"{table}.{attr}: fields {named} {every} have the role {role!r}, so which one is "
-                f"the {role.replace('_', ' ')} is unknown; set the mapping's {attr!r} to one of them, or give "
-                "the role to one field only.",
+                f"{table}.{attr}: fields {named} {every} have the role {role!r}, so which one "
+                f"is the {label} is unknown; set the mapping's {attr!r} to one of them, or "
+                "give the role to one field only.",
                 path=f"{table}.{attr}",
             )
         return found[0] if found else None

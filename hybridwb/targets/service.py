@@ -172,6 +172,8 @@ class TargetService:
         return d
 
     def plan(self, definition: Any, *, now: dt.datetime | None = None) -> Plan:
+        """The definition resolved against the mapping and the live schema (its facts
+        cached for a minute: previews and workflow saves ask often)."""
         return self._plan(definition, now, fresh=False)
 
     def plan_for_run(self, definition: Any, *, now: dt.datetime | None = None) -> Plan:
