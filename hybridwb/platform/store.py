@@ -284,11 +284,15 @@ def _create_sqlite(path: Path, actor: str | None) -> dict[str, Any] | None:
     if image is not None:
         tmp.write_bytes(image)
     fresh = Store(SqlBackend(URL.create("sqlite", database=str(tmp))), actor)
+    report: dict[str, Any] | None
     try:
-        report: dict[str, Any] | None = fresh.init()
+        if image is None:
+            report = fresh.init()
+        else:  # at head already (the image's): only seeded
+            seeded = fresh.seed()
+            report = {"from": None, "to": migrate.head_revision(), "seeded": seeded}
+            report["backend"] = "sqlite"
         fresh.close()
-        if report is not None and image is not None:
-            report["from"] = None  # made from nothing, by this code's migrations
         try:
             os.link(tmp, path)  # atomic, and fails if the store exists by now
         except FileExistsError:
