@@ -122,20 +122,31 @@ def _hold(conn: Any, workflow_id: Any, run_id: Any, owner: str, at: datetime | N
 
 
 @functools.cache
-def this_host() -> str:
-    """This host as a lock's owner names it: the hostname and, where the system tells, a
-    digest of this boot and of the pid namespace the process runs in. Machines and
-    containers often share a hostname (cloned VMs, a compose file's `hostname:`), and a pid
-    means something only in its own namespace: `owner_alive` asks about a pid only when
-    the owner's host is this one. Elsewhere (no /proc) the hostname alone."""
+def _host() -> tuple[str, bool]:
+    """(`this_host`, whether a pid of an owner on it names a process here)."""
     name = socket.gethostname()
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
             boot = f.read().strip()
         space = os.readlink("/proc/self/ns/pid")
     except OSError:
-        return name
-    return f"{name}/{hashlib.sha256(f'{boot} {space}'.encode()).hexdigest()[:12]}"
+        return name, False
+    return f"{name}/{hashlib.sha256(f'{boot} {space}'.encode()).hexdigest()[:12]}", True
+
+
+# a child forked into a new pid namespace (after unshare(CLONE_NEWPID)) names its own
+os.register_at_fork(after_in_child=_host.cache_clear)
+
+
+def this_host() -> str:
+    """This host as a lock's owner names it: the hostname and, where the system tells, a
+    digest of this boot and of the pid namespace the process runs in. Machines and
+    containers often share a hostname (cloned VMs, a compose file's `hostname:`), and a pid
+    means something only in its own namespace: `owner_alive` asks about a pid only when
+    the owner's host is this one. Elsewhere (no /proc) the hostname alone, and no pid is
+    judged (two laptops called `MacBook-Pro.local` share a store): a crashed run's lock
+    waits for its heartbeat to stop."""
+    return _host()[0]
 
 
 def this_owner() -> str:
@@ -155,7 +166,8 @@ def owner_alive(owner: str | None) -> bool | None:
     if not owner or ":" not in owner:
         return None
     host, _, pid = owner.partition("#")[0].rpartition(":")
-    if host != this_host() or not pid.isdigit():
+    here, pids_known = _host()
+    if not pids_known or host != here or not pid.isdigit():
         return None
     try:
         os.kill(int(pid), 0)
