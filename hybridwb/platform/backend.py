@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import itertools
 import operator
+import os
 import re
 import sqlite3
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,6 +125,24 @@ def retrying(fn: Callable[[], T], attempts: int = 3, base_delay: float = 0.2) ->
     return sql_retrying(attempts, base_delay)(fn)
 
 
+#: every SQL backend alive in this process, for the fork hook below
+_BACKENDS: weakref.WeakSet[SqlBackend] = weakref.WeakSet()
+
+
+def _forget_parents_pools() -> None:
+    """In a forked child (a notebook's `Pool().map`): each backend's pool holds the
+    parent's connections. The child drops its copy without closing or checking in anything
+    (`dispose(close=False)`, what SQLAlchemy prescribes for a fork), so it opens its own:
+    on the parent's session, the child's statements and the parent's read each other's
+    replies, and a transaction the child began and never ended was the parent's next."""
+    for backend in list(_BACKENDS):
+        if backend._engine is not None:
+            backend._engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_parents_pools)
+
+
 class SqlBackend:
     """SQLite or Postgres through SQLAlchemy Core.
 
@@ -150,6 +170,7 @@ class SqlBackend:
         self.base_delay = base_delay
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        _BACKENDS.add(self)
 
     def __repr__(self) -> str:
         return f"SqlBackend({self.description})"
