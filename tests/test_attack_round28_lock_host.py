@@ -240,3 +240,30 @@ def test_a_live_run_forked_into_a_new_pid_namespace_keeps_its_lock(
 
     assert held is not None, "a live run's lock in another pid namespace was taken over"
     assert _locks(oracle) == [(owner, uuid.UUID(str(run)))]
+
+
+#: in a UTS namespace of its own, with a hostname holding ':', '/' and '#' (the kernel
+#: takes any bytes): the owners of a process of it that ended and of itself, judged
+_ODD_HOSTNAME = """
+import socket, subprocess, sys
+socket.sethostname(sys.argv[1])
+from hybridwb.platform.campaigns import call_owner, owner_alive, this_owner
+said = "from hybridwb.platform.campaigns import call_owner as o; print(o())"
+dead = subprocess.run([sys.executable, "-c", said], capture_output=True, text=True, check=True)
+owner = dead.stdout.strip()
+assert owner.startswith(sys.argv[1]), owner
+print(owner_alive(owner), owner_alive(call_owner()), owner_alive(this_owner()))
+"""
+
+
+@pytest.mark.parametrize("name", ["ho#st", "a:b#c/d", "x/y:z"], ids=["hash", "all", "slash-colon"])
+def test_a_hostname_with_separators_still_tells_a_dead_process_of_this_host(name: str) -> None:
+    """A crashed run's lock is taken over at once whatever the hostname holds (before: a
+    '#' cut the host short, so no owner was ever of this host: every crashed run waited
+    for its heartbeat to go stale)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [UNSHARE or "unshare", "--uts", sys.executable, "-c", _ODD_HOSTNAME, name],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == ["False", "True", "True"]

@@ -165,7 +165,9 @@ def owner_alive(owner: str | None) -> bool | None:
     None if unknown."""
     if not owner or ":" not in owner:
         return None
-    host, _, pid = owner.partition("#")[0].rpartition(":")
+    # the pid from the end: `host:pid#tag`, where the hostname may hold ':' '/' '#'
+    host, _, tail = owner.rpartition(":")
+    pid = tail.partition("#")[0]
     here, pids_known = _host()
     if not pids_known or host != here or not pid.isdigit():
         return None
