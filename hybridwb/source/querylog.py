@@ -16,9 +16,11 @@ than the rest of the entry. `entries` and a sink without that method see `QueryL
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
@@ -177,6 +179,25 @@ class QueryLogSink(Protocol):
     def write_query_logs(self, entries: list[QueryLogEntry]) -> None: ...
 
 
+#: every query log alive in this process, for the fork hook below
+_LOGS: weakref.WeakSet[QueryLog] = weakref.WeakSet()
+
+
+def _forget_parents_pending() -> None:
+    """In a forked child (a notebook's `Pool().map`): the pending entries are the parent's,
+    which the parent hands over itself (a child that wrote them too logged each of its
+    parent's reads once more per worker), and a lock another thread of the parent held at
+    the fork stays held here forever. The child starts with nothing pending and its own
+    locks; the entries already recorded stay for `entries`."""
+    for log in list(_LOGS):
+        log._pending = []
+        log._lock = threading.Lock()
+        log._handing = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_parents_pending)
+
+
 class QueryLog:
     """A bounded in-memory log that flushes to a sink in batches."""
 
@@ -192,6 +213,7 @@ class QueryLog:
         #: held from taking a batch to its hand-over's end: batches reach the sink one at
         #: a time in the order recorded, and a failed one is back in front before the next
         self._handing = threading.Lock()
+        _LOGS.add(self)
 
     @property
     def entries(self) -> deque[QueryLogEntry]:
