@@ -308,6 +308,16 @@ _IMAGE: tuple[str, bytes] | None = None
 _IMAGE_LOCK = threading.Lock()
 
 
+def _new_image_lock() -> None:
+    """In a forked child: a lock another thread of the parent held at the fork (making the
+    image) would stay held forever, and the child's first new store wait for it."""
+    global _IMAGE_LOCK
+    _IMAGE_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_image_lock)
+
+
 def _migrated_image(where: Path) -> bytes | None:
     """The bytes of an empty SQLite store at this code's schema, made by the migrations
     the first time a process creates a store (a process that creates many, a test run or
