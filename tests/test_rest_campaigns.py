@@ -738,17 +738,17 @@ def test_a_batch_whose_answer_was_lost_is_sent_again_and_written_once(
 def test_acquire_names_a_dead_local_owner_to_the_server(
     api: respx.MockRouter, campaigns: RestCampaigns, db: str
 ) -> None:
-    import os
-    import socket
     import subprocess
+
+    from hybridwb.platform.campaigns import this_host, this_owner
 
     child = subprocess.Popen(["true"])
     child.wait()
-    dead = f"{socket.gethostname()}:{child.pid}"
+    dead = f"{this_host()}:{child.pid}"  # a process of this host (boot, pid namespace)
     wf, old, new = (str(uuid.uuid4()) for _ in range(3))
     call(db, "hybridwb_acquire", p_workflow_id=wf, p_run_id=old, p_owner=dead, p_stale_after=600.0)
     seen = bridge(api, db)
-    me = f"{socket.gethostname()}:{os.getpid()}"
+    me = this_owner()
     assert campaigns.acquire(wf, new, me, 600.0) is None
     assert [body.get("p_dead_owner") for _, body in seen] == [None, dead]
     assert rows(db, "SELECT run_id::text, owner FROM run_locks WHERE workflow_id = %s", wf) == [
