@@ -21,11 +21,10 @@ import sqlalchemy as sa
 
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Graph
+from hybridwb.mapping.model import CHANNEL_ROLE as CHANNEL_ROLE  # where callers found it
 from hybridwb.mapping.model import TableMapping
 from hybridwb.mapping.resolve import compile_sql, time_text
 from hybridwb.targets.consent import temporal_type
-
-CHANNEL_ROLE = {"sms": "phone", "email": "email"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,8 @@ def audience_of(name: str, mapping: TableMapping, graph: Graph | None = None) ->
             f"{name} has no 'key' in its mapping; set its primary key (or a unique column) "
             "as the key. Nothing was saved."
         )
-    recipient = mapping.recipient or mapping.role_field(CHANNEL_ROLE.get(mapping.channel, ""))
+    # the path, else the one field with the channel's role (several: refused)
+    recipient = mapping.recipient_path(name)
     if not recipient:
         raise ValidationError(
             f"{name} has no recipient mapped (the {mapping.channel} address of each target); "
