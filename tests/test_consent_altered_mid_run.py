@@ -41,6 +41,7 @@ from tests.test_attack_once_round2 import (
     src,
     start,
 )
+from tests.test_attack_round26_consent import CHAIN, chained
 from tests.test_consent_fail_closed import sent_keys, statements
 from tests.test_consent_temporal import written
 
@@ -264,3 +265,57 @@ def test_the_batch_type_check_sends_no_statement_of_its_own(
     typed = [s for s in seen if "column_type" in s.lower()]
     assert len(typed) == 1, typed
     assert sent_keys(store, run_id) == [f"m{i}" for i in range(6)]
+
+
+def test_a_night_consent_two_relations_away_altered_between_batches_fails_the_run(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The night consent is `agree.policy.night` (members -> agreements -> policies, one
+    policy for everyone); `policies.night` is altered to YEAR (2021) before the second
+    batch of a night run is read. The batch's read returns the joined column under its
+    path's name with the server's type: the run fails there, the first batch's two records
+    are all that was sent."""
+    db = source(
+        *CHAIN,
+        rows={
+            "policies": [(0, 2021, 1)],
+            "agreements": [(0, 0)],
+            "members": [
+                (f"m{i}", "회원", f"010-4938-{i:04d}", 1, "2021-03-01", 0) for i in range(6)
+            ],
+        },
+    )
+    wb = hybridwb.connect(source=source_url(db), store=any_store)
+    try:
+        wb.store.init()
+        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+        roles = {"consent": "ok", "nightConsent": "agree.policy.night"}
+        for name, mapping in chained("members", roles).items():
+            wb.mappings.save(name, mapping)
+        wf = wb.workflows.create(
+            "chain",
+            target_config={"table": "members"},
+            message_config={"template": "세일", "quiet_hours": "exclude"},
+        )
+        real, calls = audience.fetch, {"n": 0}
+
+        def fetch(*a: Any, **kw: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                src(db, "ALTER TABLE policies MODIFY night YEAR NULL")
+                src(db, "UPDATE policies SET night = 2021")
+            return real(*a, **kw)
+
+        monkeypatch.setattr(audience, "fetch", fetch)
+        run_id = start(wb, wf)
+        with pytest.raises(ValidationError) as failed:
+            wb.workflows.process(wf["id"], run_id, progress=False, now=NIGHT, batch_size=2)
+    finally:
+        wb.close()
+    text = str(failed.value)
+    assert text.startswith("members.nightConsent: 'agree.policy.night' is now a YEAR column")
+    assert "\n" not in text, text
+    assert written(any_store, run_id) == {"run_targets": 6, "send_records": 2, "run_skips": 0}
+    assert sent_keys(any_store, run_id) == ["m0", "m1"]
