@@ -46,6 +46,8 @@ PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
 #: each consent role and the mapping's key that names its path
 CONSENT_PATHS = {"consent": "consent", "night_consent": "nightConsent"}
+#: the role of a channel's address field (the recipient when no path names one)
+CHANNEL_ROLE = {"sms": "phone", "email": "email"}
 ROLES: tuple[str, ...] = get_args(Role)
 
 
@@ -123,11 +125,14 @@ class TableMapping(_Model):
                 )
         return self
 
-    def role_field(self, role: str) -> str | None:
-        """The one field with `role`, the audience's fallback for an unset path (none, or
-        several: None)."""
-        found = [name for name, f in self.fields.items() if f.role == role]
-        return found[0] if len(found) == 1 else None
+    def recipient_path(self, table: str) -> str | None:
+        """The path a run sends to: the mapping's `recipient`, else the one field whose
+        role is the channel's (`CHANNEL_ROLE`: `phone` for SMS), else None.
+
+        Several fields with that role and no path raise, as `consent_path` does: which is
+        the recipient is not known, and a preview that showed the first one promised
+        recipients the run then refused (`audience.audience_of`)."""
+        return self._role_path(table, "recipient", CHANNEL_ROLE.get(self.channel), "recipient")
 
     def consent_path(self, table: str, role: str) -> str | None:
         """The path a run reads for a consent role (`consent`, `night_consent`): the
@@ -136,15 +141,18 @@ class TableMapping(_Model):
         Several fields with the role and no path raise: which one is the consent is not
         known, and reading none of them fails open (an informational target's consent
         filter was dropped, so customers who said no were messaged)."""
-        attr = CONSENT_PATHS[role]
+        return self._role_path(table, CONSENT_PATHS[role], role, role.replace("_", " "))
+
+    def _role_path(self, table: str, attr: str, role: str | None, label: str) -> str | None:
+        """The mapping's path `attr`, else the one field with `role`, else None; several
+        fields with the role and no path: one line naming them and what to do."""
         path: str | None = getattr(self, attr)
-        if path is not None:
+        if path is not None or role is None:
             return path
         found = [name for name, f in self.fields.items() if f.role == role]
         if len(found) > 1:
             named = ", ".join(repr(n) for n in found[:-1]) + f" and {found[-1]!r}"
             every = "both" if len(found) == 2 else "all"
-            label = role.replace("_", " ")
             raise ValidationError(
                 f"{table}.{attr}: fields {named} {every} have the role {role!r}, so which one "
                 f"is the {label} is unknown; set the mapping's {attr!r} to one of them, or "

@@ -131,6 +131,20 @@ class Fetched(NamedTuple):
     columns: Any = ()
 
 
+def _dicts(keys: list[str], rows: list[Any]) -> list[dict[str, Any]]:
+    """The rows as {column: value}."""
+    if {*map(len, rows)} - {len(keys)}:  # never from a driver: zip says which row
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+    # every row checked above; no `strict=` (a keyword argument costs zip a dict per row)
+    return list(map(dict, map(zip, repeat(keys), rows)))
+
+
+def _typed(fetched: Fetched) -> list[tuple[str, str]]:
+    """(column, the protocol's name of its type) from a read's cursor description."""
+    types = [d[1] for d in fetched.columns] or [""] * len(fetched.keys)
+    return [(k, drivers.type_name(t)) for k, t in zip(fetched.keys, types, strict=True)]
+
+
 def _prepared_weight(prepared: Prepared) -> int:
     """A remembered statement's estimated memory: its verdict's, and the text once more."""
     return verdict_weight(prepared.checked) + len(prepared.sql)
@@ -517,10 +531,21 @@ class Source:
         """Like `sql`, as plain dicts: missing values stay None (a DataFrame makes them
         NaN), and no DataFrame is built — what rendering and streaming want."""
         keys, rows, *_ = self._run(query, params, limit, timeout, cache_ttl)
-        if {*map(len, rows)} - {len(keys)}:  # never from a driver: zip says which row
-            return [dict(zip(keys, row, strict=True)) for row in rows]
-        # every row checked above; no `strict=` (a keyword argument costs zip a dict per row)
-        return list(map(dict, map(zip, repeat(keys), rows)))
+        return _dicts(keys, rows)
+
+    def typed_records(
+        self,
+        query: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        timeout: float | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """`records`, and each column's type as the server states it for this very read
+        ({name: 'YEAR'}, '' on SQLite), from its cursor description: a check of the types
+        a read returns (a column ALTERed a moment ago) costs no statement of its own."""
+        fetched = self._run(query, params, limit, timeout)
+        return _dicts(fetched.keys, fetched.rows), dict(_typed(fetched))
 
     def column_types(
         self, query: str, params: Mapping[str, Any] | None = None
@@ -531,8 +556,7 @@ class Source:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RowsCut)  # one row on purpose
             fetched = self._run(query, params, 1, None)
-        types = [d[1] for d in fetched.columns] or [""] * len(fetched.keys)
-        return [(k, drivers.type_name(t)) for k, t in zip(fetched.keys, types, strict=True)]
+        return _typed(fetched)
 
     def _run(
         self,

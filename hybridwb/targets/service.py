@@ -207,11 +207,11 @@ class TargetService:
         if d.where is not None:
             conds.append(builder.clause(d.where, sel))
         paths: list[Path] = []
-        recipient_name = d.recipient or mapping.recipient
-        if recipient_name is None:
-            recipient_name = next(
-                (n for n, f in mapping.fields.items() if f.role in ("phone", "email")), None
-            )
+        # the run's recipient (`audience.audience_of`): the path, else the one field with
+        # the channel's role; several are refused as the run refuses them, whether or not
+        # the definition names its own recipient
+        mapped = mapping.recipient_path(name)
+        recipient_name = d.recipient or mapped
         recipient: str | None = None
         if recipient_name is not None:
             path = graph.path(name, recipient_name, to_one=True)
@@ -295,11 +295,8 @@ class TargetService:
                 f"target.sql: the query must return the audience key column {key!r} "
                 f"(it returns {', '.join(columns)}); add it to the SELECT."
             )
-        wanted = d.recipient or mapping.recipient
-        if wanted is None:
-            wanted = next(
-                (n for n, f in mapping.fields.items() if f.role in ("phone", "email")), None
-            )
+        mapped = mapping.recipient_path(table)  # several: refused, as the table's plan
+        wanted = d.recipient or mapped
         recipient = None
         if wanted is not None:
             last = wanted.rpartition(".")[2]

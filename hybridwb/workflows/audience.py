@@ -21,10 +21,10 @@ import sqlalchemy as sa
 
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Graph
+from hybridwb.mapping.model import CHANNEL_ROLE as CHANNEL_ROLE  # where callers found it
 from hybridwb.mapping.model import TableMapping
 from hybridwb.mapping.resolve import compile_sql, time_text
-
-CHANNEL_ROLE = {"sms": "phone", "email": "email"}
+from hybridwb.targets.consent import temporal_type
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ def audience_of(name: str, mapping: TableMapping, graph: Graph | None = None) ->
             f"{name} has no 'key' in its mapping; set its primary key (or a unique column) "
             "as the key. Nothing was saved."
         )
-    recipient = mapping.recipient or mapping.role_field(CHANNEL_ROLE.get(mapping.channel, ""))
+    # the path, else the one field with the channel's role (several: refused)
+    recipient = mapping.recipient_path(name)
     if not recipient:
         raise ValidationError(
             f"{name} has no recipient mapped (the {mapping.channel} address of each target); "
@@ -172,22 +173,49 @@ def fetch(
         return {}
     if plan.definition.keyword is not None:
         wanted = [coerce_key(audience, k) for k in keys]
-        return _rows_by_key(source, plan, plan.statement(keys=wanted, only=only), keys)
+        return _rows_by_key(source, plan, audience, plan.statement(keys=wanted, only=only), keys)
     inner = plan.statement(only=only).subquery("frozen")
     key = inner.c[plan.key]
     first, last = coerce_key(audience, keys[0]), coerce_key(audience, keys[-1])
     stmt = sa.select(inner).where(key >= first, key <= last).order_by(key)
-    found = _rows_by_key(source, plan, stmt, keys)
+    found = _rows_by_key(source, plan, audience, stmt, keys)
     missed = [coerce_key(audience, k) for k in keys if k not in found]  # rarely any
     if missed:
-        found.update(_rows_by_key(source, plan, plan.statement(keys=missed, only=only), keys))
+        by_list = plan.statement(keys=missed, only=only)
+        found.update(_rows_by_key(source, plan, audience, by_list, keys))
     return found
 
 
-def _rows_by_key(source: Any, plan: Any, stmt: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
+def _rows_by_key(
+    source: Any, plan: Any, audience: Audience, stmt: Any, keys: list[str]
+) -> dict[str, dict[str, Any]]:
     sql, params = compile_sql(stmt)
-    rows = source.records(sql, {**params, **plan.params}, limit=max(10 * len(keys), 10_000))
+    rows, types = source.typed_records(
+        sql, {**params, **plan.params}, limit=max(10 * len(keys), 10_000)
+    )
+    refuse_temporal_consent(audience, plan, types)
     return by_key_text(rows, plan.key, set(keys))
+
+
+def refuse_temporal_consent(audience: Audience, plan: Any, types: dict[str, str]) -> None:
+    """A batch's consent columns (`plan.consent or audience.consent`, `night_consent`: what
+    the run decides on) refused when the batch's own read says the server now types one as
+    a date or time: ALTERed after the run's plan checked it (`plan_for_run`), a YEAR 2021
+    would read as yes for everyone. `types` come from the read's cursor description, so
+    the check costs no statement; the batch is never decided, nothing of it is sent."""
+    for attr, path in (
+        ("consent", plan.consent or audience.consent),
+        ("nightConsent", audience.night_consent),
+    ):
+        kind = temporal_type(types.get(path or "", ""))
+        if kind is not None:
+            raise ValidationError(
+                f"{audience.table}.{attr}: {path!r} is now a {kind} column (altered while the "
+                "run was sending; a date or time is not a yes or no), so the run stopped "
+                "before this batch; make it a yes/no column again or map one as consent, "
+                "then resume the run.",
+                path=f"{audience.table}.{attr}",
+            )
 
 
 #: the row `fetch` gives for a key more than one row holds (a key column not unique, a
