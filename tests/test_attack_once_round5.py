@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import pytest
 
 import hybridwb
 from hybridwb.errors import HybridwbError
-from hybridwb.platform.campaigns import Campaigns, owner_alive
+from hybridwb.platform.campaigns import Campaigns, owner_alive, this_host
 from hybridwb.workflows import audience, lock, policies
 from hybridwb.workflows.process import RunTakenOver
 from tests.conftest import _admin, mariadb_maker
@@ -189,7 +188,7 @@ def test_processing_without_an_owner_is_refused_while_a_runner_holds_the_workflo
             "held", target_config={"table": "members"}, message_config={"content": INFO}
         )
         run_id, other = start(wb, wf), start(wb, wf)
-        alive = f"{socket.gethostname()}:{os.getpid()}"
+        alive = f"{this_host()}:{os.getpid()}"
         assert Campaigns(wb.store.backend).acquire(wf["id"], run_id, alive, 120) is None
         for target in (run_id, other):  # the held run itself, and another run of the workflow
             with pytest.raises(HybridwbError, match="already has an active run"):
@@ -237,9 +236,9 @@ def test_the_lock_of_a_dead_process_that_processed_without_an_owner_is_taken_ove
         text=True,
         check=True,
     )
-    owner = f"{socket.gethostname()}:{int(dead.stdout)}#0a1b2c3d"
+    owner = f"{this_host()}:{int(dead.stdout)}#0a1b2c3d"
     assert owner_alive(owner) is False
-    assert owner_alive(f"{socket.gethostname()}:{os.getpid()}#0a1b2c3d") is True
+    assert owner_alive(f"{this_host()}:{os.getpid()}#0a1b2c3d") is True
     db = members(source, 3)
     wb = workbench(db, pg_store, {"members": {**people(), "audience": True}})
     try:

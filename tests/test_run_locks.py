@@ -28,12 +28,13 @@ from hybridwb.platform.campaigns import (
     as_utc,
     is_stale,
     owner_alive,
+    this_host,
     this_owner,
 )
 from hybridwb.platform.store import Store
 from hybridwb.workflows.runner import Runner, RunRefused
 
-HOST = socket.gethostname()
+HOST = this_host()
 ME = this_owner()
 # the shared fixtures (tests/_stores.py): a store on SQLite and PostgreSQL, its oracle
 store = _stores.store
@@ -269,7 +270,8 @@ def test_campaigns_of_a_rest_backend_are_its_rpc_client() -> None:
 
 
 def test_this_owner_is_host_and_pid() -> None:
-    assert this_owner() == f"{socket.gethostname()}:{os.getpid()}"
+    assert this_owner() == f"{this_host()}:{os.getpid()}"
+    assert this_host().split("/")[0] == socket.gethostname()
 
 
 def test_a_process_of_another_user_is_alive(monkeypatch: pytest.MonkeyPatch) -> None:

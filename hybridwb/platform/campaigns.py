@@ -10,6 +10,8 @@ gives that class for a REST backend.
 from __future__ import annotations
 
 import fcntl
+import functools
+import hashlib
 import os
 import socket
 import uuid
@@ -119,9 +121,26 @@ def _hold(conn: Any, workflow_id: Any, run_id: Any, owner: str, at: datetime | N
         raise _LockLost
 
 
+@functools.cache
+def this_host() -> str:
+    """This host as a lock's owner names it: the hostname and, where the system tells, a
+    digest of this boot and of the pid namespace the process runs in. Machines and
+    containers often share a hostname (cloned VMs, a compose file's `hostname:`), and a pid
+    means something only in its own namespace: `owner_alive` asks about a pid only when
+    the owner's host is this one. Elsewhere (no /proc) the hostname alone."""
+    name = socket.gethostname()
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        space = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return name
+    return f"{name}/{hashlib.sha256(f'{boot} {space}'.encode()).hexdigest()[:12]}"
+
+
 def this_owner() -> str:
-    """`host:pid` of this process: who holds a lock."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """`host:pid` of this process (`this_host`): who holds a lock."""
+    return f"{this_host()}:{os.getpid()}"
 
 
 def call_owner() -> str:
@@ -131,11 +150,12 @@ def call_owner() -> str:
 
 
 def owner_alive(owner: str | None) -> bool | None:
-    """False when the owner is a process on this host that no longer exists; None if unknown."""
+    """False when the owner is a process on this host (`this_host`) that no longer exists;
+    None if unknown."""
     if not owner or ":" not in owner:
         return None
     host, _, pid = owner.partition("#")[0].rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != this_host() or not pid.isdigit():
         return None
     try:
         os.kill(int(pid), 0)

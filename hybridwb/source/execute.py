@@ -50,8 +50,9 @@ class Outcome(NamedTuple):
     ended_early: bool  # the server was told to stop sending
     #: the cursor description, when the values were left as the server's text
     described: tuple[Any, ...] | None = None
-    #: each column's type code as the server states it (PEP 249 `type_code`)
-    types: tuple[Any, ...] = ()
+    #: the cursor's description as the driver made it (each column's PEP 249 `type_code`
+    #: is read from it only when asked: `Source.column_types`)
+    columns: Any = ()
 
 
 def run_mysql(
@@ -145,13 +146,13 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
         described_here = False
         keys, rows, fetched = _send(raw, cursor, job, final, False)
     described = tuple(cursor.description) if described_here and keys else None
-    types = tuple(d[1] for d in cursor.description or ())
+    columns = cursor.description or ()
     ended = False
     if fetched > cap and _still_streaming(cursor) and cursor.fetchone() is not None:
         # more than cap + 1 rows are coming (an explicit LIMIT overrides sql_select_limit)
         ended = _end_statement(side, conn, raw, cursor)
     if conn.invalidated:
-        return Outcome(keys, rows, fetched > cap, ended, described, types)
+        return Outcome(keys, rows, fetched > cap, ended, described, columns)
     if ended:
         _close_ended(conn, cursor)
     else:
@@ -163,7 +164,7 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
         finally:
             if server_code and not conn.invalidated:
                 _reset(conn, raw, job.facts, policy)
-    return Outcome(keys, rows, fetched > cap, ended, described, types)
+    return Outcome(keys, rows, fetched > cap, ended, described, columns)
 
 
 def _send(

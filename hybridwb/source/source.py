@@ -104,8 +104,8 @@ class Fetched(NamedTuple):
     truncated: bool
     #: the cursor's description when the values are the server's raw text (mysqlclient)
     described: tuple[Any, ...] | None = None
-    #: each column's type code as the server states it (MySQL; none on SQLite)
-    types: tuple[Any, ...] = ()
+    #: the cursor's description (MySQL; none on SQLite): `column_types` reads it
+    columns: Any = ()
 
 
 def _echoes_server_text(checked: Any) -> bool:
@@ -492,7 +492,7 @@ class Source:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RowsCut)  # one row on purpose
             fetched = self._run(query, params, 1, None)
-        types = fetched.types or ("",) * len(fetched.keys)
+        types = [d[1] for d in fetched.columns] or [""] * len(fetched.keys)
         return [(k, drivers.type_name(t)) for k, t in zip(fetched.keys, types, strict=True)]
 
     def _run(
@@ -549,7 +549,7 @@ class Source:
                     "bytes (max_statement_mb); bind fewer or shorter values, or join on a "
                     "table instead."
                 )
-            keys, rows, truncated, described, types = self._execute(
+            keys, rows, truncated, described, columns = self._execute(
                 prepared, bound, seconds, raw_values
             )
         except HybridwbError as exc:
@@ -574,7 +574,7 @@ class Source:
                 RowsCut,
                 stacklevel=4,
             )
-        return Fetched(keys, rows, truncated, described, types)
+        return Fetched(keys, rows, truncated, described, columns)
 
     @property
     def ceiling(self) -> float:
@@ -629,7 +629,11 @@ class Source:
                 if epoch is not None:
                     self._parking.park(conn, epoch)
                 return Fetched(
-                    outcome.keys, outcome.rows, outcome.truncated, outcome.described, outcome.types
+                    outcome.keys,
+                    outcome.rows,
+                    outcome.truncated,
+                    outcome.described,
+                    outcome.columns,
                 )
             except DBAPIError as exc:
                 if self._read_again(exc, attempt, started, prepared, params):
