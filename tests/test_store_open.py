@@ -17,7 +17,8 @@ from hybridwb.cli import main
 from hybridwb.config import load_settings
 from hybridwb.errors import StoreError
 from hybridwb.platform import migrate
-from hybridwb.platform.store import open_store
+from hybridwb.platform.backend import SqlBackend
+from hybridwb.platform.store import Store, open_store
 from tests.test_store import _reset_pg
 
 
@@ -127,3 +128,39 @@ def test_kernels_starting_at_once_all_get_the_whole_embedded_store(tmp_path: Pat
     db = tmp_path / ".hybridwb" / "platform.db"
     assert version(db) == migrate.head_revision()
     assert [p.name for p in db.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def _schema(db: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT type, name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name"
+        ).fetchall()
+
+
+def _seeded(db: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT id, name FROM message_templates ORDER BY name").fetchall()
+
+
+def test_stores_made_after_the_first_have_the_schema_the_migrations_make(tmp_path: Path) -> None:
+    """Each embedded store after a process's first starts as a copy of the schema its
+    migrations made once (`_migrated_image`). The oracle is a store the migrations build
+    in place (`Store.init` on an empty file): every table, index and trigger the same, the
+    same revision, the seed rows each store's own (ids of their own, no row twice)."""
+    made = []
+    for name in ("a", "b", "c"):
+        st = open_store(load_settings(tmp_path / name, env={}))
+        assert st._created is not None and st._created["from"] is None
+        st.close()
+        made.append(tmp_path / name / ".hybridwb" / "platform.db")
+    oracle = tmp_path / "in-place.db"
+    st = Store(SqlBackend(URL.create("sqlite", database=str(oracle))))
+    st.init()
+    st.close()
+    for db in made:
+        assert _schema(db) == _schema(oracle)
+        assert version(db) == migrate.head_revision()
+        assert [n for _, n in _seeded(db)] == [n for _, n in _seeded(oracle)]
+        assert [p.name for p in db.parent.iterdir() if p.name.endswith(".tmp")] == []
+    ids = [i for db in made for i, _ in _seeded(db)]
+    assert len(set(ids)) == len(ids) == 2 * len(made)

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, and_, func, inspect, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, and_, func, inspect, or_, select
 from sqlalchemy import table as table_clause
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
@@ -344,6 +344,34 @@ def describe(source: Source, table: str, estimates: dict[str, int] | None = None
     if found is None:
         raise _no_table(table)
     return found
+
+
+def column_types(source: Source, columns: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """{(table, column): its type as the server states it now} of these columns, in one
+    SELECT on information_schema (a column the schema no longer has is left out). Nothing
+    is cached: for a check that must see an ALTER made a moment ago."""
+    if not columns:
+        return {}
+    if source.is_sqlite:
+        wanted = set(columns)
+        return {
+            (table, c.name): c.type
+            for table in dict.fromkeys(t for t, _ in columns)
+            for c in describe(source, table).columns
+            if (table, c.name) in wanted
+        }
+    c = _COLUMNS.c
+    pairs = [
+        and_(c.TABLE_NAME == t, c.COLUMN_NAME == n)  # noqa: SIM300 (columns, not constants)
+        for t, n in dict.fromkeys(columns)
+    ]
+    rows = _read(
+        source,
+        select(c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE).where(_current(_COLUMNS), or_(*pairs)),
+    )
+    # column names compare without case on the server, table names as the file system does
+    found = {(str(t), str(n).lower()): str(ctype).upper() for t, n, ctype in rows}
+    return {(t, n): found[(t, n.lower())] for t, n in columns if (t, n.lower()) in found}
 
 
 def discover(source: Source) -> list[TableInfo]:

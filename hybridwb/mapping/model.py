@@ -44,6 +44,8 @@ SOURCE_KEY = "$source"
 #: a field, or relation names then a field: `phone`, `address.phone`
 PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
+#: each consent role and the mapping's key that names its path
+CONSENT_PATHS = {"consent": "consent", "night_consent": "nightConsent"}
 ROLES: tuple[str, ...] = get_args(Role)
 
 
@@ -126,6 +128,30 @@ class TableMapping(_Model):
         several: None)."""
         found = [name for name, f in self.fields.items() if f.role == role]
         return found[0] if len(found) == 1 else None
+
+    def consent_path(self, table: str, role: str) -> str | None:
+        """The path a run reads for a consent role (`consent`, `night_consent`): the
+        mapping's path, else the one field with the role, else None.
+
+        Several fields with the role and no path raise: which one is the consent is not
+        known, and reading none of them fails open (an informational target's consent
+        filter was dropped, so customers who said no were messaged)."""
+        attr = CONSENT_PATHS[role]
+        path: str | None = getattr(self, attr)
+        if path is not None:
+            return path
+        found = [name for name, f in self.fields.items() if f.role == role]
+        if len(found) > 1:
+            named = ", ".join(repr(n) for n in found[:-1]) + f" and {found[-1]!r}"
+            every = "both" if len(found) == 2 else "all"
+            label = role.replace("_", " ")
+            raise ValidationError(
+                f"{table}.{attr}: fields {named} {every} have the role {role!r}, so which one "
+                f"is the {label} is unknown; set the mapping's {attr!r} to one of them, or "
+                "give the role to one field only.",
+                path=f"{table}.{attr}",
+            )
+        return found[0] if found else None
 
     def field_by_label(self, label: str) -> str | None:
         """The field whose name, display name or alias is `label`."""

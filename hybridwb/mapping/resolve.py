@@ -312,6 +312,13 @@ class Resolver:
         self._live[table] = (time.monotonic(), info)
         return info
 
+    def fresh_types(self, columns: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """{(table, column): type} read from the server now, past the minute's cache of
+        `info` (one statement): for the few columns a run must not read by a stale type."""
+        from hybridwb.mapping import discovery
+
+        return discovery.column_types(self.mappings.source, columns)
+
     def table(self, name: str, columns: Iterable[str] = ()) -> Any:
         """A Core table for a mapped table whose name the live schema confirms."""
         mapping = self.graph.mappings.get(name)

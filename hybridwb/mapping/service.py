@@ -27,6 +27,7 @@ from hybridwb.errors import NotFound, ValidationError
 from hybridwb.mapping import discovery, drift, suggest
 from hybridwb.mapping.graph import merge_relations, relations_from_foreign_keys
 from hybridwb.mapping.model import (
+    CONSENT_PATHS,
     SOURCE_KEY,
     MappingFile,
     Relation,
@@ -295,6 +296,7 @@ class MappingService:
             raise ValidationError(f"{problem} Nothing was saved.", path=f"{table}.key")
         self._check_paths(table, saved, merged)
         _refuse_opt_out_consent(table, saved, {c.name: c.comment for c in live.columns})
+        _refuse_ambiguous_consent(table, saved)
         self._write(merged)
         self._mirror(table, merged.dump()[table], saved.isActive)
         return merged.tables()[table]
@@ -421,6 +423,20 @@ class MappingService:
     @staticmethod
     def schema() -> dict[str, Any]:
         return json_schema()
+
+
+def _refuse_ambiguous_consent(table: str, mapping: TableMapping) -> None:
+    """An audience table whose consent (or night consent) is given by the role of several
+    fields and no path: the run could not tell which to read (`TableMapping.consent_path`).
+    Refused here for the audience only: another table may hold several consent flags a
+    path reaches (`agree.sms_ok`); the target plan refuses any table it would read so."""
+    if not mapping.audience:
+        return
+    for role in CONSENT_PATHS:
+        try:
+            mapping.consent_path(table, role)
+        except ValidationError as exc:
+            raise ValidationError(f"{exc.message} Nothing was saved.", **exc.fields) from None
 
 
 def _refuse_opt_out_consent(

@@ -8,6 +8,7 @@ which reads the revision ids from the migration files without importing alembic.
 from __future__ import annotations
 
 import ast
+import functools
 import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,8 +38,10 @@ def _assigned(path: Path, name: str) -> str | None:
     return None
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest revision, from the `revision`/`down_revision` of each migration file."""
+    """The newest revision, from the `revision`/`down_revision` of each migration file
+    (read once per process: every store opened compares its schema with it)."""
     revisions: dict[str, str | None] = {}
     for path in sorted((MIGRATIONS / "versions").glob("*.py")):
         revision = _assigned(path, "revision")

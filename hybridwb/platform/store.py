@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import threading
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.engine import URL
 
 from hybridwb.config import Settings
-from hybridwb.errors import StoreError, ValidationError
+from hybridwb.errors import HybridwbError, StoreError, ValidationError
 from hybridwb.extras import require
 from hybridwb.platform import migrate, schema
 from hybridwb.platform.backend import Backend, Op, SqlBackend
@@ -273,12 +274,24 @@ def open_store(settings: Settings, actor: str | None = None) -> Store:
 def _create_sqlite(path: Path, actor: str | None) -> dict[str, Any] | None:
     """Create an SQLite store whole, or not at all: migrated and seeded under a temporary
     name, then linked into place only if no other process got there first (two kernels
-    starting at once never see a half-made store). None when another process won."""
+    starting at once never see a half-made store). None when another process won.
+
+    The migrations run once per process (`_migrated_image`); each store after the first
+    starts as a copy of that schema and is seeded on its own."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    image = _migrated_image(path.parent)
+    if image is not None:
+        tmp.write_bytes(image)
     fresh = Store(SqlBackend(URL.create("sqlite", database=str(tmp))), actor)
+    report: dict[str, Any] | None
     try:
-        report: dict[str, Any] | None = fresh.init()
+        if image is None:
+            report = fresh.init()
+        else:  # at head already (the image's): only seeded
+            seeded = fresh.seed()
+            report = {"from": None, "to": migrate.head_revision(), "seeded": seeded}
+            report["backend"] = "sqlite"
         fresh.close()
         try:
             os.link(tmp, path)  # atomic, and fails if the store exists by now
@@ -286,9 +299,45 @@ def _create_sqlite(path: Path, actor: str | None) -> dict[str, Any] | None:
             report = None
     finally:
         fresh.close()
-        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
-            leftover.unlink(missing_ok=True)
+        _remove_sqlite(tmp)
     return report
+
+
+#: (head revision, the file of an SQLite store just migrated to it and not seeded)
+_IMAGE: tuple[str, bytes] | None = None
+_IMAGE_LOCK = threading.Lock()
+
+
+def _migrated_image(where: Path) -> bytes | None:
+    """The bytes of an empty SQLite store at this code's schema, made by the migrations
+    the first time a process creates a store (a process that creates many, a test run or
+    a server of many projects, paid ~0.2 s of DDL for each). None when it cannot be made
+    here: the store is then migrated in place, as the first one is."""
+    global _IMAGE
+    head = migrate.head_revision()
+    with _IMAGE_LOCK:
+        if _IMAGE is not None and _IMAGE[0] == head:
+            return _IMAGE[1]
+        made = where / f".hybridwb-schema.{uuid.uuid4().hex}.tmp"
+        try:
+            blank = Store(SqlBackend(URL.create("sqlite", database=str(made))))
+            try:
+                blank.init(seed=False)
+            finally:
+                blank.close()
+            if made.with_name(made.name + "-wal").exists():
+                return None  # not folded into the file on close: not a whole image
+            _IMAGE = (head, made.read_bytes())
+        except (OSError, HybridwbError):
+            return None
+        finally:
+            _remove_sqlite(made)
+        return _IMAGE[1]
+
+
+def _remove_sqlite(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
 
 
 def log_id(at: datetime) -> uuid.UUID:

@@ -25,6 +25,7 @@ from typing import Any
 
 import pymysql
 import pymysql.constants.COMMAND
+import pymysql.constants.SERVER_STATUS
 from pymysql.connections import MAX_PACKET_LEN
 from pymysql.constants import FIELD_TYPE
 from pymysql.protocol import OKPacketWrapper
@@ -140,6 +141,25 @@ def quiet(raw: Any) -> bool:
     except (OSError, ValueError):
         return False
     return not ready
+
+
+#: the server status flag that makes a driver escape quotes by doubling them, no backslashes
+_NO_BACKSLASH_ESCAPES = pymysql.constants.SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+
+
+def escapes_as_read(raw: Any) -> bool:
+    """Whether the driver escapes values with backslashes, as the guard and the pinned
+    sql_mode read them (no round trip: a flag, or one escape in C).
+
+    A driver escapes as the server's last status flags said (PyMySQL reads them from OK
+    packets, libmariadb from OK and EOF packets), not as the session's sql_mode is. A
+    stored function that SETs sql_mode to NO_BACKSLASH_ESCAPES leaves that flag on the
+    server after the caller's sql_mode is put back, until the next `SET sql_mode`: a bound
+    `\\'` then ends its literal early and the rest of the value is SQL."""
+    if isinstance(raw, pymysql.connections.Connection):
+        return not raw.server_status & _NO_BACKSLASH_ESCAPES
+    literal = getattr(raw, "string_literal", None)
+    return literal is None or bytes(literal(b"\\")) == b"'\\\\'"
 
 
 def is_unbuffered(cursor: Any) -> bool:

@@ -583,7 +583,11 @@ def mysql_engine(
             with rawguard.internal(dbapi_conn):
                 cursor = dbapi_conn.cursor()
                 try:
-                    cursor.execute(f"SET SESSION {facts.read_only_variable} = 1")
+                    # sql_mode too: a SET of it clears the NO_BACKSLASH_ESCAPES status flag
+                    # server code may have left (drivers.escapes_as_read), in the same SET
+                    cursor.execute(
+                        f"SET SESSION {facts.read_only_variable} = 1, sql_mode = '{SQL_MODE}'"
+                    )
                 finally:
                     cursor.close()
 
@@ -650,7 +654,7 @@ def mysql_engine(
         after_error=_read_back_after_error if policy.read_only else None,
     )
     if use_guard:
-        _install_final_text_guard(engine, policy)
+        _install_final_text_guard(engine, facts, policy)
     if policy.read_only:
         _install_session_check(engine, facts, policy)
     _install_error_translation(engine, ctx)
@@ -672,7 +676,7 @@ def _install_error_translation(engine: Engine, error_context: Any) -> None:
             raise catalogue.translate(exc, error_context) from None
 
 
-def _install_final_text_guard(engine: Engine, policy: SessionPolicy) -> None:
+def _install_final_text_guard(engine: Engine, facts: SessionFacts, policy: SessionPolicy) -> None:
     """Guard the exact text the driver will send, and send exactly that text."""
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
@@ -683,6 +687,7 @@ def _install_final_text_guard(engine: Engine, policy: SessionPolicy) -> None:
             raise ReadOnlyViolation("Refused: executemany is for writes; hybridwb only reads.")
         refused: HybridwbError | None = None
         try:
+            escape_as_read(conn.connection, facts, policy)
             final = final_text(cursor, statement, parameters, context)
             guard_final_text(final, policy, whole_result=True)
         except HybridwbError as exc:
@@ -745,6 +750,28 @@ def _values_only(final: str, approved: Any) -> bool:
     )
 
 
+def escape_as_read(record: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
+    """Before the driver escapes values: when it would escape them for NO_BACKSLASH_ESCAPES
+    (a status flag server code left on the server, `drivers.escapes_as_read`), the session
+    is set again; its `SET sql_mode` clears the flag. Otherwise nothing (no round trip)."""
+    raw = record.dbapi_connection
+    if drivers.escapes_as_read(raw):
+        return
+    failed = False
+    try:
+        apply_session(raw, facts, policy)
+    except drivers.errors():
+        failed = True
+    if failed or not drivers.escapes_as_read(raw):
+        record.invalidate()
+        raise ReadOnlyViolation(
+            "Refused: the driver would escape values in a way the server reads differently "
+            "(server code left NO_BACKSLASH_ESCAPES on the connection, which was dropped); "
+            "run the query again."
+        )
+    record.info[SESSION_KEY] = policy
+
+
 def final_text(cursor: Any, statement: str, parameters: Any, context: Any) -> str:
     """The text the driver (PyMySQL or mysqlclient) would send for
     `execute(statement, parameters)`: both escape the values with the connection's own
@@ -763,7 +790,15 @@ def final_text(cursor: Any, statement: str, parameters: Any, context: Any) -> st
 def refuse_large_limit(checked: guard.Checked, cap: int) -> None:
     """For callers that read a whole result at once (pandas, jupysql): the server's
     `sql_select_limit` caps a SELECT without LIMIT, but an explicit LIMIT overrides it."""
-    limit = checked.expression.args.get("limit") if checked.kind == "select" else None
+    if checked.kind != "select":
+        return
+    node = checked.expression
+    limit = node.args.get("limit")
+    # `(SELECT ... LIMIT n)`: the server applies the LIMIT inside the parentheses and no
+    # sql_select_limit, when none stands outside them
+    while limit is None and isinstance(node, exp.Subquery):
+        node = node.this
+        limit = node.args.get("limit")
     if limit is None:
         return
     value = limit.expression if isinstance(limit, exp.Limit) else limit

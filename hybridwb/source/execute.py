@@ -29,6 +29,7 @@ from hybridwb.source.engine import (
     SessionPolicy,
     apply_session,
     checkout_as,
+    escape_as_read,
     guard_final_text,
     verify_session,
 )
@@ -132,6 +133,7 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
     if set_to is not policy and set_to != policy:  # (usually the one policy object)
         apply_session(raw, job.facts, policy)  # the checkout could not set this query's policy
         conn.connection.info[SESSION_KEY] = policy
+    escape_as_read(conn.connection, job.facts, policy)  # (a flag's test: no round trip)
     cursor = drivers.unbuffered_cursor(raw)
     final = ""
     if job.use_guard:

@@ -25,6 +25,8 @@ Calls that change the connection behind the guard's back are refused: another ch
 (the guard reads text as utf8mb4), another default database, `kill`, `shutdown`,
 `change_user`, `set_server_option`, `dump_debug_info`. A PyMySQL reconnect (`ping(True)`)
 opens a fresh, writable session: it is marked, so the next statement sets it first.
+mysqlclient's `ping(True)` is refused: it makes every later statement on a dropped connection
+reconnect inside the C library, on a fresh session no Python code sees.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 import pymysql
 
 from hybridwb.errors import HybridwbError, ReadOnlyViolation
+from hybridwb.source import drivers
 from hybridwb.source.described import DescribedResult, FastPackets
 from hybridwb.source.verdicts import VERDICTS
 
@@ -83,9 +86,20 @@ def _admit(raw: Any, state: _State, sql: Any) -> None:
     else:
         text = sql
     approved, state.approved = state.approved, None
+    vetted = approved is not None and text == approved
+    # a caller's own values were pasted in as the driver's status flags said: escaped for
+    # NO_BACKSLASH_ESCAPES (server code left the flag), a `\'` in one ended its literal
+    stale = not vetted and state.guard and not drivers.escapes_as_read(raw)
+    if stale:
+        state.dirty = True  # the full SET: its `SET sql_mode` clears the flag
     if state.dirty or state.reassert:
         _restore(raw, state)
-    if approved is not None and text == approved:
+    if stale:
+        raise _refuse(
+            "a statement whose values the driver escaped for NO_BACKSLASH_ESCAPES (server "
+            "code left it on the connection; the session was set again: run it again)"
+        ).detached()
+    if vetted:
         return
     if not state.guard:  # layer one switched off (Source(use_guard=False), tests only)
         state.dirty = True
@@ -231,6 +245,18 @@ def _mysqldb_class(module: Any) -> type:
 
         def select_db(self, db: Any) -> None:
             raise _refuse("changing the default database")
+
+        def ping(self, *args: Any, **kwargs: Any) -> Any:
+            # `ping(True)` turns on MYSQL_OPT_RECONNECT for good: a statement sent after the
+            # server dropped the connection then reconnects inside the C library and runs
+            # on a fresh session (writable, no time limit, the server's sql_mode), which
+            # nothing here can see. A plain ping also turns it off again.
+            if any(args) or any(kwargs.values()):
+                raise _refuse(
+                    "ping(reconnect=True) (its silent reconnect opens a session hybridwb "
+                    "never set); use ping()"
+                )
+            return super().ping()
 
         def kill(self, *args: Any) -> None:
             raise _refuse("KILL")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
 import sqlite3
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -47,7 +49,7 @@ from hybridwb.source.binds import (
     sent_size,
     to_pyformat,
 )
-from hybridwb.source.cache import QuietLRU, ResultCache, SchemaObjects, ViewNames, lookup
+from hybridwb.source.cache import ResultCache, SchemaObjects, ViewNames, WeighedLRU, lookup
 from hybridwb.source.checkout import Parking
 from hybridwb.source.engine import (
     FACTS_SQL,
@@ -63,9 +65,28 @@ from hybridwb.source.execute import run_mysql
 from hybridwb.source.querylog import QueryLog, log_text, log_text_of
 from hybridwb.source.transpile import expand_lists, to_sqlite
 from hybridwb.source.verdicts import VERDICTS
+from hybridwb.source.verdicts import weight as verdict_weight
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+#: every source alive in this process, for the fork hook below
+_SOURCES: weakref.WeakSet[Source] = weakref.WeakSet()
+
+
+def _forget_parents_pools() -> None:
+    """In a forked child: each source's pools are the parent's sockets (an idle pooled
+    connection holds the reply to the session SET the parent sent at checkin). The child
+    drops its copies without closing or checking in anything (`dispose(close=False)`, what
+    SQLAlchemy prescribes for a fork), so its reads open connections of their own."""
+    for source in list(_SOURCES):
+        for engine in (source._engine, source._side_engine):
+            if engine is not None:
+                engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_parents_pools)
 
 
 class _PlainFrame:
@@ -80,6 +101,8 @@ PLAIN_FRAME: Any = _PlainFrame()
 
 #: statements the guard admitted, remembered by text
 PREPARED_STATEMENTS = 512
+#: and their estimated memory at most: PREPARED_STATEMENTS * PREPARED_UNIT (32 MB)
+PREPARED_UNIT = 64 * 1024
 #: seconds the schema's names are trusted for error hints and failed-statement logs
 SCHEMA_NAMES_TTL = 60.0
 #: at most this many (table, column) rows are read for them
@@ -106,6 +129,11 @@ class Fetched(NamedTuple):
     described: tuple[Any, ...] | None = None
     #: the cursor's description (MySQL; none on SQLite): `column_types` reads it
     columns: Any = ()
+
+
+def _prepared_weight(prepared: Prepared) -> int:
+    """A remembered statement's estimated memory: its verdict's, and the text once more."""
+    return verdict_weight(prepared.checked) + len(prepared.sql)
 
 
 def _echoes_server_text(checked: Any) -> bool:
@@ -153,8 +181,11 @@ class Prepared:
     #: the text for the query log (literals as `?`), made once: every log entry of this
     #: statement shares the one string
     logged: str = ""
-    #: the names its WITH clauses define, in lower case
+    #: the names its WITH clauses define that stand for nothing else in it (`own_ctes`)
     ctes: frozenset[str] = frozenset()
+    #: the names it reads that are a Sequence-engine table as written (`seq_1_to_100`, lower
+    #: case: `SEQ_1_TO_2` is no such table to MariaDB, and may be a view)
+    sequences: frozenset[str] = frozenset()
 
     @functools.cached_property
     def names(self) -> frozenset[str]:
@@ -234,7 +265,9 @@ class Source:
         self.max_statement_bytes = int(max_statement_mb * 1024 * 1024)
         self._views = ViewNames()
         self._schema_names: TTLCache[str, frozenset[str]] = TTLCache(1, SCHEMA_NAMES_TTL)
-        self._prepared: LRUCache[str, Prepared] = QuietLRU(maxsize=PREPARED_STATEMENTS)
+        self._prepared: LRUCache[str, Prepared] = WeighedLRU(
+            PREPARED_STATEMENTS, PREPARED_UNIT, _prepared_weight
+        )
         self._lock = threading.Lock()
         self._pinned = threading.local()  # .conn: this thread's connection in one_connection()
         self._kind: tuple[URL, bool] | None = None  # (url, is it SQLite)
@@ -255,6 +288,7 @@ class Source:
             lambda: self.secrets,
             enabled=pool_size >= 2,
         )
+        _SOURCES.add(self)
 
     @classmethod
     def from_settings(cls, settings: Settings, querylog: QueryLog | None = None) -> Source:
@@ -420,9 +454,14 @@ class Source:
                 if t.name
             )
         )
-        ctes = frozenset(str(c.alias_or_name).lower() for c in checked.expression.find_all(exp.CTE))
+        ctes = own_ctes(checked.expression)
         logged = log_text(checked.tokens) if checked.tokens else log_text_of(text_)
-        prepared = Prepared(text_, checked, binds, cap, tables, logged, ctes)
+        sequences = frozenset(
+            str(t.name)
+            for t in checked.expression.find_all(exp.Table)
+            if _SEQUENCE_TABLE.fullmatch(str(t.name))
+        )
+        prepared = Prepared(text_, checked, binds, cap, tables, logged, ctes, sequences)
         with self._lock:
             self._prepared[text_] = prepared
         return prepared
@@ -704,7 +743,9 @@ class Source:
             if objects.is_plain_table(name):
                 continue
             if name not in objects.others and (
-                _SEQUENCE_TABLE.fullmatch(name)  # the Sequence engine: listed nowhere, no code
+                # the Sequence engine (MariaDB's only): listed nowhere, no code; matched on
+                # the name as written, since `SEQ_1_TO_2` may be a view made since the list
+                (name in getattr(prepared, "sequences", ()) and self.facts.flavour == "MariaDB")
                 or (name in getattr(prepared, "ctes", ()) and not schema_given)  # a WITH's own
             ):
                 continue
@@ -1003,6 +1044,44 @@ class Source:
             return None
         body = str(row[0] or "")
         return _view_select(body) if self.is_sqlite else body
+
+
+def own_ctes(expression: exp.Expression) -> frozenset[str]:
+    """The names a statement's WITH clauses define (lower case) that it reads nowhere
+    else: every unqualified table of the name is in the scope of a WITH that defines it.
+    Read where no such WITH is in scope (another subquery, the entry's own body when not
+    RECURSIVE, an earlier entry of the list), the name is the schema's table or view:
+    `SELECT x FROM v, (WITH v AS (...) SELECT ... FROM v) z` reads the view `v`."""
+    defined = {str(c.alias_or_name).lower() for c in expression.find_all(exp.CTE)}
+    if not defined:
+        return frozenset()
+    elsewhere = {
+        str(t.name).lower()
+        for t in expression.find_all(exp.Table)
+        if not t.db and str(t.name).lower() in defined and not _cte_in_scope(t)
+    }
+    return frozenset(defined - elsewhere)
+
+
+def _cte_in_scope(table: exp.Table) -> bool:
+    """Whether a WITH entry named like `table` is visible where the table is read."""
+    name = str(table.name).lower()
+    node: Any = table
+    via: Any = None  # the WITH entry whose body the climb is in
+    while node.parent is not None:
+        parent = node.parent
+        if isinstance(node, exp.CTE):
+            via = node
+        with_ = parent.args.get("with_") if isinstance(parent, exp.Query) else None
+        if isinstance(with_, exp.With):
+            entries = list(with_.expressions)
+            if node is with_:  # from an entry's body: itself only when RECURSIVE
+                mine = next((i for i, e in enumerate(entries) if e is via), 0)
+                entries = entries if with_.args.get("recursive") else entries[:mine]
+            if any(str(e.alias_or_name).lower() == name for e in entries):
+                return True
+        node = parent
+    return False
 
 
 def _view_select(create: str) -> str:

@@ -10,20 +10,37 @@ The key is the text itself, unchanged: a text that differs by one character (a c
 a space, the case of a letter in a string literal) is another key and is checked in full.
 Only admissions are kept; a refusal is decided again each time (it is rare, and a refused
 text must never be able to stand in for anything). The keys are statement texts, which can
-hold a customer's literal: the cache's repr shows its size only.
+hold a customer's literal: the cache's repr shows its size only. The cache is bounded in
+entries and in estimated bytes (`cache.WeighedLRU`): a long statement's tokens and parse
+tree take ~110 bytes a character, so a count alone let a few dozen long texts hold gigabytes.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from hybridwb.source import guard
-from hybridwb.source.cache import QuietLRU
+from hybridwb.source.cache import WeighedLRU
 
 #: admitted texts remembered per process
 MAX_VERDICTS = 4096
+#: and their estimated memory at most: MAX_VERDICTS * VERDICT_UNIT (64 MB), each entry
+#: weighing at least the unit (see `weight`)
+VERDICT_UNIT = 16 * 1024
+#: estimated bytes one token of an admitted statement holds (the Token, its text and its
+#: share of the parse tree; measured ~530 on a long IN list)
+TOKEN_BYTES = 600
+
+
+def weight(value: Any) -> int:
+    """The estimated memory of a remembered verdict: a statement's tokens and tree, or (an
+    admission) the bytes of its key's texts, which the entry keeps as its value."""
+    if isinstance(value, guard.Checked):
+        return TOKEN_BYTES * len(value.tokens) + 2 * len(value.sql)
+    return value if type(value) is int else 0
 
 
 def rules() -> tuple[Any, ...]:
@@ -44,7 +61,7 @@ class Verdicts:
     approved text with values in place of its binds)."""
 
     def __init__(self, maxsize: int = MAX_VERDICTS) -> None:
-        self._cache: QuietLRU = QuietLRU(maxsize=maxsize)
+        self._cache: WeighedLRU = WeighedLRU(maxsize, VERDICT_UNIT, weight)
         self._lock = threading.Lock()
 
     def check(self, text: object, allowed: tuple[str, ...] = ()) -> guard.Checked:
@@ -68,8 +85,11 @@ class Verdicts:
                 return True
         if not decide():
             return False
+        # kept as the value: the bytes of the key's texts (a final text with its values),
+        # which the entry weighs (always > 0: a str is never smaller than its header)
+        size = sum(sys.getsizeof(part) for part in full if isinstance(part, str))
         with self._lock:
-            self._cache[full] = True
+            self._cache[full] = size
         return True
 
     def clear(self) -> None:
@@ -80,7 +100,7 @@ class Verdicts:
         return len(self._cache)
 
     def __repr__(self) -> str:
-        return f"<Verdicts: {len(self._cache)} of {self._cache.maxsize}>"
+        return f"<Verdicts: {len(self._cache)} of {self._cache.count}>"
 
 
 #: the process's verdicts: every Source and engine shares them (a verdict is a property of

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from hybridwb.errors import HybridwbError, ScanRefused, ValidationError
 from hybridwb.mapping.graph import Path
+from hybridwb.mapping.model import CONSENT_PATHS
 from hybridwb.mapping.resolve import (
     Selection,
     audience_table,
@@ -171,6 +172,17 @@ class TargetService:
         return d
 
     def plan(self, definition: Any, *, now: dt.datetime | None = None) -> Plan:
+        """The definition resolved against the mapping and the live schema (its facts
+        cached for a minute: previews and workflow saves ask often)."""
+        return self._plan(definition, now, fresh=False)
+
+    def plan_for_run(self, definition: Any, *, now: dt.datetime | None = None) -> Plan:
+        """`plan` as a run makes it: the consent columns' types read from the server now
+        (one statement), not through the schema cache, so an ALTER made within its minute
+        (`ok` now a YEAR: 2021 reads as yes) refuses the run instead of messaging all."""
+        return self._plan(definition, now, fresh=True)
+
+    def _plan(self, definition: Any, now: dt.datetime | None, *, fresh: bool) -> Plan:
         d = parse(definition)
         tables = self.mappings.tables()
         name, mapping = self.mappings.resolve(d.table or audience_table(tables))
@@ -183,7 +195,8 @@ class TargetService:
         _refuse_list_key(name, mapping.key, live.get(mapping.key, ""))
         if zones.is_timestamp(live.get(mapping.key, "")):
             _refuse_local_timestamp_key(name, mapping.key, self.mappings.source)
-        self._refuse_temporal_consent(name, mapping)
+        # a saved query's own columns are typed by a probe each time (`_saved_query_plan`)
+        self._refuse_temporal_consent(name, mapping, fresh=fresh and d.sql is None)
         if d.sql is not None:
             return self._saved_query_plan(d, name)
         graph = self.resolver.graph
@@ -207,7 +220,7 @@ class TargetService:
                 paths.append(path)
         consent_label = None
         # the path, else the one field with the role: the consent the run reads
-        consent_path = mapping.consent or mapping.role_field("consent")
+        consent_path = mapping.consent_path(name, "consent")
         if consent_path:
             consent = graph.path(name, consent_path, to_one=True)
             consent_label = consent.name
@@ -233,21 +246,27 @@ class TargetService:
             consent=consent_label,
         )
 
-    def _refuse_temporal_consent(self, name: str, mapping: TableMapping) -> None:
+    def _refuse_temporal_consent(self, name: str, mapping: TableMapping, *, fresh: bool) -> None:
         """The consent and night-consent paths the run reads (`audience.audience_of`: the
         path, else the one field with the role), refused on a date or time column of the
         live schema: a YEAR 2021 reads as yes (`consent.temporal_type`). Every preview,
-        workflow save and run makes its plan here first, so each is refused alike."""
-        for attr, role in (("consent", "consent"), ("nightConsent", "night_consent")):
-            dotted, where = getattr(mapping, attr), attr
-            if dotted is None:
-                dotted = mapping.role_field(role)
-                where = f"fields.{dotted}.role"
-            if dotted is None:
-                continue
-            path = self.resolver.graph.path(name, dotted, to_one=True)
-            live = self.resolver.info(path.table).column(path.field)
-            kind = temporal_type(live.type) if live is not None else None
+        workflow save and run makes its plan here first, so each is refused alike; a run's
+        plan (`fresh`) types them by the server now, the others by the minute's cache."""
+        ends: list[tuple[str, Path]] = []
+        for role, attr in CONSENT_PATHS.items():
+            # several fields with the role and no path: refused (`consent_path`)
+            dotted = mapping.consent_path(name, role)
+            if dotted is not None:
+                where = attr if getattr(mapping, attr) is not None else f"fields.{dotted}.role"
+                ends.append((where, self.resolver.graph.path(name, dotted, to_one=True)))
+        columns = [(path.table, path.field) for _, path in ends]
+        if fresh:
+            types = self.resolver.fresh_types(columns)
+        else:
+            live = {(t, c): self.resolver.info(t).column(c) for t, c in columns}
+            types = {end: col.type for end, col in live.items() if col is not None}
+        for where, path in ends:
+            kind = temporal_type(types.get((path.table, path.field), ""))
             if kind is not None:
                 raise ValidationError(
                     f"{name}.{where}: {path.name!r} is a {kind} column (a date or time, not a "
@@ -545,8 +564,8 @@ def _refuse_temporal_query_consent(
     named as the path, `audience.audience_of`), refused when the query returns a date or
     time there: its type is its expression's, so `since AS ok` is a YEAR (2021 reads as
     yes) under the name of the table's yes/no column."""
-    for attr, role in (("consent", "consent"), ("nightConsent", "night_consent")):
-        dotted = getattr(mapping, attr) or mapping.role_field(role)
+    for role, attr in CONSENT_PATHS.items():
+        dotted = mapping.consent_path(table, role)
         kind = temporal_type(typed.get(dotted or "", ""))
         if kind is not None:
             raise ValidationError(

@@ -67,8 +67,8 @@ def audience_of(name: str, mapping: TableMapping, graph: Graph | None = None) ->
         key_type=mapping.fields[mapping.key].type,
         recipient=recipient,
         channel=mapping.channel,
-        consent=mapping.consent or mapping.role_field("consent"),
-        night_consent=mapping.nightConsent or mapping.role_field("night_consent"),
+        consent=mapping.consent_path(name, "consent"),
+        night_consent=mapping.consent_path(name, "night_consent"),
     )
 
 

@@ -125,7 +125,8 @@ class Processor:
     ) -> int:
         """Store every target's key and recipient with the run (whole or none), as `owner`."""
 
-        plan = self.targets.plan(wf["target_config"], now=now)
+        # the run's plan: its consent columns typed by the server now (`plan_for_run`)
+        plan = self.targets.plan_for_run(wf["target_config"], now=now)
 
         column = plan.recipient or aud.recipient
 
@@ -216,12 +217,16 @@ class Processor:
         # another way (`wb.store.runs.create`) had none, and every call froze it anew
         campaigns.start_state(run["id"], owner or "", "manual")
         state = campaigns.state(run["id"])
-        if state.get("frozen_at") is None:
+        freezing = state.get("frozen_at") is None
+        if freezing:
             _remember_freeze(store, campaigns, run, aud, now, owner or None)
             self.freeze(wf, run["id"], aud, limit, batch_size, now, owner or None)
         frozen = _frozen_audience(store.runs.get(run["id"]), aud, now)
-        # the set is judged as of its freeze: a resume does not re-read "the last 7 days"
-        plan = self.targets.plan(wf["target_config"], now=datetime.fromisoformat(frozen["as_of"]))
+        # the set is judged as of its freeze: a resume does not re-read "the last 7 days";
+        # a resume types its consent columns by the server now, as the freeze did
+        as_of = datetime.fromisoformat(frozen["as_of"])
+        planned = self.targets.plan if freezing else self.targets.plan_for_run
+        plan = planned(wf["target_config"], now=as_of)
         report = self.templates.automap(msg.text, aud.table)
         # an informational message whose definition filters by consent is decided on it
         # too: the filter keeps unclear values, which the run excludes and counts
