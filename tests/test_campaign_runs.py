@@ -863,3 +863,75 @@ def test_a_run_refreshes_the_history_statistics_as_its_records_grow(  # type: ig
     assert stats["records"] >= 4  # enough batches for the threshold to be passed twice
     assert analyzed() >= before + 2
     assert set(record_keys(pg_store, run["id"])) == set(eligible(crm_db))
+
+
+def _pg_do(url: URL, sql: str) -> None:
+    """A statement of the store oracle that returns no rows."""
+    with psycopg.connect(
+        f"host=127.0.0.1 user=postgres dbname={url.database}", autocommit=True
+    ) as conn:
+        conn.execute(sql)
+
+
+def _history_rows(store: URL) -> float:
+    """The rows the planner's statistics of send_records describe: set by ANALYZE (and
+    VACUUM) in its own transaction, so read at once (the statistics views lag)."""
+    return pg(store, "SELECT reltuples FROM pg_class WHERE oid = 'send_records'::regclass")[0][0]
+
+
+def _stats_run(crm: hybridwb.Workbench, name: str) -> dict:
+    """A run of TIER_A in batches of 2 under this process's lock, with autovacuum kept
+    off the history (the only ANALYZE is the run's own)."""
+    from hybridwb.platform.campaigns import Campaigns, this_owner
+
+    url = crm.store.backend.engine.url
+    _pg_do(url, "ALTER TABLE send_records SET (autovacuum_enabled = false)")
+    wf = crm.workflows.create(name, target_config=TIER_A, message_config={"template": "안내"})
+    run = crm.store.runs.create(wf["id"])
+    owner, campaigns = this_owner(), Campaigns(crm.store.backend)
+    campaigns.acquire(wf["id"], run["id"], owner, stale_after=600)
+    campaigns.start_state(run["id"], owner, "test")
+    try:
+        return crm.workflows.process(wf["id"], run["id"], owner=owner, batch_size=2, progress=False)
+    finally:
+        campaigns.release(wf["id"], run["id"])
+
+
+def test_a_run_leaves_a_history_it_does_not_double_unanalyzed(
+    crm: hybridwb.Workbench, crm_db: str, pg_store: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statistics of a history larger than what the run writes describe it well enough
+    (each recipient rare, as the run's own records): the run does not ANALYZE it (some
+    150 ms of the server's CPU each, per 100k targets), however low the threshold."""
+    from hybridwb.workflows import process
+
+    _pg_do(
+        pg_store,
+        "INSERT INTO send_records (id, run_id, workflow_id, target_key, recipient, channel, "
+        "status, created_at) SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), "
+        "g::text, '+8210' || (20000000 + g)::text, 'sms', 'queued', now() - interval '30 days' "
+        "FROM generate_series(1, 1000) g",
+    )
+    _pg_do(pg_store, "ANALYZE send_records")
+    assert _history_rows(pg_store) == 1000
+    monkeypatch.setattr(process, "ANALYZE_AFTER", 2)
+    stats = _stats_run(crm, "big-history")
+    assert stats["records"] == len(eligible(crm_db)) >= 4
+    assert _history_rows(pg_store) == 1000  # not analyzed: as the statistics were
+
+
+def test_a_run_does_not_analyze_the_history_after_its_last_batch(
+    crm: hybridwb.Workbench, crm_db: str, pg_store: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh is for the plans of the run's next batches: when the threshold is
+    passed by the last batch, no check of the run is left to plan, and none is made; a
+    threshold passed before it still refreshes (an empty history, never analyzed)."""
+    from hybridwb.workflows import process
+
+    records = len(eligible(crm_db))
+    monkeypatch.setattr(process, "ANALYZE_AFTER", records)  # passed by the last batch only
+    assert _stats_run(crm, "last-batch")["records"] == records
+    assert _history_rows(pg_store) <= 0  # never analyzed (-1), as the store was made
+    monkeypatch.setattr(process, "ANALYZE_AFTER", 1)  # passed by the first batch
+    assert _stats_run(crm, "first-batch")["records"] == records
+    assert _history_rows(pg_store) > records  # the first run's records and some of its own

@@ -103,3 +103,37 @@ def test_send_record_ids_are_version_7_of_the_time_they_were_written(pg_store: A
     ids = [uuid.UUID(i) for i, _ms in rows]
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
     assert all(abs((u.int >> 80) - ms) <= 1 for u, (_i, ms) in zip(ids, rows, strict=True))
+
+
+def test_the_history_statistics_describe_its_rows_only_while_every_planned_column_has_them(
+    pg_store: Any,
+) -> None:
+    """What a run's first refresh waits for (`history_statistics_rows`): the rows the last
+    ANALYZE saw, while the server holds statistics of every column runs plan with; 0 for a
+    history never analyzed, or one whose statistics of a planned column are gone (the
+    planner then guesses, and the run refreshes them at its first threshold)."""
+    st, oracle = pg_store
+    try:
+        c = Campaigns(st.backend)
+        _forget_statistics(oracle, "send_records")
+        assert c.history_statistics_rows() == 0
+        wf, run = workflow_with_run(st)
+        c.start_state(run, "host:1", "manual")
+        c.freeze(run, [[(str(k), f"+8210{k:08d}") for k in range(30)]])
+        records = [(str(k), f"+8210{k:08d}", "m") for k in range(30)]
+        assert c.write_batch(run, wf, None, records=records, channel="sms", skips=[])
+        assert c.history_statistics_rows() == 0  # rows, but no statistics yet
+        c.analyze_history()
+        assert (
+            c.history_statistics_rows()
+            == 30
+            == oracle.one("SELECT reltuples FROM pg_class WHERE oid = 'send_records'::regclass")
+        )
+        oracle.execute(
+            "DELETE FROM pg_statistic WHERE starelid = 'send_records'::regclass AND staattnum = "
+            "(SELECT attnum FROM pg_attribute WHERE attrelid = 'send_records'::regclass "
+            "AND attname = 'recipient')"
+        )
+        assert c.history_statistics_rows() == 0
+    finally:
+        oracle.execute("ALTER TABLE send_records RESET (autovacuum_enabled)")

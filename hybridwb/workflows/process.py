@@ -52,7 +52,9 @@ if TYPE_CHECKING:
 
 
 #: records a run writes before it refreshes the history's statistics, then each time its
-#: records have doubled (see `Campaigns.analyze_history`)
+#: records have doubled (see `Campaigns.analyze_history`); at the least as many as the
+#: statistics already describe (the first refresh when the run has doubled the history
+#: they were taken of), and only when a batch of the run is left to plan
 ANALYZE_AFTER = 50_000
 
 
@@ -253,7 +255,9 @@ class Processor:
         recipient_path = plan.recipient or aud.recipient
         consent_path = plan.consent or aud.consent
         bar = kernel_bar(total, wf["name"], disable=not progress)
-        written, analyze_at = 0, ANALYZE_AFTER
+        # a history whose statistics describe more rows than the run has written is
+        # planned for well enough (`Campaigns.history_statistics_rows`)
+        written, analyze_at = 0, max(ANALYZE_AFTER, campaigns.history_statistics_rows())
         reads = batches.pending_batches(
             campaigns,
             run["id"],
@@ -340,14 +344,16 @@ class Processor:
             records = [(c[0], c[1], out.text) for c, out in sent]
             last = steps.submit(functools.partial(write, checked, records, skips, changed))
             written += 0 if dry_run else len(records)
-            if written >= analyze_at:  # the planner sees the history as it now is
-                last = steps.submit(campaigns.analyze_history)
-                analyze_at = 2 * written
             bar.update(len(batch))
             if batch_pause:
                 time.sleep(batch_pause)
             current = next(items, None)
             if current is not None:
+                # the planner sees the history as it now is before the next batch's
+                # check; after the last batch no check of this run is left to plan
+                if written >= analyze_at:
+                    last = steps.submit(campaigns.analyze_history)
+                    analyze_at = 2 * written
                 last = checking = steps.submit(functools.partial(check, current[2][0]))
         if last is not None:
             last.result()  # every step ran: the last batch's records are committed
