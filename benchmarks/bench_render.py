@@ -7,7 +7,7 @@ every column), mapped by the shipped mapping file, mode fallback, message type L
 per-message warnings (as a run renders). "before" is the same renderer with its batch form
 taken off, so `render_ahead` calls `one` per row as it did; "after" is as a run renders
 now. Both give equal messages (checked here). Process CPU time only (`time.process_time`),
-no wall clock; the collector at the run's threshold (`process.RUN_GC_THRESHOLD`).
+no wall clock; the collector at the run's threshold (`heap.RUN_GC_THRESHOLD`).
 `--reps` repetitions, the order of the two turning each time (A B, B A, ...), each
 rendering the batch `--loops` times; median and min-max of µs per message.
 
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--out", default="render_batch")
     args = parser.parse_args()
 
-    from hybridwb.workflows import process, rendering
+    from hybridwb.workflows import heap, rendering
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
         wb, report, one, candidates, rows = setup(Path(tmp), args.rows)
@@ -97,7 +97,7 @@ def main() -> None:
         a, b = after(), before()
         assert len(a) == len(b) == len(candidates)
         assert all(vars(a[k]) == vars(b[k]) for k in a), "the two differ"
-        gc.set_threshold(process.RUN_GC_THRESHOLD)
+        gc.set_threshold(heap.RUN_GC_THRESHOLD)
         times: dict[str, list[float]] = {"before": [], "after": []}
         n = len(candidates)
         for rep in range(args.reps):

@@ -93,7 +93,7 @@ def child(calls: int, first_id: int) -> dict[str, float]:
     cached = getattr(policies, "_parsed_national_mobile", None)
     forget = cached.cache_clear if cached is not None else lambda: None
     out = {}
-    gc.disable()  # a run raises the collector's threshold (`process._frozen_heap`): no
+    gc.disable()  # a run raises the collector's threshold (`heap.frozen_heap`): no
     # collection of the garbage a call leaves is timed with the next one
     for name, fn in work.items():
         fn()  # warm: caches of the metadata, compiled patterns

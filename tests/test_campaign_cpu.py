@@ -22,7 +22,7 @@ from hybridwb.mapping.graph import Hop, Path
 from hybridwb.targets.consent import consent_of
 from hybridwb.templating import matching, parse
 from hybridwb.templating.service import TemplateService, resolve_values, value_resolver
-from hybridwb.workflows import audience, batches, policies, process, rendering
+from hybridwb.workflows import audience, batches, heap, policies, process, rendering
 from hybridwb.workflows.config import FrequencyCap, SendPolicy
 
 NOW = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)  # 12:00 in Seoul
@@ -413,14 +413,14 @@ def test_candidates_read_from_the_source_are_decided_like_the_reference() -> Non
 # -- the cyclic collector during a run ---------------------------------------------------
 def test_a_run_raises_the_first_gc_threshold_and_restores_it_however_it_ends() -> None:
     before = gc.get_threshold()
-    with process._frozen_heap():
-        assert gc.get_threshold()[0] >= process.RUN_GC_THRESHOLD
+    with heap.frozen_heap():
+        assert gc.get_threshold()[0] >= heap.RUN_GC_THRESHOLD
         assert gc.get_threshold()[1:] == before[1:]
-        with process._frozen_heap():  # a second run in the same process
+        with heap.frozen_heap():  # a second run in the same process
             pass
-        assert gc.get_threshold()[0] >= process.RUN_GC_THRESHOLD  # the first still runs
+        assert gc.get_threshold()[0] >= heap.RUN_GC_THRESHOLD  # the first still runs
     assert gc.get_threshold() == before
-    with pytest.raises(RuntimeError), process._frozen_heap():
+    with pytest.raises(RuntimeError), heap.frozen_heap():
         raise RuntimeError("the run failed")
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
@@ -434,8 +434,8 @@ def test_cyclic_garbage_made_during_a_run_is_still_collected() -> None:
         pass
 
     refs: list[weakref.ref[Node]] = []
-    with process._frozen_heap():
-        for _ in range(4 * process.RUN_GC_THRESHOLD):
+    with heap.frozen_heap():
+        for _ in range(4 * heap.RUN_GC_THRESHOLD):
             a, b = Node(), Node()
             a.other, b.other = b, a  # type: ignore[attr-defined]
             refs.append(weakref.ref(a))

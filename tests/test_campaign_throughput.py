@@ -27,7 +27,7 @@ from hybridwb.platform.store import Store
 from hybridwb.templating import matching, parse
 from hybridwb.templating.message import LIMITS, Size, euc_kr_size, over_limit
 from hybridwb.templating.service import TemplateService
-from hybridwb.workflows import batches, policies, process, spelling
+from hybridwb.workflows import batches, heap, policies, spelling
 from hybridwb.workflows.config import FrequencyCap, SendPolicy
 
 NOW = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)
@@ -470,10 +470,10 @@ def _as_time(value: object) -> dt.datetime:
 def test_a_run_freezes_the_heap_only_while_it_runs() -> None:
     import gc
 
-    with process._frozen_heap():
+    with heap.frozen_heap():
         assert gc.get_freeze_count() > 0  # what the process had is out of the collector's walks
     assert gc.get_freeze_count() == 0
-    with pytest.raises(RuntimeError), process._frozen_heap():
+    with pytest.raises(RuntimeError), heap.frozen_heap():
         raise RuntimeError("a run that fails")
     assert gc.get_freeze_count() == 0  # thawed however the run ends
 

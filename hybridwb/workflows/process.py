@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import gc
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -28,6 +26,7 @@ from hybridwb.workflows import (
     advertising,
     audience,
     batches,
+    heap,
     lock,
     outcome,
     policies,
@@ -166,7 +165,7 @@ class Processor:
         given = kwargs.pop("owner", None)
         owner = lock.owning(self.store, workflow, run_id, given)
         with (
-            _frozen_heap(),
+            heap.frozen_heap(),
             owner as kwargs["owner"],
             contextlib.ExitStack() as reading,
             contextlib.ExitStack() as held,
@@ -420,43 +419,6 @@ def _sample_text(
     if out is None or out.text is None:
         return "(no masked sample: the template cannot render masked values)"
     return mask_text(out.text, out.values)
-
-
-#: the cyclic collector's first threshold during a run: a batch holds some ten objects
-#: per target (candidates, messages, records) until it is written, so at the default
-#: (700) the collector walks every batch several times over, to find nothing: reference
-#: counting frees it whole. Measured at 100k targets: 2,200 collections and ~9 us of CPU
-#: per message at 700, 2 and ~0.2 us at this, the run's memory growth the same.
-RUN_GC_THRESHOLD = 50_000
-
-_gc_lock = threading.Lock()
-_gc_runs = 0  # runs of this process inside `_frozen_heap` now
-_gc_saved: tuple[int, ...] = ()  # the thresholds before the first of them
-
-
-@contextlib.contextmanager
-def _frozen_heap() -> Iterator[None]:
-    """A run's cyclic garbage collections walk what the batch holds and, in the full
-    ones, every object the process had before the run (imports, mappings: some hundred
-    thousand). Those are frozen out of its walks for the run, and thawed after; the
-    first threshold is raised to `RUN_GC_THRESHOLD` for the run (cyclic garbage is still
-    collected, less often). Runs overlapping in one process share the raised threshold,
-    and the one found before the first is restored when the last ends."""
-    global _gc_runs, _gc_saved
-    with _gc_lock:
-        if _gc_runs == 0:
-            _gc_saved = gc.get_threshold()
-            gc.set_threshold(max(_gc_saved[0], RUN_GC_THRESHOLD), *_gc_saved[1:])
-        _gc_runs += 1
-    gc.freeze()
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_runs -= 1
-            if _gc_runs == 0:
-                gc.set_threshold(*_gc_saved)
-        gc.unfreeze()
 
 
 def _run_clock(
