@@ -62,9 +62,9 @@ guides: $(VENV)/.dev
 	$(BIN)/python scripts/regen_guides.py
 
 # lint (ruff and mypy) first: CI runs `make test` only
-# three workers on two cores: a third of a test's time is waiting (kernels starting, servers
-# stopped on purpose, sleeps between batches), and a third worker fills it (2026-12-06, the
-# same tree on this 2-core machine: 921 s with two workers)
+# three workers on two cores: tests also wait (kernels starting, servers stopped on purpose,
+# pauses between batches), and a third worker fills some of it (2026-12-06, one tree, fresh
+# clones on this 2-core machine: pytest 921 s with two workers, 820 s with three)
 test: lint services
 	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=25
 
