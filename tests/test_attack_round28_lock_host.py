@@ -35,6 +35,7 @@ from _stores import Oracle, workflow_with_run
 from hybridwb.platform import campaigns as campaigns_module
 from hybridwb.platform.campaigns import Campaigns, _host, owner_alive, this_owner
 from hybridwb.platform.store import Store
+from tests.test_lock_owner_host import _free_pid
 
 store = _stores.store
 oracle = _stores.oracle
@@ -108,15 +109,6 @@ if child == 0:  # pid 1 of the new namespace
     os._exit(0)
 os.waitpid(child, 0)
 """
-
-
-def _free_pid() -> int:
-    """A pid no process has here (near the top of the range, where none is handed out)."""
-    top = int(Path("/proc/sys/kernel/pid_max").read_text())
-    for pid in range(top - 2, top - 2000, -1):
-        if not Path(f"/proc/{pid}").exists():
-            return pid
-    raise AssertionError("no free pid near pid_max")
 
 
 def _live(argv: list[str]) -> Iterator[tuple[list[str], int]]:
