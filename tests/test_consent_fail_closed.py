@@ -118,6 +118,29 @@ AMBIGUOUS = [
 ]
 
 
+def refused_everywhere(
+    wb: Any, wf: Any, target: dict[str, Any], now: Any, *, plan: bool = False
+) -> tuple[list[ValidationError], Any]:
+    """The target's plan (with `plan`), its preview, a new workflow on it and a run of `wf`,
+    each refused: their errors, and the run's id (nothing written is checked by the caller)."""
+    refusals = []
+    if plan:
+        with pytest.raises(ValidationError) as planned:
+            wb.targets.plan(target)
+        refusals.append(planned.value)
+    with pytest.raises(ValidationError) as preview:
+        wb.targets.preview(target, allow_scan=True)
+    refusals.append(preview.value)
+    with pytest.raises(ValidationError) as create:
+        wb.workflows.create("again", target_config=target, message_config={"template": "안내"})
+    refusals.append(create.value)
+    run_id = start(wb, wf)
+    with pytest.raises(ValidationError) as run:
+        wb.workflows.process(wf["id"], run_id, progress=False, now=now)
+    refusals.append(run.value)
+    return refusals, run_id
+
+
 def _workflow(wb: Any, safe: dict[str, Any], template: str, target: dict[str, Any]) -> Any:
     wb.store.init()
     wb.templates.create("안내", INFO, advertising=False)
@@ -151,17 +174,7 @@ def test_two_fields_with_the_consent_role_and_no_path_are_refused_by_the_plan(
     try:
         wf = _workflow(wb, safe, template, target)
         edit_by_hand(wb, "members", edited)
-        refusals = []
-        with pytest.raises(ValidationError) as preview:
-            wb.targets.preview(target, allow_scan=True)
-        refusals.append(preview.value)
-        with pytest.raises(ValidationError) as create:
-            wb.workflows.create("again", target_config=target, message_config={"template": "안내"})
-        refusals.append(create.value)
-        run_id = start(wb, wf)
-        with pytest.raises(ValidationError) as run:
-            wb.workflows.process(wf["id"], run_id, progress=False, now=now)
-        refusals.append(run.value)
+        refusals, run_id = refused_everywhere(wb, wf, target, now)
     finally:
         wb.close()
     assert written(any_store, run_id) == {"run_targets": 0, "send_records": 0, "run_skips": 0}

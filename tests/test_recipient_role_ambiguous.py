@@ -35,7 +35,7 @@ from tests.test_attack_once_round2 import (
     source_url,
     start,
 )
-from tests.test_consent_fail_closed import edit_by_hand
+from tests.test_consent_fail_closed import edit_by_hand, refused_everywhere
 from tests.test_consent_temporal import written
 
 pytestmark = [pytest.mark.mysql]
@@ -139,20 +139,7 @@ def test_two_fields_with_the_recipient_role_and_no_path_are_refused_alike(
     target = {"table": "members"}
     try:
         edit_by_hand(wb, "members", edited)
-        refusals = []
-        with pytest.raises(ValidationError) as plan:
-            wb.targets.plan(target)
-        refusals.append(plan.value)
-        with pytest.raises(ValidationError) as preview:
-            wb.targets.preview(target, allow_scan=True)
-        refusals.append(preview.value)
-        with pytest.raises(ValidationError) as create:
-            wb.workflows.create("again", target_config=target, message_config={"template": "안내"})
-        refusals.append(create.value)
-        run_id = start(wb, wf)
-        with pytest.raises(ValidationError) as run:
-            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
-        refusals.append(run.value)
+        refusals, run_id = refused_everywhere(wb, wf, target, DAY, plan=True)
     finally:
         wb.close()
     assert written(any_store, run_id) == {"run_targets": 0, "send_records": 0, "run_skips": 0}
