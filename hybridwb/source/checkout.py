@@ -57,6 +57,16 @@ _PROCESS = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _PROCESS.__setitem__(0, os.getpid()))
 
 
+def this_process() -> int:
+    """This process's pid, as `_PROCESS` keeps it (no system call)."""
+    return _PROCESS[0]
+
+
+def abandon(conn: Connection) -> None:
+    """In a forked child, a parent's connection kept and never released (`_FORKED`)."""
+    _FORKED.append(conn)
+
+
 class Parking:
     """The connections a `Source` keeps for its next reads (thread-safe; a forked child
     forgets its parent's without touching their sockets)."""

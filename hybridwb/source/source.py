@@ -50,7 +50,7 @@ from hybridwb.source.binds import (
     to_pyformat,
 )
 from hybridwb.source.cache import ResultCache, SchemaObjects, ViewNames, WeighedLRU, lookup
-from hybridwb.source.checkout import Parking
+from hybridwb.source.checkout import Parking, abandon, this_process
 from hybridwb.source.engine import (
     FACTS_SQL,
     SessionFacts,
@@ -79,8 +79,13 @@ def _forget_parents_pools() -> None:
     """In a forked child: each source's pools are the parent's sockets (an idle pooled
     connection holds the reply to the session SET the parent sent at checkin). The child
     drops its copies without closing or checking in anything (`dispose(close=False)`, what
-    SQLAlchemy prescribes for a fork), so its reads open connections of their own."""
+    SQLAlchemy prescribes for a fork), so its reads open connections of their own. A fork
+    inside `one_connection()`: the forking thread's pinned connection is the parent's too,
+    forgotten the same way (the child's reads in the block take their own)."""
     for source in list(_SOURCES):
+        if getattr(source._pinned, "conn", None) is not None:
+            abandon(source._pinned.conn)
+            source._pinned.conn = None
         for engine in (source._engine, source._side_engine):
             if engine is not None:
                 engine.dispose(close=False)
@@ -426,15 +431,24 @@ class Source:
             conn, epoch = self._parking.take(self.engine)
         except DBAPIError as exc:
             raise self.translate_error(exc) from None
-        self._pinned.conn = conn
+        self._pinned.conn, pid = conn, this_process()
         try:
             yield
         except BaseException:
-            self._pinned.conn = None
-            conn.close()  # the pool's checkin decides what happens to it (`Parking.reader`)
+            if self._unpin(pid):
+                conn.close()  # the pool's checkin decides what happens to it (`Parking.reader`)
             raise
+        if self._unpin(pid):
+            self._parking.park(conn, epoch)
+
+    def _unpin(self, pid: int) -> bool:
+        """End `one_connection`'s pin made in process `pid`: whether its connection is this
+        process's to park or close. In a child forked inside the block it is the parent's
+        (the fork hook forgot it): neither, or the checkin's SET would go on its socket."""
+        if pid != this_process():
+            return False
         self._pinned.conn = None
-        self._parking.park(conn, epoch)
+        return True
 
     def prepare(self, query: object, limit: object = None) -> Prepared:
         """Guard one statement and find its binds (no I/O).
