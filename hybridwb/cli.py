@@ -270,7 +270,7 @@ def _parse_value(value: str) -> Any:
     """-p values are JSON when they parse as JSON (numbers, true, null), else text."""
     try:
         return json.loads(value)
-    except ValueError:  # not JSON, or a number too long for Python's int (4,300 digits)
+    except (ValueError, RecursionError):  # not JSON, a number of over 4,300 digits, too deep
         return value
 
 

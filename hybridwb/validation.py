@@ -62,6 +62,10 @@ def load_json(data: Any, what: str, *, max_depth: int = MAX_DEPTH) -> Any:
             raise ValidationError(
                 f"{what} is nested too deeply (more than {max_depth} levels); nothing was saved."
             ) from None
+        except ValueError:  # a number of more digits than Python reads (4,300)
+            raise ValidationError(
+                f"{what} holds a number too long to read; write it as text. Nothing was saved."
+            ) from None
     depth = nesting_depth(data, max_depth + 1)
     if depth > max_depth:
         raise ValidationError(

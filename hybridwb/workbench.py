@@ -7,7 +7,7 @@ import contextlib
 import threading
 import warnings
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -135,6 +135,9 @@ class Workbench:
         from sqlalchemy.exc import SQLAlchemyError
 
         from hybridwb.lineage import pii_output_columns
+
+        if isinstance(columns, str | bytes) or not isinstance(columns, Iterable):
+            raise ValidationError("columns must be a list of column names (a result's columns).")
         from hybridwb.render import all_fields
 
         try:

@@ -18,6 +18,7 @@ from typing import Any
 
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.model import Relation, TableMapping
+from hybridwb.validation import short
 
 MAX_DEPTH = 4  # relation hops a variable name may be found through
 
@@ -200,12 +201,12 @@ class Graph:
             if hop is None:
                 names = ", ".join(h.name for h in self._edges.get(table, [])) or "none"
                 raise ValidationError(
-                    f"{dotted!r}: {table} has no relation {segment!r} (relations: {names}).",
+                    f"{short(dotted)}: {table} has no relation {short(segment)} (relations: {names}).",
                     path=dotted,
                 )
             if to_one and not hop.to_one:
                 raise ValidationError(
-                    f"{dotted!r}: {hop.source} -> {hop.target} is one-to-many; use an exists or "
+                    f"{short(dotted)}: {hop.source} -> {hop.target} is one-to-many; use an exists or "
                     "aggregate condition for to-many relations.",
                     path=dotted,
                 )
@@ -214,7 +215,9 @@ class Graph:
         field = self.field(table, last)
         if field is None:
             raise ValidationError(
-                f"{dotted!r}: {table} has no mapped field {last!r}.", path=dotted, field=last
+                f"{short(dotted)}: {table} has no mapped field {short(last)}.",
+                path=dotted,
+                field=last,
             )
         return Path(root, tuple(hops), field, self.mappings[table].fields[field].type)
 

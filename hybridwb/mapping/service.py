@@ -244,7 +244,7 @@ class MappingService:
     def _live_table(self, table: str) -> str:
         if not isinstance(table, str) or table not in self.source.table_names():
             raise NotFound(
-                f"The source has no table {table!r}; see wb.mappings.discover().", table=table
+                f"The source has no table {short(table)}; see wb.mappings.discover().", table=table
             )
         return table
 
@@ -271,6 +271,11 @@ class MappingService:
 
         An audience table's key must be a primary key or unique index of the live table, and
         its recipient and consent paths must lead to live columns; nothing is saved otherwise."""
+        if not isinstance(table, str) or not table.strip() or len(table) > 200:
+            raise ValidationError(
+                f"Name the table as text, e.g. wb.mappings.save('customers', ...), not "
+                f"{short(table)}. Nothing was saved."
+            )
         if not isinstance(mapping, (TableMapping, dict)):
             raise ValidationError(
                 f"Give the mapping as a dict or a TableMapping, not {type(mapping).__name__}."

@@ -8,6 +8,7 @@ transaction-mode pooler); `RestBackend` (rest.py) serves Supabase's REST API. Re
 from __future__ import annotations
 
 import itertools
+import json
 import operator
 import os
 import re
@@ -52,6 +53,22 @@ from hybridwb.platform.retry import attempt_number, is_connectivity, is_transien
 from hybridwb.source.catalogue import server_text
 
 T = TypeVar("T")
+
+
+def stored_json(text: str | bytes) -> Any:
+    """A JSON column's value as the store holds it, or one `StoreError`.
+
+    A row edited by hand (`%%platform --write`, the Supabase console) may hold text that is
+    not JSON, a number of more digits than Python reads (4,300) or nesting deeper than the
+    stack: json's raw ValueError or RecursionError would otherwise come out of every read of
+    the table (`wb.workflows.list()`, the scheduler's `due`)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        raise StoreError(
+            "A row of the platform store holds a JSON value hybridwb cannot read (edited by "
+            "hand?); fix or delete it with %%platform --write."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -210,7 +227,12 @@ class SqlBackend:
         if self.name == "sqlite":
             if self.url.database:
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+            engine = create_engine(
+                url,
+                connect_args={"timeout": 30},
+                hide_parameters=True,
+                json_deserializer=stored_json,
+            )
 
             @event.listens_for(engine, "connect")
             def _pragmas(dbapi_conn: Any, record: Any) -> None:
@@ -230,6 +252,7 @@ class SqlBackend:
                 pool_size=5,
                 max_overflow=10,
                 hide_parameters=True,
+                json_deserializer=stored_json,
                 connect_args={"prepare_threshold": None, "connect_timeout": 10},
             )
         raise StoreError(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import date
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -11,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
-from hybridwb.validation import first_error, short
+from hybridwb.validation import MAX_DEPTH, first_error, nesting_depth, short
 
 MESSAGE_TYPES = ("SMS", "LMS", "alimtalk", "email", "push")
 
@@ -29,7 +31,20 @@ def _json_object(value: Any) -> Any:
         return {}
     if not isinstance(value, dict):
         raise ValueError(f"must be a JSON object, not {type(value).__name__}")
+    if nesting_depth(value, MAX_DEPTH + 1) > MAX_DEPTH:
+        raise ValueError(f"is nested too deeply (more than {MAX_DEPTH} levels)")
+    try:  # what the store's JSON column will hold (a bytes value raised at the INSERT)
+        json.dumps(value, allow_nan=False, default=_stored_text)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"holds a value JSON cannot store ({exc}); use text or numbers") from None
     return value
+
+
+def _stored_text(value: Any) -> str:
+    """What `repos.jsonable` writes as text (ids, dates); anything else is refused."""
+    if isinstance(value, uuid.UUID | date):  # (datetime is a date)
+        return str(value)
+    raise TypeError(f"a {type(value).__name__}")
 
 
 class _Model(BaseModel):
@@ -68,8 +83,10 @@ class WorkflowIn(_Model):
                 )
             tz = self.schedule_config.get("timezone", "Asia/Seoul")
             try:
-                ZoneInfo(str(tz))
-            except (ZoneInfoNotFoundError, ValueError):
+                if not isinstance(tz, str):
+                    raise ValueError(tz)
+                ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: too long a name
                 raise ValueError(
                     f"schedule_config.timezone {short(tz)} is not a time zone such as 'Asia/Seoul'"
                 ) from None

@@ -34,8 +34,16 @@ def as_uuid(value: Any) -> uuid.UUID | None:
         return value
     try:
         return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, RecursionError):  # (str of a deep dict)
         return None
+
+
+def _key_text(key: Any) -> str:
+    """A looked-up key as text; "" for one with no text (a dict nested past the stack)."""
+    try:
+        return str(key)
+    except RecursionError:
+        return ""
 
 
 def lookup_text(value: str, what: str) -> str:
@@ -104,7 +112,7 @@ class Repository:
     def get(self, key: Any) -> dict[str, Any]:
         """By id or by name."""
         ident = as_uuid(key)
-        name = None if ident else lookup_text(str(key), f"{self.entity} name")
+        name = None if ident else lookup_text(_key_text(key), f"{self.entity} name")
         rows = self.backend.select(self.table, {"id": ident} if ident else {"name": name})
         if not rows:
             raise NotFound(

@@ -6,6 +6,7 @@ import getpass
 import os
 import threading
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,6 +157,14 @@ class Store:
         """
         from hybridwb.platform.repos import as_uuid
 
+        if not isinstance(scheduled_for, datetime):
+            raise ValidationError(
+                f"scheduled_for must be a datetime, not {type(scheduled_for).__name__}."
+            )
+        if not isinstance(owner, str) or not owner.isprintable() or len(owner) > 200:
+            raise ValidationError(
+                f"owner must be a short printable text such as 'host#pid', not {short(owner)}."
+            )
         row = {
             "workflow_id": as_uuid(workflow_id),
             "scheduled_for": scheduled_for,
@@ -171,6 +180,8 @@ class Store:
     # -- logs ------------------------------------------------------------------------------
     def write_query_logs(self, entries: list[QueryLogEntry]) -> None:
         """Persist a batch of QueryLog entries in one round trip (`write_query_log_rows`)."""
+        if not isinstance(entries, list) or not all(isinstance(e, QueryLogEntry) for e in entries):
+            raise ValidationError("entries must be a list of QueryLogEntry (from wb.querylog).")
         self.write_query_log_rows([e.as_row() for e in entries])
 
     def write_query_log_rows(self, rows: list[LogRow]) -> None:
@@ -178,6 +189,10 @@ class Store:
         the SQLite store the rows go as the values SQLite stores (ids as 32 hex digits, times
         as SQLAlchemy's storage text), without a dict, a UUID object and two bind processors
         per entry."""
+        if not isinstance(rows, list) or not all(
+            type(r) is tuple and len(r) == 8 and isinstance(r[7], datetime) for r in rows
+        ):
+            raise ValidationError("rows must be a list of QueryLogEntry.as_row() tuples.")
         backend = self.backend
         if any(type(r[0]) is str and len(r[0]) > _DATABASE_LENGTH for r in rows):
             # a name longer than the column (a source URL's pasted garbage, a SQLite
@@ -230,13 +245,15 @@ class Store:
     def pii_columns(self, query: str, columns: Any) -> set[str]:
         """The columns of a `sql(query)` result that carry personal data, traced through
         aliases and expressions to the store's pii columns (`schema.PII`), for display."""
+        if isinstance(columns, str | bytes) or not isinstance(columns, Iterable):
+            raise ValidationError("columns must be a list of column names (a result's columns).")
         name = getattr(self.backend, "name", "postgresql")
         dialect = "sqlite" if name == "sqlite" else "postgres"
         return pii_columns(query, [str(c) for c in columns], dialect)
 
     def listing(self, what: str) -> pd.DataFrame:
         """`%platform workflows|templates|variables|mappings|runs` as a DataFrame."""
-        if what not in LISTINGS:
+        if not isinstance(what, str) or what not in LISTINGS:
             raise ValidationError(
                 f"Unknown listing {short(what)}; use one of {', '.join(LISTINGS)}."
             )

@@ -8,20 +8,21 @@ import hashlib
 import json
 import time
 import unicodedata
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from hybridwb.errors import HybridwbError, ScanRefused, ValidationError
+from hybridwb.errors import HybridwbError, NotFound, ScanRefused, ValidationError
 from hybridwb.mapping.resolve import explain_sql, is_scan
 from hybridwb.render import render_table, row_count
 from hybridwb.search import predicates
 from hybridwb.search import sql as search_sql
 from hybridwb.source import zones
-from hybridwb.validation import checked_calls
+from hybridwb.source.binds import positive_int_arg
+from hybridwb.validation import checked_calls, short
 
 if TYPE_CHECKING:  # pandas (and hybridwb.grid with it) is imported where a frame is built
     import pandas as pd
@@ -299,6 +300,10 @@ class SearchService:
 
     def table_info(self, table: str) -> TableInfo:
         """Schema facts for planning (the resolver caches them for a minute)."""
+        if not isinstance(table, str) or table not in self.mappings.source.table_names():
+            raise NotFound(
+                f"The source has no table {short(table)}; see wb.mappings.discover().", table=table
+            )
         return self._table_info(table)
 
     def _table_info(self, table: str) -> TableInfo:
@@ -322,7 +327,8 @@ class SearchService:
 
         Worked out again only when the mapping (a new graph) or the schema facts of a
         table it reads (refreshed each minute) changed; else the last answer is reused."""
-        return self._fields_for(table)
+        name, _ = self.mappings.resolve(table)  # a table with no mapping: NotFound, one line
+        return self._fields_for(name)
 
     def _fields_for(self, table: str) -> list[predicates.SearchField]:
         graph = self.resolver.graph
@@ -638,6 +644,11 @@ class SearchService:
     def variables(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
         """Every mapped field of a chosen row, under its field name and its display name."""
         _, mapping = self.mappings.resolve(table)
+        if not isinstance(row, Mapping):
+            raise ValidationError(
+                f"row must be a dict of field -> value (a search result's row), not "
+                f"{type(row).__name__}."
+            )
         out: dict[str, Any] = {}
         for fname, f in mapping.fields.items():
             if fname in row:
@@ -653,6 +664,9 @@ class SearchService:
         """The OR-LIKE scan this service replaces (benchmarks only). It reads every row, so
         on a large table (or a view, whose size is unknown) it needs `allow_scan=True` too."""
         allow_scan = predicates.consent(allow_scan)
+        limit = positive_int_arg(limit, "limit")
+        if not isinstance(term, str):
+            raise ValidationError(f"The search term must be text, not {type(term).__name__}.")
         name, mapping = self.mappings.resolve(table)
         info = self._table_info(name)
         if not allow_scan and (info.rows_estimate is None or info.rows_estimate > SCAN_THRESHOLD):

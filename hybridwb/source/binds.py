@@ -114,7 +114,7 @@ def check_params(names: Set[str], params: object) -> dict[str, Any]:
     for key in params:
         if not isinstance(key, str) or not _NAME.match(key):
             raise BindError(
-                f"Parameter name {key!r} is not a name; use letters, digits and _ (as in :name)."
+                f"Parameter name {short(key, 40)} is not a name; use letters, digits and _ (as in :name)."
             )
     missing = sorted(names - params.keys())
     if missing:
@@ -125,8 +125,9 @@ def check_params(names: Set[str], params: object) -> dict[str, Any]:
         )
     unused = sorted(params.keys() - names)
     if unused:
+        name = unused[0] if len(unused[0]) <= 40 else "name"  # a pasted blob is not echoed
         raise BindError(
-            f"Parameter {unused[0]!r} is not used by the query; remove it or add :{unused[0]}.",
+            f"Parameter {short(unused[0], 40)} is not used by the query; remove it or add :{name}.",
             name=unused[0],
         )
     return _checked_values(params)

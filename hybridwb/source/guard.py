@@ -320,9 +320,17 @@ def _kind(tokens: list[Token]) -> tuple[str, int]:
         if j == 1 and _is_describe_target(tokens[1:]):
             return "describe", 1
         what = f"{first} {inner or _word(tokens[j]) if j < len(tokens) else ''}".strip()
-        raise _refuse(f"{what} is not a read statement", "EXPLAIN a SELECT, or DESCRIBE a table.")
+        raise _refuse(
+            f"{_cut(what)} is not a read statement", "EXPLAIN a SELECT, or DESCRIBE a table."
+        )
     name = first or (tokens[0].text.upper() if tokens else "")
-    raise _refuse(f"{name} is not a read statement", "Use SELECT, SHOW, DESCRIBE or EXPLAIN.")
+    raise _refuse(f"{_cut(name)} is not a read statement", "Use SELECT, SHOW, DESCRIBE or EXPLAIN.")
+
+
+def _cut(word: str, width: int = 40) -> str:
+    """A statement's first word as a message names it: a pasted blob (a 5,000-digit
+    number, a megabyte of text) is cut, so the message stays one short line."""
+    return word if len(word) <= width else word[: width - 1] + "…"
 
 
 def _format_name(tok: Token) -> str:

@@ -437,6 +437,12 @@ class TargetService:
         cannot step over is an error, never a loop or a repeated message."""
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValidationError(f"batch_size must be a positive number, not {short(batch_size)}.")
+        if only is not None and (
+            isinstance(only, str | bytes | bytearray) or not isinstance(only, Collection)
+        ):
+            raise ValidationError(
+                f"only must be a list of column names, e.g. only=['name'], not {short(only)}."
+            )
         plan = self.plan(definition, now=now)
         if plan.definition.keyword is not None:
             yield from self._keyword_batches(plan, batch_size, only)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,27 @@ class Rendered:
     values: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     skipped: str | None = None  # why the recipient was skipped (strict mode)
+
+
+def _row_and_related(row: Any, related: Any) -> None:
+    if not isinstance(row, Mapping):
+        raise ValidationError(
+            f"row must be a dict of field -> value (a search result's row), not "
+            f"{type(row).__name__}."
+        )
+    if related is not None and not isinstance(related, Mapping):
+        raise ValidationError(
+            f"related must be a dict (from wb.templates.related()), not {type(related).__name__}."
+        )
+
+
+def _report_and_rows(report: Any, rows: Any) -> None:
+    if not isinstance(report, matching.Report):
+        raise ValidationError(
+            f"report must be what wb.templates.automap() returns, not {type(report).__name__}."
+        )
+    if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+        raise ValidationError("rows must be a list of dicts (target rows, field -> value).")
 
 
 def _check_content(content: Any) -> None:
@@ -251,6 +272,7 @@ class TemplateService:
         need, fetched in bulk by the one resolver (one query per relation hop and chunk of
         keys; a to-many relation gives its latest row by `orderBy`, compared by the server
         as the column's type)."""
+        _report_and_rows(report, rows)
         paths = [
             v.source.path
             for v in report.variables
@@ -272,6 +294,7 @@ class TemplateService:
         row that filled the variable; a related table with no key is left out."""
         from hybridwb.mapping.graph import Path
 
+        _report_and_rows(report, rows)
         keyed: dict[str, Path] = {}
         for v in report.variables:
             path = v.source.path if v.source is not None else None
@@ -304,6 +327,7 @@ class TemplateService:
     ) -> Rendered:
         """Render for one target row. strict: a missing value skips the recipient;
         fallback: defaults are used and the gap becomes a warning."""
+        _row_and_related(row, related)
         one = self.renderer(text, table=table, mode=mode, message_type=message_type, report=report)
         return one(row, related)
 
@@ -325,6 +349,14 @@ class TemplateService:
         function returned has `many`, its batch form (`hybridwb.templating.batch`)."""
         if mode not in ("strict", "fallback"):
             raise ValidationError(f"mode must be 'strict' or 'fallback', not {short(mode)}.")
+        if not isinstance(message_type, str):
+            raise ValidationError(
+                f"message_type must be text such as 'SMS', not {short(message_type)}."
+            )
+        if report is not None and not isinstance(report, matching.Report):
+            raise ValidationError(
+                f"report must be what wb.templates.automap() returns, not {type(report).__name__}."
+            )
         report = report or self.automap(text, table)
         parts = parse.pieces(text)
         longest = max_chars(message_type, self.limits)
@@ -336,7 +368,11 @@ class TemplateService:
         fill = _filler(parts, [v.name for v in report.variables], longest)
 
         def one(row: dict[str, Any], related: dict[str, Any] | None = None) -> Rendered:
-            values, empty = resolve(row, related)
+            try:  # (free when it does not raise: a run renders every target through here)
+                values, empty = resolve(row, related)
+            except AttributeError:
+                _row_and_related(row, related)
+                raise
             warnings = list(shared) if warn else []
             if empty:
                 if mode == "strict":

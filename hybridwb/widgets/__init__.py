@@ -16,18 +16,47 @@ if TYPE_CHECKING:
 
 def _workbench(wb: Workbench | None) -> Workbench:
     """The given workbench, the notebook's `wb` from `%load_ext hybridwb`, or a new one."""
-    if wb is not None:
+    from hybridwb.errors import ValidationError
+    from hybridwb.workbench import Workbench
+
+    if isinstance(wb, Workbench):
         return wb
+    if wb is not None:
+        raise ValidationError(
+            f"wb must be the workbench (wb = hybridwb.connect()), not {type(wb).__name__}; "
+            "e.g. hybridwb.widgets.search(wb, 'customers')."
+        )
     try:
         from IPython import get_ipython
 
         shell = get_ipython()
     except ImportError:  # pragma: no cover
         shell = None
-    from hybridwb.workbench import Workbench, connect
+    from hybridwb.workbench import connect
 
     found = shell.user_ns.get("wb") if shell is not None else None
     return found if isinstance(found, Workbench) else connect()
+
+
+def _table(wb: Workbench, table: Any, *, mapped: bool = True) -> str | None:
+    """`table` as the widget's table list names it, or one error saying which to give: a
+    mapped and active table (by name or display name), or for the mapping editor any table
+    of the source. (A name the list does not hold raised traitlets' TraitError.)"""
+    from hybridwb.errors import NotFound, ValidationError
+    from hybridwb.validation import short
+
+    if table is None:
+        return None
+    if not mapped:
+        if not isinstance(table, str) or table not in wb.source.table_names():
+            raise NotFound(f"The source has no table {short(table)}; see wb.mappings.discover().")
+        return table
+    name, mapping = wb.mappings.resolve(table)
+    if not mapping.isActive:
+        raise ValidationError(
+            f"The mapping of {name} is inactive; activate it with wb.mappings.activate({name!r})."
+        )
+    return name
 
 
 def schema_browser(wb: Workbench | None = None) -> Any:
@@ -41,7 +70,9 @@ def schema_browser(wb: Workbench | None = None) -> Any:
 def mapping_editor(wb: Workbench | None = None, table: str | None = None) -> Any:
     from hybridwb.widgets._mapping_editor import MappingEditor
 
-    widget = MappingEditor(_workbench(wb))
+    wb = _workbench(wb)
+    table = _table(wb, table, mapped=False)
+    widget = MappingEditor(wb)
     widget.refresh(table)
     return widget
 
@@ -49,7 +80,9 @@ def mapping_editor(wb: Workbench | None = None, table: str | None = None) -> Any
 def search(wb: Workbench | None = None, table: str | None = None) -> Any:
     from hybridwb.widgets._search import SearchWidget
 
-    widget = SearchWidget(_workbench(wb))
+    wb = _workbench(wb)
+    table = _table(wb, table)
+    widget = SearchWidget(wb)
     widget.refresh(table)
     return widget
 
@@ -68,7 +101,9 @@ def target_builder(wb: Workbench | None = None, table: str | None = None, picks:
     search widget, or (table, key) pairs) become an `in` condition on their own table."""
     from hybridwb.widgets._builder import TargetBuilder
 
-    widget = TargetBuilder(_workbench(wb))
+    wb = _workbench(wb)
+    table = _table(wb, table)
+    widget = TargetBuilder(wb)
     widget.refresh(table)
     if picks is not None:
         widget.use_picks(picks)
@@ -77,9 +112,16 @@ def target_builder(wb: Workbench | None = None, table: str | None = None, picks:
 
 def preview(template: str = "", wb: Workbench | None = None, table: str | None = None) -> Any:
     """The variable preview on `table`, by default the mapped audience table."""
+    from hybridwb.errors import ValidationError
     from hybridwb.widgets._preview import VariablePreview
 
-    widget = VariablePreview(_workbench(wb), table=table)
+    if not isinstance(template, str):
+        raise ValidationError(
+            f"preview() takes the template text first, not {type(template).__name__}: "
+            "hybridwb.widgets.preview('#{고객명}님, 안녕하세요', wb)."
+        )
+    wb = _workbench(wb)
+    widget = VariablePreview(wb, table=_table(wb, table))
     widget.editor.value = template
     widget.update()
     return widget

@@ -360,7 +360,10 @@ class TargetBuilder(w.VBox):
     def use_picks(self, picks: Any) -> None:
         """Target the rows picked in search (a SearchWidget or (table, key) pairs); they stay
         ids of their own table: the builder switches to it, and refuses them on another."""
-        pairs = list(getattr(picks, "targets", None) or getattr(picks, "picks", None) or picks)
+        try:
+            pairs = list(getattr(picks, "targets", None) or getattr(picks, "picks", None) or picks)
+        except TypeError:  # not iterable
+            pairs = [None]
         if any(not isinstance(p, tuple) or len(p) != 2 for p in pairs):
             raise ValidationError("use_picks takes the search widget or (table, key) pairs.")
         tables = {t for t, _ in pairs}

@@ -13,6 +13,7 @@ import ipywidgets as w
 
 from hybridwb.errors import HybridwbError
 from hybridwb.render import render_table
+from hybridwb.validation import load_json
 from hybridwb.widgets._html import fields_of, status, wide
 
 if TYPE_CHECKING:
@@ -143,6 +144,8 @@ class TargetPreview(w.VBox):
         return self.panel.message
 
     def set_definition(self, definition: Any) -> None:
+        if not isinstance(definition, str):  # too deep for json.dumps: one line instead
+            load_json(definition, "The target definition")
         self.editor.value = (
             definition
             if isinstance(definition, str)

@@ -56,6 +56,11 @@ class WorkflowService:
     # -- CRUD ------------------------------------------------------------------------------
     def check(self, fields: dict[str, Any], current: dict[str, Any] | None = None) -> None:
         """Everything a workflow is checked for before it is saved."""
+        if not isinstance(fields, dict) or not isinstance(current, dict | None):
+            raise ValidationError(
+                "wb.workflows.check() takes the fields as a dict (and the current workflow "
+                "as a dict or None); nothing was saved."
+            )
         merged = {**(current or {}), **fields}
         target = merged.get("target_config") or {}
         if fields.get("target_config"):
@@ -119,7 +124,13 @@ class WorkflowService:
     ) -> dict[str, Any]:
         """Run the workflow's notebook with papermill; returns the finished run row."""
         if workflow is not None and kwargs.get("resume") is None:
-            stored = (self.get(workflow).get("trigger_config") or {}).get("parameters") or {}
+            trigger = self.get(workflow).get("trigger_config") or {}
+            if not isinstance(trigger, dict):  # a row edited by hand
+                raise ValidationError(
+                    "workflow.trigger_config must be a dict, e.g. {'parameters': {...}}; "
+                    "fix it with wb.workflows.update(). Nothing was run."
+                )
+            stored = trigger.get("parameters") or {}
             parameters = {**stored, **(parameters or {})}
         if "now" in kwargs:
             kwargs["now"] = parse_now(kwargs["now"])

@@ -160,6 +160,8 @@ def render_html(
     targets = int(stats.get("targets") or run.get("target_count") or 0)
     skipped = int(run.get("skipped_count") or 0)
     message = workflow.get("message_config") or {}
+    if not isinstance(message, dict):  # a row edited by hand: the run failed on it already
+        message = {}
     exclusions = exclusions or []
     return _template().render(
         MOST=MOST,

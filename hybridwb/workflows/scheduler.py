@@ -26,6 +26,11 @@ def check_schedule(cfg: dict[str, Any]) -> None:
     """A cron that fires and a real time zone, or one ValidationError saying which."""
     from croniter import croniter
 
+    if not isinstance(cfg, dict):
+        raise ValidationError(
+            "schedule_config must be a dict such as {'cron': '0 9 * * *', 'timezone': "
+            f"'Asia/Seoul'}} (got {type(cfg).__name__}); nothing was saved."
+        )
     cron = cfg.get("cron")
     if not isinstance(cron, str) or not croniter.is_valid(cron):
         raise ValidationError(
@@ -34,8 +39,10 @@ def check_schedule(cfg: dict[str, Any]) -> None:
         )
     tz_name = cfg.get("timezone", "Asia/Seoul")
     try:
-        tz = ZoneInfo(str(tz_name))
-    except (ZoneInfoNotFoundError, ValueError):
+        if not isinstance(tz_name, str):
+            raise ValueError(tz_name)
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
         raise ValidationError(
             f"schedule_config.timezone {short(tz_name)} is not a time zone such as 'Asia/Seoul'; "
             "nothing was saved."
