@@ -316,7 +316,7 @@ def test_read_statement_kinds(sql: str, kind: str) -> None:
         ("(SHOW TABLES)", "Refused: SHOW is not a read statement" + USE_READS),
         ("(DESCRIBE t)", "Refused: DESCRIBE is not a read statement" + USE_READS),
         ("DELETE FROM t", "Refused: DELETE is not a read statement" + USE_READS),
-        ("'x'", "Refused: X is not a read statement" + USE_READS),
+        ("'x'", "Refused: ? is not a read statement" + USE_READS),  # a value: not repeated
         ("( 1 )", "Refused: ( is not a read statement" + USE_READS),
     ],
 )

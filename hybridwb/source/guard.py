@@ -319,12 +319,24 @@ def _kind(tokens: list[Token]) -> tuple[str, int]:
             return "explain", j
         if j == 1 and _is_describe_target(tokens[1:]):
             return "describe", 1
-        what = f"{first} {inner or _word(tokens[j]) if j < len(tokens) else ''}".strip()
+        what = f"{first} {_named(inner or _word(tokens[j])) if j < len(tokens) else ''}".strip()
         raise _refuse(
             f"{_cut(what)} is not a read statement", "EXPLAIN a SELECT, or DESCRIBE a table."
         )
-    name = first or (tokens[0].text.upper() if tokens else "")
+    if first:
+        name = _named(first)
+    elif tokens:  # a literal is a value typed (a phone, a quoted name): never repeated
+        name = "?" if tokens[0].token_type in _QUOTED_TOKENS else tokens[0].text.upper()
+    else:
+        name = ""
     raise _refuse(f"{_cut(name)} is not a read statement", "Use SELECT, SHOW, DESCRIBE or EXPLAIN.")
+
+
+def _named(word: str) -> str:
+    """A bare word as a refusal names it: a SQL verb is ASCII; a word in Hangul (a name
+    typed without quotes) is shown as `?`, as the query log shows it (the message is logged
+    beside the statement, and `hybridwb stats` lists it)."""
+    return word if word.isascii() else "?"
 
 
 def _cut(word: str, width: int = 40) -> str:
