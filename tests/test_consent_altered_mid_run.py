@@ -201,6 +201,9 @@ def fails_at_the_second_batch_then_resumes(
             wb.workflows.process(wf["id"], run_id, progress=False, now=now, batch_size=2)
         after_failure = written(store, run_id)
         first = sent_keys(store, run_id)
+        [(status, error, finished)] = oracle(
+            store, "SELECT status, error, finished_at FROM workflow_runs"
+        )
         monkeypatch.undo()
         restore(db, column)
         wb.workflows.process(wf["id"], run_id, progress=False, now=now, batch_size=2)
@@ -211,6 +214,8 @@ def fails_at_the_second_batch_then_resumes(
     assert "010-" not in text and value.strip("'") not in text, text
     assert after_failure == {"run_targets": 6, "send_records": 2, "run_skips": 0}
     assert first == ["m0", "m1"]
+    # processed by hand (no runner to write its end): the run row says it failed, and why
+    assert (status, error) == ("failed", f"ValidationError: {text}") and finished is not None
     assert sent_keys(store, run_id) == [f"m{i}" for i in range(6)]
     assert written(store, run_id) == {"run_targets": 6, "send_records": 6, "run_skips": 0}
     rows = oracle(store, "SELECT status, sent_count, skipped_count FROM workflow_runs")
