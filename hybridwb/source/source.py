@@ -53,6 +53,7 @@ from hybridwb.source.cache import ResultCache, SchemaObjects, ViewNames, Weighed
 from hybridwb.source.checkout import Parking
 from hybridwb.source.engine import (
     FACTS_SQL,
+    SESSION_KEY,
     SessionFacts,
     SessionPolicy,
     is_sqlite,
@@ -155,6 +156,10 @@ def _echoes_server_text(checked: Any) -> bool:
     if not isinstance(checked, guard.Checked):
         return False
     return diagnostics.shows_diagnostics(checked) or diagnostics.explains(checked)
+
+
+#: schemas whose objects the server makes and no one can replace by a view
+_SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema"})
 
 
 class RowsCut(UserWarning):
@@ -691,6 +696,11 @@ class Source:
                     raise
                 if epoch is not None:
                     self._parking.park(conn, epoch)
+                elif not reads_view and not conn.invalidated and self.names_tables(prepared):
+                    # pinned: the list that found no view in it may be `VIEW_TTL` old, and a
+                    # table replaced by a view since ran its code unread; the next statement
+                    # on this connection sets the session first, as a checkout would
+                    conn.connection.info.pop(SESSION_KEY, None)
                 return Fetched(
                     outcome.keys,
                     outcome.rows,
@@ -775,6 +785,14 @@ class Source:
                 continue
             return True  # a view, or made since the list was read
         return False
+
+    def names_tables(self, prepared: Prepared) -> bool:
+        """Whether the statement names a table outside the server's own schemas, which
+        no one can replace by a view (whether it is read back then rests on the list)."""
+        return any(
+            (schema or self.database).lower() not in _SYSTEM_SCHEMAS
+            for schema, _ in prepared.tables
+        )
 
     def _load_views(self, schema: str) -> SchemaObjects:
         """What one schema holds (a plain SELECT on information_schema)."""
