@@ -80,11 +80,24 @@ def _forget_parents_pools() -> None:
     """In a forked child: each source's pools are the parent's sockets (an idle pooled
     connection holds the reply to the session SET the parent sent at checkin). The child
     drops its copies without closing or checking in anything (`dispose(close=False)`, what
-    SQLAlchemy prescribes for a fork), so its reads open connections of their own."""
+    SQLAlchemy prescribes for a fork), so its reads open connections of their own.
+
+    Each source's locks, and the caches they guard, are new too: a lock another thread of
+    the parent held at the fork (a run's read-ahead, a widget's search: every read takes
+    them for a moment) stays held in the child forever, and its first read waited for it;
+    what that thread was changing under it may be half changed."""
     for source in list(_SOURCES):
         for engine in (source._engine, source._side_engine):
             if engine is not None:
                 engine.dispose(close=False)
+        source._lock = threading.Lock()
+        source._schema_names = TTLCache(1, SCHEMA_NAMES_TTL)
+        source._prepared = WeighedLRU(PREPARED_STATEMENTS, PREPARED_UNIT, _prepared_weight)
+        source._views = ViewNames()
+        source._cache = ResultCache(
+            max_bytes=source._cache.max_bytes, max_ttl=source._cache.max_ttl
+        )
+        source._parking.after_fork()
 
 
 os.register_at_fork(after_in_child=_forget_parents_pools)
@@ -696,7 +709,7 @@ class Source:
                     raise
                 if epoch is not None:
                     self._parking.park(conn, epoch)
-                elif not reads_view and not conn.invalidated and self.names_tables(prepared):
+                elif not reads_view and not conn.invalidated and self._names_tables(prepared):
                     # pinned: the list that found no view in it may be `VIEW_TTL` old, and a
                     # table replaced by a view since ran its code unread; the next statement
                     # on this connection sets the session first, as a checkout would
@@ -786,7 +799,7 @@ class Source:
             return True  # a view, or made since the list was read
         return False
 
-    def names_tables(self, prepared: Prepared) -> bool:
+    def _names_tables(self, prepared: Prepared) -> bool:
         """Whether the statement names a table outside the server's own schemas, which
         no one can replace by a view (whether it is read back then rests on the list)."""
         return any(
