@@ -17,12 +17,16 @@ oracle: the rows the child read, sent back through a pipe, against root's own co
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hybridwb.config import Settings
+from hybridwb.platform.store import open_store
 from hybridwb.source import Source
 from hybridwb.source.verdicts import VERDICTS
 from tests.test_attack_round27_reconnect import _source, writer  # noqa: F401
@@ -90,3 +94,53 @@ def test_a_child_forked_while_a_parent_thread_holds_a_read_lock_still_reads(
     finally:
         src.close()
     assert said == repr([[{"a": 2}], [{"a": 1}, {"a": 2}]]), said
+
+
+def test_a_child_forked_while_a_parent_thread_holds_a_store_backends_lock_still_writes(
+    tmp_path: Path,
+) -> None:
+    """The store's backend takes its lock at every use (`SqlBackend.engine`): the query log's
+    hand-over and a run's store steps use it from threads of their own. Oracle: the
+    templates the child made, counted with sqlite3."""
+    store = open_store(Settings(store_url=f"sqlite:///{tmp_path / 'platform.db'}"))
+    store.init()
+    before = len(store.templates.list())
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.backend._lock:  # type: ignore[attr-defined]
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    holding.wait(30)
+    read, write = os.pipe()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                done = threading.Event()
+
+                def create() -> None:
+                    store.templates.create(name="fork", content="안녕하세요", message_type="SMS")
+                    done.set()
+
+                threading.Thread(target=create, daemon=True).start()
+                os.write(write, b"ok" if done.wait(10) else b"child: waited for the lock")
+            except BaseException as exc:
+                os.write(write, f"child: {type(exc).__name__}: {exc}"[:200].encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        said = os.read(read, 256).decode()
+        os.close(read)
+    finally:
+        release.set()
+        thread.join()
+        store.close()
+    assert said == "ok", said
+    with sqlite3.connect(tmp_path / "platform.db") as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM message_templates")]
+    assert len(names) == before + 1 and "fork" in names
