@@ -98,6 +98,9 @@ def _forget_parents_pools() -> None:
             max_bytes=source._cache.max_bytes, max_ttl=source._cache.max_ttl
         )
         source._parking.after_fork()
+        # the connection `one_connection()` pinned is the forking thread's, and that thread
+        # is the child's: its reads would go on the parent's session
+        source._pinned = threading.local()
 
 
 os.register_at_fork(after_in_child=_forget_parents_pools)
@@ -449,7 +452,7 @@ class Source:
             yield
         except BaseException:
             self._pinned.conn = None
-            conn.close()  # the pool's checkin decides what happens to it (`Parking.reader`)
+            self._parking.give_back(conn, epoch)  # the pool's checkin decides what happens
             raise
         self._pinned.conn = None
         self._parking.park(conn, epoch)
