@@ -12,7 +12,9 @@ one, call SQL functions over RPC (`rest_campaigns`, migrations 0005 and 0008).
 
 from __future__ import annotations
 
+import os
 import re
+import weakref
 from collections.abc import Generator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -96,6 +98,26 @@ def _rest_url(url: str) -> str | None:
     return url.strip().rstrip("/") + "/rest/v1"
 
 
+#: every REST backend alive in this process, for the fork hook below
+_BACKENDS: weakref.WeakSet[RestBackend] = weakref.WeakSet()
+#: in a forked child, the parent's HTTP clients, never closed: a close would end the
+#: parent's kept-alive connections (its TLS sessions with a close_notify)
+_FORKED: list[httpx.Client] = []
+
+
+def _forget_parents_connections() -> None:
+    """In a forked child (a notebook's `Pool().map`): each backend's HTTP client keeps the
+    parent's connections alive, and a request the child sent on one was a second writer
+    and reader on the parent's socket (either could read the other's answer as its own).
+    The child makes a client of its own and keeps the parent's unclosed."""
+    for backend in list(_BACKENDS):
+        _FORKED.append(backend._http)
+        backend._connect()
+
+
+os.register_at_fork(after_in_child=_forget_parents_connections)
+
+
 class RestBackend:
     name = "supabase-rest"
 
@@ -114,12 +136,17 @@ class RestBackend:
                 f"SUPABASE_URL must be an https:// address (got {mask_userinfo(url)!r}); "
                 f"copy it from the Supabase dashboard and check {key_name}."
             )
+        self._rest = rest
+        self._connect()
+        _BACKENDS.add(self)
+
+    def _connect(self) -> None:
         self._http = httpx.Client(
-            base_url=rest, auth=KeyAuth(self._key), timeout=TIMEOUT, follow_redirects=False
+            base_url=self._rest, auth=KeyAuth(self._key), timeout=TIMEOUT, follow_redirects=False
         )
         # postgrest-py builds requests on our client (its own retry is switched off per
         # request in _execute: one policy decides, ours)
-        self.client = SyncPostgrestClient(rest, http_client=self._http)
+        self.client = SyncPostgrestClient(self._rest, http_client=self._http)
 
     def __repr__(self) -> str:
         return f"RestBackend({self.description}, key={self.key_name})"
