@@ -1,5 +1,6 @@
 # ruff: noqa: F811  (the fixture imported from the round-27 reconnect tests is a parameter here)
-"""Attack round 29: a child forked inside `one_connection()` never speaks on the parent's
+"""Attack round 29 (found here and, at the same time, fixed on main by f2713c1, whose fix this
+branch keeps): a child forked inside `one_connection()` never speaks on the parent's
 pinned connection.
 
 Round 27 made a forked child drop its copy of the source's pools, round 28 its parked

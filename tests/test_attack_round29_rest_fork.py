@@ -1,4 +1,5 @@
-"""Attack round 29: a child forked from a process using the Supabase REST store never sends
+"""Attack round 29 (found here and, at the same time, fixed on main by c9f1001, whose fix this
+branch keeps): a child forked from a process using the Supabase REST store never sends
 on the parent's kept-alive HTTP connections.
 
 Round 27/28 made a forked child drop its copies of the source's and the SQL store's pools.

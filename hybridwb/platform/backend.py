@@ -323,6 +323,12 @@ class SqlBackend:
         raw = self.scrub(self._primary(exc))  # to tell the kind only: never shown
         text = server_text(raw)
         fields = {"cause": type(exc.orig or exc).__name__, "code": _code(exc)}
+        if re.search(r'FATAL:\s+database ".*" does not exist', raw):
+            return StoreError(
+                "The platform store's database does not exist. Check the database name in "
+                "SUPABASE_DB_URL (or HYBRIDWB_STORE_URL), or create it.",
+                **fields,
+            )
         if "password authentication failed" in raw:
             return AuthError(
                 "The platform store refused the login (wrong password for the user of the "

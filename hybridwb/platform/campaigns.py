@@ -13,6 +13,7 @@ import fcntl
 import functools
 import hashlib
 import os
+import re
 import socket
 import uuid
 from collections.abc import Iterable, Iterator
@@ -160,16 +161,22 @@ def call_owner() -> str:
     return f"{this_owner()}#{uuid.uuid4().hex[:8]}"
 
 
+#: a pid as `this_owner` writes it: ASCII digits, no leading zero, within a C pid_t
+_PID = re.compile(r"[1-9][0-9]{0,9}")
+
+
 def owner_alive(owner: str | None) -> bool | None:
     """False when the owner is a process on this host (`this_host`) that no longer exists;
-    None if unknown."""
+    None if unknown. An owner naming no pid as hybridwb writes one (written by hand: a
+    superscript or another script's digit, pid 0, a number past any pid) is unknown: its
+    lock goes by its heartbeat, never by a process it did not name."""
     if not owner or ":" not in owner:
         return None
     # the pid from the end: `host:pid#tag`, where the hostname may hold ':' '/' '#'
     host, _, tail = owner.rpartition(":")
     pid = tail.partition("#")[0]
     here, pids_known = _host()
-    if not pids_known or host != here or not pid.isdigit():
+    if not pids_known or host != here or not _PID.fullmatch(pid) or int(pid) >= 2**31:
         return None
     try:
         os.kill(int(pid), 0)

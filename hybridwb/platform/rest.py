@@ -98,26 +98,6 @@ def _rest_url(url: str) -> str | None:
     return url.strip().rstrip("/") + "/rest/v1"
 
 
-#: every REST backend alive in this process, for the fork hook below
-_BACKENDS: weakref.WeakSet[RestBackend] = weakref.WeakSet()
-#: in a forked child, the parent's HTTP clients, never closed: a close would end the
-#: parent's kept-alive connections (its TLS sessions with a close_notify)
-_FORKED: list[httpx.Client] = []
-
-
-def _forget_parents_connections() -> None:
-    """In a forked child (a notebook's `Pool().map`): each backend's HTTP client keeps the
-    parent's connections alive, and a request the child sent on one was a second writer
-    and reader on the parent's socket (either could read the other's answer as its own).
-    The child makes a client of its own and keeps the parent's unclosed."""
-    for backend in list(_BACKENDS):
-        _FORKED.append(backend._http)
-        backend._connect()
-
-
-os.register_at_fork(after_in_child=_forget_parents_connections)
-
-
 class RestBackend:
     name = "supabase-rest"
 
@@ -141,6 +121,7 @@ class RestBackend:
         _BACKENDS.add(self)
 
     def _connect(self) -> None:
+        """A client with a pool of its own (keep-alive HTTPS connections, opened as needed)."""
         self._http = httpx.Client(
             base_url=self._rest, auth=KeyAuth(self._key), timeout=TIMEOUT, follow_redirects=False
         )
@@ -355,6 +336,25 @@ class RestBackend:
     def close(self) -> None:
         """Close the connections (postgrest-py's client shares our httpx client)."""
         self._http.close()
+
+
+#: every REST backend of this process, for the fork hook
+_BACKENDS: weakref.WeakSet[RestBackend] = weakref.WeakSet()
+#: in a forked child, the parent's clients: kept, never closed or used (`_forget_parents_clients`)
+_FORKED: list[httpx.Client] = []
+
+
+def _forget_parents_clients() -> None:
+    """In a forked child: each backend's pool holds the parent's HTTPS connections (its
+    sockets and TLS state). A request of the child on one would interleave TLS records with
+    the parent's on the same connection, so the child starts a client of its own and keeps
+    the parent's unused (closing it would only touch sockets that are the parent's)."""
+    for backend in list(_BACKENDS):
+        _FORKED.append(backend._http)
+        backend._connect()
+
+
+os.register_at_fork(after_in_child=_forget_parents_clients)
 
 
 __all__ = ["RestBackend", "mask_userinfo"]

@@ -57,6 +57,16 @@ _PROCESS = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _PROCESS.__setitem__(0, os.getpid()))
 
 
+def this_process() -> int:
+    """This process's pid, as `_PROCESS` keeps it (no system call)."""
+    return _PROCESS[0]
+
+
+def abandon(conn: Connection) -> None:
+    """In a forked child, a parent's connection kept and never released (`_FORKED`)."""
+    _FORKED.append(conn)
+
+
 class Parking:
     """The connections a `Source` keeps for its next reads (thread-safe; a forked child
     forgets its parent's without touching their sockets)."""
@@ -79,7 +89,6 @@ class Parking:
         self._parked: list[Connection] = []
         self._pid = _PROCESS[0]
         self._epoch = 0  # counts `clear()`: a read that began before one parks nothing
-        self._forked = 0  # the epoch a forked child began at: what it took before is not its
 
     def __repr__(self) -> str:
         return f"<Parking: {len(self._parked)} of {PARKED}>"
@@ -110,23 +119,10 @@ class Parking:
 
     def after_fork(self) -> None:
         """In a forked child: a lock of its own (another thread of the parent may have held
-        this one at the fork) and none of the parent's connections (see `_take`): one taken
-        before the fork (`one_connection()`'s, the forking thread's) is never parked,
-        checked in or closed here (`give_back`)."""
+        this one at the fork) and none of the parent's connections (see `_take`)."""
         self._lock = threading.Lock()
         _FORKED.extend(self._parked)
         self._parked, self._pid = [], os.getpid()
-        self._epoch += 1
-        self._forked = self._epoch
-
-    def give_back(self, conn: Connection, epoch: int) -> None:
-        """A connection taken with `take` whose read raised: back to the pool, unless it was
-        taken before this process was forked from its parent (the parent's socket: its
-        checkin would send the next SET on it, so it is only forgotten)."""
-        if epoch < self._forked:
-            _FORKED.append(conn)
-            return
-        conn.close()
 
     def park(self, conn: Connection, epoch: int) -> None:
         """Keep `conn` for the next read (see `_park`)."""
@@ -151,9 +147,6 @@ class Parking:
         return conn
 
     def _park(self, conn: Connection, epoch: int) -> None:
-        if epoch < self._forked:  # the parent's (see `give_back`)
-            _FORKED.append(conn)
-            return
         keep = (
             self.enabled
             and not conn.invalidated

@@ -50,7 +50,7 @@ from hybridwb.source.binds import (
     to_pyformat,
 )
 from hybridwb.source.cache import ResultCache, SchemaObjects, ViewNames, WeighedLRU, lookup
-from hybridwb.source.checkout import Parking
+from hybridwb.source.checkout import Parking, abandon, this_process
 from hybridwb.source.engine import (
     FACTS_SQL,
     SESSION_KEY,
@@ -80,13 +80,18 @@ def _forget_parents_pools() -> None:
     """In a forked child: each source's pools are the parent's sockets (an idle pooled
     connection holds the reply to the session SET the parent sent at checkin). The child
     drops its copies without closing or checking in anything (`dispose(close=False)`, what
-    SQLAlchemy prescribes for a fork), so its reads open connections of their own.
+    SQLAlchemy prescribes for a fork), so its reads open connections of their own. A fork
+    inside `one_connection()`: the forking thread's pinned connection is the parent's too,
+    forgotten the same way (the child's reads in the block take their own).
 
     Each source's locks, and the caches they guard, are new too: a lock another thread of
     the parent held at the fork (a run's read-ahead, a widget's search: every read takes
     them for a moment) stays held in the child forever, and its first read waited for it;
     what that thread was changing under it may be half changed."""
     for source in list(_SOURCES):
+        if getattr(source._pinned, "conn", None) is not None:
+            abandon(source._pinned.conn)
+            source._pinned.conn = None
         for engine in (source._engine, source._side_engine):
             if engine is not None:
                 engine.dispose(close=False)
@@ -98,9 +103,6 @@ def _forget_parents_pools() -> None:
             max_bytes=source._cache.max_bytes, max_ttl=source._cache.max_ttl
         )
         source._parking.after_fork()
-        # the connection `one_connection()` pinned is the forking thread's, and that thread
-        # is the child's: its reads would go on the parent's session
-        source._pinned = threading.local()
 
 
 os.register_at_fork(after_in_child=_forget_parents_pools)
@@ -447,15 +449,24 @@ class Source:
             conn, epoch = self._parking.take(self.engine)
         except DBAPIError as exc:
             raise self.translate_error(exc) from None
-        self._pinned.conn = conn
+        self._pinned.conn, pid = conn, this_process()
         try:
             yield
         except BaseException:
-            self._pinned.conn = None
-            self._parking.give_back(conn, epoch)  # the pool's checkin decides what happens
+            if self._unpin(pid):
+                conn.close()  # the pool's checkin decides what happens to it (`Parking.reader`)
             raise
+        if self._unpin(pid):
+            self._parking.park(conn, epoch)
+
+    def _unpin(self, pid: int) -> bool:
+        """End `one_connection`'s pin made in process `pid`: whether its connection is this
+        process's to park or close. In a child forked inside the block it is the parent's
+        (the fork hook forgot it): neither, or the checkin's SET would go on its socket."""
+        if pid != this_process():
+            return False
         self._pinned.conn = None
-        self._parking.park(conn, epoch)
+        return True
 
     def prepare(self, query: object, limit: object = None) -> Prepared:
         """Guard one statement and find its binds (no I/O).

@@ -34,7 +34,21 @@ YES_SPELLINGS = ("1", "y", "yes", "true", "t", "동의")
 NO_SPELLINGS = ("0", "n", "no", "false", "f", "", "미동의")
 #: column types that hold a date or a time, never a yes or a no
 TEMPORAL_TYPES = ("YEAR", "DATE", "DATETIME", "TIMESTAMP", "TIME")
-_TYPE_WORD = re.compile(r"\s*([A-Za-z]+)")
+_TYPE_WORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)")
+#: a column type's family by its first word, as information_schema spells it ('TINYINT(1)')
+#: and as a read's cursor description does ('TINY', 'VAR_STRING'; a TEXT is a 'BLOB' there,
+#: an ENUM a 'STRING'): within one family a consent flag's values read alike
+_FAMILIES = {
+    "number": "TINYINT SMALLINT MEDIUMINT INT INTEGER BIGINT BOOL BOOLEAN TINY SHORT INT24 LONG "
+    "LONGLONG",
+    "decimal": "DECIMAL NUMERIC DEC FIXED NEWDECIMAL",
+    "floating-point": "FLOAT DOUBLE REAL",
+    "BIT": "BIT",
+    "text": "CHAR VARCHAR BINARY VARBINARY TINYTEXT TEXT MEDIUMTEXT LONGTEXT TINYBLOB BLOB "
+    "MEDIUMBLOB LONGBLOB ENUM SET JSON STRING VAR_STRING TINY_BLOB MEDIUM_BLOB LONG_BLOB",
+    "date or time": " ".join(TEMPORAL_TYPES) + " NEWDATE",
+}
+_FAMILY_OF = {word: family for family, words in _FAMILIES.items() for word in words.split()}
 
 
 def consent_of(value: object) -> bool | None:
@@ -75,3 +89,11 @@ def temporal_type(column_type: str) -> str | None:
     found = _TYPE_WORD.match(column_type)
     word = found[1].upper() if found else ""
     return word if word in TEMPORAL_TYPES else None
+
+
+def type_family(column_type: str) -> str | None:
+    """The family of a column type as the server states it in either spelling (`_FAMILIES`:
+    'number' for 'TINYINT(1)' and for 'TINY'), or None when it is not one a flag is kept in
+    or the server states none (SQLite's reads)."""
+    found = _TYPE_WORD.match(column_type)
+    return _FAMILY_OF.get(found[1].upper()) if found else None

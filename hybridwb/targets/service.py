@@ -80,6 +80,9 @@ class Plan:
     consent: str | None = None
     #: the mapped type of the consent field (`sql.truthy`), for a saved query's filter
     consent_type: str = "boolean"
+    #: {consent column as a read returns it: its type when planned}, what each batch's
+    #: read is checked against (`audience.refuse_retyped_consent`)
+    consent_types: dict[str, str] = field(default_factory=dict)
 
     def statement(
         self,
@@ -201,7 +204,7 @@ class TargetService:
         if zones.is_timestamp(live.get(mapping.key, "")):
             _refuse_local_timestamp_key(name, mapping.key, self.mappings.source)
         # a saved query's own columns are typed by a probe each time (`_saved_query_plan`)
-        self._refuse_temporal_consent(name, mapping, fresh=fresh and d.sql is None)
+        typed = self._refuse_temporal_consent(name, mapping, fresh=fresh and d.sql is None)
         if d.sql is not None:
             return self._saved_query_plan(d, name)
         graph = self.resolver.graph
@@ -249,14 +252,18 @@ class TargetService:
             where=sa.and_(*conds) if conds else None,
             paths=paths,
             consent=consent_label,
+            consent_types=typed,
         )
 
-    def _refuse_temporal_consent(self, name: str, mapping: TableMapping, *, fresh: bool) -> None:
+    def _refuse_temporal_consent(
+        self, name: str, mapping: TableMapping, *, fresh: bool
+    ) -> dict[str, str]:
         """The consent and night-consent paths the run reads (`audience.audience_of`: the
         path, else the one field with the role), refused on a date or time column of the
         live schema: a YEAR 2021 reads as yes (`consent.temporal_type`). Every preview,
         workflow save and run makes its plan here first, so each is refused alike; a run's
-        plan (`fresh`) types them by the server now, the others by the minute's cache."""
+        plan (`fresh`) types them by the server now, the others by the minute's cache.
+        Returns {path: its type} (`Plan.consent_types`)."""
         ends: list[tuple[str, Path]] = []
         for role, attr in CONSENT_PATHS.items():
             # several fields with the role and no path: refused (`consent_path`)
@@ -278,6 +285,7 @@ class TargetService:
                     "yes or no); map a yes/no column as consent instead.",
                     path=f"{name}.{where}",
                 )
+        return {p.name: types[(p.table, p.field)] for _, p in ends if (p.table, p.field) in types}
 
     def _saved_query_plan(self, d: TargetDefinition, table: str) -> Plan:
         from hybridwb.source import guard
@@ -325,7 +333,7 @@ class TargetService:
                 )
             consent_label = dotted
             consent_type = self.resolver.graph.path(table, dotted, to_one=True).field_type
-        return Plan(
+        plan = Plan(
             table,
             key,
             recipient,
@@ -336,6 +344,9 @@ class TargetService:
             consent=consent_label,
             consent_type=consent_type,
         )
+        paths = (mapping.consent_path(table, role) for role in CONSENT_PATHS)
+        plan.consent_types = {p: typed[p] for p in paths if p in typed}
+        return plan
 
     def _probe_columns(self, sql: str, params: dict[str, Any]) -> dict[str, str]:
         """{column: its type as the server states it} of what a saved query returns, read

@@ -24,7 +24,7 @@ from hybridwb.mapping.graph import Graph
 from hybridwb.mapping.model import CHANNEL_ROLE as CHANNEL_ROLE  # where callers found it
 from hybridwb.mapping.model import TableMapping
 from hybridwb.mapping.resolve import compile_sql, time_text
-from hybridwb.targets.consent import temporal_type
+from hybridwb.targets.consent import temporal_type, type_family
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,7 @@ def _rows_by_key(
         sql, {**params, **plan.params}, limit=max(10 * len(keys), 10_000)
     )
     refuse_temporal_consent(audience, plan, types)
+    refuse_retyped_consent(audience, plan, types)
     return by_key_text(rows, plan.key, set(keys))
 
 
@@ -214,6 +215,27 @@ def refuse_temporal_consent(audience: Audience, plan: Any, types: dict[str, str]
                 "run was sending; a date or time is not a yes or no), so the run stopped "
                 "before this batch; make it a yes/no column again or map one as consent, "
                 "then resume the run.",
+                path=f"{audience.table}.{attr}",
+            )
+
+
+def refuse_retyped_consent(audience: Audience, plan: Any, types: dict[str, str]) -> None:
+    """A batch's consent columns refused when the batch's own read types one in another
+    family than the run's plan did (`Plan.consent_types`, `consent.type_family`): ALTERed
+    while the run was sending (a flag made a VARCHAR or a DECIMAL), its values are no
+    longer what the run was planned to read. Like `refuse_temporal_consent`, no statement
+    of its own; the batch is never decided. A resume plans with the type then found."""
+    for attr, path in (
+        ("consent", plan.consent or audience.consent),
+        ("nightConsent", audience.night_consent),
+    ):
+        was = type_family(plan.consent_types.get(path or "", ""))
+        now = type_family(types.get(path or "", ""))
+        if was is not None and now is not None and now != was:
+            raise ValidationError(
+                f"{audience.table}.{attr}: {path!r} is now a {now} column, not the {was} "
+                "column the run was planned with (altered while the run was sending), so the "
+                "run stopped before this batch; put the column back, then resume the run.",
                 path=f"{audience.table}.{attr}",
             )
 

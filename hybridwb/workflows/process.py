@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from hybridwb.platform.store import Store
     from hybridwb.source import Source
     from hybridwb.targets import TargetService
+    from hybridwb.targets.service import Plan
     from hybridwb.templating import TemplateService
 
 
@@ -121,8 +122,9 @@ class Processor:
         batch_size: int,
         now: datetime | None = None,
         owner: str | None = None,
-    ) -> int:
-        """Store every target's key and recipient with the run (whole or none), as `owner`."""
+    ) -> Plan:
+        """Store every target's key and recipient with the run (whole or none), as `owner`;
+        returns the plan it froze by, its consent columns typed by the server now."""
 
         # the run's plan: its consent columns typed by the server now (`plan_for_run`)
         plan = self.targets.plan_for_run(wf["target_config"], now=now)
@@ -148,9 +150,9 @@ class Processor:
         campaigns = Campaigns(self.store.backend)
         prepared = campaigns.frozen_pages(run_id, pages())  # COPY text made in the worker
         with prefetch.ahead(prepared, thread=self._can_prefetch()) as read:
-            if (count := campaigns.freeze(run_id, read, workflow_id=wf["id"], owner=owner)) is None:
+            if campaigns.freeze(run_id, read, workflow_id=wf["id"], owner=owner) is None:
                 raise taken_over(run_id)
-        return count
+        return plan
 
     def _can_prefetch(self) -> bool:
         """Whether a worker thread may read the next batch: each of its reads takes a
@@ -216,16 +218,16 @@ class Processor:
         # another way (`wb.store.runs.create`) had none, and every call froze it anew
         campaigns.start_state(run["id"], owner or "", "manual")
         state = campaigns.state(run["id"])
-        freezing = state.get("frozen_at") is None
-        if freezing:
+        plan = None
+        if state.get("frozen_at") is None:
             _remember_freeze(store, campaigns, run, aud, now, owner or None)
-            self.freeze(wf, run["id"], aud, limit, batch_size, now, owner or None)
+            plan = self.freeze(wf, run["id"], aud, limit, batch_size, now, owner or None)
         frozen = _frozen_audience(store.runs.get(run["id"]), aud, now)
         # the set is judged as of its freeze: a resume does not re-read "the last 7 days";
-        # a resume types its consent columns by the server now, as the freeze did
+        # a resume types its consent columns by the server now, as the freeze did (each
+        # batch's read is checked against these types: `audience.refuse_retyped_consent`)
         as_of = datetime.fromisoformat(frozen["as_of"])
-        planned = self.targets.plan if freezing else self.targets.plan_for_run
-        plan = planned(wf["target_config"], now=as_of)
+        plan = plan or self.targets.plan_for_run(wf["target_config"], now=as_of)
         report = self.templates.automap(msg.text, aud.table)
         # an informational message whose definition filters by consent is decided on it
         # too: the filter keeps unclear values, which the run excludes and counts
