@@ -22,23 +22,25 @@ from typing import Any
 
 import pytest
 
-from hybridwb.errors import ValidationError
 from hybridwb.mapping import discovery
 from hybridwb.targets.consent import type_family
-from hybridwb.workflows import audience
 from tests.conftest import mariadb_maker
 from tests.test_attack_once_round2 import (
     DAY,
     NIGHT,
     any_store,  # noqa: F401  (a fixture: pytest finds it by name)
-    oracle,
     pg_store,  # noqa: F401
     src,
     start,
 )
-from tests.test_consent_altered_mid_run import ROWS, TABLES, _workbench, restore
+from tests.test_consent_altered_mid_run import (
+    ROWS,
+    TABLES,
+    _workbench,
+    alters_before_batch,
+    fails_at_the_second_batch_then_resumes,
+)
 from tests.test_consent_fail_closed import sent_keys
-from tests.test_consent_temporal import written
 
 pytestmark = [pytest.mark.mysql]
 
@@ -46,23 +48,6 @@ pytestmark = [pytest.mark.mysql]
 @pytest.fixture
 def source() -> Iterator[Callable[..., str]]:
     yield from mariadb_maker("hybridwb_rty")
-
-
-def alters_before_batch(
-    monkeypatch: pytest.MonkeyPatch, db: str, column: str, ddl: str, value: str, n: int = 2
-) -> None:
-    """`audience.fetch` (a run's read of a batch's rows) that first alters `column` to
-    `ddl` and sets every value to `value` (each reads as yes) at the run's `n`-th batch."""
-    real, calls = audience.fetch, {"n": 0}
-
-    def fetch(*a: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == n:
-            src(db, f"ALTER TABLE members MODIFY {column} {ddl} NULL")
-            src(db, f"UPDATE members SET {column} = {value}")
-        return real(*a, **kw)
-
-    monkeypatch.setattr(audience, "fetch", fetch)
 
 
 #: (id, column, its new type, the value everyone gets, message, target, hour, the error's start)
@@ -112,29 +97,9 @@ def test_a_consent_column_retyped_between_batches_fails_the_run_at_the_next_batc
     fails there in one line: the first batch's two records are all that was sent, the other
     four stay pending. Put back, a resume sends exactly those four, each customer once.
     Before: all six were sent on the new type's values."""
-    db = source(*TABLES, rows=ROWS)
-    wb, wf = _workbench(db, any_store, message, target)
-    try:
-        alters_before_batch(monkeypatch, db, column, ddl, value)
-        run_id = start(wb, wf)
-        with pytest.raises(ValidationError) as failed:
-            wb.workflows.process(wf["id"], run_id, progress=False, now=now, batch_size=2)
-        after_failure = written(any_store, run_id)
-        first = sent_keys(any_store, run_id)
-        monkeypatch.undo()
-        restore(db, column)
-        wb.workflows.process(wf["id"], run_id, progress=False, now=now, batch_size=2)
-    finally:
-        wb.close()
-    text = str(failed.value)
-    assert text.startswith(named) and "\n" not in text, text
-    assert "010-" not in text and value.strip("'") not in text, text
-    assert after_failure == {"run_targets": 6, "send_records": 2, "run_skips": 0}
-    assert first == ["m0", "m1"]
-    assert sent_keys(any_store, run_id) == [f"m{i}" for i in range(6)]
-    assert written(any_store, run_id) == {"run_targets": 6, "send_records": 6, "run_skips": 0}
-    rows = oracle(any_store, "SELECT status, sent_count, skipped_count FROM workflow_runs")
-    assert rows == [("succeeded", 6, 0)]
+    fails_at_the_second_batch_then_resumes(
+        source, any_store, monkeypatch, column, message, target, now, named, ddl, value
+    )
 
 
 @pytest.mark.parametrize(

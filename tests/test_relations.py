@@ -618,6 +618,7 @@ def test_saved_query_is_paged_by_key_to_the_end_past_the_row_cap(real, oracle) -
         "sql": "SELECT c.customer_id, a.phone FROM customer c JOIN address a "
         "ON a.address_id = c.address_id WHERE c.store_id = :store",
         "params": {"store": 1},
+        "exclude_opt_out": False,  # the query returns no consent column (round 29)
     }
     got = [r["customer_id"] for b in real.targets.iter(definition, 64) for r in b]
     assert got == ids(oracle("SELECT customer_id FROM customer WHERE store_id = 1"))
@@ -627,7 +628,8 @@ def test_saved_query_is_paged_by_key_to_the_end_past_the_row_cap(real, oracle) -
 def test_saved_query_with_a_repeated_key_is_refused_not_cut(real) -> None:  # type: ignore[no-untyped-def]
     definition = {
         "sql": "SELECT c.customer_id, a.phone, p.amount FROM customer c JOIN address a "
-        "ON a.address_id = c.address_id JOIN payment p ON p.customer_id = c.customer_id"
+        "ON a.address_id = c.address_id JOIN payment p ON p.customer_id = c.customer_id",
+        "exclude_opt_out": False,  # the query returns no consent column (round 29)
     }
     with pytest.raises(ValidationError, match="repeats"):
         for _ in real.targets.iter(definition, 50):

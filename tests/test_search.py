@@ -385,6 +385,7 @@ def test_saved_query_target(shop) -> None:  # type: ignore[no-untyped-def]
     definition = {
         "sql": "SELECT customer_id, name, phone FROM customers WHERE grade = :g",
         "params": {"g": "VIP"},
+        "exclude_opt_out": False,  # the query returns no consent column (round 29)
     }
     preview = shop.targets.preview(definition)
     assert preview.count > 0 and set(preview.sample.columns) == {"customer_id", "name", "phone"}

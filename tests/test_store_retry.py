@@ -53,10 +53,12 @@ def locked_error(tmp_path: Path) -> sqlite3.Error:
     raise AssertionError("no error")
 
 
-def pg_error(sql: str, dbname: str = "postgres", port: int = 5432) -> psycopg.Error:
+def pg_error(
+    sql: str, dbname: str = "postgres", port: int = 5432, user: str = "postgres"
+) -> psycopg.Error:
     try:
         with psycopg.connect(
-            f"host=127.0.0.1 port={port} user=postgres dbname={dbname} connect_timeout=2"
+            f"host=127.0.0.1 port={port} user={user} dbname={dbname} connect_timeout=2"
         ) as conn:
             conn.execute(sql)
     except psycopg.Error as exc:
@@ -101,6 +103,13 @@ CASES: dict[str, tuple[Callable[[Path], BaseException], bool, bool]] = {
     ),
     "pg-timeout": (
         lambda p: pg_error("SET statement_timeout = 50; SELECT pg_sleep(1)"),
+        False,
+        False,
+    ),
+    # a refused login or a missing database: the server answered, at connect (no SQLSTATE)
+    "pg-no-such-role": (lambda p: pg_error("SELECT 1", user="hybridwb_no_such_role"), False, False),
+    "pg-no-such-database": (
+        lambda p: pg_error("SELECT 1", dbname="hybridwb_no_such_db"),
         False,
         False,
     ),
@@ -162,6 +171,32 @@ def test_an_unreachable_postgres_is_retried_then_called_unreachable() -> None:
     assert len(connects) == 3
     assert "pw-canary-77" not in str(info.value)
     assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("user", "database", "says"),
+    [
+        ("hybridwb_no_such_role", "postgres", "refused the login \\(no such user\\)"),
+        ("postgres", "hybridwb_no_such_db", "database does not exist"),
+    ],
+    ids=["no-such-role", "no-such-database"],
+)
+def test_a_refused_login_or_missing_database_fails_at_the_first_connect(
+    user: str, database: str, says: str
+) -> None:
+    """The server answered the connect and said no: another try cannot help, and each one
+    only kept the user waiting (three connects and two pauses per call, ~0.6 s; `hybridwb
+    doctor` with a wrong user waited 2.4 s). Counted by SQLAlchemy's connect event."""
+    url = URL.create("postgresql+psycopg", username=user, host="127.0.0.1", database=database)
+    backend = SqlBackend(url, base_delay=0)
+    connects: list[int] = []
+    event.listen(backend.engine, "do_connect", lambda *a: connects.append(1))
+    with pytest.raises(StoreError, match=says) as info:
+        Store(backend).workflows.list()
+    assert len(connects) == 1
+    assert "unreachable" not in str(info.value) and "running" not in str(info.value)
+    assert "hybridwb_no_such" not in str(info.value)  # server text in quotes is not shown
 
 
 @pytest.mark.postgres

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
-from hybridwb.validation import first_error, load_json
+from hybridwb.validation import first_error, load_json, short
 
 FieldType = Literal["string", "number", "date", "datetime", "boolean"]
 Role = Literal[
@@ -141,7 +141,12 @@ class TableMapping(_Model):
         Several fields with the role and no path raise: which one is the consent is not
         known, and reading none of them fails open (an informational target's consent
         filter was dropped, so customers who said no were messaged)."""
-        return self._role_path(table, CONSENT_PATHS[role], role, role.replace("_", " "))
+        attr = CONSENT_PATHS.get(role) if isinstance(role, str) else None
+        if attr is None:
+            raise ValidationError(
+                f"role must be one of {', '.join(map(repr, CONSENT_PATHS))}, not {short(role)}."
+            )
+        return self._role_path(table, attr, role, role.replace("_", " "))
 
     def _role_path(self, table: str, attr: str, role: str | None, label: str) -> str | None:
         """The mapping's path `attr`, else the one field with `role`, else None; several

@@ -151,8 +151,11 @@ def _forget_parents_pools() -> None:
     parent's connections. The child drops its copy without closing or checking in anything
     (`dispose(close=False)`, what SQLAlchemy prescribes for a fork), so it opens its own:
     on the parent's session, the child's statements and the parent's read each other's
-    replies, and a transaction the child began and never ended was the parent's next."""
+    replies, and a transaction the child began and never ended was the parent's next.
+    Its lock is new too: another thread of the parent (the query log's hand-over, a run's
+    store steps) may have held it at the fork, and the child's first use waited forever."""
     for backend in list(_BACKENDS):
+        backend._lock = threading.Lock()
         if backend._engine is not None:
             backend._engine.dispose(close=False)
 
@@ -343,6 +346,12 @@ class SqlBackend:
         raw = self.scrub(self._primary(exc))  # to tell the kind only: never shown
         text = server_text(raw)
         fields = {"cause": type(exc.orig or exc).__name__, "code": _code(exc)}
+        if re.search(r'FATAL:\s+database ".*" does not exist', raw):
+            return StoreError(
+                "The platform store's database does not exist. Check the database name in "
+                "SUPABASE_DB_URL (or HYBRIDWB_STORE_URL), or create it.",
+                **fields,
+            )
         if "password authentication failed" in raw:
             return AuthError(
                 "The platform store refused the login (wrong password for the user of the "

@@ -12,7 +12,9 @@ one, call SQL functions over RPC (`rest_campaigns`, migrations 0005 and 0008).
 
 from __future__ import annotations
 
+import os
 import re
+import weakref
 from collections.abc import Generator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -114,12 +116,18 @@ class RestBackend:
                 f"SUPABASE_URL must be an https:// address (got {mask_userinfo(url)!r}); "
                 f"copy it from the Supabase dashboard and check {key_name}."
             )
+        self._rest = rest
+        self._connect()
+        _BACKENDS.add(self)
+
+    def _connect(self) -> None:
+        """A client with a pool of its own (keep-alive HTTPS connections, opened as needed)."""
         self._http = httpx.Client(
-            base_url=rest, auth=KeyAuth(self._key), timeout=TIMEOUT, follow_redirects=False
+            base_url=self._rest, auth=KeyAuth(self._key), timeout=TIMEOUT, follow_redirects=False
         )
         # postgrest-py builds requests on our client (its own retry is switched off per
         # request in _execute: one policy decides, ours)
-        self.client = SyncPostgrestClient(rest, http_client=self._http)
+        self.client = SyncPostgrestClient(self._rest, http_client=self._http)
 
     def __repr__(self) -> str:
         return f"RestBackend({self.description}, key={self.key_name})"
@@ -328,6 +336,25 @@ class RestBackend:
     def close(self) -> None:
         """Close the connections (postgrest-py's client shares our httpx client)."""
         self._http.close()
+
+
+#: every REST backend of this process, for the fork hook
+_BACKENDS: weakref.WeakSet[RestBackend] = weakref.WeakSet()
+#: in a forked child, the parent's clients: kept, never closed or used (`_forget_parents_clients`)
+_FORKED: list[httpx.Client] = []
+
+
+def _forget_parents_clients() -> None:
+    """In a forked child: each backend's pool holds the parent's HTTPS connections (its
+    sockets and TLS state). A request of the child on one would interleave TLS records with
+    the parent's on the same connection, so the child starts a client of its own and keeps
+    the parent's unused (closing it would only touch sockets that are the parent's)."""
+    for backend in list(_BACKENDS):
+        _FORKED.append(backend._http)
+        backend._connect()
+
+
+os.register_at_fork(after_in_child=_forget_parents_clients)
 
 
 __all__ = ["RestBackend", "mask_userinfo"]

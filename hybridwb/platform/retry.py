@@ -13,6 +13,7 @@ acknowledgement finds its own row and reports success.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -26,6 +27,14 @@ CONNECTION_SQLSTATES = frozenset(
 #: the transaction lost a race with another one; running it again is the documented fix
 CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
 SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
+#: what a server says when it answers a connect with no (libpq gives such an error no
+#: SQLSTATE): another try meets the same answer, so it fails at once; a server starting
+#: up, shutting down or out of connection slots says otherwise and is tried again
+REFUSED_AT_CONNECT = re.compile(
+    r"FATAL:\s+(password authentication failed|role \".*\" does not exist|database \".*\" "
+    r"does not exist|no pg_hba\.conf entry|pg_hba\.conf rejects connection|role \".*\" is "
+    r"not permitted to log in|permission denied for database|Tenant or user not found)"
+)
 
 
 def _orig(exc: BaseException) -> BaseException:
@@ -46,7 +55,9 @@ def is_connectivity(exc: BaseException) -> bool:
     if isinstance(orig, psycopg.OperationalError):
         sqlstate = getattr(orig, "sqlstate", None)
         # a failed connect carries no SQLSTATE; every error from a live server has one
-        return sqlstate is None or sqlstate in CONNECTION_SQLSTATES
+        if sqlstate is None:
+            return not REFUSED_AT_CONNECT.search(str(orig))
+        return sqlstate in CONNECTION_SQLSTATES
     return False
 
 

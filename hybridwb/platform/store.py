@@ -299,7 +299,10 @@ def _create_sqlite(path: Path, actor: str | None) -> dict[str, Any] | None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     image = _migrated_image(path.parent)
     if image is not None:
-        tmp.write_bytes(image)
+        # the mode SQLite gives a file it makes (0644 less the umask), not Python's 0666:
+        # under a umask of 002 or 0 the store was writable by the group or by everyone
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _SQLITE_MODE), "wb") as f:
+            f.write(image)
     fresh = Store(SqlBackend(URL.create("sqlite", database=str(tmp))), actor)
     report: dict[str, Any] | None
     try:
@@ -320,6 +323,8 @@ def _create_sqlite(path: Path, actor: str | None) -> dict[str, Any] | None:
     return report
 
 
+#: the mode SQLite creates a database file with (SQLITE_DEFAULT_FILE_PERMISSIONS)
+_SQLITE_MODE = 0o644
 #: (head revision, the file of an SQLite store just migrated to it and not seeded)
 _IMAGE: tuple[str, bytes] | None = None
 _IMAGE_LOCK = threading.Lock()

@@ -117,6 +117,13 @@ class Parking:
                 conn = engine.connect()  # the pool's checkout sets the session
         return conn, epoch
 
+    def after_fork(self) -> None:
+        """In a forked child: a lock of its own (another thread of the parent may have held
+        this one at the fork) and none of the parent's connections (see `_take`)."""
+        self._lock = threading.Lock()
+        _FORKED.extend(self._parked)
+        self._parked, self._pid = [], os.getpid()
+
     def park(self, conn: Connection, epoch: int) -> None:
         """Keep `conn` for the next read (see `_park`)."""
         self._park(conn, epoch)

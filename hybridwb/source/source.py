@@ -53,6 +53,7 @@ from hybridwb.source.cache import ResultCache, SchemaObjects, ViewNames, Weighed
 from hybridwb.source.checkout import Parking, abandon, this_process
 from hybridwb.source.engine import (
     FACTS_SQL,
+    SESSION_KEY,
     SessionFacts,
     SessionPolicy,
     is_sqlite,
@@ -81,7 +82,12 @@ def _forget_parents_pools() -> None:
     drops its copies without closing or checking in anything (`dispose(close=False)`, what
     SQLAlchemy prescribes for a fork), so its reads open connections of their own. A fork
     inside `one_connection()`: the forking thread's pinned connection is the parent's too,
-    forgotten the same way (the child's reads in the block take their own)."""
+    forgotten the same way (the child's reads in the block take their own).
+
+    Each source's locks, and the caches they guard, are new too: a lock another thread of
+    the parent held at the fork (a run's read-ahead, a widget's search: every read takes
+    them for a moment) stays held in the child forever, and its first read waited for it;
+    what that thread was changing under it may be half changed."""
     for source in list(_SOURCES):
         if getattr(source._pinned, "conn", None) is not None:
             abandon(source._pinned.conn)
@@ -89,6 +95,14 @@ def _forget_parents_pools() -> None:
         for engine in (source._engine, source._side_engine):
             if engine is not None:
                 engine.dispose(close=False)
+        source._lock = threading.Lock()
+        source._schema_names = TTLCache(1, SCHEMA_NAMES_TTL)
+        source._prepared = WeighedLRU(PREPARED_STATEMENTS, PREPARED_UNIT, _prepared_weight)
+        source._views = ViewNames()
+        source._cache = ResultCache(
+            max_bytes=source._cache.max_bytes, max_ttl=source._cache.max_ttl
+        )
+        source._parking.after_fork()
 
 
 os.register_at_fork(after_in_child=_forget_parents_pools)
@@ -160,6 +174,10 @@ def _echoes_server_text(checked: Any) -> bool:
     if not isinstance(checked, guard.Checked):
         return False
     return diagnostics.shows_diagnostics(checked) or diagnostics.explains(checked)
+
+
+#: schemas whose objects the server makes and no one can replace by a view
+_SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema"})
 
 
 class RowsCut(UserWarning):
@@ -705,6 +723,11 @@ class Source:
                     raise
                 if epoch is not None:
                     self._parking.park(conn, epoch)
+                elif not reads_view and not conn.invalidated and self._names_tables(prepared):
+                    # pinned: the list that found no view in it may be `VIEW_TTL` old, and a
+                    # table replaced by a view since ran its code unread; the next statement
+                    # on this connection sets the session first, as a checkout would
+                    conn.connection.info.pop(SESSION_KEY, None)
                 return Fetched(
                     outcome.keys,
                     outcome.rows,
@@ -789,6 +812,14 @@ class Source:
                 continue
             return True  # a view, or made since the list was read
         return False
+
+    def _names_tables(self, prepared: Prepared) -> bool:
+        """Whether the statement names a table outside the server's own schemas, which
+        no one can replace by a view (whether it is read back then rests on the list)."""
+        return any(
+            (schema or self.database).lower() not in _SYSTEM_SCHEMAS
+            for schema, _ in prepared.tables
+        )
 
     def _load_views(self, schema: str) -> SchemaObjects:
         """What one schema holds (a plain SELECT on information_schema)."""

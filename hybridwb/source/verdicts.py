@@ -17,6 +17,7 @@ tree take ~110 bytes a character, so a count alone let a few dozen long texts ho
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -106,3 +107,14 @@ class Verdicts:
 #: the process's verdicts: every Source and engine shares them (a verdict is a property of
 #: the text, not of a connection)
 VERDICTS = Verdicts()
+
+
+def _renew_after_fork() -> None:
+    """In a forked child: a lock another thread of the parent held at the fork (every
+    statement's check takes it) would stay held forever, and the cache it guards may be
+    half changed: the child starts with new ones."""
+    VERDICTS._lock = threading.Lock()
+    VERDICTS._cache = WeighedLRU(VERDICTS._cache.count, VERDICT_UNIT, weight)
+
+
+os.register_at_fork(after_in_child=_renew_after_fork)

@@ -78,6 +78,8 @@ class Plan:
     where: Any = None
     paths: list[Path] = field(default_factory=list)
     consent: str | None = None
+    #: the mapped type of the consent field (`sql.truthy`), for a saved query's filter
+    consent_type: str = "boolean"
     #: {consent column as a read returns it: its type when planned}, what each batch's
     #: read is checked against (`audience.refuse_retyped_consent`)
     consent_types: dict[str, str] = field(default_factory=dict)
@@ -104,6 +106,9 @@ class Plan:
             sub = saved.subquery("saved")
             key = sub.c[self.key]
             stmt = sa.select(*(sub.c[c] for c in wanted))
+            if self.consent is not None and self.definition.exclude_opt_out:
+                # the consent filter, as a table target's (`_plan`): on the column returned
+                stmt = stmt.where(truthy(sub.c[self.consent], self.consent_type))
         else:
             assert self.selection is not None
             sel = self.selection
@@ -314,7 +319,31 @@ class TargetService:
                     f"target.sql: the query must return the recipient column {last!r} "
                     f"(it returns {', '.join(columns)}); add it to the SELECT."
                 )
-        plan = Plan(table, key, recipient, columns, d, d.sql, dict(d.params))
+        # the consent filter (`exclude_opt_out`) as a table target's: on the column the run
+        # reads (the query's, named as the path); one not returned is refused, not ignored
+        consent_label, consent_type = None, "boolean"
+        dotted = mapping.consent_path(table, "consent")
+        if dotted is not None and d.exclude_opt_out:
+            if dotted not in columns:
+                raise ValidationError(
+                    f"target.sql: exclude_opt_out is on, so the query must return the consent "
+                    f"column {dotted!r} (it returns {', '.join(columns)}); add it to the SELECT, "
+                    "or set exclude_opt_out to false.",
+                    path="exclude_opt_out",
+                )
+            consent_label = dotted
+            consent_type = self.resolver.graph.path(table, dotted, to_one=True).field_type
+        plan = Plan(
+            table,
+            key,
+            recipient,
+            columns,
+            d,
+            d.sql,
+            dict(d.params),
+            consent=consent_label,
+            consent_type=consent_type,
+        )
         paths = (mapping.consent_path(table, role) for role in CONSENT_PATHS)
         plan.consent_types = {p: typed[p] for p in paths if p in typed}
         return plan

@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from hybridwb import errors
+from hybridwb.errors import HybridwbError
 from hybridwb.platform.campaigns import Campaigns
+from hybridwb.source.catalogue import server_text
 
 if TYPE_CHECKING:
     from hybridwb.platform.store import Store
@@ -39,10 +42,27 @@ def final_status(
     return "succeeded", None
 
 
-def ended(store: Store, run_id: Any, dry_run: bool) -> None:
+def ended(store: Store, run_id: Any, dry_run: bool, stopped: BaseException | None = None) -> None:
     """The status of a run processed without the runner, from the rows as `hybridwb run`
     writes it: left `running`, its lock released, the next run would mark it `stale`
-    ("its heartbeat stopped") though it had ended."""
+    ("its heartbeat stopped") though it had ended. A run `stopped` by an error (a consent
+    column retyped mid-run, an interrupt) is failed with it, as the runner writes a cell's."""
+    error = None
+    if stopped is not None:
+        name = type(stopped).__name__
+        error = f"{name}: {error_line(name, str(stopped))}"
+        if isinstance(stopped, KeyboardInterrupt):
+            error = f"{name}: the run was interrupted; resume it"
     counts = Campaigns(store.backend).counts(run_id)
-    status, reason = final_status(counts, None, dry_run, store.runs.get(run_id))
+    status, reason = final_status(counts, error, dry_run, store.runs.get(run_id))
     store.runs.update(run_id, status=status, error=reason, finished_at=datetime.now(UTC))
+
+
+def error_line(ename: str, evalue: str) -> str:
+    """An error for `workflow_runs.error`: hybridwb's own errors are already scrubbed; any
+    other (a driver error raised by a notebook's own code) may repeat a server message with
+    a customer's value, so it goes through the one rule for server text."""
+    cls = getattr(errors, ename, None)
+    if isinstance(cls, type) and issubclass(cls, HybridwbError):
+        return str(evalue).splitlines()[0] if evalue else ""
+    return server_text(str(evalue or ""))

@@ -166,13 +166,18 @@ class Processor:
         `lock.owning`); however it ends, a batch's locks go, then the reads ahead, the lock."""
         given = kwargs.pop("owner", None)
         owner = lock.owning(self.store, workflow, run_id, given)
-        with (
-            heap.frozen_heap(),
-            owner as kwargs["owner"],
-            contextlib.ExitStack() as reading,
-            contextlib.ExitStack() as held,
-        ):
-            stats = self._process(workflow, run_id, held=held, reading=reading, **kwargs)
+        with heap.frozen_heap(), owner as kwargs["owner"]:
+            try:
+                with contextlib.ExitStack() as reading, contextlib.ExitStack() as held:
+                    stats = self._process(workflow, run_id, held=held, reading=reading, **kwargs)
+            except BaseException as exc:
+                # no runner writes this run's end: failed with its error, under its lock,
+                # the reads ahead and the batch's locks gone (a run taken over is its new
+                # owner's to end; a store that failed cannot be written)
+                if not given and not isinstance(exc, RunTakenOver):
+                    with contextlib.suppress(HybridwbError):
+                        outcome.ended(self.store, run_id, bool(kwargs.get("dry_run")), exc)
+                raise
             if not given:  # no runner writes this run's end: its status, under its lock
                 outcome.ended(self.store, run_id, bool(kwargs.get("dry_run")))
             return stats

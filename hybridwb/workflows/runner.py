@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hybridwb import errors
 from hybridwb.config import Settings
 from hybridwb.errors import CellTimeoutError, HybridwbError, NotFound, ValidationError
 from hybridwb.platform.campaigns import Campaigns, call_owner, is_stale
@@ -29,6 +28,7 @@ from hybridwb.workflows import context, pending
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.lock import STALE_AFTER_S, Heartbeat, held_by_another, let_go, refusal
 from hybridwb.workflows.lock import RunRefused as RunRefused  # re-exported: its old home
+from hybridwb.workflows.outcome import error_line
 from hybridwb.workflows.outcome import final_status as final_status  # re-exported
 from hybridwb.workflows.params import check_parameters
 from hybridwb.workflows.progress import RunProgress, in_notebook, show_report_link
@@ -210,7 +210,7 @@ class Runner:
                         cwd=str(Path.cwd()),
                     )
             except pm.PapermillExecutionError as exc:
-                error = f"{exc.ename}: {_cell_error(exc.ename, exc.evalue)} (cell {exc.exec_count})"
+                error = f"{exc.ename}: {error_line(exc.ename, exc.evalue)} (cell {exc.exec_count})"
             except NbCellTimeout:  # a TimeoutError, so an OSError: caught before those
                 timed_out, slow_cell = True, running_cell(output)
                 where = f"cell {slow_cell}" if slow_cell is not None else "a cell"
@@ -418,13 +418,3 @@ def stale_runs(store: Store, stale_after: float = STALE_AFTER_S) -> list[dict[st
             if status == "stale" or lock is None or is_stale(lock, at, stale_after):
                 stale.append(run)
     return stale
-
-
-def _cell_error(ename: str, evalue: str) -> str:
-    """A notebook cell's error for `workflow_runs.error`: hybridwb's own errors are already
-    scrubbed; any other (a driver error raised by the notebook's own code) may repeat a
-    server message with a customer's value, so it goes through the one rule for server text."""
-    cls = getattr(errors, ename, None)
-    if isinstance(cls, type) and issubclass(cls, HybridwbError):
-        return str(evalue).splitlines()[0] if evalue else ""
-    return server_text(str(evalue or ""))
