@@ -174,6 +174,7 @@ FINDINGS: list[tuple[str, Callable[[Any], Any]]] = [
     # the source's messages: a pasted blob as the statement or a parameter name
     ("sql-5000-digit-statement-message", lambda wb: wb.sql("x" * 5000)),
     ("sql-1MB-parameter-name-message", lambda wb: wb.sql("SELECT 1 AS a", {MB: 1})),
+    ("sql-401-digit-parameter-name-message", lambda wb: wb.sql("SELECT 1 AS a", {10**400: 1})),
     # widgets: a misspelt table was traitlets' TraitError; wb swapped with the template
     ("widget-search-unknown-table-TraitError", lambda wb: widgets.search(wb, "custmers")),
     ("widget-builder-unknown-table-TraitError", lambda wb: widgets.target_builder(wb, "custmers")),

@@ -114,7 +114,7 @@ def check_params(names: Set[str], params: object) -> dict[str, Any]:
     for key in params:
         if not isinstance(key, str) or not _NAME.match(key):
             raise BindError(
-                f"Parameter name {key!r} is not a name; use letters, digits and _ (as in :name)."
+                f"Parameter name {short(key, 40)} is not a name; use letters, digits and _ (as in :name)."
             )
     missing = sorted(names - params.keys())
     if missing:
