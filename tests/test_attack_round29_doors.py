@@ -237,6 +237,17 @@ def test_the_widgets_still_take_a_display_name_and_a_live_table(shop: Any) -> No
     assert widgets.mapping_editor(shop, live).table.value == live
 
 
+def test_the_target_preview_widget_shows_a_definition_nested_past_the_stack_as_its_error(
+    shop: Any,
+) -> None:
+    """Before: the Preview button raised json's RecursionError (the widget's callback
+    traceback); now the widget's own error line says what is wrong."""
+    widget = widgets.target_preview(shop)
+    widget.editor.value = "[" * 100_000 + "]" * 100_000
+    widget.run()
+    assert "nested too deeply" in widget.message.value
+
+
 def test_search_fields_by_display_name_are_the_tables_fields(shop: Any) -> None:
     display = shop.mappings.get("customers").displayName
     assert shop.search.fields(display) == shop.search.fields("customers")

@@ -49,8 +49,8 @@ class PreviewPanel(w.VBox):
         self.clear()
         try:
             data = json.loads(definition) if isinstance(definition, str) else dict(definition)
-        except (ValueError, TypeError):
-            data = definition  # the service gives the clear error
+        except (ValueError, TypeError, RecursionError):
+            data = definition  # the service gives the clear error (also "nested too deeply")
         try:
             preview = wb.targets.preview(data)
             everyone = None
