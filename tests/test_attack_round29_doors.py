@@ -354,3 +354,35 @@ def test_a_store_timeout_that_is_no_number_of_seconds_is_refused(shop: Any, time
     assert isinstance(
         refused(lambda: shop.store.sql("SELECT 1", timeout=timeout)), hybridwb.HybridwbError
     )
+
+
+@pytest.mark.parametrize("where", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_mapping_text_holding_a_nul_is_refused_before_the_file_is_written(
+    shop: Any, tmp_path: Path, request: pytest.FixtureRequest, where: str
+) -> None:
+    """Before, on a PostgreSQL store: the mapping file was written with the NUL, then the
+    store's mirror refused it ("The platform store failed: unsupported Unicode escape
+    sequence"): the file and the mirror disagreed, and the message said nothing to do.
+    The oracle: the file's bytes, and the mirror's rows read with psycopg / sqlite3."""
+    import hashlib
+
+    wb = shop
+    if where == "postgres":
+        url = request.getfixturevalue("pg_db")
+        _stores.reset_pg(url)
+        wb = hybridwb.connect(store=url.render_as_string(hide_password=False), cwd=tmp_path, env={})
+        wb.store.init(seed=False)
+    oracle = Oracle(wb.store.backend.url)
+    path = tmp_path / "mappings" / "table-mappings.json"
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    mirrored = oracle.rows("SELECT name FROM table_mappings")
+    base = wb.mappings.get("customers").model_dump(mode="json", exclude_unset=True)
+    for bad in ({**base, "displayName": "고객\x00"}, {**base, "description": "a\x00b"}):
+        exc = refused(lambda b=bad: wb.mappings.save("customers", b))  # type: ignore[misc]
+        assert isinstance(exc, hybridwb.ValidationError) and "NUL" in str(exc)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert oracle.rows("SELECT name FROM table_mappings") == mirrored
+    wb.mappings.save("customers", {**base, "description": "VIP 고객"})  # a good text saves
+    assert "VIP 고객" in path.read_text(encoding="utf-8")
+    if wb is not shop:
+        wb.close()
