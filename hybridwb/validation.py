@@ -93,6 +93,24 @@ def nesting_depth(value: Any, stop: int) -> int:
     return deepest
 
 
+def holds_nul(value: Any) -> bool:
+    """Whether a NUL character is in any text or key of `value` (JSON-like data). No
+    PostgreSQL text or JSONB value can hold one, so the store refuses it on every backend
+    (an SQLite store kept what a Postgres one refused). Iterative, like `nesting_depth`."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
 #: what an integer bind may hold: a signed 64-bit integer (SQLite's and BIGINT's range)
 INT64 = range(-(2**63), 2**63)
 

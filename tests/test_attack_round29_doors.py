@@ -386,3 +386,42 @@ def test_a_mapping_text_holding_a_nul_is_refused_before_the_file_is_written(
     assert "VIP 고객" in path.read_text(encoding="utf-8")
     if wb is not shop:
         wb.close()
+
+
+NUL_WRITES: dict[str, Callable[[Any], Any]] = {
+    "template-name": lambda st: st.templates.create(name="환영\x00", content="안녕"),
+    "template-category": lambda st: st.templates.create(name="t", content="안녕", category="a\x00"),
+    "workflow-description": lambda st: st.workflows.create(name="w", description="a\x00b"),
+    "workflow-variables-value": lambda st: st.workflows.create(name="w", variables={"a": "\x00"}),
+    "workflow-parameters-key": lambda st: st.workflows.create(
+        name="w", trigger_config={"parameters": {"a\x00": 1}}
+    ),
+    "variable-source": lambda st: st.variables.create(
+        name="v", source_type="constant", source="\x00"
+    ),
+}
+
+
+@pytest.mark.parametrize("write", list(NUL_WRITES.values()), ids=list(NUL_WRITES))
+def test_a_nul_in_a_stored_text_is_refused_alike_on_every_store(
+    store: Any, oracle: Oracle, write: Callable[[Any], Any]
+) -> None:
+    """Before: SQLite kept it; PostgreSQL refused it with "The platform store failed:
+    PostgreSQL text fields cannot contain NUL (0x00) bytes" or "unsupported Unicode escape
+    sequence", nothing saying which field or what to do. The oracle: the tables' rows."""
+    tables = ("message_templates", "workflows", "individual_variables", "audit_log")
+    before = [oracle.one(f"SELECT COUNT(*) FROM {t}") for t in tables]
+    exc = refused(lambda: write(store))
+    assert isinstance(exc, hybridwb.ValidationError) and "NUL" in str(exc), str(exc)
+    assert "remove it. Nothing was saved." in str(exc)
+    assert [oracle.one(f"SELECT COUNT(*) FROM {t}") for t in tables] == before
+
+
+def test_a_name_looked_up_with_a_nul_is_one_line(store: Any) -> None:
+    """Before, on PostgreSQL: StoreError "text fields cannot contain NUL"; on SQLite: NotFound."""
+    for lookup in (
+        lambda: store.workflows.get("a\x00"),
+        lambda: store.workflows.list(name="a\x00"),
+    ):
+        exc = refused(lookup)
+        assert isinstance(exc, hybridwb.ValidationError) and "NUL" in str(exc)

@@ -37,7 +37,7 @@ from hybridwb.mapping.model import (
 )
 from hybridwb.mapping.resolve import Resolver
 from hybridwb.source import Source
-from hybridwb.validation import checked_calls, short
+from hybridwb.validation import checked_calls, holds_nul, short
 
 if TYPE_CHECKING:
     from hybridwb.platform.store import Store
@@ -287,7 +287,7 @@ class MappingService:
         )
         current = self.load().dump()
         merged = parse({**current, table: data}, str(self.path))
-        if _holds_nul(merged.dump()[table]):  # a Postgres store refused it after the file
+        if holds_nul(merged.dump()[table]):  # a Postgres store refused it after the file
             raise ValidationError(
                 f"{table}: a name or text of the mapping holds a NUL character, which the "
                 "platform store cannot keep; remove it. Nothing was saved.",
@@ -434,22 +434,6 @@ class MappingService:
     @staticmethod
     def schema() -> dict[str, Any]:
         return json_schema()
-
-
-def _holds_nul(value: Any) -> bool:
-    """Whether a NUL character is in any text or key of `value` (a mapping's dump)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 def _refuse_ambiguous_consent(table: str, mapping: TableMapping) -> None:

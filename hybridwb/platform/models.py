@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
-from hybridwb.validation import MAX_DEPTH, first_error, nesting_depth, short
+from hybridwb.validation import MAX_DEPTH, first_error, holds_nul, nesting_depth, short
 
 MESSAGE_TYPES = ("SMS", "LMS", "alimtalk", "email", "push")
 
@@ -138,9 +138,17 @@ class MappingIn(_Model):
 def validate(model: type[_Model], entity: str, data: dict[str, Any]) -> dict[str, Any]:
     """Validate `data` or raise one `ValidationError` naming the field."""
     try:
-        return model(**data).model_dump()
+        valid = model(**data).model_dump()
     except PydanticError as exc:
         loc, msg = first_error(exc)
         msg = msg.replace("is not a known key", "is not a known field")
         field = f"{entity}.{loc}" if loc else entity
         raise ValidationError(f"{field} {msg}; nothing was saved.", field=loc or None) from None
+    for name, value in valid.items():
+        if holds_nul(value):  # PostgreSQL refused it as "unsupported Unicode escape sequence"
+            raise ValidationError(
+                f"{entity}.{name} holds a NUL character, which the store cannot keep; "
+                "remove it. Nothing was saved.",
+                field=name,
+            )
+    return valid

@@ -54,6 +54,8 @@ def lookup_text(value: str, what: str) -> str:
         raise ValidationError(
             f"The {what} is not valid text (a lone surrogate); retype it."
         ) from None
+    if "\x00" in value:  # no store text holds one (PostgreSQL refused the lookup)
+        raise ValidationError(f"The {what} holds a NUL character; retype it.")
     return value
 
 
