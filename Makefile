@@ -62,11 +62,12 @@ guides: $(VENV)/.dev
 	$(BIN)/python scripts/regen_guides.py
 
 # lint (ruff and mypy) first: CI runs `make test` only
-# three workers on two cores: tests also wait (kernels starting, servers stopped on purpose,
-# pauses between batches), and a third worker fills some of it (2026-12-06, one tree, fresh
-# clones on this 2-core machine: pytest 921 s with two workers, 820 s with three)
+# four workers on two cores: tests also wait (kernels starting, servers stopped on purpose,
+# pauses between batches, retries), and more workers fill it (fresh clones on this 2-core
+# machine: pytest 921 s with two workers, 820 s with three (stop 35); 749 s with four for
+# 10,029 tests (stop 36), where three had taken 809-866 s for 9,794)
 test: lint services
-	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=25
+	$(BIN)/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
