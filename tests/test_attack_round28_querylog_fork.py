@@ -13,10 +13,8 @@ Oracle: the `query_logs` rows, by direct SQL on the store.
 
 from __future__ import annotations
 
-import os
-import threading
-
 import _stores
+from _fork import held_by_a_thread, in_child
 from _stores import Oracle
 
 from hybridwb.platform.store import Store
@@ -28,24 +26,6 @@ oracle = _stores.oracle
 
 def _entry(query: str) -> QueryLogEntry:
     return QueryLogEntry("db", query, 0.001, 1, "success")
-
-
-def _in_child(body: object) -> str:
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            body()  # type: ignore[operator]
-            os.write(write, b"ok")
-        except BaseException as exc:
-            os.write(write, f"child: {type(exc).__name__}: {exc}"[:200].encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    os.waitpid(pid, 0)
-    said = os.read(read, 256).decode()
-    os.close(read)
-    return said
 
 
 def test_a_forked_child_never_writes_its_parents_pending_entries(
@@ -60,7 +40,7 @@ def test_a_forked_child_never_writes_its_parents_pending_entries(
         log.record(_entry("SELECT 9 -- child"))
         log.flush()  # as its exit, or its batch, hands them over
 
-    assert _in_child(child) == "ok"
+    assert in_child(child) == "ok"
     log.flush()
 
     rows = oracle.rows("SELECT query, count(*) FROM query_logs GROUP BY query ORDER BY query")
@@ -75,28 +55,12 @@ def test_a_forked_child_never_writes_its_parents_pending_entries(
 def test_a_child_forked_during_a_hand_over_can_still_flush(store: Store, oracle: Oracle) -> None:
     log = QueryLog(batch_size=200)
     log.sink = store
-    handing, release = threading.Event(), threading.Event()
-
-    def slow_hand_over() -> None:
-        with log._handing:  # another thread of the parent, mid hand-over
-            handing.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=slow_hand_over)
-    thread.start()
-    handing.wait(30)
-    try:
+    with held_by_a_thread(log._handing):  # another thread of the parent, mid hand-over
 
         def child() -> None:
             log.record(_entry("SELECT 9 -- child"))
-            done = threading.Event()
-            threading.Thread(target=lambda: (log.flush(), done.set()), daemon=True).start()
-            if not done.wait(10):
-                raise TimeoutError("the child's flush waited for its parent's hand-over")
+            log.flush()
 
-        said = _in_child(child)
-    finally:
-        release.set()
-        thread.join()
+        said = in_child(child, wait=10)
     assert said == "ok", said
     assert oracle.rows("SELECT query FROM query_logs") == [("SELECT 9 -- child",)]

@@ -16,14 +16,13 @@ oracle: the rows the child read, sent back through a pipe, against root's own co
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _fork import held_by_a_thread, in_child
 
 from hybridwb.config import Settings
 from hybridwb.platform.store import open_store
@@ -50,47 +49,14 @@ def test_a_child_forked_while_a_parent_thread_holds_a_read_lock_still_reads(
     src = _source(*writer, driver="pymysql")
     try:
         assert src.records("SELECT a FROM t ORDER BY a", cache_ttl=30) == [{"a": 1}, {"a": 2}]
-        lock = LOCKS[held](src)
-        holding, release = threading.Event(), threading.Event()
-
-        def hold() -> None:
-            with lock:  # a thread of the parent, mid read
-                holding.set()
-                release.wait(30)
-
-        thread = threading.Thread(target=hold)
-        thread.start()
-        holding.wait(30)
-        read, write = os.pipe()
-        try:
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    got: list[Any] = []
-
-                    def reads() -> None:
-                        got.append(src.records("SELECT a FROM t WHERE a > 1"))
-                        got.append(src.records("SELECT a FROM t ORDER BY a", cache_ttl=30))
-
-                    threading.Thread(target=reads, daemon=True).start()
-                    deadline = threading.Event()
-                    for _ in range(100):
-                        if len(got) == 2:
-                            break
-                        deadline.wait(0.1)
-                    said = repr(got) if len(got) == 2 else f"child: waited ({len(got)} reads)"
-                    os.write(write, said.encode())
-                except BaseException as exc:
-                    os.write(write, f"child: {type(exc).__name__}: {exc}"[:200].encode())
-                finally:
-                    os._exit(0)
-            os.close(write)
-            os.waitpid(pid, 0)
-            said = os.read(read, 512).decode()
-            os.close(read)
-        finally:
-            release.set()
-            thread.join()
+        with held_by_a_thread(LOCKS[held](src)):  # a thread of the parent, mid read
+            said = in_child(
+                lambda: [
+                    src.records("SELECT a FROM t WHERE a > 1"),
+                    src.records("SELECT a FROM t ORDER BY a", cache_ttl=30),
+                ],
+                wait=10,
+            )
     finally:
         src.close()
     assert said == repr([[{"a": 2}], [{"a": 1}, {"a": 2}]]), said
@@ -105,40 +71,14 @@ def test_a_child_forked_while_a_parent_thread_holds_a_store_backends_lock_still_
     store = open_store(Settings(store_url=f"sqlite:///{tmp_path / 'platform.db'}"))
     store.init()
     before = len(store.templates.list())
-    holding, release = threading.Event(), threading.Event()
 
-    def hold() -> None:
-        with store.backend._lock:  # type: ignore[attr-defined]
-            holding.set()
-            release.wait(30)
+    def create() -> None:
+        store.templates.create(name="fork", content="안녕하세요", message_type="SMS")
 
-    thread = threading.Thread(target=hold)
-    thread.start()
-    holding.wait(30)
-    read, write = os.pipe()
     try:
-        pid = os.fork()
-        if pid == 0:
-            try:
-                done = threading.Event()
-
-                def create() -> None:
-                    store.templates.create(name="fork", content="안녕하세요", message_type="SMS")
-                    done.set()
-
-                threading.Thread(target=create, daemon=True).start()
-                os.write(write, b"ok" if done.wait(10) else b"child: waited for the lock")
-            except BaseException as exc:
-                os.write(write, f"child: {type(exc).__name__}: {exc}"[:200].encode())
-            finally:
-                os._exit(0)
-        os.close(write)
-        os.waitpid(pid, 0)
-        said = os.read(read, 256).decode()
-        os.close(read)
+        with held_by_a_thread(store.backend._lock):  # type: ignore[attr-defined]
+            said = in_child(create, wait=10)
     finally:
-        release.set()
-        thread.join()
         store.close()
     assert said == "ok", said
     with sqlite3.connect(tmp_path / "platform.db") as conn:
