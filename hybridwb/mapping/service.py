@@ -273,7 +273,7 @@ class MappingService:
         its recipient and consent paths must lead to live columns; nothing is saved otherwise."""
         if not isinstance(table, str) or not table.strip() or len(table) > 200:
             raise ValidationError(
-                f"Name the table as text, e.g. wb.mappings.save('customers', ...), not "
+                f"Name the table as text, e.g. wb.mappings.save('members', ...), not "
                 f"{short(table)}. Nothing was saved."
             )
         if not isinstance(mapping, (TableMapping, dict)):

@@ -24,7 +24,7 @@ def _workbench(wb: Workbench | None) -> Workbench:
     if wb is not None:
         raise ValidationError(
             f"wb must be the workbench (wb = hybridwb.connect()), not {type(wb).__name__}; "
-            "e.g. hybridwb.widgets.search(wb, 'customers')."
+            "e.g. hybridwb.widgets.search(wb, 'members')."
         )
     try:
         from IPython import get_ipython
