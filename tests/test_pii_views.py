@@ -167,6 +167,7 @@ VIEW_CELLS = [
 
 def test_mysql_cells_mask_a_view_that_renames_pii_on_sqlite(sample_project: Path) -> None:
     values = _sample_values(sample_project)
+    InteractiveShell.clear_instance()  # a test before it in this worker may have left one
     sh = RaisingShell.instance()
     load(sh, hybridwb.connect(cwd=sample_project))
     try:
@@ -260,6 +261,7 @@ def test_views_renaming_pii_are_masked_on_mariadb(
     values = _mysql_values(mysql_db)
     url = ro_url(mysql_db)  # SELECT and SHOW VIEW: the definitions are readable
     install_sample_mappings(tmp_path, url)
+    InteractiveShell.clear_instance()  # a test before it in this worker may have left one
     sh = RaisingShell.instance()
     wb = hybridwb.connect(source=url.render_as_string(hide_password=False), cwd=tmp_path)
     load(sh, wb)
