@@ -376,11 +376,11 @@ def targets_preview(file: str, reveal: bool) -> None:
         text = Path(file).read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         raise click.ClickException(f"{file} is not UTF-8 text; save it as UTF-8.") from None
-    from hybridwb.render import all_fields, text_table
+    from hybridwb.render import all_fields, text_table, with_pii
 
     with hybridwb.connect() as wb:
         preview = wb.targets.preview(text)
-        fields = all_fields(wb.mappings.tables())
+        fields = with_pii(all_fields(wb.mappings.tables()), preview.pii)
     click.echo(f"targets: {preview.count_text}")
     click.echo(text_table(preview.sample, fields, reveal=reveal))
     for key, value in preview.quality.items():

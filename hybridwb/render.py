@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import numbers
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -295,6 +295,21 @@ def all_fields(tables: Mapping[str, TableMapping]) -> dict[str, FieldMapping]:
         for name, field in field_index(tables, table).items():
             if name not in out or (field.pii and not out[name].pii):
                 out[name] = field
+    return out
+
+
+def with_pii(fields: Mapping[str, FieldMapping], pii: Collection[str]) -> dict[str, FieldMapping]:
+    """`fields` with the `pii` columns marked pii too (a saved query's `phone AS tel`, which
+    no mapped name says is a phone), so a table of those rows masks them."""
+    from hybridwb.mapping.model import FieldMapping
+
+    out = dict(fields)
+    for column in pii:
+        field = out.get(column)
+        if field is None:
+            out[column] = FieldMapping(displayName=column, pii=True)
+        elif not field.pii:
+            out[column] = field.model_copy(update={"pii": True})
     return out
 
 

@@ -165,6 +165,13 @@ class Workbench:
             sql, list(columns), pii, columns_of, definition_of=definition_of
         )
 
+    def _traced_pii(self, sql: str, columns: list[str]) -> set[str]:
+        """The columns of a source result of `sql` to mask: pii by name and by lineage."""
+        from hybridwb.grid import pii_columns
+
+        fields, traced = self.source_pii(sql, columns)
+        return pii_columns(columns, fields) | traced
+
     def clear_cache(self) -> None:
         """Forget cached query results (previews cache for 30 s)."""
         self.source.clear_cache()
@@ -212,7 +219,7 @@ class Workbench:
     def targets(self) -> TargetService:
         """Target definitions: validate, preview (count, sample, quality), iter."""
         self._check_open()
-        return TargetService(self.mappings, self.search)
+        return TargetService(self.mappings, self.search, self._traced_pii)
 
     @cached_property
     def workflows(self) -> WorkflowService:

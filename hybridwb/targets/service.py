@@ -8,7 +8,7 @@ unique; nothing is cut silently: streams page to the end, previews say when they
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -57,6 +57,8 @@ class Preview:
     sql: str = ""  # the generated statement (binds as :name)
     explain: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = ""  # "index" | "scan (allowed)" | "not checked (embedded sample)"
+    #: the columns of `sample` that carry personal data, masked wherever the sample is shown
+    pii: frozenset[str] = frozenset()
 
     @property
     def count_text(self) -> str:
@@ -147,9 +149,17 @@ class Plan:
 
 @checked_calls("wb.targets")
 class TargetService:
-    def __init__(self, mappings: MappingService, search: SearchService) -> None:
+    def __init__(
+        self,
+        mappings: MappingService,
+        search: SearchService,
+        pii: Callable[[str, list[str]], set[str]] | None = None,
+    ) -> None:
         self.mappings = mappings
         self.search = search
+        # {columns of a source result of this SQL that lineage traces to personal data}
+        # (the workbench's `source_pii`); None: a saved query's sample is masked whole
+        self.pii = pii
         self.resolver = search.resolver  # one resolver (and schema cache) for both
 
     # -- planning ---------------------------------------------------------------------------
@@ -389,12 +399,14 @@ class TargetService:
 
             df = pd.DataFrame(rows[:QUALITY_SAMPLE], columns=plan.columns)
             exact = len(rows) <= EXACT_COUNT_LIMIT
+            pii = self._sample_pii(plan, list(df.columns))
             return Preview(
                 min(len(rows), EXACT_COUNT_LIMIT),
                 exact,
-                df.head(sample),
+                _masked(df.head(sample), pii),
                 quality(df, plan, self.mappings.get(plan.table), checked_of=len(rows)),
                 verdict="keyword search (index)",
+                pii=pii,
             )
         # counting needs no order: without ORDER BY the server reads the condition's index
         count_sql, count_params = compile_sql(plan.count_statement(EXACT_COUNT_LIMIT + 1))
@@ -411,15 +423,34 @@ class TargetService:
             df = source.sql(head_sql, head_params, limit=QUALITY_SAMPLE, cache_ttl=cache_ttl)
             counted = int(counting.result()["n"].iloc[0])
         exact = counted <= EXACT_COUNT_LIMIT
+        pii = self._sample_pii(plan, list(df.columns))
         return Preview(
             counted if exact else EXACT_COUNT_LIMIT,
             exact,
-            df.head(sample),
+            _masked(df.head(sample), pii),
             quality(df, plan, self.mappings.get(plan.table), checked_of=counted),
             sql=head_sql,
             explain=explain,
             verdict=verdict,
+            pii=pii,
         )
+
+    def _sample_pii(self, plan: Plan, columns: list[str]) -> frozenset[str]:
+        """The columns of a preview's sample that carry personal data: the recipient, the
+        mapped pii fields (own and `relation.field`), and, for a saved query, what lineage
+        traces to one under any name (`phone AS tel`, `CONCAT(phone)`). A saved query with
+        no tracer is masked whole: a display must not fail open."""
+        from hybridwb.grid import pii_columns
+        from hybridwb.render import field_index
+
+        tables = self.mappings.tables()
+        fields = field_index(tables, plan.table, self.resolver.foreign_relations(tables))
+        pii = pii_columns(columns, fields)
+        if plan.recipient is not None:
+            pii.add(plan.recipient)
+        if plan.sql is not None:
+            pii |= set(columns) if self.pii is None else self.pii(plan.sql, columns)
+        return frozenset(str(c) for c in pii)
 
     def _explain(
         self, sql: str, params: dict[str, Any], allow_scan: bool
@@ -574,6 +605,14 @@ class TargetService:
                 "did not find share a key with rows it found), so a keyword target could "
                 "message the wrong rows; set the mapping's key to a unique, NOT NULL column."
             )
+
+
+def _masked(sample: pd.DataFrame, pii: frozenset[str]) -> pd.DataFrame:
+    """The sample with its values intact whose own display (the preview's repr, `vars()`,
+    a notebook's output) masks the `pii` columns, as `wb.sql`'s frame does."""
+    from hybridwb.grid import source_frame
+
+    return source_frame(sample, lambda _columns: pii)
 
 
 def _stuck(plan: Plan) -> ValidationError:

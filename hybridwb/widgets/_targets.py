@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from hybridwb.errors import HybridwbError
-from hybridwb.render import render_table
+from hybridwb.render import render_table, with_pii
 from hybridwb.validation import load_json
 from hybridwb.widgets._html import fields_of, status, wide
 
@@ -76,8 +76,9 @@ class PreviewPanel(w.VBox):
         )
         table = data.get("table") if isinstance(data, dict) else None
         table = table or _audience(wb)
+        fields = with_pii(fields_of(wb, table), getattr(preview, "pii", ()))
         self.sample.value = render_table(
-            preview.sample, fields=fields_of(wb, table), caption="sample", max_rows=20
+            preview.sample, fields=fields, caption="sample", max_rows=20
         )
         quality.pop("marketing_opt_out", None)  # 0 by construction: shown as exclusions
         nulls = quality.pop("nulls", {})
