@@ -100,6 +100,14 @@ class TableMapping(_Model):
     def _consistent(self) -> TableMapping:
         seen: dict[str, str] = {}
         for name, field in self.fields.items():
+            if "." in name:
+                # a dot separates relations in every path (`address.phone`): `agree.yn` as a
+                # consent was read as relation `agree`'s `yn`, a key `id.no` was dropped
+                raise ValueError(
+                    f"field {short(name)}: a column whose name holds a dot cannot be mapped "
+                    "(a dot separates relations in a path); leave it out, or read it through "
+                    "a view or saved query that renames it"
+                )
             other = seen.get(field.displayName)
             if other is not None:
                 raise ValueError(

@@ -330,6 +330,8 @@ def suggest_fields(info: TableInfo, sample: list[dict[str, Any]]) -> dict[str, F
     used: set[str] = set()
     people = is_people(info, sample)
     for col in info.columns:
+        if "." in col.name:  # cannot be mapped (`model.TableMapping`: a dot is a path's)
+            continue
         ftype = field_type(col.type)
         role = role_for(
             col.name,
