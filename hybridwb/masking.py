@@ -10,6 +10,7 @@ values themselves stay in the DataFrame or the result, to be read explicitly.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import sys
 from decimal import Decimal
@@ -51,3 +52,21 @@ def mask(value: Any) -> str:
 
 
 __all__ = ["is_null", "mask"]
+
+
+class _NoRows(logging.Filter):
+    """Drops SQLAlchemy's DEBUG record of each row a result reads (`Row (...)`): it holds
+    customer values (a target's phone, a send record's message), which the engines'
+    `hide_parameters` does not cover. Statements and column names still log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.endswith("Row %r"))
+
+
+def engine_logging_name() -> str:
+    """The `logging_name` every engine of hybridwb is made with: its records go through
+    `sqlalchemy.engine.Engine.hybridwb`, which logs no row (`_NoRows`, added once)."""
+    logger = logging.getLogger("sqlalchemy.engine.Engine.hybridwb")
+    if not any(isinstance(f, _NoRows) for f in logger.filters):
+        logger.addFilter(_NoRows())
+    return "hybridwb"

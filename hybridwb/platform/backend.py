@@ -48,6 +48,7 @@ from hybridwb.errors import (
     ValidationError,
     drop_frames,
 )
+from hybridwb.masking import engine_logging_name
 from hybridwb.platform import idempotent, schema
 from hybridwb.platform.retry import attempt_number, is_connectivity, is_transient, sql_retrying
 from hybridwb.source.catalogue import server_text
@@ -234,6 +235,7 @@ class SqlBackend:
                 url,
                 connect_args={"timeout": 30},
                 hide_parameters=True,
+                logging_name=engine_logging_name(),
                 json_deserializer=stored_json,
             )
 
@@ -255,6 +257,7 @@ class SqlBackend:
                 pool_size=5,
                 max_overflow=10,
                 hide_parameters=True,
+                logging_name=engine_logging_name(),
                 json_deserializer=stored_json,
                 connect_args={"prepare_threshold": None, "connect_timeout": 10},
             )

@@ -53,6 +53,7 @@ from sqlglot import exp
 
 from hybridwb.config import scrub
 from hybridwb.errors import BindError, ConfigError, HybridwbError, ReadOnlyViolation
+from hybridwb.masking import engine_logging_name
 from hybridwb.source import catalogue, drivers, guard, rawguard
 from hybridwb.source.binds import bind_layout, only_values_differ, values_fit
 from hybridwb.source.verdicts import VERDICTS
@@ -329,6 +330,7 @@ def side_engine(
         url.set(password=None),
         poolclass=NullPool,
         hide_parameters=True,
+        logging_name=engine_logging_name(),
         connect_args=connect_args,
     )
     _install_connect(engine, password, error_context or catalogue.Context(), secrets)
@@ -571,6 +573,7 @@ def mysql_engine(
         # no ROLLBACK round trip (SQLAlchemy >= 2.0.43)
         skip_autocommit_rollback=True,
         hide_parameters=True,
+        logging_name=engine_logging_name(),
         connect_args=connect_args,
     )
 
@@ -863,7 +866,13 @@ def sqlite_engine(path: Path, facts: SessionFacts, *, use_guard: bool = True) ->
 
     facts.flavour = "SQLite"
     facts.version = sqlite3.sqlite_version
-    engine = create_engine("sqlite://", creator=creator, poolclass=NullPool, hide_parameters=True)
+    engine = create_engine(
+        "sqlite://",
+        creator=creator,
+        poolclass=NullPool,
+        hide_parameters=True,
+        logging_name=engine_logging_name(),
+    )
     _install_driver_errors(
         engine, catalogue.Context(database=str(path)), tuple, sqlite3.Error, lambda exc: False
     )
