@@ -6,12 +6,12 @@ import difflib
 import functools
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from pydantic import ValidationError as PydanticError
 
-from hybridwb.errors import UnknownAttribute, ValidationError
+from hybridwb.errors import HybridwbError, UnknownAttribute, ValidationError, drop_frames
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -135,18 +135,37 @@ def checked_call(fn: F, owner: str = "") -> F:
     shown = f"{owner or fn.__name__}()"
     takes = [p for p in signature.parameters if p != "self"]
 
+    generator = inspect.isgeneratorfunction(fn)
+
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            out = fn(*args, **kwargs)
+        except HybridwbError as exc:
+            # an expected error leaves the call as its one line, without the frames below
+            # it (nor those of what is chained to it): they hold what the call was working
+            # on, a page of customers' phones, which a traceback printed with its frames'
+            # locals (IPython's `%xmode Verbose`, rich's `show_locals`) would show
+            drop_frames(exc)
+            raise
         except TypeError:
             try:
                 signature.bind(*args, **kwargs)
             except TypeError as bad:
                 raise ValidationError(_call_message(shown, takes, kwargs, bad)) from None
             raise
+        return _quiet(out) if generator else out
 
     return call  # type: ignore[return-value]
+
+
+def _quiet(batches: Iterator[Any]) -> Iterator[Any]:
+    """A public iteration whose expected errors leave it as a public call's do (`call`)."""
+    try:
+        return (yield from batches)
+    except HybridwbError as exc:
+        drop_frames(exc)
+        raise
 
 
 def checked(shown_as: str) -> Callable[[F], F]:
