@@ -7,7 +7,7 @@ import contextlib
 import threading
 import warnings
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -26,7 +26,7 @@ from hybridwb.search import SearchService
 from hybridwb.source import ConnectionInfo, QueryLog, Source
 from hybridwb.targets import TargetService
 from hybridwb.templating import TemplateService
-from hybridwb.validation import checked, checked_calls, short
+from hybridwb.validation import checked, checked_calls, column_names, short
 from hybridwb.workflows import WorkflowService
 
 if TYPE_CHECKING:
@@ -136,8 +136,7 @@ class Workbench:
 
         from hybridwb.lineage import pii_output_columns
 
-        if isinstance(columns, str | bytes) or not isinstance(columns, Iterable):
-            raise ValidationError("columns must be a list of column names (a result's columns).")
+        names = column_names(columns)
         from hybridwb.render import all_fields
 
         try:
@@ -162,7 +161,7 @@ class Workbench:
                 return "" if name not in lowered else None
 
         return all_fields(tables), pii_output_columns(
-            sql, list(columns), pii, columns_of, definition_of=definition_of
+            sql, names, pii, columns_of, definition_of=definition_of
         )
 
     def clear_cache(self) -> None:

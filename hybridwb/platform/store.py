@@ -6,7 +6,6 @@ import getpass
 import os
 import threading
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,7 @@ from hybridwb.platform.console import pii_columns, run_sql
 from hybridwb.platform.repos import Mappings, Runs, Templates, Variables, Workflows
 from hybridwb.platform.schema import now
 from hybridwb.source.querylog import LogRow, QueryLogEntry
-from hybridwb.validation import checked_calls, short
+from hybridwb.validation import checked_calls, column_names, short
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -245,11 +244,10 @@ class Store:
     def pii_columns(self, query: str, columns: Any) -> set[str]:
         """The columns of a `sql(query)` result that carry personal data, traced through
         aliases and expressions to the store's pii columns (`schema.PII`), for display."""
-        if isinstance(columns, str | bytes) or not isinstance(columns, Iterable):
-            raise ValidationError("columns must be a list of column names (a result's columns).")
+        names = column_names(columns)
         name = getattr(self.backend, "name", "postgresql")
         dialect = "sqlite" if name == "sqlite" else "postgres"
-        return pii_columns(query, [str(c) for c in columns], dialect)
+        return pii_columns(query, names, dialect)
 
     def listing(self, what: str) -> pd.DataFrame:
         """`%platform workflows|templates|variables|mappings|runs` as a DataFrame."""
