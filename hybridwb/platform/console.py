@@ -52,6 +52,13 @@ def _clause(query: str, params: dict[str, Any] | None) -> tuple[Any, dict[str, A
     for name, value in given.items():
         for item in value if isinstance(value, list | tuple) else [value]:
             check_sendable(name, item, big="text")
+            if isinstance(item, str) and "\x00" in item:
+                # PostgreSQL text cannot hold one (psycopg's message named no parameter);
+                # an SQLite store is refused alike, as for every text the store keeps
+                raise BindError(
+                    f"Parameter {name!r} holds a NUL character (\\x00), which the store's "
+                    "text cannot hold; remove it (value.replace('\\x00', ''))."
+                )
     lists: list[BindParameter[Any]] = [
         bindparam(k, expanding=True) for k, v in given.items() if isinstance(v, list | tuple)
     ]
@@ -137,6 +144,10 @@ def run_sql(
     """Run one statement; reads read-only and time-limited, writes audited."""
     if not isinstance(query, str):
         raise ValidationError("The query must be SQL text.")
+    if "\x00" in query:  # SQLite refused it in its own words; PostgreSQL cut the text there
+        raise ValidationError(
+            "The query holds a NUL character (\\x00); remove it and run it again."
+        )
     if params is not None and not isinstance(params, dict):
         raise BindError("params must be a dict of name -> value.")
     dialect = "postgres" if backend.name == "postgresql" else "sqlite"
