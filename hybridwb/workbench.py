@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import threading
 import warnings
 import weakref
@@ -344,6 +345,7 @@ class _StoreSink:
     def __init__(self, wb: Workbench) -> None:
         self._wb = weakref.ref(wb)  # the atexit hook must not keep the workbench alive
         self._lock = threading.Lock()  # one store is opened, however many threads log
+        _SINKS.add(self)
 
     def _live(self) -> Workbench:
         wb = self._wb()
@@ -373,6 +375,7 @@ class _OwnStoreSink:
         self._settings = settings
         self._store: Any = None
         self._lock = threading.Lock()
+        _SINKS.add(self)
 
     def _open(self) -> Any:
         if self._store is None:
@@ -397,6 +400,21 @@ class _OwnStoreSink:
 
     def __repr__(self) -> str:
         return "<query log sink: a store of the collected workbench's settings>"
+
+
+#: every query log sink of this process, for the fork hook
+_SINKS: weakref.WeakSet[_StoreSink | _OwnStoreSink] = weakref.WeakSet()
+
+
+def _renew_sink_locks() -> None:
+    """In a forked child: a sink's lock another thread of the parent held at the fork
+    (writing a batch of the query log) would stay held forever, and the child's first
+    batch wait for it."""
+    for sink in list(_SINKS):
+        sink._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_sink_locks)
 
 
 def _adopt_log(log: QueryLog, settings: Settings) -> None:
