@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import threading
@@ -311,6 +312,7 @@ def _create_sqlite(path: Path, actor: str | None) -> dict[str, Any] | None:
             report = {"from": None, "to": migrate.head_revision(), "seeded": seeded}
             report["backend"] = "sqlite"
         fresh.close()
+        _sync(tmp)  # the bytes on disk before the name is (SQLite's close syncs them too)
         try:
             os.link(tmp, path)  # atomic, and fails if the store exists by now
         except FileExistsError:
@@ -318,7 +320,24 @@ def _create_sqlite(path: Path, actor: str | None) -> dict[str, Any] | None:
     finally:
         fresh.close()
         _remove_sqlite(tmp)
+    if report is not None:
+        _sync_folder(path.parent)  # the new name on disk: a crash does not take it back
     return report
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_folder(folder: Path) -> None:
+    """The folder's entries on disk; where a folder cannot be opened or synced (Windows,
+    some network file systems) the link stands as the system keeps it."""
+    with contextlib.suppress(OSError):
+        _sync(folder)
 
 
 #: the mode SQLite creates a database file with (SQLITE_DEFAULT_FILE_PERMISSIONS)
