@@ -14,6 +14,7 @@ Oracle: `send_records` read with sqlite3 from the store file.
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -64,7 +65,7 @@ def server() -> Iterator[Any]:
 def shop(server: Any) -> Iterator[str]:
     """A database with `Members` (listed as `members`): six members, every one consenting,
     read through a SELECT-only account."""
-    db = f"shop_{tempfile.mktemp(prefix='', dir='').replace('_', '')[:8]}".lower()
+    db = f"shop_{secrets.token_hex(4)}"
     server.execute(
         f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4",
         f"GRANT SELECT ON `{db}`.* TO '{USER}'@'127.0.0.1'",
