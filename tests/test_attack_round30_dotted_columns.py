@@ -167,3 +167,35 @@ def test_suggest_leaves_dotted_columns_out_so_its_mapping_saves(
         assert {"code", "name", "tel"} <= set(suggested.fields)
         saved = wb.mappings.save("members", suggested)
         assert set(saved.fields) == set(suggested.fields)
+
+
+def test_a_consent_column_named_with_a_leading_space_is_refused_not_read_as_another(
+    source: Callable[..., str], tmp_path: Path
+) -> None:
+    """` ok` (MariaDB keeps a leading space) with the consent role was read stripped, as the
+    column `ok` beside it: the preview counted all 8 members, 4 of whom said no."""
+    db = source(
+        "CREATE TABLE members (code INT PRIMARY KEY, name VARCHAR(20), tel VARCHAR(20), "
+        "` ok` TINYINT(1) NOT NULL, ok TINYINT(1) NOT NULL)",
+        rows={"members": [(i, f"회원{i}", f"010-7000-{i:04d}", i % 2, 1) for i in range(1, 9)]},
+    )
+    fields = {k: v for k, v in MEMBERS["fields"].items() if k != "agree.yn"}
+    spaced = {
+        **MEMBERS,
+        "relations": [],
+        "fields": {
+            **fields,
+            " ok": F("광고동의", "boolean", "consent"),
+            "ok": F("기타", "boolean"),
+        },
+    }
+    with hybridwb.connect(source=source_url(db), store=f"sqlite:///{tmp_path / 's.db'}") as wb:
+        before = mapping_files(tmp_path)
+        with pytest.raises(ValidationError) as refused:
+            wb.mappings.save("members", spaced)
+        assert "' ok'" in one_line(refused.value)
+        assert mapping_files(tmp_path) == before
+        suggested = wb.mappings.suggest("members")
+        assert " ok" not in suggested.fields and "ok" in suggested.fields
+    said_yes = {str(r[0]) for r in src(db, "SELECT code FROM members WHERE ` ok` = 1")}
+    assert said_yes == {"1", "3", "5", "7"}

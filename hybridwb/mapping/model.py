@@ -51,6 +51,12 @@ CHANNEL_ROLE = {"sms": "phone", "email": "email"}
 ROLES: tuple[str, ...] = get_args(Role)
 
 
+def mappable(column: str) -> bool:
+    """Whether a column can be a mapped field: no dot (a path's separator) and no space at
+    either end (a path is read stripped), so its name read as a path is itself."""
+    return "." not in column and column == column.strip()
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -100,13 +106,14 @@ class TableMapping(_Model):
     def _consistent(self) -> TableMapping:
         seen: dict[str, str] = {}
         for name, field in self.fields.items():
-            if "." in name:
+            if not mappable(name):
                 # a dot separates relations in every path (`address.phone`): `agree.yn` as a
-                # consent was read as relation `agree`'s `yn`, a key `id.no` was dropped
+                # consent was read as relation `agree`'s `yn`, a key `id.no` was dropped; a
+                # path is read stripped: ` ok` as a consent was read as the column `ok`
                 raise ValueError(
-                    f"field {short(name)}: a column whose name holds a dot cannot be mapped "
-                    "(a dot separates relations in a path); leave it out, or read it through "
-                    "a view or saved query that renames it"
+                    f"field {short(name)}: a column whose name holds a dot, or starts or ends "
+                    "with a space, cannot be mapped (a path reads it as another column); leave "
+                    "it out, or read it through a view or saved query that renames it"
                 )
             other = seen.get(field.displayName)
             if other is not None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from hybridwb.mapping.discovery import TableInfo
 from hybridwb.mapping.graph import relation_name
-from hybridwb.mapping.model import FieldMapping, Relation, TableMapping
+from hybridwb.mapping.model import FieldMapping, Relation, TableMapping, mappable
 
 #: usual column names -> Korean display names
 KOREAN_NAMES = {
@@ -330,7 +330,7 @@ def suggest_fields(info: TableInfo, sample: list[dict[str, Any]]) -> dict[str, F
     used: set[str] = set()
     people = is_people(info, sample)
     for col in info.columns:
-        if "." in col.name:  # cannot be mapped (`model.TableMapping`: a dot is a path's)
+        if not mappable(col.name):  # a dot or an end space: read as another column
             continue
         ftype = field_type(col.type)
         role = role_for(
