@@ -17,6 +17,7 @@ from typing import Any
 
 from jinja2 import Environment, Template, select_autoescape
 
+from hybridwb.source.querylog import log_text_of
 from hybridwb.workflows.policies import CONSENT_REASONS, POLICY_REASONS
 
 _DIGITS = re.compile(r"\d{3,}")
@@ -39,6 +40,46 @@ def mask_text(text: str, values: dict[str, Any] | None = None) -> str:
             text = text.replace(value, _mask_value(value))
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
     return _DIGITS.sub(lambda m: "*" * (len(m.group()) - 2) + m.group()[-2:], text)
+
+
+def shown_definition(target: Any) -> Any:
+    """A target definition as a report shows it, as the query log shows a statement: a
+    saved query's literals as `?`, its parameters' and its conditions' text values with
+    their digits and e-mail addresses masked (`mask_text`), a keyword masked whole (it is
+    what someone searched a customer by). A report names no customer."""
+    if not isinstance(target, dict):
+        return target
+    out = dict(target)
+    if "sql" in out:
+        out["sql"] = log_text_of(out["sql"])
+    if isinstance(out.get("keyword"), str):
+        out["keyword"] = _mask_value(out["keyword"])
+    if "params" in out:
+        out["params"] = _masked_values(out["params"])
+    if "where" in out:
+        out["where"] = _masked_conditions(out["where"])
+    return out
+
+
+def _masked_conditions(node: Any) -> Any:
+    """Every condition's `value` masked (`_masked_values`); the rest as written."""
+    if isinstance(node, dict):
+        return {
+            k: _masked_values(v) if k == "value" else _masked_conditions(v) for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_masked_conditions(v) for v in node]
+    return node
+
+
+def _masked_values(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: _masked_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked_values(v) for v in value]
+    return value
 
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
@@ -170,7 +211,12 @@ def render_html(
         skipped=skipped,
         template_name=message.get("template") or "(text in the workflow)",
         template_text=template_text if template_text is not None else message.get("content") or "",
-        target_json=json.dumps(workflow.get("target_config") or {}, ensure_ascii=False, indent=2),
+        target_json=json.dumps(
+            shown_definition(workflow.get("target_config") or {}),
+            ensure_ascii=False,
+            indent=2,
+            default=str,
+        ),
         exclusions=exclusions,
         csv_name=f"{run.get('id')}-exclusions.csv",
         csv_b64=base64.b64encode(exclusions_csv(exclusions).encode("utf-8")).decode("ascii"),

@@ -1,0 +1,78 @@
+"""Attack round 30 on "no phone or e-mail in reports": the run report's target definition.
+
+The HTML report written beside each run notebook shows the workflow's target definition as
+JSON, verbatim: a keyword target for one customer (`"keyword": "010-…"`, what the search
+widget's picks become), a condition on an e-mail, a saved query with the phone as a literal
+or a parameter put the customer's phone or e-mail in every report of the workflow. Now the
+report shows the definition as the query log shows a statement: a saved query's literals as
+`?`, its parameters' and the conditions' values with their digits and e-mail addresses
+masked, and a keyword masked whole.
+
+Source: the sample shop on MariaDB (read-only account); store: SQLite; runs through the
+runner (papermill); oracle: the customer's phone and e-mail read with pymysql, searched for
+in the report file on disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hybridwb
+from tests.conftest import _admin, install_sample_mappings, ro_url
+
+pytestmark = [pytest.mark.mysql]
+
+
+def a_customer(db: str) -> dict[str, Any]:
+    conn = _admin()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT customer_id, phone, email FROM `{db}`.customers WHERE phone LIKE "
+                "'010-%' AND email IS NOT NULL AND marketing_opt_in = 1 ORDER BY customer_id "
+                "LIMIT 1"
+            )
+            key, phone, email = cur.fetchone()
+    finally:
+        conn.close()
+    return {"key": key, "phone": phone, "email": email}
+
+
+def test_a_reports_target_definition_shows_no_phone_or_email(mysql_db: str, tmp_path: Path) -> None:
+    install_sample_mappings(tmp_path, ro_url(mysql_db))
+    who = a_customer(mysql_db)
+    phone, email = who["phone"], who["email"]
+    targets = {
+        "keyword": {"table": "customers", "keyword": phone},
+        "where": {"table": "customers", "where": {"field": "email", "op": "eq", "value": email}},
+        "sql-literal": {
+            "sql": "SELECT customer_id, name, phone, marketing_opt_in FROM customers "
+            f"WHERE phone = '{phone}' OR email = \"{email}\""
+        },
+        "sql-param": {
+            "sql": "SELECT customer_id, name, phone, marketing_opt_in FROM customers "
+            "WHERE phone = :p OR email = :e",
+            "params": {"p": phone, "e": email},
+        },
+    }
+    reports: dict[str, str] = {}
+    with hybridwb.connect(
+        source=ro_url(mysql_db).render_as_string(hide_password=False),
+        store=f"sqlite:///{tmp_path / 'store.db'}",
+        cwd=tmp_path,
+    ) as wb:
+        wb.store.init()
+        wb.templates.create("안내", "{{ 고객명 }}님, 이번 달 안내입니다.")
+        for name, target in targets.items():
+            wb.workflows.create(name, target_config=target, message_config={"template": "안내"})
+            run = wb.workflows.run(name, progress=False)
+            assert run["status"] == "succeeded" and run["sent_count"] >= 1, run.get("error")
+            reports[name] = Path(run["report_path"]).read_text(encoding="utf-8")
+    spelled = {phone, phone.replace("-", ""), email}
+    leaks = {name: [v for v in spelled if v in html] for name, html in reports.items()}
+    assert not {name: hits for name, hits in leaks.items() if hits}, leaks
+    assert all("Target definition" in html for html in reports.values())
+    assert "customers" in reports["keyword"] and "?" in reports["sql-literal"]
