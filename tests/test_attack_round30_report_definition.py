@@ -76,3 +76,50 @@ def test_a_reports_target_definition_shows_no_phone_or_email(mysql_db: str, tmp_
     assert not {name: hits for name, hits in leaks.items() if hits}, leaks
     assert all("Target definition" in html for html in reports.values())
     assert "customers" in reports["keyword"] and "?" in reports["sql-literal"]
+
+
+# -- the same definition shown by `%%platform` ----------------------------------------------
+def test_the_platform_magic_masks_a_workflows_target_definition(
+    mysql_db: str, tmp_path: Path
+) -> None:
+    """`%%platform SELECT * FROM workflows` showed the keyword target's phone as stored."""
+    from tests.test_attack_secrets_round3 import _shown
+    from tests.test_pii_views import RaisingShell, _unload
+
+    install_sample_mappings(tmp_path, ro_url(mysql_db))
+    phone = a_customer(mysql_db)["phone"]
+    with hybridwb.connect(
+        source=ro_url(mysql_db).render_as_string(hide_password=False),
+        store=f"sqlite:///{tmp_path / 'store.db'}",
+        cwd=tmp_path,
+    ) as wb:
+        wb.store.init()
+        wb.templates.create("안내", "{{ 고객명 }}님, 이번 달 안내입니다.")
+        wb.workflows.create(
+            "one",
+            target_config={"table": "customers", "keyword": phone},
+            message_config={"template": "안내"},
+        )
+        assert phone in str(wb.workflows.get("one")["target_config"])  # read explicitly: kept
+        from IPython.core.interactiveshell import InteractiveShell
+
+        from hybridwb.magics import load as load_magics
+
+        InteractiveShell.clear_instance()
+        sh = RaisingShell.instance()
+        try:
+            load_magics(sh, wb)
+            shown = {
+                sql: _shown(sh.run_cell(f"%%platform\n{sql}").result)
+                for sql in (
+                    "SELECT * FROM workflows",
+                    "SELECT target_config AS t FROM workflows",
+                    "SELECT name, target_config FROM workflows WHERE name = 'one'",
+                )
+            }
+        finally:
+            _unload(sh)
+            InteractiveShell.clear_instance()
+    leaks = [sql for sql, text in shown.items() if phone in text]
+    assert not leaks, leaks
+    assert all("one" in text for text in shown.values() if "name" in text)

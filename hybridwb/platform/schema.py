@@ -43,6 +43,9 @@ PII: dict[str, frozenset[str]] = {
     "run_targets": frozenset({"recipient"}),
     "query_logs": frozenset({"query", "error_message"}),
     "audit_log": frozenset({"before", "after"}),
+    # a target definition holds what someone targeted a customer by (a keyword, a
+    # condition's value, a saved query's literal or parameter: a phone, an e-mail)
+    "workflows": frozenset({"target_config"}),
 }
 Json = JSON().with_variant(JSONB(), "postgresql")
 
