@@ -22,7 +22,8 @@ own class (PyMySQL or mysqlclient; `do_connect` makes them, engine.py), whose lo
   which clears it; a checkout clears the marks (its SET does the same).
 
 Calls that change the connection behind the guard's back are refused: another character set
-(the guard reads text as utf8mb4), another default database, `kill`, `shutdown`,
+(the guard reads text as utf8mb4), a collation that is not a bare name (PyMySQL pastes it into
+`SET NAMES ... COLLATE` past `query()`), another default database, `kill`, `shutdown`,
 `change_user`, `set_server_option`, `dump_debug_info`. A PyMySQL reconnect (`ping(True)`)
 opens a fresh, writable session: it is marked, so the next statement sets it first.
 mysqlclient's `ping(True)` is refused: it makes every later statement on a dropped connection
@@ -32,6 +33,7 @@ reconnect inside the C library, on a fresh session no Python code sees.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -46,6 +48,10 @@ from hybridwb.source.verdicts import VERDICTS
 
 #: character sets the guard's reading of literals is right for
 _CHARSETS = frozenset({"utf8mb4", "utf8", "utf8mb3"})
+#: a collation's name: the drivers paste it unescaped after `SET NAMES charset COLLATE`
+#: (PyMySQL past `query()`), so anything else in it is a statement of its own
+_COLLATION = re.compile(r"[A-Za-z0-9_]+")
+
 
 #: `restore(raw, full)`: full=True sets the whole session, False only READ ONLY again
 Restore = Callable[[Any, bool], None]
@@ -72,6 +78,14 @@ def _state(raw: Any) -> _State | None:
 
 def _refuse(what: str) -> ReadOnlyViolation:
     return ReadOnlyViolation(f"Refused: {what} on a source connection; hybridwb only reads.")
+
+
+def _check_character_set(charset: object, collation: object) -> None:
+    """Refuse another character set, or a collation that is not a bare name."""
+    if str(charset).lower() not in _CHARSETS:
+        raise _refuse(f"the character set {charset!r} (the guard reads utf8mb4)")
+    if collation and not (isinstance(collation, str) and _COLLATION.fullmatch(collation)):
+        raise _refuse("a collation that is not a bare name (the driver pastes it into SQL)")
 
 
 def _admit(raw: Any, state: _State, sql: Any) -> None:
@@ -212,8 +226,7 @@ class GuardedPyMySQL(FastPackets, pymysql.connections.Connection):
         self._hybridwb.dirty = True  # a reconnect (ping) is a fresh, writable session
 
     def set_character_set(self, charset: str, collation: str | None = None) -> None:
-        if str(charset).lower() not in _CHARSETS:
-            raise _refuse(f"the character set {charset!r} (the guard reads utf8mb4)")
+        _check_character_set(charset, collation)
         super().set_character_set(charset, collation)
 
     def select_db(self, db: Any) -> None:
@@ -239,8 +252,7 @@ def _mysqldb_class(module: Any) -> type:
             super().send_query(query)
 
         def set_character_set(self, charset: str, collation: str | None = None) -> None:
-            if str(charset).lower() not in _CHARSETS:
-                raise _refuse(f"the character set {charset!r} (the guard reads utf8mb4)")
+            _check_character_set(charset, collation)
             super().set_character_set(charset, collation)
 
         def select_db(self, db: Any) -> None:
