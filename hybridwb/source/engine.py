@@ -295,6 +295,10 @@ def mysql_connect_args(
     }
     mode = (ssl_mode or "").upper()
     if driver == "mysqldb":  # mysqlclient: TLS by mode name and a CA path, no SSLContext
+        # mysqlclient asks for multi-statements unless told not to (PyMySQL never does): with
+        # it, `SET SESSION tx_read_only = 0; INSERT ...` is two statements to the server, the
+        # second run on a session the first made writable, before any read-back
+        connect_args["multi_statements"] = False
         if mode:
             connect_args["ssl_mode"] = mode
         if ssl_ca:
