@@ -97,3 +97,39 @@ def test_a_source_connection_has_multi_statements_off(
     finally:
         src.close()
     assert not flags & pymysql.constants.CLIENT.MULTI_STATEMENTS
+
+
+@DRIVERS
+@pytest.mark.xfail(
+    strict=True,
+    reason="residue: MariaDB's SET STATEMENT tx_read_only = 0 FOR <write> runs one statement "
+    "on a writable transaction, whatever the session says; only the guard (which refuses "
+    "every SET) and the grants stop it",
+)
+def test_residue_set_statement_lifts_read_only_for_one_statement_with_the_guard_off(
+    victim: tuple[str, pymysql.Connection], driver: str
+) -> None:
+    pytest.importorskip("MySQLdb" if driver == "mysqldb" else "pymysql")
+    db, root = victim
+    url = make_url(f"mysql+{driver}://root@{HOST}:{PORT}/{db}?charset=utf8mb4")
+    src = Source(url, use_guard=False, pool_size=1)
+    try:
+        with pytest.raises(HybridwbError):
+            src.sql("SET STATEMENT tx_read_only = 0 FOR INSERT INTO t VALUES (8)")
+    finally:
+        src.close()
+    assert _rows(root, db) == 0
+
+
+def test_the_guard_refuses_set_statement_however_it_is_written() -> None:
+    from hybridwb.errors import ReadOnlyViolation
+    from hybridwb.source import guard
+
+    for text in (
+        "SET STATEMENT tx_read_only = 0 FOR INSERT INTO t VALUES (8)",
+        "set statement tx_read_only=0 for select 1",
+        "(SET STATEMENT max_statement_time = 0 FOR SELECT 1)",
+        "/* x */ SET STATEMENT max_statement_time = 0 FOR SELECT 1",
+    ):
+        with pytest.raises(ReadOnlyViolation):
+            guard.check(text)
