@@ -14,7 +14,7 @@ right on any text, however hostile its string literals are:
 3. **Token rules** that hold whatever the parser makes of the rest: one statement, no user
    variables or `:=`, no INTO, no locking reads, no PROCEDURE, no sequences, optimizer hints
    only from a read-only list, and every call `name(` must be a built-in function that neither
-   sleeps, locks, waits nor reads files; anything else is a stored function or UDF (server code
+   sleeps, locks, waits, reads files nor runs a column's default (`DEFAULT(col)`); anything else is a stored function or UDF (server code
    the guard cannot see), refused unless it is in `allowed_functions`.
 4. **The AST** (sqlglot) of SELECT-like statements is walked for write nodes as a second
    opinion; text sqlglot cannot parse is a `QueryError`.
@@ -468,6 +468,13 @@ def _check_call(tokens: list[Token], i: int, close: int | None, allowed: frozens
         )
     if base == "LAST_INSERT_ID" and close is not None and close > i + 2:
         raise _refuse("LAST_INSERT_ID(expr) sets session state", "Call LAST_INSERT_ID() alone.")
+    if base == "DEFAULT":
+        # DEFAULT(col) evaluates the column's default expression on the server, and MariaDB
+        # allows `DEFAULT (NEXTVAL(seq))` there: reading it advances the sequence
+        raise _refuse(
+            "DEFAULT(col) runs the column's default expression (it may advance a sequence)",
+            "Remove the call; read the column itself.",
+        )
     if name.lower() in allowed:
         return
     if not quoted and not qualified:
