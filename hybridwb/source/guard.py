@@ -458,7 +458,11 @@ def _check_call(tokens: list[Token], i: int, close: int | None, allowed: frozens
     if not quoted and not any(c.isalnum() or c in "_$" or ord(c) > 127 for c in name):
         return  # an operator or a bracket before "(" (`= (`, `, (`, `((`)
     qualified = prev is not None and prev.token_type == TokenType.DOT
+    # a quoted part holding a dot (`` `shop.fn` ``) is one name to the server: as a dotted
+    # text it would match the allowlist's `shop.fn`, another function in another schema
+    dotted = quoted and "." in tok.text
     if qualified and i >= 2:
+        dotted = dotted or "." in tokens[i - 2].text
         name = f"{tokens[i - 2].text.upper()}.{name}"
     base = name.rsplit(".", 1)[-1]
     if base in DANGEROUS_FUNCTIONS:
@@ -475,7 +479,7 @@ def _check_call(tokens: list[Token], i: int, close: int | None, allowed: frozens
             "DEFAULT(col) runs the column's default expression (it may advance a sequence)",
             "Remove the call; read the column itself.",
         )
-    if name.lower() in allowed:
+    if name.lower() in allowed and not dotted:
         return
     if not quoted and not qualified:
         if name in builtins.ARITY:
