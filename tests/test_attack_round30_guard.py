@@ -84,3 +84,19 @@ def test_the_guard_alone_does_not_run_an_impostor_of_an_allowlisted_function(
     cur = root.cursor()
     cur.execute(f"SELECT COUNT(*) FROM {db}.t")
     assert cur.fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT /*+N'(1'a'?*/ 1", "SELECT /*+$x'/**/ 1", "SELECT /*+ BKA(t) '김 */ 1"],
+)
+def test_a_hint_the_parser_cannot_tokenize_is_one_line_query_error(sql: str) -> None:
+    """sqlglot tokenizes an optimizer hint's body again while parsing; an unclosed quote
+    there raised its raw `TokenError` out of `wb.sql`, repeating the quoted text."""
+    from hybridwb.errors import QueryError
+
+    with pytest.raises(QueryError) as caught:
+        guard.check(sql)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'a" not in message and "김" not in message and "$x" not in message

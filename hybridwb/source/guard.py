@@ -531,6 +531,12 @@ def _parse(tokens: list[Token], text: str) -> exp.Expr:
         raise QueryError(
             "The query is nested too deeply to check; flatten it (a CTE per level)."
         ) from None  # the parser's error repeats the statement
+    except TokenError:
+        # the parser tokenizes an optimizer hint's body (`SELECT /*+ ... */`) again
+        raise QueryError(
+            "The optimizer hint (/*+ ... */) does not tokenize (an unclosed quote?); "
+            "fix or remove it."
+        ) from None  # sqlglot's message repeats the text around the problem
     except (AttributeError, TypeError, ValueError, IndexError, KeyError):
         # sqlglot fails this way on some wrong calls (e.g. `DATE_ADD()`): still a syntax error
         raise QueryError(
