@@ -153,3 +153,76 @@ def test_a_collation_handed_to_the_raw_connection_cannot_make_the_session_writab
     finally:
         src.close()
     assert _state(root, db) == before
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [("db", b"mysql"), ("db", "information_schema"), ("user", "someone_else")],
+)
+def test_a_raw_reconnect_keeps_the_database_and_user_it_logged_in_with(
+    victim: tuple[str, pymysql.Connection], attribute: str, value: object
+) -> None:
+    """PyMySQL's reconnect (`ping(reconnect=True)`) logs in again with the connection's
+    attributes: a `db` set by hand moved the pooled connection to another default database
+    (`select_db` is refused for that), and hybridwb's next read on it ran there."""
+    import warnings
+
+    from sqlalchemy.engine import make_url
+
+    from hybridwb.errors import ReadOnlyViolation
+    from hybridwb.source import Source
+
+    db, _ = victim
+    src = Source(
+        make_url(f"mysql+pymysql://root@{HOST}:{PORT}/{db}?charset=utf8mb4"),
+        pool_size=1,
+        max_overflow=0,
+    )
+    try:
+        raw = src.engine.raw_connection()
+        try:
+            dbapi = raw.dbapi_connection
+            setattr(dbapi, attribute, value)
+            dbapi.close()
+            with warnings.catch_warnings(), pytest.raises(ReadOnlyViolation):
+                warnings.simplefilter("ignore", DeprecationWarning)
+                dbapi.ping(reconnect=True)
+        finally:
+            raw.invalidate()
+            raw.close()
+        assert src.records("SELECT DATABASE() AS d, CURRENT_USER() AS u")[0]["d"] == db
+    finally:
+        src.close()
+
+
+def test_a_raw_reconnect_as_it_logged_in_still_works(
+    victim: tuple[str, pymysql.Connection],
+) -> None:
+    import warnings
+
+    from sqlalchemy.engine import make_url
+
+    from hybridwb.source import Source
+
+    db, _ = victim
+    src = Source(
+        make_url(f"mysql+pymysql://root@{HOST}:{PORT}/{db}?charset=utf8mb4"),
+        pool_size=1,
+        max_overflow=0,
+    )
+    try:
+        raw = src.engine.raw_connection()
+        try:
+            dbapi = raw.dbapi_connection
+            dbapi.close()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                dbapi.ping(reconnect=True)
+            cur = dbapi.cursor()
+            cur.execute("SELECT DATABASE(), @@tx_read_only")
+            assert cur.fetchone() == (db, 1)
+            cur.close()
+        finally:
+            raw.close()
+    finally:
+        src.close()

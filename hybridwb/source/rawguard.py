@@ -25,7 +25,8 @@ Calls that change the connection behind the guard's back are refused: another ch
 (the guard reads text as utf8mb4), a collation that is not a bare name (PyMySQL pastes it into
 `SET NAMES ... COLLATE` past `query()`), another default database, `kill`, `shutdown`,
 `change_user`, `set_server_option`, `dump_debug_info`. A PyMySQL reconnect (`ping(True)`)
-opens a fresh, writable session: it is marked, so the next statement sets it first.
+opens a fresh, writable session: it is marked, so the next statement sets it first; it must
+log in as the first login did (host, port, user, database), not as attributes set by hand.
 mysqlclient's `ping(True)` is refused: it makes every later statement on a dropped connection
 reconnect inside the C library, on a fresh session no Python code sees.
 """
@@ -60,7 +61,16 @@ Restore = Callable[[Any, bool], None]
 class _State:
     """Per-connection marks (kept off the driver's own attributes)."""
 
-    __slots__ = ("allowed", "approved", "dirty", "guard", "internal", "reassert", "restore")
+    __slots__ = (
+        "allowed",
+        "approved",
+        "dirty",
+        "guard",
+        "internal",
+        "login",
+        "reassert",
+        "restore",
+    )
 
     def __init__(self) -> None:
         self.guard = True
@@ -70,6 +80,7 @@ class _State:
         self.reassert = False  # server code may have left SET TRANSACTION READ WRITE
         self.allowed: tuple[str, ...] = ()
         self.restore: Restore | None = None  # None while connecting: hybridwb's own login
+        self.login: tuple[Any, ...] | None = None  # host, port, user, db of the first login
 
 
 def _state(raw: Any) -> _State | None:
@@ -222,8 +233,23 @@ class GuardedPyMySQL(FastPackets, pymysql.connections.Connection):
         return result.affected_rows
 
     def connect(self, sock: Any = None) -> None:
+        # a reconnect (ping(True)) logs in with the attributes as they are now: one set by
+        # hand would move the pooled connection to another database or user (select_db
+        # and change_user are refused for that)
+        if self._hybridwb.login is not None and self._login() != self._hybridwb.login:
+            raise _refuse("reconnecting to another database or as another user")
         super().connect(sock)
+        self._hybridwb.login = self._login()
         self._hybridwb.dirty = True  # a reconnect (ping) is a fresh, writable session
+
+    def _login(self) -> tuple[Any, ...]:
+        """Where and as whom this connection logs in (PyMySQL encodes user and db to
+        bytes at its first login)."""
+
+        def encoded(value: Any) -> Any:
+            return value.encode(self.encoding) if isinstance(value, str) else value
+
+        return (self.host, self.port, self.unix_socket, encoded(self.user), encoded(self.db))
 
     def set_character_set(self, charset: str, collation: str | None = None) -> None:
         _check_character_set(charset, collation)
