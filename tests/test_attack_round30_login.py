@@ -157,7 +157,12 @@ def test_a_collation_handed_to_the_raw_connection_cannot_make_the_session_writab
 
 @pytest.mark.parametrize(
     ("attribute", "value"),
-    [("db", b"mysql"), ("db", "information_schema"), ("user", "someone_else")],
+    [
+        ("db", b"mysql"),
+        ("db", "information_schema"),
+        ("user", "someone_else"),
+        ("client_flag", "with MULTI_STATEMENTS"),
+    ],
 )
 def test_a_raw_reconnect_keeps_the_database_and_user_it_logged_in_with(
     victim: tuple[str, pymysql.Connection], attribute: str, value: object
@@ -182,6 +187,8 @@ def test_a_raw_reconnect_keeps_the_database_and_user_it_logged_in_with(
         raw = src.engine.raw_connection()
         try:
             dbapi = raw.dbapi_connection
+            if value == "with MULTI_STATEMENTS":
+                value = dbapi.client_flag | pymysql.constants.CLIENT.MULTI_STATEMENTS
             setattr(dbapi, attribute, value)
             dbapi.close()
             with warnings.catch_warnings(), pytest.raises(ReadOnlyViolation):

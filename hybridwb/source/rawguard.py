@@ -26,7 +26,8 @@ Calls that change the connection behind the guard's back are refused: another ch
 `SET NAMES ... COLLATE` past `query()`), another default database, `kill`, `shutdown`,
 `change_user`, `set_server_option`, `dump_debug_info`. A PyMySQL reconnect (`ping(True)`)
 opens a fresh, writable session: it is marked, so the next statement sets it first; it must
-log in as the first login did (host, port, user, database), not as attributes set by hand.
+log in as the first login did (host, port, user, database, client capabilities), not as
+attributes set by hand.
 mysqlclient's `ping(True)` is refused: it makes every later statement on a dropped connection
 reconnect inside the C library, on a fresh session no Python code sees.
 """
@@ -249,7 +250,14 @@ class GuardedPyMySQL(FastPackets, pymysql.connections.Connection):
         def encoded(value: Any) -> Any:
             return value.encode(self.encoding) if isinstance(value, str) else value
 
-        return (self.host, self.port, self.unix_socket, encoded(self.user), encoded(self.db))
+        return (
+            self.host,
+            self.port,
+            self.unix_socket,
+            encoded(self.user),
+            encoded(self.db),
+            self.client_flag,  # capabilities: MULTI_STATEMENTS, LOCAL_FILES
+        )
 
     def set_character_set(self, charset: str, collation: str | None = None) -> None:
         _check_character_set(charset, collation)
