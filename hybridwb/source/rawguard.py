@@ -35,6 +35,7 @@ reconnect inside the C library, on a fresh session no Python code sees.
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 import threading
@@ -324,6 +325,16 @@ def _mysqldb_class(module: Any) -> type:
 
 _CLASSES: dict[str, type] = {}
 _LOCK = threading.Lock()
+
+
+def _renew_lock() -> None:
+    """In a forked child: a lock another thread of the parent held at the fork (making a
+    connection) would stay held forever, and the child's first connection wait for it."""
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_lock)
 
 
 def connection_class(dbapi: Any) -> Any:
