@@ -199,3 +199,26 @@ def test_a_consent_column_named_with_a_leading_space_is_refused_not_read_as_anot
         assert " ok" not in suggested.fields and "ok" in suggested.fields
     said_yes = {str(r[0]) for r in src(db, "SELECT code FROM members WHERE ` ok` = 1")}
     assert said_yes == {"1", "3", "5", "7"}
+
+
+def test_suggest_reads_a_table_whose_name_holds_a_percent_sign(
+    source: Callable[..., str], tmp_path: Path
+) -> None:
+    """`discount 50%`, `we``ird%s`: the sample rows `suggest` reads were asked of a table
+    spelt `we``ird%%s` (the compiler doubles `%` for a driver that formats the text; the
+    source sends it as it is): "A table of the query doesn't exist". Search, targets and
+    runs on the table worked."""
+    db = source(
+        "CREATE TABLE `discount 50%` (code INT PRIMARY KEY, name VARCHAR(20), "
+        "tel VARCHAR(20), `rate%` INT)",
+        "INSERT INTO `discount 50%` VALUES (1, '회원1', '010-7000-0001', 50)",
+        "CREATE TABLE `we``ird%s` (code INT PRIMARY KEY, name VARCHAR(20))",
+        "INSERT INTO `we``ird%s` VALUES (1, '회원1')",
+    )
+    with hybridwb.connect(source=source_url(db), store=f"sqlite:///{tmp_path / 's.db'}") as wb:
+        for name, columns in (
+            ("discount 50%", {"code", "name", "tel", "rate%"}),
+            ("we`ird%s", {"code", "name"}),
+        ):
+            suggested = wb.mappings.suggest(name)
+            assert set(suggested.fields) == columns

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
 from sqlalchemy import Select, literal_column, select, table
-from sqlalchemy.dialects import mysql
 
 from hybridwb.errors import NotFound, ValidationError
 from hybridwb.mapping import discovery, drift, suggest
@@ -35,7 +34,7 @@ from hybridwb.mapping.model import (
     json_schema,
     parse,
 )
-from hybridwb.mapping.resolve import Resolver
+from hybridwb.mapping.resolve import DIALECT, Resolver
 from hybridwb.source import Source
 from hybridwb.validation import checked_calls, holds_nul, short
 
@@ -96,9 +95,11 @@ def _stamp_of(path: Path, st: os.stat_result | None = None) -> str | None:
 
 
 def _select_all(name: str, rows: int) -> str:
-    """`SELECT * FROM <name> LIMIT n`, the identifier quoted by the dialect."""
+    """`SELECT * FROM <name> LIMIT n`, the identifier quoted by the dialect. Compiled as
+    the resolver compiles (named binds): the default `format` style doubles a `%` in a
+    name (`discount 50%`) for a driver that formats the text, which the source does not."""
     query: Select[Any] = select(literal_column("*")).select_from(table(name)).limit(int(rows))
-    return str(query.compile(dialect=mysql.dialect(), compile_kwargs={"literal_binds": True}))
+    return str(query.compile(dialect=DIALECT, compile_kwargs={"literal_binds": True}))
 
 
 @checked_calls("wb.mappings")
