@@ -108,18 +108,38 @@ class _LockLost(Exception):
     """Raised inside a batch's transaction to roll it back: the lock has another owner."""
 
 
-def _hold(conn: Any, workflow_id: Any, run_id: Any, owner: str, at: datetime | None = None) -> None:
+def store_time(conn: Any) -> datetime:
+    """The time a lock's heartbeat (and a batch written with it) is stamped with: on
+    PostgreSQL the server's clock, the one clock every host sharing the store reads, as the
+    REST store's functions stamp and judge heartbeats (migration 0005); on SQLite (a file
+    of this host) this host's. Stamped with each host's own clock, a live run on a host
+    whose clock was behind looked stale to a host whose clock was ahead, which took its
+    lock and ran the workflow again (round 30)."""
+    if conn.dialect.name != "postgresql":
+        return now()
+    return as_utc(conn.execute(select(func.clock_timestamp())).scalar_one())
+
+
+def _hold(conn: Any, workflow_id: Any, run_id: Any, owner: str) -> datetime:
     """Beat the workflow's lock as `owner` in `conn`'s transaction (its row locked until
     that transaction ends, so a takeover waits for it), or `_LockLost` when another owner
-    holds it: what the transaction would write is rolled back."""
+    holds it: what the transaction would write is rolled back. Returns the beat's time
+    (`store_time`)."""
     locks = T["run_locks"]
-    held = conn.execute(
-        update(locks)
-        .where(locks.c.workflow_id == workflow_id, locks.c.run_id == run_id, locks.c.owner == owner)
-        .values(heartbeat_at=at or now())
-    ).rowcount
-    if held != 1:
+    beat = update(locks).where(
+        locks.c.workflow_id == workflow_id, locks.c.run_id == run_id, locks.c.owner == owner
+    )
+    if conn.dialect.name == "postgresql":  # stamped and read back in the one statement
+        stamps = conn.execute(
+            beat.values(heartbeat_at=func.clock_timestamp()).returning(locks.c.heartbeat_at)
+        ).all()
+        if len(stamps) != 1:
+            raise _LockLost
+        return as_utc(stamps[0][0])
+    at = now()
+    if conn.execute(beat.values(heartbeat_at=at)).rowcount != 1:
         raise _LockLost
+    return at
 
 
 @functools.cache
@@ -266,7 +286,7 @@ class Campaigns:
         locks = T["run_locks"]
         wf, rid = as_uuid(workflow_id), as_uuid(run_id)
         row: dict[str, Any] = {"workflow_id": wf, "run_id": rid, "owner": owner}
-        stamp = now()
+        stamp = self.clock()  # the clock heartbeats are stamped and judged by
         row |= {"acquired_at": stamp, "heartbeat_at": stamp}
         if self.backend.insert_ignore("run_locks", [row], ["workflow_id"]) == 1:
             return None
@@ -297,6 +317,18 @@ class Campaigns:
 
         return None if self._run(swap) == 1 else (self.lock(wf) or held)
 
+    def clock(self) -> datetime:
+        """The time by which locks' heartbeats are stamped and judged (`store_time`): the
+        PostgreSQL server's, else this host's."""
+        if self.backend.name != "postgresql":
+            return now()
+
+        def read() -> datetime:
+            with self.backend.engine.connect() as conn:
+                return store_time(conn)
+
+        return self._run(read)
+
     def lock(self, workflow_id: Any) -> dict[str, Any] | None:
         rows = self.backend.select("run_locks", {"workflow_id": as_uuid(workflow_id)})
         return rows[0] if rows else None
@@ -317,7 +349,7 @@ class Campaigns:
                         locks.c.run_id == as_uuid(run_id),
                         locks.c.owner == owner,
                     )
-                    .values(heartbeat_at=now())
+                    .values(heartbeat_at=store_time(conn))
                 ).rowcount
 
         return self._run(beat) == 1
@@ -617,9 +649,8 @@ class Campaigns:
         postgres = self.backend.name == "postgresql"
 
         def write(conn: Any, attempt: int, direct: bool) -> None:
-            stamp = now()
-            if owner is not None:
-                _hold(conn, wf, rid, owner, stamp)
+            # the batch's one time: its beat's, by the store's clock (`store_time`)
+            stamp = store_time(conn) if owner is None else _hold(conn, wf, rid, owner)
             if postgres:
                 self._copy_batch(conn, rid, wf, stamp, records, channel, skips, direct)
             else:

@@ -27,7 +27,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from hybridwb.errors import StoreError
@@ -84,6 +84,11 @@ class RestCampaigns(Campaigns):
     def lock(self, workflow_id: Any) -> dict[str, Any] | None:
         row = super().lock(workflow_id)
         return _lock_row(row) if row else None
+
+    def clock(self) -> datetime:
+        """This host's clock: the functions stamp and judge heartbeats by the server's
+        (`hybridwb_acquire`); only `stale_runs`' read of them goes by this one."""
+        return datetime.now(UTC)
 
     def locks(self) -> list[dict[str, Any]]:
         return [_lock_row(row) for row in super().locks()]

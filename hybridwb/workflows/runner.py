@@ -409,7 +409,7 @@ def template_text(store: Store, wf: dict[str, Any]) -> str:
 def stale_runs(store: Store, stale_after: float = STALE_AFTER_S) -> list[dict[str, Any]]:
     """Runs that claim to be active (or were marked stale) whose heartbeat stopped: read only."""
     campaigns = Campaigns(store.backend)
-    at = _now()
+    at = campaigns.clock()  # the clock heartbeats are stamped by (the server's, on Postgres)
     locks = {str(lk["run_id"]): lk for lk in campaigns.locks()}
     stale = []
     for status in (*ACTIVE, "stale"):
