@@ -651,11 +651,16 @@ class Campaigns:
         def write(conn: Any, attempt: int, direct: bool) -> None:
             # the batch's one time: its beat's, by the store's clock (`store_time`)
             stamp = store_time(conn) if owner is None else _hold(conn, wf, rid, owner)
+            # written again (a retry, or the rewrite after a key met): if the batch's first
+            # exclusion is there, the batch committed before (its reply lost) and its
+            # changed targets are counted already (a changed target is always excluded)
+            again = changed and skips and (attempt > 1 or not direct)
+            counted = again and self._excluded(conn, rid, skips[0][0])
             if postgres:
                 self._copy_batch(conn, rid, wf, stamp, records, channel, skips, direct)
             else:
                 self._insert_batch(conn, rid, wf, stamp, records, channel, skips)
-            if changed:
+            if changed and not counted:
                 state = T["run_state"]
                 conn.execute(
                     update(state)
@@ -683,6 +688,12 @@ class Campaigns:
         except _LockLost:
             return False
         return True
+
+    @staticmethod
+    def _excluded(conn: Any, rid: Any, key: str) -> bool:
+        s = T["run_skips"]
+        found = select(s.c.target_key).where(s.c.run_id == rid, s.c.target_key == key)
+        return conn.execute(found).first() is not None
 
     @staticmethod
     def _copy_batch(
