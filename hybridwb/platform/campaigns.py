@@ -17,7 +17,7 @@ import re
 import socket
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -631,6 +631,7 @@ class Campaigns:
         fresh: bool = False,
         cap: CapCheck | None = None,
         within: Any = None,
+        queue: str | None = None,
     ) -> bool:
         """One batch's outcome in one transaction: the heartbeat, the send records
         `(target key, recipient, content)`, the exclusions `(target key, reason)` and the
@@ -644,11 +645,18 @@ class Campaigns:
         `cap` is not needed here: the caller holds `recipient_lock` across check and write,
         and passes the connection it yielded as `within`: the batch is written in the lock's
         own transaction (under a savepoint), committed with the lock's release, so a lock
-        whose connection dies takes the batch with it; no retry then, the run stops."""
+        whose connection dies takes the batch with it; no retry then, the run stops.
+
+        `queue`: the space of `recipient_lock` a batch of a workflow without a cap is
+        written under (the lock taken for the write alone), so it never lands between a
+        capped workflow's history check and its write: that workflow would message its
+        recipients past its cap, counted before this batch committed."""
         rid, wf = as_uuid(run_id), as_uuid(workflow_id)
         postgres = self.backend.name == "postgresql"
 
         def write(conn: Any, attempt: int, direct: bool) -> None:
+            if queue is not None and postgres:  # the cap's lock, to this transaction's end
+                conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(queue))))
             # the batch's one time: its beat's, by the store's clock (`store_time`)
             stamp = store_time(conn) if owner is None else _hold(conn, wf, rid, owner)
             # written again (a retry, or the rewrite after a key met): if the batch's first
@@ -675,16 +683,22 @@ class Campaigns:
             with self.backend.errors(), within.begin_nested():
                 write(within, 1, direct)
 
+        queued = (
+            self.recipient_lock(queue)
+            if queue is not None and within is None and not postgres
+            else nullcontext()
+        )
         try:
-            if fresh and postgres:
-                from hybridwb.platform.idempotent import KeyExists
+            with queued:  # SQLite: the cap's file lock around the write
+                if fresh and postgres:
+                    from hybridwb.platform.idempotent import KeyExists
 
-                try:
-                    attempt(True)
-                    return True
-                except KeyExists:
-                    pass  # a row of this batch exists: write it again, skipping those
-            attempt(False)
+                    try:
+                        attempt(True)
+                        return True
+                    except KeyExists:
+                        pass  # a row of this batch exists: write it again, skipping those
+                attempt(False)
         except _LockLost:
             return False
         return True

@@ -229,12 +229,15 @@ class RestCampaigns(Campaigns):
         fresh: bool = False,
         cap: CapCheck | None = None,
         within: Any = None,
+        queue: str | None = None,
     ) -> bool:
         """A batch (see `Campaigns.write_batch`), sent in requests of at most
         `WRITE_CHUNK` records and exclusions, each one transaction that checks the lock
         first; with `cap`, records are checked against the frequency cap again where they
         are written. False when the lock has another owner (earlier requests of the batch
-        were written while it was ours). Safe to repeat: written targets are left alone."""
+        were written while it was ours). Safe to repeat: written targets are left alone.
+        `queue` is not taken here: a capped batch's check and write are one request
+        (`hybridwb_write_batch` under the cap's advisory lock), with no gap between them."""
         base: dict[str, Any] = {
             "p_run_id": str(as_uuid(run_id)),
             "p_workflow_id": str(as_uuid(workflow_id)),
