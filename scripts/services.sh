@@ -97,3 +97,15 @@ if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "noto sans cjk
     say "chromium is missing and I am not root; the browser tests will be skipped (apt-get install chromium)"
   fi
 fi
+
+# -- strace for the store-durability test (the kernel's order of write, fsync and link) --
+if ! command -v strace >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing strace from apt for the store-durability test"
+    export DEBIAN_FRONTEND=noninteractive
+    (apt-get update -qq >/dev/null && apt-get install -y -qq strace >/dev/null) \
+      || say "could not install strace; the store-durability test will be skipped and say why"
+  else
+    say "strace is missing and I am not root; the store-durability test will be skipped (apt-get install strace)"
+  fi
+fi

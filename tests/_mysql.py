@@ -17,6 +17,17 @@ def root() -> pymysql.Connection:
     return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", autocommit=True)
 
 
+def as_root(*statements: str) -> None:
+    """Run `statements` on a root connection (autocommit on), then close it."""
+    conn = root()
+    try:
+        with conn.cursor() as cur:
+            for sql in statements:
+                cur.execute(sql)
+    finally:
+        conn.close()
+
+
 @contextlib.contextmanager
 def root_cursor(db: str) -> Iterator[pymysql.cursors.Cursor]:
     """A cursor of a root connection in `db`, autocommit on; closed after."""

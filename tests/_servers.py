@@ -82,6 +82,8 @@ class PrivateMariaDB:
     #: the server's own time zone (its `system_time_zone`, the session default): e.g.
     #: "Europe/Berlin" for a zone with daylight saving time; None keeps the machine's
     zone: str | None = None
+    #: more server options, e.g. ("--lower-case-table-names=1",)
+    options: tuple[str, ...] = ()
 
     @property
     def socket_path(self) -> Path:
@@ -126,6 +128,7 @@ class PrivateMariaDB:
                 "--innodb-buffer-pool-size=32M",
                 "--innodb-log-file-size=16M",
                 "--max-connections=200",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

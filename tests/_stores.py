@@ -26,6 +26,18 @@ from hybridwb.platform.store import Store
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
 
+def store_sql(store: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Direct SQL on a store given by its URL text (sqlite3 / psycopg; `%s` placeholders),
+    committed; the rows it returns, if any. An oracle: never the store code under test."""
+    if store.startswith("sqlite"):
+        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+            return conn.execute(sql.replace("%s", "?"), params).fetchall()
+    database = store.rsplit("/", 1)[1]
+    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={database}") as conn:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
 def fresh_pg_database(prefix: str = "hybridwb_s") -> Iterator[URL]:
     """A new, empty PostgreSQL database for one test, dropped after (use as a fixture body:
     `yield from fresh_pg_database()`)."""

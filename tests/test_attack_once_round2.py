@@ -8,7 +8,6 @@ the notebook's own call) so the clock can be injected and two runs can race.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 import uuid
@@ -17,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -26,6 +24,7 @@ from hybridwb.errors import ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import policies
 from tests._stores import fresh_pg_database
+from tests._stores import store_sql as oracle
 from tests.conftest import _admin, mariadb_maker, sel_url
 
 pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
@@ -55,16 +54,6 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'store.db'}"
     else:
         yield request.getfixturevalue("pg_store")
-
-
-def oracle(store: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Direct SQL on the store (psycopg / sqlite3), not the code under test."""
-    if store.startswith("sqlite"):
-        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-            return conn.execute(sql.replace("%s", "?"), params).fetchall()
-    database = store.rsplit("/", 1)[1]
-    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={database}") as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def src(db: str, sql: str) -> list[tuple[Any, ...]]:

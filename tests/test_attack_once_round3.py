@@ -18,19 +18,18 @@ F1-F4 and F7 are fixed (policies.normalize); their tests are now plain guards.
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import pytest
 
 from hybridwb.errors import ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import policies
+from tests._stores import store_sql
 from tests.conftest import _admin, mariadb_maker
 from tests.test_attack_once_round2 import (
     AD,
@@ -83,17 +82,6 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return str(request.getfixturevalue("pg_store"))
-
-
-def execute(store: str, sql: str, params: tuple[Any, ...]) -> None:
-    """A direct write on the store (sqlite3 / psycopg), e.g. to age a history row."""
-    if store.startswith("sqlite"):
-        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-            conn.execute(sql.replace("%s", "?"), params)
-        return
-    database = store.rsplit("/", 1)[1]
-    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={database}") as conn:
-        conn.execute(sql, params)
 
 
 def stamp(store: str, at: datetime) -> Any:
@@ -509,7 +497,7 @@ def test_cooldown_boundary_is_measured_from_the_store_history(
         later = DAY + timedelta(days=30)
         edge = later.astimezone(UTC).replace(tzinfo=None) - timedelta(days=7)
         for key, at in (("m1", edge + timedelta(minutes=1)), ("m2", edge - timedelta(minutes=1))):
-            execute(
+            store_sql(
                 store,
                 "UPDATE send_records SET created_at = %s WHERE target_key = %s",
                 (stamp(store, at.replace(tzinfo=UTC)), key),
@@ -536,7 +524,7 @@ def test_two_contenders_for_a_stale_lock_one_wins(
         campaigns = Campaigns(wb.store.backend)
         assert campaigns.acquire(wf["id"], uuid.uuid4(), "nohost:1", 60) is None
         old = datetime.now(UTC) - timedelta(minutes=10)
-        execute(store, "UPDATE run_locks SET heartbeat_at = %s", (stamp(store, old),))
+        store_sql(store, "UPDATE run_locks SET heartbeat_at = %s", (stamp(store, old),))
         wins: list[Any] = []
         gate = threading.Barrier(4)
 

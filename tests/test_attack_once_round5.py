@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -28,7 +27,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 
 import hybridwb
@@ -36,6 +34,7 @@ from hybridwb.errors import HybridwbError
 from hybridwb.platform.campaigns import Campaigns, owner_alive, this_host
 from hybridwb.workflows import audience, lock, policies
 from hybridwb.workflows.process import RunTakenOver
+from tests._stores import store_sql
 from tests.conftest import _admin, mariadb_maker
 from tests.test_attack_once_round2 import (
     DAY,
@@ -265,7 +264,7 @@ def test_an_owner_less_call_taken_over_stops_and_leaves_the_new_holders_lock(
 
     def freeze(self: Campaigns, *a: Any, **kw: Any) -> Any:
         out = real_freeze(self, *a, **kw)
-        store_execute(
+        store_sql(
             any_store,
             "UPDATE run_locks SET owner = %s WHERE CAST(workflow_id AS TEXT) IN (%s, %s)",
             ("new:2", str(wf["id"]), uuid.UUID(str(wf["id"])).hex),
@@ -315,16 +314,6 @@ def test_a_long_owner_less_call_keeps_its_lock_fresh(
     assert contender and contender[0] is not None, "the contender took a lock still in use"
     assert len(records(any_store, run_id)) == 4
     assert locks(any_store) == 0
-
-
-def store_execute(store: str, sql: str, params: tuple[Any, ...]) -> None:
-    """A direct write on the store (sqlite3 / psycopg), committed."""
-    if store.startswith("sqlite"):
-        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-            conn.execute(sql.replace("%s", "?"), params)
-        return
-    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={store.rsplit('/', 1)[1]}") as conn:
-        conn.execute(sql, params)
 
 
 def execute(db: str, sql: str, params: tuple[Any, ...]) -> None:

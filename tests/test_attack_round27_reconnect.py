@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL
 
 from hybridwb.errors import HybridwbError, ReadOnlyViolation
 from hybridwb.source import Source
-from tests._mysql import root
+from tests._mysql import as_root, root
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 
 pytestmark = pytest.mark.mysql
@@ -89,6 +89,24 @@ def _written(db: str) -> int:
             return int(cur.fetchone()[0])
     finally:
         conn.close()
+
+
+def view_that_unsets(db: str, view: str) -> None:
+    """As root: a function that makes the session writable, and `view` (a new view, or a
+    table dropped first) that calls it."""
+    as_root(
+        f"CREATE FUNCTION `{db}`.unset() RETURNS INT "
+        "BEGIN SET SESSION tx_read_only = 0; RETURN 1; END",
+        f"CREATE VIEW `{db}`.{view} AS SELECT `{db}`.unset() AS x",
+    )
+
+
+def read_then_write_pinned(src: Source, first: str) -> None:
+    """On one pinned connection (`one_connection()`, a search's probe and page): `first`,
+    then the read of `v_write` (whose function INSERTs into `w`); a refusal is fine."""
+    with contextlib.suppress(HybridwbError), src.one_connection():
+        src.records(first)
+        src.records("SELECT y FROM v_write")
 
 
 def _kill(thread: int) -> None:

@@ -15,25 +15,17 @@ privilege on a private database, so only the session stands in the way.
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
-from hybridwb.errors import HybridwbError
-from tests._mysql import root
-from tests.test_attack_round27_reconnect import _source, _written, writer  # noqa: F401
+from tests.test_attack_round27_reconnect import (  # noqa: F401
+    _source,
+    _written,
+    read_then_write_pinned,
+    view_that_unsets,
+    writer,
+)
 
 pytestmark = pytest.mark.mysql
-
-
-def _as_root(*statements: str) -> None:
-    conn = root()
-    try:
-        with conn.cursor() as cur:
-            for sql in statements:
-                cur.execute(sql)
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
@@ -47,14 +39,8 @@ def test_a_new_view_named_like_a_sequence_table_is_read_back_on_a_pinned_connect
     src = _source(*writer, driver=driver)
     try:
         src.records("SELECT a FROM t")  # the schema's list is read (and kept 10 s)
-        _as_root(
-            f"CREATE FUNCTION `{db}`.unset() RETURNS INT "
-            "BEGIN SET SESSION tx_read_only = 0; RETURN 1; END",
-            f"CREATE VIEW `{db}`.SEQ_1_TO_2 AS SELECT `{db}`.unset() AS x",
-        )
-        with contextlib.suppress(HybridwbError), src.one_connection():
-            src.records("SELECT x FROM SEQ_1_TO_2")
-            src.records("SELECT y FROM v_write")
+        view_that_unsets(db, "SEQ_1_TO_2")
+        read_then_write_pinned(src, "SELECT x FROM SEQ_1_TO_2")
     finally:
         src.close()
     assert _written(db) == 0
@@ -88,14 +74,10 @@ def test_a_new_view_read_beside_a_with_of_its_name_is_read_back_on_a_pinned_conn
     src = _source(*writer, driver=driver)
     try:
         src.records("SELECT a FROM t")  # the schema's list is read (and kept 10 s)
-        _as_root(
-            f"CREATE FUNCTION `{db}`.unset() RETURNS INT "
-            "BEGIN SET SESSION tx_read_only = 0; RETURN 1; END",
-            f"CREATE VIEW `{db}`.nv AS SELECT `{db}`.unset() AS x",
+        view_that_unsets(db, "nv")
+        read_then_write_pinned(
+            src, "SELECT x FROM nv, (WITH nv AS (SELECT 1 AS y) SELECT y FROM nv) z"
         )
-        with contextlib.suppress(HybridwbError), src.one_connection():
-            src.records("SELECT x FROM nv, (WITH nv AS (SELECT 1 AS y) SELECT y FROM nv) z")
-            src.records("SELECT y FROM v_write")
     finally:
         src.close()
     assert _written(db) == 0

@@ -27,6 +27,7 @@ from hybridwb.cli import main
 sys.path.insert(0, str(Path(__file__).parent))
 import _stores
 from _stores import Oracle
+from test_attack_bad_input_round3 import refused
 
 store = _stores.store
 oracle = _stores.oracle
@@ -46,20 +47,6 @@ def _deep_dict(levels: int) -> dict[str, Any]:
 
 
 DEEP = _deep_dict(5000)  # str() and repr() of it overflow the stack
-
-
-def assert_clean(exc: BaseException) -> None:
-    assert isinstance(exc, hybridwb.HybridwbError), f"{type(exc).__name__}: {str(exc)[:200]}"
-    text = str(exc)
-    assert text.strip() and "\n" not in text and "Traceback" not in text
-    assert len(text) < 400, f"a {len(text):,}-character message: {text[:120]}"
-
-
-def refused(call: Callable[[], Any]) -> hybridwb.HybridwbError:
-    with pytest.raises(Exception) as info:
-        call()
-    assert_clean(info.value)
-    return info.value  # type: ignore[return-value]
 
 
 # -- findings: each raised the exception its id names before this round's fix -------------------

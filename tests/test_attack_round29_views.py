@@ -14,25 +14,18 @@ privilege on a private database, so only the session stands in the way.
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
-from hybridwb.errors import HybridwbError
-from tests._mysql import root
-from tests.test_attack_round27_reconnect import _source, _written, writer  # noqa: F401
+from tests._mysql import as_root
+from tests.test_attack_round27_reconnect import (  # noqa: F401
+    _source,
+    _written,
+    read_then_write_pinned,
+    view_that_unsets,
+    writer,
+)
 
 pytestmark = pytest.mark.mysql
-
-
-def _as_root(*statements: str) -> None:
-    conn = root()
-    try:
-        with conn.cursor() as cur:
-            for sql in statements:
-                cur.execute(sql)
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
@@ -43,19 +36,13 @@ def test_a_table_replaced_by_a_view_is_read_back_on_a_pinned_connection(
     makes the session writable; the pinned connection's next read (`v_write`) must not
     commit its INSERT."""
     db = writer[0]
-    _as_root(f"CREATE TABLE `{db}`.t2 (x INT)", f"INSERT INTO `{db}`.t2 VALUES (1)")
+    as_root(f"CREATE TABLE `{db}`.t2 (x INT)", f"INSERT INTO `{db}`.t2 VALUES (1)")
     src = _source(*writer, driver=driver)
     try:
         assert src.records("SELECT x FROM t2") == [{"x": 1}]  # listed: a base table
-        _as_root(
-            f"CREATE FUNCTION `{db}`.unset() RETURNS INT "
-            "BEGIN SET SESSION tx_read_only = 0; RETURN 1; END",
-            f"DROP TABLE `{db}`.t2",
-            f"CREATE VIEW `{db}`.t2 AS SELECT `{db}`.unset() AS x",
-        )
-        with contextlib.suppress(HybridwbError), src.one_connection():
-            src.records("SELECT x FROM t2")
-            src.records("SELECT y FROM v_write")
+        as_root(f"DROP TABLE `{db}`.t2")
+        view_that_unsets(db, "t2")
+        read_then_write_pinned(src, "SELECT x FROM t2")
     finally:
         src.close()
     assert _written(db) == 0

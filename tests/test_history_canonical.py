@@ -12,17 +12,16 @@ MariaDB source; runs are the notebook's own call (`wb.workflows.process`).
 from __future__ import annotations
 
 import random
-import sqlite3
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import event
 
 from hybridwb.platform import migrate, schema
 from hybridwb.workflows import policies, spelling
+from tests._stores import store_sql
 from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, pg_store, any_store)
     DAY,
     INFO,
@@ -153,15 +152,8 @@ def _as_before_0006(store: str) -> None:
         f"DROP INDEX {schema.LEGACY_RECIPIENT_INDEX}",
         "UPDATE alembic_version SET version_num = '0005'",
     ]
-    if store.startswith("sqlite"):
-        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-            for sql in statements:
-                conn.execute(sql)
-        return
-    database = store.rsplit("/", 1)[1]
-    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={database}") as conn:
-        for sql in statements:
-            conn.execute(sql)
+    for sql in statements:
+        store_sql(store, sql)
 
 
 @pytest.mark.mysql

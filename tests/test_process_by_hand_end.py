@@ -12,15 +12,14 @@ databases; the oracle is direct SQL on `workflow_runs` and `run_locks`.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 
 from hybridwb.workflows import audience
 from hybridwb.workflows.process import RunTakenOver
+from tests._stores import store_sql
 from tests.conftest import mariadb_maker
 from tests.test_attack_once_round2 import (
     DAY,
@@ -33,16 +32,6 @@ from tests.test_consent_altered_mid_run import ROWS, TABLES, _workbench
 
 pytestmark = [pytest.mark.mysql]
 THIEF = "elsewhere:4242"  # another host's process: alive as far as this one knows
-
-
-def _write(store: str, sql: str, *params: Any) -> None:
-    """Direct SQL that writes, on the store (psycopg / sqlite3)."""
-    if store.startswith("sqlite"):
-        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-            conn.execute(sql.replace("%s", "?"), params)
-        return
-    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={store.rsplit('/', 1)[1]}") as conn:
-        conn.execute(sql, params)
 
 
 @pytest.fixture
@@ -68,7 +57,7 @@ def test_a_run_taken_over_mid_run_is_left_to_its_new_owner(
         if calls["n"] == 2:
             # what a takeover leaves (the call's own process is alive here, so no stale
             # time would give its lock away: the new owner's lock is written as it is)
-            _write(any_store, "UPDATE run_locks SET owner = %s", THIEF)
+            store_sql(any_store, "UPDATE run_locks SET owner = %s", (THIEF,))
             wb.store.runs.update(run_id, status="running", error=None, finished_at=None)
         return real(*a, **kw)
 

@@ -24,6 +24,7 @@ Plain table requests do the rest (run state, lock rows).
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -332,6 +333,16 @@ class RestCampaigns(Campaigns):
 
 _seq_lock = threading.Lock()
 _last_seq = 0
+
+
+def _renew_seq_lock() -> None:
+    """In a forked child: a lock another thread of the parent held at the fork (a run's
+    statistics) would stay held forever, and the child's first run wait for it."""
+    global _seq_lock
+    _seq_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_seq_lock)
 
 
 def next_seq() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import threading
 import types
@@ -370,6 +371,16 @@ def papermill() -> Any:
 #: held while `papermill` has the grammar's stand-in in `sys.modules` (threads starting
 #: runs at once), and by the stand-in's check while it imports the real module
 _IMPORTING = threading.Lock()
+
+
+def _renew_importing() -> None:
+    """In a forked child: a lock another thread of the parent held at the fork (starting a
+    run) would stay held forever, and the child's first run wait for it."""
+    global _IMPORTING
+    _IMPORTING = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_importing)
 
 
 def _iri_syntax(rule: str, value: str) -> bool:
