@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures imported from round 2 are test parameters here)
 """Round 30: a frequency cap holds against a workflow that has none.
 
 A workflow with a global frequency cap ("at most 1 message per recipient in 7 days, from
@@ -23,7 +24,7 @@ import pytest
 
 import hybridwb
 from hybridwb.platform.campaigns import Campaigns
-from tests.test_attack_once_round2 import (
+from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, any_store, pg_store)
     DAY,
     INFO,
     any_store,
@@ -38,7 +39,6 @@ from tests.test_attack_once_round2 import (
 )
 
 pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
-__all__ = ["any_store", "pg_store", "source"]  # fixtures, used by name
 
 
 def test_a_capped_workflow_never_messages_past_its_cap_beside_an_uncapped_one(

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures imported from round 2 are test parameters here)
 """Round 30: a workflow's lock judged by the store's clock, not by each host's.
 
 Two hosts share a PostgreSQL store. A lock's heartbeat was stamped by the clock of the
@@ -29,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_attack_once_round2 import (
+from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, pg_store)
     INFO,
     oracle,
     people,
@@ -47,7 +48,6 @@ pytestmark = [
         reason="needs Linux and gcc for the clock shim",
     ),
 ]
-__all__ = ["pg_store", "source"]  # fixtures, used by name
 
 SKEW_S = 300  # more than the lock's stale time (120 s)
 
