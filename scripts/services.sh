@@ -98,14 +98,17 @@ if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "noto sans cjk
   fi
 fi
 
-# -- strace for the store-durability test (the kernel's order of write, fsync and link) --
-if ! command -v strace >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    say "installing strace from apt for the store-durability test"
-    export DEBIAN_FRONTEND=noninteractive
-    (apt-get update -qq >/dev/null && apt-get install -y -qq strace >/dev/null) \
-      || say "could not install strace; the store-durability test will be skipped and say why"
-  else
-    say "strace is missing and I am not root; the store-durability test will be skipped (apt-get install strace)"
+# -- strace and a C compiler for two tests: the store's durability (the kernel's order of
+# write, fsync and link) and two hosts with skewed clocks (an LD_PRELOAD clock shim) --------
+for tool in strace gcc; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      say "installing $tool from apt for the tests that need it"
+      export DEBIAN_FRONTEND=noninteractive
+      (apt-get update -qq >/dev/null && apt-get install -y -qq "$tool" >/dev/null) \
+        || say "could not install $tool; the tests that need it will be skipped and say why"
+    else
+      say "$tool is missing and I am not root; the tests that need it will be skipped (apt-get install $tool)"
+    fi
   fi
-fi
+done
