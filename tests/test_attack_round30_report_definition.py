@@ -15,6 +15,8 @@ in the report file on disk.
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +125,23 @@ def test_the_platform_magic_masks_a_workflows_target_definition(
     leaks = [sql for sql, text in shown.items() if phone in text]
     assert not leaks, leaks
     assert all("one" in text for text in shown.values() if "name" in text)
+
+
+@pytest.mark.parametrize(
+    "value", [1012345678, 1012345678.0, Decimal("1012345678"), "010-1234-5678", "01012345678"]
+)
+def test_a_phone_given_as_a_number_is_masked_in_the_shown_definition(value: Any) -> None:
+    """A condition's or a parameter's value typed as a number (a phone without its leading
+    zero) is masked as text is: every run of 3+ digits but its last 2. A small number
+    (a count, a flag) reads as written."""
+    from hybridwb.workflows.report import shown_definition
+
+    target = {
+        "table": "customers",
+        "where": {"all": [{"field": "phone", "op": "eq", "value": value},
+                          {"field": "orders", "op": "gt", "value": 12}]},
+        "params": {"p": value, "n": 7},
+    }  # fmt: skip
+    shown = json.dumps(shown_definition(target), default=str)
+    assert "12345" not in shown, shown
+    assert '"value": 12' in shown and '"n": 7' in shown, shown

@@ -13,6 +13,7 @@ import functools
 import io
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 from jinja2 import Environment, Template, select_autoescape
@@ -75,6 +76,10 @@ def _masked_conditions(node: Any) -> Any:
 def _masked_values(value: Any) -> Any:
     if isinstance(value, str):
         return mask_text(value)
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        # a phone typed as a number (1012345678) is masked as its text; a count is as written
+        masked = mask_text(str(value))
+        return value if masked == str(value) else masked
     if isinstance(value, dict):
         return {k: _masked_values(v) for k, v in value.items()}
     if isinstance(value, list):
