@@ -258,14 +258,64 @@ class RestBackend:
         desc: bool = False,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        query = self.client.table(table).select("*")
-        for key, value in (where or {}).items():
-            query = query.is_(key, "null") if value is None else query.eq(key, jsonable(value))
+        """The rows, all of them: PostgREST answers a read with at most its `db-max-rows`
+        rows (Supabase's "Max rows", 1,000 by default) and says nothing, so a read without
+        a limit asks for the exact count too, and when fewer rows came than the count it
+        pages through the rest (`_pages`)."""
+        query = self._filtered(table, where, "*", count=None if limit else CountMethod.exact)
         if order_by:
             query = query.order(order_by, desc=desc)
         if limit:
             query = query.limit(limit)
-        return list(self._call(query).data)
+        response = self._call(query)
+        rows = list(response.data)
+        if limit or response.count is None or len(rows) >= response.count:
+            return rows
+        return self._pages(table, where, order_by, desc, max(1, len(rows)))
+
+    def _filtered(
+        self, table: str, where: dict[str, Any] | None, columns: str, **options: Any
+    ) -> Any:
+        query = self.client.table(table).select(columns, **options)
+        for key, value in (where or {}).items():
+            query = query.is_(key, "null") if value is None else query.eq(key, jsonable(value))
+        return query
+
+    def _pages(
+        self,
+        table: str,
+        where: dict[str, Any] | None,
+        order_by: str | None,
+        desc: bool,
+        size: int,
+    ) -> list[dict[str, Any]]:
+        """Every row of a read the server cut, in pages of `size` (what it answered) by
+        offset, in the caller's order and then the primary key's, so that each row has one
+        place in the order; until a page comes back empty or the count is reached. A row
+        written or deleted between pages can shift the rest by one: a row met twice is
+        kept once."""
+        from hybridwb.platform.schema import metadata  # the tables' keys
+
+        keys = [c.name for c in metadata.tables[table].primary_key.columns]
+        rows: list[dict[str, Any]] = []
+        seen: set[tuple[Any, ...]] = set()
+        offset = 0
+        while True:
+            query = self._filtered(table, where, "*", count=CountMethod.exact)
+            if order_by:
+                query = query.order(order_by, desc=desc)
+            for key in keys:
+                query = query.order(key)
+            response = self._call(query.range(offset, offset + size - 1))
+            page = list(response.data)
+            for row in page:
+                ident = tuple(str(row.get(k)) for k in keys)
+                if ident not in seen:
+                    seen.add(ident)
+                    rows.append(row)
+            offset += len(page)
+            if not page or offset >= int(response.count or 0):
+                return rows
 
     def count(self, table: str, where: dict[str, Any] | None = None) -> int:
         query = self.client.table(table).select("id", count=CountMethod.exact, head=True)

@@ -1,0 +1,236 @@
+"""Round 30: reads of the Supabase REST store past PostgREST's `db-max-rows`.
+
+PostgREST answers a read with at most `db-max-rows` rows (Supabase's "Max rows", 1,000 by
+default), silently: status 200, the rows it chose, no error. A read that wants every row
+(a mapping's versions, a run's records, the workflows' locks) must page until it has them.
+The stand-in (tests/_postgrest.py) caps reads as PostgREST does, here at 50 rows, in front
+of a real PostgreSQL database; every outcome is read back with plain psycopg.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+import respx
+from _postgrest import PostgrestBridge
+from psycopg.types.json import Jsonb
+from sqlalchemy.engine import URL
+
+from hybridwb.config import Settings
+from hybridwb.platform.backend import SqlBackend
+from hybridwb.platform.rest import RestBackend
+from hybridwb.platform.store import Store
+from hybridwb.workflows.runner import Runner
+
+pytestmark = pytest.mark.postgres
+
+BASE = "https://proj.supabase.co"
+REST = f"{BASE}/rest/v1"
+KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJl"
+MAX_ROWS = 50
+
+
+@pytest.fixture
+def dsn() -> Iterator[str]:
+    name = f"hybridwb_maxrows_{uuid.uuid4().hex[:8]}"
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = URL.create(
+            "postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database=name
+        )
+        store = Store(SqlBackend(url), actor="owner")
+        store.init()
+        store.close()
+        yield f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def api(dsn: str) -> Iterator[PostgrestBridge]:
+    bridge = PostgrestBridge(dsn, max_rows=MAX_ROWS)
+    with respx.mock(base_url=REST, assert_all_called=False) as router:
+        bridge.mount(router)
+        yield bridge
+
+
+@pytest.fixture
+def store(api: PostgrestBridge) -> Iterator[Store]:
+    store = Store(RestBackend(BASE, KEY, "SUPABASE_SERVICE_ROLE_KEY", base_delay=0), actor="t")
+    yield store
+    store.close()
+
+
+def oracle(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return list(conn.execute(sql, params).fetchall())
+
+
+def insert(dsn: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(sql, rows)
+
+
+def test_the_active_mappings_are_each_tables_latest_version_past_max_rows(
+    store: Store, dsn: str
+) -> None:
+    """Twelve tables saved eight times each (96 versions, over the cap of 50): each table's
+    mapping is its latest version's, and a table whose latest version is deactivated is
+    not active. A scheduled run on a machine without the mapping file takes its mappings
+    from here (`MappingService.load`'s store mirror)."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    insert(
+        dsn,
+        "INSERT INTO table_mappings (id, name, config, is_active, version, created_at,"
+        " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        [
+            (
+                uuid.uuid4(),
+                f"t{t:02d}",
+                Jsonb({"version": v, "consent": f"consent_v{v}"}),
+                not (t == 0 and v == 8),  # t00's latest version is switched off
+                v,
+                at + timedelta(minutes=v),
+                at + timedelta(minutes=v),
+            )
+            for t in range(12)
+            for v in range(1, 9)
+        ],
+    )
+    expected = {
+        name: config
+        for name, config, active in oracle(
+            dsn,
+            "SELECT DISTINCT ON (name) name, config, is_active FROM table_mappings"
+            " ORDER BY name, version DESC",
+        )
+        if active
+    }
+    assert len(expected) == 11 and all(c["version"] == 8 for c in expected.values())
+    assert store.mappings.active() == expected
+
+
+def test_a_runs_records_are_all_read_past_max_rows(store: Store, dsn: str) -> None:
+    """A run with 120 send records (over the cap of 50) lists all 120, in the order written."""
+    wf, rid = uuid.uuid4(), uuid.uuid4()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    insert(
+        dsn,
+        "INSERT INTO send_records (id, run_id, workflow_id, target_key, recipient, channel,"
+        " status, created_at) VALUES (%s, %s, %s, %s, %s, 'sms', 'queued', %s)",
+        [
+            (uuid.uuid4(), rid, wf, f"k{i:03d}", f"010-0000-{i:04d}", at + timedelta(seconds=i))
+            for i in range(120)
+        ],
+    )
+    expected = [
+        k
+        for (k,) in oracle(
+            dsn, "SELECT target_key FROM send_records WHERE run_id = %s ORDER BY created_at", rid
+        )
+    ]
+    assert len(expected) == 120
+    assert [r["target_key"] for r in store.runs.records(rid)] == expected
+    assert store.runs.done_keys(rid) == set(expected)
+
+
+def test_marking_stale_runs_leaves_live_runs_alone_past_max_rows(
+    store: Store, dsn: str, tmp_path: Any
+) -> None:
+    """Sixty workflows each running, each lock beating now (over the cap of 50): none is
+    marked stale. The locks were read in one request, cut to the 50 oldest, and the ten
+    newest runs, found without a lock, were marked stale while they ran."""
+    now = datetime.now(UTC)
+    runs = [(uuid.uuid4(), uuid.uuid4()) for _ in range(60)]
+    insert(
+        dsn,
+        "INSERT INTO workflow_runs (id, workflow_id, status, parameters, dry_run, target_count,"
+        " rendered_count, skipped_count, failed_count, sent_count, missing_variables, stats,"
+        " created_at) VALUES (%s, %s, 'running', '{}', false, 0, 0, 0, 0, 0, '[]', '{}', %s)",
+        [(rid, wf, now) for wf, rid in reversed(runs)],  # the newest locks' runs first
+    )
+    insert(
+        dsn,
+        "INSERT INTO run_locks (workflow_id, run_id, owner, acquired_at, heartbeat_at)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        [
+            (wf, rid, f"host:{i}", now - timedelta(seconds=60 - i), now)
+            for i, (wf, rid) in enumerate(runs)
+        ],
+    )
+    marked = Runner(Settings(), store).mark_stale()
+    assert marked == []
+    assert oracle(dsn, "SELECT count(*) FROM workflow_runs WHERE status = 'stale'") == [(0,)]
+
+
+def test_records_written_at_one_stamp_are_each_read_once_past_max_rows(
+    store: Store, dsn: str
+) -> None:
+    """A batch's records share one `created_at` (`Runs.add_records` stamps them once), so
+    the order asked for ties everywhere: paged by offset on that order alone, the server
+    may answer a row on two pages and another on none (PostgreSQL's top-N sort is not
+    stable across limits). Paged on the key as well, each of the 240 is read once."""
+    wf, rid = uuid.uuid4(), uuid.uuid4()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    insert(
+        dsn,
+        "INSERT INTO send_records (id, run_id, workflow_id, target_key, recipient, channel,"
+        " status, created_at) VALUES (%s, %s, %s, %s, %s, 'sms', 'queued', %s)",
+        [
+            (uuid.uuid4(), rid, wf, f"k{i:03d}", f"010-0000-{i:04d}", at + timedelta(hours=i % 2))
+            for i in range(240)
+        ],
+    )
+    expected = oracle(dsn, "SELECT target_key FROM send_records WHERE run_id = %s", rid)
+    assert len(expected) == 240
+    read = [r["target_key"] for r in store.runs.records(rid)]
+    assert sorted(read) == sorted(k for (k,) in expected)
+    parity = [int(k[1:]) % 2 for k in read]  # by created_at: the even keys' stamp first
+    assert parity == sorted(parity)
+
+
+def test_a_record_written_between_pages_leaves_each_row_read_once(
+    api: PostgrestBridge, store: Store, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record written, ahead of the others in the order, while the pages are read (after
+    the first page) shifts every later row one place down: the row that ended the first
+    page is answered again at the start of the second. It is kept once."""
+    wf, rid = uuid.uuid4(), uuid.uuid4()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    sql = (
+        "INSERT INTO send_records (id, run_id, workflow_id, target_key, recipient, channel,"
+        " status, created_at) VALUES (%s, %s, %s, %s, %s, 'sms', 'queued', %s)"
+    )
+    insert(
+        dsn,
+        sql,
+        [
+            (uuid.uuid4(), rid, wf, f"k{i:03d}", f"010-0000-{i:04d}", at + timedelta(seconds=i))
+            for i in range(120)
+        ],
+    )
+    run = api._run
+    reads: list[Any] = []
+
+    def run_then_write(statement: Any, params: list[Any]) -> Any:
+        out = run(statement, params)
+        if "ORDER BY" in repr(statement):
+            reads.append(statement)
+            if len(reads) == 2:  # the cut read, then the first page: write one record
+                insert(dsn, sql, [(uuid.uuid4(), rid, wf, "early", "010-9999-0000", at)])
+        return out
+
+    monkeypatch.setattr(api, "_run", run_then_write)
+    read = [r["target_key"] for r in store.runs.records(rid)]
+    originals = [f"k{i:03d}" for i in range(120)]
+    assert oracle(dsn, "SELECT count(*) FROM send_records WHERE target_key = 'early'") == [(1,)]
+    assert len(read) == len(set(read))
+    assert [k for k in read if k != "early"] == originals
