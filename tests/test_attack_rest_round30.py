@@ -119,7 +119,8 @@ def test_the_active_mappings_are_each_tables_latest_version_past_max_rows(
 
 
 def test_a_runs_records_are_all_read_past_max_rows(store: Store, dsn: str) -> None:
-    """A run with 120 send records (over the cap of 50) lists all 120, in the order written."""
+    """A run with 101 send records (over twice the cap of 50: the last page holds one)
+    lists all 101, in the order written."""
     wf, rid = uuid.uuid4(), uuid.uuid4()
     at = datetime(2026, 1, 1, tzinfo=UTC)
     insert(
@@ -128,7 +129,7 @@ def test_a_runs_records_are_all_read_past_max_rows(store: Store, dsn: str) -> No
         " status, created_at) VALUES (%s, %s, %s, %s, %s, 'sms', 'queued', %s)",
         [
             (uuid.uuid4(), rid, wf, f"k{i:03d}", f"010-0000-{i:04d}", at + timedelta(seconds=i))
-            for i in range(120)
+            for i in range(101)
         ],
     )
     expected = [
@@ -137,7 +138,7 @@ def test_a_runs_records_are_all_read_past_max_rows(store: Store, dsn: str) -> No
             dsn, "SELECT target_key FROM send_records WHERE run_id = %s ORDER BY created_at", rid
         )
     ]
-    assert len(expected) == 120
+    assert len(expected) == 101
     assert [r["target_key"] for r in store.runs.records(rid)] == expected
     assert store.runs.done_keys(rid) == set(expected)
 
@@ -234,3 +235,23 @@ def test_a_record_written_between_pages_leaves_each_row_read_once(
     assert oracle(dsn, "SELECT count(*) FROM send_records WHERE target_key = 'early'") == [(1,)]
     assert len(read) == len(set(read))
     assert [k for k in read if k != "early"] == originals
+
+
+def test_a_read_with_a_limit_above_max_rows_gets_its_limit(store: Store, dsn: str) -> None:
+    """`%platform runs` lists up to 1,000 runs and the monitor summarises up to 50,000 query
+    logs; past the server's cap each got the cap's worth, the newest, and said nothing."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    insert(
+        dsn,
+        "INSERT INTO workflow_runs (id, workflow_id, status, parameters, dry_run, target_count,"
+        " rendered_count, skipped_count, failed_count, sent_count, missing_variables, stats,"
+        " created_at) VALUES (%s, %s, 'succeeded', '{}', false, 0, 0, 0, 0, 0, '[]', '{}', %s)",
+        [(uuid.uuid4(), uuid.uuid4(), at + timedelta(minutes=i)) for i in range(130)],
+    )
+    newest = [
+        str(i)
+        for (i,) in oracle(dsn, "SELECT id FROM workflow_runs ORDER BY created_at DESC LIMIT 120")
+    ]
+    read = store.backend.select("workflow_runs", order_by="created_at", desc=True, limit=120)
+    assert [r["id"] for r in read] == newest
+    assert len(store.listing("runs")) == 130

@@ -258,20 +258,23 @@ class RestBackend:
         desc: bool = False,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The rows, all of them: PostgREST answers a read with at most its `db-max-rows`
-        rows (Supabase's "Max rows", 1,000 by default) and says nothing, so a read without
-        a limit asks for the exact count too, and when fewer rows came than the count it
-        pages through the rest (`_pages`)."""
-        query = self._filtered(table, where, "*", count=None if limit else CountMethod.exact)
+        """The rows, all of them (up to `limit`): PostgREST answers a read with at most its
+        `db-max-rows` rows (Supabase's "Max rows", 1,000 by default) and says nothing, so a
+        read asks for the exact count too, and when fewer rows came than the count (or the
+        limit, the smaller) it pages through the rest (`_pages`)."""
+        query = self._filtered(table, where, "*", count=CountMethod.exact)
         if order_by:
             query = query.order(order_by, desc=desc)
         if limit:
             query = query.limit(limit)
         response = self._call(query)
         rows = list(response.data)
-        if limit or response.count is None or len(rows) >= response.count:
+        if response.count is None:
             return rows
-        return self._pages(table, where, order_by, desc, max(1, len(rows)))
+        wanted = min(limit, response.count) if limit else response.count
+        if len(rows) >= wanted:
+            return rows
+        return self._pages(table, where, order_by, desc, max(1, len(rows)), limit)
 
     def _filtered(
         self, table: str, where: dict[str, Any] | None, columns: str, **options: Any
@@ -288,12 +291,13 @@ class RestBackend:
         order_by: str | None,
         desc: bool,
         size: int,
+        limit: int | None,
     ) -> list[dict[str, Any]]:
-        """Every row of a read the server cut, in pages of `size` (what it answered) by
-        offset, in the caller's order and then the primary key's, so that each row has one
-        place in the order; until a page comes back empty or the count is reached. A row
-        written or deleted between pages can shift the rest by one: a row met twice is
-        kept once."""
+        """The rows (up to `limit`) of a read the server cut, in pages of `size` (what it
+        answered) by offset, in the caller's order and then the primary key's, so that each
+        row has one place in the order; until a page comes back empty or the limit or the
+        count (each page's: rows may be written meanwhile) is reached. A row written or deleted between pages can shift
+        the rest by one: a row met twice is kept once."""
         from hybridwb.platform.schema import metadata  # the tables' keys
 
         keys = [c.name for c in metadata.tables[table].primary_key.columns]
@@ -306,7 +310,8 @@ class RestBackend:
                 query = query.order(order_by, desc=desc)
             for key in keys:
                 query = query.order(key)
-            response = self._call(query.range(offset, offset + size - 1))
+            end = offset + size - 1 if limit is None else min(offset + size, limit) - 1
+            response = self._call(query.range(offset, end))
             page = list(response.data)
             for row in page:
                 ident = tuple(str(row.get(k)) for k in keys)
@@ -314,7 +319,8 @@ class RestBackend:
                     seen.add(ident)
                     rows.append(row)
             offset += len(page)
-            if not page or offset >= int(response.count or 0):
+            total = int(response.count or 0)
+            if not page or offset >= (total if limit is None else min(limit, total)):
                 return rows
 
     def count(self, table: str, where: dict[str, Any] | None = None) -> int:
