@@ -67,8 +67,8 @@ class PostgrestBridge:
                 continue
             op, _, value = raw.partition(".")
             col = sql.Identifier("x", key)
-            if op == "eq":
-                clauses.append(sql.SQL("{}::text = %s").format(col))
+            if op == "eq":  # as PostgREST: the value is read as the column's type
+                clauses.append(sql.SQL("{} = %s").format(col))
                 values.append(value)
             elif op == "is" and value == "null":
                 clauses.append(sql.SQL("{} IS NULL").format(col))

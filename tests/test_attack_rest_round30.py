@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import respx
@@ -255,3 +256,80 @@ def test_a_read_with_a_limit_above_max_rows_gets_its_limit(store: Store, dsn: st
     read = store.backend.select("workflow_runs", order_by="created_at", desc=True, limit=120)
     assert [r["id"] for r in read] == newest
     assert len(store.listing("runs")) == 130
+
+
+# -- a claim whose answer was lost ---------------------------------------------------------
+class _LostAnswer(PostgrestBridge):
+    """The stand-in, the first POST to `table` committed and its answer lost."""
+
+    def __init__(self, dsn: str, table: str) -> None:
+        super().__init__(dsn)
+        self.lose, self.posts = table, 0
+
+    def table(self, request: httpx.Request, table: str) -> httpx.Response:
+        answer = super().table(request, table)
+        if request.method == "POST" and table == self.lose:
+            self.posts += 1
+            if self.posts == 1:
+                raise httpx.ReadTimeout("the answer was lost", request=request)
+        return answer
+
+
+@pytest.fixture
+def lost(dsn: str) -> Iterator[tuple[_LostAnswer, Store]]:
+    bridge = _LostAnswer(dsn, "schedule_locks")
+    with respx.mock(base_url=REST, assert_all_called=False) as router:
+        bridge.mount(router)
+        store = Store(RestBackend(BASE, KEY, "SUPABASE_SERVICE_ROLE_KEY", base_delay=0), actor="t")
+        yield bridge, store
+        store.close()
+
+
+SLOT = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Seoul"])
+def test_a_schedule_slot_claimed_whose_answer_was_lost_is_ours(
+    lost: tuple[_LostAnswer, Store], dsn: str, zone: str
+) -> None:
+    """The claim's insert commits and its answer is lost; the repeat inserts nothing (the
+    row is there). The slot is this claimant's: before, the repeat's empty answer read as
+    "someone else has it", so `run_due` skipped the workflow without a word, and every
+    later check found the slot taken: the scheduled campaign never ran. The server may
+    answer its times in another zone (the database's `timezone`): the same instants."""
+    bridge, store = lost
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        name = conn.info.dbname
+        conn.execute(f"ALTER DATABASE \"{name}\" SET timezone TO '{zone}'")
+    wf = uuid.uuid4()
+    assert store.claim_schedule(wf, SLOT, "cron:1") is True
+    assert bridge.posts == 2  # the first, and its repeat
+    assert oracle(
+        dsn,
+        "SELECT owner FROM schedule_locks WHERE workflow_id = %s AND scheduled_for = %s",
+        wf,
+        SLOT,
+    ) == [("cron:1",)]
+
+
+@pytest.mark.parametrize("holder", ["cron:2", "cron:1"], ids=["another", "same owner name"])
+def test_a_slot_already_held_is_not_ours_after_a_lost_answer(
+    lost: tuple[_LostAnswer, Store], dsn: str, holder: str
+) -> None:
+    """The slot was claimed before (by another process, or by an earlier one under the same
+    owner name: pid 1 in a container): a claim whose answer was lost is refused, not read
+    as ours, and the row is left as it was."""
+    bridge, store = lost
+    wf = uuid.uuid4()
+    before = SLOT - timedelta(minutes=1)
+    insert(
+        dsn,
+        "INSERT INTO schedule_locks (workflow_id, scheduled_for, owner, locked_at)"
+        " VALUES (%s, %s, %s, %s)",
+        [(wf, SLOT, holder, before)],
+    )
+    assert store.claim_schedule(wf, SLOT, "cron:1") is False
+    assert bridge.posts == 2
+    assert oracle(
+        dsn, "SELECT owner, locked_at FROM schedule_locks WHERE workflow_id = %s", wf
+    ) == [(holder, before)]

@@ -16,6 +16,7 @@ import os
 import re
 import weakref
 from collections.abc import Generator
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -375,11 +376,25 @@ class RestBackend:
                 returning=ReturnMethod.representation,
             )
             response, attempts = self._execute(query)
-            if attempts == 1 or not all("id" in r for r in chunk):
+            if attempts == 1:
                 inserted += len(response.data or [])
-            else:  # a retry: an earlier try may have written rows; count this call's own
-                inserted += self._count_ids(table, [r["id"] for r in chunk])
+            elif all("id" in r for r in chunk):  # a retry: an earlier try may have written
+                inserted += self._count_ids(table, [r["id"] for r in chunk])  # rows: ours
+            else:
+                inserted += self._count_own(table, chunk, conflict)
         return inserted
+
+    def _count_own(self, table: str, rows: list[dict[str, Any]], conflict: list[str]) -> int:
+        """How many of `rows` are stored as sent, every column: after a retry the answer
+        counts only what the last try wrote, so a row an earlier try wrote (its answer
+        lost) would count as someone else's (a schedule slot claimed, then skipped). A row
+        with the same key and other values (another claimant's) is not ours."""
+        found = 0
+        for row in rows:
+            stored = self.select(table, {k: row[k] for k in conflict})
+            if any(all(_same(s.get(k), v) for k, v in row.items()) for s in stored):
+                found += 1
+        return found
 
     def _count_ids(self, table: str, ids: list[Any]) -> int:
         found = 0
@@ -392,6 +407,19 @@ class RestBackend:
     def close(self) -> None:
         """Close the connections (postgrest-py's client shares our httpx client)."""
         self._http.close()
+
+
+def _same(stored: Any, sent: Any) -> bool:
+    """A stored JSON value is the value sent (timestamps compared as instants: the server
+    writes them in its session's time zone)."""
+    if stored == sent:
+        return True
+    if isinstance(stored, str) and isinstance(sent, str):
+        try:
+            return datetime.fromisoformat(stored) == datetime.fromisoformat(sent)
+        except ValueError:
+            return False
+    return False
 
 
 #: every REST backend of this process, for the fork hook
