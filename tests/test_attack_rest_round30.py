@@ -333,3 +333,33 @@ def test_a_slot_already_held_is_not_ours_after_a_lost_answer(
     assert oracle(
         dsn, "SELECT owner, locked_at FROM schedule_locks WHERE workflow_id = %s", wf
     ) == [(holder, before)]
+
+
+def test_every_scheduled_workflow_is_due_past_max_rows(store: Store, dsn: str) -> None:
+    """Sixty active workflows scheduled for 09:00 (over the cap of 50): at 09:01 all sixty
+    are due. Before, the scheduler read the workflows in one request, got fifty, and the
+    other ten never ran."""
+    from hybridwb.workflows import scheduler
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    insert(
+        dsn,
+        "INSERT INTO workflows (id, name, status, trigger_type, trigger_config, target_config,"
+        " message_config, variables, schedule_config, created_at, updated_at)"
+        " VALUES (%s, %s, 'active', 'schedule', '{}', '{}', '{}', '{}', %s, %s, %s)",
+        [
+            (
+                uuid.uuid4(),
+                f"w{i:02d}",
+                Jsonb({"cron": "0 9 * * *", "timezone": "Asia/Seoul"}),
+                at + timedelta(seconds=i),
+                at,
+            )
+            for i in range(60)
+        ],
+    )
+    now = datetime(2026, 3, 2, 0, 1, tzinfo=UTC)  # 09:01 in Seoul
+    due = scheduler.due(store.workflows.list(), now).due
+    assert sorted(d.workflow["name"] for d in due) == [
+        n for (n,) in oracle(dsn, "SELECT name FROM workflows ORDER BY name")
+    ]
