@@ -363,3 +363,18 @@ def test_every_scheduled_workflow_is_due_past_max_rows(store: Store, dsn: str) -
     assert sorted(d.workflow["name"] for d in due) == [
         n for (n,) in oracle(dsn, "SELECT name FROM workflows ORDER BY name")
     ]
+
+
+def test_every_individual_variable_is_read_past_max_rows(store: Store, dsn: str) -> None:
+    """Sixty individual variables (over the cap of 50): a template's variables are matched
+    against all sixty (`TemplateService.individual` reads them all), not the first fifty."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    insert(
+        dsn,
+        "INSERT INTO individual_variables (id, name, source_type, source, usage_count,"
+        " created_at, updated_at) VALUES (%s, %s, 'constant', %s, 0, %s, %s)",
+        [(uuid.uuid4(), f"v{i:02d}", f"값{i}", at + timedelta(seconds=i), at) for i in range(60)],
+    )
+    names = {n for (n,) in oracle(dsn, "SELECT name FROM individual_variables")}
+    assert len(names) == 60
+    assert {v["name"] for v in store.variables.list()} == names
