@@ -160,6 +160,12 @@ class PostgrestBridge:
                         sql.SQL("SELECT count(*) FROM {} x WHERE {}").format(t, where), values
                     )
                     total = str(n)
+                if total != "*" and first > int(total):  # as PostgREST: past the end
+                    return httpx.Response(
+                        416,
+                        json={"code": "PGRST103", "message": "Requested range not satisfiable"},
+                        headers={"content-range": f"*/{total}"},
+                    )
                 shown_range = f"{first}-{first + len(data) - 1}" if data else "*"
                 headers = {"content-range": f"{shown_range}/{total}"}
                 if request.method == "HEAD":

@@ -378,3 +378,37 @@ def test_every_individual_variable_is_read_past_max_rows(store: Store, dsn: str)
     names = {n for (n,) in oracle(dsn, "SELECT name FROM individual_variables")}
     assert len(names) == 60
     assert {v["name"] for v in store.variables.list()} == names
+
+
+def test_rows_deleted_between_pages_end_the_read_without_an_error(
+    api: PostgrestBridge, store: Store, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """120 records; after the first page 80 of them are deleted, so the next page starts
+    past the end and PostgREST answers 416 (`PGRST103`): the read ends there with the rows
+    it has, as a read of that moment, not with `Supabase failed (PGRST103)`."""
+    wf, rid = uuid.uuid4(), uuid.uuid4()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    insert(
+        dsn,
+        "INSERT INTO send_records (id, run_id, workflow_id, target_key, recipient, channel,"
+        " status, created_at) VALUES (%s, %s, %s, %s, %s, 'sms', 'queued', %s)",
+        [
+            (uuid.uuid4(), rid, wf, f"k{i:03d}", f"010-0000-{i:04d}", at + timedelta(seconds=i))
+            for i in range(120)
+        ],
+    )
+    run = api._run
+    reads: list[Any] = []
+
+    def run_then_delete(statement: Any, params: list[Any]) -> Any:
+        out = run(statement, params)
+        if "count(*)" in repr(statement):
+            reads.append(statement)
+            if len(reads) == 2:  # counted for the cut read, then the first page: delete 80
+                oracle(dsn, "DELETE FROM send_records WHERE target_key >= 'k040' RETURNING 1")
+        return out
+
+    monkeypatch.setattr(api, "_run", run_then_delete)
+    read = [r["target_key"] for r in store.runs.records(rid)]
+    assert read == [f"k{i:03d}" for i in range(50)]
+    assert oracle(dsn, "SELECT count(*) FROM send_records WHERE run_id = %s", rid) == [(40,)]

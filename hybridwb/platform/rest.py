@@ -38,6 +38,8 @@ CHUNK = 1000
 NOT_PROCESSED = frozenset({"503", "520", "PGRST000", "PGRST001", "PGRST002", "PGRST003"})
 #: gateway answers that may come after the server did the work: repeat only idempotent ones
 MAYBE_PROCESSED = frozenset({"502", "504"})
+#: PostgREST's answer (416) to a page that starts past the last row
+PAST_THE_END = "PGRST103"
 #: one request's limit (connect, read, write, pool), seconds
 TIMEOUT = 30.0
 #: the column Postgres names in a not-null violation (23502); its detail holds the row
@@ -197,6 +199,7 @@ class RestBackend:
             code = str(exc.code or "")
             error = self._translate(code, str(exc.message or ""), exc.details)
             error.maybe_processed = code in MAYBE_PROCESSED  # type: ignore[attr-defined]
+            error.code = code  # type: ignore[attr-defined]
         except httpx.TransportError as exc:
             error = StoreError(
                 f"Supabase did not answer ({type(exc).__name__}) at {self.description}; "
@@ -312,7 +315,12 @@ class RestBackend:
             for key in keys:
                 query = query.order(key)
             end = offset + size - 1 if limit is None else min(offset + size, limit) - 1
-            response = self._call(query.range(offset, end))
+            try:
+                response = self._call(query.range(offset, end))
+            except StoreError as exc:
+                if getattr(exc, "code", None) == PAST_THE_END:  # rows deleted meanwhile
+                    return rows
+                raise
             page = list(response.data)
             for row in page:
                 ident = tuple(str(row.get(k)) for k in keys)
