@@ -6,7 +6,7 @@ import difflib
 import functools
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from pydantic import ValidationError as PydanticError
@@ -109,6 +109,20 @@ def holds_nul(value: Any) -> bool:
         elif isinstance(item, list | tuple):
             stack.extend(item)
     return False
+
+
+def column_names(columns: Any) -> list[str]:
+    """A result's column names as text (`store.pii_columns`, `source_pii`), or one line
+    saying what to pass: `str()` of a name nested past the stack raised RecursionError."""
+    if isinstance(columns, str | bytes) or not isinstance(columns, Iterable):
+        raise ValidationError("columns must be a list of column names (a result's df.columns).")
+    try:
+        return [str(c) for c in columns]
+    except RecursionError:
+        raise ValidationError(
+            "A column name is nested too deeply to be a name; "
+            "pass the result's column names (df.columns)."
+        ) from None
 
 
 #: what an integer bind may hold: a signed 64-bit integer (SQLite's and BIGINT's range)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import threading
 import warnings
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -26,7 +27,7 @@ from hybridwb.search import SearchService
 from hybridwb.source import ConnectionInfo, QueryLog, Source
 from hybridwb.targets import TargetService
 from hybridwb.templating import TemplateService
-from hybridwb.validation import checked, checked_calls, short
+from hybridwb.validation import checked, checked_calls, column_names, short
 from hybridwb.workflows import WorkflowService
 
 if TYPE_CHECKING:
@@ -136,8 +137,7 @@ class Workbench:
 
         from hybridwb.lineage import pii_output_columns
 
-        if isinstance(columns, str | bytes) or not isinstance(columns, Iterable):
-            raise ValidationError("columns must be a list of column names (a result's columns).")
+        names = column_names(columns)
         from hybridwb.render import all_fields
 
         try:
@@ -162,7 +162,7 @@ class Workbench:
                 return "" if name not in lowered else None
 
         return all_fields(tables), pii_output_columns(
-            sql, list(columns), pii, columns_of, definition_of=definition_of
+            sql, names, pii, columns_of, definition_of=definition_of
         )
 
     def clear_cache(self) -> None:
@@ -345,6 +345,7 @@ class _StoreSink:
     def __init__(self, wb: Workbench) -> None:
         self._wb = weakref.ref(wb)  # the atexit hook must not keep the workbench alive
         self._lock = threading.Lock()  # one store is opened, however many threads log
+        _SINKS.add(self)
 
     def _live(self) -> Workbench:
         wb = self._wb()
@@ -374,6 +375,7 @@ class _OwnStoreSink:
         self._settings = settings
         self._store: Any = None
         self._lock = threading.Lock()
+        _SINKS.add(self)
 
     def _open(self) -> Any:
         if self._store is None:
@@ -398,6 +400,21 @@ class _OwnStoreSink:
 
     def __repr__(self) -> str:
         return "<query log sink: a store of the collected workbench's settings>"
+
+
+#: every query log sink of this process, for the fork hook
+_SINKS: weakref.WeakSet[_StoreSink | _OwnStoreSink] = weakref.WeakSet()
+
+
+def _renew_sink_locks() -> None:
+    """In a forked child: a sink's lock another thread of the parent held at the fork
+    (writing a batch of the query log) would stay held forever, and the child's first
+    batch wait for it."""
+    for sink in list(_SINKS):
+        sink._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_sink_locks)
 
 
 def _adopt_log(log: QueryLog, settings: Settings) -> None:

@@ -97,3 +97,18 @@ if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "noto sans cjk
     say "chromium is missing and I am not root; the browser tests will be skipped (apt-get install chromium)"
   fi
 fi
+
+# -- strace and a C compiler for two tests: the store's durability (the kernel's order of
+# write, fsync and link) and two hosts with skewed clocks (an LD_PRELOAD clock shim) --------
+for tool in strace gcc; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      say "installing $tool from apt for the tests that need it"
+      export DEBIAN_FRONTEND=noninteractive
+      (apt-get update -qq >/dev/null && apt-get install -y -qq "$tool" >/dev/null) \
+        || say "could not install $tool; the tests that need it will be skipped and say why"
+    else
+      say "$tool is missing and I am not root; the tests that need it will be skipped (apt-get install $tool)"
+    fi
+  fi
+done

@@ -43,7 +43,7 @@ def atk() -> Iterator[tuple[str, pymysql.Connection]]:
     c.execute(f"CREATE DATABASE {db}")
     c.execute(f"CREATE TABLE {db}.t (a INT) ENGINE=MyISAM")
     c.execute(f"INSERT INTO {db}.t VALUES (1), (2)")
-    c.execute(f"CREATE SEQUENCE {db}.s")
+    c.execute(f"CREATE SEQUENCE {db}.s NOCACHE")  # each NEXTVAL shows in the oracle
     c.execute(
         f"CREATE FUNCTION {db}.evil() RETURNS INT MODIFIES SQL DATA "
         f"BEGIN INSERT INTO {db}.t VALUES (99); RETURN 1; END"

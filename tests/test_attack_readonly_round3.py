@@ -79,7 +79,7 @@ def _make_db(conn: pymysql.Connection) -> str:
         f"INSERT INTO {db}.t VALUES (1), (2)",
         f"CREATE TABLE {db}.m (a INT) ENGINE=MyISAM",
         f"INSERT INTO {db}.m VALUES (1), (2)",
-        f"CREATE SEQUENCE {db}.s",
+        f"CREATE SEQUENCE {db}.s NOCACHE",  # each NEXTVAL shows in the oracle
         f"CREATE TABLE {db}.d (a INT, b INT DEFAULT (NEXTVAL({db}.s))) ENGINE=InnoDB",
         f"INSERT INTO {db}.d (a) VALUES (1)",
         f"CREATE FUNCTION {db}.evil() RETURNS INT MODIFIES SQL DATA "

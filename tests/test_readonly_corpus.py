@@ -34,7 +34,9 @@ OBJECTS = [
     "CREATE FUNCTION hb_notimeout() RETURNS INT BEGIN SET SESSION max_statement_time = 0; "
     "RETURN 1; END",
     "CREATE PROCEDURE hb_proc() BEGIN INSERT INTO hb_sink VALUES (7); END",
-    "CREATE SEQUENCE hb_seq",
+    "CREATE SEQUENCE hb_seq NOCACHE",  # each NEXTVAL shows in next_not_cached_value
+    "CREATE TABLE hb_defaults (a INT, b INT DEFAULT (NEXTVAL(hb_seq)))",
+    "INSERT INTO hb_defaults (a) VALUES (1)",
 ]
 DROPS = [
     "DROP TABLE IF EXISTS hb_sink",
@@ -42,6 +44,7 @@ DROPS = [
     "DROP FUNCTION IF EXISTS hb_rw",
     "DROP FUNCTION IF EXISTS hb_notimeout",
     "DROP PROCEDURE IF EXISTS hb_proc",
+    "DROP TABLE IF EXISTS hb_defaults",
     "DROP SEQUENCE IF EXISTS hb_seq",
 ]
 

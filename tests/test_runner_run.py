@@ -310,6 +310,42 @@ def test_a_cell_past_its_limit_fails_the_run_and_raises(
     assert oracle.one("SELECT COUNT(*) FROM run_locks") == 0
 
 
+@pytest.mark.parametrize(
+    ("started", "asked"),
+    [(None, {"limit": 3}), (None, {"parameters": {"limit": 3}}), (2, {"limit": 99}),
+     (2, {"limit": None, "parameters": {"limit": None}})],
+    ids=["none-then-3", "none-then-p-3", "2-then-99", "2-then-p-none"],
+)  # fmt: skip
+def test_a_resume_asked_for_another_limit_is_refused_before_anything_runs(
+    runner: Runner, oracle: Oracle, notebook: Notebook, started: int | None, asked: dict[str, Any]
+) -> None:
+    """A resume sends the rest of the run's frozen targets: the limit it was started with
+    decides how many. `--resume X --limit 3` on a run started without one sent every
+    pending target, unsaid (`-p limit 3` did apply); a limit other than the run's is now
+    refused in one line, and nothing runs or changes."""
+    notebook.error = RuntimeError("first try")
+    failed = runner.run("봄 세일", {"greeting": "hi"}, limit=started, progress=False)
+    notebook.error = None
+    before = oracle.rows("SELECT status, error, parameters FROM workflow_runs")
+    with pytest.raises(ValidationError) as refused:
+        runner.run(
+            None,
+            asked.get("parameters", {}),
+            resume=failed["id"],
+            limit=asked.get("limit"),
+            progress=False,
+        )
+    text = str(refused.value)
+    assert "\n" not in text and f"--resume {failed['id']}" in text, text
+    assert len(notebook.calls) == 1  # the first run's only
+    assert oracle.rows("SELECT status, error, parameters FROM workflow_runs") == before
+    assert oracle.one("SELECT COUNT(*) FROM run_locks") == 0
+    # the run's own limit, or none, resumes it
+    again = runner.run(None, {}, resume=failed["id"], limit=started, progress=False)
+    assert again["id"] == failed["id"] and len(notebook.calls) == 2
+    assert notebook.calls[-1]["parameters"]["limit"] == started
+
+
 def test_a_resume_reuses_the_run_its_parameters_and_dry_run(
     runner: Runner, oracle: Oracle, notebook: Notebook
 ) -> None:
@@ -318,7 +354,7 @@ def test_a_resume_reuses_the_run_its_parameters_and_dry_run(
     assert failed["status"] == "failed"
     notebook.error = None
     notebook.body = None
-    resumed = runner.run(None, {"extra": 1}, resume=failed["id"], limit=99, progress=False)
+    resumed = runner.run(None, {"extra": 1}, resume=failed["id"], limit=2, progress=False)
     assert resumed["id"] == failed["id"]
     first, second = notebook.calls
     assert second["parameters"] == {

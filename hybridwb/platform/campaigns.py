@@ -17,7 +17,7 @@ import re
 import socket
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -108,18 +108,38 @@ class _LockLost(Exception):
     """Raised inside a batch's transaction to roll it back: the lock has another owner."""
 
 
-def _hold(conn: Any, workflow_id: Any, run_id: Any, owner: str, at: datetime | None = None) -> None:
+def store_time(conn: Any) -> datetime:
+    """The time a lock's heartbeat (and a batch written with it) is stamped with: on
+    PostgreSQL the server's clock, the one clock every host sharing the store reads, as the
+    REST store's functions stamp and judge heartbeats (migration 0005); on SQLite (a file
+    of this host) this host's. Stamped with each host's own clock, a live run on a host
+    whose clock was behind looked stale to a host whose clock was ahead, which took its
+    lock and ran the workflow again (round 30)."""
+    if conn.dialect.name != "postgresql":
+        return now()
+    return as_utc(conn.execute(select(func.clock_timestamp())).scalar_one())
+
+
+def _hold(conn: Any, workflow_id: Any, run_id: Any, owner: str) -> datetime:
     """Beat the workflow's lock as `owner` in `conn`'s transaction (its row locked until
     that transaction ends, so a takeover waits for it), or `_LockLost` when another owner
-    holds it: what the transaction would write is rolled back."""
+    holds it: what the transaction would write is rolled back. Returns the beat's time
+    (`store_time`)."""
     locks = T["run_locks"]
-    held = conn.execute(
-        update(locks)
-        .where(locks.c.workflow_id == workflow_id, locks.c.run_id == run_id, locks.c.owner == owner)
-        .values(heartbeat_at=at or now())
-    ).rowcount
-    if held != 1:
+    beat = update(locks).where(
+        locks.c.workflow_id == workflow_id, locks.c.run_id == run_id, locks.c.owner == owner
+    )
+    if conn.dialect.name == "postgresql":  # stamped and read back in the one statement
+        stamps = conn.execute(
+            beat.values(heartbeat_at=func.clock_timestamp()).returning(locks.c.heartbeat_at)
+        ).all()
+        if len(stamps) != 1:
+            raise _LockLost
+        return as_utc(stamps[0][0])
+    at = now()
+    if conn.execute(beat.values(heartbeat_at=at)).rowcount != 1:
         raise _LockLost
+    return at
 
 
 @functools.cache
@@ -266,7 +286,7 @@ class Campaigns:
         locks = T["run_locks"]
         wf, rid = as_uuid(workflow_id), as_uuid(run_id)
         row: dict[str, Any] = {"workflow_id": wf, "run_id": rid, "owner": owner}
-        stamp = now()
+        stamp = self.clock()  # the clock heartbeats are stamped and judged by
         row |= {"acquired_at": stamp, "heartbeat_at": stamp}
         if self.backend.insert_ignore("run_locks", [row], ["workflow_id"]) == 1:
             return None
@@ -297,6 +317,18 @@ class Campaigns:
 
         return None if self._run(swap) == 1 else (self.lock(wf) or held)
 
+    def clock(self) -> datetime:
+        """The time by which locks' heartbeats are stamped and judged (`store_time`): the
+        PostgreSQL server's, else this host's."""
+        if self.backend.name != "postgresql":
+            return now()
+
+        def read() -> datetime:
+            with self.backend.engine.connect() as conn:
+                return store_time(conn)
+
+        return self._run(read)
+
     def lock(self, workflow_id: Any) -> dict[str, Any] | None:
         rows = self.backend.select("run_locks", {"workflow_id": as_uuid(workflow_id)})
         return rows[0] if rows else None
@@ -317,7 +349,7 @@ class Campaigns:
                         locks.c.run_id == as_uuid(run_id),
                         locks.c.owner == owner,
                     )
-                    .values(heartbeat_at=now())
+                    .values(heartbeat_at=store_time(conn))
                 ).rowcount
 
         return self._run(beat) == 1
@@ -599,6 +631,7 @@ class Campaigns:
         fresh: bool = False,
         cap: CapCheck | None = None,
         within: Any = None,
+        queue: str | None = None,
     ) -> bool:
         """One batch's outcome in one transaction: the heartbeat, the send records
         `(target key, recipient, content)`, the exclusions `(target key, reason)` and the
@@ -612,19 +645,30 @@ class Campaigns:
         `cap` is not needed here: the caller holds `recipient_lock` across check and write,
         and passes the connection it yielded as `within`: the batch is written in the lock's
         own transaction (under a savepoint), committed with the lock's release, so a lock
-        whose connection dies takes the batch with it; no retry then, the run stops."""
+        whose connection dies takes the batch with it; no retry then, the run stops.
+
+        `queue`: the space of `recipient_lock` a batch of a workflow without a cap is
+        written under (the lock taken for the write alone), so it never lands between a
+        capped workflow's history check and its write: that workflow would message its
+        recipients past its cap, counted before this batch committed."""
         rid, wf = as_uuid(run_id), as_uuid(workflow_id)
         postgres = self.backend.name == "postgresql"
 
         def write(conn: Any, attempt: int, direct: bool) -> None:
-            stamp = now()
-            if owner is not None:
-                _hold(conn, wf, rid, owner, stamp)
+            if queue is not None and postgres:  # the cap's lock, to this transaction's end
+                conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(queue))))
+            # the batch's one time: its beat's, by the store's clock (`store_time`)
+            stamp = store_time(conn) if owner is None else _hold(conn, wf, rid, owner)
+            # written again (a retry, or the rewrite after a key met): if the batch's first
+            # exclusion is there, the batch committed before (its reply lost) and its
+            # changed targets are counted already (a changed target is always excluded)
+            again = changed and skips and (attempt > 1 or not direct)
+            counted = again and self._excluded(conn, rid, skips[0][0])
             if postgres:
                 self._copy_batch(conn, rid, wf, stamp, records, channel, skips, direct)
             else:
                 self._insert_batch(conn, rid, wf, stamp, records, channel, skips)
-            if changed:
+            if changed and not counted:
                 state = T["run_state"]
                 conn.execute(
                     update(state)
@@ -639,19 +683,31 @@ class Campaigns:
             with self.backend.errors(), within.begin_nested():
                 write(within, 1, direct)
 
+        queued = (
+            self.recipient_lock(queue)
+            if queue is not None and within is None and not postgres
+            else nullcontext()
+        )
         try:
-            if fresh and postgres:
-                from hybridwb.platform.idempotent import KeyExists
+            with queued:  # SQLite: the cap's file lock around the write
+                if fresh and postgres:
+                    from hybridwb.platform.idempotent import KeyExists
 
-                try:
-                    attempt(True)
-                    return True
-                except KeyExists:
-                    pass  # a row of this batch exists: write it again, skipping those
-            attempt(False)
+                    try:
+                        attempt(True)
+                        return True
+                    except KeyExists:
+                        pass  # a row of this batch exists: write it again, skipping those
+                attempt(False)
         except _LockLost:
             return False
         return True
+
+    @staticmethod
+    def _excluded(conn: Any, rid: Any, key: str) -> bool:
+        s = T["run_skips"]
+        found = select(s.c.target_key).where(s.c.run_id == rid, s.c.target_key == key)
+        return conn.execute(found).first() is not None
 
     @staticmethod
     def _copy_batch(

@@ -28,7 +28,8 @@ from hybridwb.errors import BindError, ValidationError
 from hybridwb.platform import schema
 from hybridwb.platform.readonly import classify, refusal
 from hybridwb.platform.schema import now
-from hybridwb.validation import INT64, short
+from hybridwb.source.binds import check_sendable
+from hybridwb.validation import short
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,26 +51,18 @@ def _clause(query: str, params: dict[str, Any] | None) -> tuple[Any, dict[str, A
         raise BindError(f":{missing[0]} has no value; define it first.")
     for name, value in given.items():
         for item in value if isinstance(value, list | tuple) else [value]:
-            _check_value(name, item)
+            check_sendable(name, item, big="text")
+            if isinstance(item, str) and "\x00" in item:
+                # PostgreSQL text cannot hold one (psycopg's message named no parameter);
+                # an SQLite store is refused alike, as for every text the store keeps
+                raise BindError(
+                    f"Parameter {name!r} holds a NUL character (\\x00), which the store's "
+                    "text cannot hold; remove it (value.replace('\\x00', ''))."
+                )
     lists: list[BindParameter[Any]] = [
         bindparam(k, expanding=True) for k, v in given.items() if isinstance(v, list | tuple)
     ]
     return (clause.bindparams(*lists) if lists else clause), given
-
-
-def _check_value(name: str, item: Any) -> None:
-    """Refuse, in one line, a value no store driver can send (it raised the driver's raw
-    UnicodeEncodeError or OverflowError)."""
-    if isinstance(item, str):
-        try:
-            item.encode("utf-8")
-        except UnicodeEncodeError:
-            raise BindError(
-                f"Parameter {name!r} is not valid text (it holds a lone surrogate); "
-                "retype the odd character."
-            ) from None
-    elif isinstance(item, int) and not isinstance(item, bool) and item not in INT64:
-        raise BindError(f"Parameter {name!r} is a whole number beyond 64 bits; bind it as text.")
 
 
 def _timeout(timeout: float | None) -> float:
@@ -151,6 +144,10 @@ def run_sql(
     """Run one statement; reads read-only and time-limited, writes audited."""
     if not isinstance(query, str):
         raise ValidationError("The query must be SQL text.")
+    if "\x00" in query:  # SQLite refused it in its own words; PostgreSQL cut the text there
+        raise ValidationError(
+            "The query holds a NUL character (\\x00); remove it and run it again."
+        )
     if params is not None and not isinstance(params, dict):
         raise BindError("params must be a dict of name -> value.")
     dialect = "postgres" if backend.name == "postgresql" else "sqlite"

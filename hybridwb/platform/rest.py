@@ -28,7 +28,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from hybridwb.config import Settings
 from hybridwb.errors import AuthError, HybridwbError, StoreError, ValidationError
-from hybridwb.platform.backend import PG_UNIQUE_KEY, Op
+from hybridwb.platform.backend import PG_UNIQUE_KEY, Op, stored_json
 from hybridwb.platform.repos import jsonable
 from hybridwb.source.catalogue import server_text
 
@@ -90,6 +90,18 @@ class KeyAuth(httpx.Auth):
         return "KeyAuth(<key ***>)"
 
 
+def _readable(response: httpx.Response) -> None:
+    """Every JSON answer is read through `stored_json` first, as the SQL stores read their
+    JSON columns: a value edited by hand that Python cannot read (a number of over 4,300
+    digits, nesting past the stack) is one StoreError. postgrest-py, which parses the
+    answer again, fell back to the answer's text (read as rows of characters) or raised
+    json's raw RecursionError."""
+    if response.is_success and "json" in response.headers.get("content-type", ""):
+        response.read()
+        if response.content:
+            stored_json(response.content)
+
+
 def _rest_url(url: str) -> str | None:
     """PostgREST's address under SUPABASE_URL, or None when it is not an http(s) URL."""
     try:
@@ -126,7 +138,11 @@ class RestBackend:
     def _connect(self) -> None:
         """A client with a pool of its own (keep-alive HTTPS connections, opened as needed)."""
         self._http = httpx.Client(
-            base_url=self._rest, auth=KeyAuth(self._key), timeout=TIMEOUT, follow_redirects=False
+            base_url=self._rest,
+            auth=KeyAuth(self._key),
+            timeout=TIMEOUT,
+            follow_redirects=False,
+            event_hooks={"response": [_readable]},
         )
         # postgrest-py builds requests on our client (its own retry is switched off per
         # request in _execute: one policy decides, ours)

@@ -24,10 +24,11 @@ Plain table requests do the rest (run state, lock rows).
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from hybridwb.errors import StoreError
@@ -84,6 +85,11 @@ class RestCampaigns(Campaigns):
     def lock(self, workflow_id: Any) -> dict[str, Any] | None:
         row = super().lock(workflow_id)
         return _lock_row(row) if row else None
+
+    def clock(self) -> datetime:
+        """This host's clock: the functions stamp and judge heartbeats by the server's
+        (`hybridwb_acquire`); only `stale_runs`' read of them goes by this one."""
+        return datetime.now(UTC)
 
     def locks(self) -> list[dict[str, Any]]:
         return [_lock_row(row) for row in super().locks()]
@@ -224,12 +230,15 @@ class RestCampaigns(Campaigns):
         fresh: bool = False,
         cap: CapCheck | None = None,
         within: Any = None,
+        queue: str | None = None,
     ) -> bool:
         """A batch (see `Campaigns.write_batch`), sent in requests of at most
         `WRITE_CHUNK` records and exclusions, each one transaction that checks the lock
         first; with `cap`, records are checked against the frequency cap again where they
         are written. False when the lock has another owner (earlier requests of the batch
-        were written while it was ours). Safe to repeat: written targets are left alone."""
+        were written while it was ours). Safe to repeat: written targets are left alone.
+        `queue` is not taken here: a capped batch's check and write are one request
+        (`hybridwb_write_batch` under the cap's advisory lock), with no gap between them."""
         base: dict[str, Any] = {
             "p_run_id": str(as_uuid(run_id)),
             "p_workflow_id": str(as_uuid(workflow_id)),
@@ -324,6 +333,16 @@ class RestCampaigns(Campaigns):
 
 _seq_lock = threading.Lock()
 _last_seq = 0
+
+
+def _renew_seq_lock() -> None:
+    """In a forked child: a lock another thread of the parent held at the fork (a run's
+    statistics) would stay held forever, and the child's first run wait for it."""
+    global _seq_lock
+    _seq_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_seq_lock)
 
 
 def next_seq() -> int:

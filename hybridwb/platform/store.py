@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import threading
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from hybridwb.platform.console import pii_columns, run_sql
 from hybridwb.platform.repos import Mappings, Runs, Templates, Variables, Workflows
 from hybridwb.platform.schema import now
 from hybridwb.source.querylog import LogRow, QueryLogEntry
-from hybridwb.validation import checked_calls, short
+from hybridwb.validation import checked_calls, column_names, short
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -245,11 +245,10 @@ class Store:
     def pii_columns(self, query: str, columns: Any) -> set[str]:
         """The columns of a `sql(query)` result that carry personal data, traced through
         aliases and expressions to the store's pii columns (`schema.PII`), for display."""
-        if isinstance(columns, str | bytes) or not isinstance(columns, Iterable):
-            raise ValidationError("columns must be a list of column names (a result's columns).")
+        names = column_names(columns)
         name = getattr(self.backend, "name", "postgresql")
         dialect = "sqlite" if name == "sqlite" else "postgres"
-        return pii_columns(query, [str(c) for c in columns], dialect)
+        return pii_columns(query, names, dialect)
 
     def listing(self, what: str) -> pd.DataFrame:
         """`%platform workflows|templates|variables|mappings|runs` as a DataFrame."""
@@ -313,6 +312,7 @@ def _create_sqlite(path: Path, actor: str | None) -> dict[str, Any] | None:
             report = {"from": None, "to": migrate.head_revision(), "seeded": seeded}
             report["backend"] = "sqlite"
         fresh.close()
+        _sync(tmp)  # the bytes on disk before the name is (SQLite's close syncs them too)
         try:
             os.link(tmp, path)  # atomic, and fails if the store exists by now
         except FileExistsError:
@@ -320,7 +320,24 @@ def _create_sqlite(path: Path, actor: str | None) -> dict[str, Any] | None:
     finally:
         fresh.close()
         _remove_sqlite(tmp)
+    if report is not None:
+        _sync_folder(path.parent)  # the new name on disk: a crash does not take it back
     return report
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_folder(folder: Path) -> None:
+    """The folder's entries on disk; where a folder cannot be opened or synced (Windows,
+    some network file systems) the link stands as the system keeps it."""
+    with contextlib.suppress(OSError):
+        _sync(folder)
 
 
 #: the mode SQLite creates a database file with (SQLITE_DEFAULT_FILE_PERMISSIONS)

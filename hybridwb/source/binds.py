@@ -184,15 +184,11 @@ def sent_size(sql: str, params: Mapping[str, Any], limit: int) -> int:
     return size
 
 
-def _check_value(name: str, item: object) -> None:
-    if item is None:
-        return
-    if not isinstance(item, BIND_TYPES):
-        raise BindError(
-            f"Parameter {name!r} is a {type(item).__name__}; "
-            "bind a str, number, date, or a list of them.",
-            name=name,
-        )
+def check_sendable(name: str, item: object, *, big: str = "a Decimal or text") -> None:
+    """Refuse, in one line, a value no driver can send: text holding a lone surrogate (the
+    driver's raw UnicodeEncodeError) or a whole number beyond 64 bits (OverflowError). The
+    source's binds and the store's `%%platform` binds share it; `big` says what to bind a
+    huge number as instead."""
     if isinstance(item, str):
         try:
             item.encode("utf-8")
@@ -202,11 +198,23 @@ def _check_value(name: str, item: object) -> None:
                 "retype the odd character.",
                 name=name,
             ) from None
-    if isinstance(item, int) and not isinstance(item, bool) and item not in INT64:
+    elif isinstance(item, int) and not isinstance(item, bool) and item not in INT64:
         raise BindError(
-            f"Parameter {name!r} is a whole number beyond 64 bits; bind it as a Decimal or text.",
+            f"Parameter {name!r} is a whole number beyond 64 bits; bind it as {big}.",
             name=name,
         )
+
+
+def _check_value(name: str, item: object) -> None:
+    if item is None:
+        return
+    if not isinstance(item, BIND_TYPES):
+        raise BindError(
+            f"Parameter {name!r} is a {type(item).__name__}; "
+            "bind a str, number, date, or a list of them.",
+            name=name,
+        )
+    check_sendable(name, item)
     if isinstance(item, float) and not math.isfinite(item):
         raise BindError(f"Parameter {name!r} is {item}; bind a finite number.", name=name)
     if isinstance(item, decimal.Decimal) and not item.is_finite():

@@ -295,6 +295,10 @@ def mysql_connect_args(
     }
     mode = (ssl_mode or "").upper()
     if driver == "mysqldb":  # mysqlclient: TLS by mode name and a CA path, no SSLContext
+        # mysqlclient asks for multi-statements unless told not to (PyMySQL never does): with
+        # it, `SET SESSION tx_read_only = 0; INSERT ...` is two statements to the server, the
+        # second run on a session the first made writable, before any read-back
+        connect_args["multi_statements"] = False
         if mode:
             connect_args["ssl_mode"] = mode
         if ssl_ca:
@@ -351,9 +355,13 @@ def _is_gone(exc: BaseException) -> bool:
 
 
 #: driver options that run SQL at login or read it from an option file (init_command,
-#: my.cnf's init-command): a URL naming one is refused, since the server would run it
-#: before any guard or session SET
-REFUSED_OPTIONS = frozenset({"init_command", "read_default_file", "read_default_group"})
+#: my.cnf's init-command), or that the driver pastes unescaped into a statement it sends at
+#: login (`collation`: `SET NAMES utf8mb4 COLLATE <value>` on both drivers; `sql_mode`:
+#: `SET SESSION sql_mode='<value>'` on mysqlclient): a URL naming one is refused, since the
+#: server would run it before any guard or session SET. The session SET pins both anyway.
+REFUSED_OPTIONS = frozenset(
+    {"init_command", "read_default_file", "read_default_group", "collation", "sql_mode"}
+)
 #: client capabilities a URL's client_flag may not add: LOCAL_FILES, MULTI_STATEMENTS
 REFUSED_CLIENT_FLAGS = 128 | (1 << 16)
 

@@ -14,7 +14,7 @@ right on any text, however hostile its string literals are:
 3. **Token rules** that hold whatever the parser makes of the rest: one statement, no user
    variables or `:=`, no INTO, no locking reads, no PROCEDURE, no sequences, optimizer hints
    only from a read-only list, and every call `name(` must be a built-in function that neither
-   sleeps, locks, waits nor reads files; anything else is a stored function or UDF (server code
+   sleeps, locks, waits, reads files nor runs a column's default (`DEFAULT(col)`); anything else is a stored function or UDF (server code
    the guard cannot see), refused unless it is in `allowed_functions`.
 4. **The AST** (sqlglot) of SELECT-like statements is walked for write nodes as a second
    opinion; text sqlglot cannot parse is a `QueryError`.
@@ -458,7 +458,11 @@ def _check_call(tokens: list[Token], i: int, close: int | None, allowed: frozens
     if not quoted and not any(c.isalnum() or c in "_$" or ord(c) > 127 for c in name):
         return  # an operator or a bracket before "(" (`= (`, `, (`, `((`)
     qualified = prev is not None and prev.token_type == TokenType.DOT
+    # a quoted part holding a dot (`` `shop.fn` ``) is one name to the server: as a dotted
+    # text it would match the allowlist's `shop.fn`, another function in another schema
+    dotted = quoted and "." in tok.text
     if qualified and i >= 2:
+        dotted = dotted or "." in tokens[i - 2].text
         name = f"{tokens[i - 2].text.upper()}.{name}"
     base = name.rsplit(".", 1)[-1]
     if base in DANGEROUS_FUNCTIONS:
@@ -468,7 +472,14 @@ def _check_call(tokens: list[Token], i: int, close: int | None, allowed: frozens
         )
     if base == "LAST_INSERT_ID" and close is not None and close > i + 2:
         raise _refuse("LAST_INSERT_ID(expr) sets session state", "Call LAST_INSERT_ID() alone.")
-    if name.lower() in allowed:
+    if base == "DEFAULT":
+        # DEFAULT(col) evaluates the column's default expression on the server, and MariaDB
+        # allows `DEFAULT (NEXTVAL(seq))` there: reading it advances the sequence
+        raise _refuse(
+            "DEFAULT(col) runs the column's default expression (it may advance a sequence)",
+            "Remove the call; read the column itself.",
+        )
+    if name.lower() in allowed and not dotted:
         return
     if not quoted and not qualified:
         if name in builtins.ARITY:
@@ -520,6 +531,12 @@ def _parse(tokens: list[Token], text: str) -> exp.Expr:
         raise QueryError(
             "The query is nested too deeply to check; flatten it (a CTE per level)."
         ) from None  # the parser's error repeats the statement
+    except TokenError:
+        # the parser tokenizes an optimizer hint's body (`SELECT /*+ ... */`) again
+        raise QueryError(
+            "The optimizer hint (/*+ ... */) does not tokenize (an unclosed quote?); "
+            "fix or remove it."
+        ) from None  # sqlglot's message repeats the text around the problem
     except (AttributeError, TypeError, ValueError, IndexError, KeyError):
         # sqlglot fails this way on some wrong calls (e.g. `DATE_ADD()`): still a syntax error
         raise QueryError(

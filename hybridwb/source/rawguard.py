@@ -22,9 +22,12 @@ own class (PyMySQL or mysqlclient; `do_connect` makes them, engine.py), whose lo
   which clears it; a checkout clears the marks (its SET does the same).
 
 Calls that change the connection behind the guard's back are refused: another character set
-(the guard reads text as utf8mb4), another default database, `kill`, `shutdown`,
+(the guard reads text as utf8mb4), a collation that is not a bare name (PyMySQL pastes it into
+`SET NAMES ... COLLATE` past `query()`), another default database, `kill`, `shutdown`,
 `change_user`, `set_server_option`, `dump_debug_info`. A PyMySQL reconnect (`ping(True)`)
-opens a fresh, writable session: it is marked, so the next statement sets it first.
+opens a fresh, writable session: it is marked, so the next statement sets it first; it must
+log in as the first login did (host, port, user, database, client capabilities), not as
+attributes set by hand.
 mysqlclient's `ping(True)` is refused: it makes every later statement on a dropped connection
 reconnect inside the C library, on a fresh session no Python code sees.
 """
@@ -32,6 +35,8 @@ reconnect inside the C library, on a fresh session no Python code sees.
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -46,6 +51,10 @@ from hybridwb.source.verdicts import VERDICTS
 
 #: character sets the guard's reading of literals is right for
 _CHARSETS = frozenset({"utf8mb4", "utf8", "utf8mb3"})
+#: a collation's name: the drivers paste it unescaped after `SET NAMES charset COLLATE`
+#: (PyMySQL past `query()`), so anything else in it is a statement of its own
+_COLLATION = re.compile(r"[A-Za-z0-9_]+")
+
 
 #: `restore(raw, full)`: full=True sets the whole session, False only READ ONLY again
 Restore = Callable[[Any, bool], None]
@@ -54,7 +63,16 @@ Restore = Callable[[Any, bool], None]
 class _State:
     """Per-connection marks (kept off the driver's own attributes)."""
 
-    __slots__ = ("allowed", "approved", "dirty", "guard", "internal", "reassert", "restore")
+    __slots__ = (
+        "allowed",
+        "approved",
+        "dirty",
+        "guard",
+        "internal",
+        "login",
+        "reassert",
+        "restore",
+    )
 
     def __init__(self) -> None:
         self.guard = True
@@ -64,6 +82,7 @@ class _State:
         self.reassert = False  # server code may have left SET TRANSACTION READ WRITE
         self.allowed: tuple[str, ...] = ()
         self.restore: Restore | None = None  # None while connecting: hybridwb's own login
+        self.login: tuple[Any, ...] | None = None  # host, port, user, db of the first login
 
 
 def _state(raw: Any) -> _State | None:
@@ -72,6 +91,14 @@ def _state(raw: Any) -> _State | None:
 
 def _refuse(what: str) -> ReadOnlyViolation:
     return ReadOnlyViolation(f"Refused: {what} on a source connection; hybridwb only reads.")
+
+
+def _check_character_set(charset: object, collation: object) -> None:
+    """Refuse another character set, or a collation that is not a bare name."""
+    if str(charset).lower() not in _CHARSETS:
+        raise _refuse(f"the character set {charset!r} (the guard reads utf8mb4)")
+    if collation and not (isinstance(collation, str) and _COLLATION.fullmatch(collation)):
+        raise _refuse("a collation that is not a bare name (the driver pastes it into SQL)")
 
 
 def _admit(raw: Any, state: _State, sql: Any) -> None:
@@ -208,12 +235,33 @@ class GuardedPyMySQL(FastPackets, pymysql.connections.Connection):
         return result.affected_rows
 
     def connect(self, sock: Any = None) -> None:
+        # a reconnect (ping(True)) logs in with the attributes as they are now: one set by
+        # hand would move the pooled connection to another database or user (select_db
+        # and change_user are refused for that)
+        if self._hybridwb.login is not None and self._login() != self._hybridwb.login:
+            raise _refuse("reconnecting to another database or as another user")
         super().connect(sock)
+        self._hybridwb.login = self._login()
         self._hybridwb.dirty = True  # a reconnect (ping) is a fresh, writable session
 
+    def _login(self) -> tuple[Any, ...]:
+        """Where and as whom this connection logs in (PyMySQL encodes user and db to
+        bytes at its first login)."""
+
+        def encoded(value: Any) -> Any:
+            return value.encode(self.encoding) if isinstance(value, str) else value
+
+        return (
+            self.host,
+            self.port,
+            self.unix_socket,
+            encoded(self.user),
+            encoded(self.db),
+            self.client_flag,  # capabilities: MULTI_STATEMENTS, LOCAL_FILES
+        )
+
     def set_character_set(self, charset: str, collation: str | None = None) -> None:
-        if str(charset).lower() not in _CHARSETS:
-            raise _refuse(f"the character set {charset!r} (the guard reads utf8mb4)")
+        _check_character_set(charset, collation)
         super().set_character_set(charset, collation)
 
     def select_db(self, db: Any) -> None:
@@ -239,8 +287,7 @@ def _mysqldb_class(module: Any) -> type:
             super().send_query(query)
 
         def set_character_set(self, charset: str, collation: str | None = None) -> None:
-            if str(charset).lower() not in _CHARSETS:
-                raise _refuse(f"the character set {charset!r} (the guard reads utf8mb4)")
+            _check_character_set(charset, collation)
             super().set_character_set(charset, collation)
 
         def select_db(self, db: Any) -> None:
@@ -278,6 +325,16 @@ def _mysqldb_class(module: Any) -> type:
 
 _CLASSES: dict[str, type] = {}
 _LOCK = threading.Lock()
+
+
+def _renew_lock() -> None:
+    """In a forked child: a lock another thread of the parent held at the fork (making a
+    connection) would stay held forever, and the child's first connection wait for it."""
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_lock)
 
 
 def connection_class(dbapi: Any) -> Any:

@@ -54,7 +54,8 @@ class PreviewPanel(w.VBox):
         try:
             preview = wb.targets.preview(data)
             everyone = None
-            if isinstance(data, dict) and data.get("exclude_opt_out", True) and "sql" not in data:
+            # a saved query honours the filter too (round 29): its opt-outs are counted alike
+            if isinstance(data, dict) and data.get("exclude_opt_out", True):
                 everyone = wb.targets.preview({**data, "exclude_opt_out": False}, sample=1)
         except HybridwbError as exc:
             self.message.value = status(str(exc), "error")

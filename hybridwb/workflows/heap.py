@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import threading
 from collections.abc import Iterator
 
@@ -19,6 +20,16 @@ RUN_GC_THRESHOLD = 50_000
 _gc_lock = threading.Lock()
 _gc_runs = 0  # runs of this process inside `_frozen_heap` now
 _gc_saved: tuple[int, ...] = ()  # the thresholds before the first of them
+
+
+def _renew_gc_lock() -> None:
+    """In a forked child: a lock another thread of the parent held at the fork (a run
+    starting or ending) would stay held forever, and the child's first run wait for it."""
+    global _gc_lock
+    _gc_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_gc_lock)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ holds it for up to the whole interval, 5 ms by default, each time.
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -68,6 +69,16 @@ def ahead(
 _switch_lock = threading.Lock()
 _switch_users = 0  # runs of this process reading ahead now
 _switch_saved = 0.0  # the interval before the first of them lowered it
+
+
+def _renew_switch_lock() -> None:
+    """In a forked child: a lock another thread of the parent held at the fork (a run
+    starting or ending) would stay held forever, and the child's first run wait for it."""
+    global _switch_lock
+    _switch_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_switch_lock)
 
 
 def _lower_switch() -> None:

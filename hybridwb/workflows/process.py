@@ -318,6 +318,11 @@ class Processor:
                 fresh=first_pass,
                 cap=policies.cap_check(checked.rules, aud.channel, checked.spellings),
                 within=checked.lock,
+                # without a cap of its own, written under the cap's lock all the same: a
+                # capped workflow's check never has this batch land before its write
+                queue=None
+                if rules.policy.frequency_cap or not records or dry_run
+                else policies.cap_space(aud.channel),
             ):
                 raise taken_over(run["id"])
             steps.held.close()  # the cap lock: this batch's records are committed

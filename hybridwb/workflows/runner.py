@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import threading
 import types
@@ -129,10 +130,12 @@ class Runner:
                 raise ValidationError(
                     f"Run {resume} already succeeded; there is nothing to resume."
                 )
+            stored = run.get("parameters") or {}
+            refuse_another_limit(resume, stored.get("limit"), params, limit)
             wf = store.workflows.get(run["workflow_id"])
-            params = {**(run.get("parameters") or {}), **params}
+            params = {**stored, **params}
             dry_run = bool(run.get("dry_run"))
-            limit = params.get("limit", limit)
+            limit = stored.get("limit")
             run_id = run["id"]
         else:
             wf = store.workflows.get(workflow)
@@ -372,6 +375,16 @@ def papermill() -> Any:
 _IMPORTING = threading.Lock()
 
 
+def _renew_importing() -> None:
+    """In a forked child: a lock another thread of the parent held at the fork (starting a
+    run) would stay held forever, and the child's first run wait for it."""
+    global _IMPORTING
+    _IMPORTING = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_importing)
+
+
 def _iri_syntax(rule: str, value: str) -> bool:
     """`rfc3987_syntax.is_valid_syntax`, the real module imported on the first check (by
     name: it is jsonschema's optional dependency, not ours, and `papermill` put this
@@ -406,10 +419,27 @@ def template_text(store: Store, wf: dict[str, Any]) -> str:
     return str(cfg.content or "")
 
 
+def refuse_another_limit(
+    run_id: Any, started: Any, params: dict[str, Any], limit: int | None
+) -> None:
+    """A resume sends the rest of the run's frozen targets, as many as the limit it was
+    started with: a limit asked for now (`--limit`, or `-p limit`) that is another one is
+    refused, not ignored (a resume asked for 3 sent every pending target)."""
+    asked = params.get("limit", limit)
+    if (limit is None and "limit" not in params) or asked == started:
+        return
+    was = "no limit" if started is None else f"--limit {started}"
+    raise ValidationError(
+        f"Run {run_id} was started with {was}, and a resume sends the rest of its targets; "
+        f"resume it without a limit (hybridwb run --resume {run_id}), or start a new run "
+        "with the limit you want."
+    )
+
+
 def stale_runs(store: Store, stale_after: float = STALE_AFTER_S) -> list[dict[str, Any]]:
     """Runs that claim to be active (or were marked stale) whose heartbeat stopped: read only."""
     campaigns = Campaigns(store.backend)
-    at = _now()
+    at = campaigns.clock()  # the clock heartbeats are stamped by (the server's, on Postgres)
     locks = {str(lk["run_id"]): lk for lk in campaigns.locks()}
     stale = []
     for status in (*ACTIVE, "stale"):

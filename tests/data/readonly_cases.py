@@ -428,6 +428,15 @@ for i, sql in enumerate(
 _a("file-wait-sequence", "next-value-for", "SELECT NEXT VALUE FOR hb_seq", "sequence")
 _a("file-wait-sequence", "previous-value-for", "SELECT PREVIOUS VALUE FOR hb_seq", "sequence")
 _a("file-wait-sequence", "last-insert-id-set", "SELECT LAST_INSERT_ID(42)", "sets session state")
+# round 30: DEFAULT(col) evaluates the column's default expression, here NEXTVAL(hb_seq)
+# (hb_defaults.b): with the guard alone it advanced the sequence
+for i, sql in enumerate(
+    [
+        "SELECT DEFAULT(b) FROM hb_defaults",
+        "SELECT a, default (b) FROM hb_defaults",
+    ]
+):
+    _a("file-wait-sequence", f"default-of-a-column-{i}", sql, "DEFAULT(col)")
 _a(
     "file-wait-sequence",
     "procedure-analyse",
