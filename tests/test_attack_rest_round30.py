@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import URL
 
 from hybridwb.config import Settings
+from hybridwb.errors import StoreError
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.rest import RestBackend
 from hybridwb.platform.store import Store
@@ -412,3 +413,64 @@ def test_rows_deleted_between_pages_end_the_read_without_an_error(
     read = [r["target_key"] for r in store.runs.records(rid)]
     assert read == [f"k{i:03d}" for i in range(50)]
     assert oracle(dsn, "SELECT count(*) FROM send_records WHERE run_id = %s", rid) == [(40,)]
+
+
+# -- an insert whose first request is still on its way -------------------------------------
+class _Delayed(PostgrestBridge):
+    """The stand-in, the first POST to `table` held back (queued in PostgREST's pool, say)
+    while the client's read times out; `release()` runs it later, as the server would."""
+
+    def __init__(self, dsn: str, table: str) -> None:
+        super().__init__(dsn)
+        self.hold, self.held, self.late = table, None, None
+        self.posts = 0
+
+    between = False  # run the held request just after the client's look-up for it
+
+    def table(self, request: httpx.Request, table: str) -> httpx.Response:
+        if request.method == "POST" and table == self.hold:
+            self.posts += 1
+            if self.posts == 1:
+                self.held = (request, table)
+                raise httpx.ReadTimeout("no answer yet", request=request)
+        answer = super().table(request, table)
+        if request.method == "GET" and table == self.hold and self.between and not self.late:
+            self.release()
+        return answer
+
+    def release(self) -> httpx.Response:
+        request, table = self.held
+        self.late = super().table(request, table)
+        return self.late
+
+
+@pytest.mark.parametrize("lands", ["after", "between"])
+def test_an_insert_still_on_its_way_when_its_answer_timed_out_is_written_once(
+    dsn: str, lands: str
+) -> None:
+    """A run row's insert times out while the server still has it queued: the look-up by
+    id finds nothing yet. Before, the create failed ("Supabase did not answer") and the
+    queued insert then wrote the run anyway: a run the caller was told does not exist,
+    `queued` for ever, later marked stale with "resume with …". Now the row is sent again
+    as an insert that leaves a row with its id alone: the run is created and reported, and
+    the late first request writes nothing. Landing between the look-up and the second
+    send, it writes the row and the second send leaves it alone: reported all the same."""
+    bridge = _Delayed(dsn, "workflow_runs")
+    bridge.between = lands == "between"
+    wf = uuid.uuid4()
+    with respx.mock(base_url=REST, assert_all_called=False) as router:
+        bridge.mount(router)
+        store = Store(RestBackend(BASE, KEY, "SUPABASE_SERVICE_ROLE_KEY", base_delay=0), actor="t")
+        try:
+            run: Any = store.runs.create(wf, {})
+        except StoreError as exc:
+            run = exc  # as before: told it failed
+        finally:
+            store.close()
+        late = bridge.late or bridge.release()
+    written = oracle(dsn, "SELECT id FROM workflow_runs WHERE workflow_id = %s", wf)
+    assert len(written) == 1  # the late request or the one sent again: one row, either way
+    assert not isinstance(run, StoreError), "told it failed, and the run row was written"
+    assert written == [(run["id"],)]
+    # the first request, late: after the second send the id is taken, nothing written
+    assert late.status_code == (409 if lands == "after" else 201)

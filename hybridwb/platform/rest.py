@@ -372,9 +372,12 @@ class RestBackend:
             self._call(query)
 
     def _insert_once(self, op: Op) -> None:
-        """Insert without ever sending it twice; when the answer was lost after the server
-        may have written the row, look the row up by its (client-made) id and report what
-        really happened."""
+        """Insert without ever writing it twice; when the answer was lost after the server
+        may have written the row, look the row up by its (client-made) id. Not there yet,
+        the first request may still be on its way (queued in the server's pool: it would
+        write the row after the caller was told it failed), so the row is sent again as
+        an insert that leaves a row with its id alone: written once, whichever lands
+        first (the other writes nothing)."""
         values = jsonable(op.values or {})
         try:
             self._call(
@@ -384,9 +387,12 @@ class RestBackend:
         except HybridwbError as exc:
             if not getattr(exc, "maybe_processed", False) or "id" not in values:
                 raise
-            if not self.select(op.table, {"id": values["id"]}):
-                raise
-            # the first request did write the row: that is a success
+            if self.select(op.table, {"id": values["id"]}):
+                return  # the first request did write the row: that is a success
+            again = self.client.table(op.table).upsert(
+                values, on_conflict="id", ignore_duplicates=True, returning=ReturnMethod.minimal
+            )
+            self._call(again)  # repeatable: a row with this id is left alone
 
     def insert_ignore(self, table: str, rows: list[dict[str, Any]], conflict: list[str]) -> int:
         """Chunked upserts that ignore duplicates on the conflict key."""
