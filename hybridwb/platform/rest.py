@@ -183,7 +183,8 @@ class RestBackend:
         PostgREST's PGRST000-003) may always be repeated; a read timeout or a 502/504 only
         when repeating cannot change the outcome (`idempotent`: reads, updates by key,
         deletes, upserts that ignore duplicates). A plain insert is never sent twice on a
-        reply that might have come after the row was written.
+        reply that might have come after the row was written (`_insert_once` sends it
+        again only as an upsert on its id).
         """
         if hasattr(query, "retry"):
             query = query.retry(False)
