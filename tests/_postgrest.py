@@ -28,8 +28,13 @@ RESERVED = {"select", "order", "limit", "on_conflict", "columns", "offset"}
 
 
 class PostgrestBridge:
-    def __init__(self, dsn: str, role: str = "service_role") -> None:
+    def __init__(
+        self, dsn: str, role: str = "service_role", *, max_rows: int | None = None
+    ) -> None:
         self.dsn, self.role = dsn, role
+        #: PostgREST's `db-max-rows` (Supabase's "Max rows", 1,000 by default): a read
+        #: answers at most this many rows, silently, whatever its `limit`
+        self.max_rows = max_rows
         self.requests: list[tuple[str, str]] = []  # (method, path)
 
     def mount(self, api: respx.MockRouter) -> None:
@@ -62,8 +67,8 @@ class PostgrestBridge:
                 continue
             op, _, value = raw.partition(".")
             col = sql.Identifier("x", key)
-            if op == "eq":
-                clauses.append(sql.SQL("{}::text = %s").format(col))
+            if op == "eq":  # as PostgREST: the value is read as the column's type
+                clauses.append(sql.SQL("{} = %s").format(col))
                 values.append(value)
             elif op == "is" and value == "null":
                 clauses.append(sql.SQL("{} IS NULL").format(col))
@@ -113,15 +118,24 @@ class PostgrestBridge:
             if request.method in ("GET", "HEAD"):
                 order = sql.SQL("")
                 if "order" in opts:
-                    col, _, direction = opts["order"].partition(".")
-                    order = sql.SQL(" ORDER BY {} {}").format(
-                        sql.Identifier("x", col), sql.SQL("DESC" if direction == "desc" else "ASC")
-                    )
+                    terms = []
+                    for term in opts["order"].split(","):
+                        col, _, direction = term.partition(".")
+                        terms.append(
+                            sql.SQL("{} {}").format(
+                                sql.Identifier("x", col),
+                                sql.SQL("DESC" if direction == "desc" else "ASC"),
+                            )
+                        )
+                    order = sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(terms))
+                wanted = [int(opts["limit"])] if "limit" in opts else []
+                if self.max_rows is not None:
+                    wanted.append(self.max_rows)
                 limit = (
-                    sql.SQL(" LIMIT {}").format(sql.Literal(int(opts["limit"])))
-                    if ("limit" in opts)
-                    else sql.SQL("")
+                    sql.SQL(" LIMIT {}").format(sql.Literal(min(wanted))) if wanted else sql.SQL("")
                 )
+                first = int(opts.get("offset", 0))
+                offset = sql.SQL(" OFFSET {}").format(sql.Literal(first)) if first else sql.SQL("")
                 columns = opts.get("select", "*")
                 shown: sql.Composable = sql.SQL("to_jsonb(x)")
                 if columns != "*":  # as PostgREST: an unknown column is an error (42703)
@@ -134,13 +148,28 @@ class PostgrestBridge:
                 # the rows as the database's own JSON text, as PostgREST sends them (a
                 # value Python's json cannot read reaches the client as the server wrote it)
                 found = self._run(
-                    sql.SQL("SELECT ({})::text FROM {} x WHERE {}{}{}").format(
-                        shown, t, where, order, limit
+                    sql.SQL("SELECT ({})::text FROM {} x WHERE {}{}{}{}").format(
+                        shown, t, where, order, limit, offset
                     ),
                     values,
                 )
                 data = [r[0] for r in found]
-                headers = {"content-range": f"0-{max(0, len(data) - 1)}/{len(data)}"}
+                # as PostgREST: the total only when a count is asked for (`*` otherwise);
+                # the count is of every matching row, not of the rows answered
+                total = "*"
+                if any(p.startswith("count=") for p in prefer):
+                    [(n,)] = self._run(
+                        sql.SQL("SELECT count(*) FROM {} x WHERE {}").format(t, where), values
+                    )
+                    total = str(n)
+                if total != "*" and first > int(total):  # as PostgREST: past the end
+                    return httpx.Response(
+                        416,
+                        json={"code": "PGRST103", "message": "Requested range not satisfiable"},
+                        headers={"content-range": f"*/{total}"},
+                    )
+                shown_range = f"{first}-{first + len(data) - 1}" if data else "*"
+                headers = {"content-range": f"{shown_range}/{total}"}
                 if request.method == "HEAD":
                     return httpx.Response(200, headers=headers)
                 return httpx.Response(

@@ -16,6 +16,7 @@ import os
 import re
 import weakref
 from collections.abc import Generator
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,6 +38,8 @@ CHUNK = 1000
 NOT_PROCESSED = frozenset({"503", "520", "PGRST000", "PGRST001", "PGRST002", "PGRST003"})
 #: gateway answers that may come after the server did the work: repeat only idempotent ones
 MAYBE_PROCESSED = frozenset({"502", "504"})
+#: PostgREST's answer (416) to a page that starts past the last row
+PAST_THE_END = "PGRST103"
 #: one request's limit (connect, read, write, pool), seconds
 TIMEOUT = 30.0
 #: the column Postgres names in a not-null violation (23502); its detail holds the row
@@ -180,7 +183,8 @@ class RestBackend:
         PostgREST's PGRST000-003) may always be repeated; a read timeout or a 502/504 only
         when repeating cannot change the outcome (`idempotent`: reads, updates by key,
         deletes, upserts that ignore duplicates). A plain insert is never sent twice on a
-        reply that might have come after the row was written.
+        reply that might have come after the row was written (`_insert_once` sends it
+        again only as an upsert on its id).
         """
         if hasattr(query, "retry"):
             query = query.retry(False)
@@ -212,6 +216,7 @@ class RestBackend:
             code = str(exc.code or "")
             error = self._translate(code, str(exc.message or ""), exc.details)
             error.maybe_processed = code in MAYBE_PROCESSED  # type: ignore[attr-defined]
+            error.code = code  # type: ignore[attr-defined]
         except httpx.TransportError as exc:
             error = StoreError(
                 f"Supabase did not answer ({type(exc).__name__}) at {self.description}; "
@@ -274,14 +279,75 @@ class RestBackend:
         desc: bool = False,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        query = self.client.table(table).select("*")
-        for key, value in (where or {}).items():
-            query = query.is_(key, "null") if value is None else query.eq(key, jsonable(value))
+        """The rows, all of them (up to `limit`): PostgREST answers a read with at most its
+        `db-max-rows` rows (Supabase's "Max rows", 1,000 by default) and says nothing, so a
+        read asks for the exact count too, and when fewer rows came than the count (or the
+        limit, the smaller) it pages through the rest (`_pages`)."""
+        query = self._filtered(table, where, "*", count=CountMethod.exact)
         if order_by:
             query = query.order(order_by, desc=desc)
         if limit:
             query = query.limit(limit)
-        return list(self._call(query).data)
+        response = self._call(query)
+        rows = list(response.data)
+        if response.count is None:
+            return rows
+        wanted = min(limit, response.count) if limit else response.count
+        if len(rows) >= wanted:
+            return rows
+        return self._pages(table, where, order_by, desc, max(1, len(rows)), limit)
+
+    def _filtered(
+        self, table: str, where: dict[str, Any] | None, columns: str, **options: Any
+    ) -> Any:
+        query = self.client.table(table).select(columns, **options)
+        for key, value in (where or {}).items():
+            query = query.is_(key, "null") if value is None else query.eq(key, jsonable(value))
+        return query
+
+    def _pages(
+        self,
+        table: str,
+        where: dict[str, Any] | None,
+        order_by: str | None,
+        desc: bool,
+        size: int,
+        limit: int | None,
+    ) -> list[dict[str, Any]]:
+        """The rows (up to `limit`) of a read the server cut, in pages of `size` (what it
+        answered) by offset, in the caller's order and then the primary key's, so that each
+        row has one place in the order; until a page comes back empty or the limit or the
+        count (each page's: rows may be written meanwhile) is reached. A row written or deleted between pages can shift
+        the rest by one: a row met twice is kept once."""
+        from hybridwb.platform.schema import metadata  # the tables' keys
+
+        keys = [c.name for c in metadata.tables[table].primary_key.columns]
+        rows: list[dict[str, Any]] = []
+        seen: set[tuple[Any, ...]] = set()
+        offset = 0
+        while True:
+            query = self._filtered(table, where, "*", count=CountMethod.exact)
+            if order_by:
+                query = query.order(order_by, desc=desc)
+            for key in keys:
+                query = query.order(key)
+            end = offset + size - 1 if limit is None else min(offset + size, limit) - 1
+            try:
+                response = self._call(query.range(offset, end))
+            except StoreError as exc:
+                if getattr(exc, "code", None) == PAST_THE_END:  # rows deleted meanwhile
+                    return rows
+                raise
+            page = list(response.data)
+            for row in page:
+                ident = tuple(str(row.get(k)) for k in keys)
+                if ident not in seen:
+                    seen.add(ident)
+                    rows.append(row)
+            offset += len(page)
+            total = int(response.count or 0)
+            if not page or offset >= (total if limit is None else min(limit, total)):
+                return rows
 
     def count(self, table: str, where: dict[str, Any] | None = None) -> int:
         query = self.client.table(table).select("id", count=CountMethod.exact, head=True)
@@ -307,9 +373,12 @@ class RestBackend:
             self._call(query)
 
     def _insert_once(self, op: Op) -> None:
-        """Insert without ever sending it twice; when the answer was lost after the server
-        may have written the row, look the row up by its (client-made) id and report what
-        really happened."""
+        """Insert without ever writing it twice; when the answer was lost after the server
+        may have written the row, look the row up by its (client-made) id. Not there yet,
+        the first request may still be on its way (queued in the server's pool: it would
+        write the row after the caller was told it failed), so the row is sent again as
+        an insert that leaves a row with its id alone: written once, whichever lands
+        first (the other writes nothing)."""
         values = jsonable(op.values or {})
         try:
             self._call(
@@ -319,9 +388,12 @@ class RestBackend:
         except HybridwbError as exc:
             if not getattr(exc, "maybe_processed", False) or "id" not in values:
                 raise
-            if not self.select(op.table, {"id": values["id"]}):
-                raise
-            # the first request did write the row: that is a success
+            if self.select(op.table, {"id": values["id"]}):
+                return  # the first request did write the row: that is a success
+            again = self.client.table(op.table).upsert(
+                values, on_conflict="id", ignore_duplicates=True, returning=ReturnMethod.minimal
+            )
+            self._call(again)  # repeatable: a row with this id is left alone
 
     def insert_ignore(self, table: str, rows: list[dict[str, Any]], conflict: list[str]) -> int:
         """Chunked upserts that ignore duplicates on the conflict key."""
@@ -335,11 +407,25 @@ class RestBackend:
                 returning=ReturnMethod.representation,
             )
             response, attempts = self._execute(query)
-            if attempts == 1 or not all("id" in r for r in chunk):
+            if attempts == 1:
                 inserted += len(response.data or [])
-            else:  # a retry: an earlier try may have written rows; count this call's own
-                inserted += self._count_ids(table, [r["id"] for r in chunk])
+            elif all("id" in r for r in chunk):  # a retry: an earlier try may have written
+                inserted += self._count_ids(table, [r["id"] for r in chunk])  # rows: ours
+            else:
+                inserted += self._count_own(table, chunk, conflict)
         return inserted
+
+    def _count_own(self, table: str, rows: list[dict[str, Any]], conflict: list[str]) -> int:
+        """How many of `rows` are stored as sent, every column: after a retry the answer
+        counts only what the last try wrote, so a row an earlier try wrote (its answer
+        lost) would count as someone else's (a schedule slot claimed, then skipped). A row
+        with the same key and other values (another claimant's) is not ours."""
+        found = 0
+        for row in rows:
+            stored = self.select(table, {k: row[k] for k in conflict})
+            if any(all(_same(s.get(k), v) for k, v in row.items()) for s in stored):
+                found += 1
+        return found
 
     def _count_ids(self, table: str, ids: list[Any]) -> int:
         found = 0
@@ -352,6 +438,19 @@ class RestBackend:
     def close(self) -> None:
         """Close the connections (postgrest-py's client shares our httpx client)."""
         self._http.close()
+
+
+def _same(stored: Any, sent: Any) -> bool:
+    """A stored JSON value is the value sent (timestamps compared as instants: the server
+    writes them in its session's time zone)."""
+    if stored == sent:
+        return True
+    if isinstance(stored, str) and isinstance(sent, str):
+        try:
+            return datetime.fromisoformat(stored) == datetime.fromisoformat(sent)
+        except ValueError:
+            return False
+    return False
 
 
 #: every REST backend of this process, for the fork hook
