@@ -18,18 +18,28 @@ from collections.abc import Iterator
 RUN_GC_THRESHOLD = 50_000
 
 _gc_lock = threading.Lock()
-_gc_runs = 0  # runs of this process inside `_frozen_heap` now
+_gc_runs: dict[int, int] = {}  # runs of this process inside `frozen_heap` now, by thread
 _gc_saved: tuple[int, ...] = ()  # the thresholds before the first of them
 
 
-def _renew_gc_lock() -> None:
-    """In a forked child: a lock another thread of the parent held at the fork (a run
-    starting or ending) would stay held forever, and the child's first run wait for it."""
+def _after_fork_in_child() -> None:
+    """In a forked child: a new lock (another thread of the parent may have held it at
+    the fork, a run starting or ending), and only the forking thread's runs: the others'
+    threads are not in the child and their runs never end there, so with none of its own
+    the threshold and the frozen objects are put back now."""
     global _gc_lock
     _gc_lock = threading.Lock()
+    mine = _gc_runs.get(threading.get_ident(), 0)
+    had = bool(_gc_runs)
+    _gc_runs.clear()
+    if mine:
+        _gc_runs[threading.get_ident()] = mine
+    elif had:
+        gc.set_threshold(*_gc_saved)
+        gc.unfreeze()
 
 
-os.register_at_fork(after_in_child=_renew_gc_lock)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextlib.contextmanager
@@ -40,18 +50,22 @@ def frozen_heap() -> Iterator[None]:
     first threshold is raised to `RUN_GC_THRESHOLD` for the run (cyclic garbage is still
     collected, less often). Runs overlapping in one process share the raised threshold,
     and the one found before the first is restored when the last ends."""
-    global _gc_runs, _gc_saved
+    global _gc_saved
+    me = threading.get_ident()
     with _gc_lock:
-        if _gc_runs == 0:
+        if not _gc_runs:
             _gc_saved = gc.get_threshold()
             gc.set_threshold(max(_gc_saved[0], RUN_GC_THRESHOLD), *_gc_saved[1:])
-        _gc_runs += 1
+        _gc_runs[me] = _gc_runs.get(me, 0) + 1
     gc.freeze()
     try:
         yield
     finally:
         with _gc_lock:
-            _gc_runs -= 1
-            if _gc_runs == 0:
+            if _gc_runs.get(me, 0) > 1:
+                _gc_runs[me] -= 1
+            else:
+                _gc_runs.pop(me, None)
+            if not _gc_runs:
                 gc.set_threshold(*_gc_saved)
         gc.unfreeze()

@@ -67,36 +67,49 @@ def ahead(
 
 
 _switch_lock = threading.Lock()
-_switch_users = 0  # runs of this process reading ahead now
+_switch_users: dict[int, int] = {}  # runs of this process reading ahead now, by thread
 _switch_saved = 0.0  # the interval before the first of them lowered it
 
 
-def _renew_switch_lock() -> None:
-    """In a forked child: a lock another thread of the parent held at the fork (a run
-    starting or ending) would stay held forever, and the child's first run wait for it."""
+def _after_fork_in_child() -> None:
+    """In a forked child: a new lock (another thread of the parent may have held it at
+    the fork, a run starting or ending), and only the forking thread's runs: the others'
+    threads are not in the child and their runs never end there, so with none of its own
+    the interval is put back now."""
     global _switch_lock
     _switch_lock = threading.Lock()
+    mine = _switch_users.get(threading.get_ident(), 0)
+    had = bool(_switch_users)
+    _switch_users.clear()
+    if mine:
+        _switch_users[threading.get_ident()] = mine
+    elif had:
+        sys.setswitchinterval(_switch_saved)
 
 
-os.register_at_fork(after_in_child=_renew_switch_lock)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _lower_switch() -> None:
     """Lower the interval for this run; runs overlapping in one process share the lowered
     interval, and the one found before the first is restored when the last ends."""
-    global _switch_users, _switch_saved
+    global _switch_saved
+    me = threading.get_ident()
     with _switch_lock:
-        if _switch_users == 0:
+        if not _switch_users:
             _switch_saved = sys.getswitchinterval()
             sys.setswitchinterval(min(_switch_saved, SWITCH))
-        _switch_users += 1
+        _switch_users[me] = _switch_users.get(me, 0) + 1
 
 
 def _restore_switch() -> None:
-    global _switch_users
+    me = threading.get_ident()
     with _switch_lock:
-        _switch_users -= 1
-        if _switch_users == 0:
+        if _switch_users.get(me, 0) > 1:
+            _switch_users[me] -= 1
+        else:
+            _switch_users.pop(me, None)
+        if not _switch_users:
             sys.setswitchinterval(_switch_saved)
 
 
