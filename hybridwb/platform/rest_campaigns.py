@@ -91,9 +91,10 @@ class RestCampaigns(Campaigns):
         return _lock_row(row) if row else None
 
     def clock(self) -> datetime:
-        """This host's clock: the functions stamp and judge heartbeats by the server's
-        (`hybridwb_acquire`); only `stale_runs`' read of them goes by this one."""
-        return datetime.now(UTC)
+        """The server's clock (`RestBackend.server_time`), as the functions stamp and judge
+        heartbeats by it (`hybridwb_acquire`): `stale_runs` reads them by this one. This
+        host's only when the server's answer carries no date."""
+        return self.backend.server_time() or datetime.now(UTC)
 
     def locks(self) -> list[dict[str, Any]]:
         return [_lock_row(row) for row in super().locks()]
