@@ -6,7 +6,9 @@ A resume asked for a dry run (`hybridwb run --resume X --dry-run`, or `-p dry_ru
 of a run started to send was not: the runner took the run's own `dry_run` over what was
 asked, without a word, and the resume the user ran "to see what would be sent" messaged
 every pending target. Now it is refused in one line before anything runs, as the limit
-is; a dry run resumed without asking, or asking for a dry run, goes on as before.
+is; a dry run resumed without asking, or asking for a dry run, goes on as before. Likewise
+a resume naming another workflow than its run's (`hybridwb run B --resume <a run of A>`,
+which resumed A without a word) is refused.
 
 Real runs through the runner (papermill) on a MariaDB source and a SQLite or PostgreSQL
 store; the oracle is direct SQL on the store (`send_records`, `workflow_runs`).
@@ -92,3 +94,28 @@ def test_a_dry_run_resumed_asking_for_a_dry_run_stays_one(
             assert final["id"] == run["id"]
             wb.store.runs.update(run["id"], status="failed")
     assert oracle(any_store, "SELECT count(*) FROM send_records") == [(0,)]
+
+
+def test_a_resume_of_another_workflows_run_is_refused(
+    source: Callable[..., str], any_store: str, tmp_path: Path
+) -> None:
+    """BREAK: `hybridwb run other --resume <a run of dry>` resumed the run of `dry` and
+    messaged its 4 members, though another workflow was named."""
+    db, wf = _setup(source, any_store, tmp_path)
+    with hybridwb.connect(source=source_url(db), store=any_store, cwd=tmp_path) as wb:
+        wb.workflows.create(
+            "other", target_config={"table": "members"}, message_config={"content": INFO}
+        )
+        run = wb.store.runs.create(wf["id"], {"limit": None}, dry_run=False)
+        wb.store.runs.update(run["id"], status="failed", error="the kernel died")
+        before = oracle(any_store, "SELECT status, error FROM workflow_runs")
+        with pytest.raises(ValidationError) as refused:
+            wb.workflows.run("other", resume=run["id"], progress=False)
+        text = str(refused.value)
+        assert "\n" not in text and f"--resume {run['id']}" in text, text
+        assert oracle(any_store, "SELECT count(*) FROM send_records") == [(0,)]
+        assert oracle(any_store, "SELECT status, error FROM workflow_runs") == before
+        # the run's own workflow named, or none, resumes it
+        final = wb.workflows.run("dry", resume=run["id"], progress=False)
+        assert final["id"] == run["id"] and final["status"] == "succeeded", final.get("error")
+    assert oracle(any_store, "SELECT count(*) FROM send_records") == [(4,)]

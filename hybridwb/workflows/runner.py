@@ -134,6 +134,12 @@ class Runner:
             refuse_another_limit(resume, stored.get("limit"), params, limit)
             refuse_another_dry_run(resume, bool(run.get("dry_run")), params, dry_run)
             wf = store.workflows.get(run["workflow_id"])
+            if workflow is not None and str(store.workflows.get(workflow)["id"]) != str(wf["id"]):
+                # round 31: `hybridwb run B --resume <a run of A>` resumed A without a word
+                raise ValidationError(
+                    f"Run {resume} is a run of workflow {wf['name']!r}, not of the one named; "
+                    f"resume it without a workflow (hybridwb run --resume {resume})."
+                )
             params = {**stored, **params}
             dry_run = bool(run.get("dry_run"))
             limit = stored.get("limit")
