@@ -43,6 +43,17 @@ CATALOGUE: dict[int, tuple[type[HybridwbError], str]] = {
     1142: (ReadOnlyViolation, "{detail}; the account is read-only, as it should be."),
     1143: (ReadOnlyViolation, "{detail}; the account is read-only, as it should be."),
     1146: (QueryError, "{table} doesn't exist; list the tables with SHOW TABLES."),
+    # text of two collations compared (a relation or a condition across tables whose
+    # columns differ): the server will not choose one
+    **dict.fromkeys(
+        (1267, 1270, 1271),
+        (
+            QueryError,
+            "{detail}: the query compares text of collations the server will not compare; "
+            "relate or compare columns of one collation (in a saved query, add COLLATE to "
+            "one side), or ask the DBA to give both columns one collation.",
+        ),
+    ),
     1153: (
         QueryError,
         "The statement with its values is larger than the server's max_allowed_packet; "
