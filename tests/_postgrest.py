@@ -14,7 +14,9 @@ every row it reads or writes is the database's own.
 
 from __future__ import annotations
 
+import email.utils
 import json
+import threading
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -36,6 +38,7 @@ class PostgrestBridge:
         #: answers at most this many rows, silently, whatever its `limit`
         self.max_rows = max_rows
         self.requests: list[tuple[str, str]] = []  # (method, path)
+        self._clock = threading.local()
 
     def mount(self, api: respx.MockRouter) -> None:
         api.route(url__regex=r"/rest/v1/rpc/(?P<fn>\w+)$").mock(side_effect=self.rpc)
@@ -47,16 +50,27 @@ class PostgrestBridge:
             conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self.role)))
             cur = conn.execute(statement, params)
             out = cur.fetchall() if cur.description else cur.rowcount
+            # the server's clock, for the answer's Date (the database's: this process's
+            # own clock may be a skewed host's)
+            (self._clock.at,) = conn.execute("SELECT now()").fetchone()  # type: ignore[misc]
             conn.commit()
         return out
 
     def _answer(self, fn: Any) -> httpx.Response:
+        self._clock.at = None
         try:
-            return fn()
+            response = fn()
         except psycopg.Error as exc:
             code = exc.sqlstate or "XX000"
             status = 409 if code == "23505" else 403 if code == "42501" else 400
-            return httpx.Response(status, json={"code": code, "message": str(exc).split("\n")[0]})
+            response = httpx.Response(
+                status, json={"code": code, "message": str(exc).split("\n")[0]}
+            )
+        if self._clock.at is not None:  # as PostgREST: every answer is dated
+            response.headers["date"] = email.utils.formatdate(
+                self._clock.at.timestamp(), usegmt=True
+            )
+        return response
 
     @staticmethod
     def _where(params: list[tuple[str, str]]) -> tuple[sql.Composable, list[Any]]:

@@ -269,7 +269,7 @@ def test_the_cap_a_rest_store_checks_again_is_the_policys() -> None:
     check = policies.cap_check(policies.Rules(WF, RUN, NOON, capped, False), "sms", spellings)
     assert check is not None
     assert (check.space, check.messages, check.since, check.reason, check.spellings) == (
-        "hybridwb:recipients:sms",
+        "hybridwb:recipients",
         2,
         NOON - timedelta(days=7),
         "frequency cap",

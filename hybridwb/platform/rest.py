@@ -12,8 +12,10 @@ one, call SQL functions over RPC (`rest_campaigns`, migrations 0005 and 0008).
 
 from __future__ import annotations
 
+import email.utils
 import os
 import re
+import threading
 import weakref
 from collections.abc import Generator
 from datetime import datetime
@@ -102,6 +104,15 @@ def _readable(response: httpx.Response) -> None:
             stored_json(response.content)
 
 
+def _date_of(response: httpx.Response) -> datetime | None:
+    """The server's clock as its answer's `Date` header gives it (RFC 9110), or None."""
+    try:
+        at = email.utils.parsedate_to_datetime(response.headers.get("date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return at if at.tzinfo is not None else None
+
+
 def _rest_url(url: str) -> str | None:
     """PostgREST's address under SUPABASE_URL, or None when it is not an http(s) URL."""
     try:
@@ -132,17 +143,24 @@ class RestBackend:
                 f"copy it from the Supabase dashboard and check {key_name}."
             )
         self._rest = rest
+        #: per thread, the `Date` of the last answer (`server_time`)
+        self._dates = threading.local()
         self._connect()
         _BACKENDS.add(self)
 
     def _connect(self) -> None:
         """A client with a pool of its own (keep-alive HTTPS connections, opened as needed)."""
+        dates = self._dates
+
+        def dated(response: httpx.Response) -> None:
+            dates.at = _date_of(response)
+
         self._http = httpx.Client(
             base_url=self._rest,
             auth=KeyAuth(self._key),
             timeout=TIMEOUT,
             follow_redirects=False,
-            event_hooks={"response": [_readable]},
+            event_hooks={"response": [_readable, dated]},
         )
         # postgrest-py builds requests on our client (its own retry is switched off per
         # request in _execute: one policy decides, ours)
@@ -270,6 +288,17 @@ class RestBackend:
         return StoreError(f"Supabase failed ({code}): {text}.")
 
     # -- primitives ------------------------------------------------------------------------
+    def server_time(self) -> datetime | None:
+        """The server's clock: the `Date` of its answer to a one-row read (PostgREST, and
+        the gateway in front of it, date every answer), or None when that answer has no
+        date. Heartbeats are stamped by the database's `now()` (migration 0005); judged by
+        this host's clock, a host whose clock was minutes ahead called a live run stale
+        and `hybridwb run` marked it so (round 31)."""
+        self._dates.at = None
+        self._call(self.client.from_("run_locks").select("workflow_id").limit(1))
+        at: datetime | None = self._dates.at
+        return at
+
     def select(
         self,
         table: str,

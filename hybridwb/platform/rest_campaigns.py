@@ -49,6 +49,10 @@ FREEZE_CHUNK = 1000
 #: records and exclusions per `hybridwb_write_batch` request (texts of a few hundred bytes:
 #: a body of about a megabyte at most, under API gateways' request size limits)
 WRITE_CHUNK = 2000
+#: the cap an uncapped batch is sent with to be written under the cap's lock: more
+#: messages than any recipient is sent (PostgreSQL's largest integer), counted from the last
+#: instant Python names
+UNREACHED, EVER_AFTER = 2**31 - 1, datetime.max.replace(tzinfo=UTC)
 
 
 class RestCampaigns(Campaigns):
@@ -87,9 +91,10 @@ class RestCampaigns(Campaigns):
         return _lock_row(row) if row else None
 
     def clock(self) -> datetime:
-        """This host's clock: the functions stamp and judge heartbeats by the server's
-        (`hybridwb_acquire`); only `stale_runs`' read of them goes by this one."""
-        return datetime.now(UTC)
+        """The server's clock (`RestBackend.server_time`), as the functions stamp and judge
+        heartbeats by it (`hybridwb_acquire`): `stale_runs` reads them by this one. This
+        host's only when the server's answer carries no date."""
+        return self.backend.server_time() or datetime.now(UTC)
 
     def locks(self) -> list[dict[str, Any]]:
         return [_lock_row(row) for row in super().locks()]
@@ -237,8 +242,14 @@ class RestCampaigns(Campaigns):
         first; with `cap`, records are checked against the frequency cap again where they
         are written. False when the lock has another owner (earlier requests of the batch
         were written while it was ours). Safe to repeat: written targets are left alone.
-        `queue` is not taken here: a capped batch's check and write are one request
-        (`hybridwb_write_batch` under the cap's advisory lock), with no gap between them."""
+
+        `queue` (a batch of a workflow without a cap) is sent as a cap no recipient reaches
+        (`UNREACHED`): the function takes the cap's advisory lock before it inserts the
+        records and holds it to its commit, so a capped batch is never checked while this
+        one's records are written but not committed (round 31: it read the history
+        without them and messaged each of those recipients past its cap)."""
+        if cap is None and queue is not None and records:
+            cap = CapCheck(queue, UNREACHED, EVER_AFTER, "", {})
         base: dict[str, Any] = {
             "p_run_id": str(as_uuid(run_id)),
             "p_workflow_id": str(as_uuid(workflow_id)),

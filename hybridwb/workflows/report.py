@@ -45,9 +45,11 @@ def mask_text(text: str, values: dict[str, Any] | None = None) -> str:
 
 def shown_definition(target: Any) -> Any:
     """A target definition as a report shows it, as the query log shows a statement: a
-    saved query's literals as `?`, its parameters' and its conditions' text values with
-    their digits and e-mail addresses masked (`mask_text`), a keyword masked whole (it is
-    what someone searched a customer by). A report names no customer."""
+    saved query's literals as `?`; a keyword, and its parameters' and its conditions' text
+    values, masked whole (`_mask_value`: what someone picked a customer by, a phone, an
+    e-mail or a name, which neither digits nor an @ give away), numbers' digits masked
+    (`mask_text`). A report names no customer (round 31: a condition or a parameter on
+    the customer's name printed it whole)."""
     if not isinstance(target, dict):
         return target
     out = dict(target)
@@ -75,7 +77,7 @@ def _masked_conditions(node: Any) -> Any:
 
 def _masked_values(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_text(value)
+        return _mask_value(value) if value else value
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         # a phone typed as a number (1012345678) is masked as its text; a count is as written
         masked = mask_text(str(value))

@@ -132,7 +132,14 @@ class Runner:
                 )
             stored = run.get("parameters") or {}
             refuse_another_limit(resume, stored.get("limit"), params, limit)
+            refuse_another_dry_run(resume, bool(run.get("dry_run")), params, dry_run)
             wf = store.workflows.get(run["workflow_id"])
+            if workflow is not None and str(store.workflows.get(workflow)["id"]) != str(wf["id"]):
+                # round 31: `hybridwb run B --resume <a run of A>` resumed A without a word
+                raise ValidationError(
+                    f"Run {resume} is a run of workflow {wf['name']!r}, not of the one named; "
+                    f"resume it without a workflow (hybridwb run --resume {resume})."
+                )
             params = {**stored, **params}
             dry_run = bool(run.get("dry_run"))
             limit = stored.get("limit")
@@ -433,6 +440,22 @@ def refuse_another_limit(
         f"Run {run_id} was started with {was}, and a resume sends the rest of its targets; "
         f"resume it without a limit (hybridwb run --resume {run_id}), or start a new run "
         "with the limit you want."
+    )
+
+
+def refuse_another_dry_run(run_id: Any, started: bool, params: dict[str, Any], asked: bool) -> None:
+    """A resume goes on as its run started, sending or not: a dry run asked for now
+    (`--dry-run`, or `-p dry_run`) of a run that sends, or a send of a dry run, is refused,
+    not ignored (round 31: a resume asked for a dry run "to see what would be sent"
+    messaged every pending target)."""
+    wanted = bool(params["dry_run"]) if "dry_run" in params else (asked or started)
+    if wanted == started:
+        return
+    was = "as a dry run" if started else "to send (not as a dry run)"
+    raise ValidationError(
+        f"Run {run_id} was started {was}, and a resume goes on as it started; resume it "
+        f"without dry_run (hybridwb run --resume {run_id}), or start a new run "
+        f"({'without' if started else 'with'} --dry-run)."
     )
 
 
