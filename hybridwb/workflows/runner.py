@@ -145,6 +145,7 @@ class Runner:
             limit = stored.get("limit")
             run_id = run["id"]
         else:
+            refuse_parameter_unlike_flag(params, dry_run, limit)
             wf = store.workflows.get(workflow)
             params = {**params, "limit": limit}
             run_id = uuid.uuid4()
@@ -441,6 +442,20 @@ def refuse_another_limit(
         f"resume it without a limit (hybridwb run --resume {run_id}), or start a new run "
         "with the limit you want."
     )
+
+
+def refuse_parameter_unlike_flag(params: dict[str, Any], dry_run: bool, limit: int | None) -> None:
+    """A new run's `-p dry_run` or `-p limit` that is another value than its flag is
+    refused, not overwritten by the flag (round 32: `hybridwb run wf -p dry_run true`
+    built the notebook with `dry_run = False` and messaged every target)."""
+    for name, flag, value in (("dry_run", "--dry-run", dry_run), ("limit", "--limit", limit)):
+        asked = params.get(name, value)
+        if asked == value and type(asked) is type(value):
+            continue
+        raise ValidationError(
+            f"Parameter {name} is the run's {flag} and -p {name} asked for another value; "
+            f"ask with {flag} alone, not -p {name}."
+        )
 
 
 def refuse_another_dry_run(run_id: Any, started: bool, params: dict[str, Any], asked: bool) -> None:
