@@ -68,7 +68,7 @@ def test_a_new_runs_parameter_unlike_its_flag_is_refused(
                 progress=False,
             )
         text = str(refused.value)
-        assert "\n" not in text and "-p" in text, text
+        assert "\n" not in text and "-p" in text and "Nothing was run" in text, text
     assert oracle(any_store, "SELECT count(*) FROM send_records") == [(0,)]
     assert oracle(any_store, "SELECT count(*) FROM workflow_runs") == [(0,)]
     assert oracle(any_store, "SELECT count(*) FROM run_locks") == [(0,)]
@@ -99,3 +99,20 @@ def test_a_new_runs_parameter_like_its_flag_runs(
         final = wb.workflows.run("dry", parameters, progress=False, **flags)
         assert final["status"] == "succeeded", final.get("error")
     assert oracle(any_store, "SELECT count(*) FROM send_records") == [(sent,)]
+
+
+def test_a_workflows_trigger_parameters_unlike_the_flags_are_refused(
+    source: Callable[..., str], any_store: str, tmp_path: Path
+) -> None:
+    """BREAK: a workflow whose trigger_config parameters say `dry_run: true`, run as the
+    scheduler runs it (no flag), messaged its 4 members."""
+    db, wf = _setup(source, any_store, tmp_path)
+    with hybridwb.connect(source=source_url(db), store=any_store, cwd=tmp_path) as wb:
+        wb.workflows.update(wf["id"], trigger_config={"parameters": {"dry_run": True}})
+        with pytest.raises(ValidationError) as refused:
+            wb.workflows.run("dry", progress=False)
+        assert "trigger_config" in str(refused.value)
+        final = wb.workflows.run("dry", dry_run=True, progress=False)
+        assert final["status"] == "succeeded" and final["dry_run"], final.get("error")
+    assert oracle(any_store, "SELECT count(*) FROM send_records") == [(0,)]
+    assert oracle(any_store, "SELECT count(*) FROM workflow_runs") == [(1,)]

@@ -447,14 +447,16 @@ def refuse_another_limit(
 def refuse_parameter_unlike_flag(params: dict[str, Any], dry_run: bool, limit: int | None) -> None:
     """A new run's `-p dry_run` or `-p limit` that is another value than its flag is
     refused, not overwritten by the flag (round 32: `hybridwb run wf -p dry_run true`
-    built the notebook with `dry_run = False` and messaged every target)."""
+    built the notebook with `dry_run = False` and messaged every target; so did a
+    workflow whose `trigger_config` parameters hold `dry_run: true`, run by the scheduler)."""
     for name, flag, value in (("dry_run", "--dry-run", dry_run), ("limit", "--limit", limit)):
         asked = params.get(name, value)
         if asked == value and type(asked) is type(value):
             continue
         raise ValidationError(
-            f"Parameter {name} is the run's {flag} and -p {name} asked for another value; "
-            f"ask with {flag} alone, not -p {name}."
+            f"Parameter {name} is the run's {flag}, and -p {name} (or the workflow's "
+            f"trigger_config parameters) asked for another value; ask with {flag} alone, "
+            f"not as a parameter. Nothing was run."
         )
 
 
