@@ -18,13 +18,11 @@ import httpx
 import psycopg
 import pytest
 import respx
-from _postgrest import PostgrestBridge
+from _postgrest import PostgrestBridge, migrated_database
 from psycopg.types.json import Jsonb
-from sqlalchemy.engine import URL
 
 from hybridwb.config import Settings
 from hybridwb.errors import StoreError
-from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.rest import RestBackend
 from hybridwb.platform.store import Store
 from hybridwb.workflows.runner import Runner
@@ -39,21 +37,7 @@ MAX_ROWS = 50
 
 @pytest.fixture
 def dsn() -> Iterator[str]:
-    name = f"hybridwb_maxrows_{uuid.uuid4().hex[:8]}"
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = URL.create(
-            "postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database=name
-        )
-        store = Store(SqlBackend(url), actor="owner")
-        store.init()
-        store.close()
-        yield f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from migrated_database("hybridwb_maxrows")
 
 
 @pytest.fixture
