@@ -17,6 +17,7 @@ from __future__ import annotations
 import email.utils
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -27,6 +28,25 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 RESERVED = {"select", "order", "limit", "on_conflict", "columns", "offset"}
+
+
+def migrated_database(prefix: str) -> Iterator[str]:
+    """A fixture body: a new PostgreSQL database holding the store's schema (migrated by
+    the SQL store as its owner), as a psycopg DSN; dropped after."""
+    from _stores import fresh_pg_database
+
+    from hybridwb.platform.backend import SqlBackend
+    from hybridwb.platform.store import Store
+
+    made = fresh_pg_database(prefix)
+    url = next(made)
+    try:
+        store = Store(SqlBackend(url), actor="owner")
+        store.init()
+        store.close()
+        yield f"host=127.0.0.1 port=5432 user=postgres dbname={url.database}"
+    finally:
+        made.close()  # its own finally drops the database
 
 
 class PostgrestBridge:

@@ -18,13 +18,11 @@ import httpx
 import psycopg
 import pytest
 import respx
-from _postgrest import PostgrestBridge
+from _postgrest import PostgrestBridge, migrated_database
 from psycopg.types.json import Jsonb
-from sqlalchemy.engine import URL
 
 from hybridwb.config import Settings
 from hybridwb.errors import StoreError
-from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.rest import RestBackend
 from hybridwb.platform.store import Store
 from hybridwb.workflows.runner import Runner
@@ -39,21 +37,7 @@ MAX_ROWS = 50
 
 @pytest.fixture
 def dsn() -> Iterator[str]:
-    name = f"hybridwb_maxrows_{uuid.uuid4().hex[:8]}"
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = URL.create(
-            "postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database=name
-        )
-        store = Store(SqlBackend(url), actor="owner")
-        store.init()
-        store.close()
-        yield f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from migrated_database("hybridwb_maxrows")
 
 
 @pytest.fixture
@@ -79,6 +63,38 @@ def oracle(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
 def insert(dsn: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
         cur.executemany(sql, rows)
+
+
+#: one send record: (id, run, workflow, key, recipient, created_at)
+RECORD = (
+    "INSERT INTO send_records (id, run_id, workflow_id, target_key, recipient, channel,"
+    " status, created_at) VALUES (%s, %s, %s, %s, %s, 'sms', 'queued', %s)"
+)
+
+
+def records_of(dsn: str, rid: Any, wf: Any, stamps: list[datetime]) -> None:
+    """A record of run `rid` for each stamp: keys k000.., phones 010-0000-0000.."""
+    rows = [
+        (uuid.uuid4(), rid, wf, f"k{i:03d}", f"010-0000-{i:04d}", at) for i, at in enumerate(stamps)
+    ]
+    insert(dsn, RECORD, rows)
+
+
+def at_second(
+    api: PostgrestBridge, monkeypatch: pytest.MonkeyPatch, marker: str, then: Any
+) -> None:
+    """`then()` right after the stand-in has run its second statement holding `marker`."""
+    run, seen = api._run, []
+
+    def run_then(statement: Any, params: list[Any]) -> Any:
+        out = run(statement, params)
+        if marker in repr(statement):
+            seen.append(statement)
+            if len(seen) == 2:
+                then()
+        return out
+
+    monkeypatch.setattr(api, "_run", run_then)
 
 
 def test_the_active_mappings_are_each_tables_latest_version_past_max_rows(
@@ -125,15 +141,7 @@ def test_a_runs_records_are_all_read_past_max_rows(store: Store, dsn: str) -> No
     lists all 101, in the order written."""
     wf, rid = uuid.uuid4(), uuid.uuid4()
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    insert(
-        dsn,
-        "INSERT INTO send_records (id, run_id, workflow_id, target_key, recipient, channel,"
-        " status, created_at) VALUES (%s, %s, %s, %s, %s, 'sms', 'queued', %s)",
-        [
-            (uuid.uuid4(), rid, wf, f"k{i:03d}", f"010-0000-{i:04d}", at + timedelta(seconds=i))
-            for i in range(101)
-        ],
-    )
+    records_of(dsn, rid, wf, [at + timedelta(seconds=i) for i in range(101)])
     expected = [
         k
         for (k,) in oracle(
@@ -183,15 +191,7 @@ def test_records_written_at_one_stamp_are_each_read_once_past_max_rows(
     stable across limits). Paged on the key as well, each of the 240 is read once."""
     wf, rid = uuid.uuid4(), uuid.uuid4()
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    insert(
-        dsn,
-        "INSERT INTO send_records (id, run_id, workflow_id, target_key, recipient, channel,"
-        " status, created_at) VALUES (%s, %s, %s, %s, %s, 'sms', 'queued', %s)",
-        [
-            (uuid.uuid4(), rid, wf, f"k{i:03d}", f"010-0000-{i:04d}", at + timedelta(hours=i % 2))
-            for i in range(240)
-        ],
-    )
+    records_of(dsn, rid, wf, [at + timedelta(hours=i % 2) for i in range(240)])
     expected = oracle(dsn, "SELECT target_key FROM send_records WHERE run_id = %s", rid)
     assert len(expected) == 240
     read = [r["target_key"] for r in store.runs.records(rid)]
@@ -208,30 +208,13 @@ def test_a_record_written_between_pages_leaves_each_row_read_once(
     page is answered again at the start of the second. It is kept once."""
     wf, rid = uuid.uuid4(), uuid.uuid4()
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    sql = (
-        "INSERT INTO send_records (id, run_id, workflow_id, target_key, recipient, channel,"
-        " status, created_at) VALUES (%s, %s, %s, %s, %s, 'sms', 'queued', %s)"
+    records_of(dsn, rid, wf, [at + timedelta(seconds=i) for i in range(120)])
+    at_second(  # the cut read, then the first page: one record written ahead of the others
+        api,
+        monkeypatch,
+        "ORDER BY",
+        lambda: insert(dsn, RECORD, [(uuid.uuid4(), rid, wf, "early", "010-9999-0000", at)]),
     )
-    insert(
-        dsn,
-        sql,
-        [
-            (uuid.uuid4(), rid, wf, f"k{i:03d}", f"010-0000-{i:04d}", at + timedelta(seconds=i))
-            for i in range(120)
-        ],
-    )
-    run = api._run
-    reads: list[Any] = []
-
-    def run_then_write(statement: Any, params: list[Any]) -> Any:
-        out = run(statement, params)
-        if "ORDER BY" in repr(statement):
-            reads.append(statement)
-            if len(reads) == 2:  # the cut read, then the first page: write one record
-                insert(dsn, sql, [(uuid.uuid4(), rid, wf, "early", "010-9999-0000", at)])
-        return out
-
-    monkeypatch.setattr(api, "_run", run_then_write)
     read = [r["target_key"] for r in store.runs.records(rid)]
     originals = [f"k{i:03d}" for i in range(120)]
     assert oracle(dsn, "SELECT count(*) FROM send_records WHERE target_key = 'early'") == [(1,)]
@@ -389,27 +372,13 @@ def test_rows_deleted_between_pages_end_the_read_without_an_error(
     it has, as a read of that moment, not with `Supabase failed (PGRST103)`."""
     wf, rid = uuid.uuid4(), uuid.uuid4()
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    insert(
-        dsn,
-        "INSERT INTO send_records (id, run_id, workflow_id, target_key, recipient, channel,"
-        " status, created_at) VALUES (%s, %s, %s, %s, %s, 'sms', 'queued', %s)",
-        [
-            (uuid.uuid4(), rid, wf, f"k{i:03d}", f"010-0000-{i:04d}", at + timedelta(seconds=i))
-            for i in range(120)
-        ],
+    records_of(dsn, rid, wf, [at + timedelta(seconds=i) for i in range(120)])
+    at_second(  # counted for the cut read, then the first page: 80 deleted
+        api,
+        monkeypatch,
+        "count(*)",
+        lambda: oracle(dsn, "DELETE FROM send_records WHERE target_key >= 'k040' RETURNING 1"),
     )
-    run = api._run
-    reads: list[Any] = []
-
-    def run_then_delete(statement: Any, params: list[Any]) -> Any:
-        out = run(statement, params)
-        if "count(*)" in repr(statement):
-            reads.append(statement)
-            if len(reads) == 2:  # counted for the cut read, then the first page: delete 80
-                oracle(dsn, "DELETE FROM send_records WHERE target_key >= 'k040' RETURNING 1")
-        return out
-
-    monkeypatch.setattr(api, "_run", run_then_delete)
     read = [r["target_key"] for r in store.runs.records(rid)]
     assert read == [f"k{i:03d}" for i in range(50)]
     assert oracle(dsn, "SELECT count(*) FROM send_records WHERE run_id = %s", rid) == [(40,)]

@@ -50,7 +50,23 @@ def test_a_capped_workflow_never_messages_past_its_cap_beside_an_uncapped_one(
         "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20))",
         rows={"members": [(f"m{i:03d}", f"회원{i}", phone(i)) for i in range(10)]},
     )
-    wb = workbench(db, any_store, {"members": {**people(), "audience": True}})
+    never_past_the_cap(
+        db, any_store, monkeypatch, {"members": {**people(), "audience": True}}, "members"
+    )
+
+
+def never_past_the_cap(
+    db: str,
+    any_store: str,
+    monkeypatch: pytest.MonkeyPatch,
+    mappings: dict[str, dict[str, Any]],
+    free_table: str,
+) -> None:
+    """A workflow capped at 1 message in 7 days (on `members`) and an uncapped one (on
+    `free_table`), 10 members each, the same people: the uncapped run works while the
+    capped one's history check is in hand. No recipient of the capped run may have a
+    record of the other workflow before its own (oracle: `send_records`); all 20 sent."""
+    wb = workbench(db, any_store, mappings)
     capped = wb.workflows.create(
         "capped",
         target_config={"table": "members"},
@@ -60,7 +76,7 @@ def test_a_capped_workflow_never_messages_past_its_cap_beside_an_uncapped_one(
         },
     )
     free = wb.workflows.create(
-        "uncapped", target_config={"table": "members"}, message_config={"content": INFO}
+        "uncapped", target_config={"table": free_table}, message_config={"content": INFO}
     )
     runs = {capped["id"]: start(wb, capped), free["id"]: start(wb, free)}
     wb.close()

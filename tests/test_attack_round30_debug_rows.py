@@ -37,6 +37,7 @@ LOGGERS = ("sqlalchemy", "sqlalchemy.engine", "sqlalchemy.pool", "pymysql", "psy
 
 
 def F(label: str, ftype: str = "string", role: str | None = None, **kw: Any) -> dict[str, Any]:
+    """A mapped field: its display name, type, role and any other key."""
     return {"displayName": label, "type": ftype, "role": role, **kw}
 
 

@@ -35,6 +35,7 @@ from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from tests.conftest import mariadb_maker
 from tests.test_attack_once_round2 import DAY, source_url, src
+from tests.test_attack_round30_debug_rows import F
 
 pytestmark = [pytest.mark.mysql]
 
@@ -52,10 +53,6 @@ ROWS = {
     # another table, `agree`, says yes for everyone
     "agree": [(i, "Y") for i in range(1, 9)],
 }
-
-
-def F(label: str, ftype: str = "string", role: str | None = None, **kw: Any) -> dict[str, Any]:
-    return {"displayName": label, "type": ftype, "role": role, **kw}
 
 
 MEMBERS: dict[str, Any] = {

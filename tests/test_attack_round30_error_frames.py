@@ -18,7 +18,6 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,6 +26,7 @@ from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from tests.conftest import mariadb_maker
 from tests.test_attack_once_round2 import DAY, source_url
+from tests.test_attack_round30_debug_rows import F
 
 pytestmark = [pytest.mark.mysql]
 
@@ -42,10 +42,6 @@ QUERY = {
     "sql": "SELECT m.code, m.name, a.tel FROM members m "
     "JOIN addresses a ON a.code = m.code AND a.prim = 1"
 }
-
-
-def F(label: str, ftype: str = "string", role: str | None = None, **kw: Any) -> dict[str, Any]:
-    return {"displayName": label, "type": ftype, "role": role, **kw}
 
 
 MEMBERS = {

@@ -71,7 +71,7 @@ def test_a_child_forked_while_the_read_aheads_switch_lock_is_held_still_reads_ah
         with prefetch.ahead(iter([1, 2, 3])) as items:
             return list(items)
 
-    with held_by_a_thread(prefetch._switch_lock):
+    with held_by_a_thread(prefetch._SWITCH.lock):
         said = in_child(read, wait=WAIT)
     assert said == "[1, 2, 3]", said
 
@@ -81,7 +81,7 @@ def test_a_child_forked_while_the_collectors_lock_is_held_still_runs() -> None:
         with heap.frozen_heap():
             return "ran"
 
-    with held_by_a_thread(heap._gc_lock):
+    with held_by_a_thread(heap._GC.lock):
         said = in_child(run, wait=WAIT)
     assert said == "'ran'", said
 

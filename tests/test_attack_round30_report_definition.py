@@ -60,19 +60,7 @@ def test_a_reports_target_definition_shows_no_phone_or_email(mysql_db: str, tmp_
             "params": {"p": phone, "e": email},
         },
     }
-    reports: dict[str, str] = {}
-    with hybridwb.connect(
-        source=ro_url(mysql_db).render_as_string(hide_password=False),
-        store=f"sqlite:///{tmp_path / 'store.db'}",
-        cwd=tmp_path,
-    ) as wb:
-        wb.store.init()
-        wb.templates.create("안내", "{{ 고객명 }}님, 이번 달 안내입니다.")
-        for name, target in targets.items():
-            wb.workflows.create(name, target_config=target, message_config={"template": "안내"})
-            run = wb.workflows.run(name, progress=False)
-            assert run["status"] == "succeeded" and run["sent_count"] >= 1, run.get("error")
-            reports[name] = Path(run["report_path"]).read_text(encoding="utf-8")
+    reports = reports_of(mysql_db, tmp_path, targets, "{{ 고객명 }}님, 이번 달 안내입니다.")
     spelled = {phone, phone.replace("-", ""), email}
     leaks = {name: [v for v in spelled if v in html] for name, html in reports.items()}
     assert not {name: hits for name, hits in leaks.items() if hits}, leaks
@@ -125,6 +113,27 @@ def test_the_platform_magic_masks_a_workflows_target_definition(
     leaks = [sql for sql, text in shown.items() if phone in text]
     assert not leaks, leaks
     assert all("one" in text for text in shown.values() if "name" in text)
+
+
+def reports_of(
+    mysql_db: str, tmp_path: Path, targets: dict[str, dict[str, Any]], template: str
+) -> dict[str, str]:
+    """{workflow: its run report's text} of one workflow per target, each run once by the
+    runner (papermill) on the sample shop, store SQLite; each run must send."""
+    reports: dict[str, str] = {}
+    with hybridwb.connect(
+        source=ro_url(mysql_db).render_as_string(hide_password=False),
+        store=f"sqlite:///{tmp_path / 'store.db'}",
+        cwd=tmp_path,
+    ) as wb:
+        wb.store.init()
+        wb.templates.create("안내", template)
+        for name, target in targets.items():
+            wb.workflows.create(name, target_config=target, message_config={"template": "안내"})
+            run = wb.workflows.run(name, progress=False)
+            assert run["status"] == "succeeded" and run["sent_count"] >= 1, run.get("error")
+            reports[name] = Path(run["report_path"]).read_text(encoding="utf-8")
+    return reports
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ own JSON text. Oracle: the row written, then repaired, by psycopg.
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,15 +23,13 @@ from typing import Any
 import psycopg
 import pytest
 import respx
-from sqlalchemy.engine import URL
 
 from hybridwb.errors import StoreError
-from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.rest import RestBackend
 from hybridwb.platform.store import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _postgrest import PostgrestBridge
+from _postgrest import PostgrestBridge, migrated_database
 
 pytestmark = [pytest.mark.postgres]
 
@@ -49,21 +46,7 @@ UNREADABLE = {
 
 @pytest.fixture
 def dsn() -> Iterator[str]:
-    name = f"hybridwb_restjson_{uuid.uuid4().hex[:8]}"
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = URL.create(
-            "postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database=name
-        )
-        store = Store(SqlBackend(url), actor="owner")
-        store.init()
-        store.close()
-        yield f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from migrated_database("hybridwb_restjson")
 
 
 @pytest.fixture

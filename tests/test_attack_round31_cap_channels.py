@@ -15,14 +15,10 @@ second table mapped with `channel: other`; the oracle is direct SQL on `send_rec
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-import hybridwb
-from hybridwb.platform.campaigns import Campaigns
 from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, any_store, pg_store)
     DAY,
     INFO,
@@ -36,7 +32,7 @@ from tests.test_attack_once_round2 import (  # noqa: F401  (fixtures: source, an
     start,
     workbench,
 )
-from tests.test_attack_round30_cap import _stored_id
+from tests.test_attack_round30_cap import never_past_the_cap
 
 pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
 
@@ -60,66 +56,13 @@ def test_a_capped_sms_workflow_never_messages_past_its_cap_beside_an_uncapped_ot
             "friends": [(f"f{i:03d}", f"회원{i}", e164(i)) for i in range(10)],
         },
     )
-    wb = workbench(
+    never_past_the_cap(
         db,
         any_store,
+        monkeypatch,
         {
             "members": {**people(), "audience": True},
             "friends": {**people(), "channel": "other", "audience": True},
         },
+        "friends",
     )
-    capped = wb.workflows.create(
-        "capped",
-        target_config={"table": "members"},
-        message_config={
-            "content": INFO,
-            "policy": {"frequency_cap": {"messages": 1, "days": 7}},
-        },
-    )
-    free = wb.workflows.create(
-        "uncapped", target_config={"table": "friends"}, message_config={"content": INFO}
-    )
-    runs = {capped["id"]: start(wb, capped), free["id"]: start(wb, free)}
-    wb.close()
-
-    checked, free_done = threading.Event(), threading.Event()
-    real_seen = Campaigns.seen
-
-    def seen(self: Campaigns, *a: Any, **kw: Any) -> Any:
-        out = real_seen(self, *a, **kw)
-        if str(a[1]) == str(capped["id"]):  # (recipients, workflow, run, ...)
-            checked.set()
-            free_done.wait(timeout=5)  # the uncapped run works while this check is in hand
-        return out
-
-    monkeypatch.setattr(Campaigns, "seen", seen)
-    errors: list[BaseException] = []
-
-    def go(wf: dict[str, Any], done: threading.Event | None) -> None:
-        w = hybridwb.connect(source=source_url(db), store=any_store)
-        try:
-            w.workflows.process(wf["id"], runs[wf["id"]], progress=False, batch_size=10, now=DAY)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            w.close()
-            if done is not None:
-                done.set()
-
-    first = threading.Thread(target=go, args=(capped, None))
-    first.start()
-    assert checked.wait(timeout=60), "the capped run never checked its history"
-    second = threading.Thread(target=go, args=(free, free_done))
-    second.start()
-    for t in (first, second):
-        t.join(timeout=120)
-    assert not errors, errors
-    past_cap = oracle(
-        any_store,
-        "SELECT count(*) FROM send_records c JOIN send_records o "
-        "ON o.recipient = c.recipient AND o.workflow_id <> c.workflow_id "
-        "WHERE c.run_id = %s AND o.created_at < c.created_at",
-        (_stored_id(any_store, runs[capped["id"]]),),
-    )[0][0]
-    assert past_cap == 0, f"{past_cap} recipients messaged past the capped workflow's cap"
-    assert oracle(any_store, "SELECT count(*) FROM send_records")[0][0] == 20

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-import hybridwb
 from tests.conftest import _admin, install_sample_mappings, ro_url
+from tests.test_attack_round30_report_definition import reports_of
 
 pytestmark = [pytest.mark.mysql]
 
@@ -51,19 +51,7 @@ def test_a_reports_target_definition_shows_no_customers_name(mysql_db: str, tmp_
             "params": {"n": name},
         },
     }
-    reports: dict[str, str] = {}
-    with hybridwb.connect(
-        source=ro_url(mysql_db).render_as_string(hide_password=False),
-        store=f"sqlite:///{tmp_path / 'store.db'}",
-        cwd=tmp_path,
-    ) as wb:
-        wb.store.init()
-        wb.templates.create("안내", "고객님, 이번 달 안내입니다.")
-        for label, target in targets.items():
-            wb.workflows.create(label, target_config=target, message_config={"template": "안내"})
-            run = wb.workflows.run(label, progress=False)
-            assert run["status"] == "succeeded" and run["sent_count"] >= 1, run.get("error")
-            reports[label] = Path(run["report_path"]).read_text(encoding="utf-8")
+    reports = reports_of(mysql_db, tmp_path, targets, "고객님, 이번 달 안내입니다.")
     leaks = [label for label, html in reports.items() if name in html]
     assert not leaks, f"the customer's name is in the reports of {leaks}"
     assert all('"name"' in html or "name" in html for html in reports.values())

@@ -27,10 +27,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy.engine import URL
 
-from hybridwb.platform.backend import SqlBackend
-from hybridwb.platform.store import Store
+from tests._postgrest import migrated_database
 from tests.test_attack_round30_clock import SKEW_S, shim  # noqa: F401  (fixture: shim)
 
 pytestmark = [
@@ -45,7 +43,7 @@ pytestmark = [
 _HOST = textwrap.dedent(
     """
     import sys, respx
-    from _postgrest import PostgrestBridge
+    from _postgrest import PostgrestBridge, migrated_database
     from hybridwb.config import Settings
     from hybridwb.platform.rest import RestBackend
     from hybridwb.platform.store import Store
@@ -65,21 +63,7 @@ _HOST = textwrap.dedent(
 
 @pytest.fixture
 def dsn() -> Iterator[str]:
-    name = f"hybridwb_restclock_{uuid.uuid4().hex[:8]}"
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = URL.create(
-            "postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database=name
-        )
-        store = Store(SqlBackend(url), actor="owner")
-        store.init()
-        store.close()
-        yield f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from migrated_database("hybridwb_restclock")
 
 
 def _running(dsn: str, beat_age_s: int) -> str:

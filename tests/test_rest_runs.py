@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,13 +16,10 @@ from typing import Any
 import psycopg
 import pytest
 import respx
-from _postgrest import PostgrestBridge
-from sqlalchemy.engine import URL
+from _postgrest import PostgrestBridge, migrated_database
 
 import hybridwb
-from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.rest_campaigns import RestCampaigns
-from hybridwb.platform.store import Store
 from hybridwb.workflows import policies
 
 pytestmark = pytest.mark.postgres
@@ -38,21 +34,7 @@ N = 25
 
 @pytest.fixture
 def dsn() -> Iterator[str]:
-    name = f"hybridwb_restrun_{uuid.uuid4().hex[:8]}"
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = URL.create(
-            "postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database=name
-        )
-        store = Store(SqlBackend(url), actor="owner")
-        store.init()
-        store.close()
-        yield f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from migrated_database("hybridwb_restrun")
 
 
 @pytest.fixture

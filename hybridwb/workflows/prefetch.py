@@ -23,13 +23,14 @@ holds it for up to the whole interval, 5 ms by default, each time.
 
 from __future__ import annotations
 
-import os
 import queue
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
+
+from hybridwb.workflows.run_setting import RunSetting
 
 T = TypeVar("T")
 
@@ -55,62 +56,28 @@ def ahead(
         finally:
             _close(items)
         return
-    _lower_switch()
-    try:
+    with _SWITCH.held():
         worker = _Worker(items, name)
         try:
             yield worker.results()
         finally:
             worker.stop()
-    finally:
-        _restore_switch()
 
 
-_switch_lock = threading.Lock()
-_switch_users: dict[int, int] = {}  # runs of this process reading ahead now, by thread
-_switch_saved = 0.0  # the interval before the first of them lowered it
-
-
-def _after_fork_in_child() -> None:
-    """In a forked child: a new lock (another thread of the parent may have held it at
-    the fork, a run starting or ending), and only the forking thread's runs: the others'
-    threads are not in the child and their runs never end there, so with none of its own
-    the interval is put back now."""
-    global _switch_lock
-    _switch_lock = threading.Lock()
-    mine = _switch_users.get(threading.get_ident(), 0)
-    had = bool(_switch_users)
-    _switch_users.clear()
-    if mine:
-        _switch_users[threading.get_ident()] = mine
-    elif had:
-        sys.setswitchinterval(_switch_saved)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_switch_saved = 0.0  # the interval before the process's first run lowered it
 
 
 def _lower_switch() -> None:
-    """Lower the interval for this run; runs overlapping in one process share the lowered
-    interval, and the one found before the first is restored when the last ends."""
     global _switch_saved
-    me = threading.get_ident()
-    with _switch_lock:
-        if not _switch_users:
-            _switch_saved = sys.getswitchinterval()
-            sys.setswitchinterval(min(_switch_saved, SWITCH))
-        _switch_users[me] = _switch_users.get(me, 0) + 1
+    _switch_saved = sys.getswitchinterval()
+    sys.setswitchinterval(min(_switch_saved, SWITCH))
 
 
 def _restore_switch() -> None:
-    me = threading.get_ident()
-    with _switch_lock:
-        if _switch_users.get(me, 0) > 1:
-            _switch_users[me] -= 1
-        else:
-            _switch_users.pop(me, None)
-        if not _switch_users:
-            sys.setswitchinterval(_switch_saved)
+    sys.setswitchinterval(_switch_saved)
+
+
+_SWITCH = RunSetting(_lower_switch, _restore_switch)
 
 
 class _Worker:
