@@ -63,6 +63,11 @@ class WorkflowService:
             )
         merged = {**(current or {}), **fields}
         target = merged.get("target_config") or {}
+        if not isinstance(target, dict):  # round 32: JSON text was a raw AttributeError
+            raise ValidationError(
+                "workflow.target_config must be a dict, e.g. {'table': 'customers', "
+                "'where': {...}} (json.loads JSON text first); nothing was saved."
+            )
         if fields.get("target_config"):
             self.targets.validate(target)
         if target and ("target_config" in fields or "message_config" in fields):
