@@ -65,7 +65,8 @@ guides: $(VENV)/.dev
 # four workers on two cores: tests also wait (kernels starting, servers stopped on purpose,
 # pauses between batches, retries), and more workers fill it (fresh clones on this 2-core
 # machine: pytest 921 s with two workers, 820 s with three (stop 35); 749 s with four for
-# 10,029 tests (stop 36), where three had taken 809-866 s for 9,794)
+# 10,029 tests (stop 36), where three had taken 809-866 s for 9,794; 774 s for 10,242 at
+# stop 37)
 test: lint services
 	$(BIN)/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder --durations=25
 
