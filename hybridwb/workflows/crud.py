@@ -65,7 +65,7 @@ class WorkflowService:
         target = merged.get("target_config") or {}
         if not isinstance(target, dict):  # round 32: JSON text was a raw AttributeError
             raise ValidationError(
-                "workflow.target_config must be a dict, e.g. {'table': 'customers', "
+                "workflow.target_config must be a dict, e.g. {'table': <a mapped table>, "
                 "'where': {...}} (json.loads JSON text first); nothing was saved."
             )
         if fields.get("target_config"):
