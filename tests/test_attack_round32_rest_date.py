@@ -29,6 +29,7 @@ from hybridwb.platform.rest import RestBackend
 from hybridwb.platform.store import Store
 from hybridwb.workflows.runner import stale_runs
 from tests._postgrest import PostgrestBridge
+from tests.test_attack_round31_rest_clock import _running
 
 pytestmark = [pytest.mark.postgres]
 
@@ -80,21 +81,7 @@ class _Gateway(PostgrestBridge):
 )
 def test_a_malformed_date_is_no_date(dsn: str, date: str) -> None:
     """BREAK: with the year past the platform's, every request raised OverflowError."""
-    wf, rid = str(uuid.uuid4()), str(uuid.uuid4())
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO workflow_runs (id, workflow_id, status, parameters, dry_run,"
-            " target_count, rendered_count, skipped_count, failed_count, sent_count,"
-            " missing_variables, stats, created_at) VALUES (%s, %s, 'running', '{}', false,"
-            " 0, 0, 0, 0, 0, '[]', '{}', now())",
-            [rid, wf],
-        )
-        conn.execute(
-            "INSERT INTO run_locks (workflow_id, run_id, owner, acquired_at, heartbeat_at)"
-            " VALUES (%s, %s, 'elsewhere:4242#ab', now() - interval '1 hour',"
-            " now() - interval '1 second')",
-            [wf, rid],
-        )
+    rid = _running(dsn, 1)  # beaten a second ago by the server's clock
     with respx.mock(base_url=BASE + "/rest/v1", assert_all_called=False) as router:
         _Gateway(dsn, date).mount(router)
         backend = RestBackend(BASE, KEY, "SUPABASE_SERVICE_ROLE_KEY", base_delay=0)
