@@ -129,13 +129,14 @@ class TableMapping(_Model):
         names: set[str] = set()
         for relation in self.relations:
             if not mappable(relation.path_name):
+                clean = re.sub(r"[.\s]+", "_", relation.path_name.strip()).strip("_") or "other"
                 # `sales.customers.ok` was read as relation `sales`, then its `customers`:
                 # another table, where everyone had said yes
                 raise ValueError(
                     f"relation to {short(relation.table)}: its path name "
                     f"{short(relation.path_name)} holds a dot, or starts or ends with a space, "
                     "so a path reads it as other relations; give the relation a 'name' "
-                    "without one (e.g. 'name': 'sales_customers')"
+                    f"without one (e.g. 'name': {clean!r})"
                 )
             if relation.path_name in names:
                 raise ValueError(
