@@ -38,7 +38,7 @@ def migrated_database(prefix: str) -> Iterator[str]:
     from hybridwb.platform.backend import SqlBackend
     from hybridwb.platform.store import Store
 
-    made = fresh_pg_database(prefix)
+    made = fresh_pg_database(prefix, migrated=True)
     url = next(made)
     try:
         store = Store(SqlBackend(url), actor="owner")

@@ -38,12 +38,14 @@ def store_sql(store: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[
         return cursor.fetchall() if cursor.description else []
 
 
-def fresh_pg_database(prefix: str = "hybridwb_s") -> Iterator[URL]:
-    """A new, empty PostgreSQL database for one test, dropped after (use as a fixture body:
-    `yield from fresh_pg_database()`)."""
+def fresh_pg_database(prefix: str = "hybridwb_s", *, migrated: bool = False) -> Iterator[URL]:
+    """A new PostgreSQL database for one test, dropped after (use as a fixture body:
+    `yield from fresh_pg_database()`): empty, or `migrated` (the store's schema at head, no
+    seed rows), copied from a template this process migrated once (`pg_template`)."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    copy = f' TEMPLATE "{pg_template()}"' if migrated else ""
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     try:
         yield URL.create("postgresql+psycopg", username="postgres", host="127.0.0.1", database=name)
     finally:
@@ -97,9 +99,71 @@ class Oracle:
             conn.execute(sql, params)
 
 
-#: migrated once per session, then copied (SQLite) or emptied (PostgreSQL): a migration
-#: costs about a second, which per test would dominate these suites
+#: migrated once per session, then copied (SQLite, and PostgreSQL as a template) or emptied
+#: (PostgreSQL's session database): a migration costs one to two seconds, which per test
+#: would dominate these suites
 _READY: dict[str, Any] = {}
+TEMPLATE_PREFIX = "hybridwb_tmpl_"
+
+
+def pg_template() -> str:
+    """A PostgreSQL database migrated to head (no seed rows) once per process, to copy test
+    databases from; closed to connections, so a copy never finds it in use (autovacuum
+    included). `drop_templates` removes it when the session ends."""
+    name = _READY.get("pg-template")
+    if name is None:
+        name = f"{TEMPLATE_PREFIX}{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        st = Store(
+            SqlBackend(
+                URL.create(
+                    "postgresql+psycopg", username="postgres", host="127.0.0.1", database=name
+                )
+            )
+        )
+        st.init(seed=False)
+        st.close()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+        _READY["pg-template"] = name
+    return str(name)
+
+
+def sqlite_template() -> Path:
+    """A SQLite store file migrated to head (no seed rows) once per process, to copy."""
+    template = _READY.get("sqlite")
+    if template is None:
+        import tempfile
+
+        template = Path(tempfile.mkdtemp(prefix="hybridwb-store-template-")) / "platform.db"
+        st = Store(SqlBackend(URL.create("sqlite", database=str(template))))
+        st.init(seed=False)
+        st.close()
+        _READY["sqlite"] = template
+    return Path(template)
+
+
+def migrated_sqlite(target: Path) -> URL:
+    """A SQLite store file at `target`, migrated: a copy of `sqlite_template`."""
+    shutil.copy(sqlite_template(), target)
+    return URL.create("sqlite", database=str(target))
+
+
+def drop_templates() -> None:
+    """The templates this process made, dropped (the session's end)."""
+    name = _READY.pop("pg-template", None)
+    if name is not None:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    template = _READY.pop("sqlite", None)
+    if template is not None:
+        shutil.rmtree(Path(template).parent, ignore_errors=True)
 
 
 def _empty_pg(url: URL) -> None:
@@ -124,27 +188,12 @@ def _empty_pg(url: URL) -> None:
         conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
 
 
-def _sqlite_copy(tmp_path: Path, factory: pytest.TempPathFactory) -> URL:
-    template = _READY.get("sqlite")
-    if template is None:
-        template = factory.mktemp("store-template") / "platform.db"
-        st = Store(SqlBackend(URL.create("sqlite", database=str(template))))
-        st.init(seed=False)
-        st.close()
-        _READY["sqlite"] = template
-    target = tmp_path / "platform.db"
-    shutil.copy(template, target)
-    return URL.create("sqlite", database=str(target))
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(
-    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Store]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """An initialised, empty store: SQLite in the test's directory, or the session's
     PostgreSQL database with every table emptied."""
     if request.param == "sqlite":
-        url = _sqlite_copy(tmp_path, tmp_path_factory)
+        url = migrated_sqlite(tmp_path / "platform.db")
     else:
         url = request.getfixturevalue("pg_db")
         _empty_pg(url)

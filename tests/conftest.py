@@ -42,6 +42,18 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def store_templates_dropped() -> Iterator[None]:
+    """The migrated store templates a worker made (`_stores.pg_template`), dropped at its end
+    (the helpers are imported both as `_stores` and as `tests._stores`: two modules)."""
+    yield
+    import sys
+
+    for name in ("_stores", "tests._stores"):
+        if name in sys.modules:
+            sys.modules[name].drop_templates()
+
+
 @pytest.fixture(scope="session")
 def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sample") / "sample.db"

@@ -69,7 +69,7 @@ def src_db() -> Iterator[str]:
 
 @pytest.fixture
 def pg_store() -> Iterator[URL]:
-    yield from fresh_pg_database("hybridwb_atk2")
+    yield from fresh_pg_database("hybridwb_atk2", migrated=True)
 
 
 def _wb(src_db: str, store: str, monkeypatch: pytest.MonkeyPatch) -> hybridwb.Workbench:

@@ -23,7 +23,7 @@ import hybridwb
 from hybridwb.errors import ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import policies
-from tests._stores import fresh_pg_database
+from tests._stores import fresh_pg_database, migrated_sqlite
 from tests._stores import store_sql as oracle
 from tests.conftest import _admin, mariadb_maker, sel_url
 
@@ -44,14 +44,14 @@ def source() -> Iterator[Callable[..., str]]:
 
 @pytest.fixture
 def pg_store() -> Iterator[str]:
-    for url in fresh_pg_database("hybridwb_r2"):
+    for url in fresh_pg_database("hybridwb_r2", migrated=True):
         yield url.render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
+        yield migrated_sqlite(tmp_path / "store.db").render_as_string()
     else:
         yield request.getfixturevalue("pg_store")
 

@@ -284,7 +284,7 @@ def own_pg_db() -> Iterator[URL]:
     schema revision by other files of the same worker)."""
     from tests import _stores
 
-    yield from _stores.fresh_pg_database("hybridwb_r20")
+    yield from _stores.fresh_pg_database("hybridwb_r20", migrated=True)
 
 
 @pytest.fixture

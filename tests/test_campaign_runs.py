@@ -112,7 +112,7 @@ def crm_db() -> Iterator[str]:
 @pytest.fixture
 def pg_store() -> Iterator[URL]:
     """A fresh PostgreSQL store database for one test."""
-    yield from fresh_pg_database("hybridwb_s")
+    yield from fresh_pg_database("hybridwb_s", migrated=True)
 
 
 def pg(url: URL, sql: str, params: tuple = ()) -> list[tuple]:

@@ -86,8 +86,8 @@ class Notebook:
 
 
 @pytest.fixture
-def runner(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    st = Store(SqlBackend(_stores._sqlite_copy(tmp_path, tmp_path_factory)), actor="tester")
+def runner(tmp_path: Path) -> Any:
+    st = Store(SqlBackend(_stores.migrated_sqlite(tmp_path / "platform.db")), actor="tester")
     yield Runner(load_settings(tmp_path, {}), st)
     st.close()
 

@@ -902,12 +902,12 @@ def tiny_notebook(path: Path, *sources: str) -> Path:
 
 
 @pytest.fixture
-def sqlite_runner(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from _stores import _sqlite_copy
+def sqlite_runner(tmp_path: Path) -> Any:
+    from _stores import migrated_sqlite
 
     from hybridwb.platform.backend import SqlBackend
 
-    st = Store(SqlBackend(_sqlite_copy(tmp_path, tmp_path_factory)))
+    st = Store(SqlBackend(migrated_sqlite(tmp_path / "platform.db")))
     yield Runner(load_settings(tmp_path, {}), st), Oracle(st.backend.url)
     st.close()
 

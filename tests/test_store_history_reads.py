@@ -51,7 +51,7 @@ AWKWARD = [
 @pytest.fixture
 def fresh_store() -> Iterator[Store]:
     """A store in a database of its own: no column statistics from any earlier test."""
-    for url in fresh_pg_database("hybridwb_h"):
+    for url in fresh_pg_database("hybridwb_h", migrated=True):
         st = Store(SqlBackend(url), actor="tester")
         st.init(seed=False)
         yield st
