@@ -1,7 +1,8 @@
 """A stand-in for PostgREST in front of a real PostgreSQL database, for respx.
 
 No PostgREST server runs here. This answers the requests hybridwb's REST backend sends
-(filters `eq.`, `is.null`, `in.(...)`, `order`, `limit`; inserts and upserts that ignore
+(filters `eq.`, `gt.`, `lt.`, `is.null`, `in.(...)`, an `or=(...)` tree of them with
+`and(...)` and quoted values, `order`, `limit`; inserts and upserts that ignore
 duplicates; updates and deletes by filter; exact counts; RPC with named arguments) the way
 PostgREST does: one transaction per request, `SET LOCAL ROLE service_role` (the service
 role key's role), columns taken from the JSON body, results as JSON, and a database error

@@ -311,7 +311,10 @@ class Runner:
                 # mid-pass left the stats of an earlier pass (or of the freeze: none)
                 "stats": {**(run.get("stats") or {}), **counts},
             }
-            store.runs.update_open(run_id, **fields)
+            # as `owner`, only while the run has no end (checked above, and again in the
+            # write: one sent late, after a resume's end, writes nothing); without one, as asked
+            write = store.runs.update_open if owner is not None else store.runs.update
+            write(run_id, **fields)
             campaigns.release(wf["id"], run_id, owner)
             final = store.runs.get(run_id)
         except HybridwbError as exc:
