@@ -839,10 +839,19 @@ def test_a_name_column_is_a_person_only_in_a_people_table(
             "two relations are both reached as 'home'",
         ),
         ({"recipient": "address..phone"}, "recipient 'address..phone' must be a field"),
-        ({"consent": "opt in"}, "consent 'opt in' must be a field"),
+        # a space inside a name is the name's (`home address.phone`); at an end it is not
+        ({"consent": "address. phone"}, "consent 'address. phone' must be a field"),
         ({"nightConsent": ""}, "nightConsent '' must be a field"),
+        (
+            {"relations": [{"table": "sales.customers", "localField": "a", "foreignField": "a"}]},
+            "path name 'sales.customers' holds a dot",
+        ),
+        (
+            {"relations": [{"table": "t", "localField": "a", "foreignField": "a", "name": " t"}]},
+            "path name ' t' holds a dot, or starts or ends with a space",
+        ),
     ],
-    ids=["duplicate-relation-name", "empty-hop", "space", "empty"],
+    ids=["duplicate-relation-name", "empty-hop", "edge-space", "empty", "dotted-table", "spaced"],
 )
 def test_malformed_relations_and_paths_are_refused(extra: dict, words: str) -> None:
     data = {"t": {"displayName": "T", "fields": {"a": {"displayName": "A"}}, **extra}}

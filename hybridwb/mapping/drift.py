@@ -81,16 +81,26 @@ def key_problem(name: str, mapping: TableMapping, live: TableInfo) -> str | None
     in the live schema would lose or repeat people at batch boundaries."""
     if not mapping.audience:
         return None
-    if mapping.key is None:
-        pk = ", ".join(live.primary_key) or "none"
-        return (
-            f"{name}: an audience table needs a key; set key to its primary key ({pk}) "
-            "or a unique indexed column."
+    unique = ", ".join(cols[0] for cols in live.unique_keys() if len(cols) == 1)
+    if not unique:
+        # the account reads only (SELECT): it cannot add a key, so say what it can do
+        kind = (
+            "a view"
+            if live.is_view
+            else "a table whose keys span several columns"
+            if live.unique_keys()
+            else "a table without a primary key or unique index"
         )
+        return (
+            f"{name} is {kind}, so no column identifies each recipient once; make a base "
+            "table with a one-column primary key or unique index the audience instead, or "
+            "ask the DBA to add a unique index to it."
+        )
+    if mapping.key is None:
+        return f"{name}: an audience table needs a key; set key to one of {unique}."
     if not live.is_unique(mapping.key):
-        unique = ", ".join(",".join(cols) for cols in live.unique_keys() if len(cols) == 1)
         return (
             f"{name}.{mapping.key}: the audience key is not a primary key or unique index in the "
-            f"live table; use one that is ({unique or 'the table has none: add one'})."
+            f"live table; use one that is ({unique})."
         )
     return None

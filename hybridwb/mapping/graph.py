@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hybridwb.errors import ValidationError
-from hybridwb.mapping.model import Relation, TableMapping
+from hybridwb.mapping.model import Relation, TableMapping, mappable
 from hybridwb.validation import short
 
 MAX_DEPTH = 4  # relation hops a variable name may be found through
@@ -111,7 +111,8 @@ def relations_from_foreign_keys(
         names = taken.setdefault(table, set())
         if rel.path_name in names:
             rel = rel.model_copy(update={"name": fallback})
-        if rel.path_name not in names:
+        # a name with a dot (after a table `sales.customers`) would read as two hops
+        if rel.path_name not in names and mappable(rel.path_name):
             names.add(rel.path_name)
             out.setdefault(table, []).append(rel)
 

@@ -41,8 +41,10 @@ Role = Literal[
 Channel = Literal["sms", "email", "other"]
 #: the top-level key naming the source a mapping file belongs to (absent: the sample shop)
 SOURCE_KEY = "$source"
-#: a field, or relation names then a field: `phone`, `address.phone`
-PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
+#: a field, or relation names then a field: `phone`, `address.phone`; a name may hold a
+#: space inside (`home address.phone`), not at either end (a path is read stripped)
+_SEGMENT = r"[^.\s](?:[^.]*[^.\s])?"
+PATH = re.compile(rf"{_SEGMENT}(\.{_SEGMENT})*")
 FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
 #: each consent role and the mapping's key that names its path
 CONSENT_PATHS = {"consent": "consent", "night_consent": "nightConsent"}
@@ -126,6 +128,16 @@ class TableMapping(_Model):
             raise ValueError(f"key {self.key!r} is not one of the mapped fields")
         names: set[str] = set()
         for relation in self.relations:
+            if not mappable(relation.path_name):
+                clean = re.sub(r"[.\s]+", "_", relation.path_name.strip()).strip("_") or "other"
+                # `sales.customers.ok` was read as relation `sales`, then its `customers`:
+                # another table, where everyone had said yes
+                raise ValueError(
+                    f"relation to {short(relation.table)}: its path name "
+                    f"{short(relation.path_name)} holds a dot, or starts or ends with a space, "
+                    "so a path reads it as other relations; give the relation a 'name' "
+                    f"without one (e.g. 'name': {clean!r})"
+                )
             if relation.path_name in names:
                 raise ValueError(
                     f"two relations are both reached as {relation.path_name!r}; "

@@ -234,6 +234,8 @@ def suggest_relations(info: TableInfo, others: list[TableInfo]) -> list[Relation
     columns = {c.name for c in info.columns}
 
     def add(rel: Relation) -> None:
+        if not mappable(rel.path_name):  # after a table `sales.customers`: two hops in a path
+            return
         base, n = rel.path_name, 2
         while rel.path_name in names or rel.path_name in columns:
             rel.name = f"{base}_{n}"

@@ -147,7 +147,8 @@ def automap(
             var = source.variable or {}
             formatter = var.get("formatter") or (filters[0] if filters else None)
             if source.kind == "variable" and var.get("source_type") == "field":
-                tbl, _, fld = str(var["source"]).partition(".")
+                # `table.field` at its last dot: a field's name holds none, a table's may
+                tbl, _, fld = str(var["source"]).rpartition(".")
                 found = (
                     graph.find(table, fld if tbl == table else f"{tbl}.{fld}")
                     if tbl in graph.mappings
