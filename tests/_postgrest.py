@@ -1,7 +1,8 @@
 """A stand-in for PostgREST in front of a real PostgreSQL database, for respx.
 
 No PostgREST server runs here. This answers the requests hybridwb's REST backend sends
-(filters `eq.`, `is.null`, `in.(...)`, `order`, `limit`; inserts and upserts that ignore
+(filters `eq.`, `gt.`, `lt.`, `is.null`, `in.(...)`, an `or=(...)` tree of them with
+`and(...)` and quoted values, `order`, `limit`; inserts and upserts that ignore
 duplicates; updates and deletes by filter; exact counts; RPC with named arguments) the way
 PostgREST does: one transaction per request, `SET LOCAL ROLE service_role` (the service
 role key's role), columns taken from the JSON body, results as JSON, and a database error
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +30,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 RESERVED = {"select", "order", "limit", "on_conflict", "columns", "offset"}
+#: PostgREST's comparison operators the client sends
+COMPARE = {"eq": "=", "gt": ">", "lt": "<", "gte": ">=", "lte": "<="}
 
 
 def migrated_database(prefix: str) -> Iterator[str]:
@@ -99,10 +103,15 @@ class PostgrestBridge:
         for key, raw in params:
             if key in RESERVED:
                 continue
+            if key == "or":  # a logic tree: `(a.gt."v",and(a.eq."v",b.gt."w"))`
+                clause, more = PostgrestBridge._tree("or", raw)
+                clauses.append(clause)
+                values.extend(more)
+                continue
             op, _, value = raw.partition(".")
             col = sql.Identifier("x", key)
-            if op == "eq":  # as PostgREST: the value is read as the column's type
-                clauses.append(sql.SQL("{} = %s").format(col))
+            if op in COMPARE:  # as PostgREST: the value is read as the column's type
+                clauses.append(sql.SQL("{} {} %s").format(col, sql.SQL(COMPARE[op])))
                 values.append(value)
             elif op == "is" and value == "null":
                 clauses.append(sql.SQL("{} IS NULL").format(col))
@@ -115,6 +124,49 @@ class PostgrestBridge:
         if not clauses:
             return sql.SQL("TRUE"), values
         return sql.SQL(" AND ").join(clauses), values
+
+    @staticmethod
+    def _tree(join: str, raw: str) -> tuple[sql.Composable, list[Any]]:
+        """PostgREST's `or=(...)` / `and(...)` with `column.op.value` leaves, values
+        plain or double-quoted (a backslash escapes the next character)."""
+        items, depth, quoted, escaped, current = [], 0, False, False, ""
+        for ch in raw[1:-1]:  # inside the outer parentheses
+            if escaped:
+                current, escaped = current + ch, False
+                continue
+            if ch == "\\" and quoted:
+                escaped = True
+                current += ch
+                continue
+            if ch == '"':
+                quoted = not quoted
+            elif not quoted and ch == "(":
+                depth += 1
+            elif not quoted and ch == ")":
+                depth -= 1
+            elif not quoted and depth == 0 and ch == ",":
+                items.append(current)
+                current = ""
+                continue
+            current += ch
+        items.append(current)
+        clauses: list[sql.Composable] = []
+        values: list[Any] = []
+        for item in items:
+            if item.startswith(("and(", "or(")):
+                inner, _, rest = item.partition("(")
+                clause, more = PostgrestBridge._tree(inner, "(" + rest)
+            else:
+                column, op, value = item.split(".", 2)
+                if value.startswith('"'):
+                    value = re.sub(r"\\(.)", r"\1", value[1:-1])
+                clause = sql.SQL("{} {} %s").format(
+                    sql.Identifier("x", column), sql.SQL(COMPARE[op])
+                )
+                more = [value]
+            clauses.append(sql.SQL("({})").format(clause))
+            values.extend(more)
+        return sql.SQL(f" {join.upper()} ").join(clauses), values
 
     # -- endpoints -------------------------------------------------------------------------
     def rpc(self, request: httpx.Request, fn: str) -> httpx.Response:

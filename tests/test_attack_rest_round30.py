@@ -81,16 +81,17 @@ def records_of(dsn: str, rid: Any, wf: Any, stamps: list[datetime]) -> None:
 
 
 def at_second(
-    api: PostgrestBridge, monkeypatch: pytest.MonkeyPatch, marker: str, then: Any
+    api: PostgrestBridge, monkeypatch: pytest.MonkeyPatch, marker: str, then: Any, nth: int = 2
 ) -> None:
-    """`then()` right after the stand-in has run its second statement holding `marker`."""
+    """`then()` right after the stand-in has run its second (`nth`) statement holding
+    `marker`."""
     run, seen = api._run, []
 
     def run_then(statement: Any, params: list[Any]) -> Any:
         out = run(statement, params)
         if marker in repr(statement):
             seen.append(statement)
-            if len(seen) == 2:
+            if len(seen) == nth:
                 then()
         return out
 
@@ -204,16 +205,18 @@ def test_a_record_written_between_pages_leaves_each_row_read_once(
     api: PostgrestBridge, store: Store, dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A record written, ahead of the others in the order, while the pages are read (after
-    the first page) shifts every later row one place down: the row that ended the first
-    page is answered again at the start of the second. It is kept once."""
+    the first page): paged by offset, it shifted every later row one place down and the
+    row that ended the first page was answered again; by keyset the next page starts
+    after that row. Each row is read once."""
     wf, rid = uuid.uuid4(), uuid.uuid4()
     at = datetime(2026, 1, 1, tzinfo=UTC)
     records_of(dsn, rid, wf, [at + timedelta(seconds=i) for i in range(120)])
-    at_second(  # the cut read, then the first page: one record written ahead of the others
+    at_second(  # the first page: one record written ahead of the others
         api,
         monkeypatch,
         "ORDER BY",
         lambda: insert(dsn, RECORD, [(uuid.uuid4(), rid, wf, "early", "010-9999-0000", at)]),
+        nth=1,
     )
     read = [r["target_key"] for r in store.runs.records(rid)]
     originals = [f"k{i:03d}" for i in range(120)]
@@ -367,17 +370,19 @@ def test_every_individual_variable_is_read_past_max_rows(store: Store, dsn: str)
 def test_rows_deleted_between_pages_end_the_read_without_an_error(
     api: PostgrestBridge, store: Store, dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """120 records; after the first page 80 of them are deleted, so the next page starts
-    past the end and PostgREST answers 416 (`PGRST103`): the read ends there with the rows
-    it has, as a read of that moment, not with `Supabase failed (PGRST103)`."""
+    """120 records; after the first page 80 of them are deleted, so nothing is left after
+    the first page: the read ends there with the rows it has, as a read of that moment
+    (paged by offset, the next page started past the end and PostgREST answered 416,
+    `PGRST103`, which the read had to take for an end, not `Supabase failed`)."""
     wf, rid = uuid.uuid4(), uuid.uuid4()
     at = datetime(2026, 1, 1, tzinfo=UTC)
     records_of(dsn, rid, wf, [at + timedelta(seconds=i) for i in range(120)])
-    at_second(  # counted for the cut read, then the first page: 80 deleted
+    at_second(  # the first page: 80 deleted
         api,
         monkeypatch,
-        "count(*)",
+        "ORDER BY",
         lambda: oracle(dsn, "DELETE FROM send_records WHERE target_key >= 'k040' RETURNING 1"),
+        nth=1,
     )
     read = [r["target_key"] for r in store.runs.records(rid)]
     assert read == [f"k{i:03d}" for i in range(50)]

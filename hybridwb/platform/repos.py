@@ -285,6 +285,10 @@ class Mappings(Repository):
         return {name: row["config"] for name, row in latest.items() if row["is_active"]}
 
 
+#: `Runs.update` without a condition on the run's end
+ANY_END: Any = object()
+
+
 class Runs:
     """Workflow runs and their send records."""
 
@@ -327,10 +331,30 @@ class Runs:
             raise NotFound(f"No run {short(run_id)}; list runs with %platform runs.", key=run_id)
         return rows[0]
 
-    def update(self, run_id: Any, **fields: Any) -> None:
-        self.backend.apply(
-            [Op("update", "workflow_runs", _jsonable_json(fields), {"id": as_uuid(run_id)})]
+    def update(self, run_id: Any, *, ended: Any = ANY_END, **fields: Any) -> None:
+        """Write `fields`; given `ended` (None: the run is open; a time: the end the caller
+        read), only while the run's `finished_at` is still that, in the write's own
+        statement. A status write is retried after a lost answer (a 504), and its first
+        attempt may still be run by the server later, after the writes that followed: so
+        every status write names the end it expects (`reopen`, `update_open`), and one
+        sent late finds the run's end moved on and writes nothing."""
+        where: dict[str, Any] = {"id": as_uuid(run_id)}
+        if ended is not ANY_END:
+            where["finished_at"] = ended
+        self.backend.apply([Op("update", "workflow_runs", _jsonable_json(fields), where)])
+
+    def reopen(self, run: dict[str, Any], **fields: Any) -> None:
+        """The run `running` again, its end cleared, if its end is still the one in `run`
+        (as read): a reopen sent late after the run ended again undoes nothing (round 33:
+        a retried `running` landed after the run's `succeeded`)."""
+        self.update(
+            run["id"], status="running", finished_at=None, ended=run.get("finished_at"), **fields
         )
+
+    def update_open(self, run_id: Any, **fields: Any) -> None:
+        """`fields` (an end: `status` and `finished_at`; or `stale`), only while the run has
+        not ended: a write sent late after another end (a resume's) writes nothing."""
+        self.update(run_id, ended=None, **fields)
 
     def list(
         self, workflow_id: Any = None, limit: int | None = None

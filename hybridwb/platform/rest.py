@@ -26,6 +26,7 @@ import httpx
 from postgrest import SyncPostgrestClient
 from postgrest.exceptions import APIError
 from postgrest.types import CountMethod, ReturnMethod
+from sqlalchemy import UniqueConstraint
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from hybridwb.config import Settings
@@ -40,8 +41,6 @@ CHUNK = 1000
 NOT_PROCESSED = frozenset({"503", "520", "PGRST000", "PGRST001", "PGRST002", "PGRST003"})
 #: gateway answers that may come after the server did the work: repeat only idempotent ones
 MAYBE_PROCESSED = frozenset({"502", "504"})
-#: PostgREST's answer (416) to a page that starts past the last row
-PAST_THE_END = "PGRST103"
 #: one request's limit (connect, read, write, pool), seconds
 TIMEOUT = 30.0
 #: the column Postgres names in a not-null violation (23502); its detail holds the row
@@ -310,23 +309,35 @@ class RestBackend:
         desc: bool = False,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The rows, all of them (up to `limit`): PostgREST answers a read with at most its
-        `db-max-rows` rows (Supabase's "Max rows", 1,000 by default) and says nothing, so a
-        read asks for the exact count too, and when fewer rows came than the count (or the
-        limit, the smaller) it pages through the rest (`_pages`)."""
-        query = self._filtered(table, where, "*", count=CountMethod.exact)
-        if order_by:
-            query = query.order(order_by, desc=desc)
-        if limit:
-            query = query.limit(limit)
-        response = self._call(query)
-        rows = list(response.data)
-        if response.count is None:
-            return rows
-        wanted = min(limit, response.count) if limit else response.count
-        if len(rows) >= wanted:
-            return rows
-        return self._pages(table, where, order_by, desc, max(1, len(rows)), limit)
+        """The rows, all of them (up to `limit`), in the caller's order and then the primary
+        key's, so that each row has one place in the order. PostgREST answers a read with at
+        most its `db-max-rows` rows (Supabase's "Max rows", 1,000 by default) and says
+        nothing, so a read goes on by keyset: each next page asks for the rows after the
+        last one read, in that order (`_after`), until a page comes back empty or the
+        limit is reached (a read by the whole key: its one page). A row deleted or written
+        between pages moves no row of the rest out of reach: paged by offset, a row of an
+        earlier page deleted meanwhile shifted the rest by one, and a row was never read
+        (round 33). No page asks for an exact count, a count of every matching row that a
+        large table pays for on each request."""
+        keys = _keys_of(table)
+        one = _one_row(table, where)
+        terms = [(order_by, desc)] if order_by else []
+        terms += [] if one else [(key, False) for key in keys if key != order_by]
+        rows: list[dict[str, Any]] = []
+        while True:
+            query = self._filtered(table, where, "*")
+            for column, downward in terms:
+                query = query.order(column, desc=downward)
+            if rows:
+                query = query.or_(_after(terms, rows[-1]))
+            if limit:
+                query = query.limit(limit - len(rows))
+            page = list(self._call(query).data)
+            if rows and page and all(page[-1].get(k) == rows[-1].get(k) for k in keys):
+                return rows  # no step forward (an answer that ignored the filter): the end
+            rows.extend(page)
+            if not page or one or (limit and len(rows) >= limit):
+                return rows
 
     def _filtered(
         self, table: str, where: dict[str, Any] | None, columns: str, **options: Any
@@ -335,50 +346,6 @@ class RestBackend:
         for key, value in (where or {}).items():
             query = query.is_(key, "null") if value is None else query.eq(key, jsonable(value))
         return query
-
-    def _pages(
-        self,
-        table: str,
-        where: dict[str, Any] | None,
-        order_by: str | None,
-        desc: bool,
-        size: int,
-        limit: int | None,
-    ) -> list[dict[str, Any]]:
-        """The rows (up to `limit`) of a read the server cut, in pages of `size` (what it
-        answered) by offset, in the caller's order and then the primary key's, so that each
-        row has one place in the order; until a page comes back empty or the limit or the
-        count (each page's: rows may be written meanwhile) is reached. A row written or deleted between pages can shift
-        the rest by one: a row met twice is kept once."""
-        from hybridwb.platform.schema import metadata  # the tables' keys
-
-        keys = [c.name for c in metadata.tables[table].primary_key.columns]
-        rows: list[dict[str, Any]] = []
-        seen: set[tuple[Any, ...]] = set()
-        offset = 0
-        while True:
-            query = self._filtered(table, where, "*", count=CountMethod.exact)
-            if order_by:
-                query = query.order(order_by, desc=desc)
-            for key in keys:
-                query = query.order(key)
-            end = offset + size - 1 if limit is None else min(offset + size, limit) - 1
-            try:
-                response = self._call(query.range(offset, end))
-            except StoreError as exc:
-                if getattr(exc, "code", None) == PAST_THE_END:  # rows deleted meanwhile
-                    return rows
-                raise
-            page = list(response.data)
-            for row in page:
-                ident = tuple(str(row.get(k)) for k in keys)
-                if ident not in seen:
-                    seen.add(ident)
-                    rows.append(row)
-            offset += len(page)
-            total = int(response.count or 0)
-            if not page or offset >= (total if limit is None else min(limit, total)):
-                return rows
 
     def count(self, table: str, where: dict[str, Any] | None = None) -> int:
         query = self.client.table(table).select("id", count=CountMethod.exact, head=True)
@@ -399,8 +366,8 @@ class RestBackend:
                 if op.kind == "update"
                 else tbl.delete(returning=ReturnMethod.minimal)
             )
-            for key, value in (op.where or {}).items():
-                query = query.eq(key, jsonable(value))
+            for key, value in (op.where or {}).items():  # None: IS NULL, as SQL's `== None`
+                query = query.is_(key, "null") if value is None else query.eq(key, jsonable(value))
             self._call(query)
 
     def _insert_once(self, op: Op) -> None:
@@ -482,6 +449,52 @@ def _same(stored: Any, sent: Any) -> bool:
         except ValueError:
             return False
     return False
+
+
+def _keys_of(table: str) -> list[str]:
+    """The table's primary key columns (schema.py), the last terms of every read's order;
+    none for a table hybridwb does not define (read in one request, as it answers)."""
+    from hybridwb.platform.schema import metadata
+
+    tbl = metadata.tables.get(table)
+    return [] if tbl is None else [c.name for c in tbl.primary_key.columns]
+
+
+def _one_row(table: str, where: dict[str, Any] | None) -> bool:
+    """Whether `where` names one row at most: a value for every column of the primary
+    key or of a unique constraint (a workflow by name). Such a read is one request."""
+    from hybridwb.platform.schema import metadata
+
+    tbl = metadata.tables.get(table)
+    if tbl is None:
+        return True  # not hybridwb's: no key to page by (`_keys_of`)
+    given = {k for k, v in (where or {}).items() if v is not None}
+    uniques = [tbl.primary_key.columns] + [
+        c.columns for c in tbl.constraints if isinstance(c, UniqueConstraint)
+    ]
+    return any(all(col.name in given for col in cols) for cols in uniques)
+
+
+def _after(terms: list[tuple[str, bool]], row: dict[str, Any]) -> str:
+    """PostgREST's `or` filter for the rows after `row` in the order `terms` (column,
+    descending): after it in the first term, or equal there and after it in the next, and
+    so on. Every value is quoted, as PostgREST reads a quoted value as the column's type
+    (a comma, a parenthesis or a quote in it is then not syntax). The order's columns are
+    NOT NULL: a null has no place on either side of a comparison."""
+
+    def value(column: str) -> str:
+        found = row.get(column)
+        if found is None:
+            raise StoreError(f"A store read pages by {column!r}, which a row holds no value in.")
+        text = str(found).lower() if isinstance(found, bool) else str(found)
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    branches = []
+    for n, (column, downward) in enumerate(terms):
+        parts = [f"{c}.eq.{value(c)}" for c, _ in terms[:n]]
+        parts.append(f"{column}.{'lt' if downward else 'gt'}.{value(column)}")
+        branches.append(parts[0] if len(parts) == 1 else f"and({','.join(parts)})")
+    return ",".join(branches)
 
 
 #: every REST backend of this process, for the fork hook

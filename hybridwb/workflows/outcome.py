@@ -55,7 +55,7 @@ def ended(store: Store, run_id: Any, dry_run: bool, stopped: BaseException | Non
             error = f"{name}: the run was interrupted; resume it"
     counts = Campaigns(store.backend).counts(run_id)
     status, reason = final_status(counts, error, dry_run, store.runs.get(run_id))
-    store.runs.update(run_id, status=status, error=reason, finished_at=datetime.now(UTC))
+    store.runs.update_open(run_id, status=status, error=reason, finished_at=datetime.now(UTC))
 
 
 def error_line(ename: str, evalue: str) -> str:

@@ -53,7 +53,7 @@ def flush(store: Store, home: Path) -> int:
                 data["finished_at"] = datetime.fromisoformat(data["finished_at"])
             campaigns = Campaigns(store.backend)
             if not _resumed_since(store, campaigns, wf_id, run_id, owner):
-                store.runs.update(run_id, **data)
+                store.runs.update_open(run_id, **data)
                 campaigns.release(wf_id, run_id, owner)
         except (HybridwbError, OSError, ValueError, KeyError):
             continue

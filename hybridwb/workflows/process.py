@@ -218,7 +218,7 @@ class Processor:
                 raise taken_over(run["id"])
 
         beat()
-        store.runs.update(run["id"], status="running", started_at=run.get("started_at") or now)
+        store.runs.reopen(run, started_at=run.get("started_at") or now)
         # the row the freeze marks the set frozen in: `hybridwb run` made it; a run made
         # another way (`wb.store.runs.create`) had none, and every call froze it anew
         campaigns.start_state(run["id"], owner or "", "manual")

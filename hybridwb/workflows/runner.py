@@ -92,7 +92,7 @@ class Runner:
         """Runs that claim to be active but whose heartbeat stopped -> status `stale`."""
         stale = stale_runs(self.store, stale_after)
         for run in stale:
-            self.store.runs.update(
+            self.store.runs.update_open(
                 run["id"],
                 status="stale",
                 error=f"its heartbeat stopped; resume with: hybridwb run --resume {run['id']}",
@@ -180,7 +180,7 @@ class Runner:
             if resume is None:
                 run = store.runs.create(wf["id"], params, dry_run=dry_run, run_id=run_id)
             else:
-                store.runs.update(run_id, status="running", error=None, finished_at=None)
+                store.runs.reopen(run, error=None)
             campaigns.start_state(run_id, owner, trigger)
             beat.start()
             # in a notebook: a live bar from the store's counts and a link at the end; in a
@@ -311,7 +311,10 @@ class Runner:
                 # mid-pass left the stats of an earlier pass (or of the freeze: none)
                 "stats": {**(run.get("stats") or {}), **counts},
             }
-            store.runs.update(run_id, **fields)
+            # as `owner`, only while the run has no end (checked above, and again in the
+            # write: one sent late, after a resume's end, writes nothing); without one, as asked
+            write = store.runs.update_open if owner is not None else store.runs.update
+            write(run_id, **fields)
             campaigns.release(wf["id"], run_id, owner)
             final = store.runs.get(run_id)
         except HybridwbError as exc:
