@@ -5,8 +5,11 @@ CLI's help and version, a program that only catches hybridwb's errors) loads nei
 SQLAlchemy, sqlglot, pydantic nor the rest of the workbench (~0.5 s).
 """
 
+import os as _os
 from typing import TYPE_CHECKING, Any
 
+from hybridwb._run_kernel import ENV_VAR as _RUN_ENV
+from hybridwb._run_kernel import quiet_shutdown_race as _quiet_shutdown_race
 from hybridwb.errors import (
     AuthError,
     BindError,
@@ -29,6 +32,9 @@ from hybridwb.errors import (
 
 if TYPE_CHECKING:
     from hybridwb.workbench import Workbench, connect
+
+if _os.environ.get(_RUN_ENV):  # the kernel of a `hybridwb run`
+    _quiet_shutdown_race()
 
 _LAZY = ("Workbench", "connect")
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from hybridwb._run_kernel import ENV_VAR
 from hybridwb.config import Settings
 from hybridwb.errors import ConfigError
 
-ENV_VAR = "HYBRIDWB_RUN_SETTINGS"
 #: configuration a kernel must not pick up from the parent's environment besides ENV_VAR
 CONFIG_PREFIXES = ("MYSQL_", "SUPABASE_", "NEXT_PUBLIC_SUPABASE_", "HYBRIDWB_")
 
