@@ -65,8 +65,10 @@ guides: $(VENV)/.dev
 # four workers on two cores: tests also wait (kernels starting, servers stopped on purpose,
 # pauses between batches, retries), and more workers fill it (fresh clones on this 2-core
 # machine: pytest 921 s with two workers, 820 s with three (stop 35); 749 s with four for
-# 10,029 tests (stop 36), where three had taken 809-866 s for 9,794; 774 s for 10,242 at
-# stop 37)
+# 10,029 tests (stop 36), where three had taken 809-866 s for 9,794; 774-958 s for 10,242
+# at stop 37 and 38, and six workers 1,019 s: the two cores are busy throughout, so only less
+# work helps; 701 s for 10,264 once PostgreSQL test stores were copied from a migrated
+# template, stop 38)
 test: lint services
 	$(BIN)/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder --durations=25
 

@@ -357,22 +357,22 @@ def sigint_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-#: the test files that keep one worker longest (seconds in `--junitxml`'s times, 2 workers,
-#: 2026-12-05: 352, 231, 219, 152, 138, 130, 98, 96, 80, 73), handed out first: `make test`
+#: the test files that keep one worker longest (seconds in `--junitxml`'s times, 4 workers,
+#: 2026-12-06: 196, 174, 153, 129, 118, 81, 78, 70, 63, 57), handed out first: `make test`
 #: runs them with `--dist loadfile --no-loadscope-reorder`, so the files that start last are
-#: short ones and both workers end together (xdist's own order, most tests first, left the
+#: short ones and the workers end together (xdist's own order, most tests first, left the
 #: fault, canary and browser files, few tests each, for the end)
 SLOWEST_FIRST = (
     "faults/test_run_faults.py",
     "test_secrets_canary.py",
-    "test_campaign_runs.py",
     "test_attack_stream_round18.py",
+    "test_campaign_runs.py",
     "test_attack_described_round17.py",
     "test_attack_store_steps.py",
     "test_guides.py",
-    "test_workflows.py",
     "test_browser_analyst.py",
-    "test_attack_secrets_round3.py",
+    "test_attack_search_pages.py",
+    "test_workflows.py",
 )
 _TESTS = Path(__file__).parent
 
