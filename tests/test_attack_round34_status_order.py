@@ -52,7 +52,9 @@ def dsn() -> Iterator[str]:
 
 
 def _pg_status(dsn: str, rid: Any) -> tuple[str, datetime | None]:
-    [(status, ended)] = oracle(dsn, "SELECT status, finished_at FROM workflow_runs WHERE id = %s", rid)
+    [(status, ended)] = oracle(
+        dsn, "SELECT status, finished_at FROM workflow_runs WHERE id = %s", rid
+    )
     return status, ended
 
 
