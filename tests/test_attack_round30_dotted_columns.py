@@ -117,19 +117,9 @@ def test_a_mapping_file_edited_to_a_dotted_consent_fails_the_run_and_sends_nothi
         wf = wb.workflows.create(
             "dots", target_config={"table": "members"}, message_config={"template": "세일"}
         )
-    for path in tmp_path.rglob("mappings/**/*.json"):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if "members" in data:
-            data["members"] = MEMBERS
-            path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    with hybridwb.connect(source=source_url(db), store=f"sqlite:///{store}") as wb:
-        run = wb.store.runs.create(wf["id"], {})
-        Campaigns(wb.store.backend).start_state(run["id"], "test:1", "manual")
-        with pytest.raises(HybridwbError) as refused:
-            wb.workflows.process(wf["id"], run["id"], progress=False, now=DAY)
-        assert "agree.yn" in one_line(refused.value)
-    with sqlite3.connect(store) as conn:
-        sent = conn.execute("SELECT target_key FROM send_records").fetchall()
+    rewrite_mapping(tmp_path, "members", MEMBERS)
+    assert "agree.yn" in one_line(run_refused(db, store, wf))
+    sent = sent_keys(store)
     said_no = {str(r[0]) for r in src(db, "SELECT code FROM members WHERE `agree.yn` = 'N'")}
     assert said_no == {"2", "4", "6", "8"}
     assert not sent, sent  # before: all 8 messaged, 2, 4, 6 and 8 had said no
@@ -219,3 +209,28 @@ def test_suggest_reads_a_table_whose_name_holds_a_percent_sign(
         ):
             suggested = wb.mappings.suggest(name)
             assert set(suggested.fields) == columns
+
+
+def rewrite_mapping(root: Path, table: str, mapping: dict[str, Any]) -> None:
+    """The mapping file edited by hand: `table`'s mapping replaced in the file holding it."""
+    for path in root.rglob("mappings/**/*.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if table in data:
+            data[table] = mapping
+            path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+def run_refused(db: str, store: Path, wf: dict[str, Any]) -> HybridwbError:
+    """A run of `wf` started and processed on the SQLite `store`: the error that stopped it."""
+    with hybridwb.connect(source=source_url(db), store=f"sqlite:///{store}") as wb:
+        run = wb.store.runs.create(wf["id"], {})
+        Campaigns(wb.store.backend).start_state(run["id"], "test:1", "manual")
+        with pytest.raises(HybridwbError) as refused:
+            wb.workflows.process(wf["id"], run["id"], progress=False, now=DAY)
+    return refused.value
+
+
+def sent_keys(store: Path) -> list[tuple[Any, ...]]:
+    """The send records' keys, read with sqlite3."""
+    with sqlite3.connect(store) as conn:
+        return conn.execute("SELECT target_key FROM send_records").fetchall()

@@ -22,8 +22,6 @@ mapping file on disk, the store's `send_records` (sqlite3) and the source's rows
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,11 +29,17 @@ from typing import Any
 import pytest
 
 import hybridwb
-from hybridwb.errors import HybridwbError, ValidationError
-from hybridwb.platform.campaigns import Campaigns
+from hybridwb.errors import ValidationError
 from tests.conftest import mariadb_maker
-from tests.test_attack_once_round2 import DAY, source_url, src
+from tests.test_attack_once_round2 import source_url, src
 from tests.test_attack_round30_debug_rows import F
+from tests.test_attack_round30_dotted_columns import (
+    mapping_files,
+    one_line,
+    rewrite_mapping,
+    run_refused,
+    sent_keys,
+)
 
 pytestmark = [pytest.mark.mysql]
 
@@ -129,16 +133,6 @@ def connect(db: str, tmp_path: Path) -> hybridwb.Workbench:
     return wb
 
 
-def mapping_files(root: Path) -> dict[str, str]:
-    return {str(p): p.read_text(encoding="utf-8") for p in sorted(root.rglob("mappings/**/*.json"))}
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc)
-    assert isinstance(exc, HybridwbError) and "\n" not in text and len(text) < 400, text
-    return text
-
-
 @pytest.mark.parametrize(
     "relation, name, consent", DOTTED_RELATIONS.values(), ids=list(DOTTED_RELATIONS)
 )
@@ -173,19 +167,9 @@ def test_a_mapping_file_edited_to_a_dotted_relation_fails_the_run_and_sends_noth
         wf = wb.workflows.create(
             "dots", target_config={"table": "members"}, message_config={"template": "세일"}
         )
-    for path in tmp_path.rglob("mappings/**/*.json"):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if "members" in data:
-            data["members"] = members(relation, consent)
-            path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    with hybridwb.connect(source=source_url(db), store=f"sqlite:///{store}") as wb:
-        run = wb.store.runs.create(wf["id"], {})
-        Campaigns(wb.store.backend).start_state(run["id"], "test:1", "manual")
-        with pytest.raises(HybridwbError) as refused:
-            wb.workflows.process(wf["id"], run["id"], progress=False, now=DAY)
-        assert repr(name) in one_line(refused.value)
-    with sqlite3.connect(store) as conn:
-        sent = conn.execute("SELECT target_key FROM send_records").fetchall()
+    rewrite_mapping(tmp_path, "members", members(relation, consent))
+    assert repr(name) in one_line(run_refused(db, store, wf))
+    sent = sent_keys(store)
     said_no = {str(r[0]) for r in src(db, "SELECT code FROM `sales.customers` WHERE ok = 'N'")}
     assert said_no == {"2", "4", "6", "8"}
     assert not sent, sent
