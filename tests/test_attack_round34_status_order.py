@@ -13,7 +13,11 @@ as read; `Runs.update_open`: no end, `finished_at IS NULL`). Tried here:
     server while the resume is running: it writes `failed` and its `finished_at` over the
     resumed run, and the resume's own end (`update_open`) then finds an end and writes
     nothing: the run that the resume finished stays `failed` for good;
-  * BREAK: `mark_stale`'s `stale` of the first period lands on the resumed, running run.
+  * BREAK: `mark_stale`'s `stale` of the first period lands on the resumed, running run;
+  * BREAK, end to end (`Runner.run`, papermill replaced): the first run's late `failed`
+    lands while the resume's kernel works; the resume's `_finish` sees an end ("ended by
+    another since it started"), writes no status and does not release its lock: the run
+    reads `failed` and the workflow stays locked until the lock goes stale.
 
 The oracle is plain SQL on the store (psycopg, sqlite3), never hybridwb's own reading.
 """
@@ -181,3 +185,56 @@ def test_a_late_stale_from_before_a_resume_does_not_mark_the_resumed_run(
     store.runs.reopen(store.runs.get(rid), error=None)  # the resume
     bridge.release()
     assert _pg_status(dsn, rid) == ("running", None)
+
+
+def _kernel(monkeypatch: pytest.MonkeyPatch, body: Any) -> None:
+    """papermill's `execute_notebook` as `body()`: the kernel's work."""
+    import papermill
+
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **kw: body())
+
+
+@pytest.mark.parametrize(
+    "released",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BREAK: the first run's `failed` PATCH (answered 504, retried) run late while the "
+                "resume's kernel works: the resume's `_finish` finds an end, writes nothing and keeps "
+                "its lock; the run resumed and finished reads `failed`",
+            ),
+        ),
+    ],
+    ids=["control: no late write", "the late end lands"],
+)
+def test_hybridwb_run_resume_is_not_ended_by_the_first_runs_late_end(
+    late: tuple[_Late, Store],
+    dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    released: bool,
+) -> None:
+    import papermill
+
+    from hybridwb.config import load_settings
+    from hybridwb.workflows.runner import Runner
+
+    bridge, store = late
+    wf = store.workflows.create(name=f"r34-{uuid.uuid4().hex[:6]}", message_config={"content": "x"})
+    runner = Runner(load_settings(tmp_path, {}), store)
+
+    def boom() -> None:
+        raise papermill.PapermillExecutionError(1, 1, "x", "ValueError", "boom", [])
+
+    _kernel(monkeypatch, boom)
+    bridge.hold = "failed"  # the first run's end: answered 504, sent again, written
+    first = runner.run(wf["id"], progress=False)
+    assert _pg_status(dsn, first["id"])[0] == "failed"
+    _kernel(monkeypatch, bridge.release if released else lambda: None)  # the old PATCH
+    runner.run(resume=first["id"], workflow=None, progress=False)
+    status, _ = _pg_status(dsn, first["id"])
+    locks = oracle(dsn, "SELECT owner FROM run_locks WHERE run_id = %s", first["id"])
+    assert (status, locks) == ("empty", [])  # the resume's own end, its lock released
