@@ -90,7 +90,9 @@ def _status(dsn: str, rid: Any) -> tuple[str, bool]:
 
 def _end(store: Store, rid: Any, status: str) -> None:
     """An end as `Runner._finish`, `outcome.ended` and `pending.flush` write it."""
-    store.runs.update_open(rid, status=status, finished_at=datetime.now(UTC), error=None)
+    store.runs.update_open(
+        store.runs.get(rid), status=status, finished_at=datetime.now(UTC), error=None
+    )
 
 
 def _running_then_succeeded(bridge: _Late, store: Store, rid: Any) -> None:
@@ -122,7 +124,7 @@ def _stale_then_resumed_and_succeeded(bridge: _Late, store: Store, rid: Any) -> 
     """`mark_stale`'s `stale` is the late one; the run is resumed and ends."""
     store.runs.reopen(store.runs.get(rid))
     bridge.hold = "stale"
-    store.runs.update_open(rid, status="stale", error="its heartbeat stopped")
+    store.runs.update_open(store.runs.get(rid), status="stale", error="its heartbeat stopped")
     store.runs.reopen(store.runs.get(rid), error=None)
     _end(store, rid, "succeeded")
 
@@ -161,7 +163,7 @@ def test_the_sql_store_guards_the_same_transitions(dsn: str) -> None:
         store.runs.reopen(before)
         _end(store, rid, "succeeded")
         store.runs.reopen(before)  # as read before the end
-        store.runs.update_open(rid, status="stale")
+        store.runs.update_open(store.runs.get(rid), status="stale")
         _end(store, rid, "failed")
         assert _status(dsn, rid) == ("succeeded", True)
         store.runs.reopen(store.runs.get(rid))  # as read now: a resume

@@ -5,19 +5,20 @@ as read; `Runs.update_open`: no end, `finished_at IS NULL`). Tried here:
 
 - the `finished_at` round trip: a resume reopens an ended run from the value read back, on
   SQLite (text), PostgreSQL (timestamptz, a session time zone other than UTC, microseconds)
-  and REST (ISO text with an offset): it matches on each (passes);
+  and REST (ISO text with an offset): it matches on each;
 - a write of the first open period sent late and landing in the second one (after a
-  resume's reopen, before its end). `IS NULL` is the same condition in both periods (the
-  end goes NULL -> T1 -> NULL -> T2), so the late write matches:
-  * BREAK: the first end (`failed`, its PATCH answered 504, retried and written) run by the
-    server while the resume is running: it writes `failed` and its `finished_at` over the
-    resumed run, and the resume's own end (`update_open`) then finds an end and writes
-    nothing: the run that the resume finished stays `failed` for good;
-  * BREAK: `mark_stale`'s `stale` of the first period lands on the resumed, running run;
-  * BREAK, end to end (`Runner.run`, papermill replaced): the first run's late `failed`
-    lands while the resume's kernel works; the resume's `_finish` sees an end ("ended by
-    another since it started"), writes no status and does not release its lock: the run
-    reads `failed` and the workflow stays locked until the lock goes stale.
+  resume's reopen, before its end). `IS NULL` alone was the same condition in both periods
+  (the end goes NULL -> T1 -> NULL -> T2), so the late write matched (three breaks, fixed:
+  every reopen now stamps a new `started_at` unless a kernel goes on with its runner's
+  period, and `update_open` names the period's start as read):
+  * the first end (`failed`, its PATCH answered 504, retried and written) run by the server
+    while the resume is running wrote `failed` and its `finished_at` over the resumed run,
+    and the resume's own end then wrote nothing: the run the resume finished stayed
+    `failed`;
+  * `mark_stale`'s `stale` of the first period landed on the resumed, running run;
+  * end to end (`Runner.run`, papermill replaced): the first run's late `failed` landed
+    while the resume's kernel worked; the resume's `_finish` saw an end, wrote no status and
+    kept its lock: the run read `failed` and the workflow stayed locked until stale.
 
 The oracle is plain SQL on the store (psycopg, sqlite3), never hybridwb's own reading.
 """
@@ -82,7 +83,7 @@ def late(dsn: str) -> Iterator[tuple[_Late, Store]]:
 # -- 1. the end's round trip: a resume reopens the run from the end as read back ------------
 def _ended(store: Store, at: datetime) -> Any:
     rid = store.runs.create(uuid.uuid4(), {})["id"]
-    store.runs.update_open(rid, status="failed", finished_at=at, error="boom")
+    store.runs.update_open(store.runs.get(rid), status="failed", finished_at=at, error="boom")
     return rid
 
 
@@ -138,18 +139,14 @@ def test_a_resume_from_a_stale_read_reopens_nothing_and_says_nothing(dsn: str) -
         rid = _ended(store, END)
         old = store.runs.get(rid)
         store.runs.reopen(old)
-        store.runs.update_open(rid, status="succeeded", finished_at=END + timedelta(1))
+        store.runs.update_open(
+            store.runs.get(rid), status="succeeded", finished_at=END + timedelta(1)
+        )
         assert store.runs.reopen(old) is None
         assert _pg_status(dsn, rid)[0] == "succeeded"
 
 
 # -- 2. a write of the first open period landing in the second ------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: update_open's guard is `finished_at IS NULL`, true again once a resume "
-    "reopened the run: the first end's late PATCH writes `failed` over the resumed run and "
-    "the resume's `succeeded` then writes nothing",
-)
 def test_a_late_end_from_before_a_resume_does_not_end_the_resumed_run(
     late: tuple[_Late, Store], dsn: str
 ) -> None:
@@ -157,23 +154,20 @@ def test_a_late_end_from_before_a_resume_does_not_end_the_resumed_run(
     rid = store.runs.create(uuid.uuid4(), {})["id"]
     store.runs.reopen(store.runs.get(rid))  # the kernel's `running`
     bridge.hold = "failed"  # the runner's end: answered 504, sent again, written
-    store.runs.update_open(rid, status="failed", finished_at=datetime.now(UTC), error="boom")
+    store.runs.update_open(
+        store.runs.get(rid), status="failed", finished_at=datetime.now(UTC), error="boom"
+    )
     assert _pg_status(dsn, rid)[0] == "failed"
     store.runs.reopen(store.runs.get(rid), error=None)  # `hybridwb run --resume`
     store.runs.reopen(store.runs.get(rid), started_at=datetime.now(UTC))  # its kernel
     bridge.release()  # the first attempt of the old end, run by the server now
     store.runs.update_open(  # the resume's end
-        rid, status="succeeded", finished_at=datetime.now(UTC), error=None
+        store.runs.get(rid), status="succeeded", finished_at=datetime.now(UTC), error=None
     )
     status, ended = _pg_status(dsn, rid)
     assert (status, ended is not None) == ("succeeded", True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a `stale` of the first open period, run late, lands on the resumed run "
-    "(`finished_at IS NULL` again): a run being processed reads `stale`",
-)
 def test_a_late_stale_from_before_a_resume_does_not_mark_the_resumed_run(
     late: tuple[_Late, Store], dsn: str
 ) -> None:
@@ -181,7 +175,7 @@ def test_a_late_stale_from_before_a_resume_does_not_mark_the_resumed_run(
     rid = store.runs.create(uuid.uuid4(), {})["id"]
     store.runs.reopen(store.runs.get(rid))
     bridge.hold = "stale"  # mark_stale's write: answered 504, sent again, written
-    store.runs.update_open(rid, status="stale", error="its heartbeat stopped")
+    store.runs.update_open(store.runs.get(rid), status="stale", error="its heartbeat stopped")
     store.runs.reopen(store.runs.get(rid), error=None)  # the resume
     bridge.release()
     assert _pg_status(dsn, rid) == ("running", None)
@@ -198,15 +192,7 @@ def _kernel(monkeypatch: pytest.MonkeyPatch, body: Any) -> None:
     "released",
     [
         False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK: the first run's `failed` PATCH (answered 504, retried) run late while the "
-                "resume's kernel works: the resume's `_finish` finds an end, writes nothing and keeps "
-                "its lock; the run resumed and finished reads `failed`",
-            ),
-        ),
+        True,
     ],
     ids=["control: no late write", "the late end lands"],
 )

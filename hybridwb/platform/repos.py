@@ -331,30 +331,47 @@ class Runs:
             raise NotFound(f"No run {short(run_id)}; list runs with %platform runs.", key=run_id)
         return rows[0]
 
-    def update(self, run_id: Any, *, ended: Any = ANY_END, **fields: Any) -> None:
+    def update(
+        self, run_id: Any, *, ended: Any = ANY_END, started: Any = ANY_END, **fields: Any
+    ) -> None:
         """Write `fields`; given `ended` (None: the run is open; a time: the end the caller
-        read), only while the run's `finished_at` is still that, in the write's own
-        statement. A status write is retried after a lost answer (a 504), and its first
-        attempt may still be run by the server later, after the writes that followed: so
-        every status write names the end it expects (`reopen`, `update_open`), and one
-        sent late finds the run's end moved on and writes nothing."""
+        read) and `started` (the start the caller read), only while the run's `finished_at`
+        and `started_at` are still those, in the write's own statement. A status write is
+        retried after a lost answer (a 504), and its first attempt may still be run by the
+        server later, after the writes that followed: so every status write names the
+        period of the run it was meant for (`reopen`, `update_open`), and one sent late
+        finds the run moved on and writes nothing."""
         where: dict[str, Any] = {"id": as_uuid(run_id)}
         if ended is not ANY_END:
             where["finished_at"] = ended
+        if started is not ANY_END:
+            where["started_at"] = started
         self.backend.apply([Op("update", "workflow_runs", _jsonable_json(fields), where)])
 
     def reopen(self, run: dict[str, Any], **fields: Any) -> None:
-        """The run `running` again, its end cleared, if its end is still the one in `run`
-        (as read): a reopen sent late after the run ended again undoes nothing (round 33:
-        a retried `running` landed after the run's `succeeded`)."""
+        """The run `running` again, its end cleared, if its end and start are still the ones
+        in `run` (as read): a reopen sent late after the run ended again undoes nothing
+        (round 33: a retried `running` landed after the run's `succeeded`). It stamps a new
+        `started_at` unless `fields` names one (a kernel going on with the period its
+        runner opened): a new period of the run, which a late write meant for an earlier
+        one does not match (`update_open`)."""
+        fields.setdefault("started_at", now())
         self.update(
-            run["id"], status="running", finished_at=None, ended=run.get("finished_at"), **fields
+            run["id"],
+            status="running",
+            finished_at=None,
+            ended=run.get("finished_at"),
+            started=run.get("started_at"),
+            **fields,
         )
 
-    def update_open(self, run_id: Any, **fields: Any) -> None:
+    def update_open(self, run: dict[str, Any], **fields: Any) -> None:
         """`fields` (an end: `status` and `finished_at`; or `stale`), only while the run has
-        not ended: a write sent late after another end (a resume's) writes nothing."""
-        self.update(run_id, ended=None, **fields)
+        not ended and is still in the period `run` was read in (its `started_at`): a write
+        sent late after another end, or after a resume opened the run again, writes nothing
+        (round 34: `finished_at IS NULL` alone held again once a resume had reopened the
+        run, and the first run's late `failed` ended the resumed one)."""
+        self.update(run["id"], ended=None, started=run.get("started_at"), **fields)
 
     def list(
         self, workflow_id: Any = None, limit: int | None = None

@@ -54,8 +54,9 @@ def ended(store: Store, run_id: Any, dry_run: bool, stopped: BaseException | Non
         if isinstance(stopped, KeyboardInterrupt):
             error = f"{name}: the run was interrupted; resume it"
     counts = Campaigns(store.backend).counts(run_id)
-    status, reason = final_status(counts, error, dry_run, store.runs.get(run_id))
-    store.runs.update_open(run_id, status=status, error=reason, finished_at=datetime.now(UTC))
+    run = store.runs.get(run_id)
+    status, reason = final_status(counts, error, dry_run, run)
+    store.runs.update_open(run, status=status, error=reason, finished_at=datetime.now(UTC))
 
 
 def error_line(ename: str, evalue: str) -> str:

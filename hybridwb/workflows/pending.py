@@ -17,17 +17,29 @@ if TYPE_CHECKING:
     from hybridwb.platform.store import Store
 
 
+#: the kept status's key for the start of the run's period it ends (`Runs.update_open`)
+PERIOD = "period_started_at"
+
+
 def _dir(home: Path) -> Path:
     return home / "pending-runs"
 
 
 def keep(
-    home: Path, workflow_id: Any, run_id: Any, fields: dict[str, Any], owner: str | None = None
+    home: Path,
+    workflow_id: Any,
+    run_id: Any,
+    fields: dict[str, Any],
+    owner: str | None = None,
+    run: dict[str, Any] | None = None,
 ) -> None:
-    """Keep `fields` for the run, with the `owner` whose lock they end (see `flush`)."""
+    """Keep `fields` for the run, with the `owner` whose lock they end and, when the run
+    was read, the start of the period they end (`period`; see `flush`)."""
     try:
         _dir(home).mkdir(parents=True, exist_ok=True)
         data = {"workflow_id": str(workflow_id), "run_id": str(run_id), "owner": owner, **fields}
+        if run is not None:
+            data[PERIOD] = run.get("started_at")  # a time as text (`default=str`), or None
         (_dir(home) / f"{run_id}.json").write_text(json.dumps(data, default=str), encoding="utf-8")
     except OSError:
         pass  # nowhere to keep it: the run stays `running`, turns `stale`, doctor says FAIL
@@ -39,6 +51,7 @@ def flush(store: Store, home: Path) -> int:
     from datetime import datetime
 
     from hybridwb.platform.campaigns import Campaigns
+    from hybridwb.platform.repos import ANY_END
 
     folder = _dir(home)
     if not folder.is_dir():
@@ -51,9 +64,13 @@ def flush(store: Store, home: Path) -> int:
             owner = data.pop("owner", None)
             if data.get("finished_at"):
                 data["finished_at"] = datetime.fromisoformat(data["finished_at"])
+            # the period it ends, as read then (kept before the period was: any open one)
+            started = data.pop(PERIOD, ANY_END)
+            if isinstance(started, str):
+                started = datetime.fromisoformat(started)
             campaigns = Campaigns(store.backend)
             if not _resumed_since(store, campaigns, wf_id, run_id, owner):
-                store.runs.update_open(run_id, **data)
+                store.runs.update(run_id, ended=None, started=started, **data)
                 campaigns.release(wf_id, run_id, owner)
         except (HybridwbError, OSError, ValueError, KeyError):
             continue

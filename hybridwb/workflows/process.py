@@ -218,7 +218,10 @@ class Processor:
                 raise taken_over(run["id"])
 
         beat()
-        store.runs.reopen(run, started_at=run.get("started_at") or now)
+        # the period `hybridwb run` opened goes on (its `running`, its start); any other run
+        # (created, ended, stale: processed by hand) opens a new one (`Runs.reopen`)
+        going_on = run.get("status") == "running" and run.get("started_at")
+        store.runs.reopen(run, started_at=run["started_at"] if going_on else now)
         # the row the freeze marks the set frozen in: `hybridwb run` made it; a run made
         # another way (`wb.store.runs.create`) had none, and every call froze it anew
         campaigns.start_state(run["id"], owner or "", "manual")

@@ -93,7 +93,7 @@ class Runner:
         stale = stale_runs(self.store, stale_after)
         for run in stale:
             self.store.runs.update_open(
-                run["id"],
+                run,
                 status="stale",
                 error=f"its heartbeat stopped; resume with: hybridwb run --resume {run['id']}",
             )
@@ -290,6 +290,7 @@ class Runner:
         elsewhere took it over, and its end is that process's to write."""
         store = self.store
         campaigns = Campaigns(store.backend)
+        run: dict[str, Any] | None = None
         try:
             counts = campaigns.counts(run_id)
             run = store.runs.get(run_id)
@@ -311,15 +312,18 @@ class Runner:
                 # mid-pass left the stats of an earlier pass (or of the freeze: none)
                 "stats": {**(run.get("stats") or {}), **counts},
             }
-            # as `owner`, only while the run has no end (checked above, and again in the
-            # write: one sent late, after a resume's end, writes nothing); without one, as asked
-            write = store.runs.update_open if owner is not None else store.runs.update
-            write(run_id, **fields)
+            # as `owner`, only while the run has no end and is in the period read above
+            # (checked above, and again in the write: one sent late, after a resume's end or
+            # start, writes nothing); without one, as asked
+            if owner is not None:
+                store.runs.update_open(run, **fields)
+            else:
+                store.runs.update(run_id, **fields)
             campaigns.release(wf["id"], run_id, owner)
             final = store.runs.get(run_id)
         except HybridwbError as exc:
             fields = {"status": "failed", "finished_at": _now(), "error": error or str(exc)}
-            pending.keep(self.settings.home, wf["id"], run_id, fields, owner=owner)
+            pending.keep(self.settings.home, wf["id"], run_id, fields, owner=owner, run=run)
             final = {
                 "id": run_id,
                 "workflow_id": wf["id"],
