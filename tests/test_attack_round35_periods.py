@@ -135,3 +135,69 @@ def test_a_kept_end_does_not_land_in_a_later_period(
     assert _row(db, rid) == ("stale", None, second_period)
     pending.flush(store, settings.home)  # the next command on the first host
     assert _row(db, rid) == ("stale", None, second_period)
+
+
+THIEF = "elsewhere:4242"  # another host's process: alive as far as this one knows
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "control: not taken over",
+        pytest.param(
+            "taken over, then it ends",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BREAK: a by-hand process reads the period it ends at its end "
+                "(`outcome.ended`), not the one it opened: taken over meanwhile, its end "
+                "lands on the resume's period",
+            ),
+        ),
+        pytest.param(
+            "taken over, then Ctrl-C",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BREAK: a by-hand process interrupted after a resume elsewhere took "
+                "the run over writes its `failed` over the resume's running period",
+            ),
+        ),
+    ],
+)
+def test_a_by_hand_process_does_not_end_the_period_that_took_it_over(
+    sq: tuple[Store, Path], how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`wb.workflows.process` without an owner (by hand) takes the lock, opens a period and
+    writes the run's end itself (`outcome.ended`). Its work (`_process`) is replaced by its
+    head (the period opened as `_process` does) and a stall past the lock's stale time in
+    which another host resumes the run (`Runner.run --resume`: the stale lock taken over,
+    the run reopened: a new period)."""
+    from hybridwb.workflows.process import Processor
+
+    store, db = sq
+    wf = store.workflows.create(name=f"r35-{uuid.uuid4().hex[:6]}", message_config={"content": "x"})
+    rid = store.runs.create(wf["id"], {})["id"]
+
+    def work(self: Any, workflow: Any, run_id: Any, **kw: Any) -> dict[str, Any]:
+        run = store.runs.get(run_id)
+        store.runs.reopen(run, started_at=datetime.now(UTC))  # `_process`: a new period
+        if how.startswith("taken over"):
+            _sql(db, "UPDATE run_locks SET heartbeat_at = '2000-01-01 00:00:00.000000'")
+            assert Campaigns(store.backend).acquire(wf["id"], run_id, THIEF, 120) is None
+            store.runs.reopen(store.runs.get(run_id), error=None)  # the resume's period
+        if how.endswith("Ctrl-C"):
+            raise KeyboardInterrupt
+        return {}
+
+    monkeypatch.setattr(Processor, "_process", work)
+    processor = Processor.__new__(Processor)
+    processor.store = store
+    if how.endswith("Ctrl-C"):
+        with pytest.raises(KeyboardInterrupt):
+            processor.process(wf["id"], rid)
+    else:
+        processor.process(wf["id"], rid)
+    status, ended, _ = _row(db, rid)
+    if how.startswith("control"):
+        assert (status, ended is None) == ("empty", False)  # its own end, written
+    else:
+        assert (status, ended) == ("running", None)  # the resume's period, still open
