@@ -13,10 +13,22 @@ status (`pending.keep`) carry it. Tried here, on SQLite (the oracle: sqlite3):
   first read (`Campaigns.counts`), `_finish` keeps it with no period (`run` is None), the
   flush writes into any open period, and the first period's `failed` and end land on the
   resumed one (BREAK, strict xfail);
+- a by-hand `wb.workflows.process` (no runner: it takes the lock and writes the end itself,
+  `outcome.ended`) opens a period, stalls past the lock's stale time, a resume elsewhere
+  takes the lock over and reopens the run (a new period); the by-hand call then ends (or is
+  Ctrl-C'd): `outcome.ended` reads the run at its end, so the period it names is the
+  resume's, and its `empty`/`failed` and end land on the resumed, running run (BREAK on
+  SQLite and PostgreSQL, strict xfail; the resume's `_finish` then sees an end, writes none
+  and keeps its lock);
 - a run whose `started_at` was never set (created, never opened): `update_open` on it as
-  read still writes (its `started_at IS NULL` matches), so its end is written: held;
-- a run's end written by the runner after its kernel's `process` went on with the runner's
-  period: the kernel kept the start, the runner's end lands: held.
+  read still writes (`started_at IS NULL` matches), a reopen stamps a start, and a late
+  write of the NULL period then misses: held (SQLite, PostgreSQL).
+
+Tried, not kept as tests: two reopens in the same clock tick (`now()` is microseconds on
+this host; only a coarse or injected clock, e.g. `process(clock=...)`, gives two periods
+one start, and the late write would then match); a kernel's `process` on the runner's
+`running` run goes on with its start, and the runner's `_finish` reads the period after
+the kernel (round 34's end-to-end test covers it).
 """
 
 from __future__ import annotations
@@ -29,8 +41,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import _stores
 import pytest
-from _stores import migrated_sqlite
+from _stores import Oracle, migrated_sqlite
 
 from hybridwb.errors import ConnectionFailed
 from hybridwb.platform.backend import SqlBackend
@@ -38,6 +51,9 @@ from hybridwb.platform.campaigns import Campaigns
 from hybridwb.platform.repos import Runs
 from hybridwb.platform.store import Store
 from hybridwb.workflows import pending
+
+store = _stores.store
+oracle = _stores.oracle
 
 
 @pytest.fixture
@@ -164,7 +180,7 @@ THIEF = "elsewhere:4242"  # another host's process: alive as far as this one kno
     ],
 )
 def test_a_by_hand_process_does_not_end_the_period_that_took_it_over(
-    sq: tuple[Store, Path], how: str, monkeypatch: pytest.MonkeyPatch
+    store: Store, oracle: Oracle, how: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`wb.workflows.process` without an owner (by hand) takes the lock, opens a period and
     writes the run's end itself (`outcome.ended`). Its work (`_process`) is replaced by its
@@ -173,15 +189,15 @@ def test_a_by_hand_process_does_not_end_the_period_that_took_it_over(
     the run reopened: a new period)."""
     from hybridwb.workflows.process import Processor
 
-    store, db = sq
     wf = store.workflows.create(name=f"r35-{uuid.uuid4().hex[:6]}", message_config={"content": "x"})
     rid = store.runs.create(wf["id"], {})["id"]
+    old = "2000-01-01 00:00:00" + ("+00" if oracle.postgres else ".000000")
 
     def work(self: Any, workflow: Any, run_id: Any, **kw: Any) -> dict[str, Any]:
         run = store.runs.get(run_id)
         store.runs.reopen(run, started_at=datetime.now(UTC))  # `_process`: a new period
         if how.startswith("taken over"):
-            _sql(db, "UPDATE run_locks SET heartbeat_at = '2000-01-01 00:00:00.000000'")
+            oracle.execute("UPDATE run_locks SET heartbeat_at = ?", old)
             assert Campaigns(store.backend).acquire(wf["id"], run_id, THIEF, 120) is None
             store.runs.reopen(store.runs.get(run_id), error=None)  # the resume's period
         if how.endswith("Ctrl-C"):
@@ -196,8 +212,26 @@ def test_a_by_hand_process_does_not_end_the_period_that_took_it_over(
             processor.process(wf["id"], rid)
     else:
         processor.process(wf["id"], rid)
-    status, ended, _ = _row(db, rid)
+    [(status, ended)] = oracle.rows("SELECT status, finished_at FROM workflow_runs")
     if how.startswith("control"):
         assert (status, ended is None) == ("empty", False)  # its own end, written
     else:
         assert (status, ended) == ("running", None)  # the resume's period, still open
+
+
+def test_a_run_never_opened_is_ended_and_reopened_from_its_null_start(
+    store: Store, oracle: Oracle
+) -> None:
+    """HOLDS: a run whose `started_at` was never set (created, its runner gone before the
+    kernel opened it): `mark_stale`'s write as read matches `started_at IS NULL`, and a
+    resume from it reopens it with a start; a late write of the NULL period then misses."""
+    wf = store.workflows.create(name="r35-null")["id"]
+    rid = store.runs.create(wf, {})["id"]
+    as_read = store.runs.get(rid)
+    assert as_read["started_at"] is None
+    store.runs.update_open(as_read, status="stale", error="its heartbeat stopped")
+    q = "SELECT status, started_at IS NULL, finished_at IS NULL FROM workflow_runs"
+    assert [tuple(r) for r in oracle.rows(q)] == [("stale", True, True)]
+    store.runs.reopen(store.runs.get(rid), error=None)
+    store.runs.update_open(as_read, status="failed", finished_at=datetime.now(UTC))  # late
+    assert [tuple(r) for r in oracle.rows(q)] == [("running", False, True)]
