@@ -17,9 +17,10 @@ status (`pending.keep`) carry it. Tried here, on SQLite (the oracle: sqlite3):
   `outcome.ended`) opens a period, stalls past the lock's stale time, a resume elsewhere
   takes the lock over and reopens the run (a new period); the by-hand call then ends (or is
   Ctrl-C'd): `outcome.ended` reads the run at its end, so the period it names is the
-  resume's, and its `empty`/`failed` and end land on the resumed, running run (BREAK on
-  SQLite and PostgreSQL, strict xfail; the resume's `_finish` then sees an end, writes none
-  and keeps its lock);
+  resume's, and its `empty`/`failed` and end land on the resumed, running run (a break on
+  SQLite and PostgreSQL, fixed: `outcome.ended` writes nothing once another owner holds the
+  run's lock, as `Runner._finish` does; before, the resume's `_finish` then saw an end,
+  wrote none and kept its lock);
 - a run whose `started_at` was never set (created, never opened): `update_open` on it as
   read still writes (`started_at IS NULL` matches), a reopen stamps a start, and a late
   write of the NULL period then misses: held (SQLite, PostgreSQL).
@@ -160,23 +161,8 @@ THIEF = "elsewhere:4242"  # another host's process: alive as far as this one kno
     "how",
     [
         "control: not taken over",
-        pytest.param(
-            "taken over, then it ends",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK: a by-hand process reads the period it ends at its end "
-                "(`outcome.ended`), not the one it opened: taken over meanwhile, its end "
-                "lands on the resume's period",
-            ),
-        ),
-        pytest.param(
-            "taken over, then Ctrl-C",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK: a by-hand process interrupted after a resume elsewhere took "
-                "the run over writes its `failed` over the resume's running period",
-            ),
-        ),
+        "taken over, then it ends",
+        "taken over, then Ctrl-C",
     ],
 )
 def test_a_by_hand_process_does_not_end_the_period_that_took_it_over(

@@ -10,6 +10,7 @@ from hybridwb import errors
 from hybridwb.errors import HybridwbError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.source.catalogue import server_text
+from hybridwb.workflows.lock import held_by_another
 
 if TYPE_CHECKING:
     from hybridwb.platform.store import Store
@@ -42,7 +43,13 @@ def final_status(
     return "succeeded", None
 
 
-def ended(store: Store, run_id: Any, dry_run: bool, stopped: BaseException | None = None) -> None:
+def ended(
+    store: Store,
+    run_id: Any,
+    dry_run: bool,
+    stopped: BaseException | None = None,
+    owner: str | None = None,
+) -> None:
     """The status of a run processed without the runner, from the rows as `hybridwb run`
     writes it: left `running`, its lock released, the next run would mark it `stale`
     ("its heartbeat stopped") though it had ended. A run `stopped` by an error (a consent
@@ -53,8 +60,11 @@ def ended(store: Store, run_id: Any, dry_run: bool, stopped: BaseException | Non
         error = f"{name}: {error_line(name, str(stopped))}"
         if isinstance(stopped, KeyboardInterrupt):
             error = f"{name}: the run was interrupted; resume it"
-    counts = Campaigns(store.backend).counts(run_id)
+    campaigns = Campaigns(store.backend)
     run = store.runs.get(run_id)
+    if owner is not None and held_by_another(campaigns.lock(run["workflow_id"]), run_id, owner):
+        return  # taken over meanwhile (a resume elsewhere): the run's end is its new owner's
+    counts = campaigns.counts(run_id)
     status, reason = final_status(counts, error, dry_run, run)
     store.runs.update_open(run, status=status, error=reason, finished_at=datetime.now(UTC))
 

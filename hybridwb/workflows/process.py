@@ -176,10 +176,14 @@ class Processor:
                 # owner's to end; a store that failed cannot be written)
                 if not given and not isinstance(exc, RunTakenOver):
                     with contextlib.suppress(HybridwbError):
-                        outcome.ended(self.store, run_id, bool(kwargs.get("dry_run")), exc)
+                        outcome.ended(
+                            self.store, run_id, bool(kwargs.get("dry_run")), exc, kwargs["owner"]
+                        )
                 raise
             if not given:  # no runner writes this run's end: its status, under its lock
-                outcome.ended(self.store, run_id, bool(kwargs.get("dry_run")))
+                outcome.ended(
+                    self.store, run_id, bool(kwargs.get("dry_run")), owner=kwargs["owner"]
+                )
             return stats
 
     def _process(
