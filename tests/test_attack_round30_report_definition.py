@@ -78,12 +78,7 @@ def test_the_platform_magic_masks_a_workflows_target_definition(
 
     install_sample_mappings(tmp_path, ro_url(mysql_db))
     phone = a_customer(mysql_db)["phone"]
-    with hybridwb.connect(
-        source=ro_url(mysql_db).render_as_string(hide_password=False),
-        store=f"sqlite:///{tmp_path / 'store.db'}",
-        cwd=tmp_path,
-    ) as wb:
-        wb.store.init()
+    with shop_workbench(mysql_db, tmp_path) as wb:
         wb.templates.create("안내", "{{ 고객명 }}님, 이번 달 안내입니다.")
         wb.workflows.create(
             "one",
@@ -121,12 +116,7 @@ def reports_of(
     """{workflow: its run report's text} of one workflow per target, each run once by the
     runner (papermill) on the sample shop, store SQLite; each run must send."""
     reports: dict[str, str] = {}
-    with hybridwb.connect(
-        source=ro_url(mysql_db).render_as_string(hide_password=False),
-        store=f"sqlite:///{tmp_path / 'store.db'}",
-        cwd=tmp_path,
-    ) as wb:
-        wb.store.init()
+    with shop_workbench(mysql_db, tmp_path) as wb:
         wb.templates.create("안내", template)
         for name, target in targets.items():
             wb.workflows.create(name, target_config=target, message_config={"template": "안내"})
@@ -154,3 +144,15 @@ def test_a_phone_given_as_a_number_is_masked_in_the_shown_definition(value: Any)
     shown = json.dumps(shown_definition(target), default=str)
     assert "12345" not in shown, shown
     assert '"value": 12' in shown and '"n": 7' in shown, shown
+
+
+def shop_workbench(mysql_db: str, tmp_path: Path) -> hybridwb.Workbench:
+    """The sample shop on MariaDB through the read-only account, a SQLite store in
+    `tmp_path` (initialised), the project in `tmp_path`."""
+    wb = hybridwb.connect(
+        source=ro_url(mysql_db).render_as_string(hide_password=False),
+        store=f"sqlite:///{tmp_path / 'store.db'}",
+        cwd=tmp_path,
+    )
+    wb.store.init()
+    return wb

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-import hybridwb
 from hybridwb.errors import ValidationError
 from hybridwb.targets.definition import parse
 from tests.conftest import install_sample_mappings, ro_url
+from tests.test_attack_round30_report_definition import shop_workbench
 
 pytestmark = [pytest.mark.mysql]
 
@@ -33,12 +33,7 @@ def test_a_target_given_as_text_is_refused_in_one_line(mysql_db: str, tmp_path: 
     install_sample_mappings(tmp_path, ro_url(mysql_db))
     target = {"table": "customers", "where": {"field": "name", "op": "eq", "value": "홍길동"}}
     db = tmp_path / "store.db"
-    with hybridwb.connect(
-        source=ro_url(mysql_db).render_as_string(hide_password=False),
-        store=f"sqlite:///{db}",
-        cwd=tmp_path,
-    ) as wb:
-        wb.store.init()
+    with shop_workbench(mysql_db, tmp_path) as wb:
         msg = {"content": "고객님, 이번 달 안내입니다."}
         for given in (json.dumps(target, ensure_ascii=False), parse(target)):
             with pytest.raises(ValidationError) as refused:
