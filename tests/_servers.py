@@ -89,6 +89,12 @@ class PrivateMariaDB:
     def socket_path(self) -> Path:
         return self.datadir / "mysqld.sock"
 
+    @property
+    def tmpdir(self) -> Path:
+        path = self.datadir / "tmp"
+        path.mkdir(exist_ok=True)
+        return path
+
     def install(self) -> None:
         """`mariadb-install-db`, tried twice (it failed once, unexplained, while another
         worker started a private server); a failure shows the tool's own last lines."""
@@ -121,6 +127,10 @@ class PrivateMariaDB:
                 f"--socket={self.socket_path}",
                 f"--pid-file={self.datadir / 'mysqld.pid'}",
                 f"--log-error={self.datadir / 'error.log'}",
+                # its own tmpdir: at start mariadbd deletes every `#sql*` file in its tmpdir,
+                # and in /tmp those are the shared server's live temporary tables (a CI run
+                # failed with "Error on delete of '/tmp/#sql-temptable-….MAI'")
+                f"--tmpdir={self.tmpdir}",
                 "--user=root",
                 "--skip-name-resolve",
                 "--skip-log-bin",
