@@ -56,8 +56,8 @@ def _taken_over(
         c.freeze(run, [[("a", "01012340001")]])
         assert c.write_batch(run, wf, THIEF, records=[("a", "r", "m")], channel="o", skips=[])
         elsewhere = Runner(load_settings(tmp_path / "elsewhere", {}), store)
-        elsewhere._finish(store.workflows.get(wf), run, None, tmp_path / "e.html", "manual",
-                          False, owner=THIEF)  # fmt: skip
+        elsewhere._finish(store.workflows.get(wf), store.runs.get(run), None,
+                          tmp_path / "e.html", "manual", False, owner=THIEF)  # fmt: skip
     raise papermill.PapermillExecutionError(
         2, 2, "wb.workflows.process(...)", "RunTakenOver", f"Run {run} was taken over", []
     )
@@ -267,7 +267,8 @@ def test_a_kept_status_does_not_overwrite_a_resume_that_came_after_it(
     if resume == "finished":
         assert c.write_batch(kept["id"], wf["id"], THIEF, records=[("a", "r", "m")],
                              channel="o", skips=[])  # fmt: skip
-        runner._finish(wf, kept["id"], None, tmp_path / "r.html", "manual", False, owner=THIEF)
+        runner._finish(wf, store.runs.get(kept["id"]), None, tmp_path / "r.html", "manual", False,
+                       owner=THIEF)  # fmt: skip
     before = oracle.rows("SELECT status, error FROM workflow_runs")
     locks = oracle.rows("SELECT owner FROM run_locks")
     assert before == [("running" if resume == "running" else "succeeded", None)]

@@ -121,12 +121,15 @@ def test_a_crashed_runs_report_counts_its_consent_exclusions_as_the_rows_do(
         monkeypatch.setattr(Campaigns, "write_batch", real_write)
         crashed = _rows(store, run_id)
         assert crashed["by_consent"] >= 1 and 0 < crashed["pending"] < len(CONSENT)
-        final = runner._finish(wf, run_id, "RuntimeError: the kernel died (cell 3)", report,
-                               "manual", False)  # fmt: skip
+        final = runner._finish(wf, wb.store.runs.get(run_id), "RuntimeError: the kernel died "
+                               "(cell 3)", report, "manual", False)  # fmt: skip
         assert final["status"] == "failed"
         assert _report(report) == crashed
         wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=BATCH)
-        assert runner._finish(wf, run_id, None, report, "manual", False)["status"] == "succeeded"
+        assert (
+            runner._finish(wf, wb.store.runs.get(run_id), None, report, "manual", False)["status"]
+            == "succeeded"
+        )
     finally:
         wb.close()
     done = _rows(store, run_id)

@@ -64,7 +64,8 @@ def test_a_kept_status_does_not_overwrite_a_resume_ended_by_a_host_whose_clock_i
     store.runs.update(kept["id"], status="running", error=None, finished_at=None)
     assert c.write_batch(kept["id"], wf["id"], THIEF, records=[("a", "r", "m")], channel="o",
                          skips=[])  # fmt: skip
-    runner._finish(wf, kept["id"], None, tmp_path / "r.html", "manual", False, owner=THIEF)
+    runner._finish(wf, store.runs.get(kept["id"]), None, tmp_path / "r.html", "manual", False,
+                   owner=THIEF)  # fmt: skip
     # ... by a host whose clock is 10 minutes behind this one's
     behind = kept_end - timedelta(minutes=10)
     stored = behind if oracle.postgres else behind.replace(tzinfo=None).isoformat(" ")

@@ -72,3 +72,92 @@ def test_a_run_taken_over_mid_run_is_left_to_its_new_owner(
         ("running", None, None)
     ]
     assert oracle(any_store, "SELECT owner FROM run_locks") == [(THIEF,)]
+
+
+def test_a_call_taken_over_after_its_last_batch_leaves_the_new_period_alone(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After its last batch (between its last heartbeat and its counts), another process
+    takes the run over and opens a new period of it (`Runs.reopen`: a resume elsewhere),
+    with stats of its own. The call's counts and stats (written after its last batch) and
+    its end are for its own period: none of them lands on the new one."""
+    from hybridwb.platform.campaigns import Campaigns
+
+    db = source(*TABLES, rows=ROWS)
+    wb, wf = _workbench(db, any_store, {"template": "안내"}, {"table": "members"})
+    real, calls = Campaigns.counts, {"n": 0}
+
+    def counts(self: Campaigns, run_id: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first is the freeze's; the second follows the last batch
+            store_sql(any_store, "UPDATE run_locks SET owner = %s", (THIEF,))
+            wb.store.runs.reopen(wb.store.runs.get(run_id), error=None)
+            wb.store.runs.update(run_id, target_count=-1, stats={"theirs": True})
+        return real(self, run_id)
+
+    monkeypatch.setattr(Campaigns, "counts", counts)
+    try:
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=2)
+    finally:
+        wb.close()
+    assert calls["n"] >= 2
+    [(status, ended, targets, stats)] = oracle(
+        any_store, "SELECT status, finished_at, target_count, stats FROM workflow_runs"
+    )
+    assert (status, ended, targets) == ("running", None, -1)
+    assert stats in ({"theirs": True}, '{"theirs": true}', '{"theirs":true}')
+    assert oracle(any_store, "SELECT owner FROM run_locks") == [(THIEF,)]
+
+
+def test_two_calls_on_one_clock_open_two_periods(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+) -> None:
+    """Two by-hand calls on one run, both given the same clock (`clock=`, as a test or a
+    replay gives it): each opens its own period (`started_at` by the wall clock, not the
+    run's clock), so a write sent late for the first cannot land in the second."""
+    db = source(*TABLES, rows=ROWS)
+    wb, wf = _workbench(db, any_store, {"template": "안내"}, {"table": "members"})
+    starts = []
+    try:
+        run_id = start(wb, wf)
+        for _ in range(2):
+            wb.workflows.process(wf["id"], run_id, progress=False, clock=lambda: DAY)
+            starts += oracle(any_store, "SELECT started_at FROM workflow_runs")
+    finally:
+        wb.close()
+    assert len(starts) == 2 and starts[0][0] is not None
+    assert starts[0] != starts[1]
+
+
+def test_a_call_stopped_before_it_opened_the_run_still_ends_it_with_its_error(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run made by hand and never opened (`queued`, no start): the call fails before it
+    opens a period (its audience cannot be built). Under its lock, it ends the run
+    `failed` with the error, as before periods: the row says what stopped it."""
+    from hybridwb.errors import ValidationError
+
+    db = source(*TABLES, rows=ROWS)
+    wb, wf = _workbench(db, any_store, {"template": "안내"}, {"table": "members"})
+
+    def refused(*a: Any, **kw: Any) -> Any:
+        raise ValidationError("The audience table is not mapped; map it first.")
+
+    monkeypatch.setattr(audience, "audience_for", refused)
+    try:
+        run_id = start(wb, wf)
+        with pytest.raises(ValidationError):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+    finally:
+        wb.close()
+    [(status, error, ended)] = oracle(
+        any_store, "SELECT status, error, finished_at FROM workflow_runs"
+    )
+    assert (status, ended is not None) == ("failed", True)
+    assert "not mapped" in error

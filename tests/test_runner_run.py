@@ -156,10 +156,10 @@ def test_a_run_passes_its_parameters_and_works_under_its_lock(
     assert call["progress_bar"] is False and call["cwd"] == str(Path.cwd())
     assert call["stdout_file"] is None and call["stderr_file"] is None
     assert issubclass(call["kernel_manager_class"], object)
-    # while the notebook ran: the lock was this run's, the row existed (queued: the
-    # notebook's first cell says running)
+    # while the notebook ran: the lock was this run's, the row existed, opened by the
+    # runner (`running`, no error, no end; its period's start is the one it kept)
     assert notebook.seen["lock"] == [(oracle.uid(run), owner)]
-    assert notebook.seen["row"] == [("queued", None, None)]
+    assert notebook.seen["row"] == [("running", None, None)]
     assert "hybridwb-heartbeat" in notebook.seen["beating"]
     # after: the truth from the rows, the lock freed, the heartbeat stopped
     assert oracle.rows(
@@ -534,7 +534,8 @@ def test_a_store_gone_at_the_end_keeps_the_status_on_disk(
     assert [p.stem for p in kept] == [str(final["id"])]
     fields = json.loads(kept[0].read_text(encoding="utf-8"))
     assert (fields["status"], fields["error"]) == ("failed", "RuntimeError: boom")
-    assert oracle.rows("SELECT status FROM workflow_runs") == [("queued",)]
+    assert fields["period_started_at"] is not None  # the period the runner opened
+    assert oracle.rows("SELECT status FROM workflow_runs") == [("running",)]
     # a notebook that went well: what is kept is the store's error
     notebook.error = None
     second = runner.run("봄 세일", progress=False)

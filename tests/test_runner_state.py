@@ -747,7 +747,7 @@ def test_finishing_writes_status_and_counters_from_the_rows_and_frees_the_lock(
     runner = Runner(load_settings(tmp_path, {}), store)
     html = tmp_path / "r.html"
     wf_row = store.workflows.get(wf)
-    final = runner._finish(wf_row, run, None, html, "manual", False)
+    final = runner._finish(wf_row, store.runs.get(run), None, html, "manual", False)
     row = oracle.rows(
         "SELECT status, error, target_count, sent_count, skipped_count, report_path, "
         "finished_at FROM workflow_runs"
@@ -765,11 +765,13 @@ def test_finishing_writes_status_and_counters_from_the_rows_and_frees_the_lock(
     assert '<b class="status">failed</b>' in html.read_text(encoding="utf-8")
     c.acquire(wf, run, ME, 120)
     c.write_batch(run, wf, ME, records=[("d", "r", "m")], channel="o", skips=[("e", "cap")])
-    final = runner._finish(wf_row, run, None, html, "manual", False)
+    final = runner._finish(wf_row, store.runs.get(run), None, html, "manual", False)
     assert oracle.rows("SELECT status, error, sent_count, skipped_count FROM workflow_runs") == [
         ("succeeded", None, 3, 2)
     ]
-    final = runner._finish(wf_row, run, "ValueError: boom (cell 2)", html, "manual", False)
+    final = runner._finish(
+        wf_row, store.runs.get(run), "ValueError: boom (cell 2)", html, "manual", False
+    )
     assert oracle.rows("SELECT status, error FROM workflow_runs") == [
         ("failed", "ValueError: boom (cell 2)")
     ]
@@ -783,7 +785,7 @@ def test_a_report_that_cannot_be_written_is_said_and_the_status_stands(
     c.write_batch(run, wf, None, records=[("a", "r", "m")], channel="o", skips=[])
     html = tmp_path / "missing-dir" / "r.html"
     final = Runner(load_settings(tmp_path, {}), store)._finish(
-        store.workflows.get(wf), run, None, html, "manual", False
+        store.workflows.get(wf), store.runs.get(run), None, html, "manual", False
     )
     assert (
         final["report_error"] == "the HTML report could not be written (No such file or directory)"

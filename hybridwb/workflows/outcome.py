@@ -49,11 +49,14 @@ def ended(
     dry_run: bool,
     stopped: BaseException | None = None,
     owner: str | None = None,
+    period: dict[str, Any] | None = None,
 ) -> None:
     """The status of a run processed without the runner, from the rows as `hybridwb run`
     writes it: left `running`, its lock released, the next run would mark it `stale`
     ("its heartbeat stopped") though it had ended. A run `stopped` by an error (a consent
-    column retyped mid-run, an interrupt) is failed with it, as the runner writes a cell's."""
+    column retyped mid-run, an interrupt) is failed with it, as the runner writes a cell's.
+    Given the `period` the call opened (the run as read after `Runs.reopen`), the end is
+    written into that period only."""
     error = None
     if stopped is not None:
         name = type(stopped).__name__
@@ -66,7 +69,11 @@ def ended(
         return  # taken over meanwhile (a resume elsewhere): the run's end is its new owner's
     counts = campaigns.counts(run_id)
     status, reason = final_status(counts, error, dry_run, run)
-    store.runs.update_open(run, status=status, error=reason, finished_at=datetime.now(UTC))
+    # into the period the call opened; one stopped before it opened one (under its lock)
+    # ends the period open now, if any (a run never opened: `started_at` NULL)
+    store.runs.update_open(
+        period or run, status=status, error=reason, finished_at=datetime.now(UTC)
+    )
 
 
 def error_line(ename: str, evalue: str) -> str:

@@ -167,9 +167,12 @@ class Processor:
         given = kwargs.pop("owner", None)
         owner = lock.owning(self.store, workflow, run_id, given)
         with heap.frozen_heap(), owner as kwargs["owner"]:
+            opened: dict[str, Any] = {}  # the run's period this call opened, once it has
             try:
                 with contextlib.ExitStack() as reading, contextlib.ExitStack() as held:
-                    stats = self._process(workflow, run_id, held=held, reading=reading, **kwargs)
+                    stats = self._process(
+                        workflow, run_id, held=held, reading=reading, opened=opened, **kwargs
+                    )
             except BaseException as exc:
                 # no runner writes this run's end: failed with its error, under its lock,
                 # the reads ahead and the batch's locks gone (a run taken over is its new
@@ -177,12 +180,21 @@ class Processor:
                 if not given and not isinstance(exc, RunTakenOver):
                     with contextlib.suppress(HybridwbError):
                         outcome.ended(
-                            self.store, run_id, bool(kwargs.get("dry_run")), exc, kwargs["owner"]
+                            self.store,
+                            run_id,
+                            bool(kwargs.get("dry_run")),
+                            exc,
+                            kwargs["owner"],
+                            period=opened or None,
                         )
                 raise
             if not given:  # no runner writes this run's end: its status, under its lock
                 outcome.ended(
-                    self.store, run_id, bool(kwargs.get("dry_run")), owner=kwargs["owner"]
+                    self.store,
+                    run_id,
+                    bool(kwargs.get("dry_run")),
+                    owner=kwargs["owner"],
+                    period=opened or None,
                 )
             return stats
 
@@ -193,6 +205,7 @@ class Processor:
         *,
         held: contextlib.ExitStack[Any],
         reading: contextlib.ExitStack[Any],
+        opened: dict[str, Any] | None = None,
         owner: str | None = None,
         now: datetime | None = None,
         dry_run: bool = False,
@@ -224,8 +237,13 @@ class Processor:
         beat()
         # the period `hybridwb run` opened goes on (its `running`, its start); any other run
         # (created, ended, stale: processed by hand) opens a new one (`Runs.reopen`)
+        # (stamped by the wall clock, not the run's `now`: two calls given one `--now` or
+        # one injected clock would give two periods one start)
         going_on = run.get("status") == "running" and run.get("started_at")
-        store.runs.reopen(run, started_at=run["started_at"] if going_on else now)
+        if going_on:
+            store.runs.reopen(run, started_at=run["started_at"])
+        else:
+            store.runs.reopen(run)
         # the row the freeze marks the set frozen in: `hybridwb run` made it; a run made
         # another way (`wb.store.runs.create`) had none, and every call froze it anew
         campaigns.start_state(run["id"], owner or "", "manual")
@@ -234,7 +252,10 @@ class Processor:
         if state.get("frozen_at") is None:
             _remember_freeze(store, campaigns, run, aud, now, owner or None)
             plan = self.freeze(wf, run["id"], aud, limit, batch_size, now, owner or None)
-        frozen = _frozen_audience(store.runs.get(run["id"]), aud, now)
+        period = store.runs.get(run["id"])  # the period this call works in (`Runs.reopen`)
+        if opened is not None:
+            opened.update(period)
+        frozen = _frozen_audience(period, aud, now)
         # the set is judged as of its freeze: a resume does not re-read "the last 7 days";
         # a resume types its consent columns by the server now, as the freeze did (each
         # batch's read is checked against these types: `audience.refuse_retyped_consent`)
@@ -397,8 +418,12 @@ class Processor:
             "audience": {"table": aud.table, "recipient": aud.recipient, "channel": aud.channel},
         }
         missing = [v.name for v in report.variables if v.status in ("missing", "ambiguous")]
+        # into this call's period only: a kernel of an earlier period, still running after
+        # a resume elsewhere opened another, leaves the later period's counts alone
         store.runs.update(
             run["id"],
+            ended=None,
+            started=period.get("started_at"),
             target_count=counts["targets"],
             rendered_count=counts["records"] if not dry_run else rendered,
             skipped_count=counts["skipped"],

@@ -177,10 +177,14 @@ class Runner:
             if held is not None:
                 raise refusal(wf, held)
             self.mark_stale(stale_after)  # a run whose lock was just taken over says so
+            # the runner opens the run's period itself (`running`, a new `started_at`) and
+            # reads it back: its end is written into that period only, and one kept on disk
+            # because the store failed at the end names it without a read (round 35: a
+            # status kept with no period ended whatever period was open when it was written)
             if resume is None:
                 run = store.runs.create(wf["id"], params, dry_run=dry_run, run_id=run_id)
-            else:
-                store.runs.reopen(run, error=None)
+            store.runs.reopen(run, error=None)
+            opened = store.runs.get(run_id)
             campaigns.start_state(run_id, owner, trigger)
             beat.start()
             # in a notebook: a live bar from the store's counts and a link at the end; in a
@@ -245,7 +249,7 @@ class Runner:
             if error is not None and log is not None:
                 error = f"{error}; the kernel's own output is in {log.name}"
             final = self._finish(
-                wf, run_id, error, output.with_suffix(".html"), trigger, dry_run, owner=owner
+                wf, opened, error, output.with_suffix(".html"), trigger, dry_run, owner=owner
             )
         except KeyboardInterrupt:
             # Ctrl-C (again) as the run ends (its heartbeat stopped, its status written, its
@@ -277,7 +281,7 @@ class Runner:
     def _finish(
         self,
         wf: dict[str, Any],
-        run_id: Any,
+        opened: dict[str, Any],
         error: str | None,
         html: Path,
         trigger: str,
@@ -285,12 +289,14 @@ class Runner:
         owner: str | None = None,
     ) -> dict[str, Any]:
         """The run's status and counts from the rows, its lock released, its report; as
-        `owner` (the runner's, which cleared `finished_at` as it started), nothing but the
-        report once another owner holds the run's lock or has ended the run: a resume
-        elsewhere took it over, and its end is that process's to write."""
+        `owner` (the runner's, which opened the period `opened` as it started), nothing but
+        the report once another owner holds the run's lock or has ended the run: a resume
+        elsewhere took it over, and its end is that process's to write; the end itself is
+        written into `opened` only (`Runs.update_open`), kept on disk with it if the store
+        fails."""
         store = self.store
         campaigns = Campaigns(store.backend)
-        run: dict[str, Any] | None = None
+        run_id = opened["id"]
         try:
             counts = campaigns.counts(run_id)
             run = store.runs.get(run_id)
@@ -316,14 +322,14 @@ class Runner:
             # (checked above, and again in the write: one sent late, after a resume's end or
             # start, writes nothing); without one, as asked
             if owner is not None:
-                store.runs.update_open(run, **fields)
+                store.runs.update_open(opened, **fields)
             else:
                 store.runs.update(run_id, **fields)
             campaigns.release(wf["id"], run_id, owner)
             final = store.runs.get(run_id)
         except HybridwbError as exc:
             fields = {"status": "failed", "finished_at": _now(), "error": error or str(exc)}
-            pending.keep(self.settings.home, wf["id"], run_id, fields, owner=owner, run=run)
+            pending.keep(self.settings.home, wf["id"], run_id, fields, owner=owner, run=opened)
             final = {
                 "id": run_id,
                 "workflow_id": wf["id"],
