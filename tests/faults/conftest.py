@@ -158,7 +158,10 @@ class FaultLab:
             runs = self.runs()
             if runs:
                 run_id = str(runs[-1]["id"])
-                if minimum == 0 and runs[-1]["status"] == "running":
+                # the kernel has begun (the runner opens the run `running` before the
+                # kernel starts): what it writes first, the freeze's audience in the stats
+                started = (runs[-1]["stats"] or {}).get("frozen")
+                if minimum == 0 and runs[-1]["status"] == "running" and started:
                     return run_id
                 if minimum and len(self.record_keys(run_id)) >= minimum:
                     return run_id
