@@ -29,10 +29,10 @@ oracle is plain SQL on the store (sqlite3, psycopg):
 Each break is a strict xfail whose reason gives the interleaving and the damage; the
 parametrized controls (the same steps without the interleaving) pass.
 
-Tried, not kept: `mark_stale` of another host reading a stale run before a resume takes
-its lock and writing after the resume's reopen (misses: a new start); a kept end with
-a period read back in a non-UTC PostgreSQL session zone or as PostgREST's text with a
-trimmed fraction (`fromisoformat` takes both; instants compare).
+Considered, not written as tests (reasoned from the code, not run): `mark_stale` of
+another host reading a stale run before a resume takes its lock and writing after the
+resume's reopen (it misses: a new start); a kept period read back as PostgREST's text with
+a trimmed fraction (`datetime.fromisoformat` on Python 3.11 takes '...:00.12+00:00', tried).
 """
 
 from __future__ import annotations
