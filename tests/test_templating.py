@@ -370,3 +370,30 @@ def test_any_render_failure_is_one_line_template_error_without_the_value(
     shown = str(info.value)
     assert "\n" not in shown and "kim@" not in shown and "2345" not in shown
     assert info.value.__suppress_context__  # raised from None: no frames holding the row
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        "not a list",
+        [{"customer_id": 1}, ("customer_id", 2)],  # one row a tuple, after a dict
+        [{"customer_id": 1}, None],
+        [["customer_id", 1]],
+    ],
+)
+def test_related_refuses_rows_that_are_not_dicts(shop, rows) -> None:  # type: ignore[no-untyped-def]
+    """Rows are checked by their types (a dict is told in C); any one that is not a mapping
+    is refused with the one-line error, however many dicts come before it."""
+    report = shop.templates.automap(TEMPLATE)
+    with pytest.raises(ValidationError, match=r"^rows must be a list of dicts"):
+        shop.templates.related(report, rows)
+
+
+def test_related_takes_any_mapping_as_a_row(shop) -> None:  # type: ignore[no-untyped-def]
+    from types import MappingProxyType
+
+    report = shop.templates.automap(TEMPLATE)
+    row = {"customer_id": 1}
+    assert shop.templates.related(report, [MappingProxyType(row)]) == shop.templates.related(
+        report, [row]
+    )

@@ -54,7 +54,11 @@ def _report_and_rows(report: Any, rows: Any) -> None:
         raise ValidationError(
             f"report must be what wb.templates.automap() returns, not {type(report).__name__}."
         )
-    if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+    if not isinstance(rows, list):
+        raise ValidationError("rows must be a list of dicts (target rows, field -> value).")
+    # plain dicts (a run's rows, every batch) told by their types in C; anything else row
+    # by row
+    if {*map(type, rows)} - {dict} and not all(isinstance(r, Mapping) for r in rows):
         raise ValidationError("rows must be a list of dicts (target rows, field -> value).")
 
 
