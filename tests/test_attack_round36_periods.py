@@ -27,6 +27,9 @@ oracle is plain SQL on the store (sqlite3, psycopg):
    with a dead runner's period, ended by that runner's `failed` PATCH run late.
 7. A by-hand call's end meeting the store unreachable once, or a second Ctrl-C: neither
    written nor kept.
+8. HOLDS: a kept end whose period was read back in one PostgreSQL session time zone, flushed
+   from a session in another, lands in its period (mutation: the flush reading the kept
+   wall time without its offset -> 2 of 33 fail, this file and round 35's).
 Cases 3, 4, 5 and 7 are the runner's and the call's own steps, on SQLite only.
 
 Each break is a strict xfail whose reason gives the interleaving and the damage; the
@@ -41,6 +44,7 @@ a trimmed fraction (`datetime.fromisoformat` on Python 3.11 takes '...:00.12+00:
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sqlite3
 import uuid
@@ -729,3 +733,69 @@ def _frames() -> Iterator[Any]:
     while frame is not None:
         yield frame
         frame = frame.f_back  # type: ignore[assignment]
+
+
+# -- 8. a kept end read back in one session time zone, flushed from another ---------------------
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("kept_in", "flushed_in"),
+    [("Asia/Kathmandu", "America/St_Johns"), ("America/St_Johns", "UTC")],
+)
+def test_a_kept_end_lands_in_its_period_whatever_the_sessions_time_zones(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kept_in: str,
+    flushed_in: str,
+) -> None:
+    """HOLDS: the runner's period (`started_at` read back by a PostgreSQL session in
+    `kept_in`: an offset of +05:45 or -03:30, microseconds) is kept on disk as text with its
+    offset; the next command, its session in `flushed_in`, writes the kept `failed` into
+    that period: the same instant, whatever the wall-clock text. The oracle: psycopg."""
+    from hybridwb.platform.backend import SqlBackend
+    from hybridwb.platform.repos import Runs
+    from hybridwb.platform.store import Store
+
+    url = request.getfixturevalue("pg_db")
+    _empty_pg(url)
+
+    def in_zone(zone: str) -> Store:
+        return Store(
+            SqlBackend(url.update_query_dict({"options": f"-c timezone={zone}"})), actor="t"
+        )
+
+    real, calls = Runs.update_open, {"n": 0}
+
+    def failing(self: Runs, *a: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionFailed("the store is unreachable")
+        return real(self, *a, **kw)
+
+    store = in_zone(kept_in)
+    try:
+        wf = store.workflows.create(name=f"r36-{uuid.uuid4().hex[:6]}")
+        monkeypatch.setattr(Runs, "update_open", failing)
+        import papermill
+
+        monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **kw: None)
+        settings = load_settings(tmp_path / "a", {})
+        rid = Runner(settings, store).run(wf["id"], progress=False)["id"]
+    finally:
+        store.close()
+    [kept] = list(settings.home.glob("pending-runs/*.json"))
+    offset = {"Asia/Kathmandu": "+05:45", "America/St_Johns": "-03:30"}[kept_in]
+    assert json.loads(kept.read_text())[pending.PERIOD].endswith(offset)  # as read back
+    oracle = Oracle(url)
+    [(status, ended)] = oracle.rows("SELECT status, finished_at FROM workflow_runs")
+    assert (status, ended) == ("running", None)
+    later = in_zone(flushed_in)
+    try:
+        assert pending.flush(later, settings.home) == 1
+    finally:
+        later.close()
+    [(status, ended, error)] = oracle.rows(
+        "SELECT status, finished_at, error FROM workflow_runs WHERE id = ?", str(rid)
+    )
+    assert (status, ended is not None, error) == ("failed", True, "the store is unreachable")
+    assert oracle.rows("SELECT owner FROM run_locks") == []
