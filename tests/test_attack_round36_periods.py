@@ -327,10 +327,12 @@ def test_a_resume_does_not_reopen_a_run_another_host_finished_meanwhile(
         "BREAK: host A's runner opened period S1 and died as its kernel started (the row "
         "`running`, A's lock stale). A by-hand `wb.workflows.process` on host C takes the "
         "stale lock and, the row being `running` with a start, goes on with A's S1 instead "
-        "of opening its own period. A's kernel, still running (or its counts PATCH sent "
-        "late), writes its counts for S1 (`Runs.update(ended=None, started=S1)`) after C "
-        "wrote its own and before C's end: they land in C's period; C ends `succeeded` "
-        "with A's sent_count (0) over C's N send records"
+        "of opening its own period. A write addressed to S1 arriving late (the counts "
+        "write `_process` ends with, `Runs.update(ended=None, started=S1, ...)`, of A's "
+        "kernel still running or its PATCH run late; staged here with the values of a "
+        "pass that sent nothing) after C wrote its own counts and before C's end lands in "
+        "C's period: C ends `succeeded` with sent_count 0 over its N send records (with a "
+        "period of its own the write would match no row)"
     ),
 )
 def test_a_by_hand_call_opens_its_own_period_over_a_dead_runners(
