@@ -30,6 +30,8 @@ oracle is plain SQL on the store (sqlite3, psycopg):
 8. HOLDS: a kept end whose period was read back in one PostgreSQL session time zone, flushed
    from a session in another, lands in its period (mutation: the flush reading the kept
    wall time without its offset -> 2 of 33 fail, this file and round 35's).
+9. A by-hand call stopped before it opened a period (its audience cannot be built) ends
+   the period open now: a dead runner's, whose kept end is then dropped.
 Cases 3, 4, 5 and 7 are the runner's and the call's own steps, on SQLite only.
 
 Each break is a strict xfail whose reason gives the interleaving and the damage; the
@@ -801,3 +803,60 @@ def test_a_kept_end_lands_in_its_period_whatever_the_sessions_time_zones(
     )
     assert (status, ended is not None, error) == ("failed", True, "the store is unreachable")
     assert oracle.rows("SELECT owner FROM run_locks") == []
+
+
+# -- 9. a by-hand call stopped before it opened a period ends the dead runner's --------------
+@pytest.mark.parametrize(
+    "hand",
+    [
+        "control: no by-hand call",
+        pytest.param(
+            "a by-hand call stopped before it opens a period",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "BREAK: host A's run fails (its kernel: 'ValueError: boom'); the store is "
+                    "unreachable at that end, so A keeps `failed` with its period S1 on its "
+                    "disk and dies (the row `running` in S1, A's lock stale). A by-hand "
+                    "`wb.workflows.process` on host C takes the stale lock and stops before "
+                    "it opens a period of its own (here: its audience cannot be built, "
+                    "'not mapped' on C's project): `outcome.ended(period=None)` ends the "
+                    "period open now, A's S1, `failed` with C's error. A's next command then "
+                    "drops A's kept end (the run has one): A's own end ('boom') is never "
+                    "written, and an end C never opened a period for stands in A's period"
+                ),
+            ),
+        ),
+    ],
+)
+def test_a_by_hand_call_that_opened_no_period_does_not_end_a_dead_runners(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, hand: str
+) -> None:
+    from hybridwb.platform.repos import Runs
+    from hybridwb.workflows import audience
+
+    real, calls = Runs.update_open, {"n": 0}
+
+    def failing(self: Runs, *a: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionFailed("the store is unreachable")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Runs, "update_open", failing)
+    _kernel(monkeypatch, shop, _boom)
+    runner = shop.runner("a")
+    rid = runner.run(shop.wf["id"], progress=False)["id"]
+    assert shop.row(rid)[:2] == ("running", None)
+    shop.age_locks()
+    if hand != "control: no by-hand call":
+
+        def refused(*a: Any, **kw: Any) -> Any:
+            raise ValidationError("The audience table is not mapped; map it first.")
+
+        monkeypatch.setattr(audience, "audience_for", refused)
+        with pytest.raises(ValidationError):
+            shop.wb.workflows.process(shop.wf["id"], rid, progress=False, now=DAY)
+    pending.flush(shop.wb.store, runner.settings.home)  # A's next command
+    status, ended, _, error, _ = shop.row(rid)
+    assert (status, ended is not None, "boom" in (error or "")) == ("failed", True, True), error
