@@ -9,6 +9,7 @@ never through the store code under test.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import uuid
@@ -112,8 +113,10 @@ def pg_template() -> str:
     included). `drop_templates` removes it when the session ends."""
     name = _READY.get("pg-template")
     if name is None:
-        name = f"{TEMPLATE_PREFIX}{uuid.uuid4().hex[:8]}"
+        # the maker's pid in the name: one a killed session left (its pid gone) is dropped
+        name = f"{TEMPLATE_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            _drop_orphan_templates(conn)
             conn.execute(f'CREATE DATABASE "{name}"')
         st = Store(
             SqlBackend(
@@ -132,6 +135,31 @@ def pg_template() -> str:
             )
         _READY["pg-template"] = name
     return str(name)
+
+
+def _drop_orphan_templates(conn: psycopg.Connection) -> None:
+    """Drop the templates whose maker (the pid in the name) is gone: a session killed
+    before `drop_templates` ran (a template cannot be dropped until it is made a plain
+    database again)."""
+    rows = conn.execute(
+        "SELECT datname FROM pg_database WHERE datname LIKE %s", (TEMPLATE_PREFIX + "%",)
+    ).fetchall()
+    for (name,) in rows:
+        pid = name[len(TEMPLATE_PREFIX) :].partition("_")[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue  # an older name (no pid) or a living session's
+        conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def sqlite_template() -> Path:

@@ -8,6 +8,7 @@ under another test's query (a CI run failed with "Error on delete of
 
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -24,3 +25,38 @@ def test_a_private_mariadb_start_leaves_sql_files_in_the_shared_tmpdir(
         assert Path(private_mariadb.tmpdir).parent == Path(private_mariadb.datadir)  # type: ignore[attr-defined]
     finally:
         probe.unlink(missing_ok=True)
+
+
+def test_a_store_template_left_by_a_killed_session_is_dropped() -> None:
+    """A session killed before its end leaves its migrated PostgreSQL template (a template
+    cannot be dropped as it is); the next session's first template drops every one whose
+    maker (the pid in its name) is gone, and leaves a living session's."""
+    import subprocess
+
+    import psycopg
+
+    from tests._stores import PG_ADMIN, TEMPLATE_PREFIX, _drop_orphan_templates
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    orphan = f"{TEMPLATE_PREFIX}{gone.pid}_{uuid.uuid4().hex[:8]}"
+    living = f"{TEMPLATE_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        for name in (orphan, living):
+            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+        try:
+            _drop_orphan_templates(conn)
+            left = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datname = ANY(%s)", ([orphan, living],)
+                )
+            }
+            assert left == {living}
+        finally:
+            for (name,) in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname = ANY(%s)", ([orphan, living],)
+            ).fetchall():
+                conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 import hybridwb
 import hybridwb.widgets as widgets
 from hybridwb.errors import HybridwbError
-from hybridwb.widgets._builder import RELATIONS, RELATIVE, ConditionRow, TargetBuilder
+from hybridwb.widgets._builder import RELATIONS, RELATIVE, ConditionRow, TargetBuilder, agg_code
 from hybridwb.widgets._mapping_editor import MappingEditor
 from hybridwb.widgets._monitor import Monitor
 from hybridwb.widgets._preview import VariablePreview
@@ -292,7 +292,11 @@ def test_the_builder_aggregates_over_a_to_many_relation(
     b.live.value = False
     b.opt_out.value = False
     row = _add_condition(b)
-    row.field.value, row.op.value, row.value.value = "agg:sum:payments:amount", "gt", "200000"
+    row.field.value, row.op.value, row.value.value = (
+        agg_code("sum", "payments", "amount"),
+        "gt",
+        "200000",
+    )
     b.preview_button.click()
     expected = _one(
         tmp_path,
@@ -300,6 +304,20 @@ def test_the_builder_aggregates_over_a_to_many_relation(
         "WHERE p.customer_id = c.customer_id) > 200000",
     )
     assert b.count == expected, b.panel.message.value
+
+
+@pytest.mark.parametrize(
+    ("relation", "field"),
+    [("payments", "amount"), ("pay:ments", "amount"), ("payments", "a:mount"), ("a:b", "")],
+)
+def test_an_aggregate_code_reads_back_names_with_colons(relation: str, field: str) -> None:
+    """The builder's aggregate code keeps a relation and a field whole whatever they hold
+    (a colon split `agg:sum:a:b:x` into relation `a` and field `b:x`)."""
+    from hybridwb.widgets._builder import condition
+
+    node = condition(agg_code("sum", relation, field), "number", "gt", "5", "days", 0)
+    want = {"aggregate": "sum", "relation": relation, "op": "gt", "value": 5}
+    assert node == ({**want, "field": field} if field else want)
 
 
 def _seoul_bounds(days: int) -> list[tuple[str, str]]:
@@ -349,7 +367,11 @@ def test_the_builder_aggregates_within_a_recent_window(
     b.live.value = False
     b.opt_out.value = False
     row = _add_condition(b)
-    row.field.value, row.op.value, row.value.value = "agg:sum:payments:amount", "gt", "30000"
+    row.field.value, row.op.value, row.value.value = (
+        agg_code("sum", "payments", "amount"),
+        "gt",
+        "30000",
+    )
     row.window.value = 180
     bounds = _seoul_bounds(180)
     b.preview_button.click()

@@ -57,7 +57,7 @@ def field_choices(
     """(label, code, type) for what a condition can test on `table` (pure); `extra` are the
     relations the live schema's foreign keys add (the resolver's graph has them too).
 
-    Codes: `f:<path>` a field or to-one path, `agg:<fn>:<relation>:<field>` an aggregate,
+    Codes: `f:<path>` a field or to-one path, `agg:` and `agg_code`'s JSON an aggregate,
     `rel:<relation>` the existence of related rows."""
     mapping = tables[table]
     out: list[tuple[str, str, str]] = [
@@ -77,14 +77,16 @@ def field_choices(
             ]
             continue
         out.append((f"{other.displayName}: 있음/없음 (exists {name})", f"rel:{name}", "relation"))
-        out.append((f"{other.displayName} 건수 (count of {name})", f"agg:count:{name}:", "number"))
+        out.append(
+            (f"{other.displayName} 건수 (count of {name})", agg_code("count", name, ""), "number")
+        )
         for n, f in other.fields.items():
             if f.type == "number" and f.role not in ("id", "reference"):
                 for fn in ("sum", "avg", "min", "max"):
                     out.append(
                         (
                             f"{other.displayName}.{f.displayName} {fn} ({fn} of {name}.{n})",
-                            f"agg:{fn}:{name}:{n}",
+                            agg_code(fn, name, n),
                             "number",
                         )
                     )
@@ -93,11 +95,18 @@ def field_choices(
                     out.append(
                         (
                             f"{other.displayName}.{f.displayName} {fn} ({fn} of {name}.{n})",
-                            f"agg:{fn}:{name}:{n}",
+                            agg_code(fn, name, n),
                             f.type,
                         )
                     )
     return out
+
+
+def agg_code(fn: str, relation: str, field: str) -> str:
+    """The builder's code of an aggregate: its parts as JSON, so a relation or field whose
+    name holds a colon is read back whole (`agg:fn:relation:field` split a relation
+    `a:b` into relation `a` and field `b:…`)."""
+    return "agg:" + json.dumps([fn, relation, field], ensure_ascii=False)
 
 
 def ops_for(code: str, ftype: str) -> list[str]:
@@ -143,7 +152,7 @@ def condition(code: str, ftype: str, op: str, value: str, unit: str, window: int
     else:
         val = typed(value, ftype)
     if code.startswith("agg:"):
-        _, fn, relation, field = code.split(":", 3)
+        fn, relation, field = json.loads(code[4:])
         node: dict[str, Any] = {"aggregate": fn, "relation": relation}
         if field:
             node["field"] = field
