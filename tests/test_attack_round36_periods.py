@@ -34,8 +34,20 @@ oracle is plain SQL on the store (sqlite3, psycopg):
    the period open now: a dead runner's, whose kept end is then dropped.
 Cases 3, 4, 5 and 7 are the runner's and the call's own steps, on SQLite only.
 
-Each break is a strict xfail whose reason gives the interleaving and the damage; the
-parametrized controls (the same steps without the interleaving) pass.
+Each was a break (a strict xfail whose reason gave the interleaving and the damage) and
+is fixed; the parametrized controls (the same steps without the interleaving) pass too:
+- 1: the runner opens its period from a read taken under the lock and checks that it
+  reads back its own start (`periods.open_period`; a resume refuses a run that succeeded
+  meanwhile); its kernel's failure is then its period's end, its lock released;
+- 2, 6: a by-hand call always opens its own period (only the runner's kernel, given the
+  runner's owner, goes on with the runner's);
+- 3: a run made or opened by a runner whose notebook never started ends `failed`, saying
+  why (or that end is kept on disk), before its lock goes;
+- 4: the runner's written end stands when the release fails; the lock is kept on disk
+  to release (`pending`) and released by the next command;
+- 5, 7: an end interrupted by Ctrl-C, or meeting the store down, is kept on disk and
+  written by the next command (by-hand calls too: `Processor.home`);
+- 9: a call stopped before it opened a period ends only a run never opened.
 
 Considered, not written as tests (reasoned from the code, not run): `mark_stale` of
 another host reading a stale run before a resume takes its lock and writing after the
@@ -226,24 +238,8 @@ def _kept_end_on_host_a(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> Any:
     "when",
     [
         "control",
-        pytest.param(
-            "in the gap",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "BREAK: `hybridwb run --resume R` on host B reads R (running, period "
-                    "S1, no end) before it takes the lock; in that gap host A's next command "
-                    "flushes A's kept `failed` into S1 (A's lock, stale, released). B takes "
-                    "the free lock, its `Runs.reopen` from the old read (finished_at IS "
-                    "NULL) writes nothing, and `opened` is the ended period S1. B's kernel "
-                    "(`process`, owner B) sees `failed`, opens a new period S2 and goes on; "
-                    "B's `_finish` writes its end into S1 (`update_open(opened)`): no row "
-                    "matches, nothing is written, the lock is released. The run stays "
-                    "`running` with no end and no lock (the next run marks it `stale`); "
-                    "B's command returns status `running`"
-                ),
-            ),
-        ),
+        "in the gap",
+        "between its read under the lock and its reopen",
     ],
 )
 def test_a_resume_whose_run_was_ended_before_its_lock_still_writes_its_own_end(
@@ -253,8 +249,27 @@ def test_a_resume_whose_run_was_ended_before_its_lock_still_writes_its_own_end(
     flush_a = lambda: pending.flush(shop.wb.store, shop.tmp / "a" / ".hybridwb")  # noqa: E731
     if when == "control":
         assert flush_a() == 1  # A's next command, before B's: B reads the run `failed`
-    else:
+    elif when == "in the gap":
         _in_the_gap(monkeypatch, flush_a)
+    else:  # A's end, sent before A died and run late by the server (a retried PATCH),
+        # lands after B's read under the lock and before B's reopen: the reopen writes
+        # nothing, and B must see that the period it reads back is not one it opened
+        from hybridwb.platform.repos import Runs
+
+        real, calls = Runs.reopen, {"n": 0}
+
+        def reopen(self: Runs, run: dict[str, Any], **kw: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                late = {
+                    "status": "failed",
+                    "error": "A's late end",
+                    "finished_at": datetime.now(UTC),
+                }
+                self.update_open(run, **late)
+            return real(self, run, **kw)
+
+        monkeypatch.setattr(Runs, "reopen", reopen)
     final = shop.runner("b").run(resume=rid, workflow=None, progress=False)
     status, ended, _, _, sent = shop.row(rid)
     assert shop.locks() == []
@@ -263,17 +278,6 @@ def test_a_resume_whose_run_was_ended_before_its_lock_still_writes_its_own_end(
     assert final["status"] == "succeeded"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BREAK: as above, with B's kernel failing in its first cell (before `process`): "
-        "B's `_finish` reads the run ended (A's flushed `failed`, in the gap between B's "
-        "read and B's lock) and, taking it for an end by another owner, writes no end and "
-        "does NOT release B's lock: B's own end (`failed`, ValueError: boom) is never "
-        "written, the row keeps A's error, and the workflow's lock stays B's (its next run "
-        "refused while B's process lives, 120 s from another host)"
-    ),
-)
 def test_a_resume_whose_kernel_fails_writes_its_failure_and_releases_its_lock(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -290,18 +294,6 @@ def test_a_resume_whose_kernel_fails_writes_its_failure_and_releases_its_lock(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BREAK: host A's run failed (kernel error: end written, lock released). Host B's "
-        "`hybridwb run --resume R` reads R (`failed`: resumable); in the gap before B's "
-        "lock, host C resumes R to its end (`succeeded`, period S2). B takes the free "
-        "lock; its reopen from the old read writes nothing; `opened` is C's ended S2. B's "
-        "kernel sees `succeeded`, opens S3 (`running`) on the succeeded run; B's end into "
-        "S2 writes nothing. The run C finished as `succeeded` is left `running` with no "
-        "end and no lock (later `stale`: 'resume with ...')"
-    ),
-)
 def test_a_resume_does_not_reopen_a_run_another_host_finished_meanwhile(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -323,20 +315,6 @@ def test_a_resume_does_not_reopen_a_run_another_host_finished_meanwhile(
 
 
 # -- 2. a by-hand call goes on with a dead runner's period ------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BREAK: host A's runner opened period S1 and died as its kernel started (the row "
-        "`running`, A's lock stale). A by-hand `wb.workflows.process` on host C takes the "
-        "stale lock and, the row being `running` with a start, goes on with A's S1 instead "
-        "of opening its own period. A write addressed to S1 arriving late (the counts "
-        "write `_process` ends with, `Runs.update(ended=None, started=S1, ...)`, of A's "
-        "kernel still running or its PATCH run late; staged here with the values of a "
-        "pass that sent nothing) after C wrote its own counts and before C's end lands in "
-        "C's period: C ends `succeeded` with sent_count 0 over its N send records (with a "
-        "period of its own the write would match no row)"
-    ),
-)
 def test_a_by_hand_call_opens_its_own_period_over_a_dead_runners(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -384,34 +362,8 @@ class _Interrupted(KeyboardInterrupt):
     "where",
     [
         "control: the store fails at create",
-        pytest.param(
-            "the store fails at start_state",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "BREAK: `hybridwb run wf`: the runner creates the run, opens its period "
-                    "(`running`, a start) and reads it back, then the store fails once at "
-                    "`Campaigns.start_state` (before the kernel): the error is raised, the "
-                    "lock released, and the run is left `running` with a period and no end, "
-                    "none kept on disk (before 3956565 a `queued` row; the runner's contract "
-                    "is 'a failed start leaves no row behind'); the next run calls it "
-                    "`stale`: 'its heartbeat stopped; resume with ...'"
-                ),
-            ),
-        ),
-        pytest.param(
-            "Ctrl-C as the heartbeat starts",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "BREAK: as above with Ctrl-C at `Heartbeat.start` (after the period "
-                    "was opened, before the kernel): the interrupt is raised, the lock let "
-                    "go, the run left `running` with no end and nothing kept; the kernel's "
-                    "Ctrl-C is recorded (`failed`, 'interrupted; resume with'), this one "
-                    "never is"
-                ),
-            ),
-        ),
+        "the store fails at start_state",
+        "Ctrl-C as the heartbeat starts",
     ],
 )
 def test_a_start_that_fails_after_the_period_opened_leaves_an_end_or_no_row(
@@ -446,21 +398,7 @@ def test_a_start_that_fails_after_the_period_opened_leaves_an_end_or_no_row(
     "fails",
     [
         "control: nothing fails",
-        pytest.param(
-            "release",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "BREAK: `hybridwb run wf`: `_finish` writes the run's end (`succeeded`, "
-                    "into its period), then the store fails once at `Campaigns.release`: the "
-                    "runner keeps a `failed` on disk ('written by the next command') and "
-                    "returns and reports (HTML) `failed` while the row says `succeeded`: two "
-                    "ends of one period; the next command's flush drops the kept one (the "
-                    "run has an end) without releasing the lock, which stays the dead "
-                    "runner's (another host's next run refused until it is stale)"
-                ),
-            ),
-        ),
+        "release",
     ],
 )
 def test_a_store_failure_after_the_end_was_written_gives_one_end(
@@ -492,19 +430,7 @@ def test_a_store_failure_after_the_end_was_written_gives_one_end(
     "second",
     [
         "control: once, in the kernel",
-        pytest.param(
-            "again, at the end's first read",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "BREAK: `hybridwb run wf`: Ctrl-C in the kernel (recorded: the run is to "
-                    "end `failed`, 'interrupted; resume with'), then Ctrl-C again as "
-                    "`_finish` reads the counts (before its `update_open`): the runner "
-                    "releases the lock and raises; the run is left `running` in its period "
-                    "with no end and nothing kept on disk (the next run calls it `stale`)"
-                ),
-            ),
-        ),
+        "again, at the end's first read",
     ],
 )
 def test_ctrl_c_again_as_the_run_ends_still_leaves_its_end(
@@ -573,19 +499,6 @@ class _Gone:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BREAK (REST): host A's `hybridwb run` ends `failed` (its kernel's error); the "
-        "PATCH of that end is answered 504 every time (kept on A's disk), its first attempt "
-        "queued in the server's pool; A dies (the row `running` in A's period S1, A's lock "
-        "stale). A by-hand `wb.workflows.process` takes the lock and goes on with S1 (the "
-        "row is `running`) instead of opening its own period, sends the whole set; the "
-        "queued PATCH runs now (finished_at IS NULL, started_at = S1: it matches) and "
-        "writes A's `failed`, A's error and end over the by-hand call's period; the call's "
-        "own end (`update_open(S1)`) then writes nothing: its `succeeded` is never written"
-    ),
-)
 def test_rest_a_late_end_of_a_dead_runner_does_not_end_a_by_hand_call(
     rest_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -660,34 +573,8 @@ def test_rest_a_late_end_of_a_dead_runner_does_not_end_a_by_hand_call(
     "how",
     [
         "control: nothing fails",
-        pytest.param(
-            "the store fails once at the end's write",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "BREAK: a by-hand `wb.workflows.process` (no runner) sends the whole "
-                    "set; its end (`outcome.ended` -> `update_open`) meets the store "
-                    "unreachable once: the error is raised, the lock let go, and the end is "
-                    "neither written nor kept on disk (the runner keeps its own: "
-                    "pending.py), though the store answers again at once: the run stays "
-                    "`running` in the call's period with all N records sent (the next run "
-                    "calls it `stale`: 'its heartbeat stopped; resume with ...')"
-                ),
-            ),
-        ),
-        pytest.param(
-            "Ctrl-C, then Ctrl-C again at the end",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "BREAK: a by-hand `wb.workflows.process` interrupted (Ctrl-C: to end "
-                    "`failed`, 'the run was interrupted; resume it'), and Ctrl-C again as "
-                    "`outcome.ended` reads the counts: the second interrupt propagates, the "
-                    "end is never written (the run stays `running` in the call's period, "
-                    "its lock released)"
-                ),
-            ),
-        ),
+        "the store fails once at the end's write",
+        "Ctrl-C, then Ctrl-C again at the end",
     ],
 )
 def test_a_by_hand_calls_end_survives_a_failure_at_that_end(
@@ -810,23 +697,7 @@ def test_a_kept_end_lands_in_its_period_whatever_the_sessions_time_zones(
     "hand",
     [
         "control: no by-hand call",
-        pytest.param(
-            "a by-hand call stopped before it opens a period",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "BREAK: host A's run fails (its kernel: 'ValueError: boom'); the store is "
-                    "unreachable at that end, so A keeps `failed` with its period S1 on its "
-                    "disk and dies (the row `running` in S1, A's lock stale). A by-hand "
-                    "`wb.workflows.process` on host C takes the stale lock and stops before "
-                    "it opens a period of its own (here: its audience cannot be built, "
-                    "'not mapped' on C's project): `outcome.ended(period=None)` ends the "
-                    "period open now, A's S1, `failed` with C's error. A's next command then "
-                    "drops A's kept end (the run has one): A's own end ('boom') is never "
-                    "written, and an end C never opened a period for stands in A's period"
-                ),
-            ),
-        ),
+        "a by-hand call stopped before it opens a period",
     ],
 )
 def test_a_by_hand_call_that_opened_no_period_does_not_end_a_dead_runners(

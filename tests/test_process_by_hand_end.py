@@ -161,3 +161,30 @@ def test_a_call_stopped_before_it_opened_the_run_still_ends_it_with_its_error(
     )
     assert (status, ended is not None) == ("failed", True)
     assert "not mapped" in error
+
+
+def test_a_dry_run_processed_by_hand_without_dry_run_is_refused(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+) -> None:
+    """A run made as a dry run, processed by hand without `dry_run=True`, is refused before
+    anything is taken or written (round 36: it wrote real send records); with it, it
+    sends nothing."""
+    from hybridwb.errors import ValidationError
+    from hybridwb.platform.campaigns import Campaigns
+
+    db = source(*TABLES, rows=ROWS)
+    wb, wf = _workbench(db, any_store, {"template": "안내"}, {"table": "members"})
+    try:
+        run = wb.store.runs.create(wf["id"], {}, dry_run=True)
+        Campaigns(wb.store.backend).start_state(run["id"], "test:1", "manual")
+        with pytest.raises(ValidationError, match=r"is a dry run; process it with dry_run=True"):
+            wb.workflows.process(wf["id"], run["id"], progress=False, now=DAY)
+        assert oracle(any_store, "SELECT status, started_at FROM workflow_runs") == [
+            ("queued", None)
+        ]
+        assert oracle(any_store, "SELECT COUNT(*) FROM run_locks") == [(0,)]
+        wb.workflows.process(wf["id"], run["id"], progress=False, now=DAY, dry_run=True)
+    finally:
+        wb.close()
+    assert oracle(any_store, "SELECT COUNT(*) FROM send_records") == [(0,)]

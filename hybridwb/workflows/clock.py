@@ -7,7 +7,9 @@ time without a UTC offset is Seoul time, never UTC.
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from hybridwb.errors import ValidationError
@@ -30,3 +32,15 @@ def parse_now(value: str | datetime | None) -> datetime | None:
     if not isinstance(value, datetime):
         raise ValidationError(f"now must be an ISO time or a datetime, not {type(value).__name__}.")
     return value if value.tzinfo else value.replace(tzinfo=SEOUL)
+
+
+def run_clock(now: datetime | None, clock: Callable[[], datetime] | None) -> Callable[[], datetime]:
+    """The run's clock, read again per batch: the injected one, else the given start time
+    moving with real time (`--now`), else the wall clock."""
+    if clock is not None:
+        return clock
+    start = parse_now(now)
+    if start is not None:
+        t0 = time.perf_counter()
+        return lambda: start + timedelta(seconds=time.perf_counter() - t0)
+    return lambda: datetime.now(UTC)

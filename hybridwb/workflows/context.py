@@ -133,3 +133,20 @@ def ipc_directory() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def running_cell(executed: Path) -> int | None:
+    """The number of the cell papermill was running when the kernel was stopped: the last
+    code cell that started in the executed notebook papermill saved (counting code cells,
+    as execution counts do)."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except (OSError, ValueError):
+        return None
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    started = [
+        n for n, c in enumerate(code, 1) if c.metadata.get("papermill", {}).get("start_time")
+    ]
+    return started[-1] if started else None

@@ -113,7 +113,14 @@ class WorkflowService:
     # -- runs ------------------------------------------------------------------------------
     @property
     def processor(self) -> Processor:
-        return Processor(self.store, self.source, self.mappings, self.targets, self.templates)
+        return Processor(
+            self.store,
+            self.source,
+            self.mappings,
+            self.targets,
+            self.templates,
+            home=self.settings.home,
+        )
 
     @property
     def runner(self) -> Runner:

@@ -22,6 +22,7 @@ from hybridwb.platform.campaigns import Campaigns, call_owner
 
 if TYPE_CHECKING:
     from hybridwb.platform.store import Store
+    from hybridwb.workflows.policies import Rules
 
 STALE_AFTER_S = 120.0  # a heartbeat older than this means the run died
 BEAT_EVERY_S = 5.0
@@ -156,3 +157,15 @@ def owning(
     if owner:
         return contextlib.nullcontext(owner)
     return held(Campaigns(store.backend), wf, run["id"])
+
+
+def cap_lock(
+    campaigns: Campaigns, rules: Rules, channel: str
+) -> contextlib.AbstractContextManager[Any]:
+    """Held from a batch's frequency-cap check to its committed records, so two workflows
+    running at once cannot both see a recipient under the cap and both message them."""
+    if rules.policy.frequency_cap is None:
+        return contextlib.nullcontext()
+    from hybridwb.workflows.policies import cap_space
+
+    return campaigns.recipient_lock(cap_space(channel))

@@ -70,10 +70,38 @@ def ended(
     counts = campaigns.counts(run_id)
     status, reason = final_status(counts, error, dry_run, run)
     # into the period the call opened; one stopped before it opened one (under its lock)
-    # ends the period open now, if any (a run never opened: `started_at` NULL)
+    # ends only a run never opened (`started_at` NULL, `queued`): a period open now is
+    # another's, e.g. a dead runner's whose own end is kept on its host (round 36)
+    if period is None and run.get("started_at") is not None:
+        return
     store.runs.update_open(
         period or run, status=status, error=reason, finished_at=datetime.now(UTC)
     )
+
+
+def unwritten_end(stopped: BaseException | None, exc: BaseException) -> dict[str, Any]:
+    """The end a by-hand call keeps when the store failed (`exc`) as its end was written:
+    `failed`, with what stopped it if anything did; a resume settles the rest."""
+    why = ""
+    if stopped is not None:
+        name = type(stopped).__name__
+        why = f"{name}: {error_line(name, str(stopped))}; "
+    return {
+        "status": "failed",
+        "finished_at": datetime.now(UTC),
+        "error": f"{why}the store was unreachable as the run ended ({exc}); resume the run",
+    }
+
+
+def refuse_sending_a_dry_run(run: dict[str, Any], dry_run: Any) -> None:
+    """A run made as a dry run is processed as one: processed by hand without
+    `dry_run=True`, it wrote real send records (round 36). (A real run may be tried dry:
+    that sends nothing.)"""
+    if run.get("dry_run") and not dry_run:
+        raise errors.ValidationError(
+            f"Run {run['id']} is a dry run; process it with dry_run=True (it sends nothing), "
+            "or create a run without dry_run to send."
+        )
 
 
 def error_line(ename: str, evalue: str) -> str:

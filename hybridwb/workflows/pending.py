@@ -34,7 +34,8 @@ def keep(
     run: dict[str, Any] | None = None,
 ) -> None:
     """Keep `fields` for the run, with the `owner` whose lock they end and, when the run
-    was read, the start of the period they end (`period`; see `flush`)."""
+    was read, the start of the period they end (`period`; see `flush`). No `fields`: the
+    run's end was written but its lock not released; `flush` releases it (as `owner`)."""
     try:
         _dir(home).mkdir(parents=True, exist_ok=True)
         data = {"workflow_id": str(workflow_id), "run_id": str(run_id), "owner": owner, **fields}
@@ -69,7 +70,9 @@ def flush(store: Store, home: Path) -> int:
             if isinstance(started, str):
                 started = datetime.fromisoformat(started)
             campaigns = Campaigns(store.backend)
-            if not _resumed_since(store, campaigns, wf_id, run_id, owner):
+            if not data:  # the end was written, the lock not released: only the lock
+                campaigns.release(wf_id, run_id, owner)  # (as `owner`: not one taken over)
+            elif not _resumed_since(store, campaigns, wf_id, run_id, owner):
                 store.runs.update(run_id, ended=None, started=started, **data)
                 campaigns.release(wf_id, run_id, owner)
         except (HybridwbError, OSError, ValueError, KeyError):

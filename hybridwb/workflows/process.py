@@ -15,13 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from operator import itemgetter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.platform.campaigns import Campaigns
-from hybridwb.templating.masked import masked_inputs
 from hybridwb.workflows import (
     advertising,
     audience,
@@ -29,13 +29,15 @@ from hybridwb.workflows import (
     heap,
     lock,
     outcome,
+    pending,
+    periods,
     policies,
     prefetch,
     rendering,
     spelling,
     writer,
 )
-from hybridwb.workflows.clock import parse_now
+from hybridwb.workflows.clock import run_clock
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.lock import RunTakenOver as RunTakenOver  # where callers find it
 from hybridwb.workflows.lock import taken_over
@@ -112,6 +114,8 @@ class Processor:
     mappings: MappingService
     targets: TargetService
     templates: TemplateService
+    #: where a by-hand call keeps its run's end when the store fails at it (`pending`)
+    home: Path | None = None
 
     def freeze(
         self,
@@ -165,38 +169,56 @@ class Processor:
         """`_process` under the workflow's lock (taken for this call without an `owner`, see
         `lock.owning`); however it ends, a batch's locks go, then the reads ahead, the lock."""
         given = kwargs.pop("owner", None)
+        outcome.refuse_sending_a_dry_run(self.store.runs.get(run_id), kwargs.get("dry_run"))
         owner = lock.owning(self.store, workflow, run_id, given)
         with heap.frozen_heap(), owner as kwargs["owner"]:
             opened: dict[str, Any] = {}  # the run's period this call opened, once it has
             try:
                 with contextlib.ExitStack() as reading, contextlib.ExitStack() as held:
                     stats = self._process(
-                        workflow, run_id, held=held, reading=reading, opened=opened, **kwargs
+                        workflow,
+                        run_id,
+                        held=held,
+                        reading=reading,
+                        opened=opened,
+                        runners=given is not None,
+                        **kwargs,
                     )
             except BaseException as exc:
                 # no runner writes this run's end: failed with its error, under its lock,
                 # the reads ahead and the batch's locks gone (a run taken over is its new
-                # owner's to end; a store that failed cannot be written)
+                # owner's to end; a store that failed: the end is kept on disk)
                 if not given and not isinstance(exc, RunTakenOver):
                     with contextlib.suppress(HybridwbError):
-                        outcome.ended(
-                            self.store,
-                            run_id,
-                            bool(kwargs.get("dry_run")),
-                            exc,
-                            kwargs["owner"],
-                            period=opened or None,
-                        )
+                        self._end(run_id, kwargs, opened or None, exc)
                 raise
             if not given:  # no runner writes this run's end: its status, under its lock
-                outcome.ended(
-                    self.store,
-                    run_id,
-                    bool(kwargs.get("dry_run")),
-                    owner=kwargs["owner"],
-                    period=opened or None,
-                )
+                self._end(run_id, kwargs, opened or None)
             return stats
+
+    def _end(
+        self,
+        run_id: Any,
+        kwargs: dict[str, Any],
+        period: dict[str, Any] | None,
+        stopped: BaseException | None = None,
+    ) -> None:
+        """The end of a by-hand call's period (`outcome.ended`); when the store fails (or
+        Ctrl-C lands) as it is written, kept on disk for the next command, as the runner
+        keeps its own (round 36: the run was left `running` with no end)."""
+        try:
+            outcome.ended(
+                self.store, run_id, bool(kwargs.get("dry_run")), stopped, kwargs["owner"], period
+            )
+        except (HybridwbError, KeyboardInterrupt) as exc:
+            if self.home is not None and period is not None:
+                if isinstance(exc, KeyboardInterrupt):
+                    end = periods.interrupted_end(run_id, "as it ended")
+                else:
+                    end = outcome.unwritten_end(stopped, exc)
+                owner = kwargs["owner"]
+                pending.keep(self.home, period["workflow_id"], run_id, end, owner=owner, run=period)
+            raise
 
     def _process(
         self,
@@ -206,6 +228,7 @@ class Processor:
         held: contextlib.ExitStack[Any],
         reading: contextlib.ExitStack[Any],
         opened: dict[str, Any] | None = None,
+        runners: bool = False,
         owner: str | None = None,
         now: datetime | None = None,
         dry_run: bool = False,
@@ -218,7 +241,7 @@ class Processor:
         """Freeze (first pass only), then work through the frozen targets still pending."""
         batches.check_run(limit, batch_size, batch_pause)  # a resume does not freeze
         started = time.perf_counter()
-        tick = _run_clock(now, clock)
+        tick = run_clock(now, clock)
         now = tick()
         store = self.store
         campaigns = Campaigns(store.backend)
@@ -235,15 +258,18 @@ class Processor:
                 raise taken_over(run["id"])
 
         beat()
-        # the period `hybridwb run` opened goes on (its `running`, its start); any other run
-        # (created, ended, stale: processed by hand) opens a new one (`Runs.reopen`)
-        # (stamped by the wall clock, not the run's `now`: two calls given one `--now` or
-        # one injected clock would give two periods one start)
-        going_on = run.get("status") == "running" and run.get("started_at")
-        if going_on:
+        # the period `hybridwb run` opened goes on (its kernel: the runner's owner, the run
+        # `running` with its start); any other call opens a new one, from a read under the
+        # lock, checked (`periods.open_period`; round 36: a by-hand call went on with a dead
+        # runner's `running` period, and that runner's late end landed on it), stamped by
+        # the wall clock, not the run's `now` (two calls given one clock: one start)
+        if runners and run.get("status") == "running" and run.get("started_at"):
             store.runs.reopen(run, started_at=run["started_at"])
+            period = store.runs.get(run["id"])
         else:
-            store.runs.reopen(run)
+            period = periods.open_period(store, run["id"])
+        if opened is not None:
+            opened.update(period)
         # the row the freeze marks the set frozen in: `hybridwb run` made it; a run made
         # another way (`wb.store.runs.create`) had none, and every call froze it anew
         campaigns.start_state(run["id"], owner or "", "manual")
@@ -252,10 +278,7 @@ class Processor:
         if state.get("frozen_at") is None:
             _remember_freeze(store, campaigns, run, aud, now, owner or None)
             plan = self.freeze(wf, run["id"], aud, limit, batch_size, now, owner or None)
-        period = store.runs.get(run["id"])  # the period this call works in (`Runs.reopen`)
-        if opened is not None:
-            opened.update(period)
-        frozen = _frozen_audience(period, aud, now)
+        frozen = _frozen_audience(store.runs.get(run["id"]), aud, now)
         # the set is judged as of its freeze: a resume does not re-read "the last 7 days";
         # a resume types its consent columns by the server now, as the freeze did (each
         # batch's read is checked against these types: `audience.refuse_retyped_consent`)
@@ -312,20 +335,18 @@ class Processor:
 
         def check(candidates: list[policies.Candidate]) -> rendering.Checked:
             """A batch's first store step: the cap lock, then the clock and the history."""
-            lock = steps.held.enter_context(_cap_lock(campaigns, rules, aud.channel))
+            cap = steps.held.enter_context(lock.cap_lock(campaigns, rules, aud.channel))
             # each batch is decided at the time it is decided: the first one after the
             # freeze (minutes for a large set) and any wait for the cap lock, not before them
             at = dataclasses.replace(rules, now=tick())  # quiet hours may begin mid-run
             recipients = sorted({c.recipient for c in candidates if c.recipient})
             # under the cap lock, on its connection (None without a cap): as written
-            legacy = campaigns.legacy_recipients(within=lock)
+            legacy = campaigns.legacy_recipients(within=cap)
             spellings = spelling.history_spellings(aud.channel, recipients, legacy_rows=legacy)
             counts = campaigns.seen(
-                list(spellings), wf["id"], run["id"], *policies.windows(at), within=lock
+                list(spellings), wf["id"], run["id"], *policies.windows(at), within=cap
             )
-            return rendering.Checked(
-                lock, at, spellings, policies.Seen.of_counts(counts, spellings)
-            )
+            return rendering.Checked(cap, at, spellings, policies.Seen.of_counts(counts, spellings))
 
         def write(
             checked: rendering.Checked,
@@ -375,7 +396,9 @@ class Processor:
                 samples.append(
                     {
                         "recipient": mask_text(c.recipient or ""),
-                        "text": _sample_text(render, report, row, rel, self.mappings.tables()),
+                        "text": rendering.sample_text(
+                            render, report, row, rel, self.mappings.tables()
+                        ),
                         "bytes": out.size.bytes if out.size else None,
                         "type": out.size.fits if out.size else msg.message_type,
                     }
@@ -444,41 +467,6 @@ class Processor:
         return stats
 
 
-def _sample_text(
-    render: Callable[[dict[str, Any], dict[str, Any] | None], Any],
-    report: Any,
-    row: dict[str, Any],
-    related: dict[str, Any],
-    tables: Any,
-) -> str:
-    """A sample message for the report, rendered again from the row with its pii fields
-    masked (`masked_inputs`): a template that transforms a value (`{{ name[1:] }}`,
-    `replace('@', ' at ')`) works on the stand-in. `mask_text` then hides the other
-    values, addresses and digit runs as before."""
-    row, related = masked_inputs(report, row, related, tables)
-    try:
-        out = render(row, related)
-    except HybridwbError:  # the template fails on a stand-in: the sample says so, no text
-        out = None
-    if out is None or out.text is None:
-        return "(no masked sample: the template cannot render masked values)"
-    return mask_text(out.text, out.values)
-
-
-def _run_clock(
-    now: datetime | None, clock: Callable[[], datetime] | None
-) -> Callable[[], datetime]:
-    """The run's clock, read again per batch: the injected one, else the given start time
-    moving with real time (`--now`), else the wall clock."""
-    if clock is not None:
-        return clock
-    start = parse_now(now)
-    if start is not None:
-        t0 = time.perf_counter()
-        return lambda: start + timedelta(seconds=time.perf_counter() - t0)
-    return lambda: datetime.now(UTC)
-
-
 def _remember_freeze(
     store: Store, campaigns: Campaigns, run: Any, aud: audience.Audience, now: datetime, owner: Any
 ) -> None:
@@ -503,13 +491,3 @@ def _frozen_audience(run: dict[str, Any], aud: audience.Audience, now: datetime)
             "Restore the mapping to resume, or start a new run."
         )
     return dict(frozen)
-
-
-def _cap_lock(
-    campaigns: Campaigns, rules: policies.Rules, channel: str
-) -> contextlib.AbstractContextManager[Any]:
-    """Held from a batch's frequency-cap check to its committed records, so two workflows
-    running at once cannot both see a recipient under the cap and both message them."""
-    if rules.policy.frequency_cap is None:
-        return contextlib.nullcontext()
-    return campaigns.recipient_lock(policies.cap_space(channel))

@@ -14,8 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hybridwb.errors import HybridwbError
+from hybridwb.templating.masked import masked_inputs
 from hybridwb.workflows import policies
 from hybridwb.workflows.advertising import truthy as advertising_truthy
+from hybridwb.workflows.report import mask_text
 
 
 @dataclass(frozen=True)
@@ -170,3 +173,24 @@ def decide_and_render(
         return list(zip(candidates, decisions, strict=True)), outs
     reasons = dict(zip((c.key for c in live), decisions, strict=True))
     return [(c, reasons[c.key] if c.key in reasons else failed[c.key]) for c in candidates], outs
+
+
+def sample_text(
+    render: Callable[[dict[str, Any], dict[str, Any] | None], Any],
+    report: Any,
+    row: dict[str, Any],
+    related: dict[str, Any],
+    tables: Any,
+) -> str:
+    """A sample message for the report, rendered again from the row with its pii fields
+    masked (`masked_inputs`): a template that transforms a value (`{{ name[1:] }}`,
+    `replace('@', ' at ')`) works on the stand-in. `mask_text` then hides the other
+    values, addresses and digit runs as before."""
+    row, related = masked_inputs(report, row, related, tables)
+    try:
+        out = render(row, related)
+    except HybridwbError:  # the template fails on a stand-in: the sample says so, no text
+        out = None
+    if out is None or out.text is None:
+        return "(no masked sample: the template cannot render masked values)"
+    return mask_text(out.text, out.values)

@@ -9,6 +9,7 @@ that cannot be written is kept on disk and written by the next command (pending.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -25,13 +26,18 @@ from hybridwb.config import Settings
 from hybridwb.errors import CellTimeoutError, HybridwbError, NotFound, ValidationError
 from hybridwb.platform.campaigns import Campaigns, call_owner, is_stale
 from hybridwb.source.catalogue import server_text
-from hybridwb.workflows import context, pending
+from hybridwb.workflows import context, pending, periods
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.lock import STALE_AFTER_S, Heartbeat, held_by_another, let_go, refusal
 from hybridwb.workflows.lock import RunRefused as RunRefused  # re-exported: its old home
 from hybridwb.workflows.outcome import error_line
 from hybridwb.workflows.outcome import final_status as final_status  # re-exported
-from hybridwb.workflows.params import check_parameters
+from hybridwb.workflows.params import (
+    check_parameters,
+    refuse_another_dry_run,
+    refuse_another_limit,
+    refuse_parameter_unlike_flag,
+)
 from hybridwb.workflows.progress import RunProgress, in_notebook, show_report_link
 from hybridwb.workflows.report import render_html
 
@@ -168,6 +174,8 @@ class Runner:
         held: dict[str, Any] | None = None
         beat = Heartbeat(campaigns, wf["id"], run_id, owner)
         follow: RunProgress | None = None
+        made: dict[str, Any] | None = None  # the fresh run's row, once created
+        opened: dict[str, Any] | None = None  # the period this runner opened
         try:
             # from the moment the lock's row may be written (in `acquire`) until the kernel
             # starts, any failure or Ctrl-C releases it and stops the heartbeat: a row left
@@ -177,16 +185,17 @@ class Runner:
             if held is not None:
                 raise refusal(wf, held)
             self.mark_stale(stale_after)  # a run whose lock was just taken over says so
-            # the runner opens the run's period itself (`running`, a new `started_at`) and
-            # reads it back: its end is written into that period only, and one kept on disk
-            # because the store failed at the end names it without a read (round 35: a
-            # status kept with no period ended whatever period was open when it was written)
             if resume is None:
-                run = store.runs.create(wf["id"], params, dry_run=dry_run, run_id=run_id)
-            store.runs.reopen(run, error=None)
-            opened = store.runs.get(run_id)
+                made = store.runs.create(wf["id"], params, dry_run=dry_run, run_id=run_id)
             campaigns.start_state(run_id, owner, trigger)
             beat.start()
+            # the runner opens the run's period itself (`running`, a new `started_at`), from
+            # a read taken under the lock, and checks it reads back its own start: its end
+            # is written into that period only, and one kept on disk because the store
+            # failed at the end names it without a read (rounds 35 and 36: a status kept
+            # with no period; a resume reopening from a read taken before its lock, after
+            # which the run had ended or succeeded, wrote nothing and took no period)
+            opened = periods.open_period(store, run_id, made, resume=resume is not None, error=None)
             # in a notebook: a live bar from the store's counts and a link at the end; in a
             # terminal: the run kernel's own output (its plain-text bar) passed through
             notebook_ui = progress and in_notebook()
@@ -198,10 +207,15 @@ class Runner:
             # from a notebook the run kernel's own stderr would land in the cell: it goes to
             # a file beside the executed notebook (kept only if the kernel wrote anything)
             kernel_log = output.with_suffix(".kernel.log") if in_notebook() else None
-        except BaseException:
+        except BaseException as exc:
             if follow is not None:
                 follow.done.set()
             if held is None:  # refused: the lock is the holder's
+                # a run made or opened here that cannot start ends `failed`, saying why
+                # (kept on disk if the store is down), before its lock goes: left as it
+                # was, it read `queued` or `running` with no end until called stale
+                with contextlib.suppress(HybridwbError, KeyboardInterrupt):
+                    self._not_started(wf, run_id, opened or made, exc, owner)
                 let_go(campaigns, wf["id"], run_id, owner, beat)  # the error in hand is raised
             raise
         error: str | None = None
@@ -227,7 +241,7 @@ class Runner:
             except pm.PapermillExecutionError as exc:
                 error = f"{exc.ename}: {error_line(exc.ename, exc.evalue)} (cell {exc.exec_count})"
             except NbCellTimeout:  # a TimeoutError, so an OSError: caught before those
-                timed_out, slow_cell = True, running_cell(output)
+                timed_out, slow_cell = True, context.running_cell(output)
                 where = f"cell {slow_cell}" if slow_cell is not None else "a cell"
                 error = f"CellTimeoutError: {where} ran past its {cell_timeout} s time limit"
             except OSError as exc:
@@ -253,8 +267,14 @@ class Runner:
             )
         except KeyboardInterrupt:
             # Ctrl-C (again) as the run ends (its heartbeat stopped, its status written, its
-            # lock released) releases the lock all the same, then is raised: a row left
-            # under this living process's owner refuses the resume elsewhere for minutes
+            # lock released) keeps the run's end on disk and writes it if it can (round 36:
+            # the run was left `running` with no end), releases the lock all the same, then
+            # is raised: a row left under this living process's owner refuses the resume
+            # elsewhere for minutes
+            with contextlib.suppress(HybridwbError, KeyboardInterrupt):
+                end = periods.interrupted_end(run_id, "as it ended")
+                pending.keep(self.settings.home, wf["id"], run_id, end, owner=owner, run=opened)
+                pending.flush(store, self.settings.home)
             let_go(campaigns, wf["id"], run_id, owner, beat)
             raise
         if notebook_ui:
@@ -325,8 +345,6 @@ class Runner:
                 store.runs.update_open(opened, **fields)
             else:
                 store.runs.update(run_id, **fields)
-            campaigns.release(wf["id"], run_id, owner)
-            final = store.runs.get(run_id)
         except HybridwbError as exc:
             fields = {"status": "failed", "finished_at": _now(), "error": error or str(exc)}
             pending.keep(self.settings.home, wf["id"], run_id, fields, owner=owner, run=opened)
@@ -337,7 +355,43 @@ class Runner:
                 "error": f"{error or ''} (the store is unreachable: {exc}; the status is "
                 "written by the next command)",
             }
+            return self._report(wf, final, html, trigger)
+        # the end is written: a store failing now changes neither it nor what is reported
+        # (round 36: a failed release kept a `failed` beside the written `succeeded`); a
+        # lock it could not release is released by the next command
+        try:
+            campaigns.release(wf["id"], run_id, owner)
+        except HybridwbError:
+            pending.keep(self.settings.home, wf["id"], run_id, {}, owner=owner, run=opened)
+        try:
+            final = store.runs.get(run_id)
+        except HybridwbError:
+            final = {**run, **fields}
         return self._report(wf, final, html, trigger)
+
+    def _not_started(
+        self,
+        wf: dict[str, Any],
+        run_id: Any,
+        run: dict[str, Any] | None,
+        exc: BaseException,
+        owner: str,
+    ) -> None:
+        """End `run` (created or opened by this runner, whose notebook never started)
+        `failed` with why, into its period, or keep that end on disk."""
+        if run is None:
+            return
+        if isinstance(exc, KeyboardInterrupt):
+            end = periods.interrupted_end(run_id, "before its notebook started")
+        else:
+            name = type(exc).__name__
+            end = {
+                "status": "failed",
+                "finished_at": _now(),
+                "error": f"{name}: {error_line(name, str(exc))} (before its notebook started; "
+                f"resume with: hybridwb run --resume {run_id})",
+            }
+        periods.end_or_keep(self.store, self.settings.home, wf["id"], run_id, run, end, owner)
 
     def _report(
         self, wf: dict[str, Any], final: dict[str, Any], html: Path, trigger: str
@@ -415,78 +469,12 @@ def _iri_syntax(rule: str, value: str) -> bool:
     return bool(grammar.is_valid_syntax(rule, value))
 
 
-def running_cell(executed: Path) -> int | None:
-    """The number of the cell papermill was running when the kernel was stopped: the last
-    code cell that started in the executed notebook papermill saved (counting code cells,
-    as execution counts do)."""
-    import nbformat
-
-    try:
-        nb = nbformat.read(executed, as_version=4)
-    except (OSError, ValueError):
-        return None
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    started = [
-        n for n, c in enumerate(code, 1) if c.metadata.get("papermill", {}).get("start_time")
-    ]
-    return started[-1] if started else None
-
-
 def template_text(store: Store, wf: dict[str, Any]) -> str:
     """The message as written: the library template's text, or the workflow's own."""
     cfg = message_config(wf.get("message_config") or {})
     if cfg.template:
         return str(store.templates.get(cfg.template)["content"])
     return str(cfg.content or "")
-
-
-def refuse_another_limit(
-    run_id: Any, started: Any, params: dict[str, Any], limit: int | None
-) -> None:
-    """A resume sends the rest of the run's frozen targets, as many as the limit it was
-    started with: a limit asked for now (`--limit`, or `-p limit`) that is another one is
-    refused, not ignored (a resume asked for 3 sent every pending target)."""
-    asked = params.get("limit", limit)
-    if (limit is None and "limit" not in params) or asked == started:
-        return
-    was = "no limit" if started is None else f"--limit {started}"
-    raise ValidationError(
-        f"Run {run_id} was started with {was}, and a resume sends the rest of its targets; "
-        f"resume it without a limit (hybridwb run --resume {run_id}), or start a new run "
-        "with the limit you want."
-    )
-
-
-def refuse_parameter_unlike_flag(params: dict[str, Any], dry_run: bool, limit: int | None) -> None:
-    """A new run's `-p dry_run` or `-p limit` that is another value than its flag is
-    refused, not overwritten by the flag (round 32: `hybridwb run wf -p dry_run true`
-    built the notebook with `dry_run = False` and messaged every target; so did a
-    workflow whose `trigger_config` parameters hold `dry_run: true`, run by the scheduler)."""
-    for name, flag, value in (("dry_run", "--dry-run", dry_run), ("limit", "--limit", limit)):
-        asked = params.get(name, value)
-        if asked == value and type(asked) is type(value):
-            continue
-        raise ValidationError(
-            f"Parameter {name} is the run's {flag}, and -p {name} (or the workflow's "
-            f"trigger_config parameters) asked for another value; ask with {flag} alone, "
-            f"not as a parameter. Nothing was run."
-        )
-
-
-def refuse_another_dry_run(run_id: Any, started: bool, params: dict[str, Any], asked: bool) -> None:
-    """A resume goes on as its run started, sending or not: a dry run asked for now
-    (`--dry-run`, or `-p dry_run`) of a run that sends, or a send of a dry run, is refused,
-    not ignored (round 31: a resume asked for a dry run "to see what would be sent"
-    messaged every pending target)."""
-    wanted = bool(params["dry_run"]) if "dry_run" in params else (asked or started)
-    if wanted == started:
-        return
-    was = "as a dry run" if started else "to send (not as a dry run)"
-    raise ValidationError(
-        f"Run {run_id} was started {was}, and a resume goes on as it started; resume it "
-        f"without dry_run (hybridwb run --resume {run_id}), or start a new run "
-        f"({'without' if started else 'with'} --dry-run)."
-    )
 
 
 def stale_runs(store: Store, stale_after: float = STALE_AFTER_S) -> list[dict[str, Any]]:
