@@ -870,3 +870,58 @@ def test_a_dry_run_made_by_hand_is_resumed_by_the_runner_as_a_dry_run(
     with pytest.raises(ValidationError):
         shop.wb.workflows.process(shop.wf["id"], rid, progress=False, now=DAY)
     assert (shop.records(rid), shop.row(rid)[0], shop.locks()) == (0, "succeeded", [])
+
+
+# -- 13. a by-hand call of a run that already succeeded ----------------------------------------
+@ON_SQLITE
+@pytest.mark.parametrize(
+    "again",
+    [
+        "control: the notebook's cell run again, nothing changed",
+        pytest.param(
+            "the notebook's cell run again after the mapping's key was changed",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BREAK: `hybridwb run` ends a run `succeeded` (N sent); the user "
+                "later re-runs their notebook top to bottom, whose cell "
+                "`wb.workflows.process(wf, <that run>)` is called by hand again, after the "
+                "audience mapping's key was edited (to `mobile`, now unique). The runner "
+                "refuses to resume a succeeded run (round 36: 'already succeeded; nothing to resume'), but "
+                "the by-hand call opens a new period of it all the same "
+                "(`open_period(resume=False)`) and fails after opening it "
+                "(`_frozen_audience`: 'froze its targets as people.code, but the mapping "
+                "now says people.mobile'): `outcome.ended` "
+                "writes `failed` into that period. Damage: the run that sent all N "
+                "messages now reads `failed` with a mapping error, its succeeded end (and "
+                "its pass's stats) overwritten; `hybridwb run --resume` is now offered "
+                "for a run with nothing to send. Oracle: workflow_runs.status, "
+                "send_records.",
+            ),
+        ),
+    ],
+)
+def test_a_succeeded_run_called_again_by_hand_keeps_its_end(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, again: str
+) -> None:
+    import sqlite3
+
+    from tests.test_attack_round36_periods import MAPPING
+
+    _kernel(monkeypatch, shop)
+    rid = shop.runner("a").run(shop.wf["id"], progress=False)["id"]
+    status, _, _, _, _ = shop.row(rid)
+    assert (status, shop.records(rid)) == ("succeeded", N)
+    if not again.startswith("control"):  # the audience now keyed by the phone number
+        with sqlite3.connect(shop.tmp / "people.db") as conn:
+            conn.execute("CREATE UNIQUE INDEX people_mobile ON people (mobile)")
+        shop.wb.mappings.save("people", {**MAPPING, "key": "mobile"})
+    with contextlib.suppress(ValidationError):
+        shop.wb.workflows.process(shop.wf["id"], rid, progress=False, now=DAY)
+    status, ended, _, error, sent = shop.row(rid)
+    assert (status, ended is not None, sent, shop.records(rid), shop.locks()) == (
+        "succeeded",
+        True,
+        N,
+        N,
+        [],
+    ), error
