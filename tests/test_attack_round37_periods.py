@@ -925,3 +925,64 @@ def test_a_succeeded_run_called_again_by_hand_keeps_its_end(
         N,
         [],
     ), error
+
+
+# -- 14. a by-hand call given an empty owner ------------------------------------------------------
+@ON_SQLITE
+@pytest.mark.parametrize(
+    "owner",
+    [
+        "control: no owner",
+        pytest.param(
+            "owner=''",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BREAK: runner A dies as its kernel starts (its run `running`, "
+                "period P1, its lock's heartbeat stopped); a user processes the run by hand "
+                "with `wb.workflows.process(wf, run, owner='')` ('no owner', e.g. "
+                "`os.environ.get('OWNER', '')`). `lock.owning` treats '' as none and takes "
+                "the lock for the call, and `process` ends the run as a by-hand call's "
+                "(`if not given`), but `_process` is told `runners=given is not None` "
+                "(True for ''), so the call goes on with the dead runner's period P1 "
+                "instead of opening its own (round 36's break 2, reopened): A's kernel, "
+                "still running, writes its pass's counts into P1 as the call ends, and "
+                "they land in the by-hand call's period. Damage: the by-hand call's "
+                "period is the dead runner's (started_at unchanged), so every late write "
+                "meant for P1 (its counts, a late PATCH of its end over REST) lands in "
+                "it. Oracle: workflow_runs.started_at and stats.",
+            ),
+        ),
+    ],
+)
+def test_a_by_hand_call_given_an_empty_owner_opens_its_own_period(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, owner: str
+) -> None:
+    from hybridwb.workflows import outcome
+
+    def killed(parameters: dict[str, Any]) -> None:
+        raise SystemExit(137)  # the runner's process dies as its kernel starts
+
+    _kernel(monkeypatch, shop, killed)
+    with pytest.raises(SystemExit):
+        shop.runner("a").run(shop.wf["id"], progress=False)
+    rid = _only_run(shop)
+    s1 = shop.row(rid)[2]
+    assert shop.row(rid)[0] == "running" and s1 is not None
+    shop.age_locks()
+    late = shop.wb.store.runs.get(rid)  # A's kernel's period, as it read it
+    real = outcome.ended
+
+    def ended(*a: Any, **kw: Any) -> Any:
+        # A's kernel of P1, still running, writes its pass's counts (`_process`'s last write)
+        shop.wb.store.runs.update(
+            rid, ended=None, started=late["started_at"], stats={"pass": "A's"}
+        )
+        return real(*a, **kw)
+
+    monkeypatch.setattr(outcome, "ended", ended)
+    extra = {} if owner.startswith("control") else {"owner": ""}
+    shop.wb.workflows.process(shop.wf["id"], rid, progress=False, now=DAY, **extra)
+    status, finished, started, _, sent = shop.row(rid)
+    stats = json.loads(shop.oracle.one("SELECT stats FROM workflow_runs"))
+    assert (status, finished is not None, sent, shop.locks()) == ("succeeded", True, N, [])
+    assert (started != s1, stats.get("pass")) == (True, None)
