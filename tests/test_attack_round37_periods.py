@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (the fixture imported from the round-36 tests is a parameter here)
+# ruff: noqa: F811  (the fixtures imported from the round-36 tests are parameters here)
 """Round 37: attacks on "a workflow run's every period ends exactly once, with its own end,
 and nothing meant for one period lands in another".
 
@@ -16,20 +16,40 @@ SQL on the store (sqlite3 / psycopg) and the kept files on disk:
 1. another `hybridwb run`'s `mark_stale` (of any workflow, on any host) reads the locks
    table, then the runs: a run whose runner took its lock and opened its period between
    the two reads is marked `stale`; its kernel, reading `stale`, opens a period of its own,
-   and the runner's end (into its period) lands nowhere;
-2. the write of a new period (`Runs.reopen` in `open_period`) applied, and then the store
-   failing / Ctrl-C / a lost answer before the call knows its period;
+   and the runner's end (into its period) lands nowhere. The same with no race: a user's
+   `wb.workflows.stale(stale_after=1)` as the kernel starts. (SQLite and PostgreSQL.)
+2. the write of a new period (`Runs.reopen` in `open_period`) applied, then the store
+   failing / Ctrl-C / a lost answer before the call reads it back: a runner's fresh run, a
+   runner's resume, a by-hand call: the period is never ended;
 3. the runner's end applied by the store but its answer lost: the kept `failed` is
-   dropped by the next command (the run has an end), and the lock with it;
+   dropped by the next command (the run has an end), and the lock is never released;
 4. the runner's end written, its release failing (kept: release only), then Ctrl-C as the
-   store still fails: the kept release is overwritten by a kept `failed`, dropped later;
-5. a by-hand call's end written, its lock's release failing;
-6. a real run tried dry by hand (allowed: it sends nothing) ends `succeeded`;
+   store still fails: the kept release is overwritten by a kept `failed`, dropped later,
+   the lock never released;
+5. a by-hand call's end written, its lock's release failing: an error, nothing kept;
+6. a real run tried dry by hand (allowed: it sends nothing) ends `succeeded`, and
+   `hybridwb run --resume` then refuses it;
 7. HOLDS: a release-only kept entry meets a later run of the same workflow;
 8. HOLDS: two kept ends for one run (two hosts, each its own period), flushed in
-   either order.
-Every break is a strict xfail whose reason gives the interleaving and the damage; each has
-a control (the same steps without the interleaving) that passes.
+   either order;
+9. Ctrl-C after the runner kept its unwritten end: the kernel's error is replaced by
+   'interrupted as it ended';
+10. over REST (tests/_postgrest.py's stand-in): 2. with a real lost answer (the gateway's
+   504 on a PATCH the database ran);
+11. the run's row inserted, its answer lost: left `queued`, never ended;
+12. HOLDS: a run made as a dry run, resumed by the runner: processed dry, no records, and a
+   by-hand send of it refused;
+13. a by-hand call of a run that already succeeded opens a period and, failing, ends the
+   succeeded run `failed`;
+14. a by-hand call given `owner=''` goes on with a dead runner's period;
+15. the next command writes a kept end and its release fails: the command after drops
+   the entry without releasing the lock.
+Every break is a strict xfail whose reason gives the interleaving and the damage, and whose
+assertion shows the damage (the next run's refusal, the later `stale`); each has a control
+(the same steps without the interleaving) that passes. 3, 4 and 15 share one root (a kept
+entry dropped by `pending.flush` as "resumed since" never releases its lock), as do 1 and
+14 (a kernel's period chosen by status/`runners`, not checked) and 2, 10 and 11 (a write
+applied whose answer never came back).
 """
 
 from __future__ import annotations
@@ -353,7 +373,6 @@ def test_a_by_hand_call_whose_period_was_written_but_not_read_back_still_ends_it
 
 
 # -- 3. the runner's end applied, its answer lost --------------------------------------------
-@ON_SQLITE
 @pytest.mark.parametrize(
     "lost",
     [
