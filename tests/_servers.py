@@ -105,6 +105,7 @@ class PrivateMariaDB:
             "--user=root",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
+            f"--tmpdir={self.tmpdir}",  # its bootstrap server clears `#sql*` there too
         ]
         for _attempt in (1, 2):
             done = subprocess.run(argv, capture_output=True, text=True)

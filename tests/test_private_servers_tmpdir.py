@@ -27,6 +27,23 @@ def test_a_private_mariadb_start_leaves_sql_files_in_the_shared_tmpdir(
         probe.unlink(missing_ok=True)
 
 
+def test_installing_a_private_mariadb_leaves_sql_files_in_the_shared_tmpdir() -> None:
+    """`mariadb-install-db` runs a bootstrap mariadbd, which clears `#sql*` files in its
+    tmpdir as a server does at start (a second CI run failed like the first after the
+    server's own start was given a tmpdir)."""
+    from tests._servers import PrivateMariaDB
+
+    probe = Path(tempfile.gettempdir()) / f"#sql-hwb-probe-{uuid.uuid4().hex}.MAI"
+    probe.write_bytes(b"")
+    server = PrivateMariaDB()
+    try:
+        server.install()
+        assert probe.exists(), "mariadb-install-db deleted a #sql file in the shared tmpdir"
+    finally:
+        server.destroy()
+        probe.unlink(missing_ok=True)
+
+
 def test_a_store_template_left_by_a_killed_session_is_dropped() -> None:
     """A session killed before its end leaves its migrated PostgreSQL template (a template
     cannot be dropped as it is); the next session's first template drops every one whose
