@@ -442,8 +442,9 @@ def test_a_lost_answer_at_the_runners_end_leaves_no_lock(
                 "command's flush finds the run ended (`_resumed_since`) and drops the "
                 "kept `failed` unwritten, without releasing the lock. Damage: the lock "
                 "the round-36 fix kept on disk to release is never released: the "
-                "workflow's next run is refused 'already has an active run' (within 120 s, "
-                "or for as long as the notebook process lives and beats nothing). Oracle: "
+                "workflow's next run is refused 'already has an active run' until the "
+                "lock's heartbeat is 120 s old (from the run's own living process, e.g. a "
+                "notebook's `wb.run`, or from any other host). Oracle: "
                 "run_locks after the flush; pending-runs/ empty.",
             ),
         ),
