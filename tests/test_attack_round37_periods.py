@@ -44,9 +44,20 @@ SQL on the store (sqlite3 / psycopg) and the kept files on disk:
 14. a by-hand call given `owner=''` goes on with a dead runner's period;
 15. the next command writes a kept end and its release fails: the command after drops
    the entry without releasing the lock.
-Every break is a strict xfail whose reason gives the interleaving and the damage, and whose
+Every break was a strict xfail whose reason gave the interleaving and the damage, and whose
 assertion shows the damage (the next run's refusal, the later `stale`); each has a control
-(the same steps without the interleaving) that passes. 3, 4 and 15 share one root (a kept
+(the same steps without the interleaving). All are fixed and pass:
+- 1: `stale_runs` reads the runs, then the locks (a run read active took its lock first),
+  and a `stale_after` under three beats is refused (`check_stale_after`);
+- 2, 10, 11: every period a call tries to open is noted before it is written
+  (`open_period(tried=)`), and a call stopped ends the one the run is in (at most one
+  lands), a fresh run as made whether or not its insert's answer came;
+- 3, 4, 15: `pending.flush` releases the kept owner's lock in every case (owner-checked);
+  a Ctrl-C at the end does not replace an entry already kept (`keep(replace=False)`);
+- 5: a by-hand call's failed release after its end is kept on disk, not raised;
+- 12: a real run tried dry by hand is refused, as a dry run sent by hand is;
+- 13: a succeeded run called again by hand is left as it is (its stats returned);
+- 14: only a non-empty owner is the runner's kernel. 3, 4 and 15 share one root (a kept
 entry dropped by `pending.flush` as "resumed since" never releases its lock), as do 1 and
 14 (a kernel's period chosen by status/`runners`, not checked) and 2, 10 and 11 (a write
 applied whose answer never came back).
@@ -110,7 +121,9 @@ def _kept(shop: Shop, host: str) -> list[dict[str, Any]]:
 
 def _next_run(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> str:
     """The workflow's next `hybridwb run` from this (living) process: its status, or the
-    refusal it met."""
+    refusal it met. The store's stand-ins of the case are undone first: they belong to
+    the run under attack, not to this one."""
+    monkeypatch.undo()
     _kernel(monkeypatch, shop)
     try:
         return str(shop.runner("a").run(shop.wf["id"], progress=False)["status"])
@@ -134,40 +147,8 @@ def _only_run(shop: Shop) -> uuid.UUID:
     "reads",
     [
         "control: B's reads of the locks and of the runs both after A's start",
-        pytest.param(
-            "B read the locks before A took its lock, the runs after A opened its period",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK: host B's `hybridwb run` (any workflow) calls `mark_stale`, "
-                "which reads the locks table (`Campaigns.locks`) and then the runs "
-                "(`stale_runs`); between the two reads runner A takes its workflow's lock, "
-                "creates its run and opens its period P1 (`running`). B finds that run "
-                "`running` with no lock in its read and writes `stale` into P1 "
-                "(`update_open` matches: P1 is current, no end). A's kernel then starts, "
-                "reads `stale` (not `running`), so `_process` opens a new period P2 of its "
-                "own (`open_period`), sends the whole set and writes its counts into P2; "
-                "A's `_finish` writes its `succeeded` into P1 (`update_open` with P1's "
-                "start): 0 rows, silently; it releases the lock and returns the run as "
-                "read: `running`. Damage: the run that sent every message is left "
-                "`running` with no end and no lock (P1's end written nowhere, P2 never "
-                "ended); the next `mark_stale` calls it `stale`, 'its heartbeat stopped'. "
-                "Oracle: SELECT status, finished_at FROM workflow_runs.",
-            ),
-        ),
-        pytest.param(
-            "a user's wb.workflows.stale(stale_after=1) as A's kernel starts, A's beat 2 s old",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK: the same end written nowhere, with no race: runner A holds "
-                "its lock (its heartbeat thread beats every 5 s) and its kernel is starting "
-                "(seconds); a user's `wb.workflows.stale(stale_after=1)` (or any "
-                "`hybridwb run` given stale_after < 5) finds A's last beat 2 s old and "
-                "writes `stale` into A's period P1 (marking takes no lock: A still holds "
-                "it). A's kernel reads `stale`, opens P2 of its own and ends nothing; A's "
-                "`succeeded` into P1 matches 0 rows. Damage: the run that sent every "
-                "message is left `running`, no end, no lock; later `stale`.",
-            ),
-        ),
+        "B read the runs before A started, the locks after A took its lock",
+        "a user's wb.workflows.stale(stale_after=1) as A's kernel starts, A's beat 2 s old",
     ],
 )
 def test_the_runners_end_lands_though_another_runs_mark_stale_read_its_locks_early(
@@ -188,12 +169,12 @@ def test_the_runners_end_lands_though_another_runs_mark_stale_read_its_locks_ear
                 "UPDATE run_locks SET heartbeat_at = ?",
                 beat.strftime("%Y-%m-%d %H:%M:%S.%f") + ("+00" if shop.oracle.postgres else ""),
             )
-            marked.extend(shop.wb.workflows.stale(stale_after=1))
-        else:
-            with monkeypatch.context() as m:
-                m.setattr(Campaigns, "locks", lambda self: early)
-                marked.extend(shop.runner("b").mark_stale())
-        assert [str(r["id"]) for r in marked] == [parameters["run_id"]]
+            # fixed: a stale time shorter than three beats is refused, in one line
+            with pytest.raises(ValidationError, match=r"^stale_after must be .* at least 15"):
+                shop.wb.workflows.stale(stale_after=1)
+        else:  # fixed (`stale_runs` reads the runs, then the locks): see the next test
+            marked.extend(shop.runner("b").mark_stale())
+        assert marked == []
 
     _kernel(monkeypatch, shop, host_b)
     final = shop.runner("a").run(shop.wf["id"], progress=False)
@@ -208,6 +189,48 @@ def test_the_runners_end_lands_though_another_runs_mark_stale_read_its_locks_ear
         "succeeded",
         "succeeded",
     )
+
+
+@pytest.mark.parametrize("shop", ["sqlite", "postgres"], indirect=True)
+def test_a_runner_starting_between_mark_stales_two_reads_is_not_marked(shop: Shop) -> None:
+    """Runner A takes its lock, makes its run and opens its period right after B's
+    `mark_stale` made its first read (whichever it is), before its second: A's run is not
+    marked stale. (Locks read first, runs second, as before round 37: A's run read
+    `running` with no lock in B's earlier read, and was marked.)"""
+    from hybridwb.workflows import periods
+    from hybridwb.workflows.stale import stale_runs
+
+    store, wf = shop.wb.store, shop.wf
+    rid = uuid.uuid4()
+    backend = type(store.backend)
+    real_locks, real_select = Campaigns.locks, backend.select
+    first = {"done": False}
+
+    def a_starts() -> None:
+        if first["done"]:
+            return
+        first["done"] = True
+        assert Campaigns(store.backend).acquire(wf["id"], rid, "host-a:1#x", 120) is None
+        made = store.runs.create(wf["id"], {}, run_id=rid)
+        periods.open_period(store, rid, made)
+
+    def locks(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        out = real_locks(self, *a, **kw)
+        a_starts()
+        return out
+
+    def select(self: Any, table: str, *a: Any, **kw: Any) -> Any:
+        out = real_select(self, table, *a, **kw)
+        if table == "workflow_runs":
+            a_starts()
+        return out
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(Campaigns, "locks", locks)
+        m.setattr(backend, "select", select)
+        marked = stale_runs(store)
+    assert first["done"] and [str(r["id"]) for r in marked] == []
+    assert shop.row(rid)[:2] == ("running", None)
 
 
 # -- 2. a period's write applied, then the call stopped before it knew its period ------------
@@ -248,49 +271,9 @@ _OPENED_UNKNOWN = (
     [
         ("control: a runner's fresh run, the store failing at the reopen", ConnectionFailed, 0),
         ("control: a runner's fresh run, Ctrl-C at the reopen", _Interrupted, 0),
-        pytest.param(
-            "a runner's fresh run, the store failing after the reopen",
-            ConnectionFailed,
-            1,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=_OPENED_UNKNOWN.format(
-                    who="`hybridwb run` of a fresh run",
-                    how="the store fails (a lost answer, or down for the read-back)",
-                    then="`_not_started` ends the run into `made`'s period (started_at "
-                    "NULL): `update_open` matches 0 rows, silently, so nothing is kept.",
-                ),
-            ),
-        ),
-        pytest.param(
-            "a runner's fresh run, Ctrl-C after the reopen",
-            _Interrupted,
-            1,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=_OPENED_UNKNOWN.format(
-                    who="`hybridwb run` of a fresh run",
-                    how="Ctrl-C lands",
-                    then="`_not_started` ends the run into `made`'s period (started_at "
-                    "NULL): `update_open` matches 0 rows, silently, so nothing is kept.",
-                ),
-            ),
-        ),
-        pytest.param(
-            "a runner's resume, Ctrl-C after the reopen",
-            _Interrupted,
-            1,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=_OPENED_UNKNOWN.format(
-                    who="`hybridwb run --resume` of a failed run",
-                    how="Ctrl-C lands",
-                    then="`opened` and `made` are both None, so `_not_started` writes and "
-                    "keeps nothing (the run's earlier `failed` end was cleared by the "
-                    "reopen).",
-                ),
-            ),
-        ),
+        ("a runner's fresh run, the store failing after the reopen", ConnectionFailed, 1),
+        ("a runner's fresh run, Ctrl-C after the reopen", _Interrupted, 1),
+        ("a runner's resume, Ctrl-C after the reopen", _Interrupted, 1),
     ],
 )
 def test_a_runner_whose_period_was_written_but_not_read_back_still_ends_it(
@@ -327,36 +310,8 @@ def test_a_runner_whose_period_was_written_but_not_read_back_still_ends_it(
     [
         ("control: Ctrl-C at the reopen", _Interrupted, 0),
         ("control: the store failing at the reopen", ConnectionFailed, 0),
-        pytest.param(
-            "Ctrl-C after the reopen",
-            _Interrupted,
-            1,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=_OPENED_UNKNOWN.format(
-                    who="a by-hand `wb.workflows.process` of a `queued` run",
-                    how="Ctrl-C lands",
-                    then="`opened` is still empty, so `outcome.ended` is given no period "
-                    "and, the run's `started_at` not NULL now, writes nothing (and "
-                    "`Processor._end` keeps nothing without a period).",
-                ),
-            ),
-        ),
-        pytest.param(
-            "the store failing after the reopen",
-            ConnectionFailed,
-            1,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=_OPENED_UNKNOWN.format(
-                    who="a by-hand `wb.workflows.process` of a `queued` run",
-                    how="the store fails (a lost answer)",
-                    then="`opened` is still empty, so `outcome.ended` is given no period "
-                    "and, the run's `started_at` not NULL now, writes nothing (and "
-                    "`Processor._end` keeps nothing without a period).",
-                ),
-            ),
-        ),
+        ("Ctrl-C after the reopen", _Interrupted, 1),
+        ("the store failing after the reopen", ConnectionFailed, 1),
     ],
 )
 def test_a_by_hand_call_whose_period_was_written_but_not_read_back_still_ends_it(
@@ -377,24 +332,7 @@ def test_a_by_hand_call_whose_period_was_written_but_not_read_back_still_ends_it
     "lost",
     [
         "control: the store fails before it applies the end",
-        pytest.param(
-            "the store applies the end, its answer is lost",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK: `hybridwb run`'s `_finish` writes `succeeded` into its "
-                "period (`update_open`); the store applies it but the answer is lost (the "
-                "connection drops at the commit's answer; REST: every retry 504): `_finish` "
-                "keeps a `failed` with the period on disk and, as for any unwritten end, "
-                "does not release the lock. The next command's `pending.flush` finds the "
-                "run ended (`_resumed_since`: finished_at set) and drops the kept entry "
-                "without releasing the lock (only the written-entry branch releases). "
-                "Damage: the workflow's lock stays under the finished run's owner with no "
-                "kept entry left to release it: the workflow's next `hybridwb run` (from "
-                "the same notebook process, or any host within 120 s) is refused 'already "
-                "has an active run' though the run succeeded. Oracle: SELECT run_id, owner "
-                "FROM run_locks after the flush.",
-            ),
-        ),
+        "the store applies the end, its answer is lost",
     ],
 )
 def test_a_lost_answer_at_the_runners_end_leaves_no_lock(
@@ -429,25 +367,7 @@ def test_a_lost_answer_at_the_runners_end_leaves_no_lock(
     "ctrl_c",
     [
         "control: no Ctrl-C",
-        pytest.param(
-            "Ctrl-C as the final read retries",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK: `hybridwb run`'s `_finish` writes `succeeded`; the store "
-                "goes down; the release fails, so a release-only entry (no fields, the "
-                "owner) is kept as `<run id>.json`; the final read retries against the "
-                "down store and the user presses Ctrl-C: `Runner.run`'s Ctrl-C path keeps "
-                "an interrupted `failed` end under the same file name, overwriting the "
-                "release-only entry; its `flush` and `let_go` fail (store down). The next "
-                "command's flush finds the run ended (`_resumed_since`) and drops the "
-                "kept `failed` unwritten, without releasing the lock. Damage: the lock "
-                "the round-36 fix kept on disk to release is never released: the "
-                "workflow's next run is refused 'already has an active run' until the "
-                "lock's heartbeat is 120 s old (from the run's own living process, e.g. a "
-                "notebook's `wb.run`, or from any other host). Oracle: "
-                "run_locks after the flush; pending-runs/ empty.",
-            ),
-        ),
+        "Ctrl-C as the final read retries",
     ],
 )
 def test_a_kept_release_survives_ctrl_c_as_the_run_ends(
@@ -502,24 +422,7 @@ def test_a_kept_release_survives_ctrl_c_as_the_run_ends(
     "release",
     [
         "control: the release works",
-        pytest.param(
-            "the release fails",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK: a by-hand `wb.workflows.process` writes its period's end "
-                "(`succeeded`, via `outcome.ended`); then `lock.held` releases the "
-                "workflow's lock and the store fails at it: the `StoreError` propagates "
-                "out of `process` (only Ctrl-C is handled there) and nothing is kept on "
-                "disk, unlike the runner's (round 36: 'a written end stands even when "
-                "releasing the lock fails afterwards (the lock is kept on disk to "
-                "release)'). Damage: the user is told the call failed (ConnectionFailed) "
-                "after a run that sent everything and ended `succeeded`, and the lock "
-                "stays under the call's owner with no kept entry: the next command's "
-                "flush releases nothing, and the workflow's next `hybridwb run` from this "
-                "notebook process is refused 'already has an active run' for 120 s. "
-                "Oracle: run_locks; pending-runs/.",
-            ),
-        ),
+        "the release fails",
     ],
 )
 def test_a_by_hand_calls_written_end_stands_and_its_lock_goes_when_the_release_fails(
@@ -553,22 +456,7 @@ def test_a_by_hand_calls_written_end_stands_and_its_lock_goes_when_the_release_f
     "dry",
     [
         "control: a dry run processed dry",
-        pytest.param(
-            "a real run tried dry",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK (the reverse of the dry-run clause, allowed by "
-                "`refuse_sending_a_dry_run`: 'a real run may be tried dry: that sends "
-                "nothing'): `wb.store.runs.create(wf)` (a real run), then "
-                "`wb.workflows.process(wf, run, dry_run=True)`: `outcome.ended` computes "
-                "the period's end with the call's `dry_run` (`final_status`: a dry pass "
-                "is `succeeded` whatever is pending), not the run's, so the real run ends "
-                "`succeeded` with all N targets pending and 0 sent. Damage: `hybridwb run "
-                "--resume` refuses it ('already succeeded; there is nothing to resume'): "
-                "the campaign is never sent by the runner, and its status says it was. "
-                "Oracle: workflow_runs.status/sent_count, send_records count.",
-            ),
-        ),
+        "a real run tried dry",
     ],
 )
 def test_a_run_tried_dry_by_hand_ends_as_what_it_is(
@@ -576,12 +464,17 @@ def test_a_run_tried_dry_by_hand_ends_as_what_it_is(
 ) -> None:
     made_dry = dry.startswith("control")
     rid = shop.wb.store.runs.create(shop.wf["id"], {}, dry_run=made_dry)["id"]
-    shop.wb.workflows.process(shop.wf["id"], rid, progress=False, now=DAY, dry_run=True)
+    if made_dry:
+        shop.wb.workflows.process(shop.wf["id"], rid, progress=False, now=DAY, dry_run=True)
+    else:  # fixed: a real run is not tried dry by hand; nothing is taken or written
+        with pytest.raises(ValidationError, match=r"sends \(it is not a dry run\)"):
+            shop.wb.workflows.process(shop.wf["id"], rid, progress=False, now=DAY, dry_run=True)
     assert shop.records(rid) == 0
     status, ended, _, _, sent = shop.row(rid)
     if made_dry:
         assert (status, ended is not None, sent) == ("succeeded", True, 0)
         return
+    assert (status, ended, shop.locks()) == ("queued", None, [])
     _kernel(monkeypatch, shop)
     try:
         resumed = str(shop.runner("a").run(resume=rid, workflow=None, progress=False)["status"])
@@ -677,21 +570,7 @@ def test_two_kept_ends_of_one_run_leave_the_later_periods_end(
     "ctrl_c",
     [
         "control: no Ctrl-C",
-        pytest.param(
-            "Ctrl-C as the report is written",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK: `hybridwb run`'s kernel fails ('ValueError: boom (cell 1)'); "
-                "the store fails at the end's write, so `_finish` keeps `failed` with that "
-                "error and the period on disk; Ctrl-C lands as the HTML report is written "
-                "(`_report`, after the keep): `Runner.run`'s Ctrl-C path keeps "
-                "`periods.interrupted_end` under the same `<run id>.json`, overwriting the "
-                "kept end, and flushes it. Damage: the period ends `failed` with "
-                "'KeyboardInterrupt: the run was interrupted as it ended' instead of its "
-                "own end: the notebook's error (what to fix before resuming) is lost from "
-                "the run row. Oracle: workflow_runs.error.",
-            ),
-        ),
+        "Ctrl-C as the report is written",
     ],
 )
 def test_ctrl_c_after_the_end_was_kept_keeps_the_runs_own_error(
@@ -763,20 +642,7 @@ def _lost_reopen(dsn: str, applied: bool) -> Any:
     "applied",
     [
         "control: the gateway times out before the server runs it",
-        pytest.param(
-            "the server runs it, the gateway's answer is lost",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK (REST, a lost answer): `hybridwb run` of a fresh run on the "
-                "Supabase REST store; `open_period`'s reopen PATCH is run by the database "
-                "but PostgREST's gateway answers 504, and every retry too: the run is "
-                "`running` with a new `started_at` P, and `open_period` raises StoreError. "
-                "`_not_started` writes its `failed` into `made`'s period (started_at IS "
-                "NULL): the PATCH matches 0 rows and answers 200, so nothing is kept. "
-                "Damage: the run is left `running` with no end and no lock, its notebook "
-                "never started; later `stale`. Oracle: psycopg on the database.",
-            ),
-        ),
+        "the server runs it, the gateway's answer is lost",
     ],
 )
 def test_rest_a_lost_answer_at_the_periods_write_still_ends_the_run(
@@ -819,22 +685,7 @@ def test_rest_a_lost_answer_at_the_periods_write_still_ends_the_run(
     "lost",
     [
         "control: the store fails before the insert",
-        pytest.param(
-            "the store makes the row, its answer is lost",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK: `hybridwb run` of a fresh run: `Runs.create` is applied by "
-                "the store (the row `queued`) and the answer lost, the store unreachable "
-                "through the retries: `made` stays None, so `_not_started` ends nothing and "
-                "keeps nothing, and the runner raises as if no row existed ('a refused or "
-                "failed start leaves no row behind'). Damage: a run the runner made and "
-                "whose notebook never started is left `queued`, no end and no lock; the "
-                "next `mark_stale` calls it `stale`, 'its heartbeat stopped; resume with: "
-                "hybridwb run --resume <id>': resumed beside the user's retry of the "
-                "failed start, its audience is frozen and messaged twice. Oracle: SELECT "
-                "status, finished_at FROM workflow_runs.",
-            ),
-        ),
+        "the store makes the row, its answer is lost",
     ],
 )
 def test_a_run_made_whose_answer_was_lost_still_ends(
@@ -898,26 +749,7 @@ def test_a_dry_run_made_by_hand_is_resumed_by_the_runner_as_a_dry_run(
     "again",
     [
         "control: the notebook's cell run again, nothing changed",
-        pytest.param(
-            "the notebook's cell run again after the mapping's key was changed",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK: `hybridwb run` ends a run `succeeded` (N sent); the user "
-                "later re-runs their notebook top to bottom, whose cell "
-                "`wb.workflows.process(wf, <that run>)` is called by hand again, after the "
-                "audience mapping's key was edited (to `mobile`, now unique). The runner "
-                "refuses to resume a succeeded run (round 36: 'already succeeded; nothing "
-                "to resume'), but the by-hand call opens a new period of it all the same "
-                "(`open_period(resume=False)`) and fails after opening it "
-                "(`_frozen_audience`: 'froze its targets as people.code, but the mapping "
-                "now says people.mobile'): `outcome.ended` "
-                "writes `failed` into that period. Damage: the run that sent all N "
-                "messages now reads `failed` with a mapping error, its succeeded end (and "
-                "its pass's stats) overwritten; `hybridwb run --resume` is now offered "
-                "for a run with nothing to send. Oracle: workflow_runs.status, "
-                "send_records.",
-            ),
-        ),
+        "the notebook's cell run again after the mapping's key was changed",
     ],
 )
 def test_a_succeeded_run_called_again_by_hand_keeps_its_end(
@@ -953,25 +785,7 @@ def test_a_succeeded_run_called_again_by_hand_keeps_its_end(
     "owner",
     [
         "control: no owner",
-        pytest.param(
-            "owner=''",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK: runner A dies as its kernel starts (its run `running`, "
-                "period P1, its lock's heartbeat stopped); a user processes the run by hand "
-                "with `wb.workflows.process(wf, run, owner='')` ('no owner', e.g. "
-                "`os.environ.get('OWNER', '')`). `lock.owning` treats '' as none and takes "
-                "the lock for the call, and `process` ends the run as a by-hand call's "
-                "(`if not given`), but `_process` is told `runners=given is not None` "
-                "(True for ''), so the call goes on with the dead runner's period P1 "
-                "instead of opening its own (round 36's break 2, reopened): A's kernel, "
-                "still running, writes its pass's counts into P1 as the call ends, and "
-                "they land in the by-hand call's period. Damage: the by-hand call's "
-                "period is the dead runner's (started_at unchanged), so every late write "
-                "meant for P1 (its counts, a late PATCH of its end over REST) lands in "
-                "it. Oracle: workflow_runs.started_at and stats.",
-            ),
-        ),
+        "owner=''",
     ],
 )
 def test_a_by_hand_call_given_an_empty_owner_opens_its_own_period(
@@ -1014,22 +828,7 @@ def test_a_by_hand_call_given_an_empty_owner_opens_its_own_period(
     "release",
     [
         "control: the flush's release works",
-        pytest.param(
-            "the flush's release fails once",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BREAK: `hybridwb run`'s end meets the store down: `failed` kept on "
-                "disk with its period, the lock not released. The next command's "
-                "`pending.flush` writes the kept end into its period, then its "
-                "`campaigns.release` fails (the store drops again): the entry stays on "
-                "disk, fields and all. The command after that finds the run ended "
-                "(`_resumed_since`: finished_at set), so it drops the entry as 'resumed "
-                "since', unwritten and without releasing the lock. Damage: the lock stays "
-                "under the ended run's owner with nothing left to release it; the "
-                "workflow's next `hybridwb run` from that (living) process is refused "
-                "'already has an active run' for 120 s. Oracle: run_locks; pending-runs/.",
-            ),
-        ),
+        "the flush's release fails once",
     ],
 )
 def test_a_kept_end_written_whose_release_fails_still_releases_later(

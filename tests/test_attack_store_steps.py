@@ -388,7 +388,7 @@ def test_a_dry_run_then_a_real_run_messages_each_phone_once(
     wb = workbench(_members(source), pg_store, MAPPING)
     try:
         wf = _workflow(wb, {"frequency_cap": {"messages": 1, "days": 7}})
-        dry = start(wb, wf)
+        dry = wb.store.runs.create(wf["id"], {}, dry_run=True)["id"]
         wb.workflows.process(wf["id"], dry, progress=False, now=DAY, batch_size=2, dry_run=True)
         _assert_nothing_left(pg_store, wb)
         assert _by_run(pg_store, dry)[0] == {}

@@ -127,6 +127,15 @@ def test_two_calls_on_one_clock_open_two_periods(
         for _ in range(2):
             wb.workflows.process(wf["id"], run_id, progress=False, clock=lambda: DAY)
             starts += oracle(any_store, "SELECT started_at FROM workflow_runs")
+            # a pass that failed (a succeeded run is not worked again): the next call
+            # opens another period of it
+            wb.store.runs.update(run_id, status="failed")
+        # a succeeded run called again by hand is left as it is: no new period
+        wb.store.runs.update(run_id, status="succeeded")
+        wb.workflows.process(wf["id"], run_id, progress=False, clock=lambda: DAY)
+        assert oracle(any_store, "SELECT status, started_at FROM workflow_runs") == [
+            ("succeeded", starts[-1][0])
+        ]
     finally:
         wb.close()
     assert len(starts) == 2 and starts[0][0] is not None

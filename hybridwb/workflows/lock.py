@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import HybridwbError, ValidationError
@@ -82,9 +83,15 @@ class Heartbeat(threading.Thread):
 
 @contextlib.contextmanager
 def held(
-    campaigns: Campaigns, wf: dict[str, Any], run_id: Any, stale_after: float = STALE_AFTER_S
+    campaigns: Campaigns,
+    wf: dict[str, Any],
+    run_id: Any,
+    stale_after: float = STALE_AFTER_S,
+    home: Path | None = None,
 ) -> Iterator[str]:
-    """The workflow's lock for `run_id`, held for the block; yields its owner."""
+    """The workflow's lock for `run_id`, held for the block; yields its owner. With a
+    `home`, a release that meets the store down after the block is kept on disk for the
+    next command (`pending`) instead of raised: the call's work and end are done."""
     owner = call_owner()
     beat = Heartbeat(campaigns, wf["id"], run_id, owner)
     holder: dict[str, Any] | None = None
@@ -110,6 +117,14 @@ def held(
     except KeyboardInterrupt:
         let_go(campaigns, wf["id"], run_id, owner, beat)
         raise
+    except HybridwbError:
+        if home is None:
+            raise
+        # round 37: the call's end was written, then this release failed: the error
+        # reached the user after a run that succeeded, and no one released the lock
+        from hybridwb.workflows import pending
+
+        pending.keep(home, wf["id"], run_id, {}, owner=owner)
 
 
 def let_go(
@@ -142,7 +157,7 @@ def let_go(
 
 
 def owning(
-    store: Store, workflow: Any, run_id: Any, owner: str | None
+    store: Store, workflow: Any, run_id: Any, owner: str | None, home: Path | None = None
 ) -> contextlib.AbstractContextManager[str]:
     """The owner a call processes a run as: the one given (its lock taken by `hybridwb
     run`, checked on every batch), else this call's own, the lock `held` for it. A run of
@@ -156,7 +171,7 @@ def owning(
         )
     if owner:
         return contextlib.nullcontext(owner)
-    return held(Campaigns(store.backend), wf, run["id"])
+    return held(Campaigns(store.backend), wf, run["id"], home=home)
 
 
 def cap_lock(

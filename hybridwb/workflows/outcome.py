@@ -49,14 +49,16 @@ def ended(
     dry_run: bool,
     stopped: BaseException | None = None,
     owner: str | None = None,
-    period: dict[str, Any] | None = None,
+    periods: list[dict[str, Any]] | None = None,
 ) -> None:
     """The status of a run processed without the runner, from the rows as `hybridwb run`
     writes it: left `running`, its lock released, the next run would mark it `stale`
     ("its heartbeat stopped") though it had ended. A run `stopped` by an error (a consent
     column retyped mid-run, an interrupt) is failed with it, as the runner writes a cell's.
-    Given the `period` the call opened (the run as read after `Runs.reopen`), the end is
-    written into that period only."""
+    The end is written into the `periods` the call opened or tried to open (each write
+    names its period: at most one lands), or into a run never opened (`started_at` NULL);
+    never into a period open now that is not the call's (a dead runner's, whose own end is
+    kept on its host: round 36)."""
     error = None
     if stopped is not None:
         name = type(stopped).__name__
@@ -69,14 +71,9 @@ def ended(
         return  # taken over meanwhile (a resume elsewhere): the run's end is its new owner's
     counts = campaigns.counts(run_id)
     status, reason = final_status(counts, error, dry_run, run)
-    # into the period the call opened; one stopped before it opened one (under its lock)
-    # ends only a run never opened (`started_at` NULL, `queued`): a period open now is
-    # another's, e.g. a dead runner's whose own end is kept on its host (round 36)
-    if period is None and run.get("started_at") is not None:
-        return
-    store.runs.update_open(
-        period or run, status=status, error=reason, finished_at=datetime.now(UTC)
-    )
+    targets = [*(periods or []), *([run] if run.get("started_at") is None else [])]
+    for period in targets:
+        store.runs.update_open(period, status=status, error=reason, finished_at=datetime.now(UTC))
 
 
 def unwritten_end(stopped: BaseException | None, exc: BaseException) -> dict[str, Any]:
@@ -93,15 +90,21 @@ def unwritten_end(stopped: BaseException | None, exc: BaseException) -> dict[str
     }
 
 
-def refuse_sending_a_dry_run(run: dict[str, Any], dry_run: Any) -> None:
-    """A run made as a dry run is processed as one: processed by hand without
-    `dry_run=True`, it wrote real send records (round 36). (A real run may be tried dry:
-    that sends nothing.)"""
-    if run.get("dry_run") and not dry_run:
+def refuse_another_dry_run(run: dict[str, Any], dry_run: Any) -> None:
+    """A run is processed as it was made, sending or not: a dry run processed by hand
+    without `dry_run=True` wrote real send records (round 36); a real run tried dry ended
+    `succeeded` with every target pending, and its resume was then refused (round 37)."""
+    if bool(run.get("dry_run")) == bool(dry_run):
+        return
+    if run.get("dry_run"):
         raise errors.ValidationError(
             f"Run {run['id']} is a dry run; process it with dry_run=True (it sends nothing), "
             "or create a run without dry_run to send."
         )
+    raise errors.ValidationError(
+        f"Run {run['id']} sends (it is not a dry run); process it without dry_run, or try "
+        "the workflow in a run made with dry_run=True."
+    )
 
 
 def error_line(ename: str, evalue: str) -> str:

@@ -32,12 +32,16 @@ def keep(
     fields: dict[str, Any],
     owner: str | None = None,
     run: dict[str, Any] | None = None,
+    replace: bool = True,
 ) -> None:
     """Keep `fields` for the run, with the `owner` whose lock they end and, when the run
     was read, the start of the period they end (`period`; see `flush`). No `fields`: the
-    run's end was written but its lock not released; `flush` releases it (as `owner`)."""
+    run's end was written but its lock not released; `flush` releases it (as `owner`).
+    Not `replace`: an entry already kept for the run stays (it is what happened first)."""
     try:
         _dir(home).mkdir(parents=True, exist_ok=True)
+        if not replace and (_dir(home) / f"{run_id}.json").exists():
+            return
         data = {"workflow_id": str(workflow_id), "run_id": str(run_id), "owner": owner, **fields}
         if run is not None:
             data[PERIOD] = run.get("started_at")  # a time as text (`default=str`), or None
@@ -70,10 +74,13 @@ def flush(store: Store, home: Path) -> int:
             if isinstance(started, str):
                 started = datetime.fromisoformat(started)
             campaigns = Campaigns(store.backend)
-            if not data:  # the end was written, the lock not released: only the lock
-                campaigns.release(wf_id, run_id, owner)  # (as `owner`: not one taken over)
-            elif not _resumed_since(store, campaigns, wf_id, run_id, owner):
+            if data and not _resumed_since(store, campaigns, wf_id, run_id, owner):
                 store.runs.update(run_id, ended=None, started=started, **data)
+            # the kept owner's lock goes in every case (an entry with no fields: the end
+            # was written, the lock not released; one the run has moved past: the end is
+            # another's, the lock may still be this owner's: round 37, dropped without it,
+            # it refused the workflow's next run); as `owner` only, never one taken over
+            if owner is not None:
                 campaigns.release(wf_id, run_id, owner)
         except (HybridwbError, OSError, ValueError, KeyError):
             continue

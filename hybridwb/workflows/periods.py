@@ -42,6 +42,7 @@ def open_period(
     read: dict[str, Any] | None = None,
     *,
     resume: bool = False,
+    tried: list[dict[str, Any]] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """Open a new period of the run (`running`, no end, a new `started_at`), as the holder
@@ -50,13 +51,20 @@ def open_period(
     lock may be out of date (another host's kept end flushed meanwhile, another resume
     finished the run), and a reopen from it writes nothing. The read back must hold this
     call's own start; one that does not (the run changed between the read and the reopen)
-    is read and reopened again. A resume refuses a run that has meanwhile succeeded."""
+    is read and reopened again. A resume refuses a run that has meanwhile succeeded.
+    Each period it tries to open is added to `tried` before it is written: when the write
+    or the read back fails (a lost answer, Ctrl-C), the caller can still end it (round 37:
+    a period written and never read back was left `running`, no end)."""
     for _ in range(_TRIES):
         current = read if read is not None else store.runs.get(run_id)
         read = None
         if resume and current.get("status") == "succeeded":
             raise ValidationError(f"Run {run_id} already succeeded; there is nothing to resume.")
         stamp = datetime.now(UTC)
+        if tried is not None:
+            tried.append(
+                {"id": current["id"], "workflow_id": current["workflow_id"], "started_at": stamp}
+            )
         store.runs.reopen(current, started_at=stamp, **fields)
         opened = store.runs.get(run_id)
         if (
@@ -76,18 +84,21 @@ def end_or_keep(
     home: Path | None,
     wf_id: Any,
     run_id: Any,
-    period: dict[str, Any],
+    periods: list[dict[str, Any]],
     fields: dict[str, Any],
     owner: str | None,
 ) -> bool:
-    """Write `fields` (an end) into `period`, or keep them on disk for the next command
-    when the store fails (or Ctrl-C lands) as they are written; True when written."""
+    """Write `fields` (an end) into whichever of `periods` the run is in (each write names
+    its period, so at most one lands), or keep them on disk for the next command, with
+    the last, when the store fails (or Ctrl-C lands) as they are written; True when
+    written."""
     try:
-        store.runs.update_open(period, **fields)
+        for period in periods:
+            store.runs.update_open(period, **fields)
         return True
     except (HybridwbError, KeyboardInterrupt) as exc:
-        if home is not None:
-            pending.keep(home, wf_id, run_id, fields, owner=owner, run=period)
+        if home is not None and periods:
+            pending.keep(home, wf_id, run_id, fields, owner=owner, run=periods[-1])
         if isinstance(exc, KeyboardInterrupt):
             raise
         return False

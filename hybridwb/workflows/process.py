@@ -169,10 +169,16 @@ class Processor:
         """`_process` under the workflow's lock (taken for this call without an `owner`, see
         `lock.owning`); however it ends, a batch's locks go, then the reads ahead, the lock."""
         given = kwargs.pop("owner", None)
-        outcome.refuse_sending_a_dry_run(self.store.runs.get(run_id), kwargs.get("dry_run"))
-        owner = lock.owning(self.store, workflow, run_id, given)
+        run = self.store.runs.get(run_id)
+        outcome.refuse_another_dry_run(run, kwargs.get("dry_run"))
+        if not given and run.get("status") == "succeeded":
+            # by hand, again (a notebook cell run twice): nothing is pending, and the run
+            # is not reopened (round 37: a failure in the new pass turned it `failed`)
+            return dict(run.get("stats") or {})
+        owner = lock.owning(self.store, workflow, run_id, given, self.home)
         with heap.frozen_heap(), owner as kwargs["owner"]:
             opened: dict[str, Any] = {}  # the run's period this call opened, once it has
+            tried: list[dict[str, Any]] = []  # the periods it tried to open
             try:
                 with contextlib.ExitStack() as reading, contextlib.ExitStack() as held:
                     stats = self._process(
@@ -181,26 +187,30 @@ class Processor:
                         held=held,
                         reading=reading,
                         opened=opened,
-                        runners=given is not None,
+                        tried=tried,
+                        runners=bool(given),  # '' is no owner (`lock.owning`): by hand
                         **kwargs,
                     )
             except BaseException as exc:
                 # no runner writes this run's end: failed with its error, under its lock,
                 # the reads ahead and the batch's locks gone (a run taken over is its new
                 # owner's to end; a store that failed: the end is kept on disk)
+                # (the period it opened; else those it tried to open, which may have been
+                # written though the answer was lost: round 37)
+                ends = [opened] if opened else tried
                 if not given and not isinstance(exc, RunTakenOver):
                     with contextlib.suppress(HybridwbError):
-                        self._end(run_id, kwargs, opened or None, exc)
+                        self._end(run_id, kwargs, ends, exc)
                 raise
             if not given:  # no runner writes this run's end: its status, under its lock
-                self._end(run_id, kwargs, opened or None)
+                self._end(run_id, kwargs, [opened])
             return stats
 
     def _end(
         self,
         run_id: Any,
         kwargs: dict[str, Any],
-        period: dict[str, Any] | None,
+        ends: list[dict[str, Any]],
         stopped: BaseException | None = None,
     ) -> None:
         """The end of a by-hand call's period (`outcome.ended`); when the store fails (or
@@ -208,10 +218,11 @@ class Processor:
         keeps its own (round 36: the run was left `running` with no end)."""
         try:
             outcome.ended(
-                self.store, run_id, bool(kwargs.get("dry_run")), stopped, kwargs["owner"], period
+                self.store, run_id, bool(kwargs.get("dry_run")), stopped, kwargs["owner"], ends
             )
         except (HybridwbError, KeyboardInterrupt) as exc:
-            if self.home is not None and period is not None:
+            if self.home is not None and ends:
+                period = ends[-1]
                 if isinstance(exc, KeyboardInterrupt):
                     end = periods.interrupted_end(run_id, "as it ended")
                 else:
@@ -228,6 +239,7 @@ class Processor:
         held: contextlib.ExitStack[Any],
         reading: contextlib.ExitStack[Any],
         opened: dict[str, Any] | None = None,
+        tried: list[dict[str, Any]] | None = None,
         runners: bool = False,
         owner: str | None = None,
         now: datetime | None = None,
@@ -266,8 +278,8 @@ class Processor:
         if runners and run.get("status") == "running" and run.get("started_at"):
             store.runs.reopen(run, started_at=run["started_at"])
             period = store.runs.get(run["id"])
-        else:
-            period = periods.open_period(store, run["id"])
+        else:  # by hand: a run that succeeded is not worked again (as a resume refuses it)
+            period = periods.open_period(store, run["id"], resume=True, tried=tried)
         if opened is not None:
             opened.update(period)
         # the row the freeze marks the set frozen in: `hybridwb run` made it; a run made

@@ -24,11 +24,17 @@ from typing import TYPE_CHECKING, Any
 
 from hybridwb.config import Settings
 from hybridwb.errors import CellTimeoutError, HybridwbError, NotFound, ValidationError
-from hybridwb.platform.campaigns import Campaigns, call_owner, is_stale
+from hybridwb.platform.campaigns import Campaigns, call_owner
 from hybridwb.source.catalogue import server_text
 from hybridwb.workflows import context, pending, periods
 from hybridwb.workflows.config import message_config
-from hybridwb.workflows.lock import STALE_AFTER_S, Heartbeat, held_by_another, let_go, refusal
+from hybridwb.workflows.lock import (
+    STALE_AFTER_S,
+    Heartbeat,
+    held_by_another,
+    let_go,
+    refusal,
+)
 from hybridwb.workflows.lock import RunRefused as RunRefused  # re-exported: its old home
 from hybridwb.workflows.outcome import error_line
 from hybridwb.workflows.outcome import final_status as final_status  # re-exported
@@ -40,12 +46,13 @@ from hybridwb.workflows.params import (
 )
 from hybridwb.workflows.progress import RunProgress, in_notebook, show_report_link
 from hybridwb.workflows.report import render_html
+from hybridwb.workflows.stale import ACTIVE as ACTIVE  # re-exported: their old home
+from hybridwb.workflows.stale import stale_runs as stale_runs
 
 if TYPE_CHECKING:
     from hybridwb.platform.store import Store
 
 DEFAULT_NOTEBOOK = "campaign.ipynb"
-ACTIVE = ("queued", "running")
 
 
 def _now() -> datetime:
@@ -176,6 +183,7 @@ class Runner:
         follow: RunProgress | None = None
         made: dict[str, Any] | None = None  # the fresh run's row, once created
         opened: dict[str, Any] | None = None  # the period this runner opened
+        tried: list[dict[str, Any]] = []  # the periods it tried to open (`open_period`)
         try:
             # from the moment the lock's row may be written (in `acquire`) until the kernel
             # starts, any failure or Ctrl-C releases it and stops the heartbeat: a row left
@@ -195,7 +203,9 @@ class Runner:
             # failed at the end names it without a read (rounds 35 and 36: a status kept
             # with no period; a resume reopening from a read taken before its lock, after
             # which the run had ended or succeeded, wrote nothing and took no period)
-            opened = periods.open_period(store, run_id, made, resume=resume is not None, error=None)
+            opened = periods.open_period(
+                store, run_id, made, resume=resume is not None, tried=tried, error=None
+            )
             # in a notebook: a live bar from the store's counts and a link at the end; in a
             # terminal: the run kernel's own output (its plain-text bar) passed through
             notebook_ui = progress and in_notebook()
@@ -214,8 +224,12 @@ class Runner:
                 # a run made or opened here that cannot start ends `failed`, saying why
                 # (kept on disk if the store is down), before its lock goes: left as it
                 # was, it read `queued` or `running` with no end until called stale
+                # (a fresh run: as made, whether or not the answer to its insert came;
+                # then any period tried: the one the run is in is ended, at most one)
+                fresh = {"id": run_id, "workflow_id": wf["id"], "started_at": None}
+                ends = ([] if resume is not None else [fresh]) + tried
                 with contextlib.suppress(HybridwbError, KeyboardInterrupt):
-                    self._not_started(wf, run_id, opened or made, exc, owner)
+                    self._not_started(wf, run_id, ends, exc, owner)
                 let_go(campaigns, wf["id"], run_id, owner, beat)  # the error in hand is raised
             raise
         error: str | None = None
@@ -273,8 +287,12 @@ class Runner:
             # elsewhere for minutes
             with contextlib.suppress(HybridwbError, KeyboardInterrupt):
                 end = periods.interrupted_end(run_id, "as it ended")
-                pending.keep(self.settings.home, wf["id"], run_id, end, owner=owner, run=opened)
-                pending.flush(store, self.settings.home)
+                # not over an entry `_finish` kept already (its end, or the lock to
+                # release): that one is what happened (round 37: the kernel's own error
+                # was replaced by "interrupted")
+                home = self.settings.home
+                pending.keep(home, wf["id"], run_id, end, owner=owner, run=opened, replace=False)
+                pending.flush(store, home)
             let_go(campaigns, wf["id"], run_id, owner, beat)
             raise
         if notebook_ui:
@@ -373,13 +391,14 @@ class Runner:
         self,
         wf: dict[str, Any],
         run_id: Any,
-        run: dict[str, Any] | None,
+        ends: list[dict[str, Any]],
         exc: BaseException,
         owner: str,
     ) -> None:
-        """End `run` (created or opened by this runner, whose notebook never started)
-        `failed` with why, into its period, or keep that end on disk."""
-        if run is None:
+        """End the run (made or opened by this runner, whose notebook never started)
+        `failed` with why, into whichever of the periods `ends` it is in, or keep that end
+        on disk."""
+        if not ends:
             return
         if isinstance(exc, KeyboardInterrupt):
             end = periods.interrupted_end(run_id, "before its notebook started")
@@ -391,7 +410,7 @@ class Runner:
                 "error": f"{name}: {error_line(name, str(exc))} (before its notebook started; "
                 f"resume with: hybridwb run --resume {run_id})",
             }
-        periods.end_or_keep(self.store, self.settings.home, wf["id"], run_id, run, end, owner)
+        periods.end_or_keep(self.store, self.settings.home, wf["id"], run_id, ends, end, owner)
 
     def _report(
         self, wf: dict[str, Any], final: dict[str, Any], html: Path, trigger: str
@@ -475,17 +494,3 @@ def template_text(store: Store, wf: dict[str, Any]) -> str:
     if cfg.template:
         return str(store.templates.get(cfg.template)["content"])
     return str(cfg.content or "")
-
-
-def stale_runs(store: Store, stale_after: float = STALE_AFTER_S) -> list[dict[str, Any]]:
-    """Runs that claim to be active (or were marked stale) whose heartbeat stopped: read only."""
-    campaigns = Campaigns(store.backend)
-    at = campaigns.clock()  # the clock heartbeats are stamped by (the server's, on Postgres)
-    locks = {str(lk["run_id"]): lk for lk in campaigns.locks()}
-    stale = []
-    for status in (*ACTIVE, "stale"):
-        for run in store.backend.select("workflow_runs", {"status": status}):
-            lock = locks.get(str(run["id"]))
-            if status == "stale" or lock is None or is_stale(lock, at, stale_after):
-                stale.append(run)
-    return stale
