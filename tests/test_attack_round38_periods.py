@@ -59,7 +59,7 @@ from tests.test_attack_round36_periods import (  # noqa: F401  (fixtures: shop)
     Shop,
     shop,
 )
-from tests.test_attack_round37_periods import _kernel, _kept, _only_run
+from tests.test_attack_round37_periods import _kept, _kernel, _only_run
 
 
 class _Interrupted(KeyboardInterrupt):
@@ -292,7 +292,7 @@ def test_a_fresh_runs_end_kept_with_the_store_down_lands_on_the_run_as_made(
 ) -> None:
     state = {"down": False}
     stays = not down.startswith("control")
-    real_reopen, real_open, real_release = Runs.reopen, Runs.update_open, Campaigns.release
+    real_open, real_release = Runs.update_open, Campaigns.release
 
     def reopen(self: Runs, *a: Any, **kw: Any) -> Any:
         state["down"] = stays
