@@ -15,28 +15,42 @@ and real by-hand calls, on a SQLite source and a SQLite store; the oracle is pla
 the store (sqlite3: `workflow_runs`, `run_locks`, `send_records`) and the kept files on
 disk (`pending-runs/`):
 
-1. `wb.workflows.run(wf, stale_after=0)` (or 1, or `True`) while a by-hand call of the
-   workflow is mid-run: `Runner.run` takes the lock with that `stale_after`
-   (`Campaigns.acquire`) before `mark_stale` checks it, so it takes the living call's
-   lock over, is then refused (`check_stale_after`) and releases it; the living call
-   meets `RunTakenOver` and writes no end: its period is left `running`, no lock.
+1. `wb.workflows.run(wf, stale_after=0)` (or 1, or `True`; or the scheduler's
+   `wb.workflows.run_due(owner, stale_after=0)`) while a by-hand call of the workflow is
+   mid-run: `Runner.run` takes the lock with that `stale_after` (`Campaigns.acquire`)
+   before `mark_stale` checks it, so it takes the living call's lock over, is then
+   refused (`check_stale_after`) and releases it; the living call meets `RunTakenOver`
+   and writes no end: its period is left `running`, no lock, nothing sent. (BREAK)
 2. a runner's resume on a host that still holds an earlier period's kept end (the
    resume's own first `pending.flush` met the store down for a moment), Ctrl-C as the
    resume ends: `keep(replace=False)` keeps nothing (an entry is there: the earlier
    period's), the flush then drops that entry ("resumed since"), and the resume's period
-   is left `running`, no end, nothing kept.
+   is left `running`, no end, nothing kept. (BREAK)
 3. a fresh run whose store goes down at `open_period`'s reopen (not applied) and stays
    down while it ends: `end_or_keep` keeps the end naming the last period tried (never
    written) instead of the run as made; the next command's flush writes nothing (no
-   such period) and unlinks it: the run is left `queued`, no end.
+   such period) and unlinks it: the run is left `queued`, no end. (BREAK)
+3b. the same for a by-hand call of a run never opened (`Processor._end` keeps
+   `ends[-1]`): the run stays `queued`, the call's failure never written. (BREAK)
 4. a by-hand call's end written, its release failing (kept on disk, round 37): the next
    by-hand call of the workflow in the same notebook (no command opened the store since)
-   is refused by the ended call's lock, its owner this living process.
-5. HOLDS: a by-hand call of a dry run that succeeded, given `dry_run=True` again, and a
-   real run that succeeded: each is left as it is (no period opened, nothing written); a
-   real run given `dry_run=True` after it succeeded is refused.
+   is refused by the ended call's lock, its owner this living process. (BREAK)
+5. HOLDS: a by-hand call of a run that succeeded (made dry or real), called again with
+   its own `dry_run`: its stats returned, the run left as it is (same row, no lock, no
+   record added); with the other `dry_run`: refused.
+6. a zombie runner A and a resume B on the same host (one home), the store down as both
+   end: A's `_finish` keeps its end with `replace=True` over B's (a later period); the
+   flush drops A's ("resumed since"): B's period never ends and B's lock stays. (BREAK)
+7. a runner's kernel whose runner's lock was taken over between its beat and its going
+   on with the runner's period (`_process`: `runners`) goes on with the new holder's
+   period unchecked; with nothing pending, its pass's counts and stats land in the
+   other period. (BREAK)
 Every break is a strict xfail whose reason gives the interleaving and the damage, with a
-control (the same steps without the interleaving) that passes.
+control (the same steps without the interleaving) that passes. 2, 3, 3b and 6 share one
+root: a kept entry is one file per run, not per period, and names one period (the last
+tried, or whichever was kept last), so an end kept for one period is lost or dropped as
+another's. 1 is the stale time checked after it was used; 7 is round 37's "a kernel's
+period chosen by `runners`, not checked" again, through a takeover instead of a status.
 """
 
 from __future__ import annotations
