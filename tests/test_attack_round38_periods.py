@@ -75,6 +75,11 @@ from tests.test_attack_round36_periods import (  # noqa: F401  (fixtures: shop)
 )
 from tests.test_attack_round37_periods import _kept, _kernel, _only_run
 
+#: on a SQLite store and a PostgreSQL one (the session's database, emptied)
+BOTH = pytest.mark.parametrize(
+    "shop", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
 
 class _Interrupted(KeyboardInterrupt):
     """Ctrl-C, as raised by a stand-in; always caught in the test that raises it."""
@@ -109,7 +114,7 @@ _STOLEN = (
 )
 
 
-@ON_SQLITE
+@BOTH
 @pytest.mark.parametrize(
     "after",
     [
@@ -164,8 +169,10 @@ def test_a_run_refused_for_its_stale_after_leaves_a_living_call_its_lock(
             assert len(before) == 1
             if after in ("1", "True"):
                 beat = datetime.now(UTC) - timedelta(seconds=2)
+                stamp = beat.strftime("%Y-%m-%d %H:%M:%S.%f")
                 shop.oracle.execute(
-                    "UPDATE run_locks SET heartbeat_at = ?", beat.strftime("%Y-%m-%d %H:%M:%S.%f")
+                    "UPDATE run_locks SET heartbeat_at = ?",
+                    stamp + ("+00" if shop.oracle.postgres else ""),
                 )
             kwargs = {} if after.startswith("control") else {"stale_after": _AFTER[after]}
             try:
@@ -538,7 +545,7 @@ _REPLACED = (
 )
 
 
-@ON_SQLITE
+@BOTH
 @pytest.mark.parametrize(
     "host",
     [
