@@ -4,6 +4,7 @@ processed without the runner (a notebook of one's own)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hybridwb import errors
@@ -115,3 +116,29 @@ def error_line(ename: str, evalue: str) -> str:
     if isinstance(cls, type) and issubclass(cls, HybridwbError):
         return str(evalue).splitlines()[0] if evalue else ""
     return server_text(str(evalue or ""))
+
+
+def end_by_hand(
+    store: Store,
+    home: Path | None,
+    run_id: Any,
+    kwargs: dict[str, Any],
+    ends: list[dict[str, Any]],
+    stopped: BaseException | None = None,
+) -> None:
+    """The end of a by-hand call's period (`ended`); when the store fails (or Ctrl-C
+    lands) as it is written, kept on disk under `home` for the next command, as the runner
+    keeps its own (round 36: the run was left `running` with no end)."""
+    from hybridwb.workflows import pending, periods
+
+    try:
+        ended(store, run_id, bool(kwargs.get("dry_run")), stopped, kwargs["owner"], ends)
+    except (HybridwbError, KeyboardInterrupt) as exc:
+        if home is not None and ends:
+            if isinstance(exc, KeyboardInterrupt):
+                end = periods.interrupted_end(run_id, "as it ended")
+            else:
+                end = unwritten_end(stopped, exc)
+            wf_id = ends[-1]["workflow_id"]
+            pending.keep(home, wf_id, run_id, end, owner=kwargs["owner"], run=ends[-1])
+        raise

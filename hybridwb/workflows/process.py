@@ -29,7 +29,6 @@ from hybridwb.workflows import (
     heap,
     lock,
     outcome,
-    pending,
     periods,
     policies,
     prefetch,
@@ -200,36 +199,11 @@ class Processor:
                 ends = [opened] if opened else tried
                 if not given and not isinstance(exc, RunTakenOver):
                     with contextlib.suppress(HybridwbError):
-                        self._end(run_id, kwargs, ends, exc)
+                        outcome.end_by_hand(self.store, self.home, run_id, kwargs, ends, exc)
                 raise
             if not given:  # no runner writes this run's end: its status, under its lock
-                self._end(run_id, kwargs, [opened])
+                outcome.end_by_hand(self.store, self.home, run_id, kwargs, [opened])
             return stats
-
-    def _end(
-        self,
-        run_id: Any,
-        kwargs: dict[str, Any],
-        ends: list[dict[str, Any]],
-        stopped: BaseException | None = None,
-    ) -> None:
-        """The end of a by-hand call's period (`outcome.ended`); when the store fails (or
-        Ctrl-C lands) as it is written, kept on disk for the next command, as the runner
-        keeps its own (round 36: the run was left `running` with no end)."""
-        try:
-            outcome.ended(
-                self.store, run_id, bool(kwargs.get("dry_run")), stopped, kwargs["owner"], ends
-            )
-        except (HybridwbError, KeyboardInterrupt) as exc:
-            if self.home is not None and ends:
-                period = ends[-1]
-                if isinstance(exc, KeyboardInterrupt):
-                    end = periods.interrupted_end(run_id, "as it ended")
-                else:
-                    end = outcome.unwritten_end(stopped, exc)
-                owner = kwargs["owner"]
-                pending.keep(self.home, period["workflow_id"], run_id, end, owner=owner, run=period)
-            raise
 
     def _process(
         self,
