@@ -30,7 +30,7 @@ disk (`pending-runs/`):
    down while it ends: `end_or_keep` keeps the end naming the last period tried (never
    written) instead of the run as made; the next command's flush writes nothing (no
    such period) and unlinks it: the run is left `queued`, no end. (BREAK)
-3b. the same for a by-hand call of a run never opened (`Processor._end` keeps
+3b. the same for a by-hand call of a run never opened (`outcome.end_by_hand` keeps
    `ends[-1]`): the run stays `queued`, the call's failure never written. (BREAK)
 4. a by-hand call's end written, its release failing (kept on disk, round 37): the next
    by-hand call of the workflow in the same notebook (no command opened the store since)
@@ -471,7 +471,7 @@ def test_a_succeeded_run_called_again_by_hand_is_left_as_it_is(
 _WRONG_PERIOD_BY_HAND = (
     "BREAK: a run R made by `wb.store.runs.create` (`queued`, never opened); a by-hand "
     "`wb.workflows.process(wf, R)`: the store goes down as `open_period` writes its period "
-    "P1 (not applied) and stays down while the call ends: `Processor._end` keeps the end "
+    "P1 (not applied) and stays down while the call ends: `outcome.end_by_hand` keeps the end "
     "naming `ends[-1]` = P1 (a period never written) and the lock's release fails. The "
     "store comes back; the next command's flush writes WHERE started_at = P1 (no row) and "
     "unlinks the entry. Damage: the call's failure (kept) is never written: R stays "
