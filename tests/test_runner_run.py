@@ -531,7 +531,7 @@ def test_a_store_gone_at_the_end_keeps_the_status_on_disk(
         "written by the next command)"
     )
     kept = list((runner.settings.home / "pending-runs").glob("*.json"))
-    assert [p.stem for p in kept] == [str(final["id"])]
+    assert [p.name.split(".")[0] for p in kept] == [str(final["id"])]  # <run>.<period>.json
     fields = json.loads(kept[0].read_text(encoding="utf-8"))
     assert (fields["status"], fields["error"]) == ("failed", "RuntimeError: boom")
     assert fields["period_started_at"] is not None  # the period the runner opened
@@ -539,9 +539,8 @@ def test_a_store_gone_at_the_end_keeps_the_status_on_disk(
     # a notebook that went well: what is kept is the store's error
     notebook.error = None
     second = runner.run("봄 세일", progress=False)
-    fields = json.loads(
-        (runner.settings.home / "pending-runs" / f"{second['id']}.json").read_text(encoding="utf-8")
-    )
+    [path] = (runner.settings.home / "pending-runs").glob(f"{second['id']}.*.json")
+    fields = json.loads(path.read_text(encoding="utf-8"))
     assert (fields["status"], fields["error"]) == ("failed", "connection refused")
     assert second["error"] == (
         " (the store is unreachable: connection refused; the status is written by the next command)"

@@ -139,6 +139,8 @@ def end_by_hand(
                 end = periods.interrupted_end(run_id, "as it ended")
             else:
                 end = unwritten_end(stopped, exc)
-            wf_id = ends[-1]["workflow_id"]
-            pending.keep(home, wf_id, run_id, end, owner=kwargs["owner"], run=ends[-1])
+            for period in ends:  # one entry per period tried: at most one lands (round 38)
+                pending.keep(
+                    home, period["workflow_id"], run_id, end, owner=kwargs["owner"], run=period
+                )
         raise

@@ -7,7 +7,9 @@ When the store is unreachable at the end of a run, the status goes to
 
 from __future__ import annotations
 
+import hashlib
 import json
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,23 @@ def _dir(home: Path) -> Path:
     return home / "pending-runs"
 
 
+def _name(run_id: Any, run: dict[str, Any] | None) -> str:
+    """`<run id>.json` for an entry of no period (any open one), else `<run id>.<period>.json`
+    with the period's start as an instant (one name however a store reads it back)."""
+    if run is None:
+        return f"{run_id}.json"
+    from hybridwb.workflows.periods import instant
+
+    try:
+        start = instant(run.get("started_at"))
+    except ValueError:  # not a time: named by its text
+        return (
+            f"{run_id}.{hashlib.sha256(str(run.get('started_at')).encode()).hexdigest()[:16]}.json"
+        )
+    tag = "never-opened" if start is None else f"{start.astimezone(UTC):%Y%m%dT%H%M%S%fZ}"
+    return f"{run_id}.{tag}.json"
+
+
 def keep(
     home: Path,
     workflow_id: Any,
@@ -37,15 +56,18 @@ def keep(
     """Keep `fields` for the run, with the `owner` whose lock they end and, when the run
     was read, the start of the period they end (`period`; see `flush`). No `fields`: the
     run's end was written but its lock not released; `flush` releases it (as `owner`).
-    Not `replace`: an entry already kept for the run stays (it is what happened first)."""
+    One entry per period of a run (round 38: one per run, a later period's end was
+    replaced by an earlier one's, or not kept beside it); not `replace`: an entry already
+    kept for that period stays (it is what happened first)."""
     try:
         _dir(home).mkdir(parents=True, exist_ok=True)
-        if not replace and (_dir(home) / f"{run_id}.json").exists():
+        path = _dir(home) / _name(run_id, run)
+        if not replace and path.exists():
             return
         data = {"workflow_id": str(workflow_id), "run_id": str(run_id), "owner": owner, **fields}
         if run is not None:
             data[PERIOD] = run.get("started_at")  # a time as text (`default=str`), or None
-        (_dir(home) / f"{run_id}.json").write_text(json.dumps(data, default=str), encoding="utf-8")
+        path.write_text(json.dumps(data, default=str), encoding="utf-8")
     except OSError:
         pass  # nowhere to keep it: the run stays `running`, turns `stale`, doctor says FAIL
 

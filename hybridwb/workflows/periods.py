@@ -89,16 +89,18 @@ def end_or_keep(
     owner: str | None,
 ) -> bool:
     """Write `fields` (an end) into whichever of `periods` the run is in (each write names
-    its period, so at most one lands), or keep them on disk for the next command, with
-    the last, when the store fails (or Ctrl-C lands) as they are written; True when
-    written."""
+    its period, so at most one lands), or keep them on disk for the next command, one
+    entry per period (the flush writes each: at most one lands; round 38: only the last
+    was kept, a period never written, and the run stayed `queued`), when the store fails
+    (or Ctrl-C lands) as they are written; True when written."""
     try:
         for period in periods:
             store.runs.update_open(period, **fields)
         return True
     except (HybridwbError, KeyboardInterrupt) as exc:
-        if home is not None and periods:
-            pending.keep(home, wf_id, run_id, fields, owner=owner, run=periods[-1])
+        if home is not None:
+            for period in periods:
+                pending.keep(home, wf_id, run_id, fields, owner=owner, run=period)
         if isinstance(exc, KeyboardInterrupt):
             raise
         return False

@@ -29,6 +29,7 @@ from hybridwb.workflows import (
     heap,
     lock,
     outcome,
+    pending,
     periods,
     policies,
     prefetch,
@@ -168,6 +169,10 @@ class Processor:
         """`_process` under the workflow's lock (taken for this call without an `owner`, see
         `lock.owning`); however it ends, a batch's locks go, then the reads ahead, the lock."""
         given = kwargs.pop("owner", None)
+        if self.home is not None and not given:
+            # what an earlier call kept (its end, its lock to release): a notebook's next
+            # call found its own kept lock and was refused (round 38)
+            pending.flush(self.store, self.home)
         run = self.store.runs.get(run_id)
         outcome.refuse_another_dry_run(run, kwargs.get("dry_run"))
         if not given and run.get("status") == "succeeded":
@@ -196,7 +201,9 @@ class Processor:
                 # owner's to end; a store that failed: the end is kept on disk)
                 # (the period it opened; else those it tried to open, which may have been
                 # written though the answer was lost: round 37)
-                ends = [opened] if opened else tried
+                # (and the run as it was read, had it never been opened)
+                fresh = [run] if run.get("started_at") is None else []
+                ends = [opened] if opened else fresh + tried
                 if not given and not isinstance(exc, RunTakenOver):
                     with contextlib.suppress(HybridwbError):
                         outcome.end_by_hand(self.store, self.home, run_id, kwargs, ends, exc)
@@ -252,6 +259,10 @@ class Processor:
         if runners and run.get("status") == "running" and run.get("started_at"):
             store.runs.reopen(run, started_at=run["started_at"])
             period = store.runs.get(run["id"])
+            if period.get("finished_at") is not None or periods.instant(
+                period.get("started_at")
+            ) != periods.instant(run["started_at"]):
+                raise taken_over(run["id"])  # another opened a period since (round 38)
         else:  # by hand: a run that succeeded is not worked again (as a resume refuses it)
             period = periods.open_period(store, run["id"], resume=True, tried=tried)
         if opened is not None:

@@ -47,7 +47,7 @@ from hybridwb.workflows.params import (
 from hybridwb.workflows.progress import RunProgress, in_notebook, show_report_link
 from hybridwb.workflows.report import render_html
 from hybridwb.workflows.stale import ACTIVE as ACTIVE  # re-exported: their old home
-from hybridwb.workflows.stale import stale_runs as stale_runs
+from hybridwb.workflows.stale import check_stale_after, stale_runs
 
 if TYPE_CHECKING:
     from hybridwb.platform.store import Store
@@ -131,6 +131,7 @@ class Runner:
         A cell that runs past `cell_timeout` seconds fails the run (recorded, lock released,
         report written) and then raises `CellTimeoutError`, so a scheduler or the CLI stops
         on it instead of reading a generic failure."""
+        check_stale_after(stale_after)  # before `acquire` (round 38: a living lock taken)
         pm = papermill()
         from nbclient.exceptions import CellTimeoutError as NbCellTimeout
 
