@@ -45,9 +45,9 @@ from typing import Any
 
 import _stores
 import pytest
+from _once import fail_once
 from _stores import Oracle, migrated_sqlite
 
-from hybridwb.errors import ConnectionFailed
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.platform.repos import Runs
@@ -88,16 +88,7 @@ def _kernel(monkeypatch: pytest.MonkeyPatch, body: Any) -> None:
 
 def _once(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
     """`owner.name` raises `ConnectionFailed` once (the store unreachable), then works."""
-    real = getattr(owner, name)
-    calls = {"n": 0}
-
-    def failing(self: Any, *a: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise ConnectionFailed("the store is unreachable")
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(owner, name, failing)
+    fail_once(monkeypatch, owner, name)
 
 
 @pytest.mark.parametrize(

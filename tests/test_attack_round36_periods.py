@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _once import fail_once
 from _stores import Oracle, _empty_pg, migrated_sqlite
 from sqlalchemy.engine import URL
 
@@ -215,15 +216,7 @@ def _kept_end_on_host_a(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> Any:
     heartbeat stops). The row: `running`, no end."""
     from hybridwb.platform.repos import Runs
 
-    real, calls = Runs.update_open, {"n": 0}
-
-    def failing(self: Runs, *a: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise ConnectionFailed("the store is unreachable")
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(Runs, "update_open", failing)
+    calls = fail_once(monkeypatch, Runs, "update_open")
     _kernel(monkeypatch, shop)
     first = shop.runner("a").run(shop.wf["id"], progress=False)
     assert calls["n"] == 1
@@ -404,15 +397,7 @@ def test_a_start_that_fails_after_the_period_opened_leaves_an_end_or_no_row(
 def test_a_store_failure_after_the_end_was_written_gives_one_end(
     shop: Shop, monkeypatch: pytest.MonkeyPatch, fails: str
 ) -> None:
-    real, calls = Campaigns.release, {"n": 0}
-
-    def release(self: Campaigns, *a: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if fails == "release" and calls["n"] == 1:
-            raise ConnectionFailed("the store is unreachable")
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(Campaigns, "release", release)
+    fail_once(monkeypatch, Campaigns, "release", armed=fails == "release")
     _kernel(monkeypatch, shop)
     runner = shop.runner("a")
     final = runner.run(shop.wf["id"], progress=False)
@@ -585,15 +570,7 @@ def test_a_by_hand_calls_end_survives_a_failure_at_that_end(
 
     rid = shop.wb.store.runs.create(shop.wf["id"], {})["id"]
     if how.startswith("the store"):
-        real_open, calls = Runs.update_open, {"n": 0}
-
-        def update_open(self: Runs, *a: Any, **kw: Any) -> Any:
-            calls["n"] += 1
-            if calls["n"] == 1:
-                raise ConnectionFailed("the store is unreachable")
-            return real_open(self, *a, **kw)
-
-        monkeypatch.setattr(Runs, "update_open", update_open)
+        fail_once(monkeypatch, Runs, "update_open")
     elif how.startswith("Ctrl-C"):
 
         def fetch(*a: Any, **kw: Any) -> Any:
@@ -706,15 +683,7 @@ def test_a_by_hand_call_that_opened_no_period_does_not_end_a_dead_runners(
     from hybridwb.platform.repos import Runs
     from hybridwb.workflows import audience
 
-    real, calls = Runs.update_open, {"n": 0}
-
-    def failing(self: Runs, *a: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise ConnectionFailed("the store is unreachable")
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(Runs, "update_open", failing)
+    fail_once(monkeypatch, Runs, "update_open")
     _kernel(monkeypatch, shop, _boom)
     runner = shop.runner("a")
     rid = runner.run(shop.wf["id"], progress=False)["id"]

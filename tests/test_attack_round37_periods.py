@@ -73,6 +73,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from _once import fail_once
 
 from hybridwb.errors import ConnectionFailed, ValidationError
 from hybridwb.platform.campaigns import Campaigns
@@ -241,17 +242,8 @@ class _Interrupted(KeyboardInterrupt):
 def _reopen_then(monkeypatch: pytest.MonkeyPatch, exc: type[BaseException], applied: bool) -> None:
     """The first `Runs.reopen` (`open_period`'s) fails with `exc`: after the store applied
     it (`applied`: the store gone, or Ctrl-C, as it answered; the answer lost) or before."""
-    real, calls = Runs.reopen, {"n": 0}
-
-    def reopen(self: Runs, *a: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            if applied:
-                real(self, *a, **kw)
-            raise exc("the store is unreachable") if exc is ConnectionFailed else exc()
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(Runs, "reopen", reopen)
+    error = (lambda: exc("the store is unreachable")) if exc is ConnectionFailed else exc
+    fail_once(monkeypatch, Runs, "reopen", applied=applied, error=error)
 
 
 _OPENED_UNKNOWN = (
@@ -338,17 +330,9 @@ def test_a_by_hand_call_whose_period_was_written_but_not_read_back_still_ends_it
 def test_a_lost_answer_at_the_runners_end_leaves_no_lock(
     shop: Shop, monkeypatch: pytest.MonkeyPatch, lost: str
 ) -> None:
-    real, calls = Runs.update_open, {"n": 0}
-
-    def update_open(self: Runs, *a: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:  # the end's write (no stale run to mark before it)
-            if not lost.startswith("control"):
-                real(self, *a, **kw)
-            raise ConnectionFailed("the store is unreachable")
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(Runs, "update_open", update_open)
+    # the first `update_open` is the end's write (no stale run to mark before it)
+    real = Runs.update_open
+    calls = fail_once(monkeypatch, Runs, "update_open", applied=not lost.startswith("control"))
     _kernel(monkeypatch, shop)
     runner = shop.runner("a")
     rid = runner.run(shop.wf["id"], progress=False)["id"]
@@ -429,15 +413,7 @@ def test_a_by_hand_calls_written_end_stands_and_its_lock_goes_when_the_release_f
     shop: Shop, monkeypatch: pytest.MonkeyPatch, release: str
 ) -> None:
     rid = shop.wb.store.runs.create(shop.wf["id"], {})["id"]
-    real, calls = Campaigns.release, {"n": 0}
-
-    def failing(self: Campaigns, *a: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1 and not release.startswith("control"):
-            raise ConnectionFailed("the store is unreachable")
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(Campaigns, "release", failing)
+    fail_once(monkeypatch, Campaigns, "release", armed=not release.startswith("control"))
     raised = None
     try:
         shop.wb.workflows.process(shop.wf["id"], rid, progress=False, now=DAY)
@@ -495,15 +471,7 @@ def test_a_kept_release_does_not_release_a_later_runs_lock(
     lock over; while B's kernel works, A's next command flushes its kept release: B's lock
     (another run, another owner) stays, and R2 ends once, `succeeded`; R1 keeps its end.
     Oracle: run_locks read in B's kernel and after; workflow_runs."""
-    real, calls = Campaigns.release, {"n": 0}
-
-    def failing(self: Campaigns, *a: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise ConnectionFailed("the store is unreachable")
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(Campaigns, "release", failing)
+    fail_once(monkeypatch, Campaigns, "release")
     _kernel(monkeypatch, shop)
     a = shop.runner("a")
     r1 = a.run(shop.wf["id"], progress=False)["id"]
@@ -584,15 +552,7 @@ def test_ctrl_c_after_the_end_was_kept_keeps_the_runs_own_error(
         raise papermill.PapermillExecutionError(1, 1, "x", "ValueError", "boom", [])
 
     monkeypatch.setattr(papermill, "execute_notebook", boom)
-    real_open, calls = Runs.update_open, {"n": 0}
-
-    def update_open(self: Runs, *a: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:  # the end's write
-            raise ConnectionFailed("the store is unreachable")
-        return real_open(self, *a, **kw)
-
-    monkeypatch.setattr(Runs, "update_open", update_open)
+    fail_once(monkeypatch, Runs, "update_open")
     real_render = runner_module.render_html
 
     def render(*a: Any, **kw: Any) -> str:

@@ -65,6 +65,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from _once import fail_once
 
 from hybridwb.errors import ConnectionFailed, ValidationError
 from hybridwb.platform.campaigns import Campaigns
@@ -374,16 +375,8 @@ def test_a_by_hand_calls_kept_release_does_not_refuse_the_next_call(
     shop: Shop, monkeypatch: pytest.MonkeyPatch, release: str
 ) -> None:
     r1 = shop.wb.store.runs.create(shop.wf["id"], {})["id"]
-    real, calls = Campaigns.release, {"n": 0}
-
-    def failing(self: Campaigns, *a: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1 and not release.startswith("control"):
-            raise ConnectionFailed("the store is unreachable")
-        return real(self, *a, **kw)
-
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(Campaigns, "release", failing)
+        fail_once(m, Campaigns, "release", armed=not release.startswith("control"))
         shop.wb.workflows.process(shop.wf["id"], r1, progress=False, now=DAY)
     assert shop.row(r1)[0] == "succeeded"
     r2 = shop.wb.store.runs.create(shop.wf["id"], {})["id"]
