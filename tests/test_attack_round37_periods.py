@@ -794,15 +794,7 @@ def test_a_by_hand_call_given_an_empty_owner_opens_its_own_period(
 def test_a_kept_end_written_whose_release_fails_still_releases_later(
     shop: Shop, monkeypatch: pytest.MonkeyPatch, release: str
 ) -> None:
-    real_open, opens = Runs.update_open, {"n": 0}
-
-    def update_open(self: Runs, *a: Any, **kw: Any) -> Any:
-        opens["n"] += 1
-        if opens["n"] == 1:  # the runner's end
-            raise ConnectionFailed("the store is unreachable")
-        return real_open(self, *a, **kw)
-
-    monkeypatch.setattr(Runs, "update_open", update_open)
+    fail_once(monkeypatch, Runs, "update_open")  # the runner's end
     _kernel(monkeypatch, shop)
     runner = shop.runner("a")
     rid = runner.run(shop.wf["id"], progress=False)["id"]

@@ -223,16 +223,8 @@ _OLD_ENTRY = (
 def test_ctrl_c_as_a_resume_ends_keeps_its_end_over_an_earlier_periods_entry(
     shop: Shop, monkeypatch: pytest.MonkeyPatch, blip: str
 ) -> None:
-    real_open, opens = Runs.update_open, {"n": 0}
-
-    def update_open(self: Runs, *a: Any, **kw: Any) -> Any:
-        opens["n"] += 1
-        if opens["n"] == 1:  # the first run's end
-            raise ConnectionFailed("the store is unreachable")
-        return real_open(self, *a, **kw)
-
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(Runs, "update_open", update_open)
+        fail_once(m, Runs, "update_open")  # the first run's end
         _kernel(m, shop)
         rid = shop.runner("a").run(shop.wf["id"], progress=False)["id"]
     [first] = _kept(shop, "a")
