@@ -69,8 +69,11 @@ guides: $(VENV)/.dev
 # at stop 37 and 38, and six workers 1,019 s: the two cores are busy throughout, so only less
 # work helps; 701 s for 10,264 once PostgreSQL test stores were copied from a migrated
 # template, stop 38)
+# bytecode is written even where the environment says not to (PYTHONDONTWRITEBYTECODE): every
+# CLI command and kernel the tests start would compile hybridwb again, and each worker
+# would rewrite every test module's asserts again
 test: lint services
-	$(BIN)/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder --durations=25
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -43,19 +43,25 @@ def free_port() -> int:
 def _wait(check, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     last = ""
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception as exc:  # not up yet
-            last = str(exc)  # not the exception: its frames would keep the socket alive
+    failed = False
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except Exception as exc:  # not up yet
+                last = str(exc)  # not the exception: its frames would keep the socket alive
+                failed = True
+            time.sleep(0.2)
+    finally:
         # a driver that failed half-way may leave its socket to the collector: collect it
-        # here (outside the except block, where the traceback is gone), quietly, instead of
-        # as a ResourceWarning in some later test
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
-        time.sleep(0.2)
+        # here, once (outside the except block, where the traceback is gone), quietly,
+        # instead of as a ResourceWarning in some later test; once, not at every try: a
+        # full collection in a worker holding every test module costs about 0.2 s
+        if failed:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                gc.collect()
     raise RuntimeError(f"{what} did not come up in {timeout:.0f} s ({last})")
 
 
@@ -159,6 +165,7 @@ class PrivateMariaDB:
     def admin(self, database: str | None = None) -> pymysql.Connection:
         """root over the unix socket: works whatever the TCP accounts are."""
         return pymysql.connect(
+            ssl_disabled=True,
             unix_socket=str(self.socket_path),
             user="root",
             password="",

@@ -64,6 +64,7 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _admin() -> pymysql.Connection:
     try:
         return pymysql.connect(
+            ssl_disabled=True,
             host=MYSQL_HOST,
             port=MYSQL_PORT,
             user="root",

@@ -81,7 +81,12 @@ SELECT = f"SELECT {', '.join(COLUMNS)} FROM typed ORDER BY id"
 def typed_db() -> Iterator[str]:
     db = f"hwb_arrow_types_{uuid.uuid4().hex[:8]}"
     conn = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user="root", charset="utf8mb4", autocommit=True
+        ssl_disabled=True,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user="root",
+        charset="utf8mb4",
+        autocommit=True,
     )
     columns = ", ".join(f"{name} {kind}" for name, (kind, _) in COLUMNS.items())
     with conn.cursor() as cur:

@@ -34,9 +34,9 @@ from hybridwb.errors import HybridwbError
 from hybridwb.source import Source, described, drivers
 from hybridwb.source.engine import PENDING_KEY
 from hybridwb.source.rawguard import internal
+from tests._mysql import no_streamed_result_left_active, scratch_db
 from tests._mysql import root as _root
 from tests._mysql import row_count as _rows
-from tests._mysql import scratch_db
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 from tests.test_source_lean_driver import _plain, _root_do, _source
 
@@ -45,15 +45,8 @@ pytestmark = pytest.mark.mysql
 
 @pytest.fixture(autouse=True)
 def _no_streamed_result_left_active() -> Iterator[None]:
-    """The plain PyMySQL connections this file uses as its oracle are killed and fed
-    damaged replies: PyMySQL leaves their streamed results active, and a result's
-    `__del__` then reads from the closed socket wherever the collector next runs, in
-    another file's test (the full run failed an unrelated test so). Each test here ends
-    with no such result left (hybridwb's own results drop themselves: described.py)."""
-    yield
-    for obj in gc.get_objects():
-        if isinstance(obj, pymysql.connections.MySQLResult) and obj.unbuffered_active:
-            obj.unbuffered_active = False
+    with no_streamed_result_left_active():
+        yield
 
 
 @pytest.fixture
@@ -305,7 +298,9 @@ def test_a_statement_time_limit_ending_mid_result_is_the_servers_error(db: str) 
     and the next read is READ ONLY."""
     src = _source(db, use_guard=False)
     sql = "SELECT a, SLEEP(0.7) AS s FROM t"
-    conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db)
+    conn = pymysql.connect(
+        ssl_disabled=True, host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db
+    )
     try:
         with conn.cursor() as cur:
             cur.execute("SET SESSION max_statement_time = 1")
@@ -369,7 +364,7 @@ def test_a_parked_set_answered_by_something_else_never_leaves_a_writable_read(
 def test_read_reply_reads_the_ok_as_pymysql_does(sql: str) -> None:
     """An OK whose insert id takes more than one byte (the long path of `read_reply`) gives
     the server status PyMySQL's own result reads, and the connection stays in step."""
-    conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root")
+    conn = pymysql.connect(ssl_disabled=True, host=MYSQL_HOST, port=MYSQL_PORT, user="root")
     try:
         conn.query(sql)
         want = conn.server_status
@@ -450,7 +445,12 @@ def test_an_error_packet_mid_result_raises_as_pymysql_and_leaves_the_connection_
             return (type(exc), exc.args)
 
     conn = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db, charset="utf8mb4"
+        ssl_disabled=True,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user="root",
+        database=db,
+        charset="utf8mb4",
     )
     try:
         want = [outcome(conn.cursor()), outcome(conn.cursor(pymysql.cursors.SSCursor))]
@@ -609,6 +609,7 @@ def test_a_damaged_reply_raises_what_pymysql_raises_and_the_next_read_is_read_on
         want = []
         for kind in (pymysql.cursors.Cursor, pymysql.cursors.SSCursor, _SSMany):
             conn = pymysql.connect(
+                ssl_disabled=True,
                 host="127.0.0.1",
                 port=proxy.port,
                 user="root",

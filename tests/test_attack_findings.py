@@ -29,7 +29,7 @@ HOST, PORT = "127.0.0.1", 3306
 
 
 def _root() -> pymysql.Connection:
-    return pymysql.connect(host=HOST, port=PORT, user="root", autocommit=True)
+    return pymysql.connect(ssl_disabled=True, host=HOST, port=PORT, user="root", autocommit=True)
 
 
 @pytest.fixture

@@ -171,7 +171,9 @@ def test_literal_shaped_texts_no_driver_writes_agree_with_the_tokenizer(literal:
 
 @pytest.fixture(scope="module")
 def root() -> Iterator[pymysql.Connection]:
-    conn = pymysql.connect(host="127.0.0.1", user="root", charset="utf8mb4", autocommit=True)
+    conn = pymysql.connect(
+        ssl_disabled=True, host="127.0.0.1", user="root", charset="utf8mb4", autocommit=True
+    )
     with conn.cursor() as cur:
         cur.execute(f"SET SESSION sql_mode = '{SQL_MODE}'")
     try:

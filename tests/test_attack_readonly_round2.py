@@ -42,7 +42,7 @@ UNSAFE_BODY = (
 
 
 def _root() -> pymysql.Connection:
-    return pymysql.connect(host=HOST, port=PORT, user="root", autocommit=True)
+    return pymysql.connect(ssl_disabled=True, host=HOST, port=PORT, user="root", autocommit=True)
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ DRIVERS = pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
 
 
 def _root() -> pymysql.Connection:
-    return pymysql.connect(host=HOST, port=PORT, user="root", autocommit=True)
+    return pymysql.connect(ssl_disabled=True, host=HOST, port=PORT, user="root", autocommit=True)
 
 
 def _make_db(conn: pymysql.Connection) -> str:

@@ -49,7 +49,9 @@ def test_the_allowlisted_function_itself_is_still_admitted(sql: str) -> None:
 @pytest.fixture
 def impostor() -> Iterator[tuple[str, pymysql.Connection]]:
     try:
-        root = pymysql.connect(host=HOST, port=PORT, user="root", autocommit=True)
+        root = pymysql.connect(
+            ssl_disabled=True, host=HOST, port=PORT, user="root", autocommit=True
+        )
     except pymysql.err.OperationalError:
         pytest.skip("MariaDB not running")
     db = f"hybridwb_r30g_{secrets.token_hex(4)}"

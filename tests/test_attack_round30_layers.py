@@ -32,7 +32,9 @@ DRIVERS = pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
 @pytest.fixture
 def victim() -> Iterator[tuple[str, pymysql.Connection]]:
     try:
-        root = pymysql.connect(host=HOST, port=PORT, user="root", autocommit=True)
+        root = pymysql.connect(
+            ssl_disabled=True, host=HOST, port=PORT, user="root", autocommit=True
+        )
     except pymysql.err.OperationalError:
         pytest.skip("MariaDB not running")
     db = f"hybridwb_r30l_{secrets.token_hex(4)}"

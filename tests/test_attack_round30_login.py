@@ -36,7 +36,9 @@ HOST, PORT = "127.0.0.1", 3306
 @pytest.fixture
 def victim() -> Iterator[tuple[str, pymysql.Connection]]:
     try:
-        root = pymysql.connect(host=HOST, port=PORT, user="root", autocommit=True)
+        root = pymysql.connect(
+            ssl_disabled=True, host=HOST, port=PORT, user="root", autocommit=True
+        )
     except pymysql.err.OperationalError:
         pytest.skip("MariaDB not running")
     db = f"hybridwb_r30_{secrets.token_hex(4)}"

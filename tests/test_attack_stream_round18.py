@@ -39,8 +39,8 @@ from sqlalchemy.engine import URL
 
 from hybridwb.platform.idempotent import Same, _rows_of, copy_columns, copy_tuples
 from hybridwb.source import Source, described, drivers
+from tests._mysql import no_streamed_result_left_active, root_cursor, scratch_db
 from tests._mysql import root as _root
-from tests._mysql import root_cursor, scratch_db
 from tests._stores import fresh_pg_database
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 from tests.test_attack_described_round17 import _Proxy
@@ -53,13 +53,8 @@ from tests.test_source_lean_driver import _source
 
 @pytest.fixture(autouse=True)
 def _no_streamed_result_left_active() -> Iterator[None]:
-    """Plain PyMySQL leaves streamed results active after a killed or damaged connection;
-    their `__del__` would read a closed socket in a later test (as round 17)."""
-    yield
-    gc.collect()
-    for obj in gc.get_objects():
-        if isinstance(obj, pymysql.connections.MySQLResult) and obj.unbuffered_active:
-            obj.unbuffered_active = False
+    with no_streamed_result_left_active():
+        yield
 
 
 _KINDS = (
@@ -144,7 +139,12 @@ def _trace(cur: Any, conn: Any, sql: str, ops: list[Any]) -> list[Any]:
 
 def _plain_trace(db: str, sql: str, ops: list[Any]) -> list[Any]:
     conn = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db, charset="utf8mb4"
+        ssl_disabled=True,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user="root",
+        database=db,
+        charset="utf8mb4",
     )
     try:
         return _trace(conn.cursor(pymysql.cursors.SSCursor), conn, sql, ops)
@@ -175,6 +175,24 @@ def _same(db: str, sql: str, ops: list[Any]) -> list[Any]:
 
 
 @pytest.mark.mysql
+def test_the_guard_leaves_no_streamed_result_of_the_test_active() -> None:
+    """The autouse guard above (`no_streamed_result_left_active`): a PyMySQL result left
+    streaming inside it, reachable or not, is inactive after it, so its `__del__` reads
+    nothing in a later test. Oracle: the result's own flag. Mutation: the guard's reset
+    loop removed, 1 of 1 fails."""
+    conn = _root()
+    try:
+        with no_streamed_result_left_active():
+            cur = conn.cursor(pymysql.cursors.SSCursor)
+            cur.execute("SELECT seq FROM mysql.seq_1_to_1000")
+            cur.fetchone()
+            result = conn._result
+            assert result is not None and result.unbuffered_active
+        assert not result.unbuffered_active
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize("size", [1, 2, 3, 1000])
 def test_values_of_every_mariadb_kind_stream_as_pymysql_streams_them(mdb: str, size: int) -> None:
     """BIT, GEOMETRY/POINT, YEAR, negative and fractional TIME, zero and partly zero dates,
@@ -334,7 +352,12 @@ def test_kill_mid_fetch_raises_what_pymysql_raises(mdb: str, how: str) -> None:
     same answer to the next statement (an error after KILL CONNECTION, the statement's
     rows after KILL QUERY)."""
     conn = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=mdb, charset="utf8mb4"
+        ssl_disabled=True,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user="root",
+        database=mdb,
+        charset="utf8mb4",
     )
     try:
         want = _kill_trace(conn, conn.cursor(pymysql.cursors.SSCursor), how)
@@ -388,7 +411,12 @@ def test_a_reply_damaged_deep_in_a_stream_raises_what_pymysql_raises(
     proxy = _Proxy(mode, at)
     try:
         conn = pymysql.connect(
-            host="127.0.0.1", port=proxy.port, user="root", database=mdb, charset="utf8mb4"
+            ssl_disabled=True,
+            host="127.0.0.1",
+            port=proxy.port,
+            user="root",
+            database=mdb,
+            charset="utf8mb4",
         )
         try:
             want = outcome(conn, conn.cursor(pymysql.cursors.SSCursor))
@@ -428,7 +456,12 @@ def test_source_records_and_sql_are_plain_pymysqls_rows(mdb: str, sql: str) -> N
     """`Source.records` and `Source.sql` (guarded source) give the rows and column names
     plain PyMySQL's buffered cursor gives (the DataFrame's values compared as objects)."""
     conn = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=mdb, charset="utf8mb4"
+        ssl_disabled=True,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user="root",
+        database=mdb,
+        charset="utf8mb4",
     )
     try:
         with conn.cursor() as cur:

@@ -126,7 +126,12 @@ def pg(url: URL, sql: str, params: tuple = ()) -> list[tuple]:
 def my(db: str, sql: str, params: tuple = ()) -> list[tuple]:
     """The source oracle: plain pymysql as root."""
     conn = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db, charset="utf8mb4"
+        ssl_disabled=True,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user="root",
+        database=db,
+        charset="utf8mb4",
     )
     try:
         with conn.cursor() as cur:

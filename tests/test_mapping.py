@@ -290,7 +290,12 @@ def _sel_source(database: str) -> Source:
 
 def test_realshop_account_has_select_and_nothing_else(realshop_db: str) -> None:
     conn = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user=SEL_USER, password=SEL_PASSWORD, database=realshop_db
+        ssl_disabled=True,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user=SEL_USER,
+        password=SEL_PASSWORD,
+        database=realshop_db,
     )
     with conn.cursor() as cur:
         cur.execute("SHOW GRANTS")

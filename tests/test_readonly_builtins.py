@@ -40,6 +40,7 @@ def _calls(arity: int) -> list[tuple[str, str]]:
 def test_no_admitted_call_reaches_a_stored_function_of_the_same_name(arity: int) -> None:
     db = f"hb_bi_{uuid.uuid4().hex[:8]}"
     conn = pymysql.connect(
+        ssl_disabled=True,
         host=MYSQL_HOST,
         port=MYSQL_PORT,
         user="root",

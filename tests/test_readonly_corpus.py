@@ -51,6 +51,7 @@ DROPS = [
 
 def _direct(db: str) -> pymysql.Connection:
     return pymysql.connect(
+        ssl_disabled=True,
         host=MYSQL_HOST,
         port=MYSQL_PORT,
         user="root",

@@ -165,7 +165,9 @@ def test_role_names_are_only_used_as_the_server_quoted_them() -> None:
 
 # -- on real MariaDB ------------------------------------------------------------------------
 def _root() -> pymysql.Connection:
-    return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", autocommit=True)
+    return pymysql.connect(
+        ssl_disabled=True, host=MYSQL_HOST, port=MYSQL_PORT, user="root", autocommit=True
+    )
 
 
 @pytest.fixture

@@ -27,7 +27,12 @@ pytestmark = pytest.mark.mysql
 @pytest.fixture(scope="module")
 def victim(mysql_db: str) -> Iterator[tuple[str, pymysql.Connection]]:
     conn = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=mysql_db, autocommit=True
+        ssl_disabled=True,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user="root",
+        database=mysql_db,
+        autocommit=True,
     )
     with conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS hb_layer_inno, hb_layer_isam")

@@ -499,7 +499,7 @@ def test_keyset_walk_survives_concurrent_inserts(
 
         def writer() -> None:
             conn = pymysql.connect(
-                host="127.0.0.1", user="root", database=mysql_db, autocommit=True
+                ssl_disabled=True, host="127.0.0.1", user="root", database=mysql_db, autocommit=True
             )
             n = 0
             with conn.cursor() as cur:

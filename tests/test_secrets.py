@@ -227,7 +227,12 @@ def test_pymysql_really_has_the_password_in_its_locals(canary_account: str) -> N
     """The oracle for the tests above: unscrubbed, a verbose traceback shows the password."""
     try:
         pymysql.connect(
-            host=MYSQL_HOST, port=MYSQL_PORT, user=USER, password=CANARY + "x", database="x"
+            ssl_disabled=True,
+            host=MYSQL_HOST,
+            port=MYSQL_PORT,
+            user=USER,
+            password=CANARY + "x",
+            database="x",
         )
     except pymysql.err.OperationalError as exc:
         text = "".join(

@@ -69,7 +69,12 @@ def _plain(
 ) -> tuple[tuple[object, ...], list[tuple[object, ...]]]:
     """The oracle: the description and rows a plain PyMySQL connection parses for `sql`."""
     conn = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db, charset=charset
+        ssl_disabled=True,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user="root",
+        database=db,
+        charset=charset,
     )
     try:
         with conn.cursor() as cur:

@@ -94,7 +94,12 @@ def _batches(cur: Any, sql: str, size: int) -> dict[str, Any]:
 
 def _plain(db: str, sql: str, size: int) -> dict[str, Any]:
     conn = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db, charset="utf8mb4"
+        ssl_disabled=True,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user="root",
+        database=db,
+        charset="utf8mb4",
     )
     try:
         cur = conn.cursor(pymysql.cursors.SSCursor)
@@ -189,7 +194,9 @@ def test_a_server_error_mid_stream_raises_as_pymysql_and_the_connection_stays_in
             return seen, (type(exc), exc.args[0])
         return seen, None
 
-    conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db)
+    conn = pymysql.connect(
+        ssl_disabled=True, host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db
+    )
     try:
         want = run(conn.cursor(pymysql.cursors.SSCursor))
     finally:
