@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL, make_url
 
+from hybridwb.source.transpile import sqlite_value
+
 metadata = MetaData()
 customers = Table(
     "customers",
@@ -209,6 +211,8 @@ def load(
                     continue
                 cols = ", ".join(c.name for c in metadata.tables[table].columns)
                 marks = ", ".join([marker] * len(metadata.tables[table].columns))
+                if marker == "?":  # dates as text of our own, not sqlite3's adapters'
+                    rows = [tuple(sqlite_value(v) for v in row) for row in rows]
                 cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
                 counts[table] += len(rows)
             raw.commit()

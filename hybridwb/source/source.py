@@ -64,7 +64,7 @@ from hybridwb.source.engine import (
 )
 from hybridwb.source.execute import run_mysql
 from hybridwb.source.querylog import QueryLog, log_text, log_text_of
-from hybridwb.source.transpile import expand_lists, to_sqlite
+from hybridwb.source.transpile import expand_lists, sqlite_params, to_sqlite
 from hybridwb.source.verdicts import VERDICTS
 from hybridwb.source.verdicts import weight as verdict_weight
 
@@ -858,6 +858,7 @@ class Source:
         else:
             expression, bound = expand_lists(prepared.checked.expression, params)
             sql = to_sqlite(prepared.checked, expression)
+        bound = sqlite_params(bound)  # dates as the sample's text, not sqlite3's adapters'
         with self.engine.connect() as conn:
             raw = _dbapi(conn)
             if not isinstance(raw, sqlite3.Connection):  # the sample engine is sqlite3's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -72,3 +73,20 @@ def expand_lists(
         parent.set("field", None)
         parent.set("expressions", [exp.Placeholder(this=n) for n in names])
     return expression, bound
+
+
+def sqlite_value(value: Any) -> Any:
+    """A date, time or datetime as the text the sample stores (`datetime.isoformat(" ")`,
+    `2026-06-09 19:48:28`), any other value as it is. sqlite3 turns a datetime into text
+    through a process-wide adapter that any library may replace: importing `nbformat.sign`
+    (JupyterLab's server, IPython's `%notebook`) makes it `isoformat()`, with a `T`, and
+    a `T` sorts after the stored space, so "the last 180 days" dropped its first day and
+    took in all of today. hybridwb writes the text itself, in its one format."""
+    if isinstance(value, dt.date | dt.time):  # datetime is a date
+        return value.isoformat(" ") if isinstance(value, dt.datetime) else value.isoformat()
+    return value
+
+
+def sqlite_params(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with each date, time and datetime as its text (`sqlite_value`)."""
+    return {k: sqlite_value(v) for k, v in params.items()}
