@@ -19,6 +19,12 @@ and time), pandas' `read_sql` on a sqlite3 connection makes it `isoformat(" ")` 
 * `pd.read_sql(sql, wb.source.engine, params=...)` on the sample: the driver's own params,
   through sqlite3's adapter.
 
+Now: `console.store_text` binds the store's own text (UTC, microseconds) and refuses a
+datetime64, `transpile.sqlite_value` sends an aware value's wall clock, and the sample
+engine's `before_cursor_execute` hook turns a caller's dates into the sample's text.
+The store's other paths (typed Core columns, `insert_ignore_stored`, `_whole_rows`) were
+run with the `T` adapter in place: their binds are text already (see the report).
+
 Oracles: sqlite3 on the file with the bounds given as text, and the file's stored text."""
 
 from __future__ import annotations
@@ -134,10 +140,6 @@ def _stored_text(path: Path, owner: str) -> str:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a store.sql datetime bind went through sqlite3's adapter (T, no microseconds, +00:00) or failed to bind (Timestamp)",
-)
 @pytest.mark.parametrize("bound", list(BOUNDS))
 def test_a_store_sql_datetime_bind_compares_as_the_stored_text(
     sqlite_store: tuple[Store, Path], adapters: str, bound: str
@@ -168,9 +170,6 @@ def test_a_store_sql_date_bind_compares_as_the_day(
         assert got == _count(path, sql.replace(":d", "?"), "2026-06-09"), sql
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BREAK: a store.sql list of datetimes went through sqlite3's adapter"
-)
 def test_a_store_sql_list_of_datetimes_binds_each_as_the_stored_text(
     sqlite_store: tuple[Store, Path], adapters: str
 ) -> None:
@@ -184,10 +183,6 @@ def test_a_store_sql_list_of_datetimes_binds_each_as_the_stored_text(
     assert int(got["n"].iloc[0]) == _count(path, sql, *texts) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a store.sql --write stored sqlite3's adapter's text (a T, no microseconds, local wall time)",
-)
 @pytest.mark.parametrize("bound", ["naive", "kst", "timestamp"])
 def test_a_store_sql_write_stores_a_datetime_as_the_store_does(
     sqlite_store: tuple[Store, Path], adapters: str, bound: str
@@ -208,21 +203,15 @@ def test_a_store_sql_write_stores_a_datetime_as_the_store_does(
     assert locked == _stored_text(path, f"owner-{STORED[1]:%d%H%M%S%f}")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BREAK: a store.sql time bind failed (no adapter) or was pandas' text"
-)
 def test_a_store_sql_time_bind_is_its_text(sqlite_store: tuple[Store, Path], adapters: str) -> None:
     """A `datetime.time` binds as its text whatever pandas registered (without pandas it
     failed: sqlite3 has no adapter for it)."""
     st, path = sqlite_store
     sql = "SELECT count(*) AS n FROM schedule_locks WHERE time(scheduled_for) >= :t"
     got = int(st.sql(sql, {"t": dt.time(19, 0)})["n"].iloc[0])
-    assert got == _count(path, sql.replace(":t", "?"), "19:00:00") == 3
+    assert got == _count(path, sql.replace(":t", "?"), "19:00:00") == 4
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BREAK: a numpy datetime64 was bound as a BLOB and matched nothing"
-)
 def test_a_store_sql_numpy_datetime64_is_refused_not_bound_as_bytes(
     sqlite_store: tuple[Store, Path],
 ) -> None:
@@ -263,9 +252,6 @@ def _wall_text(value: dt.datetime) -> str:
     return str(pymysql.converters.escape_datetime(value)).strip("'")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BREAK: an aware datetime on the sample was bound with its offset appended"
-)
 @pytest.mark.parametrize("kind", ["aware", "timestamp-tz"])
 def test_a_sample_tz_aware_bind_compares_as_its_wall_clock_text(
     shop: tuple[hybridwb.Workbench, Path], adapters: str, kind: str
@@ -285,17 +271,11 @@ def test_a_sample_tz_aware_bind_compares_as_its_wall_clock_text(
 
 
 def test_pandas_on_the_sample_engine_binds_a_datetime_as_the_stored_text(
-    shop: tuple[hybridwb.Workbench, Path], adapters: str, request: pytest.FixtureRequest
+    shop: tuple[hybridwb.Workbench, Path], adapters: str
 ) -> None:
     """`pd.read_sql` on `wb.source.engine` with a datetime parameter, named (a `text()`
     clause, NullType binds) and positional (the driver's own params): what sqlite3 counts
     with the stored text."""
-    if adapters == "nbformat":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True, reason="BREAK: the driver's params went through the T adapter"
-            )
-        )
     wb, path = shop
     first = _first_paid(path)
     at = dt.datetime.fromisoformat(first)

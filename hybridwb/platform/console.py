@@ -16,9 +16,11 @@ audited text, so no customer value lands in the audit log.
 from __future__ import annotations
 
 import math
+import sys
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BindParameter, Connection, bindparam, func, insert, select, text
@@ -29,6 +31,7 @@ from hybridwb.platform import schema
 from hybridwb.platform.readonly import classify, refusal
 from hybridwb.platform.schema import now
 from hybridwb.source.binds import check_sendable
+from hybridwb.source.transpile import sqlite_value
 from hybridwb.validation import short
 
 if TYPE_CHECKING:
@@ -42,16 +45,39 @@ MAX_TIMEOUT = 600.0
 ROW_CAP = 100_000
 
 
-def _clause(query: str, params: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+def store_text(value: Any) -> Any:
+    """A value bound on the SQLite store: a datetime as the text the store's DateTime
+    columns hold (SQLAlchemy's `YYYY-MM-DD HH:MM:SS.ffffff`, in UTC; a naive one is UTC,
+    as every store timestamp is), a date or time as its text (`sqlite_value`), anything
+    else as it is. A `text()` clause's binds have no type, so a datetime went to sqlite3's
+    process-wide adapter: `T` after `nbformat.sign`, no microseconds by default (`<=` and
+    `=` lost the equal stored value), `+00:00` when aware, a failure for a Timestamp."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.isoformat(" ", "microseconds")[:26]
+    return sqlite_value(value)
+
+
+def _clause(
+    query: str, params: dict[str, Any] | None, *, sqlite: bool = False
+) -> tuple[Any, dict[str, Any]]:
     clause = text(query)
     names = set(clause._bindparams)
     given = {k: v for k, v in (params or {}).items() if k in names}
     missing = sorted(names - given.keys())
     if missing:
         raise BindError(f":{missing[0]} has no value; define it first.")
+    numpy = sys.modules.get("numpy")  # (a value cannot be numpy's unless it is loaded)
     for name, value in given.items():
         for item in value if isinstance(value, list | tuple) else [value]:
             check_sendable(name, item, big="text")
+            if numpy is not None and isinstance(item, numpy.datetime64):
+                # SQLite bound it as a BLOB (numpy's buffer), which no stored text equals
+                raise BindError(
+                    f"Parameter {name!r} is a datetime64; bind a datetime "
+                    "(pd.Timestamp(value).to_pydatetime()) or a str."
+                )
             if isinstance(item, str) and "\x00" in item:
                 # PostgreSQL text cannot hold one (psycopg's message named no parameter);
                 # an SQLite store is refused alike, as for every text the store keeps
@@ -62,6 +88,13 @@ def _clause(query: str, params: dict[str, Any] | None) -> tuple[Any, dict[str, A
     lists: list[BindParameter[Any]] = [
         bindparam(k, expanding=True) for k, v in given.items() if isinstance(v, list | tuple)
     ]
+    if sqlite:
+        given = {
+            k: [store_text(v) for v in value]
+            if isinstance(value, list | tuple)
+            else store_text(value)
+            for k, value in given.items()
+        }
     return (clause.bindparams(*lists) if lists else clause), given
 
 
@@ -155,7 +188,7 @@ def run_sql(
     if not verdict.read and not write:
         raise refusal(verdict)
     seconds, limit = _timeout(timeout), _limit(limit)
-    clause, given = _clause(query, params)
+    clause, given = _clause(query, params, sqlite=backend.name == "sqlite")
     started = time.perf_counter()
 
     def read(conn: Connection, _: int) -> pd.DataFrame:

@@ -56,6 +56,7 @@ from hybridwb.errors import BindError, ConfigError, HybridwbError, ReadOnlyViola
 from hybridwb.masking import engine_logging_name
 from hybridwb.source import catalogue, drivers, guard, rawguard
 from hybridwb.source.binds import bind_layout, only_values_differ, values_fit
+from hybridwb.source.transpile import sqlite_driver_params
 from hybridwb.source.verdicts import VERDICTS
 from hybridwb.validation import short
 
@@ -884,6 +885,15 @@ def sqlite_engine(path: Path, facts: SessionFacts, *, use_guard: bool = True) ->
     _install_driver_errors(
         engine, catalogue.Context(database=str(path)), tuple, sqlite3.Error, lambda exc: False
     )
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _dates(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> tuple[str, Any]:
+        # dates as the sample's text, not sqlite3's process-wide adapters' (a caller's
+        # `pd.read_sql(sql, wb.source.engine, params=...)`; `wb.sql` binds its own text)
+        return statement, sqlite_driver_params(params, many)
+
     if use_guard:
 
         @event.listens_for(engine, "before_cursor_execute")

@@ -82,11 +82,32 @@ def sqlite_value(value: Any) -> Any:
     (JupyterLab's server, IPython's `%notebook`) makes it `isoformat()`, with a `T`, and
     a `T` sorts after the stored space, so "the last 180 days" dropped its first day and
     took in all of today. hybridwb writes the text itself, in its one format."""
-    if isinstance(value, dt.date | dt.time):  # datetime is a date
-        return value.isoformat(" ") if isinstance(value, dt.datetime) else value.isoformat()
+    if isinstance(value, dt.datetime):  # a pandas Timestamp is one
+        # an aware one as its wall clock, the zone left out: what the MySQL drivers send
+        # (PyMySQL's escape_datetime), and what the sample stores (`+09:00` appended
+        # sorted after the equal stored value: `>=` lost it, `=` found none)
+        return (value if value.tzinfo is None else value.replace(tzinfo=None)).isoformat(" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.time):
+        return (value if value.tzinfo is None else value.replace(tzinfo=None)).isoformat()
     return value
 
 
 def sqlite_params(params: dict[str, Any]) -> dict[str, Any]:
     """`params` with each date, time and datetime as its text (`sqlite_value`)."""
     return {k: sqlite_value(v) for k, v in params.items()}
+
+
+def sqlite_driver_params(params: Any, many: bool) -> Any:
+    """sqlite3's own parameters (a dict, a sequence, or for `many` a list of those) with
+    each date, time and datetime as its text (`sqlite_value`): for statements a caller
+    sends through the sample's engine (`pd.read_sql(sql, wb.source.engine, params=...)`,
+    a `text()` clause's NullType binds), which reach the driver as given."""
+    if many:
+        return [sqlite_driver_params(p, False) for p in params]
+    if isinstance(params, dict):
+        return sqlite_params(params)
+    if isinstance(params, list | tuple):
+        return type(params)(sqlite_value(v) for v in params)
+    return params
