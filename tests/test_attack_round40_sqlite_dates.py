@@ -23,7 +23,7 @@ Now: `console.store_text` binds the store's own text (UTC, microseconds) and ref
 datetime64, `transpile.sqlite_value` sends an aware value's wall clock, and the sample
 engine's `before_cursor_execute` hook turns a caller's dates into the sample's text.
 The store's other paths (typed Core columns, `insert_ignore_stored`, `_whole_rows`) were
-run with the `T` adapter in place: their binds are text already (see the report).
+run with the `T` adapter in place: their binds are text by then (DateTime's processor).
 
 Oracles: sqlite3 on the file with the bounds given as text, and the file's stored text."""
 
@@ -223,6 +223,17 @@ def test_a_store_sql_numpy_datetime64_is_refused_not_bound_as_bytes(
             "SELECT count(*) AS n FROM schedule_locks WHERE scheduled_for >= :at",
             {"at": np.datetime64("2026-06-09T19:00:00")},
         )
+
+
+def test_a_store_sql_datetime_past_year_9999_in_utc_is_refused_in_one_line(
+    sqlite_store: tuple[Store, Path],
+) -> None:
+    """Its conversion to UTC overflows: a `BindError` naming the parameter, not Python's
+    raw OverflowError."""
+    st, _ = sqlite_store
+    late = dt.datetime.max.replace(tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    with pytest.raises(BindError, match="'at'.*9999"):
+        st.sql("SELECT count(*) AS n FROM schedule_locks WHERE scheduled_for >= :at", {"at": late})
 
 
 # -- the embedded sample ---------------------------------------------------------------

@@ -89,12 +89,18 @@ def _clause(
         bindparam(k, expanding=True) for k, v in given.items() if isinstance(v, list | tuple)
     ]
     if sqlite:
-        given = {
-            k: [store_text(v) for v in value]
-            if isinstance(value, list | tuple)
-            else store_text(value)
-            for k, value in given.items()
-        }
+        for name, value in given.items():
+            try:
+                given[name] = (
+                    [store_text(v) for v in value]
+                    if isinstance(value, list | tuple)
+                    else store_text(value)
+                )
+            except OverflowError:  # an aware time whose UTC is past year 9999 (or before 1)
+                raise BindError(
+                    f"Parameter {name!r} is a time beyond the years 1 to 9999 in UTC; "
+                    "bind a time within them."
+                ) from None
     return (clause.bindparams(*lists) if lists else clause), given
 
 
