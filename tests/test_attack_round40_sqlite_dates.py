@@ -300,3 +300,45 @@ def test_pandas_on_the_sample_engine_binds_a_datetime_as_the_stored_text(
         "SELECT COUNT(*) AS n FROM payments WHERE paid_at >= ?", wb.source.engine, params=(at,)
     )
     assert int(named["n"].iloc[0]) == int(positional["n"].iloc[0]) == expected
+
+
+# -- the SQLite store's own writes of an aware time in another zone -------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: SQLite stored the Seoul wall clock: two locks")
+def test_a_schedule_slot_claimed_in_another_zone_is_the_same_slot(tmp_path: Path) -> None:
+    """One instant given in Seoul and then in UTC is one slot: the second claim is refused,
+    as PostgreSQL's timestamptz key refuses it (SQLAlchemy's DateTime drops the zone on
+    SQLite, so the Seoul time was stored as its wall clock, a slot of its own)."""
+    path = tmp_path / "platform.db"
+    st = Store(SqlBackend(_stores.migrated_sqlite(path)))
+    try:
+        workflow = uuid.uuid4()
+        assert st.claim_schedule(workflow, STORED[1].astimezone(KST), "a")
+        assert not st.claim_schedule(workflow, STORED[1], "b")
+    finally:
+        st.close()
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT scheduled_for, owner FROM schedule_locks").fetchall()
+    assert rows == [("2026-06-09 19:00:00.000000", "a")]
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: SQLite stored the query log's Seoul wall clock")
+def test_a_query_log_entry_timed_in_another_zone_is_stored_in_utc(tmp_path: Path) -> None:
+    from hybridwb.source.querylog import QueryLogEntry
+
+    path = tmp_path / "platform.db"
+    st = Store(SqlBackend(_stores.migrated_sqlite(path)))
+    try:
+        st.write_query_logs(
+            [
+                QueryLogEntry(
+                    "shop", "SELECT 1", 1.0, 1, "success", timestamp=STORED[1].astimezone(KST)
+                )
+            ]
+        )
+    finally:
+        st.close()
+    with sqlite3.connect(path) as conn:
+        stamps = [r[0] for r in conn.execute("SELECT timestamp FROM query_logs")]
+    assert stamps == ["2026-06-09 19:00:00.000000"]
