@@ -7,7 +7,7 @@ import getpass
 import os
 import threading
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -167,7 +167,11 @@ class Store:
             )
         row = {
             "workflow_id": as_uuid(workflow_id),
-            "scheduled_for": scheduled_for,
+            # in UTC, as every store time: SQLite's DateTime drops a zone, so a slot given
+            # in Seoul was stored as its wall clock, a slot of its own (claimed twice)
+            "scheduled_for": (
+                scheduled_for if scheduled_for.tzinfo is None else scheduled_for.astimezone(UTC)
+            ),
             "owner": owner,
             "run_id": None,
             "locked_at": now(),
