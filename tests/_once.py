@@ -36,3 +36,15 @@ def fail_once(
 
     monkeypatch.setattr(owner, name, once)
     return calls
+
+
+def down_while(flag: Callable[[], bool], real: Callable[..., Any]) -> Callable[..., Any]:
+    """A stand-in for the store method `real`: `ConnectionFailed` while `flag()` is true
+    (the store down), else `real` itself."""
+
+    def method(self: Any, *a: Any, **kw: Any) -> Any:
+        if flag():
+            raise ConnectionFailed("the store is unreachable")
+        return real(self, *a, **kw)
+
+    return method

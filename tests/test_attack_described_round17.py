@@ -34,7 +34,7 @@ from hybridwb.errors import HybridwbError
 from hybridwb.source import Source, described, drivers
 from hybridwb.source.engine import PENDING_KEY
 from hybridwb.source.rawguard import internal
-from tests._mysql import no_streamed_result_left_active, scratch_db
+from tests._mysql import no_streamed_result_left_active, plain_root, scratch_db
 from tests._mysql import root as _root
 from tests._mysql import row_count as _rows
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
@@ -444,14 +444,7 @@ def test_an_error_packet_mid_result_raises_as_pymysql_and_leaves_the_connection_
         except pymysql.err.Error as exc:
             return (type(exc), exc.args)
 
-    conn = pymysql.connect(
-        ssl_disabled=True,
-        host=MYSQL_HOST,
-        port=MYSQL_PORT,
-        user="root",
-        database=db,
-        charset="utf8mb4",
-    )
+    conn = plain_root(db)
     try:
         want = [outcome(conn.cursor()), outcome(conn.cursor(pymysql.cursors.SSCursor))]
     finally:
@@ -608,13 +601,10 @@ def test_a_damaged_reply_raises_what_pymysql_raises_and_the_next_read_is_read_on
     try:
         want = []
         for kind in (pymysql.cursors.Cursor, pymysql.cursors.SSCursor, _SSMany):
-            conn = pymysql.connect(
-                ssl_disabled=True,
+            conn = plain_root(
+                db,
                 host="127.0.0.1",
                 port=proxy.port,
-                user="root",
-                database=db,
-                charset="utf8mb4",
                 autocommit=True,
             )
             try:

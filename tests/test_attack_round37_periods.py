@@ -73,7 +73,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from _once import fail_once
+from _once import down_while, fail_once
 
 from hybridwb.errors import ConnectionFailed, ValidationError
 from hybridwb.platform.campaigns import Campaigns
@@ -365,15 +365,9 @@ def test_a_kept_release_survives_ctrl_c_as_the_run_ends(
         real_open(self, *a, **kw)
         down["on"] = True  # the store goes down right after the end was written
 
-    def release(self: Campaigns, *a: Any, **kw: Any) -> Any:
-        if down["on"]:
-            raise ConnectionFailed("the store is unreachable")
-        return real_release(self, *a, **kw)
+    release = down_while(lambda: down["on"], real_release)
 
-    def lock(self: Campaigns, *a: Any, **kw: Any) -> Any:
-        if down["on"]:
-            raise ConnectionFailed("the store is unreachable")
-        return real_lock(self, *a, **kw)
+    lock = down_while(lambda: down["on"], real_lock)
 
     def get(self: Runs, *a: Any, **kw: Any) -> Any:
         if down["on"]:
@@ -504,10 +498,7 @@ def test_two_kept_ends_of_one_run_leave_the_later_periods_end(
 
     real, down = Runs.update_open, {"on": True}
 
-    def update_open(self: Runs, *a: Any, **kw: Any) -> Any:
-        if down["on"]:
-            raise ConnectionFailed("the store is unreachable")
-        return real(self, *a, **kw)
+    update_open = down_while(lambda: down["on"], real)
 
     monkeypatch.setattr(Runs, "update_open", update_open)
 

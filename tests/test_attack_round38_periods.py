@@ -65,7 +65,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from _once import fail_once
+from _once import down_while, fail_once
 
 from hybridwb.errors import ConnectionFailed, ValidationError
 from hybridwb.platform.campaigns import Campaigns
@@ -310,15 +310,9 @@ def test_a_fresh_runs_end_kept_with_the_store_down_lands_on_the_run_as_made(
         state["down"] = stays
         raise ConnectionFailed("the store is unreachable")  # not applied
 
-    def update_open(self: Runs, *a: Any, **kw: Any) -> Any:
-        if state["down"]:
-            raise ConnectionFailed("the store is unreachable")
-        return real_open(self, *a, **kw)
+    update_open = down_while(lambda: state["down"], real_open)
 
-    def release(self: Campaigns, *a: Any, **kw: Any) -> Any:
-        if state["down"]:
-            raise ConnectionFailed("the store is unreachable")
-        return real_release(self, *a, **kw)
+    release = down_while(lambda: state["down"], real_release)
 
     runner = shop.runner("a")
     with pytest.MonkeyPatch.context() as m:
@@ -461,12 +455,7 @@ def test_a_by_hand_calls_end_kept_with_the_store_down_lands_on_the_run_never_ope
         raise ConnectionFailed("the store is unreachable")  # not applied
 
     def failing(real: Any) -> Any:
-        def call(self: Any, *a: Any, **kw: Any) -> Any:
-            if state["down"]:
-                raise ConnectionFailed("the store is unreachable")
-            return real(self, *a, **kw)
-
-        return call
+        return down_while(lambda: state["down"], real)
 
     with pytest.MonkeyPatch.context() as m:
         m.setattr(Runs, "reopen", reopen)
@@ -517,12 +506,7 @@ def test_a_zombie_runners_kept_end_does_not_replace_a_later_periods(shop: Shop, 
     b_host = "b" if host.startswith("control") else "a"
 
     def failing(real: Any) -> Any:
-        def call(self: Any, *a: Any, **kw: Any) -> Any:
-            if state["down"]:
-                raise ConnectionFailed("the store is unreachable")
-            return real(self, *a, **kw)
-
-        return call
+        return down_while(lambda: state["down"], real)
 
     def execute(*a: Any, parameters: dict[str, Any], **kw: Any) -> None:
         state["calls"] += 1

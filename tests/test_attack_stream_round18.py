@@ -39,10 +39,9 @@ from sqlalchemy.engine import URL
 
 from hybridwb.platform.idempotent import Same, _rows_of, copy_columns, copy_tuples
 from hybridwb.source import Source, described, drivers
-from tests._mysql import no_streamed_result_left_active, root_cursor, scratch_db
+from tests._mysql import no_streamed_result_left_active, plain_root, root_cursor, scratch_db
 from tests._mysql import root as _root
 from tests._stores import fresh_pg_database
-from tests.conftest import MYSQL_HOST, MYSQL_PORT
 from tests.test_attack_described_round17 import _Proxy
 from tests.test_source_lean_driver import _source
 
@@ -138,14 +137,7 @@ def _trace(cur: Any, conn: Any, sql: str, ops: list[Any]) -> list[Any]:
 
 
 def _plain_trace(db: str, sql: str, ops: list[Any]) -> list[Any]:
-    conn = pymysql.connect(
-        ssl_disabled=True,
-        host=MYSQL_HOST,
-        port=MYSQL_PORT,
-        user="root",
-        database=db,
-        charset="utf8mb4",
-    )
+    conn = plain_root(db)
     try:
         return _trace(conn.cursor(pymysql.cursors.SSCursor), conn, sql, ops)
     finally:
@@ -351,14 +343,7 @@ def test_kill_mid_fetch_raises_what_pymysql_raises(mdb: str, how: str) -> None:
     error (type and code), the rows read before it exactly the result's prefix, and the
     same answer to the next statement (an error after KILL CONNECTION, the statement's
     rows after KILL QUERY)."""
-    conn = pymysql.connect(
-        ssl_disabled=True,
-        host=MYSQL_HOST,
-        port=MYSQL_PORT,
-        user="root",
-        database=mdb,
-        charset="utf8mb4",
-    )
+    conn = plain_root(mdb)
     try:
         want = _kill_trace(conn, conn.cursor(pymysql.cursors.SSCursor), how)
     finally:
@@ -410,14 +395,7 @@ def test_a_reply_damaged_deep_in_a_stream_raises_what_pymysql_raises(
 
     proxy = _Proxy(mode, at)
     try:
-        conn = pymysql.connect(
-            ssl_disabled=True,
-            host="127.0.0.1",
-            port=proxy.port,
-            user="root",
-            database=mdb,
-            charset="utf8mb4",
-        )
+        conn = plain_root(mdb, host="127.0.0.1", port=proxy.port)
         try:
             want = outcome(conn, conn.cursor(pymysql.cursors.SSCursor))
         finally:
@@ -455,14 +433,7 @@ _RECORD_SQL = [
 def test_source_records_and_sql_are_plain_pymysqls_rows(mdb: str, sql: str) -> None:
     """`Source.records` and `Source.sql` (guarded source) give the rows and column names
     plain PyMySQL's buffered cursor gives (the DataFrame's values compared as objects)."""
-    conn = pymysql.connect(
-        ssl_disabled=True,
-        host=MYSQL_HOST,
-        port=MYSQL_PORT,
-        user="root",
-        database=mdb,
-        charset="utf8mb4",
-    )
+    conn = plain_root(mdb)
     try:
         with conn.cursor() as cur:
             cur.execute(sql)

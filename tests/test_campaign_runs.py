@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-import pymysql
 import pytest
 from sqlalchemy.engine import URL
 
 import hybridwb
 from hybridwb.errors import ValidationError
+from tests._mysql import plain_root
 from tests._stores import fresh_pg_database
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, RO_PASSWORD, RO_USER, _admin, ro_url
 
@@ -125,14 +125,7 @@ def pg(url: URL, sql: str, params: tuple = ()) -> list[tuple]:
 
 def my(db: str, sql: str, params: tuple = ()) -> list[tuple]:
     """The source oracle: plain pymysql as root."""
-    conn = pymysql.connect(
-        ssl_disabled=True,
-        host=MYSQL_HOST,
-        port=MYSQL_PORT,
-        user="root",
-        database=db,
-        charset="utf8mb4",
-    )
+    conn = plain_root(db)
     try:
         with conn.cursor() as cur:
             cur.execute(sql, params)

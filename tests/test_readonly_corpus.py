@@ -21,7 +21,8 @@ import hybridwb
 from hybridwb.errors import HybridwbError
 from hybridwb.magics import load
 from hybridwb.workbench import Workbench
-from tests.conftest import MYSQL_HOST, MYSQL_PORT, admin_url
+from tests._mysql import plain_root
+from tests.conftest import admin_url
 from tests.test_magics import RaisingShell
 
 pytestmark = pytest.mark.mysql
@@ -50,15 +51,7 @@ DROPS = [
 
 
 def _direct(db: str) -> pymysql.Connection:
-    return pymysql.connect(
-        ssl_disabled=True,
-        host=MYSQL_HOST,
-        port=MYSQL_PORT,
-        user="root",
-        database=db,
-        charset="utf8mb4",
-        autocommit=True,
-    )
+    return plain_root(db, autocommit=True)
 
 
 @pytest.fixture(scope="module")

@@ -19,21 +19,15 @@ import pytest
 
 from hybridwb.errors import QueryTimeout, ReadOnlyViolation
 from hybridwb.source import Source
-from tests.conftest import MYSQL_HOST, MYSQL_PORT, admin_url
+from tests._mysql import plain_root
+from tests.conftest import admin_url
 
 pytestmark = pytest.mark.mysql
 
 
 @pytest.fixture(scope="module")
 def victim(mysql_db: str) -> Iterator[tuple[str, pymysql.Connection]]:
-    conn = pymysql.connect(
-        ssl_disabled=True,
-        host=MYSQL_HOST,
-        port=MYSQL_PORT,
-        user="root",
-        database=mysql_db,
-        autocommit=True,
-    )
+    conn = plain_root(mysql_db, charset="utf8mb4", autocommit=True)
     with conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS hb_layer_inno, hb_layer_isam")
         cur.execute("CREATE TABLE hb_layer_inno (n INT PRIMARY KEY) ENGINE = InnoDB")

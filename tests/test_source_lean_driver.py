@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
-import pymysql
 import pytest
 from sqlalchemy.engine import URL
 
@@ -35,9 +34,9 @@ from hybridwb.source.engine import PENDING_KEY
 from hybridwb.source.querylog import QueryLogEntry
 from hybridwb.source.rawguard import internal
 from tests import _stores
+from tests._mysql import plain_root, scratch_db
 from tests._mysql import root as _root
 from tests._mysql import row_count as _rows
-from tests._mysql import scratch_db
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 
 
@@ -68,14 +67,7 @@ def _plain(
     db: str, sql: str, charset: str = "utf8mb4"
 ) -> tuple[tuple[object, ...], list[tuple[object, ...]]]:
     """The oracle: the description and rows a plain PyMySQL connection parses for `sql`."""
-    conn = pymysql.connect(
-        ssl_disabled=True,
-        host=MYSQL_HOST,
-        port=MYSQL_PORT,
-        user="root",
-        database=db,
-        charset=charset,
-    )
+    conn = plain_root(db, charset=charset)
     try:
         with conn.cursor() as cur:
             cur.execute(sql)

@@ -18,7 +18,7 @@ import pymysql
 import pytest
 
 from hybridwb.source import described, drivers
-from tests._mysql import root_cursor, scratch_db
+from tests._mysql import plain_root, root_cursor, scratch_db
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 from tests.test_source_lean_driver import _source
 
@@ -93,14 +93,7 @@ def _batches(cur: Any, sql: str, size: int) -> dict[str, Any]:
 
 
 def _plain(db: str, sql: str, size: int) -> dict[str, Any]:
-    conn = pymysql.connect(
-        ssl_disabled=True,
-        host=MYSQL_HOST,
-        port=MYSQL_PORT,
-        user="root",
-        database=db,
-        charset="utf8mb4",
-    )
+    conn = plain_root(db)
     try:
         cur = conn.cursor(pymysql.cursors.SSCursor)
         out = _batches(cur, sql, size)

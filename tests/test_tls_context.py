@@ -50,6 +50,25 @@ def test_new_source_connections_share_one_preferred_tls_context(mysql_db: str) -
         plain.close()
 
 
+def test_the_side_connections_share_it_too(mysql_db: str) -> None:
+    """The unpooled side connections that end a statement past the row cap (`KILL QUERY`)
+    are plain, unguarded PyMySQL ones: the same shared context, TLS still not required."""
+    first, *_ = _raw_connections(ro_url(mysql_db), 1)
+    src = Source(ro_url(mysql_db), use_guard=True, pool_size=1, max_overflow=0)
+    try:
+        src.engine  # noqa: B018  (makes the side engine too)
+        assert src._side_engine is not None
+        raw = src._side_engine.raw_connection()
+        try:
+            side = raw.dbapi_connection
+            assert not hasattr(side, "_hybridwb")  # unguarded, as before
+            assert side.ctx is first.ctx and side._ssl_required is False
+        finally:
+            raw.invalidate()
+    finally:
+        src.close()
+
+
 def test_a_tls_option_given_gets_pymysqls_own_context() -> None:
     """`ssl_ca`/`ssl_mode` give hybridwb's own context (`mysql_connect_args`), which PyMySQL
     uses as it is; an option dict gets a new context from PyMySQL, not the shared one."""

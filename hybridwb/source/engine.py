@@ -393,7 +393,7 @@ def _open_mysql(
         connect = (
             rawguard.connection_class(dialect.loaded_dbapi)
             if guarded
-            else dialect.loaded_dbapi.connect
+            else rawguard.plain_class(dialect.loaded_dbapi)
         )
         return connect(*cargs, **cparams, **extra), None
     except drivers.errors() as exc:

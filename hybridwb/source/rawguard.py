@@ -209,20 +209,13 @@ def mark_reassert(raw: Any) -> None:
         state.reassert = True
 
 
-#: PyMySQL's PREFERRED-mode TLS context, made once (`GuardedPyMySQL._create_ssl_ctx`)
+#: PyMySQL's PREFERRED-mode TLS context, made once (`SharedTLS._create_ssl_ctx`)
 _PREFERRED_TLS: list[Any] = []
 
 
-class GuardedPyMySQL(FastPackets, pymysql.connections.Connection):
-    """PyMySQL's connection with the guard in `query()` (see the module docstring)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._hybridwb = _State()
-        super().__init__(*args, **kwargs)
-
-    def query(self, sql: Any, unbuffered: bool = False) -> int:
-        _admit(self, self._hybridwb, sql)
-        return int(super().query(sql, unbuffered))
+class SharedTLS(pymysql.connections.Connection):
+    """PyMySQL's connection with one PREFERRED-mode TLS context for all (the side
+    connections that end a statement past the row cap use it as it is)."""
 
     def _create_ssl_ctx(self, sslp: Any) -> Any:
         """PyMySQL's TLS context. With no TLS option given (its PREFERRED mode: TLS if the
@@ -236,6 +229,18 @@ class GuardedPyMySQL(FastPackets, pymysql.connections.Connection):
                 _PREFERRED_TLS.append(super()._create_ssl_ctx(sslp))
             return _PREFERRED_TLS[0]
         return super()._create_ssl_ctx(sslp)
+
+
+class GuardedPyMySQL(FastPackets, SharedTLS):
+    """PyMySQL's connection with the guard in `query()` (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._hybridwb = _State()
+        super().__init__(*args, **kwargs)
+
+    def query(self, sql: Any, unbuffered: bool = False) -> int:
+        _admit(self, self._hybridwb, sql)
+        return int(super().query(sql, unbuffered))
 
     def _read_query_result(self, unbuffered: bool = False) -> int:
         """PyMySQL's own, with a result that parses each distinct set of column
@@ -352,6 +357,12 @@ def _renew_lock() -> None:
 
 
 os.register_at_fork(after_in_child=_renew_lock)
+
+
+def plain_class(dbapi: Any) -> Any:
+    """The unguarded connection class (or factory) for a loaded DB-API module: PyMySQL's
+    with the shared TLS context (`SharedTLS`), mysqlclient's own `connect`."""
+    return SharedTLS if getattr(dbapi, "__name__", "") == "pymysql" else dbapi.connect
 
 
 def connection_class(dbapi: Any) -> Any:

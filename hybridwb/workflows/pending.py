@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,9 +68,26 @@ def keep(
         data = {"workflow_id": str(workflow_id), "run_id": str(run_id), "owner": owner, **fields}
         if run is not None:
             data[PERIOD] = run.get("started_at")  # a time as text (`default=str`), or None
-        path.write_text(json.dumps(data, default=str), encoding="utf-8")
+        _write_whole(path, json.dumps(data, default=str))
     except OSError:
         pass  # nowhere to keep it: the run stays `running`, turns `stale`, doctor says FAIL
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """`text` as `path`, whole or not at all: written beside it under a name `flush` never
+    reads, then renamed over it. Written in place, a write cut short (a full disk, a file
+    size limit, the process killed) left a truncated entry that `flush` skipped forever
+    (its lock never released), and over an entry kept before, lost that one too."""
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with part.open("w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def flush(store: Store, home: Path) -> int:
