@@ -323,6 +323,8 @@ def test_a_schedule_slot_claimed_in_another_zone_is_the_same_slot(tmp_path: Path
 
 
 def test_a_query_log_entry_timed_in_another_zone_is_stored_in_utc(tmp_path: Path) -> None:
+    """Was a strict xfail (BREAK): the fast path kept Core's text, and Core's DateTime the
+    Seoul wall clock. Both write `times.utc_text` now (the column type `StoreTime`)."""
     from hybridwb.source.querylog import QueryLogEntry
 
     path = tmp_path / "platform.db"

@@ -376,9 +376,15 @@ def test_a_time_the_text_cannot_hold_is_one_validation_error(
     around an OverflowError."""
     st, path = sqlite_store
     with pytest.raises(ValidationError) as got:
-        st.claim_schedule(uuid.uuid4(), at, "a")
+        st.claim_schedule(uuid.uuid4(), at, "a")  # (the whole-row executemany)
+    assert "\n" not in str(got.value) and "store" in str(got.value)
+    wf = st.workflows.create(name="range")
+    run = st.runs.create(wf["id"])
+    with pytest.raises(ValidationError) as got:
+        st.runs.reopen(run, started_at=at)  # Core's own UPDATE
     assert "\n" not in str(got.value) and "store" in str(got.value)
     assert _texts(path, "SELECT count(*) FROM schedule_locks") == [0]
+    assert _texts(path, "SELECT status FROM workflow_runs") == ["queued"]
 
 
 def test_the_ends_of_the_range_in_utc_are_stored(sqlite_store: tuple[Store, Path]) -> None:
