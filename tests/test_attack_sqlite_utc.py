@@ -517,3 +517,24 @@ def test_rest_sends_a_naive_time_as_utc_to_a_seoul_session(
         TEXT
     ]
     assert _pg_texts(url, f"SELECT {UTC_TEXT.format('locked_at')} FROM schedule_locks") == [TEXT]
+
+
+def test_a_time_column_compared_with_a_text_or_an_interval_binds_them_as_before(
+    sqlite_store: tuple[Store, Path],
+) -> None:
+    """A text compared with a time column binds as text (the stored form), and a
+    timedelta added to one as an interval, as SQLAlchemy's DateTime bound them: a
+    TypeDecorator binds every compared value as itself by default, and a text then failed
+    (`only accepts Python datetime`). Mutation: `coerce_compared_value` removed -> fail."""
+    st, path = sqlite_store
+    assert st.claim_schedule(uuid.uuid4(), INSTANT, "a")
+    assert [r["owner"] for r in st.backend.select("schedule_locks", {"scheduled_for": TEXT})] == [
+        "a"
+    ]
+    locks = schema.schedule_locks
+    with st.backend.engine.connect() as conn:
+        later = conn.execute(
+            sa.select(sa.func.count()).where(locks.c.scheduled_for == TEXT)
+        ).scalar_one()
+    assert later == len(_texts(path, "SELECT 1 FROM schedule_locks WHERE scheduled_for = ?", TEXT))
+    assert isinstance((locks.c.scheduled_for + timedelta(days=1)).right.type, sa.Interval)

@@ -132,6 +132,13 @@ class StoreTime(TypeDecorator[datetime]):
             return _SqliteUtc(timezone=True)
         return self.impl_instance
 
+    def coerce_compared_value(self, op: Any, value: Any) -> Any:
+        """A value compared with a time column binds as DateTime would bind it: a datetime
+        (or date) as this type, a text as text, a timedelta as an interval (a
+        TypeDecorator's default binds every value as itself: a text then failed)."""
+        coerced = self.impl_instance.coerce_compared_value(op, value)
+        return self if coerced is self.impl_instance else coerced
+
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         """A naive time is UTC on every backend (`labelled`); on SQLite `utc_text` reads
         it so already, and an aware time is written as the instant it is."""
