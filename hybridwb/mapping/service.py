@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
+from pydantic import ValidationError as PydanticError
 from sqlalchemy import Select, literal_column, select, table
 
 from hybridwb.errors import NotFound, ValidationError
@@ -36,7 +37,7 @@ from hybridwb.mapping.model import (
 )
 from hybridwb.mapping.resolve import DIALECT, Resolver
 from hybridwb.source import Source
-from hybridwb.validation import checked_calls, holds_nul, short
+from hybridwb.validation import checked_calls, first_error, holds_nul, short
 
 if TYPE_CHECKING:
     from hybridwb.platform.store import Store
@@ -264,7 +265,14 @@ class MappingService:
             if other in schema
         }
         others = [i for n, i in schema.items() if n != name]
-        return suggest.suggest(info, sample, others, samples)
+        try:
+            return suggest.suggest(info, sample, others, samples)
+        except PydanticError as exc:  # a schema suggest names in a way the model refuses
+            path, msg = first_error(exc)
+            raise ValidationError(
+                f"No mapping could be suggested for {short(name)} ({path or 'table'}: {msg}); "
+                "write its mapping by hand and save it with wb.mappings.save."
+            ) from None
 
     # -- writing ---------------------------------------------------------------------------
     def save(self, table: str, mapping: TableMapping | dict[str, Any]) -> TableMapping:

@@ -226,12 +226,15 @@ def _order_by(other: TableInfo, foreign_field: str) -> str | None:
     return next((d for d in dates if d in lead), dates[0])
 
 
-def suggest_relations(info: TableInfo, others: list[TableInfo]) -> list[Relation]:
+def suggest_relations(
+    info: TableInfo, others: list[TableInfo], labels: set[str] | frozenset[str] = frozenset()
+) -> list[Relation]:
     """Named relations from foreign keys (both directions), and from `*_id` columns that name
-    another table's key where the schema declares no foreign key."""
+    another table's key where the schema declares no foreign key; no relation is named like
+    a column or one of the fields' `labels` (a template could not use both)."""
     relations: list[Relation] = []
     names: set[str] = set()
-    columns = {c.name for c in info.columns}
+    columns = {c.name for c in info.columns} | set(labels)
 
     def add(rel: Relation) -> None:
         if not mappable(rel.path_name):  # after a table `sales.customers`: two hops in a path
@@ -331,6 +334,7 @@ def suggest_fields(info: TableInfo, sample: list[dict[str, Any]]) -> dict[str, F
     fields: dict[str, FieldMapping] = {}
     used: set[str] = set()
     people = is_people(info, sample)
+    names = {c.name for c in info.columns if mappable(c.name)}
     for col in info.columns:
         if not mappable(col.name):  # a dot or an end space: read as another column
             continue
@@ -346,7 +350,9 @@ def suggest_fields(info: TableInfo, sample: list[dict[str, Any]]) -> dict[str, F
         if role == "name" and col.name.lower() in FULL_NAMES and not people:
             role = "text"  # a store's or a product's name is not a person's
         label = display_name(col.name, col.comment, people=people)
-        if label in used:
+        # a label is no other field's label or name (a comment 'tel' on `tel2` beside `tel`:
+        # the mapping refuses it, since a path `tel` could read either column)
+        while label in used or (label in names and label != col.name):
             label = f"{label} ({col.name})"
         used.add(label)
         fields[col.name] = FieldMapping(
@@ -428,7 +434,8 @@ def suggest(
     """
     others = others or []
     fields = suggest_fields(info, sample)
-    relations = suggest_relations(info, others)
+    labels = {label for f in fields.values() for label in (f.displayName, *f.aliases)}
+    relations = suggest_relations(info, others, labels)
     audience = suggest_audience(info, fields, relations, others, samples)
     key = audience.get("key") or (info.primary_key[0] if len(info.primary_key) == 1 else None)
     if key is not None and key not in fields:
