@@ -33,6 +33,7 @@ from hybridwb.workflows import (
     periods,
     policies,
     prefetch,
+    refusals,
     rendering,
     spelling,
     writer,
@@ -126,14 +127,37 @@ class Processor:
         batch_size: int,
         now: datetime | None = None,
         owner: str | None = None,
+        advertising: bool = False,
     ) -> Plan:
         """Store every target's key and recipient with the run (whole or none), as `owner`;
-        returns the plan it froze by, its consent columns typed by the server now."""
+        returns the plan it froze by, its consent columns typed by the server now. For an
+        `advertising` message, a target whose recipient another row of the audience refused
+        is decided here, with the set (`refusals`)."""
 
         # the run's plan: its consent columns typed by the server now (`plan_for_run`)
         plan = self.targets.plan_for_run(wf["target_config"], now=now)
 
         column = plan.recipient or aud.recipient
+        refused = refusals.Refusals()
+        if advertising:  # informational messages are exempt
+            table_recipient = None if plan.sql is not None else plan.definition.recipient
+            refused = refusals.read(
+                self.targets, aud, recipient=table_recipient, batch_size=batch_size, now=now
+            )
+        campaigns = Campaigns(self.store.backend)
+
+        def exclude(skips: list[tuple[str, str]]) -> None:
+            channel = message_config(wf["message_config"]).channel
+            if not campaigns.write_batch(
+                run_id, wf["id"], owner, records=[], channel=channel, skips=skips
+            ):
+                raise taken_over(run_id)
+
+        def hold(seqs: list[int]) -> None:
+            stats = dict(self.store.runs.get(run_id).get("stats") or {})
+            stats["frozen"] = {**stats.get("frozen", {}), "night_held": seqs}
+            if not campaigns.set_stats(run_id, stats, workflow_id=wf["id"], owner=owner):
+                raise taken_over(run_id)
 
         def pages() -> Iterator[list[tuple[str, str | None]]]:
             seen = 0
@@ -151,10 +175,10 @@ class Processor:
                 if limit is not None and seen >= limit:
                     return
 
-        campaigns = Campaigns(self.store.backend)
         prepared = campaigns.frozen_pages(run_id, pages())  # COPY text made in the worker
         with prefetch.ahead(prepared, thread=self._can_prefetch()) as read:
-            if campaigns.freeze(run_id, read, workflow_id=wf["id"], owner=owner) is None:
+            decided = refusals.suppressing(read, refused, exclude, hold)
+            if campaigns.freeze(run_id, decided, workflow_id=wf["id"], owner=owner) is None:
                 raise taken_over(run_id)
         return plan
 
@@ -274,8 +298,12 @@ class Processor:
         plan = None
         if state.get("frozen_at") is None:
             _remember_freeze(store, campaigns, run, aud, now, owner or None)
-            plan = self.freeze(wf, run["id"], aud, limit, batch_size, now, owner or None)
+            plan = self.freeze(
+                wf, run["id"], aud, limit, batch_size, now, owner or None, msg.advertising
+            )
         frozen = _frozen_audience(store.runs.get(run["id"]), aud, now)
+        # the frozen targets another row refused night consent for (`refusals`): seq numbers
+        night_held = frozenset(frozen.get("night_held") or ()) if msg.advertising else frozenset()
         # the set is judged as of its freeze: a resume does not re-read "the last 7 days";
         # a resume types its consent columns by the server now, as the freeze did (each
         # batch's read is checked against these types: `audience.refuse_retyped_consent`)
@@ -319,7 +347,13 @@ class Processor:
             first_pass,
             lambda keys: audience.fetch(self.source, plan, aud, keys, only),
             lambda batch, rows: batches.candidates(
-                batch, rows, aud.channel, recipient_path, consent_path, aud.night_consent
+                batch,
+                rows,
+                aud.channel,
+                recipient_path,
+                consent_path,
+                aud.night_consent,
+                night_held,
             ),
         )
         ahead = reading.enter_context(prefetch.ahead(reads, thread=self._can_prefetch()))
