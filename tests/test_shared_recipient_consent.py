@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import hybridwb
-from hybridwb.workflows import audience, policies
+from hybridwb.workflows import audience, policies, refusals
 from hybridwb.workflows.report import render_html
 from tests._stores import fresh_pg_database, migrated_sqlite
 from tests.conftest import mariadb_maker
@@ -52,6 +52,7 @@ MEMBERS = [
     ("a2", "나", "+82 10 1234 5678", "x1@example.com", "N", "Y"),  # refuses; outside filter
     ("b1", "다", "01055550001", "x2@example.com", "Y", "Y"),
     ("b2", "라", "821055550001", "x3@example.com", "maybe", "Y"),  # unclear: no consent
+    ("b3", "타", "010 5555 0001", "x9@example.com", "maybe", "Y"),  # and its own reason
     ("c1", "마", "010-5555-0002", "x4@example.com", "Y", "Y"),  # alone: sent
     ("d1", "바", "010-5555-0003", "x5@example.com", "Y", "Y"),  # d1, d2 both consent:
     ("d2", "사", "01055550003", "x6@example.com", "Y", "Y"),  # one message (duplicate)
@@ -164,13 +165,14 @@ def test_an_advertisement_skips_a_phone_another_customer_refused(
     ]
     got = reasons_by_key(any_store, run["id"])
     assert got["a1"] == SHARED and got["b1"] == SHARED
-    assert got["b2"] == policies.UNCLEAR_CONSENT
+    # b2 and b3 refused for each other, and have no clear yes of their own: their own reason
+    assert got["b2"] == got["b3"] == policies.UNCLEAR_CONSENT
     assert "a2" not in got  # never a target: the filter left its clear no out
     assert keys(any_store, run["id"]) == (set() if dry_run else {"c1", "d1", "n1", "e1"})
     assert SHARED in policies.CONSENT_REASONS and SHARED_NIGHT in policies.CONSENT_REASONS
     html = render_html(wf, stats)
-    # a1, b1 (shared), b2 (unclear) by consent
-    assert re.search(r'class="by-consent">3<', html), "consent exclusions not counted"
+    # a1, b1 (shared), b2, b3 (unclear) by consent
+    assert re.search(r'class="by-consent">4<', html), "consent exclusions not counted"
     assert not re.search(r"\d{4}", SHARED + SHARED_NIGHT)  # no phone in a reason
 
 
@@ -202,7 +204,11 @@ def test_a_refusal_in_a_related_table_suppresses_the_sharer(
         "CREATE TABLE contacts (cid INT PRIMARY KEY, tel VARCHAR(30), agree TINYINT(1) NULL)",
         "CREATE TABLE clients (no INT PRIMARY KEY, name VARCHAR(20), cid INT, KEY (cid))",
         rows={
-            "contacts": [(1, "010-3333-0001", 1), (2, "+82 10 3333 0001", 0), (3, "01033330003", 1)],
+            "contacts": [
+                (1, "010-3333-0001", 1),
+                (2, "+82 10 3333 0001", 0),
+                (3, "01033330003", 1),
+            ],
             "clients": [(10, "가", 1), (20, "나", 2), (30, "다", 3)],
         },
     )
@@ -359,3 +365,42 @@ def test_a_resume_after_a_crash_decides_the_sharers_as_the_freeze_did(
     assert got["n1"] == SHARED_NIGHT
     assert "n2" in keys(any_store, run_id)  # its own night consent is read by its batch
     assert "a1" not in keys(any_store, run_id) and "n1" not in keys(any_store, run_id)
+
+
+# -- the read: the whole audience table, in windows of the key -------------------------------
+@pytest.mark.parametrize("window", [1, 2, 3, 20_000])
+def test_the_refusal_read_finds_every_refusing_recipient_in_any_window(
+    source: Callable[..., str], tmp_path: Any, window: int
+) -> None:
+    """`refusals.read` walks the audience table `window` keys at a time: every window size
+    finds the refusing recipients the source holds (pymysql, read by the test's own rule:
+    consent not 'Y'), each with its one holder, or `MANY` when several rows refused."""
+    db = members_source(source)
+    store = migrated_sqlite(tmp_path / "store.db").render_as_string()
+    wb = workbench(db, store, mapping())
+    try:
+        aud = audience.audience_for(wb.mappings, {"table": "members"})
+        got = refusals.read(wb.targets, aud, recipient=None, now=DAY, window=window)
+    finally:
+        wb.close()
+
+    def e164(text: str) -> str:
+        digits = re.sub(r"\D", "", text)
+        return "+82" + (digits[2:] if digits.startswith("82") else digits[1:])
+
+    def holders(column: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for code, mobile in src(db, f"SELECT code, mobile FROM members WHERE {column} <> 'Y'"):
+            phone = e164(mobile)
+            out[phone] = code if out.get(phone, code) == code else refusals.MANY
+        return out
+
+    assert (
+        got.consent
+        == holders("ok")
+        == {
+            "+821012345678": "a2",
+            "+821055550001": refusals.MANY,
+        }
+    )
+    assert got.night == holders("night") == {"+821077770001": "n2"}

@@ -513,13 +513,6 @@ class TargetService:
         if plan.definition.keyword is not None:
             yield from self._keyword_batches(plan, batch_size, only)
             return
-        yield from self.iter_plan(plan, batch_size, only)
-
-    def iter_plan(
-        self, plan: Plan, batch_size: int, only: Collection[str | None] | None = None
-    ) -> Iterator[list[dict[str, Any]]]:
-        """`iter` of a plan already made (not a keyword one): its rows in key order,
-        paged by key with the same checks (ties, NULL and repeated keys, progress)."""
         after: Any = None
         sent: set[Any] = set()  # the keys of the batch before: the next page starts past them
         while True:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import HybridwbError, ValidationError
-from hybridwb.platform.campaigns import Campaigns
+from hybridwb.platform.campaigns import Campaigns, FrozenPage
 from hybridwb.workflows import (
     advertising,
     audience,
@@ -141,9 +141,7 @@ class Processor:
         refused = refusals.Refusals()
         if advertising:  # informational messages are exempt
             table_recipient = None if plan.sql is not None else plan.definition.recipient
-            refused = refusals.read(
-                self.targets, aud, recipient=table_recipient, batch_size=batch_size, now=now
-            )
+            refused = refusals.read(self.targets, aud, recipient=table_recipient, now=now)
         campaigns = Campaigns(self.store.backend)
 
         def exclude(skips: list[tuple[str, str]]) -> None:
@@ -159,9 +157,14 @@ class Processor:
             if not campaigns.set_stats(run_id, stats, workflow_id=wf["id"], owner=owner):
                 raise taken_over(run_id)
 
-        def pages() -> Iterator[list[tuple[str, str | None]]]:
+        # a target another row refused for is excluded under its own reason when it has
+        # none of its own either (read with it here): the run counts what it would have
+        own = (plan.consent or aud.consent) if refused.consent else None
+        only = {column} if own is None else {column, own}
+
+        def pages() -> Iterator[tuple[list[tuple[str, str | None]], list[Any] | None]]:
             seen = 0
-            for rows in self.targets.iter(wf["target_config"], batch_size, now=now, only={column}):
+            for rows in self.targets.iter(wf["target_config"], batch_size, now=now, only=only):
                 if limit is not None:
                     rows = rows[: max(0, limit - seen)]
                 if not rows:
@@ -171,12 +174,18 @@ class Processor:
                     raise ValidationError(
                         f"The target query must return the key {aud.key!r}; add it to the SELECT."
                     )
-                yield _frozen_pairs(rows, aud, column)
+                consents = None if own is None else [r.get(own) for r in rows]
+                yield _frozen_pairs(rows, aud, column), consents
                 if limit is not None and seen >= limit:
                     return
 
-        prepared = campaigns.frozen_pages(run_id, pages())  # COPY text made in the worker
-        with prefetch.ahead(prepared, thread=self._can_prefetch()) as read:
+        def prepared() -> Iterator[tuple[FrozenPage, list[Any] | None]]:
+            seq = 0
+            for pairs, consents in pages():  # COPY text made in the worker
+                yield campaigns.frozen_page(run_id, seq, pairs), consents
+                seq += len(pairs)
+
+        with prefetch.ahead(prepared(), thread=self._can_prefetch()) as read:
             decided = refusals.suppressing(read, refused, exclude, hold)
             if campaigns.freeze(run_id, decided, workflow_id=wf["id"], owner=owner) is None:
                 raise taken_over(run_id)
