@@ -83,8 +83,9 @@ def read(
     if recipient:
         definition["recipient"] = recipient
     plan = targets.plan(definition, now=now)
-    assert plan.selection is not None and plan.recipient is not None
-    graph, sel = targets.resolver.graph, plan.selection
+    label, sel = plan.recipient, plan.selection
+    assert sel is not None and label is not None
+    graph = targets.resolver.graph
     kinds: list[tuple[str, dict[str, str]]] = []
     where = []
     for dotted, table in ((aud.consent, refused.consent), (aud.night_consent, refused.night)):
@@ -93,7 +94,7 @@ def read(
             where.append(not_surely_yes(sel.column(path)))
             kinds.append((path.name, table))
     plan = replace(plan, where=sa.or_(*where))
-    label, key = plan.recipient, plan.key
+    key = plan.key
     normalize = policies.normalizer(aud.channel)
     wanted = {label, *(name for name, _ in kinds)}
     for row in _windows(targets.mappings.source, plan, wanted, window):
