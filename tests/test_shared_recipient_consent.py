@@ -404,6 +404,7 @@ def test_the_refusal_read_finds_every_refusing_recipient_in_any_window(
         }
     )
     assert got.night == holders("night") == {"+821077770001": "n2"}
+    assert repr(got) == "Refusals(consent=2 recipients, night=1)"  # no phone in a repr
 
 
 @pytest.mark.xfail(

@@ -42,13 +42,17 @@ if TYPE_CHECKING:
 MANY = "\x00"  # never a key: `key_text` escapes a NUL
 
 
-@dataclass
+@dataclass(repr=False)
 class Refusals:
     """{normalized recipient: the key text of the one row without a clear yes holding it,
-    or `MANY`}, for marketing and for night consent."""
+    or `MANY`}, for marketing and for night consent. Its repr counts them: the recipients
+    are customers' phones and mailboxes."""
 
     consent: dict[str, str] = field(default_factory=dict)
     night: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Refusals(consent={len(self.consent)} recipients, night={len(self.night)})"
 
     @staticmethod
     def by_another(table: dict[str, str], recipient: str | None, key: str) -> bool:
