@@ -187,16 +187,24 @@ def eligible(
     db: str, where: str = "tier = 'A' AND ad_ok = 1", ad: bool = False, night: bool = False
 ) -> dict[str, str]:
     """{key: phone digits} the source says should get a message: a phone, a readable name,
-    consent for ads (and night consent at night), one message per phone (lowest key)."""
+    consent for ads (and night consent at night), one message per phone (lowest key); for
+    ads, no phone any member of the whole table refused (at night: night consent too)."""
     rows = my(
         db,
         f"SELECT member_no, mobile, full_name, ad_ok, night_ok FROM members WHERE {where} ORDER BY member_no",
     )
+    refused = {
+        digits(mobile)
+        for mobile, ad_ok, night_ok in my(db, "SELECT mobile, ad_ok, night_ok FROM members")
+        if ad and (not ad_ok or (night and not night_ok))
+    }
     out: dict[str, str] = {}
     seen: set[str] = set()
     for key, mobile, name, ad_ok, night_ok in rows:
         phone = digits(mobile)
         if phone is None or "\x00" in name or (ad and not ad_ok) or (night and not night_ok):
+            continue
+        if phone in refused:
             continue
         if phone not in seen:
             seen.add(phone)

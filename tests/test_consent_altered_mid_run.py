@@ -277,8 +277,9 @@ def test_the_batch_type_check_sends_no_statement_of_its_own(
 ) -> None:
     """The check reads the types the batch's own read brought back: a run of three batches
     sends its freeze's reads, one range read per batch and one type read for its plan
-    (information_schema), and nothing else (oracle: the store's `query_logs` and the
-    source engine's statement stream)."""
+    (information_schema), and, an advertisement, the refusal read of the audience
+    (`refusals.read`: one window, its end probe and its rows), and nothing else (oracle:
+    the store's `query_logs` and the source engine's statement stream)."""
     store = f"sqlite:///{tmp_path / 'store.db'}"
     db = source(*TABLES, rows=ROWS)
     wb, wf = _workbench(db, store, {"template": "세일"}, {"table": "members"})
@@ -292,9 +293,13 @@ def test_the_batch_type_check_sends_no_statement_of_its_own(
         wb.close()
     logged = [q for (q,) in oracle(store, "SELECT query FROM query_logs ORDER BY rowid")[before:]]
     batches = [q for q in logged if ") AS frozen WHERE" in q]
-    freeze = [q for q in logged if q.endswith("ORDER BY members . code LIMIT ?")]
+    refusal = [q for q in logged if "LIMIT : param_1 , ?" in q or "hex (" in q.lower()]
+    freeze = [
+        q for q in logged if q.endswith("ORDER BY members . code LIMIT ?") and q not in refusal
+    ]
     assert len(batches) == 3, logged
-    assert sorted(batches + freeze) == sorted(logged), logged
+    assert len(refusal) == 2, logged
+    assert sorted(batches + freeze + refusal) == sorted(logged), logged
     typed = [s for s in seen if "column_type" in s.lower()]
     assert len(typed) == 1, typed
     assert sent_keys(store, run_id) == [f"m{i}" for i in range(6)]

@@ -126,6 +126,8 @@ def test_reasons_are_grouped_as_the_report_counts_them() -> None:
         "unclear consent value (neither yes nor no)",
         "quiet hours (no night consent)",
         "unclear night consent value (neither yes nor no)",
+        "no marketing consent (another customer with this recipient has none)",
+        "quiet hours (another customer with this recipient has no night consent)",
     }
     assert policies.BAD_ROW == "unreadable value (NUL byte)"
 

@@ -19,7 +19,7 @@ from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Hop
 from hybridwb.mapping.resolve import Resolver, Selection
 from hybridwb.search.predicates import LIKE_ESCAPE, escape_like
-from hybridwb.targets.consent import NO_SPELLINGS
+from hybridwb.targets.consent import NO_SPELLINGS, YES_SPELLINGS
 from hybridwb.targets.definition import (
     OPS_BY_TYPE,
     Aggregate,
@@ -93,6 +93,19 @@ def truthy(column: Any, ftype: str) -> Any:
 
 #: `NO_SPELLINGS` as MySQL's and SQLite's HEX() of their UTF-8 text gives them
 _NO_HEX = tuple(s.encode("utf-8").hex().upper() for s in NO_SPELLINGS)
+#: `YES_SPELLINGS` the same way
+_YES_HEX = tuple(s.encode("utf-8").hex().upper() for s in YES_SPELLINGS)
+
+
+def not_surely_yes(column: Any) -> Any:
+    """`column` may hold something other than a clear yes (`consent.consent_of`): every row
+    whose value is not a clear yes matches, and a few that are (a DECIMAL 1.0, a BIT 1, a
+    yes padded with a tab), which the caller reads with `consent_of` again. A clear yes the
+    server reads as one spelling of `YES_SPELLINGS` (an integer 1, 'Y', '동의') does not
+    match, compared by its UTF-8 bytes as `truthy` does (a collation that folds accents
+    would make 'ÿ', unclear to the run, equal 'y'). NULL matches: it is no consent."""
+    text = sa.func.lower(sa.func.trim(sa.cast(column, sa.CHAR)))
+    return sa.or_(column.is_(None), sa.func.hex(text).not_in(_YES_HEX))
 
 
 class Builder:

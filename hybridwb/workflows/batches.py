@@ -8,11 +8,12 @@ the next batch in a worker while it writes this one.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from hybridwb.errors import ValidationError
 from hybridwb.platform.campaigns import Campaigns
+from hybridwb.targets.consent import consent_of
 from hybridwb.validation import short
 from hybridwb.workflows import audience, policies
 
@@ -109,9 +110,13 @@ def candidates(
     recipient_path: str | None,
     consent_path: str | None,
     night_path: str | None,
+    night_held: Collection[int] = (),
 ) -> tuple[list[policies.Candidate], list[tuple[str, str]], int]:
     """The batch's frozen targets as policy candidates, the unreadable ones as exclusions,
-    and how many changed in the source since the freeze (gone, or another recipient)."""
+    and how many changed in the source since the freeze (gone, or another recipient).
+    `night_held`: the seq numbers of frozen targets another row of the audience refused
+    night consent for (`refusals`); one whose own night consent is a clear yes is given
+    `policies.NIGHT_HELD` as its night consent, which is none at night."""
     candidates: list[policies.Candidate] = []
     skips: list[tuple[str, str]] = []
     changed = 0
@@ -145,5 +150,7 @@ def candidates(
         # the consent values as `audience.value` reads them, without a call per target
         consent = None if consent_path is None else row.get(consent_path)
         night = None if night_path is None else row.get(night_path)
+        if night_held and t.get("seq") in night_held and consent_of(night) is True:
+            night = policies.NIGHT_HELD
         add(new((key, current, consent, night, True, checked)))
     return candidates, skips, changed

@@ -44,9 +44,33 @@ DUPLICATE = "duplicate recipient in this run"
 CAP = "frequency cap"
 BAD_ROW = "unreadable value (NUL byte)"
 RECIPIENT_CHANGED = "recipient changed since the run started"
+#: an advertisement's recipient that another row of the audience table holds (in any
+#: spelling) without a clear yes to marketing: the holder of the number refused, so no
+#: customer's advertisement goes to it (decided at the freeze: `targets.refusals`)
+SHARED_NO_CONSENT = "no marketing consent (another customer with this recipient has none)"
+#: at night, an advertisement's recipient that another row holds without night consent
+SHARED_NO_NIGHT_CONSENT = "quiet hours (another customer with this recipient has no night consent)"
+
+
+class _NightHeld:
+    """The night consent a frozen target is decided with when another row of the audience
+    with its recipient has none (`refusals`, `batches.candidates`): no consent at night."""
+
+    def __repr__(self) -> str:
+        return "<no night consent: another customer with this recipient has none>"
+
+
+NIGHT_HELD = _NightHeld()
 #: reasons a policy decided (what "a re-run applies them and says so" reports)
 POLICY_REASONS = (ONCE, COOLDOWN, CAP, DUPLICATE)
-CONSENT_REASONS = (NO_CONSENT, UNCLEAR_CONSENT, QUIET, UNCLEAR_NIGHT_CONSENT)
+CONSENT_REASONS = (
+    NO_CONSENT,
+    UNCLEAR_CONSENT,
+    QUIET,
+    UNCLEAR_NIGHT_CONSENT,
+    SHARED_NO_CONSENT,
+    SHARED_NO_NIGHT_CONSENT,
+)
 
 _NOT_DIGIT = re.compile(r"\D")
 _IDD = re.compile(r"^\s*00")  # "0082-10-…": 00 + country code, as dialled abroad
@@ -474,7 +498,15 @@ def decide(
         elif needs_consent and (said := consent_of(consent)) is not True:
             append(NO_CONSENT if said is False else UNCLEAR_CONSENT)
         elif night and (said := consent_of(night_consent)) is not True:
-            append(WAIT if wait else QUIET if said is False else UNCLEAR_NIGHT_CONSENT)
+            append(
+                WAIT
+                if wait
+                else QUIET
+                if said is False
+                else UNCLEAR_NIGHT_CONSENT
+                if night_consent is not NIGHT_HELD
+                else SHARED_NO_NIGHT_CONSENT
+            )
         elif recipient in earlier_wf:
             append(ONCE)
         elif recipient in cooling:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import HybridwbError, ValidationError
-from hybridwb.platform.campaigns import Campaigns
+from hybridwb.platform.campaigns import Campaigns, FrozenPage
 from hybridwb.workflows import (
     advertising,
     audience,
@@ -33,6 +33,7 @@ from hybridwb.workflows import (
     periods,
     policies,
     prefetch,
+    refusals,
     rendering,
     spelling,
     writer,
@@ -126,18 +127,44 @@ class Processor:
         batch_size: int,
         now: datetime | None = None,
         owner: str | None = None,
+        advertising: bool = False,
     ) -> Plan:
         """Store every target's key and recipient with the run (whole or none), as `owner`;
-        returns the plan it froze by, its consent columns typed by the server now."""
+        returns the plan it froze by, its consent columns typed by the server now. For an
+        `advertising` message, a target whose recipient another row of the audience refused
+        is decided here, with the set (`refusals`)."""
 
         # the run's plan: its consent columns typed by the server now (`plan_for_run`)
         plan = self.targets.plan_for_run(wf["target_config"], now=now)
 
         column = plan.recipient or aud.recipient
+        refused = refusals.Refusals()
+        if advertising:  # informational messages are exempt
+            table_recipient = None if plan.sql is not None else plan.definition.recipient
+            refused = refusals.read(self.targets, aud, recipient=table_recipient, now=now)
+        campaigns = Campaigns(self.store.backend)
 
-        def pages() -> Iterator[list[tuple[str, str | None]]]:
+        def exclude(skips: list[tuple[str, str]]) -> None:
+            channel = message_config(wf["message_config"]).channel
+            if not campaigns.write_batch(
+                run_id, wf["id"], owner, records=[], channel=channel, skips=skips
+            ):
+                raise taken_over(run_id)
+
+        def hold(seqs: list[int]) -> None:
+            stats = dict(self.store.runs.get(run_id).get("stats") or {})
+            stats["frozen"] = {**stats.get("frozen", {}), "night_held": seqs}
+            if not campaigns.set_stats(run_id, stats, workflow_id=wf["id"], owner=owner):
+                raise taken_over(run_id)
+
+        # a target another row refused for is excluded under its own reason when it has
+        # none of its own either (read with it here): the run counts what it would have
+        own = (plan.consent or aud.consent) if refused.consent else None
+        only = {column} if own is None else {column, own}
+
+        def pages() -> Iterator[tuple[list[tuple[str, str | None]], list[Any] | None]]:
             seen = 0
-            for rows in self.targets.iter(wf["target_config"], batch_size, now=now, only={column}):
+            for rows in self.targets.iter(wf["target_config"], batch_size, now=now, only=only):
                 if limit is not None:
                     rows = rows[: max(0, limit - seen)]
                 if not rows:
@@ -147,14 +174,20 @@ class Processor:
                     raise ValidationError(
                         f"The target query must return the key {aud.key!r}; add it to the SELECT."
                     )
-                yield _frozen_pairs(rows, aud, column)
+                consents = None if own is None else [r.get(own) for r in rows]
+                yield _frozen_pairs(rows, aud, column), consents
                 if limit is not None and seen >= limit:
                     return
 
-        campaigns = Campaigns(self.store.backend)
-        prepared = campaigns.frozen_pages(run_id, pages())  # COPY text made in the worker
-        with prefetch.ahead(prepared, thread=self._can_prefetch()) as read:
-            if campaigns.freeze(run_id, read, workflow_id=wf["id"], owner=owner) is None:
+        def prepared() -> Iterator[tuple[FrozenPage, list[Any] | None]]:
+            seq = 0
+            for pairs, consents in pages():  # COPY text made in the worker
+                yield campaigns.frozen_page(run_id, seq, pairs), consents
+                seq += len(pairs)
+
+        with prefetch.ahead(prepared(), thread=self._can_prefetch()) as read:
+            decided = refusals.suppressing(read, refused, exclude, hold)
+            if campaigns.freeze(run_id, decided, workflow_id=wf["id"], owner=owner) is None:
                 raise taken_over(run_id)
         return plan
 
@@ -274,8 +307,12 @@ class Processor:
         plan = None
         if state.get("frozen_at") is None:
             _remember_freeze(store, campaigns, run, aud, now, owner or None)
-            plan = self.freeze(wf, run["id"], aud, limit, batch_size, now, owner or None)
+            plan = self.freeze(
+                wf, run["id"], aud, limit, batch_size, now, owner or None, msg.advertising
+            )
         frozen = _frozen_audience(store.runs.get(run["id"]), aud, now)
+        # the frozen targets another row refused night consent for (`refusals`): seq numbers
+        night_held = frozenset(frozen.get("night_held") or ()) if msg.advertising else frozenset()
         # the set is judged as of its freeze: a resume does not re-read "the last 7 days";
         # a resume types its consent columns by the server now, as the freeze did (each
         # batch's read is checked against these types: `audience.refuse_retyped_consent`)
@@ -319,7 +356,13 @@ class Processor:
             first_pass,
             lambda keys: audience.fetch(self.source, plan, aud, keys, only),
             lambda batch, rows: batches.candidates(
-                batch, rows, aud.channel, recipient_path, consent_path, aud.night_consent
+                batch,
+                rows,
+                aud.channel,
+                recipient_path,
+                consent_path,
+                aud.night_consent,
+                night_held,
             ),
         )
         ahead = reading.enter_context(prefetch.ahead(reads, thread=self._can_prefetch()))

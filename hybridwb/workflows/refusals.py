@@ -1,0 +1,194 @@
+"""Consent is the recipient's: who refused, by recipient, read when an advertising run freezes.
+
+A phone (or mailbox) held by two customers of the audience table, one of whom said no to
+marketing (or gave a value that is not a clear yes, which is no consent), gets no
+advertisement for the other: the holder of the number refused (정보통신망법 §50). Likewise
+at night, for night consent. The refusing rows may be outside the target definition (its
+consent filter drops clear refusals), so the run reads the whole audience table's rows
+without a clear yes: through the target's own resolver (recipient and consent may sit in
+related tables reached by to-one relations), built as SQLAlchemy Core, paged by key in short
+statements of a bounded number of rows each (`_windows`). What it keeps is one entry per refusing recipient.
+
+The freeze decides with it (`suppressing`): a target whose recipient another refusing row
+holds is excluded before the set is marked frozen (marketing), or its seq number is kept
+with the frozen set (night: decided at night only, by `policies.decide`), so a resume
+decides the same whatever the source says by then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from hybridwb.errors import ValidationError
+from hybridwb.mapping.resolve import compile_sql, limit
+from hybridwb.platform.campaigns import FrozenPage
+from hybridwb.targets.consent import consent_of
+from hybridwb.targets.service import TIE_LIMIT
+from hybridwb.targets.sql import not_surely_yes
+from hybridwb.workflows import policies
+from hybridwb.workflows.audience import Audience, key_text
+
+if TYPE_CHECKING:
+    from hybridwb.targets import TargetService
+    from hybridwb.targets.service import Plan
+
+#: the holder of a recipient that refusing rows of more than one key hold: every target
+#: with that recipient is refused by another
+MANY = "\x00"  # never a key: `key_text` escapes a NUL
+
+
+@dataclass(repr=False)
+class Refusals:
+    """{normalized recipient: the key text of the one row without a clear yes holding it,
+    or `MANY`}, for marketing and for night consent. Its repr counts them: the recipients
+    are customers' phones and mailboxes."""
+
+    consent: dict[str, str] = field(default_factory=dict)
+    night: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Refusals(consent={len(self.consent)} recipients, night={len(self.night)})"
+
+    @staticmethod
+    def by_another(table: dict[str, str], recipient: str | None, key: str) -> bool:
+        """Whether a row other than `key`'s refused for `recipient` (its own refusal is
+        decided with its own row, under its own reason, when its batch is read)."""
+        holder = table.get(recipient) if recipient else None
+        return holder is not None and holder != key
+
+
+#: audience rows one statement of the refusal read walks at most, by the key's index: each
+#: statement stays short however few rows refused (a filter paged by match count would walk
+#: the whole table in one statement to find none)
+WINDOW = 20_000
+
+
+def read(
+    targets: TargetService,
+    aud: Audience,
+    *,
+    recipient: str | None,
+    now: datetime | None,
+    window: int = WINDOW,
+) -> Refusals:
+    """The refusing recipients of the whole audience table (`Refusals`), for an advertising
+    run: rows whose consent or night consent (each when mapped) is not a clear yes, read
+    `window` rows of key order at a time (`_windows`); memory grows with the refusing
+    recipients only. `recipient`: the target definition's own recipient path, if any."""
+    refused = Refusals()
+    if aud.consent is None and aud.night_consent is None:
+        return refused  # no consent mapped: nobody consents, every target is excluded
+    definition: dict[str, Any] = {"table": aud.table, "exclude_opt_out": False}
+    if recipient:
+        definition["recipient"] = recipient
+    plan = targets.plan(definition, now=now)
+    label, sel = plan.recipient, plan.selection
+    assert sel is not None and label is not None
+    graph = targets.resolver.graph
+    kinds: list[tuple[str, dict[str, str]]] = []
+    where = []
+    for dotted, table in ((aud.consent, refused.consent), (aud.night_consent, refused.night)):
+        if dotted is not None:
+            path = graph.path(aud.table, dotted, to_one=True)
+            where.append(not_surely_yes(sel.column(path)))
+            kinds.append((path.name, table))
+    plan = replace(plan, where=sa.or_(*where))
+    key = plan.key
+    normalize = policies.normalizer(aud.channel)
+    wanted = {label, *(name for name, _ in kinds)}
+    for row in _windows(targets.mappings.source, plan, wanted, window):
+        value = row.get(label)
+        if isinstance(value, str) and "\x00" in value:
+            continue  # no one's address (`process._frozen_pairs`)
+        address = normalize(value)
+        if address is None:
+            continue
+        holder = key_text(row[key])
+        for name, table in kinds:
+            if consent_of(row.get(name)) is not True:
+                was = table.get(address)
+                table[address] = holder if was is None or was == holder else MANY
+    return refused
+
+
+def _windows(source: Any, plan: Plan, wanted: set[str], window: int) -> Iterator[dict[str, Any]]:
+    """The rows of `plan` (its WHERE: the refusal filter), `window` rows of the audience's
+    key order at a time: one statement finds the window's last key (an index read of
+    `window` keys), one reads the matching rows up to it (`key > last AND key <= end`, so
+    keys the collation holds equal all fall in one window). Statements built with Core."""
+    sel = plan.selection
+    assert sel is not None
+    key, name = sel.key, plan.key
+    last: Any = None
+    while True:
+        probe = sa.select(key).select_from(sel.base)
+        if last is not None:
+            probe = probe.where(key > last)
+        probe = probe.order_by(key).offset(window - 1).limit(limit(1))
+        found = source.records(*compile_sql(probe), limit=1)
+        end = found[0][name] if found else None
+        if found and end is None:
+            raise ValidationError(
+                f"target: the key {name!r} is NULL in some rows, so they cannot be messaged "
+                f"exactly once; leave them out (WHERE {name} IS NOT NULL) or give them a key."
+            )
+        page = plan if end is None else replace(plan, where=sa.and_(plan.where, key <= end))
+        most = window + TIE_LIMIT
+        rows = source.records(
+            *compile_sql(page.statement(after=last, n=most + 1, only=wanted)), limit=most + 1
+        )
+        if len(rows) > most:
+            raise ValidationError(
+                f"target: more than {TIE_LIMIT:,} keys of {plan.table!r} are equal under the "
+                "source's collation, more than paging by the key can tell apart; use a key "
+                "the source compares exactly (a unique column, or a binary collation)."
+            )
+        yield from rows
+        if end is None:
+            return
+        last = end
+
+
+def suppressing(
+    pages: Iterable[tuple[FrozenPage, list[Any] | None]],
+    refused: Refusals,
+    exclude: Callable[[list[tuple[str, str]]], None],
+    hold: Callable[[list[int]], None],
+) -> Iterator[FrozenPage]:
+    """The frozen pages as given, each one's targets that another row refused marketing
+    for excluded first (`exclude`, before the page is stored: the set is marked frozen
+    after the last page, so a freeze cut short is redone whole), and, after the last page,
+    the seq numbers of those another row refused night consent for (`hold`).
+
+    Each page comes with its targets' own marketing consent as the freeze read it (None:
+    not read): a target without a clear yes of its own is excluded under its own reason
+    (`policies.NO_CONSENT`, `UNCLEAR_CONSENT`), as its batch would have."""
+    by_another, consent, night = Refusals.by_another, refused.consent, refused.night
+    held: list[int] = []
+    for page, consents in pages:
+        skips: list[tuple[str, str]] = []
+        if consent or night:
+            for i, (key, recipient) in enumerate(page.pairs):
+                if by_another(consent, recipient, key):
+                    said = True if consents is None else consent_of(consents[i])
+                    skips.append((key, _REASON[said]))
+                elif by_another(night, recipient, key):
+                    held.append(page.first_seq + i + 1)
+        if skips:
+            exclude(skips)
+        yield page
+    if held:
+        hold(held)
+
+
+#: a target another row refused marketing for, by what its own consent says
+_REASON = {
+    True: policies.SHARED_NO_CONSENT,
+    False: policies.NO_CONSENT,
+    None: policies.UNCLEAR_CONSENT,
+}
