@@ -320,3 +320,36 @@ def test_nan_is_refused_on_the_sqlite_store_and_exact_on_postgres(
     with pytest.raises(Exception) as caught:
         store.sql("SELECT :a AS a", {"a": float("nan")})
     assert_one_line(caught.value, "binds as NULL")
+
+
+# -- target definition filter values ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "ftype", "meant"),
+    [
+        (1e-05, "number", 1e-05),
+        (5e-324, "number", 5e-324),
+        ("1e-05", "number", 1e-05),
+        (Level.GOLD, "number", 3),
+        (LoudFloat(0.5), "number", 0.5),
+        (LoudText("VIP"), "string", "VIP"),
+        (LoudInt(3), "string", "3"),
+    ],
+    ids=[
+        "float-exponent",
+        "float-tiny",
+        "text-exponent",
+        "int-enum",
+        "float-subclass",
+        "str-subclass",
+        "int-subclass",
+    ],
+)
+def test_a_target_condition_value_is_bound_as_the_value_it_means(
+    value: Any, ftype: str, meant: Any
+) -> None:
+    """Before: a float whose text has no point (`1e-05`) became `int(1e-05)`, 0 (`amount >
+    0.00001` selected every positive amount); a str subclass bound as its `__str__`."""
+    from hybridwb.targets.sql import coerce
+
+    got = coerce(value, ftype, "condition")
+    assert got == meant and type(got) is type(meant)
