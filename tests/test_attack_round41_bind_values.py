@@ -39,7 +39,7 @@ import pandas as pd
 import pytest
 from sqlalchemy.engine import URL
 
-from hybridwb.errors import BindError
+from hybridwb.errors import BindError, ValidationError
 from hybridwb.platform.store import Store
 from hybridwb.source.source import Source
 from tests.conftest import ro_url
@@ -353,3 +353,34 @@ def test_a_target_condition_value_is_bound_as_the_value_it_means(
 
     got = coerce(value, ftype, "condition")
     assert got == meant and type(got) is type(meant)
+
+
+# -- search terms ---------------------------------------------------------------------------------
+class OddTerm(str):
+    """A str subclass whose own methods say other text."""
+
+    def strip(self, chars: str | None = None) -> str:
+        return "김"
+
+    def __str__(self) -> str:
+        return "김"
+
+
+def test_a_search_term_subclass_searches_for_the_text_it_holds(shop: Any) -> None:
+    """Before: the subclass's own `strip` was used, and 'zzzz' found 20 customers named 김."""
+    found = shop.search("customers", OddTerm("zzzz"))
+    path = str(shop.source.url.database)
+    with sqlite3.connect(path) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(customers)")]
+        whole = " || ' ' || ".join(f"coalesce({c}, '')" for c in columns)
+        [(want,)] = conn.execute(f"SELECT count(*) FROM customers WHERE instr({whole}, 'zzzz')")
+    conn.close()
+    assert len(found) == want == 0
+
+
+def test_a_search_term_with_a_lone_surrogate_is_refused_in_one_line(shop: Any) -> None:
+    with pytest.raises(Exception) as caught:
+        shop.search("customers", "a\udc80")
+    assert isinstance(caught.value, ValidationError), repr(caught.value)
+    text = str(caught.value)
+    assert "search term" in text and "surrogate" in text and "b0_0" not in text, text
