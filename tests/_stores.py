@@ -9,6 +9,7 @@ never through the store code under test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -148,8 +149,15 @@ def _drop_orphan_templates(conn: psycopg.Connection) -> None:
         pid = name[len(TEMPLATE_PREFIX) :].partition("_")[0]
         if not pid.isdigit() or _alive(int(pid)):
             continue  # an older name (no pid) or a living session's
-        conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.Error:
+            # another worker starting at the same moment is dropping the same orphan (it
+            # is gone, or invalid while its drop runs): that worker finishes it; one left
+            # invalid by a drop that was killed can only be dropped
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _alive(pid: int) -> bool:

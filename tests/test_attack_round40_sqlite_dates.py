@@ -322,13 +322,9 @@ def test_a_schedule_slot_claimed_in_another_zone_is_the_same_slot(tmp_path: Path
     assert rows == [("2026-06-09 19:00:00.000000", "a")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK (not fixed): the SQLite store keeps a query log entry's Seoul wall clock, "
-    "as SQLAlchemy's DateTime does there; test_querylog_rows pins the fast path to Core's "
-    "text, so the fix belongs in the column type for every write (a decision for main)",
-)
 def test_a_query_log_entry_timed_in_another_zone_is_stored_in_utc(tmp_path: Path) -> None:
+    """Was a strict xfail (BREAK): the fast path kept Core's text, and Core's DateTime the
+    Seoul wall clock. Both write `times.utc_text` now (the column type `StoreTime`)."""
     from hybridwb.source.querylog import QueryLogEntry
 
     path = tmp_path / "platform.db"

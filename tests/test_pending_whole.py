@@ -71,3 +71,71 @@ def test_without_a_limit_both_entries_are_written(tmp_path: Path) -> None:
     kept = _kept(tmp_path)
     assert len(kept) == 2
     assert all(entry["error"] == "x" * 5000 for entry in kept.values())
+
+
+KILLED = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    from hybridwb.workflows import pending
+
+    home = Path(sys.argv[1])
+
+    def stuck(fd):  # the write is on disk in the part file; the process dies before the rename
+        print("writing", flush=True)
+        time.sleep(600)
+
+    os.fsync = stuck
+    pending.keep(home, "wf-1", "run-9", {"status": "failed", "error": "late"}, "owner-k")
+    """
+)
+
+
+def _killed_mid_write(home: Path) -> None:
+    """A child killed (SIGKILL) inside `pending.keep`'s write, after the part file is written
+    and before it is renamed: the part stays on disk, as after a real crash."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(home)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "writing", child.stderr.read()[-2000:]
+    finally:
+        child.kill()
+        child.wait(timeout=60)
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_flush_removes_the_part_a_killed_writer_left_and_keeps_a_live_ones(
+    tmp_path: Path,
+) -> None:
+    from hybridwb.platform.backend import SqlBackend
+    from hybridwb.platform.store import Store
+    from hybridwb.workflows import pending
+    from tests import _stores
+
+    _killed_mid_write(tmp_path)
+    folder = tmp_path / "pending-runs"
+    dead = [p.name for p in folder.iterdir()]
+    assert len(dead) == 1 and dead[0].startswith(".run-9") and dead[0].endswith(".part"), dead
+    store = Store(SqlBackend(_stores.migrated_sqlite(tmp_path / "platform.db")))
+    try:
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        try:  # a writer still alive (another command keeping a status now): its part stays
+            live = folder / f".run-8.json.{sleeper.pid}.part"
+            live.write_text("{", encoding="utf-8")
+            pending.flush(store, tmp_path)
+            assert sorted(p.name for p in folder.iterdir()) == [live.name]
+        finally:
+            sleeper.kill()
+            sleeper.wait(timeout=60)
+        pending.flush(store, tmp_path)  # its writer is gone now
+        assert list(folder.iterdir()) == []
+    finally:
+        store.close()

@@ -85,6 +85,10 @@ def _stored(db: Path) -> list[tuple[object, ...]]:
 
 
 def _hand_text(at: datetime) -> str:
+    """The UTC wall clock of `at` (a naive time is UTC), written out field by field."""
+    offset = at.utcoffset()
+    if offset is not None:
+        at = at.replace(tzinfo=None) - offset
     return (
         f"{at.year:04d}-{at.month:02d}-{at.day:02d} "
         f"{at.hour:02d}:{at.minute:02d}:{at.second:02d}.{at.microsecond:06d}"

@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BindParameter, Connection, bindparam, func, insert, select, text
@@ -30,6 +30,7 @@ from hybridwb.errors import BindError, ValidationError
 from hybridwb.platform import schema
 from hybridwb.platform.readonly import classify, refusal
 from hybridwb.platform.schema import now
+from hybridwb.platform.times import UnstorableTime, labelled, utc_text
 from hybridwb.source.transpile import sqlite_value
 from hybridwb.source.values import exact_value, sqlite_store_value
 from hybridwb.validation import short
@@ -46,16 +47,14 @@ ROW_CAP = 100_000
 
 
 def store_text(value: Any) -> Any:
-    """A value bound on the SQLite store: a datetime as the text the store's DateTime
-    columns hold (SQLAlchemy's `YYYY-MM-DD HH:MM:SS.ffffff`, in UTC; a naive one is UTC,
-    as every store timestamp is), a date or time as its text (`sqlite_value`), anything
+    """A value bound on the SQLite store: a datetime as the text the store's time columns
+    hold (`times.utc_text`: `YYYY-MM-DD HH:MM:SS.ffffff`, in UTC; a naive one is UTC, as
+    every store timestamp is), a date or time as its text (`sqlite_value`), anything
     else as it is. A `text()` clause's binds have no type, so a datetime went to sqlite3's
     process-wide adapter: `T` after `nbformat.sign`, no microseconds by default (`<=` and
     `=` lost the equal stored value), `+00:00` when aware, a failure for a Timestamp."""
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value.isoformat(" ", "microseconds")[:26]
+        return utc_text(value)
     return sqlite_value(value)
 
 
@@ -96,7 +95,12 @@ def _clause(
     lists: list[BindParameter[Any]] = [
         bindparam(k, expanding=True) for k, v in given.items() if isinstance(v, list | tuple)
     ]
-    if sqlite:
+    if not sqlite:  # PostgreSQL: a naive time is the store's UTC, not the session's zone
+        for name, value in given.items():
+            given[name] = (
+                [labelled(v) for v in value] if isinstance(value, list | tuple) else labelled(value)
+            )
+    else:
         for name, value in given.items():
             try:
                 given[name] = (
@@ -104,10 +108,12 @@ def _clause(
                     if isinstance(value, list | tuple)
                     else store_text(value)
                 )
-            except OverflowError:  # an aware time whose UTC is past year 9999 (or before 1)
+            except UnstorableTime as exc:  # UTC past year 9999 (or before 1), or NaT
                 raise BindError(
                     f"Parameter {name!r} is a time beyond the years 1 to 9999 in UTC; "
                     "bind a time within them."
+                    if exc.fields.get("reason") == "range"
+                    else f"Parameter {name!r} is a missing time (NaT); bind a datetime."
                 ) from None
     return (clause.bindparams(*lists) if lists else clause), given
 

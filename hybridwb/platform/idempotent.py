@@ -18,6 +18,7 @@ from sqlalchemy import JSON, Column, ColumnDefault, Connection, MetaData, Table,
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hybridwb.errors import drop_frames
+from hybridwb.platform.times import StoreTime, labelled
 
 
 class KeyExists(Exception):
@@ -99,6 +100,8 @@ def _copy_ignore(
             for i in [i for i, row in enumerate(rows) if name not in row]:
                 made = computed.setdefault(i, {})
                 made[name] = values[i] = fill(_RowContext(rows[i], made))
+        if isinstance(c.type, StoreTime):  # a naive time is UTC, as Core binds it
+            values = [labelled(v) for v in values]
         impl = c.type.dialect_impl(conn.dialect)
         if isinstance(impl, JSON):  # a None the row gives is JSON's null, as Core writes it
             keep = not impl.none_as_null

@@ -33,6 +33,7 @@ from hybridwb.config import Settings
 from hybridwb.errors import AuthError, HybridwbError, StoreError, ValidationError
 from hybridwb.platform.backend import PG_UNIQUE_KEY, Op, stored_json
 from hybridwb.platform.repos import jsonable
+from hybridwb.platform.times import labelled
 from hybridwb.source.catalogue import server_text
 
 T = TypeVar("T")
@@ -112,6 +113,17 @@ def _date_of(response: httpx.Response) -> datetime | None:
         # every request to the store failed with it
         return None
     return at if at.tzinfo is not None else None
+
+
+def _wire(value: Any) -> Any:
+    """A column's value as PostgREST takes it (`jsonable`), a naive time labelled UTC
+    (`times.labelled`): sent without an offset, the server read it in its session's zone."""
+    return jsonable(labelled(value))
+
+
+def _row(values: dict[str, Any]) -> dict[str, Any]:
+    """A row's columns as `_wire` sends each (a JSON column's inner values as they are)."""
+    return {key: _wire(value) for key, value in values.items()}
 
 
 def _rest_url(url: str) -> str | None:
@@ -344,13 +356,13 @@ class RestBackend:
     ) -> Any:
         query = self.client.table(table).select(columns, **options)
         for key, value in (where or {}).items():
-            query = query.is_(key, "null") if value is None else query.eq(key, jsonable(value))
+            query = query.is_(key, "null") if value is None else query.eq(key, _wire(value))
         return query
 
     def count(self, table: str, where: dict[str, Any] | None = None) -> int:
         query = self.client.table(table).select("id", count=CountMethod.exact, head=True)
         for key, value in (where or {}).items():
-            query = query.eq(key, jsonable(value))
+            query = query.eq(key, _wire(value))
         return int(self._call(query).count or 0)
 
     def apply(self, ops: list[Op]) -> None:
@@ -362,12 +374,12 @@ class RestBackend:
                 self._insert_once(op)
                 continue
             query = (
-                tbl.update(jsonable(op.values), returning=ReturnMethod.minimal)
+                tbl.update(_row(op.values or {}), returning=ReturnMethod.minimal)
                 if op.kind == "update"
                 else tbl.delete(returning=ReturnMethod.minimal)
             )
             for key, value in (op.where or {}).items():  # None: IS NULL, as SQL's `== None`
-                query = query.is_(key, "null") if value is None else query.eq(key, jsonable(value))
+                query = query.is_(key, "null") if value is None else query.eq(key, _wire(value))
             self._call(query)
 
     def _insert_once(self, op: Op) -> None:
@@ -377,7 +389,7 @@ class RestBackend:
         write the row after the caller was told it failed), so the row is sent again as
         an insert that leaves a row with its id alone: written once, whichever lands
         first (the other writes nothing)."""
-        values = jsonable(op.values or {})
+        values = _row(op.values or {})
         try:
             self._call(
                 self.client.table(op.table).insert(values, returning=ReturnMethod.minimal),
@@ -397,7 +409,7 @@ class RestBackend:
         """Chunked upserts that ignore duplicates on the conflict key."""
         inserted = 0
         for start in range(0, len(rows), CHUNK):
-            chunk = [jsonable(r) for r in rows[start : start + CHUNK]]
+            chunk = [_row(r) for r in rows[start : start + CHUNK]]
             query = self.client.table(table).upsert(
                 chunk,
                 on_conflict=",".join(conflict),

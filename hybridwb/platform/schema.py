@@ -15,7 +15,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -28,6 +27,8 @@ from sqlalchemy import (
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+from hybridwb.platform.times import StoreTime
 
 metadata = MetaData()
 
@@ -59,11 +60,11 @@ def _id() -> Column:
 
 
 def _created() -> Column:
-    return Column("created_at", DateTime(timezone=True), nullable=False, default=now)
+    return Column("created_at", StoreTime(), nullable=False, default=now)
 
 
 def _updated() -> Column:
-    return Column("updated_at", DateTime(timezone=True), nullable=False, default=now, onupdate=now)
+    return Column("updated_at", StoreTime(), nullable=False, default=now, onupdate=now)
 
 
 workflows = Table(
@@ -135,7 +136,7 @@ individual_variables = Table(
     Column("formatter", String(100)),
     Column("description", Text),
     Column("usage_count", Integer, nullable=False, default=0),
-    Column("last_used_at", DateTime(timezone=True)),
+    Column("last_used_at", StoreTime()),
     _created(),
     _updated(),
 )
@@ -148,8 +149,8 @@ workflow_runs = Table(
     Column("status", String(20), nullable=False, default="queued"),
     Column("parameters", Json, nullable=False, default=dict),
     Column("dry_run", Boolean, nullable=False, default=False),
-    Column("started_at", DateTime(timezone=True)),
-    Column("finished_at", DateTime(timezone=True)),
+    Column("started_at", StoreTime()),
+    Column("finished_at", StoreTime()),
     Column("target_count", Integer, nullable=False, default=0),
     Column("rendered_count", Integer, nullable=False, default=0),
     Column("skipped_count", Integer, nullable=False, default=0),
@@ -198,7 +199,7 @@ query_logs = Table(
     "query_logs",
     metadata,
     _id(),
-    Column("timestamp", DateTime(timezone=True), nullable=False, default=now),
+    Column("timestamp", StoreTime(), nullable=False, default=now),
     Column("database", String(200)),
     Column("query", Text, nullable=False),
     Column("execution_time", Float, nullable=False),
@@ -219,7 +220,7 @@ audit_log = Table(
     Column("entity_id", String(64)),
     Column("before", Json),
     Column("after", Json),
-    Column("at", DateTime(timezone=True), nullable=False, default=now),
+    Column("at", StoreTime(), nullable=False, default=now),
     Index("ix_audit_log_entity", "entity", "entity_id"),
 )
 
@@ -238,10 +239,10 @@ schedule_locks = Table(
     "schedule_locks",
     metadata,
     Column("workflow_id", Uuid, primary_key=True),
-    Column("scheduled_for", DateTime(timezone=True), primary_key=True),
+    Column("scheduled_for", StoreTime(), primary_key=True),
     Column("owner", String(200), nullable=False),
     Column("run_id", Uuid),
-    Column("locked_at", DateTime(timezone=True), nullable=False, default=now),
+    Column("locked_at", StoreTime(), nullable=False, default=now),
 )
 
 # -- campaigns (migration 0004): the frozen target set, exclusions, one run per workflow ----
@@ -271,7 +272,7 @@ run_state = Table(
     Column("run_id", Uuid, ForeignKey("workflow_runs.id", ondelete="CASCADE"), primary_key=True),
     Column("owner", String(200)),
     Column("trigger", String(60)),
-    Column("frozen_at", DateTime(timezone=True)),
+    Column("frozen_at", StoreTime()),
     Column("frozen_count", Integer, nullable=False, default=0),
     Column("changed_count", Integer, nullable=False, default=0),
     # which request's stats the run holds over REST: `hybridwb_set_stats` writes only a
@@ -286,8 +287,8 @@ run_locks = Table(
     Column("workflow_id", Uuid, primary_key=True),
     Column("run_id", Uuid, nullable=False),
     Column("owner", String(200), nullable=False),
-    Column("acquired_at", DateTime(timezone=True), nullable=False, default=now),
-    Column("heartbeat_at", DateTime(timezone=True), nullable=False, default=now),
+    Column("acquired_at", StoreTime(), nullable=False, default=now),
+    Column("heartbeat_at", StoreTime(), nullable=False, default=now),
 )
 
 CAMPAIGN_TABLES = ("run_targets", "run_skips", "run_state", "run_locks")

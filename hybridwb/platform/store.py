@@ -22,6 +22,7 @@ from hybridwb.platform.backend import Backend, Op, SqlBackend
 from hybridwb.platform.console import pii_columns, run_sql
 from hybridwb.platform.repos import Mappings, Runs, Templates, Variables, Workflows
 from hybridwb.platform.schema import now
+from hybridwb.platform.times import utc_text, utc_texts
 from hybridwb.source.querylog import LogRow, QueryLogEntry
 from hybridwb.validation import checked_calls, column_names, short
 
@@ -167,11 +168,9 @@ class Store:
             )
         row = {
             "workflow_id": as_uuid(workflow_id),
-            # in UTC, as every store time: SQLite's DateTime drops a zone, so a slot given
-            # in Seoul was stored as its wall clock, a slot of its own (claimed twice)
-            "scheduled_for": (
-                scheduled_for if scheduled_for.tzinfo is None else scheduled_for.astimezone(UTC)
-            ),
+            # kept in UTC by the column's type (`times.StoreTime`): a slot given in Seoul
+            # is the slot given in UTC, on SQLite as on PostgreSQL's timestamptz key
+            "scheduled_for": scheduled_for,
             "owner": owner,
             "run_id": None,
             "locked_at": now(),
@@ -190,9 +189,9 @@ class Store:
 
     def write_query_log_rows(self, rows: list[LogRow]) -> None:
         """Persist a batch of query log rows (`QueryLogEntry.as_row`) in one round trip. On
-        the SQLite store the rows go as the values SQLite stores (ids as 32 hex digits, times
-        as SQLAlchemy's storage text), without a dict, a UUID object and two bind processors
-        per entry."""
+        the SQLite store the rows go as the values SQLite stores (ids as 32 hex digits,
+        times as the time columns' text, in UTC: `times.utc_texts`), without a dict, a UUID
+        object and two bind processors per entry."""
         if not isinstance(rows, list) or not all(
             type(r) is tuple and len(r) == 8 and isinstance(r[7], datetime) for r in rows
         ):
@@ -413,7 +412,10 @@ def log_id_numbers(times: list[datetime]) -> list[int]:
     pool = os.urandom(10 * len(times))
     out = []
     for i, at in enumerate(times):
-        ms = int(at.timestamp() * 1000) & (2**48 - 1)
+        # a naive time is the store's UTC (`times.utc_wall`), not this machine's local
+        # time, which `timestamp()` reads it in
+        utc = at if at.utcoffset() is not None else at.replace(tzinfo=UTC)
+        ms = int(utc.timestamp() * 1000) & (2**48 - 1)
         rand = int.from_bytes(pool[10 * i : 10 * i + 10], "big")  # 80 bits, 74 of them kept
         value = (ms << 80) | (0x7 << 76) | ((rand >> 64) & 0xFFF) << 64 | 0x2 << 62
         out.append(value | rand & (2**62 - 1))
@@ -438,21 +440,10 @@ _LOG_COLUMNS = (
 
 
 def sqlite_time(at: datetime) -> str:
-    """A datetime as SQLAlchemy's DateTime binds it on SQLite (its default storage format,
-    `YYYY-MM-DD HH:MM:SS.ffffff`, the fields as they are, any time zone left out)."""
-    return at.isoformat(" ", "microseconds")[:26]
+    """A datetime as the SQLite store's time columns hold it (`times.utc_text`)."""
+    return utc_text(at)
 
 
 def sqlite_times(times: list[datetime]) -> list[str]:
-    """`sqlite_time` of each time, the text up to the second made once per second of the
-    batch (a query log batch's entries share a few seconds; `isoformat` with microseconds
-    cost more than the rest of a stored row)."""
-    seconds: dict[tuple[int, ...], str] = {}
-    out = []
-    for at in times:
-        second = (at.year, at.month, at.day, at.hour, at.minute, at.second)  # as they are
-        head = seconds.get(second)
-        if head is None:
-            head = seconds[second] = at.isoformat(" ", "seconds")[:19]
-        out.append(f"{head}.{at.microsecond:06d}")
-    return out
+    """`sqlite_time` of each time (`times.utc_texts`: made once per second of the batch)."""
+    return utc_texts(times)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import time
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,6 +92,46 @@ def _write_whole(path: Path, text: str) -> None:
         raise
 
 
+#: a part file's writer and the pid in its name (`_write_whole`)
+_PART = re.compile(r"\.(?P<entry>.+)\.(?P<pid>[0-9]+)\.part")
+#: a part file older than this is dropped even when a process has its writer's pid (a pid
+#: reused since the writer was killed): a whole write takes milliseconds
+PART_MAX_AGE = 3600.0
+
+
+def _drop_dead_parts(folder: Path) -> None:
+    """Remove the part files of writers that are gone (killed mid-write: `_write_whole`
+    could not remove its own), so they do not pile up in the folder for ever. A part whose
+    writer may still be writing is left alone; the entry itself is never touched here."""
+    now = time.time()
+    for part in folder.glob(".*.part"):
+        found = _PART.fullmatch(part.name)
+        if found is None:
+            continue
+        pid = int(found["pid"])
+        try:
+            young = now - part.stat().st_mtime < PART_MAX_AGE
+        except OSError:
+            continue  # renamed into place or removed since the listing
+        if young and (pid == os.getpid() or _alive(pid)):
+            continue
+        part.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (one we may not signal counts;
+    0 and a pid too large for the system are no process)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def flush(store: Store, home: Path) -> int:
     """Write every kept status; returns how many were settled. One a resume came after is
     dropped unwritten: the resume's status is the truth, its lock not this one's."""
@@ -101,6 +143,7 @@ def flush(store: Store, home: Path) -> int:
     folder = _dir(home)
     if not folder.is_dir():
         return 0
+    _drop_dead_parts(folder)
     written = 0
     for path in sorted(folder.glob("*.json")):
         try:
