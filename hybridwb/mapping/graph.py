@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hybridwb.errors import ValidationError
-from hybridwb.mapping.model import Relation, TableMapping, mappable
+from hybridwb.mapping.model import Relation, TableMapping, labelled, mappable
 from hybridwb.validation import short
 
 MAX_DEPTH = 4  # relation hops a variable name may be found through
@@ -165,9 +165,16 @@ class Graph:
         self.mappings = {n: m for n, m in mappings.items() if m.isActive}
         self._edges: dict[str, list[Hop]] = {}
         for name, mapping in self.mappings.items():
+            # a foreign key's relation named like a field (`address_id` -> `address` beside
+            # a text column `address`) is left out, as the model refuses a mapped one
+            found = [
+                r
+                for r in (extra or {}).get(name, [])
+                if labelled(mapping.fields, r.path_name) is None
+            ]
             self._edges[name] = [
                 Hop.of(name, r)
-                for r in merge_relations(mapping.relations, (extra or {}).get(name, []))
+                for r in merge_relations(mapping.relations, found)
                 if r.table in self.mappings
             ]
 
@@ -187,11 +194,14 @@ class Graph:
         mapping = self.mappings.get(table)
         return mapping.field_by_label(label) if mapping is not None else None
 
-    def path(self, root: str, dotted: str, *, to_one: bool = False) -> Path:
+    def path(self, root: str, dotted: str, *, to_one: bool = False, exact: bool = False) -> Path:
         """Follow `dotted` from `root` edge by edge; the last segment is a field.
 
         Raises one clear error naming the segment that does not exist. With `to_one`,
-        a path through a one-to-many relation is refused (recipients, consent, joins)."""
+        a path through a one-to-many relation is refused (recipients, consent, joins). With
+        `exact` (the mapping's recipient and consent paths, checked at save against the live
+        column of that name) the last segment is a field's name, never its display name or
+        alias: `tel` displayed by the field `tel2` is not the column `tel`."""
         if not isinstance(dotted, str) or not dotted.strip():
             raise ValidationError(f"A field path on {root} must be a non-empty text.")
         self.mapping(root)
@@ -214,6 +224,8 @@ class Graph:
             hops.append(hop)
             table = hop.target
         field = self.field(table, last)
+        if exact and field != last:
+            field = None
         if field is None:
             raise ValidationError(
                 f"{short(dotted)}: {table} has no mapped field {short(last)}.",

@@ -59,6 +59,31 @@ def mappable(column: str) -> bool:
     return "." not in column and column == column.strip()
 
 
+def labelled(fields: dict[str, FieldMapping], label: str) -> str | None:
+    """The field whose name, display name or alias is `label`, or None."""
+    if label in fields:
+        return label
+    return next(
+        (n for n, f in fields.items() if label == f.displayName or label in f.aliases), None
+    )
+
+
+def _refuse_label_of_another(fields: dict[str, FieldMapping]) -> None:
+    """A display name or alias must not be another field's name, display name or alias: a
+    path or variable is read by its label, so a consent `ok` was read from the field
+    `ok_old` displayed as "ok" (everyone yes), a recipient `tel` from the old number `tel2`."""
+    owner: dict[str, str] = {name: name for name in fields}
+    for name, field in fields.items():
+        for label in dict.fromkeys([field.displayName, *field.aliases]):
+            other = owner.setdefault(label, name)
+            if other != name:
+                raise ValueError(
+                    f"field {short(name)}: its display name or alias {short(label)} is also "
+                    f"the name or label of field {short(other)}, so a path or variable {short(label)} "
+                    "could read either column; give it another display name or alias"
+                )
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -124,6 +149,7 @@ class TableMapping(_Model):
                     "give each field its own"
                 )
             seen[field.displayName] = name
+        _refuse_label_of_another(self.fields)
         if self.key is not None and self.key not in self.fields:
             raise ValueError(f"key {self.key!r} is not one of the mapped fields")
         names: set[str] = set()
@@ -137,6 +163,17 @@ class TableMapping(_Model):
                     f"{short(relation.path_name)} holds a dot, or starts or ends with a space, "
                     "so a path reads it as other relations; give the relation a 'name' "
                     f"without one (e.g. 'name': {clean!r})"
+                )
+            holder = labelled(self.fields, relation.path_name)
+            if holder is not None:
+                # values are filled by name: `address` the field's text and `address.city`
+                # through the relation cannot both be given, so a template using both
+                # (reported mapped) failed every message of the run
+                raise ValueError(
+                    f"relation to {short(relation.table)}: its path name "
+                    f"{short(relation.path_name)} is also the name or label of field "
+                    f"{short(holder)}, so a template cannot use both; give the relation a "
+                    f"'name' of its own (e.g. 'name': {relation.path_name + '_rel'!r})"
                 )
             if relation.path_name in names:
                 raise ValueError(
@@ -194,9 +231,12 @@ class TableMapping(_Model):
         return found[0] if found else None
 
     def field_by_label(self, label: str) -> str | None:
-        """The field whose name, display name or alias is `label`."""
+        """The field whose name, display name or alias is `label`: a field's own name first
+        (a path written with a column's name reads that column, never another field's label)."""
+        if label in self.fields:
+            return label
         for name, field in self.fields.items():
-            if label == name or label == field.displayName or label in field.aliases:
+            if label == field.displayName or label in field.aliases:
                 return name
         return None
 

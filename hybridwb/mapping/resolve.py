@@ -189,7 +189,8 @@ class Selection:
                 )
             prefix = tuple(hops[: i + 1])
             if prefix not in self.joins:
-                alias = self.resolver.table(hop.target).alias(f"{self.prefix}{len(self.joins) + 1}")
+                name = self.resolver.alias(f"{self.prefix}{len(self.joins) + 1}")
+                alias = self.resolver.table(hop.target).alias(name)
                 self.resolver.column(table, hop.local)
                 self.resolver.column(hop.target, hop.foreign)
                 if not self.resolver.info(hop.target).is_unique(hop.foreign):
@@ -297,8 +298,8 @@ class Resolver:
             self._foreign[names] = found
         return found
 
-    def path(self, root: str, dotted: str, *, to_one: bool = False) -> Path:
-        return self.graph.path(root, dotted, to_one=to_one)
+    def path(self, root: str, dotted: str, *, to_one: bool = False, exact: bool = False) -> Path:
+        return self.graph.path(root, dotted, to_one=to_one, exact=exact)
 
     # -- identifiers, checked ---------------------------------------------------------------
     def info(self, table: str) -> TableInfo:
@@ -346,11 +347,22 @@ class Resolver:
             )
         return name
 
+    def alias(self, name: str) -> str:
+        """`name` as an alias no mapped table is named (MariaDB may compare them case-blind),
+        with underscores after it until it is not: a table `j1` joined to an alias `j1` was
+        "Not unique table/alias", and an audience `r1` correlated with an EXISTS over its
+        alias `r1` compared the related table with itself (a wrong target set)."""
+        taken = {t.casefold() for t in self.graph.mappings}
+        while name.casefold() in taken:
+            name += "_"
+        return name
+
     def selection(self, root: str, alias: str | None = None) -> Selection:
         """The root table (aliased when given, for subqueries) ready for to-one joins."""
         mapping = self.graph.mapping(root)
         base = self.table(root)
         if alias is not None:
+            alias = self.alias(alias)
             return Selection(self, root, base.alias(alias), mapping.key, prefix=f"{alias}j")
         return Selection(self, root, base, mapping.key)
 
@@ -406,6 +418,11 @@ class Resolver:
         self.column(hop.target, order_col)
         order = target.c[order_col].desc() if hop.order_by else target.c[order_col].asc()
         cols = [target.c[self.column(hop.target, c)] for c in sorted(needed)]
+        # the rank's label is no column's name (MariaDB compares them case-blind): a related
+        # table's own `hybridwb_rank` made SQLAlchemy raise, or the filter read that column
+        rank = "hybridwb_rank"
+        while rank.casefold() in {c.casefold() for c in needed}:
+            rank += "_"
         found: dict[Any, dict[str, Any]] = {}
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
@@ -414,14 +431,12 @@ class Resolver:
                     *cols,
                     sa.func.row_number()
                     .over(partition_by=target.c[hop.foreign], order_by=order)
-                    .label("hybridwb_rank"),
+                    .label(rank),
                 )
                 .where(target.c[hop.foreign].in_(chunk))
                 .subquery("ranked")
             )
-            stmt = sa.select(*(ranked.c[c] for c in sorted(needed))).where(
-                ranked.c.hybridwb_rank == 1
-            )
+            stmt = sa.select(*(ranked.c[c] for c in sorted(needed))).where(ranked.c[rank] == 1)
             sql, params = compile_sql(stmt)
             for rec in self.mappings.source.records(sql, params, limit=len(chunk)):
                 found[rec[hop.foreign]] = rec

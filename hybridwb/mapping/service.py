@@ -191,9 +191,9 @@ class MappingService:
         tables = self.tables()
         if table in tables:
             return tables[table]
-        for name, mapping in tables.items():  # by display name, as analysts say it
-            if mapping.displayName == table:
-                return tables[name]
+        name = _by_display_name(table, tables)  # as analysts say it
+        if name is not None:
+            return tables[name]
         raise NotFound(
             f"No mapping for {short(table)}; create one with wb.mappings.suggest(TABLE) and save it.",
             table=table,
@@ -211,7 +211,7 @@ class MappingService:
         if not isinstance(table, str) or not table.strip():
             raise ValidationError("Name the table as text, e.g. wb.mappings.get('customer').")
         if table not in tables:
-            table = next((n for n, m in tables.items() if m.displayName == table), table)
+            table = _by_display_name(table, tables) or table
         return table, tables.get(table) or self.get(table)
 
     def audience(self, table: str | None = None) -> tuple[str, TableMapping]:
@@ -303,6 +303,7 @@ class MappingService:
                     f"{table}.fields.{field}: no such column in the live table; remove it or fix the name. Nothing was saved.",
                     path=f"{table}.fields.{field}",
                 )
+        self._check_relations(table, saved, merged, columns)
         problem = drift.key_problem(table, saved, live)
         if problem:
             raise ValidationError(f"{problem} Nothing was saved.", path=f"{table}.key")
@@ -312,6 +313,31 @@ class MappingService:
         self._write(merged)
         self._mirror(table, merged.dump()[table], saved.isActive)
         return merged.tables()[table]
+
+    def _check_relations(
+        self, table: str, mapping: TableMapping, merged: MappingFile, columns: set[str]
+    ) -> None:
+        """Each relation's columns are live columns spelt as the schema spells them: MariaDB
+        reads `ADDR` as `addr`, but every use of the relation looked `ADDR` up as it is
+        written and failed there (the mapping had saved)."""
+        for i, rel in enumerate(mapping.relations):
+            where = f"{table}.relations[{i}]"
+            ends = [("localField", rel.localField, table, columns)]
+            if rel.table in merged.tables():
+                theirs = {c.name for c in self.describe(rel.table).columns}
+                ends += [("foreignField", rel.foreignField, rel.table, theirs)]
+                if rel.orderBy is not None:
+                    ends += [("orderBy", rel.orderBy, rel.table, theirs)]
+            for attr, name, owner, live in ends:
+                if name in live:
+                    continue
+                same = next((c for c in sorted(live) if c.casefold() == name.casefold()), None)
+                hint = f"write it {same!r}" if same else "fix the name"
+                raise ValidationError(
+                    f"{where}.{attr}: {owner} has no column {short(name)}; {hint}. "
+                    "Nothing was saved.",
+                    path=f"{where}.{attr}",
+                )
 
     def _check_paths(self, table: str, mapping: TableMapping, merged: MappingFile) -> None:
         """recipient / consent / nightConsent: a field, or to-one relations then a live column."""
@@ -351,6 +377,16 @@ class MappingService:
             if not hops and leaf not in mapping.fields:
                 raise ValidationError(
                     f"{table}.{attr}: {leaf!r} is not a mapped field of {table}. Nothing was saved.",
+                    path=f"{table}.{attr}",
+                )
+            last = merged.tables().get(here)
+            if hops and last is not None and leaf not in last.fields:
+                # the run reads the path through the graph, by the mapped field's name: a
+                # live column the mapping leaves out is no field (a display name `tel` of the
+                # field `tel2` would have been read instead)
+                raise ValidationError(
+                    f"{table}.{attr} {path!r}: {leaf!r} is not a mapped field of {here}; map "
+                    "that column in its mapping first. Nothing was saved.",
                     path=f"{table}.{attr}",
                 )
             if hops and self.describe(here).column(leaf) is None:
@@ -435,6 +471,21 @@ class MappingService:
     @staticmethod
     def schema() -> dict[str, Any]:
         return json_schema()
+
+
+def _by_display_name(label: str, tables: dict[str, TableMapping]) -> str | None:
+    """The one mapped table displayed as `label`, or None. Several are refused: two tables
+    with one comment (`members` and its archive `members_old`, both '회원', as `suggest`
+    names them) made a target `회원` the first in the file, the archive's 8 people."""
+    named = [name for name, mapping in tables.items() if mapping.displayName == label]
+    if len(named) > 1:
+        raise ValidationError(
+            f"{short(label)} is the display name of several mapped tables "
+            f"({', '.join(map(short, named))}); name the table, or give each mapping its own "
+            "displayName.",
+            table=label,
+        )
+    return named[0] if named else None
 
 
 def _refuse_ambiguous_consent(table: str, mapping: TableMapping) -> None:

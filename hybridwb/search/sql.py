@@ -440,7 +440,7 @@ def keyset(
         ]
         # each branch wrapped (SQLite, which the sample is, has no `(SELECT .. LIMIT) UNION`)
         parts = [sa.select(b.subquery(f"b{i}")) for i, b in enumerate(branches)]
-        keys = sa.union(*parts).subquery("k")
+        keys = sa.union(*parts).subquery(resolver.alias("k"))
         if unique:
             base = resolver.table(table)
             stmt = (

@@ -234,7 +234,8 @@ class TargetService:
         recipient_name = d.recipient or mapped
         recipient: str | None = None
         if recipient_name is not None:
-            path = graph.path(name, recipient_name, to_one=True)
+            # the mapping's path by column name (as saved); a definition's by any label
+            path = graph.path(name, recipient_name, to_one=True, exact=d.recipient is None)
             recipient = path.name
             if path.hops:
                 paths.append(path)
@@ -242,14 +243,14 @@ class TargetService:
         # the path, else the one field with the role: the consent the run reads
         consent_path = mapping.consent_path(name, "consent")
         if consent_path:
-            consent = graph.path(name, consent_path, to_one=True)
+            consent = graph.path(name, consent_path, to_one=True, exact=True)
             consent_label = consent.name
             if consent.hops:
                 paths.append(consent)
             if d.exclude_opt_out:
                 conds.append(truthy(sel.column(consent), consent.field_type))
         if mapping.nightConsent:
-            night = graph.path(name, mapping.nightConsent, to_one=True)
+            night = graph.path(name, mapping.nightConsent, to_one=True, exact=True)
             if night.hops:
                 paths.append(night)
         paths = list({p.name: p for p in paths}.values())
@@ -282,7 +283,9 @@ class TargetService:
             dotted = mapping.consent_path(name, role)
             if dotted is not None:
                 where = attr if getattr(mapping, attr) is not None else f"fields.{dotted}.role"
-                ends.append((where, self.resolver.graph.path(name, dotted, to_one=True)))
+                ends.append(
+                    (where, self.resolver.graph.path(name, dotted, to_one=True, exact=True))
+                )
         columns = [(path.table, path.field) for _, path in ends]
         if fresh:
             types = self.resolver.fresh_types(columns)

@@ -80,10 +80,15 @@ def _parse(text: str) -> nodes.Template:
         lines = text.splitlines() or [""]
         src = lines[min(line, len(lines)) - 1]
         column = max(src.find("{{"), src.find("{%"), 0) + 1
+        name = _unparsed_name(src)
+        fix = (
+            f"A name with a space or sign is written #{{{name}}}"
+            if name is not None
+            else "Check the {{ }} and {% %} pairs"
+        )
         raise TemplateError(
             f"The template does not parse at line {line}, column {column}: "
-            f"{(exc.message or 'invalid syntax').rstrip('.')}. "
-            "Check the {{ }} and {% %} pairs.",
+            f"{(exc.message or 'invalid syntax').rstrip('.')}. {fix}.",
             line=line,
             column=column,
         ) from None
@@ -102,7 +107,61 @@ def _parse(text: str) -> nodes.Template:
                 f"The template reaches for {attr!r}, which templates may not touch; use only variables.",
                 attribute=attr,
             )
+    _refuse_jinja_words(tree)
     return tree
+
+
+#: words Jinja reads as its own, never as a variable of that name: `self` is the template
+#: (a field `self` rendered "<TemplateReference None>"), the rest are literals
+_LITERALS = {None: "none", True: "true", False: "false"}
+
+
+def _refuse_jinja_words(tree: nodes.Template) -> None:
+    """`{{ self }}` and a bare `{{ none }}`, `{{ true }}` or `{{ false }}` name a column
+    (MariaDB allows those names) but Jinja fills them itself: every message said
+    "<TemplateReference None>" or "None" and the report counted the variable mapped, or not
+    at all. `#{name}` reads the variable of that name."""
+    for name in tree.find_all(nodes.Name):
+        if name.name == "self" and name.ctx == "load":
+            word = "self"
+            break
+    else:
+        outputs = (part for out in tree.find_all(nodes.Output) for part in out.nodes)
+        const = next(
+            (
+                p
+                for p in outputs
+                if isinstance(p, nodes.Const) and (p.value is None or isinstance(p.value, bool))
+            ),
+            None,
+        )
+        if const is None:
+            return
+        word = _LITERALS[const.value]
+    raise TemplateError(
+        f"The template writes {{{{ {word} }}}}, which Jinja reads as its own {word!r}, not a "
+        f"variable; write #{{{word}}} for the field of that name.",
+        attribute=word,
+    )
+
+
+#: what a `{{ }}` holds when it is meant as one name: no Jinja operator or bracket in it
+_NAMEISH = re.compile(r"\{\{\s*([^{}#|()\[\]~+*/=<>!,:\"\\-]+?)\s*\}\}")
+
+
+def _unparsed_name(line: str) -> str | None:
+    """The first `{{ name }}` on `line` that Jinja cannot read as a name but `#{name}` can
+    (a relation `home address`, a field `50%` or `it's`), so the error says how to write it."""
+    for match in _NAMEISH.finditer(line):
+        name = match.group(1).strip()
+        if not name:
+            continue
+        try:
+            ENV.parse("{{ " + name + " }}")
+        except TemplateSyntaxError:
+            if HASH_VAR.fullmatch("#{" + name + "}"):
+                return name
+    return None
 
 
 def variables(text: str) -> list[VariableUse]:

@@ -159,7 +159,14 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                 budget.depth -= 1
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        """`a.b` on the values' nested dicts is the key `b`, never a dict method: a related
+        column named `items`, `values` or `keys` rendered "<built-in method items of dict
+        object at 0x...>" in every message."""
         charge()
+        if isinstance(obj, dict):
+            if attribute in obj:
+                return obj[attribute]
+            return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:

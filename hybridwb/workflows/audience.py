@@ -77,7 +77,7 @@ def _check_path(name: str, mapping: TableMapping, path: str, graph: Graph | None
     head, _, rest = path.partition(".")
     if rest and graph is not None:
         try:
-            graph.path(name, path, to_one=True)
+            graph.path(name, path, to_one=True, exact=True)
         except ValidationError as exc:
             raise ValidationError(f"{name}: {exc} Nothing was saved.", path=path) from None
         return
