@@ -384,3 +384,35 @@ def test_a_search_term_with_a_lone_surrogate_is_refused_in_one_line(shop: Any) -
     assert isinstance(caught.value, ValidationError), repr(caught.value)
     text = str(caught.value)
     assert "search term" in text and "surrogate" in text and "b0_0" not in text, text
+
+
+# -- `%%mysql` cells: {{ name | ident }} ----------------------------------------------------------
+class PosingName(str):
+    """Text that says it equals any live name, and whose `replace` returns other SQL."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return hash("customers")
+
+    def replace(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
+        return "customers` UNION SELECT password FROM `users"
+
+
+def test_an_ident_splice_is_the_text_the_value_holds() -> None:
+    """Before: the subclass passed `value not in known` by its own `__eq__`/`__hash__` and
+    its own `replace` chose the spliced text."""
+    from hybridwb.magics import MagicError, bind_cell
+
+    with pytest.raises(MagicError) as caught:
+        bind_cell(
+            "SELECT * FROM {{ t | ident }}",
+            {"t": PosingName("nosuch")},
+            lambda: {"customers"},
+        )
+    assert "not a table or column" in str(caught.value)
+    sql, params = bind_cell(
+        "SELECT * FROM {{ t | ident }}", {"t": LoudText("customers")}, lambda: {"customers"}
+    )
+    assert (sql, params) == ("SELECT * FROM `customers`", {})
