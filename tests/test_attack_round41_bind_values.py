@@ -416,3 +416,32 @@ def test_an_ident_splice_is_the_text_the_value_holds() -> None:
         "SELECT * FROM {{ t | ident }}", {"t": LoudText("customers")}, lambda: {"customers"}
     )
     assert (sql, params) == ("SELECT * FROM `customers`", {})
+
+
+# -- pandas on the sample's engine ----------------------------------------------------------------
+def test_pandas_on_the_sample_engine_binds_the_plain_value(shop: Any) -> None:
+    """Before: `pd.read_sql(sql, wb.source.engine, params=...)` handed an np.int64 to sqlite3,
+    which bound it as a BLOB of its 8 bytes (matched nothing), and pd.NaT as the text 'NaT'."""
+    from sqlalchemy import text
+
+    path = str(shop.source.url.database)
+    query = "SELECT count(*) AS n FROM customers WHERE customer_id = :a"
+    got = pd.read_sql(text(query), shop.source.engine, params={"a": np.int64(1)})
+    with sqlite3.connect(path) as conn:
+        [(want,)] = conn.execute(query.replace(":a", "?"), (1,)).fetchall()
+    conn.close()
+    assert got["n"].tolist() == [want] == [1]
+    with pytest.raises(Exception) as caught:
+        pd.read_sql(text("SELECT :a AS a"), shop.source.engine, params={"a": pd.NaT})
+    assert "pd.NaT" in str(caught.value) and "\n" not in str(caught.value), repr(caught.value)
+
+
+def test_driver_sql_on_the_sample_engine_binds_the_plain_value(shop: Any) -> None:
+    """The named (dict) form sqlite3 gets from `exec_driver_sql`: an np.int64 was a BLOB."""
+    query = "SELECT count(*) FROM customers WHERE customer_id = :a"
+    with shop.source.engine.connect() as conn:
+        got = conn.exec_driver_sql(query, {"a": np.int64(1)}).fetchall()
+    with sqlite3.connect(str(shop.source.url.database)) as plain:
+        want = plain.execute(query, {"a": 1}).fetchall()
+    plain.close()
+    assert [tuple(r) for r in got] == want == [(1,)]
