@@ -138,6 +138,8 @@ def bind_cell(
         if name not in namespace:
             raise MagicError(f"{name} is not defined in the notebook; set it first.")
         value = namespace[name]
+        if isinstance(value, str):  # the text itself: a subclass's `__eq__`/`__hash__` could
+            value = str.__str__(value)  # pass the check and its `replace` splice other text
         if known is None:
             known = identifiers() if identifiers else set()
         if not isinstance(value, str) or value not in known:

@@ -125,8 +125,18 @@ def column_names(columns: Any) -> list[str]:
         ) from None
 
 
+class _Int64:
+    """`value in INT64`: an int within a signed 64-bit integer (SQLite's and BIGINT's range).
+    Not a `range`: `range.__contains__` is fast for an exact int only, and walks every number
+    for an int subclass (an `IntEnum` member, `int` subclasses of other libraries), 2**64
+    steps: a bind check that never returned. The value's own methods are not called."""
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int) and -(2**63) <= int.__int__(value) < 2**63
+
+
 #: what an integer bind may hold: a signed 64-bit integer (SQLite's and BIGINT's range)
-INT64 = range(-(2**63), 2**63)
+INT64 = _Int64()
 
 
 def short(value: object, width: int = 60) -> str:

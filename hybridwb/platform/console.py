@@ -31,8 +31,8 @@ from hybridwb.platform import schema
 from hybridwb.platform.readonly import classify, refusal
 from hybridwb.platform.schema import now
 from hybridwb.platform.times import UnstorableTime, labelled, utc_text
-from hybridwb.source.binds import check_sendable
 from hybridwb.source.transpile import sqlite_value
+from hybridwb.source.values import exact_value, sqlite_store_value
 from hybridwb.validation import short
 
 if TYPE_CHECKING:
@@ -69,14 +69,20 @@ def _clause(
         raise BindError(f":{missing[0]} has no value; define it first.")
     numpy = sys.modules.get("numpy")  # (a value cannot be numpy's unless it is loaded)
     for name, value in given.items():
-        for item in value if isinstance(value, list | tuple) else [value]:
-            check_sendable(name, item, big="text")
+        listed = isinstance(value, list | tuple | set | frozenset)
+        items = list(value) if listed else [value]
+        for i, item in enumerate(items):
             if numpy is not None and isinstance(item, numpy.datetime64):
                 # SQLite bound it as a BLOB (numpy's buffer), which no stored text equals
                 raise BindError(
                     f"Parameter {name!r} is a datetime64; bind a datetime "
                     "(pd.Timestamp(value).to_pydatetime()) or a str."
                 )
+            # the value itself, not its subclass's or numpy's (sqlite3 bound an np.int64
+            # as a BLOB of its bytes, and pd.NaT as the text 'NaT')
+            item = items[i] = exact_value(name, item, store=True)
+            if sqlite:
+                item = items[i] = sqlite_store_value(name, item)
             if isinstance(item, str) and "\x00" in item:
                 # PostgreSQL text cannot hold one (psycopg's message named no parameter);
                 # an SQLite store is refused alike, as for every text the store keeps
@@ -84,6 +90,8 @@ def _clause(
                     f"Parameter {name!r} holds a NUL character (\\x00), which the store's "
                     "text cannot hold; remove it (value.replace('\\x00', ''))."
                 )
+        # a set binds as a list (SQLAlchemy's expanding bind indexes it)
+        given[name] = items if listed else items[0]
     lists: list[BindParameter[Any]] = [
         bindparam(k, expanding=True) for k, v in given.items() if isinstance(v, list | tuple)
     ]

@@ -117,6 +117,24 @@ class SearchResult:
         return render_table(masked_display(self.rows, self.pii), caption=self._caption())
 
 
+def search_term(term: object) -> str:
+    """The term as plain text: a str subclass as the text it holds (its own `strip`,
+    `lower` ... searched for other text), a lone surrogate refused in one line (it was
+    refused as "Parameter 'b0_0'", a name the user never wrote)."""
+    if not isinstance(term, str):
+        raise ValidationError(f"The search term must be text, not {type(term).__name__}.")
+    term = str.__str__(term)
+    if not term.isascii():
+        try:
+            term.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(
+                "The search term is not valid text (it holds a lone surrogate); "
+                "retype the odd character."
+            ) from None
+    return term
+
+
 def _digest(table: str, term: str, key: str) -> str:
     """Which search a token belongs to, without the term itself. The key is part of it: a
     token holds the last value of the key it was made under, and read under another key
@@ -395,8 +413,7 @@ class SearchService:
     def _search(
         self, table: str, term: str, limit: int, page: str | None, allow_scan: bool, started: float
     ) -> SearchResult:
-        if not isinstance(term, str):
-            raise ValidationError(f"The search term must be text, not {type(term).__name__}.")
+        term = search_term(term)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
         allow_scan = predicates.consent(allow_scan)
@@ -665,8 +682,7 @@ class SearchService:
         on a large table (or a view, whose size is unknown) it needs `allow_scan=True` too."""
         allow_scan = predicates.consent(allow_scan)
         limit = positive_int_arg(limit, "limit")
-        if not isinstance(term, str):
-            raise ValidationError(f"The search term must be text, not {type(term).__name__}.")
+        term = search_term(term)
         name, mapping = self.mappings.resolve(table)
         info = self._table_info(name)
         if not allow_scan and (info.rows_estimate is None or info.rows_estimate > SCAN_THRESHOLD):

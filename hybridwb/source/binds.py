@@ -9,8 +9,6 @@ into the middle of a string literal after the guard approved it.
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import itertools
 import math
 import re
@@ -24,9 +22,9 @@ from sqlglot.tokens import Token, TokenType
 
 from hybridwb.errors import BindError, QueryError
 from hybridwb.source.guard import check_size
+from hybridwb.source.values import exact_value
 from hybridwb.validation import INT64, short
 
-BIND_TYPES = (str, int, float, bool, decimal.Decimal, dt.date, dt.datetime, dt.time, bytes)
 MAX_LIST = 10_000
 _NAME = re.compile(r"[A-Za-z_]\w*\Z")
 _DIALECT = sqlglot.Dialect.get_or_raise("mysql")
@@ -134,7 +132,8 @@ def check_params(names: Set[str], params: object) -> dict[str, Any]:
 
 
 def _checked_values(params: dict[str, Any]) -> dict[str, Any]:
-    """`params` with each list-like value as a list, after checking every value."""
+    """`params` with each list-like value as a list and every value as the plain value the
+    driver writes exactly (`values.exact_value`), after checking every value."""
     for name, value in params.items():
         if isinstance(value, set | frozenset | tuple | list):
             if not value:
@@ -144,21 +143,25 @@ def _checked_values(params: dict[str, Any]) -> dict[str, Any]:
                     f"Parameter {name!r} holds {len(value):,} values; the limit is {MAX_LIST:,}. "
                     "Narrow the list or join on a table instead."
                 )
-            items = list(value)
-            params[name] = items
+            params[name] = [_exact(name, item) for item in value]
         else:
-            items = [value]
-        for item in items:
-            kind = type(item)
-            if kind is str:  # ASCII text holds no lone surrogate: nothing to check
-                if not item.isascii():
-                    _check_value(name, item)
-            elif kind is int:  # (not bool: a subclass) a whole number within 64 bits
-                if item not in INT64:
-                    _check_value(name, item)
-            elif item is not None:
-                _check_value(name, item)
+            params[name] = _exact(name, value)
     return params
+
+
+def _exact(name: str, item: object) -> Any:
+    kind = type(item)
+    # the common cases first: ASCII text holds no lone surrogate; an int (not a bool, a
+    # subclass) within 64 bits
+    if (kind is str and item.isascii()) or (kind is int and item in INT64):  # type: ignore[attr-defined]
+        return item
+    if isinstance(item, list | tuple | set | frozenset | dict):
+        raise BindError(
+            f"Parameter {name!r} is a {kind.__name__}; bind a str, number, date, "
+            "or a list of them.",
+            name=name,
+        )
+    return exact_value(name, item)
 
 
 #: bytes a value other than text counts for (a number or a date is a few dozen at most)
@@ -203,22 +206,6 @@ def check_sendable(name: str, item: object, *, big: str = "a Decimal or text") -
             f"Parameter {name!r} is a whole number beyond 64 bits; bind it as {big}.",
             name=name,
         )
-
-
-def _check_value(name: str, item: object) -> None:
-    if item is None:
-        return
-    if not isinstance(item, BIND_TYPES):
-        raise BindError(
-            f"Parameter {name!r} is a {type(item).__name__}; "
-            "bind a str, number, date, or a list of them.",
-            name=name,
-        )
-    check_sendable(name, item)
-    if isinstance(item, float) and not math.isfinite(item):
-        raise BindError(f"Parameter {name!r} is {item}; bind a finite number.", name=name)
-    if isinstance(item, decimal.Decimal) and not item.is_finite():
-        raise BindError(f"Parameter {name!r} is {item}; bind a finite number.", name=name)
 
 
 _VALUE_TOKENS = frozenset(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import re
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 
 from hybridwb.errors import BindError, TranspileError
 from hybridwb.source import guard
+from hybridwb.source.values import exact_value, sqlite_number
 
 _SHOW_TABLES = re.compile(r"^\s*SHOW\s+(FULL\s+)?TABLES\s*;?\s*$", re.IGNORECASE)
 _DESCRIBE = re.compile(r"^\s*(DESCRIBE|DESC)\s+`?([\w가-힣]+)`?\s*;?\s*$", re.IGNORECASE)
@@ -95,8 +97,12 @@ def sqlite_value(value: Any) -> Any:
 
 
 def sqlite_params(params: dict[str, Any]) -> dict[str, Any]:
-    """`params` with each date, time and datetime as its text (`sqlite_value`)."""
-    return {k: sqlite_value(v) for k, v in params.items()}
+    """`params` with each date, time and datetime as its text (`sqlite_value`), and each
+    Decimal as the number SQLite keeps for it (`values.sqlite_number`; sqlite3 binds none)."""
+    return {
+        k: sqlite_number(k, v) if type(v) is decimal.Decimal else sqlite_value(v)
+        for k, v in params.items()
+    }
 
 
 def sqlite_driver_params(params: Any, many: bool) -> Any:
@@ -107,7 +113,15 @@ def sqlite_driver_params(params: Any, many: bool) -> Any:
     if many:
         return [sqlite_driver_params(p, False) for p in params]
     if isinstance(params, dict):
-        return sqlite_params(params)
+        return sqlite_params({k: exact_value(k, v, store=True) for k, v in params.items()})
     if isinstance(params, list | tuple):
-        return type(params)(sqlite_value(v) for v in params)
+        # each as its plain value first (sqlite3 bound an np.int64 as a BLOB of its bytes)
+        return type(params)(
+            _sqlite_one(f"#{i}", exact_value(f"#{i}", v, store=True))
+            for i, v in enumerate(params, 1)
+        )
     return params
+
+
+def _sqlite_one(name: str, value: Any) -> Any:
+    return sqlite_number(name, value) if type(value) is decimal.Decimal else sqlite_value(value)

@@ -53,7 +53,16 @@ def coerce(value: Any, ftype: str, where: str) -> Any:
         if ftype == "number":
             if isinstance(value, bool) or not isinstance(value, int | float | str):
                 raise ValueError
-            number = float(value) if "." in str(value) else int(value)
+            # a number as itself (a float's text decided int or float: `1e-05` has no `.`
+            # and became `int(1e-05)`, 0); text as a float when it has a point or exponent
+            number: int | float
+            if isinstance(value, float):
+                number = float.__float__(value)
+            elif isinstance(value, int):
+                number = int.__int__(value)
+            else:
+                text = str.__str__(value)
+                number = float(text) if any(c in text for c in ".eE") else int(text)
             if not math.isfinite(number) or not -(2**63) <= number < 2**63:
                 raise ValueError  # NaN, infinity or beyond a 64-bit column
             return number
@@ -71,7 +80,8 @@ def coerce(value: Any, ftype: str, where: str) -> Any:
             raise ValueError
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise ValueError
-        return str(value)
+        # the text itself, never a subclass's `__str__`
+        return str.__str__(value) if isinstance(value, str) else str(int.__int__(value))
     except (ValueError, TypeError, OverflowError):
         raise ValidationError(f"{where}: {short(value)} is not a {ftype}; fix the value.") from None
 
