@@ -232,10 +232,12 @@ def test_the_sqlite_query_log_stores_what_core_binds(tmp_path: Path, at: datetim
     again = _log_rows(db)
     store.close()
     assert again == fast
-    # SQLite's own text, as SQLAlchemy's DateTime stores it: the wall time, no offset
+    # the store's own text: the UTC wall clock (a naive time is UTC), no offset
+    # (`times.StoreTime`; before, a Seoul time was kept as Seoul's wall clock)
+    w = at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
     assert fast[0][1] == (
-        f"{at.year:04d}-{at.month:02d}-{at.day:02d} "
-        f"{at.hour:02d}:{at.minute:02d}:{at.second:02d}.{at.microsecond:06d}"
+        f"{w.year:04d}-{w.month:02d}-{w.day:02d} "
+        f"{w.hour:02d}:{w.minute:02d}:{w.second:02d}.{w.microsecond:06d}"
     )
     assert [uuid.UUID(r[0]).version for r in fast] == [7, 7]
 

@@ -17,7 +17,7 @@ import pytest
 
 from hybridwb.platform.campaigns import fits_index
 from hybridwb.source.source import Source
-from hybridwb.workflows import audience, batches, policies, process
+from hybridwb.workflows import audience, batches, policies, process, recipients
 
 _FULL = str.maketrans("0123456789", "０１２３４５６７８９")
 _ARABIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
@@ -263,7 +263,7 @@ def test_the_national_mobile_check_checks_lengths_the_metadata_does_not_allow(
 
     anything = re.compile(r"\d+")
     made_up = (anything, general_lengths, anything, mobile_lengths)
-    monkeypatch.setattr(policies, "_kr_mobile", lambda: made_up)
+    monkeypatch.setattr(recipients, "_kr_mobile", lambda: made_up)
     policies._national_mobile_check.cache_clear()
     policies._kr_mobile_check.cache_clear()
     try:
@@ -293,7 +293,7 @@ def test_the_remembered_parses_are_of_short_stripped_texts_only(
         asked.append(text)
         return policies._parsed_phone(text)
 
-    monkeypatch.setattr(policies, "_parsed_national_mobile", recorded)
+    monkeypatch.setattr(recipients, "_parsed_national_mobile", recorded)
     normalize, checked = policies.normalizer("sms"), batches.checked_normalizer("sms")
     texts = [v for v in SPELLINGS if type(v) is str]
     texts += [" " * 50 + "010-5979-1234" + "\t" * 50, "\u3000010 5980 1234\n"]

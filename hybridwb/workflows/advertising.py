@@ -9,11 +9,16 @@ Informational messages are exempt from all of this.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, time
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from hybridwb.errors import ValidationError
 from hybridwb.targets.consent import consent_of
+
+if TYPE_CHECKING:
+    from hybridwb.templating import TemplateService
 
 SEOUL = ZoneInfo("Asia/Seoul")
 AD_PREFIX = "(광고)"
@@ -70,3 +75,35 @@ def truthy(value: object) -> bool:
     """A consent flag that clearly says yes (`targets.consent`: 1, True, Decimal('1.0'),
     1.0, b'\x01', 'Y', 'yes', 'true', '동의' ...); no and unclear values are no consent."""
     return consent_of(value) is True
+
+
+@dataclass
+class Message:
+    """What a workflow sends: text, type, and whether it is advertising (and by whom)."""
+
+    text: str
+    message_type: str
+    mode: str
+    advertising: bool
+    sender: str | None
+    template: dict[str, Any] | None
+
+
+def message_of(templates: TemplateService, message_cfg: dict[str, Any]) -> Message:
+    """The workflow's message: its template's (a library template) or its own text."""
+    from hybridwb.workflows.config import message_config
+
+    msg = message_config(message_cfg)
+    template = templates.get(msg.template) if msg.template else None
+    if template is not None:
+        return Message(
+            template["content"],
+            msg.message_type or template["message_type"],
+            msg.mode,
+            is_advertising(template["content"], bool(template.get("advertising"))),
+            template.get("sender"),
+            template,
+        )
+    text = str(msg.content)
+    ad = is_advertising(text, msg.advertising)
+    return Message(text, msg.message_type or "SMS", msg.mode, ad, msg.sender, None)

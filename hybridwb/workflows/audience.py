@@ -292,3 +292,18 @@ def columns_for(
         elif src.field is not None:
             wanted.add(src.field)
     return wanted
+
+
+def frozen_of(run: dict[str, Any], aud: Audience, now: dt.datetime) -> dict[str, Any]:
+    """The frozen set's audience and as-of time; refuses a resume whose mapping now names
+    another audience table or key (the stored keys would pick other people)."""
+    frozen = (run.get("stats") or {}).get("frozen")
+    if not frozen:  # frozen before this was recorded: judged as of now, as it was then
+        return {"table": aud.table, "key": aud.key, "as_of": now.isoformat()}
+    if (frozen["table"], frozen["key"]) != (aud.table, aud.key):
+        raise ValidationError(
+            f"Run {run['id']} froze its targets as {frozen['table']}.{frozen['key']}, but the "
+            f"mapping now says {aud.table}.{aud.key}; resuming would message another audience. "
+            "Restore the mapping to resume, or start a new run."
+        )
+    return dict(frozen)

@@ -15,7 +15,7 @@ from hybridwb.errors import ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.targets.consent import consent_of
 from hybridwb.validation import short
-from hybridwb.workflows import audience, policies
+from hybridwb.workflows import audience, policies, recipients
 
 
 def has_nul(*values: Any) -> bool:
@@ -90,8 +90,8 @@ def checked_normalizer(channel: str) -> Callable[[Any], tuple[str | None, bool]]
     if channel != "sms":
         return lambda recipient: (policies.normalize(channel, recipient), False)
     # `policies.national_mobile` inline: one regex call, no call of its own per recipient
-    shape, valid = policies._PADDED_NATIONAL_MOBILE.fullmatch, policies._national_mobile_check()
-    parsed = policies._parsed_national_mobile
+    shape, valid = recipients._PADDED_NATIONAL_MOBILE.fullmatch, recipients._national_mobile_check()
+    parsed = recipients._parsed_national_mobile
 
     def phone(recipient: Any) -> tuple[str | None, bool]:
         if type(recipient) is str and (found := shape(recipient)) is not None:

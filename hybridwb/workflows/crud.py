@@ -17,10 +17,11 @@ from hybridwb.platform.backend import Op
 from hybridwb.platform.repos import as_uuid
 from hybridwb.validation import checked_calls
 from hybridwb.workflows import advertising, audience, scheduler
+from hybridwb.workflows.advertising import message_of
 from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.params import check_parameters
-from hybridwb.workflows.process import Processor, message_of
+from hybridwb.workflows.process import Processor
 from hybridwb.workflows.runner import STALE_AFTER_S, Runner
 
 if TYPE_CHECKING:

@@ -61,35 +61,6 @@ if TYPE_CHECKING:
 ANALYZE_AFTER = 50_000
 
 
-@dataclass
-class Message:
-    """What a workflow sends: text, type, and whether it is advertising (and by whom)."""
-
-    text: str
-    message_type: str
-    mode: str
-    advertising: bool
-    sender: str | None
-    template: dict[str, Any] | None
-
-
-def message_of(templates: TemplateService, message_cfg: dict[str, Any]) -> Message:
-    msg = message_config(message_cfg)
-    template = templates.get(msg.template) if msg.template else None
-    if template is not None:
-        return Message(
-            template["content"],
-            msg.message_type or template["message_type"],
-            msg.mode,
-            advertising.is_advertising(template["content"], bool(template.get("advertising"))),
-            template.get("sender"),
-            template,
-        )
-    text = str(msg.content)
-    ad = advertising.is_advertising(text, msg.advertising)
-    return Message(text, msg.message_type or "SMS", msg.mode, ad, msg.sender, None)
-
-
 def _frozen_pairs(
     rows: list[dict[str, Any]], aud: audience.Audience, column: str | None
 ) -> list[tuple[str, str | None]]:
@@ -143,19 +114,7 @@ class Processor:
             table_recipient = None if plan.sql is not None else plan.definition.recipient
             refused = refusals.read(self.targets, aud, recipient=table_recipient, now=now)
         campaigns = Campaigns(self.store.backend)
-
-        def exclude(skips: list[tuple[str, str]]) -> None:
-            channel = message_config(wf["message_config"]).channel
-            if not campaigns.write_batch(
-                run_id, wf["id"], owner, records=[], channel=channel, skips=skips
-            ):
-                raise taken_over(run_id)
-
-        def hold(seqs: list[int]) -> None:
-            stats = dict(self.store.runs.get(run_id).get("stats") or {})
-            stats["frozen"] = {**stats.get("frozen", {}), "night_held": seqs}
-            if not campaigns.set_stats(run_id, stats, workflow_id=wf["id"], owner=owner):
-                raise taken_over(run_id)
+        exclude, hold = refusals.recorders(self.store, campaigns, wf, run_id, owner)
 
         # a target another row refused for is excluded under its own reason when it has
         # none of its own either (read with it here): the run counts what it would have
@@ -273,7 +232,7 @@ class Processor:
         campaigns = Campaigns(store.backend)
         wf = store.workflows.get(workflow)
         run = store.runs.get(run_id)
-        msg = message_of(self.templates, wf["message_config"])
+        msg = advertising.message_of(self.templates, wf["message_config"])
         cfg = message_config(wf["message_config"])
         aud = audience.audience_for(self.mappings, wf["target_config"])
         if msg.advertising:
@@ -310,7 +269,7 @@ class Processor:
             plan = self.freeze(
                 wf, run["id"], aud, limit, batch_size, now, owner or None, msg.advertising
             )
-        frozen = _frozen_audience(store.runs.get(run["id"]), aud, now)
+        frozen = audience.frozen_of(store.runs.get(run["id"]), aud, now)
         # the frozen targets another row refused night consent for (`refusals`): seq numbers
         night_held = frozenset(frozen.get("night_held") or ()) if msg.advertising else frozenset()
         # the set is judged as of its freeze: a resume does not re-read "the last 7 days";
@@ -516,18 +475,3 @@ def _remember_freeze(
     stats["frozen"] = {"table": aud.table, "key": aud.key, "as_of": now.isoformat()}
     if not campaigns.set_stats(run["id"], stats, workflow_id=run["workflow_id"], owner=owner):
         raise taken_over(run["id"])
-
-
-def _frozen_audience(run: dict[str, Any], aud: audience.Audience, now: datetime) -> dict[str, Any]:
-    """The frozen set's audience and as-of time; refuses a resume whose mapping now names
-    another audience table or key (the stored keys would pick other people)."""
-    frozen = (run.get("stats") or {}).get("frozen")
-    if not frozen:  # frozen before this was recorded: judged as of now, as it was then
-        return {"table": aud.table, "key": aud.key, "as_of": now.isoformat()}
-    if (frozen["table"], frozen["key"]) != (aud.table, aud.key):
-        raise ValidationError(
-            f"Run {run['id']} froze its targets as {frozen['table']}.{frozen['key']}, but the "
-            f"mapping now says {aud.table}.{aud.key}; resuming would message another audience. "
-            "Restore the mapping to resume, or start a new run."
-        )
-    return dict(frozen)

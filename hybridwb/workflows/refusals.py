@@ -34,6 +34,8 @@ from hybridwb.workflows import policies
 from hybridwb.workflows.audience import Audience, key_text
 
 if TYPE_CHECKING:
+    from hybridwb.platform.campaigns import Campaigns
+    from hybridwb.platform.store import Store
     from hybridwb.targets import TargetService
     from hybridwb.targets.service import Plan
 
@@ -192,3 +194,28 @@ _REASON = {
     False: policies.NO_CONSENT,
     None: policies.UNCLEAR_CONSENT,
 }
+
+
+def recorders(
+    store: Store, campaigns: Campaigns, wf: dict[str, Any], run_id: Any, owner: str | None
+) -> tuple[Callable[[list[tuple[str, str]]], None], Callable[[list[int]], None]]:
+    """What `suppressing` records with, as `owner`: the targets another row refused
+    marketing for, excluded (`exclude`, skips written with the run's channel), and the seq
+    numbers of those refused night consent, kept with the frozen set (`hold`)."""
+    from hybridwb.workflows.config import message_config
+    from hybridwb.workflows.lock import taken_over
+
+    def exclude(skips: list[tuple[str, str]]) -> None:
+        channel = message_config(wf["message_config"]).channel
+        if not campaigns.write_batch(
+            run_id, wf["id"], owner, records=[], channel=channel, skips=skips
+        ):
+            raise taken_over(run_id)
+
+    def hold(seqs: list[int]) -> None:
+        stats = dict(store.runs.get(run_id).get("stats") or {})
+        stats["frozen"] = {**stats.get("frozen", {}), "night_held": seqs}
+        if not campaigns.set_stats(run_id, stats, workflow_id=wf["id"], owner=owner):
+            raise taken_over(run_id)
+
+    return exclude, hold
