@@ -187,27 +187,6 @@ def sent_size(sql: str, params: Mapping[str, Any], limit: int) -> int:
     return size
 
 
-def check_sendable(name: str, item: object, *, big: str = "a Decimal or text") -> None:
-    """Refuse, in one line, a value no driver can send: text holding a lone surrogate (the
-    driver's raw UnicodeEncodeError) or a whole number beyond 64 bits (OverflowError). The
-    source's binds and the store's `%%platform` binds share it; `big` says what to bind a
-    huge number as instead."""
-    if isinstance(item, str):
-        try:
-            item.encode("utf-8")
-        except UnicodeEncodeError:
-            raise BindError(
-                f"Parameter {name!r} is not valid text (it holds a lone surrogate); "
-                "retype the odd character.",
-                name=name,
-            ) from None
-    elif isinstance(item, int) and not isinstance(item, bool) and item not in INT64:
-        raise BindError(
-            f"Parameter {name!r} is a whole number beyond 64 bits; bind it as {big}.",
-            name=name,
-        )
-
-
 _VALUE_TOKENS = frozenset(
     {
         TokenType.STRING,
