@@ -24,6 +24,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
+import fractions
+import ipaddress
 import sqlite3
 import subprocess
 import sys
@@ -308,6 +310,49 @@ def test_a_value_without_an_exact_meaning_is_refused_on_the_store(
     with pytest.raises(Exception) as caught:
         store.sql(query, {"a": value})
     assert_one_line(caught.value, words)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1},
+        [{"a": 1}],
+        fractions.Fraction(1, 3),
+        complex(1, 2),
+        ipaddress.ip_address("10.0.0.1"),
+    ],
+    ids=["dict", "dict-in-list", "fraction", "complex", "ip-address"],
+)
+def test_a_value_no_store_column_holds_is_refused_saying_what_to_bind(
+    store: Store, value: Any
+) -> None:
+    """Before: psycopg's "cannot adapt type '?'" and sqlite3's "Error binding parameter 1:
+    type '?' is not supported" (a raw-looking StoreError naming neither the parameter nor
+    what to do); PostgreSQL bound an address object as inet."""
+    query = "SELECT 1 AS a WHERE 1 IN :a" if isinstance(value, list) else "SELECT :a AS a"
+    with pytest.raises(BindError) as caught:
+        store.sql(query, {"a": value})
+    assert_one_line(caught.value, "'a' is of type")
+    assert "json.dumps" in str(caught.value)
+
+
+def test_a_uuid_timedelta_and_buffer_bind_as_the_store_keeps_them(
+    store: Store, oracle: _stores.Oracle
+) -> None:
+    """A buffer (bytearray, memoryview) binds as its bytes on both stores; a timedelta as an
+    interval on PostgreSQL, and is refused on SQLite (no type holds one there; sqlite3's
+    own error named no parameter)."""
+    got = store.sql("SELECT :a AS a, :b AS b", {"a": bytearray(b"k1"), "b": memoryview(b"k2")})
+    assert [bytes(got["a"][0]), bytes(got["b"][0])] == [
+        bytes(v) for v in oracle.rows("SELECT ?, ?", b"k1", b"k2")[0]
+    ]
+    hour = dt.timedelta(hours=1)
+    if oracle.postgres:
+        assert store.sql("SELECT :a AS a", {"a": hour})["a"][0] == hour
+        return
+    with pytest.raises(BindError) as caught:
+        store.sql("SELECT :a AS a", {"a": hour})
+    assert_one_line(caught.value, "total_seconds()")
 
 
 def test_nan_is_refused_on_the_sqlite_store_and_exact_on_postgres(

@@ -86,9 +86,27 @@ def exact_value(name: str, item: object, *, store: bool = False) -> Any:
     if plain is not None:
         return exact_value(name, plain, store=store)
     if store:
-        return item  # (the store's driver adapts uuid, timedelta ...; or fails in one line)
+        return _store_only(name, item)
     raise BindError(
         f"Parameter {name!r} is a {kind.__name__}; bind a str, number, date, or a list of them.",
+        name=name,
+    )
+
+
+def _store_only(name: str, item: object) -> Any:
+    """The values only the store's binds take besides the `PLAIN` ones: a uuid (its ids)
+    and a timedelta, which psycopg adapts exactly (`sqlite_store_value` decides for
+    SQLite), and bytes in another buffer, as bytes. Anything else (a dict, a Fraction, an
+    address object) is refused here in one line that says what to bind: psycopg said only
+    "cannot adapt type", and sqlite3 "type is not supported", naming no parameter."""
+    kind = type(item)
+    if kind is uuid.UUID or kind is dt.timedelta:
+        return item
+    if isinstance(item, bytearray | memoryview) and kind in (bytearray, memoryview):
+        return bytes(item)
+    raise BindError(
+        f"Parameter {name!r} is of type {kind.__name__}; bind a str, number, date, uuid or bytes, "
+        "or a list of them (a dict or list as JSON: json.dumps(value)).",
         name=name,
     )
 
@@ -206,6 +224,12 @@ def sqlite_store_value(name: str, item: Any) -> Any:
         return sqlite_number(name, item)
     if type(item) is uuid.UUID:
         return item.hex
+    if type(item) is dt.timedelta:  # (sqlite3: "type is not supported", naming no parameter)
+        raise BindError(
+            f"Parameter {name!r} is a timedelta, which the SQLite store has no type for; "
+            "bind its seconds (value.total_seconds()) or a datetime.",
+            name=name,
+        )
     if type(item) is float and math.isnan(item):
         raise BindError(
             f"Parameter {name!r} is nan, which SQLite binds as NULL; bind None for NULL "
