@@ -463,6 +463,51 @@ def test_an_ident_splice_is_the_text_the_value_holds() -> None:
     assert (sql, params) == ("SELECT * FROM `customers`", {})
 
 
+# -- pandas and Core on the MariaDB source's engine ---------------------------------------------
+@pytest.mark.parametrize(("value", "meant"), [e[1:] for e in EXACT], ids=[e[0] for e in EXACT])
+def test_pandas_on_the_mysql_engine_binds_the_plain_value(
+    source: Source, db: str, value: Any, meant: Any
+) -> None:
+    """Before (round 41's leftover): `pd.read_sql(sql, wb.source.engine, params=...)`
+    reached PyMySQL as given, which wrote a type it does not know as `str(value)`: a float
+    subclass whose `__str__` says '7' bound as '7', a datetime subclass as its own text."""
+    got = pd.read_sql("SELECT %(a)s AS a", source.engine, params={"a": value})
+    assert got["a"].tolist() == [mysql_oracle(db, meant)]
+
+
+@pytest.mark.parametrize(("value", "words"), [e[1:] for e in REFUSED], ids=[e[0] for e in REFUSED])
+def test_a_value_without_an_exact_meaning_is_refused_on_the_mysql_engine(
+    source: Source, value: Any, words: str
+) -> None:
+    """Before: pd.NaT went to the server as the text 'NaT' (matched nothing, silently), a
+    huge Decimal was clamped by the server."""
+    from sqlalchemy import text
+
+    query = "SELECT 1 AS a FROM DUAL WHERE 1 IN :a" if isinstance(value, list) else "SELECT :a AS a"
+    params = {"a": tuple(value) if isinstance(value, list) else value}
+    with pytest.raises(Exception) as caught, source.engine.connect() as conn:
+        conn.execute(text(query).bindparams(), params).fetchall()
+    assert_one_line(caught.value, words)
+
+
+def test_an_in_list_on_the_mysql_engine_binds_each_plain_value(source: Source, db: str) -> None:
+    """A sequence value (PyMySQL's IN list) item by item: an np.int64 and a float subclass
+    among plain ints."""
+    got = pd.read_sql(
+        "SELECT %(a)s IN %(list)s AS hit, %(b)s IN %(list)s AS miss",
+        source.engine,
+        params={"a": 0.5, "b": 7, "list": [np.int64(3), LoudFloat(0.5)]},
+    )
+    conn = _mysql.plain_root(db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT %s IN (3, 0.5), %s IN (3, 0.5)", (0.5, 7))
+            want = cur.fetchall()[0]
+    finally:
+        conn.close()
+    assert (got["hit"][0], got["miss"][0]) == want == (1, 0)
+
+
 # -- pandas on the sample's engine ----------------------------------------------------------------
 def test_pandas_on_the_sample_engine_binds_the_plain_value(shop: Any) -> None:
     """Before: `pd.read_sql(sql, wb.source.engine, params=...)` handed an np.int64 to sqlite3,

@@ -57,6 +57,7 @@ from hybridwb.masking import engine_logging_name
 from hybridwb.source import catalogue, drivers, guard, rawguard
 from hybridwb.source.binds import bind_layout, only_values_differ, values_fit
 from hybridwb.source.transpile import sqlite_driver_params
+from hybridwb.source.values import driver_params
 from hybridwb.source.verdicts import VERDICTS
 from hybridwb.validation import short
 
@@ -700,6 +701,7 @@ def _install_final_text_guard(engine: Engine, facts: SessionFacts, policy: Sessi
         refused: HybridwbError | None = None
         try:
             escape_as_read(conn.connection, facts, policy)
+            parameters = driver_params(parameters)  # each the plain value it means
             final = final_text(cursor, statement, parameters, context)
             guard_final_text(final, policy, whole_result=True)
         except HybridwbError as exc:

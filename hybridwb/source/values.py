@@ -93,6 +93,26 @@ def exact_value(name: str, item: object, *, store: bool = False) -> Any:
     )
 
 
+def driver_params(params: Any) -> Any:
+    """The MySQL driver's own parameters (a dict or a sequence, as SQLAlchemy hands them to
+    the cursor) with every value as `exact_value` gives it, a sequence value (an IN list)
+    item by item: for statements a caller sends through the source's engine
+    (`pd.read_sql(sql, wb.source.engine, params=...)`, SQLAlchemy Core), which reach
+    PyMySQL as given, and PyMySQL writes a type it does not know as `str(value)` (`pd.NaT`
+    as 'NaT', a float subclass as its `__str__`). `wb.sql` checks its binds before this."""
+    if isinstance(params, dict):
+        return {k: _driver_value(str(k), v) for k, v in params.items()}
+    if isinstance(params, list | tuple):
+        return tuple(_driver_value(f"#{i}", v) for i, v in enumerate(params, 1))
+    return params
+
+
+def _driver_value(name: str, value: Any) -> Any:
+    if isinstance(value, list | tuple | set | frozenset):
+        return tuple(exact_value(name, item) for item in value)
+    return exact_value(name, value)
+
+
 def _store_only(name: str, item: object) -> Any:
     """The values only the store's binds take besides the `PLAIN` ones: a uuid (its ids)
     and a timedelta, which psycopg adapts exactly (`sqlite_store_value` decides for
