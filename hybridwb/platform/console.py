@@ -32,7 +32,7 @@ from hybridwb.platform.readonly import classify, refusal
 from hybridwb.platform.schema import now
 from hybridwb.platform.times import UnstorableTime, labelled, utc_text
 from hybridwb.source.transpile import sqlite_value
-from hybridwb.source.values import exact_value, sqlite_store_value
+from hybridwb.source.values import exact_value, items_of, sqlite_store_value
 from hybridwb.validation import short
 
 if TYPE_CHECKING:
@@ -44,6 +44,11 @@ DEFAULT_TIMEOUT = 30.0
 MAX_TIMEOUT = 600.0
 #: rows a store read returns at most (the result says when it was cut)
 ROW_CAP = 100_000
+#: the values one statement binds at most: PostgreSQL's protocol counts them in 16 bits
+#: (psycopg: "number of parameters must be between 0 and 65535", which the store reported
+#: as "unreachable ... Is it running?"); SQLite's is its build's limit (read on first use)
+PG_MAX_BINDS = 65_535
+_sqlite_max_binds: list[int] = []
 
 
 def store_text(value: Any) -> Any:
@@ -69,8 +74,9 @@ def _clause(
         raise BindError(f":{missing[0]} has no value; define it first.")
     numpy = sys.modules.get("numpy")  # (a value cannot be numpy's unless it is loaded)
     for name, value in given.items():
-        listed = isinstance(value, list | tuple | set | frozenset)
-        items = list(value) if listed else [value]
+        held = items_of(value)  # (the items it holds, not its subclass's `__iter__`)
+        listed = held is not None
+        items = held if held is not None else [value]
         for i, item in enumerate(items):
             if numpy is not None and isinstance(item, numpy.datetime64):
                 # SQLite bound it as a BLOB (numpy's buffer), which no stored text equals
@@ -92,6 +98,7 @@ def _clause(
                 )
         # a set binds as a list (SQLAlchemy's expanding bind indexes it)
         given[name] = items if listed else items[0]
+    _check_bind_count(given, sqlite)
     lists: list[BindParameter[Any]] = [
         bindparam(k, expanding=True) for k, v in given.items() if isinstance(v, list | tuple)
     ]
@@ -116,6 +123,32 @@ def _clause(
                     else f"Parameter {name!r} is a missing time (NaT); bind a datetime."
                 ) from None
     return (clause.bindparams(*lists) if lists else clause), given
+
+
+def _check_bind_count(given: dict[str, Any], sqlite: bool) -> None:
+    """Refuse, naming the longest list, a statement binding more values than the store's
+    driver sends in one (an IN list of 70,000 ids on PostgreSQL)."""
+    sizes = {k: len(v) if isinstance(v, list) else 1 for k, v in given.items()}
+    total = sum(sizes.values())
+    if total <= PG_MAX_BINDS:
+        return
+    if sqlite:
+        if not _sqlite_max_binds:
+            import sqlite3
+
+            probe = sqlite3.connect(":memory:")
+            _sqlite_max_binds.append(probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+            probe.close()
+        limit = _sqlite_max_binds[0]
+    else:
+        limit = PG_MAX_BINDS
+    if total > limit:
+        name = max(sizes, key=sizes.__getitem__)
+        raise BindError(
+            f"Parameter {name!r} holds {sizes[name]:,} values; the store binds at most "
+            f"{limit:,} in one statement. Split the list, or join on a table instead.",
+            name=name,
+        )
 
 
 def _timeout(timeout: float | None) -> float:

@@ -22,7 +22,7 @@ from sqlglot.tokens import Token, TokenType
 
 from hybridwb.errors import BindError, QueryError
 from hybridwb.source.guard import check_size
-from hybridwb.source.values import exact_value
+from hybridwb.source.values import exact_value, items_of
 from hybridwb.validation import INT64, short
 
 MAX_LIST = 10_000
@@ -135,15 +135,16 @@ def _checked_values(params: dict[str, Any]) -> dict[str, Any]:
     """`params` with each list-like value as a list and every value as the plain value the
     driver writes exactly (`values.exact_value`), after checking every value."""
     for name, value in params.items():
-        if isinstance(value, set | frozenset | tuple | list):
-            if not value:
+        listed = items_of(value)  # (the items it holds, not its subclass's `__iter__`)
+        if listed is not None:
+            if not listed:
                 raise BindError(f"Parameter {name!r} is an empty list; IN () matches nothing.")
-            if len(value) > MAX_LIST:
+            if len(listed) > MAX_LIST:
                 raise BindError(
-                    f"Parameter {name!r} holds {len(value):,} values; the limit is {MAX_LIST:,}. "
+                    f"Parameter {name!r} holds {len(listed):,} values; the limit is {MAX_LIST:,}. "
                     "Narrow the list or join on a table instead."
                 )
-            params[name] = [_exact(name, item) for item in value]
+            params[name] = [_exact(name, item) for item in listed]
         else:
             params[name] = _exact(name, value)
     return params

@@ -703,6 +703,7 @@ def _install_final_text_guard(engine: Engine, facts: SessionFacts, policy: Sessi
             escape_as_read(conn.connection, facts, policy)
             parameters = driver_params(parameters)  # each the plain value it means
             final = final_text(cursor, statement, parameters, context)
+            _check_bound_size(statement, final, parameters)
             guard_final_text(final, policy, whole_result=True)
         except HybridwbError as exc:
             refused = exc  # the parser's error holds the statement: nothing may be chained
@@ -710,6 +711,33 @@ def _install_final_text_guard(engine: Engine, facts: SessionFacts, policy: Sessi
             raise refused.detached()
         rawguard.approve(conn.connection.dbapi_connection, final)  # query() lets it pass
         return final, None
+
+
+def _check_bound_size(statement: str, final: str, parameters: Any) -> None:
+    """Refuse, naming the parameter, a statement whose bound values make the text the
+    driver sends longer than the guard reads: the guard's own refusal told a caller who
+    had bound an IN list of 300,000 ids to "put long value lists in a bound parameter"."""
+    limit = guard.MAX_QUERY_BYTES
+    if len(final) * 4 <= limit:  # (4 bytes a character at most)
+        return
+    size = len(final.encode("utf-8", "replace"))
+    if size <= limit or len(statement.encode("utf-8", "replace")) > limit:
+        return
+    named = parameters.items() if isinstance(parameters, dict) else enumerate(parameters or (), 1)
+    sizes = {
+        (str(k) if isinstance(parameters, dict) else f"#{k}"): len(v)
+        if isinstance(v, tuple | str | bytes)
+        else 1
+        for k, v in named
+    }
+    if not sizes:
+        return
+    name = max(sizes, key=sizes.__getitem__)
+    raise BindError(
+        f"Parameter {name!r} makes the statement {size:,} bytes; the limit is {limit:,}. "
+        "Bind fewer or shorter values (split the list), or join on a table instead.",
+        name=name,
+    )
 
 
 def guard_final_text(

@@ -12,7 +12,7 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 
 from hybridwb.errors import BindError, TranspileError
 from hybridwb.source import guard
-from hybridwb.source.values import exact_value, sqlite_number
+from hybridwb.source.values import exact_value, items_of, sqlite_number
 
 _SHOW_TABLES = re.compile(r"^\s*SHOW\s+(FULL\s+)?TABLES\s*;?\s*$", re.IGNORECASE)
 _DESCRIBE = re.compile(r"^\s*(DESCRIBE|DESC)\s+`?([\w가-힣]+)`?\s*;?\s*$", re.IGNORECASE)
@@ -113,12 +113,14 @@ def sqlite_driver_params(params: Any, many: bool) -> Any:
     if many:
         return [sqlite_driver_params(p, False) for p in params]
     if isinstance(params, dict):
-        return sqlite_params({k: exact_value(k, v, store=True) for k, v in params.items()})
-    if isinstance(params, list | tuple):
-        # each as its plain value first (sqlite3 bound an np.int64 as a BLOB of its bytes)
-        return type(params)(
+        return sqlite_params({k: exact_value(k, v, store=True) for k, v in dict.items(params)})
+    listed = items_of(params) if isinstance(params, list | tuple) else None
+    if listed is not None:
+        # each as its plain value first (sqlite3 bound an np.int64 as a BLOB of its bytes);
+        # a tuple subclass (a namedtuple: its own constructor took no one iterable) as a tuple
+        return tuple(
             _sqlite_one(f"#{i}", exact_value(f"#{i}", v, store=True))
-            for i, v in enumerate(params, 1)
+            for i, v in enumerate(listed, 1)
         )
     return params
 

@@ -101,16 +101,33 @@ def driver_params(params: Any) -> Any:
     PyMySQL as given, and PyMySQL writes a type it does not know as `str(value)` (`pd.NaT`
     as 'NaT', a float subclass as its `__str__`). `wb.sql` checks its binds before this."""
     if isinstance(params, dict):
-        return {k: _driver_value(str(k), v) for k, v in params.items()}
-    if isinstance(params, list | tuple):
-        return tuple(_driver_value(f"#{i}", v) for i, v in enumerate(params, 1))
+        return {k: _driver_value(str(k), v) for k, v in dict.items(params)}
+    listed = items_of(params)
+    if listed is not None:
+        return tuple(_driver_value(f"#{i}", v) for i, v in enumerate(listed, 1))
     return params
 
 
 def _driver_value(name: str, value: Any) -> Any:
-    if isinstance(value, list | tuple | set | frozenset):
-        return tuple(exact_value(name, item) for item in value)
+    listed = items_of(value)
+    if listed is not None:
+        return tuple(exact_value(name, item) for item in listed)
     return exact_value(name, value)
+
+
+def items_of(value: object) -> list[Any] | None:
+    """The items a list, tuple, set or frozenset holds, read by its base type's own
+    iterator, or None for any other value. A subclass's `__iter__` (or `__len__`) may say
+    other items than it holds: `(1, 2)` bound as (1), which IN matched silently less."""
+    if isinstance(value, list):
+        return list(list.__iter__(value))
+    if isinstance(value, tuple):
+        return list(tuple.__iter__(value))
+    if isinstance(value, set):
+        return list(set.__iter__(value))
+    if isinstance(value, frozenset):
+        return list(frozenset.__iter__(value))
+    return None
 
 
 def _store_only(name: str, item: object) -> Any:
