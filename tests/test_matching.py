@@ -420,3 +420,33 @@ def test_a_source_is_an_immutable_value() -> None:
         None,
         (),
     )
+
+
+# -- names joined by a sign ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "joined"),
+    [
+        ("안녕 {{ e-mail }}", "e-mail"),
+        ("{{ first/last }}님", "first/last"),
+        ("{{ 고객-등급 | default('x') }}", "고객-등급"),
+    ],
+)
+def test_a_name_with_a_sign_in_braces_is_told_to_be_written_with_a_hash(
+    text: str, joined: str
+) -> None:
+    """Before: `{{ e-mail }}` (Jinja reads e minus mail) warned "e: no mapped field …; add
+    an alias" and "mail: …", which sends the user to the mapping for names they never
+    meant; now each missing part's warning says to write `#{e-mail}`."""
+    from hybridwb.templating.parse import variables
+
+    report = automap(variables(text), "customers", MAPPINGS)
+    missing = [w for w in report.warnings if "no mapped field" in w]
+    assert missing, report.warnings
+    assert all(f"written #{{{joined}}}" in w for w in missing), missing
+
+
+def test_arithmetic_with_spaces_keeps_the_alias_advice() -> None:
+    from hybridwb.templating.parse import variables
+
+    report = automap(variables("{{ e - mail }}"), "customers", MAPPINGS)
+    assert report.warnings and all("add an alias" in w for w in report.warnings)

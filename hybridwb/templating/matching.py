@@ -125,11 +125,16 @@ def automap(
         candidates, _ = match_one(use.name, table, graph, individual)
         filters = tuple(f for f in use.filters if f in ACCEPTS)
         if not candidates:
+            fix = (
+                f"{{{{ {use.joined} }}}} reads as arithmetic on its parts: a name with a sign "
+                f"is written #{{{use.joined}}}"
+                if use.joined
+                else "add an alias in the mapping or create an individual variable"
+            )
             status = VariableStatus(
                 use.name,
                 "missing",
-                warning=f"{use.name}: no mapped field or individual variable has this name; "
-                "add an alias in the mapping or create an individual variable.",
+                warning=f"{use.name}: no mapped field or individual variable has this name; {fix}.",
                 filters=filters,
             )
         elif len(candidates) > 1:

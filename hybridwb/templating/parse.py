@@ -34,6 +34,13 @@ class VariableUse:
     line: int
     column: int
     filters: tuple[str, ...] = ()
+    #: the `{{ }}` text this name is a part of when it is names joined by signs with no
+    #: space (`{{ e-mail }}` reads as e minus mail): what `#{e-mail}` would name
+    joined: str | None = None
+
+
+#: `{{ e-mail }}`, `{{ first/last }}`: names joined by a sign with no space around it
+_JOINED = re.compile(r"\{\{\s*([^\W\d]\w*(?:[-+*/%]\w+)+)\s*(?:\|[^{}]*)?\}\}")
 
 
 ENV = sandbox.make_environment(FORMATTERS)
@@ -173,6 +180,7 @@ def variables(text: str) -> list[VariableUse]:
         uses.append(VariableUse(match.group(1), "hash", *_position(text, match.start())))
     declared = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
     seen_nodes: set[int] = set()
+    joined = _joined_names(text) if "{{" in text else {}
     filters_of: dict[int, list[str]] = {}
     for flt in tree.find_all(nodes.Filter):
         if flt.node is not None:
@@ -193,10 +201,25 @@ def variables(text: str) -> list[VariableUse]:
             continue
         index = _find(text, name.split(".")[-1])
         uses.append(
-            VariableUse(name, "jinja", *_position(text, index), tuple(filters_of.get(id(node), ())))
+            VariableUse(
+                name,
+                "jinja",
+                *_position(text, index),
+                tuple(filters_of.get(id(node), ())),
+                joined.get(name),
+            )
         )
     uses.sort(key=lambda u: (u.line, u.column))
     return uses
+
+
+def _joined_names(text: str) -> dict[str, str]:
+    """{name: the joined text it is a part of} for every `{{ e-mail }}` in `text`."""
+    out: dict[str, str] = {}
+    for match in _JOINED.finditer(text):
+        for part in re.split(r"[-+*/%]", match.group(1)):
+            out.setdefault(part, match.group(1))
+    return out
 
 
 def _find(text: str, word: str) -> int:
