@@ -5,6 +5,7 @@ BREAKS found here (fixed in values.items_of, binds, console._clause, engine, tra
 - a list or tuple subclass whose `__iter__`/`__len__` says other items bound those items,
   not the ones it holds: `2 IN LyingTuple((1, 2))` was false, silently, on the MariaDB
   engine (pandas, Core), in `wb.sql` and on both stores;
+- a params dict subclass whose `items()` says other values bound those (`driver_params`);
 - a params sequence whose `__iter__` lies was refused as "do not fit its placeholders";
   a namedtuple as the params of a statement on the SQLite sample's engine raised a raw
   TypeError (its constructor takes no one iterable);
@@ -209,3 +210,20 @@ def test_a_sequence_subclass_needs_no_items_beyond_what_it_holds(
     with pytest.raises(Exception) as caught:
         pd.read_sql("SELECT 1 IN %(a)s AS x", source.engine, params={"a": Claims()})
     assert "syntax" in str(caught.value).lower(), repr(caught.value)
+
+
+class LyingDict(dict):  # type: ignore[type-arg]
+    """Holds {'a': 1}, but its `items()` says {'a': 9}."""
+
+    def items(self) -> Any:
+        return [("a", 9)]
+
+
+def test_a_params_dict_subclass_binds_the_values_it_holds_on_the_mysql_engine(
+    source: Source, db: str
+) -> None:
+    """Before: `driver_params` read the values through the subclass's `items()`: 9 was
+    bound for the 1 the dict held."""
+    want = mysql_oracle(db, "SELECT %(a)s AS x", {"a": 1})
+    got = pd.read_sql("SELECT %(a)s AS x", source.engine, params=LyingDict(a=1))
+    assert [tuple(r) for r in got.itertuples(index=False)] == want == [(1,)]
