@@ -389,3 +389,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             return len(rank)
 
     items.sort(key=key)
+
+
+def pytest_sessionfinish() -> None:
+    """Each IPython shell the tests made registered `atexit_operations`, whose `reset` ends
+    in `gc.collect()`: one full collection of this worker's heap per shell as the process
+    exits (seconds each, and the run waits for its workers to exit). The shells' user
+    namespaces die with the process anyway; their history is in memory."""
+    import atexit
+    import gc
+    import sys
+
+    shells = sys.modules.get("IPython.core.interactiveshell")
+    if shells is None:
+        return
+    for obj in gc.get_objects():
+        if isinstance(obj, shells.InteractiveShell):
+            atexit.unregister(obj.atexit_operations)
