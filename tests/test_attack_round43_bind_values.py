@@ -9,6 +9,8 @@ BREAKS found here (fixed in values.items_of, binds, console._clause, engine, tra
 - a params sequence whose `__iter__` lies was refused as "do not fit its placeholders";
   a namedtuple as the params of a statement on the SQLite sample's engine raised a raw
   TypeError (its constructor takes no one iterable);
+- an IN list SQLAlchemy expands (`bindparam(expanding=True)`) was expanded by the subclass's
+  `__iter__` before any hook saw it; MariaDB's 4078 for a bound row was "MySQL client error";
 - an IN list of 70,000 values on the PostgreSQL store was reported as "The platform store
   is unreachable (...): number of parameters must be between 0 and 65535. Is it running?";
 - an IN list of 300,000 ids bound through the MariaDB engine was refused with the guard's
@@ -227,3 +229,34 @@ def test_a_params_dict_subclass_binds_the_values_it_holds_on_the_mysql_engine(
     want = mysql_oracle(db, "SELECT %(a)s AS x", {"a": 1})
     got = pd.read_sql("SELECT %(a)s AS x", source.engine, params=LyingDict(a=1))
     assert [tuple(r) for r in got.itertuples(index=False)] == want == [(1,)]
+
+
+@pytest.mark.parametrize("value", LIARS, ids=["tuple", "list"])
+def test_a_sequence_subclass_in_an_expanding_core_bind_binds_the_items_it_holds(
+    source: Source, db: str, value: Any
+) -> None:
+    """Before: SQLAlchemy expanded the IN list by the subclass's own `__iter__` (before the
+    cursor hook), so `2 IN (1)` was sent and matched nothing, silently."""
+    from sqlalchemy import bindparam
+
+    want = mysql_oracle(db, "SELECT 2 IN %(a)s AS x", {"a": (1, 2)})
+    clause = text("SELECT 2 IN :a AS x").bindparams(bindparam("a", expanding=True))
+    with source.engine.connect() as conn:
+        got = [tuple(r) for r in conn.execute(clause, {"a": value}).fetchall()]
+    assert got == want == [(1,)]
+
+
+def test_a_server_type_error_on_a_bound_row_is_a_refused_query_not_a_lost_connection(
+    source: Source,
+) -> None:
+    """Before: MariaDB's 4078 ("Illegal parameter data types int and row") for `2 IN :a`
+    bound [[1, 2]] was reported as ConnectionFailed "MySQL client error 4078"."""
+    from sqlalchemy import bindparam
+
+    from hybridwb.errors import QueryError
+
+    clause = text("SELECT 2 IN :a AS x").bindparams(bindparam("a", expanding=True))
+    with pytest.raises(Exception) as caught, source.engine.connect() as conn:
+        conn.execute(clause, {"a": [[1, 2]]}).fetchall()
+    assert type(caught.value) is QueryError, repr(caught.value)
+    assert "server rejected" in str(caught.value) and "client error" not in str(caught.value)

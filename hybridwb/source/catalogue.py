@@ -369,7 +369,9 @@ def translate(
     for pattern, cls, template in _SQLITE_PATTERNS:
         if pattern.search(detail):
             return cls(template.format(**fill), code=code, cause=cause)
-    if code is not None and code >= 2000:
+    if code is not None and (2000 <= code < 3000 or code in RETRYABLE_CODES):
+        # (the client's own codes, and a lost session; 3000 and up are the server's:
+        # MariaDB's 4078 "Illegal parameter data types" is a refused statement)
         return ConnectionFailed(
             f"MySQL client error {code}: {fill['detail']}.", code=code, cause=cause
         )

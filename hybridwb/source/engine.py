@@ -57,7 +57,7 @@ from hybridwb.masking import engine_logging_name
 from hybridwb.source import catalogue, drivers, guard, rawguard
 from hybridwb.source.binds import bind_layout, only_values_differ, values_fit
 from hybridwb.source.transpile import sqlite_driver_params
-from hybridwb.source.values import driver_params
+from hybridwb.source.values import driver_params, held_params
 from hybridwb.source.verdicts import VERDICTS
 from hybridwb.validation import short
 
@@ -691,6 +691,15 @@ def _install_error_translation(engine: Engine, error_context: Any) -> None:
 
 def _install_final_text_guard(engine: Engine, facts: SessionFacts, policy: SessionPolicy) -> None:
     """Guard the exact text the driver will send, and send exactly that text."""
+
+    @event.listens_for(engine, "before_execute", retval=True)
+    def _held_items(
+        conn: Any, element: Any, multiparams: Any, params: Any, execution_options: Any
+    ) -> tuple[Any, Any, Any]:
+        # SQLAlchemy expands an IN list (`bindparam(..., expanding=True)`, `column.in_`)
+        # by iterating the value before the cursor hook sees it: a subclass's `__iter__`
+        # chose the items
+        return element, [held_params(p) for p in multiparams], held_params(params)
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _guard_final_text(

@@ -108,6 +108,25 @@ def driver_params(params: Any) -> Any:
     return params
 
 
+def held_params(params: Any) -> Any:
+    """SQLAlchemy's execute parameters (a dict) with each list, tuple, set or frozenset
+    value (and each one inside it: a tuple IN's rows) as the items it holds (`items_of`),
+    for SQLAlchemy to expand; anything else as given."""
+    if not isinstance(params, dict):
+        return params
+    return {k: _held(v, 2) for k, v in dict.items(params)}
+
+
+def _held(value: Any, depth: int) -> Any:
+    listed = items_of(value)
+    if listed is None or depth == 0:
+        return value
+    kind = tuple if isinstance(value, tuple) else list
+    if type(value) in (list, tuple) and not any(items_of(i) is not None for i in listed):
+        return value  # (the common case: a plain list of plain values, as given)
+    return kind(_held(item, depth - 1) for item in listed)
+
+
 def _driver_value(name: str, value: Any) -> Any:
     listed = items_of(value)
     if listed is not None:
