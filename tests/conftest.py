@@ -14,8 +14,8 @@ import pytest
 import realshop  # tests/realshop.py (pytest puts tests/ on sys.path: no __init__.py)
 from _browser_gate import (  # noqa: F401  (hooks: pytest finds them by name in a conftest)
     pytest_runtest_logreport,
-    pytest_sessionfinish,
 )
+from _browser_gate import pytest_sessionfinish as _browser_gate_sessionfinish
 from sqlalchemy.engine import URL
 
 from hybridwb.source.sample import build_sqlite, load
@@ -391,7 +391,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=key)
 
 
-def pytest_sessionfinish() -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _browser_gate_sessionfinish(session, exitstatus)
+    _drop_shell_exit_hooks()
+
+
+def _drop_shell_exit_hooks() -> None:
     """Each IPython shell the tests made registered `atexit_operations`, whose `reset` ends
     in `gc.collect()`: one full collection of this worker's heap per shell as the process
     exits (seconds each, and the run waits for its workers to exit). The shells' user

@@ -58,3 +58,15 @@ def test_without_chromium_a_skip_is_only_reported(tmp_path: Path) -> None:
     done = run_gate(tmp_path, HYBRIDWB_CHROMIUM=str(tmp_path / "none"))
     assert done.returncode == pytest.ExitCode.OK, done.stdout
     assert "1 passed, 1 skipped" in done.stdout
+
+
+def test_the_suites_own_session_finish_runs_the_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/conftest.py has a session-finish hook of its own; the gate's must still run in
+    it (a conftest holds one function per hook name: defining another one replaced the
+    imported gate, and a skipped browser tier would have passed)."""
+    from tests import conftest
+
+    calls: list[int] = []
+    monkeypatch.setattr(conftest, "_browser_gate_sessionfinish", lambda s, e: calls.append(e))
+    conftest.pytest_sessionfinish(session=None, exitstatus=0)  # type: ignore[arg-type]
+    assert calls == [0]

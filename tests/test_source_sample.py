@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import time
 from pathlib import Path
 
@@ -355,3 +356,44 @@ def test_final_text_matches_only_when_just_values_replaced_binds(
     """The fast path of the final-text check: anything but literals in the bind places is
     checked in full."""
     assert only_values_differ(tokenize(approved), find_binds(approved), tokenize(final)) is same
+
+
+def _dump(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def test_a_second_build_in_one_process_is_the_sample_a_fresh_process_builds(
+    tmp_path: Path,
+) -> None:
+    """A build in a process that built the same size and seed before copies that file: it
+    must hold what a process of its own builds (oracle: sqlite3's dump of each); another
+    size or seed is built, not copied."""
+    import subprocess
+    import sys
+
+    from hybridwb.source import sample
+
+    sample.build_sqlite(tmp_path / "first.db", 300, seed=7)
+    sample.build_sqlite(tmp_path / "copied.db", 300, seed=7)
+    code = (
+        "import sys; from pathlib import Path; from hybridwb.source.sample import build_sqlite; "
+        "build_sqlite(Path(sys.argv[1]), int(sys.argv[2]), seed=int(sys.argv[3]))"
+    )
+    for name, size, seed in (
+        ("fresh.db", 300, 7),
+        ("other-seed.db", 300, 8),
+        ("other-size.db", 301, 7),
+    ):
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / name), str(size), str(seed)], check=True
+        )
+    assert _dump(tmp_path / "copied.db") == _dump(tmp_path / "fresh.db")
+    counts = sample.build_sqlite(tmp_path / "seed8.db", 300, seed=8)
+    assert _dump(tmp_path / "seed8.db") == _dump(tmp_path / "other-seed.db")
+    assert counts["customers"] == 300
+    sample.build_sqlite(tmp_path / "size301.db", 301, seed=7)
+    assert _dump(tmp_path / "size301.db") == _dump(tmp_path / "other-size.db")
