@@ -7,6 +7,7 @@ import contextlib
 import secrets
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pymysql
 
@@ -130,3 +131,25 @@ def no_streamed_result_left_active() -> Iterator[None]:
         for result in list(made):
             if result.unbuffered_active:
                 result.unbuffered_active = False
+
+
+def scratch_fixtures(prefix: str, rows: int) -> tuple[Any, Any]:
+    """The `db` (a module's `scratch_db`) and `source` (a read-only `Source` on it per test)
+    fixtures, for a test module to take as `db, source = scratch_fixtures(...)`."""
+    import pytest
+
+    from hybridwb.source.source import Source
+    from tests.conftest import ro_url
+
+    @pytest.fixture(scope="module")
+    def db() -> Iterator[str]:
+        with scratch_db(prefix, rows) as name:
+            yield name
+
+    @pytest.fixture
+    def source(db: str) -> Iterator[Source]:
+        src = Source(ro_url(db))
+        yield src
+        src.close()
+
+    return db, source

@@ -44,7 +44,6 @@ from sqlalchemy.engine import URL
 from hybridwb.errors import BindError, ValidationError
 from hybridwb.platform.store import Store
 from hybridwb.source.source import Source
-from tests.conftest import ro_url
 
 store = _stores.store
 oracle = _stores.oracle
@@ -126,17 +125,7 @@ def assert_one_line(exc: BaseException, words: str) -> None:
 
 
 # -- the MariaDB source ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def db() -> Iterator[str]:
-    with _mysql.scratch_db("bindvals", 1) as name:
-        yield name
-
-
-@pytest.fixture
-def source(db: str) -> Iterator[Source]:
-    src = Source(ro_url(db))
-    yield src
-    src.close()
+db, source = _mysql.scratch_fixtures("bindvals", 1)
 
 
 def mysql_oracle(db: str, value: Any) -> Any:

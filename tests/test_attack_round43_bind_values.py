@@ -37,7 +37,6 @@ from sqlalchemy import text
 from hybridwb.errors import BindError
 from hybridwb.platform.store import Store
 from hybridwb.source.source import Source
-from tests.conftest import ro_url
 
 store = _stores.store
 oracle = _stores.oracle
@@ -71,17 +70,7 @@ def assert_one_line(exc: BaseException, words: str, name: str = "a") -> None:
     assert words in text_ and f"Parameter {name!r}" in text_, text_
 
 
-@pytest.fixture(scope="module")
-def db() -> Iterator[str]:
-    with _mysql.scratch_db("bindvals43", 1) as name:
-        yield name
-
-
-@pytest.fixture
-def source(db: str) -> Iterator[Source]:
-    src = Source(ro_url(db))
-    yield src
-    src.close()
+db, source = _mysql.scratch_fixtures("bindvals43", 1)
 
 
 def mysql_oracle(db: str, sql: str, params: Any) -> Any:

@@ -16,7 +16,7 @@ a `%%mysql` cell and a `%%platform` statement of megabytes were tokenized/parsed
 from __future__ import annotations
 
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +44,7 @@ oracle = _stores.oracle
 MB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def db() -> Iterator[str]:
-    with _mysql.scratch_db("big", 3) as name:
-        yield name
-
-
-@pytest.fixture
-def source(db: str) -> Iterator[Source]:
-    src = Source(ro_url(db))
-    yield src
-    src.close()
+db, source = _mysql.scratch_fixtures("big", 3)
 
 
 def _peak(fn: Callable[[], Any]) -> tuple[BaseException | None, int]:
