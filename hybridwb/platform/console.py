@@ -15,6 +15,7 @@ audited text, so no customer value lands in the audit log.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -48,7 +49,6 @@ ROW_CAP = 100_000
 #: (psycopg: "number of parameters must be between 0 and 65535", which the store reported
 #: as "unreachable ... Is it running?"); SQLite's is its build's limit (read on first use)
 PG_MAX_BINDS = 65_535
-_sqlite_max_binds: list[int] = []
 
 
 def store_text(value: Any) -> Any:
@@ -132,16 +132,7 @@ def _check_bind_count(given: dict[str, Any], sqlite: bool) -> None:
     total = sum(sizes.values())
     if total <= PG_MAX_BINDS:
         return
-    if sqlite:
-        if not _sqlite_max_binds:
-            import sqlite3
-
-            probe = sqlite3.connect(":memory:")
-            _sqlite_max_binds.append(probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
-            probe.close()
-        limit = _sqlite_max_binds[0]
-    else:
-        limit = PG_MAX_BINDS
+    limit = _sqlite_max_binds() if sqlite else PG_MAX_BINDS
     if total > limit:
         name = max(sizes, key=sizes.__getitem__)
         raise BindError(
@@ -149,6 +140,18 @@ def _check_bind_count(given: dict[str, Any], sqlite: bool) -> None:
             f"{limit:,} in one statement. Split the list, or join on a table instead.",
             name=name,
         )
+
+
+@functools.cache
+def _sqlite_max_binds() -> int:
+    """This SQLite build's limit on the values one statement binds."""
+    import sqlite3
+
+    probe = sqlite3.connect(":memory:")
+    try:
+        return probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    finally:
+        probe.close()
 
 
 def _timeout(timeout: float | None) -> float:
