@@ -158,6 +158,17 @@ def _dicts(keys: list[str], rows: list[Any]) -> list[dict[str, Any]]:
     return list(map(dict, map(zip, repeat(keys), rows)))
 
 
+def frame_of(frame_type: type[pd.DataFrame], keys: list[str], rows: list[Any]) -> pd.DataFrame:
+    """The rows as a `frame_type`. Driver rows (a list of plain tuples) go through the
+    constructor, which converts them with the very functions `from_records` uses (`to_arrays`,
+    `arrays_to_mgr`), without `from_records`'s extra steps, and for a subclass without its
+    second frame (`cls(df, copy=False)`): on a 1-row read, a third of the client's CPU.
+    Anything else (no rows, other row types) takes `from_records` itself."""
+    if rows and type(rows) is list and type(rows[0]) is tuple:
+        return frame_type(rows, columns=keys)
+    return frame_type.from_records(rows, columns=keys)
+
+
 def _typed(fetched: Fetched) -> list[tuple[str, str]]:
     """(column, the protocol's name of its type) from a read's cursor description."""
     types = [d[1] for d in fetched.columns] or [""] * len(fetched.keys)
@@ -543,10 +554,7 @@ class Source:
         keys, rows, truncated, described, *_ = self._run(
             query, params, limit, timeout, cache_ttl, raw_values=arrow
         )
-        if arrow:
-            df = arrow_frame(keys, rows, described)
-        else:
-            df = frame_type.from_records(rows, columns=keys)
+        df = arrow_frame(keys, rows, described) if arrow else frame_of(frame_type, keys, rows)
         elapsed = (time.perf_counter() - started) * 1000
         df.attrs["hybridwb"] = {"rows": len(df), "elapsed_ms": elapsed, "truncated": truncated}
         return df
