@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 from hybridwb.errors import BindError
 from hybridwb.grid import SourceFrame
 from hybridwb.source import Source
-from hybridwb.source.source import frame_of
+from hybridwb.source.frames import frame_of
 
 
 @pytest.mark.parametrize("bad", [dict, "DataFrame", None, int], ids=["dict", "str", "none", "int"])
@@ -57,6 +57,18 @@ def test_rows_become_the_frame_from_records_makes(frame_type: type, case: str) -
     assert type(got) is frame_type
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert [type(v) for v in got.to_numpy().ravel()] == [type(v) for v in want.to_numpy().ravel()]
+
+
+def test_frames_of_the_same_columns_do_not_share_a_column_name() -> None:
+    """The column Index is made once per list of names; each frame's is its own object, so
+    naming one frame's columns leaves the next frame's alone."""
+    first = frame_of(SourceFrame, ["a", "b"], [(1, 2)])
+    first.columns.name = "renamed"
+    first.columns = first.columns.str.upper()
+    second = frame_of(SourceFrame, ["a", "b"], [(3, 4)])
+    assert second.columns.name is None
+    assert list(second.columns) == ["a", "b"]
+    assert second.columns is not first.columns
 
 
 @pytest.mark.parametrize(

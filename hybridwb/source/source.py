@@ -63,6 +63,7 @@ from hybridwb.source.engine import (
     sqlite_engine,
 )
 from hybridwb.source.execute import run_mysql
+from hybridwb.source.frames import frame_of
 from hybridwb.source.querylog import QueryLog, log_text, log_text_of
 from hybridwb.source.transpile import expand_lists, sqlite_params, to_sqlite
 from hybridwb.source.verdicts import VERDICTS
@@ -156,17 +157,6 @@ def _dicts(keys: list[str], rows: list[Any]) -> list[dict[str, Any]]:
         return [dict(zip(keys, row, strict=True)) for row in rows]
     # every row checked above; no `strict=` (a keyword argument costs zip a dict per row)
     return list(map(dict, map(zip, repeat(keys), rows)))
-
-
-def frame_of(frame_type: type[pd.DataFrame], keys: list[str], rows: list[Any]) -> pd.DataFrame:
-    """The rows as a `frame_type`. Driver rows (a list of plain tuples) go through the
-    constructor, which converts them with the very functions `from_records` uses (`to_arrays`,
-    `arrays_to_mgr`), without `from_records`'s extra steps, and for a subclass without its
-    second frame (`cls(df, copy=False)`): on a 1-row read, a third of the client's CPU.
-    Anything else (no rows, other row types) takes `from_records` itself."""
-    if rows and type(rows) is list and type(rows[0]) is tuple:
-        return frame_type(rows, columns=keys)
-    return frame_type.from_records(rows, columns=keys)
 
 
 def _typed(fetched: Fetched) -> list[tuple[str, str]]:
