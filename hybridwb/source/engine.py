@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
@@ -57,7 +57,7 @@ from hybridwb.masking import engine_logging_name
 from hybridwb.source import catalogue, drivers, guard, rawguard
 from hybridwb.source.binds import bind_layout, only_values_differ, values_fit
 from hybridwb.source.transpile import sqlite_driver_params
-from hybridwb.source.values import driver_params, held_params
+from hybridwb.source.values import core_params, driver_params, driver_sql_params, held_params
 from hybridwb.source.verdicts import VERDICTS
 from hybridwb.validation import short
 
@@ -671,7 +671,31 @@ def mysql_engine(
     if policy.read_only:
         _install_session_check(engine, facts, policy)
     _install_error_translation(engine, ctx)
+    _install_checked_params(engine)
     return engine
+
+
+class CheckedConnection(Connection):
+    """A connection whose `exec_driver_sql` and `execute` check the shape of the parameters
+    a caller gives before SQLAlchemy reads them (`values.driver_sql_params`, `core_params`):
+    SQLAlchemy refuses a `pd.Series` or a list of values with a raw `ArgumentError`, before
+    any event of the engine sees the parameters."""
+
+    def exec_driver_sql(self, statement: Any, parameters: Any = None, *a: Any, **kw: Any) -> Any:
+        return super().exec_driver_sql(statement, driver_sql_params(parameters), *a, **kw)
+
+    def execute(self, statement: Any, parameters: Any = None, *a: Any, **kw: Any) -> Any:
+        return super().execute(statement, core_params(parameters), *a, **kw)
+
+
+def _install_checked_params(engine: Engine) -> None:
+    """Every connection of the engine (and of its `execution_options` copies, which share
+    its events) is a `CheckedConnection`."""
+
+    @event.listens_for(engine, "engine_connect")
+    def _checked(conn: Connection) -> None:
+        if type(conn) is Connection:
+            conn.__class__ = CheckedConnection
 
 
 def _install_error_translation(engine: Engine, error_context: Any) -> None:
@@ -952,4 +976,5 @@ def sqlite_engine(path: Path, facts: SessionFacts, *, use_guard: bool = True) ->
             if refused is not None:
                 raise refused.detached()
 
+    _install_checked_params(engine)
     return engine
