@@ -29,6 +29,7 @@ from hybridwb.templating.message import LIMITS, Size, euc_kr_size, over_limit
 from hybridwb.templating.service import TemplateService
 from hybridwb.workflows import batches, heap, policies, spelling
 from hybridwb.workflows.config import FrequencyCap, SendPolicy
+from tests._stores import _empty_pg, migrated_sqlite
 
 NOW = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)
 
@@ -339,10 +340,10 @@ def _reset_pg(url: URL) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
-        url = URL.create("sqlite", database=str(tmp_path / "platform.db"))
+        url = migrated_sqlite(tmp_path / "platform.db")  # init below seeds it
     else:
         url = request.getfixturevalue("pg_db")
-        _reset_pg(url)
+        _empty_pg(url)  # at head, no rows: init below seeds it
     st = Store(SqlBackend(url), actor="tester")
     st.init()
     yield st
