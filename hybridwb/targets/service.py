@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -65,6 +65,21 @@ class Preview:
     @property
     def count_text(self) -> str:
         return f"{self.count:,}" if self.exact else f"more than {self.count:,} (estimate)"
+
+
+class Refused(Protocol):
+    """Which of a preview's rows an advertising run excludes because another row of the
+    audience refused their recipient; None when not known within the preview's limits."""
+
+    def __call__(
+        self,
+        targets: TargetService,
+        plan: Plan,
+        rows: list[dict[str, Any]],
+        *,
+        now: dt.datetime | None,
+        allow_scan: bool,
+    ) -> list[bool] | None: ...
 
 
 @dataclass
@@ -156,12 +171,17 @@ class TargetService:
         mappings: MappingService,
         search: SearchService,
         pii: Callable[[str, list[str]], set[str]] | None = None,
+        refusals: Refused | None = None,
     ) -> None:
         self.mappings = mappings
         self.search = search
         # {columns of a source result of this SQL that lineage traces to personal data}
         # (the workbench's `source_pii`); None: a saved query's sample is masked whole
         self.pii = pii
+        # which preview rows an advertising run excludes because another row refused their
+        # recipient (the workbench's: the run's own read, `workflows.refusals.in_preview`);
+        # None: not known, and the preview says so
+        self.refusals = refusals
         self.resolver = search.resolver  # one resolver (and schema cache) for both
 
     # -- planning ---------------------------------------------------------------------------
@@ -409,7 +429,7 @@ class TargetService:
                 min(len(rows), EXACT_COUNT_LIMIT),
                 exact,
                 _masked(df.head(sample), pii),
-                quality(df, plan, self.mappings.get(plan.table), checked_of=len(rows)),
+                self._quality(df, plan, len(rows), now=now, allow_scan=allow_scan),
                 verdict="keyword search (index)",
                 pii=pii,
             )
@@ -433,12 +453,35 @@ class TargetService:
             counted if exact else EXACT_COUNT_LIMIT,
             exact,
             _masked(df.head(sample), pii),
-            quality(df, plan, self.mappings.get(plan.table), checked_of=counted),
+            self._quality(df, plan, counted, now=now, allow_scan=allow_scan),
             sql=head_sql,
             explain=explain,
             verdict=verdict,
             pii=pii,
         )
+
+    def _quality(
+        self,
+        df: pd.DataFrame,
+        plan: Plan,
+        checked_of: int,
+        *,
+        now: dt.datetime | None,
+        allow_scan: bool,
+    ) -> dict[str, Any]:
+        """`quality.quality` of the sample, its consent count with the targets an
+        advertising run excludes because another row refused their recipient (`refusals`);
+        that read is made only when the count is asked for (a consent and a recipient)."""
+        shared: list[bool] | None = []
+        if plan.consent is not None and plan.recipient is not None and plan.recipient in df:
+            rows = df.to_dict("records")
+            shared = (
+                None
+                if self.refusals is None
+                else self.refusals(self, plan, rows, now=now, allow_scan=allow_scan)
+            )
+        mapping = self.mappings.get(plan.table)
+        return quality(df, plan, mapping, checked_of=checked_of, shared=shared)
 
     def _sample_pii(self, plan: Plan, columns: list[str]) -> frozenset[str]:
         """The columns of a preview's sample that carry personal data: the recipient, the
