@@ -223,13 +223,19 @@ def test_a_preview_that_may_not_walk_the_audience_says_the_count_is_not_known(
     assert "marketing_opt_out_unknown" not in walked.quality
 
 
-def test_the_bounded_refusal_read_refuses_before_reading_a_row_past_its_window(
-    source: Callable[..., str],
-    tmp_path: Any,
+@pytest.mark.parametrize(
+    ("window", "windows", "enough"),
+    [(len(MEMBERS) + 1, 1, True), (len(MEMBERS), 1, False), (6, 2, True), (5, 2, False)],
+    ids=["fits-one", "one-short", "fits-two", "two-short"],
+)
+def test_the_bounded_refusal_read_refuses_a_table_past_its_windows(
+    source: Callable[..., str], tmp_path: Any, window: int, windows: int, enough: bool
 ) -> None:
-    """`refusals.read(most=1)`: a table of fewer rows than the window is read whole; one
-    of a window or more raises `TooLong` (what the preview reports as not known), and the
-    unbounded read of the same window finds every refusal."""
+    """`refusals.read(windows=n)`: a table its n windows hold is read whole (the refusals
+    the unbounded read finds); one that needs more raises `TooLong` (what the preview
+    reports as not known) without reading the rows of the window past them: `windows`
+    probes and one read fewer, by the query log. 11 rows: windows of 12 or 6+6 hold them;
+    11 (its next window empty) and 5+5 do not."""
     from tests._stores import migrated_sqlite
 
     db = members_source(source)
@@ -237,16 +243,24 @@ def test_the_bounded_refusal_read_refuses_before_reading_a_row_past_its_window(
     wb = workbench(db, store, mapping())
     try:
         aud = audience.audience_for(wb.mappings, {"table": "members"})
-        whole = refusals.read(
-            wb.targets, aud, recipient=None, now=DAY, window=len(MEMBERS) + 1, most=1
-        )
-        with pytest.raises(refusals.TooLong):
-            refusals.read(wb.targets, aud, recipient=None, now=DAY, window=len(MEMBERS), most=1)
         walked = refusals.read(wb.targets, aud, recipient=None, now=DAY, window=2)
+        before = len(wb.querylog)
+        if enough:
+            got = refusals.read(
+                wb.targets, aud, recipient=None, now=DAY, window=window, windows=windows
+            )
+        else:
+            with pytest.raises(refusals.TooLong):
+                refusals.read(
+                    wb.targets, aud, recipient=None, now=DAY, window=window, windows=windows
+                )
+            got = walked
+        statements = len(wb.querylog) - before
     finally:
         wb.close()
+    assert src(db, "SELECT count(*) FROM members") == [(len(MEMBERS),)]
     assert (
-        whole.consent
+        got.consent
         == walked.consent
         == {
             "+821012345678": "a2",

@@ -79,6 +79,7 @@ class Refused(Protocol):
         *,
         now: dt.datetime | None,
         allow_scan: bool,
+        cache_ttl: float | None,
     ) -> list[bool] | None: ...
 
 
@@ -429,7 +430,7 @@ class TargetService:
                 min(len(rows), EXACT_COUNT_LIMIT),
                 exact,
                 _masked(df.head(sample), pii),
-                self._quality(df, plan, len(rows), now=now, allow_scan=allow_scan),
+                self._quality(df, plan, len(rows), now, allow_scan, cache_ttl),
                 verdict="keyword search (index)",
                 pii=pii,
             )
@@ -453,7 +454,7 @@ class TargetService:
             counted if exact else EXACT_COUNT_LIMIT,
             exact,
             _masked(df.head(sample), pii),
-            self._quality(df, plan, counted, now=now, allow_scan=allow_scan),
+            self._quality(df, plan, counted, now, allow_scan, cache_ttl),
             sql=head_sql,
             explain=explain,
             verdict=verdict,
@@ -465,9 +466,9 @@ class TargetService:
         df: pd.DataFrame,
         plan: Plan,
         checked_of: int,
-        *,
         now: dt.datetime | None,
         allow_scan: bool,
+        cache_ttl: float | None,
     ) -> dict[str, Any]:
         """`quality.quality` of the sample, its consent count with the targets an
         advertising run excludes because another row refused their recipient (`refusals`);
@@ -478,7 +479,9 @@ class TargetService:
             shared = (
                 None
                 if self.refusals is None
-                else self.refusals(self, plan, rows, now=now, allow_scan=allow_scan)
+                else self.refusals(
+                    self, plan, rows, now=now, allow_scan=allow_scan, cache_ttl=cache_ttl
+                )
             )
         mapping = self.mappings.get(plan.table)
         return quality(df, plan, mapping, checked_of=checked_of, shared=shared)

@@ -82,8 +82,8 @@ PREVIEW_WINDOWS = 1
 
 
 class TooLong(Exception):
-    """The refusal read would need more statements than it was given (`read`'s `most`);
-    raised before any row is read."""
+    """The refusal read would need more windows than it was given (`read`'s `windows`);
+    raised before a row of the window past them is read."""
 
 
 def pairs(
@@ -110,14 +110,16 @@ def read(
     recipient: str | None,
     now: datetime | None,
     window: int = WINDOW,
-    most: int | None = None,
+    windows: int | None = None,
+    cache_ttl: float | None = None,
 ) -> Refusals:
     """The refusing recipients of the whole audience table (`Refusals`), for an advertising
     run: rows whose consent or night consent (each when mapped) is not a clear yes, read
     `window` rows of key order at a time (`_windows`); memory grows with the refusing
     recipients only. `recipient`: the target definition's own recipient path, if any.
-    `most`: the statements of rows it may take (None: as many as the table needs); a table
-    that needs more raises `TooLong` before a row is read."""
+    `windows`: the windows it may read (None: as many as the table needs); a table that
+    needs more raises `TooLong` before a row of it is read. `cache_ttl`: the source's result
+    cache, for a preview (a run reads the source as it is now)."""
     refused = Refusals()
     if aud.consent is None and aud.night_consent is None:
         return refused  # no consent mapped: nobody consents, every target is excluded
@@ -139,7 +141,8 @@ def read(
     key = plan.key
     normalize = policies.normalizer(aud.channel)
     wanted = {label, *(name for name, _ in kinds)}
-    for row in _windows(targets.mappings.source, plan, wanted, window, most):
+    source = targets.mappings.source
+    for row in _windows(source, plan, wanted, window, windows, cache_ttl):
         value = row.get(label)
         if isinstance(value, str) and "\x00" in value:
             continue  # no one's address (`pairs`)
@@ -155,39 +158,43 @@ def read(
 
 
 def _windows(
-    source: Any, plan: Plan, wanted: set[str], window: int, most: int | None = None
+    source: Any,
+    plan: Plan,
+    wanted: set[str],
+    window: int,
+    windows: int | None = None,
+    cache_ttl: float | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The rows of `plan` (its WHERE: the refusal filter), `window` rows of the audience's
     key order at a time: one statement finds the window's last key (an index read of
     `window` keys), one reads the matching rows up to it (`key > last AND key <= end`, so
     keys the collation holds equal all fall in one window). Statements built with Core.
-    A window that is not the last when `most` have been read raises `TooLong`, before its
+    A window that is not the last when `windows` have been read raises `TooLong`, before its
     rows are read: a caller bounded to one window reads no row of a larger table."""
     sel = plan.selection
     assert sel is not None
     key, name = sel.key, plan.key
     last: Any = None
-    read = 0
+    walked = 0
     while True:
         probe = sa.select(key).select_from(sel.base)
         if last is not None:
             probe = probe.where(key > last)
         probe = probe.order_by(key).offset(window - 1).limit(limit(1))
-        found = source.records(*compile_sql(probe), limit=1)
+        found = source.records(*compile_sql(probe), limit=1, cache_ttl=cache_ttl)
         end = found[0][name] if found else None
         if found and end is None:
             raise ValidationError(
                 f"target: the key {name!r} is NULL in some rows, so they cannot be messaged "
                 f"exactly once; leave them out (WHERE {name} IS NOT NULL) or give them a key."
             )
-        read += 1
-        if end is not None and most is not None and read >= most:
-            raise TooLong(f"more than {most * window:,} rows")
+        walked += 1
+        if end is not None and windows is not None and walked >= windows:
+            raise TooLong(f"more than {windows * window:,} rows")
         page = plan if end is None else replace(plan, where=sa.and_(plan.where, key <= end))
         most = window + TIE_LIMIT
-        rows = source.records(
-            *compile_sql(page.statement(after=last, n=most + 1, only=wanted)), limit=most + 1
-        )
+        statement = page.statement(after=last, n=most + 1, only=wanted)
+        rows = source.records(*compile_sql(statement), limit=most + 1, cache_ttl=cache_ttl)
         if len(rows) > most:
             raise ValidationError(
                 f"target: more than {TIE_LIMIT:,} keys of {plan.table!r} are equal under the "
@@ -207,17 +214,21 @@ def in_preview(
     *,
     now: datetime | None,
     allow_scan: bool,
+    cache_ttl: float | None = None,
 ) -> list[bool] | None:
     """For each row of a target preview, whether an advertising run excludes it because
     another row of the audience refused marketing for its recipient: the freeze's own read
     (`read`) and match (`pairs`, `Refusals.by_another`). Read in one statement when the
     audience table holds fewer than `WINDOW` rows, whole only when the preview may scan
-    (`allow_scan`); None when it would need more: the count is not known."""
+    (`allow_scan`); None when it would need more: the count is not known. Its statements
+    are answered from the source's result cache as the preview's own are (`cache_ttl`)."""
     aud = audience_for(targets.mappings, {"table": plan.table})
     recipient = None if plan.sql is not None else plan.definition.recipient
-    most = None if allow_scan else PREVIEW_WINDOWS
+    windows = None if allow_scan else PREVIEW_WINDOWS
     try:
-        refused = read(targets, aud, recipient=recipient, now=now, most=most)
+        refused = read(
+            targets, aud, recipient=recipient, now=now, windows=windows, cache_ttl=cache_ttl
+        )
     except TooLong:
         return None
     by_another, consent = Refusals.by_another, refused.consent
