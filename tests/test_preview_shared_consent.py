@@ -174,25 +174,53 @@ def test_the_preview_counts_the_consent_exclusions_a_real_run_writes(
     assert preview.quality["marketing_opt_out"] == real == 4
 
 
+def test_the_target_widget_shows_the_consent_exclusions_or_that_they_are_not_known(
+    source: Callable[..., str],
+    tmp_path: Any,
+) -> None:
+    """The target preview widget lists, besides the opt-outs its filter leaves out (a2),
+    the targets an advertising run excludes for consent (4, as the dry run: the test
+    above), and on a table of a window or more that this count is not known."""
+    import hybridwb.widgets as widgets
+    from hybridwb.widgets._targets import CONSENT_AT_SEND
+    from tests._stores import migrated_sqlite
+
+    small = members_source(source)
+    large = members_source(source, MEMBERS + _filler())
+    shown = {}
+    for db in (small, large):
+        store = migrated_sqlite(tmp_path / f"{db}.db").render_as_string()
+        wb = workbench(db, store, mapping())
+        try:
+            widget = widgets.target_preview(wb, {"table": "members"})
+            widget.run()
+            shown[db] = dict(widget.panel.excluded), widget.panel.exclusions.value
+        finally:
+            wb.close()
+    assert shown[small][0]["opt-out (수신 거부)"] == 1  # a2: a clear no
+    assert shown[small][0][CONSENT_AT_SEND] == 4
+    assert shown[large][0][CONSENT_AT_SEND] == "not known (allow_scan=True counts it)"
+    assert "광고 동의 없음" in shown[large][1] and "not known" in shown[large][1]
+
+
 # -- the preview's limits: a table of a window or more is walked only with allow_scan ---------
 @pytest.fixture
 def big(source: Callable[..., str]) -> str:
     """MEMBERS and `refusals.WINDOW` consenting rows of unique phones after them in key
     order, the last of which refuses c1's phone: found only by walking past the first
     window (and outside the preview's sample of the first 10,000 targets)."""
+    return members_source(source, MEMBERS + _filler())
+
+
+def _filler() -> list[tuple[Any, ...]]:
+    """`refusals.WINDOW` consenting rows after MEMBERS in key order, of unique phones (010-6000-0000
+    on); the last one refuses c1's phone."""
     filler = [
-        (
-            f"z{i:05d}",
-            "채",
-            f"010-6{i // 10_000:03d}-{i % 10_000:04d}",
-            f"z{i}@example.com",
-            "Y",
-            "Y",
-        )
+        (f"z{i:05d}", "채", f"010-6{i // 10_000:03d}-{i % 10_000:04d}", f"z{i}@x.com", "Y", "Y")
         for i in range(refusals.WINDOW)
     ]
     filler[-1] = (*filler[-1][:2], "010-5555-0002", filler[-1][3], "N", "Y")
-    return members_source(source, MEMBERS + filler)
+    return filler
 
 
 def test_a_preview_that_may_not_walk_the_audience_says_the_count_is_not_known(
@@ -259,6 +287,7 @@ def test_the_bounded_refusal_read_refuses_a_table_past_its_windows(
     finally:
         wb.close()
     assert src(db, "SELECT count(*) FROM members") == [(len(MEMBERS),)]
+    assert statements == 2 * windows - (0 if enough else 1)  # each window: probe, read
     assert (
         got.consent
         == walked.consent
