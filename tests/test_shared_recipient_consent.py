@@ -410,6 +410,9 @@ def test_the_refusal_read_finds_every_refusing_recipient_in_any_window(
 def test_the_preview_counts_the_consent_exclusions_the_run_makes(
     source: Callable[..., str], tmp_path: Any
 ) -> None:
+    """The preview's `marketing_opt_out` is the run's consent exclusions: their own unclear
+    values and the refusals of other rows holding their recipient, read by the run's own
+    refusal read (more cases: `test_preview_shared_consent.py`)."""
     db = members_source(source)
     store = migrated_sqlite(tmp_path / "store.db").render_as_string()
     wb = workbench(db, store, mapping())
