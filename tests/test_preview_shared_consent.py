@@ -296,3 +296,25 @@ def test_the_bounded_refusal_read_refuses_a_table_past_its_windows(
             "+821055550001": refusals.MANY,
         }
     )
+
+
+def test_a_preview_of_an_audience_no_run_can_message_still_counts_its_own_consent(
+    source: Callable[..., str], tmp_path: Any
+) -> None:
+    """A definition naming its own recipient on a mapping with none (one not marked
+    `audience` may lack it): no run can message that audience (refused, saying to map a
+    recipient), so no other row's refusal is read, and the preview counts the targets'
+    own consent as before (b2, b3) instead of failing."""
+    from tests._stores import migrated_sqlite
+
+    plain = mapping()
+    del plain["recipient"]
+    plain["audience"] = False
+    plain["fields"]["mobile"] = {"displayName": "휴대폰", "type": "string"}
+    store = migrated_sqlite(tmp_path / "store.db").render_as_string()
+    wb = workbench(members_source(source), store, plain)
+    try:
+        preview = wb.targets.preview({"table": "members", "recipient": "mobile"}, now=DAY)
+    finally:
+        wb.close()
+    assert preview.quality["marketing_opt_out"] == 2

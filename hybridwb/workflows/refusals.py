@@ -222,7 +222,10 @@ def in_preview(
     audience table holds fewer than `WINDOW` rows, whole only when the preview may scan
     (`allow_scan`); None when it would need more: the count is not known. Its statements
     are answered from the source's result cache as the preview's own are (`cache_ttl`)."""
-    aud = audience_for(targets.mappings, {"table": plan.table})
+    try:
+        aud = audience_for(targets.mappings, {"table": plan.table})
+    except ValidationError:
+        return []  # no run can message this audience (no recipient mapped): it says why
     recipient = None if plan.sql is not None else plan.definition.recipient
     windows = None if allow_scan else PREVIEW_WINDOWS
     try:
