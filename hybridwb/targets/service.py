@@ -407,7 +407,10 @@ class TargetService:
     ) -> Preview:
         """Count (exact up to a limit, else an estimate that says so), a sample, quality,
         the generated SQL and its EXPLAIN verdict; a plan that scans a large table is
-        refused unless `allow_scan=True`."""
+        refused unless `allow_scan=True`. Quality's `marketing_opt_out` counts what an
+        advertising run excludes for consent, other rows' refusals of a target's recipient
+        too (`refusals`): read whole only with `allow_scan=True` on an audience table of
+        20,000 rows or more, else None and `marketing_opt_out_unknown` says so."""
         if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample <= 10_000:
             raise ValidationError(
                 "sample must be a whole number of rows from 0 to 10,000, e.g. sample=20."
