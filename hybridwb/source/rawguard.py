@@ -24,10 +24,12 @@ own class (PyMySQL or mysqlclient; `do_connect` makes them, connect.py), whose l
 Calls that change the connection behind the guard's back are refused: another character set
 (the guard reads text as utf8mb4), a collation that is not a bare name (PyMySQL pastes it into
 `SET NAMES ... COLLATE` past `query()`), another default database, `kill`, `shutdown`,
-`change_user`, `set_server_option`, `dump_debug_info`. A PyMySQL reconnect (`ping(True)`)
-opens a fresh, writable session: it is marked, so the next statement sets it first; it must
-log in as the first login did (host, port, user, database, client capabilities), not as
-attributes set by hand.
+`change_user`, `set_server_option`, `dump_debug_info`.
+A statement PyMySQL sends goes out as UTF-8 whatever its public `encoding` attribute was
+set to by hand (utf-7 or GBK bytes end a literal the guard read elsewhere on the server).
+A PyMySQL reconnect (`ping(True)`) opens a fresh, writable session: it is marked, so the
+next statement sets it first; it must log in as the first login did (host, port, user,
+database, client capabilities), not as attributes set by hand.
 mysqlclient's `ping(True)` is refused: it makes every later statement on a dropped connection
 reconnect inside the C library, on a fresh session no Python code sees.
 """
@@ -240,6 +242,12 @@ class GuardedPyMySQL(FastPackets, SharedTLS):
 
     def query(self, sql: Any, unbuffered: bool = False) -> int:
         _admit(self, self._hybridwb, sql)
+        if isinstance(sql, str):
+            # sent as UTF-8, the text the guard read (and the session's NAMES), never in the
+            # public `encoding` attribute PyMySQL would use: set by hand to utf-7 it sends
+            # `\` as `+AFw-`, to GBK `縗` as a byte and a backslash, and a literal the guard
+            # read then ends earlier on the server (`'a\' , GET_LOCK(...) -- '`)
+            sql = sql.encode("utf-8")
         return int(super().query(sql, unbuffered))
 
     def _read_query_result(self, unbuffered: bool = False) -> int:

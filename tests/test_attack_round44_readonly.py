@@ -1,0 +1,192 @@
+"""Round 44, the read-only guarantee after the engine split (engine.py, session.py,
+finaltext.py, driver_errors.py, connect.py, `CheckedConnection`), against a WRITABLE root
+account on a scratch database.
+
+BREAK found here (fixed in rawguard.GuardedPyMySQL.query):
+- PyMySQL encodes a text statement with the connection's public `encoding` attribute as it
+  sends it, after the guard read the text as Python characters. `raw.encoding = "utf-7"`
+  (on `wb.source.engine.raw_connection()`, `conn.connection.dbapi_connection` or
+  `.driver_connection`) turned `\\` into `+AFw-`: the guard read
+  `SELECT 'a\\' , GET_LOCK("x", 0) -- '` as one string literal, the server read the literal
+  closed and ran GET_LOCK; so INTO OUTFILE (a file written on the server), INTO @var,
+  LOAD_FILE, NEXTVAL, SETVAL and FOR UPDATE reached the server unrefused (the last three
+  stopped only by the READ ONLY session, with a raw driver error). The attribute stays on a
+  pooled connection, so `wb.sql` and `pd.read_sql(..., wb.source.engine)` then did the same
+  on every later checkout of it (an OUTFILE written by `wb.sql`). GBK (`'縗'` ends in a
+  backslash byte) did the same. Now the statement goes out as UTF-8, the text the guard read
+  (and the session's NAMES).
+
+Held (one line each; through `wb.source.engine` as root unless said, oracle: root's row
+count and sequence value, IS_USED_LOCK):
+- exec_driver_sql executemany (a list of rows) → ReadOnlyViolation "executemany is for writes";
+- `SELECT 1; INSERT ...`, `/*! , NEXTVAL(s) */`, `/*M!100000 ... */` → refused (2 statements,
+  executable comment);
+- SET SESSION tx_read_only = 0, CALL, DO, SELECT ... INTO @v, LOCK TABLES, HANDLER, PREPARE,
+  EXECUTE, NEXTVAL(s), NEXT VALUE FOR s, GET_LOCK → refused by name;
+- raw cursor executemany of an INSERT, callproc (its `SET @_p_0`), `raw.kill(n)` → refused by
+  the driver-level guard;
+- `copy.copy(engine)`, `engine.execution_options(isolation_level=...)` (its SET is refused),
+  `engine.pool.recreate()`, a new engine whose `creator` is `engine.raw_connection` →
+  guarded (shared events / the guarded driver class);
+- `pickle.dumps(engine)` → fails (a local function), nothing sent;
+- `raw.autocommit(False)` + `raw.begin()` + INSERT → refused; `conn.detach()` + INSERT on the
+  raw connection → refused; `raw.close(); raw.ping(True)` then INSERT → refused, session
+  READ ONLY again; `raw.charset = "gbk"` + reconnect → refused (character set);
+- `conn.invalidate()` then a statement → a new connection, still `CheckedConnection` and
+  `GuardedPyMySQL`, tx_read_only = 1;
+- mysqlclient with `raw.encoding` changed: the guard reads the bytes sent (utf-7 → the
+  server's own reading; GBK → "not UTF-8 text"), refused.
+Not a hybridwb route (recorded, not tested): `create_engine(wb.source.url)` opens a plain
+session with the analyst's own account (the URL holds no password; a passwordless account
+is the analyst's own client); private attributes (`raw._hybridwb`, `engine.pool._creator`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import _mysql
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from hybridwb.errors import HybridwbError
+from hybridwb.source.source import Source
+from tests.conftest import admin_url
+
+pytestmark = pytest.mark.mysql
+
+#: (encoding set on the driver connection, a text the guard reads as one SELECT of string
+#: literals; `{call}` stands inside a literal to the guard, outside it to the server when
+#: the text is sent in that encoding)
+TRICKS = {
+    "utf-7": "SELECT 'a\\' , {call} -- '",
+    "gbk": "SELECT '縗' AS a, ' , {call} -- ' AS b",
+}
+
+
+@pytest.fixture(scope="module")
+def db() -> Iterator[str]:
+    with _mysql.scratch_db("atk44", 3) as name:
+        yield name
+
+
+@pytest.fixture
+def source(db: str) -> Iterator[Source]:
+    """A Source as root (an account that can write), one pooled connection."""
+    src = Source(admin_url(db), pool_size=1, max_overflow=0)
+    yield src
+    src.close()
+
+
+def lock_holder(name: str) -> Any:
+    """Root's view of the named lock (the oracle): the holder's thread id, or None."""
+    conn = _mysql.root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT IS_USED_LOCK(%s)", (name,))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def server_file(path: str) -> Any:
+    """The file at `path` on the server's host as root reads it (NULL: no such file)."""
+    conn = _mysql.root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT LOAD_FILE(%s) IS NOT NULL", (path,))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def run_quietly(call: Callable[[], Any]) -> None:
+    """Run `call`; a refusal is fine, and so is a read of the literal the guard saw (the
+    oracle decides). A hybridwb refusal must be one line."""
+    try:
+        call()
+    except HybridwbError as exc:
+        assert "\n" not in str(exc), str(exc)
+    except UnicodeDecodeError:
+        pass  # the caller's own encoding cannot decode the result it read back
+    except Exception as exc:  # a driver or SQLAlchemy error: what the server said
+        if "READ ONLY" in str(exc) or type(exc).__name__ == "ResourceClosedError":
+            return  # (pandas: an OUTFILE returns no rows)
+        raise
+
+
+@contextlib.contextmanager
+def poisoned(source: Source, encoding: str, how: str) -> Iterator[None]:
+    """The pooled connection's `encoding` set by hand through a public route, then given
+    back to the pool (and put back after)."""
+    with source.engine.connect() as conn:
+        raw = getattr(conn.connection, how)
+        before = raw.encoding
+        raw.encoding = encoding
+    try:
+        yield
+    finally:
+        with source.engine.connect() as conn:
+            getattr(conn.connection, how).encoding = before
+
+
+@pytest.mark.parametrize("encoding", sorted(TRICKS))
+def test_break_raw_cursor_in_another_encoding_runs_what_the_guard_read(
+    source: Source, encoding: str
+) -> None:
+    name = f"atk44_{secrets.token_hex(4)}"
+    sql = TRICKS[encoding].format(call=f'GET_LOCK("{name}", 0)')
+    raw = source.engine.raw_connection()
+    try:
+        raw.dbapi_connection.encoding = encoding
+        cur = raw.dbapi_connection.cursor()
+        run_quietly(lambda: cur.execute(sql))
+        assert lock_holder(name) is None, "GET_LOCK ran past the guard"
+    finally:
+        raw.close()
+
+
+@contextlib.contextmanager
+def outfile() -> Iterator[str]:
+    """A path on the server's host no file is at; removed after (the server writes it as
+    its own user, on this machine)."""
+    path = f"/tmp/hybridwb_atk44_{secrets.token_hex(6)}.txt"
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+
+@pytest.mark.parametrize("how", ["dbapi_connection", "driver_connection"])
+@pytest.mark.parametrize("encoding", sorted(TRICKS))
+def test_break_wb_sql_on_a_pooled_connection_in_another_encoding(
+    source: Source, encoding: str, how: str
+) -> None:
+    """(A named lock is no oracle here: the read-back after the statement releases it.)"""
+    with outfile() as path, poisoned(source, encoding, how):
+        sql = TRICKS[encoding].format(call=f'1 INTO OUTFILE "{path}"')
+        run_quietly(lambda: source.sql(sql))
+        assert not server_file(path), "INTO OUTFILE wrote a file on the server"
+
+
+@pytest.mark.parametrize("encoding", sorted(TRICKS))
+def test_break_pandas_on_the_engine_in_another_encoding(source: Source, encoding: str) -> None:
+    with outfile() as path, poisoned(source, encoding, "dbapi_connection"):
+        sql = TRICKS[encoding].format(call=f'1 INTO OUTFILE "{path}"')
+        with source.engine.connect() as conn:
+            run_quietly(lambda: pd.read_sql(text(sql), conn))
+        assert not server_file(path), "INTO OUTFILE wrote a file on the server"
+
+
+def test_after_the_fix_the_text_is_the_read_the_guard_saw(source: Source) -> None:
+    """The statement is sent as the guard read it: one string literal comes back."""
+    sql = TRICKS["utf-7"].format(call="1")
+    with poisoned(source, "utf-7", "dbapi_connection"):
+        frame = source.sql(sql)
+    assert frame.iloc[0, 0] == "a' , 1 -- "
