@@ -51,8 +51,9 @@ from typing import Any
 
 import _mysql
 import pandas as pd
+import pymysql
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from hybridwb.errors import HybridwbError
 from hybridwb.source.source import Source
@@ -71,7 +72,18 @@ TRICKS = {
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
+    """`t` (3 rows); a function that makes the next transaction writable (`rw`, read through
+    the view `v_rw`) and one that inserts into `t` (`evil`, through `v_write`): server code
+    the guard cannot see, as in round 3."""
     with _mysql.scratch_db("atk44", 3) as name:
+        _mysql.as_root(
+            f"CREATE FUNCTION `{name}`.rw() RETURNS INT BEGIN SET TRANSACTION READ WRITE; "
+            "RETURN 1; END",
+            f"CREATE FUNCTION `{name}`.evil() RETURNS INT MODIFIES SQL DATA "
+            f"BEGIN INSERT INTO `{name}`.t VALUES (99); RETURN 1; END",
+            f"CREATE VIEW `{name}`.v_rw AS SELECT `{name}`.rw() AS x",
+            f"CREATE VIEW `{name}`.v_write AS SELECT `{name}`.evil() AS y",
+        )
         yield name
 
 
@@ -190,3 +202,74 @@ def test_after_the_fix_the_text_is_the_read_the_guard_saw(source: Source) -> Non
     with poisoned(source, "utf-7", "dbapi_connection"):
         frame = source.sql(sql)
     assert frame.iloc[0, 0] == "a' , 1 -- "
+
+
+def _refused_by_streaming(conn: Any, sql: str) -> None:
+    conn.execution_options(stream_results=True).exec_driver_sql(sql)
+
+
+def _refused_by_a_later_listener(conn: Any, sql: str) -> None:
+    def boom(*args: Any) -> None:
+        raise RuntimeError("a listener of the caller's own")
+
+    event.listen(conn.engine, "before_cursor_execute", boom)
+    try:
+        conn.exec_driver_sql(sql)
+    finally:
+        event.remove(conn.engine, "before_cursor_execute", boom)
+
+
+@pytest.mark.parametrize("refuse", [_refused_by_streaming, _refused_by_a_later_listener])
+def test_break_an_engine_statement_refused_after_the_guard_leaves_no_approval(
+    db: str, source: Source, refuse: Callable[[Any, str], None]
+) -> None:
+    """The final-text hook approved `SELECT x FROM v_rw` on the driver connection, then the
+    statement was refused before it was sent (stream_results, or a caller's own
+    before_cursor_execute listener that raised): the approval stayed, so the same text typed
+    on the driver connection's cursor passed as vetted (no mark, no session set after it),
+    its function left the next transaction READ WRITE, and the next view read wrote `t`."""
+    before = _mysql.row_count(db)
+    with source.engine.connect() as conn:
+        with contextlib.suppress(HybridwbError, RuntimeError):
+            refuse(conn, "SELECT x FROM v_rw")
+        cur = conn.connection.dbapi_connection.cursor()
+        cur.execute("SELECT x FROM v_rw")
+        cur.fetchall()
+        with contextlib.suppress(HybridwbError, pymysql.err.MySQLError):
+            cur.execute("SELECT y FROM v_write")
+    assert _mysql.row_count(db) == before, "the source was written"
+
+
+def _first_connect(engine: Any, fn: Callable[..., None]) -> None:
+    event.listen(engine, "first_connect", fn)
+
+
+def _connect_first(engine: Any, fn: Callable[..., None]) -> None:
+    event.listen(engine, "connect", fn, insert=True)
+
+
+@pytest.mark.parametrize("listen", [_connect_first, _first_connect])
+def test_break_a_pool_listener_of_the_callers_own_gets_no_writable_connection(
+    db: str, listen: Callable[[Any, Callable[..., None]], None]
+) -> None:
+    """A caller's pool listener on `wb.source.engine` (`connect` with insert=True, or
+    `first_connect`) ran before hybridwb's connect listener: on a fresh session (writable,
+    no time limit) whose driver-level guard was not armed yet, so its INSERT committed."""
+    before = _mysql.row_count(db)
+    wrote: list[str] = []
+
+    def mine(dbapi_conn: Any, record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        for sql in ("INSERT INTO t VALUES (5)", "SELECT y FROM v_write"):
+            with contextlib.suppress(HybridwbError, pymysql.err.MySQLError):
+                cur.execute(sql)
+                wrote.append(sql)
+        cur.close()
+
+    src = Source(admin_url(db), pool_size=1, max_overflow=0)
+    try:
+        listen(src.engine, mine)
+        run_quietly(lambda: pd.read_sql("SELECT 1 AS a", src.engine))
+    finally:
+        src.close()
+    assert _mysql.row_count(db) == before, f"the source was written ({wrote})"

@@ -48,9 +48,11 @@ def install_driver_errors(
     driver: type[BaseException] | tuple[type[BaseException], ...],
     gone: Callable[[BaseException], bool],
     after_error: Callable[[Any], None] | None = None,
+    before_send: Callable[[Any, str], None] | None = None,
 ) -> None:
     """Statements on the engine call the driver here, so its errors become hybridwb errors
-    before SQLAlchemy sees them (it would chain them `from` the driver error)."""
+    before SQLAlchemy sees them (it would chain them `from` the driver error).
+    `before_send(cursor, statement)` runs right before the driver is called."""
 
     def call(context: Any, method: Callable[..., Any], *args: Any) -> None:
         if context is not None and context.execution_options.get("skip_user_error_events"):
@@ -82,11 +84,15 @@ def install_driver_errors(
 
     @event.listens_for(engine, "do_execute")
     def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        if before_send is not None:
+            before_send(cursor, statement)
         call(context, cursor.execute, statement, parameters)
         return True
 
     @event.listens_for(engine, "do_execute_no_params")
     def _do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+        if before_send is not None:
+            before_send(cursor, statement)
         call(context, cursor.execute, statement)
         return True
 

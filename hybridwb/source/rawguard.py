@@ -53,6 +53,10 @@ from hybridwb.source.verdicts import VERDICTS
 
 #: character sets the guard's reading of literals is right for
 _CHARSETS = frozenset({"utf8mb4", "utf8", "utf8mb3"})
+#: SQLAlchemy's MySQL dialects send `SET NAMES <the driver's charset>` on every new
+#: connection (after hybridwb's login): the same character set the session SET pins, so it
+#: changes nothing (another charset, never sent here, is refused by the guard)
+_SAME_NAMES = re.compile(r"SET NAMES utf8mb4")
 #: a collation's name: the drivers paste it unescaped after `SET NAMES charset COLLATE`
 #: (PyMySQL past `query()`), so anything else in it is a statement of its own
 _COLLATION = re.compile(r"[A-Za-z0-9_]+")
@@ -68,6 +72,7 @@ class _State:
     __slots__ = (
         "allowed",
         "approved",
+        "expected",
         "dirty",
         "guard",
         "internal",
@@ -80,6 +85,7 @@ class _State:
         self.guard = True
         self.internal = 0
         self.approved: str | None = None
+        self.expected: str | None = None  # approved by the engine's hook, not yet handed over
         self.dirty = False  # an unvetted statement (or a reconnect) since the session was set
         self.reassert = False  # server code may have left SET TRANSACTION READ WRITE
         self.allowed: tuple[str, ...] = ()
@@ -115,6 +121,9 @@ def _admit(raw: Any, state: _State, sql: Any) -> None:
     else:
         text = sql
     approved, state.approved = state.approved, None
+    state.expected = None
+    if _SAME_NAMES.fullmatch(text):
+        return  # SQLAlchemy's on_connect: the character set the session SET pins already
     vetted = approved is not None and text == approved
     # a caller's own values were pasted in as the driver's status flags said: escaped for
     # NO_BACKSLASH_ESCAPES (server code left the flag), a `\'` in one ended its literal
@@ -185,6 +194,25 @@ def approve(raw: Any, text: str) -> None:
         state.approved = text
 
 
+def expect(raw: Any, text: str) -> None:
+    """The engine's final-text hook approved `text`; it passes only once the engine hands it
+    to the driver (`sending`). A statement refused after the hook (a later listener,
+    stream_results) is never sent, and its approval must not let the same text typed on the
+    driver's cursor pass unmarked."""
+    state = _state(raw)
+    if state is not None:
+        state.expected = text
+
+
+def sending(raw: Any, text: str) -> None:
+    """The engine calls the driver with `text` now: approved when it is what the hook
+    approved (`expect`) for this statement."""
+    state = _state(raw)
+    if state is not None:
+        expected, state.expected = state.expected, None
+        state.approved = text if expected is not None and expected == text else None
+
+
 def arm(raw: Any, restore: Restore, allowed: tuple[str, ...], *, guard: bool = True) -> None:
     """The login is done and the session set: from now on every statement not approved is
     guarded (`guard=False`: only the session is set again after it)."""
@@ -194,6 +222,14 @@ def arm(raw: Any, restore: Restore, allowed: tuple[str, ...], *, guard: bool = T
         state.guard = guard
         state.dirty = state.reassert = False
         state.restore = restore
+
+
+def settle(raw: Any) -> None:
+    """Set the session again now when a statement since it was set may have changed it
+    (nothing when none ran)."""
+    state = _state(raw)
+    if state is not None and state.restore is not None and (state.dirty or state.reassert):
+        _restore(raw, state)
 
 
 def session_set(raw: Any) -> None:
