@@ -273,3 +273,41 @@ def test_break_a_pool_listener_of_the_callers_own_gets_no_writable_connection(
     finally:
         src.close()
     assert _mysql.row_count(db) == before, f"the source was written ({wrote})"
+
+
+def test_break_a_raw_packet_written_on_the_driver_connection_is_refused(
+    db: str, source: Source
+) -> None:
+    """PyMySQL's public `write_packet(payload)` wrote a COM_QUERY past `query()` (the
+    guarded method): `SET SESSION tx_read_only = 0` then an INSERT, committed. (The packet's
+    sequence number is PyMySQL's `_next_seq_id`, set here as its own `_execute_command`
+    sets it.)"""
+    before = _mysql.row_count(db)
+    raw = source.engine.raw_connection()
+    try:
+        conn = raw.dbapi_connection
+        with pytest.raises(HybridwbError) as info:
+            for sql in (b"SET SESSION tx_read_only = 0", b"INSERT INTO t VALUES (7)"):
+                conn._next_seq_id = 0
+                conn.write_packet(b"\x03" + sql)
+                conn.next_result()
+        assert "\n" not in str(info.value)
+    finally:
+        raw.close()
+    assert _mysql.row_count(db) == before, "the source was written"
+
+
+def test_a_reconnect_still_logs_in_through_its_packets(db: str, source: Source) -> None:
+    """The login's own packets (PyMySQL's handshake answer) are written past that refusal:
+    a `ping(True)` after the connection was closed logs in, READ ONLY again."""
+    raw = source.engine.raw_connection()
+    try:
+        conn = raw.dbapi_connection
+        conn.close()
+        with pytest.warns(DeprecationWarning):
+            conn.ping(True)
+        cur = conn.cursor()
+        cur.execute("SELECT @@tx_read_only")
+        assert cur.fetchone() == (1,)
+    finally:
+        raw.close()

@@ -72,6 +72,7 @@ class _State:
     __slots__ = (
         "allowed",
         "approved",
+        "connecting",
         "expected",
         "dirty",
         "guard",
@@ -84,6 +85,7 @@ class _State:
     def __init__(self) -> None:
         self.guard = True
         self.internal = 0
+        self.connecting = False  # PyMySQL's login writes its own packets (`write_packet`)
         self.approved: str | None = None
         self.expected: str | None = None  # approved by the engine's hook, not yet handed over
         self.dirty = False  # an unvetted statement (or a reconnect) since the session was set
@@ -306,9 +308,22 @@ class GuardedPyMySQL(FastPackets, SharedTLS):
         # and change_user are refused for that)
         if self._hybridwb.login is not None and self._login() != self._hybridwb.login:
             raise _refuse("reconnecting to another database or as another user")
-        super().connect(sock)
+        self._hybridwb.connecting = True
+        try:
+            super().connect(sock)
+        finally:
+            self._hybridwb.connecting = False
         self._hybridwb.login = self._login()
         self._hybridwb.dirty = True  # a reconnect (ping) is a fresh, writable session
+
+    def write_packet(self, payload: Any) -> None:
+        """PyMySQL's public packet writer: a COM_QUERY written with it passes `query()`, so
+        only the login's own packets (and a statement over 16 MB, which the guard never
+        admits) may use it."""
+        state = self._hybridwb
+        if state.restore is not None and not state.connecting and not state.internal:
+            raise _refuse("writing a raw packet (it passes the guard)").detached()
+        super().write_packet(payload)
 
     def _login(self) -> tuple[Any, ...]:
         """Where and as whom this connection logs in (PyMySQL encodes user and db to
