@@ -55,11 +55,6 @@ def install_driver_errors(
     `before_send(cursor, statement)` runs right before the driver is called."""
 
     def call(context: Any, method: Callable[..., Any], *args: Any) -> None:
-        if context is not None and context.execution_options.get("skip_user_error_events"):
-            # SQLAlchemy's own probes (has_table: DESCRIBE -> 1146 means "no") read the
-            # driver error themselves; their statements hold no values
-            method(*args)
-            return
         failed: BaseException | None = None
         try:
             method(*args)
@@ -67,6 +62,20 @@ def install_driver_errors(
             failed = exc
         if failed is None:
             return
+        if context is not None and context.execution_options.get("skip_user_error_events"):
+            # SQLAlchemy's own probes (has_table: DESCRIBE -> 1146 means "no") read the
+            # driver error themselves; their statements hold no values. The session is
+            # still read back after it: a caller can set the option on any statement, and
+            # a view's function may have changed the session before it failed
+            if after_error is not None and not gone(failed):
+                violation: ReadOnlyViolation | None = None
+                try:
+                    after_error(context)
+                except ReadOnlyViolation as exc:
+                    violation = exc
+                if violation is not None:
+                    raise violation.detached()
+            raise failed
         dead = gone(failed)
         error: HybridwbError = driver_error(failed, ctx, secrets)
         del failed
