@@ -363,3 +363,27 @@ def test_break_bytes_written_to_the_socket_pass_every_in_process_layer(db: str) 
         raw.invalidate()
         src.close()
     assert _mysql.row_count(db) == before, "the source was written"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: an engine the analyst makes from the workbench's settings "
+    "(`create_engine(wb.settings.source_sqlalchemy_url())`, which holds the password, as "
+    "MYSQL_PASSWORD in the kernel's environment does) is SQLAlchemy's own, with none of "
+    "hybridwb's layers: its INSERT commits; only the account's grants stop it",
+)
+def test_break_an_engine_made_from_the_settings_is_not_hybridwbs(db: str) -> None:
+    from sqlalchemy import create_engine
+
+    from hybridwb.config import Settings
+
+    before = _mysql.row_count(db)
+    settings = Settings(mysql_host=admin_url(db).host, mysql_user="root", mysql_database=db)
+    engine = create_engine(settings.source_sqlalchemy_url())
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (9)")
+            conn.commit()
+    finally:
+        engine.dispose()
+    assert _mysql.row_count(db) == before, "the source was written"
