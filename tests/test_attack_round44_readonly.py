@@ -44,6 +44,7 @@ is the analyst's own client); private attributes (`raw._hybridwb`, `engine.pool.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import struct
@@ -58,6 +59,7 @@ import pytest
 from sqlalchemy import event, text
 
 from hybridwb.errors import HybridwbError
+from hybridwb.source.session import SessionPolicy
 from hybridwb.source.source import Source
 from tests.conftest import admin_url
 
@@ -341,6 +343,50 @@ def test_break_skip_user_error_events_skips_no_read_back_after_a_failed_statemen
         src.close()
     assert _mysql.row_count(db) == before, "the source was written"
 
+
+
+def test_break_switching_both_layers_off_on_a_made_source_writes_nothing(db: str) -> None:
+    """`wb.source.use_guard = False` and `wb.source.policy = SessionPolicy(read_only=False)`
+    typed before the first query (the engine is made on first use) made an engine with
+    neither layer: an INSERT through pandas on the engine and through `wb.sql` committed."""
+    before = _mysql.row_count(db)
+    src = Source(admin_url(db), pool_size=1, max_overflow=0)
+    try:
+        with contextlib.suppress(HybridwbError):
+            src.use_guard = False
+        with contextlib.suppress(HybridwbError):
+            src.policy = dataclasses.replace(src.policy, read_only=False)
+        run_quietly(lambda: pd.read_sql(text("SELECT 1 AS a"), src.engine))
+        with src.engine.connect() as conn:
+            run_quietly(lambda: conn.exec_driver_sql("INSERT INTO t VALUES (10)"))
+        run_quietly(lambda: src.sql("INSERT INTO t VALUES (11)"))
+    finally:
+        src.close()
+    assert _mysql.row_count(db) == before, "the source was written"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("use_guard", False),
+        ("read_only_session", False),
+        ("allowed_functions", ("evil",)),
+        ("policy", SessionPolicy(read_only=False)),
+    ],
+)
+def test_a_layer_switch_of_a_made_source_is_refused_in_one_line(
+    db: str, name: str, value: Any
+) -> None:
+    """The switches are the constructor's (tests of one layer); on a made source each is a
+    one-line refusal, and the value stays."""
+    src = Source(admin_url(db), pool_size=1, max_overflow=0)
+    try:
+        with pytest.raises(HybridwbError) as info:
+            setattr(src, name, value)
+        assert "\n" not in str(info.value)
+        assert getattr(src, name) != value
+    finally:
+        src.close()
 
 @pytest.mark.xfail(
     strict=True,
