@@ -1,44 +1,58 @@
 """Round 44, the read-only guarantee after the engine split (engine.py, session.py,
 finaltext.py, driver_errors.py, connect.py, `CheckedConnection`), against a WRITABLE root
-account on a scratch database.
+account on a scratch database. Oracle: root's row count of `t`, IS_USED_LOCK, LOAD_FILE.
 
-BREAK found here (fixed in rawguard.GuardedPyMySQL.query):
-- PyMySQL encodes a text statement with the connection's public `encoding` attribute as it
-  sends it, after the guard read the text as Python characters. `raw.encoding = "utf-7"`
-  (on `wb.source.engine.raw_connection()`, `conn.connection.dbapi_connection` or
-  `.driver_connection`) turned `\\` into `+AFw-`: the guard read
-  `SELECT 'a\\' , GET_LOCK("x", 0) -- '` as one string literal, the server read the literal
-  closed and ran GET_LOCK; so INTO OUTFILE (a file written on the server), INTO @var,
-  LOAD_FILE, NEXTVAL, SETVAL and FOR UPDATE reached the server unrefused (the last three
-  stopped only by the READ ONLY session, with a raw driver error). The attribute stays on a
-  pooled connection, so `wb.sql` and `pd.read_sql(..., wb.source.engine)` then did the same
-  on every later checkout of it (an OUTFILE written by `wb.sql`). GBK (`'縗'` ends in a
-  backslash byte) did the same. Now the statement goes out as UTF-8, the text the guard read
-  (and the session's NAMES).
+BREAKS found here, fixed:
+1. PyMySQL encoded a statement with the connection's public `encoding` attribute after the
+   guard read it as characters: `raw.encoding = "utf-7"` sent `\\` as `+AFw-` (GBK: `縗`
+   as a byte and a backslash), so `SELECT 'a\\' , GET_LOCK(...) -- '` (one literal to the
+   guard) ran GET_LOCK; INTO OUTFILE wrote a server file, LOAD_FILE read one. The attribute
+   stays on the pooled connection, so `wb.sql` and `pd.read_sql(..., wb.source.engine)` did
+   it too. Fixed: `GuardedPyMySQL.query` sends UTF-8.
+2. The final-text hook approved the text on the driver connection before the statement was
+   sent; refused after it (`stream_results=True`, a caller's own listener raising), the
+   approval stayed, and the same text typed on the driver's cursor passed unmarked: its
+   view's `SET TRANSACTION READ WRITE` stayed and a writing view's INSERT committed. Fixed:
+   `rawguard.expect` in the hook, approved in the `do_execute` hooks (`rawguard.sending`).
+3. A caller's pool listener (`connect` inserted first, `first_connect`) got the fresh
+   writable session, guard not armed: its INSERT committed. Fixed: the session is set and
+   the guard armed inside the login (`install_connect(on_login=...)`).
+4. PyMySQL's public `write_packet` wrote a COM_QUERY past `query()`: SET tx_read_only = 0
+   then INSERT committed. Fixed: refused outside the driver's own login.
+5. `execution_options(skip_user_error_events=True)` skipped the read-back after a failed
+   statement (view: SET TRANSACTION READ WRITE, then SIGNAL): the next writing view
+   committed (both drivers). Fixed in driver_errors.call.
+6. `wb.source.use_guard = False` + a writable `wb.source.policy` before the first query:
+   an engine with neither layer; INSERTs committed. Fixed: the switches are fixed once made.
+Residues (strict xfails): bytes written to the socket (`fileno()` + `os.write`), an engine
+made from `wb.settings.source_sqlalchemy_url()` (holds the password): only grants stop them.
 
-Held (one line each; through `wb.source.engine` as root unless said, oracle: root's row
-count and sequence value, IS_USED_LOCK):
-- exec_driver_sql executemany (a list of rows) → ReadOnlyViolation "executemany is for writes";
-- `SELECT 1; INSERT ...`, `/*! , NEXTVAL(s) */`, `/*M!100000 ... */` → refused (2 statements,
-  executable comment);
+Held (one line each; `wb.source.engine` as root unless said):
+- exec_driver_sql executemany (a list of rows) → "executemany is for writes";
+- `SELECT 1; INSERT ...`, `/*! , NEXTVAL(s) */`, `/*M!100000 ... */` → refused;
 - SET SESSION tx_read_only = 0, CALL, DO, SELECT ... INTO @v, LOCK TABLES, HANDLER, PREPARE,
-  EXECUTE, NEXTVAL(s), NEXT VALUE FOR s, GET_LOCK → refused by name;
-- raw cursor executemany of an INSERT, callproc (its `SET @_p_0`), `raw.kill(n)` → refused by
-  the driver-level guard;
-- `copy.copy(engine)`, `engine.execution_options(isolation_level=...)` (its SET is refused),
-  `engine.pool.recreate()`, a new engine whose `creator` is `engine.raw_connection` →
-  guarded (shared events / the guarded driver class);
+  EXECUTE, NEXTVAL(s), NEXT VALUE FOR s (also with a comment or tab inside), LASTVAL, SLEEP,
+  `SLEEP`(1), sleep (1), BENCHMARK, LOAD_FILE, GET_LOCK, RELEASE_LOCK, MASTER_GTID_WAIT,
+  LAST_INSERT_ID(5), SHOW TABLES WHERE GET_LOCK(...), EXPLAIN UPDATE / DESCRIBE DELETE → refused;
+- `''`, `""`, ``` `` ``` and `\\'` inside literals and names, `N'..\\'`, `_binary'..\\'`,
+  `-- \\x01`, `--\\r`, `# x\\r` line comments: the guard reads them as MariaDB does;
+- raw cursor executemany of an INSERT, callproc (its `SET @_p_0`), `raw.kill(n)` → refused;
+- `copy.copy(engine)`, `engine.execution_options(isolation_level=...)` (its SET refused),
+  `engine.pool.recreate()`, a new engine whose `creator` is `engine.raw_connection` → guarded;
 - `pickle.dumps(engine)` → fails (a local function), nothing sent;
-- `raw.autocommit(False)` + `raw.begin()` + INSERT → refused; `conn.detach()` + INSERT on the
-  raw connection → refused; `raw.close(); raw.ping(True)` then INSERT → refused, session
-  READ ONLY again; `raw.charset = "gbk"` + reconnect → refused (character set);
-- `conn.invalidate()` then a statement → a new connection, still `CheckedConnection` and
+- `raw.autocommit(False)` + `raw.begin()` + INSERT, `conn.detach()` + INSERT, `raw.close();
+  raw.ping(True)` + INSERT, `raw.charset = "gbk"` + reconnect → refused;
+- `conn.invalidate()` then a statement → a new connection, still `CheckedConnection` /
   `GuardedPyMySQL`, tx_read_only = 1;
+- a caller's `checkin` / `reset` / `checkout` listener (appended or inserted first, both
+  drivers) reading a view that leaves READ WRITE, then `pd.read_sql` of a writing view →
+  refused by the READ ONLY session;
+- a custom `raw.encoders[str]` or `raw.escape` returning SQL → the bind is the value, or the
+  final text is refused;
 - mysqlclient with `raw.encoding` changed: the guard reads the bytes sent (utf-7 → the
-  server's own reading; GBK → "not UTF-8 text"), refused.
-Not a hybridwb route (recorded, not tested): `create_engine(wb.source.url)` opens a plain
-session with the analyst's own account (the URL holds no password; a passwordless account
-is the analyst's own client); private attributes (`raw._hybridwb`, `engine.pool._creator`).
+  server's own reading; GBK → "not UTF-8 text").
+Not hybridwb routes (recorded): private attributes (`raw._hybridwb`, `raw._next_seq_id`
+alone, `engine.pool._creator`), `create_engine(wb.source.url)` with a passwordless account.
 """
 
 from __future__ import annotations
@@ -320,7 +334,6 @@ def test_a_reconnect_still_logs_in_through_its_packets(db: str, source: Source) 
         raw.close()
 
 
-
 @pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
 def test_break_skip_user_error_events_skips_no_read_back_after_a_failed_statement(
     db: str, driver: str
@@ -342,7 +355,6 @@ def test_break_skip_user_error_events_skips_no_read_back_after_a_failed_statemen
     finally:
         src.close()
     assert _mysql.row_count(db) == before, "the source was written"
-
 
 
 def test_break_switching_both_layers_off_on_a_made_source_writes_nothing(db: str) -> None:
@@ -387,6 +399,7 @@ def test_a_layer_switch_of_a_made_source_is_refused_in_one_line(
         assert getattr(src, name) != value
     finally:
         src.close()
+
 
 @pytest.mark.xfail(
     strict=True,
