@@ -4,7 +4,7 @@ The engine's guard is a SQLAlchemy statement event; `wb.engine.raw_connection()`
 `conn.connection.dbapi_connection`, jupysql given a DB-API connection, `pd.read_sql(sql,
 raw)`) hand out the driver's connection, whose cursors send text with no event at all. So
 the pooled connections of the source engine are instances of a subclass of the driver's
-own class (PyMySQL or mysqlclient; `do_connect` makes them, engine.py), whose low-level
+own class (PyMySQL or mysqlclient; `do_connect` makes them, connect.py), whose low-level
 `query()` is the last place any statement text passes:
 
 * **Approved texts pass at the cost of one comparison.** The statement-level guard (the

@@ -1,7 +1,7 @@
 """`Source`: guarded, capped, logged reads from MySQL/MariaDB or the SQLite sample.
 
 On MySQL the bytes the server executes are the bytes the guard approved: binds are found by
-the tokenizer (binds.py), the final interpolated text is guarded where it is sent (engine.py),
+the tokenizer (binds.py), the final interpolated text is guarded where it is sent (finaltext.py),
 and nothing is regenerated; the row cap is enforced by the server (execute.py). Only the
 embedded SQLite sample runs transpiled SQL.
 """
@@ -51,19 +51,11 @@ from hybridwb.source.binds import (
 )
 from hybridwb.source.cache import ResultCache, SchemaObjects, ViewNames, WeighedLRU, lookup
 from hybridwb.source.checkout import Parking, abandon, this_process
-from hybridwb.source.engine import (
-    FACTS_SQL,
-    SESSION_KEY,
-    SessionFacts,
-    SessionPolicy,
-    is_sqlite,
-    mysql_connect_args,
-    mysql_engine,
-    side_engine,
-    sqlite_engine,
-)
+from hybridwb.source.connect import mysql_connect_args
+from hybridwb.source.engine import is_sqlite, mysql_engine, side_engine, sqlite_engine
 from hybridwb.source.execute import run_mysql
 from hybridwb.source.querylog import QueryLog, log_text, log_text_of
+from hybridwb.source.session import FACTS_SQL, SESSION_KEY, SessionFacts, SessionPolicy
 from hybridwb.source.transpile import expand_lists, sqlite_params, to_sqlite
 from hybridwb.source.verdicts import VERDICTS
 from hybridwb.source.verdicts import weight as verdict_weight
