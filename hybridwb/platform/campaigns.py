@@ -1114,10 +1114,11 @@ def in_recipient_order(
     records: list[tuple[str, str | None, str]],
 ) -> list[tuple[str, str | None, str]]:
     """A batch's send records as its COPY writes them: by recipient (the batch's ids, made
-    after, then ascend in that order too). Each row's insert into the history's recipient
-    index (`ix_send_records_recipient`, whose rows are in random order by key) then lands
-    next to the one before it: about a tenth of the server's CPU per record less (issue
-    #17). The rows, their keys and their values are the same; only the order of the
+    after, then ascend in that order too). The history's recipient index
+    (`ix_send_records_recipient`), which a batch in key order meets at random places, then
+    gets each insert next to the one before it: about a tenth of the COPY's server CPU per
+    record less while the history's index is some pages per batch (issue #17,
+    `bench_record_indexes.py`); with a history of millions, little. The rows, their keys and their values are the same; only the order of the
     batch's own rows on disk changes (the history is read by recipient and time, a run's
     records by time, which a batch shares). A recipient None (a caller of `write_batch`
     other than a run, which writes none) leaves the batch in its order."""
