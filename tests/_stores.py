@@ -67,6 +67,25 @@ def fresh_pg_database(prefix: str = "hybridwb_s", *, migrated: bool = False) -> 
             _drop_database(name)
 
 
+def pg_store_with_contacts(prefix: str, recipient: str, *, unique: bool) -> Iterator[str]:
+    """A migrated PostgreSQL store (`fresh_pg_database`) that also holds a table
+    `contacts (recipient text)` with one row, `recipient`: a value a statement on the store
+    can read and an error could echo. Yields the database's name; the table is dropped
+    after, so the database can be used again."""
+    for url in fresh_pg_database(prefix, migrated=True):
+        database = str(url.database)
+        dsn = f"host=127.0.0.1 user=postgres dbname={database}"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE contacts (recipient text{' UNIQUE' if unique else ''})")
+            conn.execute("INSERT INTO contacts VALUES (%s)", (recipient,))
+        try:
+            yield database
+        finally:
+            with contextlib.suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("SET lock_timeout = '5s'")
+                conn.execute("DROP TABLE IF EXISTS contacts")
+
+
 def _drop_database(name: str) -> None:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
