@@ -403,7 +403,7 @@ def test_a_layer_switch_of_a_made_source_is_refused_in_one_line(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BREAK: bytes written to the source connection's socket (mysqlclient's public "
+    reason="residue (layer 3 stops it): bytes written to the source connection's socket (mysqlclient's public "
     "fileno(), or any fd of the process through os.write) reach the server past every "
     "in-process layer: a raw `SET SESSION tx_read_only = 0` then an INSERT commits; only "
     "the account's grants (layer 3, a read-only account) stop it",
@@ -426,7 +426,7 @@ def test_break_bytes_written_to_the_socket_pass_every_in_process_layer(db: str) 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BREAK: an engine the analyst makes from the workbench's settings "
+    reason="residue (layer 3 stops it): an engine the analyst makes from the workbench's settings "
     "(`create_engine(wb.settings.source_sqlalchemy_url())`, which holds the password, as "
     "MYSQL_PASSWORD in the kernel's environment does) is SQLAlchemy's own, with none of "
     "hybridwb's layers: its INSERT commits; only the account's grants stop it",
