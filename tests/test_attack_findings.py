@@ -106,7 +106,7 @@ def test_finding_tiny_timeout_is_refused_not_run_unlimited(atk, timeout: float) 
 
 def test_time_limit_text_never_rounds_to_zero() -> None:
     """Defence in depth: whatever reaches the SET, it never says 0 (= unlimited)."""
-    from hybridwb.source.engine import _timeout_assignment
+    from hybridwb.source.session import _timeout_assignment
 
     for flavour in ("MariaDB", "MySQL"):
         with pytest.raises(BindError):

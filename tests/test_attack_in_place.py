@@ -239,7 +239,7 @@ def test_hostile_values_through_the_public_api_take_no_lock_and_write_nothing(
     with root.cursor() as cur:
         cur.execute(f"CHECKSUM TABLE {table}")
         before = cur.fetchone()[1]
-    monkeypatch.setattr("hybridwb.source.engine.VERDICTS", Verdicts())
+    monkeypatch.setattr("hybridwb.source.finaltext.VERDICTS", Verdicts())
     tokenized: list[str] = []
     real = guard._DIALECT.tokenize
 

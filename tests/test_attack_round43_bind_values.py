@@ -161,22 +161,55 @@ def test_a_bound_list_past_the_text_limit_is_refused_naming_it(source: Source) -
     assert_one_line(caught.value, "makes the statement")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: pd.read_sql(sql, wb.source.engine, params=<pd.Series or np.ndarray>) "
-    "raises pandas' DatabaseError ('mapping or sequence expected for parameters', from "
-    "SQLAlchemy's exec_driver_sql) before any hook of the engine sees the params",
-)
 @pytest.mark.parametrize("params", ["series", "array"])
+@pytest.mark.parametrize("where", ["mysql", "sample"])
 def test_a_params_object_that_is_a_series_or_array_is_refused_in_one_bind_line(
-    source: Source, params: str
+    source: Source, shop: Any, params: str, where: str
 ) -> None:
+    """Before: pandas' DatabaseError ("mapping or sequence expected for parameters", from
+    SQLAlchemy's exec_driver_sql), before any hook of the engine saw the params."""
     import numpy as np
 
     given = pd.Series([1, 2]) if params == "series" else np.array([1, 2])
+    engine = source.engine if where == "mysql" else shop.source.engine
+    marker = "%s" if where == "mysql" else "?"
     with pytest.raises(Exception) as caught:
-        pd.read_sql("SELECT %s AS x, %s AS y", source.engine, params=given)
-    assert isinstance(caught.value, BindError), repr(caught.value)
+        pd.read_sql(f"SELECT {marker} AS x, {marker} AS y", engine, params=given)
+    assert_shape_refused(caught.value, type(given).__name__)
+    with pytest.raises(Exception) as caught:
+        pd.read_sql(text("SELECT :a AS x"), engine, params=given)
+    assert_shape_refused(caught.value, type(given).__name__)
+
+
+def assert_shape_refused(exc: BaseException, kind: str) -> None:
+    assert isinstance(exc, BindError), repr(exc)
+    message = str(exc)
+    assert "\n" not in message and len(message) < 240, message
+    assert f"parameters are a {kind}; pass " in message, message
+
+
+def test_a_list_of_values_binds_as_one_row_of_positional_values(source: Source, db: str) -> None:
+    """A list of values (not rows) is one row, as pandas documents `params` and PyMySQL
+    takes a list. Before: SQLAlchemy's raw ArgumentError ("List argument must consist only
+    of tuples or dictionaries")."""
+    want = mysql_oracle(db, "SELECT %s AS x, %s IN %s AS y", [5, 2, [1, 2]])
+    with source.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT %s AS x, %s IN %s AS y", [5, 2, [1, 2]]).fetchall()
+    assert [tuple(r) for r in rows] == want == [(5, 1)]
+    got = pd.read_sql("SELECT %s AS x, %s IN %s AS y", source.engine, params=[5, 2, [1, 2]])
+    assert [tuple(r) for r in got.itertuples(index=False)] == want
+
+
+@pytest.mark.parametrize("where", ["mysql", "sample"])
+def test_a_list_holding_a_missing_value_is_refused_in_one_bind_line(
+    source: Source, shop: Any, where: str
+) -> None:
+    """Before: SQLAlchemy's raw ArgumentError for `exec_driver_sql(sql, [pd.NaT])`."""
+    engine = source.engine if where == "mysql" else shop.source.engine
+    marker = "%s" if where == "mysql" else "?"
+    with pytest.raises(Exception) as caught, engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT {marker} AS x", [pd.NaT])
+    assert_one_line(caught.value, "is pd.NaT (a missing value)", "#1")
 
 
 @pytest.mark.parametrize("where", ["engine", "wb"])

@@ -172,7 +172,7 @@ def test_a_bind_next_to_what_could_join_its_literal_is_tokenized(sql: str, value
 def test_an_in_place_final_text_is_not_tokenized_and_a_forged_one_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("hybridwb.source.engine.VERDICTS", Verdicts())
+    monkeypatch.setattr("hybridwb.source.finaltext.VERDICTS", Verdicts())
     approved = Approved("SELECT name FROM customers WHERE grade = :grade")
     tokenized: list[str] = []
     real = guard._DIALECT.tokenize

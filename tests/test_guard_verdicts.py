@@ -210,7 +210,7 @@ APPROVED = Approved("SELECT name FROM customers WHERE grade = :grade")
 @pytest.fixture
 def fresh(monkeypatch: pytest.MonkeyPatch) -> Verdicts:
     cache = Verdicts()
-    monkeypatch.setattr("hybridwb.source.engine.VERDICTS", cache)
+    monkeypatch.setattr("hybridwb.source.finaltext.VERDICTS", cache)
     return cache
 
 

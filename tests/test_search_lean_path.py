@@ -100,7 +100,7 @@ def _prepared(tmp_path: Path) -> object:
 def test_a_forged_final_text_is_refused_with_the_layout_made_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, final: str
 ) -> None:
-    monkeypatch.setattr("hybridwb.source.engine.VERDICTS", Verdicts())
+    monkeypatch.setattr("hybridwb.source.finaltext.VERDICTS", Verdicts())
     prepared = _prepared(tmp_path)
     params = {"grade": "x", "n": 1}
     sent = "SELECT name FROM customers WHERE grade = 'x' AND id > 1 LIMIT 21"

@@ -251,7 +251,7 @@ def values_in_place(sql: str, binds: Sequence[Bind], params: Mapping[str, Any], 
     value type, a list, a bind next to a letter, a sign, a quote) says False and the caller
     tokenizes. Pure; no tokenizer: it only reads `final` from left to right.
 
-    Relies on what every source session pins (engine.py): utf8mb4, in which no byte of a
+    Relies on what every source session pins (session.py): utf8mb4, in which no byte of a
     multi-byte character is a quote or a backslash, and a sql_mode with backslash escapes
     and without ANSI_QUOTES, so a string literal ends at its first unescaped quote."""
     return values_fit(bind_layout(sql, binds), params, final)

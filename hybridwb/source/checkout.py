@@ -4,7 +4,7 @@ A read through SQLAlchemy's pool costs a `Connection`, a pool checkout and a che
 their events, around a statement that is often a millisecond on the server: on a search,
 about a tenth of the client's CPU. So `Source` keeps the connection of its last read aside
 (*parked*, at most `PARKED` of them) and takes it back for the next read without the pool,
-doing exactly what the pool's events do (engine.py):
+doing exactly what the pool's events do (session.py):
 
 * when a read ends, the session SET for the next use is sent without waiting
   (`send_next_session`), as at a pool checkin;
@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from hybridwb.source import catalogue
-from hybridwb.source.engine import (
+from hybridwb.source.session import (
     SessionFacts,
     SessionPolicy,
     checkout_as,

@@ -2,7 +2,7 @@
 
 `run_mysql` is the only place `Source` sends a user statement to MySQL. The text handed to
 SQLAlchemy is the approved text with binds as `%(name)s`; the engine's final-text guard
-(engine.py) pastes the values in with the driver's own escaping, checks that text, and sends
+(finaltext.py) pastes the values in with the driver's own escaping, checks that text, and sends
 exactly it. Nothing here regenerates SQL.
 
 The row cap holds on the server: the session's `sql_select_limit` is the cap + 1 (it caps every
@@ -23,14 +23,14 @@ from sqlglot.tokens import TokenType
 
 from hybridwb.errors import ReadOnlyViolation
 from hybridwb.source import arrow, drivers, rawguard
-from hybridwb.source.engine import (
+from hybridwb.source.finaltext import guard_final_text
+from hybridwb.source.session import (
     SESSION_KEY,
     SessionFacts,
     SessionPolicy,
     apply_session,
     checkout_as,
     escape_as_read,
-    guard_final_text,
     verify_session,
 )
 

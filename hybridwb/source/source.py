@@ -1,7 +1,7 @@
 """`Source`: guarded, capped, logged reads from MySQL/MariaDB or the SQLite sample.
 
 On MySQL the bytes the server executes are the bytes the guard approved: binds are found by
-the tokenizer (binds.py), the final interpolated text is guarded where it is sent (engine.py),
+the tokenizer (binds.py), the final interpolated text is guarded where it is sent (finaltext.py),
 and nothing is regenerated; the row cap is enforced by the server (execute.py). Only the
 embedded SQLite sample runs transpiled SQL.
 """
@@ -34,7 +34,13 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlglot import exp
 
 from hybridwb.config import Settings, scrub
-from hybridwb.errors import BindError, ConnectionFailed, HybridwbError, QueryError
+from hybridwb.errors import (
+    BindError,
+    ConnectionFailed,
+    HybridwbError,
+    QueryError,
+    ReadOnlyViolation,
+)
 from hybridwb.source import catalogue, diagnostics, drivers, guard
 from hybridwb.source import grants as grants_
 from hybridwb.source.arrow import frame as arrow_frame
@@ -51,20 +57,12 @@ from hybridwb.source.binds import (
 )
 from hybridwb.source.cache import ResultCache, SchemaObjects, ViewNames, WeighedLRU, lookup
 from hybridwb.source.checkout import Parking, abandon, this_process
-from hybridwb.source.engine import (
-    FACTS_SQL,
-    SESSION_KEY,
-    SessionFacts,
-    SessionPolicy,
-    is_sqlite,
-    mysql_connect_args,
-    mysql_engine,
-    side_engine,
-    sqlite_engine,
-)
+from hybridwb.source.connect import mysql_connect_args
+from hybridwb.source.engine import is_sqlite, mysql_engine, side_engine, sqlite_engine
 from hybridwb.source.execute import run_mysql
 from hybridwb.source.frames import frame_of
 from hybridwb.source.querylog import QueryLog, log_text, log_text_of
+from hybridwb.source.session import FACTS_SQL, SESSION_KEY, SessionFacts, SessionPolicy
 from hybridwb.source.transpile import expand_lists, sqlite_params, to_sqlite
 from hybridwb.source.verdicts import VERDICTS
 from hybridwb.source.verdicts import weight as verdict_weight
@@ -246,12 +244,27 @@ class Prepared:
         return to_pyformat(self.sql, list(self.binds))
 
 
+#: what decides the read-only layers of a source: given when it is made, never changed after
+#: (`wb.source.use_guard = False` and a writable `policy` typed before the first query made
+#: an engine with neither layer)
+_FIXED = frozenset({"use_guard", "read_only_session", "allowed_functions", "policy"})
+
+
 class Source:
     """Read-only access to the source database. Constructing it does no I/O.
 
     `use_guard=False` and `read_only_session=False` switch a layer off, for tests that prove
-    each layer on its own; production code never does.
+    each layer on its own; production code never does. They (and `allowed_functions`, and the
+    session `policy` made of them) are fixed once the source is made.
     """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FIXED and name in self.__dict__:
+            raise ReadOnlyViolation(
+                f"Refused: Source.{name} is fixed when the source is made; hybridwb only "
+                "reads. Make a new Source (or set it in the configuration) instead."
+            )
+        object.__setattr__(self, name, value)
 
     def __init__(
         self,

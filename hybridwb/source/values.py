@@ -8,7 +8,8 @@ said. sqlite3 binds a numpy number as a BLOB of its bytes and a float NaN as NUL
 each value is made one of the plain types first, from its value (never its `__str__`), or
 refused in one line when it has no exact meaning: a missing value (`NaT`, `pd.NA`), a
 time with nanoseconds, a numpy float narrower than 64 bits, a Decimal wider than MySQL's
-DECIMAL (whose text would also be megabytes: `Decimal('1E+100000000')`).
+DECIMAL (whose text would also be megabytes: `Decimal('1E+100000000')`). Bytes in another
+buffer (a bytearray, a memoryview of bytes) are bytes on every side (`buffer_bytes`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import decimal
 import math
 import sys
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from hybridwb.errors import BindError
@@ -82,6 +84,8 @@ def exact_value(name: str, item: object, *, store: bool = False) -> Any:
             f"Parameter {name!r} is a numpy array; pass a list (value.tolist()) after IN.",
             name=name,
         )
+    if isinstance(item, bytearray | memoryview):
+        return buffer_bytes(name, item)
     plain = _plain(name, item)
     if plain is not None:
         return exact_value(name, plain, store=store)
@@ -106,6 +110,45 @@ def driver_params(params: Any) -> Any:
     if listed is not None:
         return tuple(_driver_value(f"#{i}", v) for i, v in enumerate(listed, 1))
     return params
+
+
+def driver_sql_params(params: Any) -> Any:
+    """`Connection.exec_driver_sql`'s parameters as SQLAlchemy takes them, or refused in one
+    line: SQLAlchemy raised a raw `ArgumentError` (which pandas wrapped in its own
+    `DatabaseError`) for a params object that is neither a tuple, a mapping nor a list (a
+    `pd.Series`, an `np.ndarray`) and for a list of values rather than of rows. A list of
+    values is one row of positional values, as pandas documents `params` and as the
+    DB-API drivers take a list (its values are then checked like a tuple's)."""
+    if params is None or isinstance(params, tuple | Mapping):
+        return params
+    if isinstance(params, list):
+        listed = list(list.__iter__(params))
+        if not listed or isinstance(listed[0], tuple | Mapping):
+            return params  # rows (executemany), for SQLAlchemy and the guard to judge
+        return tuple(listed)
+    raise _shape_error(
+        params, "a tuple of values or a dict of named values (a Series: tuple(params.tolist()))"
+    )
+
+
+def core_params(params: Any) -> Any:
+    """`Connection.execute`'s parameters (a dict, or a list of dicts), or refused in one line
+    where SQLAlchemy raised a raw `ArgumentError` ("mapping or list expected")."""
+    if params is None or isinstance(params, Mapping):
+        return params
+    if isinstance(params, list | tuple):
+        listed = list(list.__iter__(params) if isinstance(params, list) else tuple.__iter__(params))
+        if not listed or isinstance(listed[0], Mapping):
+            return params
+    raise _shape_error(params, "a dict of named values (:name in the statement)")
+
+
+def _shape_error(params: object, wanted: str) -> BindError:
+    kind = type(params).__name__
+    return BindError(
+        f"The statement's parameters are a {kind}; pass {wanted}.",
+        name="params",
+    )
 
 
 def held_params(params: Any) -> Any:
@@ -152,17 +195,36 @@ def items_of(value: object) -> list[Any] | None:
 def _store_only(name: str, item: object) -> Any:
     """The values only the store's binds take besides the `PLAIN` ones: a uuid (its ids)
     and a timedelta, which psycopg adapts exactly (`sqlite_store_value` decides for
-    SQLite), and bytes in another buffer, as bytes. Anything else (a dict, a Fraction, an
+    SQLite). Anything else (a dict, a Fraction, an
     address object) is refused here in one line that says what to bind: psycopg said only
     "cannot adapt type", and sqlite3 "type is not supported", naming no parameter."""
     kind = type(item)
     if kind is uuid.UUID or kind is dt.timedelta:
         return item
-    if isinstance(item, bytearray | memoryview) and kind in (bytearray, memoryview):
-        return bytes(item)
     raise BindError(
         f"Parameter {name!r} is of type {kind.__name__}; bind a str, number, date, uuid or bytes, "
         "or a list of them (a dict or list as JSON: json.dumps(value)).",
+        name=name,
+    )
+
+
+def buffer_bytes(name: str, item: bytearray | memoryview) -> bytes:
+    """The one rule for bytes in another buffer, on the source and the store alike: a
+    bytearray, or a memoryview of single bytes, binds as the bytes it holds (read by the
+    base type, never a subclass's `__bytes__`); PyMySQL wrote a bytearray as the text
+    "bytearray(b'...')". A memoryview of wider items (an array of ints or floats) means its
+    numbers, whose bytes depend on the machine: refused, as a released one is."""
+    if isinstance(item, bytearray):
+        return bytes(bytearray.copy(item))
+    try:
+        if item.format in ("B", "b", "c"):
+            return item.tobytes()
+        held = f"of {item.format!r} items"
+    except ValueError:  # (released)
+        held = "that was released"
+    raise BindError(
+        f"Parameter {name!r} is a memoryview {held}, not bytes; bind value.tobytes() for "
+        "its bytes or value.tolist() for its values.",
         name=name,
     )
 
