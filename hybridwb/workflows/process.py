@@ -362,6 +362,10 @@ class Processor:
                 raise taken_over(run["id"])
             steps.held.close()  # the cap lock: this batch's records are committed
 
+        # a dry run writes no record, so the store's history never shows it the recipients
+        # its earlier batches would have messaged: it keeps them, and a later batch's
+        # target with one is a duplicate, as the run's (round 45)
+        dry_sent: set[str] = set()
         items = iter(ahead)
         current = next(items, None)
         last: Any = None  # the last step given: it fails if any before it failed
@@ -371,10 +375,14 @@ class Processor:
             batch, rows, (candidates, skips, changed) = current
             ready = rendering.render_ahead(candidates, rows, render, related, needs_consent)
             checked = checking.result()
+            if dry_run:
+                checked.seen.in_run.update(dry_sent)
             todo, outs = rendering.decide_and_render(
                 candidates, rows, checked.seen, checked.rules, render, related, ready
             )
             sent, quiet = rendering.messaged(todo, outs, skips)  # what the write waits for
+            if dry_run:
+                dry_sent.update(c[1] for c, _ in sent if c[1])
             waiting, rendered = waiting + quiet, rendered + len(sent)
             rendering.count_sizes(sent, msg.message_type, sizes, size_bytes)
             for c, out in sent[: 3 - len(samples)]:  # three per run: related row read again

@@ -1,0 +1,127 @@
+"""Round 45 attack on "a workflow run messages exactly the intended customers, each once".
+
+Break (fixed): a dry run whose batches split two targets of one recipient (d1, d2; n1, n2:
+both consenting) counted neither duplicate exclusion the run makes: a dry run writes no
+send record, so a later batch's check found no earlier message of the run in the store's
+history and the dry run "sent" both. Now a dry run keeps the recipients its earlier batches
+would have messaged (`process._process`, `dry_sent`).
+
+Held (one line each):
+- frames.frame_of equals DataFrame.from_records (dtypes, values) for int/str keys mixed,
+  None first, NaN, bool/tinyint(1) with NULL, bytes b'\\x00', Decimal, dates, datetimes,
+  NUL text, all-None, uint64, ragged rows, a list row after a tuple, duplicate names.
+- consent_of on what the preview's frame gives (to_dict/iter box to Python): 1.0, NaN,
+  ' yes ', 'N', b'\\x00', None read as the run reads them; a NULL tinyint(1) (NaN) reads
+  unclear in the preview, no in the run: both excluded, counted alike.
+- the recipient normalizer gives one spelling for a BIGINT phone as int and as float
+  (a NULL in the column makes the frame's column float64).
+- in_recipient_order: a batch with duplicate recipients, None mixed in (left as given);
+  ids after the sort; nothing reads send_records in id order (grep); in-batch duplicates
+  are decided before the write (dry run and run agree at batch_size 100).
+- the refusal read (`_windows`) at a window boundary: tables of w-1, w, w+1 rows whose
+  last rows refuse, read with window w, find the refusals a one-window read finds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from hybridwb.workflows import audience, policies, refusals
+from tests._stores import store_sql
+from tests.test_attack_once_round2 import DAY, records, skips
+from tests.test_shared_recipient_consent import (
+    any_store,  # noqa: F401  (fixtures)
+    mapping,
+    members_source,
+    pg_store,  # noqa: F401
+    workbench,
+)
+from tests.test_shared_recipient_consent import source as source
+
+pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
+
+
+def _run(wb: Any, *, dry_run: bool, batch_size: int) -> tuple[Any, dict[str, Any]]:
+    """An advertising run (or dry run) by day over the members: its id and stats."""
+    wf = wb.workflows.create(
+        f"ad-{uuid.uuid4().hex[:6]}",
+        target_config={"table": "members"},
+        message_config={"template": "세일"},
+    )
+    run = wb.store.runs.create(wf["id"], {}, dry_run=dry_run)
+    stats = wb.workflows.process(
+        wf["id"], run["id"], progress=False, now=DAY, dry_run=dry_run, batch_size=batch_size
+    )
+    return run["id"], stats
+
+
+def _targets(store: str, run_id: Any) -> int:
+    rows = store_sql(
+        store,
+        "SELECT count(*) FROM run_targets WHERE CAST(run_id AS TEXT) IN (%s, %s)",
+        (str(run_id), uuid.UUID(str(run_id)).hex),
+    )
+    return int(rows[0][0])
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 100])
+def test_a_dry_run_counts_the_duplicates_across_batches_the_run_excludes(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+    batch_size: int,
+) -> None:
+    """MEMBERS (d1/d2 and n1/n2 each one phone, all consenting) by a dry run, then by a
+    run: the dry run's exclusions, reason by reason (run_skips by direct SQL), and the
+    messages it would send are the run's (send_records), whatever the batches."""
+    db = members_source(source)
+    wb = workbench(db, any_store, mapping())
+    try:
+        dry, dry_stats = _run(wb, dry_run=True, batch_size=batch_size)
+        real, _ = _run(wb, dry_run=False, batch_size=batch_size)
+    finally:
+        wb.close()
+    sent = records(any_store, real)
+    assert skips(any_store, dry) == skips(any_store, real)
+    assert skips(any_store, real)[policies.DUPLICATE] == 2
+    assert dry_stats["rendered_this_pass"] == len(sent) == 4
+    assert len({r for _, r in sent}) == len(sent)  # each phone once
+    # every frozen target: one record or one exclusion
+    assert _targets(any_store, real) == len(sent) + sum(skips(any_store, real).values())
+    assert records(any_store, dry) == []
+
+
+def _member(i: int, phone: str, ok: str) -> tuple[Any, ...]:
+    return (f"k{i:03d}", "채", phone, f"m{i}@x.com", ok, "Y")
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1], ids=["w-1", "w", "w+1"])
+def test_the_refusal_read_at_a_window_boundary(
+    source: Callable[..., str], tmp_path: Any, extra: int
+) -> None:
+    """w-1, w, w+1 rows (w = 5): the last row refuses the phone the first row holds, the
+    w-th (the first window's last key) is unclear for the second's; a read in windows of w
+    finds what one window finds."""
+    from tests._stores import migrated_sqlite
+
+    w = 5
+    n = w + extra
+    rows = [_member(i, f"010-8000-{i:04d}", "Y") for i in range(n)]
+    rows[-1] = _member(n - 1, "010-8000-0000", "N")
+    b = w - 1 if n > w else n - 2  # the w-th row (the first window's last), or before
+    rows[b] = _member(b, "010-8000-0001", "maybe")
+    db = members_source(source, rows)
+    store = migrated_sqlite(tmp_path / "store.db").render_as_string()
+    wb = workbench(db, store, mapping())
+    try:
+        aud = audience.audience_for(wb.mappings, {"table": "members"})
+        paged = refusals.read(wb.targets, aud, recipient=None, now=DAY, window=w)
+        whole = refusals.read(wb.targets, aud, recipient=None, now=DAY, window=10 * w)
+    finally:
+        wb.close()
+    assert paged.consent == whole.consent
+    assert paged.consent["+821080000000"] == f"k{n - 1:03d}"
+    assert paged.consent["+821080000001"] == f"k{b:03d}"
