@@ -32,7 +32,7 @@ import pytest
 
 from hybridwb.workflows import audience, policies, refusals
 from tests._stores import store_sql
-from tests.test_attack_once_round2 import DAY, records, skips
+from tests.test_attack_once_round2 import DAY, records, skips, src
 from tests.test_shared_recipient_consent import (
     any_store,  # noqa: F401  (fixtures)
     mapping,
@@ -125,3 +125,34 @@ def test_the_refusal_read_at_a_window_boundary(
     assert paged.consent == whole.consent
     assert paged.consent["+821080000000"] == f"k{n - 1:03d}"
     assert paged.consent["+821080000001"] == f"k{b:03d}"
+
+
+@pytest.mark.parametrize("any_store", ["sqlite"], indirect=True)
+def test_a_preview_after_a_refusal_counts_it_though_an_earlier_preview_is_cached(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+) -> None:
+    """A preview (default cache_ttl), then d2 refuses marketing (d1 holds the same phone),
+    then a preview of another definition of the same rows: its own rows are read anew (d2
+    is gone from the set, a clear no), and so are the refusals: d1 is counted, as the run
+    excludes it (run_skips by direct SQL). Before: the refusal read was answered from the
+    first preview's cache, and the second preview counted 4, the run 5."""
+    from tests.test_preview_shared_consent import consent_exclusions
+
+    db = members_source(source)
+    wb = workbench(db, any_store, mapping())
+    others = {"table": "members", "where": {"field": "name", "op": "ne", "value": "-"}}
+    try:
+        before = wb.targets.preview({"table": "members"}, now=DAY)
+        src(db, "UPDATE members SET ok = 'N' WHERE code = 'd2'")
+        after = wb.targets.preview(others, now=DAY)
+        real, _ = _run(wb, dry_run=False, batch_size=100)
+    finally:
+        wb.close()
+    assert src(db, "SELECT ok FROM members WHERE code IN ('d1', 'd2') ORDER BY code") == [
+        ("Y",),
+        ("N",),
+    ]
+    assert before.quality["marketing_opt_out"] == 4
+    assert after.count == 9  # a2, and now d2, left out by the consent filter: read anew
+    assert after.quality["marketing_opt_out"] == consent_exclusions(any_store, real) == 5

@@ -570,11 +570,21 @@ class Source:
         limit: int | None = None,
         timeout: float | None = None,
         cache_ttl: float | None = None,
+        refresh: bool = False,
     ) -> list[dict[str, Any]]:
         """Like `sql`, as plain dicts: missing values stay None (a DataFrame makes them
-        NaN), and no DataFrame is built — what rendering and streaming want."""
-        keys, rows, *_ = self._run(query, params, limit, timeout, cache_ttl)
+        NaN), and no DataFrame is built — what rendering and streaming want. `refresh`:
+        read anew though the cache holds the statement, and cache that for `cache_ttl`."""
+        keys, rows, *_ = self._run(query, params, limit, timeout, cache_ttl, refresh=refresh)
         return _dicts(keys, rows)
+
+    def cached(
+        self, query: str, params: Mapping[str, Any] | None = None, *, limit: int | None = None
+    ) -> bool:
+        """Whether `sql` / `records` of this statement (with `cache_ttl`, no timeout) would
+        be answered from the result cache now."""
+        key = ResultCache.key(query, params, limit, None, False)
+        return key is not None and self._cache.get(key) is not None
 
     def typed_records(
         self,
@@ -610,17 +620,19 @@ class Source:
         cache_ttl: float | None = None,
         *,
         raw_values: bool = False,
+        refresh: bool = False,
     ) -> Fetched:
         """Guard, bind, execute, cap and log one statement (the path every read takes).
 
         With `cache_ttl`, an identical statement with identical parameters within that many
         seconds is answered from a bounded in-process cache (previews use it).
         `raw_values`: on mysqlclient, numbers and dates come back as the server's text, for
-        Arrow to parse column by column (the 4th item then describes the columns)."""
+        Arrow to parse column by column (the 4th item then describes the columns).
+        `refresh`: not answered from the cache, but cached (with `cache_ttl`) all the same."""
         if cache_ttl is not None:
             cache_ttl = seconds_arg(cache_ttl, "cache_ttl", self._cache.max_ttl, minimum=0.0)
         key = ResultCache.key(query, params, limit, timeout, raw_values) if cache_ttl else None
-        if key is not None:
+        if key is not None and not refresh:
             hit = self._cache.get(key)
             if hit is not None:
                 return Fetched(*hit)

@@ -80,6 +80,7 @@ class Refused(Protocol):
         now: dt.datetime | None,
         allow_scan: bool,
         cache_ttl: float | None,
+        refresh: bool,
     ) -> list[bool] | None: ...
 
 
@@ -433,7 +434,8 @@ class TargetService:
                 min(len(rows), EXACT_COUNT_LIMIT),
                 exact,
                 _masked(df.head(sample), pii),
-                self._quality(df, plan, len(rows), now, allow_scan, cache_ttl),
+                # its rows read anew: so are the refusals
+                self._quality(df, plan, len(rows), now, allow_scan, cache_ttl, refresh=True),
                 verdict="keyword search (index)",
                 pii=pii,
             )
@@ -442,6 +444,10 @@ class TargetService:
         _, count_verdict = self._explain(count_sql, count_params, allow_scan)
         # what is shown is what the run sends (its pages have this shape): its own EXPLAIN
         head_sql, head_params = compile_sql(plan.statement(n=QUALITY_SAMPLE))
+        # the refusals are read as the rows are: from the cache when these are, else anew
+        # (round 45: cached by a preview of another definition, a refusal made since was
+        # missed while these rows, read anew, already left the refusing row out)
+        refresh = not (cache_ttl and source.cached(head_sql, head_params, limit=QUALITY_SAMPLE))
         explain, verdict = self._explain(head_sql, head_params, allow_scan)
         if verdict == "index" or count_verdict.startswith("scan"):
             verdict = count_verdict if count_verdict != "index" else verdict
@@ -457,7 +463,7 @@ class TargetService:
             counted if exact else EXACT_COUNT_LIMIT,
             exact,
             _masked(df.head(sample), pii),
-            self._quality(df, plan, counted, now, allow_scan, cache_ttl),
+            self._quality(df, plan, counted, now, allow_scan, cache_ttl, refresh=refresh),
             sql=head_sql,
             explain=explain,
             verdict=verdict,
@@ -472,6 +478,8 @@ class TargetService:
         now: dt.datetime | None,
         allow_scan: bool,
         cache_ttl: float | None,
+        *,
+        refresh: bool,
     ) -> dict[str, Any]:
         """`quality.quality` of the sample, its consent count with the targets an
         advertising run excludes because another row refused their recipient (`refusals`);
@@ -483,7 +491,13 @@ class TargetService:
                 None
                 if self.refusals is None
                 else self.refusals(
-                    self, plan, rows, now=now, allow_scan=allow_scan, cache_ttl=cache_ttl
+                    self,
+                    plan,
+                    rows,
+                    now=now,
+                    allow_scan=allow_scan,
+                    cache_ttl=cache_ttl,
+                    refresh=refresh,
                 )
             )
         mapping = self.mappings.get(plan.table)

@@ -112,6 +112,7 @@ def read(
     window: int = WINDOW,
     windows: int | None = None,
     cache_ttl: float | None = None,
+    refresh: bool = False,
 ) -> Refusals:
     """The refusing recipients of the whole audience table (`Refusals`), for an advertising
     run: rows whose consent or night consent (each when mapped) is not a clear yes, read
@@ -119,7 +120,8 @@ def read(
     recipients only. `recipient`: the target definition's own recipient path, if any.
     `windows`: the windows it may read (None: as many as the table needs); a table that
     needs more raises `TooLong` before a row of it is read. `cache_ttl`: the source's result
-    cache, for a preview (a run reads the source as it is now)."""
+    cache, for a preview (a run reads the source as it is now); `refresh`: read anew all
+    the same (and cached), for a preview whose own rows were read anew."""
     refused = Refusals()
     if aud.consent is None and aud.night_consent is None:
         return refused  # no consent mapped: nobody consents, every target is excluded
@@ -142,7 +144,7 @@ def read(
     normalize = policies.normalizer(aud.channel)
     wanted = {label, *(name for name, _ in kinds)}
     source = targets.mappings.source
-    for row in _windows(source, plan, wanted, window, windows, cache_ttl):
+    for row in _windows(source, plan, wanted, window, windows, cache_ttl, refresh):
         value = row.get(label)
         if isinstance(value, str) and "\x00" in value:
             continue  # no one's address (`pairs`)
@@ -164,6 +166,7 @@ def _windows(
     window: int,
     windows: int | None = None,
     cache_ttl: float | None = None,
+    refresh: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """The rows of `plan` (its WHERE: the refusal filter), `window` rows of the audience's
     key order at a time: one statement finds the window's last key (an index read of
@@ -181,7 +184,7 @@ def _windows(
         if last is not None:
             probe = probe.where(key > last)
         probe = probe.order_by(key).offset(window - 1).limit(limit(1))
-        found = source.records(*compile_sql(probe), limit=1, cache_ttl=cache_ttl)
+        found = source.records(*compile_sql(probe), limit=1, cache_ttl=cache_ttl, refresh=refresh)
         end = found[0][name] if found else None
         if found and end is None:
             raise ValidationError(
@@ -194,7 +197,9 @@ def _windows(
         page = plan if end is None else replace(plan, where=sa.and_(plan.where, key <= end))
         most = window + TIE_LIMIT
         statement = page.statement(after=last, n=most + 1, only=wanted)
-        rows = source.records(*compile_sql(statement), limit=most + 1, cache_ttl=cache_ttl)
+        rows = source.records(
+            *compile_sql(statement), limit=most + 1, cache_ttl=cache_ttl, refresh=refresh
+        )
         if len(rows) > most:
             raise ValidationError(
                 f"target: more than {TIE_LIMIT:,} keys of {plan.table!r} are equal under the "
@@ -215,13 +220,16 @@ def in_preview(
     now: datetime | None,
     allow_scan: bool,
     cache_ttl: float | None = None,
+    refresh: bool = False,
 ) -> list[bool] | None:
     """For each row of a target preview, whether an advertising run excludes it because
     another row of the audience refused marketing for its recipient: the freeze's own read
     (`read`) and match (`pairs`, `Refusals.by_another`). Read in one statement when the
     audience table holds fewer than `WINDOW` rows, whole only when the preview may scan
     (`allow_scan`); None when it would need more: the count is not known. Its statements
-    are answered from the source's result cache as the preview's own are (`cache_ttl`)."""
+    are answered from the source's result cache as the preview's own are (`cache_ttl`),
+    and read anew when those were (`refresh`): a refusal read cached by an earlier preview
+    of another definition missed a refusal made since (round 45)."""
     try:
         aud = audience_for(targets.mappings, {"table": plan.table})
     except ValidationError:
@@ -230,7 +238,13 @@ def in_preview(
     windows = None if allow_scan else PREVIEW_WINDOWS
     try:
         refused = read(
-            targets, aud, recipient=recipient, now=now, windows=windows, cache_ttl=cache_ttl
+            targets,
+            aud,
+            recipient=recipient,
+            now=now,
+            windows=windows,
+            cache_ttl=cache_ttl,
+            refresh=refresh,
         )
     except TooLong:
         return None
