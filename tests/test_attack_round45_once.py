@@ -156,3 +156,67 @@ def test_a_preview_after_a_refusal_counts_it_though_an_earlier_preview_is_cached
     assert before.quality["marketing_opt_out"] == 4
     assert after.count == 9  # a2, and now d2, left out by the consent filter: read anew
     assert after.quality["marketing_opt_out"] == consent_exclusions(any_store, real) == 5
+
+
+#: consent column types, a clear yes in each, and the holders' values tried against it
+CONSENT_TYPES: dict[str, tuple[Any, list[Any]]] = {
+    "VARBINARY(8)": (
+        b"Y",
+        [b"N", b"\x00", b" yes ", None, b"Y", b"\x01", b"1", b"yes\t", b"\xff", b"\x00\x01", b""],
+    ),
+    "TINYINT(1)": (1, [0, 1, 2, -1, None]),
+    "BIT(1)": (b"\x01", [b"\x00", b"\x01", None]),
+    "DECIMAL(3,1)": (1, ["1.0", "0.0", "0.5", "2.0", None, "-1.0"]),
+    "VARCHAR(8) COLLATE utf8mb4_unicode_ci": (
+        "Y",
+        ["ý", "Ｙ", "Ÿ", " yes ", "N", "y\u00a0", "YES", "ｙｅｓ", None, "동의 ", "1 ", "t"],
+    ),
+    "FLOAT": (1, [1.0000001, 0.9999999, 1.5, None, 0]),
+    "DOUBLE": (1, [1.0000000000000002, 1e0, None]),
+}
+
+
+@pytest.mark.parametrize("any_store", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("ctype", list(CONSENT_TYPES))
+def test_a_phone_is_messaged_once_and_only_if_every_holder_consents(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+    ctype: str,
+) -> None:
+    """Held: pairs of rows sharing a phone, s (a clear yes) and t (each value tried, by
+    column type, accent- and width-folding collation too): the phone gets one message
+    when t's value reads yes (`consent_of`, on the value pymysql returns), none otherwise
+    (send_records by sqlite3); the preview counts the run's consent exclusions."""
+    from hybridwb.targets.consent import consent_of
+    from tests.test_preview_shared_consent import consent_exclusions
+
+    yes, values = CONSENT_TYPES[ctype]
+    rows = []
+    for i, value in enumerate(values):
+        phone = f"010-9{i:03d}-0000"
+        rows.append((f"s{i:02d}", "가", phone, f"s{i}@x.com", yes, "Y"))
+        rows.append((f"t{i:02d}", "나", phone, f"t{i}@x.com", value, "Y"))
+    db = source(
+        "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), "
+        f"mobile VARCHAR(30), email VARCHAR(100), ok {ctype} NULL, night VARCHAR(8) NULL)",
+        rows={"members": rows},
+    )
+    wb = workbench(db, any_store, mapping())
+    everyone = {"table": "members", "exclude_opt_out": False}
+    try:
+        preview = wb.targets.preview(everyone, now=DAY)
+        wf = wb.workflows.create(
+            f"ad-{uuid.uuid4().hex[:6]}",
+            target_config=everyone,
+            message_config={"template": "세일"},
+        )
+        run = wb.store.runs.create(wf["id"], {})
+        wb.workflows.process(wf["id"], run["id"], progress=False, now=DAY, batch_size=7)
+    finally:
+        wb.close()
+    sent = {key for key, _ in records(any_store, run["id"])}
+    for code, value in src(db, "SELECT code, ok FROM members WHERE code LIKE 't%'"):
+        both = {f"s{code[1:]}", code} & sent
+        assert len(both) == (1 if consent_of(value) is True else 0), (code, value)
+    assert preview.quality["marketing_opt_out"] == consent_exclusions(any_store, run["id"])
+    assert _targets(any_store, run["id"]) == len(sent) + sum(skips(any_store, run["id"]).values())
