@@ -220,3 +220,54 @@ def test_a_phone_is_messaged_once_and_only_if_every_holder_consents(
         assert len(both) == (1 if consent_of(value) is True else 0), (code, value)
     assert preview.quality["marketing_opt_out"] == consent_exclusions(any_store, run["id"])
     assert _targets(any_store, run["id"]) == len(sent) + sum(skips(any_store, run["id"]).values())
+
+
+@pytest.mark.parametrize("at", [3, 7])
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry", "real"])
+def test_a_run_cut_by_a_failed_batch_write_and_resumed_messages_each_phone_once(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    dry_run: bool,
+    at: int,
+) -> None:
+    """Held: batches of one; the `at`-th batch write (the freeze's exclusions are the
+    first) fails with the store unreachable, then the run is processed again: the two
+    duplicates are excluded, each phone gets one record (a dry run: none), every frozen
+    target has one record or one exclusion (run_targets, send_records, run_skips by SQL)."""
+    from hybridwb.errors import ConnectionFailed
+    from hybridwb.platform.campaigns import Campaigns
+
+    real = Campaigns.write_batch
+    calls = {"n": 0}
+
+    def write_batch(self: Campaigns, *a: Any, **kw: Any) -> bool:
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise ConnectionFailed("the store is unreachable")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Campaigns, "write_batch", write_batch)
+    wb = workbench(members_source(source), any_store, mapping())
+    try:
+        wf = wb.workflows.create(
+            f"ad-{uuid.uuid4().hex[:6]}",
+            target_config={"table": "members"},
+            message_config={"template": "세일"},
+        )
+        run = wb.store.runs.create(wf["id"], {}, dry_run=dry_run)
+        with pytest.raises(ConnectionFailed):
+            wb.workflows.process(
+                wf["id"], run["id"], progress=False, now=DAY, dry_run=dry_run, batch_size=1
+            )
+        wb.workflows.process(
+            wf["id"], run["id"], progress=False, now=DAY, dry_run=dry_run, batch_size=1
+        )
+    finally:
+        wb.close()
+    sent = records(any_store, run["id"])
+    excluded = skips(any_store, run["id"])
+    assert calls["n"] > at and excluded[policies.DUPLICATE] == 2
+    assert len(sent) == (0 if dry_run else 4) and len({r for _, r in sent}) == len(sent)
+    if not dry_run:
+        assert _targets(any_store, run["id"]) == len(sent) + sum(excluded.values())
