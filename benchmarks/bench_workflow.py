@@ -44,8 +44,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import json
 import os
+import pstats
 import resource
 import shutil
 import statistics
@@ -53,6 +55,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -156,19 +159,46 @@ def child_hybridwb(work: str, upto: int, batch: int, tree: str, store_db: str) -
     start_rss = rss_mb()
     profile = os.environ.get("HYBRIDWB_BENCH_PROFILE")  # a file: cProfile stats of the run
     profiler = None
-    if profile:
-        import cProfile
+    threads: list = []  # (thread name, its profiler): the run's worker threads too
+    thread_cpu: dict[str, float] = {}  # CPU seconds of the run's threads, by name
+    plain_run = threading.Thread.run
 
+    def measured_run(self: threading.Thread) -> None:
+        own = None
+        if profile:
+            own = cProfile.Profile()
+            threads.append((self.name, own))
+            own.enable()
+        try:
+            plain_run(self)
+        finally:
+            if own is not None:
+                own.disable()
+            name = self.name.rstrip("0123456789-_")
+            thread_cpu[name] = thread_cpu.get(name, 0.0) + time.thread_time()
+
+    threading.Thread.run = measured_run  # type: ignore[method-assign]
+    if profile:
         profiler = cProfile.Profile()
         profiler.enable()
     servers = server_cpu_seconds()
     started, cpu = time.perf_counter(), time.process_time()
+    main_cpu = time.thread_time()
     stats = wb.workflows.process(wf["id"], run["id"], owner=owner, batch_size=batch, progress=False)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     servers = {k: v - servers[k] for k, v in server_cpu_seconds().items()}
+    main_cpu = time.thread_time() - main_cpu
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
+        # each worker thread's stats (FILE.threads: all of them merged, FILE.<name>: each)
+        merged = None
+        for name, own in threads:
+            own.create_stats()
+            own.dump_stats(f"{profile}.{name.replace('/', '_')}")
+            merged = pstats.Stats(own) if merged is None else merged.add(own)
+        if merged is not None:
+            merged.dump_stats(f"{profile}.threads")
     campaigns.release(wf["id"], run["id"])
     wb.close()
     return {
@@ -177,6 +207,11 @@ def child_hybridwb(work: str, upto: int, batch: int, tree: str, store_db: str) -
         "messages": stats["records"],
         "skipped": stats["skipped"],
         "cpu_us_per_msg": cpu / max(stats["records"], 1) * 1e6,
+        # by thread: the run's own (render, decide), the store's steps, the reads ahead
+        "thread_cpu_us_per_msg": {
+            name: round(v / max(stats["records"], 1) * 1e6, 2)
+            for name, v in {"main": main_cpu, **thread_cpu}.items()
+        },
         **per_message(servers, stats["records"]),
         "growth_mb": peak_mb() - start_rss,
         "peak_mb": peak_mb(),

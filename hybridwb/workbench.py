@@ -29,6 +29,7 @@ from hybridwb.targets import TargetService
 from hybridwb.templating import TemplateService
 from hybridwb.validation import checked, checked_calls, column_names, short
 from hybridwb.workflows import WorkflowService
+from hybridwb.workflows.refusals import in_preview
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -219,7 +220,8 @@ class Workbench:
     def targets(self) -> TargetService:
         """Target definitions: validate, preview (count, sample, quality), iter."""
         self._check_open()
-        return TargetService(self.mappings, self.search, self._traced_pii)
+        # the preview counts the run's consent exclusions with the run's own refusal read
+        return TargetService(self.mappings, self.search, self._traced_pii, in_preview)
 
     @cached_property
     def workflows(self) -> WorkflowService:

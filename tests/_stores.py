@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import _pg_reuse
 import psycopg
 import pytest
 from sqlalchemy.engine import URL
@@ -41,18 +42,53 @@ def store_sql(store: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[
 
 
 def fresh_pg_database(prefix: str = "hybridwb_s", *, migrated: bool = False) -> Iterator[URL]:
-    """A new PostgreSQL database for one test, dropped after (use as a fixture body:
+    """A PostgreSQL database for one test (use as a fixture body:
     `yield from fresh_pg_database()`): empty, or `migrated` (the store's schema at head, no
-    seed rows), copied from a template this process migrated once (`pg_template`)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    copy = f' TEMPLATE "{pg_template()}"' if migrated else ""
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"{copy}')
+    seed rows), copied from a template this process migrated once (`pg_template`). After
+    the test it is made fresh again and kept for the next test of this process when the
+    catalog shows it is what a fresh one is (`_pg_reuse`), else dropped; `prefix` names
+    the ones made here."""
+    kind = "migrated" if migrated else "empty"
+    pool = _READY.setdefault(f"pool-{kind}", [])
+    if pool:
+        name, expected = pool.pop()
+    else:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        copy = f' TEMPLATE "{pg_template()}"' if migrated else ""
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')
+        expected = _pg_reuse.fingerprint(name)
     try:
         yield URL.create("postgresql+psycopg", username="postgres", host="127.0.0.1", database=name)
     finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if _pg_reuse.reset(name, expected, migrated=migrated):
+            pool.append((name, expected))
+        else:
+            _drop_database(name)
+
+
+def pg_store_with_contacts(prefix: str, recipient: str, *, unique: bool) -> Iterator[str]:
+    """A migrated PostgreSQL store (`fresh_pg_database`) that also holds a table
+    `contacts (recipient text)` with one row, `recipient`: a value a statement on the store
+    can read and an error could echo. Yields the database's name; the table is dropped
+    after, so the database can be used again."""
+    for url in fresh_pg_database(prefix, migrated=True):
+        database = str(url.database)
+        dsn = f"host=127.0.0.1 user=postgres dbname={database}"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE contacts (recipient text{' UNIQUE' if unique else ''})")
+            conn.execute("INSERT INTO contacts VALUES (%s)", (recipient,))
+        try:
+            yield database
+        finally:
+            with contextlib.suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("SET lock_timeout = '5s'")
+                conn.execute("DROP TABLE IF EXISTS contacts")
+
+
+def _drop_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def reset_pg(url: URL) -> None:
@@ -192,6 +228,9 @@ def migrated_sqlite(target: Path) -> URL:
 
 def drop_templates() -> None:
     """The templates this process made, dropped (the session's end)."""
+    for kind in ("migrated", "empty"):
+        for used, _ in _READY.pop(f"pool-{kind}", []):
+            _drop_database(used)
     name = _READY.pop("pg-template", None)
     if name is not None:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
@@ -203,25 +242,20 @@ def drop_templates() -> None:
 
 
 def _empty_pg(url: URL) -> None:
+    """The session's database as the store's schema at head with no rows: emptied in
+    place when its catalog is still the migrated one (`_pg_reuse.reset`), else made again."""
     key = f"pg:{url.database}"
-    if key not in _READY:
-        reset_pg(url)
-        st = Store(SqlBackend(url))
-        st.init(seed=False)
-        st.close()
-        _READY[key] = True
+    expected = _READY.get(key)
+    database = str(url.database)
+    if expected is not None and _pg_reuse.reset(
+        database, expected, migrated=True, end_sessions=False
+    ):
         return
-    with psycopg.connect(
-        f"host=127.0.0.1 user=postgres dbname={url.database}", autocommit=True
-    ) as conn:
-        tables = [
-            name
-            for (name,) in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename <> 'alembic_version'"
-            )
-        ]
-        conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
+    reset_pg(url)
+    st = Store(SqlBackend(url))
+    st.init(seed=False)
+    st.close()
+    _READY[key] = _pg_reuse.fingerprint(database)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -17,6 +17,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import hybridwb
 from hybridwb.source.sample import build_sqlite, load
+from tests import _stores
 from tests.conftest import _admin, admin_url, install_sample_mappings, ro_url
 
 #: `limit=` cuts the samples on purpose
@@ -546,26 +547,9 @@ def test_platform_magic_masks_rendered_message_content(
 # gives `invalid input syntax for type integer: "x"<recipient>"` and the recipient stays.
 @pytest.fixture
 def pg_store_with_a_recipient(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    import psycopg
-
-    name = f"atk_a15_{uuid.uuid4().hex[:8]}"
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
     recipient = "010-9876-5432"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with psycopg.connect(
-            f"host=127.0.0.1 port=5432 user=postgres dbname={name}", autocommit=True
-        ) as conn:
-            conn.execute("CREATE TABLE contacts (recipient text)")
-            conn.execute("INSERT INTO contacts VALUES (%s)", (recipient,))
-        store = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        with hybridwb.connect(store=store, cwd=tmp_path, env={}) as wb:
-            wb.store.init(seed=False)
-        yield store, recipient
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for name in _stores.pg_store_with_contacts("atk_a15", recipient, unique=False):
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", recipient
 
 
 def _store_error(store: str, root: Path, sql: str) -> str:

@@ -29,6 +29,7 @@ from hybridwb.templating.message import LIMITS, Size, euc_kr_size, over_limit
 from hybridwb.templating.service import TemplateService
 from hybridwb.workflows import batches, heap, policies, spelling
 from hybridwb.workflows.config import FrequencyCap, SendPolicy
+from tests._stores import _empty_pg, migrated_sqlite
 
 NOW = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)
 
@@ -339,10 +340,10 @@ def _reset_pg(url: URL) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
-        url = URL.create("sqlite", database=str(tmp_path / "platform.db"))
+        url = migrated_sqlite(tmp_path / "platform.db")  # init below seeds it
     else:
         url = request.getfixturevalue("pg_db")
-        _reset_pg(url)
+        _empty_pg(url)  # at head, no rows: init below seeds it
     st = Store(SqlBackend(url), actor="tester")
     st.init()
     yield st
@@ -538,3 +539,44 @@ def test_a_run_reads_consent_columns_only_for_advertising() -> None:
         "contact.ad_ok",
         "night_ok",
     }
+
+
+# -- a batch's records are COPied in recipient order (issue #17): the same records -------
+def test_a_batch_written_in_recipient_order_keeps_each_records_own_values(
+    store: Store,
+) -> None:
+    """Each stored record is the (key, recipient, content) it was given, each key once, each
+    id its own; on PostgreSQL the rows lie in recipient order with their ids ascending in
+    that order (what the recipient index is spared: inserts at random places)."""
+    wf = store.workflows.create(name="w")
+    run = store.runs.create(wf["id"])
+    rnd = random.Random(17)
+    phones = [f"+8210{rnd.randrange(10**8):08d}" for _ in range(500)]
+    phones[7] = phones[300]  # one recipient twice in the batch
+    records = [(str(10_000 + i), p, f"msg {i} for {p}") for i, p in enumerate(phones)]
+    assert records != sorted(records, key=lambda r: r[1])  # given out of recipient order
+    assert Campaigns(store.backend).write_batch(
+        run["id"], wf["id"], None, records=records, channel="sms", skips=[], fresh=True
+    )
+    postgres = store.backend.name == "postgresql"
+    order = " ORDER BY ctid" if postgres else ""
+    rows = oracle(store, f"SELECT target_key, recipient, content, id FROM send_records{order}")
+    assert sorted(r[:3] for r in rows) == sorted(records)
+    assert len({r[3] for r in rows}) == len(records)
+    if postgres:
+        assert [r[1] for r in rows] == sorted(phones)
+        ids = [uuid.UUID(str(r[3])) for r in rows]
+        assert ids == sorted(ids)
+
+
+def test_a_batch_with_a_recipient_none_is_written_as_given(store: Store) -> None:
+    """A caller other than a run may give a record without a recipient: not ordered, each
+    record stored all the same."""
+    wf = store.workflows.create(name="w")
+    run = store.runs.create(wf["id"])
+    records = [("b", "+821000000002", "x"), ("a", None, "y"), ("c", "+821000000001", "z")]
+    assert Campaigns(store.backend).write_batch(
+        run["id"], wf["id"], None, records=records, channel="sms", skips=[], fresh=True
+    )
+    rows = oracle(store, "SELECT target_key, recipient, content FROM send_records")
+    assert sorted(rows, key=lambda r: r[0]) == sorted(records)

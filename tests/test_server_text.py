@@ -20,6 +20,7 @@ import hybridwb
 from hybridwb.source.catalogue import server_text, unknown_column_message
 from hybridwb.source.querylog import log_text_of
 from hybridwb.source.sample import build_sqlite
+from tests import _stores
 from tests.conftest import _admin, admin_url, install_sample_mappings, ro_url
 
 PHONE, EMAIL, NAME = "010-2345-6789", "kim.canary@example.com", "백지훈"
@@ -375,25 +376,10 @@ def test_mariadb_syntax_error_shows_the_place_without_an_unquoted_value(
 # == end to end: a PostgreSQL store (psycopg is the oracle) ================================
 @pytest.fixture
 def pg_store(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    import psycopg
-
-    name = f"st15_{uuid.uuid4().hex[:8]}"
     (tmp_path / "pg").mkdir()
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
-    try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE TABLE contacts (recipient text UNIQUE)")
-            conn.execute("INSERT INTO contacts VALUES (%s)", (PHONE,))
+    for name in _stores.pg_store_with_contacts("st15", PHONE, unique=True):
         store = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        with hybridwb.connect(store=store, cwd=tmp_path / "pg", env={}) as wb:
-            wb.store.init(seed=False)
-        yield store, dsn
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield store, f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
 
 
 def _store_error(store: str, root: Path, sql: str, *, write: bool = False) -> str:

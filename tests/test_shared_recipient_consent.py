@@ -407,18 +407,12 @@ def test_the_refusal_read_finds_every_refusing_recipient_in_any_window(
     assert repr(got) == "Refusals(consent=2 recipients, night=1)"  # no phone in a repr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BREAK: the target preview (wb.targets.preview: quality['marketing_opt_out']) counts "
-        "only each row's own consent; an advertising run also excludes the targets whose "
-        "recipient another customer refused (a1, b1 here), so the preview promises more "
-        "messages than the run sends (DESIGN 7); the dry run counts them"
-    ),
-)
 def test_the_preview_counts_the_consent_exclusions_the_run_makes(
     source: Callable[..., str], tmp_path: Any
 ) -> None:
+    """The preview's `marketing_opt_out` is the run's consent exclusions: their own unclear
+    values and the refusals of other rows holding their recipient, read by the run's own
+    refusal read (more cases: `test_preview_shared_consent.py`)."""
     db = members_source(source)
     store = migrated_sqlite(tmp_path / "store.db").render_as_string()
     wb = workbench(db, store, mapping())

@@ -310,3 +310,53 @@ def test_server_code_that_changed_the_charset_is_restored_and_refused(db: str) -
             raw.close()
     finally:
         src.close()
+
+
+def _raw(db: str, driver: str) -> object:
+    """A plain DB-API connection of `driver` (no hybridwb), autocommit on, writable."""
+    if driver == "pymysql":
+        import pymysql
+
+        return pymysql.connect(
+            host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db, autocommit=True
+        )
+    mysqldb = pytest.importorskip("MySQLdb")
+    return mysqldb.connect(
+        host=MYSQL_HOST, port=MYSQL_PORT, user="root", database=db, autocommit=True
+    )
+
+
+def _session_row(raw: object) -> tuple:
+    cur = raw.cursor()  # type: ignore[attr-defined]
+    cur.execute("SELECT @@session.tx_read_only, @@session.sql_select_limit, 7")
+    row = cur.fetchone()
+    cur.close()
+    return tuple(int(v) for v in row)
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_session_set_without_a_cursor_sets_it_or_raises(db: str, driver: str) -> None:
+    """`apply_session` sends the SET and reads its OK with no cursor: the session is READ
+    ONLY with the cap after it (read back by a plain cursor), and a SET the server refuses
+    raises the server's error (never a silent pass), with the replies still in step (the
+    next statement reads its own answer)."""
+    from hybridwb.source.engine import SessionFacts, SessionPolicy, apply_session
+
+    facts = SessionFacts("MariaDB", "", "max_statement_time", "tx_read_only")
+    raw = _raw(db, driver)
+    try:
+        cur = raw.cursor()  # type: ignore[attr-defined]
+        cur.execute("SET SESSION tx_read_only = 0, sql_select_limit = DEFAULT")
+        cur.close()
+        apply_session(raw, facts, SessionPolicy(select_limit=12))
+        assert _session_row(raw) == (1, 12, 7)
+        broken = SessionFacts("MariaDB", "", "max_statement_time", "hwb_no_such_var")
+        cur = raw.cursor()  # type: ignore[attr-defined]
+        cur.execute("SET SESSION tx_read_only = 0")
+        cur.close()
+        with pytest.raises(drivers.errors()) as caught:
+            apply_session(raw, broken, SessionPolicy(select_limit=5))
+        assert "hwb_no_such_var" in str(caught.value)
+        assert _session_row(raw)[0] == 0 and _session_row(raw)[2] == 7  # in step, and unset
+    finally:
+        raw.close()  # type: ignore[attr-defined]

@@ -382,18 +382,17 @@ def test_a_second_build_in_one_process_is_the_sample_a_fresh_process_builds(
 
     sample.build_sqlite(tmp_path / "first.db", 300, seed=7)
     sample.build_sqlite(tmp_path / "copied.db", 300, seed=7)
+    # one fresh process, its first build of each (a build copies only what it built before)
     code = (
-        "import sys; from pathlib import Path; from hybridwb.source.sample import build_sqlite; "
-        "build_sqlite(Path(sys.argv[1]), int(sys.argv[2]), seed=int(sys.argv[3]))"
+        "import sys; from pathlib import Path; from hybridwb.source.sample import build_sqlite\n"
+        "for name, size, seed in zip(*[iter(sys.argv[2:])] * 3):\n"
+        "    build_sqlite(Path(sys.argv[1]) / name, int(size), seed=int(seed))"
     )
-    for name, size, seed in (
-        ("fresh.db", 300, 7),
-        ("other-seed.db", 300, 8),
-        ("other-size.db", 301, 7),
-    ):
-        subprocess.run(
-            [sys.executable, "-c", code, str(tmp_path / name), str(size), str(seed)], check=True
-        )
+    builds = [("other-size.db", 301, 7), ("other-seed.db", 300, 8), ("fresh.db", 300, 7)]
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), *(str(x) for b in builds for x in b)],
+        check=True,
+    )
     assert _dump(tmp_path / "copied.db") == _dump(tmp_path / "fresh.db")
     counts = sample.build_sqlite(tmp_path / "seed8.db", 300, seed=8)
     assert _dump(tmp_path / "seed8.db") == _dump(tmp_path / "other-seed.db")

@@ -16,6 +16,7 @@ from hybridwb.platform import migrate
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.store import Store, open_store
 from hybridwb.source.querylog import QueryLogEntry
+from tests._stores import _empty_pg, migrated_sqlite
 
 
 def _reset_pg(url: URL) -> None:
@@ -30,10 +31,10 @@ def _reset_pg(url: URL) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
-        url = URL.create("sqlite", database=str(tmp_path / "platform.db"))
+        url = migrated_sqlite(tmp_path / "platform.db")  # init below seeds it
     else:
         url = request.getfixturevalue("pg_db")
-        _reset_pg(url)
+        _empty_pg(url)  # at head, no rows: init below seeds it
     st = Store(SqlBackend(url), actor="tester")
     st.init()
     yield st
@@ -43,7 +44,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def pg_store(pg_db: URL) -> Iterator[Store]:
     """A fresh, initialised store on the session's PostgreSQL database."""
-    _reset_pg(pg_db)
+    _empty_pg(pg_db)  # at head, no rows: init below seeds it
     st = Store(SqlBackend(pg_db))
     st.init()
     yield st

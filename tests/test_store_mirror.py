@@ -16,8 +16,8 @@ from sqlalchemy.engine import URL
 
 import hybridwb
 from hybridwb.errors import NotFound
+from tests._stores import _empty_pg
 from tests.conftest import REPO
-from tests.test_store import _reset_pg
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -32,7 +32,7 @@ def mirrored(
     store = None
     if request.param == "postgres":
         url: URL = request.getfixturevalue("pg_db")
-        _reset_pg(url)
+        _empty_pg(url)  # at head, no rows: init below seeds it
         store = url.render_as_string(hide_password=False)
     wb = hybridwb.connect(store=store)
     if store is not None:

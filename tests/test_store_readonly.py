@@ -31,8 +31,8 @@ from hybridwb.platform import console, readonly
 from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.readonly import Verdict, classify
 from hybridwb.platform.store import Store
+from tests._stores import _empty_pg, migrated_sqlite
 from tests.test_magics import RaisingShell, shell  # noqa: F401 - the shell fixture
-from tests.test_store import _reset_pg
 
 ATTACKS = {
     "select-into": ("SELECT * INTO t FROM workflows", "INTO"),
@@ -156,7 +156,7 @@ def test_guard_answers_bad_input_in_one_line(query: str, words: str) -> None:
 
 @pytest.fixture
 def pg(pg_db: URL) -> Iterator[Store]:
-    _reset_pg(pg_db)
+    _empty_pg(pg_db)  # at head, no rows: init below seeds it
     st = Store(SqlBackend(pg_db, attempts=1), actor="tester")
     st.init()
     st.workflows.create(name="b")
@@ -299,8 +299,8 @@ def test_write_is_audited_in_the_same_transaction_without_literals(pg: Store, pg
 
 @pytest.fixture
 def lite(tmp_path: Path) -> Iterator[Store]:
-    st = Store(SqlBackend(URL.create("sqlite", database=str(tmp_path / "p.db"))), actor="t")
-    st.init()
+    st = Store(SqlBackend(migrated_sqlite(tmp_path / "p.db")), actor="t")
+    st.init()  # seeds the migrated copy
     st.workflows.create(name="a")
     yield st
     st.close()

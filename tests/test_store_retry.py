@@ -24,6 +24,7 @@ from hybridwb.platform.backend import SqlBackend
 from hybridwb.platform.retry import is_connectivity, is_transient
 from hybridwb.platform.schema import now
 from hybridwb.platform.store import Store
+from tests._stores import _empty_pg, migrated_sqlite
 from tests.test_store import _reset_pg
 
 
@@ -218,10 +219,10 @@ def test_a_syntax_error_on_postgres_is_not_retried(pg_db: URL) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
-        url = URL.create("sqlite", database=str(tmp_path / "platform.db"))
+        url = migrated_sqlite(tmp_path / "platform.db")  # init below seeds it
     else:
         url = request.getfixturevalue("pg_db")
-        _reset_pg(url)
+        _empty_pg(url)  # at head, no rows: init below seeds it
     st = Store(SqlBackend(url, base_delay=0), actor="tester")
     st.init()
     yield st

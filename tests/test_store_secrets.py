@@ -24,7 +24,7 @@ from hybridwb.errors import AuthError, HybridwbError, StoreError, ValidationErro
 from hybridwb.platform.backend import Op, SqlBackend
 from hybridwb.platform.rest import RestBackend
 from hybridwb.platform.store import Store, open_store
-from tests.test_store import _reset_pg
+from tests._stores import _empty_pg, migrated_sqlite
 
 PASSWORD = "pw-Canary-4417"
 KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.Q2FuYXJ5S2V5"
@@ -98,10 +98,10 @@ def test_rest_backend_keeps_the_key_and_userinfo_out_of_attributes_and_errors() 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
-        url = URL.create("sqlite", database=str(tmp_path / "platform.db"))
+        url = migrated_sqlite(tmp_path / "platform.db")  # init below seeds it
     else:
         url = request.getfixturevalue("pg_db")
-        _reset_pg(url)
+        _empty_pg(url)  # at head, no rows: init below seeds it
     st = Store(SqlBackend(url), actor="tester")
     st.init()
     yield st

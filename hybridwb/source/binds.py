@@ -135,6 +135,10 @@ def _checked_values(params: dict[str, Any]) -> dict[str, Any]:
     """`params` with each list-like value as a list and every value as the plain value the
     driver writes exactly (`values.exact_value`), after checking every value."""
     for name, value in params.items():
+        kind = type(value)
+        # the common cases first, as `_exact` takes them: ASCII text, an int within 64 bits
+        if (kind is str and value.isascii()) or (kind is int and value in INT64):
+            continue
         listed = items_of(value)  # (the items it holds, not its subclass's `__iter__`)
         if listed is not None:
             if not listed:

@@ -6,6 +6,7 @@ engine's URL at all).
 from __future__ import annotations
 
 import ssl as ssl_module
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import SecretStr
@@ -120,13 +121,25 @@ def install_connect(
     secrets: Secrets,
     *,
     guarded: bool = False,
+    on_login: Callable[[Any], None] | None = None,
 ) -> None:
-    """Log in with the password from its holder; a refused login is a hybridwb error."""
+    """Log in with the password from its holder; a refused login is a hybridwb error.
+
+    `on_login(conn)` runs on the new connection before SQLAlchemy or any pool listener sees
+    it (hybridwb's session SET and the driver-level guard's arming): a caller's own
+    `connect` listener inserted first, or a `first_connect` one, gets a connection that is
+    already READ ONLY and guarded, never the fresh writable session."""
 
     @event.listens_for(engine, "do_connect")
     def _do_connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         conn, failed = _open_mysql(dialect, cargs, cparams, password, guarded)
         if failed is None:
+            if on_login is not None:
+                try:
+                    on_login(conn)
+                except BaseException:
+                    conn.close()
+                    raise
             return conn
         error = failed if isinstance(failed, HybridwbError) else driver_error(failed, ctx, secrets)
         del failed  # a traceback with locals must not show the driver's exception

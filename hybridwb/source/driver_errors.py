@@ -48,16 +48,13 @@ def install_driver_errors(
     driver: type[BaseException] | tuple[type[BaseException], ...],
     gone: Callable[[BaseException], bool],
     after_error: Callable[[Any], None] | None = None,
+    before_send: Callable[[Any, str], None] | None = None,
 ) -> None:
     """Statements on the engine call the driver here, so its errors become hybridwb errors
-    before SQLAlchemy sees them (it would chain them `from` the driver error)."""
+    before SQLAlchemy sees them (it would chain them `from` the driver error).
+    `before_send(cursor, statement)` runs right before the driver is called."""
 
     def call(context: Any, method: Callable[..., Any], *args: Any) -> None:
-        if context is not None and context.execution_options.get("skip_user_error_events"):
-            # SQLAlchemy's own probes (has_table: DESCRIBE -> 1146 means "no") read the
-            # driver error themselves; their statements hold no values
-            method(*args)
-            return
         failed: BaseException | None = None
         try:
             method(*args)
@@ -65,6 +62,20 @@ def install_driver_errors(
             failed = exc
         if failed is None:
             return
+        if context is not None and context.execution_options.get("skip_user_error_events"):
+            # SQLAlchemy's own probes (has_table: DESCRIBE -> 1146 means "no") read the
+            # driver error themselves; their statements hold no values. The session is
+            # still read back after it: a caller can set the option on any statement, and
+            # a view's function may have changed the session before it failed
+            if after_error is not None and not gone(failed):
+                violation: ReadOnlyViolation | None = None
+                try:
+                    after_error(context)
+                except ReadOnlyViolation as exc:
+                    violation = exc
+                if violation is not None:
+                    raise violation.detached()
+            raise failed
         dead = gone(failed)
         error: HybridwbError = driver_error(failed, ctx, secrets)
         del failed
@@ -82,11 +93,15 @@ def install_driver_errors(
 
     @event.listens_for(engine, "do_execute")
     def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        if before_send is not None:
+            before_send(cursor, statement)
         call(context, cursor.execute, statement, parameters)
         return True
 
     @event.listens_for(engine, "do_execute_no_params")
     def _do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+        if before_send is not None:
+            before_send(cursor, statement)
         call(context, cursor.execute, statement)
         return True
 

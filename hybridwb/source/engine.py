@@ -180,8 +180,6 @@ def mysql_engine(
         connect_args=connect_args,
     )
 
-    install_connect(engine, password, ctx, secrets, guarded=True)
-
     def _restore(dbapi_conn: Any, full: bool) -> None:
         if full:
             apply_session(dbapi_conn, facts, policy)
@@ -215,8 +213,7 @@ def mysql_engine(
         )
         apply_session(dbapi_conn, facts, policy)
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+    def _login(dbapi_conn: Any) -> None:
         failed: BaseException | None = None
         try:
             _first_statements(dbapi_conn)
@@ -225,6 +222,17 @@ def mysql_engine(
         if failed is not None:
             raise driver_error(failed, ctx, secrets)
         rawguard.arm(dbapi_conn, _restore, policy.allowed_functions, guard=use_guard)
+
+    # the session is set and the guard armed at the login itself, before SQLAlchemy's dialect
+    # initialize or any pool listener (a caller's `connect` listener inserted first, or a
+    # `first_connect` one) runs a statement on the connection
+    install_connect(engine, password, ctx, secrets, guarded=True, on_login=_login)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        # what ran since the login (SQLAlchemy's dialect initialize, a listener inserted
+        # before this one) was guarded; the session is set again after it
+        rawguard.settle(dbapi_conn)
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_conn: Any, record: Any) -> None:
@@ -258,6 +266,7 @@ def mysql_engine(
         drivers.errors(),
         is_gone,
         after_error=_read_back_after_error if policy.read_only else None,
+        before_send=_sending,
     )
     if use_guard:
         install_final_text_guard(engine, facts, policy)
@@ -279,6 +288,12 @@ class CheckedConnection(Connection):
 
     def execute(self, statement: Any, parameters: Any = None, *a: Any, **kw: Any) -> Any:
         return super().execute(statement, core_params(parameters), *a, **kw)
+
+
+def _sending(cursor: Any, statement: str) -> None:
+    """The engine hands `statement` to the driver: the text the final-text hook approved
+    passes the driver's `query()` now, and only now (`rawguard.expect`)."""
+    rawguard.sending(cursor.connection, statement)
 
 
 def _install_checked_params(engine: Engine) -> None:

@@ -52,7 +52,8 @@ def install_final_text_guard(engine: Engine, facts: SessionFacts, policy: Sessio
             refused = exc  # the parser's error holds the statement: nothing may be chained
         if refused is not None:
             raise refused.detached()
-        rawguard.approve(conn.connection.dbapi_connection, final)  # query() lets it pass
+        # query() lets it pass once the engine hands it to the driver (`rawguard.sending`)
+        rawguard.expect(conn.connection.dbapi_connection, final)
         return final, None
 
 

@@ -24,10 +24,12 @@ own class (PyMySQL or mysqlclient; `do_connect` makes them, connect.py), whose l
 Calls that change the connection behind the guard's back are refused: another character set
 (the guard reads text as utf8mb4), a collation that is not a bare name (PyMySQL pastes it into
 `SET NAMES ... COLLATE` past `query()`), another default database, `kill`, `shutdown`,
-`change_user`, `set_server_option`, `dump_debug_info`. A PyMySQL reconnect (`ping(True)`)
-opens a fresh, writable session: it is marked, so the next statement sets it first; it must
-log in as the first login did (host, port, user, database, client capabilities), not as
-attributes set by hand.
+`change_user`, `set_server_option`, `dump_debug_info`.
+A statement PyMySQL sends goes out as UTF-8 whatever its public `encoding` attribute was
+set to by hand (utf-7 or GBK bytes end a literal the guard read elsewhere on the server).
+A PyMySQL reconnect (`ping(True)`) opens a fresh, writable session: it is marked, so the
+next statement sets it first; it must log in as the first login did (host, port, user,
+database, client capabilities), not as attributes set by hand.
 mysqlclient's `ping(True)` is refused: it makes every later statement on a dropped connection
 reconnect inside the C library, on a fresh session no Python code sees.
 """
@@ -51,6 +53,10 @@ from hybridwb.source.verdicts import VERDICTS
 
 #: character sets the guard's reading of literals is right for
 _CHARSETS = frozenset({"utf8mb4", "utf8", "utf8mb3"})
+#: SQLAlchemy's MySQL dialects send `SET NAMES <the driver's charset>` on every new
+#: connection (after hybridwb's login): the same character set the session SET pins, so it
+#: changes nothing (another charset, never sent here, is refused by the guard)
+_SAME_NAMES = re.compile(r"SET NAMES utf8mb4")
 #: a collation's name: the drivers paste it unescaped after `SET NAMES charset COLLATE`
 #: (PyMySQL past `query()`), so anything else in it is a statement of its own
 _COLLATION = re.compile(r"[A-Za-z0-9_]+")
@@ -66,7 +72,9 @@ class _State:
     __slots__ = (
         "allowed",
         "approved",
+        "connecting",
         "dirty",
+        "expected",
         "guard",
         "internal",
         "login",
@@ -77,7 +85,9 @@ class _State:
     def __init__(self) -> None:
         self.guard = True
         self.internal = 0
+        self.connecting = False  # PyMySQL's login writes its own packets (`write_packet`)
         self.approved: str | None = None
+        self.expected: str | None = None  # approved by the engine's hook, not yet handed over
         self.dirty = False  # an unvetted statement (or a reconnect) since the session was set
         self.reassert = False  # server code may have left SET TRANSACTION READ WRITE
         self.allowed: tuple[str, ...] = ()
@@ -113,6 +123,9 @@ def _admit(raw: Any, state: _State, sql: Any) -> None:
     else:
         text = sql
     approved, state.approved = state.approved, None
+    state.expected = None
+    if _SAME_NAMES.fullmatch(text):
+        return  # SQLAlchemy's on_connect: the character set the session SET pins already
     vetted = approved is not None and text == approved
     # a caller's own values were pasted in as the driver's status flags said: escaped for
     # NO_BACKSLASH_ESCAPES (server code left the flag), a `\'` in one ended its literal
@@ -183,6 +196,25 @@ def approve(raw: Any, text: str) -> None:
         state.approved = text
 
 
+def expect(raw: Any, text: str) -> None:
+    """The engine's final-text hook approved `text`; it passes only once the engine hands it
+    to the driver (`sending`). A statement refused after the hook (a later listener,
+    stream_results) is never sent, and its approval must not let the same text typed on the
+    driver's cursor pass unmarked."""
+    state = _state(raw)
+    if state is not None:
+        state.expected = text
+
+
+def sending(raw: Any, text: str) -> None:
+    """The engine calls the driver with `text` now: approved when it is what the hook
+    approved (`expect`) for this statement."""
+    state = _state(raw)
+    if state is not None:
+        expected, state.expected = state.expected, None
+        state.approved = text if expected is not None and expected == text else None
+
+
 def arm(raw: Any, restore: Restore, allowed: tuple[str, ...], *, guard: bool = True) -> None:
     """The login is done and the session set: from now on every statement not approved is
     guarded (`guard=False`: only the session is set again after it)."""
@@ -192,6 +224,14 @@ def arm(raw: Any, restore: Restore, allowed: tuple[str, ...], *, guard: bool = T
         state.guard = guard
         state.dirty = state.reassert = False
         state.restore = restore
+
+
+def settle(raw: Any) -> None:
+    """Set the session again now when a statement since it was set may have changed it
+    (nothing when none ran)."""
+    state = _state(raw)
+    if state is not None and state.restore is not None and (state.dirty or state.reassert):
+        _restore(raw, state)
 
 
 def session_set(raw: Any) -> None:
@@ -240,6 +280,12 @@ class GuardedPyMySQL(FastPackets, SharedTLS):
 
     def query(self, sql: Any, unbuffered: bool = False) -> int:
         _admit(self, self._hybridwb, sql)
+        if isinstance(sql, str):
+            # sent as UTF-8, the text the guard read (and the session's NAMES), never in the
+            # public `encoding` attribute PyMySQL would use: set by hand to utf-7 it sends
+            # `\` as `+AFw-`, to GBK `縗` as a byte and a backslash, and a literal the guard
+            # read then ends earlier on the server (`'a\' , GET_LOCK(...) -- '`)
+            sql = sql.encode("utf-8")
         return int(super().query(sql, unbuffered))
 
     def _read_query_result(self, unbuffered: bool = False) -> int:
@@ -262,9 +308,22 @@ class GuardedPyMySQL(FastPackets, SharedTLS):
         # and change_user are refused for that)
         if self._hybridwb.login is not None and self._login() != self._hybridwb.login:
             raise _refuse("reconnecting to another database or as another user")
-        super().connect(sock)
+        self._hybridwb.connecting = True
+        try:
+            super().connect(sock)
+        finally:
+            self._hybridwb.connecting = False
         self._hybridwb.login = self._login()
         self._hybridwb.dirty = True  # a reconnect (ping) is a fresh, writable session
+
+    def write_packet(self, payload: Any) -> None:
+        """PyMySQL's public packet writer: a COM_QUERY written with it passes `query()`, so
+        only the login's own packets (and a statement over 16 MB, which the guard never
+        admits) may use it."""
+        state = self._hybridwb
+        if state.restore is not None and not state.connecting and not state.internal:
+            raise _refuse("writing a raw packet (it passes the guard)").detached()
+        super().write_packet(payload)
 
     def _login(self) -> tuple[Any, ...]:
         """Where and as whom this connection logs in (PyMySQL encodes user and db to

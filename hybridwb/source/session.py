@@ -172,10 +172,16 @@ def session_matches(
 
 
 def apply_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
+    """Set the session to `policy` and wait for the server's OK (a driver error raises).
+    The SET is written as one packet and its OK read with no cursor (`drivers.run_own`);
+    a connection in no state for that (a streamed result still open) takes the cursor."""
+    sql = session_sql(facts, policy)
     with rawguard.internal(dbapi_conn):
+        if drivers.run_own(dbapi_conn, sql):
+            return
         cursor = dbapi_conn.cursor()
         try:
-            cursor.execute(session_sql(facts, policy))
+            cursor.execute(sql)
         finally:
             cursor.close()
 

@@ -34,7 +34,13 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlglot import exp
 
 from hybridwb.config import Settings, scrub
-from hybridwb.errors import BindError, ConnectionFailed, HybridwbError, QueryError
+from hybridwb.errors import (
+    BindError,
+    ConnectionFailed,
+    HybridwbError,
+    QueryError,
+    ReadOnlyViolation,
+)
 from hybridwb.source import catalogue, diagnostics, drivers, guard
 from hybridwb.source import grants as grants_
 from hybridwb.source.arrow import frame as arrow_frame
@@ -54,6 +60,7 @@ from hybridwb.source.checkout import Parking, abandon, this_process
 from hybridwb.source.connect import mysql_connect_args
 from hybridwb.source.engine import is_sqlite, mysql_engine, side_engine, sqlite_engine
 from hybridwb.source.execute import run_mysql
+from hybridwb.source.frames import frame_of
 from hybridwb.source.querylog import QueryLog, log_text, log_text_of
 from hybridwb.source.session import FACTS_SQL, SESSION_KEY, SessionFacts, SessionPolicy
 from hybridwb.source.transpile import expand_lists, sqlite_params, to_sqlite
@@ -237,12 +244,27 @@ class Prepared:
         return to_pyformat(self.sql, list(self.binds))
 
 
+#: what decides the read-only layers of a source: given when it is made, never changed after
+#: (`wb.source.use_guard = False` and a writable `policy` typed before the first query made
+#: an engine with neither layer)
+_FIXED = frozenset({"use_guard", "read_only_session", "allowed_functions", "policy"})
+
+
 class Source:
     """Read-only access to the source database. Constructing it does no I/O.
 
     `use_guard=False` and `read_only_session=False` switch a layer off, for tests that prove
-    each layer on its own; production code never does.
+    each layer on its own; production code never does. They (and `allowed_functions`, and the
+    session `policy` made of them) are fixed once the source is made.
     """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FIXED and name in self.__dict__:
+            raise ReadOnlyViolation(
+                f"Refused: Source.{name} is fixed when the source is made; hybridwb only "
+                "reads. Make a new Source (or set it in the configuration) instead."
+            )
+        object.__setattr__(self, name, value)
 
     def __init__(
         self,
@@ -535,10 +557,7 @@ class Source:
         keys, rows, truncated, described, *_ = self._run(
             query, params, limit, timeout, cache_ttl, raw_values=arrow
         )
-        if arrow:
-            df = arrow_frame(keys, rows, described)
-        else:
-            df = frame_type.from_records(rows, columns=keys)
+        df = arrow_frame(keys, rows, described) if arrow else frame_of(frame_type, keys, rows)
         elapsed = (time.perf_counter() - started) * 1000
         df.attrs["hybridwb"] = {"rows": len(df), "elapsed_ms": elapsed, "truncated": truncated}
         return df

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import phonenumbers
@@ -45,9 +46,25 @@ def normalized_phone(value: Any, region: str = "KR") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+#: what `marketing_opt_out` is when the refusals of other rows were not read
+UNKNOWN_OPT_OUT = (
+    "not known: an advertising run also excludes the targets whose recipient another "
+    "customer refused, read from the whole audience table, which this preview may not "
+    "walk (20,000 rows or more); pass allow_scan=True to count them"
+)
+
+
 def quality(
-    df: pd.DataFrame, plan: Any, mapping: TableMapping, checked_of: int | None = None
+    df: pd.DataFrame,
+    plan: Any,
+    mapping: TableMapping,
+    checked_of: int | None = None,
+    shared: Sequence[bool] | None = (),
 ) -> dict[str, Any]:
+    """Counts over the rows given. `shared`: for each row, whether another row of the
+    audience refused marketing for its recipient (what an advertising run excludes it for,
+    `workflows.refusals`); None: not known, so `marketing_opt_out` is None and
+    `marketing_opt_out_unknown` says why, rather than a count short of the run's."""
     n = len(df)
     out: dict[str, Any] = {"checked_rows": n}
     if checked_of is not None and checked_of > n:
@@ -78,6 +95,12 @@ def quality(
     if plan.consent and plan.consent in df.columns:
         # what the run reads as no consent: a no or an unclear value (`consent.consent_of`)
         said = map(consent_of, df[plan.consent])  # a NULL (NaN in pandas) is a no too
-        out["marketing_opt_out"] = sum(1 for s in said if s is not True)
+        if shared is None:
+            out["marketing_opt_out"] = None
+            out["marketing_opt_out_unknown"] = UNKNOWN_OPT_OUT
+        else:
+            # its own no or unclear value, or another row's refusal of its recipient
+            others = iter(shared)
+            out["marketing_opt_out"] = sum(1 for s in said if (s is not True) | next(others, False))
     out["nulls"] = {str(c): int(v) for c, v in df.isna().sum().items() if v}
     return out

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -65,6 +65,22 @@ class Preview:
     @property
     def count_text(self) -> str:
         return f"{self.count:,}" if self.exact else f"more than {self.count:,} (estimate)"
+
+
+class Refused(Protocol):
+    """Which of a preview's rows an advertising run excludes because another row of the
+    audience refused their recipient; None when not known within the preview's limits."""
+
+    def __call__(
+        self,
+        targets: TargetService,
+        plan: Plan,
+        rows: list[dict[str, Any]],
+        *,
+        now: dt.datetime | None,
+        allow_scan: bool,
+        cache_ttl: float | None,
+    ) -> list[bool] | None: ...
 
 
 @dataclass
@@ -156,12 +172,17 @@ class TargetService:
         mappings: MappingService,
         search: SearchService,
         pii: Callable[[str, list[str]], set[str]] | None = None,
+        refusals: Refused | None = None,
     ) -> None:
         self.mappings = mappings
         self.search = search
         # {columns of a source result of this SQL that lineage traces to personal data}
         # (the workbench's `source_pii`); None: a saved query's sample is masked whole
         self.pii = pii
+        # which preview rows an advertising run excludes because another row refused their
+        # recipient (the workbench's: the run's own read, `workflows.refusals.in_preview`);
+        # None: not known, and the preview says so
+        self.refusals = refusals
         self.resolver = search.resolver  # one resolver (and schema cache) for both
 
     # -- planning ---------------------------------------------------------------------------
@@ -386,7 +407,10 @@ class TargetService:
     ) -> Preview:
         """Count (exact up to a limit, else an estimate that says so), a sample, quality,
         the generated SQL and its EXPLAIN verdict; a plan that scans a large table is
-        refused unless `allow_scan=True`."""
+        refused unless `allow_scan=True`. Quality's `marketing_opt_out` counts what an
+        advertising run excludes for consent, other rows' refusals of a target's recipient
+        too (`refusals`): read whole only with `allow_scan=True` on an audience table of
+        20,000 rows or more, else None and `marketing_opt_out_unknown` says so."""
         if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample <= 10_000:
             raise ValidationError(
                 "sample must be a whole number of rows from 0 to 10,000, e.g. sample=20."
@@ -409,7 +433,7 @@ class TargetService:
                 min(len(rows), EXACT_COUNT_LIMIT),
                 exact,
                 _masked(df.head(sample), pii),
-                quality(df, plan, self.mappings.get(plan.table), checked_of=len(rows)),
+                self._quality(df, plan, len(rows), now, allow_scan, cache_ttl),
                 verdict="keyword search (index)",
                 pii=pii,
             )
@@ -433,12 +457,37 @@ class TargetService:
             counted if exact else EXACT_COUNT_LIMIT,
             exact,
             _masked(df.head(sample), pii),
-            quality(df, plan, self.mappings.get(plan.table), checked_of=counted),
+            self._quality(df, plan, counted, now, allow_scan, cache_ttl),
             sql=head_sql,
             explain=explain,
             verdict=verdict,
             pii=pii,
         )
+
+    def _quality(
+        self,
+        df: pd.DataFrame,
+        plan: Plan,
+        checked_of: int,
+        now: dt.datetime | None,
+        allow_scan: bool,
+        cache_ttl: float | None,
+    ) -> dict[str, Any]:
+        """`quality.quality` of the sample, its consent count with the targets an
+        advertising run excludes because another row refused their recipient (`refusals`);
+        that read is made only when the count is asked for (a consent and a recipient)."""
+        shared: list[bool] | None = []
+        if plan.consent is not None and plan.recipient is not None and plan.recipient in df:
+            rows = df.to_dict("records")
+            shared = (
+                None
+                if self.refusals is None
+                else self.refusals(
+                    self, plan, rows, now=now, allow_scan=allow_scan, cache_ttl=cache_ttl
+                )
+            )
+        mapping = self.mappings.get(plan.table)
+        return quality(df, plan, mapping, checked_of=checked_of, shared=shared)
 
     def _sample_pii(self, plan: Plan, columns: list[str]) -> frozenset[str]:
         """The columns of a preview's sample that carry personal data: the recipient, the

@@ -66,8 +66,15 @@ class PreviewPanel(w.VBox):
         quality = dict(preview.quality)
         no_recipient = quality.get("missing_recipient", quality.get("missing_phone"))
         opt_out = (everyone.count - preview.count) if everyone is not None else 0
+        # of the targets shown, those an advertising run excludes for consent: their own
+        # unclear value, or a recipient another customer refused (None: not known here)
+        consent = quality.pop("marketing_opt_out", None)
+        unknown = quality.pop("marketing_opt_out_unknown", None)
         self.excluded = {
             "opt-out (수신 거부)": opt_out,
+            CONSENT_AT_SEND: "not known (allow_scan=True counts it)"
+            if unknown
+            else ("" if consent is None else consent),
             "no recipient (수신처 없음)": no_recipient if no_recipient is not None else "",
             "policy (발송 정책)": POLICY_NOTE,
         }
@@ -81,7 +88,6 @@ class PreviewPanel(w.VBox):
         self.sample.value = render_table(
             preview.sample, fields=fields, caption="sample", max_rows=20
         )
-        quality.pop("marketing_opt_out", None)  # 0 by construction: shown as exclusions
         nulls = quality.pop("nulls", {})
         rows = [{"check": k, "value": v} for k, v in quality.items()]
         rows += [{"check": f"empty {k}", "value": v} for k, v in nulls.items()]
@@ -96,6 +102,10 @@ class PreviewPanel(w.VBox):
             else ""
         )
         return True
+
+
+#: the exclusions row of the targets an advertising run excludes for consent
+CONSENT_AT_SEND = "no marketing consent, ads only (광고 동의 없음)"
 
 
 def _audience(wb: Workbench) -> str | None:

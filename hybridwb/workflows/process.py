@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,20 +60,8 @@ if TYPE_CHECKING:
 ANALYZE_AFTER = 50_000
 
 
-def _frozen_pairs(
-    rows: list[dict[str, Any]], aud: audience.Audience, column: str | None
-) -> list[tuple[str, str | None]]:
-    """(stored key, normalized recipient) of each row. Every row is frozen, one with a NUL
-    byte too (its key escaped, see `audience.key_text`): the run then excludes and counts
-    it, so no source row is lost without a reason."""
-    normalize, key_text = policies.normalizer(aud.channel), audience.key_text
-    # column by column (no tuple per row to unpack), `key_text` and `batches.has_nul`
-    # inline for the common values (an int key is its digits; only text can hold a NUL):
-    # a run freezes every target
-    keys = [str(k) if type(k) is int else key_text(k) for k in map(itemgetter(aud.key), rows)]
-    values = [r.get(column) for r in rows] if column else [None] * len(rows)
-    recipients = [None if isinstance(v, str) and "\x00" in v else normalize(v) for v in values]
-    return list(zip(keys, recipients, strict=True))
+#: where tests and benchmarks found it: the freeze's (key, recipient) pairs
+_frozen_pairs = refusals.pairs
 
 
 @dataclass

@@ -13,6 +13,11 @@ The freeze decides with it (`suppressing`): a target whose recipient another ref
 holds is excluded before the set is marked frozen (marketing), or its seq number is kept
 with the frozen set (night: decided at night only, by `policies.decide`), so a resume
 decides the same whatever the source says by then.
+
+A target preview counts the same exclusions with the same read (`in_preview`, handed to
+`wb.targets` by the workbench): one statement of at most `WINDOW` rows when the audience
+table holds fewer, the whole walk only when the preview may scan (`allow_scan=True`);
+otherwise the count is not known, and the preview says so.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -31,7 +37,7 @@ from hybridwb.targets.consent import consent_of
 from hybridwb.targets.service import TIE_LIMIT
 from hybridwb.targets.sql import not_surely_yes
 from hybridwb.workflows import policies
-from hybridwb.workflows.audience import Audience, key_text
+from hybridwb.workflows.audience import Audience, audience_for, key_text
 
 if TYPE_CHECKING:
     from hybridwb.platform.campaigns import Campaigns
@@ -69,6 +75,33 @@ class Refusals:
 #: the whole table in one statement to find none)
 WINDOW = 20_000
 
+#: statements of rows a preview that may not scan reads refusals with: one window, so the
+#: audience table is walked only when it holds fewer than `WINDOW` rows (fewer than the
+#: preview's own scan limit, `resolve.SCAN_ROWS`)
+PREVIEW_WINDOWS = 1
+
+
+class TooLong(Exception):
+    """The refusal read would need more windows than it was given (`read`'s `windows`);
+    raised before a row of the window past them is read."""
+
+
+def pairs(
+    rows: list[dict[str, Any]], aud: Audience, column: str | None
+) -> list[tuple[str, str | None]]:
+    """(stored key, normalized recipient) of each row, as the freeze stores them and the
+    refusals are matched against. Every row is frozen, one with a NUL byte too (its key
+    escaped, see `audience.key_text`): the run then excludes and counts it, so no source row
+    is lost without a reason."""
+    normalize = policies.normalizer(aud.channel)
+    # column by column (no tuple per row to unpack), `key_text` and `batches.has_nul`
+    # inline for the common values (an int key is its digits; only text can hold a NUL):
+    # a run freezes every target
+    keys = [str(k) if type(k) is int else key_text(k) for k in map(itemgetter(aud.key), rows)]
+    values = [r.get(column) for r in rows] if column else [None] * len(rows)
+    recipients = [None if isinstance(v, str) and "\x00" in v else normalize(v) for v in values]
+    return list(zip(keys, recipients, strict=True))
+
 
 def read(
     targets: TargetService,
@@ -77,11 +110,16 @@ def read(
     recipient: str | None,
     now: datetime | None,
     window: int = WINDOW,
+    windows: int | None = None,
+    cache_ttl: float | None = None,
 ) -> Refusals:
     """The refusing recipients of the whole audience table (`Refusals`), for an advertising
     run: rows whose consent or night consent (each when mapped) is not a clear yes, read
     `window` rows of key order at a time (`_windows`); memory grows with the refusing
-    recipients only. `recipient`: the target definition's own recipient path, if any."""
+    recipients only. `recipient`: the target definition's own recipient path, if any.
+    `windows`: the windows it may read (None: as many as the table needs); a table that
+    needs more raises `TooLong` before a row of it is read. `cache_ttl`: the source's result
+    cache, for a preview (a run reads the source as it is now)."""
     refused = Refusals()
     if aud.consent is None and aud.night_consent is None:
         return refused  # no consent mapped: nobody consents, every target is excluded
@@ -103,10 +141,11 @@ def read(
     key = plan.key
     normalize = policies.normalizer(aud.channel)
     wanted = {label, *(name for name, _ in kinds)}
-    for row in _windows(targets.mappings.source, plan, wanted, window):
+    source = targets.mappings.source
+    for row in _windows(source, plan, wanted, window, windows, cache_ttl):
         value = row.get(label)
         if isinstance(value, str) and "\x00" in value:
-            continue  # no one's address (`process._frozen_pairs`)
+            continue  # no one's address (`pairs`)
         address = normalize(value)
         if address is None:
             continue
@@ -118,32 +157,44 @@ def read(
     return refused
 
 
-def _windows(source: Any, plan: Plan, wanted: set[str], window: int) -> Iterator[dict[str, Any]]:
+def _windows(
+    source: Any,
+    plan: Plan,
+    wanted: set[str],
+    window: int,
+    windows: int | None = None,
+    cache_ttl: float | None = None,
+) -> Iterator[dict[str, Any]]:
     """The rows of `plan` (its WHERE: the refusal filter), `window` rows of the audience's
     key order at a time: one statement finds the window's last key (an index read of
     `window` keys), one reads the matching rows up to it (`key > last AND key <= end`, so
-    keys the collation holds equal all fall in one window). Statements built with Core."""
+    keys the collation holds equal all fall in one window). Statements built with Core.
+    A window that is not the last when `windows` have been read raises `TooLong`, before its
+    rows are read: a caller bounded to one window reads no row of a larger table."""
     sel = plan.selection
     assert sel is not None
     key, name = sel.key, plan.key
     last: Any = None
+    walked = 0
     while True:
         probe = sa.select(key).select_from(sel.base)
         if last is not None:
             probe = probe.where(key > last)
         probe = probe.order_by(key).offset(window - 1).limit(limit(1))
-        found = source.records(*compile_sql(probe), limit=1)
+        found = source.records(*compile_sql(probe), limit=1, cache_ttl=cache_ttl)
         end = found[0][name] if found else None
         if found and end is None:
             raise ValidationError(
                 f"target: the key {name!r} is NULL in some rows, so they cannot be messaged "
                 f"exactly once; leave them out (WHERE {name} IS NOT NULL) or give them a key."
             )
+        walked += 1
+        if end is not None and windows is not None and walked >= windows:
+            raise TooLong(f"more than {windows * window:,} rows")
         page = plan if end is None else replace(plan, where=sa.and_(plan.where, key <= end))
         most = window + TIE_LIMIT
-        rows = source.records(
-            *compile_sql(page.statement(after=last, n=most + 1, only=wanted)), limit=most + 1
-        )
+        statement = page.statement(after=last, n=most + 1, only=wanted)
+        rows = source.records(*compile_sql(statement), limit=most + 1, cache_ttl=cache_ttl)
         if len(rows) > most:
             raise ValidationError(
                 f"target: more than {TIE_LIMIT:,} keys of {plan.table!r} are equal under the "
@@ -154,6 +205,37 @@ def _windows(source: Any, plan: Plan, wanted: set[str], window: int) -> Iterator
         if end is None:
             return
         last = end
+
+
+def in_preview(
+    targets: TargetService,
+    plan: Plan,
+    rows: list[dict[str, Any]],
+    *,
+    now: datetime | None,
+    allow_scan: bool,
+    cache_ttl: float | None = None,
+) -> list[bool] | None:
+    """For each row of a target preview, whether an advertising run excludes it because
+    another row of the audience refused marketing for its recipient: the freeze's own read
+    (`read`) and match (`pairs`, `Refusals.by_another`). Read in one statement when the
+    audience table holds fewer than `WINDOW` rows, whole only when the preview may scan
+    (`allow_scan`); None when it would need more: the count is not known. Its statements
+    are answered from the source's result cache as the preview's own are (`cache_ttl`)."""
+    try:
+        aud = audience_for(targets.mappings, {"table": plan.table})
+    except ValidationError:
+        return []  # no run can message this audience (no recipient mapped): it says why
+    recipient = None if plan.sql is not None else plan.definition.recipient
+    windows = None if allow_scan else PREVIEW_WINDOWS
+    try:
+        refused = read(
+            targets, aud, recipient=recipient, now=now, windows=windows, cache_ttl=cache_ttl
+        )
+    except TooLong:
+        return None
+    by_another, consent = Refusals.by_another, refused.consent
+    return [by_another(consent, r, k) for k, r in pairs(rows, aud, plan.recipient or aud.recipient)]
 
 
 def suppressing(
