@@ -6,6 +6,12 @@ send record, so a later batch's check found no earlier message of the run in the
 history and the dry run "sent" both. Now a dry run keeps the recipients its earlier batches
 would have messaged (`process._process`, `dry_sent`).
 
+Break (fixed): a preview of another definition, after a customer refused (d2 'N'; d1 holds
+the same phone), read its own rows anew (d2 left out by the consent filter) but the other
+rows' refusals from an earlier preview's result cache: it counted 4, the run excluded 5.
+Now the refusal read is answered from the cache only when the preview's head statement
+is, else read anew and cached (`Source.records(refresh=True)`, `Source.cached`).
+
 Held (one line each):
 - frames.frame_of equals DataFrame.from_records (dtypes, values) for int/str keys mixed,
   None first, NaN, bool/tinyint(1) with NULL, bytes b'\\x00', Decimal, dates, datetimes,
@@ -20,6 +26,17 @@ Held (one line each):
   are decided before the write (dry run and run agree at batch_size 100).
 - the refusal read (`_windows`) at a window boundary: tables of w-1, w, w+1 rows whose
   last rows refuse, read with window w, find the refusals a one-window read finds.
+- a shared phone is messaged once iff its other holder's consent reads yes, for VARBINARY,
+  TINYINT(1), BIT(1), DECIMAL, FLOAT, DOUBLE and an accent/width-folding collation ('ý',
+  'Ｙ', 'ｙｅｓ', 'y' + NBSP, b'yes\t', b'\xff'): the SQL filter (`not_surely_yes`) never drops
+  a row `consent_of` reads as no; the preview counts what the run excludes.
+- a run and a dry run cut by a failed batch write and processed again: duplicates across
+  batches excluded, each phone one record; dry run vs run also agree at night, in "wait"
+  mode, under a frequency cap and for an informational message (probed, batch_size 1).
+- a saved query: one not returning the key is refused at save; one repeating a key
+  (UNION ALL) is refused at freeze; a key CAST to BINARY still matches its refusals.
+- 20,000 rows exactly with allow_scan=False is "not known" (the read needs a second,
+  empty window): documented as "fewer than WINDOW", not a wrong count.
 """
 
 from __future__ import annotations
