@@ -318,6 +318,33 @@ def test_break_a_raw_packet_written_on_the_driver_connection_is_refused(
     assert _mysql.row_count(db) == before, "the source was written"
 
 
+def test_a_raw_packet_written_while_a_result_is_read_is_refused(db: str, source: Source) -> None:
+    """The packets PyMySQL writes for a command it sends pass (`_execute_command`: the rest of
+    a statement over 16 MB, `test_big_statements.py`), but not one written by a decoder of
+    the caller's own while the result of an admitted statement is read: its INSERT would
+    pass the guard."""
+    from pymysql.constants import FIELD_TYPE
+
+    before = _mysql.row_count(db)
+    raw = source.engine.raw_connection()
+    try:
+        conn = raw.dbapi_connection
+
+        def decode(value: bytes) -> bytes:
+            conn._next_seq_id = 0
+            conn.write_packet(b"\x03INSERT INTO t VALUES (8)")
+            return value
+
+        conn.decoders = {**conn.decoders, FIELD_TYPE.LONG: decode, FIELD_TYPE.LONGLONG: decode}
+        cur = conn.cursor()
+        with pytest.raises(HybridwbError) as info:
+            cur.execute("SELECT CAST(1 AS SIGNED) AS n")
+        assert "raw packet" in str(info.value)
+    finally:
+        raw.invalidate()
+    assert _mysql.row_count(db) == before, "the source was written"
+
+
 def test_a_reconnect_still_logs_in_through_its_packets(db: str, source: Source) -> None:
     """The login's own packets (PyMySQL's handshake answer) are written past that refusal:
     a `ping(True)` after the connection was closed logs in, READ ONLY again."""

@@ -85,7 +85,9 @@ class _State:
     def __init__(self) -> None:
         self.guard = True
         self.internal = 0
-        self.connecting = False  # PyMySQL's login writes its own packets (`write_packet`)
+        # PyMySQL's login and its sending of a command write their own packets
+        # (`write_packet`): a packet written outside them passes the guard
+        self.connecting = False
         self.approved: str | None = None
         self.expected: str | None = None  # approved by the engine's hook, not yet handed over
         self.dirty = False  # an unvetted statement (or a reconnect) since the session was set
@@ -279,14 +281,27 @@ class GuardedPyMySQL(FastPackets, SharedTLS):
         super().__init__(*args, **kwargs)
 
     def query(self, sql: Any, unbuffered: bool = False) -> int:
-        _admit(self, self._hybridwb, sql)
-        if isinstance(sql, str):
+        state = self._hybridwb
+        _admit(self, state, sql)
+        if isinstance(sql, str) and not state.internal:
             # sent as UTF-8, the text the guard read (and the session's NAMES), never in the
             # public `encoding` attribute PyMySQL would use: set by hand to utf-7 it sends
             # `\` as `+AFw-`, to GBK `縗` as a byte and a backslash, and a literal the guard
-            # read then ends earlier on the server (`'a\' , GET_LOCK(...) -- '`)
+            # read then ends earlier on the server (`'a\' , GET_LOCK(...) -- '`). hybridwb's
+            # own statements (`internal`) are sent as the driver's character set says.
             sql = sql.encode("utf-8")
         return int(super().query(sql, unbuffered))
+
+    def _execute_command(self, command: int, sql: Any) -> None:
+        """PyMySQL's own sending of a command: a statement over 16 MB goes out as one packet
+        and the rest through `write_packet`, which is refused outside it and the login (not
+        while a result is read: a decoder of the caller's own runs then)."""
+        state = self._hybridwb
+        prior, state.connecting = state.connecting, True
+        try:
+            super()._execute_command(command, sql)
+        finally:
+            state.connecting = prior
 
     def _read_query_result(self, unbuffered: bool = False) -> int:
         """PyMySQL's own, with a result that parses each distinct set of column
@@ -308,18 +323,18 @@ class GuardedPyMySQL(FastPackets, SharedTLS):
         # and change_user are refused for that)
         if self._hybridwb.login is not None and self._login() != self._hybridwb.login:
             raise _refuse("reconnecting to another database or as another user")
-        self._hybridwb.connecting = True
+        prior, self._hybridwb.connecting = self._hybridwb.connecting, True
         try:
             super().connect(sock)
         finally:
-            self._hybridwb.connecting = False
+            self._hybridwb.connecting = prior
         self._hybridwb.login = self._login()
         self._hybridwb.dirty = True  # a reconnect (ping) is a fresh, writable session
 
     def write_packet(self, payload: Any) -> None:
         """PyMySQL's public packet writer: a COM_QUERY written with it passes `query()`, so
-        only the login's own packets (and a statement over 16 MB, which the guard never
-        admits) may use it."""
+        only the login's own packets and a command PyMySQL sends (`_execute_command`: the
+        rest of a statement over 16 MB) may use it."""
         state = self._hybridwb
         if state.restore is not None and not state.connecting and not state.internal:
             raise _refuse("writing a raw packet (it passes the guard)").detached()
