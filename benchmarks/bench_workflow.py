@@ -178,6 +178,22 @@ def child_hybridwb(work: str, upto: int, batch: int, tree: str, store_db: str) -
             thread_cpu[name] = thread_cpu.get(name, 0.0) + time.thread_time()
 
     threading.Thread.run = measured_run  # type: ignore[method-assign]
+    # the freeze's share of the run: its wall time, process CPU and servers' CPU
+    from hybridwb.workflows.process import Processor
+
+    plain_freeze, phases = Processor.freeze, {}
+
+    def timed_freeze(self: Any, *a: Any, **k: Any) -> Any:
+        at, cpu0, srv = time.perf_counter(), time.process_time(), server_cpu_seconds()
+        try:
+            return plain_freeze(self, *a, **k)
+        finally:
+            phases["freeze_seconds"] = time.perf_counter() - at
+            phases["freeze_cpu_s"] = time.process_time() - cpu0
+            for k2, v in server_cpu_seconds().items():
+                phases[f"freeze_{k2}_cpu_s"] = v - srv[k2]
+
+    Processor.freeze = timed_freeze  # type: ignore[method-assign]
     if profile:
         profiler = cProfile.Profile()
         profiler.enable()
@@ -215,6 +231,7 @@ def child_hybridwb(work: str, upto: int, batch: int, tree: str, store_db: str) -
         **per_message(servers, stats["records"]),
         "growth_mb": peak_mb() - start_rss,
         "peak_mb": peak_mb(),
+        **{k: round(v, 3) for k, v in phases.items()},
     }
 
 
