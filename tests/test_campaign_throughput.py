@@ -580,3 +580,72 @@ def test_a_batch_with_a_recipient_none_is_written_as_given(store: Store) -> None
     )
     rows = oracle(store, "SELECT target_key, recipient, content FROM send_records")
     assert sorted(rows, key=lambda r: r[0]) == sorted(records)
+
+
+# -- a batch's COPY text made ahead of its write (issue #17): the same rows ----------------
+_AWKWARD = ["안녕", "tab\there", "line\nbreak", "back\\slash", "cr\r", "\\N", "", "a\\nb"]
+
+
+def test_records_made_ahead_are_stored_as_the_records_given(store: Store) -> None:
+    """`record_rows` (the batch's COPY text made in the run's thread) stores exactly the
+    records it was given, with awkward texts among them, each once even when the batch is
+    written twice, stamped with the batch's heartbeat; on PostgreSQL with the ids it made,
+    in recipient order."""
+    wf = store.workflows.create(name="w")
+    run = store.runs.create(wf["id"])
+    campaigns = Campaigns(store.backend)
+    assert campaigns.acquire(wf["id"], run["id"], "me:1", stale_after=60) is None
+    rnd = random.Random(40)
+    records = [
+        (f"k{i}", f"+8210{rnd.randrange(10**8):08d}", f"{_AWKWARD[i % len(_AWKWARD)]} {i}")
+        for i in range(400)
+    ]
+    ahead = campaigns.record_rows(run["id"], wf["id"], records, "sms")
+    postgres = store.backend.name == "postgresql"
+    order = " ORDER BY ctid" if postgres else ""
+    query = f"SELECT target_key, recipient, content, id, created_at FROM send_records{order}"
+    stored = []
+    for _ in range(2):  # the second time as after a lost commit acknowledgement
+        assert campaigns.write_batch(
+            run["id"], wf["id"], "me:1", records=ahead, channel="sms", skips=[], fresh=True
+        )
+        stored.append(oracle(store, query))
+        if len(stored) == 1:  # the first write's beat stamps its records
+            [(beat,)] = oracle(store, "SELECT heartbeat_at FROM run_locks")
+    rows = stored[0]
+    assert stored[1] == rows
+    assert sorted(r[:3] for r in rows) == sorted(records)
+    assert {r[4] for r in rows} == {beat}
+    if postgres:
+        assert [r[1] for r in rows] == sorted(r[1] for r in records)
+        assert [str(r[3]) for r in rows] == ahead.ids  # type: ignore[union-attr]
+    else:
+        assert ahead == records  # no COPY: the records as given
+
+
+@pytest.mark.postgres
+def test_records_made_ahead_meeting_stored_keys_store_only_the_new_ones(pg_db: URL) -> None:
+    """A batch made ahead whose keys are partly stored already (a first pass that meets
+    them: its COPY fails, and the batch is written again skipping those keys) keeps the
+    stored records as they were and adds the others, from the same text."""
+    _reset_pg(pg_db)
+    st = Store(SqlBackend(pg_db), actor="tester")
+    st.init()
+    try:
+        wf = st.workflows.create(name="w")
+        run = st.runs.create(wf["id"])
+        campaigns = Campaigns(st.backend)
+        first = [(str(i), f"+8210{i:08d}", f"old\t{i}") for i in range(0, 100, 2)]
+        assert campaigns.write_batch(
+            run["id"], wf["id"], None, records=first, channel="sms", skips=[], fresh=True
+        )
+        batch = [(str(i), f"+8210{i:08d}", f"new\n{i}") for i in range(100)]
+        ahead = campaigns.record_rows(run["id"], wf["id"], batch, "sms")
+        assert campaigns.write_batch(
+            run["id"], wf["id"], None, records=ahead, channel="sms", skips=[], fresh=True
+        )
+        rows = oracle(st, "SELECT target_key, recipient, content FROM send_records")
+    finally:
+        st.close()
+    want = {k: (k, r, c) for k, r, c in batch} | {k: (k, r, c) for k, r, c in first}
+    assert sorted(rows) == sorted(want.values())

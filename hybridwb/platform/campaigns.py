@@ -90,6 +90,18 @@ RECORD_COLUMNS = (
 )
 
 
+class RecordRows(NamedTuple):
+    """A batch's send records as a Postgres COPY writes them, made ahead of the write (in
+    the run's thread, while the store's thread waits on the server for the batch before):
+    in `in_recipient_order`, with their ids and the COPY text of every column but
+    `created_at` (`text`: each line ends where the batch's time goes, made when the batch
+    is written, by the store's clock; None: the text is made then, from `records`)."""
+
+    records: list[tuple[str, str | None, str]]
+    ids: list[str]
+    text: str | None
+
+
 @dataclass(frozen=True)
 class CapCheck:
     """A batch's frequency cap, for a store that checks it again where the records are
@@ -619,13 +631,50 @@ class Campaigns:
 
         return self._run(read)
 
+    def record_rows(
+        self,
+        run_id: Any,
+        workflow_id: Any,
+        records: list[tuple[str, str | None, str]],
+        channel: str,
+    ) -> list[tuple[str, str | None, str]] | RecordRows:
+        """`records` made ready for `write_batch` ahead of it (`RecordRows`), so the
+        store's step that every batch waits for only sends them; as given on a store
+        that does not COPY (SQLite, REST), or when there are none.
+
+        The ids are version-7 UUIDs of this moment (`uuid7_texts`), not of the batch's
+        time: they still ascend batch after batch, so each batch's ids land at the right
+        edge of the primary key's index, and a write repeated (a retry, the rewrite after
+        a key met) sends the same ids."""
+        if self.backend.name != "postgresql" or not records:
+            return records
+        from hybridwb.platform.idempotent import Same, copy_columns_text, uuid7_texts
+
+        ordered = in_recipient_order(records)
+        ids = uuid7_texts(len(ordered))
+        keys, recipients, contents = zip(*ordered, strict=True)
+        # RECORD_COLUMNS less the last, `created_at`, which `_copy_batch` adds to each line
+        text = copy_columns_text(
+            [
+                ids,
+                Same(str(as_uuid(run_id))),
+                Same(str(as_uuid(workflow_id))),
+                keys,
+                recipients,
+                Same(channel),
+                contents,
+                Same("queued"),
+            ]
+        )
+        return RecordRows(ordered, ids, text)
+
     def write_batch(
         self,
         run_id: Any,
         workflow_id: Any,
         owner: str | None,
         *,
-        records: list[tuple[str, str | None, str]],
+        records: list[tuple[str, str | None, str]] | RecordRows,
         channel: str,
         skips: list[tuple[str, str]],
         changed: int = 0,
@@ -651,8 +700,11 @@ class Campaigns:
         `queue`: the space of `recipient_lock` a batch of a workflow without a cap is
         written under (the lock taken for the write alone), so it never lands between a
         capped workflow's history check and its write: that workflow would message its
-        recipients past its cap, counted before this batch committed."""
+        recipients past its cap, counted before this batch committed. `records` may be
+        the `RecordRows` that `record_rows` made of them ahead (Postgres)."""
         rid, wf = as_uuid(run_id), as_uuid(workflow_id)
+        ahead = records if isinstance(records, RecordRows) else None
+        rows = records.records if isinstance(records, RecordRows) else records
         postgres = self.backend.name == "postgresql"
 
         def write(conn: Any, attempt: int, direct: bool) -> None:
@@ -666,9 +718,9 @@ class Campaigns:
             again = changed and skips and (attempt > 1 or not direct)
             counted = again and self._excluded(conn, rid, skips[0][0])
             if postgres:
-                self._copy_batch(conn, rid, wf, stamp, records, channel, skips, direct)
+                self._copy_batch(conn, rid, wf, stamp, ahead or rows, channel, skips, direct)
             else:
-                self._insert_batch(conn, rid, wf, stamp, records, channel, skips)
+                self._insert_batch(conn, rid, wf, stamp, rows, channel, skips)
             if changed and not counted:
                 state = T["run_state"]
                 conn.execute(
@@ -716,7 +768,7 @@ class Campaigns:
         rid: Any,
         wf: Any,
         stamp: datetime,
-        records: list[tuple[str, str | None, str]],
+        records: list[tuple[str, str | None, str]] | RecordRows,
         channel: str,
         skips: list[tuple[str, str]],
         direct: bool,
@@ -724,15 +776,23 @@ class Campaigns:
         from hybridwb.platform.idempotent import Same, copy_columns, timestamptz_text, uuid7_texts
 
         run, workflow, at = Same(str(rid)), Same(str(wf)), Same(timestamptz_text(stamp))
-        if records:
-            keys, recipients, contents = zip(*in_recipient_order(records), strict=True)
+        if isinstance(records, RecordRows):
+            ordered, ids, text = records
+        else:
+            ordered, ids, text = in_recipient_order(records), [], None
+        if ordered:
+            keys, recipients, contents = zip(*ordered, strict=True)
+            if text is not None:
+                # each line of the text made ahead ends where the batch's time goes (a
+                # line's own newlines are escaped in COPY text: `\n` is where lines end)
+                text = text.replace("\n", f"\t{at.value}\n")
             copy_columns(
                 conn,
                 T["send_records"],
                 list(RECORD_COLUMNS),
                 # by column, as RECORD_COLUMNS (a batch's run, workflow and time once)
                 [
-                    uuid7_texts(len(records), stamp),
+                    ids or uuid7_texts(len(ordered), stamp),
                     run,
                     workflow,
                     keys,
@@ -743,6 +803,7 @@ class Campaigns:
                     at,
                 ],
                 None if direct else ["run_id", "target_key"],
+                text=text,
             )
         if skips:
             keys, reasons = zip(*skips, strict=True)

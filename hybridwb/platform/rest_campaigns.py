@@ -38,6 +38,7 @@ from hybridwb.platform.campaigns import (
     Campaigns,
     CapCheck,
     FrozenPage,
+    RecordRows,
     as_utc,
     owner_alive,
 )
@@ -228,7 +229,7 @@ class RestCampaigns(Campaigns):
         workflow_id: Any,
         owner: str | None,
         *,
-        records: list[tuple[str, str | None, str]],
+        records: list[tuple[str, str | None, str]] | RecordRows,
         channel: str,
         skips: list[tuple[str, str]],
         changed: int = 0,
@@ -248,6 +249,8 @@ class RestCampaigns(Campaigns):
         records and holds it to its commit, so a capped batch is never checked while this
         one's records are written but not committed (round 31: it read the history
         without them and messaged each of those recipients past its cap)."""
+        if isinstance(records, RecordRows):  # made for a COPY (`record_rows`): its records
+            records = records.records
         if cap is None and queue is not None and records:
             cap = CapCheck(queue, UNREACHED, EVER_AFTER, "", {})
         base: dict[str, Any] = {

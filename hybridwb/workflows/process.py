@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hybridwb.errors import HybridwbError, ValidationError
-from hybridwb.platform.campaigns import Campaigns, FrozenPage
+from hybridwb.platform.campaigns import Campaigns, FrozenPage, RecordRows
 from hybridwb.workflows import (
     advertising,
     audience,
@@ -336,7 +336,7 @@ class Processor:
 
         def write(
             checked: rendering.Checked,
-            records: list[tuple[str, str | None, str]],
+            records: list[tuple[str, str | None, str]] | RecordRows,
             skips: list[tuple[str, str]],
             changed: int,
         ) -> None:
@@ -346,7 +346,7 @@ class Processor:
                 run["id"],
                 wf["id"],
                 owner or None,
-                records=[] if dry_run else records,
+                records=records,
                 channel=cfg.channel,
                 skips=skips,
                 changed=changed,
@@ -397,9 +397,16 @@ class Processor:
                         "type": out.size.fits if out.size else msg.message_type,
                     }
                 )
-            records = [(c[0], c[1], out.text) for c, out in sent]
+            # their COPY text made here, while the store's thread works on the batch before
+            records = (
+                []
+                if dry_run
+                else campaigns.record_rows(
+                    run["id"], wf["id"], [(c[0], c[1], out.text) for c, out in sent], cfg.channel
+                )
+            )
             last = steps.submit(functools.partial(write, checked, records, skips, changed))
-            written += 0 if dry_run else len(records)
+            written += 0 if dry_run else len(sent)
             bar.update(len(batch))
             if batch_pause:
                 time.sleep(batch_pause)
