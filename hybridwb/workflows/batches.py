@@ -77,6 +77,11 @@ def pending_batches(
         yield batch, rows, to_candidates(batch, rows)
 
 
+def distinct_recipients(candidates: list[policies.Candidate]) -> list[str]:
+    """The recipients a batch's history check looks up: each once, in order."""
+    return sorted({c[1] for c in candidates if c[1]})  # `Candidate.recipient`, by position
+
+
 #: a `policies.Candidate` from a tuple of its six fields (what `Candidate(...)` builds,
 #: less a Python frame: a run makes one per target)
 new_candidate = functools.partial(tuple.__new__, policies.Candidate)

@@ -319,20 +319,20 @@ class Processor:
         def related(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return self.templates.related(report, rows)
 
-        def check(candidates: list[policies.Candidate]) -> rendering.Checked:
-            """A batch's first store step: the cap lock, then the clock and the history."""
+        def check(recipients: list[str]) -> rendering.Checked:
+            """A batch's first store step: the cap lock, then the clock and the history of
+            the batch's `recipients` (`distinct_recipients`, made in the run's thread)."""
             cap = steps.held.enter_context(lock.cap_lock(campaigns, rules, aud.channel))
             # each batch is decided at the time it is decided: the first one after the
             # freeze (minutes for a large set) and any wait for the cap lock, not before them
             at = dataclasses.replace(rules, now=tick())  # quiet hours may begin mid-run
-            recipients = sorted({c.recipient for c in candidates if c.recipient})
             # under the cap lock, on its connection (None without a cap): as written
             legacy = campaigns.legacy_recipients(within=cap)
             spellings = spelling.history_spellings(aud.channel, recipients, legacy_rows=legacy)
             counts = campaigns.seen(
                 list(spellings), wf["id"], run["id"], *policies.windows(at), within=cap
             )
-            return rendering.Checked(cap, at, spellings, policies.Seen.of_counts(counts, spellings))
+            return rendering.Checked(cap, at, spellings, counts)
 
         def write(
             checked: rendering.Checked,
@@ -370,7 +370,9 @@ class Processor:
         current = next(items, None)
         last: Any = None  # the last step given: it fails if any before it failed
         if current is not None:
-            last = checking = steps.submit(functools.partial(check, current[2][0]))
+            last = checking = steps.submit(
+                functools.partial(check, batches.distinct_recipients(current[2][0]))
+            )
         while current is not None:
             batch, rows, (candidates, skips, changed) = current
             ready = rendering.render_ahead(candidates, rows, render, related, needs_consent)
@@ -417,7 +419,9 @@ class Processor:
                 if written >= analyze_at:
                     last = steps.submit(campaigns.analyze_history)
                     analyze_at = 2 * written
-                last = checking = steps.submit(functools.partial(check, current[2][0]))
+                last = checking = steps.submit(
+                    functools.partial(check, batches.distinct_recipients(current[2][0]))
+                )
         if last is not None:
             last.result()  # every step ran: the last batch's records are committed
         bar.close()

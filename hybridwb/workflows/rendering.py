@@ -9,6 +9,7 @@ row alone).
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,12 +25,19 @@ from hybridwb.workflows.report import mask_text
 @dataclass(frozen=True)
 class Checked:
     """A batch's check (`Processor.process`): the cap lock's connection (None without a
-    cap), the rules at the batch's time, the history's spellings and what they say."""
+    cap), the rules at the batch's time, the history's spellings and their counts as the
+    store summed them (`Campaigns.seen`); `seen`, what they say, is read from the counts
+    where it is first asked for: the run's thread, not the store's step that every batch
+    waits for."""
 
     lock: Any
     rules: policies.Rules
     spellings: dict[str, str]
-    seen: policies.Seen
+    counts: list[tuple[str, int, int, int, int]]
+
+    @functools.cached_property
+    def seen(self) -> policies.Seen:
+        return policies.Seen.of_counts(self.counts, self.spellings)
 
 
 def messaged(
