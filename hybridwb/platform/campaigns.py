@@ -781,17 +781,15 @@ class Campaigns:
         else:
             ordered, ids, text = in_recipient_order(records), [], None
         if ordered:
-            keys, recipients, contents = zip(*ordered, strict=True)
+            columns: list[Any] = []  # the text made ahead stands for them
             if text is not None:
                 # each line of the text made ahead ends where the batch's time goes (a
                 # line's own newlines are escaped in COPY text: `\n` is where lines end)
                 text = text.replace("\n", f"\t{at.value}\n")
-            copy_columns(
-                conn,
-                T["send_records"],
-                list(RECORD_COLUMNS),
+            else:
+                keys, recipients, contents = zip(*ordered, strict=True)
                 # by column, as RECORD_COLUMNS (a batch's run, workflow and time once)
-                [
+                columns = [
                     ids or uuid7_texts(len(ordered), stamp),
                     run,
                     workflow,
@@ -801,7 +799,12 @@ class Campaigns:
                     contents,
                     Same("queued"),
                     at,
-                ],
+                ]
+            copy_columns(
+                conn,
+                T["send_records"],
+                list(RECORD_COLUMNS),
+                columns,
                 None if direct else ["run_id", "target_key"],
                 text=text,
             )
