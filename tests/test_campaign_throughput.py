@@ -618,7 +618,9 @@ def test_records_made_ahead_are_stored_as_the_records_given(store: Store) -> Non
     assert {r[4] for r in rows} == {beat}
     if postgres:
         assert [r[1] for r in rows] == sorted(r[1] for r in records)
-        assert [str(r[3]) for r in rows] == ahead.ids  # type: ignore[union-attr]
+        ids = [uuid.UUID(str(r[3])) for r in rows]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        assert {i.version for i in ids} == {7}
     else:
         assert ahead == records  # no COPY: the records as given
 
@@ -649,3 +651,29 @@ def test_records_made_ahead_meeting_stored_keys_store_only_the_new_ones(pg_db: U
         st.close()
     want = {k: (k, r, c) for k, r, c in batch} | {k: (k, r, c) for k, r, c in first}
     assert sorted(rows) == sorted(want.values())
+
+
+@pytest.mark.postgres
+def test_records_made_ahead_reach_a_session_of_another_client_encoding_as_given(
+    pg_db: URL,
+) -> None:
+    """The text made ahead is UTF-8; on a session whose client encoding is another (EUC-KR
+    here), it is handed to psycopg as text, which encodes it as the session's: the stored
+    Korean is what was given, not UTF-8 bytes read as EUC-KR."""
+    _reset_pg(pg_db)
+    url = pg_db.update_query_dict({"options": "-c client_encoding=EUC_KR"})
+    st = Store(SqlBackend(url), actor="tester")
+    st.init()
+    try:
+        wf = st.workflows.create(name="w")
+        run = st.runs.create(wf["id"])
+        campaigns = Campaigns(st.backend)
+        records = [(str(i), f"+8210{i:08d}", f"(광고) 김민준님 {i}\t혜택") for i in range(30)]
+        ahead = campaigns.record_rows(run["id"], wf["id"], records, "sms")
+        assert campaigns.write_batch(
+            run["id"], wf["id"], None, records=ahead, channel="sms", skips=[], fresh=True
+        )
+        rows = oracle(st, "SELECT target_key, recipient, content FROM send_records")
+    finally:
+        st.close()
+    assert sorted(rows) == sorted(records)

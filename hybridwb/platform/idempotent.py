@@ -293,14 +293,15 @@ def copy_columns(
     columns: Sequence[Sequence[Any] | Same],
     conflict: list[str] | None = None,
     *,
-    text: str | None = None,
+    text: str | bytes | None = None,
     exprs: Mapping[str, Any] | None = None,
 ) -> int:
     """COPY the rows `columns` make (in `cols` order; `Same` for a value every row has)
     into `tbl` (Postgres). With `conflict`, rows whose key exists are skipped (COPY into a
     temporary table, then INSERT ... ON CONFLICT DO NOTHING); without, straight into the
     table, where a duplicate key fails the COPY. `text`: their `copy_columns_text`, when
-    the caller made it already (in another thread). Returns how many rows were written
+    the caller made it already (in another thread; bytes: encoded as the session's client
+    encoding). Returns how many rows were written
     (with `conflict`, inserted). `exprs`: columns to fill with a SQL expression each in
     the INSERT (`conflict` only)."""
     from psycopg import sql
