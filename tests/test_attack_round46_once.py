@@ -1,0 +1,141 @@
+"""Round 46 attack on "a workflow run messages exactly the intended customers, once".
+
+(docstring completed below as breaks are found)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from hybridwb.errors import ValidationError
+from hybridwb.workflows import audience, policies
+from tests.test_attack_once_round2 import AD, DAY, NIGHT, frozen, records, start
+from tests.test_shared_recipient_consent import (
+    SHARED,
+    any_store,  # noqa: F401  (fixtures)
+    mapping,
+    members_source,
+    pg_store,  # noqa: F401
+    reasons_by_key,
+    workbench,
+)
+from tests.test_shared_recipient_consent import source as source
+
+pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
+
+
+def _fail_first_batch(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """The run's first batch read fails (after the freeze marked the set); once."""
+    real, calls = audience.fetch, {"n": 0}
+
+    def fetch(*a: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("the source went away mid-batch")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(audience, "fetch", fetch)
+    return calls
+
+
+# -- what the freeze decided by, changed before the resume ----------------------------------
+#: (message of the freeze, change made before the resume, when)
+CHANGES: dict[str, tuple[str, Callable[[Any, dict[str, Any]], None], Any]] = {
+    "workflow-now-advertising": (
+        "안내",
+        lambda wb, wf: wb.workflows.update(wf["id"], message_config={"template": "세일"}),
+        DAY,
+    ),
+    "template-now-advertising": (
+        "안내",
+        lambda wb, wf: wb.templates.update(
+            "안내", content=AD, advertising=True, sender="하이브리드몰"
+        ),
+        DAY,
+    ),
+    "night-consent-mapped-since": (
+        "세일",
+        lambda wb, wf: wb.mappings.save("members", mapping()),
+        NIGHT,
+    ),
+    "workflow-now-informational": (
+        "세일",
+        lambda wb, wf: wb.workflows.update(wf["id"], message_config={"template": "안내"}),
+        DAY,
+    ),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
+def test_a_resume_whose_message_or_consent_mapping_changed_since_the_freeze_sends_nothing(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+) -> None:
+    """The freeze decides the targets another row refused (marketing: excluded; night:
+    held) only for an advertisement, by the consent columns mapped then. A run frozen, its
+    first batch failed, then its message made an advertisement (the workflow's template, or
+    the template's flag), or night consent mapped, or the message made informational: the
+    resume must not go on with a set decided for another message (a1 would get an ad its
+    phone's holder a2 refused; n1 one at night n2 refused; a1 would stay excluded from an
+    informational message, which is exempt). Oracle: send_records by direct SQL."""
+    template, alter, now = CHANGES[change]
+    members = members_source(source)
+    first = mapping()
+    if change == "night-consent-mapped-since":
+        first.pop("nightConsent")
+    wb = workbench(members, any_store, first)
+    _fail_first_batch(monkeypatch)
+    try:
+        wf = wb.workflows.create(
+            f"chg-{change}",
+            target_config={"table": "members"},
+            message_config={"template": template, "quiet_hours": "exclude"},
+        )
+        run_id = start(wb, wf)
+        with pytest.raises(RuntimeError, match="mid-batch"):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=now)
+        frozen_reasons = reasons_by_key(any_store, run_id)
+        alter(wb, wf)
+        with pytest.raises(ValidationError, match="froze its targets for"):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=now)
+    finally:
+        wb.close()
+    assert records(any_store, run_id) == []  # the resume sent nothing
+    assert reasons_by_key(any_store, run_id) == frozen_reasons  # nor excluded anyone
+
+
+def test_a_resume_refused_for_a_changed_message_goes_on_once_it_is_restored(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The informational run of the test above, its workflow made advertising and back:
+    the resume then completes the set as frozen, every frozen target one record or one
+    exclusion, a1 and b1 messaged (informational messages are exempt)."""
+    members = members_source(source)
+    wb = workbench(members, any_store, mapping())
+    _fail_first_batch(monkeypatch)
+    try:
+        wf = wb.workflows.create(
+            "restored", target_config={"table": "members"}, message_config={"template": "안내"}
+        )
+        run_id = start(wb, wf)
+        with pytest.raises(RuntimeError, match="mid-batch"):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+        wb.workflows.update(wf["id"], message_config={"template": "세일"})
+        with pytest.raises(ValidationError, match="froze its targets for"):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+        wb.workflows.update(wf["id"], message_config={"template": "안내"})
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+    finally:
+        wb.close()
+    sent = {k for k, _ in records(any_store, run_id)}
+    reasons = reasons_by_key(any_store, run_id)
+    assert {"a1", "b1", "c1"} <= sent and SHARED not in reasons.values()
+    assert len(sent) + len(reasons) == frozen(any_store, run_id) == 10  # a2: left out
+    assert reasons.get("d2") == policies.DUPLICATE or reasons.get("d1") == policies.DUPLICATE
