@@ -139,3 +139,48 @@ def test_a_resume_refused_for_a_changed_message_goes_on_once_it_is_restored(
     assert {"a1", "b1", "c1"} <= sent and SHARED not in reasons.values()
     assert len(sent) + len(reasons) == frozen(any_store, run_id) == 10  # a2: left out
     assert reasons.get("d2") == policies.DUPLICATE or reasons.get("d1") == policies.DUPLICATE
+
+
+# -- the preview counts the consent exclusions the run makes ---------------------------------
+#: unclear consent, and no recipient (NULL, ''), a truncated number, a landline, a number
+#: of no range: the run excludes the first three for their recipient before it reads their
+#: consent, the last two for their consent (a landline and 010-0000-0000 are deliverable)
+NO_PHONE = [
+    ("x1", "하", None, "q1@x.com", "maybe", "Y"),
+    ("x2", "하", "010-1234", "q2@x.com", "maybe", "Y"),
+    ("x3", "하", "", "q3@x.com", "maybe", "Y"),
+    ("x4", "하", "02-312-3456", "q4@x.com", "maybe", "Y"),
+    ("x5", "하", "010-0000-0000", "q5@x.com", "maybe", "Y"),
+]
+
+
+def test_the_preview_counts_no_consent_exclusion_of_a_target_without_a_recipient(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+) -> None:
+    """MEMBERS and NO_PHONE: the preview's `marketing_opt_out` is the consent exclusions
+    (`policies.CONSENT_REASONS`) a run and a dry run record (run_skips by direct SQL): a
+    target with an unclear consent and no deliverable phone is excluded for its phone.
+    Before: the preview counted 9, the run excluded 6 for consent."""
+    from tests.test_shared_recipient_consent import MEMBERS, ad_workflow
+
+    members = members_source(source, MEMBERS + NO_PHONE)
+    wb = workbench(members, any_store, mapping())
+    try:
+        preview = wb.targets.preview({"table": "members"}, allow_scan=True)
+        ids = []
+        for dry_run in (True, False):
+            wf = ad_workflow(wb, f"count-{dry_run}")
+            run = wb.store.runs.create(wf["id"], {}, dry_run=dry_run)
+            wb.workflows.process(wf["id"], run["id"], progress=False, now=DAY, dry_run=dry_run)
+            ids.append(run["id"])
+    finally:
+        wb.close()
+    by_consent = []
+    for run_id in ids:
+        reasons = reasons_by_key(any_store, run_id)
+        assert {reasons[k] for k in ("x1", "x3")} == {policies.NO_RECIPIENT}
+        assert reasons["x2"] == policies.INVALID_PHONE
+        by_consent.append(sum(1 for r in reasons.values() if r in policies.CONSENT_REASONS))
+    assert by_consent == [6, 6]
+    assert preview.quality["marketing_opt_out"] == 6
