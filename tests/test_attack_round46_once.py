@@ -184,3 +184,88 @@ def test_the_preview_counts_no_consent_exclusion_of_a_target_without_a_recipient
         by_consent.append(sum(1 for r in reasons.values() if r in policies.CONSENT_REASONS))
     assert by_consent == [6, 6]
     assert preview.quality["marketing_opt_out"] == 6
+
+
+# -- a freeze cut short after its night hold, redone with the sharer's night consent changed --
+@pytest.mark.parametrize("night", ["Y", "N"], ids=["sharer-now-consents", "sharer-now-refuses"])
+def test_a_freeze_cut_after_its_night_hold_redone_holds_what_the_source_says_then(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    night: str,
+) -> None:
+    """The freeze stores every page, records its night hold (n1: n2 shares its phone), and
+    fails before the mark (at the statistics step after the last page); meanwhile n2's night
+    consent becomes `night` (MEMBERS: 'N'; made 'Y' first for the second case). At night
+    ("exclude") the redone freeze holds n1 only when n2 refuses now: the phone gets one
+    message when both consent, none when n2 refuses."""
+    from hybridwb.platform.campaigns import Campaigns
+    from tests.test_attack_once_round2 import src
+    from tests.test_shared_recipient_consent import SHARED_NIGHT, ad_workflow
+
+    members = members_source(source)
+    if night == "N":
+        src(members, "UPDATE members SET night = 'Y' WHERE code = 'n2'")
+    wb = workbench(members, any_store, mapping())
+    real, calls = Campaigns._analyze, {"n": 0}
+
+    def analyze(self: Any, table: Any, columns: Any) -> None:
+        if table.name == "run_targets":
+            calls["n"] += 1
+            if calls["n"] == 1:
+                src(members, f"UPDATE members SET night = '{night}' WHERE code = 'n2'")
+                raise RuntimeError("the store went away before the mark")
+        real(self, table, columns)
+
+    monkeypatch.setattr(Campaigns, "_analyze", analyze)
+    try:
+        wf = ad_workflow(wb, f"night-redo-{night}", quiet_hours="exclude")
+        run_id = start(wb, wf)
+        with pytest.raises(RuntimeError, match="before the mark"):
+            wb.workflows.process(wf["id"], run_id, progress=False, now=NIGHT)
+        cut = wb.store.runs.get(run_id)["stats"]["frozen"].get("night_held")
+        wb.workflows.process(wf["id"], run_id, progress=False, now=NIGHT)
+    finally:
+        wb.close()
+    assert calls["n"] == 2
+    assert bool(cut) is (night == "Y")  # the first attempt held n1 (n2 refused then)
+    sent = {k for k, _ in records(any_store, run_id)}
+    reasons = reasons_by_key(any_store, run_id)
+    if night == "Y":
+        assert len({"n1", "n2"} & sent) == 1 and SHARED_NIGHT not in reasons.values()
+    else:
+        assert not {"n1", "n2"} & sent
+        assert reasons["n1"] == SHARED_NIGHT and reasons["n2"] == policies.QUIET
+    assert len(sent) + len(reasons) == frozen(any_store, run_id)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: the preview's `invalid_phone` (`targets.quality.valid_phone`, a copy of "
+    "its own) counts a number with a note beside it ('01012345678 (집)') as invalid; the run "
+    "reads the one number in the text (`policies.normalize`) and messages it: the preview "
+    "counts an exclusion the run does not make. `targets` cannot call the run's normalizer "
+    "(a layer below `workflows`); the fix moves the recipient rules below both.",
+)
+def test_the_previews_invalid_phones_are_the_runs(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+) -> None:
+    """MEMBERS and y1, whose phone has a note beside it: the run messages y1 (no
+    `not a valid phone number` exclusion, send_records by direct SQL); the preview counts
+    as many invalid phones as the run excludes."""
+    from tests.test_shared_recipient_consent import MEMBERS, ad_workflow
+
+    noted = ("y1", "하", "01066660001 (집)", "y1@x.com", "Y", "Y")
+    members = members_source(source, [*MEMBERS, noted])
+    wb = workbench(members, any_store, mapping())
+    try:
+        preview = wb.targets.preview({"table": "members"}, allow_scan=True)
+        wf = ad_workflow(wb, "noted")
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+    finally:
+        wb.close()
+    assert "y1" in {k for k, _ in records(any_store, run_id)}
+    invalid = list(reasons_by_key(any_store, run_id).values()).count(policies.INVALID_PHONE)
+    assert preview.quality["invalid_phone"] == invalid == 0
