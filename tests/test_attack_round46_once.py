@@ -269,3 +269,55 @@ def test_the_previews_invalid_phones_are_the_runs(
     assert "y1" in {k for k, _ in records(any_store, run_id)}
     invalid = list(reasons_by_key(any_store, run_id).values()).count(policies.INVALID_PHONE)
     assert preview.quality["invalid_phone"] == invalid == 0
+
+
+# -- two processes on one run, at once -------------------------------------------------------
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_calls_on_one_run_at_once_message_each_phone_once(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+    attempt: int,
+) -> None:
+    """Two workbenches (connections of their own) call `process` on one advertising run at
+    the same moment, by hand, in batches of two: one is refused or finds the run done; each
+    frozen target ends with one record or one exclusion, each phone one record, a1 and b1
+    (refused by another) none."""
+    import threading
+
+    from hybridwb.errors import HybridwbError
+    from tests.test_shared_recipient_consent import ad_workflow
+
+    import hybridwb
+    from tests.test_attack_once_round2 import source_url
+
+    members = members_source(source)
+    wbs = [workbench(members, any_store, mapping())]
+    wbs.append(hybridwb.connect(source=source_url(members), store=any_store))
+    outcomes: list[str] = []
+    try:
+        wf = ad_workflow(wbs[0], f"two-{attempt}")
+        run_id = start(wbs[0], wf)
+        gate = threading.Barrier(2)
+
+        def go(wb: Any) -> None:
+            gate.wait()
+            try:
+                wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=2)
+                outcomes.append("done")
+            except HybridwbError as exc:
+                outcomes.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=go, args=(wb,)) for wb in wbs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for wb in wbs:
+            wb.close()
+    assert len(outcomes) == 2 and "done" in outcomes, outcomes
+    sent = records(any_store, run_id)
+    reasons = reasons_by_key(any_store, run_id)
+    assert len(sent) + len(reasons) == frozen(any_store, run_id) == 10
+    assert len({r for _, r in sent}) == len(sent)
+    assert reasons["a1"] == SHARED and reasons["b1"] == SHARED
