@@ -321,3 +321,33 @@ def test_two_calls_on_one_run_at_once_message_each_phone_once(
     assert len(sent) + len(reasons) == frozen(any_store, run_id) == 10
     assert len({r for _, r in sent}) == len(sent)
     assert reasons["a1"] == SHARED and reasons["b1"] == SHARED
+
+
+def test_a_run_with_nothing_pending_is_not_refused_for_a_changed_message(
+    source: Callable[..., str],
+    any_store: str,  # noqa: F811
+) -> None:
+    """The refusal is for pending targets only: a run whose every target has its record
+    or exclusion (its end written `failed` by another, as a lost end is) processed again
+    after its workflow was made advertising writes nothing and is not refused."""
+    from tests._stores import store_sql
+
+    members = members_source(source)
+    wb = workbench(members, any_store, mapping())
+    try:
+        wf = wb.workflows.create(
+            "all-done", target_config={"table": "members"}, message_config={"template": "안내"}
+        )
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+        before = (records(any_store, run_id), reasons_by_key(any_store, run_id))
+        store_sql(
+            any_store,
+            "UPDATE workflow_runs SET status = 'failed' WHERE CAST(id AS TEXT) IN (%s, %s)",
+            (str(run_id), __import__("uuid").UUID(str(run_id)).hex),
+        )
+        wb.workflows.update(wf["id"], message_config={"template": "세일"})
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+    finally:
+        wb.close()
+    assert (records(any_store, run_id), reasons_by_key(any_store, run_id)) == before

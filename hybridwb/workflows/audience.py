@@ -294,12 +294,9 @@ def columns_for(
     return wanted
 
 
-def frozen_of(
-    run: dict[str, Any], aud: Audience, now: dt.datetime, advertising: bool = False
-) -> dict[str, Any]:
+def frozen_of(run: dict[str, Any], aud: Audience, now: dt.datetime) -> dict[str, Any]:
     """The frozen set's audience and as-of time; refuses a resume whose mapping now names
-    another audience table or key (the stored keys would pick other people), or whose
-    message or consent columns are not those the set was decided for (`decided_for`)."""
+    another audience table or key (the stored keys would pick other people)."""
     frozen = (run.get("stats") or {}).get("frozen")
     if not frozen:  # frozen before this was recorded: judged as of now, as it was then
         return {"table": aud.table, "key": aud.key, "as_of": now.isoformat()}
@@ -309,18 +306,25 @@ def frozen_of(
             f"mapping now says {aud.table}.{aud.key}; resuming would message another audience. "
             "Restore the mapping to resume, or start a new run."
         )
+    return dict(frozen)
+
+
+def refuse_another_decision(
+    run_id: Any, frozen: dict[str, Any], aud: Audience, advertising: bool
+) -> None:
+    """Refuses to work a frozen set's pending targets for another message or by other
+    consent fields than it was decided for (`decided_for`, kept with the set)."""
     decided = decided_for(aud, advertising)
     # (a set frozen before round 46 recorded none of it: resumed as before)
     then = {name: frozen.get(name) for name in decided} if "advertising" in frozen else decided
     if then != decided:
         raise ValidationError(
-            f"Run {run['id']} froze its targets for {_decision_text(then)}, but the workflow "
+            f"Run {run_id} froze its targets for {_decision_text(then)}, but the workflow "
             f"now sends {_decision_text(decided)}; the freeze decided who another customer's "
             "refusal of their phone or mailbox excludes for that message only, so resuming "
             "would message or exclude the wrong customers. Restore the workflow's template "
             "(or the mapping's consent fields) to resume, or start a new run."
         )
-    return dict(frozen)
 
 
 def decided_for(aud: Audience, advertising: bool) -> dict[str, Any]:

@@ -256,7 +256,7 @@ class Processor:
             plan = self.freeze(
                 wf, run["id"], aud, limit, batch_size, now, owner or None, msg.advertising
             )
-        frozen = audience.frozen_of(store.runs.get(run["id"]), aud, now, msg.advertising)
+        frozen = audience.frozen_of(store.runs.get(run["id"]), aud, now)
         # the frozen targets another row refused night consent for (`refusals`): seq numbers
         night_held = frozenset(frozen.get("night_held") or ()) if msg.advertising else frozenset()
         # the set is judged as of its freeze: a resume does not re-read "the last 7 days";
@@ -277,6 +277,8 @@ class Processor:
         size_bytes: Counter[str] = Counter()
         samples: list[dict[str, Any]] = []
         before = campaigns.counts(run["id"])
+        if before["pending"]:  # decided for this message, by these consent fields
+            audience.refuse_another_decision(run["id"], frozen, aud, msg.advertising)
         total = before["pending"]
         first_pass = before["records"] == 0 and before["skipped"] == 0
         # read only what deciding and rendering use; render with the template compiled once
