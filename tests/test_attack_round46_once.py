@@ -1,20 +1,62 @@
 """Round 46 attack on "a workflow run messages exactly the intended customers, once".
 
-(docstring completed below as breaks are found)
+Break (fixed): a resume went on with a frozen set decided for another message. The freeze
+decides the targets another row refused (marketing: excluded; night: held) only for an
+advertisement, by the consent fields mapped then; a run frozen informational whose first
+batch failed, its workflow (or its template's flag) made advertising and resumed, sent the
+ad to a1 and b1, whose phones a2 and b2/b3 had refused; one frozen with no night consent
+mapped, resumed at 23:00 with it mapped, messaged n1 though n2 (same phone) refused night
+consent; one frozen for an ad and resumed informational kept a1, b1, b2, b3 excluded (an
+informational message is exempt). Now the freeze keeps what it decided for
+(`audience.decided_for`, in `stats.frozen`) and a resume with pending targets for another
+message or by other consent fields is refused (`audience.refuse_another_decision`).
+
+Break (fixed): the preview's `marketing_opt_out` counted a target with an unclear consent
+and no deliverable phone (NULL, '', '010-1234'), which the run excludes for its phone
+before it reads its consent: 9 where a run and a dry run excluded 6 for consent. Now
+`refusals.in_preview` marks such a row None and the count leaves it out.
+
+Break (not fixed, strict xfail): the preview's `invalid_phone` counts a number with a
+note beside it ('01066660001 (집)') as invalid; the run reads the number and messages it
+(`targets.quality.valid_phone` is a copy of the run's rules, a layer below them).
+
+Held (one line each):
+- a freeze cut after its night hold (before the mark) and redone after the sharer's night
+  consent changed holds n1 exactly when n2 refuses now (`_remember_freeze` starts anew).
+- two workbenches calling `process` on one run at the same moment: one is refused, each
+  frozen target one record or one exclusion, each phone one record (3 times × 2 stores).
+- a run with nothing pending is settled, not refused, after its message changed.
+- the run's normalizer gives one E.164 for 29 spellings of one number (0082, +82 (0),
+  full-width digits, zero-width spaces, dashes of four kinds, 'tel:', a trailing note).
+- `valid_phone` (the preview) and `deliverable(normalize(...))` (the run) agree on 26 of
+  27 test values (the noted number above is the one that differs).
+Noted, not changed: the preview's `duplicate_recipients` counts rows the run excludes
+first for consent (MEMBERS: 4, the run's duplicates 2): a data-quality count of the set,
+not the run's duplicate exclusions; a target whose consent is withdrawn after the freeze
+is excluded as `gone from source` (the batch's read keeps the definition's consent filter,
+as documented in `audience.fetch`).
 """
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from hybridwb.errors import ValidationError
+import hybridwb
+from hybridwb.errors import HybridwbError, ValidationError
+from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import audience, policies
-from tests.test_attack_once_round2 import AD, DAY, NIGHT, frozen, records, start
+from tests._stores import store_sql
+from tests.test_attack_once_round2 import AD, DAY, NIGHT, frozen, records, source_url, src, start
 from tests.test_shared_recipient_consent import (
+    MEMBERS,
     SHARED,
+    SHARED_NIGHT,
+    ad_workflow,
     any_store,  # noqa: F401  (fixtures)
     mapping,
     members_source,
@@ -162,7 +204,6 @@ def test_the_preview_counts_no_consent_exclusion_of_a_target_without_a_recipient
     (`policies.CONSENT_REASONS`) a run and a dry run record (run_skips by direct SQL): a
     target with an unclear consent and no deliverable phone is excluded for its phone.
     Before: the preview counted 9, the run excluded 6 for consent."""
-    from tests.test_shared_recipient_consent import MEMBERS, ad_workflow
 
     members = members_source(source, MEMBERS + NO_PHONE)
     wb = workbench(members, any_store, mapping())
@@ -199,9 +240,6 @@ def test_a_freeze_cut_after_its_night_hold_redone_holds_what_the_source_says_the
     consent becomes `night` (MEMBERS: 'N'; made 'Y' first for the second case). At night
     ("exclude") the redone freeze holds n1 only when n2 refuses now: the phone gets one
     message when both consent, none when n2 refuses."""
-    from hybridwb.platform.campaigns import Campaigns
-    from tests.test_attack_once_round2 import src
-    from tests.test_shared_recipient_consent import SHARED_NIGHT, ad_workflow
 
     members = members_source(source)
     if night == "N":
@@ -254,7 +292,6 @@ def test_the_previews_invalid_phones_are_the_runs(
     """MEMBERS and y1, whose phone has a note beside it: the run messages y1 (no
     `not a valid phone number` exclusion, send_records by direct SQL); the preview counts
     as many invalid phones as the run excludes."""
-    from tests.test_shared_recipient_consent import MEMBERS, ad_workflow
 
     noted = ("y1", "하", "01066660001 (집)", "y1@x.com", "Y", "Y")
     members = members_source(source, [*MEMBERS, noted])
@@ -282,13 +319,6 @@ def test_two_calls_on_one_run_at_once_message_each_phone_once(
     the same moment, by hand, in batches of two: one is refused or finds the run done; each
     frozen target ends with one record or one exclusion, each phone one record, a1 and b1
     (refused by another) none."""
-    import threading
-
-    from hybridwb.errors import HybridwbError
-    from tests.test_shared_recipient_consent import ad_workflow
-
-    import hybridwb
-    from tests.test_attack_once_round2 import source_url
 
     members = members_source(source)
     wbs = [workbench(members, any_store, mapping())]
@@ -330,7 +360,6 @@ def test_a_run_with_nothing_pending_is_not_refused_for_a_changed_message(
     """The refusal is for pending targets only: a run whose every target has its record
     or exclusion (its end written `failed` by another, as a lost end is) processed again
     after its workflow was made advertising writes nothing and is not refused."""
-    from tests._stores import store_sql
 
     members = members_source(source)
     wb = workbench(members, any_store, mapping())
@@ -344,7 +373,7 @@ def test_a_run_with_nothing_pending_is_not_refused_for_a_changed_message(
         store_sql(
             any_store,
             "UPDATE workflow_runs SET status = 'failed' WHERE CAST(id AS TEXT) IN (%s, %s)",
-            (str(run_id), __import__("uuid").UUID(str(run_id)).hex),
+            (str(run_id), uuid.UUID(str(run_id)).hex),
         )
         wb.workflows.update(wf["id"], message_config={"template": "세일"})
         wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
