@@ -17,6 +17,7 @@ mysqlclient -> DataFrame; 1-row p50 <= 1.5x the raw driver -> DataFrame.
 The database and the MySQL account are the benchmark's own (unique names), dropped at the end.
 (`--db NAME` loads the sample there once and keeps it: most of a run is loading it.)
 Run: .venv/bin/python benchmarks/bench_fastpath.py [--reps 7] [--calls 300] [--db NAME]
+     [--out NAME] (the results file, default fastpath)
 """
 
 from __future__ import annotations
@@ -254,6 +255,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--db", default="", help="reuse (and keep) this 200k sample database")
+    parser.add_argument("--out", default="fastpath", help="the results file's name")
     args = parser.parse_args()
     db = args.db or f"hybridwb_bench_fast_{uuid.uuid4().hex[:8]}"
     admin = pymysql.connect(host=HOST, user="root", autocommit=True)
@@ -269,7 +271,7 @@ def main() -> None:
         admin.close()
     ratios = bulk_results["ratios_per_repetition"]
     write(
-        "fastpath",
+        args.out,
         {
             "rows": ROWS,
             "columns": 11,

@@ -20,7 +20,9 @@ also each side's client CPU per search (a process's CPU time over its searches i
 median over the processes), which depends less than throughput on what else the machine runs.
 Targets (issue 17): with 8 processes, wb.search >= 50 % of the raw driver's throughput and
 p95 <= 20 ms.
+`--driver mysqldb` puts both sides on mysqlclient (wb's source URL and the raw replay).
 Run: .venv/bin/python benchmarks/bench_search_load.py [--rows 1000000] [--reps 7] [--seconds 5]
+     [--procs 1,8,32] [--driver pymysql|mysqldb] [--db KEPT_DB] [--out NAME]
 """
 
 from __future__ import annotations
@@ -82,7 +84,10 @@ def terms(rows: int, n: int, seed: int = 17) -> list[str]:
 def _init(barrier: Any, url: str, work: str, user: str, password: str, db: str, rows: int) -> None:
     home = Path(work) / f".hybridwb-{mp.current_process().pid}"
     _state["wb"] = hybridwb.connect(source=url, cwd=work, home=str(home))
-    _state["raw"] = pymysql.connect(
+    driver: Any = pymysql
+    if url.startswith("mysql+mysqldb"):  # the raw side on the driver wb reads with
+        import MySQLdb as driver
+    _state["raw"] = driver.connect(
         host=HOST, user=user, password=password, database=db, charset="utf8mb4"
     )
     _state["barrier"] = barrier
@@ -162,6 +167,12 @@ def main() -> None:
     parser.add_argument("--procs", default="1,8,32")
     parser.add_argument("--db", default="", help="a database bench_search.load filled (kept)")
     parser.add_argument("--out", default="search_load", help="the results file's name")
+    parser.add_argument(
+        "--driver",
+        default="pymysql",
+        choices=["pymysql", "mysqldb"],
+        help="the driver of both sides: wb's source URL and the raw replay",
+    )
     args = parser.parse_args()
     db = args.db or f"hybridwb_bench_sload_{uuid.uuid4().hex[:8]}"
     admin = pymysql.connect(host=HOST, user="root", autocommit=True)
@@ -174,7 +185,11 @@ def main() -> None:
                 cur.execute(f"USE `{db}`")
                 load(cur, args.rows)
         with BenchAccount(db) as account:
-            url = account.url().render_as_string(hide_password=False)
+            url = (
+                account.url()
+                .set(drivername=f"mysql+{args.driver}")
+                .render_as_string(hide_password=False)
+            )
             from hybridwb.mapping.model import SOURCE_KEY
             from hybridwb.mapping.service import source_identity
             from hybridwb.source import Source
@@ -247,6 +262,7 @@ def main() -> None:
         {
             "hybridwb": str(Path(hybridwb.__file__).parent),
             "people": args.rows,
+            "driver": args.driver,
             "repetitions": args.reps,
             "seconds_per_phase": args.seconds,
             "method": "wb and raw phases alternate; raw replays every statement (probe, "

@@ -449,7 +449,8 @@ class Campaigns:
         text built where they were read: a run's worker thread).
 
         A freeze interrupted half-way is discarded and redone: nothing is sent before the
-        set is marked frozen, so the set a resume completes is always a whole one.
+        set is marked frozen, so the set a resume completes is always a whole one. The
+        exclusions it recorded (`refusals.suppressing`) are discarded with it.
 
         With `owner` (and `workflow_id`), the clear, each page and the mark are written
         in a transaction that first beats the workflow's lock as `owner`, as a batch is
@@ -459,7 +460,7 @@ class Campaigns:
         clear the new owner's frozen set, add pages it read before to it, or mark its
         half-written set frozen."""
         rid = as_uuid(run_id)
-        targets = T["run_targets"]
+        targets, skips = T["run_targets"], T["run_skips"]
         wf = None if workflow_id is None else as_uuid(workflow_id)
 
         def hold(conn: Any) -> None:
@@ -467,9 +468,14 @@ class Campaigns:
                 _hold(conn, wf, rid, owner)
 
         def clear() -> None:
+            # the exclusions a cut-short attempt recorded go with its pages: before the
+            # set is marked frozen no batch has run, so every exclusion of the run is the
+            # earlier freeze's (a stale one would count a target never frozen, and make
+            # the run's batches take one the new freeze did not exclude for done)
             with self.backend.engine.begin() as conn:
                 hold(conn)
                 conn.execute(delete(targets).where(targets.c.run_id == rid))
+                conn.execute(delete(skips).where(skips.c.run_id == rid))
 
         def mark() -> int:
             with self.backend.engine.begin() as conn:

@@ -26,11 +26,13 @@ from hybridwb.source import arrow, drivers, rawguard
 from hybridwb.source.finaltext import guard_final_text
 from hybridwb.source.session import (
     SESSION_KEY,
+    SESSION_OWED,
     SessionFacts,
     SessionPolicy,
     apply_session,
     checkout_as,
     escape_as_read,
+    statement_prefix,
     verify_session,
 )
 
@@ -130,9 +132,15 @@ def _run_checked_out(side: Engine, conn: Connection, job: Job) -> Outcome:
 def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
     policy, prepared, cap = job.policy, job.prepared, job.cap
     set_to = conn.connection.info.get(SESSION_KEY)
+    prefix = ""
     if set_to is not policy and set_to != policy:  # (usually the one policy object)
-        apply_session(raw, job.facts, policy)  # the checkout could not set this query's policy
-        conn.connection.info[SESSION_KEY] = policy
+        if set_to == SESSION_OWED and job.use_guard and prepared.checked.tokens:
+            # a pinned connection after a read of a table: the statement carries READ ONLY,
+            # the time limit and the cap itself, no SET waited for (MariaDB, a SELECT)
+            prefix = statement_prefix(job.facts, policy, prepared.checked.tokens[0].text)
+        if not prefix:
+            apply_session(raw, job.facts, policy)  # the checkout could not set this policy
+            conn.connection.info[SESSION_KEY] = policy
     escape_as_read(conn.connection, job.facts, policy)  # (a flag's test: no round trip)
     cursor = drivers.unbuffered_cursor(raw)
     final = ""
@@ -143,10 +151,10 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
         guard_final_text(final, policy, approved=approved, params=job.params, whole_result=False)
     if job.raw_values:
         with drivers.raw_text_values(raw, True) as described_here:
-            keys, rows, fetched = _send(raw, cursor, job, final, described_here)
+            keys, rows, fetched = _send(raw, cursor, job, prefix + final, described_here)
     else:  # the common case: no converters to swap, so no context manager around it
         described_here = False
-        keys, rows, fetched = _send(raw, cursor, job, final, False)
+        keys, rows, fetched = _send(raw, cursor, job, prefix + final, False)
     described = tuple(cursor.description) if described_here and keys else None
     columns = cursor.description or ()
     ended = False

@@ -10,7 +10,10 @@ statement is refused. The checkout's SET is sent when the connection is checked 
 without waiting (the server runs it at once, while the client builds its DataFrame);
 the checkout reads its reply before anything else runs, and sets the session itself,
 waiting, when that SET failed, was not sent, or the checkout wants another policy. So
-every use still starts on a session just set, at no round trip of its own.
+every use still starts on a session just set, at no round trip of its own. On a pinned
+connection after a read of a table (which may be a view by now), the next statement sets
+the session first, or on MariaDB a SELECT carries READ ONLY, the time limit and the cap
+itself (`statement_prefix`).
 """
 
 from __future__ import annotations
@@ -81,6 +84,34 @@ def _timeout_assignment(flavour: str, seconds: float) -> str:
             "ask for at least 0.01 seconds."
         )
     return assignment
+
+
+def statement_prefix(facts: SessionFacts, policy: SessionPolicy, first_word: str) -> str:
+    """On MariaDB, for a statement that starts with SELECT, the `SET STATEMENT ... FOR `
+    that makes it run READ ONLY, under the policy's time limit and row cap whatever the
+    session says, in the statement's own round trip: what a pinned connection owes after a
+    read of a table (`SESSION_OWED`) instead of the session SET it would wait for. Else "".
+
+    It holds for what server code can leave behind: a function's `SET SESSION
+    tx_read_only = 0`, `SET TRANSACTION READ WRITE`, `sql_select_limit` and
+    `max_statement_time` last past it, and the statement's own values override them; its
+    `sql_mode` and character set do not (MariaDB restores both when a stored routine
+    returns), and a NO_BACKSLASH_ESCAPES flag left on the connection is caught before the
+    values are pasted in (`escape_as_read`). Named locks it took are released by the SET
+    the connection's checkin sends, as after any read. MySQL's `SET_VAR` hint cannot set
+    the access mode: there the session is set first, as before."""
+    if facts.flavour != "MariaDB" or not policy.read_only or first_word.upper() != "SELECT":
+        return ""
+    return _statement_prefix(facts.read_only_variable, policy)
+
+
+@functools.lru_cache(maxsize=64)
+def _statement_prefix(read_only_variable: str, policy: SessionPolicy) -> str:
+    return (
+        f"SET STATEMENT {read_only_variable} = 1, "
+        f"{_timeout_assignment('MariaDB', policy.timeout)}, "
+        f"sql_select_limit = {int(policy.select_limit)} FOR "
+    )
 
 
 #: the sql_mode every source session runs with, set on connect and on every checkout and
@@ -214,6 +245,11 @@ def verify_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) 
 _CHECKOUT_POLICY: ContextVar[SessionPolicy | None] = ContextVar("hybridwb_checkout", default=None)
 #: where a pooled connection's record keeps the policy its session was last set to
 SESSION_KEY = "hybridwb_session"
+#: SESSION_KEY's value on a pinned connection after a read of a table: the name may be a
+#: view by now (the list of views is seconds old), whose code may have changed the
+#: session; the next statement on it sets the session first, or carries what it must
+#: hold itself (`statement_prefix`)
+SESSION_OWED = "owed"
 #: the policy of the session SET sent at checkin whose reply the next checkout reads
 PENDING_KEY = "hybridwb_pending_set"
 

@@ -62,7 +62,13 @@ from hybridwb.source.engine import is_sqlite, mysql_engine, side_engine, sqlite_
 from hybridwb.source.execute import run_mysql
 from hybridwb.source.frames import frame_of
 from hybridwb.source.querylog import QueryLog, log_text, log_text_of
-from hybridwb.source.session import FACTS_SQL, SESSION_KEY, SessionFacts, SessionPolicy
+from hybridwb.source.session import (
+    FACTS_SQL,
+    SESSION_KEY,
+    SESSION_OWED,
+    SessionFacts,
+    SessionPolicy,
+)
 from hybridwb.source.transpile import expand_lists, sqlite_params, to_sqlite
 from hybridwb.source.verdicts import VERDICTS
 from hybridwb.source.verdicts import weight as verdict_weight
@@ -749,8 +755,9 @@ class Source:
                 elif not reads_view and not conn.invalidated and self._names_tables(prepared):
                     # pinned: the list that found no view in it may be `VIEW_TTL` old, and a
                     # table replaced by a view since ran its code unread; the next statement
-                    # on this connection sets the session first, as a checkout would
-                    conn.connection.info.pop(SESSION_KEY, None)
+                    # on this connection sets the session first, as a checkout would, or
+                    # carries READ ONLY, the time limit and the cap itself (`SESSION_OWED`)
+                    conn.connection.info[SESSION_KEY] = SESSION_OWED
                 return Fetched(
                     outcome.keys,
                     outcome.rows,
