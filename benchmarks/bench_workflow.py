@@ -20,7 +20,9 @@ every process of each from /proc, during the run: run it on a quiet machine), th
 CPU-bound ceiling (cores x 1e6 / (client + servers) µs per message: what the machine could
 give that much work at best, were it spread perfectly over the cores), their ratios, memory
 growth during the run (peak RSS at the end minus RSS when processing starts), peak RSS,
-and the load average before and after each repetition. `--batches 1000,2000,5000` also
+the freeze's share of a hybridwb run (`freeze_seconds`, `freeze_cpu_s`: its wall time and
+process CPU; `freeze_<server>_cpu_s`: the servers' CPU meanwhile), and the load average
+before and after each repetition. `--batches 1000,2000,5000` also
 compares batch sizes at 100k (how the default was chosen).
 
 Source data: a sample shop of 1,000,000 customers in a database created for this run and
