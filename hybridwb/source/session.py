@@ -95,9 +95,11 @@ def statement_prefix(facts: SessionFacts, policy: SessionPolicy, first_word: str
     It holds for what server code can leave behind: a function's `SET SESSION
     tx_read_only = 0`, `SET TRANSACTION READ WRITE`, `sql_select_limit` and
     `max_statement_time` last past it, and the statement's own values override them; its
-    `sql_mode` and character set do not (MariaDB restores both when a stored routine
-    returns), and a NO_BACKSLASH_ESCAPES flag left on the connection is caught before the
-    values are pasted in (`escape_as_read`). Named locks it took are released by the SET
+    `sql_mode` and the client and connection character sets do not (MariaDB restores them
+    when a stored routine returns), and a NO_BACKSLASH_ESCAPES flag left on the connection
+    is caught before the values are pasted in (`escape_as_read`). The character set of
+    results is not restored (a function's `SET NAMES gbk` leaves it): the statement sets it
+    too, or the driver decoded its rows as utf8mb4 from another character set. Named locks it took are released by the SET
     the connection's checkin sends, as after any read. MySQL's `SET_VAR` hint cannot set
     the access mode: there the session is set first, as before."""
     if facts.flavour != "MariaDB" or not policy.read_only or first_word.upper() != "SELECT":
@@ -110,7 +112,8 @@ def _statement_prefix(read_only_variable: str, policy: SessionPolicy) -> str:
     return (
         f"SET STATEMENT {read_only_variable} = 1, "
         f"{_timeout_assignment('MariaDB', policy.timeout)}, "
-        f"sql_select_limit = {int(policy.select_limit)} FOR "
+        f"sql_select_limit = {int(policy.select_limit)}, "
+        f"character_set_results = {NAMES} FOR "
     )
 
 

@@ -1,0 +1,255 @@
+# ruff: noqa: F811  (the fixture imported from the round-27 reconnect tests is a parameter here)
+"""Round 47, the read-only guarantee after `lead`'s f6fef1b: on a pinned connection
+(`Source.one_connection()`, a search's probe then its page) the SELECT after a read of a
+table carries `SET STATEMENT tx_read_only = 1, max_statement_time, sql_select_limit FOR`
+on MariaDB instead of a session SET. The table is replaced by a view (root, within the view
+list's 10 s) whose function runs what each test names; a private account with ALL on a
+private database. Oracles: root's rows (`w`, the tables read), IS_USED_LOCK, INNODB_TRX.
+
+BREAKS found here:
+1. (f6fef1b, fixed) MariaDB restores the client and connection character sets when a
+   routine returns, not `character_set_results`: a function's `SET NAMES gbk` or `SET
+   character_set_results = latin1` stayed, and the page (no SET NAMES before it any more)
+   came back in latin1: UnicodeDecodeError out of `records()` (not a HybridwbError) on
+   both drivers. Fixed: the prefix sets `character_set_results = utf8mb4` too.
+2. (f6fef1b, not fixed) a named lock the function took (`GET_LOCK`) stays held after the
+   page, until the block ends (before: released by the SET ahead of the page; held only
+   between probe and page, which is residue too).
+3. (older than f6fef1b, not fixed) a function that runs `SET SESSION tx_read_only = 0`
+   first can, in the same statement, `CREATE TEMPORARY TABLE t` (read-only is checked per
+   sub-statement; only base tables are prelocked): it shadows the base table `t` for the
+   page and for every later read on that pooled connection (neither the session SET nor
+   the prefix clears it; only a known view's COM_RESET_CONNECTION would).
+4. (older, not fixed) likewise any session variable no SET names: `time_zone` left on the
+   pooled connection shifts every later TIMESTAMP read (also `lc_time_names`,
+   `group_concat_max_len`, `div_precision_increment`, roles, user variables).
+Held (one line each; both drivers unless said):
+- left by the function, then the page reads `v_write` (INSERT): nothing committed, no
+  transaction left open: `completion_type = CHAIN` + SERIALIZABLE, `SET NAMES gbk` +
+  `sql_mode = ORACLE`, a user variable, `SAVEPOINT`, `XA START` (fails at run:
+  XAER_OUTSIDE);
+- refused when the function is made: `SET autocommit`, `START TRANSACTION`, `PREPARE`,
+  `HANDLER`, `LOCK TABLES`, `CREATE TEMPORARY SEQUENCE`; at run: `SET sql_log_bin`,
+  `skip_replication`;
+- the page's own view function unsetting read-only then INSERTing (one statement): the
+  INSERT's table is prelocked under the statement's READ ONLY → refused, nothing written;
+- a view over NEXTVAL / a function's NEXTVAL under the prefix → refused (sequence prelocked);
+- `character_set_client`, `collation_connection`, `sql_mode` (ANSI_QUOTES, ORACLE) set by a
+  function are back after it returns (as the commit says).
+Residue seen, not in hybridwb's reach: a root-defined function's `SELECT ... INTO OUTFILE`
+writes its file under READ ONLY (the definer's FILE privilege, like round 3's SET GLOBAL).
+Not the guarantee (reported): a pinned read of a known view, or one with an explicit LIMIT
+over its cap, with a per-query limit/timeout after the prefix → ReadOnlyViolation (its
+read-back compares the session, never set to that policy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from hybridwb.errors import HybridwbError
+from hybridwb.source import Source
+from tests._mysql import as_root, root
+from tests.test_attack_round27_reconnect import (  # noqa: F401
+    _source,
+    _written,
+    writer,
+)
+
+pytestmark = pytest.mark.mysql
+
+DRIVERS = ["pymysql", "mysqldb"]
+
+
+def _replaced(db: str, src: Source, body: str) -> None:
+    """`t2` read once (listed as a base table), then replaced by root with a view whose
+    function runs `body`."""
+    as_root(f"CREATE TABLE `{db}`.t2 (x INT)", f"INSERT INTO `{db}`.t2 VALUES (1)")
+    assert src.records("SELECT x FROM t2") == [{"x": 1}]
+    as_root(
+        f"DROP TABLE `{db}`.t2",
+        f"CREATE FUNCTION `{db}`.meddle() RETURNS INT BEGIN {body}; RETURN 1; END",
+        f"CREATE VIEW `{db}`.t2 AS SELECT `{db}`.meddle() AS x",
+    )
+
+
+def _root_rows(sql: str) -> list[tuple[object, ...]]:
+    conn = root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return [tuple(r) for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def _open_transactions(user: str) -> int:
+    """Root: InnoDB transactions open on the account's connections."""
+    return int(
+        _root_rows(
+            "SELECT COUNT(*) FROM information_schema.INNODB_TRX x "
+            "JOIN information_schema.PROCESSLIST p ON x.trx_mysql_thread_id = p.ID "
+            f"WHERE p.USER = '{user}'"
+        )[0][0]
+    )
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize(
+    "body",
+    ["SET character_set_results = 'latin1'", "SET NAMES gbk"],
+    ids=["results-latin1", "names-gbk"],
+)
+def test_the_page_reads_utf8mb4_whatever_the_function_left(
+    writer: tuple[str, str, str], driver: str, body: str
+) -> None:
+    """BREAK 1 (fixed): the page's non-ASCII value is root's, not a decode error."""
+    db = writer[0]
+    as_root(
+        f"CREATE TABLE `{db}`.u (s VARCHAR(10)) CHARACTER SET utf8mb4",
+        f"INSERT INTO `{db}`.u VALUES ('é한글')",
+    )
+    src = _source(*writer, driver=driver)
+    try:
+        _replaced(db, src, body)
+        with src.one_connection():
+            src.records("SELECT x FROM t2")
+            got = src.records("SELECT s FROM u")
+    finally:
+        src.close()
+    assert [r["s"] for r in got] == [r[0] for r in _root_rows(f"SELECT s FROM `{db}`.u")]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: a named lock a replaced table's function took stays held after the page "
+    "on a pinned connection (f6fef1b: no RELEASE_ALL_LOCKS before the page any more)",
+)
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_break_a_named_lock_is_not_held_after_the_page(
+    writer: tuple[str, str, str], driver: str
+) -> None:
+    db = writer[0]
+    lock = f"{db}_lock"
+    src = _source(*writer, driver=driver)
+    try:
+        _replaced(db, src, f"DO GET_LOCK('{lock}', 0)")
+        with src.one_connection():
+            src.records("SELECT x FROM t2")
+            assert src.records("SELECT a FROM t ORDER BY a") == [{"a": 1}, {"a": 2}]
+            held = _root_rows(f"SELECT IS_USED_LOCK('{lock}')")[0][0]
+    finally:
+        src.close()
+    assert held is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: a replaced table's function unsets read-only, then CREATE TEMPORARY "
+    "TABLE t in the same statement: it shadows the base table t for the page and every "
+    "later read on that pooled connection",
+)
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_break_a_temporary_table_does_not_shadow_a_base_table(
+    writer: tuple[str, str, str], driver: str
+) -> None:
+    db = writer[0]
+    truth = [{"a": r[0]} for r in _root_rows(f"SELECT a FROM `{db}`.t ORDER BY a")]
+    src = _source(*writer, driver=driver)
+    pages, later = [], []
+    try:
+        _replaced(
+            db,
+            src,
+            "SET SESSION tx_read_only = 0; CREATE TEMPORARY TABLE t (a INT); "
+            "INSERT INTO t VALUES (99)",
+        )
+        with contextlib.suppress(HybridwbError), src.one_connection():
+            src.records("SELECT x FROM t2")
+            pages = src.records("SELECT a FROM t ORDER BY a")
+        later = src.records("SELECT a FROM t ORDER BY a")  # the pool's connection
+    finally:
+        src.close()
+    assert pages in ([], truth)
+    assert later == truth
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: time_zone set by a replaced table's function stays on the pooled "
+    "connection (no SET names it, no reset follows): later TIMESTAMP reads are shifted",
+)
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_break_a_time_zone_left_by_a_function_does_not_shift_later_reads(
+    writer: tuple[str, str, str], driver: str
+) -> None:
+    db = writer[0]
+    as_root(
+        f"CREATE TABLE `{db}`.ts (c TIMESTAMP NULL)",
+        f"INSERT INTO `{db}`.ts VALUES ('2020-01-01 00:00:00')",
+    )
+    truth = _root_rows(f"SELECT CAST(c AS CHAR) FROM `{db}`.ts")[0][0]
+    src = _source(*writer, driver=driver)
+    try:
+        _replaced(db, src, "SET SESSION time_zone = '+11:00'")
+        with contextlib.suppress(HybridwbError), src.one_connection():
+            src.records("SELECT x FROM t2")
+        later = src.records("SELECT CAST(c AS CHAR) AS c FROM ts")[0]["c"]
+    finally:
+        src.close()
+    assert later == truth
+
+
+#: left by the replaced table's function, then the page reads `v_write` (which INSERTs)
+LEFT = {
+    "chain-serializable": "SET SESSION completion_type = 'CHAIN'; "
+    "SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE; SET SESSION tx_read_only = 0",
+    "gbk-oracle-mode": "SET NAMES gbk; SET SESSION sql_mode = 'ORACLE'; "
+    "SET SESSION tx_read_only = 0",
+    "user-variable": "SET @hybridwb_released = 0; SET SESSION tx_read_only = 0",
+    "savepoint": "SET SESSION tx_read_only = 0; SAVEPOINT s",
+    "xa-start": "SET SESSION tx_read_only = 0; XA START 'a47'",
+}
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("left", list(LEFT), ids=list(LEFT))
+def test_what_a_function_leaves_commits_nothing_and_opens_no_transaction(
+    writer: tuple[str, str, str], driver: str, left: str
+) -> None:
+    db, user = writer[0], writer[1]
+    src = _source(*writer, driver=driver)
+    opened = -1
+    try:
+        _replaced(db, src, LEFT[left])
+        with contextlib.suppress(HybridwbError), src.one_connection():
+            with contextlib.suppress(HybridwbError):
+                src.records("SELECT x FROM t2")
+            with contextlib.suppress(HybridwbError):
+                src.records("SELECT y FROM v_write")
+            assert src.records("SELECT a FROM t ORDER BY a") == [{"a": 1}, {"a": 2}]
+            opened = _open_transactions(user)
+    finally:
+        src.close()
+    assert _written(db) == 0
+    assert opened in (0, -1)
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_the_pages_own_view_cannot_unset_then_write_in_one_statement(
+    writer: tuple[str, str, str], driver: str
+) -> None:
+    """The page itself reads a replaced table whose function unsets read-only then
+    INSERTs: its table was opened for writing under the statement's READ ONLY."""
+    db = writer[0]
+    src = _source(*writer, driver=driver)
+    try:
+        _replaced(db, src, f"SET SESSION tx_read_only = 0; INSERT INTO `{db}`.w VALUES (1)")
+        with contextlib.suppress(HybridwbError), src.one_connection():
+            src.records("SELECT a FROM t")
+            src.records("SELECT x FROM t2")
+    finally:
+        src.close()
+    assert _written(db) == 0
