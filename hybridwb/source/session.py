@@ -98,10 +98,11 @@ def statement_prefix(facts: SessionFacts, policy: SessionPolicy, first_word: str
     `sql_mode` and the client and connection character sets do not (MariaDB restores them
     when a stored routine returns), and a NO_BACKSLASH_ESCAPES flag left on the connection
     is caught before the values are pasted in (`escape_as_read`). The character set of
-    results is not restored (a function's `SET NAMES gbk` leaves it): the statement sets it
-    too, or the driver decoded its rows as utf8mb4 from another character set. Named locks it took are released by the SET
-    the connection's checkin sends, as after any read. MySQL's `SET_VAR` hint cannot set
-    the access mode: there the session is set first, as before."""
+    results is not restored (a function's `SET NAMES gbk` leaves it): the statement sets
+    it too, or the driver would decode latin1 or GBK rows as utf8mb4. Named locks it took
+    are released as the statement starts (`RELEASE_ALL_LOCKS()` in the cap's value), as
+    the session SET would have. MySQL's `SET_VAR` hint cannot set the access mode: there
+    the session is set first, as before."""
     if facts.flavour != "MariaDB" or not policy.read_only or first_word.upper() != "SELECT":
         return ""
     return _statement_prefix(facts.read_only_variable, policy)
@@ -112,7 +113,9 @@ def _statement_prefix(read_only_variable: str, policy: SessionPolicy) -> str:
     return (
         f"SET STATEMENT {read_only_variable} = 1, "
         f"{_timeout_assignment('MariaDB', policy.timeout)}, "
-        f"sql_select_limit = {int(policy.select_limit)}, "
+        # RELEASE_ALL_LOCKS() (a count, times 0) runs as the value is read, before the
+        # statement: the named locks a function took are not held past the read before
+        f"sql_select_limit = {int(policy.select_limit)} + 0 * RELEASE_ALL_LOCKS(), "
         f"character_set_results = {NAMES} FOR "
     )
 
