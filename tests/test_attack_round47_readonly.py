@@ -25,6 +25,12 @@ BREAKS found here:
    end (the page returned a row production does not have), and on `wb.source.engine`
    (pandas) even for a KNOWN view whose function sets READ ONLY back: the engine path
    reads the session back but never resets it.
+5. (older than f6fef1b, fixed) a known view's function set `completion_type = CHAIN`
+   (not read back, not pinned): the client's next COMMIT (`conn.commit()` on
+   `wb.source.engine`; jupysql after every cell when it cannot set AUTOCOMMIT) chained a
+   transaction, and the reads after it held their tables' metadata locks: root's ALTER
+   TABLE waited, on both drivers. Fixed: the read-back reads `completion_type`, the
+   session SET pins it to NO_CHAIN.
 4. (older, not fixed) likewise any session variable no SET names: `time_zone` left on the
    pooled connection shifts every later TIMESTAMP read (also `lc_time_names`,
    `group_concat_max_len`, `div_precision_increment`, roles, user variables).
@@ -51,6 +57,7 @@ read-back compares the session, never set to that policy).
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any
 
 import pytest
@@ -275,6 +282,66 @@ def test_break_a_time_zone_left_by_a_function_does_not_shift_later_reads(
     finally:
         src.close()
     assert later == truth
+
+
+def _ddl_waits(db: str) -> bool:
+    """Root: whether an ALTER of `t` waits (1 s) for a metadata lock someone holds."""
+    conn = root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = 1")
+            try:
+                cur.execute(f"ALTER TABLE `{db}`.t COMMENT = 'round 47'")
+            except Exception as exc:  # 1205: lock wait timeout
+                return bool(exc.args and exc.args[0] == 1205)
+            return False
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("path", ["engine", "replaced"])
+def test_a_chained_commit_holds_no_metadata_lock_past_a_read(
+    writer: tuple[str, str, str], driver: str, path: str
+) -> None:
+    """BREAK 5 (fixed): a known view's function sets `completion_type = CHAIN`; no
+    read-back looked at it and no SET pinned it. The client's next COMMIT (SQLAlchemy's
+    `conn.commit()`; jupysql sends one after every cell when it cannot set AUTOCOMMIT)
+    chained a transaction, and every later read on that connection held its table's
+    metadata lock: root's ALTER TABLE waited (on the held connection).
+    `replaced`: a table replaced by such a view within the list's 10 s, read on a pinned
+    connection (no read-back), which then goes back to the pool and serves the engine."""
+    from sqlalchemy import text
+
+    db = writer[0]
+    as_root(
+        f"CREATE FUNCTION `{db}`.chain() RETURNS INT BEGIN "
+        "SET SESSION completion_type = 'CHAIN'; RETURN 1; END",
+        f"CREATE VIEW `{db}`.vc AS SELECT `{db}`.chain() AS x",
+    )
+    src = _source(*writer, driver=driver)
+    try:
+        if path == "replaced":
+            _replaced(db, src, "SET SESSION completion_type = 'CHAIN'")
+            with src.one_connection():
+                src.records("SELECT x FROM t2")  # not read back: a table 10 s ago
+                # another thread's read parks its own connection meanwhile, so this one
+                # goes back to the pool when the block ends, and the engine gets it
+                other = threading.Thread(target=src.records, args=("SELECT a FROM t",))
+                other.start()
+                other.join()
+        with src.engine.connect() as conn:
+            if path == "engine":
+                with contextlib.suppress(HybridwbError):
+                    conn.execute(text("SELECT x FROM vc")).fetchall()
+            else:
+                conn.execute(text("SELECT 1")).fetchall()  # (a commit needs a statement first)
+            conn.commit()
+            assert conn.execute(text("SELECT a FROM t ORDER BY a")).fetchall() == [(1,), (2,)]
+            waits = _ddl_waits(db)
+    finally:
+        src.close()
+    assert not waits
 
 
 #: left by the replaced table's function, then the page reads `v_write` (which INSERTs)

@@ -158,6 +158,10 @@ def _session_sql(flavour: str, read_only_variable: str, policy: SessionPolicy) -
         f"sql_select_limit = {int(policy.select_limit)}",
         f"sql_mode = '{SQL_MODE}'",
         "@hybridwb_released = RELEASE_ALL_LOCKS()",
+        # server code's `completion_type = CHAIN` made the client's next COMMIT (SQLAlchemy's
+        # `conn.commit()`, jupysql's after every cell) open a transaction that held the
+        # metadata locks of every later read, blocking the production's DDL
+        "completion_type = 0",
     ]
     if policy.read_only:
         parts.insert(0, f"{read_only_variable} = 1")
@@ -173,31 +177,38 @@ FACTS_SQL = {
 READ_BACK_SQL = {
     flavour: sql
     + ", @@session.sql_select_limit, @@session.sql_mode, @@session.character_set_client,"
-    " @@session.character_set_connection, RELEASE_ALL_LOCKS()"
+    " @@session.character_set_connection, @@session.completion_type, RELEASE_ALL_LOCKS()"
     for flavour, sql in FACTS_SQL.items()
 }
 
 
-def read_session(dbapi_conn: Any, facts: SessionFacts) -> tuple[int, float, int, str, str]:
+def read_session(dbapi_conn: Any, facts: SessionFacts) -> tuple[int, float, int, str, str, str]:
     """(read only, time limit in seconds, select limit, sql_mode, "client,connection"
-    character sets) as the server sees them now. The same round trip releases the named
-    locks the connection holds (server code run by the statement, e.g. in a view, may have
-    taken one)."""
+    character sets, completion_type) as the server sees them now. The same round trip
+    releases the named locks the connection holds (server code run by the statement, e.g.
+    in a view, may have taken one)."""
     with rawguard.internal(dbapi_conn):
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(READ_BACK_SQL[facts.flavour])
-            ro, limit, rows, mode, client, connection, _released = cursor.fetchone()
+            ro, limit, rows, mode, client, connection, completion, _released = cursor.fetchone()
         finally:
             cursor.close()
     seconds = float(limit) if facts.flavour == "MariaDB" else float(limit) / 1000
-    return int(ro), seconds, int(rows), str(mode or ""), f"{client},{connection}".lower()
+    return (
+        int(ro),
+        seconds,
+        int(rows),
+        str(mode or ""),
+        f"{client},{connection}".lower(),
+        str(completion or "").upper(),
+    )
 
 
 def session_matches(
-    facts: SessionFacts, policy: SessionPolicy, seen: tuple[int, float, int, str, str]
+    facts: SessionFacts, policy: SessionPolicy, seen: tuple[int, float, int, str, str, str]
 ) -> bool:
-    read_only, seconds, rows, mode, names = seen
+    read_only, seconds, rows, mode, names, completion = seen
     return (
         (read_only == 1 or not policy.read_only)
         and seconds > 0
@@ -205,6 +216,7 @@ def session_matches(
         and rows == policy.select_limit
         and set(mode.upper().split(",")) == set(SQL_MODE.split(","))
         and names == f"{NAMES},{NAMES}"
+        and completion == "NO_CHAIN"
     )
 
 
