@@ -25,17 +25,19 @@ BREAKS found here:
    end (the page returned a row production does not have), and on `wb.source.engine`
    (pandas) even for a KNOWN view whose function sets READ ONLY back: the engine path
    reads the session back but never resets it.
+4. (older, not fixed) likewise any session variable no SET names: `time_zone` left on the
+   pooled connection shifts every later TIMESTAMP read (seen on a raw session, not
+   through hybridwb: SET ROLE, the isolation level, `insert_id`, `pseudo_thread_id`,
+   `character_set_results` all outlive a function; the fix is COM_RESET_CONNECTION).
 5. (older than f6fef1b, fixed) a known view's function set `completion_type = CHAIN`
    (not read back, not pinned): the client's next COMMIT (`conn.commit()` on
    `wb.source.engine`; jupysql after every cell when it cannot set AUTOCOMMIT) chained a
    transaction, and the reads after it held their tables' metadata locks: root's ALTER
    TABLE waited, on both drivers. Fixed: the read-back reads `completion_type`, the
    session SET pins it to NO_CHAIN.
-4. (older, not fixed) likewise any session variable no SET names: `time_zone` left on the
-   pooled connection shifts every later TIMESTAMP read (also `lc_time_names`,
-   `group_concat_max_len`, `div_precision_increment`, roles, user variables).
 Held (one line each; both drivers unless said):
-- left by the function, then the page reads `v_write` (INSERT): nothing committed, no
+- the prefix against what a function leaves (`tx_read_only = 0`, READ WRITE, the limits:
+  the lead's tests), then the page reads `v_write` (INSERT): nothing committed, no
   transaction left open: `completion_type = CHAIN` + SERIALIZABLE, `SET NAMES gbk` +
   `sql_mode = ORACLE`, a user variable, `SAVEPOINT`, `XA START` (fails at run:
   XAER_OUTSIDE);
@@ -46,7 +48,10 @@ Held (one line each; both drivers unless said):
   INSERT's table is prelocked under the statement's READ ONLY → refused, nothing written;
 - a view over NEXTVAL / a function's NEXTVAL under the prefix → refused (sequence prelocked);
 - `character_set_client`, `collation_connection`, `sql_mode` (ANSI_QUOTES, ORACLE) set by a
-  function are back after it returns (as the commit says).
+  function are back after it returns (as the commit says);
+- wb.search end to end, `f` swapped for a writing view between probe and page: nothing
+  written (the page's FORCE INDEX on a view fails before its code runs, not the prefix);
+- SELECT ... FOR UPDATE / LOCK IN SHARE MODE / INTO: refused by the guard before any prefix.
 Residue seen, not in hybridwb's reach: a root-defined function's `SELECT ... INTO OUTFILE`
 writes its file under READ ONLY (the definer's FILE privilege, like round 3's SET GLOBAL).
 Not the guarantee (reported): a pinned read of a known view, or one with an explicit LIMIT
