@@ -68,8 +68,10 @@ class Preview:
 
 
 class Refused(Protocol):
-    """Which of a preview's rows an advertising run excludes because another row of the
-    audience refused their recipient; None when not known within the preview's limits."""
+    """For each of a preview's rows, whether an advertising run excludes it because another
+    row of the audience refused its recipient (True), decides it by its own consent (False),
+    or excludes it before its consent is read (None: no recipient, or not deliverable); the
+    whole answer None when not known within the preview's limits."""
 
     def __call__(
         self,
@@ -81,7 +83,7 @@ class Refused(Protocol):
         allow_scan: bool,
         cache_ttl: float | None,
         refresh: bool,
-    ) -> list[bool] | None: ...
+    ) -> list[bool | None] | None: ...
 
 
 @dataclass
@@ -484,7 +486,7 @@ class TargetService:
         """`quality.quality` of the sample, its consent count with the targets an
         advertising run excludes because another row refused their recipient (`refusals`);
         that read is made only when the count is asked for (a consent and a recipient)."""
-        shared: list[bool] | None = []
+        shared: list[bool | None] | None = []
         if plan.consent is not None and plan.recipient is not None and plan.recipient in df:
             rows = df.to_dict("records")
             shared = (

@@ -307,3 +307,46 @@ def frozen_of(run: dict[str, Any], aud: Audience, now: dt.datetime) -> dict[str,
             "Restore the mapping to resume, or start a new run."
         )
     return dict(frozen)
+
+
+def refuse_another_decision(
+    run_id: Any, frozen: dict[str, Any], aud: Audience, advertising: bool
+) -> None:
+    """Refuses to work a frozen set's pending targets for another message or by other
+    consent fields than it was decided for (`decided_for`, kept with the set)."""
+    decided = decided_for(aud, advertising)
+    # (a set frozen before round 46 recorded none of it: resumed as before)
+    then = {name: frozen.get(name) for name in decided} if "advertising" in frozen else decided
+    if then != decided:
+        raise ValidationError(
+            f"Run {run_id} froze its targets for {_decision_text(then)}, but the workflow "
+            f"now sends {_decision_text(decided)}; the freeze decided who another customer's "
+            "refusal of their phone or mailbox excludes for that message only, so resuming "
+            "would message or exclude the wrong customers. Restore the workflow's template "
+            "(or the mapping's consent fields) to resume, or start a new run."
+        )
+
+
+def decided_for(aud: Audience, advertising: bool) -> dict[str, Any]:
+    """What a freeze decides the frozen set for, kept with it: an advertisement's freeze
+    excludes the targets whose recipient another row refused marketing for and holds those
+    refused night consent, by the consent fields mapped then (`workflows.refusals`); an
+    informational message's decides nothing (it is exempt). A resume for another message,
+    or by other consent fields, would go on with a set decided for something else (round
+    46: a run frozen informational, made advertising and resumed, sent the ad to a phone
+    its other holder had refused)."""
+    return {
+        "advertising": advertising,
+        "consent": aud.consent if advertising else None,
+        "night_consent": aud.night_consent if advertising else None,
+    }
+
+
+def _decision_text(decided: dict[str, Any]) -> str:
+    if not decided.get("advertising"):
+        return "an informational message"
+    fields = ", ".join(
+        f"{what} {decided.get(name)!r}"
+        for what, name in (("consent", "consent"), ("night consent", "night_consent"))
+    )
+    return f"an advertisement ({fields})"

@@ -252,7 +252,7 @@ class Processor:
         state = campaigns.state(run["id"])
         plan = None
         if state.get("frozen_at") is None:
-            _remember_freeze(store, campaigns, run, aud, now, owner or None)
+            _remember_freeze(store, campaigns, run, aud, now, owner or None, msg.advertising)
             plan = self.freeze(
                 wf, run["id"], aud, limit, batch_size, now, owner or None, msg.advertising
             )
@@ -277,6 +277,8 @@ class Processor:
         size_bytes: Counter[str] = Counter()
         samples: list[dict[str, Any]] = []
         before = campaigns.counts(run["id"])
+        if before["pending"]:  # decided for this message, by these consent fields
+            audience.refuse_another_decision(run["id"], frozen, aud, msg.advertising)
         total = before["pending"]
         first_pass = before["records"] == 0 and before["skipped"] == 0
         # read only what deciding and rendering use; render with the template compiled once
@@ -462,11 +464,23 @@ class Processor:
 
 
 def _remember_freeze(
-    store: Store, campaigns: Campaigns, run: Any, aud: audience.Audience, now: datetime, owner: Any
+    store: Store,
+    campaigns: Campaigns,
+    run: Any,
+    aud: audience.Audience,
+    now: datetime,
+    owner: Any,
+    advertising: bool = False,
 ) -> None:
-    """What the target set is frozen for (audience table, key, as-of time), in the run's stats
-    before the freeze marks it whole, as `owner` (`Campaigns.set_stats`): a resume completes it."""
+    """What the target set is frozen for (audience table, key, as-of time, the message and
+    consent fields it is decided for: `audience.decided_for`), in the run's stats before
+    the freeze marks it whole, as `owner` (`Campaigns.set_stats`): a resume completes it."""
     stats = dict(store.runs.get(run["id"]).get("stats") or {})
-    stats["frozen"] = {"table": aud.table, "key": aud.key, "as_of": now.isoformat()}
+    stats["frozen"] = {
+        "table": aud.table,
+        "key": aud.key,
+        "as_of": now.isoformat(),
+        **audience.decided_for(aud, advertising),
+    }
     if not campaigns.set_stats(run["id"], stats, workflow_id=run["workflow_id"], owner=owner):
         raise taken_over(run["id"])

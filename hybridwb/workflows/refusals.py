@@ -221,10 +221,11 @@ def in_preview(
     allow_scan: bool,
     cache_ttl: float | None = None,
     refresh: bool = False,
-) -> list[bool] | None:
+) -> list[bool | None] | None:
     """For each row of a target preview, whether an advertising run excludes it because
     another row of the audience refused marketing for its recipient: the freeze's own read
-    (`read`) and match (`pairs`, `Refusals.by_another`). Read in one statement when the
+    (`read`) and match (`pairs`, `Refusals.by_another`); None for a row the run excludes
+    before its own consent is read (no recipient, or one not `policies.deliverable`). Read in one statement when the
     audience table holds fewer than `WINDOW` rows, whole only when the preview may scan
     (`allow_scan`); None when it would need more: the count is not known. Its statements
     are answered from the source's result cache as the preview's own are (`cache_ttl`),
@@ -248,8 +249,13 @@ def in_preview(
         )
     except TooLong:
         return None
-    by_another, consent = Refusals.by_another, refused.consent
-    return [by_another(consent, r, k) for k, r in pairs(rows, aud, plan.recipient or aud.recipient)]
+    by_another, consent, deliverable = Refusals.by_another, refused.consent, policies.deliverable
+    # the run's order: another's refusal at the freeze, then (`policies.decide`) no
+    # recipient or one not deliverable before the target's own consent
+    return [
+        True if by_another(consent, r, k) else None if r is None or not deliverable(r) else False
+        for k, r in pairs(rows, aud, plan.recipient or aud.recipient)
+    ]
 
 
 def suppressing(
