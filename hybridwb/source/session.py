@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DisconnectionError
@@ -90,7 +90,7 @@ def statement_prefix(facts: SessionFacts, policy: SessionPolicy, first_word: str
     """On MariaDB, for a statement that starts with SELECT, the `SET STATEMENT ... FOR `
     that makes it run READ ONLY, under the policy's time limit and row cap whatever the
     session says, in the statement's own round trip: what a pinned connection owes after a
-    read of a table (`SESSION_OWED`) instead of the session SET it would wait for. Else "".
+    read of a table (`SessionOwed`) instead of the session SET it would wait for. Else "".
 
     It holds for what server code can leave behind: a function's `SET SESSION
     tx_read_only = 0`, `SET TRANSACTION READ WRITE`, `sql_select_limit` and
@@ -263,11 +263,25 @@ def verify_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) 
 _CHECKOUT_POLICY: ContextVar[SessionPolicy | None] = ContextVar("hybridwb_checkout", default=None)
 #: where a pooled connection's record keeps the policy its session was last set to
 SESSION_KEY = "hybridwb_session"
-#: SESSION_KEY's value on a pinned connection after a read of a table: the name may be a
-#: view by now (the list of views is seconds old), whose code may have changed the
-#: session; the next statement on it sets the session first, or carries what it must
-#: hold itself (`statement_prefix`)
-SESSION_OWED = "owed"
+
+
+class SessionOwed(NamedTuple):
+    """SESSION_KEY's value on a pinned connection after a read of a table: the name may be
+    a view by now (the list of views is seconds old), whose code may have changed the
+    session; the next statement on it sets the session first, or carries what it must hold
+    itself (`statement_prefix`) when it wants the policy the session was set to (`policy`)
+    and nothing reads the session back after it."""
+
+    policy: Any
+
+
+def owe_session(info: dict[str, Any]) -> None:
+    """Mark a pinned connection's record `SessionOwed`, keeping the policy it was set to."""
+    set_to = info.get(SESSION_KEY)
+    if not isinstance(set_to, SessionOwed):
+        info[SESSION_KEY] = SessionOwed(set_to)
+
+
 #: the policy of the session SET sent at checkin whose reply the next checkout reads
 PENDING_KEY = "hybridwb_pending_set"
 
