@@ -263,13 +263,8 @@ def test_break_engine_a_known_views_temporary_table_stays_on_the_pool(
     assert later == truth
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: time_zone set by a replaced table's function stays on the pooled "
-    "connection (no SET names it, no reset follows): later TIMESTAMP reads are shifted",
-)
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_break_a_time_zone_left_by_a_function_does_not_shift_later_reads(
+def test_a_time_zone_left_by_a_function_does_not_shift_later_reads(
     writer: tuple[str, str, str], driver: str
 ) -> None:
     db = writer[0]

@@ -20,7 +20,7 @@ import pytest
 
 from hybridwb.source import Source
 from hybridwb.source.source import RowsCut
-from tests._mysql import as_root
+from tests._mysql import as_root, root
 from tests.test_attack_round27_reconnect import (  # noqa: F401
     _source,
     _written,
@@ -38,6 +38,7 @@ LEFT_BEHIND = {
     "limits-off": "SET SESSION sql_select_limit = 1; SET SESSION max_statement_time = 0",
     "mode-and-names": "SET SESSION sql_mode = 'ANSI_QUOTES,NO_BACKSLASH_ESCAPES'; "
     "SET SESSION character_set_client = 'gbk'",
+    "time-zone": "SET SESSION time_zone = '+11:00'",
 }
 
 
@@ -86,6 +87,13 @@ def test_the_read_after_a_replaced_table_runs_under_the_policy(
     db = writer[0]
     src = _source(*writer, driver=driver)
     policy = src.policy
+    admin = root()
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT @@global.time_zone")
+            login_zone = str(cur.fetchone()[0])
+    finally:
+        admin.close()
     try:
         _listed_then_replaced(db, src, LEFT_BEHIND[left])
         with src.one_connection():
@@ -93,7 +101,8 @@ def test_the_read_after_a_replaced_table_runs_under_the_policy(
             got = src.records(
                 "SELECT a, @@session.tx_read_only AS ro, @@session.max_statement_time AS t, "
                 "@@session.sql_select_limit AS cap, @@session.sql_mode AS mode, "
-                "@@session.character_set_client AS cs FROM t ORDER BY a"
+                "@@session.character_set_client AS cs, @@session.time_zone AS tz FROM t "
+                "ORDER BY a"
             )
     finally:
         src.close()
@@ -105,6 +114,7 @@ def test_the_read_after_a_replaced_table_runs_under_the_policy(
         assert "NO_BACKSLASH_ESCAPES" not in str(row["mode"])
         assert "ANSI_QUOTES" not in str(row["mode"])
         assert str(row["cs"]) == "utf8mb4"
+        assert str(row["tz"]) == login_zone  # a login's (the server's global)
 
 
 @pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])

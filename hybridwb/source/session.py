@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -43,6 +44,9 @@ class SessionFacts:
     version: str = ""
     timeout_variable: str = ""
     read_only_variable: str = ""
+    #: the session's time zone at the first login (the server's, or the URL's init_command):
+    #: every session SET puts it back (`pinned_time_zone`)
+    time_zone: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -105,14 +109,16 @@ def statement_prefix(facts: SessionFacts, policy: SessionPolicy, first_word: str
     the session is set first, as before."""
     if facts.flavour != "MariaDB" or not policy.read_only or first_word.upper() != "SELECT":
         return ""
-    return _statement_prefix(facts.read_only_variable, policy)
+    return _statement_prefix(facts.read_only_variable, facts.time_zone, policy)
 
 
 @functools.lru_cache(maxsize=64)
-def _statement_prefix(read_only_variable: str, policy: SessionPolicy) -> str:
+def _statement_prefix(read_only_variable: str, time_zone: str, policy: SessionPolicy) -> str:
+    zone = pinned_time_zone(time_zone)
     return (
         f"SET STATEMENT {read_only_variable} = 1, "
-        f"{_timeout_assignment('MariaDB', policy.timeout)}, "
+        + (f"{zone}, " if zone else "")
+        + f"{_timeout_assignment('MariaDB', policy.timeout)}, "
         # RELEASE_ALL_LOCKS() (a count, times 0) runs as the value is read, before the
         # statement: the named locks a function took are not held past the read before
         f"sql_select_limit = {int(policy.select_limit)} + 0 * RELEASE_ALL_LOCKS(), "
@@ -134,13 +140,26 @@ SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTIO
 NAMES = "utf8mb4"
 
 
+#: a time zone as the server names one: SYSTEM, an offset, a named zone
+_TIME_ZONE = re.compile(r"[A-Za-z0-9_/+:-]{1,64}")
+
+
+def pinned_time_zone(time_zone: str) -> str:
+    """`time_zone = '<the first login's>'` for a session SET, or "" when it is not a plain
+    zone name. A function a view calls can leave `SET SESSION time_zone = '+11:00'` on
+    the connection, and every later TIMESTAMP read on it came back shifted (round 47)."""
+    return f"time_zone = '{time_zone}'" if _TIME_ZONE.fullmatch(time_zone) else ""
+
+
 def session_sql(facts: SessionFacts, policy: SessionPolicy) -> str:
     """See `_session_sql`; every read sends one, so the text is built once per policy."""
-    return _session_sql(facts.flavour, facts.read_only_variable, policy)
+    return _session_sql(facts.flavour, facts.read_only_variable, facts.time_zone, policy)
 
 
 @functools.lru_cache(maxsize=64)
-def _session_sql(flavour: str, read_only_variable: str, policy: SessionPolicy) -> str:
+def _session_sql(
+    flavour: str, read_only_variable: str, time_zone: str, policy: SessionPolicy
+) -> str:
     """One SET that puts a session in the state the policy asks for (one round trip).
 
     It also pins the character set, `autocommit` and `sql_mode` and releases every named
@@ -163,6 +182,8 @@ def _session_sql(flavour: str, read_only_variable: str, policy: SessionPolicy) -
         # metadata locks of every later read, blocking the production's DDL
         "completion_type = 0",
     ]
+    if zone := pinned_time_zone(time_zone):
+        parts.append(zone)
     if policy.read_only:
         parts.insert(0, f"{read_only_variable} = 1")
     return f"SET NAMES {NAMES}, SESSION autocommit = 0, SESSION autocommit = 1, " + ", ".join(parts)
