@@ -19,7 +19,8 @@ from __future__ import annotations
 import pytest
 
 from hybridwb.source import Source
-from tests._mysql import as_root
+from hybridwb.source.source import RowsCut
+from tests._mysql import as_root, root
 from tests.test_attack_round27_reconnect import (  # noqa: F401
     _source,
     _written,
@@ -37,6 +38,7 @@ LEFT_BEHIND = {
     "limits-off": "SET SESSION sql_select_limit = 1; SET SESSION max_statement_time = 0",
     "mode-and-names": "SET SESSION sql_mode = 'ANSI_QUOTES,NO_BACKSLASH_ESCAPES'; "
     "SET SESSION character_set_client = 'gbk'",
+    "time-zone": "SET SESSION time_zone = '+11:00'",
 }
 
 
@@ -85,6 +87,13 @@ def test_the_read_after_a_replaced_table_runs_under_the_policy(
     db = writer[0]
     src = _source(*writer, driver=driver)
     policy = src.policy
+    admin = root()
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT @@global.time_zone")
+            login_zone = str(cur.fetchone()[0])
+    finally:
+        admin.close()
     try:
         _listed_then_replaced(db, src, LEFT_BEHIND[left])
         with src.one_connection():
@@ -92,7 +101,8 @@ def test_the_read_after_a_replaced_table_runs_under_the_policy(
             got = src.records(
                 "SELECT a, @@session.tx_read_only AS ro, @@session.max_statement_time AS t, "
                 "@@session.sql_select_limit AS cap, @@session.sql_mode AS mode, "
-                "@@session.character_set_client AS cs FROM t ORDER BY a"
+                "@@session.character_set_client AS cs, @@session.time_zone AS tz FROM t "
+                "ORDER BY a"
             )
     finally:
         src.close()
@@ -104,3 +114,37 @@ def test_the_read_after_a_replaced_table_runs_under_the_policy(
         assert "NO_BACKSLASH_ESCAPES" not in str(row["mode"])
         assert "ANSI_QUOTES" not in str(row["mode"])
         assert str(row["cs"]) == "utf8mb4"
+        assert str(row["tz"]) == login_zone  # a login's (the server's global)
+
+
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+@pytest.mark.parametrize("second", ["known-view", "limit-past-cap"])
+def test_a_read_with_its_own_limits_after_a_table_read_is_not_refused(
+    writer: tuple[str, str, str], driver: str, second: str
+) -> None:
+    """Pinned: a plain table read, then a read with its own time limit and cap that is
+    read back afterwards (it names a view; or its LIMIT passes the cap, so the statement
+    is ended and the session read back): it returns its rows under its own limits, not
+    the refusal "server code changed the session" (the read-back compared the session
+    against a policy the prefix had set for the statement only)."""
+    db = writer[0]
+    as_root(
+        f"CREATE VIEW `{db}`.v_plain AS SELECT a FROM `{db}`.t",
+        f"INSERT INTO `{db}`.t SELECT a + 10 FROM `{db}`.t",
+    )
+    src = _source(*writer, driver=driver)
+    try:
+        with src.one_connection():
+            assert len(src.records("SELECT a FROM t")) == 4
+            if second == "known-view":
+                got = src.records("SELECT a FROM v_plain ORDER BY a", timeout=7, limit=4)
+            else:
+                with pytest.warns(RowsCut):
+                    frame = src.sql("SELECT a FROM t ORDER BY a LIMIT 100", timeout=7, limit=2)
+                got = frame.to_dict("records")
+            after = src.records("SELECT a FROM t ORDER BY a")
+    finally:
+        src.close()
+    assert [r["a"] for r in got] == [1, 2, 11, 12][: 4 if second == "known-view" else 2]
+    assert [r["a"] for r in after] == [1, 2, 11, 12]
+    assert _written(db) == 0

@@ -199,11 +199,11 @@ def mysql_engine(
         with rawguard.internal(dbapi_conn):
             cursor = dbapi_conn.cursor()
             try:
-                cursor.execute("SELECT VERSION()")
-                version = str(cursor.fetchone()[0])
+                cursor.execute("SELECT VERSION(), @@session.time_zone")
+                version, time_zone = (str(value) for value in cursor.fetchone())
             finally:
                 cursor.close()
-        facts.version = version
+        facts.version, facts.time_zone = version, time_zone
         facts.flavour = "MariaDB" if "mariadb" in version.lower() else "MySQL"
         facts.timeout_variable = (
             "max_statement_time" if facts.flavour == "MariaDB" else "max_execution_time"

@@ -26,8 +26,8 @@ from hybridwb.source import arrow, drivers, rawguard
 from hybridwb.source.finaltext import guard_final_text
 from hybridwb.source.session import (
     SESSION_KEY,
-    SESSION_OWED,
     SessionFacts,
+    SessionOwed,
     SessionPolicy,
     apply_session,
     checkout_as,
@@ -134,7 +134,13 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
     set_to = conn.connection.info.get(SESSION_KEY)
     prefix = ""
     if set_to is not policy and set_to != policy:  # (usually the one policy object)
-        if set_to == SESSION_OWED and job.use_guard and prepared.checked.tokens:
+        if (
+            isinstance(set_to, SessionOwed)
+            and set_to.policy == policy  # a read-back after it compares against `policy`
+            and job.use_guard
+            and prepared.checked.tokens
+            and not job.server_code()  # read back after it: the session set first
+        ):
             # a pinned connection after a read of a table: the statement carries READ ONLY,
             # the time limit and the cap itself, no SET waited for (MariaDB, a SELECT)
             prefix = statement_prefix(job.facts, policy, prepared.checked.tokens[0].text)

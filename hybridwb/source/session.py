@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DisconnectionError
@@ -43,6 +44,9 @@ class SessionFacts:
     version: str = ""
     timeout_variable: str = ""
     read_only_variable: str = ""
+    #: the session's time zone at the first login (the server's, or the URL's init_command):
+    #: every session SET puts it back (`pinned_time_zone`)
+    time_zone: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -90,27 +94,35 @@ def statement_prefix(facts: SessionFacts, policy: SessionPolicy, first_word: str
     """On MariaDB, for a statement that starts with SELECT, the `SET STATEMENT ... FOR `
     that makes it run READ ONLY, under the policy's time limit and row cap whatever the
     session says, in the statement's own round trip: what a pinned connection owes after a
-    read of a table (`SESSION_OWED`) instead of the session SET it would wait for. Else "".
+    read of a table (`SessionOwed`) instead of the session SET it would wait for. Else "".
 
     It holds for what server code can leave behind: a function's `SET SESSION
     tx_read_only = 0`, `SET TRANSACTION READ WRITE`, `sql_select_limit` and
     `max_statement_time` last past it, and the statement's own values override them; its
-    `sql_mode` and character set do not (MariaDB restores both when a stored routine
-    returns), and a NO_BACKSLASH_ESCAPES flag left on the connection is caught before the
-    values are pasted in (`escape_as_read`). Named locks it took are released by the SET
-    the connection's checkin sends, as after any read. MySQL's `SET_VAR` hint cannot set
-    the access mode: there the session is set first, as before."""
+    `sql_mode` and the client and connection character sets do not (MariaDB restores them
+    when a stored routine returns), and a NO_BACKSLASH_ESCAPES flag left on the connection
+    is caught before the values are pasted in (`escape_as_read`). The character set of
+    results is not restored (a function's `SET NAMES gbk` leaves it): the statement sets
+    it too, or the driver would decode latin1 or GBK rows as utf8mb4. Named locks it took
+    are released as the statement starts (`RELEASE_ALL_LOCKS()` in the cap's value), as
+    the session SET would have. MySQL's `SET_VAR` hint cannot set the access mode: there
+    the session is set first, as before."""
     if facts.flavour != "MariaDB" or not policy.read_only or first_word.upper() != "SELECT":
         return ""
-    return _statement_prefix(facts.read_only_variable, policy)
+    return _statement_prefix(facts.read_only_variable, facts.time_zone, policy)
 
 
 @functools.lru_cache(maxsize=64)
-def _statement_prefix(read_only_variable: str, policy: SessionPolicy) -> str:
+def _statement_prefix(read_only_variable: str, time_zone: str, policy: SessionPolicy) -> str:
+    zone = pinned_time_zone(time_zone)
     return (
         f"SET STATEMENT {read_only_variable} = 1, "
-        f"{_timeout_assignment('MariaDB', policy.timeout)}, "
-        f"sql_select_limit = {int(policy.select_limit)} FOR "
+        + (f"{zone}, " if zone else "")
+        + f"{_timeout_assignment('MariaDB', policy.timeout)}, "
+        # RELEASE_ALL_LOCKS() (a count, times 0) runs as the value is read, before the
+        # statement: the named locks a function took are not held past the read before
+        f"sql_select_limit = {int(policy.select_limit)} + 0 * RELEASE_ALL_LOCKS(), "
+        f"character_set_results = {NAMES} FOR "
     )
 
 
@@ -128,13 +140,26 @@ SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTIO
 NAMES = "utf8mb4"
 
 
+#: a time zone as the server names one: SYSTEM, an offset, a named zone
+_TIME_ZONE = re.compile(r"[A-Za-z0-9_/+:-]{1,64}")
+
+
+def pinned_time_zone(time_zone: str) -> str:
+    """`time_zone = '<the first login's>'` for a session SET, or "" when it is not a plain
+    zone name. A function a view calls can leave `SET SESSION time_zone = '+11:00'` on
+    the connection, and every later TIMESTAMP read on it came back shifted (round 47)."""
+    return f"time_zone = '{time_zone}'" if _TIME_ZONE.fullmatch(time_zone) else ""
+
+
 def session_sql(facts: SessionFacts, policy: SessionPolicy) -> str:
     """See `_session_sql`; every read sends one, so the text is built once per policy."""
-    return _session_sql(facts.flavour, facts.read_only_variable, policy)
+    return _session_sql(facts.flavour, facts.read_only_variable, facts.time_zone, policy)
 
 
 @functools.lru_cache(maxsize=64)
-def _session_sql(flavour: str, read_only_variable: str, policy: SessionPolicy) -> str:
+def _session_sql(
+    flavour: str, read_only_variable: str, time_zone: str, policy: SessionPolicy
+) -> str:
     """One SET that puts a session in the state the policy asks for (one round trip).
 
     It also pins the character set, `autocommit` and `sql_mode` and releases every named
@@ -152,7 +177,13 @@ def _session_sql(flavour: str, read_only_variable: str, policy: SessionPolicy) -
         f"sql_select_limit = {int(policy.select_limit)}",
         f"sql_mode = '{SQL_MODE}'",
         "@hybridwb_released = RELEASE_ALL_LOCKS()",
+        # server code's `completion_type = CHAIN` made the client's next COMMIT (SQLAlchemy's
+        # `conn.commit()`, jupysql's after every cell) open a transaction that held the
+        # metadata locks of every later read, blocking the production's DDL
+        "completion_type = 0",
     ]
+    if zone := pinned_time_zone(time_zone):
+        parts.append(zone)
     if policy.read_only:
         parts.insert(0, f"{read_only_variable} = 1")
     return f"SET NAMES {NAMES}, SESSION autocommit = 0, SESSION autocommit = 1, " + ", ".join(parts)
@@ -167,31 +198,38 @@ FACTS_SQL = {
 READ_BACK_SQL = {
     flavour: sql
     + ", @@session.sql_select_limit, @@session.sql_mode, @@session.character_set_client,"
-    " @@session.character_set_connection, RELEASE_ALL_LOCKS()"
+    " @@session.character_set_connection, @@session.completion_type, RELEASE_ALL_LOCKS()"
     for flavour, sql in FACTS_SQL.items()
 }
 
 
-def read_session(dbapi_conn: Any, facts: SessionFacts) -> tuple[int, float, int, str, str]:
+def read_session(dbapi_conn: Any, facts: SessionFacts) -> tuple[int, float, int, str, str, str]:
     """(read only, time limit in seconds, select limit, sql_mode, "client,connection"
-    character sets) as the server sees them now. The same round trip releases the named
-    locks the connection holds (server code run by the statement, e.g. in a view, may have
-    taken one)."""
+    character sets, completion_type) as the server sees them now. The same round trip
+    releases the named locks the connection holds (server code run by the statement, e.g.
+    in a view, may have taken one)."""
     with rawguard.internal(dbapi_conn):
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(READ_BACK_SQL[facts.flavour])
-            ro, limit, rows, mode, client, connection, _released = cursor.fetchone()
+            ro, limit, rows, mode, client, connection, completion, _released = cursor.fetchone()
         finally:
             cursor.close()
     seconds = float(limit) if facts.flavour == "MariaDB" else float(limit) / 1000
-    return int(ro), seconds, int(rows), str(mode or ""), f"{client},{connection}".lower()
+    return (
+        int(ro),
+        seconds,
+        int(rows),
+        str(mode or ""),
+        f"{client},{connection}".lower(),
+        str(completion or "").upper(),
+    )
 
 
 def session_matches(
-    facts: SessionFacts, policy: SessionPolicy, seen: tuple[int, float, int, str, str]
+    facts: SessionFacts, policy: SessionPolicy, seen: tuple[int, float, int, str, str, str]
 ) -> bool:
-    read_only, seconds, rows, mode, names = seen
+    read_only, seconds, rows, mode, names, completion = seen
     return (
         (read_only == 1 or not policy.read_only)
         and seconds > 0
@@ -199,6 +237,7 @@ def session_matches(
         and rows == policy.select_limit
         and set(mode.upper().split(",")) == set(SQL_MODE.split(","))
         and names == f"{NAMES},{NAMES}"
+        and completion == "NO_CHAIN"
     )
 
 
@@ -245,11 +284,25 @@ def verify_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) 
 _CHECKOUT_POLICY: ContextVar[SessionPolicy | None] = ContextVar("hybridwb_checkout", default=None)
 #: where a pooled connection's record keeps the policy its session was last set to
 SESSION_KEY = "hybridwb_session"
-#: SESSION_KEY's value on a pinned connection after a read of a table: the name may be a
-#: view by now (the list of views is seconds old), whose code may have changed the
-#: session; the next statement on it sets the session first, or carries what it must
-#: hold itself (`statement_prefix`)
-SESSION_OWED = "owed"
+
+
+class SessionOwed(NamedTuple):
+    """SESSION_KEY's value on a pinned connection after a read of a table: the name may be
+    a view by now (the list of views is seconds old), whose code may have changed the
+    session; the next statement on it sets the session first, or carries what it must hold
+    itself (`statement_prefix`) when it wants the policy the session was set to (`policy`)
+    and nothing reads the session back after it."""
+
+    policy: Any
+
+
+def owe_session(info: dict[str, Any]) -> None:
+    """Mark a pinned connection's record `SessionOwed`, keeping the policy it was set to."""
+    set_to = info.get(SESSION_KEY)
+    if not isinstance(set_to, SessionOwed):
+        info[SESSION_KEY] = SessionOwed(set_to)
+
+
 #: the policy of the session SET sent at checkin whose reply the next checkout reads
 PENDING_KEY = "hybridwb_pending_set"
 

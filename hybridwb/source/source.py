@@ -64,10 +64,9 @@ from hybridwb.source.frames import frame_of
 from hybridwb.source.querylog import QueryLog, log_text, log_text_of
 from hybridwb.source.session import (
     FACTS_SQL,
-    SESSION_KEY,
-    SESSION_OWED,
     SessionFacts,
     SessionPolicy,
+    owe_session,
 )
 from hybridwb.source.transpile import expand_lists, sqlite_params, to_sqlite
 from hybridwb.source.verdicts import VERDICTS
@@ -756,8 +755,8 @@ class Source:
                     # pinned: the list that found no view in it may be `VIEW_TTL` old, and a
                     # table replaced by a view since ran its code unread; the next statement
                     # on this connection sets the session first, as a checkout would, or
-                    # carries READ ONLY, the time limit and the cap itself (`SESSION_OWED`)
-                    conn.connection.info[SESSION_KEY] = SESSION_OWED
+                    # carries READ ONLY, the time limit and the cap itself (`SessionOwed`)
+                    owe_session(conn.connection.info)
                 return Fetched(
                     outcome.keys,
                     outcome.rows,
