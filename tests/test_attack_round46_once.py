@@ -16,9 +16,11 @@ and no deliverable phone (NULL, '', '010-1234'), which the run excludes for its 
 before it reads its consent: 9 where a run and a dry run excluded 6 for consent. Now
 `refusals.in_preview` marks such a row None and the count leaves it out.
 
-Break (not fixed, strict xfail): the preview's `invalid_phone` counts a number with a
-note beside it ('01066660001 (집)') as invalid; the run reads the number and messages it
-(`targets.quality.valid_phone` is a copy of the run's rules, a layer below them).
+Break (fixed after the round, by the lead): the preview's `invalid_phone` counted a number
+with a note beside it ('01066660001 (집)') as invalid; the run reads the number and
+messages it (`targets.quality.valid_phone` was a copy of the run's rules, a layer below
+them). The recipient rules moved below both (`hybridwb.recipients`), and the preview calls
+them.
 
 Held (one line each):
 - a freeze cut after its night hold (before the mark) and redone after the sharer's night
@@ -277,14 +279,6 @@ def test_a_freeze_cut_after_its_night_hold_redone_holds_what_the_source_says_the
     assert len(sent) + len(reasons) == frozen(any_store, run_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: the preview's `invalid_phone` (`targets.quality.valid_phone`, a copy of "
-    "its own) counts a number with a note beside it ('01012345678 (집)') as invalid; the run "
-    "reads the one number in the text (`policies.normalize`) and messages it: the preview "
-    "counts an exclusion the run does not make. `targets` cannot call the run's normalizer "
-    "(a layer below `workflows`); the fix moves the recipient rules below both.",
-)
 def test_the_previews_invalid_phones_are_the_runs(
     source: Callable[..., str],
     any_store: str,  # noqa: F811

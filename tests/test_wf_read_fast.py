@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from hybridwb import recipients
 from hybridwb.platform.campaigns import fits_index
 from hybridwb.source.source import Source
-from hybridwb.workflows import audience, batches, policies, process, recipients
+from hybridwb.workflows import audience, batches, policies, process
 
 _FULL = str.maketrans("0123456789", "０１２３４５６７８９")
 _ARABIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")

@@ -5,14 +5,12 @@ Columns are found by role (phone, email, consent), never by a table's column nam
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import phonenumbers
-
 from hybridwb.mapping.model import TableMapping
+from hybridwb.recipients import deliverable, normalize
 from hybridwb.targets.consent import consent_of
 
 if TYPE_CHECKING:
@@ -21,29 +19,18 @@ if TYPE_CHECKING:
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 
 
-# the common Korean forms, decided without a full parse (phonenumbers is ~50 us a number)
-_KR_MOBILE = re.compile(r"^(?:\+?82[ -]?|0)1[016789][ -]?\d{3,4}[ -]?\d{4}$")
+def valid_phone(value: Any) -> bool:
+    """Whether a run messages this phone: the one number the run's rules read in it
+    (`recipients.normalize`: a note beside it, `010-1234-5678 (집)`, is read past) is
+    deliverable. The preview counts what the run excludes, by the run's own rules (round
+    46: a copy of its own called the noted number invalid, which the run messages)."""
+    found = normalize("sms", value)
+    return found is not None and deliverable(found)
 
 
-def valid_phone(value: Any, region: str = "KR") -> bool:
-    if _KR_MOBILE.match(str(value)):
-        return True
-    try:
-        return phonenumbers.is_valid_number(phonenumbers.parse(str(value), region))
-    except phonenumbers.NumberParseException:
-        return False
-
-
-def normalized_phone(value: Any, region: str = "KR") -> str:
-    text = str(value)
-    if _KR_MOBILE.match(text):
-        digits = re.sub(r"\D", "", text)
-        return "+82" + (digits[2:] if digits.startswith("82") else digits[1:])
-    try:
-        number = phonenumbers.parse(str(value), region)
-    except phonenumbers.NumberParseException:
-        return str(value)
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+def normalized_phone(value: Any) -> str:
+    """The run's one spelling of a phone (E.164), or the text when it reads no number."""
+    return normalize("sms", value) or str(value)
 
 
 #: what `marketing_opt_out` is when the refusals of other rows were not read

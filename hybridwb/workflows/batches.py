@@ -11,11 +11,12 @@ import functools
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
+from hybridwb import recipients
 from hybridwb.errors import ValidationError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.targets.consent import consent_of
 from hybridwb.validation import short
-from hybridwb.workflows import audience, policies, recipients
+from hybridwb.workflows import audience, policies
 
 
 def has_nul(*values: Any) -> bool:

@@ -14,10 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from hybridwb.platform.campaigns import CapCheck, as_utc
-from hybridwb.targets.consent import consent_of
-from hybridwb.workflows.advertising import is_night
-from hybridwb.workflows.config import SendPolicy
-from hybridwb.workflows.recipients import (  # noqa: F401  # their home before
+from hybridwb.recipients import (  # noqa: F401  # their home before
     _IDD,
     _NATIONAL_MOBILE,
     _NOT_DIGIT,
@@ -42,6 +39,9 @@ from hybridwb.workflows.recipients import (  # noqa: F401  # their home before
     normalize,
     normalizer,
 )
+from hybridwb.targets.consent import consent_of
+from hybridwb.workflows.advertising import is_night
+from hybridwb.workflows.config import SendPolicy
 
 WAIT = "wait"
 GONE = "gone from source"
