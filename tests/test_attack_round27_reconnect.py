@@ -69,8 +69,9 @@ def writer() -> Iterator[tuple[str, str, str]]:
         conn.close()
 
 
-def _source(db: str, user: str, password: str, driver: str = "mysqldb") -> Source:
-    url = URL.create(
+def source_url(db: str, user: str, password: str, driver: str = "mysqldb") -> URL:
+    """The private account's URL on the private database."""
+    return URL.create(
         f"mysql+{driver}",
         username=user,
         password=password,
@@ -78,7 +79,10 @@ def _source(db: str, user: str, password: str, driver: str = "mysqldb") -> Sourc
         port=MYSQL_PORT,
         database=db,
     )
-    return Source(url, pool_size=2, max_overflow=0)
+
+
+def _source(db: str, user: str, password: str, driver: str = "mysqldb") -> Source:
+    return Source(source_url(db, user, password, driver), pool_size=2, max_overflow=0)
 
 
 def _written(db: str) -> int:

@@ -66,16 +66,15 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import URL
 
 import hybridwb
 from hybridwb.errors import HybridwbError
 from hybridwb.source import Source
 from tests._mysql import as_root, root
-from tests.conftest import MYSQL_HOST, MYSQL_PORT
 from tests.test_attack_round27_reconnect import (  # noqa: F401
     _source,
     _written,
+    source_url,
     writer,
 )
 
@@ -397,17 +396,6 @@ def test_the_pages_own_view_cannot_unset_then_write_in_one_statement(
     assert _written(db) == 0
 
 
-def _search_source(db: str, user: str, password: str, driver: str) -> str:
-    return URL.create(
-        f"mysql+{driver}",
-        username=user,
-        password=password,
-        host=MYSQL_HOST,
-        port=MYSQL_PORT,
-        database=db,
-    ).render_as_string(hide_password=False)
-
-
 MAPPING = {
     "displayName": "회원",
     "key": "code",
@@ -436,7 +424,8 @@ def _searching(
         f"ANALYZE TABLE `{db}`.f",
     )
     wb = hybridwb.connect(
-        source=_search_source(db, user, password, driver), store=f"sqlite:///{tmp_path}/s.db"
+        source=source_url(db, user, password, driver).render_as_string(hide_password=False),
+        store=f"sqlite:///{tmp_path}/s.db",
     )
     src = wb.source
     pinned_calls: list[str] = []
