@@ -16,7 +16,8 @@ BREAKS found here:
    until the block ended (before: released by the SET ahead of the page). Fixed: the
    prefix's cap is `N + 0 * RELEASE_ALL_LOCKS()`, evaluated before the statement runs
    (still held between the probe and the page, as before f6fef1b).
-3. (older than f6fef1b, not fixed) a function that runs `SET SESSION tx_read_only = 0`
+3. (older than f6fef1b; fixed on the pool in stop 45, not between a probe and its page) a
+   function that runs `SET SESSION tx_read_only = 0`
    first can, in the same statement, `CREATE TEMPORARY TABLE t` (read-only is checked per
    sub-statement; only base tables are prelocked): it shadows the base table `t` for the
    page and for every later read on that pooled connection (neither the session SET nor
@@ -25,7 +26,8 @@ BREAKS found here:
    end (the page returned a row production does not have), and on `wb.source.engine`
    (pandas) even for a KNOWN view whose function sets READ ONLY back: the engine path
    reads the session back but never resets it.
-4. (older, not fixed) likewise any session variable no SET names: `time_zone` left on the
+4. (older, fixed in stop 45: every checkin sends COM_RESET_CONNECTION ahead of the session
+   SET, `send_next_session`) likewise any session variable no SET names: `time_zone` left on the
    pooled connection shifts every later TIMESTAMP read (seen on a raw session, not
    through hybridwb: SET ROLE, the isolation level, `insert_id`, `pseudo_thread_id`,
    `character_set_results` all outlive a function; the fix is COM_RESET_CONNECTION).
@@ -194,15 +196,9 @@ def test_break_a_temporary_table_does_not_shadow_a_base_table(
     assert later == truth
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: off the pinned path too: a replaced table's function makes a temporary "
-    "table t; the pooled connection keeps it, and wb.sql and pandas on wb.source.engine "
-    "read it instead of the base table t",
-)
 @pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("path", ["records", "engine"])
-def test_break_a_temporary_table_stays_on_the_pool(
+def test_a_temporary_table_stays_on_the_pool(
     writer: tuple[str, str, str], driver: str, path: str
 ) -> None:
     db = writer[0]
@@ -231,14 +227,8 @@ def test_break_a_temporary_table_stays_on_the_pool(
     assert later == truth
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: on wb.source.engine (pandas, jupysql) a KNOWN view's function that makes "
-    "a temporary table t and sets READ ONLY back passes the read-back; no reset follows, "
-    "and later reads of the base table t on the pool return its rows",
-)
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_break_engine_a_known_views_temporary_table_stays_on_the_pool(
+def test_engine_a_known_views_temporary_table_stays_on_the_pool(
     writer: tuple[str, str, str], driver: str
 ) -> None:
     import pandas as pd

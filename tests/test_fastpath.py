@@ -63,6 +63,10 @@ class GeneralLog:
 
     def __enter__(self) -> GeneralLog:
         with self.admin.cursor() as cur:
+            # one user of the server's global log at a time (another xdist worker's exit
+            # would switch it off under this block)
+            cur.execute("SELECT GET_LOCK('hybridwb_tests_general_log', 120)")
+            assert cur.fetchone()[0] == 1, "another test held the general log for 120 s"
             cur.execute("SELECT @@general_log, @@log_output, NOW(6)")
             self.saved = cur.fetchone()
             cur.execute("SET GLOBAL log_output = 'TABLE', general_log = 1")
@@ -78,6 +82,7 @@ class GeneralLog:
                 (since,),
             )
             self.entries = [(int(t), str(c), str(a)) for t, c, a in cur.fetchall()]
+            cur.execute("DO RELEASE_LOCK('hybridwb_tests_general_log')")
 
     def with_marker(self, marker: str) -> list[tuple[str, str]]:
         return [(c, a) for _, c, a in self.entries if marker in a]

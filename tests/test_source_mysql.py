@@ -356,19 +356,17 @@ def test_mariadb_sql_runs_as_written(
 
 # -- the row cap holds on the server, without rewriting the statement ------------------------
 def _session_status(src: Source) -> tuple[int, int, int]:
-    """(connection id, Rows_sent, Bytes_sent) of the pool's one connection, read raw."""
-    raw = src.engine.raw_connection()
-    try:
-        with internal(raw.dbapi_connection):  # an oracle: no hybridwb code on these reads
-            cur = raw.cursor()
-            cur.execute("SELECT CONNECTION_ID()")
-            conn_id = int(cur.fetchone()[0])
-            cur.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Rows_sent', 'Bytes_sent')")
-            status = {k: int(v) for k, v in cur.fetchall()}
-            cur.close()
-    finally:
-        raw.close()
-    return conn_id, status["Rows_sent"], status["Bytes_sent"]
+    """(connection id, Rows_sent, Bytes_sent) of the connection `one_connection()` holds:
+    the server's counters since the connection's last reset (every checkin sends one, so
+    both reads are inside the one checkout)."""
+    row = src.records(
+        "SELECT CONNECTION_ID() AS id, "
+        "(SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
+        "WHERE VARIABLE_NAME = 'ROWS_SENT') AS r, "
+        "(SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
+        "WHERE VARIABLE_NAME = 'BYTES_SENT') AS b"
+    )[0]
+    return int(row["id"]), int(row["r"]), int(row["b"])
 
 
 @pytest.mark.parametrize(
@@ -383,17 +381,18 @@ def _session_status(src: Source) -> tuple[int, int, int]:
 def test_row_cap_stops_the_server_not_just_the_client(
     mysql_db: str, sql: str, params: dict | None
 ) -> None:
-    src = Source(admin_url(mysql_db), row_cap=100, pool_size=1)
+    src = Source(admin_url(mysql_db), row_cap=100, pool_size=2)
     try:
-        # the schema's object list (read once per 10 s, on this one connection) is read
+        # the schema's object list (read once per 10 s, on another connection) is read
         # before the counters: other files may have added tables to the session database
         src._load_views(mysql_db.lower())
-        conn_id, rows_before, bytes_before = _session_status(src)
-        started = time.monotonic()
-        with pytest.warns(RowsCut):
-            df = src.sql(sql, params)
-        elapsed = time.monotonic() - started
-        same_id, rows_after, bytes_after = _session_status(src)
+        with src.one_connection():
+            conn_id, rows_before, bytes_before = _session_status(src)
+            started = time.monotonic()
+            with pytest.warns(RowsCut):
+                df = src.sql(sql, params)
+            elapsed = time.monotonic() - started
+            same_id, rows_after, bytes_after = _session_status(src)
     finally:
         src.close()
     assert len(df) == 100 and df["seq"].tolist() == list(range(1, 101))

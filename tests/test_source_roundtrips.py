@@ -7,8 +7,10 @@ tests make a pooled session writable behind hybridwb's back (a raw DB-API cursor
 connection, a SET that fails) and then try to write through a Source whose guard is OFF,
 so only the session stands in the way.
 
-Oracles: the server's own per-session counters (information_schema.SESSION_STATUS), the
-rows of the table counted by root, and @@session values read on the raw connection.
+Oracles: the server's general_log (what each connection sent), its own per-session counters
+(information_schema.SESSION_STATUS: since the connection's last reset, which every checkin
+sends), the rows of the table counted by root, and @@session values read on the raw
+connection.
 Everything runs in a private `hybridwb_rt_<random>` database, dropped afterwards.
 """
 
@@ -28,6 +30,7 @@ from tests._mysql import root as _root
 from tests._mysql import row_count as _rows
 from tests._mysql import scratch_db
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
+from tests.test_fastpath import GeneralLog
 
 pytestmark = pytest.mark.mysql
 
@@ -87,42 +90,67 @@ WRITABLE = [
 
 
 def _counters(src: Source) -> dict[str, int]:
+    """What the server counted on the connection since its last reset: every checkin
+    resets it (COM_RESET_CONNECTION restarts the session's counters), so a read of its own
+    checkout sees that checkout's SET and itself."""
     return {r["k"]: int(r["v"]) for r in src.records(COUNTERS)}
+
+
+def _checkout_cost(src: Source, sql: str) -> dict[str, int]:
+    """The counters after one checkout ran `sql` (then the counters' own read)."""
+    with src.one_connection():
+        src.records(sql)
+        return _counters(src)
+
+
+MARK = "/* hybridwb-rt */"
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_a_read_sets_the_session_once_and_never_pings_or_rolls_back(db: str, driver: str) -> None:
     src = Source(_url(db, driver), pool_size=1, max_overflow=0)
+    admin = _root()
     try:
         src.sql("SELECT a FROM t WHERE a = :a", {"a": 1})
-        before = _counters(src)
-        for i in range(20):
-            src.sql("SELECT a FROM t WHERE a = :a", {"a": i})
-        after = _counters(src)
+        with GeneralLog(admin) as log:
+            for i in range(20):
+                src.sql(f"SELECT a FROM t WHERE a = :a {MARK}", {"a": i})
+        alone = _counters(src)  # a checkout: its reset's OK, its SET's, then the read
     finally:
         src.close()
-    delta = {k: after[k] - before[k] for k in after}
-    # 20 reads and the counters' own read; one session SET before each use
-    assert delta["COM_SELECT"] == 21
-    assert delta["COM_SET_OPTION"] == 21
-    assert delta["COM_ADMIN_COMMANDS"] == 0  # no ping
-    assert delta["COM_ROLLBACK"] == 0 and delta["COM_COMMIT"] == 0
-    assert delta["QUESTIONS"] == 42
+        admin.close()
+    sent = [(c, a.split()[0].upper()) for c, a in log.thread_of(MARK)]
+    assert sent.count(("Query", "SELECT")) == 20
+    # the session SET for the next use leaves at each checkin (20 checkins)
+    assert sent.count(("Query", "SET")) == 20
+    assert not [a for c, a in sent if a in ("ROLLBACK", "COMMIT", "BEGIN")]
+    assert alone == {
+        "COM_SELECT": 1,
+        "COM_SET_OPTION": 1,
+        "COM_ADMIN_COMMANDS": 0,  # no ping
+        "COM_ROLLBACK": 0,
+        "COM_COMMIT": 0,
+        "QUESTIONS": 2,
+    }
 
 
 def test_pandas_on_the_engine_sends_no_rollback(db: str) -> None:
     src = Source(_url(db, "pymysql"), pool_size=1, max_overflow=0)
+    admin = _root()
     try:
-        before = _counters(src)
-        with warnings.catch_warnings():
+        with GeneralLog(admin) as log, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandas: an engine it does not test against
             for _ in range(5):
-                pd.read_sql("SELECT a FROM t", src.engine)
-        after = _counters(src)
+                pd.read_sql(f"SELECT a FROM t {MARK}", src.engine)
+        with src.engine.connect() as conn:  # what one checkout of the engine sent
+            seen = {r[0]: int(r[1]) for r in conn.exec_driver_sql(COUNTERS.replace("%", "%%"))}
     finally:
         src.close()
-    assert after["COM_ROLLBACK"] == before["COM_ROLLBACK"]
-    assert after["COM_ADMIN_COMMANDS"] == before["COM_ADMIN_COMMANDS"]
+        admin.close()
+    sent = [a for c, a in log.thread_of(MARK) if c == "Query"]
+    assert len([a for a in sent if MARK in a and a.startswith("SELECT")]) == 5
+    assert not [a for a in sent if a.split()[0].upper() in ("ROLLBACK", "COMMIT", "BEGIN")]
+    assert seen["COM_ROLLBACK"] == 0 and seen["COM_ADMIN_COMMANDS"] == 0
 
 
 @pytest.mark.parametrize("how", WRITABLE, ids=["transaction-read-write", "tx_read_only-0"])
@@ -230,16 +258,14 @@ def test_a_checkout_that_wants_another_policy_still_starts_from_a_set_session(db
 def test_a_read_of_tables_only_is_not_read_back(db: str, sql: str) -> None:
     """A WITH's own names and the Sequence engine's tables are not views: the read costs
     the same round trips as a plain table read (oracle: the session's own counters)."""
-    src = Source(_url(db, "pymysql"), pool_size=1, max_overflow=0)
+    src = Source(_url(db, "pymysql"), pool_size=2, max_overflow=0)  # the view list: another
     try:
         src.sql(sql)
-        before = _counters(src)
-        src.sql(sql)
-        after = _counters(src)
+        seen = _checkout_cost(src, sql)
     finally:
         src.close()
-    # the read and the counters' own read, one session SET before each: no read-back
-    assert after["QUESTIONS"] - before["QUESTIONS"] == 4
+    # the checkout's SET, the read and the counters' own read: no read-back, no reset
+    assert seen["QUESTIONS"] == 3 and seen["COM_SET_OPTION"] == 1
 
 
 def test_a_view_behind_a_cte_of_another_scope_is_still_read_back(db: str) -> None:
@@ -247,18 +273,16 @@ def test_a_view_behind_a_cte_of_another_scope_is_still_read_back(db: str) -> Non
     with conn.cursor() as cur:
         cur.execute(f"CREATE VIEW `{db}`.v AS SELECT a FROM `{db}`.t")
     conn.close()
-    src = Source(_url(db, "pymysql"), pool_size=1, max_overflow=0)
+    src = Source(_url(db, "pymysql"), pool_size=2, max_overflow=0)  # the view list: another
     sql = "SELECT * FROM (WITH v AS (SELECT 1 AS a) SELECT a FROM v) s, v"
     try:
         src.sql(sql)
-        before = _counters(src)
-        src.sql(sql)
-        after = _counters(src)
+        seen = _checkout_cost(src, sql)
     finally:
         src.close()
-    # the read-back ran: it adds round trips, and its connection reset restarts the
-    # session's counters; either way not the plain read's 4
-    assert after["QUESTIONS"] - before["QUESTIONS"] != 4
+    # the read-back ran, and the connection reset after it restarted the session's
+    # counters: the SET after that reset and the counters' own read
+    assert seen["QUESTIONS"] == 2 and seen["COM_SELECT"] == 1
 
 
 @pytest.mark.parametrize("driver", DRIVERS)

@@ -75,13 +75,23 @@ def unbuffered_cursor(raw: Any) -> Any:
     return raw.cursor(mysqldb_cursors.SSCursor)
 
 
-def send_only(raw: Any, sql: str) -> bool:
+def send_only(raw: Any, sql: str, *, reset: bool = False) -> bool:
     """Write `sql` to the server without waiting for its reply; `read_reply` reads it.
 
     The server runs the statement while the client does other work, and the reply waits in
     the socket. False when the connection is in no state to send (closed, or a streamed
-    result still being read): nothing was sent then. Driver errors propagate."""
-    return _send(raw, sql)
+    result still being read): nothing was sent then. Driver errors propagate.
+
+    `reset`: COM_RESET_CONNECTION goes first (`read_reply(raw, reset=True)` reads both
+    replies): it drops what server code left on the session that no SET names (temporary
+    tables that shadow base tables, user variables, any session variable). On PyMySQL both
+    commands leave in one write; mysqlclient has no call that sends the command without
+    waiting, so there the reset runs to its end first (libmariadb's
+    `mysql_reset_connection`), then the SET is sent."""
+    if reset and not isinstance(raw, pymysql.connections.Connection):
+        reset_native(raw)
+        reset = False
+    return _send(raw, sql, reset)
 
 
 def run_own(raw: Any, sql: str) -> bool:
@@ -95,14 +105,15 @@ def run_own(raw: Any, sql: str) -> bool:
     return True
 
 
-def _send(raw: Any, sql: str) -> bool:
+def _send(raw: Any, sql: str, reset: bool = False) -> bool:
     if isinstance(raw, pymysql.connections.Connection):
         result = raw._result
         if raw._sock is None or (
             result is not None and (result.unbuffered_active or result.has_next)
         ):
             return False
-        raw._write_bytes(_query_packet(sql))  # what `_execute_command` writes, made once
+        # what `_execute_command` writes, made once; after a reset packet when asked for
+        raw._write_bytes(_RESET_PACKET + _query_packet(sql) if reset else _query_packet(sql))
         raw._next_seq_id = 1
         return True
     send = getattr(raw, "send_query", None)  # mysqlclient: mysql_send_query
@@ -110,6 +121,52 @@ def _send(raw: Any, sql: str) -> bool:
         return False
     send(sql.encode("ascii"))  # hybridwb's own SET: ASCII
     return True
+
+
+#: COM_RESET_CONNECTION (MySQL 5.7.3+, MariaDB 10.2.4+) as PyMySQL's `_execute_command`
+#: would write it: a one-byte payload, sequence number 0
+COM_RESET_CONNECTION = 0x1F
+_RESET_PACKET = struct.pack("<iB", 1, COM_RESET_CONNECTION)
+
+
+class ResetFailed(Exception):
+    """The server refused COM_RESET_CONNECTION, or the driver could not send it: the
+    connection is dropped (a new one holds nothing server code left)."""
+
+
+def reset_native(raw: Any) -> None:
+    """mysqlclient: `mysql_reset_connection` of the C library the driver is linked to,
+    on the connection's own handle (waits for the server's OK)."""
+    try:
+        handle = _capsule_pointer(raw._get_native_connection())
+        failed = _native_reset_function()(handle)
+    except Exception as exc:  # no such symbol, no handle: not reset, so not kept
+        raise ResetFailed("the driver cannot reset a connection") from exc
+    if failed:
+        raise ResetFailed("the server refused to reset the connection")
+
+
+def _capsule_pointer(capsule: Any) -> int:
+    import ctypes
+
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    name = ctypes.pythonapi.PyCapsule_GetName
+    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    return int(get(capsule, name(capsule)))
+
+
+@functools.lru_cache(maxsize=1)
+def _native_reset_function() -> Any:
+    """The C library's `mysql_reset_connection`, looked up through mysqlclient's extension
+    (its handle's dependencies: libmariadb or libmysqlclient, whichever it links)."""
+    import ctypes
+
+    import MySQLdb._mysql
+
+    reset = ctypes.CDLL(MySQLdb._mysql.__file__).mysql_reset_connection
+    reset.restype, reset.argtypes = ctypes.c_int, [ctypes.c_void_p]
+    return reset
 
 
 @functools.lru_cache(maxsize=64)
@@ -122,21 +179,41 @@ def _query_packet(sql: str) -> bytes:
     return struct.pack("<iB", len(body) + 1, pymysql.constants.COMMAND.COM_QUERY) + body
 
 
-def read_reply(raw: Any) -> None:
-    """Read the reply to what `send_only` sent (raising the driver's error if it failed)."""
+def read_reply(raw: Any, *, reset: bool = False) -> None:
+    """Read the reply to what `send_only` sent (raising the driver's error if it failed);
+    with `reset`, the reset's reply first (`ResetFailed` when the server refused it, after
+    the SET's reply is read too, so the two are never read out of turn)."""
     if isinstance(raw, pymysql.connections.Connection):
-        raw._result = None
-        packet = raw._read_packet()  # an error packet raises the server's error here
-        data = packet._data
-        if not packet.is_ok_packet():  # a SET answers OK or an error, never rows
-            raw._force_close()
-            raise pymysql.err.OperationalError(2014, "Command Out of Sync")
-        if data[1] < 251 and data[2] < 251:  # no rows changed, no insert id: one byte each
-            raw.server_status = data[3] | data[4] << 8
-        else:
-            raw.server_status = OKPacketWrapper(packet).server_status
+        if reset:
+            refused: BaseException | None = None
+            try:
+                _read_ok(raw)
+            except pymysql.err.MySQLError as exc:
+                if raw._sock is None:  # out of step or gone: the driver closed it
+                    raise
+                refused = exc
+            raw._next_seq_id = 1  # the SET's reply: the first packet of its own command
+            _read_ok(raw)
+            if refused is not None:
+                raise ResetFailed("the server refused to reset the connection") from refused
+            return
+        _read_ok(raw)
     else:
         raw.read_query_result()
+
+
+def _read_ok(raw: Any) -> None:
+    """One OK packet on a PyMySQL connection, with its status flags kept."""
+    raw._result = None
+    packet = raw._read_packet()  # an error packet raises the server's error here
+    data = packet._data
+    if not packet.is_ok_packet():  # a SET or a reset answers OK or an error, never rows
+        raw._force_close()
+        raise pymysql.err.OperationalError(2014, "Command Out of Sync")
+    if data[1] < 251 and data[2] < 251:  # no rows changed, no insert id: one byte each
+        raw.server_status = data[3] | data[4] << 8
+    else:
+        raw.server_status = OKPacketWrapper(packet).server_status
 
 
 def quiet(raw: Any) -> bool:

@@ -32,6 +32,7 @@ from hybridwb.source.session import (
     apply_session,
     checkout_as,
     escape_as_read,
+    reset_now,
     statement_prefix,
     verify_session,
 )
@@ -40,8 +41,6 @@ from hybridwb.source.session import (
 MAX_DRAIN_ROWS = 1_000_000
 _INTERRUPTED = frozenset({1317, 1969, 3024})
 _GONE = frozenset({2006, 2013, 2014, 2045, 2055, 4031})
-#: the protocol command that clears a session (MySQL 5.7+, MariaDB 10.2.4+)
-COM_RESET_CONNECTION = 0x1F
 
 
 class Outcome(NamedTuple):
@@ -237,14 +236,13 @@ def _function_name(name: str) -> str:
 
 def _reset(conn: Connection, raw: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
     """Clear what server code may have left on the session that no SET can name (user
-    variables, temporary tables): COM_RESET_CONNECTION, then the session SET again (with
-    the character set and autocommit, which the reset puts back to the server's defaults).
-
-    PyMySQL has no public call for the command; when its internals differ, or the reset
-    fails, the connection is dropped instead, which clears the same state."""
+    variables, temporary tables): COM_RESET_CONNECTION (`reset_now`: PyMySQL's command, or
+    the C library's call on mysqlclient), then the session SET again (with the character
+    set and autocommit, which the reset puts back to the server's defaults). When the
+    reset or the SET fails, the connection is dropped instead, which clears the same
+    state."""
     try:
-        raw._execute_command(COM_RESET_CONNECTION, b"")
-        raw._read_ok_packet()
+        reset_now(raw)
         apply_session(raw, facts, policy)
     except Exception:
         conn.invalidate()

@@ -305,6 +305,24 @@ def owe_session(info: dict[str, Any]) -> None:
 
 #: the policy of the session SET sent at checkin whose reply the next checkout reads
 PENDING_KEY = "hybridwb_pending_set"
+#: set on a connection checked in without the reset being sent (`send_next_session`)
+UNRESET_KEY = "hybridwb_unreset"
+
+
+def reset_now(dbapi_conn: Any) -> None:
+    """COM_RESET_CONNECTION, waiting for the OK; a connection that cannot be reset (a
+    streamed result still open, a server that refuses it) raises `DisconnectionError`, and
+    the pool replaces it. The caller sets the session after it (the reset put every
+    session variable back to the server's defaults)."""
+    try:
+        with rawguard.internal(dbapi_conn):
+            if isinstance(dbapi_conn, drivers.pymysql.connections.Connection):
+                dbapi_conn._execute_command(drivers.COM_RESET_CONNECTION, b"")
+                dbapi_conn._read_ok_packet()
+            else:
+                drivers.reset_native(dbapi_conn)
+    except Exception as exc:
+        raise DisconnectionError("the source connection could not be reset") from exc
 
 
 @contextmanager
@@ -337,11 +355,14 @@ def stricter_or_default(default: SessionPolicy, wanted: SessionPolicy | None) ->
 
 
 def _read_pending(dbapi_conn: Any) -> bool:
-    """Read the reply to the session SET sent when the connection was checked in: True when
-    it succeeded. A connection that is gone raises (the pool replaces it)."""
+    """Read the replies to the reset and the session SET sent when the connection was
+    checked in: True when both succeeded. A connection that is gone, or one the server
+    would not reset, raises (the pool replaces it)."""
     failed: BaseException | None = None
     try:
-        drivers.read_reply(dbapi_conn)
+        drivers.read_reply(dbapi_conn, reset=True)
+    except drivers.ResetFailed as exc:
+        raise DisconnectionError("the source connection could not be reset") from exc
     except drivers.errors() as exc:
         failed = exc
     if failed is None:
@@ -354,19 +375,28 @@ def _read_pending(dbapi_conn: Any) -> bool:
 def send_next_session(
     dbapi_conn: Any, info: dict[str, Any], facts: SessionFacts, policy: SessionPolicy
 ) -> None:
-    """At checkin: the session SET for the next checkout leaves now, without waiting for the
-    reply: the server restores the session (and releases named locks) as soon as the
-    connection is back, and the next checkout only reads the OK that is already there."""
+    """At checkin: COM_RESET_CONNECTION and the session SET for the next checkout leave
+    now, without waiting for the replies: the server clears the session (temporary tables,
+    user variables, every session variable, named locks) and sets it again as soon as the
+    connection is back, and the next checkout only reads the OKs already there.
+
+    The reset is what no SET can do: a view's function (the view may be a table the list
+    of views, seconds old, does not know yet) can create a temporary table that shadows a
+    base table of the same name for every later read on the connection, or leave session
+    state no SET names. A connection not reset here is reset by its next checkout, waiting,
+    or replaced (`UNRESET_KEY`)."""
     info.pop(PENDING_KEY, None)
     info.pop(SESSION_KEY, None)
     if dbapi_conn is None:
         return  # invalidated: the pool opens a new connection (the connect event sets it)
+    info[UNRESET_KEY] = True
     try:
         with rawguard.internal(dbapi_conn):
-            sent = drivers.send_only(dbapi_conn, session_sql(facts, policy))
+            sent = drivers.send_only(dbapi_conn, session_sql(facts, policy), reset=True)
         if sent:
             info[PENDING_KEY] = policy
-    except Exception:  # the checkout then sets the session itself and waits
+            del info[UNRESET_KEY]
+    except Exception:  # the checkout then resets and sets the session itself, waiting
         return
 
 
@@ -384,6 +414,8 @@ def reassert_session(
     pending = info.pop(PENDING_KEY, None)
     failed: BaseException | None = None
     try:
+        if info.pop(UNRESET_KEY, False):
+            reset_now(dbapi_conn)  # the checkin sent no reset: done now, or replaced
         if pending is not None and not _read_pending(dbapi_conn):
             pending = None  # the SET sent at checkin failed: set the session now
         if pending is not None and not drivers.quiet(dbapi_conn):
