@@ -1,0 +1,128 @@
+"""Round 49 attack on "a run messages exactly the intended customers, once".
+
+Source: fresh MariaDB databases (root's pymysql writes the changes); stores: a fresh
+PostgreSQL database or a SQLite file; the oracle is direct SQL on the store (`store_sql`).
+
+Break (fixed): a batch's source read was cut at its row cap, and a frozen key held by two
+rows since the freeze was sent with one of them. A batch is read by the key range of its
+first and last frozen keys (`audience.fetch`), capped at max(10 x batch, 10,000) rows; the
+source cuts a longer read with a `RowsCut` warning (a warning in a notebook or papermill:
+the run went on). With 9,997 rows that match the definition now but were not frozen
+between two frozen keys (customers added since the freeze, under a text key that sorts
+between them) and a row added under the frozen key m002 (round 5's F2: a key not unique),
+the cut fell between m002's two rows: only the first was read, `by_key_text` saw the key
+once, and m002 was messaged with a row not sure to be its customer's (F2's contract: the
+target is excluded as `key not unique`). Now a cut range read is not trusted: every key of
+the batch is looked up exactly (`_rows_by_key`, `cut_ok`), and a cut exact read stops the
+run before the batch (nothing of it sent).
+
+Held (one line each):
+- an ENUM, SET or BIT key is refused at the workflow's save (round 49 tried ENUM('b','a',...)
+  with batch_size 2: refused, no target lost).
+- the phone normalizer on 58 more spellings ('010.1234.5678', '(+82)10-...', '820-10-...',
+  '010)1234-5678', 'HP:010-...', '휴대폰 010-...', '(본인)' notes, '0 1 0 1 2 ...',
+  1012345678.0, '001-82-...'): one E.164 for one number; two numbers in one field
+  ('010-...,010-...', '/', '(010-...)') read as no recipient, never as one of them.
+- a range read with 9,997 unfrozen rows between frozen keys and no key shared: every frozen
+  target one record, none lost past the cut (SQLite and PostgreSQL stores).
+- the REST store's `hybridwb_write_batch` writes neither a record for a target already
+  excluded nor an exclusion for one already sent (read, 0005); the SQL stores rely on
+  `pending` for this (the lock keeps one writer).
+Noted, not changed: '+1 010-1234-5678' normalizes to the Korean +821012345678, while
+'+1-010-1234-5678' is no recipient; '010ㅡ1234ㅡ5678' (the jamo ㅡ Korean typists use as
+a dash) is no recipient (excluded, counted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from hybridwb.platform.campaigns import Campaigns
+from hybridwb.workflows import audience
+from tests._stores import store_sql
+from tests.conftest import _admin
+from tests.test_attack_once_round2 import (
+    DAY,
+    INFO,
+    any_store,  # noqa: F401  (fixtures)
+    people,
+    pg_store,  # noqa: F401
+    skips,
+    source,  # noqa: F401
+    start,
+    workbench,
+)
+
+pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
+
+
+def phone(i: int) -> str:
+    return f"010-5100-{i:04d}"
+
+
+def execute_many(db: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Direct SQL on the MariaDB source as root, committed."""
+    conn = _admin()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"USE `{db}`")
+            cur.executemany(sql, rows)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+#: what is added to the source after the freeze besides the 9,997 rows between m001 and m002
+NEWCOMER = {"m002 shared": [(1, "m002", "다른이", phone(2))], "none": []}
+
+
+@pytest.mark.filterwarnings("ignore::hybridwb.source.RowsCut")  # a warning in a notebook
+@pytest.mark.parametrize("newcomer", list(NEWCOMER))
+def test_a_key_shared_past_the_cut_of_a_batch_read_is_excluded_not_sent(
+    source: Callable[..., str],  # noqa: F811
+    any_store: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    newcomer: str,
+) -> None:
+    """BREAK on main (newcomer 'm002 shared'): 9,997 rows added after the freeze between the
+    frozen keys m001 and m002, and a second row under m002: the batch's range read (cap
+    10,000) ended on m002's first row, so m002 was sent though its key is now shared. It is
+    excluded as `key not unique`; every other frozen target gets one record. Oracle:
+    send_records and run_skips by direct SQL."""
+    db = source(
+        "CREATE TABLE members (id INT PRIMARY KEY, code VARCHAR(20) NOT NULL, "
+        "name VARCHAR(20), mobile VARCHAR(20), KEY (code))",
+        rows={"members": [(100 + i, f"m{i:03d}", f"회원{i}", phone(i)) for i in range(6)]},
+    )
+    wb = workbench(db, any_store, {"members": people()})
+    real_freeze = Campaigns.freeze
+
+    def freeze(self: Campaigns, *a: Any, **kw: Any) -> Any:
+        out = real_freeze(self, *a, **kw)
+        between = [(20_000 + j, f"m001_{j:05d}", "새회원", "010-5999-0000") for j in range(9_997)]
+        added = between + NEWCOMER[newcomer]
+        execute_many(db, "INSERT INTO members VALUES (%s, %s, %s, %s)", added)
+        return out
+
+    monkeypatch.setattr(Campaigns, "freeze", freeze)
+    try:
+        wf = wb.workflows.create(
+            "cut", target_config={"table": "members"}, message_config={"content": INFO}
+        )
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=6)
+    finally:
+        wb.close()
+    shared = {"m002"} if NEWCOMER[newcomer] else set()
+    sent = store_sql(any_store, "SELECT target_key, content FROM send_records ORDER BY 1")
+    assert [(str(k), str(c)) for k, c in sent] == [
+        (f"m{i:03d}", f"회원{i}님, 이번 달 안내입니다.")
+        for i in range(6)
+        if f"m{i:03d}" not in shared
+    ]
+    assert skips(any_store, run_id) == ({audience.KEY_NOT_UNIQUE: 1} if shared else {})
+    excluded = store_sql(any_store, "SELECT target_key FROM run_skips")
+    assert {str(k) for (k,) in excluded} == shared
