@@ -41,7 +41,7 @@ from typing import Any
 import pytest
 
 from hybridwb.platform.campaigns import Campaigns
-from hybridwb.workflows import audience
+from hybridwb.workflows import audience, policies, refusals
 from tests._stores import store_sql
 from tests.conftest import _admin
 from tests.test_attack_once_round2 import (
@@ -55,6 +55,8 @@ from tests.test_attack_once_round2 import (
     start,
     workbench,
 )
+from tests.test_shared_recipient_consent import mapping as members_mapping
+from tests.test_shared_recipient_consent import workbench as members_workbench
 
 pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
 
@@ -126,3 +128,70 @@ def test_a_key_shared_past_the_cut_of_a_batch_read_is_excluded_not_sent(
     assert skips(any_store, run_id) == ({audience.KEY_NOT_UNIQUE: 1} if shared else {})
     excluded = store_sql(any_store, "SELECT target_key FROM run_skips")
     assert {str(k) for (k,) in excluded} == shared
+
+
+# -- a refusing row whose key is NULL, in a table of more than one refusal window -------------
+#: the refusal read's window: an audience table of more rows is walked window by window
+BIG = refusals.WINDOW + 5
+
+
+def _guest_members(make: Callable[..., str], size: int) -> str:
+    """`size` members (codes m00000 ..., each a phone of their own, consenting) and a guest
+    row with no member code (NULL in the UNIQUE, nullable key column) holding m00003's
+    phone, refusing marketing and night consent."""
+    rows: list[tuple[Any, ...]] = [
+        (f"m{i:05d}", "가", f"010-6{i // 10000:03d}-{i % 10000:04d}", f"x{i}@x.com", "Y", "Y")
+        for i in range(size)
+    ]
+    rows.append((None, "손님", rows[3][2], "guest@x.com", "N", "N"))
+    return make(
+        "CREATE TABLE members (code VARCHAR(10) NULL UNIQUE, name VARCHAR(20), "
+        "mobile VARCHAR(30), email VARCHAR(100), ok VARCHAR(8) NULL, night VARCHAR(8) NULL)",
+        rows={"members": rows},
+    )
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        pytest.param(10, id="one-window"),
+        pytest.param(
+            BIG,
+            id="two-windows",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BREAK: the refusal read skips NULL-key rows once the audience table "
+                "is longer than one window (`refusals._windows`: `key <= end`, `key > last`)",
+            ),
+        ),
+    ],
+)
+def test_a_phone_a_guest_row_with_no_key_refused_gets_no_advertisement(
+    source: Callable[..., str],  # noqa: F811
+    any_store: str,  # noqa: F811
+    size: int,
+) -> None:
+    """A guest row (its member code NULL: the key column UNIQUE and nullable, the target
+    definition leaving such rows out, as the freeze's own error asks) holds m00003's phone
+    and refused marketing: the holder of the number refused, so m00003 gets no ad. Held
+    with 10 members (the refusal read is one statement with no key condition); BREAK with
+    20,005 (the read is walked by key windows, `key <= end` then `key > last`, and a NULL
+    key is in none): m00003 got the ad. Oracle: send_records by direct SQL."""
+    db = _guest_members(source, size)
+    wb = members_workbench(db, any_store, members_mapping())
+    try:
+        wf = wb.workflows.create(
+            "guest",
+            target_config={
+                "table": "members",
+                "where": {"field": "code", "op": "in", "value": ["m00003", "m00004"]},
+            },
+            message_config={"template": "세일"},
+        )
+        run_id = start(wb, wf)
+        wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
+    finally:
+        wb.close()
+    sent = store_sql(any_store, "SELECT target_key FROM send_records ORDER BY 1")
+    assert [str(k) for (k,) in sent] == ["m00004"]
+    assert skips(any_store, run_id) == {policies.SHARED_NO_CONSENT: 1}
