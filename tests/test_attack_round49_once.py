@@ -35,11 +35,18 @@ a dash) is no recipient (excluded, counted).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+import respx
+from _postgrest import PostgrestBridge, migrated_database
 
+import hybridwb
+from hybridwb.errors import HybridwbError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import audience, policies, refusals
 from tests._stores import store_sql
@@ -52,13 +59,19 @@ from tests.test_attack_once_round2 import (
     pg_store,  # noqa: F401
     skips,
     source,  # noqa: F401
+    source_url,
     start,
     workbench,
 )
+from tests.test_shared_recipient_consent import AD as SHARED_AD
 from tests.test_shared_recipient_consent import mapping as members_mapping
+from tests.test_shared_recipient_consent import members_source
 from tests.test_shared_recipient_consent import workbench as members_workbench
 
 pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
+
+REST_BASE = "https://proj.supabase.co"
+REST_KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJl"
 
 
 def phone(i: int) -> str:
@@ -195,3 +208,89 @@ def test_a_phone_a_guest_row_with_no_key_refused_gets_no_advertisement(
     sent = store_sql(any_store, "SELECT target_key FROM send_records ORDER BY 1")
     assert [str(k) for (k,) in sent] == ["m00004"]
     assert skips(any_store, run_id) == {policies.SHARED_NO_CONSENT: 1}
+
+
+# -- the REST store: two calls on one advertising run at once --------------------------------
+@pytest.fixture
+def rest_dsn() -> Iterator[str]:
+    yield from migrated_database("hybridwb_r49")
+
+
+@pytest.fixture
+def rest_api(rest_dsn: str) -> Iterator[PostgrestBridge]:
+    bridge = PostgrestBridge(rest_dsn)
+    with respx.mock(base_url=f"{REST_BASE}/rest/v1", assert_all_called=False) as router:
+        bridge.mount(router)
+        yield bridge
+
+
+def _rest_workbench(db: str, home: Path) -> hybridwb.Workbench:
+    home.mkdir(exist_ok=True)
+    return hybridwb.connect(
+        source=source_url(db),
+        cwd=home,
+        env={"SUPABASE_URL": REST_BASE, "SUPABASE_SERVICE_ROLE_KEY": REST_KEY},
+    )
+
+
+@pytest.mark.parametrize("attempt", range(2))
+def test_two_calls_on_one_rest_run_at_once_message_each_phone_once(
+    source: Callable[..., str],  # noqa: F811
+    rest_api: PostgrestBridge,
+    rest_dsn: str,
+    tmp_path: Path,
+    attempt: int,
+) -> None:
+    """Round 46's race on the Supabase REST store (PostgREST stand-in over a real
+    PostgreSQL): two workbenches call `process` on one advertising run at the same moment,
+    batches of two. One is refused or finds the run done; each frozen target one record or
+    one exclusion, each phone one record, a1 and b1 (refused by another) excluded. Oracle:
+    psycopg on the store's database."""
+    db = members_source(source)
+    wbs = [_rest_workbench(db, tmp_path / "a"), _rest_workbench(db, tmp_path / "b")]
+    outcomes: list[str] = []
+    try:
+        wbs[0].templates.create("세일", SHARED_AD, advertising=True, sender="하이브리드몰")
+        wbs[0].mappings.save("members", members_mapping())
+        wf = wbs[0].workflows.create(
+            f"rest-two-{attempt}",
+            target_config={"table": "members"},
+            message_config={"template": "세일"},
+        )
+        run_id = wbs[0].store.runs.create(wf["id"], {})["id"]
+        gate = threading.Barrier(2)
+
+        def go(wb: hybridwb.Workbench) -> None:
+            gate.wait()
+            try:
+                wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=2)
+                outcomes.append("done")
+            except HybridwbError as exc:
+                outcomes.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=go, args=(wb,)) for wb in wbs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        for wb in wbs:
+            wb.close()
+    assert len(outcomes) == 2 and "done" in outcomes, outcomes
+    with psycopg.connect(rest_dsn, autocommit=True) as conn:
+        sent = conn.execute(
+            "SELECT target_key, recipient FROM send_records WHERE run_id = %s", (run_id,)
+        ).fetchall()
+        reasons = dict(
+            conn.execute(
+                "SELECT target_key, reason FROM run_skips WHERE run_id = %s", (run_id,)
+            ).fetchall()
+        )
+        frozen_n = conn.execute(
+            "SELECT count(*) FROM run_targets WHERE run_id = %s", (run_id,)
+        ).fetchone()
+    keys = [k for k, _ in sent]
+    assert len(keys) == len(set(keys)) and not set(keys) & set(reasons)
+    assert frozen_n is not None and len(sent) + len(reasons) == frozen_n[0] == 10
+    assert len({r for _, r in sent}) == len(sent)
+    assert reasons["a1"] == policies.SHARED_NO_CONSENT == reasons["b1"]
