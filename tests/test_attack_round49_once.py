@@ -16,6 +16,31 @@ target is excluded as `key not unique`). Now a cut range read is not trusted: ev
 the batch is looked up exactly (`_rows_by_key`, `cut_ok`), and a cut exact read stops the
 run before the batch (nothing of it sent).
 
+Break (open, strict xfail): a phone a guest row refused reaches its other holder once the
+audience table is longer than one refusal window. The refusal read (`refusals._windows`)
+walks the whole audience table by key windows, `key <= end` then `key > last`; a row whose
+key is NULL (a UNIQUE nullable member code; the target definition leaves such rows out, as
+the freeze's own error asks) is in no window. With 10 members the read is one statement
+with no key condition and m00003 (sharing the guest's phone) is excluded; with 20,005 it
+got the advertisement. A fix: read the NULL-key rows that refuse in a statement of their
+own, their holder `MANY` (never a target); left open: `in_preview` shares the read and the
+preview's counts are being changed elsewhere.
+
+Break (open, strict xfail): a saved query that samples (`ORDER BY RAND() LIMIT 20`) is
+read anew by every freeze page (`key > last LIMIT n` over the query) and every batch: the
+source unchanged, 13-24 targets were frozen (not one sample of 20) and most of them then
+excluded as 'gone from source' (6-8 messaged). A fix: refuse non-deterministic functions
+in a saved query (or a view) at save and at freeze, or freeze it from one read.
+
+Break (open, strict xfail): a saved query (or a view, as a table target) judged by the
+server's clock (`joined > NOW() - INTERVAL 12 SECOND`, a welcome campaign's `CURDATE()`)
+is read again by a resume's batches: frozen with 6 members, first batch failed, resumed
+after the window with the source unchanged, all 6 were excluded as 'gone from source'. A
+table definition's relative dates are bound as of the freeze (`frozen.as_of`) so a resume
+does not re-read "the last 7 days"; the server's NOW() is not. A fix: batches of a
+resume (or all batches) look up frozen keys without the definition's filter when it reads
+the clock, or the query is refused/flagged.
+
 Held (one line each):
 - an ENUM, SET or BIT key is refused at the workflow's save (round 49 tried ENUM('b','a',...)
   with batch_size 2: refused, no target lost).
@@ -25,6 +50,10 @@ Held (one line each):
   ('010-...,010-...', '/', '(010-...)') read as no recipient, never as one of them.
 - a range read with 9,997 unfrozen rows between frozen keys and no key shared: every frozen
   target one record, none lost past the cut (SQLite and PostgreSQL stores).
+- two workbenches calling `process` on one advertising run at once on the REST store
+  (PostgREST stand-in over PostgreSQL), twice: one refused or done, each frozen target one
+  record or one exclusion, each phone one record, a1 and b1 excluded (round 46's race was
+  SQLite and PostgreSQL only).
 - the REST store's `hybridwb_write_batch` writes neither a record for a target already
   excluded nor an exclusion for one already sent (read, 0005); the SQL stores rely on
   `pending` for this (the lock keeps one writer).
@@ -347,14 +376,16 @@ RECENT = (
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BREAK: a saved query's NOW() is read again by a resume's batches (a table "
-    "definition's relative dates are judged as of the freeze): every frozen target was "
-    "excluded as 'gone from source'",
+    reason="BREAK: a saved query's (or a view's) NOW() is read again by a resume's batches "
+    "(a table definition's relative dates are judged as of the freeze): every frozen target "
+    "was excluded as 'gone from source'",
 )
+@pytest.mark.parametrize("target", ["saved query", "view"])
 def test_a_resume_of_a_saved_query_on_the_servers_clock_messages_the_frozen_set(
     source: Callable[..., str],  # noqa: F811
     any_store: str,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
+    target: str,
 ) -> None:
     """A saved query "joined in the last 12 seconds" (a daily welcome campaign's
     `joined >= CURDATE() - INTERVAL 1 DAY`, shrunk), frozen with its 6 members; its first
@@ -375,6 +406,11 @@ def test_a_resume_of_a_saved_query_on_the_servers_clock_messages_the_frozen_set(
     )
     before = src(db, "CHECKSUM TABLE members")
     wb = members_workbench(db, any_store, members_mapping())
+    config: dict[str, Any] = {"sql": RECENT}
+    if target == "view":  # the same window in a view: a table target, no saved query
+        src(db, "CREATE VIEW recent AS " + RECENT.replace("code, name, mobile, ok, night", "*"))
+        wb.mappings.save("recent", {**members_mapping(), "audience": False})
+        config = {"table": "recent"}
     real, calls = audience.fetch, {"n": 0}
 
     def fetch(*a: Any, **kw: Any) -> Any:
@@ -386,7 +422,7 @@ def test_a_resume_of_a_saved_query_on_the_servers_clock_messages_the_frozen_set(
     monkeypatch.setattr(audience, "fetch", fetch)
     try:
         wf = wb.workflows.create(
-            "recent", target_config={"sql": RECENT}, message_config={"template": "안내"}
+            "recent", target_config=config, message_config={"template": "안내"}
         )
         run_id = start(wb, wf)
         with pytest.raises(RuntimeError, match="mid-batch"):
