@@ -151,7 +151,8 @@ def read(
         address = normalize(value)
         if address is None:
             continue
-        holder = key_text(row[key])
+        # a row with no key (NULL: never a target) refuses for every target holding it
+        holder = MANY if row[key] is None else key_text(row[key])
         for name, table in kinds:
             if consent_of(row.get(name)) is not True:
                 was = table.get(address)
@@ -194,7 +195,13 @@ def _windows(
         walked += 1
         if end is not None and windows is not None and walked >= windows:
             raise TooLong(f"more than {windows * window:,} rows")
-        page = plan if end is None else replace(plan, where=sa.and_(plan.where, key <= end))
+        # the first window also holds the rows whose key is NULL (first in the key's order,
+        # in no window by `key <= end`, `key > last`: round 49, a guest row with no member
+        # code refused and its phone's other holder got the advertisement)
+        page = plan
+        if end is not None:
+            upto = key <= end if last is not None else sa.or_(key.is_(None), key <= end)
+            page = replace(plan, where=sa.and_(plan.where, upto))
         most = window + TIE_LIMIT
         statement = page.statement(after=last, n=most + 1, only=wanted)
         rows = source.records(
