@@ -20,7 +20,12 @@ from tests.test_attack_round27_reconnect import (  # noqa: F401
     source_url,
     writer,
 )
-from tests.test_attack_round47_readonly import DRIVERS, _replaced, _root_rows
+from tests.test_attack_round47_readonly import (
+    DRIVERS,
+    _replaced,
+    _root_rows,
+    known_view_making_t,
+)
 
 pytestmark = pytest.mark.mysql
 
@@ -117,14 +122,7 @@ def test_a_connection_kept_checked_out_is_reset_after_a_view(
     statement on it; nor on `Source`'s own pinned connection (`one_connection()`)."""
     from sqlalchemy import text
 
-    db = writer[0]
-    as_root(
-        f"CREATE FUNCTION `{db}`.fake() RETURNS INT BEGIN SET SESSION tx_read_only = 0; "
-        "CREATE TEMPORARY TABLE IF NOT EXISTS t (a INT); INSERT INTO t VALUES (99); "
-        "SET SESSION tx_read_only = 1; RETURN 1; END",
-        f"CREATE VIEW `{db}`.vk AS SELECT `{db}`.fake() AS x",
-    )
-    truth = [r[0] for r in _root_rows(f"SELECT a FROM `{db}`.t ORDER BY a")]
+    truth = known_view_making_t(writer[0])
     src = _source(*writer, driver=driver)
     try:
         with src.engine.connect() as conn:
