@@ -7,10 +7,13 @@ fixed `sql_mode` (the one the guard tokenizes with), and releases named locks, i
 statement; after each statement the session is read back, and a session that server
 code (a stored function) changed is restored, or dropped when it cannot be, and the
 statement is refused. The checkout's SET is sent when the connection is checked *in*,
-without waiting (the server runs it at once, while the client builds its DataFrame);
-the checkout reads its reply before anything else runs, and sets the session itself,
-waiting, when that SET failed, was not sent, or the checkout wants another policy. So
-every use still starts on a session just set, at no round trip of its own. On a pinned
+without waiting (the server runs it at once, while the client builds its DataFrame),
+after a COM_RESET_CONNECTION that drops whatever server code left that no SET names
+(temporary tables, user variables, other session variables); the checkout reads both
+replies before anything else runs, and resets and sets the session itself, waiting, when
+they failed, were not sent, or the checkout wants another policy. So every use still
+starts on a session just reset and set, at no round trip of its own (PyMySQL; mysqlclient
+waits for the reset at checkin). On a pinned
 connection after a read of a table (which may be a view by now), the next statement sets
 the session first, or on MariaDB a SELECT carries READ ONLY, the time limit and the cap
 itself (`statement_prefix`).
