@@ -337,7 +337,7 @@ def test_a_random_sample_query_freezes_one_sample_and_messages_all_of_it(
     does not change during the run, so the frozen set should be one sample of 20 (what the
     query returns each time root runs it) and each of them messaged. The freeze pages the
     query (`key > last LIMIT n`), each page a new sample, and each batch reads it again by
-    key range: 18 or 24 were frozen in trials, 12-16 of them excluded as 'gone from source',
+    key range: 18 13 or 24 were frozen in trials, 7-17 of them excluded as 'gone from source',
     6-8 messaged. Oracle: root's pymysql (20 rows a read, the table unchanged: CHECKSUM),
     run_targets, send_records and run_skips by direct SQL."""
     rows = [(f"m{i:03d}", "가", f"010-6000-{i:04d}", f"x{i}@x.com", "Y", "Y") for i in range(100)]
