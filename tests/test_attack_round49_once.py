@@ -64,6 +64,7 @@ a dash) is no recipient (excluded, counted).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -324,38 +325,50 @@ def test_two_calls_on_one_rest_run_at_once_message_each_phone_once(
 SAMPLE = "SELECT code, name, mobile, ok, night FROM members ORDER BY RAND() LIMIT 20"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a saved query's sample (ORDER BY RAND() LIMIT 20) is read anew by each "
-    "freeze page and each batch: 13-24 frozen, most then 'gone from source'",
+#: the same sample, drawn by a hash of the key: one set, whichever read draws it
+HASHED = (
+    "SELECT code, name, mobile, ok, night FROM members ORDER BY MD5(CONCAT(code, 's1')) LIMIT 20"
 )
-def test_a_random_sample_query_freezes_one_sample_and_messages_all_of_it(
+
+
+def test_a_random_sample_query_is_refused_and_a_hashed_one_messages_all_of_it(
     source: Callable[..., str],  # noqa: F811
     any_store: str,  # noqa: F811
 ) -> None:
-    """A saved-query target "20 members at random" (a test cell of a campaign): the source
-    does not change during the run, so the frozen set should be one sample of 20 (what the
-    query returns each time root runs it) and each of them messaged. The freeze pages the
-    query (`key > last LIMIT n`), each page a new sample, and each batch reads it again by
-    key range: 13 to 24 were frozen in trials, 7-17 of them excluded as 'gone from source',
-    6-8 messaged. Oracle: root's pymysql (20 rows a read, the table unchanged: CHECKSUM),
-    run_targets, send_records and run_skips by direct SQL."""
+    """A saved-query target "20 members at random" (a test cell of a campaign): the run
+    reads the query again for every freeze page (`key > last LIMIT n`) and every batch, so
+    `ORDER BY RAND()` gave a new sample each time (13-24 frozen, 6-8 messaged, the rest
+    'gone from source'). Now it is refused at the save, by the preview and by the run's
+    plan, in one line naming RAND() and the way out; nothing is saved. The hashed sample
+    the message names freezes one set of 20 and messages each. Oracle: root's pymysql (the
+    table unchanged: CHECKSUM; the hashed query's own 20 keys), the store by direct SQL."""
     rows = [(f"m{i:03d}", "가", f"010-6000-{i:04d}", f"x{i}@x.com", "Y", "Y") for i in range(100)]
     db = members_source(source, rows)
     before = src(db, "CHECKSUM TABLE members")
-    assert src(db, f"SELECT count(*) FROM ({SAMPLE}) s") == [(20,)]
+    want = sorted(r[0] for r in src(db, HASHED))
+    assert src(db, f"SELECT count(*) FROM ({SAMPLE}) s") == [(20,)] and len(want) == 20
     wb = members_workbench(db, any_store, members_mapping())
     try:
+        with pytest.raises(HybridwbError, match=r"RAND\(\).*MD5") as saved:
+            wb.workflows.create(
+                "sample", target_config={"sql": SAMPLE}, message_config={"template": "안내"}
+            )
+        assert "\n" not in str(saved.value)
+        assert store_sql(any_store, "SELECT count(*) FROM workflows") == [(0,)]
+        with pytest.raises(HybridwbError, match=r"RAND\(\)"):
+            wb.targets.preview({"sql": SAMPLE})
+        with pytest.raises(HybridwbError, match=r"RAND\(\)"):
+            wb.targets.plan_for_run({"sql": SAMPLE})
         wf = wb.workflows.create(
-            "sample", target_config={"sql": SAMPLE}, message_config={"template": "안내"}
+            "sample", target_config={"sql": HASHED}, message_config={"template": "안내"}
         )
         run_id = start(wb, wf)
         wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=5)
     finally:
         wb.close()
     assert src(db, "CHECKSUM TABLE members") == before  # the source never changed
-    sent = store_sql(any_store, "SELECT target_key FROM send_records")
-    assert (frozen(any_store, run_id), skips(any_store, run_id), len(sent)) == (20, {}, 20)
+    sent = sorted(k for (k,) in store_sql(any_store, "SELECT target_key FROM send_records"))
+    assert (frozen(any_store, run_id), skips(any_store, run_id), sent) == (20, {}, want)
 
 
 # -- a saved query judged by the server's clock, resumed later ---------------------------------
@@ -367,12 +380,6 @@ RECENT = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a saved query's (or a view's) NOW() is read again by a resume's batches "
-    "(a table definition's relative dates are judged as of the freeze): every frozen target "
-    "was excluded as 'gone from source'",
-)
 @pytest.mark.parametrize("target", ["saved query", "view"])
 def test_a_resume_of_a_saved_query_on_the_servers_clock_messages_the_frozen_set(
     source: Callable[..., str],  # noqa: F811
@@ -418,10 +425,15 @@ def test_a_resume_of_a_saved_query_on_the_servers_clock_messages_the_frozen_set(
             "recent", target_config=config, message_config={"template": "안내"}
         )
         run_id = start(wb, wf)
+        (clock_before,) = src(db, "SELECT UNIX_TIMESTAMP(NOW(6))")[0]
         with pytest.raises(RuntimeError, match="mid-batch"):
             wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
         assert time.monotonic() - made < WINDOW_S - 1, "frozen too late to tell"
         assert frozen(any_store, run_id) == 6
+        # the server's clock of the freeze, kept with the run for its resume
+        (stats,) = store_sql(any_store, "SELECT stats FROM workflow_runs")[0]
+        clock = (stats if isinstance(stats, dict) else json.loads(stats))["frozen"]["clock"]
+        assert float(clock_before) <= clock <= float(src(db, "SELECT UNIX_TIMESTAMP(NOW(6))")[0][0])
         time.sleep(max(0.0, WINDOW_S + 2 - (time.monotonic() - made)))
         wb.workflows.process(wf["id"], run_id, progress=False, now=DAY)
     finally:

@@ -21,7 +21,7 @@ import pymysql
 from sqlalchemy import Connection, Engine
 from sqlglot.tokens import TokenType
 
-from hybridwb.errors import ReadOnlyViolation
+from hybridwb.errors import QueryError, ReadOnlyViolation
 from hybridwb.source import arrow, drivers, rawguard
 from hybridwb.source.finaltext import guard_final_text
 from hybridwb.source.session import (
@@ -36,6 +36,7 @@ from hybridwb.source.session import (
     statement_prefix,
     verify_session,
 )
+from hybridwb.validation import short
 
 #: rows discarded after KILL QUERY before the connection is dropped instead
 MAX_DRAIN_ROWS = 1_000_000
@@ -72,6 +73,7 @@ def run_mysql(
     pinned: Connection | None = None,
     raw_values: bool = False,
     batches: bool = False,
+    as_of: float | None = None,
 ) -> Outcome:
     """Execute on one pooled connection; the caller translates driver errors.
 
@@ -83,9 +85,20 @@ def run_mysql(
     leave numbers and dates as the server's text (for Arrow); only this statement's result
     is read so, and the connection's converters are put back before anything else runs.
     `batches`: such a result is turned into Arrow arrays chunk by chunk as it is read
-    (`arrow.fetch_batches`); the Outcome's rows are then one `arrow.Batches`."""
+    (`arrow.fetch_batches`); the Outcome's rows are then one `arrow.Batches`. `as_of`:
+    the server's clock the statement sees (epoch seconds; `clock_sql`)."""
     job = Job(
-        facts, default, policy, prepared, params, cap, use_guard, reads_view, raw_values, batches
+        facts,
+        default,
+        policy,
+        prepared,
+        params,
+        cap,
+        use_guard,
+        reads_view,
+        raw_values,
+        batches,
+        clock_sql(facts, as_of),
     )
     if pinned is not None and not pinned.invalidated:
         return _run_checked_out(side, pinned, job)
@@ -107,6 +120,8 @@ class Job(NamedTuple):
     reads_view: bool
     raw_values: bool
     batches: bool
+    #: `timestamp = <epoch>`, what the statement's SET STATEMENT adds ("": the server's clock)
+    clock: str = ""
 
     def server_code(self) -> bool:
         """Whether the statement may have run server code (`may_run_server_code`)."""
@@ -146,6 +161,8 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
         if not prefix:
             apply_session(raw, job.facts, policy)  # the checkout could not set this policy
             conn.connection.info[SESSION_KEY] = policy
+    if job.clock:  # hybridwb's own text before the guarded statement, as the prefix is
+        prefix = with_clock(prefix, job.clock)
     escape_as_read(conn.connection, job.facts, policy)  # (a flag's test: no round trip)
     cursor = drivers.unbuffered_cursor(raw)
     final = ""
@@ -204,6 +221,33 @@ def _send(
         if fetched > cap:
             rows = rows[:cap]
     return keys, rows, fetched
+
+
+def clock_sql(facts: SessionFacts, as_of: float | None) -> str:
+    """The assignment that makes a statement see the server's clock as of `as_of` (epoch
+    seconds): MariaDB's `timestamp` fixes NOW(), CURDATE(), CURRENT_TIMESTAMP,
+    UNIX_TIMESTAMP() ... for the statement, in a view's body and a stored function too (not
+    SYSDATE(), which a run's saved query may not call: `targets.clockless`). "" for None.
+    MySQL has no SET STATEMENT: an as-of read is refused there, not run on today's clock."""
+    if as_of is None:
+        return ""
+    if facts.flavour != "MariaDB":
+        raise QueryError(
+            f"A workflow run reads its targets as of its freeze's clock, which needs MariaDB "
+            f"(SET STATEMENT timestamp); this source is {facts.flavour or 'another server'}. "
+            "Run workflows on a MariaDB source."
+        )
+    if isinstance(as_of, bool) or not isinstance(as_of, int | float) or not 0 < as_of < 2**31:
+        raise QueryError(f"as_of must be epoch seconds of the server's clock, not {short(as_of)}.")
+    return f"timestamp = {float(as_of):.6f}"
+
+
+def with_clock(prefix: str, clock: str) -> str:
+    """`prefix` (a `statement_prefix`, or "") with the clock's assignment in its SET STATEMENT."""
+    head = "SET STATEMENT "
+    if prefix.startswith(head):
+        return f"{head}{clock}, {prefix[len(head) :]}"
+    return f"{head}{clock} FOR {prefix}"
 
 
 def may_run_server_code(prepared: Any, policy: SessionPolicy, use_guard: bool) -> bool:

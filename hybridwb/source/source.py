@@ -576,11 +576,16 @@ class Source:
         timeout: float | None = None,
         cache_ttl: float | None = None,
         refresh: bool = False,
+        as_of: float | None = None,
     ) -> list[dict[str, Any]]:
         """Like `sql`, as plain dicts: missing values stay None (a DataFrame makes them
         NaN), and no DataFrame is built — what rendering and streaming want. `refresh`:
-        read anew though the cache holds the statement, and cache that for `cache_ttl`."""
-        keys, rows, *_ = self._run(query, params, limit, timeout, cache_ttl, refresh=refresh)
+        read anew though the cache holds the statement, and cache that for `cache_ttl`.
+        `as_of`: the server's clock the statement sees (epoch seconds, `clock()`): its
+        NOW(), CURDATE(), UNIX_TIMESTAMP() ..., in a view's body too (`execute.clock_sql`)."""
+        keys, rows, *_ = self._run(
+            query, params, limit, timeout, cache_ttl, refresh=refresh, as_of=as_of
+        )
         return _dicts(keys, rows)
 
     def cached(
@@ -588,7 +593,7 @@ class Source:
     ) -> bool:
         """Whether `sql` / `records` of this statement (with `cache_ttl`, no timeout) would
         be answered from the result cache now."""
-        key = ResultCache.key(query, params, limit, None, False)
+        key = ResultCache.key(query, params, limit, None, False, None)
         return key is not None and self._cache.get(key) is not None
 
     def typed_records(
@@ -598,12 +603,24 @@ class Source:
         *,
         limit: int | None = None,
         timeout: float | None = None,
+        as_of: float | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, str]]:
         """`records`, and each column's type as the server states it for this very read
         ({name: 'YEAR'}, '' on SQLite), from its cursor description: a check of the types
-        a read returns (a column ALTERed a moment ago) costs no statement of its own."""
-        fetched = self._run(query, params, limit, timeout)
+        a read returns (a column ALTERed a moment ago) costs no statement of its own.
+        `as_of`: as `records`'."""
+        fetched = self._run(query, params, limit, timeout, as_of=as_of)
         return _dicts(fetched.keys, fetched.rows), dict(_typed(fetched))
+
+    def clock(self) -> float | None:
+        """The server's clock now (epoch seconds, to the microsecond): what a workflow run
+        pins its reads to at its freeze (`records(as_of=)`), so a saved query or a view on
+        NOW() or CURDATE() picks the same rows in every batch, a resume days later too.
+        None on SQLite, whose 'now' cannot be fixed."""
+        if self.is_sqlite:
+            return None
+        rows = self.records("SELECT UNIX_TIMESTAMP(NOW(6)) AS clock", limit=1)
+        return float(rows[0]["clock"])
 
     def column_types(
         self, query: str, params: Mapping[str, Any] | None = None
@@ -626,6 +643,7 @@ class Source:
         *,
         raw_values: bool = False,
         refresh: bool = False,
+        as_of: float | None = None,
     ) -> Fetched:
         """Guard, bind, execute, cap and log one statement (the path every read takes).
 
@@ -636,12 +654,14 @@ class Source:
         `refresh`: not answered from the cache, but cached (with `cache_ttl`) all the same."""
         if cache_ttl is not None:
             cache_ttl = seconds_arg(cache_ttl, "cache_ttl", self._cache.max_ttl, minimum=0.0)
-        key = ResultCache.key(query, params, limit, timeout, raw_values) if cache_ttl else None
+        key = (
+            ResultCache.key(query, params, limit, timeout, raw_values, as_of) if cache_ttl else None
+        )
         if key is not None and not refresh:
             hit = self._cache.get(key)
             if hit is not None:
                 return Fetched(*hit)
-        result = self._run_uncached(query, params, limit, timeout, raw_values)
+        result = self._run_uncached(query, params, limit, timeout, raw_values, as_of)
         if key is not None and cache_ttl:
             self._cache.put(key, result, cache_ttl)
         return result
@@ -656,6 +676,7 @@ class Source:
         limit: int | None,
         timeout: float | None,
         raw_values: bool = False,
+        as_of: float | None = None,
     ) -> Fetched:
         started = time.perf_counter()
         bound: dict[str, Any] | None = None
@@ -673,7 +694,7 @@ class Source:
                     "table instead."
                 )
             keys, rows, truncated, described, columns = self._execute(
-                prepared, bound, seconds, raw_values
+                prepared, bound, seconds, raw_values, as_of
             )
         except HybridwbError as exc:
             error = exc
@@ -710,6 +731,7 @@ class Source:
         params: dict[str, Any],
         timeout: float | None,
         raw_values: bool = False,
+        as_of: float | None = None,
     ) -> Fetched:
         cap = prepared.cap
         for attempt in range(1, READ_ATTEMPTS + 1):
@@ -744,6 +766,7 @@ class Source:
                         raw_values=raw_values,
                         # rows whose server text is masked afterwards stay Python rows
                         batches=raw_values and not prepared.echoes,
+                        as_of=as_of,
                     )
                 except BaseException:
                     if epoch is not None:

@@ -31,6 +31,7 @@ from hybridwb.search.predicates import consent
 from hybridwb.source import zones
 from hybridwb.targets.consent import temporal_type
 from hybridwb.targets.definition import TargetDefinition, parse
+from hybridwb.targets.determinism import refuse_nondeterministic
 from hybridwb.targets.quality import (
     NIGHT_INFORMATIONAL,
     NIGHT_NO_FIELD,
@@ -125,6 +126,10 @@ class Plan:
     #: {consent column as a read returns it: its type when planned}, what each batch's
     #: read is checked against (`audience.refuse_retyped_consent`)
     consent_types: dict[str, str] = field(default_factory=dict)
+    #: the server's clock a run's reads see (epoch seconds, `Source.clock` at its freeze):
+    #: a saved query's or a view's NOW() or CURDATE() picks the rows it froze, in every
+    #: page and batch and in a resume days later. None: the server's clock as it reads
+    clock: float | None = None
 
     def statement(
         self,
@@ -239,11 +244,14 @@ class TargetService:
         cached for a minute: previews and workflow saves ask often)."""
         return self._plan(definition, now, fresh=False)
 
-    def plan_for_run(self, definition: Any, *, now: dt.datetime | None = None) -> Plan:
+    def plan_for_run(
+        self, definition: Any, *, now: dt.datetime | None = None, clock: float | None = None
+    ) -> Plan:
         """`plan` as a run makes it: the consent columns' types read from the server now
         (one statement), not through the schema cache, so an ALTER made within its minute
-        (`ok` now a YEAR: 2021 reads as yes) refuses the run instead of messaging all."""
-        return self._plan(definition, now, fresh=True)
+        (`ok` now a YEAR: 2021 reads as yes) refuses the run instead of messaging all; its
+        reads see the server's `clock` of the run's freeze (`Plan.clock`)."""
+        return replace(self._plan(definition, now, fresh=True), clock=clock)
 
     def _plan(self, definition: Any, now: dt.datetime | None, *, fresh: bool) -> Plan:
         d = parse(definition)
@@ -352,11 +360,15 @@ class TargetService:
         # a saved query must be a single guarded read (stored functions: the allowlist)
         refused: HybridwbError | None = None
         try:
-            guard.check(d.sql or "", allowed_functions=self.mappings.source.allowed_functions)
+            checked = guard.check(
+                d.sql or "", allowed_functions=self.mappings.source.allowed_functions
+            )
         except HybridwbError as exc:
             refused = exc
         if refused is not None:  # nothing chained: the parser's error repeats the statement
             raise refused.detached()
+        # a new sample at every read (RAND()) would not freeze one set (round 49)
+        refuse_nondeterministic(checked.tokens)
         typed = self._probe_columns(d.sql or "", d.params)
         columns = list(typed)
         _refuse_temporal_query_consent(table, mapping, typed)
@@ -619,6 +631,7 @@ class TargetService:
         *,
         now: dt.datetime | None = None,
         only: Collection[str | None] | None = None,
+        clock: float | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Batches of matching rows in key order, in constant memory, to the end.
 
@@ -627,7 +640,8 @@ class TargetService:
         keys the collation holds equal to a page's last key are looked up exactly and added
         to that batch (`_ties`). The key must be unique: a repeated key raises, and so does
         a page that does not advance past the batch before it (`_stuck`), so a key the pager
-        cannot step over is an error, never a loop or a repeated message."""
+        cannot step over is an error, never a loop or a repeated message. `clock`: the
+        server's clock every page sees (`Plan.clock`)."""
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValidationError(f"batch_size must be a positive number, not {short(batch_size)}.")
         if only is not None and (
@@ -636,7 +650,7 @@ class TargetService:
             raise ValidationError(
                 f"only must be a list of column names, e.g. only=['name'], not {short(only)}."
             )
-        plan = self.plan(definition, now=now)
+        plan = replace(self.plan(definition, now=now), clock=clock)
         if plan.definition.keyword is not None:
             yield from self._keyword_batches(plan, batch_size, only)
             return
@@ -683,7 +697,7 @@ class TargetService:
 
     def _page(self, plan: Plan, **kw: Any) -> list[dict[str, Any]]:
         sql, params = compile_sql(plan.statement(**kw))
-        rows = self.mappings.source.records(sql, params, limit=kw["n"])
+        rows = self.mappings.source.records(sql, params, limit=kw["n"], as_of=plan.clock)
         keys = [r[plan.key] for r in rows]
         _refuse_null_key(plan.key, keys)
         _refuse_inexact_key(plan.key, keys)
@@ -732,7 +746,8 @@ class TargetService:
         the rows of those keys without the conditions: more than the page found is refused."""
         bare = replace(plan, where=None).statement(keys=keys, n=len(keys) + 1, only=())
         sql, params = compile_sql(bare)
-        if len(self.mappings.source.records(sql, params, limit=len(keys) + 1)) > len(keys):
+        found = self.mappings.source.records(sql, params, limit=len(keys) + 1, as_of=plan.clock)
+        if len(found) > len(keys):
             raise ValidationError(
                 f"target: the key {plan.key!r} of {plan.table} is not unique (rows the keyword "
                 "did not find share a key with rows it found), so a keyword target could "

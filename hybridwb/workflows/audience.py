@@ -204,7 +204,10 @@ def _rows_by_key(
     most = max(10 * len(keys), 10_000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RowsCut)  # told by the count, below
-        rows, types = source.typed_records(sql, {**params, **plan.params}, limit=most)
+        # as of the run's freeze: a saved query's or a view's NOW() picks the rows it froze
+        rows, types = source.typed_records(
+            sql, {**params, **plan.params}, limit=most, as_of=plan.clock
+        )
     refuse_temporal_consent(audience, plan, types)
     refuse_retyped_consent(audience, plan, types)
     if len(rows) >= most:

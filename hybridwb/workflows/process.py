@@ -86,20 +86,24 @@ class Processor:
         now: datetime | None = None,
         owner: str | None = None,
         advertising: bool = False,
+        clock: float | None = None,
     ) -> Plan:
         """Store every target's key and recipient with the run (whole or none), as `owner`;
         returns the plan it froze by, its consent columns typed by the server now. For an
         `advertising` message, a target whose recipient another row of the audience refused
-        is decided here, with the set (`refusals`)."""
+        is decided here, with the set (`refusals`). `clock`: the server's clock every read
+        of the freeze sees (`Plan.clock`), recorded with the set for its batches."""
 
         # the run's plan: its consent columns typed by the server now (`plan_for_run`)
-        plan = self.targets.plan_for_run(wf["target_config"], now=now)
+        plan = self.targets.plan_for_run(wf["target_config"], now=now, clock=clock)
 
         column = plan.recipient or aud.recipient
         refused = refusals.Refusals()
         if advertising:  # informational messages are exempt
             table_recipient = None if plan.sql is not None else plan.definition.recipient
-            refused = refusals.read(self.targets, aud, recipient=table_recipient, now=now)
+            refused = refusals.read(
+                self.targets, aud, recipient=table_recipient, now=now, clock=clock
+            )
         campaigns = Campaigns(self.store.backend)
         exclude, hold = refusals.recorders(self.store, campaigns, wf, run_id, owner)
 
@@ -110,7 +114,8 @@ class Processor:
 
         def pages() -> Iterator[tuple[list[tuple[str, str | None]], list[Any] | None]]:
             seen = 0
-            for rows in self.targets.iter(wf["target_config"], batch_size, now=now, only=only):
+            definition = wf["target_config"]
+            for rows in self.targets.iter(definition, batch_size, now=now, only=only, clock=clock):
                 if limit is not None:
                     rows = rows[: max(0, limit - seen)]
                 if not rows:
@@ -252,9 +257,14 @@ class Processor:
         state = campaigns.state(run["id"])
         plan = None
         if state.get("frozen_at") is None:
-            _remember_freeze(store, campaigns, run, aud, now, owner or None, msg.advertising)
+            # the server's clock every read of the run sees (a saved query's NOW(), a view's
+            # CURDATE()), kept with the set: a resume days later reads the rows it froze
+            server = self.targets.mappings.source.clock()
+            _remember_freeze(
+                store, campaigns, run, aud, now, owner or None, msg.advertising, server
+            )
             plan = self.freeze(
-                wf, run["id"], aud, limit, batch_size, now, owner or None, msg.advertising
+                wf, run["id"], aud, limit, batch_size, now, owner or None, msg.advertising, server
             )
         frozen = audience.frozen_of(store.runs.get(run["id"]), aud, now)
         # the frozen targets another row refused night consent for (`refusals`): seq numbers
@@ -263,7 +273,9 @@ class Processor:
         # a resume types its consent columns by the server now, as the freeze did (each
         # batch's read is checked against these types: `audience.refuse_retyped_consent`)
         as_of = datetime.fromisoformat(frozen["as_of"])
-        plan = plan or self.targets.plan_for_run(wf["target_config"], now=as_of)
+        plan = plan or self.targets.plan_for_run(
+            wf["target_config"], now=as_of, clock=frozen.get("clock")
+        )
         report = self.templates.automap(msg.text, aud.table)
         # an informational message whose definition filters by consent is decided on it
         # too: the filter keeps unclear values, which the run excludes and counts
@@ -482,8 +494,10 @@ def _remember_freeze(
     now: datetime,
     owner: Any,
     advertising: bool = False,
+    clock: float | None = None,
 ) -> None:
-    """What the target set is frozen for (audience table, key, as-of time, the message and
+    """What the target set is frozen for (audience table, key, as-of time, the server's
+    `clock` its reads see (None on SQLite), the message and
     consent fields it is decided for: `audience.decided_for`), in the run's stats before
     the freeze marks it whole, as `owner` (`Campaigns.set_stats`): a resume completes it."""
     stats = dict(store.runs.get(run["id"]).get("stats") or {})
@@ -491,6 +505,7 @@ def _remember_freeze(
         "table": aud.table,
         "key": aud.key,
         "as_of": now.isoformat(),
+        "clock": clock,
         **audience.decided_for(aud, advertising),
     }
     if not campaigns.set_stats(run["id"], stats, workflow_id=run["workflow_id"], owner=owner):

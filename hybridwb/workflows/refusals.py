@@ -115,6 +115,7 @@ def read(
     windows: int | None = None,
     cache_ttl: float | None = None,
     refresh: bool = False,
+    clock: float | None = None,
 ) -> Refusals:
     """The refusing recipients of the whole audience table (`Refusals`), for an advertising
     run: rows whose consent or night consent (each when mapped) is not a clear yes, read
@@ -123,14 +124,15 @@ def read(
     `windows`: the windows it may read (None: as many as the table needs); a table that
     needs more raises `TooLong` before a row of it is read. `cache_ttl`: the source's result
     cache, for a preview (a run reads the source as it is now); `refresh`: read anew all
-    the same (and cached), for a preview whose own rows were read anew."""
+    the same (and cached), for a preview whose own rows were read anew. `clock`: the
+    server's clock the reads see, the run's freeze's (`Plan.clock`)."""
     refused = Refusals()
     if aud.consent is None and aud.night_consent is None:
         return refused  # no consent mapped: nobody consents, every target is excluded
     definition: dict[str, Any] = {"table": aud.table, "exclude_opt_out": False}
     if recipient:
         definition["recipient"] = recipient
-    plan = targets.plan(definition, now=now)
+    plan = replace(targets.plan(definition, now=now), clock=clock)
     label, sel = plan.recipient, plan.selection
     assert sel is not None and label is not None
     graph = targets.resolver.graph
@@ -187,7 +189,9 @@ def _windows(
         if last is not None:
             probe = probe.where(key > last)
         probe = probe.order_by(key).offset(window - 1).limit(limit(1))
-        found = source.records(*compile_sql(probe), limit=1, cache_ttl=cache_ttl, refresh=refresh)
+        found = source.records(
+            *compile_sql(probe), limit=1, cache_ttl=cache_ttl, refresh=refresh, as_of=plan.clock
+        )
         end = found[0][name] if found else None
         if found and end is None:
             raise ValidationError(
@@ -207,7 +211,11 @@ def _windows(
         most = window + TIE_LIMIT
         statement = page.statement(after=last, n=most + 1, only=wanted)
         rows = source.records(
-            *compile_sql(statement), limit=most + 1, cache_ttl=cache_ttl, refresh=refresh
+            *compile_sql(statement),
+            limit=most + 1,
+            cache_ttl=cache_ttl,
+            refresh=refresh,
+            as_of=plan.clock,
         )
         if len(rows) > most:
             raise ValidationError(
