@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from hybridwb.errors import HybridwbError, QueryError, ReadOnlyViolation
-from hybridwb.source import guard
+from hybridwb.source import execute, guard
 from hybridwb.source.execute import clock_sql, with_clock
 from hybridwb.source.session import SessionFacts
 from hybridwb.targets.determinism import nondeterministic_calls, refuse_nondeterministic
@@ -85,10 +85,26 @@ def test_a_bad_as_of_is_refused_in_one_line(bad: Any) -> None:
     assert "\n" not in str(err.value)
 
 
-def test_mysql_refuses_an_as_of_read_rather_than_read_todays_clock() -> None:
-    assert clock_sql(SessionFacts(flavour="MySQL"), None) == ""
-    with pytest.raises(QueryError, match="needs MariaDB"):
-        clock_sql(SessionFacts(flavour="MySQL"), PINNED)
+def test_on_mysql_the_sessions_clock_is_set_around_the_read_and_put_back(
+    source: Any, view: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MySQL has no SET STATEMENT: the session's `timestamp` is set before the read and
+    put back to the server's after it. MariaDB takes the same SETs, so the path is run here
+    with MariaDB's own statement clock turned off; on one pinned connection the read after
+    sees the server's clock again."""
+    monkeypatch.setattr(execute, "STATEMENT_CLOCK", frozenset())
+    sql = "SELECT UNIX_TIMESTAMP() AS now_u, u FROM " + view
+    with source.one_connection():
+        for _ in range(2):
+            rows = source.records(sql, limit=10, as_of=PINNED)
+            assert {(r["now_u"], r["u"]) for r in rows} == {(1_000_000_000, 1_000_000_000)}
+            # a table's read (a view's is followed by a reset of the session, which would
+            # put the clock back by itself)
+            (row,) = source.records("SELECT UNIX_TIMESTAMP() AS u FROM t LIMIT 1", as_of=PINNED)
+            assert row["u"] == 1_000_000_000
+            before = server_now()
+            (after,) = source.records("SELECT UNIX_TIMESTAMP(NOW(6)) AS t")
+            assert before <= float(after["t"]) <= server_now()
 
 
 @pytest.mark.parametrize(

@@ -123,6 +123,11 @@ class Job(NamedTuple):
     #: `timestamp = <epoch>`, what the statement's SET STATEMENT adds ("": the server's clock)
     clock: str = ""
 
+    def session_clock(self) -> bool:
+        """Whether the clock is the session's, set before and put back after (MySQL: no
+        SET STATEMENT), not the statement's own (`with_clock`)."""
+        return bool(self.clock) and self.facts.flavour not in STATEMENT_CLOCK
+
     def server_code(self) -> bool:
         """Whether the statement may have run server code (`may_run_server_code`)."""
         return self.reads_view or may_run_server_code(self.prepared, self.policy, self.use_guard)
@@ -131,7 +136,13 @@ class Job(NamedTuple):
 def _run_checked_out(side: Engine, conn: Connection, job: Job) -> Outcome:
     raw = conn.connection.dbapi_connection
     try:
-        return _run_on(side, conn, raw, job)
+        if not job.session_clock():
+            return _run_on(side, conn, raw, job)
+        _set_clock(raw, job.clock)
+        try:
+            return _run_on(side, conn, raw, job)
+        finally:
+            _clock_back(conn, raw)
     except drivers.errors() as exc:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         if isinstance(exc, drivers.interface_errors()) or code in _GONE:
@@ -161,7 +172,7 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
         if not prefix:
             apply_session(raw, job.facts, policy)  # the checkout could not set this policy
             conn.connection.info[SESSION_KEY] = policy
-    if job.clock:  # hybridwb's own text before the guarded statement, as the prefix is
+    if job.clock and not job.session_clock():  # hybridwb's own text, as the prefix is
         prefix = with_clock(prefix, job.clock)
     escape_as_read(conn.connection, job.facts, policy)  # (a flag's test: no round trip)
     cursor = drivers.unbuffered_cursor(raw)
@@ -223,23 +234,45 @@ def _send(
     return keys, rows, fetched
 
 
+#: the servers whose statement carries its own clock (`SET STATEMENT timestamp = ... FOR`);
+#: on the others (MySQL) the session's is set before the statement and put back after
+STATEMENT_CLOCK = frozenset({"MariaDB"})
+
+
 def clock_sql(facts: SessionFacts, as_of: float | None) -> str:
     """The assignment that makes a statement see the server's clock as of `as_of` (epoch
-    seconds): MariaDB's `timestamp` fixes NOW(), CURDATE(), CURRENT_TIMESTAMP,
-    UNIX_TIMESTAMP() ... for the statement, in a view's body and a stored function too (not
-    SYSDATE(), which a run's saved query may not call: `targets.clockless`). "" for None.
-    MySQL has no SET STATEMENT: an as-of read is refused there, not run on today's clock."""
+    seconds): `timestamp` fixes NOW(), CURDATE(), CURRENT_TIMESTAMP, UNIX_TIMESTAMP() ...
+    for the statement, in a view's body and a stored function too (not SYSDATE(), which a
+    run's saved query may not call: `targets.determinism`). "" for None."""
     if as_of is None:
         return ""
-    if facts.flavour != "MariaDB":
-        raise QueryError(
-            f"A workflow run reads its targets as of its freeze's clock, which needs MariaDB "
-            f"(SET STATEMENT timestamp); this source is {facts.flavour or 'another server'}. "
-            "Run workflows on a MariaDB source."
-        )
     if isinstance(as_of, bool) or not isinstance(as_of, int | float) or not 0 < as_of < 2**31:
         raise QueryError(f"as_of must be epoch seconds of the server's clock, not {short(as_of)}.")
     return f"timestamp = {float(as_of):.6f}"
+
+
+def _set_clock(raw: Any, assignment: str) -> None:
+    """`SET SESSION <assignment>` on the connection, waited for (MySQL's as-of read)."""
+    sql = f"SET SESSION {assignment}"
+    with rawguard.internal(raw):
+        if drivers.run_own(raw, sql):
+            return
+        cursor = raw.cursor()
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
+
+
+def _clock_back(conn: Connection, raw: Any) -> None:
+    """The session's clock back to the server's after an as-of read; a connection where
+    that fails is dropped (its next statement would read a clock that stands still)."""
+    if conn.invalidated:
+        return
+    try:
+        _set_clock(raw, "timestamp = DEFAULT")
+    except Exception:
+        conn.invalidate()
 
 
 def with_clock(prefix: str, clock: str) -> str:
