@@ -441,3 +441,46 @@ def test_a_resume_of_a_saved_query_on_the_servers_clock_messages_the_frozen_set(
     assert src(db, "CHECKSUM TABLE members") == before  # the source never changed
     sent = store_sql(any_store, "SELECT target_key FROM send_records")
     assert (len(sent), skips(any_store, run_id)) == (6, {})
+
+
+#: 2001-09-09 01:46:40 UTC: the clock the freeze below is pinned to, far from today's
+PINNED = 1_000_000_000.0
+
+
+def test_a_freezes_pages_and_its_refusal_windows_read_as_of_the_runs_clock(
+    source: Callable[..., str],  # noqa: F811
+    any_store: str,  # noqa: F811
+) -> None:
+    """The freeze's own reads see the run's clock (`Plan.clock`): its pages of a saved
+    query on NOW() (batch_size 2: three pages) and the refusal windows over an audience
+    that is a view on NOW(). Rows joined 5 seconds before PINNED: as of PINNED m0-m3 are
+    targets (m4's 'N' leaves it out: `exclude_opt_out`) and m4 refuses its phone; by
+    today's clock none is (the unpinned read, the control). Oracle: the rows as root inserted them, the server's FROM_UNIXTIME."""
+    db = source(
+        "CREATE TABLE members (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), "
+        "mobile VARCHAR(30), email VARCHAR(100), ok VARCHAR(8) NULL, night VARCHAR(8) NULL, "
+        "joined DATETIME)",
+        "INSERT INTO members VALUES "
+        + ", ".join(
+            f"('m{i}', '가', '010-6200-000{i}', 'x{i}@x.com', '{'N' if i == 4 else 'Y'}', 'Y', "
+            f"FROM_UNIXTIME({PINNED:.0f} - 5))"
+            for i in range(5)
+        ),
+        "CREATE VIEW recent AS SELECT * FROM members "
+        f"WHERE joined > NOW() - INTERVAL {WINDOW_S} SECOND",
+    )
+    wb = members_workbench(db, any_store, members_mapping())
+    try:
+        wb.mappings.save("recent", {**members_mapping(), "audience": False})
+
+        def codes(clock: float | None) -> list[str]:
+            pages = wb.targets.iter({"sql": RECENT}, 2, clock=clock)
+            return [r["code"] for page in pages for r in page]
+
+        assert (codes(PINNED), codes(None)) == ([f"m{i}" for i in range(4)], [])
+        aud = audience.audience_of("recent", wb.mappings.get("recent"))
+        pinned = refusals.read(wb.targets, aud, recipient=None, now=None, clock=PINNED)
+        unpinned = refusals.read(wb.targets, aud, recipient=None, now=None)
+        assert (list(pinned.consent.values()), unpinned.consent) == (["m4"], {})
+    finally:
+        wb.close()
