@@ -26,20 +26,21 @@ the advertisement. Now the first window also holds the NULL-key rows (`key IS NU
 <= end`: no statement more), and such a row's holder is `MANY` (a member whose code is the
 text 'None' was taken for the guest's own row and sent).
 
-Break (open, strict xfail): a saved query that samples (`ORDER BY RAND() LIMIT 20`) is
-read anew by every freeze page (`key > last LIMIT n` over the query) and every batch: the
-source unchanged, 13-24 targets were frozen (not one sample of 20) and most of them then
-excluded as 'gone from source' (6-8 messaged). A fix: refuse non-deterministic functions
-in a saved query (or a view) at save and at freeze, or freeze it from one read.
+Break (fixed): a saved query that samples (`ORDER BY RAND() LIMIT 20`) was read anew by
+every freeze page (`key > last LIMIT n` over the query) and every batch: the source
+unchanged, 13-24 targets were frozen (not one sample of 20) and most of them then excluded
+as 'gone from source' (6-8 messaged). Now a saved query calling RAND(), UUID(), SYSDATE()
+... is refused where it is planned (save, preview, run: `targets.determinism`), naming a
+hash sample instead; a view's body is not seen (residue).
 
-Break (open, strict xfail): a saved query (or a view, as a table target) judged by the
-server's clock (`joined > NOW() - INTERVAL 12 SECOND`, a welcome campaign's `CURDATE()`)
-is read again by a resume's batches: frozen with 6 members, first batch failed, resumed
-after the window with the source unchanged, all 6 were excluded as 'gone from source'. A
-table definition's relative dates are bound as of the freeze (`frozen.as_of`) so a resume
-does not re-read "the last 7 days"; the server's NOW() is not. A fix: batches of a
-resume (or all batches) look up frozen keys without the definition's filter when it reads
-the clock, or the query is refused/flagged.
+Break (fixed): a saved query (or a view, as a table target) judged by the server's clock
+(`joined > NOW() - INTERVAL 12 SECOND`, a welcome campaign's `CURDATE()`) was read again
+by a resume's batches: frozen with 6 members, first batch failed, resumed after the window
+with the source unchanged, all 6 were excluded as 'gone from source'. Now the freeze reads
+the server's clock and keeps it with the set (`stats.frozen.clock`), and every read of the
+run is sent as `SET STATEMENT timestamp = <clock> FOR ...` (MySQL: the session's
+timestamp, set and put back), as a table definition's relative dates are bound as of the
+freeze (`frozen.as_of`).
 
 Held (one line each):
 - an ENUM, SET or BIT key is refused at the workflow's save (round 49 tried ENUM('b','a',...)
