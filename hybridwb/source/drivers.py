@@ -136,7 +136,18 @@ class ResetFailed(Exception):
 
 def reset_native(raw: Any) -> None:
     """mysqlclient: `mysql_reset_connection` of the C library the driver is linked to,
-    on the connection's own handle (waits for the server's OK)."""
+    on the connection's own handle (waits for the server's OK).
+
+    Not on a connection still reading a result (a streamed result given back unread):
+    the C call would skip its rows and call the connection ready, but the old result stays
+    bound to the handle, and when it is freed later (the collector) while another read
+    streams on the connection, libmariadb skips *that* read's rows (it returned no rows,
+    silently). `next_result()` says so without I/O (out of sync unless the connection is
+    ready); such a connection is replaced instead."""
+    try:
+        raw.next_result()
+    except Exception as exc:
+        raise ResetFailed("a result is still being read on the connection") from exc
     try:
         handle = _capsule_pointer(raw._get_native_connection())
         failed = _native_reset_function()(handle)

@@ -181,6 +181,11 @@ def _session_sql(
         # `conn.commit()`, jupysql's after every cell) open a transaction that held the
         # metadata locks of every later read, blocking the production's DDL
         "completion_type = 0",
+        # a function's `SET net_write_timeout = 1` is applied to the server's socket when
+        # set; COM_RESET_CONNECTION puts the variable back, not the socket's timeout, and a
+        # later large read that paused a second lost its connection. Setting it (to the
+        # global value) applies it to the socket again
+        "net_write_timeout = DEFAULT",
     ]
     if zone := pinned_time_zone(time_zone):
         parts.append(zone)
