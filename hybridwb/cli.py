@@ -367,8 +367,13 @@ def targets() -> None:
 @targets.command("preview")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--reveal", is_flag=True, help="Show personal data (fields marked pii) unmasked.")
+@click.option(
+    "--informational",
+    is_flag=True,
+    help="The message is informational: no night holds (counted for an advertisement).",
+)
 @friendly
-def targets_preview(file: str, reveal: bool) -> None:
+def targets_preview(file: str, reveal: bool, informational: bool) -> None:
     """Count, sample and quality statistics for the definition in FILE (JSON)."""
     from pathlib import Path
 
@@ -379,7 +384,7 @@ def targets_preview(file: str, reveal: bool) -> None:
     from hybridwb.render import all_fields, text_table, with_pii
 
     with hybridwb.connect() as wb:
-        preview = wb.targets.preview(text)
+        preview = wb.targets.preview(text, advertising=not informational)
         fields = with_pii(all_fields(wb.mappings.tables()), preview.pii)
     click.echo(f"targets: {preview.count_text}")
     click.echo(text_table(preview.sample, fields, reveal=reveal))

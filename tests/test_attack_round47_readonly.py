@@ -97,6 +97,19 @@ def _replaced(db: str, src: Source, body: str) -> None:
     )
 
 
+def known_view_making_t(db: str) -> list[object]:
+    """Root makes the view `vk`, whose function makes a temporary table `t` (named like
+    the base table `t`) holding 99 and sets READ ONLY back (so a read-back passes); returns
+    the base table's `a` values as root reads them."""
+    as_root(
+        f"CREATE FUNCTION `{db}`.fake() RETURNS INT BEGIN SET SESSION tx_read_only = 0; "
+        "CREATE TEMPORARY TABLE IF NOT EXISTS t (a INT); INSERT INTO t VALUES (99); "
+        "SET SESSION tx_read_only = 1; RETURN 1; END",
+        f"CREATE VIEW `{db}`.vk AS SELECT `{db}`.fake() AS x",
+    )
+    return [r[0] for r in _root_rows(f"SELECT a FROM `{db}`.t ORDER BY a")]
+
+
 def _root_rows(sql: str) -> list[tuple[object, ...]]:
     conn = root()
     try:
@@ -235,13 +248,7 @@ def test_engine_a_known_views_temporary_table_stays_on_the_pool(
     from sqlalchemy import text
 
     db = writer[0]
-    as_root(
-        f"CREATE FUNCTION `{db}`.fake() RETURNS INT BEGIN SET SESSION tx_read_only = 0; "
-        "CREATE TEMPORARY TABLE IF NOT EXISTS t (a INT); INSERT INTO t VALUES (99); "
-        "SET SESSION tx_read_only = 1; RETURN 1; END",
-        f"CREATE VIEW `{db}`.vk AS SELECT `{db}`.fake() AS x",
-    )
-    truth = [r[0] for r in _root_rows(f"SELECT a FROM `{db}`.t ORDER BY a")]
+    truth = known_view_making_t(db)
     src = _source(*writer, driver=driver)
     try:
         with contextlib.suppress(HybridwbError):

@@ -20,7 +20,12 @@ from tests.test_attack_round27_reconnect import (  # noqa: F401
     source_url,
     writer,
 )
-from tests.test_attack_round47_readonly import DRIVERS, _replaced, _root_rows
+from tests.test_attack_round47_readonly import (
+    DRIVERS,
+    _replaced,
+    _root_rows,
+    known_view_making_t,
+)
 
 pytestmark = pytest.mark.mysql
 
@@ -105,3 +110,32 @@ def _streaming_cursor(raw: object, driver: str) -> object:
     import MySQLdb.cursors
 
     return raw.cursor(MySQLdb.cursors.SSCursor)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_connection_kept_checked_out_is_reset_after_a_view(
+    writer: tuple[str, str, str], driver: str
+) -> None:
+    """jupysql keeps one engine connection for the whole notebook, so no checkin comes
+    between two cells: a known view's function that makes a temporary table `t` (and sets
+    READ ONLY back, so the read-back passes) must not shadow the base table `t` for the next
+    statement on it; nor on `Source`'s own pinned connection (`one_connection()`)."""
+    from sqlalchemy import text
+
+    truth = known_view_making_t(writer[0])
+    src = _source(*writer, driver=driver)
+    try:
+        with src.engine.connect() as conn:
+            with contextlib.suppress(HybridwbError):
+                conn.execute(text("SELECT x FROM vk")).fetchall()
+            on_engine = [r[0] for r in conn.execute(text("SELECT a FROM t ORDER BY a"))]
+            writable = conn.execute(text("SELECT @@session.tx_read_only")).scalar()
+        with src.one_connection():
+            with contextlib.suppress(HybridwbError):
+                src.records("SELECT x FROM vk")
+            pinned = [r["a"] for r in src.records("SELECT a FROM t ORDER BY a")]
+    finally:
+        src.close()
+    assert on_engine == truth
+    assert pinned == truth
+    assert int(writable) == 1

@@ -32,7 +32,7 @@ from hybridwb.source.session import (
     apply_session,
     checkout_as,
     escape_as_read,
-    reset_now,
+    reset_session,
     statement_prefix,
     verify_session,
 )
@@ -236,14 +236,14 @@ def _function_name(name: str) -> str:
 
 def _reset(conn: Connection, raw: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
     """Clear what server code may have left on the session that no SET can name (user
-    variables, temporary tables): COM_RESET_CONNECTION (`reset_now`: PyMySQL's command, or
-    the C library's call on mysqlclient), then the session SET again (with the character
+    variables, temporary tables): COM_RESET_CONNECTION (`reset_session`: PyMySQL's
+    command, in one write with the SET, or the C library's call on mysqlclient), then the
+    session SET again (with the character
     set and autocommit, which the reset puts back to the server's defaults). When the
     reset or the SET fails, the connection is dropped instead, which clears the same
     state."""
     try:
-        reset_now(raw)
-        apply_session(raw, facts, policy)
+        reset_session(raw, facts, policy)
     except Exception:
         conn.invalidate()
 

@@ -7,10 +7,13 @@ fixed `sql_mode` (the one the guard tokenizes with), and releases named locks, i
 statement; after each statement the session is read back, and a session that server
 code (a stored function) changed is restored, or dropped when it cannot be, and the
 statement is refused. The checkout's SET is sent when the connection is checked *in*,
-without waiting (the server runs it at once, while the client builds its DataFrame);
-the checkout reads its reply before anything else runs, and sets the session itself,
-waiting, when that SET failed, was not sent, or the checkout wants another policy. So
-every use still starts on a session just set, at no round trip of its own. On a pinned
+without waiting (the server runs it at once, while the client builds its DataFrame),
+after a COM_RESET_CONNECTION that drops whatever server code left that no SET names
+(temporary tables, user variables, other session variables); the checkout reads both
+replies before anything else runs, and resets and sets the session itself, waiting, when
+they failed, were not sent, or the checkout wants another policy. So every use still
+starts on a session just reset and set, at no round trip of its own (PyMySQL; mysqlclient
+waits for the reset at checkin). On a pinned
 connection after a read of a table (which may be a view by now), the next statement sets
 the session first, or on MariaDB a SELECT carries READ ONLY, the time limit and the cap
 itself (`statement_prefix`).
@@ -314,6 +317,26 @@ PENDING_KEY = "hybridwb_pending_set"
 UNRESET_KEY = "hybridwb_unreset"
 
 
+def reset_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
+    """COM_RESET_CONNECTION, then the session SET, waiting for both: one round trip on
+    PyMySQL (both in one write), the reset and then the SET on mysqlclient. After a
+    statement that may have run server code on a connection that stays checked out
+    (`Source`'s pinned reads after a view, `wb.source.engine` in jupysql). A connection
+    that cannot be reset raises `DisconnectionError`; a failed SET raises the driver's
+    error (the caller drops the connection either way)."""
+    try:
+        with rawguard.internal(dbapi_conn):
+            if drivers.send_only(dbapi_conn, session_sql(facts, policy), reset=True):
+                drivers.read_reply(dbapi_conn, reset=True)
+                rawguard.session_set(dbapi_conn)
+                return
+    except drivers.ResetFailed as exc:
+        raise DisconnectionError("the source connection could not be reset") from exc
+    reset_now(dbapi_conn)  # nothing was sent (a result still open): one by one
+    apply_session(dbapi_conn, facts, policy)
+    rawguard.session_set(dbapi_conn)
+
+
 def reset_now(dbapi_conn: Any) -> None:
     """COM_RESET_CONNECTION, waiting for the OK; a connection that cannot be reset (a
     streamed result still open, a server that refuses it) raises `DisconnectionError`, and
@@ -498,6 +521,17 @@ def install_session_check(engine: Engine, facts: SessionFacts, policy: SessionPo
                 "The session could not be checked after the statement; the connection "
                 "was dropped. Run the query again."
             )
+        if refused is None or refused.fields.get("restored"):
+            # what a view's code left that no read-back sees (a temporary table named like
+            # a base table, other session state) is cleared before the next statement on a
+            # connection that stays checked out (jupysql keeps one for the whole notebook)
+            try:
+                reset_session(dbapi_conn, facts, policy)
+            except drivers.errors(DisconnectionError):
+                refused = ReadOnlyViolation(
+                    "The connection could not be reset after the statement; it was dropped. "
+                    "Run the query again."
+                )
         if refused is None:
             return
         if not refused.fields.get("restored"):

@@ -40,6 +40,23 @@ UNKNOWN_OPT_OUT = (
     "walk (20,000 rows or more); pass allow_scan=True to count them"
 )
 
+#: what `night_hold` is when the night refusals of other rows were not read
+UNKNOWN_NIGHT_HOLD = (
+    "not known: an advertising run at night also holds the targets whose recipient another "
+    "customer refused night consent for, read from the whole audience table, which this "
+    "preview may not walk (20,000 rows or more); pass allow_scan=True to count them"
+)
+#: why `night_hold` is not counted (None): no night rule applies, or no run can be made
+NIGHT_INFORMATIONAL = (
+    "not counted: an informational message is not held at night (night consent is an "
+    "advertising rule); preview with advertising=True for an advertisement"
+)
+NIGHT_NO_FIELD = (
+    "not counted: no night-consent field is mapped, so an advertising run at night holds "
+    "every target it would message until 08:00; map nightConsent to count them"
+)
+NIGHT_NO_RUN = "not counted: no run can message this audience (no recipient is mapped)"
+
 
 def quality(
     df: pd.DataFrame,
@@ -47,12 +64,19 @@ def quality(
     mapping: TableMapping,
     checked_of: int | None = None,
     shared: Sequence[bool | None] | None = (),
+    night_held: Sequence[bool] | None = None,
+    night_reason: str | None = None,
 ) -> dict[str, Any]:
     """Counts over the rows given. `shared`: for each row, whether another row of the
     audience refused marketing for its recipient (what an advertising run excludes it for,
     `workflows.refusals`), or None when the run excludes it before reading its consent (no
     recipient, or not deliverable); None: not known, so `marketing_opt_out` is None and
-    `marketing_opt_out_unknown` says why, rather than a count short of the run's."""
+    `marketing_opt_out_unknown` says why, rather than a count short of the run's.
+    `night_held`: for each row, whether an advertising run at night holds it for night
+    consent (the run's own decision, `refusals.in_preview`), counted as `night_hold`;
+    `night_reason`: why there is no such count (`night_hold` None, and the reason under
+    `night_hold_unknown` when the preview's limits kept it from reading, else under
+    `night_hold_not_counted`). Neither: no night count asked for."""
     n = len(df)
     out: dict[str, Any] = {"checked_rows": n}
     if checked_of is not None and checked_of > n:
@@ -94,5 +118,11 @@ def quality(
             out["marketing_opt_out"] = sum(
                 1 for s in said if (o := next(others, False)) or (o is False and s is not True)
             )
+    if night_held is not None:
+        out["night_hold"] = sum(night_held)
+    elif night_reason is not None:
+        out["night_hold"] = None
+        unknown = night_reason == UNKNOWN_NIGHT_HOLD
+        out["night_hold_unknown" if unknown else "night_hold_not_counted"] = night_reason
     out["nulls"] = {str(c): int(v) for c, v in df.isna().sum().items() if v}
     return out

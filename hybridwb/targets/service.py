@@ -31,7 +31,13 @@ from hybridwb.search.predicates import consent
 from hybridwb.source import zones
 from hybridwb.targets.consent import temporal_type
 from hybridwb.targets.definition import TargetDefinition, parse
-from hybridwb.targets.quality import quality
+from hybridwb.targets.quality import (
+    NIGHT_INFORMATIONAL,
+    NIGHT_NO_FIELD,
+    NIGHT_NO_RUN,
+    UNKNOWN_NIGHT_HOLD,
+    quality,
+)
 from hybridwb.targets.sql import Builder, truthy
 from hybridwb.validation import checked_calls, short
 
@@ -67,11 +73,23 @@ class Preview:
         return f"{self.count:,}" if self.exact else f"more than {self.count:,} (estimate)"
 
 
+@dataclass(frozen=True)
+class Verdicts:
+    """What an advertising run decides by consent of each of a preview's rows (`Refused`).
+
+    `shared`: whether it is excluded because another row of the audience refused marketing
+    for its recipient (True), decided by its own consent (False), or excluded before its
+    consent is read (None: no recipient, or not deliverable). `night`: whether a run at
+    night holds it for night consent, its own or another row's (quiet hours), when asked;
+    None when not asked, or when no run can message the audience."""
+
+    shared: list[bool | None]
+    night: list[bool] | None = None
+
+
 class Refused(Protocol):
-    """For each of a preview's rows, whether an advertising run excludes it because another
-    row of the audience refused its recipient (True), decides it by its own consent (False),
-    or excludes it before its consent is read (None: no recipient, or not deliverable); the
-    whole answer None when not known within the preview's limits."""
+    """The `Verdicts` of a preview's rows (`night`: the night holds asked for too), read
+    with the run's own refusal read; None when not known within the preview's limits."""
 
     def __call__(
         self,
@@ -83,7 +101,8 @@ class Refused(Protocol):
         allow_scan: bool,
         cache_ttl: float | None,
         refresh: bool,
-    ) -> list[bool | None] | None: ...
+        night: bool,
+    ) -> Verdicts | None: ...
 
 
 @dataclass
@@ -407,18 +426,28 @@ class TargetService:
         *,
         allow_scan: bool = False,
         now: dt.datetime | None = None,
+        advertising: bool = True,
     ) -> Preview:
         """Count (exact up to a limit, else an estimate that says so), a sample, quality,
         the generated SQL and its EXPLAIN verdict; a plan that scans a large table is
         refused unless `allow_scan=True`. Quality's `marketing_opt_out` counts what an
         advertising run excludes for consent, other rows' refusals of a target's recipient
         too (`refusals`): read whole only with `allow_scan=True` on an audience table of
-        20,000 rows or more, else None and `marketing_opt_out_unknown` says so."""
+        20,000 rows or more, else None and `marketing_opt_out_unknown` says so. Its
+        `night_hold` counts the targets an advertising run at night (21-08 KST) holds for
+        night consent, their own or another row's, by the same read and limits (None and
+        `night_hold_unknown` past them); for an informational message (`advertising=False`)
+        or an audience without a night-consent field it is None, and
+        `night_hold_not_counted` says why."""
         if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample <= 10_000:
             raise ValidationError(
                 "sample must be a whole number of rows from 0 to 10,000, e.g. sample=20."
             )
         allow_scan = consent(allow_scan)
+        if not isinstance(advertising, bool):
+            raise ValidationError(
+                f"advertising must be True or False, not {short(advertising)}; nothing was read."
+            )
         plan = self.plan(definition, now=now)
         source = self.mappings.source
         if plan.definition.keyword is not None:
@@ -437,7 +466,9 @@ class TargetService:
                 exact,
                 _masked(df.head(sample), pii),
                 # its rows read anew: so are the refusals
-                self._quality(df, plan, len(rows), now, allow_scan, cache_ttl, refresh=True),
+                self._quality(
+                    df, plan, len(rows), now, allow_scan, cache_ttl, advertising, refresh=True
+                ),
                 verdict="keyword search (index)",
                 pii=pii,
             )
@@ -465,7 +496,9 @@ class TargetService:
             counted if exact else EXACT_COUNT_LIMIT,
             exact,
             _masked(df.head(sample), pii),
-            self._quality(df, plan, counted, now, allow_scan, cache_ttl, refresh=refresh),
+            self._quality(
+                df, plan, counted, now, allow_scan, cache_ttl, advertising, refresh=refresh
+            ),
             sql=head_sql,
             explain=explain,
             verdict=verdict,
@@ -480,16 +513,26 @@ class TargetService:
         now: dt.datetime | None,
         allow_scan: bool,
         cache_ttl: float | None,
+        advertising: bool,
         *,
         refresh: bool,
     ) -> dict[str, Any]:
         """`quality.quality` of the sample, its consent count with the targets an
-        advertising run excludes because another row refused their recipient (`refusals`);
-        that read is made only when the count is asked for (a consent and a recipient)."""
+        advertising run excludes because another row refused their recipient, and its
+        night holds (`refusals`, one read for both); that read is made only when a count
+        is asked for (a recipient, and a consent or a night count)."""
+        mapping = self.mappings.get(plan.table)
+        night_reason = _night_not_counted(plan, mapping, advertising)
+        marketing = plan.consent is not None
         shared: list[bool | None] | None = []
-        if plan.consent is not None and plan.recipient is not None and plan.recipient in df:
+        held: list[bool] | None = None
+        if (
+            (marketing or night_reason is None)
+            and plan.recipient is not None
+            and plan.recipient in df
+        ):
             rows = df.to_dict("records")
-            shared = (
+            verdicts = (
                 None
                 if self.refusals is None
                 else self.refusals(
@@ -500,10 +543,26 @@ class TargetService:
                     allow_scan=allow_scan,
                     cache_ttl=cache_ttl,
                     refresh=refresh,
+                    night=night_reason is None,
                 )
             )
-        mapping = self.mappings.get(plan.table)
-        return quality(df, plan, mapping, checked_of=checked_of, shared=shared)
+            shared = None if verdicts is None else verdicts.shared
+            if night_reason is None:
+                if verdicts is None:
+                    night_reason = UNKNOWN_NIGHT_HOLD
+                elif verdicts.night is None:
+                    night_reason = NIGHT_NO_RUN
+                else:
+                    held = verdicts.night
+        return quality(
+            df,
+            plan,
+            mapping,
+            checked_of=checked_of,
+            shared=shared if marketing else [],
+            night_held=held,
+            night_reason=night_reason,
+        )
 
     def _sample_pii(self, plan: Plan, columns: list[str]) -> frozenset[str]:
         """The columns of a preview's sample that carry personal data: the recipient, the
@@ -679,6 +738,20 @@ class TargetService:
                 "did not find share a key with rows it found), so a keyword target could "
                 "message the wrong rows; set the mapping's key to a unique, NOT NULL column."
             )
+
+
+def _night_not_counted(plan: Plan, mapping: TableMapping, advertising: bool) -> str | None:
+    """Why a preview has no night-hold count to give, before anything is read: the
+    message is informational (exempt from night consent), no run can message the target
+    (no recipient), or the audience maps no night-consent field (the run then holds every
+    target it would message at night). None: it is counted."""
+    if not advertising:
+        return NIGHT_INFORMATIONAL
+    if plan.recipient is None:
+        return NIGHT_NO_RUN
+    if mapping.consent_path(plan.table, "night_consent") is None:
+        return NIGHT_NO_FIELD
+    return None
 
 
 def _masked(sample: pd.DataFrame, pii: frozenset[str]) -> pd.DataFrame:

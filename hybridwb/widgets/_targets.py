@@ -70,11 +70,18 @@ class PreviewPanel(w.VBox):
         # unclear value, or a recipient another customer refused (None: not known here)
         consent = quality.pop("marketing_opt_out", None)
         unknown = quality.pop("marketing_opt_out_unknown", None)
+        # those an advertising run at night holds for night consent (theirs or another's)
+        night = quality.pop("night_hold", None)
+        night_unknown = quality.pop("night_hold_unknown", None)
+        night_none = quality.pop("night_hold_not_counted", None)
         self.excluded = {
             "opt-out (수신 거부)": opt_out,
             CONSENT_AT_SEND: "not known (allow_scan=True counts it)"
             if unknown
             else ("" if consent is None else consent),
+            NIGHT_AT_SEND: "not known (allow_scan=True counts it)"
+            if night_unknown
+            else (night_none or "" if night is None else night),
             "no recipient (수신처 없음)": no_recipient if no_recipient is not None else "",
             "policy (발송 정책)": POLICY_NOTE,
         }
@@ -106,6 +113,8 @@ class PreviewPanel(w.VBox):
 
 #: the exclusions row of the targets an advertising run excludes for consent
 CONSENT_AT_SEND = "no marketing consent, ads only (광고 동의 없음)"
+#: the row of the targets an advertising run at night (21-08 KST) holds until 08:00
+NIGHT_AT_SEND = "held at night, no night consent, ads only (야간 동의 없음)"
 
 
 def _audience(wb: Workbench) -> str | None:

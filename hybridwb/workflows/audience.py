@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import warnings
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from hybridwb.mapping.graph import Graph
 from hybridwb.mapping.model import CHANNEL_ROLE as CHANNEL_ROLE  # where callers found it
 from hybridwb.mapping.model import TableMapping
 from hybridwb.mapping.resolve import compile_sql, time_text
+from hybridwb.source import RowsCut
 from hybridwb.targets.consent import temporal_type, type_family
 
 
@@ -173,28 +175,47 @@ def fetch(
         return {}
     if plan.definition.keyword is not None:
         wanted = [coerce_key(audience, k) for k in keys]
-        return _rows_by_key(source, plan, audience, plan.statement(keys=wanted, only=only), keys)
+        stmt = plan.statement(keys=wanted, only=only)
+        return _rows_by_key(source, plan, audience, stmt, keys) or {}
     inner = plan.statement(only=only).subquery("frozen")
     key = inner.c[plan.key]
     first, last = coerce_key(audience, keys[0]), coerce_key(audience, keys[-1])
     stmt = sa.select(inner).where(key >= first, key <= last).order_by(key)
-    found = _rows_by_key(source, plan, audience, stmt, keys)
+    found = _rows_by_key(source, plan, audience, stmt, keys, cut_ok=True)
+    if found is None:
+        # the range held more rows than the read's cap (rows that match now but were not
+        # frozen, between frozen keys): the rows past the cut could hold a frozen key a
+        # second time, so none of it is trusted and every key is looked up exactly (round 49)
+        found = {}
     missed = [coerce_key(audience, k) for k in keys if k not in found]  # rarely any
     if missed:
         by_list = plan.statement(keys=missed, only=only)
-        found.update(_rows_by_key(source, plan, audience, by_list, keys))
+        found.update(_rows_by_key(source, plan, audience, by_list, keys) or {})
     return found
 
 
 def _rows_by_key(
-    source: Any, plan: Any, audience: Audience, stmt: Any, keys: list[str]
-) -> dict[str, dict[str, Any]]:
+    source: Any, plan: Any, audience: Audience, stmt: Any, keys: list[str], cut_ok: bool = False
+) -> dict[str, dict[str, Any]] | None:
+    """{key text: row} of the read, `SHARED` for a key two rows hold; None when the read was
+    cut at its cap (`cut_ok`), else refused: a row cut off could be a key's second holder,
+    and its target would be sent with a row that is not sure to be its customer's."""
     sql, params = compile_sql(stmt)
-    rows, types = source.typed_records(
-        sql, {**params, **plan.params}, limit=max(10 * len(keys), 10_000)
-    )
+    most = max(10 * len(keys), 10_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RowsCut)  # told by the count, below
+        rows, types = source.typed_records(sql, {**params, **plan.params}, limit=most)
     refuse_temporal_consent(audience, plan, types)
     refuse_retyped_consent(audience, plan, types)
+    if len(rows) >= most:
+        if cut_ok:
+            return None
+        raise ValidationError(
+            f"{audience.table}: more than {most:,} rows hold the keys of one batch of "
+            f"{len(keys):,} targets, so the run cannot tell which row is each customer's; "
+            "the run stopped before this batch (nothing of it was sent). Key the audience "
+            "by a unique column."
+        )
     return by_key_text(rows, plan.key, set(keys))
 
 

@@ -15,9 +15,10 @@ with the frozen set (night: decided at night only, by `policies.decide`), so a r
 decides the same whatever the source says by then.
 
 A target preview counts the same exclusions with the same read (`in_preview`, handed to
-`wb.targets` by the workbench): one statement of at most `WINDOW` rows when the audience
+`wb.targets` by the workbench), and the targets a run at night would hold for night consent
+by the run's own steps over its rows (`held_at_night`): one statement of at most `WINDOW` rows when the audience
 table holds fewer, the whole walk only when the preview may scan (`allow_scan=True`);
-otherwise the count is not known, and the preview says so.
+otherwise the counts are not known, and the preview says so.
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ from hybridwb.errors import ValidationError
 from hybridwb.mapping.resolve import compile_sql, limit
 from hybridwb.platform.campaigns import FrozenPage
 from hybridwb.targets.consent import consent_of
-from hybridwb.targets.service import TIE_LIMIT
+from hybridwb.targets.service import TIE_LIMIT, Verdicts
 from hybridwb.targets.sql import not_surely_yes
-from hybridwb.workflows import policies
-from hybridwb.workflows.audience import Audience, audience_for, key_text
+from hybridwb.workflows import advertising, batches, policies
+from hybridwb.workflows.audience import Audience, audience_for, by_key_text, key_text
+from hybridwb.workflows.config import SendPolicy
 
 if TYPE_CHECKING:
     from hybridwb.platform.campaigns import Campaigns
@@ -151,7 +153,8 @@ def read(
         address = normalize(value)
         if address is None:
             continue
-        holder = key_text(row[key])
+        # a row with no key (NULL: never a target) refuses for every target holding it
+        holder = MANY if row[key] is None else key_text(row[key])
         for name, table in kinds:
             if consent_of(row.get(name)) is not True:
                 was = table.get(address)
@@ -194,7 +197,13 @@ def _windows(
         walked += 1
         if end is not None and windows is not None and walked >= windows:
             raise TooLong(f"more than {windows * window:,} rows")
-        page = plan if end is None else replace(plan, where=sa.and_(plan.where, key <= end))
+        # the first window also holds the rows whose key is NULL (first in the key's order,
+        # in no window by `key <= end`, `key > last`: round 49, a guest row with no member
+        # code refused and its phone's other holder got the advertisement)
+        page = plan
+        if end is not None:
+            upto = key <= end if last is not None else sa.or_(key.is_(None), key <= end)
+            page = replace(plan, where=sa.and_(plan.where, upto))
         most = window + TIE_LIMIT
         statement = page.statement(after=last, n=most + 1, only=wanted)
         rows = source.records(
@@ -221,20 +230,23 @@ def in_preview(
     allow_scan: bool,
     cache_ttl: float | None = None,
     refresh: bool = False,
-) -> list[bool | None] | None:
+    night: bool = False,
+) -> Verdicts | None:
     """For each row of a target preview, whether an advertising run excludes it because
-    another row of the audience refused marketing for its recipient: the freeze's own read
-    (`read`) and match (`pairs`, `Refusals.by_another`); None for a row the run excludes
-    before its own consent is read (no recipient, or one not `policies.deliverable`). Read in one statement when the
-    audience table holds fewer than `WINDOW` rows, whole only when the preview may scan
-    (`allow_scan`); None when it would need more: the count is not known. Its statements
-    are answered from the source's result cache as the preview's own are (`cache_ttl`),
-    and read anew when those were (`refresh`): a refusal read cached by an earlier preview
-    of another definition missed a refusal made since (round 45)."""
+    another row of the audience refused marketing for its recipient (`Verdicts.shared`):
+    the freeze's own read (`read`) and match (`pairs`, `Refusals.by_another`); None for a
+    row the run excludes before its own consent is read (no recipient, or one not
+    `policies.deliverable`). With `night`, also whether a run at night holds it for night
+    consent, its own or another row's (`Verdicts.night`, `held_at_night`). Read in one
+    statement when the audience table holds fewer than `WINDOW` rows, whole only when the
+    preview may scan (`allow_scan`); None when it would need more: the counts are not known.
+    Its statements are answered from the source's result cache as the preview's own are
+    (`cache_ttl`), and read anew when those were (`refresh`): a refusal read cached by an
+    earlier preview of another definition missed a refusal made since (round 45)."""
     try:
         aud = audience_for(targets.mappings, {"table": plan.table})
     except ValidationError:
-        return []  # no run can message this audience (no recipient mapped): it says why
+        return Verdicts([])  # no run can message this audience (no recipient mapped): it says why
     recipient = None if plan.sql is not None else plan.definition.recipient
     windows = None if allow_scan else PREVIEW_WINDOWS
     try:
@@ -250,12 +262,59 @@ def in_preview(
     except TooLong:
         return None
     by_another, consent, deliverable = Refusals.by_another, refused.consent, policies.deliverable
+    keyed = pairs(rows, aud, plan.recipient or aud.recipient)
     # the run's order: another's refusal at the freeze, then (`policies.decide`) no
     # recipient or one not deliverable before the target's own consent
-    return [
+    shared = [
         True if by_another(consent, r, k) else None if r is None or not deliverable(r) else False
-        for k, r in pairs(rows, aud, plan.recipient or aud.recipient)
+        for k, r in keyed
     ]
+    return Verdicts(shared, held_at_night(rows, keyed, plan, aud, refused) if night else None)
+
+
+#: the time a preview's rows are decided at for `held_at_night`: 21:00 in Seoul, night
+AT_NIGHT = datetime(2026, 1, 1, 21, 0, tzinfo=advertising.SEOUL)
+
+
+def held_at_night(
+    rows: list[dict[str, Any]],
+    keyed: list[tuple[str, str | None]],
+    plan: Plan,
+    aud: Audience,
+    refused: Refusals,
+) -> list[bool]:
+    """For each row (frozen as `keyed`: `pairs`), whether an advertising run at night
+    holds it for night consent: the run's own steps over the rows, not a copy of them
+    (round 46: a copy in another layer was a bug). The freeze's `suppressing` (another
+    row's marketing refusal excludes it; another's night refusal holds its seq number),
+    the batch's `batches.candidates` (a row with a NUL byte in what the run reads is
+    excluded), and `policies.decide` at night ("wait": held, whichever of the three quiet
+    reasons the "exclude" mode would write). The send policies are decided after the night
+    consent, so they hold no one here. Only the columns every run reads are given to
+    `candidates`: a NUL byte in a column only the template reads excludes a target there."""
+    page = FrozenPage("preview", 0, keyed, None)
+    excluded: set[str] = set()
+    night: list[int] = []
+    for _ in suppressing(
+        [(page, None)], refused, lambda skips: excluded.update(k for k, _ in skips), night.extend
+    ):
+        pass
+    recipient = plan.recipient or aud.recipient
+    consent = plan.consent or aud.consent
+    read = [c for c in (plan.key, recipient, consent, aud.night_consent) if c is not None]
+    own = [{c: row.get(c) for c in read} for row in rows]
+    kept = [(seq, k, r) for seq, (k, r) in enumerate(keyed, start=1) if k not in excluded]
+    frozen: list[dict[str, Any]] = [
+        {"target_key": k, "recipient": r, "seq": seq} for seq, k, r in kept
+    ]
+    found = by_key_text(own, plan.key, {k for _, k, _ in kept})
+    candidates, _, _ = batches.candidates(
+        frozen, found, aud.channel, recipient, consent, aud.night_consent, frozenset(night)
+    )
+    rules = policies.Rules(None, None, AT_NIGHT, SendPolicy(), advertising=True)
+    decided = policies.decide(candidates, policies.Seen(), rules)
+    waiting = {c.key for c, d in zip(candidates, decided, strict=True) if d == policies.WAIT}
+    return [k in waiting for k, _ in keyed]
 
 
 def suppressing(
