@@ -98,11 +98,34 @@ def run_own(raw: Any, sql: str) -> bool:
     """Send one of hybridwb's own statements that answers OK (the session SET) and wait for
     that OK, with no cursor: what a cursor sends and reads, for a fraction of its CPU.
     False when the connection is in no state to send (nothing was sent: take a cursor);
-    the server's error raises, as from a cursor."""
-    if not _send(raw, sql):
-        return False
-    read_reply(raw)
+    the server's error raises, as from a cursor. Interrupted between the write and the
+    read (KeyboardInterrupt), the connection is closed (`owed_reply`)."""
+    try:
+        if not _send(raw, sql):
+            return False
+        read_reply(raw)
+    except Exception:
+        raise
+    except BaseException:
+        owed_reply(raw)
+        raise
     return True
+
+
+def owed_reply(raw: Any) -> None:
+    """Close a connection left owing a reply (an interrupt between a command's write and
+    its reply's read): the next commands would read their replies one late. The checkin
+    then sends nothing on it, and the pool replaces it. Before (round 48): the checkin sent
+    the reset and the SET behind the owed OK, the checkout took the owed OK for the
+    reset's, and only `quiet()`, a poll racing the last OK, kept the next read from taking
+    that OK for its result: it returned no rows, silently."""
+    try:
+        if isinstance(raw, pymysql.connections.Connection):
+            raw._force_close()
+        else:
+            raw.close()
+    except Exception:  # already closed: nothing owed on it any more
+        return
 
 
 def _send(raw: Any, sql: str, reset: bool = False) -> bool:

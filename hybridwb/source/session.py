@@ -332,6 +332,11 @@ def reset_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) -
                 return
     except drivers.ResetFailed as exc:
         raise DisconnectionError("the source connection could not be reset") from exc
+    except Exception:
+        raise
+    except BaseException:  # interrupted between the write and the read: replies owed
+        drivers.owed_reply(dbapi_conn)
+        raise
     reset_now(dbapi_conn)  # nothing was sent (a result still open): one by one
     apply_session(dbapi_conn, facts, policy)
     rawguard.session_set(dbapi_conn)
@@ -351,6 +356,9 @@ def reset_now(dbapi_conn: Any) -> None:
                 drivers.reset_native(dbapi_conn)
     except Exception as exc:
         raise DisconnectionError("the source connection could not be reset") from exc
+    except BaseException:  # interrupted between the write and the read: a reply owed
+        drivers.owed_reply(dbapi_conn)
+        raise
 
 
 @contextmanager
