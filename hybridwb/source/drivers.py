@@ -7,8 +7,9 @@ Both give the same guarantees because both are used the same way (engine.py, exe
 escaped by the connection itself), the guard checks that text, and it is executed with *no*
 parameters, so neither driver interpolates anything after the check. The rest of the
 read-only machinery uses only the DB-API surface both share (`cursor()`, `execute`,
-`fetchmany`, an unbuffered `SSCursor`, `thread_id()`); where PyMySQL offers more (the
-`COM_RESET_CONNECTION` command), mysqlclient's connection is dropped instead.
+`fetchmany`, an unbuffered `SSCursor`, `thread_id()`); where PyMySQL offers more (writing
+the `COM_RESET_CONNECTION` command without waiting), mysqlclient's connection is reset by the
+C library's `mysql_reset_connection`, waiting, or dropped when that cannot be done.
 
 A driver is chosen by the URL: `mysql+pymysql://` or `mysql+mysqldb://`.
 """
