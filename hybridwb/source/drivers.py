@@ -7,8 +7,9 @@ Both give the same guarantees because both are used the same way (engine.py, exe
 escaped by the connection itself), the guard checks that text, and it is executed with *no*
 parameters, so neither driver interpolates anything after the check. The rest of the
 read-only machinery uses only the DB-API surface both share (`cursor()`, `execute`,
-`fetchmany`, an unbuffered `SSCursor`, `thread_id()`); where PyMySQL offers more (the
-`COM_RESET_CONNECTION` command), mysqlclient's connection is dropped instead.
+`fetchmany`, an unbuffered `SSCursor`, `thread_id()`); where PyMySQL offers more (writing
+the `COM_RESET_CONNECTION` command without waiting), mysqlclient's connection is reset by the
+C library's `mysql_reset_connection`, waiting, or dropped when that cannot be done.
 
 A driver is chosen by the URL: `mysql+pymysql://` or `mysql+mysqldb://`.
 """
@@ -98,11 +99,34 @@ def run_own(raw: Any, sql: str) -> bool:
     """Send one of hybridwb's own statements that answers OK (the session SET) and wait for
     that OK, with no cursor: what a cursor sends and reads, for a fraction of its CPU.
     False when the connection is in no state to send (nothing was sent: take a cursor);
-    the server's error raises, as from a cursor."""
-    if not _send(raw, sql):
-        return False
-    read_reply(raw)
+    the server's error raises, as from a cursor. Interrupted between the write and the
+    read (KeyboardInterrupt), the connection is closed (`owed_reply`)."""
+    try:
+        if not _send(raw, sql):
+            return False
+        read_reply(raw)
+    except Exception:
+        raise
+    except BaseException:
+        owed_reply(raw)
+        raise
     return True
+
+
+def owed_reply(raw: Any) -> None:
+    """Close a connection left owing a reply (an interrupt between a command's write and
+    its reply's read): the next commands would read their replies one late. The checkin
+    then sends nothing on it, and the pool replaces it. Before (round 48): the checkin sent
+    the reset and the SET behind the owed OK, the checkout took the owed OK for the
+    reset's, and only `quiet()`, a poll racing the last OK, kept the next read from taking
+    that OK for its result: it returned no rows, silently."""
+    try:
+        if isinstance(raw, pymysql.connections.Connection):
+            raw._force_close()
+        else:
+            raw.close()
+    except Exception:  # already closed: nothing owed on it any more
+        return
 
 
 def _send(raw: Any, sql: str, reset: bool = False) -> bool:
@@ -136,7 +160,18 @@ class ResetFailed(Exception):
 
 def reset_native(raw: Any) -> None:
     """mysqlclient: `mysql_reset_connection` of the C library the driver is linked to,
-    on the connection's own handle (waits for the server's OK)."""
+    on the connection's own handle (waits for the server's OK).
+
+    Not on a connection still reading a result (a streamed result given back unread):
+    the C call would skip its rows and call the connection ready, but the old result stays
+    bound to the handle, and when it is freed later (the collector) while another read
+    streams on the connection, libmariadb skips *that* read's rows (it returned no rows,
+    silently). `next_result()` says so without I/O (out of sync unless the connection is
+    ready); such a connection is replaced instead."""
+    try:
+        raw.next_result()
+    except Exception as exc:
+        raise ResetFailed("a result is still being read on the connection") from exc
     try:
         handle = _capsule_pointer(raw._get_native_connection())
         failed = _native_reset_function()(handle)

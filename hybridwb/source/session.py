@@ -184,6 +184,11 @@ def _session_sql(
         # `conn.commit()`, jupysql's after every cell) open a transaction that held the
         # metadata locks of every later read, blocking the production's DDL
         "completion_type = 0",
+        # a function's `SET net_write_timeout = 1` is applied to the server's socket when
+        # set; COM_RESET_CONNECTION puts the variable back, not the socket's timeout, and a
+        # later large read that paused a second lost its connection. Setting it (to the
+        # global value) applies it to the socket again
+        "net_write_timeout = DEFAULT",
     ]
     if zone := pinned_time_zone(time_zone):
         parts.append(zone)
@@ -327,6 +332,11 @@ def reset_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) -
                 return
     except drivers.ResetFailed as exc:
         raise DisconnectionError("the source connection could not be reset") from exc
+    except Exception:
+        raise
+    except BaseException:  # interrupted between the write and the read: replies owed
+        drivers.owed_reply(dbapi_conn)
+        raise
     reset_now(dbapi_conn)  # nothing was sent (a result still open): one by one
     apply_session(dbapi_conn, facts, policy)
     rawguard.session_set(dbapi_conn)
@@ -346,6 +356,9 @@ def reset_now(dbapi_conn: Any) -> None:
                 drivers.reset_native(dbapi_conn)
     except Exception as exc:
         raise DisconnectionError("the source connection could not be reset") from exc
+    except BaseException:  # interrupted between the write and the read: a reply owed
+        drivers.owed_reply(dbapi_conn)
+        raise
 
 
 @contextmanager
