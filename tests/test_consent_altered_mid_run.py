@@ -276,7 +276,7 @@ def test_the_batch_type_check_sends_no_statement_of_its_own(
     source: Callable[..., str], tmp_path: Any
 ) -> None:
     """The check reads the types the batch's own read brought back: a run of three batches
-    sends its freeze's reads, one range read per batch and one type read for its plan
+    sends its freeze's clock read (`Source.clock`, once a run) and its reads, one range read per batch and one type read for its plan
     (information_schema), and, an advertisement, the refusal read of the audience
     (`refusals.read`: one window, its end probe and its rows), and nothing else (oracle:
     the store's `query_logs` and the source engine's statement stream)."""
@@ -297,9 +297,11 @@ def test_the_batch_type_check_sends_no_statement_of_its_own(
     freeze = [
         q for q in logged if q.endswith("ORDER BY members . code LIMIT ?") and q not in refusal
     ]
+    clock = [q for q in logged if q.startswith("SELECT UNIX_TIMESTAMP ( NOW (")]
     assert len(batches) == 3, logged
     assert len(refusal) == 2, logged
-    assert sorted(batches + freeze + refusal) == sorted(logged), logged
+    assert len(clock) == 1, logged
+    assert sorted(batches + freeze + refusal + clock) == sorted(logged), logged
     typed = [s for s in seen if "column_type" in s.lower()]
     assert len(typed) == 1, typed
     assert sent_keys(store, run_id) == [f"m{i}" for i in range(6)]
