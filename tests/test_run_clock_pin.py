@@ -59,6 +59,20 @@ def test_an_as_of_read_sees_that_clock_in_a_statement_and_in_a_view(source: Any,
     assert all(before - 1 <= r["u"] <= server_now() + 1 for r in rows)
 
 
+def test_an_as_of_read_without_the_guard_sees_that_clock_too(db: str, view: str) -> None:
+    """A source with its guard off (`use_guard=False`, tests of the other layers) sends the
+    prepared text itself: the clock's SET STATEMENT goes before it all the same."""
+    from hybridwb.source.source import Source
+    from tests.conftest import ro_url
+
+    unguarded = Source(ro_url(db), use_guard=False)
+    try:
+        rows = unguarded.records("SELECT u FROM " + view, limit=10, as_of=PINNED)
+    finally:
+        unguarded.close()
+    assert {r["u"] for r in rows} == {1_000_000_000}
+
+
 def test_clock_is_the_servers_and_the_cache_keeps_as_of_reads_apart(source: Any) -> None:
     before = server_now()
     clock = source.clock()

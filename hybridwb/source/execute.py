@@ -213,14 +213,16 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
 def _send(
     raw: Any, cursor: Any, job: Job, final: str, described_here: bool
 ) -> tuple[list[str], Any, int]:
-    """Send the statement (`final`, the guarded text, when the guard is on) and read at most
+    """Send the statement (`final`, the guarded text, when the guard is on; else the
+    prepared text after `final`, the clock's prefix or "") and read at most
     cap + 1 rows: (column names, at most cap rows, how many rows were read)."""
     cap = job.cap
     if job.use_guard:
         rawguard.approve(raw, final)  # the driver's query() lets exactly this text pass
         cursor.execute(final)
     else:
-        cursor.execute(job.prepared.driver_text, job.params)
+        # nothing guarded, so no prefix: `final` is the clock's SET STATEMENT or ""
+        cursor.execute(final + job.prepared.driver_text, job.params)
     description = cursor.description
     keys = [str(d[0]) for d in description] if description else []
     rows: Any
