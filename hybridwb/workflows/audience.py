@@ -16,7 +16,7 @@ import warnings
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -27,6 +27,11 @@ from hybridwb.mapping.model import TableMapping
 from hybridwb.mapping.resolve import compile_sql, time_text
 from hybridwb.source import RowsCut
 from hybridwb.targets.consent import temporal_type, type_family
+from hybridwb.workflows.lock import taken_over
+
+if TYPE_CHECKING:
+    from hybridwb.platform.campaigns import Campaigns
+    from hybridwb.platform.store import Store
 
 
 @dataclass(frozen=True)
@@ -374,3 +379,28 @@ def _decision_text(decided: dict[str, Any]) -> str:
         for what, name in (("consent", "consent"), ("night consent", "night_consent"))
     )
     return f"an advertisement ({fields})"
+
+
+def remember_freeze(
+    store: Store,
+    campaigns: Campaigns,
+    run: Any,
+    aud: Audience,
+    now: dt.datetime,
+    owner: Any,
+    advertising: bool = False,
+    clock: float | None = None,
+) -> None:
+    """What the target set is frozen for (audience table, key, as-of time, the server's
+    `clock` its reads see (None on SQLite), the message and consent fields it is decided
+    for: `decided_for`), in the run's stats before the freeze marks it whole, as `owner` (`Campaigns.set_stats`): a resume completes it."""
+    stats = dict(store.runs.get(run["id"]).get("stats") or {})
+    stats["frozen"] = {
+        "table": aud.table,
+        "key": aud.key,
+        "as_of": now.isoformat(),
+        "clock": clock,
+        **decided_for(aud, advertising),
+    }
+    if not campaigns.set_stats(run["id"], stats, workflow_id=run["workflow_id"], owner=owner):
+        raise taken_over(run["id"])

@@ -62,6 +62,8 @@ ANALYZE_AFTER = 50_000
 
 #: where tests and benchmarks found it: the freeze's (key, recipient) pairs
 _frozen_pairs = refusals.pairs
+#: what the set is frozen for, in the run's stats (a module name tests replace)
+_remember_freeze = audience.remember_freeze
 
 
 @dataclass
@@ -484,29 +486,3 @@ class Processor:
                 ):
                     store.variables.record_use(status.source.variable["id"])
         return stats
-
-
-def _remember_freeze(
-    store: Store,
-    campaigns: Campaigns,
-    run: Any,
-    aud: audience.Audience,
-    now: datetime,
-    owner: Any,
-    advertising: bool = False,
-    clock: float | None = None,
-) -> None:
-    """What the target set is frozen for (audience table, key, as-of time, the server's
-    `clock` its reads see (None on SQLite), the message and
-    consent fields it is decided for: `audience.decided_for`), in the run's stats before
-    the freeze marks it whole, as `owner` (`Campaigns.set_stats`): a resume completes it."""
-    stats = dict(store.runs.get(run["id"]).get("stats") or {})
-    stats["frozen"] = {
-        "table": aud.table,
-        "key": aud.key,
-        "as_of": now.isoformat(),
-        "clock": clock,
-        **audience.decided_for(aud, advertising),
-    }
-    if not campaigns.set_stats(run["id"], stats, workflow_id=run["workflow_id"], owner=owner):
-        raise taken_over(run["id"])
