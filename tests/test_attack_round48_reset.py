@@ -482,10 +482,9 @@ def test_a_read_interrupted_anywhere_leaves_nothing_to_the_next(
 def test_a_connection_the_server_would_not_reset_is_replaced(
     writer: tuple[str, str, str], driver: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Held: the reset's reply is the server's error (PyMySQL: the pipelined command
-    replaced by COM_SLEEP, which MariaDB answers "Unknown command" in the reset's place;
-    mysqlclient: the C call reports failure, at checkin and again at the checkout that
-    retries it). The checkin's SET still answers; the next checkout replaces the connection (another CONNECTION_ID), and the next reads return
+    """Held: the reset's reply is the server's error (the command written in the reset's
+    place replaced by COM_SLEEP, which MariaDB answers "Unknown command"; on mysqlclient
+    also the C call a checkout retries it with reports failure). The checkin's SET still answers; the next checkout replaces the connection (another CONNECTION_ID), and the next reads return
     root's rows (not the function's temporary table) with the policy's session."""
     import struct
 
@@ -496,9 +495,10 @@ def test_a_connection_the_server_would_not_reset_is_replaced(
     try:
         _replaced_invoker(db, src, MEDDLE)
         first = src.records("SELECT CONNECTION_ID() AS id")[0]["id"]
-        if driver == "pymysql":
-            monkeypatch.setattr(drivers, "_RESET_PACKET", struct.pack("<iB", 1, 0x00))
-        else:
+        # the command written in the reset's place (both drivers write it themselves on a
+        # plain socket) and, on mysqlclient, the C call a checkout retries it with
+        monkeypatch.setattr(drivers, "_RESET_PACKET", struct.pack("<iB", 1, 0x00))
+        if driver == "mysqldb":
             monkeypatch.setattr(drivers, "_native_reset_function", lambda: lambda handle: 1)
         with contextlib.suppress(HybridwbError):
             src.records("SELECT x FROM t2")  # the function, then the refused reset

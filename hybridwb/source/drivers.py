@@ -16,7 +16,9 @@ A driver is chosen by the URL: `mysql+pymysql://` or `mysql+mysqldb://`.
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import os
 import select
 import struct
 import sys
@@ -86,13 +88,78 @@ def send_only(raw: Any, sql: str, *, reset: bool = False) -> bool:
     `reset`: COM_RESET_CONNECTION goes first (`read_reply(raw, reset=True)` reads both
     replies): it drops what server code left on the session that no SET names (temporary
     tables that shadow base tables, user variables, any session variable). On PyMySQL both
-    commands leave in one write; mysqlclient has no call that sends the command without
-    waiting, so there the reset runs to its end first (libmariadb's
-    `mysql_reset_connection`), then the SET is sent."""
+    commands leave in one write. mysqlclient has no call that sends the command without
+    waiting: on a plain socket (no TLS, no compression) hybridwb writes the command's five
+    bytes to it itself and reads the OK itself before the driver reads the SET's reply
+    (`_plain_socket`); otherwise the C library's `mysql_reset_connection` runs to its end
+    first, then the SET is sent."""
     if reset and not isinstance(raw, pymysql.connections.Connection):
-        reset_native(raw)
-        reset = False
+        if not _plain_socket(raw):
+            reset_native(raw)
+            return _send(raw, sql)
+        _write_all(raw.fileno(), _RESET_PACKET)
+        raw._hybridwb_reset_owed = True  # its OK is read from the socket (`read_reply`)
+        sent = False
+        try:
+            sent = _send(raw, sql)
+        finally:
+            if not sent:  # a reset's reply owed and no SET behind it: not used again
+                owed_reply(raw)
+        return sent
     return _send(raw, sql, reset)
+
+
+def _plain_socket(raw: Any) -> bool:
+    """mysqlclient: whether the connection's packets go as they are on its socket (no TLS,
+    no compression) and nothing is being read on it (`next_result()`: no I/O, out of sync
+    unless the connection is ready), so a command written to the socket by hybridwb, and
+    its OK read back by hybridwb before the driver reads anything, is framed as the driver
+    would frame it. False when that cannot be told."""
+    try:
+        raw.next_result()
+        handle = _capsule_pointer(raw._get_native_connection())
+        library = _native_library()
+        if library.mysql_get_ssl_cipher(handle) is not None:
+            return False
+        compressed = ctypes.c_char(1)
+        if library.mysql_get_optionv(handle, _MYSQL_OPT_COMPRESS, ctypes.byref(compressed)):
+            return False
+        return compressed.value == b"\x00"
+    except Exception:
+        return False
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    """`n` bytes from the socket, waiting at most `_REPLY_WAIT` seconds for each part."""
+    out = b""
+    while len(out) < n:
+        ready, _, _ = select.select([fd], [], [], _REPLY_WAIT)
+        part = os.read(fd, n - len(out)) if ready else b""
+        if not part:  # closed by the server, or no answer at all
+            raise ResetFailed("the server did not answer the connection's reset")
+        out += part
+    return out
+
+
+def _read_reset_ok(raw: Any) -> None:
+    """mysqlclient: the reset's reply, read from the socket by hybridwb (`send_only`): an
+    OK packet, sequence number 1. An error packet raises `ResetFailed` after the SET's reply
+    is read by the driver too; a reply out of step closes the connection first."""
+    raw._hybridwb_reset_owed = False
+    fd = raw.fileno()
+    header = _read_exact(fd, 4)
+    payload = _read_exact(fd, int.from_bytes(header[:3], "little"))
+    if header[3] != 1 or payload[:1] not in (b"\x00", b"\xff"):
+        raw.close()
+        raise ResetFailed("the reply to the connection's reset was out of step")
+    raw.read_query_result()  # the SET's reply, read by the driver
+    if payload[:1] != b"\x00":
+        raise ResetFailed("the server refused to reset the connection")
 
 
 def run_own(raw: Any, sql: str) -> bool:
@@ -191,6 +258,26 @@ def _capsule_pointer(capsule: Any) -> int:
     return int(get(capsule, name(capsule)))
 
 
+#: `enum mysql_option` MYSQL_OPT_COMPRESS (libmariadb and libmysqlclient)
+_MYSQL_OPT_COMPRESS = 1
+#: seconds `_read_exact` waits for the reset's reply before the connection is replaced
+_REPLY_WAIT = 60.0
+
+
+@functools.lru_cache(maxsize=1)
+def _native_library() -> Any:
+    """The C library mysqlclient's extension links (its handle's dependencies), with the
+    calls `_plain_socket` makes typed."""
+    import MySQLdb._mysql
+
+    library = ctypes.CDLL(MySQLdb._mysql.__file__)
+    library.mysql_get_ssl_cipher.restype = ctypes.c_char_p
+    library.mysql_get_ssl_cipher.argtypes = [ctypes.c_void_p]
+    library.mysql_get_optionv.restype = ctypes.c_int
+    library.mysql_get_optionv.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+    return library
+
+
 @functools.lru_cache(maxsize=1)
 def _native_reset_function() -> Any:
     """The C library's `mysql_reset_connection`, looked up through mysqlclient's extension
@@ -233,6 +320,8 @@ def read_reply(raw: Any, *, reset: bool = False) -> None:
                 raise ResetFailed("the server refused to reset the connection") from refused
             return
         _read_ok(raw)
+    elif reset and getattr(raw, "_hybridwb_reset_owed", False):
+        _read_reset_ok(raw)
     else:
         raw.read_query_result()
 
