@@ -303,6 +303,28 @@ def test_the_previews_invalid_phones_are_the_runs(
 
 
 # -- two processes on one run, at once -------------------------------------------------------
+def process_at_once(wbs: list[Any], workflow_id: Any, run_id: Any) -> list[str]:
+    """Each workbench calls `process` on the run at the same moment (a barrier), by day, in
+    batches of two: what each call ended with ("done", or the HybridwbError's class name)."""
+    outcomes: list[str] = []
+    gate = threading.Barrier(len(wbs))
+
+    def go(wb: Any) -> None:
+        gate.wait()
+        try:
+            wb.workflows.process(workflow_id, run_id, progress=False, now=DAY, batch_size=2)
+            outcomes.append("done")
+        except HybridwbError as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=go, args=(wb,)) for wb in wbs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return outcomes
+
+
 @pytest.mark.parametrize("attempt", range(3))
 def test_two_calls_on_one_run_at_once_message_each_phone_once(
     source: Callable[..., str],
@@ -321,21 +343,7 @@ def test_two_calls_on_one_run_at_once_message_each_phone_once(
     try:
         wf = ad_workflow(wbs[0], f"two-{attempt}")
         run_id = start(wbs[0], wf)
-        gate = threading.Barrier(2)
-
-        def go(wb: Any) -> None:
-            gate.wait()
-            try:
-                wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=2)
-                outcomes.append("done")
-            except HybridwbError as exc:
-                outcomes.append(type(exc).__name__)
-
-        threads = [threading.Thread(target=go, args=(wb,)) for wb in wbs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        outcomes = process_at_once(wbs, wf["id"], run_id)
     finally:
         for wb in wbs:
             wb.close()

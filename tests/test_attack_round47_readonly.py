@@ -97,6 +97,13 @@ def _replaced(db: str, src: Source, body: str) -> None:
     )
 
 
+#: a function body that makes the session writable and a temporary table `t` (named like
+#: the base table `t`) holding 99
+MAKES_TEMPORARY_T = (
+    "SET SESSION tx_read_only = 0; CREATE TEMPORARY TABLE t (a INT); INSERT INTO t VALUES (99)"
+)
+
+
 def known_view_making_t(db: str) -> list[object]:
     """Root makes the view `vk`, whose function makes a temporary table `t` (named like
     the base table `t`) holding 99 and sets READ ONLY back (so a read-back passes); returns
@@ -196,8 +203,7 @@ def test_break_a_temporary_table_does_not_shadow_a_base_table(
         _replaced(
             db,
             src,
-            "SET SESSION tx_read_only = 0; CREATE TEMPORARY TABLE t (a INT); "
-            "INSERT INTO t VALUES (99)",
+            MAKES_TEMPORARY_T,
         )
         with contextlib.suppress(HybridwbError), src.one_connection():
             src.records("SELECT x FROM t2")
@@ -221,8 +227,7 @@ def test_a_temporary_table_stays_on_the_pool(
         _replaced(
             db,
             src,
-            "SET SESSION tx_read_only = 0; CREATE TEMPORARY TABLE t (a INT); "
-            "INSERT INTO t VALUES (99)",
+            MAKES_TEMPORARY_T,
         )
         with contextlib.suppress(HybridwbError):
             src.records("SELECT x FROM t2")

@@ -66,7 +66,6 @@ a dash) is no recipient (excluded, counted).
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -96,6 +95,7 @@ from tests.test_attack_once_round2 import (
     start,
     workbench,
 )
+from tests.test_attack_round46_once import process_at_once
 from tests.test_shared_recipient_consent import AD as SHARED_AD
 from tests.test_shared_recipient_consent import mapping as members_mapping
 from tests.test_shared_recipient_consent import members_source
@@ -284,21 +284,7 @@ def test_two_calls_on_one_rest_run_at_once_message_each_phone_once(
             message_config={"template": "세일"},
         )
         run_id = wbs[0].store.runs.create(wf["id"], {})["id"]
-        gate = threading.Barrier(2)
-
-        def go(wb: hybridwb.Workbench) -> None:
-            gate.wait()
-            try:
-                wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=2)
-                outcomes.append("done")
-            except HybridwbError as exc:
-                outcomes.append(type(exc).__name__)
-
-        threads = [threading.Thread(target=go, args=(wb,)) for wb in wbs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        outcomes = process_at_once(wbs, wf["id"], run_id)
     finally:
         for wb in wbs:
             wb.close()

@@ -22,6 +22,7 @@ from tests.test_attack_round27_reconnect import (  # noqa: F401
 )
 from tests.test_attack_round47_readonly import (
     DRIVERS,
+    MAKES_TEMPORARY_T,
     _replaced,
     _root_rows,
     known_view_making_t,
@@ -47,9 +48,7 @@ def test_session_state_no_set_names_is_gone_on_the_next_read(
             db,
             src,
             "SET SESSION div_precision_increment = 17; "
-            "SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE; "
-            "SET SESSION tx_read_only = 0; CREATE TEMPORARY TABLE t (a INT); "
-            "INSERT INTO t VALUES (99)",
+            "SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE; " + MAKES_TEMPORARY_T,
         )
         with contextlib.suppress(HybridwbError):
             src.records("SELECT x FROM t2")
@@ -82,8 +81,7 @@ def test_a_connection_checked_in_mid_result_is_reset_or_replaced(
         _replaced(
             db,
             src,
-            "SET SESSION tx_read_only = 0; CREATE TEMPORARY TABLE t (a INT); "
-            "INSERT INTO t VALUES (99)",
+            MAKES_TEMPORARY_T,
         )
         src.engine.dispose()  # one pooled connection: the next checkout is the same one
         proxied = src.engine.raw_connection()
