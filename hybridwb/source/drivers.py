@@ -229,15 +229,15 @@ _RESET_PACKET = struct.pack("<iB", 1, COM_RESET_CONNECTION)
 _ROLE_ATTR = "_hybridwb_role_sql"
 
 
-def remember_role(raw: Any, role: str | None, roles_granted: bool) -> None:
-    """After the login: the statement that puts the login's role back (`SET ROLE r`, or
-    `SET ROLE NONE`) follows every COM_RESET_CONNECTION on this connection, when the
-    account has roles granted. MariaDB's reset keeps the security context: an INVOKER
-    function's `SET ROLE` outlived it, and the pool's next reads on the connection ran
-    with the role's privileges (round 48). An account with no role can set none."""
-    sql = None
-    if roles_granted:
-        sql = "SET ROLE NONE" if role is None else "SET ROLE `" + role.replace("`", "``") + "`"
+def remember_role(raw: Any, role: str | None) -> None:
+    """After a MariaDB login: the statement that puts the login's role back (`SET ROLE r`,
+    or `SET ROLE NONE`) follows every COM_RESET_CONNECTION on this connection. MariaDB's
+    reset keeps the security context: an INVOKER function's `SET ROLE` outlived it, and
+    the pool's next reads on the connection ran with the role's privileges (round 48).
+    Every account, not only one with roles at its login: a role granted to the account
+    after the login (by root, or by an account that made the role) can be set by a
+    function on a connection that has been pooled since (round 52)."""
+    sql = "SET ROLE NONE" if role is None else "SET ROLE `" + role.replace("`", "``") + "`"
     setattr(raw, _ROLE_ATTR, sql)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
 
 from hybridwb.errors import HybridwbError, ReadOnlyViolation
@@ -64,6 +65,7 @@ from hybridwb.source.session import (
     install_session_check,
     read_session,
     reassert_session,
+    reset_session,
     send_next_session,
     session_matches,
     session_sql,
@@ -182,7 +184,17 @@ def mysql_engine(
 
     def _restore(dbapi_conn: Any, full: bool) -> None:
         if full:
-            apply_session(dbapi_conn, facts, policy)
+            # after a statement on the driver's own cursor (`raw_connection()`, jupysql or
+            # pandas given the DB-API connection): a view it read may have run a function
+            # that left a temporary table shadowing a base table, or a role (round 52), so
+            # the connection is reset, not only set, before the next statement on it
+            try:
+                reset_session(dbapi_conn, facts, policy)
+            except DisconnectionError:
+                raise ReadOnlyViolation(
+                    "The source connection could not be reset after the last statement; "
+                    "nothing was sent. Take a new connection and run the query again."
+                ) from None
         elif policy.read_only:
             with rawguard.internal(dbapi_conn):
                 cursor = dbapi_conn.cursor()
@@ -200,11 +212,11 @@ def mysql_engine(
             cursor = dbapi_conn.cursor()
             try:
                 cursor.execute(LOGIN_SQL)
-                version, time_zone, *roles = cursor.fetchone()
+                version, time_zone, *role = cursor.fetchone()
             finally:
                 cursor.close()
-        if roles:  # MariaDB: the login's role, and whether the account has any
-            drivers.remember_role(dbapi_conn, roles[0], bool(roles[1]))
+        if role:  # MariaDB: the login's role (NULL: none)
+            drivers.remember_role(dbapi_conn, role[0])
         facts.version, facts.time_zone = str(version), str(time_zone)
         facts.flavour = "MariaDB" if "mariadb" in facts.version.lower() else "MySQL"
         facts.timeout_variable = (
@@ -251,19 +263,35 @@ def mysql_engine(
 
     def _read_back_after_error(context: Any) -> None:
         conn = context.root_connection
-        rawguard.mark_reassert(conn.connection.dbapi_connection)
+        dbapi_conn = conn.connection.dbapi_connection
+        rawguard.mark_reassert(dbapi_conn)
+        refused: ReadOnlyViolation | None = None
         try:
-            verify_session(conn.connection.dbapi_connection, facts, policy)
+            verify_session(dbapi_conn, facts, policy)
         except ReadOnlyViolation as exc:
-            if not exc.fields.get("restored"):
-                conn.invalidate()
-            raise
+            refused = exc
         except drivers.errors():
             conn.invalidate()
             raise ReadOnlyViolation(
                 "The session could not be checked after the statement failed; the "
                 "connection was dropped. Run the query again."
             ) from None
+        if refused is not None and not refused.fields.get("restored"):
+            conn.invalidate()
+            raise refused
+        # a function that raised after it made a temporary table or set a role left them on
+        # a connection the caller keeps (jupysql's, a `with engine.connect()` block): reset
+        # as after a statement that succeeded (`install_session_check`; round 52)
+        try:
+            reset_session(dbapi_conn, facts, policy)
+        except drivers.errors(DisconnectionError):
+            conn.invalidate()
+            raise ReadOnlyViolation(
+                "The connection could not be reset after the statement failed; it was "
+                "dropped. Run the query again."
+            ) from None
+        if refused is not None:
+            raise refused
 
     install_driver_errors(
         engine,
@@ -299,11 +327,8 @@ def give_back_interrupted(record: Any) -> None:
 
 
 #: what every login reads first; on MariaDB (the `/*M!` comment runs there only) also the
-#: login's role and whether the account has roles (`drivers.remember_role`)
-LOGIN_SQL = (
-    "SELECT VERSION(), @@session.time_zone"
-    " /*M!100005 , CURRENT_ROLE(), EXISTS(SELECT 1 FROM information_schema.APPLICABLE_ROLES) */"
-)
+#: login's role (`drivers.remember_role`)
+LOGIN_SQL = "SELECT VERSION(), @@session.time_zone /*M!100005 , CURRENT_ROLE() */"
 
 
 class CheckedConnection(Connection):
