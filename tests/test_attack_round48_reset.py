@@ -17,7 +17,8 @@ BREAKS found here:
    is state that outlives the checkout, not privileges beyond the review.) Fixed: the
    login notes `CURRENT_ROLE()` and whether the account has roles; for such an account
    `SET ROLE <it>` / `SET ROLE NONE` follows every reset in the same write
-   (`drivers.remember_role`; tests/test_role_restore.py). Role-less accounts pay nothing.
+   (`drivers.remember_role`; tests/test_role_restore.py). Since round 52 every MariaDB
+   account, with roles at its login or not (a role can be granted after it).
 2. (fixed) a function's `SET SESSION net_write_timeout = 1` is applied to the server's
    socket when set; the reset puts the variable back (the session reads 60) but not the
    socket's timeout: the next checkout of that connection that read a large result with a

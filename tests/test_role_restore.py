@@ -4,10 +4,10 @@
 MariaDB's COM_RESET_CONNECTION keeps the security context: a role an INVOKER function set
 (`SET ROLE r`, or `SET ROLE NONE` dropping the login's default role) outlived the reset,
 and the pool's next reads on the connection ran with other privileges than the login's.
-For an account with roles, the statement that puts the login's role back follows every
-reset (`drivers.remember_role`): in the checkin's write, after the reset a checkout makes
-itself (`reset_now`), and after the reset of a connection kept checked out (the engine's
-`reset_session`).
+For every MariaDB account (round 52: a role can be granted after the login), the statement
+that puts the login's role back follows every reset (`drivers.remember_role`): in the
+checkin's write, after the reset a checkout makes itself (`reset_now`), and after the reset
+of a connection kept checked out (the engine's `reset_session`).
 
 Oracle: what root granted. The login's default role `d` reads a database of its own, the
 other granted role `o` another one; the next read after the function must read `d`'s
@@ -24,13 +24,12 @@ import pytest
 
 from hybridwb.errors import HybridwbError
 from hybridwb.source import Source, drivers
-from tests._mysql import as_root, root
+from tests._mysql import as_root
 from tests.test_attack_round27_reconnect import (  # noqa: F401
     _source,
     writer,
 )
 from tests.test_attack_round47_readonly import DRIVERS
-from tests.test_fastpath import GeneralLog
 
 pytestmark = pytest.mark.mysql
 
@@ -172,27 +171,5 @@ def test_the_next_read_has_the_logins_role(
     assert seen == [(True, False)] * 3
 
 
-@pytest.mark.parametrize("driver", DRIVERS)
-def test_an_account_with_no_role_sends_no_role_statement(
-    writer: tuple[str, str, str], driver: str
-) -> None:
-    """The restore costs nothing on an account that has no role (it can set none): the
-    general log of the connection's thread shows no `SET ROLE` across checkins."""
-    src = _source(*writer, driver=driver)
-    try:
-        src._parking.clear()
-        src._parking.enabled = False
-        with src.engine.connect() as conn:
-            thread = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
-        admin = root()
-        try:
-            with GeneralLog(admin) as log:
-                for _ in range(3):
-                    assert src.records("SELECT a FROM t ORDER BY a") == [{"a": 1}, {"a": 2}]
-        finally:
-            admin.close()
-    finally:
-        src.close()
-    lines = [text for t, _, text in log.entries if t == thread]
-    assert len([line for line in lines if "SELECT a FROM t" in line]) == 3
-    assert not [line for line in lines if "SET ROLE" in line.upper()]
+# a role-less login sends `SET ROLE NONE` after every reset since round 52 (a role granted
+# after the login): tests/test_attack_round52_readonly.py
