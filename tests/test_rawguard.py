@@ -226,14 +226,15 @@ def test_with_the_guard_off_an_unvetted_statement_still_sets_the_session_again(
         root.close()
 
 
-def _set_statements(dbapi: Any) -> int:
-    """The session's count of SET statements, read past the guard (no restore first)."""
+def _set_statements(dbapi: Any, counter: str = "COM_SET_OPTION") -> int:
+    """The session's count of SET statements (or another `counter`), read past the guard
+    (no restore first). A reset (COM_RESET_CONNECTION) starts the counts again."""
     with rawguard.internal(dbapi):
         return int(
             _one(
                 dbapi,
                 "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
-                "WHERE VARIABLE_NAME = 'COM_SET_OPTION'",
+                f"WHERE VARIABLE_NAME = '{counter}'",
             )
         )
 
@@ -256,10 +257,14 @@ def test_a_checkout_owes_no_second_session_set(db: str, driver: str) -> None:
         try:
             dbapi = raw.dbapi_connection
             before = _set_statements(dbapi)
+            selects = _set_statements(dbapi, "COM_SELECT")
             assert _one(dbapi, "SELECT 2") == 2
             assert _set_statements(dbapi) == before
-            _one(dbapi, "SELECT 3")  # unvetted too: the next statement sets the session
-            assert _set_statements(dbapi) > before
+            # SELECT 2 and the two counts: nothing reset the counts in between
+            assert _set_statements(dbapi, "COM_SELECT") == selects + 3
+            _one(dbapi, "SELECT 3")  # unvetted too: the next statement resets (round 52)
+            # and sets the session: the counts start again (SELECT 3 and this count)
+            assert _set_statements(dbapi, "COM_SELECT") <= 2
         finally:
             raw.close()
     finally:

@@ -76,8 +76,8 @@ def test_reads_take_the_parked_connection_without_the_pool_and_set_the_session_e
     assert first[1:] == (1, 30.0)
     assert pooled == 0  # the pool was not asked for a connection
     # each read's checkout: the reset sent at checkin restarted the session's counters, then
-    # one SET; nothing else
-    assert sets == [1, 1, 1, 1, 1]
+    # the login's role (`SET ROLE NONE`, round 52) and one session SET; nothing else
+    assert sets == [2, 2, 2, 2, 2]
     assert inside[0] == inside[1] == inside[2]
     assert _rows(db) == 2
 

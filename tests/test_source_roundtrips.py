@@ -121,16 +121,22 @@ def test_a_read_sets_the_session_once_and_never_pings_or_rolls_back(db: str, dri
         admin.close()
     sent = [(c, a.split()[0].upper()) for c, a in log.thread_of(MARK)]
     assert sent.count(("Query", "SELECT")) == 20
-    # the session SET for the next use leaves at each checkin (20 checkins)
-    assert sent.count(("Query", "SET")) == 20
+    # the session SET for the next use leaves at each checkin, behind the reset and the
+    # login's role (`SET ROLE NONE`, round 52): between the first read and the last, 19
+    # checkins (the log switched on or off may catch part of the checkins around them)
+    reads = [i for i, (_, a) in enumerate(log.thread_of(MARK)) if MARK in a]
+    between = [a for _, a in log.thread_of(MARK)[reads[0] : reads[-1]]]
+    assert between.count("SET ROLE NONE") == 19
+    assert len([a for a in between if a.startswith("SET NAMES")]) == 19
+    assert len([a for a in between if a.startswith("SET")]) == 2 * 19
     assert not [a for c, a in sent if a in ("ROLLBACK", "COMMIT", "BEGIN")]
     assert alone == {
         "COM_SELECT": 1,
-        "COM_SET_OPTION": 1,
+        "COM_SET_OPTION": 2,  # the login's role after the reset, and the session SET
         "COM_ADMIN_COMMANDS": 0,  # no ping
         "COM_ROLLBACK": 0,
         "COM_COMMIT": 0,
-        "QUESTIONS": 2,
+        "QUESTIONS": 3,
     }
 
 
@@ -264,8 +270,9 @@ def test_a_read_of_tables_only_is_not_read_back(db: str, sql: str) -> None:
         seen = _checkout_cost(src, sql)
     finally:
         src.close()
-    # the checkout's SET, the read and the counters' own read: no read-back, no reset
-    assert seen["QUESTIONS"] == 3 and seen["COM_SET_OPTION"] == 1
+    # the checkout's role (round 52) and SET, the read and the counters' own read: no
+    # read-back, no reset
+    assert seen["QUESTIONS"] == 4 and seen["COM_SET_OPTION"] == 2
 
 
 def test_a_view_behind_a_cte_of_another_scope_is_still_read_back(db: str) -> None:
@@ -281,8 +288,8 @@ def test_a_view_behind_a_cte_of_another_scope_is_still_read_back(db: str) -> Non
     finally:
         src.close()
     # the read-back ran, and the connection reset after it restarted the session's
-    # counters: the SET after that reset and the counters' own read
-    assert seen["QUESTIONS"] == 2 and seen["COM_SELECT"] == 1
+    # counters: the role and the SET after that reset (round 52) and the counters' own read
+    assert seen["QUESTIONS"] == 3 and seen["COM_SELECT"] == 1
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
