@@ -38,9 +38,12 @@ Held (one line each; both drivers):
 - Ctrl-C in the checkin's send at 5 checkins in a row: the pool is whole (nothing checked
   out), and two reads held at once get two connections (no record went back twice);
 - no connectorx path (arrow.py says why; nothing opens its own connection).
-Not new (the known pinned probe→page gap, round 47 break 3): within `one_connection()`
-the page after a replaced table runs with the role the probe's function set, as with its
-temporary table.
+Not new (strict xfail; the known pinned probe→page gap, round 47 break 3): within
+`one_connection()` the page after a replaced table runs with the role the probe's function
+set, as with its temporary table (`SET STATEMENT ROLE ... FOR` is not MariaDB syntax, so
+the prefix cannot carry it).
+Not tested (no server here): MySQL 8. The login query reads the role on MariaDB only
+(`/*M!`), so nothing puts a role back on MySQL.
 """
 
 from __future__ import annotations
@@ -417,12 +420,19 @@ def test_ctrl_c_in_the_checkin_never_returns_a_record_twice(
     assert rows == [{"a": 1}, {"a": 2}]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK (known, round 47 break 3's pinned probe->page gap): within one_connection() "
+    "the read after a replaced table's function runs with the role it set (nothing resets "
+    "between them; MariaDB's SET STATEMENT cannot carry ROLE)",
+)
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_known_gap_the_pinned_page_runs_with_the_probes_role(
+def test_the_pinned_page_runs_without_the_probes_role(
     writer: tuple[str, str, str], granted_role: tuple[str, str], driver: str
 ) -> None:
-    """Recorded, not new (round 47 break 3's gap, the temporary table's): on one pinned
-    connection, the read after a replaced table's function runs with the role it set."""
+    """Not new (round 47 break 3's gap, the temporary table's): on one pinned connection,
+    the read after a replaced table's function must not run with the role it set; after
+    the block the checkin's reset does hold (asserted first)."""
     db = writer[0]
     role, other = granted_role
     src = _source(*writer, driver=driver)
@@ -436,4 +446,4 @@ def test_known_gap_the_pinned_page_runs_with_the_probes_role(
     finally:
         src.close()
     assert after
-    assert not denied  # the gap, as round 47 left it
+    assert denied

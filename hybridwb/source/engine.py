@@ -190,7 +190,9 @@ def mysql_engine(
             # the connection is reset, not only set, before the next statement on it
             try:
                 reset_session(dbapi_conn, facts, policy)
-            except DisconnectionError:
+            except DisconnectionError as exc:
+                if isinstance(exc.__cause__, drivers.errors()):
+                    raise exc.__cause__ from None  # the driver's own (a connection gone)
                 raise ReadOnlyViolation(
                     "The source connection could not be reset after the last statement; "
                     "nothing was sent. Take a new connection and run the query again."
