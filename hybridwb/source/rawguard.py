@@ -13,8 +13,10 @@ own class (PyMySQL or mysqlclient; `do_connect` makes them, connect.py), whose l
 * **hybridwb's own statements** (the session SET, its read-back) run inside `internal(raw)`.
 * **Everything else is guarded here** (`VERDICTS.check`: the full guard, its admissions
   cached by text), and the connection is marked: before the next statement of any kind the
-  session is set again (READ ONLY, time limit, cap, sql_mode, named locks released), since
-  no read-back ran after the unvetted statement (a view it read may have changed the session).
+  session is reset and set again (COM_RESET_CONNECTION, the login's role, then READ ONLY,
+  time limit, cap, sql_mode, named locks released), since no read-back ran after the
+  unvetted statement (a view it read may have changed the session, or left a temporary
+  table or a role that no SET clears: round 52).
 * **`SET TRANSACTION READ WRITE` left by server code** (a function a view calls) makes every
   later transaction on the connection writable while `@@tx_read_only` still reads 1: no
   read-back can see it. After a statement that may have run server code (`mark_reassert`),
@@ -62,7 +64,8 @@ _SAME_NAMES = re.compile(r"SET NAMES utf8mb4")
 _COLLATION = re.compile(r"[A-Za-z0-9_]+")
 
 
-#: `restore(raw, full)`: full=True sets the whole session, False only READ ONLY again
+#: `restore(raw, full)`: full=True resets and sets the whole session, False only READ ONLY
+#: again
 Restore = Callable[[Any, bool], None]
 
 
