@@ -1,0 +1,180 @@
+"""Attack round 50 on "secrets and customer values never appear in output, logs, reports,
+notebooks, exceptions, tracebacks with locals, or reprs", on the code added since rounds
+2, 3, 29 and 30: the Supabase REST store's error paths, the mysqlclient driver and its
+checkin reset (COM_RESET_CONNECTION, `mysql_reset_connection`), the Arrow path
+(`wb.sql(..., arrow=True)`), the run's clock pin (`SET STATEMENT timestamp = ... FOR`), the
+preview's night-hold count and the saved query's determinism refusal.
+
+Oracles are independent of the code under test: the customers' phones and e-mails read as
+root with pymysql (or put in the source by the test), a canary password set on a scratch
+MariaDB account, the store read with sqlite3 / psycopg, the log records a handler took,
+the text a CLI printed, and every frame's locals of an error's traceback as
+`traceback.TracebackException(capture_locals=True)` renders them (what IPython's
+`%xmode Verbose` and rich's `show_locals` print).
+
+BREAK 1 (fixed): an answer of the Supabase REST store that httpx could not read (a body
+whose `Content-Encoding` lies, a proxy's truncated gzip: `httpx.DecodingError`; a redirect
+loop: `TooManyRedirects`) is no `TransportError`, so it escaped `RestBackend._execute` as
+httpx's own error. A public call drops the frames of a hybridwb error only: out of
+`wb.workflows.process` came the raw `DecodingError` with every frame of the run, whose
+locals held the batch's rows, phones and names, for a traceback printed with its locals.
+Now every httpx error is a one-line `StoreError` (its type named, the request not kept).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import sqlite3
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pymysql
+import pytest
+import respx
+from _postgrest import PostgrestBridge, migrated_database
+
+import hybridwb
+from hybridwb.errors import HybridwbError, StoreError
+from hybridwb.platform.rest_campaigns import RestCampaigns
+
+BASE = "https://proj.supabase.co"
+REST = f"{BASE}/rest/v1"
+KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.cjUwS2V5Q2FuYXJ5"
+DAY = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 12:00 in Seoul
+N = 12
+MEMBERS_ROWS = [(f"m{i:03d}", f"회원오십{i}", f"010-5{i:03d}-{7000 + i:04d}") for i in range(N)]
+MEMBERS = {
+    "displayName": "회원",
+    "key": "code",
+    "recipient": "mobile",
+    "channel": "sms",
+    "audience": True,
+    "fields": {
+        "code": {"displayName": "번호", "type": "string", "role": "id"},
+        "name": {"displayName": "이름", "type": "string", "role": "name", "pii": True},
+        "mobile": {"displayName": "휴대폰", "type": "string", "role": "phone", "pii": True},
+    },
+}
+
+
+def member_values() -> list[str]:
+    """The members' names and phones, in every spelling a message or a record may hold."""
+    out = []
+    for _, name, phone in MEMBERS_ROWS:
+        digits = phone.replace("-", "")
+        out += [name, phone, digits, "+82" + digits[1:]]
+    return out
+
+
+def frames_shown(exc: BaseException) -> str:
+    """What a traceback printed with every frame's locals shows of `exc` and its chain,
+    this module's own frames left out (they hold the oracle's values)."""
+    shown = traceback.TracebackException.from_exception(exc, capture_locals=True)
+    out: list[str] = [str(exc), repr(exc)]
+    seen: set[int] = set()
+    todo = [shown]
+    while todo:
+        te = todo.pop()
+        if id(te) in seen:
+            continue
+        seen.add(id(te))
+        out += [str(te)]
+        for frame in te.stack:
+            if frame.filename != __file__:
+                out.append(f"{frame.filename}:{frame.name} {frame.locals}")
+        todo += [t for t in (te.__cause__, te.__context__) if t is not None]
+    return "\n".join(out)
+
+
+# -- BREAK 1: the REST store's answer that httpx cannot read -----------------------------------
+@pytest.fixture
+def rest_dsn() -> Iterator[str]:
+    yield from migrated_database("hybridwb_r50rest")
+
+
+@pytest.fixture
+def members_source(tmp_path: Path) -> str:
+    path = tmp_path / "members.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE members (code TEXT PRIMARY KEY, name TEXT, mobile TEXT)")
+        conn.executemany("INSERT INTO members VALUES (?, ?, ?)", MEMBERS_ROWS)
+    return f"sqlite:///{path}"
+
+
+def _unreadable(request: httpx.Request) -> httpx.Response:
+    """An answer whose body is not what its Content-Encoding says (a proxy's cut gzip)."""
+    return httpx.Response(
+        200,
+        headers={"content-encoding": "gzip", "content-type": "application/json"},
+        stream=httpx.ByteStream(b"\x1f\x8b not really gzip"),
+    )
+
+
+def _too_many_redirects(request: httpx.Request) -> httpx.Response:
+    raise httpx.TooManyRedirects("Exceeded maximum allowed redirects.", request=request)
+
+
+def _carries_a_phone(request: httpx.Request) -> bool:
+    body = request.content or b""
+    return b"010-5" in body or b"+82105" in body
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("answer", [_unreadable, _too_many_redirects], ids=["decoding", "redirects"])
+def test_an_unreadable_rest_answer_in_a_run_is_one_line_with_no_phone_in_its_frames(
+    rest_dsn: str, members_source: str, tmp_path: Path, answer: Callable[..., httpx.Response]
+) -> None:
+    """BREAK 1 (fixed): the run's first write that carries the members' phones to the REST
+    store is answered with a body httpx cannot read (or a redirect loop). Before: the raw
+    `httpx.DecodingError` / `TooManyRedirects` left `wb.workflows.process` with every frame
+    of the run, whose locals held the members' phones and names."""
+    bridge = PostgrestBridge(rest_dsn)
+    broken: list[str] = []
+
+    def post(request: httpx.Request) -> httpx.Response:
+        if _carries_a_phone(request):
+            broken.append(request.url.path)
+            return answer(request)
+        path = request.url.path.removeprefix("/rest/v1/")
+        if path.startswith("rpc/"):
+            return bridge.rpc(request, path.removeprefix("rpc/"))
+        return bridge.table(request, path)
+
+    with respx.mock(base_url=REST, assert_all_called=False) as router:
+        router.post(url__regex=r"/rest/v1/").mock(side_effect=post)
+        bridge.mount(router)
+        wb = hybridwb.connect(
+            source=members_source,
+            cwd=tmp_path,
+            env={"SUPABASE_URL": BASE, "SUPABASE_SERVICE_ROLE_KEY": KEY},
+        )
+        try:
+            wb.mappings.save("members", MEMBERS)
+            wf = wb.workflows.create(
+                "r50-rest",
+                target_config={"table": "members"},
+                message_config={"content": "{{ 이름 }}님, 안내입니다."},
+            )
+            run = wb.store.runs.create(wf["id"], {})
+            RestCampaigns(wb.store.backend).start_state(run["id"], "test:1", "manual")
+            with pytest.raises(BaseException) as failed:
+                wb.workflows.process(wf["id"], run["id"], progress=False, batch_size=5, now=DAY)
+        finally:
+            wb.close()
+    assert broken, "no write carried a phone: the attack did not happen"
+    error = failed.value
+    shown = frames_shown(error)
+    leaked = [v for v in member_values() if v in shown]
+    assert not leaked, (type(error).__name__, leaked[:4])
+    assert isinstance(error, StoreError), f"{type(error).__module__}.{type(error).__name__}"
+    assert "could not be read" in str(error)
+    assert KEY not in shown and "\n" not in str(error)
