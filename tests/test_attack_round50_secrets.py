@@ -178,3 +178,55 @@ def test_an_unreadable_rest_answer_in_a_run_is_one_line_with_no_phone_in_its_fra
     assert isinstance(error, StoreError), f"{type(error).__module__}.{type(error).__name__}"
     assert "could not be read" in str(error)
     assert KEY not in shown and "\n" not in str(error)
+
+
+# -- BREAK 2: Ctrl-C in a run or a read --------------------------------------------------------
+class _InterruptedPause:
+    """`time` for the run's module, whose pause between batches is where Ctrl-C lands."""
+
+    def __getattr__(self, name: str) -> Any:
+        import time
+
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_in_a_run_leaves_no_phone_in_the_frames_it_shows(
+    members_source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BREAK 2 (fixed): Ctrl-C in a run (here in the pause after its first batch) raised
+    KeyboardInterrupt out of `wb.workflows.process` with every frame of the run: a notebook
+    with `%xmode Verbose` (or rich's `show_locals`) printed the locals of the batch loop,
+    the batch's rows with their phones and names. An interrupt now leaves a public call as
+    an expected error does: the frames below the call dropped."""
+    from hybridwb.workflows import process as process_module
+
+    with hybridwb.connect(
+        source=members_source, store=f"sqlite:///{tmp_path / 's.db'}", cwd=tmp_path, env={}
+    ) as wb:
+        wb.store.init()
+        wb.mappings.save("members", MEMBERS)
+        wf = wb.workflows.create(
+            "r50-ctrl-c",
+            target_config={"table": "members"},
+            message_config={"content": "{{ 이름 }}님, 안내입니다."},
+        )
+        run = wb.store.runs.create(wf["id"], {})
+        from hybridwb.platform.campaigns import Campaigns
+
+        Campaigns(wb.store.backend).start_state(run["id"], "test:1", "manual")
+        monkeypatch.setattr(process_module, "time", _InterruptedPause())
+        with pytest.raises(KeyboardInterrupt) as interrupted:
+            wb.workflows.process(
+                wf["id"], run["id"], progress=False, batch_size=5, batch_pause=0.5, now=DAY
+            )
+        monkeypatch.undo()
+    with sqlite3.connect(tmp_path / "s.db") as conn:  # the interrupt came after a batch
+        (sent,) = conn.execute("SELECT count(*) FROM send_records").fetchone()
+    assert sent == 5
+    shown = frames_shown(interrupted.value)
+    leaked = [v for v in member_values() if v in shown]
+    assert not leaked, leaked[:4]
