@@ -23,10 +23,7 @@ Now every httpx error is a one-line `StoreError` (its type named, the request no
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import re
 import sqlite3
 import traceback
 import uuid
@@ -36,14 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-import pymysql
 import pytest
 import respx
 from _postgrest import PostgrestBridge, migrated_database
 
 import hybridwb
-from hybridwb.errors import HybridwbError, StoreError
+from hybridwb.errors import StoreError
 from hybridwb.platform.rest_campaigns import RestCampaigns
 
 BASE = "https://proj.supabase.co"
@@ -129,7 +124,9 @@ def _carries_a_phone(request: httpx.Request) -> bool:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("answer", [_unreadable, _too_many_redirects], ids=["decoding", "redirects"])
+@pytest.mark.parametrize(
+    "answer", [_unreadable, _too_many_redirects], ids=["decoding", "redirects"]
+)
 def test_an_unreadable_rest_answer_in_a_run_is_one_line_with_no_phone_in_its_frames(
     rest_dsn: str, members_source: str, tmp_path: Path, answer: Callable[..., httpx.Response]
 ) -> None:
@@ -230,3 +227,223 @@ def test_ctrl_c_in_a_run_leaves_no_phone_in_the_frames_it_shows(
     shown = frames_shown(interrupted.value)
     leaked = [v for v in member_values() if v in shown]
     assert not leaked, leaked[:4]
+
+
+# -- what held: the mysqlclient driver, its checkin reset, the Arrow path, the clock pin -------
+from tests.conftest import _admin, install_sample_mappings, mariadb_maker  # noqa: E402
+
+#: URL-special characters on purpose (`@`, `#`, `%`): the URL carries it percent-encoded
+CANARY = f"r50C@n#ry%{uuid.uuid4().hex[:8]}"
+CANARY_USER = f"hwb_r50_{uuid.uuid4().hex[:6]}"
+SHOP_PEOPLE = [
+    (i, f"고객오십{i:02d}", f"010-6{i:03d}-{8000 + i:04d}", f"r50.customer{i}@example.kr", i % 2, 1)
+    for i in range(1, 13)
+]
+SHOP = {
+    "displayName": "고객",
+    "key": "customer_id",
+    "audience": True,
+    "recipient": "phone",
+    "consent": "marketing_opt_in",
+    "nightConsent": "night_opt_in",
+    "fields": {
+        "customer_id": {"displayName": "번호", "type": "number", "role": "id"},
+        "name": {"displayName": "이름", "type": "string", "role": "name", "pii": True},
+        "phone": {"displayName": "휴대폰", "type": "string", "role": "phone", "pii": True},
+        "email": {"displayName": "메일", "type": "string", "role": "email", "pii": True},
+        "marketing_opt_in": {"displayName": "수신", "type": "number", "role": "consent"},
+        "night_opt_in": {"displayName": "야간", "type": "number", "role": "consent"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def shop_db() -> Iterator[str]:
+    """A MariaDB database of 12 customers (two share a phone: one of them refused) read by
+    an account whose password is the canary; both dropped after the module."""
+    made = mariadb_maker("hybridwb_r50")
+    make = next(made)
+    people = [*SHOP_PEOPLE, (13, "고객오십13", SHOP_PEOPLE[1][2], "r50.shared@example.kr", 0, 0)]
+    db = make(
+        "CREATE TABLE customers (customer_id INT PRIMARY KEY, name VARCHAR(40), "
+        "phone VARCHAR(20), email VARCHAR(80), marketing_opt_in TINYINT(1), "
+        "night_opt_in TINYINT(1))",
+        rows={"customers": people},
+    )
+    admin = _admin()
+    with admin.cursor() as cur:
+        cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (CANARY_USER, CANARY))
+        cur.execute(f"GRANT SELECT, SHOW VIEW ON `{db}`.* TO %s@'%%'", (CANARY_USER,))
+    try:
+        yield db
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS %s@'%%'", (CANARY_USER,))
+        admin.close()
+        made.close()
+
+
+def shop_values(db: str) -> list[str]:
+    """The oracle: every phone, digits-only phone, e-mail and name, read as root."""
+    conn = _admin()
+    try:
+        conn.select_db(db)
+        with conn.cursor() as cur:
+            cur.execute("SELECT phone, email, name FROM customers")
+            rows = cur.fetchall()
+    finally:
+        conn.close()
+    out = set()
+    for phone, email, name in rows:
+        out |= {phone, phone.replace("-", ""), "+82" + phone.replace("-", "")[1:], email, name}
+    return sorted(out)
+
+
+def secrets_in(text: str) -> list[str]:
+    from urllib.parse import quote
+
+    return [s for s in (CANARY, quote(CANARY, safe=""), CANARY.split("%")[1]) if s in text]
+
+
+def shop_url(db: str, driver: str, password: str = CANARY, port: int = 3306) -> str:
+    from urllib.parse import quote
+
+    return f"mysql+{driver}://{CANARY_USER}:{quote(password, safe='')}@127.0.0.1:{port}/{db}"
+
+
+def shop_wb(db: str, driver: str, root: Path) -> hybridwb.Workbench:
+    from sqlalchemy.engine import make_url
+
+    install_sample_mappings(root, make_url(shop_url(db, "pymysql")))  # stamps the source
+    wb = hybridwb.connect(
+        shop_url(db, driver), store=f"sqlite:///{root / 'store.db'}", cwd=root, env={}
+    )
+    wb.mappings.save("customers", SHOP)
+    return wb
+
+
+def kill_the_accounts_connections() -> int:
+    """KILL, as root, every connection the canary account holds (idle in the pool, a SET
+    sent at checkin waiting to be read)."""
+    conn = _admin()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT id FROM information_schema.processlist WHERE user = %s", (CANARY_USER,)
+            )
+            ids = [row[0] for row in cur.fetchall()]
+            for pid in ids:
+                cur.execute(f"KILL CONNECTION {int(pid)}")
+    finally:
+        conn.close()
+    return len(ids)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))  # with the traceback of exc_info, if any
+
+
+@pytest.fixture
+def debug_records() -> Iterator[_Records]:
+    """Every log record of every logger at DEBUG, formatted as a handler prints it."""
+    handler = _Records()
+    root = logging.getLogger()
+    was = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    names = ("sqlalchemy", "sqlalchemy.engine", "sqlalchemy.pool", "hybridwb", "httpx")
+    for name in names:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(was)
+        for name in names:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+def test_connections_killed_in_the_pool_are_replaced_and_logged_without_a_secret(
+    shop_db: str, tmp_path: Path, driver: str, debug_records: _Records
+) -> None:
+    """Held: the checkin's reset and SET (sent ahead, read at the next checkout) on a
+    connection the server killed meanwhile: the checkout reads the failure
+    (`DisconnectionError`), the pool replaces the connection, the read succeeds; on both
+    drivers, at DEBUG (SQLAlchemy's pool logs the disconnection, with its reason), no
+    record holds the password or a customer value, and no repr or `vars` does."""
+    values = shop_values(shop_db)
+    phone = SHOP_PEOPLE[0][2]
+    with shop_wb(shop_db, driver, tmp_path) as wb:
+        for arrow in (False, True):
+            shown = repr(wb.sql("SELECT name, phone, email FROM customers", arrow=arrow))
+            assert not [v for v in values if v in shown]
+        assert kill_the_accounts_connections() >= 1
+        again = wb.sql("SELECT customer_id FROM customers WHERE phone = :p", {"p": phone})
+        assert list(again["customer_id"]) == [1]
+        assert kill_the_accounts_connections() >= 1
+        import pandas as pd
+        from sqlalchemy import text
+
+        # the engine path (pandas, jupysql): reset after every statement on its connection
+        with wb.source.engine.connect() as conn:
+            got = pd.read_sql(
+                text("SELECT customer_id FROM customers WHERE phone = :p"),
+                conn,
+                params={"p": phone},
+            )
+        assert list(got["customer_id"]) == [1]
+        assert wb.source.clock() is not None  # the run's clock read, once more
+        kept = [
+            repr(wb),
+            repr(wb.source),
+            repr(wb.settings),
+            str(vars(wb.source)),
+            repr(wb.source.engine),
+            str(wb.source.engine.url),
+            wb.status_line(),
+        ]
+    logged = "\n".join(debug_records.lines)
+    assert "checked out from pool" in logged or "Connection" in logged  # DEBUG was on
+    assert not secrets_in(logged + "\n".join(kept))
+    assert not [v for v in values if v in logged]
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+def test_the_engines_statement_log_holds_no_bound_or_typed_value(
+    shop_db: str, tmp_path: Path, driver: str, debug_records: _Records
+) -> None:
+    """BREAK 3 (fixed): a read on `wb.source.engine` (pandas, jupysql) with SQLAlchemy's
+    engine logging on (`logging.basicConfig(level=logging.INFO)`, `echo=True`) logged the
+    statement with the customer's phone in it: the engine sends the final text with the
+    bound values pasted in (the guard checks what is sent), and `hide_parameters` hides
+    only the parameters, of which there are then none. The statement is logged with its
+    literals as `?` now, as the query log keeps it."""
+    import pandas as pd
+    from sqlalchemy import text
+
+    phone, email = SHOP_PEOPLE[0][2], SHOP_PEOPLE[0][3]
+    with shop_wb(shop_db, driver, tmp_path) as wb:
+        got = pd.read_sql(
+            text("SELECT customer_id FROM customers WHERE phone = :p"),
+            wb.source.engine,
+            params={"p": phone},
+        )
+        with wb.source.engine.connect() as conn:
+            typed = conn.execute(
+                text(f"SELECT customer_id FROM customers WHERE email = '{email}'")
+            ).all()
+    assert list(got["customer_id"]) == [1] and [tuple(r) for r in typed] == [(1,)]
+    statements = [line for line in debug_records.lines if "FROM customers WHERE" in line]
+    assert len(statements) >= 2, debug_records.lines[-10:]  # the statements were logged
+    assert all("= ?" in line for line in statements), statements
+    logged = "\n".join(debug_records.lines)
+    assert not [v for v in shop_values(shop_db) if v in logged]
