@@ -23,7 +23,9 @@ Now every httpx error is a one-line `StoreError` (its type named, the request no
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sqlite3
 import traceback
 import uuid
@@ -447,3 +449,150 @@ def test_the_engines_statement_log_holds_no_bound_or_typed_value(
     assert all("= ?" in line for line in statements), statements
     logged = "\n".join(debug_records.lines)
     assert not [v for v in shop_values(shop_db) if v in logged]
+
+
+def shop_project(db: str, driver: str, root: Path) -> str:
+    """The project's mapping file holding the shop's one table, stamped as its source's;
+    returns the source URL (with the canary password) for the CLI's environment."""
+    from sqlalchemy.engine import make_url
+
+    from hybridwb.mapping.model import SOURCE_KEY
+
+    path = install_sample_mappings(root, make_url(shop_url(db, "pymysql")))
+    stamped = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(
+        json.dumps({SOURCE_KEY: stamped[SOURCE_KEY], "customers": SHOP}, ensure_ascii=False),
+        encoding="utf-8",
+    )
+    return shop_url(db, driver)
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+def test_the_arrow_paths_frames_and_errors_show_no_customer_value(
+    shop_db: str, tmp_path: Path, driver: str
+) -> None:
+    """Held: `wb.sql(..., arrow=True)` on both drivers (mysqlclient keeps numbers as the
+    server's text, parsed by Arrow): every display of the frame (repr, str, the notebook's
+    bundle, head) masks the phones, e-mails and names, under an alias and inside a JSON
+    value too; a column Arrow cannot keep in one type is a one-line error whose frames
+    (with their locals: the rows read) hold none of them, nor the password."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    values = shop_values(shop_db)
+    with hybridwb.connect(shop_project(shop_db, driver, tmp_path), cwd=tmp_path, env={}) as wb:
+        df = wb.sql(
+            "SELECT customer_id, phone AS tel, email AS m, name AS n, "
+            "JSON_OBJECT('p', phone) AS j FROM customers",
+            arrow=True,
+        )
+        assert str(df["tel"].dtype) == "string[pyarrow]"
+        assert set(df["tel"]) & set(values)  # the values are there, to be read explicitly
+        shell = InteractiveShell()
+        try:
+            bundle = shell.display_formatter.format(df)[0]
+        finally:
+            InteractiveShell.clear_instance()
+        shown = "\n".join([repr(df), str(df), repr(df.head()), *map(str, bundle.values())])
+        assert not [v for v in values if v in shown]
+        failed = None
+        try:  # a DECIMAL past 38 digits in one row only: no one Arrow type for the column
+            wb.sql(
+                "SELECT phone, email, IF(customer_id = 1, CAST(1e60 AS DECIMAL(65,0)), "
+                "CAST(1.5 AS DECIMAL(65,30))) AS d FROM customers",
+                arrow=True,
+            )
+        except hybridwb.QueryError as exc:
+            failed = exc
+    assert failed is not None and "arrow=False" in str(failed)
+    frames = frames_shown(failed)
+    assert not [v for v in values if v in frames] and not secrets_in(frames)
+
+
+@pytest.mark.mysql
+def test_the_run_clocks_statements_keep_no_value_in_the_query_log(
+    shop_db: str, tmp_path: Path
+) -> None:
+    """Held: a read as of the run's clock (`SET STATEMENT timestamp = ... FOR <text>` on
+    MariaDB) of a statement holding a phone typed as a literal and an e-mail bound, and a
+    failing one, are logged with their values as `?` (the store's `query_logs`, read with
+    sqlite3); the error names neither."""
+    phone, email = SHOP_PEOPLE[2][2], SHOP_PEOPLE[3][3]
+    with shop_wb(shop_db, "pymysql", tmp_path) as wb:
+        clock = wb.source.clock()
+        assert clock is not None
+        rows = wb.source.records(
+            f"SELECT customer_id FROM customers WHERE phone = '{phone}' OR email = :e "
+            "ORDER BY customer_id",
+            {"e": email},
+            as_of=clock,
+        )
+        assert [r["customer_id"] for r in rows] == [3, 4]
+        with pytest.raises(hybridwb.QueryError) as failed:
+            wb.source.records(
+                f"SELECT nosuch FROM customers WHERE phone = '{phone}' OR email = :e",
+                {"e": email},
+                as_of=clock,
+            )
+    assert phone not in str(failed.value) and email not in str(failed.value)
+    with sqlite3.connect(tmp_path / "store.db") as conn:
+        logged = conn.execute("SELECT query, error_message FROM query_logs").fetchall()
+    text = "\n".join(str(v) for row in logged for v in row)
+    assert "customers WHERE phone = ?" in text  # the reads were logged
+    assert not [v for v in shop_values(shop_db) if v in text]
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("informational", [False, True], ids=["advertising", "informational"])
+def test_the_cli_preview_with_its_night_hold_shows_no_customer_value(
+    shop_db: str, tmp_path: Path, informational: bool
+) -> None:
+    """Held: `hybridwb targets preview` (the night-hold count of an advertisement, or why
+    an informational message has none) on the shop read with the canary password: the
+    output holds no phone, e-mail, name or the password; `--reveal` shows the sample."""
+    from click.testing import CliRunner
+
+    from hybridwb import cli
+
+    url = shop_project(shop_db, "mysqldb", tmp_path)
+    (tmp_path / "target.json").write_text(json.dumps({"table": "customers"}), encoding="utf-8")
+    args = ["targets", "preview", "target.json"] + (["--informational"] if informational else [])
+    runner = CliRunner()
+    env = {"HYBRIDWB_SOURCE_URL": url}
+    masked = runner.invoke(cli.main, args, env=env)
+    revealed = runner.invoke(cli.main, [*args, "--reveal"], env=env)
+    assert masked.exit_code == revealed.exit_code == 0, masked.output
+    night = re.search(r"^night_hold\s+(\S+)", masked.output, re.M)
+    assert night is not None, masked.output
+    assert (night.group(1) == "None") == informational
+    values = shop_values(shop_db)
+    assert [v for v in values if v in revealed.output]  # the sample holds them
+    assert not [v for v in values if v in masked.output]
+    assert not secrets_in(masked.output + revealed.output)
+
+
+@pytest.mark.mysql
+def test_a_saved_query_refused_for_sampling_at_random_names_no_value(
+    shop_db: str, tmp_path: Path
+) -> None:
+    """Held: the determinism refusal of a saved query (`ORDER BY RAND()`) holding a phone
+    and an e-mail as literals names the call, not the query; nothing is saved."""
+    phone, email = SHOP_PEOPLE[4][2], SHOP_PEOPLE[4][3]
+    query = {
+        "sql": f"SELECT customer_id, phone FROM customers WHERE phone <> '{phone}' "
+        f"AND email <> '{email}' ORDER BY RAND() LIMIT 3"
+    }
+    with shop_wb(shop_db, "pymysql", tmp_path) as wb:
+        for attempt in (
+            lambda: wb.workflows.create(
+                "r50-random", target_config=query, message_config={"content": "안내"}
+            ),
+            lambda: wb.targets.preview(query),
+        ):
+            with pytest.raises(hybridwb.HybridwbError) as refused:
+                attempt()
+            assert "RAND()" in str(refused.value)
+            shown = frames_shown(refused.value)
+            assert phone not in shown and email not in shown
+    with sqlite3.connect(tmp_path / "store.db") as conn:
+        assert conn.execute("SELECT count(*) FROM workflows").fetchone() == (0,)
