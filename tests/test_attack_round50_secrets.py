@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import respx
 from _postgrest import PostgrestBridge, migrated_database
@@ -596,3 +597,48 @@ def test_a_saved_query_refused_for_sampling_at_random_names_no_value(
             assert phone not in shown and email not in shown
     with sqlite3.connect(tmp_path / "store.db") as conn:
         assert conn.execute("SELECT count(*) FROM workflows").fetchone() == (0,)
+
+
+@pytest.mark.postgres
+def test_a_rest_run_keyed_by_the_phone_logs_no_phone_in_its_requests(
+    rest_dsn: str, tmp_path: Path, debug_records: _Records
+) -> None:
+    """Held: a whole run on the Supabase REST store of an audience keyed by the phone
+    itself (the target key is the phone), once per recipient: httpx logs every request's
+    URL at INFO, and none holds a phone (in any spelling, percent-encoded too) or the key;
+    the records were written (read with psycopg)."""
+    path = tmp_path / "by_phone.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE members (code TEXT, name TEXT, mobile TEXT PRIMARY KEY)")
+        conn.executemany("INSERT INTO members VALUES (?, ?, ?)", MEMBERS_ROWS)
+    bridge = PostgrestBridge(rest_dsn)
+    with respx.mock(base_url=REST, assert_all_called=False) as router:
+        bridge.mount(router)
+        wb = hybridwb.connect(
+            source=f"sqlite:///{path}",
+            cwd=tmp_path,
+            env={"SUPABASE_URL": BASE, "SUPABASE_SERVICE_ROLE_KEY": KEY},
+        )
+        try:
+            wb.mappings.save("members", {**MEMBERS, "key": "mobile"})
+            wf = wb.workflows.create(
+                "r50-rest-by-phone",
+                target_config={"table": "members"},
+                message_config={
+                    "content": "{{ 이름 }}님, 안내입니다.",
+                    "policy": {"once_per_recipient": True},
+                },
+            )
+            run = wb.store.runs.create(wf["id"], {})
+            RestCampaigns(wb.store.backend).start_state(run["id"], "test:1", "manual")
+            wb.workflows.process(wf["id"], run["id"], progress=False, batch_size=5, now=DAY)
+        finally:
+            wb.close()
+    with psycopg.connect(rest_dsn, autocommit=True) as conn:
+        (sent,) = conn.execute("SELECT count(*) FROM send_records").fetchone()  # type: ignore[misc]
+    assert sent == N
+    requests = [line for line in debug_records.lines if "HTTP Request" in line]
+    assert len(requests) > 10
+    needles = [*member_values(), *(phone.replace("-", "")[1:] for *_, phone in MEMBERS_ROWS)]
+    logged = "\n".join(debug_records.lines)
+    assert not [v for v in needles if v in logged] and KEY not in logged
