@@ -642,3 +642,62 @@ def test_a_rest_run_keyed_by_the_phone_logs_no_phone_in_its_requests(
     needles = [*member_values(), *(phone.replace("-", "")[1:] for *_, phone in MEMBERS_ROWS)]
     logged = "\n".join(debug_records.lines)
     assert not [v for v in needles if v in logged] and KEY not in logged
+
+
+#: MariaDB's "Duplicate entry '<the first phone>1' for key 'group_key'": a server error that
+#: quotes a value of the data (not of the statement)
+DUPLICATE_ENTRY = (
+    "SELECT COUNT(*), CONCAT((SELECT phone FROM customers ORDER BY customer_id LIMIT 1), "
+    "FLOOR(RAND(0)*2)) AS x FROM customers GROUP BY x"
+)
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+@pytest.mark.parametrize("path", ["wb.sql", "arrow", "as_of", "engine"])
+def test_a_server_error_quoting_a_customer_value_is_redacted_on_every_read_path(
+    shop_db: str, tmp_path: Path, driver: str, path: str, debug_records: _Records
+) -> None:
+    """Held: the error-based read (a duplicate group key quoting the first customer's
+    phone) on each read path added since round 3 (Arrow, a read as of the run's clock,
+    the engine that pandas uses) and on both drivers is one line without the phone, its
+    frames and chain hold neither the phone nor the password, and no log record does."""
+    import pandas as pd
+    from sqlalchemy import text
+
+    values = shop_values(shop_db)
+    with shop_wb(shop_db, driver, tmp_path) as wb:
+        reads: dict[str, Callable[[], Any]] = {
+            "wb.sql": lambda: wb.sql(DUPLICATE_ENTRY),
+            "arrow": lambda: wb.sql(DUPLICATE_ENTRY, arrow=True),
+            "as_of": lambda: wb.source.records(DUPLICATE_ENTRY, as_of=wb.source.clock()),
+            "engine": lambda: pd.read_sql(text(DUPLICATE_ENTRY), wb.source.engine),
+        }
+        with pytest.raises(hybridwb.HybridwbError) as failed:
+            reads[path]()
+        after = wb.sql("SELECT COUNT(*) AS n FROM customers")  # the connection still reads
+    assert int(after["n"][0]) == 13
+    assert "Duplicate entry" in str(failed.value) and "\n" not in str(failed.value)
+    shown = frames_shown(failed.value) + "\n".join(debug_records.lines)
+    assert not [v for v in values if v in shown] and not secrets_in(shown)
+
+
+@pytest.mark.parametrize(
+    ("statement", "shown"),
+    [
+        ("BEGIN (implicit)", "BEGIN (implicit)"),
+        ("SELECT a FROM t WHERE b = :b", "SELECT a FROM t WHERE b = :b"),
+        ("SELECT a FROM t WHERE p = '010-1234-5678'", "SELECT a FROM t WHERE p = ?"),
+        ("SELECT `kim@example.com` FROM t", "SELECT ? FROM t"),
+        ("SELECT a FROM t WHERE p = 1012345678", "SELECT a FROM t WHERE p = ?"),
+        ("SELECT 'unclosed", "<a statement that cannot be read, not shown>"),
+    ],
+    ids=["no-literal", "bind", "text", "quoted-name", "number", "unreadable"],
+)
+def test_a_logged_statement_keeps_its_words_and_hides_its_values(
+    statement: str, shown: str
+) -> None:
+    """The engine logger's rule (`querylog.literals_hidden`), on its own."""
+    from hybridwb.source.querylog import literals_hidden
+
+    assert literals_hidden(statement) == shown
