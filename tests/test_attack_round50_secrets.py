@@ -600,13 +600,23 @@ def test_a_saved_query_refused_for_sampling_at_random_names_no_value(
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"once_per_recipient": True},
+        {"cooldown_days": 7},
+        {"frequency_cap": {"messages": 1, "days": 30}},
+    ],
+    ids=["once", "cooldown", "cap"],
+)
 def test_a_rest_run_keyed_by_the_phone_logs_no_phone_in_its_requests(
-    rest_dsn: str, tmp_path: Path, debug_records: _Records
+    rest_dsn: str, tmp_path: Path, debug_records: _Records, policy: dict[str, Any]
 ) -> None:
     """Held: a whole run on the Supabase REST store of an audience keyed by the phone
-    itself (the target key is the phone), once per recipient: httpx logs every request's
-    URL at INFO, and none holds a phone (in any spelling, percent-encoded too) or the key;
-    the records were written (read with psycopg)."""
+    itself (the target key is the phone), run twice under each send policy (the second
+    run reads the first's history): httpx logs every request's URL at INFO, and none holds
+    a phone (in any spelling, percent-encoded too) or the key; the first run's records
+    were written, the second run's excluded by the policy (read with psycopg)."""
     path = tmp_path / "by_phone.db"
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE members (code TEXT, name TEXT, mobile TEXT PRIMARY KEY)")
@@ -624,19 +634,18 @@ def test_a_rest_run_keyed_by_the_phone_logs_no_phone_in_its_requests(
             wf = wb.workflows.create(
                 "r50-rest-by-phone",
                 target_config={"table": "members"},
-                message_config={
-                    "content": "{{ 이름 }}님, 안내입니다.",
-                    "policy": {"once_per_recipient": True},
-                },
+                message_config={"content": "{{ 이름 }}님, 안내입니다.", "policy": policy},
             )
-            run = wb.store.runs.create(wf["id"], {})
-            RestCampaigns(wb.store.backend).start_state(run["id"], "test:1", "manual")
-            wb.workflows.process(wf["id"], run["id"], progress=False, batch_size=5, now=DAY)
+            for _ in range(2):
+                run = wb.store.runs.create(wf["id"], {})
+                RestCampaigns(wb.store.backend).start_state(run["id"], "test:1", "manual")
+                wb.workflows.process(wf["id"], run["id"], progress=False, batch_size=5, now=DAY)
         finally:
             wb.close()
     with psycopg.connect(rest_dsn, autocommit=True) as conn:
         (sent,) = conn.execute("SELECT count(*) FROM send_records").fetchone()  # type: ignore[misc]
-    assert sent == N
+        (held,) = conn.execute("SELECT count(*) FROM run_skips").fetchone()  # type: ignore[misc]
+    assert (sent, held) == (N, N)
     requests = [line for line in debug_records.lines if "HTTP Request" in line]
     assert len(requests) > 10
     needles = [*member_values(), *(phone.replace("-", "")[1:] for *_, phone in MEMBERS_ROWS)]
