@@ -710,3 +710,63 @@ def test_a_logged_statement_keeps_its_words_and_hides_its_values(
     from hybridwb.source.querylog import literals_hidden
 
     assert literals_hidden(statement) == shown
+
+
+@pytest.mark.mysql
+@pytest.mark.slow
+def test_a_cli_run_on_mysqlclient_leaves_no_secret_or_value_in_its_files(
+    shop_db: str, tmp_path: Path
+) -> None:
+    """Held: `hybridwb run` (papermill, a kernel of its own given the settings through its
+    environment) on the shop read by mysqlclient with the canary password, each read as of
+    the run's clock: the executed notebook, its HTML report, every other file the run left
+    and the command's output hold no password and no customer value; the store (read with
+    sqlite3) holds no password, and its records were written."""
+    import os
+    import subprocess
+    import sys
+
+    url = shop_project(shop_db, "mysqldb", tmp_path)
+    with hybridwb.connect(url, cwd=tmp_path, env={}) as wb:
+        wb.store.init()
+        wb.workflows.create(
+            "r50-run",
+            target_config={"table": "customers"},
+            message_config={"content": "{{ 이름 }}님, {{ 휴대폰 }} 번호로 안내드립니다."},
+        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MYSQL_", "HYBRIDWB_"))}
+    env["HYBRIDWB_SOURCE_URL"] = url
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "hybridwb"),
+            "run",
+            "r50-run",
+            "--now",
+            "2026-03-02T12:00:00+09:00",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    values = shop_values(shop_db)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    reports = [p for p in files if p.suffix in (".ipynb", ".html")]
+    assert len(reports) >= 2, files
+    leaks: dict[str, list[str]] = {}
+    for path in files:
+        raw = path.read_bytes().decode("utf-8", "replace")
+        found = secrets_in(raw)
+        if path.suffix != ".db":  # the store keeps the recipients and messages it sent
+            found += [v for v in values if v in raw]
+        if found:
+            leaks[str(path.relative_to(tmp_path))] = found[:3]
+    assert not leaks
+    shown = done.stdout + done.stderr
+    assert not secrets_in(shown) and not [v for v in values if v in shown]
+    with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as conn:
+        (sent,) = conn.execute("SELECT count(*) FROM send_records").fetchone()
+    assert sent > 0  # (those who said no to marketing are left out by the target)
