@@ -770,3 +770,24 @@ def test_a_cli_run_on_mysqlclient_leaves_no_secret_or_value_in_its_files(
     with sqlite3.connect(tmp_path / ".hybridwb" / "platform.db") as conn:
         (sent,) = conn.execute("SELECT count(*) FROM send_records").fetchone()
     assert sent > 0  # (those who said no to marketing are left out by the target)
+
+
+@pytest.mark.mysql
+def test_the_target_preview_widgets_night_row_shows_no_customer_value(
+    shop_db: str, tmp_path: Path
+) -> None:
+    """Held: the target preview widget's exclusions with their night-hold row, its quality
+    table, sample, count and SQL, on the shop read by mysqlclient: no phone, e-mail or name
+    is drawn."""
+    from hybridwb import widgets
+    from hybridwb.widgets._targets import NIGHT_AT_SEND
+
+    with hybridwb.connect(shop_project(shop_db, "mysqldb", tmp_path), cwd=tmp_path, env={}) as wb:
+        widget = widgets.target_preview(wb, {"table": "customers"})
+        widget.run_button.click()
+        parts = ("sample", "quality", "exclusions", "count", "sql")
+        shown = {part: getattr(widget.panel, part).value for part in parts}
+    assert "<td" in shown["sample"] and NIGHT_AT_SEND.split(",")[0] in shown["exclusions"]
+    assert isinstance(widget.panel.excluded[NIGHT_AT_SEND], int)  # counted
+    text = "\n".join(shown.values())
+    assert not [v for v in shop_values(shop_db) if v in text] and not secrets_in(text)
