@@ -262,11 +262,12 @@ SHOP = {
 
 @pytest.fixture(scope="module")
 def shop_db() -> Iterator[str]:
-    """A MariaDB database of 12 customers (two share a phone: one of them refused) read by
+    """A MariaDB database of 13 customers (two share a phone: one of them refused) read by
     an account whose password is the canary; both dropped after the module."""
     made = mariadb_maker("hybridwb_r50")
     make = next(made)
-    people = [*SHOP_PEOPLE, (13, "고객오십13", SHOP_PEOPLE[1][2], "r50.shared@example.kr", 0, 0)]
+    # customer 13 shares customer 5's phone and refused night-time ads: both are held
+    people = [*SHOP_PEOPLE, (13, "고객오십13", SHOP_PEOPLE[4][2], "r50.shared@example.kr", 1, 0)]
     db = make(
         "CREATE TABLE customers (customer_id INT PRIMARY KEY, name VARCHAR(40), "
         "phone VARCHAR(20), email VARCHAR(80), marketing_opt_in TINYINT(1), "
@@ -565,7 +566,7 @@ def test_the_cli_preview_with_its_night_hold_shows_no_customer_value(
     assert masked.exit_code == revealed.exit_code == 0, masked.output
     night = re.search(r"^night_hold\s+(\S+)", masked.output, re.M)
     assert night is not None, masked.output
-    assert (night.group(1) == "None") == informational
+    assert night.group(1) == ("None" if informational else "2")
     values = shop_values(shop_db)
     assert [v for v in values if v in revealed.output]  # the sample holds them
     assert not [v for v in values if v in masked.output]
@@ -788,6 +789,6 @@ def test_the_target_preview_widgets_night_row_shows_no_customer_value(
         parts = ("sample", "quality", "exclusions", "count", "sql")
         shown = {part: getattr(widget.panel, part).value for part in parts}
     assert "<td" in shown["sample"] and NIGHT_AT_SEND.split(",")[0] in shown["exclusions"]
-    assert isinstance(widget.panel.excluded[NIGHT_AT_SEND], int)  # counted
+    assert widget.panel.excluded[NIGHT_AT_SEND] == 2  # customers 5 and 13 (their one phone)
     text = "\n".join(shown.values())
     assert not [v for v in shop_values(shop_db) if v in text] and not secrets_in(text)
