@@ -792,3 +792,44 @@ def test_the_target_preview_widgets_night_row_shows_no_customer_value(
     assert widget.panel.excluded[NIGHT_AT_SEND] == 2  # customers 5 and 13 (their one phone)
     text = "\n".join(shown.values())
     assert not [v for v in shop_values(shop_db) if v in text] and not secrets_in(text)
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("where", ["wb.sql", "wb.targets.iter"])
+def test_ctrl_c_in_a_read_or_an_iteration_leaves_no_value_in_the_frames_it_shows(
+    shop_db: str, tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BREAK 2 (fixed), on the reads: Ctrl-C once `wb.sql` has the rows (while its frame
+    is built), and between two pages of `wb.targets.iter` (the first page in the
+    iteration's locals), leaves no customer value in the frames it shows."""
+    from hybridwb.source import source as source_module
+    from hybridwb.targets.service import TargetService
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    pages = TargetService._page
+    calls: list[int] = []
+
+    def second_page_interrupted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return pages(self, *args, **kwargs)
+
+    with shop_wb(shop_db, "pymysql", tmp_path) as wb:
+        if where == "wb.sql":
+            monkeypatch.setattr(source_module, "frame_of", interrupted)
+            with pytest.raises(KeyboardInterrupt) as stopped:
+                wb.sql("SELECT name, phone, email FROM customers")
+        else:
+            monkeypatch.setattr(TargetService, "_page", second_page_interrupted)
+            seen = 0
+            with pytest.raises(KeyboardInterrupt) as stopped:
+                for batch in wb.targets.iter({"table": "customers"}, 3):
+                    seen += len(batch)
+            del batch  # this caller's own local: the page it was given
+            assert seen == 3
+        monkeypatch.undo()
+    shown = frames_shown(stopped.value)
+    assert not [v for v in shop_values(shop_db) if v in shown]
