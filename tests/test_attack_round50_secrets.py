@@ -833,3 +833,47 @@ def test_ctrl_c_in_a_read_or_an_iteration_leaves_no_value_in_the_frames_it_shows
         monkeypatch.undo()
     shown = frames_shown(stopped.value)
     assert not [v for v in shop_values(shop_db) if v in shown]
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+@pytest.mark.parametrize("statement", ["bound", "duplicate-entry"])
+def test_skip_user_error_events_leaves_no_value_in_the_engines_error(
+    shop_db: str, tmp_path: Path, driver: str, statement: str
+) -> None:
+    """BREAK 4 (fixed): SQLAlchemy's execution option `skip_user_error_events` (its own
+    probes' way to read a driver error: DESCRIBE, SHOW CREATE TABLE) made the engine raise
+    the driver's error as it was, which SQLAlchemy wraps with `[SQL: <the text sent>]`:
+    the bound phone pasted into it (`hide_parameters` hides only parameters), or the
+    server's `Duplicate entry '<the first customer's phone>1'`. The driver's error is now
+    left raw for SQLAlchemy's probes only; SQLAlchemy's own reflection still works.
+    (`inspect(wb.source.engine).has_table('no_such_table')` raises a QueryError instead
+    of answering False, on `main` too: not a secret, left as found.)"""
+    from sqlalchemy import inspect, text
+
+    phone = SHOP_PEOPLE[0][2]
+    sql, params = {
+        "bound": (
+            "SELECT customer_id FROM customers WHERE phone = :p AND nosuch = 1",
+            {"p": phone},
+        ),
+        "duplicate-entry": (DUPLICATE_ENTRY, {}),
+    }[statement]
+    with shop_wb(shop_db, driver, tmp_path) as wb:
+        with wb.source.engine.connect() as conn:
+            probe = conn.execution_options(skip_user_error_events=True)
+            with pytest.raises(Exception) as failed:
+                probe.execute(text(sql), params)
+        inspector = inspect(wb.source.engine)
+        assert [c["name"] for c in inspector.get_columns("customers")][:2] == [
+            "customer_id",
+            "name",
+        ]
+    error = failed.value
+    assert isinstance(error, hybridwb.HybridwbError) and "\n" not in str(error)
+    chain = [error, error.__cause__, error.__context__]
+    said = "\n".join(f"{e!s} {e!r}" for e in chain if e is not None)
+    # the frames' locals hold the caller's own parameters (SQLAlchemy's and pandas' frames
+    # are no call of hybridwb's); a value of the data must not be in them either
+    shown = said if statement == "bound" else frames_shown(error)
+    assert not [v for v in shop_values(shop_db) if v in shown] and not secrets_in(shown)
