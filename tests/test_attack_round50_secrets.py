@@ -19,6 +19,26 @@ httpx's own error. A public call drops the frames of a hybridwb error only: out 
 `wb.workflows.process` came the raw `DecodingError` with every frame of the run, whose
 locals held the batch's rows, phones and names, for a traceback printed with its locals.
 Now every httpx error is a one-line `StoreError` (its type named, the request not kept).
+
+BREAK 2 (fixed): Ctrl-C in a run (or in `wb.sql`, or between two pages of
+`wb.targets.iter`) left the public call with every frame below it: the batch's phones and
+names in a traceback printed with its locals. An interrupt now leaves a public call as an
+expected error does (`validation.checked_call`, `_quiet`).
+
+BREAK 3 (fixed): with SQLAlchemy's engine logging on (INFO, `echo=True`), a read on
+`wb.source.engine` (pandas, jupysql) logged the statement with the bound phone pasted in:
+the engine sends the final text the guard approved, which `hide_parameters` does not hide.
+The engine logger now shows a statement with its literals as `?` (`masking._NoRows`).
+
+BREAK 4 (fixed): `execution_options(skip_user_error_events=True)` made the engine raise the
+driver's error raw for any statement: SQLAlchemy's `[SQL: ...]` showed the bound phone, or
+the server's `Duplicate entry` a customer's phone. Raw now for SQLAlchemy's probes only.
+
+Held (no break): mysqlclient with a canary password through connections killed in the pool
+(the checkin reset read at checkout), the Arrow path's displays and errors, the clock pin's
+query log, the CLI preview and the widget with their night-hold count, the determinism
+refusal, REST runs keyed by the phone under each policy, the error-based read on every
+read path, and `hybridwb run` on mysqlclient (notebook, report, every file).
 """
 
 from __future__ import annotations
