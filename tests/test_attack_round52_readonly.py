@@ -58,12 +58,10 @@ import pytest
 from hybridwb.errors import HybridwbError
 from hybridwb.source import Source
 from tests._mysql import as_root, root
-from tests.test_attack_round27_reconnect import (  # noqa: F401
-    _source,
-    writer,
-)
+from tests.test_attack_round27_reconnect import writer  # noqa: F401
 from tests.test_attack_round47_readonly import DRIVERS, _root_rows
 from tests.test_fastpath import GeneralLog
+from tests.test_role_restore import ROLE_DRIVERS, _source
 
 pytestmark = pytest.mark.mysql
 
@@ -125,7 +123,7 @@ def _truth(db: str) -> list[int]:
     return [int(r[0]) for r in _root_rows(f"SELECT a FROM `{db}`.t ORDER BY a")]
 
 
-@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("driver", ROLE_DRIVERS)
 @pytest.mark.parametrize("path", ["checkin", "kept"])
 def test_a_role_granted_after_the_login_does_not_outlive_the_reset(
     writer: tuple[str, str, str], late_role: tuple[str, str], driver: str, path: str
@@ -184,7 +182,7 @@ def granted_role(writer: tuple[str, str, str], late_role: tuple[str, str]) -> tu
     return late_role
 
 
-@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("driver", ROLE_DRIVERS)
 def test_a_kept_engine_connection_is_reset_after_a_statement_that_failed(
     writer: tuple[str, str, str], granted_role: tuple[str, str], driver: str
 ) -> None:
@@ -213,7 +211,7 @@ def test_a_kept_engine_connection_is_reset_after_a_statement_that_failed(
     assert seen == [_truth(db), "denied"]
 
 
-@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("driver", ROLE_DRIVERS)
 @pytest.mark.parametrize("raises", [False, True], ids=["returns", "raises"])
 def test_the_driver_connection_is_reset_after_a_statement_on_its_cursor(
     writer: tuple[str, str, str], granted_role: tuple[str, str], driver: str, raises: bool
