@@ -15,25 +15,28 @@ BREAKS found here (all fixed):
    fresh login is refused; also on a connection kept checked out on `wb.source.engine`,
    both drivers. Fixed: `SET ROLE <login's role>` / `SET ROLE NONE` follows every reset on
    every MariaDB connection (a role-less account pays one pipelined statement a checkin).
+   Mutation: c9581b1's condition back (`EXISTS(... APPLICABLE_ROLES)`) → 8 of 35 fail.
 2. A connection kept checked out on `wb.source.engine` (jupysql's, a `with
    engine.connect()` block) was reset after a statement that succeeded (round 48 break 4),
    not after one that failed: a function that made a temporary table `t` (after `SET
    SESSION tx_read_only = 0`, which the read-back restores) and then raised (SIGNAL) left
    it, and the next statement read the function's `t` ([] instead of root's [1, 2]) and
    ran with the role the function set. Fixed: the read-back after a failed statement
-   resets too (`_read_back_after_error`).
+   resets too (`_read_back_after_error`). Mutation: that reset removed → 3 of 35 fail.
 3. The driver's own connection (`raw_connection()`, pandas or jupysql handed the DB-API
    connection): after a statement on its cursor the next statement set the session first
    (`rawguard` `dirty`), but nothing reset it: the function's temporary table shadowed `t`
    and its role read a table a fresh login cannot, for every later statement until the
    checkin, whether the function's statement succeeded or raised. Fixed: the restore owed
    after such a statement is the reset and the SET (`reset_session`), not the SET alone.
+   Mutation: the owed restore back to `apply_session` → 6 of 35 fail.
 Held (one line each; both drivers):
 - a login role dropped, or revoked from the account, after the login: the `SET ROLE` after
   the reset fails, the connection is replaced, and the next reads are a fresh login's;
-- role names that need care (a backtick, a trailing space, a quote and a backslash,
+- role names that need care (a backtick, a leading space, an `@`, a quote and a backslash,
   Hangul) as the login's default role: the next read after the function's `SET ROLE
-  NONE` reads the default role's table again;
+  NONE` reads the default role's table again (MariaDB strips a trailing space at CREATE
+  ROLE, so no role name ends in one);
 - a DEFINER function's `SET ROLE` (the definer's context) does not outlive the function;
 - Ctrl-C in the checkin's send at 5 checkins in a row: the pool is whole (nothing checked
   out), and two reads held at once get two connections (no record went back twice);
@@ -42,6 +45,11 @@ Not new (strict xfail; the known pinned probe→page gap, round 47 break 3): wit
 `one_connection()` the page after a replaced table runs with the role the probe's function
 set, as with its temporary table (`SET STATEMENT ROLE ... FOR` is not MariaDB syntax, so
 the prefix cannot carry it).
+For the lead (measured, not changed): MariaDB takes the role inside the session SET
+(`SET NAMES utf8mb4, SESSION ..., ROLE NONE` sets all of them; `SET STATEMENT` does not):
+the role could ride in the SET behind every reset at no extra statement. Fix 1's separate
+statement cost 3-18 % of a two-row read's time here (noisy, loaded machine); the in-SET form
+needs the SET's packet in UTF-8 (role names) and a refused role to replace the connection.
 Not tested (no server here): MySQL 8. The login query reads the role on MariaDB only
 (`/*M!`), so nothing puts a role back on MySQL.
 """
