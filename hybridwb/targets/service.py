@@ -40,7 +40,7 @@ from hybridwb.targets.quality import (
     quality,
 )
 from hybridwb.targets.sql import Builder, truthy
-from hybridwb.validation import checked_calls, short
+from hybridwb.validation import checked_calls, refuse_far_now, short
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -886,6 +886,7 @@ def _local_now(now: dt.datetime | None, zone: str) -> dt.datetime:
         return dt.datetime.now(tz).replace(tzinfo=None)
     if not isinstance(now, dt.datetime):
         raise ValidationError(f"now must be a datetime, not {type(now).__name__}.")
+    refuse_far_now(now)  # a span from it, or its zone's time, past the calendar
     if now.tzinfo is None:
         return now
     return now.astimezone(tz).replace(tzinfo=None)

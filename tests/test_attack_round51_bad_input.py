@@ -1,0 +1,260 @@
+"""Bad input, round 51: the doors added since rounds 3, 29, 41 and 43.
+
+The guarantee (DESIGN non-negotiable 8): anything a user can type, pass or store is answered
+with a `HybridwbError` whose message is one short line, never a raw Python exception, a hang
+or unbounded memory, and a refused input leaves nothing written. The oracle is independent
+of the code under test: the exception's type and text; for the store, its rows as sqlite3
+reads them; for the CLI, the exit status and output.
+
+Round 51 tried the preview's `advertising=`, the CLI's `--informational`, the night-hold row,
+the run's clock pin (`as_of`), the determinism refusals of saved queries, `arrow=True`, the
+scheduler's and runs' options, and odd datetimes, time zones and numbers at each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import hybridwb
+import hybridwb.widgets as widgets
+from hybridwb.cli import main
+from tests.test_attack_bad_input_round3 import refused
+
+GOOD = {"table": "customers", "where": {"field": "grade", "op": "eq", "value": "VIP"}}
+HUGE = 10**400
+UTC = dt.UTC
+PLUS14 = dt.timezone(dt.timedelta(hours=14))
+MINUS14 = dt.timezone(dt.timedelta(hours=-14))
+
+
+def _relative(op: str) -> dict[str, Any]:
+    return {"table": "customers", "where": {"field": "created_at", "op": op, "value": {"days": 30}}}
+
+
+def _runs(root: Path) -> int:
+    """The store's run rows, read with sqlite3 (the oracle)."""
+    with sqlite3.connect(root / ".hybridwb" / "platform.db") as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM workflow_runs").fetchone()[0])
+
+
+def _workflow(wb: Any, **fields: Any) -> dict[str, Any]:
+    return wb.workflows.create(
+        f"r51-{uuid.uuid4().hex[:6]}",
+        notebook="campaign.ipynb",
+        target_config=GOOD,
+        message_config={"content": "안녕하세요 #{고객명}님", "advertising": False},
+        **fields,
+    )
+
+
+# -- BREAK 1 (fixed): a `now` at the calendar's edge --------------------------------------------
+FAR_NOWS = {
+    "9999-utc": dt.datetime(9999, 12, 31, 23, 59, tzinfo=UTC),
+    "year-1-plus14": dt.datetime(1, 1, 1, tzinfo=PLUS14),
+    "9999-naive": dt.datetime(9999, 12, 31, 23, 59),
+    "year-1-naive": dt.datetime(1, 1, 1),
+    "9999-minus14": dt.datetime(9999, 12, 31, tzinfo=MINUS14),
+    "9950-naive": dt.datetime(9950, 1, 1),  # plus a century's span: past 9999
+}
+NOW_DOORS: dict[str, Callable[[Any, Any], Any]] = {
+    "preview": lambda wb, now: wb.targets.preview(GOOD, now=now),
+    "preview-within-last": lambda wb, now: wb.targets.preview(_relative("within_last"), now=now),
+    "preview-within-next-century": lambda wb, now: wb.targets.preview(
+        {
+            "table": "customers",
+            "where": {"field": "birth_date", "op": "within_next", "value": {"days": 36_600}},
+        },
+        now=now,
+    ),
+    "validate-older-than": lambda wb, now: wb.targets.validate(_relative("older_than"), now=now),
+    "plan": lambda wb, now: wb.targets.plan(GOOD, now=now),
+    "iter": lambda wb, now: next(wb.targets.iter(_relative("within_next"), now=now)),
+    "workflows-due": lambda wb, now: wb.workflows.due(now=now),
+}
+
+
+@pytest.mark.parametrize("now", list(FAR_NOWS.values()), ids=list(FAR_NOWS))
+@pytest.mark.parametrize("door", list(NOW_DOORS.values()), ids=list(NOW_DOORS))
+def test_a_now_at_the_calendars_edge_is_refused_in_one_line(
+    shop: Any, door: Callable[[Any, Any], Any], now: Any
+) -> None:
+    """BREAK 1 (fixed): `now` 9999-12-31 23:59 UTC (or year 1 at +14:00) raised the raw
+    OverflowError of its conversion to the definition's zone; a naive 9999 or year 1 (any
+    year within a span of its edge) raised it from `now ± span` of a relative condition.
+    Now every door refuses it by the years it takes."""
+    exc = refused(lambda: door(shop, now))
+    assert isinstance(exc, hybridwb.ValidationError)
+    assert "now must be a time from 1900 to 8999" in str(exc)
+
+
+@pytest.mark.parametrize(
+    "now",
+    ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59"],
+    ids=["9999-minus14", "year-1-plus14", "9999-seoul"],
+)
+def test_a_far_now_is_refused_before_a_run_row_is_written(
+    shop: Any, tmp_path: Path, now: str
+) -> None:
+    """BREAK 1 (fixed): `hybridwb run WF --now 9999-12-31T23:59:59-14:00` (or
+    `wb.workflows.run(now=...)`) made the run's row and started its kernel, whose clock
+    then overflowed: a failed run left for a typo. Now the CLI exits 2 and the API raises
+    one line, and the store has no run (sqlite3)."""
+    wf = _workflow(shop)
+    before = _runs(tmp_path)
+    result = CliRunner().invoke(main, ["run", wf["name"], "--now", now])
+    assert result.exit_code == 2, result.output
+    assert "now must be a time from 1900 to 8999" in result.output
+    assert "Traceback" not in result.output
+    refused(lambda: shop.workflows.run(wf["id"], now=now))
+    refused(lambda: shop.workflows.run(wf["id"], now=dt.datetime.fromisoformat(now)))
+    assert _runs(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        dt.datetime(1900, 1, 1, tzinfo=UTC),
+        dt.datetime(8999, 12, 31, 12, 0, tzinfo=UTC),
+        dt.datetime(2026, 3, 1, 22, 30, tzinfo=PLUS14),
+        dt.datetime(2026, 3, 1, 22, 30),
+    ],
+    ids=["1900-utc", "8999-noon-utc", "2026-plus14", "2026-naive"],
+)
+def test_a_now_within_the_years_still_previews(shop: Any, now: dt.datetime) -> None:
+    assert shop.targets.preview(_relative("older_than"), now=now, sample=1).count >= 0
+
+
+# -- BREAK 2 (fixed): the scheduler's look-back window -------------------------------------------
+@pytest.mark.parametrize(
+    "window",
+    ["5", None, -1, 0, float("nan"), float("inf"), True, HUGE, decimal.Decimal(5), 86_401],
+    ids=repr,
+)
+def test_a_bad_due_window_is_refused_in_one_line(shop: Any, window: Any) -> None:
+    """BREAK 2 (fixed): `wb.workflows.due(window_s='5')` (or None) raised a raw TypeError
+    once a scheduled workflow was active; -1, 0 and NaN reported nothing due, True a
+    window of one second, inf or 10**400 every slot since the cron began: all silently."""
+    wf = _workflow(shop, trigger_type="schedule", schedule_config={"cron": "* * * * *"})
+    shop.workflows.update(wf["id"], status="active")
+    exc = refused(lambda: shop.workflows.due(window_s=window))
+    assert "window_s must be seconds" in str(exc)
+
+
+def test_a_good_due_window_still_finds_the_slot(shop: Any) -> None:
+    wf = _workflow(shop, trigger_type="schedule", schedule_config={"cron": "* * * * *"})
+    shop.workflows.update(wf["id"], status="active")
+    for window in (61, 120.5, np.float64(90.0), 86_400):
+        assert [w["id"] for w, _ in shop.workflows.due(window_s=window)] == [wf["id"]]
+
+
+# -- BREAK 3 (fixed): a target definition's time zone that is a folder or too long ---------------
+ZONES = {"folder-America": "America", "folder-Etc": "Etc", "5000-chars": "A" * 5000}
+
+
+@pytest.mark.parametrize("zone", list(ZONES.values()), ids=list(ZONES))
+def test_a_time_zone_that_is_a_folder_or_too_long_is_refused(
+    shop: Any, tmp_path: Path, zone: str
+) -> None:
+    """BREAK 3 (fixed): `{"timezone": "America"}` raised the raw IsADirectoryError of the
+    zone database's folder, 5,000 characters a raw OSError (file name too long), from
+    `wb.targets.preview`, the target widget (its message left empty) and `hybridwb targets
+    preview` (a traceback). Now each says it is not a time zone name."""
+    definition = {"table": "customers", "timezone": zone}
+    exc = refused(lambda: shop.targets.preview(definition))
+    assert "is not a time zone name" in str(exc)
+    panel = widgets.target_preview(shop, definition).panel
+    assert panel.show(shop, json.dumps(definition)) is False
+    assert "is not a time zone name" in panel.message.value
+    file = tmp_path / "t.json"
+    file.write_text(json.dumps(definition), encoding="utf-8")
+    result = CliRunner().invoke(main, ["targets", "preview", str(file), "--informational"])
+    assert result.exit_code == 1 and not isinstance(result.exception, OSError)
+    assert "is not a time zone name" in result.output
+
+
+# -- BREAK 4 (fixed): the run's clock pin on a source that cannot pin -----------------------------
+AS_OF = {"nan": float("nan"), "neg": -1, "str": "now", "huge": HUGE, "true": True, "half": 0.5}
+
+
+@pytest.mark.parametrize("as_of", list(AS_OF.values()), ids=list(AS_OF))
+def test_a_bad_as_of_is_refused_on_every_source(shop: Any, as_of: Any) -> None:
+    """BREAK 4 (fixed): `wb.source.records(sql, as_of="now")` (NaN, -1, 10**400, True) ran
+    on the SQLite sample without a word, though MySQL refuses it: a notebook tried on the
+    sample failed only in production. 0.5 passed everywhere and, printed as `timestamp =
+    0.000000`, is MariaDB's "the clock again", not a pin. Now each source refuses them."""
+    exc = refused(lambda: shop.source.records("SELECT 1 AS a", as_of=as_of))
+    assert isinstance(exc, hybridwb.QueryError) and "as_of must be epoch seconds" in str(exc)
+
+
+def test_a_good_as_of_still_reads(shop: Any) -> None:
+    assert shop.source.records("SELECT 1 AS a", as_of=1_767_225_600.25) == [{"a": 1}]
+
+
+# -- what held: kept as guards -----------------------------------------------------------------
+HELD: list[tuple[str, Callable[[Any], Any]]] = [
+    # preview(advertising=) takes a bool only
+    *[
+        (f"preview-advertising-{name}", lambda wb, v=v: wb.targets.preview(GOOD, advertising=v))
+        for name, v in {
+            "1": 1,
+            "0": 0,
+            "yes": "yes",
+            "None": None,
+            "np-bool": np.bool_(True),
+        }.items()
+    ],
+    ("preview-sample-np-int", lambda wb: wb.targets.preview(GOOD, sample=np.int64(5))),
+    ("preview-sample-huge", lambda wb: wb.targets.preview(GOOD, sample=HUGE)),
+    (
+        "preview-cache-ttl-decimal",
+        lambda wb: wb.targets.preview(GOOD, cache_ttl=decimal.Decimal(1)),
+    ),
+    ("preview-now-date", lambda wb: wb.targets.preview(GOOD, now=dt.date(2026, 1, 1))),
+    ("preview-now-np-datetime64", lambda wb: wb.targets.preview(GOOD, now=np.datetime64("2026"))),
+    # arrow=True
+    ("sql-arrow-int", lambda wb: wb.sql("SELECT 1 AS a", arrow=1)),
+    ("sql-arrow-str", lambda wb: wb.sql("SELECT 1 AS a", arrow="yes")),
+    ("sql-arrow-mixed-column", lambda wb: wb.sql("SELECT 1 AS a UNION ALL SELECT 'x'", arrow=True)),
+    ("sql-arrow-nul", lambda wb: wb.sql("SELECT 'a\x00b' AS a", arrow=True)),
+    ("sql-arrow-surrogate", lambda wb: wb.sql("SELECT '\ud800' AS a", arrow=True)),
+    ("sql-arrow-bind-nan", lambda wb: wb.sql("SELECT :a AS a", {"a": float("nan")}, arrow=True)),
+    (
+        "sql-arrow-bind-decimal-nan",
+        lambda wb: wb.sql("SELECT :a AS a", {"a": decimal.Decimal("NaN")}, arrow=True),
+    ),
+    ("sql-limit-unicode-digit", lambda wb: wb.sql("SELECT 1 AS a", limit="\u0665")),
+    ("sql-timeout-decimal-nan", lambda wb: wb.sql("SELECT 1 AS a", timeout=decimal.Decimal("NaN"))),
+    # the scheduler's and the runs' other options
+    ("stale-after-str", lambda wb: wb.workflows.stale("5")),
+    ("stale-after-nan", lambda wb: wb.workflows.stale(float("nan"))),
+    ("due-now-garbage", lambda wb: wb.workflows.due(now="tomorrow 9am")),
+    ("run-now-int", lambda wb: wb.workflows.run("nope", now=5)),
+    # a target definition's odd values
+    (
+        "definition-nan-value",
+        lambda wb: wb.targets.preview(
+            '{"table":"customers","where":{"field":"customer_id","op":"gt","value":NaN}}'
+        ),
+    ),
+    ("definition-timezone-nul", lambda wb: wb.targets.preview({**GOOD, "timezone": "\x00"})),
+    ("definition-timezone-path", lambda wb: wb.targets.preview({**GOOD, "timezone": "../x"})),
+    ("definition-opt-out-str", lambda wb: wb.targets.preview({**GOOD, "exclude_opt_out": None})),
+]
+
+
+@pytest.mark.parametrize(("case", "call"), HELD, ids=[c for c, _ in HELD])
+def test_held_inputs_are_refused_with_one_line(
+    shop: Any, case: str, call: Callable[[Any], Any]
+) -> None:
+    refused(lambda: call(shop))
