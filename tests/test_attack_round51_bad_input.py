@@ -201,6 +201,137 @@ def test_a_good_as_of_still_reads(shop: Any) -> None:
     assert shop.source.records("SELECT 1 AS a", as_of=1_767_225_600.25) == [{"a": 1}]
 
 
+# -- BREAK 5 (fixed): a mapping file path that is a folder or cannot be made ---------------------
+def _mapping_rows(root: Path) -> int:
+    with sqlite3.connect(root / ".hybridwb" / "platform.db") as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM table_mappings").fetchone()[0])
+
+
+@pytest.mark.parametrize("where", ["folder", "under-a-file"])
+def test_a_mapping_file_that_cannot_be_written_is_refused_and_leaves_nothing(
+    shop: Any, tmp_path: Path, where: str
+) -> None:
+    """BREAK 5 (fixed): with mappings_path a folder, `wb.mappings.save` raised the raw
+    IsADirectoryError of its rename and left its temporary `.table-mappings.*.tmp` beside
+    the folder; under a file (`a/b.json` where `a` is a file) the raw FileExistsError of
+    mkdir. Now one line naming the setting; no temporary file is left and the store holds
+    no mapping row (sqlite3)."""
+    suggested = shop.mappings.suggest("customers")
+    shop.store.workflows.list()  # the store is made: its rows are the oracle
+    before = _mapping_rows(tmp_path)
+    parent = tmp_path / "elsewhere"
+    parent.mkdir()
+    if where == "folder":
+        target = parent / "table-mappings.json"
+        target.mkdir()
+    else:
+        (parent / "a-file").write_text("x", encoding="utf-8")
+        target = parent / "a-file" / "table-mappings.json"
+    wb = hybridwb.connect(mappings_path=str(target))
+    try:
+        exc = refused(lambda: wb.mappings.save("customers", suggested))
+    finally:
+        wb.close()
+    assert isinstance(exc, hybridwb.ConfigError)
+    assert "Cannot write the mapping file" in str(exc) and "HYBRIDWB_MAPPINGS" in str(exc)
+    assert sorted(p.name for p in parent.iterdir()) == sorted(
+        ["table-mappings.json"] if where == "folder" else ["a-file"]
+    )
+    assert _mapping_rows(tmp_path) == before
+
+
+# -- BREAK 6 (fixed): a home or SQLite store folder that cannot be made ---------------------------
+def test_a_home_that_cannot_be_made_is_a_config_error(tmp_path: Path) -> None:
+    """BREAK 6 (fixed): `connect(home=...)` (or HYBRIDWB_HOME) under a file raised the raw
+    FileExistsError of the sample's mkdir; now one line naming the setting."""
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    exc = refused(lambda: hybridwb.connect(home=str(tmp_path / "a-file" / ".hybridwb")))
+    assert isinstance(exc, hybridwb.ConfigError) and "HYBRIDWB_HOME" in str(exc)
+    assert (tmp_path / "a-file").read_text(encoding="utf-8") == "x"
+
+
+def test_a_sqlite_store_whose_folder_cannot_be_made_is_a_store_error(
+    shop: Any, tmp_path: Path
+) -> None:
+    """BREAK 6 (fixed): a store URL `sqlite:///<a file>/x.db` raised the raw
+    FileExistsError of its folder's mkdir at the first use of `wb.store`."""
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    wb = hybridwb.connect(store=f"sqlite:///{tmp_path / 'a-file' / 'store.db'}")
+    try:
+        exc = refused(lambda: wb.store.workflows.list())
+    finally:
+        with pytest.warns(RuntimeWarning, match="query log was not saved"):
+            wb.sql("SELECT 1 AS a")
+            wb.close()
+    assert isinstance(exc, hybridwb.StoreError) and "Cannot make the folder" in str(exc)
+    assert (tmp_path / "a-file").read_text(encoding="utf-8") == "x"
+
+
+# -- BREAK 7 (fixed): a path setting no file system takes -----------------------------------------
+PATHS = {"nul": "a\x00b", "long-name": "n" * 256, "surrogate": "\ud800"}
+
+
+@pytest.mark.parametrize("value", list(PATHS.values()), ids=list(PATHS))
+@pytest.mark.parametrize("setting", ["home", "mappings_path", "reports_dir", "workflows_dir"])
+def test_a_path_setting_no_file_system_takes_is_a_config_error(
+    sample_db: Path, setting: str, value: str
+) -> None:
+    """BREAK 7 (fixed): a NUL or a name over 255 bytes in `home`, `mappings_path`,
+    `reports_dir` or `workflows_dir` was taken, and the first file operation on it raised
+    its raw ValueError or OSError (`wb.mappings.tables()`, the sample's build, a run's
+    report); now `connect` refuses it naming the setting."""
+    exc = refused(lambda: hybridwb.connect(**{setting: value}))
+    assert isinstance(exc, hybridwb.ConfigError)
+    assert f"Setting {setting} (from argument) is invalid" in str(exc)
+    assert "Value error" not in str(exc)
+
+
+def test_a_long_mapping_path_from_pyproject_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.hybridwb]\nmappings_path = "{"m" * 300}.json"\n', encoding="utf-8"
+    )
+    exc = refused(lambda: hybridwb.connect(cwd=tmp_path))
+    assert "mappings_path (from pyproject) is invalid: a name in it is over 255 bytes" in str(exc)
+
+
+# -- BREAK 8 (fixed): connect(project_root=...) ----------------------------------------------------
+def test_project_root_as_an_argument_is_a_config_error(tmp_path: Path) -> None:
+    """BREAK 8 (fixed): `hybridwb.connect(project_root=...)` raised the raw TypeError
+    "got multiple values for keyword argument 'project_root'"; now it points at cwd=."""
+    exc = refused(lambda: hybridwb.connect(project_root=str(tmp_path)))
+    assert isinstance(exc, hybridwb.ConfigError) and "pass cwd= instead" in str(exc)
+
+
+# -- BREAK 9 (fixed): true or false where a number setting goes ---------------------------------
+@pytest.mark.parametrize(
+    "line",
+    ["source_pool_size = true", "row_cap = true", "statement_timeout = false", "mysql_port = true"],
+    ids=lambda t: t.split(" ")[0],
+)
+def test_a_bool_for_a_number_setting_is_a_config_error(tmp_path: Path, line: str) -> None:
+    """BREAK 9 (fixed): `source_pool_size = true` in pyproject.toml was a pool of 1,
+    `row_cap = true` a cap of one row, `statement_timeout = false` refused as "greater than
+    or equal to 0.01": pydantic reads a bool as 0 or 1. Now each says it wants a number."""
+    (tmp_path / "pyproject.toml").write_text(f"[tool.hybridwb]\n{line}\n", encoding="utf-8")
+    exc = refused(lambda: hybridwb.connect(cwd=tmp_path))
+    assert isinstance(exc, hybridwb.ConfigError)
+    assert f"Setting {line.split(' ')[0]} (from pyproject) is invalid: it must be a number" in str(
+        exc
+    )
+
+
+def test_number_settings_still_read_from_text_and_numbers(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.hybridwb]\nsource_pool_size = 3\nrow_cap = 1e3\n", encoding="utf-8"
+    )
+    wb = hybridwb.connect(cwd=tmp_path, env={"HYBRIDWB_STATEMENT_TIMEOUT": "12.5"})
+    try:
+        assert (wb.settings.source_pool_size, wb.settings.row_cap) == (3, 1000)
+        assert wb.settings.statement_timeout == 12.5
+    finally:
+        wb.close()
+
+
 # -- what held: kept as guards -----------------------------------------------------------------
 HELD: list[tuple[str, Callable[[Any], Any]]] = [
     # preview(advertising=) takes a bool only
