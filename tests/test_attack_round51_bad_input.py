@@ -320,7 +320,9 @@ def test_a_bool_for_a_number_setting_is_a_config_error(tmp_path: Path, line: str
     )
 
 
-def test_number_settings_still_read_from_text_and_numbers(tmp_path: Path) -> None:
+def test_number_settings_still_read_from_text_and_numbers(sample_db: Path, tmp_path: Path) -> None:
+    (tmp_path / ".hybridwb").mkdir()
+    (tmp_path / ".hybridwb" / "sample.db").write_bytes(sample_db.read_bytes())
     (tmp_path / "pyproject.toml").write_text(
         "[tool.hybridwb]\nsource_pool_size = 3\nrow_cap = 1e3\n", encoding="utf-8"
     )
@@ -330,6 +332,118 @@ def test_number_settings_still_read_from_text_and_numbers(tmp_path: Path) -> Non
         assert wb.settings.statement_timeout == 12.5
     finally:
         wb.close()
+
+
+# -- BREAK 10 (fixed): a query log row's execution time edited by hand --------------------------
+def _store_sql(root: Path, sql: str) -> list[Any]:
+    """Direct SQL on the SQLite store (the oracle, and `%%platform --write`'s stand-in)."""
+    with sqlite3.connect(root / ".hybridwb" / "platform.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _logged(wb: Any) -> None:
+    wb.sql("SELECT 1 AS a")
+    wb.sql("SELECT 2 AS b")
+    wb.store.workflows.list()
+    wb.querylog.flush()
+
+
+@pytest.mark.parametrize("value", ["'abc'", "1e999", "-1e999", "X'00'"], ids=repr)
+def test_a_query_logs_execution_time_that_is_not_a_number_is_left_out(
+    shop: Any, tmp_path: Path, value: str
+) -> None:
+    """BREAK 10 (fixed): one query_logs row whose execution_time was 'abc' (or inf, which
+    PostgreSQL's float8 holds as 'Infinity') made `hybridwb stats` and the monitor widget
+    raise pandas' raw TypeError or ValueError. Now that row counts as a query, its time is
+    left out of the averages and the rest is summarised."""
+    from hybridwb.observability import collect
+
+    _logged(shop)
+    _store_sql(tmp_path, f"UPDATE query_logs SET execution_time = {value} WHERE query LIKE '%1%'")
+    stats = collect(shop)
+    assert stats.queries == 2 and stats.avg_ms is not None and stats.avg_ms >= 0
+    assert all(row["p95_ms"] >= 0 for row in stats.latency_by_kind)
+    page = widgets.monitor(shop).page.value
+    assert "queries logged" in page and "hybridwb-error" not in page
+    result = CliRunner().invoke(main, ["stats", "--out", str(tmp_path / "s.html")])
+    assert result.exit_code == 0, result.output
+    assert "2 queries" in result.output
+
+
+# -- BREAK 11 (fixed): a stored time edited by hand on the SQLite store ---------------------------
+@pytest.mark.parametrize("value", ["'garbage'", "12345", "'2026-13-45 99:00:00'"], ids=repr)
+def test_a_stored_time_that_is_not_a_time_is_a_store_error(
+    shop: Any, tmp_path: Path, value: str
+) -> None:
+    """BREAK 11 (fixed): a query_logs.timestamp (or a run's started_at) edited to 'garbage'
+    or a number raised SQLAlchemy's raw ValueError or TypeError from every read of the
+    table: `hybridwb stats` died with it, `wb.store.runs.get` too. Now one StoreError
+    that says to fix or delete the row; the monitor shows it as its message."""
+    _logged(shop)
+    wf = _workflow(shop)
+    run = shop.store.runs.create(wf["id"], {})
+    _store_sql(tmp_path, f"UPDATE query_logs SET timestamp = {value}")
+    _store_sql(tmp_path, f"UPDATE workflow_runs SET started_at = {value}")
+    exc = refused(lambda: shop.store.runs.get(run["id"]))
+    assert isinstance(exc, hybridwb.StoreError) and "%%platform --write" in str(exc)
+    assert "holds a time hybridwb cannot read" in widgets.monitor(shop).page.value
+    result = CliRunner().invoke(main, ["stats", "--out", str(tmp_path / "s.html")])
+    assert result.exit_code == 1 and not isinstance(result.exception, ValueError | TypeError)
+    assert "holds a time hybridwb cannot read" in result.output
+    assert not (tmp_path / "s.html").exists()
+
+
+# -- BREAK 12 (fixed): a schedule_config that is not an object ----------------------------------
+@pytest.mark.parametrize(
+    "value", ["'\"0 9 * * *\"'", "'[1]'", "'5'"], ids=["text", "list", "number"]
+)
+def test_a_schedule_config_that_is_not_an_object_is_skipped_not_fatal(
+    shop: Any, tmp_path: Path, value: str
+) -> None:
+    """BREAK 12 (fixed): a workflow whose schedule_config was edited by hand to JSON text
+    or a list made `wb.workflows.due()` and `run_due` raise a raw AttributeError, and the
+    `hybridwb schedule` loop (which goes on past hybridwb's errors only) died of it: every
+    other schedule stopped. Now the row is reported and skipped, as a bad cron is."""
+    bad = _workflow(shop, trigger_type="schedule", schedule_config={"cron": "0 9 * * *"})
+    shop.workflows.update(bad["id"], status="active")
+    good = _workflow(shop, trigger_type="schedule", schedule_config={"cron": "* * * * *"})
+    shop.workflows.update(good["id"], status="active")
+    _store_sql(
+        tmp_path, f"UPDATE workflows SET schedule_config = {value} WHERE name = '{bad['name']}'"
+    )
+    assert [w["id"] for w, _ in shop.workflows.due()] == [good["id"]]
+    from hybridwb.workflows import scheduler
+
+    check = scheduler.due(shop.workflows.list())
+    assert [d.workflow["id"] for d in check.due] == [good["id"]]
+    (problem,) = check.problems
+    assert bad["name"] in problem and "schedule_config is not a JSON object" in problem
+
+
+# -- BREAK 13 (fixed): resuming a run whose row was edited by hand ---------------------------------
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("parameters", "'\"x\"'"), ("stats", "'\"x\"'"), ("parameters", "'[1, 2]'")],
+    ids=["parameters-text", "stats-text", "parameters-list"],
+)
+def test_resuming_a_run_whose_row_is_not_an_object_runs_nothing(
+    shop: Any, tmp_path: Path, column: str, value: str
+) -> None:
+    """BREAK 13 (fixed): `wb.workflows.run(None, resume=ID)` of a run whose parameters
+    were edited to JSON text raised a raw AttributeError; whose stats were, started its
+    kernel, sent, and then raised a raw TypeError at the run's end, its status left as
+    it was. Now refused before the lock or the kernel: the run row, its records and the
+    locks are as they were (sqlite3)."""
+    wf = _workflow(shop)
+    run = shop.store.runs.create(wf["id"], {})
+    _store_sql(tmp_path, f"UPDATE workflow_runs SET {column} = {value}")
+    before = _store_sql(tmp_path, "SELECT * FROM workflow_runs")
+    exc = refused(lambda: shop.workflows.run(None, resume=run["id"]))
+    assert isinstance(exc, hybridwb.ValidationError)
+    assert f"{column} is not a JSON object" in str(exc) and "Nothing was run" in str(exc)
+    assert _store_sql(tmp_path, "SELECT * FROM workflow_runs") == before
+    assert _store_sql(tmp_path, "SELECT COUNT(*) FROM send_records") == [(0,)]
+    assert _store_sql(tmp_path, "SELECT COUNT(*) FROM run_locks") == [(0,)]
 
 
 # -- what held: kept as guards -----------------------------------------------------------------

@@ -93,7 +93,15 @@ def due(
     out = DueCheck()
     for wf in workflows:
         cfg = wf.get("schedule_config") or {}
-        if wf["trigger_type"] != "schedule" or wf["status"] != "active" or not cfg.get("cron"):
+        if wf["trigger_type"] != "schedule" or wf["status"] != "active":
+            continue
+        if not isinstance(cfg, dict):  # round 51: a raw AttributeError stopped the scheduler
+            out.problems.append(
+                f"workflow {wf['name']!r}: bad schedule, skipped (schedule_config is not a "
+                "JSON object such as {'cron': '0 9 * * *'}; fix it with wb.workflows.update())"
+            )
+            continue
+        if not cfg.get("cron"):
             continue
         try:
             check_schedule(cfg)
