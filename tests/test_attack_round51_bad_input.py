@@ -446,6 +446,50 @@ def test_resuming_a_run_whose_row_is_not_an_object_runs_nothing(
     assert _store_sql(tmp_path, "SELECT COUNT(*) FROM run_locks") == [(0,)]
 
 
+# -- BREAK 14 (fixed): a run's batch options, refused after its row was made ---------------------
+RUN_OPTIONS = {
+    "batch-size-0": ["-p", "batch_size", "0"],
+    "batch-size-true": ["-p", "batch_size", "true"],
+    "batch-pause-negative": ["-p", "batch_pause", "-1"],
+    "batch-pause-text": ["-p", "batch_pause", "soon"],
+    "now-garbage": ["-p", "now", "garbage"],
+    "now-9999": ["-p", "now", "9999-12-31T23:59:59"],
+    "limit-negative": ["--limit", "-5"],
+}
+
+
+@pytest.mark.parametrize("options", list(RUN_OPTIONS.values()), ids=list(RUN_OPTIONS))
+def test_a_bad_run_option_is_refused_before_the_run_is_made(
+    shop: Any, tmp_path: Path, options: list[str]
+) -> None:
+    """BREAK 14 (fixed): `hybridwb run WF -p batch_size 0` (`-p batch_pause -1`, `-p now
+    garbage`, `--limit -5`) made the run's row, started its kernel and failed there: a
+    failed run, a report and "resume with: hybridwb run --resume ..." for a typo, the resume
+    failing alike. Now refused in one line before anything is written: no run row
+    (sqlite3), no report."""
+    wf = _workflow(shop)
+    before = _runs(tmp_path)
+    result = CliRunner().invoke(main, ["run", wf["name"], *options])
+    assert result.exit_code == 1, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "resume" not in result.output and "Traceback" not in result.output
+    assert _runs(tmp_path) == before
+    assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").rglob("*.html"))
+
+
+def test_bad_run_options_through_the_api_are_refused_alike(shop: Any, tmp_path: Path) -> None:
+    wf = _workflow(shop)
+    before = _runs(tmp_path)
+    for call in (
+        lambda: shop.workflows.run(wf["id"], {"batch_size": -1}),
+        lambda: shop.workflows.run(wf["id"], {"batch_pause": float("inf")}),
+        lambda: shop.workflows.run(wf["id"], {"now": "tomorrow"}),
+        lambda: shop.workflows.run(wf["id"], limit=2.5),
+    ):
+        assert isinstance(refused(call), hybridwb.ValidationError)
+    assert _runs(tmp_path) == before
+
+
 # -- what held: kept as guards -----------------------------------------------------------------
 HELD: list[tuple[str, Callable[[Any], Any]]] = [
     # preview(advertising=) takes a bool only
