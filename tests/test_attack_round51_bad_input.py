@@ -359,7 +359,11 @@ def test_a_query_logs_execution_time_that_is_not_a_number_is_left_out(
     from hybridwb.observability import collect
 
     _logged(shop)
-    _store_sql(tmp_path, f"UPDATE query_logs SET execution_time = {value} WHERE query LIKE '%1%'")
+    first = "(SELECT MIN(rowid) FROM query_logs)"
+    _store_sql(tmp_path, f"UPDATE query_logs SET execution_time = {value} WHERE rowid = {first}")
+    assert _store_sql(tmp_path, "SELECT COUNT(*) FROM query_logs") == [(2,)]
+    (edited,) = _store_sql(tmp_path, f"SELECT execution_time FROM query_logs WHERE rowid = {first}")
+    assert not isinstance(edited[0], float) or edited[0] in (float("inf"), float("-inf"))
     stats = collect(shop)
     assert stats.queries == 2 and stats.avg_ms is not None and stats.avg_ms >= 0
     assert all(row["p95_ms"] >= 0 for row in stats.latency_by_kind)
