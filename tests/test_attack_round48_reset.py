@@ -8,15 +8,16 @@ fresh login of the same account, `@@global` values, the server's own session val
 selected inside the next statement.
 
 BREAKS found here:
-1. (not fixed) COM_RESET_CONNECTION keeps the security context on MariaDB 10.11
+1. (fixed, stop 46) COM_RESET_CONNECTION keeps the security context on MariaDB 10.11
    (`THD::change_user` re-inits the variables, not `security_ctx`): an INVOKER function
    under an INVOKER view that runs `SET ROLE r` leaves the role active, and the pool's
    next reads on that connection (3 of 3) read a table only the role may read, which a
    fresh login of the account is refused; the same after a known view (`Source`'s own
    reset after it). (`grants.review` counts a granted role's privileges as held, so this
-   is state that outlives the checkout, not privileges beyond the review.) Fix: note
-   `CURRENT_ROLE()` at login and pipeline `SET ROLE <it>` / `SET ROLE NONE` after the
-   reset (only for an account that has roles granted, so role-less accounts pay nothing).
+   is state that outlives the checkout, not privileges beyond the review.) Fixed: the
+   login notes `CURRENT_ROLE()` and whether the account has roles; for such an account
+   `SET ROLE <it>` / `SET ROLE NONE` follows every reset in the same write
+   (`drivers.remember_role`; tests/test_role_restore.py). Role-less accounts pay nothing.
 2. (fixed) a function's `SET SESSION net_write_timeout = 1` is applied to the server's
    socket when set; the reset puts the variable back (the session reads 60) but not the
    socket's timeout: the next checkout of that connection that read a large result with a
@@ -37,12 +38,13 @@ BREAKS found here:
    function (read back: the session looks right) its temporary table shadowed `t` and its
    `SET timestamp` froze NOW() for every later statement on it (strict xfail at 0b95011,
    a test since the merge).
-5. (not fixed) a KeyboardInterrupt that lands in the checkin's send (on mysqlclient a
+5. (fixed) a KeyboardInterrupt that lands in the checkin's send (on mysqlclient a
    blocking round trip, `mysql_reset_connection`, inside SQLAlchemy's checkin event)
    escapes the event, and SQLAlchemy never returns the record to the pool: each such
    Ctrl-C loses a pool slot for good (seen 2 in 3000 random interrupts through
    `Source.records`; deterministic here). Once pool_size + max_overflow are lost every read
-   waits pool_timeout (30 s) and fails.
+   waits pool_timeout (30 s) and fails. Fixed (stop 46): the event invalidates and returns
+   the record itself, then lets the interrupt go on (`engine.give_back_interrupted`).
 6. (fixed) an interrupt between a statement's send and its reply's read (`run_own`: the
    pinned read's session SET when the read has its own cap) left a reply owed; the
    checkin sent the reset and the SET behind it, the checkout took the owed OK for the
@@ -82,6 +84,7 @@ Held (one line each; both drivers unless said):
 from __future__ import annotations
 
 import contextlib
+import gc
 import secrets
 
 import pytest
@@ -133,18 +136,18 @@ def role_secret(writer: tuple[str, str, str]) -> object:
         as_root(f"DROP ROLE IF EXISTS `{role}`", f"DROP DATABASE IF EXISTS `{other}`")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: COM_RESET_CONNECTION keeps the security context on MariaDB: a function's "
-    "SET ROLE outlives the checkin reset, and the pool's next read runs with the role's "
-    "privileges (reads a table the account's login cannot)",
-)
 @pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("view", ["replaced", "known"])
 def test_a_role_a_function_set_does_not_reach_the_next_read(
     writer: tuple[str, str, str], role_secret: tuple[str, str], driver: str, view: str
 ) -> None:
-    """A view's INVOKER function runs `SET ROLE`: on a table replaced by the view (the
+    """BREAK 1 (fixed): COM_RESET_CONNECTION keeps the security context on MariaDB: a
+    function's `SET ROLE` outlived the checkin's reset, and the pool's next read ran with
+    the role's privileges (read a table the account's login cannot). Fixed: for an account
+    with roles, the login's role is put back right after every reset, in the same write
+    (`drivers.remember_role`).
+
+    A view's INVOKER function runs `SET ROLE`: on a table replaced by the view (the
     checkin's reset), or on a view hybridwb knows (`Source` resets right after it)."""
     db = writer[0]
     role, other = role_secret
@@ -615,7 +618,6 @@ def test_a_streamed_result_left_open_never_swallows_a_later_reads_rows(
     here the free is made to fall inside the next streamed read). Before 7ccffda such a
     connection was replaced (its SET was out of sync). Fixed: a mysqlclient connection
     still reading a result is not reset but replaced."""
-    import gc
 
     import MySQLdb.cursors
 
@@ -647,23 +649,25 @@ def test_a_streamed_result_left_open_never_swallows_a_later_reads_rows(
     assert rows == _truth(db)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a KeyboardInterrupt that lands in the checkin's reset (on mysqlclient a "
-    "blocking round trip inside SQLAlchemy's checkin event) escapes the event, and the pool "
-    "never gets the connection back: each such Ctrl-C loses a pool slot for good, and once "
-    "pool_size + max_overflow are lost every read waits pool_timeout and fails",
-)
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_an_interrupt_in_the_checkin_reset_loses_no_pool_slot(
     writer: tuple[str, str, str], driver: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The signal's moment is made certain: the send at checkin raises KeyboardInterrupt
-    (as the handler does right after the C call returns). Oracle: SQLAlchemy's own count
-    of connections checked out of the pool."""
+    """BREAK 5 (fixed): a KeyboardInterrupt that landed in the checkin's send (on mysqlclient
+    a blocking `mysql_reset_connection` inside SQLAlchemy's checkin event) escaped the
+    event, and SQLAlchemy never returned the record to the pool: each such Ctrl-C lost a
+    pool slot for good (2 in 3000 random interrupts through `Source.records`). Fixed
+    (`engine.give_back_interrupted`): the record is invalidated and returned, then the
+    interrupt goes on.
+
+    The signal's moment is made certain: the send at checkin raises KeyboardInterrupt
+    (as the handler does right after the C call returns). Oracles: SQLAlchemy's own count
+    of connections checked out; root's processlist (the interrupted connection is gone);
+    root's rows for the next reads, on as many connections at once as the pool holds."""
     from hybridwb.source import drivers
 
-    src = _source(*writer, driver=driver)
+    src = _source(*writer, driver=driver)  # pool_size 2, no overflow
+    raised = 0
     try:
         src._parking.clear()
         src._parking.enabled = False
@@ -671,17 +675,63 @@ def test_an_interrupt_in_the_checkin_reset_loses_no_pool_slot(
         def interrupted(*args: object, **kwargs: object) -> bool:
             raise KeyboardInterrupt
 
-        for _ in range(2):
+        threads = []
+        for _ in range(3):
             conn = src.engine.connect()
-            conn.exec_driver_sql("SELECT a FROM t").all()
+            threads.append(conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar())
             monkeypatch.setattr(drivers, "send_only", interrupted)
-            with contextlib.suppress(KeyboardInterrupt):
+            try:
                 conn.close()  # the checkin: reset + SET
+            except KeyboardInterrupt:
+                raised += 1
             monkeypatch.undo()
         out = src.engine.pool.checkedout()  # type: ignore[attr-defined]
+        src.engine.pool._timeout = 2  # type: ignore[attr-defined]  # a lost slot: fail fast
+        with src.engine.connect() as one, src.engine.connect() as two:
+            rows = [
+                [r[0] for r in c.exec_driver_sql("SELECT a FROM t ORDER BY a")] for c in (one, two)
+            ]
+        alive = {int(r[0]) for r in _root_rows("SELECT id FROM information_schema.processlist")}
     finally:
         src.close()
+    assert raised == 3  # the user's Ctrl-C still stops the caller
     assert out == 0
+    assert rows == [_truth(writer[0])] * 2
+    assert not alive & set(threads)
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_proxy_interrupted_at_checkin_cannot_give_back_anothers_connection(
+    writer: tuple[str, str, str], driver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Held with break 5's fix: the DB-API proxy whose checkin was interrupted, closed
+    again once its record went to another checkout, returns nothing: the other checkout
+    keeps its connection (SQLAlchemy's count, and the connection still reads)."""
+    from hybridwb.source import drivers
+
+    src = _source(*writer, driver=driver)
+    try:
+        src._parking.clear()
+        src._parking.enabled = False
+        stale = src.engine.raw_connection()
+
+        def interrupted(*args: object, **kwargs: object) -> bool:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(drivers, "send_only", interrupted)
+        with contextlib.suppress(KeyboardInterrupt):
+            stale.close()
+        monkeypatch.undo()
+        with src.engine.connect() as held:
+            held.exec_driver_sql("SELECT 1").all()
+            stale.close()  # again: must not check `held`'s record in
+            gc.collect()
+            out = src.engine.pool.checkedout()  # type: ignore[attr-defined]
+            rows = [r[0] for r in held.exec_driver_sql("SELECT a FROM t ORDER BY a")]
+    finally:
+        src.close()
+    assert out == 1
+    assert rows == _truth(writer[0])
 
 
 @pytest.mark.parametrize("driver", DRIVERS)

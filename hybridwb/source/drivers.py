@@ -97,7 +97,7 @@ def send_only(raw: Any, sql: str, *, reset: bool = False) -> bool:
         if not _plain_socket(raw):
             reset_native(raw)
             return _send(raw, sql)
-        _write_all(raw.fileno(), _RESET_PACKET)
+        _write_all(raw.fileno(), _RESET_PACKET + _role_packet(raw))
         raw._hybridwb_reset_owed = True  # its OK is read from the socket (`read_reply`)
         sent = False
         try:
@@ -152,13 +152,16 @@ def _read_reset_ok(raw: Any) -> None:
     is read by the driver too; a reply out of step closes the connection first."""
     raw._hybridwb_reset_owed = False
     fd = raw.fileno()
-    header = _read_exact(fd, 4)
-    payload = _read_exact(fd, int.from_bytes(header[:3], "little"))
-    if header[3] != 1 or payload[:1] not in (b"\x00", b"\xff"):
-        raw.close()
-        raise ResetFailed("the reply to the connection's reset was out of step")
+    refused = False
+    for _ in range(2 if _role_packet(raw) else 1):  # the reset's OK, then the role's
+        header = _read_exact(fd, 4)
+        payload = _read_exact(fd, int.from_bytes(header[:3], "little"))
+        if header[3] != 1 or payload[:1] not in (b"\x00", b"\xff"):
+            raw.close()
+            raise ResetFailed("the reply to the connection's reset was out of step")
+        refused = refused or payload[:1] != b"\x00"
     raw.read_query_result()  # the SET's reply, read by the driver
-    if payload[:1] != b"\x00":
+    if refused:
         raise ResetFailed("the server refused to reset the connection")
 
 
@@ -204,7 +207,9 @@ def _send(raw: Any, sql: str, reset: bool = False) -> bool:
         ):
             return False
         # what `_execute_command` writes, made once; after a reset packet when asked for
-        raw._write_bytes(_RESET_PACKET + _query_packet(sql) if reset else _query_packet(sql))
+        raw._write_bytes(
+            _RESET_PACKET + _role_packet(raw) + _query_packet(sql) if reset else _query_packet(sql)
+        )
         raw._next_seq_id = 1
         return True
     send = getattr(raw, "send_query", None)  # mysqlclient: mysql_send_query
@@ -218,6 +223,51 @@ def _send(raw: Any, sql: str, reset: bool = False) -> bool:
 #: would write it: a one-byte payload, sequence number 0
 COM_RESET_CONNECTION = 0x1F
 _RESET_PACKET = struct.pack("<iB", 1, COM_RESET_CONNECTION)
+
+
+#: where a connection keeps the `SET ROLE` that puts back its login's role (`remember_role`)
+_ROLE_ATTR = "_hybridwb_role_sql"
+
+
+def remember_role(raw: Any, role: str | None, roles_granted: bool) -> None:
+    """After the login: the statement that puts the login's role back (`SET ROLE r`, or
+    `SET ROLE NONE`) follows every COM_RESET_CONNECTION on this connection, when the
+    account has roles granted. MariaDB's reset keeps the security context: an INVOKER
+    function's `SET ROLE` outlived it, and the pool's next reads on the connection ran
+    with the role's privileges (round 48). An account with no role can set none."""
+    sql = None
+    if roles_granted:
+        sql = "SET ROLE NONE" if role is None else "SET ROLE `" + role.replace("`", "``") + "`"
+    setattr(raw, _ROLE_ATTR, sql)
+
+
+def _role_sql(raw: Any) -> str | None:
+    return getattr(raw, _ROLE_ATTR, None)
+
+
+def _role_packet(raw: Any) -> bytes:
+    """The COM_QUERY packet of `_role_sql` (utf-8: the handshake's character set is
+    utf8mb4, and the reset puts the session back to it), or b"" when there is none."""
+    sql = _role_sql(raw)
+    return b"" if sql is None else _utf8_packet(sql)
+
+
+@functools.lru_cache(maxsize=16)
+def _utf8_packet(sql: str) -> bytes:
+    return _command_packet(sql.encode("utf-8"))
+
+
+def restore_role(raw: Any) -> None:
+    """Right after a reset that waited (PyMySQL's `_read_ok_packet`, the C library's
+    `mysql_reset_connection`): `_role_sql`, waiting for its OK. An error raises."""
+    sql = _role_sql(raw)
+    if sql is None:
+        return
+    if isinstance(raw, pymysql.connections.Connection):
+        raw._execute_command(pymysql.constants.COMMAND.COM_QUERY, sql.encode("utf-8"))
+        raw._read_ok_packet()
+    else:
+        raw.query(sql.encode("utf-8"))
 
 
 class ResetFailed(Exception):
@@ -246,6 +296,10 @@ def reset_native(raw: Any) -> None:
         raise ResetFailed("the driver cannot reset a connection") from exc
     if failed:
         raise ResetFailed("the server refused to reset the connection")
+    try:
+        restore_role(raw)
+    except Exception as exc:
+        raise ResetFailed("the login's role could not be put back") from exc
 
 
 def _capsule_pointer(capsule: Any) -> int:
@@ -295,7 +349,10 @@ def _native_reset_function() -> Any:
 def _query_packet(sql: str) -> bytes:
     """The COM_QUERY packet of one of hybridwb's own statements (the session SET: short,
     ASCII), as PyMySQL's `_execute_command` writes it (sequence number 0)."""
-    body = sql.encode("ascii")
+    return _command_packet(sql.encode("ascii"))
+
+
+def _command_packet(body: bytes) -> bytes:
     if len(body) + 1 >= MAX_PACKET_LEN:
         raise ValueError("a statement of hybridwb's own is never that long")
     return struct.pack("<iB", len(body) + 1, pymysql.constants.COMMAND.COM_QUERY) + body
@@ -308,12 +365,14 @@ def read_reply(raw: Any, *, reset: bool = False) -> None:
     if isinstance(raw, pymysql.connections.Connection):
         if reset:
             refused: BaseException | None = None
-            try:
-                _read_ok(raw)
-            except pymysql.err.MySQLError as exc:
-                if raw._sock is None:  # out of step or gone: the driver closed it
-                    raise
-                refused = exc
+            for _ in range(2 if _role_packet(raw) else 1):  # the reset's OK, the role's
+                try:
+                    raw._next_seq_id = 1
+                    _read_ok(raw)
+                except pymysql.err.MySQLError as exc:
+                    if raw._sock is None:  # out of step or gone: the driver closed it
+                        raise
+                    refused = refused or exc
             raw._next_seq_id = 1  # the SET's reply: the first packet of its own command
             _read_ok(raw)
             if refused is not None:

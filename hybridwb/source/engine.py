@@ -199,12 +199,14 @@ def mysql_engine(
         with rawguard.internal(dbapi_conn):
             cursor = dbapi_conn.cursor()
             try:
-                cursor.execute("SELECT VERSION(), @@session.time_zone")
-                version, time_zone = (str(value) for value in cursor.fetchone())
+                cursor.execute(LOGIN_SQL)
+                version, time_zone, *roles = cursor.fetchone()
             finally:
                 cursor.close()
-        facts.version, facts.time_zone = version, time_zone
-        facts.flavour = "MariaDB" if "mariadb" in version.lower() else "MySQL"
+        if roles:  # MariaDB: the login's role, and whether the account has any
+            drivers.remember_role(dbapi_conn, roles[0], bool(roles[1]))
+        facts.version, facts.time_zone = str(version), str(time_zone)
+        facts.flavour = "MariaDB" if "mariadb" in facts.version.lower() else "MySQL"
         facts.timeout_variable = (
             "max_statement_time" if facts.flavour == "MariaDB" else "max_execution_time"
         )
@@ -236,7 +238,11 @@ def mysql_engine(
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_conn: Any, record: Any) -> None:
-        send_next_session(dbapi_conn, record.info, facts, policy)
+        try:
+            send_next_session(dbapi_conn, record.info, facts, policy)
+        except BaseException:  # Ctrl-C in the send (no Exception leaves it)
+            give_back_interrupted(record)
+            raise
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
@@ -275,6 +281,29 @@ def mysql_engine(
     install_error_translation(engine, ctx)
     _install_checked_params(engine)
     return engine
+
+
+def give_back_interrupted(record: Any) -> None:
+    """A KeyboardInterrupt in the checkin's send: the record still goes back to the pool.
+
+    SQLAlchemy returns the record after the checkin event, so an interrupt that escapes
+    the event (on mysqlclient the reset can be a blocking round trip) lost the pool slot
+    for good; once pool_size + max_overflow were lost, every read waited pool_timeout and
+    failed (round 48). Here, as SQLAlchemy 2.1 does for an interrupted reset (#13699): the
+    record is invalidated (its connection closed, whatever reply it owed with it; the next
+    checkout opens a new connection) and returned; then the interrupt goes on. The
+    interrupted proxy cannot give the record back again: its own count of closes is spent,
+    and the collector's clean-up skips a record another checkout holds."""
+    record.invalidate()  # closes the connection: whatever reply it owed goes with it
+    record._ConnectionRecord__pool._return_conn(record)
+
+
+#: what every login reads first; on MariaDB (the `/*M!` comment runs there only) also the
+#: login's role and whether the account has roles (`drivers.remember_role`)
+LOGIN_SQL = (
+    "SELECT VERSION(), @@session.time_zone"
+    " /*M!100005 , CURRENT_ROLE(), EXISTS(SELECT 1 FROM information_schema.APPLICABLE_ROLES) */"
+)
 
 
 class CheckedConnection(Connection):

@@ -352,6 +352,7 @@ def reset_now(dbapi_conn: Any) -> None:
             if isinstance(dbapi_conn, drivers.pymysql.connections.Connection):
                 dbapi_conn._execute_command(drivers.COM_RESET_CONNECTION, b"")
                 dbapi_conn._read_ok_packet()
+                drivers.restore_role(dbapi_conn)
             else:
                 drivers.reset_native(dbapi_conn)
     except Exception as exc:
