@@ -7,8 +7,16 @@ of the code under test: the exception's type and text; for the store, its rows a
 reads them; for the CLI, the exit status and output.
 
 Round 51 tried the preview's `advertising=`, the CLI's `--informational`, the night-hold row,
-the run's clock pin (`as_of`), the determinism refusals of saved queries, `arrow=True`, the
-scheduler's and runs' options, and odd datetimes, time zones and numbers at each.
+the run's clock pin (`as_of`), the determinism refusals of saved queries, `arrow=True` (on
+the sample, and on MariaDB through PyMySQL and mysqlclient: zero dates, TIME and DECIMAL
+extremes held), the settings, the scheduler's and runs' options, store rows edited by hand,
+and odd datetimes, time zones, paths and numbers at each. Fourteen breaks, all fixed (each
+test's docstring says what it was): a `now` at the calendar's edge (1), the due window (2),
+a time zone that is a folder (3), `as_of` on SQLite (4), a mapping file, home or store
+folder that cannot be written (5, 6), path settings no file system takes (7),
+`connect(project_root=)` (8), a bool for a number setting (9), hand-edited query log times,
+store times, schedule_config and run rows (10-13), and a run's batch options checked only
+after its row was made (14). `HELD` keeps what already held as guards.
 """
 
 from __future__ import annotations
