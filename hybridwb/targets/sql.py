@@ -19,7 +19,7 @@ from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Hop
 from hybridwb.mapping.resolve import Resolver, Selection
 from hybridwb.search.predicates import LIKE_ESCAPE, escape_like
-from hybridwb.targets.consent import NO_SPELLINGS, YES_SPELLINGS
+from hybridwb.targets.consent import NO_SPELLINGS, YES_SPELLINGS, type_family
 from hybridwb.targets.definition import (
     OPS_BY_TYPE,
     Aggregate,
@@ -86,11 +86,21 @@ def coerce(value: Any, ftype: str, where: str) -> Any:
         raise ValidationError(f"{where}: {short(value)} is not a {ftype}; fix the value.") from None
 
 
-def truthy(column: Any, ftype: str) -> Any:
+def truthy(column: Any, ftype: str, live_type: str | None = None) -> Any:
     """`column` holds no clear no (`consent.consent_of`): a yes, or a value the run then
     excludes and counts as unclear (`policies.UNCLEAR_CONSENT`) rather than one left out
     of the frozen set unseen. A number is kept when not zero, as MySQL's `WHERE flag` (a
-    TINYINT(1) may hold 2 or -1, a DECIMAL 1.0); text unless it spells no; NULL never."""
+    TINYINT(1) may hold 2 or -1, a DECIMAL 1.0); text unless it spells no; NULL never.
+
+    Which of the two comparisons is made follows the column's type as the server states
+    it (`live_type`) when it states one, the mapping's `ftype` otherwise: a CHAR 'Y'/'N'
+    flag mapped as boolean compared `!= 0` read every 'Y' as the number 0, and every
+    consenting customer was left out unseen (round 53)."""
+    family = type_family(live_type or "")
+    if family == "text":
+        ftype = "string"
+    elif family in ("number", "decimal", "floating-point", "BIT"):
+        ftype = "number"
     if ftype in ("boolean", "number"):
         return column != 0
     # as text first: MySQL's LOWER() leaves a binary string (a VARBINARY flag, which the
