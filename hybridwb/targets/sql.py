@@ -111,6 +111,13 @@ def truthy(column: Any, ftype: str, live_type: str | None = None) -> Any:
     return sa.func.hex(text).not_in(_NO_HEX)
 
 
+def spelt(column: Any, spellings: tuple[str, ...]) -> Any:
+    """`column`, as text trimmed and lower-cased, is one of `spellings` (compared by its
+    UTF-8 bytes, as `truthy`)."""
+    text = sa.func.lower(sa.func.trim(sa.cast(column, sa.CHAR)))
+    return sa.func.hex(text).in_(tuple(s.encode("utf-8").hex().upper() for s in spellings))
+
+
 #: `NO_SPELLINGS` as MySQL's and SQLite's HEX() of their UTF-8 text gives them
 _NO_HEX = tuple(s.encode("utf-8").hex().upper() for s in NO_SPELLINGS)
 #: `YES_SPELLINGS` the same way
@@ -181,7 +188,17 @@ class Builder:
             return self._relative(col, op, value, ftype, where)
         if value is None:
             raise ValidationError(f"{where}: {op} needs a value (use is_null for missing values).")
+        if ftype == "boolean" and self._kept_as_text(path):
+            # a 'Y'/'N' flag mapped as boolean: `= 1` read every 'Y' as the number 0, so
+            # `eq true` chose nobody and `eq false` everyone (round 53); read as consent is
+            said = spelt(col, YES_SPELLINGS if coerce(value, ftype, where) else NO_SPELLINGS)
+            return said if op == "eq" else sa.and_(col.is_not(None), sa.not_(said))
         return getattr(col, _CMP[op])(coerce(value, ftype, where))
+
+    def _kept_as_text(self, path: Any) -> bool:
+        """Whether the server states `path`'s column a text type (CHAR, ENUM, ...)."""
+        live = self.resolver.info(path.table).column(path.field)
+        return live is not None and type_family(live.type) == "text"
 
     def _span(self, value: Any, where: str) -> dt.timedelta:
         try:
