@@ -18,7 +18,7 @@ from pydantic import ValidationError as PydanticError
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Hop
 from hybridwb.mapping.resolve import Resolver, Selection
-from hybridwb.search.predicates import LIKE_ESCAPE, escape_like
+from hybridwb.search.predicates import LIKE_ESCAPE, escape_like, holds
 from hybridwb.targets.consent import NO_SPELLINGS, YES_SPELLINGS, type_family
 from hybridwb.targets.definition import (
     OPS_BY_TYPE,
@@ -38,6 +38,8 @@ _CMP = {
     "lt": "__lt__",
     "lte": "__le__",
 }
+#: operators comparing a text field with a text the user gives (`Builder._held`)
+_TEXT_OPS = ("eq", "ne", "in", "not_in", "prefix")
 _AGG: dict[str, Callable[..., Any]] = {
     "count": sa.func.count,
     "sum": sa.func.sum,
@@ -167,6 +169,10 @@ class Builder:
             )
         col = scope.column(path)
         op, value = node.op, node.value
+        if ftype == "string" and op in _TEXT_OPS:
+            op, value = self._held(path, op, value)
+            if op in ("false", "not_null"):  # a text the column cannot hold (round 53)
+                return sa.false() if op == "false" else col.is_not(None)
         if op == "is_null":
             return col.is_(None)
         if op == "not_null":
@@ -194,6 +200,22 @@ class Builder:
             said = spelt(col, YES_SPELLINGS if coerce(value, ftype, where) else NO_SPELLINGS)
             return said if op == "eq" else sa.and_(col.is_not(None), sa.not_(said))
         return getattr(col, _CMP[op])(coerce(value, ftype, where))
+
+    def _held(self, path: Any, op: str, value: Any) -> tuple[str, Any]:
+        """`op` and `value` without the texts `path`'s column cannot hold (a Korean name
+        in a latin1 column: MariaDB refused the comparison, "Illegal mix of collations");
+        ("false", None) when nothing is left to equal, ("not_null", None) when nothing is
+        left to differ from."""
+        live = self.resolver.info(path.table).column(path.field)
+        charset = live.charset if live is not None else None
+        if op in ("in", "not_in") and isinstance(value, list):
+            kept = [v for v in value if not isinstance(v, str) or holds(charset, v)]
+            if value and not kept:
+                return ("false" if op == "in" else "not_null"), None
+            return op, kept
+        if isinstance(value, str) and not holds(charset, value):
+            return ("not_null" if op == "ne" else "false"), None
+        return op, value
 
     def _kept_as_text(self, path: Any) -> bool:
         """Whether the server states `path`'s column a text type (CHAR, ENUM, ...)."""
