@@ -81,12 +81,10 @@ def e164(i: int) -> str:
 
 YN = ["Y", "N", "y", "N", "Y ", None, "1", "0"]  # 1, 3, 5 and 7 said yes
 DDL = (
-    "CREATE TABLE m_yn (code INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), "
-    "ad CHAR(2))",
+    "CREATE TABLE m_yn (code INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), ad CHAR(2))",
     "CREATE TABLE m_enum (code INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), "
     "ad ENUM('N','Y'))",
-    "CREATE TABLE m_vip (code INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), "
-    "vip CHAR(1))",
+    "CREATE TABLE m_vip (code INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), vip CHAR(1))",
     # an old shop: latin1, split names, indexed for search
     "CREATE TABLE legacy (code INT PRIMARY KEY, first_name VARCHAR(20), last_name VARCHAR(20), "
     "mobile VARCHAR(20), email VARCHAR(40), KEY (first_name), KEY (last_name, first_name), "
@@ -517,9 +515,9 @@ GRANTED = {**people(ad=F("광고동의", "boolean", "consent")), "audience": Tru
 def test_column_grants_a_column_the_account_cannot_read_is_refused_at_save(
     db: str, tmp_path: Path, column_reader: str
 ) -> None:
-    with connect(db, f"sqlite:///{tmp_path / 's.db'}", column_reader) as wb:
-        with pytest.raises(ValidationError) as refused:
-            wb.mappings.save("grant_me", GRANTED)
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    with connect(db, store, column_reader) as wb, pytest.raises(ValidationError) as refused:
+        wb.mappings.save("grant_me", GRANTED)
     assert "grant_me.fields.ad" in one_line(refused.value)
 
 

@@ -168,7 +168,8 @@ class Builder:
                 f"use one of {', '.join(sorted(OPS_BY_TYPE[ftype]))}."
             )
         col = scope.column(path)
-        op, value = node.op, node.value
+        op: str = node.op
+        value = node.value
         if ftype == "string" and op in _TEXT_OPS:
             op, value = self._held(path, op, value)
             if op in ("false", "not_null"):  # a text the column cannot hold (round 53)
