@@ -5,7 +5,7 @@ column grants, by an account holding SELECT on three columns of one table); stor
 and the real PostgreSQL. Oracles: the same data read as root with pymysql, the store's
 `send_records` / `run_skips` read with sqlite3 / psycopg, and what each test's rows say.
 
-BREAKS (three fixed here, one left as a strict xfail):
+BREAKS (four fixed here, one left as a strict xfail):
 
 - BREAK 1 (fixed): a consent flag kept as text ('Y'/'N' CHAR, ENUM('N','Y')) mapped with
   the type `boolean` (the editor offers it; `save` only warns of the type): the target's
@@ -27,6 +27,12 @@ BREAKS (three fixed here, one left as a strict xfail):
   matches no row (`ne` / `not_in`: every row with a value), and the rest of the search
   still finds what it finds (`search.predicates.holds`, the column's `CHARACTER_SET_NAME`
   read by discovery).
+- BREAK 5 (fixed): a row picked in the search widget becomes `code in [picked keys]`; on
+  a table without a primary key or a view, whose key the server compares by its collation,
+  one pick chose every row equal to it: picking 'a😀' messaged 'a😎' too (utf8mb4_general_ci
+  makes every emoji one letter), 'k1' also 'K1' and 'k1 '; the preview counted them. A
+  condition `eq`/`in` (`ne`/`not_in`) on an audience key the schema does not state unique is
+  now also compared by its UTF-8 bytes (`targets.sql.Builder._exactly`).
 - BREAK 4 (left, strict xfail): a person whose phones live only in a one-to-many address
   table (several addresses per person, the latest by `updated_at`) cannot be the audience:
   a recipient must be a to-one path, so `addresses.phone` is refused at save (one clear
@@ -63,6 +69,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 import hybridwb
+from hybridwb import widgets
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.search.predicates import holds
 from tests._stores import fresh_pg_database
@@ -120,6 +127,13 @@ DDL = (
     "norm VARCHAR(20) AS (REPLACE(`Phone`, '-', '')) VIRTUAL, `group` TINYINT(1))",
     "CREATE TABLE addr2 (aid INT PRIMARY KEY, pid INT, kind CHAR(1), phone VARCHAR(20), "
     "UNIQUE KEY (pid, kind))",
+    # keys the schema does not state unique, equal under the collation but not the same
+    "CREATE TABLE ci_keys (code VARCHAR(10), name VARCHAR(20), mobile VARCHAR(20))",
+    "CREATE TABLE shop_a (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20))",
+    "CREATE TABLE shop_b (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20))",
+    "CREATE TABLE shop_c (code VARCHAR(10) PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20))",
+    "CREATE VIEW both_shops AS SELECT * FROM shop_a UNION ALL SELECT * FROM shop_b "
+    "UNION ALL SELECT * FROM shop_c",
     # the phones only in a to-many address table: person 1 moved (two rows), 2 did not
     "CREATE TABLE cust (code INT PRIMARY KEY, name VARCHAR(20))",
     "CREATE TABLE cust_addr (aid INT PRIMARY KEY, code INT NOT NULL, phone VARCHAR(20), "
@@ -159,6 +173,10 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
               (3, "회원3", phone(3), None, 1)],
     "addr2": [(1, 1, "H", phone(1)), (2, 1, "W", phone(11))],
     "grant_me": [(i, f"회원{i}", phone(i), i % 2, "비밀") for i in range(1, 5)],
+    "ci_keys": [("a", "회원1", phone(1)), ("A ", "회원2", phone(2)), ("b", "회원3", phone(3))],
+    "shop_a": [("k1", "회원1", phone(1)), ("k2", "회원2", phone(2))],
+    "shop_b": [("K1", "회원3", phone(3))],
+    "shop_c": [("k1 ", "회원4", phone(4))],
     "cust": [(1, "회원1"), (2, "회원2")],
     "cust_addr": [(1, 1, phone(1), datetime(2025, 1, 1)), (2, 1, phone(11), datetime(2026, 1, 1)),
                   (3, 2, phone(2), datetime(2025, 6, 1))],
@@ -555,6 +573,49 @@ def test_column_grants_the_readable_columns_message_everyone_once(
         wb.mappings.save("grant_me", {**people(), "audience": True})
         run(wb, {"table": "grant_me"})
     assert sent(store) == {str(i): [e164(i)] for i in range(1, 5)}
+
+
+# -- BREAK 5: a pick by a key the server compares loosely -------------------------------------
+def test_a_row_picked_in_the_search_widget_is_the_only_one_messaged(
+    db: str, tmp_path: Path
+) -> None:
+    """BREAK 5 (fixed): the widget's picks become `code in ['a😀']`; `emo` has no primary
+    key and utf8mb4_general_ci makes every emoji one letter, so 'a😎' was messaged too."""
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    with connect(db, store) as wb:
+        wb.mappings.save("emo", people("string"))
+        widget = widgets.search(wb, "emo")
+        widget.term.value = "회원1"
+        (box,) = widget.checks
+        assert box.pick == ("emo", "a😀")
+        box.value = True
+        run(wb, widget.definition())
+    assert sent(store) == {"a😀": [e164(1)]}
+
+
+@pytest.mark.parametrize(
+    "table, op, keys, expected",
+    [("ci_keys", "in", ["a"], {"a"}), ("ci_keys", "eq", "A ", {"A "}),
+     ("both_shops", "in", ["k1", "k2"], {"k1", "k2"}), ("both_shops", "eq", "k1 ", {"k1 "}),
+     ("both_shops", "not_in", ["k1"], {"k2", "K1", "k1 "}), ("both_shops", "ne", "K1", {"k1", "k2", "k1 "})],
+    ids=["no-pk-in", "no-pk-eq-padded", "view-in", "view-eq-padded", "view-not-in", "view-ne"],
+)  # fmt: skip
+def test_a_condition_on_a_loosely_compared_key_chooses_exactly_those_keys(
+    db: str, tmp_path: Path, table: str, op: str, keys: Any, expected: set[str]
+) -> None:
+    """BREAK 5 (fixed): `code in ['k1']` on the view chose 'k1', 'K1' and 'k1 ' (three
+    people for one key); the preview said 3."""
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    where = {"field": "code", "op": op, "value": keys}
+    with connect(db, store) as wb:
+        wb.mappings.save(table, people("string"))
+        assert wb.targets.preview({"table": table, "where": where}, allow_scan=True).count == len(
+            expected
+        )
+        run(wb, {"table": table, "where": where})
+    assert set(sent(store)) == expected
+    every = {r[0] for r in src(db, f"SELECT code FROM {table}")}
+    assert expected <= every and all(len(v) == 1 for v in sent(store).values())
 
 
 # -- left: phones only in a to-many address table ----------------------------------------------

@@ -40,6 +40,7 @@ _CMP = {
 }
 #: operators comparing a text field with a text the user gives (`Builder._held`)
 _TEXT_OPS = ("eq", "ne", "in", "not_in", "prefix")
+_EQ = ("eq", "ne")
 _AGG: dict[str, Callable[..., Any]] = {
     "count": sa.func.count,
     "sum": sa.func.sum,
@@ -182,7 +183,8 @@ class Builder:
             if not isinstance(value, list) or not value:
                 raise ValidationError(f"{where}: {op} needs a non-empty list of values.")
             values = [coerce(v, ftype, where) for v in value]
-            return col.in_(values) if op == "in" else col.not_in(values)
+            clause = col.in_(values) if op == "in" else col.not_in(values)
+            return self._exactly(path, col, clause, values, equal=op == "in")
         if op == "between":
             if not isinstance(value, list) or len(value) != 2:
                 raise ValidationError(f"{where}: between needs [low, high].")
@@ -200,7 +202,32 @@ class Builder:
             # `eq true` chose nobody and `eq false` everyone (round 53); read as consent is
             said = spelt(col, YES_SPELLINGS if coerce(value, ftype, where) else NO_SPELLINGS)
             return said if op == "eq" else sa.and_(col.is_not(None), sa.not_(said))
-        return getattr(col, _CMP[op])(coerce(value, ftype, where))
+        one = coerce(value, ftype, where)
+        clause = getattr(col, _CMP[op])(one)
+        return self._exactly(path, col, clause, [one], equal=op == "eq") if op in _EQ else clause
+
+    def _exactly(self, path: Any, col: Any, clause: Any, values: list[Any], *, equal: bool) -> Any:
+        """`clause` (`eq`/`in`, or `ne`/`not_in` when not `equal`) on the audience key,
+        made exact when the schema does not state that key unique and the server compares
+        it loosely: a pick of 'k1' (the search widget's `key in [...]`) chose 'K1' and 'k1 '
+        too, and a pick of 'a😀' also 'a😎' (utf8mb4_general_ci: every emoji is one
+        letter), two people messaged for one picked (round 53). Compared also by the
+        UTF-8 bytes, as `truthy`; the collation's comparison stays, for the index."""
+        info = self.resolver.info(path.root)
+        live = info.column(path.field)
+        if (
+            path.hops
+            or path.field != self.resolver.graph.mappings[path.root].key
+            or live is None
+            or live.charset is None
+            or info.is_unique(path.field)
+        ):
+            return clause
+        hexes = [v.encode("utf-8").hex().upper() for v in values if isinstance(v, str)]
+        if len(hexes) != len(values):  # a text key mapped as a number: compared as numbers
+            return clause
+        exact = sa.func.hex(sa.cast(col, sa.CHAR)).in_(hexes)
+        return sa.and_(clause, exact) if equal else sa.or_(clause, sa.not_(exact))
 
     def _held(self, path: Any, op: str, value: Any) -> tuple[str, Any]:
         """`op` and `value` without the texts `path`'s column cannot hold (a Korean name
