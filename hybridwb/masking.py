@@ -57,10 +57,21 @@ __all__ = ["is_null", "mask"]
 class _NoRows(logging.Filter):
     """Drops SQLAlchemy's DEBUG record of each row a result reads (`Row (...)`): it holds
     customer values (a target's phone, a send record's message), which the engines'
-    `hide_parameters` does not cover. Statements and column names still log."""
+    `hide_parameters` does not cover. Statements and column names still log, a statement
+    with its literals as `?` (`querylog.literals_hidden`): the source's engine sends the
+    text with the bound values pasted in, and SQLAlchemy logs the text it sends."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.msg, str) and record.msg.endswith("Row %r"))
+        msg = record.msg
+        if not isinstance(msg, str):
+            return True
+        if msg.endswith("Row %r"):
+            return False
+        if not record.args:  # a statement is logged as the record's whole message
+            from hybridwb.source.querylog import literals_hidden
+
+            record.msg = literals_hidden(msg)
+        return True
 
 
 def engine_logging_name() -> str:

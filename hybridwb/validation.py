@@ -172,6 +172,11 @@ def checked_call(fn: F, owner: str = "") -> F:
             # locals (IPython's `%xmode Verbose`, rich's `show_locals`) would show
             drop_frames(exc)
             raise
+        except KeyboardInterrupt as exc:
+            # Ctrl-C lands anywhere in the call, mid-batch: its frames hold the same pages
+            # of phones (round 50); it leaves as an expected error does
+            drop_frames(exc)
+            raise
         except TypeError:
             try:
                 signature.bind(*args, **kwargs)
@@ -187,7 +192,7 @@ def _quiet(batches: Iterator[Any]) -> Iterator[Any]:
     """A public iteration whose expected errors leave it as a public call's do (`call`)."""
     try:
         return (yield from batches)
-    except HybridwbError as exc:
+    except (HybridwbError, KeyboardInterrupt) as exc:
         drop_frames(exc)
         raise
 

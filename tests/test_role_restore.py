@@ -26,13 +26,25 @@ from hybridwb.errors import HybridwbError
 from hybridwb.source import Source, drivers
 from tests._mysql import as_root, root
 from tests.test_attack_round27_reconnect import (  # noqa: F401
-    _source,
+    source_url,
     writer,
 )
 from tests.test_attack_round47_readonly import DRIVERS
 from tests.test_fastpath import GeneralLog
 
 pytestmark = pytest.mark.mysql
+
+#: and mysqlclient on a compressed connection: not a plain socket, so the C library's
+#: `mysql_reset_connection` resets, waiting, and the role's statement follows it
+ROLE_DRIVERS = [*DRIVERS, "mysqldb-compressed"]
+
+
+def _source(db: str, user: str, password: str, driver: str) -> Source:
+    url = source_url(db, user, password, driver.removesuffix("-compressed"))
+    if driver.endswith("-compressed"):
+        url = url.update_query_dict({"compress": "true"})
+    return Source(url, pool_size=2, max_overflow=0)
+
 
 #: role names the restore must quote: plain, a backtick, Hangul (utf-8 in the packet)
 NAMES = ["plain", "tick`name", "역할"]
@@ -116,7 +128,7 @@ def _replaced(db: str, src: Source, body: str) -> None:
     _view(db, body)
 
 
-@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("driver", ROLE_DRIVERS)
 @pytest.mark.parametrize("set_to", ["other", "none"])
 @pytest.mark.parametrize("path", ["checkin", "checkout", "kept"])
 def test_the_next_read_has_the_logins_role(
@@ -129,6 +141,12 @@ def test_the_next_read_has_the_logins_role(
     db = writer[0]
     body = f"SET ROLE {roles['o']}" if set_to == "other" else "SET ROLE NONE"
     fresh = _source(*writer, driver=driver)
+    if driver.endswith("-compressed"):  # the path this case is for
+        raw = fresh.engine.raw_connection()
+        try:
+            assert not drivers._plain_socket(raw.dbapi_connection)
+        finally:
+            raw.close()
     try:  # the oracle: a fresh login reads d's table and not o's
         assert (_readable(fresh, roles["d_db"]), _readable(fresh, roles["o_db"])) == (True, False)
     finally:

@@ -257,6 +257,17 @@ class RestBackend:
             error.maybe_processed = not isinstance(  # type: ignore[attr-defined]
                 exc, httpx.ConnectError | httpx.ConnectTimeout
             )
+        except httpx.HTTPError as exc:
+            # an answer httpx could not read (a body its Content-Encoding lies about) or a
+            # redirect loop: httpx's own error left every frame of the caller, whose locals
+            # hold the rows being written (phones), for a traceback printed with its locals
+            # (round 50)
+            error = StoreError(
+                f"Supabase's answer could not be read ({type(exc).__name__}) at "
+                f"{self.description}; check SUPABASE_URL (a proxy in between?), then try again.",
+                cause=type(exc).__name__,
+            )
+            error.maybe_processed = True  # type: ignore[attr-defined]
         raise error
 
     def _translate(self, code: str, message: str, details: Any) -> Exception:

@@ -10,6 +10,7 @@ with the values pasted in).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,6 +20,9 @@ from hybridwb.config import scrub
 from hybridwb.errors import HybridwbError, ReadOnlyViolation
 from hybridwb.source import catalogue, drivers
 
+#: the statements of SQLAlchemy's own probes that set `skip_user_error_events` (the MySQL
+#: dialect's has_table, reflection): a table's name, no value
+_PROBE = re.compile(r"\s*(?:DESCRIBE|SHOW\s+CREATE\s+TABLE)\s", re.IGNORECASE)
 #: client errors that mean the connection is gone (the pool then opens a new one)
 _GONE = frozenset({2006, 2013, 2014, 2045, 2055, 4031})
 
@@ -62,11 +66,18 @@ def install_driver_errors(
             failed = exc
         if failed is None:
             return
-        if context is not None and context.execution_options.get("skip_user_error_events"):
+        if (
+            context is not None
+            and context.execution_options.get("skip_user_error_events")
+            and _PROBE.match(args[0] if args and isinstance(args[0], str) else "")
+        ):
             # SQLAlchemy's own probes (has_table: DESCRIBE -> 1146 means "no") read the
             # driver error themselves; their statements hold no values. The session is
             # still read back after it: a caller can set the option on any statement, and
-            # a view's function may have changed the session before it failed
+            # a view's function may have changed the session before it failed. Any other
+            # statement's error is translated as always (round 50: raw, SQLAlchemy wrapped
+            # it with `[SQL: <the text sent>]`, the bound phone pasted in, or the server's
+            # `Duplicate entry '<a customer's phone>'`)
             if after_error is not None and not gone(failed):
                 violation: ReadOnlyViolation | None = None
                 try:

@@ -138,6 +138,24 @@ def log_text_of(sql: object, names: Collection[str] | None = None) -> str:
         return "<unparseable statement>"
 
 
+def literals_hidden(sql: str) -> str:
+    """A statement as a log record shows it: as it is when `log_text` hides nothing in it,
+    else `log_text` of it (literals and quoted values as `?`); never raises.
+
+    The source's engine sends (and SQLAlchemy's engine logger, at INFO, logs) the final
+    text with the bound values pasted in (`finaltext`), which `hide_parameters` does not
+    hide (round 50: `pd.read_sql(..., wb.source.engine, params={"p": phone})` logged the
+    phone)."""
+    if len(sql) > guard.MAX_QUERY_BYTES:
+        return f"<a statement of {len(sql):,} characters, not shown>"
+    try:
+        tokens = guard._DIALECT.tokenize(sql)
+    except Exception:
+        return "<a statement that cannot be read, not shown>"
+    shown = log_text(tokens)
+    return sql if shown == " ".join(t.text for t in tokens) else shown
+
+
 #: seconds the sink is left alone after it failed (record() only; flush() always tries)
 RETRY_AFTER = 30.0
 
