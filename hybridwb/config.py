@@ -261,6 +261,34 @@ def _report(problem: str) -> None:
 
 #: settings that name a folder or file: relative values are relative to the project root
 PATH_FIELDS = ("home", "mappings_path", "reports_dir", "workflows_dir")
+#: the number settings: a bool (TOML `true`) is refused, not read as 1
+NUMBER_FIELDS = (
+    "mysql_port",
+    "row_cap",
+    "statement_timeout",
+    "connect_timeout",
+    "read_timeout",
+    "sample_customers",
+    "source_pool_size",
+    "source_max_overflow",
+    "result_cache_mb",
+    "max_statement_mb",
+    "sms_max_bytes",
+    "lms_max_bytes",
+)
+
+
+def _refuse_unusable_path(value: Path) -> None:
+    """A path no file system takes (round 51: a NUL or a 5,000-character name raised the
+    raw ValueError or OSError of the first file operation on it, whichever that was)."""
+    try:
+        names = [os.fsencode(part) for part in value.parts]
+    except UnicodeEncodeError:
+        raise ValueError("it holds a character no file name can (a lone surrogate)") from None
+    if any(b"\x00" in name for name in names):
+        raise ValueError("it holds a NUL character")
+    if any(len(name) > 255 for name in names):
+        raise ValueError("a name in it is over 255 bytes")
 
 
 class Settings(BaseSettings):
@@ -360,9 +388,19 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator(*NUMBER_FIELDS, mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: Any) -> Any:
+        # round 51: `source_pool_size = true` in pyproject.toml was a pool of 1 (pydantic
+        # reads a bool as 0 or 1)
+        if isinstance(value, bool):
+            raise ValueError("it must be a number, not true or false")
+        return value
+
     @field_validator(*PATH_FIELDS)
     @classmethod
     def _under_the_project_root(cls, value: Path, info: ValidationInfo) -> Path:
+        _refuse_unusable_path(value)
         root = info.data.get("project_root")
         return value if value.is_absolute() or root is None else root / value
 
@@ -532,6 +570,8 @@ def _build(
     cwd: Path, env: Mapping[str, str | None], overrides: dict[str, Any]
 ) -> tuple[Settings | None, str | None]:
     """The settings, or (None, the one-line problem) - never an exception."""
+    if "project_root" in overrides:  # round 51: a raw TypeError (given twice)
+        return None, "project_root is the folder hybridwb.connect() starts in; pass cwd= instead."
     root = find_project_root(cwd, env)
     loading = _Loading(root, env)
     token = _LOADING.set(loading)
@@ -558,6 +598,7 @@ def _build(
             return None, f"Unknown setting {short(name)} (from {where}); remove it."
         if kind == "path_type":
             return None, f"Setting {name} (from {where}) must be a path (text)."
+        msg = msg.removeprefix("Value error, ")  # a validator of ours: its own words
         return None, f"Setting {name} (from {where}) is invalid: {msg.rstrip('.')}."
     assert settings is not None
     return settings.model_copy(update={"origins": origins}), None

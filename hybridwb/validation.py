@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import functools
 import inspect
@@ -148,6 +149,23 @@ def short(value: object, width: int = 60) -> str:
     if len(text) > width:
         text = text[: width - 1] + "…"
     return ascii(text)[1:-1] if any(not c.isprintable() for c in text) else text
+
+
+#: the years a run's or a preview's `now` may fall in: a relative span (at most a century,
+#: `targets.definition.MAX_SPAN_DAYS`) and a run's clock moving on from it stay inside the
+#: calendar Python, MySQL and PostgreSQL hold (round 51: year 9999 or 1 raised OverflowError)
+NOW_YEARS = (1900, 8999)
+
+
+def refuse_far_now(now: dt.datetime) -> None:
+    """Refuses, in one line, a `now` outside `NOW_YEARS` (naive: as the local time it is)."""
+    first, last = NOW_YEARS
+    zone = None if now.utcoffset() is None else dt.UTC
+    if not dt.datetime(first, 1, 1, tzinfo=zone) <= now < dt.datetime(last + 1, 1, 1, tzinfo=zone):
+        raise ValidationError(
+            f"now must be a time from {first} to {last}, not {now.isoformat()}; write it like "
+            "2026-03-01T22:30+09:00."
+        )
 
 
 def checked_call(fn: F, owner: str = "") -> F:

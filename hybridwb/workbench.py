@@ -201,7 +201,14 @@ class Workbench:
             from hybridwb.source.sample import build_sqlite
 
             self.source.close()
-            build_sqlite(path, customers or self.settings.sample_customers)
+            try:
+                build_sqlite(path, customers or self.settings.sample_customers)
+            except OSError as exc:  # round 51: a home under a file, or not writable
+                raise ConfigError(
+                    f"Cannot build the sample shop at {short(str(path), 120)} "
+                    f"({exc.strerror or type(exc).__name__}); set home (HYBRIDWB_HOME) to a "
+                    "folder you can write."
+                ) from None
         return path
 
     @cached_property

@@ -28,6 +28,9 @@ class ColumnInfo:
     type: str  # the column type as the server states it, upper-cased: TINYINT(1), VARCHAR(45)
     nullable: bool
     comment: str | None = None
+    # the text a column holds, as the server names it (`latin1`, `euckr`, `utf8mb3`); None
+    # for a column that holds no text, or where the server states none (the SQLite sample)
+    charset: str | None = None
 
 
 @dataclass
@@ -96,6 +99,7 @@ _COLUMNS = Table(
     Column("COLUMN_TYPE", String),
     Column("IS_NULLABLE", String),
     Column("COLUMN_COMMENT", String),
+    Column("CHARACTER_SET_NAME", String),
 )
 _STATISTICS = Table(
     "STATISTICS",
@@ -169,7 +173,7 @@ def _mysql_schema(source: Source, only: str | None = None) -> dict[str, TableInf
         )
     if not out:
         return out
-    for table, column, ctype, nullable, comment in _read(
+    for table, column, ctype, nullable, comment, charset in _read(
         source,
         select(
             _COLUMNS.c.TABLE_NAME,
@@ -177,13 +181,20 @@ def _mysql_schema(source: Source, only: str | None = None) -> dict[str, TableInf
             _COLUMNS.c.COLUMN_TYPE,
             _COLUMNS.c.IS_NULLABLE,
             _COLUMNS.c.COLUMN_COMMENT,
+            _COLUMNS.c.CHARACTER_SET_NAME,
         )
         .where(scoped(_COLUMNS))
         .order_by(_COLUMNS.c.TABLE_NAME, _COLUMNS.c.ORDINAL_POSITION),
     ):
         if str(table) in out:
             out[str(table)].columns.append(
-                ColumnInfo(str(column), str(ctype).upper(), nullable == "YES", comment or None)
+                ColumnInfo(
+                    str(column),
+                    str(ctype).upper(),
+                    nullable == "YES",
+                    comment or None,
+                    str(charset) if charset else None,
+                )
             )
     indexes: dict[tuple[str, str], dict[str, Any]] = {}
     for table, index, non_unique, column, itype in _read(

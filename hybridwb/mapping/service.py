@@ -10,6 +10,7 @@ another database, and two databases never share (or overwrite) each other's mapp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from cachetools import LRUCache
 from pydantic import ValidationError as PydanticError
 from sqlalchemy import Select, literal_column, select, table
 
-from hybridwb.errors import NotFound, ValidationError
+from hybridwb.errors import ConfigError, NotFound, ValidationError
 from hybridwb.mapping import discovery, drift, suggest
 from hybridwb.mapping.graph import merge_relations, relations_from_foreign_keys
 from hybridwb.mapping.model import (
@@ -438,15 +439,28 @@ class MappingService:
                 f"{path} holds the mappings of {stamp}, not of {self.identity}; move it away "
                 "(or set HYBRIDWB_MAPPINGS to another file). Nothing was saved."
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = mappings.dump()
         if self.identity != SAMPLE:
             data = {SOURCE_KEY: self.identity, **data}
         text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".table-mappings.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".table-mappings.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except OSError as exc:
+            # round 51: a folder at the path left the temporary file beside it and raised
+            # the raw IsADirectoryError
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            raise ConfigError(
+                f"Cannot write the mapping file {short(str(path), 120)} "
+                f"({exc.strerror or type(exc).__name__}); set mappings_path (HYBRIDWB_MAPPINGS) "
+                "to a file you can write. Nothing was saved."
+            ) from None
         self._cache = None
 
     def _set_active(self, table: str, active: bool) -> TableMapping:

@@ -10,6 +10,8 @@ import sqlglot
 from sqlglot.errors import SqlglotError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from hybridwb.workbench import Workbench
 
 #: the original platform's success metrics
@@ -58,6 +60,17 @@ def _when(value: Any) -> str:
     return "" if pd.isna(stamp) else stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _timed(logs: pd.DataFrame) -> pd.DataFrame:
+    """The log rows whose execution time is a finite number: a row edited by hand
+    (`%%platform --write`: 'abc', or PostgreSQL's 'Infinity') raised pandas' raw TypeError
+    or ValueError from every mean, quantile and bar (round 51); it still counts as a query."""
+    import numpy as np
+    import pandas as pd
+
+    times = pd.to_numeric(logs["execution_time"], errors="coerce").astype("float64")
+    return logs.assign(execution_time=times)[np.isfinite(times)]
+
+
 def collect(wb: Workbench, limit: int = 50_000) -> Stats:
     """Read the logs and runs through the store (any backend) and summarize them."""
     import pandas as pd
@@ -74,11 +87,12 @@ def collect(wb: Workbench, limit: int = 50_000) -> Stats:
         stats = Stats(0, None, None)
     else:
         ok = logs["status"] == "success"
-        by_kind = logs.groupby("kind")["execution_time"]
+        timed = _timed(logs)
+        by_kind = timed.groupby("kind")["execution_time"]
         stats = Stats(
             queries=len(logs),
             success_rate=float(ok.mean()),
-            avg_ms=float(logs["execution_time"].mean()),
+            avg_ms=float(timed["execution_time"].mean()) if len(timed) else None,
             latency_by_kind=[
                 {
                     "kind": k,
@@ -108,7 +122,7 @@ def collect(wb: Workbench, limit: int = 50_000) -> Stats:
                     "last": _when(g["timestamp"].max()),
                 }
                 for q, g in sorted(
-                    logs.groupby("query"), key=lambda kv: -kv[1]["execution_time"].mean()
+                    timed.groupby("query"), key=lambda kv: -kv[1]["execution_time"].mean()
                 )[:10]
             ],
             since=_when(logs["timestamp"].min()),

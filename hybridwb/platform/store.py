@@ -286,6 +286,15 @@ def open_store(settings: Settings, actor: str | None = None) -> Store:
     backend = SqlBackend(url, secrets, expect_schema=migrate.head_revision())
     store = Store(backend, actor)
     if backend.name == "sqlite" and url.database and not Path(url.database).exists():
+        try:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # round 51: a raw FileNotFoundError or FileExistsError
+            backend.close()
+            raise StoreError(
+                f"Cannot make the folder of the SQLite store {short(url.database, 120)} "
+                f"({exc.strerror or type(exc).__name__}); point the store URL (or home) at a "
+                "folder you can write."
+            ) from None
         store._created = _create_sqlite(Path(url.database), actor)
     return store
 

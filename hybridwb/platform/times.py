@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DontWrapMixin
 
-from hybridwb.errors import ValidationError
+from hybridwb.errors import StoreError, ValidationError
 
 #: SQLAlchemy's default storage format of a DateTime on SQLite (the text every store file
 #: holds): what `utc_text` writes
@@ -35,6 +35,10 @@ class UnstorableTime(ValidationError, DontWrapMixin):
     """A time the SQLite store cannot write: pandas' NaT, or an aware time whose UTC falls
     outside the years 1 to 9999. `DontWrapMixin`: raised from a bind, it reaches the
     caller as itself, not inside SQLAlchemy's StatementError."""
+
+
+class UnreadableTime(StoreError, DontWrapMixin):
+    """A time column's stored text that is not a time (a row edited by hand)."""
 
 
 def utc_wall(at: datetime) -> datetime:
@@ -117,6 +121,25 @@ class _SqliteUtc(DATETIME):
 
     def bind_processor(self, dialect: Dialect) -> Any:
         return _sqlite_bind
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        """SQLAlchemy's reading of the text, or one `StoreError`: a row edited by hand
+        ('garbage', a number) raised its raw ValueError or TypeError from every read of
+        the table (round 51: `hybridwb stats`, the monitor widget)."""
+        read = super().result_processor(dialect, coltype)
+        if read is None:
+            return None
+
+        def checked(value: Any) -> Any:
+            try:
+                return read(value)
+            except (ValueError, TypeError):
+                raise UnreadableTime(
+                    "A row of the platform store holds a time hybridwb cannot read (edited by "
+                    "hand?); fix or delete it with %%platform --write."
+                ) from None
+
+        return checked
 
 
 class StoreTime(TypeDecorator[datetime]):

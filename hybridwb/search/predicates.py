@@ -53,6 +53,54 @@ class SearchField:
     indexed: bool = False  # leads an index: equality/range is cheap
     key_ordered: bool = False  # a one-column index: equality returns rows in key order
     fulltext: bool = False
+    charset: str | None = None  # the column's character set (`holds`)
+
+
+#: character sets whose columns hold only some characters, and a test of a character each
+#: (generous: a superset of what the server stores; a set not named here holds anything)
+_HOLDS = {
+    "ascii": lambda ch: ord(ch) < 0x80,
+    # MariaDB's latin1 is cp1252, its five unused bytes kept as U+0081, U+008D, ...
+    "latin1": lambda ch: ord(ch) < 0x100 or _encodes(ch, "cp1252"),
+    "utf8mb3": lambda ch: ord(ch) <= 0xFFFF,
+    "utf8": lambda ch: ord(ch) <= 0xFFFF,
+    "ucs2": lambda ch: ord(ch) <= 0xFFFF,
+    "euckr": lambda ch: _encodes(ch, "cp949"),  # cp949 holds all of EUC-KR
+}
+
+
+def _encodes(ch: str, codec: str) -> bool:
+    try:
+        ch.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def holds(charset: str | None, text: str) -> bool:
+    """Whether a column of `charset` can hold `text`: a Korean name in a latin1 column, an
+    emoji in a utf8mb3 one cannot, so no row equals or starts with it (and MariaDB refuses
+    to compare them: "Illegal mix of collations"). A set not known here: True."""
+    test = _HOLDS.get((charset or "").lower())
+    return test is None or all(test(ch) for ch in text)
+
+
+def _held(p: Predicate, charsets: dict[str, str | None]) -> Predicate | None:
+    """`p` without the text values its columns cannot hold (`holds`), or None when it can
+    match no row at all: such a branch is left out rather than sent (round 53: a Korean
+    term on a latin1 table was a QueryError about collations)."""
+    cmps: list[Cmp] = []
+    for c in p.cmps:
+        charset = charsets.get(c.path)
+        if c.op == "in":
+            kept = [v for v in c.value if not isinstance(v, str) or holds(charset, v)]
+            if not kept:
+                return None
+            c = Cmp(c.path, c.op, kept)
+        elif c.op in ("eq", "like") and isinstance(c.value, str) and not holds(charset, c.value):
+            return None
+        cmps.append(c)
+    return Predicate(p.field, p.kind, tuple(cmps), p.indexed)
 
 
 @dataclass(frozen=True)
@@ -256,4 +304,6 @@ def plan(
                 cmps = [Cmp(last.path, "eq", lv), Cmp(first.path, "eq", fv)]
                 add(label, "name", cmps, first.indexed or last.indexed)
         out.predicates = list(dict.fromkeys(out.predicates))
+    charsets = {f.path: f.charset for f in fields}
+    out.predicates = [h for p in out.predicates if (h := _held(p, charsets)) is not None]
     return out

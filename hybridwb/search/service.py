@@ -392,6 +392,7 @@ class SearchService:
                         indexed=name in leading,
                         key_ordered=not hops and name in single,
                         fulltext=name in fulltext,
+                        charset=live.charset if (live := info.column(name)) else None,
                     )
                 )
         return out, tuple(infos)

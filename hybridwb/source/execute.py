@@ -248,9 +248,18 @@ def clock_sql(facts: SessionFacts, as_of: float | None) -> str:
     run's saved query may not call: `targets.determinism`). "" for None."""
     if as_of is None:
         return ""
-    if isinstance(as_of, bool) or not isinstance(as_of, int | float) or not 0 < as_of < 2**31:
-        raise QueryError(f"as_of must be epoch seconds of the server's clock, not {short(as_of)}.")
+    check_as_of(as_of)
     return f"timestamp = {float(as_of):.6f}"
+
+
+def check_as_of(as_of: Any) -> None:
+    """Refuses an `as_of` that is not epoch seconds the server's `timestamp` takes, on every
+    source (round 51: SQLite took "now" or NaN without a word), and one under a second,
+    which prints as `timestamp = 0.000000`: MariaDB's "the clock again", not a pin."""
+    if as_of is None:
+        return
+    if isinstance(as_of, bool) or not isinstance(as_of, int | float) or not 1 <= as_of < 2**31:
+        raise QueryError(f"as_of must be epoch seconds of the server's clock, not {short(as_of)}.")
 
 
 def _set_clock(raw: Any, assignment: str) -> None:

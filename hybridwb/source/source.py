@@ -59,7 +59,7 @@ from hybridwb.source.cache import ResultCache, SchemaObjects, ViewNames, Weighed
 from hybridwb.source.checkout import Parking, abandon, this_process
 from hybridwb.source.connect import mysql_connect_args
 from hybridwb.source.engine import is_sqlite, mysql_engine, side_engine, sqlite_engine
-from hybridwb.source.execute import run_mysql
+from hybridwb.source.execute import check_as_of, run_mysql
 from hybridwb.source.frames import frame_of
 from hybridwb.source.querylog import QueryLog, log_text, log_text_of
 from hybridwb.source.session import (
@@ -652,6 +652,7 @@ class Source:
         `raw_values`: on mysqlclient, numbers and dates come back as the server's text, for
         Arrow to parse column by column (the 4th item then describes the columns).
         `refresh`: not answered from the cache, but cached (with `cache_ttl`) all the same."""
+        check_as_of(as_of)  # SQLite, which cannot pin its clock, refuses what MySQL would
         if cache_ttl is not None:
             cache_ttl = seconds_arg(cache_ttl, "cache_ttl", self._cache.max_ttl, minimum=0.0)
         key = (

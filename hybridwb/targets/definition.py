@@ -193,7 +193,8 @@ class TargetDefinition(_M):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        # OSError: a folder of zones ('America', round 51) or a name too long for a path
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(f"{short(value)} is not a time zone name (e.g. Asia/Seoul)") from None
         return value
 

@@ -40,7 +40,7 @@ from hybridwb.targets.quality import (
     quality,
 )
 from hybridwb.targets.sql import Builder, truthy
-from hybridwb.validation import checked_calls, short
+from hybridwb.validation import checked_calls, refuse_far_now, short
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -155,7 +155,11 @@ class Plan:
             stmt = sa.select(*(sub.c[c] for c in wanted))
             if self.consent is not None and self.definition.exclude_opt_out:
                 # the consent filter, as a table target's (`_plan`): on the column returned
-                stmt = stmt.where(truthy(sub.c[self.consent], self.consent_type))
+                stmt = stmt.where(
+                    truthy(
+                        sub.c[self.consent], self.consent_type, self.consent_types.get(self.consent)
+                    )
+                )
         else:
             assert self.selection is not None
             sel = self.selection
@@ -299,7 +303,9 @@ class TargetService:
             if consent.hops:
                 paths.append(consent)
             if d.exclude_opt_out:
-                conds.append(truthy(sel.column(consent), consent.field_type))
+                conds.append(
+                    truthy(sel.column(consent), consent.field_type, typed.get(consent.name))
+                )
         if mapping.nightConsent:
             night = graph.path(name, mapping.nightConsent, to_one=True, exact=True)
             if night.hops:
@@ -886,6 +892,7 @@ def _local_now(now: dt.datetime | None, zone: str) -> dt.datetime:
         return dt.datetime.now(tz).replace(tzinfo=None)
     if not isinstance(now, dt.datetime):
         raise ValidationError(f"now must be a datetime, not {type(now).__name__}.")
+    refuse_far_now(now)  # a span from it, or its zone's time, past the calendar
     if now.tzinfo is None:
         return now
     return now.astimezone(tz).replace(tzinfo=None)

@@ -18,8 +18,8 @@ from pydantic import ValidationError as PydanticError
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Hop
 from hybridwb.mapping.resolve import Resolver, Selection
-from hybridwb.search.predicates import LIKE_ESCAPE, escape_like
-from hybridwb.targets.consent import NO_SPELLINGS, YES_SPELLINGS
+from hybridwb.search.predicates import LIKE_ESCAPE, escape_like, holds
+from hybridwb.targets.consent import NO_SPELLINGS, YES_SPELLINGS, type_family
 from hybridwb.targets.definition import (
     OPS_BY_TYPE,
     Aggregate,
@@ -38,6 +38,9 @@ _CMP = {
     "lt": "__lt__",
     "lte": "__le__",
 }
+#: operators comparing a text field with a text the user gives (`Builder._held`)
+_TEXT_OPS = ("eq", "ne", "in", "not_in", "prefix")
+_EQ = ("eq", "ne")
 _AGG: dict[str, Callable[..., Any]] = {
     "count": sa.func.count,
     "sum": sa.func.sum,
@@ -86,11 +89,21 @@ def coerce(value: Any, ftype: str, where: str) -> Any:
         raise ValidationError(f"{where}: {short(value)} is not a {ftype}; fix the value.") from None
 
 
-def truthy(column: Any, ftype: str) -> Any:
+def truthy(column: Any, ftype: str, live_type: str | None = None) -> Any:
     """`column` holds no clear no (`consent.consent_of`): a yes, or a value the run then
     excludes and counts as unclear (`policies.UNCLEAR_CONSENT`) rather than one left out
     of the frozen set unseen. A number is kept when not zero, as MySQL's `WHERE flag` (a
-    TINYINT(1) may hold 2 or -1, a DECIMAL 1.0); text unless it spells no; NULL never."""
+    TINYINT(1) may hold 2 or -1, a DECIMAL 1.0); text unless it spells no; NULL never.
+
+    Which of the two comparisons is made follows the column's type as the server states
+    it (`live_type`) when it states one, the mapping's `ftype` otherwise: a CHAR 'Y'/'N'
+    flag mapped as boolean compared `!= 0` read every 'Y' as the number 0, and every
+    consenting customer was left out unseen (round 53)."""
+    family = type_family(live_type or "")
+    if family == "text":
+        ftype = "string"
+    elif family in ("number", "decimal", "floating-point", "BIT"):
+        ftype = "number"
     if ftype in ("boolean", "number"):
         return column != 0
     # as text first: MySQL's LOWER() leaves a binary string (a VARBINARY flag, which the
@@ -99,6 +112,13 @@ def truthy(column: Any, ftype: str) -> Any:
     # or 'nó' (unclear to the run) would equal 'n' or 'no' and be left out unseen
     text = sa.func.lower(sa.func.trim(sa.cast(column, sa.CHAR)))
     return sa.func.hex(text).not_in(_NO_HEX)
+
+
+def spelt(column: Any, spellings: tuple[str, ...]) -> Any:
+    """`column`, as text trimmed and lower-cased, is one of `spellings` (compared by its
+    UTF-8 bytes, as `truthy`)."""
+    text = sa.func.lower(sa.func.trim(sa.cast(column, sa.CHAR)))
+    return sa.func.hex(text).in_(tuple(s.encode("utf-8").hex().upper() for s in spellings))
 
 
 #: `NO_SPELLINGS` as MySQL's and SQLite's HEX() of their UTF-8 text gives them
@@ -149,7 +169,12 @@ class Builder:
                 f"use one of {', '.join(sorted(OPS_BY_TYPE[ftype]))}."
             )
         col = scope.column(path)
-        op, value = node.op, node.value
+        op: str = node.op
+        value = node.value
+        if ftype == "string" and op in _TEXT_OPS:
+            op, value = self._held(path, op, value)
+            if op in ("false", "not_null"):  # a text the column cannot hold (round 53)
+                return sa.false() if op == "false" else col.is_not(None)
         if op == "is_null":
             return col.is_(None)
         if op == "not_null":
@@ -158,7 +183,8 @@ class Builder:
             if not isinstance(value, list) or not value:
                 raise ValidationError(f"{where}: {op} needs a non-empty list of values.")
             values = [coerce(v, ftype, where) for v in value]
-            return col.in_(values) if op == "in" else col.not_in(values)
+            clause = col.in_(values) if op == "in" else col.not_in(values)
+            return self._exactly(path, col, clause, values, equal=op == "in")
         if op == "between":
             if not isinstance(value, list) or len(value) != 2:
                 raise ValidationError(f"{where}: between needs [low, high].")
@@ -171,7 +197,58 @@ class Builder:
             return self._relative(col, op, value, ftype, where)
         if value is None:
             raise ValidationError(f"{where}: {op} needs a value (use is_null for missing values).")
-        return getattr(col, _CMP[op])(coerce(value, ftype, where))
+        if ftype == "boolean" and self._kept_as_text(path):
+            # a 'Y'/'N' flag mapped as boolean: `= 1` read every 'Y' as the number 0, so
+            # `eq true` chose nobody and `eq false` everyone (round 53); read as consent is
+            said = spelt(col, YES_SPELLINGS if coerce(value, ftype, where) else NO_SPELLINGS)
+            return said if op == "eq" else sa.and_(col.is_not(None), sa.not_(said))
+        one = coerce(value, ftype, where)
+        clause = getattr(col, _CMP[op])(one)
+        return self._exactly(path, col, clause, [one], equal=op == "eq") if op in _EQ else clause
+
+    def _exactly(self, path: Any, col: Any, clause: Any, values: list[Any], *, equal: bool) -> Any:
+        """`clause` (`eq`/`in`, or `ne`/`not_in` when not `equal`) on the audience key,
+        made exact when the schema does not state that key unique and the server compares
+        it loosely: a pick of 'k1' (the search widget's `key in [...]`) chose 'K1' and 'k1 '
+        too, and a pick of 'a😀' also 'a😎' (utf8mb4_general_ci: every emoji is one
+        letter), two people messaged for one picked (round 53). Compared also by the
+        UTF-8 bytes, as `truthy`; the collation's comparison stays, for the index."""
+        info = self.resolver.info(path.root)
+        live = info.column(path.field)
+        if (
+            path.hops
+            or path.field != self.resolver.graph.mappings[path.root].key
+            or live is None
+            or live.charset is None
+            or info.is_unique(path.field)
+        ):
+            return clause
+        hexes = [v.encode("utf-8").hex().upper() for v in values if isinstance(v, str)]
+        if len(hexes) != len(values):  # a text key mapped as a number: compared as numbers
+            return clause
+        exact = sa.func.hex(sa.cast(col, sa.CHAR)).in_(hexes)
+        return sa.and_(clause, exact) if equal else sa.or_(clause, sa.not_(exact))
+
+    def _held(self, path: Any, op: str, value: Any) -> tuple[str, Any]:
+        """`op` and `value` without the texts `path`'s column cannot hold (a Korean name
+        in a latin1 column: MariaDB refused the comparison, "Illegal mix of collations");
+        ("false", None) when nothing is left to equal, ("not_null", None) when nothing is
+        left to differ from."""
+        live = self.resolver.info(path.table).column(path.field)
+        charset = live.charset if live is not None else None
+        if op in ("in", "not_in") and isinstance(value, list):
+            kept = [v for v in value if not isinstance(v, str) or holds(charset, v)]
+            if value and not kept:
+                return ("false" if op == "in" else "not_null"), None
+            return op, kept
+        if isinstance(value, str) and not holds(charset, value):
+            return ("not_null" if op == "ne" else "false"), None
+        return op, value
+
+    def _kept_as_text(self, path: Any) -> bool:
+        """Whether the server states `path`'s column a text type (CHAR, ENUM, ...)."""
+        live = self.resolver.info(path.table).column(path.field)
+        return live is not None and type_family(live.type) == "text"
 
     def _span(self, value: Any, where: str) -> dt.timedelta:
         try:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from hybridwb.errors import ValidationError
-from hybridwb.validation import short
+from hybridwb.validation import refuse_far_now, short
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -31,7 +31,9 @@ def parse_now(value: str | datetime | None) -> datetime | None:
             ) from None
     if not isinstance(value, datetime):
         raise ValidationError(f"now must be an ISO time or a datetime, not {type(value).__name__}.")
-    return value if value.tzinfo else value.replace(tzinfo=SEOUL)
+    value = value if value.tzinfo else value.replace(tzinfo=SEOUL)
+    refuse_far_now(value)  # before a run row is made: its clock moves on from it
+    return value
 
 
 def run_clock(now: datetime | None, clock: Callable[[], datetime] | None) -> Callable[[], datetime]:

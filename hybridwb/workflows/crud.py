@@ -16,12 +16,12 @@ from hybridwb.errors import ValidationError
 from hybridwb.platform.backend import Op
 from hybridwb.platform.repos import as_uuid
 from hybridwb.validation import checked_calls
-from hybridwb.workflows import advertising, audience, scheduler
+from hybridwb.workflows import advertising, audience, batches, scheduler
 from hybridwb.workflows.advertising import message_of
 from hybridwb.workflows.clock import parse_now
 from hybridwb.workflows.config import message_config
 from hybridwb.workflows.params import check_parameters
-from hybridwb.workflows.process import Processor
+from hybridwb.workflows.process import DEFAULT_BATCH_SIZE, Processor
 from hybridwb.workflows.runner import STALE_AFTER_S, Runner
 
 if TYPE_CHECKING:
@@ -147,6 +147,18 @@ class WorkflowService:
             parameters = {**stored, **(parameters or {})}
         if "now" in kwargs:
             kwargs["now"] = parse_now(kwargs["now"])
+        if kwargs.get("resume") is None:
+            # what the notebook passes on to `process` (`-p batch_size 0`, `-p now x`,
+            # `--limit -5`), refused before the run's row is made: a typo was a failed run
+            # with a report and a resume that fails alike (round 51)
+            given = parameters or {}
+            batches.check_run(
+                kwargs.get("limit"),
+                given.get("batch_size", DEFAULT_BATCH_SIZE),
+                given.get("batch_pause", 0.0),
+            )
+            if kwargs.get("now") is None:
+                parse_now(given.get("now"))
         return self.runner.run(workflow, parameters, **kwargs)
 
     def stale(self, stale_after: float = STALE_AFTER_S) -> builtins.list[dict[str, Any]]:

@@ -109,3 +109,15 @@ def refuse_another_dry_run(run_id: Any, started: bool, params: dict[str, Any], a
         f"without dry_run (hybridwb run --resume {run_id}), or start a new run "
         f"({'without' if started else 'with'} --dry-run)."
     )
+
+
+def refuse_unreadable_run(run: dict[str, Any]) -> None:
+    """A run row whose `parameters` or `stats` is not a JSON object (edited by hand) is
+    refused before its resume starts a kernel (round 51: the kernel ran, and the run's end
+    raised a raw TypeError or AttributeError, its status left as it was)."""
+    for name in ("parameters", "stats"):
+        if not isinstance(run.get(name) or {}, dict):
+            raise ValidationError(
+                f"Run {run['id']}'s {name} is not a JSON object (edited by hand?); fix it with "
+                "%%platform --write, or start a new run. Nothing was run."
+            )

@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 #: statistics already describe (the first refresh when the run has doubled the history
 #: they were taken of), and only when a batch of the run is left to plan
 ANALYZE_AFTER = 50_000
+#: targets per source query and per store write (the notebook's `batch_size`)
+DEFAULT_BATCH_SIZE = 5000
 
 
 #: where tests and benchmarks found it: the freeze's (key, recipient) pairs
@@ -212,7 +214,7 @@ class Processor:
         now: datetime | None = None,
         dry_run: bool = False,
         limit: int | None = None,
-        batch_size: int = 5000,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         batch_pause: float = 0.0,
         progress: bool = True,
         clock: Callable[[], datetime] | None = None,

@@ -43,6 +43,7 @@ from hybridwb.workflows.params import (
     refuse_another_dry_run,
     refuse_another_limit,
     refuse_parameter_unlike_flag,
+    refuse_unreadable_run,
 )
 from hybridwb.workflows.progress import RunProgress, in_notebook, show_report_link
 from hybridwb.workflows.report import render_html
@@ -140,6 +141,7 @@ class Runner:
         params = dict(check_parameters(parameters))
         if resume is not None:
             run = store.runs.get(resume)
+            refuse_unreadable_run(run)
             if run["status"] == "succeeded":
                 raise ValidationError(
                     f"Run {resume} already succeeded; there is nothing to resume."

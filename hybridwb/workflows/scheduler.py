@@ -20,6 +20,8 @@ from hybridwb.validation import short
 
 #: a cron must fire within this horizon to be accepted (`0 0 30 2 *` never does)
 HORIZON_YEARS = 5
+#: the widest window `due` looks back over: a check missed for a day still runs the slot
+MAX_WINDOW_S = 86_400
 
 
 def check_schedule(cfg: dict[str, Any]) -> None:
@@ -77,11 +79,29 @@ def due(
     """Scheduled, active workflows whose latest cron time falls within the window."""
     from croniter import croniter
 
+    # round 51: '5' and None raised a raw TypeError, -1 and NaN found nothing due silently
+    if (
+        isinstance(window_s, bool)
+        or not isinstance(window_s, int | float)
+        or not 0 < window_s <= MAX_WINDOW_S
+    ):
+        raise ValidationError(
+            f"window_s must be seconds, more than 0 and at most {MAX_WINDOW_S:,} (a day), "
+            f"not {short(window_s)}."
+        )
     now = now or datetime.now(UTC)
     out = DueCheck()
     for wf in workflows:
         cfg = wf.get("schedule_config") or {}
-        if wf["trigger_type"] != "schedule" or wf["status"] != "active" or not cfg.get("cron"):
+        if wf["trigger_type"] != "schedule" or wf["status"] != "active":
+            continue
+        if not isinstance(cfg, dict):  # round 51: a raw AttributeError stopped the scheduler
+            out.problems.append(
+                f"workflow {wf['name']!r}: bad schedule, skipped (schedule_config is not a "
+                "JSON object such as {'cron': '0 9 * * *'}; fix it with wb.workflows.update())"
+            )
+            continue
+        if not cfg.get("cron"):
             continue
         try:
             check_schedule(cfg)
