@@ -64,11 +64,11 @@ def _timed(logs: pd.DataFrame) -> pd.DataFrame:
     """The log rows whose execution time is a finite number: a row edited by hand
     (`%%platform --write`: 'abc', or PostgreSQL's 'Infinity') raised pandas' raw TypeError
     or ValueError from every mean, quantile and bar (round 51); it still counts as a query."""
-    import numpy as np
     import pandas as pd
 
     times = pd.to_numeric(logs["execution_time"], errors="coerce").astype("float64")
-    return logs.assign(execution_time=times)[np.isfinite(times)]
+    finite = times.notna() & (times.abs() != float("inf"))
+    return logs.assign(execution_time=times)[finite]
 
 
 def collect(wb: Workbench, limit: int = 50_000) -> Stats:

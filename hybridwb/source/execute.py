@@ -33,6 +33,7 @@ from hybridwb.source.session import (
     checkout_as,
     escape_as_read,
     reset_session,
+    run_internal,
     statement_prefix,
     verify_session,
 )
@@ -264,15 +265,7 @@ def check_as_of(as_of: Any) -> None:
 
 def _set_clock(raw: Any, assignment: str) -> None:
     """`SET SESSION <assignment>` on the connection, waited for (MySQL's as-of read)."""
-    sql = f"SET SESSION {assignment}"
-    with rawguard.internal(raw):
-        if drivers.run_own(raw, sql):
-            return
-        cursor = raw.cursor()
-        try:
-            cursor.execute(sql)
-        finally:
-            cursor.close()
+    run_internal(raw, f"SET SESSION {assignment}")
 
 
 def _clock_back(conn: Connection, raw: Any) -> None:

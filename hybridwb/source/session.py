@@ -253,7 +253,13 @@ def apply_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) -
     """Set the session to `policy` and wait for the server's OK (a driver error raises).
     The SET is written as one packet and its OK read with no cursor (`drivers.run_own`);
     a connection in no state for that (a streamed result still open) takes the cursor."""
-    sql = session_sql(facts, policy)
+    run_internal(dbapi_conn, session_sql(facts, policy))
+
+
+def run_internal(dbapi_conn: Any, sql: str) -> None:
+    """One of hybridwb's own statements that answers OK (a SET), waited for: written as one
+    packet with its OK read with no cursor (`drivers.run_own`), or on a cursor when the
+    connection is in no state for that (a streamed result still open)."""
     with rawguard.internal(dbapi_conn):
         if drivers.run_own(dbapi_conn, sql):
             return
