@@ -95,7 +95,7 @@ from tests.test_attack_once_round2 import (
     start,
     workbench,
 )
-from tests.test_attack_round46_once import process_at_once
+from tests.test_attack_round46_once import _fail_first_batch, process_at_once
 from tests.test_shared_recipient_consent import AD as SHARED_AD
 from tests.test_shared_recipient_consent import mapping as members_mapping
 from tests.test_shared_recipient_consent import members_source
@@ -398,15 +398,7 @@ def test_a_resume_of_a_saved_query_on_the_servers_clock_messages_the_frozen_set(
         src(db, "CREATE VIEW recent AS " + RECENT.replace("code, name, mobile, ok, night", "*"))
         wb.mappings.save("recent", {**members_mapping(), "audience": False})
         config = {"table": "recent"}
-    real, calls = audience.fetch, {"n": 0}
-
-    def fetch(*a: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("the source went away mid-batch")
-        return real(*a, **kw)
-
-    monkeypatch.setattr(audience, "fetch", fetch)
+    _fail_first_batch(monkeypatch)
     try:
         wf = wb.workflows.create(
             "recent", target_config=config, message_config={"template": "안내"}
