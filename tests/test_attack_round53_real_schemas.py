@@ -5,7 +5,7 @@ column grants, by an account holding SELECT on three columns of one table); stor
 and the real PostgreSQL. Oracles: the same data read as root with pymysql, the store's
 `send_records` / `run_skips` read with sqlite3 / psycopg, and what each test's rows say.
 
-BREAKS (four fixed here, one left as a strict xfail):
+BREAKS (all five fixed):
 
 - BREAK 1 (fixed): a consent flag kept as text ('Y'/'N' CHAR, ENUM('N','Y')) mapped with
   the type `boolean` (the editor offers it; `save` only warns of the type): the target's
@@ -33,13 +33,13 @@ BREAKS (four fixed here, one left as a strict xfail):
   makes every emoji one letter), 'k1' also 'K1' and 'k1 '; the preview counted them. A
   condition `eq`/`in` (`ne`/`not_in`) on an audience key the schema does not state unique is
   now also compared by its UTF-8 bytes (`targets.sql.Builder._exactly`).
-- BREAK 4 (left, strict xfail): a person whose phones live only in a one-to-many address
-  table (several addresses per person, the latest by `updated_at`) cannot be the audience:
-  a recipient must be a to-one path, so `addresses.phone` is refused at save (one clear
-  line), and a search of the person by an address's phone finds no one. The only shape
-  hybridwb serves makes the address table the audience, which messages a person with two
-  addresses twice. Serving it needs a recipient read from the latest related row (the
-  resolver's to-many "latest" read, frozen per run), a design change, not a local fix.
+- BREAK 4 (fixed, `tests/test_latest_recipient.py`): a person whose phones live only in a
+  one-to-many address table (several addresses per person, the latest by `updated_at`)
+  could not be the audience: a recipient had to be a to-one path, so `addresses.phone` was
+  refused at save, and a search of the person by an address's phone found no one. The
+  recipient may now end through a one-to-many relation with an `orderBy` (the latest row's
+  field, `Selection._latest`), and a search follows a declared one-to-many relation to its
+  phones and emails (`Selection.exists`).
 
 What held (tests below pin it): split first/last names with the phone and the consent in a
 to-one address table, two people sharing a phone there (an ad: the one who said yes is
@@ -618,15 +618,7 @@ def test_a_condition_on_a_loosely_compared_key_chooses_exactly_those_keys(
     assert expected <= every and all(len(v) == 1 for v in sent(store).values())
 
 
-# -- left: phones only in a to-many address table ----------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a person whose phones live only in a one-to-many address table cannot be "
-    "the audience: the recipient must be a to-one path, so `addresses.phone` through the "
-    "one-to-many relation (orderBy updated_at) is refused at save, and a search of the "
-    "person by an address's phone finds no one; the only shape hybridwb serves makes the "
-    "address table the audience, which messages a person with two addresses twice",
-)
+# -- BREAK 4 (fixed): phones only in a to-many address table ----------------------------------------------
 def test_a_person_whose_phones_live_in_a_to_many_address_table_gets_one_message_at_the_latest(
     db: str, tmp_path: Path
 ) -> None:

@@ -665,7 +665,8 @@ def _files(root: Path) -> dict[str, dict]:
         ({"recipient": None}, "needs the field messages go to"),
         ({"recipient": "store.phone"}, "store has no column 'phone'"),
         ({"recipient": "nope.phone"}, "'nope' is not a to-one relation of customer"),
-        ({"recipient": "payment.amount"}, "'payment' is not a to-one relation"),
+        # a one-to-many relation may only be a recipient's last (its latest row's field)
+        ({"recipient": "payment.customer.phone"}, "'payment' is not a to-one relation"),
         ({"consent": "opt_in"}, "'opt_in' is not a mapped field of customer"),
     ],
     ids=[

@@ -194,11 +194,21 @@ class Graph:
         mapping = self.mappings.get(table)
         return mapping.field_by_label(label) if mapping is not None else None
 
-    def path(self, root: str, dotted: str, *, to_one: bool = False, exact: bool = False) -> Path:
+    def path(
+        self,
+        root: str,
+        dotted: str,
+        *,
+        to_one: bool = False,
+        exact: bool = False,
+        latest: bool = False,
+    ) -> Path:
         """Follow `dotted` from `root` edge by edge; the last segment is a field.
 
         Raises one clear error naming the segment that does not exist. With `to_one`,
         a path through a one-to-many relation is refused (recipients, consent, joins). With
+        `latest` (a recipient), the last relation may be one-to-many with an `orderBy`: the
+        field of the latest related row (`addresses.phone`, one value per root row). With
         `exact` (the mapping's recipient and consent paths, checked at save against the live
         column of that name) the last segment is a field's name, never its display name or
         alias: `tel` displayed by the field `tel2` is not the column `tel`."""
@@ -207,7 +217,7 @@ class Graph:
         self.mapping(root)
         *segments, last = dotted.strip().split(".")
         table, hops = root, []
-        for segment in segments:
+        for i, segment in enumerate(segments):
             hop = next((h for h in self._edges.get(table, []) if h.name == segment), None)
             if hop is None:
                 names = ", ".join(h.name for h in self._edges.get(table, [])) or "none"
@@ -215,7 +225,20 @@ class Graph:
                     f"{short(dotted)}: {table} has no relation {short(segment)} (relations: {names}).",
                     path=dotted,
                 )
-            if to_one and not hop.to_one:
+            if latest and not hop.to_one and i == len(segments) - 1 and not hop.order_by:
+                raise ValidationError(
+                    f"{short(dotted)}: {hop.source} -> {hop.target} is one-to-many and has no "
+                    f"orderBy; set the relation's orderBy (e.g. an updated_at column) so the "
+                    f"latest {hop.target} row gives the one value.",
+                    path=dotted,
+                )
+            if latest and not hop.to_one and i < len(segments) - 1:
+                raise ValidationError(
+                    f"{short(dotted)}: {hop.source} -> {hop.target} is one-to-many; only the "
+                    "last relation of a recipient path may be (its latest row is used).",
+                    path=dotted,
+                )
+            if to_one and not hop.to_one and not latest:
                 raise ValidationError(
                     f"{short(dotted)}: {hop.source} -> {hop.target} is one-to-many; use an exists or "
                     "aggregate condition for to-many relations.",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -144,6 +144,11 @@ def _is_text(kind: str) -> bool:
     return word in _TEXT_TYPES or word in _BYTES_TYPES
 
 
+def _bytes(column: Any) -> Any:
+    """A text column's value as the hex of its bytes in the connection's character set."""
+    return sa.func.hex(sa.cast(column, sa.CHAR))
+
+
 def _refuse_loose_join(resolver: Resolver, table: str, hop: Hop) -> None:
     """A related column unique as text is not unique as a number or a date: joined to an
     INT column, MariaDB (and SQLite) compares the text as a number, so '1', '01' and ' 1'
@@ -172,6 +177,7 @@ class Selection:
     key_name: str | None
     prefix: str = "j"
     joins: dict[tuple[Hop, ...], Any] = field(default_factory=dict)
+    latest: int = 0  # the correlated subqueries `_latest` made (each its own alias)
 
     @property
     def key(self) -> Any:
@@ -208,9 +214,103 @@ class Selection:
         return current
 
     def column(self, path: Path) -> Any:
+        if path.hops and not path.hops[-1].to_one:
+            return self._latest(path)
         alias = self.alias_for(path.hops)
         self.resolver.column(path.table, path.field)
         return alias.c[path.field]
+
+    def _latest(self, path: Path) -> Any:
+        """The field of the latest related row through the path's last, one-to-many hop
+        (a recipient `addresses.phone`, `Graph.path(latest=True)`): `(SELECT f FROM t WHERE
+        t.foreign = parent.local ORDER BY t.orderBy DESC, t.key DESC LIMIT 1)`, one value per
+        root row, whatever the number of related rows. Ties in `orderBy` (and NULLs, which
+        sort last) are broken by the related table's key, so every read picks the same row."""
+        *head, hop = path.hops
+        resolver = self.resolver
+        where = path.describe()
+        if any(not h.to_one for h in head) or not hop.order_by:
+            raise ValidationError(
+                f"{where}: only the last relation may be one-to-many, and it needs an "
+                "orderBy (the latest related row gives the value)."
+            )
+        key = resolver.graph.mapping(hop.target).key
+        if not key:
+            raise ValidationError(
+                f"{where}: {hop.target} has no 'key' in its mapping; set one, so that rows "
+                f"with the same {hop.order_by} are picked in one order."
+            )
+        related, on = self._correlated(head, hop, path.describe())
+        resolver.column(hop.target, hop.order_by)
+        resolver.column(hop.target, key)
+        latest = (
+            sa.select(related.c[resolver.column(hop.target, path.field)])
+            .where(on)
+            .order_by(related.c[hop.order_by].desc(), related.c[key].desc())
+            .limit(limit(1))
+        )
+        return latest.scalar_subquery()
+
+    def exists(self, paths: Sequence[Path], where: Callable[[list[Any]], Any]) -> Any:
+        """Whether one row through the paths' common one-to-many first hop meets `where`
+        (given each path's column on that row): a search of a person by any of their
+        addresses' phones. `EXISTS (SELECT 1 FROM t [to-one joins] WHERE t.foreign =
+        root.local AND where(...))`."""
+        hop = paths[0].hops[0]
+        for path in paths:
+            if path.hops[0] != hop or hop.to_one or any(not h.to_one for h in path.hops[1:]):
+                raise ValidationError(
+                    f"{path.describe()}: only the first relation may be one-to-many."
+                )
+        related, on = self._correlated([], hop, paths[0].describe())
+        inner = Selection(self.resolver, hop.target, related, None, prefix=f"{related.name}j")
+        columns = [
+            inner.column(Path(hop.target, path.hops[1:], path.field, path.field_type))
+            for path in paths
+        ]
+        found: sa.Select[Any] = (
+            sa.select(sa.literal_column("1"))
+            .select_from(inner.from_clause())
+            .where(on, where(columns))
+        )
+        return found.exists()
+
+    def _correlated(self, head: Sequence[Hop], hop: Hop, where: str) -> tuple[Any, Any]:
+        """An alias of the one-to-many `hop`'s table and its condition on the row reached
+        by the to-one `head` (joined here): `t.foreign = parent.local`, on columns of one
+        kind, and byte for byte where the parent's column is text not stated unique."""
+        resolver = self.resolver
+        parent = self.alias_for(head)
+        parent_table = head[-1].target if head else self.root
+        local = resolver.info(parent_table).column(resolver.column(parent_table, hop.local))
+        foreign = resolver.info(hop.target).column(resolver.column(hop.target, hop.foreign))
+        if (
+            local is not None
+            and foreign is not None
+            and _is_text(foreign.type) != _is_text(local.type)
+        ):
+            # text compared with a number reads '01' and ' 1' as 1: another person's row
+            raise ValidationError(
+                f"{where}: {parent_table}.{hop.local} ({local.type}) and "
+                f"{hop.target}.{hop.foreign} ({foreign.type}) are not of one kind, so the "
+                "server would compare them loosely ('01' = 1); relate columns of one kind."
+            )
+        self.latest += 1
+        related = resolver.table(hop.target).alias(resolver.alias(f"{self.prefix}l{self.latest}"))
+        on = related.c[hop.foreign] == parent.c[hop.local]
+        if (
+            local is not None
+            and foreign is not None
+            and local.charset
+            and foreign.charset
+            and not resolver.info(parent_table).is_unique(hop.local)
+        ):
+            # 'k1' and 'K1' two people of a view (no key the schema states unique): its
+            # case- or pad-blind collation gave each the other's rows; the collation's
+            # comparison stays for the index, the bytes decide (a unique key's collation
+            # is the schema's own rule of which rows are whose)
+            on = sa.and_(on, _bytes(related.c[hop.foreign]) == _bytes(parent.c[hop.local]))
+        return related, on
 
     def from_clause(self) -> Any:
         clause = self.base

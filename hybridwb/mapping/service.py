@@ -362,16 +362,26 @@ class MappingService:
                 continue
             current, here = mapping, table
             *hops, leaf = path.split(".")
-            for hop in hops:
+            for i, hop in enumerate(hops):
                 known = merge_relations(current.relations, self._foreign_relations(here))
-                rel = next(
-                    (r for r in known if r.path_name == hop and r.kind == "many-to-one"),
-                    None,
-                )
+                named = next((r for r in known if r.path_name == hop), None)
+                # a recipient's last relation may be one-to-many: its latest row by orderBy
+                latest = attr == "recipient" and i == len(hops) - 1
+                to_many = named is not None and named.kind == "one-to-many"
+                if to_many and latest and named is not None and not named.orderBy:
+                    raise ValidationError(
+                        f"{table}.{attr} {path!r}: {hop!r} is one-to-many and has no orderBy; "
+                        "set the relation's orderBy (e.g. an updated_at column) so the latest "
+                        f"{named.table} row gives the one recipient. Nothing was saved.",
+                        path=f"{table}.{attr}",
+                    )
+                rel = named if named is not None and (not to_many or latest) else None
                 if rel is None:
+                    also = " (a recipient's last one may be one-to-many with an orderBy)"
                     raise ValidationError(
                         f"{table}.{attr} {path!r}: {hop!r} is not a to-one relation of {here}; "
-                        "use a field or a path through many-to-one relations. Nothing was saved.",
+                        "use a field or a path through many-to-one relations"
+                        f"{also if attr == 'recipient' else ''}. Nothing was saved.",
                         path=f"{table}.{attr}",
                     )
                 here = rel.table

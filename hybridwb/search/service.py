@@ -364,13 +364,24 @@ class SearchService:
     ) -> tuple[list[predicates.SearchField], tuple[Any, ...]]:
         out: list[predicates.SearchField] = []
         infos: list[Any] = []
+        # through to-one relations, or first through a one-to-many relation the table's
+        # own mapping declares, for its phones and emails (a person found by any of their
+        # addresses' phones; not by a payment's number)
+        declared = {r.path_name for r in graph.mappings[table].relations}
         hop_lists: list[tuple] = [()] + [
-            hops for hops in graph.reachable(table, 2) if all(h.to_one for h in hops)
+            hops
+            for hops in graph.reachable(table, 2)
+            if all(h.to_one for h in hops[1:]) and (hops[0].to_one or hops[0].name in declared)
         ]
         for hops in hop_lists:
             target = hops[-1].target if hops else table
             mapping = graph.mappings[target]
-            wanted = [(n, f) for n, f in mapping.fields.items() if f.searchable]
+            any_role = not hops or hops[0].to_one
+            wanted = [
+                (n, f)
+                for n, f in mapping.fields.items()
+                if f.searchable and (any_role or f.role in ("phone", "email"))
+            ]
             if not wanted:
                 continue
             info = self._table_info(target)

@@ -19,6 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from cachetools import LRUCache
 
+from hybridwb.errors import ValidationError
+from hybridwb.mapping.graph import Path
 from hybridwb.mapping.resolve import DIALECT, Resolver, compile_sql, limit
 from hybridwb.search.predicates import LIKE_ESCAPE, Cmp, Predicate
 from hybridwb.source.cache import lookup
@@ -130,13 +132,24 @@ class Probe:
     column: str
 
 
+def field_path(graph: Any, table: str, dotted: str) -> Path:
+    """A searched field's path: through to-one relations, or first through a one-to-many
+    relation (a person found by any of their addresses' phones; `service._fields_of`)."""
+    path: Path = graph.path(table, dotted)
+    if any(not h.to_one for h in path.hops[1:]):
+        raise ValidationError(
+            f"{dotted}: only the first relation of a searched field may be one-to-many."
+        )
+    return path
+
+
 def _root_column(predicate: Predicate, graph: Any, table: str) -> str | None:
     """The searched table's column the branch's values can be turned into: the field itself,
     or the first relation's local column (`address.phone` -> `address_id`)."""
     paths = {c.path for c in predicate.cmps}
     if len(paths) != 1:
         return None
-    path = graph.path(table, paths.pop(), to_one=True)
+    path = field_path(graph, table, paths.pop())
     return path.hops[0].local if path.hops else path.field
 
 
@@ -227,7 +240,7 @@ def probed_type(resolver: Resolver, table: str, probe: Probe) -> str:
     where_of = (graph, table, dotted)
     found = lookup(_PROBED, where_of)
     if found is None:
-        path = resolver.path(table, dotted, to_one=True)
+        path = field_path(graph, table, dotted)
         hop = path.hops[0] if path.hops else None
         found = _PROBED[where_of] = (hop.target, hop.foreign) if hop else (table, path.field)
     where, name = found
@@ -304,7 +317,7 @@ def _probe_text(
     first relation's key (no GROUP BY: that would sort)."""
     parts = []
     for i, probe in enumerate(probes):
-        path = resolver.path(table, probe.predicate.cmps[0].path, to_one=True)
+        path = field_path(resolver.graph, table, probe.predicate.cmps[0].path)
         if path.hops:
             first = path.hops[0]
             rest = ".".join([*(h.name for h in path.hops[1:]), path.field])
@@ -364,6 +377,35 @@ def _column(resolver: Resolver, sel: Any, table: str, path: str) -> Any:
     return sel.column(resolver.path(table, path, to_one=True))
 
 
+def _conditions(
+    resolver: Resolver, sel: Any, table: str, i: int, predicate: Predicate
+) -> list[Any]:
+    """Branch `i`'s conditions: each comparison on its column, and those through a
+    one-to-many relation together in one EXISTS (one related row meets them all)."""
+    conds: list[Any] = []
+    related: dict[Any, list[tuple[int, Cmp]]] = {}
+    for j, c in enumerate(predicate.cmps):
+        path = None if "." not in c.path else field_path(resolver.graph, table, c.path)
+        if path is not None and not path.hops[0].to_one:
+            related.setdefault(path.hops[0], []).append((j, c))
+        else:
+            column = _column(resolver, sel, table, c.path)
+            conds.append(_clause(column, c, _names(i, j, c), _value(c)))
+    for cmps in related.values():
+        paths = [field_path(resolver.graph, table, c.path) for _, c in cmps]
+
+        def where(columns: list[Any], cmps: list[tuple[int, Cmp]] = cmps) -> Any:
+            return sa.and_(
+                *(
+                    _clause(col, c, _names(i, j, c), _value(c))
+                    for col, (j, c) in zip(columns, cmps, strict=True)
+                )
+            )
+
+        conds.append(sel.exists(paths, where))
+    return conds
+
+
 def branch(
     resolver: Resolver,
     table: str,
@@ -379,10 +421,7 @@ def branch(
     FORCE INDEX, the name quoted by the dialect) instead of walking the primary key and
     filtering."""
     sel = resolver.selection(table)
-    conds = [
-        _clause(_column(resolver, sel, table, c.path), c, _names(i, j, c), _value(c))
-        for j, c in enumerate(predicate.cmps)
-    ]
+    conds = _conditions(resolver, sel, table, i, predicate)
     if after is not None:
         conds.append(sel.key > sa.bindparam("after", after))
     wanted = [sel.base.c[c] for c in columns] if columns else [sel.key]
@@ -453,14 +492,7 @@ def keyset(
             sel = resolver.selection(table)
             matches = sa.or_(
                 *(
-                    sa.and_(
-                        *(
-                            _clause(
-                                _column(resolver, sel, table, c.path), c, _names(i, j, c), _value(c)
-                            )
-                            for j, c in enumerate(p.cmps)
-                        )
-                    )
+                    sa.and_(*_conditions(resolver, sel, table, i, p))
                     for i, p in enumerate(predicates)
                 )
             )

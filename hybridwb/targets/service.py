@@ -290,7 +290,9 @@ class TargetService:
         recipient: str | None = None
         if recipient_name is not None:
             # the mapping's path by column name (as saved); a definition's by any label
-            path = graph.path(name, recipient_name, to_one=True, exact=d.recipient is None)
+            path = graph.path(
+                name, recipient_name, to_one=True, exact=d.recipient is None, latest=True
+            )
             recipient = path.name
             if path.hops:
                 paths.append(path)

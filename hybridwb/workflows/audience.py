@@ -66,9 +66,9 @@ def audience_of(name: str, mapping: TableMapping, graph: Graph | None = None) ->
             f"set 'recipient' in its mapping, e.g. a phone field or 'address.phone'. "
             "Nothing was saved."
         )
-    for path in (recipient, mapping.consent, mapping.nightConsent):
-        if path:
-            _check_path(name, mapping, path, graph)
+    for i, path in enumerate((recipient, mapping.consent, mapping.nightConsent)):
+        if path:  # the recipient (first) may end through the latest of a to-many relation
+            _check_path(name, mapping, path, graph, latest=i == 0)
     return Audience(
         table=name,
         key=mapping.key,
@@ -80,11 +80,14 @@ def audience_of(name: str, mapping: TableMapping, graph: Graph | None = None) ->
     )
 
 
-def _check_path(name: str, mapping: TableMapping, path: str, graph: Graph | None) -> None:
+def _check_path(
+    name: str, mapping: TableMapping, path: str, graph: Graph | None, *, latest: bool = False
+) -> None:
+    """`latest`: the recipient's, whose last relation may be one-to-many with an orderBy."""
     head, _, rest = path.partition(".")
     if rest and graph is not None:
         try:
-            graph.path(name, path, to_one=True, exact=True)
+            graph.path(name, path, to_one=True, exact=True, latest=latest)
         except ValidationError as exc:
             raise ValidationError(f"{name}: {exc} Nothing was saved.", path=path) from None
         return
@@ -94,7 +97,10 @@ def _check_path(name: str, mapping: TableMapping, path: str, graph: Graph | None
                 f"{name}: {path!r} is not a mapped field; map it or fix the path. Nothing was saved."
             )
         return
-    if not any(r.path_name == head and r.kind == "many-to-one" for r in mapping.relations):
+    if not any(
+        r.path_name == head and (r.kind == "many-to-one" or (latest and r.orderBy is not None))
+        for r in mapping.relations
+    ):
         raise ValidationError(
             f"{name}: {path!r} needs a to-one relation named {head!r}; add it to the mapping. "
             "Nothing was saved."
