@@ -167,6 +167,31 @@ def _refuse_loose_join(resolver: Resolver, table: str, hop: Hop) -> None:
     )
 
 
+def related_by_bytes(resolver: Resolver, parent_table: str, hop: Hop, where: str) -> bool:
+    """Whether the rows of the one-to-many `hop` are `parent_table`'s by the bytes of the
+    related column as well as by its collation; refused when the two columns are not of one
+    kind (text compared with a number reads '01' and ' 1' as 1: another person's row).
+
+    Bytes decide where both are text and the parent's column is not stated unique: 'k1'
+    and 'K1' two people of a view (no key the schema states unique), whose case- or
+    pad-blind collation gave each the other's rows. (A unique key's collation is the
+    schema's own rule of which rows are whose.) `Selection._correlated` (the latest row, a
+    small table's search) and a large table's search probe (`search.sql.expand`) ask here."""
+    local = resolver.info(parent_table).column(resolver.column(parent_table, hop.local))
+    foreign = resolver.info(hop.target).column(resolver.column(hop.target, hop.foreign))
+    if local is None or foreign is None:
+        return False
+    if _is_text(foreign.type) != _is_text(local.type):
+        raise ValidationError(
+            f"{where}: {parent_table}.{hop.local} ({local.type}) and "
+            f"{hop.target}.{hop.foreign} ({foreign.type}) are not of one kind, so the "
+            "server would compare them loosely ('01' = 1); relate columns of one kind."
+        )
+    return bool(
+        local.charset and foreign.charset and not resolver.info(parent_table).is_unique(hop.local)
+    )
+
+
 @dataclass
 class Selection:
     """The root table and the to-one joins the columns used so far need (LEFT OUTER)."""
@@ -282,33 +307,11 @@ class Selection:
         resolver = self.resolver
         parent = self.alias_for(head)
         parent_table = head[-1].target if head else self.root
-        local = resolver.info(parent_table).column(resolver.column(parent_table, hop.local))
-        foreign = resolver.info(hop.target).column(resolver.column(hop.target, hop.foreign))
-        if (
-            local is not None
-            and foreign is not None
-            and _is_text(foreign.type) != _is_text(local.type)
-        ):
-            # text compared with a number reads '01' and ' 1' as 1: another person's row
-            raise ValidationError(
-                f"{where}: {parent_table}.{hop.local} ({local.type}) and "
-                f"{hop.target}.{hop.foreign} ({foreign.type}) are not of one kind, so the "
-                "server would compare them loosely ('01' = 1); relate columns of one kind."
-            )
+        exactly = related_by_bytes(resolver, parent_table, hop, where)
         self.latest += 1
         related = resolver.table(hop.target).alias(resolver.alias(f"{self.prefix}l{self.latest}"))
         on = related.c[hop.foreign] == parent.c[hop.local]
-        if (
-            local is not None
-            and foreign is not None
-            and local.charset
-            and foreign.charset
-            and not resolver.info(parent_table).is_unique(hop.local)
-        ):
-            # 'k1' and 'K1' two people of a view (no key the schema states unique): its
-            # case- or pad-blind collation gave each the other's rows; the collation's
-            # comparison stays for the index, the bytes decide (a unique key's collation
-            # is the schema's own rule of which rows are whose)
+        if exactly:
             on = sa.and_(on, _bytes(related.c[hop.foreign]) == _bytes(parent.c[hop.local]))
         return related, on
 
@@ -508,38 +511,79 @@ class Resolver:
     def _one_per_key(
         self, hop: Hop, keys: list[Any], needed: set[str]
     ) -> dict[Any, dict[str, Any]]:
-        """`{foreign value: row}` with one row per value: the latest by `orderBy`, else the
-        first by the related table's key (a window function, so at most len(keys) rows)."""
+        """`{local value: row}` with one row per value: the latest by `orderBy` (ties by the
+        related table's key, the higher, as `Selection._latest`), else the first by the
+        related table's key (a window function, so at most len(keys) rows).
+
+        A one-to-many hop reads its rows through the parent table, related as
+        `Selection._correlated` relates them (by the collation, and by the bytes too where
+        the parent's column is not stated unique: `related_by_bytes`), and keys them by the
+        parent's own value: a case-blind unique key 'k1' whose latest address is written
+        'K1' was messaged at that address's phone, but its `{{ addresses.city }}` was looked
+        up by 'k1' among rows keyed 'K1' and found none (round 54)."""
         if not keys:
             return {}
-        target = self.table(hop.target)
+        many = not hop.to_one
+        related = self.table(hop.target)
+        if many:
+            related = related.alias(self.alias("hwb_related"))
         self.column(hop.target, hop.foreign)
-        order_col = hop.order_by or self.graph.mapping(hop.target).key or hop.foreign
+        key = self.graph.mapping(hop.target).key
+        order_col = hop.order_by or key or hop.foreign
         self.column(hop.target, order_col)
-        order = target.c[order_col].desc() if hop.order_by else target.c[order_col].asc()
-        cols = [target.c[self.column(hop.target, c)] for c in sorted(needed)]
-        # the rank's label is no column's name (MariaDB compares them case-blind): a related
+        order = [related.c[order_col].desc() if hop.order_by else related.c[order_col].asc()]
+        if hop.order_by and key and key != order_col:
+            # ties in the order broken as `Selection._latest` breaks them (the higher key):
+            # the row whose city a message names is the row whose phone it went to (round
+            # 54: several addresses of one date, the city of one, the phone of another)
+            order.append(related.c[self.column(hop.target, key)].desc())
+        cols = [related.c[self.column(hop.target, c)] for c in sorted(needed)]
+        # the labels are no column's name (MariaDB compares them case-blind): a related
         # table's own `hybridwb_rank` made SQLAlchemy raise, or the filter read that column
-        rank = "hybridwb_rank"
-        while rank.casefold() in {c.casefold() for c in needed}:
+        taken = {c.casefold() for c in needed}
+        rank, owner = "hybridwb_rank", "hybridwb_parent"
+        while rank.casefold() in taken:
             rank += "_"
+        while owner.casefold() in taken:
+            owner += "_"
+        if many:
+            parent = self.table(hop.source).alias(self.alias("hwb_parent"))
+            by = parent.c[self.column(hop.source, hop.local)]
+            on = related.c[hop.foreign] == by
+            if related_by_bytes(self, hop.source, hop, f"{hop.source}.{hop.name}"):
+                on = sa.and_(on, _bytes(related.c[hop.foreign]) == _bytes(by))
+            local = self.info(hop.source).column(hop.local)
+            # one partition per parent value as it is stored ('k1' and 'K1' two people of a
+            # view are two partitions, as they are two keys of `found`)
+            partition = _bytes(by) if local is not None and local.charset else by
+            source = parent.join(related, on)
+            cols.append(by.label(owner))
+        else:
+            by = partition = related.c[hop.foreign]
+            source = related
         found: dict[Any, dict[str, Any]] = {}
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
             ranked = (
                 sa.select(
                     *cols,
-                    sa.func.row_number()
-                    .over(partition_by=target.c[hop.foreign], order_by=order)
-                    .label(rank),
+                    sa.func.row_number().over(partition_by=partition, order_by=order).label(rank),
                 )
-                .where(target.c[hop.foreign].in_(chunk))
+                .select_from(source)
+                .where(by.in_(chunk))
                 .subquery("ranked")
             )
-            stmt = sa.select(*(ranked.c[c] for c in sorted(needed))).where(ranked.c[rank] == 1)
+            wanted = sorted(needed) + ([owner] if many else [])
+            stmt = sa.select(*(ranked.c[c] for c in wanted)).where(ranked.c[rank] == 1)
             sql, params = compile_sql(stmt)
-            for rec in self.mappings.source.records(sql, params, limit=len(chunk)):
-                found[rec[hop.foreign]] = rec
+            # (a parent column not stated unique may hold, beside a key of the chunk, one
+            # its collation holds equal: a partition of its own, so no cap of len(chunk))
+            most = None if many else len(chunk)
+            for rec in self.mappings.source.records(sql, params, limit=most):
+                if many:
+                    found[rec[owner]] = {c: v for c, v in rec.items() if c != owner}
+                else:
+                    found[rec[hop.foreign]] = rec
         return found
 
 
