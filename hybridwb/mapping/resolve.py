@@ -266,12 +266,10 @@ class Selection:
                 f"with the same {hop.order_by} are picked in one order."
             )
         related, on = self._correlated(head, hop, path.describe())
-        resolver.column(hop.target, hop.order_by)
-        resolver.column(hop.target, key)
         latest = (
             sa.select(related.c[resolver.column(hop.target, path.field)])
             .where(on)
-            .order_by(related.c[hop.order_by].desc(), related.c[key].desc())
+            .order_by(*resolver.latest_order(related, hop))
             .limit(limit(1))
         )
         return latest.scalar_subquery()
@@ -508,6 +506,26 @@ class Resolver:
                 out[i][p.name] = holder.get(p.field) if holder is not None else None
         return out
 
+    def latest_order(self, related: Any, hop: Hop) -> list[Any]:
+        """The order whose first row is a one-to-many `hop`'s latest (`related`: an alias of
+        its table): `orderBy` descending (NULLs last), ties by the mapping's key, the higher;
+        where the schema does not state that key unique (a view, a table without a primary
+        key: round 54, two rows of one key and one date in a UNION of two address tables), by
+        every mapped field after it, so the recipient's read (`Selection._latest`) and a
+        template's (`_one_per_key`) pick the same row, and every read picks it again."""
+        mapping = self.graph.mapping(hop.target)
+        key, first = mapping.key, self.column(hop.target, hop.order_by or "")
+        order = [related.c[first].desc()]
+        if key and key != first:
+            order.append(related.c[self.column(hop.target, key)].desc())
+        if not key or not self.info(hop.target).is_unique(key):
+            order += [
+                related.c[self.column(hop.target, name)].desc()
+                for name in sorted(mapping.fields)
+                if name not in (first, key)
+            ]
+        return order
+
     def _one_per_key(
         self, hop: Hop, keys: list[Any], needed: set[str]
     ) -> dict[Any, dict[str, Any]]:
@@ -531,12 +549,10 @@ class Resolver:
         key = self.graph.mapping(hop.target).key
         order_col = hop.order_by or key or hop.foreign
         self.column(hop.target, order_col)
-        order = [related.c[order_col].desc() if hop.order_by else related.c[order_col].asc()]
-        if hop.order_by and key and key != order_col:
-            # ties in the order broken as `Selection._latest` breaks them (the higher key):
-            # the row whose city a message names is the row whose phone it went to (round
-            # 54: several addresses of one date, the city of one, the phone of another)
-            order.append(related.c[self.column(hop.target, key)].desc())
+        # the latest row in `Selection._latest`'s own order: the row whose city a message
+        # names is the row whose phone it went to (round 54: several addresses of one date,
+        # the city of one, the phone of another)
+        order = self.latest_order(related, hop) if hop.order_by else [related.c[order_col].asc()]
         cols = [related.c[self.column(hop.target, c)] for c in sorted(needed)]
         # the labels are no column's name (MariaDB compares them case-blind): a related
         # table's own `hybridwb_rank` made SQLAlchemy raise, or the filter read that column
