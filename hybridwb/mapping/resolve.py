@@ -265,32 +265,80 @@ class Selection:
                 f"{where}: {hop.target} has no 'key' in its mapping; set one, so that rows "
                 f"with the same {hop.order_by} are picked in one order."
             )
-        related, on = self._correlated(head, hop, path.describe())
+        by_row = self._by_row(head, hop, where)
+        if by_row is not None:
+            related, source, on = by_row
+        else:
+            related, on = self._correlated(head, hop, where)
+            source = related
         latest = (
             sa.select(related.c[resolver.column(hop.target, path.field)])
+            .select_from(source)
             .where(on)
             .order_by(*resolver.latest_order(related, hop))
             .limit(limit(1))
         )
         return latest.scalar_subquery()
 
+    def _by_row(self, head: Sequence[Hop], hop: Hop, where: str) -> tuple[Any, Any, Any] | None:
+        """Where the related rows are the parent's by their bytes (`related_by_bytes`: a
+        family code 'f1' beside 'F1'), the latest row's subquery correlated by the parent
+        row's unique column instead of the text: `FROM parent AS p JOIN t ON t.foreign =
+        p.local AND bytes ... WHERE p.unique = parent.unique`. MariaDB caches a dependent
+        subquery's result by its outer values compared by their collation, so with the text
+        as the outer value, 'F1' was handed 'f1''s cached phone, another family's (round
+        54). None where bytes do not decide, or the parent has no column stated unique (the
+        text correlation then stands: `_correlated`). Returns (the related table's alias,
+        the FROM of the subquery, its correlation)."""
+        resolver = self.resolver
+        parent_table = head[-1].target if head else self.root
+        if not related_by_bytes(resolver, parent_table, hop, where):
+            return None
+        unique = head[-1].foreign if head else self.key_name
+        if unique is None or not resolver.info(parent_table).is_unique(unique):
+            return None
+        parent = self.alias_for(head)
+        self.latest += 1
+        name = f"{self.prefix}l{self.latest}"
+        related = resolver.table(hop.target).alias(resolver.alias(name))
+        row = resolver.table(parent_table).alias(resolver.alias(f"{name}p"))
+        local, foreign = row.c[hop.local], related.c[hop.foreign]
+        joined = row.join(related, sa.and_(foreign == local, _bytes(foreign) == _bytes(local)))
+        return related, joined, row.c[unique] == parent.c[unique]
+
     def exists(self, paths: Sequence[Path], where: Callable[[list[Any]], Any]) -> Any:
         """Whether one row through the paths' common one-to-many first hop meets `where`
         (given each path's column on that row): a search of a person by any of their
         addresses' phones. `EXISTS (SELECT 1 FROM t [to-one joins] WHERE t.foreign =
-        root.local AND where(...))`."""
+        root.local AND where(...))`.
+
+        Where the related rows are the root's by their bytes (`related_by_bytes`: 'k1' and
+        'K1' two people of a table without a primary key), not correlated at all: `(root.local,
+        bytes) IN (SELECT t.foreign, bytes FROM t ... WHERE where(...))`. MariaDB caches a
+        dependent subquery's answer by its outer value compared by the collation: inside
+        the OR a page of several branches filters its rows by, 'K1' was handed 'k1''s cached
+        yes and found by k1's address's phone (round 54)."""
         hop = paths[0].hops[0]
         for path in paths:
             if path.hops[0] != hop or hop.to_one or any(not h.to_one for h in path.hops[1:]):
                 raise ValidationError(
                     f"{path.describe()}: only the first relation may be one-to-many."
                 )
+        exactly = related_by_bytes(self.resolver, self.root, hop, paths[0].describe())
         related, on = self._correlated([], hop, paths[0].describe())
         inner = Selection(self.resolver, hop.target, related, None, prefix=f"{related.name}j")
         columns = [
             inner.column(Path(hop.target, path.hops[1:], path.field, path.field_type))
             for path in paths
         ]
+        if exactly:
+            foreign, local = related.c[hop.foreign], self.base.c[hop.local]
+            owners = (
+                sa.select(foreign, _bytes(foreign))
+                .select_from(inner.from_clause())
+                .where(where(columns))
+            )
+            return sa.tuple_(local, _bytes(local)).in_(owners)
         found: sa.Select[Any] = (
             sa.select(sa.literal_column("1"))
             .select_from(inner.from_clause())
@@ -564,31 +612,39 @@ class Resolver:
             owner += "_"
         if many:
             parent = self.table(hop.source).alias(self.alias("hwb_parent"))
-            by = parent.c[self.column(hop.source, hop.local)]
-            on = related.c[hop.foreign] == by
-            if related_by_bytes(self, hop.source, hop, f"{hop.source}.{hop.name}"):
-                on = sa.and_(on, _bytes(related.c[hop.foreign]) == _bytes(by))
+            column = parent.c[self.column(hop.source, hop.local)]
             local = self.info(hop.source).column(hop.local)
-            # one partition per parent value as it is stored ('k1' and 'K1' two people of a
-            # view are two partitions, as they are two keys of `found`)
-            partition = _bytes(by) if local is not None and local.charset else by
-            source = parent.join(related, on)
-            cols.append(by.label(owner))
-        else:
-            by = partition = related.c[hop.foreign]
-            source = related
+            text = local is not None and bool(local.charset)
+            exactly = related_by_bytes(self, hop.source, hop, f"{hop.source}.{hop.name}")
         found: dict[Any, dict[str, Any]] = {}
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
-            ranked = (
-                sa.select(
-                    *cols,
-                    sa.func.row_number().over(partition_by=partition, order_by=order).label(rank),
+            if many:
+                # each value of the chunk as the parent table stores it, once ('k1' and 'K1'
+                # of a view two values, two keys of `found`; a column that is not unique, a
+                # family id, not once per parent row), and its related rows
+                values = (
+                    sa.select(sa.func.min(column).label(owner))
+                    .where(column.in_(chunk))
+                    .group_by(_bytes(column) if text else column)
+                    .subquery(self.alias("hwb_parent_values"))
                 )
-                .select_from(source)
-                .where(by.in_(chunk))
-                .subquery("ranked")
-            )
+                by = values.c[owner]
+                on = related.c[hop.foreign] == by
+                if exactly:
+                    on = sa.and_(on, _bytes(related.c[hop.foreign]) == _bytes(by))
+                partition = _bytes(by) if text else by
+                ranked_from, chunk_cols, where = values.join(related, on), [*cols, by], None
+            else:
+                by = partition = related.c[hop.foreign]
+                ranked_from, chunk_cols, where = related, cols, by.in_(chunk)
+            ranked_select = sa.select(
+                *chunk_cols,
+                sa.func.row_number().over(partition_by=partition, order_by=order).label(rank),
+            ).select_from(ranked_from)
+            if where is not None:
+                ranked_select = ranked_select.where(where)
+            ranked = ranked_select.subquery("ranked")
             wanted = sorted(needed) + ([owner] if many else [])
             stmt = sa.select(*(ranked.c[c] for c in wanted)).where(ranked.c[rank] == 1)
             sql, params = compile_sql(stmt)
