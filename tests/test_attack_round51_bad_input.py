@@ -424,6 +424,9 @@ def test_a_schedule_config_that_is_not_an_object_is_skipped_not_fatal(
         tmp_path, f"UPDATE workflows SET schedule_config = {value} WHERE name = '{bad['name']}'"
     )
     assert [w["id"] for w, _ in shop.workflows.due()] == [good["id"]]
+    # the public call says what it skipped, as `run_due` does (round 51's leftover)
+    (said,) = shop.workflows.last_problems
+    assert bad["name"] in said and "schedule_config is not a JSON object" in said
     from hybridwb.workflows import scheduler
 
     check = scheduler.due(shop.workflows.list())

@@ -169,10 +169,11 @@ class WorkflowService:
     def due(
         self, now: datetime | None = None, window_s: int = 300
     ) -> builtins.list[tuple[dict[str, Any], datetime]]:
-        return [
-            (d.workflow, d.scheduled_for)
-            for d in scheduler.due(self.list(), parse_now(now), window_s).due
-        ]
+        """(workflow, scheduled time) of each workflow due now; the rows skipped for a bad
+        schedule are said in `last_problems` (as `run_due` says them), never dropped."""
+        check = scheduler.due(self.list(), parse_now(now), window_s)
+        self.last_problems = list(check.problems)
+        return [(d.workflow, d.scheduled_for) for d in check.due]
 
     def run_due(
         self, owner: str, now: datetime | None = None, **kwargs: Any
