@@ -92,6 +92,15 @@ class WorkflowService:
         params = trigger.get("parameters")
         if params is not None:
             check_parameters(params)
+            # what a run would pass on to `process`, refused when it is saved, not at the
+            # run the scheduler starts at 9:00 (round 51's leftover: `batch_size: 0` saved)
+            batches.check_run(
+                params.get("limit"),
+                params.get("batch_size", DEFAULT_BATCH_SIZE),
+                params.get("batch_pause", 0.0),
+            )
+            if params.get("now") is not None:
+                parse_now(params["now"])
 
     def create(self, name: str, **fields: Any) -> dict[str, Any]:
         """Create a workflow; target, audience, message, advertising and schedule checked first."""
