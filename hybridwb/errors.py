@@ -25,7 +25,9 @@ would show it.
     │                          renders too much, too deep or too long
     ├── CellTimeoutError       a workflow notebook cell ran past its time limit (the run
     │                          is recorded as failed; resume it)
-    └── ScanRefused            a search or target query that would scan a large table
+    ├── ScanRefused            a search or target query that would scan a large table
+    └── InternalError          an error nobody expected (a bug, memory) left a public call:
+                               its type and place only (`validation.checked_call`)
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "ConfigError",
     "ConnectionFailed",
     "HybridwbError",
+    "InternalError",
     "MissingExtra",
     "NotFound",
     "QueryError",
@@ -183,3 +186,10 @@ class CellTimeoutError(HybridwbError):
     """A workflow notebook cell ran past `cell_timeout`; raised after the run is recorded
     as failed and its lock released. Fields: `run_id`, `cell` (its number in the executed
     notebook, or None), `timeout` (seconds) and `run` (the finished run row)."""
+
+
+class InternalError(HybridwbError):
+    """An error hybridwb did not raise on purpose (a bug, a library's, memory) left a public
+    call: the message names its type and the line it came from, never its text or frames,
+    which may hold what the call worked on (a page of phones). `HYBRIDWB_DEBUG=1` lets the
+    original through instead, for whoever debugs with customer data in front of them."""

@@ -7,12 +7,19 @@ import difflib
 import functools
 import inspect
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from pydantic import ValidationError as PydanticError
 
-from hybridwb.errors import HybridwbError, UnknownAttribute, ValidationError, drop_frames
+from hybridwb.errors import (
+    HybridwbError,
+    InternalError,
+    UnknownAttribute,
+    ValidationError,
+    drop_frames,
+)
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -195,24 +202,68 @@ def checked_call(fn: F, owner: str = "") -> F:
             # of phones (round 50); it leaves as an expected error does
             drop_frames(exc)
             raise
-        except TypeError:
-            try:
-                signature.bind(*args, **kwargs)
-            except TypeError as bad:
-                raise ValidationError(_call_message(shown, takes, kwargs, bad)) from None
-            raise
-        return _quiet(out) if generator else out
+        except Exception as exc:
+            if isinstance(exc, TypeError):
+                try:
+                    signature.bind(*args, **kwargs)
+                except TypeError as bad:
+                    raise ValidationError(_call_message(shown, takes, kwargs, bad)) from None
+            if debugging():
+                raise
+            internal = unexpected(exc, shown)
+        else:
+            return _quiet(out, shown) if generator else out
+        raise internal  # outside the handler: nothing chained to it
 
     return call  # type: ignore[return-value]
 
 
-def _quiet(batches: Iterator[Any]) -> Iterator[Any]:
-    """A public iteration whose expected errors leave it as a public call's do (`call`)."""
+def debugging() -> bool:
+    """`HYBRIDWB_DEBUG=1`: an unexpected error leaves a public call as it was raised."""
+    return os.environ.get("HYBRIDWB_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def unexpected(exc: Exception, shown: str) -> InternalError:
+    """The one line an error nobody expected leaves a public call as (round 50's residue:
+    a bug's or a MemoryError's frames, and its text, may hold the page of phones the call
+    worked on, shown by any traceback printed with locals): its type and the innermost
+    line it was raised at, nothing else. The original's frames are dropped."""
+    tb, where = exc.__traceback__, "?"
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        where = f"{_short_file(code.co_filename)}:{tb.tb_lineno} in {code.co_name}"
+        tb = tb.tb_next
+    kind = type(exc).__name__
+    drop_frames(exc)
+    return InternalError(
+        f"{shown} stopped on an unexpected {kind} at {where}; its text is not shown, as it "
+        "may hold customer data: set HYBRIDWB_DEBUG=1 and run it again to see it, and report "
+        "it if the line is hybridwb's.",
+        cause_type=kind,
+        where=where,
+    )
+
+
+def _short_file(name: str) -> str:
+    """A file as its package path from `hybridwb/` (or its last two parts elsewhere)."""
+    parts = name.replace("\\", "/").split("/")
+    if "hybridwb" in parts:
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index("hybridwb") :])
+    return "/".join(parts[-2:])
+
+
+def _quiet(batches: Iterator[Any], shown: str = "") -> Iterator[Any]:
+    """A public iteration whose errors leave it as a public call's do (`call`)."""
     try:
         return (yield from batches)
     except (HybridwbError, KeyboardInterrupt) as exc:
         drop_frames(exc)
         raise
+    except Exception as exc:
+        if debugging():
+            raise
+        internal = unexpected(exc, shown)
+    raise internal
 
 
 def checked(shown_as: str) -> Callable[[F], F]:

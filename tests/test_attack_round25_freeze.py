@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
+from hybridwb.errors import InternalError
 from hybridwb.platform.campaigns import Campaigns
 from tests._stores import dies_at_batch
 from tests.test_attack_once_round2 import (  # noqa: F401  (any_store's PostgreSQL store)
@@ -48,7 +49,7 @@ def test_a_run_made_without_the_runner_is_frozen_once(
         wf = _workflow(wb)
         run_id = wb.store.runs.create(wf["id"], {})["id"]  # no `hybridwb run`
         monkeypatch.setattr(Campaigns, "write_batch", write_batch)
-        with pytest.raises(RuntimeError):
+        with pytest.raises(InternalError, match="unexpected RuntimeError"):
             wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=3)
         monkeypatch.setattr(Campaigns, "write_batch", real_write)
         assert frozen(store, run_id) == 9

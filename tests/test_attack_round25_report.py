@@ -22,6 +22,7 @@ import pytest
 
 import hybridwb
 from hybridwb.config import load_settings
+from hybridwb.errors import InternalError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import policies
 from hybridwb.workflows.runner import Runner
@@ -116,7 +117,7 @@ def test_a_crashed_runs_report_counts_its_consent_exclusions_as_the_rows_do(
         runner = Runner(load_settings(tmp_path, {}), wb.store)
         report = tmp_path / "report.html"
         monkeypatch.setattr(Campaigns, "write_batch", write_batch)
-        with pytest.raises(RuntimeError):
+        with pytest.raises(InternalError, match="unexpected RuntimeError"):
             wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=BATCH)
         monkeypatch.setattr(Campaigns, "write_batch", real_write)
         crashed = _rows(store, run_id)

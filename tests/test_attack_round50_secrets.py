@@ -93,9 +93,9 @@ def member_values() -> list[str]:
     return out
 
 
-def frames_shown(exc: BaseException) -> str:
+def frames_shown(exc: BaseException, own: str = __file__) -> str:
     """What a traceback printed with every frame's locals shows of `exc` and its chain,
-    this module's own frames left out (they hold the oracle's values)."""
+    the frames of the test module `own` left out (they hold the oracle's values)."""
     shown = traceback.TracebackException.from_exception(exc, capture_locals=True)
     out: list[str] = [str(exc), repr(exc)]
     seen: set[int] = set()
@@ -107,7 +107,7 @@ def frames_shown(exc: BaseException) -> str:
         seen.add(id(te))
         out += [str(te)]
         for frame in te.stack:
-            if frame.filename != __file__:
+            if frame.filename != own:
                 out.append(f"{frame.filename}:{frame.name} {frame.locals}")
         todo += [t for t in (te.__cause__, te.__context__) if t is not None]
     return "\n".join(out)

@@ -424,6 +424,9 @@ def test_a_schedule_config_that_is_not_an_object_is_skipped_not_fatal(
         tmp_path, f"UPDATE workflows SET schedule_config = {value} WHERE name = '{bad['name']}'"
     )
     assert [w["id"] for w, _ in shop.workflows.due()] == [good["id"]]
+    # the public call says what it skipped, as `run_due` does (round 51's leftover)
+    (said,) = shop.workflows.last_problems
+    assert bad["name"] in said and "schedule_config is not a JSON object" in said
     from hybridwb.workflows import scheduler
 
     check = scheduler.due(shop.workflows.list())
@@ -559,3 +562,32 @@ def test_held_inputs_are_refused_with_one_line(
     shop: Any, case: str, call: Callable[[Any], Any]
 ) -> None:
     refused(lambda: call(shop))
+
+
+# -- leftover (fixed, stop 47): run options stored in trigger_config, refused when saved ----------
+BAD_STORED = {
+    "batch-size-0": {"batch_size": 0},
+    "batch-size-text": {"batch_size": "5"},
+    "limit-negative": {"limit": -5},
+    "pause-nan": {"batch_pause": float("nan")},
+    "now-9999": {"now": "9999-12-31T23:59:00+00:00"},
+}
+
+
+@pytest.mark.parametrize("params", list(BAD_STORED.values()), ids=list(BAD_STORED))
+def test_run_options_stored_in_the_trigger_config_are_refused_when_saved(
+    shop: Any, tmp_path: Path, params: dict[str, Any]
+) -> None:
+    """Before: `trigger_config.parameters` were checked for their names only; a stored
+    `batch_size: 0` was refused at every run the scheduler started, each a failed run. Now
+    create and update refuse them in one line and save nothing."""
+    wf = _workflow(shop, trigger_config={"parameters": {"batch_size": 50}})
+    rows = "SELECT name, trigger_config FROM workflows ORDER BY name"
+    before = _store_sql(tmp_path, rows)
+    exc = refused(lambda: _workflow(shop, trigger_config={"parameters": params}))
+    assert next(iter(params)) in str(exc)
+    exc = refused(lambda: shop.workflows.update(wf["id"], trigger_config={"parameters": params}))
+    assert next(iter(params)) in str(exc)
+    assert _store_sql(tmp_path, rows) == before  # neither saved anything
+    (kept,) = [json.loads(r[1]) for r in before if r[0] == wf["name"]]
+    assert kept == {"parameters": {"batch_size": 50}}

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 import hybridwb
-from hybridwb.validation import checked_call
 
 MISSPELT: list[tuple[str, Callable[[Any], Any], str]] = [
     (
@@ -69,20 +68,6 @@ def test_an_unknown_name_is_a_one_line_error_that_is_still_an_attribute_error(
 def test_hasattr_and_getattr_with_a_default_keep_working(shop: Any) -> None:
     assert not hasattr(shop, "nope") and getattr(shop.store, "nope", 7) == 7
     assert hasattr(shop, "sql") and not hasattr(shop, "_private_probe")
-
-
-def test_a_type_error_raised_inside_a_good_call_is_not_renamed() -> None:
-    """Only a call the signature refuses is converted: a TypeError from the body of a
-    well-formed call is the function's own and propagates as it was."""
-
-    def body(a: int, *, b: int = 0) -> int:
-        raise TypeError("from the body")
-
-    wrapped = checked_call(body, "f")
-    with pytest.raises(TypeError, match="from the body"):
-        wrapped(1, b=2)
-    with pytest.raises(hybridwb.ValidationError, match=r"f\(\) takes no argument 'c'"):
-        wrapped(1, c=2)
 
 
 def test_a_good_call_still_runs_and_keeps_its_signature(shop: Any) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from hybridwb.errors import InternalError
 from hybridwb.targets.service import TargetService
 from tests._stores import store_sql
 from tests.test_attack_once_round2 import DAY, records, src, start
@@ -93,7 +94,7 @@ def test_a_freeze_redone_keeps_no_exclusion_of_the_attempt_cut_short(
     try:
         wf = ad_workflow(wb, f"redo-{change}")
         run_id = start(wb, wf)
-        with pytest.raises(RuntimeError, match="mid-freeze"):
+        with pytest.raises(InternalError, match="unexpected RuntimeError"):
             wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=2)
         cut_short = reasons_by_key(any_store, run_id)
         wb.workflows.process(wf["id"], run_id, progress=False, now=DAY, batch_size=2)

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 import hybridwb
+from hybridwb.errors import InternalError
 from hybridwb.workflows import audience, policies, refusals
 from hybridwb.workflows.report import render_html
 from tests._stores import fresh_pg_database, migrated_sqlite
@@ -349,7 +350,7 @@ def test_a_resume_after_a_crash_decides_the_sharers_as_the_freeze_did(
         wf = ad_workflow(wb, "resume", quiet_hours="exclude")
         run_id = start(wb, wf)
         monkeypatch.setattr(audience, "fetch", fetch)
-        with pytest.raises(RuntimeError, match="kernel died"):
+        with pytest.raises(InternalError, match="unexpected RuntimeError"):
             wb.workflows.process(wf["id"], run_id, progress=False, now=NIGHT)
         before = keys(any_store, run_id)
         wb.workflows.process(wf["id"], run_id, progress=False, now=NIGHT)

@@ -76,6 +76,12 @@ CATALOGUE: dict[int, tuple[type[HybridwbError], str]] = {
         "The query ran past its {timeout}s limit and was stopped on the server; "
         "add a WHERE on an indexed column or pass a larger timeout.",
     ),
+    # 2002: libmariadb's (mysqlclient's) "Can't connect to server on '…'", whose quotes
+    # the value scrub read as a literal ("Can'?'"); 2003: PyMySQL's
+    2002: (
+        ConnectionFailed,
+        "Cannot reach MySQL at {host}; is the server running? Check MYSQL_HOST and MYSQL_PORT.",
+    ),
     2003: (
         ConnectionFailed,
         "Cannot reach MySQL at {host}; is the server running? Check MYSQL_HOST and MYSQL_PORT.",

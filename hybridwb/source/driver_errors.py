@@ -39,6 +39,17 @@ def driver_error(
     return type(err).from_cause(exc, scrub(err.message, secrets()), **err.fields)
 
 
+def _own_probe(context: Any, statement: Any) -> bool:
+    """One of SQLAlchemy's own probes (`_PROBE`, with `skip_user_error_events`), whose
+    driver error SQLAlchemy reads itself; its text is a table's name, no value."""
+    return (
+        context is not None
+        and bool(context.execution_options.get("skip_user_error_events"))
+        and isinstance(statement, str)
+        and _PROBE.match(statement) is not None
+    )
+
+
 def is_gone(exc: BaseException) -> bool:
     """The connection is dead (the pool must not hand it out again)."""
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
@@ -66,11 +77,7 @@ def install_driver_errors(
             failed = exc
         if failed is None:
             return
-        if (
-            context is not None
-            and context.execution_options.get("skip_user_error_events")
-            and _PROBE.match(args[0] if args and isinstance(args[0], str) else "")
-        ):
+        if _own_probe(context, args[0] if args else None):
             # SQLAlchemy's own probes (has_table: DESCRIBE -> 1146 means "no") read the
             # driver error themselves; their statements hold no values. The session is
             # still read back after it: a caller can set the option on any statement, and
@@ -128,5 +135,10 @@ def install_error_translation(engine: Engine, error_context: Any) -> None:
     @event.listens_for(engine, "handle_error")
     def _translate(context: Any) -> None:
         exc = context.original_exception
+        if _own_probe(context.execution_context, context.statement):
+            # SQLAlchemy's has_table reads DESCRIBE's 1146 as "no such table" itself, but
+            # asks only the connection's options whether to skip this event: translated,
+            # `inspect(engine).has_table("missing")` raised QueryError instead of False
+            return
         if isinstance(exc, drivers.errors()):
             raise catalogue.translate(exc, error_context) from None
