@@ -10,11 +10,52 @@ with sqlite3 or psycopg (`tests._stores.Oracle`).
 
 BREAKS
 ------
-(filled in below as found)
+Break 1 (fixed): a scheduled slot whose run sent every member and then raised an error
+naming no run (a bug in the runner's report after the run's end was written: since
+2a48b2e it leaves `wb.workflows.run` as `InternalError`, which carries no `run_id`) was
+released and run again by the next check when a run of the workflow had been made on a
+host whose clock is ahead (a laptop's dry run, `created_at` tomorrow): `run_due` told
+whether the run started by the workflow's newest run by `created_at`, which was the
+skewed one before and after. Every member messaged twice for one slot (SQLite and
+PostgreSQL stores). Now `WorkflowService.run_due` finds the slot's run by what it was made
+for (`parameters.as_of`, `slot_run`); the newest-run comparison stays as a second sign.
+`slot_run` not passed -> 4 of 8 fail.
+
+Break 2 (fixed): the same bug, and the store's read that tells whether the run started
+failed (a connection reset for the rest of that check): "cannot tell" was taken as "did not
+start", the slot released, and the next check messaged every member again. Now the slot
+is kept and the problem says the store could not say (a lost slot is reported; a slot
+sent twice cannot be taken back). A failed `slot_run` read taken as "no run" -> 2 of 8
+fail.
 
 HELD
 ----
-(filled in below)
+- Nothing in the run, resume, runner or scheduler path decided what to do from the type
+  of an exception that 2a48b2e now converts: the nested public calls inside a run
+  (`targets.iter`/`plan_for_run`, `templates.automap`/`related`/`renderer`,
+  `mappings.tables`, `store.claim_schedule`, `variables.record_use`) are caught only as
+  `HybridwbError`, `ValidationError` or `Exception` where caught at all; the runner reads
+  papermill's `ename` (`InternalError`, a `HybridwbError`: its first line, no text of the
+  original) and `type(exc).__name__` of unwrapped calls; CLI exit codes are 1 either way;
+  `run_due`'s `claim` failing unexpectedly is now one problem line instead of the
+  scheduler stopping (no slot lost that was not lost before).
+- a kernel whose `process` met a bug (a KeyError quoting a phone) at its second batch's
+  write: the run `failed` with "InternalError: wb.workflows.process() stopped on an
+  unexpected KeyError at ..." (no phone), the first batch's records kept, and
+  `hybridwb run --resume` ends with every frozen target one record, none twice, no lock
+  left (SQLite and PostgreSQL stores, MariaDB source).
+- an unexpected error inside `wb.targets.iter` (a public iteration, `_quiet`) at its
+  second page mid-freeze, by hand, in the prefetch thread on PostgreSQL: `InternalError`
+  leaves `process`, nothing frozen or sent, and the call again freezes the set once and
+  sends each member one message.
+
+Noted, not changed (not this guarantee): a call of `wb.workflows.process` by hand stopped
+by a bug writes the original's text into `workflow_runs.error` (`outcome.ended`:
+`type: server_text(str(exc))`), which masks quoted values only: a `ValueError('... 홍길동
+at 010-5003-5503')` is stored and shown as it is, where the call itself raised
+`InternalError` without it; the runner's `except Exception` around papermill does the same
+for an error papermill raises. `slot_run` reads every run of the workflow on the failure
+path only; over REST a page cap could hide a slot's run among more than a page of runs.
 """
 
 from __future__ import annotations
