@@ -167,6 +167,31 @@ def _refuse_loose_join(resolver: Resolver, table: str, hop: Hop) -> None:
     )
 
 
+def related_by_bytes(resolver: Resolver, parent_table: str, hop: Hop, where: str) -> bool:
+    """Whether the rows of the one-to-many `hop` are `parent_table`'s by the bytes of the
+    related column as well as by its collation; refused when the two columns are not of one
+    kind (text compared with a number reads '01' and ' 1' as 1: another person's row).
+
+    Bytes decide where both are text and the parent's column is not stated unique: 'k1'
+    and 'K1' two people of a view (no key the schema states unique), whose case- or
+    pad-blind collation gave each the other's rows. (A unique key's collation is the
+    schema's own rule of which rows are whose.) `Selection._correlated` (the latest row, a
+    small table's search) and a large table's search probe (`search.sql.expand`) ask here."""
+    local = resolver.info(parent_table).column(resolver.column(parent_table, hop.local))
+    foreign = resolver.info(hop.target).column(resolver.column(hop.target, hop.foreign))
+    if local is None or foreign is None:
+        return False
+    if _is_text(foreign.type) != _is_text(local.type):
+        raise ValidationError(
+            f"{where}: {parent_table}.{hop.local} ({local.type}) and "
+            f"{hop.target}.{hop.foreign} ({foreign.type}) are not of one kind, so the "
+            "server would compare them loosely ('01' = 1); relate columns of one kind."
+        )
+    return bool(
+        local.charset and foreign.charset and not resolver.info(parent_table).is_unique(hop.local)
+    )
+
+
 @dataclass
 class Selection:
     """The root table and the to-one joins the columns used so far need (LEFT OUTER)."""
@@ -240,34 +265,80 @@ class Selection:
                 f"{where}: {hop.target} has no 'key' in its mapping; set one, so that rows "
                 f"with the same {hop.order_by} are picked in one order."
             )
-        related, on = self._correlated(head, hop, path.describe())
-        resolver.column(hop.target, hop.order_by)
-        resolver.column(hop.target, key)
+        by_row = self._by_row(head, hop, where)
+        if by_row is not None:
+            related, source, on = by_row
+        else:
+            related, on = self._correlated(head, hop, where)
+            source = related
         latest = (
             sa.select(related.c[resolver.column(hop.target, path.field)])
+            .select_from(source)
             .where(on)
-            .order_by(related.c[hop.order_by].desc(), related.c[key].desc())
+            .order_by(*resolver.latest_order(related, hop))
             .limit(limit(1))
         )
         return latest.scalar_subquery()
+
+    def _by_row(self, head: Sequence[Hop], hop: Hop, where: str) -> tuple[Any, Any, Any] | None:
+        """Where the related rows are the parent's by their bytes (`related_by_bytes`: a
+        family code 'f1' beside 'F1'), the latest row's subquery correlated by the parent
+        row's unique column instead of the text: `FROM parent AS p JOIN t ON t.foreign =
+        p.local AND bytes ... WHERE p.unique = parent.unique`. MariaDB caches a dependent
+        subquery's result by its outer values compared by their collation, so with the text
+        as the outer value, 'F1' was handed 'f1''s cached phone, another family's (round
+        54). None where bytes do not decide, or the parent has no column stated unique (the
+        text correlation then stands: `_correlated`). Returns (the related table's alias,
+        the FROM of the subquery, its correlation)."""
+        resolver = self.resolver
+        parent_table = head[-1].target if head else self.root
+        if not related_by_bytes(resolver, parent_table, hop, where):
+            return None
+        unique = head[-1].foreign if head else self.key_name
+        if unique is None or not resolver.info(parent_table).is_unique(unique):
+            return None
+        parent = self.alias_for(head)
+        self.latest += 1
+        name = f"{self.prefix}l{self.latest}"
+        related = resolver.table(hop.target).alias(resolver.alias(name))
+        row = resolver.table(parent_table).alias(resolver.alias(f"{name}p"))
+        local, foreign = row.c[hop.local], related.c[hop.foreign]
+        joined = row.join(related, sa.and_(foreign == local, _bytes(foreign) == _bytes(local)))
+        return related, joined, row.c[unique] == parent.c[unique]
 
     def exists(self, paths: Sequence[Path], where: Callable[[list[Any]], Any]) -> Any:
         """Whether one row through the paths' common one-to-many first hop meets `where`
         (given each path's column on that row): a search of a person by any of their
         addresses' phones. `EXISTS (SELECT 1 FROM t [to-one joins] WHERE t.foreign =
-        root.local AND where(...))`."""
+        root.local AND where(...))`.
+
+        Where the related rows are the root's by their bytes (`related_by_bytes`: 'k1' and
+        'K1' two people of a table without a primary key), not correlated at all: `(root.local,
+        bytes) IN (SELECT t.foreign, bytes FROM t ... WHERE where(...))`. MariaDB caches a
+        dependent subquery's answer by its outer value compared by the collation: inside
+        the OR a page of several branches filters its rows by, 'K1' was handed 'k1''s cached
+        yes and found by k1's address's phone (round 54)."""
         hop = paths[0].hops[0]
         for path in paths:
             if path.hops[0] != hop or hop.to_one or any(not h.to_one for h in path.hops[1:]):
                 raise ValidationError(
                     f"{path.describe()}: only the first relation may be one-to-many."
                 )
+        exactly = related_by_bytes(self.resolver, self.root, hop, paths[0].describe())
         related, on = self._correlated([], hop, paths[0].describe())
         inner = Selection(self.resolver, hop.target, related, None, prefix=f"{related.name}j")
         columns = [
             inner.column(Path(hop.target, path.hops[1:], path.field, path.field_type))
             for path in paths
         ]
+        if exactly:
+            foreign, local = related.c[hop.foreign], self.base.c[hop.local]
+            owners = (
+                sa.select(foreign, _bytes(foreign))
+                .select_from(inner.from_clause())
+                .where(where(columns))
+            )
+            return sa.tuple_(local, _bytes(local)).in_(owners)
         found: sa.Select[Any] = (
             sa.select(sa.literal_column("1"))
             .select_from(inner.from_clause())
@@ -282,33 +353,11 @@ class Selection:
         resolver = self.resolver
         parent = self.alias_for(head)
         parent_table = head[-1].target if head else self.root
-        local = resolver.info(parent_table).column(resolver.column(parent_table, hop.local))
-        foreign = resolver.info(hop.target).column(resolver.column(hop.target, hop.foreign))
-        if (
-            local is not None
-            and foreign is not None
-            and _is_text(foreign.type) != _is_text(local.type)
-        ):
-            # text compared with a number reads '01' and ' 1' as 1: another person's row
-            raise ValidationError(
-                f"{where}: {parent_table}.{hop.local} ({local.type}) and "
-                f"{hop.target}.{hop.foreign} ({foreign.type}) are not of one kind, so the "
-                "server would compare them loosely ('01' = 1); relate columns of one kind."
-            )
+        exactly = related_by_bytes(resolver, parent_table, hop, where)
         self.latest += 1
         related = resolver.table(hop.target).alias(resolver.alias(f"{self.prefix}l{self.latest}"))
         on = related.c[hop.foreign] == parent.c[hop.local]
-        if (
-            local is not None
-            and foreign is not None
-            and local.charset
-            and foreign.charset
-            and not resolver.info(parent_table).is_unique(hop.local)
-        ):
-            # 'k1' and 'K1' two people of a view (no key the schema states unique): its
-            # case- or pad-blind collation gave each the other's rows; the collation's
-            # comparison stays for the index, the bytes decide (a unique key's collation
-            # is the schema's own rule of which rows are whose)
+        if exactly:
             on = sa.and_(on, _bytes(related.c[hop.foreign]) == _bytes(parent.c[hop.local]))
         return related, on
 
@@ -505,41 +554,108 @@ class Resolver:
                 out[i][p.name] = holder.get(p.field) if holder is not None else None
         return out
 
+    def latest_order(self, related: Any, hop: Hop) -> list[Any]:
+        """The order whose first row is a one-to-many `hop`'s latest (`related`: an alias of
+        its table): `orderBy` descending (NULLs last), ties by the mapping's key, the higher;
+        where the schema does not state that key unique (a view, a table without a primary
+        key: round 54, two rows of one key and one date in a UNION of two address tables), by
+        every mapped field after it, so the recipient's read (`Selection._latest`) and a
+        template's (`_one_per_key`) pick the same row, and every read picks it again."""
+        mapping = self.graph.mapping(hop.target)
+        key, first = mapping.key, self.column(hop.target, hop.order_by or "")
+        order = [related.c[first].desc()]
+        if key and key != first:
+            order.append(related.c[self.column(hop.target, key)].desc())
+        if not key or not self.info(hop.target).is_unique(key):
+            order += [
+                related.c[self.column(hop.target, name)].desc()
+                for name in sorted(mapping.fields)
+                if name not in (first, key)
+            ]
+        return order
+
     def _one_per_key(
         self, hop: Hop, keys: list[Any], needed: set[str]
     ) -> dict[Any, dict[str, Any]]:
-        """`{foreign value: row}` with one row per value: the latest by `orderBy`, else the
-        first by the related table's key (a window function, so at most len(keys) rows)."""
+        """`{local value: row}` with one row per value: the latest by `orderBy` (ties by the
+        related table's key, the higher, as `Selection._latest`), else the first by the
+        related table's key (a window function, so at most len(keys) rows).
+
+        A one-to-many hop reads its rows through the parent table, related as
+        `Selection._correlated` relates them (by the collation, and by the bytes too where
+        the parent's column is not stated unique: `related_by_bytes`), and keys them by the
+        parent's own value: a case-blind unique key 'k1' whose latest address is written
+        'K1' was messaged at that address's phone, but its `{{ addresses.city }}` was looked
+        up by 'k1' among rows keyed 'K1' and found none (round 54)."""
         if not keys:
             return {}
-        target = self.table(hop.target)
+        many = not hop.to_one
+        related = self.table(hop.target)
+        if many:
+            related = related.alias(self.alias("hwb_related"))
         self.column(hop.target, hop.foreign)
-        order_col = hop.order_by or self.graph.mapping(hop.target).key or hop.foreign
+        key = self.graph.mapping(hop.target).key
+        order_col = hop.order_by or key or hop.foreign
         self.column(hop.target, order_col)
-        order = target.c[order_col].desc() if hop.order_by else target.c[order_col].asc()
-        cols = [target.c[self.column(hop.target, c)] for c in sorted(needed)]
-        # the rank's label is no column's name (MariaDB compares them case-blind): a related
+        # the latest row in `Selection._latest`'s own order: the row whose city a message
+        # names is the row whose phone it went to (round 54: several addresses of one date,
+        # the city of one, the phone of another)
+        order = self.latest_order(related, hop) if hop.order_by else [related.c[order_col].asc()]
+        cols = [related.c[self.column(hop.target, c)] for c in sorted(needed)]
+        # the labels are no column's name (MariaDB compares them case-blind): a related
         # table's own `hybridwb_rank` made SQLAlchemy raise, or the filter read that column
-        rank = "hybridwb_rank"
-        while rank.casefold() in {c.casefold() for c in needed}:
+        taken = {c.casefold() for c in needed}
+        rank, owner = "hybridwb_rank", "hybridwb_parent"
+        while rank.casefold() in taken:
             rank += "_"
+        while owner.casefold() in taken:
+            owner += "_"
+        if many:
+            parent = self.table(hop.source).alias(self.alias("hwb_parent"))
+            column = parent.c[self.column(hop.source, hop.local)]
+            local = self.info(hop.source).column(hop.local)
+            text = local is not None and bool(local.charset)
+            exactly = related_by_bytes(self, hop.source, hop, f"{hop.source}.{hop.name}")
         found: dict[Any, dict[str, Any]] = {}
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
-            ranked = (
-                sa.select(
-                    *cols,
-                    sa.func.row_number()
-                    .over(partition_by=target.c[hop.foreign], order_by=order)
-                    .label(rank),
+            if many:
+                # each value of the chunk as the parent table stores it, once ('k1' and 'K1'
+                # of a view two values, two keys of `found`; a column that is not unique, a
+                # family id, not once per parent row), and its related rows
+                values = (
+                    sa.select(sa.func.min(column).label(owner))
+                    .where(column.in_(chunk))
+                    .group_by(_bytes(column) if text else column)
+                    .subquery(self.alias("hwb_parent_values"))
                 )
-                .where(target.c[hop.foreign].in_(chunk))
-                .subquery("ranked")
-            )
-            stmt = sa.select(*(ranked.c[c] for c in sorted(needed))).where(ranked.c[rank] == 1)
+                by = values.c[owner]
+                on = related.c[hop.foreign] == by
+                if exactly:
+                    on = sa.and_(on, _bytes(related.c[hop.foreign]) == _bytes(by))
+                partition = _bytes(by) if text else by
+                ranked_from, chunk_cols, where = values.join(related, on), [*cols, by], None
+            else:
+                by = partition = related.c[hop.foreign]
+                ranked_from, chunk_cols, where = related, cols, by.in_(chunk)
+            ranked_select = sa.select(
+                *chunk_cols,
+                sa.func.row_number().over(partition_by=partition, order_by=order).label(rank),
+            ).select_from(ranked_from)
+            if where is not None:
+                ranked_select = ranked_select.where(where)
+            ranked = ranked_select.subquery("ranked")
+            wanted = sorted(needed) + ([owner] if many else [])
+            stmt = sa.select(*(ranked.c[c] for c in wanted)).where(ranked.c[rank] == 1)
             sql, params = compile_sql(stmt)
-            for rec in self.mappings.source.records(sql, params, limit=len(chunk)):
-                found[rec[hop.foreign]] = rec
+            # (a parent column not stated unique may hold, beside a key of the chunk, one
+            # its collation holds equal: a partition of its own, so no cap of len(chunk))
+            most = None if many else len(chunk)
+            for rec in self.mappings.source.records(sql, params, limit=most):
+                if many:
+                    found[rec[owner]] = {c: v for c, v in rec.items() if c != owner}
+                else:
+                    found[rec[hop.foreign]] = rec
         return found
 
 

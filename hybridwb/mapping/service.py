@@ -386,6 +386,17 @@ class MappingService:
                     )
                 here = rel.table
                 nxt = merged.tables().get(here)
+                if to_many and (nxt is None or not nxt.key):
+                    # the latest row is picked by orderBy and then that table's key: unmapped,
+                    # its orderBy went unchecked and every preview and run was refused
+                    if nxt is None:
+                        self.describe(here)  # a table the source does not have: NotFound
+                    raise ValidationError(
+                        f"{table}.{attr} {path!r}: map {here} first, with its key (its latest "
+                        f"row by {rel.orderBy}, ties broken by that key, gives the recipient). "
+                        "Nothing was saved.",
+                        path=f"{table}.{attr}",
+                    )
                 if nxt is None and hop != hops[-1]:
                     raise ValidationError(
                         f"{table}.{attr} {path!r}: map {here} first (the path goes through it). "

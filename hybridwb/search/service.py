@@ -648,10 +648,12 @@ class SearchService:
             [k for k in kinds if not search_sql.inexact(k)],
         )
         if probes:
+            # (refused before the probe reads: a relation of a number and a text column)
+            exactly = [search_sql.by_bytes(self.resolver, table, p) for p in probes]
             sql, params = search_sql.probe_statement(self.resolver, table, probes, kinds)
             self.last_statements.append((sql, params))
             rows = self.mappings.source.records(sql, params)
-            found, too_many = search_sql.expand(table, probes, rows)
+            found, too_many = search_sql.expand(table, probes, rows, exactly)
             keep = list(dict.fromkeys([*keep, *found]))
             why += too_many
         return keep, why

@@ -13,6 +13,7 @@ the compiled text is cached per shape, and each call only builds its parameters.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,11 +22,22 @@ from cachetools import LRUCache
 
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Path
-from hybridwb.mapping.resolve import DIALECT, Resolver, compile_sql, limit
+from hybridwb.mapping.resolve import (
+    DIALECT,
+    Resolver,
+    _bytes,
+    compile_sql,
+    limit,
+    related_by_bytes,
+)
 from hybridwb.search.predicates import LIKE_ESCAPE, Cmp, Predicate
 from hybridwb.source.cache import lookup
 
 _TEXTS: LRUCache[tuple[Any, ...], str] = LRUCache(maxsize=512)
+#: equality by the collation (for the index) and by the bytes too: a probed value of a
+#: one-to-many relation's column on a key the schema does not state unique (`expand`)
+EQ_BYTES = "eq_bytes"
+EQUAL = ("eq", EQ_BYTES)
 
 
 def _names(i: int, j: int, cmp: Cmp) -> list[str]:
@@ -64,6 +76,8 @@ def _clause(column: Any, cmp: Cmp, names: list[str], values: list[Any]) -> Any:
     ]
     if cmp.op == "eq":
         return column == binds[0]
+    if cmp.op == EQ_BYTES:  # the collation's comparison for the index, the bytes decide
+        return sa.and_(column == binds[0], _bytes(column) == _bytes(binds[0]))
     if cmp.op == "in":
         return column.in_(binds)
     if cmp.op == "like":
@@ -83,10 +97,10 @@ def exact_index(info: Any, predicate: Predicate) -> str | None:
     cmps = predicate.cmps
     if len(cmps) == 1:  # the common branch, without a generator per call
         only = cmps[0]
-        if only.op != "eq" or "." in only.path:
+        if only.op not in EQUAL or "." in only.path:
             return None
         return _exact_indexes(info).get(frozenset((only.path,)))
-    if not cmps or any(c.op != "eq" or "." in c.path for c in cmps):
+    if not cmps or any(c.op not in EQUAL or "." in c.path for c in cmps):
         return None
     return _exact_indexes(info).get(frozenset(c.path for c in cmps))
 
@@ -344,11 +358,27 @@ def _probe_text(
     return compile_sql(statement)
 
 
+def by_bytes(resolver: Resolver, table: str, probe: Probe) -> bool:
+    """Whether a probe's values (a one-to-many relation's foreign column) are compared with
+    `table`'s column by their bytes too, as a small table's search compares the related
+    rows (`resolve.related_by_bytes`: refused when the columns are not of one kind)."""
+    dotted = probe.predicate.cmps[0].path
+    path = field_path(resolver.graph, table, dotted)
+    if not path.hops or path.hops[0].to_one:
+        return False
+    return related_by_bytes(resolver, table, path.hops[0], path.describe())
+
+
 def expand(
-    table: str, probes: list[Probe], rows: list[dict[str, Any]]
+    table: str,
+    probes: list[Probe],
+    rows: list[dict[str, Any]],
+    exactly: Sequence[bool] = (),
 ) -> tuple[list[Predicate], list[str]]:
     """Equality branches from the probe's rows, or why a probe had too many values (pure).
-    The hint never repeats the typed term (it may be a phone number or an address)."""
+    The hint never repeats the typed term (it may be a phone number or an address).
+    `exactly[i]` (`by_bytes`): probe i's values are compared by their bytes too, so a
+    related row 'k1' finds the person 'k1' only, not 'K1' beside it (round 54)."""
     found: dict[int, list[Any]] = {i: [] for i in range(len(probes))}
     for row in rows:
         i = int(row["b"])
@@ -365,7 +395,8 @@ def expand(
                 f"{probe.column} values match what you typed; type more of it"
             )
             continue
-        out += [Predicate(p.field, p.kind, (Cmp(probe.column, "eq", v),), True) for v in found[i]]
+        op = EQ_BYTES if i < len(exactly) and exactly[i] else "eq"
+        out += [Predicate(p.field, p.kind, (Cmp(probe.column, op, v),), True) for v in found[i]]
     return list(dict.fromkeys(out)), why
 
 

@@ -392,6 +392,8 @@ class TargetService:
         if wanted is not None:
             last = wanted.rpartition(".")[2]
             recipient = wanted if wanted in columns else last if last in columns else None
+            if recipient == last != wanted and d.recipient is None:
+                _refuse_latest_by_query(self.resolver.graph, table, wanted, last)
             if recipient is None:
                 raise ValidationError(
                     f"target.sql: the query must return the recipient column {last!r} "
@@ -794,6 +796,27 @@ def _stuck(plan: Plan) -> ValidationError:
         f"target: paging {plan.table!r} by the key {plan.key!r} does not advance (a page "
         "repeats keys it already read), so the run would repeat rows; "
         "use a unique, NOT NULL key of exact values (integer, DECIMAL or text)."
+    )
+
+
+def _refuse_latest_by_query(graph: Any, table: str, dotted: str, column: str) -> None:
+    """A saved query's `column` standing in for the mapping's recipient `dotted` whose last
+    relation is one-to-many: the recipient is the phone of each person's latest related row
+    (`Selection._latest`), which a query's column of that name need not be (round 54: `...
+    JOIN paddr ... GROUP BY pid` returned the first address's phone, an older one, and the
+    run messaged it). Refused; the query's column is messaged only when the target names it
+    (`"recipient": "phone"`)."""
+    path = graph.path(table, dotted, to_one=True, exact=True, latest=True)
+    hop = next((h for h in path.hops if not h.to_one), None)
+    if hop is None:
+        return
+    raise ValidationError(
+        f"target.sql: the recipient {dotted!r} is the {column} of each {table} row's latest "
+        f"{hop.target} row (by {hop.order_by}), which the query's {column!r} column need "
+        "not be, so an older one could be messaged; use a table target (with conditions), "
+        f"or name the query's column as the target's recipient ('recipient': {column!r}) "
+        "if it is the one to message.",
+        path="recipient",
     )
 
 
