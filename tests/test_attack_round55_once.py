@@ -54,8 +54,8 @@ by a bug writes the original's text into `workflow_runs.error` (`outcome.ended`:
 `type: server_text(str(exc))`), which masks quoted values only: a `ValueError('... 홍길동
 at 010-5003-5503')` is stored and shown as it is, where the call itself raised
 `InternalError` without it; the runner's `except Exception` around papermill does the same
-for an error papermill raises. `slot_run` reads every run of the workflow on the failure
-path only; over REST a page cap could hide a slot's run among more than a page of runs.
+for an error papermill raises. `slot_run` reads every run of the workflow (the REST store
+pages through them all), on the failure path only.
 """
 
 from __future__ import annotations
