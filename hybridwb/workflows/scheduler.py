@@ -125,15 +125,21 @@ def run_due(
     owner: str,
     now: datetime | None = None,
     latest_run: Callable[[Any], Any] | None = None,
+    slot_run: Callable[[Any, datetime], Any] | None = None,
     **kwargs: Any,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Run every due workflow once per scheduled time; (finished runs, problems).
 
-    A slot whose run raises is given back only when the run never started: no run row was
-    created (`latest_run(workflow_id)`, the id of its newest run, is unchanged) and the
-    error names no run. A run that started and then failed (a cell time limit after its
-    records were written) keeps its slot: running it again would message its recipients
-    twice; it is resumed instead."""
+    A slot whose run raises is given back only when the run never started: the error names
+    no run and no run row was made for the slot: `slot_run(workflow_id, scheduled_for)`,
+    the id of a run whose parameters' `as_of` is the slot, is None, and
+    `latest_run(workflow_id)`, the id of the newest run, is unchanged. A run that started and
+    then failed (a cell time limit after its records were written, a bug in its report)
+    keeps its slot: running it again would message its recipients twice; it is resumed
+    instead. When the store cannot say (`slot_run` fails), the slot is kept too (round 55:
+    the newest run by `created_at`, the same before and after when another host's clock
+    stamped a run ahead, or unread as the store blinked, released a slot whose run had
+    sent, and the next check sent it again)."""
     check = due(workflows, now)
     runs: list[dict[str, Any]] = []
     problems = list(check.problems)
@@ -158,7 +164,17 @@ def run_due(
         except Exception as exc:
             why = f"{type(exc).__name__}: {server_text(str(exc))[:200]}"
             run_id = getattr(exc, "run_id", None)
-            if run_id is None:
+            if run_id is None and slot_run is not None:
+                try:
+                    run_id = slot_run(wf["id"], item.scheduled_for)
+                except HybridwbError as unread:
+                    problems.append(
+                        f"workflow {wf['name']!r}: its run failed ({why}) and the store could "
+                        f"not say whether it started ({str(unread).splitlines()[0]}); its slot "
+                        "is kept: if no run of it is listed, run the workflow by hand"
+                    )
+                    continue
+            if run_id is None:  # or a run made since the claim (any other row of it)
                 after = _latest(latest_run, wf["id"])
                 run_id = after if after is not None and after != before else None
             if run_id is not None:
