@@ -228,20 +228,31 @@ def unexpected(exc: Exception, shown: str) -> InternalError:
     a bug's or a MemoryError's frames, and its text, may hold the page of phones the call
     worked on, shown by any traceback printed with locals): its type and the innermost
     line it was raised at, nothing else. The original's frames are dropped."""
+    where = raised_at(exc)
+    message = unexpected_message(exc, shown)
+    drop_frames(exc)
+    return InternalError(message, cause_type=type(exc).__name__, where=where)
+
+
+def unexpected_message(exc: BaseException, shown: str) -> str:
+    """`unexpected`'s one line (its type and where it was raised, never its text), with
+    the error left as it is: a run's end written while the error still travels up
+    (`outcome.stopped_line`) says what the call it leaves will say."""
+    return (
+        f"{shown} stopped on an unexpected {type(exc).__name__} at {raised_at(exc)}; its text "
+        "is not shown, as it may hold customer data: set HYBRIDWB_DEBUG=1 and run it again "
+        "to see it, and report it if the line is hybridwb's."
+    )
+
+
+def raised_at(exc: BaseException) -> str:
+    """`file:line in function` of the innermost frame `exc` was raised through, or '?'."""
     tb, where = exc.__traceback__, "?"
     while tb is not None:
         code = tb.tb_frame.f_code
         where = f"{_short_file(code.co_filename)}:{tb.tb_lineno} in {code.co_name}"
         tb = tb.tb_next
-    kind = type(exc).__name__
-    drop_frames(exc)
-    return InternalError(
-        f"{shown} stopped on an unexpected {kind} at {where}; its text is not shown, as it "
-        "may hold customer data: set HYBRIDWB_DEBUG=1 and run it again to see it, and report "
-        "it if the line is hybridwb's.",
-        cause_type=kind,
-        where=where,
-    )
+    return where
 
 
 def _short_file(name: str) -> str:

@@ -85,7 +85,15 @@ def test_a_bug_mid_run_leaves_one_line_and_no_customer_value(
         monkeypatch.undo()
     with sqlite3.connect(tmp_path / "s.db") as conn:  # the bug came after the first batch
         (sent,) = conn.execute("SELECT count(*) FROM send_records").fetchone()
+        (status, written), *_ = conn.execute("SELECT status, error FROM workflow_runs").fetchall()
     assert sent == 5
+    # the run's row says what the call said, not the bug's text (round 55: it was written
+    # as it was, masked only inside quotes)
+    assert status == "failed"
+    assert written.startswith(
+        f"InternalError: wb.workflows.process() stopped on an unexpected {error.__name__} at "
+    )
+    assert not [v for v in member_values() if v in written]
     exc = caught.value
     assert isinstance(exc, HybridwbError)
     message = str(exc)

@@ -11,6 +11,7 @@ from hybridwb import errors
 from hybridwb.errors import HybridwbError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.source.catalogue import server_text
+from hybridwb.validation import unexpected_message
 from hybridwb.workflows.lock import held_by_another
 
 if TYPE_CHECKING:
@@ -60,12 +61,7 @@ def ended(
     names its period: at most one lands), or into a run never opened (`started_at` NULL);
     never into a period open now that is not the call's (a dead runner's, whose own end is
     kept on its host: round 36)."""
-    error = None
-    if stopped is not None:
-        name = type(stopped).__name__
-        error = f"{name}: {error_line(name, str(stopped))}"
-        if isinstance(stopped, KeyboardInterrupt):
-            error = f"{name}: the run was interrupted; resume it"
+    error = None if stopped is None else stopped_line(stopped)
     campaigns = Campaigns(store.backend)
     run = store.runs.get(run_id)
     if owner is not None and held_by_another(campaigns.lock(run["workflow_id"]), run_id, owner):
@@ -80,10 +76,7 @@ def ended(
 def unwritten_end(stopped: BaseException | None, exc: BaseException) -> dict[str, Any]:
     """The end a by-hand call keeps when the store failed (`exc`) as its end was written:
     `failed`, with what stopped it if anything did; a resume settles the rest."""
-    why = ""
-    if stopped is not None:
-        name = type(stopped).__name__
-        why = f"{name}: {error_line(name, str(stopped))}; "
+    why = "" if stopped is None else f"{stopped_line(stopped)}; "
     return {
         "status": "failed",
         "finished_at": datetime.now(UTC),
@@ -106,6 +99,19 @@ def refuse_another_dry_run(run: dict[str, Any], dry_run: Any) -> None:
         f"Run {run['id']} sends (it is not a dry run); process it without dry_run, or try "
         "the workflow in a run made with dry_run=True."
     )
+
+
+def stopped_line(stopped: BaseException) -> str:
+    """What stopped a by-hand call, for `workflow_runs.error`: hybridwb's own error as its
+    line, an interrupt as such, and any other error as the `InternalError` line the call
+    leaves with (its type and place, never its text: round 55, a bug's `ValueError('…
+    at 010-…')` was written to the run row as it was, masked only inside quotes)."""
+    name = type(stopped).__name__
+    if isinstance(stopped, KeyboardInterrupt):
+        return f"{name}: the run was interrupted; resume it"
+    if isinstance(stopped, HybridwbError):
+        return f"{name}: {error_line(name, str(stopped))}"
+    return f"InternalError: {unexpected_message(stopped, 'wb.workflows.process()')}"
 
 
 def error_line(ename: str, evalue: str) -> str:
