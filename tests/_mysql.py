@@ -153,3 +153,45 @@ def scratch_fixtures(prefix: str, rows: int) -> tuple[Any, Any]:
         src.close()
 
     return db, source
+
+
+class GeneralLog:
+    """The server's general_log, on for the `with` block: `.entries` then holds
+    (thread, command, text) of every statement the server logged meanwhile, but for
+    this admin connection's own (the log's own read is never in it)."""
+
+    def __init__(self, admin: pymysql.Connection) -> None:
+        self.admin = admin
+        self.entries: list[tuple[int, str, str]] = []
+
+    def __enter__(self) -> GeneralLog:
+        with self.admin.cursor() as cur:
+            # one user of the server's global log at a time (another xdist worker's exit
+            # would switch it off under this block)
+            cur.execute("SELECT GET_LOCK('hybridwb_tests_general_log', 120)")
+            assert cur.fetchone()[0] == 1, "another test held the general log for 120 s"
+            cur.execute("SELECT @@general_log, @@log_output, NOW(6), CONNECTION_ID()")
+            *self.saved, self.own = cur.fetchone()
+            cur.execute("SET GLOBAL log_output = 'TABLE', general_log = 1")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        on, output, since = self.saved
+        with self.admin.cursor() as cur:
+            cur.execute("SET GLOBAL general_log = %s, log_output = %s", (on, output))
+            cur.execute(
+                "SELECT thread_id, command_type, CONVERT(argument USING utf8mb4) "
+                "FROM mysql.general_log WHERE event_time >= %s AND thread_id <> %s "
+                "ORDER BY event_time",
+                (since, self.own),
+            )
+            self.entries = [(int(t), str(c), str(a)) for t, c, a in cur.fetchall()]
+            cur.execute("DO RELEASE_LOCK('hybridwb_tests_general_log')")
+
+    def with_marker(self, marker: str) -> list[tuple[str, str]]:
+        return [(c, a) for _, c, a in self.entries if marker in a]
+
+    def thread_of(self, marker: str) -> list[tuple[str, str]]:
+        """Everything logged on the connection(s) that sent `marker`."""
+        threads = {t for t, _, a in self.entries if marker in a}
+        return [(c, a) for t, c, a in self.entries if t in threads]

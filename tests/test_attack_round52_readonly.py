@@ -65,10 +65,9 @@ import pytest
 
 from hybridwb.errors import HybridwbError
 from hybridwb.source import Source
-from tests._mysql import as_root, root
+from tests._mysql import GeneralLog, as_root, root
 from tests.test_attack_round27_reconnect import writer  # noqa: F401
 from tests.test_attack_round47_readonly import DRIVERS, _root_rows
-from tests.test_fastpath import GeneralLog
 from tests.test_role_restore import ROLE_DRIVERS, _source
 
 pytestmark = pytest.mark.mysql

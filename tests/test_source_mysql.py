@@ -28,6 +28,7 @@ from hybridwb.errors import (
 )
 from hybridwb.source import RowsCut, Source
 from hybridwb.source.rawguard import internal
+from tests._mysql import GeneralLog
 from tests.conftest import RO_PASSWORD, RO_USER, SAMPLE_CUSTOMERS, admin_url, ro_url
 
 pytestmark = pytest.mark.mysql
@@ -411,23 +412,11 @@ def test_statement_text_is_never_rewritten(mysql_db: str, mysql_admin: pymysql.C
     marker = f"/* hwb-{uuid.uuid4().hex} */"
     sql = f"select customer_id from customers {marker} where grade = :g"
     try:
-        with mysql_admin.cursor() as cur:
-            cur.execute("SELECT @@general_log, @@log_output")
-            saved = cur.fetchone()
-            cur.execute("SET GLOBAL log_output = 'TABLE', general_log = 1")
-        try:
-            with pytest.warns(RowsCut):
-                src.sql(sql, {"g": "VIP"})
-        finally:
-            with mysql_admin.cursor() as cur:
-                cur.execute("SET GLOBAL general_log = %s, log_output = %s", saved)
-        with mysql_admin.cursor() as cur:
-            cur.execute(
-                "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log "
-                "WHERE command_type = 'Query' AND argument LIKE %s",
-                (f"%{marker}%",),
-            )
-            ran = [r[0] for r in cur.fetchall()]
+        # the shared log class takes the server-wide lock: another worker's log user
+        # would otherwise switch the log on while this test reads it back
+        with GeneralLog(mysql_admin) as log, pytest.warns(RowsCut):
+            src.sql(sql, {"g": "VIP"})
+        ran = [a for c, a in log.with_marker(marker) if c == "Query"]
     finally:
         src.close()
     assert ran == [sql.replace(":g", "'VIP'")]

@@ -26,11 +26,10 @@ from sqlalchemy.engine import URL
 from hybridwb.errors import HybridwbError
 from hybridwb.source import Source, drivers
 from hybridwb.source.rawguard import internal
+from tests._mysql import GeneralLog, scratch_db
 from tests._mysql import root as _root
 from tests._mysql import row_count as _rows
-from tests._mysql import scratch_db
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
-from tests.test_fastpath import GeneralLog
 
 pytestmark = pytest.mark.mysql
 
