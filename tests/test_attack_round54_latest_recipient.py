@@ -472,16 +472,6 @@ def test_through_a_to_one_account_each_customer_is_messaged_at_the_accounts_late
     assert skipped(store) == {"3": "duplicate recipient in this run"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a person whose recipient is `account.addresses.phone` (a to-one hop, then "
-    "the one-to-many relation) is messaged at the account's latest phone, but a search of "
-    "the person by that very phone finds no one: `SearchService._fields_of` follows a "
-    "one-to-many relation only as the first hop and only when the searched table's own "
-    "mapping declares it, and `Selection.exists` correlates only a first one-to-many hop. "
-    "Searching through to-one hops into a to-many relation needs an EXISTS correlated to a "
-    "joined alias and a probe through two hops (not a local change).",
-)
 def test_a_customer_is_found_by_the_phones_of_their_accounts_addresses(
     db: str, tmp_path: Path
 ) -> None:
@@ -492,18 +482,6 @@ def test_a_customer_is_found_by_the_phones_of_their_accounts_addresses(
 
 
 # -- BREAK 10 (left): a template through a relation whose local column is not mapped ----------
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: the same customers with `cust.acc` (the to-one relation's local column) "
-    "left out of the mapping's fields: the recipient is read by SQL (joined), and "
-    "`wb.templates.automap` reports `{{ account.addresses.phone }}` mapped, but the run "
-    "reads only mapped columns (`Plan.statement`: `columns_for` asks for `acc`, "
-    "`Plan.columns` does not hold it), `Resolver.fetch` finds no `acc` in the row, and "
-    "every customer is skipped as 'missing account.addresses.phone'. Not particular to a "
-    "latest row: `{{ account.label }}` through a to-one relation is skipped alike. A fix "
-    "belongs in the plan's column set (read a relation's local column the template needs, "
-    "also when an expression variable asks for every column), not made here.",
-)
 def test_a_template_through_a_relation_whose_local_column_is_not_mapped_is_filled(
     db: str, tmp_path: Path
 ) -> None:

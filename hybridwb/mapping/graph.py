@@ -72,6 +72,11 @@ class Path:
         return all(h.to_one for h in self.hops)
 
     @property
+    def many_at(self) -> int | None:
+        """The index of the path's first one-to-many hop (None: every hop is to-one)."""
+        return next((i for i, h in enumerate(self.hops) if not h.to_one), None)
+
+    @property
     def problem(self) -> str | None:
         """Why this path cannot be fetched unambiguously (a to-many hop with no order)."""
         for hop in self.hops:

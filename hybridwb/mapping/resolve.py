@@ -307,10 +307,12 @@ class Selection:
         return related, joined, row.c[unique] == parent.c[unique]
 
     def exists(self, paths: Sequence[Path], where: Callable[[list[Any]], Any]) -> Any:
-        """Whether one row through the paths' common one-to-many first hop meets `where`
-        (given each path's column on that row): a search of a person by any of their
-        addresses' phones. `EXISTS (SELECT 1 FROM t [to-one joins] WHERE t.foreign =
-        root.local AND where(...))`.
+        """Whether one row through the paths' common one-to-many hop meets `where` (given
+        each path's column on that row): a search of a person by any of their addresses'
+        phones. `EXISTS (SELECT 1 FROM t [to-one joins] WHERE t.foreign = parent.local AND
+        where(...))`, the parent the root or, past to-one hops before the one-to-many one
+        (a customer by any of their account's addresses' phones: `account.addresses.phone`,
+        round 54), the row those hops reach, joined here.
 
         Where the related rows are the root's by their bytes (`related_by_bytes`: 'k1' and
         'K1' two people of a table without a primary key), not correlated at all: `(root.local,
@@ -318,21 +320,25 @@ class Selection:
         dependent subquery's answer by its outer value compared by the collation: inside
         the OR a page of several branches filters its rows by, 'K1' was handed 'k1''s cached
         yes and found by k1's address's phone (round 54)."""
-        hop = paths[0].hops[0]
+        at = paths[0].many_at
+        if at is None:
+            raise ValidationError(f"{paths[0].describe()}: no relation is one-to-many.")
+        *head, hop = through = paths[0].hops[: at + 1]
         for path in paths:
-            if path.hops[0] != hop or hop.to_one or any(not h.to_one for h in path.hops[1:]):
+            if path.hops[: at + 1] != through or any(not h.to_one for h in path.hops[at + 1 :]):
                 raise ValidationError(
-                    f"{path.describe()}: only the first relation may be one-to-many."
+                    f"{path.describe()}: only one relation may be one-to-many."
                 )
-        exactly = related_by_bytes(self.resolver, self.root, hop, paths[0].describe())
-        related, on = self._correlated([], hop, paths[0].describe())
+        parent_table = head[-1].target if head else self.root
+        exactly = related_by_bytes(self.resolver, parent_table, hop, paths[0].describe())
+        related, on = self._correlated(head, hop, paths[0].describe())
         inner = Selection(self.resolver, hop.target, related, None, prefix=f"{related.name}j")
         columns = [
-            inner.column(Path(hop.target, path.hops[1:], path.field, path.field_type))
+            inner.column(Path(hop.target, path.hops[at + 1 :], path.field, path.field_type))
             for path in paths
         ]
         if exactly:
-            foreign, local = related.c[hop.foreign], self.base.c[hop.local]
+            foreign, local = related.c[hop.foreign], self.alias_for(head).c[hop.local]
             owners = (
                 sa.select(foreign, _bytes(foreign))
                 .select_from(inner.from_clause())
@@ -527,6 +533,7 @@ class Resolver:
         for p in paths:
             if p.problem:
                 raise ValidationError(f"{p.describe()}: {p.problem}.")
+        rows = self._with_locals(root, rows, {p.hops[0].local for p in paths if p.hops})
         # current[i][prefix] = the related row reached by `prefix` for root row i
         current: list[dict[tuple[Hop, ...], dict[str, Any] | None]] = [{(): row} for row in rows]
         prefixes = sorted({p.hops[:n] for p in paths for n in range(1, len(p.hops) + 1)}, key=len)
@@ -552,6 +559,35 @@ class Resolver:
             for p in paths:
                 holder = cur.get(p.hops)
                 out[i][p.name] = holder.get(p.field) if holder is not None else None
+        return out
+
+    def _with_locals(
+        self, root: str, rows: Sequence[dict[str, Any]], locals_: set[str]
+    ) -> Sequence[dict[str, Any]]:
+        """The rows with the columns relations start from that they do not hold (a search's
+        row holds mapped fields only: `cust.acc` of `account.addresses.phone` left out of
+        the mapping, round 54), read by the root's key where the schema states it unique;
+        a row whose key is not found exactly once gets none (its related values missing,
+        never another row's). A run reads them with the row itself (`Plan.locals`)."""
+        lacking = sorted(c for c in locals_ if any(c not in r for r in rows))
+        key = self.graph.mapping(root).key
+        if not lacking or key is None or not self.info(root).is_unique(key):
+            return rows
+        base = self.table(root)
+        cols = [base.c[self.column(root, c)] for c in lacking]
+        keys = sorted({v for r in rows if (v := r.get(key)) is not None}, key=_sortable)
+        held: dict[Any, list[dict[str, Any]]] = {}
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            stmt = sa.select(base.c[key], *cols).where(base.c[key].in_(chunk))
+            sql, params = compile_sql(stmt)
+            for rec in self.mappings.source.records(sql, params):
+                held.setdefault(rec[key], []).append(rec)
+        out = []
+        for row in rows:
+            found = held.get(row.get(key), [])
+            got = found[0] if len(found) == 1 else {}
+            out.append({**{c: got.get(c) for c in lacking}, **row})
         return out
 
     def latest_order(self, related: Any, hop: Hop) -> list[Any]:

@@ -299,6 +299,11 @@ def _pii_labels(mapping: Any) -> set[str]:
     return {label for n, f in mapping.fields.items() if f.pii for label in (n, f.displayName)}
 
 
+def _declared(graph: Any, hop: Any) -> bool:
+    """Whether the mapping of the hop's own table declares it (not only a foreign key)."""
+    return any(r.path_name == hop.name for r in graph.mappings[hop.source].relations)
+
+
 @checked_calls("wb.search")
 class SearchService:
     """Callable: `wb.search(table, term, limit=20, page=None, allow_scan=False)`."""
@@ -364,19 +369,20 @@ class SearchService:
     ) -> tuple[list[predicates.SearchField], tuple[Any, ...]]:
         out: list[predicates.SearchField] = []
         infos: list[Any] = []
-        # through to-one relations, or first through a one-to-many relation the table's
-        # own mapping declares, for its phones and emails (a person found by any of their
-        # addresses' phones; not by a payment's number)
-        declared = {r.path_name for r in graph.mappings[table].relations}
+        # through to-one relations, and through at most one one-to-many relation its
+        # table's own mapping declares, for its phones and emails (a person found by any
+        # of their addresses' phones, a customer by any of their account's addresses'
+        # phones: `account.addresses.phone`, round 54; not by a payment's number)
         hop_lists: list[tuple] = [()] + [
             hops
             for hops in graph.reachable(table, 2)
-            if all(h.to_one for h in hops[1:]) and (hops[0].to_one or hops[0].name in declared)
+            if all(h.to_one or _declared(graph, h) for h in hops)
+            and sum(not h.to_one for h in hops) <= 1
         ]
         for hops in hop_lists:
             target = hops[-1].target if hops else table
             mapping = graph.mappings[target]
-            any_role = not hops or hops[0].to_one
+            any_role = all(h.to_one for h in hops)
             wanted = [
                 (n, f)
                 for n, f in mapping.fields.items()

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from cachetools import LRUCache
 
 from hybridwb.errors import ValidationError
-from hybridwb.mapping.graph import Path
+from hybridwb.mapping.graph import Hop, Path
 from hybridwb.mapping.resolve import (
     DIALECT,
     Resolver,
@@ -147,14 +147,22 @@ class Probe:
 
 
 def field_path(graph: Any, table: str, dotted: str) -> Path:
-    """A searched field's path: through to-one relations, or first through a one-to-many
-    relation (a person found by any of their addresses' phones; `service._fields_of`)."""
+    """A searched field's path: through to-one relations, and through at most one
+    one-to-many relation (a person found by any of their addresses' phones, or by any of
+    their account's addresses' phones: `account.addresses.phone`; `service._fields_of`)."""
     path: Path = graph.path(table, dotted)
-    if any(not h.to_one for h in path.hops[1:]):
+    if sum(not h.to_one for h in path.hops) > 1:
         raise ValidationError(
-            f"{dotted}: only the first relation of a searched field may be one-to-many."
+            f"{dotted}: only one relation of a searched field may be one-to-many."
         )
     return path
+
+
+def _through_many(path: Path) -> tuple[Hop, ...] | None:
+    """The hops of a searched path up to and including its one-to-many hop (what one
+    EXISTS of `_conditions` goes through), None for a path of to-one hops only."""
+    at = path.many_at
+    return None if at is None else path.hops[: at + 1]
 
 
 def _root_column(predicate: Predicate, graph: Any, table: str) -> str | None:
@@ -332,7 +340,9 @@ def _probe_text(
     parts = []
     for i, probe in enumerate(probes):
         path = field_path(resolver.graph, table, probe.predicate.cmps[0].path)
-        if path.hops:
+        if path.many_at:  # a one-to-many hop past to-one ones: `account.addresses.phone`
+            sel, value, column, joined = _probe_up(resolver, table, path, i)
+        elif path.hops:
             first = path.hops[0]
             rest = ".".join([*(h.name for h in path.hops[1:]), path.field])
             sel = resolver.selection(first.target, alias=f"p{i}")
@@ -342,6 +352,8 @@ def _probe_text(
         else:
             sel = resolver.selection(table, alias=f"p{i}")
             column = value = sel.column(path)
+        if not path.many_at:
+            joined = sel.from_clause()
         conds = [
             _clause(column, c, _names(i, j, c), _value(c))
             for j, c in enumerate(probe.predicate.cmps)
@@ -350,7 +362,7 @@ def _probe_text(
         cols = [limit(i).label("b")] + [
             (shown if j == i else sa.null()).label(f"v{j}") for j in range(len(probes))
         ]
-        stmt = sa.select(*cols).select_from(sel.from_clause()).where(*conds)
+        stmt = sa.select(*cols).select_from(joined).where(*conds)
         if not path.hops and all(c.op != "match" for c in probe.predicate.cmps):
             stmt = stmt.group_by(value)  # (a FULLTEXT match grouped would be sorted)
         parts.append(stmt.limit(limit(PROBE_VALUES + 1)))
@@ -358,15 +370,55 @@ def _probe_text(
     return compile_sql(statement)
 
 
+def _probe_up(resolver: Resolver, table: str, path: Path, i: int) -> tuple[Any, Any, Any, Any]:
+    """A probe of a field past to-one hops and then a one-to-many one (`account.addresses
+    .phone`): the related rows read through the field's own index, and joined back up the
+    hops to the first relation's key, the value the searched table's column is compared
+    with: `SELECT a.acc FROM acct_addr AS p JOIN acct AS a ON a.acc = p.acc [AND bytes]
+    WHERE p.phone = ...`. The to-one hops are checked as a join of them is (unique, of one
+    kind: `Selection.alias_for`), so the probe finds whom the small table's search finds.
+    Returns (the related rows' selection, the value, the field's column, the FROM)."""
+    at = path.many_at
+    assert at
+    hops, hop = path.hops[:at], path.hops[at]
+    resolver.selection(table).alias_for(hops)  # (refused as the page's join would be)
+    sel = resolver.selection(hop.target, alias=f"p{i}")
+    column = sel.column(Path(hop.target, path.hops[at + 1 :], path.field, path.field_type))
+    joined, below, on_col = sel.from_clause(), sel.base, hop.foreign
+    upper = hop
+    for j in range(at - 1, -1, -1):  # from the one-to-many hop's parent up to the first
+        parent_table = hops[j].target
+        row = resolver.table(parent_table).alias(resolver.alias(f"p{i}u{j}"))
+        local, foreign = row.c[resolver.column(parent_table, upper.local)], below.c[on_col]
+        on = local == foreign
+        if upper is hop and related_by_bytes(resolver, parent_table, hop, path.describe()):
+            on = sa.and_(on, _bytes(local) == _bytes(foreign))
+        joined = joined.join(row, on)
+        below, on_col, upper = row, hops[j].foreign, hops[j]
+    return sel, below.c[resolver.column(hops[0].target, hops[0].foreign)], column, joined
+
+
 def by_bytes(resolver: Resolver, table: str, probe: Probe) -> bool:
     """Whether a probe's values (a one-to-many relation's foreign column) are compared with
     `table`'s column by their bytes too, as a small table's search compares the related
-    rows (`resolve.related_by_bytes`: refused when the columns are not of one kind)."""
+    rows (`resolve.related_by_bytes`: refused when the columns are not of one kind).
+
+    A to-one first hop's values (the related key, read past it: `account.addresses.phone`)
+    are compared by their bytes too where both columns are text and `table`'s is not
+    stated unique: a case-blind `code` of customers joined to an exact (`_bin`) account key
+    is compared by that key's collation, so 'K1''s address found the customers 'k1' and
+    'k1 ' too when the probed 'K1' was compared by the customers' collation (round 54)."""
     dotted = probe.predicate.cmps[0].path
     path = field_path(resolver.graph, table, dotted)
-    if not path.hops or path.hops[0].to_one:
+    if not path.hops:
         return False
-    return related_by_bytes(resolver, table, path.hops[0], path.describe())
+    first = path.hops[0]
+    if first.to_one:
+        info = resolver.info(table)
+        local, foreign = info.column(first.local), resolver.info(first.target).column(first.foreign)
+        texts = local is not None and foreign is not None and local.charset and foreign.charset
+        return bool(texts) and not info.is_unique(first.local)
+    return related_by_bytes(resolver, table, first, path.describe())
 
 
 def expand(
@@ -417,8 +469,9 @@ def _conditions(
     related: dict[Any, list[tuple[int, Cmp]]] = {}
     for j, c in enumerate(predicate.cmps):
         path = None if "." not in c.path else field_path(resolver.graph, table, c.path)
-        if path is not None and not path.hops[0].to_one:
-            related.setdefault(path.hops[0], []).append((j, c))
+        through = None if path is None else _through_many(path)
+        if through is not None:
+            related.setdefault(through, []).append((j, c))
         else:
             column = _column(resolver, sel, table, c.path)
             conds.append(_clause(column, c, _names(i, j, c), _value(c)))

@@ -130,6 +130,10 @@ class Plan:
     #: a saved query's or a view's NOW() or CURDATE() picks the rows it froze, in every
     #: page and batch and in a resume days later. None: the server's clock as it reads
     clock: float | None = None
+    #: the root's columns a relation starts from that are not mapped fields (`cust.acc` of
+    #: `account.addresses.phone`): read only when `only` asks for them (a template's
+    #: variable through the relation, `audience.columns_for`), never shown in a preview
+    locals: list[str] = field(default_factory=list)
 
     def statement(
         self,
@@ -145,7 +149,7 @@ class Plan:
         wanted = (
             self.columns
             if only is None
-            else [c for c in self.columns if c == self.key or c in only]
+            else [c for c in [*self.columns, *self.locals] if c == self.key or c in only]
         )
         if self.sql is not None:
             saved = _bound_text(self.sql, self.params)
@@ -314,6 +318,9 @@ class TargetService:
                 paths.append(night)
         paths = list({p.name: p for p in paths}.values())
         columns = list(dict.fromkeys([mapping.key, *mapping.fields, *(p.name for p in paths)]))
+        # (round 54: `{{ account.addresses.phone }}` with `cust.acc` not mapped was reported
+        # mapped, and every target skipped as missing: the run read mapped columns only)
+        locals_ = [h.local for h in graph.edges(name) if h.local in live and h.local not in columns]
         return Plan(
             name,
             mapping.key,
@@ -325,6 +332,7 @@ class TargetService:
             paths=paths,
             consent=consent_label,
             consent_types=typed,
+            locals=list(dict.fromkeys(locals_)),
         )
 
     def _refuse_temporal_consent(

@@ -304,12 +304,13 @@ def value(row: dict[str, Any], path: str | None) -> Any:
 
 def columns_for(
     plan: Any, audience: Audience, report: Any, *, advertising: bool = True
-) -> set[str | None] | None:
+) -> set[str | None]:
     """The columns a run reads for each target (besides the key): the recipient path, the
     consent paths when the message is advertising (only then are they decided on), and
     what the template's variables read from the row (a field, or the local column a
-    relation starts from). None (every column) when a variable is an expression, which
-    may read any field."""
+    relation starts from, mapped or not: `Plan.locals`). Every mapped column too when a
+    variable is an expression, which may read any field."""
+    every = False
     wanted: set[str | None] = {plan.recipient or audience.recipient}
     if advertising:
         wanted |= {plan.consent or audience.consent, audience.night_consent}
@@ -319,14 +320,15 @@ def columns_for(
             continue
         var = src.variable or {}
         if var.get("source_type") == "expression":
-            return None
+            every = True
+            continue
         if var.get("source_type") == "constant":
             continue
         if src.path is not None and src.path.hops:
             wanted.add(src.path.hops[0].local)
         elif src.field is not None:
             wanted.add(src.field)
-    return wanted
+    return {*plan.columns, *wanted} if every else wanted
 
 
 def frozen_of(run: dict[str, Any], aud: Audience, now: dt.datetime) -> dict[str, Any]:
