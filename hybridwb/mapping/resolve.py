@@ -326,9 +326,7 @@ class Selection:
         *head, hop = through = paths[0].hops[: at + 1]
         for path in paths:
             if path.hops[: at + 1] != through or any(not h.to_one for h in path.hops[at + 1 :]):
-                raise ValidationError(
-                    f"{path.describe()}: only one relation may be one-to-many."
-                )
+                raise ValidationError(f"{path.describe()}: only one relation may be one-to-many.")
         parent_table = head[-1].target if head else self.root
         exactly = related_by_bytes(self.resolver, parent_table, hop, paths[0].describe())
         related, on = self._correlated(head, hop, paths[0].describe())
