@@ -59,6 +59,9 @@ DDL = (
     "CREATE TABLE fcust (cid INT PRIMARY KEY, name VARCHAR(20), acc INT, KEY (acc))",
     "CREATE TABLE faddr (aid INT PRIMARY KEY, fam VARCHAR(10), phone VARCHAR(20), "
     "updated_at DATETIME, KEY (fam), KEY (phone))",
+    # customers without a key stated unique (two rows of cid 1), a mobile of their own
+    "CREATE TABLE fcust2 (cid INT, name VARCHAR(20), mobile VARCHAR(20), acc INT, KEY (cid), "
+    "KEY (mobile), KEY (acc))",
     # the customers as a view: no key the schema states unique
     "CREATE VIEW vcust AS SELECT cid, name, acc FROM cust",
 )
@@ -78,6 +81,7 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
               (3, "k1 ", phone(3), D(2025, 1, 1))],
     "facct": [(1, "f1"), (2, "F1"), (3, "f1")],
     "fcust": [(1, "회원1", 1), (2, "회원2", 2), (3, "회원3", 3)],
+    "fcust2": [(1, "회원1", phone(61), 1), (1, "회원2", phone(62), 2), (3, "회원3", phone(63), 3)],
     "faddr": [(1, "f1", phone(1), D(2025, 1, 1)), (2, "F1", phone(2), D(2026, 1, 1))],
 }  # fmt: skip
 
@@ -221,6 +225,27 @@ def test_families_f1_and_F1_of_a_case_blind_column_are_two_families(
     assert got == {1: [1, 3], 2: [2]}
 
 
+def test_a_page_filtered_again_does_not_take_one_familys_answer_for_anothers(
+    db: str, tmp_path: Path, size: str
+) -> None:
+    """`fcust2` has no key stated unique (two rows of cid 1: of family 'f1' and of 'F1')
+    and a mobile of its own, so a phone term is two branches and the page's rows are
+    filtered again by `mobile IN (...) OR <the account's addresses>`: inside the OR a
+    correlated EXISTS is a dependent subquery whose cached answer MariaDB keys by the
+    account's `fam` compared by its collation. Only the 'f1' row is found by f1's phone."""
+    with connect(db, f"sqlite:///{tmp_path / 's.db'}") as wb:
+        mapped(wb, "fcust", "facct", "faddr", inner=("fam", "fam"))
+        mapping = customers("facct")
+        mapping["fields"]["mobile"] = F("휴대폰", role="phone", searchable=True)
+        del mapping["audience"], mapping["recipient"]
+        wb.mappings.save("fcust2", mapping)
+        got = {
+            n: [r["name"] for r in wb.search("fcust2", phone(n), allow_scan=True).raw_rows]
+            for n in (1, 2, 62)
+        }
+    assert got == {1: ["회원1", "회원3"], 2: ["회원2"], 62: ["회원2"]}
+
+
 def test_only_the_phones_and_emails_of_the_accounts_addresses_are_search_fields(
     db: str, tmp_path: Path
 ) -> None:
@@ -299,6 +324,38 @@ def test_an_expression_variable_beside_it_still_reads_the_local_column(
             "{{ 큰이름 }} {{ account.addresses.phone }}")  # fmt: skip
     assert _contents(store) == {"1": (e164(11), f"회원1! {phone(11)}"),
                                 "2": (e164(2), f"회원2! {phone(2)}")}  # fmt: skip
+
+
+@pytest.mark.parametrize("expression", [False, True], ids=["variables", "with-expression"])
+def test_the_template_names_the_account_of_the_row_the_recipient_was_read_with(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, expression: bool
+) -> None:
+    """Customer 1 moves to account 2 after the run's batch read (as root): the message goes
+    to the phone read with the row (account 1's latest), and its text names that phone, not
+    account 2's: the relation's local column is read in the same statement as the row
+    (`Plan.locals`), not looked up again by key."""
+    from hybridwb.workflows import audience
+
+    real = audience.fetch
+
+    def fetch(*a: Any, **kw: Any) -> Any:
+        rows = real(*a, **kw)
+        src(db, "UPDATE cust SET acc = 2 WHERE cid = 1")
+        return rows
+
+    monkeypatch.setattr(audience, "fetch", fetch)
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    text = "{{ 큰이름 }} " if expression else "{{ 이름 }} "
+    try:
+        with connect(db, store) as wb:
+            mapped(wb, "cust", "acct", "acct_addr", mapped=False)
+            wb.variables.create(name="큰이름", source_type="expression", source="name + '!'")
+            where = {"field": "cid", "op": "in", "value": [1]}
+            run(wb, {"table": "cust", "where": where}, text + "{{ account.addresses.phone }}")
+    finally:
+        src(db, "UPDATE cust SET acc = 1 WHERE cid = 1")
+    name = "회원1!" if expression else "회원1"
+    assert _contents(store) == {"1": (e164(11), f"{name} {phone(11)}")}
 
 
 def test_a_search_row_gets_its_related_values_read_by_the_customers_key(
