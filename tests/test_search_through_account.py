@@ -7,6 +7,8 @@
   their phone index and joins them up to the account's key), never a customer of another
   account: accounts 'k1' and 'K1' of a utf8mb4_bin key, families 'f1' and 'F1' of a
   case-blind column that is not unique, a trailing space, NULL keys; a SQLite source too.
+  A large table's probe reads each related value once: one account's 25 addresses of a
+  phone hid the other holders of it (also through a first one-to-many hop).
 - A template variable through a relation whose local column is not a mapped field
   (`cust.acc`) is filled: the run reads that column with the row (`Plan.locals`), a
   search row (the preview's) has it read by the customer's unique key
@@ -73,7 +75,10 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
     "acct_addr": [(1, 1, phone(1), D(2025, 1, 1)), (2, 1, phone(11), D(2026, 1, 1)),
                   (3, 2, phone(2), D(2025, 1, 1)),
                   (4, None, phone(40), D(2026, 1, 1)),  # an address of no account
-                  (5, 9, phone(90), D(2026, 1, 1))],  # of an account that does not exist
+                  (5, 9, phone(90), D(2026, 1, 1)),  # of an account that does not exist
+                  # account 1 has 25 old addresses of one phone, account 2 one
+                  *[(10 + i, 1, phone(7), D(2020, 1, 1)) for i in range(25)],
+                  (100, 2, phone(7), D(2020, 1, 1))],
     "bacct": [("k1", "a"), ("K1", "b"), ("k1 ", "c")],
     "bcust": [(1, "회원1", "k1"), (2, "회원2", "K1"), (3, "회원3", "k1 ")],
     "ccust": [(1, "회원1", "k1"), (2, "회원2", "K1"), (3, "회원3", "k1 ")],
@@ -174,6 +179,24 @@ def test_a_customer_is_found_once_by_any_phone_of_their_accounts_addresses(
     if size == "large":  # the probe read the addresses, the page compared cust.acc
         probe, page = statements
         assert "`acct_addr`" in probe and "`acct_addr`" not in page
+
+
+def test_one_accounts_many_addresses_of_a_phone_hide_no_other_holder(
+    db: str, tmp_path: Path, size: str
+) -> None:
+    """Account 1 has 25 addresses of one phone, account 2 one. A large table's probe read
+    at most 21 rows (not values): account 1's filled them, and account 2's customer was
+    not found, by the account path nor by a search of the accounts themselves (the first
+    hop one-to-many). The probe now reads each value once (DISTINCT)."""
+    with connect(db, f"sqlite:///{tmp_path / 's.db'}") as wb:
+        mapped(wb, "cust", "acct", "acct_addr")
+        customers_found = found(wb, "cust", 7)
+        accounts_found = [r["acc"] for r in wb.search("acct", phone(7)).raw_rows]
+    holders = src(
+        db, f"SELECT COUNT(*), COUNT(DISTINCT acc) FROM acct_addr WHERE phone = '{phone(7)}'"
+    )
+    assert holders == [(26, 2)]
+    assert (customers_found, accounts_found) == ([1, 2, 3], [1, 2])
 
 
 def test_accounts_k1_and_K1_of_an_exact_key_are_two_accounts(
