@@ -262,7 +262,7 @@ def test_a_page_filtered_again_does_not_take_one_familys_answer_for_anothers(
         mapped(wb, "fcust", "facct", "faddr", inner=("fam", "fam"))
         mapping = customers("facct")
         mapping["fields"]["mobile"] = F("휴대폰", role="phone", searchable=True)
-        del mapping["audience"], mapping["recipient"]
+        del mapping["audience"]  # (no key stated unique: not an audience, still searched)
         wb.mappings.save("fcust2", mapping)
         got = {
             n: [r["name"] for r in wb.search("fcust2", phone(n), allow_scan=small).raw_rows]
@@ -275,12 +275,23 @@ def test_only_the_phones_and_emails_of_the_accounts_addresses_are_search_fields(
     db: str, tmp_path: Path
 ) -> None:
     """Past the one-to-many relation only phones and emails are searched: the account's
-    addresses' other fields are never search fields of the customer."""
+    addresses' other fields are never search fields of the customer. And a one-to-many
+    relation past a to-one hop is searched only on the way the customer's recipient is
+    sent (`account`), not through another to-one relation to the same accounts
+    (`referrer`: every customer a store's staff phone leads to, which a keyword target
+    would message)."""
     with connect(db, f"sqlite:///{tmp_path / 's.db'}") as wb:
         mapped(wb, "cust", "acct", "acct_addr")
+        mapping = customers("acct")
+        mapping["relations"].append({"table": "acct", "name": "referrer", "localField": "acc",
+                                     "foreignField": "acc", "kind": "many-to-one"})  # fmt: skip
+        wb.mappings.save("cust", mapping)
         paths = {f.path for f in wb.search.fields("cust")}
     assert "account.addresses.phone" in paths
-    assert not {p for p in paths if p.startswith("account.addresses.") and p.endswith("aid")}
+    assert "referrer.addresses.phone" not in paths
+    assert {p for p in paths if p.startswith(("account.", "referrer."))} == {
+        "account.addresses.phone"
+    }
 
 
 def test_a_sqlite_source_finds_a_customer_by_their_accounts_phones(tmp_path: Path) -> None:

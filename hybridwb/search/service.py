@@ -304,6 +304,15 @@ def _declared(graph: Any, hop: Any) -> bool:
     return any(r.path_name == hop.name for r in graph.mappings[hop.source].relations)
 
 
+def _searched_through(hops: tuple[Any, ...], sent_through: list[str]) -> bool:
+    """Whether a one-to-many hop past the first of `hops` is on the path the table's
+    recipient is sent through (`sent_through`: its relation names), up to that hop."""
+    at = next((i for i, h in enumerate(hops) if not h.to_one), None)
+    if not at:  # none, or the first hop
+        return True
+    return [h.name for h in hops[: at + 1]] == sent_through[: at + 1]
+
+
 @checked_calls("wb.search")
 class SearchService:
     """Callable: `wb.search(table, term, limit=20, page=None, allow_scan=False)`."""
@@ -370,14 +379,19 @@ class SearchService:
         out: list[predicates.SearchField] = []
         infos: list[Any] = []
         # through to-one relations, and through at most one one-to-many relation its
-        # table's own mapping declares, for its phones and emails (a person found by any
-        # of their addresses' phones, a customer by any of their account's addresses'
-        # phones: `account.addresses.phone`, round 54; not by a payment's number)
+        # table's own mapping declares, for its phones and emails: first (a person found
+        # by any of their addresses' phones; not by a payment's number), or past to-one
+        # hops where the table's recipient goes that way (a customer by any of their
+        # account's addresses' phones: `account.addresses.phone`, round 54; not every
+        # customer of a store by a phone of its staff, which a keyword target would message)
+        recipient = graph.mappings[table].recipient
+        sent_through = recipient.split(".")[:-1] if isinstance(recipient, str) else []
         hop_lists: list[tuple] = [()] + [
             hops
             for hops in graph.reachable(table, 2)
             if all(h.to_one or _declared(graph, h) for h in hops)
             and sum(not h.to_one for h in hops) <= 1
+            and _searched_through(hops, sent_through)
         ]
         for hops in hop_lists:
             target = hops[-1].target if hops else table
