@@ -60,9 +60,9 @@ BREAKS (mutation counts: the fix undone by hand, this file run, of its 22 tests)
   `account.addresses.phone` (a to-one hop, then the one-to-many one) was messaged right,
   but a search by that phone found no one (search followed a one-to-many relation only as
   the first hop). Now a searched field goes through at most one one-to-many relation its
-  own table's mapping declares, wherever it is on the path: `Selection.exists` correlated
-  to the joined account (or `(column, bytes) IN (SELECT ...)`), a large table's probe
-  joined up the to-one hops (`search.sql._probe_up`). Attacked in
+  own table's mapping declares, first or, past to-one hops, on the way the recipient is
+  sent: `Selection.exists` correlated to the joined account (or `(column, bytes) IN
+  (SELECT ...)`), a large table's probe joined up the to-one hops (`search.sql._probe_up`). Attacked in
   `test_search_through_account.py`. → 1 of 22 fails with the first-hop-only fields.
 - BREAK 10 (fixed after the round, branch `r54fix`; not particular to a latest row): a
   template variable through a relation whose local column is not a mapped field
