@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -59,6 +60,12 @@ def won(value: Any) -> str:
     return f"{number:,.2f}원"
 
 
+#: a date kept as compact digits: YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS
+_COMPACT = re.compile(r"\d{8}(?:\d{4}(?:\d{2})?)?")
+#: MySQL's zero date, with or without its time ('0000-00-00', '0000-00-00 00:00:00.000000')
+_ZERO_DATE = re.compile(r"0000-00-00(?:[ T]00:00:00(?:\.0+)?)?")
+
+
 def _as_date(value: Any) -> dt.date | None:
     if isinstance(value, dt.datetime):
         return value.date()
@@ -67,6 +74,11 @@ def _as_date(value: Any) -> dt.date | None:
     if value is None or str(value).strip() == "":
         return None
     text = str(value).strip()
+    if _COMPACT.fullmatch(text):  # '20240102100000', '20240102': a VARCHAR date of a Korean shop
+        try:
+            return dt.datetime.strptime(text[:8], "%Y%m%d").date()
+        except ValueError:
+            return None
     for parse in (dt.datetime.fromisoformat, dt.date.fromisoformat):
         try:
             parsed = parse(
@@ -78,18 +90,36 @@ def _as_date(value: Any) -> dt.date | None:
     return None
 
 
+def _no_date(value: Any) -> str:
+    """What a date formatter gives a value that is no date: nothing for a zero date
+    ('0000-00-00 00:00:00', which a DATETIME NOT NULL DEFAULT of gnuboard holds for "never"
+    and the driver hands over as text), so the message is skipped as missing instead of
+    telling the customer "최근 0000-00-00 00:00:00" (round 56); other text as it is."""
+    if value is None or _ZERO_DATE.fullmatch(str(value).strip()):
+        return ""
+    return str(value)
+
+
+def zero_date_none(value: Any) -> Any:
+    """None for MySQL's zero date ('0000-00-00 00:00:00': gnuboard's DATETIME NOT NULL
+    DEFAULT for "never", which the driver hands over as text), else the value: a date field
+    holding it has no value, and its message is skipped as missing, as for NULL, instead of
+    telling the customer "최근 접속 0000-00-00 00:00:00" (round 56)."""
+    return None if type(value) is str and _ZERO_DATE.fullmatch(value.strip()) else value
+
+
 def date_ko(value: Any) -> str:
     """2026-11-25 -> 2026년 11월 25일."""
     day = _as_date(value)
     if day is None:
-        return "" if value is None else str(value)
+        return _no_date(value)
     return f"{day.year}년 {day.month}월 {day.day}일"
 
 
 def date_iso(value: Any) -> str:
     day = _as_date(value)
     if day is None:
-        return "" if value is None else str(value)
+        return _no_date(value)
     return day.isoformat()
 
 
