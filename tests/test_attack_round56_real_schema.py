@@ -63,7 +63,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import pytest
 from sqlalchemy.engine import URL
 

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from hybridwb.errors import HybridwbError, ScanRefused, ValidationError
 from hybridwb.mapping.graph import Path
 from hybridwb.mapping.model import CONSENT_PATHS
-from hybridwb.mapping.suggest import too_short_for_phone
 from hybridwb.mapping.resolve import (
     Selection,
     audience_table,
@@ -28,6 +27,7 @@ from hybridwb.mapping.resolve import (
     is_scan,
     limit,
 )
+from hybridwb.mapping.suggest import too_short_for_phone
 from hybridwb.search.predicates import consent
 from hybridwb.source import zones
 from hybridwb.targets.consent import temporal_type
