@@ -60,8 +60,6 @@ def won(value: Any) -> str:
     return f"{number:,.2f}원"
 
 
-#: a date kept as compact digits: YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS
-_COMPACT = re.compile(r"\d{8}(?:\d{4}(?:\d{2})?)?")
 #: MySQL's zero date, with or without its time ('0000-00-00', '0000-00-00 00:00:00.000000')
 _ZERO_DATE = re.compile(r"0000-00-00(?:[ T]00:00:00(?:\.0+)?)?")
 
@@ -74,11 +72,6 @@ def _as_date(value: Any) -> dt.date | None:
     if value is None or str(value).strip() == "":
         return None
     text = str(value).strip()
-    if _COMPACT.fullmatch(text):  # '20240102100000', '20240102': a VARCHAR date of a Korean shop
-        try:
-            return dt.datetime.strptime(text[:8], "%Y%m%d").date()
-        except ValueError:
-            return None
     for parse in (dt.datetime.fromisoformat, dt.date.fromisoformat):
         try:
             parsed = parse(
@@ -88,16 +81,6 @@ def _as_date(value: Any) -> dt.date | None:
             continue
         return parsed.date() if isinstance(parsed, dt.datetime) else parsed
     return None
-
-
-def _no_date(value: Any) -> str:
-    """What a date formatter gives a value that is no date: nothing for a zero date
-    ('0000-00-00 00:00:00', which a DATETIME NOT NULL DEFAULT of gnuboard holds for "never"
-    and the driver hands over as text), so the message is skipped as missing instead of
-    telling the customer "최근 0000-00-00 00:00:00" (round 56); other text as it is."""
-    if value is None or _ZERO_DATE.fullmatch(str(value).strip()):
-        return ""
-    return str(value)
 
 
 def zero_date_none(value: Any) -> Any:
@@ -112,14 +95,14 @@ def date_ko(value: Any) -> str:
     """2026-11-25 -> 2026년 11월 25일."""
     day = _as_date(value)
     if day is None:
-        return _no_date(value)
+        return "" if value is None else str(value)
     return f"{day.year}년 {day.month}월 {day.day}일"
 
 
 def date_iso(value: Any) -> str:
     day = _as_date(value)
     if day is None:
-        return _no_date(value)
+        return "" if value is None else str(value)
     return day.isoformat()
 
 
