@@ -369,6 +369,27 @@ def test_gnuboard_an_advertisement_reaches_active_consenting_members_once(
     assert "최근접속" in why["3"] and why["6"] == "no recipient", why
 
 
+@pytest.mark.parametrize(
+    "table, term, where",
+    [("g5_member", "jihoon", "mb_id = 'jihoon'"), ("g5_member", "rejoin", "mb_id = 'rejoin'"),
+     ("shop_member", "kim01", "member_id = 'kim01'"), ("shop_member", "park3", "member_id = 'park3'")],
+    ids=["gnuboard-mb-id", "gnuboard-mb-id-2", "shop-text-key", "shop-text-key-no-email"],
+)  # fmt: skip
+def test_a_member_is_found_by_their_login_id(
+    db: str, reader: str, tmp_path: Path, table: str, term: str, where: str
+) -> None:
+    """BREAK 8 (fixed): a text key (`member_id`, role id) was searched by no branch, and
+    gnuboard's `mb_id` (UNIQUE, not a foreign key) was suggested a `reference`, never
+    searched: support could not find a member by the id they log in with."""
+    wb, _ = connect(reader, tmp_path)
+    with wb:
+        mapping = g5_mapping(wb) if table == "g5_member" else SHOP_BY_MAIL
+        wb.mappings.save(table, mapping)
+        key = mapping["key"]
+        found = {str(r[key]) for r in wb.search(table, term).raw_rows}
+    assert found == keys(db, f"SELECT {key} FROM {table} WHERE {where}") and found
+
+
 # -- BREAK 1: dates kept as text ----------------------------------------------------------------
 SHOP_FIELDS = {
     "member_id": F("아이디", role="id", searchable=True),

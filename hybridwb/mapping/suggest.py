@@ -345,6 +345,17 @@ def suggest_fields(info: TableInfo, sample: list[dict[str, Any]]) -> dict[str, F
     cheap = info.indexed_leading_columns()
     key = info.primary_key[0] if len(info.primary_key) == 1 else None
     references = {c for fk in info.foreign_keys for c in fk.get("constrained_columns") or []}
+    # a text column unique by itself is a key of the row too (gnuboard's login `mb_id`
+    # beside the number `mb_no`): an id, searched whole, not a reference for its `_id`
+    unique = {
+        c
+        for ix in info.indexes
+        if ix.get("unique") and len(cols := ix.get("column_names") or []) == 1
+        for c in cols
+        if c.lower().endswith("_id")
+        and (live := info.column(c)) is not None
+        and field_type(live.type) == "string"
+    }
     fields: dict[str, FieldMapping] = {}
     used: set[str] = set()
     people = is_people(info, sample)
@@ -357,7 +368,7 @@ def suggest_fields(info: TableInfo, sample: list[dict[str, Any]]) -> dict[str, F
             col.name,
             ftype,
             [row.get(col.name) for row in sample],
-            col.name == key,
+            col.name == key or (col.name in unique and col.name not in references),
             is_reference=col.name in references,
             comment=col.comment,
         )
