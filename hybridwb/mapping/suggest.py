@@ -114,6 +114,20 @@ COMPATIBLE = {
 }
 
 
+#: fewer characters than any phone number has ('1588-1234' is the shortest Korean one)
+PHONE_MIN_CHARS = 7
+_TEXT_LENGTH = re.compile(r"\s*(?:VAR)?CHAR\s*\(\s*(\d+)\s*\)", re.IGNORECASE)
+
+
+def too_short_for_phone(sql_type: str) -> int | None:
+    """The length of a CHAR/VARCHAR column too short to hold a phone number, else None: a
+    part of a number split across columns (`mobile1` CHAR(3) '010', `mobile2`, `mobile3`,
+    as Korean shops keep it), never the number itself."""
+    found = _TEXT_LENGTH.match(sql_type)
+    length = int(found[1]) if found else None
+    return length if length is not None and length < PHONE_MIN_CHARS else None
+
+
 def compatible(sql_type: str, mapped: str) -> bool:
     """Whether a column of `sql_type` may be mapped as `mapped` (drift agrees with this)."""
     return mapped in COMPATIBLE[field_type(sql_type)]
@@ -331,6 +345,17 @@ def suggest_fields(info: TableInfo, sample: list[dict[str, Any]]) -> dict[str, F
     cheap = info.indexed_leading_columns()
     key = info.primary_key[0] if len(info.primary_key) == 1 else None
     references = {c for fk in info.foreign_keys for c in fk.get("constrained_columns") or []}
+    # a text column unique by itself is a key of the row too (gnuboard's login `mb_id`
+    # beside the number `mb_no`): an id, searched whole, not a reference for its `_id`
+    unique = {
+        c
+        for ix in info.indexes
+        if ix.get("unique") and len(cols := ix.get("column_names") or []) == 1
+        for c in cols
+        if c.lower().endswith("_id")
+        and (live := info.column(c)) is not None
+        and field_type(live.type) == "string"
+    }
     fields: dict[str, FieldMapping] = {}
     used: set[str] = set()
     people = is_people(info, sample)
@@ -343,10 +368,12 @@ def suggest_fields(info: TableInfo, sample: list[dict[str, Any]]) -> dict[str, F
             col.name,
             ftype,
             [row.get(col.name) for row in sample],
-            col.name == key,
+            col.name == key or (col.name in unique and col.name not in references),
             is_reference=col.name in references,
             comment=col.comment,
         )
+        if role == "phone" and too_short_for_phone(col.type):
+            role = "text"  # a part of a split number ('010' of mobile1/2/3) is no recipient
         if role == "name" and col.name.lower() in FULL_NAMES and not people:
             role = "text"  # a store's or a product's name is not a person's
         label = display_name(col.name, col.comment, people=people)

@@ -240,6 +240,11 @@ def plan(
         if role == "id" and f.type == "number":
             if term.isdigit() and len(term) <= 18:
                 add(f.path, "id", [Cmp(f.path, "eq", int(term))], f.indexed)
+        elif role == "id" and f.type == "string":
+            # a text key is a login id ('kim01', gnuboard's `mb_id`): matched whole; before
+            # (round 56) it was searched by no branch, and support found no one by it
+            if " " not in term:
+                add(f.path, "id", [Cmp(f.path, "eq", term)], f.indexed)
         elif role == "phone":
             forms = phone_forms(term)
             if forms:

@@ -27,6 +27,7 @@ from hybridwb.mapping.resolve import (
     is_scan,
     limit,
 )
+from hybridwb.mapping.suggest import too_short_for_phone
 from hybridwb.search.predicates import consent
 from hybridwb.source import zones
 from hybridwb.targets.consent import temporal_type
@@ -126,6 +127,8 @@ class Plan:
     #: {consent column as a read returns it: its type when planned}, what each batch's
     #: read is checked against (`audience.refuse_retyped_consent`)
     consent_types: dict[str, str] = field(default_factory=dict)
+    #: why a table target cannot be sent to though it plans (`TargetService._phone_part`)
+    unusable: str | None = None
     #: the server's clock a run's reads see (epoch seconds, `Source.clock` at its freeze):
     #: a saved query's or a view's NOW() or CURDATE() picks the rows it froze, in every
     #: page and batch and in a resume days later. None: the server's clock as it reads
@@ -226,7 +229,7 @@ class TargetService:
         the key and recipient columns (a zero-row probe for saved queries), and that some
         matching row has a recipient. Raises one clear error."""
         d = parse(definition)
-        plan = self.plan(d, now=now)
+        plan = usable(self.plan(d, now=now))
         if plan.recipient is None:
             raise ValidationError(
                 f"target: {plan.table} has no recipient field; set 'recipient' in the "
@@ -259,7 +262,7 @@ class TargetService:
         (one statement), not through the schema cache, so an ALTER made within its minute
         (`ok` now a YEAR: 2021 reads as yes) refuses the run instead of messaging all; its
         reads see the server's `clock` of the run's freeze (`Plan.clock`)."""
-        return replace(self._plan(definition, now, fresh=True), clock=clock)
+        return replace(usable(self._plan(definition, now, fresh=True)), clock=clock)
 
     def _plan(self, definition: Any, now: dt.datetime | None, *, fresh: bool) -> Plan:
         d = parse(definition)
@@ -292,6 +295,7 @@ class TargetService:
         mapped = mapping.recipient_path(name)
         recipient_name = d.recipient or mapped
         recipient: str | None = None
+        phone_part = None
         if recipient_name is not None:
             # the mapping's path by column name (as saved); a definition's by any label
             path = graph.path(
@@ -300,6 +304,8 @@ class TargetService:
             recipient = path.name
             if path.hops:
                 paths.append(path)
+            if mapping.channel == "sms":
+                phone_part = self._phone_part(path)
         consent_label = None
         # the path, else the one field with the role: the consent the run reads
         consent_path = mapping.consent_path(name, "consent")
@@ -333,6 +339,27 @@ class TargetService:
             consent=consent_label,
             consent_types=typed,
             locals=list(dict.fromkeys(locals_)),
+            unusable=phone_part,
+        )
+
+    def _phone_part(self, path: Path) -> str | None:
+        """Why a table target's SMS recipient cannot be sent to, when its column is too
+        short to hold a phone number: a part of one split across columns (`mobile1` '010',
+        `mobile2`, `mobile3`, as Korean shops keep it), where the run excluded every target
+        as "not a valid phone number" and nothing said what to do (round 56). The message
+        names the saved query that joins the parts (`usable` raises it for a preview, a
+        workflow's save and a run; the refusal read of a saved query's run plans the table
+        too, and goes on)."""
+        live = self.resolver.info(path.table).column(path.field)
+        length = too_short_for_phone(live.type) if live is not None else None
+        if length is None:
+            return None
+        return (
+            f"target: the recipient {path.name!r} holds at most {length} characters, too "
+            "few for a phone number (a part of a number split across columns?); target "
+            'with a saved query that joins the parts, e.g. {"sql": "SELECT <key>, '
+            "CONCAT_WS('-', mobile1, mobile2, mobile3) AS hp, <consent> FROM ...\", "
+            '"recipient": "hp"}.'
         )
 
     def _refuse_temporal_consent(
@@ -478,7 +505,7 @@ class TargetService:
             raise ValidationError(
                 f"advertising must be True or False, not {short(advertising)}; nothing was read."
             )
-        plan = self.plan(definition, now=now)
+        plan = usable(self.plan(definition, now=now))
         source = self.mappings.source
         if plan.definition.keyword is not None:
             rows: list[dict[str, Any]] = []
@@ -856,6 +883,13 @@ def _refuse_temporal_query_consent(
                 "(a date or time, not a yes or no); return the yes/no column under that name.",
                 path=f"{table}.{attr}",
             )
+
+
+def usable(plan: Plan) -> Plan:
+    """`plan`, or its `unusable` reason raised (a preview, a workflow's save, a run)."""
+    if plan.unusable is not None:
+        raise ValidationError(plan.unusable)
+    return plan
 
 
 def _refuse_list_key(table: str, key: str, key_type: str) -> None:

@@ -171,6 +171,8 @@ class Builder:
         col = scope.column(path)
         op: str = node.op
         value = node.value
+        if ftype in ("date", "datetime") and op not in ("is_null", "not_null"):
+            col = self._dated(path, col, ftype, where)
         if ftype == "string" and op in _TEXT_OPS:
             op, value = self._held(path, op, value)
             if op in ("false", "not_null"):  # a text the column cannot hold (round 53)
@@ -250,6 +252,27 @@ class Builder:
         live = self.resolver.info(path.table).column(path.field)
         return live is not None and type_family(live.type) == "text"
 
+    def _dated(self, path: Any, col: Any, ftype: str, where: str) -> Any:
+        """`path`'s column as the server compares it with a date: a date the server keeps
+        as text ('20240102100000', '20250701', a VARCHAR `reg_date` of a Korean shop) read
+        as one (`CAST(... AS DATETIME)`, MariaDB's own reading of every form it accepts),
+        since its text compared with '2025-03-03 10:00:00' put '2026030109...' after
+        '2026-03-03' ('0' > '-'): a member who joined two days ago was not "within the last
+        year" (round 56). A number (unix seconds, `last_login INT`) is refused: compared with
+        a date the server reads the date as 2025 and every number as later."""
+        live = self.resolver.info(path.table).column(path.field)
+        family = type_family(live.type) if live is not None else None
+        if family == "text" and not self.resolver.mappings.source.is_sqlite:
+            return sa.cast(col, sa.DateTime() if ftype == "datetime" else sa.Date())
+        if family in ("number", "decimal", "floating-point", "BIT") and live is not None:
+            raise ValidationError(
+                f"{where}: the column is {short(live.type)}, a number, not a date, so it "
+                "cannot be compared with dates; map it as a number and compare the number it "
+                "holds (unix seconds: e.g. gt 1767225600), or target with a saved query that "
+                "reads it as a date (FROM_UNIXTIME)."
+            )
+        return col
+
     def _span(self, value: Any, where: str) -> dt.timedelta:
         try:
             span = value if isinstance(value, Span) else Span.model_validate(value)
@@ -312,7 +335,7 @@ class Builder:
                 raise ValidationError(f"{where}: {date_name!r} is not a date field.")
             conds.append(
                 self._relative(
-                    inner.column(date_path),
+                    self._dated(date_path, inner.column(date_path), date_path.field_type, where),
                     "within_last",
                     node.within_last,
                     date_path.field_type,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -59,6 +60,10 @@ def won(value: Any) -> str:
     return f"{number:,.2f}원"
 
 
+#: MySQL's zero date, with or without its time ('0000-00-00', '0000-00-00 00:00:00.000000')
+_ZERO_DATE = re.compile(r"0000-00-00(?:[ T]00:00:00(?:\.0+)?)?")
+
+
 def _as_date(value: Any) -> dt.date | None:
     if isinstance(value, dt.datetime):
         return value.date()
@@ -76,6 +81,14 @@ def _as_date(value: Any) -> dt.date | None:
             continue
         return parsed.date() if isinstance(parsed, dt.datetime) else parsed
     return None
+
+
+def zero_date_none(value: Any) -> Any:
+    """None for MySQL's zero date ('0000-00-00 00:00:00': gnuboard's DATETIME NOT NULL
+    DEFAULT for "never", which the driver hands over as text), else the value: a date field
+    holding it has no value, and its message is skipped as missing, as for NULL, instead of
+    telling the customer "최근 접속 0000-00-00 00:00:00" (round 56)."""
+    return None if type(value) is str and _ZERO_DATE.fullmatch(value.strip()) else value
 
 
 def date_ko(value: Any) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from hybridwb.errors import TemplateError, ValidationError
 from hybridwb.mapping.resolve import audience_table
 from hybridwb.templating import matching, parse
-from hybridwb.templating.formatters import FORMATTERS
+from hybridwb.templating.formatters import FORMATTERS, zero_date_none
 from hybridwb.templating.message import (
     CHAR_LIMITS,
     Size,
@@ -85,6 +85,10 @@ def evaluate(expression: str, row: dict[str, Any]) -> Any:
     return parse.evaluate(expression, row)  # bounded like templates, one-line errors
 
 
+#: the mapped types whose fields read MySQL's zero date as no value (`zero_date_none`)
+DATE_TYPES = ("date", "datetime")
+
+
 def resolve_values(
     report: matching.Report, row: dict[str, Any], related: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], list[str]]:
@@ -107,6 +111,8 @@ def resolve_values(
                 value = related.get(src.path.name)
             elif src.field is not None:
                 value = row.get(src.field)
+            if src.field_type in DATE_TYPES:
+                value = zero_date_none(value)
             formatter = var.get("formatter") if var else None
             if formatter in FORMATTERS and value not in (None, ""):
                 value = FORMATTERS[formatter](value)
@@ -143,8 +149,17 @@ def _plan(report: matching.Report) -> tuple[tuple[str, int, Any, Any, Any], ...]
                 kind, arg = _FIELD, src.field
             name: Any = var.get("formatter") if var else None
             formatter = FORMATTERS.get(name)
+            if src.field_type in DATE_TYPES and kind in (_FIELD, _RELATED):
+                formatter = _no_zero_date(formatter)
         plan.append((status.name, kind, arg, formatter, matching.fallback_for(status)))
     return tuple(plan)
+
+
+def _no_zero_date(formatter: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """A date field's formatter (or none) reading MySQL's zero date as no value."""
+    if formatter is None:
+        return zero_date_none
+    return lambda value: formatter(zero_date_none(value))
 
 
 def value_resolver(
