@@ -624,13 +624,6 @@ def test_a_member_with_a_split_phone_is_found_by_that_phone(
     assert found == {"kim01"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a saved query's recipient joined from split columns (`hp`) escapes the "
-    "refusal read of the audience table (it reads the mapping's recipient, `mobile1` '010'), "
-    "so a member who said yes is advertised to at the number another member who shares it "
-    "said no for (a table target holds that member back)",
-)
 def test_a_shared_split_phone_that_another_member_refused_is_held_back(
     db: str, reader: str, tmp_path: Path
 ) -> None:
