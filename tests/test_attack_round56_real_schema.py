@@ -166,6 +166,25 @@ PAIR_ROWS = [
     ("kim02", "김복순", "010", "2001", "0001", "bok@ex.com", "F", "F", "F", "20240102100000", 0),
     ("lee03", "이서연", "010", "2003", "0003", "lee@ex.com", "T", "T", "F", "20240102100000", 0),
 ]  # fmt: skip
+# nullable parts: one number held by three members (yes, no, unclear), one by two (both yes
+# by day, one no at night), a part NULL (CONCAT_WS skips it: another number, or none)
+TRIO = (
+    SHOP.replace("shop_member", "shop_trio")
+    .replace("mobile1 char(3) NOT NULL DEFAULT ''", "mobile1 char(3) NULL")
+    .replace("mobile2 varchar(4) NOT NULL DEFAULT ''", "mobile2 varchar(4) NULL")
+)
+TRIO_ROWS = [
+    ("a1", "가", "010", "3001", "0001", "", "T", "T", "F", "", 0),
+    ("a2", "나", "010", "3001", "0001", "", "F", "T", "F", "", 0),
+    ("a3", "다", "010", "3001", "0001", "", "?", "T", "F", "", 0),
+    ("b1", "라", "010", "3002", "0002", "", "T", "T", "F", "", 0),
+    ("b2", "마", "010", "3002", "0002", "", "T", "F", "F", "", 0),
+    ("c1", "바", "010", "3003", "0003", "", "T", "T", "F", "", 0),
+    ("d1", "사", "010", "3004", "0004", "", "T", "T", "F", "", 0),
+    ("d2", "아", None, "3004", "0004", "", "F", "F", "F", "", 0),
+    ("e1", "자", "010", "3005", "0005", "", "T", "T", "F", "", 0),
+    ("e2", "차", "010", None, "0005", "", "F", "F", "F", "", 0),
+]  # fmt: skip
 # WordPress + WooCommerce: the phone, the first name and the SMS consent are usermeta rows
 WP_USERS = """CREATE TABLE wp_users (
   ID bigint(20) unsigned NOT NULL AUTO_INCREMENT,
@@ -210,6 +229,7 @@ def db() -> Iterator[str]:
             G5,
             SHOP,
             SHOP.replace("shop_member", "shop_pair"),
+            TRIO,
             WP_USERS,
             WP_USERMETA,
         )
@@ -227,6 +247,9 @@ def db() -> Iterator[str]:
                 )
                 cur.executemany(
                     f"INSERT INTO shop_pair VALUES ({', '.join(['%s'] * 11)})", PAIR_ROWS
+                )
+                cur.executemany(
+                    f"INSERT INTO shop_trio VALUES ({', '.join(['%s'] * 11)})", TRIO_ROWS
                 )
                 cur.executemany(f"INSERT INTO wp_users VALUES ({', '.join(['%s'] * 6)})", WP_ROWS)
                 cur.executemany("INSERT INTO wp_usermeta VALUES (%s, %s, %s, %s)", WP_META)
@@ -638,6 +661,94 @@ def test_a_shared_split_phone_that_another_member_refused_is_held_back(
                                      "shop_pair WHERE sms_agree <> 'T'")
     }  # fmt: skip
     assert sent(path) == {"lee03": [e164(3)]}, refused
+
+
+HP = "CONCAT_WS('-', {p}mobile1, {p}mobile2, {p}mobile3)"
+
+
+def trio_expected(db: str, night: bool) -> dict[str, list[str]]:
+    """Root's answer: members saying a clear yes ('T') whose joined number no member of the
+    table refused (at night: night consent too), the number valid (11 digits)."""
+    m, o = HP.format(p="m."), HP.format(p="o.")
+    refused = "o.sms_agree <> 'T'" + (" OR o.night_agree <> 'T'" if night else "")
+    own = "m.sms_agree = 'T'" + (" AND m.night_agree = 'T'" if night else "")
+    rows = src(db, f"SELECT m.member_id, {m} FROM shop_trio m WHERE {own} "
+                   f"AND CHAR_LENGTH(REPLACE({m}, '-', '')) = 11 AND NOT EXISTS (SELECT 1 FROM "
+                   f"shop_trio o WHERE o.member_id <> m.member_id AND {o} = {m} AND ({refused}))")  # fmt: skip
+    return {str(k): ["+82" + str(hp).replace("-", "")[1:]] for k, hp in rows}
+
+
+@pytest.mark.parametrize(
+    "now, quiet, night",
+    [(DAY, "wait", False), (NIGHT, "exclude", True), (NIGHT, "wait", True)],
+    ids=["day", "night-exclude", "night-wait"],
+)
+def test_a_number_three_members_share_with_mixed_consent_and_null_parts(
+    db: str, reader: str, tmp_path: Path, now: datetime, quiet: str, night: bool
+) -> None:
+    """BREAK 6's fix attacked: a number held by yes / no / unclear, one whose other holder
+    said no at night only (23:00 with night consent), NULL parts (CONCAT_WS skips them, so
+    `NULL-3004-0004` is another number than d1's and its refusal holds nobody back), the
+    parts qualified by an alias."""
+    wb, path = connect(reader, tmp_path)
+    sql = (f"SELECT m.member_id, m.name, {HP.format(p='m.')} AS hp, m.sms_agree, m.night_agree "
+           "FROM shop_trio m")  # fmt: skip
+    with wb:
+        wb.mappings.save("shop_trio", SPLIT)
+        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+        run(wb, {"sql": sql, "recipient": "hp"}, {"template": "세일", "quiet_hours": quiet}, now)
+    expected, got = trio_expected(db, night), sent(path)
+    # b1 and b2 share a number both said yes for by day: messaged once (once per recipient)
+    numbers = sorted(n for ns in got.values() for n in ns)
+    assert numbers == sorted({n for ns in expected.values() for n in ns}) and numbers
+    assert set(got) <= set(expected)
+    assert set(expected) == ({"c1", "d1", "e1"} if night else {"b1", "b2", "c1", "d1", "e1"})
+    assert {k for k, r in skipped(path).items() if "share" in r or "another" in r} >= (
+        {"a1"} if not night or quiet == "exclude" else set()
+    ), skipped(path)
+
+
+def test_a_saved_query_returning_a_key_twice_is_refused_with_nothing_sent(
+    reader: str, tmp_path: Path
+) -> None:
+    """A join that returns each member once per holder of their number (a1 three times):
+    refused in one line (the key repeats), nothing sent, the refusal read never reached."""
+    wb, path = connect(reader, tmp_path)
+    sql = (f"SELECT m.member_id, m.name, {HP.format(p='m.')} AS hp, m.sms_agree, m.night_agree "
+           "FROM shop_trio m JOIN shop_trio x ON x.mobile3 = m.mobile3")  # fmt: skip
+    with wb:
+        wb.mappings.save("shop_trio", SPLIT)
+        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+        with pytest.raises(HybridwbError) as refused:
+            run(wb, {"sql": sql, "recipient": "hp"}, {"template": "세일"})
+    assert "repeats" in one_line(refused.value)
+    assert sent(path) == {}
+
+
+@pytest.mark.parametrize(
+    "hp",
+    [f"REPLACE({HP.format(p='shop_trio.')}, '-', '')", "(SELECT MAX(mobile3) FROM shop_pair)",
+     "CONCAT_WS('-', x.mobile1, x.mobile2, x.mobile3)"],
+    ids=["an-expression", "a-subquery", "another-tables-parts"],
+)
+def test_a_saved_query_recipient_the_refusal_read_cannot_see_is_refused_with_nothing_sent(
+    reader: str, tmp_path: Path, hp: str
+) -> None:
+    """The refusal read walks the audience table: a recipient it cannot compute from that
+    table's row is refused in one line, nothing sent, nothing skipped (an informational
+    message by the same query still goes: exempt)."""
+    wb, path = connect(reader, tmp_path)
+    sql = (f"SELECT shop_trio.member_id, shop_trio.name, {hp} AS hp, shop_trio.sms_agree, "
+           "shop_trio.night_agree FROM shop_trio JOIN shop_pair x ON x.member_id = 'kim01'")  # fmt: skip
+    with wb:
+        wb.mappings.save("shop_trio", SPLIT)
+        wb.templates.create("세일", AD, advertising=True, sender="하이브리드몰")
+        with pytest.raises(HybridwbError) as refused:
+            run(wb, {"sql": sql, "recipient": "hp"}, {"template": "세일"})
+    text = one_line(refused.value)
+    assert "refusals" in text and "CONCAT_WS" in text and "Nothing was sent" in text, text
+    assert "3001" not in text
+    assert sent(path) == {} and skipped(path) == {}
 
 
 # -- WordPress / WooCommerce: what a user needs lives in key/value rows ----------------------
