@@ -182,7 +182,19 @@ def recipient_for(targets: TargetService, plan: Plan, aud: Audience) -> dict[str
     (round 56), so the advertisement is not sent."""
     if plan.sql is None:
         return {"recipient": plan.definition.recipient}
-    if aud.consent is None and aud.night_consent is None or plan.recipient is None:
+    if aud.consent is None:
+        # round 56: WooCommerce keeps consent as a key/value row (usermeta 'marketing_sms');
+        # a query's own consent column would be read for its rows only, never for the other
+        # holders of a number the query left out (`read` walks the audience table), so it is
+        # not taken; a view cannot be the audience (no unique key): a table is the way
+        raise HybridwbError(
+            f"target.sql: an advertisement needs marketing consent, and {aud.table}'s mapping "
+            "maps none, so everyone would be excluded; a consent kept as key/value rows "
+            "(e.g. wp_usermeta 'marketing_sms') must be kept by the DBA in a table with one "
+            "row per customer (key, phone, consent), mapped with consent as the audience. "
+            "Nothing was sent."
+        )
+    if plan.recipient is None:
         return {"recipient": None}  # nothing is read (`read`); no recipient: refused elsewhere
     columns = {c.name for c in targets.resolver.info(aud.table).columns}
     found = source_of(plan.sql, plan.recipient, aud.table, columns)
@@ -291,7 +303,8 @@ def in_preview(
         return Verdicts([])  # no run can message this audience (no recipient mapped): it says why
     windows = None if allow_scan else PREVIEW_WINDOWS
     try:
-        how = recipient_for(targets, plan, aud)
+        # no consent mapped: nothing to read (a run refuses such a saved query's advertisement)
+        how = recipient_for(targets, plan, aud) if aud.consent else {"recipient": None}
     except HybridwbError:
         return None  # a run refuses it (`recipient_for`): the counts are not known
     try:
