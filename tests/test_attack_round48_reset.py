@@ -90,7 +90,7 @@ import secrets
 
 import pytest
 
-from hybridwb.errors import HybridwbError
+from hybridwb.errors import HybridwbError, ReadOnlyViolation
 from hybridwb.source import Source
 from tests._mysql import as_root
 from tests.test_attack_round27_reconnect import (  # noqa: F401
@@ -470,6 +470,10 @@ def test_a_read_interrupted_anywhere_leaves_nothing_to_the_next(
                     outcomes.append("read")
             except KeyboardInterrupt:
                 outcomes.append("interrupted")
+            except ReadOnlyViolation:
+                # past the view list's 10 s (a loaded machine) t2 is a known view: its
+                # function's changes are read back and the read refused, as designed
+                outcomes.append("refused")
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             later = [r["a"] for r in src.records("SELECT a FROM t ORDER BY a")]
