@@ -149,6 +149,20 @@ def _bytes(column: Any) -> Any:
     return sa.func.hex(sa.cast(column, sa.CHAR))
 
 
+def text_date(column: Any, ftype: str) -> Any:
+    """A date kept as text (`reg_date` VARCHAR '20260301093000', gnuboard's
+    `mb_leave_date` '' for "never") as the server reads it (`CAST(... AS DATETIME)` / `AS
+    DATE`), NULL where it is no real date. MariaDB's CAST gives NULL for '', '2026-02-30',
+    '2026-03-01 25:00:00', but compared with a date it reads '' and any garbage as
+    0000-00-00 and '2026-02-30' as a date after 2026-02-28 (fuzzy), and '00000000' casts to
+    the zero date: `older_than 365 days` on a withdrawal date chose every member who never
+    left (round 57). A day and month above zero are asked of the value first, outside any
+    comparison, where the CAST gives NULL."""
+    cast = sa.cast(column, sa.DateTime() if ftype == "datetime" else sa.Date())
+    real = sa.and_(sa.func.dayofmonth(cast) > 0, sa.func.month(cast) > 0)
+    return sa.case((real, cast), else_=sa.null())
+
+
 def _refuse_loose_join(resolver: Resolver, table: str, hop: Hop) -> None:
     """A related column unique as text is not unique as a number or a date: joined to an
     INT column, MariaDB (and SQLite) compares the text as a number, so '1', '01' and ' 1'
@@ -597,7 +611,7 @@ class Resolver:
         template's (`_one_per_key`) pick the same row, and every read picks it again."""
         mapping = self.graph.mapping(hop.target)
         key, first = mapping.key, self.column(hop.target, hop.order_by or "")
-        order = [related.c[first].desc()]
+        order = [self._dated_order(hop.target, first, related.c[first]).desc()]
         if key and key != first:
             order.append(related.c[self.column(hop.target, key)].desc())
         if not key or not self.info(hop.target).is_unique(key):
@@ -607,6 +621,23 @@ class Resolver:
                 if name not in (first, key)
             ]
         return order
+
+    def _dated_order(self, table: str, name: str, column: Any) -> Any:
+        """An `orderBy` column as its order compares it: a date field the server keeps as
+        text read as a date (`text_date`; a MariaDB source), since text put '2026-9-30'
+        after '2026-10-01' and '20260930' after '2026-10-01': the latest address was an
+        older one, its phone messaged (round 57). A text not a real date sorts last."""
+        field = self.graph.mapping(table).fields.get(name)
+        live = self.info(table).column(name)
+        if (
+            field is None
+            or field.type not in ("date", "datetime")
+            or live is None
+            or not live.charset
+            or self.mappings.source.is_sqlite
+        ):
+            return column
+        return text_date(column, field.type)
 
     def _one_per_key(
         self, hop: Hop, keys: list[Any], needed: set[str]

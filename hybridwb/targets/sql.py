@@ -17,7 +17,7 @@ from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Hop
-from hybridwb.mapping.resolve import Resolver, Selection
+from hybridwb.mapping.resolve import Resolver, Selection, text_date
 from hybridwb.search.predicates import LIKE_ESCAPE, escape_like, holds
 from hybridwb.targets.consent import NO_SPELLINGS, YES_SPELLINGS, type_family
 from hybridwb.targets.definition import (
@@ -263,7 +263,7 @@ class Builder:
         live = self.resolver.info(path.table).column(path.field)
         family = type_family(live.type) if live is not None else None
         if family == "text" and not self.resolver.mappings.source.is_sqlite:
-            return sa.cast(col, sa.DateTime() if ftype == "datetime" else sa.Date())
+            return text_date(col, ftype)  # (no real date: NULL, chosen by no comparison)
         if family in ("number", "decimal", "floating-point", "BIT") and live is not None:
             raise ValidationError(
                 f"{where}: the column is {short(live.type)}, a number, not a date, so it "

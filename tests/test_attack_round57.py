@@ -1,0 +1,224 @@
+"""Attack round 57: round 56's text dates and round 54's account path, as careless data has them.
+
+The guarantee under attack: a message goes to exactly the intended customers, once, and its
+text names that customer's own values, and nothing hybridwb sends to the source is anything
+but a read. Aimed at the code merged today: date conditions on a column kept as text
+(`targets.sql.Builder._dated`, round 56), the latest related row by an `orderBy`
+(`Resolver.latest_order`), search through `account.addresses.phone` and template values
+through an unmapped local column (round 54's BREAK 9 and 10, `Plan.locals`,
+`Resolver._with_locals`).
+
+Source: one MariaDB database built by root, read by an account created here with `GRANT
+SELECT ON db.*` and nothing else (checked with SHOW GRANTS, dropped after). Store: SQLite.
+Oracles: a truth table written here of which texts are real dates (`LEAVE`, `REG`, checked
+against root's reading of the rows) and root's SQL; the store's `send_records` /
+`run_skips` read with sqlite3.
+
+BREAKS (mutation counts: the fix undone by hand, this file run, of its N tests):
+
+- BREAK 1 (fixed): a date kept as text that is no real date ('' for "never", gnuboard's
+  `mb_leave_date` of every member who never left; '00000000'; 'N'; '20251301') was chosen
+  by `older_than`, `lt` and `ne`: MariaDB's `CAST('' AS DATE)` is NULL where selected, but
+  compared with a date it is read as 0000-00-00, and '20260230' as a date after 28 Feb
+  (fuzzy). "Withdrawn more than a year ago: come back" messaged every active member; a
+  `within_last 90 days` chose a member whose leave date is 30 February. A text date is now
+  read as `CASE WHEN DAYOFMONTH(CAST(..)) > 0 AND MONTH(CAST(..)) > 0 THEN CAST(..) END`
+  (`resolve.text_date`): no real date, NULL, chosen by no comparison. → see GUARANTEES.
+- BREAK 2 (fixed): the latest address by a date kept as text in more than one form
+  ('2026-9-30' and '2026-10-01', '20260930' and '2026-10-01 00:00:00', a '2026-02-30'
+  beside '2026-01-15') was the older one by text order: the customer messaged at a phone
+  they gave up (possibly another person's now), and the template named it. An `orderBy`
+  mapped as a date whose column the server states text is now ordered as `text_date`
+  (`Resolver._dated_order`, in `latest_order`: the recipient's read and the template's).
+
+HELD: see the module's tests marked "held".
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import URL
+
+import hybridwb
+from tests.conftest import MYSQL_HOST, MYSQL_PORT, _admin, mariadb_maker
+from tests.test_attack_once_round2 import DAY, src
+from tests.test_attack_round30_debug_rows import F
+from tests.test_attack_round53_real_schemas import e164, phone
+from tests.test_attack_round56_real_schema import connect, run, sent, skipped, texts
+
+pytestmark = [pytest.mark.mysql]
+
+TODAY = DAY.date()  # 2026-03-03 (KST)
+
+# mid: (name, leave_date VARCHAR(8) as stored, the date it is or None, reg VARCHAR(19), its date)
+MEMBERS: dict[int, tuple[str, str, date | None, str | None, datetime | None]] = {
+    1: ("김민준", "", None, "2026-03-01 09:30:00", datetime(2026, 3, 1, 9, 30)),
+    2: ("이서연", "20240101", date(2024, 1, 1), "20240101", datetime(2024, 1, 1)),
+    3: ("박지호", "20260301", date(2026, 3, 1), "2026-3-1", datetime(2026, 3, 1)),
+    4: ("최하은😀", "00000000", None, "2026-02-30", None),
+    5: ("정우진", "20260230", None, "2026-03-01 25:00:00", None),
+    6: ("강민서", "20251301", None, "1767225600", None),
+    7: ("조예준", "N", None, "", None),
+    8: ("윤지우", "20250301", date(2025, 3, 1), None, None),
+    9: ("장서윤", "2025-1-5", date(2025, 1, 5), "2025/12/24 08:00:00", datetime(2025, 12, 24, 8)),
+}
+# the latest address of each member by `updated` (VARCHAR): aid, member, phone no., updated
+ADDRESSES = [
+    (1, 1, 11, "2026-9-30"), (2, 1, 21, "2026-10-01"),
+    (3, 2, 12, "20260930"), (4, 2, 22, "2026-10-01 00:00:00"),
+    (5, 3, 13, "2026-02-30"), (6, 3, 23, "2026-01-15"),
+    (7, 4, 14, ""), (8, 4, 24, "2025-12-31"),
+    (9, 5, 15, "2026-12-01"), (10, 5, 25, "2026-11-30 23:59:59"),
+]  # fmt: skip
+LATEST = {1: 21, 2: 22, 3: 23, 4: 24, 5: 15}
+
+DDL = (
+    "CREATE TABLE mem (mid INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), "
+    "leave_date VARCHAR(8) NOT NULL DEFAULT '', reg VARCHAR(19) NULL, agree TINYINT(1), "
+    "KEY (mobile))",
+    "CREATE TABLE madd (aid INT PRIMARY KEY, mid INT, phone VARCHAR(20), "
+    "updated VARCHAR(19), KEY (mid), KEY (phone))",
+    "CREATE TABLE cust (cid INT PRIMARY KEY, name VARCHAR(20))",
+)
+ROWS: dict[str, list[tuple[Any, ...]]] = {
+    "mem": [(m, n, phone(m), leave, reg, 1) for m, (n, leave, _, reg, _) in MEMBERS.items()],
+    "madd": [(a, m, phone(p), u) for a, m, p, u in ADDRESSES],
+    "cust": [(m, f"고객{m}") for m in LATEST],
+}
+
+
+@pytest.fixture(scope="module")
+def db() -> Iterator[str]:
+    maker = mariadb_maker("hybridwb_r57")
+    make = next(maker)
+    try:
+        yield make(*DDL, rows=ROWS)
+    finally:
+        maker.close()
+
+
+@pytest.fixture(scope="module")
+def reader(db: str) -> Iterator[str]:
+    """A URL of an account created here holding SELECT on the database and nothing else."""
+    user = f"hwb_r57_{uuid.uuid4().hex[:6]}"
+    conn = _admin()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw57'")
+            cur.execute(f"GRANT SELECT ON `{db}`.* TO '{user}'@'%'")
+            cur.execute(f"SHOW GRANTS FOR '{user}'@'%'")
+            grants = [g for (g,) in cur.fetchall()]
+        assert len(grants) == 2 and "GRANT SELECT ON" in grants[1], grants
+        yield URL.create("mysql+pymysql", username=user, password="pw57", host=MYSQL_HOST,
+                         port=MYSQL_PORT, database=db,
+                         query={"charset": "utf8mb4"}).render_as_string(hide_password=False)  # fmt: skip
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        conn.close()
+
+
+MEMBER = {
+    "displayName": "회원", "key": "mid", "audience": True, "recipient": "mobile",
+    "fields": {"mid": F("번호", "number", "id"), "name": F("이름", role="name"),
+               "mobile": F("전화", role="phone", searchable=True),
+               "leave_date": F("탈퇴일", "date", "date"), "reg": F("가입일", "datetime", "date")},
+}  # fmt: skip
+
+
+def test_the_truth_table_is_what_root_reads(db: str) -> None:
+    """The oracle's rows are the rows (root's read), so the truth table speaks of them."""
+    got = {m: (leave, reg) for m, leave, reg in src(db, "SELECT mid, leave_date, reg FROM mem")}
+    assert got == {m: (leave, reg) for m, (_, leave, _, reg, _) in MEMBERS.items()}
+
+
+def _leave(pred: Any) -> set[str]:
+    return {str(m) for m, (_, _, day, _, _) in MEMBERS.items() if day is not None and pred(day)}
+
+
+def _reg(pred: Any) -> set[str]:
+    return {str(m) for m, (_, _, _, _, at) in MEMBERS.items() if at is not None and pred(at)}
+
+
+NOW = DAY.replace(tzinfo=None)
+CASES = {
+    "leave-older-than-a-year": ({"field": "leave_date", "op": "older_than",
+                                 "value": {"days": 365}},
+                                _leave(lambda d: d < TODAY - timedelta(days=365))),
+    "leave-lt": ({"field": "leave_date", "op": "lt", "value": "2026-01-01"},
+                 _leave(lambda d: d < date(2026, 1, 1))),
+    "leave-ne": ({"field": "leave_date", "op": "ne", "value": "2026-03-01"},
+                 _leave(lambda d: d != date(2026, 3, 1))),
+    "leave-within-90-days": ({"field": "leave_date", "op": "within_last",
+                              "value": {"days": 90}},
+                             _leave(lambda d: TODAY - timedelta(days=90) <= d <= TODAY)),
+    "leave-lte": ({"field": "leave_date", "op": "lte", "value": "2025-06-01"},
+                  _leave(lambda d: d <= date(2025, 6, 1))),
+    "leave-between": ({"field": "leave_date", "op": "between",
+                       "value": ["2024-01-01", "2026-12-31"]},
+                      _leave(lambda d: date(2024, 1, 1) <= d <= date(2026, 12, 31))),
+    "reg-within-a-year": ({"field": "reg", "op": "within_last", "value": {"days": 365}},
+                          _reg(lambda t: NOW - timedelta(days=365) <= t <= NOW)),
+    "reg-older-than-30-days": ({"field": "reg", "op": "older_than", "value": {"days": 30}},
+                               _reg(lambda t: t < NOW - timedelta(days=30))),
+    "reg-lt": ({"field": "reg", "op": "lt", "value": "2026-03-02 00:00:00"},
+               _reg(lambda t: t < datetime(2026, 3, 2))),
+}  # fmt: skip
+
+
+# -- BREAK 1 (fixed): a text date that is no date ------------------------------------------------
+@pytest.mark.parametrize("where, chosen", list(CASES.values()), ids=list(CASES))
+def test_a_text_that_is_no_real_date_is_chosen_by_no_date_condition(
+    reader: str, tmp_path: Path, where: dict[str, Any], chosen: set[str]
+) -> None:
+    """BREAK 1 (fixed): before, '' / '00000000' / 'N' / '20251301' were read as 0000-00-00
+    in the comparison (older_than, lt, lte, ne chose members 1, 4, 6, 7 who never left)
+    and '20260230' as 30 February (within 90 days, between, ne chose member 5)."""
+    wb, path = connect(reader, tmp_path)
+    with wb:
+        wb.mappings.save("mem", MEMBER)
+        count = wb.targets.preview({"table": "mem", "where": where}, now=DAY).count
+        run(wb, {"table": "mem", "where": where}, {"content": "{{ 이름 }}님, 다시 만나요."})
+    assert chosen and count == len(chosen), (count, chosen)
+    assert sent(path) == {m: [e164(int(m))] for m in chosen}
+    assert not skipped(path)
+    for m, text in texts(path).items():
+        assert text == f"{MEMBERS[int(m)][0]}님, 다시 만나요.", m
+
+
+# -- BREAK 2 (fixed): the latest row by a date kept as text in several forms --------------------
+ADDR = {
+    "displayName": "주소", "key": "aid",
+    "fields": {"aid": F("번호", "number", "id"), "mid": F("회원", "number"),
+               "phone": F("전화", role="phone", searchable=True),
+               "updated": F("수정일", "datetime")},
+}  # fmt: skip
+CUST = {
+    "displayName": "고객", "key": "cid", "audience": True, "recipient": "addresses.phone",
+    "fields": {"cid": F("번호", "number", "id"), "name": F("이름", role="name")},
+    "relations": [{"table": "madd", "name": "addresses", "localField": "cid",
+                   "foreignField": "mid", "kind": "one-to-many", "orderBy": "updated"}],
+}  # fmt: skip
+
+
+def test_the_latest_address_by_a_text_date_in_several_forms_is_messaged(
+    reader: str, tmp_path: Path
+) -> None:
+    """BREAK 2 (fixed): by text, '2026-9-30' came after '2026-10-01', '20260930' after
+    '2026-10-01 00:00:00' and '2026-02-30' after '2026-01-15': customers 1, 2 and 3 were
+    messaged at the phone of an older address, which the template named too."""
+    wb, path = connect(reader, tmp_path)
+    with wb:
+        wb.mappings.save("madd", ADDR)
+        wb.mappings.save("cust", CUST)
+        run(wb, {"table": "cust"}, {"content": "{{ 이름 }}님, {{ addresses.phone }} 확인"})
+    assert sent(path) == {str(c): [e164(p)] for c, p in LATEST.items()}
+    assert texts(path) == {str(c): f"고객{c}님, {phone(p)} 확인" for c, p in LATEST.items()}
+    assert not skipped(path)
+
