@@ -222,3 +222,26 @@ def test_the_latest_address_by_a_text_date_in_several_forms_is_messaged(
     assert texts(path) == {str(c): f"고객{c}님, {phone(p)} 확인" for c, p in LATEST.items()}
     assert not skipped(path)
 
+
+
+# -- BREAK 3 (fixed): a text date that is no real date named in the message ---------------------
+@pytest.mark.parametrize("formatter", [" | date_ko", ""], ids=["date_ko", "as-is"])
+def test_a_text_that_is_no_real_date_is_missing_from_the_message(
+    reader: str, tmp_path: Path, formatter: str
+) -> None:
+    """BREAK 3 (fixed): before, '2026-02-30', '00000000' and '1767225600' were sent as
+    they are ("가입일 00000000"), and date_ko read '2026-03-01 25:00:00' as 1 March, where
+    the server's reading (and so every date condition) found no date; '2026-3-1' and
+    '2025/12/24 08:00:00' are real dates, written out by date_ko."""
+    wb, path = connect(reader, tmp_path)
+    with wb:
+        wb.mappings.save("mem", MEMBER)
+        run(wb, {"table": "mem"}, {"content": f"{{{{ 이름 }}}}님, 가입일 {{{{ 가입일{formatter} }}}}"})
+    real = {m: at for m, (_, _, _, _, at) in MEMBERS.items() if at is not None}
+    assert sent(path) == {str(m): [e164(m)] for m in real}
+    assert set(skipped(path)) == {str(m) for m in MEMBERS if m not in real}
+    assert all("missing" in reason for reason in skipped(path).values()), skipped(path)
+    for m, text in texts(path).items():
+        name, _, _, reg, at = MEMBERS[int(m)]
+        shown = f"{at.year}년 {at.month}월 {at.day}일" if formatter else reg
+        assert text == f"{name}님, 가입일 {shown}", m
