@@ -45,12 +45,13 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import URL
 
-import hybridwb
+from hybridwb.search import service as search_service
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, _admin, mariadb_maker
 from tests.test_attack_once_round2 import DAY, src
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round53_real_schemas import e164, phone
 from tests.test_attack_round56_real_schema import connect, run, sent, skipped, texts
+from tests.test_search_through_account import found, mapped
 
 pytestmark = [pytest.mark.mysql]
 
@@ -85,11 +86,21 @@ DDL = (
     "CREATE TABLE madd (aid INT PRIMARY KEY, mid INT, phone VARCHAR(20), "
     "updated VARCHAR(19), KEY (mid), KEY (phone))",
     "CREATE TABLE cust (cid INT PRIMARY KEY, name VARCHAR(20))",
+    # customers -> accounts -> addresses, every text column case- and pad-blind (the default
+    # utf8mb4_general_ci): customer 'k1' is account 'K1''s, 'K2 ' account 'K2''s
+    "CREATE TABLE kacct (code VARCHAR(10) PRIMARY KEY, label VARCHAR(10))",
+    "CREATE TABLE kcust (cid INT PRIMARY KEY, name VARCHAR(20), code VARCHAR(10), KEY (code))",
+    "CREATE TABLE kaddr (aid INT PRIMARY KEY, code VARCHAR(10), phone VARCHAR(20), "
+    "updated_at DATETIME, KEY (code), KEY (phone))",
 )
 ROWS: dict[str, list[tuple[Any, ...]]] = {
     "mem": [(m, n, phone(m), leave, reg, 1) for m, (n, leave, _, reg, _) in MEMBERS.items()],
     "madd": [(a, m, phone(p), u) for a, m, p, u in ADDRESSES],
     "cust": [(m, f"고객{m}") for m in LATEST],
+    "kacct": [("K1", "a"), ("K2", "b"), ("k3", "c")],
+    "kcust": [(1, "회원1", "k1"), (2, "회원2", "K2 "), (3, "회원3", "k3"), (4, "회원4", "K3")],
+    "kaddr": [(1, "K1", phone(31), datetime(2025, 1, 1)), (2, "k2", phone(32), datetime(2025, 1, 1)),
+              (3, "k3", phone(33), datetime(2025, 1, 1))],
 }
 
 
@@ -245,3 +256,58 @@ def test_a_text_that_is_no_real_date_is_missing_from_the_message(
         name, _, _, reg, at = MEMBERS[int(m)]
         shown = f"{at.year}년 {at.month}월 {at.day}일" if formatter else reg
         assert text == f"{name}님, 가입일 {shown}", m
+
+
+# -- BREAK 4 (fixed) and BREAK 5 (left): customer 'k1' of the case-blind account key 'K1' ------
+KJOIN = ("SELECT c.cid FROM kcust c JOIN kacct a ON a.code = c.code JOIN kaddr d ON "
+         "d.code = a.code WHERE d.phone = '{}' ORDER BY c.cid")  # fmt: skip
+
+
+def k_mapped(wb: Any) -> None:
+    mapped(wb, "kcust", "kacct", "kaddr", local="code", foreign="code", key="code",
+           inner=("code", "code"))  # fmt: skip
+
+
+def test_a_customer_of_a_case_blind_account_key_is_messaged_with_its_values(
+    reader: str, tmp_path: Path
+) -> None:
+    """BREAK 4 (fixed): every column case- and pad-blind, customer 'k1' IS account 'K1''s
+    (the join says so, and the run read their recipient through it), 'K2 ' account 'K2''s,
+    'k3' and 'K3' account 'k3''s. Before, `{{ account.addresses.phone }}` was looked up
+    by 'k1' among account rows keyed 'K1': customers 1 and 2 skipped as "missing
+    account.addresses.phone"."""
+    wb, path = connect(reader, tmp_path)
+    with wb:
+        k_mapped(wb)
+        run(wb, {"table": "kcust"}, {"content": "{{ 이름 }}님, {{ account.addresses.phone }}"})
+    db = reader.rsplit("/", 1)[1].split("?")[0]
+    assert {n: [r[0] for r in src(db, KJOIN.format(phone(n)))] for n in (31, 32, 33)} == {
+        31: [1], 32: [2], 33: [3, 4]
+    }  # fmt: skip
+    assert sent(path) == {"1": [e164(31)], "2": [e164(32)], "3": [e164(33)]}
+    assert texts(path) == {str(c): f"회원{c}님, {phone(30 + c)}" for c in (1, 2, 3)}
+    assert skipped(path) == {"4": "duplicate recipient in this run"}  # 3's phone
+
+
+@pytest.mark.parametrize(
+    "size",
+    ["small", pytest.param("large", marks=pytest.mark.xfail(strict=True, reason=(
+        "BREAK: a large table's probe compares the customers' case-blind column with the "
+        "probed account key by its bytes too (`search.sql.by_bytes`, right only where the "
+        "join is exact: a _bin key), so customers 'k1', 'K2 ' and 'K3', whom the join (and "
+        "the small table's search and the run) relate to accounts 'K1', 'K2', 'k3', are "
+        "not found by their account's phone")))],
+)  # fmt: skip
+def test_a_case_blind_account_key_finds_the_customers_its_join_finds(
+    reader: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: str
+) -> None:
+    """Small (EXISTS correlated to the joined account): held. Large (the probe): BREAK 5."""
+    if size == "large":
+        monkeypatch.setattr(search_service, "SCAN_THRESHOLD", 0)
+    wb, _ = connect(reader, tmp_path)
+    with wb:
+        k_mapped(wb)
+        got = {n: sorted(found(wb, "kcust", n)) for n in (31, 32, 33)}
+    db = reader.rsplit("/", 1)[1].split("?")[0]
+    joined = {n: [r[0] for r in src(db, KJOIN.format(phone(n)))] for n in (31, 32, 33)}
+    assert got == joined == {31: [1], 32: [2], 33: [3, 4]}

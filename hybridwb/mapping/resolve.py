@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -564,6 +565,8 @@ class Resolver:
                 if (r := cur.get(prefix[:-1])) is not None and r.get(hop.local) is not None
             }
             found = self._one_per_key(hop, sorted(keys, key=_sortable), needed)
+            if hop.to_one:
+                found = _as_compared(found, keys)
             for cur in current:
                 parent = cur.get(prefix[:-1])
                 cur[prefix] = found.get(parent.get(hop.local)) if parent is not None else None
@@ -722,6 +725,42 @@ class Resolver:
                 else:
                     found[rec[hop.foreign]] = rec
         return found
+
+
+def _as_compared(found: dict[Any, dict[str, Any]], keys: set[Any]) -> dict[Any, dict[str, Any]]:
+    """`found` (a to-one hop's rows by their own value, each returned because the server
+    holds it equal to one of `keys`) with the parent values that no row holds byte for
+    byte given the row they are like: a customer's `code` 'k1' of the account 'K1' (a
+    case-blind collation joins them: the page and the run's recipient read them so) had
+    `{{ account.addresses.phone }}` looked up by 'k1' among rows keyed 'K1', found none,
+    and was skipped as "missing" though messaged at that phone in another run (round 57).
+
+    Given only where no key holds the row's own text, and it is the one such row like
+    exactly one key not found, folded beyond any collation here (case, accents, trailing spaces): that key is the
+    one the server matched it to. Else missing, never another's row ('k1' and 'K1 ' both
+    without a row 'K1' of their own: whichever the collation joins, neither is given it)."""
+    alike: dict[Any, list[Any]] = {}
+    for key in keys:
+        if key not in found:
+            alike.setdefault(_folded(key), []).append(key)
+    rows: dict[Any, list[Any]] = {}
+    for value in found:
+        if value not in keys:
+            rows.setdefault(_folded(value), []).append(value)
+    out = dict(found)
+    for folded, values in rows.items():
+        claimants = alike.get(folded, [])
+        if len(values) == 1 and len(claimants) == 1:
+            out[claimants[0]] = found[values[0]]
+    return out
+
+
+def _folded(value: Any) -> Any:
+    """A text without case, accents or trailing spaces (`_as_compared`), else the value."""
+    if not isinstance(value, str):
+        return value
+    text = unicodedata.normalize("NFKD", value.rstrip(" ").casefold())
+    return "".join(c for c in text if not unicodedata.combining(c))
 
 
 def _sortable(value: Any) -> tuple[str, Any]:
