@@ -92,6 +92,10 @@ DDL = (
     "CREATE TABLE kcust (cid INT PRIMARY KEY, name VARCHAR(20), code VARCHAR(10), KEY (code))",
     "CREATE TABLE kaddr (aid INT PRIMARY KEY, code VARCHAR(10), phone VARCHAR(20), "
     "updated_at DATETIME, KEY (code), KEY (phone))",
+    # families 'f1' and 'F1' (a case-blind column, not unique) with one phone between them
+    "CREATE TABLE famp (pid INT PRIMARY KEY, name VARCHAR(20), fam VARCHAR(10), KEY (fam))",
+    "CREATE TABLE fama (aid INT PRIMARY KEY, fam VARCHAR(10), phone VARCHAR(20), "
+    "updated_at DATETIME, KEY (fam), KEY (phone))",
 )
 ROWS: dict[str, list[tuple[Any, ...]]] = {
     "mem": [(m, n, phone(m), leave, reg, 1) for m, (n, leave, _, reg, _) in MEMBERS.items()],
@@ -101,6 +105,9 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
     "kcust": [(1, "회원1", "k1"), (2, "회원2", "K2 "), (3, "회원3", "k3"), (4, "회원4", "K3")],
     "kaddr": [(1, "K1", phone(31), datetime(2025, 1, 1)), (2, "k2", phone(32), datetime(2025, 1, 1)),
               (3, "k3", phone(33), datetime(2025, 1, 1))],
+    "famp": [(1, "회원1", "f1"), (2, "회원2", "F1"), (3, "회원3", "f2")],
+    "fama": [(1, "f1", phone(41), datetime(2025, 1, 1)), (2, "F1", phone(41), datetime(2025, 1, 1)),
+             (3, "f2", phone(42), datetime(2025, 1, 1))],
 }
 
 
@@ -289,19 +296,15 @@ def test_a_customer_of_a_case_blind_account_key_is_messaged_with_its_values(
     assert skipped(path) == {"4": "duplicate recipient in this run"}  # 3's phone
 
 
-@pytest.mark.parametrize(
-    "size",
-    ["small", pytest.param("large", marks=pytest.mark.xfail(strict=True, reason=(
-        "BREAK: a large table's probe compares the customers' case-blind column with the "
-        "probed account key by its bytes too (`search.sql.by_bytes`, right only where the "
-        "join is exact: a _bin key), so customers 'k1', 'K2 ' and 'K3', whom the join (and "
-        "the small table's search and the run) relate to accounts 'K1', 'K2', 'k3', are "
-        "not found by their account's phone")))],
-)  # fmt: skip
+@pytest.mark.parametrize("size", ["small", "large"])
 def test_a_case_blind_account_key_finds_the_customers_its_join_finds(
     reader: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: str
 ) -> None:
-    """Small (EXISTS correlated to the joined account): held. Large (the probe): BREAK 5."""
+    """Small (EXISTS correlated to the joined account): held. Large (the probe), BREAK 5
+    (fixed): it read account 'K1''s key and compared the customers' column with it by the
+    bytes too (right only where the join is exact, a _bin key): customers 'k1', 'K2 ' and
+    'K3' were not found. The probe now joins on to the customers and returns their own
+    values, DISTINCT by the bytes too ('k3' and 'K3' were one value by the collation)."""
     if size == "large":
         monkeypatch.setattr(search_service, "SCAN_THRESHOLD", 0)
     wb, _ = connect(reader, tmp_path)
@@ -311,3 +314,32 @@ def test_a_case_blind_account_key_finds_the_customers_its_join_finds(
     db = reader.rsplit("/", 1)[1].split("?")[0]
     joined = {n: [r[0] for r in src(db, KJOIN.format(phone(n)))] for n in (31, 32, 33)}
     assert got == joined == {31: [1], 32: [2], 33: [3, 4]}
+
+
+def test_families_f1_and_F1_of_one_phone_are_both_found_by_a_large_tables_probe(
+    reader: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BREAK 5 (fixed), its second half through a first one-to-many hop: families 'f1'
+    and 'F1' (a case-blind column not unique: two families, told apart by the bytes) both
+    have an address of one phone; the probe's DISTINCT (round 54's r54fix) made the two
+    one value by the collation, and family 'F1''s member was not found."""
+    monkeypatch.setattr(search_service, "SCAN_THRESHOLD", 0)
+    wb, _ = connect(reader, tmp_path)
+    with wb:
+        wb.mappings.save("fama", {"displayName": "주소", "key": "aid", "fields": {
+            "aid": F("번호", "number", "id"), "fam": F("가족"),
+            "phone": F("전화", role="phone", searchable=True),
+            "updated_at": F("수정일", "datetime")}})  # fmt: skip
+        wb.mappings.save("famp", {
+            "displayName": "회원", "key": "pid", "audience": True,
+            "recipient": "addresses.phone",
+            "fields": {"pid": F("번호", "number", "id"), "name": F("이름", role="name"),
+                       "fam": F("가족")},
+            "relations": [{"table": "fama", "name": "addresses", "localField": "fam",
+                           "foreignField": "fam", "kind": "one-to-many",
+                           "orderBy": "updated_at"}]})  # fmt: skip
+        got = sorted(r["pid"] for r in wb.search("famp", phone(41)).raw_rows)
+    db = reader.rsplit("/", 1)[1].split("?")[0]
+    owners = src(db, "SELECT p.pid FROM famp p WHERE EXISTS (SELECT 1 FROM fama a WHERE "
+                     "BINARY a.fam = BINARY p.fam AND a.phone = '010-2041-0041') ORDER BY p.pid")
+    assert got == [r[0] for r in owners] == [1, 2]
