@@ -103,11 +103,17 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
     "cust": [(m, f"고객{m}") for m in LATEST],
     "kacct": [("K1", "a"), ("K2", "b"), ("k3", "c")],
     "kcust": [(1, "회원1", "k1"), (2, "회원2", "K2 "), (3, "회원3", "k3"), (4, "회원4", "K3")],
-    "kaddr": [(1, "K1", phone(31), datetime(2025, 1, 1)), (2, "k2", phone(32), datetime(2025, 1, 1)),
-              (3, "k3", phone(33), datetime(2025, 1, 1))],
+    "kaddr": [
+        (1, "K1", phone(31), datetime(2025, 1, 1)),
+        (2, "k2", phone(32), datetime(2025, 1, 1)),
+        (3, "k3", phone(33), datetime(2025, 1, 1)),
+    ],
     "famp": [(1, "회원1", "f1"), (2, "회원2", "F1"), (3, "회원3", "f2")],
-    "fama": [(1, "f1", phone(41), datetime(2025, 1, 1)), (2, "F1", phone(41), datetime(2025, 1, 1)),
-             (3, "f2", phone(42), datetime(2025, 1, 1))],
+    "fama": [
+        (1, "f1", phone(41), datetime(2025, 1, 1)),
+        (2, "F1", phone(41), datetime(2025, 1, 1)),
+        (3, "f2", phone(42), datetime(2025, 1, 1)),
+    ],
 }
 
 
@@ -241,7 +247,6 @@ def test_the_latest_address_by_a_text_date_in_several_forms_is_messaged(
     assert not skipped(path)
 
 
-
 # -- BREAK 3 (fixed): a text date that is no real date named in the message ---------------------
 @pytest.mark.parametrize("formatter", [" | date_ko", ""], ids=["date_ko", "as-is"])
 def test_a_text_that_is_no_real_date_is_missing_from_the_message(
@@ -254,7 +259,11 @@ def test_a_text_that_is_no_real_date_is_missing_from_the_message(
     wb, path = connect(reader, tmp_path)
     with wb:
         wb.mappings.save("mem", MEMBER)
-        run(wb, {"table": "mem"}, {"content": f"{{{{ 이름 }}}}님, 가입일 {{{{ 가입일{formatter} }}}}"})
+        run(
+            wb,
+            {"table": "mem"},
+            {"content": f"{{{{ 이름 }}}}님, 가입일 {{{{ 가입일{formatter} }}}}"},
+        )
     real = {m: at for m, (_, _, _, _, at) in MEMBERS.items() if at is not None}
     assert sent(path) == {str(m): [e164(m)] for m in real}
     assert set(skipped(path)) == {str(m) for m in MEMBERS if m not in real}
@@ -340,6 +349,9 @@ def test_families_f1_and_F1_of_one_phone_are_both_found_by_a_large_tables_probe(
                            "orderBy": "updated_at"}]})  # fmt: skip
         got = sorted(r["pid"] for r in wb.search("famp", phone(41)).raw_rows)
     db = reader.rsplit("/", 1)[1].split("?")[0]
-    owners = src(db, "SELECT p.pid FROM famp p WHERE EXISTS (SELECT 1 FROM fama a WHERE "
-                     "BINARY a.fam = BINARY p.fam AND a.phone = '010-2041-0041') ORDER BY p.pid")
+    owners = src(
+        db,
+        "SELECT p.pid FROM famp p WHERE EXISTS (SELECT 1 FROM fama a WHERE "
+        "BINARY a.fam = BINARY p.fam AND a.phone = '010-2041-0041') ORDER BY p.pid",
+    )
     assert got == [r[0] for r in owners] == [1, 2]

@@ -731,14 +731,14 @@ def _as_compared(found: dict[Any, dict[str, Any]], keys: set[Any]) -> dict[Any, 
     """`found` (a to-one hop's rows by their own value, each returned because the server
     holds it equal to one of `keys`) with the parent values that no row holds byte for
     byte given the row they are like: a customer's `code` 'k1' of the account 'K1' (a
-    case-blind collation joins them: the page and the run's recipient read them so) had
-    `{{ account.addresses.phone }}` looked up by 'k1' among rows keyed 'K1', found none,
-    and was skipped as "missing" though messaged at that phone in another run (round 57).
+    case-blind collation joins them, and the run read their recipient so) had `{{
+    account.addresses.phone }}` looked up by 'k1' among rows keyed 'K1', found none, and
+    was skipped as "missing" (round 57).
 
     Given only where no key holds the row's own text, and it is the one such row like
-    exactly one key not found, folded beyond any collation here (case, accents, trailing spaces): that key is the
-    one the server matched it to. Else missing, never another's row ('k1' and 'K1 ' both
-    without a row 'K1' of their own: whichever the collation joins, neither is given it)."""
+    exactly one key not found, folded beyond any collation (case, accents, trailing
+    spaces): that key is the one the server matched it to. Else missing, never another's
+    row ('k1' and 'K1 ' both without a row 'K1' of their own: neither is given it)."""
     alike: dict[Any, list[Any]] = {}
     for key in keys:
         if key not in found:

@@ -75,7 +75,7 @@ def _text_date(text: str) -> dt.datetime | None:
     if found is not None:
         parts = [int(p) for p in found.groups() if p is not None]
         try:
-            return dt.datetime(*parts[:6])  # type: ignore[arg-type, misc]
+            return dt.datetime(*parts[:6])  # type: ignore[arg-type]
         except ValueError:
             return None
     try:
