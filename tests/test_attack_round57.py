@@ -62,6 +62,7 @@ on a text date ('' is not NULL: "never withdrawn" by `is_null` chooses no one).
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -71,6 +72,8 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import URL
 
+import hybridwb
+from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.search import service as search_service
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, _admin, mariadb_maker
 from tests.test_attack_once_round2 import DAY, src
@@ -381,3 +384,33 @@ def test_families_f1_and_F1_of_one_phone_are_both_found_by_a_large_tables_probe(
         "BINARY a.fam = BINARY p.fam AND a.phone = '010-2041-0041') ORDER BY p.pid",
     )
     assert got == [r[0] for r in owners] == [1, 2]
+
+
+# -- BREAK 6 (fixed as a refusal): a SQLite source's text date -----------------------------------
+@pytest.mark.parametrize("case", ["leave-older-than-a-year", "leave-lt", "reg-within-a-year"])
+def test_a_sqlite_sources_text_date_condition_is_refused_with_nothing_sent(
+    tmp_path: Path, case: str
+) -> None:
+    """BREAK 6 (fixed as a refusal): the same members in a SQLite source file (how the
+    embedded sample is read), the dates in TEXT columns. SQLite compared them as text:
+    "withdrawn more than a year ago" messaged 1 and 4, who never left ('' and '00000000'),
+    and missed 8 and 9 ('20250301', '2025-1-5'). Refused now in one line naming the way
+    forward, at preview and at the run, with nothing sent."""
+    source = tmp_path / "src.db"
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TABLE mem (mid INTEGER PRIMARY KEY, name TEXT, mobile TEXT, "
+                     "leave_date TEXT NOT NULL DEFAULT '', reg TEXT, agree INTEGER)")  # fmt: skip
+        conn.executemany("INSERT INTO mem VALUES (?, ?, ?, ?, ?, ?)", ROWS["mem"])
+    conn.close()
+    path = tmp_path / "s.db"
+    wb = hybridwb.connect(source=f"sqlite:///{source}", store=f"sqlite:///{path}", cwd=tmp_path)
+    wb.store.init()
+    where = CASES[case][0]
+    with wb:
+        wb.mappings.save("mem", MEMBER)
+        with pytest.raises(ValidationError) as refused:
+            wb.targets.preview({"table": "mem", "where": where}, now=DAY)
+        with pytest.raises(HybridwbError, match="store it as DATETIME"):
+            run(wb, {"table": "mem", "where": where}, {"content": "{{ 이름 }}님, 다시 만나요."})
+    assert "store it as DATETIME" in str(refused.value) and "\n" not in str(refused.value)
+    assert not sent(path)
