@@ -14,7 +14,7 @@ Oracles: a truth table written here of which texts are real dates (`LEAVE`, `REG
 against root's reading of the rows) and root's SQL; the store's `send_records` /
 `run_skips` read with sqlite3.
 
-BREAKS (mutation counts: the fix undone by hand, this file run, of its 17 tests):
+BREAKS (mutation counts: the fix undone by hand, this file run, of its 20 tests):
 
 - BREAK 1 (fixed): a date kept as text that is no real date ('' for "never", gnuboard's
   `mb_leave_date` of every member who never left; '00000000'; 'N'; '20251301') was chosen
@@ -23,24 +23,24 @@ BREAKS (mutation counts: the fix undone by hand, this file run, of its 17 tests)
   February (fuzzy). "Withdrawn more than a year ago: come back" messaged every active
   member; `within_last 90 days` chose a member whose leave date is 30 February. A text date
   is now `CASE WHEN DAYOFMONTH(CAST(..)) > 0 AND MONTH(CAST(..)) > 0 THEN CAST(..) END`
-  (`resolve.text_date`): no real date, NULL, chosen by no comparison. → 9 of 17 fail.
+  (`resolve.text_date`): no real date, NULL, chosen by no comparison. → 9 of 20 fail.
 - BREAK 2 (fixed): the latest address by a date kept as text in more than one form
   ('2026-9-30' and '2026-10-01', '20260930' and '2026-10-01 00:00:00', a '2026-02-30'
   beside '2026-01-15') was the older one by text order: the customer messaged at a phone
   they may have given up, and the template named it. An `orderBy` mapped as a date whose
   column the server states text is now ordered as `text_date` (`Resolver._dated_order`, in
-  `latest_order`: the recipient's read and the template's). → 1 of 17 fails.
+  `latest_order`: the recipient's read and the template's). → 1 of 20 fails.
 - BREAK 3 (fixed): a date field's text that names no date was sent as it is ("가입일
   00000000", '2026-02-30', '1767225600'), and `date_ko` read '2026-03-01 25:00:00' as 1
   March where every date condition (the server's CAST) found no date. Such a value is now
   missing (`formatters.zero_date_none` through `_text_date`), the message skipped as
-  "missing"; `date_ko` writes '2026-3-1' and '2025/12/24 08:00:00' out. → 2 of 17 fail.
+  "missing"; `date_ko` writes '2026-3-1' and '2025/12/24 08:00:00' out. → 2 of 20 fail.
 - BREAK 4 (fixed): customer 'k1' of the account 'K1' (every column case- and pad-blind:
   the join relates them, the run read their recipient through it) had `{{
   account.addresses.phone }}` looked up by 'k1' among account rows keyed 'K1': skipped as
   "missing". A to-one hop's row is now given to the one parent value like it when no
   parent value holds its own text (`resolve._as_compared`); else missing, never another's.
-  → 1 of 17 fails.
+  → 1 of 20 fails.
 - BREAK 5 (fixed): a large table's search through `account.addresses.phone` read account
   'K1''s key and compared the customers' case-blind column with it by the bytes too
   (round 54's `by_bytes`, right only for an exact account key): customers 'k1', 'K2 ',
@@ -48,16 +48,22 @@ BREAKS (mutation counts: the fix undone by hand, this file run, of its 17 tests)
   them). The probe now joins on to the searched table and returns its rows' own values
   (`_probe_up`), DISTINCT by the bytes too: by the collation, 'k3' and 'K3', and families
   'f1' and 'F1' of one phone through a first one-to-many hop, were one value and one of
-  them never found. → 1 of 17 fails with the join undone, 2 of 17 with DISTINCT by the
+  them never found. → 1 of 20 fails with the join undone, 2 of 20 with DISTINCT by the
   collation alone.
+- BREAK 6 (fixed as a refusal): a SQLite source compared a date kept in a TEXT column as
+  text: "withdrawn more than a year ago" messaged members 1 and 4, who never left ('' and
+  '00000000'), and missed 8 and 9 ('20250301', '2025-1-5'). A date condition on such a
+  column is refused there in one line (store it as DATETIME, or a saved query), nothing
+  sent. → 3 of 20 fail.
 
 HELD: the SELECT-only account (SHOW GRANTS) read everything; dates '2026-3-1', '20260301',
 '2025/12/24 08:00:00' and '2026-03-01 10:00:00' compared as the dates they are; NULL and ''
 text dates chosen by no comparison; Korean and emoji names in messages as stored; a small
 table's search through a case-blind account key finds whom the join finds; a duplicate
 recipient (customers 'k3' and 'K3' of one account) messaged once, the other skipped.
-Not attacked (time): SQLite source text dates (compared as text there, no CAST), `is_null`
-on a text date ('' is not NULL: "never withdrawn" by `is_null` chooses no one).
+Left as they are: a SQLite source's `orderBy` kept as text still orders as text (the latest
+row of mixed forms there is BREAK 2's); `is_null` on a text date reads '' as a value
+("never withdrawn" by `is_null` chooses no one: nothing wrong sent, no way but `eq ''`).
 """
 
 from __future__ import annotations
