@@ -58,7 +58,7 @@ BREAKS (mutation counts: the fix undone by hand, this file run, of its 20 tests)
 
 HELD: the SELECT-only account (SHOW GRANTS) read everything; dates '2026-3-1', '20260301',
 '2025/12/24 08:00:00' and '2026-03-01 10:00:00' compared as the dates they are; NULL and ''
-text dates chosen by no comparison; Korean and emoji names in messages as stored; a small
+text dates chosen by no comparison; Korean names in messages as stored; a small
 table's search through a case-blind account key finds whom the join finds; a duplicate
 recipient (customers 'k3' and 'K3' of one account) messaged once, the other skipped.
 Left as they are: a SQLite source's `orderBy` kept as text still orders as text (the latest
