@@ -292,6 +292,16 @@ def plan(
             value = float(term) if "." in term else int(term)
             add(f.path, "number", [Cmp(f.path, "eq", value)], f.indexed)
 
+    # a mobile number split across three searchable text columns (`mobile1` '010',
+    # `mobile2`, `mobile3`, as Korean shops keep it): each part equal, the composite index
+    # `(mobile1, mobile2, mobile3)` serves it; before (round 56) no branch found such a member
+    whole = _MOBILE.fullmatch(_NOT_DIGIT.sub("", term)) if _PHONE_CHARS.fullmatch(term) else None
+    if whole is not None:
+        values = ("0" + whole[1], whole[2], whole[3])
+        for group in split_phones(fields):
+            cmps = [Cmp(f.path, "eq", v) for f, v in zip(group, values, strict=True)]
+            add("+".join(f.path for f in group), "phone", cmps, group[0].indexed)
+
     # the full name over first/last columns: both orders, with or without a space
     if firsts and lasts and nameish:
         first, last = firsts[0], lasts[0]
@@ -312,3 +322,20 @@ def plan(
     charsets = {f.path: f.charset for f in fields}
     out.predicates = [h for p in out.predicates if (h := _held(p, charsets)) is not None]
     return out
+
+
+#: a part of a split phone's column name: the stem, then 1, 2 or 3 (`mobile1`, `hp_2`)
+_PART = re.compile(r"(.+?)_?([123])")
+
+
+def split_phones(fields: list[SearchField]) -> list[tuple[SearchField, ...]]:
+    """The searchable text columns of the searched table (no relation path) that hold one
+    phone number split in three: a stem with 1, 2 and 3 (`mobile1`, `mobile2`, `mobile3`;
+    `hp_1` ...), none of them a phone or an id of its own."""
+    stems: dict[str, dict[str, SearchField]] = {}
+    for f in fields:
+        if "." in f.path or f.type != "string" or f.role in ("phone", "id", "email"):
+            continue
+        if (m := _PART.fullmatch(f.path)) is not None:
+            stems.setdefault(m[1], {})[m[2]] = f
+    return [(p["1"], p["2"], p["3"]) for p in stems.values() if len(p) == 3]

@@ -104,10 +104,8 @@ class Processor:
         column = plan.recipient or aud.recipient
         refused = refusals.Refusals()
         if advertising:  # informational messages are exempt
-            table_recipient = None if plan.sql is not None else plan.definition.recipient
-            refused = refusals.read(
-                self.targets, aud, recipient=table_recipient, now=now, clock=clock
-            )
+            how = refusals.recipient_for(self.targets, plan, aud)
+            refused = refusals.read(self.targets, aud, **how, now=now, clock=clock)
         campaigns = Campaigns(self.store.backend)
         exclude, hold = refusals.recorders(self.store, campaigns, wf, run_id, owner)
 

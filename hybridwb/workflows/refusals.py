@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from hybridwb.errors import ValidationError
+from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.mapping.resolve import compile_sql, limit
 from hybridwb.platform.campaigns import FrozenPage
 from hybridwb.targets.consent import consent_of
@@ -40,6 +40,7 @@ from hybridwb.targets.sql import not_surely_yes
 from hybridwb.workflows import advertising, batches, policies
 from hybridwb.workflows.audience import Audience, audience_for, by_key_text, key_text
 from hybridwb.workflows.config import SendPolicy
+from hybridwb.workflows.query_recipient import Column, Joined, source_of
 
 if TYPE_CHECKING:
     from hybridwb.platform.campaigns import Campaigns
@@ -116,6 +117,7 @@ def read(
     cache_ttl: float | None = None,
     refresh: bool = False,
     clock: float | None = None,
+    joined: Joined | None = None,
 ) -> Refusals:
     """The refusing recipients of the whole audience table (`Refusals`), for an advertising
     run: rows whose consent or night consent (each when mapped) is not a clear yes, read
@@ -125,7 +127,9 @@ def read(
     needs more raises `TooLong` before a row of it is read. `cache_ttl`: the source's result
     cache, for a preview (a run reads the source as it is now); `refresh`: read anew all
     the same (and cached), for a preview whose own rows were read anew. `clock`: the
-    server's clock the reads see, the run's freeze's (`Plan.clock`)."""
+    server's clock the reads see, the run's freeze's (`Plan.clock`). `joined`: the parts a
+    saved query's recipient joins (`recipient_for`), read and joined as the server joins
+    them instead of the recipient column."""
     refused = Refusals()
     if aud.consent is None and aud.night_consent is None:
         return refused  # no consent mapped: nobody consents, every target is excluded
@@ -147,9 +151,13 @@ def read(
     key = plan.key
     normalize = policies.normalizer(aud.channel)
     wanted = {label, *(name for name, _ in kinds)}
+    if joined is not None:  # the parts, read as the table's own columns
+        parts = [c for c in joined.columns if c not in plan.columns]
+        plan = replace(plan, locals=list(dict.fromkeys([*plan.locals, *parts])))
+        wanted |= set(joined.columns)
     source = targets.mappings.source
     for row in _windows(source, plan, wanted, window, windows, cache_ttl, refresh):
-        value = row.get(label)
+        value = row.get(label) if joined is None else joined.value(row)
         if isinstance(value, str) and "\x00" in value:
             continue  # no one's address (`pairs`)
         address = normalize(value)
@@ -162,6 +170,44 @@ def read(
                 was = table.get(address)
                 table[address] = holder if was is None or was == holder else MANY
     return refused
+
+
+def recipient_for(targets: TargetService, plan: Plan, aud: Audience) -> dict[str, Any]:
+    """How the refusal read (`read`) finds the recipient `plan`'s messages go to in the
+    audience table: {"recipient": a path of the table, or None for the mapping's} for a
+    table target, plus {"joined": the parts} for a saved query joining split columns
+    (`query_recipient.source_of`). A saved query whose recipient the table's rows cannot
+    give (another table's column, an expression) is refused in one line when consent is
+    mapped: the read would match refusals against another number than the one messaged
+    (round 56), so the advertisement is not sent."""
+    if plan.sql is None:
+        return {"recipient": plan.definition.recipient}
+    if aud.consent is None:
+        # round 56: WooCommerce keeps consent as a key/value row (usermeta 'marketing_sms');
+        # a query's own consent column would be read for its rows only, never for the other
+        # holders of a number the query left out (`read` walks the audience table), so it is
+        # not taken; a view cannot be the audience (no unique key): a table is the way
+        raise HybridwbError(
+            f"target.sql: an advertisement needs marketing consent, and {aud.table}'s mapping "
+            "maps none, so everyone would be excluded; a consent kept as key/value rows "
+            "(e.g. wp_usermeta 'marketing_sms') must be kept by the DBA in a table with one "
+            "row per customer (key, phone, consent), mapped with consent as the audience. "
+            "Nothing was sent."
+        )
+    if plan.recipient is None:
+        return {"recipient": None}  # nothing is read (`read`); no recipient: refused elsewhere
+    columns = {c.name for c in targets.resolver.info(aud.table).columns}
+    found = source_of(plan.sql, plan.recipient, aud.table, columns)
+    if isinstance(found, Column):
+        return {"recipient": None if found.name == aud.recipient else found.name}
+    if isinstance(found, Joined):
+        return {"recipient": None, "joined": found}
+    raise HybridwbError(
+        f"target.sql: an advertisement needs the refusals of everyone holding its numbers, "
+        f"but the query's recipient {plan.recipient!r} is not a column of {aud.table} nor "
+        f"CONCAT_WS of its columns, so they cannot be read; return it as one of {aud.table}'s "
+        "columns (or CONCAT_WS('-', part1, part2, part3) of them). Nothing was sent."
+    )
 
 
 def _windows(
@@ -255,13 +301,17 @@ def in_preview(
         aud = audience_for(targets.mappings, {"table": plan.table})
     except ValidationError:
         return Verdicts([])  # no run can message this audience (no recipient mapped): it says why
-    recipient = None if plan.sql is not None else plan.definition.recipient
     windows = None if allow_scan else PREVIEW_WINDOWS
+    try:
+        # no consent mapped: nothing to read (a run refuses such a saved query's advertisement)
+        how = recipient_for(targets, plan, aud) if aud.consent else {"recipient": None}
+    except HybridwbError:
+        return None  # a run refuses it (`recipient_for`): the counts are not known
     try:
         refused = read(
             targets,
             aud,
-            recipient=recipient,
+            **how,
             now=now,
             windows=windows,
             cache_ttl=cache_ttl,
