@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -147,6 +148,20 @@ def _is_text(kind: str) -> bool:
 def _bytes(column: Any) -> Any:
     """A text column's value as the hex of its bytes in the connection's character set."""
     return sa.func.hex(sa.cast(column, sa.CHAR))
+
+
+def text_date(column: Any, ftype: str) -> Any:
+    """A date kept as text (`reg_date` VARCHAR '20260301093000', gnuboard's
+    `mb_leave_date` '' for "never") as the server reads it (`CAST(... AS DATETIME)` / `AS
+    DATE`), NULL where it is no real date. MariaDB's CAST gives NULL for '', '2026-02-30',
+    '2026-03-01 25:00:00', but compared with a date it reads '' and any garbage as
+    0000-00-00 and '2026-02-30' as a date after 2026-02-28 (fuzzy), and '00000000' casts to
+    the zero date: `older_than 365 days` on a withdrawal date chose every member who never
+    left (round 57). A day and month above zero are asked of the value first, outside any
+    comparison, where the CAST gives NULL."""
+    cast = sa.cast(column, sa.DateTime() if ftype == "datetime" else sa.Date())
+    real = sa.and_(sa.func.dayofmonth(cast) > 0, sa.func.month(cast) > 0)
+    return sa.case((real, cast), else_=sa.null())
 
 
 def _refuse_loose_join(resolver: Resolver, table: str, hop: Hop) -> None:
@@ -550,6 +565,8 @@ class Resolver:
                 if (r := cur.get(prefix[:-1])) is not None and r.get(hop.local) is not None
             }
             found = self._one_per_key(hop, sorted(keys, key=_sortable), needed)
+            if hop.to_one:
+                found = _as_compared(found, keys)
             for cur in current:
                 parent = cur.get(prefix[:-1])
                 cur[prefix] = found.get(parent.get(hop.local)) if parent is not None else None
@@ -597,7 +614,7 @@ class Resolver:
         template's (`_one_per_key`) pick the same row, and every read picks it again."""
         mapping = self.graph.mapping(hop.target)
         key, first = mapping.key, self.column(hop.target, hop.order_by or "")
-        order = [related.c[first].desc()]
+        order = [self._dated_order(hop.target, first, related.c[first]).desc()]
         if key and key != first:
             order.append(related.c[self.column(hop.target, key)].desc())
         if not key or not self.info(hop.target).is_unique(key):
@@ -607,6 +624,23 @@ class Resolver:
                 if name not in (first, key)
             ]
         return order
+
+    def _dated_order(self, table: str, name: str, column: Any) -> Any:
+        """An `orderBy` column as its order compares it: a date field the server keeps as
+        text read as a date (`text_date`; a MariaDB source), since text put '2026-9-30'
+        after '2026-10-01' and '20260930' after '2026-10-01': the latest address was an
+        older one, its phone messaged (round 57). A text not a real date sorts last."""
+        field = self.graph.mapping(table).fields.get(name)
+        live = self.info(table).column(name)
+        if (
+            field is None
+            or field.type not in ("date", "datetime")
+            or live is None
+            or not live.charset
+            or self.mappings.source.is_sqlite
+        ):
+            return column
+        return text_date(column, field.type)
 
     def _one_per_key(
         self, hop: Hop, keys: list[Any], needed: set[str]
@@ -691,6 +725,42 @@ class Resolver:
                 else:
                     found[rec[hop.foreign]] = rec
         return found
+
+
+def _as_compared(found: dict[Any, dict[str, Any]], keys: set[Any]) -> dict[Any, dict[str, Any]]:
+    """`found` (a to-one hop's rows by their own value, each returned because the server
+    holds it equal to one of `keys`) with the parent values that no row holds byte for
+    byte given the row they are like: a customer's `code` 'k1' of the account 'K1' (a
+    case-blind collation joins them, and the run read their recipient so) had `{{
+    account.addresses.phone }}` looked up by 'k1' among rows keyed 'K1', found none, and
+    was skipped as "missing" (round 57).
+
+    Given only where no key holds the row's own text, and it is the one such row like
+    exactly one key not found, folded beyond any collation (case, accents, trailing
+    spaces): that key is the one the server matched it to. Else missing, never another's
+    row ('k1' and 'K1 ' both without a row 'K1' of their own: neither is given it)."""
+    alike: dict[Any, list[Any]] = {}
+    for key in keys:
+        if key not in found:
+            alike.setdefault(_folded(key), []).append(key)
+    rows: dict[Any, list[Any]] = {}
+    for value in found:
+        if value not in keys:
+            rows.setdefault(_folded(value), []).append(value)
+    out = dict(found)
+    for folded, values in rows.items():
+        claimants = alike.get(folded, [])
+        if len(values) == 1 and len(claimants) == 1:
+            out[claimants[0]] = found[values[0]]
+    return out
+
+
+def _folded(value: Any) -> Any:
+    """A text without case, accents or trailing spaces (`_as_compared`), else the value."""
+    if not isinstance(value, str):
+        return value
+    text = unicodedata.normalize("NFKD", value.rstrip(" ").casefold())
+    return "".join(c for c in text if not unicodedata.combining(c))
 
 
 def _sortable(value: Any) -> tuple[str, Any]:

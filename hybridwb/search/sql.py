@@ -365,6 +365,10 @@ def _probe_text(
         cols = [limit(i).label("b")] + [
             (shown if j == i else sa.null()).label(f"v{j}") for j in range(len(probes))
         ]
+        # DISTINCT by the bytes too: by the collation alone 'k3' and 'K3' (customers of one
+        # case-blind account key, families 'f1' and 'F1' of one phone) were one value, and
+        # the one dropped was never found (round 57)
+        cols.append((_bytes(value) if path.many_at is not None else sa.null()).label("x"))
         stmt = sa.select(*cols).select_from(joined).where(*conds)
         if not path.hops and all(c.op != "match" for c in probe.predicate.cmps):
             stmt = stmt.group_by(value)  # (a FULLTEXT match grouped would be sorted)
@@ -400,7 +404,14 @@ def _probe_up(resolver: Resolver, table: str, path: Path, i: int) -> tuple[Any, 
             on = sa.and_(on, _bytes(local) == _bytes(foreign))
         joined = joined.join(row, on)
         below, on_col, upper = row, hops[j].foreign, hops[j]
-    return sel, below.c[resolver.column(hops[0].target, hops[0].foreign)], column, joined
+    # and on to the searched table's own column, as the page's join compares it: the values
+    # are then the searched rows' own, matched by their bytes (`by_bytes`); the first hop's
+    # key read instead and compared by its bytes missed customer 'k1' of the case-blind key
+    # 'K1' (round 57), and compared by the collation found 'K1' beside 'k1' of a _bin key
+    root = resolver.table(table).alias(resolver.alias(f"p{i}r"))
+    local = root.c[resolver.column(table, hops[0].local)]
+    joined = joined.join(root, local == below.c[resolver.column(hops[0].target, hops[0].foreign)])
+    return sel, local, column, joined
 
 
 def by_bytes(resolver: Resolver, table: str, probe: Probe) -> bool:
@@ -422,6 +433,8 @@ def by_bytes(resolver: Resolver, table: str, probe: Probe) -> bool:
         info = resolver.info(table)
         local, foreign = info.column(first.local), resolver.info(first.target).column(first.foreign)
         texts = local is not None and foreign is not None and local.charset and foreign.charset
+        if path.many_at:  # the searched rows' own values (`_probe_up`): their bytes decide
+            return bool(local is not None and local.charset)
         return bool(texts) and not info.is_unique(first.local)
     return related_by_bytes(resolver, table, first, path.describe())
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Hop
-from hybridwb.mapping.resolve import Resolver, Selection
+from hybridwb.mapping.resolve import Resolver, Selection, text_date
 from hybridwb.search.predicates import LIKE_ESCAPE, escape_like, holds
 from hybridwb.targets.consent import NO_SPELLINGS, YES_SPELLINGS, type_family
 from hybridwb.targets.definition import (
@@ -262,8 +262,17 @@ class Builder:
         a date the server reads the date as 2025 and every number as later."""
         live = self.resolver.info(path.table).column(path.field)
         family = type_family(live.type) if live is not None else None
-        if family == "text" and not self.resolver.mappings.source.is_sqlite:
-            return sa.cast(col, sa.DateTime() if ftype == "datetime" else sa.Date())
+        if family == "text" and self.resolver.mappings.source.is_sqlite and live is not None:
+            # (round 57: SQLite has no reading of '20250301' as a date, and compared as text
+            # '' and '00000000' were "older than a year", '20250301' and '2025-1-5' not)
+            raise ValidationError(
+                f"{where}: a SQLite source keeps this date as text ({short(live.type)}) and "
+                "compares it as text ('' and '00000000' before any date, '20250301' after "
+                "'2025-03-03'), so it cannot be compared with dates; store it as DATETIME "
+                "('YYYY-MM-DD HH:MM:SS'), or target with a saved query that reads it as a date."
+            )
+        if family == "text":
+            return text_date(col, ftype)  # (no real date: NULL, chosen by no comparison)
         if family in ("number", "decimal", "floating-point", "BIT") and live is not None:
             raise ValidationError(
                 f"{where}: the column is {short(live.type)}, a number, not a date, so it "

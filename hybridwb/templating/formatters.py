@@ -60,8 +60,28 @@ def won(value: Any) -> str:
     return f"{number:,.2f}원"
 
 
-#: MySQL's zero date, with or without its time ('0000-00-00', '0000-00-00 00:00:00.000000')
-_ZERO_DATE = re.compile(r"0000-00-00(?:[ T]00:00:00(?:\.0+)?)?")
+#: a date as text in the forms a MariaDB server reads one ('2026-03-01', '2026-3-1',
+#: '2025/12/24 08:00:00', '20260301', '20260301093000'), its parts checked by `_text_date`
+_DATE_TEXT = re.compile(
+    r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d+)?)?)?"
+    r"|(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(\d{2}))?"
+)
+
+
+def _text_date(text: str) -> dt.datetime | None:
+    """The date (and time) a text names, None when it names none: 30 February, month 13,
+    hour 25, MySQL's zero date '0000-00-00' or '00000000', '', 'N' (round 57)."""
+    found = _DATE_TEXT.fullmatch(text)
+    if found is not None:
+        parts = [int(p) for p in found.groups() if p is not None]
+        try:
+            return dt.datetime(*parts[:6])  # type: ignore[arg-type]
+        except ValueError:
+            return None
+    try:
+        return dt.datetime.fromisoformat(text.replace(" ", "T", 1))
+    except ValueError:
+        return None
 
 
 def _as_date(value: Any) -> dt.date | None:
@@ -72,23 +92,23 @@ def _as_date(value: Any) -> dt.date | None:
     if value is None or str(value).strip() == "":
         return None
     text = str(value).strip()
-    for parse in (dt.datetime.fromisoformat, dt.date.fromisoformat):
-        try:
-            parsed = parse(
-                text.replace(" ", "T", 1) if parse is dt.datetime.fromisoformat else text[:10]
-            )
-        except ValueError:
-            continue
-        return parsed.date() if isinstance(parsed, dt.datetime) else parsed
-    return None
+    named = _text_date(text)
+    if named is not None:
+        return named.date()
+    try:
+        return dt.date.fromisoformat(text[:10])
+    except ValueError:
+        return None
 
 
 def zero_date_none(value: Any) -> Any:
-    """None for MySQL's zero date ('0000-00-00 00:00:00': gnuboard's DATETIME NOT NULL
-    DEFAULT for "never", which the driver hands over as text), else the value: a date field
-    holding it has no value, and its message is skipped as missing, as for NULL, instead of
-    telling the customer "최근 접속 0000-00-00 00:00:00" (round 56)."""
-    return None if type(value) is str and _ZERO_DATE.fullmatch(value.strip()) else value
+    """None for a date field's text that names no date, else the value: MySQL's zero date
+    ('0000-00-00 00:00:00': gnuboard's DATETIME NOT NULL DEFAULT for "never", which the
+    driver hands over as text, round 56), and a date kept as text that is none ('00000000',
+    '', '2026-02-30', '2026-03-01 25:00:00', round 57: the server's CAST reads each as no
+    date, so no date condition chose them, yet the message told the customer "가입일
+    00000000"). It has no value, and its message is skipped as missing, as for NULL."""
+    return None if type(value) is str and _text_date(value.strip()) is None else value
 
 
 def date_ko(value: Any) -> str:
