@@ -155,6 +155,38 @@ def scratch_fixtures(prefix: str, rows: int) -> tuple[Any, Any]:
     return db, source
 
 
+@contextlib.contextmanager
+def select_only_url(db: str, tag: str) -> Iterator[str]:
+    """The URL of an account made here holding SELECT on `db` and nothing else (checked
+    with SHOW GRANTS), dropped after: what a real-schema attack reads through."""
+    import uuid
+
+    from sqlalchemy.engine import URL
+
+    user, password = f"hwb_{tag}_{uuid.uuid4().hex[:6]}", secrets.token_hex(8)
+    conn = root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+            cur.execute(f"GRANT SELECT ON `{db}`.* TO '{user}'@'%'")
+            cur.execute(f"SHOW GRANTS FOR '{user}'@'%'")
+            grants = [g for (g,) in cur.fetchall()]
+        assert len(grants) == 2 and "GRANT SELECT ON" in grants[1], grants
+        yield URL.create(
+            "mysql+pymysql",
+            username=user,
+            password=password,
+            host=MYSQL_HOST,
+            port=MYSQL_PORT,
+            database=db,
+            query={"charset": "utf8mb4"},
+        ).render_as_string(hide_password=False)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        conn.close()
+
+
 class GeneralLog:
     """The server's general_log, on for the `with` block: `.entries` then holds
     (thread, command, text) of every statement the server logged meanwhile, but for

@@ -69,19 +69,18 @@ row of mixed forms there is BREAK 2's); `is_null` on a text date reads '' as a v
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import URL
 
 import hybridwb
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.search import service as search_service
-from tests.conftest import MYSQL_HOST, MYSQL_PORT, _admin, mariadb_maker
+from tests._mysql import select_only_url
+from tests.conftest import mariadb_maker
 from tests.test_attack_once_round2 import DAY, src
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round53_real_schemas import e164, phone
@@ -165,22 +164,8 @@ def db() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def reader(db: str) -> Iterator[str]:
     """A URL of an account created here holding SELECT on the database and nothing else."""
-    user = f"hwb_r57_{uuid.uuid4().hex[:6]}"
-    conn = _admin()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw57'")
-            cur.execute(f"GRANT SELECT ON `{db}`.* TO '{user}'@'%'")
-            cur.execute(f"SHOW GRANTS FOR '{user}'@'%'")
-            grants = [g for (g,) in cur.fetchall()]
-        assert len(grants) == 2 and "GRANT SELECT ON" in grants[1], grants
-        yield URL.create("mysql+pymysql", username=user, password="pw57", host=MYSQL_HOST,
-                         port=MYSQL_PORT, database=db,
-                         query={"charset": "utf8mb4"}).render_as_string(hide_password=False)  # fmt: skip
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
-        conn.close()
+    with select_only_url(db, "r57") as url:
+        yield url
 
 
 MEMBER = {
