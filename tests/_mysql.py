@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pymysql
@@ -227,3 +228,19 @@ class GeneralLog:
         """Everything logged on the connection(s) that sent `marker`."""
         threads = {t for t, _, a in self.entries if marker in a}
         return [(c, a) for t, c, a in self.entries if t in threads]
+
+
+def read_while_still(
+    direct: Callable[[], list[tuple[Any, ...]]],
+    through: Callable[[], list[tuple[Any, ...]]],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(want, got): the oracle's rows and the code under test's rows, taken while the server's
+    answer held still. `SHOW GRANTS` as root lists the roles other xdist workers create
+    meanwhile (a role is granted to its creator), so the oracle reads before and after, and a
+    pair that differs is read again after a growing pause (up to 10 s in all)."""
+    for attempt in range(20):
+        want, got, again = direct(), through(), direct()
+        if want == again:
+            return want, got
+        time.sleep(0.05 * attempt)
+    raise AssertionError("the server's answer changed on every one of 20 tries")

@@ -29,7 +29,7 @@ from hybridwb.errors import HybridwbError, QueryError, QueryTimeout, ReadOnlyVio
 from hybridwb.source import RowsCut, Source, rawguard
 from hybridwb.source.rawguard import internal
 from hybridwb.workbench import Workbench
-from tests._mysql import GeneralLog
+from tests._mysql import GeneralLog, read_while_still
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, admin_url, ro_url
 from tests.test_readonly_corpus import (  # the corpus fixtures and oracle
     _sql,
@@ -422,19 +422,24 @@ def test_read_through_a_fast_path_returns_what_pymysql_returns(
     fast: tuple[Workbench, bool],
     oracle: pymysql.Connection,  # noqa: F811
 ) -> None:
+    """Compared while the server's answer held still (`read_while_still`)."""
     wb, arrow = fast
-    with oracle.cursor() as cur:
-        cur.execute(read.direct or read.sql, read.args or None)
-        want = [tuple(r) for r in cur.fetchall()]
-    if not arrow:
-        got = [tuple(r.values()) for r in wb.source.records(read.sql, read.params)]
-        assert got == want
-        return
-    import pyarrow as pa
 
-    df = wb.sql(read.sql, read.params, arrow=True)
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    got = [tuple(row) for row in zip(*(c.to_pylist() for c in table.columns), strict=True)]
+    def direct() -> list[tuple[Any, ...]]:
+        with oracle.cursor() as cur:
+            cur.execute(read.direct or read.sql, read.args or None)
+            return [tuple(r) for r in cur.fetchall()]
+
+    def through() -> list[tuple[Any, ...]]:
+        if not arrow:
+            return [tuple(r.values()) for r in wb.source.records(read.sql, read.params)]
+        import pyarrow as pa
+
+        df = wb.sql(read.sql, read.params, arrow=True)
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        return [tuple(row) for row in zip(*(c.to_pylist() for c in table.columns), strict=True)]
+
+    want, got = read_while_still(direct, through)
     assert len(got) == len(want)
     assert got == want
 

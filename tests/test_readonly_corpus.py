@@ -21,7 +21,7 @@ import hybridwb
 from hybridwb.errors import HybridwbError
 from hybridwb.magics import load
 from hybridwb.workbench import Workbench
-from tests._mysql import plain_root
+from tests._mysql import plain_root, read_while_still
 from tests.conftest import admin_url
 from tests.test_magics import RaisingShell
 
@@ -232,8 +232,15 @@ def _rows(rows: Any) -> list[tuple]:
 def test_read_returns_what_pymysql_returns(
     read: Read, guarded: Workbench, oracle: pymysql.Connection
 ) -> None:
-    got = guarded.source.records(read.sql, read.params)
-    with oracle.cursor() as cur:
-        cur.execute(read.direct or read.sql, read.args or None)
-        want = cur.fetchall()
-    assert [tuple(r.values()) for r in got] == _rows(want)
+    """Compared while the server's answer held still (`read_while_still`)."""
+
+    def direct() -> list[tuple[Any, ...]]:
+        with oracle.cursor() as cur:
+            cur.execute(read.direct or read.sql, read.args or None)
+            return _rows(cur.fetchall())
+
+    def through() -> list[tuple[Any, ...]]:
+        return [tuple(r.values()) for r in guarded.source.records(read.sql, read.params)]
+
+    want, got = read_while_still(direct, through)
+    assert got == want
