@@ -144,6 +144,9 @@ class Parking:
         except Exception:  # killed while parked, or its SET failed: the pool gives another
             _drop(conn)
             return None
+        except BaseException:  # Ctrl-C while its replies were read: some may still be owed
+            _drop(conn)
+            raise
         return conn
 
     def _park(self, conn: Connection, epoch: int) -> None:
@@ -164,7 +167,16 @@ class Parking:
                 keep = not closed and len(self._parked) < PARKED
                 if keep:
                     record = conn.connection
-                    send_next_session(record.dbapi_connection, record.info, self.facts, self.policy)
+                    try:
+                        send_next_session(
+                            record.dbapi_connection, record.info, self.facts, self.policy
+                        )
+                    except BaseException:
+                        # Ctrl-C in the send (no Exception leaves it): the reset may be on
+                        # the wire with its reply owed and not yet noted, and the next read
+                        # would take that OK for its own empty result (round 48's flake)
+                        _drop(conn)
+                        raise
                     self._parked.append(conn)
         if closed:  # `clear()` (the source's close) ran during the read: its pool is disposed
             _drop(conn)
