@@ -171,7 +171,11 @@ class Builder:
         col = scope.column(path)
         op: str = node.op
         value = node.value
-        if ftype in ("date", "datetime") and op not in ("is_null", "not_null"):
+        if ftype in ("date", "datetime") and (
+            op not in ("is_null", "not_null") or self._kept_as_text(path)
+        ):
+            # (a text that is no real date is missing to `is_null` too: gnuboard's '' for
+            # "never withdrawn" was a date to `not_null`, round 58)
             col = self._dated(path, col, ftype, where)
         if ftype == "string" and op in _TEXT_OPS:
             op, value = self._held(path, op, value)
