@@ -20,6 +20,7 @@ HELD:
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,12 @@ def _collated_rows() -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+# each customer's orders: (customer, order date as stored); the dates they are in `ORDERED`
+ORDERS = [(1, "20250101"), (2, "2026-9-30"), (2, "2026-10-01"), (3, "2025-12-31 10:00:00"),
+          (4, ""), (4, "20240505")]  # fmt: skip
+ORDERED = {1: [dt.datetime(2025, 1, 1)], 2: [dt.datetime(2026, 9, 30), dt.datetime(2026, 10, 1)],
+           3: [dt.datetime(2025, 12, 31, 10)], 4: [dt.datetime(2024, 5, 5)], 5: []}  # fmt: skip
+
 DDL = (
     *_collated_ddl(),
     # round 57's members: dates kept as text ('' for "never", '00000000', 'N', '20260230')
@@ -90,6 +97,9 @@ DDL = (
     "CREATE TABLE dcust (cid INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), acc INT, "
     "code VARCHAR(10), KEY (acc))",
     "CREATE TABLE dhome (acc INT PRIMARY KEY, city VARCHAR(20))",
+    # customers -> orders, the order date kept as text in several forms
+    "CREATE TABLE ocust (cid INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20))",
+    "CREATE TABLE oord (oid INT PRIMARY KEY, cid INT, odate VARCHAR(19), KEY (cid))",
     # customers -> addresses (one-to-many, latest by `updated`)
     "CREATE TABLE vcust (cid INT PRIMARY KEY, name VARCHAR(20))",
     "CREATE TABLE vaddr (aid INT PRIMARY KEY, cid INT, phone VARCHAR(20), updated DATETIME, "
@@ -111,6 +121,8 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
     "dcust": [(1, "회원1", phone(51), 2, "X9"), (2, "회원2", phone(52), 1, "X8"),
               (3, "회원3", phone(53), 9, "X7")],
     "dhome": [(1, "도시1"), (2, "도시2"), (9, "도시9")],
+    "ocust": [(c, f"구매자{c}", phone(40 + c)) for c in range(1, 6)],
+    "oord": [(o, c, d) for o, (c, d) in enumerate(ORDERS, start=1)],
     "vcust": [(c, f"고객{c}") for c in range(1, 5)],
     "vaddr": [(1, 1, phone(81), "2025-01-01"), (2, 1, phone(91), "2026-01-01"),
               (3, 2, phone(82), "2025-01-01"), (4, 3, phone(83), "2025-01-01"),
@@ -556,3 +568,51 @@ def test_a_view_marked_the_audience_is_refused_at_save(
             wb.mappings.save(view, view_mapping(view, marked=True))
         assert view not in wb.mappings.tables()
     assert "\n" not in str(refused.value)
+
+
+# -- 4. an aggregate's min / max of a date kept as text ---------------------------------------
+def _by(agg: Any, pred: Any) -> set[str]:
+    return {str(c) for c, days in ORDERED.items() if days and pred(agg(days))}
+
+
+JUNE = dt.datetime(2025, 6, 1)
+AGGREGATES = {
+    "last-order-after-june": ("max", "gt", _by(max, lambda d: d > JUNE)),
+    "last-order-before-june": ("max", "lt", _by(max, lambda d: d < JUNE)),
+    "first-order-after-june": ("min", "gt", _by(min, lambda d: d > JUNE)),
+}
+BUYER = {
+    "displayName": "구매자", "key": "cid", "audience": True, "recipient": "mobile",
+    "fields": {"cid": F("번호", "number", "id"), "name": F("이름", role="name"),
+               "mobile": F("전화", role="phone")},
+    "relations": [{"table": "oord", "name": "orders", "localField": "cid",
+                   "foreignField": "cid", "kind": "one-to-many", "orderBy": "odate"}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "agg, op, chosen", list(AGGREGATES.values()), ids=list(AGGREGATES)
+)
+def test_an_aggregate_of_a_text_date_compares_the_dates(
+    db: str, reader: str, tmp_path: Path, agg: str, op: str, chosen: set[str]
+) -> None:
+    """BREAK 4 (fixed): an aggregate's `min` / `max` of an order date kept as text was the
+    text's min or max, compared with the bound date as text: customer 1, whose only order
+    was in January 2025 ('20250101', which sorts after '2025-06-01': '0' > '-'), was a
+    buyer "since June" (a recent-buyer offer sent to a lapsed one) and not one "before
+    June"; customer 2's last order was '2026-9-30' (after '2026-10-01' by text). The
+    aggregate is now of the dates the texts are (`text_date`), a text that is no date
+    ('') none."""
+    assert src(db, "SELECT cid, odate FROM oord ORDER BY oid") == ORDERS
+    where = {"aggregate": agg, "relation": "orders", "field": "odate", "op": op,
+             "value": "2025-06-01 00:00:00"}  # fmt: skip
+    wb, path = connect(reader, tmp_path)
+    with wb:
+        wb.mappings.save("oord", {"displayName": "주문", "key": "oid", "fields": {
+            "oid": F("번호", "number", "id"), "cid": F("고객", "number"),
+            "odate": F("주문일", "datetime")}})  # fmt: skip
+        wb.mappings.save("ocust", BUYER)
+        count = wb.targets.preview({"table": "ocust", "where": where}, now=DAY).count
+        run(wb, {"table": "ocust", "where": where}, {"content": "{{ 이름 }}님, 안내입니다."})
+    assert chosen and count == len(chosen), (count, chosen)
+    assert sent(path) == {c: [e164(40 + int(c))] for c in chosen}

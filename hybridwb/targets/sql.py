@@ -363,7 +363,12 @@ class Builder:
             ftype = path.field_type
             if node.aggregate in ("sum", "avg") and ftype != "number":
                 raise ValidationError(f"{where}: {node.field!r} is {ftype}, not a number.")
-            measure = _AGG[node.aggregate](inner.column(path))
+            column = inner.column(path)
+            if ftype in ("date", "datetime"):
+                # the dates the texts are: `MAX(odate)` of a VARCHAR was the text's max,
+                # compared with the date as text ('20250101' after '2025-06-01'), round 58
+                column = self._dated(path, column, ftype, where)
+            measure = _AGG[node.aggregate](column)
             if node.aggregate == "sum":
                 measure = sa.func.coalesce(measure, 0)  # no rows: a total of 0, not unknown
         sub = sa.select(measure).select_from(inner.from_clause()).where(*conds).scalar_subquery()
