@@ -76,6 +76,7 @@ def _collated_rows() -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+ZERO = "0000-00-00 00:00:00"
 # each customer's orders: (customer, order date as stored); the dates they are in `ORDERED`
 ORDERS = [(1, "20250101"), (2, "2026-9-30"), (2, "2026-10-01"), (3, "2025-12-31 10:00:00"),
           (4, ""), (4, "20240505")]  # fmt: skip
@@ -83,6 +84,8 @@ ORDERED = {1: [dt.datetime(2025, 1, 1)], 2: [dt.datetime(2026, 9, 30), dt.dateti
            3: [dt.datetime(2025, 12, 31, 10)], 4: [dt.datetime(2024, 5, 5)], 5: []}  # fmt: skip
 
 DDL = (
+    # gnuboard's zero dates need a sql_mode without NO_ZERO_DATE (the rows' inserts too)
+    "SET SESSION sql_mode = ''",
     *_collated_ddl(),
     # round 57's members: dates kept as text ('' for "never", '00000000', 'N', '20260230')
     "CREATE TABLE mem (mid INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), "
@@ -97,6 +100,9 @@ DDL = (
     "CREATE TABLE dcust (cid INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), acc INT, "
     "code VARCHAR(10), KEY (acc))",
     "CREATE TABLE dhome (acc INT PRIMARY KEY, city VARCHAR(20))",
+    # gnuboard's zero dates in DATETIME columns: "never logged in"
+    "CREATE TABLE zmem (mid INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), "
+    "last_login DATETIME NOT NULL DEFAULT '0000-00-00 00:00:00', seen DATETIME NULL)",
     # customers -> orders, the order date kept as text in several forms
     "CREATE TABLE ocust (cid INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20))",
     "CREATE TABLE oord (oid INT PRIMARY KEY, cid INT, odate VARCHAR(19), KEY (cid))",
@@ -105,8 +111,7 @@ DDL = (
     "CREATE TABLE vaddr (aid INT PRIMARY KEY, cid INT, phone VARCHAR(20), updated DATETIME, "
     "KEY (cid))",
     # a view joining customers to their addresses: a customer with two addresses repeats
-    "CREATE VIEW vboth AS SELECT c.cid, c.name, a.phone FROM vcust c JOIN vaddr a "
-    "ON a.cid = c.cid",
+    "CREATE VIEW vboth AS SELECT c.cid, c.name, a.phone FROM vcust c JOIN vaddr a ON a.cid = c.cid",
     # a view with one row per customer: no key the schema states unique
     "CREATE VIEW vone AS SELECT c.cid, c.name, (SELECT a.phone FROM vaddr a WHERE "
     "a.cid = c.cid ORDER BY a.updated DESC, a.aid DESC LIMIT 1) AS phone FROM vcust c",
@@ -121,6 +126,9 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
     "dcust": [(1, "회원1", phone(51), 2, "X9"), (2, "회원2", phone(52), 1, "X8"),
               (3, "회원3", phone(53), 9, "X7")],
     "dhome": [(1, "도시1"), (2, "도시2"), (9, "도시9")],
+    "zmem": [(1, "회원1", phone(1), ZERO, ZERO), (2, "회원2", phone(2), "2026-01-01", "2026-01-01"),
+             (3, "회원3", phone(3), "2026-02-01", None),
+             (4, "회원4", phone(4), "2025-00-00", "2025-00-00 10:00:00")],
     "ocust": [(c, f"구매자{c}", phone(40 + c)) for c in range(1, 6)],
     "oord": [(o, c, d) for o, (c, d) in enumerate(ORDERS, start=1)],
     "vcust": [(c, f"고객{c}") for c in range(1, 5)],
@@ -405,9 +413,7 @@ def test_a_customer_who_moves_after_the_freeze_is_messaged_once_with_their_own_v
     now = src(db, "SELECT c.cid, c.mobile, a.phone, a.label FROM mcust c JOIN macct a "
                   "ON a.acc = c.acc ORDER BY c.cid")  # fmt: skip
     own = recipient == "mobile"
-    expected = {
-        str(c): f"회원{c}님, {label}" for c, _, _, label in now if own or c != 2
-    }
+    expected = {str(c): f"회원{c}님, {label}" for c, _, _, label in now if own or c != 2}
     assert texts(path) == expected
     by_phone = {str(c): ["+82" + (m if own else p).replace("-", "")[1:]] for c, m, p, _ in now}
     assert sent(path) == {c: by_phone[c] for c in expected}
@@ -445,7 +451,8 @@ def test_a_resume_after_customers_moved_sends_nobody_twice(
         db, "SELECT c.cid, c.mobile, a.phone, a.label FROM mcust c JOIN macct a ON a.acc = c.acc")}  # fmt: skip
     changed = set() if recipient == "mobile" else {"3", "4"}
     assert texts(path) == {
-        **first, **{c: f"회원{c}님, {now[c][2]}" for c in ("3", "4", "5", "6") if c not in changed}
+        **first,
+        **{c: f"회원{c}님, {now[c][2]}" for c in ("3", "4", "5", "6") if c not in changed},
     }
     assert first == {"1": "회원1님, 계정1", "2": "회원2님, 계정2"}
     assert {c: r for c, r in skipped(path).items()} == dict.fromkeys(
@@ -523,7 +530,8 @@ def test_a_view_repeating_a_customer_is_refused_with_nothing_sent(
     refused in one line (the key repeats; a keyword target, by the scan check a view's
     search meets first), nobody messaged, not once and not twice."""
     assert src(db, "SELECT cid FROM vboth GROUP BY cid HAVING COUNT(*) > 1 ORDER BY cid") == [
-        (1,), (3,)
+        (1,),
+        (3,),
     ]
     wb, path = connect(reader, tmp_path)
     with wb:
@@ -551,9 +559,9 @@ def test_a_view_with_one_row_per_customer_messages_each_once_at_their_latest_pho
     rows = src(db, "SELECT cid, phone FROM vone")
     assert sent(path) == {str(c): ["+82" + p.replace("-", "")[1:]] for c, p in rows if p}
     assert sent(path)["1"] == [e164(91)]
-    assert skipped(path) == {str(c): "no recipient" for c, p in rows if not p} == {
-        "4": "no recipient"
-    }
+    assert (
+        skipped(path) == {str(c): "no recipient" for c, p in rows if not p} == {"4": "no recipient"}
+    )
 
 
 @pytest.mark.parametrize("view", ["vboth", "vone"])
@@ -590,9 +598,7 @@ BUYER = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "agg, op, chosen", list(AGGREGATES.values()), ids=list(AGGREGATES)
-)
+@pytest.mark.parametrize("agg, op, chosen", list(AGGREGATES.values()), ids=list(AGGREGATES))
 def test_an_aggregate_of_a_text_date_compares_the_dates(
     db: str, reader: str, tmp_path: Path, agg: str, op: str, chosen: set[str]
 ) -> None:
@@ -616,3 +622,41 @@ def test_an_aggregate_of_a_text_date_compares_the_dates(
         run(wb, {"table": "ocust", "where": where}, {"content": "{{ 이름 }}님, 안내입니다."})
     assert chosen and count == len(chosen), (count, chosen)
     assert sent(path) == {c: [e164(40 + int(c))] for c in chosen}
+
+
+ZMEM = {
+    "displayName": "회원", "key": "mid", "audience": True, "recipient": "mobile",
+    "fields": {"mid": F("번호", "number", "id"), "name": F("이름", role="name"),
+               "mobile": F("전화", role="phone"), "last_login": F("최근접속", "datetime"),
+               "seen": F("확인", "datetime")},
+}  # fmt: skip
+ZERO_CASES = {
+    "not-null-NOT-NULL-column": ("last_login", "not_null", {"2", "3"}),
+    "is-null-NOT-NULL-column": ("last_login", "is_null", {"1", "4"}),
+    "not-null-nullable-column": ("seen", "not_null", {"2"}),
+    "is-null-nullable-column": ("seen", "is_null", {"1", "3", "4"}),
+}
+
+
+@pytest.mark.parametrize("field, op, chosen", list(ZERO_CASES.values()), ids=list(ZERO_CASES))
+def test_a_zero_date_is_a_missing_date(
+    db: str, reader: str, tmp_path: Path, field: str, op: str, chosen: set[str]
+) -> None:
+    """BREAK 5 (fixed): gnuboard's "never logged in" is `mb_today_login` '0000-00-00
+    00:00:00' in a NOT NULL DATETIME. MariaDB reads `IS NULL` of such a column as "is the
+    zero date" but `IS NOT NULL` as true for it: member 1 was both "logged in" (a
+    `not_null` campaign to active members messaged a member who never came) and "never";
+    in a nullable column the zero date was a date to `not_null` and not missing to
+    `is_null`, and so was '2025-00-00'. A date with no day or month is missing to both
+    now, as it is in a message (round 56's BREAK 3)."""
+    real = {str(m) for (m,) in src(db, f"SELECT mid FROM zmem WHERE DAYOFMONTH({field}) > 0 "
+                                       f"AND MONTH({field}) > 0")}  # fmt: skip
+    assert real == ({"2", "3"} if field == "last_login" else {"2"})  # the truth table
+    where = {"field": field, "op": op}
+    wb, path = connect(reader, tmp_path)
+    with wb:
+        wb.mappings.save("zmem", ZMEM)
+        count = wb.targets.preview({"table": "zmem", "where": where}, now=DAY).count
+        run(wb, {"table": "zmem", "where": where}, {"content": "{{ 이름 }}님, 안내입니다."})
+    assert count == len(chosen), (count, chosen)
+    assert sent(path) == {m: [e164(int(m))] for m in chosen}
