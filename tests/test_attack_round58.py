@@ -660,3 +660,59 @@ def test_a_zero_date_is_a_missing_date(
         run(wb, {"table": "zmem", "where": where}, {"content": "{{ 이름 }}님, 안내입니다."})
     assert count == len(chosen), (count, chosen)
     assert sent(path) == {m: [e164(int(m))] for m in chosen}
+
+
+VCUST = {
+    "displayName": "고객", "key": "cid", "audience": True, "recipient": "addresses.phone",
+    "fields": {"cid": F("번호", "number", "id"), "name": F("이름", role="name")},
+    "relations": [{"table": "vaddr", "name": "addresses", "localField": "cid",
+                   "foreignField": "cid", "kind": "one-to-many", "orderBy": "updated"}],
+}  # fmt: skip
+VADDR = {"displayName": "주소", "key": "aid", "fields": {
+    "aid": F("번호", "number", "id"), "cid": F("고객", "number"),
+    "phone": F("전화", role="phone"), "updated": F("수정일", "datetime")}}  # fmt: skip
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: a template's related values are read by a statement of their own after "
+    "the batch read; a newer address written between the two is named in a message sent to "
+    "the older one's phone",
+)
+def test_a_message_names_the_phone_it_was_sent_to_when_an_address_is_added_mid_batch(
+    db: str, reader: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BREAK 6 (left): the run reads a batch's rows (the recipient: the latest address's
+    phone, checked against the frozen one) and then, by a statement of its own, the
+    template's related values (`Resolver.fetch`). Customer 1 adds a newer address between
+    the two reads: the message goes to the phone frozen and read (their address of
+    2026-01-01) and says "{{ addresses.phone }}로 안내" with the new one's. Their own values
+    both, but not one row's: the text names a phone the message was not sent to. (One
+    statement reading the batch's rows with the template's related paths, or a consistent
+    snapshot over both reads, would close it.)"""
+    from hybridwb.mapping.resolve import Resolver
+
+    real, calls = Resolver.fetch, [0]
+
+    def fetch(self: Resolver, *args: Any, **kwargs: Any) -> Any:
+        if calls[0] == 0:
+            src(db, f"INSERT INTO vaddr VALUES (99, 1, '{phone(99)}', '2026-02-01')")
+            src(db, "COMMIT")
+        calls[0] += 1
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Resolver, "fetch", fetch)
+    wb, path = connect(reader, tmp_path)
+    try:
+        with wb:
+            wb.mappings.save("vaddr", VADDR)
+            wb.mappings.save("vcust", VCUST)
+            run(wb, {"table": "vcust"}, {"content": "{{ 이름 }}님, {{ addresses.phone }}로 안내"})
+    finally:
+        src(db, "DELETE FROM vaddr WHERE aid = 99")
+        src(db, "COMMIT")
+    assert calls[0] >= 1
+    got = store_rows(path, "SELECT target_key, recipient, content FROM send_records")
+    assert got and all(
+        to == "+82" + text.split(", ")[1].split("로")[0].replace("-", "")[1:] for _, to, text in got
+    ), got
