@@ -716,3 +716,33 @@ def test_a_message_names_the_phone_it_was_sent_to_when_an_address_is_added_mid_b
     assert got and all(
         to == "+82" + text.split(", ")[1].split("로")[0].replace("-", "")[1:] for _, to, text in got
     ), got
+
+
+def test_a_sqlite_sources_aggregate_of_a_text_date_is_refused_with_nothing_sent(
+    tmp_path: Path,
+) -> None:
+    """BREAK 4 on SQLite (fixed as round 57's refusal): SQLite reads no '20250101' as a
+    date, so `max(odate)` of the orders was the text's max; refused in one line, at the
+    preview and at the run, nothing sent."""
+    url = sqlite_source(
+        tmp_path,
+        "CREATE TABLE ocust (cid INTEGER PRIMARY KEY, name TEXT, mobile TEXT)",
+        "CREATE TABLE oord (oid INTEGER PRIMARY KEY, cid INTEGER, odate TEXT)",
+        rows={
+            "ocust": [(c, f"구매자{c}", phone(40 + c)) for c in range(1, 6)],
+            "oord": [(o, c, d) for o, (c, d) in enumerate(ORDERS, start=1)],
+        },
+    )
+    where = {"aggregate": "max", "relation": "orders", "field": "odate", "op": "gt",
+             "value": "2025-06-01 00:00:00"}  # fmt: skip
+    wb, path = sqlite_wb(url, tmp_path)
+    with wb:
+        wb.mappings.save("oord", {"displayName": "주문", "key": "oid", "fields": {
+            "oid": F("번호", "number", "id"), "cid": F("고객", "number"),
+            "odate": F("주문일", "datetime")}})  # fmt: skip
+        wb.mappings.save("ocust", BUYER)
+        with pytest.raises(ValidationError, match="store it as DATETIME"):
+            wb.targets.preview({"table": "ocust", "where": where}, now=DAY)
+        with pytest.raises(HybridwbError, match="store it as DATETIME"):
+            run(wb, {"table": "ocust", "where": where}, {"content": "{{ 이름 }}님, 안내입니다."})
+    assert not sent(path) and not skipped(path)
