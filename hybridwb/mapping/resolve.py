@@ -628,7 +628,8 @@ class Resolver:
         """An `orderBy` column as its order compares it: a date field the server keeps as
         text read as a date (`text_date`; a MariaDB source), since text put '2026-9-30'
         after '2026-10-01' and '20260930' after '2026-10-01': the latest address was an
-        older one, its phone messaged (round 57). A text not a real date sorts last."""
+        older one, its phone messaged (round 57). A text not a real date sorts last. A
+        SQLite source reads no such text as a date: there it is refused (round 58)."""
         field = self.graph.mapping(table).fields.get(name)
         live = self.info(table).column(name)
         if field is None or field.type not in ("date", "datetime") or live is None:
@@ -679,7 +680,8 @@ class Resolver:
         the parent's column is not stated unique: `related_by_bytes`), and keys them by the
         parent's own value: a case-blind unique key 'k1' whose latest address is written
         'K1' was messaged at that address's phone, but its `{{ addresses.city }}` was looked
-        up by 'k1' among rows keyed 'K1' and found none (round 54)."""
+        up by 'k1' among rows keyed 'K1' and found none (round 54). `through`: a to-one
+        hop's rows read that way too, for the values `_as_joined` asks of the server."""
         if not keys:
             return {}
         # (`through`: a to-one hop's rows read through the parent table too, `_as_joined`)
