@@ -814,3 +814,33 @@ def test_a_name_differing_from_the_live_column_by_case_is_refused_at_save(
         assert "mcust" not in wb.mappings.tables()
     text = str(refused.value)
     assert "ACC" in text and "Nothing was saved" in text and "\n" not in text, text
+
+
+def test_a_customer_whose_address_phone_changes_after_the_freeze_is_not_messaged_at_either(
+    db: str, reader: str, tmp_path: Path, moving: dict[int, list[str]]
+) -> None:
+    """Held: after the freeze, before the batch read, customer 1's latest address gets
+    another phone and customer 3's older address (not the latest) another one too. 1 is
+    excluded as changed: messaged neither at the number frozen (perhaps given up) nor at
+    the new one (never in the frozen set); 3 is messaged once at their latest address's
+    phone, as root reads it; 2 as frozen."""
+    moving[0] = [f"UPDATE vaddr SET phone = '{phone(98)}' WHERE aid = 2",
+                 f"UPDATE vaddr SET phone = '{phone(97)}' WHERE aid = 4", "COMMIT"]  # fmt: skip
+    wb, path = connect(reader, tmp_path)
+    try:
+        with wb:
+            wb.mappings.save("vaddr", VADDR)
+            wb.mappings.save("vcust", VCUST)
+            run(wb, {"table": "vcust"}, {"content": "{{ 이름 }}님, 안내입니다."})
+        latest = src(
+            db,
+            "SELECT c.cid, (SELECT a.phone FROM vaddr a WHERE a.cid = c.cid ORDER BY "
+            "a.updated DESC, a.aid DESC LIMIT 1) FROM vcust c WHERE c.cid IN (2, 3)",
+        )
+    finally:
+        src(db, f"UPDATE vaddr SET phone = '{phone(91)}' WHERE aid = 2")
+        src(db, f"UPDATE vaddr SET phone = '{phone(83)}' WHERE aid = 4")
+        src(db, "COMMIT")
+    assert sent(path) == {str(c): ["+82" + p.replace("-", "")[1:]] for c, p in latest}
+    assert sent(path)["3"] == [e164(83)]
+    assert skipped(path) == {"1": "recipient changed since the run started", "4": "no recipient"}
