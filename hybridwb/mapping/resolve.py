@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -566,7 +565,7 @@ class Resolver:
             }
             found = self._one_per_key(hop, sorted(keys, key=_sortable), needed)
             if hop.to_one:
-                found = _as_compared(found, keys)
+                found = self._as_joined(hop, found, keys, needed)
             for cur in current:
                 parent = cur.get(prefix[:-1])
                 cur[prefix] = found.get(parent.get(hop.local)) if parent is not None else None
@@ -629,21 +628,48 @@ class Resolver:
         """An `orderBy` column as its order compares it: a date field the server keeps as
         text read as a date (`text_date`; a MariaDB source), since text put '2026-9-30'
         after '2026-10-01' and '20260930' after '2026-10-01': the latest address was an
-        older one, its phone messaged (round 57). A text not a real date sorts last."""
+        older one, its phone messaged (round 57). A text not a real date sorts last. A
+        SQLite source reads no such text as a date: there it is refused (round 58)."""
         field = self.graph.mapping(table).fields.get(name)
         live = self.info(table).column(name)
-        if (
-            field is None
-            or field.type not in ("date", "datetime")
-            or live is None
-            or not live.charset
-            or self.mappings.source.is_sqlite
-        ):
+        if field is None or field.type not in ("date", "datetime") or live is None:
+            return column
+        if self.mappings.source.is_sqlite:
+            if _is_text(live.type):
+                # SQLite reads no '2026-9-30' or '20260930' as a date: by text, the latest
+                # address was an older one, its phone messaged (round 58)
+                raise ValidationError(
+                    f"{table}.{name}: a SQLite source keeps this date as text "
+                    f"({short(live.type)}) and orders it as text ('2026-9-30' after "
+                    "'2026-10-01'), so the latest row by it may be an older one; store it as "
+                    "DATETIME ('YYYY-MM-DD HH:MM:SS'), or order the relation by another column."
+                )
+            return column
+        if not live.charset:
             return column
         return text_date(column, field.type)
 
+    def _as_joined(
+        self, hop: Hop, found: dict[Any, dict[str, Any]], keys: set[Any], needed: set[str]
+    ) -> dict[Any, dict[str, Any]]:
+        """`found` (a to-one hop's rows by their own value) with the text parent values no
+        row holds byte for byte given the row the server's join gives them, read through
+        the parent table (`_one_per_key(through=True)`: its own values, each related as
+        the run's recipient join relates it, by the column's collation). Customer 'k1' of
+        the case-blind account 'K1' was looked up by 'k1' among rows keyed 'K1' and
+        skipped as missing (round 57); Python's folding of the two (case, accents,
+        trailing spaces) that stood in for the server's then gave a customer 'u1' the
+        latin1_swedish_ci account 'Ü1' (the server's 'y1''s: 'Ü' is 'Y' there), 'ss1' the
+        utf8mb4_general_ci 'ß1' ('s1''s), and skipped 'é1 ' and 'e1' of 'É1' (round 58).
+        Only the values left over are read again (a reference to no row, a collation's
+        match), and only for text."""
+        left = sorted((k for k in keys if k not in found and isinstance(k, str)), key=_sortable)
+        if not left:
+            return found
+        return {**found, **self._one_per_key(hop, left, needed, through=True)}
+
     def _one_per_key(
-        self, hop: Hop, keys: list[Any], needed: set[str]
+        self, hop: Hop, keys: list[Any], needed: set[str], through: bool = False
     ) -> dict[Any, dict[str, Any]]:
         """`{local value: row}` with one row per value: the latest by `orderBy` (ties by the
         related table's key, the higher, as `Selection._latest`), else the first by the
@@ -654,10 +680,12 @@ class Resolver:
         the parent's column is not stated unique: `related_by_bytes`), and keys them by the
         parent's own value: a case-blind unique key 'k1' whose latest address is written
         'K1' was messaged at that address's phone, but its `{{ addresses.city }}` was looked
-        up by 'k1' among rows keyed 'K1' and found none (round 54)."""
+        up by 'k1' among rows keyed 'K1' and found none (round 54). `through`: a to-one
+        hop's rows read that way too, for the values `_as_joined` asks of the server."""
         if not keys:
             return {}
-        many = not hop.to_one
+        # (`through`: a to-one hop's rows read through the parent table too, `_as_joined`)
+        many = not hop.to_one or through
         related = self.table(hop.target)
         if many:
             related = related.alias(self.alias("hwb_related"))
@@ -683,7 +711,10 @@ class Resolver:
             column = parent.c[self.column(hop.source, hop.local)]
             local = self.info(hop.source).column(hop.local)
             text = local is not None and bool(local.charset)
-            exactly = related_by_bytes(self, hop.source, hop, f"{hop.source}.{hop.name}")
+            # (a to-one hop relates by the collation alone, as the run's join: `from_clause`)
+            exactly = not hop.to_one and related_by_bytes(
+                self, hop.source, hop, f"{hop.source}.{hop.name}"
+            )
         found: dict[Any, dict[str, Any]] = {}
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
@@ -725,42 +756,6 @@ class Resolver:
                 else:
                     found[rec[hop.foreign]] = rec
         return found
-
-
-def _as_compared(found: dict[Any, dict[str, Any]], keys: set[Any]) -> dict[Any, dict[str, Any]]:
-    """`found` (a to-one hop's rows by their own value, each returned because the server
-    holds it equal to one of `keys`) with the parent values that no row holds byte for
-    byte given the row they are like: a customer's `code` 'k1' of the account 'K1' (a
-    case-blind collation joins them, and the run read their recipient so) had `{{
-    account.addresses.phone }}` looked up by 'k1' among rows keyed 'K1', found none, and
-    was skipped as "missing" (round 57).
-
-    Given only where no key holds the row's own text, and it is the one such row like
-    exactly one key not found, folded beyond any collation (case, accents, trailing
-    spaces): that key is the one the server matched it to. Else missing, never another's
-    row ('k1' and 'K1 ' both without a row 'K1' of their own: neither is given it)."""
-    alike: dict[Any, list[Any]] = {}
-    for key in keys:
-        if key not in found:
-            alike.setdefault(_folded(key), []).append(key)
-    rows: dict[Any, list[Any]] = {}
-    for value in found:
-        if value not in keys:
-            rows.setdefault(_folded(value), []).append(value)
-    out = dict(found)
-    for folded, values in rows.items():
-        claimants = alike.get(folded, [])
-        if len(values) == 1 and len(claimants) == 1:
-            out[claimants[0]] = found[values[0]]
-    return out
-
-
-def _folded(value: Any) -> Any:
-    """A text without case, accents or trailing spaces (`_as_compared`), else the value."""
-    if not isinstance(value, str):
-        return value
-    text = unicodedata.normalize("NFKD", value.rstrip(" ").casefold())
-    return "".join(c for c in text if not unicodedata.combining(c))
 
 
 def _sortable(value: Any) -> tuple[str, Any]:

@@ -19,7 +19,7 @@ from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Hop
 from hybridwb.mapping.resolve import Resolver, Selection, text_date
 from hybridwb.search.predicates import LIKE_ESCAPE, escape_like, holds
-from hybridwb.targets.consent import NO_SPELLINGS, YES_SPELLINGS, type_family
+from hybridwb.targets.consent import NO_SPELLINGS, YES_SPELLINGS, temporal_type, type_family
 from hybridwb.targets.definition import (
     OPS_BY_TYPE,
     Aggregate,
@@ -171,8 +171,14 @@ class Builder:
         col = scope.column(path)
         op: str = node.op
         value = node.value
-        if ftype in ("date", "datetime") and op not in ("is_null", "not_null"):
+        if ftype in ("date", "datetime") and (
+            op not in ("is_null", "not_null") or self._kept_as_text(path)
+        ):
+            # (a text that is no real date is missing to `is_null` too: gnuboard's '' for
+            # "never withdrawn" was a date to `not_null`, round 58)
             col = self._dated(path, col, ftype, where)
+        elif ftype in ("date", "datetime") and self._zero_dated(path):
+            col = text_date(col, ftype)  # a zero date is missing (round 58)
         if ftype == "string" and op in _TEXT_OPS:
             op, value = self._held(path, op, value)
             if op in ("false", "not_null"):  # a text the column cannot hold (round 53)
@@ -251,6 +257,18 @@ class Builder:
         """Whether the server states `path`'s column a text type (CHAR, ENUM, ...)."""
         live = self.resolver.info(path.table).column(path.field)
         return live is not None and type_family(live.type) == "text"
+
+    def _zero_dated(self, path: Any) -> bool:
+        """Whether `path`'s column is a DATE / DATETIME / TIMESTAMP of a MariaDB source,
+        which may hold a zero date (gnuboard's `mb_today_login` '0000-00-00 00:00:00' for
+        "never logged in"): MariaDB reads `IS NULL` of a NOT NULL one as "is the zero
+        date" but `IS NOT NULL` as true for it, so such a member was both "logged in" and
+        "never"; in a nullable one the zero date (and '2025-00-00') was a date to
+        `not_null` (round 58). Read through `text_date`, it is missing to both."""
+        if self.resolver.mappings.source.is_sqlite:
+            return False
+        live = self.resolver.info(path.table).column(path.field)
+        return live is not None and temporal_type(live.type) in ("DATE", "DATETIME", "TIMESTAMP")
 
     def _dated(self, path: Any, col: Any, ftype: str, where: str) -> Any:
         """`path`'s column as the server compares it with a date: a date the server keeps
@@ -359,7 +377,12 @@ class Builder:
             ftype = path.field_type
             if node.aggregate in ("sum", "avg") and ftype != "number":
                 raise ValidationError(f"{where}: {node.field!r} is {ftype}, not a number.")
-            measure = _AGG[node.aggregate](inner.column(path))
+            column = inner.column(path)
+            if ftype in ("date", "datetime"):
+                # the dates the texts are: `MAX(odate)` of a VARCHAR was the text's max,
+                # compared with the date as text ('20250101' after '2025-06-01'), round 58
+                column = self._dated(path, column, ftype, where)
+            measure = _AGG[node.aggregate](column)
             if node.aggregate == "sum":
                 measure = sa.func.coalesce(measure, 0)  # no rows: a total of 0, not unknown
         sub = sa.select(measure).select_from(inner.from_clause()).where(*conds).scalar_subquery()
