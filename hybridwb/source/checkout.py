@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from hybridwb.source import catalogue
+from hybridwb.source.snapshot import in_snapshot
 from hybridwb.source.session import (
     SessionFacts,
     SessionPolicy,
@@ -150,6 +151,9 @@ class Parking:
         return conn
 
     def _park(self, conn: Connection, epoch: int) -> None:
+        if not conn.invalidated and not conn.closed and in_snapshot(conn.connection.info):
+            _drop(conn)  # a snapshot left open (never expected: `Source.consistent` ends it)
+            return
         keep = (
             self.enabled
             and not conn.invalidated
