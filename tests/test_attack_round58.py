@@ -45,11 +45,12 @@ BREAKS (mutation counts: the fix undone by hand, this file run, of its 37 tests)
   chosen by `not_null` ("members who logged in") and by `is_null`; in a nullable column
   the zero date and '2025-00-00' were dates to `not_null`. Missing to both now
   (`Builder._zero_dated`). → 4 of 37 fail.
-- BREAK 6 (left, strict xfail): a template's related values are read by a statement of
-  their own after the batch's rows (`Resolver.fetch` after `audience.fetch`): an address
-  added between the two reads is named in a message sent to the phone of the address
-  before it. Closing it needs one read of both (the batch statement holding the template's
-  related paths, or a consistent snapshot over the two reads).
+- BREAK 6 (fixed in branch `snap58`): a template's related values were read by a
+  statement of their own after the batch's rows (`Resolver.fetch` after `audience.fetch`):
+  an address added between the two reads was named in a message sent to the phone of the
+  address before it. Both are read now in one read-only consistent snapshot on one
+  connection (`Source.consistent`, `batches.pending_batches`); a view or a MyISAM table
+  in the reads gives no snapshot (see `hybridwb/source/snapshot.py`).
 
 HELD: a customer who moves to another account after the freeze is messaged once, at
 their own phone naming the account root's join gives them now, or at the account's phone
@@ -738,14 +739,12 @@ VADDR = {"displayName": "주소", "key": "aid", "fields": {
 def test_a_message_names_the_phone_it_was_sent_to_when_an_address_is_added_mid_batch(
     db: str, reader: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """BREAK 6 (left): the run reads a batch's rows (the recipient: the latest address's
+    """BREAK 6 (fixed): the run reads a batch's rows (the recipient: the latest address's
     phone, checked against the frozen one) and then, by a statement of its own, the
     template's related values (`Resolver.fetch`). Customer 1 adds a newer address between
-    the two reads: the message goes to the phone frozen and read (their address of
-    2026-01-01) and says "{{ addresses.phone }}로 안내" with the new one's. Their own values
-    both, but not one row's: the text names a phone the message was not sent to. (One
-    statement reading the batch's rows with the template's related paths, or a consistent
-    snapshot over both reads, would close it.)"""
+    the two reads. Before: the message went to the phone frozen and read (their address of
+    2026-01-01) and said "{{ addresses.phone }}로 안내" with the new one's. Now both reads
+    are one snapshot's (`Source.consistent`): the text names the phone it is sent to."""
     from hybridwb.mapping.resolve import Resolver
 
     real, calls = Resolver.fetch, [0]

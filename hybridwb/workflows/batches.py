@@ -14,6 +14,7 @@ from typing import Any
 from hybridwb import recipients
 from hybridwb.errors import ValidationError
 from hybridwb.platform.campaigns import Campaigns
+from hybridwb.source.snapshot import SnapshotLost
 from hybridwb.targets.consent import consent_of
 from hybridwb.validation import short
 from hybridwb.workflows import audience, policies
@@ -78,13 +79,23 @@ def read_related(
     candidates: list[policies.Candidate],
 ) -> Related:
     """The related values of the rows a batch may render (its candidates still present:
-    every row `rendering` and the run's samples ask for), in one read."""
+    every row `rendering` and the run's samples ask for), in one read; a read that fails
+    (a source hiccup) is made once more, in the same snapshot, as rendering read them
+    again before. A lost snapshot (`SnapshotLost`) goes up: the batch is read again whole."""
     present = [rows[c[0]] for c in candidates if c[4]]  # `Candidate.key`, `.present`
-    try:
-        values = related(present) if present else []
-    except Exception as exc:  # raised where a message asks for them (`Related`)
-        return Related({}, exc)
-    return Related({id(row): value for row, value in zip(present, values, strict=True)})
+    if not present:
+        return Related({})
+    for attempt in (1, 2):
+        try:
+            values = related(present)
+        except SnapshotLost:
+            raise
+        except Exception as exc:  # raised where a message asks for them (`Related`)
+            if attempt == 2:
+                return Related({}, exc)
+            continue
+        return Related({id(row): value for row, value in zip(present, values, strict=True)})
+    raise AssertionError("unreachable")
 
 
 Batch = tuple[list[dict[str, Any]], dict[str, dict[str, Any]], Any, Related | None]

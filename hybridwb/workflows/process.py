@@ -329,7 +329,7 @@ class Processor:
                 aud.night_consent,
                 night_held,
             ),
-            (lambda rows: self.templates.related(report, rows)) if reads_related else None,
+            lambda rows: self.templates.related(report, rows),
             self.source.consistent if reads_related else None,
         )
         ahead = reading.enter_context(prefetch.ahead(reads, thread=self._can_prefetch()))
@@ -392,9 +392,8 @@ class Processor:
                 functools.partial(check, batches.distinct_recipients(current[2][0]))
             )
         while current is not None:
-            batch, rows, (candidates, skips, changed), held = current
-            # the related values read with the rows (`batches.Related`), or none to read
-            related: Any = held or (lambda rows: [{} for _ in rows])
+            batch, rows, (candidates, skips, changed), related = current
+            assert related is not None  # read with the rows (`batches.Related`)
             ready = rendering.render_ahead(candidates, rows, render, related, needs_consent)
             checked = checking.result()
             if dry_run:
