@@ -33,7 +33,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from hybridwb.source import catalogue
-from hybridwb.source.snapshot import in_snapshot
 from hybridwb.source.session import (
     SessionFacts,
     SessionPolicy,
@@ -42,6 +41,7 @@ from hybridwb.source.session import (
     send_next_session,
     stricter_or_default,
 )
+from hybridwb.source.snapshot import in_snapshot
 
 #: connections kept aside for the next reads (one serves a notebook's thread)
 PARKED = 1

@@ -1012,8 +1012,8 @@ class Source:
             sql = to_sqlite(prepared.checked, expression)
         bound = sqlite_params(bound)  # dates as the sample's text, not sqlite3's adapters'
         pinned = getattr(self._pinned, "sqlite", None)  # `consistent`'s transaction
-        with self.engine.connect() if pinned is None else nullcontext() as conn:
-            raw = pinned if pinned is not None else _dbapi(conn)
+        with self.engine.connect() if pinned is None else nullcontext(pinned) as conn:
+            raw = conn if isinstance(conn, sqlite3.Connection) else _dbapi(conn)
             if not isinstance(raw, sqlite3.Connection):  # the sample engine is sqlite3's
                 raise QueryError("The sample is not an SQLite database; reconnect to it.")
             with _sqlite_time_limit(raw, timeout):
