@@ -98,7 +98,7 @@ def read_related(
     raise AssertionError("unreachable")
 
 
-Batch = tuple[list[dict[str, Any]], dict[str, dict[str, Any]], Any, Related | None]
+Batch = tuple[list[dict[str, Any]], dict[str, dict[str, Any]], Any, Related]
 
 
 def pending_batches(
@@ -108,12 +108,12 @@ def pending_batches(
     first_pass: bool,
     fetch: Callable[[list[str]], dict[str, dict[str, Any]]],
     to_candidates: Callable[[list[dict[str, Any]], dict[str, dict[str, Any]]], Any],
-    related: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    related: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
     consistent: Callable[[Callable[[], Any]], Any] | None = None,
 ) -> Iterator[Batch]:
     """The run's batches of pending frozen targets in frozen order, each with its current
-    source rows, its candidates (`candidates`) and, given `related`, the related values of
-    its rows (`Related`): everything a batch reads before the cap lock, so `prefetch.ahead`
+    source rows, its candidates (`candidates`) and the related values of its rows read by
+    `related` (`Related`): everything a batch reads before the cap lock, so `prefetch.ahead`
     can read the next one while this one is written. `consistent` (`Source.consistent`):
     the rows and their related values are read in one snapshot of the source, so a message
     never names a value of another moment than the row it is sent by (round 58's BREAK 6:
@@ -133,8 +133,7 @@ def pending_batches(
         def read(batch: list[dict[str, Any]] = batch, keys: list[str] = keys) -> Batch:
             rows = fetch(keys)
             found = to_candidates(batch, rows)
-            held = None if related is None else read_related(related, rows, found[0])
-            return batch, rows, found, held
+            return batch, rows, found, read_related(related, rows, found[0])
 
         yield read() if consistent is None else consistent(read)
 

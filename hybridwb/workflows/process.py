@@ -392,8 +392,8 @@ class Processor:
                 functools.partial(check, batches.distinct_recipients(current[2][0]))
             )
         while current is not None:
+            # `related`: the values read with the rows (`batches.Related`)
             batch, rows, (candidates, skips, changed), related = current
-            assert related is not None  # read with the rows (`batches.Related`)
             ready = rendering.render_ahead(candidates, rows, render, related, needs_consent)
             checked = checking.result()
             if dry_run:
