@@ -156,6 +156,24 @@ def test_a_connection_killed_inside_the_block_reads_it_all_again(
     assert open_transactions(db, seen[1][0]) == []
 
 
+def test_a_commit_that_fails_keeps_the_reads_and_drops_the_connection(
+    db: str, source: Source
+) -> None:
+    """Root kills the connection after the block's last read: its COMMIT fails, the
+    reads (all done in the snapshot) are returned, and the connection is dropped: the next
+    read is on another, in no transaction."""
+
+    def read() -> tuple[int, int]:
+        thread = int(source.records("SELECT CONNECTION_ID() AS c")[0]["c"])
+        first = count(source)
+        root(db, f"KILL CONNECTION {thread}")
+        return thread, first
+
+    thread, first = source.consistent(read)
+    after = source.records("SELECT @@in_transaction AS t, CONNECTION_ID() AS c")[0]
+    assert first == 3 and after["t"] == 0 and after["c"] != thread
+
+
 def test_a_lost_connection_inside_one_connection_is_not_read_again_elsewhere(
     db: str, source: Source, restore: None
 ) -> None:

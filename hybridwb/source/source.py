@@ -18,7 +18,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
@@ -541,8 +541,9 @@ class Source:
                 if not conn.invalidated and not conn.closed:
                     try:
                         run_internal(raw, END_SQL)
-                    except BaseException:
-                        # the transaction ends with the connection (Ctrl-C: `run_own` closed it)
+                    except Exception:  # the reads are done; the transaction ends with it
+                        conn.invalidate()
+                    except BaseException:  # Ctrl-C: `run_own` closed it, owing the reply
                         conn.invalidate()
                         raise
 
@@ -560,7 +561,8 @@ class Source:
                 yield
             finally:
                 self._pinned.sqlite, self._pinned.snapshot = None, False
-                raw.execute("COMMIT")
+                with suppress(sqlite3.Error):  # a read transaction: nothing to keep
+                    raw.execute("COMMIT")
 
     def _unpin(self, pid: int) -> bool:
         """End `one_connection`'s pin made in process `pid`: whether its connection is this
