@@ -1074,6 +1074,11 @@ class Source:
                 .limit(SCHEMA_NAMES_LIMIT)
             )
             pinned = getattr(self._pinned, "conn", None)  # the pool may hold one connection
+            if getattr(self._pinned, "snapshot", False):
+                # the engine's statement would be followed by the session reset
+                # (`_check_session`), which ends `consistent`'s snapshot: the block's later
+                # reads would be of a later moment, silently (round 60's BREAK 2)
+                raise QueryError("The schema's names are not read inside a snapshot.")
             if pinned is not None:
                 found = {str(n) for row in pinned.execute(query) for n in row}
             else:
