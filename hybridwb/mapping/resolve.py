@@ -159,8 +159,14 @@ def text_date(column: Any, ftype: str) -> Any:
     left (round 57). A day and month above zero are asked of the value first, outside any
     comparison, where the CAST gives NULL."""
     cast = sa.cast(column, sa.DateTime() if ftype == "datetime" else sa.Date())
-    real = sa.and_(sa.func.dayofmonth(cast) > 0, sa.func.month(cast) > 0)
-    return sa.case((real, cast), else_=sa.null())
+    return sa.case((real_date(cast), cast), else_=sa.null())
+
+
+def real_date(value: Any) -> Any:
+    """A date (or a DATE / DATETIME / TIMESTAMP column) with a day and a month: not the
+    zero date '0000-00-00' nor '2025-00-15' or '2024-06-00', which MariaDB keeps where the
+    sql_mode lets it and orders before every real date (NULL for NULL)."""
+    return sa.and_(sa.func.dayofmonth(value) > 0, sa.func.month(value) > 0)
 
 
 def _refuse_loose_join(resolver: Resolver, table: str, hop: Hop) -> None:
