@@ -569,9 +569,15 @@ class Resolver:
                 for cur in current
                 if (r := cur.get(prefix[:-1])) is not None and r.get(hop.local) is not None
             }
-            found = self._one_per_key(hop, sorted(keys, key=_sortable), needed)
-            if hop.to_one:
-                found = self._as_joined(hop, found, keys, needed)
+            ordered = sorted(keys, key=_sortable)
+            if hop.to_one and not self.info(hop.target).is_unique(hop.foreign):
+                # (a view of accounts: 'V1' and 'v1' both joined to a case-blind 'v1', and
+                # 'V1 ' was given 'v1''s label, one of the two, round 59)
+                found = self._one_per_key(hop, ordered, needed, through=True, single=True)
+            else:
+                found = self._one_per_key(hop, ordered, needed)
+                if hop.to_one:
+                    found = self._as_joined(hop, found, keys, needed)
             for cur in current:
                 parent = cur.get(prefix[:-1])
                 cur[prefix] = found.get(parent.get(hop.local)) if parent is not None else None
@@ -675,7 +681,12 @@ class Resolver:
         return {**found, **self._one_per_key(hop, left, needed, through=True)}
 
     def _one_per_key(
-        self, hop: Hop, keys: list[Any], needed: set[str], through: bool = False
+        self,
+        hop: Hop,
+        keys: list[Any],
+        needed: set[str],
+        through: bool = False,
+        single: bool = False,
     ) -> dict[Any, dict[str, Any]]:
         """`{local value: row}` with one row per value: the latest by `orderBy` (ties by the
         related table's key, the higher, as `Selection._latest`), else the first by the
@@ -687,7 +698,10 @@ class Resolver:
         parent's own value: a case-blind unique key 'k1' whose latest address is written
         'K1' was messaged at that address's phone, but its `{{ addresses.city }}` was looked
         up by 'k1' among rows keyed 'K1' and found none (round 54). `through`: a to-one
-        hop's rows read that way too, for the values `_as_joined` asks of the server."""
+        hop's rows read that way too, for the values `_as_joined` asks of the server.
+        `single`: only the values the server's join gives exactly one row (a to-one hop
+        whose related column no key states unique: a value it joins to two rows has no
+        row of its own, and is missing, never given one of the two)."""
         if not keys:
             return {}
         # (`through`: a to-one hop's rows read through the parent table too, `_as_joined`)
@@ -707,11 +721,13 @@ class Resolver:
         # the labels are no column's name (MariaDB compares them case-blind): a related
         # table's own `hybridwb_rank` made SQLAlchemy raise, or the filter read that column
         taken = {c.casefold() for c in needed}
-        rank, owner = "hybridwb_rank", "hybridwb_parent"
+        rank, owner, count = "hybridwb_rank", "hybridwb_parent", "hybridwb_count"
         while rank.casefold() in taken:
             rank += "_"
         while owner.casefold() in taken:
             owner += "_"
+        while count.casefold() in taken:
+            count += "_"
         if many:
             parent = self.table(hop.source).alias(self.alias("hwb_parent"))
             column = parent.c[self.column(hop.source, hop.local)]
@@ -743,6 +759,8 @@ class Resolver:
             else:
                 by = partition = related.c[hop.foreign]
                 ranked_from, chunk_cols, where = related, cols, by.in_(chunk)
+            if single:
+                chunk_cols = [*chunk_cols, sa.func.count().over(partition_by=partition).label(count)]
             ranked_select = sa.select(
                 *chunk_cols,
                 sa.func.row_number().over(partition_by=partition, order_by=order).label(rank),
@@ -752,6 +770,8 @@ class Resolver:
             ranked = ranked_select.subquery("ranked")
             wanted = sorted(needed) + ([owner] if many else [])
             stmt = sa.select(*(ranked.c[c] for c in wanted)).where(ranked.c[rank] == 1)
+            if single:
+                stmt = stmt.where(ranked.c[count] == 1)
             sql, params = compile_sql(stmt)
             # (a parent column not stated unique may hold, beside a key of the chunk, one
             # its collation holds equal: a partition of its own, so no cap of len(chunk))
