@@ -177,13 +177,38 @@ def _refuse_loose_join(resolver: Resolver, table: str, hop: Hop) -> None:
     related column is not unique at all."""
     local = resolver.info(table).column(hop.local)
     foreign = resolver.info(hop.target).column(hop.foreign)
-    if local is None or foreign is None or not _is_text(foreign.type) or _is_text(local.type):
+    if local is None or foreign is None:
+        return
+    _refuse_converted_join(table, hop, local, foreign)
+    if not _is_text(foreign.type) or _is_text(local.type):
         return
     raise ValidationError(
         f"{hop.source} -> {hop.target} ({hop.name!r}) is declared many-to-one, but "
         f"{hop.source}.{hop.local} ({local.type}) is compared with the text column "
         f"{hop.target}.{hop.foreign} as a number or date ('1' = '01' = ' 1'), so one row can "
         "join several; relate columns of one kind (both text or both numbers)."
+    )
+
+
+def _refuse_converted_join(table: str, hop: Hop, local: Any, foreign: Any) -> None:
+    """A related column unique in its character set is not unique in another: MariaDB
+    compares a latin1 column with a utf8mb4 one in utf8mb4, by the utf8mb4 column's
+    collation, so a latin1_bin key holding 'K1' and 'k1' joined both to a case-blind 'k1':
+    the customer chosen by one account's label was named the other's (round 59). A
+    to-one relation whose related column the server converts to the local column's
+    character set is refused; one converted the other way (to the related column's) is
+    compared by the related column's own collation, or a binary one, and stands."""
+    charsets = {local.charset, foreign.charset}
+    if None in charsets or "binary" in charsets or local.charset == foreign.charset:
+        return
+    if foreign.charset == "utf8mb4":
+        return
+    raise ValidationError(
+        f"{hop.source} -> {hop.target} ({hop.name!r}) is declared many-to-one, but "
+        f"{hop.target}.{hop.foreign} ({foreign.charset}) is compared with "
+        f"{table}.{hop.local} ({local.charset}) in {local.charset}, where values unique in "
+        f"{foreign.charset} may be equal ('K1' and 'k1'), so one row can join several; "
+        "relate columns of one character set."
     )
 
 
@@ -570,6 +595,8 @@ class Resolver:
                 if (r := cur.get(prefix[:-1])) is not None and r.get(hop.local) is not None
             }
             ordered = sorted(keys, key=_sortable)
+            if hop.to_one:
+                _refuse_loose_join(self, hop.source, hop)
             if hop.to_one and not self.info(hop.target).is_unique(hop.foreign):
                 # (a view of accounts: 'V1' and 'v1' both joined to a case-blind 'v1', and
                 # 'V1 ' was given 'v1''s label, one of the two, round 59)
