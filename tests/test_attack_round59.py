@@ -81,6 +81,10 @@ DDL = (
     "label VARCHAR(10) CHARACTER SET latin1, phone VARCHAR(20))",
     "CREATE TABLE xc (cid INT PRIMARY KEY, name VARCHAR(20), mobile VARCHAR(20), "
     "code VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci, KEY (code))",
+    # customers -> addresses dated in a DATE column, zero dates among them
+    "CREATE TABLE dcust (cid INT PRIMARY KEY, name VARCHAR(20))",
+    "CREATE TABLE daddr (aid INT PRIMARY KEY, cid INT, phone VARCHAR(20), city VARCHAR(20), "
+    "updated DATE NULL, KEY (cid))",
     # customers -> addresses: two of one date (ties), text dates equal as dates
     "CREATE TABLE tcust (cid INT PRIMARY KEY, name VARCHAR(20))",
     "CREATE TABLE taddr (aid INT PRIMARY KEY, cid INT, phone VARCHAR(20), city VARCHAR(20), "
@@ -116,6 +120,15 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
     "xa": [("K1", "L1", phone(91)), ("k1", "L2", phone(92)), ("K2", "L3", phone(93))],
     "xc": [(1, "회원1", phone(94), "k1"), (2, "회원2", phone(95), "K2"),
            (3, "회원3", phone(96), "K1 ")],
+    "dcust": [(c, f"고객{c}") for c in range(1, 4)],
+    "daddr": [
+        # 1: '2026-00-15' has no month: the real 2025-12-01 is the latest
+        (1, 1, phone(61), "도시1a", "2026-00-15"), (2, 1, phone(71), "도시1b", "2025-12-01"),
+        # 2: a zero date and NULL: neither a date, the higher aid
+        (3, 2, phone(62), "도시2a", "0000-00-00"), (4, 2, phone(72), "도시2b", None),
+        # 3: a real date over a zero one
+        (5, 3, phone(63), "도시3a", "2024-01-01"), (6, 3, phone(73), "도시3b", "0000-00-00"),
+    ],
     "tcust": [(c, f"고객{c}") for c in range(1, 5)],
     "taddr": [
         # 1: two addresses of one date (ties): the higher aid is the latest
@@ -523,3 +536,31 @@ def test_a_resume_among_ties_sends_nobody_at_a_second_phone(
     assert sent(path) == {c: [e164(p)] for c, (p, _) in LATEST.items()}
     assert not skipped(path)
 
+
+DCUST = {**TCUST, "relations": [{**TCUST["relations"][0], "table": "daddr"}]}
+DLATEST = {"1": (71, "도시1b"), "2": (72, "도시2b"), "3": (63, "도시3a")}
+
+
+def test_a_zero_date_is_not_the_latest_address(db: str, reader: str, tmp_path: Path) -> None:
+    """BREAK 4 (fixed): addresses dated in a DATE column: '2026-00-15' (no month, missing
+    to every condition) sorted after 2025-12-01 and was customer 1's latest address, its
+    phone messaged; a zero date sorted before NULL. A date that is no real date sorts last
+    now, with NULL (ties by the higher aid), as a text that is no date does."""
+    oracle = {
+        str(c): (p, city)
+        for c, p, city in src(
+            db,
+            "SELECT cid, phone, city FROM (SELECT cid, phone, city, ROW_NUMBER() OVER ("
+            "PARTITION BY cid ORDER BY CASE WHEN DAYOFMONTH(updated) > 0 AND MONTH(updated) "
+            "> 0 THEN updated END DESC, aid DESC) AS n FROM daddr) x WHERE n = 1",
+        )
+    }
+    assert oracle == {c: (phone(p), city) for c, (p, city) in DLATEST.items()}
+    wb, path = connect(reader, tmp_path)
+    with wb:
+        wb.mappings.save("daddr", {**TADDR, "fields": {**TADDR["fields"],
+                                                     "updated": F("수정일", "date")}})  # fmt: skip
+        wb.mappings.save("dcust", DCUST)
+        run(wb, {"table": "dcust"}, {"content": "{{ 이름 }}, {{ addresses.city }}"})
+    assert sent(path) == {c: [e164(p)] for c, (p, _) in DLATEST.items()}
+    assert texts(path) == {c: f"고객{c}, {city}" for c, (_, city) in DLATEST.items()}

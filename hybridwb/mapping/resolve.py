@@ -685,6 +685,11 @@ class Resolver:
                 )
             return column
         if not live.charset:
+            if live.type.upper().split("(")[0] in ("DATE", "DATETIME", "TIMESTAMP"):
+                # a zero date ('0000-00-00') or one without a month or day ('2026-00-15')
+                # is no date, as to the conditions: last, with NULL; MariaDB put
+                # '2026-00-15' after '2025-12-01', its address the latest (round 59)
+                return sa.case((real_date(column), column), else_=sa.null())
             return column
         return text_date(column, field.type)
 
