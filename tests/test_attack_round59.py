@@ -27,13 +27,13 @@ import pytest
 import hybridwb
 from hybridwb.errors import HybridwbError
 from hybridwb.platform.campaigns import Campaigns
+from hybridwb.workflows import audience as audience_module
 from tests._mysql import select_only_url
 from tests.conftest import mariadb_maker
 from tests.test_attack_once_round2 import DAY, src
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round53_real_schemas import e164, phone
 from tests.test_attack_round56_real_schema import connect, run, sent, skipped, store_rows, texts
-from hybridwb.workflows import audience as audience_module
 
 pytestmark = [pytest.mark.mysql]
 

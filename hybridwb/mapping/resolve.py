@@ -792,7 +792,10 @@ class Resolver:
                 by = partition = related.c[hop.foreign]
                 ranked_from, chunk_cols, where = related, cols, by.in_(chunk)
             if single:
-                chunk_cols = [*chunk_cols, sa.func.count().over(partition_by=partition).label(count)]
+                chunk_cols = [
+                    *chunk_cols,
+                    sa.func.count().over(partition_by=partition).label(count),
+                ]
             ranked_select = sa.select(
                 *chunk_cols,
                 sa.func.row_number().over(partition_by=partition, order_by=order).label(rank),
