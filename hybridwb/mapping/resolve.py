@@ -201,7 +201,7 @@ def _refuse_converted_join(table: str, hop: Hop, local: Any, foreign: Any) -> No
     charsets = {local.charset, foreign.charset}
     if None in charsets or "binary" in charsets or local.charset == foreign.charset:
         return
-    if foreign.charset == "utf8mb4":
+    if foreign.charset == "utf8mb4" or _keeps_apart(local.collation, foreign.collation):
         return
     raise ValidationError(
         f"{hop.source} -> {hop.target} ({hop.name!r}) is declared many-to-one, but "
@@ -210,6 +210,19 @@ def _refuse_converted_join(table: str, hop: Hop, local: Any, foreign: Any) -> No
         f"{foreign.charset} may be equal ('K1' and 'k1'), so one row can join several; "
         "relate columns of one character set."
     )
+
+
+def _keeps_apart(local: str | None, foreign: str | None) -> bool:
+    """Whether comparing by the `local` collation keeps apart every two values the
+    `foreign` one does: a binary one (PAD SPACE, so not of a NO PAD `foreign`), or the
+    same rule in another character set (utf8mb3_general_ci's values in
+    utf8mb4_general_ci: a utf8 table related to a utf8mb4 one)."""
+    if not local or not foreign:
+        return False
+    if local.endswith("_bin") and "nopad" not in foreign:
+        return True
+    rule = foreign.split("_", 1)[1] if "_" in foreign else None
+    return rule is not None and local.split("_", 1)[-1] == rule
 
 
 def related_by_bytes(resolver: Resolver, parent_table: str, hop: Hop, where: str) -> bool:
