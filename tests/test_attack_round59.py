@@ -47,8 +47,8 @@ BREAKS (mutation counts: the fix undone by hand, this file run, of its 37 tests)
 
 HELD: to-one values under NO PAD against PAD SPACE collations, NULL links and a text link
 to an INT key ('007', ' 7', '7x' are account 7's, '8.0' account 8's) are those root's join
-gives, or the customer skipped (`_as_joined` unread: 4 of 37 fail); an INT link to a text key holding '7' and '007' names
-neither; 2,345 customers linked in another case than their accounts' keys (three chunks
+gives, or the customer skipped (`_as_joined` unread: 4 of 37 fail); an INT link to a text
+key holding '7' and '007' names neither; 2,345 customers linked in another case than their accounts' keys (three chunks
 of the through-read, a batch of 1,500) are each messaged once with their own account;
 ties of one date (written alike, '2026-01-01' beside '20260101', or neither a date) give
 the same address in the preview, the phone and the message, and a resume after the run
