@@ -72,8 +72,11 @@ guides: $(VENV)/.dev
 # bytecode is written even where the environment says not to (PYTHONDONTWRITEBYTECODE): every
 # CLI command and kernel the tests start would compile hybridwb again, and each worker
 # would rewrite every test module's asserts again
+# `-p no:nbval`: nbval's plugin imports nbformat, whose jsonschema builds rfc3987-syntax's IRI
+# grammar (~1 CPU-s in each of the five pytest processes); only tests/test_guides.py uses
+# nbval, in a pytest of its own that loads the plugin itself
 test: lint services
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder --durations=25
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -p no:nbval -n 4 --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

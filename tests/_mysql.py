@@ -244,3 +244,24 @@ def read_while_still(
             return want, got
         time.sleep(0.05 * attempt)
     raise AssertionError("the server's answer changed on every one of 20 tries")
+
+
+def threads_left(thread_id: int, within: float = 5.0) -> int:
+    """How many server threads have `thread_id` once it is gone or `within` seconds have
+    passed (root's processlist). A client's close only shuts its socket: the server's
+    thread notices and ends a moment later, later still on a loaded machine."""
+    deadline = time.monotonic() + within
+    conn = root()
+    try:
+        with conn.cursor() as cur:
+            while True:
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s",
+                    (int(thread_id),),
+                )
+                left = int(cur.fetchone()[0])
+                if not left or time.monotonic() > deadline:
+                    return left
+                time.sleep(0.02)
+    finally:
+        conn.close()

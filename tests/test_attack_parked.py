@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 
 from hybridwb.source import Source
 from tests._mysql import root as _root
-from tests._mysql import scratch_db
+from tests._mysql import scratch_db, threads_left
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 
 pytestmark = pytest.mark.mysql
@@ -81,7 +81,7 @@ def test_close_while_a_read_holds_the_connection_parks_nothing(db: str) -> None:
         used = int(src.records("SELECT CONNECTION_ID() AS id")[0]["id"])
         src.close()
     parked = list(src._parking._parked)
-    left = _server("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", used)
+    left = threads_left(used)
     src.close()
     assert parked == []
     assert left == 0

@@ -92,7 +92,7 @@ import pytest
 
 from hybridwb.errors import HybridwbError, ReadOnlyViolation
 from hybridwb.source import Source
-from tests._mysql import as_root
+from tests._mysql import as_root, threads_left
 from tests.test_attack_round27_reconnect import (  # noqa: F401
     _source,
     source_url,
@@ -500,8 +500,6 @@ def test_a_ctrl_c_right_after_the_parking_reset_left_leaves_no_reply_to_the_next
     its own result: `SELECT a FROM t` returned no rows, silently. Now the connection is
     dropped (`Parking._park`); every next read returns root's rows with the policy's
     session."""
-    import time
-
     import pymysql
 
     from hybridwb.source import drivers
@@ -547,13 +545,7 @@ def test_a_ctrl_c_right_after_the_parking_reset_left_leaves_no_reply_to_the_next
         seen, _ = _seen(src.records(SESSION_SQL))
         # the oracle: root's processlist; the interrupted connection is closed, not kept
         # (in the pool or out of it) with a reply owed
-        for _ in range(100):
-            alive = _root_rows(
-                f"SELECT COUNT(*) FROM information_schema.processlist WHERE id = {int(ids[-1])}"
-            )[0][0]
-            if not alive:
-                break
-            time.sleep(0.02)
+        alive = threads_left(ids[-1])
     finally:
         src.close()
     assert fired

@@ -21,7 +21,7 @@ from hybridwb.source.engine import PENDING_KEY
 from hybridwb.source.rawguard import internal
 from tests._mysql import root as _root
 from tests._mysql import row_count as _rows
-from tests._mysql import scratch_db
+from tests._mysql import scratch_db, threads_left
 from tests.conftest import MYSQL_HOST, MYSQL_PORT
 
 pytestmark = pytest.mark.mysql
@@ -140,14 +140,7 @@ def test_close_drops_the_parked_connection(db: str) -> None:
     src = _source(db)
     parked = _session(src)[0]
     src.close()
-    root = _root()
-    try:
-        with root.cursor() as cur:
-            cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", parked)
-            left = int(cur.fetchone()[0])
-    finally:
-        root.close()
-    assert left == 0
+    assert threads_left(parked) == 0
 
 
 def test_a_pool_of_one_parks_nothing(db: str) -> None:
