@@ -335,8 +335,9 @@ def test_a_render_error_of_a_message_to_send_is_the_runs_error_and_nothing_of_it
 def test_related_rows_unreadable_while_rendering_ahead_are_read_again_when_rendering(
     source: Callable[..., str], pg_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A failed read of the related rows ahead (a source hiccup) is not the run's error:
-    the rows are read again where the run renders, as before, and every target is sent."""
+    """A failed read of the related rows (a source hiccup) is not the run's error: the
+    rows are read again (since `snap58` in the batch's own snapshot, `batches.read_related`),
+    and every target is sent."""
     wb = _shared_phone(source, pg_store, 1)
     original = TemplateService.related
     calls: list[int] = []

@@ -41,6 +41,7 @@ from hybridwb.source.session import (
     send_next_session,
     stricter_or_default,
 )
+from hybridwb.source.snapshot import in_snapshot
 
 #: connections kept aside for the next reads (one serves a notebook's thread)
 PARKED = 1
@@ -150,6 +151,9 @@ class Parking:
         return conn
 
     def _park(self, conn: Connection, epoch: int) -> None:
+        if not conn.invalidated and not conn.closed and in_snapshot(conn.connection.info):
+            _drop(conn)  # a snapshot left open (never expected: `Source.consistent` ends it)
+            return
         keep = (
             self.enabled
             and not conn.invalidated

@@ -37,6 +37,7 @@ from hybridwb.source.session import (
     statement_prefix,
     verify_session,
 )
+from hybridwb.source.snapshot import in_snapshot
 from hybridwb.validation import short
 
 #: rows discarded after KILL QUERY before the connection is dropped instead
@@ -170,8 +171,9 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
             # a pinned connection after a read of a table: the statement carries READ ONLY,
             # the time limit and the cap itself, no SET waited for (MariaDB, a SELECT)
             prefix = statement_prefix(job.facts, policy, prepared.checked.tokens[0].text)
-        if not prefix:
-            apply_session(raw, job.facts, policy)  # the checkout could not set this policy
+        if not prefix:  # the checkout could not set this policy (in a snapshot: kept open)
+            keep = in_snapshot(conn.connection.info)
+            apply_session(raw, job.facts, policy, keep_transaction=keep)
             conn.connection.info[SESSION_KEY] = policy
     if job.clock and not job.session_clock():  # hybridwb's own text, as the prefix is
         prefix = with_clock(prefix, job.clock)

@@ -154,14 +154,22 @@ def pinned_time_zone(time_zone: str) -> str:
     return f"time_zone = '{time_zone}'" if _TIME_ZONE.fullmatch(time_zone) else ""
 
 
-def session_sql(facts: SessionFacts, policy: SessionPolicy) -> str:
+def session_sql(
+    facts: SessionFacts, policy: SessionPolicy, *, keep_transaction: bool = False
+) -> str:
     """See `_session_sql`; every read sends one, so the text is built once per policy."""
-    return _session_sql(facts.flavour, facts.read_only_variable, facts.time_zone, policy)
+    return _session_sql(
+        facts.flavour, facts.read_only_variable, facts.time_zone, policy, keep_transaction
+    )
 
 
 @functools.lru_cache(maxsize=64)
 def _session_sql(
-    flavour: str, read_only_variable: str, time_zone: str, policy: SessionPolicy
+    flavour: str,
+    read_only_variable: str,
+    time_zone: str,
+    policy: SessionPolicy,
+    keep_transaction: bool = False,
 ) -> str:
     """One SET that puts a session in the state the policy asks for (one round trip).
 
@@ -174,7 +182,9 @@ def _session_sql(
     literals as utf8mb4, and a GBK or SJIS client could end a character in a backslash.
     `autocommit = 0` first: setting it to 1 only ends a transaction when it was 0, and a
     driver's `begin()` (PyMySQL sends BEGIN past the raw guard) opens one with it at 1; the
-    switch ends it, so no read inherits its snapshot or metadata locks."""
+    switch ends it, so no read inherits its snapshot or metadata locks. `keep_transaction`:
+    inside `Source.consistent`'s snapshot (`snapshot.py`) the switch would commit the
+    snapshot, so only `autocommit = 1` is set (a function that set it to 0 still ends it)."""
     parts = [
         _timeout_assignment(flavour, policy.timeout),
         f"sql_select_limit = {int(policy.select_limit)}",
@@ -194,7 +204,8 @@ def _session_sql(
         parts.append(zone)
     if policy.read_only:
         parts.insert(0, f"{read_only_variable} = 1")
-    return f"SET NAMES {NAMES}, SESSION autocommit = 0, SESSION autocommit = 1, " + ", ".join(parts)
+    switch = "" if keep_transaction else "SESSION autocommit = 0, "
+    return f"SET NAMES {NAMES}, {switch}SESSION autocommit = 1, " + ", ".join(parts)
 
 
 #: what a session is, as the server sees it: one fixed statement per flavour
@@ -249,11 +260,14 @@ def session_matches(
     )
 
 
-def apply_session(dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy) -> None:
+def apply_session(
+    dbapi_conn: Any, facts: SessionFacts, policy: SessionPolicy, *, keep_transaction: bool = False
+) -> None:
     """Set the session to `policy` and wait for the server's OK (a driver error raises).
     The SET is written as one packet and its OK read with no cursor (`drivers.run_own`);
-    a connection in no state for that (a streamed result still open) takes the cursor."""
-    run_internal(dbapi_conn, session_sql(facts, policy))
+    a connection in no state for that (a streamed result still open) takes the cursor.
+    `keep_transaction`: inside a snapshot (`_session_sql`)."""
+    run_internal(dbapi_conn, session_sql(facts, policy, keep_transaction=keep_transaction))
 
 
 def run_internal(dbapi_conn: Any, sql: str) -> None:

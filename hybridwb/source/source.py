@@ -17,13 +17,13 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from cachetools import LRUCache, TTLCache
 from pydantic import SecretStr
@@ -67,6 +67,14 @@ from hybridwb.source.session import (
     SessionFacts,
     SessionPolicy,
     owe_session,
+    run_internal,
+)
+from hybridwb.source.snapshot import (
+    END_SQL,
+    ISOLATION_SQL,
+    SNAPSHOT_KEY,
+    START_SQL,
+    SnapshotLost,
 )
 from hybridwb.source.transpile import expand_lists, sqlite_params, to_sqlite
 from hybridwb.source.verdicts import VERDICTS
@@ -75,6 +83,8 @@ from hybridwb.source.verdicts import weight as verdict_weight
 if TYPE_CHECKING:
     import pandas as pd
 
+
+T = TypeVar("T")
 
 #: every source alive in this process, for the fork hook below
 _SOURCES: weakref.WeakSet[Source] = weakref.WeakSet()
@@ -325,7 +335,9 @@ class Source:
             PREPARED_STATEMENTS, PREPARED_UNIT, _prepared_weight
         )
         self._lock = threading.Lock()
-        self._pinned = threading.local()  # .conn: this thread's connection in one_connection()
+        # .conn: this thread's connection in one_connection(); .snapshot: inside consistent()
+        # (.sqlite: its SQLite connection)
+        self._pinned = threading.local()
         self._kind: tuple[URL, bool] | None = None  # (url, is it SQLite)
         self._shown: tuple[tuple[Any, ...], str] | None = None  # (url, secrets), database shown
         self._engine: Engine | None = None
@@ -477,6 +489,80 @@ class Source:
             raise
         if self._unpin(pid):
             self._parking.park(conn, epoch)
+
+    def consistent(self, read: Callable[[], T]) -> T:
+        """`read()` with every statement it sends reading one moment of the source: on one
+        pinned connection inside a read-only consistent snapshot (`snapshot.py`), one
+        transaction on SQLite; always ended, however `read` ends. A connection lost inside
+        is not read again alone: `read` is run again whole on a new connection and a new
+        snapshot (`READ_ATTEMPTS` in all). Nested in another, it is that one's moment."""
+        if getattr(self._pinned, "snapshot", False):
+            return read()
+        outer = getattr(self._pinned, "conn", None) is not None  # one_connection()'s: kept
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            if attempt > 1:
+                time.sleep(min(0.05 * 2 ** (attempt - 1), 1.0))
+            try:
+                with self._snapshot():
+                    return read()
+            except SnapshotLost:
+                if attempt == READ_ATTEMPTS or outer:
+                    raise
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        if self.is_sqlite:
+            with self._sqlite_snapshot():
+                yield
+            return
+        with self.one_connection():
+            conn = self._pinned.conn
+            raw, info = conn.connection.dbapi_connection, conn.connection.info
+            try:
+                run_internal(raw, ISOLATION_SQL)
+                run_internal(raw, START_SQL)
+            except drivers.errors() as exc:
+                conn.invalidate()
+                error = self.translate_error(exc)
+                if catalogue.is_retryable(exc):
+                    raise SnapshotLost(error.message, **error.fields) from None
+                raise error from None
+            except BaseException:  # interrupted: `run_own` closed a connection owing a reply
+                conn.invalidate()
+                raise
+            info[SNAPSHOT_KEY] = True
+            self._pinned.snapshot = True
+            try:
+                yield
+            finally:
+                self._pinned.snapshot = False
+                info.pop(SNAPSHOT_KEY, None)
+                if not conn.invalidated and not conn.closed:
+                    try:
+                        run_internal(raw, END_SQL)
+                    except Exception:  # the reads are done; the transaction ends with it
+                        conn.invalidate()
+                    except BaseException:  # Ctrl-C: `run_own` closed it, owing the reply
+                        conn.invalidate()
+                        raise
+
+    @contextmanager
+    def _sqlite_snapshot(self) -> Iterator[None]:
+        """One deferred read transaction on one connection: its first read takes the
+        snapshot (WAL) or the shared lock (a rollback journal) that the later ones share."""
+        with self.engine.connect() as conn:
+            raw = _dbapi(conn)
+            if not isinstance(raw, sqlite3.Connection):  # the sample engine is sqlite3's
+                raise QueryError("The sample is not an SQLite database; reconnect to it.")
+            raw.execute("BEGIN")
+            self._pinned.sqlite, self._pinned.snapshot = raw, True
+            try:
+                yield
+            finally:
+                self._pinned.sqlite, self._pinned.snapshot = None, False
+                with suppress(sqlite3.Error):  # a read transaction: nothing to keep
+                    raw.execute("COMMIT")
 
     def _unpin(self, pid: int) -> bool:
         """End `one_connection`'s pin made in process `pid`: whether its connection is this
@@ -746,6 +832,10 @@ class Source:
                 policy = self.policy.with_query(timeout, cap + 1)
                 reads_view = self.reads_view(prepared)
                 pinned = getattr(self._pinned, "conn", None) if attempt == 1 else None
+                if getattr(self._pinned, "snapshot", False) and (
+                    pinned is None or pinned.invalidated
+                ):  # the snapshot's connection is gone: `consistent` reads it all again
+                    raise SnapshotLost("The source connection was lost inside a snapshot.")
                 # a pinned connection is one_connection's; else one is taken for this read
                 # and parked after it (`Parking.reader`, without a context manager's calls)
                 conn, epoch = (
@@ -790,15 +880,26 @@ class Source:
                 )
             except DBAPIError as exc:
                 if self._read_again(exc, attempt, started, prepared, params):
+                    self._not_in_snapshot(exc, timeout, params)
                     continue
                 raise self._lost(exc, timeout, prepared, params) from None
             except drivers.errors() as exc:
                 if self._read_again(exc, attempt, started, prepared, params):
+                    self._not_in_snapshot(exc, timeout, params)
                     continue
                 raise self._lost(exc, timeout, prepared, params) from None
             except (SQLAlchemyError, sqlite3.Error) as exc:
                 raise self.translate_error(exc, timeout, _flat_values(params)) from None
         raise AssertionError("unreachable")
+
+    def _not_in_snapshot(
+        self, exc: BaseException, timeout: float | None, params: dict[str, Any]
+    ) -> None:
+        """Inside `consistent`'s snapshot a lost read is not sent again on another
+        connection (another moment): `SnapshotLost`, and the block is read again whole."""
+        if getattr(self._pinned, "snapshot", False):
+            error = self.translate_error(exc, timeout, _flat_values(params))
+            raise SnapshotLost(error.message, **error.fields) from None
 
     def _read_again(
         self,
@@ -912,8 +1013,9 @@ class Source:
             expression, bound = expand_lists(prepared.checked.expression, params)
             sql = to_sqlite(prepared.checked, expression)
         bound = sqlite_params(bound)  # dates as the sample's text, not sqlite3's adapters'
-        with self.engine.connect() as conn:
-            raw = _dbapi(conn)
+        pinned = getattr(self._pinned, "sqlite", None)  # `consistent`'s transaction
+        with self.engine.connect() if pinned is None else nullcontext(pinned) as conn:
+            raw = conn if isinstance(conn, sqlite3.Connection) else _dbapi(conn)
             if not isinstance(raw, sqlite3.Connection):  # the sample engine is sqlite3's
                 raise QueryError("The sample is not an SQLite database; reconnect to it.")
             with _sqlite_time_limit(raw, timeout):

@@ -292,7 +292,15 @@ class TemplateService:
         keys; a to-many relation gives its latest row by `orderBy`, compared by the server
         as the column's type)."""
         _report_and_rows(report, rows)
-        paths = [
+        paths = self.related_paths(report)
+        if not paths or not rows:
+            return [{} for _ in rows]
+        return self._resolver.fetch(report.table, rows, paths)
+
+    @staticmethod
+    def related_paths(report: matching.Report) -> builtins.list[Any]:
+        """The relation paths the report's variables read (`related` reads none without)."""
+        return [
             v.source.path
             for v in report.variables
             if v.status in ("mapped", "type mismatch")
@@ -300,9 +308,6 @@ class TemplateService:
             and v.source.path is not None
             and v.source.path.hops
         ]
-        if not paths or not rows:
-            return [{} for _ in rows]
-        return self._resolver.fetch(report.table, rows, paths)
 
     def holders(
         self, report: matching.Report, rows: builtins.list[dict[str, Any]]

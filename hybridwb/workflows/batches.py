@@ -14,6 +14,7 @@ from typing import Any
 from hybridwb import recipients
 from hybridwb.errors import ValidationError
 from hybridwb.platform.campaigns import Campaigns
+from hybridwb.source.snapshot import SnapshotLost
 from hybridwb.targets.consent import consent_of
 from hybridwb.validation import short
 from hybridwb.workflows import audience, policies
@@ -54,6 +55,52 @@ def check_run(limit: Any, batch_size: Any, batch_pause: Any) -> None:
         raise ValidationError(f"batch_pause must be seconds (0 or more), not {short(batch_pause)}.")
 
 
+class Related:
+    """A batch's related values (`TemplateService.related`), read with its rows in one
+    snapshot of the source (`pending_batches`), handed out for the rows asked for as
+    `related(rows)` would read them; what that read raised is raised where they are asked
+    for, and only there (as before, a batch none of whose messages is rendered never
+    asks)."""
+
+    def __init__(self, values: dict[int, dict[str, Any]], error: Exception | None = None):
+        self.values = values  # by the row's identity: the batch's own row objects
+        self.error = error
+
+    def __call__(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.error is not None:
+            raise self.error
+        values = self.values
+        return [values[id(row)] for row in rows]
+
+
+def read_related(
+    related: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+    rows: dict[str, dict[str, Any]],
+    candidates: list[policies.Candidate],
+) -> Related:
+    """The related values of the rows a batch may render (its candidates still present:
+    every row `rendering` and the run's samples ask for), in one read; a read that fails
+    (a source hiccup) is made once more, in the same snapshot, as rendering read them
+    again before. A lost snapshot (`SnapshotLost`) goes up: the batch is read again whole."""
+    present = [rows[c[0]] for c in candidates if c[4]]  # `Candidate.key`, `.present`
+    if not present:
+        return Related({})
+    for attempt in (1, 2):
+        try:
+            values = related(present)
+        except SnapshotLost:
+            raise
+        except Exception as exc:  # raised where a message asks for them (`Related`)
+            if attempt == 2:
+                return Related({}, exc)
+            continue
+        return Related({id(row): value for row, value in zip(present, values, strict=True)})
+    raise AssertionError("unreachable")
+
+
+Batch = tuple[list[dict[str, Any]], dict[str, dict[str, Any]], Any, Related]
+
+
 def pending_batches(
     campaigns: Campaigns,
     run_id: Any,
@@ -61,10 +108,17 @@ def pending_batches(
     first_pass: bool,
     fetch: Callable[[list[str]], dict[str, dict[str, Any]]],
     to_candidates: Callable[[list[dict[str, Any]], dict[str, dict[str, Any]]], Any],
-) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]], Any]]:
+    related: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+    consistent: Callable[[Callable[[], Any]], Any] | None = None,
+) -> Iterator[Batch]:
     """The run's batches of pending frozen targets in frozen order, each with its current
-    source rows and its candidates (`candidates`): everything a batch reads before the
-    cap lock, so `prefetch.ahead` can read the next one while this one is written."""
+    source rows, its candidates (`candidates`) and the related values of its rows read by
+    `related` (`Related`): everything a batch reads before the cap lock, so `prefetch.ahead`
+    can read the next one while this one is written. `consistent` (`Source.consistent`):
+    the rows and their related values are read in one snapshot of the source, so a message
+    never names a value of another moment than the row it is sent by (round 58's BREAK 6:
+    a newer address committed between the two reads was named in a message sent to the
+    older one's phone)."""
     after = last = 0
     while True:
         batch, after = campaigns.pending(run_id, after, batch_size, check_done=not first_pass)
@@ -74,8 +128,14 @@ def pending_batches(
             last = after
             continue
         last = after
-        rows = fetch([t["target_key"] for t in batch])
-        yield batch, rows, to_candidates(batch, rows)
+        keys = [t["target_key"] for t in batch]
+
+        def read(batch: list[dict[str, Any]] = batch, keys: list[str] = keys) -> Batch:
+            rows = fetch(keys)
+            found = to_candidates(batch, rows)
+            return batch, rows, found, read_related(related, rows, found[0])
+
+        yield read() if consistent is None else consistent(read)
 
 
 def distinct_recipients(candidates: list[policies.Candidate]) -> list[str]:

@@ -305,6 +305,9 @@ class Processor:
             report=report,
             warn=False,
         )
+        # a message's related values are read with its row, in one snapshot of the source
+        # (`batches.pending_batches`); a template that reads none needs no snapshot
+        reads_related = bool(self.templates.related_paths(report))
         recipient_path = plan.recipient or aud.recipient
         consent_path = plan.consent or aud.consent
         bar = kernel_bar(total, wf["name"], disable=not progress)
@@ -326,14 +329,13 @@ class Processor:
                 aud.night_consent,
                 night_held,
             ),
+            lambda rows: self.templates.related(report, rows),
+            self.source.consistent if reads_related else None,
         )
         ahead = reading.enter_context(prefetch.ahead(reads, thread=self._can_prefetch()))
         # the store's steps in a thread of their own (`writer`): batch N is written and
         # N+1 checked there, in that order, while this thread renders N+1 ahead
         steps = held.enter_context(writer.StoreSteps(thread=self._can_prefetch()))
-
-        def related(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return self.templates.related(report, rows)
 
         def check(recipients: list[str]) -> rendering.Checked:
             """A batch's first store step: the cap lock, then the clock and the history of
@@ -390,7 +392,8 @@ class Processor:
                 functools.partial(check, batches.distinct_recipients(current[2][0]))
             )
         while current is not None:
-            batch, rows, (candidates, skips, changed) = current
+            # `related`: the values read with the rows (`batches.Related`)
+            batch, rows, (candidates, skips, changed), related = current
             ready = rendering.render_ahead(candidates, rows, render, related, needs_consent)
             checked = checking.result()
             if dry_run:
@@ -404,7 +407,7 @@ class Processor:
             waiting, rendered = waiting + quiet, rendered + len(sent)
             rendering.count_sizes(sent, msg.message_type, sizes, size_bytes)
             for c, out in sent[: 3 - len(samples)]:  # three per run: related row read again
-                [rel] = self.templates.related(report, [row := rows[c.key]])
+                [rel] = related([row := rows[c.key]])  # as read with the batch
                 samples.append(
                     {
                         "recipient": mask_text(c.recipient or ""),
