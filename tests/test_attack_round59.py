@@ -70,7 +70,7 @@ from hybridwb.errors import HybridwbError
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.workflows import audience as audience_module
 from tests._mysql import select_only_url
-from tests.conftest import mariadb_maker
+from tests.conftest import mariadb_db
 from tests.test_attack_once_round2 import DAY, src
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round53_real_schemas import e164, phone
@@ -203,12 +203,7 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
-    maker = mariadb_maker("hybridwb_r59")
-    make = next(maker)
-    try:
-        yield make(*DDL, rows=ROWS)
-    finally:
-        maker.close()
+    yield from mariadb_db("hybridwb_r59", *DDL, rows=ROWS)
 
 
 @pytest.fixture(scope="module")
