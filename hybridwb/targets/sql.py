@@ -194,7 +194,12 @@ class Builder:
             # "never withdrawn" was a date to `not_null`, round 58)
             col = self._dated(path, col, ftype, where)
         elif ftype in ("date", "datetime") and self._zero_dated(path):
-            col = text_date(col, ftype)  # a zero date is missing (round 58)
+            # a zero date is missing (round 58), the test left on the column itself so that
+            # an index still serves it (through `text_date` no index could)
+            if op == "is_null":
+                return sa.or_(col.is_(None), sa.not_(real_date(col)))
+            if op == "not_null":
+                return sa.and_(col.is_not(None), real_date(col))
         if ftype == "string" and op in _TEXT_OPS:
             op, value = self._held(path, op, value)
             if op in ("false", "not_null"):  # a text the column cannot hold (round 53)
