@@ -315,6 +315,19 @@ def install_sample_mappings(root: Path, source_url: URL | None = None) -> Path:
     return path
 
 
+def mariadb_db(
+    prefix: str, *ddl: str, rows: dict[str, list[tuple[Any, ...]]] | None = None
+) -> Iterator[str]:
+    """A fixture body for one database (`mariadb_maker`'s): `yield from mariadb_db(prefix,
+    *DDL, rows=ROWS)` -> its name; dropped after."""
+    maker = mariadb_maker(prefix)
+    make = next(maker)
+    try:
+        yield make(*ddl, rows=rows)
+    finally:
+        maker.close()
+
+
 def mariadb_maker(prefix: str) -> Iterator[Callable[..., str]]:
     """A fixture body: `make(*statements, rows={table: [tuple, ...]})` -> the name of a fresh
     MariaDB database built with those statements and rows; every one is dropped after.

@@ -53,7 +53,7 @@ from hybridwb.errors import HybridwbError, TemplateError, ValidationError
 from hybridwb.mapping.model import FieldMapping, TableMapping
 from hybridwb.platform.campaigns import Campaigns
 from hybridwb.templating import parse
-from tests.conftest import mariadb_maker
+from tests.conftest import mariadb_db
 from tests.test_attack_once_round2 import DAY, source_url, src
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round30_dotted_columns import (
@@ -154,12 +154,7 @@ HAS_ORDERS = "SELECT COUNT(*) FROM r1 WHERE EXISTS (SELECT 1 FROM orders o WHERE
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
-    maker = mariadb_maker("hybridwb_names42")
-    make = next(maker)
-    try:
-        yield make(*DDL, rows=ROWS)
-    finally:
-        maker.close()
+    yield from mariadb_db("hybridwb_names42", *DDL, rows=ROWS)
 
 
 def connect(db: str, tmp_path: Path) -> hybridwb.Workbench:

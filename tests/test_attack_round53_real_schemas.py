@@ -74,7 +74,7 @@ from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.search.predicates import holds
 from tests._stores import fresh_pg_database
 from tests._stores import store_sql as oracle
-from tests.conftest import MYSQL_HOST, MYSQL_PORT, _admin, mariadb_maker
+from tests.conftest import MYSQL_HOST, MYSQL_PORT, _admin, mariadb_db
 from tests.test_attack_once_round2 import DAY, source_url, src
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round30_dotted_columns import one_line
@@ -185,12 +185,7 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
-    maker = mariadb_maker("hybridwb_r53")
-    make = next(maker)
-    try:
-        yield make(*DDL, rows=ROWS)
-    finally:
-        maker.close()
+    yield from mariadb_db("hybridwb_r53", *DDL, rows=ROWS)
 
 
 @pytest.fixture

@@ -100,7 +100,7 @@ import hybridwb
 from hybridwb.errors import HybridwbError
 from hybridwb.search import service as search_service
 from tests._stores import store_sql as oracle
-from tests.conftest import mariadb_maker
+from tests.conftest import mariadb_db
 from tests.test_attack_once_round2 import src
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round30_dotted_columns import one_line
@@ -199,12 +199,7 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
-    maker = mariadb_maker("hybridwb_r54")
-    make = next(maker)
-    try:
-        yield make(*DDL, rows=ROWS)
-    finally:
-        maker.close()
+    yield from mariadb_db("hybridwb_r54", *DDL, rows=ROWS)
 
 
 def addresses(key: str = "pid", key_type: str = "number", **fields: Any) -> dict[str, Any]:

@@ -80,7 +80,7 @@ import hybridwb
 from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.search import service as search_service
 from tests._mysql import select_only_url
-from tests.conftest import mariadb_maker
+from tests.conftest import mariadb_db
 from tests.test_attack_once_round2 import DAY, src
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round53_real_schemas import e164, phone
@@ -153,12 +153,7 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
-    maker = mariadb_maker("hybridwb_r57")
-    make = next(maker)
-    try:
-        yield make(*DDL, rows=ROWS)
-    finally:
-        maker.close()
+    yield from mariadb_db("hybridwb_r57", *DDL, rows=ROWS)
 
 
 @pytest.fixture(scope="module")

@@ -81,7 +81,7 @@ from hybridwb.errors import HybridwbError, ValidationError
 from hybridwb.source import Source
 from hybridwb.workflows import audience as audience_module
 from tests._mysql import select_only_url
-from tests.conftest import mariadb_maker
+from tests.conftest import mariadb_db
 from tests.test_attack_once_round2 import DAY, src
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round53_real_schemas import e164, phone
@@ -189,12 +189,7 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
-    maker = mariadb_maker("hybridwb_r58")
-    make = next(maker)
-    try:
-        yield make(*DDL, rows=ROWS)
-    finally:
-        maker.close()
+    yield from mariadb_db("hybridwb_r58", *DDL, rows=ROWS)
 
 
 @pytest.fixture(scope="module")

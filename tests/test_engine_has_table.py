@@ -18,19 +18,16 @@ import sqlalchemy as sa
 
 import hybridwb
 from hybridwb.errors import QueryError
-from tests.conftest import _admin, mariadb_maker, sel_url
+from tests.conftest import _admin, mariadb_db, sel_url
 
 pytestmark = [pytest.mark.mysql]
 
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
-    maker = mariadb_maker("hybridwb_has_table")
-    make = next(maker)
-    try:
-        yield make("CREATE TABLE t (a INT)", "CREATE VIEW v AS SELECT a FROM t")
-    finally:
-        maker.close()
+    yield from mariadb_db(
+        "hybridwb_has_table", "CREATE TABLE t (a INT)", "CREATE VIEW v AS SELECT a FROM t"
+    )
 
 
 def _root_tables(db: str) -> set[str]:

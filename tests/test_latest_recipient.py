@@ -20,7 +20,7 @@ import pytest
 
 from hybridwb.errors import HybridwbError
 from hybridwb.search import service as search_service
-from tests.conftest import mariadb_maker
+from tests.conftest import mariadb_db
 from tests.test_attack_once_round2 import src
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round30_dotted_columns import one_line
@@ -67,12 +67,7 @@ LATEST = {"1": [e164(11)], "2": [e164(2)], "3": [e164(13)], "4": [e164(14)]}
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
-    maker = mariadb_maker("hybridwb_latest")
-    make = next(maker)
-    try:
-        yield make(*DDL, rows=ROWS)
-    finally:
-        maker.close()
+    yield from mariadb_db("hybridwb_latest", *DDL, rows=ROWS)
 
 
 def addresses(table: str = "paddr", key: str = "pid", key_type: str = "number") -> dict[str, Any]:

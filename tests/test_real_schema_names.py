@@ -30,7 +30,7 @@ import pytest
 
 import hybridwb
 from hybridwb.errors import ValidationError
-from tests.conftest import mariadb_maker
+from tests.conftest import mariadb_db
 from tests.test_attack_once_round2 import source_url, src
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round30_dotted_columns import (
@@ -119,12 +119,7 @@ DOTTED_RELATIONS = {
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
-    maker = mariadb_maker("hybridwb_names")
-    make = next(maker)
-    try:
-        yield make(*DDL, rows=ROWS)
-    finally:
-        maker.close()
+    yield from mariadb_db("hybridwb_names", *DDL, rows=ROWS)
 
 
 def connect(db: str, tmp_path: Path) -> hybridwb.Workbench:

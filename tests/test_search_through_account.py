@@ -33,7 +33,7 @@ import pytest
 import hybridwb
 from hybridwb.search import service as search_service
 from tests._stores import store_sql as oracle
-from tests.conftest import mariadb_maker
+from tests.conftest import mariadb_db
 from tests.test_attack_once_round2 import src
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round53_real_schemas import connect, e164, phone, run, skipped
@@ -93,12 +93,7 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
-    maker = mariadb_maker("hybridwb_r54acct")
-    make = next(maker)
-    try:
-        yield make(*DDL, rows=ROWS)
-    finally:
-        maker.close()
+    yield from mariadb_db("hybridwb_r54acct", *DDL, rows=ROWS)
 
 
 def addresses(table: str, key: str = "acc", key_type: str = "number") -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import hybridwb
-from tests.conftest import mariadb_maker
+from tests.conftest import mariadb_db
 from tests.test_attack_once_round2 import source_url, src
 
 pytestmark = [pytest.mark.mysql]
@@ -42,12 +42,7 @@ ROWS = {
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
-    maker = mariadb_maker("hybridwb_suggest_labels")
-    make = next(maker)
-    try:
-        yield make(*DDL, rows=ROWS)
-    finally:
-        maker.close()
+    yield from mariadb_db("hybridwb_suggest_labels", *DDL, rows=ROWS)
 
 
 def test_a_suggestion_on_colliding_comments_saves_and_names_each_column_apart(

@@ -31,6 +31,8 @@ class ColumnInfo:
     # the text a column holds, as the server names it (`latin1`, `euckr`, `utf8mb3`); None
     # for a column that holds no text, or where the server states none (the SQLite sample)
     charset: str | None = None
+    # the collation the server compares the text by (`latin1_bin`, `utf8mb4_general_ci`)
+    collation: str | None = None
 
 
 @dataclass
@@ -100,6 +102,7 @@ _COLUMNS = Table(
     Column("IS_NULLABLE", String),
     Column("COLUMN_COMMENT", String),
     Column("CHARACTER_SET_NAME", String),
+    Column("COLLATION_NAME", String),
 )
 _STATISTICS = Table(
     "STATISTICS",
@@ -173,7 +176,7 @@ def _mysql_schema(source: Source, only: str | None = None) -> dict[str, TableInf
         )
     if not out:
         return out
-    for table, column, ctype, nullable, comment, charset in _read(
+    for table, column, ctype, nullable, comment, charset, collation in _read(
         source,
         select(
             _COLUMNS.c.TABLE_NAME,
@@ -182,6 +185,7 @@ def _mysql_schema(source: Source, only: str | None = None) -> dict[str, TableInf
             _COLUMNS.c.IS_NULLABLE,
             _COLUMNS.c.COLUMN_COMMENT,
             _COLUMNS.c.CHARACTER_SET_NAME,
+            _COLUMNS.c.COLLATION_NAME,
         )
         .where(scoped(_COLUMNS))
         .order_by(_COLUMNS.c.TABLE_NAME, _COLUMNS.c.ORDINAL_POSITION),
@@ -194,6 +198,7 @@ def _mysql_schema(source: Source, only: str | None = None) -> dict[str, TableInf
                     nullable == "YES",
                     comment or None,
                     str(charset) if charset else None,
+                    str(collation) if collation else None,
                 )
             )
     indexes: dict[tuple[str, str], dict[str, Any]] = {}

@@ -159,8 +159,14 @@ def text_date(column: Any, ftype: str) -> Any:
     left (round 57). A day and month above zero are asked of the value first, outside any
     comparison, where the CAST gives NULL."""
     cast = sa.cast(column, sa.DateTime() if ftype == "datetime" else sa.Date())
-    real = sa.and_(sa.func.dayofmonth(cast) > 0, sa.func.month(cast) > 0)
-    return sa.case((real, cast), else_=sa.null())
+    return sa.case((real_date(cast), cast), else_=sa.null())
+
+
+def real_date(value: Any) -> Any:
+    """A date (or a DATE / DATETIME / TIMESTAMP column) with a day and a month: not the
+    zero date '0000-00-00' nor '2025-00-15' or '2024-06-00', which MariaDB keeps where the
+    sql_mode lets it and orders before every real date (NULL for NULL)."""
+    return sa.and_(sa.func.dayofmonth(value) > 0, sa.func.month(value) > 0)
 
 
 def _refuse_loose_join(resolver: Resolver, table: str, hop: Hop) -> None:
@@ -171,7 +177,10 @@ def _refuse_loose_join(resolver: Resolver, table: str, hop: Hop) -> None:
     related column is not unique at all."""
     local = resolver.info(table).column(hop.local)
     foreign = resolver.info(hop.target).column(hop.foreign)
-    if local is None or foreign is None or not _is_text(foreign.type) or _is_text(local.type):
+    if local is None or foreign is None:
+        return
+    _refuse_converted_join(table, hop, local, foreign)
+    if not _is_text(foreign.type) or _is_text(local.type):
         return
     raise ValidationError(
         f"{hop.source} -> {hop.target} ({hop.name!r}) is declared many-to-one, but "
@@ -179,6 +188,41 @@ def _refuse_loose_join(resolver: Resolver, table: str, hop: Hop) -> None:
         f"{hop.target}.{hop.foreign} as a number or date ('1' = '01' = ' 1'), so one row can "
         "join several; relate columns of one kind (both text or both numbers)."
     )
+
+
+def _refuse_converted_join(table: str, hop: Hop, local: Any, foreign: Any) -> None:
+    """A related column unique in its character set is not unique in another: MariaDB
+    compares a latin1 column with a utf8mb4 one in utf8mb4, by the utf8mb4 column's
+    collation, so a latin1_bin key holding 'K1' and 'k1' joined both to a case-blind 'k1':
+    the customer chosen by one account's label was named the other's (round 59). A
+    to-one relation whose related column the server converts to the local column's
+    character set is refused; one converted the other way (to the related column's) is
+    compared by the related column's own collation, or a binary one, and stands."""
+    charsets = {local.charset, foreign.charset}
+    if None in charsets or "binary" in charsets or local.charset == foreign.charset:
+        return
+    if foreign.charset == "utf8mb4" or _keeps_apart(local.collation, foreign.collation):
+        return
+    raise ValidationError(
+        f"{hop.source} -> {hop.target} ({hop.name!r}) is declared many-to-one, but "
+        f"{hop.target}.{hop.foreign} ({foreign.charset}) is compared with "
+        f"{table}.{hop.local} ({local.charset}) in {local.charset}, where values unique in "
+        f"{foreign.charset} may be equal ('K1' and 'k1'), so one row can join several; "
+        "relate columns of one character set."
+    )
+
+
+def _keeps_apart(local: str | None, foreign: str | None) -> bool:
+    """Whether comparing by the `local` collation keeps apart every two values the
+    `foreign` one does: a binary one (PAD SPACE, so not of a NO PAD `foreign`), or the
+    same rule in another character set (utf8mb3_general_ci's values in
+    utf8mb4_general_ci: a utf8 table related to a utf8mb4 one)."""
+    if not local or not foreign:
+        return False
+    if local.endswith("_bin") and "nopad" not in foreign:
+        return True
+    rule = foreign.split("_", 1)[1] if "_" in foreign else None
+    return rule is not None and local.split("_", 1)[-1] == rule
 
 
 def related_by_bytes(resolver: Resolver, parent_table: str, hop: Hop, where: str) -> bool:
@@ -563,9 +607,17 @@ class Resolver:
                 for cur in current
                 if (r := cur.get(prefix[:-1])) is not None and r.get(hop.local) is not None
             }
-            found = self._one_per_key(hop, sorted(keys, key=_sortable), needed)
+            ordered = sorted(keys, key=_sortable)
             if hop.to_one:
-                found = self._as_joined(hop, found, keys, needed)
+                _refuse_loose_join(self, hop.source, hop)
+            if hop.to_one and not self.info(hop.target).is_unique(hop.foreign):
+                # (a view of accounts: 'V1' and 'v1' both joined to a case-blind 'v1', and
+                # 'V1 ' was given 'v1''s label, one of the two, round 59)
+                found = self._one_per_key(hop, ordered, needed, through=True, single=True)
+            else:
+                found = self._one_per_key(hop, ordered, needed)
+                if hop.to_one:
+                    found = self._as_joined(hop, found, keys, needed)
             for cur in current:
                 parent = cur.get(prefix[:-1])
                 cur[prefix] = found.get(parent.get(hop.local)) if parent is not None else None
@@ -646,6 +698,11 @@ class Resolver:
                 )
             return column
         if not live.charset:
+            if live.type.upper().split("(")[0] in ("DATE", "DATETIME", "TIMESTAMP"):
+                # a zero date ('0000-00-00') or one without a month or day ('2026-00-15')
+                # is no date, as to the conditions: last, with NULL; MariaDB put
+                # '2026-00-15' after '2025-12-01', its address the latest (round 59)
+                return sa.case((real_date(column), column), else_=sa.null())
             return column
         return text_date(column, field.type)
 
@@ -669,7 +726,12 @@ class Resolver:
         return {**found, **self._one_per_key(hop, left, needed, through=True)}
 
     def _one_per_key(
-        self, hop: Hop, keys: list[Any], needed: set[str], through: bool = False
+        self,
+        hop: Hop,
+        keys: list[Any],
+        needed: set[str],
+        through: bool = False,
+        single: bool = False,
     ) -> dict[Any, dict[str, Any]]:
         """`{local value: row}` with one row per value: the latest by `orderBy` (ties by the
         related table's key, the higher, as `Selection._latest`), else the first by the
@@ -681,7 +743,10 @@ class Resolver:
         parent's own value: a case-blind unique key 'k1' whose latest address is written
         'K1' was messaged at that address's phone, but its `{{ addresses.city }}` was looked
         up by 'k1' among rows keyed 'K1' and found none (round 54). `through`: a to-one
-        hop's rows read that way too, for the values `_as_joined` asks of the server."""
+        hop's rows read that way too, for the values `_as_joined` asks of the server.
+        `single`: only the values the server's join gives exactly one row (a to-one hop
+        whose related column no key states unique: a value it joins to two rows has no
+        row of its own, and is missing, never given one of the two)."""
         if not keys:
             return {}
         # (`through`: a to-one hop's rows read through the parent table too, `_as_joined`)
@@ -701,11 +766,13 @@ class Resolver:
         # the labels are no column's name (MariaDB compares them case-blind): a related
         # table's own `hybridwb_rank` made SQLAlchemy raise, or the filter read that column
         taken = {c.casefold() for c in needed}
-        rank, owner = "hybridwb_rank", "hybridwb_parent"
+        rank, owner, count = "hybridwb_rank", "hybridwb_parent", "hybridwb_count"
         while rank.casefold() in taken:
             rank += "_"
         while owner.casefold() in taken:
             owner += "_"
+        while count.casefold() in taken:
+            count += "_"
         if many:
             parent = self.table(hop.source).alias(self.alias("hwb_parent"))
             column = parent.c[self.column(hop.source, hop.local)]
@@ -737,6 +804,11 @@ class Resolver:
             else:
                 by = partition = related.c[hop.foreign]
                 ranked_from, chunk_cols, where = related, cols, by.in_(chunk)
+            if single:
+                chunk_cols = [
+                    *chunk_cols,
+                    sa.func.count().over(partition_by=partition).label(count),
+                ]
             ranked_select = sa.select(
                 *chunk_cols,
                 sa.func.row_number().over(partition_by=partition, order_by=order).label(rank),
@@ -746,6 +818,8 @@ class Resolver:
             ranked = ranked_select.subquery("ranked")
             wanted = sorted(needed) + ([owner] if many else [])
             stmt = sa.select(*(ranked.c[c] for c in wanted)).where(ranked.c[rank] == 1)
+            if single:
+                stmt = stmt.where(ranked.c[count] == 1)
             sql, params = compile_sql(stmt)
             # (a parent column not stated unique may hold, beside a key of the chunk, one
             # its collation holds equal: a partition of its own, so no cap of len(chunk))

@@ -17,7 +17,7 @@ from pydantic import ValidationError as PydanticError
 
 from hybridwb.errors import ValidationError
 from hybridwb.mapping.graph import Hop
-from hybridwb.mapping.resolve import Resolver, Selection, text_date
+from hybridwb.mapping.resolve import Resolver, Selection, real_date, text_date
 from hybridwb.search.predicates import LIKE_ESCAPE, escape_like, holds
 from hybridwb.targets.consent import NO_SPELLINGS, YES_SPELLINGS, temporal_type, type_family
 from hybridwb.targets.definition import (
@@ -160,6 +160,22 @@ class Builder:
 
     # -- a field (through to-one relations) ---------------------------------------------------
     def _condition(self, node: Condition, scope: Selection) -> Any:
+        """`_compared`, with a zero date (or one without a month or day) missing to every
+        comparison, as it is to `is_null` / `not_null`: ordered before every real date,
+        a member who never logged in ('0000-00-00 00:00:00') was "not seen for a year"
+        (`older_than`, `lt`, `between`) and "not seen on" any day (`ne`), round 59. The
+        comparison stays on the column itself, so an index still serves it."""
+        clause = self._compared(node, scope)
+        if node.op in ("is_null", "not_null"):
+            return clause
+        path = self.resolver.graph.path(scope.root, node.field, to_one=True)
+        if path.field_type not in ("date", "datetime") or self._kept_as_text(path):
+            return clause
+        if not self._zero_dated(path):
+            return clause
+        return sa.and_(clause, real_date(scope.column(path)))
+
+    def _compared(self, node: Condition, scope: Selection) -> Any:
         where = f"target condition on {node.field!r}"
         path = self.resolver.graph.path(scope.root, node.field, to_one=True)
         ftype = path.field_type
@@ -178,7 +194,12 @@ class Builder:
             # "never withdrawn" was a date to `not_null`, round 58)
             col = self._dated(path, col, ftype, where)
         elif ftype in ("date", "datetime") and self._zero_dated(path):
-            col = text_date(col, ftype)  # a zero date is missing (round 58)
+            # a zero date is missing (round 58), the test left on the column itself so that
+            # an index still serves it (through `text_date` no index could)
+            if op == "is_null":
+                return sa.or_(col.is_(None), sa.not_(real_date(col)))
+            if op == "not_null":
+                return sa.and_(col.is_not(None), real_date(col))
         if ftype == "string" and op in _TEXT_OPS:
             op, value = self._held(path, op, value)
             if op in ("false", "not_null"):  # a text the column cannot hold (round 53)
@@ -382,6 +403,10 @@ class Builder:
                 # the dates the texts are: `MAX(odate)` of a VARCHAR was the text's max,
                 # compared with the date as text ('20250101' after '2025-06-01'), round 58
                 column = self._dated(path, column, ftype, where)
+                if not self._kept_as_text(path) and self._zero_dated(path):
+                    # a zero date is no order's date: `MIN` was '0000-00-00', the first
+                    # order of a customer whose first dated one is recent (round 59)
+                    column = sa.case((real_date(column), column), else_=sa.null())
             measure = _AGG[node.aggregate](column)
             if node.aggregate == "sum":
                 measure = sa.func.coalesce(measure, 0)  # no rows: a total of 0, not unknown
