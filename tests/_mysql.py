@@ -162,7 +162,7 @@ def select_only_url(db: str, tag: str) -> Iterator[str]:
     with SHOW GRANTS), dropped after: what a real-schema attack reads through."""
     import uuid
 
-    from sqlalchemy.engine import URL
+    from tests.conftest import account_url
 
     user, password = f"hwb_{tag}_{uuid.uuid4().hex[:6]}", secrets.token_hex(8)
     conn = root()
@@ -173,15 +173,7 @@ def select_only_url(db: str, tag: str) -> Iterator[str]:
             cur.execute(f"SHOW GRANTS FOR '{user}'@'%'")
             grants = [g for (g,) in cur.fetchall()]
         assert len(grants) == 2 and "GRANT SELECT ON" in grants[1], grants
-        yield URL.create(
-            "mysql+pymysql",
-            username=user,
-            password=password,
-            host=MYSQL_HOST,
-            port=MYSQL_PORT,
-            database=db,
-            query={"charset": "utf8mb4"},
-        ).render_as_string(hide_password=False)
+        yield account_url(db, user, password).render_as_string(hide_password=False)
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")

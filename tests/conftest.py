@@ -78,40 +78,30 @@ def _admin() -> pymysql.Connection:
         )
 
 
-def admin_url(database: str) -> URL:
+def account_url(database: str, user: str = "root", password: str | None = None) -> URL:
+    """A PyMySQL URL of the shared MariaDB for `user` (utf8mb4)."""
     return URL.create(
         "mysql+pymysql",
-        username="root",
+        username=user,
+        password=password,
         host=MYSQL_HOST,
         port=MYSQL_PORT,
         database=database,
         query={"charset": "utf8mb4"},
     )
+
+
+def admin_url(database: str) -> URL:
+    return account_url(database)
 
 
 def ro_url(database: str) -> URL:
-    return URL.create(
-        "mysql+pymysql",
-        username=RO_USER,
-        password=RO_PASSWORD,
-        host=MYSQL_HOST,
-        port=MYSQL_PORT,
-        database=database,
-        query={"charset": "utf8mb4"},
-    )
+    return account_url(database, RO_USER, RO_PASSWORD)
 
 
 def sel_url(database: str) -> URL:
     """The SELECT-only account (GRANT SELECT ON `hybridwb\\_%`.* and nothing else)."""
-    return URL.create(
-        "mysql+pymysql",
-        username=SEL_USER,
-        password=SEL_PASSWORD,
-        host=MYSQL_HOST,
-        port=MYSQL_PORT,
-        database=database,
-        query={"charset": "utf8mb4"},
-    )
+    return account_url(database, SEL_USER, SEL_PASSWORD)
 
 
 def ensure_select_only_account(conn: pymysql.Connection) -> None:
