@@ -161,18 +161,21 @@ def refusal(conn: Any, raw: Any, names: list[tuple[str, str]]) -> str:
     or a plain view (nested views read to `MAX_VIEWS`). Run after the statement, on its
     connection, inside its transaction (which holds the views' metadata locks)."""
     seen: set[tuple[str, str]] = set()
-    todo = [n for n in names if n not in seen]
+    todo = list(dict.fromkeys(names))
+    via: dict[tuple[str, str], str] = {}  # a nested view: the named view read through
     views = 0
     while todo:
         found = _objects(conn, raw, todo)
         seen.update(todo)
         nxt: list[tuple[str, str]] = []
-        for (_, name), (resolved, kind, body) in zip(todo, found, strict=True):
-            shown = f"`{resolved}`.`{name}`"
+        for key, (resolved, kind, body) in zip(todo, found, strict=True):
+            shown = f"`{resolved}`.`{key[1]}`" + (
+                f" (read through {via[key]})" if key in via else ""
+            )
             if body is None and kind is not None and kind != "VIEW":
                 continue  # a table (a sequence, a system view): no code
             if body is None and kind is None:
-                if _SEQUENCE.fullmatch(name):
+                if _SEQUENCE.fullmatch(key[1]):
                     continue  # the Sequence engine's: listed nowhere, runs nothing
                 return f"{shown} could not be looked up (no privilege on it)"
             if not body:
@@ -183,7 +186,10 @@ def refusal(conn: Any, raw: Any, names: list[tuple[str, str]]) -> str:
             definition = read_definition(resolved, body)
             if definition.why:
                 return f"the view {shown} {definition.why}"
-            nxt += [n for n in definition.reads if n not in seen and n not in nxt]
+            for name in definition.reads:
+                if name not in seen and name not in nxt:
+                    nxt.append(name)
+                    via[name] = via.get(key, f"`{resolved}`.`{key[1]}`")
         todo = nxt
     return ""
 
