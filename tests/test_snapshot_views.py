@@ -35,7 +35,14 @@ from tests._mysql import root_cursor, scratch_db
 from tests.conftest import account_url, ensure_select_only_account, mariadb_db, ro_url, sel_url
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round53_real_schemas import e164, phone
-from tests.test_attack_round56_real_schema import connect, run, sent, skipped, texts
+from tests.test_attack_round56_real_schema import (
+    connect,
+    run,
+    sent,
+    skipped,
+    store_rows,
+    texts,
+)
 from tests.test_source_consistent import (  # noqa: F401
     DRIVERS,
     count,
@@ -377,7 +384,7 @@ def test_a_view_audience_running_a_stored_function_fails_the_run_in_one_line(
 ) -> None:
     """The audience view calls a stored function: its rows cannot be read in the same
     moment as the related values (the reset after it ends the snapshot), so the run fails
-    in one line naming the view, and nobody is messaged."""
+    in one line naming the view (and the function), nobody messaged, the run failed."""
     with executing_reader(shop) as url:
         wb, path = connect(url.render_as_string(hide_password=False), tmp_path)
         with wb:
@@ -387,4 +394,5 @@ def test_a_view_audience_running_a_stored_function_fails_the_run_in_one_line(
                 run(wb, {"table": "code_aud"}, TEMPLATE)
     message = str(failed.value)
     assert "\n" not in message and "`code_aud`" in message and "`tag`" in message, message
-    assert sent(path) == {}
+    assert sent(path) == {} and skipped(path) == {}
+    assert store_rows(path, "SELECT status FROM workflow_runs") == [("failed",)]
