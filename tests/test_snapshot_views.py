@@ -28,8 +28,8 @@ import pytest
 from sqlalchemy.engine import URL
 
 from hybridwb.errors import HybridwbError
-from hybridwb.source import Source
-from hybridwb.source.plainviews import read_definition
+from hybridwb.source import Source, builtins
+from hybridwb.source.plainviews import PLAIN_FUNCTIONS, read_definition
 from hybridwb.source.snapshot import SnapshotRefused
 from tests._mysql import root_cursor, scratch_db
 from tests.conftest import account_url, ensure_select_only_account, mariadb_db, ro_url, sel_url
@@ -126,6 +126,11 @@ DEFINITIONS = {
         "where `d`.`t`.`a` in (1,2) and exists(select 1)",
         "",
     ),
+    "within-group": (
+        "select percentile_cont(0.5) within group ( order by `d`.`t`.`a`) over () AS `p`,"
+        "database() AS `db`,current_user() AS `u` from `d`.`t`",
+        "",
+    ),
     "json-table": (
         "select `j`.`q` AS `q` from JSON_TABLE('[1]', '$[*]' COLUMNS (`q` int(11) PATH '$')) `j`",
         "",
@@ -153,6 +158,12 @@ def test_a_definition_is_plain_only_with_allowlisted_builtins(definition: str, w
         assert got.why == ""
     else:
         assert why in got.why
+
+
+def test_the_plain_builtins_are_mariadbs_own() -> None:
+    """Every name the allowlist calls plain is one of MariaDB 10.11's builtins (the guard's
+    list, checked on the server: no such name reaches a stored function)."""
+    assert {name.upper() for name in PLAIN_FUNCTIONS} <= builtins.MARIADB
 
 
 def test_a_definition_reads_its_tables_and_views_but_not_its_withs() -> None:

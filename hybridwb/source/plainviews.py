@@ -83,13 +83,14 @@ PLAIN_FUNCTIONS = frozenset(
     time_to_sec timediff timestamp timestampadd timestampdiff to_base64 to_char to_days
     to_seconds trim truncate ucase unhex unix_timestamp upper utc_date utc_time
     utc_timestamp var_pop var_samp variance week weekday weekofyear weight_string year
-    yearweek
+    yearweek database schema user current_user session_user system_user current_role
+    connection_id version charset collation coercibility uuid rand sysdate within default
     """.split()  # noqa: SIM905 - a word list reads better than 200 quoted strings
 )
 #: words a definition puts before `(` that call nothing: the guard's (type names, clause
-#: keywords, operators), and JSON_TABLE's syntax
+#: keywords, operators), JSON_TABLE's syntax, and WITHIN GROUP's
 PLAIN_KEYWORDS = frozenset(
-    {word.lower() for word in builtins.SYNTAX} | {"json_table", "columns", "path"}
+    {word.lower() for word in builtins.SYNTAX} | {"json_table", "columns", "path", "group"}
 )
 PLAIN_WORDS = PLAIN_FUNCTIONS | PLAIN_KEYWORDS
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
