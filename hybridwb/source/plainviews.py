@@ -32,6 +32,10 @@ What was checked on MariaDB 10.11 (the reasons this is enough):
   exact `TABLE_SCHEMA = ... AND TABLE_NAME = ...` (information_schema opens that one
   name; the lookup is case-sensitive, so the names are taken as written, not lower-cased).
   A view over a view is read the same way, to `MAX_VIEWS` views.
+- Cost: one round trip after each statement of a snapshot that names tables (about 0.3 ms
+  on the server for tables; `information_schema.VIEWS` is opened for views only, about
+  1 ms), one more per level of nested views; the statement's text is compiled once per
+  shape and a definition parsed once per text.
 - An account without SHOW VIEW sees a view's row with an empty definition, and one
   without any privilege on a name (a DEFINER view over another schema) sees no row: not
   plain, since what runs cannot be read.
@@ -39,6 +43,7 @@ What was checked on MariaDB 10.11 (the reasons this is enough):
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, NamedTuple
 
@@ -106,10 +111,12 @@ class Definition(NamedTuple):
     reads: tuple[tuple[str, str], ...]
 
 
+@functools.lru_cache(maxsize=256)
 def read_definition(schema: str, definition: str) -> Definition:
     """Whether a view's SELECT (as `information_schema.VIEWS` prints it) is plain, and
     what it reads; names without a schema are `schema`'s (MariaDB qualifies every table,
-    so those are a WITH's, skipped)."""
+    so those are a WITH's, skipped). Remembered by the text (a parse costs more than the
+    lookup, and the same views are read batch after batch)."""
     try:
         tokens = _DIALECT.tokenize(definition)
         tree = sqlglot.parse_one(definition, read="mysql")
@@ -200,44 +207,68 @@ def _objects(
 ) -> list[tuple[str, str | None, str | None]]:
     """(schema, TABLE_TYPE, VIEW_DEFINITION) of each name, in one statement: one exact
     lookup in information_schema per name (None where no row)."""
-    from sqlalchemy import column, func, literal, select, table, union_all
+    text, order = _lookup_sql(conn.dialect, tuple(bool(schema) for schema, _ in names))
+    values: dict[str, Any] = {}
+    for i, (schema, name) in enumerate(names):
+        values[f"s{i}"], values[f"n{i}"] = schema, name
+    params: Any = values if order is None else tuple(values[key] for key in order)
+    with rawguard.internal(raw):
+        cursor = raw.cursor()
+        try:
+            cursor.execute(text, params)
+            rows = sorted(cursor.fetchall())
+        finally:
+            cursor.close()
+    return [(str(s), _text(kind), _text(body)) for _, s, kind, body in rows]
+
+
+@functools.lru_cache(maxsize=64)
+def _lookup_sql(dialect: Any, given: tuple[bool, ...]) -> tuple[str, tuple[str, ...] | None]:
+    """The lookup of `_objects` for names whose schema is given (or the connection's), as
+    the driver's text and, for a positional driver, the order of its values: built as
+    SQLAlchemy Core and compiled once per shape (a compile costs more than the lookup)."""
+    from sqlalchemy import (
+        bindparam,
+        case,
+        column,
+        func,
+        literal_column,
+        select,
+        table,
+        union_all,
+    )
 
     tables = table("TABLES", column("TABLE_SCHEMA"), column("TABLE_NAME"),
                    column("TABLE_TYPE"), schema="information_schema")  # fmt: skip
     views = table("VIEWS", column("TABLE_SCHEMA"), column("TABLE_NAME"),
                   column("VIEW_DEFINITION"), schema="information_schema")  # fmt: skip
     parts = []
-    for i, (schema, name) in enumerate(names):
-        where_schema = literal(schema) if schema else func.database()
+    for i, has_schema in enumerate(given):
+        schema: Any = bindparam(f"s{i}") if has_schema else func.database()
+        name: Any = bindparam(f"n{i}")
         kind = select(tables.c.TABLE_TYPE).where(
-            tables.c.TABLE_SCHEMA == where_schema,  # noqa: SIM300
-            tables.c.TABLE_NAME == literal(name),  # noqa: SIM300
+            tables.c.TABLE_SCHEMA == schema,  # noqa: SIM300
+            tables.c.TABLE_NAME == name,  # noqa: SIM300
         )
         body = select(views.c.VIEW_DEFINITION).where(
-            views.c.TABLE_SCHEMA == where_schema,  # noqa: SIM300
-            views.c.TABLE_NAME == literal(name),  # noqa: SIM300
+            views.c.TABLE_SCHEMA == schema,  # noqa: SIM300
+            views.c.TABLE_NAME == name,  # noqa: SIM300
         )
         parts.append(
             select(
-                literal(i).label("i"),
-                where_schema.label("s"),
+                literal_column(str(int(i))).label("i"),  # the lookup's own index
+                schema.label("s"),
                 kind.scalar_subquery().label("kind"),
-                body.scalar_subquery().label("body"),
+                # information_schema.VIEWS is opened for views only (a table's costs ~1 ms)
+                case(
+                    (kind.scalar_subquery() == literal_column("'VIEW'"), body.scalar_subquery())
+                ).label("body"),
             )
         )
     query = parts[0] if len(parts) == 1 else union_all(*parts)
-    compiled = query.compile(dialect=conn.dialect)
-    params: Any = compiled.params
-    if compiled.positional:
-        params = tuple(params[key] for key in compiled.positiontup or ())
-    with rawguard.internal(raw):
-        cursor = raw.cursor()
-        try:
-            cursor.execute(str(compiled), params)
-            rows = sorted(cursor.fetchall())
-        finally:
-            cursor.close()
-    return [(str(s), _text(kind), _text(body)) for _, s, kind, body in rows]
+    compiled = query.compile(dialect=dialect)
+    order = tuple(compiled.positiontup or ()) if compiled.positional else None
+    return str(compiled), order
 
 
 def _text(value: Any) -> str | None:
