@@ -221,7 +221,7 @@ def test_a_view_running_code_fails_the_block_in_one_line(
     assert isinstance(failed.value, SnapshotRefused)
     assert message == seen["first"]
     assert "\n" not in message and f"`{view}`" in message and NOT_PLAIN[view] in message
-    assert "map the base tables" in message
+    assert "map the view's base tables" in message
     assert open_transactions(db, seen["thread"]) == []
     assert root(db, "SELECT IS_USED_LOCK('vsnap_lock')") == [(None,)]
     assert count(source) == 4
@@ -277,8 +277,9 @@ def test_a_view_the_account_cannot_read_the_definition_of_fails_the_block(
         ensure_select_only_account(cur.connection)
     src = Source(sel_url(db), pool_size=2, max_overflow=0)
     try:
-        with pytest.raises(SnapshotRefused, match="SHOW VIEW"):
+        with pytest.raises(SnapshotRefused, match="grant the account SHOW VIEW") as refused:
             src.consistent(lambda: n_of(src, "v"))
+        assert "\n" not in str(refused.value) and "`v`" in str(refused.value)
         assert n_of(src, "v") == 3  # outside a block as before
     finally:
         src.close()

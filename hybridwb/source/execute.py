@@ -37,7 +37,7 @@ from hybridwb.source.session import (
     statement_prefix,
     verify_session,
 )
-from hybridwb.source.snapshot import SnapshotRefused, in_snapshot, refused_message
+from hybridwb.source.snapshot import VIEW_FIX, SnapshotRefused, in_snapshot, refused_message
 from hybridwb.validation import short
 
 #: rows discarded after KILL QUERY before the connection is dropped instead
@@ -217,8 +217,26 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
             if server_code and not conn.invalidated:
                 _reset(conn, raw, job.facts, policy)
     if refused:
-        raise SnapshotRefused(refused_message(refused))
+        raise SnapshotRefused(refused_message(*_fixed(refused)))
     return Outcome(keys, rows, fetched > cap, ended, described, columns)
+
+
+def _fixed(why: str) -> tuple[str, str]:
+    """(why, what to do) for `refused_message`."""
+    if why == _GUARD_OFF:
+        return why, "read with the guard on (use_guard=True)"
+    if why == _SHOW:
+        return why, "run it outside the block"
+    if why == _ALLOWED_FUNCTION:
+        return why, "read the function's values outside the run, or map a table holding them"
+    if plainviews.NO_SHOW_VIEW in why:
+        return why, "grant the account SHOW VIEW on the schema, or map the view's base tables"
+    return why, VIEW_FIX
+
+
+_GUARD_OFF = "with the guard off (use_guard=False) any statement may run server code"
+_SHOW = "a SHOW statement may read a view"
+_ALLOWED_FUNCTION = "the statement calls an allowlisted stored function"
 
 
 def _snapshot_refusal(conn: Connection, raw: Any, job: Job) -> str:
@@ -226,11 +244,11 @@ def _snapshot_refusal(conn: Connection, raw: Any, job: Job) -> str:
     ("" when it ran none, or only plain views: `plainviews.refusal`). A lookup that fails
     drops the connection (its session is then gone with the code's changes)."""
     if not job.use_guard:
-        return "with the guard off (use_guard=False) any statement may run server code"
+        return _GUARD_OFF
     if job.prepared.checked.kind == "show":
-        return "a SHOW statement may read a view"
+        return _SHOW
     if may_run_server_code(job.prepared, job.policy, job.use_guard):
-        return "the statement calls an allowlisted stored function"
+        return _ALLOWED_FUNCTION
     names = plainviews.names_read(job.prepared)
     if not names:
         return ""

@@ -98,6 +98,8 @@ PLAIN_KEYWORDS = frozenset(
     {word.lower() for word in builtins.SYNTAX} | {"json_table", "columns", "path", "group"}
 )
 PLAIN_WORDS = PLAIN_FUNCTIONS | PLAIN_KEYWORDS
+#: in the refusal of a view whose definition the account cannot read
+NO_SHOW_VIEW = "no SHOW VIEW grant"
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SEQUENCE = re.compile(r"seq_[0-9]+_to_[0-9]+(_step_[0-9]+)?", re.IGNORECASE)
 _DIALECT = MySQL()
@@ -187,7 +189,7 @@ def refusal(conn: Any, raw: Any, names: list[tuple[str, str]]) -> str:
                     continue  # the Sequence engine's: listed nowhere, runs nothing
                 return f"{shown} could not be looked up (no privilege on it)"
             if not body:
-                return f"the view {shown}'s definition cannot be read (no SHOW VIEW grant)"
+                return f"the view {shown}'s definition cannot be read ({NO_SHOW_VIEW})"
             views += 1
             if views > MAX_VIEWS:
                 return f"the view {shown} reads over {MAX_VIEWS} views"

@@ -67,12 +67,18 @@ class SnapshotRefused(QueryError):
     rather than read on at a later moment."""
 
 
-def refused_message(why: str) -> str:
-    """The one line of a `SnapshotRefused`: what ran, and what to do."""
+#: what to do about a view (or function) whose code may change the session
+VIEW_FIX = (
+    "map the view's base tables instead, or use a view without stored functions or "
+    "builtins that change the session"
+)
+
+
+def refused_message(why: str, fix: str = VIEW_FIX) -> str:
+    """The one line of a `SnapshotRefused`: what ran (`why`), and what to do (`fix`)."""
     return (
-        f"Not read in one moment: {why}, which may change the session, so the snapshot of "
-        "the source ended; map the base tables instead, or use a view without stored "
-        "functions."
+        f"Not read in one moment of the source: {why}; code that may change the session is "
+        f"reset after, which ends the snapshot, so the reads stopped. To fix: {fix}."
     )
 
 
