@@ -149,6 +149,9 @@ def _run_checked_out(side: Engine, conn: Connection, job: Job) -> Outcome:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         if isinstance(exc, drivers.interface_errors()) or code in _GONE:
             conn.invalidate()
+        elif refused := _refusal_after_error(conn, raw, job):
+            conn.invalidate()  # the code ran before the error: its session goes with it
+            raise SnapshotRefused(refused_message(*_fixed(refused))) from None
         elif job.server_code():
             # server code may have changed the session before the statement failed; the
             # connection is dropped rather than trusted (a pinned one is replaced)
@@ -257,6 +260,19 @@ def _snapshot_refusal(conn: Connection, raw: Any, job: Job) -> str:
     except BaseException:
         conn.invalidate()
         raise
+
+
+def _refusal_after_error(conn: Connection, raw: Any, job: Job) -> str:
+    """Inside a snapshot, a statement that failed is read as one that ran
+    (`_snapshot_refusal`): its views' code may have run before the error (round 62: a
+    table replaced by a view since the list was read left its GET_LOCK held for the block's
+    later reads). "" outside a snapshot; a lookup that fails counts as code that ran."""
+    if conn.invalidated or not in_snapshot(conn.connection.info):
+        return ""
+    try:
+        return _snapshot_refusal(conn, raw, job)
+    except Exception:
+        return "what the statement read could not be looked up after its error"
 
 
 def _send(

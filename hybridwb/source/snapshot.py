@@ -31,7 +31,9 @@ views that provably run nothing that changes the session (no stored function, on
 builtins of an allowlist, no locking read) need no reset, and the snapshot goes on. Any
 other server code is reset after as always, and the block fails in one line
 (`SnapshotRefused`, raised again by every later read of the block and at its end, even
-when the block caught it): never a later moment read without a word.
+when the block caught it): never a later moment read without a word. A statement that
+fails is judged the same way (its views' code may have run before the error): when what it
+read is not plain, its connection is dropped and the block fails so.
 
 Limits (no snapshot, each statement its own moment as before): tables of an engine without
 transactions (MyISAM, MEMORY, ARIA) give no consistent read. Refused inside a snapshot
