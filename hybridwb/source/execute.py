@@ -149,9 +149,12 @@ def _run_checked_out(side: Engine, conn: Connection, job: Job) -> Outcome:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         if isinstance(exc, drivers.interface_errors()) or code in _GONE:
             conn.invalidate()
-        elif refused := _refusal_after_error(conn, raw, job):
-            conn.invalidate()  # the code ran before the error: its session goes with it
-            raise SnapshotRefused(refused_message(*_fixed(refused))) from None
+        elif not conn.invalidated and in_snapshot(conn.connection.info):
+            # judged as a finished statement is (the list behind `server_code` may be
+            # older than a view): a plain read keeps the snapshot, code fails the block
+            if refused := _refusal_after_error(conn, raw, job):
+                conn.invalidate()  # the code ran before the error: its session goes too
+                raise SnapshotRefused(refused_message(*_fixed(refused))) from None
         elif job.server_code():
             # server code may have changed the session before the statement failed; the
             # connection is dropped rather than trusted (a pinned one is replaced)
@@ -242,10 +245,11 @@ _SHOW = "a SHOW statement may read a view"
 _ALLOWED_FUNCTION = "the statement calls an allowlisted stored function"
 
 
-def _snapshot_refusal(conn: Connection, raw: Any, job: Job) -> str:
+def _snapshot_refusal(conn: Connection, raw: Any, job: Job, failed: bool = False) -> str:
     """Inside a snapshot: why the statement may have run code that changes the session
-    ("" when it ran none, or only plain views: `plainviews.refusal`). A lookup that fails
-    drops the connection (its session is then gone with the code's changes)."""
+    ("" when it ran none, or only plain views: `plainviews.refusal`; `failed`: the
+    statement failed). A lookup that fails drops the connection (its session is then gone
+    with the code's changes)."""
     if not job.use_guard:
         return _GUARD_OFF
     if job.prepared.checked.kind == "show":
@@ -256,7 +260,7 @@ def _snapshot_refusal(conn: Connection, raw: Any, job: Job) -> str:
     if not names:
         return ""
     try:
-        return plainviews.refusal(conn, raw, names)
+        return plainviews.refusal(conn, raw, names, failed=failed)
     except BaseException:
         conn.invalidate()
         raise
@@ -266,11 +270,9 @@ def _refusal_after_error(conn: Connection, raw: Any, job: Job) -> str:
     """Inside a snapshot, a statement that failed is read as one that ran
     (`_snapshot_refusal`): its views' code may have run before the error (round 62: a
     table replaced by a view since the list was read left its GET_LOCK held for the block's
-    later reads). "" outside a snapshot; a lookup that fails counts as code that ran."""
-    if conn.invalidated or not in_snapshot(conn.connection.info):
-        return ""
+    later reads). A lookup that fails counts as code that ran."""
     try:
-        return _snapshot_refusal(conn, raw, job)
+        return _snapshot_refusal(conn, raw, job, failed=True)
     except Exception:
         return "what the statement read could not be looked up after its error"
 

@@ -167,11 +167,13 @@ def names_read(prepared: Any) -> list[tuple[str, str]]:
     return list(dict.fromkeys(found))
 
 
-def refusal(conn: Any, raw: Any, names: list[tuple[str, str]]) -> str:
+def refusal(conn: Any, raw: Any, names: list[tuple[str, str]], *, failed: bool = False) -> str:
     """Why the views among `names` ("" schema: the connection's) may have run code that
     changes the session, as "the view `s`.`v` calls ...": "" when every name is a table
     or a plain view (nested views read to `MAX_VIEWS`). Run after the statement, on its
-    connection, inside its transaction (which holds the views' metadata locks)."""
+    connection, inside its transaction (which holds the views' metadata locks). After a
+    statement that `failed`, a name it named that is not there (or not the account's to
+    see) was never opened, so ran nothing: the server's own error says what is wrong."""
     seen: set[tuple[str, str]] = set()
     todo = list(dict.fromkeys(names))
     via: dict[tuple[str, str], str] = {}  # a nested view: the named view read through
@@ -187,8 +189,8 @@ def refusal(conn: Any, raw: Any, names: list[tuple[str, str]]) -> str:
             if body is None and kind is not None and kind != "VIEW":
                 continue  # a table (a sequence, a system view): no code
             if body is None and kind is None:
-                if _SEQUENCE.fullmatch(key[1]):
-                    continue  # the Sequence engine's: listed nowhere, runs nothing
+                if _SEQUENCE.fullmatch(key[1]) or (failed and key not in via):
+                    continue  # the Sequence engine's (listed nowhere), or never opened
                 return f"{shown} could not be looked up (no privilege on it)"
             if not body:
                 return f"the view {shown}'s definition cannot be read ({NO_SHOW_VIEW})"
