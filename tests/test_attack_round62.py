@@ -21,7 +21,7 @@ BREAKS found here:
    after the snapshot while the table's read in the same block did not: two moments,
    silently. Also a run whose audience is such a view messaged everybody. Fixed: the
    Sequence engine's names are matched in lower case only (`plainviews._SEQUENCE`), as
-   `source._SEQUENCE_TABLE` already was. → 5 of 76 fail with the fix undone.
+   `source._SEQUENCE_TABLE` already was. → 5 of 88 fail with the fix undone.
 2. (fixed) a statement that fails inside the block (a subquery returning two rows) after
    a view's code ran: the connection was dropped only when the cached list of views
    called the name a view (`Job.server_code`), and the list is `VIEW_TTL` old: a table
@@ -33,8 +33,8 @@ BREAKS found here:
    (`SnapshotRefused`); tables, plain views and names that are not there (never opened,
    so nothing ran) keep the snapshot and raise the server's error, where before a missing
    table or any view the list knew dropped the connection and the block ran again whole,
-   three times, ending "connection lost". → 6 of 76 fail with the fix undone (2 of the
-   break, 4 of the snapshot kept); the missing names not skipped → 2 of 76.
+   three times, ending "connection lost". → 6 of 88 fail with the fix undone (2 of the
+   break, 4 of the snapshot kept); the missing names not skipped → 2 of 88.
 
 Held (both drivers where a source is used):
 - `names_read` finds the view in every shape tried: a subquery in JSON_TABLE's argument,
@@ -54,10 +54,8 @@ Held (both drivers where a source is used):
   the sequence (InnoDB, Aria) unchanged; GET_LOCK and LAST_INSERT_ID cannot be a DEFAULT;
 - WITH RECURSIVE whose earlier entry names a later entry named like the view reads the
   WITH's (MariaDB's mutual recursion), as `own_ctes` says; STRAIGHT_JOIN, NATURAL JOIN,
-  USING, index hints, nested derived tables, a WITH inside a WHERE subquery: judged;
-- the allowlist's builtins were read one by one for session effects: none but DEFAULT()
-  (below) runs code of its own; RAND() without a seed moves the session's generator,
-  which no reset puts back either (not a state the reset guards);
+  USING, nested derived tables, a WITH inside a WHERE subquery: judged;
+- the allowlist's builtins read one by one for code of their own: DEFAULT() (below);
 - a view in a schema named like `performance_schema` in another case (which
   `names_read` skips): root may create the schema but not a view in it (error 1044);
 - root's `CREATE OR REPLACE VIEW` of a view in another schema, read through a WITH and a
@@ -298,6 +296,11 @@ SHAPES = {
     "parenthesised-statement": "(SELECT g FROM vl)",
     "window-function": "SELECT MAX(g) OVER () AS m FROM vl",
     "qualified-with-spaces": "SELECT g FROM {db} . vl",
+    "straight-join": "SELECT g FROM t STRAIGHT_JOIN vl",
+    "natural-join": "SELECT g FROM t NATURAL JOIN vl",
+    "using": "SELECT g FROM t JOIN vl USING (a)",
+    "nested-derived": "SELECT * FROM (SELECT * FROM (SELECT g FROM vl) y) z",
+    "with-in-where": "SELECT a FROM t WHERE a = (WITH x AS (SELECT g FROM vl) SELECT MAX(g) FROM x)",
 }
 
 
@@ -331,6 +334,24 @@ def test_a_with_named_like_the_view_in_another_case_is_the_withs(
         root(db, "INSERT INTO t VALUES (4)")
         got = source.records("WITH VL AS (SELECT a FROM t) SELECT COUNT(*) AS n FROM vl")
         return first, int(got[0]["n"]), lock_owner(db)
+
+    assert source.consistent(read) == (3, 3, None)
+
+
+def test_a_recursive_withs_forward_name_is_the_withs(
+    db: str, source: Source, restore: None
+) -> None:
+    """WITH RECURSIVE: an earlier entry naming a later entry called `vl` reads the WITH
+    (MariaDB's mutual recursion), as `own_ctes` says: nothing of the view ran (root sees
+    no lock) and the block keeps one moment."""
+
+    def read() -> tuple[int, int, Any]:
+        first = count(source)
+        root(db, "INSERT INTO t VALUES (4)")
+        got = source.records(
+            "WITH RECURSIVE a AS (SELECT g FROM vl), vl AS (SELECT 1 AS g) SELECT g FROM a"
+        )
+        return first, len(got) + count(source) - 1, lock_owner(db)
 
     assert source.consistent(read) == (3, 3, None)
 
