@@ -21,7 +21,7 @@ BREAKS found here:
    after the snapshot while the table's read in the same block did not: two moments,
    silently. Also a run whose audience is such a view messaged everybody. Fixed: the
    Sequence engine's names are matched in lower case only (`plainviews._SEQUENCE`), as
-   `source._SEQUENCE_TABLE` already was. → 5 of 88 fail with the fix undone.
+   `source._SEQUENCE_TABLE` already was. → 5 of 92 fail with the fix undone.
 2. (fixed) a statement that fails inside the block (a subquery returning two rows) after
    a view's code ran: the connection was dropped only when the cached list of views
    called the name a view (`Job.server_code`), and the list is `VIEW_TTL` old: a table
@@ -33,8 +33,15 @@ BREAKS found here:
    (`SnapshotRefused`); tables, plain views and names that are not there (never opened,
    so nothing ran) keep the snapshot and raise the server's error, where before a missing
    table or any view the list knew dropped the connection and the block ran again whole,
-   three times, ending "connection lost". → 6 of 88 fail with the fix undone (2 of the
-   break, 4 of the snapshot kept); the missing names not skipped → 2 of 88.
+   three times, ending "connection lost". → 6 of 92 fail with the fix undone (2 of the
+   break, 4 of the snapshot kept); the missing names not skipped → 2 of 92.
+
+3. (fixed) a sequence (CREATE SEQUENCE's, InnoDB) read in the block, directly or through
+   a view: `plainviews` took it for a table, but its row is read as it is at each
+   statement, not at the snapshot's moment: root's 1001 NEXTVAL calls between two reads
+   of the block were seen by the second ([1, 2001]), silently. Now a sequence fails the
+   block in one line (`plainviews.SEQUENCE_WHY`, "read the sequence outside the block").
+   → 4 of 92 fail with the fix undone.
 
 Held (both drivers where a source is used):
 - `names_read` finds the view in every shape tried: a subquery in JSON_TABLE's argument,
@@ -135,6 +142,7 @@ def db() -> Iterator[str]:
                 "CREATE TABLE td (a INT DEFAULT (NEXTVAL(sq)), b INT DEFAULT (NEXTVAL(sqa)))",
                 "INSERT INTO td VALUES (0, 0)",
                 "CREATE VIEW vd AS SELECT DEFAULT(a) AS a FROM td",
+                "CREATE VIEW vsq AS SELECT next_not_cached_value AS n FROM sq",
                 "CREATE VIEW vda AS SELECT DEFAULT(b) AS b FROM td",
                 # a view of another (visible) schema, read through a view and a WITH
                 f"CREATE VIEW `{SEEN}`.far AS SELECT a FROM `{name}`.t",
@@ -271,6 +279,28 @@ def test_a_failed_statement_over_tables_keeps_the_snapshot(
         return first, count(source), it
 
     assert source.consistent(read) == (3, 3, 1)
+
+
+# -- BREAK 3: a sequence's row is not read at the snapshot's moment -----------------------
+@pytest.mark.parametrize("sql", ["SELECT next_not_cached_value AS n FROM sq",
+                                 "SELECT n FROM vsq"], ids=["sequence", "view-over-it"])  # fmt: skip
+def test_a_sequence_read_in_the_block_fails_it(
+    db: str, source: Source, restore: None, sql: str
+) -> None:
+    """BREAK 3 (fixed): a sequence's row (directly or through a view) is read as it is at
+    each statement: root's NEXTVAL calls between two reads of the block were seen by the
+    second, silently. Now the block fails in one line at the first read naming `sq`."""
+    seen: list[int] = []
+
+    def read() -> None:
+        seen.append(int(source.records(sql)[0]["n"]))
+        root(db, *["SELECT NEXTVAL(sq)"] * 1001)  # past the sequence's cache: written
+        seen.append(int(source.records(sql)[0]["n"]))
+
+    message = failure_of(source, read)
+    assert seen == [], seen  # under the break: [1, 2001], root's NEXTVALs seen by the second
+    assert "\n" not in message and "`sq`" in message and "is a sequence" in message, message
+    assert "read the sequence outside the block" in message
 
 
 # -- held: what names_read finds -----------------------------------------------------------

@@ -227,8 +227,10 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
     return Outcome(keys, rows, fetched > cap, ended, described, columns)
 
 
-def _fixed(why: str) -> tuple[str, str]:
-    """(why, what to do) for `refused_message`."""
+def _fixed(why: str) -> tuple[str, str] | tuple[str, str, str]:
+    """(why, what to do[, why the reads stopped]) for `refused_message`."""
+    if plainviews.SEQUENCE_WHY in why:
+        return why, "read the sequence outside the block", "the reads stopped"
     if why == _GUARD_OFF:
         return why, "read with the guard on (use_guard=True)"
     if why == _SHOW:

@@ -100,6 +100,10 @@ PLAIN_KEYWORDS = frozenset(
 PLAIN_WORDS = PLAIN_FUNCTIONS | PLAIN_KEYWORDS
 #: in the refusal of a view whose definition the account cannot read
 NO_SHOW_VIEW = "no SHOW VIEW grant"
+#: in the refusal of a sequence (CREATE SEQUENCE's): its row is read as it is at each
+#: statement, not at the snapshot's moment (round 62: root's NEXTVAL between two reads of
+#: the block was seen by the second)
+SEQUENCE_WHY = "is a sequence, whose row is read as it is now, not at the block's moment"
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: the Sequence engine's names, in lower case only (round 62: `SEQ_1_TO_3` is no such table
 #: to MariaDB and may be a view, one the account cannot see when a DEFINER view reads it)
@@ -186,8 +190,10 @@ def refusal(conn: Any, raw: Any, names: list[tuple[str, str]], *, failed: bool =
             shown = f"`{resolved}`.`{key[1]}`" + (
                 f" (read through {via[key]})" if key in via else ""
             )
+            if kind == "SEQUENCE":
+                return f"{shown} {SEQUENCE_WHY}"
             if body is None and kind is not None and kind != "VIEW":
-                continue  # a table (a sequence, a system view): no code
+                continue  # a table (a system view): no code
             if body is None and kind is None:
                 if _SEQUENCE.fullmatch(key[1]) or (failed and key not in via):
                     continue  # the Sequence engine's (listed nowhere), or never opened

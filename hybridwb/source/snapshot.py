@@ -40,7 +40,9 @@ transactions (MyISAM, MEMORY, ARIA) give no consistent read. Refused inside a sn
 (the block fails, nothing is read of two moments): a view calling a stored function or a
 builtin outside the allowlist, one whose definition the account cannot read (no SHOW
 VIEW), an allowlisted stored function called by the statement itself, a SHOW statement,
-and any statement with the guard off (`use_guard=False`).
+any statement with the guard off (`use_guard=False`), and a sequence (CREATE SEQUENCE's),
+read directly or through a view: its row is read as it is at each statement, not at the
+snapshot's moment.
 """
 
 from __future__ import annotations
@@ -76,12 +78,16 @@ VIEW_FIX = (
 )
 
 
-def refused_message(why: str, fix: str = VIEW_FIX) -> str:
-    """The one line of a `SnapshotRefused`: what ran (`why`), and what to do (`fix`)."""
-    return (
-        f"Not read in one moment of the source: {why}; code that may change the session is "
-        f"reset after, which ends the snapshot, so the reads stopped. To fix: {fix}."
-    )
+#: why a refused statement ends the reads (`refused_message`'s default)
+RESET_AFTER = (
+    "code that may change the session is reset after, which ends the snapshot, so the reads stopped"
+)
+
+
+def refused_message(why: str, fix: str = VIEW_FIX, after: str = RESET_AFTER) -> str:
+    """The one line of a `SnapshotRefused`: what ran (`why`), why the reads stopped
+    (`after`), and what to do (`fix`)."""
+    return f"Not read in one moment of the source: {why}; {after}. To fix: {fix}."
 
 
 def in_snapshot(info: Any) -> bool:
