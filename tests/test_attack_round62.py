@@ -21,7 +21,7 @@ BREAKS found here:
    after the snapshot while the table's read in the same block did not: two moments,
    silently. Also a run whose audience is such a view messaged everybody. Fixed: the
    Sequence engine's names are matched in lower case only (`plainviews._SEQUENCE`), as
-   `source._SEQUENCE_TABLE` already was. → 5 of 92 fail with the fix undone.
+   `source._SEQUENCE_TABLE` already was. → 5 of 94 fail with the fix undone.
 2. (fixed) a statement that fails inside the block (a subquery returning two rows) after
    a view's code ran: the connection was dropped only when the cached list of views
    called the name a view (`Job.server_code`), and the list is `VIEW_TTL` old: a table
@@ -33,15 +33,24 @@ BREAKS found here:
    (`SnapshotRefused`); tables, plain views and names that are not there (never opened,
    so nothing ran) keep the snapshot and raise the server's error, where before a missing
    table or any view the list knew dropped the connection and the block ran again whole,
-   three times, ending "connection lost". → 6 of 92 fail with the fix undone (2 of the
-   break, 4 of the snapshot kept); the missing names not skipped → 2 of 92.
-
+   three times, ending "connection lost". → 8 of 94 fail with the snapshot branch of
+   the error path undone (2 of the break, 4 of the snapshot kept, 2 of BREAK 4's); the
+   refusal alone off → 2 of 94; the missing names not skipped → 2 of 94.
 3. (fixed) a sequence (CREATE SEQUENCE's, InnoDB) read in the block, directly or through
    a view: `plainviews` took it for a table, but its row is read as it is at each
    statement, not at the snapshot's moment: root's 1001 NEXTVAL calls between two reads
    of the block were seen by the second ([1, 2001]), silently. Now a sequence fails the
    block in one line (`plainviews.SEQUENCE_WHY`, "read the sequence outside the block").
-   → 4 of 92 fail with the fix undone.
+   → 4 of 94 fail with the fix undone.
+4. (fixed) the server ended the block's transaction: the block read `t`, root's RENAME
+   took `a2`'s metadata lock and waited for `t`'s, and the block's read of `a2` was the
+   deadlock's victim (1213): MariaDB rolled the whole transaction back. The error was
+   raised as any server error, and a block reading once more after it (`read_related`
+   does) read in autocommit: root's row committed after the snapshot counted by the
+   second read (3, then 4), silently. Now after a failed statement inside a snapshot the
+   transaction is checked (`execute._transaction_ended`, `@@in_transaction`): ended, the
+   connection is dropped and `SnapshotLost` raised, so the block is read again whole in a
+   new snapshot. → 2 of 94 fail with the fix undone.
 
 Held (both drivers where a source is used):
 - `names_read` finds the view in every shape tried: a subquery in JSON_TABLE's argument,
@@ -76,6 +85,8 @@ from __future__ import annotations
 import contextlib
 import random
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,7 +96,7 @@ import pytest
 
 from hybridwb.errors import HybridwbError
 from hybridwb.source import Source
-from hybridwb.source.snapshot import SnapshotRefused
+from hybridwb.source.snapshot import SnapshotLost, SnapshotRefused
 from tests._mysql import root_cursor, scratch_db
 from tests.conftest import mariadb_db, ro_url
 from tests.test_attack_round30_debug_rows import F
@@ -301,6 +312,60 @@ def test_a_sequence_read_in_the_block_fails_it(
     assert seen == [], seen  # under the break: [1, 2001], root's NEXTVALs seen by the second
     assert "\n" not in message and "`sq`" in message and "is a sequence" in message, message
     assert "read the sequence outside the block" in message
+
+
+# -- BREAK 4: the server ends the snapshot (a metadata-lock deadlock with root's DDL) -----
+def swap_names(db: str) -> None:
+    """Root's RENAME that takes `a2`'s metadata lock, then waits for `t`'s (the block's):
+    names swapped there and back, so nothing changes once it runs."""
+    conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True, database=db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = 10")
+            cur.execute("RENAME TABLE a2 TO a2x, a2x TO a2, t TO tq, tq TO t")
+    finally:
+        conn.close()
+
+
+def test_a_block_whose_transaction_the_server_ended_is_read_again_whole(
+    db: str, source: Source, restore: None
+) -> None:
+    """BREAK 4 (fixed): the block read `t`; root's RENAME holds `a2`'s lock and waits for
+    `t`'s; the block's read of `a2` is the deadlock's victim, and the server rolls the
+    block's transaction back. The block catches the error (as `read_related` does and
+    reads once more): under the break its next read was an autocommit read counting root's
+    row (3, then 4, silently). Now the failed read raises `SnapshotLost` and the block is
+    read again whole, in a new snapshot: both counts of one moment."""
+    root(db, "CREATE TABLE a2 (a INT)", "INSERT INTO a2 VALUES (1)")
+    attempts: list[int] = []
+    try:
+
+        def read() -> tuple[int, int]:
+            attempts.append(len(attempts) + 1)
+            first = count(source)
+            swap = threading.Thread(target=swap_names, args=(db,))
+            if len(attempts) == 1:
+                swap.start()
+                time.sleep(0.5)  # the RENAME holds a2's lock and waits for t's
+            try:
+                try:
+                    source.records("SELECT a FROM a2")
+                except SnapshotLost:
+                    raise
+                except HybridwbError:
+                    pass  # `read_related`: read once more
+            finally:
+                if swap.is_alive() or swap.ident is not None:
+                    swap.join()
+            if len(attempts) == 1:
+                root(db, "INSERT INTO t VALUES (4)")
+            return first, count(source)
+
+        first, second = source.consistent(read)
+        assert first == second, (first, second, attempts)
+        assert attempts == [1, 2]
+    finally:
+        root(db, "DROP TABLE IF EXISTS a2")
 
 
 # -- held: what names_read finds -----------------------------------------------------------

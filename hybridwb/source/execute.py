@@ -37,7 +37,13 @@ from hybridwb.source.session import (
     statement_prefix,
     verify_session,
 )
-from hybridwb.source.snapshot import VIEW_FIX, SnapshotRefused, in_snapshot, refused_message
+from hybridwb.source.snapshot import (
+    VIEW_FIX,
+    SnapshotLost,
+    SnapshotRefused,
+    in_snapshot,
+    refused_message,
+)
 from hybridwb.validation import short
 
 #: rows discarded after KILL QUERY before the connection is dropped instead
@@ -155,6 +161,14 @@ def _run_checked_out(side: Engine, conn: Connection, job: Job) -> Outcome:
             if refused := _refusal_after_error(conn, raw, job):
                 conn.invalidate()  # the code ran before the error: its session goes too
                 raise SnapshotRefused(refused_message(*_fixed(refused))) from None
+            if _transaction_ended(conn, raw):
+                # the server rolled the snapshot back (a metadata-lock deadlock with DDL):
+                # the block's later reads would be autocommit reads of a later moment
+                conn.invalidate()
+                raise SnapshotLost(
+                    "The server ended the snapshot's transaction after an error; the block "
+                    "is read again in a new one."
+                ) from None
         elif job.server_code():
             # server code may have changed the session before the statement failed; the
             # connection is dropped rather than trusted (a pinned one is replaced)
@@ -277,6 +291,24 @@ def _refusal_after_error(conn: Connection, raw: Any, job: Job) -> str:
         return _snapshot_refusal(conn, raw, job, failed=True)
     except Exception:
         return "what the statement read could not be looked up after its error"
+
+
+def _transaction_ended(conn: Connection, raw: Any) -> bool:
+    """Inside a snapshot, after a failed statement: whether the server ended the block's
+    transaction (round 62: a deadlock on a metadata lock, root's RENAME waiting for the
+    block's lock while holding the one its next read needed, rolled it back, and the block
+    read on in autocommit). A check that fails counts as ended."""
+    try:
+        with rawguard.internal(raw):
+            cursor = raw.cursor()
+            try:
+                cursor.execute("SELECT @@in_transaction")
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+    except Exception:
+        return True
+    return not row or not int(row[0])
 
 
 def _send(

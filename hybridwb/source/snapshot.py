@@ -33,7 +33,10 @@ other server code is reset after as always, and the block fails in one line
 (`SnapshotRefused`, raised again by every later read of the block and at its end, even
 when the block caught it): never a later moment read without a word. A statement that
 fails is judged the same way (its views' code may have run before the error): when what it
-read is not plain, its connection is dropped and the block fails so.
+read is not plain, its connection is dropped and the block fails so. And after a failure the
+transaction is checked: one the server ended (a deadlock on a metadata lock with another
+client's DDL rolls it back) drops the connection and is `SnapshotLost` (the block is read
+again whole), never reads on in autocommit.
 
 Limits (no snapshot, each statement its own moment as before): tables of an engine without
 transactions (MyISAM, MEMORY, ARIA) give no consistent read. Refused inside a snapshot
