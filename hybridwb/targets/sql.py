@@ -381,15 +381,20 @@ class Builder:
             date_path = self.resolver.graph.path(hop.target, date_name, to_one=True)
             if date_path.field_type not in ("date", "datetime"):
                 raise ValidationError(f"{where}: {date_name!r} is not a date field.")
+            dated = inner.column(date_path)
             conds.append(
                 self._relative(
-                    self._dated(date_path, inner.column(date_path), date_path.field_type, where),
+                    self._dated(date_path, dated, date_path.field_type, where),
                     "within_last",
                     node.within_last,
                     date_path.field_type,
                     where,
                 )
             )
+            if not self._kept_as_text(date_path) and self._zero_dated(date_path):
+                # an order of '2026-03-00' (MariaDB sorts it into March) is in no window, as
+                # it is missing to an `exists`'s `within_last` (round 61)
+                conds.append(real_date(dated))
         if node.aggregate == "count":
             measure: Any = sa.func.count()
             ftype = "number"
