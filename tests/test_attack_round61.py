@@ -1,7 +1,10 @@
 """Round 61 (placeholder docstring, rewritten at the end)."""
+# ruff: noqa: F811
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,12 +12,24 @@ from typing import Any
 import pytest
 
 import hybridwb
-from tests._mysql import select_only_url
+from hybridwb.errors import ConnectionFailed, HybridwbError
+from hybridwb.source import Source, drivers, rawguard
+from hybridwb.source import session as session_module
+from hybridwb.source import source as source_module
+from hybridwb.source.snapshot import END_SQL, ISOLATION_SQL, START_SQL
+from tests._mysql import root_cursor, scratch_db, select_only_url, threads_left
 from tests.conftest import mariadb_db
 from tests.test_attack_once_round2 import DAY, src
 from tests.test_attack_round30_debug_rows import F
 from tests.test_attack_round53_real_schemas import e164, phone
 from tests.test_attack_round56_real_schema import connect, run, sent
+from tests.test_source_consistent import (  # noqa: F401  (fixtures: parameters here)
+    count,
+    open_transactions,
+    restore,
+    root,
+    source,
+)
 
 pytestmark = [pytest.mark.mysql]
 
@@ -106,12 +121,15 @@ def _chosen(wb: hybridwb.Workbench, path: Path, table: str, where: Any) -> tuple
 
 
 @pytest.mark.parametrize("field", ["login", "joined"])
-@pytest.mark.parametrize(
-    "cond, on_datetime, on_date", list(COMPARED.values()), ids=list(COMPARED)
-)
+@pytest.mark.parametrize("cond, on_datetime, on_date", list(COMPARED.values()), ids=list(COMPARED))
 def test_a_date_without_a_day_or_month_is_chosen_by_no_comparison(
-    zdb: str, reader: str, tmp_path: Path, field: str, cond: dict[str, Any],
-    on_datetime: str, on_date: str,
+    zdb: str,
+    reader: str,
+    tmp_path: Path,
+    field: str,
+    cond: dict[str, Any],
+    on_datetime: str,
+    on_date: str,
 ) -> None:
     """A DATETIME / DATE holding '2026-03-00' or '2026-00-15' (sorted by the server inside
     the windows of the last 30 or 365 days) or the zero date: each comparison, relative
@@ -200,3 +218,385 @@ def test_an_aggregates_window_holds_real_dates_only(
         count, got = _chosen(wb, path, "zc", where)
     assert (count, got) == (len(chosen), chosen)
     assert sent(path) == {c: [e164(20 + int(c))] for c in chosen}
+
+
+# -- 2-4. `Source.consistent`: composed with `one_connection`, killed at each step ---------------
+@pytest.fixture(scope="module")
+def db() -> Iterator[str]:
+    with scratch_db("atk61", 3) as name:
+        with root_cursor(name) as cur:
+            cur.execute("CREATE TABLE m (a INT) ENGINE=MyISAM")  # `restore` empties it too
+            cur.execute("CREATE VIEW v AS SELECT a FROM t")
+        yield name
+
+
+SESSION = (
+    "SELECT @@in_transaction AS it, @@tx_read_only AS ro, @@tx_isolation AS iso, "
+    "CONNECTION_ID() AS c"
+)
+
+
+def global_isolation(db: str) -> str:
+    return str(root(db, "SELECT @@global.tx_isolation")[0][0])
+
+
+def session_of(src: Source, **kwargs: Any) -> dict[str, Any]:
+    return src.records(SESSION, **kwargs)[0]
+
+
+def thread_of(src: Source) -> int:
+    return int(session_of(src)["c"])
+
+
+def ended_clean(db: str, src: Source, threads: list[int], rows: int) -> None:
+    """Root sees no InnoDB transaction of any of `threads`; the pool's next reads (both of
+    its connections) are in no transaction, READ ONLY, at root's `@@global` isolation, and
+    count `rows` (root's rows committed meanwhile)."""
+    for thread in threads:
+        assert open_transactions(db, thread) == []
+    wanted = global_isolation(db)
+    with src.one_connection():  # two connections at once: both of the pool's
+        seen = [session_of(src), session_of(src, timeout=7)]
+        counts = [count(src), count(src, timeout=5)]
+    assert counts == [rows, rows]
+    for values in seen:
+        assert (values["it"], values["ro"], values["iso"]) == (0, 1, wanted)
+        assert open_transactions(db, int(values["c"])) == []
+
+
+def kill(db: str, thread: int, what: str = "CONNECTION") -> None:
+    root(db, f"KILL {what} {int(thread)}")
+
+
+@pytest.fixture
+def after_internal(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Arm with `armed[<statement>] = hook`: right after `consistent`'s own statement (the
+    isolation SET, the START) has been answered, or right before the COMMIT is written,
+    `hook(thread)` runs once (root's KILL, as a DBA's or a watchdog's would land there)."""
+    armed: dict[str, Any] = {}
+    real = source_module.run_internal
+
+    def running(raw: Any, sql: str) -> None:
+        hook = armed.pop(sql, None)
+        if hook is not None and sql == END_SQL:
+            hook(int(raw.thread_id()))
+            hook = None
+        real(raw, sql)
+        if hook is not None:
+            hook(int(raw.thread_id()))
+
+    monkeypatch.setattr(source_module, "run_internal", running)
+    return armed
+
+
+STEPS = {"after-isolation": ISOLATION_SQL, "after-start": START_SQL}
+
+
+@pytest.mark.parametrize("what", ["CONNECTION", "QUERY"])
+@pytest.mark.parametrize("step", list(STEPS.values()), ids=list(STEPS))
+def test_a_kill_after_the_isolation_set_or_the_start_reruns_or_fails_clearly(
+    db: str,
+    source: Source,
+    restore: None,
+    after_internal: dict[str, Any],
+    step: str,
+    what: str,
+) -> None:
+    """Root kills the block's connection (or its query, idle) right after the isolation
+    SET or the START, and commits a row: the block either reads one moment (both its reads
+    alike, on a fresh snapshot when the connection was gone) or fails in one line; root
+    sees no transaction of any connection the block used, and the pool's next reads are
+    READ ONLY, in no transaction, at the global isolation."""
+    threads: list[int] = []
+    reads: list[tuple[int, int]] = []
+
+    def hook(thread: int) -> None:
+        threads.append(thread)
+        kill(db, thread, what)
+        root(db, "INSERT INTO t VALUES (4)")
+
+    def read() -> tuple[int, int]:
+        threads.append(thread_of(source))
+        reads.append((count(source), count(source, timeout=5)))
+        return reads[-1]
+
+    source.records("SELECT 1 AS x")  # a parked connection to begin with
+    after_internal[step] = hook
+    try:
+        first, second = source.consistent(read)
+    except HybridwbError as exc:
+        assert "\n" not in str(exc).strip()
+    else:
+        assert first == second  # one moment: after root's commit when the block ran again
+        assert what == "QUERY" or first == 4
+    assert all(a == b for a, b in reads)
+    ended_clean(db, source, threads, 4)
+
+
+@pytest.mark.parametrize("what", ["CONNECTION", "QUERY"])
+def test_a_kill_between_the_reads_reruns_or_fails_clearly(
+    db: str, source: Source, restore: None, what: str
+) -> None:
+    """Root kills the connection (or its idle query) between the block's two reads and
+    commits a row: one moment (both reads alike) or a one-line error; nothing left open."""
+    threads: list[int] = []
+    reads: list[tuple[int, int]] = []
+
+    def read() -> tuple[int, int]:
+        thread = thread_of(source)
+        threads.append(thread)
+        first = count(source)
+        if len(threads) == 1:
+            kill(db, thread, what)
+            root(db, "INSERT INTO t VALUES (4)")
+        reads.append((first, count(source, timeout=5)))
+        return reads[-1]
+
+    try:
+        first, second = source.consistent(read)
+    except HybridwbError as exc:
+        assert "\n" not in str(exc).strip()
+    else:
+        assert first == second
+    assert all(a == b for a, b in reads)
+    ended_clean(db, source, threads, 4)
+
+
+@pytest.mark.parametrize("what", ["CONNECTION", "QUERY"])
+def test_a_kill_as_the_commit_is_written_leaves_nothing_open(
+    db: str, source: Source, restore: None, after_internal: dict[str, Any], what: str
+) -> None:
+    """Root kills the connection (or its query) as the COMMIT is about to be written: the
+    reads, all done in the snapshot, are returned alike; no transaction is left, and the
+    next reads are READ ONLY, in no transaction, at the global isolation."""
+    threads: list[int] = []
+
+    def read() -> tuple[int, int]:
+        threads.append(thread_of(source))
+        first = count(source)
+        root(db, "INSERT INTO t VALUES (4)")
+        return first, count(source)
+
+    after_internal[END_SQL] = lambda thread: kill(db, thread, what)
+    assert source.consistent(read) == (3, 3)
+    ended_clean(db, source, threads, 4)
+
+
+def test_a_kill_query_during_a_read_inside_the_block_fails_clearly(
+    db: str, source: Source, restore: None
+) -> None:
+    """Root's KILL QUERY lands while a long read of the block runs (a watchdog's): that
+    read fails in one line, the snapshot stays (its later read counts what its first did,
+    not root's row); no transaction is left after."""
+    threads: list[int] = []
+
+    def killer(thread: int) -> None:
+        time.sleep(0.4)
+        kill(db, thread, "QUERY")
+
+    def read() -> tuple[int, int]:
+        thread = thread_of(source)
+        threads.append(thread)
+        first = count(source)
+        root(db, "INSERT INTO t VALUES (4)")
+        if len(threads) == 1:
+            watchdog = threading.Thread(target=killer, args=(thread,))
+            watchdog.start()
+            try:
+                with pytest.raises(HybridwbError, match="interrupted"):
+                    source.records(LONG)
+            finally:
+                watchdog.join()
+            assert session_of(source)["it"] == 1  # the statement ended, not the snapshot
+        return first, count(source)
+
+    try:
+        first, second = source.consistent(read)
+    except HybridwbError as exc:
+        assert "\n" not in str(exc).strip()
+    else:
+        assert first == second
+    ended_clean(db, source, threads, 4)
+
+
+LONG = "SELECT SUM(a.seq * b.seq) AS n FROM seq_1_to_100000 a, seq_1_to_100000 b"
+
+
+BEFORE = {
+    # a read of a table: the pinned connection owes the session (`SessionOwed`)
+    "table-read": lambda src: count(src),
+    # a read with its own time limit: the session is set to another policy
+    "own-limit": lambda src: count(src, timeout=7),
+    # a read of a view: its reset ran just before (not inside: branch viewsnap's case)
+    "view-read": lambda src: count(src, "v"),
+}
+
+
+@pytest.mark.parametrize("before", list(BEFORE.values()), ids=list(BEFORE))
+def test_a_block_inside_one_connection_after_any_read_keeps_one_moment(
+    db: str, source: Source, restore: None, before: Any
+) -> None:
+    """Inside `one_connection()`, after a read that leaves the pinned connection owing its
+    session (a table read), set to another policy (a read's own time limit), or just reset
+    (a view read): the block runs on that connection, its reads (one of another limit, a
+    nested block) see one moment while root commits a row; after it, the same connection
+    is in no transaction, READ ONLY, at the global isolation, and counts root's row."""
+
+    def inner() -> int:
+        return count(source, timeout=4)
+
+    def read() -> tuple[int, int, int, dict[str, Any]]:
+        first = count(source)
+        root(db, "INSERT INTO t VALUES (4)")
+        return first, count(source, timeout=5), source.consistent(inner), session_of(source)
+
+    with source.one_connection():
+        pinned = thread_of(source)
+        before(source)
+        first, second, nested, during = source.consistent(read)
+        after = session_of(source)
+        rows = count(source)
+    assert (first, second, nested) == (3, 3, 3)
+    assert (during["it"], during["ro"], during["c"]) == (1, 1, pinned)
+    assert (after["it"], after["ro"], after["iso"]) == (0, 1, global_isolation(db))
+    assert after["c"] == pinned and rows == 4
+    ended_clean(db, source, [pinned], 4)
+
+
+class HalfRead:
+    """A streaming cursor whose first `fetchmany` reads one row and is interrupted there
+    (Ctrl-C while the rows come in): the rest of the result stays unread on the socket."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    def fetchmany(self, size: int) -> Any:
+        self._cursor.fetchone()
+        raise KeyboardInterrupt
+
+
+def test_a_block_after_a_read_left_half_read_in_one_connection_keeps_one_moment(
+    db: str, source: Source, restore: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside `one_connection()` a read is interrupted with its rows half read, and the
+    caller goes on (the notebook's cell caught the Ctrl-C): the block after it reads one
+    moment or fails in one line, never a row of the old result for its own; nothing is
+    left open after, and the next reads count root's rows."""
+    real = drivers.unbuffered_cursor
+    threads: list[int] = []
+
+    def read() -> tuple[int, int]:
+        threads.append(thread_of(source))
+        first = count(source)
+        root(db, "INSERT INTO t VALUES (4)")
+        return first, count(source)
+
+    outcome: Any = None
+    with source.one_connection():
+        threads.append(thread_of(source))
+        monkeypatch.setattr(drivers, "unbuffered_cursor", lambda raw: HalfRead(real(raw)))
+        with pytest.raises(KeyboardInterrupt):
+            source.records("SELECT a FROM t ORDER BY a")
+        monkeypatch.setattr(drivers, "unbuffered_cursor", real)
+        try:
+            outcome = source.consistent(read)
+        except HybridwbError as exc:
+            assert "\n" not in str(exc).strip()
+        after = session_of(source)
+    assert outcome in (None, (3, 3))  # (both drivers: (3, 3), on the same connection)
+    assert (after["it"], after["ro"]) == (0, 1)
+    ended_clean(db, source, threads, int(root(db, "SELECT COUNT(*) FROM t")[0][0]))
+
+
+# -- 4. the session check's read-back given a reply out of step ---------------------------------
+OWED = "SET @hybridwb_r61 = 1"  # a statement whose OK is left unread: a reply owed
+
+
+def owe_a_reply(raw: Any) -> int:
+    """Leave a reply owed on `raw` (its OK unread, as an interrupted read leaves one):
+    the next statement's reply read is this one's. Its server thread."""
+    thread = int(raw.thread_id())
+    with rawguard.internal(raw):
+        assert drivers.send_only(raw, OWED)
+    return thread
+
+
+def test_the_read_back_given_an_ok_drops_the_connection(db: str, source: Source) -> None:
+    """BREAK 4 (fixed): `read_session` read the session's values as the reply's first row;
+    given a reply out of step (an OK owed from before) it has none, and the check raised a
+    raw TypeError ("cannot unpack non-iterable NoneType"), the connection kept with a reply
+    still owed. It raises a one-line ConnectionFailed, the connection closed (root: its
+    thread gone)."""
+    with source.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        thread = owe_a_reply(raw)
+        with pytest.raises(ConnectionFailed) as failed:
+            session_module.read_session(raw, source.facts)
+        conn.invalidate()
+    assert "\n" not in str(failed.value).strip()
+    assert threads_left(thread) == 0
+    assert count(source) == 3
+
+
+def test_an_engine_statement_given_another_reply_fails_in_one_line(db: str, source: Source) -> None:
+    """BREAK 4 (fixed), on the engine (jupysql's connection): a statement reads the owed OK
+    as its own (no rows), and the check after it reads the statement's row as the
+    session's: a raw ValueError ("not enough values to unpack"). Now a one-line
+    HybridwbError, the connection invalidated and its thread gone; the engine's next
+    statement returns root's rows."""
+    with source.engine.connect() as conn:
+        thread = owe_a_reply(conn.connection.dbapi_connection)
+        with pytest.raises(HybridwbError) as failed:
+            conn.exec_driver_sql("SELECT a FROM t ORDER BY a")
+        assert conn.invalidated
+    assert "\n" not in str(failed.value).strip()
+    assert threads_left(thread) == 0
+    with source.engine.connect() as conn:
+        rows = [r[0] for r in conn.exec_driver_sql("SELECT a FROM t ORDER BY a")]
+    assert rows == [a for (a,) in root(db, "SELECT a FROM t ORDER BY a")]
+
+
+@pytest.fixture
+def skip_a_reply(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Arm with `armed["sql"] = <text>`: the reply to the next statement of hybridwb's own
+    holding that text (not a reset's) is left unread, once: the seam of a reply out of
+    step."""
+    armed: dict[str, Any] = {"sql": None, "sent": "", "skipped": False}
+    send, read = drivers._send, drivers.read_reply
+
+    def sending(raw: Any, sql: str, reset: bool = False) -> bool:
+        armed["sent"] = sql
+        return send(raw, sql, reset)
+
+    def reading(raw: Any, *, reset: bool = False) -> None:
+        if armed["sql"] is not None and not reset and armed["sql"] in armed["sent"]:
+            armed["sql"], armed["skipped"] = None, True
+            return
+        read(raw, reset=reset)
+
+    monkeypatch.setattr(drivers, "_send", sending)
+    monkeypatch.setattr(drivers, "read_reply", reading)
+    return armed
+
+
+def test_a_view_read_whose_check_reads_its_rows_fails_in_one_line(
+    db: str, source: Source, skip_a_reply: dict[str, Any]
+) -> None:
+    """BREAK 4 (fixed), through `Source`: on a pinned connection a view read with its own
+    time limit sets the session first; that SET's OK left unread, the view's SELECT reads
+    it as its result (no rows) and the check after the view reads the SELECT's row as the
+    session: a raw ValueError, and `records` would have returned no rows. A one-line
+    ConnectionFailed now, the connection dropped; the next read counts root's rows."""
+    with source.one_connection():
+        thread = thread_of(source)
+        skip_a_reply["sql"] = "max_statement_time = 7.000"  # the SET before the read
+        with pytest.raises(ConnectionFailed) as failed:
+            source.records("SELECT COUNT(*) AS n FROM v", timeout=7)
+        assert skip_a_reply["skipped"]
+        rows = count(source)
+    assert "\n" not in str(failed.value).strip()
+    assert threads_left(thread) == 0
+    assert rows == 3
