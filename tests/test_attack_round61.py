@@ -53,11 +53,12 @@ MEMBERS = {
     6: ("2026-03-10 00:00:00", "2026-03-10"),  # a real, coming one
     7: (None, None),
     8: ("2026-02-20 00:00:00", "2026-02-20"),  # that day at midnight
+    9: ("2026-03-03 09:00:00", "2026-03-03"),  # today, an hour before now
 }
-ORDERS = [  # (oid, cid, date): customer 6 has none; 7 a real one and a dayless one
+ORDERS = [  # (oid, cid, date, amount; at 08:00 that day): 7 a real one and a dayless one
     (1, 1, "2026-03-00", 10), (2, 2, "2026-00-15", 20), (3, 3, "0000-00-00", 30),
     (4, 4, "2026-02-20", 40), (5, 5, "2024-01-01", 50), (6, 7, "2026-02-25", 5),
-    (7, 7, "2026-03-00", 100),
+    (7, 7, "2026-03-00", 100), (8, 6, "2026-03-03", 7),
 ]  # fmt: skip
 ROWS: dict[str, list[tuple[Any, ...]]] = {
     "zm": [(m, f"회원{m}", phone(m), login, joined) for m, (login, joined) in MEMBERS.items()],
@@ -144,6 +145,42 @@ def test_a_date_without_a_day_or_month_is_chosen_by_no_comparison(
         count, got = _chosen(wb, path, "zm", {"field": field, **cond})
     assert (count, got) == (len(chosen), chosen)
     assert sent(path) == {m: [e164(int(m))] for m in chosen}
+
+
+# a DATETIME mapped as a date (`suggest.COMPATIBLE`: "a datetime shown as a date"): each
+# comparison is of the day, root's DATE(login)
+AS_DATE = {
+    "eq": ({"op": "eq", "value": "2026-02-20"}, "= '2026-02-20'"),
+    "ne": ({"op": "ne", "value": "2026-02-20"}, "<> '2026-02-20'"),
+    "lte": ({"op": "lte", "value": "2026-02-20"}, "<= '2026-02-20'"),
+    "gt": ({"op": "gt", "value": "2026-02-20"}, "> '2026-02-20'"),
+    "lt": ({"op": "lt", "value": "2026-02-20"}, "< '2026-02-20'"),
+    "gte": ({"op": "gte", "value": "2026-02-20"}, ">= '2026-02-20'"),
+    "between": ({"op": "between", "value": ["2026-02-01", "2026-02-20"]},
+                "BETWEEN '2026-02-01' AND '2026-02-20'"),
+    "within-last-30": ({"op": "within_last", "value": {"days": 30}},
+                       "BETWEEN '2026-02-01' AND '2026-03-03'"),
+    "within-next-30": ({"op": "within_next", "value": {"days": 30}},
+                       "BETWEEN '2026-03-03' AND '2026-04-02'"),
+    "older-than-30": ({"op": "older_than", "value": {"days": 30}}, "< '2026-02-01'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("cond, oracle", list(AS_DATE.values()), ids=list(AS_DATE))
+def test_a_datetime_mapped_as_a_date_is_compared_by_its_day(
+    zdb: str, reader: str, tmp_path: Path, cond: dict[str, Any], oracle: str
+) -> None:
+    """`login` DATETIME mapped as a date: "logged in on 2026-02-20" is every member whose
+    login falls on that day (09:00 as well as midnight), "in the last 30 days" includes
+    this morning, "after 2026-02-20" none of that day; what root's DATE(login) chooses,
+    among the real dates."""
+    c = "`login`"
+    chosen = keys(zdb, f"SELECT mid FROM zm WHERE {REAL.format(c=c)} AND DATE({c}) {oracle}")
+    wb, path = connect(reader, tmp_path)
+    with wb:
+        wb.mappings.save("zm", {**ZM, "fields": {**ZM["fields"], "login": F("최근접속", "date")}})
+        count, got = _chosen(wb, path, "zm", {"field": "login", **cond})
+    assert (count, got) == (len(chosen), chosen)
 
 
 ZO = {"displayName": "주문", "key": "oid", "fields": {
@@ -600,3 +637,39 @@ def test_a_view_read_whose_check_reads_its_rows_fails_in_one_line(
     assert "\n" not in str(failed.value).strip()
     assert threads_left(thread) == 0
     assert rows == 3
+
+
+BY_DAY = {
+    # the last order on 2026-02-20 (at 08:00): customer 4's
+    "max-on-the-day": (
+        {"aggregate": "max", "relation": "orders", "field": "ots", "op": "eq",
+         "value": "2026-02-20"},
+        "SELECT cid FROM zo WHERE {real} GROUP BY cid HAVING DATE(MAX(ots)) = '2026-02-20'"),
+    # the last order after 2026-02-20: not customer 4's of that day
+    "max-after-the-day": (
+        {"aggregate": "max", "relation": "orders", "field": "ots", "op": "gt",
+         "value": "2026-02-20"},
+        "SELECT cid FROM zo WHERE {real} GROUP BY cid HAVING DATE(MAX(ots)) > '2026-02-20'"),
+    # an order since yesterday: customer 6's of this morning
+    "count-since-yesterday": (
+        {"aggregate": "count", "relation": "orders", "op": "gte", "value": 1,
+         "within_last": {"days": 1}, "date_field": "ots"},
+        "SELECT DISTINCT cid FROM zo WHERE {real} AND DATE(ots) "
+        "BETWEEN '2026-03-02' AND '2026-03-03'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("where, oracle", list(BY_DAY.values()), ids=list(BY_DAY))
+def test_an_aggregate_of_a_datetime_mapped_as_a_date_is_of_its_day(
+    zdb: str, reader: str, tmp_path: Path, where: dict[str, Any], oracle: str
+) -> None:
+    """The orders' DATETIME `ots` mapped as a date: a `max` compared with a day, and a
+    window of days, are by `DATE(ots)`, as root's SQL over the real dates."""
+    chosen = keys(zdb, oracle.format(real=REAL.format(c="ots")))
+    assert chosen
+    wb, path = connect(reader, tmp_path)
+    with wb:
+        wb.mappings.save("zo", {**ZO, "fields": {**ZO["fields"], "ots": F("주문시각", "date")}})
+        wb.mappings.save("zc", ZC)
+        count, got = _chosen(wb, path, "zc", where)
+    assert (count, got) == (len(chosen), chosen)
