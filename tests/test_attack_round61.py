@@ -183,6 +183,25 @@ def test_a_datetime_mapped_as_a_date_is_compared_by_its_day(
     assert (count, got) == (len(chosen), chosen)
 
 
+@pytest.mark.parametrize(
+    "cond",
+    [{"op": "eq", "value": "2026-02-20"}, {"op": "within_last", "value": {"days": 30}}],
+    ids=["eq", "within-last"],
+)
+def test_a_datetime_compared_by_its_day_is_still_read_by_its_index(
+    reader: str, tmp_path: Path, cond: dict[str, Any]
+) -> None:
+    """The day's bounds stay on the column itself: the server still reads `login` by its
+    index (a range), not every member."""
+    wb, _ = connect(reader, tmp_path)
+    with wb:
+        wb.mappings.save("zm", {**ZM, "fields": {**ZM["fields"], "login": F("최근접속", "date")}})
+        where = {"field": "login", **cond}
+        plan = wb.targets.preview({"table": "zm", "where": where}, now=DAY).explain
+    zm = [row for row in plan if row.get("table") == "zm"]
+    assert zm and "login" in str(zm[0].get("possible_keys") or ""), plan
+
+
 ZO = {"displayName": "주문", "key": "oid", "fields": {
     "oid": F("번호", "number", "id"), "cid": F("고객", "number"),
     "odate": F("주문일", "date"), "ots": F("주문시각", "datetime"),
