@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine
 from sqlglot.tokens import TokenType
 
 from hybridwb.errors import ConnectionFailed, QueryError, ReadOnlyViolation
-from hybridwb.source import arrow, drivers, rawguard
+from hybridwb.source import arrow, drivers, plainviews, rawguard
 from hybridwb.source.finaltext import guard_final_text
 from hybridwb.source.session import (
     SESSION_KEY,
@@ -37,7 +37,7 @@ from hybridwb.source.session import (
     statement_prefix,
     verify_session,
 )
-from hybridwb.source.snapshot import in_snapshot
+from hybridwb.source.snapshot import VIEW_FIX, SnapshotRefused, in_snapshot, refused_message
 from hybridwb.validation import short
 
 #: rows discarded after KILL QUERY before the connection is dropped instead
@@ -204,13 +204,59 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
     else:
         cursor.close()
     server_code = job.server_code()
+    refused = ""
+    if in_snapshot(conn.connection.info):
+        # the reset would end the snapshot: not needed when nothing but tables and plain
+        # views ran; anything else is reset as always, and the block fails (`plainviews`)
+        refused = _snapshot_refusal(conn, raw, job)
+        server_code = bool(refused)
     if policy.read_only and (ended or server_code):
         try:
             _verify(conn, raw, job.facts, policy)  # also releases named locks
         finally:
             if server_code and not conn.invalidated:
                 _reset(conn, raw, job.facts, policy)
+    if refused:
+        raise SnapshotRefused(refused_message(*_fixed(refused)))
     return Outcome(keys, rows, fetched > cap, ended, described, columns)
+
+
+def _fixed(why: str) -> tuple[str, str]:
+    """(why, what to do) for `refused_message`."""
+    if why == _GUARD_OFF:
+        return why, "read with the guard on (use_guard=True)"
+    if why == _SHOW:
+        return why, "run it outside the block"
+    if why == _ALLOWED_FUNCTION:
+        return why, "read the function's values outside the run, or map a table holding them"
+    if plainviews.NO_SHOW_VIEW in why:
+        return why, "grant the account SHOW VIEW on the schema, or map the view's base tables"
+    return why, VIEW_FIX
+
+
+_GUARD_OFF = "with the guard off (use_guard=False) any statement may run server code"
+_SHOW = "a SHOW statement may read a view"
+_ALLOWED_FUNCTION = "the statement calls an allowlisted stored function"
+
+
+def _snapshot_refusal(conn: Connection, raw: Any, job: Job) -> str:
+    """Inside a snapshot: why the statement may have run code that changes the session
+    ("" when it ran none, or only plain views: `plainviews.refusal`). A lookup that fails
+    drops the connection (its session is then gone with the code's changes)."""
+    if not job.use_guard:
+        return _GUARD_OFF
+    if job.prepared.checked.kind == "show":
+        return _SHOW
+    if may_run_server_code(job.prepared, job.policy, job.use_guard):
+        return _ALLOWED_FUNCTION
+    names = plainviews.names_read(job.prepared)
+    if not names:
+        return ""
+    try:
+        return plainviews.refusal(conn, raw, names)
+    except BaseException:
+        conn.invalidate()
+        raise
 
 
 def _send(

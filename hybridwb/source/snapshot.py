@@ -23,17 +23,29 @@ whose switch would commit the snapshot. A lost connection is not read again on a
 and a new snapshot (`SnapshotLost`, `Source.consistent`). On SQLite: one deferred read
 transaction (`BEGIN` ... `COMMIT`) on one connection.
 
+A statement that names a view (or calls an allowlisted stored function) is followed by a
+connection reset (`execute._reset`: the code it ran may have changed the session), and the
+reset ends the transaction. Inside a snapshot the views a statement read are read after it,
+on its connection, under the metadata locks its transaction holds (`plainviews.refusal`):
+views that provably run nothing that changes the session (no stored function, only
+builtins of an allowlist, no locking read) need no reset, and the snapshot goes on. Any
+other server code is reset after as always, and the block fails in one line
+(`SnapshotRefused`, raised again by every later read of the block and at its end, even
+when the block caught it): never a later moment read without a word.
+
 Limits (no snapshot, each statement its own moment as before): tables of an engine without
-transactions (MyISAM, MEMORY, ARIA) give no consistent read; a statement that names a view
-is followed by a connection reset (`execute._reset`: the view's code may have changed the
-session), which ends the transaction, so the reads after it are autocommit reads.
+transactions (MyISAM, MEMORY, ARIA) give no consistent read. Refused inside a snapshot
+(the block fails, nothing is read of two moments): a view calling a stored function or a
+builtin outside the allowlist, one whose definition the account cannot read (no SHOW
+VIEW), an allowlisted stored function called by the statement itself, a SHOW statement,
+and any statement with the guard off (`use_guard=False`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from hybridwb.errors import ConnectionFailed
+from hybridwb.errors import ConnectionFailed, QueryError
 
 #: the next transaction's isolation: a consistent snapshot needs REPEATABLE READ
 ISOLATION_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
@@ -47,6 +59,27 @@ SNAPSHOT_KEY = "hybridwb_snapshot"
 class SnapshotLost(ConnectionFailed):
     """A read inside `Source.consistent` lost its connection: the block is run again on a
     new connection and snapshot (never one statement on another connection)."""
+
+
+class SnapshotRefused(QueryError):
+    """A statement inside `Source.consistent` ran server code that may have changed the
+    session (`plainviews`): the reset after it ended the snapshot, so the block fails
+    rather than read on at a later moment."""
+
+
+#: what to do about a view (or function) whose code may change the session
+VIEW_FIX = (
+    "map the view's base tables instead, or use a view without stored functions or "
+    "builtins that change the session"
+)
+
+
+def refused_message(why: str, fix: str = VIEW_FIX) -> str:
+    """The one line of a `SnapshotRefused`: what ran (`why`), and what to do (`fix`)."""
+    return (
+        f"Not read in one moment of the source: {why}; code that may change the session is "
+        f"reset after, which ends the snapshot, so the reads stopped. To fix: {fix}."
+    )
 
 
 def in_snapshot(info: Any) -> bool:

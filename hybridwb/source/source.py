@@ -75,6 +75,7 @@ from hybridwb.source.snapshot import (
     SNAPSHOT_KEY,
     START_SQL,
     SnapshotLost,
+    SnapshotRefused,
 )
 from hybridwb.source.transpile import expand_lists, sqlite_params, to_sqlite
 from hybridwb.source.verdicts import VERDICTS
@@ -532,11 +533,17 @@ class Source:
                 conn.invalidate()
                 raise
             info[SNAPSHOT_KEY] = True
-            self._pinned.snapshot = True
+            self._pinned.snapshot, self._pinned.refused = True, ""
             try:
-                yield
+                try:
+                    yield
+                except Exception:
+                    if getattr(self._pinned, "refused", ""):  # what failed, said in one line
+                        raise SnapshotRefused(self._pinned.refused) from None
+                    raise
+                self._still_one_moment()  # a refusal the block caught fails it here
             finally:
-                self._pinned.snapshot = False
+                self._pinned.snapshot, self._pinned.refused = False, ""
                 info.pop(SNAPSHOT_KEY, None)
                 if not conn.invalidated and not conn.closed:
                     try:
@@ -546,6 +553,14 @@ class Source:
                     except BaseException:  # Ctrl-C: `run_own` closed it, owing the reply
                         conn.invalidate()
                         raise
+
+    def _still_one_moment(self) -> None:
+        """Inside `consistent`: a statement of the block ran server code whose reset ended
+        the snapshot (`SnapshotRefused`): every later read of the block, and the block
+        itself, fails with its message, even when the block caught the first."""
+        refused = getattr(self._pinned, "refused", "")
+        if refused:
+            raise SnapshotRefused(refused)
 
     @contextmanager
     def _sqlite_snapshot(self) -> Iterator[None]:
@@ -832,10 +847,11 @@ class Source:
                 policy = self.policy.with_query(timeout, cap + 1)
                 reads_view = self.reads_view(prepared)
                 pinned = getattr(self._pinned, "conn", None) if attempt == 1 else None
-                if getattr(self._pinned, "snapshot", False) and (
-                    pinned is None or pinned.invalidated
-                ):  # the snapshot's connection is gone: `consistent` reads it all again
-                    raise SnapshotLost("The source connection was lost inside a snapshot.")
+                if getattr(self._pinned, "snapshot", False):
+                    self._still_one_moment()
+                    if pinned is None or pinned.invalidated:
+                        # the snapshot's connection is gone: `consistent` reads it all again
+                        raise SnapshotLost("The source connection was lost inside a snapshot.")
                 # a pinned connection is one_connection's; else one is taken for this read
                 # and parked after it (`Parking.reader`, without a context manager's calls)
                 conn, epoch = (
@@ -859,6 +875,9 @@ class Source:
                         batches=raw_values and not prepared.echoes,
                         as_of=as_of,
                     )
+                except SnapshotRefused as exc:
+                    self._pinned.refused = exc.message  # the block's later reads fail too
+                    raise
                 except BaseException:
                     if epoch is not None:
                         conn.close()  # the pool's checkin decides what happens to it
