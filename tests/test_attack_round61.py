@@ -10,7 +10,7 @@ own SQL (DAYOFMONTH / MONTH / DATE of the stored values, its comparisons), root'
 `information_schema.innodb_trx` and processlist, `@@global.tx_isolation`, the session's
 values read by a fresh statement, `send_records` read with sqlite3.
 
-BREAKS (the fix undone by hand, this file run, of its 72 tests):
+BREAKS (the fix undone by hand, this file run, of its 74 tests):
 
 1. (fixed) an aggregate's `within_last` window over a related DATE / DATETIME held a date
    with no day or month: now 2026-03-03, an order of '2026-03-00' (MariaDB sorts it into
@@ -18,7 +18,7 @@ BREAKS (the fix undone by hand, this file run, of its 72 tests):
    year", a dayless 100 counted in "spent in the last 30 days", and its customer was not
    among those with "no order in the last 30 days"; the same order was missing to an
    `exists`'s `within_last` (round 59). The window now holds real dates only
-   (`Builder._aggregate`). → 5 of 72 fail.
+   (`Builder._aggregate`). → 5 of 74 fail.
 2. (fixed) a DATETIME / TIMESTAMP mapped as a date (`suggest.COMPATIBLE` allows it, "a
    datetime shown as a date") was compared with the day's midnight: "logged in on
    2026-02-20" missed who logged in at 09:00 that day, "not on" and "after 2026-02-20"
@@ -26,7 +26,7 @@ BREAKS (the fix undone by hand, this file run, of its 72 tests):
    30 days" missed this morning; a `max` of the orders' DATETIME "on 2026-02-20" chose
    nobody, a window of days since yesterday missed this morning's order. Now compared by
    its day (`by_day`, `Builder._timed`), the bounds on the column itself (its index still
-   serves). → 9 of 72 fail.
+   serves). → 9 of 74 fail.
 3. (fixed) `session.read_session` took the read-back's first row for the session's
    values: a reply out of step (an OK owed from before, or the previous statement's row)
    gave no row or another's, and the check raised a raw TypeError / ValueError, the
@@ -34,28 +34,29 @@ BREAKS (the fix undone by hand, this file run, of its 72 tests):
    the owed OK as its result (no rows). The connection is closed and a one-line
    ConnectionFailed raised (callers invalidate it). Injected by `drivers.send_only` of a
    SET whose OK is left unread, and in `Source` by a seam that leaves the reply of the
-   session SET before a view read unread. → 6 of 72 fail.
+   session SET before a view read unread. → 6 of 74 fail.
 
 Held (both drivers where a `Source` is read):
 - every comparison, relative window (`within_last`, `within_next`, `older_than`),
   `between`, `eq`, `ne`, `gte`, `not_null` on a DATETIME and a DATE holding '2026-03-00',
   '2026-00-15' or '0000-00-00' chooses what root's comparison chooses among real dates
-  (round 59's `_condition`: its real-date check off → 20 of 72 fail); a `max` in a window,
+  (round 59's `_condition`: its real-date check off → 20 of 74 fail); a `max` in a window,
   an `exists` in a window hold; the day's bounds keep the column's index;
 - `consistent()` inside `one_connection()` after a table read (the session owed), a read
   with its own time limit (another policy) or a view read (its reset just done), with a
   read of another limit and a nested block inside: one moment on the pinned connection,
   and after it the same connection is in no transaction, READ ONLY, at root's global
-  isolation, and counts root's row (`keep_transaction` off → 10 of 72 fail; the nested
-  check off → 6 of 72); after a read interrupted with its rows half read (the cell caught
-  the Ctrl-C) the block still reads one moment on the same connection;
+  isolation, and counts root's row (`keep_transaction` off → 10 of 74 fail; the nested
+  check off → 6 of 74); after a read interrupted with its rows half read (the cell caught
+  the Ctrl-C) the block still reads one moment on the same connection; after root killed
+  the pinned connection it reads one moment on the new one SQLAlchemy revalidates;
 - root's KILL CONNECTION / KILL QUERY right after the isolation SET, right after the
   START, between the block's reads, as the COMMIT is written, and KILL QUERY during a long
   read inside the block: the block reads one moment (run again on a fresh snapshot when
   the connection was gone) or fails in one line; the long read fails in one line and the
   snapshot stays; root sees no transaction of any connection used; the pool's next reads
   are in no transaction, READ ONLY, at `@@global.tx_isolation`, and count root's rows
-  (both lost-read checks in `Source._execute` off → 2 of 72 fail).
+  (both lost-read checks in `Source._execute` off → 2 of 74 fail).
 Not attacked here: a view read inside the block (branch viewsnap's).
 """
 
@@ -575,6 +576,32 @@ def test_a_block_inside_one_connection_after_any_read_keeps_one_moment(
     assert (after["it"], after["ro"], after["iso"]) == (0, 1, global_isolation(db))
     assert after["c"] == pinned and rows == 4
     ended_clean(db, source, [pinned], 4)
+
+
+def test_a_block_after_the_pinned_connection_was_killed_keeps_one_moment(
+    db: str, source: Source, restore: None
+) -> None:
+    """Inside `one_connection()` root kills the pinned connection and the next read is
+    made again on another: the block after it runs on a new connection (SQLAlchemy's
+    revalidation, set READ ONLY by the pool's checkout), reads one moment while root
+    commits a row, and leaves it in no transaction, READ ONLY, counting root's row."""
+
+    def read() -> tuple[int, int, dict[str, Any]]:
+        first = count(source)
+        root(db, "INSERT INTO t VALUES (4)")
+        return first, count(source, timeout=5), session_of(source)
+
+    with source.one_connection():
+        pinned = thread_of(source)
+        kill(db, pinned)
+        assert count(source) == 3  # read again on another connection
+        first, second, during = source.consistent(read)
+        after = session_of(source)
+    assert (first, second) == (3, 3)
+    assert (during["it"], during["ro"]) == (1, 1) and during["c"] != pinned
+    assert (after["it"], after["ro"], after["c"]) == (0, 1, during["c"])
+    assert threads_left(pinned) == 0
+    ended_clean(db, source, [during["c"]], 4)
 
 
 class HalfRead:
