@@ -46,7 +46,7 @@ Held (both drivers where a `Source` is read):
   with its own time limit (another policy) or a view read (its reset just done), with a
   read of another limit and a nested block inside: one moment on the pinned connection,
   and after it the same connection is in no transaction, READ ONLY, at root's global
-  isolation, and counts root's row (`keep_transaction` off → 10 of 74 fail; the nested
+  isolation, and counts root's row (`keep_transaction` off → 12 of 74 fail; the nested
   check off → 6 of 74); after a read interrupted with its rows half read (the cell caught
   the Ctrl-C) the block still reads one moment on the same connection; after root killed
   the pinned connection it reads one moment on the new one SQLAlchemy revalidates;
