@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
 
-from hybridwb.errors import HybridwbError, ReadOnlyViolation
+from hybridwb.errors import ConnectionFailed, HybridwbError, ReadOnlyViolation
 from hybridwb.masking import engine_logging_name
 from hybridwb.source import catalogue, drivers, rawguard
 from hybridwb.source.connect import (
@@ -272,7 +272,7 @@ def mysql_engine(
             verify_session(dbapi_conn, facts, policy)
         except ReadOnlyViolation as exc:
             refused = exc
-        except drivers.errors():
+        except drivers.errors(ConnectionFailed):  # (a reply out of step: closed)
             conn.invalidate()
             raise ReadOnlyViolation(
                 "The session could not be checked after the statement failed; the "

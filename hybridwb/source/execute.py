@@ -21,7 +21,7 @@ import pymysql
 from sqlalchemy import Connection, Engine
 from sqlglot.tokens import TokenType
 
-from hybridwb.errors import QueryError, ReadOnlyViolation
+from hybridwb.errors import ConnectionFailed, QueryError, ReadOnlyViolation
 from hybridwb.source import arrow, drivers, plainviews, rawguard
 from hybridwb.source.finaltext import guard_final_text
 from hybridwb.source.session import (
@@ -482,6 +482,9 @@ def _verify(conn: Connection, raw: Any, facts: SessionFacts, policy: SessionPoli
         except ReadOnlyViolation as exc:
             if not exc.fields.get("restored"):
                 conn.invalidate()
+            raise
+        except ConnectionFailed:  # a reply out of step: `read_session` closed it
+            conn.invalidate()
             raise
         except drivers.operational_errors() as exc:
             # a KILL QUERY that arrived after the statement ended may hit this read

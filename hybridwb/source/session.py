@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DisconnectionError
 
-from hybridwb.errors import BindError, ReadOnlyViolation
+from hybridwb.errors import BindError, ConnectionFailed, ReadOnlyViolation
 from hybridwb.source import catalogue, drivers, rawguard
 from hybridwb.source.driver_errors import Secrets, driver_error, is_gone
 from hybridwb.validation import short
@@ -220,20 +220,31 @@ READ_BACK_SQL = {
     " @@session.character_set_connection, @@session.completion_type, RELEASE_ALL_LOCKS()"
     for flavour, sql in FACTS_SQL.items()
 }
+#: the values `READ_BACK_SQL` selects
+READ_BACK_COLUMNS = 8
 
 
 def read_session(dbapi_conn: Any, facts: SessionFacts) -> tuple[int, float, int, str, str, str]:
     """(read only, time limit in seconds, select limit, sql_mode, "client,connection"
     character sets, completion_type) as the server sees them now. The same round trip
     releases the named locks the connection holds (server code run by the statement, e.g.
-    in a view, may have taken one)."""
+    in a view, may have taken one). A reply out of step (an OK, or another statement's row,
+    read as this one's: a reply owed from before) closes the connection and raises
+    `ConnectionFailed`: every later reply on it would be one late."""
     with rawguard.internal(dbapi_conn):
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(READ_BACK_SQL[facts.flavour])
-            ro, limit, rows, mode, client, connection, completion, _released = cursor.fetchone()
+            row = cursor.fetchone()
         finally:
             cursor.close()
+    if row is None or len(row) != READ_BACK_COLUMNS:
+        drivers.owed_reply(dbapi_conn)
+        raise ConnectionFailed(
+            "The source's reply to the session check was out of step; the connection was "
+            "dropped. Run the query again."
+        )
+    ro, limit, rows, mode, client, connection, completion, _released = row
     seconds = float(limit) if facts.flavour == "MariaDB" else float(limit) / 1000
     return (
         int(ro),
@@ -545,7 +556,7 @@ def install_session_check(engine: Engine, facts: SessionFacts, policy: SessionPo
             verify_session(dbapi_conn, facts, policy)
         except ReadOnlyViolation as exc:
             refused = exc
-        except drivers.errors():
+        except drivers.errors(ConnectionFailed):  # (a reply out of step: closed)
             refused = ReadOnlyViolation(
                 "The session could not be checked after the statement; the connection "
                 "was dropped. Run the query again."

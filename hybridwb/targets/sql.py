@@ -138,6 +138,23 @@ def not_surely_yes(column: Any) -> Any:
     return sa.or_(column.is_(None), sa.func.hex(text).not_in(_YES_HEX))
 
 
+def by_day(col: Any, op: str, day: dt.date) -> Any:
+    """`col <op> day` for a DATETIME / TIMESTAMP a mapping calls a date, by its day: MariaDB
+    (and SQLite's text) reads a date as its midnight, so "logged in on 2026-02-20" chose
+    only those of 00:00:00, "not on" and "after" it those of 09:00 that day (round 61). A
+    day's end bounds `eq`, `ne`, `lte` and `gt`, on the column itself (its index serves)."""
+    if op == "eq":
+        return col.between(day, _day_end(day))
+    if op == "ne":
+        return sa.or_(col < day, col > _day_end(day))
+    return getattr(col, _CMP[op])(_day_end(day) if op in ("lte", "gt") else day)
+
+
+def _day_end(day: dt.date) -> dt.datetime:
+    """The last microsecond of `day`."""
+    return dt.datetime.combine(day, dt.time.max)
+
+
 class Builder:
     """Builds the WHERE clause of one definition; `now` is naive local time in its zone."""
 
@@ -218,12 +235,12 @@ class Builder:
             if not isinstance(value, list) or len(value) != 2:
                 raise ValidationError(f"{where}: between needs [low, high].")
             lo, hi = (coerce(v, ftype, where) for v in value)
-            return col.between(lo, hi)
+            return col.between(lo, _day_end(hi) if self._timed(path, ftype) else hi)
         if op == "prefix":
             text = coerce(value, ftype, where)
             return col.like(escape_like(text) + "%", escape=LIKE_ESCAPE)
         if op in ("within_last", "within_next", "older_than"):
-            return self._relative(col, op, value, ftype, where)
+            return self._relative(col, op, value, ftype, where, self._timed(path, ftype))
         if value is None:
             raise ValidationError(f"{where}: {op} needs a value (use is_null for missing values).")
         if ftype == "boolean" and self._kept_as_text(path):
@@ -232,6 +249,8 @@ class Builder:
             said = spelt(col, YES_SPELLINGS if coerce(value, ftype, where) else NO_SPELLINGS)
             return said if op == "eq" else sa.and_(col.is_not(None), sa.not_(said))
         one = coerce(value, ftype, where)
+        if self._timed(path, ftype):
+            return by_day(col, op, one)
         clause = getattr(col, _CMP[op])(one)
         return self._exactly(path, col, clause, [one], equal=op == "eq") if op in _EQ else clause
 
@@ -278,6 +297,15 @@ class Builder:
         """Whether the server states `path`'s column a text type (CHAR, ENUM, ...)."""
         live = self.resolver.info(path.table).column(path.field)
         return live is not None and type_family(live.type) == "text"
+
+    def _timed(self, path: Any, ftype: str) -> bool:
+        """Whether `path` is a date field (`ftype`) whose column is a DATETIME / TIMESTAMP,
+        which `suggest.COMPATIBLE` lets a mapping call a date: compared by its day
+        (`by_day`), since MariaDB reads the date as its midnight (round 61)."""
+        if ftype != "date":
+            return False
+        live = self.resolver.info(path.table).column(path.field)
+        return live is not None and temporal_type(live.type) in ("DATETIME", "TIMESTAMP")
 
     def _zero_dated(self, path: Any) -> bool:
         """Whether `path`'s column is a DATE / DATETIME / TIMESTAMP of a MariaDB source,
@@ -330,16 +358,20 @@ class Builder:
             ) from None
         return dt.timedelta(seconds=span.seconds())
 
-    def _relative(self, col: Any, op: str, value: Any, ftype: str, where: str) -> Any:
+    def _relative(
+        self, col: Any, op: str, value: Any, ftype: str, where: str, timed: bool = False
+    ) -> Any:
+        """A relative window; `timed`: of a DATETIME a mapping calls a date, by its days
+        (this morning is "within the last 30 days" of a date field, `by_day`)."""
         span = self._span(value, where)
         now: Any = self.now
         lo, hi = now - span, now + span
         if ftype == "date":
             now, lo, hi = now.date(), lo.date(), hi.date()
         if op == "within_last":
-            return sa.and_(col >= lo, col <= now)
+            return sa.and_(col >= lo, col <= (_day_end(now) if timed else now))
         if op == "within_next":
-            return sa.and_(col >= now, col <= hi)
+            return sa.and_(col >= now, col <= (_day_end(hi) if timed else hi))
         return col < lo  # older_than
 
     # -- to-many relations ----------------------------------------------------------------------
@@ -381,15 +413,22 @@ class Builder:
             date_path = self.resolver.graph.path(hop.target, date_name, to_one=True)
             if date_path.field_type not in ("date", "datetime"):
                 raise ValidationError(f"{where}: {date_name!r} is not a date field.")
+            dated = inner.column(date_path)
             conds.append(
                 self._relative(
-                    self._dated(date_path, inner.column(date_path), date_path.field_type, where),
+                    self._dated(date_path, dated, date_path.field_type, where),
                     "within_last",
                     node.within_last,
                     date_path.field_type,
                     where,
+                    self._timed(date_path, date_path.field_type),
                 )
             )
+            if not self._kept_as_text(date_path) and self._zero_dated(date_path):
+                # an order of '2026-03-00' (MariaDB sorts it into March) is in no window, as
+                # it is missing to an `exists`'s `within_last` (round 61)
+                conds.append(real_date(dated))
+        timed = False  # a `min` / `max` of a DATETIME a mapping calls a date: by its day
         if node.aggregate == "count":
             measure: Any = sa.func.count()
             ftype = "number"
@@ -399,6 +438,7 @@ class Builder:
             if node.aggregate in ("sum", "avg") and ftype != "number":
                 raise ValidationError(f"{where}: {node.field!r} is {ftype}, not a number.")
             column = inner.column(path)
+            timed = self._timed(path, ftype)
             if ftype in ("date", "datetime"):
                 # the dates the texts are: `MAX(odate)` of a VARCHAR was the text's max,
                 # compared with the date as text ('20250101' after '2025-06-01'), round 58
@@ -415,5 +455,6 @@ class Builder:
             if not isinstance(node.value, list) or len(node.value) != 2:
                 raise ValidationError(f"{where}: between needs [low, high].")
             lo, hi = (coerce(v, ftype, where) for v in node.value)
-            return sub.between(lo, hi)
-        return getattr(sub, _CMP[node.op])(coerce(node.value, ftype, where))
+            return sub.between(lo, _day_end(hi) if timed else hi)
+        one = coerce(node.value, ftype, where)
+        return by_day(sub, node.op, one) if timed else getattr(sub, _CMP[node.op])(one)
