@@ -37,7 +37,13 @@ from hybridwb.source.session import (
     statement_prefix,
     verify_session,
 )
-from hybridwb.source.snapshot import VIEW_FIX, SnapshotRefused, in_snapshot, refused_message
+from hybridwb.source.snapshot import (
+    VIEW_FIX,
+    SnapshotLost,
+    SnapshotRefused,
+    in_snapshot,
+    refused_message,
+)
 from hybridwb.validation import short
 
 #: rows discarded after KILL QUERY before the connection is dropped instead
@@ -149,6 +155,20 @@ def _run_checked_out(side: Engine, conn: Connection, job: Job) -> Outcome:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         if isinstance(exc, drivers.interface_errors()) or code in _GONE:
             conn.invalidate()
+        elif not conn.invalidated and in_snapshot(conn.connection.info):
+            # judged as a finished statement is (the list behind `server_code` may be
+            # older than a view): a plain read keeps the snapshot, code fails the block
+            if refused := _refusal_after_error(conn, raw, job):
+                conn.invalidate()  # the code ran before the error: its session goes too
+                raise SnapshotRefused(refused_message(*_fixed(refused))) from None
+            if _transaction_ended(conn, raw):
+                # the server rolled the snapshot back (a metadata-lock deadlock with DDL):
+                # the block's later reads would be autocommit reads of a later moment
+                conn.invalidate()
+                raise SnapshotLost(
+                    "The server ended the snapshot's transaction after an error; the block "
+                    "is read again in a new one."
+                ) from None
         elif job.server_code():
             # server code may have changed the session before the statement failed; the
             # connection is dropped rather than trusted (a pinned one is replaced)
@@ -221,8 +241,10 @@ def _run_on(side: Engine, conn: Connection, raw: Any, job: Job) -> Outcome:
     return Outcome(keys, rows, fetched > cap, ended, described, columns)
 
 
-def _fixed(why: str) -> tuple[str, str]:
-    """(why, what to do) for `refused_message`."""
+def _fixed(why: str) -> tuple[str, str] | tuple[str, str, str]:
+    """(why, what to do[, why the reads stopped]) for `refused_message`."""
+    if plainviews.SEQUENCE_WHY in why:
+        return why, "read the sequence outside the block", "the reads stopped"
     if why == _GUARD_OFF:
         return why, "read with the guard on (use_guard=True)"
     if why == _SHOW:
@@ -239,10 +261,11 @@ _SHOW = "a SHOW statement may read a view"
 _ALLOWED_FUNCTION = "the statement calls an allowlisted stored function"
 
 
-def _snapshot_refusal(conn: Connection, raw: Any, job: Job) -> str:
+def _snapshot_refusal(conn: Connection, raw: Any, job: Job, failed: bool = False) -> str:
     """Inside a snapshot: why the statement may have run code that changes the session
-    ("" when it ran none, or only plain views: `plainviews.refusal`). A lookup that fails
-    drops the connection (its session is then gone with the code's changes)."""
+    ("" when it ran none, or only plain views: `plainviews.refusal`; `failed`: the
+    statement failed). A lookup that fails drops the connection (its session is then gone
+    with the code's changes)."""
     if not job.use_guard:
         return _GUARD_OFF
     if job.prepared.checked.kind == "show":
@@ -253,10 +276,39 @@ def _snapshot_refusal(conn: Connection, raw: Any, job: Job) -> str:
     if not names:
         return ""
     try:
-        return plainviews.refusal(conn, raw, names)
+        return plainviews.refusal(conn, raw, names, failed=failed)
     except BaseException:
         conn.invalidate()
         raise
+
+
+def _refusal_after_error(conn: Connection, raw: Any, job: Job) -> str:
+    """Inside a snapshot, a statement that failed is read as one that ran
+    (`_snapshot_refusal`): its views' code may have run before the error (round 62: a
+    table replaced by a view since the list was read left its GET_LOCK held for the block's
+    later reads). A lookup that fails counts as code that ran."""
+    try:
+        return _snapshot_refusal(conn, raw, job, failed=True)
+    except Exception:
+        return "what the statement read could not be looked up after its error"
+
+
+def _transaction_ended(conn: Connection, raw: Any) -> bool:
+    """Inside a snapshot, after a failed statement: whether the server ended the block's
+    transaction (round 62: a deadlock on a metadata lock, root's RENAME waiting for the
+    block's lock while holding the one its next read needed, rolled it back, and the block
+    read on in autocommit). A check that fails counts as ended."""
+    try:
+        with rawguard.internal(raw):
+            cursor = raw.cursor()
+            try:
+                cursor.execute("SELECT @@in_transaction")
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+    except Exception:
+        return True
+    return not row or not int(row[0])
 
 
 def _send(

@@ -100,8 +100,14 @@ PLAIN_KEYWORDS = frozenset(
 PLAIN_WORDS = PLAIN_FUNCTIONS | PLAIN_KEYWORDS
 #: in the refusal of a view whose definition the account cannot read
 NO_SHOW_VIEW = "no SHOW VIEW grant"
+#: in the refusal of a sequence (CREATE SEQUENCE's): its row is read as it is at each
+#: statement, not at the snapshot's moment (round 62: root's NEXTVAL between two reads of
+#: the block was seen by the second)
+SEQUENCE_WHY = "is a sequence, whose row is read as it is now, not at the block's moment"
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SEQUENCE = re.compile(r"seq_[0-9]+_to_[0-9]+(_step_[0-9]+)?", re.IGNORECASE)
+#: the Sequence engine's names, in lower case only (round 62: `SEQ_1_TO_3` is no such table
+#: to MariaDB and may be a view, one the account cannot see when a DEFINER view reads it)
+_SEQUENCE = re.compile(r"seq_[0-9]+_to_[0-9]+(_step_[0-9]+)?")
 _DIALECT = MySQL()
 
 
@@ -165,11 +171,13 @@ def names_read(prepared: Any) -> list[tuple[str, str]]:
     return list(dict.fromkeys(found))
 
 
-def refusal(conn: Any, raw: Any, names: list[tuple[str, str]]) -> str:
+def refusal(conn: Any, raw: Any, names: list[tuple[str, str]], *, failed: bool = False) -> str:
     """Why the views among `names` ("" schema: the connection's) may have run code that
     changes the session, as "the view `s`.`v` calls ...": "" when every name is a table
     or a plain view (nested views read to `MAX_VIEWS`). Run after the statement, on its
-    connection, inside its transaction (which holds the views' metadata locks)."""
+    connection, inside its transaction (which holds the views' metadata locks). After a
+    statement that `failed`, a name it named that is not there (or not the account's to
+    see) was never opened, so ran nothing: the server's own error says what is wrong."""
     seen: set[tuple[str, str]] = set()
     todo = list(dict.fromkeys(names))
     via: dict[tuple[str, str], str] = {}  # a nested view: the named view read through
@@ -182,11 +190,13 @@ def refusal(conn: Any, raw: Any, names: list[tuple[str, str]]) -> str:
             shown = f"`{resolved}`.`{key[1]}`" + (
                 f" (read through {via[key]})" if key in via else ""
             )
+            if kind == "SEQUENCE":
+                return f"{shown} {SEQUENCE_WHY}"
             if body is None and kind is not None and kind != "VIEW":
-                continue  # a table (a sequence, a system view): no code
+                continue  # a table (a system view): no code
             if body is None and kind is None:
-                if _SEQUENCE.fullmatch(key[1]):
-                    continue  # the Sequence engine's: listed nowhere, runs nothing
+                if _SEQUENCE.fullmatch(key[1]) or (failed and key not in via):
+                    continue  # the Sequence engine's (listed nowhere), or never opened
                 return f"{shown} could not be looked up (no privilege on it)"
             if not body:
                 return f"the view {shown}'s definition cannot be read ({NO_SHOW_VIEW})"

@@ -31,14 +31,21 @@ views that provably run nothing that changes the session (no stored function, on
 builtins of an allowlist, no locking read) need no reset, and the snapshot goes on. Any
 other server code is reset after as always, and the block fails in one line
 (`SnapshotRefused`, raised again by every later read of the block and at its end, even
-when the block caught it): never a later moment read without a word.
+when the block caught it): never a later moment read without a word. A statement that
+fails is judged the same way (its views' code may have run before the error): when what it
+read is not plain, its connection is dropped and the block fails so. And after a failure the
+transaction is checked: one the server ended (a deadlock on a metadata lock with another
+client's DDL rolls it back) drops the connection and is `SnapshotLost` (the block is read
+again whole), never reads on in autocommit.
 
 Limits (no snapshot, each statement its own moment as before): tables of an engine without
 transactions (MyISAM, MEMORY, ARIA) give no consistent read. Refused inside a snapshot
 (the block fails, nothing is read of two moments): a view calling a stored function or a
 builtin outside the allowlist, one whose definition the account cannot read (no SHOW
 VIEW), an allowlisted stored function called by the statement itself, a SHOW statement,
-and any statement with the guard off (`use_guard=False`).
+any statement with the guard off (`use_guard=False`), and a sequence (CREATE SEQUENCE's),
+read directly or through a view: its row is read as it is at each statement, not at the
+snapshot's moment.
 """
 
 from __future__ import annotations
@@ -74,12 +81,16 @@ VIEW_FIX = (
 )
 
 
-def refused_message(why: str, fix: str = VIEW_FIX) -> str:
-    """The one line of a `SnapshotRefused`: what ran (`why`), and what to do (`fix`)."""
-    return (
-        f"Not read in one moment of the source: {why}; code that may change the session is "
-        f"reset after, which ends the snapshot, so the reads stopped. To fix: {fix}."
-    )
+#: why a refused statement ends the reads (`refused_message`'s default)
+RESET_AFTER = (
+    "code that may change the session is reset after, which ends the snapshot, so the reads stopped"
+)
+
+
+def refused_message(why: str, fix: str = VIEW_FIX, after: str = RESET_AFTER) -> str:
+    """The one line of a `SnapshotRefused`: what ran (`why`), why the reads stopped
+    (`after`), and what to do (`fix`)."""
+    return f"Not read in one moment of the source: {why}; {after}. To fix: {fix}."
 
 
 def in_snapshot(info: Any) -> bool:
